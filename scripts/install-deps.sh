@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages switchyard needs to build, test and benchmark.
+# Idempotent: installs only what is missing. Needs root (or sudo).
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config clang clang-format libclang-rt-14-dev
+  libcurl4-openssl-dev libcjson-dev libcyaml-dev node-llhttp
+  libhyperscan-dev libpcre2-dev
+  libsqlite3-dev sqlite3
+  libcmocka-dev perl nodejs npm
+  wrk nginx-light nghttp2-client hyperfine
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+else
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  echo "install-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+# The official OpenAI client used by the black-box tests (npm registry).
+if [ ! -d tests/node/node_modules/openai ]; then
+  (cd tests/node && npm install --no-audit --no-fund --silent)
+fi

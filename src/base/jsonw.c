@@ -1,0 +1,168 @@
+/* jsonw.c — a small streaming JSON writer. */
+#include "base/jsonw.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+
+void jsonw_init(jsonw_t *w, buf_t *out)
+{
+    memset(w, 0, sizeof *w);
+    w->out = out;
+    w->first[0] = true;
+}
+
+static void put(jsonw_t *w, const char *s, size_t n)
+{
+    if (w->err) return;
+    int rc = buf_append(w->out, s, n);
+    if (rc) w->err = rc;
+}
+
+/* Writes the separator a new value needs at the current depth. */
+static void sep(jsonw_t *w)
+{
+    if (w->after_key) {
+        w->after_key = false;
+        return;
+    }
+    if (!w->first[w->depth]) put(w, ",", 1);
+    w->first[w->depth] = false;
+}
+
+static void open(jsonw_t *w, char c)
+{
+    sep(w);
+    put(w, &c, 1);
+    if (w->depth >= JSONW_MAX_DEPTH) {
+        w->err = SY_ETOOBIG;
+        return;
+    }
+    w->first[++w->depth] = true;
+}
+
+static void close_(jsonw_t *w, char c)
+{
+    put(w, &c, 1);
+    if (w->depth > 0) w->depth--;
+}
+
+void jsonw_obj_begin(jsonw_t *w) { open(w, '{'); }
+void jsonw_obj_end(jsonw_t *w) { close_(w, '}'); }
+void jsonw_arr_begin(jsonw_t *w) { open(w, '['); }
+void jsonw_arr_end(jsonw_t *w) { close_(w, ']'); }
+
+int jsonw_escape(buf_t *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (i > run && (rc = buf_append(out, s + run, i - run))) return rc;
+        char e[6] = {'\\', 0};
+        size_t en = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default:
+            e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+            en = 6;
+        }
+        if ((rc = buf_append(out, e, en))) return rc;
+        run = i + 1;
+    }
+    if (n > run) rc = buf_append(out, s + run, n - run);
+    return rc;
+}
+
+void jsonw_strn(jsonw_t *w, const char *s, size_t n)
+{
+    sep(w);
+    put(w, "\"", 1);
+    if (!w->err) {
+        int rc = jsonw_escape(w->out, s, n);
+        if (rc) w->err = rc;
+    }
+    put(w, "\"", 1);
+}
+
+void jsonw_str(jsonw_t *w, const char *s)
+{
+    if (!s) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_strn(w, s, strlen(s));
+}
+
+void jsonw_key(jsonw_t *w, const char *k)
+{
+    jsonw_str(w, k);
+    put(w, ":", 1);
+    w->after_key = true;
+}
+
+void jsonw_int(jsonw_t *w, int64_t v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
+    sep(w);
+    put(w, tmp, (size_t)n);
+}
+
+void jsonw_uint(jsonw_t *w, uint64_t v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
+    sep(w);
+    put(w, tmp, (size_t)n);
+}
+
+void jsonw_double(jsonw_t *w, double v)
+{
+    if (!isfinite(v)) {
+        jsonw_null(w);
+        return;
+    }
+    char tmp[40];
+    int n = snprintf(tmp, sizeof tmp, "%.17g", v);
+    /* Prefer the shortest form that round-trips. */
+    for (int p = 6; p < 17; p++) {
+        char t2[40];
+        int m = snprintf(t2, sizeof t2, "%.*g", p, v);
+        if (strtod(t2, NULL) == v) {
+            memcpy(tmp, t2, (size_t)m + 1);
+            n = m;
+            break;
+        }
+    }
+    sep(w);
+    put(w, tmp, (size_t)n);
+}
+
+void jsonw_bool(jsonw_t *w, bool v)
+{
+    sep(w);
+    put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void jsonw_null(jsonw_t *w)
+{
+    sep(w);
+    put(w, "null", 4);
+}
+
+void jsonw_raw(jsonw_t *w, const char *json, size_t n)
+{
+    sep(w);
+    put(w, json, n);
+}

@@ -1,0 +1,61 @@
+/* main.c — the switchyard binary: dispatch to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+/* Subcommands: one line each; the implementations live in cmd_<name>.c. */
+/* X(name, summary); keep one command per line. */
+#define CLI_COMMANDS(X)                                                                            \
+    X(version, "print the version")
+
+#define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);
+CLI_COMMANDS(CLI_DECL)
+#undef CLI_DECL
+
+static const cli_cmd_t commands[] = {
+#define CLI_ROW(name, summary) {#name, cmd_##name, summary},
+    CLI_COMMANDS(CLI_ROW)
+#undef CLI_ROW
+        {NULL, NULL, NULL},
+};
+
+int cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return 1;
+    return 0;
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    printf("switchyard %s\n", SY_VERSION);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "switchyard %s: the routing layer between edge and cloud LLM tiers\n\n"
+               "usage: switchyard COMMAND [options]   (switchyard COMMAND --help for more)\n\n"
+               "commands:\n",
+            SY_VERSION);
+    for (const cli_cmd_t *c = commands; c->name; c++) fprintf(f, "  %-12s %s\n", c->name, c->summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--version")) return cmd_version(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (const cli_cmd_t *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "switchyard: unknown command '%s' (see switchyard --help)\n", argv[1]);
+    return 2;
+}

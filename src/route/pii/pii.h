@@ -1,0 +1,68 @@
+/* pii.h — personal-data detection (pure: no I/O after construction).
+ *
+ * A scanner is built once (patterns compiled into one Hyperscan database, name
+ * gazetteer loaded) and shared read-only by all threads; each thread scans with its
+ * own pii_scratch_t. Matches are validated in C (Luhn, mod-97, SSN rules, ...),
+ * scored Presidio-style (base score, validation, context words nearby), filtered by
+ * a per-type threshold and merged where they overlap.
+ */
+#ifndef SY_ROUTE_PII_H
+#define SY_ROUTE_PII_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+typedef enum {
+    PII_EMAIL_ADDRESS,
+    PII_PHONE_NUMBER,
+    PII_CREDIT_CARD,
+    PII_US_SSN,
+    PII_IBAN_CODE,
+    PII_IP_ADDRESS,
+    PII_PERSON,
+    PII_STREET_ADDRESS,
+    PII_DATE_OF_BIRTH,
+    PII_US_DRIVER_LICENSE,
+    PII_US_PASSPORT,
+    PII_SECRET,
+    PII_TYPE_COUNT
+} pii_type_t;
+
+typedef struct pii_span {
+    pii_type_t type;
+    float score;  /* 0..1 */
+    size_t start; /* byte offset, inclusive */
+    size_t end;   /* byte offset, exclusive */
+} pii_span_t;
+
+typedef struct pii_options {
+    const char *names_dir; /* folder with census1990_*.txt; NULL = no PERSON detection */
+    float min_score;       /* default threshold for every type (e.g. 0.5) */
+} pii_options_t;
+
+typedef struct pii_scanner pii_scanner_t;
+typedef struct pii_scratch pii_scratch_t;
+
+/* Builds a scanner; returns owned scanner or NULL with a message in err. */
+pii_scanner_t *pii_scanner_new(const pii_options_t *opts, char *err, size_t errlen);
+void pii_scanner_free(pii_scanner_t *s);
+/* Per-thread scratch for one scanner. */
+pii_scratch_t *pii_scratch_new(const pii_scanner_t *s);
+void pii_scratch_free(pii_scratch_t *sc);
+
+/* Scans text; writes up to max spans (sorted by start) into out and the total
+ * found into *n_found (may exceed max). 0 or negative error. */
+int pii_scan(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len,
+             pii_span_t *out, size_t max, size_t *n_found);
+
+/* "EMAIL_ADDRESS", ...; pii_type_parse returns 0 or SY_EINVAL. */
+const char *pii_type_name(pii_type_t t);
+int pii_type_parse(const char *name, pii_type_t *out);
+
+/* Appends text to out with every span replaced by "<TYPE>" (spans sorted). */
+int pii_redact(const char *text, size_t len, const pii_span_t *spans, size_t n, buf_t *out);
+
+#endif

@@ -1,0 +1,125 @@
+/* router.h — the pure routing decision.
+ *
+ * router_decide() turns (request view, tier states, router parameters) into a
+ * decision with its reason trace. It performs no I/O and reads no clock: time and
+ * randomness come in through route_input_t. The same function runs in the server,
+ * in `switchyard route` and in `switchyard replay`.
+ *
+ * Order of stages (DESIGN.md §2.3): hard constraints (forced tier, PII / private
+ * session under local_only, blocked types), token budget, policy (rules or bandit),
+ * tier state (unhealthy or saturated tiers skipped, never past a hard constraint).
+ */
+#ifndef SY_ROUTE_ROUTER_H
+#define SY_ROUTE_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "route/pii/pii.h"
+
+#define ROUTE_MAX_TIERS 16
+#define ROUTE_MAX_REASONS 16
+#define ROUTE_REASON_LEN 64
+
+/* ---------------------------------------------------------------- tiers ---- */
+
+typedef enum { ROUTE_PRIVACY_ON_DEVICE, ROUTE_PRIVACY_ON_PREM, ROUTE_PRIVACY_EXTERNAL } route_privacy_t;
+/* Edge tiers are the cheap/local ones; cloud tiers the strong/expensive ones. */
+typedef enum { ROUTE_ROLE_EDGE, ROUTE_ROLE_CLOUD } route_role_t;
+
+/* What the router may know about a tier at decision time (filled by tier/). */
+typedef struct route_tier {
+    const char *name;        /* config key, e.g. "edge" */
+    route_privacy_t privacy; /* where data goes */
+    route_role_t role;       /* edge (local/small) or cloud (strong) */
+    bool healthy;            /* circuit not open */
+    bool saturated;          /* concurrency limit reached and queue full */
+    bool has_logprobs;       /* answers carry token logprobs (cascade possible) */
+    double usd_per_mtok_in;  /* effective cost per million input tokens */
+    double usd_per_mtok_out; /* effective cost per million output tokens */
+    uint32_t max_context;    /* tokens; 0 = unknown/unlimited */
+} route_tier_t;
+
+/* ------------------------------------------------------------- settings ---- */
+
+typedef enum { ROUTE_PII_LOCAL_ONLY, ROUTE_PII_MASK, ROUTE_PII_BLOCK, ROUTE_PII_ALLOW } route_pii_action_t;
+typedef enum { ROUTE_POLICY_RULES, ROUTE_POLICY_BANDIT } route_policy_kind_t;
+
+typedef struct route_config {
+    route_pii_action_t pii_action[PII_TYPE_COUNT]; /* per entity type */
+    float pii_min_score;                           /* 0..1 */
+    uint32_t cloud_above_tokens;                   /* token budget threshold; 0 = off */
+    route_policy_kind_t policy;
+    bool escalation_enabled;
+    float escalation_min_confidence; /* 0..1 */
+    bool speculative_enabled;
+    uint32_t speculative_draft_tokens;
+} route_config_t;
+
+/* Fills the DESIGN.md §4 defaults. */
+void route_config_defaults(route_config_t *c);
+
+/* -------------------------------------------------------------- request ---- */
+
+/* One piece of text the request holds: a message's content or content part, a
+ * tool-call argument string, a name, a system prompt. */
+typedef struct route_text {
+    const char *role; /* "system", "user", "assistant", "tool", ... */
+    const char *text; /* not necessarily NUL-terminated */
+    size_t len;
+} route_text_t;
+
+typedef struct route_input {
+    const route_text_t *texts;
+    size_t n_texts;
+    uint32_t n_messages;
+    uint32_t max_tokens;     /* requested output cap; 0 = not given */
+    const char *forced_tier; /* tier name or NULL */
+    bool privacy_local_only; /* client asked for local-only handling */
+    bool session_private;    /* the session held PII earlier */
+    uint64_t now_us;         /* time, passed in (the router reads no clock) */
+    uint64_t rand_seed;      /* randomness, passed in */
+} route_input_t;
+
+/* ------------------------------------------------------------- decision ---- */
+
+typedef struct route_decision {
+    int status;    /* 0, SY_EUNAVAILABLE (answer 503), SY_EPRIVACY (403 block), SY_EINVAL (unknown forced tier) */
+    int tier;      /* chosen tier index, or -1 */
+    int order[ROUTE_MAX_TIERS]; /* eligible tiers in preference order (order[0] == tier) */
+    int n_order;                /* failover/spillover walk this list, nothing else */
+    bool local_only;            /* hard constraint: no external tier may see this request */
+    bool cascade;               /* answer on the edge, escalate below min_confidence */
+    float min_confidence;
+    bool degraded;              /* preferred a cloud tier but must use an edge tier */
+    uint32_t pii_types;         /* bitmask of pii_type_t found */
+    uint32_t est_tokens_in;
+    uint32_t est_tokens_out;
+    char reasons[ROUTE_MAX_REASONS][ROUTE_REASON_LEN]; /* trace, e.g. "pii:EMAIL_ADDRESS->local_only" */
+    int n_reasons;
+} route_decision_t;
+
+typedef struct router router_t;
+
+/* Builds a router (takes nothing; copies cfg; borrows pii scanner, may be NULL for
+ * no PII detection). Returns owned router or NULL with a message in err. */
+router_t *router_new(const route_config_t *cfg, const pii_scanner_t *pii, char *err, size_t errlen);
+void router_free(router_t *r);
+
+/* Per-thread scratch (PII scratch, feature buffers). */
+typedef struct router_scratch router_scratch_t;
+router_scratch_t *router_scratch_new(const router_t *r);
+void router_scratch_free(router_scratch_t *s);
+
+/* The decision. Pure: same inputs, same output. Returns 0 (see out->status for a
+ * refusal) or a negative error for bad arguments. */
+int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *in,
+                  const route_tier_t *tiers, size_t n_tiers, route_decision_t *out);
+
+/* Serializes a decision as JSON (for /v1/route and `switchyard route`). */
+struct jsonw;
+void route_decision_write_json(const route_decision_t *d, const route_tier_t *tiers,
+                               struct jsonw *w);
+
+#endif

@@ -1,0 +1,156 @@
+/* test_base_buf.c — buffers with caps, arenas, the JSON writer, hashing, clocks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/jsonw.h"
+
+static void test_buf_cap(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b, 10);
+    assert_int_equal(buf_puts(&b, "hello"), 0);
+    assert_int_equal(buf_puts(&b, "world"), 0);
+    assert_int_equal(b.len, 10);
+    /* One byte past the cap fails and changes nothing. */
+    assert_int_equal(buf_putc(&b, '!'), SY_ETOOBIG);
+    assert_string_equal(b.data, "helloworld");
+    buf_consume(&b, 5);
+    assert_string_equal(b.data, "world");
+    assert_int_equal(buf_printf(&b, "%d", 12345), 0);
+    assert_int_equal(buf_printf(&b, "%d", 1), SY_ETOOBIG);
+    assert_string_equal(b.data, "world12345");
+    buf_deinit(&b);
+}
+
+static void test_buf_printf_long(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    assert_int_equal(buf_printf(&b, "[%s]", big), 0);
+    assert_int_equal(b.len, 1001);
+    assert_int_equal(b.data[0], '[');
+    assert_int_equal(b.data[1000], ']');
+    char *s = buf_steal(&b);
+    assert_int_equal(strlen(s), 1001);
+    free(s);
+    buf_deinit(&b);
+}
+
+static void test_arena(void **state)
+{
+    (void)state;
+    arena_t a;
+    arena_init(&a, 64);
+    char *p = arena_alloc(&a, 10);
+    char *q = arena_alloc(&a, 1000); /* larger than a block */
+    assert_true(((uintptr_t)p & 15) == 0);
+    assert_true(((uintptr_t)q & 15) == 0);
+    memset(q, 1, 1000);
+    assert_string_equal(arena_strndup(&a, "abcdef", 3), "abc");
+    arena_reset(&a);
+    assert_non_null(arena_alloc(&a, 8));
+    arena_deinit(&a);
+}
+
+static void test_jsonw(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b, 1024);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "s");
+    jsonw_str(&w, "a\"b\\c\n\x01");
+    jsonw_key(&w, "n");
+    jsonw_int(&w, -3);
+    jsonw_key(&w, "d");
+    jsonw_double(&w, 0.1);
+    jsonw_key(&w, "a");
+    jsonw_arr_begin(&w);
+    jsonw_bool(&w, true);
+    jsonw_null(&w);
+    jsonw_arr_begin(&w);
+    jsonw_arr_end(&w);
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+    assert_int_equal(jsonw_error(&w), 0);
+    assert_string_equal(b.data,
+                        "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"n\":-3,\"d\":0.1,\"a\":[true,null,[]]}");
+    buf_deinit(&b);
+}
+
+static void test_jsonw_cap_sticky(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b, 8);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_arr_begin(&w);
+    jsonw_str(&w, "this is too long");
+    jsonw_arr_end(&w);
+    assert_int_equal(jsonw_error(&w), SY_ETOOBIG);
+    buf_deinit(&b);
+}
+
+static void test_hash_stable(void **state)
+{
+    (void)state;
+    /* Model files store the seed: the hash must not change between builds. */
+    uint64_t h1 = hash_bytes("hello world", 11, 42);
+    assert_int_equal(h1, hash_bytes("hello world", 11, 42));
+    assert_int_not_equal(h1, hash_bytes("hello world", 11, 43));
+    assert_int_not_equal(h1, hash_bytes("hello worle", 11, 42));
+    assert_int_equal(hash_fnv1a("a", 1), 0xaf63dc4c8601ec8cull);
+}
+
+static void test_clock_parse(void **state)
+{
+    (void)state;
+    int64_t ms;
+    assert_int_equal(clock_parse_time("2026-11-28", &ms), 0);
+    assert_int_equal(ms, 1795824000000LL);
+    assert_int_equal(clock_parse_time("2026-11-28T01:02:03Z", &ms), 0);
+    assert_int_equal(ms, 1795824000000LL + 3723000);
+    assert_int_equal(clock_parse_time("1795824000", &ms), 0);
+    assert_int_equal(ms, 1795824000000LL);
+    assert_int_equal(clock_parse_time("yesterday", &ms), SY_EPARSE);
+    assert_int_equal(clock_parse_time("2026-13-01", &ms), SY_EPARSE);
+    char out[32];
+    clock_fmt_rfc3339(1795824000123LL, out);
+    assert_string_equal(out, "2026-11-28T00:00:00.123Z");
+}
+
+static void test_strerror(void **state)
+{
+    (void)state;
+    assert_string_equal(sy_strerror(SY_ETOOBIG), "input exceeds its size limit");
+    assert_string_equal(sy_strerror(-2), "No such file or directory");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_cap),         cmocka_unit_test(test_buf_printf_long),
+        cmocka_unit_test(test_arena),           cmocka_unit_test(test_jsonw),
+        cmocka_unit_test(test_jsonw_cap_sticky), cmocka_unit_test(test_hash_stable),
+        cmocka_unit_test(test_clock_parse),     cmocka_unit_test(test_strerror),
+    };
+    return cmocka_run_group_tests_name("base", tests, NULL, NULL);
+}
