@@ -34,7 +34,7 @@ else
   LDOPT :=
 endif
 CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(INC) -DSY_VERSION='"$(VERSION)"' $(CFLAGS)
-B := build/$(MODE)
+B ?= build/$(MODE)
 
 # SIMD kernels live in files named *_avx2.c and are compiled for AVX2/FMA/F16C;
 # the rest of the code stays baseline x86-64 and picks kernels at run time.

@@ -1,0 +1,85 @@
+/* kernels.h — tensor element types, ggml-compatible quant blocks, and the compute
+ * kernels of the engine.
+ *
+ * Types and block layouts are bit-compatible with ggml (GGUF tensor type ids), so
+ * files quantized by llama.cpp load and files we quantize load there:
+ *   Q8_0: blocks of 32 weights: fp16 scale d, 32 x int8;        w = d * q
+ *   Q4_0: blocks of 32 weights: fp16 scale d, 16 bytes of nibbles; w = d * (q - 8),
+ *         low nibbles hold weights 0..15 of the block, high nibbles 16..31.
+ *
+ * Every kernel has a scalar reference; AVX2/FMA versions (kernels_avx2.c) are chosen
+ * at run time when the CPU has them, unless SWITCHYARD_KERNELS=scalar.
+ * Matrices are row-major: W has shape (rows, cols), each row is cols elements stored
+ * in the row's type (cols a multiple of 32 for quantized types).
+ */
+#ifndef SY_ENGINE_KERNELS_H
+#define SY_ENGINE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* GGUF / ggml tensor type ids. */
+typedef enum {
+    KERN_F32 = 0,
+    KERN_F16 = 1,
+    KERN_Q4_0 = 2,
+    KERN_Q8_0 = 8,
+} kern_type_t;
+
+#define KERN_QK 32 /* weights per quant block */
+
+typedef uint16_t kern_f16_t; /* IEEE half, raw bits */
+
+typedef struct {
+    kern_f16_t d;           /* scale */
+    int8_t qs[KERN_QK];     /* quants */
+} kern_block_q8_0_t;
+_Static_assert(sizeof(kern_block_q8_0_t) == 34, "q8_0 block must be 34 bytes (ggml)");
+
+typedef struct {
+    kern_f16_t d;               /* scale */
+    uint8_t qs[KERN_QK / 2];    /* nibbles */
+} kern_block_q4_0_t;
+_Static_assert(sizeof(kern_block_q4_0_t) == 18, "q4_0 block must be 18 bytes (ggml)");
+
+typedef struct kern_pool kern_pool_t; /* thread pool, see below */
+
+/* --------------------------------------------------------------- types ---- */
+
+const char *kern_type_name(kern_type_t t); /* "f32", "f16", "q4_0", "q8_0" or NULL */
+/* 0 if t is one of the supported types. */
+int kern_type_valid(uint32_t t);
+/* Bytes of one row of n elements; 0 if n is not a valid length for the type. */
+size_t kern_row_size(kern_type_t t, size_t n);
+float kern_f16_to_f32(kern_f16_t h);
+kern_f16_t kern_f32_to_f16(float f); /* round to nearest even, as ggml */
+
+/* Row conversion, reference-exact (ggml's quantize_row_*_ref rounding). */
+void kern_quantize_row(kern_type_t t, const float *src, void *dst, size_t n);
+void kern_dequantize_row(kern_type_t t, const void *src, float *dst, size_t n);
+
+/* ------------------------------------------------------------- compute ---- */
+
+/* y[rows] = W[rows, cols] . x[cols]. Rows are split across the pool's threads
+ * (pool may be NULL for single-threaded). */
+void kern_matvec(kern_pool_t *pool, kern_type_t t, const void *W, const float *x, float *y,
+                 size_t rows, size_t cols);
+/* Y[n, rows] = X[n, cols] . W[rows, cols]^T (batched prefill). */
+void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X, float *Y,
+                 size_t n, size_t rows, size_t cols);
+
+/* Which implementation is in use: "avx2" or "scalar". */
+const char *kern_impl_name(void);
+/* Forces the scalar reference (tests); also set by SWITCHYARD_KERNELS=scalar. */
+void kern_force_scalar(int on);
+
+/* --------------------------------------------------------- thread pool ---- */
+
+/* A fixed pool of n_threads workers (the caller counts as one). */
+kern_pool_t *kern_pool_new(int n_threads);
+void kern_pool_free(kern_pool_t *p);
+int kern_pool_size(const kern_pool_t *p);
+/* Runs fn(arg, i, n) for i in [0, n) across the pool and waits. */
+void kern_pool_run(kern_pool_t *p, void (*fn)(void *arg, int i, int n), void *arg, int n);
+
+#endif
