@@ -1,0 +1,234 @@
+/* forward.c — the Llama forward pass, readable top to bottom.
+ *
+ *   x = embed(token)
+ *   for each layer:
+ *       h = rmsnorm(x) * attn_norm
+ *       q, k, v = Wq h, Wk h, Wv h;  rotate q and k (RoPE, adjacent pairs)
+ *       append k, v to the cache;  x += Wo attention(q, cache)
+ *       h = rmsnorm(x) * ffn_norm
+ *       x += Wdown (silu(Wgate h) * (Wup h))
+ *   logits = Wout (rmsnorm(x) * out_norm)
+ *
+ * A batch of tokens (prefill) goes through each matrix in one kern_matmul, so weights
+ * are streamed once per batch instead of once per token; a single token (decode) uses
+ * kern_matvec. Attention runs per (token, head) pair across the thread pool.
+ */
+#include "engine/forward.h"
+
+#include <assert.h>
+#include <math.h>
+#include <string.h>
+
+#include "base/mem.h"
+
+#define FORWARD_DEFAULT_BATCH 64
+
+/* ============================================================ state ===== */
+
+forward_state_t *forward_state_new(const model_t *m, int n_ctx, int max_batch, kern_pool_t *pool)
+{
+    const model_config_t *c = &m->cfg;
+    forward_state_t *s = mem_calloc(1, sizeof *s);
+    s->m = m;
+    s->pool = pool;
+    s->n_ctx = n_ctx > 0 ? n_ctx : c->n_ctx;
+    s->max_batch = max_batch > 0 ? max_batch : FORWARD_DEFAULT_BATCH;
+    size_t B = (size_t)s->max_batch, dim = (size_t)c->dim;
+    size_t q_dim = (size_t)c->n_heads * (size_t)c->head_dim;
+    size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    s->x = mem_alloc(B * dim * sizeof(float));
+    s->xb = mem_alloc(B * (dim > q_dim ? dim : q_dim) * sizeof(float));
+    s->xb2 = mem_alloc(B * dim * sizeof(float));
+    s->q = mem_alloc(B * q_dim * sizeof(float));
+    s->k = mem_alloc(B * kv_dim * sizeof(float));
+    s->v = mem_alloc(B * kv_dim * sizeof(float));
+    s->hb = mem_alloc(B * (size_t)c->hidden_dim * sizeof(float));
+    s->hb2 = mem_alloc(B * (size_t)c->hidden_dim * sizeof(float));
+    s->logits = mem_alloc(B * (size_t)c->n_vocab * sizeof(float));
+    s->inv_freq = mem_alloc((size_t)(c->rope_dim / 2 + 1) * sizeof(float));
+    for (int i = 0; i < c->rope_dim / 2; i++)
+        s->inv_freq[i] = 1.0f / powf(c->rope_base, (float)(2 * i) / (float)c->rope_dim);
+    size_t cache = (size_t)c->n_layers * (size_t)s->n_ctx * kv_dim;
+    s->key_cache = mem_calloc(cache, sizeof(float));
+    s->value_cache = mem_calloc(cache, sizeof(float));
+    return s;
+}
+
+void forward_state_free(forward_state_t *s)
+{
+    if (!s) return;
+    float *bufs[] = {s->x,      s->xb,       s->xb2,      s->q,          s->k,
+                     s->v,      s->hb,       s->hb2,      s->logits,     s->inv_freq,
+                     s->key_cache, s->value_cache};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) mem_free(bufs[i]);
+    mem_free(s);
+}
+
+/* ========================================================= building blocks ==== */
+
+/* out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps), over n elements. */
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    ss = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++) out[i] = w[i] * (ss * x[i]);
+}
+
+/* Y (n, rows) = X (n, cols) . W^T: one token through matvec, a batch through matmul. */
+static void project(const forward_state_t *s, const model_tensor_t *w, const float *X, float *Y,
+                    int n)
+{
+    if (n == 1)
+        kern_matvec(s->pool, w->type, w->data, X, Y, (size_t)w->rows, (size_t)w->cols);
+    else
+        kern_matmul(s->pool, w->type, w->data, X, Y, (size_t)n, (size_t)w->rows,
+                    (size_t)w->cols);
+}
+
+/* Rotates adjacent pairs (v[2i], v[2i+1]) of each head by pos * inv_freq[i], for the
+ * first rope_dim dimensions of each head (llama.cpp's "normal" RoPE, llama2.c's). */
+static void rope(const forward_state_t *s, float *v, int n_heads, int pos)
+{
+    const model_config_t *c = &s->m->cfg;
+    for (int i = 0; i < c->rope_dim / 2; i++) {
+        float a = (float)pos * s->inv_freq[i];
+        float cs = cosf(a), sn = sinf(a);
+        for (int h = 0; h < n_heads; h++) {
+            float *p = v + (size_t)h * c->head_dim + 2 * i;
+            float x0 = p[0], x1 = p[1];
+            p[0] = x0 * cs - x1 * sn;
+            p[1] = x0 * sn + x1 * cs;
+        }
+    }
+}
+
+/* One attention task: token b of the batch (at position pos0 + b), query head h,
+ * over cached positions 0..pos with an online softmax (no score buffer). */
+typedef struct attn_job {
+    const forward_state_t *s;
+    int layer, pos0, n_heads;
+} attn_job_t;
+
+static void attn_task(void *arg, int task, int n_tasks)
+{
+    (void)n_tasks;
+    const attn_job_t *j = arg;
+    const forward_state_t *s = j->s;
+    const model_config_t *c = &s->m->cfg;
+    int b = task / j->n_heads, h = task % j->n_heads;
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd;
+    int kvh = h / (c->n_heads / c->n_kv_heads); /* grouped-query: heads share a kv head */
+    int pos = j->pos0 + b;
+    const float *q = s->q + (size_t)b * c->n_heads * hd + (size_t)h * hd;
+    size_t base = (size_t)j->layer * (size_t)s->n_ctx * kv_dim + (size_t)kvh * hd;
+    float *out = s->xb + (size_t)b * c->n_heads * hd + (size_t)h * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    float acc[1024];
+    float mx = -INFINITY, sum = 0.0f;
+    for (int i = 0; i < hd; i++) acc[i] = 0.0f;
+    for (int t = 0; t <= pos; t++) {
+        const float *k = s->key_cache + base + (size_t)t * kv_dim;
+        const float *v = s->value_cache + base + (size_t)t * kv_dim;
+        float sc = 0.0f;
+        for (int i = 0; i < hd; i++) sc += q[i] * k[i];
+        sc *= scale;
+        if (sc > mx) { /* rescale what was accumulated under the old maximum */
+            float r = expf(mx - sc);
+            sum *= r;
+            for (int i = 0; i < hd; i++) acc[i] *= r;
+            mx = sc;
+        }
+        float w = expf(sc - mx);
+        sum += w;
+        for (int i = 0; i < hd; i++) acc[i] += w * v[i];
+    }
+    for (int i = 0; i < hd; i++) out[i] = acc[i] / sum;
+}
+
+/* Runs fn over n tasks on the pool, or inline without one. */
+static void run_tasks(kern_pool_t *pool, void (*fn)(void *, int, int), void *arg, int n)
+{
+    if (pool) {
+        kern_pool_run(pool, fn, arg, n);
+        return;
+    }
+    for (int i = 0; i < n; i++) fn(arg, i, n);
+}
+
+/* ========================================================= the pass ====== */
+
+/* One chunk of n <= max_batch tokens at positions pos..pos+n-1. */
+static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos, bool all_logits)
+{
+    const model_t *m = s->m;
+    const model_config_t *c = &m->cfg;
+    int dim = c->dim, hid = c->hidden_dim, hd = c->head_dim;
+    int q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
+    size_t row = kern_row_size(m->tok_embd.type, (size_t)dim);
+
+    /* Embedding lookup. */
+    for (int b = 0; b < n; b++)
+        kern_dequantize_row(m->tok_embd.type, (const char *)m->tok_embd.data + row * tokens[b],
+                            s->x + (size_t)b * dim, (size_t)dim);
+
+    for (int l = 0; l < c->n_layers; l++) {
+        const model_layer_t *L = &m->layers[l];
+
+        /* Attention: norm, project, rotate, cache, attend, project back. */
+        for (int b = 0; b < n; b++)
+            rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, L->attn_norm, dim,
+                    c->norm_eps);
+        project(s, &L->wq, s->xb, s->q, n);
+        project(s, &L->wk, s->xb, s->k, n);
+        project(s, &L->wv, s->xb, s->v, n);
+        for (int b = 0; b < n; b++) {
+            rope(s, s->q + (size_t)b * q_dim, c->n_heads, pos + b);
+            rope(s, s->k + (size_t)b * kv_dim, c->n_kv_heads, pos + b);
+            size_t at = ((size_t)l * s->n_ctx + (size_t)(pos + b)) * kv_dim;
+            memcpy(s->key_cache + at, s->k + (size_t)b * kv_dim, (size_t)kv_dim * sizeof(float));
+            memcpy(s->value_cache + at, s->v + (size_t)b * kv_dim,
+                   (size_t)kv_dim * sizeof(float));
+        }
+        attn_job_t job = {.s = s, .layer = l, .pos0 = pos, .n_heads = c->n_heads};
+        run_tasks(s->pool, attn_task, &job, n * c->n_heads);
+        project(s, &L->wo, s->xb, s->xb2, n);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+
+        /* Feed-forward: norm, SwiGLU, project back. */
+        for (int b = 0; b < n; b++)
+            rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, L->ffn_norm, dim,
+                    c->norm_eps);
+        project(s, &L->w_gate, s->xb, s->hb, n);
+        project(s, &L->w_up, s->xb, s->hb2, n);
+        for (size_t i = 0; i < (size_t)n * hid; i++) {
+            float g = s->hb[i];
+            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+        }
+        project(s, &L->w_down, s->hb, s->xb2, n);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+    }
+
+    /* Final norm and classifier: every row, or only the last token's. */
+    int first = all_logits ? 0 : n - 1, rows = n - first;
+    for (int b = first; b < n; b++)
+        rmsnorm(s->xb + (size_t)(b - first) * dim, s->x + (size_t)b * dim, m->out_norm, dim,
+                c->norm_eps);
+    project(s, &m->output, s->xb, s->logits, rows);
+}
+
+const float *forward_run(forward_state_t *s, const int *tokens, int n, int pos, bool all_logits)
+{
+    const model_config_t *c = &s->m->cfg;
+    if (n <= 0 || pos < 0 || pos > s->n_ctx - n || (all_logits && n > s->max_batch)) return NULL;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab) return NULL;
+    const float *last = NULL;
+    for (int done = 0; done < n;) {
+        int k = n - done < s->max_batch ? n - done : s->max_batch;
+        forward_chunk(s, tokens + done, k, pos + done, all_logits);
+        last = all_logits ? s->logits + (size_t)(k - 1) * c->n_vocab : s->logits;
+        done += k;
+    }
+    return last;
+}

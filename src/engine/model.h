@@ -1,0 +1,91 @@
+/* model.h — a Llama-family model in memory: configuration, weights and tokenizer.
+ *
+ * Two sources go through the same struct:
+ *   - GGUF (general.architecture "llama"): llama.cpp's tensor names, token_embd.weight,
+ *     blk.N.{attn_norm,attn_q,attn_k,attn_v,attn_output,ffn_norm,ffn_gate,ffn_down,
+ *     ffn_up}.weight, output_norm.weight, output.weight (absent: tied to the
+ *     embedding); weights F32, F16, Q8_0 or Q4_0.
+ *   - llama2.c checkpoints (a header of seven int32, then fp32 weights; a negative
+ *     vocab_size means a separate classifier) with their tokenizer.bin.
+ * Weights are pointed into the read-only mapping, never copied, so one loaded model is
+ * shared by any number of threads; everything mutable lives in forward_state_t.
+ * Matrices are row-major (rows = outputs, cols = inputs), which is GGUF's ne[1] x ne[0].
+ */
+#ifndef SY_ENGINE_MODEL_H
+#define SY_ENGINE_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/gguf.h"
+#include "engine/kernels.h"
+#include "engine/tokenizer.h"
+
+/* A weight matrix in the mapped file. */
+typedef struct model_tensor {
+    kern_type_t type;
+    const void *data; /* (rows, cols) in type's row layout */
+    int rows;         /* outputs */
+    int cols;         /* inputs, elements per row */
+} model_tensor_t;
+
+typedef struct model_config {
+    int dim;          /* embedding width */
+    int hidden_dim;   /* feed-forward width */
+    int n_layers;
+    int n_heads;      /* query heads */
+    int n_kv_heads;   /* key/value heads (grouped-query attention) */
+    int head_dim;     /* dim / n_heads */
+    int n_vocab;
+    int n_ctx;        /* trained context length, tokens */
+    int rope_dim;     /* dimensions rotated per head (head_dim unless the file says) */
+    float rope_base;  /* RoPE theta */
+    float norm_eps;   /* RMSNorm epsilon */
+} model_config_t;
+
+typedef struct model_layer {
+    const float *attn_norm; /* (dim) */
+    model_tensor_t wq;      /* (n_heads * head_dim, dim) */
+    model_tensor_t wk;      /* (n_kv_heads * head_dim, dim) */
+    model_tensor_t wv;      /* (n_kv_heads * head_dim, dim) */
+    model_tensor_t wo;      /* (dim, n_heads * head_dim) */
+    const float *ffn_norm;  /* (dim) */
+    model_tensor_t w_gate;  /* (hidden_dim, dim) */
+    model_tensor_t w_down;  /* (dim, hidden_dim) */
+    model_tensor_t w_up;    /* (hidden_dim, dim) */
+} model_layer_t;
+
+typedef struct model {
+    model_config_t cfg;
+    model_tensor_t tok_embd;  /* (n_vocab, dim) */
+    model_layer_t *layers;    /* (n_layers), owned */
+    const float *out_norm;    /* (dim) */
+    model_tensor_t output;    /* (n_vocab, dim); the embedding when tied */
+    bool tied_output;
+    tokenizer_t *tok;         /* owned */
+    char *chat_template;      /* owned copy of tokenizer.chat_template, or NULL */
+    char name[128];           /* general.name or the file's base name */
+    const char *format;       /* "gguf" or "llama2c" */
+    kern_type_t weight_type;  /* type of most matrices (for display) */
+    /* storage */
+    gguf_t *gguf;             /* owned, GGUF models */
+    void *map;                /* llama2.c: the mmapped checkpoint */
+    size_t map_size;
+    float *owned;             /* norm vectors converted to f32 when stored otherwise */
+} model_t;
+
+/* Loads a model: a GGUF file (detected by its magic), else a llama2.c checkpoint
+ * whose tokenizer is tokenizer_path (required then; ignored for GGUF). *out is owned
+ * (model_free). Returns 0, -errno, SY_ECORRUPT, SY_EUNSUPPORTED or SY_ENOTFOUND with
+ * a message in err naming the file and what is wrong. */
+int model_load(const char *path, const char *tokenizer_path, model_t **out, char *err,
+               size_t errlen);
+int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen);
+int model_load_llama2c(const char *path, const char *tokenizer_path, model_t **out, char *err,
+                       size_t errlen);
+void model_free(model_t *m);
+
+/* Bytes of all weights (for reports). */
+size_t model_weight_bytes(const model_t *m);
+
+#endif

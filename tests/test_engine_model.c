@@ -1,0 +1,221 @@
+/* test_engine_model.c — the forward pass against the stories260K golden run, through
+ * the llama2.c loader and through a GGUF converted from it; batched prefill against
+ * token-by-token decoding; llama-2-tiny-random.gguf. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "engine/convert.h"
+#include "engine/forward.h"
+#include "engine/model.h"
+
+static char shared[512];
+
+/* Path of a file under $SY_SHARED (default ../shared); NULL when it is absent. */
+static const char *shared_path(char *out, size_t n, const char *rel)
+{
+    snprintf(out, n, "%s/%s", shared, rel);
+    return access(out, R_OK) == 0 ? out : NULL;
+}
+
+typedef struct golden {
+    int ids[256];
+    int n_ids;
+    float logits[8][8];
+} golden_t;
+
+/* Reads the golden JSON (token_ids, first_logits_first8). */
+static int read_golden(golden_t *g)
+{
+    char p[600];
+    if (!shared_path(p, sizeof p, "data/models/llama2c/stories260K_greedy_golden.json")) return -1;
+    FILE *f = fopen(p, "rb");
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    cJSON *ids = cJSON_GetObjectItem(j, "token_ids"), *lg = cJSON_GetObjectItem(j, "first_logits_first8");
+    g->n_ids = cJSON_GetArraySize(ids);
+    assert_true(g->n_ids > 100 && g->n_ids <= 256);
+    for (int i = 0; i < g->n_ids; i++) g->ids[i] = cJSON_GetArrayItem(ids, i)->valueint;
+    for (int s = 0; s < 8; s++)
+        for (int k = 0; k < 8; k++)
+            g->logits[s][k] = (float)cJSON_GetArrayItem(cJSON_GetArrayItem(lg, s), k)->valuedouble;
+    cJSON_Delete(j);
+    return 0;
+}
+
+static int argmax(const float *v, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[b]) b = i;
+    return b;
+}
+
+/* Greedy decoding from BOS for n_steps; checks tokens and the first logits against
+ * the golden run, and keeps the first step's full logits in first (n_vocab). */
+static void check_greedy(const model_t *m, const golden_t *g, float *first)
+{
+    forward_state_t *s = forward_state_new(m, 0, 0, NULL);
+    int tok = g->ids[0];
+    for (int pos = 0; pos + 1 < g->n_ids; pos++) {
+        const float *lg = forward_run(s, &tok, 1, pos, false);
+        assert_non_null(lg);
+        if (pos == 0) memcpy(first, lg, (size_t)m->cfg.n_vocab * sizeof(float));
+        if (pos < 8)
+            for (int k = 0; k < 8; k++) assert_float_equal(lg[k], g->logits[pos][k], 1e-4);
+        tok = argmax(lg, m->cfg.n_vocab);
+        if (tok != g->ids[pos + 1]) fail_msg("step %d: token %d, golden %d", pos, tok, g->ids[pos + 1]);
+    }
+    forward_state_free(s);
+}
+
+static void test_golden_llama2c_and_gguf(void **state)
+{
+    (void)state;
+    golden_t g;
+    char bin[600], tok[600];
+    if (read_golden(&g) || !shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
+        !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
+        skip();
+    char err[256];
+    model_t *m;
+    assert_int_equal(model_load(bin, tok, &m, err, sizeof err), 0);
+    assert_string_equal(m->format, "llama2c");
+    assert_int_equal(m->cfg.dim, 64);
+    assert_int_equal(m->cfg.n_kv_heads, 4);
+    float *first_a = malloc(512 * sizeof(float)), *first_b = malloc(512 * sizeof(float));
+    check_greedy(m, &g, first_a);
+
+    /* The same model through GGUF. */
+    char dir[] = "/tmp/sy_engine_XXXXXX", path[600];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/stories260K.gguf", dir);
+    assert_int_equal(convert_model_to_gguf(m, path), 0);
+    model_t *m2;
+    int rc = model_load(path, NULL, &m2, err, sizeof err);
+    if (rc) fail_msg("load converted: %s", err);
+    assert_string_equal(m2->format, "gguf");
+    assert_int_equal(m2->cfg.n_vocab, 512);
+    check_greedy(m2, &g, first_b);
+    for (int i = 0; i < 512; i++) assert_float_equal(first_a[i], first_b[i], 1e-4);
+    model_free(m2);
+    unlink(path);
+    rmdir(dir);
+    free(first_a);
+    free(first_b);
+    model_free(m);
+}
+
+/* A prompt run as one batch gives the logits of running it token by token. */
+static void test_batched_prefill(void **state)
+{
+    (void)state;
+    golden_t g;
+    char bin[600], tok[600], err[256];
+    if (read_golden(&g) || !shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
+        !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
+        skip();
+    model_t *m;
+    assert_int_equal(model_load(bin, tok, &m, err, sizeof err), 0);
+    int n = 40, V = m->cfg.n_vocab;
+    forward_state_t *a = forward_state_new(m, 128, 16, NULL); /* chunks of 16: 3 chunks */
+    forward_state_t *b = forward_state_new(m, 128, 64, NULL);
+    const float *la = forward_run(a, g.ids, n, 0, false);
+    assert_non_null(la);
+    const float *lall = forward_run(b, g.ids, n, 0, true); /* all rows */
+    assert_non_null(lall);
+    for (int i = 0; i < V; i++) assert_float_equal(la[i], lall[i], 1e-4);
+    /* Row p of the all-logits output predicts token p+1 of the greedy run. */
+    for (int p = 0; p < n - 1; p++) assert_int_equal(argmax(b->logits + (size_t)p * V, V), g.ids[p + 1]);
+    /* Continuing after a prefill matches too. */
+    const float *next = forward_run(a, &g.ids[n], 1, n, false);
+    assert_int_equal(argmax(next, V), g.ids[n + 1]);
+    /* Out of context or bad ids are refused. */
+    assert_null(forward_run(a, g.ids, 1, 128, false));
+    int bad = 512;
+    assert_null(forward_run(a, &bad, 1, 0, false));
+    forward_state_free(a);
+    forward_state_free(b);
+    model_free(m);
+}
+
+static void test_tiny_random_gguf(void **state)
+{
+    (void)state;
+    char p[600], err[256];
+    if (!shared_path(p, sizeof p, "data/models/gguf/llama-2-tiny-random.gguf")) skip();
+    model_t *m;
+    int rc = model_load(p, NULL, &m, err, sizeof err);
+    if (rc) fail_msg("load: %s", err);
+    assert_int_equal(m->cfg.n_vocab, 32000);
+    forward_state_t *s = forward_state_new(m, 64, 8, NULL);
+    int toks[4] = {1, 15043, 3186, 29991};
+    const float *lg = forward_run(s, toks, 4, 0, false);
+    assert_non_null(lg);
+    for (int i = 0; i < m->cfg.n_vocab; i++) assert_true(isfinite(lg[i]));
+    int t = argmax(lg, m->cfg.n_vocab);
+    for (int pos = 4; pos < 8; pos++) {
+        lg = forward_run(s, &t, 1, pos, false);
+        assert_non_null(lg);
+        assert_true(isfinite(lg[0]));
+        t = argmax(lg, m->cfg.n_vocab);
+    }
+    forward_state_free(s);
+    model_free(m);
+}
+
+/* A llama2.c checkpoint cut short is refused with a message. */
+static void test_llama2c_truncated(void **state)
+{
+    (void)state;
+    char bin[600], tok[600], err[256];
+    if (!shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
+        !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
+        skip();
+    FILE *f = fopen(bin, "rb");
+    static char data[4096];
+    size_t n = fread(data, 1, sizeof data, f);
+    fclose(f);
+    char path[] = "/tmp/sy_l2c_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    close(fd);
+    model_t *m;
+    assert_int_equal(model_load(path, tok, &m, err, sizeof err), SY_ECORRUPT);
+    assert_non_null(strstr(err, "needs"));
+    /* A header with zero heads. */
+    memset(data + 12, 0, 4);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    close(fd);
+    assert_int_equal(model_load(path, tok, &m, err, sizeof err), SY_ECORRUPT);
+    unlink(path);
+}
+
+int main(void)
+{
+    const char *e = getenv("SY_SHARED");
+    snprintf(shared, sizeof shared, "%s", e && *e ? e : "../shared");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden_llama2c_and_gguf),
+        cmocka_unit_test(test_batched_prefill),
+        cmocka_unit_test(test_tiny_random_gguf),
+        cmocka_unit_test(test_llama2c_truncated),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
