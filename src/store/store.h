@@ -42,6 +42,7 @@ typedef struct store_ledger_row {
     bool external;         /* the request reached a tier whose privacy is external */
     uint32_t pii_types;    /* bitmask of pii_type_t */
     const char *reasons;   /* reason trace joined by ',' */
+    const char *pii_names; /* the same PII types as names joined by ',' ("EMAIL_ADDRESS"); NULL ok */
 } store_ledger_row_t;
 
 typedef enum { STORE_GROUP_TEAM, STORE_GROUP_TENANT, STORE_GROUP_FEATURE, STORE_GROUP_TIER } store_group_t;
@@ -60,6 +61,10 @@ typedef struct store_cost_row {
  * or "postgresql://...". Returns owned store or NULL with a message in err. */
 store_t *store_open(const char *url, char *err, size_t errlen);
 void store_close(store_t *s);
+/* The backend's message for the last failed call on s (static until the next call). */
+const char *store_errmsg(const store_t *s);
+/* Schema version the store is at after store_open (STORE_SCHEMA_VERSION). */
+int store_schema_version(store_t *s);
 
 /* Appends rows in one transaction. 0 or negative error. */
 int store_ledger_append(store_t *s, const store_ledger_row_t *rows, size_t n);
@@ -67,7 +72,74 @@ int store_ledger_append(store_t *s, const store_ledger_row_t *rows, size_t n);
 /* Totals per group since since_ms (0 = all time). *out is owned (free()). */
 int store_costs_query(store_t *s, store_group_t by, int64_t since_ms, store_cost_row_t **out,
                       size_t *n_out);
+/* "team" | "tenant" | "feature" | "tier" -> 0, else SY_EINVAL. */
 int store_group_parse(const char *s, store_group_t *out);
+const char *store_group_name(store_group_t g);
+
+/* Ledger rows with PII (pii_types != 0) that reached an external tier, since
+ * since_ms (0 = all time), oldest first. *out is owned (free()). */
+typedef struct store_audit_row {
+    char id[40];
+    int64_t ts_ms;
+    char tier[64];
+    uint32_t pii_types;  /* bitmask of pii_type_t */
+    char pii_names[256]; /* names as the gateway logged them, "" if it gave none */
+} store_audit_row_t;
+int store_audit_query(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
+
+/* Queries return at most this many rows; more is SY_ETOOBIG. */
+#define STORE_QUERY_MAX_ROWS (1u << 20)
+#define STORE_SCHEMA_VERSION 1
+
+/* ------------------------------------------------------------ sessions ---- */
+
+/* What the gateway remembers about a conversation between requests. */
+typedef struct store_session {
+    char id[128];
+    uint32_t turns;     /* requests served in this session */
+    char tiers[256];    /* distinct tiers that served it, joined by ',' in first-use order */
+    bool is_private;    /* the session ever held PII: it stays local from then on */
+    int64_t updated_ms; /* wall-clock Unix ms of the last turn */
+} store_session_t;
+
+/* Loads a session: 0, SY_ENOTFOUND, or another negative error. */
+int store_session_get(store_t *s, const char *id, store_session_t *out);
+/* Inserts or replaces the whole record. */
+int store_session_put(store_t *s, const store_session_t *sess);
+/* Records one turn atomically (safe with many gateway instances on one store):
+ * turns += 1, tier added to tiers if new (tier NULL or "" adds nothing),
+ * is_private |= had_pii, updated_ms = now_ms. Creates the session if missing.
+ * out (may be NULL) receives the record after the update. */
+int store_session_turn(store_t *s, const char *id, const char *tier, bool had_pii,
+                       int64_t now_ms, store_session_t *out);
+/* Deletes sessions last updated before before_ms; *n_deleted (may be NULL) = count. */
+int store_session_prune(store_t *s, int64_t before_ms, uint64_t *n_deleted);
+
+/* ------------------------------------------------------------ feedback ---- */
+
+typedef struct store_feedback {
+    char request_id[40];
+    double reward;
+    int64_t ts_ms;
+} store_feedback_t;
+
+/* Appends one reward for a past request (POST /v1/feedback). */
+int store_feedback_put(store_t *s, const char *request_id, double reward, int64_t ts_ms);
+/* Feedback since since_ms, oldest first; *out is owned (free()). */
+int store_feedback_list(store_t *s, int64_t since_ms, store_feedback_t **out, size_t *n_out);
+
+/* --------------------------------------------------- key/value blobs ---- */
+
+/* Learned router state and request features: opaque blobs under (namespace, key),
+ * e.g. ("bandit", "linucb/v1") or ("features", request id). */
+#define STORE_KV_MAX_BLOB (64u << 20)
+
+/* Inserts or replaces; SY_ETOOBIG above STORE_KV_MAX_BLOB. */
+int store_kv_put(store_t *s, const char *ns, const char *key, const void *blob, size_t len);
+/* *blob is owned (free()), NUL-terminated past len for convenience; SY_ENOTFOUND if absent. */
+int store_kv_get(store_t *s, const char *ns, const char *key, void **blob, size_t *len);
+/* 0 whether or not the key existed. */
+int store_kv_delete(store_t *s, const char *ns, const char *key);
 
 /* ------------------------------------------------------ batched writer ---- */
 
@@ -84,6 +156,9 @@ int store_ledger_writer_push(store_ledger_writer_t *w, const store_ledger_row_t 
 void store_ledger_writer_flush(store_ledger_writer_t *w);
 /* Flushes, stops the thread, frees. */
 void store_ledger_writer_free(store_ledger_writer_t *w);
+/* Rows refused because the queue was full, plus rows lost to failed commits. */
 uint64_t store_ledger_writer_dropped(const store_ledger_writer_t *w);
+/* Rows committed so far. */
+uint64_t store_ledger_writer_committed(const store_ledger_writer_t *w);
 
 #endif

@@ -1,0 +1,69 @@
+/* store_impl.h — what a store backend provides (private to src/store).
+ *
+ * store.c parses the URL, picks a backend and forwards every call through this
+ * table; the batched ledger writer is written once on top of begin / ledger_insert /
+ * commit. A backend struct embeds struct store as its first member.
+ */
+#ifndef SY_STORE_STORE_IMPL_H
+#define SY_STORE_STORE_IMPL_H
+
+#include <stdarg.h>
+
+#include "store/store.h"
+
+typedef struct store_ops {
+    const char *name; /* "sqlite", "postgresql" */
+    void (*close)(store_t *s);
+    int (*schema_version)(store_t *s);
+    /* One write transaction around many ledger_insert calls. */
+    int (*begin)(store_t *s);
+    int (*commit)(store_t *s);
+    void (*rollback)(store_t *s);
+    int (*ledger_insert)(store_t *s, const store_ledger_row_t *r);
+    int (*costs_query)(store_t *s, store_group_t by, int64_t since_ms, store_cost_row_t **out,
+                       size_t *n_out);
+    int (*audit_query)(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
+    int (*session_get)(store_t *s, const char *id, store_session_t *out);
+    int (*session_put)(store_t *s, const store_session_t *sess);
+    int (*session_turn)(store_t *s, const char *id, const char *tier, bool had_pii,
+                        int64_t now_ms, store_session_t *out);
+    int (*session_prune)(store_t *s, int64_t before_ms, uint64_t *n_deleted);
+    int (*feedback_put)(store_t *s, const char *request_id, double reward, int64_t ts_ms);
+    int (*feedback_list)(store_t *s, int64_t since_ms, store_feedback_t **out, size_t *n_out);
+    int (*kv_put)(store_t *s, const char *ns, const char *key, const void *blob, size_t len);
+    int (*kv_get)(store_t *s, const char *ns, const char *key, void **blob, size_t *len);
+    int (*kv_delete)(store_t *s, const char *ns, const char *key);
+} store_ops_t;
+
+struct store {
+    const store_ops_t *ops;
+    char errmsg[256]; /* last backend message, "" if none */
+};
+
+/* Backends: return an owned store or NULL with a message in err. */
+store_t *store_sqlite_open(const char *path, char *err, size_t errlen);
+store_t *store_pg_open(const char *url, char *err, size_t errlen);
+
+/* Records a message for store_errmsg(). */
+void store_set_err(store_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Grows *arr (elements of size elem, *cap of them) to hold n; 0 or SY_ETOOBIG past
+ * STORE_QUERY_MAX_ROWS. */
+int store_grow(void **arr, size_t *cap, size_t n, size_t elem);
+
+/* Money is kept as integer nano-USD so sums are exact; these convert. */
+int64_t store_usd_to_nusd(double usd);
+static inline double store_nusd_to_usd(int64_t nusd)
+{
+    return (double)nusd / 1e9;
+}
+
+/* Copies s (NULL = "") into dst[cap], truncated at a UTF-8 boundary. */
+void store_copy_str(char *dst, size_t cap, const char *s);
+
+/* Schema history: STORE_SCHEMA_VERSION steps, each a list of statements that takes
+ * the schema from version i to i+1. Written in the SQL both backends accept; the
+ * few dialect differences are tokens a backend substitutes (see store_schema.c). */
+extern const char *const *const store_migrations[STORE_SCHEMA_VERSION];
+
+#endif
