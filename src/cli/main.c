@@ -7,6 +7,10 @@
 /* Subcommands: one line each; the implementations live in cmd_<name>.c. */
 /* X(name, summary); keep one command per line. */
 #define CLI_COMMANDS(X)                                                                            \
+    X(serve, "serve the OpenAI-compatible API and route each request to a tier")                   \
+    X(route, "explain the routing decision for one request (JSON on stdin)")                       \
+    X(costs, "cost attribution from the ledger: totals and saved vs all-cloud")                    \
+    X(audit, "requests with PII that reached an external tier (exit 1 if any)")                    \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

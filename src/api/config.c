@@ -1,0 +1,644 @@
+/* config.c — load and validate the YAML configuration.
+ *
+ * The file is parsed into a libyaml document (nodes keep their line marks), then
+ * walked against the schema tables below. Each table row names a key, its type,
+ * where it lands in the struct, and its bounds. Errors carry the dotted key path
+ * and the line, and stop the load: a bad config never starts a server.
+ */
+#include "api/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "base/mem.h"
+
+/* ------------------------------------------------------------ schema ---- */
+
+typedef enum {
+    F_STR,    /* char * (owned) */
+    F_U32,    /* uint32_t */
+    F_SIZE,   /* size_t */
+    F_F64,    /* double */
+    F_F32,    /* float */
+    F_BOOL,   /* bool */
+    F_ENUM,   /* int-sized enum from a name table */
+    F_MAP,    /* nested fixed mapping */
+    F_LISTEN, /* "host:port" */
+} ftype_t;
+
+typedef struct field {
+    const char *key;
+    ftype_t type;
+    size_t off;
+    double min, max;               /* numeric bounds */
+    const char *const *names;      /* F_ENUM: NULL-terminated names, value = index */
+    const struct field *sub;       /* F_MAP */
+    size_t set_off;                /* offset of a bool set when the key is present, or 0 */
+} field_t;
+
+typedef struct walk {
+    yaml_document_t *doc;
+    const char *file;
+    char *err;
+    size_t errlen;
+    int failed;
+} walk_t;
+
+static const char *const kind_names[] = {"openai", "local", NULL};
+static const char *const privacy_names[] = {"on_device", "on_prem", "external", NULL};
+static const char *const role_names[] = {"edge", "cloud", NULL};
+static const char *const policy_names[] = {"rules", "bandit", NULL};
+static const char *const pii_action_names[] = {"local_only", "mask", "block", "allow", NULL};
+
+#define T(f) offsetof(config_tier_t, f)
+#define C(f) offsetof(config_t, f)
+#define R(f) (offsetof(config_t, route) + offsetof(route_config_t, f))
+#define NUM(k, ty, off, lo, hi) {k, ty, off, lo, hi, NULL, NULL, 0}
+#define STR(k, off) {k, F_STR, off, 0, 0, NULL, NULL, 0}
+#define ENUM(k, off, names) {k, F_ENUM, off, 0, 0, names, NULL, 0}
+#define MAP(k, sub) {k, F_MAP, 0, 0, 0, NULL, sub, 0}
+#define END {NULL, 0, 0, 0, 0, NULL, NULL, 0}
+
+static const field_t cost_fields[] = {
+    NUM("usd_per_hour", F_F64, T(usd_per_hour), 0, 1e6),
+    NUM("usd_per_mtok_in", F_F64, T(usd_per_mtok_in), 0, 1e6),
+    NUM("usd_per_mtok_out", F_F64, T(usd_per_mtok_out), 0, 1e6),
+    NUM("tokens_per_second", F_F64, T(tokens_per_second), 0.001, 1e9),
+    END,
+};
+
+static const field_t breaker_fields[] = {
+    NUM("failures", F_U32, T(breaker.failures), 1, 1e6),
+    NUM("error_rate", F_F64, T(breaker.error_rate), 0.01, 1),
+    NUM("window", F_U32, T(breaker.window), 1, 1e6),
+    NUM("open_ms", F_U32, T(breaker.open_ms), 1, 3.6e6),
+    END,
+};
+
+static const field_t tier_fields[] = {
+    ENUM("kind", T(kind), kind_names),
+    STR("model", T(model)),
+    STR("version", T(version)),
+    STR("base_url", T(base_url)),
+    STR("api_key_env", T(api_key_env)),
+    STR("base_url_env", T(base_url_env)),
+    ENUM("privacy", T(privacy), privacy_names),
+    {"role", F_ENUM, T(role), 0, 0, role_names, NULL, T(role_set)},
+    NUM("max_concurrency", F_U32, T(max_concurrency), 1, 100000),
+    NUM("max_queue", F_U32, T(max_queue), 0, 1000000),
+    {"cost", F_MAP, 0, 0, 0, NULL, cost_fields, 0},
+    NUM("connect_timeout_ms", F_U32, T(connect_timeout_ms), 1, 3.6e6),
+    NUM("timeout_ms", F_U32, T(timeout_ms), 1, 3.6e6),
+    NUM("ttft_timeout_ms", F_U32, T(ttft_timeout_ms), 0, 3.6e6),
+    NUM("retries", F_U32, T(retries), 0, 10),
+    NUM("retry_backoff_ms", F_U32, T(retry_backoff_ms), 0, 60000),
+    MAP("breaker", breaker_fields),
+    NUM("threads", F_U32, T(threads), 1, 256),
+    NUM("context", F_U32, T(context), 0, 1 << 24),
+    NUM("logprobs", F_BOOL, T(logprobs), 0, 0),
+    END,
+};
+
+static const field_t limits_fields[] = {
+    NUM("max_body_bytes", F_SIZE, C(max_body_bytes), 1024, 1 << 30),
+    NUM("max_header_bytes", F_SIZE, C(max_header_bytes), 1024, 1 << 20),
+    NUM("header_timeout_ms", F_U32, C(header_timeout_ms), 1, 3.6e6),
+    NUM("idle_timeout_ms", F_U32, C(idle_timeout_ms), 1, 3.6e6),
+    NUM("drain_ms", F_U32, C(drain_ms), 0, 3.6e6),
+    END,
+};
+
+static const field_t budget_fields[] = {
+    NUM("cloud_above", F_U32, R(cloud_above_tokens), 0, 1 << 24),
+    END,
+};
+
+static const field_t escalation_fields[] = {
+    NUM("enabled", F_BOOL, R(escalation_enabled), 0, 0),
+    NUM("min_confidence", F_F32, R(escalation_min_confidence), 0, 1),
+    END,
+};
+
+static const field_t speculative_fields[] = {
+    NUM("enabled", F_BOOL, R(speculative_enabled), 0, 0),
+    NUM("draft_tokens", F_U32, R(speculative_draft_tokens), 1, 64),
+    END,
+};
+
+/* routing.pii is handled by hand (its "types" mapping has entity-type keys). */
+static const field_t routing_fields[] = {
+    MAP("token_budget", budget_fields),
+    ENUM("policy", R(policy), policy_names),
+    STR("model", C(router_model)),
+    MAP("escalation", escalation_fields),
+    MAP("speculative", speculative_fields),
+    STR("reference_tier", C(reference_tier)),
+    END,
+};
+
+static const field_t top_fields[] = {
+    {"listen", F_LISTEN, 0, 0, 0, NULL, NULL, 0},
+    NUM("workers", F_U32, C(workers), 1, 256),
+    STR("store", C(store)),
+    STR("log_level", C(log_level)),
+    MAP("limits", limits_fields),
+    END,
+};
+
+/* ----------------------------------------------------------- helpers ---- */
+
+static void fail(walk_t *w, const yaml_node_t *n, const char *path, const char *fmt, ...)
+{
+    if (w->failed) return;
+    w->failed = 1;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(w->err, w->errlen, "%s: %s, line %lu: %s", w->file, path,
+             n ? (unsigned long)n->start_mark.line + 1 : 0ul, msg);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static void join(char *out, size_t n, const char *base, const char *key)
+{
+    if (base && *base)
+        snprintf(out, n, "%s.%s", base, key);
+    else
+        snprintf(out, n, "%s", key);
+}
+
+static int parse_double(const char *s, double *v)
+{
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    return (*end || errno || !isfinite(*v)) ? -1 : 0;
+}
+
+static int parse_bool(const char *s, bool *v)
+{
+    if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) return *v = true, 0;
+    if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) return *v = false, 0;
+    return -1;
+}
+
+static void set_str(char **dst, const char *s)
+{
+    mem_free(*dst);
+    *dst = mem_strdup(s);
+}
+
+static int parse_listen(const char *s, char **host, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s) return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || colon[1] == 0 || p < 0 || p > 65535) return -1;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (h[0] == '[' && hl > 2 && h[hl - 1] == ']') h++, hl -= 2;
+    mem_free(*host);
+    *host = mem_strndup(h, hl);
+    *port = (int)p;
+    return 0;
+}
+
+/* Reads one scalar value into base+f->off according to its type. */
+static void read_value(walk_t *w, const field_t *f, const yaml_node_t *v, const char *path,
+                       void *base)
+{
+    char *p = (char *)base + f->off;
+    const char *s = scalar(v);
+    if (f->type != F_MAP && !s) {
+        fail(w, v, path, "expected a single value, got a %s",
+             v->type == YAML_MAPPING_NODE ? "mapping" : "list");
+        return;
+    }
+    double d;
+    switch (f->type) {
+    case F_STR:
+        set_str((char **)p, s);
+        break;
+    case F_U32:
+    case F_SIZE:
+        if (parse_double(s, &d) || d != floor(d)) {
+            fail(w, v, path, "expected an integer, got '%s'", s);
+            return;
+        }
+        if (d < f->min || d > f->max) {
+            fail(w, v, path, "%s is out of range [%.0f, %.0f]", s, f->min, f->max);
+            return;
+        }
+        if (f->type == F_U32)
+            *(uint32_t *)p = (uint32_t)d;
+        else
+            *(size_t *)p = (size_t)d;
+        break;
+    case F_F64:
+    case F_F32:
+        if (parse_double(s, &d)) {
+            fail(w, v, path, "expected a number, got '%s'", s);
+            return;
+        }
+        if (d < f->min || d > f->max) {
+            fail(w, v, path, "%s is out of range [%g, %g]", s, f->min, f->max);
+            return;
+        }
+        if (f->type == F_F64)
+            *(double *)p = d;
+        else
+            *(float *)p = (float)d;
+        break;
+    case F_BOOL:
+        if (parse_bool(s, (bool *)p)) fail(w, v, path, "expected true or false, got '%s'", s);
+        break;
+    case F_ENUM: {
+        for (int i = 0; f->names[i]; i++)
+            if (!strcmp(s, f->names[i])) {
+                *(int *)p = i;
+                if (f->set_off) *((bool *)base + f->set_off) = true;
+                return;
+            }
+        char opts[128] = "";
+        for (int i = 0; f->names[i]; i++) {
+            if (i) strncat(opts, ", ", sizeof opts - strlen(opts) - 1);
+            strncat(opts, f->names[i], sizeof opts - strlen(opts) - 1);
+        }
+        fail(w, v, path, "'%s' is not one of: %s", s, opts);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static void walk_map(walk_t *w, const yaml_node_t *map, const field_t *fields, const char *path,
+                     void *base);
+
+static void walk_pair(walk_t *w, const yaml_node_t *k, const yaml_node_t *v,
+                      const field_t *fields, const char *path, void *base)
+{
+    const char *key = scalar(k);
+    char sub[256];
+    if (!key) {
+        fail(w, k, path, "keys must be plain names");
+        return;
+    }
+    join(sub, sizeof sub, path, key);
+    for (const field_t *f = fields; f->key; f++) {
+        if (strcmp(f->key, key)) continue;
+        if (f->type == F_MAP) {
+            walk_map(w, v, f->sub, sub, base);
+        } else if (f->type == F_LISTEN) {
+            config_t *c = base;
+            const char *s = scalar(v);
+            if (!s || parse_listen(s, &c->listen_host, &c->listen_port))
+                fail(w, v, sub, "expected HOST:PORT, got '%s'", s ? s : "(not a value)");
+        } else {
+            read_value(w, f, v, sub, base);
+        }
+        return;
+    }
+    fail(w, k, sub, "unknown key");
+}
+
+static void walk_map(walk_t *w, const yaml_node_t *map, const field_t *fields, const char *path,
+                     void *base)
+{
+    if (map->type != YAML_MAPPING_NODE) {
+        fail(w, map, path, "expected a mapping of keys");
+        return;
+    }
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+         pr < map->data.mapping.pairs.top && !w->failed; pr++)
+        walk_pair(w, yaml_document_get_node(w->doc, pr->key),
+                  yaml_document_get_node(w->doc, pr->value), fields, path, base);
+}
+
+/* --------------------------------------------------------- sections ---- */
+
+static void tier_defaults(config_tier_t *t)
+{
+    memset(t, 0, sizeof *t);
+    t->model = mem_strdup("");
+    t->version = mem_strdup("");
+    t->base_url = mem_strdup("");
+    t->api_key_env = mem_strdup("");
+    t->base_url_env = mem_strdup("");
+    t->privacy = ROUTE_PRIVACY_EXTERNAL;
+    t->max_concurrency = 64;
+    t->max_queue = 256;
+    t->connect_timeout_ms = 2000;
+    t->timeout_ms = 60000;
+    t->ttft_timeout_ms = 10000;
+    t->retries = 1;
+    t->retry_backoff_ms = 50;
+    t->breaker = (config_breaker_t){5, 0.5, 20, 5000};
+    t->threads = 1;
+    t->context = 0;
+    t->tokens_per_second = 50;
+}
+
+static const yaml_node_t *map_get(walk_t *w, const yaml_node_t *map, const char *key)
+{
+    if (map->type != YAML_MAPPING_NODE) return NULL;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        const char *k = scalar(yaml_document_get_node(w->doc, pr->key));
+        if (k && !strcmp(k, key)) return yaml_document_get_node(w->doc, pr->value);
+    }
+    return NULL;
+}
+
+static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
+{
+    if (map->type != YAML_MAPPING_NODE) {
+        fail(w, map, "tiers", "expected a mapping of tier name to settings");
+        return;
+    }
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+         pr < map->data.mapping.pairs.top && !w->failed; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
+        const char *name = scalar(k);
+        char path[160];
+        snprintf(path, sizeof path, "tiers.%s", name ? name : "?");
+        if (!name || !*name || strlen(name) > 48 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                                                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                  "0123456789_-.") != strlen(name)) {
+            fail(w, k, path, "tier names are 1-48 letters, digits, '_', '-' or '.'");
+            return;
+        }
+        if (config_tier_find(c, name) >= 0) {
+            fail(w, k, path, "tier defined twice");
+            return;
+        }
+        if (c->n_tiers == ROUTE_MAX_TIERS) {
+            fail(w, k, path, "at most %d tiers", ROUTE_MAX_TIERS);
+            return;
+        }
+        config_tier_t *t = &c->tiers[c->n_tiers++];
+        tier_defaults(t);
+        t->name = mem_strdup(name);
+        t->line = (int)k->start_mark.line + 1;
+        walk_map(w, v, tier_fields, path, t);
+        if (w->failed) return;
+        if (!map_get(w, v, "kind")) {
+            fail(w, v, path, "missing key 'kind' (openai or local)");
+            return;
+        }
+        if (t->kind == CONFIG_TIER_OPENAI) {
+            if (!*t->base_url && !*t->base_url_env)
+                fail(w, v, path, "missing key 'base_url' or 'base_url_env' (kind openai)");
+            else if (*t->base_url && strncmp(t->base_url, "http://", 7) && strncmp(t->base_url, "https://", 8))
+                fail(w, map_get(w, v, "base_url"), path, "base_url must start with http:// or https://");
+            else if (!*t->model) fail(w, v, path, "missing key 'model' (the upstream model name)");
+        } else {
+            if (!*t->model) fail(w, v, path, "missing key 'model' (a GGUF or llama2.c model file)");
+            if (!map_get(w, v, "privacy")) t->privacy = ROUTE_PRIVACY_ON_DEVICE;
+            t->logprobs = true;
+        }
+        if (!t->role_set)
+            t->role = t->privacy == ROUTE_PRIVACY_EXTERNAL ? ROUTE_ROLE_CLOUD : ROUTE_ROLE_EDGE;
+    }
+}
+
+static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
+{
+    if (map->type != YAML_MAPPING_NODE) {
+        fail(w, map, "routing.pii", "expected a mapping");
+        return;
+    }
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+         pr < map->data.mapping.pairs.top && !w->failed; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
+        const char *key = scalar(k);
+        const char *s = scalar(v);
+        char path[160];
+        snprintf(path, sizeof path, "routing.pii.%s", key ? key : "?");
+        if (key && !strcmp(key, "action")) {
+            int a = 0;
+            field_t f = ENUM("action", 0, pii_action_names);
+            read_value(w, &f, v, path, &a);
+            if (!w->failed)
+                for (int i = 0; i < PII_TYPE_COUNT; i++) c->route.pii_action[i] = a;
+        } else if (key && !strcmp(key, "min_score")) {
+            field_t f = NUM("min_score", F_F32, R(pii_min_score), 0, 1);
+            read_value(w, &f, v, path, c);
+        } else if (key && !strcmp(key, "names_dir")) {
+            if (!s) fail(w, v, path, "expected a folder path");
+            else set_str(&c->pii_names_dir, s);
+        } else if (key && !strcmp(key, "types")) {
+            if (v->type != YAML_MAPPING_NODE) {
+                fail(w, v, path, "expected a mapping of entity type to action");
+                return;
+            }
+            for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
+                 q < v->data.mapping.pairs.top && !w->failed; q++) {
+                const yaml_node_t *tk = yaml_document_get_node(w->doc, q->key);
+                const yaml_node_t *tv = yaml_document_get_node(w->doc, q->value);
+                const char *tname = scalar(tk);
+                char tp[200];
+                snprintf(tp, sizeof tp, "%s.%s", path, tname ? tname : "?");
+                pii_type_t ty;
+                if (!tname || pii_type_parse(tname, &ty)) {
+                    fail(w, tk, tp, "unknown entity type (e.g. EMAIL_ADDRESS, PERSON, CREDIT_CARD)");
+                    return;
+                }
+                int a = 0;
+                field_t f = ENUM("action", 0, pii_action_names);
+                read_value(w, &f, tv, tp, &a);
+                c->route.pii_action[ty] = a;
+            }
+        } else {
+            fail(w, k, path, "unknown key");
+        }
+    }
+}
+
+/* ------------------------------------------------------------- load ---- */
+
+static void config_defaults(config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->listen_host = mem_strdup("127.0.0.1");
+    c->listen_port = 8080;
+    c->workers = 2;
+    c->store = mem_strdup("sqlite:switchyard.db");
+    c->log_level = mem_strdup("info");
+    c->max_body_bytes = 4 << 20;
+    c->max_header_bytes = 32 << 10;
+    c->header_timeout_ms = 10000;
+    c->idle_timeout_ms = 60000;
+    c->drain_ms = 10000;
+    route_config_defaults(&c->route);
+    c->pii_names_dir = mem_strdup("");
+    c->router_model = mem_strdup("");
+    c->reference_tier = mem_strdup("");
+}
+
+static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *err, size_t errlen)
+{
+    walk_t w = {doc, name, err, errlen, 0};
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    if (!root) {
+        snprintf(err, errlen, "%s: the file is empty", name);
+        return SY_ECONFIG;
+    }
+    if (root->type != YAML_MAPPING_NODE) {
+        fail(&w, root, "(top)", "expected a mapping of keys");
+        return SY_ECONFIG;
+    }
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
+         pr < root->data.mapping.pairs.top && !w.failed; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(doc, pr->value);
+        const char *key = scalar(k);
+        if (key && !strcmp(key, "tiers")) {
+            walk_tiers(&w, c, v);
+        } else if (key && !strcmp(key, "routing")) {
+            if (v->type != YAML_MAPPING_NODE) {
+                fail(&w, v, "routing", "expected a mapping");
+                break;
+            }
+            for (yaml_node_pair_t *q = v->data.mapping.pairs.start;
+                 q < v->data.mapping.pairs.top && !w.failed; q++) {
+                const yaml_node_t *rk = yaml_document_get_node(doc, q->key);
+                const yaml_node_t *rv = yaml_document_get_node(doc, q->value);
+                const char *rkey = scalar(rk);
+                if (rkey && !strcmp(rkey, "pii"))
+                    walk_pii(&w, c, rv);
+                else
+                    walk_pair(&w, rk, rv, routing_fields, "routing", c);
+            }
+        } else {
+            walk_pair(&w, k, v, top_fields, "", c);
+        }
+    }
+    if (w.failed) return SY_ECONFIG;
+    log_level_t lvl;
+    if (log_level_parse(c->log_level, &lvl)) {
+        snprintf(err, errlen, "%s: log_level: '%s' is not one of debug, info, warn, error, off",
+                 name, c->log_level);
+        return SY_ECONFIG;
+    }
+    if (c->n_tiers == 0) {
+        snprintf(err, errlen, "%s: tiers: at least one tier is required", name);
+        return SY_ECONFIG;
+    }
+    if (*c->reference_tier && config_tier_find(c, c->reference_tier) < 0) {
+        snprintf(err, errlen, "%s: routing.reference_tier: no tier named '%s'", name,
+                 c->reference_tier);
+        return SY_ECONFIG;
+    }
+    if (strncmp(c->store, "sqlite:", 7) && strncmp(c->store, "postgresql://", 13) &&
+        strncmp(c->store, "postgres://", 11)) {
+        snprintf(err, errlen, "%s: store: '%s' must be sqlite:PATH or postgresql://...", name,
+                 c->store);
+        return SY_ECONFIG;
+    }
+    return 0;
+}
+
+int config_load_string(config_t *c, const char *text, size_t len, const char *name, char *err,
+                       size_t errlen)
+{
+    config_defaults(c);
+    c->path = mem_strdup(name);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        snprintf(err, errlen, "%s: cannot initialise the YAML parser", name);
+        return SY_ECONFIG;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int rc;
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s: line %lu: YAML syntax error: %s", name,
+                 (unsigned long)parser.problem_mark.line + 1,
+                 parser.problem ? parser.problem : "unknown");
+        rc = SY_ECONFIG;
+    } else {
+        rc = load_doc(c, &doc, name, err, errlen);
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+int config_load(config_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        config_defaults(c);
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        return -e;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > (8u << 20)) {
+                fclose(f);
+                mem_free(text);
+                config_defaults(c);
+                snprintf(err, errlen, "%s: larger than 8 MiB: not a config file", path);
+                return SY_ECONFIG;
+            }
+            text = mem_realloc(text, cap);
+        }
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) break;
+    }
+    fclose(f);
+    int rc = config_load_string(c, text ? text : "", len, path, err, errlen);
+    mem_free(text);
+    return rc;
+}
+
+void config_deinit(config_t *c)
+{
+    for (size_t i = 0; i < c->n_tiers; i++) {
+        config_tier_t *t = &c->tiers[i];
+        mem_free(t->name);
+        mem_free(t->model);
+        mem_free(t->version);
+        mem_free(t->base_url);
+        mem_free(t->api_key_env);
+        mem_free(t->base_url_env);
+    }
+    mem_free(c->path);
+    mem_free(c->listen_host);
+    mem_free(c->store);
+    mem_free(c->log_level);
+    mem_free(c->pii_names_dir);
+    mem_free(c->router_model);
+    mem_free(c->reference_tier);
+    memset(c, 0, sizeof *c);
+}
+
+int config_tier_find(const config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_tiers; i++)
+        if (!strcmp(c->tiers[i].name, name)) return (int)i;
+    return -1;
+}

@@ -1,0 +1,168 @@
+/* metrics.c — Prometheus text exposition of the gateway's counters. */
+#include "api/metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+
+/* Router decisions take microseconds; tier latencies take milliseconds to minutes. */
+static const double decision_bounds[METRICS_BUCKETS - 1] = {
+    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 1e-1};
+static const double latency_bounds[METRICS_BUCKETS - 1] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+void metrics_init(metrics_t *m, size_t n_tiers)
+{
+    memset(m, 0, sizeof *m);
+    m->n_tiers = n_tiers;
+    m->decision.bounds = decision_bounds;
+    for (int i = 0; i < ROUTE_MAX_TIERS; i++) {
+        m->ttft[i].bounds = latency_bounds;
+        m->total[i].bounds = latency_bounds;
+    }
+}
+
+void metrics_hist_observe(metrics_hist_t *h, uint64_t ns)
+{
+    double s = (double)ns / 1e9;
+    int b = 0;
+    while (b < METRICS_BUCKETS - 1 && s > h->bounds[b]) b++;
+    atomic_fetch_add_explicit(&h->counts[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->n, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+}
+
+static int status_class(int st)
+{
+    if (st == 499) return 5;
+    int c = st / 100 - 1;
+    return c < 0 || c > 4 ? 4 : c;
+}
+
+void metrics_count_request(metrics_t *m, int tier, int st)
+{
+    int t = tier < 0 || (size_t)tier >= m->n_tiers ? (int)m->n_tiers : tier;
+    atomic_fetch_add_explicit(&m->requests[t][status_class(st)], 1, memory_order_relaxed);
+}
+
+void metrics_count_reason(metrics_t *m, const char *reason)
+{
+    size_t k = strcspn(reason, ":");
+    if (k == 0 || k >= sizeof m->reason_kinds[0]) return;
+    int n = atomic_load(&m->n_reason_kinds);
+    for (int i = 0; i < n; i++)
+        if (!strncmp(m->reason_kinds[i], reason, k) && m->reason_kinds[i][k] == 0) {
+            atomic_fetch_add_explicit(&m->decisions[i], 1, memory_order_relaxed);
+            return;
+        }
+    /* A new kind: claim a slot (kinds are few and fixed by the router's code). */
+    static atomic_flag lock = ATOMIC_FLAG_INIT;
+    while (atomic_flag_test_and_set(&lock)) {
+    }
+    n = atomic_load(&m->n_reason_kinds);
+    int i;
+    for (i = 0; i < n; i++)
+        if (!strncmp(m->reason_kinds[i], reason, k) && m->reason_kinds[i][k] == 0) break;
+    if (i == n && n < METRICS_REASON_KINDS) {
+        memcpy(m->reason_kinds[n], reason, k);
+        m->reason_kinds[n][k] = 0;
+        atomic_store(&m->n_reason_kinds, n + 1);
+    }
+    atomic_flag_clear(&lock);
+    if (i < METRICS_REASON_KINDS) atomic_fetch_add_explicit(&m->decisions[i], 1, memory_order_relaxed);
+}
+
+static void write_hist(buf_t *o, const char *name, const char *labels, metrics_hist_t *h)
+{
+    uint64_t cum = 0;
+    for (int b = 0; b < METRICS_BUCKETS; b++) {
+        cum += atomic_load_explicit(&h->counts[b], memory_order_relaxed);
+        if (b < METRICS_BUCKETS - 1)
+            buf_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, *labels ? "," : "",
+                       h->bounds[b], (unsigned long long)cum);
+        else
+            buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "",
+                       (unsigned long long)cum);
+    }
+    buf_printf(o, "%s_sum{%s} %.9f\n", name, labels,
+               (double)atomic_load(&h->sum_ns) / 1e9);
+    buf_printf(o, "%s_count{%s} %llu\n", name, labels, (unsigned long long)atomic_load(&h->n));
+}
+
+int metrics_write(metrics_t *m, tier_t *tiers, size_t n_tiers, buf_t *o)
+{
+    static const char *classes[METRICS_STATUS_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx", "499"};
+    static const char *circuits[] = {"closed", "open", "half_open"};
+    char lab[160];
+    uint64_t now = clock_mono_ms();
+
+    buf_puts(o, "# HELP switchyard_requests_total Requests by serving tier and status class.\n"
+                "# TYPE switchyard_requests_total counter\n");
+    for (size_t t = 0; t <= n_tiers; t++)
+        for (int c = 0; c < METRICS_STATUS_CLASSES; c++) {
+            uint64_t v = atomic_load(&m->requests[t][c]);
+            if (!v) continue;
+            buf_printf(o, "switchyard_requests_total{tier=\"%s\",status=\"%s\"} %llu\n",
+                       t < n_tiers ? tiers[t].s.name : "none", classes[c], (unsigned long long)v);
+        }
+    buf_puts(o, "# HELP switchyard_decisions_total Routing decision reasons by kind.\n"
+                "# TYPE switchyard_decisions_total counter\n");
+    int nk = atomic_load(&m->n_reason_kinds);
+    for (int i = 0; i < nk; i++)
+        buf_printf(o, "switchyard_decisions_total{reason=\"%s\"} %llu\n", m->reason_kinds[i],
+                   (unsigned long long)atomic_load(&m->decisions[i]));
+    buf_puts(o, "# HELP switchyard_failovers_total Failovers away from a tier.\n"
+                "# TYPE switchyard_failovers_total counter\n");
+    for (size_t t = 0; t < n_tiers; t++)
+        buf_printf(o, "switchyard_failovers_total{tier=\"%s\"} %llu\n", tiers[t].s.name,
+                   (unsigned long long)atomic_load(&m->failovers[t]));
+    buf_printf(o, "# HELP switchyard_escalations_total Cascade escalations to a cloud tier.\n"
+                  "# TYPE switchyard_escalations_total counter\nswitchyard_escalations_total %llu\n",
+               (unsigned long long)atomic_load(&m->escalations));
+    buf_printf(o, "# HELP switchyard_degraded_total Answers given by an edge tier in place of a cloud tier.\n"
+                  "# TYPE switchyard_degraded_total counter\nswitchyard_degraded_total %llu\n",
+               (unsigned long long)atomic_load(&m->degraded));
+    buf_puts(o, "# HELP switchyard_pii_hits_total Requests holding each PII entity type.\n"
+                "# TYPE switchyard_pii_hits_total counter\n");
+    for (int p = 0; p < PII_TYPE_COUNT; p++)
+        buf_printf(o, "switchyard_pii_hits_total{type=\"%s\"} %llu\n", pii_type_name((pii_type_t)p),
+                   (unsigned long long)atomic_load(&m->pii_hits[p]));
+    buf_printf(o, "# HELP switchyard_ledger_dropped_total Ledger rows dropped on a full queue.\n"
+                  "# TYPE switchyard_ledger_dropped_total counter\nswitchyard_ledger_dropped_total %llu\n",
+               (unsigned long long)atomic_load(&m->ledger_dropped));
+    buf_puts(o, "# HELP switchyard_circuit_state Circuit state per tier (1 for the current state).\n"
+                "# TYPE switchyard_circuit_state gauge\n");
+    for (size_t t = 0; t < n_tiers; t++) {
+        tier_circuit_t c = tier_circuit(&tiers[t], now);
+        for (int s = 0; s < 3; s++)
+            buf_printf(o, "switchyard_circuit_state{tier=\"%s\",state=\"%s\"} %d\n",
+                       tiers[t].s.name, circuits[s], (int)c == s);
+    }
+    buf_puts(o, "# HELP switchyard_tier_inflight Requests in flight per tier.\n"
+                "# TYPE switchyard_tier_inflight gauge\n");
+    for (size_t t = 0; t < n_tiers; t++)
+        buf_printf(o, "switchyard_tier_inflight{tier=\"%s\"} %u\n", tiers[t].s.name,
+                   tier_inflight(&tiers[t]));
+    buf_puts(o, "# HELP switchyard_queue_depth Requests waiting for a slot per tier.\n"
+                "# TYPE switchyard_queue_depth gauge\n");
+    for (size_t t = 0; t < n_tiers; t++)
+        buf_printf(o, "switchyard_queue_depth{tier=\"%s\"} %u\n", tiers[t].s.name,
+                   tier_queued(&tiers[t]));
+    buf_puts(o, "# HELP switchyard_decision_seconds Router decision time.\n"
+                "# TYPE switchyard_decision_seconds histogram\n");
+    write_hist(o, "switchyard_decision_seconds", "", &m->decision);
+    buf_puts(o, "# HELP switchyard_ttft_seconds Time to first byte of the answer per tier.\n"
+                "# TYPE switchyard_ttft_seconds histogram\n");
+    for (size_t t = 0; t < n_tiers; t++) {
+        snprintf(lab, sizeof lab, "tier=\"%s\"", tiers[t].s.name);
+        write_hist(o, "switchyard_ttft_seconds", lab, &m->ttft[t]);
+    }
+    buf_puts(o, "# HELP switchyard_request_seconds Total request time per tier.\n"
+                "# TYPE switchyard_request_seconds histogram\n");
+    for (size_t t = 0; t < n_tiers; t++) {
+        snprintf(lab, sizeof lab, "tier=\"%s\"", tiers[t].s.name);
+        write_hist(o, "switchyard_request_seconds", lab, &m->total[t]);
+    }
+    return 0;
+}

@@ -1,0 +1,90 @@
+/* exec.h — carrying out one routing decision across tiers.
+ *
+ * exec walks decision.order and nothing else (so a request the router marked
+ * local_only can never reach an external tier), and applies, in this order:
+ *   - circuit breakers: an open tier is skipped;
+ *   - spillover: a tier whose concurrency limit and queue are full is skipped; a
+ *     request that waited in a queue past the tier's ttft timeout moves on;
+ *   - retries with exponential backoff and jitter on connect errors, 429 and 5xx,
+ *     while nothing has been sent to the client;
+ *   - failover to the next tier in the order, in either direction, under the same
+ *     condition; an edge answer standing in for a preferred cloud tier is marked
+ *     degraded;
+ *   - cascade: when decision.cascade is set, the edge answers first (non-streamed,
+ *     with logprobs); below the confidence threshold the next cloud tier in the
+ *     order re-answers the full conversation.
+ *
+ * Callbacks run on the worker loop. done() runs exactly once per exec_start that
+ * returned 0 (also after exec_abort, synchronously, with status 499).
+ */
+#ifndef SY_TIER_EXEC_H
+#define SY_TIER_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/upstream.h"
+#include "route/router.h"
+#include "tier/tier.h"
+
+struct cJSON;
+
+/* Per-worker environment. */
+typedef struct exec_env {
+    tier_t *tiers; /* borrowed, n_tiers entries, shared by all workers */
+    size_t n_tiers;
+    loop_t *loop;    /* this worker's loop */
+    upstream_t *up;  /* this worker's HTTP client */
+    uint64_t rand;   /* jitter state */
+} exec_env_t;
+
+#define EXEC_MAX_NOTES 8
+
+typedef struct exec_result {
+    int status;        /* HTTP status for the client (200 on success) */
+    char err_type[40]; /* OpenAI error type when status != 200 */
+    char message[256]; /* error message when status != 200 */
+    int tier;          /* tier that produced the answer, or -1 */
+    int attempts;      /* upstream calls made */
+    bool failover;     /* served by another tier than the decision's first */
+    bool escalated;    /* cascade re-answered on a cloud tier */
+    bool degraded;     /* an edge tier answered in place of a preferred cloud tier */
+    bool low_confidence; /* cascade answer below threshold that could not escalate */
+    bool streamed;     /* events were forwarded through stream_event */
+    bool has_confidence;
+    float confidence;  /* 0..1 from the edge's token logprobs */
+    const char *body;  /* non-streamed answer JSON (borrowed until done returns) */
+    size_t body_len;
+    uint32_t tokens_in, tokens_out;
+    uint64_t ttft_us, total_us;
+    char notes[EXEC_MAX_NOTES][ROUTE_REASON_LEN]; /* appended reasons: failover, escalation */
+    int n_notes;
+} exec_result_t;
+
+typedef struct exec_sink {
+    /* Before the first forwarded stream event; tier is the serving tier. */
+    void (*stream_begin)(void *arg, int tier);
+    /* One SSE data payload (JSON text), "[DONE]" excluded. */
+    void (*stream_event)(void *arg, const char *data, size_t n);
+    /* The end, exactly once. */
+    void (*done)(void *arg, exec_result_t *r);
+} exec_sink_t;
+
+typedef struct exec exec_t;
+
+/* Starts carrying out d for the OpenAI-shaped request req (borrowed: must outlive
+ * the exec; its "model" and "stream" fields are rewritten per attempt). stream:
+ * whether the client asked for streaming. endpoint: "/chat/completions" or
+ * "/completions". Returns owned exec (freed after done) or NULL if d has no tier
+ * (then done is not called). */
+exec_t *exec_start(exec_env_t *env, const route_decision_t *d, struct cJSON *req, bool stream,
+                   bool completions, const exec_sink_t *sink, void *arg);
+/* The client went away: cancels upstream work and waits, releases slots, and
+ * calls done (status 499) before returning. */
+void exec_abort(exec_t *x);
+
+/* Confidence from token logprobs: exp(mean logprob), in 0..1. */
+float exec_confidence(const double *logprobs, size_t n);
+
+#endif

@@ -1,0 +1,217 @@
+/* tier.c — circuit breaker, concurrency limit with a FIFO queue, cost model. */
+#include "tier/tier.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+
+void tier_init(tier_t *t, int idx, const tier_settings_t *s)
+{
+    memset(t, 0, sizeof *t);
+    t->s = *s;
+    t->idx = idx;
+    if (s->base_url) {
+        snprintf(t->chat_url, sizeof t->chat_url, "%s/chat/completions", s->base_url);
+        snprintf(t->completions_url, sizeof t->completions_url, "%s/completions", s->base_url);
+    }
+    if (s->api_key && *s->api_key)
+        snprintf(t->auth_header, sizeof t->auth_header, "Authorization: Bearer %s", s->api_key);
+    if (t->s.brk_window > TIER_OUTCOME_WINDOW) t->s.brk_window = TIER_OUTCOME_WINDOW;
+    if (t->s.brk_window == 0) t->s.brk_window = 1;
+    pthread_mutex_init(&t->mu, NULL);
+    t->circuit = TIER_CLOSED;
+}
+
+void tier_deinit(tier_t *t)
+{
+    pthread_mutex_destroy(&t->mu);
+}
+
+/* Under mu: OPEN turns HALF_OPEN once its time is up. */
+static void breaker_tick(tier_t *t, uint64_t now_ms)
+{
+    if (t->circuit == TIER_OPEN && now_ms >= t->open_until_ms) {
+        t->circuit = TIER_HALF_OPEN;
+        t->probe_inflight = false;
+    }
+}
+
+bool tier_breaker_allow(tier_t *t, uint64_t now_ms)
+{
+    pthread_mutex_lock(&t->mu);
+    breaker_tick(t, now_ms);
+    bool ok = true;
+    if (t->circuit == TIER_OPEN) {
+        ok = false;
+    } else if (t->circuit == TIER_HALF_OPEN) {
+        ok = !t->probe_inflight;
+        if (ok) t->probe_inflight = true;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return ok;
+}
+
+static void open_circuit(tier_t *t, uint64_t now_ms)
+{
+    t->circuit = TIER_OPEN;
+    t->open_until_ms = now_ms + t->s.brk_open_ms;
+    t->probe_inflight = false;
+    atomic_fetch_add(&t->n_opened, 1);
+}
+
+void tier_breaker_record(tier_t *t, bool ok, uint64_t now_ms)
+{
+    pthread_mutex_lock(&t->mu);
+    /* The error-rate window. */
+    uint32_t w = t->s.brk_window;
+    if (t->n_outcomes == w) {
+        t->window_failures -= t->outcomes[t->outcome_pos];
+    } else {
+        t->n_outcomes++;
+    }
+    t->outcomes[t->outcome_pos] = ok ? 0 : 1;
+    t->window_failures += ok ? 0 : 1;
+    t->outcome_pos = (t->outcome_pos + 1) % w;
+
+    if (ok) {
+        t->consec_failures = 0;
+        if (t->circuit == TIER_HALF_OPEN) {
+            t->circuit = TIER_CLOSED;
+            t->probe_inflight = false;
+            /* A fresh start: old failures must not re-open it at once. */
+            memset(t->outcomes, 0, sizeof t->outcomes);
+            t->n_outcomes = t->outcome_pos = t->window_failures = 0;
+        }
+    } else {
+        t->consec_failures++;
+        if (t->circuit == TIER_HALF_OPEN) {
+            open_circuit(t, now_ms);
+        } else if (t->circuit == TIER_CLOSED) {
+            bool rate = t->n_outcomes >= w &&
+                        (double)t->window_failures >= t->s.brk_error_rate * (double)w;
+            if (t->consec_failures >= t->s.brk_failures || rate) open_circuit(t, now_ms);
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+tier_circuit_t tier_circuit(tier_t *t, uint64_t now_ms)
+{
+    pthread_mutex_lock(&t->mu);
+    breaker_tick(t, now_ms);
+    tier_circuit_t c = t->circuit;
+    pthread_mutex_unlock(&t->mu);
+    return c;
+}
+
+int tier_acquire(tier_t *t, tier_waiter_t *w)
+{
+    int rc;
+    pthread_mutex_lock(&t->mu);
+    if (t->inflight < t->s.max_concurrency) {
+        t->inflight++;
+        rc = 0;
+    } else if (t->queued < t->s.max_queue) {
+        w->state = 1;
+        w->next = NULL;
+        w->prev = t->tail;
+        if (t->tail)
+            t->tail->next = w;
+        else
+            t->head = w;
+        t->tail = w;
+        t->queued++;
+        rc = 1;
+    } else {
+        rc = SY_EFULL;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static void unlink_waiter(tier_t *t, tier_waiter_t *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        t->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        t->tail = w->prev;
+    w->prev = w->next = NULL;
+    t->queued--;
+}
+
+void tier_release(tier_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    tier_waiter_t *w = t->head;
+    if (w) {
+        /* Hand the slot straight to the next waiter: inflight stays the same. */
+        unlink_waiter(t, w);
+        w->state = 2;
+    } else if (t->inflight > 0) {
+        t->inflight--;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (w && loop_post(w->loop, w->ready, w->arg) != 0) w->ready(w->arg);
+}
+
+bool tier_wait_cancel(tier_t *t, tier_waiter_t *w)
+{
+    pthread_mutex_lock(&t->mu);
+    bool was_queued = w->state == 1;
+    if (was_queued) {
+        unlink_waiter(t, w);
+        w->state = 0;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return was_queued;
+}
+
+uint32_t tier_inflight(tier_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    uint32_t n = t->inflight;
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+uint32_t tier_queued(tier_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    uint32_t n = t->queued;
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+void tier_route_view(tier_t *t, uint64_t now_ms, route_tier_t *out)
+{
+    pthread_mutex_lock(&t->mu);
+    breaker_tick(t, now_ms);
+    out->healthy = !t->disabled && t->circuit != TIER_OPEN &&
+                   !(t->circuit == TIER_HALF_OPEN && t->probe_inflight);
+    out->saturated = t->inflight >= t->s.max_concurrency && t->queued >= t->s.max_queue;
+    pthread_mutex_unlock(&t->mu);
+    out->name = t->s.name;
+    out->privacy = t->s.privacy;
+    out->role = t->s.role;
+    out->has_logprobs = t->s.logprobs;
+    double per_tok_hw = 0;
+    if (t->s.usd_per_hour > 0 && t->s.tokens_per_second > 0)
+        per_tok_hw = t->s.usd_per_hour / 3600.0 / t->s.tokens_per_second * 1e6;
+    out->usd_per_mtok_in = t->s.usd_per_mtok_in + per_tok_hw;
+    out->usd_per_mtok_out = t->s.usd_per_mtok_out + per_tok_hw;
+    out->max_context = t->s.max_context;
+}
+
+double tier_cost_usd(const tier_t *t, uint32_t tokens_in, uint32_t tokens_out)
+{
+    double c = (t->s.usd_per_mtok_in * tokens_in + t->s.usd_per_mtok_out * tokens_out) / 1e6;
+    /* Edge: amortized hardware time for the tokens processed, at measured throughput. */
+    if (t->s.usd_per_hour > 0 && t->s.tokens_per_second > 0)
+        c += t->s.usd_per_hour / 3600.0 * ((double)(tokens_in + tokens_out) / t->s.tokens_per_second);
+    return c;
+}
