@@ -99,6 +99,10 @@ int http_res_stream_begin(http_res_t *res, int status, const char *content_type)
 int http_res_stream_write(http_res_t *res, const void *p, size_t len);
 /* Ends the chunked response and finishes res. */
 int http_res_stream_end(http_res_t *res);
+/* Ends the response abruptly: closes the connection without completing the body
+ * (no terminating chunk), so the client sees a truncated response; finishes res.
+ * For passing on an upstream that was cut mid-stream. */
+void http_res_close(http_res_t *res);
 /* Called once if the client disconnects before the response is finished. */
 void http_res_on_abort(http_res_t *res, void (*fn)(void *arg), void *arg);
 /* The worker loop this response belongs to. */

@@ -65,5 +65,8 @@ int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream
 /* Cancels a pending call; no callback runs after this returns. */
 void upstream_call_cancel(upstream_call_t *call);
 const char *upstream_err_name(upstream_err_t e);
+/* Releases libcurl's global state; call once at process exit after every
+ * upstream_free (keeps leak checkers quiet). */
+void upstream_global_cleanup(void);
 
 #endif
