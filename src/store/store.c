@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "base/clock.h"
@@ -144,6 +145,45 @@ store_t *store_open(const char *url, char *err, size_t errlen)
     snprintf(err, errlen, "unsupported store URL '%s' (expected sqlite:PATH or postgresql://...)",
              url);
     return NULL;
+}
+
+/* Checks that a SQLite file exists before opening it, so a mistyped path in a
+ * report command says so instead of creating an empty database. */
+store_t *store_open_existing(const char *url, char *err, size_t errlen)
+{
+    if (url && !strncmp(url, "sqlite:", 7)) {
+        const char *path = url + 7;
+        if (!strncmp(path, "//", 2)) path += 2;
+        struct stat sb;
+        if (*path && strcmp(path, ":memory:") != 0 && stat(path, &sb) != 0) {
+            snprintf(err, errlen, "no store at %s: %s (is --store right?)", path, strerror(errno));
+            return NULL;
+        }
+    }
+    return store_open(url, err, errlen);
+}
+
+int store_since_parse(const char *s, int64_t now_ms, int64_t *since_ms)
+{
+    if (!s || !*s) return SY_EPARSE;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end != s && *end && !end[1] && v >= 0 && errno == 0) {
+        int64_t unit = 0;
+        switch (*end) {
+        case 's': unit = 1000; break;
+        case 'm': unit = 60 * 1000; break;
+        case 'h': unit = 3600 * 1000; break;
+        case 'd': unit = 86400 * 1000; break;
+        case 'w': unit = 7 * 86400 * 1000; break;
+        }
+        if (unit && v <= INT64_MAX / unit / 2) {
+            *since_ms = now_ms - v * unit;
+            return 0;
+        }
+    }
+    return clock_parse_time(s, since_ms);
 }
 
 void store_close(store_t *s)

@@ -61,6 +61,13 @@ typedef struct store_cost_row {
  * or "postgresql://...". Returns owned store or NULL with a message in err. */
 store_t *store_open(const char *url, char *err, size_t errlen);
 void store_close(store_t *s);
+/* Like store_open, but a SQLite file that does not exist yet is an error (with a clear
+ * message) instead of a new empty store: for reports and audits. */
+store_t *store_open_existing(const char *url, char *err, size_t errlen);
+/* Parses a "since" bound for queries: anything clock_parse_time accepts (RFC 3339
+ * date or time, Unix seconds), or a duration back from now_ms: "90s", "30m", "24h",
+ * "7d", "2w". 0 or SY_EPARSE. */
+int store_since_parse(const char *s, int64_t now_ms, int64_t *since_ms);
 /* The backend's message for the last failed call on s (static until the next call). */
 const char *store_errmsg(const store_t *s);
 /* Schema version the store is at after store_open (STORE_SCHEMA_VERSION). */

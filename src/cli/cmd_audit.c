@@ -1,0 +1,166 @@
+/* cmd_audit.c — `switchyard audit`: the privacy check over the ledger. Lists every
+ * request that carried PII and still reached a tier whose privacy class is
+ * external. The routing promise is that this list is empty; the exit status makes
+ * it scriptable (0 clean, 1 violations found, 2 usage or store error). Entity
+ * types only: the ledger never holds the values. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/jsonw.h"
+#include "base/mem.h"
+#include "cli/cli.h"
+#include "store/store.h"
+
+#define AUDIT_JSON_MAX (256u << 20)
+
+static void audit_usage(FILE *f)
+{
+    fprintf(f, "usage: switchyard audit [--store URL] [--since T] [--json]\n\n"
+               "Lists requests with PII that reached an external tier (entity types, never\n"
+               "values). Exit status: 0 none found, 1 some found, 2 usage or store error.\n\n"
+               "  --store URL     sqlite:PATH or postgresql://... (default sqlite:switchyard.db)\n"
+               "  --since T       2026-11-28, 2026-11-28T10:00:00Z, Unix seconds, or a duration\n"
+               "                  back from now: 30m, 24h, 7d, 2w (default: all time)\n"
+               "  --json          one JSON object instead of the table\n");
+}
+
+/* The names the gateway stored, or the bitmask when it stored none. */
+static const char *types_text(const store_audit_row_t *r, char *tmp, size_t cap)
+{
+    if (r->pii_names[0]) return r->pii_names;
+    snprintf(tmp, cap, "mask:0x%x", r->pii_types);
+    return tmp;
+}
+
+static int print_json(int64_t since_ms, const store_audit_row_t *rows, size_t n)
+{
+    buf_t b;
+    buf_init(&b, AUDIT_JSON_MAX);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    char ts[32], tmp[32];
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "since");
+    if (since_ms) {
+        clock_fmt_rfc3339(since_ms, ts);
+        jsonw_str(&w, ts);
+    } else {
+        jsonw_null(&w);
+    }
+    jsonw_key(&w, "violations");
+    jsonw_arr_begin(&w);
+    for (size_t i = 0; i < n; i++) {
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "id");
+        jsonw_str(&w, rows[i].id);
+        jsonw_key(&w, "time");
+        clock_fmt_rfc3339(rows[i].ts_ms, ts);
+        jsonw_str(&w, ts);
+        jsonw_key(&w, "tier");
+        jsonw_str(&w, rows[i].tier);
+        jsonw_key(&w, "pii_types");
+        jsonw_str(&w, types_text(&rows[i], tmp, sizeof tmp));
+        jsonw_key(&w, "pii_mask");
+        jsonw_uint(&w, rows[i].pii_types);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+    int rc = jsonw_error(&w);
+    if (!rc) printf("%s\n", b.data);
+    buf_deinit(&b);
+    return rc;
+}
+
+static void print_table(int64_t since_ms, const store_audit_row_t *rows, size_t n)
+{
+    char ts[32], tmp[32];
+    const char *span = "";
+    char since[64] = "";
+    if (since_ms) {
+        clock_fmt_rfc3339(since_ms, ts);
+        snprintf(since, sizeof since, " since %s", ts);
+        span = since;
+    }
+    if (n == 0) {
+        printf("audit: no request with PII reached an external tier%s\n", span);
+        return;
+    }
+    printf("%-40s %-24s %-16s %s\n", "id", "time", "tier", "pii_types");
+    for (size_t i = 0; i < n; i++) {
+        clock_fmt_rfc3339(rows[i].ts_ms, ts);
+        printf("%-40s %-24s %-16s %s\n", rows[i].id, ts, rows[i].tier[0] ? rows[i].tier : "(none)",
+               types_text(&rows[i], tmp, sizeof tmp));
+    }
+    printf("\naudit: %zu request%s with PII reached an external tier%s\n", n, n == 1 ? "" : "s",
+           span);
+}
+
+int cmd_audit(int argc, char **argv)
+{
+    const char *url = "sqlite:switchyard.db";
+    int64_t since_ms = 0;
+    int json = 0;
+    static const struct option opts[] = {
+        {"store", required_argument, NULL, 's'}, {"since", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "s:t:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            url = optarg;
+            break;
+        case 't':
+            if (store_since_parse(optarg, clock_wall_ms(), &since_ms)) {
+                fprintf(stderr,
+                        "audit: --since '%s': expected a date (2026-11-28), a time "
+                        "(2026-11-28T10:00:00Z), Unix seconds or a duration (24h, 7d)\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            audit_usage(stdout);
+            return 0;
+        default:
+            audit_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "audit: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    char err[512];
+    store_t *s = store_open_existing(url, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "audit: %s\n", err);
+        return 2;
+    }
+    store_audit_row_t *rows = NULL;
+    size_t n = 0;
+    int rc = store_audit_query(s, since_ms, &rows, &n);
+    if (rc) {
+        fprintf(stderr, "audit: query failed: %s (%s)\n", sy_strerror(rc), store_errmsg(s));
+        store_close(s);
+        return 2;
+    }
+    if (json)
+        rc = print_json(since_ms, rows, n);
+    else
+        print_table(since_ms, rows, n);
+    mem_free(rows);
+    store_close(s);
+    if (rc) return 2;
+    return n ? 1 : 0;
+}
