@@ -1,0 +1,153 @@
+/* test_api_config.c — configuration loading: defaults, every section, and errors
+ * that name the key and the line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/config.h"
+#include "base/err.h"
+
+static const char *good =
+    "listen: 0.0.0.0:9090\n"
+    "workers: 3\n"
+    "store: sqlite:/tmp/x.db\n"
+    "tiers:\n"
+    "  edge:\n"
+    "    kind: local\n"
+    "    model: models/edge.gguf\n"
+    "    max_concurrency: 2\n"
+    "    max_queue: 32\n"
+    "    cost: { usd_per_hour: 0.05 }\n"
+    "  cloud:\n"
+    "    kind: openai\n"
+    "    base_url: https://api.example.com/v1\n"
+    "    api_key_env: CLOUD_API_KEY\n"
+    "    model: big-model\n"
+    "    privacy: external\n"
+    "    cost: { usd_per_mtok_in: 2.5, usd_per_mtok_out: 10 }\n"
+    "    timeout_ms: 30000\n"
+    "    ttft_timeout_ms: 4000\n"
+    "routing:\n"
+    "  pii: { action: local_only, min_score: 0.5, types: { PERSON: mask, US_SSN: block } }\n"
+    "  token_budget: { cloud_above: 1024 }\n"
+    "  policy: bandit\n"
+    "  escalation: { enabled: true, min_confidence: 0.55 }\n"
+    "  speculative: { enabled: false, draft_tokens: 6 }\n";
+
+static void test_good(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[256] = "";
+    int rc = config_load_string(&c, good, strlen(good), "good.yaml", err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_string_equal(c.listen_host, "0.0.0.0");
+    assert_int_equal(c.listen_port, 9090);
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(c.n_tiers, 2);
+    assert_string_equal(c.tiers[0].name, "edge");
+    assert_int_equal(c.tiers[0].kind, CONFIG_TIER_LOCAL);
+    assert_int_equal(c.tiers[0].privacy, ROUTE_PRIVACY_ON_DEVICE); /* local default */
+    assert_int_equal(c.tiers[0].role, ROUTE_ROLE_EDGE);
+    assert_int_equal(c.tiers[0].line, 5);
+    assert_true(c.tiers[0].usd_per_hour == 0.05);
+    assert_int_equal(c.tiers[1].role, ROUTE_ROLE_CLOUD);
+    assert_int_equal(c.tiers[1].ttft_timeout_ms, 4000);
+    assert_true(c.tiers[1].usd_per_mtok_out == 10);
+    assert_int_equal(c.route.policy, ROUTE_POLICY_BANDIT);
+    assert_int_equal(c.route.cloud_above_tokens, 1024);
+    assert_true(c.route.escalation_enabled);
+    assert_int_equal(c.route.pii_action[PII_PERSON], ROUTE_PII_MASK);
+    assert_int_equal(c.route.pii_action[PII_US_SSN], ROUTE_PII_BLOCK);
+    assert_int_equal(c.route.pii_action[PII_EMAIL_ADDRESS], ROUTE_PII_LOCAL_ONLY);
+    assert_int_equal(config_tier_find(&c, "cloud"), 1);
+    assert_int_equal(config_tier_find(&c, "nope"), -1);
+    config_deinit(&c);
+}
+
+/* Each bad config must fail with a message that holds every listed fragment. */
+static void expect_error(const char *yaml, const char *frag1, const char *frag2)
+{
+    config_t c;
+    char err[512] = "";
+    int rc = config_load_string(&c, yaml, strlen(yaml), "bad.yaml", err, sizeof err);
+    config_deinit(&c);
+    if (rc == 0) fail_msg("accepted a bad config: %s", yaml);
+    if (!strstr(err, frag1)) fail_msg("error '%s' lacks '%s'", err, frag1);
+    if (frag2 && !strstr(err, frag2)) fail_msg("error '%s' lacks '%s'", err, frag2);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    const char *tiers = "tiers:\n  e:\n    kind: local\n    model: m.gguf\n";
+    char buf[1024];
+    expect_error("listen: nowhere\n", "listen", "line 1");
+    snprintf(buf, sizeof buf, "%sworkers: many\n", tiers);
+    expect_error(buf, "workers, line 5", "integer");
+    snprintf(buf, sizeof buf, "%sworkers: 0\n", tiers);
+    expect_error(buf, "workers", "out of range");
+    snprintf(buf, sizeof buf, "%sbogus: 1\n", tiers);
+    expect_error(buf, "bogus, line 5", "unknown key");
+    expect_error("tiers:\n  e:\n    kind: local\n    model: m\n    max_queue: -3\n", "tiers.e.max_queue, line 5", "range");
+    expect_error("tiers:\n  e:\n    kind: rocket\n", "tiers.e.kind, line 3", "openai, local");
+    expect_error("tiers:\n  e:\n    model: m\n", "tiers.e", "kind");
+    expect_error("tiers:\n  c:\n    kind: openai\n    model: m\n", "tiers.c", "base_url");
+    expect_error("tiers:\n  c:\n    kind: openai\n    model: m\n    base_url: ftp://x\n", "tiers.c", "http");
+    expect_error("tiers:\n  e:\n    kind: local\n    model: m\n    cost: { usd_per_day: 3 }\n",
+                 "tiers.e.cost.usd_per_day, line 5", "unknown key");
+    expect_error("tiers:\n  e:\n    kind: local\n    model: m\n    privacy: cloudy\n", "tiers.e.privacy", "on_device");
+    snprintf(buf, sizeof buf, "%srouting:\n  policy: magic\n", tiers);
+    expect_error(buf, "routing.policy, line 6", "rules, bandit");
+    snprintf(buf, sizeof buf, "%srouting:\n  pii: { types: { SHOE_SIZE: mask } }\n", tiers);
+    expect_error(buf, "routing.pii.types.SHOE_SIZE, line 6", "entity type");
+    snprintf(buf, sizeof buf, "%srouting:\n  escalation: { min_confidence: 2 }\n", tiers);
+    expect_error(buf, "routing.escalation.min_confidence", "range");
+    snprintf(buf, sizeof buf, "%srouting:\n  reference_tier: moon\n", tiers);
+    expect_error(buf, "reference_tier", "moon");
+    expect_error("workers: 2\n", "tiers", "at least one");
+    expect_error("tiers: [1, 2]\n", "tiers, line 1", "mapping");
+    expect_error("tiers:\n  e: {kind: local\n", "line", "YAML syntax error");
+    expect_error("", "empty", NULL);
+    snprintf(buf, sizeof buf, "%sstore: mysql://x\n", tiers);
+    expect_error(buf, "store", "sqlite");
+    snprintf(buf, sizeof buf, "%slog_level: chatty\n", tiers);
+    expect_error(buf, "log_level", "debug");
+    expect_error("tiers:\n  e:\n    kind: local\n    model: m\n  e:\n    kind: local\n    model: m\n", "tiers.e, line 5", "twice");
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[256];
+    assert_int_equal(config_load(&c, "/nonexistent/switchyard.yaml", err, sizeof err), -2);
+    assert_non_null(strstr(err, "cannot open"));
+    config_deinit(&c);
+}
+
+static void test_default_config_parses(void **state)
+{
+    (void)state;
+    config_t c;
+    char err[256] = "";
+    int rc = config_load(&c, "configs/default.yaml", err, sizeof err);
+    if (rc) fail_msg("configs/default.yaml: %s", err);
+    assert_true(c.n_tiers >= 1);
+    config_deinit(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_default_config_parses),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
