@@ -1,0 +1,317 @@
+/* engine.c — model loading, chat rendering, sessions, generation and scoring. */
+#include "engine/engine.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "base/err.h"
+#include "base/mem.h"
+#include "engine/forward.h"
+#include "engine/tokenizer.h"
+
+#define ENGINE_MAX_TEXT (1 << 20) /* generated text kept for stop matching, bytes */
+
+struct engine_session {
+    const engine_t *e;
+    forward_state_t *fs;
+    kern_pool_t *pool;   /* owned, NULL with one thread */
+    sampler_t *sampler;
+    int *cached;         /* (n_ctx) tokens whose keys/values are in the cache */
+    int n_cached;
+    buf_t text;          /* generated text of the current call */
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ================================================================ model ==== */
+
+int engine_load(const char *path, const char *tokenizer_path, engine_t **out, char *err,
+                size_t errlen)
+{
+    *out = NULL;
+    model_t *m;
+    int rc = model_load(path, tokenizer_path, &m, err, errlen);
+    if (rc) return rc;
+    engine_t *e = mem_calloc(1, sizeof *e);
+    e->model = m;
+    *out = e;
+    return 0;
+}
+
+void engine_free(engine_t *e)
+{
+    if (!e) return;
+    model_free(e->model);
+    mem_free(e);
+}
+
+int engine_tokenize(const engine_t *e, const char *text, size_t len, bool add_bos,
+                    bool parse_special, int *ids, int max)
+{
+    return tokenizer_encode(e->model->tok, text, len, add_bos, parse_special, ids, max);
+}
+
+int engine_token_text(const engine_t *e, int prev, int id, char *out, size_t cap)
+{
+    return tokenizer_decode(e->model->tok, prev, id, out, cap);
+}
+
+/* ================================================================= chat ==== */
+
+engine_chat_t engine_chat_kind(const engine_t *e)
+{
+    const char *t = e->model->chat_template;
+    if (!t) return ENGINE_CHAT_PLAIN;
+    if (strstr(t, "<|start_header_id|>")) return ENGINE_CHAT_LLAMA3;
+    if (strstr(t, "<|im_start|>")) return ENGINE_CHAT_CHATML;
+    if (strstr(t, "[INST]")) return ENGINE_CHAT_LLAMA2;
+    return ENGINE_CHAT_PLAIN;
+}
+
+/* Llama-2: the system message folds into the first user turn; each exchange is
+ * "[INST] user [/INST] assistant </s>", later turns open with <s>. BOS itself comes
+ * from tokenization. */
+static int render_llama2(const engine_msg_t *msgs, size_t n, buf_t *out)
+{
+    int rc = 0;
+    const char *sys = NULL;
+    bool first = true;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const engine_msg_t *m = &msgs[i];
+        if (!strcmp(m->role, "system")) {
+            sys = m->content;
+        } else if (!strcmp(m->role, "user")) {
+            if (!first) rc = buf_puts(out, "<s>");
+            if (!rc) rc = buf_puts(out, "[INST] ");
+            if (!rc && sys) rc = buf_printf(out, "<<SYS>>\n%s\n<</SYS>>\n\n", sys), sys = NULL;
+            if (!rc) rc = buf_printf(out, "%s [/INST]", m->content);
+            first = false;
+        } else {
+            rc = buf_printf(out, " %s </s>", m->content);
+        }
+    }
+    return rc;
+}
+
+int engine_chat_render(const engine_t *e, const engine_msg_t *msgs, size_t n, bool add_assistant,
+                       buf_t *out)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!msgs[i].role || !msgs[i].content) return SY_EINVAL;
+    switch (engine_chat_kind(e)) {
+    case ENGINE_CHAT_LLAMA2:
+        return render_llama2(msgs, n, out);
+    case ENGINE_CHAT_LLAMA3:
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = buf_printf(out, "<|start_header_id|>%s<|end_header_id|>\n\n%s<|eot_id|>",
+                            msgs[i].role, msgs[i].content);
+        if (!rc && add_assistant) rc = buf_puts(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        return rc;
+    case ENGINE_CHAT_CHATML:
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = buf_printf(out, "<|im_start|>%s\n%s<|im_end|>\n", msgs[i].role, msgs[i].content);
+        if (!rc && add_assistant) rc = buf_puts(out, "<|im_start|>assistant\n");
+        return rc;
+    case ENGINE_CHAT_PLAIN:
+    default:
+        /* A base model continues text: the contents, one per line. */
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (i) rc = buf_putc(out, '\n');
+            if (!rc) rc = buf_puts(out, msgs[i].content);
+        }
+        return rc;
+    }
+}
+
+/* ============================================================== session ==== */
+
+engine_session_t *engine_session_new(const engine_t *e, const engine_session_opts_t *opts)
+{
+    engine_session_opts_t o = opts ? *opts : (engine_session_opts_t){0};
+    const model_t *m = e->model;
+    if (o.n_ctx <= 0 || o.n_ctx > m->cfg.n_ctx) o.n_ctx = m->cfg.n_ctx;
+    engine_session_t *s = mem_calloc(1, sizeof *s);
+    s->e = e;
+    if (o.n_threads > 1) s->pool = kern_pool_new(o.n_threads);
+    s->fs = forward_state_new(m, o.n_ctx, o.max_batch, s->pool);
+    sample_params_t sp;
+    sample_params_default(&sp);
+    s->sampler = sample_new(m->cfg.n_vocab, &sp);
+    s->cached = mem_alloc((size_t)o.n_ctx * sizeof *s->cached);
+    buf_init(&s->text, ENGINE_MAX_TEXT);
+    return s;
+}
+
+void engine_session_free(engine_session_t *s)
+{
+    if (!s) return;
+    forward_state_free(s->fs);
+    if (s->pool) kern_pool_free(s->pool);
+    sample_free(s->sampler);
+    mem_free(s->cached);
+    buf_deinit(&s->text);
+    mem_free(s);
+}
+
+void engine_session_reset(engine_session_t *s) { s->n_cached = 0; }
+
+int engine_session_n_ctx(const engine_session_t *s) { return s->fs->n_ctx; }
+
+/* Brings the cache to hold exactly tokens[0..n): reuses the common prefix with what
+ * is cached (always recomputing at least the last token, whose logits we need), runs
+ * the rest as batches. Returns the last token's logits, or NULL on bad ids. *reused
+ * gets the number of positions kept. */
+static const float *feed(engine_session_t *s, const int *tokens, int n, int *reused)
+{
+    int keep = 0;
+    while (keep < s->n_cached && keep < n - 1 && s->cached[keep] == tokens[keep]) keep++;
+    *reused = keep;
+    const float *lg = forward_run(s->fs, tokens + keep, n - keep, keep, false);
+    if (!lg) {
+        s->n_cached = keep;
+        return NULL;
+    }
+    memcpy(s->cached + keep, tokens + keep, (size_t)(n - keep) * sizeof *tokens);
+    s->n_cached = n;
+    return lg;
+}
+
+/* Longest suffix of text that is a proper prefix of some stop string: bytes to hold. */
+static size_t stop_holdback(const char *text, size_t len, const engine_gen_params_t *p)
+{
+    size_t hold = 0;
+    for (int k = 0; k < ENGINE_MAX_STOPS && p->stop[k]; k++) {
+        size_t sl = strlen(p->stop[k]);
+        for (size_t h = sl - 1 < len ? sl - 1 : len; h > hold; h--)
+            if (!memcmp(text + len - h, p->stop[k], h)) {
+                hold = h;
+                break;
+            }
+    }
+    return hold;
+}
+
+/* First match of any stop string in text, or -1. */
+static long stop_find(const char *text, size_t len, const engine_gen_params_t *p)
+{
+    long best = -1;
+    for (int k = 0; k < ENGINE_MAX_STOPS && p->stop[k]; k++) {
+        if (!*p->stop[k]) continue;
+        const char *hit = memmem(text, len, p->stop[k], strlen(p->stop[k]));
+        if (hit && (best < 0 || hit - text < best)) best = hit - text;
+    }
+    return best;
+}
+
+int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
+                    const engine_gen_params_t *p, engine_token_cb cb, void *ud,
+                    engine_gen_result_t *res)
+{
+    const model_t *m = s->e->model;
+    memset(res, 0, sizeof *res);
+    sample_conf_init(&res->conf);
+    res->n_prompt = n_prompt;
+    if (n_prompt <= 0) return SY_EINVAL;
+    if (n_prompt >= s->fs->n_ctx) return SY_ECONTEXT; /* no room for one new token */
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= m->cfg.n_vocab) return SY_EINVAL;
+
+    double t0 = now_ms();
+    const float *logits = feed(s, prompt, n_prompt, &res->n_reused);
+    if (!logits) return SY_EINVAL;
+    double t1 = now_ms();
+    res->prefill_ms = t1 - t0;
+
+    sample_reset(s->sampler, &p->sample);
+    buf_reset(&s->text);
+    size_t released = 0; /* bytes of s->text given to the callback */
+    res->finish = ENGINE_FINISH_LENGTH;
+    int n_alts = p->n_logprobs < 0 ? 0 : p->n_logprobs;
+    for (int i = 0; i < p->max_tokens; i++) {
+        sample_info_t info;
+        int tok = sample_token(s->sampler, logits, s->cached, s->n_cached, n_alts, &info);
+        sample_conf_add(&res->conf, &info);
+        res->n_generated++;
+        bool eog = tokenizer_is_eog(m->tok, tok);
+        if (!eog) {
+            char piece[TOKENIZER_MAX_PIECE + 4];
+            int prev = s->n_cached ? s->cached[s->n_cached - 1] : -1;
+            int k = tokenizer_decode(m->tok, prev, tok, piece, sizeof piece);
+            if (buf_append(&s->text, piece, (size_t)k)) buf_reset(&s->text), released = 0;
+        }
+        /* What may be released now: up to a matched stop string, else all but a tail
+         * that could begin one. */
+        long hit = stop_find(s->text.data ? s->text.data : "", s->text.len, p);
+        size_t upto = hit >= 0 ? (size_t)hit : s->text.len - stop_holdback(s->text.data ? s->text.data : "", s->text.len, p);
+        if (eog) upto = s->text.len;
+        if (upto < released) upto = released;
+        engine_token_t et = {.id = tok, .text = s->text.data ? s->text.data + released : "",
+                             .len = upto - released, .info = &info};
+        released = upto;
+        int stop = cb ? cb(ud, &et) : 0;
+        if (eog) {
+            res->finish = ENGINE_FINISH_EOS;
+            break;
+        }
+        if (hit >= 0) {
+            res->finish = ENGINE_FINISH_STOP;
+            break;
+        }
+        if (stop) {
+            res->finish = ENGINE_FINISH_CALLBACK;
+            break;
+        }
+        if (s->n_cached >= s->fs->n_ctx || i + 1 == p->max_tokens) break; /* context full */
+        logits = forward_run(s->fs, &tok, 1, s->n_cached, false);
+        if (!logits) break;
+        s->cached[s->n_cached++] = tok;
+    }
+    res->decode_ms = now_ms() - t1;
+    return 0;
+}
+
+/* log softmax of row at id, and its argmax. */
+static float row_logprob(const float *row, int n, int id, int *best)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (row[i] > row[b]) b = i;
+    if (best) *best = b;
+    return sample_logprob(row, n, id, NULL);
+}
+
+int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int *cont,
+                 int n_cont, float *logprobs, int *argmax)
+{
+    const model_t *m = s->e->model;
+    int V = m->cfg.n_vocab;
+    if (n_prompt <= 0 || n_cont < 0) return SY_EINVAL;
+    if (n_prompt + n_cont > s->fs->n_ctx) return SY_ECONTEXT;
+    for (int i = 0; i < n_cont; i++)
+        if (cont[i] < 0 || cont[i] >= V) return SY_EINVAL;
+    int reused;
+    const float *lg = feed(s, prompt, n_prompt, &reused);
+    if (!lg) return SY_EINVAL;
+    if (n_cont == 0) return 0;
+    logprobs[0] = row_logprob(lg, V, cont[0], argmax ? &argmax[0] : NULL);
+    /* cont[0..n_cont-1) go through in batches with all logits: row j predicts j+1. */
+    int B = s->fs->max_batch;
+    for (int done = 0; done < n_cont - 1;) {
+        int k = n_cont - 1 - done < B ? n_cont - 1 - done : B;
+        if (!forward_run(s->fs, cont + done, k, s->n_cached, true)) return SY_EINVAL;
+        memcpy(s->cached + s->n_cached, cont + done, (size_t)k * sizeof *cont);
+        s->n_cached += k;
+        for (int j = 0; j < k; j++)
+            logprobs[done + j + 1] = row_logprob(s->fs->logits + (size_t)j * V, V,
+                                                 cont[done + j + 1],
+                                                 argmax ? &argmax[done + j + 1] : NULL);
+        done += k;
+    }
+    return 0;
+}
