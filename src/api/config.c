@@ -85,6 +85,7 @@ static const field_t breaker_fields[] = {
 static const field_t tier_fields[] = {
     ENUM("kind", T(kind), kind_names),
     STR("model", T(model)),
+    STR("tokenizer", T(tokenizer)),
     STR("version", T(version)),
     STR("base_url", T(base_url)),
     STR("api_key_env", T(api_key_env)),
@@ -336,6 +337,7 @@ static void tier_defaults(config_tier_t *t)
 {
     memset(t, 0, sizeof *t);
     t->model = mem_strdup("");
+    t->tokenizer = mem_strdup("");
     t->version = mem_strdup("");
     t->base_url = mem_strdup("");
     t->api_key_env = mem_strdup("");
@@ -621,6 +623,7 @@ void config_deinit(config_t *c)
         config_tier_t *t = &c->tiers[i];
         mem_free(t->name);
         mem_free(t->model);
+        mem_free(t->tokenizer);
         mem_free(t->version);
         mem_free(t->base_url);
         mem_free(t->api_key_env);

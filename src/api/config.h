@@ -32,6 +32,7 @@ typedef struct config_tier {
     int line;   /* where the tier is defined */
     config_tier_kind_t kind;
     char *model;       /* owned; upstream model name, or a model file for kind local */
+    char *tokenizer;   /* owned; kind local with a llama2.c model: its tokenizer.bin ("" = none) */
     char *version;     /* owned; model version label ("" = unset) */
     char *base_url;    /* owned; kind openai: e.g. http://127.0.0.1:9000/v1 */
     char *api_key_env; /* owned; env var holding the API key ("" = none) */

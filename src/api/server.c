@@ -971,6 +971,8 @@ static int open_tiers(api_app_t *app, char *err, size_t errlen)
             .name = ct->name,
             .kind = ct->kind == CONFIG_TIER_LOCAL ? TIER_KIND_LOCAL : TIER_KIND_OPENAI,
             .model = ct->model,
+            .tokenizer = *ct->tokenizer ? ct->tokenizer : NULL,
+            .threads = ct->threads,
             .version = ct->version,
             .base_url = app->base_urls[i],
             .api_key = app->api_keys[i],

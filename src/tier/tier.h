@@ -29,6 +29,8 @@ typedef struct tier_settings {
     const char *name;       /* borrowed, lives as long as the tier */
     tier_kind_t kind;
     const char *model;      /* upstream model name or model file */
+    const char *tokenizer;  /* kind local, llama2.c models: tokenizer file or NULL */
+    uint32_t threads;       /* kind local: engine threads per request */
     const char *version;    /* "" = unset */
     const char *base_url;   /* kind openai, without trailing '/' */
     const char *api_key;    /* resolved secret or NULL */

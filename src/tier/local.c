@@ -1,0 +1,609 @@
+/* local.c — the in-process engine as a tier.
+ *
+ * The model is loaded once per tier and shared read-only. The tier's concurrency
+ * limit (max_concurrency) is the number of engine slots: each slot is a thread with
+ * its own engine session (KV cache, sampler), so a request never waits for another
+ * one's tokens. Output flows back to the worker loop through a per-call buffer and
+ * a single pending loop_post at a time: no allocation per token.
+ *
+ * The answer is OpenAI-shaped (chat.completion / chat.completion.chunk /
+ * text_completion, usage, logprobs), so exec treats this tier exactly like an HTTP
+ * upstream.
+ */
+#include "tier/local.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/jsonw.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "engine/engine.h"
+
+#define LOCAL_MAX_PROMPT_BYTES (8u << 20)
+#define LOCAL_MAX_OUT (16u << 20)
+#define LOCAL_DEFAULT_MAX_TOKENS 256
+
+struct local_call {
+    struct local_call *next; /* job queue link */
+    tier_t *t;
+    loop_t *loop;
+    const upstream_cb_t *cb;
+    void *arg;
+    /* request, owned copies */
+    char *prompt;     /* rendered prompt text */
+    bool completions, stream, logprobs, echo;
+    int top_logprobs;
+    engine_gen_params_t gp;
+    char *stops[ENGINE_MAX_STOPS];
+    char model_name[128];
+    char id[48];
+    int64_t created;
+    /* output, guarded by mu */
+    pthread_mutex_t mu;
+    buf_t out;
+    bool posted, finished, head_sent;
+    int status;
+    atomic_bool canceled;
+    /* engine thread state */
+    buf_t json;         /* event assembly */
+    buf_t text;         /* generated text (non-stream) */
+    buf_t lp;           /* logprobs array entries (non-stream) */
+    int prev_id;
+    int n_prompt, n_gen;
+    engine_finish_t finish;
+};
+
+typedef struct local_backend {
+    engine_t *e;
+    int n_slots;
+    pthread_t *threads;
+    engine_session_t **sessions;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    local_call_t *head, *tail;
+    bool stopping;
+} local_backend_t;
+
+/* ------------------------------------------------------- loop side ---- */
+
+static void call_free(local_call_t *c)
+{
+    mem_free(c->prompt);
+    for (int i = 0; i < ENGINE_MAX_STOPS; i++) mem_free(c->stops[i]);
+    buf_deinit(&c->out);
+    buf_deinit(&c->json);
+    buf_deinit(&c->text);
+    buf_deinit(&c->lp);
+    pthread_mutex_destroy(&c->mu);
+    mem_free(c);
+}
+
+/* Runs on the worker loop: hands buffered output to the callbacks; on the last
+ * pump after the engine finished, reports done and frees the call. */
+static void pump(void *arg)
+{
+    local_call_t *c = arg;
+    buf_t chunk;
+    pthread_mutex_lock(&c->mu);
+    chunk = c->out;
+    buf_init(&c->out, LOCAL_MAX_OUT);
+    bool finished = c->finished;
+    c->posted = false;
+    int status = c->status;
+    pthread_mutex_unlock(&c->mu);
+    bool canceled = atomic_load(&c->canceled);
+    if (!canceled) {
+        if (!c->head_sent && (chunk.len || finished)) {
+            c->head_sent = true;
+            c->cb->on_head(c->arg, status);
+        }
+        if (chunk.len) c->cb->on_data(c->arg, chunk.data, chunk.len);
+        if (finished) c->cb->on_done(c->arg, UPSTREAM_OK, status, NULL);
+    }
+    buf_deinit(&chunk);
+    if (finished) call_free(c);
+}
+
+/* Engine thread: queues bytes for the loop. */
+static void emit(local_call_t *c, const char *p, size_t n, bool finished)
+{
+    pthread_mutex_lock(&c->mu);
+    if (n && buf_append(&c->out, p, n)) c->status = 500; /* cap: should not happen */
+    if (finished) c->finished = true;
+    bool post = !c->posted;
+    c->posted = true;
+    pthread_mutex_unlock(&c->mu);
+    if (post && loop_post(c->loop, pump, c)) log_error("local tier: cannot wake the worker loop");
+}
+
+/* ------------------------------------------------- answer building ---- */
+
+static void json_head(local_call_t *c, jsonw_t *w, bool chunk)
+{
+    jsonw_obj_begin(w);
+    jsonw_key(w, "id");
+    jsonw_str(w, c->id);
+    jsonw_key(w, "object");
+    jsonw_str(w, c->completions ? "text_completion" : chunk ? "chat.completion.chunk" : "chat.completion");
+    jsonw_key(w, "created");
+    jsonw_int(w, c->created);
+    jsonw_key(w, "model");
+    jsonw_str(w, c->model_name);
+}
+
+static const char *finish_name(engine_finish_t f)
+{
+    return f == ENGINE_FINISH_LENGTH ? "length" : "stop";
+}
+
+/* One token's logprob entry in OpenAI's chat form. */
+static void write_lp_entry(local_call_t *c, const engine_t *e, jsonw_t *w, const engine_token_t *tok)
+{
+    char piece[256];
+    int n = engine_token_text(e, -1, tok->id, piece, sizeof piece);
+    if (n < 0) n = 0;
+    jsonw_obj_begin(w);
+    jsonw_key(w, "token");
+    jsonw_strn(w, piece, (size_t)n);
+    jsonw_key(w, "logprob");
+    jsonw_double(w, tok->info->logprob);
+    jsonw_key(w, "bytes");
+    jsonw_arr_begin(w);
+    for (int i = 0; i < n; i++) jsonw_int(w, (unsigned char)piece[i]);
+    jsonw_arr_end(w);
+    jsonw_key(w, "top_logprobs");
+    jsonw_arr_begin(w);
+    for (int a = 0; a < tok->info->n_alts && a < c->top_logprobs; a++) {
+        int m = engine_token_text(e, -1, tok->info->alts[a].id, piece, sizeof piece);
+        if (m < 0) m = 0;
+        jsonw_obj_begin(w);
+        jsonw_key(w, "token");
+        jsonw_strn(w, piece, (size_t)m);
+        jsonw_key(w, "logprob");
+        jsonw_double(w, tok->info->alts[a].logprob);
+        jsonw_obj_end(w);
+    }
+    jsonw_arr_end(w);
+    jsonw_obj_end(w);
+}
+
+typedef struct gen_ctx {
+    local_call_t *c;
+    const engine_t *e;
+} gen_ctx_t;
+
+static int on_token(void *ud, const engine_token_t *tok)
+{
+    gen_ctx_t *g = ud;
+    local_call_t *c = g->c;
+    if (atomic_load(&c->canceled)) return 1;
+    c->n_gen++;
+    if (!c->stream) {
+        buf_append(&c->text, tok->text, tok->len);
+        if (c->logprobs) {
+            if (c->lp.len) buf_putc(&c->lp, ',');
+            jsonw_t w;
+            jsonw_init(&w, &c->lp);
+            write_lp_entry(c, g->e, &w, tok);
+        }
+        return 0;
+    }
+    if (tok->len == 0 && !c->logprobs) return 0;
+    buf_reset(&c->json);
+    buf_puts(&c->json, "data: ");
+    jsonw_t w;
+    jsonw_init(&w, &c->json);
+    json_head(c, &w, true);
+    jsonw_key(&w, "choices");
+    jsonw_arr_begin(&w);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "index");
+    jsonw_int(&w, 0);
+    if (c->completions) {
+        jsonw_key(&w, "text");
+        jsonw_strn(&w, tok->text, tok->len);
+    } else {
+        jsonw_key(&w, "delta");
+        jsonw_obj_begin(&w);
+        if (c->n_gen == 1) {
+            jsonw_key(&w, "role");
+            jsonw_str(&w, "assistant");
+        }
+        jsonw_key(&w, "content");
+        jsonw_strn(&w, tok->text, tok->len);
+        jsonw_obj_end(&w);
+    }
+    jsonw_key(&w, "logprobs");
+    if (c->logprobs && !c->completions) {
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "content");
+        jsonw_arr_begin(&w);
+        write_lp_entry(c, g->e, &w, tok);
+        jsonw_arr_end(&w);
+        jsonw_obj_end(&w);
+    } else {
+        jsonw_null(&w);
+    }
+    jsonw_key(&w, "finish_reason");
+    jsonw_null(&w);
+    jsonw_obj_end(&w);
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+    buf_puts(&c->json, "\n\n");
+    emit(c, c->json.data, c->json.len, false);
+    return 0;
+}
+
+static void write_usage(local_call_t *c, jsonw_t *w)
+{
+    jsonw_key(w, "usage");
+    jsonw_obj_begin(w);
+    jsonw_key(w, "prompt_tokens");
+    jsonw_int(w, c->n_prompt);
+    jsonw_key(w, "completion_tokens");
+    jsonw_int(w, c->n_gen);
+    jsonw_key(w, "total_tokens");
+    jsonw_int(w, c->n_prompt + c->n_gen);
+    jsonw_obj_end(w);
+}
+
+static void finish_answer(local_call_t *c, const engine_gen_result_t *res)
+{
+    buf_reset(&c->json);
+    jsonw_t w;
+    if (c->stream) {
+        /* The closing chunk, then usage, then [DONE]. */
+        buf_puts(&c->json, "data: ");
+        jsonw_init(&w, &c->json);
+        json_head(c, &w, true);
+        jsonw_key(&w, "choices");
+        jsonw_arr_begin(&w);
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "index");
+        jsonw_int(&w, 0);
+        if (c->completions) {
+            jsonw_key(&w, "text");
+            jsonw_str(&w, "");
+        } else {
+            jsonw_key(&w, "delta");
+            jsonw_obj_begin(&w);
+            jsonw_obj_end(&w);
+        }
+        jsonw_key(&w, "finish_reason");
+        jsonw_str(&w, finish_name(res->finish));
+        jsonw_obj_end(&w);
+        jsonw_arr_end(&w);
+        jsonw_obj_end(&w);
+        buf_puts(&c->json, "\n\ndata: ");
+        jsonw_init(&w, &c->json);
+        json_head(c, &w, true);
+        jsonw_key(&w, "choices");
+        jsonw_arr_begin(&w);
+        jsonw_arr_end(&w);
+        write_usage(c, &w);
+        jsonw_obj_end(&w);
+        buf_puts(&c->json, "\n\ndata: [DONE]\n\n");
+        emit(c, c->json.data, c->json.len, true);
+        return;
+    }
+    jsonw_init(&w, &c->json);
+    json_head(c, &w, false);
+    jsonw_key(&w, "choices");
+    jsonw_arr_begin(&w);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "index");
+    jsonw_int(&w, 0);
+    if (c->completions) {
+        jsonw_key(&w, "text");
+        jsonw_strn(&w, c->text.data ? c->text.data : "", c->text.len);
+    } else {
+        jsonw_key(&w, "message");
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "role");
+        jsonw_str(&w, "assistant");
+        jsonw_key(&w, "content");
+        jsonw_strn(&w, c->text.data ? c->text.data : "", c->text.len);
+        jsonw_obj_end(&w);
+    }
+    jsonw_key(&w, "logprobs");
+    if (c->logprobs && !c->completions) {
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "content");
+        jsonw_raw(&w, "[", 1);
+        buf_append(&c->json, c->lp.data ? c->lp.data : "", c->lp.len);
+        buf_puts(&c->json, "]");
+        jsonw_obj_end(&w);
+    } else {
+        jsonw_null(&w);
+    }
+    jsonw_key(&w, "finish_reason");
+    jsonw_str(&w, finish_name(res->finish));
+    jsonw_obj_end(&w);
+    jsonw_arr_end(&w);
+    write_usage(c, &w);
+    jsonw_key(&w, "switchyard_engine");
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "prefill_ms");
+    jsonw_double(&w, res->prefill_ms);
+    jsonw_key(&w, "decode_ms");
+    jsonw_double(&w, res->decode_ms);
+    jsonw_key(&w, "mean_logprob");
+    jsonw_double(&w, res->conf.n ? res->conf.sum_logprob / res->conf.n : 0);
+    jsonw_key(&w, "mean_entropy");
+    jsonw_double(&w, res->conf.n ? res->conf.sum_entropy / res->conf.n : 0);
+    jsonw_obj_end(&w);
+    jsonw_obj_end(&w);
+    emit(c, c->json.data, c->json.len, true);
+}
+
+static void fail_call(local_call_t *c, int status, const char *type, const char *msg)
+{
+    buf_reset(&c->json);
+    jsonw_t w;
+    jsonw_init(&w, &c->json);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "error");
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "message");
+    jsonw_str(&w, msg);
+    jsonw_key(&w, "type");
+    jsonw_str(&w, type);
+    jsonw_obj_end(&w);
+    jsonw_obj_end(&w);
+    pthread_mutex_lock(&c->mu);
+    c->status = status;
+    pthread_mutex_unlock(&c->mu);
+    emit(c, c->json.data, c->json.len, true);
+}
+
+/* ---------------------------------------------------- engine slots ---- */
+
+static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
+{
+    if (atomic_load(&c->canceled)) {
+        emit(c, NULL, 0, true);
+        return;
+    }
+    int n_ctx = engine_session_n_ctx(s);
+    int *ids = mem_alloc(sizeof(int) * (size_t)(n_ctx + 1));
+    int n = engine_tokenize(b->e, c->prompt, strlen(c->prompt), true, !c->completions, ids, n_ctx + 1);
+    if (n < 0 || n >= n_ctx) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the prompt is %s tokens, more than the local model's context of %d",
+                 n < 0 ? "too many" : "too many", n_ctx);
+        if (n >= 0) snprintf(msg, sizeof msg, "the prompt is %d tokens; the local model's context is %d", n, n_ctx);
+        mem_free(ids);
+        fail_call(c, 400, "context_length_exceeded", msg);
+        return;
+    }
+    c->n_prompt = n;
+    if (c->gp.max_tokens <= 0 || c->gp.max_tokens > n_ctx - n) {
+        int room = n_ctx - n;
+        c->gp.max_tokens = c->gp.max_tokens <= 0 ? (room < LOCAL_DEFAULT_MAX_TOKENS ? room : LOCAL_DEFAULT_MAX_TOKENS) : room;
+    }
+    gen_ctx_t g = {c, b->e};
+    engine_gen_result_t res;
+    memset(&res, 0, sizeof res);
+    int rc = engine_generate(s, ids, n, &c->gp, on_token, &g, &res);
+    mem_free(ids);
+    if (rc) {
+        fail_call(c, rc == SY_ECONTEXT ? 400 : 500, "engine_error", sy_strerror(rc));
+        return;
+    }
+    finish_answer(c, &res);
+}
+
+typedef struct slot_arg {
+    local_backend_t *b;
+    int idx;
+} slot_arg_t;
+
+static void *slot_main(void *arg)
+{
+    slot_arg_t sa = *(slot_arg_t *)arg;
+    mem_free(arg);
+    local_backend_t *b = sa.b;
+    engine_session_t *s = b->sessions[sa.idx];
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        while (!b->head && !b->stopping) pthread_cond_wait(&b->cv, &b->mu);
+        local_call_t *c = b->head;
+        if (c) {
+            b->head = c->next;
+            if (!b->head) b->tail = NULL;
+        }
+        pthread_mutex_unlock(&b->mu);
+        if (!c) break;
+        run_call(b, s, c);
+    }
+    log_thread_cleanup();
+    return NULL;
+}
+
+int local_tier_open(tier_t *t, char *err, size_t errlen)
+{
+    engine_t *e = NULL;
+    int rc = engine_load(t->s.model, t->s.tokenizer, &e, err, errlen);
+    if (rc) return rc;
+    local_backend_t *b = mem_calloc(1, sizeof *b);
+    b->e = e;
+    b->n_slots = (int)t->s.max_concurrency;
+    if (b->n_slots > 64) b->n_slots = 64;
+    b->threads = mem_calloc((size_t)b->n_slots, sizeof(pthread_t));
+    b->sessions = mem_calloc((size_t)b->n_slots, sizeof(engine_session_t *));
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    engine_session_opts_t so = {(int)t->s.max_context, (int)(t->s.threads ? t->s.threads : 1), 0};
+    for (int i = 0; i < b->n_slots; i++) {
+        b->sessions[i] = engine_session_new(e, &so);
+        slot_arg_t *sa = mem_alloc(sizeof *sa);
+        *sa = (slot_arg_t){b, i};
+        pthread_create(&b->threads[i], NULL, slot_main, sa);
+    }
+    if (!t->s.max_context) t->s.max_context = (uint32_t)engine_session_n_ctx(b->sessions[0]);
+    t->s.logprobs = true;
+    /* The tier's limit is the slot count: never more calls in flight than slots. */
+    t->s.max_concurrency = (uint32_t)b->n_slots;
+    t->backend = b;
+    return 0;
+}
+
+void local_tier_close(tier_t *t)
+{
+    local_backend_t *b = t->backend;
+    if (!b) return;
+    pthread_mutex_lock(&b->mu);
+    b->stopping = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    for (int i = 0; i < b->n_slots; i++) pthread_join(b->threads[i], NULL);
+    for (int i = 0; i < b->n_slots; i++) engine_session_free(b->sessions[i]);
+    mem_free(b->threads);
+    mem_free(b->sessions);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    engine_free(b->e);
+    mem_free(b);
+    t->backend = NULL;
+}
+
+/* ------------------------------------------------------- requests ---- */
+
+/* Appends the text of a message content (string or text parts) to out. */
+static void content_text(cJSON *content, buf_t *out)
+{
+    if (cJSON_IsString(content)) {
+        buf_puts(out, content->valuestring);
+        return;
+    }
+    cJSON *part;
+    cJSON_ArrayForEach(part, content)
+    {
+        cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (cJSON_IsString(text)) buf_puts(out, text->valuestring);
+    }
+}
+
+/* Renders the request's prompt with the model's chat form. */
+static int render_prompt(local_backend_t *b, cJSON *req, bool completions, char **out)
+{
+    buf_t p;
+    buf_init(&p, LOCAL_MAX_PROMPT_BYTES);
+    int rc = 0;
+    if (completions) {
+        cJSON *prompt = cJSON_GetObjectItemCaseSensitive(req, "prompt");
+        rc = buf_puts(&p, cJSON_IsString(prompt) ? prompt->valuestring : "");
+    } else {
+        cJSON *msgs = cJSON_GetObjectItemCaseSensitive(req, "messages");
+        int n = cJSON_GetArraySize(msgs);
+        engine_msg_t *em = mem_calloc((size_t)(n ? n : 1), sizeof *em);
+        buf_t *texts = mem_calloc((size_t)(n ? n : 1), sizeof *texts);
+        int i = 0;
+        cJSON *m;
+        cJSON_ArrayForEach(m, msgs)
+        {
+            cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+            buf_init(&texts[i], LOCAL_MAX_PROMPT_BYTES);
+            content_text(cJSON_GetObjectItemCaseSensitive(m, "content"), &texts[i]);
+            em[i].role = cJSON_IsString(role) ? role->valuestring : "user";
+            if (!strcmp(em[i].role, "developer")) em[i].role = "system";
+            em[i].content = texts[i].data ? texts[i].data : "";
+            i++;
+        }
+        rc = engine_chat_render(b->e, em, (size_t)i, true, &p);
+        for (int k = 0; k < i; k++) buf_deinit(&texts[k]);
+        mem_free(texts);
+        mem_free(em);
+    }
+    if (rc) {
+        buf_deinit(&p);
+        return rc;
+    }
+    *out = buf_steal(&p);
+    return 0;
+}
+
+static double num(cJSON *req, const char *k, double def)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(req, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool completions,
+                     bool logprobs, const upstream_cb_t *cb, void *arg, local_call_t **out)
+{
+    local_backend_t *b = t->backend;
+    if (!b) return SY_EUNAVAILABLE;
+    local_call_t *c = mem_calloc(1, sizeof *c);
+    int rc = render_prompt(b, req, completions, &c->prompt);
+    if (rc) {
+        mem_free(c);
+        return rc;
+    }
+    c->t = t;
+    c->loop = loop;
+    c->cb = cb;
+    c->arg = arg;
+    c->stream = stream;
+    c->completions = completions;
+    cJSON *lp = cJSON_GetObjectItemCaseSensitive(req, "logprobs");
+    c->logprobs = logprobs || cJSON_IsTrue(lp);
+    c->top_logprobs = (int)num(req, "top_logprobs", completions ? num(req, "logprobs", 0) : 0);
+    if (c->top_logprobs > SAMPLE_MAX_ALTS) c->top_logprobs = SAMPLE_MAX_ALTS;
+    sample_params_default(&c->gp.sample);
+    c->gp.sample.temperature = (float)num(req, "temperature", 1.0);
+    c->gp.sample.top_p = (float)num(req, "top_p", 1.0);
+    c->gp.sample.top_k = 0;
+    c->gp.sample.min_p = 0;
+    cJSON *seed = cJSON_GetObjectItemCaseSensitive(req, "seed");
+    c->gp.sample.seed = cJSON_IsNumber(seed) ? (uint64_t)seed->valuedouble
+                                             : hash_mix(clock_mono_ns() ^ (uintptr_t)c);
+    double mt = num(req, "max_completion_tokens", num(req, "max_tokens", 0));
+    c->gp.max_tokens = (int)mt;
+    c->gp.n_logprobs = c->logprobs ? (c->top_logprobs > 0 ? c->top_logprobs : 1) : 0;
+    cJSON *stop = cJSON_GetObjectItemCaseSensitive(req, "stop");
+    int ns = 0;
+    if (cJSON_IsString(stop)) {
+        c->stops[ns++] = mem_strdup(stop->valuestring);
+    } else if (cJSON_IsArray(stop)) {
+        cJSON *s;
+        cJSON_ArrayForEach(s, stop) if (cJSON_IsString(s) && ns < ENGINE_MAX_STOPS - 1)
+            c->stops[ns++] = mem_strdup(s->valuestring);
+    }
+    for (int i = 0; i < ENGINE_MAX_STOPS; i++) c->gp.stop[i] = c->stops[i];
+    snprintf(c->model_name, sizeof c->model_name, "%s", t->s.name);
+    snprintf(c->id, sizeof c->id, "%s-local-%016llx", completions ? "cmpl" : "chatcmpl",
+             (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c));
+    c->created = clock_wall_ms() / 1000;
+    c->status = 200;
+    pthread_mutex_init(&c->mu, NULL);
+    buf_init(&c->out, LOCAL_MAX_OUT);
+    buf_init(&c->json, LOCAL_MAX_OUT);
+    buf_init(&c->text, LOCAL_MAX_OUT);
+    buf_init(&c->lp, LOCAL_MAX_OUT);
+    pthread_mutex_lock(&b->mu);
+    if (b->tail)
+        b->tail->next = c;
+    else
+        b->head = c;
+    b->tail = c;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    if (out) *out = c;
+    return 0;
+}
+
+void local_call_cancel(local_call_t *c)
+{
+    /* The engine stops at its next token; the last pump frees the call. */
+    atomic_store(&c->canceled, true);
+}
