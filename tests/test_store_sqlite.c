@@ -130,8 +130,8 @@ static void test_schema_created(void **state)
                  "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='%s'", tables[i]);
         assert_int_equal(raw_int(f->path, sql), 1);
     }
-    const char *indexes[] = {"ledger_ts", "ledger_team", "ledger_tenant", "ledger_feature",
-                             "ledger_tier", "ledger_pii_external"};
+    const char *indexes[] = {"ledger_ts",      "ledger_team", "ledger_tenant",
+                             "ledger_feature", "ledger_tier", "ledger_pii_external"};
     for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
         char sql[160];
         snprintf(sql, sizeof sql,
@@ -295,7 +295,8 @@ static void test_group_totals(void **state)
         assert_int_equal(store_costs_query(s, (store_group_t)g, 0, &out, &n), 0);
         uint64_t req = 0;
         int64_t cost = 0;
-        for (size_t k = 0; k < n; k++) req += out[k].requests, cost += nusd(out[k].cost_usd);
+        for (size_t k = 0; k < n; k++)
+            req += out[k].requests, cost += nusd(out[k].cost_usd);
         assert_int_equal(req, N);
         assert_int_equal(cost, want[0].cost + want[1].cost + want[2].cost);
         free(out);
@@ -311,7 +312,8 @@ static void test_since_filter(void **state)
     fx_t *f = *state;
     store_t *s = open_ok(f);
     store_ledger_row_t rows[10];
-    for (int i = 0; i < 10; i++) rows[i] = row_make(i, "t", 1000 * (i + 1), 1000, 3000);
+    for (int i = 0; i < 10; i++)
+        rows[i] = row_make(i, "t", 1000 * (i + 1), 1000, 3000);
     assert_int_equal(store_ledger_append(s, rows, 10), 0);
     store_cost_row_t *out;
     size_t n;
@@ -333,7 +335,8 @@ static void test_append_atomic(void **state)
     fx_t *f = *state;
     store_t *s = open_ok(f);
     store_ledger_row_t rows[3];
-    for (int i = 0; i < 3; i++) rows[i] = row_make(i, "t", 1, 1, 1);
+    for (int i = 0; i < 3; i++)
+        rows[i] = row_make(i, "t", 1, 1, 1);
     assert_int_equal(store_ledger_append(s, rows, 3), 0);
     assert_int_equal(store_ledger_append(s, rows, 0), 0);
     store_close(s);
@@ -382,7 +385,8 @@ static void test_corrupt_file(void **state)
     fx_t *f = *state;
     FILE *fp = fopen(f->path, "wb");
     assert_non_null(fp);
-    for (int i = 0; i < 8192; i++) fputc((i * 131 + 7) & 0xff, fp);
+    for (int i = 0; i < 8192; i++)
+        fputc((i * 131 + 7) & 0xff, fp);
     fclose(fp);
     char err[512] = "";
     assert_null(store_open(f->url, err, sizeof err));
@@ -396,7 +400,8 @@ static void test_damaged_pages(void **state)
     fx_t *f = *state;
     store_t *s = open_ok(f);
     store_ledger_row_t rows[200];
-    for (int i = 0; i < 200; i++) rows[i] = row_make(i, "t", i, 1, 1);
+    for (int i = 0; i < 200; i++)
+        rows[i] = row_make(i, "t", i, 1, 1);
     assert_int_equal(store_ledger_append(s, rows, 200), 0);
     store_close(s); /* last connection: checkpoints the WAL into the file */
     FILE *fp = fopen(f->path, "r+b");
@@ -405,7 +410,8 @@ static void test_damaged_pages(void **state)
     long size = ftell(fp);
     assert_true(size > 4096 * 3);
     fseek(fp, 4096, SEEK_SET); /* page 2 onward; the header page stays valid */
-    for (long i = 4096; i < size; i++) fputc(0x5A, fp);
+    for (long i = 4096; i < size; i++)
+        fputc(0x5A, fp);
     fclose(fp);
     char err[512] = "";
     s = store_open(f->url, err, sizeof err);
@@ -439,7 +445,8 @@ static void test_audit_selection(void **state)
     fx_t *f = *state;
     store_t *s = open_ok(f);
     store_ledger_row_t r[6];
-    for (int i = 0; i < 6; i++) r[i] = row_make(i, "t", 100 * (i + 1), 1, 1);
+    for (int i = 0; i < 6; i++)
+        r[i] = row_make(i, "t", 100 * (i + 1), 1, 1);
     r[0].pii_types = 1, r[0].external = true, r[0].pii_names = "EMAIL_ADDRESS"; /* hit, old */
     r[1].pii_types = 2, r[1].external = false; /* PII kept local: fine */
     r[2].pii_types = 0, r[2].external = true;  /* external, no PII: fine */
@@ -557,7 +564,8 @@ static void test_kv(void **state)
     fx_t *f = *state;
     store_t *s = open_ok(f);
     unsigned char blob[300];
-    for (size_t i = 0; i < sizeof blob; i++) blob[i] = (unsigned char)(i * 7); /* has NULs */
+    for (size_t i = 0; i < sizeof blob; i++)
+        blob[i] = (unsigned char)(i * 7); /* has NULs */
     void *got;
     size_t len;
     assert_int_equal(store_kv_get(s, "bandit", "linucb", &got, &len), SY_ENOTFOUND);

@@ -119,8 +119,10 @@ static void test_concurrent_push(void **state)
     store_ledger_writer_t *w = writer_ok(f, 2 * PER_THREAD, 20);
     producer_t p[2] = {{w, 0, 0}, {w, 1, 0}};
     pthread_t th[2];
-    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, produce, &p[i]), 0);
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, produce, &p[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
     assert_int_equal(p[0].refused + p[1].refused, 0);
     store_ledger_writer_flush(w);
     assert_int_equal(store_ledger_writer_committed(w), 2 * PER_THREAD);
@@ -140,8 +142,10 @@ static void test_concurrent_small_queue(void **state)
     store_ledger_writer_t *w = writer_ok(f, 16, 1);
     producer_t p[2] = {{w, 0, 0}, {w, 1, 0}};
     pthread_t th[2];
-    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, produce, &p[i]), 0);
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, produce, &p[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
     store_ledger_writer_flush(w);
     uint64_t refused = (uint64_t)(p[0].refused + p[1].refused);
     assert_int_equal(store_ledger_writer_dropped(w), refused);
@@ -240,7 +244,8 @@ static void test_long_strings_truncated(void **state)
     store_ledger_writer_t *w = writer_ok(f, 16, 10);
     char reasons[5000];
     /* Two-byte UTF-8 characters so a cut could land mid-character. */
-    for (size_t i = 0; i + 2 < sizeof reasons; i += 2) reasons[i] = '\xc3', reasons[i + 1] = '\xa9';
+    for (size_t i = 0; i + 2 < sizeof reasons; i += 2)
+        reasons[i] = '\xc3', reasons[i + 1] = '\xa9';
     reasons[sizeof reasons - 2] = 0;
     store_ledger_row_t r = row_make(0, 0);
     r.reasons = reasons;

@@ -106,8 +106,10 @@ int cmd_audit(int argc, char **argv)
     int64_t since_ms = 0;
     int json = 0;
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'}, {"since", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
+        {"store", required_argument, NULL, 's'},
+        {"since", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     optind = 0;

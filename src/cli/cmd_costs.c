@@ -121,11 +121,13 @@ static void print_table(store_group_t by, int64_t since_ms, const store_cost_row
     }
     printf("%-24s %10s %13s %13s %14s %14s %14s %8s\n", store_group_name(by), "requests",
            "tokens_in", "tokens_out", "cost_usd", "all_cloud_usd", "saved_usd", "saved");
-    for (size_t i = 0; i < n; i++) print_line(rows[i].key[0] ? rows[i].key : "(none)", &rows[i]);
-    printf("%.*s\n", 24 + 11 + 14 + 14 + 15 + 15 + 15 + 9, "-----------------------------------"
-                                                          "-----------------------------------"
-                                                          "-----------------------------------"
-                                                          "-----------------------------------");
+    for (size_t i = 0; i < n; i++)
+        print_line(rows[i].key[0] ? rows[i].key : "(none)", &rows[i]);
+    printf("%.*s\n", 24 + 11 + 14 + 14 + 15 + 15 + 15 + 9,
+           "-----------------------------------"
+           "-----------------------------------"
+           "-----------------------------------"
+           "-----------------------------------");
     print_line("total", total);
 }
 

@@ -92,7 +92,8 @@ int store_grow(void **arr, size_t *cap, size_t n, size_t elem)
     if (n <= *cap) return 0;
     if (n > STORE_QUERY_MAX_ROWS) return SY_ETOOBIG;
     size_t c = *cap ? *cap : 16;
-    while (c < n) c *= 2;
+    while (c < n)
+        c *= 2;
     if (c > STORE_QUERY_MAX_ROWS) c = STORE_QUERY_MAX_ROWS;
     *arr = mem_realloc(*arr, c * elem);
     *cap = c;
@@ -115,7 +116,8 @@ void store_copy_str(char *dst, size_t cap, const char *s)
     if (n >= cap) {
         n = cap - 1;
         /* Do not cut a multi-byte UTF-8 sequence in half. */
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
     }
     if (n) memcpy(dst, s, n);
     dst[n] = 0;
@@ -172,11 +174,21 @@ int store_since_parse(const char *s, int64_t now_ms, int64_t *since_ms)
     if (end != s && *end && !end[1] && v >= 0 && errno == 0) {
         int64_t unit = 0;
         switch (*end) {
-        case 's': unit = 1000; break;
-        case 'm': unit = 60 * 1000; break;
-        case 'h': unit = 3600 * 1000; break;
-        case 'd': unit = 86400 * 1000; break;
-        case 'w': unit = 7 * 86400 * 1000; break;
+        case 's':
+            unit = 1000;
+            break;
+        case 'm':
+            unit = 60 * 1000;
+            break;
+        case 'h':
+            unit = 3600 * 1000;
+            break;
+        case 'd':
+            unit = 86400 * 1000;
+            break;
+        case 'w':
+            unit = 7 * 86400 * 1000;
+            break;
         }
         if (unit && v <= INT64_MAX / unit / 2) {
             *since_ms = now_ms - v * unit;
@@ -264,8 +276,8 @@ int store_session_put(store_t *s, const store_session_t *sess)
     return s->ops->session_put(s, sess);
 }
 
-int store_session_turn(store_t *s, const char *id, const char *tier, bool had_pii,
-                       int64_t now_ms, store_session_t *out)
+int store_session_turn(store_t *s, const char *id, const char *tier, bool had_pii, int64_t now_ms,
+                       store_session_t *out)
 {
     if (!id || !*id) return SY_EINVAL;
     if (tier && strchr(tier, ',')) return SY_EINVAL; /* tiers is a ','-joined list */
@@ -331,7 +343,7 @@ enum {
 };
 
 #define WRITER_BATCH_MAX 1024 /* rows per transaction at most */
-#define WRITER_RETRIES 3      /* commit attempts before a batch is counted lost */
+#define WRITER_RETRIES   3    /* commit attempts before a batch is counted lost */
 
 typedef struct writer_slot {
     store_ledger_row_t row; /* string pointers point into str */
@@ -339,19 +351,19 @@ typedef struct writer_slot {
 } writer_slot_t;
 
 struct store_ledger_writer {
-    store_t *st;           /* owned; touched only by the writer thread after _new */
+    store_t *st; /* owned; touched only by the writer thread after _new */
     pthread_t thread;
-    pthread_mutex_t mu;    /* guards everything below */
-    pthread_cond_t wake;   /* to the thread: rows, flush request or stop */
-    pthread_cond_t done;   /* from the thread: a batch settled */
-    writer_slot_t *slots;  /* (cap) ring; [head, head+count) queued or being written */
+    pthread_mutex_t mu;   /* guards everything below */
+    pthread_cond_t wake;  /* to the thread: rows, flush request or stop */
+    pthread_cond_t done;  /* from the thread: a batch settled */
+    writer_slot_t *slots; /* (cap) ring; [head, head+count) queued or being written */
     size_t cap;
     size_t head;
     size_t count;
-    size_t batch_rows;     /* queued rows that trigger a commit before flush_ms */
+    size_t batch_rows; /* queued rows that trigger a commit before flush_ms */
     uint32_t flush_ms;
-    uint64_t pushed;       /* rows accepted */
-    uint64_t settled;      /* rows committed or lost, in push order */
+    uint64_t pushed;  /* rows accepted */
+    uint64_t settled; /* rows committed or lost, in push order */
     uint64_t committed;
     uint64_t dropped;      /* refused (queue full) + lost (failed commits) */
     uint64_t flush_target; /* a flusher waits until settled reaches this */
@@ -421,7 +433,8 @@ static void *writer_main(void *arg)
     store_ledger_writer_t *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->stop && w->count == 0) pthread_cond_wait(&w->wake, &w->mu);
+        while (!w->stop && w->count == 0)
+            pthread_cond_wait(&w->wake, &w->mu);
         if (w->count == 0) break; /* stop requested and drained */
         struct timespec dl;
         deadline_after_ms(&dl, w->flush_ms);
@@ -526,7 +539,8 @@ void store_ledger_writer_flush(store_ledger_writer_t *w)
     uint64_t target = w->pushed;
     if (w->flush_target < target) w->flush_target = target;
     pthread_cond_signal(&w->wake);
-    while (w->settled < target) pthread_cond_wait(&w->done, &w->mu);
+    while (w->settled < target)
+        pthread_cond_wait(&w->done, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -26,8 +26,8 @@ typedef struct store_ledger_row {
     const char *team;
     const char *feature;
     const char *session;
-    const char *tier;  /* tier that produced the answer ("" if none) */
-    const char *model; /* model and version served */
+    const char *tier;   /* tier that produced the answer ("" if none) */
+    const char *model;  /* model and version served */
     const char *status; /* "ok", "error", "refused" */
     int http_status;
     uint32_t tokens_in;
@@ -39,13 +39,19 @@ typedef struct store_ledger_row {
     bool failover;
     bool escalated;
     bool degraded;
-    bool external;         /* the request reached a tier whose privacy is external */
-    uint32_t pii_types;    /* bitmask of pii_type_t */
-    const char *reasons;   /* reason trace joined by ',' */
-    const char *pii_names; /* the same PII types as names joined by ',' ("EMAIL_ADDRESS"); NULL ok */
+    bool external;       /* the request reached a tier whose privacy is external */
+    uint32_t pii_types;  /* bitmask of pii_type_t */
+    const char *reasons; /* reason trace joined by ',' */
+    const char
+        *pii_names; /* the same PII types as names joined by ',' ("EMAIL_ADDRESS"); NULL ok */
 } store_ledger_row_t;
 
-typedef enum { STORE_GROUP_TEAM, STORE_GROUP_TENANT, STORE_GROUP_FEATURE, STORE_GROUP_TIER } store_group_t;
+typedef enum {
+    STORE_GROUP_TEAM,
+    STORE_GROUP_TENANT,
+    STORE_GROUP_FEATURE,
+    STORE_GROUP_TIER
+} store_group_t;
 
 typedef struct store_cost_row {
     char key[128]; /* group value ("" shown as "(none)") */
@@ -117,8 +123,8 @@ int store_session_put(store_t *s, const store_session_t *sess);
  * turns += 1, tier added to tiers if new (tier NULL or "" adds nothing),
  * is_private |= had_pii, updated_ms = now_ms. Creates the session if missing.
  * out (may be NULL) receives the record after the update. */
-int store_session_turn(store_t *s, const char *id, const char *tier, bool had_pii,
-                       int64_t now_ms, store_session_t *out);
+int store_session_turn(store_t *s, const char *id, const char *tier, bool had_pii, int64_t now_ms,
+                       store_session_t *out);
 /* Deletes sessions last updated before before_ms; *n_deleted (may be NULL) = count. */
 int store_session_prune(store_t *s, int64_t before_ms, uint64_t *n_deleted);
 

@@ -25,8 +25,8 @@ typedef struct store_ops {
     int (*audit_query)(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
     int (*session_get)(store_t *s, const char *id, store_session_t *out);
     int (*session_put)(store_t *s, const store_session_t *sess);
-    int (*session_turn)(store_t *s, const char *id, const char *tier, bool had_pii,
-                        int64_t now_ms, store_session_t *out);
+    int (*session_turn)(store_t *s, const char *id, const char *tier, bool had_pii, int64_t now_ms,
+                        store_session_t *out);
     int (*session_prune)(store_t *s, int64_t before_ms, uint64_t *n_deleted);
     int (*feedback_put)(store_t *s, const char *request_id, double reward, int64_t ts_ms);
     int (*feedback_list)(store_t *s, int64_t since_ms, store_feedback_t **out, size_t *n_out);

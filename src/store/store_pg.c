@@ -1,11 +1,598 @@
-/* store_pg.c — the PostgreSQL backend (many gateway instances on one store). */
+/* store_pg.c — the PostgreSQL backend: one store shared by many gateway instances.
+ *
+ * Same schema and semantics as the SQLite backend. Statements are prepared once per
+ * connection (lazily, again after a reconnect) and parameters travel as text, except
+ * kv blobs which travel binary. Migrations run in one transaction under an advisory
+ * lock, so instances starting together migrate once. Session turns are single
+ * upserts, so concurrent instances never lose a turn.
+ *
+ * Compiled in when libpq's header is on the include path (libpq in the Makefile's
+ * pkg-config list); otherwise store_pg_open says PostgreSQL support is absent.
+ */
 #include <stdio.h>
 
 #include "store/store_impl.h"
 
+#if defined(__has_include) && __has_include(<libpq-fe.h>)
+
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/mem.h"
+
+/* Any constant: the key of the advisory lock that serializes migrations. */
+#define PG_MIGRATE_LOCK 0x5357594152444201LL
+
+/* ======================================================= statements ===== */
+
+enum {
+    PQ_LEDGER_INSERT,
+    PQ_COSTS_TEAM, /* in store_group_t order */
+    PQ_COSTS_TENANT,
+    PQ_COSTS_FEATURE,
+    PQ_COSTS_TIER,
+    PQ_AUDIT,
+    PQ_SESSION_GET,
+    PQ_SESSION_PUT,
+    PQ_SESSION_TURN,
+    PQ_SESSION_PRUNE,
+    PQ_FEEDBACK_PUT,
+    PQ_FEEDBACK_LIST,
+    PQ_KV_PUT,
+    PQ_KV_GET,
+    PQ_KV_DELETE,
+    PQ_COUNT
+};
+
+#define PG_COSTS_SQL(col)                                                                          \
+    "SELECT " col ", COUNT(*), SUM(tokens_in), SUM(tokens_out), SUM(cost_nusd),"                   \
+    " SUM(cloud_cost_nusd) FROM ledger WHERE ts_ms >= $1::bigint GROUP BY " col                    \
+    " ORDER BY SUM(cost_nusd) DESC, " col
+
+static const struct {
+    const char *name;
+    const char *sql;
+} pq_stmts[PQ_COUNT] = {
+    [PQ_LEDGER_INSERT] = {"sy_ledger_insert",
+                          "INSERT INTO ledger (id, ts_ms, tenant, team, feature, session, tier,"
+                          " model, status, http_status, tokens_in, tokens_out, cost_nusd,"
+                          " cloud_cost_nusd, latency_ms, ttft_ms, failover, escalated, degraded,"
+                          " external, pii_types, pii_names, reasons) VALUES ($1, $2, $3, $4, $5,"
+                          " $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
+                          " $21, $22, $23)"},
+    [PQ_COSTS_TEAM] = {"sy_costs_team", PG_COSTS_SQL("team")},
+    [PQ_COSTS_TENANT] = {"sy_costs_tenant", PG_COSTS_SQL("tenant")},
+    [PQ_COSTS_FEATURE] = {"sy_costs_feature", PG_COSTS_SQL("feature")},
+    [PQ_COSTS_TIER] = {"sy_costs_tier", PG_COSTS_SQL("tier")},
+    [PQ_AUDIT] = {"sy_audit", "SELECT id, ts_ms, tier, pii_types, pii_names FROM ledger"
+                              " WHERE pii_types <> 0 AND external <> 0 AND ts_ms >= $1::bigint"
+                              " ORDER BY ts_ms, id"},
+    [PQ_SESSION_GET] = {"sy_session_get",
+                        "SELECT turns, tiers, private, updated_ms FROM sessions WHERE id = $1"},
+    [PQ_SESSION_PUT] = {"sy_session_put",
+                        "INSERT INTO sessions (id, turns, tiers, private, updated_ms)"
+                        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET"
+                        " turns = EXCLUDED.turns, tiers = EXCLUDED.tiers,"
+                        " private = EXCLUDED.private, updated_ms = EXCLUDED.updated_ms"},
+    [PQ_SESSION_TURN] =
+        {"sy_session_turn",
+         "INSERT INTO sessions AS s (id, turns, tiers, private, updated_ms)"
+         " VALUES ($1, 1, $2::text, $3::int, $4::bigint) ON CONFLICT (id) DO UPDATE SET"
+         " turns = s.turns + 1,"
+         " tiers = CASE WHEN $2::text = '' OR strpos(',' || s.tiers || ',', ',' || $2::text || ',')"
+         "   > 0 OR length(s.tiers) + length($2::text) + 1 > $5::int THEN s.tiers"
+         "   WHEN s.tiers = '' THEN $2::text ELSE s.tiers || ',' || $2::text END,"
+         " private = (s.private | $3::int), updated_ms = $4::bigint"
+         " RETURNING turns, tiers, private, updated_ms"},
+    [PQ_SESSION_PRUNE] = {"sy_session_prune", "DELETE FROM sessions WHERE updated_ms < $1"},
+    [PQ_FEEDBACK_PUT] = {"sy_feedback_put",
+                         "INSERT INTO feedback (request_id, reward, ts_ms) VALUES ($1, $2, $3)"},
+    [PQ_FEEDBACK_LIST] = {"sy_feedback_list", "SELECT request_id, reward, ts_ms FROM feedback"
+                                              " WHERE ts_ms >= $1::bigint ORDER BY ts_ms"},
+    [PQ_KV_PUT] = {"sy_kv_put", "INSERT INTO kv (ns, key, value) VALUES ($1, $2, $3)"
+                                " ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value"},
+    [PQ_KV_GET] = {"sy_kv_get", "SELECT value FROM kv WHERE ns = $1 AND key = $2"},
+    [PQ_KV_DELETE] = {"sy_kv_delete", "DELETE FROM kv WHERE ns = $1 AND key = $2"},
+};
+
+typedef struct pg_store {
+    store_t base; /* first: a store_t * is a pg_store_t * */
+    PGconn *conn;
+    bool prepared[PQ_COUNT]; /* on this connection; cleared by a reconnect */
+} pg_store_t;
+
+static pg_store_t *pg(store_t *s)
+{
+    return (pg_store_t *)s;
+}
+
+/* Maps a SQLSTATE to switchyard's table. */
+static int map_state(const char *state)
+{
+    if (!state) return SY_EIO;
+    if (!strncmp(state, "08", 2)) return SY_ECLOSED; /* connection exception */
+    if (!strcmp(state, "53100")) return -ENOSPC;     /* disk full */
+    if (!strncmp(state, "22", 2) || !strncmp(state, "23", 2)) return SY_EINVAL; /* data */
+    if (!strcmp(state, "57014") || !strcmp(state, "55P03")) return SY_ETIMEOUT;
+    if (!strncmp(state, "XX", 2)) return SY_ECORRUPT; /* internal error, data corrupted */
+    return SY_EIO;
+}
+
+/* Records the message of a failed result, clears it, returns the mapped error. */
+static int fail(pg_store_t *s, PGresult *r)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn);
+    if (!msg || !*msg) msg = PQerrorMessage(s->conn);
+    store_set_err(&s->base, "postgresql: %.*s", (int)strcspn(msg, "\n"), msg);
+    int rc = r ? map_state(PQresultErrorField(r, PG_DIAG_SQLSTATE)) : SY_ECLOSED;
+    PQclear(r);
+    return rc;
+}
+
+/* A dropped connection is reopened once before the next statement; statements
+ * prepared on the old one are gone. Only outside a transaction: inside one, the
+ * failure must surface so the caller rolls back and retries the whole batch. */
+static void maybe_reconnect(pg_store_t *s)
+{
+    if (PQstatus(s->conn) == CONNECTION_OK) return;
+    PQreset(s->conn);
+    memset(s->prepared, 0, sizeof s->prepared);
+}
+
+/* Runs prepared statement `which` with n text parameters (binary where fmts says
+ * so). Returns the result (caller PQclear()s) with *err = 0, or NULL with *err set. */
+static PGresult *run(pg_store_t *s, int which, int n, const char *const *vals, const int *lens,
+                     const int *fmts, int result_fmt, int *err)
+{
+    if (PQtransactionStatus(s->conn) == PQTRANS_IDLE ||
+        PQtransactionStatus(s->conn) == PQTRANS_UNKNOWN)
+        maybe_reconnect(s);
+    if (!s->prepared[which]) {
+        PGresult *r = PQprepare(s->conn, pq_stmts[which].name, pq_stmts[which].sql, 0, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            *err = fail(s, r);
+            return NULL;
+        }
+        PQclear(r);
+        s->prepared[which] = true;
+    }
+    PGresult *r = PQexecPrepared(s->conn, pq_stmts[which].name, n, vals, lens, fmts, result_fmt);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        *err = fail(s, r);
+        return NULL;
+    }
+    *err = 0;
+    return r;
+}
+
+/* Runs a statement whose result is not needed. */
+static int run_cmd(pg_store_t *s, int which, int n, const char *const *vals)
+{
+    int err;
+    PGresult *r = run(s, which, n, vals, NULL, NULL, 0, &err);
+    PQclear(r);
+    return err;
+}
+
+/* Runs literal SQL (transaction control, migrations). */
+static int exec_sql(pg_store_t *s, const char *sql)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return fail(s, r);
+    PQclear(r);
+    return 0;
+}
+
+static int64_t val_i64(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void val_str(const PGresult *r, int row, int col, char *dst, size_t cap)
+{
+    store_copy_str(dst, cap, PQgetvalue(r, row, col));
+}
+
+/* Text for a 64-bit integer parameter. */
+typedef struct num {
+    char s[24];
+} num_t;
+
+static const char *num_i64(num_t *n, int64_t v)
+{
+    snprintf(n->s, sizeof n->s, "%lld", (long long)v);
+    return n->s;
+}
+
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
+/* ============================================================ schema ===== */
+
+/* Rewrites the portable schema text for PostgreSQL ("BLOB" -> "BYTEA"). */
+static char *pg_dialect(const char *sql)
+{
+    size_t n = strlen(sql);
+    char *out = mem_alloc(n + n / 5 + 1); /* each 5-byte " BLOB" grows by one */
+    char *o = out;
+    for (const char *p = sql; *p;) {
+        if (!strncmp(p, " BLOB", 5)) {
+            memcpy(o, " BYTEA", 6);
+            o += 6;
+            p += 5;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+static int read_version(pg_store_t *s, int *v)
+{
+    PGresult *r = PQexec(s->conn, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) return fail(s, r);
+    *v = (int)val_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* Applies every missing migration in one transaction under an advisory lock. */
+static int migrate(pg_store_t *s)
+{
+    char sql[160];
+    int rc = exec_sql(s, "BEGIN");
+    if (rc) return rc;
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%lld)", PG_MIGRATE_LOCK);
+    if ((rc = exec_sql(s, sql))) goto out;
+    if ((rc = exec_sql(s, "CREATE TABLE IF NOT EXISTS schema_version ("
+                          " version INTEGER NOT NULL, applied_ms BIGINT NOT NULL)")))
+        goto out;
+    int v;
+    if ((rc = read_version(s, &v))) goto out;
+    if (v > STORE_SCHEMA_VERSION) {
+        store_set_err(&s->base,
+                      "store schema version %d is newer than this switchyard supports (%d)", v,
+                      STORE_SCHEMA_VERSION);
+        rc = SY_EUNSUPPORTED;
+        goto out;
+    }
+    for (; v < STORE_SCHEMA_VERSION; v++) {
+        for (const char *const *q = store_migrations[v]; *q; q++) {
+            char *d = pg_dialect(*q);
+            rc = exec_sql(s, d);
+            mem_free(d);
+            if (rc) goto out;
+        }
+        snprintf(sql, sizeof sql, "INSERT INTO schema_version VALUES (%d, %lld)", v + 1,
+                 (long long)clock_wall_ms());
+        if ((rc = exec_sql(s, sql))) goto out;
+    }
+    return exec_sql(s, "COMMIT");
+out:
+    PQclear(PQexec(s->conn, "ROLLBACK"));
+    return rc;
+}
+
+/* ============================================================ ops ======== */
+
+static void pg_close(store_t *base)
+{
+    PQfinish(pg(base)->conn);
+    mem_free(base);
+}
+
+static int pg_schema_version(store_t *base)
+{
+    int v = 0;
+    int rc = read_version(pg(base), &v);
+    return rc ? rc : v;
+}
+
+static int pg_begin(store_t *base)
+{
+    maybe_reconnect(pg(base));
+    return exec_sql(pg(base), "BEGIN");
+}
+
+static int pg_commit(store_t *base)
+{
+    return exec_sql(pg(base), "COMMIT");
+}
+
+static void pg_rollback(store_t *base)
+{
+    pg_store_t *s = pg(base);
+    if (PQtransactionStatus(s->conn) != PQTRANS_IDLE) PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+static int pg_ledger_insert(store_t *base, const store_ledger_row_t *r)
+{
+    num_t n[14];
+    char id[sizeof r->id + 1];
+    store_copy_str(id, sizeof id, r->id);
+    const char *v[23] = {
+        id,
+        num_i64(&n[0], r->ts_ms),
+        nz(r->tenant),
+        nz(r->team),
+        nz(r->feature),
+        nz(r->session),
+        nz(r->tier),
+        nz(r->model),
+        nz(r->status),
+        num_i64(&n[1], r->http_status),
+        num_i64(&n[2], r->tokens_in),
+        num_i64(&n[3], r->tokens_out),
+        num_i64(&n[4], store_usd_to_nusd(r->cost_usd)),
+        num_i64(&n[5], store_usd_to_nusd(r->cloud_cost_usd)),
+        num_i64(&n[6], r->latency_ms),
+        num_i64(&n[7], r->ttft_ms),
+        num_i64(&n[8], r->failover),
+        num_i64(&n[9], r->escalated),
+        num_i64(&n[10], r->degraded),
+        num_i64(&n[11], r->external),
+        num_i64(&n[12], r->pii_types),
+        nz(r->pii_names),
+        nz(r->reasons),
+    };
+    return run_cmd(pg(base), PQ_LEDGER_INSERT, 23, v);
+}
+
+static int pg_costs_query(store_t *base, store_group_t by, int64_t since_ms, store_cost_row_t **out,
+                          size_t *n_out)
+{
+    num_t n;
+    const char *v[1] = {num_i64(&n, since_ms > 0 ? since_ms : INT64_MIN)};
+    int err;
+    PGresult *r = run(pg(base), PQ_COSTS_TEAM + (int)by, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > STORE_QUERY_MAX_ROWS) {
+        PQclear(r);
+        return SY_ETOOBIG;
+    }
+    store_cost_row_t *o = mem_calloc(rows ? rows : 1, sizeof *o);
+    for (size_t i = 0; i < rows; i++) {
+        int k = (int)i;
+        val_str(r, k, 0, o[i].key, sizeof o[i].key);
+        o[i].requests = (uint64_t)val_i64(r, k, 1);
+        o[i].tokens_in = (uint64_t)val_i64(r, k, 2);
+        o[i].tokens_out = (uint64_t)val_i64(r, k, 3);
+        int64_t cost = val_i64(r, k, 4), cloud = val_i64(r, k, 5);
+        o[i].cost_usd = store_nusd_to_usd(cost);
+        o[i].cloud_cost_usd = store_nusd_to_usd(cloud);
+        o[i].saved_usd = store_nusd_to_usd(cloud - cost);
+    }
+    PQclear(r);
+    *out = o;
+    *n_out = rows;
+    return 0;
+}
+
+static int pg_audit_query(store_t *base, int64_t since_ms, store_audit_row_t **out, size_t *n_out)
+{
+    num_t n;
+    const char *v[1] = {num_i64(&n, since_ms > 0 ? since_ms : INT64_MIN)};
+    int err;
+    PGresult *r = run(pg(base), PQ_AUDIT, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > STORE_QUERY_MAX_ROWS) {
+        PQclear(r);
+        return SY_ETOOBIG;
+    }
+    store_audit_row_t *o = mem_calloc(rows ? rows : 1, sizeof *o);
+    for (size_t i = 0; i < rows; i++) {
+        int k = (int)i;
+        val_str(r, k, 0, o[i].id, sizeof o[i].id);
+        o[i].ts_ms = val_i64(r, k, 1);
+        val_str(r, k, 2, o[i].tier, sizeof o[i].tier);
+        o[i].pii_types = (uint32_t)val_i64(r, k, 3);
+        val_str(r, k, 4, o[i].pii_names, sizeof o[i].pii_names);
+    }
+    PQclear(r);
+    *out = o;
+    *n_out = rows;
+    return 0;
+}
+
+static void session_cols(const PGresult *r, const char *id, store_session_t *out)
+{
+    memset(out, 0, sizeof *out);
+    store_copy_str(out->id, sizeof out->id, id);
+    out->turns = (uint32_t)val_i64(r, 0, 0);
+    val_str(r, 0, 1, out->tiers, sizeof out->tiers);
+    out->is_private = val_i64(r, 0, 2) != 0;
+    out->updated_ms = val_i64(r, 0, 3);
+}
+
+static int pg_session_get(store_t *base, const char *id, store_session_t *out)
+{
+    const char *v[1] = {id};
+    int err;
+    PGresult *r = run(pg(base), PQ_SESSION_GET, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return SY_ENOTFOUND;
+    }
+    session_cols(r, id, out);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_session_put(store_t *base, const store_session_t *sess)
+{
+    num_t n[3];
+    char id[sizeof sess->id + 1], tiers[sizeof sess->tiers + 1];
+    store_copy_str(id, sizeof id, sess->id);
+    store_copy_str(tiers, sizeof tiers, sess->tiers);
+    const char *v[5] = {id, num_i64(&n[0], sess->turns), tiers, num_i64(&n[1], sess->is_private),
+                        num_i64(&n[2], sess->updated_ms)};
+    return run_cmd(pg(base), PQ_SESSION_PUT, 5, v);
+}
+
+static int pg_session_turn(store_t *base, const char *id, const char *tier, bool had_pii,
+                           int64_t now_ms, store_session_t *out)
+{
+    num_t n[3];
+    const char *v[5] = {id, tier, num_i64(&n[0], had_pii), num_i64(&n[1], now_ms),
+                        num_i64(&n[2], (int64_t)sizeof out->tiers - 1)};
+    int err;
+    PGresult *r = run(pg(base), PQ_SESSION_TURN, 5, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    if (out && PQntuples(r) > 0) session_cols(r, id, out);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_session_prune(store_t *base, int64_t before_ms, uint64_t *n_deleted)
+{
+    num_t n;
+    const char *v[1] = {num_i64(&n, before_ms)};
+    int err;
+    PGresult *r = run(pg(base), PQ_SESSION_PRUNE, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    *n_deleted = strtoull(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_feedback_put(store_t *base, const char *request_id, double reward, int64_t ts_ms)
+{
+    num_t n;
+    char rw[40];
+    snprintf(rw, sizeof rw, "%.17g", reward);
+    const char *v[3] = {request_id, rw, num_i64(&n, ts_ms)};
+    return run_cmd(pg(base), PQ_FEEDBACK_PUT, 3, v);
+}
+
+static int pg_feedback_list(store_t *base, int64_t since_ms, store_feedback_t **out, size_t *n_out)
+{
+    num_t n;
+    const char *v[1] = {num_i64(&n, since_ms > 0 ? since_ms : INT64_MIN)};
+    int err;
+    PGresult *r = run(pg(base), PQ_FEEDBACK_LIST, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > STORE_QUERY_MAX_ROWS) {
+        PQclear(r);
+        return SY_ETOOBIG;
+    }
+    store_feedback_t *o = mem_calloc(rows ? rows : 1, sizeof *o);
+    for (size_t i = 0; i < rows; i++) {
+        val_str(r, (int)i, 0, o[i].request_id, sizeof o[i].request_id);
+        o[i].reward = strtod(PQgetvalue(r, (int)i, 1), NULL);
+        o[i].ts_ms = val_i64(r, (int)i, 2);
+    }
+    PQclear(r);
+    *out = o;
+    *n_out = rows;
+    return 0;
+}
+
+static int pg_kv_put(store_t *base, const char *ns, const char *key, const void *blob, size_t len)
+{
+    const char *v[3] = {ns, key, blob};
+    int lens[3] = {0, 0, (int)len};
+    int fmts[3] = {0, 0, 1}; /* the blob travels binary */
+    int err;
+    PGresult *r = run(pg(base), PQ_KV_PUT, 3, v, lens, fmts, 0, &err);
+    PQclear(r);
+    return err;
+}
+
+static int pg_kv_get(store_t *base, const char *ns, const char *key, void **blob, size_t *len)
+{
+    const char *v[2] = {ns, key};
+    int err;
+    PGresult *r = run(pg(base), PQ_KV_GET, 2, v, NULL, NULL, 1, &err);
+    if (!r) return err;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return SY_ENOTFOUND;
+    }
+    size_t n = (size_t)PQgetlength(r, 0, 0);
+    char *copy = mem_alloc(n + 1);
+    if (n) memcpy(copy, PQgetvalue(r, 0, 0), n);
+    copy[n] = 0;
+    PQclear(r);
+    *blob = copy;
+    *len = n;
+    return 0;
+}
+
+static int pg_kv_delete(store_t *base, const char *ns, const char *key)
+{
+    const char *v[2] = {ns, key};
+    return run_cmd(pg(base), PQ_KV_DELETE, 2, v);
+}
+
+static const store_ops_t pg_ops = {
+    .name = "postgresql",
+    .close = pg_close,
+    .schema_version = pg_schema_version,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .ledger_insert = pg_ledger_insert,
+    .costs_query = pg_costs_query,
+    .audit_query = pg_audit_query,
+    .session_get = pg_session_get,
+    .session_put = pg_session_put,
+    .session_turn = pg_session_turn,
+    .session_prune = pg_session_prune,
+    .feedback_put = pg_feedback_put,
+    .feedback_list = pg_feedback_list,
+    .kv_put = pg_kv_put,
+    .kv_get = pg_kv_get,
+    .kv_delete = pg_kv_delete,
+};
+
+/* Connects with the URL as libpq reads it (host, port, user, dbname, sslmode,
+ * connect_timeout, ...) and migrates. Returns owned store or NULL with a message
+ * naming the URL's host part but never its password. */
+store_t *store_pg_open(const char *url, char *err, size_t errlen)
+{
+    pg_store_t *s = mem_calloc(1, sizeof *s);
+    s->base.ops = &pg_ops;
+    s->conn = PQconnectdb(url);
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+        const char *m = s->conn ? PQerrorMessage(s->conn) : "out of memory";
+        snprintf(err, errlen, "store postgresql: cannot connect: %.*s", (int)strcspn(m, "\n"), m);
+        goto fail;
+    }
+    PQclear(PQexec(s->conn, "SET client_min_messages = warning"));
+    int rc = migrate(s);
+    if (rc) {
+        snprintf(err, errlen, "store postgresql: %s", s->base.errmsg);
+        goto fail;
+    }
+    return &s->base;
+fail:
+    PQfinish(s->conn);
+    mem_free(s);
+    return NULL;
+}
+
+#else /* no libpq */
+
 store_t *store_pg_open(const char *url, char *err, size_t errlen)
 {
     (void)url;
-    snprintf(err, errlen, "this switchyard was built without PostgreSQL support (libpq)");
+    snprintf(err, errlen,
+             "this switchyard was built without PostgreSQL support (install libpq-dev and add "
+             "libpq to the Makefile's PKGS)");
     return NULL;
 }
+
+#endif

@@ -44,7 +44,7 @@ enum {
 };
 
 #define COSTS_SQL(col)                                                                             \
-    "SELECT " col ", COUNT(*), SUM(tokens_in), SUM(tokens_out), SUM(cost_nusd),"                 \
+    "SELECT " col ", COUNT(*), SUM(tokens_in), SUM(tokens_out), SUM(cost_nusd),"                   \
     " SUM(cloud_cost_nusd) FROM ledger WHERE ts_ms >= ?1 GROUP BY " col                            \
     " ORDER BY SUM(cost_nusd) DESC, " col
 
@@ -237,7 +237,8 @@ out:
 static void sqlite_close(store_t *base)
 {
     sqlite_store_t *s = sq(base);
-    for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->st[i]);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
     mem_free(s);
 }
@@ -452,8 +453,7 @@ static int sqlite_session_prune(store_t *base, int64_t before_ms, uint64_t *n_de
     return err;
 }
 
-static int sqlite_feedback_put(store_t *base, const char *request_id, double reward,
-                               int64_t ts_ms)
+static int sqlite_feedback_put(store_t *base, const char *request_id, double reward, int64_t ts_ms)
 {
     sqlite_store_t *s = sq(base);
     int err = 0;
@@ -574,9 +574,8 @@ store_t *store_sqlite_open(const char *path, char *err, size_t errlen)
 {
     sqlite_store_t *s = mem_calloc(1, sizeof *s);
     s->base.ops = &sqlite_ops;
-    int rc = sqlite3_open_v2(path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "store sqlite:%s: cannot open: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
