@@ -1,0 +1,19 @@
+-- overhead.lua: wrk script for bench/overhead.sh. POSTs a small chat completion
+-- (streamed when the first script argument is "stream") and prints one
+-- machine-readable line: RESULT requests seconds p50_us p99_us errors non2xx.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+
+function init(args)
+  local stream = args[1] == "stream"
+  wrk.body = '{"model":"bench","messages":[{"role":"user","content":' ..
+             '"Summarize the benefits of keep-alive connections in one line."}]' ..
+             (stream and ',"stream":true' or '') .. '}'
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %.3f %d %d %d %d\n", summary.requests,
+    summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
