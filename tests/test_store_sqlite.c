@@ -130,8 +130,8 @@ static void test_schema_created(void **state)
                  "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='%s'", tables[i]);
         assert_int_equal(raw_int(f->path, sql), 1);
     }
-    const char *indexes[] = {"ledger_ts",      "ledger_team", "ledger_tenant",
-                             "ledger_feature", "ledger_tier", "ledger_pii_external"};
+    const char *indexes[] = {"ledger_ts", "ledger_pii_external", "sessions_updated", "feedback_ts",
+                             "feedback_request"};
     for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
         char sql[160];
         snprintf(sql, sizeof sql,
