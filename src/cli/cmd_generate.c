@@ -1,0 +1,196 @@
+/* cmd_generate.c — `switchyard generate`: run the edge engine on one prompt, streaming
+ * the text, with optional per-token logprobs and a speed/confidence summary. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "cli/cli.h"
+#include "engine/engine.h"
+
+#define GEN_MAX_PROMPT_TOKENS (1 << 16)
+
+static void generate_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: switchyard generate -m MODEL [-p TEXT] [options]\n\n"
+            "Generates text with the in-process engine. MODEL is a GGUF file or a llama2.c\n"
+            "checkpoint (then --tokenizer names its tokenizer.bin).\n\n"
+            "  -m, --model PATH        model file\n"
+            "      --tokenizer PATH    tokenizer.bin of a llama2.c checkpoint\n"
+            "  -p, --prompt TEXT       prompt (default: empty, start from BOS)\n"
+            "      --chat              render the prompt as a user message with the model's\n"
+            "                          chat template\n"
+            "  -n, --tokens N          tokens to generate (default 128)\n"
+            "      --temp T            temperature, 0 = greedy (default 0.8)\n"
+            "      --seed S            sampling seed (default 0)\n"
+            "      --top-k K           (default 40, 0 = off)\n"
+            "      --top-p P           (default 0.95, 1 = off)\n"
+            "      --min-p P           (default 0.05, 0 = off)\n"
+            "      --repeat-penalty R  (default 1 = off)\n"
+            "      --stop TEXT         stop string (repeatable, up to 8)\n"
+            "      --logprobs K        print each token's logprob and K alternatives\n"
+            "  -t, --threads N         threads (default 1)\n"
+            "      --ctx N             context size (default: the model's)\n");
+}
+
+typedef struct gen_out {
+    const engine_t *e;
+    int n_logprobs;
+    int prev;
+    int n;
+} gen_out_t;
+
+/* Prints text as a quoted, escaped token for the logprob table. */
+static void print_quoted(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n') fputs("\\n", f);
+        else if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\x%02x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* Per-token callback: text to stdout, or one table row per token with --logprobs. */
+static int on_token(void *ud, const engine_token_t *t)
+{
+    gen_out_t *o = ud;
+    if (!o->n_logprobs) {
+        fwrite(t->text, 1, t->len, stdout);
+        fflush(stdout);
+    } else {
+        char piece[1100];
+        int k = engine_token_text(o->e, o->prev, t->id, piece, sizeof piece);
+        if (k > (int)sizeof piece) k = sizeof piece;
+        printf("%4d %6d %9.4f  ", o->n, t->id, t->info->logprob);
+        print_quoted(stdout, piece, (size_t)k);
+        for (int i = 0; i < t->info->n_alts; i++) {
+            int a = t->info->alts[i].id;
+            k = engine_token_text(o->e, o->prev, a, piece, sizeof piece);
+            if (k > (int)sizeof piece) k = sizeof piece;
+            printf("  ");
+            print_quoted(stdout, piece, (size_t)k);
+            printf(" %.3f", t->info->alts[i].logprob);
+        }
+        putchar('\n');
+    }
+    o->prev = t->id;
+    o->n++;
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        generate_usage(stdout);
+        return 0;
+    }
+    const char *model = NULL, *tok = NULL, *prompt = "";
+    int chat = 0, n_stop = 0;
+    engine_gen_params_t gp = {.max_tokens = 128};
+    sample_params_default(&gp.sample);
+    engine_session_opts_t so = {.n_threads = 1};
+    enum { O_TOK = 256, O_TEMP, O_SEED, O_TOPK, O_TOPP, O_MINP, O_REP, O_STOP, O_LP, O_CTX, O_CHAT };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"tokenizer", required_argument, 0, O_TOK},
+        {"prompt", required_argument, 0, 'p'},  {"tokens", required_argument, 0, 'n'},
+        {"temp", required_argument, 0, O_TEMP}, {"seed", required_argument, 0, O_SEED},
+        {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
+        {"min-p", required_argument, 0, O_MINP}, {"repeat-penalty", required_argument, 0, O_REP},
+        {"stop", required_argument, 0, O_STOP}, {"logprobs", required_argument, 0, O_LP},
+        {"threads", required_argument, 0, 't'}, {"ctx", required_argument, 0, O_CTX},
+        {"chat", no_argument, 0, O_CHAT},       {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case O_TOK: tok = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'n': gp.max_tokens = atoi(optarg); break;
+        case O_TEMP: gp.sample.temperature = strtof(optarg, NULL); break;
+        case O_SEED: gp.sample.seed = strtoull(optarg, NULL, 10); break;
+        case O_TOPK: gp.sample.top_k = atoi(optarg); break;
+        case O_TOPP: gp.sample.top_p = strtof(optarg, NULL); break;
+        case O_MINP: gp.sample.min_p = strtof(optarg, NULL); break;
+        case O_REP: gp.sample.repeat_penalty = strtof(optarg, NULL); break;
+        case O_STOP:
+            if (n_stop >= ENGINE_MAX_STOPS) {
+                fprintf(stderr, "generate: at most %d stop strings\n", ENGINE_MAX_STOPS);
+                return 2;
+            }
+            gp.stop[n_stop++] = optarg;
+            break;
+        case O_LP: gp.n_logprobs = atoi(optarg); break;
+        case 't': so.n_threads = atoi(optarg); break;
+        case O_CTX: so.n_ctx = atoi(optarg); break;
+        case O_CHAT: chat = 1; break;
+        default: generate_usage(stderr); return 2;
+        }
+    }
+    if (!model || gp.max_tokens < 0 || gp.n_logprobs < 0 || gp.n_logprobs > SAMPLE_MAX_ALTS ||
+        so.n_threads < 1 || so.n_threads > 256) {
+        if (!model) fprintf(stderr, "generate: -m MODEL is required\n");
+        else fprintf(stderr, "generate: bad option value (logprobs 0..%d, threads 1..256)\n",
+                     SAMPLE_MAX_ALTS);
+        return 2;
+    }
+    char err[512];
+    engine_t *e;
+    int rc = engine_load(model, tok, &e, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "generate: %s\n", err[0] ? err : sy_strerror(rc));
+        return 1;
+    }
+    buf_t text;
+    buf_init(&text, 16u << 20);
+    if (chat) {
+        engine_msg_t msg = {"user", prompt};
+        rc = engine_chat_render(e, &msg, 1, true, &text);
+    } else {
+        rc = buf_puts(&text, prompt);
+    }
+    int *ids = mem_alloc(GEN_MAX_PROMPT_TOKENS * sizeof *ids);
+    int n = rc ? rc : engine_tokenize(e, text.data ? text.data : "", text.len, true, chat != 0,
+                                      ids, GEN_MAX_PROMPT_TOKENS);
+    if (n > GEN_MAX_PROMPT_TOKENS) n = SY_ECONTEXT;
+    engine_session_t *s = NULL;
+    engine_gen_result_t res;
+    if (n > 0) {
+        s = engine_session_new(e, &so);
+        if (!gp.n_logprobs) fwrite(text.data ? text.data : "", 1, text.len, stdout);
+        gen_out_t o = {.e = e, .n_logprobs = gp.n_logprobs, .prev = ids[n - 1]};
+        rc = engine_generate(s, ids, n, &gp, on_token, &o, &res);
+    } else {
+        rc = n == 0 ? SY_EINVAL : n;
+    }
+    if (!gp.n_logprobs) putchar('\n');
+    if (rc) {
+        fprintf(stderr, "generate: %s\n", sy_strerror(rc));
+    } else {
+        static const char *fin[] = {"length", "eos", "stop", "callback"};
+        fprintf(stderr,
+                "\n%s (%s, %s): prompt %d tokens in %.1f ms (%.1f tok/s), generated %d in "
+                "%.1f ms (%.1f tok/s), finish %s\n"
+                "confidence: mean logprob %.4f, min logprob %.4f, mean entropy %.4f nats\n",
+                e->model->name, e->model->format, kern_type_name(e->model->weight_type),
+                res.n_prompt, res.prefill_ms,
+                res.prefill_ms > 0 ? 1e3 * (res.n_prompt - res.n_reused) / res.prefill_ms : 0.0,
+                res.n_generated, res.decode_ms,
+                res.decode_ms > 0 ? 1e3 * res.n_generated / res.decode_ms : 0.0, fin[res.finish],
+                sample_conf_mean_logprob(&res.conf), (double)res.conf.min_logprob,
+                sample_conf_mean_entropy(&res.conf));
+    }
+    engine_session_free(s);
+    mem_free(ids);
+    buf_deinit(&text);
+    engine_free(e);
+    return rc ? 1 : 0;
+}
