@@ -39,7 +39,8 @@ static engine_t *load(void)
     cJSON *j = cJSON_Parse(text);
     cJSON *ids = cJSON_GetObjectItem(j, "token_ids");
     n_golden = cJSON_GetArraySize(ids);
-    for (int i = 0; i < n_golden; i++) golden[i] = cJSON_GetArrayItem(ids, i)->valueint;
+    for (int i = 0; i < n_golden; i++)
+        golden[i] = cJSON_GetArrayItem(ids, i)->valueint;
     snprintf(golden_text, sizeof golden_text, "%s", cJSON_GetObjectItem(j, "text")->valuestring);
     cJSON_Delete(j);
     engine_t *e;
@@ -228,8 +229,8 @@ static void test_chat_render(void **state)
     (void)state;
     engine_t *e = load();
     if (!e) skip();
-    engine_msg_t msgs[] = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"},
-                           {"user", "Tell a story"}};
+    engine_msg_t msgs[] = {
+        {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Tell a story"}};
     buf_t b;
     buf_init(&b, 4096);
     assert_int_equal(engine_chat_kind(e), ENGINE_CHAT_PLAIN);

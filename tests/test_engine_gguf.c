@@ -22,8 +22,10 @@ static char shared[512];
 static uint8_t *valid_file(size_t *size)
 {
     static float a[64 * 4], b[64];
-    for (int i = 0; i < 64 * 4; i++) a[i] = (float)i * 0.5f;
-    for (int i = 0; i < 64; i++) b[i] = (float)-i;
+    for (int i = 0; i < 64 * 4; i++)
+        a[i] = (float)i * 0.5f;
+    for (int i = 0; i < 64; i++)
+        b[i] = (float)-i;
     gguf_writer_t *w = gguf_writer_new(0);
     gguf_writer_set_str(w, "general.architecture", "llama");
     gguf_writer_set_u32(w, "llama.block_count", 7);
@@ -180,8 +182,14 @@ static void put(bb_t *b, const void *p, size_t n)
     memcpy(b->d + b->n, p, n);
     b->n += n;
 }
-static void p32(bb_t *b, uint32_t v) { put(b, &v, 4); }
-static void p64(bb_t *b, uint64_t v) { put(b, &v, 8); }
+static void p32(bb_t *b, uint32_t v)
+{
+    put(b, &v, 4);
+}
+static void p64(bb_t *b, uint64_t v)
+{
+    put(b, &v, 8);
+}
 static void pstr(bb_t *b, const char *s)
 {
     p64(b, strlen(s));
@@ -199,10 +207,12 @@ static void one_tensor(bb_t *b, uint32_t n_dims, const uint64_t *ne, uint32_t ty
     p64(b, 0);
     pstr(b, "t");
     p32(b, n_dims);
-    for (uint32_t i = 0; i < n_dims; i++) p64(b, ne[i]);
+    for (uint32_t i = 0; i < n_dims; i++)
+        p64(b, ne[i]);
     p32(b, type);
     p64(b, off);
-    while (b->n % 32) b->d[b->n++] = 0;
+    while (b->n % 32)
+        b->d[b->n++] = 0;
     memset(b->d + b->n, 0, data_bytes);
     b->n += data_bytes;
 }
@@ -229,24 +239,24 @@ static void test_hostile(void **state)
     gguf_free(g);
 
     one_tensor(&b, 2, ne, KERN_F32, 64, 256);
-    expect(&b, SY_ECORRUPT, "past the end");          /* offset past the data */
+    expect(&b, SY_ECORRUPT, "past the end"); /* offset past the data */
     one_tensor(&b, 2, ne, KERN_F32, 0, 255);
-    expect(&b, SY_ECORRUPT, "past the end");          /* data one byte short */
+    expect(&b, SY_ECORRUPT, "past the end"); /* data one byte short */
     one_tensor(&b, 2, ne, KERN_F32, 4, 256);
     expect(&b, SY_ECORRUPT, "aligned");
     one_tensor(&b, 2, ne, 77, 0, 256);
-    expect(&b, SY_EUNSUPPORTED, "type 77");           /* unknown tensor type */
+    expect(&b, SY_EUNSUPPORTED, "type 77"); /* unknown tensor type */
     one_tensor(&b, 5, ne, KERN_F32, 0, 256);
     expect(&b, SY_ECORRUPT, "dimensions");
     uint64_t huge[4] = {1ull << 40, 1ull << 40, 1ull << 40, 1};
     one_tensor(&b, 3, huge, KERN_F32, 0, 0);
-    expect(&b, SY_ECORRUPT, "dimension");             /* n_elements overflow */
+    expect(&b, SY_ECORRUPT, "dimension"); /* n_elements overflow */
     uint64_t big[2] = {1ull << 39, 1ull << 23};
     one_tensor(&b, 2, big, KERN_F32, 0, 0);
-    expect(&b, SY_ECORRUPT, "");                      /* product * 4 bytes overflows */
+    expect(&b, SY_ECORRUPT, ""); /* product * 4 bytes overflows */
     uint64_t odd[2] = {33, 2};
     one_tensor(&b, 2, odd, KERN_Q8_0, 0, 256);
-    expect(&b, SY_ECORRUPT, "invalid for q8_0");      /* row not a multiple of 32 */
+    expect(&b, SY_ECORRUPT, "invalid for q8_0"); /* row not a multiple of 32 */
     uint64_t zero[2] = {0, 2};
     one_tensor(&b, 2, zero, KERN_F32, 0, 256);
     expect(&b, SY_ECORRUPT, "dimension");

@@ -46,10 +46,12 @@ static int read_golden(golden_t *g)
     text[n] = 0;
     cJSON *j = cJSON_Parse(text);
     assert_non_null(j);
-    cJSON *ids = cJSON_GetObjectItem(j, "token_ids"), *lg = cJSON_GetObjectItem(j, "first_logits_first8");
+    cJSON *ids = cJSON_GetObjectItem(j, "token_ids"),
+          *lg = cJSON_GetObjectItem(j, "first_logits_first8");
     g->n_ids = cJSON_GetArraySize(ids);
     assert_true(g->n_ids > 100 && g->n_ids <= 256);
-    for (int i = 0; i < g->n_ids; i++) g->ids[i] = cJSON_GetArrayItem(ids, i)->valueint;
+    for (int i = 0; i < g->n_ids; i++)
+        g->ids[i] = cJSON_GetArrayItem(ids, i)->valueint;
     for (int s = 0; s < 8; s++)
         for (int k = 0; k < 8; k++)
             g->logits[s][k] = (float)cJSON_GetArrayItem(cJSON_GetArrayItem(lg, s), k)->valuedouble;
@@ -76,9 +78,11 @@ static void check_greedy(const model_t *m, const golden_t *g, float *first)
         assert_non_null(lg);
         if (pos == 0) memcpy(first, lg, (size_t)m->cfg.n_vocab * sizeof(float));
         if (pos < 8)
-            for (int k = 0; k < 8; k++) assert_float_equal(lg[k], g->logits[pos][k], 1e-4);
+            for (int k = 0; k < 8; k++)
+                assert_float_equal(lg[k], g->logits[pos][k], 1e-4);
         tok = argmax(lg, m->cfg.n_vocab);
-        if (tok != g->ids[pos + 1]) fail_msg("step %d: token %d, golden %d", pos, tok, g->ids[pos + 1]);
+        if (tok != g->ids[pos + 1])
+            fail_msg("step %d: token %d, golden %d", pos, tok, g->ids[pos + 1]);
     }
     forward_state_free(s);
 }
@@ -111,7 +115,8 @@ static void test_golden_llama2c_and_gguf(void **state)
     assert_string_equal(m2->format, "gguf");
     assert_int_equal(m2->cfg.n_vocab, 512);
     check_greedy(m2, &g, first_b);
-    for (int i = 0; i < 512; i++) assert_float_equal(first_a[i], first_b[i], 1e-4);
+    for (int i = 0; i < 512; i++)
+        assert_float_equal(first_a[i], first_b[i], 1e-4);
     model_free(m2);
     unlink(path);
     rmdir(dir);
@@ -138,9 +143,11 @@ static void test_batched_prefill(void **state)
     assert_non_null(la);
     const float *lall = forward_run(b, g.ids, n, 0, true); /* all rows */
     assert_non_null(lall);
-    for (int i = 0; i < V; i++) assert_float_equal(la[i], lall[i], 1e-4);
+    for (int i = 0; i < V; i++)
+        assert_float_equal(la[i], lall[i], 1e-4);
     /* Row p of the all-logits output predicts token p+1 of the greedy run. */
-    for (int p = 0; p < n - 1; p++) assert_int_equal(argmax(b->logits + (size_t)p * V, V), g.ids[p + 1]);
+    for (int p = 0; p < n - 1; p++)
+        assert_int_equal(argmax(b->logits + (size_t)p * V, V), g.ids[p + 1]);
     /* Continuing after a prefill matches too. */
     const float *next = forward_run(a, &g.ids[n], 1, n, false);
     assert_int_equal(argmax(next, V), g.ids[n + 1]);
@@ -166,7 +173,8 @@ static void test_tiny_random_gguf(void **state)
     int toks[4] = {1, 15043, 3186, 29991};
     const float *lg = forward_run(s, toks, 4, 0, false);
     assert_non_null(lg);
-    for (int i = 0; i < m->cfg.n_vocab; i++) assert_true(isfinite(lg[i]));
+    for (int i = 0; i < m->cfg.n_vocab; i++)
+        assert_true(isfinite(lg[i]));
     int t = argmax(lg, m->cfg.n_vocab);
     for (int pos = 4; pos < 8; pos++) {
         lg = forward_run(s, &t, 1, pos, false);

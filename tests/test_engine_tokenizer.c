@@ -95,8 +95,8 @@ static void test_vocab_cases(void **state)
         }
         int got = tokenizer_encode(t, ip_cur, n, false, false, ids, 4096);
         if (got != ne || memcmp(ids, expect, (size_t)ne * sizeof(int)))
-            fail_msg("case %d '%.*s': got %d ids (first %d), expected %d (first %d)", cases,
-                     (int)n, ip_cur, got, got ? ids[0] : -1, ne, ne ? expect[0] : -1);
+            fail_msg("case %d '%.*s': got %d ids (first %d), expected %d (first %d)", cases, (int)n,
+                     ip_cur, got, got ? ids[0] : -1, ne, ne ? expect[0] : -1);
         /* Decoding gives the text back (SentencePiece's prefix space aside). */
         size_t dl = decode_all(t, ids, got, text, sizeof text - 1);
         const char *d = text;
@@ -151,14 +151,24 @@ static void test_bpe_kind(void **state)
 {
     (void)state;
     /* Ġ is U+0120, the byte-level form of a space. */
-    const char *toks[] = {"h", "e", "l", "o", "\xc4\xa0", "w", "r", "d", "he", "ll", "hell",
-                          "hello", "\xc4\xa0w", "or", "\xc4\xa0wor", "\xc4\xa0world", "ld",
-                          "<|im_start|>", "!", "1", "2", "3", "12", "123"};
-    const char *merges[] = {"h e", "l l", "he ll", "hell o", "\xc4\xa0 w", "o r",
-                            "\xc4\xa0w or", "l d", "\xc4\xa0wor ld", "1 2", "12 3"};
+    const char *toks[] = {"h",           "e",
+                          "l",           "o",
+                          "\xc4\xa0",    "w",
+                          "r",           "d",
+                          "he",          "ll",
+                          "hell",        "hello",
+                          "\xc4\xa0w",   "or",
+                          "\xc4\xa0wor", "\xc4\xa0world",
+                          "ld",          "<|im_start|>",
+                          "!",           "1",
+                          "2",           "3",
+                          "12",          "123"};
+    const char *merges[] = {"h e",          "l l", "he ll",          "hell o", "\xc4\xa0 w", "o r",
+                            "\xc4\xa0w or", "l d", "\xc4\xa0wor ld", "1 2",    "12 3"};
     int n = (int)(sizeof toks / sizeof *toks);
     int32_t types[32];
-    for (int i = 0; i < n; i++) types[i] = i == 17 ? TOKENIZER_TYPE_CONTROL : TOKENIZER_TYPE_NORMAL;
+    for (int i = 0; i < n; i++)
+        types[i] = i == 17 ? TOKENIZER_TYPE_CONTROL : TOKENIZER_TYPE_NORMAL;
     gguf_writer_t *w = gguf_writer_new(0);
     gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
     gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, (size_t)n);

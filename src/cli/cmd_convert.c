@@ -28,7 +28,8 @@ int cmd_convert(int argc, char **argv)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "t:", opts, NULL)) != -1) {
-        if (c == 't') tok = optarg;
+        if (c == 't')
+            tok = optarg;
         else {
             convert_usage(stderr);
             return 2;
@@ -47,10 +48,12 @@ int cmd_convert(int argc, char **argv)
         return 1;
     }
     rc = convert_model_to_gguf(m, out);
-    if (rc) fprintf(stderr, "convert: %s: %s\n", out, sy_strerror(rc));
+    if (rc)
+        fprintf(stderr, "convert: %s: %s\n", out, sy_strerror(rc));
     else
-        fprintf(stderr, "convert: %s -> %s (dim %d, %d layers, %d heads / %d kv, vocab %d, "
-                        "ctx %d, %s classifier)\n",
+        fprintf(stderr,
+                "convert: %s -> %s (dim %d, %d layers, %d heads / %d kv, vocab %d, "
+                "ctx %d, %s classifier)\n",
                 in, out, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads,
                 m->cfg.n_vocab, m->cfg.n_ctx, m->tied_output ? "tied" : "separate");
     model_free(m);

@@ -15,26 +15,25 @@
 
 static void generate_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: switchyard generate -m MODEL [-p TEXT] [options]\n\n"
-            "Generates text with the in-process engine. MODEL is a GGUF file or a llama2.c\n"
-            "checkpoint (then --tokenizer names its tokenizer.bin).\n\n"
-            "  -m, --model PATH        model file\n"
-            "      --tokenizer PATH    tokenizer.bin of a llama2.c checkpoint\n"
-            "  -p, --prompt TEXT       prompt (default: empty, start from BOS)\n"
-            "      --chat              render the prompt as a user message with the model's\n"
-            "                          chat template\n"
-            "  -n, --tokens N          tokens to generate (default 128)\n"
-            "      --temp T            temperature, 0 = greedy (default 0.8)\n"
-            "      --seed S            sampling seed (default 0)\n"
-            "      --top-k K           (default 40, 0 = off)\n"
-            "      --top-p P           (default 0.95, 1 = off)\n"
-            "      --min-p P           (default 0.05, 0 = off)\n"
-            "      --repeat-penalty R  (default 1 = off)\n"
-            "      --stop TEXT         stop string (repeatable, up to 8)\n"
-            "      --logprobs K        print each token's logprob and K alternatives\n"
-            "  -t, --threads N         threads (default 1)\n"
-            "      --ctx N             context size (default: the model's)\n");
+    fprintf(f, "usage: switchyard generate -m MODEL [-p TEXT] [options]\n\n"
+               "Generates text with the in-process engine. MODEL is a GGUF file or a llama2.c\n"
+               "checkpoint (then --tokenizer names its tokenizer.bin).\n\n"
+               "  -m, --model PATH        model file\n"
+               "      --tokenizer PATH    tokenizer.bin of a llama2.c checkpoint\n"
+               "  -p, --prompt TEXT       prompt (default: empty, start from BOS)\n"
+               "      --chat              render the prompt as a user message with the model's\n"
+               "                          chat template\n"
+               "  -n, --tokens N          tokens to generate (default 128)\n"
+               "      --temp T            temperature, 0 = greedy (default 0.8)\n"
+               "      --seed S            sampling seed (default 0)\n"
+               "      --top-k K           (default 40, 0 = off)\n"
+               "      --top-p P           (default 0.95, 1 = off)\n"
+               "      --min-p P           (default 0.05, 0 = off)\n"
+               "      --repeat-penalty R  (default 1 = off)\n"
+               "      --stop TEXT         stop string (repeatable, up to 8)\n"
+               "      --logprobs K        print each token's logprob and K alternatives\n"
+               "  -t, --threads N         threads (default 1)\n"
+               "      --ctx N             context size (default: the model's)\n");
 }
 
 typedef struct gen_out {
@@ -50,10 +49,14 @@ static void print_quoted(FILE *f, const char *s, size_t n)
     fputc('"', f);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '\n') fputs("\\n", f);
-        else if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\x%02x", c);
-        else fputc(c, f);
+        if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
     }
     fputc('"', f);
 }
@@ -97,30 +100,62 @@ int cmd_generate(int argc, char **argv)
     engine_gen_params_t gp = {.max_tokens = 128};
     sample_params_default(&gp.sample);
     engine_session_opts_t so = {.n_threads = 1};
-    enum { O_TOK = 256, O_TEMP, O_SEED, O_TOPK, O_TOPP, O_MINP, O_REP, O_STOP, O_LP, O_CTX, O_CHAT };
+    enum {
+        O_TOK = 256,
+        O_TEMP,
+        O_SEED,
+        O_TOPK,
+        O_TOPP,
+        O_MINP,
+        O_REP,
+        O_STOP,
+        O_LP,
+        O_CTX,
+        O_CHAT
+    };
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"tokenizer", required_argument, 0, O_TOK},
-        {"prompt", required_argument, 0, 'p'},  {"tokens", required_argument, 0, 'n'},
-        {"temp", required_argument, 0, O_TEMP}, {"seed", required_argument, 0, O_SEED},
+        {"model", required_argument, 0, 'm'},    {"tokenizer", required_argument, 0, O_TOK},
+        {"prompt", required_argument, 0, 'p'},   {"tokens", required_argument, 0, 'n'},
+        {"temp", required_argument, 0, O_TEMP},  {"seed", required_argument, 0, O_SEED},
         {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
         {"min-p", required_argument, 0, O_MINP}, {"repeat-penalty", required_argument, 0, O_REP},
-        {"stop", required_argument, 0, O_STOP}, {"logprobs", required_argument, 0, O_LP},
-        {"threads", required_argument, 0, 't'}, {"ctx", required_argument, 0, O_CTX},
-        {"chat", no_argument, 0, O_CHAT},       {0, 0, 0, 0}};
+        {"stop", required_argument, 0, O_STOP},  {"logprobs", required_argument, 0, O_LP},
+        {"threads", required_argument, 0, 't'},  {"ctx", required_argument, 0, O_CTX},
+        {"chat", no_argument, 0, O_CHAT},        {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:p:n:t:", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case O_TOK: tok = optarg; break;
-        case 'p': prompt = optarg; break;
-        case 'n': gp.max_tokens = atoi(optarg); break;
-        case O_TEMP: gp.sample.temperature = strtof(optarg, NULL); break;
-        case O_SEED: gp.sample.seed = strtoull(optarg, NULL, 10); break;
-        case O_TOPK: gp.sample.top_k = atoi(optarg); break;
-        case O_TOPP: gp.sample.top_p = strtof(optarg, NULL); break;
-        case O_MINP: gp.sample.min_p = strtof(optarg, NULL); break;
-        case O_REP: gp.sample.repeat_penalty = strtof(optarg, NULL); break;
+        case 'm':
+            model = optarg;
+            break;
+        case O_TOK:
+            tok = optarg;
+            break;
+        case 'p':
+            prompt = optarg;
+            break;
+        case 'n':
+            gp.max_tokens = atoi(optarg);
+            break;
+        case O_TEMP:
+            gp.sample.temperature = strtof(optarg, NULL);
+            break;
+        case O_SEED:
+            gp.sample.seed = strtoull(optarg, NULL, 10);
+            break;
+        case O_TOPK:
+            gp.sample.top_k = atoi(optarg);
+            break;
+        case O_TOPP:
+            gp.sample.top_p = strtof(optarg, NULL);
+            break;
+        case O_MINP:
+            gp.sample.min_p = strtof(optarg, NULL);
+            break;
+        case O_REP:
+            gp.sample.repeat_penalty = strtof(optarg, NULL);
+            break;
         case O_STOP:
             if (n_stop >= ENGINE_MAX_STOPS) {
                 fprintf(stderr, "generate: at most %d stop strings\n", ENGINE_MAX_STOPS);
@@ -128,18 +163,30 @@ int cmd_generate(int argc, char **argv)
             }
             gp.stop[n_stop++] = optarg;
             break;
-        case O_LP: gp.n_logprobs = atoi(optarg); break;
-        case 't': so.n_threads = atoi(optarg); break;
-        case O_CTX: so.n_ctx = atoi(optarg); break;
-        case O_CHAT: chat = 1; break;
-        default: generate_usage(stderr); return 2;
+        case O_LP:
+            gp.n_logprobs = atoi(optarg);
+            break;
+        case 't':
+            so.n_threads = atoi(optarg);
+            break;
+        case O_CTX:
+            so.n_ctx = atoi(optarg);
+            break;
+        case O_CHAT:
+            chat = 1;
+            break;
+        default:
+            generate_usage(stderr);
+            return 2;
         }
     }
     if (!model || gp.max_tokens < 0 || gp.n_logprobs < 0 || gp.n_logprobs > SAMPLE_MAX_ALTS ||
         so.n_threads < 1 || so.n_threads > 256) {
-        if (!model) fprintf(stderr, "generate: -m MODEL is required\n");
-        else fprintf(stderr, "generate: bad option value (logprobs 0..%d, threads 1..256)\n",
-                     SAMPLE_MAX_ALTS);
+        if (!model)
+            fprintf(stderr, "generate: -m MODEL is required\n");
+        else
+            fprintf(stderr, "generate: bad option value (logprobs 0..%d, threads 1..256)\n",
+                    SAMPLE_MAX_ALTS);
         return 2;
     }
     char err[512];
@@ -158,8 +205,9 @@ int cmd_generate(int argc, char **argv)
         rc = buf_puts(&text, prompt);
     }
     int *ids = mem_alloc(GEN_MAX_PROMPT_TOKENS * sizeof *ids);
-    int n = rc ? rc : engine_tokenize(e, text.data ? text.data : "", text.len, true, chat != 0,
-                                      ids, GEN_MAX_PROMPT_TOKENS);
+    int n = rc ? rc
+               : engine_tokenize(e, text.data ? text.data : "", text.len, true, chat != 0, ids,
+                                 GEN_MAX_PROMPT_TOKENS);
     if (n > GEN_MAX_PROMPT_TOKENS) n = SY_ECONTEXT;
     engine_session_t *s = NULL;
     engine_gen_result_t res;

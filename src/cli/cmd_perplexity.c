@@ -51,23 +51,39 @@ int cmd_perplexity(int argc, char **argv)
         perplexity_usage(stdout);
         return 0;
     }
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'T'},
-        {"file", required_argument, 0, 'f'},  {"ctx", required_argument, 0, 'c'},
-        {"chunks", required_argument, 0, 'k'}, {"threads", required_argument, 0, 't'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"tokenizer", required_argument, 0, 'T'},
+                                         {"file", required_argument, 0, 'f'},
+                                         {"ctx", required_argument, 0, 'c'},
+                                         {"chunks", required_argument, 0, 'k'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {0, 0, 0, 0}};
     const char *model = NULL, *tok = NULL, *file = NULL;
     int ctx = 0, max_chunks = 0, threads = 1, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:f:t:", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model = optarg; break;
-        case 'T': tok = optarg; break;
-        case 'f': file = optarg; break;
-        case 'c': ctx = atoi(optarg); break;
-        case 'k': max_chunks = atoi(optarg); break;
-        case 't': threads = atoi(optarg); break;
-        default: perplexity_usage(stderr); return 2;
+        case 'm':
+            model = optarg;
+            break;
+        case 'T':
+            tok = optarg;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'c':
+            ctx = atoi(optarg);
+            break;
+        case 'k':
+            max_chunks = atoi(optarg);
+            break;
+        case 't':
+            threads = atoi(optarg);
+            break;
+        default:
+            perplexity_usage(stderr);
+            return 2;
         }
     }
     if (!model || !file || ctx < 0 || ctx == 1 || threads < 1) {
@@ -118,7 +134,8 @@ int cmd_perplexity(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int ch = 0; ch < n_chunks && !rc; ch++) {
         rc = engine_score(s, &bos, 1, toks + (size_t)ch * per, per, lp, NULL);
-        for (int i = 0; i < per && !rc; i++) nll -= lp[i];
+        for (int i = 0; i < per && !rc; i++)
+            nll -= lp[i];
         scored += per;
         progress_update(&pr, (uint64_t)ch + 1);
     }

@@ -70,8 +70,10 @@ static int add_vector(gguf_writer_t *w, const char *name, const float *v, int n)
 
 int convert_model_to_gguf(const model_t *m, const char *path)
 {
-    int ft = m->weight_type == KERN_F32 ? 0 : m->weight_type == KERN_F16 ? 1
-             : m->weight_type == KERN_Q8_0 ? 7 : 2;
+    int ft = m->weight_type == KERN_F32    ? 0
+             : m->weight_type == KERN_F16  ? 1
+             : m->weight_type == KERN_Q8_0 ? 7
+                                           : 2;
     gguf_writer_t *w = gguf_writer_new(0);
     convert_write_metadata(w, m, ft);
     int rc = add_matrix(w, "token_embd.weight", &m->tok_embd);

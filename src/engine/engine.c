@@ -14,11 +14,11 @@
 struct engine_session {
     const engine_t *e;
     forward_state_t *fs;
-    kern_pool_t *pool;   /* owned, NULL with one thread */
+    kern_pool_t *pool; /* owned, NULL with one thread */
     sampler_t *sampler;
-    int *cached;         /* (n_ctx) tokens whose keys/values are in the cache */
+    int *cached; /* (n_ctx) tokens whose keys/values are in the cache */
     int n_cached;
-    buf_t text;          /* generated text of the current call */
+    buf_t text; /* generated text of the current call */
 };
 
 static double now_ms(void)
@@ -111,7 +111,8 @@ int engine_chat_render(const engine_t *e, const engine_msg_t *msgs, size_t n, bo
         for (size_t i = 0; i < n && !rc; i++)
             rc = buf_printf(out, "<|start_header_id|>%s<|end_header_id|>\n\n%s<|eot_id|>",
                             msgs[i].role, msgs[i].content);
-        if (!rc && add_assistant) rc = buf_puts(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        if (!rc && add_assistant)
+            rc = buf_puts(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
         return rc;
     case ENGINE_CHAT_CHATML:
         for (size_t i = 0; i < n && !rc; i++)
@@ -159,9 +160,15 @@ void engine_session_free(engine_session_t *s)
     mem_free(s);
 }
 
-void engine_session_reset(engine_session_t *s) { s->n_cached = 0; }
+void engine_session_reset(engine_session_t *s)
+{
+    s->n_cached = 0;
+}
 
-int engine_session_n_ctx(const engine_session_t *s) { return s->fs->n_ctx; }
+int engine_session_n_ctx(const engine_session_t *s)
+{
+    return s->fs->n_ctx;
+}
 
 /* Brings the cache to hold exactly tokens[0..n): reuses the common prefix with what
  * is cached (always recomputing at least the last token, whose logits we need), runs
@@ -170,7 +177,8 @@ int engine_session_n_ctx(const engine_session_t *s) { return s->fs->n_ctx; }
 static const float *feed(engine_session_t *s, const int *tokens, int n, int *reused)
 {
     int keep = 0;
-    while (keep < s->n_cached && keep < n - 1 && s->cached[keep] == tokens[keep]) keep++;
+    while (keep < s->n_cached && keep < n - 1 && s->cached[keep] == tokens[keep])
+        keep++;
     *reused = keep;
     const float *lg = forward_run(s->fs, tokens + keep, n - keep, keep, false);
     if (!lg) {
@@ -248,11 +256,15 @@ int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
         /* What may be released now: up to a matched stop string, else all but a tail
          * that could begin one. */
         long hit = stop_find(s->text.data ? s->text.data : "", s->text.len, p);
-        size_t upto = hit >= 0 ? (size_t)hit : s->text.len - stop_holdback(s->text.data ? s->text.data : "", s->text.len, p);
+        size_t upto = hit >= 0 ? (size_t)hit
+                               : s->text.len - stop_holdback(s->text.data ? s->text.data : "",
+                                                             s->text.len, p);
         if (eog) upto = s->text.len;
         if (upto < released) upto = released;
-        engine_token_t et = {.id = tok, .text = s->text.data ? s->text.data + released : "",
-                             .len = upto - released, .info = &info};
+        engine_token_t et = {.id = tok,
+                             .text = s->text.data ? s->text.data + released : "",
+                             .len = upto - released,
+                             .info = &info};
         released = upto;
         int stop = cb ? cb(ud, &et) : 0;
         if (eog) {
@@ -286,8 +298,8 @@ static float row_logprob(const float *row, int n, int id, int *best)
     return sample_logprob(row, n, id, NULL);
 }
 
-int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int *cont,
-                 int n_cont, float *logprobs, int *argmax)
+int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int *cont, int n_cont,
+                 float *logprobs, int *argmax)
 {
     const model_t *m = s->e->model;
     int V = m->cfg.n_vocab;
@@ -308,9 +320,9 @@ int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int
         memcpy(s->cached + s->n_cached, cont + done, (size_t)k * sizeof *cont);
         s->n_cached += k;
         for (int j = 0; j < k; j++)
-            logprobs[done + j + 1] = row_logprob(s->fs->logits + (size_t)j * V, V,
-                                                 cont[done + j + 1],
-                                                 argmax ? &argmax[done + j + 1] : NULL);
+            logprobs[done + j + 1] =
+                row_logprob(s->fs->logits + (size_t)j * V, V, cont[done + j + 1],
+                            argmax ? &argmax[done + j + 1] : NULL);
         done += k;
     }
     return 0;

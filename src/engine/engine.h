@@ -31,21 +31,21 @@ typedef struct engine_session engine_session_t;
 
 /* Chat template families recognised in tokenizer.chat_template. */
 typedef enum {
-    ENGINE_CHAT_PLAIN,   /* no template: contents joined by newlines (base models) */
-    ENGINE_CHAT_LLAMA2,  /* [INST] ... [/INST] with <<SYS>> */
-    ENGINE_CHAT_LLAMA3,  /* <|start_header_id|>role<|end_header_id|> ... <|eot_id|> */
-    ENGINE_CHAT_CHATML,  /* <|im_start|>role ... <|im_end|> */
+    ENGINE_CHAT_PLAIN,  /* no template: contents joined by newlines (base models) */
+    ENGINE_CHAT_LLAMA2, /* [INST] ... [/INST] with <<SYS>> */
+    ENGINE_CHAT_LLAMA3, /* <|start_header_id|>role<|end_header_id|> ... <|eot_id|> */
+    ENGINE_CHAT_CHATML, /* <|im_start|>role ... <|im_end|> */
 } engine_chat_t;
 
 typedef struct engine_msg {
-    const char *role;    /* "system", "user", "assistant" */
+    const char *role; /* "system", "user", "assistant" */
     const char *content;
 } engine_msg_t;
 
 typedef struct engine_session_opts {
-    int n_ctx;       /* KV cache positions; 0: the model's context */
-    int n_threads;   /* 1: the calling thread only */
-    int max_batch;   /* prefill batch; 0: 64 */
+    int n_ctx;     /* KV cache positions; 0: the model's context */
+    int n_threads; /* 1: the calling thread only */
+    int max_batch; /* prefill batch; 0: 64 */
 } engine_session_opts_t;
 
 typedef enum {
@@ -59,8 +59,8 @@ typedef enum {
 
 typedef struct engine_gen_params {
     sample_params_t sample;
-    int max_tokens;          /* tokens to generate at most */
-    int n_logprobs;          /* alternatives per token, 0..SAMPLE_MAX_ALTS */
+    int max_tokens;                     /* tokens to generate at most */
+    int n_logprobs;                     /* alternatives per token, 0..SAMPLE_MAX_ALTS */
     const char *stop[ENGINE_MAX_STOPS]; /* stop strings (NULL-terminated list) */
 } engine_gen_params_t;
 
@@ -78,11 +78,11 @@ typedef struct engine_token {
 typedef int (*engine_token_cb)(void *ud, const engine_token_t *tok);
 
 typedef struct engine_gen_result {
-    int n_prompt;            /* prompt tokens */
-    int n_reused;            /* of which found in the cache */
+    int n_prompt; /* prompt tokens */
+    int n_reused; /* of which found in the cache */
     int n_generated;
     engine_finish_t finish;
-    sample_conf_t conf;      /* confidence summary of the generated tokens */
+    sample_conf_t conf; /* confidence summary of the generated tokens */
     double prefill_ms, decode_ms;
 } engine_gen_result_t;
 
@@ -129,7 +129,7 @@ int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
  * given prompt and cont[0..i), written to logprobs[i]; argmax[i] (may be NULL) gets
  * the model's most likely token at that place, so a verifier can accept a draft up to
  * the first disagreement. Returns 0, SY_ECONTEXT or SY_EINVAL. */
-int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int *cont,
-                 int n_cont, float *logprobs, int *argmax);
+int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int *cont, int n_cont,
+                 float *logprobs, int *argmax);
 
 #endif

@@ -57,10 +57,10 @@ forward_state_t *forward_state_new(const model_t *m, int n_ctx, int max_batch, k
 void forward_state_free(forward_state_t *s)
 {
     if (!s) return;
-    float *bufs[] = {s->x,      s->xb,       s->xb2,      s->q,          s->k,
-                     s->v,      s->hb,       s->hb2,      s->logits,     s->inv_freq,
-                     s->key_cache, s->value_cache};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) mem_free(bufs[i]);
+    float *bufs[] = {s->x,  s->xb,  s->xb2,    s->q,        s->k,         s->v,
+                     s->hb, s->hb2, s->logits, s->inv_freq, s->key_cache, s->value_cache};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        mem_free(bufs[i]);
     mem_free(s);
 }
 
@@ -70,9 +70,11 @@ void forward_state_free(forward_state_t *s)
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
     float ss = 0.0f;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
     ss = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int i = 0; i < n; i++) out[i] = w[i] * (ss * x[i]);
+    for (int i = 0; i < n; i++)
+        out[i] = w[i] * (ss * x[i]);
 }
 
 /* Y (n, rows) = X (n, cols) . W^T: one token through matvec, a batch through matmul. */
@@ -82,8 +84,7 @@ static void project(const forward_state_t *s, const model_tensor_t *w, const flo
     if (n == 1)
         kern_matvec(s->pool, w->type, w->data, X, Y, (size_t)w->rows, (size_t)w->cols);
     else
-        kern_matmul(s->pool, w->type, w->data, X, Y, (size_t)n, (size_t)w->rows,
-                    (size_t)w->cols);
+        kern_matmul(s->pool, w->type, w->data, X, Y, (size_t)n, (size_t)w->rows, (size_t)w->cols);
 }
 
 /* Rotates adjacent pairs (v[2i], v[2i+1]) of each head by pos * inv_freq[i], for the
@@ -126,24 +127,29 @@ static void attn_task(void *arg, int task, int n_tasks)
     float scale = 1.0f / sqrtf((float)hd);
     float acc[1024];
     float mx = -INFINITY, sum = 0.0f;
-    for (int i = 0; i < hd; i++) acc[i] = 0.0f;
+    for (int i = 0; i < hd; i++)
+        acc[i] = 0.0f;
     for (int t = 0; t <= pos; t++) {
         const float *k = s->key_cache + base + (size_t)t * kv_dim;
         const float *v = s->value_cache + base + (size_t)t * kv_dim;
         float sc = 0.0f;
-        for (int i = 0; i < hd; i++) sc += q[i] * k[i];
+        for (int i = 0; i < hd; i++)
+            sc += q[i] * k[i];
         sc *= scale;
         if (sc > mx) { /* rescale what was accumulated under the old maximum */
             float r = expf(mx - sc);
             sum *= r;
-            for (int i = 0; i < hd; i++) acc[i] *= r;
+            for (int i = 0; i < hd; i++)
+                acc[i] *= r;
             mx = sc;
         }
         float w = expf(sc - mx);
         sum += w;
-        for (int i = 0; i < hd; i++) acc[i] += w * v[i];
+        for (int i = 0; i < hd; i++)
+            acc[i] += w * v[i];
     }
-    for (int i = 0; i < hd; i++) out[i] = acc[i] / sum;
+    for (int i = 0; i < hd; i++)
+        out[i] = acc[i] / sum;
 }
 
 /* Runs fn over n tasks on the pool, or inline without one. */
@@ -153,7 +159,8 @@ static void run_tasks(kern_pool_t *pool, void (*fn)(void *, int, int), void *arg
         kern_pool_run(pool, fn, arg, n);
         return;
     }
-    for (int i = 0; i < n; i++) fn(arg, i, n);
+    for (int i = 0; i < n; i++)
+        fn(arg, i, n);
 }
 
 /* ========================================================= the pass ====== */
@@ -187,18 +194,17 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
             rope(s, s->k + (size_t)b * kv_dim, c->n_kv_heads, pos + b);
             size_t at = ((size_t)l * s->n_ctx + (size_t)(pos + b)) * kv_dim;
             memcpy(s->key_cache + at, s->k + (size_t)b * kv_dim, (size_t)kv_dim * sizeof(float));
-            memcpy(s->value_cache + at, s->v + (size_t)b * kv_dim,
-                   (size_t)kv_dim * sizeof(float));
+            memcpy(s->value_cache + at, s->v + (size_t)b * kv_dim, (size_t)kv_dim * sizeof(float));
         }
         attn_job_t job = {.s = s, .layer = l, .pos0 = pos, .n_heads = c->n_heads};
         run_tasks(s->pool, attn_task, &job, n * c->n_heads);
         project(s, &L->wo, s->xb, s->xb2, n);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+        for (size_t i = 0; i < (size_t)n * dim; i++)
+            s->x[i] += s->xb2[i];
 
         /* Feed-forward: norm, SwiGLU, project back. */
         for (int b = 0; b < n; b++)
-            rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, L->ffn_norm, dim,
-                    c->norm_eps);
+            rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, L->ffn_norm, dim, c->norm_eps);
         project(s, &L->w_gate, s->xb, s->hb, n);
         project(s, &L->w_up, s->xb, s->hb2, n);
         for (size_t i = 0; i < (size_t)n * hid; i++) {
@@ -206,7 +212,8 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
             s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
         }
         project(s, &L->w_down, s->hb, s->xb2, n);
-        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
+        for (size_t i = 0; i < (size_t)n * dim; i++)
+            s->x[i] += s->xb2[i];
     }
 
     /* Final norm and classifier: every row, or only the last token's. */

@@ -13,24 +13,24 @@
 #include "engine/model.h"
 
 typedef struct forward_state {
-    const model_t *m;      /* borrowed */
-    kern_pool_t *pool;     /* borrowed, may be NULL */
-    int n_ctx;             /* positions the KV cache holds */
-    int max_batch;         /* tokens per forward_run call chunk */
+    const model_t *m;  /* borrowed */
+    kern_pool_t *pool; /* borrowed, may be NULL */
+    int n_ctx;         /* positions the KV cache holds */
+    int max_batch;     /* tokens per forward_run call chunk */
     /* activations, one row per token of a batch */
-    float *x;              /* (max_batch, dim) residual stream */
-    float *xb;             /* (max_batch, dim) normed input / attention output */
-    float *xb2;            /* (max_batch, dim) projection output */
-    float *q;              /* (max_batch, n_heads * head_dim) */
-    float *k;              /* (max_batch, kv_dim) */
-    float *v;              /* (max_batch, kv_dim) */
-    float *hb;             /* (max_batch, hidden_dim) gate */
-    float *hb2;            /* (max_batch, hidden_dim) up */
-    float *logits;         /* (max_batch, n_vocab) */
-    float *inv_freq;       /* (rope_dim / 2) RoPE frequencies */
+    float *x;        /* (max_batch, dim) residual stream */
+    float *xb;       /* (max_batch, dim) normed input / attention output */
+    float *xb2;      /* (max_batch, dim) projection output */
+    float *q;        /* (max_batch, n_heads * head_dim) */
+    float *k;        /* (max_batch, kv_dim) */
+    float *v;        /* (max_batch, kv_dim) */
+    float *hb;       /* (max_batch, hidden_dim) gate */
+    float *hb2;      /* (max_batch, hidden_dim) up */
+    float *logits;   /* (max_batch, n_vocab) */
+    float *inv_freq; /* (rope_dim / 2) RoPE frequencies */
     /* KV cache */
-    float *key_cache;      /* (n_layers, n_ctx, kv_dim) */
-    float *value_cache;    /* (n_layers, n_ctx, kv_dim) */
+    float *key_cache;   /* (n_layers, n_ctx, kv_dim) */
+    float *value_cache; /* (n_layers, n_ctx, kv_dim) */
 } forward_state_t;
 
 /* Allocates the run state for m. n_ctx <= 0 means the model's trained context;

@@ -51,8 +51,8 @@ static const uint8_t *cur_take(cursor_t *c, uint64_t n, const char *what)
 {
     if (c->err) return NULL;
     if (n > c->size - c->pos) {
-        cur_fail(c, SY_ECORRUPT, "gguf: %s at offset %zu needs %llu bytes, file has %zu left",
-                 what, c->pos, (unsigned long long)n, c->size - c->pos);
+        cur_fail(c, SY_ECORRUPT, "gguf: %s at offset %zu needs %llu bytes, file has %zu left", what,
+                 c->pos, (unsigned long long)n, c->size - c->pos);
         return NULL;
     }
     const uint8_t *r = c->p + c->pos;
@@ -122,7 +122,7 @@ static size_t type_size(gguf_type_t t)
 
 const char *gguf_type_name(gguf_type_t t)
 {
-    static const char *names[] = {"u8",  "i8",   "u16",    "i16",   "u32", "i32", "f32",
+    static const char *names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                   "bool", "string", "array", "u64", "i64", "f64"};
     return (unsigned)t < GGUF_TYPE_COUNT ? names[t] : "unknown";
 }
@@ -165,8 +165,8 @@ static void skip_value(cursor_t *c, gguf_type_t t, int depth, gguf_arr_t *arr, c
     if (es) {
         if (n > (c->size - c->pos) / es) {
             cur_fail(c, SY_ECORRUPT,
-                     "gguf: key '%s': array of %llu %s elements runs past the end of the file",
-                     key, (unsigned long long)n, gguf_type_name((gguf_type_t)et));
+                     "gguf: key '%s': array of %llu %s elements runs past the end of the file", key,
+                     (unsigned long long)n, gguf_type_name((gguf_type_t)et));
             return;
         }
         c->pos += n * es;
@@ -186,8 +186,10 @@ static void skip_value(cursor_t *c, gguf_type_t t, int depth, gguf_arr_t *arr, c
         if (off) off[i] = c->pos - start;
         skip_value(c, (gguf_type_t)et, depth + 1, NULL, key);
     }
-    if (arr) arr->str_off = off;
-    else mem_free(off);
+    if (arr)
+        arr->str_off = off;
+    else
+        mem_free(off);
 }
 
 /* Frees the parts of g allocated so far; g itself too. */
@@ -198,7 +200,8 @@ void gguf_free(gguf_t *g)
         mem_free(g->kv[i].key);
         mem_free((void *)g->kv[i].arr.str_off);
     }
-    for (size_t i = 0; i < g->n_tensors; i++) mem_free(g->tensors[i].name);
+    for (size_t i = 0; i < g->n_tensors; i++)
+        mem_free(g->tensors[i].name);
     mem_free(g->kv);
     mem_free(g->tensors);
     if (g->mapped) munmap((void *)g->base, g->size);
@@ -314,8 +317,10 @@ static int parse(gguf_t *g, cursor_t *c)
         t->offset = cur_u64(c, "tensor offset");
         if (c->err) return c->err;
         if (kern_type_valid(ty) != 0) {
-            cur_fail(c, SY_EUNSUPPORTED, "gguf: tensor '%s' has type %u (supported: f32, f16, "
-                     "q4_0, q8_0)", t->name, ty);
+            cur_fail(c, SY_EUNSUPPORTED,
+                     "gguf: tensor '%s' has type %u (supported: f32, f16, "
+                     "q4_0, q8_0)",
+                     t->name, ty);
             return c->err;
         }
         t->type = (kern_type_t)ty;
@@ -573,12 +578,12 @@ typedef struct wtensor {
 
 struct gguf_writer {
     uint32_t alignment;
-    buf_t meta;        /* encoded key/value pairs */
+    buf_t meta; /* encoded key/value pairs */
     uint64_t n_kv;
-    wtensor_t *t;      /* (n_t) */
+    wtensor_t *t; /* (n_t) */
     size_t n_t, cap_t;
     uint64_t data_size; /* bytes of the data section so far (aligned ends) */
-    int err;           /* sticky: metadata over its cap */
+    int err;            /* sticky: metadata over its cap */
 };
 
 gguf_writer_t *gguf_writer_new(uint32_t alignment)
@@ -594,7 +599,8 @@ gguf_writer_t *gguf_writer_new(uint32_t alignment)
 void gguf_writer_free(gguf_writer_t *w)
 {
     if (!w) return;
-    for (size_t i = 0; i < w->n_t; i++) mem_free(w->t[i].name);
+    for (size_t i = 0; i < w->n_t; i++)
+        mem_free(w->t[i].name);
     mem_free(w->t);
     buf_deinit(&w->meta);
     mem_free(w);
@@ -605,8 +611,14 @@ static void w_bytes(gguf_writer_t *w, const void *p, size_t n)
     if (!w->err) w->err = buf_append(&w->meta, p, n);
 }
 
-static void w_u32(gguf_writer_t *w, uint32_t v) { w_bytes(w, &v, 4); }
-static void w_u64(gguf_writer_t *w, uint64_t v) { w_bytes(w, &v, 8); }
+static void w_u32(gguf_writer_t *w, uint32_t v)
+{
+    w_bytes(w, &v, 4);
+}
+static void w_u64(gguf_writer_t *w, uint64_t v)
+{
+    w_bytes(w, &v, 8);
+}
 
 static void w_str(gguf_writer_t *w, const char *s, size_t n)
 {
@@ -663,13 +675,13 @@ void gguf_writer_set_arr(gguf_writer_t *w, const char *key, gguf_type_t type, co
     w_bytes(w, data, n * type_size(type));
 }
 
-void gguf_writer_set_arr_str(gguf_writer_t *w, const char *key, const char *const *strs,
-                             size_t n)
+void gguf_writer_set_arr_str(gguf_writer_t *w, const char *key, const char *const *strs, size_t n)
 {
     w_key(w, key, GGUF_TYPE_ARRAY);
     w_u32(w, GGUF_TYPE_STRING);
     w_u64(w, n);
-    for (size_t i = 0; i < n; i++) w_str(w, strs[i], strlen(strs[i]));
+    for (size_t i = 0; i < n; i++)
+        w_str(w, strs[i], strlen(strs[i]));
 }
 
 void gguf_writer_copy_kv(gguf_writer_t *w, const gguf_t *g)
@@ -692,7 +704,8 @@ int gguf_writer_add_tensor(gguf_writer_t *w, const char *name, kern_type_t type,
 {
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS || strlen(name) >= GGUF_MAX_NAME) return SY_EINVAL;
     uint64_t n = 1;
-    for (int d = 0; d < n_dims; d++) n *= ne[d];
+    for (int d = 0; d < n_dims; d++)
+        n *= ne[d];
     size_t row = kern_row_size(type, ne[0]);
     if (row == 0 || (n / ne[0]) * row != nbytes) return SY_EINVAL;
     for (size_t i = 0; i < w->n_t; i++)
@@ -706,7 +719,8 @@ int gguf_writer_add_tensor(gguf_writer_t *w, const char *name, kern_type_t type,
     t->name = mem_strdup(name);
     t->type = type;
     t->n_dims = n_dims;
-    for (int d = 0; d < n_dims; d++) t->ne[d] = ne[d];
+    for (int d = 0; d < n_dims; d++)
+        t->ne[d] = ne[d];
     t->data = data;
     t->nbytes = nbytes;
     t->offset = w->data_size;

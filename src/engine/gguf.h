@@ -35,14 +35,14 @@
 
 /* ---------------------------------------------------------------- limits ---- */
 
-#define GGUF_MAGIC 0x46554747u
+#define GGUF_MAGIC             0x46554747u
 #define GGUF_DEFAULT_ALIGNMENT 32
-#define GGUF_MAX_DIMS 4
-#define GGUF_MAX_KV (1u << 20)       /* metadata entries */
-#define GGUF_MAX_TENSORS (1u << 20)  /* tensor infos */
-#define GGUF_MAX_NAME 256            /* bytes of a tensor name */
-#define GGUF_MAX_KEY 1024            /* bytes of a metadata key */
-#define GGUF_MAX_ARRAY_DEPTH 4       /* nesting of arrays of arrays */
+#define GGUF_MAX_DIMS          4
+#define GGUF_MAX_KV            (1u << 20) /* metadata entries */
+#define GGUF_MAX_TENSORS       (1u << 20) /* tensor infos */
+#define GGUF_MAX_NAME          256        /* bytes of a tensor name */
+#define GGUF_MAX_KEY           1024       /* bytes of a metadata key */
+#define GGUF_MAX_ARRAY_DEPTH   4          /* nesting of arrays of arrays */
 
 /* ----------------------------------------------------------------- types ---- */
 
@@ -65,43 +65,43 @@ typedef enum {
 
 /* A metadata array: points into the mapped file. */
 typedef struct gguf_arr {
-    gguf_type_t type;      /* element type */
-    uint64_t n;            /* element count */
-    const uint8_t *data;   /* first element (fixed-size types: packed little-endian) */
+    gguf_type_t type;        /* element type */
+    uint64_t n;              /* element count */
+    const uint8_t *data;     /* first element (fixed-size types: packed little-endian) */
     const uint64_t *str_off; /* string arrays: offset of each string's u64 length in data */
 } gguf_arr_t;
 
 /* One metadata entry. */
 typedef struct gguf_kv {
-    char *key;             /* owned, NUL-terminated copy */
+    char *key; /* owned, NUL-terminated copy */
     gguf_type_t type;
-    const uint8_t *val;    /* value bytes in the mapping (strings: the u64 length) */
-    gguf_arr_t arr;        /* when type == GGUF_TYPE_ARRAY */
+    const uint8_t *val; /* value bytes in the mapping (strings: the u64 length) */
+    gguf_arr_t arr;     /* when type == GGUF_TYPE_ARRAY */
 } gguf_kv_t;
 
 /* One tensor. */
 typedef struct gguf_tensor {
-    char *name;            /* owned, NUL-terminated copy */
+    char *name; /* owned, NUL-terminated copy */
     kern_type_t type;
     int n_dims;
     uint64_t ne[GGUF_MAX_DIMS]; /* ne[0] = elements per row; unused dims are 1 */
     uint64_t n_elements;
     uint64_t nbytes;
-    uint64_t offset;       /* from the start of the data section */
-    const void *data;      /* into the mapping */
+    uint64_t offset;  /* from the start of the data section */
+    const void *data; /* into the mapping */
 } gguf_tensor_t;
 
 typedef struct gguf {
     uint32_t version;
     uint32_t alignment;
     size_t n_kv;
-    gguf_kv_t *kv;         /* (n_kv) */
+    gguf_kv_t *kv; /* (n_kv) */
     size_t n_tensors;
     gguf_tensor_t *tensors; /* (n_tensors) */
-    const uint8_t *base;   /* start of the file bytes */
-    size_t size;           /* bytes */
-    size_t data_offset;    /* start of the data section */
-    bool mapped;           /* base was mmapped by gguf_open */
+    const uint8_t *base;    /* start of the file bytes */
+    size_t size;            /* bytes */
+    size_t data_offset;     /* start of the data section */
+    bool mapped;            /* base was mmapped by gguf_open */
 } gguf_t;
 
 /* ---------------------------------------------------------------- reader ---- */
@@ -154,8 +154,7 @@ void gguf_writer_set_str(gguf_writer_t *w, const char *key, const char *s);
 void gguf_writer_set_arr(gguf_writer_t *w, const char *key, gguf_type_t type, const void *data,
                          size_t n);
 /* Array of n NUL-terminated strings (copied). */
-void gguf_writer_set_arr_str(gguf_writer_t *w, const char *key, const char *const *strs,
-                             size_t n);
+void gguf_writer_set_arr_str(gguf_writer_t *w, const char *key, const char *const *strs, size_t n);
 /* Copies every metadata entry of g (except general.alignment), for tools that
  * rewrite a file (quantize). */
 void gguf_writer_copy_kv(gguf_writer_t *w, const gguf_t *g);

@@ -13,9 +13,9 @@
 #include "base/err.h"
 #include "base/mem.h"
 
-#define MODEL_MAX_DIM (1 << 16)
+#define MODEL_MAX_DIM    (1 << 16)
 #define MODEL_MAX_LAYERS 1024
-#define MODEL_MAX_CTX (1 << 20)
+#define MODEL_MAX_CTX    (1 << 20)
 
 static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -52,7 +52,7 @@ size_t model_weight_bytes(const model_t *m)
         if (all[i]) n += kern_row_size(all[i]->type, (size_t)all[i]->cols) * (size_t)all[i]->rows;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const model_layer_t *L = &m->layers[l];
-        const model_tensor_t *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo,
+        const model_tensor_t *ts[] = {&L->wq,     &L->wk,     &L->wv,  &L->wo,
                                       &L->w_gate, &L->w_down, &L->w_up};
         for (size_t i = 0; i < 7; i++)
             n += kern_row_size(ts[i]->type, (size_t)ts[i]->cols) * (size_t)ts[i]->rows;
@@ -145,8 +145,8 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
         goto fail;
     }
     if (alen != 5 || memcmp(arch, "llama", 5)) {
-        rc = failf(err, errlen, SY_EUNSUPPORTED,
-                   "%s: architecture '%.*s' is not supported (llama)", path, (int)alen, arch);
+        rc = failf(err, errlen, SY_EUNSUPPORTED, "%s: architecture '%.*s' is not supported (llama)",
+                   path, (int)alen, arch);
         goto fail;
     }
     model_config_t *c = &m->cfg;
@@ -184,8 +184,8 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
     int dim = c->dim, kv_dim = c->n_kv_heads * c->head_dim, hid = c->hidden_dim;
     m->owned = mem_alloc((size_t)(2 * c->n_layers + 1) * (size_t)dim * sizeof(float));
     m->layers = mem_calloc((size_t)c->n_layers, sizeof *m->layers);
-    if ((rc = gguf_matrix(g, "token_embd.weight", c->n_vocab, dim, &m->tok_embd, path, err,
-                          errlen)))
+    if ((rc =
+             gguf_matrix(g, "token_embd.weight", c->n_vocab, dim, &m->tok_embd, path, err, errlen)))
         goto fail;
     for (int l = 0; l < c->n_layers; l++) {
         model_layer_t *L = &m->layers[l];
@@ -206,17 +206,15 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
                               err, errlen)))
             goto fail;
         snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
-        if ((rc = gguf_vector(g, nm, dim, m->owned + (size_t)(2 * l + 1) * dim, &L->ffn_norm,
-                              path, err, errlen)))
+        if ((rc = gguf_vector(g, nm, dim, m->owned + (size_t)(2 * l + 1) * dim, &L->ffn_norm, path,
+                              err, errlen)))
             goto fail;
     }
-    if ((rc = gguf_vector(g, "output_norm.weight", dim,
-                          m->owned + (size_t)(2 * c->n_layers) * dim, &m->out_norm, path, err,
-                          errlen)))
+    if ((rc = gguf_vector(g, "output_norm.weight", dim, m->owned + (size_t)(2 * c->n_layers) * dim,
+                          &m->out_norm, path, err, errlen)))
         goto fail;
     if (gguf_find_tensor(g, "output.weight")) {
-        if ((rc = gguf_matrix(g, "output.weight", c->n_vocab, dim, &m->output, path, err,
-                              errlen)))
+        if ((rc = gguf_matrix(g, "output.weight", c->n_vocab, dim, &m->output, path, err, errlen)))
             goto fail;
     } else {
         m->output = m->tok_embd;
@@ -277,9 +275,15 @@ int model_load_llama2c(const char *path, const char *tokenizer_path, model_t **o
     int32_t h[7];
     memcpy(h, map, sizeof h);
     model_config_t *c = &m->cfg;
-    *c = (model_config_t){.dim = h[0], .hidden_dim = h[1], .n_layers = h[2], .n_heads = h[3],
-                          .n_kv_heads = h[4], .n_vocab = h[5] < 0 ? -h[5] : h[5],
-                          .n_ctx = h[6], .rope_base = 10000.0f, .norm_eps = 1e-5f};
+    *c = (model_config_t){.dim = h[0],
+                          .hidden_dim = h[1],
+                          .n_layers = h[2],
+                          .n_heads = h[3],
+                          .n_kv_heads = h[4],
+                          .n_vocab = h[5] < 0 ? -h[5] : h[5],
+                          .n_ctx = h[6],
+                          .rope_base = 10000.0f,
+                          .norm_eps = 1e-5f};
     bool shared = h[5] > 0;
     c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
     c->rope_dim = c->head_dim;
@@ -288,26 +292,32 @@ int model_load_llama2c(const char *path, const char *tokenizer_path, model_t **o
     /* Expected size, in floats, computed in 64 bits (all factors are bounded above). */
     uint64_t dim = (uint64_t)c->dim, hid = (uint64_t)c->hidden_dim, L = (uint64_t)c->n_layers;
     uint64_t kv_dim = (uint64_t)c->n_kv_heads * (uint64_t)c->head_dim;
-    uint64_t need = (uint64_t)c->n_vocab * dim + L * (2 * dim + 2 * dim * dim + 2 * dim * kv_dim +
-                                                      3 * dim * hid) +
-                    dim + (uint64_t)c->n_ctx * (uint64_t)c->head_dim; /* + freq_cis */
+    uint64_t need = (uint64_t)c->n_vocab * dim +
+                    L * (2 * dim + 2 * dim * dim + 2 * dim * kv_dim + 3 * dim * hid) + dim +
+                    (uint64_t)c->n_ctx * (uint64_t)c->head_dim; /* + freq_cis */
     if (!shared) need += (uint64_t)c->n_vocab * dim;
     if (need > (size - 28) / 4) {
-        rc = failf(err, errlen, SY_ECORRUPT,
-                   "%s: file has %zu bytes, the header's shape needs %llu", path, size,
-                   (unsigned long long)(need * 4 + 28));
+        rc =
+            failf(err, errlen, SY_ECORRUPT, "%s: file has %zu bytes, the header's shape needs %llu",
+                  path, size, (unsigned long long)(need * 4 + 28));
         goto fail;
     }
     const float *p = (const float *)((const char *)map + 28);
     m->layers = mem_calloc((size_t)c->n_layers, sizeof *m->layers);
     take_matrix(&m->tok_embd, &p, c->n_vocab, c->dim);
     /* Weights are stored grouped by kind, each kind for all layers in order. */
-    for (int l = 0; l < c->n_layers; l++) m->layers[l].attn_norm = p, p += dim;
-    for (int l = 0; l < c->n_layers; l++) take_matrix(&m->layers[l].wq, &p, c->dim, c->dim);
-    for (int l = 0; l < c->n_layers; l++) take_matrix(&m->layers[l].wk, &p, (int)kv_dim, c->dim);
-    for (int l = 0; l < c->n_layers; l++) take_matrix(&m->layers[l].wv, &p, (int)kv_dim, c->dim);
-    for (int l = 0; l < c->n_layers; l++) take_matrix(&m->layers[l].wo, &p, c->dim, c->dim);
-    for (int l = 0; l < c->n_layers; l++) m->layers[l].ffn_norm = p, p += dim;
+    for (int l = 0; l < c->n_layers; l++)
+        m->layers[l].attn_norm = p, p += dim;
+    for (int l = 0; l < c->n_layers; l++)
+        take_matrix(&m->layers[l].wq, &p, c->dim, c->dim);
+    for (int l = 0; l < c->n_layers; l++)
+        take_matrix(&m->layers[l].wk, &p, (int)kv_dim, c->dim);
+    for (int l = 0; l < c->n_layers; l++)
+        take_matrix(&m->layers[l].wv, &p, (int)kv_dim, c->dim);
+    for (int l = 0; l < c->n_layers; l++)
+        take_matrix(&m->layers[l].wo, &p, c->dim, c->dim);
+    for (int l = 0; l < c->n_layers; l++)
+        m->layers[l].ffn_norm = p, p += dim;
     for (int l = 0; l < c->n_layers; l++)
         take_matrix(&m->layers[l].w_gate, &p, c->hidden_dim, c->dim);
     for (int l = 0; l < c->n_layers; l++)

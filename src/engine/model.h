@@ -30,17 +30,17 @@ typedef struct model_tensor {
 } model_tensor_t;
 
 typedef struct model_config {
-    int dim;          /* embedding width */
-    int hidden_dim;   /* feed-forward width */
+    int dim;        /* embedding width */
+    int hidden_dim; /* feed-forward width */
     int n_layers;
-    int n_heads;      /* query heads */
-    int n_kv_heads;   /* key/value heads (grouped-query attention) */
-    int head_dim;     /* dim / n_heads */
+    int n_heads;    /* query heads */
+    int n_kv_heads; /* key/value heads (grouped-query attention) */
+    int head_dim;   /* dim / n_heads */
     int n_vocab;
-    int n_ctx;        /* trained context length, tokens */
-    int rope_dim;     /* dimensions rotated per head (head_dim unless the file says) */
-    float rope_base;  /* RoPE theta */
-    float norm_eps;   /* RMSNorm epsilon */
+    int n_ctx;       /* trained context length, tokens */
+    int rope_dim;    /* dimensions rotated per head (head_dim unless the file says) */
+    float rope_base; /* RoPE theta */
+    float norm_eps;  /* RMSNorm epsilon */
 } model_config_t;
 
 typedef struct model_layer {
@@ -57,21 +57,21 @@ typedef struct model_layer {
 
 typedef struct model {
     model_config_t cfg;
-    model_tensor_t tok_embd;  /* (n_vocab, dim) */
-    model_layer_t *layers;    /* (n_layers), owned */
-    const float *out_norm;    /* (dim) */
-    model_tensor_t output;    /* (n_vocab, dim); the embedding when tied */
+    model_tensor_t tok_embd; /* (n_vocab, dim) */
+    model_layer_t *layers;   /* (n_layers), owned */
+    const float *out_norm;   /* (dim) */
+    model_tensor_t output;   /* (n_vocab, dim); the embedding when tied */
     bool tied_output;
-    tokenizer_t *tok;         /* owned */
-    char *chat_template;      /* owned copy of tokenizer.chat_template, or NULL */
-    char name[128];           /* general.name or the file's base name */
-    const char *format;       /* "gguf" or "llama2c" */
-    kern_type_t weight_type;  /* type of most matrices (for display) */
+    tokenizer_t *tok;        /* owned */
+    char *chat_template;     /* owned copy of tokenizer.chat_template, or NULL */
+    char name[128];          /* general.name or the file's base name */
+    const char *format;      /* "gguf" or "llama2c" */
+    kern_type_t weight_type; /* type of most matrices (for display) */
     /* storage */
-    gguf_t *gguf;             /* owned, GGUF models */
-    void *map;                /* llama2.c: the mmapped checkpoint */
+    gguf_t *gguf; /* owned, GGUF models */
+    void *map;    /* llama2.c: the mmapped checkpoint */
     size_t map_size;
-    float *owned;             /* norm vectors converted to f32 when stored otherwise */
+    float *owned; /* norm vectors converted to f32 when stored otherwise */
 } model_t;
 
 /* Loads a model: a GGUF file (detected by its magic), else a llama2.c checkpoint

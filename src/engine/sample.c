@@ -18,15 +18,20 @@ struct sampler {
     int n_vocab;
     sample_params_t p;
     uint64_t rng;
-    float *work;   /* (n_vocab) transformed logits */
-    cand_t *cand;  /* (n_vocab) candidates */
-    float *prob;   /* (n_vocab) candidate probabilities */
+    float *work;  /* (n_vocab) transformed logits */
+    cand_t *cand; /* (n_vocab) candidates */
+    float *prob;  /* (n_vocab) candidate probabilities */
 };
 
 void sample_params_default(sample_params_t *p)
 {
-    *p = (sample_params_t){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
-                           .repeat_penalty = 1.0f, .repeat_last_n = 64, .seed = 0};
+    *p = (sample_params_t){.temperature = 0.8f,
+                           .top_k = 40,
+                           .top_p = 0.95f,
+                           .min_p = 0.05f,
+                           .repeat_penalty = 1.0f,
+                           .repeat_last_n = 64,
+                           .seed = 0};
 }
 
 sampler_t *sample_new(int n_vocab, const sample_params_t *p)
@@ -71,7 +76,8 @@ float sample_logprob(const float *logits, int n, int id, float *ent)
     for (int i = 1; i < n; i++)
         if (logits[i] > mx) mx = logits[i];
     double sum = 0.0;
-    for (int i = 0; i < n; i++) sum += exp((double)(logits[i] - mx));
+    for (int i = 0; i < n; i++)
+        sum += exp((double)(logits[i] - mx));
     double lse = (double)mx + log(sum);
     if (ent) {
         double h = 0.0;
@@ -99,7 +105,8 @@ static void top_alts(const float *logits, int nv, int n, float lse, sample_info_
         }
         info->alts[j] = (sample_alt_t){.id = i, .logprob = logits[i]};
     }
-    for (int i = 0; i < k; i++) info->alts[i].logprob -= lse;
+    for (int i = 0; i < k; i++)
+        info->alts[i].logprob -= lse;
     info->n_alts = k;
 }
 
@@ -134,7 +141,8 @@ int sample_token(sampler_t *s, const float *logits, const int *recent, int n_rec
     for (int i = 1; i < nv; i++)
         if (logits[i] > mx) mx = logits[i];
     double sum = 0.0;
-    for (int i = 0; i < nv; i++) sum += exp((double)(logits[i] - mx));
+    for (int i = 0; i < nv; i++)
+        sum += exp((double)(logits[i] - mx));
     float lse = (float)((double)mx + log(sum));
     double h = 0.0;
     for (int i = 0; i < nv; i++) {
@@ -152,7 +160,8 @@ int sample_token(sampler_t *s, const float *logits, const int *recent, int n_rec
             if (id < 0 || id >= nv) continue;
             /* a token repeated in the window is penalised once */
             bool seen = false;
-            for (int j = from; j < i && !seen; j++) seen = recent[j] == id;
+            for (int j = from; j < i && !seen; j++)
+                seen = recent[j] == id;
             if (seen) continue;
             w[id] = w[id] > 0 ? w[id] / p->repeat_penalty : w[id] * p->repeat_penalty;
         }
@@ -179,7 +188,8 @@ int sample_token(sampler_t *s, const float *logits, const int *recent, int n_rec
         }
         float top = s->cand[0].v;
         double z = 0.0;
-        for (int i = 0; i < n; i++) z += (s->prob[i] = expf(s->cand[i].v - top));
+        for (int i = 0; i < n; i++)
+            z += (s->prob[i] = expf(s->cand[i].v - top));
         /* top-p: the smallest prefix whose mass reaches p */
         if (p->top_p > 0.0f && p->top_p < 1.0f) {
             double c = 0.0;
@@ -194,11 +204,13 @@ int sample_token(sampler_t *s, const float *logits, const int *recent, int n_rec
         /* min-p: drop tokens less likely than min_p times the best */
         if (p->min_p > 0.0f) {
             int k = 1;
-            while (k < n && s->prob[k] >= p->min_p * s->prob[0]) k++;
+            while (k < n && s->prob[k] >= p->min_p * s->prob[0])
+                k++;
             n = k;
         }
         z = 0.0;
-        for (int i = 0; i < n; i++) z += s->prob[i];
+        for (int i = 0; i < n; i++)
+            z += s->prob[i];
         double r = rng_next(s) * z;
         chosen = s->cand[n - 1].id;
         for (int i = 0; i < n; i++) {
@@ -216,7 +228,10 @@ int sample_token(sampler_t *s, const float *logits, const int *recent, int n_rec
     return chosen;
 }
 
-void sample_conf_init(sample_conf_t *c) { *c = (sample_conf_t){0}; }
+void sample_conf_init(sample_conf_t *c)
+{
+    *c = (sample_conf_t){0};
+}
 
 void sample_conf_add(sample_conf_t *c, const sample_info_t *info)
 {

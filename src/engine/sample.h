@@ -33,9 +33,9 @@ typedef struct sample_alt {
 } sample_alt_t;
 
 typedef struct sample_info {
-    int id;               /* chosen token */
-    float logprob;        /* log p(id), nats */
-    float entropy;        /* of the model's distribution, nats */
+    int id;        /* chosen token */
+    float logprob; /* log p(id), nats */
+    float entropy; /* of the model's distribution, nats */
     int n_alts;
     sample_alt_t alts[SAMPLE_MAX_ALTS]; /* most likely first */
 } sample_info_t;
@@ -44,7 +44,7 @@ typedef struct sample_info {
 typedef struct sample_conf {
     int n;
     double sum_logprob;
-    float min_logprob;    /* 0 when n == 0 */
+    float min_logprob; /* 0 when n == 0 */
     double sum_entropy;
 } sample_conf_t;
 

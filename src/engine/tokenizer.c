@@ -15,26 +15,26 @@
 struct tokenizer {
     tokenizer_kind_t kind;
     int n_vocab;
-    char **piece;        /* (n_vocab) NUL-terminated, point into blob */
-    uint32_t *len;       /* (n_vocab) bytes of each piece */
-    float *score;        /* (n_vocab) */
-    uint8_t *type;       /* (n_vocab) TOKENIZER_TYPE_* */
-    char *blob;          /* owned storage of all pieces */
-    uint32_t *slots;     /* piece hash table: id + 1, 0 = empty; (n_slots) */
-    size_t n_slots;      /* power of two */
+    char **piece;    /* (n_vocab) NUL-terminated, point into blob */
+    uint32_t *len;   /* (n_vocab) bytes of each piece */
+    float *score;    /* (n_vocab) */
+    uint8_t *type;   /* (n_vocab) TOKENIZER_TYPE_* */
+    char *blob;      /* owned storage of all pieces */
+    uint32_t *slots; /* piece hash table: id + 1, 0 = empty; (n_slots) */
+    size_t n_slots;  /* power of two */
     int bos, eos, unk, eot;
     bool add_bos, add_space_prefix;
-    int byte_id[256];    /* id of each byte's token (<0xXX> or byte-level char), -1 */
-    int *special;        /* ids of control/user pieces, longest first (n_special) */
+    int byte_id[256]; /* id of each byte's token (<0xXX> or byte-level char), -1 */
+    int *special;     /* ids of control/user pieces, longest first (n_special) */
     int n_special;
     /* byte-level BPE only */
-    char **merge;        /* (n_merges) "left right" strings, owned by mblob */
+    char **merge; /* (n_merges) "left right" strings, owned by mblob */
     char *mblob;
     int n_merges;
-    uint32_t *mslots;    /* merge hash table: rank + 1 */
+    uint32_t *mslots; /* merge hash table: rank + 1 */
     size_t n_mslots;
     uint32_t byte_cp[256]; /* byte -> code point of the byte-level alphabet */
-    bool llama3_pre;     /* pre-tokenizer variant */
+    bool llama3_pre;       /* pre-tokenizer variant */
 };
 
 /* ====================================================== construction ==== */
@@ -72,7 +72,8 @@ static int merge_rank(const tokenizer_t *t, const char *a, size_t na, const char
 static size_t table_size(size_t n)
 {
     size_t s = 16;
-    while (s < 2 * n) s <<= 1;
+    while (s < 2 * n)
+        s <<= 1;
     return s;
 }
 
@@ -115,8 +116,10 @@ static void finish_vocab(tokenizer_t *t)
         } else {
             uint32_t cp = t->byte_cp[b];
             size_t n = cp < 0x80 ? 1 : 2; /* the byte alphabet stays below U+0800 */
-            if (n == 1) s[0] = (char)cp;
-            else s[0] = (char)(0xc0 | (cp >> 6)), s[1] = (char)(0x80 | (cp & 0x3f));
+            if (n == 1)
+                s[0] = (char)cp;
+            else
+                s[0] = (char)(0xc0 | (cp >> 6)), s[1] = (char)(0x80 | (cp & 0x3f));
             t->byte_id[b] = tokenizer_find(t, s, n);
         }
     }
@@ -183,18 +186,21 @@ int tokenizer_from_gguf(const gguf_t *g, tokenizer_t **out, char *err, size_t er
     if (toks->n == 0 || toks->n > TOKENIZER_MAX_VOCAB)
         return fail(err, errlen, SY_ECORRUPT, "tokenizer: vocabulary size out of range");
     tokenizer_kind_t kind;
-    if (mlen == 5 && !memcmp(model, "llama", 5)) kind = TOKENIZER_SPM;
-    else if (mlen == 4 && !memcmp(model, "gpt2", 4)) kind = TOKENIZER_BPE;
-    else return fail(err, errlen, SY_EUNSUPPORTED, "tokenizer: model kind not supported "
-                     "(llama or gpt2)");
+    if (mlen == 5 && !memcmp(model, "llama", 5))
+        kind = TOKENIZER_SPM;
+    else if (mlen == 4 && !memcmp(model, "gpt2", 4))
+        kind = TOKENIZER_BPE;
+    else
+        return fail(err, errlen, SY_EUNSUPPORTED,
+                    "tokenizer: model kind not supported "
+                    "(llama or gpt2)");
     int n = (int)toks->n;
     if (!gguf_get_arr(g, "tokenizer.ggml.scores", &scores) &&
         (scores->type != GGUF_TYPE_F32 || scores->n != toks->n))
         return fail(err, errlen, SY_ECORRUPT, "tokenizer: scores do not match the tokens");
     if (!gguf_get_arr(g, "tokenizer.ggml.token_type", &types) &&
-        (types->n != toks->n || types->type == GGUF_TYPE_STRING ||
-         types->type == GGUF_TYPE_ARRAY || types->type == GGUF_TYPE_F32 ||
-         types->type == GGUF_TYPE_F64))
+        (types->n != toks->n || types->type == GGUF_TYPE_STRING || types->type == GGUF_TYPE_ARRAY ||
+         types->type == GGUF_TYPE_F32 || types->type == GGUF_TYPE_F64))
         return fail(err, errlen, SY_ECORRUPT, "tokenizer: token types do not match the tokens");
     if (kind == TOKENIZER_BPE &&
         (gguf_get_arr(g, "tokenizer.ggml.merges", &merges) || merges->type != GGUF_TYPE_STRING))
@@ -227,8 +233,7 @@ int tokenizer_from_gguf(const gguf_t *g, tokenizer_t **out, char *err, size_t er
     uint32_t v;
     if (!gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &v) && v < (uint32_t)n) t->bos = (int)v;
     if (!gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &v) && v < (uint32_t)n) t->eos = (int)v;
-    if (!gguf_get_u32(g, "tokenizer.ggml.unknown_token_id", &v) && v < (uint32_t)n)
-        t->unk = (int)v;
+    if (!gguf_get_u32(g, "tokenizer.ggml.unknown_token_id", &v) && v < (uint32_t)n) t->unk = (int)v;
     if (!gguf_get_u32(g, "tokenizer.ggml.eot_token_id", &v) && v < (uint32_t)n) t->eot = (int)v;
     bool b;
     t->add_bos = kind == TOKENIZER_SPM; /* llama.cpp's defaults per kind */
@@ -310,8 +315,8 @@ int tokenizer_from_llama2c(const char *path, int n_vocab, tokenizer_t **out, cha
     char raw[TOKENIZER_MAX_PIECE + 1];
     for (int i = 0; i < n_vocab; i++) {
         int l;
-        if (fread(&t->score[i], 4, 1, f) != 1 || fread(&l, 4, 1, f) != 1 || l < 0 ||
-            l > max_len || fread(raw, 1, (size_t)l, f) != (size_t)l) {
+        if (fread(&t->score[i], 4, 1, f) != 1 || fread(&l, 4, 1, f) != 1 || l < 0 || l > max_len ||
+            fread(raw, 1, (size_t)l, f) != (size_t)l) {
             fclose(f);
             tokenizer_free(t);
             return fail(err, errlen, SY_ECORRUPT, "tokenizer.bin: truncated or bad piece");
@@ -354,10 +359,22 @@ int tokenizer_from_llama2c(const char *path, int n_vocab, tokenizer_t **out, cha
 
 /* ============================================================ queries ==== */
 
-int tokenizer_n_vocab(const tokenizer_t *t) { return t->n_vocab; }
-tokenizer_kind_t tokenizer_kind(const tokenizer_t *t) { return t->kind; }
-int tokenizer_bos(const tokenizer_t *t) { return t->bos; }
-int tokenizer_eos(const tokenizer_t *t) { return t->eos; }
+int tokenizer_n_vocab(const tokenizer_t *t)
+{
+    return t->n_vocab;
+}
+tokenizer_kind_t tokenizer_kind(const tokenizer_t *t)
+{
+    return t->kind;
+}
+int tokenizer_bos(const tokenizer_t *t)
+{
+    return t->bos;
+}
+int tokenizer_eos(const tokenizer_t *t)
+{
+    return t->eos;
+}
 
 bool tokenizer_is_eog(const tokenizer_t *t, int id)
 {
@@ -402,14 +419,14 @@ static void emit(sink_t *s, int id)
 }
 
 typedef struct sym {
-    int prev, next;  /* linked list of live symbols, -1 at the ends */
-    size_t off, n;   /* bytes in the escaped text; n == 0 once merged away */
+    int prev, next; /* linked list of live symbols, -1 at the ends */
+    size_t off, n;  /* bytes in the escaped text; n == 0 once merged away */
 } sym_t;
 
 typedef struct bigram {
     int left, right;
     float score;
-    size_t n;        /* combined bytes when queued, to detect stale entries */
+    size_t n; /* combined bytes when queued, to detect stale entries */
 } bigram_t;
 
 /* Max-heap order: higher score first; on ties the leftmost pair. */
@@ -466,18 +483,20 @@ static void try_bigram(const tokenizer_t *t, const char *txt, const sym_t *s, he
 
 /* Tokenizes one run of plain text with the SentencePiece rules: escape spaces,
  * optional ▁ prefix, merge by score, byte fallback. */
-static void spm_encode(const tokenizer_t *t, const char *text, size_t len, bool prefix,
-                       sink_t *out)
+static void spm_encode(const tokenizer_t *t, const char *text, size_t len, bool prefix, sink_t *out)
 {
     size_t n_sp = 0;
-    for (size_t i = 0; i < len; i++) n_sp += text[i] == ' ';
+    for (size_t i = 0; i < len; i++)
+        n_sp += text[i] == ' ';
     size_t elen = len + 2 * n_sp + (prefix ? 3 : 0);
     char *e = mem_alloc(elen + 1);
     size_t w = 0;
     if (prefix) memcpy(e, SPACE_MARK, 3), w = 3;
     for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') memcpy(e + w, SPACE_MARK, 3), w += 3;
-        else e[w++] = text[i];
+        if (text[i] == ' ')
+            memcpy(e + w, SPACE_MARK, 3), w += 3;
+        else
+            e[w++] = text[i];
     }
     sym_t *s = mem_alloc((elen + 1) * sizeof *s);
     int ns = 0;
@@ -490,7 +509,8 @@ static void spm_encode(const tokenizer_t *t, const char *text, size_t len, bool 
         off += n;
     }
     heap_t h = {0};
-    for (int i = 1; i < ns; i++) try_bigram(t, e, s, &h, i - 1, i);
+    for (int i = 1; i < ns; i++)
+        try_bigram(t, e, s, &h, i - 1, i);
     while (h.n) {
         bigram_t b = heap_pop(&h);
         sym_t *l = &s[b.left], *r = &s[b.right];
@@ -551,8 +571,10 @@ static void bpe_word(const tokenizer_t *t, const char *word, size_t len, sink_t 
     for (size_t i = 0; i < len; i++) {
         uint32_t cp = t->byte_cp[(unsigned char)word[i]];
         off[n] = w;
-        if (cp < 0x80) m[w++] = (char)cp;
-        else m[w++] = (char)(0xc0 | (cp >> 6)), m[w++] = (char)(0x80 | (cp & 0x3f));
+        if (cp < 0x80)
+            m[w++] = (char)cp;
+        else
+            m[w++] = (char)(0xc0 | (cp >> 6)), m[w++] = (char)(0x80 | (cp & 0x3f));
         sz[n] = w - off[n];
         n++;
     }
@@ -622,21 +644,22 @@ static void bpe_encode(const tokenizer_t *t, const char *text, size_t len, sink_
                     (t->llama3_pre ? (cls == CC_SPACE || cls == CC_OTHER) : u[i] == ' '))) {
             /* optional single leading char (GPT-2: a space) then letters */
             if (cls != CC_LETTER) i += cl;
-            while (i < len && char_class(u + i, len - i) == CC_LETTER) i += utf8_len(u[i]);
+            while (i < len && char_class(u + i, len - i) == CC_LETTER)
+                i += utf8_len(u[i]);
         } else if (cls == CC_DIGIT || (!t->llama3_pre && u[i] == ' ' && i + 1 < len &&
                                        char_class(u + i + 1, len - i - 1) == CC_DIGIT)) {
             if (u[i] == ' ') i++;
             size_t k = 0;
-            while (i < len && char_class(u + i, len - i) == CC_DIGIT &&
-                   (!t->llama3_pre || k < 3))
+            while (i < len && char_class(u + i, len - i) == CC_DIGIT && (!t->llama3_pre || k < 3))
                 i++, k++;
         } else if (cls == CC_OTHER ||
-                   (u[i] == ' ' && i + 1 < len &&
-                    char_class(u + i + 1, len - i - 1) == CC_OTHER)) {
+                   (u[i] == ' ' && i + 1 < len && char_class(u + i + 1, len - i - 1) == CC_OTHER)) {
             if (u[i] == ' ') i++;
-            while (i < len && char_class(u + i, len - i) == CC_OTHER) i += utf8_len(u[i]);
+            while (i < len && char_class(u + i, len - i) == CC_OTHER)
+                i += utf8_len(u[i]);
             if (t->llama3_pre)
-                while (i < len && char_class(u + i, len - i) == CC_NL) i++;
+                while (i < len && char_class(u + i, len - i) == CC_NL)
+                    i++;
         } else {
             /* whitespace run; leave the last space for the next word if one follows */
             size_t j = i;
@@ -692,7 +715,8 @@ int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, bool ad
         if (j > i) {
             if (t->kind == TOKENIZER_SPM)
                 spm_encode(t, text + i, j - i, t->add_space_prefix && prev_special, &out);
-            else bpe_encode(t, text + i, j - i, &out);
+            else
+                bpe_encode(t, text + i, j - i, &out);
             prev_special = false;
         }
         if (sp >= 0) {
@@ -745,8 +769,11 @@ int tokenizer_decode(const tokenizer_t *t, int prev, int id, char *out, size_t c
             int b = -1;
             for (int x = 0; x < 256 && b < 0; x++)
                 if (t->byte_cp[x] == cp) b = x;
-            if (b >= 0 && cl <= 2) tmp[n++] = (char)b;
-            else for (size_t q = 0; q < cl && k + q < pl; q++) tmp[n++] = p[k + q];
+            if (b >= 0 && cl <= 2)
+                tmp[n++] = (char)b;
+            else
+                for (size_t q = 0; q < cl && k + q < pl; q++)
+                    tmp[n++] = p[k + q];
             k += cl;
         }
     }
