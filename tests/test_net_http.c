@@ -110,6 +110,13 @@ static void handler(http_req_t *req, http_res_t *res, void *ctx)
         const char *tag = http_req_header(req, "x-tag", &tl);
         snprintf(d->tag, sizeof d->tag, "%.*s", (int)tl, tag ? tag : "");
         loop_timer_add(http_res_loop(res), (uint64_t)atoi(req->path + 7), delayed_send, d);
+    } else if (!strcmp(req->path, "/big")) { /* 2 MB at once: more than the socket takes */
+        char *b = mem_alloc(2u << 20);
+        size_t tl = 0;
+        const char *tag = http_req_header(req, "x-tag", &tl);
+        memset(b, tag && tl ? tag[0] : 'x', 2u << 20);
+        http_res_send(res, 200, "application/octet-stream", b, 2u << 20);
+        mem_free(b);
     } else if (!strcmp(req->path, "/stream")) {
         delayed_t *d = mem_calloc(1, sizeof *d);
         d->res = res;
@@ -248,9 +255,19 @@ static void rd_take(reader_t *r, size_t n)
     r->len -= n;
 }
 
+static int read_resp_cap(reader_t *r, resp_t *out, size_t cap);
 static int read_resp(reader_t *r, resp_t *out)
 {
-    buf_init(&out->body, 1 << 20);
+    return read_resp_cap(r, out, 1 << 20);
+}
+static int read_resp_big(reader_t *r, resp_t *out)
+{
+    return read_resp_cap(r, out, 4u << 20);
+}
+
+static int read_resp_cap(reader_t *r, resp_t *out, size_t cap)
+{
+    buf_init(&out->body, cap);
     char *end;
     for (;;) {
         end = memmem(r->buf, r->len, "\r\n\r\n", 4);
@@ -263,14 +280,20 @@ static int read_resp(reader_t *r, resp_t *out)
     out->head[hl] = 0;
     rd_take(r, hl);
     out->status = atoi(out->head + 9);
-    if (out->status == 100) return read_resp(r, out);
+    if (out->status == 100) {
+        buf_deinit(&out->body);
+        return read_resp_cap(r, out, cap);
+    }
     const char *cl = strcasestr(out->head, "\r\ncontent-length:");
     if (cl) {
         size_t n = strtoul(cl + 17, NULL, 10);
-        while (r->len < n)
-            if (rd_fill(r)) return -1;
-        buf_append(&out->body, r->buf, n);
-        rd_take(r, n);
+        while (n) {
+            if (!r->len && rd_fill(r)) return -1;
+            size_t k = r->len < n ? r->len : n;
+            buf_append(&out->body, r->buf, k);
+            rd_take(r, k);
+            n -= k;
+        }
     } else if (strcasestr(out->head, "transfer-encoding: chunked")) {
         for (;;) {
             char *eol;
@@ -348,6 +371,39 @@ static void test_pipelining_order(void **state)
         assert_string_equal(resp.body.data, want[i]);
         buf_deinit(&resp.body);
     }
+    close(fd);
+    srv_stop(t);
+}
+
+/* Pipelined requests whose answers do not fit the socket buffer: the next request
+ * is parsed once the previous answer has been flushed on writability. */
+static void test_pipelining_flush(void **state)
+{
+    srv_t *t = srv_start(1, 2000, 5000);
+    int fd = cli_connect(t->port);
+    reader_t *r = mem_calloc(1, sizeof *r);
+    r->fd = fd;
+    SEND(fd, "GET /big HTTP/1.1\r\nX-Tag: a\r\n\r\n"
+             "GET /big HTTP/1.1\r\nX-Tag: b\r\n\r\n"
+             "GET /echo HTTP/1.1\r\nX-Tag: c\r\n\r\n");
+    usleep(50000); /* the server fills the socket and must wait for us */
+    const char want[] = {'a', 'b'};
+    for (int i = 0; i < 2; i++) {
+        resp_t resp;
+        resp.body.max = 0;
+        assert_int_equal(read_resp_big(r, &resp), 0);
+        assert_int_equal(resp.status, 200);
+        assert_int_equal(resp.body.len, 2u << 20);
+        assert_int_equal(resp.body.data[0], want[i]);
+        assert_int_equal(resp.body.data[(2u << 20) - 1], want[i]);
+        buf_deinit(&resp.body);
+    }
+    resp_t resp;
+    assert_int_equal(read_resp(r, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(resp.body.data, "GET /echo q= tag=c len=0 body=");
+    buf_deinit(&resp.body);
+    mem_free(r);
     close(fd);
     srv_stop(t);
 }
@@ -669,6 +725,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keepalive_and_echo),
         cmocka_unit_test(test_pipelining_order),
+        cmocka_unit_test(test_pipelining_flush),
         cmocka_unit_test(test_chunked_request_body),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_malformed_400),

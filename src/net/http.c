@@ -100,6 +100,7 @@ struct conn {
     bool is_head;
     bool close_after;   /* close once the output is flushed */
     bool busy;          /* a conn callback is on the stack: defer the free */
+    bool parsing;       /* process_input is on the stack: do not re-enter it */
     buf_t out;          /* queued output; [out_off, len) not sent */
     size_t out_off;
     buf_t head;         /* scratch for response heads */
@@ -216,9 +217,9 @@ static void conn_update_interest(conn_t *c)
     if (c->fd < 0) return;
     unsigned ev = 0;
     bool pending_out = c->out.len > c->out_off;
-    /* Stop reading while a request runs and the pipeline buffer is full; EOF is
-     * still reported through LOOP_HUP. */
-    if (!(c->res.active && c->in.len - c->in_off >= HTTP_PIPELINE_CAP)) ev |= LOOP_READ;
+    /* Stop reading while the unparsed input is at its cap (a request is running or
+     * output is waiting); EOF is still reported through LOOP_HUP. */
+    if (c->in.len - c->in_off < HTTP_PIPELINE_CAP) ev |= LOOP_READ;
     if (pending_out) ev |= LOOP_WRITE;
     if (ev != c->events) {
         loop_io_mod(c->w->loop, c->fd, ev);
@@ -381,10 +382,13 @@ static void conn_after_response(conn_t *c)
          * the kernel does not reset the connection before it read the answer. */
         shutdown(c->fd, SHUT_WR);
         c->state = CS_LINGER;
+        buf_reset(&c->in);
+        c->in_off = 0;
+        conn_update_interest(c);
         conn_set_timer(c, HTTP_LINGER_MS);
         return;
     }
-    if (!c->busy) process_input(c);
+    if (!c->parsing) process_input(c);
 }
 
 /* Flushes queued output on writability. */
@@ -799,6 +803,7 @@ static void process_input(conn_t *c)
 {
     bool was_busy = c->busy;
     c->busy = true;
+    c->parsing = true;
     while (c->fd >= 0 && !c->res.active && !c->close_after && c->out.len == c->out_off &&
            c->in_off < c->in.len) {
         const char *p = c->in.data + c->in_off;
@@ -825,6 +830,8 @@ static void process_input(conn_t *c)
     if (c->fd >= 0 && !c->res.active && c->state == CS_IDLE && !c->close_after &&
         c->out.len == c->out_off)
         conn_set_timer(c, c->w->srv->o.idle_timeout_ms);
+    conn_update_interest(c);
+    c->parsing = false;
     c->busy = was_busy;
     if (!was_busy) conn_maybe_free(c);
 }
@@ -842,7 +849,7 @@ static int conn_read(conn_t *c)
         }
         size_t room = c->in.max - c->in.len;
         if (room > HTTP_READ_CHUNK) room = HTTP_READ_CHUNK;
-        if (c->res.active && c->in.len - c->in_off >= HTTP_PIPELINE_CAP) return 0;
+        if (c->in.len - c->in_off >= HTTP_PIPELINE_CAP) return 0;
         if (!room) return 0;
         buf_reserve(&c->in, room);
         ssize_t r = recv(c->fd, c->in.data + c->in.len, room, 0);
@@ -873,7 +880,7 @@ static void conn_io(loop_t *loop, int fd, unsigned events, void *arg)
             }
             if (r == 0 || (errno != EAGAIN && errno != EINTR)) conn_close(c);
         } else {
-            bool full = c->res.active && c->in.len - c->in_off >= HTTP_PIPELINE_CAP;
+            bool full = c->in.len - c->in_off >= HTTP_PIPELINE_CAP;
             int eof = conn_read(c);
             if (full && (events & LOOP_HUP)) eof = 1;
             if (eof) {
@@ -936,16 +943,14 @@ static void drain_timer_fn(loop_t *loop, void *arg)
     worker_t *w = arg;
     w->drain_timer = 0;
     w->forced = true;
+    /* Pin every conn first: an abort callback may finish other responses, and no
+     * conn may be freed under this walk. Then free in a last pass. */
+    for (conn_t *c = w->conns; c; c = c->next) c->busy = true;
+    for (conn_t *c = w->conns; c; c = c->next)
+        if (c->fd >= 0) conn_hangup(c);
     for (conn_t *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (c->fd < 0) continue;
-        c->busy = true;
-        conn_hangup(c);
         c->busy = false;
-    }
-    /* Free in a second pass: abort callbacks may have finished other responses. */
-    for (conn_t *c = w->conns, *next; c; c = next) {
-        next = c->next;
         conn_maybe_free(c);
     }
     if (w->conns) loop_timer_add(loop, HTTP_FORCE_GRACE_MS, force_stop_fn, w);
