@@ -377,6 +377,61 @@ static void test_cancel(void **state)
     buf_deinit(&r.data);
 }
 
+/* A call started from inside another call's on_data runs to completion. */
+typedef struct nested {
+    upstream_t *u;
+    char url[128];
+    result_t outer, inner;
+    bool started;
+} nested_t;
+
+static void n_data(void *arg, const char *p, size_t n)
+{
+    nested_t *x = arg;
+    buf_append(&x->outer.data, p, n);
+    if (x->started) return;
+    x->started = true;
+    upstream_req_t req = {.url = x->url, .method = "GET", .total_timeout_ms = 2000,
+                          .max_body = 1000};
+    assert_int_equal(upstream_call_start(x->u, &req, &CB, &x->inner, NULL), 0);
+}
+
+static void n_done(void *arg, upstream_err_t err, int status, const char *msg)
+{
+    nested_t *x = arg;
+    x->outer.dones++;
+    x->outer.err = err;
+}
+
+static void test_start_inside_callback(void **state)
+{
+    srv_t *t = *state;
+    loop_t *l = loop_new();
+    nested_t *x = mem_calloc(1, sizeof *x);
+    x->u = upstream_new(l, 4);
+    x->inner.loop = l;
+    buf_init(&x->inner.data, 1 << 20);
+    buf_init(&x->outer.data, 1 << 20);
+    snprintf(x->url, sizeof x->url, "http://127.0.0.1:%d/echo", t->port);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/sse", t->port);
+    upstream_req_t req = {.url = url, .method = "GET", .total_timeout_ms = 2000,
+                          .max_body = 100000};
+    static const upstream_cb_t ncb = {NULL, n_data, n_done};
+    assert_int_equal(upstream_call_start(x->u, &req, &ncb, x, NULL), 0);
+    loop_timer_add(l, 3000, safety_stop, NULL);
+    loop_run(l); /* the inner call's on_done stops the loop */
+    assert_true(x->started);
+    assert_int_equal(x->inner.dones, 1);
+    assert_int_equal(x->inner.err, UPSTREAM_OK);
+    assert_string_equal(x->inner.data.data, "GET  0");
+    upstream_free(x->u);
+    loop_free(l);
+    buf_deinit(&x->inner.data);
+    buf_deinit(&x->outer.data);
+    mem_free(x);
+}
+
 static void test_connection_reuse(void **state)
 {
     srv_t *t = *state;
@@ -424,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cut_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_reuse, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, global_teardown);

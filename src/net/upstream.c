@@ -34,6 +34,7 @@ struct upstream_call {
     upstream_cb_t cb;
     void *arg;
     uint64_t ttft_timer;
+    uint64_t add_timer; /* pending deferred curl_multi_add_handle */
     size_t max_body;
     size_t got;         /* body bytes received */
     int status;
@@ -260,6 +261,7 @@ static void call_release(upstream_call_t *c)
     upstream_t *u = c->u;
     call_unlink(c);
     loop_timer_del(u->loop, c->ttft_timer);
+    loop_timer_del(u->loop, c->add_timer);
     if (u->n_pool < UPSTREAM_POOL_MAX) {
         curl_easy_reset(c->easy);
         u->pool[u->n_pool++] = c->easy;
@@ -345,6 +347,19 @@ static void ttft_fire(loop_t *loop, void *arg)
     call_finish(c, UPSTREAM_TTFT_TIMEOUT, "no response byte within the TTFT timeout");
 }
 
+/* Adds the call's handle to the multi (deferred when curl was on the stack). */
+static void deferred_add(loop_t *loop, void *arg)
+{
+    upstream_call_t *c = arg;
+    c->add_timer = 0;
+    if (curl_multi_add_handle(c->u->multi, c->easy) != CURLM_OK) {
+        upstream_cb_t cb = c->cb;
+        void *cbarg = c->arg;
+        call_release(c);
+        if (cb.on_done) cb.on_done(cbarg, UPSTREAM_OTHER, 0, "curl refused the transfer");
+    }
+}
+
 /* Starts req. Copies everything it needs from req. 0 and callbacks will follow, or
  * a negative error and no callback. */
 int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream_cb_t *cb,
@@ -395,7 +410,11 @@ int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream
     c->next = u->live;
     if (u->live) u->live->prev = c;
     u->live = c;
-    CURLMcode mc = curl_multi_add_handle(u->multi, e);
+    /* From inside a curl callback the multi handle may not be re-entered: add the
+     * transfer from the loop right after. */
+    CURLMcode mc = CURLM_OK;
+    if (u->depth) c->add_timer = loop_timer_add(u->loop, 0, deferred_add, c);
+    else mc = curl_multi_add_handle(u->multi, e);
     if (mc != CURLM_OK) {
         c->cb = (upstream_cb_t){0};
         c->canceled = true;
@@ -413,6 +432,10 @@ void upstream_call_cancel(upstream_call_t *c)
 {
     if (!c || c->canceled) return;
     c->canceled = true;
+    if (c->add_timer) { /* never reached curl */
+        call_release(c);
+        return;
+    }
     if (c->in_cb || c->u->depth) {
         /* curl is on the stack: it may not be re-entered; reap afterwards. */
         c->u->n_deferred++;
