@@ -364,6 +364,42 @@ static void test_pg_writer(void **state)
     store_close(s);
 }
 
+/* A bad row in a pipelined batch fails the batch cleanly and the connection keeps
+ * working; the writer path cleans such text so nothing is lost. */
+static void test_pg_bad_text(void **state)
+{
+    (void)state;
+    store_t *s = open_pg();
+    store_ledger_row_t rows[3];
+    for (int i = 0; i < 3; i++)
+        rows[i] = row_make(i, "ok", 10 + i, 1, 2);
+    rows[1].team = "bad\xff";
+    assert_int_equal(store_ledger_append(s, rows, 3), SY_EINVAL);
+    assert_non_null(strstr(store_errmsg(s), "UTF8"));
+    rows[1].team = "ok";
+    assert_int_equal(store_ledger_append(s, rows, 3), 0);
+    store_cost_row_t *out;
+    size_t n;
+    assert_int_equal(store_costs_query(s, STORE_GROUP_TEAM, 0, &out, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].requests, 3); /* the failed batch left nothing */
+    free(out);
+
+    char err[256];
+    store_ledger_writer_t *w = store_ledger_writer_new(G.url, 64, 10, err, sizeof err);
+    assert_non_null(w);
+    store_ledger_row_t r = row_make(99, "w\xc0\xafx", 50, 1, 2);
+    assert_int_equal(store_ledger_writer_push(w, &r), 0);
+    store_ledger_writer_flush(w);
+    assert_int_equal(store_ledger_writer_committed(w), 1);
+    store_ledger_writer_free(w);
+    assert_int_equal(store_costs_query(s, STORE_GROUP_TEAM, 50, &out, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0].key, "w??x");
+    free(out);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +408,7 @@ int main(void)
         cmocka_unit_test_setup(test_pg_sessions_kv_feedback, setup),
         cmocka_unit_test_setup(test_pg_concurrent_instances, setup),
         cmocka_unit_test_setup(test_pg_writer, setup),
+        cmocka_unit_test_setup(test_pg_bad_text, setup),
     };
     /* Without a server the whole file is skipped the TAP way (a plan of 0 with the
      * reason), which prove reports as skipped rather than failed. */

@@ -261,6 +261,23 @@ static void test_long_strings_truncated(void **state)
     store_ledger_writer_free(w);
 }
 
+/* Client-supplied metadata that is not UTF-8 is stored with '?' in place of the
+ * bad bytes, valid multi-byte characters kept. */
+static void test_invalid_utf8(void **state)
+{
+    fx_t *f = *state;
+    store_ledger_writer_t *w = writer_ok(f, 16, 10);
+    store_ledger_row_t r = row_make(0, 0);
+    r.team = "t\xff\xfe-\xc3\xa9-\xed\xa0\x80-\xc3";
+    assert_int_equal(store_ledger_writer_push(w, &r), 0);
+    store_ledger_writer_flush(w);
+    assert_int_equal(store_ledger_writer_committed(w), 1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM ledger WHERE team = "
+                                      "'t?\?-\xc3\xa9-?\?\?-?'"), /* \? avoids trigraphs */
+                     1);
+    store_ledger_writer_free(w);
+}
+
 static void test_bad_url(void **state)
 {
     (void)state;
@@ -280,6 +297,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timer_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_strings_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
         cmocka_unit_test(test_bad_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

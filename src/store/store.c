@@ -397,6 +397,56 @@ static void slot_fill(writer_slot_t *slot, const store_ledger_row_t *row)
     slot->row.pii_names = slot_str(&p, row->pii_names, WCAP_PII);
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes there are not
+ * one (stray continuation, overlong form, surrogate, past U+10FFFF, cut short). */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned min, cp;
+    if ((c & 0xE0) == 0xC0)
+        n = 2, min = 0x80, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        n = 3, min = 0x800, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        n = 4, min = 0x10000, cp = c & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0; /* includes the terminating NUL */
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return n;
+}
+
+/* Replaces every byte that is not part of valid UTF-8 with '?', in place. Request
+ * metadata is client input; PostgreSQL rejects invalid text, and one such row
+ * must not make a whole batch fail. */
+static void utf8_fix(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 0) {
+            *p++ = '?';
+        } else {
+            p += n;
+        }
+    }
+}
+
+/* Makes a queued row's text safe for every backend (runs on the writer thread). */
+static void slot_sanitize(writer_slot_t *slot)
+{
+    utf8_fix(slot->row.id);
+    for (char *p = slot->str; p < slot->str + sizeof slot->str && p <= slot->row.pii_names;) {
+        utf8_fix(p);
+        p += strlen(p) + 1;
+    }
+}
+
 /* Writes slots [start, start+n) of the ring in one transaction. The slots are not
  * touched by producers meanwhile: they still count as queued. */
 static int writer_commit(store_ledger_writer_t *w, size_t start, size_t n)
@@ -405,7 +455,9 @@ static int writer_commit(store_ledger_writer_t *w, size_t start, size_t n)
     int rc = s->ops->begin(s);
     if (rc) return rc;
     for (size_t i = 0; i < n; i++) {
-        rc = s->ops->ledger_insert(s, &w->slots[(start + i) % w->cap].row);
+        writer_slot_t *slot = &w->slots[(start + i) % w->cap];
+        slot_sanitize(slot);
+        rc = s->ops->ledger_insert(s, &slot->row);
         if (rc) {
             s->ops->rollback(s);
             return rc;
