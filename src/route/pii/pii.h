@@ -49,6 +49,9 @@ typedef struct pii_scratch pii_scratch_t;
 /* Builds a scanner; returns owned scanner or NULL with a message in err. */
 pii_scanner_t *pii_scanner_new(const pii_options_t *opts, char *err, size_t errlen);
 void pii_scanner_free(pii_scanner_t *s);
+/* Overrides the threshold of one type (0..1); call before scanning starts. 0 or
+ * SY_EINVAL. */
+int pii_scanner_set_threshold(pii_scanner_t *s, pii_type_t t, float min_score);
 /* Per-thread scratch for one scanner. */
 pii_scratch_t *pii_scratch_new(const pii_scanner_t *s);
 void pii_scratch_free(pii_scratch_t *sc);
@@ -64,5 +67,41 @@ int pii_type_parse(const char *name, pii_type_t *out);
 
 /* Appends text to out with every span replaced by "<TYPE>" (spans sorted). */
 int pii_redact(const char *text, size_t len, const pii_span_t *spans, size_t n, buf_t *out);
+
+/* ---- Validators (pure; also used by tests and the CLI) ---------------------------- */
+
+/* Digits-only views: each takes the raw candidate text (digits plus the separators
+ * the detector accepted) and returns true when it passes the checksum and shape rules. */
+bool pii_luhn_valid(const char *s, size_t n);     /* Luhn over the digits of s */
+bool pii_card_valid(const char *s, size_t n);     /* 12..19 digits, issuer prefix, Luhn */
+bool pii_iban_valid(const char *s, size_t n);     /* country length table, mod 97 == 1 */
+bool pii_ssn_valid(const char *s, size_t n);      /* AAA-GG-SSSS area/group/serial rules */
+bool pii_ipv4_valid(const char *s, size_t n);     /* dotted quad, octets 0..255 */
+bool pii_ipv6_valid(const char *s, size_t n);     /* RFC 4291 text forms */
+bool pii_email_valid(const char *s, size_t n);    /* local@domain.tld, sane TLD */
+/* Phone: returns a base score in 0..1 for the shape (E.164, US, UK, DE, FR, IN,
+ * generic grouped digits), 0 when it cannot be a phone number. */
+float pii_phone_shape(const char *s, size_t n);
+
+/* ---- Mask and restore ------------------------------------------------------------- *
+ * The gateway's `mask` action: values are replaced by stable placeholders
+ * ("<EMAIL_ADDRESS_1>") before a request leaves; the same value always gets the same
+ * placeholder within one pii_mask_t, and pii_mask_restore puts the values back into
+ * the answer text. A mask lives for one request (or one session). */
+typedef struct pii_mask pii_mask_t;
+
+/* Returns an owned, empty mask (free with pii_mask_free). max_bytes caps the values
+ * it may hold (0 = 1 MiB). */
+pii_mask_t *pii_mask_new(size_t max_bytes);
+void pii_mask_free(pii_mask_t *m);
+/* Appends text to out with each span replaced by its placeholder, recording the
+ * values. 0, SY_ETOOBIG (mask or out cap). */
+int pii_mask_apply(pii_mask_t *m, const char *text, size_t len, const pii_span_t *spans,
+                   size_t n, buf_t *out);
+/* Appends text to out with every placeholder this mask issued replaced by its value;
+ * unknown placeholders are copied as they are. 0 or SY_ETOOBIG. */
+int pii_mask_restore(const pii_mask_t *m, const char *text, size_t len, buf_t *out);
+/* Number of distinct values held. */
+size_t pii_mask_count(const pii_mask_t *m);
 
 #endif

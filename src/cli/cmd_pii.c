@@ -1,0 +1,404 @@
+/* cmd_pii.c — `switchyard pii`: scan text for personal data, evaluate the detector.
+ *
+ *   switchyard pii [--json] [--redact] [--names DIR] [FILE|-]
+ *   switchyard pii --eval FILE.json [--eval FILE2.json] [--names DIR] [--json]
+ *   switchyard pii --flag-rate FILE.txt [...] [--names DIR]
+ *
+ * --eval reads the presidio-research format (a JSON list of {full_text, spans:
+ * [{entity_type, entity_value, start_position, end_position}]}, positions in code
+ * points) and prints per-entity precision, recall and F1, exact span and overlap.
+ * --flag-rate splits clean prose into messages at blank lines and prints the
+ * fraction flagged per type.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/jsonw.h"
+#include "base/mem.h"
+#include "cli/cli.h"
+#include "route/pii/pii.h"
+
+#define PII_CLI_MAX_INPUT (256u << 20) /* bytes read from one file */
+#define PII_CLI_MAX_SPANS 65536
+
+/* Reads a whole file ("-" = stdin) into out (capped). 0 or -errno / SY_ETOOBIG. */
+static int read_all(const char *path, buf_t *out)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) return -errno;
+    char tmp[65536];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        if ((rc = buf_append(out, tmp, n))) break;
+    if (!rc && ferror(f)) rc = SY_EIO;
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+/* Default gazetteer folder: $SY_SHARED/data/names, else ../shared/data/names. */
+static const char *default_names_dir(char *tmp, size_t n)
+{
+    const char *sh = getenv("SY_SHARED");
+    snprintf(tmp, n, "%s/data/names", sh ? sh : "../shared");
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/census1990_last.txt", tmp);
+    return access(probe, R_OK) == 0 ? tmp : NULL;
+}
+
+/* ================================================================== eval */
+
+/* Presidio entity names mapped to ours; the others are reported as not targeted. */
+static int map_presidio(const char *name, pii_type_t *t)
+{
+    if (!strcmp(name, "ADDRESS")) name = "STREET_ADDRESS";
+    if (!strcmp(name, "DATE_TIME") || !strcmp(name, "DATE_OF_BIRTH")) return SY_ENOTFOUND;
+    return pii_type_parse(name, t) ? SY_ENOTFOUND : 0;
+}
+
+typedef struct gold {
+    pii_type_t type;
+    size_t start, end; /* bytes */
+} gold_t;
+
+typedef struct counts {
+    size_t gold, pred;
+    size_t tp_exact;          /* predictions equal to a gold span */
+    size_t pred_hit, gold_hit; /* overlap: predictions / golds that overlap the other side */
+} counts_t;
+
+/* Byte offset of code point index cp in the UTF-8 string s (len bytes). */
+static size_t cp_to_byte(const char *s, size_t len, size_t cp)
+{
+    size_t i = 0;
+    while (i < len && cp > 0) {
+        i++;
+        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        cp--;
+    }
+    return i;
+}
+
+static double ratio(size_t a, size_t b)
+{
+    return b ? (double)a / (double)b : 0.0;
+}
+static double f1(double p, double r)
+{
+    return p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+}
+
+/* Evaluates one dataset file, adding to counts; not-targeted gold labels are counted
+ * in skipped. 0 or an error with a message printed. */
+static int eval_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc,
+                     counts_t cnt[PII_TYPE_COUNT], size_t *skipped, size_t *records)
+{
+    buf_t raw;
+    buf_init(&raw, PII_CLI_MAX_INPUT);
+    int rc = read_all(path, &raw);
+    if (rc) {
+        fprintf(stderr, "pii: %s: %s\n", path, sy_strerror(rc));
+        buf_deinit(&raw);
+        return rc;
+    }
+    cJSON *root = cJSON_ParseWithLength(raw.data, raw.len);
+    buf_deinit(&raw);
+    if (!cJSON_IsArray(root)) {
+        fprintf(stderr, "pii: %s: not a JSON list of records\n", path);
+        cJSON_Delete(root);
+        return SY_EPARSE;
+    }
+    pii_span_t *pred = mem_alloc(PII_CLI_MAX_SPANS * sizeof *pred);
+    gold_t gold[256];
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, root)
+    {
+        const cJSON *ft = cJSON_GetObjectItemCaseSensitive(rec, "full_text");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(rec, "spans");
+        if (!cJSON_IsString(ft)) continue;
+        const char *text = ft->valuestring;
+        size_t len = strlen(text);
+        size_t ng = 0;
+        const cJSON *g;
+        cJSON_ArrayForEach(g, sp)
+        {
+            const cJSON *et = cJSON_GetObjectItemCaseSensitive(g, "entity_type");
+            const cJSON *a = cJSON_GetObjectItemCaseSensitive(g, "start_position");
+            const cJSON *b = cJSON_GetObjectItemCaseSensitive(g, "end_position");
+            if (!cJSON_IsString(et) || !cJSON_IsNumber(a) || !cJSON_IsNumber(b)) continue;
+            pii_type_t t;
+            if (map_presidio(et->valuestring, &t)) {
+                (*skipped)++;
+                continue;
+            }
+            if (ng == sizeof gold / sizeof gold[0]) continue;
+            gold[ng++] = (gold_t){t, cp_to_byte(text, len, (size_t)a->valuedouble),
+                                  cp_to_byte(text, len, (size_t)b->valuedouble)};
+        }
+        size_t np = 0;
+        if (pii_scan(s, sc, text, len, pred, PII_CLI_MAX_SPANS, &np)) continue;
+        if (np > PII_CLI_MAX_SPANS) np = PII_CLI_MAX_SPANS;
+        (*records)++;
+        for (size_t i = 0; i < ng; i++) {
+            counts_t *c = &cnt[gold[i].type];
+            c->gold++;
+            bool hit = false;
+            for (size_t j = 0; j < np; j++)
+                if (pred[j].type == gold[i].type && pred[j].start < gold[i].end && gold[i].start < pred[j].end)
+                    hit = true;
+            c->gold_hit += hit;
+        }
+        for (size_t j = 0; j < np; j++) {
+            counts_t *c = &cnt[pred[j].type];
+            c->pred++;
+            bool hit = false, exact = false;
+            for (size_t i = 0; i < ng; i++) {
+                if (gold[i].type != pred[j].type) continue;
+                if (pred[j].start < gold[i].end && gold[i].start < pred[j].end) hit = true;
+                if (pred[j].start == gold[i].start && pred[j].end == gold[i].end) exact = true;
+            }
+            c->pred_hit += hit;
+            c->tp_exact += exact;
+        }
+    }
+    mem_free(pred);
+    cJSON_Delete(root);
+    return 0;
+}
+
+/* Prints the evaluation table (or JSON) for the accumulated counts. */
+static void eval_print(const counts_t cnt[PII_TYPE_COUNT], size_t skipped, size_t records, bool json)
+{
+    if (json) {
+        buf_t b;
+        buf_init(&b, 1 << 20);
+        jsonw_t w;
+        jsonw_init(&w, &b);
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "records");
+        jsonw_uint(&w, records);
+        jsonw_key(&w, "not_targeted");
+        jsonw_uint(&w, skipped);
+        jsonw_key(&w, "entities");
+        jsonw_obj_begin(&w);
+        for (int t = 0; t < PII_TYPE_COUNT; t++) {
+            const counts_t *c = &cnt[t];
+            if (!c->gold && !c->pred) continue;
+            double pe = ratio(c->tp_exact, c->pred), re = ratio(c->tp_exact, c->gold);
+            double po = ratio(c->pred_hit, c->pred), ro = ratio(c->gold_hit, c->gold);
+            jsonw_key(&w, pii_type_name((pii_type_t)t));
+            jsonw_obj_begin(&w);
+            jsonw_key(&w, "gold"), jsonw_uint(&w, c->gold);
+            jsonw_key(&w, "pred"), jsonw_uint(&w, c->pred);
+            jsonw_key(&w, "exact_p"), jsonw_double(&w, pe);
+            jsonw_key(&w, "exact_r"), jsonw_double(&w, re);
+            jsonw_key(&w, "exact_f1"), jsonw_double(&w, f1(pe, re));
+            jsonw_key(&w, "overlap_p"), jsonw_double(&w, po);
+            jsonw_key(&w, "overlap_r"), jsonw_double(&w, ro);
+            jsonw_key(&w, "overlap_f1"), jsonw_double(&w, f1(po, ro));
+            jsonw_obj_end(&w);
+        }
+        jsonw_obj_end(&w);
+        jsonw_obj_end(&w);
+        printf("%s\n", b.data ? b.data : "{}");
+        buf_deinit(&b);
+        return;
+    }
+    printf("%-18s %6s %6s | %6s %6s %6s | %6s %6s %6s\n", "entity", "gold", "pred", "P", "R",
+           "F1", "P~", "R~", "F1~");
+    printf("%-18s %6s %6s | %-20s | %-20s\n", "", "", "", "  exact span", "  overlap");
+    for (int t = 0; t < PII_TYPE_COUNT; t++) {
+        const counts_t *c = &cnt[t];
+        if (!c->gold && !c->pred) continue;
+        double pe = ratio(c->tp_exact, c->pred), re = ratio(c->tp_exact, c->gold);
+        double po = ratio(c->pred_hit, c->pred), ro = ratio(c->gold_hit, c->gold);
+        printf("%-18s %6zu %6zu | %6.3f %6.3f %6.3f | %6.3f %6.3f %6.3f\n", pii_type_name((pii_type_t)t),
+               c->gold, c->pred, pe, re, f1(pe, re), po, ro, f1(po, ro));
+    }
+    printf("records: %zu; gold labels not targeted (DATE_TIME, GPE, ORGANIZATION, ...): %zu\n", records,
+           skipped);
+}
+
+/* ================================================================== flag rate */
+
+/* Splits each file into messages at blank lines, scans each, prints per-type counts
+ * of flagged messages and the rate with and without PERSON. */
+static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scratch_t *sc)
+{
+    size_t msgs = 0, flagged = 0, flagged_np = 0, by_type[PII_TYPE_COUNT] = {0};
+    pii_span_t *sp = mem_alloc(PII_CLI_MAX_SPANS * sizeof *sp);
+    for (int f = 0; f < nfiles; f++) {
+        buf_t raw;
+        buf_init(&raw, PII_CLI_MAX_INPUT);
+        int rc = read_all(files[f], &raw);
+        if (rc) {
+            fprintf(stderr, "pii: %s: %s\n", files[f], sy_strerror(rc));
+            buf_deinit(&raw);
+            mem_free(sp);
+            return rc;
+        }
+        const char *p = raw.data ? raw.data : "", *end = p + raw.len;
+        while (p < end) {
+            const char *q = strstr(p, "\n\n");
+            if (!q) q = end;
+            size_t n = (size_t)(q - p), np = 0;
+            if (n > 0) {
+                msgs++;
+                pii_scan(s, sc, p, n, sp, PII_CLI_MAX_SPANS, &np);
+                bool seen[PII_TYPE_COUNT] = {0}, any_np = false;
+                for (size_t i = 0; i < np && i < PII_CLI_MAX_SPANS; i++) {
+                    seen[sp[i].type] = true;
+                    any_np |= sp[i].type != PII_PERSON;
+                }
+                for (int t = 0; t < PII_TYPE_COUNT; t++) by_type[t] += seen[t];
+                flagged += np > 0;
+                flagged_np += any_np;
+            }
+            p = q + (q < end ? 2 : 0);
+            while (p < end && *p == '\n') p++;
+        }
+        buf_deinit(&raw);
+    }
+    mem_free(sp);
+    printf("messages: %zu\n", msgs);
+    printf("flagged (any type):        %6zu  rate %.5f (1 in %.0f)\n", flagged, ratio(flagged, msgs),
+           flagged ? (double)msgs / (double)flagged : 0.0);
+    printf("flagged (excluding PERSON): %5zu  rate %.5f\n", flagged_np, ratio(flagged_np, msgs));
+    for (int t = 0; t < PII_TYPE_COUNT; t++)
+        if (by_type[t]) printf("  %-18s %6zu\n", pii_type_name((pii_type_t)t), by_type[t]);
+    return 0;
+}
+
+/* ================================================================== scan */
+
+static int scan_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc, bool json, bool redact)
+{
+    buf_t raw;
+    buf_init(&raw, PII_CLI_MAX_INPUT);
+    int rc = read_all(path, &raw);
+    if (rc) {
+        fprintf(stderr, "pii: %s: %s\n", path, sy_strerror(rc));
+        buf_deinit(&raw);
+        return 1;
+    }
+    const char *text = raw.data ? raw.data : "";
+    size_t np = 0;
+    pii_span_t *sp = mem_alloc(PII_CLI_MAX_SPANS * sizeof *sp);
+    rc = pii_scan(s, sc, text, raw.len, sp, PII_CLI_MAX_SPANS, &np);
+    if (np > PII_CLI_MAX_SPANS) np = PII_CLI_MAX_SPANS;
+    buf_t out;
+    buf_init(&out, PII_CLI_MAX_INPUT * 2);
+    if (rc) {
+        fprintf(stderr, "pii: scan failed: %s\n", sy_strerror(rc));
+    } else if (redact) {
+        rc = pii_redact(text, raw.len, sp, np, &out);
+        if (!rc) fwrite(out.data ? out.data : "", 1, out.len, stdout);
+    } else if (json) {
+        jsonw_t w;
+        jsonw_init(&w, &out);
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "spans");
+        jsonw_arr_begin(&w);
+        for (size_t i = 0; i < np; i++) {
+            jsonw_obj_begin(&w);
+            jsonw_key(&w, "type"), jsonw_str(&w, pii_type_name(sp[i].type));
+            jsonw_key(&w, "start"), jsonw_uint(&w, sp[i].start);
+            jsonw_key(&w, "end"), jsonw_uint(&w, sp[i].end);
+            jsonw_key(&w, "score"), jsonw_double(&w, (double)((int)(sp[i].score * 1000 + 0.5f)) / 1000);
+            jsonw_key(&w, "text"), jsonw_strn(&w, text + sp[i].start, sp[i].end - sp[i].start);
+            jsonw_obj_end(&w);
+        }
+        jsonw_arr_end(&w);
+        jsonw_obj_end(&w);
+        rc = jsonw_error(&w);
+        if (!rc) printf("%s\n", out.data);
+    } else {
+        for (size_t i = 0; i < np; i++) {
+            int n = (int)(sp[i].end - sp[i].start);
+            const char *v = text + sp[i].start;
+            const char *nl = memchr(v, '\n', (size_t)n);
+            printf("%8zu %8zu  %-18s %.2f  %.*s%s\n", sp[i].start, sp[i].end, pii_type_name(sp[i].type),
+                   (double)sp[i].score, nl ? (int)(nl - v) : n, v, nl ? " ..." : "");
+        }
+    }
+    buf_deinit(&out);
+    buf_deinit(&raw);
+    mem_free(sp);
+    return rc ? 1 : 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: switchyard pii [--json] [--redact] [--names DIR] [FILE|-]\n"
+               "       switchyard pii --eval FILE.json [--eval FILE.json ...] [--json] [--names DIR]\n"
+               "       switchyard pii --flag-rate FILE.txt [FILE.txt ...] [--names DIR]\n"
+               "  --names DIR   census1990_*.txt name lists (default $SY_SHARED/data/names);\n"
+               "                --names none disables PERSON detection\n"
+               "  --min-score X threshold for every type (default 0.5)\n");
+}
+
+int cmd_pii(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    bool json = false, redact = false, rate = false;
+    const char *names = NULL, *input = NULL;
+    char tmp[4096];
+    bool names_set = false;
+    float min_score = 0.5f;
+    char **evals = mem_calloc((size_t)argc + 1, sizeof *evals), **rates = mem_calloc((size_t)argc + 1, sizeof *rates);
+    int ne = 0, nr = 0, status = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--json")) json = true;
+        else if (!strcmp(a, "--redact")) redact = true;
+        else if (!strcmp(a, "--names") && i + 1 < argc) names = argv[++i], names_set = true;
+        else if (!strcmp(a, "--min-score") && i + 1 < argc) min_score = strtof(argv[++i], NULL);
+        else if (!strcmp(a, "--eval") && i + 1 < argc) evals[ne++] = argv[++i];
+        else if (!strcmp(a, "--flag-rate")) rate = true;
+        else if (rate && a[0] != '-') rates[nr++] = argv[i];
+        else if (!input && (a[0] != '-' || !strcmp(a, "-"))) input = a;
+        else {
+            usage(stderr);
+            status = 2;
+            goto done;
+        }
+    }
+    if (!names_set) names = default_names_dir(tmp, sizeof tmp);
+    if (names && !strcmp(names, "none")) names = NULL;
+    char err[512] = "";
+    pii_options_t opts = {names, min_score};
+    pii_scanner_t *s = pii_scanner_new(&opts, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "pii: %s\n", err);
+        status = 1;
+        goto done;
+    }
+    pii_scratch_t *sc = pii_scratch_new(s);
+    if (!names) fprintf(stderr, "pii: no name lists found: PERSON detection is off (see --names)\n");
+    if (ne) {
+        counts_t cnt[PII_TYPE_COUNT] = {0};
+        size_t skipped = 0, records = 0;
+        for (int i = 0; i < ne && !status; i++)
+            if (eval_file(evals[i], s, sc, cnt, &skipped, &records)) status = 1;
+        if (!status) eval_print(cnt, skipped, records, json);
+    } else if (rate) {
+        status = nr && !flag_rate(rates, nr, s, sc) ? 0 : 1;
+    } else {
+        status = scan_file(input ? input : "-", s, sc, json, redact);
+    }
+    pii_scratch_free(sc);
+    pii_scanner_free(s);
+done:
+    mem_free(evals);
+    mem_free(rates);
+    return status;
+}

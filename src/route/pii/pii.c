@@ -1,0 +1,1045 @@
+/* pii.c — the PII scanner: one Hyperscan database of triggers, C extractors behind it.
+ *
+ * Design. Hyperscan runs once over the text with a small set of trigger patterns
+ * (an '@' followed by a domain, two digits, an IBAN prefix, a secret prefix, a context
+ * keyword, a street suffix). Triggers report only their end offset; each one wakes a C
+ * extractor that finds the whole candidate around it, validates it (pii_valid.c) and
+ * scores it Presidio-style: a base score from the shape, a boost from context words in
+ * a window, then a per-type threshold. Each extractor records how far it has read so a
+ * burst of triggers inside one candidate costs one extraction. Person names are found
+ * by a separate pass over capitalised tokens with one hash probe each. Candidates that
+ * overlap are merged (the higher score wins, then the longer span).
+ *
+ * Text with look-alike characters (fullwidth digits, Arabic-Indic digits, zero-width
+ * characters, Unicode dashes between digits) is also normalised into a copy with an
+ * offset map and scanned again, so "４６０-８９-９８４７" is found at its true offsets.
+ */
+#include <hs/hs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/mem.h"
+#include "route/pii/pii_internal.h"
+
+/* ================================================================== triggers */
+
+enum {
+    T_EMAIL = 1,
+    T_NUM,
+    T_IBAN,
+    T_IBAN_SP,
+    T_IPV6,
+    T_AWS,
+    T_GCP,
+    T_GITHUB,
+    T_GITHUB_PAT,
+    T_SLACK,
+    T_PRIVKEY,
+    T_BEARER,
+    T_KEY_LICENSE,
+    T_KEY_PASSPORT,
+    T_KEY_BIRTH,
+    T_KEY_SSN,
+    T_ADDR_SUFFIX,
+    T_ADDR_EU,
+    T_LOOKALIKE,
+    T_COUNT
+};
+
+static const struct {
+    int id;
+    unsigned flags;
+    const char *re;
+} triggers[] = {
+    {T_EMAIL, 0, "[A-Za-z0-9_%+\\-]@[A-Za-z0-9\\-]+\\.[A-Za-z]{2}"},
+    {T_NUM, 0, "\\d[\\-./ ]?\\d"},
+    {T_IBAN, 0, "[A-Za-z]{2}\\d{2}[A-Za-z0-9]{4}"},
+    {T_IBAN_SP, 0, "[A-Za-z]{2}\\d{2} [A-Za-z0-9]{4}"},
+    {T_IPV6, 0, "[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"},
+    {T_AWS, HS_FLAG_SOM_LEFTMOST, "(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}"},
+    {T_GCP, HS_FLAG_SOM_LEFTMOST, "AIza[0-9A-Za-z_\\-]{35}"},
+    {T_GITHUB, HS_FLAG_SOM_LEFTMOST, "gh[pousr]_[A-Za-z0-9]{36}"},
+    {T_GITHUB_PAT, HS_FLAG_SOM_LEFTMOST, "github_pat_[A-Za-z0-9_]{22}"},
+    {T_SLACK, HS_FLAG_SOM_LEFTMOST, "xox[abposr]-[A-Za-z0-9\\-]{10}"},
+    {T_PRIVKEY, HS_FLAG_SOM_LEFTMOST, "-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"},
+    {T_BEARER, HS_FLAG_SOM_LEFTMOST, "[Bb]earer +[A-Za-z0-9\\-._~+/]{16}"},
+    {T_KEY_LICENSE, HS_FLAG_CASELESS, "licen[cs]e|\\bDL\\b|driving permit"},
+    {T_KEY_PASSPORT, HS_FLAG_CASELESS, "passport"},
+    {T_KEY_BIRTH, HS_FLAG_CASELESS, "\\bborn\\b|birth|\\bdob\\b|d\\.o\\.b"},
+    {T_KEY_SSN, HS_FLAG_CASELESS, "\\bssn\\b|social security"},
+    {T_ADDR_SUFFIX, HS_FLAG_CASELESS,
+     "\\b(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|"
+     "way|terrace|square|sq|highway|hwy|parkway|pkwy|circle|cir|trail|crescent|close|grove|"
+     "gardens|alley|plaza|crossing|streets|squares|route)\\b"},
+    {T_ADDR_EU, HS_FLAG_CASELESS,
+     "[a-z](?:strasse|straße|gasse|katu|tie|vej|gata|gatan|weg|laan|straat|vägen|väg|utca|"
+     "ulica|allee|platz|ring) \\d"},
+    {T_LOOKALIKE, 0,
+     "\\xEF\\xBC[\\x90-\\x99\\xA0-\\xBF]|\\xEF\\xBD[\\x80-\\x9A]|\\xD9[\\xA0-\\xA9]|"
+     "\\xDB[\\xB0-\\xB9]|\\xE2\\x80[\\x8B-\\x8D]|\\xE2\\x81\\xA0|\\xEF\\xBB\\xBF|"
+     "\\d(?:\\xE2\\x80[\\x90-\\x95]|\\xE2\\x88\\x92|\\xC2\\xA0)\\d"},
+};
+#define N_TRIGGERS (sizeof triggers / sizeof triggers[0])
+
+/* ================================================================== types */
+
+struct pii_scanner {
+    hs_database_t *db;
+    pii_names_t names;      /* empty (slots NULL) when no names_dir */
+    float thr[PII_TYPE_COUNT]; /* per-type threshold */
+};
+
+#define PII_MAX_CANDS (1u << 20) /* cap on candidates per scan */
+
+struct pii_scratch {
+    hs_scratch_t *hs;
+    pii_span_t *cand; /* candidates before merging */
+    size_t n, cap;
+    size_t done[T_COUNT]; /* per trigger: text read up to here */
+    bool lookalike;       /* saw look-alike characters: normalise and rescan */
+    char *norm;           /* normalised copy (slow path) */
+    size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
+    size_t norm_cap;
+};
+
+typedef struct scan_ctx {
+    const pii_scanner_t *s;
+    pii_scratch_t *sc;
+    const char *t;
+    size_t len;
+} scan_ctx_t;
+
+static const char *const type_names[PII_TYPE_COUNT] = {
+    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD",       "US_SSN",      "IBAN_CODE", "IP_ADDRESS",
+    "PERSON",        "STREET_ADDRESS", "DATE_OF_BIRTH", "US_DRIVER_LICENSE", "US_PASSPORT", "SECRET",
+};
+
+const char *pii_type_name(pii_type_t t)
+{
+    return (unsigned)t < PII_TYPE_COUNT ? type_names[t] : "UNKNOWN";
+}
+
+int pii_type_parse(const char *name, pii_type_t *out)
+{
+    for (int i = 0; i < PII_TYPE_COUNT; i++)
+        if (!strcmp(name, type_names[i])) {
+            *out = (pii_type_t)i;
+            return 0;
+        }
+    return SY_EINVAL;
+}
+
+/* ================================================================== char classes */
+
+static inline bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+static inline bool is_alpha(unsigned char c)
+{
+    return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+static inline bool is_alnum(unsigned char c)
+{
+    return is_digit(c) || is_alpha(c);
+}
+static inline bool is_hex(unsigned char c)
+{
+    return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+static inline bool is_upper(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+static inline bool is_lower(unsigned char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+static inline bool is_email_local(unsigned char c)
+{
+    return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+static inline bool is_token_char(unsigned char c)
+{
+    return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+static inline unsigned char at(const scan_ctx_t *c, size_t i)
+{
+    return i < c->len ? (unsigned char)c->t[i] : 0;
+}
+
+/* ================================================================== candidates */
+
+/* Records a candidate if it passes its type's threshold. Candidates past the cap are
+ * dropped (the cap is far above anything a request body can hold). */
+static void cand_add(scan_ctx_t *c, pii_type_t type, float score, size_t st, size_t en)
+{
+    if (score > 1.0f) score = 1.0f;
+    if (score < c->s->thr[type] || en <= st) return;
+    pii_scratch_t *sc = c->sc;
+    if (sc->n == sc->cap) {
+        if (sc->cap >= PII_MAX_CANDS) return;
+        sc->cap = sc->cap ? sc->cap * 2 : 64;
+        sc->cand = mem_realloc(sc->cand, sc->cap * sizeof *sc->cand);
+    }
+    sc->cand[sc->n++] = (pii_span_t){type, score, st, en};
+}
+
+/* True when one of words (lowercase, NULL-terminated list) starts at a word boundary
+ * within `before` bytes before st or `after` bytes after en. ASCII case is folded. */
+static bool ctx_has(const scan_ctx_t *c, size_t st, size_t en, size_t before, size_t after,
+                    const char *const *words)
+{
+    size_t lo = st > before ? st - before : 0;
+    size_t hi = en + after < c->len ? en + after : c->len;
+    for (size_t i = lo; i < hi; i++) {
+        if (i == st) i = en;
+        if (i >= hi) break;
+        if (i > 0 && is_alpha(at(c, i - 1))) continue;
+        unsigned char ch = at(c, i) | 0x20;
+        for (const char *const *w = words; *w; w++) {
+            if ((unsigned char)(*w)[0] != ch) continue;
+            size_t k = 1;
+            while ((*w)[k] && i + k < c->len && (at(c, i + k) | 0x20) == (unsigned char)(*w)[k]) k++;
+            if (!(*w)[k]) return true;
+        }
+    }
+    return false;
+}
+
+static const char *const ctx_phone[] = {
+    "phone", "tel", "call", "mobile", "cell", "fax", "desk", "office", "contact", "reach",
+    "text me", "sms", "whatsapp", "messages", "registered", "dial", "ring", "landline",
+    "home:", "work:", "number:", "ph:", "ph.", "mob", NULL};
+static const char *const ctx_card[] = {"card", "visa", "mastercard", "amex", "credit", "debit",
+                                       "cc", "payment", NULL};
+static const char *const ctx_ip[] = {"ip", "address", "server", "host", "ping", "connect",
+                                     "router", "gateway", "subnet", NULL};
+static const char *const ctx_addr[] = {"address", "live", "lives", "located", "ship", "deliver",
+                                       "meet", "corner", "at", NULL};
+static const char *const ctx_person[] = {
+    "name", "names", "mr", "mrs", "ms", "miss", "dr", "dear", "hi", "hello", "hey", "call me",
+    "named", "called", "speak", "contact", "guardian", "beneficiary", "user:", "sincerely",
+    "regards", "signed", "attn", "cc:", "from:", "to:", "by", "with", "said", "says", "ask",
+    "told", "meet", "met", "under", "partner", "wife", "husband", "son", "daughter", "kid",
+    "child", "tribute", "starring", "directed", "producer", "commenter", "assistant", "add",
+    "follow up", NULL};
+
+/* ================================================================== extractors */
+
+/* Email: the trigger ends two letters into the TLD after an '@'. Walks left over the
+ * local part and right over the domain; on a bad TLD, drops trailing labels. */
+static void x_email(scan_ctx_t *c, size_t to)
+{
+    size_t a = to;
+    while (a > 0 && at(c, a - 1) != '@') a--;
+    if (a == 0) return;
+    size_t atp = a - 1;
+    size_t st = atp;
+    while (st > 0 && is_email_local(at(c, st - 1))) st--;
+    while (st < atp && at(c, st) == '.') st++;
+    size_t en = atp + 1;
+    while (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '.' || at(c, en) == '-')) en++;
+    c->sc->done[T_EMAIL] = en;
+    while (en > atp && (at(c, en - 1) == '.' || at(c, en - 1) == '-')) en--;
+    while (en > atp + 1) {
+        if (pii_email_valid(c->t + st, en - st)) {
+            cand_add(c, PII_EMAIL_ADDRESS, 0.95f, st, en);
+            return;
+        }
+        while (en > atp + 1 && at(c, en - 1) != '.') en--;
+        if (en > atp + 1) en--;
+    }
+}
+
+static bool is_num_sep(unsigned char ch)
+{
+    return ch == ' ' || ch == '-' || ch == '.' || ch == '(' || ch == ')' || ch == '/';
+}
+
+/* True when d..e starts like a calendar date: YYYY-MM-DD or DD.MM.YYYY / MM/DD/YYYY. */
+static bool looks_like_date(const scan_ctx_t *c, size_t st, size_t en)
+{
+    int g[4], ng = 0, cur = 0;
+    char sep = 0;
+    for (size_t i = st; i <= en && ng < 4; i++) {
+        unsigned char ch = i < en ? at(c, i) : ' ';
+        if (is_digit(ch)) {
+            cur++;
+            continue;
+        }
+        if (cur) g[ng++] = cur;
+        cur = 0;
+        if (ng == 1 && i < en) sep = (char)ch;
+        if (ng >= 1 && i < en && ch != (unsigned char)sep) break;
+    }
+    if (ng < 3 || (sep != '-' && sep != '/' && sep != '.')) return false;
+    return (g[0] == 4 && g[1] <= 2 && g[2] <= 2) || (g[0] <= 2 && g[1] <= 2 && g[2] == 4);
+}
+
+/* Digit clusters: digits joined by short separator runs (space - . / parentheses) with
+ * an optional leading '+' or '(' and an extension. One cluster is read once and tried
+ * as IPv4, SSN, card, date and phone, in that order of specificity. */
+static void x_num(scan_ctx_t *c, size_t to)
+{
+    size_t st = to - 1, en = to;
+    /* Left: digit runs joined by 1..3 separator bytes. */
+    for (;;) {
+        while (st > 0 && is_digit(at(c, st - 1))) st--;
+        size_t k = st;
+        while (k > 0 && st - k < 3 && is_num_sep(at(c, k - 1))) k--;
+        if (k < st && k > 0 && is_digit(at(c, k - 1)) && to - k < 40) {
+            st = k;
+            continue;
+        }
+        break;
+    }
+    for (;;) {
+        while (en < c->len && is_digit(at(c, en))) en++;
+        size_t k = en;
+        while (k < c->len && k - en < 3 && is_num_sep(at(c, k))) k++;
+        if (k > en && is_digit(at(c, k)) && k - st < 40) {
+            en = k;
+            continue;
+        }
+        break;
+    }
+    c->sc->done[T_NUM] = en;
+    if (st > 0 && (at(c, st - 1) == '+' || at(c, st - 1) == '(')) st--;
+    if (st > 0 && at(c, st) == '(' && at(c, st - 1) == '+') st--;
+    /* Extension: x123, ext. 123 */
+    size_t xe = en;
+    {
+        size_t k = en;
+        if (at(c, k) == ' ') k++;
+        if ((at(c, k) | 0x20) == 'x') k++;
+        else if ((at(c, k) | 0x20) == 'e' && (at(c, k + 1) | 0x20) == 'x' && (at(c, k + 2) | 0x20) == 't') {
+            k += 3;
+            if (at(c, k) == '.') k++;
+            if (at(c, k) == ' ') k++;
+        } else
+            k = en;
+        if (k > en) {
+            size_t d = k;
+            while (d < c->len && is_digit(at(c, d)) && d - k < 7) d++;
+            if (d > k && d - k <= 6 && !is_alnum(at(c, d))) xe = d;
+        }
+    }
+    /* Part of a longer token (letters glued on): not ours. */
+    if (st > 0 && (is_alnum(at(c, st - 1)) || at(c, st - 1) == '_')) return;
+    if (is_alpha(at(c, xe)) || at(c, xe) == '_') return;
+    if (st > 0 && at(c, st - 1) == '.' && st > 1 && is_digit(at(c, st - 2))) return;
+
+    const char *s = c->t + st;
+    size_t n = en - st;
+    int groups = 0, dots = 0, digits = 0, other = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (is_digit((unsigned char)s[i])) {
+            digits++;
+            if (i == 0 || !is_digit((unsigned char)s[i - 1])) groups++;
+        } else if (s[i] == '.')
+            dots++;
+        else
+            other++;
+    }
+    if (groups == 4 && dots == 3 && other == 0 && xe == en) {
+        if (pii_ipv4_valid(s, n) && at(c, en) != '.')
+            cand_add(c, PII_IP_ADDRESS, ctx_has(c, st, en, 40, 0, ctx_ip) ? 0.95f : 0.6f, st, en);
+        return;
+    }
+    if (xe == en && (n == 11 || n == 9) && pii_ssn_valid(s, n)) {
+        bool ctx = ctx_has(c, st, en, 48, 0, (const char *const[]){"ssn", "social", "security", NULL});
+        if (n == 11) cand_add(c, PII_US_SSN, ctx ? 1.0f : 0.85f, st, en);
+        else if (ctx) cand_add(c, PII_US_SSN, 0.75f, st, en);
+        if (n == 11) return;
+    }
+    if (xe == en && digits >= 12 && digits <= 19 && pii_card_valid(s, n)) {
+        cand_add(c, PII_CREDIT_CARD, ctx_has(c, st, en, 48, 0, ctx_card) ? 1.0f : 0.9f, st, en);
+        return;
+    }
+    if (looks_like_date(c, st, en)) return; /* dates of birth come from x_keyword */
+    float ps = pii_phone_shape(s, xe - st);
+    if (ps > 0) {
+        if (ctx_has(c, st, xe, 48, 12, ctx_phone)) ps += 0.35f;
+        cand_add(c, PII_PHONE_NUMBER, ps, st, xe);
+    }
+}
+
+/* IBAN: trigger ends 8 (or 9, grouped) bytes after the country code. Reads up to 34
+ * characters (plus single spaces) and tries the longest prefix that validates, ending
+ * at a group boundary. */
+static void x_iban(scan_ctx_t *c, size_t to, int id)
+{
+    if (to < c->sc->done[T_IBAN]) return;
+    size_t st = to - (id == T_IBAN ? 8 : 9);
+    if (st > 0 && is_alnum(at(c, st - 1))) return;
+    size_t en = st, chars = 0;
+    size_t ends[48];
+    int ne = 0;
+    while (en < c->len && chars < 34) {
+        unsigned char ch = at(c, en);
+        if (is_alnum(ch)) {
+            en++;
+            chars++;
+            if (!is_alnum(at(c, en)) && ne < 48) ends[ne++] = en;
+        } else if (ch == ' ' && is_alnum(at(c, en + 1)) && id == T_IBAN_SP) {
+            en++;
+        } else
+            break;
+    }
+    for (int i = ne; i-- > 0;) {
+        if (is_alnum(at(c, ends[i]))) continue;
+        if (pii_iban_valid(c->t + st, ends[i] - st)) {
+            cand_add(c, PII_IBAN_CODE, 0.95f, st, ends[i]);
+            c->sc->done[T_IBAN] = ends[i];
+            return;
+        }
+    }
+}
+
+/* IPv6: extends the trigger over hex digits, colons and dots (embedded IPv4). */
+static void x_ipv6(scan_ctx_t *c, size_t to)
+{
+    if (to <= c->sc->done[T_IPV6]) return;
+    size_t st = to, en = to;
+    while (st > 0 && (is_hex(at(c, st - 1)) || at(c, st - 1) == ':')) st--;
+    while (en < c->len && (is_hex(at(c, en)) || at(c, en) == ':' || at(c, en) == '.')) en++;
+    c->sc->done[T_IPV6] = en;
+    while (en > st && at(c, en - 1) == '.') en--;
+    if ((st > 0 && (is_alnum(at(c, st - 1)) || at(c, st - 1) == '_')) || is_alpha(at(c, en))) return;
+    if (pii_ipv6_valid(c->t + st, en - st))
+        cand_add(c, PII_IP_ADDRESS, ctx_has(c, st, en, 40, 0, ctx_ip) ? 0.95f : 0.7f, st, en);
+}
+
+/* Secrets with a known prefix: extends variable-length tokens to their end. */
+static void x_secret(scan_ctx_t *c, int id, size_t from, size_t to)
+{
+    if (from < c->sc->done[T_AWS]) return;
+    size_t st = from, en = to;
+    if (id == T_PRIVKEY) {
+        const char *end = memmem(c->t + to, c->len - to, "-----END", 8);
+        if (end) {
+            size_t k = (size_t)(end - c->t) + 8;
+            const char *close = memmem(c->t + k, c->len - k, "-----", 5);
+            en = close && close - (c->t + k) < 64 ? (size_t)(close - c->t) + 5 : k;
+        } else {
+            en = c->len; /* a truncated key is still a key */
+        }
+    } else if (id == T_BEARER) {
+        while (st < en && at(c, st) != ' ') st++;
+        while (st < en && at(c, st) == ' ') st++;
+        while (en < c->len && is_token_char(at(c, en))) en++;
+        while (en < c->len && at(c, en) == '=') en++;
+    } else if (id == T_GITHUB_PAT || id == T_SLACK) {
+        while (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '_' || at(c, en) == '-')) en++;
+    } else {
+        if (st > 0 && is_alnum(at(c, st - 1))) return;
+        if (is_alnum(at(c, en))) return;
+    }
+    c->sc->done[T_AWS] = en;
+    cand_add(c, PII_SECRET, 0.95f, st, en);
+}
+
+/* Month names for written dates of birth. */
+static int month_len(const scan_ctx_t *c, size_t i)
+{
+    static const char *const m[] = {"january", "february", "march", "april", "may", "june", "july",
+                                    "august", "september", "october", "november", "december",
+                                    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
+                                    "sept", "oct", "nov", "dec", NULL};
+    for (int k = 0; m[k]; k++) {
+        size_t l = strlen(m[k]), j = 0;
+        while (j < l && (at(c, i + j) | 0x20) == (unsigned char)m[k][j]) j++;
+        if (j == l && !is_alpha(at(c, i + l))) return (int)l;
+    }
+    return 0;
+}
+
+/* Finds a date starting at i (numeric with - / . or written with a month name);
+ * returns its end or 0. */
+static size_t date_at(const scan_ctx_t *c, size_t i)
+{
+    size_t k = i;
+    int g[3], ng = 0;
+    char sep = 0;
+    while (ng < 3) {
+        size_t d = k;
+        while (is_digit(at(c, k)) && k - d < 4) k++;
+        if (k == d) break;
+        g[ng++] = (int)(k - d);
+        if (ng == 3) break;
+        unsigned char ch = at(c, k);
+        if (ng == 1) sep = (char)ch;
+        if ((ch != '-' && ch != '/' && ch != '.') || ch != (unsigned char)sep) break;
+        k++;
+    }
+    if (ng == 3 && !is_digit(at(c, k)) &&
+        ((g[0] == 4 && g[1] <= 2 && g[2] <= 2) || (g[0] <= 2 && g[1] <= 2 && (g[2] == 4 || g[2] == 2))))
+        return k;
+    /* "March 5, 1980" / "5 March 1980" / "5th of March 1980" */
+    k = i;
+    size_t d = k;
+    while (is_digit(at(c, k)) && k - d < 2) k++;
+    if (k > d) {
+        if (is_alpha(at(c, k))) k += 2; /* st, nd, rd, th */
+        if (at(c, k) == ' ') k++;
+        if ((at(c, k) | 0x20) == 'o' && (at(c, k + 1) | 0x20) == 'f' && at(c, k + 2) == ' ') k += 3;
+    }
+    int ml = month_len(c, k);
+    if (!ml) return 0;
+    k += (size_t)ml;
+    if (at(c, k) == '.') k++;
+    if (at(c, k) == ' ') k++;
+    if (d == i && k > i) {
+        size_t e = k;
+        while (is_digit(at(c, e)) && e - k < 2) e++;
+        if (e == k) return 0;
+        if (is_alpha(at(c, e))) e += 2;
+        k = e;
+        if (at(c, k) == ',') k++;
+        if (at(c, k) == ' ') k++;
+    }
+    size_t y = k;
+    while (is_digit(at(c, k)) && k - y < 4) k++;
+    return k - y == 4 && !is_digit(at(c, k)) ? k : 0;
+}
+
+/* Context keywords for identifiers that have no checksum: driver licence, passport,
+ * date of birth, bare SSN. Looks for the first plausible value within a short window
+ * after the keyword. */
+static void x_keyword(scan_ctx_t *c, int id, size_t to)
+{
+    size_t lim = to + 48 < c->len ? to + 48 : c->len;
+    for (size_t i = to; i < lim; i++) {
+        unsigned char ch = at(c, i);
+        if (i > 0 && is_alnum(at(c, i - 1))) continue;
+        if (!is_alnum(ch)) continue;
+        if (id == T_KEY_BIRTH) {
+            size_t e = date_at(c, i);
+            if (e) {
+                cand_add(c, PII_DATE_OF_BIRTH, 0.85f, i, e);
+                return;
+            }
+            continue;
+        }
+        /* ID token: [A-Z0-9-] run with >= 6 digits and at most 2 letters. */
+        size_t e = i;
+        int digits = 0, letters = 0;
+        while (e < c->len && (is_alnum(at(c, e)) || (at(c, e) == '-' && is_alnum(at(c, e + 1))))) {
+            digits += is_digit(at(c, e));
+            letters += is_alpha(at(c, e));
+            e++;
+        }
+        if (id == T_KEY_SSN) {
+            if (e - i == 9 && digits == 9 && pii_ssn_valid(c->t + i, 9))
+                cand_add(c, PII_US_SSN, 0.9f, i, e);
+            if (digits) return;
+            i = e;
+            continue;
+        }
+        if (digits >= 6 && letters <= 2 && e - i <= 16 && !(letters && !is_alpha(ch))) {
+            if (id == T_KEY_LICENSE)
+                cand_add(c, PII_US_DRIVER_LICENSE, 0.8f, i, e);
+            else if (digits <= 9 && e - i <= 9)
+                cand_add(c, PII_US_PASSPORT, 0.8f, i, e);
+            return;
+        }
+        i = e;
+    }
+}
+
+/* Street address ending in a suffix word ("1755 Nelson Mandela Drive"): walks back
+ * over up to four words to a house number, then forward over an optional unit and
+ * ", City, ST 12345". */
+static void x_address(scan_ctx_t *c, size_t to)
+{
+    size_t sfx = to;
+    while (sfx > 0 && is_alpha(at(c, sfx - 1))) sfx--;
+    if (sfx == 0 || at(c, sfx - 1) != ' ') return;
+    size_t k = sfx - 1; /* at the space before the suffix */
+    int words = 0;
+    size_t st = 0;
+    bool found = false;
+    while (words <= 4 && k > 0) {
+        size_t e = k;
+        while (k > 0 && at(c, k - 1) != ' ' && at(c, k - 1) != '\n' && e - k < 30) k--;
+        size_t w = k;
+        bool num = e > w;
+        for (size_t j = w; j < e; j++) num &= is_digit(at(c, j)) || (j == e - 1 && is_alpha(at(c, j)));
+        if (num && is_digit(at(c, w)) && e - w <= 6) {
+            st = w;
+            found = words >= 1;
+            break;
+        }
+        bool word = e > w;
+        for (size_t j = w; j < e; j++) word &= is_alpha(at(c, j)) || at(c, j) >= 0x80 || at(c, j) == '.' || at(c, j) == '\'';
+        if (!word || k == 0 || at(c, k - 1) != ' ') return;
+        words++;
+        k--;
+    }
+    if (!found || (st > 0 && is_alnum(at(c, st - 1)))) return;
+    size_t en = to;
+    if (at(c, en) == '.') en++;
+    /* Unit: ", Apt 5" " Suite 501" " #12" */
+    size_t u = en;
+    if (at(c, u) == ',') u++;
+    if (at(c, u) == ' ') u++;
+    static const char *const units[] = {"apt", "apartment", "suite", "ste", "unit", "#", "floor", "fl", "room", NULL};
+    for (int i = 0; units[i]; i++) {
+        size_t l = strlen(units[i]), j = 0;
+        while (j < l && (at(c, u + j) | 0x20) == (unsigned char)units[i][j]) j++;
+        if (j < l) continue;
+        size_t v = u + l;
+        if (at(c, v) == '.') v++;
+        if (at(c, v) == ' ') v++;
+        size_t d = v;
+        while (is_alnum(at(c, v)) && v - d < 6) v++;
+        if (v > d && is_digit(at(c, d))) en = v;
+        break;
+    }
+    /* ", City, ST 12345" on the same line */
+    size_t ci = en;
+    if (at(c, ci) == ',' && at(c, ci + 1) == ' ' && is_upper(at(c, ci + 2))) {
+        size_t v = ci + 2;
+        int w = 0;
+        while (w < 3 && is_upper(at(c, v))) {
+            while (is_alpha(at(c, v)) || at(c, v) >= 0x80) v++;
+            w++;
+            if (at(c, v) == ' ' && is_upper(at(c, v + 1))) v++;
+            else break;
+        }
+        size_t city_end = v;
+        if (at(c, v) == ',') v++;
+        if (at(c, v) == ' ') v++;
+        if (is_upper(at(c, v)) && is_upper(at(c, v + 1)) && !is_alpha(at(c, v + 2))) {
+            v += 2;
+            if (at(c, v) == ' ') v++;
+            size_t z = v;
+            while (is_digit(at(c, v)) && v - z < 5) v++;
+            en = v - z == 5 && !is_digit(at(c, v)) ? v : z - 1;
+            if (en < city_end) en = city_end;
+        } else {
+            en = city_end;
+        }
+    }
+    float score = 0.7f + (ctx_has(c, st, en, 40, 0, ctx_addr) ? 0.2f : 0.0f);
+    cand_add(c, PII_STREET_ADDRESS, score, st, en);
+}
+
+/* European street names with the suffix inside the word ("Koskikatu 25"). */
+static void x_address_eu(scan_ctx_t *c, size_t to)
+{
+    size_t num = to - 1;
+    size_t st = num - 1;
+    while (st > 0 && (is_alpha(at(c, st - 1)) || at(c, st - 1) >= 0x80 || at(c, st - 1) == '-')) st--;
+    if (!is_upper(at(c, st)) && at(c, st) < 0x80) return;
+    size_t en = num;
+    while (is_digit(at(c, en)) && en - num < 5) en++;
+    if (is_alnum(at(c, en))) return;
+    cand_add(c, PII_STREET_ADDRESS, 0.75f, st, en);
+}
+
+/* Hyperscan callback: dispatches each trigger to its extractor. */
+static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
+                    unsigned int flags, void *vctx)
+{
+    (void)flags;
+    scan_ctx_t *c = vctx;
+    size_t t = (size_t)to;
+    switch (id) {
+    case T_EMAIL:
+        if (t > c->sc->done[T_EMAIL]) x_email(c, t);
+        break;
+    case T_NUM:
+        if (t > c->sc->done[T_NUM]) x_num(c, t);
+        break;
+    case T_IBAN:
+    case T_IBAN_SP: x_iban(c, t, (int)id); break;
+    case T_IPV6: x_ipv6(c, t); break;
+    case T_AWS:
+    case T_GCP:
+    case T_GITHUB:
+    case T_GITHUB_PAT:
+    case T_SLACK:
+    case T_PRIVKEY:
+    case T_BEARER: x_secret(c, (int)id, (size_t)from, t); break;
+    case T_KEY_LICENSE:
+    case T_KEY_PASSPORT:
+    case T_KEY_BIRTH:
+    case T_KEY_SSN: x_keyword(c, (int)id, t); break;
+    case T_ADDR_SUFFIX: x_address(c, t); break;
+    case T_ADDR_EU: x_address_eu(c, t); break;
+    case T_LOOKALIKE: c->sc->lookalike = true; break;
+    }
+    return 0;
+}
+
+/* ================================================================== person names */
+
+/* Length of the UTF-8 uppercase Latin letter at p (Latin-1 Supplement and Extended-A
+ * capitals), else 0. */
+static size_t utf8_upper(const unsigned char *p, size_t left)
+{
+    if (left < 2) return 0;
+    if (p[0] == 0xC3 && p[1] >= 0x80 && p[1] <= 0x9E && p[1] != 0x97) return 2;
+    if ((p[0] == 0xC4 || p[0] == 0xC5) && p[1] >= 0x80 && p[1] <= 0xBF && !(p[1] & 1)) return 2;
+    return 0;
+}
+
+typedef struct tok {
+    size_t st, en;
+    uint8_t flags;
+    bool initial; /* single capital, maybe with a dot */
+} tok_t;
+
+/* Reads a capitalised token at i: capital then at least one lowercase or non-ASCII
+ * byte ("Krisztián", "O'Brien", "Jean-Luc"), or an initial ("J", "J."). Returns its
+ * end, or i when there is none. */
+static size_t cap_token(const scan_ctx_t *c, size_t i, bool *initial)
+{
+    const unsigned char *p = (const unsigned char *)c->t;
+    size_t k = i;
+    size_t u = is_upper(p[i]) ? 1 : utf8_upper(p + i, c->len - i);
+    if (!u) return i;
+    k += u;
+    size_t body = k;
+    while (k < c->len && (is_lower(p[k]) || (p[k] >= 0x80 && !utf8_upper(p + k, c->len - k)) ||
+                          ((p[k] == '\'' || p[k] == '-') && k + 1 < c->len && is_upper(p[k + 1]) && k > body)))
+        k++;
+    *initial = false;
+    if (k == body) {
+        if (k < c->len && is_alnum(p[k])) return i;
+        *initial = true;
+        if (k < c->len && p[k] == '.') k++;
+        return k;
+    }
+    if (k < c->len && (is_alnum(p[k]) || p[k] == '_' || p[k] == '@')) return i;
+    return k;
+}
+
+/* Scores one run of capitalised tokens and records it. */
+static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
+{
+    int a = 0, b = nt;
+    while (a < b && (tk[a].initial || (tk[a].flags & PII_NAME_STOP))) a++;
+    while (b > a && (tk[b - 1].initial || (tk[b - 1].flags & PII_NAME_STOP))) b--;
+    if (a >= b) return;
+    int n = b - a, known = 0, unknown = 0;
+    for (int i = a; i < b; i++) {
+        if (tk[i].initial) continue;
+        if (tk[i].flags & (PII_NAME_FIRST | PII_NAME_LAST)) known++;
+        else unknown++;
+    }
+    uint8_t f0 = tk[a].flags, fl = tk[b - 1].flags;
+    float score;
+    if (n >= 2 && (f0 & PII_NAME_FIRST) && !(f0 & PII_NAME_RARE) && ((fl & PII_NAME_LAST) || !fl))
+        score = 0.85f;
+    else if (n >= 2 && known)
+        score = 0.6f;
+    else if (n >= 2)
+        score = 0.35f;
+    else if (known)
+        score = (f0 & PII_NAME_RARE) ? 0.3f : 0.4f;
+    else
+        score = 0.2f;
+    size_t st = tk[a].st, en = tk[b - 1].en;
+    if (ctx_has(c, st, en, 20, 0, ctx_person)) score += 0.3f;
+    cand_add(c, PII_PERSON, score, st, en);
+}
+
+/* Finds runs of capitalised tokens (up to four, single spaces, initials allowed) and
+ * scores them against the gazetteer. Only bytes 'A'..'Z' and UTF-8 capitals at a word
+ * start cost more than a compare, which keeps clean prose fast. */
+static void scan_names(scan_ctx_t *c)
+{
+    const unsigned char *p = (const unsigned char *)c->t;
+    size_t len = c->len;
+    const pii_names_t *g = &c->s->names;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char ch = p[i];
+        if (!((ch >= 'A' && ch <= 'Z') || ch == 0xC3 || ch == 0xC4 || ch == 0xC5)) {
+            i++;
+            continue;
+        }
+        if (i > 0 && (is_alnum(p[i - 1]) || p[i - 1] >= 0x80 || p[i - 1] == '_' || p[i - 1] == '@')) {
+            i++;
+            continue;
+        }
+        tok_t tk[5];
+        int nt = 0;
+        size_t k = i;
+        while (nt < 5) {
+            bool ini;
+            size_t e = cap_token(c, k, &ini);
+            if (e == k) break;
+            tk[nt].st = k;
+            tk[nt].en = e;
+            tk[nt].initial = ini;
+            tk[nt].flags = ini ? 0 : pii_names_lookup(g, c->t + k, e - k);
+            nt++;
+            if (e + 1 < len && p[e] == ' ' && (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1)))
+                k = e + 1;
+            else {
+                k = e;
+                break;
+            }
+        }
+        if (nt == 0) {
+            i++;
+            continue;
+        }
+        person_run(c, tk, nt);
+        i = tk[nt - 1].en > i ? tk[nt - 1].en : i + 1;
+    }
+}
+
+/* ================================================================== merge */
+
+static int span_cmp(const void *a, const void *b)
+{
+    const pii_span_t *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->end != y->end) return x->end > y->end ? -1 : 1;
+    return (int)x->type - (int)y->type;
+}
+
+/* Sorts candidates and resolves overlaps in place: within a chain of overlapping
+ * spans the higher score wins, then the longer one. Returns the count kept. */
+static size_t merge_spans(pii_span_t *v, size_t n)
+{
+    if (n == 0) return 0;
+    qsort(v, n, sizeof *v, span_cmp);
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) {
+        pii_span_t *last = &v[k];
+        if (v[i].start < last->end) {
+            bool better = v[i].score > last->score ||
+                          (v[i].score == last->score && v[i].end - v[i].start > last->end - last->start);
+            if (better) *last = v[i];
+            continue;
+        }
+        v[++k] = v[i];
+    }
+    return k + 1;
+}
+
+/* ================================================================== look-alikes */
+
+/* Decodes one UTF-8 look-alike at p: writes its ASCII stand-in to *out (0 = drop the
+ * character) and returns its byte length, or 0 when p is not a look-alike. */
+static size_t lookalike_at(const unsigned char *p, size_t left, char *out)
+{
+    if (left >= 3 && p[0] == 0xEF && (p[1] == 0xBC || p[1] == 0xBD)) {
+        unsigned cp = 0xFF00u + ((unsigned)(p[1] & 0x03) << 6) + (p[2] & 0x3F);
+        if (cp >= 0xFF01 && cp <= 0xFF5E) {
+            *out = (char)(cp - 0xFF01 + 0x21);
+            return 3;
+        }
+    }
+    if (left >= 2 && p[0] == 0xD9 && p[1] >= 0xA0 && p[1] <= 0xA9) {
+        *out = (char)('0' + p[1] - 0xA0);
+        return 2;
+    }
+    if (left >= 2 && p[0] == 0xDB && p[1] >= 0xB0 && p[1] <= 0xB9) {
+        *out = (char)('0' + p[1] - 0xB0);
+        return 2;
+    }
+    if (left >= 3 && p[0] == 0xE2 && p[1] == 0x80 && p[2] >= 0x8B && p[2] <= 0x8D) {
+        *out = 0;
+        return 3;
+    }
+    if (left >= 3 && ((p[0] == 0xE2 && p[1] == 0x81 && p[2] == 0xA0) ||
+                      (p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF))) {
+        *out = 0;
+        return 3;
+    }
+    if (left >= 3 && p[0] == 0xE2 && ((p[1] == 0x80 && p[2] >= 0x90 && p[2] <= 0x95) ||
+                                      (p[1] == 0x88 && p[2] == 0x92))) {
+        *out = '-';
+        return 3;
+    }
+    if (left >= 2 && p[0] == 0xC2 && p[1] == 0xA0) {
+        *out = ' ';
+        return 2;
+    }
+    return 0;
+}
+
+static int scan_pass(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len);
+
+/* Slow path for text holding look-alikes: builds a normalised copy with an offset
+ * map, scans it, and maps the spans found back to the original offsets. */
+static int scan_lookalikes(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len)
+{
+    if (len + 1 > sc->norm_cap) {
+        sc->norm_cap = len + 1;
+        sc->norm = mem_realloc(sc->norm, sc->norm_cap);
+        sc->map = mem_realloc(sc->map, sc->norm_cap * sizeof *sc->map);
+    }
+    const unsigned char *p = (const unsigned char *)text;
+    size_t k = 0;
+    for (size_t i = 0; i < len;) {
+        char ch;
+        size_t l = lookalike_at(p + i, len - i, &ch);
+        if (l) {
+            if (ch) {
+                sc->map[k] = i;
+                sc->norm[k++] = ch;
+            }
+            i += l;
+            continue;
+        }
+        sc->map[k] = i;
+        sc->norm[k++] = text[i++];
+    }
+    sc->map[k] = len;
+    size_t first = sc->n;
+    int rc = scan_pass(s, sc, sc->norm, k);
+    if (rc) return rc;
+    for (size_t i = first; i < sc->n; i++) {
+        size_t e = sc->cand[i].end;
+        sc->cand[i].start = sc->map[sc->cand[i].start];
+        /* end: one past the original bytes of the last normalised character */
+        sc->cand[i].end = e < k ? sc->map[e] : len;
+    }
+    return 0;
+}
+
+/* ================================================================== scan */
+
+/* One Hyperscan pass plus the name pass over text, appending candidates. */
+static int scan_pass(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len)
+{
+    scan_ctx_t c = {s, sc, text, len};
+    memset(sc->done, 0, sizeof sc->done);
+    /* hs_scan takes an unsigned int length: scan huge inputs in overlapping blocks. */
+    const size_t block = 1u << 30, overlap = 4096;
+    for (size_t off = 0; off < len || (len == 0 && off == 0); off += block - overlap) {
+        size_t n = len - off < block ? len - off : block;
+        c.t = text + off;
+        c.len = len - off;
+        size_t first = sc->n;
+        hs_error_t e = hs_scan(s->db, text + off, (unsigned)n, 0, sc->hs, on_match, &c);
+        if (e != HS_SUCCESS) return SY_EINVAL;
+        for (size_t i = first; i < sc->n; i++) {
+            sc->cand[i].start += off;
+            sc->cand[i].end += off;
+        }
+        if (off + n >= len) break;
+        memset(sc->done, 0, sizeof sc->done);
+    }
+    c.t = text;
+    c.len = len;
+    if (s->names.slots) scan_names(&c);
+    return 0;
+}
+
+int pii_scan(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len,
+             pii_span_t *out, size_t max, size_t *n_found)
+{
+    if (!s || !sc || (!text && len)) return SY_EINVAL;
+    if (!text) text = "";
+    sc->n = 0;
+    sc->lookalike = false;
+    int rc = scan_pass(s, sc, text, len);
+    if (!rc && sc->lookalike) rc = scan_lookalikes(s, sc, text, len);
+    if (rc) return rc;
+    size_t n = merge_spans(sc->cand, sc->n);
+    if (out) memcpy(out, sc->cand, (n < max ? n : max) * sizeof *out);
+    if (n_found) *n_found = n;
+    return 0;
+}
+
+/* ================================================================== lifetime */
+
+pii_scanner_t *pii_scanner_new(const pii_options_t *opts, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    pii_scanner_t *s = mem_calloc(1, sizeof *s);
+    float thr = opts && opts->min_score > 0 ? opts->min_score : 0.5f;
+    for (int i = 0; i < PII_TYPE_COUNT; i++) s->thr[i] = thr;
+    const char *exprs[N_TRIGGERS];
+    unsigned flags[N_TRIGGERS], ids[N_TRIGGERS];
+    for (size_t i = 0; i < N_TRIGGERS; i++) {
+        exprs[i] = triggers[i].re;
+        flags[i] = triggers[i].flags;
+        ids[i] = (unsigned)triggers[i].id;
+    }
+    hs_compile_error_t *ce = NULL;
+    if (hs_compile_multi(exprs, flags, ids, N_TRIGGERS, HS_MODE_BLOCK,
+                         NULL, &s->db, &ce) != HS_SUCCESS) {
+        snprintf(err, errlen, "pattern %d: %s", ce ? ce->expression : -1,
+                 ce ? ce->message : "compile failed");
+        hs_free_compile_error(ce);
+        mem_free(s);
+        return NULL;
+    }
+    if (opts && opts->names_dir) {
+        if (pii_names_load(&s->names, opts->names_dir, err, errlen)) {
+            hs_free_database(s->db);
+            mem_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void pii_scanner_free(pii_scanner_t *s)
+{
+    if (!s) return;
+    hs_free_database(s->db);
+    pii_names_deinit(&s->names);
+    mem_free(s);
+}
+
+int pii_scanner_set_threshold(pii_scanner_t *s, pii_type_t t, float min_score)
+{
+    if (!s || (unsigned)t >= PII_TYPE_COUNT || min_score < 0 || min_score > 1) return SY_EINVAL;
+    s->thr[t] = min_score;
+    return 0;
+}
+
+pii_scratch_t *pii_scratch_new(const pii_scanner_t *s)
+{
+    if (!s) return NULL;
+    pii_scratch_t *sc = mem_calloc(1, sizeof *sc);
+    if (hs_alloc_scratch(s->db, &sc->hs) != HS_SUCCESS) {
+        mem_free(sc);
+        return NULL;
+    }
+    return sc;
+}
+
+void pii_scratch_free(pii_scratch_t *sc)
+{
+    if (!sc) return;
+    hs_free_scratch(sc->hs);
+    mem_free(sc->cand);
+    mem_free(sc->norm);
+    mem_free(sc->map);
+    mem_free(sc);
+}
+
+/* ================================================================== redact */
+
+int pii_redact(const char *text, size_t len, const pii_span_t *spans, size_t n, buf_t *out)
+{
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t st = spans[i].start, en = spans[i].end;
+        if (st < pos || en > len || st > en) return SY_EINVAL;
+        int rc = buf_append(out, text + pos, st - pos);
+        if (!rc) rc = buf_printf(out, "<%s>", pii_type_name(spans[i].type));
+        if (rc) return rc;
+        pos = en;
+    }
+    return buf_append(out, text + pos, len - pos);
+}

@@ -1,0 +1,26 @@
+/* pii_internal.h — shared between the files of the PII module; not a public API. */
+#ifndef SY_ROUTE_PII_INTERNAL_H
+#define SY_ROUTE_PII_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "route/pii/pii.h"
+
+/* Flags stored with each gazetteer entry. */
+#define PII_NAME_FIRST 0x01 /* census first name (female or male) */
+#define PII_NAME_LAST 0x02  /* census last name */
+#define PII_NAME_RARE 0x04  /* only rare entries (low census rank) */
+#define PII_NAME_STOP 0x08  /* a common word: never a name on its own */
+
+typedef struct pii_names {
+    uint64_t *slots; /* (mask+1) entries: hash with low byte = flags; 0 = empty */
+    size_t mask;     /* table size - 1 (power of two) */
+    size_t count;    /* entries stored */
+} pii_names_t;
+
+int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen);
+void pii_names_deinit(pii_names_t *g);
+uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,177 @@
+/* pii_names.c — person-name gazetteer (US Census 1990 first and last names).
+ *
+ * The lists are loaded once at scanner construction into an open-addressing set of
+ * 64-bit hashes (low byte: flags). A small built-in list of common English words
+ * that are also census names ("Will", "May", "King") is stored in the same set with
+ * PII_NAME_STOP so that one probe answers both questions. Lookups take the token as
+ * it appears in the text and fold ASCII case; non-ASCII bytes are kept as they are.
+ */
+#include "route/pii/pii_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/mem.h"
+
+/* Capitalised words that are census names but far more often ordinary words, plus
+ * words that start sentences or name places and organisations. */
+static const char *const stop_words[] = {
+    "the", "a", "an", "and", "or", "but", "if", "then", "so", "for", "of", "in", "on", "at",
+    "to", "by", "with", "from", "as", "is", "are", "was", "were", "be", "been", "am", "do",
+    "did", "does", "has", "have", "had", "will", "would", "can", "could", "may", "might",
+    "must", "shall", "should", "not", "no", "yes", "this", "that", "these", "those", "there",
+    "here", "what", "when", "where", "who", "why", "how", "which", "he", "she", "it", "we",
+    "they", "you", "i", "me", "him", "her", "his", "hers", "its", "our", "their", "your",
+    "my", "mine", "us", "them", "all", "any", "some", "one", "two", "three", "each", "every",
+    "many", "much", "more", "most", "few", "other", "such", "only", "own", "same", "than",
+    "too", "very", "just", "now", "once", "upon", "time", "day", "night", "good", "well",
+    "dear", "hi", "hello", "hey", "thanks", "thank", "please", "sorry", "oh", "ah", "mr",
+    "mrs", "ms", "miss", "dr", "sir", "madam", "lord", "lady", "king", "queen", "prince",
+    "princess", "duke", "saint", "st", "mom", "mum", "dad", "mother", "father", "sister",
+    "brother", "uncle", "aunt", "grandma", "grandpa", "baby", "boy", "girl", "man", "woman",
+    "little", "big", "young", "old", "long", "short", "love", "hope", "joy", "grace", "faith",
+    "rose", "lily", "daisy", "ivy", "violet", "iris", "dawn", "summer", "autumn", "winter",
+    "spring", "sun", "moon", "star", "sky", "rain", "snow", "storm", "river", "lake", "hill",
+    "wood", "woods", "field", "fields", "stone", "rock", "green", "brown", "white", "black",
+    "gray", "grey", "red", "blue", "gold", "silver", "bell", "hall", "church", "house",
+    "home", "street", "st", "road", "avenue", "lane", "drive", "court", "place", "way", "park",
+    "square", "bridge", "north", "south", "east", "west", "new", "january", "february",
+    "march", "april", "june", "july", "august", "september", "october", "november",
+    "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+    "christmas", "easter", "god", "jesus", "bank", "card", "account", "phone", "email",
+    "name", "address", "office", "fax", "mobile", "desk", "date", "user", "bot", "apt",
+    "suite", "unit", "box", "po", "mark", "bill", "will", "art", "chase", "grant", "price",
+    "cash", "money",
+    "major", "general", "captain", "sergeant", "doctor", "nurse", "judge", "pope", "bishop",
+    "best", "better", "first", "last", "next", "after", "before", "again", "also", "still",
+    "even", "ever", "never", "always", "about", "over", "under", "up", "down", "out", "off",
+    "into", "through", "while", "because", "although", "though", "let", "see", "look", "come",
+    "go", "get", "make", "take", "give", "keep", "help", "tell", "ask", "call", "write",
+    "read", "play", "work", "stop", "start", "open", "close", "free", "happy", "sad", "new",
+    "english", "french", "german", "american", "british", "european", "internet", "online",
+    "mountain", "valley", "forest", "garden", "city", "town", "village", "country", "state",
+    "united", "kingdom", "states", "republic", "university", "college", "school", "company",
+    "inc", "ltd", "corp", "group", "service", "services", "customer", "team", "support",
+    "manager", "director", "president", "minister", "member", "hospital", "center", "centre",
+    "music", "song", "album", "film", "movie", "book", "story", "news", "weekly", "daily",
+    "pop", "rock", "jazz", "blues", "soul", "guitar", "band", "fan", "fans", "number",
+    "amazon", "apple", "google", "microsoft", "ford", "dell", "visa", "paypal", "tesla",
+    "thou", "thee", "thy", "thine", "ye", "nay", "aye", "o", "alas", "sweet", "noble",
+    "gentle", "fair", "poor", "pray", "hath", "doth", "art", "tis", "sun", "heaven", "death",
+    "life", "man", "men", "women", "people", "friend", "friends", "mister", "master",
+    "mistress", "servant", "citizen", "citizens", "messenger", "soldier", "soldiers", "else",
+    "both", "either", "neither", "nor", "yet", "why", "wherefore", "whence", "hence", "well",
+};
+
+/* Maps a token to its set key: FNV-1a of the ASCII-lowercased bytes, low byte 0. */
+static uint64_t name_key(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 'A' && c <= 'Z') c += 32;
+        h = (h ^ c) * 0x100000001b3ull;
+    }
+    h = hash_mix(h) & ~0xffull;
+    return h ? h : 0x100;
+}
+
+/* Adds flags for token s to the set (no growth: the table is sized before loading). */
+static void set_add(pii_names_t *g, const char *s, size_t n, uint8_t flags)
+{
+    uint64_t k = name_key(s, n);
+    size_t i = (size_t)(k >> 8) & g->mask;
+    for (;;) {
+        uint64_t e = g->slots[i];
+        if (!e) {
+            g->slots[i] = k | flags;
+            g->count++;
+            return;
+        }
+        if ((e & ~0xffull) == k) {
+            g->slots[i] = e | flags;
+            return;
+        }
+        i = (i + 1) & g->mask;
+    }
+}
+
+/* Returns the flags stored for token s, 0 when absent. */
+uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n)
+{
+    if (!g->slots || n == 0 || n > 40) return 0;
+    uint64_t k = name_key(s, n);
+    size_t i = (size_t)(k >> 8) & g->mask;
+    for (;;) {
+        uint64_t e = g->slots[i];
+        if (!e) return 0;
+        if ((e & ~0xffull) == k) return (uint8_t)(e & 0xff);
+        i = (i + 1) & g->mask;
+    }
+}
+
+/* Reads one census file (NAME FREQ CUMFREQ RANK per line) into the set with flags;
+ * names ranked above max_rank get PII_NAME_RARE as well. Returns 0 or -errno/SY_EPARSE
+ * with a message in err. */
+static int load_file(pii_names_t *g, const char *dir, const char *file, uint8_t flags,
+                     long max_rank, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    char line[256];
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t n = 0;
+        while (line[n] >= 'A' && line[n] <= 'Z') n++;
+        if (n == 0) continue;
+        if (line[n] != ' ') {
+            snprintf(err, errlen, "%s: malformed line '%.40s'", path, line);
+            rc = SY_EPARSE;
+            break;
+        }
+        long rank = 0;
+        if (sscanf(line + n, "%*f %*f %ld", &rank) != 1) {
+            snprintf(err, errlen, "%s: malformed line '%.40s'", path, line);
+            rc = SY_EPARSE;
+            break;
+        }
+        set_add(g, line, n, (uint8_t)(flags | (rank > max_rank ? PII_NAME_RARE : 0)));
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Loads the three census lists from dir. 0 or a negative error with err filled. */
+int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
+{
+    memset(g, 0, sizeof *g);
+    g->mask = (1u << 18) - 1; /* 262144 slots for ~95k names: load factor < 0.4 */
+    g->slots = mem_calloc(g->mask + 1, sizeof *g->slots);
+    int rc = load_file(g, dir, "census1990_female_first.txt", PII_NAME_FIRST, 2000, err, errlen);
+    if (!rc)
+        rc = load_file(g, dir, "census1990_male_first.txt", PII_NAME_FIRST, 800, err, errlen);
+    if (!rc) rc = load_file(g, dir, "census1990_last.txt", PII_NAME_LAST, 40000, err, errlen);
+    if (rc) {
+        pii_names_deinit(g);
+        return rc;
+    }
+    for (size_t i = 0; i < sizeof stop_words / sizeof stop_words[0]; i++)
+        set_add(g, stop_words[i], strlen(stop_words[i]), PII_NAME_STOP);
+    return 0;
+}
+
+void pii_names_deinit(pii_names_t *g)
+{
+    mem_free(g->slots);
+    g->slots = NULL;
+    g->count = 0;
+}
