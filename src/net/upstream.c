@@ -263,7 +263,8 @@ static void call_release(upstream_call_t *c)
     loop_timer_del(u->loop, c->ttft_timer);
     loop_timer_del(u->loop, c->add_timer);
     if (u->n_pool < UPSTREAM_POOL_MAX) {
-        curl_easy_reset(c->easy);
+        /* Kept configured: the next call overwrites every per-call option. */
+        curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
         u->pool[u->n_pool++] = c->easy;
     } else {
         curl_easy_cleanup(c->easy);
@@ -371,35 +372,37 @@ int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream
     c->cb = *cb;
     c->arg = arg;
     c->max_body = req->max_body;
-    c->easy = u->n_pool ? u->pool[--u->n_pool] : curl_easy_init();
-    if (!c->easy) {
-        mem_free(c);
-        return SY_EUPSTREAM;
+    if (u->n_pool) {
+        c->easy = u->pool[--u->n_pool];
+    } else {
+        c->easy = curl_easy_init();
+        if (!c->easy) {
+            mem_free(c);
+            return SY_EUPSTREAM;
+        }
+        /* Options that never change for a pooled handle. */
+        curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c->easy, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, header_cb);
+        curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, write_cb);
     }
+    /* Every per-call option is set on every call (a pooled handle keeps the last
+     * call's values otherwise); curl_easy_reset would cost more than this. */
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    if (req->connect_timeout_ms)
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
-    if (req->total_timeout_ms)
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->total_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->total_timeout_ms);
     const char *method = req->method ? req->method : (req->body ? "POST" : "GET");
-    if (!strcmp(method, "POST")) {
+    bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* clears a previous POST */
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, post || get ? NULL : method);
+    if (post || (!get && req->body)) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
-    } else if (strcmp(method, "GET")) {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-        if (req->body) {
-            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-            curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body);
-        }
     }
     /* No "Expect: 100-continue" round trip for large bodies. */
     c->headers = curl_slist_append(NULL, "Expect:");
