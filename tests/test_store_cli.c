@@ -156,6 +156,35 @@ static void test_costs_errors(void **state)
     assert_non_null(strstr(out, "--group-by"));
 }
 
+/* -c FILE takes the store from the config's store: key; --store wins over it. */
+static void test_costs_from_config(void **state)
+{
+    fx_t *f = *state;
+    char cfg[192], args[512], out[8192], want[8192];
+    snprintf(cfg, sizeof cfg, "%s/switchyard.yaml", f->dir);
+    FILE *fp = fopen(cfg, "w");
+    assert_non_null(fp);
+    fprintf(fp,
+            "store: sqlite:%s\n"
+            "tiers:\n"
+            "  cloud:\n"
+            "    kind: openai\n"
+            "    base_url: http://127.0.0.1:9/v1\n"
+            "    model: m\n"
+            "    privacy: external\n",
+            f->path);
+    fclose(fp);
+    snprintf(args, sizeof args, "costs -c %s --json", cfg);
+    int rc = run(f, args, out, sizeof out);
+    if (rc) fail_msg("costs -c: exit %d: %s", rc, out);
+    snprintf(args, sizeof args, "costs --store sqlite:%s --json", f->path);
+    assert_int_equal(run(f, args, want, sizeof want), 0);
+    assert_string_equal(out, want);
+    snprintf(args, sizeof args, "costs -c %s --store sqlite:%s/other.db", cfg, f->dir);
+    assert_int_equal(run(f, args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "other.db"));
+}
+
 static void test_audit(void **state)
 {
     fx_t *f = *state;
@@ -196,6 +225,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_costs_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_costs_json_since, setup, teardown),
         cmocka_unit_test_setup_teardown(test_costs_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_costs_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -400,6 +400,46 @@ static void test_pg_bad_text(void **state)
     store_close(s);
 }
 
+/* The server drops every connection (a restart or failover): reads and
+ * not-yet-prepared writes repeat on a fresh connection, the writer's retry
+ * recommits its batch, and nothing is lost. */
+static void test_pg_reconnect(void **state)
+{
+    (void)state;
+    store_t *s = open_pg();
+    char err[256];
+    store_ledger_writer_t *w = store_ledger_writer_new(G.url, 64, 5, err, sizeof err);
+    assert_non_null(w);
+    store_ledger_row_t r = row_make(1, "x", 1, 5, 9);
+    assert_int_equal(store_ledger_writer_push(w, &r), 0);
+    store_ledger_writer_flush(w);
+    store_cost_row_t *out;
+    size_t n;
+    assert_int_equal(store_costs_query(s, STORE_GROUP_TEAM, 0, &out, &n), 0);
+    free(out);
+
+    assert_int_equal(sh("%s%s/psql -q -h %s -p %d -U sy -d postgres -c \"SELECT "
+                        "pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
+                        "pg_backend_pid() AND backend_type = 'client backend'\" >/dev/null 2>&1",
+                        G.as_user, G.bindir, G.dir, G.port),
+                     0);
+
+    assert_int_equal(store_costs_query(s, STORE_GROUP_TEAM, 0, &out, &n), 0); /* a read */
+    assert_int_equal(n, 1);
+    free(out);
+    assert_int_equal(store_kv_put(s, "ns", "k", "v", 1), 0); /* first use: prepares */
+    r = row_make(2, "x", 2, 5, 9);
+    assert_int_equal(store_ledger_writer_push(w, &r), 0);
+    store_ledger_writer_flush(w);
+    assert_int_equal(store_ledger_writer_committed(w), 2);
+    assert_int_equal(store_ledger_writer_dropped(w), 0);
+    store_ledger_writer_free(w);
+    assert_int_equal(store_costs_query(s, STORE_GROUP_TEAM, 0, &out, &n), 0);
+    assert_int_equal(out[0].requests, 2);
+    free(out);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +449,7 @@ int main(void)
         cmocka_unit_test_setup(test_pg_concurrent_instances, setup),
         cmocka_unit_test_setup(test_pg_writer, setup),
         cmocka_unit_test_setup(test_pg_bad_text, setup),
+        cmocka_unit_test_setup(test_pg_reconnect, setup),
     };
     /* Without a server the whole file is skipped the TAP way (a plan of 0 with the
      * reason), which prove reports as skipped rather than failed. */

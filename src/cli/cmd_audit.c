@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/config.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
@@ -19,9 +20,10 @@
 
 static void audit_usage(FILE *f)
 {
-    fprintf(f, "usage: switchyard audit [--store URL] [--since T] [--json]\n\n"
+    fprintf(f, "usage: switchyard audit [-c FILE | --store URL] [--since T] [--json]\n\n"
                "Lists requests with PII that reached an external tier (entity types, never\n"
                "values). Exit status: 0 none found, 1 some found, 2 usage or store error.\n\n"
+               "  -c FILE         take the store from this config file's store: key\n"
                "  --store URL     sqlite:PATH or postgresql://... (default sqlite:switchyard.db)\n"
                "  --since T       2026-11-28, 2026-11-28T10:00:00Z, Unix seconds, or a duration\n"
                "                  back from now: 30m, 24h, 7d, 2w (default: all time)\n"
@@ -100,24 +102,42 @@ static void print_table(int64_t since_ms, const store_audit_row_t *rows, size_t 
            span);
 }
 
+/* The store to read: --store, else the config file's store:, else the default.
+ * Writes the URL into out[cap]; 0, or 2 after printing why the config failed. */
+static int audit_store_url(const char *opt_url, const char *cfg_path, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", opt_url ? opt_url : "sqlite:switchyard.db");
+    if (opt_url || !cfg_path) return 0;
+    config_t cfg;
+    char err[512];
+    if (config_load(&cfg, cfg_path, err, sizeof err)) {
+        fprintf(stderr, "audit: %s\n", err);
+        return 2;
+    }
+    if (cfg.store && *cfg.store) snprintf(out, cap, "%s", cfg.store);
+    config_deinit(&cfg);
+    return 0;
+}
+
 int cmd_audit(int argc, char **argv)
 {
-    const char *url = "sqlite:switchyard.db";
+    const char *url = NULL, *cfg_path = NULL;
     int64_t since_ms = 0;
     int json = 0;
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'},
-        {"since", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"store", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
+        {"since", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     optind = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "s:t:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:s:t:jh", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             url = optarg;
+            break;
+        case 'c':
+            cfg_path = optarg;
             break;
         case 't':
             if (store_since_parse(optarg, clock_wall_ms(), &since_ms)) {
@@ -143,8 +163,10 @@ int cmd_audit(int argc, char **argv)
         fprintf(stderr, "audit: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    char store_url[1024];
+    if (audit_store_url(url, cfg_path, store_url, sizeof store_url)) return 2;
     char err[512];
-    store_t *s = store_open_existing(url, err, sizeof err);
+    store_t *s = store_open_existing(store_url, err, sizeof err);
     if (!s) {
         fprintf(stderr, "audit: %s\n", err);
         return 2;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/config.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
@@ -19,15 +20,17 @@
 
 static void costs_usage(FILE *f)
 {
-    fprintf(f, "usage: switchyard costs [--store URL] [--group-by team|tenant|feature|tier]\n"
-               "                        [--since T] [--json]\n\n"
-               "Totals per group from the cost ledger: requests, tokens, what was spent, what\n"
-               "the same tokens would have cost on the reference cloud tier, and the saving.\n\n"
-               "  --store URL     sqlite:PATH or postgresql://... (default sqlite:switchyard.db)\n"
-               "  --group-by G    team (default), tenant, feature or tier\n"
-               "  --since T       2026-11-28, 2026-11-28T10:00:00Z, Unix seconds, or a duration\n"
-               "                  back from now: 30m, 24h, 7d, 2w (default: all time)\n"
-               "  --json          one JSON object instead of the table\n");
+    fprintf(
+        f, "usage: switchyard costs [-c FILE | --store URL] [--group-by team|tenant|feature|tier]\n"
+           "                        [--since T] [--json]\n\n"
+           "Totals per group from the cost ledger: requests, tokens, what was spent, what\n"
+           "the same tokens would have cost on the reference cloud tier, and the saving.\n\n"
+           "  -c FILE         take the store from this config file's store: key\n"
+           "  --store URL     sqlite:PATH or postgresql://... (default sqlite:switchyard.db)\n"
+           "  --group-by G    team (default), tenant, feature or tier\n"
+           "  --since T       2026-11-28, 2026-11-28T10:00:00Z, Unix seconds, or a duration\n"
+           "                  back from now: 30m, 24h, 7d, 2w (default: all time)\n"
+           "  --json          one JSON object instead of the table\n");
 }
 
 /* Saved as a percentage of the all-cloud cost; negative when routing cost more. */
@@ -131,23 +134,47 @@ static void print_table(store_group_t by, int64_t since_ms, const store_cost_row
     print_line("total", total);
 }
 
+/* The store to read: --store, else the config file's store:, else the default.
+ * Writes the URL into out[cap]; 0, or 2 after printing why the config failed. */
+static int costs_store_url(const char *opt_url, const char *cfg_path, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", opt_url ? opt_url : "sqlite:switchyard.db");
+    if (opt_url || !cfg_path) return 0;
+    config_t cfg;
+    char err[512];
+    if (config_load(&cfg, cfg_path, err, sizeof err)) {
+        fprintf(stderr, "costs: %s\n", err);
+        return 2;
+    }
+    if (cfg.store && *cfg.store) snprintf(out, cap, "%s", cfg.store);
+    config_deinit(&cfg);
+    return 0;
+}
+
 int cmd_costs(int argc, char **argv)
 {
-    const char *url = "sqlite:switchyard.db";
+    const char *url = NULL, *cfg_path = NULL;
     store_group_t by = STORE_GROUP_TEAM;
     int64_t since_ms = 0;
     int json = 0;
     static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'}, {"group-by", required_argument, NULL, 'g'},
-        {"since", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"store", required_argument, NULL, 's'},
+        {"config", required_argument, NULL, 'c'},
+        {"group-by", required_argument, NULL, 'g'},
+        {"since", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     optind = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "s:g:t:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:s:g:t:jh", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             url = optarg;
+            break;
+        case 'c':
+            cfg_path = optarg;
             break;
         case 'g':
             if (store_group_parse(optarg, &by)) {
@@ -180,8 +207,10 @@ int cmd_costs(int argc, char **argv)
         fprintf(stderr, "costs: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    char store_url[1024];
+    if (costs_store_url(url, cfg_path, store_url, sizeof store_url)) return 2;
     char err[512];
-    store_t *s = store_open_existing(url, err, sizeof err);
+    store_t *s = store_open_existing(store_url, err, sizeof err);
     if (!s) {
         fprintf(stderr, "costs: %s\n", err);
         return 1;

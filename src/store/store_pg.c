@@ -145,25 +145,47 @@ static void maybe_reconnect(pg_store_t *s)
     memset(s->prepared, 0, sizeof s->prepared);
 }
 
-/* Runs prepared statement `which` with n text parameters (binary where fmts says
- * so). Returns the result (caller PQclear()s) with *err = 0, or NULL with *err set. */
 static int ensure_prepared(pg_store_t *s, int which);
 
+/* Statements that change nothing, so repeating one is always safe. */
+static bool stmt_is_read(int which)
+{
+    return (which >= PQ_COSTS_TEAM && which <= PQ_AUDIT) || which == PQ_SESSION_GET ||
+           which == PQ_FEEDBACK_LIST || which == PQ_KV_GET;
+}
+
+/* Runs prepared statement `which` with n text parameters (binary where fmts says
+ * so). Returns the result (caller PQclear()s) with *err = 0, or NULL with *err set.
+ * When the server went away (restart, failover, a proxy's idle timeout) the call
+ * is repeated once on a fresh connection if nothing can have run: the statement
+ * failed to prepare, or it is a read. A failed write is not repeated, since it may
+ * have committed before the connection dropped. */
 static PGresult *run(pg_store_t *s, int which, int n, const char *const *vals, const int *lens,
                      const int *fmts, int result_fmt, int *err)
 {
-    if (PQtransactionStatus(s->conn) == PQTRANS_IDLE ||
-        PQtransactionStatus(s->conn) == PQTRANS_UNKNOWN)
-        maybe_reconnect(s);
-    if ((*err = ensure_prepared(s, which))) return NULL;
-    PGresult *r = PQexecPrepared(s->conn, pq_stmts[which].name, n, vals, lens, fmts, result_fmt);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    for (int attempt = 0;; attempt++) {
+        bool outside_tx = PQtransactionStatus(s->conn) == PQTRANS_IDLE ||
+                          PQtransactionStatus(s->conn) == PQTRANS_UNKNOWN;
+        if (outside_tx) maybe_reconnect(s);
+        bool can_repeat = attempt == 0 && outside_tx;
+        if ((*err = ensure_prepared(s, which))) {
+            if (can_repeat && PQstatus(s->conn) != CONNECTION_OK) continue;
+            return NULL;
+        }
+        PGresult *r =
+            PQexecPrepared(s->conn, pq_stmts[which].name, n, vals, lens, fmts, result_fmt);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            *err = 0;
+            return r;
+        }
+        if (can_repeat && stmt_is_read(which) && PQstatus(s->conn) != CONNECTION_OK) {
+            PQclear(r);
+            continue;
+        }
         *err = fail(s, r);
         return NULL;
     }
-    *err = 0;
-    return r;
 }
 
 /* Runs a statement whose result is not needed. */
