@@ -284,7 +284,17 @@ static void test_bad_url(void **state)
     char err[256] = "";
     assert_null(store_ledger_writer_new("nosuch:x", 16, 10, err, sizeof err));
     assert_non_null(strstr(err, "nosuch:x"));
-    assert_null(store_ledger_writer_new("sqlite::memory:", 0, 10, err, sizeof err));
+    fx_t f;
+    strcpy(f.dir, "/tmp/sy-writer-XXXXXX");
+    assert_non_null(mkdtemp(f.dir));
+    snprintf(f.url, sizeof f.url, "sqlite:%s/q.db", f.dir);
+    err[0] = 0;
+    assert_null(store_ledger_writer_new(f.url, 0, 10, err, sizeof err));
+    assert_non_null(strstr(err, "queue_max"));
+    nftw(f.dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    /* A private in-memory database would hide every row from the readers. */
+    assert_null(store_ledger_writer_new("sqlite::memory:", 16, 10, err, sizeof err));
+    assert_non_null(strstr(err, "private"));
 }
 
 int main(void)

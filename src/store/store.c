@@ -533,6 +533,15 @@ store_ledger_writer_t *store_ledger_writer_new(const char *url, size_t queue_max
         snprintf(err, errlen, "ledger writer: queue_max must be at least 1");
         return NULL;
     }
+    if (url && (!strcmp(url, "sqlite::memory:") || !strcmp(url, "sqlite://:memory:"))) {
+        /* Its own connection would get its own empty database: every row written
+         * would be invisible to the readers. Refuse rather than lose the ledger. */
+        snprintf(err, errlen,
+                 "ledger writer: %s is private to one connection; the ledger needs a database "
+                 "file (sqlite:PATH) or postgresql://...",
+                 url);
+        return NULL;
+    }
     store_t *st = store_open(url, err, errlen);
     if (!st) return NULL;
     store_ledger_writer_t *w = mem_calloc(1, sizeof *w);
