@@ -117,6 +117,8 @@ static void handler(http_req_t *req, http_res_t *res, void *ctx)
         memset(b, tag && tl ? tag[0] : 'x', 2u << 20);
         http_res_send(res, 200, "application/octet-stream", b, 2u << 20);
         mem_free(b);
+    } else if (!strcmp(req->path, "/nocontent")) {
+        http_res_send(res, 204, "text/plain", "ignored", 7);
     } else if (!strcmp(req->path, "/stream")) {
         delayed_t *d = mem_calloc(1, sizeof *d);
         d->res = res;
@@ -349,6 +351,19 @@ static void test_keepalive_and_echo(void **state)
         assert_null(strstr(resp.head, "Connection: close"));
         buf_deinit(&resp.body);
     }
+    /* 204 carries neither a body nor a length, and the connection goes on. */
+    SEND(fd, "GET /nocontent HTTP/1.1\r\n\r\nGET /echo HTTP/1.1\r\n\r\n");
+    resp_t resp;
+    memset(&resp, 0, sizeof resp);
+    char *end;
+    while (!(end = memmem(r.buf, r.len, "\r\n\r\n", 4))) assert_int_equal(rd_fill(&r), 0);
+    assert_memory_equal(r.buf, "HTTP/1.1 204 ", 13);
+    assert_null(memmem(r.buf, (size_t)(end - r.buf), "Content-Length", 14));
+    rd_take(&r, (size_t)(end - r.buf) + 4);
+    assert_int_equal(read_resp(&r, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    assert_memory_equal(resp.body.data, "GET /echo", 9);
+    buf_deinit(&resp.body);
     close(fd);
     srv_stop(t);
 }

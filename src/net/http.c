@@ -105,6 +105,7 @@ struct conn {
     size_t out_off;
     buf_t head;         /* scratch for response heads */
     uint64_t timer;
+    uint64_t resume_timer; /* parse pipelined input on the next iteration */
     uint64_t last_read_ms;
     http_req_t req;
     http_res_t res;
@@ -287,6 +288,8 @@ static void conn_close(conn_t *c)
     c->w->n_open--;
     loop_timer_del(c->w->loop, c->timer);
     c->timer = 0;
+    loop_timer_del(c->w->loop, c->resume_timer);
+    c->resume_timer = 0;
 }
 
 /* Frees c once its socket is closed, the handler has finished and no conn callback
@@ -373,6 +376,13 @@ static int conn_write(conn_t *c, struct iovec *iov, int n)
     return 0;
 }
 
+static void conn_resume_fn(loop_t *loop, void *arg)
+{
+    conn_t *c = arg;
+    c->resume_timer = 0;
+    process_input(c);
+}
+
 /* Called when the response has ended and all output is flushed. */
 static void conn_after_response(conn_t *c)
 {
@@ -388,7 +398,14 @@ static void conn_after_response(conn_t *c)
         conn_set_timer(c, HTTP_LINGER_MS);
         return;
     }
-    if (!c->parsing) process_input(c);
+    if (c->parsing) return; /* the parse loop on the stack goes on by itself */
+    if (c->in.len > c->in_off) {
+        /* A pipelined request is waiting: dispatch it from the loop, not from
+         * inside whatever callback finished this response. */
+        if (!c->resume_timer) c->resume_timer = loop_timer_add(c->w->loop, 0, conn_resume_fn, c);
+        return;
+    }
+    process_input(c);
 }
 
 /* Flushes queued output on writability. */
@@ -444,7 +461,9 @@ static void build_head(conn_t *c, int status, const char *ctype, bool has_len, s
         buf_puts(h, ctype);
         buf_append(h, "\r\n", 2);
     }
-    if (has_len) {
+    if (status == 204 || status == 304 || status < 200) {
+        /* These carry no body and no length. */
+    } else if (has_len) {
         buf_append(h, "Content-Length: ", 16);
         put_u64(h, len);
         buf_append(h, "\r\n", 2);
@@ -486,7 +505,8 @@ int http_res_send(http_res_t *res, int status, const char *content_type, const v
     if (c->fd >= 0 && !res->started) {
         build_head(c, status, content_type, true, len);
         struct iovec iov[2] = {{c->head.data, c->head.len}, {(void *)body, len}};
-        rc = conn_write(c, iov, (c->is_head || !len) ? 1 : 2);
+        bool bodyless = c->is_head || !len || status == 204 || status == 304;
+        rc = conn_write(c, iov, bodyless ? 1 : 2);
         if (rc == SY_ETOOBIG) {
             conn_close(c);
             rc = SY_ECLOSED;
