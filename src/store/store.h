@@ -42,8 +42,9 @@ typedef struct store_ledger_row {
     bool external;       /* the request reached a tier whose privacy is external */
     uint32_t pii_types;  /* bitmask of pii_type_t */
     const char *reasons; /* reason trace joined by ',' */
-    const char
-        *pii_names; /* the same PII types as names joined by ',' ("EMAIL_ADDRESS"); NULL ok */
+    /* The same PII types as names joined by ',' ("EMAIL_ADDRESS,US_SSN"), for
+     * `switchyard audit`; NULL or "" = none given (the audit then shows the mask). */
+    const char *pii_names;
 } store_ledger_row_t;
 
 typedef enum {
@@ -159,7 +160,8 @@ int store_kv_delete(store_t *s, const char *ns, const char *key);
 typedef struct store_ledger_writer store_ledger_writer_t;
 
 /* Starts a writer thread that owns a second connection to url. queue_max bounds
- * memory; flush_ms bounds the delay before rows are durable. */
+ * memory (about 2.2 KB per slot, allocated here once); flush_ms bounds the delay
+ * before rows are committed. Refuses sqlite::memory: (private to one connection). */
 store_ledger_writer_t *store_ledger_writer_new(const char *url, size_t queue_max, uint32_t flush_ms,
                                                char *err, size_t errlen);
 /* Copies the row into the queue; never blocks on I/O. SY_EFULL if the queue is full
