@@ -49,16 +49,20 @@ static void f_head(void *arg, int status)
 static void f_data(void *arg, const char *p, size_t n)
 {
     fwd_t *f = arg;
-    if (f->begun) http_res_stream_write(f->res, p, n);
-    else buf_append(&f->body, p, n);
+    if (f->begun)
+        http_res_stream_write(f->res, p, n);
+    else
+        buf_append(&f->body, p, n);
 }
 
 static void f_done(void *arg, upstream_err_t err, int status, const char *msg)
 {
     fwd_t *f = arg;
     if (f->begun) {
-        if (err == UPSTREAM_OK) http_res_stream_end(f->res);
-        else http_res_close(f->res);
+        if (err == UPSTREAM_OK)
+            http_res_stream_end(f->res);
+        else
+            http_res_close(f->res);
     } else if (err == UPSTREAM_OK) {
         http_res_send(f->res, status, "application/json", f->body.data, f->body.len);
     } else {
@@ -72,8 +76,10 @@ static void f_abort(void *arg)
 {
     fwd_t *f = arg;
     upstream_call_cancel(f->call);
-    if (f->begun) http_res_stream_end(f->res);
-    else http_res_send(f->res, 499, NULL, NULL, 0);
+    if (f->begun)
+        http_res_stream_end(f->res);
+    else
+        http_res_send(f->res, 499, NULL, NULL, 0);
     buf_deinit(&f->body);
     mem_free(f);
 }
@@ -132,16 +138,24 @@ int main(int argc, char **argv)
 {
     int port = 0, workers = 1;
     const char *port_file = NULL;
-    static const struct option opts[] = {{"port", 1, 0, 'p'},     {"upstream", 1, 0, 'u'},
-                                         {"workers", 1, 0, 'w'},  {"port-file", 1, 0, 'f'},
-                                         {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+    static const struct option opts[] = {{"port", 1, 0, 'p'},    {"upstream", 1, 0, 'u'},
+                                         {"workers", 1, 0, 'w'}, {"port-file", 1, 0, 'f'},
+                                         {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'p': port = atoi(optarg); break;
-        case 'u': g_upstream = optarg; break;
-        case 'w': workers = atoi(optarg); break;
-        case 'f': port_file = optarg; break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'u':
+            g_upstream = optarg;
+            break;
+        case 'w':
+            workers = atoi(optarg);
+            break;
+        case 'f':
+            port_file = optarg;
+            break;
         default:
             printf("usage: overhead_proxy --port N --upstream URL [--workers N] "
                    "[--port-file F]\n");

@@ -356,7 +356,8 @@ static void test_keepalive_and_echo(void **state)
     resp_t resp;
     memset(&resp, 0, sizeof resp);
     char *end;
-    while (!(end = memmem(r.buf, r.len, "\r\n\r\n", 4))) assert_int_equal(rd_fill(&r), 0);
+    while (!(end = memmem(r.buf, r.len, "\r\n\r\n", 4)))
+        assert_int_equal(rd_fill(&r), 0);
     assert_memory_equal(r.buf, "HTTP/1.1 204 ", 13);
     assert_null(memmem(r.buf, (size_t)(end - r.buf), "Content-Length", 14));
     rd_take(&r, (size_t)(end - r.buf) + 4);
@@ -465,7 +466,8 @@ static void test_caps(void **state)
     memcpy(chunk, "2000\r\n", 6);
     memset(chunk + 6, 'a', 8192);
     memcpy(chunk + 6 + 8192, "\r\n", 2);
-    for (int i = 0; i < 9; i++) cli_send(fd, chunk, 6 + 8192 + 2);
+    for (int i = 0; i < 9; i++)
+        cli_send(fd, chunk, 6 + 8192 + 2);
     assert_int_equal(read_resp(&r, &resp), 0);
     assert_int_equal(resp.status, 413);
     buf_deinit(&resp.body);
@@ -601,7 +603,8 @@ static void test_expect_continue(void **state)
     int fd = cli_connect(t->port);
     reader_t r = {.fd = fd};
     SEND(fd, "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
-    while (!memmem(r.buf, r.len, "\r\n\r\n", 4)) assert_int_equal(rd_fill(&r), 0);
+    while (!memmem(r.buf, r.len, "\r\n\r\n", 4))
+        assert_int_equal(rd_fill(&r), 0);
     assert_memory_equal(r.buf, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     SEND(fd, "abc");
     resp_t resp;
@@ -650,14 +653,16 @@ static void test_abort_callback(void **state)
     SEND(fd, "GET /hold HTTP/1.1\r\n\r\n");
     usleep(20000);
     close(fd);
-    for (int i = 0; i < 200 && atomic_load(&g_aborts) < 1; i++) usleep(5000);
+    for (int i = 0; i < 200 && atomic_load(&g_aborts) < 1; i++)
+        usleep(5000);
     assert_int_equal(atomic_load(&g_aborts), 1);
     /* Handler finishes after the abort, from a timer. */
     fd = cli_connect(t->port);
     SEND(fd, "GET /holdlate HTTP/1.1\r\n\r\n");
     usleep(20000);
     close(fd);
-    for (int i = 0; i < 200 && atomic_load(&g_aborts) < 2; i++) usleep(5000);
+    for (int i = 0; i < 200 && atomic_load(&g_aborts) < 2; i++)
+        usleep(5000);
     assert_int_equal(atomic_load(&g_aborts), 2);
     usleep(200000); /* let late_finish run (it asserts SY_ECLOSED) */
     srv_stop(t);

@@ -79,7 +79,8 @@ static void test_timer_heap_many(void **state)
         uint64_t d = (x >> 16) % 40;
         ids[i] = loop_timer_add(l, d, t_check, (void *)(uintptr_t)(loop_now_ms(l) + d));
     }
-    for (int i = 0; i < 1000; i += 2) loop_timer_del(l, ids[i]); /* half canceled */
+    for (int i = 0; i < 1000; i += 2)
+        loop_timer_del(l, ids[i]); /* half canceled */
     g_last = 0, g_fired = 0, g_bad = 0;
     loop_run(l);
     assert_int_equal(g_fired, 500);
@@ -96,7 +97,8 @@ static void p_inc(void *arg)
 
 static void *poster(void *arg)
 {
-    for (int i = 0; i < 1000; i++) loop_post(arg, p_inc, arg);
+    for (int i = 0; i < 1000; i++)
+        loop_post(arg, p_inc, arg);
     return NULL;
 }
 
@@ -106,9 +108,11 @@ static void test_posts_from_threads(void **state)
     loop_t *l = loop_new();
     atomic_store(&g_posted, 0);
     pthread_t th[4];
-    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, poster, l);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, poster, l);
     assert_int_equal(loop_run(l), 0);
-    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
     assert_int_equal(atomic_load(&g_posted), 4000);
     loop_free(l);
 }

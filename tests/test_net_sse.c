@@ -22,18 +22,17 @@ static void collect(void *arg, const char *event, const char *data, size_t len)
     assert_int_equal(data[len], 0); /* NUL-terminated for convenience */
 }
 
-static const char *STREAM =
-    ": comment line\r\n"
-    "data: {\"a\":1}\r\n\r\n"
-    "event: delta\n"
-    "data: line one\n"
-    "data:line two\n"
-    "id: 7\n"
-    "retry: 100\n\n"
-    "data\r\r"          /* field without colon: empty data line, CR endings */
-    "data:  two spaces\n\n"
-    "event: ignored\n\n" /* no data: not dispatched, event name reset */
-    "data: [DONE]\n\n";
+static const char *STREAM = ": comment line\r\n"
+                            "data: {\"a\":1}\r\n\r\n"
+                            "event: delta\n"
+                            "data: line one\n"
+                            "data:line two\n"
+                            "id: 7\n"
+                            "retry: 100\n\n"
+                            "data\r\r" /* field without colon: empty data line, CR endings */
+                            "data:  two spaces\n\n"
+                            "event: ignored\n\n" /* no data: not dispatched, event name reset */
+                            "data: [DONE]\n\n";
 
 static const char *EXPECT = "|{\"a\":1}\n"
                             "delta|line one\nline two\n"

@@ -69,7 +69,8 @@ static void srv_handler(http_req_t *req, http_res_t *res, void *ctx)
 {
     pthread_mutex_lock(&g_mu);
     int seen = 0;
-    for (int i = 0; i < g_n_peers; i++) seen |= !strcmp(g_peers[i], req->peer);
+    for (int i = 0; i < g_n_peers; i++)
+        seen |= !strcmp(g_peers[i], req->peer);
     if (!seen && g_n_peers < 16) snprintf(g_peers[g_n_peers++], 64, "%s", req->peer);
     snprintf(g_last_body, sizeof g_last_body, "%.*s", (int)req->body_len, req->body);
     pthread_mutex_unlock(&g_mu);
@@ -391,8 +392,8 @@ static void n_data(void *arg, const char *p, size_t n)
     buf_append(&x->outer.data, p, n);
     if (x->started) return;
     x->started = true;
-    upstream_req_t req = {.url = x->url, .method = "GET", .total_timeout_ms = 2000,
-                          .max_body = 1000};
+    upstream_req_t req = {
+        .url = x->url, .method = "GET", .total_timeout_ms = 2000, .max_body = 1000};
     assert_int_equal(upstream_call_start(x->u, &req, &CB, &x->inner, NULL), 0);
 }
 
@@ -415,8 +416,8 @@ static void test_start_inside_callback(void **state)
     snprintf(x->url, sizeof x->url, "http://127.0.0.1:%d/echo", t->port);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/sse", t->port);
-    upstream_req_t req = {.url = url, .method = "GET", .total_timeout_ms = 2000,
-                          .max_body = 100000};
+    upstream_req_t req = {
+        .url = url, .method = "GET", .total_timeout_ms = 2000, .max_body = 100000};
     static const upstream_cb_t ncb = {NULL, n_data, n_done};
     assert_int_equal(upstream_call_start(x->u, &req, &ncb, x, NULL), 0);
     loop_timer_add(l, 3000, safety_stop, NULL);
@@ -445,8 +446,12 @@ static void test_connection_reuse(void **state)
     for (int i = 0; i < 5; i++) {
         result_t r = {.loop = l};
         buf_init(&r.data, 1 << 20);
-        upstream_req_t req = {.url = url, .method = "POST", .body = "abc", .body_len = 3,
-                              .total_timeout_ms = 2000, .max_body = 1000};
+        upstream_req_t req = {.url = url,
+                              .method = "POST",
+                              .body = "abc",
+                              .body_len = 3,
+                              .total_timeout_ms = 2000,
+                              .max_body = 1000};
         assert_int_equal(upstream_call_start(u, &req, &CB, &r, NULL), 0);
         loop_run(l);
         assert_int_equal(r.err, UPSTREAM_OK);

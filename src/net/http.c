@@ -43,13 +43,13 @@
 #include "base/log.h"
 #include "base/mem.h"
 
-#define HTTP_MAX_HEADERS 100
-#define HTTP_READ_CHUNK 16384
-#define HTTP_PIPELINE_CAP 65536        /* unparsed bytes held while a request runs */
-#define HTTP_STREAM_OUT_CAP (1u << 20) /* queued output before stream writes fail */
-#define HTTP_OUT_MAX (256u << 20)      /* absolute cap on one conn's output queue */
-#define HTTP_RES_HDR_MAX 16384
-#define HTTP_LINGER_MS 2000
+#define HTTP_MAX_HEADERS    100
+#define HTTP_READ_CHUNK     16384
+#define HTTP_PIPELINE_CAP   65536        /* unparsed bytes held while a request runs */
+#define HTTP_STREAM_OUT_CAP (1u << 20)   /* queued output before stream writes fail */
+#define HTTP_OUT_MAX        (256u << 20) /* absolute cap on one conn's output queue */
+#define HTTP_RES_HDR_MAX    16384
+#define HTTP_LINGER_MS      2000
 #define HTTP_FORCE_GRACE_MS 1000
 
 typedef enum {
@@ -69,10 +69,10 @@ typedef struct worker worker_t;
 
 struct http_res {
     conn_t *conn;
-    bool active;   /* owned by the handler (not finished yet) */
-    bool started;  /* head written */
-    bool chunked;  /* chunked transfer encoding in use */
-    bool aborted;  /* client went away */
+    bool active;  /* owned by the handler (not finished yet) */
+    bool started; /* head written */
+    bool chunked; /* chunked transfer encoding in use */
+    bool aborted; /* client went away */
     void (*abort_fn)(void *arg);
     void *abort_arg;
     buf_t headers; /* extra "Name: value\r\n" lines, capped */
@@ -85,25 +85,25 @@ struct conn {
     unsigned events;     /* current loop interest */
     conn_state_t state;
     llhttp_t parser;
-    buf_t in;      /* received bytes; [in_off, len) not parsed yet */
+    buf_t in; /* received bytes; [in_off, len) not parsed yet */
     size_t in_off;
-    buf_t hb;      /* URL + NUL, then header names and values */
+    buf_t hb; /* URL + NUL, then header names and values */
     hdr_off_t hoff[HTTP_MAX_HEADERS];
     http_header_t hdrs[HTTP_MAX_HEADERS];
     size_t n_hdr;
-    int hlast;          /* 0 none, 1 in a field, 2 in a value */
+    int hlast;           /* 0 none, 1 in a field, 2 in a value */
     size_t header_bytes; /* URL + header bytes of the current request */
     buf_t body;
-    int err_status;     /* set by a parser callback on a cap */
+    int err_status; /* set by a parser callback on a cap */
     bool keep_alive;
     bool http10;
     bool is_head;
-    bool close_after;   /* close once the output is flushed */
-    bool busy;          /* a conn callback is on the stack: defer the free */
-    bool parsing;       /* process_input is on the stack: do not re-enter it */
-    buf_t out;          /* queued output; [out_off, len) not sent */
+    bool close_after; /* close once the output is flushed */
+    bool busy;        /* a conn callback is on the stack: defer the free */
+    bool parsing;     /* process_input is on the stack: do not re-enter it */
+    buf_t out;        /* queued output; [out_off, len) not sent */
     size_t out_off;
-    buf_t head;         /* scratch for response heads */
+    buf_t head; /* scratch for response heads */
     uint64_t timer;
     uint64_t resume_timer; /* parse pipelined input on the next iteration */
     uint64_t last_read_ms;
@@ -145,34 +145,62 @@ static void conn_fail(conn_t *c, int status);
 static const char *status_text(int s)
 {
     switch (s) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 499: return "Client Closed Request";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return s < 300 ? "OK" : s < 500 ? "Client Error" : "Server Error";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 499:
+        return "Client Closed Request";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return s < 300 ? "OK" : s < 500 ? "Client Error" : "Server Error";
     }
 }
 
@@ -272,8 +300,8 @@ static conn_t *conn_new(worker_t *w, int fd, const struct sockaddr_storage *ss)
     w->conns = c;
     w->n_open++;
     c->state = CS_IDLE;
-    uint32_t first = o->header_timeout_ms < o->idle_timeout_ms ? o->header_timeout_ms
-                                                                : o->idle_timeout_ms;
+    uint32_t first =
+        o->header_timeout_ms < o->idle_timeout_ms ? o->header_timeout_ms : o->idle_timeout_ms;
     conn_set_timer(c, first ? first : o->idle_timeout_ms);
     return c;
 }
@@ -298,8 +326,10 @@ static void conn_maybe_free(conn_t *c)
 {
     if (c->fd >= 0 || c->res.active || c->busy) return;
     worker_t *w = c->w;
-    if (c->prev) c->prev->next = c->next;
-    else w->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     buf_deinit(&c->in);
     buf_deinit(&c->hb);
@@ -333,7 +363,8 @@ static int conn_write(conn_t *c, struct iovec *iov, int n)
 {
     if (c->fd < 0) return SY_ECLOSED;
     size_t total = 0;
-    for (int i = 0; i < n; i++) total += iov[i].iov_len;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
     size_t sent = 0;
     if (c->out.len == c->out_off) {
         struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
@@ -474,8 +505,10 @@ static void build_head(conn_t *c, int status, const char *ctype, bool has_len, s
         c->close_after = true; /* HTTP/1.0 stream: the end is the close */
     }
     if (c->res.headers.len) buf_append(h, c->res.headers.data, c->res.headers.len);
-    if (c->close_after) buf_append(h, "Connection: close\r\n", 19);
-    else if (c->http10) buf_append(h, "Connection: keep-alive\r\n", 24);
+    if (c->close_after)
+        buf_append(h, "Connection: close\r\n", 19);
+    else if (c->http10)
+        buf_append(h, "Connection: keep-alive\r\n", 24);
     buf_append(h, "\r\n", 2);
     c->res.started = true;
 }
@@ -608,10 +641,14 @@ const char *http_req_header(const http_req_t *req, const char *name, size_t *len
 static const char *status_code_word(int status)
 {
     switch (status) {
-    case 408: return "request_timeout";
-    case 413: return "payload_too_large";
-    case 431: return "request_header_fields_too_large";
-    default: return "bad_request";
+    case 408:
+        return "request_timeout";
+    case 413:
+        return "payload_too_large";
+    case 431:
+        return "request_header_fields_too_large";
+    default:
+        return "bad_request";
     }
 }
 
@@ -802,8 +839,8 @@ static void dispatch(conn_t *c)
     r->query = q ? q : "";
     for (size_t i = 0; i < c->n_hdr; i++) {
         const hdr_off_t *h = &c->hoff[i];
-        c->hdrs[i] = (http_header_t){c->hb.data + h->n_off, h->n_len, c->hb.data + h->v_off,
-                                     h->v_len};
+        c->hdrs[i] =
+            (http_header_t){c->hb.data + h->n_off, h->n_len, c->hb.data + h->v_off, h->v_len};
     }
     r->headers = c->hdrs;
     r->n_headers = c->n_hdr;
@@ -925,18 +962,27 @@ static void conn_timer_fn(loop_t *loop, void *arg)
     c->busy = true;
     switch (c->state) {
     case CS_IDLE:
-        if (c->in.len > c->in_off) conn_fail(c, 408);
-        else conn_close(c);
+        if (c->in.len > c->in_off)
+            conn_fail(c, 408);
+        else
+            conn_close(c);
         break;
-    case CS_HEAD: conn_fail(c, 408); break;
+    case CS_HEAD:
+        conn_fail(c, 408);
+        break;
     case CS_BODY: {
         uint64_t now = loop_now_ms(loop), idle = o->idle_timeout_ms;
-        if (now - c->last_read_ms < idle) conn_set_timer(c, c->last_read_ms + idle - now);
-        else conn_fail(c, 408);
+        if (now - c->last_read_ms < idle)
+            conn_set_timer(c, c->last_read_ms + idle - now);
+        else
+            conn_fail(c, 408);
         break;
     }
-    case CS_HANDLER: break;
-    case CS_LINGER: conn_close(c); break;
+    case CS_HANDLER:
+        break;
+    case CS_LINGER:
+        conn_close(c);
+        break;
     }
     c->busy = false;
     conn_maybe_free(c);
@@ -965,7 +1011,8 @@ static void drain_timer_fn(loop_t *loop, void *arg)
     w->forced = true;
     /* Pin every conn first: an abort callback may finish other responses, and no
      * conn may be freed under this walk. Then free in a last pass. */
-    for (conn_t *c = w->conns; c; c = c->next) c->busy = true;
+    for (conn_t *c = w->conns; c; c = c->next)
+        c->busy = true;
     for (conn_t *c = w->conns; c; c = c->next)
         if (c->fd >= 0) conn_hangup(c);
     for (conn_t *c = w->conns, *next; c; c = next) {
@@ -1034,7 +1081,8 @@ static void *worker_main(void *arg)
     loop_io_add(w->loop, s->stopfd, LOOP_READ, stop_io, w);
     loop_run(w->loop);
     /* Anything left was forced: close it before the application's state goes. */
-    for (conn_t *c = w->conns; c; c = c->next) conn_close(c);
+    for (conn_t *c = w->conns; c; c = c->next)
+        conn_close(c);
     if (s->o.worker_deinit) s->o.worker_deinit(w->ctx);
     while (w->conns) {
         conn_t *c = w->conns;
@@ -1105,7 +1153,8 @@ http_server_t *http_server_new(const http_server_opts_t *opts, int *err, char *e
     s->n = opts->n_workers;
     s->w = mem_calloc((size_t)s->n, sizeof *s->w);
     s->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    for (int i = 0; i < s->n; i++) s->w[i].lfd = -1;
+    for (int i = 0; i < s->n; i++)
+        s->w[i].lfd = -1;
     int port = opts->port;
     for (int i = 0; i < s->n; i++) {
         worker_t *w = &s->w[i];
@@ -1145,12 +1194,14 @@ int http_server_run(http_server_t *s)
     for (int i = 1; i < s->n; i++) {
         int e = pthread_create(&s->w[i].thr, NULL, worker_main, &s->w[i]);
         if (e) {
-            for (int j = 1; j < i; j++) pthread_join(s->w[j].thr, NULL);
+            for (int j = 1; j < i; j++)
+                pthread_join(s->w[j].thr, NULL);
             return -e;
         }
     }
     worker_main(&s->w[0]);
-    for (int i = 1; i < s->n; i++) pthread_join(s->w[i].thr, NULL);
+    for (int i = 1; i < s->n; i++)
+        pthread_join(s->w[i].thr, NULL);
     return 0;
 }
 

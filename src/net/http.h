@@ -57,19 +57,19 @@ typedef struct http_server http_server_t;
 typedef void (*http_handler_fn)(http_req_t *req, http_res_t *res, void *worker_ctx);
 
 typedef struct http_server_opts {
-    const char *host;          /* bind address, e.g. "127.0.0.1" */
-    int port;                  /* 0 = ephemeral; see http_server_port() */
-    int n_workers;             /* >= 1 */
-    size_t max_header_bytes;   /* all header bytes of one request; 431 above */
-    size_t max_body_bytes;     /* 413 above */
+    const char *host;           /* bind address, e.g. "127.0.0.1" */
+    int port;                   /* 0 = ephemeral; see http_server_port() */
+    int n_workers;              /* >= 1 */
+    size_t max_header_bytes;    /* all header bytes of one request; 431 above */
+    size_t max_body_bytes;      /* 413 above */
     uint32_t header_timeout_ms; /* time to receive a full request head */
-    uint32_t idle_timeout_ms;  /* keep-alive idle connection close */
-    uint32_t drain_ms;         /* graceful drain limit on stop */
+    uint32_t idle_timeout_ms;   /* keep-alive idle connection close */
+    uint32_t drain_ms;          /* graceful drain limit on stop */
     size_t max_conns_per_worker;
     http_handler_fn handler;
     void *(*worker_init)(loop_t *loop, int worker_idx, void *app); /* may be NULL */
-    void (*worker_deinit)(void *worker_ctx);                      /* may be NULL */
-    void *app; /* passed to worker_init */
+    void (*worker_deinit)(void *worker_ctx);                       /* may be NULL */
+    void *app;                                                     /* passed to worker_init */
 } http_server_opts_t;
 
 /* Binds and listens (does not start threads). Returns owned server or NULL with

@@ -27,12 +27,12 @@
 #include "base/mem.h"
 
 #define LOOP_MAX_EVENTS 256
-#define LOOP_MAX_FDS (1 << 20)
+#define LOOP_MAX_FDS    (1 << 20)
 
 typedef struct io_watch {
     loop_io_fn fn;
     void *arg;
-    uint32_t gen;  /* bumped on every add and delete */
+    uint32_t gen; /* bumped on every add and delete */
     bool active;
 } io_watch_t;
 
@@ -53,19 +53,19 @@ typedef struct post_item {
 
 struct loop {
     int epfd;
-    int wakefd;  /* eventfd: posts and stop */
+    int wakefd;     /* eventfd: posts and stop */
     io_watch_t *io; /* indexed by fd */
     size_t n_io;    /* entries allocated */
 
     timer_slot_t *slots;
-    uint32_t n_slots;     /* allocated */
-    uint32_t free_head;   /* slot index + 1; 0 = none */
-    uint32_t *heap;       /* slot indexes */
+    uint32_t n_slots;   /* allocated */
+    uint32_t free_head; /* slot index + 1; 0 = none */
+    uint32_t *heap;     /* slot indexes */
     uint32_t heap_len;
     uint64_t timer_seq;
 
     pthread_mutex_t post_mu;
-    post_item_t *posts;   /* guarded by post_mu */
+    post_item_t *posts; /* guarded by post_mu */
     size_t n_posts, cap_posts;
     post_item_t *run_posts; /* loop thread only */
     size_t cap_run_posts;
@@ -143,7 +143,8 @@ int loop_io_add(loop_t *l, int fd, unsigned events, loop_io_fn fn, void *arg)
     if (fd < 0 || fd >= LOOP_MAX_FDS) return -EBADF;
     if ((size_t)fd >= l->n_io) {
         size_t n = l->n_io ? l->n_io : 64;
-        while (n <= (size_t)fd) n *= 2;
+        while (n <= (size_t)fd)
+            n *= 2;
         l->io = mem_realloc(l->io, n * sizeof *l->io);
         memset(l->io + l->n_io, 0, (n - l->n_io) * sizeof *l->io);
         l->n_io = n;
@@ -322,7 +323,8 @@ static void run_posts(loop_t *l)
     l->cap_posts = l->cap_run_posts;
     l->n_posts = 0;
     pthread_mutex_unlock(&l->post_mu);
-    for (size_t i = 0; i < n; i++) items[i].fn(items[i].arg);
+    for (size_t i = 0; i < n; i++)
+        items[i].fn(items[i].arg);
     l->run_posts = items;
     l->cap_run_posts = cap;
 }

@@ -14,9 +14,9 @@
 
 #include <stdint.h>
 
-#define LOOP_READ 1u
+#define LOOP_READ  1u
 #define LOOP_WRITE 2u
-#define LOOP_EDGE 4u
+#define LOOP_EDGE  4u
 /* Reported to callbacks only (never requested): the peer hung up or the fd has an
  * error (EPOLLRDHUP/EPOLLHUP/EPOLLERR). Callbacks should read to see EOF. */
 #define LOOP_HUP 8u

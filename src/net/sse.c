@@ -69,7 +69,8 @@ int sse_parser_feed(sse_parser_t *p, const char *s, size_t n, sse_event_fn fn, v
     }
     while (i < n) {
         size_t j = i;
-        while (j < n && s[j] != '\n' && s[j] != '\r') j++;
+        while (j < n && s[j] != '\n' && s[j] != '\r')
+            j++;
         if (j == n) {
             if (buf_append(&p->line, s + i, n - i)) return SY_ETOOBIG;
             return 0;

@@ -36,11 +36,11 @@ struct upstream_call {
     uint64_t ttft_timer;
     uint64_t add_timer; /* pending deferred curl_multi_add_handle */
     size_t max_body;
-    size_t got;         /* body bytes received */
+    size_t got; /* body bytes received */
     int status;
-    bool head_sent;     /* on_head called */
-    bool canceled;      /* no more callbacks */
-    bool in_cb;         /* inside a curl callback of this call */
+    bool head_sent;        /* on_head called */
+    bool canceled;         /* no more callbacks */
+    bool in_cb;            /* inside a curl callback of this call */
     upstream_err_t forced; /* error decided by us (TOOBIG); UPSTREAM_OK if none */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -52,8 +52,8 @@ struct upstream {
     upstream_call_t *live;
     CURL *pool[UPSTREAM_POOL_MAX];
     int n_pool;
-    int depth;       /* > 0 while curl_multi_socket_action is on the stack */
-    int n_deferred;  /* calls canceled during depth > 0, reaped after it */
+    int depth;      /* > 0 while curl_multi_socket_action is on the stack */
+    int n_deferred; /* calls canceled during depth > 0, reaped after it */
 };
 
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
@@ -65,14 +65,22 @@ static void curl_init_once(void)
 const char *upstream_err_name(upstream_err_t e)
 {
     switch (e) {
-    case UPSTREAM_OK: return "ok";
-    case UPSTREAM_CONNECT: return "connect";
-    case UPSTREAM_TTFT_TIMEOUT: return "ttft_timeout";
-    case UPSTREAM_TIMEOUT: return "timeout";
-    case UPSTREAM_CUT: return "cut";
-    case UPSTREAM_TOOBIG: return "too_big";
-    case UPSTREAM_CANCELED: return "canceled";
-    case UPSTREAM_OTHER: return "other";
+    case UPSTREAM_OK:
+        return "ok";
+    case UPSTREAM_CONNECT:
+        return "connect";
+    case UPSTREAM_TTFT_TIMEOUT:
+        return "ttft_timeout";
+    case UPSTREAM_TIMEOUT:
+        return "timeout";
+    case UPSTREAM_CUT:
+        return "cut";
+    case UPSTREAM_TOOBIG:
+        return "too_big";
+    case UPSTREAM_CANCELED:
+        return "canceled";
+    case UPSTREAM_OTHER:
+        return "other";
     }
     return "?";
 }
@@ -111,8 +119,7 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
     if (socketp) {
         loop_io_mod(u->loop, s, ev);
     } else {
-        if (loop_io_add(u->loop, s, ev, sock_io, u) == 0)
-            curl_multi_assign(u->multi, s, (void *)1);
+        if (loop_io_add(u->loop, s, ev, sock_io, u) == 0) curl_multi_assign(u->multi, s, (void *)1);
     }
     return 0;
 }
@@ -134,7 +141,8 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
     upstream_t *u = userp;
     loop_timer_del(u->loop, u->timer);
     u->timer = 0;
-    if (timeout_ms >= 0) u->timer = loop_timer_add(u->loop, (uint64_t)timeout_ms, curl_timer_fire, u);
+    if (timeout_ms >= 0)
+        u->timer = loop_timer_add(u->loop, (uint64_t)timeout_ms, curl_timer_fire, u);
     return 0;
 }
 
@@ -173,7 +181,8 @@ void upstream_free(upstream_t *u)
         curl_multi_remove_handle(u->multi, c->easy);
         call_release(c);
     }
-    for (int i = 0; i < u->n_pool; i++) curl_easy_cleanup(u->pool[i]);
+    for (int i = 0; i < u->n_pool; i++)
+        curl_easy_cleanup(u->pool[i]);
     curl_multi_cleanup(u->multi);
     loop_timer_del(u->loop, u->timer);
     mem_free(u);
@@ -249,8 +258,10 @@ static size_t write_cb(char *p, size_t size, size_t n, void *arg)
 static void call_unlink(upstream_call_t *c)
 {
     upstream_t *u = c->u;
-    if (c->prev) c->prev->next = c->next;
-    else u->live = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        u->live = c->next;
     if (c->next) c->next->prev = c->prev;
 }
 
@@ -278,12 +289,14 @@ static upstream_err_t classify(upstream_call_t *c, CURLcode rc)
 {
     if (c->forced != UPSTREAM_OK) return c->forced;
     switch (rc) {
-    case CURLE_OK: return UPSTREAM_OK;
+    case CURLE_OK:
+        return UPSTREAM_OK;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION: return UPSTREAM_CONNECT;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return UPSTREAM_CONNECT;
     case CURLE_OPERATION_TIMEDOUT: {
         curl_off_t ct = 0;
         curl_easy_getinfo(c->easy, CURLINFO_CONNECT_TIME_T, &ct);
@@ -292,9 +305,12 @@ static upstream_err_t classify(upstream_call_t *c, CURLcode rc)
     case CURLE_PARTIAL_FILE:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING: return UPSTREAM_CUT;
-    case CURLE_WRITE_ERROR: return c->canceled ? UPSTREAM_CANCELED : UPSTREAM_OTHER;
-    default: return UPSTREAM_OTHER;
+    case CURLE_GOT_NOTHING:
+        return UPSTREAM_CUT;
+    case CURLE_WRITE_ERROR:
+        return c->canceled ? UPSTREAM_CANCELED : UPSTREAM_OTHER;
+    default:
+        return UPSTREAM_OTHER;
     }
 }
 
@@ -333,10 +349,10 @@ static void check_done(upstream_t *u)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
         CURLcode rc = msg->data.result;
         upstream_err_t err = classify(c, rc);
-        const char *m = err == UPSTREAM_OK        ? "ok"
-                        : err == UPSTREAM_TOOBIG  ? "upstream response exceeds the size limit"
-                        : c->errbuf[0]            ? c->errbuf
-                                                  : curl_easy_strerror(rc);
+        const char *m = err == UPSTREAM_OK       ? "ok"
+                        : err == UPSTREAM_TOOBIG ? "upstream response exceeds the size limit"
+                        : c->errbuf[0]           ? c->errbuf
+                                                 : curl_easy_strerror(rc);
         call_finish(c, err, m);
     }
 }
@@ -416,15 +432,18 @@ int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream
     /* From inside a curl callback the multi handle may not be re-entered: add the
      * transfer from the loop right after. */
     CURLMcode mc = CURLM_OK;
-    if (u->depth) c->add_timer = loop_timer_add(u->loop, 0, deferred_add, c);
-    else mc = curl_multi_add_handle(u->multi, e);
+    if (u->depth)
+        c->add_timer = loop_timer_add(u->loop, 0, deferred_add, c);
+    else
+        mc = curl_multi_add_handle(u->multi, e);
     if (mc != CURLM_OK) {
         c->cb = (upstream_cb_t){0};
         c->canceled = true;
         call_release(c);
         return SY_EUPSTREAM;
     }
-    if (req->ttft_timeout_ms) c->ttft_timer = loop_timer_add(u->loop, req->ttft_timeout_ms, ttft_fire, c);
+    if (req->ttft_timeout_ms)
+        c->ttft_timer = loop_timer_add(u->loop, req->ttft_timeout_ms, ttft_fire, c);
     if (out) *out = c;
     return 0;
 }

@@ -29,7 +29,7 @@
 #include "net/upstream.h"
 
 #define MAX_RECORDED 10000
-#define MAX_CHUNKS 4096
+#define MAX_CHUNKS   4096
 
 typedef enum { FAIL_NONE, FAIL_500, FAIL_429, FAIL_STALL, FAIL_CUT, FAIL_GARBAGE } fail_t;
 
@@ -185,7 +185,8 @@ static void job_split(job_t *j, int n)
     int k = 1;
     for (int i = 1; i < n; i++) {
         size_t at = j->alen * (size_t)i / (size_t)n;
-        while (at < j->alen && ((unsigned char)j->answer[at] & 0xC0) == 0x80) at++;
+        while (at < j->alen && ((unsigned char)j->answer[at] & 0xC0) == 0x80)
+            at++;
         if (at > j->cut[k - 1] && at < j->alen) j->cut[k++] = at;
     }
     j->cut[k] = j->alen;
@@ -252,8 +253,8 @@ static void write_envelope(jsonw_t *w, const job_t *j, bool chunk)
     jsonw_key(w, "id");
     jsonw_str(w, j->id);
     jsonw_key(w, "object");
-    jsonw_str(w, j->chat ? (chunk ? "chat.completion.chunk" : "chat.completion")
-                         : "text_completion");
+    jsonw_str(w,
+              j->chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion");
     jsonw_key(w, "created");
     jsonw_int(w, j->created);
     jsonw_key(w, "model");
@@ -271,8 +272,10 @@ static void on_abort(void *arg)
 {
     job_t *j = arg;
     /* The client left: finish (release) the response and drop the job. */
-    if (j->stream && j->next > 0) http_res_stream_end(j->res);
-    else http_res_send(j->res, 499, NULL, NULL, 0);
+    if (j->stream && j->next > 0)
+        http_res_stream_end(j->res);
+    else
+        http_res_send(j->res, 499, NULL, NULL, 0);
     job_free(j);
 }
 
@@ -304,7 +307,8 @@ static void answer_whole(job_t *j)
             jsonw_key(&w, "text");
             jsonw_strn(&w, j->answer, j->alen);
         }
-        if (j->want_logprobs) write_logprobs(&w, j, 0, j->alen);
+        if (j->want_logprobs)
+            write_logprobs(&w, j, 0, j->alen);
         else {
             jsonw_key(&w, "logprobs");
             jsonw_null(&w);
@@ -371,8 +375,10 @@ static void stream_step(loop_t *loop, void *arg)
         }
         if (j->want_logprobs && ci >= 0) write_logprobs(&w, j, j->cut[ci], j->cut[ci + 1]);
         jsonw_key(&w, "finish_reason");
-        if (ci == j->n_chunks - 1) jsonw_str(&w, "stop");
-        else jsonw_null(&w);
+        if (ci == j->n_chunks - 1)
+            jsonw_str(&w, "stop");
+        else
+            jsonw_null(&w);
         jsonw_obj_end(&w);
         jsonw_arr_end(&w);
         jsonw_obj_end(&w);
@@ -440,7 +446,9 @@ static void handle_completion(http_req_t *req, http_res_t *res, behaviour_t b, b
     j->want_logprobs = cJSON_IsTrue(lp) || (cJSON_IsNumber(lp) && lp->valuedouble > 0);
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     snprintf(j->model, sizeof j->model, "%s",
-             g.model ? g.model : cJSON_IsString(model) ? model->valuestring : "stand-in");
+             g.model                 ? g.model
+             : cJSON_IsString(model) ? model->valuestring
+                                     : "stand-in");
     buf_t text, all;
     buf_init(&text, 16u << 20);
     buf_init(&all, 64u << 20);
@@ -471,7 +479,9 @@ static void handle_completion(http_req_t *req, http_res_t *res, behaviour_t b, b
     buf_deinit(&text);
     j->alen = ans.len;
     j->answer = buf_steal(&ans);
-    job_split(j, j->stream ? b.chunks : (int)((j->alen + 3) / 4 < MAX_CHUNKS ? (j->alen + 3) / 4 : MAX_CHUNKS));
+    job_split(j, j->stream
+                     ? b.chunks
+                     : (int)((j->alen + 3) / 4 < MAX_CHUNKS ? (j->alen + 3) / 4 : MAX_CHUNKS));
     static _Atomic unsigned long seq;
     snprintf(j->id, sizeof j->id, "%s-%lu", chat ? "chatcmpl" : "cmpl", ++seq);
     j->created = 1764300000;
@@ -479,12 +489,16 @@ static void handle_completion(http_req_t *req, http_res_t *res, behaviour_t b, b
     if (b.fail == FAIL_STALL) return; /* never answers; the abort callback frees */
     if (j->stream) {
         int first = b.ttft_ms > 0 ? b.ttft_ms : 0;
-        if (first) j->timer = loop_timer_add(j->loop, (uint64_t)first, stream_step, j);
-        else stream_step(j->loop, j);
+        if (first)
+            j->timer = loop_timer_add(j->loop, (uint64_t)first, stream_step, j);
+        else
+            stream_step(j->loop, j);
     } else {
         int delay = b.latency_ms > b.ttft_ms ? b.latency_ms : b.ttft_ms;
-        if (delay) j->timer = loop_timer_add(j->loop, (uint64_t)delay, whole_step, j);
-        else answer_whole(j);
+        if (delay)
+            j->timer = loop_timer_add(j->loop, (uint64_t)delay, whole_step, j);
+        else
+            answer_whole(j);
     }
 }
 
@@ -502,8 +516,8 @@ static void handle_control(http_req_t *req, http_res_t *res)
     behaviour_t *b = &g.b;
     const cJSON *v;
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "fail"))) {
-        b->fail = cJSON_IsString(v) ? fail_parse(v->valuestring, strlen(v->valuestring))
-                                    : FAIL_NONE;
+        b->fail =
+            cJSON_IsString(v) ? fail_parse(v->valuestring, strlen(v->valuestring)) : FAIL_NONE;
         b->fail_count = -1;
     }
     if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(root, "count")))
@@ -604,9 +618,14 @@ static void handler(http_req_t *req, http_res_t *res, void *ctx)
         b.logprob = strtod(tmp, NULL);
     }
     switch (b.fail) {
-    case FAIL_500: send_error(res, 500, "server_error", "stand-in failure"); return;
-    case FAIL_429: send_error(res, 429, "rate_limit_error", "stand-in rate limit"); return;
-    default: break;
+    case FAIL_500:
+        send_error(res, 500, "server_error", "stand-in failure");
+        return;
+    case FAIL_429:
+        send_error(res, 429, "rate_limit_error", "stand-in rate limit");
+        return;
+    default:
+        break;
     }
     handle_completion(req, res, b, chat);
 }
@@ -621,36 +640,35 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: upstream [options]\n"
-            "A stand-in OpenAI-compatible upstream for tests and benchmarks.\n\n"
-            "  --host ADDR          bind address (127.0.0.1)\n"
-            "  --port N             port (0 = ephemeral)\n"
-            "  --port-file F        write the bound port to F\n"
-            "  --name NAME          answers start with \"[NAME] \" (stand-in)\n"
-            "  --model ID           model id reported (default: the request's)\n"
-            "  --workers N          worker threads (1)\n"
-            "  --latency-ms N       delay of non-streamed answers\n"
-            "  --ttft-ms N          delay before the first streamed chunk\n"
-            "  --chunk-ms N         delay between streamed chunks\n"
-            "  --chunks N           content chunks per streamed answer (4)\n"
-            "  --fail MODE          500|429|stall|cut|garbage for every request\n"
-            "  --logprob X          logprob of every token (-0.1)\n"
-            "  --quiet              no log lines\n\n"
-            "Per request: X-Upstream-Latency-Ms, -Ttft-Ms, -Chunk-Ms, -Chunks, -Fail, "
-            "-Logprob.\n"
-            "Admin: POST /_control {\"fail\":\"500\",\"count\":3} | {\"down\":true} | "
-            "{\"latency_ms\":..}; GET /_received; POST /_reset.\n");
+    fprintf(f, "usage: upstream [options]\n"
+               "A stand-in OpenAI-compatible upstream for tests and benchmarks.\n\n"
+               "  --host ADDR          bind address (127.0.0.1)\n"
+               "  --port N             port (0 = ephemeral)\n"
+               "  --port-file F        write the bound port to F\n"
+               "  --name NAME          answers start with \"[NAME] \" (stand-in)\n"
+               "  --model ID           model id reported (default: the request's)\n"
+               "  --workers N          worker threads (1)\n"
+               "  --latency-ms N       delay of non-streamed answers\n"
+               "  --ttft-ms N          delay before the first streamed chunk\n"
+               "  --chunk-ms N         delay between streamed chunks\n"
+               "  --chunks N           content chunks per streamed answer (4)\n"
+               "  --fail MODE          500|429|stall|cut|garbage for every request\n"
+               "  --logprob X          logprob of every token (-0.1)\n"
+               "  --quiet              no log lines\n\n"
+               "Per request: X-Upstream-Latency-Ms, -Ttft-Ms, -Chunk-Ms, -Chunks, -Fail, "
+               "-Logprob.\n"
+               "Admin: POST /_control {\"fail\":\"500\",\"count\":3} | {\"down\":true} | "
+               "{\"latency_ms\":..}; GET /_received; POST /_reset.\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"host", 1, 0, 'H'},       {"port", 1, 0, 'p'},     {"port-file", 1, 0, 'f'},
-        {"name", 1, 0, 'n'},       {"model", 1, 0, 'm'},    {"workers", 1, 0, 'w'},
-        {"latency-ms", 1, 0, 'l'}, {"ttft-ms", 1, 0, 't'},  {"chunk-ms", 1, 0, 'c'},
-        {"chunks", 1, 0, 'k'},     {"fail", 1, 0, 'F'},     {"logprob", 1, 0, 'L'},
-        {"quiet", 0, 0, 'q'},      {"help", 0, 0, 'h'},     {0, 0, 0, 0},
+        {"host", 1, 0, 'H'},       {"port", 1, 0, 'p'},    {"port-file", 1, 0, 'f'},
+        {"name", 1, 0, 'n'},       {"model", 1, 0, 'm'},   {"workers", 1, 0, 'w'},
+        {"latency-ms", 1, 0, 'l'}, {"ttft-ms", 1, 0, 't'}, {"chunk-ms", 1, 0, 'c'},
+        {"chunks", 1, 0, 'k'},     {"fail", 1, 0, 'F'},    {"logprob", 1, 0, 'L'},
+        {"quiet", 0, 0, 'q'},      {"help", 0, 0, 'h'},    {0, 0, 0, 0},
     };
     const char *host = "127.0.0.1", *port_file = NULL;
     int port = 0, workers = 1;
@@ -659,21 +677,51 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'H': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'f': port_file = optarg; break;
-        case 'n': g.name = optarg; break;
-        case 'm': g.model = optarg; break;
-        case 'w': workers = atoi(optarg); break;
-        case 'l': g.b.latency_ms = atoi(optarg); break;
-        case 't': g.b.ttft_ms = atoi(optarg); break;
-        case 'c': g.b.chunk_ms = atoi(optarg); break;
-        case 'k': g.b.chunks = atoi(optarg); break;
-        case 'F': g.b.fail = fail_parse(optarg, strlen(optarg)); break;
-        case 'L': g.b.logprob = strtod(optarg, NULL); break;
-        case 'q': g.quiet = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'f':
+            port_file = optarg;
+            break;
+        case 'n':
+            g.name = optarg;
+            break;
+        case 'm':
+            g.model = optarg;
+            break;
+        case 'w':
+            workers = atoi(optarg);
+            break;
+        case 'l':
+            g.b.latency_ms = atoi(optarg);
+            break;
+        case 't':
+            g.b.ttft_ms = atoi(optarg);
+            break;
+        case 'c':
+            g.b.chunk_ms = atoi(optarg);
+            break;
+        case 'k':
+            g.b.chunks = atoi(optarg);
+            break;
+        case 'F':
+            g.b.fail = fail_parse(optarg, strlen(optarg));
+            break;
+        case 'L':
+            g.b.logprob = strtod(optarg, NULL);
+            break;
+        case 'q':
+            g.quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (g.quiet) log_set_level(LOG_OFF);
@@ -706,8 +754,7 @@ int main(int argc, char **argv)
         }
     }
     if (!g.quiet)
-        fprintf(stderr, "upstream %s listening on %s:%d\n", g.name, host,
-                http_server_port(g.srv));
+        fprintf(stderr, "upstream %s listening on %s:%d\n", g.name, host, http_server_port(g.srv));
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
