@@ -72,7 +72,7 @@ ticks() {
 # ---------------------------------------------------------------- start everything
 
 taskset -c "$LOAD_CPU" "$B/tools/upstream" --port 0 --port-file "$tmp/up.port" --name bench \
-    --chunks 8 --quiet &
+    --chunks 8 --quiet --no-record &
 pids+=($!)
 wait_file "$tmp/up.port" "$!" "stand-in upstream"
 UP=$(cat "$tmp/up.port")

@@ -58,6 +58,7 @@ static struct {
     const char *name;
     const char *model;
     bool quiet;
+    bool no_record; /* count requests only (benchmarks) */
     http_server_t *srv;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -119,6 +120,11 @@ static void send_error(http_res_t *res, int status, const char *type, const char
 /* Records one request (thread-safe); the oldest are kept, later ones only counted. */
 static void record(const http_req_t *req)
 {
+    pthread_mutex_lock(&g.mu);
+    bool full = g.no_record || g.n_rec >= MAX_RECORDED;
+    if (full) g.total++;
+    pthread_mutex_unlock(&g.mu);
+    if (full) return;
     buf_t h;
     buf_init(&h, 1 << 20);
     jsonw_t w;
@@ -654,7 +660,8 @@ static void usage(FILE *f)
                "  --chunks N           content chunks per streamed answer (4)\n"
                "  --fail MODE          500|429|stall|cut|garbage for every request\n"
                "  --logprob X          logprob of every token (-0.1)\n"
-               "  --quiet              no log lines\n\n"
+               "  --quiet              no log lines\n"
+               "  --no-record          count requests but keep none (benchmarks)\n\n"
                "Per request: X-Upstream-Latency-Ms, -Ttft-Ms, -Chunk-Ms, -Chunks, -Fail, "
                "-Logprob.\n"
                "Admin: POST /_control {\"fail\":\"500\",\"count\":3} | {\"down\":true} | "
@@ -664,11 +671,14 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"host", 1, 0, 'H'},       {"port", 1, 0, 'p'},    {"port-file", 1, 0, 'f'},
-        {"name", 1, 0, 'n'},       {"model", 1, 0, 'm'},   {"workers", 1, 0, 'w'},
-        {"latency-ms", 1, 0, 'l'}, {"ttft-ms", 1, 0, 't'}, {"chunk-ms", 1, 0, 'c'},
-        {"chunks", 1, 0, 'k'},     {"fail", 1, 0, 'F'},    {"logprob", 1, 0, 'L'},
-        {"quiet", 0, 0, 'q'},      {"help", 0, 0, 'h'},    {0, 0, 0, 0},
+        {"host", 1, 0, 'H'},       {"port", 1, 0, 'p'},
+        {"port-file", 1, 0, 'f'},  {"name", 1, 0, 'n'},
+        {"model", 1, 0, 'm'},      {"workers", 1, 0, 'w'},
+        {"latency-ms", 1, 0, 'l'}, {"ttft-ms", 1, 0, 't'},
+        {"chunk-ms", 1, 0, 'c'},   {"chunks", 1, 0, 'k'},
+        {"fail", 1, 0, 'F'},       {"logprob", 1, 0, 'L'},
+        {"quiet", 0, 0, 'q'},      {"no-record", 0, 0, 'R'},
+        {"help", 0, 0, 'h'},       {0, 0, 0, 0},
     };
     const char *host = "127.0.0.1", *port_file = NULL;
     int port = 0, workers = 1;
@@ -715,6 +725,9 @@ int main(int argc, char **argv)
             break;
         case 'q':
             g.quiet = true;
+            break;
+        case 'R':
+            g.no_record = true;
             break;
         case 'h':
             usage(stdout);
