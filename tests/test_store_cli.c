@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "route/pii/pii.h"
 #include "store/store.h"
 
 typedef struct fx {
@@ -31,8 +32,8 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
     return remove(p);
 }
 
-/* Writes a small ledger: teams "alpha" and "beta", one PII row that went to an
- * external tier (t = 5000 ms) and one PII row that stayed local. */
+/* Writes a small ledger: teams "alpha" and "beta", two PII rows that went to an
+ * external tier (t = 2000 and 2200 ms) and one PII row that stayed local. */
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
@@ -64,6 +65,8 @@ static int setup(void **state)
     }
     rows[10].pii_types = 1, rows[10].external = true, rows[10].pii_names = "EMAIL_ADDRESS";
     rows[11].pii_types = 1, rows[11].external = false, rows[11].pii_names = "EMAIL_ADDRESS";
+    /* No names given: the audit names the mask's bits itself. */
+    rows[12].pii_types = (1u << PII_EMAIL_ADDRESS) | (1u << PII_US_SSN), rows[12].external = true;
     int rc = store_ledger_append(s, rows, 40);
     store_close(s);
     *state = f;
@@ -194,8 +197,10 @@ static void test_audit(void **state)
     assert_non_null(strstr(out, "chatcmpl-10"));
     assert_non_null(strstr(out, "EMAIL_ADDRESS"));
     assert_null(strstr(out, "chatcmpl-11")); /* PII that stayed local is fine */
-    assert_non_null(strstr(out, "1 request with PII"));
-    /* Row 10 is at 2000 ms; from 3 s on the ledger is clean. */
+    assert_non_null(strstr(out, "chatcmpl-12"));
+    assert_non_null(strstr(out, "EMAIL_ADDRESS,US_SSN"));
+    assert_non_null(strstr(out, "2 requests with PII"));
+    /* Rows 10 and 12 are at 2000 and 2200 ms; from 3 s on the ledger is clean. */
     snprintf(args, sizeof args, "audit --store sqlite:%s --since 00003", f->path);
     assert_int_equal(run(f, args, out, sizeof out), 0);
     assert_non_null(strstr(out, "no request with PII"));
@@ -204,7 +209,7 @@ static void test_audit(void **state)
     cJSON *j = cJSON_Parse(out);
     assert_non_null(j);
     cJSON *v = cJSON_GetObjectItem(j, "violations");
-    assert_int_equal(cJSON_GetArraySize(v), 1);
+    assert_int_equal(cJSON_GetArraySize(v), 2);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(v, 0), "id")->valuestring,
                         "chatcmpl-10");
     cJSON_Delete(j);

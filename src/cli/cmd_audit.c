@@ -14,6 +14,7 @@
 #include "base/jsonw.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "route/pii/pii.h"
 #include "store/store.h"
 
 #define AUDIT_JSON_MAX (256u << 20)
@@ -30,11 +31,27 @@ static void audit_usage(FILE *f)
                "  --json          one JSON object instead of the table\n");
 }
 
-/* The names the gateway stored, or the bitmask when it stored none. */
+/* The names the gateway stored; when it stored none, the names of the mask's bits
+ * (and any bit this build does not know, as hex). */
 static const char *types_text(const store_audit_row_t *r, char *tmp, size_t cap)
 {
     if (r->pii_names[0]) return r->pii_names;
-    snprintf(tmp, cap, "mask:0x%x", r->pii_types);
+    size_t used = 0;
+    tmp[0] = 0;
+    uint32_t unknown = 0;
+    for (unsigned b = 0; b < 32; b++) {
+        if (!(r->pii_types & (1u << b))) continue;
+        if (b >= PII_TYPE_COUNT) {
+            unknown |= 1u << b;
+            continue;
+        }
+        int n =
+            snprintf(tmp + used, cap - used, "%s%s", used ? "," : "", pii_type_name((pii_type_t)b));
+        if (n < 0 || (size_t)n >= cap - used) break;
+        used += (size_t)n;
+    }
+    if (unknown && used + 16 < cap)
+        snprintf(tmp + used, cap - used, "%s0x%x", used ? "," : "", unknown);
     return tmp;
 }
 
@@ -44,7 +61,7 @@ static int print_json(int64_t since_ms, const store_audit_row_t *rows, size_t n)
     buf_init(&b, AUDIT_JSON_MAX);
     jsonw_t w;
     jsonw_init(&w, &b);
-    char ts[32], tmp[32];
+    char ts[32], tmp[256];
     jsonw_obj_begin(&w);
     jsonw_key(&w, "since");
     if (since_ms) {
@@ -80,7 +97,7 @@ static int print_json(int64_t since_ms, const store_audit_row_t *rows, size_t n)
 
 static void print_table(int64_t since_ms, const store_audit_row_t *rows, size_t n)
 {
-    char ts[32], tmp[32];
+    char ts[32], tmp[256];
     const char *span = "";
     char since[64] = "";
     if (since_ms) {
