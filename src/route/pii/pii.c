@@ -203,7 +203,10 @@ static bool ctx_has(const scan_ctx_t *c, size_t st, size_t en, size_t before, si
             if ((unsigned char)(*w)[0] != ch) continue;
             size_t k = 1;
             while ((*w)[k] && i + k < c->len && (at(c, i + k) | 0x20) == (unsigned char)(*w)[k]) k++;
-            if (!(*w)[k]) return true;
+            /* whole words only ("to" must not match "top"), unless the entry ends in
+             * punctuation ("cc:") */
+            if (!(*w)[k] && (!is_alpha((unsigned char)(*w)[k - 1]) || !is_alpha(at(c, i + k))))
+                return true;
         }
     }
     return false;
@@ -211,7 +214,7 @@ static bool ctx_has(const scan_ctx_t *c, size_t st, size_t en, size_t before, si
 
 static const char *const ctx_phone[] = {
     "phone", "tel", "call", "mobile", "cell", "fax", "desk", "office", "contact", "reach",
-    "text me", "sms", "whatsapp", "messages", "registered", "dial", "ring", "landline",
+    "text me", "sms", "whatsapp", "messages", "registered", "dial", "ring", "answering", "landline",
     "home:", "work:", "number:", "ph:", "ph.", "mob", NULL};
 static const char *const ctx_card[] = {"card", "visa", "mastercard", "amex", "credit", "debit",
                                        "cc", "payment", NULL};
@@ -719,6 +722,35 @@ static size_t cap_token(const scan_ctx_t *c, size_t i, bool *initial)
     return k;
 }
 
+/* True when a census name token sits next to position p in a list: after p (skipping
+ * ", " or " and ") when forward, else before p. */
+static bool neighbour_name(const scan_ctx_t *c, size_t p, bool forward)
+{
+    const pii_names_t *g = &c->s->names;
+    if (forward) {
+        size_t k = p;
+        if (at(c, k) == ',') k++;
+        if (at(c, k) == ' ') k++;
+        if (!memcmp(c->t + k, "and ", k + 4 <= c->len ? 4 : 0) && k + 4 <= c->len) k += 4;
+        if (!is_upper(at(c, k))) return false;
+        size_t e = k;
+        while (e < c->len && (is_alpha(at(c, e)) || at(c, e) >= 0x80)) e++;
+        uint8_t f = pii_names_lookup(g, c->t + k, e - k);
+        return (f & (PII_NAME_FIRST | PII_NAME_LAST)) && !(f & PII_NAME_STOP);
+    }
+    size_t k = p;
+    while (k > 0 && (at(c, k - 1) == ' ' || at(c, k - 1) == ',')) k--;
+    if (k >= 3 && !memcmp(c->t + k - 3, "and", 3)) {
+        k -= 3;
+        while (k > 0 && (at(c, k - 1) == ' ' || at(c, k - 1) == ',')) k--;
+    }
+    size_t e = k;
+    while (k > 0 && (is_alpha(at(c, k - 1)) || at(c, k - 1) >= 0x80)) k--;
+    if (e == k || !is_upper(at(c, k))) return false;
+    uint8_t f = pii_names_lookup(g, c->t + k, e - k);
+    return (f & (PII_NAME_FIRST | PII_NAME_LAST)) && !(f & PII_NAME_STOP);
+}
+
 /* Scores one run of capitalised tokens and records it. */
 static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
 {
@@ -745,7 +777,25 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     else
         score = 0.2f;
     size_t st = tk[a].st, en = tk[b - 1].en;
+    /* A house number before or after: a street name, not a person. */
+    size_t q = st;
+    while (q > 0 && at(c, q - 1) == ' ') q--;
+    if (q < st && q > 0 && is_digit(at(c, q - 1))) return;
+    if (at(c, en) == ' ' && is_digit(at(c, en + 1))) return;
     if (ctx_has(c, st, en, 20, 0, ctx_person)) score += 0.3f;
+    if (n == 1 && known) {
+        /* Neighbours in a list ("Eklund, Michael and Hodge") or a speaker label at a
+         * line start ("Mary: ...") make a single known name much more likely. */
+        bool list = false;
+        if (at(c, en) == ',' || (at(c, en) == ' ' && at(c, en + 1) == 'a' && at(c, en + 2) == 'n' &&
+                                 at(c, en + 3) == 'd' && at(c, en + 4) == ' '))
+            list = neighbour_name(c, en, true);
+        if (!list && st >= 2 && (at(c, st - 2) == ',' || (st >= 5 && !memcmp(c->t + st - 5, " and ", 5))))
+            list = neighbour_name(c, st, false);
+        bool label = at(c, en) == ':' && (st == 0 || at(c, st - 1) == '\n');
+        if (list || label) score += 0.25f;
+        else if ((f0 & PII_NAME_FIRST) && !(f0 & PII_NAME_RARE)) score += 0.1f;
+    }
     cand_add(c, PII_PERSON, score, st, en);
 }
 

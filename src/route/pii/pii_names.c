@@ -63,6 +63,14 @@ static const char *const stop_words[] = {
     "gentle", "fair", "poor", "pray", "hath", "doth", "art", "tis", "sun", "heaven", "death",
     "life", "man", "men", "women", "people", "friend", "friends", "mister", "master",
     "mistress", "servant", "citizen", "citizens", "messenger", "soldier", "soldiers", "else",
+    "orchestra", "technologies", "technology", "associates", "investments", "finance",
+    "power", "care", "act", "rights", "union", "parks", "terrace", "gateway", "pass", "port",
+    "southern", "northern", "eastern", "western", "central", "family", "mystery", "comedy",
+    "drama", "action", "answer", "question", "remember", "entertainment", "weekly", "devil",
+    "guilty", "pleasures", "supposed", "hate", "civil", "credit", "health", "systems",
+    "solutions", "partners", "holdings", "capital", "labs", "software", "media", "energy",
+    "foundation", "institute", "association", "society", "club", "hotel", "restaurant",
+    "airport", "station", "museum", "library", "cafe", "market", "mall", "plaza", "tower",
     "both", "either", "neither", "nor", "yet", "why", "wherefore", "whence", "hence", "well",
 };
 

@@ -90,7 +90,8 @@ bool pii_card_valid(const char *s, size_t n)
     else if (p6 >= 622126 && p6 <= 622925) ok = k >= 16;                  /* Discover/UnionPay */
     else if (p2 == 62) ok = k >= 16;                                      /* UnionPay */
     else if ((p3 >= 300 && p3 <= 305) || p2 == 36 || p2 == 38 || p2 == 39) ok = k >= 14; /* Diners */
-    else if (p4 >= 3528 && p4 <= 3589) ok = k >= 16;                      /* JCB */
+    else if (p2 == 35) ok = k >= 16;                                      /* JCB */
+    else if (p4 == 604 && d[0] == '0') ok = k >= 12;                      /* Maestro (UK, 0604) */
     else if (p4 == 2131 || p4 == 1800) ok = k == 15;                      /* JCB (old) */
     else if (p2 == 50 || (p2 >= 56 && p2 <= 69)) ok = k >= 12;            /* Maestro */
     return ok && pii_luhn_valid(s, n);
@@ -374,14 +375,20 @@ float pii_phone_shape(const char *s, size_t n)
         }
         if (k == 11 && d[1] == '7' && ng >= 2 && ng <= 3) return 0.7f; /* UK mobile */
         if (k == 11 && ng >= 2 && ng <= 4) return 0.6f;
+    if (k >= 9 && ng >= 3) return 0.5f;
         if (k >= 7 && k <= 12 && ng >= 2) return 0.45f;
     }
     /* India: 10 digits starting 6-9, as 5-5 or bare. */
     if (k == 10 && d[0] >= '6' && ng == 2 && groups[0] == 5 && groups[1] == 5) return 0.6f;
-    if (ng >= 2 && ng <= 6) {
+    if (ng == 2 && groups[0] >= 2 && groups[0] <= 5 && groups[1] >= 3 && groups[1] <= 8) return 0.4f;
+    if (ng >= 3 && ng <= 6) {
         for (int i = 0; i < ng; i++)
             if (groups[i] < 2 || groups[i] > 5) return 0;
-        return 0.4f;
+        /* Three or more groups and 8+ digits is a phone layout; dotted thousands
+         * ("1.000.000") are not. */
+        bool thousands = sep == '.' && groups[0] <= 3;
+        for (int i = 1; i < ng; i++) thousands &= groups[i] == 3;
+        return k >= 8 && !thousands ? 0.5f : 0.4f;
     }
     if (ng == 1 && (k == 10 || k == 11)) return 0.35f;
     return 0;
