@@ -69,10 +69,11 @@ typedef struct worker worker_t;
 
 struct http_res {
     conn_t *conn;
-    bool active;  /* owned by the handler (not finished yet) */
-    bool started; /* head written */
-    bool chunked; /* chunked transfer encoding in use */
-    bool aborted; /* client went away */
+    bool active;       /* owned by the handler (not finished yet) */
+    bool started;      /* head written */
+    bool chunked;      /* chunked transfer encoding in use */
+    bool aborted;      /* client went away */
+    bool abort_called; /* abort callback ran (or was due with none set) */
     void (*abort_fn)(void *arg);
     void *abort_arg;
     buf_t headers; /* extra "Name: value\r\n" lines, capped */
@@ -106,6 +107,7 @@ struct conn {
     buf_t head; /* scratch for response heads */
     uint64_t timer;
     uint64_t resume_timer; /* parse pipelined input on the next iteration */
+    uint64_t abort_timer;  /* deliver the abort callback after a failed write */
     uint64_t last_read_ms;
     http_req_t req;
     http_res_t res;
@@ -326,6 +328,7 @@ static void conn_maybe_free(conn_t *c)
 {
     if (c->fd >= 0 || c->res.active || c->busy) return;
     worker_t *w = c->w;
+    loop_timer_del(w->loop, c->abort_timer);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -341,17 +344,33 @@ static void conn_maybe_free(conn_t *c)
     worker_check_drained(w);
 }
 
-/* The client is gone (EOF, reset, write error). A running handler learns it through
- * its abort callback (if any) and SY_ECLOSED on later writes. */
+/* Runs the handler's abort callback once, if its response is still open. */
+static void conn_notify_abort(conn_t *c)
+{
+    if (!c->res.active || c->res.abort_called) return;
+    c->res.abort_called = true;
+    void (*fn)(void *) = c->res.abort_fn;
+    c->res.abort_fn = NULL;
+    if (fn) fn(c->res.abort_arg);
+}
+
+static void conn_abort_fn(loop_t *loop, void *arg)
+{
+    conn_t *c = arg;
+    c->abort_timer = 0;
+    c->busy = true;
+    conn_notify_abort(c);
+    c->busy = false;
+    conn_maybe_free(c);
+}
+
+/* The client is gone (EOF, reset). A running handler learns it through its abort
+ * callback (if any) and SY_ECLOSED on later writes. */
 static void conn_hangup(conn_t *c)
 {
     conn_close(c);
-    if (c->res.active && !c->res.aborted) {
-        c->res.aborted = true;
-        void (*fn)(void *) = c->res.abort_fn;
-        c->res.abort_fn = NULL;
-        if (fn) fn(c->res.abort_arg);
-    }
+    if (c->res.active) c->res.aborted = true;
+    conn_notify_abort(c);
 }
 
 /* ---------------------------------------------------------------- output */
@@ -371,8 +390,14 @@ static int conn_write(conn_t *c, struct iovec *iov, int n)
         ssize_t r = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (r < 0) {
             if (errno != EAGAIN && errno != EINTR) {
-                if (c->res.active) c->res.aborted = true;
+                /* The writer gets SY_ECLOSED now and the abort callback from the
+                 * loop, never from inside its own write. */
                 conn_close(c);
+                if (c->res.active) {
+                    c->res.aborted = true;
+                    if (!c->abort_timer)
+                        c->abort_timer = loop_timer_add(c->w->loop, 0, conn_abort_fn, c);
+                }
                 return SY_ECLOSED;
             }
             r = 0;
@@ -849,7 +874,7 @@ static void dispatch(conn_t *c)
     r->peer = c->peer;
     http_res_t *res = &c->res;
     res->active = true;
-    res->started = res->chunked = res->aborted = false;
+    res->started = res->chunked = res->aborted = res->abort_called = false;
     res->abort_fn = NULL;
     w->srv->o.handler(r, res, w->ctx);
 }

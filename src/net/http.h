@@ -103,7 +103,10 @@ int http_res_stream_end(http_res_t *res);
  * (no terminating chunk), so the client sees a truncated response; finishes res.
  * For passing on an upstream that was cut mid-stream. */
 void http_res_close(http_res_t *res);
-/* Called once if the client disconnects before the response is finished. */
+/* Called once, from the loop, if the client disconnects before the response is
+ * finished (seen on read, or when a write fails: that write returns SY_ECLOSED and
+ * the callback follows on the next loop iteration). Set it in the handler; set after
+ * the disconnect was seen, it may not run: check http_res_aborted(). */
 void http_res_on_abort(http_res_t *res, void (*fn)(void *arg), void *arg);
 /* The worker loop this response belongs to. */
 loop_t *http_res_loop(http_res_t *res);
