@@ -73,6 +73,32 @@ const char *kern_impl_name(void);
 /* Forces the scalar reference (tests); also set by SWITCHYARD_KERNELS=scalar. */
 void kern_force_scalar(int on);
 
+/* Activation rows of quantized matmuls are quantized to Q8_0 first (as ggml does), then
+ * each weight block meets an activation block in an integer dot product scaled by
+ * d_w * d_x. F32 and F16 weights meet the f32 activations directly (F16 widened to f32,
+ * never the activations narrowed). */
+
+/* ------------------------------------------- implementation interface ---- */
+
+/* One matmul as the implementations (scalar in kernels.c, SIMD in kernels_avx2.c) see
+ * it: Y[b * rows + r] = dot(W row r, X row b) for b < n and r in a row range. */
+typedef struct kern_job {
+    kern_type_t type;
+    const void *W;                /* (rows, cols) in type's row layout */
+    size_t row_bytes;             /* bytes of one W row */
+    const float *X;               /* (n, cols) f32 activations: F32/F16 weights */
+    const kern_block_q8_0_t *QX;  /* (n, cols / 32) quantized activations: Q8_0/Q4_0 */
+    float *Y;                     /* (n, rows) */
+    size_t n, rows, cols;
+} kern_job_t;
+
+/* Rows [r0, r1) of a job. */
+void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1);
+void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1);
+/* Quantizes n floats (n % 32 == 0) to Q8_0 activation blocks; the AVX2 version
+ * rounds ties to even where the reference rounds them away from zero. */
+void kern_avx2_quantize_q8_0(const float *x, kern_block_q8_0_t *y, size_t n);
+
 /* --------------------------------------------------------- thread pool ---- */
 
 /* A fixed pool of n_threads workers (the caller counts as one). */

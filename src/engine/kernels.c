@@ -1,0 +1,401 @@
+/* kernels.c — element types, half-precision conversion, ggml-exact row quantization,
+ * the scalar reference kernels, and run-time dispatch to the SIMD ones.
+ *
+ * The scalar code here is the definition every SIMD kernel is tested against: it is
+ * written for clarity, not speed. kern_matmul quantizes the activation rows once per
+ * call (quantized weight types), then splits the weight rows across the thread pool,
+ * so each weight row is read once per call however many tokens the batch holds.
+ */
+#include "engine/kernels.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+
+/* =============================================================== types ==== */
+
+const char *kern_type_name(kern_type_t t)
+{
+    switch (t) {
+    case KERN_F32: return "f32";
+    case KERN_F16: return "f16";
+    case KERN_Q4_0: return "q4_0";
+    case KERN_Q8_0: return "q8_0";
+    }
+    return NULL;
+}
+
+int kern_type_valid(uint32_t t)
+{
+    return (t == KERN_F32 || t == KERN_F16 || t == KERN_Q4_0 || t == KERN_Q8_0) ? 0 : -1;
+}
+
+size_t kern_row_size(kern_type_t t, size_t n)
+{
+    switch (t) {
+    case KERN_F32: return n * 4;
+    case KERN_F16: return n * 2;
+    case KERN_Q4_0: return n % KERN_QK ? 0 : n / KERN_QK * sizeof(kern_block_q4_0_t);
+    case KERN_Q8_0: return n % KERN_QK ? 0 : n / KERN_QK * sizeof(kern_block_q8_0_t);
+    }
+    return 0;
+}
+
+/* ========================================================= half floats ==== */
+
+static inline uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float f32_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Exact widening: every half value (subnormals, infinities, NaN payloads) has an f32
+ * twin. */
+float kern_f16_to_f32(kern_f16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t mant = h & 0x3ff;
+    if (exp == 0) { /* zero or subnormal: mant * 2^-24, exact in f32 */
+        float v = (float)mant * 0x1p-24f;
+        return f32_from_bits(f32_bits(v) | sign);
+    }
+    if (exp == 31) return f32_from_bits(sign | 0x7f800000u | (mant << 13));
+    return f32_from_bits(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+/* Narrowing with round-to-nearest-even, overflow to infinity, gradual underflow to
+ * half subnormals; NaN becomes the quiet NaN 0x7e00 with the sign kept, as ggml's
+ * software conversion does (so quantized files match llama.cpp's bit for bit). */
+kern_f16_t kern_f32_to_f16(float f)
+{
+    uint32_t x = f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    x &= 0x7fffffffu;
+    if (x > 0x7f800000u) return sign | 0x7e00;
+    if (x >= 0x477ff000u) return sign | 0x7c00; /* >= 65520 rounds to infinity */
+    if (x < 0x38800000u) {                      /* below 2^-14: half subnormal or zero */
+        uint32_t e = x >> 23;
+        if (e < 102) return sign; /* below 2^-25 (or exactly it: ties to even 0) */
+        uint32_t m = (x & 0x7fffffu) | 0x800000u;
+        uint32_t s = 126 - e; /* 14..24 */
+        uint32_t q = m >> s, rem = m & ((1u << s) - 1), half = 1u << (s - 1);
+        if (rem > half || (rem == half && (q & 1))) q++;
+        return sign | (uint16_t)q;
+    }
+    uint32_t q = ((x >> 23) - 112) << 10 | ((x & 0x7fffffu) >> 13);
+    uint32_t rem = x & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (q & 1))) q++; /* a carry moves the exponent */
+    return sign | (uint16_t)q;
+}
+
+/* ======================================================= quantization ==== */
+
+/* Q8_0, as ggml's quantize_row_q8_0_ref: d = amax / 127, q = round(x / d) half away
+ * from zero. The clamp changes nothing for finite input; it keeps NaN/inf inputs from
+ * undefined float-to-int conversions. */
+static void quantize_row_q8_0(const float *x, kern_block_q8_0_t *y, size_t n)
+{
+    for (size_t i = 0; i < n / KERN_QK; i++) {
+        float amax = 0.0f;
+        for (int j = 0; j < KERN_QK; j++) amax = fmaxf(amax, fabsf(x[i * KERN_QK + j]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = kern_f32_to_f16(d);
+        for (int j = 0; j < KERN_QK; j++) {
+            float v = fminf(fmaxf(x[i * KERN_QK + j] * id, -127.0f), 127.0f);
+            y[i].qs[j] = (int8_t)roundf(v);
+        }
+    }
+}
+
+/* Q4_0, as ggml's quantize_row_q4_0_ref: the value of largest magnitude (sign kept)
+ * maps to -8, d = max / -8, q = min(15, trunc(x / d + 8.5)). */
+static void quantize_row_q4_0(const float *x, kern_block_q4_0_t *y, size_t n)
+{
+    for (size_t i = 0; i < n / KERN_QK; i++) {
+        const float *xb = x + i * KERN_QK;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < KERN_QK; j++) {
+            if (amax < fabsf(xb[j])) {
+                amax = fabsf(xb[j]);
+                max = xb[j];
+            }
+        }
+        const float d = max / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = kern_f32_to_f16(d);
+        for (int j = 0; j < KERN_QK / 2; j++) {
+            /* clamp to [0, 15] then truncate == min(15, (int8_t)v) for v >= 0 */
+            float v0 = fminf(fmaxf(xb[j] * id + 8.5f, 0.0f), 15.0f);
+            float v1 = fminf(fmaxf(xb[j + KERN_QK / 2] * id + 8.5f, 0.0f), 15.0f);
+            y[i].qs[j] = (uint8_t)((uint8_t)v0 | (uint8_t)v1 << 4);
+        }
+    }
+}
+
+/* Converts n floats to one row of type t. n must be a multiple of 32 for quantized
+ * types (asserted by kern_row_size returning non-zero at the callers). */
+void kern_quantize_row(kern_type_t t, const float *src, void *dst, size_t n)
+{
+    switch (t) {
+    case KERN_F32: memcpy(dst, src, n * 4); break;
+    case KERN_F16:
+        for (size_t i = 0; i < n; i++) ((kern_f16_t *)dst)[i] = kern_f32_to_f16(src[i]);
+        break;
+    case KERN_Q8_0: quantize_row_q8_0(src, dst, n); break;
+    case KERN_Q4_0: quantize_row_q4_0(src, dst, n); break;
+    }
+}
+
+void kern_dequantize_row(kern_type_t t, const void *src, float *dst, size_t n)
+{
+    switch (t) {
+    case KERN_F32: memcpy(dst, src, n * 4); break;
+    case KERN_F16:
+        for (size_t i = 0; i < n; i++) dst[i] = kern_f16_to_f32(((const kern_f16_t *)src)[i]);
+        break;
+    case KERN_Q8_0: {
+        const kern_block_q8_0_t *b = src;
+        for (size_t i = 0; i < n / KERN_QK; i++) {
+            const float d = kern_f16_to_f32(b[i].d);
+            for (int j = 0; j < KERN_QK; j++) dst[i * KERN_QK + j] = b[i].qs[j] * d;
+        }
+        break;
+    }
+    case KERN_Q4_0: {
+        const kern_block_q4_0_t *b = src;
+        for (size_t i = 0; i < n / KERN_QK; i++) {
+            const float d = kern_f16_to_f32(b[i].d);
+            for (int j = 0; j < KERN_QK / 2; j++) {
+                dst[i * KERN_QK + j] = ((b[i].qs[j] & 0x0f) - 8) * d;
+                dst[i * KERN_QK + j + KERN_QK / 2] = ((b[i].qs[j] >> 4) - 8) * d;
+            }
+        }
+        break;
+    }
+    }
+}
+
+/* ================================================== scalar reference ==== */
+
+static float dot_f32(const float *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += w[i] * x[i];
+    return s;
+}
+
+static float dot_f16(const kern_f16_t *w, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += kern_f16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+static float dot_q8_0(const kern_block_q8_0_t *w, const kern_block_q8_0_t *x, size_t nb)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < nb; i++) {
+        int32_t sumi = 0;
+        for (int j = 0; j < KERN_QK; j++) sumi += w[i].qs[j] * x[i].qs[j];
+        s += (float)sumi * (kern_f16_to_f32(w[i].d) * kern_f16_to_f32(x[i].d));
+    }
+    return s;
+}
+
+static float dot_q4_0(const kern_block_q4_0_t *w, const kern_block_q8_0_t *x, size_t nb)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < nb; i++) {
+        int32_t sumi = 0;
+        for (int j = 0; j < KERN_QK / 2; j++) {
+            sumi += ((w[i].qs[j] & 0x0f) - 8) * x[i].qs[j];
+            sumi += ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + KERN_QK / 2];
+        }
+        s += (float)sumi * (kern_f16_to_f32(w[i].d) * kern_f16_to_f32(x[i].d));
+    }
+    return s;
+}
+
+/* The reference for rows [r0, r1) of a job: one plain dot product per (token, row). */
+void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    const size_t nb = j->cols / KERN_QK;
+    for (size_t r = r0; r < r1; r++) {
+        const void *w = (const char *)j->W + r * j->row_bytes;
+        for (size_t b = 0; b < j->n; b++) {
+            float v = 0.0f;
+            switch (j->type) {
+            case KERN_F32: v = dot_f32(w, j->X + b * j->cols, j->cols); break;
+            case KERN_F16: v = dot_f16(w, j->X + b * j->cols, j->cols); break;
+            case KERN_Q8_0: v = dot_q8_0(w, j->QX + b * nb, nb); break;
+            case KERN_Q4_0: v = dot_q4_0(w, j->QX + b * nb, nb); break;
+            }
+            j->Y[b * j->rows + r] = v;
+        }
+    }
+}
+
+/* ============================================================ dispatch ==== */
+
+typedef void (*rows_fn_t)(const kern_job_t *j, size_t r0, size_t r1);
+
+static int force_scalar = -1;     /* -1: not decided yet */
+static int cpu_has_avx2 = -1;
+
+static int detect_avx2(void)
+{
+    if (cpu_has_avx2 < 0) {
+        __builtin_cpu_init();
+        cpu_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                       __builtin_cpu_supports("f16c");
+    }
+    return cpu_has_avx2;
+}
+
+static int use_simd(void)
+{
+    if (force_scalar < 0) {
+        const char *e = getenv("SWITCHYARD_KERNELS");
+        force_scalar = e && strcmp(e, "scalar") == 0;
+    }
+    return !force_scalar && detect_avx2();
+}
+
+const char *kern_impl_name(void)
+{
+    return use_simd() ? "avx2" : "scalar";
+}
+
+void kern_force_scalar(int on)
+{
+    force_scalar = on ? 1 : 0;
+}
+
+/* --------------------------------------------------- activation scratch ---- */
+
+/* Quantized activations live in a per-thread buffer that only grows, so a decode step
+ * allocates nothing once warm; it is freed when the thread exits. Capped: a batch
+ * larger than SCRATCH_MAX bytes is processed in several passes. */
+#define SCRATCH_MAX ((size_t)64 << 20)
+
+typedef struct scratch {
+    void *p;
+    size_t cap;
+} scratch_t;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static __thread scratch_t *tls_scratch;
+
+static void scratch_destroy(void *arg)
+{
+    scratch_t *s = arg;
+    mem_free(s->p);
+    mem_free(s);
+}
+
+static void scratch_key_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_destroy);
+}
+
+static void *scratch_get(size_t n)
+{
+    if (!tls_scratch) {
+        pthread_once(&scratch_once, scratch_key_init);
+        tls_scratch = mem_calloc(1, sizeof(*tls_scratch));
+        pthread_setspecific(scratch_key, tls_scratch);
+    }
+    if (tls_scratch->cap < n) {
+        mem_free(tls_scratch->p);
+        tls_scratch->p = mem_alloc(n);
+        tls_scratch->cap = n;
+    }
+    return tls_scratch->p;
+}
+
+/* ------------------------------------------------------------- matmul ---- */
+
+typedef struct matmul_task {
+    const kern_job_t *job;
+    rows_fn_t fn;
+    size_t chunk; /* rows per task, a multiple of 8 */
+} matmul_task_t;
+
+static void matmul_task_run(void *arg, int i, int n)
+{
+    (void)n;
+    const matmul_task_t *t = arg;
+    size_t r0 = (size_t)i * t->chunk;
+    size_t r1 = r0 + t->chunk < t->job->rows ? r0 + t->chunk : t->job->rows;
+    if (r0 < r1) t->fn(t->job, r0, r1);
+}
+
+/* Splits rows across the pool: one contiguous range per thread (rounded to 8 rows),
+ * so each thread streams its own part of W once. */
+static void run_job(kern_pool_t *pool, const kern_job_t *j, rows_fn_t fn)
+{
+    int nt = pool ? kern_pool_size(pool) : 1;
+    if (nt <= 1 || j->rows < 16) {
+        fn(j, 0, j->rows);
+        return;
+    }
+    size_t chunk = (j->rows + (size_t)nt - 1) / (size_t)nt;
+    chunk = (chunk + 7) & ~(size_t)7;
+    int tasks = (int)((j->rows + chunk - 1) / chunk);
+    matmul_task_t t = {j, fn, chunk};
+    kern_pool_run(pool, matmul_task_run, &t, tasks);
+}
+
+/* Y[n, rows] = X[n, cols] . W^T. Quantized weights: X is quantized to Q8_0 (by the
+ * reference routine when scalar, so the scalar path is ggml's exactly), in passes of
+ * at most SCRATCH_MAX bytes of activations. */
+void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X, float *Y,
+                 size_t n, size_t rows, size_t cols)
+{
+    const int simd = use_simd();
+    rows_fn_t fn = simd ? kern_avx2_rows : kern_scalar_rows;
+    kern_job_t j = {.type = t, .W = W, .row_bytes = kern_row_size(t, cols), .rows = rows,
+                    .cols = cols};
+    if (t == KERN_F32 || t == KERN_F16) {
+        j.X = X, j.Y = Y, j.n = n;
+        run_job(pool, &j, fn);
+        return;
+    }
+    const size_t qrow = kern_row_size(KERN_Q8_0, cols);
+    size_t per_pass = SCRATCH_MAX / qrow;
+    if (per_pass == 0) per_pass = 1;
+    for (size_t b0 = 0; b0 < n; b0 += per_pass) {
+        size_t nb = n - b0 < per_pass ? n - b0 : per_pass;
+        kern_block_q8_0_t *qx = scratch_get(nb * qrow);
+        for (size_t b = 0; b < nb; b++) {
+            const float *xr = X + (b0 + b) * cols;
+            kern_block_q8_0_t *qr = qx + b * (cols / KERN_QK);
+            if (simd)
+                kern_avx2_quantize_q8_0(xr, qr, cols);
+            else
+                quantize_row_q8_0(xr, qr, cols);
+        }
+        j.QX = qx, j.Y = Y + b0 * rows, j.n = nb;
+        run_job(pool, &j, fn);
+    }
+}
+
+void kern_matvec(kern_pool_t *pool, kern_type_t t, const void *W, const float *x, float *y,
+                 size_t rows, size_t cols)
+{
+    kern_matmul(pool, t, W, x, y, 1, rows, cols);
+}

@@ -1,0 +1,267 @@
+/* kernels_avx2.c — AVX2/FMA/F16C versions of the matmul kernels (compiled with
+ * -mavx2 -mfma -mf16c; called only after kernels.c saw those features at run time).
+ *
+ * Every (weight row, token tile) pair is one pass over the row: the row's blocks are
+ * loaded and unpacked once and meet up to TILE tokens, so a prefill batch reads W
+ * once per call and the unpacking cost is shared by the tile. Decode (one token) is
+ * the TILE = 1 case; it streams W once and is bound by memory bandwidth.
+ *
+ * Integer dots follow ggml's sign trick: |w| (unsigned) times x carrying w's sign
+ * (signed) through maddubs gives exact 16-bit pair sums (at most 2 * 128 * 127), madd
+ * widens to 32 bits; per block the integer sum is scaled by d_w * d_x in f32.
+ */
+#include <immintrin.h>
+#include <math.h>
+
+#include "engine/kernels.h"
+
+#define TILE 4 /* tokens per pass over a weight row */
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float h2f(kern_f16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* 32 signed products of w and x summed into 8 int32 lanes, as floats. */
+static inline __m256 dot32_i8(__m256i w, __m256i x)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i aw = _mm256_sign_epi8(w, w);
+    __m256i sx = _mm256_sign_epi8(x, w);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones));
+}
+
+/* A Q4_0 block's 32 weights as signed bytes in [-8, 7], in weight order. */
+static inline __m256i unpack_q4_0(const uint8_t *qs)
+{
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    b = _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+    return _mm256_sub_epi8(b, _mm256_set1_epi8(8));
+}
+
+/* ------------------------------------------------------------ quantized ---- */
+
+/* Row r against tokens b0 .. b0+T-1, Q8_0 or Q4_0 weights (T is a constant at
+ * each call site, so the loops over t unroll). */
+static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_t *j, size_t r,
+                                                                 size_t b0, int T)
+{
+    const size_t nb = j->cols / KERN_QK;
+    const kern_block_q8_0_t *x[TILE];
+    __m256 acc[TILE];
+    for (int t = 0; t < T; t++) {
+        x[t] = j->QX + (b0 + t) * nb;
+        acc[t] = _mm256_setzero_ps();
+    }
+    if (j->type == KERN_Q8_0) {
+        const kern_block_q8_0_t *w = (const kern_block_q8_0_t *)((const char *)j->W + r * j->row_bytes);
+        for (size_t i = 0; i < nb; i++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)w[i].qs);
+            float dw = h2f(w[i].d);
+            for (int t = 0; t < T; t++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][i].qs);
+                __m256 d = _mm256_set1_ps(dw * h2f(x[t][i].d));
+                acc[t] = _mm256_fmadd_ps(dot32_i8(wv, xv), d, acc[t]);
+            }
+        }
+    } else {
+        const kern_block_q4_0_t *w = (const kern_block_q4_0_t *)((const char *)j->W + r * j->row_bytes);
+        for (size_t i = 0; i < nb; i++) {
+            __m256i wv = unpack_q4_0(w[i].qs);
+            float dw = h2f(w[i].d);
+            for (int t = 0; t < T; t++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][i].qs);
+                __m256 d = _mm256_set1_ps(dw * h2f(x[t][i].d));
+                acc[t] = _mm256_fmadd_ps(dot32_i8(wv, xv), d, acc[t]);
+            }
+        }
+    }
+    for (int t = 0; t < T; t++) j->Y[(b0 + t) * j->rows + r] = hsum8(acc[t]);
+}
+
+/* Decode: one token, two rows per pass so their independent chains overlap. */
+static void quant_rows_1(const kern_job_t *j, size_t r0, size_t r1)
+{
+    const size_t nb = j->cols / KERN_QK;
+    const kern_block_q8_0_t *x = j->QX;
+    size_t r = r0;
+    if (j->type == KERN_Q4_0) {
+        for (; r + 2 <= r1; r += 2) {
+            const kern_block_q4_0_t *w0 = (const kern_block_q4_0_t *)((const char *)j->W + r * j->row_bytes);
+            const kern_block_q4_0_t *w1 = (const kern_block_q4_0_t *)((const char *)w0 + j->row_bytes);
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            for (size_t i = 0; i < nb; i++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)x[i].qs);
+                float dx = h2f(x[i].d);
+                a0 = _mm256_fmadd_ps(dot32_i8(unpack_q4_0(w0[i].qs), xv),
+                                     _mm256_set1_ps(dx * h2f(w0[i].d)), a0);
+                a1 = _mm256_fmadd_ps(dot32_i8(unpack_q4_0(w1[i].qs), xv),
+                                     _mm256_set1_ps(dx * h2f(w1[i].d)), a1);
+            }
+            j->Y[r] = hsum8(a0);
+            j->Y[r + 1] = hsum8(a1);
+        }
+    } else {
+        for (; r + 2 <= r1; r += 2) {
+            const kern_block_q8_0_t *w0 = (const kern_block_q8_0_t *)((const char *)j->W + r * j->row_bytes);
+            const kern_block_q8_0_t *w1 = (const kern_block_q8_0_t *)((const char *)w0 + j->row_bytes);
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            for (size_t i = 0; i < nb; i++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)x[i].qs);
+                float dx = h2f(x[i].d);
+                a0 = _mm256_fmadd_ps(dot32_i8(_mm256_loadu_si256((const __m256i *)w0[i].qs), xv),
+                                     _mm256_set1_ps(dx * h2f(w0[i].d)), a0);
+                a1 = _mm256_fmadd_ps(dot32_i8(_mm256_loadu_si256((const __m256i *)w1[i].qs), xv),
+                                     _mm256_set1_ps(dx * h2f(w1[i].d)), a1);
+            }
+            j->Y[r] = hsum8(a0);
+            j->Y[r + 1] = hsum8(a1);
+        }
+    }
+    for (; r < r1; r++) quant_row_tile(j, r, 0, 1);
+}
+
+static void quant_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    if (j->n == 1) {
+        quant_rows_1(j, r0, r1);
+        return;
+    }
+    for (size_t r = r0; r < r1; r++) {
+        size_t b = 0;
+        for (; b + TILE <= j->n; b += TILE) quant_row_tile(j, r, b, TILE);
+        switch (j->n - b) {
+        case 3: quant_row_tile(j, r, b, 3); break;
+        case 2: quant_row_tile(j, r, b, 2); break;
+        case 1: quant_row_tile(j, r, b, 1); break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ F32 / F16 ---- */
+
+static inline __attribute__((always_inline)) __m256 load8(const void *w, size_t k, int f16)
+{
+    if (f16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const kern_f16_t *)w + k)));
+    return _mm256_loadu_ps((const float *)w + k);
+}
+
+static inline __attribute__((always_inline)) float load1(const void *w, size_t k, int f16)
+{
+    return f16 ? h2f(((const kern_f16_t *)w)[k]) : ((const float *)w)[k];
+}
+
+/* Row r against tokens b0 .. b0+T-1 with float weights (f16: widened on load). */
+static inline __attribute__((always_inline)) void float_row_tile(const kern_job_t *j, size_t r,
+                                                                 size_t b0, int T, int f16)
+{
+    const void *w = (const char *)j->W + r * j->row_bytes;
+    const size_t n = j->cols;
+    const float *x[TILE];
+    __m256 acc[TILE];
+    for (int t = 0; t < T; t++) {
+        x[t] = j->X + (b0 + t) * n;
+        acc[t] = _mm256_setzero_ps();
+    }
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 wv = load8(w, k, f16);
+        for (int t = 0; t < T; t++) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + k), acc[t]);
+    }
+    for (int t = 0; t < T; t++) {
+        float s = hsum8(acc[t]);
+        for (size_t kk = k; kk < n; kk++) s += load1(w, kk, f16) * x[t][kk];
+        j->Y[(b0 + t) * j->rows + r] = s;
+    }
+}
+
+/* Decode with float weights: four independent accumulators hide the FMA latency. */
+static inline __attribute__((always_inline)) void float_row_1(const kern_job_t *j, size_t r, int f16)
+{
+    const void *w = (const char *)j->W + r * j->row_bytes;
+    const float *x = j->X;
+    const size_t n = j->cols;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    size_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        a0 = _mm256_fmadd_ps(load8(w, k, f16), _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(load8(w, k + 8, f16), _mm256_loadu_ps(x + k + 8), a1);
+        a2 = _mm256_fmadd_ps(load8(w, k + 16, f16), _mm256_loadu_ps(x + k + 16), a2);
+        a3 = _mm256_fmadd_ps(load8(w, k + 24, f16), _mm256_loadu_ps(x + k + 24), a3);
+    }
+    for (; k + 8 <= n; k += 8) a0 = _mm256_fmadd_ps(load8(w, k, f16), _mm256_loadu_ps(x + k), a0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; k < n; k++) s += load1(w, k, f16) * x[k];
+    j->Y[r] = s;
+}
+
+static inline __attribute__((always_inline)) void float_rows(const kern_job_t *j, size_t r0,
+                                                             size_t r1, int f16)
+{
+    for (size_t r = r0; r < r1; r++) {
+        if (j->n == 1) {
+            float_row_1(j, r, f16);
+            continue;
+        }
+        size_t b = 0;
+        for (; b + TILE <= j->n; b += TILE) float_row_tile(j, r, b, TILE, f16);
+        switch (j->n - b) {
+        case 3: float_row_tile(j, r, b, 3, f16); break;
+        case 2: float_row_tile(j, r, b, 2, f16); break;
+        case 1: float_row_tile(j, r, b, 1, f16); break;
+        }
+    }
+}
+
+/* ============================================================ exported ==== */
+
+void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    switch (j->type) {
+    case KERN_F32: float_rows(j, r0, r1, 0); break;
+    case KERN_F16: float_rows(j, r0, r1, 1); break;
+    case KERN_Q8_0:
+    case KERN_Q4_0: quant_rows(j, r0, r1); break;
+    }
+}
+
+/* Activation quantization, 32 floats per block: d = amax / 127 (as the reference),
+ * q = x / d rounded to nearest even (the reference rounds ties away from zero, so the
+ * two differ by one step on exact ties), packed back into order after the saturating
+ * packs interleave the 128-bit lanes. */
+void kern_avx2_quantize_q8_0(const float *x, kern_block_q8_0_t *y, size_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (size_t i = 0; i < n / KERN_QK; i++) {
+        const float *xb = x + i * KERN_QK;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
+        __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = kern_f32_to_f16(d);
+        const __m256 vid = _mm256_set1_ps(id);
+        const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, vid), rnd));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, vid), rnd));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, vid), rnd));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, vid), rnd));
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        _mm256_storeu_si256((__m256i *)y[i].qs, _mm256_permutevar8x32_epi32(p, perm));
+    }
+}
