@@ -108,6 +108,7 @@ struct conn {
     uint64_t timer;
     uint64_t resume_timer; /* parse pipelined input on the next iteration */
     uint64_t abort_timer;  /* deliver the abort callback after a failed write */
+    uint64_t flush_timer;  /* send queued stream output at the end of this iteration */
     uint64_t last_read_ms;
     http_req_t req;
     http_res_t res;
@@ -320,6 +321,8 @@ static void conn_close(conn_t *c)
     c->timer = 0;
     loop_timer_del(c->w->loop, c->resume_timer);
     c->resume_timer = 0;
+    loop_timer_del(c->w->loop, c->flush_timer);
+    c->flush_timer = 0;
 }
 
 /* Frees c once its socket is closed, the handler has finished and no conn callback
@@ -484,6 +487,44 @@ static void conn_flush(conn_t *c)
     if (c->out.len == 0 && !c->res.active) conn_after_response(c);
 }
 
+static void conn_flush_fn(loop_t *loop, void *arg)
+{
+    conn_t *c = arg;
+    c->flush_timer = 0;
+    c->busy = true;
+    if (c->fd >= 0) conn_flush(c);
+    c->busy = false;
+    conn_maybe_free(c);
+}
+
+/* Queues stream output and sends it once at the end of this loop iteration (a 0 ms
+ * timer runs after the iteration's I/O callbacks), so the many small writes one
+ * upstream read turns into (one per SSE chunk) leave in one send. 0, SY_ECLOSED or
+ * SY_ETOOBIG. */
+static int conn_queue(conn_t *c, struct iovec *iov, int n)
+{
+    if (c->fd < 0) return SY_ECLOSED;
+    bool was_empty = c->out.len == c->out_off;
+    if (was_empty && c->out_off) {
+        buf_reset(&c->out);
+        c->out_off = 0;
+    }
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (c->out.len + total > c->out.max) {
+        buf_consume(&c->out, c->out_off);
+        c->out_off = 0;
+    }
+    if (buf_reserve(&c->out, total)) return SY_ETOOBIG;
+    for (int i = 0; i < n; i++)
+        buf_append(&c->out, iov[i].iov_base, iov[i].iov_len);
+    /* Output already waiting means a flush is due anyway (timer or writability). */
+    if (was_empty && !c->flush_timer)
+        c->flush_timer = loop_timer_add(c->w->loop, 0, conn_flush_fn, c);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- responses */
 
 /* The handler finished res: release it, or set up the next request. */
@@ -581,7 +622,7 @@ int http_res_stream_begin(http_res_t *res, int status, const char *content_type)
     if (c->fd < 0) return SY_ECLOSED;
     build_head(c, status, content_type, false, 0);
     struct iovec iov[1] = {{c->head.data, c->head.len}};
-    return conn_write(c, iov, 1);
+    return conn_queue(c, iov, 1);
 }
 
 int http_res_stream_write(http_res_t *res, const void *p, size_t len)
@@ -593,12 +634,12 @@ int http_res_stream_write(http_res_t *res, const void *p, size_t len)
     if (c->out.len - c->out_off > HTTP_STREAM_OUT_CAP) return SY_ETOOBIG;
     if (!res->chunked) {
         struct iovec iov[1] = {{(void *)p, len}};
-        return conn_write(c, iov, 1);
+        return conn_queue(c, iov, 1);
     }
     char hex[24];
     int hn = chunk_head(hex, len);
     struct iovec iov[3] = {{hex, (size_t)hn}, {(void *)p, len}, {"\r\n", 2}};
-    return conn_write(c, iov, 3);
+    return conn_queue(c, iov, 3);
 }
 
 int http_res_stream_end(http_res_t *res)
@@ -610,7 +651,7 @@ int http_res_stream_end(http_res_t *res)
         rc = 0;
         if (res->chunked && !c->is_head) {
             struct iovec iov[1] = {{"0\r\n\r\n", 5}};
-            rc = conn_write(c, iov, 1);
+            rc = conn_queue(c, iov, 1);
         }
     }
     res_done(c);
