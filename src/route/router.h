@@ -16,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "route/bandit.h"
+#include "route/features.h"
+#include "route/model.h"
 #include "route/pii/pii.h"
 
 #define ROUTE_MAX_TIERS 16
@@ -55,6 +58,9 @@ typedef struct route_config {
     float escalation_min_confidence; /* 0..1 */
     bool speculative_enabled;
     uint32_t speculative_draft_tokens;
+    /* Added with the learned policies; route_config_defaults fills them. */
+    float policy_threshold;     /* need-of-cloud threshold; < 0 = the model file's calibrated one */
+    route_bandit_opts_t bandit; /* policy bandit: algorithm, exploration */
 } route_config_t;
 
 /* Fills the DESIGN.md §4 defaults. */
@@ -98,6 +104,9 @@ typedef struct route_decision {
     uint32_t est_tokens_out;
     char reasons[ROUTE_MAX_REASONS][ROUTE_REASON_LEN]; /* trace, e.g. "pii:EMAIL_ADDRESS->local_only" */
     int n_reasons;
+    route_features_t features; /* the feature vector every stage read (keep it per request
+                                  id for router_feedback) */
+    bool prefer_cloud;         /* budget or policy preferred a cloud tier */
 } route_decision_t;
 
 typedef struct router router_t;
@@ -116,6 +125,50 @@ void router_scratch_free(router_scratch_t *s);
  * refusal) or a negative error for bad arguments. */
 int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *in,
                   const route_tier_t *tiers, size_t n_tiers, route_decision_t *out);
+
+/* Installs the task classifier / the need-of-cloud model (takes ownership; NULL
+ * removes). Call before the router is shared between threads. SY_EINVAL when the
+ * model has the wrong kind or shape (the router keeps its previous model). */
+int router_set_classifier(router_t *r, route_model_t *m);
+int router_set_cloud_model(router_t *r, route_model_t *m);
+const route_model_t *router_classifier(const router_t *r);
+const route_model_t *router_cloud_model(const router_t *r);
+
+/* Computes the feature vector alone (what router_decide computes first): PII scan,
+ * text statistics, task classifier, need-of-cloud score. Pure. */
+int router_features(const router_t *r, router_scratch_t *s, const route_input_t *in,
+                    route_features_t *out);
+
+/* ---------------------------------------------------------------- bandit ---- *
+ * Thread safety: router_decide takes the bandit's read lock (pthread rwlock held
+ * only while scoring arms), router_feedback and the state calls take the write lock.
+ * Decisions never wait on I/O; feedback is O(D³) with D = ROUTE_DENSE_DIM. */
+
+/* Adds one reward for a past decision: f is the decision's features (the gateway
+ * keeps route_decision_t.features per request id), tier the index that served it.
+ * Reward: route_bandit_reward(quality, cost, latency, λ, μ). 0 or SY_EINVAL. */
+int router_feedback(router_t *r, const route_features_t *f, int tier, double reward);
+/* Bandit state as a byte blob (sums; persist it in the store), restore, and merge
+ * another instance's delta. 0, SY_ECORRUPT or SY_ETOOBIG. */
+int router_bandit_save(const router_t *r, buf_t *out);
+int router_bandit_load(router_t *r, const void *blob, size_t n, char *err, size_t errlen);
+int router_bandit_merge(router_t *r, const void *blob, size_t n, char *err, size_t errlen);
+
+/* ------------------------------------------------------------- confidence ---- */
+
+/* Confidence of an answer from its token logprobs (natural log) and, optionally,
+ * per-token entropies (nats; NULL when the tier gives none).
+ *   confidence = σ(a·mean_logprob + b·min_logprob + c·mean_entropy + d)
+ * with coefficients documented in docs/routing.md; 0..1, higher = more likely
+ * right. n == 0 gives confidence 0.5 (no evidence). */
+typedef struct route_confidence {
+    float mean_logprob;
+    float min_logprob;
+    float mean_entropy; /* nats; from the given entropies or -mean_logprob */
+    float confidence;   /* calibrated, 0..1 */
+} route_confidence_t;
+void route_confidence(const float *logprobs, size_t n, const float *entropies,
+                      route_confidence_t *out);
 
 /* Serializes a decision as JSON (for /v1/route and `switchyard route`). */
 struct jsonw;

@@ -1,0 +1,289 @@
+/* cmd_train.c — `switchyard train classifier|router`: fit the task classifier and
+ * the need-of-cloud model, report held-out and cross-validated figures, write the
+ * model files. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/mem.h"
+#include "cli/cli.h"
+#include "cli/routedata.h"
+#include "route/dataset.h"
+#include "route/router.h"
+
+#define CLS_BUCKETS 8192u
+#define CLOUD_BUCKETS 16384u
+#define PER_CLASS 3000
+#define SEED 0x5357594152444d31ull
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: switchyard train classifier [-o models/taskclass.bin] [--shared DIR]\n"
+            "       switchyard train router [-o models/router.bin] [--classifier FILE]\n"
+            "                               [--data CSV] [--shared DIR] [--folds-only]\n\n"
+            "classifier: task classes from shared/data/taskclass and the routing benchmarks;\n"
+            "  prints accuracy on a fifth held back, then trains on everything.\n"
+            "router: need-of-cloud model (P[strong beats weak]) on routing_train.csv minus\n"
+            "  contaminated prompts; prints 5-fold cross-validated APGR, CPT and the strong\n"
+            "  share for 95%% quality, then trains on everything with the threshold at the\n"
+            "  cross-validated 95%%-quality point (switchyard calibrate picks another).\n");
+}
+
+static int save_model(const route_model_t *m, const char *path)
+{
+    buf_t b;
+    buf_init(&b, 256u << 20);
+    int rc = route_model_write(m, &b);
+    if (!rc) rc = routedata_write_file(path, b.data, b.len);
+    if (rc) fprintf(stderr, "%s: %s\n", path, sy_strerror(rc));
+    else fprintf(stderr, "wrote %s (%zu KB)\n", path, (b.len + 1023) / 1024);
+    buf_deinit(&b);
+    return rc;
+}
+
+/* -------------------------------------------------------------- classifier --- */
+
+static int train_classifier(const char *shared, const char *outp)
+{
+    char csv[4096], cont[4096];
+    snprintf(csv, sizeof csv, "%s/data/routing/routing_train.csv", shared);
+    snprintf(cont, sizeof cont, "%s/data/routing/contaminated_prompts.jsonl", shared);
+    route_dataset_t ds;
+    if (routedata_load_routing(csv, cont, &ds)) route_dataset_deinit(&ds);
+    routedata_texts_t t;
+    int rc = routedata_taskclass(shared, &ds, -1, PER_CLASS, &t);
+    route_dataset_deinit(&ds);
+    if (rc) return 1;
+
+    /* Held-out accuracy: fold 0 back, the rest trained on. */
+    route_model_t *m = routedata_train_classifier(&t, 0, CLS_BUCKETS, SEED);
+    uint32_t *idx = mem_alloc(ROUTE_NGRAM_MAX * sizeof *idx);
+    size_t conf[ROUTE_TASK_COUNT][ROUTE_TASK_COUNT] = {{0}};
+    size_t ok = 0, tot = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        if (t.v[i].fold != 0) continue;
+        const char *s = t.v[i].text;
+        size_t len = strlen(s);
+        size_t k = route_ngrams(s, len, m->seed, m->n_buckets, idx, ROUTE_NGRAM_MAX);
+        route_features_t f = {0};
+        route_text_t tx = {"user", s, len};
+        f.n_messages = 1;
+        f.cloud_score = -1;
+        route_features_text(&f, &tx, 1, &tx);
+        float dense[ROUTE_DENSE_DIM], p[ROUTE_TASK_COUNT];
+        route_features_dense(&f, dense);
+        route_model_predict(m, idx, k, dense, p);
+        int best = 0;
+        for (int c = 1; c < ROUTE_TASK_COUNT; c++)
+            if (p[c] > p[best]) best = c;
+        conf[t.v[i].label][best]++;
+        ok += best == t.v[i].label;
+        tot++;
+    }
+    printf("task classifier: %zu examples, held-out fifth %zu, accuracy %.3f\n\n", t.n, tot,
+           tot ? (double)ok / (double)tot : 0.0);
+    printf("%-15s %7s %7s\n", "class", "n", "recall");
+    for (int c = 0; c < ROUTE_TASK_COUNT; c++) {
+        size_t n = 0;
+        for (int d = 0; d < ROUTE_TASK_COUNT; d++) n += conf[c][d];
+        if (n) printf("%-15s %7zu %7.3f\n", route_task_name((route_task_t)c), n,
+                      (double)conf[c][c] / (double)n);
+        else printf("%-15s %7zu %7s\n", route_task_name((route_task_t)c), n, "-");
+    }
+    mem_free(idx);
+    route_model_free(m);
+
+    m = routedata_train_classifier(&t, -1, CLS_BUCKETS, SEED);
+    rc = save_model(m, outp);
+    route_model_free(m);
+    routedata_texts_free(&t);
+    return rc ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ router --- */
+
+/* Fits the need-of-cloud model on the rows with train[i] set, using feature
+ * vectors from router r (classifier installed). */
+static route_model_t *fit_cloud(const route_dataset_t *ds, const route_features_t *feat,
+                                const bool *train, uint64_t digest)
+{
+    route_model_t *m = route_model_new(ROUTE_MODEL_CLOUD, 1, CLOUD_BUCKETS, ROUTE_DENSE_CLOUD, SEED);
+    route_example_t *ex = mem_alloc(ds->n * sizeof *ex);
+    float *dense = mem_alloc(ds->n * ROUTE_DENSE_DIM * sizeof(float));
+    uint32_t *idx = mem_alloc(ROUTE_NGRAM_MAX * sizeof *idx);
+    size_t n = 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        if (!train[i]) continue;
+        const route_row_t *r = &ds->rows[i];
+        size_t k = route_ngrams(r->prompt, r->len, SEED, CLOUD_BUCKETS, idx, ROUTE_NGRAM_MAX);
+        float *d = dense + n * ROUTE_DENSE_DIM;
+        route_features_dense(&feat[i], d);
+        ex[n++] = (route_example_t){mem_dup(idx, (k ? k : 1) * sizeof *idx), (uint32_t)k, d,
+                                    r->strong > r->weak ? 1.0f : 0.0f, 1.0f};
+    }
+    route_train_opts_t o = {.epochs = 6, .lr = 0.1f, .l2 = 1e-5f, .seed = SEED};
+    route_model_train(m, ex, n, &o);
+    m->digest = digest;
+    for (size_t i = 0; i < n; i++) mem_free((void *)ex[i].idx);
+    mem_free(idx);
+    mem_free(dense);
+    mem_free(ex);
+    return m;
+}
+
+/* Feature vectors of every row under classifier cls (borrowed; NULL = markers). */
+static void all_features(const route_dataset_t *ds, route_model_t *cls, route_features_t *feat)
+{
+    route_config_t cfg;
+    route_config_defaults(&cfg);
+    char err[128];
+    router_t *r = router_new(&cfg, NULL, err, sizeof err);
+    router_set_classifier(r, cls);
+    router_scratch_t *s = router_scratch_new(r);
+    for (size_t i = 0; i < ds->n; i++)
+        routedata_features(r, s, ds->rows[i].prompt, ds->rows[i].len, &feat[i]);
+    router_scratch_free(s);
+    router_set_classifier(r, NULL); /* frees cls: the caller hands it over */
+    router_free(r);
+}
+
+/* Descending order of doubles (qsort). */
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x > y ? -1 : x < y;
+}
+
+static void print_eval(const char *name, const route_eval_t *e)
+{
+    printf("%-22s %7.3f %7.3f %7.3f %7.3f %9.3f\n", name, e->apgr, e->cpt50, e->cpt80, e->share95,
+           e->q_strong);
+}
+
+static int train_router(const char *shared, const char *data, const char *cls_path,
+                        const char *outp, bool folds_only)
+{
+    char csv[4096], cont[4096];
+    snprintf(csv, sizeof csv, "%s/data/routing/routing_train.csv", shared);
+    snprintf(cont, sizeof cont, "%s/data/routing/contaminated_prompts.jsonl", shared);
+    route_dataset_t ds;
+    if (routedata_load_routing(data ? data : csv, cont, &ds)) {
+        route_dataset_deinit(&ds);
+        return 1;
+    }
+    size_t n = ds.n;
+    double *oof = mem_alloc(n * sizeof *oof), *w = mem_alloc(n * sizeof *w),
+           *st = mem_alloc(n * sizeof *st), *len = mem_alloc(n * sizeof *len);
+    bool *train = mem_alloc(n * sizeof *train);
+    route_features_t *feat = mem_alloc(n * sizeof *feat);
+    int *fold = mem_alloc(n * sizeof *fold);
+    for (size_t i = 0; i < n; i++) {
+        fold[i] = routedata_fold(ds.rows[i].prompt, ds.rows[i].len);
+        w[i] = ds.rows[i].weak;
+        st[i] = ds.rows[i].strong;
+        len[i] = (double)ds.rows[i].len;
+    }
+    uint64_t digest = route_dataset_digest(&ds);
+
+    /* 5-fold cross-validation; each fold's classifier is retrained without the
+     * fold's rows, so no test prompt is seen by either model. */
+    for (int f = 0; f < 5; f++) {
+        routedata_texts_t t;
+        if (routedata_taskclass(shared, &ds, f, PER_CLASS, &t)) return 1;
+        route_model_t *cls = routedata_train_classifier(&t, -1, CLS_BUCKETS, SEED);
+        routedata_texts_free(&t);
+        all_features(&ds, cls, feat);
+        for (size_t i = 0; i < n; i++) train[i] = fold[i] != f;
+        route_model_t *m = fit_cloud(&ds, feat, train, digest);
+        uint32_t *idx = mem_alloc(ROUTE_NGRAM_MAX * sizeof *idx);
+        for (size_t i = 0; i < n; i++) {
+            if (train[i]) continue;
+            size_t k = route_ngrams(ds.rows[i].prompt, ds.rows[i].len, SEED, CLOUD_BUCKETS, idx,
+                                    ROUTE_NGRAM_MAX);
+            float dense[ROUTE_DENSE_DIM], p;
+            route_features_dense(&feat[i], dense);
+            route_model_predict(m, idx, k, dense, &p);
+            oof[i] = p;
+        }
+        mem_free(idx);
+        route_model_free(m);
+        fprintf(stderr, "fold %d/5 done\n", f + 1);
+    }
+    route_eval_t e_m, e_len, e_rand;
+    route_eval_scores(oof, w, st, n, &e_m, NULL, 0);
+    route_eval_scores(len, w, st, n, &e_len, NULL, 0);
+    double *rnd = mem_alloc(n * sizeof *rnd);
+    for (size_t i = 0; i < n; i++) rnd[i] = (double)(hash_mix(i + 12345) >> 11);
+    route_eval_scores(rnd, w, st, n, &e_rand, NULL, 0);
+    printf("need-of-cloud model, 5-fold cross-validation on %zu rows\n\n", n);
+    printf("%-22s %7s %7s %7s %7s %9s\n", "router", "APGR", "CPT50", "CPT80", "share95", "q_strong");
+    print_eval("need-of-cloud (CV)", &e_m);
+    print_eval("prompt length", &e_len);
+    print_eval("random", &e_rand);
+
+    /* Threshold at the cross-validated share95 point. */
+    double *sorted = mem_dup(oof, n * sizeof *oof);
+    qsort(sorted, n, sizeof *sorted, cmpd);
+    size_t k = (size_t)(e_m.share95 * (double)n);
+    float th = k < n ? (float)sorted[k] : 1.0f;
+    mem_free(sorted);
+
+    int rc = 0;
+    if (!folds_only) {
+        route_model_t *cls = routedata_load_model(cls_path);
+        if (!cls) {
+            rc = 1;
+        } else {
+            all_features(&ds, cls, feat);
+            for (size_t i = 0; i < n; i++) train[i] = true;
+            route_model_t *m = fit_cloud(&ds, feat, train, digest);
+            m->threshold = th;
+            printf("\nthreshold %.4f (cloud share %.3f in cross-validation)\n", th, e_m.share95);
+            rc = save_model(m, outp) ? 1 : 0;
+            route_model_free(m);
+        }
+    }
+    mem_free(rnd);
+    mem_free(oof);
+    mem_free(w);
+    mem_free(st);
+    mem_free(len);
+    mem_free(train);
+    mem_free(feat);
+    mem_free(fold);
+    route_dataset_deinit(&ds);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    if (argc < 2 || cli_wants_help(argc, argv)) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *shared = routedata_shared(), *out = NULL, *cls = "models/taskclass.bin",
+               *data = NULL;
+    bool folds_only = false;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--shared") && i + 1 < argc) shared = argv[++i];
+        else if (!strcmp(argv[i], "--classifier") && i + 1 < argc) cls = argv[++i];
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
+        else if (!strcmp(argv[i], "--folds-only")) folds_only = true;
+        else {
+            fprintf(stderr, "switchyard train: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!strcmp(argv[1], "classifier"))
+        return train_classifier(shared, out ? out : "models/taskclass.bin");
+    if (!strcmp(argv[1], "router"))
+        return train_router(shared, data, cls, out ? out : "models/router.bin", folds_only);
+    fprintf(stderr, "switchyard train: unknown model '%s' (classifier or router)\n", argv[1]);
+    return 2;
+}

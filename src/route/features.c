@@ -1,0 +1,232 @@
+/* features.c — text statistics and hashed n-grams of a request (pure). */
+#include "route/features.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "base/hash.h"
+#include "route/router.h"
+
+/* ---------------------------------------------------------------- taxonomy --- */
+
+static const char *const task_names[] = {
+#define ROUTE_TASK_STR(name, str, out) str,
+    ROUTE_TASKS(ROUTE_TASK_STR)
+#undef ROUTE_TASK_STR
+};
+static const uint32_t task_out[] = {
+#define ROUTE_TASK_OUT(name, str, out) out,
+    ROUTE_TASKS(ROUTE_TASK_OUT)
+#undef ROUTE_TASK_OUT
+};
+
+const char *route_task_name(route_task_t t)
+{
+    return (unsigned)t < ROUTE_TASK_COUNT ? task_names[t] : "unknown";
+}
+
+int route_task_parse(const char *name)
+{
+    for (int i = 0; i < ROUTE_TASK_COUNT; i++)
+        if (!strcmp(name, task_names[i])) return i;
+    return -1;
+}
+
+uint32_t route_task_typical_out(route_task_t t)
+{
+    return (unsigned)t < ROUTE_TASK_COUNT ? task_out[t] : 200;
+}
+
+const char *route_script_name(route_script_t s)
+{
+    static const char *const n[] = {"latin", "cyrillic", "cjk", "arabic", "other"};
+    return (unsigned)s <= ROUTE_SCRIPT_OTHER ? n[s] : "other";
+}
+
+/* ------------------------------------------------------------ statistics --- */
+
+/* Counts non-ASCII codepoints by UTF-8 lead byte; a wrong encoding only skews the
+ * estimate, never reads past n. */
+uint32_t route_tokens_estimate(const char *s, size_t n)
+{
+    size_t ascii = 0, cps = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) ascii++;
+        else if (c >= 0xc0) cps++;
+    }
+    return (uint32_t)((ascii + 3) / 4 + cps);
+}
+
+static bool word_at(const char *s, size_t n, size_t i, const char *w)
+{
+    size_t k = strlen(w);
+    if (i + k > n) return false;
+    for (size_t j = 0; j < k; j++) {
+        char c = s[i + j];
+        if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
+        if (c != w[j]) return false;
+    }
+    return true;
+}
+
+static bool is_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+/* Markers in the text the answer responds to: one pass, counting code tokens,
+ * math tokens and the script of non-ASCII codepoints. */
+static void markers(route_features_t *f, const char *s, size_t n)
+{
+    static const char *const code_words[] = {"def ",    "return",  "function", "#include",
+                                             "import ", "class ",  "public ",  "const ",
+                                             "python",  "program", "code",     "=>"};
+    static const char *const math_words[] = {"solve", "calculate", "how many", "how much",
+                                             "equation", "sum", "percent", "compute"};
+    if (n > 8192) n = 8192;
+    unsigned code = 0, math = 0, digits = 0, ops = 0;
+    unsigned scr[5] = {0};
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= '0' && c <= '9') digits++;
+        else if (c == '+' || c == '*' || c == '/' || c == '=' || c == '^') ops++;
+        else if (c == '{' || c == '}' || c == ';') code++;
+        else if (c == '`' && i + 2 < n && s[i + 1] == '`' && s[i + 2] == '`') code += 8;
+        else if (c >= 0xc0) {
+            /* Lead byte: 0xd0-0xd3 Cyrillic, 0xd8-0xdb Arabic, 0xe3-0xe9 CJK and kana. */
+            if (c >= 0xd0 && c <= 0xd3) scr[ROUTE_SCRIPT_CYRILLIC]++;
+            else if (c >= 0xd8 && c <= 0xdb) scr[ROUTE_SCRIPT_ARABIC]++;
+            else if (c >= 0xe3 && c <= 0xe9) scr[ROUTE_SCRIPT_CJK]++;
+            else if (c < 0xd0) scr[ROUTE_SCRIPT_LATIN]++;
+            else scr[ROUTE_SCRIPT_OTHER]++;
+        }
+        if (i == 0 || !is_alnum((unsigned char)s[i - 1])) {
+            unsigned char l = c | 0x20;
+            if (l == 'd' || l == 'r' || l == 'f' || l == '#' || l == 'i' || l == 'c' || l == 'p' ||
+                l == '=')
+                for (size_t k = 0; k < sizeof code_words / sizeof *code_words; k++)
+                    if (word_at(s, n, i, code_words[k])) code += 3;
+            if (l == 's' || l == 'c' || l == 'h' || l == 'e' || l == 'p')
+                for (size_t k = 0; k < sizeof math_words / sizeof *math_words; k++)
+                    if (word_at(s, n, i, math_words[k])) math += 3;
+        }
+    }
+    float len = (float)(n ? n : 1);
+    f->code_score = fminf(1.0f, (float)code * 40.0f / (len + 200.0f));
+    f->math_score = fminf(1.0f, ((float)math * 3.0f + (float)digits + 2.0f * (float)ops) * 4.0f /
+                                    (len + 100.0f));
+    f->script = ROUTE_SCRIPT_LATIN;
+    unsigned best = 0;
+    for (int k = 0; k <= ROUTE_SCRIPT_OTHER; k++)
+        if (scr[k] > best) best = scr[k], f->script = (route_script_t)k;
+
+    /* Question form: the last non-space byte is '?', or the text opens with a
+     * question word. */
+    size_t e = n;
+    while (e > 0 && (s[e - 1] == ' ' || s[e - 1] == '\n' || s[e - 1] == '\t' || s[e - 1] == '\r'))
+        e--;
+    size_t b = 0;
+    while (b < n && (s[b] == ' ' || s[b] == '\n')) b++;
+    static const char *const qw[] = {"what ", "why ", "how ", "who ", "when ", "where ",
+                                     "which ", "is ", "are ", "can ", "does ", "do "};
+    f->question = e > 0 && s[e - 1] == '?';
+    for (size_t k = 0; !f->question && k < sizeof qw / sizeof *qw; k++)
+        if (word_at(s, n, b, qw[k])) f->question = true;
+}
+
+void route_features_text(route_features_t *f, const route_text_t *texts, size_t n_texts,
+                         const route_text_t *last)
+{
+    size_t bytes = 0, non_ascii = 0;
+    uint32_t toks = 0;
+    for (size_t i = 0; i < n_texts; i++) {
+        const char *s = texts[i].text;
+        size_t n = texts[i].len;
+        bytes += n;
+        for (size_t j = 0; j < n; j++) non_ascii += (unsigned char)s[j] >= 0x80;
+        toks += route_tokens_estimate(s, n) + 4; /* per-message framing */
+    }
+    f->prompt_bytes = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
+    f->est_tokens_in = toks;
+    f->non_ascii = bytes ? (float)non_ascii / (float)bytes : 0.0f;
+    if (last) markers(f, last->text, last->len);
+}
+
+void route_features_dense(const route_features_t *f, float out[ROUTE_DENSE_DIM])
+{
+    out[0] = 1.0f;
+    out[1] = log1pf((float)f->prompt_bytes) / 8.0f;
+    out[2] = log1pf((float)f->est_tokens_in) / 8.0f;
+    out[3] = log1pf((float)f->max_tokens) / 8.0f;
+    out[4] = log1pf((float)f->pred_tokens_out) / 8.0f;
+    out[5] = (float)(f->n_messages > 20 ? 20 : f->n_messages) / 10.0f;
+    out[6] = f->code_score;
+    out[7] = f->math_score;
+    out[8] = f->question ? 1.0f : 0.0f;
+    out[9] = f->non_ascii;
+    out[10] = f->pii_types ? 1.0f : 0.0f;
+    for (int k = 0; k < ROUTE_TASK_COUNT; k++) out[ROUTE_DENSE_BASE + k] = f->task_prob[k];
+    out[ROUTE_DENSE_CLOUD] = f->cloud_score >= 0 ? f->cloud_score : 0.0f;
+}
+
+/* ---------------------------------------------------------------- n-grams --- */
+
+static inline unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+size_t route_ngrams(const char *text, size_t len, uint64_t seed, uint32_t n_buckets, uint32_t *out,
+                    size_t max)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    uint32_t mask = n_buckets - 1;
+    if (len > ROUTE_NGRAM_MAX_BYTES) len = ROUTE_NGRAM_MAX_BYTES;
+    size_t k = 0;
+    uint64_t prev = seed ^ 0x2545f4914f6cdd1dull; /* start-of-text token */
+    uint64_t cseed = hash_mix(seed + 0x9e3779b97f4a7c15ull);
+    uint32_t tri = 0x20; /* last three normalized bytes, packed */
+    unsigned char last = ' ';
+    char word[64];
+    size_t i = 0;
+    while (i < len && k + 3 <= max) {
+        unsigned char c = s[i];
+        /* Character trigrams over the lowercased stream, whitespace collapsed. */
+        unsigned char nc = (c == ' ' || c == '\t' || c == '\r') ? ' ' : lower(c);
+        if (!(nc == ' ' && last == ' ')) {
+            tri = ((tri << 8) | nc) & 0xffffff;
+            out[k++] = (uint32_t)hash_mix(cseed ^ tri) & mask;
+            last = nc;
+        }
+        if (c == ' ' || c == '\t' || c == '\r') {
+            i++;
+            continue;
+        }
+        /* Word tokens: an alphanumeric run, or one punctuation byte. */
+        size_t wl = 0;
+        if (is_alnum(c)) {
+            size_t j = i;
+            while (j < len && is_alnum(s[j])) {
+                if (wl < sizeof word) word[wl++] = (char)lower(s[j]);
+                if (j > i) {
+                    unsigned char d = lower(s[j]);
+                    tri = ((tri << 8) | d) & 0xffffff;
+                    if (k + 3 <= max) out[k++] = (uint32_t)hash_mix(cseed ^ tri) & mask;
+                    last = d;
+                }
+                j++;
+            }
+            i = j;
+        } else {
+            word[wl++] = (char)c;
+            i++;
+        }
+        uint64_t h = hash_bytes(word, wl, seed);
+        if (k + 2 > max) break;
+        out[k++] = (uint32_t)h & mask;
+        out[k++] = (uint32_t)hash_mix(prev * 31 + h) & mask;
+        prev = h;
+    }
+    return k;
+}

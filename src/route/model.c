@@ -1,0 +1,245 @@
+/* model.c — linear models over hashed n-grams: file format, inference, training. */
+#include "route/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/mem.h"
+
+_Static_assert(sizeof(float) == 4, "model files store IEEE-754 binary32");
+
+route_model_t *route_model_new(route_model_kind_t kind, uint32_t n_out, uint32_t n_buckets,
+                               uint32_t n_dense, uint64_t seed)
+{
+    route_model_t *m = mem_calloc(1, sizeof *m);
+    m->kind = kind;
+    m->n_out = n_out;
+    m->n_buckets = n_buckets;
+    m->n_dense = n_dense;
+    m->seed = seed;
+    m->threshold = 0.5f;
+    m->w_sparse = mem_calloc((size_t)n_buckets * n_out, sizeof(float));
+    m->w_dense = mem_calloc((size_t)(n_dense ? n_dense : 1) * n_out, sizeof(float));
+    m->bias = mem_calloc(n_out, sizeof(float));
+    return m;
+}
+
+void route_model_free(route_model_t *m)
+{
+    if (!m) return;
+    mem_free(m->w_sparse);
+    mem_free(m->w_dense);
+    mem_free(m->bias);
+    mem_free(m);
+}
+
+/* ------------------------------------------------------------ file format --- */
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t rd64(const unsigned char *p)
+{
+    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+static void wr32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void wr64(unsigned char *p, uint64_t v)
+{
+    wr32(p, (uint32_t)v);
+    wr32(p + 4, (uint32_t)(v >> 32));
+}
+static float rdf(const unsigned char *p)
+{
+    uint32_t u = rd32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static size_t payload_floats(uint32_t k, uint32_t nb, uint32_t nd)
+{
+    return ((size_t)nb + nd + 1) * k;
+}
+
+route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t errlen)
+{
+    const unsigned char *p = blob;
+    if (n < ROUTE_MODEL_HEADER + 8 || memcmp(p, ROUTE_MODEL_MAGIC, 4)) {
+        snprintf(err, errlen, "not a switchyard router model (bad magic)");
+        return NULL;
+    }
+    uint32_t ver = rd32(p + 4), kind = rd32(p + 8), k = rd32(p + 12), nb = rd32(p + 16),
+             nd = rd32(p + 20);
+    if (ver != ROUTE_MODEL_VERSION) {
+        snprintf(err, errlen, "model format version %u, this build reads %u", ver,
+                 ROUTE_MODEL_VERSION);
+        return NULL;
+    }
+    if ((kind != ROUTE_MODEL_CLASSIFIER && kind != ROUTE_MODEL_CLOUD) || k == 0 ||
+        k > ROUTE_MODEL_MAX_OUT || nb == 0 || (nb & (nb - 1)) || nb > ROUTE_MODEL_MAX_BUCKETS ||
+        nd > ROUTE_DENSE_DIM) {
+        snprintf(err, errlen, "model header out of range (kind %u, outputs %u, buckets %u, dense %u)",
+                 kind, k, nb, nd);
+        return NULL;
+    }
+    size_t need = ROUTE_MODEL_HEADER + payload_floats(k, nb, nd) * 4 + 8;
+    if (n != need) {
+        snprintf(err, errlen, "model file is %zu bytes, its header says %zu (truncated?)", n, need);
+        return NULL;
+    }
+    if (hash_bytes(p, n - 8, 0) != rd64(p + n - 8)) {
+        snprintf(err, errlen, "model file checksum mismatch (corrupt)");
+        return NULL;
+    }
+    route_model_t *m = route_model_new((route_model_kind_t)kind, k, nb, nd, rd64(p + 24));
+    m->digest = rd64(p + 32);
+    m->threshold = rdf(p + 40);
+    m->n_train = rd32(p + 44);
+    const unsigned char *q = p + ROUTE_MODEL_HEADER;
+    for (size_t i = 0; i < (size_t)nb * k; i++, q += 4) m->w_sparse[i] = rdf(q);
+    for (size_t i = 0; i < (size_t)nd * k; i++, q += 4) m->w_dense[i] = rdf(q);
+    for (size_t i = 0; i < k; i++, q += 4) m->bias[i] = rdf(q);
+    return m;
+}
+
+static int put_floats(buf_t *out, const float *v, size_t n)
+{
+    unsigned char tmp[4];
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        wr32(tmp, u);
+        int rc = buf_append(out, tmp, 4);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int route_model_write(const route_model_t *m, buf_t *out)
+{
+    size_t start = out->len;
+    unsigned char h[ROUTE_MODEL_HEADER] = {0};
+    memcpy(h, ROUTE_MODEL_MAGIC, 4);
+    wr32(h + 4, ROUTE_MODEL_VERSION);
+    wr32(h + 8, m->kind);
+    wr32(h + 12, m->n_out);
+    wr32(h + 16, m->n_buckets);
+    wr32(h + 20, m->n_dense);
+    wr64(h + 24, m->seed);
+    wr64(h + 32, m->digest);
+    uint32_t t;
+    memcpy(&t, &m->threshold, 4);
+    wr32(h + 40, t);
+    wr32(h + 44, m->n_train);
+    int rc = buf_append(out, h, sizeof h);
+    if (!rc) rc = put_floats(out, m->w_sparse, (size_t)m->n_buckets * m->n_out);
+    if (!rc) rc = put_floats(out, m->w_dense, (size_t)m->n_dense * m->n_out);
+    if (!rc) rc = put_floats(out, m->bias, m->n_out);
+    if (rc) return rc;
+    unsigned char d[8];
+    wr64(d, hash_bytes(out->data + start, out->len - start, 0));
+    return buf_append(out, d, 8);
+}
+
+/* --------------------------------------------------------------- inference --- */
+
+void route_model_logits(const route_model_t *m, const uint32_t *idx, size_t n_idx, float scale,
+                        const float *dense, float *out)
+{
+    uint32_t k = m->n_out;
+    float acc[ROUTE_MODEL_MAX_OUT] = {0};
+    for (size_t i = 0; i < n_idx; i++) {
+        const float *w = m->w_sparse + (size_t)idx[i] * k;
+        for (uint32_t j = 0; j < k; j++) acc[j] += w[j];
+    }
+    for (uint32_t j = 0; j < k; j++) out[j] = acc[j] * scale + m->bias[j];
+    for (uint32_t d = 0; d < m->n_dense; d++) {
+        const float *w = m->w_dense + (size_t)d * k;
+        float x = dense[d];
+        if (x == 0.0f) continue;
+        for (uint32_t j = 0; j < k; j++) out[j] += w[j] * x;
+    }
+}
+
+static float ngram_scale(size_t n)
+{
+    return n ? 1.0f / sqrtf((float)n) : 0.0f;
+}
+
+static void squash(uint32_t k, float *out)
+{
+    if (k == 1) {
+        out[0] = 1.0f / (1.0f + expf(-out[0]));
+        return;
+    }
+    float mx = out[0], sum = 0;
+    for (uint32_t j = 1; j < k; j++) mx = fmaxf(mx, out[j]);
+    for (uint32_t j = 0; j < k; j++) sum += out[j] = expf(out[j] - mx);
+    for (uint32_t j = 0; j < k; j++) out[j] /= sum;
+}
+
+void route_model_predict(const route_model_t *m, const uint32_t *idx, size_t n_idx,
+                         const float *dense, float *out)
+{
+    route_model_logits(m, idx, n_idx, ngram_scale(n_idx), dense, out);
+    squash(m->n_out, out);
+}
+
+/* ---------------------------------------------------------------- training --- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s += 0x9e3779b97f4a7c15ull;
+    return hash_mix(*s);
+}
+
+/* Plain SGD on the log loss with a decaying step and lazy-free L2 (applied to the
+ * weights an example touches, which is what keeps an epoch linear in the data). */
+void route_model_train(route_model_t *m, const route_example_t *ex, size_t n,
+                       const route_train_opts_t *o)
+{
+    uint32_t k = m->n_out;
+    size_t *order = mem_alloc((n ? n : 1) * sizeof *order);
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    uint64_t rs = o->seed;
+    size_t t = 0;
+    float p[ROUTE_MODEL_MAX_OUT], g[ROUTE_MODEL_MAX_OUT];
+    for (uint32_t ep = 0; ep < o->epochs; ep++) {
+        for (size_t i = n; i > 1; i--) {
+            size_t j = rng_next(&rs) % i;
+            size_t tmp = order[i - 1];
+            order[i - 1] = order[j];
+            order[j] = tmp;
+        }
+        for (size_t ii = 0; ii < n; ii++, t++) {
+            const route_example_t *e = &ex[order[ii]];
+            float lr = o->lr / (1.0f + (float)t / (float)(n ? n : 1));
+            float sc = ngram_scale(e->n_idx);
+            route_model_logits(m, e->idx, e->n_idx, sc, e->dense, p);
+            squash(k, p);
+            for (uint32_t j = 0; j < k; j++) {
+                float y = k == 1 ? e->label : ((uint32_t)e->label == j ? 1.0f : 0.0f);
+                g[j] = (p[j] - y) * e->weight * lr;
+            }
+            float decay = 1.0f - lr * o->l2;
+            for (uint32_t i = 0; i < e->n_idx; i++) {
+                float *w = m->w_sparse + (size_t)e->idx[i] * k;
+                for (uint32_t j = 0; j < k; j++) w[j] = w[j] * decay - g[j] * sc;
+            }
+            for (uint32_t d = 0; d < m->n_dense; d++) {
+                float *w = m->w_dense + (size_t)d * k;
+                for (uint32_t j = 0; j < k; j++) w[j] -= g[j] * e->dense[d];
+            }
+            for (uint32_t j = 0; j < k; j++) m->bias[j] -= g[j];
+        }
+    }
+    m->n_train = (uint32_t)n;
+    mem_free(order);
+}

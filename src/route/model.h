@@ -1,0 +1,101 @@
+/* model.h — small linear models over hashed n-grams plus the dense feature vector.
+ *
+ * Two kinds share one format: the task classifier (multinomial logistic regression,
+ * K = ROUTE_TASK_COUNT outputs, softmax) and the need-of-cloud model (binary
+ * logistic regression, K = 1, sigmoid; P(strong model beats weak model)).
+ *
+ * File format (little-endian, version 1):
+ *
+ *   off  size  field
+ *     0     4  magic "SYRM"
+ *     4     4  u32 format version (1)
+ *     8     4  u32 kind (1 classifier, 2 need-of-cloud)
+ *    12     4  u32 n_out K
+ *    16     4  u32 n_buckets (power of two)
+ *    20     4  u32 n_dense (dense inputs read, <= ROUTE_DENSE_DIM)
+ *    24     8  u64 hash seed of the n-grams
+ *    32     8  u64 digest of the training data (hash of every example's text and label)
+ *    40     4  f32 threshold (need-of-cloud: cloud when score > threshold)
+ *    44     4  u32 n_train (examples trained on)
+ *    48    16  reserved (zero)
+ *    64   ...  f32 w_sparse[n_buckets][K], f32 w_dense[n_dense][K], f32 bias[K]
+ *   end     8  u64 hash_bytes of everything before it (seed 0): corruption check
+ *
+ * Parsing copies the weights, so the blob may be freed afterwards. The model is
+ * read-only after parse/train and safe to share between threads.
+ */
+#ifndef SY_ROUTE_MODEL_H
+#define SY_ROUTE_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "route/features.h"
+
+#define ROUTE_MODEL_MAGIC "SYRM"
+#define ROUTE_MODEL_VERSION 1
+#define ROUTE_MODEL_HEADER 64
+#define ROUTE_MODEL_MAX_OUT 32
+#define ROUTE_MODEL_MAX_BUCKETS (1u << 20)
+
+typedef enum { ROUTE_MODEL_CLASSIFIER = 1, ROUTE_MODEL_CLOUD = 2 } route_model_kind_t;
+
+typedef struct route_model {
+    route_model_kind_t kind;
+    uint32_t n_out;     /* K */
+    uint32_t n_buckets; /* power of two */
+    uint32_t n_dense;
+    uint64_t seed;   /* n-gram hash seed */
+    uint64_t digest; /* training data digest */
+    float threshold; /* need-of-cloud decision threshold, 0..1 */
+    uint32_t n_train;
+    float *w_sparse; /* (n_buckets, K), owned */
+    float *w_dense;  /* (n_dense, K), owned */
+    float *bias;     /* (K), owned */
+} route_model_t;
+
+/* Returns an owned, zero-weight model (free with route_model_free). */
+route_model_t *route_model_new(route_model_kind_t kind, uint32_t n_out, uint32_t n_buckets,
+                               uint32_t n_dense, uint64_t seed);
+void route_model_free(route_model_t *m);
+
+/* Parses a model file held in memory (borrows blob). Returns an owned model, or
+ * NULL with a message in err (bad magic, version, sizes, digest). */
+route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t errlen);
+/* Appends the file image to out. 0 or SY_ETOOBIG. */
+int route_model_write(const route_model_t *m, buf_t *out);
+
+/* Raw scores: out[K] = W·x + b, where x is the n-grams (each weighing scale) and the
+ * dense vector (first n_dense entries). */
+void route_model_logits(const route_model_t *m, const uint32_t *idx, size_t n_idx, float scale,
+                        const float *dense, float *out);
+/* Probabilities: softmax (classifier) or sigmoid (K = 1) of the logits. */
+void route_model_predict(const route_model_t *m, const uint32_t *idx, size_t n_idx,
+                         const float *dense, float *out);
+
+/* ---------------------------------------------------------------- training --- */
+
+/* One training example (borrowed arrays). */
+typedef struct route_example {
+    const uint32_t *idx; /* n-gram buckets */
+    uint32_t n_idx;
+    const float *dense; /* n_dense entries */
+    float label;        /* class index (classifier) or 0/1 target (need-of-cloud) */
+    float weight;       /* example weight (class balance) */
+} route_example_t;
+
+typedef struct route_train_opts {
+    uint32_t epochs;
+    float lr;     /* initial step, decays as lr / (1 + t/n) */
+    float l2;     /* weight decay per step */
+    uint64_t seed; /* shuffle order */
+} route_train_opts_t;
+
+/* Stochastic gradient descent on the log loss over ex[0..n). Deterministic for a
+ * given opts->seed. Sets n_train. */
+void route_model_train(route_model_t *m, const route_example_t *ex, size_t n,
+                       const route_train_opts_t *opts);
+
+#endif
