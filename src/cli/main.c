@@ -14,6 +14,9 @@
     X(generate, "generate text with the in-process edge engine")                                   \
     X(convert, "write a llama2.c checkpoint and tokenizer as a GGUF file")                         \
     X(perplexity, "perplexity of a model on a text file")                                          \
+    X(train, "train the task classifier or the need-of-cloud router model")                        \
+    X(pii, "find personal data in text; evaluate the detector (--eval)")                           \
+    X(quantize, "write a GGUF model with its weights quantized to q8_0 or q4_0")                   \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);
