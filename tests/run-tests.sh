@@ -11,4 +11,4 @@ export SY_SHARED=${SY_SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 files=()
 for t in "$B"/tests/*; do [ -x "$t" ] && files+=("$t"); done
 for t in tests/blackbox/*.t; do [ -x "$t" ] && files+=("$t"); done
-prove -j2 "${files[@]}"
+prove -j2 --exec tests/tap-run.sh "${files[@]}"

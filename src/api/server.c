@@ -279,6 +279,7 @@ static void account(api_call_t *c, const exec_result_t *r, int status, double co
         row.degraded = r && r->degraded;
         row.external = r && r->attempts > 0 && t && t->s.privacy == ROUTE_PRIVACY_EXTERNAL;
         row.pii_types = c->d.pii_types;
+        row.pii_names = pii;
         row.reasons = reasons;
         if (store_ledger_writer_push(app->ledger, &row))
             atomic_fetch_add(&app->metrics.ledger_dropped, 1);
@@ -773,9 +774,11 @@ static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
         return;
     }
     int64_t since = 0;
-    if (query_get(hr->query, "since", since_s, sizeof since_s) && clock_parse_time(since_s, &since)) {
+    if (query_get(hr->query, "since", since_s, sizeof since_s) &&
+        store_since_parse(since_s, clock_wall_ms(), &since)) {
         send_error(w, res, 400, "invalid_request_error",
-                   "since must be a date (2026-11-28), an RFC 3339 time or Unix seconds", "since", NULL);
+                   "since must be a date (2026-11-28), an RFC 3339 time, Unix seconds or a "
+                   "duration back from now (30m, 24h, 7d)", "since", NULL);
         return;
     }
     if (!app->store) {
