@@ -1,0 +1,51 @@
+/* quant.h — rewriting a GGUF model with its weight matrices quantized.
+ *
+ * The output is what llama.cpp's `llama-quantize --pure IN OUT q8_0|q4_0` writes for
+ * the same input, byte for byte:
+ *   - every tensor whose name ends in "weight", has two or more dimensions and is not
+ *     a norm ("_norm.weight") is converted to the target type, the token embedding and
+ *     output matrix included; a matrix whose row length is not a multiple of 32 (e.g.
+ *     stories260K's ffn_down, rows of 172) becomes F16 instead;
+ *   - everything else (norm vectors) is copied as is;
+ *   - tensors are written in llama.cpp's loader order: those outside blk.N first, then
+ *     by layer number, by name within a group; alignment 32;
+ *   - metadata is copied in order, except general.alignment, with
+ *     general.quantization_version = 2 and general.file_type (7 Q8_0, 2 Q4_0) moved to
+ *     the end.
+ * Rows are converted with kern_quantize_row, which is ggml's reference rounding; F16
+ * sources are widened to f32 first. Already-quantized sources are refused, as
+ * llama-quantize refuses them without --allow-requantize.
+ */
+#ifndef SY_ENGINE_QUANT_H
+#define SY_ENGINE_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/kernels.h"
+
+typedef struct quant_stats {
+    size_t n_tensors;
+    size_t n_quantized;   /* converted to the target type */
+    size_t n_f16;         /* fell back to F16 (row length not a multiple of 32) */
+    size_t n_copied;      /* kept as they were */
+    uint64_t bytes_in;    /* tensor bytes read */
+    uint64_t bytes_out;   /* tensor bytes written */
+} quant_stats_t;
+
+/* Writes in_path quantized to type (KERN_Q8_0 or KERN_Q4_0) as out_path. n_threads
+ * (<= 1: one) convert rows in parallel. stats may be NULL. Returns 0, -errno, or
+ * SY_EINVAL / SY_EUNSUPPORTED / SY_ECORRUPT with a message in err. */
+int quant_file(const char *in_path, const char *out_path, kern_type_t type, int n_threads,
+               quant_stats_t *stats, char *err, size_t errlen);
+
+/* Whether llama.cpp would convert a tensor of this name and shape (ne[0] = row
+ * length), and to what: the target, KERN_F16 for awkward rows, or the tensor's own
+ * type (returned as is) when it is not a weight matrix. */
+kern_type_t quant_target_type(const char *name, int n_dims, const uint64_t *ne, kern_type_t cur,
+                              kern_type_t target);
+
+/* ftype of general.file_type for a target type: 7 Q8_0, 2 Q4_0, 1 F16, 0 F32. */
+uint32_t quant_file_type(kern_type_t t);
+
+#endif

@@ -1,0 +1,255 @@
+/* test_engine_quant.c — GGUF file quantization: which tensors convert to what, the
+ * tensor and metadata order llama.cpp writes, the converted bytes, refusals; and,
+ * when llama.cpp's library from node-llama-cpp is installed under bench/, byte
+ * identity with llama_model_quantize (--pure) on stories260K converted to GGUF. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "engine/convert.h"
+#include "engine/gguf.h"
+#include "engine/model.h"
+#include "engine/quant.h"
+
+static char tmpdir[64];
+static char shared[512];
+
+static void tmp_path(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", tmpdir, name);
+}
+
+static int files_equal(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int eq = fa && fb;
+    while (eq) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) eq = 0;
+        if (ca == EOF || cb == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return eq;
+}
+
+/* ------------------------------------------------------- synthetic file ---- */
+
+typedef struct src_tensor {
+    const char *name;
+    kern_type_t type;
+    int n_dims;
+    uint64_t ne[2];
+} src_tensor_t;
+
+static const src_tensor_t src_tensors[] = {
+    {"token_embd.weight", KERN_F32, 2, {64, 10}},
+    {"blk.10.attn_q.weight", KERN_F32, 2, {64, 4}},
+    {"blk.2.attn_norm.weight", KERN_F32, 1, {64, 1}},
+    {"blk.2.ffn_down.weight", KERN_F32, 2, {40, 4}}, /* rows of 40: F16 */
+    {"blk.2.attn_k.weight", KERN_F16, 2, {32, 3}},   /* F16 source */
+    {"output_norm.weight", KERN_F32, 1, {64, 1}},
+    {"blk.2.extra.bias", KERN_F32, 2, {32, 2}},      /* not a weight: copied */
+};
+#define N_SRC (sizeof src_tensors / sizeof src_tensors[0])
+
+static float src_value(size_t t, size_t k)
+{
+    return (float)((int)((t * 7919 + k * 104729) % 2001) - 1000) / 377.0f;
+}
+
+/* Writes the synthetic model; data[] receives owned buffers (caller frees). */
+static void write_synthetic(const char *path)
+{
+    gguf_writer_t *w = gguf_writer_new(0);
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_u32(w, "general.file_type", 0);
+    gguf_writer_set_u32(w, "general.quantization_version", 1);
+    gguf_writer_set_f32(w, "test.last", 1.5f);
+    void *bufs[N_SRC];
+    for (size_t t = 0; t < N_SRC; t++) {
+        const src_tensor_t *s = &src_tensors[t];
+        size_t n = s->ne[0] * s->ne[1];
+        float *f = malloc(n * sizeof(float));
+        for (size_t k = 0; k < n; k++) f[k] = src_value(t, k);
+        size_t nbytes = kern_row_size(s->type, s->ne[0]) * s->ne[1];
+        bufs[t] = malloc(nbytes);
+        for (size_t r = 0; r < s->ne[1]; r++)
+            kern_quantize_row(s->type, f + r * s->ne[0],
+                              (char *)bufs[t] + r * kern_row_size(s->type, s->ne[0]), s->ne[0]);
+        free(f);
+        assert_int_equal(gguf_writer_add_tensor(w, s->name, s->type, s->n_dims, s->ne, bufs[t], nbytes), 0);
+    }
+    assert_int_equal(gguf_writer_write(w, path), 0);
+    gguf_writer_free(w);
+    for (size_t t = 0; t < N_SRC; t++) free(bufs[t]);
+}
+
+static void test_synthetic_q4_0(void **state)
+{
+    (void)state;
+    char in[128], out[128], err[256] = "";
+    tmp_path(in, sizeof in, "syn.gguf");
+    tmp_path(out, sizeof out, "syn-q4.gguf");
+    write_synthetic(in);
+    quant_stats_t st;
+    int rc = quant_file(in, out, KERN_Q4_0, 2, &st, err, sizeof err);
+    if (rc) fail_msg("quant_file: %s", err);
+    assert_int_equal(st.n_tensors, N_SRC);
+    assert_int_equal(st.n_quantized, 3);
+    assert_int_equal(st.n_f16, 1);
+    assert_int_equal(st.n_copied, 3);
+
+    gguf_t *g;
+    assert_int_equal(gguf_open(out, &g, err, sizeof err), 0);
+    /* llama.cpp's order: outside blk.N by name, then by layer number, then by name */
+    static const char *order[] = {"output_norm.weight",   "token_embd.weight",
+                                  "blk.2.attn_k.weight",  "blk.2.attn_norm.weight",
+                                  "blk.2.extra.bias",     "blk.2.ffn_down.weight",
+                                  "blk.10.attn_q.weight"};
+    assert_int_equal(g->n_tensors, N_SRC);
+    for (size_t i = 0; i < N_SRC; i++) assert_string_equal(g->tensors[i].name, order[i]);
+    /* metadata order kept, the two version keys moved to the end */
+    assert_int_equal(g->n_kv, 4);
+    assert_string_equal(g->kv[0].key, "general.architecture");
+    assert_string_equal(g->kv[1].key, "test.last");
+    assert_string_equal(g->kv[2].key, "general.quantization_version");
+    assert_string_equal(g->kv[3].key, "general.file_type");
+    uint32_t v;
+    assert_int_equal(gguf_get_u32(g, "general.file_type", &v), 0);
+    assert_int_equal(v, 2);
+    assert_int_equal(gguf_get_u32(g, "general.quantization_version", &v), 0);
+    assert_int_equal(v, 2);
+
+    /* types and bytes: each converted row is kern_quantize_row of the f32 source */
+    for (size_t t = 0; t < N_SRC; t++) {
+        const src_tensor_t *s = &src_tensors[t];
+        const gguf_tensor_t *o = gguf_find_tensor(g, s->name);
+        assert_non_null(o);
+        kern_type_t want = quant_target_type(s->name, s->n_dims, s->ne, s->type, KERN_Q4_0);
+        assert_int_equal(o->type, want);
+        size_t rb = kern_row_size(want, s->ne[0]);
+        float *f = malloc(s->ne[0] * sizeof(float)), *back = malloc(s->ne[0] * sizeof(float));
+        void *row = malloc(s->ne[0] * sizeof(float)); /* fits any row type */
+        for (size_t r = 0; r < s->ne[1]; r++) {
+            for (size_t k = 0; k < s->ne[0]; k++) f[k] = src_value(t, r * s->ne[0] + k);
+            if (s->type == KERN_F16) { /* the source itself was rounded to f16 */
+                kern_quantize_row(KERN_F16, f, row, s->ne[0]);
+                kern_dequantize_row(KERN_F16, row, back, s->ne[0]);
+                memcpy(f, back, s->ne[0] * sizeof(float));
+            }
+            kern_quantize_row(want, f, row, s->ne[0]);
+            assert_memory_equal((const char *)o->data + r * rb, row, rb);
+        }
+        free(f), free(back), free(row);
+    }
+    assert_int_equal(gguf_find_tensor(g, "token_embd.weight")->type, KERN_Q4_0);
+    assert_int_equal(gguf_find_tensor(g, "blk.2.attn_k.weight")->type, KERN_Q4_0);
+    assert_int_equal(gguf_find_tensor(g, "blk.10.attn_q.weight")->type, KERN_Q4_0);
+    assert_int_equal(gguf_find_tensor(g, "blk.2.ffn_down.weight")->type, KERN_F16);
+    assert_int_equal(gguf_find_tensor(g, "blk.2.attn_norm.weight")->type, KERN_F32);
+    assert_int_equal(gguf_find_tensor(g, "blk.2.extra.bias")->type, KERN_F32);
+    gguf_free(g);
+}
+
+/* Already-quantized input is refused (llama-quantize needs --allow-requantize), as are
+ * other targets and missing files. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    char in[128], q8[128], out[128], err[256] = "";
+    tmp_path(in, sizeof in, "syn2.gguf");
+    tmp_path(q8, sizeof q8, "syn2-q8.gguf");
+    tmp_path(out, sizeof out, "syn2-q4.gguf");
+    write_synthetic(in);
+    assert_int_equal(quant_file(in, q8, KERN_Q8_0, 1, NULL, err, sizeof err), 0);
+    assert_int_equal(quant_file(q8, out, KERN_Q4_0, 1, NULL, err, sizeof err), SY_EUNSUPPORTED);
+    assert_non_null(strstr(err, "already q8_0"));
+    /* same type again: nothing to convert, every tensor copied */
+    quant_stats_t st;
+    assert_int_equal(quant_file(q8, out, KERN_Q8_0, 1, &st, err, sizeof err), 0);
+    assert_int_equal(st.n_quantized + st.n_f16, 0);
+    assert_true(files_equal(q8, out));
+    assert_int_equal(quant_file(in, out, KERN_F16, 1, NULL, err, sizeof err), SY_EINVAL);
+    assert_true(quant_file("/nonexistent/x.gguf", out, KERN_Q8_0, 1, NULL, err, sizeof err) < 0);
+}
+
+/* ------------------------------------------------ against llama.cpp ---- */
+
+static const char *llama_libdir = "bench/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64";
+
+/* stories260K (llama2.c) converted to GGUF, quantized by us and by llama.cpp's
+ * llama_model_quantize through tests/tools/llama_quantize: the files are identical. */
+static void test_identical_to_llama_cpp(void **state)
+{
+    (void)state;
+    char bin[600], tok[600], lib[700], tool[600];
+    snprintf(bin, sizeof bin, "%s/data/models/llama2c/stories260K.bin", shared);
+    snprintf(tok, sizeof tok, "%s/data/models/llama2c/tok512.bin", shared);
+    snprintf(lib, sizeof lib, "%s/libllama.v0.4.0.so", llama_libdir);
+    const char *build = getenv("SY_BUILD");
+    snprintf(tool, sizeof tool, "%s/tools/llama_quantize", build ? build : "build/asan");
+    if (access(bin, R_OK) || access(tok, R_OK)) {
+        print_message("# skip: stories260K not under %s\n", shared);
+        skip();
+    }
+    if (access(lib, R_OK) || access(tool, X_OK)) {
+        print_message("# skip: llama.cpp not installed (cd bench && npm i) or %s not built\n", tool);
+        skip();
+    }
+    char f32[128], err[512] = "";
+    tmp_path(f32, sizeof f32, "s260k.gguf");
+    model_t *m;
+    assert_int_equal(model_load_llama2c(bin, tok, &m, err, sizeof err), 0);
+    assert_int_equal(convert_model_to_gguf(m, f32), 0);
+    model_free(m);
+    static const char *types[] = {"q8_0", "q4_0"};
+    for (int i = 0; i < 2; i++) {
+        char ours[128], theirs[160], cmd[2048];
+        tmp_path(ours, sizeof ours, types[i]);
+        snprintf(theirs, sizeof theirs, "%s-llama", ours);
+        assert_int_equal(quant_file(f32, ours, i == 0 ? KERN_Q8_0 : KERN_Q4_0, 2, NULL, err, sizeof err), 0);
+        /* the tool loads a C++ library we do not own: no leak check in the child */
+        snprintf(cmd, sizeof cmd, "ASAN_OPTIONS=detect_leaks=0 %s %s %s %s %s >/dev/null 2>&1", tool,
+                 llama_libdir, f32, theirs, types[i]);
+        int rc = system(cmd);
+        if (rc != 0) fail_msg("llama.cpp quantizer failed (%d): %s", rc, cmd);
+        if (!files_equal(ours, theirs)) fail_msg("%s: %s differs from llama.cpp's %s", types[i], ours, theirs);
+        print_message("# %s: identical to llama.cpp's llama_model_quantize --pure\n", types[i]);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sy-quant-XXXXXX");
+    if (!mkdtemp(tmpdir)) return -1;
+    const char *e = getenv("SY_SHARED");
+    snprintf(shared, sizeof shared, "%s", e ? e : "../shared");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_synthetic_q4_0),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_identical_to_llama_cpp),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

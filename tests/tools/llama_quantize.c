@@ -1,0 +1,78 @@
+/* llama_quantize.c — runs llama.cpp's own quantizer (llama_model_quantize with
+ * --pure semantics) from the prebuilt libllama that the node-llama-cpp package ships,
+ * so tests and benchmarks can compare switchyard's quantized files with llama.cpp's
+ * byte for byte. Nothing is linked: the libraries are opened at run time.
+ *
+ *   llama_quantize LIBDIR IN.gguf OUT.gguf q8_0|q4_0
+ *
+ * LIBDIR holds libllama.v0.4.0.so and libggml*.so (node-llama-cpp 3.21.1:
+ * bench/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64). Exit status 0 on
+ * success, 2 on usage errors, 3 when the libraries cannot be loaded, 1 when
+ * quantization fails.
+ */
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The parameter struct of llama.h at the version node-llama-cpp 3.21.1 ships
+ * (enums are int-sized); only ftype, nthread and pure are set here. */
+typedef struct llama_quantize_params_abi {
+    int32_t nthread;
+    int ftype;
+    int output_tensor_type;
+    int token_embedding_type;
+    bool allow_requantize;
+    bool quantize_output_tensor;
+    bool only_copy;
+    bool pure;
+    bool keep_split;
+    bool dry_run;
+    const void *imatrix;
+    const void *kv_overrides;
+    const void *tt_overrides;
+    const int32_t *prune_layers;
+    size_t max_buf_size;
+} llama_quantize_params_abi_t;
+
+int main(int argc, char **argv)
+{
+    if (argc != 5 || (strcmp(argv[4], "q8_0") && strcmp(argv[4], "q4_0"))) {
+        fprintf(stderr, "usage: llama_quantize LIBDIR IN.gguf OUT.gguf q8_0|q4_0\n");
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/libggml.v0.4.0.so", argv[1]);
+    void *ggml = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    snprintf(path, sizeof path, "%s/libllama.v0.4.0.so", argv[1]);
+    void *llama = ggml ? dlopen(path, RTLD_NOW | RTLD_GLOBAL) : NULL;
+    if (!llama) {
+        fprintf(stderr, "llama_quantize: cannot load llama.cpp from %s: %s\n", argv[1], dlerror());
+        return 3;
+    }
+    void (*load_all)(const char *) = (void (*)(const char *))dlsym(ggml, "ggml_backend_load_all_from_path");
+    void (*backend_init)(void) = (void (*)(void))dlsym(llama, "llama_backend_init");
+    llama_quantize_params_abi_t (*defaults)(void) =
+        (llama_quantize_params_abi_t(*)(void))dlsym(llama, "llama_model_quantize_default_params");
+    uint32_t (*quantize)(const char *, const char *, const llama_quantize_params_abi_t *) =
+        (uint32_t(*)(const char *, const char *, const llama_quantize_params_abi_t *))dlsym(
+            llama, "llama_model_quantize");
+    if (!load_all || !backend_init || !defaults || !quantize) {
+        fprintf(stderr, "llama_quantize: missing symbols in %s\n", argv[1]);
+        return 3;
+    }
+    load_all(argv[1]);
+    backend_init();
+    llama_quantize_params_abi_t p = defaults();
+    p.ftype = strcmp(argv[4], "q8_0") == 0 ? 7 : 2; /* LLAMA_FTYPE_MOSTLY_Q8_0 / Q4_0 */
+    p.pure = true;
+    p.nthread = 1;
+    uint32_t rc = quantize(argv[2], argv[3], &p);
+    if (rc != 0) {
+        fprintf(stderr, "llama_quantize: llama_model_quantize failed (%u)\n", rc);
+        return 1;
+    }
+    return 0;
+}
