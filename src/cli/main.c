@@ -17,7 +17,6 @@
     X(train, "train the task classifier or the need-of-cloud router model")                        \
     X(pii, "find personal data in text; evaluate the detector (--eval)")                           \
     X(quantize, "write a GGUF model with its weights quantized to q8_0 or q4_0")                   \
-    X(quantize, "write a GGUF model with its weights quantized to q8_0 or q4_0")                   \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);
