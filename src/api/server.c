@@ -579,6 +579,13 @@ static int decide(api_worker_t *w, api_call_t *c, char *msg, size_t msglen)
         if (c->d.pii_types & (1u << p)) atomic_fetch_add(&app->metrics.pii_hits[p], 1);
     if (c->d.pii_types && c->req.session[0])
         session_record(app->sessions, c->req.session, true, -1, c->ts_ms);
+    int forced = in.forced_tier ? config_tier_find(app->cfg, in.forced_tier) : -1;
+    if (c->d.status && c->d.local_only && forced >= 0 &&
+        app->tiers[forced].s.privacy == ROUTE_PRIVACY_EXTERNAL) {
+        snprintf(msg, msglen, "the request must stay on this machine (personal data or a private "
+                              "session), but it forces the external tier '%s'", in.forced_tier);
+        return 403;
+    }
     switch (c->d.status) {
     case 0:
         return 0;

@@ -2,8 +2,9 @@
 // The gateway end to end: the real switchyard binary between stand-in upstreams
 // (tests/tools/upstream: an OpenAI-compatible stand-in with controllable failures).
 'use strict';
+let L;
 (async () => {
-const L = await import('./lib.mjs');
+L = await import('./lib.mjs');
 const { test, run, assert, eq, post, get, chat, sseEvents, sleep } = L;
 const fs = await import('node:fs');
 
@@ -132,6 +133,7 @@ test('a PII request is served only by the on-prem tier, even when forced to the 
       assert(r.json.switchyard.pii.length > 0, 'pii reported');
     } else {
       eq(r.status, 403, 'forced external tier refused with 403 or served locally: ' + r.text);
+      assert(/personal data/.test(r.json.error.message), 'says why: ' + r.text);
     }
   }
   eq((await cloud.received()).count, 0, 'cloud received nothing');
@@ -343,4 +345,5 @@ await run();
 const code = await gw.stop();
 if (code !== 0) { console.log(`# switchyard exited with ${code}\n# ${gw.proc.stderrText.split('\n').slice(-20).join('\n# ')}`); process.exitCode = 1; }
 await edge.stop(); await cloud.stop();
-})().catch((e) => { console.log(`not ok - harness: ${e.stack}`); process.exitCode = 1; });
+L.cleanup();
+})().catch((e) => { console.log(`not ok - harness: ${e.stack}`); process.exitCode = 1; if (L) L.cleanup(); });

@@ -130,9 +130,13 @@ export async function run() {
       for (const line of String(e && e.stack || e).split('\n')) console.log(`# ${line}`);
     }
   }
+  process.exitCode = failed ? 1 : 0;
+}
+
+// Kills what is still running and removes the temporary folder.
+export function cleanup() {
   for (const c of children) c.kill('SIGKILL');
   if (tmpdir) fs.rmSync(tmpdir, { recursive: true, force: true });
-  process.exitCode = failed ? 1 : 0;
 }
 
 export function skipAll(reason) {

@@ -2,8 +2,9 @@
 // The official OpenAI client (npm "openai") drives chat completions through
 // switchyard, streamed and not, as any application in front of it would.
 'use strict';
+let L;
 (async () => {
-const L = await import('./lib.mjs');
+L = await import('./lib.mjs');
 const { test, run, assert, eq } = L;
 const fs = await import('node:fs');
 const path = await import('node:path');
@@ -82,4 +83,5 @@ test('models.list', async () => {
 await run();
 eq(await gw.stop(), 0, 'switchyard exit code');
 await cloud.stop();
-})().catch((e) => { console.log(`not ok - harness: ${e.stack}`); process.exitCode = 1; });
+L.cleanup();
+})().catch((e) => { console.log(`not ok - harness: ${e.stack}`); process.exitCode = 1; if (L) L.cleanup(); });

@@ -222,13 +222,14 @@ static const char *const ctx_ip[] = {"ip", "address", "server", "host", "ping", 
                                      "router", "gateway", "subnet", NULL};
 static const char *const ctx_addr[] = {"address", "live", "lives", "located", "ship", "deliver",
                                        "meet", "corner", "at", NULL};
-static const char *const ctx_person[] = {
+static const char *const ctx_person_strong[] = {
     "name", "names", "mr", "mrs", "ms", "miss", "dr", "dear", "hi", "hello", "hey", "call me",
-    "named", "called", "speak", "contact", "guardian", "beneficiary", "user:", "sincerely",
-    "regards", "signed", "attn", "cc:", "from:", "to:", "by", "with", "said", "says", "ask",
-    "told", "meet", "met", "under", "partner", "wife", "husband", "son", "daughter", "kid",
-    "child", "tribute", "starring", "directed", "producer", "commenter", "assistant", "add",
-    "follow up", NULL};
+    "named", "called", "user:", "sincerely", "regards", "signed", "attn", "cc:", "from:", "to:",
+    "speak to", "contact", "guardian", "beneficiary", NULL};
+static const char *const ctx_person_weak[] = {
+    "by", "with", "said", "says", "ask", "told", "meet", "met", "under", "partner", "wife",
+    "husband", "son", "daughter", "kid", "child", "tribute", "starring", "directed", "producer",
+    "commenter", "assistant", "add", "follow up", "heard", "shouted", "at", "leave me", NULL};
 
 /* ================================================================== extractors */
 
@@ -782,7 +783,9 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     while (q > 0 && at(c, q - 1) == ' ') q--;
     if (q < st && q > 0 && is_digit(at(c, q - 1))) return;
     if (at(c, en) == ' ' && is_digit(at(c, en + 1))) return;
-    if (ctx_has(c, st, en, 20, 0, ctx_person)) score += 0.3f;
+    if (at(c, en) == '\'' && (at(c, en + 1) | 0x20) == 't') return; /* "Don't" */
+    if (ctx_has(c, st, en, 20, 0, ctx_person_strong)) score += 0.35f;
+    else if (ctx_has(c, st, en, 20, 0, ctx_person_weak)) score += 0.2f;
     if (n == 1 && known) {
         /* Neighbours in a list ("Eklund, Michael and Hodge") or a speaker label at a
          * line start ("Mary: ...") make a single known name much more likely. */
@@ -999,7 +1002,7 @@ int pii_scan(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t
     if (!rc && sc->lookalike) rc = scan_lookalikes(s, sc, text, len);
     if (rc) return rc;
     size_t n = merge_spans(sc->cand, sc->n);
-    if (out) memcpy(out, sc->cand, (n < max ? n : max) * sizeof *out);
+    if (out && n && max) memcpy(out, sc->cand, (n < max ? n : max) * sizeof *out);
     if (n_found) *n_found = n;
     return 0;
 }
