@@ -586,6 +586,14 @@ static int decide(api_worker_t *w, api_call_t *c, char *msg, size_t msglen)
                               "session), but it forces the external tier '%s'", in.forced_tier);
         return 403;
     }
+    /* Under local_only no cloud tier is eligible, so nothing can escalate; the edge
+     * still scores its answer so a low-confidence one is marked as such. */
+    if (c->d.status == 0 && !c->d.cascade && app->cfg->route.escalation_enabled &&
+        c->d.tier >= 0 && app->tiers[c->d.tier].s.role == ROUTE_ROLE_EDGE &&
+        app->tiers[c->d.tier].s.logprobs && c->d.local_only && !in.forced_tier) {
+        c->d.cascade = true;
+        c->d.min_confidence = app->cfg->route.escalation_min_confidence;
+    }
     switch (c->d.status) {
     case 0:
         return 0;

@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// The in-process engine as the edge tier (stories260K from ../shared), driven by the
+// official OpenAI client, and confidence escalation (cascade) to a stand-in cloud.
+'use strict';
+let L;
+(async () => {
+L = await import('./lib.mjs');
+const { test, run, assert, eq, post, chat } = L;
+const fs = await import('node:fs');
+const path = await import('node:path');
+const { createRequire } = await import('node:module');
+
+const model = path.join(L.SHARED, 'data/models/llama2c/stories260K.bin');
+const tok = path.join(L.SHARED, 'data/models/llama2c/tok512.bin');
+if (!fs.existsSync(model)) { L.skipAll(`${model} is absent (../shared not here)`); return; }
+if (!fs.existsSync(L.SWITCHYARD) || !fs.existsSync(L.UPSTREAM)) { L.skipAll('build first'); return; }
+const nodeDir = path.join(L.ROOT, 'tests', 'node');
+const haveClient = fs.existsSync(path.join(nodeDir, 'node_modules', 'openai'));
+
+const cloud = await L.startUpstream('cloud');
+const config = (minConf) => `
+listen: 127.0.0.1:0
+store: sqlite:local.db
+log_level: warn
+tiers:
+  edge:
+    kind: local
+    model: ${model}
+    tokenizer: ${tok}
+    version: "stories260K-f32"
+    max_concurrency: 2
+    cost: { usd_per_hour: 0.05, tokens_per_second: 2000 }
+  cloud:
+    kind: openai
+    base_url: ${cloud.url}/v1
+    model: big-model
+    privacy: external
+    cost: { usd_per_mtok_in: 2.5, usd_per_mtok_out: 10 }
+routing:
+  pii: { action: local_only }
+  escalation: { enabled: true, min_confidence: ${minConf} }
+`;
+const gw = await L.startGateway(config(0.0), 'local');
+const V1 = `${gw.url}/v1/chat/completions`;
+
+test('chat completion from the local tier with logprobs (raw HTTP)', async () => {
+  const r = await post(V1, chat('Once upon a time', { model: 'edge', max_tokens: 24, temperature: 0, logprobs: true, top_logprobs: 3 }));
+  eq(r.status, 200, 'status: ' + r.text);
+  eq(r.json.switchyard.tier, 'edge', 'tier');
+  eq(r.json.switchyard.version, 'stories260K-f32', 'version');
+  const content = r.json.choices[0].message.content;
+  assert(content.length > 10, 'generated text: ' + content);
+  const lp = r.json.choices[0].logprobs.content;
+  assert(lp.length > 5 && lp.length <= 24, 'one logprob per token: ' + lp.length);
+  for (const t of lp) {
+    assert(t.logprob <= 0 && Number.isFinite(t.logprob), 'logprob value');
+    eq(t.top_logprobs.length, 3, 'top_logprobs');
+    assert(t.top_logprobs[0].logprob >= t.logprob - 1e-6, 'greedy picks the most likely token');
+  }
+  eq(r.json.usage.completion_tokens, lp.length, 'usage matches');
+  // Greedy decoding is deterministic.
+  const r2 = await post(V1, chat('Once upon a time', { model: 'edge', max_tokens: 24, temperature: 0 }));
+  eq(r2.json.choices[0].message.content, content, 'same greedy text');
+});
+
+test('streamed chat from the local tier arrives token by token', async () => {
+  const r = await post(V1, chat('Once upon a time', { model: 'edge', max_tokens: 20, temperature: 0, stream: true }));
+  eq(r.status, 200, 'status');
+  const ev = L.sseEvents(r.text);
+  const deltas = ev.filter((e) => e !== '[DONE]' && e.choices && e.choices.length && e.choices[0].delta.content);
+  assert(deltas.length >= 5, 'several token chunks: ' + deltas.length);
+  eq(ev[ev.length - 1], '[DONE]', '[DONE]');
+});
+
+test('a prompt longer than the local context is a clear 400', async () => {
+  const long = 'the cat sat on the mat. '.repeat(400);
+  const r = await post(V1, chat(long, { model: 'edge', max_tokens: 5 }));
+  eq(r.status, 400, 'status: ' + r.text.slice(0, 300));
+  assert(/context/.test(r.json.error.message), 'names the context: ' + r.json.error.message);
+});
+
+test('the official OpenAI client drives the local tier, streaming and not, with logprobs', async () => {
+  if (!haveClient) return;
+  const req = createRequire(path.join(nodeDir, 'package.json'));
+  const OpenAI = req('openai').default || req('openai');
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const r = await client.chat.completions.create({ model: 'edge', messages: [{ role: 'user', content: 'Lily and Ben' }], max_tokens: 16, logprobs: true, top_logprobs: 2 });
+  assert(r.choices[0].message.content.length > 0, 'content');
+  assert(r.choices[0].logprobs.content.length > 0, 'logprobs');
+  const s = await client.chat.completions.create({ model: 'edge', stream: true, messages: [{ role: 'user', content: 'Lily and Ben' }], max_tokens: 16, logprobs: true });
+  let text = '', lps = 0;
+  for await (const c of s) {
+    if (c.choices && c.choices[0]) {
+      text += c.choices[0].delta.content || '';
+      if (c.choices[0].logprobs) lps += c.choices[0].logprobs.content.length;
+    }
+  }
+  assert(text.length > 0 && lps > 0, `streamed text and logprobs: ${text} ${lps}`);
+});
+
+test('cascade: a confident edge answer stands, below the threshold the cloud re-answers', async () => {
+  await cloud.reset();
+  const easy = chat('Once upon a time', { max_tokens: 12, temperature: 0 });
+  const route = await post(`${gw.url}/v1/route`, easy);
+  assert(route.json.decision.cascade, 'this prompt cascades: ' + JSON.stringify(route.json.decision));
+  const low = await post(V1, easy); // min_confidence 0: never escalates
+  eq(low.status, 200, 'status');
+  eq(low.json.switchyard.tier, 'edge', 'edge answer stands');
+  eq(low.json.switchyard.escalated, false, 'not escalated');
+  assert(typeof low.json.switchyard.confidence === 'number', 'confidence reported');
+  eq((await cloud.received()).count, 0, 'cloud not called');
+  const gw2 = await L.startGateway(config(0.999), 'strict');
+  const hi = await post(`${gw2.url}/v1/chat/completions`, easy);
+  eq(hi.status, 200, 'status');
+  eq(hi.json.switchyard.tier, 'cloud', 'cloud re-answered');
+  eq(hi.json.switchyard.escalated, true, 'escalated');
+  assert(hi.json.switchyard.reasons.some((x) => x.startsWith('escalate:')), 'escalation reason');
+  const rec = await cloud.received();
+  eq(rec.count, 1, 'cloud called once');
+  const sent = JSON.parse(rec.requests[0].body);
+  eq(sent.messages[sent.messages.length - 1].content, 'Once upon a time', 'full conversation re-sent');
+  // Streaming client, same cascade.
+  const hs = await post(`${gw2.url}/v1/chat/completions`, { ...easy, stream: true });
+  const ev = L.sseEvents(hs.text);
+  const sy = ev.find((e) => e !== '[DONE]' && e.switchyard);
+  eq(sy.switchyard.escalated, true, 'streamed escalation');
+  // Personal data never escalates to an external tier: the local answer stands, marked.
+  await cloud.reset();
+  const pii = await post(`${gw2.url}/v1/chat/completions`, chat('Once upon a time jane.doe@example.com', { max_tokens: 8, temperature: 0 }));
+  eq(pii.status, 200, 'status: ' + pii.text);
+  eq(pii.json.switchyard.tier, 'edge', 'stays on the edge');
+  eq(pii.json.switchyard.escalated, false, 'not escalated');
+  eq(pii.json.switchyard.low_confidence, true, 'marked low confidence');
+  eq((await cloud.received()).count, 0, 'cloud received nothing');
+  eq(await gw2.stop(), 0, 'clean exit');
+});
+
+await run();
+eq(await gw.stop(), 0, 'switchyard exit code');
+await cloud.stop();
+L.cleanup();
+})().catch((e) => { console.log(`not ok - harness: ${e.stack}`); process.exitCode = 1; if (L) L.cleanup(); });
