@@ -723,6 +723,23 @@ static size_t cap_token(const scan_ctx_t *c, size_t i, bool *initial)
     return k;
 }
 
+/* True when a token ends like a surname in many languages (Slavic, Baltic, Nordic,
+ * Georgian, Armenian, Greek, Romanian, Icelandic): "-ová", "-ić", "-ski", "-dze". */
+static bool surname_shape(const char *s, size_t n)
+{
+    static const char *const sfx[] = {
+        "ov", "ova", "ev", "eva", "ová", "ić", "ic", "ski", "ska", "sky", "cki", "cka", "dze",
+        "shvili", "yan", "ian", "enko", "chuk", "uk", "sson", "sen", "dóttir", "dottir", "escu",
+        "poulos", "akis", "idis", "oglu", "oğlu", "ovich", "evich", "ovna", "evna", "inen",
+        "nen", "lä", "vá", "ská", "ný", "ák", "ek", "czyk", "wicz", "ez", NULL};
+    if (n < 5) return false;
+    for (int i = 0; sfx[i]; i++) {
+        size_t l = strlen(sfx[i]);
+        if (l < n && !memcmp(s + n - l, sfx[i], l)) return true;
+    }
+    return false;
+}
+
 /* True when a census name token sits next to position p in a list: after p (skipping
  * ", " or " and ") when forward, else before p. */
 static bool neighbour_name(const scan_ctx_t *c, size_t p, bool forward)
@@ -766,9 +783,16 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
         else unknown++;
     }
     uint8_t f0 = tk[a].flags, fl = tk[b - 1].flags;
+    bool mid_initial = false;
+    for (int i = a + 1; i < b - 1; i++) mid_initial |= tk[i].initial;
+    bool morph = n >= 2 && surname_shape(c->t + tk[b - 1].st, tk[b - 1].en - tk[b - 1].st);
     float score;
     if (n >= 2 && (f0 & PII_NAME_FIRST) && !(f0 & PII_NAME_RARE) && ((fl & PII_NAME_LAST) || !fl))
         score = 0.85f;
+    else if (n >= 3 && mid_initial && n <= 4)
+        score = 0.8f; /* "Faina D. Yefremova" */
+    else if (morph && n <= 3)
+        score = 0.75f; /* "Wisława Szczepańska" */
     else if (n >= 2 && known)
         score = 0.6f;
     else if (n >= 2)
@@ -795,10 +819,11 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
             list = neighbour_name(c, en, true);
         if (!list && st >= 2 && (at(c, st - 2) == ',' || (st >= 5 && !memcmp(c->t + st - 5, " and ", 5))))
             list = neighbour_name(c, st, false);
-        bool label = at(c, en) == ':' && (st == 0 || at(c, st - 1) == '\n');
-        if (list || label) score += 0.25f;
-        else if ((f0 & PII_NAME_FIRST) && !(f0 & PII_NAME_RARE)) score += 0.1f;
+        if (list) score += 0.25f;
+        else if ((f0 & PII_NAME_FIRST) && !(f0 & PII_NAME_RARE)) score += 0.15f;
     }
+    /* A speaker label at a line start ("Mary: ...", "Halldór: ..."). */
+    if (n == 1 && at(c, en) == ':' && (st == 0 || at(c, st - 1) == '\n')) score += 0.35f;
     cand_add(c, PII_PERSON, score, st, en);
 }
 

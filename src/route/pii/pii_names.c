@@ -71,6 +71,8 @@ static const char *const stop_words[] = {
     "solutions", "partners", "holdings", "capital", "labs", "software", "media", "energy",
     "foundation", "institute", "association", "society", "club", "hotel", "restaurant",
     "airport", "station", "museum", "library", "cafe", "market", "mall", "plaza", "tower",
+    "note", "notes", "summary", "subject", "warning", "error", "info", "tip", "example",
+    "input", "output", "result", "status", "total", "step", "update", "source", "reason",
     "both", "either", "neither", "nor", "yet", "why", "wherefore", "whence", "hence", "well",
 };
 
