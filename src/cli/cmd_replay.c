@@ -1,0 +1,290 @@
+/* cmd_replay.c — `switchyard replay`: run router_decide() (the code the server
+ * runs) over every row of a routing CSV and compare the policy with the baselines:
+ * quality, cost, cloud share, APGR, CPT(50%), CPT(80%), strong share for 95%
+ * quality; the cost–quality curve as an SVG; or one need-of-cloud score per row. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/config.h"
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/mem.h"
+#include "base/progress.h"
+#include "cli/cli.h"
+#include "cli/routedata.h"
+#include "route/dataset.h"
+#include "route/router.h"
+
+#define CURVE_POINTS 101
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: switchyard replay [-c CONFIG] [--policy rules|bandit] [--model FILE]\n"
+            "                         [--classifier FILE] [--exclude JSONL] [--svg OUT.svg]\n"
+            "                         [--scores] [--seed N] [--lambda L] DATA.csv\n\n"
+            "Runs the router over every row (prompt, weak_score, strong_score[, costs]) with\n"
+            "an edge tier standing for the weak model and a cloud tier for the strong one.\n"
+            "  -c CONFIG       routing settings and router model from a switchyard config\n"
+            "  --policy P      rules (need-of-cloud threshold) or bandit (learns from the\n"
+            "                  replayed rewards: quality - lambda x cost in USD)\n"
+            "  --lambda L      bandit cost weight (default 20 per USD)\n"
+            "  --model FILE    need-of-cloud model (default models/router.bin)\n"
+            "  --classifier F  task classifier (default models/taskclass.bin)\n"
+            "  --exclude JSONL drop these prompts (contaminated_prompts.jsonl)\n"
+            "  --svg OUT       write the cost-quality curve\n"
+            "  --scores        print one need-of-cloud score per row, in row order, only\n");
+}
+
+typedef struct point {
+    const char *name;
+    double share, quality, cost;
+    const route_eval_t *ev; /* NULL: no score ordering */
+} point_t;
+
+static void print_point(const point_t *p)
+{
+    printf("%-24s %7.3f %8.4f %10.4f", p->name, p->share, p->quality, p->cost);
+    if (p->ev)
+        printf(" %7.3f %7.3f %7.3f %8.3f\n", p->ev->apgr, p->ev->cpt50, p->ev->cpt80,
+               p->ev->share95);
+    else printf(" %7s %7s %7s %8s\n", "-", "-", "-", "-");
+}
+
+/* The cost–quality plane: cloud share on x, quality on y; the router's curve, the
+ * random diagonal, the operating points. */
+static int write_svg(const char *path, const double *curve, const point_t *pts, size_t n_pts,
+                     double qmin, double qmax)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    const double W = 640, H = 440, L = 60, T = 30, PW = 540, PH = 340;
+    double lo = qmin - 0.02, hi = qmax + 0.02;
+#define X(c) (L + (c) * PW)
+#define Y(q) (T + PH - ((q) - lo) / (hi - lo) * PH)
+    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' "
+               "font-family='sans-serif' font-size='12'>\n<rect width='100%%' height='100%%' "
+               "fill='white'/>\n",
+            W, H);
+    fprintf(f, "<rect x='%.0f' y='%.0f' width='%.0f' height='%.0f' fill='none' stroke='#444'/>\n",
+            L, T, PW, PH);
+    for (int i = 0; i <= 10; i += 2) {
+        fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle'>%.1f</text>\n", X(i / 10.0),
+                T + PH + 16, i / 10.0);
+        double q = lo + (hi - lo) * i / 10.0;
+        fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='end'>%.3f</text>\n", L - 4, Y(q) + 4, q);
+    }
+    fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle'>cloud (strong model) share</text>\n",
+            L + PW / 2, H - 8);
+    fprintf(f, "<text x='14' y='%.1f' transform='rotate(-90 14 %.1f)' "
+               "text-anchor='middle'>quality</text>\n",
+            T + PH / 2, T + PH / 2);
+    fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#999' "
+               "stroke-dasharray='4 3'/>\n",
+            X(0), Y(qmin), X(1), Y(qmax));
+    fprintf(f, "<polyline fill='none' stroke='#1f77b4' stroke-width='2' points='");
+    for (int i = 0; i < CURVE_POINTS; i++)
+        fprintf(f, "%.1f,%.1f ", X(i / (double)(CURVE_POINTS - 1)), Y(curve[i]));
+    fprintf(f, "'/>\n");
+    for (size_t i = 0; i < n_pts; i++) {
+        fprintf(f, "<circle cx='%.1f' cy='%.1f' r='4' fill='#d62728'/>\n", X(pts[i].share),
+                Y(pts[i].quality));
+        fprintf(f, "<text x='%.1f' y='%.1f'>%s</text>\n", X(pts[i].share) + 6,
+                Y(pts[i].quality) - 6, pts[i].name);
+    }
+    fprintf(f, "<text x='%.1f' y='20'>need-of-cloud score (blue), random (dashed)</text>\n", L);
+    fprintf(f, "</svg>\n");
+#undef X
+#undef Y
+    return fclose(f) ? -1 : 0;
+}
+
+/* Cost of answering a row on one side: the data's cost when given, else tokens
+ * at list prices of the replay tiers. */
+static double row_cost(const route_row_t *r, bool strong, const route_decision_t *d,
+                       const route_tier_t *t)
+{
+    double c = strong ? r->strong_cost : r->weak_cost;
+    if (isfinite(c)) return c;
+    return ((double)d->est_tokens_in * t->usd_per_mtok_in +
+            (double)d->est_tokens_out * t->usd_per_mtok_out) / 1e6;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    const char *conf = NULL, *model = "models/router.bin", *cls = "models/taskclass.bin",
+               *svg = NULL, *data = NULL, *exclude = NULL;
+    bool scores_only = false, model_set = false;
+    int policy = -1;
+    uint64_t seed = 1;
+    double lambda = 20.0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-c") && i + 1 < argc) conf = argv[++i];
+        else if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
+            i++;
+            if (!strcmp(argv[i], "rules")) policy = ROUTE_POLICY_RULES;
+            else if (!strcmp(argv[i], "bandit")) policy = ROUTE_POLICY_BANDIT;
+            else {
+                fprintf(stderr, "switchyard replay: --policy rules or bandit\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i], model_set = true;
+        else if (!strcmp(argv[i], "--classifier") && i + 1 < argc) cls = argv[++i];
+        else if (!strcmp(argv[i], "--exclude") && i + 1 < argc) exclude = argv[++i];
+        else if (!strcmp(argv[i], "--svg") && i + 1 < argc) svg = argv[++i];
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--lambda") && i + 1 < argc) lambda = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--scores")) scores_only = true;
+        else if (argv[i][0] == '-' || data) {
+            fprintf(stderr, "switchyard replay: unexpected '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else data = argv[i];
+    }
+    if (!data) {
+        usage(stderr);
+        return 2;
+    }
+
+    route_config_t rc;
+    route_config_defaults(&rc);
+    if (conf) {
+        config_t cfg;
+        char err[512];
+        if (config_load(&cfg, conf, err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
+            config_deinit(&cfg);
+            return 1;
+        }
+        rc = cfg.route;
+        if (!model_set && cfg.router_model && *cfg.router_model) {
+            static char path[4096];
+            snprintf(path, sizeof path, "%s", cfg.router_model);
+            model = path;
+        }
+        config_deinit(&cfg);
+    }
+    if (policy >= 0) rc.policy = (route_policy_kind_t)policy;
+    rc.cloud_above_tokens = 0; /* benchmark rows carry no max_tokens */
+
+    route_dataset_t ds;
+    if (routedata_load_routing(data, exclude, &ds) || !ds.n) {
+        route_dataset_deinit(&ds);
+        return 1;
+    }
+    char err[256];
+    router_t *r = router_new(&rc, NULL, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "router: %s\n", err);
+        route_dataset_deinit(&ds);
+        return 1;
+    }
+    route_model_t *m = routedata_load_model(cls);
+    if (m) router_set_classifier(r, m);
+    m = routedata_load_model(model);
+    if (m && router_set_cloud_model(r, m)) {
+        fprintf(stderr, "%s: not a need-of-cloud model\n", model);
+        route_model_free(m);
+    }
+    if (!router_cloud_model(r) && rc.policy == ROUTE_POLICY_RULES)
+        fprintf(stderr, "no need-of-cloud model: rules use the task class alone\n");
+    router_scratch_t *s = router_scratch_new(r);
+
+    route_tier_t tiers[2] = {
+        {"edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, false, 0.05, 0.2, 0},
+        {"cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 2.5, 10.0, 0},
+    };
+    size_t n = ds.n;
+    double *score = mem_alloc(n * sizeof *score), *w = mem_alloc(n * sizeof *w),
+           *st = mem_alloc(n * sizeof *st);
+    double q = 0, cost = 0, cost_w = 0, cost_s = 0, q_oracle = 0, cost_oracle = 0;
+    size_t n_cloud = 0, n_oracle = 0, fails = 0;
+    progress_t pr;
+    progress_init(&pr, "replay", n);
+    pr.quiet = scores_only;
+    route_decision_t d;
+    for (size_t i = 0; i < n; i++) {
+        const route_row_t *row = &ds.rows[i];
+        route_text_t t = {"user", row->prompt, row->len};
+        route_input_t in = {.texts = &t, .n_texts = 1, .n_messages = 1,
+                            .rand_seed = hash_mix(seed + i), .now_us = i};
+        if (router_decide(r, s, &in, tiers, 2, &d) || d.status) {
+            fails++;
+            d.tier = 0;
+        }
+        bool strong = d.tier == 1;
+        double qi = strong ? row->strong : row->weak;
+        double ci = row_cost(row, strong, &d, &tiers[d.tier]);
+        q += qi;
+        cost += ci;
+        n_cloud += strong;
+        cost_w += row_cost(row, false, &d, &tiers[0]);
+        cost_s += row_cost(row, true, &d, &tiers[1]);
+        bool o = row->strong > row->weak;
+        q_oracle += o ? row->strong : row->weak;
+        cost_oracle += row_cost(row, o, &d, &tiers[o]);
+        n_oracle += o;
+        score[i] = d.features.cloud_score;
+        w[i] = row->weak;
+        st[i] = row->strong;
+        if (rc.policy == ROUTE_POLICY_BANDIT)
+            router_feedback(r, &d.features, d.tier, route_bandit_reward(qi, ci, 0, lambda, 0));
+        if (!scores_only) progress_update(&pr, i + 1);
+    }
+    if (!scores_only) progress_finish(&pr);
+
+    int ret = 0;
+    if (scores_only) {
+        for (size_t i = 0; i < n; i++) printf("%.6f\n", score[i]);
+    } else {
+        double dn = (double)n;
+        route_eval_t ev, ev_rand, ev_oracle;
+        double curve[CURVE_POINTS];
+        route_eval_scores(score, w, st, n, &ev, curve, CURVE_POINTS);
+        double *aux = mem_alloc(n * sizeof *aux);
+        for (size_t i = 0; i < n; i++) aux[i] = (double)(hash_mix(seed ^ (i * 7919)) >> 11);
+        route_eval_scores(aux, w, st, n, &ev_rand, NULL, 0);
+        for (size_t i = 0; i < n; i++) aux[i] = st[i] - w[i];
+        route_eval_scores(aux, w, st, n, &ev_oracle, NULL, 0);
+        mem_free(aux);
+        double share = (double)n_cloud / dn;
+        char pname[64];
+        snprintf(pname, sizeof pname, "%s%s", rc.policy == ROUTE_POLICY_BANDIT ? "bandit" : "rules",
+                 router_cloud_model(r) ? "" : " (task only)");
+        point_t pts[] = {
+            {"all-weak", 0, ev.q_weak, cost_w, NULL},
+            {"all-strong", 1, ev.q_strong, cost_s, NULL},
+            {"random", share, ev.q_weak + share * (ev.q_strong - ev.q_weak),
+             cost_w + share * (cost_s - cost_w), &ev_rand},
+            {"oracle", (double)n_oracle / dn, q_oracle / dn, cost_oracle, &ev_oracle},
+            {pname, share, q / dn, cost, router_cloud_model(r) ? &ev : NULL},
+        };
+        printf("\n%zu rows%s; APGR/CPT columns rank rows by the need-of-cloud score\n\n", n,
+               fails ? " (some decisions failed: counted as edge)" : "");
+        printf("%-24s %7s %8s %10s %7s %7s %7s %8s\n", "policy", "cloud", "quality", "cost_usd",
+               "APGR", "CPT50", "CPT80", "share95");
+        for (size_t i = 0; i < sizeof pts / sizeof *pts; i++) print_point(&pts[i]);
+        if (svg && router_cloud_model(r)) {
+            point_t op[] = {pts[3], pts[4]};
+            if (write_svg(svg, curve, op, 2, ev.q_weak, fmax(ev.q_strong, q_oracle / dn)))
+                ret = 1;
+            else fprintf(stderr, "wrote %s\n", svg);
+        }
+    }
+    mem_free(score);
+    mem_free(w);
+    mem_free(st);
+    router_scratch_free(s);
+    router_free(r);
+    route_dataset_deinit(&ds);
+    return ret;
+}
