@@ -16,6 +16,7 @@
     X(perplexity, "perplexity of a model on a text file")                                          \
     X(train, "train the task classifier or the need-of-cloud router model")                        \
     X(replay, "evaluate a routing policy offline over a routing CSV (APGR, CPT, SVG curve)")       \
+    X(calibrate, "set the need-of-cloud threshold for a target cloud share or quality")          \
     X(pii, "find personal data in text; evaluate the detector (--eval)")                           \
     X(quantize, "write a GGUF model with its weights quantized to q8_0 or q4_0")                   \
     X(version, "print the version")
