@@ -8,7 +8,7 @@ PKGS=(
   libcurl4-openssl-dev libcjson-dev libcyaml-dev node-llhttp
   libhyperscan-dev libpcre2-dev
   libsqlite3-dev sqlite3 libpq-dev postgresql
-  libcmocka-dev perl nodejs npm
+  libcmocka-dev perl
   wrk nginx-light nghttp2-client hyperfine
 )
 
@@ -16,6 +16,11 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+
+# Node.js (for the OpenAI-client tests and benchmark drivers): use the one on the
+# machine if there is one, so a newer Node.js is never replaced by Debian's.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"
