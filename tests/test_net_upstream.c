@@ -125,6 +125,8 @@ static void *srv_main(void *arg)
     return NULL;
 }
 
+static uint32_t g_idle_ms = 5000;
+
 static int setup(void **state)
 {
     srv_t *t = mem_calloc(1, sizeof *t);
@@ -133,7 +135,7 @@ static int setup(void **state)
                             .max_header_bytes = 8192,
                             .max_body_bytes = 1 << 20,
                             .header_timeout_ms = 5000,
-                            .idle_timeout_ms = 5000,
+                            .idle_timeout_ms = g_idle_ms,
                             .drain_ms = 200,
                             .handler = srv_handler};
     int err;
@@ -465,6 +467,48 @@ static void test_connection_reuse(void **state)
     loop_free(l);
 }
 
+/* The server closes an idle kept-alive connection (idle timeout 50 ms): the client
+ * notices on the parked socket, and the next call opens a new connection. */
+static void test_idle_connection_closed_by_server(void **state)
+{
+    srv_t *t = *state;
+    pthread_mutex_lock(&g_mu);
+    g_n_peers = 0;
+    pthread_mutex_unlock(&g_mu);
+    loop_t *l = loop_new();
+    upstream_t *u = upstream_new(l, 4);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", t->port);
+    for (int i = 0; i < 2; i++) {
+        result_t r = {.loop = l};
+        buf_init(&r.data, 1 << 20);
+        upstream_req_t req = {
+            .url = url, .method = "GET", .total_timeout_ms = 2000, .max_body = 1000};
+        assert_int_equal(upstream_call_start(u, &req, &CB, &r, NULL), 0);
+        loop_run(l);
+        assert_int_equal(r.err, UPSTREAM_OK);
+        assert_string_equal(r.data.data, "GET  0");
+        buf_deinit(&r.data);
+        if (i == 0) {
+            loop_timer_add(l, 200, safety_stop, NULL); /* idle: the server closes */
+            loop_run(l);
+        }
+    }
+    pthread_mutex_lock(&g_mu);
+    assert_int_equal(g_n_peers, 2);
+    pthread_mutex_unlock(&g_mu);
+    upstream_free(u);
+    loop_free(l);
+}
+
+static int setup_short_idle(void **state)
+{
+    g_idle_ms = 50;
+    int rc = setup(state);
+    g_idle_ms = 5000;
+    return rc;
+}
+
 static int global_teardown(void **state)
 {
     upstream_global_cleanup();
@@ -486,6 +530,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_connection_closed_by_server, setup_short_idle,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, global_teardown);
 }

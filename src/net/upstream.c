@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "base/mem.h"
@@ -53,6 +55,9 @@ struct upstream {
     CURL *pool[UPSTREAM_POOL_MAX];
     int n_pool;
     int depth;      /* > 0 while curl_multi_socket_action is on the stack */
+    uint8_t *fds;   /* FD_* by fd, for sockets curl opened through open_cb */
+    uint8_t *fd_ev; /* loop interest of each such watched socket */
+    size_t n_fds;
     int n_deferred; /* calls canceled during depth > 0, reaped after it */
 };
 
@@ -89,9 +94,58 @@ const char *upstream_err_name(upstream_err_t e)
 
 static void check_done(upstream_t *u);
 
+/* Per-fd state of the connection sockets curl opened through us (opensocket), so
+ * that a kept-alive connection going idle stays registered with the loop
+ * ("parked") instead of being deleted from epoll and added back on its next use:
+ * two epoll_ctl calls saved per request. A parked socket that becomes readable
+ * (the server closed it) is deleted then; curl's own liveness check does the rest.
+ * Sockets curl made otherwise (resolver pipes) take the plain add/delete path. */
+enum { FD_FOREIGN = 0, FD_IDLE, FD_WATCHED, FD_PARKED };
+
+static uint8_t *fd_slot(upstream_t *u, int fd)
+{
+    if (fd < 0) return NULL;
+    if ((size_t)fd >= u->n_fds) {
+        size_t n = u->n_fds ? u->n_fds : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        u->fds = mem_realloc(u->fds, n);
+        u->fd_ev = mem_realloc(u->fd_ev, n);
+        memset(u->fds + u->n_fds, 0, n - u->n_fds);
+        memset(u->fd_ev + u->n_fds, 0, n - u->n_fds);
+        u->n_fds = n;
+    }
+    return &u->fds[fd];
+}
+
+static curl_socket_t open_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    upstream_t *u = clientp;
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0) return CURL_SOCKET_BAD;
+    *fd_slot(u, fd) = FD_IDLE;
+    return fd;
+}
+
+static int close_cb(void *clientp, curl_socket_t fd)
+{
+    upstream_t *u = clientp;
+    uint8_t *st = fd_slot(u, fd);
+    if (st && (*st == FD_WATCHED || *st == FD_PARKED)) loop_io_del(u->loop, fd);
+    if (st) *st = FD_FOREIGN;
+    return close(fd);
+}
+
 static void sock_io(loop_t *loop, int fd, unsigned events, void *arg)
 {
     upstream_t *u = arg;
+    if ((size_t)fd < u->n_fds && u->fds[fd] == FD_PARKED) {
+        /* No transfer wants this idle connection: whatever happened to it (EOF,
+         * stray bytes), stop watching; curl checks it before any reuse. */
+        loop_io_del(loop, fd);
+        u->fds[fd] = FD_IDLE;
+        return;
+    }
     int mask = 0;
     if (events & LOOP_READ) mask |= CURL_CSELECT_IN;
     if (events & LOOP_WRITE) mask |= CURL_CSELECT_OUT;
@@ -103,19 +157,39 @@ static void sock_io(loop_t *loop, int fd, unsigned events, void *arg)
     check_done(u);
 }
 
-/* CURLMOPT_SOCKETFUNCTION: mirror curl's wishes in the loop. socketp marks a
- * socket we already watch. */
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's wishes in the loop. For foreign sockets
+ * socketp marks one we already watch. */
 static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     upstream_t *u = userp;
+    uint8_t *st = fd_slot(u, s);
+    unsigned ev = 0;
+    if (what & CURL_POLL_IN) ev |= LOOP_READ;
+    if (what & CURL_POLL_OUT) ev |= LOOP_WRITE;
+    if (*st != FD_FOREIGN) {
+        if (what == CURL_POLL_REMOVE) {
+            if (*st == FD_WATCHED) {
+                /* Park it, reading only: a writable idle socket would wake us. */
+                if (u->fd_ev[s] != LOOP_READ) loop_io_mod(u->loop, s, LOOP_READ);
+                u->fd_ev[s] = LOOP_READ;
+                *st = FD_PARKED;
+            }
+            return 0;
+        }
+        if (*st == FD_IDLE) {
+            if (loop_io_add(u->loop, s, ev, sock_io, u) < 0) return -1;
+        } else if (u->fd_ev[s] != ev && loop_io_mod(u->loop, s, ev) < 0) {
+            return -1;
+        }
+        u->fd_ev[s] = (uint8_t)ev;
+        *st = FD_WATCHED;
+        return 0;
+    }
     if (what == CURL_POLL_REMOVE) {
         loop_io_del(u->loop, s);
         curl_multi_assign(u->multi, s, NULL);
         return 0;
     }
-    unsigned ev = 0;
-    if (what & CURL_POLL_IN) ev |= LOOP_READ;
-    if (what & CURL_POLL_OUT) ev |= LOOP_WRITE;
     if (socketp) {
         loop_io_mod(u->loop, s, ev);
     } else {
@@ -184,6 +258,11 @@ void upstream_free(upstream_t *u)
     for (int i = 0; i < u->n_pool; i++)
         curl_easy_cleanup(u->pool[i]);
     curl_multi_cleanup(u->multi);
+    /* Anything still registered (closed by curl without our callback) is dropped. */
+    for (size_t fd = 0; fd < u->n_fds; fd++)
+        if (u->fds[fd] == FD_WATCHED || u->fds[fd] == FD_PARKED) loop_io_del(u->loop, (int)fd);
+    mem_free(u->fds);
+    mem_free(u->fd_ev);
     loop_timer_del(u->loop, u->timer);
     mem_free(u);
 }
@@ -401,6 +480,10 @@ int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream
         curl_easy_setopt(c->easy, CURLOPT_TCP_NODELAY, 1L);
         curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, header_cb);
         curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, write_cb);
+        curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETFUNCTION, open_cb);
+        curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETDATA, u);
+        curl_easy_setopt(c->easy, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+        curl_easy_setopt(c->easy, CURLOPT_CLOSESOCKETDATA, u);
     }
     /* Every per-call option is set on every call (a pooled handle keeps the last
      * call's values otherwise); curl_easy_reset would cost more than this. */
