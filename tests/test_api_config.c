@@ -93,14 +93,17 @@ static void test_errors(void **state)
     expect_error(buf, "workers", "out of range");
     snprintf(buf, sizeof buf, "%sbogus: 1\n", tiers);
     expect_error(buf, "bogus, line 5", "unknown key");
-    expect_error("tiers:\n  e:\n    kind: local\n    model: m\n    max_queue: -3\n", "tiers.e.max_queue, line 5", "range");
+    expect_error("tiers:\n  e:\n    kind: local\n    model: m\n    max_queue: -3\n",
+                 "tiers.e.max_queue, line 5", "range");
     expect_error("tiers:\n  e:\n    kind: rocket\n", "tiers.e.kind, line 3", "openai, local");
     expect_error("tiers:\n  e:\n    model: m\n", "tiers.e", "kind");
     expect_error("tiers:\n  c:\n    kind: openai\n    model: m\n", "tiers.c", "base_url");
-    expect_error("tiers:\n  c:\n    kind: openai\n    model: m\n    base_url: ftp://x\n", "tiers.c", "http");
+    expect_error("tiers:\n  c:\n    kind: openai\n    model: m\n    base_url: ftp://x\n", "tiers.c",
+                 "http");
     expect_error("tiers:\n  e:\n    kind: local\n    model: m\n    cost: { usd_per_day: 3 }\n",
                  "tiers.e.cost.usd_per_day, line 5", "unknown key");
-    expect_error("tiers:\n  e:\n    kind: local\n    model: m\n    privacy: cloudy\n", "tiers.e.privacy", "on_device");
+    expect_error("tiers:\n  e:\n    kind: local\n    model: m\n    privacy: cloudy\n",
+                 "tiers.e.privacy", "on_device");
     snprintf(buf, sizeof buf, "%srouting:\n  policy: magic\n", tiers);
     expect_error(buf, "routing.policy, line 6", "rules, bandit");
     snprintf(buf, sizeof buf, "%srouting:\n  pii: { types: { SHOE_SIZE: mask } }\n", tiers);
@@ -117,7 +120,9 @@ static void test_errors(void **state)
     expect_error(buf, "store", "sqlite");
     snprintf(buf, sizeof buf, "%slog_level: chatty\n", tiers);
     expect_error(buf, "log_level", "debug");
-    expect_error("tiers:\n  e:\n    kind: local\n    model: m\n  e:\n    kind: local\n    model: m\n", "tiers.e, line 5", "twice");
+    expect_error(
+        "tiers:\n  e:\n    kind: local\n    model: m\n  e:\n    kind: local\n    model: m\n",
+        "tiers.e, line 5", "twice");
 }
 
 static void test_missing_file(void **state)

@@ -90,8 +90,8 @@ static void test_jsonw(void **state)
     jsonw_arr_end(&w);
     jsonw_obj_end(&w);
     assert_int_equal(jsonw_error(&w), 0);
-    assert_string_equal(b.data,
-                        "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"n\":-3,\"d\":0.1,\"a\":[true,null,[]]}");
+    assert_string_equal(
+        b.data, "{\"s\":\"a\\\"b\\\\c\\n\\u0001\",\"n\":-3,\"d\":0.1,\"a\":[true,null,[]]}");
     buf_deinit(&b);
 }
 
@@ -147,10 +147,14 @@ static void test_strerror(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_cap),         cmocka_unit_test(test_buf_printf_long),
-        cmocka_unit_test(test_arena),           cmocka_unit_test(test_jsonw),
-        cmocka_unit_test(test_jsonw_cap_sticky), cmocka_unit_test(test_hash_stable),
-        cmocka_unit_test(test_clock_parse),     cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_buf_cap),
+        cmocka_unit_test(test_buf_printf_long),
+        cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_jsonw),
+        cmocka_unit_test(test_jsonw_cap_sticky),
+        cmocka_unit_test(test_hash_stable),
+        cmocka_unit_test(test_clock_parse),
+        cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

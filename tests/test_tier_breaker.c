@@ -69,9 +69,10 @@ static void test_error_rate_opens(void **state)
     tier_t t;
     tier_init(&t, 0, &s);
     /* Alternate: never 2 failures in a row, but 50% over the window of 10. */
-    for (int i = 0; i < 9; i++) tier_breaker_record(&t, i % 2 == 1, 0);
+    for (int i = 0; i < 9; i++)
+        tier_breaker_record(&t, i % 2 == 1, 0);
     assert_int_equal(tier_circuit(&t, 0), TIER_CLOSED); /* window not full yet */
-    tier_breaker_record(&t, false, 0);                   /* 10th: 5 failures of 10 */
+    tier_breaker_record(&t, false, 0);                  /* 10th: 5 failures of 10 */
     assert_int_equal(tier_circuit(&t, 0), TIER_OPEN);
     tier_deinit(&t);
 }
@@ -97,7 +98,8 @@ static void test_queue_fifo_and_full(void **state)
     tier_waiter_t w[5];
     memset(w, 0, sizeof w);
     memset(woken, 0, sizeof woken);
-    for (int i = 0; i < 5; i++) w[i] = (tier_waiter_t){.loop = loop, .ready = wake, .arg = (void *)(intptr_t)i};
+    for (int i = 0; i < 5; i++)
+        w[i] = (tier_waiter_t){.loop = loop, .ready = wake, .arg = (void *)(intptr_t)i};
     assert_int_equal(tier_acquire(&t, &w[0]), 0);
     assert_int_equal(tier_acquire(&t, &w[1]), 0);
     assert_int_equal(tier_acquire(&t, &w[2]), 1); /* queued */

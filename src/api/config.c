@@ -37,10 +37,10 @@ typedef struct field {
     const char *key;
     ftype_t type;
     size_t off;
-    double min, max;               /* numeric bounds */
-    const char *const *names;      /* F_ENUM: NULL-terminated names, value = index */
-    const struct field *sub;       /* F_MAP */
-    size_t set_off;                /* offset of a bool set when the key is present, or 0 */
+    double min, max;          /* numeric bounds */
+    const char *const *names; /* F_ENUM: NULL-terminated names, value = index */
+    const struct field *sub;  /* F_MAP */
+    size_t set_off;           /* offset of a bool set when the key is present, or 0 */
 } field_t;
 
 typedef struct walk {
@@ -60,11 +60,26 @@ static const char *const pii_action_names[] = {"local_only", "mask", "block", "a
 #define T(f) offsetof(config_tier_t, f)
 #define C(f) offsetof(config_t, f)
 #define R(f) (offsetof(config_t, route) + offsetof(route_config_t, f))
-#define NUM(k, ty, off, lo, hi) {k, ty, off, lo, hi, NULL, NULL, 0}
-#define STR(k, off) {k, F_STR, off, 0, 0, NULL, NULL, 0}
-#define ENUM(k, off, names) {k, F_ENUM, off, 0, 0, names, NULL, 0}
-#define MAP(k, sub) {k, F_MAP, 0, 0, 0, NULL, sub, 0}
-#define END {NULL, 0, 0, 0, 0, NULL, NULL, 0}
+#define NUM(k, ty, off, lo, hi)                                                                    \
+    {                                                                                              \
+        k, ty, off, lo, hi, NULL, NULL, 0                                                          \
+    }
+#define STR(k, off)                                                                                \
+    {                                                                                              \
+        k, F_STR, off, 0, 0, NULL, NULL, 0                                                         \
+    }
+#define ENUM(k, off, names)                                                                        \
+    {                                                                                              \
+        k, F_ENUM, off, 0, 0, names, NULL, 0                                                       \
+    }
+#define MAP(k, sub)                                                                                \
+    {                                                                                              \
+        k, F_MAP, 0, 0, 0, NULL, sub, 0                                                            \
+    }
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, 0, 0, 0, 0, NULL, NULL, 0                                                            \
+    }
 
 static const field_t cost_fields[] = {
     NUM("usd_per_hour", F_F64, T(usd_per_hour), 0, 1e6),
@@ -291,8 +306,8 @@ static void read_value(walk_t *w, const field_t *f, const yaml_node_t *v, const 
 static void walk_map(walk_t *w, const yaml_node_t *map, const field_t *fields, const char *path,
                      void *base);
 
-static void walk_pair(walk_t *w, const yaml_node_t *k, const yaml_node_t *v,
-                      const field_t *fields, const char *path, void *base)
+static void walk_pair(walk_t *w, const yaml_node_t *k, const yaml_node_t *v, const field_t *fields,
+                      const char *path, void *base)
 {
     const char *key = scalar(k);
     char sub[256];
@@ -380,9 +395,10 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
         const char *name = scalar(k);
         char path[160];
         snprintf(path, sizeof path, "tiers.%s", name ? name : "?");
-        if (!name || !*name || strlen(name) > 48 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
-                                                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                                  "0123456789_-.") != strlen(name)) {
+        if (!name || !*name || strlen(name) > 48 ||
+            strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789_-.") != strlen(name)) {
             fail(w, k, path, "tier names are 1-48 letters, digits, '_', '-' or '.'");
             return;
         }
@@ -407,9 +423,12 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
         if (t->kind == CONFIG_TIER_OPENAI) {
             if (!*t->base_url && !*t->base_url_env)
                 fail(w, v, path, "missing key 'base_url' or 'base_url_env' (kind openai)");
-            else if (*t->base_url && strncmp(t->base_url, "http://", 7) && strncmp(t->base_url, "https://", 8))
-                fail(w, map_get(w, v, "base_url"), path, "base_url must start with http:// or https://");
-            else if (!*t->model) fail(w, v, path, "missing key 'model' (the upstream model name)");
+            else if (*t->base_url && strncmp(t->base_url, "http://", 7) &&
+                     strncmp(t->base_url, "https://", 8))
+                fail(w, map_get(w, v, "base_url"), path,
+                     "base_url must start with http:// or https://");
+            else if (!*t->model)
+                fail(w, v, path, "missing key 'model' (the upstream model name)");
         } else {
             if (!*t->model) fail(w, v, path, "missing key 'model' (a GGUF or llama2.c model file)");
             if (!map_get(w, v, "privacy")) t->privacy = ROUTE_PRIVACY_ON_DEVICE;
@@ -439,13 +458,16 @@ static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
             field_t f = ENUM("action", 0, pii_action_names);
             read_value(w, &f, v, path, &a);
             if (!w->failed)
-                for (int i = 0; i < PII_TYPE_COUNT; i++) c->route.pii_action[i] = a;
+                for (int i = 0; i < PII_TYPE_COUNT; i++)
+                    c->route.pii_action[i] = a;
         } else if (key && !strcmp(key, "min_score")) {
             field_t f = NUM("min_score", F_F32, R(pii_min_score), 0, 1);
             read_value(w, &f, v, path, c);
         } else if (key && !strcmp(key, "names_dir")) {
-            if (!s) fail(w, v, path, "expected a folder path");
-            else set_str(&c->pii_names_dir, s);
+            if (!s)
+                fail(w, v, path, "expected a folder path");
+            else
+                set_str(&c->pii_names_dir, s);
         } else if (key && !strcmp(key, "types")) {
             if (v->type != YAML_MAPPING_NODE) {
                 fail(w, v, path, "expected a mapping of entity type to action");
@@ -460,7 +482,8 @@ static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
                 snprintf(tp, sizeof tp, "%s.%s", path, tname ? tname : "?");
                 pii_type_t ty;
                 if (!tname || pii_type_parse(tname, &ty)) {
-                    fail(w, tk, tp, "unknown entity type (e.g. EMAIL_ADDRESS, PERSON, CREDIT_CARD)");
+                    fail(w, tk, tp,
+                         "unknown entity type (e.g. EMAIL_ADDRESS, PERSON, CREDIT_CARD)");
                     return;
                 }
                 int a = 0;

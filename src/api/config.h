@@ -21,21 +21,21 @@
 typedef enum { CONFIG_TIER_OPENAI, CONFIG_TIER_LOCAL } config_tier_kind_t;
 
 typedef struct config_breaker {
-    uint32_t failures;   /* consecutive failures that open the circuit */
-    double error_rate;   /* or this failure share over the window (0..1) */
-    uint32_t window;     /* requests in the error-rate window */
-    uint32_t open_ms;    /* time open before a half-open probe */
+    uint32_t failures; /* consecutive failures that open the circuit */
+    double error_rate; /* or this failure share over the window (0..1) */
+    uint32_t window;   /* requests in the error-rate window */
+    uint32_t open_ms;  /* time open before a half-open probe */
 } config_breaker_t;
 
 typedef struct config_tier {
     char *name; /* owned; the mapping key */
     int line;   /* where the tier is defined */
     config_tier_kind_t kind;
-    char *model;       /* owned; upstream model name, or a model file for kind local */
-    char *tokenizer;   /* owned; kind local with a llama2.c model: its tokenizer.bin ("" = none) */
-    char *version;     /* owned; model version label ("" = unset) */
-    char *base_url;    /* owned; kind openai: e.g. http://127.0.0.1:9000/v1 */
-    char *api_key_env; /* owned; env var holding the API key ("" = none) */
+    char *model;        /* owned; upstream model name, or a model file for kind local */
+    char *tokenizer;    /* owned; kind local with a llama2.c model: its tokenizer.bin ("" = none) */
+    char *version;      /* owned; model version label ("" = unset) */
+    char *base_url;     /* owned; kind openai: e.g. http://127.0.0.1:9000/v1 */
+    char *api_key_env;  /* owned; env var holding the API key ("" = none) */
     char *base_url_env; /* owned; env var that, when set, gives base_url ("" = none) */
     route_privacy_t privacy;
     route_role_t role;
@@ -52,9 +52,9 @@ typedef struct config_tier {
     uint32_t retries;         /* extra attempts on connect error, 429, 5xx (before any byte) */
     uint32_t retry_backoff_ms;
     config_breaker_t breaker;
-    uint32_t threads;      /* kind local: engine threads */
-    uint32_t context;      /* kind local: context length (0 = model's) */
-    bool logprobs;         /* tier returns token logprobs (kind local: always) */
+    uint32_t threads; /* kind local: engine threads */
+    uint32_t context; /* kind local: context length (0 = model's) */
+    bool logprobs;    /* tier returns token logprobs (kind local: always) */
 } config_tier_t;
 
 typedef struct config {
@@ -72,9 +72,9 @@ typedef struct config {
     config_tier_t tiers[ROUTE_MAX_TIERS];
     size_t n_tiers;
     route_config_t route;
-    char *pii_names_dir;   /* owned; "" = no PERSON gazetteer */
-    char *router_model;    /* owned; "" = built-in rules only */
-    char *reference_tier;  /* owned; tier whose prices give the all-cloud counterfactual */
+    char *pii_names_dir;  /* owned; "" = no PERSON gazetteer */
+    char *router_model;   /* owned; "" = built-in rules only */
+    char *reference_tier; /* owned; tier whose prices give the all-cloud counterfactual */
 } config_t;
 
 /* Loads and validates path into cfg (caller-allocated; config_deinit frees).

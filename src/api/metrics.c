@@ -27,7 +27,8 @@ void metrics_hist_observe(metrics_hist_t *h, uint64_t ns)
 {
     double s = (double)ns / 1e9;
     int b = 0;
-    while (b < METRICS_BUCKETS - 1 && s > h->bounds[b]) b++;
+    while (b < METRICS_BUCKETS - 1 && s > h->bounds[b])
+        b++;
     atomic_fetch_add_explicit(&h->counts[b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->n, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
@@ -70,7 +71,8 @@ void metrics_count_reason(metrics_t *m, const char *reason)
         atomic_store(&m->n_reason_kinds, n + 1);
     }
     atomic_flag_clear(&lock);
-    if (i < METRICS_REASON_KINDS) atomic_fetch_add_explicit(&m->decisions[i], 1, memory_order_relaxed);
+    if (i < METRICS_REASON_KINDS)
+        atomic_fetch_add_explicit(&m->decisions[i], 1, memory_order_relaxed);
 }
 
 static void write_hist(buf_t *o, const char *name, const char *labels, metrics_hist_t *h)
@@ -85,8 +87,7 @@ static void write_hist(buf_t *o, const char *name, const char *labels, metrics_h
             buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "",
                        (unsigned long long)cum);
     }
-    buf_printf(o, "%s_sum{%s} %.9f\n", name, labels,
-               (double)atomic_load(&h->sum_ns) / 1e9);
+    buf_printf(o, "%s_sum{%s} %.9f\n", name, labels, (double)atomic_load(&h->sum_ns) / 1e9);
     buf_printf(o, "%s_count{%s} %llu\n", name, labels, (unsigned long long)atomic_load(&h->n));
 }
 
@@ -117,22 +118,28 @@ int metrics_write(metrics_t *m, tier_t *tiers, size_t n_tiers, buf_t *o)
     for (size_t t = 0; t < n_tiers; t++)
         buf_printf(o, "switchyard_failovers_total{tier=\"%s\"} %llu\n", tiers[t].s.name,
                    (unsigned long long)atomic_load(&m->failovers[t]));
-    buf_printf(o, "# HELP switchyard_escalations_total Cascade escalations to a cloud tier.\n"
-                  "# TYPE switchyard_escalations_total counter\nswitchyard_escalations_total %llu\n",
+    buf_printf(o,
+               "# HELP switchyard_escalations_total Cascade escalations to a cloud tier.\n"
+               "# TYPE switchyard_escalations_total counter\nswitchyard_escalations_total %llu\n",
                (unsigned long long)atomic_load(&m->escalations));
-    buf_printf(o, "# HELP switchyard_degraded_total Answers given by an edge tier in place of a cloud tier.\n"
-                  "# TYPE switchyard_degraded_total counter\nswitchyard_degraded_total %llu\n",
-               (unsigned long long)atomic_load(&m->degraded));
+    buf_printf(
+        o,
+        "# HELP switchyard_degraded_total Answers given by an edge tier in place of a cloud tier.\n"
+        "# TYPE switchyard_degraded_total counter\nswitchyard_degraded_total %llu\n",
+        (unsigned long long)atomic_load(&m->degraded));
     buf_puts(o, "# HELP switchyard_pii_hits_total Requests holding each PII entity type.\n"
                 "# TYPE switchyard_pii_hits_total counter\n");
     for (int p = 0; p < PII_TYPE_COUNT; p++)
         buf_printf(o, "switchyard_pii_hits_total{type=\"%s\"} %llu\n", pii_type_name((pii_type_t)p),
                    (unsigned long long)atomic_load(&m->pii_hits[p]));
-    buf_printf(o, "# HELP switchyard_ledger_dropped_total Ledger rows dropped on a full queue.\n"
-                  "# TYPE switchyard_ledger_dropped_total counter\nswitchyard_ledger_dropped_total %llu\n",
-               (unsigned long long)atomic_load(&m->ledger_dropped));
-    buf_puts(o, "# HELP switchyard_circuit_state Circuit state per tier (1 for the current state).\n"
-                "# TYPE switchyard_circuit_state gauge\n");
+    buf_printf(
+        o,
+        "# HELP switchyard_ledger_dropped_total Ledger rows dropped on a full queue.\n"
+        "# TYPE switchyard_ledger_dropped_total counter\nswitchyard_ledger_dropped_total %llu\n",
+        (unsigned long long)atomic_load(&m->ledger_dropped));
+    buf_puts(o,
+             "# HELP switchyard_circuit_state Circuit state per tier (1 for the current state).\n"
+             "# TYPE switchyard_circuit_state gauge\n");
     for (size_t t = 0; t < n_tiers; t++) {
         tier_circuit_t c = tier_circuit(&tiers[t], now);
         for (int s = 0; s < 3; s++)

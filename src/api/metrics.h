@@ -14,8 +14,8 @@
 #include "route/router.h"
 #include "tier/tier.h"
 
-#define METRICS_BUCKETS 16
-#define METRICS_REASON_KINDS 16
+#define METRICS_BUCKETS        16
+#define METRICS_REASON_KINDS   16
 #define METRICS_STATUS_CLASSES 6 /* 1xx..5xx, plus 499 */
 
 typedef struct metrics_hist {
@@ -37,9 +37,9 @@ typedef struct metrics {
     atomic_uint_fast64_t degraded;
     atomic_uint_fast64_t pii_hits[PII_TYPE_COUNT];
     atomic_uint_fast64_t ledger_dropped;
-    metrics_hist_t decision;                  /* router time */
-    metrics_hist_t ttft[ROUTE_MAX_TIERS];     /* per tier */
-    metrics_hist_t total[ROUTE_MAX_TIERS];    /* per tier */
+    metrics_hist_t decision;               /* router time */
+    metrics_hist_t ttft[ROUTE_MAX_TIERS];  /* per tier */
+    metrics_hist_t total[ROUTE_MAX_TIERS]; /* per tier */
 } metrics_t;
 
 void metrics_init(metrics_t *m, size_t n_tiers);

@@ -12,19 +12,60 @@
 
 /* Top-level fields OpenAI accepts for chat completions (anything else is a 400,
  * as OpenAI itself answers "Unrecognized request argument supplied"). */
-static const char *const chat_fields[] = {
-    "messages", "model", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
-    "max_tokens", "max_completion_tokens", "n", "presence_penalty", "response_format", "seed",
-    "service_tier", "stop", "stream", "stream_options", "temperature", "top_p", "tools",
-    "tool_choice", "parallel_tool_calls", "user", "metadata", "store", "modalities",
-    "prediction", "audio", "reasoning_effort", "functions", "function_call",
-    "web_search_options", NULL};
-static const char *const completion_fields[] = {
-    "prompt", "model", "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs",
-    "max_tokens", "n", "presence_penalty", "seed", "stop", "stream", "stream_options", "suffix",
-    "temperature", "top_p", "user", "metadata", NULL};
-static const char *const roles[] = {"system", "developer", "user", "assistant", "tool",
-                                    "function", NULL};
+static const char *const chat_fields[] = {"messages",
+                                          "model",
+                                          "frequency_penalty",
+                                          "logit_bias",
+                                          "logprobs",
+                                          "top_logprobs",
+                                          "max_tokens",
+                                          "max_completion_tokens",
+                                          "n",
+                                          "presence_penalty",
+                                          "response_format",
+                                          "seed",
+                                          "service_tier",
+                                          "stop",
+                                          "stream",
+                                          "stream_options",
+                                          "temperature",
+                                          "top_p",
+                                          "tools",
+                                          "tool_choice",
+                                          "parallel_tool_calls",
+                                          "user",
+                                          "metadata",
+                                          "store",
+                                          "modalities",
+                                          "prediction",
+                                          "audio",
+                                          "reasoning_effort",
+                                          "functions",
+                                          "function_call",
+                                          "web_search_options",
+                                          NULL};
+static const char *const completion_fields[] = {"prompt",
+                                                "model",
+                                                "best_of",
+                                                "echo",
+                                                "frequency_penalty",
+                                                "logit_bias",
+                                                "logprobs",
+                                                "max_tokens",
+                                                "n",
+                                                "presence_penalty",
+                                                "seed",
+                                                "stop",
+                                                "stream",
+                                                "stream_options",
+                                                "suffix",
+                                                "temperature",
+                                                "top_p",
+                                                "user",
+                                                "metadata",
+                                                NULL};
+static const char *const roles[] = {"system", "developer", "user", "assistant",
+                                    "tool",   "function",  NULL};
 
 typedef struct pctx {
     api_request_t *r;
@@ -88,8 +129,9 @@ static int parse_content(pctx_t *p, const char *role, cJSON *c, const char *path
             if (!cJSON_IsString(t)) return bad(p, SY_EINVAL, pp, "%s.text must be a string", pp);
             int rc = add_text(p, role, t->valuestring, strlen(t->valuestring));
             if (rc) return rc;
-        } else if (strcmp(type->valuestring, "image_url") && strcmp(type->valuestring, "input_audio") &&
-                   strcmp(type->valuestring, "file") && strcmp(type->valuestring, "refusal")) {
+        } else if (strcmp(type->valuestring, "image_url") &&
+                   strcmp(type->valuestring, "input_audio") && strcmp(type->valuestring, "file") &&
+                   strcmp(type->valuestring, "refusal")) {
             return bad(p, SY_EINVAL, pp, "%s.type '%s' is not a known content part type", pp,
                        type->valuestring);
         }
@@ -116,8 +158,9 @@ static int parse_messages(pctx_t *p, cJSON *msgs)
         if (!cJSON_IsString(role))
             return bad(p, SY_EINVAL, path, "%s.role is required and must be a string", path);
         if (!in_list(role->valuestring, roles))
-            return bad(p, SY_EINVAL, path, "%s.role '%s' must be one of system, developer, user, assistant, tool",
-                       path, role->valuestring);
+            return bad(p, SY_EINVAL, path,
+                       "%s.role '%s' must be one of system, developer, user, assistant, tool", path,
+                       role->valuestring);
         const char *rl = role->valuestring;
         cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         cJSON *tool_calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
@@ -129,7 +172,8 @@ static int parse_messages(pctx_t *p, cJSON *msgs)
         if (rc) return rc;
         cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
         if (name) {
-            if (!cJSON_IsString(name)) return bad(p, SY_EINVAL, path, "%s.name must be a string", path);
+            if (!cJSON_IsString(name))
+                return bad(p, SY_EINVAL, path, "%s.name must be a string", path);
             if ((rc = add_text(p, rl, name->valuestring, strlen(name->valuestring)))) return rc;
         }
         if (tool_calls) {
@@ -142,7 +186,8 @@ static int parse_messages(pctx_t *p, cJSON *msgs)
                 cJSON *args = fn ? cJSON_GetObjectItemCaseSensitive(fn, "arguments") : NULL;
                 cJSON *fname = fn ? cJSON_GetObjectItemCaseSensitive(fn, "name") : NULL;
                 if (!cJSON_IsObject(tc) || !cJSON_IsObject(fn))
-                    return bad(p, SY_EINVAL, path, "%s.tool_calls[] must hold a function object", path);
+                    return bad(p, SY_EINVAL, path, "%s.tool_calls[] must hold a function object",
+                               path);
                 if (cJSON_IsString(args) &&
                     (rc = add_text(p, "tool_call", args->valuestring, strlen(args->valuestring))))
                     return rc;
@@ -193,7 +238,8 @@ static int parse_meta(pctx_t *p, cJSON *j, const http_req_t *hr)
     char privacy[API_META_LEN] = "";
     cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "metadata");
     if (md && !cJSON_IsNull(md)) {
-        if (!cJSON_IsObject(md)) return bad(p, SY_EINVAL, "metadata", "'metadata' must be an object");
+        if (!cJSON_IsObject(md))
+            return bad(p, SY_EINVAL, "metadata", "'metadata' must be an object");
         cJSON *it;
         cJSON_ArrayForEach(it, md)
         {
@@ -205,7 +251,8 @@ static int parse_meta(pctx_t *p, cJSON *j, const http_req_t *hr)
             for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                 if (!strcmp(it->string, keys[k].key))
                     copy_meta((char *)r + keys[k].off, it->valuestring, strlen(it->valuestring));
-            if (!strcmp(it->string, "privacy")) copy_meta(privacy, it->valuestring, strlen(it->valuestring));
+            if (!strcmp(it->string, "privacy"))
+                copy_meta(privacy, it->valuestring, strlen(it->valuestring));
         }
     }
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
@@ -240,7 +287,8 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
     r->completions = completions;
     pctx_t p = {r, a, err, errlen, param, paramlen};
     param[0] = 0;
-    if (hr->body_len == 0) return bad(&p, SY_EPARSE, "", "the request body is empty: send a JSON object");
+    if (hr->body_len == 0)
+        return bad(&p, SY_EPARSE, "", "the request body is empty: send a JSON object");
     size_t ctl;
     const char *ct = http_req_header(hr, "content-type", &ctl);
     if (ct && !(ctl >= 16 && !strncasecmp(ct, "application/json", 16)))
@@ -254,7 +302,8 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
     /* Trailing garbage after the object. */
     if (end) {
         const char *q = end;
-        while (q < hr->body + hr->body_len && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) q++;
+        while (q < hr->body + hr->body_len && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t'))
+            q++;
         if (q < hr->body + hr->body_len) {
             cJSON_Delete(j);
             return bad(&p, SY_EPARSE, "", "the body has data after the JSON value (byte %zu)",
@@ -272,7 +321,8 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
     cJSON_ArrayForEach(it, j)
     {
         if (!in_list(it->string, allowed)) {
-            rc = bad(&p, SY_EINVAL, it->string, "Unrecognized request argument supplied: %s", it->string);
+            rc = bad(&p, SY_EINVAL, it->string, "Unrecognized request argument supplied: %s",
+                     it->string);
             goto out;
         }
     }
@@ -311,25 +361,56 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
     }
     double d;
     int k;
-    if ((k = num_field(&p, j, "max_tokens", 1, 1 << 24, true, &d)) < 0) { rc = k; goto out; }
+    if ((k = num_field(&p, j, "max_tokens", 1, 1 << 24, true, &d)) < 0) {
+        rc = k;
+        goto out;
+    }
     if (k == 0) r->max_tokens = (uint32_t)d;
-    if ((k = num_field(&p, j, "max_completion_tokens", 1, 1 << 24, true, &d)) < 0) { rc = k; goto out; }
+    if ((k = num_field(&p, j, "max_completion_tokens", 1, 1 << 24, true, &d)) < 0) {
+        rc = k;
+        goto out;
+    }
     if (k == 0) r->max_tokens = (uint32_t)d;
-    if ((k = num_field(&p, j, "temperature", 0, 2, false, &d)) < 0) { rc = k; goto out; }
-    if ((k = num_field(&p, j, "top_p", 0, 1, false, &d)) < 0) { rc = k; goto out; }
-    if ((k = num_field(&p, j, "presence_penalty", -2, 2, false, &d)) < 0) { rc = k; goto out; }
-    if ((k = num_field(&p, j, "frequency_penalty", -2, 2, false, &d)) < 0) { rc = k; goto out; }
-    if ((k = num_field(&p, j, "seed", -9.2e18, 9.2e18, true, &d)) < 0) { rc = k; goto out; }
-    if ((k = num_field(&p, j, "top_logprobs", 0, 20, true, &d)) < 0) { rc = k; goto out; }
-    if ((k = num_field(&p, j, "n", 1, 128, true, &d)) < 0) { rc = k; goto out; }
+    if ((k = num_field(&p, j, "temperature", 0, 2, false, &d)) < 0) {
+        rc = k;
+        goto out;
+    }
+    if ((k = num_field(&p, j, "top_p", 0, 1, false, &d)) < 0) {
+        rc = k;
+        goto out;
+    }
+    if ((k = num_field(&p, j, "presence_penalty", -2, 2, false, &d)) < 0) {
+        rc = k;
+        goto out;
+    }
+    if ((k = num_field(&p, j, "frequency_penalty", -2, 2, false, &d)) < 0) {
+        rc = k;
+        goto out;
+    }
+    if ((k = num_field(&p, j, "seed", -9.2e18, 9.2e18, true, &d)) < 0) {
+        rc = k;
+        goto out;
+    }
+    if ((k = num_field(&p, j, "top_logprobs", 0, 20, true, &d)) < 0) {
+        rc = k;
+        goto out;
+    }
+    if ((k = num_field(&p, j, "n", 1, 128, true, &d)) < 0) {
+        rc = k;
+        goto out;
+    }
     if (k == 0 && d != 1) {
-        rc = bad(&p, SY_EINVAL, "n", "only n=1 is supported: each choice may be routed differently");
+        rc =
+            bad(&p, SY_EINVAL, "n", "only n=1 is supported: each choice may be routed differently");
         goto out;
     }
     cJSON *lp = cJSON_GetObjectItemCaseSensitive(j, "logprobs");
     if (lp && !cJSON_IsNull(lp)) {
         if (completions) {
-            if ((k = num_field(&p, j, "logprobs", 0, 20, true, &d)) < 0) { rc = k; goto out; }
+            if ((k = num_field(&p, j, "logprobs", 0, 20, true, &d)) < 0) {
+                rc = k;
+                goto out;
+            }
         } else if (!cJSON_IsBool(lp)) {
             rc = bad(&p, SY_EINVAL, "logprobs", "'logprobs' must be true or false");
             goto out;

@@ -20,9 +20,9 @@
 
 struct cJSON;
 
-#define API_MAX_TEXTS 4096
+#define API_MAX_TEXTS    4096
 #define API_MAX_MESSAGES 2048
-#define API_META_LEN 128
+#define API_META_LEN     128
 
 typedef struct api_request {
     struct cJSON *json; /* owned; the body as forwarded upstream (metadata removed) */

@@ -35,8 +35,8 @@
 #include "tier/local.h"
 #include "tier/tier.h"
 
-#define API_MAX_SESSIONS 100000
-#define API_LEDGER_QUEUE 65536
+#define API_MAX_SESSIONS    100000
+#define API_LEDGER_QUEUE    65536
 #define API_LEDGER_FLUSH_MS 200
 
 struct api_app {
@@ -123,7 +123,9 @@ static void send_error(api_worker_t *w, http_res_t *res, int status, const char 
 
 static const char *privacy_name(route_privacy_t p)
 {
-    return p == ROUTE_PRIVACY_ON_DEVICE ? "on_device" : p == ROUTE_PRIVACY_ON_PREM ? "on_prem" : "external";
+    return p == ROUTE_PRIVACY_ON_DEVICE ? "on_device"
+           : p == ROUTE_PRIVACY_ON_PREM ? "on_prem"
+                                        : "external";
 }
 
 /* ---------------------------------------------------------- costs ---- */
@@ -175,8 +177,10 @@ static void write_sy_object(api_call_t *c, const exec_result_t *r, double cost, 
     jsonw_str(j, t ? privacy_name(t->s.privacy) : NULL);
     jsonw_key(j, "reasons");
     jsonw_arr_begin(j);
-    for (int i = 0; i < c->d.n_reasons; i++) jsonw_str(j, c->d.reasons[i]);
-    for (int i = 0; i < r->n_notes; i++) jsonw_str(j, r->notes[i]);
+    for (int i = 0; i < c->d.n_reasons; i++)
+        jsonw_str(j, c->d.reasons[i]);
+    for (int i = 0; i < r->n_notes; i++)
+        jsonw_str(j, r->notes[i]);
     jsonw_arr_end(j);
     jsonw_key(j, "pii");
     jsonw_arr_begin(j);
@@ -254,7 +258,8 @@ static void account(api_call_t *c, const exec_result_t *r, int status, double co
     int ref = reference_tier(app);
     double cloud_cost = ref >= 0 ? tier_cost_usd(&app->tiers[ref], tin, tout) : cost;
     char model[256] = "";
-    if (t) snprintf(model, sizeof model, "%s%s%s", t->s.model, *t->s.version ? "@" : "", t->s.version);
+    if (t)
+        snprintf(model, sizeof model, "%s%s%s", t->s.model, *t->s.version ? "@" : "", t->s.version);
 
     if (app->ledger) {
         store_ledger_row_t row = {0};
@@ -266,7 +271,9 @@ static void account(api_call_t *c, const exec_result_t *r, int status, double co
         row.session = c->req.session;
         row.tier = t ? t->s.name : "";
         row.model = model;
-        row.status = status == 200 ? "ok" : (status == 403 || status == 503) && !t ? "refused" : "error";
+        row.status = status == 200                            ? "ok"
+                     : (status == 403 || status == 503) && !t ? "refused"
+                                                              : "error";
         row.http_status = status;
         row.tokens_in = t ? tin : 0;
         row.tokens_out = tout;
@@ -482,7 +489,8 @@ static void on_done(void *arg, exec_result_t *r)
     if (r->streamed) {
         if (r->status != 200) {
             char msg[400];
-            snprintf(msg, sizeof msg, "{\"error\":{\"message\":\"the tier failed mid-stream: %s\","
+            snprintf(msg, sizeof msg,
+                     "{\"error\":{\"message\":\"the tier failed mid-stream: %s\","
                      "\"type\":\"upstream_error\",\"param\":null,\"code\":null}}",
                      r->err_type);
             write_event(c, msg, strlen(msg));
@@ -505,7 +513,8 @@ static void on_done(void *arg, exec_result_t *r)
         buf_t *b = &c->w->scratch;
         buf_reset(b);
         size_t end = r->body_len;
-        while (end > 0 && r->body[end - 1] != '}') end--;
+        while (end > 0 && r->body[end - 1] != '}')
+            end--;
         buf_append(b, r->body, end - 1);
         buf_puts(b, ",\"switchyard\":");
         jsonw_t j;
@@ -552,7 +561,8 @@ static int decide(api_worker_t *w, api_call_t *c, char *msg, size_t msglen)
     api_app_t *app = w->app;
     route_tier_t views[ROUTE_MAX_TIERS];
     uint64_t now_ms = clock_mono_ms();
-    for (size_t i = 0; i < app->n_tiers; i++) tier_route_view(&app->tiers[i], now_ms, &views[i]);
+    for (size_t i = 0; i < app->n_tiers; i++)
+        tier_route_view(&app->tiers[i], now_ms, &views[i]);
     session_info_t si = {0};
     bool known = c->req.session[0] && session_get(app->sessions, c->req.session, &si);
     route_input_t in = {
@@ -574,7 +584,8 @@ static int decide(api_worker_t *w, api_call_t *c, char *msg, size_t msglen)
         snprintf(msg, msglen, "routing failed: %s", sy_strerror(rc));
         return 500;
     }
-    for (int i = 0; i < c->d.n_reasons; i++) metrics_count_reason(&app->metrics, c->d.reasons[i]);
+    for (int i = 0; i < c->d.n_reasons; i++)
+        metrics_count_reason(&app->metrics, c->d.reasons[i]);
     for (int p = 0; p < PII_TYPE_COUNT; p++)
         if (c->d.pii_types & (1u << p)) atomic_fetch_add(&app->metrics.pii_hits[p], 1);
     if (c->d.pii_types && c->req.session[0])
@@ -582,15 +593,17 @@ static int decide(api_worker_t *w, api_call_t *c, char *msg, size_t msglen)
     int forced = in.forced_tier ? config_tier_find(app->cfg, in.forced_tier) : -1;
     if (c->d.status && c->d.local_only && forced >= 0 &&
         app->tiers[forced].s.privacy == ROUTE_PRIVACY_EXTERNAL) {
-        snprintf(msg, msglen, "the request must stay on this machine (personal data or a private "
-                              "session), but it forces the external tier '%s'", in.forced_tier);
+        snprintf(msg, msglen,
+                 "the request must stay on this machine (personal data or a private "
+                 "session), but it forces the external tier '%s'",
+                 in.forced_tier);
         return 403;
     }
     /* Under local_only no cloud tier is eligible, so nothing can escalate; the edge
      * still scores its answer so a low-confidence one is marked as such. */
-    if (c->d.status == 0 && !c->d.cascade && app->cfg->route.escalation_enabled &&
-        c->d.tier >= 0 && app->tiers[c->d.tier].s.role == ROUTE_ROLE_EDGE &&
-        app->tiers[c->d.tier].s.logprobs && c->d.local_only && !in.forced_tier) {
+    if (c->d.status == 0 && !c->d.cascade && app->cfg->route.escalation_enabled && c->d.tier >= 0 &&
+        app->tiers[c->d.tier].s.role == ROUTE_ROLE_EDGE && app->tiers[c->d.tier].s.logprobs &&
+        c->d.local_only && !in.forced_tier) {
         c->d.cascade = true;
         c->d.min_confidence = app->cfg->route.escalation_min_confidence;
     }
@@ -671,7 +684,9 @@ static void handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool 
         none.tier = -1;
         set_sy_headers(c, &none, -1);
         send_error(w, res, st,
-                   st == 403 ? "privacy_blocked" : st == 503 ? "tier_unavailable" : "invalid_request_error",
+                   st == 403   ? "privacy_blocked"
+                   : st == 503 ? "tier_unavailable"
+                               : "invalid_request_error",
                    err, st == 400 ? "tier" : NULL, NULL);
         account(c, &none, st, 0);
         call_put(c);
@@ -793,7 +808,8 @@ static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
         store_since_parse(since_s, clock_wall_ms(), &since)) {
         send_error(w, res, 400, "invalid_request_error",
                    "since must be a date (2026-11-28), an RFC 3339 time, Unix seconds or a "
-                   "duration back from now (30m, 24h, 7d)", "since", NULL);
+                   "duration back from now (30m, 24h, 7d)",
+                   "since", NULL);
         return;
     }
     if (!app->store) {
@@ -887,8 +903,8 @@ static void handle_ready(api_worker_t *w, http_res_t *res)
         any |= v.healthy;
         jsonw_key(&j, app->tiers[i].s.name);
         jsonw_str(&j, app->tiers[i].disabled ? app->tiers[i].disabled_why
-                      : v.healthy             ? "ready"
-                                              : "circuit open");
+                      : v.healthy            ? "ready"
+                                             : "circuit open");
     }
     jsonw_obj_end(&j);
     bool draining = atomic_load(&app->draining);
@@ -922,7 +938,8 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
             return (void)http_res_send(res, 200, "text/plain; version=0.0.4", b->data, b->len);
         }
     } else if (!strcmp(p, "/healthz")) {
-        if (get) return (void)http_res_send(res, 200, "application/json", "{\"status\":\"ok\"}", 15);
+        if (get)
+            return (void)http_res_send(res, 200, "application/json", "{\"status\":\"ok\"}", 15);
     } else if (!strcmp(p, "/readyz")) {
         if (get) return handle_ready(w, res);
     } else {
@@ -983,7 +1000,8 @@ static int open_tiers(api_app_t *app, char *err, size_t errlen)
         if (url_env && *url_env) url = url_env;
         app->api_keys[i] = key ? mem_strdup(key) : NULL;
         size_t ul = strlen(url);
-        while (ul > 0 && url[ul - 1] == '/') ul--;
+        while (ul > 0 && url[ul - 1] == '/')
+            ul--;
         app->base_urls[i] = mem_strndup(url, ul);
         tier_settings_t s = {
             .name = ct->name,
@@ -1033,9 +1051,12 @@ static int open_tiers(api_app_t *app, char *err, size_t errlen)
                 snprintf(t->disabled_why, sizeof t->disabled_why, "unavailable: %s", lerr);
             }
         }
-        if (t->disabled) log_warn("tier %s %s", ct->name, t->disabled_why);
-        else log_info("tier %s ready (%s, %s, %s)", ct->name, s.kind == TIER_KIND_LOCAL ? "local" : "openai",
-                      privacy_name(s.privacy), s.role == ROUTE_ROLE_EDGE ? "edge" : "cloud");
+        if (t->disabled)
+            log_warn("tier %s %s", ct->name, t->disabled_why);
+        else
+            log_info("tier %s ready (%s, %s, %s)", ct->name,
+                     s.kind == TIER_KIND_LOCAL ? "local" : "openai", privacy_name(s.privacy),
+                     s.role == ROUTE_ROLE_EDGE ? "edge" : "cloud");
     }
     if (*cfg->reference_tier) app->ref_tier = config_tier_find(cfg, cfg->reference_tier);
     for (size_t i = 0; i < app->n_tiers && app->ref_tier < 0; i++)
@@ -1073,8 +1094,8 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "store %s: %s", cfg->store, e2);
         goto fail;
     }
-    app->ledger = store_ledger_writer_new(cfg->store, API_LEDGER_QUEUE, API_LEDGER_FLUSH_MS, e2,
-                                          sizeof e2);
+    app->ledger =
+        store_ledger_writer_new(cfg->store, API_LEDGER_QUEUE, API_LEDGER_FLUSH_MS, e2, sizeof e2);
     if (!app->ledger) {
         snprintf(err, errlen, "ledger %s: %s", cfg->store, e2);
         goto fail;

@@ -18,7 +18,7 @@ typedef struct slot {
 struct session_table {
     pthread_mutex_t mu;
     slot_t *slots;
-    uint32_t cap;  /* power of two, >= 2 * max */
+    uint32_t cap; /* power of two, >= 2 * max */
     uint32_t max;
     uint32_t count;
 };
@@ -29,7 +29,8 @@ session_table_t *session_table_new(uint32_t max_sessions)
     pthread_mutex_init(&t->mu, NULL);
     t->max = max_sessions ? max_sessions : 1;
     t->cap = 16;
-    while (t->cap < 2 * t->max) t->cap *= 2;
+    while (t->cap < 2 * t->max)
+        t->cap *= 2;
     t->slots = mem_calloc(t->cap, sizeof(slot_t));
     return t;
 }

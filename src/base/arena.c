@@ -35,7 +35,8 @@ void *arena_alloc(arena_t *a, size_t n)
     struct arena_block *b = a->head;
     if (!b || b->size - b->used < n) {
         size_t sz = a->block_size;
-        while (sz < n) sz *= 2;
+        while (sz < n)
+            sz *= 2;
         b = mem_alloc(sizeof *b + sz);
         b->size = sz;
         b->used = 0;

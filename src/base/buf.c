@@ -27,7 +27,8 @@ int buf_reserve(buf_t *b, size_t n)
     size_t need = b->len + n + 1;
     if (need <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     if (cap > b->max + 1) cap = b->max + 1;
     b->data = mem_realloc(b->data, cap);
     b->cap = cap;

@@ -15,8 +15,14 @@ uint64_t clock_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t clock_mono_us(void) { return clock_mono_ns() / 1000; }
-uint64_t clock_mono_ms(void) { return clock_mono_ns() / 1000000; }
+uint64_t clock_mono_us(void)
+{
+    return clock_mono_ns() / 1000;
+}
+uint64_t clock_mono_ms(void)
+{
+    return clock_mono_ns() / 1000000;
+}
 
 int64_t clock_wall_ms(void)
 {
@@ -31,8 +37,8 @@ void clock_fmt_rfc3339(int64_t wall_ms, char out[32])
     struct tm tm;
     gmtime_r(&t, &tm);
     char tmp[96];
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
     memcpy(out, tmp, 31);
     out[31] = 0;
 }

@@ -23,7 +23,8 @@ uint64_t hash_bytes(const void *data, size_t n, uint64_t seed)
         n -= 8;
     }
     uint64_t t = 0;
-    for (size_t i = 0; i < n; i++) t |= (uint64_t)p[i] << (8 * i);
+    for (size_t i = 0; i < n; i++)
+        t |= (uint64_t)p[i] << (8 * i);
     h = (h ^ hash_mix(t ^ n)) * k;
     return hash_mix(h);
 }
@@ -32,6 +33,7 @@ uint64_t hash_fnv1a(const void *data, size_t n)
 {
     const unsigned char *p = data;
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
     return h;
 }

@@ -51,10 +51,22 @@ static void close_(jsonw_t *w, char c)
     if (w->depth > 0) w->depth--;
 }
 
-void jsonw_obj_begin(jsonw_t *w) { open(w, '{'); }
-void jsonw_obj_end(jsonw_t *w) { close_(w, '}'); }
-void jsonw_arr_begin(jsonw_t *w) { open(w, '['); }
-void jsonw_arr_end(jsonw_t *w) { close_(w, ']'); }
+void jsonw_obj_begin(jsonw_t *w)
+{
+    open(w, '{');
+}
+void jsonw_obj_end(jsonw_t *w)
+{
+    close_(w, '}');
+}
+void jsonw_arr_begin(jsonw_t *w)
+{
+    open(w, '[');
+}
+void jsonw_arr_end(jsonw_t *w)
+{
+    close_(w, ']');
+}
 
 int jsonw_escape(buf_t *out, const char *s, size_t n)
 {
@@ -68,11 +80,21 @@ int jsonw_escape(buf_t *out, const char *s, size_t n)
         char e[6] = {'\\', 0};
         size_t en = 2;
         switch (c) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\r': e[1] = 'r'; break;
-        case '\t': e[1] = 't'; break;
+        case '"':
+            e[1] = '"';
+            break;
+        case '\\':
+            e[1] = '\\';
+            break;
+        case '\n':
+            e[1] = 'n';
+            break;
+        case '\r':
+            e[1] = 'r';
+            break;
+        case '\t':
+            e[1] = 't';
+            break;
         default:
             e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
             en = 6;

@@ -17,11 +17,11 @@
 #define JSONW_MAX_DEPTH 32
 
 typedef struct jsonw {
-    buf_t *out;                       /* borrowed */
-    int depth;                        /* current nesting */
-    bool first[JSONW_MAX_DEPTH + 1];  /* no element written yet at this depth */
-    bool after_key;                   /* a key was just written */
-    int err;                          /* first error, sticky */
+    buf_t *out;                      /* borrowed */
+    int depth;                       /* current nesting */
+    bool first[JSONW_MAX_DEPTH + 1]; /* no element written yet at this depth */
+    bool after_key;                  /* a key was just written */
+    int err;                         /* first error, sticky */
 } jsonw_t;
 
 void jsonw_init(jsonw_t *w, buf_t *out);

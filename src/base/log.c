@@ -17,9 +17,18 @@ static _Thread_local buf_t t_buf;
 static _Thread_local jsonw_t t_w;
 static _Thread_local int t_init;
 
-void log_set_level(log_level_t lvl) { g_level = lvl; }
-log_level_t log_get_level(void) { return g_level; }
-void log_set_fd(int fd) { g_fd = fd; }
+void log_set_level(log_level_t lvl)
+{
+    g_level = lvl;
+}
+log_level_t log_get_level(void)
+{
+    return g_level;
+}
+void log_set_fd(int fd)
+{
+    g_fd = fd;
+}
 
 int log_level_parse(const char *s, log_level_t *out)
 {

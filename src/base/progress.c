@@ -24,7 +24,8 @@ static void draw(progress_t *p)
     if (p->tty) {
         int w = 30, fill = (int)(f * w);
         fprintf(stderr, "\r%s [", p->label);
-        for (int i = 0; i < w; i++) fputc(i < fill ? '#' : '.', stderr);
+        for (int i = 0; i < w; i++)
+            fputc(i < fill ? '#' : '.', stderr);
         fprintf(stderr, "] %5.1f%% (%llu/%llu)", f * 100, (unsigned long long)p->done,
                 (unsigned long long)p->total);
         fflush(stderr);

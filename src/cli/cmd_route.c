@@ -55,14 +55,18 @@ int cmd_route(int argc, char **argv)
             fprintf(stderr, "switchyard route: request larger than limits.max_body_bytes\n");
             goto out;
         }
-    http_req_t hr = {.method = "POST", .path = "/v1/route", .query = "",
-                     .body = body.data ? body.data : "", .body_len = body.len};
+    http_req_t hr = {.method = "POST",
+                     .path = "/v1/route",
+                     .query = "",
+                     .body = body.data ? body.data : "",
+                     .body_len = body.len};
     arena_t arena;
     arena_init(&arena, 16384);
     api_request_t req;
     char param[64];
     if (api_request_parse(&req, &hr, false, &arena, err, sizeof err, param, sizeof param)) {
-        fprintf(stderr, "switchyard route: bad request%s%s: %s\n", param[0] ? " at " : "", param, err);
+        fprintf(stderr, "switchyard route: bad request%s%s: %s\n", param[0] ? " at " : "", param,
+                err);
         arena_deinit(&arena);
         goto out;
     }
@@ -81,14 +85,22 @@ int cmd_route(int argc, char **argv)
     for (size_t i = 0; i < cfg.n_tiers; i++) {
         const config_tier_t *t = &cfg.tiers[i];
         double hw = t->usd_per_hour > 0 ? t->usd_per_hour / 3600.0 / t->tokens_per_second * 1e6 : 0;
-        tiers[i] = (route_tier_t){t->name, t->privacy, t->role, true, false, t->logprobs,
-                                  t->usd_per_mtok_in + hw, t->usd_per_mtok_out + hw, t->context};
+        tiers[i] = (route_tier_t){t->name,
+                                  t->privacy,
+                                  t->role,
+                                  true,
+                                  false,
+                                  t->logprobs,
+                                  t->usd_per_mtok_in + hw,
+                                  t->usd_per_mtok_out + hw,
+                                  t->context};
     }
     const char *forced = req.forced_tier[0] ? req.forced_tier : NULL;
     for (size_t i = 0; !forced && i < cfg.n_tiers; i++)
         if (!strcmp(cfg.tiers[i].name, req.model)) forced = cfg.tiers[i].name;
-    route_input_t in = {req.texts, req.n_texts, req.n_messages, req.max_tokens, forced,
-                        req.privacy_local_only, false, clock_mono_us(), 42};
+    route_input_t in = {req.texts,      req.n_texts,     req.n_messages,
+                        req.max_tokens, forced,          req.privacy_local_only,
+                        false,          clock_mono_us(), 42};
     route_decision_t d;
     uint64_t t0 = clock_mono_ns();
     int drc = router_decide(r, rs, &in, tiers, cfg.n_tiers, &d);

@@ -16,24 +16,24 @@
 #include "net/sse.h"
 #include "tier/local.h"
 
-#define EXEC_MAX_BODY (16u << 20)  /* cap on one upstream answer */
+#define EXEC_MAX_BODY     (16u << 20) /* cap on one upstream answer */
 #define EXEC_MAX_ERR_BODY (64u << 10)
 #define EXEC_MAX_SSE_LINE (1u << 20)
 
 struct exec {
     exec_env_t *env;
-    route_decision_t d;     /* copy */
-    cJSON *req;             /* borrowed */
-    bool stream;            /* client asked for a stream */
-    bool completions;       /* /v1/completions instead of chat */
+    route_decision_t d; /* copy */
+    cJSON *req;         /* borrowed */
+    bool stream;        /* client asked for a stream */
+    bool completions;   /* /v1/completions instead of chat */
     const exec_sink_t *sink;
     void *arg;
 
-    int pos;                /* index into d.order of the tier being tried */
-    int tier;               /* tier of the current call or wait, -1 none */
-    int tries_here;         /* attempts on the current tier */
-    bool cascade_phase;     /* current call is the cascade's edge answer */
-    bool escalating;        /* current call re-answers a low-confidence edge answer */
+    int pos;            /* index into d.order of the tier being tried */
+    int tier;           /* tier of the current call or wait, -1 none */
+    int tries_here;     /* attempts on the current tier */
+    bool cascade_phase; /* current call is the cascade's edge answer */
+    bool escalating;    /* current call re-answers a low-confidence edge answer */
     bool holding_slot;
     tier_waiter_t waiter;
     uint64_t wait_timer;
@@ -43,12 +43,12 @@ struct exec {
 
     /* current response */
     int status;
-    buf_t body;             /* non-stream body or error body */
+    buf_t body; /* non-stream body or error body */
     sse_parser_t sse;
-    bool sse_bad;           /* an event that is not JSON */
-    bool begun;             /* stream_begin called */
+    bool sse_bad; /* an event that is not JSON */
+    bool begun;   /* stream_begin called */
     bool done_called;
-    bool wake_pending;      /* aborted while a queue wake-up was in flight */
+    bool wake_pending; /* aborted while a queue wake-up was in flight */
     uint32_t stream_tokens;
     uint64_t start_us;
     uint64_t call_start_us;
@@ -69,7 +69,10 @@ static void note(exec_t *x, const char *fmt, ...)
     va_end(ap);
 }
 
-static tier_t *cur(exec_t *x) { return &x->env->tiers[x->tier]; }
+static tier_t *cur(exec_t *x)
+{
+    return &x->env->tiers[x->tier];
+}
 
 static void finish(exec_t *x)
 {
@@ -110,7 +113,8 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     (void)event;
     if (n == 6 && !memcmp(data, "[DONE]", 6)) return;
     size_t i = 0;
-    while (i < n && (data[i] == ' ' || data[i] == '\t')) i++;
+    while (i < n && (data[i] == ' ' || data[i] == '\t'))
+        i++;
     if (i == n || data[i] != '{') {
         x->sse_bad = true;
         return;
@@ -189,7 +193,8 @@ static bool digest_body(exec_t *x)
                 if (cJSON_IsNumber(v) && n < 4096) vals[n++] = v->valuedouble;
             }
         } else if (cJSON_IsArray(tl)) {
-            cJSON_ArrayForEach(it, tl) if (cJSON_IsNumber(it) && n < 4096) vals[n++] = it->valuedouble;
+            cJSON_ArrayForEach(it, tl) if (cJSON_IsNumber(it) && n < 4096) vals[n++] =
+                it->valuedouble;
         }
         if (n > 0) {
             x->r.has_confidence = true;
@@ -219,7 +224,8 @@ static void call_failed(exec_t *x, upstream_err_t e, int status, const char *why
         return;
     }
     if (retryable(e, status) && (uint32_t)x->tries_here <= t->s.retries) {
-        uint64_t base = (uint64_t)t->s.retry_backoff_ms << (x->tries_here - 1 < 6 ? x->tries_here - 1 : 6);
+        uint64_t base = (uint64_t)t->s.retry_backoff_ms
+                        << (x->tries_here - 1 < 6 ? x->tries_here - 1 : 6);
         x->env->rand = x->env->rand * 6364136223846793005ull + 1442695040888963407ull;
         uint64_t jitter = base ? (x->env->rand >> 33) % (base + 1) : 0;
         note(x, "retry:%s(%s)", t->s.name, why);
@@ -314,7 +320,9 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
         x->r.status = status;
         snprintf(x->r.err_type, sizeof x->r.err_type, "upstream_rejected");
         cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
-        cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "error"), "message") : NULL;
+        cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(
+                           cJSON_GetObjectItemCaseSensitive(j, "error"), "message")
+                     : NULL;
         snprintf(x->r.message, sizeof x->r.message, "tier '%s' rejected the request (HTTP %d): %s",
                  cur(x)->s.name, status, cJSON_IsString(m) ? m->valuestring : "no message");
         cJSON_Delete(j);
@@ -544,6 +552,7 @@ float exec_confidence(const double *lp, size_t n)
 {
     if (n == 0) return 0;
     double s = 0;
-    for (size_t i = 0; i < n; i++) s += lp[i];
+    for (size_t i = 0; i < n; i++)
+        s += lp[i];
     return (float)exp(s / (double)n);
 }

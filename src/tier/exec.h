@@ -34,27 +34,27 @@ struct cJSON;
 typedef struct exec_env {
     tier_t *tiers; /* borrowed, n_tiers entries, shared by all workers */
     size_t n_tiers;
-    loop_t *loop;    /* this worker's loop */
-    upstream_t *up;  /* this worker's HTTP client */
-    uint64_t rand;   /* jitter state */
+    loop_t *loop;   /* this worker's loop */
+    upstream_t *up; /* this worker's HTTP client */
+    uint64_t rand;  /* jitter state */
 } exec_env_t;
 
 #define EXEC_MAX_NOTES 8
 
 typedef struct exec_result {
-    int status;        /* HTTP status for the client (200 on success) */
-    char err_type[40]; /* OpenAI error type when status != 200 */
-    char message[256]; /* error message when status != 200 */
-    int tier;          /* tier that produced the answer, or -1 */
-    int attempts;      /* upstream calls made */
-    bool failover;     /* served by another tier than the decision's first */
-    bool escalated;    /* cascade re-answered on a cloud tier */
-    bool degraded;     /* an edge tier answered in place of a preferred cloud tier */
+    int status;          /* HTTP status for the client (200 on success) */
+    char err_type[40];   /* OpenAI error type when status != 200 */
+    char message[256];   /* error message when status != 200 */
+    int tier;            /* tier that produced the answer, or -1 */
+    int attempts;        /* upstream calls made */
+    bool failover;       /* served by another tier than the decision's first */
+    bool escalated;      /* cascade re-answered on a cloud tier */
+    bool degraded;       /* an edge tier answered in place of a preferred cloud tier */
     bool low_confidence; /* cascade answer below threshold that could not escalate */
-    bool streamed;     /* events were forwarded through stream_event */
+    bool streamed;       /* events were forwarded through stream_event */
     bool has_confidence;
-    float confidence;  /* 0..1 from the edge's token logprobs */
-    const char *body;  /* non-streamed answer JSON (borrowed until done returns) */
+    float confidence; /* 0..1 from the edge's token logprobs */
+    const char *body; /* non-streamed answer JSON (borrowed until done returns) */
     size_t body_len;
     uint32_t tokens_in, tokens_out;
     uint64_t ttft_us, total_us;

@@ -28,8 +28,8 @@
 #include "base/mem.h"
 #include "engine/engine.h"
 
-#define LOCAL_MAX_PROMPT_BYTES (8u << 20)
-#define LOCAL_MAX_OUT (16u << 20)
+#define LOCAL_MAX_PROMPT_BYTES   (8u << 20)
+#define LOCAL_MAX_OUT            (16u << 20)
 #define LOCAL_DEFAULT_MAX_TOKENS 256
 
 struct local_call {
@@ -39,7 +39,7 @@ struct local_call {
     const upstream_cb_t *cb;
     void *arg;
     /* request, owned copies */
-    char *prompt;     /* rendered prompt text */
+    char *prompt; /* rendered prompt text */
     bool completions, stream, logprobs, echo;
     int top_logprobs;
     engine_gen_params_t gp;
@@ -54,9 +54,9 @@ struct local_call {
     int status;
     atomic_bool canceled;
     /* engine thread state */
-    buf_t json;         /* event assembly */
-    buf_t text;         /* generated text (non-stream) */
-    buf_t lp;           /* logprobs array entries (non-stream) */
+    buf_t json; /* event assembly */
+    buf_t text; /* generated text (non-stream) */
+    buf_t lp;   /* logprobs array entries (non-stream) */
     int prev_id;
     int n_prompt, n_gen;
     engine_finish_t finish;
@@ -78,7 +78,8 @@ typedef struct local_backend {
 static void call_free(local_call_t *c)
 {
     mem_free(c->prompt);
-    for (int i = 0; i < ENGINE_MAX_STOPS; i++) mem_free(c->stops[i]);
+    for (int i = 0; i < ENGINE_MAX_STOPS; i++)
+        mem_free(c->stops[i]);
     buf_deinit(&c->out);
     buf_deinit(&c->json);
     buf_deinit(&c->text);
@@ -133,7 +134,9 @@ static void json_head(local_call_t *c, jsonw_t *w, bool chunk)
     jsonw_key(w, "id");
     jsonw_str(w, c->id);
     jsonw_key(w, "object");
-    jsonw_str(w, c->completions ? "text_completion" : chunk ? "chat.completion.chunk" : "chat.completion");
+    jsonw_str(w, c->completions ? "text_completion"
+                 : chunk        ? "chat.completion.chunk"
+                                : "chat.completion");
     jsonw_key(w, "created");
     jsonw_int(w, c->created);
     jsonw_key(w, "model");
@@ -146,7 +149,8 @@ static const char *finish_name(engine_finish_t f)
 }
 
 /* One token's logprob entry in OpenAI's chat form. */
-static void write_lp_entry(local_call_t *c, const engine_t *e, jsonw_t *w, const engine_token_t *tok)
+static void write_lp_entry(local_call_t *c, const engine_t *e, jsonw_t *w,
+                           const engine_token_t *tok)
 {
     char piece[256];
     int n = engine_token_text(e, -1, tok->id, piece, sizeof piece);
@@ -158,7 +162,8 @@ static void write_lp_entry(local_call_t *c, const engine_t *e, jsonw_t *w, const
     jsonw_double(w, tok->info->logprob);
     jsonw_key(w, "bytes");
     jsonw_arr_begin(w);
-    for (int i = 0; i < n; i++) jsonw_int(w, (unsigned char)piece[i]);
+    for (int i = 0; i < n; i++)
+        jsonw_int(w, (unsigned char)piece[i]);
     jsonw_arr_end(w);
     jsonw_key(w, "top_logprobs");
     jsonw_arr_begin(w);
@@ -375,12 +380,16 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
     }
     int n_ctx = engine_session_n_ctx(s);
     int *ids = mem_alloc(sizeof(int) * (size_t)(n_ctx + 1));
-    int n = engine_tokenize(b->e, c->prompt, strlen(c->prompt), true, !c->completions, ids, n_ctx + 1);
+    int n =
+        engine_tokenize(b->e, c->prompt, strlen(c->prompt), true, !c->completions, ids, n_ctx + 1);
     if (n < 0 || n >= n_ctx) {
         char msg[200];
-        snprintf(msg, sizeof msg, "the prompt is %s tokens, more than the local model's context of %d",
+        snprintf(msg, sizeof msg,
+                 "the prompt is %s tokens, more than the local model's context of %d",
                  n < 0 ? "too many" : "too many", n_ctx);
-        if (n >= 0) snprintf(msg, sizeof msg, "the prompt is %d tokens; the local model's context is %d", n, n_ctx);
+        if (n >= 0)
+            snprintf(msg, sizeof msg, "the prompt is %d tokens; the local model's context is %d", n,
+                     n_ctx);
         mem_free(ids);
         fail_call(c, 400, "context_length_exceeded", msg);
         return;
@@ -388,7 +397,9 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
     c->n_prompt = n;
     if (c->gp.max_tokens <= 0 || c->gp.max_tokens > n_ctx - n) {
         int room = n_ctx - n;
-        c->gp.max_tokens = c->gp.max_tokens <= 0 ? (room < LOCAL_DEFAULT_MAX_TOKENS ? room : LOCAL_DEFAULT_MAX_TOKENS) : room;
+        c->gp.max_tokens = c->gp.max_tokens <= 0
+                               ? (room < LOCAL_DEFAULT_MAX_TOKENS ? room : LOCAL_DEFAULT_MAX_TOKENS)
+                               : room;
     }
     gen_ctx_t g = {c, b->e};
     engine_gen_result_t res;
@@ -415,7 +426,8 @@ static void *slot_main(void *arg)
     engine_session_t *s = b->sessions[sa.idx];
     for (;;) {
         pthread_mutex_lock(&b->mu);
-        while (!b->head && !b->stopping) pthread_cond_wait(&b->cv, &b->mu);
+        while (!b->head && !b->stopping)
+            pthread_cond_wait(&b->cv, &b->mu);
         local_call_t *c = b->head;
         if (c) {
             b->head = c->next;
@@ -465,8 +477,10 @@ void local_tier_close(tier_t *t)
     b->stopping = true;
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
-    for (int i = 0; i < b->n_slots; i++) pthread_join(b->threads[i], NULL);
-    for (int i = 0; i < b->n_slots; i++) engine_session_free(b->sessions[i]);
+    for (int i = 0; i < b->n_slots; i++)
+        pthread_join(b->threads[i], NULL);
+    for (int i = 0; i < b->n_slots; i++)
+        engine_session_free(b->sessions[i]);
     mem_free(b->threads);
     mem_free(b->sessions);
     pthread_mutex_destroy(&b->mu);
@@ -520,7 +534,8 @@ static int render_prompt(local_backend_t *b, cJSON *req, bool completions, char 
             i++;
         }
         rc = engine_chat_render(b->e, em, (size_t)i, true, &p);
-        for (int k = 0; k < i; k++) buf_deinit(&texts[k]);
+        for (int k = 0; k < i; k++)
+            buf_deinit(&texts[k]);
         mem_free(texts);
         mem_free(em);
     }
@@ -579,7 +594,8 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
         cJSON_ArrayForEach(s, stop) if (cJSON_IsString(s) && ns < ENGINE_MAX_STOPS - 1)
             c->stops[ns++] = mem_strdup(s->valuestring);
     }
-    for (int i = 0; i < ENGINE_MAX_STOPS; i++) c->gp.stop[i] = c->stops[i];
+    for (int i = 0; i < ENGINE_MAX_STOPS; i++)
+        c->gp.stop[i] = c->stops[i];
     snprintf(c->model_name, sizeof c->model_name, "%s", t->s.name);
     snprintf(c->id, sizeof c->id, "%s-local-%016llx", completions ? "cmpl" : "chatcmpl",
              (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c));

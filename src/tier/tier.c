@@ -88,8 +88,8 @@ void tier_breaker_record(tier_t *t, bool ok, uint64_t now_ms)
         if (t->circuit == TIER_HALF_OPEN) {
             open_circuit(t, now_ms);
         } else if (t->circuit == TIER_CLOSED) {
-            bool rate = t->n_outcomes >= w &&
-                        (double)t->window_failures >= t->s.brk_error_rate * (double)w;
+            bool rate =
+                t->n_outcomes >= w && (double)t->window_failures >= t->s.brk_error_rate * (double)w;
             if (t->consec_failures >= t->s.brk_failures || rate) open_circuit(t, now_ms);
         }
     }
@@ -212,6 +212,7 @@ double tier_cost_usd(const tier_t *t, uint32_t tokens_in, uint32_t tokens_out)
     double c = (t->s.usd_per_mtok_in * tokens_in + t->s.usd_per_mtok_out * tokens_out) / 1e6;
     /* Edge: amortized hardware time for the tokens processed, at measured throughput. */
     if (t->s.usd_per_hour > 0 && t->s.tokens_per_second > 0)
-        c += t->s.usd_per_hour / 3600.0 * ((double)(tokens_in + tokens_out) / t->s.tokens_per_second);
+        c += t->s.usd_per_hour / 3600.0 *
+             ((double)(tokens_in + tokens_out) / t->s.tokens_per_second);
     return c;
 }

@@ -26,14 +26,14 @@ typedef enum { TIER_KIND_OPENAI, TIER_KIND_LOCAL } tier_kind_t;
 
 /* Settings the tier needs, copied from the config. */
 typedef struct tier_settings {
-    const char *name;       /* borrowed, lives as long as the tier */
+    const char *name; /* borrowed, lives as long as the tier */
     tier_kind_t kind;
-    const char *model;      /* upstream model name or model file */
-    const char *tokenizer;  /* kind local, llama2.c models: tokenizer file or NULL */
-    uint32_t threads;       /* kind local: engine threads per request */
-    const char *version;    /* "" = unset */
-    const char *base_url;   /* kind openai, without trailing '/' */
-    const char *api_key;    /* resolved secret or NULL */
+    const char *model;     /* upstream model name or model file */
+    const char *tokenizer; /* kind local, llama2.c models: tokenizer file or NULL */
+    uint32_t threads;      /* kind local: engine threads per request */
+    const char *version;   /* "" = unset */
+    const char *base_url;  /* kind openai, without trailing '/' */
+    const char *api_key;   /* resolved secret or NULL */
     route_privacy_t privacy;
     route_role_t role;
     uint32_t max_concurrency;
@@ -63,9 +63,9 @@ typedef struct tier_waiter {
 typedef struct tier {
     tier_settings_t s;
     int idx;
-    char chat_url[512];       /* base_url + /chat/completions */
+    char chat_url[512]; /* base_url + /chat/completions */
     char completions_url[512];
-    char auth_header[512];    /* "Authorization: Bearer ..." or "" */
+    char auth_header[512]; /* "Authorization: Bearer ..." or "" */
     pthread_mutex_t mu;
     /* breaker (under mu) */
     tier_circuit_t circuit;
@@ -80,7 +80,7 @@ typedef struct tier {
     tier_waiter_t *head, *tail;
     /* counters (atomic, for metrics) */
     atomic_uint_fast64_t n_opened;
-    void *backend; /* kind local: the engine handle */
+    void *backend;          /* kind local: the engine handle */
     bool disabled;          /* cannot serve at all (e.g. its API key is not set) */
     char disabled_why[160]; /* said at start and by /readyz */
 } tier_t;
