@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ struct upstream {
     CURLM *multi;
     uint64_t timer;
     upstream_call_t *live;
-    CURL *pool[UPSTREAM_POOL_MAX];
+    upstream_call_t *pool[UPSTREAM_POOL_MAX]; /* finished calls, each keeping its easy handle */
     int n_pool;
     int depth;      /* > 0 while curl_multi_socket_action is on the stack */
     uint8_t *fds;   /* FD_* by fd, for sockets curl opened through open_cb */
@@ -255,8 +256,10 @@ void upstream_free(upstream_t *u)
         curl_multi_remove_handle(u->multi, c->easy);
         call_release(c);
     }
-    for (int i = 0; i < u->n_pool; i++)
-        curl_easy_cleanup(u->pool[i]);
+    for (int i = 0; i < u->n_pool; i++) {
+        curl_easy_cleanup(u->pool[i]->easy);
+        mem_free(u->pool[i]);
+    }
     curl_multi_cleanup(u->multi);
     /* Anything still registered (closed by curl without our callback) is dropped. */
     for (size_t fd = 0; fd < u->n_fds; fd++)
@@ -352,15 +355,17 @@ static void call_release(upstream_call_t *c)
     call_unlink(c);
     loop_timer_del(u->loop, c->ttft_timer);
     loop_timer_del(u->loop, c->add_timer);
+    curl_slist_free_all(c->headers);
+    c->headers = NULL;
     if (u->n_pool < UPSTREAM_POOL_MAX) {
-        /* Kept configured: the next call overwrites every per-call option. */
+        /* Kept with its handle configured: the next call overwrites every per-call
+         * option, so neither is allocated again. */
         curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
-        u->pool[u->n_pool++] = c->easy;
+        u->pool[u->n_pool++] = c;
     } else {
         curl_easy_cleanup(c->easy);
+        mem_free(c);
     }
-    curl_slist_free_all(c->headers);
-    mem_free(c);
 }
 
 /* Maps a finished transfer to the error kind the tier layer acts on. */
@@ -462,14 +467,17 @@ int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream
                         void *arg, upstream_call_t **out)
 {
     if (!req->url || !cb) return SY_EINVAL;
-    upstream_call_t *c = mem_calloc(1, sizeof *c);
-    c->u = u;
-    c->cb = *cb;
-    c->arg = arg;
-    c->max_body = req->max_body;
+    _Static_assert(offsetof(upstream_call_t, errbuf) > offsetof(upstream_call_t, easy),
+                   "errbuf must be last");
+    upstream_call_t *c;
     if (u->n_pool) {
-        c->easy = u->pool[--u->n_pool];
+        c = u->pool[--u->n_pool];
+        CURL *e = c->easy;
+        memset(c, 0, offsetof(upstream_call_t, errbuf));
+        c->errbuf[0] = 0;
+        c->easy = e;
     } else {
+        c = mem_calloc(1, sizeof *c);
         c->easy = curl_easy_init();
         if (!c->easy) {
             mem_free(c);
@@ -485,6 +493,10 @@ int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream
         curl_easy_setopt(c->easy, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
         curl_easy_setopt(c->easy, CURLOPT_CLOSESOCKETDATA, u);
     }
+    c->u = u;
+    c->cb = *cb;
+    c->arg = arg;
+    c->max_body = req->max_body;
     /* Every per-call option is set on every call (a pooled handle keeps the last
      * call's values otherwise); curl_easy_reset would cost more than this. */
     CURL *e = c->easy;
