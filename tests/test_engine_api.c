@@ -311,6 +311,29 @@ static void test_threads(void **state)
     engine_free(e);
 }
 
+/* A session with its own thread pool (the kernels split rows, attention splits heads)
+ * gives the single-threaded result. */
+static void test_pool_session(void **state)
+{
+    (void)state;
+    engine_t *e = load();
+    if (!e) skip();
+    for (int nt = 2; nt <= 2; nt++) { /* more threads than this machine's cores only spin */
+        engine_session_t *s =
+            engine_session_new(e, &(engine_session_opts_t){.n_threads = nt, .max_batch = 16});
+        static collect_t c;
+        memset(&c, 0, sizeof c);
+        engine_gen_params_t p = greedy(30);
+        engine_gen_result_t r;
+        /* a 40-token prompt: three prefill batches, then decoding */
+        assert_int_equal(engine_generate(s, golden, 40, &p, on_token, &c, &r), 0);
+        assert_int_equal(c.n, 30);
+        assert_memory_equal(c.ids, golden + 40, (size_t)c.n * sizeof(int));
+        engine_session_free(s);
+    }
+    engine_free(e);
+}
+
 int main(void)
 {
     const char *env = getenv("SY_SHARED");
@@ -321,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_chat_render),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_pool_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -215,6 +215,105 @@ static void test_llama2c_truncated(void **state)
     unlink(path);
 }
 
+/* ------------------------------------------------------ quantized files ---- */
+
+/* Writes m as GGUF with every matrix whose rows are a multiple of 32 in type t and the
+ * others (stories260K's ffn_down: rows of 172) in F16, norms in F32, the way a
+ * quantizer lays such a model out. Returned buffers are freed by the caller. */
+static void write_quantized(const model_t *m, kern_type_t t, const char *path)
+{
+    gguf_writer_t *w = gguf_writer_new(0);
+    convert_write_metadata(w, m, t == KERN_Q8_0 ? 7 : 2);
+    void *bufs[64];
+    int nb = 0;
+    char nm[64];
+#define QMAT(name, tensor)                                                                         \
+    do {                                                                                           \
+        const model_tensor_t *mt = (tensor);                                                       \
+        kern_type_t qt = mt->cols % 32 ? KERN_F16 : t;                                             \
+        size_t rs = kern_row_size(qt, (size_t)mt->cols);                                           \
+        uint8_t *q = malloc(rs * (size_t)mt->rows);                                                \
+        for (int r = 0; r < mt->rows; r++)                                                         \
+            kern_quantize_row(qt, (const float *)mt->data + (size_t)r * mt->cols, q + rs * r,      \
+                              (size_t)mt->cols);                                                   \
+        uint64_t ne[2] = {(uint64_t)mt->cols, (uint64_t)mt->rows};                                 \
+        assert_int_equal(gguf_writer_add_tensor(w, name, qt, 2, ne, q, rs *(size_t)mt->rows), 0);  \
+        bufs[nb++] = q;                                                                            \
+    } while (0)
+#define FVEC(name, v)                                                                              \
+    do {                                                                                           \
+        uint64_t ne[1] = {(uint64_t)m->cfg.dim};                                                   \
+        assert_int_equal(                                                                          \
+            gguf_writer_add_tensor(w, name, KERN_F32, 1, ne, v, sizeof(float) * m->cfg.dim), 0);   \
+    } while (0)
+    QMAT("token_embd.weight", &m->tok_embd);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const model_layer_t *L = &m->layers[l];
+        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
+        FVEC(nm, L->attn_norm);
+        snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
+        FVEC(nm, L->ffn_norm);
+        const char *names[] = {"attn_q",   "attn_k",   "attn_v", "attn_output",
+                               "ffn_gate", "ffn_down", "ffn_up"};
+        const model_tensor_t *ts[] = {&L->wq,     &L->wk,     &L->wv,  &L->wo,
+                                      &L->w_gate, &L->w_down, &L->w_up};
+        for (int i = 0; i < 7; i++) {
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, names[i]);
+            QMAT(nm, ts[i]);
+        }
+    }
+    FVEC("output_norm.weight", m->out_norm);
+#undef QMAT
+#undef FVEC
+    assert_int_equal(gguf_writer_write(w, path), 0);
+    gguf_writer_free(w);
+    for (int i = 0; i < nb; i++)
+        free(bufs[i]);
+}
+
+/* Quantized files load with mixed tensor types (ffn_down F16) and, teacher-forced on
+ * the F32 greedy run, pick the same top-1 token almost everywhere. */
+static void test_quantized(void **state)
+{
+    (void)state;
+    golden_t g;
+    char bin[600], tok[600], err[256];
+    if (read_golden(&g) || !shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
+        !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
+        skip();
+    model_t *m;
+    assert_int_equal(model_load(bin, tok, &m, err, sizeof err), 0);
+    kern_type_t types[2] = {KERN_Q8_0, KERN_Q4_0};
+    int need[2] = {95, 70}; /* percent of positions; Q4_0 is far coarser */
+    for (int ti = 0; ti < 2; ti++) {
+        char path[] = "/tmp/sy_q_XXXXXX";
+        int fd = mkstemp(path);
+        close(fd);
+        write_quantized(m, types[ti], path);
+        model_t *q;
+        int rc = model_load(path, NULL, &q, err, sizeof err);
+        if (rc) fail_msg("load quantized: %s", err);
+        assert_int_equal(q->layers[0].wq.type, types[ti]);
+        assert_int_equal(q->layers[0].w_down.type, KERN_F16);
+        forward_state_t *s = forward_state_new(q, 256, 64, NULL);
+        int n = g.n_ids - 1, same = 0, V = q->cfg.n_vocab;
+        for (int done = 0; done < n;) {
+            int k = n - done < 64 ? n - done : 64;
+            assert_non_null(forward_run(s, g.ids + done, k, done, true));
+            for (int j = 0; j < k; j++)
+                same += argmax(s->logits + (size_t)j * V, V) == g.ids[done + j + 1];
+            done += k;
+        }
+        print_message("# %s: top-1 agrees with F32 greedy at %d of %d positions\n",
+                      kern_type_name(types[ti]), same, n);
+        assert_true(same * 100 >= need[ti] * n);
+        forward_state_free(s);
+        model_free(q);
+        unlink(path);
+    }
+    model_free(m);
+}
+
 int main(void)
 {
     const char *e = getenv("SY_SHARED");
@@ -224,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_batched_prefill),
         cmocka_unit_test(test_tiny_random_gguf),
         cmocka_unit_test(test_llama2c_truncated),
+        cmocka_unit_test(test_quantized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
