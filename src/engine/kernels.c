@@ -375,21 +375,30 @@ void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X
         run_job(pool, &j, fn);
         return;
     }
-    const size_t qrow = kern_row_size(KERN_Q8_0, cols);
-    size_t per_pass = SCRATCH_MAX / qrow;
+    const size_t nblk = cols / KERN_QK;
+    const size_t per_row = kern_row_size(KERN_Q8_0, cols) + 2 * nblk * sizeof(float);
+    size_t per_pass = SCRATCH_MAX / per_row;
     if (per_pass == 0) per_pass = 1;
     for (size_t b0 = 0; b0 < n; b0 += per_pass) {
         size_t nb = n - b0 < per_pass ? n - b0 : per_pass;
-        kern_block_q8_0_t *qx = scratch_get(nb * qrow);
+        float *xd = scratch_get(nb * per_row);
+        float *xs = xd + nb * nblk;
+        kern_block_q8_0_t *qx = (kern_block_q8_0_t *)(xs + nb * nblk);
         for (size_t b = 0; b < nb; b++) {
             const float *xr = X + (b0 + b) * cols;
-            kern_block_q8_0_t *qr = qx + b * (cols / KERN_QK);
+            kern_block_q8_0_t *qr = qx + b * nblk;
             if (simd)
                 kern_avx2_quantize_q8_0(xr, qr, cols);
             else
                 quantize_row_q8_0(xr, qr, cols);
+            for (size_t i = 0; i < nblk; i++) {
+                int sum = 0;
+                for (int k = 0; k < KERN_QK; k++) sum += qr[i].qs[k];
+                xd[b * nblk + i] = kern_f16_to_f32(qr[i].d);
+                xs[b * nblk + i] = 8.0f * xd[b * nblk + i] * (float)sum;
+            }
         }
-        j.QX = qx, j.Y = Y + b0 * rows, j.n = nb;
+        j.QX = qx, j.XD = xd, j.XS = xs, j.Y = Y + b0 * rows, j.n = nb;
         run_job(pool, &j, fn);
     }
 }

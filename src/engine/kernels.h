@@ -88,6 +88,9 @@ typedef struct kern_job {
     size_t row_bytes;             /* bytes of one W row */
     const float *X;               /* (n, cols) f32 activations: F32/F16 weights */
     const kern_block_q8_0_t *QX;  /* (n, cols / 32) quantized activations: Q8_0/Q4_0 */
+    const float *XD;              /* (n, cols / 32) the QX scales as f32 */
+    const float *XS;              /* (n, cols / 32) 8 * scale * sum of the block's quants
+                                     (Q4_0: the -8 offset of the weights, applied once) */
     float *Y;                     /* (n, rows) */
     size_t n, rows, cols;
 } kern_job_t;

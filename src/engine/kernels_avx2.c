@@ -6,12 +6,12 @@
  * once per call and the unpacking cost is shared by the tile. Decode (one token) is
  * the TILE = 1 case; it streams W once and is bound by memory bandwidth.
  *
- * Integer dots follow ggml's sign trick: |w| (unsigned) times x carrying w's sign
- * (signed) through maddubs gives exact 16-bit pair sums (at most 2 * 128 * 127), madd
- * widens to 32 bits; per block the integer sum is scaled by d_w * d_x in f32.
+ * Integer dots run through maddubs (unsigned x signed bytes to exact 16-bit pair sums)
+ * and madd (to 32 bits); per block the integer sum is scaled by d_w * d_x in f32.
  */
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 #include "engine/kernels.h"
 
@@ -30,112 +30,113 @@ static inline float h2f(kern_f16_t h)
     return _cvtsh_ss(h);
 }
 
-/* 32 signed products of w and x summed into 8 int32 lanes, as floats. */
-static inline __m256 dot32_i8(__m256i w, __m256i x)
+static inline uint16_t ld16(const uint8_t *p)
 {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i aw = _mm256_sign_epi8(w, w);
-    __m256i sx = _mm256_sign_epi8(x, w);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones));
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
 }
 
-/* A Q4_0 block's 32 weights as signed bytes in [-8, 7], in weight order. */
-static inline __m256i unpack_q4_0(const uint8_t *qs)
+/* The f16 scales of 8 consecutive blocks (stride bytes apart) as f32. */
+static inline __m256 load_d8(const uint8_t *p, size_t stride)
 {
-    __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    b = _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
-    return _mm256_sub_epi8(b, _mm256_set1_epi8(8));
+    __m128i v = _mm_cvtsi32_si128(ld16(p));
+    v = _mm_insert_epi16(v, ld16(p + stride), 1);
+    v = _mm_insert_epi16(v, ld16(p + 2 * stride), 2);
+    v = _mm_insert_epi16(v, ld16(p + 3 * stride), 3);
+    v = _mm_insert_epi16(v, ld16(p + 4 * stride), 4);
+    v = _mm_insert_epi16(v, ld16(p + 5 * stride), 5);
+    v = _mm_insert_epi16(v, ld16(p + 6 * stride), 6);
+    v = _mm_insert_epi16(v, ld16(p + 7 * stride), 7);
+    return _mm256_cvtph_ps(v);
+}
+
+/* A Q4_0 block's 16 bytes as 32 unsigned nibbles 0..15 in weight order (low nibbles
+ * are weights 0..15, high nibbles 16..31): one broadcast load, one shift, one mask. */
+static inline __m256i nibbles_q4_0(const uint8_t *qs)
+{
+    __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    b = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
 }
 
 /* ------------------------------------------------------------ quantized ---- */
 
-/* Row r against tokens b0 .. b0+T-1, Q8_0 or Q4_0 weights (T is a constant at
- * each call site, so the loops over t unroll). */
+/* Row r against tokens b0 .. b0+T-1, Q8_0 or Q4_0 weights (T is a constant at each
+ * call site, so the loops over t unroll).
+ *
+ * Per block: Q8_0 weights go through the sign trick (|w| unsigned times x with w's
+ * sign); Q4_0 weights stay unsigned nibbles q in 0..15, maddubs(q, x) cannot saturate
+ * (2 * 15 * 127), and the -8 offset is applied once per block as 8 * d_w * d_x * sum(x)
+ * (XS, precomputed per activation block). Scales are handled 8 blocks at a time: the
+ * 8 weight scales are gathered into one vector and multiplied by the 8 activation
+ * scales, and each block broadcasts its product from memory. */
 static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_t *j, size_t r,
                                                                  size_t b0, int T)
 {
+    const __m256i ones = _mm256_set1_epi16(1);
     const size_t nb = j->cols / KERN_QK;
+    const int q4 = j->type == KERN_Q4_0;
+    const size_t bs = q4 ? sizeof(kern_block_q4_0_t) : sizeof(kern_block_q8_0_t);
+    const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
     const kern_block_q8_0_t *x[TILE];
-    __m256 acc[TILE];
+    const float *xd[TILE], *xs[TILE];
+    __m256 acc[TILE], corr[TILE];
+    float tail_corr[TILE];
+    float sc[TILE][8] __attribute__((aligned(32)));
     for (int t = 0; t < T; t++) {
         x[t] = j->QX + (b0 + t) * nb;
-        acc[t] = _mm256_setzero_ps();
+        xd[t] = j->XD + (b0 + t) * nb;
+        xs[t] = j->XS + (b0 + t) * nb;
+        acc[t] = corr[t] = _mm256_setzero_ps();
+        tail_corr[t] = 0.0f;
     }
-    if (j->type == KERN_Q8_0) {
-        const kern_block_q8_0_t *w = (const kern_block_q8_0_t *)((const char *)j->W + r * j->row_bytes);
-        for (size_t i = 0; i < nb; i++) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)w[i].qs);
-            float dw = h2f(w[i].d);
+    size_t i = 0;
+    for (; i + 8 <= nb; i += 8) {
+        const __m256 dw = load_d8(w + i * bs, bs);
+        for (int t = 0; t < T; t++) {
+            _mm256_store_ps(sc[t], _mm256_mul_ps(dw, _mm256_loadu_ps(xd[t] + i)));
+            if (q4) corr[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(xs[t] + i), corr[t]);
+        }
+        for (int k = 0; k < 8; k++) {
+            const uint8_t *qs = w + (i + k) * bs + 2;
+            __m256i wv, aw;
+            if (q4) {
+                aw = wv = nibbles_q4_0(qs);
+            } else {
+                wv = _mm256_loadu_si256((const __m256i *)qs);
+                aw = _mm256_sign_epi8(wv, wv);
+            }
             for (int t = 0; t < T; t++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][i].qs);
-                __m256 d = _mm256_set1_ps(dw * h2f(x[t][i].d));
-                acc[t] = _mm256_fmadd_ps(dot32_i8(wv, xv), d, acc[t]);
-            }
-        }
-    } else {
-        const kern_block_q4_0_t *w = (const kern_block_q4_0_t *)((const char *)j->W + r * j->row_bytes);
-        for (size_t i = 0; i < nb; i++) {
-            __m256i wv = unpack_q4_0(w[i].qs);
-            float dw = h2f(w[i].d);
-            for (int t = 0; t < T; t++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][i].qs);
-                __m256 d = _mm256_set1_ps(dw * h2f(x[t][i].d));
-                acc[t] = _mm256_fmadd_ps(dot32_i8(wv, xv), d, acc[t]);
+                __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][i + k].qs);
+                if (!q4) xv = _mm256_sign_epi8(xv, wv);
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xv), ones);
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&sc[t][k]), acc[t]);
             }
         }
     }
-    for (int t = 0; t < T; t++) j->Y[(b0 + t) * j->rows + r] = hsum8(acc[t]);
-}
-
-/* Decode: one token, two rows per pass so their independent chains overlap. */
-static void quant_rows_1(const kern_job_t *j, size_t r0, size_t r1)
-{
-    const size_t nb = j->cols / KERN_QK;
-    const kern_block_q8_0_t *x = j->QX;
-    size_t r = r0;
-    if (j->type == KERN_Q4_0) {
-        for (; r + 2 <= r1; r += 2) {
-            const kern_block_q4_0_t *w0 = (const kern_block_q4_0_t *)((const char *)j->W + r * j->row_bytes);
-            const kern_block_q4_0_t *w1 = (const kern_block_q4_0_t *)((const char *)w0 + j->row_bytes);
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            for (size_t i = 0; i < nb; i++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)x[i].qs);
-                float dx = h2f(x[i].d);
-                a0 = _mm256_fmadd_ps(dot32_i8(unpack_q4_0(w0[i].qs), xv),
-                                     _mm256_set1_ps(dx * h2f(w0[i].d)), a0);
-                a1 = _mm256_fmadd_ps(dot32_i8(unpack_q4_0(w1[i].qs), xv),
-                                     _mm256_set1_ps(dx * h2f(w1[i].d)), a1);
-            }
-            j->Y[r] = hsum8(a0);
-            j->Y[r + 1] = hsum8(a1);
-        }
-    } else {
-        for (; r + 2 <= r1; r += 2) {
-            const kern_block_q8_0_t *w0 = (const kern_block_q8_0_t *)((const char *)j->W + r * j->row_bytes);
-            const kern_block_q8_0_t *w1 = (const kern_block_q8_0_t *)((const char *)w0 + j->row_bytes);
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            for (size_t i = 0; i < nb; i++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)x[i].qs);
-                float dx = h2f(x[i].d);
-                a0 = _mm256_fmadd_ps(dot32_i8(_mm256_loadu_si256((const __m256i *)w0[i].qs), xv),
-                                     _mm256_set1_ps(dx * h2f(w0[i].d)), a0);
-                a1 = _mm256_fmadd_ps(dot32_i8(_mm256_loadu_si256((const __m256i *)w1[i].qs), xv),
-                                     _mm256_set1_ps(dx * h2f(w1[i].d)), a1);
-            }
-            j->Y[r] = hsum8(a0);
-            j->Y[r + 1] = hsum8(a1);
+    for (; i < nb; i++) { /* the last nb % 8 blocks */
+        const uint8_t *qs = w + i * bs + 2;
+        const float dw = h2f(ld16(w + i * bs));
+        __m256i wv = q4 ? nibbles_q4_0(qs) : _mm256_loadu_si256((const __m256i *)qs);
+        __m256i aw = q4 ? wv : _mm256_sign_epi8(wv, wv);
+        for (int t = 0; t < T; t++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][i].qs);
+            if (!q4) xv = _mm256_sign_epi8(xv, wv);
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xv), ones);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xd[t][i]), acc[t]);
+            if (q4) tail_corr[t] += dw * xs[t][i];
         }
     }
-    for (; r < r1; r++) quant_row_tile(j, r, 0, 1);
+    for (int t = 0; t < T; t++) {
+        float v = hsum8(acc[t]);
+        if (q4) v -= hsum8(corr[t]) + tail_corr[t];
+        j->Y[(b0 + t) * j->rows + r] = v;
+    }
 }
 
 static void quant_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
-    if (j->n == 1) {
-        quant_rows_1(j, r0, r1);
-        return;
-    }
     for (size_t r = r0; r < r1; r++) {
         size_t b = 0;
         for (; b + TILE <= j->n; b += TILE) quant_row_tile(j, r, b, TILE);

@@ -1,0 +1,504 @@
+/* engine.c — prefill and decode speed of the engine beside llama.cpp on the same GGUF
+ * files and thread counts, with peak RSS, the machine's read bandwidth and decode as a
+ * share of the bandwidth limit (bandwidth / weight bytes read per token).
+ *
+ *   engine [--threads 1,2] [--gen N] [--models DIR] [--no-llama]
+ *       stories260K (converted and quantized in a temporary directory) and, when DIR
+ *       (default bench/out) holds them, the Llama-3.2-1B-shaped files below.
+ *   engine --make-model DIR
+ *       writes DIR/llama1b-{f32,q8_0,q4_0}.gguf: Llama-3.2-1B dimensions (dim 2048,
+ *       16 layers, 32 heads, 8 kv heads, ffn 8192, vocab 128256, tied output) with
+ *       random weights, the quantized files written directly (speed does not depend on
+ *       the weight values). About 5 GiB + 1.3 GiB + 0.7 GiB of disk.
+ *   engine --kernels
+ *       matvec alone on the 1B shapes (one token's worth of matrices) against the
+ *       bandwidth limit, no model needed.
+ *
+ * Each (model, threads) measurement runs in a forked child so its peak RSS is its
+ * own. llama.cpp runs through bench/engine-llamacpp.mjs (node-llama-cpp 3.21.1,
+ * `cd bench && npm i`); its figures read "-" when node or the package is missing.
+ */
+#include <errno.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "engine/convert.h"
+#include "engine/forward.h"
+#include "engine/gguf.h"
+#include "engine/kernels.h"
+#include "engine/model.h"
+#include "engine/quant.h"
+
+#define N_PROMPT 64
+#define REPS 3
+
+/* ======================================================= bandwidth ==== */
+
+typedef struct bw_arg {
+    const float *p;
+    size_t n;
+    float sink;
+} bw_arg_t;
+
+__attribute__((target("avx2"))) static void *bw_read(void *arg)
+{
+    bw_arg_t *a = arg;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = 0; i + 32 <= a->n; i += 32) {
+        s0 = _mm256_add_ps(s0, _mm256_load_ps(a->p + i));
+        s1 = _mm256_add_ps(s1, _mm256_load_ps(a->p + i + 8));
+        s2 = _mm256_add_ps(s2, _mm256_load_ps(a->p + i + 16));
+        s3 = _mm256_add_ps(s3, _mm256_load_ps(a->p + i + 24));
+    }
+    float out[8];
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    a->sink = out[0] + out[7];
+    return NULL;
+}
+
+/* Read bandwidth in GB/s with nt threads each streaming its share of a 1 GiB buffer
+ * (best of 5 passes). */
+static double measure_bandwidth(int nt)
+{
+    const size_t bytes = (size_t)1 << 30, n = bytes / 4;
+    float *p = aligned_alloc(64, bytes);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(i & 1023);
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        pthread_t th[64];
+        bw_arg_t a[64];
+        uint64_t t0 = clock_mono_ns();
+        for (int t = 0; t < nt; t++) {
+            a[t] = (bw_arg_t){p + n / nt * t, n / nt, 0};
+            pthread_create(&th[t], NULL, bw_read, &a[t]);
+        }
+        for (int t = 0; t < nt; t++) pthread_join(th[t], NULL);
+        double gbs = bytes / ((clock_mono_ns() - t0) / 1e9) / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    free(p);
+    return best;
+}
+
+/* ==================================================== 1B-shaped model ==== */
+
+enum { L1B_DIM = 2048, L1B_LAYERS = 16, L1B_HEADS = 32, L1B_KV = 8, L1B_FFN = 8192,
+       L1B_VOCAB = 128256, L1B_CTX = 2048 };
+
+static uint64_t rng_state;
+static float rnd_weight(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return ((float)(rng_state >> 40) / (float)(1 << 24) - 0.5f) * 0.04f;
+}
+
+/* A tensor of random weights in type t (norm vectors: ones). Returns owned bytes. */
+static void *make_tensor(gguf_writer_t *w, const char *name, kern_type_t t, uint64_t cols,
+                         uint64_t rows, int is_norm)
+{
+    size_t rb = kern_row_size(t, cols);
+    uint8_t *data = mem_alloc(rb * rows);
+    float *row = mem_alloc(cols * sizeof(float));
+    rng_state = 0;
+    for (const char *c = name; *c; c++) rng_state = rng_state * 31 + (uint8_t)*c;
+    for (uint64_t r = 0; r < rows; r++) {
+        for (uint64_t k = 0; k < cols; k++) row[k] = is_norm ? 1.0f : rnd_weight();
+        kern_quantize_row(t, row, data + r * rb, cols);
+    }
+    mem_free(row);
+    uint64_t ne[2] = {cols, rows};
+    if (gguf_writer_add_tensor(w, name, t, rows > 1 ? 2 : 1, ne, data, rb * rows)) abort();
+    return data;
+}
+
+/* Writes one 1B-shaped file of weight type t (norms F32). */
+static int make_model(const char *path, kern_type_t t)
+{
+    gguf_writer_t *w = gguf_writer_new(0);
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_str(w, "general.name", "llama-3.2-1b-shaped-random");
+    gguf_writer_set_u32(w, "general.file_type", quant_file_type(t));
+    gguf_writer_set_u32(w, "llama.context_length", L1B_CTX);
+    gguf_writer_set_u32(w, "llama.embedding_length", L1B_DIM);
+    gguf_writer_set_u32(w, "llama.feed_forward_length", L1B_FFN);
+    gguf_writer_set_u32(w, "llama.block_count", L1B_LAYERS);
+    gguf_writer_set_u32(w, "llama.attention.head_count", L1B_HEADS);
+    gguf_writer_set_u32(w, "llama.attention.head_count_kv", L1B_KV);
+    gguf_writer_set_u32(w, "llama.rope.dimension_count", L1B_DIM / L1B_HEADS);
+    gguf_writer_set_f32(w, "llama.rope.freq_base", 500000.0f);
+    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_writer_set_u32(w, "llama.vocab_size", L1B_VOCAB);
+    /* a SentencePiece-style vocabulary: control tokens, 256 byte pieces, fillers */
+    char **pieces = mem_alloc(L1B_VOCAB * sizeof(char *));
+    float *scores = mem_alloc(L1B_VOCAB * sizeof(float));
+    int32_t *types = mem_alloc(L1B_VOCAB * sizeof(int32_t));
+    for (int i = 0; i < L1B_VOCAB; i++) {
+        char b[32];
+        if (i < 3)
+            snprintf(b, sizeof b, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else if (i < 259)
+            snprintf(b, sizeof b, "<0x%02X>", i - 3);
+        else
+            snprintf(b, sizeof b, "\xe2\x96\x81t%d", i);
+        pieces[i] = mem_strdup(b);
+        scores[i] = -(float)i;
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
+    }
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, L1B_VOCAB);
+    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_F32, scores, L1B_VOCAB);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_I32, types, L1B_VOCAB);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    for (int i = 0; i < L1B_VOCAB; i++) mem_free(pieces[i]);
+    mem_free(pieces), mem_free(scores), mem_free(types);
+
+    void *bufs[3 + 9 * L1B_LAYERS];
+    int nb = 0;
+    const int kv = L1B_DIM / L1B_HEADS * L1B_KV;
+    bufs[nb++] = make_tensor(w, "token_embd.weight", t, L1B_DIM, L1B_VOCAB, 0);
+    bufs[nb++] = make_tensor(w, "output_norm.weight", KERN_F32, L1B_DIM, 1, 1);
+    for (int l = 0; l < L1B_LAYERS; l++) {
+        char n[64];
+#define T(name, type, cols, rows, norm)                                                            \
+    snprintf(n, sizeof n, "blk.%d." name, l);                                                      \
+    bufs[nb++] = make_tensor(w, n, type, cols, rows, norm)
+        T("attn_norm.weight", KERN_F32, L1B_DIM, 1, 1);
+        T("attn_q.weight", t, L1B_DIM, L1B_DIM, 0);
+        T("attn_k.weight", t, L1B_DIM, kv, 0);
+        T("attn_v.weight", t, L1B_DIM, kv, 0);
+        T("attn_output.weight", t, L1B_DIM, L1B_DIM, 0);
+        T("ffn_norm.weight", KERN_F32, L1B_DIM, 1, 1);
+        T("ffn_gate.weight", t, L1B_DIM, L1B_FFN, 0);
+        T("ffn_up.weight", t, L1B_DIM, L1B_FFN, 0);
+        T("ffn_down.weight", t, L1B_FFN, L1B_DIM, 0);
+#undef T
+    }
+    int rc = gguf_writer_write(w, path);
+    gguf_writer_free(w);
+    for (int i = 0; i < nb; i++) mem_free(bufs[i]);
+    return rc;
+}
+
+/* ====================================================== measurements ==== */
+
+typedef struct result {
+    int ok;
+    double prefill_tps, decode_tps; /* medians of REPS */
+    double rss_mib;
+    double weight_bytes;            /* bytes of weights read per decoded token */
+} result_t;
+
+static double median3(double *v)
+{
+    for (int i = 0; i < REPS; i++)
+        for (int j = i + 1; j < REPS; j++)
+            if (v[j] < v[i]) {
+                double t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+            }
+    return v[REPS / 2];
+}
+
+/* In a child: load, prefill N_PROMPT tokens, decode n_gen, REPS times. */
+static result_t run_ours_child(const char *path, int threads, int n_gen)
+{
+    result_t r = {0};
+    char err[512];
+    model_t *m;
+    if (model_load(path, NULL, &m, err, sizeof err)) {
+        fprintf(stderr, "engine: %s\n", err);
+        return r;
+    }
+    kern_pool_t *pool = kern_pool_new(threads);
+    forward_state_t *s = forward_state_new(m, N_PROMPT + n_gen + 16, N_PROMPT, pool);
+    int prompt[N_PROMPT];
+    unsigned x = 12345;
+    for (int i = 0; i < N_PROMPT; i++) {
+        x = x * 1103515245u + 12345u;
+        prompt[i] = 3 + (int)(x % 509u);
+    }
+    double pre[REPS], dec[REPS];
+    for (int rep = 0; rep < REPS; rep++) {
+        uint64_t t0 = clock_mono_ns();
+        const float *logits = forward_run(s, prompt, N_PROMPT, 0, false);
+        pre[rep] = N_PROMPT / ((clock_mono_ns() - t0) / 1e9);
+        int tok = 0;
+        t0 = clock_mono_ns();
+        for (int i = 0; i < n_gen; i++) {
+            /* greedy, as the llama.cpp side */
+            int best = 0;
+            for (int v = 1; v < m->cfg.n_vocab; v++)
+                if (logits[v] > logits[best]) best = v;
+            tok = best;
+            logits = forward_run(s, &tok, 1, N_PROMPT + i, false);
+        }
+        dec[rep] = n_gen / ((clock_mono_ns() - t0) / 1e9);
+    }
+    r.ok = 1;
+    r.prefill_tps = median3(pre);
+    r.decode_tps = median3(dec);
+    r.weight_bytes = (double)model_weight_bytes(m);
+    if (!m->tied_output) r.weight_bytes -= (double)kern_row_size(m->tok_embd.type, m->cfg.dim) * m->cfg.n_vocab;
+    forward_state_free(s);
+    kern_pool_free(pool);
+    model_free(m);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    r.rss_mib = ru.ru_maxrss / 1024.0;
+    return r;
+}
+
+/* Forks a child for one measurement so peak RSS is per model. */
+static result_t run_ours(const char *path, int threads, int n_gen)
+{
+    int fd[2];
+    result_t r = {0};
+    if (pipe(fd)) return r;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        result_t c = run_ours_child(path, threads, n_gen);
+        ssize_t wr = write(fd[1], &c, sizeof c);
+        _exit(wr == (ssize_t)sizeof c ? 0 : 1);
+    }
+    close(fd[1]);
+    if (read(fd[0], &r, sizeof r) != (ssize_t)sizeof r) r.ok = 0;
+    close(fd[0]);
+    waitpid(pid, NULL, 0);
+    return r;
+}
+
+/* llama.cpp through node; ok = 0 when node or node-llama-cpp is missing. */
+static result_t run_llama(const char *path, int threads, int n_gen)
+{
+    result_t r = {0};
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "node bench/engine-llamacpp.mjs '%s' %d %d %d %d 2>/dev/null", path,
+             threads, N_PROMPT, n_gen, REPS);
+    FILE *f = popen(cmd, "r");
+    if (!f) return r;
+    char line[1024] = "";
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "{\"prefill_tps\":%lf,\"decode_tps\":%lf,\"rss_mib\":%lf", &r.prefill_tps,
+                   &r.decode_tps, &r.rss_mib) == 3)
+            r.ok = 1;
+    pclose(f);
+    return r;
+}
+
+/* ============================================================= kernels ==== */
+
+/* Matvec alone over one token's matrices of the 1B shape (random weights in memory),
+ * bytes streamed per second and tokens/s if the whole token were these matvecs. */
+static void bench_kernels(const int *threads, int n_threads, const double *bw)
+{
+    const int kv = L1B_DIM / L1B_HEADS * L1B_KV;
+    const size_t shapes[][2] = {{L1B_DIM, L1B_DIM}, {kv, L1B_DIM}, {kv, L1B_DIM},
+                                {L1B_DIM, L1B_DIM}, {L1B_FFN, L1B_DIM}, {L1B_FFN, L1B_DIM},
+                                {L1B_DIM, L1B_FFN}};
+    const kern_type_t types[] = {KERN_F32, KERN_Q8_0, KERN_Q4_0};
+    printf("\nmatvec alone, one layer of the 1B shape x 16 + output (%s kernels)\n",
+           kern_impl_name());
+    printf("%-6s %4s %10s %10s %12s %9s %12s\n", "type", "thr", "GB/s", "tok/s", "limit tok/s", "share",
+           "GB/cpu-s");
+    float *x = mem_alloc(L1B_FFN * sizeof(float)), *y = mem_alloc(L1B_VOCAB * sizeof(float));
+    for (int i = 0; i < L1B_FFN; i++) x[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    for (int ti = 0; ti < 3; ti++) {
+        kern_type_t t = types[ti];
+        /* distinct buffers per layer so nothing stays in cache */
+        void *W[L1B_LAYERS][7];
+        size_t layer_bytes = 0;
+        for (int l = 0; l < L1B_LAYERS; l++)
+            for (int k = 0; k < 7; k++) {
+                size_t nbytes = kern_row_size(t, shapes[k][1]) * shapes[k][0];
+                W[l][k] = mem_alloc(nbytes);
+                memset(W[l][k], 0x11, nbytes);
+                if (l == 0) layer_bytes += nbytes;
+            }
+        size_t out_bytes = kern_row_size(t, L1B_DIM) * L1B_VOCAB;
+        void *out = mem_alloc(out_bytes);
+        memset(out, 0x11, out_bytes);
+        double token_bytes = (double)layer_bytes * L1B_LAYERS + out_bytes;
+        for (int ni = 0; ni < n_threads; ni++) {
+            kern_pool_t *p = kern_pool_new(threads[ni]);
+            double best = 1e30, best_cpu = 1e30;
+            for (int rep = 0; rep < 5; rep++) {
+                struct timespec c0, c1;
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+                uint64_t t0 = clock_mono_ns();
+                for (int l = 0; l < L1B_LAYERS; l++)
+                    for (int k = 0; k < 7; k++)
+                        kern_matvec(p, t, W[l][k], x, y, shapes[k][0], shapes[k][1]);
+                kern_matvec(p, t, out, x, y, L1B_VOCAB, L1B_DIM);
+                double s = (clock_mono_ns() - t0) / 1e9;
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+                double cpu = (double)(c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+                if (s < best) best = s;
+                if (cpu < best_cpu) best_cpu = cpu;
+            }
+            double limit = bw[ni] * 1e9 / token_bytes;
+            /* GB per CPU-second: the kernel's own speed when the machine is shared (the
+               caller's and workers' CPU time, spinning included) */
+            printf("%-6s %4d %10.1f %10.1f %12.1f %8.0f%% %12.1f\n", kern_type_name(t), threads[ni],
+                   token_bytes / best / 1e9, 1 / best, limit, 100.0 / best / limit,
+                   token_bytes / best_cpu / 1e9);
+            kern_pool_free(p);
+        }
+        for (int l = 0; l < L1B_LAYERS; l++)
+            for (int k = 0; k < 7; k++) mem_free(W[l][k]);
+        mem_free(out);
+    }
+    mem_free(x), mem_free(y);
+}
+
+/* ================================================================ main ==== */
+
+static int parse_threads(const char *s, int *out, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        out[n++] = atoi(s);
+        const char *c = strchr(s, ',');
+        if (!c) break;
+        s = c + 1;
+    }
+    return n;
+}
+
+static void fmt_ratio(char *b, size_t n, double ours, double theirs, int ok)
+{
+    if (ok && theirs > 0)
+        snprintf(b, n, "%.2fx", ours / theirs);
+    else
+        snprintf(b, n, "-");
+}
+
+static void fmt_num(char *b, size_t n, double v, int ok)
+{
+    if (ok)
+        snprintf(b, n, "%.1f", v);
+    else
+        snprintf(b, n, "-");
+}
+
+int main(int argc, char **argv)
+{
+    int threads[8] = {1, 2}, n_threads = 2, n_gen = 32, use_llama = 1, kernels_only = 0;
+    const char *dir = "bench/out";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--make-model") && i + 1 < argc) {
+            const char *d = argv[++i];
+            mkdir(d, 0755);
+            const kern_type_t ts[] = {KERN_Q4_0, KERN_Q8_0, KERN_F32};
+            for (int k = 0; k < 3; k++) {
+                char p[1024];
+                snprintf(p, sizeof p, "%s/llama1b-%s.gguf", d, kern_type_name(ts[k]));
+                uint64_t t0 = clock_mono_ns();
+                int rc = make_model(p, ts[k]);
+                printf("%s: %s (%.1f s)\n", p, rc ? "FAILED" : "written", (clock_mono_ns() - t0) / 1e9);
+                if (rc) return 1;
+            }
+            return 0;
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            n_threads = parse_threads(argv[++i], threads, 8);
+        } else if (!strcmp(argv[i], "--gen") && i + 1 < argc) {
+            n_gen = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--models") && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (!strcmp(argv[i], "--no-llama")) {
+            use_llama = 0;
+        } else if (!strcmp(argv[i], "--kernels")) {
+            kernels_only = 1;
+        } else {
+            fprintf(stderr, "usage: engine [--threads 1,2] [--gen N] [--models DIR] [--no-llama] "
+                            "[--kernels] | --make-model DIR\n");
+            return 2;
+        }
+    }
+    double bw[8];
+    printf("read bandwidth (1 GiB streamed, best of 5):");
+    for (int i = 0; i < n_threads; i++) {
+        bw[i] = measure_bandwidth(threads[i]);
+        printf("  %d thread%s %.1f GB/s", threads[i], threads[i] > 1 ? "s" : "", bw[i]);
+    }
+    printf("\nkernels: %s\n", kern_impl_name());
+    if (kernels_only) {
+        bench_kernels(threads, n_threads, bw);
+        return 0;
+    }
+
+    /* the model list: stories260K in three types (made here), then the 1B files */
+    char tmp[] = "/tmp/sy-bench-XXXXXX";
+    if (!mkdtemp(tmp)) return 1;
+    char paths[6][1024], names[6][48];
+    int n_models = 0;
+    const char *shared = getenv("SY_SHARED") ? getenv("SY_SHARED") : "../shared";
+    char bin[1024], tok[1024], err[512];
+    snprintf(bin, sizeof bin, "%s/data/models/llama2c/stories260K.bin", shared);
+    snprintf(tok, sizeof tok, "%s/data/models/llama2c/tok512.bin", shared);
+    model_t *m;
+    if (model_load_llama2c(bin, tok, &m, err, sizeof err) == 0) {
+        snprintf(paths[0], sizeof paths[0], "%s/s260k-f32.gguf", tmp);
+        convert_model_to_gguf(m, paths[0]);
+        model_free(m);
+        snprintf(names[n_models++], 48, "stories260K f32");
+        const kern_type_t qt[] = {KERN_Q8_0, KERN_Q4_0};
+        for (int k = 0; k < 2; k++) {
+            snprintf(paths[n_models], sizeof paths[0], "%s/s260k-%s.gguf", tmp, kern_type_name(qt[k]));
+            if (quant_file(paths[0], paths[n_models], qt[k], 1, NULL, err, sizeof err) == 0)
+                snprintf(names[n_models++], 48, "stories260K %s", kern_type_name(qt[k]));
+        }
+    } else {
+        printf("(stories260K not found: %s)\n", err);
+    }
+    static const char *t1b[] = {"f32", "q8_0", "q4_0"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(paths[n_models], sizeof paths[0], "%.900s/llama1b-%s.gguf", dir, t1b[k]);
+        if (access(paths[n_models], R_OK) == 0)
+            snprintf(names[n_models++], 48, "1B-shaped %s", t1b[k]);
+        else
+            printf("(%s missing: make it with `engine --make-model %s`)\n", paths[n_models], dir);
+    }
+
+    printf("\nprefill %d tokens, decode %d tokens; medians of %d; ratio = ours / llama.cpp\n",
+           N_PROMPT, n_gen, REPS);
+    printf("%-18s %3s | %9s %9s %6s | %9s %9s %6s | %8s %8s | %7s %6s\n", "model", "thr",
+           "prefill", "llama", "ratio", "decode", "llama", "ratio", "RSS MiB", "llama", "limit",
+           "share");
+    for (int i = 0; i < n_models; i++) {
+        for (int ti = 0; ti < n_threads; ti++) {
+            result_t o = run_ours(paths[i], threads[ti], n_gen);
+            result_t l = {0};
+            if (use_llama) l = run_llama(paths[i], threads[ti], n_gen);
+            char a[6][32];
+            fmt_num(a[0], 32, l.prefill_tps, l.ok);
+            fmt_ratio(a[1], 32, o.prefill_tps, l.prefill_tps, l.ok && o.ok);
+            fmt_num(a[2], 32, l.decode_tps, l.ok);
+            fmt_ratio(a[3], 32, o.decode_tps, l.decode_tps, l.ok && o.ok);
+            fmt_num(a[4], 32, l.rss_mib, l.ok);
+            double limit = o.weight_bytes > 0 ? bw[ti] * 1e9 / o.weight_bytes : 0;
+            printf("%-18s %3d | %9.1f %9s %6s | %9.1f %9s %6s | %8.0f %8s | %7.1f %5.0f%%\n",
+                   names[i], threads[ti], o.prefill_tps, a[0], a[1], o.decode_tps, a[2], a[3],
+                   o.rss_mib, a[4], limit, limit > 0 ? 100 * o.decode_tps / limit : 0);
+            fflush(stdout);
+        }
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "engine: could not remove %s\n", tmp);
+    return 0;
+}
