@@ -14,6 +14,7 @@
  * characters, Unicode dashes between digits) is also normalised into a copy with an
  * offset map and scanned again, so "４６０-８９-９８４７" is found at its true offsets.
  */
+#include <emmintrin.h>
 #include <hs/hs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,6 @@ enum {
     T_EMAIL = 1,
     T_NUM,
     T_IBAN,
-    T_IBAN_SP,
     T_IPV6,
     T_AWS,
     T_GCP,
@@ -42,40 +42,32 @@ enum {
     T_KEY_PASSPORT,
     T_KEY_BIRTH,
     T_KEY_SSN,
-    T_ADDR_SUFFIX,
-    T_ADDR_EU,
     T_LOOKALIKE,
     T_COUNT
 };
 
+/* Triggers are short literals or digit pairs: Hyperscan runs literal-led patterns at
+ * GB/s, while long character-class patterns slow the whole database to ~150 MB/s. The
+ * C extractors do the rest. */
 static const struct {
     int id;
     unsigned flags;
     const char *re;
 } triggers[] = {
-    {T_EMAIL, 0, "[A-Za-z0-9_%+\\-]@[A-Za-z0-9\\-]+\\.[A-Za-z]{2}"},
+    {T_EMAIL, 0, "@[A-Za-z0-9\\-]+\\.[A-Za-z]{2}"},
     {T_NUM, 0, "\\d[\\-./ ]?\\d"},
-    {T_IBAN, 0, "[A-Za-z]{2}\\d{2}[A-Za-z0-9]{4}"},
-    {T_IBAN_SP, 0, "[A-Za-z]{2}\\d{2} [A-Za-z0-9]{4}"},
-    {T_IPV6, 0, "[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"},
-    {T_AWS, HS_FLAG_SOM_LEFTMOST, "(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}"},
-    {T_GCP, HS_FLAG_SOM_LEFTMOST, "AIza[0-9A-Za-z_\\-]{35}"},
-    {T_GITHUB, HS_FLAG_SOM_LEFTMOST, "gh[pousr]_[A-Za-z0-9]{36}"},
-    {T_GITHUB_PAT, HS_FLAG_SOM_LEFTMOST, "github_pat_[A-Za-z0-9_]{22}"},
-    {T_SLACK, HS_FLAG_SOM_LEFTMOST, "xox[abposr]-[A-Za-z0-9\\-]{10}"},
-    {T_PRIVKEY, HS_FLAG_SOM_LEFTMOST, "-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"},
-    {T_BEARER, HS_FLAG_SOM_LEFTMOST, "[Bb]earer +[A-Za-z0-9\\-._~+/]{16}"},
+    {T_IPV6, 0, "[0-9A-Fa-f]{1,4}::?[0-9A-Fa-f]{1,4}:"},
+    {T_AWS, 0, "AKIA|ASIA|AGPA|AIDA|AROA"},
+    {T_GCP, 0, "AIza"},
+    {T_GITHUB, 0, "gh[pousr]_"},
+    {T_GITHUB_PAT, 0, "github_pat_"},
+    {T_SLACK, 0, "xox[abposr]-"},
+    {T_PRIVKEY, 0, "-----BEGIN "},
+    {T_BEARER, 0, "[Bb]earer "},
     {T_KEY_LICENSE, HS_FLAG_CASELESS, "licen[cs]e|\\bDL\\b|driving permit"},
     {T_KEY_PASSPORT, HS_FLAG_CASELESS, "passport"},
     {T_KEY_BIRTH, HS_FLAG_CASELESS, "\\bborn\\b|birth|\\bdob\\b|d\\.o\\.b"},
     {T_KEY_SSN, HS_FLAG_CASELESS, "\\bssn\\b|social security"},
-    {T_ADDR_SUFFIX, HS_FLAG_CASELESS,
-     "\\b(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|"
-     "way|terrace|square|sq|highway|hwy|parkway|pkwy|circle|cir|trail|crescent|close|grove|"
-     "gardens|alley|plaza|crossing|streets|squares|route)\\b"},
-    {T_ADDR_EU, HS_FLAG_CASELESS,
-     "[a-z](?:strasse|straße|gasse|katu|tie|vej|gata|gatan|weg|laan|straat|vägen|väg|utca|"
-     "ulica|allee|platz|ring) \\d"},
     {T_LOOKALIKE, 0,
      "\\xEF\\xBC[\\x90-\\x99\\xA0-\\xBF]|\\xEF\\xBD[\\x80-\\x9A]|\\xD9[\\xA0-\\xA9]|"
      "\\xDB[\\xB0-\\xB9]|\\xE2\\x80[\\x8B-\\x8D]|\\xE2\\x81\\xA0|\\xEF\\xBB\\xBF|"
@@ -156,6 +148,10 @@ static inline bool is_upper(unsigned char c)
 static inline bool is_lower(unsigned char c)
 {
     return c >= 'a' && c <= 'z';
+}
+static inline unsigned char fold(unsigned char c)
+{
+    return is_upper(c) ? (unsigned char)(c + 32) : c;
 }
 static inline bool is_email_local(unsigned char c)
 {
@@ -258,6 +254,9 @@ static void x_email(scan_ctx_t *c, size_t to)
     }
 }
 
+static void x_house_number(scan_ctx_t *c, size_t st, size_t en);
+static void x_iban(scan_ctx_t *c, size_t st);
+
 static bool is_num_sep(unsigned char ch)
 {
     return ch == ' ' || ch == '-' || ch == '.' || ch == '(' || ch == ')' || ch == '/';
@@ -331,6 +330,14 @@ static void x_num(scan_ctx_t *c, size_t to)
             if (d > k && d - k <= 6 && !is_alnum(at(c, d))) xe = d;
         }
     }
+    if (xe == en && en - st <= 6 && is_digit(at(c, st))) {
+        bool one = true;
+        for (size_t i = st; i < en; i++) one &= is_digit(at(c, i));
+        if (one) x_house_number(c, st, en);
+    }
+    /* Two letters glued on the left at a word start: maybe an IBAN ("GB29 NWBK ..."). */
+    if (st >= 2 && is_alpha(at(c, st - 1)) && is_alpha(at(c, st - 2)) && (st == 2 || !is_alnum(at(c, st - 3))))
+        x_iban(c, st - 2);
     /* Part of a longer token (letters glued on): not ours. */
     if (st > 0 && (is_alnum(at(c, st - 1)) || at(c, st - 1) == '_')) return;
     if (is_alpha(at(c, xe)) || at(c, xe) == '_') return;
@@ -371,14 +378,12 @@ static void x_num(scan_ctx_t *c, size_t to)
     }
 }
 
-/* IBAN: trigger ends 8 (or 9, grouped) bytes after the country code. Reads up to 34
- * characters (plus single spaces) and tries the longest prefix that validates, ending
- * at a group boundary. */
-static void x_iban(scan_ctx_t *c, size_t to, int id)
+/* IBAN starting at st (two letters, then the check digits): reads up to 34
+ * characters (plus single spaces between groups) and tries the longest prefix that
+ * validates, ending at a group boundary. */
+static void x_iban(scan_ctx_t *c, size_t st)
 {
-    if (to < c->sc->done[T_IBAN]) return;
-    size_t st = to - (id == T_IBAN ? 8 : 9);
-    if (st > 0 && is_alnum(at(c, st - 1))) return;
+    if (st < c->sc->done[T_IBAN] || (st > 0 && is_alnum(at(c, st - 1)))) return;
     size_t en = st, chars = 0;
     size_t ends[48];
     int ne = 0;
@@ -388,13 +393,12 @@ static void x_iban(scan_ctx_t *c, size_t to, int id)
             en++;
             chars++;
             if (!is_alnum(at(c, en)) && ne < 48) ends[ne++] = en;
-        } else if (ch == ' ' && is_alnum(at(c, en + 1)) && id == T_IBAN_SP) {
+        } else if (ch == ' ' && is_alnum(at(c, en + 1)) && chars >= 4) {
             en++;
         } else
             break;
     }
     for (int i = ne; i-- > 0;) {
-        if (is_alnum(at(c, ends[i]))) continue;
         if (pii_iban_valid(c->t + st, ends[i] - st)) {
             cand_add(c, PII_IBAN_CODE, 0.95f, st, ends[i]);
             c->sc->done[T_IBAN] = ends[i];
@@ -417,12 +421,20 @@ static void x_ipv6(scan_ctx_t *c, size_t to)
         cand_add(c, PII_IP_ADDRESS, ctx_has(c, st, en, 40, 0, ctx_ip) ? 0.95f : 0.7f, st, en);
 }
 
-/* Secrets with a known prefix: extends variable-length tokens to their end. */
-static void x_secret(scan_ctx_t *c, int id, size_t from, size_t to)
+/* Secrets with a known prefix: the trigger is the prefix; checks the body that must
+ * follow it and extends variable-length tokens to their end. */
+static void x_secret(scan_ctx_t *c, int id, size_t to)
 {
-    if (from < c->sc->done[T_AWS]) return;
-    size_t st = from, en = to;
+    static const unsigned char plen[T_COUNT] = {[T_AWS] = 4, [T_GCP] = 4, [T_GITHUB] = 4,
+                                                [T_GITHUB_PAT] = 11, [T_SLACK] = 5, [T_PRIVKEY] = 11,
+                                                [T_BEARER] = 7};
+    size_t st = to - plen[id], en = to;
+    if (st < c->sc->done[T_AWS]) return;
+    size_t body = to;
     if (id == T_PRIVKEY) {
+        size_t lim = to + 40 < c->len ? to + 40 : c->len;
+        const char *pk = memmem(c->t + to, lim - to, "PRIVATE KEY-----", 16);
+        if (!pk) return;
         const char *end = memmem(c->t + to, c->len - to, "-----END", 8);
         if (end) {
             size_t k = (size_t)(end - c->t) + 8;
@@ -432,15 +444,28 @@ static void x_secret(scan_ctx_t *c, int id, size_t from, size_t to)
             en = c->len; /* a truncated key is still a key */
         }
     } else if (id == T_BEARER) {
-        while (st < en && at(c, st) != ' ') st++;
-        while (st < en && at(c, st) == ' ') st++;
+        while (at(c, body) == ' ') body++;
+        st = body;
+        en = body;
         while (en < c->len && is_token_char(at(c, en))) en++;
         while (en < c->len && at(c, en) == '=') en++;
-    } else if (id == T_GITHUB_PAT || id == T_SLACK) {
-        while (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '_' || at(c, en) == '-')) en++;
+        if (en - body < 16) return;
     } else {
         if (st > 0 && is_alnum(at(c, st - 1))) return;
-        if (is_alnum(at(c, en))) return;
+        while (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '_' || at(c, en) == '-')) en++;
+        size_t n = en - body;
+        bool ok;
+        switch (id) {
+        case T_AWS:
+            ok = n == 16;
+            for (size_t i = body; ok && i < en; i++) ok = is_upper(at(c, i)) || is_digit(at(c, i));
+            break;
+        case T_GCP: ok = n == 35; break;
+        case T_GITHUB: ok = n == 36; break;
+        case T_GITHUB_PAT: ok = n >= 22; break;
+        default: ok = n >= 10; break; /* Slack */
+        }
+        if (!ok) return;
     }
     c->sc->done[T_AWS] = en;
     cand_add(c, PII_SECRET, 0.95f, st, en);
@@ -632,17 +657,62 @@ static void x_address(scan_ctx_t *c, size_t to)
     cand_add(c, PII_STREET_ADDRESS, score, st, en);
 }
 
-/* European street names with the suffix inside the word ("Koskikatu 25"). */
-static void x_address_eu(scan_ctx_t *c, size_t to)
+/* European street names with the suffix inside the word ("Koskikatu 25"); en is the
+ * end of the house number that follows the name. */
+static void x_address_eu(scan_ctx_t *c, size_t en)
 {
-    size_t num = to - 1;
+    size_t num = en;
+    while (num > 0 && is_digit(at(c, num - 1))) num--;
+    if (num < 2) return;
     size_t st = num - 1;
     while (st > 0 && (is_alpha(at(c, st - 1)) || at(c, st - 1) >= 0x80 || at(c, st - 1) == '-')) st--;
     if (!is_upper(at(c, st)) && at(c, st) < 0x80) return;
-    size_t en = num;
-    while (is_digit(at(c, en)) && en - num < 5) en++;
-    if (is_alnum(at(c, en))) return;
     cand_add(c, PII_STREET_ADDRESS, 0.75f, st, en);
+}
+
+/* Street-type words that end a street name ("Drive", "St."). */
+static const char *const street_sfx[] = {
+    "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane", "ln", "drive",
+    "dr", "court", "ct", "place", "pl", "way", "terrace", "square", "sq", "highway", "hwy",
+    "parkway", "pkwy", "circle", "cir", "trail", "crescent", "close", "grove", "gardens",
+    "alley", "plaza", "crossing", "streets", "squares", "route", "row", "walk", "mews", NULL};
+/* Endings of street names written as one word ("Koskikatu", "Auerstrasse"). */
+static const char *const street_eu[] = {
+    "strasse", "straße", "gasse", "katu", "tie", "vej", "gata", "gatan", "weg", "laan",
+    "straat", "vägen", "väg", "utca", "ulica", "allee", "platz", "ring", "vegen", "veien", NULL};
+
+/* True when s[0..n) equals (whole) or ends with (!whole) one of list, ASCII case folded. */
+static bool word_in(const char *s, size_t n, const char *const *list, bool whole)
+{
+    for (int i = 0; list[i]; i++) {
+        size_t l = strlen(list[i]);
+        if (l > n || (whole && l != n)) continue;
+        size_t j = 0;
+        while (j < l && fold((unsigned char)s[n - l + j]) == (unsigned char)list[i][j]) j++;
+        if (j == l) return true;
+    }
+    return false;
+}
+
+/* A house number at [st, en): looks for "<number> <1..5 words> <suffix>" forward and
+ * "<Word ending in -katu/-strasse...> <number>" backward. */
+static void x_house_number(scan_ctx_t *c, size_t st, size_t en)
+{
+    size_t k = en;
+    for (int w = 0; w < 6 && at(c, k) == ' '; w++) {
+        size_t ws = ++k;
+        while (k < c->len && (is_alpha(at(c, k)) || at(c, k) >= 0x80 || at(c, k) == '\'' || at(c, k) == '-')) k++;
+        if (k == ws) break;
+        if (w > 0 && word_in(c->t + ws, k - ws, street_sfx, true)) {
+            x_address(c, k);
+            return;
+        }
+    }
+    if (st >= 2 && at(c, st - 1) == ' ') {
+        size_t e = st - 1, b = e;
+        while (b > 0 && (is_alpha(at(c, b - 1)) || at(c, b - 1) >= 0x80 || at(c, b - 1) == '-')) b--;
+        if (e - b >= 5 && word_in(c->t + b, e - b, street_eu, false)) x_address_eu(c, en);
+    }
 }
 
 /* Hyperscan callback: dispatches each trigger to its extractor. */
@@ -659,8 +729,6 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
     case T_NUM:
         if (t > c->sc->done[T_NUM]) x_num(c, t);
         break;
-    case T_IBAN:
-    case T_IBAN_SP: x_iban(c, t, (int)id); break;
     case T_IPV6: x_ipv6(c, t); break;
     case T_AWS:
     case T_GCP:
@@ -668,13 +736,11 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
     case T_GITHUB_PAT:
     case T_SLACK:
     case T_PRIVKEY:
-    case T_BEARER: x_secret(c, (int)id, (size_t)from, t); break;
+    case T_BEARER: x_secret(c, (int)id, t); break;
     case T_KEY_LICENSE:
     case T_KEY_PASSPORT:
     case T_KEY_BIRTH:
     case T_KEY_SSN: x_keyword(c, (int)id, t); break;
-    case T_ADDR_SUFFIX: x_address(c, t); break;
-    case T_ADDR_EU: x_address_eu(c, t); break;
     case T_LOOKALIKE: c->sc->lookalike = true; break;
     }
     return 0;
@@ -808,11 +874,10 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     if (q < st && q > 0 && is_digit(at(c, q - 1))) return;
     if (at(c, en) == ' ' && is_digit(at(c, en + 1))) return;
     if (at(c, en) == '\'' && (at(c, en + 1) | 0x20) == 't') return; /* "Don't" */
-    if (ctx_has(c, st, en, 20, 0, ctx_person_strong)) score += 0.35f;
-    else if (ctx_has(c, st, en, 20, 0, ctx_person_weak)) score += 0.2f;
+    bool label1 = n == 1 && at(c, en) == ':' && (st == 0 || at(c, st - 1) == '\n');
     if (n == 1 && known) {
-        /* Neighbours in a list ("Eklund, Michael and Hodge") or a speaker label at a
-         * line start ("Mary: ...") make a single known name much more likely. */
+        /* Neighbours in a list ("Eklund, Michael and Hodge") make a single known name
+         * much more likely; a common first name alone is likely too. */
         bool list = false;
         if (at(c, en) == ',' || (at(c, en) == ' ' && at(c, en + 1) == 'a' && at(c, en + 2) == 'n' &&
                                  at(c, en + 3) == 'd' && at(c, en + 4) == ' '))
@@ -823,7 +888,13 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
         else if ((f0 & PII_NAME_FIRST) && !(f0 & PII_NAME_RARE)) score += 0.15f;
     }
     /* A speaker label at a line start ("Mary: ...", "Halldór: ..."). */
-    if (n == 1 && at(c, en) == ':' && (st == 0 || at(c, st - 1) == '\n')) score += 0.35f;
+    if (label1) score += 0.35f;
+    float thr = c->s->thr[PII_PERSON];
+    /* Context only matters when it can move the score across the threshold. */
+    if (score < thr && score + 0.35f >= thr) {
+        if (ctx_has(c, st, en, 20, 0, ctx_person_strong)) score += 0.35f;
+        else if (score + 0.2f >= thr && ctx_has(c, st, en, 20, 0, ctx_person_weak)) score += 0.2f;
+    }
     cand_add(c, PII_PERSON, score, st, en);
 }
 
@@ -836,7 +907,22 @@ static void scan_names(scan_ctx_t *c)
     size_t len = c->len;
     const pii_names_t *g = &c->s->names;
     size_t i = 0;
+    const __m128i a_ = _mm_set1_epi8('A'), c3 = _mm_set1_epi8((char)0xC3);
+    const __m128i r25 = _mm_set1_epi8(25), r2 = _mm_set1_epi8(2);
     while (i < len) {
+        /* Skip 16 bytes at a time while none is 'A'..'Z' or a UTF-8 Latin capital lead. */
+        if (i + 16 <= len) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i x = _mm_sub_epi8(v, a_), y = _mm_sub_epi8(v, c3);
+            __m128i m = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, r25), x),
+                                     _mm_cmpeq_epi8(_mm_min_epu8(y, r2), y));
+            unsigned bits = (unsigned)_mm_movemask_epi8(m);
+            if (!bits) {
+                i += 16;
+                continue;
+            }
+            i += (size_t)__builtin_ctz(bits);
+        }
         unsigned char ch = p[i];
         if (!((ch >= 'A' && ch <= 'Z') || ch == 0xC3 || ch == 0xC4 || ch == 0xC5)) {
             i++;
