@@ -348,6 +348,8 @@ int loop_run(loop_t *l)
     while (!atomic_load(&l->stop)) {
         int timeout = -1;
         if (l->heap_len) {
+            /* Fresh time: the callbacks of this iteration may have taken a while. */
+            l->now_ms = clock_mono_ms();
             uint64_t when = l->slots[l->heap[0]].when_ms;
             timeout = when <= l->now_ms ? 0 : (int)(when - l->now_ms);
         }
