@@ -137,6 +137,29 @@ static void test_stop_from_thread(void **state)
     loop_free(l);
 }
 
+static void t_late(loop_t *l, void *arg)
+{
+    *(int *)arg = 1;
+    loop_stop(l);
+}
+
+/* A stop requested before run is not lost, and the loop runs again afterwards. */
+static void test_stop_before_run(void **state)
+{
+    (void)state;
+    loop_t *l = loop_new();
+    int late = 0;
+    loop_timer_add(l, 1000, t_late, &late);
+    loop_stop(l);
+    assert_int_equal(loop_run(l), 0);
+    assert_int_equal(late, 0); /* returned at once, not via the timer */
+    loop_t *l2 = l;
+    loop_timer_add(l2, 1, t_late, &late);
+    assert_int_equal(loop_run(l2), 0); /* runs again until the new stop */
+    assert_int_equal(late, 1);
+    loop_free(l);
+}
+
 static int g_reads;
 static void on_readable(loop_t *l, int fd, unsigned ev, void *arg)
 {
@@ -175,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_posts_from_threads),
         cmocka_unit_test(test_stop_from_thread),
         cmocka_unit_test(test_io_watch),
+        cmocka_unit_test(test_stop_before_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

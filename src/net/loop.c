@@ -344,7 +344,8 @@ void loop_stop(loop_t *l)
 int loop_run(loop_t *l)
 {
     struct epoll_event evs[LOOP_MAX_EVENTS];
-    atomic_store(&l->stop, false);
+    /* A stop requested before run (from another thread) is honoured; the flag is
+     * cleared on the way out so the loop can be run again. */
     while (!atomic_load(&l->stop)) {
         int timeout = -1;
         if (l->heap_len) {
@@ -354,7 +355,10 @@ int loop_run(loop_t *l)
             timeout = when <= l->now_ms ? 0 : (int)(when - l->now_ms);
         }
         int n = epoll_wait(l->epfd, evs, LOOP_MAX_EVENTS, timeout);
-        if (n < 0 && errno != EINTR) return -errno;
+        if (n < 0 && errno != EINTR) {
+            atomic_store(&l->stop, false);
+            return -errno;
+        }
         l->now_ms = clock_mono_ms();
         for (int i = 0; i < n; i++) {
             uint64_t d = evs[i].data.u64;
@@ -373,5 +377,6 @@ int loop_run(loop_t *l)
         }
         run_timers(l);
     }
+    atomic_store(&l->stop, false);
     return 0;
 }
