@@ -55,6 +55,7 @@ static const char *const kind_names[] = {"openai", "local", NULL};
 static const char *const privacy_names[] = {"on_device", "on_prem", "external", NULL};
 static const char *const role_names[] = {"edge", "cloud", NULL};
 static const char *const policy_names[] = {"rules", "bandit", NULL};
+static const char *const bandit_algo_names[] = {"linucb", "thompson", NULL};
 static const char *const pii_action_names[] = {"local_only", "mask", "block", "allow", NULL};
 
 #define T(f) offsetof(config_tier_t, f)
@@ -148,11 +149,25 @@ static const field_t speculative_fields[] = {
     END,
 };
 
+static const field_t bandit_fields[] = {
+    ENUM("algorithm", R(bandit.algo), bandit_algo_names),
+    NUM("alpha", F_F64, R(bandit.alpha), 0, 100),
+    NUM("v", F_F64, R(bandit.v), 0, 100),
+    NUM("ridge", F_F64, R(bandit.ridge), 1e-6, 1e6),
+    NUM("explore", F_BOOL, R(bandit.explore), 0, 0),
+    NUM("lambda", F_F64, C(bandit_lambda), 0, 1e9),
+    NUM("mu", F_F64, C(bandit_mu), 0, 1e6),
+    END,
+};
+
 /* routing.pii is handled by hand (its "types" mapping has entity-type keys). */
 static const field_t routing_fields[] = {
     MAP("token_budget", budget_fields),
     ENUM("policy", R(policy), policy_names),
     STR("model", C(router_model)),
+    STR("classifier", C(classifier_model)),
+    MAP("bandit", bandit_fields),
+    NUM("threshold", F_F32, R(policy_threshold), -1, 1),
     MAP("escalation", escalation_fields),
     MAP("speculative", speculative_fields),
     STR("reference_tier", C(reference_tier)),
@@ -516,6 +531,9 @@ static void config_defaults(config_t *c)
     c->pii_names_dir = mem_strdup("");
     c->router_model = mem_strdup("");
     c->reference_tier = mem_strdup("");
+    c->classifier_model = mem_strdup("");
+    c->bandit_lambda = 100; /* a cent costs 1.0 of reward */
+    c->bandit_mu = 0.05;
 }
 
 static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *err, size_t errlen)
@@ -659,6 +677,7 @@ void config_deinit(config_t *c)
     mem_free(c->pii_names_dir);
     mem_free(c->router_model);
     mem_free(c->reference_tier);
+    mem_free(c->classifier_model);
     memset(c, 0, sizeof *c);
 }
 

@@ -75,6 +75,9 @@ typedef struct config {
     char *pii_names_dir;  /* owned; "" = no PERSON gazetteer */
     char *router_model;   /* owned; "" = built-in rules only */
     char *reference_tier; /* owned; tier whose prices give the all-cloud counterfactual */
+    char *classifier_model; /* owned; task classifier model file ("" = built-in heuristics) */
+    double bandit_lambda;   /* reward weight per USD of cost */
+    double bandit_mu;       /* reward weight per second of latency */
 } config_t;
 
 /* Loads and validates path into cfg (caller-allocated; config_deinit frees).

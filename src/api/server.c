@@ -8,6 +8,7 @@
 #include "api/server.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/feedback.h"
 #include "api/metrics.h"
 #include "api/request.h"
 #include "api/session.h"
@@ -51,6 +53,8 @@ struct api_app {
     store_t *store; /* reads for /v1/costs, under store_mu */
     pthread_mutex_t store_mu;
     session_table_t *sessions;
+    feedback_ring_t *feedback;
+    atomic_uint_fast64_t n_feedback;
     metrics_t metrics;
     http_server_t *http;
     int ref_tier; /* the all-cloud counterfactual's tier, or -1 */
@@ -486,6 +490,13 @@ static void on_done(void *arg, exec_result_t *r)
                                : 0;
     if (r->tier >= 0 && r->status == 200 && c->req.session[0])
         session_record(app->sessions, c->req.session, c->d.pii_types != 0, r->tier, c->ts_ms);
+    if (r->tier >= 0 && r->status == 200) {
+        feedback_ring_put(app->feedback, c->id, &c->d.features, r->tier);
+        /* Implicit feedback: an escalated edge answer was not good enough. */
+        if (r->escalated && app->cfg->route.policy == ROUTE_POLICY_BANDIT && c->d.tier >= 0)
+            router_feedback(app->router, &c->d.features, c->d.tier,
+                            route_bandit_reward(0.0, 0.0, 0.0, 0, 0));
+    }
     if (r->streamed) {
         if (r->status != 200) {
             char msg[400];
@@ -885,6 +896,53 @@ static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
     send_json(res, 200, b);
 }
 
+static void save_bandit(api_app_t *app);
+
+/* POST /v1/feedback {"id": "...", "reward": r}: a reward for a past request feeds the
+ * bandit (with quality in 0..1, cost and latency weighed in by the config). */
+static void handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res)
+{
+    api_app_t *app = w->app;
+    cJSON *j = cJSON_ParseWithLength(hr->body, hr->body_len);
+    cJSON *id = j ? cJSON_GetObjectItemCaseSensitive(j, "id") : NULL;
+    cJSON *reward = j ? cJSON_GetObjectItemCaseSensitive(j, "reward") : NULL;
+    char msg[200];
+    if (!cJSON_IsObject(j)) {
+        send_error(w, res, 400, "invalid_request_error", "the body must be a JSON object", NULL,
+                   "invalid_json");
+    } else if (!cJSON_IsString(id) || !*id->valuestring) {
+        send_error(w, res, 400, "invalid_request_error", "'id' (the request id) is required", "id",
+                   NULL);
+    } else if (!cJSON_IsNumber(reward) || reward->valuedouble < -1 || reward->valuedouble > 1) {
+        send_error(w, res, 400, "invalid_request_error", "'reward' must be a number in [-1, 1]",
+                   "reward", NULL);
+    } else {
+        route_features_t f;
+        int tier;
+        if (!feedback_ring_take(app->feedback, id->valuestring, &f, &tier)) {
+            snprintf(msg, sizeof msg,
+                     "no recent request with id '%.60s' awaits feedback (unknown, too old, or "
+                     "already rated)",
+                     id->valuestring);
+            send_error(w, res, 404, "not_found", msg, "id", NULL);
+        } else {
+            int rc = router_feedback(app->router, &f, tier, reward->valuedouble);
+            if (app->store) {
+                pthread_mutex_lock(&app->store_mu);
+                store_feedback_put(app->store, id->valuestring, reward->valuedouble, clock_wall_ms());
+                pthread_mutex_unlock(&app->store_mu);
+            }
+            if ((atomic_fetch_add(&app->n_feedback, 1) + 1) % 256 == 0) save_bandit(app);
+            buf_t *b = &w->scratch;
+            buf_reset(b);
+            buf_printf(b, "{\"ok\":true,\"tier\":\"%s\",\"applied\":%s}", app->tiers[tier].s.name,
+                       rc == 0 ? "true" : "false");
+            send_json(res, 200, b);
+        }
+    }
+    cJSON_Delete(j);
+}
+
 static void handle_ready(api_worker_t *w, http_res_t *res)
 {
     api_app_t *app = w->app;
@@ -928,6 +986,8 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
         if (post) return handle_infer(w, hr, res, false, true);
     } else if (!strcmp(p, "/v1/models") || !strcmp(p, "/models")) {
         if (get) return handle_models(w, res);
+    } else if (!strcmp(p, "/v1/feedback")) {
+        if (post) return handle_feedback(w, hr, res);
     } else if (!strcmp(p, "/v1/costs")) {
         if (get) return handle_costs(w, hr, res);
     } else if (!strcmp(p, "/metrics")) {
@@ -1065,6 +1125,79 @@ static int open_tiers(api_app_t *app, char *err, size_t errlen)
     return 0;
 }
 
+/* Reads a whole file (at most max bytes) into an owned buffer. 0 or -errno/SY_ETOOBIG. */
+static int read_file(const char *path, size_t max, buf_t *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -errno;
+    buf_init(out, max);
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = buf_append(out, chunk, n);
+    fclose(f);
+    if (rc) buf_deinit(out);
+    return rc;
+}
+
+/* Installs a model file into the router (the router itself does no I/O). */
+static int load_model(api_app_t *app, const char *path, bool classifier, char *err, size_t errlen)
+{
+    buf_t b;
+    int rc = read_file(path, 256u << 20, &b);
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", path, sy_strerror(rc));
+        return rc;
+    }
+    char e2[200];
+    route_model_t *m = route_model_parse(b.data, b.len, e2, sizeof e2);
+    buf_deinit(&b);
+    if (!m) {
+        snprintf(err, errlen, "%s: %s", path, e2);
+        return SY_ECORRUPT;
+    }
+    rc = classifier ? router_set_classifier(app->router, m) : router_set_cloud_model(app->router, m);
+    if (rc) {
+        route_model_free(m);
+        snprintf(err, errlen, "%s: not a %s model", path,
+                 classifier ? "task classifier" : "need-of-cloud");
+    }
+    return rc;
+}
+
+#define BANDIT_KV_NS "bandit"
+#define BANDIT_KV_KEY "state"
+
+/* Persists the bandit's sums so learning survives a restart. */
+static void save_bandit(api_app_t *app)
+{
+    if (!app->store || app->cfg->route.policy != ROUTE_POLICY_BANDIT) return;
+    buf_t b;
+    buf_init(&b, 64u << 20);
+    if (router_bandit_save(app->router, &b) == 0) {
+        pthread_mutex_lock(&app->store_mu);
+        int rc = store_kv_put(app->store, BANDIT_KV_NS, BANDIT_KV_KEY, b.data, b.len);
+        pthread_mutex_unlock(&app->store_mu);
+        if (rc) log_warn("cannot save the bandit state: %s", sy_strerror(rc));
+    }
+    buf_deinit(&b);
+}
+
+static void load_bandit(api_app_t *app)
+{
+    if (!app->store || app->cfg->route.policy != ROUTE_POLICY_BANDIT) return;
+    void *blob = NULL;
+    size_t n = 0;
+    if (store_kv_get(app->store, BANDIT_KV_NS, BANDIT_KV_KEY, &blob, &n) == 0) {
+        char e2[200];
+        if (router_bandit_load(app->router, blob, n, e2, sizeof e2))
+            log_warn("bandit state in the store not restored: %s", e2);
+        else
+            log_info("bandit state restored (%zu bytes)", n);
+    }
+    free(blob);
+}
+
 api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
 {
     api_app_t *app = mem_calloc(1, sizeof *app);
@@ -1089,11 +1222,16 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "router: %s", e2);
         goto fail;
     }
+    if (*cfg->classifier_model && load_model(app, cfg->classifier_model, true, err, errlen))
+        goto fail;
+    if (*cfg->router_model && load_model(app, cfg->router_model, false, err, errlen)) goto fail;
+    app->feedback = feedback_ring_new();
     app->store = store_open(cfg->store, e2, sizeof e2);
     if (!app->store) {
         snprintf(err, errlen, "store %s: %s", cfg->store, e2);
         goto fail;
     }
+    load_bandit(app);
     app->ledger =
         store_ledger_writer_new(cfg->store, API_LEDGER_QUEUE, API_LEDGER_FLUSH_MS, e2, sizeof e2);
     if (!app->ledger) {
@@ -1147,6 +1285,8 @@ void api_app_free(api_app_t *app)
 {
     if (!app) return;
     http_server_free(app->http);
+    if (app->router) save_bandit(app);
+    feedback_ring_free(app->feedback);
     store_ledger_writer_free(app->ledger);
     store_close(app->store);
     router_free(app->router);

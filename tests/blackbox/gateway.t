@@ -329,6 +329,31 @@ test('ledger rows and /v1/costs totals are right', async () => {
   eq(await g4.stop(), 0, 'clean exit');
 });
 
+test('bandit feedback: rewards by request id, validated, counted once, state kept across a restart', async () => {
+  await resetAll();
+  const bandit = config({ db: 'bandit.db', log: 'info' }).replace('policy: rules', 'policy: bandit\n  bandit: { algorithm: linucb, alpha: 0.5, explore: true }');
+  let g = await L.startGateway(bandit, 'bandit');
+  const ids = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await post(`${g.url}/v1/chat/completions`, chat('What is the capital of France?'));
+    eq(r.status, 200, 'answer');
+    ids.push(r.json.switchyard.id);
+  }
+  const F = `${g.url}/v1/feedback`;
+  eq((await post(F, { id: ids[0], reward: 1 })).status, 200, 'accepted');
+  eq((await post(F, { id: ids[0], reward: 1 })).status, 404, 'counted once');
+  eq((await post(F, { id: 'chatcmpl-unknown', reward: 1 })).status, 404, 'unknown id');
+  eq((await post(F, { id: ids[1], reward: 7 })).status, 400, 'reward out of range');
+  eq((await post(F, { reward: 1 })).status, 400, 'id required');
+  eq((await post(F, 'nope')).status, 400, 'not JSON');
+  eq((await post(F, { id: ids[1], reward: 0.5 })).status, 200, 'second id');
+  eq(await g.stop(), 0, 'clean exit');
+  g = await L.startGateway(bandit, 'bandit2');
+  await sleep(100);
+  assert(/bandit state restored/.test(g.proc.stderrText), 'state restored at start: ' + g.proc.stderrText.slice(-500));
+  eq(await g.stop(), 0, 'clean exit');
+});
+
 test('graceful drain on SIGTERM finishes an in-flight request and exits 0', async () => {
   await resetAll();
   const g5 = await L.startGateway(config({ db: 'drain.db' }), 'drain');
