@@ -51,6 +51,7 @@
 #define HTTP_RES_HDR_MAX    16384
 #define HTTP_LINGER_MS      2000
 #define HTTP_FORCE_GRACE_MS 1000
+#define HTTP_KEEP_BUF       (256u << 10) /* larger per-conn buffers are freed between requests */
 
 typedef enum {
     CS_IDLE,    /* between requests */
@@ -457,6 +458,11 @@ static void conn_after_response(conn_t *c)
         conn_set_timer(c, HTTP_LINGER_MS);
         return;
     }
+    /* Buffers keep their capacity across requests (no allocation per request),
+     * except after an unusually large one: idle keep-alive connections must not
+     * each hold megabytes. */
+    if (c->body.cap > HTTP_KEEP_BUF) buf_deinit(&c->body);
+    if (c->out.cap > HTTP_KEEP_BUF && c->out.len == 0) buf_deinit(&c->out);
     if (c->parsing) return; /* the parse loop on the stack goes on by itself */
     if (c->in.len > c->in_off) {
         /* A pipelined request is waiting: dispatch it from the loop, not from
