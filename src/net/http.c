@@ -976,8 +976,13 @@ static int conn_read(conn_t *c)
             buf_consume(&c->in, c->in_off);
             c->in_off = 0;
         }
-        size_t room = c->in.max - c->in.len;
+        /* Read into the room the buffer already has; start at 4 KiB and let a
+         * read that fills it grow it (doubling), so an idle keep-alive conn with
+         * small requests holds 4 KiB, not a full read chunk. */
+        size_t room = c->in.cap > c->in.len + 1 ? c->in.cap - c->in.len - 1 : 0;
+        if (room < 4095) room = c->in.cap ? c->in.cap : 4095;
         if (room > HTTP_READ_CHUNK) room = HTTP_READ_CHUNK;
+        if (room > c->in.max - c->in.len) room = c->in.max - c->in.len;
         if (c->in.len - c->in_off >= HTTP_PIPELINE_CAP) return 0;
         if (!room) return 0;
         buf_reserve(&c->in, room);
