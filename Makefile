@@ -95,7 +95,7 @@ test_layer = $(word 2,$(subst _, ,$(notdir $(1))))
 .SECONDEXPANSION:
 $(B)/tests/%: tests/%.c $$(call libs_of,$$(call test_layer,$$*))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(call libs_of,$(call test_layer,$*)) $(LIBS) -lcmocka $(LDOPT)
+	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(call libs_of,$(call test_layer,$*)) $(LIBS) -lcmocka -lpcre2-8 $(LDOPT)
 
 $(B)/tools/%: tests/tools/%.c $(ALL_LIBS)
 	@mkdir -p $(dir $@)

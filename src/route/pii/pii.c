@@ -285,15 +285,19 @@ static bool looks_like_date(const scan_ctx_t *c, size_t st, size_t en)
 /* Digit clusters: digits joined by short separator runs (space - . / parentheses) with
  * an optional leading '+' or '(' and an extension. One cluster is read once and tried
  * as IPv4, SSN, card, date and phone, in that order of specificity. */
+static void x_num_at(scan_ctx_t *c, size_t st, size_t en);
+
+/* Finds the whole cluster around a digit-pair trigger. Clusters longer than a phone
+ * number (tables, digit dumps) are classified piece by piece between spaces. */
 static void x_num(scan_ctx_t *c, size_t to)
 {
-    size_t st = to - 1, en = to;
+    size_t st = to - 1, en = to, lo = c->sc->done[T_NUM];
     /* Left: digit runs joined by 1..3 separator bytes. */
     for (;;) {
-        while (st > 0 && is_digit(at(c, st - 1))) st--;
+        while (st > lo && is_digit(at(c, st - 1))) st--;
         size_t k = st;
-        while (k > 0 && st - k < 3 && is_num_sep(at(c, k - 1))) k--;
-        if (k < st && k > 0 && is_digit(at(c, k - 1)) && to - k < 40) {
+        while (k > lo && st - k < 3 && is_num_sep(at(c, k - 1))) k--;
+        if (k < st && k > lo && is_digit(at(c, k - 1))) {
             st = k;
             continue;
         }
@@ -303,13 +307,30 @@ static void x_num(scan_ctx_t *c, size_t to)
         while (en < c->len && is_digit(at(c, en))) en++;
         size_t k = en;
         while (k < c->len && k - en < 3 && is_num_sep(at(c, k))) k++;
-        if (k > en && is_digit(at(c, k)) && k - st < 40) {
+        if (k > en && is_digit(at(c, k))) {
             en = k;
             continue;
         }
         break;
     }
     c->sc->done[T_NUM] = en;
+    if (en - st <= 40) {
+        x_num_at(c, st, en);
+        return;
+    }
+    for (size_t i = st; i < en;) {
+        while (i < en && !is_digit(at(c, i))) i++;
+        size_t j = i;
+        while (j < en && at(c, j) != ' ') j++;
+        while (j > i && !is_digit(at(c, j - 1))) j--;
+        if (j > i) x_num_at(c, i, j);
+        i = j + 1;
+    }
+}
+
+/* Classifies one digit cluster [st, en) as IPv4, SSN, card, date or phone. */
+static void x_num_at(scan_ctx_t *c, size_t st, size_t en)
+{
     if (st > 0 && (at(c, st - 1) == '+' || at(c, st - 1) == '(')) st--;
     if (st > 0 && at(c, st) == '(' && at(c, st - 1) == '+') st--;
     /* Extension: x123, ext. 123 */
@@ -355,10 +376,26 @@ static void x_num(scan_ctx_t *c, size_t to)
         else
             other++;
     }
-    if (groups == 4 && dots == 3 && other == 0 && xe == en) {
-        if (pii_ipv4_valid(s, n) && at(c, en) != '.')
-            cand_add(c, PII_IP_ADDRESS, ctx_has(c, st, en, 40, 0, ctx_ip) ? 0.95f : 0.6f, st, en);
-        return;
+    if (dots >= 3) {
+        /* Dotted quads inside the cluster ("256.1.1.1 10.0.0.1"): each run of digits
+         * joined by single dots is one IPv4 candidate. */
+        bool any = false;
+        for (size_t i = 0; i < n;) {
+            if (!is_digit((unsigned char)s[i])) {
+                i++;
+                continue;
+            }
+            size_t j = i;
+            while (j < n && (is_digit((unsigned char)s[j]) || (s[j] == '.' && j + 1 < n && is_digit((unsigned char)s[j + 1]))))
+                j++;
+            if (pii_ipv4_valid(s + i, j - i) && (st + j != en || at(c, en) != '.')) {
+                cand_add(c, PII_IP_ADDRESS, ctx_has(c, st + i, st + j, 40, 0, ctx_ip) ? 0.95f : 0.6f,
+                         st + i, st + j);
+                any = true;
+            }
+            i = j;
+        }
+        if (any || (groups == 4 && dots == 3 && other == 0)) return;
     }
     if (xe == en && (n == 11 || n == 9) && pii_ssn_valid(s, n)) {
         bool ctx = ctx_has(c, st, en, 48, 0, (const char *const[]){"ssn", "social", "security", NULL});

@@ -1,0 +1,585 @@
+/* test_route_pii.c — PII scanner: validators, detection, adversarial input, redaction,
+ * mask/restore, a PCRE2 oracle, and the presidio evaluation targets (shared data). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "route/pii/pii.h"
+
+/* ================================================================== fixtures */
+
+static char names_dir[4096];
+
+static const char *shared_dir(void)
+{
+    const char *s = getenv("SY_SHARED");
+    return s ? s : "../shared";
+}
+
+static bool have_names(void)
+{
+    snprintf(names_dir, sizeof names_dir, "%s/data/names", shared_dir());
+    char p[4200];
+    snprintf(p, sizeof p, "%s/census1990_last.txt", names_dir);
+    return access(p, R_OK) == 0;
+}
+
+typedef struct fx {
+    pii_scanner_t *s;
+    pii_scratch_t *sc;
+} fx_t;
+
+static int setup_plain(void **state)
+{
+    fx_t *f = mem_calloc(1, sizeof *f);
+    char err[256];
+    pii_options_t o = {NULL, 0.5f};
+    f->s = pii_scanner_new(&o, err, sizeof err);
+    assert_non_null(f->s);
+    f->sc = pii_scratch_new(f->s);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    pii_scratch_free(f->sc);
+    pii_scanner_free(f->s);
+    mem_free(f);
+    return 0;
+}
+
+/* Scans s and returns the number of spans; spans in out (up to 64). */
+static size_t scan(fx_t *f, const char *s, size_t len, pii_span_t *out)
+{
+    size_t n = 0;
+    assert_int_equal(pii_scan(f->s, f->sc, s, len, out, 64, &n), 0);
+    return n;
+}
+
+/* True when a span of type t covers exactly the first occurrence of value in s. */
+static bool found(fx_t *f, const char *s, pii_type_t t, const char *value)
+{
+    pii_span_t sp[64];
+    size_t n = scan(f, s, strlen(s), sp);
+    const char *v = strstr(s, value);
+    assert_non_null(v);
+    size_t st = (size_t)(v - s), en = st + strlen(value);
+    for (size_t i = 0; i < n && i < 64; i++)
+        if (sp[i].type == t && sp[i].start == st && sp[i].end == en) return true;
+    return false;
+}
+
+static bool any_of(fx_t *f, const char *s, pii_type_t t)
+{
+    pii_span_t sp[64];
+    size_t n = scan(f, s, strlen(s), sp);
+    for (size_t i = 0; i < n && i < 64; i++)
+        if (sp[i].type == t) return true;
+    return false;
+}
+
+/* ================================================================== validators */
+
+static void test_luhn_and_cards(void **state)
+{
+    (void)state;
+    assert_true(pii_luhn_valid("79927398713", 11));
+    assert_false(pii_luhn_valid("79927398710", 11));
+    assert_true(pii_card_valid("4111111111111111", 16));
+    assert_true(pii_card_valid("4111 1111 1111 1111", 19));
+    assert_true(pii_card_valid("4111-1111-1111-1111", 19));
+    assert_false(pii_card_valid("4111-1111 1111-1111", 19)); /* mixed separators */
+    assert_false(pii_card_valid("4111111111111112", 16));   /* Luhn */
+    assert_true(pii_card_valid("378282246310005", 15));     /* Amex */
+    assert_false(pii_card_valid("3782822463100050", 16));   /* Amex length */
+    assert_true(pii_card_valid("5555555555554444", 16));    /* Mastercard */
+    assert_true(pii_card_valid("2221000000000009", 16));    /* Mastercard 2-series */
+    assert_true(pii_card_valid("6011111111111117", 16));    /* Discover */
+    assert_false(pii_card_valid("1234567812345670", 16));   /* Luhn ok, no issuer */
+    assert_false(pii_card_valid("41111111111", 11));        /* too short */
+}
+
+static void test_iban(void **state)
+{
+    (void)state;
+    assert_true(pii_iban_valid("GB82WEST12345698765432", 22));
+    assert_true(pii_iban_valid("GB82 WEST 1234 5698 7654 32", 27));
+    assert_true(pii_iban_valid("gb82west12345698765432", 22));
+    assert_true(pii_iban_valid("DE89370400440532013000", 22));
+    assert_true(pii_iban_valid("FR1420041010050500013M02606", 27));
+    assert_false(pii_iban_valid("GB83WEST12345698765432", 22)); /* check digits */
+    assert_false(pii_iban_valid("GB82WEST1234569876543", 21));  /* length for GB */
+    assert_false(pii_iban_valid("ZZ82WEST12345698765432", 22)); /* no such country */
+}
+
+static void test_ssn(void **state)
+{
+    (void)state;
+    assert_true(pii_ssn_valid("460-89-9847", 11));
+    assert_true(pii_ssn_valid("460 89 9847", 11));
+    assert_true(pii_ssn_valid("460899847", 9));
+    assert_false(pii_ssn_valid("000-12-3456", 11));
+    assert_false(pii_ssn_valid("666-12-3456", 11));
+    assert_false(pii_ssn_valid("912-12-3456", 11));
+    assert_false(pii_ssn_valid("123-00-3456", 11));
+    assert_false(pii_ssn_valid("123-12-0000", 11));
+    assert_false(pii_ssn_valid("123-45-6789", 11));
+    assert_false(pii_ssn_valid("078-05-1120", 11));
+    assert_false(pii_ssn_valid("111-11-1111", 11));
+    assert_false(pii_ssn_valid("460-89 9847", 11)); /* inconsistent */
+}
+
+static void test_ip_email_phone_validators(void **state)
+{
+    (void)state;
+    assert_true(pii_ipv4_valid("192.168.0.1", 11));
+    assert_false(pii_ipv4_valid("256.1.1.1", 9));
+    assert_false(pii_ipv4_valid("01.2.3.4", 8));
+    assert_false(pii_ipv4_valid("1.2.3", 5));
+    assert_true(pii_ipv6_valid("2001:db8::1", 11));
+    assert_true(pii_ipv6_valid("6e40:4041:c617:e898:c11:40d2:c669:2eb4", 38));
+    assert_false(pii_ipv6_valid("12:20:39", 8));
+    assert_false(pii_ipv6_valid("::", 2));
+    assert_true(pii_email_valid("a.b+c@example.co.uk", 19));
+    assert_true(pii_email_valid("x@y.io", 6));
+    assert_false(pii_email_valid("logo@2x.png", 11)); /* not a TLD */
+    assert_false(pii_email_valid("a..b@example.com", 16));
+    assert_false(pii_email_valid("ab@-example.com", 15));
+    assert_true(pii_phone_shape("+1-984-182-0190", 15) >= 0.5f);
+    assert_true(pii_phone_shape("(555) 123-4567", 14) >= 0.5f);
+    assert_true(pii_phone_shape("+44 20 7946 0958", 16) >= 0.5f);    /* UK */
+    assert_true(pii_phone_shape("07700 900123", 12) >= 0.5f);        /* UK mobile */
+    assert_true(pii_phone_shape("+49 30 1234567", 14) >= 0.5f);      /* DE */
+    assert_true(pii_phone_shape("01.84.17.61.18", 14) >= 0.5f);      /* FR */
+    assert_true(pii_phone_shape("+91 98765 43210", 15) >= 0.5f);     /* IN */
+    assert_true(pii_phone_shape("345-899-3560x4587", 17) >= 0.5f);   /* extension */
+    assert_true(pii_phone_shape("+46 (0)8 928 571 38", 19) >= 0.5f); /* trunk */
+    assert_true(pii_phone_shape("12-34 56.78", 11) == 0);            /* mixed separators */
+    assert_true(pii_phone_shape("12345", 5) == 0);
+    assert_true(pii_phone_shape("9472 7916", 9) < 0.5f); /* needs context */
+}
+
+/* ================================================================== detection */
+
+static void test_detects_each_type(void **state)
+{
+    fx_t *f = *state;
+    assert_true(found(f, "mail me at jane.doe@example.com today", PII_EMAIL_ADDRESS, "jane.doe@example.com"));
+    assert_true(found(f, "card 4111 1111 1111 1111 expired", PII_CREDIT_CARD, "4111 1111 1111 1111"));
+    assert_true(found(f, "my ssn is 460-89-9847.", PII_US_SSN, "460-89-9847"));
+    assert_true(found(f, "SSN: 460899847", PII_US_SSN, "460899847"));
+    assert_true(found(f, "IBAN GB82 WEST 1234 5698 7654 32 thanks", PII_IBAN_CODE, "GB82 WEST 1234 5698 7654 32"));
+    assert_true(found(f, "server 10.20.30.40 is down", PII_IP_ADDRESS, "10.20.30.40"));
+    assert_true(found(f, "v6 2001:db8::8a2e:370:7334 ok", PII_IP_ADDRESS, "2001:db8::8a2e:370:7334"));
+    assert_true(found(f, "call me at (555) 123-4567 please", PII_PHONE_NUMBER, "(555) 123-4567"));
+    assert_true(found(f, "Phone: 0490 75 40 81", PII_PHONE_NUMBER, "0490 75 40 81"));
+    assert_true(found(f, "Mobile: +447700 921 916\n", PII_PHONE_NUMBER, "+447700 921 916"));
+    assert_true(found(f, "She was born on 12/05/1980 in Ohio", PII_DATE_OF_BIRTH, "12/05/1980"));
+    assert_true(found(f, "Date of birth: March 5, 1980.", PII_DATE_OF_BIRTH, "March 5, 1980"));
+    assert_true(found(f, "My driver's license number is F162823540116", PII_US_DRIVER_LICENSE, "F162823540116"));
+    assert_true(found(f, "passport number 123456789", PII_US_PASSPORT, "123456789"));
+    assert_true(found(f, "key AKIAIOSFODNN7EXAMPLE in env", PII_SECRET, "AKIAIOSFODNN7EXAMPLE"));
+    assert_true(found(f, "k=AIzaSyA1234567890abcdefghijklmnopqrstuv;", PII_SECRET,
+                      "AIzaSyA1234567890abcdefghijklmnopqrstuv"));
+    assert_true(found(f, "token ghp_abcdefghijklmnopqrstuvwxyz0123456789 x", PII_SECRET,
+                      "ghp_abcdefghijklmnopqrstuvwxyz0123456789"));
+    assert_true(found(f, "xoxb-1234567890-abcdefghij here", PII_SECRET, "xoxb-1234567890-abcdefghij"));
+    assert_true(found(f, "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc.def\n", PII_SECRET,
+                      "eyJhbGciOiJIUzI1NiJ9.abc.def"));
+    assert_true(found(f, "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\ny",
+                      PII_SECRET, "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"));
+    assert_true(found(f, "We live at 1755 Nelson Mandela Drive, Apt 4 now", PII_STREET_ADDRESS,
+                      "1755 Nelson Mandela Drive, Apt 4"));
+}
+
+static void test_rejects_lookalikes_of_pii(void **state)
+{
+    fx_t *f = *state;
+    assert_false(any_of(f, "order 4111111111111112 shipped", PII_CREDIT_CARD)); /* Luhn */
+    assert_false(any_of(f, "ref 123-45-6789", PII_US_SSN));
+    assert_false(any_of(f, "see logo@2x.png", PII_EMAIL_ADDRESS));
+    assert_false(any_of(f, "version 1.2.3 released", PII_IP_ADDRESS));
+    assert_false(any_of(f, "999.1.1.1", PII_IP_ADDRESS));
+    assert_false(any_of(f, "It happened on 2018-12-13 12:20:39 in the lab", PII_PHONE_NUMBER));
+    assert_false(any_of(f, "We sold 1,000,000 copies in 1999 and 2004.", PII_PHONE_NUMBER));
+    assert_false(any_of(f, "GB83WEST12345698765432", PII_IBAN_CODE));
+    assert_false(any_of(f, "AKIA is a prefix", PII_SECRET));
+    assert_false(any_of(f, "-----BEGIN CERTIFICATE-----", PII_SECRET));
+    pii_span_t sp[4];
+    assert_int_equal(scan(f, "", 0, sp), 0);
+    assert_int_equal(scan(f, "The quick brown fox jumps over the lazy dog.", 44, sp), 0);
+}
+
+/* Separators, look-alike digits, NUL bytes, invalid UTF-8, huge inputs. */
+static void test_adversarial(void **state)
+{
+    fx_t *f = *state;
+    /* Fullwidth digits (U+FF10..) with an ASCII dash: found at the original offsets. */
+    const char *fw = "ssn \xEF\xBC\x94\xEF\xBC\x96\xEF\xBC\x90-\xEF\xBC\x98\xEF\xBC\x99-"
+                     "\xEF\xBC\x99\xEF\xBC\x98\xEF\xBC\x94\xEF\xBC\x97 end";
+    pii_span_t sp[64];
+    size_t n = scan(f, fw, strlen(fw), sp);
+    assert_int_equal(n, 1);
+    assert_int_equal(sp[0].type, PII_US_SSN);
+    assert_int_equal(sp[0].start, 4);
+    assert_int_equal(sp[0].end, strlen(fw) - 4);
+    /* Zero-width spaces inside an email and a card. */
+    const char *zw = "a\xE2\x80\x8B" "b@example.com and 4111\xE2\x80\x8B" "111111111111";
+    assert_true(any_of(f, zw, PII_EMAIL_ADDRESS));
+    assert_true(any_of(f, zw, PII_CREDIT_CARD));
+    /* Unicode dashes and no-break spaces as separators. */
+    assert_true(any_of(f, "call 555\xE2\x80\x91" "123\xE2\x80\x91" "4567 now, phone", PII_PHONE_NUMBER));
+    assert_true(any_of(f, "SSN 460\xC2\xA0" "89\xC2\xA0" "9847", PII_US_SSN));
+    /* Arabic-Indic digits. */
+    assert_true(any_of(f, "card \xD9\xA4\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1"
+                          "\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1",
+                       PII_CREDIT_CARD));
+    /* NUL bytes around a value; invalid UTF-8 before it. */
+    const char nul[] = "\0\0x@example.com\0\xff\xfe\xc3";
+    n = scan(f, nul, sizeof nul - 1, sp);
+    assert_int_equal(n, 1);
+    assert_int_equal(sp[0].type, PII_EMAIL_ADDRESS);
+    assert_int_equal(sp[0].start, 2);
+    const char bad[] = "\xc3\x28\xa0\xa1 460-89-9847 \xf0\x28\x8c\xbc";
+    assert_true(any_of(f, bad, PII_US_SSN));
+    /* 1 MB of filler with values at both ends and the middle; 1 MB of digits. */
+    size_t big = 1u << 20;
+    char *b = mem_alloc(big + 1);
+    memset(b, 'a', big);
+    for (size_t i = 80; i < big; i += 80) b[i] = ' ';
+    memcpy(b, "x@example.com ", 14);
+    memcpy(b + big / 2, " 460-89-9847 ", 13);
+    memcpy(b + big - 14, " y@example.org", 14);
+    b[big] = 0;
+    pii_span_t *many = mem_alloc(16 * sizeof *many);
+    size_t nf = 0;
+    assert_int_equal(pii_scan(f->s, f->sc, b, big, many, 16, &nf), 0);
+    assert_int_equal(nf, 3);
+    assert_int_equal(many[2].end, big);
+    memset(b, '7', big);
+    assert_int_equal(pii_scan(f->s, f->sc, b, big, many, 16, &nf), 0);
+    /* a run of digits: separators and checks fail, and the scan stays bounded */
+    for (size_t i = 0; i < big; i += 3) b[i] = ' ';
+    assert_int_equal(pii_scan(f->s, f->sc, b, big, many, 16, &nf), 0);
+    mem_free(many);
+    mem_free(b);
+}
+
+/* ================================================================== redact and mask */
+
+static void test_redact_and_mask(void **state)
+{
+    fx_t *f = *state;
+    const char *t = "mail a@example.com or b@example.com, again a@example.com; ssn 460-89-9847";
+    pii_span_t sp[16];
+    size_t n = scan(f, t, strlen(t), sp);
+    assert_int_equal(n, 4);
+    buf_t out;
+    buf_init(&out, 4096);
+    assert_int_equal(pii_redact(t, strlen(t), sp, n, &out), 0);
+    assert_string_equal(out.data, "mail <EMAIL_ADDRESS> or <EMAIL_ADDRESS>, again <EMAIL_ADDRESS>; ssn <US_SSN>");
+    buf_reset(&out);
+    pii_mask_t *m = pii_mask_new(0);
+    assert_int_equal(pii_mask_apply(m, t, strlen(t), sp, n, &out), 0);
+    assert_string_equal(out.data, "mail <EMAIL_ADDRESS_1> or <EMAIL_ADDRESS_2>, again <EMAIL_ADDRESS_1>; ssn <US_SSN_1>");
+    assert_int_equal(pii_mask_count(m), 3);
+    const char *answer = "I wrote to <EMAIL_ADDRESS_2> and <EMAIL_ADDRESS_1>; <US_SSN_1> ok; <EMAIL_ADDRESS_9> <x";
+    buf_t back;
+    buf_init(&back, 4096);
+    assert_int_equal(pii_mask_restore(m, answer, strlen(answer), &back), 0);
+    assert_string_equal(back.data, "I wrote to b@example.com and a@example.com; 460-89-9847 ok; <EMAIL_ADDRESS_9> <x");
+    /* Round trip of the masked request gives the original back. */
+    buf_reset(&back);
+    assert_int_equal(pii_mask_restore(m, out.data, out.len, &back), 0);
+    assert_string_equal(back.data, t);
+    /* Caps: a tiny mask refuses new values. */
+    pii_mask_t *tiny = pii_mask_new(4);
+    buf_reset(&out);
+    assert_int_equal(pii_mask_apply(tiny, t, strlen(t), sp, n, &out), SY_ETOOBIG);
+    /* Unsorted spans are rejected. */
+    pii_span_t rev[2] = {sp[1], sp[0]};
+    assert_int_equal(pii_redact(t, strlen(t), rev, 2, &out), SY_EINVAL);
+    pii_mask_free(tiny);
+    pii_mask_free(m);
+    pii_mask_free(NULL);
+    buf_deinit(&out);
+    buf_deinit(&back);
+}
+
+static void test_type_names(void **state)
+{
+    (void)state;
+    for (int t = 0; t < PII_TYPE_COUNT; t++) {
+        pii_type_t back;
+        assert_int_equal(pii_type_parse(pii_type_name((pii_type_t)t), &back), 0);
+        assert_int_equal(back, t);
+    }
+    pii_type_t x;
+    assert_int_equal(pii_type_parse("NOPE", &x), SY_EINVAL);
+}
+
+/* ================================================================== PCRE2 oracle */
+
+/* Random texts with emails, SSNs and IPv4s embedded in noise: every match of an
+ * independent PCRE2 pattern whose value also passes the validator must be found by
+ * the scanner at the same offsets, and the scanner must report nothing of these
+ * types that the oracle does not. */
+static void test_pcre2_oracle(void **state)
+{
+    fx_t *f = *state;
+    static const struct {
+        pii_type_t t;
+        const char *re;
+    } ora[] = {
+        {PII_EMAIL_ADDRESS, "(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*\\.(com|org|net|de|uk)(?![A-Za-z0-9.-])"},
+        /* digit groups joined by up to 3 separator bytes form one cluster */
+        {PII_US_SSN, "(?<![\\w.+()/-])(?<![0-9][ ./()-])(?<![0-9][ ./()-]{2})(?<![0-9][ ./()-]{3})"
+                     "\\d{3}-\\d{2}-\\d{4}(?![\\w.-])(?![ ./()-]{1,3}\\d)"},
+        {PII_IP_ADDRESS, "(?<![\\w.:])(\\d{1,3}\\.){3}\\d{1,3}(?![\\w.:])"},
+    };
+    pcre2_code *code[3];
+    for (int i = 0; i < 3; i++) {
+        int e;
+        PCRE2_SIZE off;
+        code[i] = pcre2_compile((PCRE2_SPTR)ora[i].re, PCRE2_ZERO_TERMINATED, 0, &e, &off, NULL);
+        assert_non_null(code[i]);
+    }
+    pcre2_match_data *md = pcre2_match_data_create(8, NULL);
+    static const char *const frag[] = {"a@b.com", "john.smith@mail.example.org", "460-89-9847",
+                                       "123-45-6789", "10.0.0.1", "256.1.1.1", "x", " ", "  ",
+                                       "foo", "bar.", "-", "@", "99 ", "555-12-1234", "1.2.3.4",
+                                       "\n", "z@q.de", "e@f.uk", ", ", "7"};
+    unsigned seed = 12345;
+    char text[512];
+    pii_span_t sp[64];
+    for (int iter = 0; iter < 2000; iter++) {
+        size_t len = 0;
+        int parts = 4 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+        for (int k = 0; k < parts; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = frag[(seed >> 16) % (sizeof frag / sizeof frag[0])];
+            size_t l = strlen(p);
+            if (len + l + 1 >= sizeof text) break;
+            memcpy(text + len, p, l);
+            len += l;
+            /* fragments never share a digit cluster: that merging has its own tests */
+            text[len++] = (seed >> 8) & 1 ? ';' : '\n';
+        }
+        text[len] = 0;
+        size_t n = scan(f, text, len, sp);
+        for (int i = 0; i < 3; i++) {
+            size_t want = 0;
+            PCRE2_SIZE start = 0;
+            while (pcre2_match(code[i], (PCRE2_SPTR)text, len, start, 0, md, NULL) >= 0) {
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+                const char *v = text + ov[0];
+                size_t vl = ov[1] - ov[0];
+                bool valid = ora[i].t == PII_EMAIL_ADDRESS ? pii_email_valid(v, vl)
+                             : ora[i].t == PII_US_SSN      ? pii_ssn_valid(v, vl)
+                                                           : pii_ipv4_valid(v, vl);
+                if (valid) {
+                    bool hit = false;
+                    for (size_t j = 0; j < n && j < 64; j++)
+                        hit |= sp[j].type == ora[i].t && sp[j].start == ov[0] && sp[j].end == ov[1];
+                    if (!hit) fail_msg("oracle match '%.*s' missed in '%s'", (int)vl, v, text);
+                    want++;
+                }
+                start = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
+            }
+            size_t got = 0;
+            for (size_t j = 0; j < n && j < 64; j++) got += sp[j].type == ora[i].t;
+            if (got != want) fail_msg("type %s: scanner %zu, oracle %zu in '%s'", pii_type_name(ora[i].t), got, want, text);
+        }
+    }
+    pcre2_match_data_free(md);
+    for (int i = 0; i < 3; i++) pcre2_code_free(code[i]);
+}
+
+/* ================================================================== shared data */
+
+/* Per-type overlap precision/recall on a presidio-format file (code point offsets). */
+typedef struct prc {
+    size_t gold, gold_hit, pred, pred_hit;
+} prc_t;
+
+static size_t cp_to_byte(const char *s, size_t len, size_t cp)
+{
+    size_t i = 0;
+    while (i < len && cp > 0) {
+        i++;
+        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        cp--;
+    }
+    return i;
+}
+
+static void eval_file(fx_t *f, const char *path, prc_t c[PII_TYPE_COUNT])
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    buf_t b;
+    buf_init(&b, 64u << 20);
+    char tmp[65536];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0) assert_int_equal(buf_append(&b, tmp, k), 0);
+    fclose(fp);
+    cJSON *root = cJSON_ParseWithLength(b.data, b.len);
+    buf_deinit(&b);
+    assert_true(cJSON_IsArray(root));
+    const cJSON *rec;
+    pii_span_t sp[64];
+    cJSON_ArrayForEach(rec, root)
+    {
+        const char *t = cJSON_GetObjectItem(rec, "full_text")->valuestring;
+        size_t len = strlen(t), n = scan(f, t, len, sp), ng = 0;
+        struct {
+            pii_type_t t;
+            size_t a, b;
+        } g[128];
+        const cJSON *x;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItem(rec, "spans"))
+        {
+            const char *et = cJSON_GetObjectItem(x, "entity_type")->valuestring;
+            if (!strcmp(et, "ADDRESS")) et = "STREET_ADDRESS";
+            pii_type_t ty;
+            if (pii_type_parse(et, &ty) || ng == 128) continue;
+            g[ng].t = ty;
+            g[ng].a = cp_to_byte(t, len, (size_t)cJSON_GetObjectItem(x, "start_position")->valuedouble);
+            g[ng].b = cp_to_byte(t, len, (size_t)cJSON_GetObjectItem(x, "end_position")->valuedouble);
+            ng++;
+        }
+        for (size_t i = 0; i < ng; i++) {
+            c[g[i].t].gold++;
+            for (size_t j = 0; j < n && j < 64; j++)
+                if (sp[j].type == g[i].t && sp[j].start < g[i].b && g[i].a < sp[j].end) {
+                    c[g[i].t].gold_hit++;
+                    break;
+                }
+        }
+        for (size_t j = 0; j < n && j < 64; j++) {
+            c[sp[j].type].pred++;
+            for (size_t i = 0; i < ng; i++)
+                if (sp[j].type == g[i].t && sp[j].start < g[i].b && g[i].a < sp[j].end) {
+                    c[sp[j].type].pred_hit++;
+                    break;
+                }
+        }
+    }
+    cJSON_Delete(root);
+}
+
+/* The targets: recall >= 0.98 and precision >= 0.95 for the validated types, PERSON
+ * at the level reached when this test was written (a regression fails). */
+static void test_eval_presidio(void **state)
+{
+    (void)state;
+    char p1[4200], p2[4200];
+    snprintf(p1, sizeof p1, "%s/data/pii/synth_dataset_v2.json", shared_dir());
+    snprintf(p2, sizeof p2, "%s/data/pii/generated_small.json", shared_dir());
+    if (access(p1, R_OK) || access(p2, R_OK) || !have_names()) {
+        print_message("shared presidio data or name lists absent (SY_SHARED): skipped\n");
+        skip();
+    }
+    fx_t f;
+    char err[256];
+    pii_options_t o = {names_dir, 0.5f};
+    f.s = pii_scanner_new(&o, err, sizeof err);
+    assert_non_null(f.s);
+    f.sc = pii_scratch_new(f.s);
+    prc_t c[PII_TYPE_COUNT] = {0};
+    eval_file(&f, p1, c);
+    eval_file(&f, p2, c);
+    static const pii_type_t core[] = {PII_EMAIL_ADDRESS, PII_CREDIT_CARD, PII_US_SSN, PII_IBAN_CODE,
+                                      PII_IP_ADDRESS, PII_PHONE_NUMBER};
+    for (size_t i = 0; i < sizeof core / sizeof core[0]; i++) {
+        prc_t *x = &c[core[i]];
+        double p = x->pred ? (double)x->pred_hit / (double)x->pred : 0;
+        double r = x->gold ? (double)x->gold_hit / (double)x->gold : 0;
+        print_message("%-14s P %.3f R %.3f\n", pii_type_name(core[i]), p, r);
+        assert_true(x->gold > 0);
+        assert_true(r >= 0.98);
+        assert_true(p >= 0.95);
+    }
+    prc_t *x = &c[PII_PERSON];
+    double p = (double)x->pred_hit / (double)x->pred, r = (double)x->gold_hit / (double)x->gold;
+    print_message("PERSON         P %.3f R %.3f\n", p, r);
+    assert_true(p >= 0.78);
+    assert_true(r >= 0.70);
+    pii_scratch_free(f.sc);
+    pii_scanner_free(f.s);
+}
+
+/* Clean prose: validated types flag at most 1 message in 1000. */
+static void test_flag_rate_clean_prose(void **state)
+{
+    (void)state;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data/corpora/tinystories_val_subset.txt", shared_dir());
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        print_message("shared corpora absent (SY_SHARED): skipped\n");
+        skip();
+    }
+    buf_t b;
+    buf_init(&b, 64u << 20);
+    char tmp[65536];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0) assert_int_equal(buf_append(&b, tmp, k), 0);
+    fclose(fp);
+    fx_t f;
+    pii_options_t o = {NULL, 0.5f};
+    f.s = pii_scanner_new(&o, NULL, 0);
+    f.sc = pii_scratch_new(f.s);
+    size_t msgs = 0, flagged = 0;
+    const char *p = b.data, *end = b.data + b.len;
+    pii_span_t sp[64];
+    while (p < end) {
+        const char *q = strstr(p, "\n\n");
+        if (!q) q = end;
+        if (q > p) {
+            msgs++;
+            flagged += scan(&f, p, (size_t)(q - p), sp) > 0;
+        }
+        p = q + (q < end ? 2 : 0);
+    }
+    print_message("clean prose: %zu of %zu messages flagged\n", flagged, msgs);
+    assert_true(msgs > 1000);
+    assert_true(flagged * 1000 <= msgs);
+    pii_scratch_free(f.sc);
+    pii_scanner_free(f.s);
+    buf_deinit(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_luhn_and_cards),
+        cmocka_unit_test(test_iban),
+        cmocka_unit_test(test_ssn),
+        cmocka_unit_test(test_ip_email_phone_validators),
+        cmocka_unit_test(test_type_names),
+        cmocka_unit_test_setup_teardown(test_detects_each_type, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_rejects_lookalikes_of_pii, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_adversarial, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_redact_and_mask, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_pcre2_oracle, setup_plain, teardown),
+        cmocka_unit_test(test_eval_presidio),
+        cmocka_unit_test(test_flag_rate_clean_prose),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
