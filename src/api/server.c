@@ -67,6 +67,7 @@ typedef struct api_worker {
     api_app_t *app;
     exec_env_t env;
     router_scratch_t *rs;
+    pii_scratch_t *pii; /* for the mask action's second scan */
     struct api_call *free_calls; /* reusable request states */
     buf_t scratch;               /* response building */
 } api_worker_t;
@@ -86,6 +87,8 @@ typedef struct api_call {
     uint64_t decision_ns;
     buf_t out; /* SSE event assembly */
     bool aborted;
+    pii_mask_t *mask; /* values masked before the request left, or NULL */
+    buf_t restored;   /* the answer with masked values put back */
 } api_call_t;
 
 /* ------------------------------------------------------------ replies ---- */
@@ -340,6 +343,7 @@ static api_call_t *call_get(api_worker_t *w)
         c = mem_calloc(1, sizeof *c);
         arena_init(&c->arena, 16384);
         buf_init(&c->out, 32u << 20);
+        buf_init(&c->restored, 32u << 20);
     }
     c->next_free = NULL;
     c->w = w;
@@ -352,6 +356,9 @@ static void call_put(api_call_t *c)
 {
     api_worker_t *w = c->w;
     api_request_deinit(&c->req);
+    pii_mask_free(c->mask);
+    c->mask = NULL;
+    buf_reset(&c->restored);
     arena_reset(&c->arena);
     buf_reset(&c->out);
     if (c->out.cap > (1u << 20)) buf_deinit(&c->out), buf_init(&c->out, 32u << 20);
@@ -363,6 +370,7 @@ static void call_free(api_call_t *c)
 {
     arena_deinit(&c->arena);
     buf_deinit(&c->out);
+    buf_deinit(&c->restored);
     mem_free(c);
 }
 
@@ -479,6 +487,88 @@ static void replay_as_stream(api_call_t *c, const exec_result_t *r)
     cJSON_Delete(j);
 }
 
+/* ------------------------------------------------------------ masking ---- */
+
+/* Masks, in one string value, the spans of the types in `types`. */
+static int mask_string(api_worker_t *w, api_call_t *c, cJSON *str, uint32_t types)
+{
+    api_app_t *app = w->app;
+    pii_span_t spans[256];
+    size_t n = 0, k = 0;
+    const char *s = str->valuestring;
+    size_t len = strlen(s);
+    int rc = pii_scan(app->pii, w->pii, s, len, spans, 256, &n);
+    if (rc) return rc;
+    if (n > 256) n = 256;
+    for (size_t i = 0; i < n; i++)
+        if (types & (1u << spans[i].type)) spans[k++] = spans[i];
+    if (!k) return 0;
+    buf_t out;
+    buf_init(&out, len * 4 + 4096);
+    rc = pii_mask_apply(c->mask, s, len, spans, k, &out);
+    if (!rc && !cJSON_SetValuestring(str, out.data)) rc = SY_EINVAL;
+    buf_deinit(&out);
+    return rc;
+}
+
+/* The mask action: values of mask-typed entities are replaced by placeholders in
+ * every text the request holds, before it leaves; the answer gets them back. */
+static int mask_request(api_worker_t *w, api_call_t *c, uint32_t types)
+{
+    c->mask = pii_mask_new(0);
+    cJSON *root = c->req.json;
+    cJSON *prompt = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+    if (cJSON_IsString(prompt)) return mask_string(w, c, prompt, types);
+    cJSON *m;
+    int rc = 0;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(root, "messages"))
+    {
+        cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (cJSON_IsString(content) && (rc = mask_string(w, c, content, types))) return rc;
+        cJSON *part;
+        if (cJSON_IsArray(content)) cJSON_ArrayForEach(part, content)
+            {
+                cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+                if (cJSON_IsString(t) && (rc = mask_string(w, c, t, types))) return rc;
+            }
+        cJSON *tc;
+        cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(m, "tool_calls"))
+        {
+            cJSON *args = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(tc, "function"), "arguments");
+            if (cJSON_IsString(args) && (rc = mask_string(w, c, args, types))) return rc;
+        }
+    }
+    return rc;
+}
+
+/* Puts masked values back into the answer's text (message content or text). */
+static void restore_masked(api_call_t *c, exec_result_t *r)
+{
+    cJSON *j = cJSON_ParseWithLength(r->body, r->body_len);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    cJSON *msg = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
+    cJSON *str = msg ? cJSON_GetObjectItemCaseSensitive(msg, "content")
+                     : c0 ? cJSON_GetObjectItemCaseSensitive(c0, "text") : NULL;
+    if (cJSON_IsString(str)) {
+        buf_t out;
+        buf_init(&out, 32u << 20);
+        if (!pii_mask_restore(c->mask, str->valuestring, strlen(str->valuestring), &out))
+            cJSON_SetValuestring(str, out.data ? out.data : "");
+        buf_deinit(&out);
+        char *text = cJSON_PrintUnformatted(j);
+        if (text) {
+            buf_reset(&c->restored);
+            if (!buf_puts(&c->restored, text)) {
+                r->body = c->restored.data;
+                r->body_len = c->restored.len;
+            }
+            free(text);
+        }
+    }
+    cJSON_Delete(j);
+}
+
 static void on_done(void *arg, exec_result_t *r)
 {
     api_call_t *c = arg;
@@ -497,6 +587,7 @@ static void on_done(void *arg, exec_result_t *r)
             router_feedback(app->router, &c->d.features, c->d.tier,
                             route_bandit_reward(0.0, 0.0, 0.0, 0, 0));
     }
+    if (c->mask && r->status == 200 && !r->streamed) restore_masked(c, r);
     if (r->streamed) {
         if (r->status != 200) {
             char msg[400];
@@ -703,8 +794,25 @@ static void handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool 
         call_put(c);
         return;
     }
+    uint32_t mask_types = 0;
+    for (int p = 0; p < PII_TYPE_COUNT; p++)
+        if ((c->d.pii_types & (1u << p)) && app->cfg->route.pii_action[p] == ROUTE_PII_MASK)
+            mask_types |= 1u << p;
+    bool stream = c->req.stream;
+    if (mask_types && !c->d.local_only) {
+        int mrc = mask_request(w, c, mask_types);
+        if (mrc) {
+            snprintf(err, sizeof err, "cannot mask personal data: %s", sy_strerror(mrc));
+            send_error(w, res, 500, "internal_error", err, NULL, NULL);
+            call_put(c);
+            return;
+        }
+        /* Placeholders can split across stream chunks: take the whole answer, restore
+         * it, and replay it as a stream. */
+        stream = false;
+    }
     http_res_on_abort(res, on_client_abort, c);
-    c->exec = exec_start(&w->env, &c->d, c->req.json, c->req.stream, completions, &sink, c);
+    c->exec = exec_start(&w->env, &c->d, c->req.json, stream, completions, &sink, c);
     if (!c->exec && !c->aborted) {
         /* exec_start refuses only a decision without a tier, which decide() caught. */
         send_error(w, res, 500, "internal_error", "routing produced no tier", NULL, NULL);
@@ -1026,6 +1134,7 @@ static void *worker_init(loop_t *loop, int idx, void *arg)
     w->env.up = upstream_new(loop, 64);
     w->env.rand = hash_mix((uint64_t)idx + 1 + app->id_salt);
     w->rs = router_scratch_new(app->router);
+    w->pii = pii_scratch_new(app->pii);
     buf_init(&w->scratch, 64u << 20);
     return w;
 }
@@ -1040,6 +1149,7 @@ static void worker_deinit(void *ctx)
     }
     upstream_free(w->env.up);
     router_scratch_free(w->rs);
+    pii_scratch_free(w->pii);
     buf_deinit(&w->scratch);
     log_thread_cleanup();
     mem_free(w);

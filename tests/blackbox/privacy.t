@@ -171,6 +171,28 @@ test('audit catches a PII request that reached an external tier (forced by a per
   assert(!audit.stdout.includes(SECRETS[0]), 'never the value');
 });
 
+test('mask: values leave as placeholders and come back in the answer, streamed or not', async () => {
+  await reset();
+  const g4 = await L.startGateway(config({ db: path.join(L.tmp(), 'mask.db') })
+    .replace('types: { US_SSN: block }', 'types: { US_SSN: block, EMAIL_ADDRESS: mask }'), 'mask');
+  const r = await post(`${g4.url}/v1/chat/completions`, chat(`Say hello to ${SECRETS[0]} and ${SECRETS[0]}`, { model: 'cloud' }));
+  eq(r.status, 200, 'served: ' + r.text);
+  eq(r.json.switchyard.tier, 'cloud', 'may leave once masked');
+  const rec = await cloud.received();
+  eq(rec.count, 1, 'cloud called');
+  assert(!rec.requests[0].body.includes(SECRETS[0]), 'the value did not leave: ' + rec.requests[0].body);
+  assert(/<EMAIL_ADDRESS_1>.*<EMAIL_ADDRESS_1>/.test(rec.requests[0].body), 'same value, same placeholder');
+  assert(r.json.choices[0].message.content.includes(`Say hello to ${SECRETS[0]} and ${SECRETS[0]}`),
+    'restored in the answer: ' + r.json.choices[0].message.content);
+  const s = await post(`${g4.url}/v1/chat/completions`, chat(`Say hello to ${SECRETS[0]}`, { model: 'cloud', stream: true }));
+  const text = L.sseEvents(s.text).filter((e) => e !== '[DONE]' && e.choices && e.choices.length)
+    .map((e) => e.choices[0].delta.content || '').join('');
+  assert(text.includes(SECRETS[0]), 'restored in the stream: ' + text);
+  eq((await cloud.received()).count, 2, 'two calls');
+  assert(!(await cloud.received()).requests[1].body.includes(SECRETS[0]), 'stream request masked');
+  eq(await g4.stop(), 0, 'clean exit');
+});
+
 await run();
 if (gw.proc.exitCode === null) await gw.stop();
 await edge.stop(); await cloud.stop();
