@@ -581,10 +581,14 @@ static void handler(http_req_t *req, http_res_t *res, void *ctx)
         return;
     }
     record(req);
+    /* Only completion requests use up a counted failure (not health probes). */
+    bool completion =
+        !strcmp(req->path, "/v1/chat/completions") || !strcmp(req->path, "/v1/completions");
     pthread_mutex_lock(&g.mu);
     behaviour_t b = g.b;
-    if (g.b.fail != FAIL_NONE && g.b.fail_count > 0 && !strncmp(req->path, "/v1/", 4) &&
-        --g.b.fail_count == 0)
+    if (!completion)
+        b.fail = FAIL_NONE;
+    else if (g.b.fail != FAIL_NONE && g.b.fail_count > 0 && --g.b.fail_count == 0)
         g.b.fail = FAIL_NONE;
     pthread_mutex_unlock(&g.mu);
     if (b.down) {
