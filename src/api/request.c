@@ -361,7 +361,7 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
     }
     double d;
     int k;
-    if ((k = num_field(&p, j, "max_tokens", 1, 1 << 24, true, &d)) < 0) {
+    if ((k = num_field(&p, j, "max_tokens", completions ? 0 : 1, 1 << 24, true, &d)) < 0) {
         rc = k;
         goto out;
     }

@@ -43,6 +43,7 @@ struct local_call {
     bool completions, stream, logprobs, echo;
     int top_logprobs;
     engine_gen_params_t gp;
+    bool max_tokens_zero; /* echo with max_tokens 0: score only */
     char *stops[ENGINE_MAX_STOPS];
     char model_name[128];
     char id[48];
@@ -56,7 +57,9 @@ struct local_call {
     /* engine thread state */
     buf_t json; /* event assembly */
     buf_t text; /* generated text (non-stream) */
-    buf_t lp;   /* logprobs array entries (non-stream) */
+    buf_t lp;   /* logprobs array entries (non-stream chat) */
+    buf_t ltok, lval, ltop, loff; /* legacy completions logprobs: tokens, values, tops, offsets */
+    size_t text_off; /* bytes of completion text so far (text_offset) */
     int prev_id;
     int n_prompt, n_gen;
     engine_finish_t finish;
@@ -84,6 +87,10 @@ static void call_free(local_call_t *c)
     buf_deinit(&c->json);
     buf_deinit(&c->text);
     buf_deinit(&c->lp);
+    buf_deinit(&c->ltok);
+    buf_deinit(&c->lval);
+    buf_deinit(&c->ltop);
+    buf_deinit(&c->loff);
     pthread_mutex_destroy(&c->mu);
     mem_free(c);
 }
@@ -181,6 +188,46 @@ static void write_lp_entry(local_call_t *c, const engine_t *e, jsonw_t *w,
     jsonw_obj_end(w);
 }
 
+/* One token in the legacy completions form: parallel arrays of tokens, logprobs
+ * (null for the first prompt token, which has no context), top alternatives as
+ * {token: logprob} objects, and byte offsets into the text. */
+static void legacy_add(local_call_t *c, const engine_t *e, int id, const char *text, size_t len,
+                       bool has_lp, float logprob, const sample_alt_t *alts, int n_alts)
+{
+    char piece[256];
+    jsonw_t w;
+    const char *sep = c->ltok.len ? "," : "";
+    buf_puts(&c->ltok, sep);
+    jsonw_init(&w, &c->ltok);
+    (void)id;
+    (void)e;
+    jsonw_strn(&w, text, len);
+    buf_puts(&c->lval, sep);
+    jsonw_init(&w, &c->lval);
+    if (has_lp)
+        jsonw_double(&w, logprob);
+    else
+        jsonw_null(&w);
+    buf_puts(&c->ltop, sep);
+    jsonw_init(&w, &c->ltop);
+    if (!has_lp || n_alts == 0) {
+        jsonw_null(&w);
+    } else {
+        jsonw_obj_begin(&w);
+        for (int a = 0; a < n_alts && a < c->top_logprobs; a++) {
+            int m = engine_token_text(e, -1, alts[a].id, piece, sizeof piece);
+            if (m < 0) m = 0;
+            piece[m] = 0;
+            jsonw_key(&w, piece);
+            jsonw_double(&w, alts[a].logprob);
+        }
+        jsonw_obj_end(&w);
+    }
+    buf_puts(&c->loff, sep);
+    buf_printf(&c->loff, "%zu", c->text_off);
+    c->text_off += len;
+}
+
 typedef struct gen_ctx {
     local_call_t *c;
     const engine_t *e;
@@ -194,7 +241,10 @@ static int on_token(void *ud, const engine_token_t *tok)
     c->n_gen++;
     if (!c->stream) {
         buf_append(&c->text, tok->text, tok->len);
-        if (c->logprobs) {
+        if (c->logprobs && c->completions) {
+            legacy_add(c, g->e, tok->id, tok->text, tok->len, true, tok->info->logprob,
+                       tok->info->alts, tok->info->n_alts);
+        } else if (c->logprobs) {
             if (c->lp.len) buf_putc(&c->lp, ',');
             jsonw_t w;
             jsonw_init(&w, &c->lp);
@@ -327,6 +377,17 @@ static void finish_answer(local_call_t *c, const engine_gen_result_t *res)
         buf_append(&c->json, c->lp.data ? c->lp.data : "", c->lp.len);
         buf_puts(&c->json, "]");
         jsonw_obj_end(&w);
+    } else if (c->logprobs) {
+        const buf_t *arrs[4] = {&c->ltok, &c->lval, &c->ltop, &c->loff};
+        const char *keys[4] = {"tokens", "token_logprobs", "top_logprobs", "text_offset"};
+        jsonw_obj_begin(&w);
+        for (int k = 0; k < 4; k++) {
+            jsonw_key(&w, keys[k]);
+            jsonw_raw(&w, "[", 1);
+            buf_append(&c->json, arrs[k]->data ? arrs[k]->data : "", arrs[k]->len);
+            buf_puts(&c->json, "]");
+        }
+        jsonw_obj_end(&w);
     } else {
         jsonw_null(&w);
     }
@@ -372,6 +433,34 @@ static void fail_call(local_call_t *c, int status, const char *type, const char 
 
 /* ---------------------------------------------------- engine slots ---- */
 
+/* echo: the prompt's own tokens and their logprobs under the model (teacher-forced,
+ * what a speculative verifier needs), ahead of any generated text. */
+static bool echo_prompt(local_backend_t *b, engine_session_t *s, local_call_t *c, const int *ids,
+                        int n)
+{
+    float *lps = mem_alloc(sizeof(float) * (size_t)(n > 1 ? n : 1));
+    int *am = mem_alloc(sizeof(int) * (size_t)(n > 1 ? n : 1));
+    int rc = n > 1 ? engine_score(s, ids, 1, ids + 1, n - 1, lps, am) : 0;
+    if (!rc) {
+        int prev = -1;
+        for (int i = 0; i < n; i++) {
+            char piece[256];
+            int m = engine_token_text(b->e, prev, ids[i], piece, sizeof piece);
+            prev = ids[i];
+            if (m < 0) m = 0;
+            if (i == 0 && m == 0) continue; /* BOS has no text */
+            buf_append(&c->text, piece, (size_t)m);
+            if (c->logprobs) {
+                sample_alt_t alt = {i > 0 ? am[i - 1] : 0, 0};
+                legacy_add(c, b->e, ids[i], piece, (size_t)m, i > 0, i > 0 ? lps[i - 1] : 0, &alt, 0);
+            }
+        }
+    }
+    mem_free(lps);
+    mem_free(am);
+    return rc == 0;
+}
+
 static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
 {
     if (atomic_load(&c->canceled)) {
@@ -404,7 +493,17 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
     gen_ctx_t g = {c, b->e};
     engine_gen_result_t res;
     memset(&res, 0, sizeof res);
-    int rc = engine_generate(s, ids, n, &c->gp, on_token, &g, &res);
+    if (c->echo && !echo_prompt(b, s, c, ids, n)) {
+        mem_free(ids);
+        fail_call(c, 500, "engine_error", "scoring the prompt failed");
+        return;
+    }
+    int rc = 0;
+    if (c->echo && c->max_tokens_zero) {
+        res.finish = ENGINE_FINISH_LENGTH;
+    } else {
+        rc = engine_generate(s, ids, n, &c->gp, on_token, &g, &res);
+    }
     mem_free(ids);
     if (rc) {
         fail_call(c, rc == SY_ECONTEXT ? 400 : 500, "engine_error", sy_strerror(rc));
@@ -582,8 +681,9 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
     cJSON *seed = cJSON_GetObjectItemCaseSensitive(req, "seed");
     c->gp.sample.seed = cJSON_IsNumber(seed) ? (uint64_t)seed->valuedouble
                                              : hash_mix(clock_mono_ns() ^ (uintptr_t)c);
-    double mt = num(req, "max_completion_tokens", num(req, "max_tokens", 0));
-    c->gp.max_tokens = (int)mt;
+    double mt = num(req, "max_completion_tokens", num(req, "max_tokens", -1));
+    c->max_tokens_zero = mt == 0;
+    c->gp.max_tokens = mt > 0 ? (int)mt : 0;
     c->gp.n_logprobs = c->logprobs ? (c->top_logprobs > 0 ? c->top_logprobs : 1) : 0;
     cJSON *stop = cJSON_GetObjectItemCaseSensitive(req, "stop");
     int ns = 0;
@@ -606,6 +706,12 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
     buf_init(&c->json, LOCAL_MAX_OUT);
     buf_init(&c->text, LOCAL_MAX_OUT);
     buf_init(&c->lp, LOCAL_MAX_OUT);
+    buf_init(&c->ltok, LOCAL_MAX_OUT);
+    buf_init(&c->lval, LOCAL_MAX_OUT);
+    buf_init(&c->ltop, LOCAL_MAX_OUT);
+    buf_init(&c->loff, LOCAL_MAX_OUT);
+    c->echo = completions && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "echo"));
+    c->logprobs = c->logprobs || (completions && cJSON_IsNumber(lp));
     pthread_mutex_lock(&b->mu);
     if (b->tail)
         b->tail->next = c;

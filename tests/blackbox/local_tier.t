@@ -98,6 +98,28 @@ test('the official OpenAI client drives the local tier, streaming and not, with 
   assert(text.length > 0 && lps > 0, `streamed text and logprobs: ${text} ${lps}`);
 });
 
+test('/v1/completions with echo and logprobs scores a given continuation (the verify step)', async () => {
+  const C = `${gw.url}/v1/completions`;
+  const gen = await post(C, { model: 'edge', prompt: 'Once upon a time', max_tokens: 12, temperature: 0, logprobs: 2 });
+  eq(gen.status, 200, 'generate: ' + gen.text);
+  const lp = gen.json.choices[0].logprobs;
+  eq(lp.tokens.length, lp.token_logprobs.length, 'parallel arrays');
+  eq(lp.tokens.join(''), gen.json.choices[0].text, 'tokens spell the text');
+  // Score prompt + the greedy continuation: each continuation token gets the same
+  // logprob the generator saw.
+  const full = 'Once upon a time' + gen.json.choices[0].text;
+  const sc = await post(C, { model: 'edge', prompt: full, max_tokens: 0, echo: true, logprobs: 1 });
+  eq(sc.status, 200, 'score: ' + sc.text);
+  const e = sc.json.choices[0].logprobs;
+  eq(sc.json.choices[0].text, full, 'echo returns the prompt');
+  // BOS is the implicit context, so even the first prompt token gets a logprob.
+  assert(e.token_logprobs.every((x) => typeof x === 'number' && x <= 0), 'every token scored');
+  eq(e.tokens.join(''), full, 'tokens spell the prompt');
+  const tail = e.token_logprobs.slice(-lp.token_logprobs.length);
+  for (let i = 0; i < tail.length; i++)
+    assert(Math.abs(tail[i] - lp.token_logprobs[i]) < 1e-3, `token ${i}: ${tail[i]} vs ${lp.token_logprobs[i]}`);
+});
+
 test('cascade: a confident edge answer stands, below the threshold the cloud re-answers', async () => {
   await cloud.reset();
   const easy = chat('Once upon a time', { max_tokens: 12, temperature: 0 });
