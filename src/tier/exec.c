@@ -486,7 +486,7 @@ static void next_tier(exec_t *x)
         x->waiter.arg = x;
         int rc = tier_acquire(t, &x->waiter);
         if (rc == SY_EFULL) {
-            tier_breaker_record(t, true, now); /* give back a half-open probe untouched */
+            tier_breaker_cancel_probe(t);
             note(x, "spill:%s(queue_full)", t->s.name);
             x->pos++;
             x->tries_here = 0;

@@ -96,6 +96,13 @@ void tier_breaker_record(tier_t *t, bool ok, uint64_t now_ms)
     pthread_mutex_unlock(&t->mu);
 }
 
+void tier_breaker_cancel_probe(tier_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->circuit == TIER_HALF_OPEN) t->probe_inflight = false;
+    pthread_mutex_unlock(&t->mu);
+}
+
 tier_circuit_t tier_circuit(tier_t *t, uint64_t now_ms)
 {
     pthread_mutex_lock(&t->mu);

@@ -95,6 +95,9 @@ bool tier_breaker_allow(tier_t *t, uint64_t now_ms);
 /* Records a call's outcome (ok or failed) and updates the circuit. */
 void tier_breaker_record(tier_t *t, bool ok, uint64_t now_ms);
 tier_circuit_t tier_circuit(tier_t *t, uint64_t now_ms);
+/* Gives back a half-open probe reserved by tier_breaker_allow that was not used
+ * (the tier's queue was full), recording no outcome. */
+void tier_breaker_cancel_probe(tier_t *t);
 
 /* Takes a slot: 0 = acquired now; 1 = queued (w->ready will run later on w's loop,
  * holding a slot); SY_EFULL = concurrency and queue full (spill over). */
