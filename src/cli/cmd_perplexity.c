@@ -108,9 +108,9 @@ int cmd_perplexity(int argc, char **argv)
     if (ctx == 0) ctx = n_ctx < 512 ? n_ctx : 512;
     if (ctx > n_ctx) ctx = n_ctx;
     /* Tokenize (no BOS: each chunk gets its own). */
-    int n_tok = engine_tokenize(e, text, len, false, false, NULL, 0);
-    int *toks = mem_alloc(((size_t)n_tok + 1) * sizeof *toks);
-    engine_tokenize(e, text, len, false, false, toks, n_tok);
+    /* At most one token per byte plus the prefix space: one pass suffices. */
+    int *toks = mem_alloc((len + 2) * sizeof *toks);
+    int n_tok = engine_tokenize(e, text, len, false, false, toks, (int)(len + 2));
     mem_free(text);
     int per = ctx - 1;
     int n_chunks = n_tok / per;

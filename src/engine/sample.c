@@ -136,19 +136,20 @@ int sample_token(sampler_t *s, const float *logits, const int *recent, int n_rec
     int nv = s->n_vocab;
     const sample_params_t *p = &s->p;
 
-    /* What the model itself says: logprob base and entropy from the raw logits. */
+    /* What the model itself says: logprob base and entropy from the raw logits, with
+     * one exp per token: H = log Z - sum q (l - max), q = exp(l - max) / Z. */
     float mx = logits[0];
     for (int i = 1; i < nv; i++)
         if (logits[i] > mx) mx = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < nv; i++)
-        sum += exp((double)(logits[i] - mx));
-    float lse = (float)((double)mx + log(sum));
-    double h = 0.0;
+    double sum = 0.0, wsum = 0.0;
     for (int i = 0; i < nv; i++) {
-        double lp = (double)(logits[i] - lse);
-        h -= exp(lp) * lp;
+        float d = logits[i] - mx;
+        float e = expf(d);
+        sum += e;
+        wsum += (double)e * d;
     }
+    float lse = (float)((double)mx + log(sum));
+    double h = log(sum) - wsum / sum;
 
     /* Transforms. */
     float *w = s->work;
