@@ -33,7 +33,7 @@ static void generate_usage(FILE *f)
                "      --stop TEXT         stop string (repeatable, up to 8)\n"
                "      --logprobs K        print each token's logprob and K alternatives\n"
                "  -t, --threads N         threads (default 1)\n"
-               "      --ctx N             context size (default: the model's)\n");
+               "      --ctx N             context size (default: the model's, at most 4096)\n");
 }
 
 typedef struct gen_out {

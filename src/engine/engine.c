@@ -136,7 +136,10 @@ engine_session_t *engine_session_new(const engine_t *e, const engine_session_opt
 {
     engine_session_opts_t o = opts ? *opts : (engine_session_opts_t){0};
     const model_t *m = e->model;
-    if (o.n_ctx <= 0 || o.n_ctx > m->cfg.n_ctx) o.n_ctx = m->cfg.n_ctx;
+    /* Models trained on long contexts would need gigabytes of cache per session: the
+     * default stays modest, a caller who needs more asks for it. */
+    if (o.n_ctx <= 0) o.n_ctx = ENGINE_DEFAULT_CTX;
+    if (o.n_ctx > m->cfg.n_ctx) o.n_ctx = m->cfg.n_ctx;
     engine_session_t *s = mem_calloc(1, sizeof *s);
     s->e = e;
     if (o.n_threads > 1) s->pool = kern_pool_new(o.n_threads);

@@ -29,6 +29,8 @@ typedef struct engine {
 
 typedef struct engine_session engine_session_t;
 
+#define ENGINE_DEFAULT_CTX 4096 /* session context when none is asked for, tokens */
+
 /* Chat template families recognised in tokenizer.chat_template. */
 typedef enum {
     ENGINE_CHAT_PLAIN,  /* no template: contents joined by newlines (base models) */
@@ -43,7 +45,7 @@ typedef struct engine_msg {
 } engine_msg_t;
 
 typedef struct engine_session_opts {
-    int n_ctx;     /* KV cache positions; 0: the model's context */
+    int n_ctx;     /* KV cache positions; 0: ENGINE_DEFAULT_CTX (at most the model's) */
     int n_threads; /* 1: the calling thread only */
     int max_batch; /* prefill batch; 0: 64 */
 } engine_session_opts_t;
