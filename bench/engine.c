@@ -2,7 +2,7 @@
  * files and thread counts, with peak RSS, the machine's read bandwidth and decode as a
  * share of the bandwidth limit (bandwidth / weight bytes read per token).
  *
- *   engine [--threads 1,2] [--gen N] [--models DIR] [--no-llama]
+ *   engine [--threads 1,2] [--gen N] [--models DIR] [--no-llama] [--only NAME-PART]
  *       stories260K (converted and quantized in a temporary directory) and, when DIR
  *       (default bench/out) holds them, the Llama-3.2-1B-shaped files below.
  *   engine --make-model DIR
@@ -398,7 +398,7 @@ static void fmt_num(char *b, size_t n, double v, int ok)
 int main(int argc, char **argv)
 {
     int threads[8] = {1, 2}, n_threads = 2, n_gen = 32, use_llama = 1, kernels_only = 0;
-    const char *dir = "bench/out";
+    const char *dir = "bench/out", *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--make-model") && i + 1 < argc) {
             const char *d = argv[++i];
@@ -419,13 +419,15 @@ int main(int argc, char **argv)
             n_gen = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--models") && i + 1 < argc) {
             dir = argv[++i];
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = argv[++i];
         } else if (!strcmp(argv[i], "--no-llama")) {
             use_llama = 0;
         } else if (!strcmp(argv[i], "--kernels")) {
             kernels_only = 1;
         } else {
             fprintf(stderr, "usage: engine [--threads 1,2] [--gen N] [--models DIR] [--no-llama] "
-                            "[--kernels] | --make-model DIR\n");
+                            "[--only NAME-PART] [--kernels] | --make-model DIR\n");
             return 2;
         }
     }
@@ -480,6 +482,7 @@ int main(int argc, char **argv)
            "prefill", "llama", "ratio", "decode", "llama", "ratio", "RSS MiB", "llama", "limit",
            "share");
     for (int i = 0; i < n_models; i++) {
+        if (only && !strstr(names[i], only)) continue;
         for (int ti = 0; ti < n_threads; ti++) {
             result_t o = run_ours(paths[i], threads[ti], n_gen);
             result_t l = {0};

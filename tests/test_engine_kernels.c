@@ -332,16 +332,27 @@ static void test_kernels_awkward_shapes(void **state)
     kern_force_scalar(0);
     int simd = strcmp(kern_impl_name(), "scalar") != 0;
     if (!simd) print_message("# no AVX2 on this CPU: reference kernels only\n");
-    for (size_t ti = 0; ti < 4; ti++)
-        for (size_t ri = 0; ri < 4; ri++)
-            for (size_t ci = 0; ci < 4; ci++)
-                for (size_t n = 1; n <= 7; n++) {
-                    if (cols[ci] > 96 && n > 2 && n != 5) continue; /* keep the big ones quick */
-                    check_shape(types[ti], rows[ri], cols[ci], n, simd);
-                }
-    /* float types accept any length */
+    /* the AVX2 code, then the AVX-512 VNNI variant of the quantized kernels if the CPU
+       has it */
+    for (int v = 0; v < 2; v++) {
+        if (simd && kern_avx2_use_vnni(v) != v) continue;
+        if (!simd && v) continue;
+        print_message("# simd kernels: %s\n", simd ? kern_impl_name() : "none");
+        for (size_t ti = 0; ti < 4; ti++)
+            for (size_t ri = 0; ri < 4; ri++)
+                for (size_t ci = 0; ci < 4; ci++)
+                    for (size_t n = 1; n <= 7; n++) {
+                        if (cols[ci] > 96 && n > 2 && n != 5) continue; /* keep the big ones quick */
+                        if (v == 1 && ti < 2) continue; /* float kernels have no VNNI variant */
+                        check_shape(types[ti], rows[ri], cols[ci], n, simd);
+                    }
+    }
+    if (simd) kern_avx2_use_vnni(1);
+    /* float types accept any length; quantized rows of 8 blocks and a tail */
     check_shape(KERN_F32, 5, 37, 3, simd);
     check_shape(KERN_F16, 9, 13, 1, simd);
+    check_shape(KERN_Q4_0, 7, 32 * 11, 6, simd);
+    check_shape(KERN_Q8_0, 7, 32 * 19, 3, simd);
 }
 
 /* Matvec and a one-token matmul agree exactly; and matmul row b equals matvec of

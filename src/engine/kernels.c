@@ -204,27 +204,27 @@ static float dot_f16(const kern_f16_t *w, const float *x, size_t n)
     return s;
 }
 
-static float dot_q8_0(const kern_block_q8_0_t *w, const kern_block_q8_0_t *x, size_t nb)
+static float dot_q8_0(const kern_block_q8_0_t *w, const int8_t *xq, const float *xd, size_t nb)
 {
     float s = 0.0f;
     for (size_t i = 0; i < nb; i++) {
         int32_t sumi = 0;
-        for (int j = 0; j < KERN_QK; j++) sumi += w[i].qs[j] * x[i].qs[j];
-        s += (float)sumi * (kern_f16_to_f32(w[i].d) * kern_f16_to_f32(x[i].d));
+        for (int j = 0; j < KERN_QK; j++) sumi += w[i].qs[j] * xq[i * KERN_QK + j];
+        s += (float)sumi * (kern_f16_to_f32(w[i].d) * xd[i]);
     }
     return s;
 }
 
-static float dot_q4_0(const kern_block_q4_0_t *w, const kern_block_q8_0_t *x, size_t nb)
+static float dot_q4_0(const kern_block_q4_0_t *w, const int8_t *xq, const float *xd, size_t nb)
 {
     float s = 0.0f;
     for (size_t i = 0; i < nb; i++) {
         int32_t sumi = 0;
         for (int j = 0; j < KERN_QK / 2; j++) {
-            sumi += ((w[i].qs[j] & 0x0f) - 8) * x[i].qs[j];
-            sumi += ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + KERN_QK / 2];
+            sumi += ((w[i].qs[j] & 0x0f) - 8) * xq[i * KERN_QK + j];
+            sumi += ((w[i].qs[j] >> 4) - 8) * xq[i * KERN_QK + j + KERN_QK / 2];
         }
-        s += (float)sumi * (kern_f16_to_f32(w[i].d) * kern_f16_to_f32(x[i].d));
+        s += (float)sumi * (kern_f16_to_f32(w[i].d) * xd[i]);
     }
     return s;
 }
@@ -240,8 +240,8 @@ void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
             switch (j->type) {
             case KERN_F32: v = dot_f32(w, j->X + b * j->cols, j->cols); break;
             case KERN_F16: v = dot_f16(w, j->X + b * j->cols, j->cols); break;
-            case KERN_Q8_0: v = dot_q8_0(w, j->QX + b * nb, nb); break;
-            case KERN_Q4_0: v = dot_q4_0(w, j->QX + b * nb, nb); break;
+            case KERN_Q8_0: v = dot_q8_0(w, j->XQ + b * j->cols, j->XD + b * nb, nb); break;
+            case KERN_Q4_0: v = dot_q4_0(w, j->XQ + b * j->cols, j->XD + b * nb, nb); break;
             }
             j->Y[b * j->rows + r] = v;
         }
@@ -276,7 +276,8 @@ static int use_simd(void)
 
 const char *kern_impl_name(void)
 {
-    return use_simd() ? "avx2" : "scalar";
+    if (!use_simd()) return "scalar";
+    return kern_avx2_use_vnni(-1) ? "avx512vnni" : "avx2";
 }
 
 void kern_force_scalar(int on)
@@ -376,29 +377,30 @@ void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X
         return;
     }
     const size_t nblk = cols / KERN_QK;
-    const size_t per_row = kern_row_size(KERN_Q8_0, cols) + 2 * nblk * sizeof(float);
+    const size_t per_row = cols + 2 * nblk * sizeof(float);
     size_t per_pass = SCRATCH_MAX / per_row;
     if (per_pass == 0) per_pass = 1;
     for (size_t b0 = 0; b0 < n; b0 += per_pass) {
         size_t nb = n - b0 < per_pass ? n - b0 : per_pass;
         float *xd = scratch_get(nb * per_row);
         float *xs = xd + nb * nblk;
-        kern_block_q8_0_t *qx = (kern_block_q8_0_t *)(xs + nb * nblk);
+        int8_t *xq = (int8_t *)(xs + nb * nblk);
         for (size_t b = 0; b < nb; b++) {
             const float *xr = X + (b0 + b) * cols;
-            kern_block_q8_0_t *qr = qx + b * nblk;
-            if (simd)
-                kern_avx2_quantize_q8_0(xr, qr, cols);
-            else
-                quantize_row_q8_0(xr, qr, cols);
             for (size_t i = 0; i < nblk; i++) {
+                kern_block_q8_0_t blk;
+                if (simd)
+                    kern_avx2_quantize_q8_0(xr + i * KERN_QK, &blk, KERN_QK);
+                else
+                    quantize_row_q8_0(xr + i * KERN_QK, &blk, KERN_QK);
                 int sum = 0;
-                for (int k = 0; k < KERN_QK; k++) sum += qr[i].qs[k];
-                xd[b * nblk + i] = kern_f16_to_f32(qr[i].d);
+                for (int k = 0; k < KERN_QK; k++) sum += blk.qs[k];
+                memcpy(xq + b * cols + i * KERN_QK, blk.qs, KERN_QK);
+                xd[b * nblk + i] = kern_f16_to_f32(blk.d);
                 xs[b * nblk + i] = 8.0f * xd[b * nblk + i] * (float)sum;
             }
         }
-        j.QX = qx, j.XD = xd, j.XS = xs, j.Y = Y + b0 * rows, j.n = nb;
+        j.XQ = xq, j.XD = xd, j.XS = xs, j.Y = Y + b0 * rows, j.n = nb;
         run_job(pool, &j, fn);
     }
 }

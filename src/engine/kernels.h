@@ -87,8 +87,8 @@ typedef struct kern_job {
     const void *W;                /* (rows, cols) in type's row layout */
     size_t row_bytes;             /* bytes of one W row */
     const float *X;               /* (n, cols) f32 activations: F32/F16 weights */
-    const kern_block_q8_0_t *QX;  /* (n, cols / 32) quantized activations: Q8_0/Q4_0 */
-    const float *XD;              /* (n, cols / 32) the QX scales as f32 */
+    const int8_t *XQ;             /* (n, cols) Q8_0 quants of X: Q8_0/Q4_0 weights */
+    const float *XD;              /* (n, cols / 32) their block scales (f16 values) as f32 */
     const float *XS;              /* (n, cols / 32) 8 * scale * sum of the block's quants
                                      (Q4_0: the -8 offset of the weights, applied once) */
     float *Y;                     /* (n, rows) */
@@ -98,6 +98,11 @@ typedef struct kern_job {
 /* Rows [r0, r1) of a job. */
 void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1);
 void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1);
+/* Whether kern_avx2_rows uses its AVX-512 VNNI variant for quantized weights (CPUs
+ * with AVX512BW/VL/VNNI, the default there). on = 0 selects the AVX2 code, on = 1 the
+ * VNNI code where the CPU has it, on < 0 only asks (first time: SWITCHYARD_KERNELS=avx2
+ * turns it off). Returns whether VNNI is in use. */
+int kern_avx2_use_vnni(int on);
 /* Quantizes n floats (n % 32 == 0) to Q8_0 activation blocks; the AVX2 version
  * rounds ties to even where the reference rounds them away from zero. */
 void kern_avx2_quantize_q8_0(const float *x, kern_block_q8_0_t *y, size_t n);

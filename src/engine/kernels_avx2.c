@@ -11,6 +11,7 @@
  */
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/kernels.h"
@@ -79,13 +80,14 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
     const int q4 = j->type == KERN_Q4_0;
     const size_t bs = q4 ? sizeof(kern_block_q4_0_t) : sizeof(kern_block_q8_0_t);
     const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
-    const kern_block_q8_0_t *x[TILE];
+    const int8_t *x[TILE];
     const float *xd[TILE], *xs[TILE];
     __m256 acc[TILE], corr[TILE];
     float tail_corr[TILE];
     float sc[TILE][8] __attribute__((aligned(32)));
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T; t++) {
-        x[t] = j->QX + (b0 + t) * nb;
+        x[t] = j->XQ + (b0 + t) * j->cols;
         xd[t] = j->XD + (b0 + t) * nb;
         xs[t] = j->XS + (b0 + t) * nb;
         acc[t] = corr[t] = _mm256_setzero_ps();
@@ -94,10 +96,12 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
     size_t i = 0;
     for (; i + 8 <= nb; i += 8) {
         const __m256 dw = load_d8(w + i * bs, bs);
+        _Pragma("GCC unroll 4")
         for (int t = 0; t < T; t++) {
             _mm256_store_ps(sc[t], _mm256_mul_ps(dw, _mm256_loadu_ps(xd[t] + i)));
             if (q4) corr[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(xs[t] + i), corr[t]);
         }
+        _Pragma("GCC unroll 8")
         for (int k = 0; k < 8; k++) {
             const uint8_t *qs = w + (i + k) * bs + 2;
             __m256i wv, aw;
@@ -107,8 +111,9 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
                 wv = _mm256_loadu_si256((const __m256i *)qs);
                 aw = _mm256_sign_epi8(wv, wv);
             }
+            _Pragma("GCC unroll 4")
             for (int t = 0; t < T; t++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][i + k].qs);
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[t] + (i + k) * KERN_QK));
                 if (!q4) xv = _mm256_sign_epi8(xv, wv);
                 __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xv), ones);
                 acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&sc[t][k]), acc[t]);
@@ -120,14 +125,16 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
         const float dw = h2f(ld16(w + i * bs));
         __m256i wv = q4 ? nibbles_q4_0(qs) : _mm256_loadu_si256((const __m256i *)qs);
         __m256i aw = q4 ? wv : _mm256_sign_epi8(wv, wv);
+        _Pragma("GCC unroll 4")
         for (int t = 0; t < T; t++) {
-            __m256i xv = _mm256_loadu_si256((const __m256i *)x[t][i].qs);
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x[t] + i * KERN_QK));
             if (!q4) xv = _mm256_sign_epi8(xv, wv);
             __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xv), ones);
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xd[t][i]), acc[t]);
             if (q4) tail_corr[t] += dw * xs[t][i];
         }
     }
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T; t++) {
         float v = hsum8(acc[t]);
         if (q4) v -= hsum8(corr[t]) + tail_corr[t];
@@ -135,8 +142,129 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
     }
 }
 
+/* ------------------------------------------------------ AVX-512 VNNI ---- */
+
+/* The same computation with 512-bit vectors, two blocks per vector: dpbusd does
+ * maddubs + madd in one instruction (u8 x s8 summed into int32 without saturation),
+ * the two blocks' activation quants are one contiguous 64-byte load, and the two
+ * scales are spread over the halves by one permute. Q8_0 weights: |w| times x negated
+ * where w < 0 (a masked subtract). */
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+static inline VNNI_TARGET __attribute__((always_inline)) void
+quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
+{
+    const size_t nb = j->cols / KERN_QK;
+    const int q4 = j->type == KERN_Q4_0;
+    const size_t bs = q4 ? sizeof(kern_block_q4_0_t) : sizeof(kern_block_q8_0_t);
+    const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
+    const __m512i shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    const __m512i mask = _mm512_set1_epi8(0x0f);
+    const int8_t *x[TILE];
+    const float *xd[TILE], *xs[TILE];
+    __m512 acc[TILE];
+    __m256 corr[TILE];
+    float tail[TILE];
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++) {
+        x[t] = j->XQ + (b0 + t) * j->cols;
+        xd[t] = j->XD + (b0 + t) * nb;
+        xs[t] = j->XS + (b0 + t) * nb;
+        acc[t] = _mm512_setzero_ps();
+        corr[t] = _mm256_setzero_ps();
+        tail[t] = 0.0f;
+    }
+    size_t i = 0;
+    for (; i + 8 <= nb; i += 8) {
+        const __m256 dw = load_d8(w + i * bs, bs);
+        __m512 sc[TILE];
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < T; t++) {
+            sc[t] = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(xd[t] + i)));
+            if (q4) corr[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(xs[t] + i), corr[t]);
+        }
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k += 2) {
+            const uint8_t *q0 = w + (i + k) * bs + 2, *q1 = q0 + bs;
+            __m512i wv;
+            __mmask64 neg = 0;
+            if (q4) {
+                wv = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q0))),
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q1)), 1);
+                wv = _mm512_and_si512(_mm512_srlv_epi64(wv, shift), mask);
+            } else {
+                wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q0)),
+                                        _mm256_loadu_si256((const __m256i *)q1), 1);
+                neg = _mm512_movepi8_mask(wv);
+                wv = _mm512_abs_epi8(wv);
+            }
+            const __m512i idx = _mm512_setr_epi32(k, k, k, k, k, k, k, k, k + 1, k + 1, k + 1, k + 1,
+                                                  k + 1, k + 1, k + 1, k + 1);
+            _Pragma("GCC unroll 4")
+            for (int t = 0; t < T; t++) {
+                __m512i xv = _mm512_loadu_si512((const void *)(x[t] + (i + k) * KERN_QK));
+                if (!q4) xv = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, sc[t]), acc[t]);
+            }
+        }
+    }
+    for (; i < nb; i++) { /* the last nb % 8 blocks, one at a time */
+        const uint8_t *qs = w + i * bs + 2;
+        const float dw = h2f(ld16(w + i * bs));
+        __m256i wv = q4 ? nibbles_q4_0(qs) : _mm256_loadu_si256((const __m256i *)qs);
+        __m256i aw = q4 ? wv : _mm256_sign_epi8(wv, wv);
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < T; t++) {
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x[t] + i * KERN_QK));
+            if (!q4) xv = _mm256_sign_epi8(xv, wv);
+            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, xv);
+            tail[t] += dw * xd[t][i] * hsum8(_mm256_cvtepi32_ps(p));
+            if (q4) tail[t] -= dw * xs[t][i];
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++) {
+        float v = _mm512_reduce_add_ps(acc[t]) + tail[t];
+        if (q4) v -= hsum8(corr[t]);
+        j->Y[(b0 + t) * j->rows + r] = v;
+    }
+}
+
+static VNNI_TARGET void quant_rows_vnni(const kern_job_t *j, size_t r0, size_t r1)
+{
+    for (size_t r = r0; r < r1; r++) {
+        size_t b = 0;
+        for (; b + TILE <= j->n; b += TILE) quant_row_tile_vnni(j, r, b, TILE);
+        switch (j->n - b) {
+        case 3: quant_row_tile_vnni(j, r, b, 3); break;
+        case 2: quant_row_tile_vnni(j, r, b, 2); break;
+        case 1: quant_row_tile_vnni(j, r, b, 1); break;
+        }
+    }
+}
+
+static int vnni = -1; /* -1: not decided */
+
+int kern_avx2_use_vnni(int on)
+{
+    if (vnni < 0 || on >= 0) {
+        __builtin_cpu_init();
+        int has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+        const char *e = getenv("SWITCHYARD_KERNELS"); /* "avx2": no AVX-512 */
+        vnni = has && on != 0 && !(on < 0 && e && strcmp(e, "avx2") == 0);
+    }
+    return vnni;
+}
+
 static void quant_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
+    if (kern_avx2_use_vnni(-1)) {
+        quant_rows_vnni(j, r0, r1);
+        return;
+    }
     for (size_t r = r0; r < r1; r++) {
         size_t b = 0;
         for (; b + TILE <= j->n; b += TILE) quant_row_tile(j, r, b, TILE);
@@ -169,6 +297,7 @@ static inline __attribute__((always_inline)) void float_row_tile(const kern_job_
     const size_t n = j->cols;
     const float *x[TILE];
     __m256 acc[TILE];
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T; t++) {
         x[t] = j->X + (b0 + t) * n;
         acc[t] = _mm256_setzero_ps();
@@ -176,8 +305,10 @@ static inline __attribute__((always_inline)) void float_row_tile(const kern_job_
     size_t k = 0;
     for (; k + 8 <= n; k += 8) {
         __m256 wv = load8(w, k, f16);
+        _Pragma("GCC unroll 4")
         for (int t = 0; t < T; t++) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + k), acc[t]);
     }
+    _Pragma("GCC unroll 4")
     for (int t = 0; t < T; t++) {
         float s = hsum8(acc[t]);
         for (size_t kk = k; kk < n; kk++) s += load1(w, kk, f16) * x[t][kk];

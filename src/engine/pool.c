@@ -12,6 +12,7 @@
  * asleep. Runs from different threads on one pool are serialized by a mutex.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -148,6 +149,12 @@ void kern_pool_run(kern_pool_t *p, void (*fn)(void *arg, int i, int n), void *ar
     if (p->sleeping) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     run_tasks(p);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    /* spin for the workers; yield the CPU when they are slow (a shared machine) */
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < 4096)
+            cpu_relax();
+        else
+            sched_yield();
+    }
     pthread_mutex_unlock(&p->run_lock);
 }
