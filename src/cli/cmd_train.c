@@ -69,6 +69,7 @@ static int train_classifier(const char *shared, const char *outp)
         const char *s = t.v[i].text;
         size_t len = strlen(s);
         size_t k = route_ngrams(s, len, m->seed, m->n_buckets, idx, ROUTE_NGRAM_MAX);
+        if (k > ROUTE_CLASS_NGRAMS) k = ROUTE_CLASS_NGRAMS; /* as router_features */
         route_features_t f = {0};
         route_text_t tx = {"user", s, len};
         f.n_messages = 1;

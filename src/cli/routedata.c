@@ -295,6 +295,7 @@ route_model_t *routedata_train_classifier(const routedata_texts_t *t, int hold_f
         if (e->fold == hold_fold) continue;
         size_t len = strlen(e->text);
         size_t k = route_ngrams(e->text, len, seed, n_buckets, idx, ROUTE_NGRAM_MAX);
+        if (k > ROUTE_CLASS_NGRAMS) k = ROUTE_CLASS_NGRAMS; /* as router_features */
         float *d = dense + n * ROUTE_DENSE_DIM;
         text_dense(e->text, len, d);
         uint32_t *copy = mem_dup(idx, (k ? k : 1) * sizeof *idx);

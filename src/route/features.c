@@ -58,9 +58,9 @@ uint32_t route_tokens_estimate(const char *s, size_t n)
     return (uint32_t)((ascii + 3) / 4 + cps);
 }
 
-static bool word_at(const char *s, size_t n, size_t i, const char *w)
+/* Case-insensitive match of the lowercase word w (length k) at s[i]. */
+static bool word_at(const char *s, size_t n, size_t i, const char *w, size_t k)
 {
-    size_t k = strlen(w);
     if (i + k > n) return false;
     for (size_t j = 0; j < k; j++) {
         char c = s[i + j];
@@ -75,18 +75,46 @@ static bool is_alnum(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
 }
 
+/* Marker words; the first MARK_CODE are code markers, the rest math markers. */
+#define MARK_CODE 12
+static const char *const mark_words[] = {
+    "def ", "return", "function", "#include", "import ", "class ", "public ", "const ",
+    "python", "program", "code", "=>", "solve", "calculate", "how many", "how much",
+    "equation", "sum", "percent", "compute",
+};
+#define MARK_N (sizeof mark_words / sizeof *mark_words)
+
+/* Bit w of first_mask[c] is set when marker word w starts with byte c (either
+ * case): one look-up per word start instead of a scan of the list. Keep in step
+ * with mark_words. */
+#define FM_C ((1u << 5) | (1u << 7) | (1u << 10) | (1u << 13) | (1u << 19))
+#define FM_P ((1u << 6) | (1u << 8) | (1u << 9) | (1u << 18))
+#define FM_S ((1u << 12) | (1u << 17))
+#define FM_H ((1u << 14) | (1u << 15))
+static const uint32_t first_mask[256] = {
+    ['d'] = 1u << 0, ['D'] = 1u << 0, ['r'] = 1u << 1, ['R'] = 1u << 1, ['f'] = 1u << 2,
+    ['F'] = 1u << 2, ['#'] = 1u << 3, ['i'] = 1u << 4, ['I'] = 1u << 4, ['c'] = FM_C,
+    ['C'] = FM_C,    ['p'] = FM_P,    ['P'] = FM_P,    ['='] = 1u << 11, ['s'] = FM_S,
+    ['S'] = FM_S,    ['h'] = FM_H,    ['H'] = FM_H,    ['e'] = 1u << 16, ['E'] = 1u << 16,
+};
+
+static size_t mark_len(size_t w)
+{
+    static const uint8_t len[] = {4, 6, 8, 8, 7, 6, 7, 6, 6, 7, 4, 2, 5, 9, 8, 8, 8, 3, 7, 7};
+    _Static_assert(sizeof len == MARK_N, "one length per marker word");
+    return len[w];
+}
+
 /* Markers in the text the answer responds to: one pass, counting code tokens,
  * math tokens and the script of non-ASCII codepoints. */
 static void markers(route_features_t *f, const char *s, size_t n)
 {
-    static const char *const code_words[] = {"def ",    "return",  "function", "#include",
-                                             "import ", "class ",  "public ",  "const ",
-                                             "python",  "program", "code",     "=>"};
-    static const char *const math_words[] = {"solve", "calculate", "how many", "how much",
-                                             "equation", "sum", "percent", "compute"};
-    if (n > 8192) n = 8192;
+    /* The head of the text decides; the tail is read only for the question form. */
+    size_t full = n;
+    if (n > ROUTE_NGRAM_MAX_BYTES) n = ROUTE_NGRAM_MAX_BYTES;
     unsigned code = 0, math = 0, digits = 0, ops = 0;
     unsigned scr[5] = {0};
+    bool prev_alnum = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= '0' && c <= '9') digits++;
@@ -101,16 +129,16 @@ static void markers(route_features_t *f, const char *s, size_t n)
             else if (c < 0xd0) scr[ROUTE_SCRIPT_LATIN]++;
             else scr[ROUTE_SCRIPT_OTHER]++;
         }
-        if (i == 0 || !is_alnum((unsigned char)s[i - 1])) {
-            unsigned char l = c | 0x20;
-            if (l == 'd' || l == 'r' || l == 'f' || l == '#' || l == 'i' || l == 'c' || l == 'p' ||
-                l == '=')
-                for (size_t k = 0; k < sizeof code_words / sizeof *code_words; k++)
-                    if (word_at(s, n, i, code_words[k])) code += 3;
-            if (l == 's' || l == 'c' || l == 'h' || l == 'e' || l == 'p')
-                for (size_t k = 0; k < sizeof math_words / sizeof *math_words; k++)
-                    if (word_at(s, n, i, math_words[k])) math += 3;
+        if (!prev_alnum) {
+            for (uint32_t m = first_mask[c]; m; m &= m - 1) {
+                size_t w = (size_t)__builtin_ctz(m);
+                if (word_at(s, n, i, mark_words[w], mark_len(w))) {
+                    if (w < MARK_CODE) code += 3;
+                    else math += 3;
+                }
+            }
         }
+        prev_alnum = is_alnum(c);
     }
     float len = (float)(n ? n : 1);
     f->code_score = fminf(1.0f, (float)code * 40.0f / (len + 200.0f));
@@ -123,7 +151,7 @@ static void markers(route_features_t *f, const char *s, size_t n)
 
     /* Question form: the last non-space byte is '?', or the text opens with a
      * question word. */
-    size_t e = n;
+    size_t e = full;
     while (e > 0 && (s[e - 1] == ' ' || s[e - 1] == '\n' || s[e - 1] == '\t' || s[e - 1] == '\r'))
         e--;
     size_t b = 0;
@@ -132,7 +160,7 @@ static void markers(route_features_t *f, const char *s, size_t n)
                                      "which ", "is ", "are ", "can ", "does ", "do "};
     f->question = e > 0 && s[e - 1] == '?';
     for (size_t k = 0; !f->question && k < sizeof qw / sizeof *qw; k++)
-        if (word_at(s, n, b, qw[k])) f->question = true;
+        if (word_at(s, n, b, qw[k], strlen(qw[k]))) f->question = true;
 }
 
 void route_features_text(route_features_t *f, const route_text_t *texts, size_t n_texts,
@@ -141,11 +169,13 @@ void route_features_text(route_features_t *f, const route_text_t *texts, size_t 
     size_t bytes = 0, non_ascii = 0;
     uint32_t toks = 0;
     for (size_t i = 0; i < n_texts; i++) {
-        const char *s = texts[i].text;
-        size_t n = texts[i].len;
+        const unsigned char *s = (const unsigned char *)texts[i].text;
+        size_t n = texts[i].len, hi = 0, lead = 0;
+        for (size_t j = 0; j < n; j++) hi += s[j] >= 0x80, lead += s[j] >= 0xc0;
         bytes += n;
-        for (size_t j = 0; j < n; j++) non_ascii += (unsigned char)s[j] >= 0x80;
-        toks += route_tokens_estimate(s, n) + 4; /* per-message framing */
+        non_ascii += hi;
+        /* route_tokens_estimate, from the same pass; 4 tokens of message framing */
+        toks += (uint32_t)((n - hi + 3) / 4 + lead) + 4;
     }
     f->prompt_bytes = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
     f->est_tokens_in = toks;
@@ -196,7 +226,7 @@ size_t route_ngrams(const char *text, size_t len, uint64_t seed, uint32_t n_buck
         unsigned char nc = (c == ' ' || c == '\t' || c == '\r') ? ' ' : lower(c);
         if (!(nc == ' ' && last == ' ')) {
             tri = ((tri << 8) | nc) & 0xffffff;
-            out[k++] = (uint32_t)hash_mix(cseed ^ tri) & mask;
+            if (i < ROUTE_NGRAM_CHAR_BYTES) out[k++] = (uint32_t)hash_mix(cseed ^ tri) & mask;
             last = nc;
         }
         if (c == ' ' || c == '\t' || c == '\r') {
@@ -212,7 +242,8 @@ size_t route_ngrams(const char *text, size_t len, uint64_t seed, uint32_t n_buck
                 if (j > i) {
                     unsigned char d = lower(s[j]);
                     tri = ((tri << 8) | d) & 0xffffff;
-                    if (k + 3 <= max) out[k++] = (uint32_t)hash_mix(cseed ^ tri) & mask;
+                    if (j < ROUTE_NGRAM_CHAR_BYTES && k + 3 <= max)
+                        out[k++] = (uint32_t)hash_mix(cseed ^ tri) & mask;
                     last = d;
                 }
                 j++;

@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Bumped whenever feature extraction changes (n-gram rules, caps, dense entries):
+ * model files record it, and a model trained on other features is refused. */
+#define ROUTE_FEATURES_VERSION 2
+
 /* ------------------------------------------------------------ taxonomy ---- */
 
 /* Task classes (docs/routing.md maps the training sets onto them). */
@@ -107,12 +111,18 @@ uint32_t route_tokens_estimate(const char *s, size_t n);
 
 /* Upper bound on features one text yields (longer texts are cut at
  * ROUTE_NGRAM_MAX_BYTES: the head of a prompt carries its task). */
-#define ROUTE_NGRAM_MAX_BYTES 3072
+#define ROUTE_NGRAM_MAX_BYTES 512
+/* Character trigrams come from the first bytes only: they carry the format of a
+ * prompt (its opening), and they are most of the model's cost per request. */
+#define ROUTE_NGRAM_CHAR_BYTES 256
 #define ROUTE_NGRAM_MAX (3 * ROUTE_NGRAM_MAX_BYTES + 8)
+/* The task classifier reads the first features only (they come in text order):
+ * a task shows in the opening of a prompt, and this bounds its cost. */
+#define ROUTE_CLASS_NGRAMS 384
 
 /* Hashes word unigrams and bigrams (lowercased alphanumeric runs; each punctuation
- * byte is a token of its own) and character trigrams (whitespace collapsed) of
- * text into bucket indices (hash & (n_buckets-1), n_buckets a power of two). Writes
+ * byte is a token of its own) and character trigrams (whitespace collapsed, first
+ * ROUTE_NGRAM_CHAR_BYTES) of text into bucket indices (hash & (n_buckets-1), n_buckets a power of two). Writes
  * at most max indices into out and returns how many. */
 size_t route_ngrams(const char *text, size_t len, uint64_t seed, uint32_t n_buckets, uint32_t *out,
                     size_t max);

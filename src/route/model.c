@@ -98,6 +98,13 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
         snprintf(err, errlen, "model file checksum mismatch (corrupt)");
         return NULL;
     }
+    if (rd32(p + 48) != ROUTE_FEATURES_VERSION) {
+        snprintf(err, errlen,
+                 "model trained on feature version %u, this build computes version %d: "
+                 "retrain it (switchyard train)",
+                 rd32(p + 48), ROUTE_FEATURES_VERSION);
+        return NULL;
+    }
     route_model_t *m = route_model_new((route_model_kind_t)kind, k, nb, nd, rd64(p + 24));
     m->digest = rd64(p + 32);
     m->threshold = rdf(p + 40);
@@ -138,6 +145,7 @@ int route_model_write(const route_model_t *m, buf_t *out)
     memcpy(&t, &m->threshold, 4);
     wr32(h + 40, t);
     wr32(h + 44, m->n_train);
+    wr32(h + 48, ROUTE_FEATURES_VERSION);
     int rc = buf_append(out, h, sizeof h);
     if (!rc) rc = put_floats(out, m->w_sparse, (size_t)m->n_buckets * m->n_out);
     if (!rc) rc = put_floats(out, m->w_dense, (size_t)m->n_dense * m->n_out);
@@ -155,9 +163,24 @@ void route_model_logits(const route_model_t *m, const uint32_t *idx, size_t n_id
 {
     uint32_t k = m->n_out;
     float acc[ROUTE_MODEL_MAX_OUT] = {0};
-    for (size_t i = 0; i < n_idx; i++) {
-        const float *w = m->w_sparse + (size_t)idx[i] * k;
-        for (uint32_t j = 0; j < k; j++) acc[j] += w[j];
+    /* The hot loop: fixed trip counts for the two shapes in use let the compiler
+     * unroll and vectorize the row sums. */
+    if (k == 1) {
+        float a0 = 0, a1 = 0;
+        size_t i = 0;
+        for (; i + 1 < n_idx; i += 2) a0 += m->w_sparse[idx[i]], a1 += m->w_sparse[idx[i + 1]];
+        if (i < n_idx) a0 += m->w_sparse[idx[i]];
+        acc[0] = a0 + a1;
+    } else if (k == ROUTE_TASK_COUNT) {
+        for (size_t i = 0; i < n_idx; i++) {
+            const float *w = m->w_sparse + (size_t)idx[i] * ROUTE_TASK_COUNT;
+            for (uint32_t j = 0; j < ROUTE_TASK_COUNT; j++) acc[j] += w[j];
+        }
+    } else {
+        for (size_t i = 0; i < n_idx; i++) {
+            const float *w = m->w_sparse + (size_t)idx[i] * k;
+            for (uint32_t j = 0; j < k; j++) acc[j] += w[j];
+        }
     }
     for (uint32_t j = 0; j < k; j++) out[j] = acc[j] * scale + m->bias[j];
     for (uint32_t d = 0; d < m->n_dense; d++) {

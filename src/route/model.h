@@ -17,7 +17,9 @@
  *    32     8  u64 digest of the training data (hash of every example's text and label)
  *    40     4  f32 threshold (need-of-cloud: cloud when score > threshold)
  *    44     4  u32 n_train (examples trained on)
- *    48    16  reserved (zero)
+ *    48     4  u32 feature version (ROUTE_FEATURES_VERSION: how n-grams and dense
+ *              features were computed; a model of another version is refused)
+ *    52    12  reserved (zero)
  *    64   ...  f32 w_sparse[n_buckets][K], f32 w_dense[n_dense][K], f32 bias[K]
  *   end     8  u64 hash_bytes of everything before it (seed 0): corruption check
  *

@@ -215,7 +215,8 @@ int router_features(const router_t *r, router_scratch_t *s, const route_input_t 
         if (!idx) idx = s->idx2, n_idx = route_ngrams(last->text, last->len, cls->seed,
                                                       cls->n_buckets, s->idx2, ROUTE_NGRAM_MAX);
         route_features_dense(f, dense);
-        route_model_predict(cls, idx, n_idx, dense, f->task_prob);
+        route_model_predict(cls, idx, n_idx < ROUTE_CLASS_NGRAMS ? n_idx : ROUTE_CLASS_NGRAMS,
+                            dense, f->task_prob);
         f->has_classifier = true;
         f->task = 0;
         for (int k = 1; k < ROUTE_TASK_COUNT; k++)
