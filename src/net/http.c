@@ -1180,6 +1180,10 @@ static int listen_on(const char *host, int port)
     struct sockaddr_storage ss = {0};
     socklen_t sl;
     int fam;
+    if (!strcmp(host, "localhost"))
+        host = "127.0.0.1";
+    else if (!*host || !strcmp(host, "*"))
+        host = "0.0.0.0";
     if (strchr(host, ':')) {
         struct sockaddr_in6 *a = (void *)&ss;
         a->sin6_family = AF_INET6;
