@@ -314,6 +314,127 @@ static void test_quantized(void **state)
     model_free(m);
 }
 
+/* The qwen2 path (half-split RoPE, q/k/v biases, rope_freqs) checked by equivalence:
+ * permuting each head's q and k rows so adjacent pairs become (i, i + hd/2) pairs
+ * leaves every attention score unchanged, so with zero biases and unit frequency
+ * factors the qwen2 file must reproduce the llama greedy run. */
+static void test_qwen2_equivalence(void **state)
+{
+    (void)state;
+    golden_t g;
+    char bin[600], tok[600], err[256];
+    if (read_golden(&g) || !shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
+        !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
+        skip();
+    model_t *m;
+    assert_int_equal(model_load(bin, tok, &m, err, sizeof err), 0);
+    const model_config_t *c = &m->cfg;
+    int hd = c->head_dim, dim = c->dim, kv_dim = c->n_kv_heads * hd, L = c->n_layers;
+    gguf_writer_t *w = gguf_writer_new(0);
+    gguf_writer_set_str(w, "general.architecture", "qwen2");
+    gguf_writer_set_u32(w, "qwen2.context_length", (uint32_t)c->n_ctx);
+    gguf_writer_set_u32(w, "qwen2.embedding_length", (uint32_t)dim);
+    gguf_writer_set_u32(w, "qwen2.feed_forward_length", (uint32_t)c->hidden_dim);
+    gguf_writer_set_u32(w, "qwen2.block_count", (uint32_t)L);
+    gguf_writer_set_u32(w, "qwen2.attention.head_count", (uint32_t)c->n_heads);
+    gguf_writer_set_u32(w, "qwen2.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    gguf_writer_set_f32(w, "qwen2.attention.layer_norm_rms_epsilon", c->norm_eps);
+    int nv = c->n_vocab;
+    const char **pieces = malloc((size_t)nv * sizeof *pieces);
+    float *scores = malloc((size_t)nv * sizeof *scores);
+    int32_t *types = malloc((size_t)nv * sizeof *types);
+    for (int i = 0; i < nv; i++) {
+        pieces[i] = tokenizer_piece(m->tok, i);
+        scores[i] = tokenizer_score(m->tok, i);
+        types[i] = tokenizer_type(m->tok, i);
+    }
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, (size_t)nv);
+    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_F32, scores, (size_t)nv);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_TYPE_I32, types, (size_t)nv);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    /* permuted q/k copies, zero biases, unit frequency factors */
+    float *perm = malloc((size_t)L * 2 * dim * dim * sizeof(float));
+    float *zeros = calloc((size_t)dim, sizeof(float));
+    float *ones = malloc((size_t)hd / 2 * sizeof(float));
+    for (int i = 0; i < hd / 2; i++)
+        ones[i] = 1.0f;
+    char nm[64];
+    uint64_t ne_e[2] = {(uint64_t)dim, (uint64_t)nv}, ne_v[1] = {(uint64_t)dim};
+    assert_int_equal(gguf_writer_add_tensor(w, "token_embd.weight", KERN_F32, 2, ne_e,
+                                            m->tok_embd.data, sizeof(float) * dim * nv),
+                     0);
+    for (int l = 0; l < L; l++) {
+        const model_layer_t *ly = &m->layers[l];
+        const model_tensor_t *src[2] = {&ly->wq, &ly->wk};
+        for (int t = 0; t < 2; t++) {
+            float *dst = perm + ((size_t)l * 2 + t) * dim * dim;
+            const float *sw = src[t]->data;
+            for (int r = 0; r < src[t]->rows; r++) {
+                int h = r / hd, j = r % hd;
+                int nr = h * hd + (j % 2 ? hd / 2 + j / 2 : j / 2);
+                memcpy(dst + (size_t)nr * dim, sw + (size_t)r * dim, sizeof(float) * dim);
+            }
+        }
+        struct {
+            const char *name;
+            const void *data;
+            int rows, cols;
+        } ts[] = {
+            {"attn_q.weight", perm + (size_t)l * 2 * dim * dim, dim, dim},
+            {"attn_k.weight", perm + ((size_t)l * 2 + 1) * dim * dim, kv_dim, dim},
+            {"attn_v.weight", ly->wv.data, kv_dim, dim},
+            {"attn_output.weight", ly->wo.data, dim, dim},
+            {"ffn_gate.weight", ly->w_gate.data, c->hidden_dim, dim},
+            {"ffn_down.weight", ly->w_down.data, dim, c->hidden_dim},
+            {"ffn_up.weight", ly->w_up.data, c->hidden_dim, dim},
+            {"attn_norm.weight", ly->attn_norm, 1, dim},
+            {"ffn_norm.weight", ly->ffn_norm, 1, dim},
+            {"attn_q.bias", zeros, 1, dim},
+            {"attn_k.bias", zeros, 1, kv_dim},
+            {"attn_v.bias", zeros, 1, kv_dim},
+        };
+        for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) {
+            snprintf(nm, sizeof nm, "blk.%d.%s", l, ts[i].name);
+            uint64_t ne[2] = {(uint64_t)ts[i].cols, (uint64_t)ts[i].rows};
+            assert_int_equal(gguf_writer_add_tensor(w, nm, KERN_F32, ts[i].rows == 1 ? 1 : 2, ne,
+                                                    ts[i].data,
+                                                    sizeof(float) * ts[i].rows * ts[i].cols),
+                             0);
+        }
+    }
+    assert_int_equal(gguf_writer_add_tensor(w, "output_norm.weight", KERN_F32, 1, ne_v, m->out_norm,
+                                            sizeof(float) * dim),
+                     0);
+    uint64_t ne_f[1] = {(uint64_t)hd / 2};
+    assert_int_equal(gguf_writer_add_tensor(w, "rope_freqs.weight", KERN_F32, 1, ne_f, ones,
+                                            sizeof(float) * hd / 2),
+                     0);
+    char path[] = "/tmp/sy_qwen_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    assert_int_equal(gguf_writer_write(w, path), 0);
+    gguf_writer_free(w);
+    model_t *q;
+    int rc = model_load(path, NULL, &q, err, sizeof err);
+    if (rc) fail_msg("load qwen2: %s", err);
+    assert_true(q->cfg.rope_neox);
+    assert_non_null(q->layers[0].bq);
+    assert_non_null(q->rope_freqs);
+    float *first = malloc((size_t)nv * sizeof(float));
+    check_greedy(q, &g, first);
+    model_free(q);
+    unlink(path);
+    free(first);
+    free(perm);
+    free(zeros);
+    free(ones);
+    free(pieces);
+    free(scores);
+    free(types);
+    model_free(m);
+}
+
 int main(void)
 {
     const char *e = getenv("SY_SHARED");
@@ -324,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_tiny_random_gguf),
         cmocka_unit_test(test_llama2c_truncated),
         cmocka_unit_test(test_quantized),
+        cmocka_unit_test(test_qwen2_equivalence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

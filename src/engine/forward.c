@@ -46,8 +46,11 @@ forward_state_t *forward_state_new(const model_t *m, int n_ctx, int max_batch, k
     s->hb2 = mem_alloc(B * (size_t)c->hidden_dim * sizeof(float));
     s->logits = mem_alloc(B * (size_t)c->n_vocab * sizeof(float));
     s->inv_freq = mem_alloc((size_t)(c->rope_dim / 2 + 1) * sizeof(float));
-    for (int i = 0; i < c->rope_dim / 2; i++)
+    for (int i = 0; i < c->rope_dim / 2; i++) {
         s->inv_freq[i] = 1.0f / powf(c->rope_base, (float)(2 * i) / (float)c->rope_dim);
+        if (m->rope_freqs) /* Llama-3.1 long-context scaling */
+            s->inv_freq[i] /= m->rope_freqs[i];
+    }
     size_t cache = (size_t)c->n_layers * (size_t)s->n_ctx * kv_dim;
     s->key_cache = mem_calloc(cache, sizeof(float));
     s->value_cache = mem_calloc(cache, sizeof(float));
@@ -87,8 +90,9 @@ static void project(const forward_state_t *s, const model_tensor_t *w, const flo
         kern_matmul(s->pool, w->type, w->data, X, Y, (size_t)n, (size_t)w->rows, (size_t)w->cols);
 }
 
-/* Rotates adjacent pairs (v[2i], v[2i+1]) of each head by pos * inv_freq[i], for the
- * first rope_dim dimensions of each head (llama.cpp's "normal" RoPE, llama2.c's). */
+/* Rotates pairs of each head's first rope_dim dimensions by pos * inv_freq[i]: adjacent
+ * pairs (v[2i], v[2i+1]) as llama2.c and llama.cpp's llama architecture do, or with
+ * rope_neox the pairs (v[i], v[i + rope_dim/2]) (qwen2). */
 static void rope(const forward_state_t *s, float *v, int n_heads, int pos)
 {
     const model_config_t *c = &s->m->cfg;
@@ -96,12 +100,22 @@ static void rope(const forward_state_t *s, float *v, int n_heads, int pos)
         float a = (float)pos * s->inv_freq[i];
         float cs = cosf(a), sn = sinf(a);
         for (int h = 0; h < n_heads; h++) {
-            float *p = v + (size_t)h * c->head_dim + 2 * i;
-            float x0 = p[0], x1 = p[1];
-            p[0] = x0 * cs - x1 * sn;
-            p[1] = x0 * sn + x1 * cs;
+            float *p = v + (size_t)h * c->head_dim;
+            float *pa = c->rope_neox ? p + i : p + 2 * i;
+            float *pb = c->rope_neox ? p + i + c->rope_dim / 2 : p + 2 * i + 1;
+            float x0 = *pa, x1 = *pb;
+            *pa = x0 * cs - x1 * sn;
+            *pb = x0 * sn + x1 * cs;
         }
     }
+}
+
+/* y[b, i] += bias[i] for n rows of width w. */
+static void add_bias(float *y, const float *bias, int n, int w)
+{
+    for (int b = 0; b < n; b++)
+        for (int i = 0; i < w; i++)
+            y[(size_t)b * w + i] += bias[i];
 }
 
 /* One attention task: token b of the batch (at position pos0 + b), query head h,
@@ -189,6 +203,9 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
         project(s, &L->wq, s->xb, s->q, n);
         project(s, &L->wk, s->xb, s->k, n);
         project(s, &L->wv, s->xb, s->v, n);
+        if (L->bq) add_bias(s->q, L->bq, n, q_dim);
+        if (L->bk) add_bias(s->k, L->bk, n, kv_dim);
+        if (L->bv) add_bias(s->v, L->bv, n, kv_dim);
         for (int b = 0; b < n; b++) {
             rope(s, s->q + (size_t)b * q_dim, c->n_heads, pos + b);
             rope(s, s->k + (size_t)b * kv_dim, c->n_kv_heads, pos + b);

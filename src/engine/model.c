@@ -144,30 +144,40 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
         rc = failf(err, errlen, SY_ECORRUPT, "%s: no general.architecture", path);
         goto fail;
     }
-    if (alen != 5 || memcmp(arch, "llama", 5)) {
-        rc = failf(err, errlen, SY_EUNSUPPORTED, "%s: architecture '%.*s' is not supported (llama)",
-                   path, (int)alen, arch);
+    char ar[16];
+    if (alen == 5 && (!memcmp(arch, "llama", 5) || !memcmp(arch, "qwen2", 5))) {
+        memcpy(ar, arch, 5);
+        ar[5] = 0;
+    } else {
+        rc = failf(err, errlen, SY_EUNSUPPORTED,
+                   "%s: architecture '%.*s' is not supported (llama, qwen2)", path,
+                   (int)(alen < 64 ? alen : 64), arch);
         goto fail;
     }
+    bool qwen = !strcmp(ar, "qwen2");
     model_config_t *c = &m->cfg;
     const char *keys[] = {"embedding_length", "feed_forward_length", "block_count",
                           "attention.head_count", "context_length"};
     int *dst[] = {&c->dim, &c->hidden_dim, &c->n_layers, &c->n_heads, &c->n_ctx};
     for (size_t i = 0; i < 5; i++)
-        if (arch_u32(g, "llama", keys[i], dst[i], true)) {
-            rc = failf(err, errlen, SY_ECORRUPT, "%s: llama.%s is missing or invalid", path,
+        if (arch_u32(g, ar, keys[i], dst[i], true)) {
+            rc = failf(err, errlen, SY_ECORRUPT, "%s: %s.%s is missing or invalid", path, ar,
                        keys[i]);
             goto fail;
         }
     c->n_kv_heads = c->n_heads;
-    arch_u32(g, "llama", "attention.head_count_kv", &c->n_kv_heads, false);
+    arch_u32(g, ar, "attention.head_count_kv", &c->n_kv_heads, false);
     c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
     c->rope_dim = c->head_dim;
-    arch_u32(g, "llama", "rope.dimension_count", &c->rope_dim, false);
+    arch_u32(g, ar, "rope.dimension_count", &c->rope_dim, false);
+    char key[96];
     c->rope_base = 10000.0f;
-    gguf_get_f32(g, "llama.rope.freq_base", &c->rope_base);
+    snprintf(key, sizeof key, "%s.rope.freq_base", ar);
+    gguf_get_f32(g, key, &c->rope_base);
     c->norm_eps = 1e-5f;
-    gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &c->norm_eps);
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", ar);
+    gguf_get_f32(g, key, &c->norm_eps);
+    c->rope_neox = qwen;
 
     rc = tokenizer_from_gguf(g, &m->tok, err, errlen);
     if (rc) goto fail;
@@ -182,7 +192,11 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
     }
 
     int dim = c->dim, kv_dim = c->n_kv_heads * c->head_dim, hid = c->hidden_dim;
-    m->owned = mem_alloc((size_t)(2 * c->n_layers + 1) * (size_t)dim * sizeof(float));
+    /* f32 copies where the file stores vectors otherwise: two norms per layer and the
+     * output norm first, then q/k/v biases and RoPE frequency factors. */
+    size_t spare_n = 3 * (size_t)dim * (size_t)c->n_layers + (size_t)c->rope_dim;
+    m->owned = mem_alloc(((size_t)(2 * c->n_layers + 1) * (size_t)dim + spare_n) * sizeof(float));
+    float *spare = m->owned + (size_t)(2 * c->n_layers + 1) * dim;
     m->layers = mem_calloc((size_t)c->n_layers, sizeof *m->layers);
     if ((rc =
              gguf_matrix(g, "token_embd.weight", c->n_vocab, dim, &m->tok_embd, path, err, errlen)))
@@ -209,9 +223,23 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
         if ((rc = gguf_vector(g, nm, dim, m->owned + (size_t)(2 * l + 1) * dim, &L->ffn_norm, path,
                               err, errlen)))
             goto fail;
+        if (qwen) {
+            const char *bn[3] = {"attn_q", "attn_k", "attn_v"};
+            const float **bd[3] = {&L->bq, &L->bk, &L->bv};
+            int bl[3] = {dim, kv_dim, kv_dim};
+            for (int i = 0; i < 3; i++) {
+                snprintf(nm, sizeof nm, "blk.%d.%s.bias", l, bn[i]);
+                if ((rc = gguf_vector(g, nm, bl[i], spare, bd[i], path, err, errlen))) goto fail;
+                spare += bl[i];
+            }
+        }
     }
     if ((rc = gguf_vector(g, "output_norm.weight", dim, m->owned + (size_t)(2 * c->n_layers) * dim,
                           &m->out_norm, path, err, errlen)))
+        goto fail;
+    if (gguf_find_tensor(g, "rope_freqs.weight") &&
+        (rc = gguf_vector(g, "rope_freqs.weight", c->rope_dim / 2, spare, &m->rope_freqs, path, err,
+                          errlen)))
         goto fail;
     if (gguf_find_tensor(g, "output.weight")) {
         if ((rc = gguf_matrix(g, "output.weight", c->n_vocab, dim, &m->output, path, err, errlen)))

@@ -1,7 +1,8 @@
 /* model.h — a Llama-family model in memory: configuration, weights and tokenizer.
  *
  * Two sources go through the same struct:
- *   - GGUF (general.architecture "llama"): llama.cpp's tensor names, token_embd.weight,
+ *   - GGUF (general.architecture "llama", or "qwen2": llama plus q/k/v biases and
+ *     half-split RoPE): llama.cpp's tensor names, token_embd.weight,
  *     blk.N.{attn_norm,attn_q,attn_k,attn_v,attn_output,ffn_norm,ffn_gate,ffn_down,
  *     ffn_up}.weight, output_norm.weight, output.weight (absent: tied to the
  *     embedding); weights F32, F16, Q8_0 or Q4_0.
@@ -41,6 +42,7 @@ typedef struct model_config {
     int rope_dim;    /* dimensions rotated per head (head_dim unless the file says) */
     float rope_base; /* RoPE theta */
     float norm_eps;  /* RMSNorm epsilon */
+    bool rope_neox;  /* rotate (i, i + rope_dim/2) pairs (qwen2), not adjacent ones */
 } model_config_t;
 
 typedef struct model_layer {
@@ -49,6 +51,9 @@ typedef struct model_layer {
     model_tensor_t wk;      /* (n_kv_heads * head_dim, dim) */
     model_tensor_t wv;      /* (n_kv_heads * head_dim, dim) */
     model_tensor_t wo;      /* (dim, n_heads * head_dim) */
+    const float *bq;        /* (n_heads * head_dim) or NULL: qwen2's projection biases */
+    const float *bk;        /* (n_kv_heads * head_dim) or NULL */
+    const float *bv;        /* (n_kv_heads * head_dim) or NULL */
     const float *ffn_norm;  /* (dim) */
     model_tensor_t w_gate;  /* (hidden_dim, dim) */
     model_tensor_t w_down;  /* (dim, hidden_dim) */
@@ -61,6 +66,7 @@ typedef struct model {
     model_layer_t *layers;   /* (n_layers), owned */
     const float *out_norm;   /* (dim) */
     model_tensor_t output;   /* (n_vocab, dim); the embedding when tied */
+    const float *rope_freqs; /* (rope_dim / 2) frequency divisors (Llama-3.1+), or NULL */
     bool tied_output;
     tokenizer_t *tok;        /* owned */
     char *chat_template;     /* owned copy of tokenizer.chat_template, or NULL */

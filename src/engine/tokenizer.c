@@ -240,7 +240,6 @@ int tokenizer_from_gguf(const gguf_t *g, tokenizer_t **out, char *err, size_t er
     if (!gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &b)) t->add_bos = b;
     t->add_space_prefix = kind == TOKENIZER_SPM;
     if (!gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &b)) t->add_space_prefix = b;
-    if (kind == TOKENIZER_SPM && t->unk < 0) t->unk = tokenizer_find(t, "<unk>", 5) >= 0 ? 0 : -1;
 
     if (kind == TOKENIZER_BPE) {
         init_byte_alphabet(t);
@@ -282,6 +281,7 @@ int tokenizer_from_gguf(const gguf_t *g, tokenizer_t **out, char *err, size_t er
         }
     }
     finish_vocab(t);
+    if (kind == TOKENIZER_SPM && t->unk < 0) t->unk = tokenizer_find(t, "<unk>", 5);
     *out = t;
     return 0;
 }
