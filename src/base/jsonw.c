@@ -155,18 +155,11 @@ void jsonw_double(jsonw_t *w, double v)
         jsonw_null(w);
         return;
     }
+    /* 15 significant digits are exact for most values people write ("0.1"); when
+     * they do not round-trip, 17 always do. One or two formats, never a search. */
     char tmp[40];
-    int n = snprintf(tmp, sizeof tmp, "%.17g", v);
-    /* Prefer the shortest form that round-trips. */
-    for (int p = 6; p < 17; p++) {
-        char t2[40];
-        int m = snprintf(t2, sizeof t2, "%.*g", p, v);
-        if (strtod(t2, NULL) == v) {
-            memcpy(tmp, t2, (size_t)m + 1);
-            n = m;
-            break;
-        }
-    }
+    int n = snprintf(tmp, sizeof tmp, "%.15g", v);
+    if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.17g", v);
     sep(w);
     put(w, tmp, (size_t)n);
 }
