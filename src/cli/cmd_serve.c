@@ -9,6 +9,7 @@
 #include "api/server.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "net/upstream.h"
 #include "cli/cli.h"
 
 static api_app_t *g_app;
@@ -113,6 +114,7 @@ int cmd_serve(int argc, char **argv)
     int rc = api_app_run(app);
     g_app = NULL;
     api_app_free(app);
+    upstream_global_cleanup();
     log_info("switchyard stopped");
     config_deinit(&cfg);
     log_thread_cleanup();
