@@ -352,6 +352,8 @@ static void test_kernels_awkward_shapes(void **state)
     check_shape(KERN_F32, 5, 37, 3, simd);
     check_shape(KERN_F16, 9, 13, 1, simd);
     check_shape(KERN_Q4_0, 7, 32 * 11, 6, simd);
+    check_shape(KERN_Q4_0, 5, 32 * 9, 19, simd); /* two full VNNI tiles of 8 tokens and a tail */
+    check_shape(KERN_Q8_0, 3, 32 * 8, 16, simd);
     check_shape(KERN_Q8_0, 7, 32 * 19, 3, simd);
 }
 
@@ -383,19 +385,19 @@ static void test_threads_identical(void **state)
     (void)state;
     for (size_t ti = 0; ti < 4; ti++) {
         mm_case_t c;
-        case_init(&c, types[ti], 203, 256, 5);
+        case_init(&c, types[ti], 203, 512, 5); /* 203 x 512: above the size run inline */
         float *y1 = malloc(5 * 203 * sizeof(float)), *y2 = malloc(5 * 203 * sizeof(float));
-        kern_matmul(NULL, c.t, c.W, c.X, y1, 5, 203, 256);
+        kern_matmul(NULL, c.t, c.W, c.X, y1, 5, 203, 512);
         for (int nt = 1; nt <= 3; nt++) {
             kern_pool_t *p = kern_pool_new(nt);
             assert_int_equal(kern_pool_size(p), nt);
             memset(y2, 0, 5 * 203 * sizeof(float));
-            kern_matmul(p, c.t, c.W, c.X, y2, 5, 203, 256);
+            kern_matmul(p, c.t, c.W, c.X, y2, 5, 203, 512);
             assert_memory_equal(y1, y2, 5 * 203 * sizeof(float));
-            kern_matvec(p, c.t, c.W, c.X, y2, 203, 256);
-            kern_matvec(NULL, c.t, c.W, c.X, y1, 203, 256);
+            kern_matvec(p, c.t, c.W, c.X, y2, 203, 512);
+            kern_matvec(NULL, c.t, c.W, c.X, y1, 203, 512);
             assert_memory_equal(y1, y2, 203 * sizeof(float));
-            kern_matmul(NULL, c.t, c.W, c.X, y1, 5, 203, 256);
+            kern_matmul(NULL, c.t, c.W, c.X, y1, 5, 203, 512);
             kern_pool_free(p);
         }
         free(y1), free(y2);

@@ -252,8 +252,8 @@ void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
 
 typedef void (*rows_fn_t)(const kern_job_t *j, size_t r0, size_t r1);
 
-static int force_scalar = -1;     /* -1: not decided yet */
-static int cpu_has_avx2 = -1;
+static _Atomic int force_scalar = -1; /* -1: not decided yet; atomic: any thread may decide */
+static _Atomic int cpu_has_avx2 = -1;
 
 static int detect_avx2(void)
 {
@@ -346,11 +346,12 @@ static void matmul_task_run(void *arg, int i, int n)
 }
 
 /* Splits rows across the pool: one contiguous range per thread (rounded to 8 rows),
- * so each thread streams its own part of W once. */
+ * so each thread streams its own part of W once. Small jobs run on the caller. */
 static void run_job(kern_pool_t *pool, const kern_job_t *j, rows_fn_t fn)
 {
     int nt = pool ? kern_pool_size(pool) : 1;
-    if (nt <= 1 || j->rows < 16) {
+    /* below ~64K multiply-adds the hand-off to other threads costs more than it saves */
+    if (nt <= 1 || j->rows < 16 || j->rows * j->cols * j->n < ((size_t)1 << 16)) {
         fn(j, 0, j->rows);
         return;
     }

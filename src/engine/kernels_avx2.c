@@ -16,7 +16,8 @@
 
 #include "engine/kernels.h"
 
-#define TILE 4 /* tokens per pass over a weight row */
+#define TILE 4      /* tokens per pass over a weight row (AVX2: 16 registers) */
+#define TILE_VNNI 8 /* the same with AVX-512's 32 registers */
 
 static inline float hsum8(__m256 v)
 {
@@ -160,12 +161,12 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
     const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
     const __m512i shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
     const __m512i mask = _mm512_set1_epi8(0x0f);
-    const int8_t *x[TILE];
-    const float *xd[TILE], *xs[TILE];
-    __m512 acc[TILE];
-    __m256 corr[TILE];
-    float tail[TILE];
-    _Pragma("GCC unroll 4")
+    const int8_t *x[TILE_VNNI];
+    const float *xd[TILE_VNNI], *xs[TILE_VNNI];
+    __m512 acc[TILE_VNNI];
+    __m256 corr[TILE_VNNI];
+    float tail[TILE_VNNI];
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < T; t++) {
         x[t] = j->XQ + (b0 + t) * j->cols;
         xd[t] = j->XD + (b0 + t) * nb;
@@ -177,8 +178,8 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
     size_t i = 0;
     for (; i + 8 <= nb; i += 8) {
         const __m256 dw = load_d8(w + i * bs, bs);
-        __m512 sc[TILE];
-        _Pragma("GCC unroll 4")
+        __m512 sc[TILE_VNNI];
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < T; t++) {
             sc[t] = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(xd[t] + i)));
             if (q4) corr[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(xs[t] + i), corr[t]);
@@ -201,7 +202,7 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
             }
             const __m512i idx = _mm512_setr_epi32(k, k, k, k, k, k, k, k, k + 1, k + 1, k + 1, k + 1,
                                                   k + 1, k + 1, k + 1, k + 1);
-            _Pragma("GCC unroll 4")
+            _Pragma("GCC unroll 8")
             for (int t = 0; t < T; t++) {
                 __m512i xv = _mm512_loadu_si512((const void *)(x[t] + (i + k) * KERN_QK));
                 if (!q4) xv = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
@@ -215,7 +216,7 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
         const float dw = h2f(ld16(w + i * bs));
         __m256i wv = q4 ? nibbles_q4_0(qs) : _mm256_loadu_si256((const __m256i *)qs);
         __m256i aw = q4 ? wv : _mm256_sign_epi8(wv, wv);
-        _Pragma("GCC unroll 4")
+        _Pragma("GCC unroll 8")
         for (int t = 0; t < T; t++) {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(x[t] + i * KERN_QK));
             if (!q4) xv = _mm256_sign_epi8(xv, wv);
@@ -224,7 +225,7 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
             if (q4) tail[t] -= dw * xs[t][i];
         }
     }
-    _Pragma("GCC unroll 4")
+    _Pragma("GCC unroll 8")
     for (int t = 0; t < T; t++) {
         float v = _mm512_reduce_add_ps(acc[t]) + tail[t];
         if (q4) v -= hsum8(corr[t]);
@@ -236,8 +237,12 @@ static VNNI_TARGET void quant_rows_vnni(const kern_job_t *j, size_t r0, size_t r
 {
     for (size_t r = r0; r < r1; r++) {
         size_t b = 0;
-        for (; b + TILE <= j->n; b += TILE) quant_row_tile_vnni(j, r, b, TILE);
+        for (; b + TILE_VNNI <= j->n; b += TILE_VNNI) quant_row_tile_vnni(j, r, b, TILE_VNNI);
         switch (j->n - b) {
+        case 7: quant_row_tile_vnni(j, r, b, 7); break;
+        case 6: quant_row_tile_vnni(j, r, b, 6); break;
+        case 5: quant_row_tile_vnni(j, r, b, 5); break;
+        case 4: quant_row_tile_vnni(j, r, b, 4); break;
         case 3: quant_row_tile_vnni(j, r, b, 3); break;
         case 2: quant_row_tile_vnni(j, r, b, 2); break;
         case 1: quant_row_tile_vnni(j, r, b, 1); break;
@@ -245,7 +250,7 @@ static VNNI_TARGET void quant_rows_vnni(const kern_job_t *j, size_t r0, size_t r
     }
 }
 
-static int vnni = -1; /* -1: not decided */
+static _Atomic int vnni = -1; /* -1: not decided; atomic: the first matmul of any thread decides */
 
 int kern_avx2_use_vnni(int on)
 {
