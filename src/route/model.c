@@ -234,6 +234,8 @@ void route_model_train(route_model_t *m, const route_example_t *ex, size_t n,
     uint64_t rs = o->seed;
     size_t t = 0;
     float p[ROUTE_MODEL_MAX_OUT], g[ROUTE_MODEL_MAX_OUT];
+    size_t ns = (size_t)m->n_buckets * k, nd = (size_t)m->n_dense * k;
+    float *avg = o->average ? mem_calloc(ns + nd + k, sizeof *avg) : NULL;
     for (uint32_t ep = 0; ep < o->epochs; ep++) {
         for (size_t i = n; i > 1; i--) {
             size_t j = rng_next(&rs) % i;
@@ -262,7 +264,19 @@ void route_model_train(route_model_t *m, const route_example_t *ex, size_t n,
             }
             for (uint32_t j = 0; j < k; j++) m->bias[j] -= g[j];
         }
+        if (avg) {
+            for (size_t i = 0; i < ns; i++) avg[i] += m->w_sparse[i];
+            for (size_t i = 0; i < nd; i++) avg[ns + i] += m->w_dense[i];
+            for (size_t i = 0; i < k; i++) avg[ns + nd + i] += m->bias[i];
+        }
     }
+    if (avg && o->epochs) {
+        float inv = 1.0f / (float)o->epochs;
+        for (size_t i = 0; i < ns; i++) m->w_sparse[i] = avg[i] * inv;
+        for (size_t i = 0; i < nd; i++) m->w_dense[i] = avg[ns + i] * inv;
+        for (size_t i = 0; i < k; i++) m->bias[i] = avg[ns + nd + i] * inv;
+    }
+    mem_free(avg);
     m->n_train = (uint32_t)n;
     mem_free(order);
 }

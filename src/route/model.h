@@ -93,6 +93,7 @@ typedef struct route_train_opts {
     float lr;     /* initial step, decays as lr / (1 + t/n) */
     float l2;     /* weight decay per step */
     uint64_t seed; /* shuffle order */
+    bool average;  /* return the mean of the weights after each epoch (lower variance) */
 } route_train_opts_t;
 
 /* Stochastic gradient descent on the log loss over ex[0..n). Deterministic for a
