@@ -256,6 +256,7 @@ static void x_email(scan_ctx_t *c, size_t to)
 
 static void x_house_number(scan_ctx_t *c, size_t st, size_t en);
 static void x_iban(scan_ctx_t *c, size_t st);
+static int month_len(const scan_ctx_t *c, size_t i);
 
 static bool is_num_sep(unsigned char ch)
 {
@@ -735,20 +736,65 @@ static bool word_in(const char *s, size_t n, const char *const *list, bool whole
  * "<Word ending in -katu/-strasse...> <number>" backward. */
 static void x_house_number(scan_ctx_t *c, size_t st, size_t en)
 {
+    /* Unit or box before the number: "Apt. 595", "Suite 501", "PSC 0413, Box 8144",
+     * "APO AA 42323". */
+    static const char *const unit_words[] = {"apt", "apartment", "suite", "ste", "unit", "room",
+                                             "floor", "fl", "box", "psc", "postbox", NULL};
+    size_t b = st;
+    while (b > 0 && (at(c, b - 1) == ' ' || at(c, b - 1) == '#') && st - b < 3) b--;
+    if (b > 0 && at(c, b - 1) == '.') b--;
+    size_t we = b;
+    while (b > 0 && is_alpha(at(c, b - 1))) b--;
+    if (we > b && b < st && (b == 0 || !is_alnum(at(c, b - 1)))) {
+        if (word_in(c->t + b, we - b, unit_words, true)) {
+            cand_add(c, PII_STREET_ADDRESS, 0.6f, b, en);
+            return;
+        }
+        /* military: (APO|FPO|DPO) (AA|AE|AP) 12345 */
+        if (we - b == 2 && b >= 4 && at(c, b - 1) == ' ' && en - st == 5) {
+            size_t m = b - 4;
+            char x = (char)fold(at(c, m));
+            if ((x == 'a' || x == 'f' || x == 'd') && fold(at(c, m + 1)) == 'p' && fold(at(c, m + 2)) == 'o' &&
+                (m == 0 || !is_alnum(at(c, m - 1)))) {
+                cand_add(c, PII_STREET_ADDRESS, 0.7f, m, en);
+                return;
+            }
+        }
+    }
     size_t k = en;
     for (int w = 0; w < 6 && at(c, k) == ' '; w++) {
         size_t ws = ++k;
-        while (k < c->len && (is_alpha(at(c, k)) || at(c, k) >= 0x80 || at(c, k) == '\'' || at(c, k) == '-')) k++;
-        if (k == ws) break;
-        if (w > 0 && word_in(c->t + ws, k - ws, street_sfx, true)) {
-            x_address(c, k);
+        while (k < c->len && (is_alpha(at(c, k)) || at(c, k) >= 0x80 || at(c, k) == '\'' || at(c, k) == '-' ||
+                              (at(c, k) == '.' && k > ws)))
+            k++;
+        if (k == ws) {
+            /* "<number> <name words> <number>": building and street number around a
+             * street name ("28245 Puruntie 82", "3482 Via Franscini 71"). */
+            size_t d = k;
+            while (is_digit(at(c, k)) && k - d < 6) k++;
+            if (w >= 1 && w <= 3 && k - d >= 1 && k - d <= 4 && !is_alnum(at(c, k)) && at(c, k) != '%' &&
+                at(c, k) != ':' && !(at(c, k) == '.' && is_digit(at(c, k + 1)))) {
+                unsigned char w0 = at(c, en + 1);
+                bool named = is_upper(w0) || w0 >= 0x80 || en - st >= 4;
+                size_t w0e = en + 1;
+                while (w0e < c->len && at(c, w0e) != ' ') w0e++;
+                uint8_t fl = pii_names_lookup(&c->s->names, c->t + en + 1, w0e - en - 1);
+                if (named && !(fl & PII_NAME_STOP) && !month_len(c, en + 1) && w0e - en - 1 >= 3)
+                    cand_add(c, PII_STREET_ADDRESS, 0.65f, st, k);
+            }
+            break;
+        }
+        size_t we2 = k;
+        while (we2 > ws && at(c, we2 - 1) == '.') we2--;
+        if (w > 0 && word_in(c->t + ws, we2 - ws, street_sfx, true)) {
+            x_address(c, we2);
             return;
         }
     }
     if (st >= 2 && at(c, st - 1) == ' ') {
-        size_t e = st - 1, b = e;
-        while (b > 0 && (is_alpha(at(c, b - 1)) || at(c, b - 1) >= 0x80 || at(c, b - 1) == '-')) b--;
-        if (e - b >= 5 && word_in(c->t + b, e - b, street_eu, false)) x_address_eu(c, en);
+        size_t e = st - 1, b2 = e;
+        while (b2 > 0 && (is_alpha(at(c, b2 - 1)) || at(c, b2 - 1) >= 0x80 || at(c, b2 - 1) == '-')) b2--;
+        if (e - b2 >= 5 && word_in(c->t + b2, e - b2, street_eu, false)) x_address_eu(c, en);
     }
 }
 
