@@ -341,14 +341,61 @@ static inline __attribute__((always_inline)) void float_row_1(const kern_job_t *
     j->Y[r] = s;
 }
 
+/* Rows r and r+1 against tokens b0 .. b0+T-1: each activation load feeds two FMAs and
+ * each weight load T, so the loop is bound by FMAs rather than loads. */
+static inline __attribute__((always_inline)) void float_row2_tile(const kern_job_t *j, size_t r,
+                                                                  size_t b0, int T, int f16)
+{
+    const void *w0 = (const char *)j->W + r * j->row_bytes;
+    const void *w1 = (const char *)w0 + j->row_bytes;
+    const size_t n = j->cols;
+    const float *x[TILE];
+    __m256 a0[TILE], a1[TILE];
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++) {
+        x[t] = j->X + (b0 + t) * n;
+        a0[t] = a1[t] = _mm256_setzero_ps();
+    }
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v0 = load8(w0, k, f16), v1 = load8(w1, k, f16);
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < T; t++) {
+            __m256 xv = _mm256_loadu_ps(x[t] + k);
+            a0[t] = _mm256_fmadd_ps(v0, xv, a0[t]);
+            a1[t] = _mm256_fmadd_ps(v1, xv, a1[t]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < T; t++) {
+        float s0 = hsum8(a0[t]), s1 = hsum8(a1[t]);
+        for (size_t kk = k; kk < n; kk++) {
+            s0 += load1(w0, kk, f16) * x[t][kk];
+            s1 += load1(w1, kk, f16) * x[t][kk];
+        }
+        j->Y[(b0 + t) * j->rows + r] = s0;
+        j->Y[(b0 + t) * j->rows + r + 1] = s1;
+    }
+}
+
 static inline __attribute__((always_inline)) void float_rows(const kern_job_t *j, size_t r0,
                                                              size_t r1, int f16)
 {
-    for (size_t r = r0; r < r1; r++) {
-        if (j->n == 1) {
-            float_row_1(j, r, f16);
-            continue;
+    if (j->n == 1) {
+        for (size_t r = r0; r < r1; r++) float_row_1(j, r, f16);
+        return;
+    }
+    size_t r = r0;
+    for (; r + 2 <= r1; r += 2) {
+        size_t b = 0;
+        for (; b + TILE <= j->n; b += TILE) float_row2_tile(j, r, b, TILE, f16);
+        switch (j->n - b) {
+        case 3: float_row2_tile(j, r, b, 3, f16); break;
+        case 2: float_row2_tile(j, r, b, 2, f16); break;
+        case 1: float_row2_tile(j, r, b, 1, f16); break;
         }
+    }
+    for (; r < r1; r++) {
         size_t b = 0;
         for (; b + TILE <= j->n; b += TILE) float_row_tile(j, r, b, TILE, f16);
         switch (j->n - b) {
