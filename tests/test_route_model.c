@@ -100,6 +100,27 @@ static void test_ngrams(void **state)
     mem_free(big);
 }
 
+/* The word-at-a-time byte counts in route_features_text against the scalar
+ * route_tokens_estimate, on text mixing ASCII, Cyrillic, CJK and odd lengths. */
+static void test_text_stats(void **state)
+{
+    (void)state;
+    const char *s = "Привет, мир! hello 世界 and more text to pass eight bytes: 日本語";
+    for (size_t n = 0; n <= strlen(s); n++) {
+        route_text_t t = {"user", s, n};
+        route_features_t f = {0};
+        route_features_text(&f, &t, 1, &t);
+        assert_int_equal(f.est_tokens_in, route_tokens_estimate(s, n) + 4);
+        size_t hi = 0;
+        for (size_t i = 0; i < n; i++) hi += (unsigned char)s[i] >= 0x80;
+        assert_true(fabsf(f.non_ascii - (n ? (float)hi / (float)n : 0.0f)) < 1e-6f);
+    }
+    route_text_t t = {"user", s, strlen(s)};
+    route_features_t f = {0};
+    route_features_text(&f, &t, 1, &t);
+    assert_int_equal(f.script, ROUTE_SCRIPT_CYRILLIC);
+}
+
 static void test_csv(void **state)
 {
     (void)state;
@@ -258,7 +279,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_roundtrip), cmocka_unit_test(test_train_toy),
-        cmocka_unit_test(test_ngrams),          cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_ngrams),          cmocka_unit_test(test_text_stats),
+        cmocka_unit_test(test_csv),
         cmocka_unit_test(test_metrics),         cmocka_unit_test(test_committed_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,7 +15,7 @@
 
 /* Bumped whenever feature extraction changes (n-gram rules, caps, dense entries):
  * model files record it, and a model trained on other features is refused. */
-#define ROUTE_FEATURES_VERSION 2
+#define ROUTE_FEATURES_VERSION 3
 
 /* ------------------------------------------------------------ taxonomy ---- */
 
@@ -120,7 +120,8 @@ uint32_t route_tokens_estimate(const char *s, size_t n);
  * a task shows in the opening of a prompt, and this bounds its cost. */
 #define ROUTE_CLASS_NGRAMS 384
 
-/* Hashes word unigrams and bigrams (lowercased alphanumeric runs; each punctuation
+/* Hashes (seeded FNV-1a steps finished by hash_mix, and hash_mix of packed bytes for
+ * the trigrams) word unigrams and bigrams (lowercased alphanumeric runs; each punctuation
  * byte is a token of its own) and character trigrams (whitespace collapsed, first
  * ROUTE_NGRAM_CHAR_BYTES) of text into bucket indices (hash & (n_buckets-1), n_buckets a power of two). Writes
  * at most max indices into out and returns how many. */

@@ -10,6 +10,7 @@
 #include "base/mem.h"
 
 _Static_assert(sizeof(float) == 4, "model files store IEEE-754 binary32");
+_Static_assert(ROUTE_TASK_COUNT == 11, "the classifier's row sum is unrolled for 11 classes");
 
 route_model_t *route_model_new(route_model_kind_t kind, uint32_t n_out, uint32_t n_buckets,
                                uint32_t n_dense, uint64_t seed)
@@ -171,11 +172,27 @@ void route_model_logits(const route_model_t *m, const uint32_t *idx, size_t n_id
         for (; i + 1 < n_idx; i += 2) a0 += m->w_sparse[idx[i]], a1 += m->w_sparse[idx[i + 1]];
         if (i < n_idx) a0 += m->w_sparse[idx[i]];
         acc[0] = a0 + a1;
-    } else if (k == ROUTE_TASK_COUNT) {
+    } else if (k == 11) {
+        /* Rows of 11 floats: two 4-wide vectors and three scalars, all in
+         * registers (an array accumulator makes every add wait on a store). */
+        typedef float v4 __attribute__((vector_size(16)));
+        v4 a = {0}, b = {0};
+        float c8 = 0, c9 = 0, c10 = 0;
         for (size_t i = 0; i < n_idx; i++) {
-            const float *w = m->w_sparse + (size_t)idx[i] * ROUTE_TASK_COUNT;
-            for (uint32_t j = 0; j < ROUTE_TASK_COUNT; j++) acc[j] += w[j];
+            const float *w = m->w_sparse + (size_t)idx[i] * 11;
+            v4 x, y;
+            memcpy(&x, w, sizeof x);
+            memcpy(&y, w + 4, sizeof y);
+            a += x;
+            b += y;
+            c8 += w[8];
+            c9 += w[9];
+            c10 += w[10];
         }
+        for (int j = 0; j < 4; j++) acc[j] = a[j], acc[4 + j] = b[j];
+        acc[8] = c8;
+        acc[9] = c9;
+        acc[10] = c10;
     } else {
         for (size_t i = 0; i < n_idx; i++) {
             const float *w = m->w_sparse + (size_t)idx[i] * k;
