@@ -67,7 +67,7 @@ typedef struct api_worker {
     api_app_t *app;
     exec_env_t env;
     router_scratch_t *rs;
-    pii_scratch_t *pii; /* for the mask action's second scan */
+    pii_scratch_t *pii;          /* for the mask action's second scan */
     struct api_call *free_calls; /* reusable request states */
     buf_t scratch;               /* response building */
 } api_worker_t;
@@ -548,8 +548,9 @@ static void restore_masked(api_call_t *c, exec_result_t *r)
     cJSON *j = cJSON_ParseWithLength(r->body, r->body_len);
     cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
     cJSON *msg = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
-    cJSON *str = msg ? cJSON_GetObjectItemCaseSensitive(msg, "content")
-                     : c0 ? cJSON_GetObjectItemCaseSensitive(c0, "text") : NULL;
+    cJSON *str = msg  ? cJSON_GetObjectItemCaseSensitive(msg, "content")
+                 : c0 ? cJSON_GetObjectItemCaseSensitive(c0, "text")
+                      : NULL;
     if (cJSON_IsString(str)) {
         buf_t out;
         buf_init(&out, 32u << 20);
@@ -667,6 +668,19 @@ static int decide(api_worker_t *w, api_call_t *c, char *msg, size_t msglen)
         tier_route_view(&app->tiers[i], now_ms, &views[i]);
     session_info_t si = {0};
     bool known = c->req.session[0] && session_get(app->sessions, c->req.session, &si);
+    if (c->req.session[0] && !known && app->store) {
+        /* Not seen by this instance: another gateway sharing the store (or this one
+         * before a restart) may have marked it private. */
+        store_session_t ss;
+        pthread_mutex_lock(&app->store_mu);
+        int src = store_session_get(app->store, c->req.session, &ss);
+        pthread_mutex_unlock(&app->store_mu);
+        if (src == 0) {
+            known = true;
+            si.private_ = ss.is_private;
+            session_record(app->sessions, c->req.session, ss.is_private, -1, c->ts_ms);
+        }
+    }
     route_input_t in = {
         .texts = c->req.texts,
         .n_texts = c->req.n_texts,
@@ -690,8 +704,18 @@ static int decide(api_worker_t *w, api_call_t *c, char *msg, size_t msglen)
         metrics_count_reason(&app->metrics, c->d.reasons[i]);
     for (int p = 0; p < PII_TYPE_COUNT; p++)
         if (c->d.pii_types & (1u << p)) atomic_fetch_add(&app->metrics.pii_hits[p], 1);
-    if (c->d.pii_types && c->req.session[0])
+    if (c->d.pii_types && c->req.session[0]) {
+        bool was_private = known && si.private_;
         session_record(app->sessions, c->req.session, true, -1, c->ts_ms);
+        if (!was_private && app->store) {
+            /* Write through at once: the private mark must outlive this process and be
+             * seen by every gateway sharing the store. */
+            store_session_t ss;
+            pthread_mutex_lock(&app->store_mu);
+            store_session_turn(app->store, c->req.session, "", true, c->ts_ms, &ss);
+            pthread_mutex_unlock(&app->store_mu);
+        }
+    }
     int forced = in.forced_tier ? config_tier_find(app->cfg, in.forced_tier) : -1;
     if (c->d.status && c->d.local_only && forced >= 0 &&
         app->tiers[forced].s.privacy == ROUTE_PRIVACY_EXTERNAL) {
@@ -1037,7 +1061,8 @@ static void handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res)
             int rc = router_feedback(app->router, &f, tier, reward->valuedouble);
             if (app->store) {
                 pthread_mutex_lock(&app->store_mu);
-                store_feedback_put(app->store, id->valuestring, reward->valuedouble, clock_wall_ms());
+                store_feedback_put(app->store, id->valuestring, reward->valuedouble,
+                                   clock_wall_ms());
                 pthread_mutex_unlock(&app->store_mu);
             }
             if ((atomic_fetch_add(&app->n_feedback, 1) + 1) % 256 == 0) save_bandit(app);
@@ -1244,7 +1269,8 @@ static int read_file(const char *path, size_t max, buf_t *out)
     char chunk[65536];
     size_t n;
     int rc = 0;
-    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = buf_append(out, chunk, n);
+    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = buf_append(out, chunk, n);
     fclose(f);
     if (rc) buf_deinit(out);
     return rc;
@@ -1266,7 +1292,8 @@ static int load_model(api_app_t *app, const char *path, bool classifier, char *e
         snprintf(err, errlen, "%s: %s", path, e2);
         return SY_ECORRUPT;
     }
-    rc = classifier ? router_set_classifier(app->router, m) : router_set_cloud_model(app->router, m);
+    rc =
+        classifier ? router_set_classifier(app->router, m) : router_set_cloud_model(app->router, m);
     if (rc) {
         route_model_free(m);
         snprintf(err, errlen, "%s: not a %s model", path,
@@ -1275,7 +1302,7 @@ static int load_model(api_app_t *app, const char *path, bool classifier, char *e
     return rc;
 }
 
-#define BANDIT_KV_NS "bandit"
+#define BANDIT_KV_NS  "bandit"
 #define BANDIT_KV_KEY "state"
 
 /* Persists the bandit's sums so learning survives a restart. */

@@ -135,6 +135,20 @@ test('a session that held personal data stays private on later turns', async () 
   eq(other.json.switchyard.tier, 'cloud', 'another session is not private');
 });
 
+test('a private session stays private across a restart and across gateways sharing the store', async () => {
+  await reset();
+  const db = path.join(L.tmp(), 'sessions.db');
+  const a = await L.startGateway(config({ db }), 'sess-a');
+  const s = { 'x-switchyard-session': 'persist-1' };
+  eq((await post(`${a.url}/v1/chat/completions`, chat(`I am ${SECRETS[0]}`), s)).status, 200, 'turn 1');
+  eq(await a.stop(), 0, 'clean exit');
+  const b = await L.startGateway(config({ db }), 'sess-b');
+  const t2 = await post(`${b.url}/v1/chat/completions`, chat('Write a detailed report on the history of trains.', { max_tokens: 4000 }), s);
+  eq(t2.json.switchyard.tier, 'edge', 'turn 2 on another process stays local');
+  await cloudGotNothing('shared session');
+  eq(await b.stop(), 0, 'clean exit');
+});
+
 test('a blocked entity type is refused with 403 and goes nowhere', async () => {
   await reset();
   const r = await post(V1, chat('My SSN is 536-90-4399'));
