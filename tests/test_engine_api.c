@@ -20,6 +20,14 @@
 #include "engine/engine.h"
 
 static char shared[512];
+
+/* Skips the current test, saying why: the shared models are not on this machine. */
+#define skip_no_data()                                                                             \
+    do {                                                                                           \
+        print_message("# skipped: shared data not found under %s (set SY_SHARED)\n", shared);      \
+        skip();                                                                                    \
+    } while (0)
+
 static int golden[256], n_golden;
 static char golden_text[4096];
 
@@ -85,7 +93,7 @@ static void test_generate_and_score(void **state)
 {
     (void)state;
     engine_t *e = load();
-    if (!e) skip();
+    if (!e) skip_no_data();
     engine_session_t *s = engine_session_new(e, NULL);
     engine_gen_params_t p = greedy(n_golden - 1);
     static collect_t c;
@@ -142,7 +150,7 @@ static void test_limits_and_stops(void **state)
 {
     (void)state;
     engine_t *e = load();
-    if (!e) skip();
+    if (!e) skip_no_data();
     engine_session_t *s = engine_session_new(e, &(engine_session_opts_t){.n_ctx = 16});
     assert_int_equal(engine_session_n_ctx(s), 16);
     static collect_t c;
@@ -185,7 +193,7 @@ static void test_sampling(void **state)
 {
     (void)state;
     engine_t *e = load();
-    if (!e) skip();
+    if (!e) skip_no_data();
     engine_session_t *s = engine_session_new(e, NULL);
     static collect_t a, b, g;
     engine_gen_result_t r;
@@ -228,7 +236,7 @@ static void test_chat_render(void **state)
 {
     (void)state;
     engine_t *e = load();
-    if (!e) skip();
+    if (!e) skip_no_data();
     engine_msg_t msgs[] = {
         {"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello"}, {"user", "Tell a story"}};
     buf_t b;
@@ -297,7 +305,7 @@ static void test_threads(void **state)
 {
     (void)state;
     engine_t *e = load();
-    if (!e) skip();
+    if (!e) skip_no_data();
     pthread_t th[4];
     worker_t w[4];
     for (int i = 0; i < 4; i++) {
@@ -317,7 +325,7 @@ static void test_pool_session(void **state)
 {
     (void)state;
     engine_t *e = load();
-    if (!e) skip();
+    if (!e) skip_no_data();
     for (int nt = 2; nt <= 2; nt++) { /* more threads than this machine's cores only spin */
         engine_session_t *s =
             engine_session_new(e, &(engine_session_opts_t){.n_threads = nt, .max_batch = 16});

@@ -18,6 +18,13 @@
 
 static char shared[512];
 
+/* Skips the current test, saying why: the shared models are not on this machine. */
+#define skip_no_data()                                                                             \
+    do {                                                                                           \
+        print_message("# skipped: shared data not found under %s (set SY_SHARED)\n", shared);      \
+        skip();                                                                                    \
+    } while (0)
+
 /* Writes a small valid file with the writer and returns its bytes (malloc'd). */
 static uint8_t *valid_file(size_t *size)
 {
@@ -351,7 +358,7 @@ static void test_model_missing_tensor(void **state)
     (void)state;
     char vp[600];
     snprintf(vp, sizeof vp, "%s/data/models/gguf/ggml-vocab-llama-spm.gguf", shared);
-    if (access(vp, R_OK)) skip();
+    if (access(vp, R_OK)) skip_no_data();
     model_t *m;
     char err[256];
     int rc = model_load(vp, NULL, &m, err, sizeof err);

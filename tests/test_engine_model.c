@@ -21,6 +21,13 @@
 
 static char shared[512];
 
+/* Skips the current test, saying why: the shared models are not on this machine. */
+#define skip_no_data()                                                                             \
+    do {                                                                                           \
+        print_message("# skipped: shared data not found under %s (set SY_SHARED)\n", shared);      \
+        skip();                                                                                    \
+    } while (0)
+
 /* Path of a file under $SY_SHARED (default ../shared); NULL when it is absent. */
 static const char *shared_path(char *out, size_t n, const char *rel)
 {
@@ -94,7 +101,7 @@ static void test_golden_llama2c_and_gguf(void **state)
     char bin[600], tok[600];
     if (read_golden(&g) || !shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
         !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
-        skip();
+        skip_no_data();
     char err[256];
     model_t *m;
     assert_int_equal(model_load(bin, tok, &m, err, sizeof err), 0);
@@ -133,7 +140,7 @@ static void test_batched_prefill(void **state)
     char bin[600], tok[600], err[256];
     if (read_golden(&g) || !shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
         !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
-        skip();
+        skip_no_data();
     model_t *m;
     assert_int_equal(model_load(bin, tok, &m, err, sizeof err), 0);
     int n = 40, V = m->cfg.n_vocab;
@@ -164,7 +171,7 @@ static void test_tiny_random_gguf(void **state)
 {
     (void)state;
     char p[600], err[256];
-    if (!shared_path(p, sizeof p, "data/models/gguf/llama-2-tiny-random.gguf")) skip();
+    if (!shared_path(p, sizeof p, "data/models/gguf/llama-2-tiny-random.gguf")) skip_no_data();
     model_t *m;
     int rc = model_load(p, NULL, &m, err, sizeof err);
     if (rc) fail_msg("load: %s", err);
@@ -193,7 +200,7 @@ static void test_llama2c_truncated(void **state)
     char bin[600], tok[600], err[256];
     if (!shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
         !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
-        skip();
+        skip_no_data();
     FILE *f = fopen(bin, "rb");
     static char data[4096];
     size_t n = fread(data, 1, sizeof data, f);
@@ -280,7 +287,7 @@ static void test_quantized(void **state)
     char bin[600], tok[600], err[256];
     if (read_golden(&g) || !shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
         !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
-        skip();
+        skip_no_data();
     model_t *m;
     assert_int_equal(model_load(bin, tok, &m, err, sizeof err), 0);
     kern_type_t types[2] = {KERN_Q8_0, KERN_Q4_0};
@@ -325,7 +332,7 @@ static void test_qwen2_equivalence(void **state)
     char bin[600], tok[600], err[256];
     if (read_golden(&g) || !shared_path(bin, sizeof bin, "data/models/llama2c/stories260K.bin") ||
         !shared_path(tok, sizeof tok, "data/models/llama2c/tok512.bin"))
-        skip();
+        skip_no_data();
     model_t *m;
     assert_int_equal(model_load(bin, tok, &m, err, sizeof err), 0);
     const model_config_t *c = &m->cfg;

@@ -17,6 +17,13 @@
 
 static char shared[512];
 
+/* Skips the current test, saying why: the shared models are not on this machine. */
+#define skip_no_data()                                                                             \
+    do {                                                                                           \
+        print_message("# skipped: shared data not found under %s (set SY_SHARED)\n", shared);      \
+        skip();                                                                                    \
+    } while (0)
+
 static const char *shared_path(char *out, size_t n, const char *rel)
 {
     snprintf(out, n, "%s/%s", shared, rel);
@@ -61,7 +68,7 @@ static void test_vocab_cases(void **state)
     if (!shared_path(vp, sizeof vp, "data/models/gguf/ggml-vocab-llama-spm.gguf") ||
         !shared_path(ip, sizeof ip, "data/models/gguf/ggml-vocab-llama-spm.gguf.inp") ||
         !shared_path(op, sizeof op, "data/models/gguf/ggml-vocab-llama-spm.gguf.out"))
-        skip();
+        skip_no_data();
     gguf_t *g;
     assert_int_equal(gguf_open(vp, &g, err, sizeof err), 0);
     tokenizer_t *t;
@@ -119,7 +126,7 @@ static void test_llama2c_tokenizer(void **state)
 {
     (void)state;
     char tp[600], err[256];
-    if (!shared_path(tp, sizeof tp, "data/models/llama2c/tok512.bin")) skip();
+    if (!shared_path(tp, sizeof tp, "data/models/llama2c/tok512.bin")) skip_no_data();
     tokenizer_t *t;
     assert_int_equal(tokenizer_from_llama2c(tp, 512, &t, err, sizeof err), 0);
     assert_string_equal(tokenizer_piece(t, 1), "<s>");
