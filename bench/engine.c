@@ -40,7 +40,7 @@
 #include "engine/quant.h"
 
 #define N_PROMPT 64
-#define REPS 3
+#define REPS     3
 
 /* ======================================================= bandwidth ==== */
 
@@ -72,7 +72,8 @@ static double measure_bandwidth(int nt)
 {
     const size_t bytes = (size_t)1 << 30, n = bytes / 4;
     float *p = aligned_alloc(64, bytes);
-    for (size_t i = 0; i < n; i++) p[i] = (float)(i & 1023);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(i & 1023);
     double best = 0;
     for (int rep = 0; rep < 5; rep++) {
         pthread_t th[64];
@@ -82,7 +83,8 @@ static double measure_bandwidth(int nt)
             a[t] = (bw_arg_t){p + n / nt * t, n / nt, 0};
             pthread_create(&th[t], NULL, bw_read, &a[t]);
         }
-        for (int t = 0; t < nt; t++) pthread_join(th[t], NULL);
+        for (int t = 0; t < nt; t++)
+            pthread_join(th[t], NULL);
         double gbs = bytes / ((clock_mono_ns() - t0) / 1e9) / 1e9;
         if (gbs > best) best = gbs;
     }
@@ -92,8 +94,15 @@ static double measure_bandwidth(int nt)
 
 /* ==================================================== 1B-shaped model ==== */
 
-enum { L1B_DIM = 2048, L1B_LAYERS = 16, L1B_HEADS = 32, L1B_KV = 8, L1B_FFN = 8192,
-       L1B_VOCAB = 128256, L1B_CTX = 2048 };
+enum {
+    L1B_DIM = 2048,
+    L1B_LAYERS = 16,
+    L1B_HEADS = 32,
+    L1B_KV = 8,
+    L1B_FFN = 8192,
+    L1B_VOCAB = 128256,
+    L1B_CTX = 2048
+};
 
 static uint64_t rng_state;
 static float rnd_weight(void)
@@ -110,9 +119,11 @@ static void *make_tensor(gguf_writer_t *w, const char *name, kern_type_t t, uint
     uint8_t *data = mem_alloc(rb * rows);
     float *row = mem_alloc(cols * sizeof(float));
     rng_state = 0;
-    for (const char *c = name; *c; c++) rng_state = rng_state * 31 + (uint8_t)*c;
+    for (const char *c = name; *c; c++)
+        rng_state = rng_state * 31 + (uint8_t)*c;
     for (uint64_t r = 0; r < rows; r++) {
-        for (uint64_t k = 0; k < cols; k++) row[k] = is_norm ? 1.0f : rnd_weight();
+        for (uint64_t k = 0; k < cols; k++)
+            row[k] = is_norm ? 1.0f : rnd_weight();
         kern_quantize_row(t, row, data + r * rb, cols);
     }
     mem_free(row);
@@ -161,7 +172,8 @@ static int make_model(const char *path, kern_type_t t)
     gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
     gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
     gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    for (int i = 0; i < L1B_VOCAB; i++) mem_free(pieces[i]);
+    for (int i = 0; i < L1B_VOCAB; i++)
+        mem_free(pieces[i]);
     mem_free(pieces), mem_free(scores), mem_free(types);
 
     void *bufs[3 + 9 * L1B_LAYERS];
@@ -187,7 +199,8 @@ static int make_model(const char *path, kern_type_t t)
     }
     int rc = gguf_writer_write(w, path);
     gguf_writer_free(w);
-    for (int i = 0; i < nb; i++) mem_free(bufs[i]);
+    for (int i = 0; i < nb; i++)
+        mem_free(bufs[i]);
     return rc;
 }
 
@@ -197,7 +210,7 @@ typedef struct result {
     int ok;
     double prefill_tps, decode_tps; /* medians of REPS */
     double rss_mib;
-    double weight_bytes;            /* bytes of weights read per decoded token */
+    double weight_bytes; /* bytes of weights read per decoded token */
 } result_t;
 
 static double median3(double *v)
@@ -251,7 +264,8 @@ static result_t run_ours_child(const char *path, int threads, int n_gen)
     r.prefill_tps = median3(pre);
     r.decode_tps = median3(dec);
     r.weight_bytes = (double)model_weight_bytes(m);
-    if (!m->tied_output) r.weight_bytes -= (double)kern_row_size(m->tok_embd.type, m->cfg.dim) * m->cfg.n_vocab;
+    if (!m->tied_output)
+        r.weight_bytes -= (double)kern_row_size(m->tok_embd.type, m->cfg.dim) * m->cfg.n_vocab;
     forward_state_free(s);
     kern_pool_free(pool);
     model_free(m);
@@ -307,16 +321,17 @@ static result_t run_llama(const char *path, int threads, int n_gen)
 static void bench_kernels(const int *threads, int n_threads, const double *bw)
 {
     const int kv = L1B_DIM / L1B_HEADS * L1B_KV;
-    const size_t shapes[][2] = {{L1B_DIM, L1B_DIM}, {kv, L1B_DIM}, {kv, L1B_DIM},
+    const size_t shapes[][2] = {{L1B_DIM, L1B_DIM}, {kv, L1B_DIM},      {kv, L1B_DIM},
                                 {L1B_DIM, L1B_DIM}, {L1B_FFN, L1B_DIM}, {L1B_FFN, L1B_DIM},
                                 {L1B_DIM, L1B_FFN}};
     const kern_type_t types[] = {KERN_F32, KERN_Q8_0, KERN_Q4_0};
     printf("\nmatvec alone, one layer of the 1B shape x 16 + output (%s kernels)\n",
            kern_impl_name());
-    printf("%-6s %4s %10s %10s %12s %9s %12s\n", "type", "thr", "GB/s", "tok/s", "limit tok/s", "share",
-           "GB/cpu-s");
+    printf("%-6s %4s %10s %10s %12s %9s %12s\n", "type", "thr", "GB/s", "tok/s", "limit tok/s",
+           "share", "GB/cpu-s");
     float *x = mem_alloc(L1B_FFN * sizeof(float)), *y = mem_alloc(L1B_VOCAB * sizeof(float));
-    for (int i = 0; i < L1B_FFN; i++) x[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    for (int i = 0; i < L1B_FFN; i++)
+        x[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
     for (int ti = 0; ti < 3; ti++) {
         kern_type_t t = types[ti];
         /* distinct buffers per layer so nothing stays in cache */
@@ -359,7 +374,8 @@ static void bench_kernels(const int *threads, int n_threads, const double *bw)
             kern_pool_free(p);
         }
         for (int l = 0; l < L1B_LAYERS; l++)
-            for (int k = 0; k < 7; k++) mem_free(W[l][k]);
+            for (int k = 0; k < 7; k++)
+                mem_free(W[l][k]);
         mem_free(out);
     }
     mem_free(x), mem_free(y);
@@ -409,7 +425,8 @@ int main(int argc, char **argv)
                 snprintf(p, sizeof p, "%s/llama1b-%s.gguf", d, kern_type_name(ts[k]));
                 uint64_t t0 = clock_mono_ns();
                 int rc = make_model(p, ts[k]);
-                printf("%s: %s (%.1f s)\n", p, rc ? "FAILED" : "written", (clock_mono_ns() - t0) / 1e9);
+                printf("%s: %s (%.1f s)\n", p, rc ? "FAILED" : "written",
+                       (clock_mono_ns() - t0) / 1e9);
                 if (rc) return 1;
             }
             return 0;
@@ -460,7 +477,8 @@ int main(int argc, char **argv)
         snprintf(names[n_models++], 48, "stories260K f32");
         const kern_type_t qt[] = {KERN_Q8_0, KERN_Q4_0};
         for (int k = 0; k < 2; k++) {
-            snprintf(paths[n_models], sizeof paths[0], "%s/s260k-%s.gguf", tmp, kern_type_name(qt[k]));
+            snprintf(paths[n_models], sizeof paths[0], "%s/s260k-%s.gguf", tmp,
+                     kern_type_name(qt[k]));
             if (quant_file(paths[0], paths[n_models], qt[k], 1, NULL, err, sizeof err) == 0)
                 snprintf(names[n_models++], 48, "stories260K %s", kern_type_name(qt[k]));
         }
@@ -478,9 +496,8 @@ int main(int argc, char **argv)
 
     printf("\nprefill %d tokens, decode %d tokens; medians of %d; ratio = ours / llama.cpp\n",
            N_PROMPT, n_gen, REPS);
-    printf("%-18s %3s | %9s %9s %6s | %9s %9s %6s | %8s %8s | %7s %6s\n", "model", "thr",
-           "prefill", "llama", "ratio", "decode", "llama", "ratio", "RSS MiB", "llama", "limit",
-           "share");
+    printf("%-18s %3s | %9s %9s %6s | %9s %9s %6s | %8s %8s | %7s %6s\n", "model", "thr", "prefill",
+           "llama", "ratio", "decode", "llama", "ratio", "RSS MiB", "llama", "limit", "share");
     for (int i = 0; i < n_models; i++) {
         if (only && !strstr(names[i], only)) continue;
         for (int ti = 0; ti < n_threads; ti++) {

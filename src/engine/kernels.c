@@ -20,10 +20,14 @@
 const char *kern_type_name(kern_type_t t)
 {
     switch (t) {
-    case KERN_F32: return "f32";
-    case KERN_F16: return "f16";
-    case KERN_Q4_0: return "q4_0";
-    case KERN_Q8_0: return "q8_0";
+    case KERN_F32:
+        return "f32";
+    case KERN_F16:
+        return "f16";
+    case KERN_Q4_0:
+        return "q4_0";
+    case KERN_Q8_0:
+        return "q8_0";
     }
     return NULL;
 }
@@ -36,10 +40,14 @@ int kern_type_valid(uint32_t t)
 size_t kern_row_size(kern_type_t t, size_t n)
 {
     switch (t) {
-    case KERN_F32: return n * 4;
-    case KERN_F16: return n * 2;
-    case KERN_Q4_0: return n % KERN_QK ? 0 : n / KERN_QK * sizeof(kern_block_q4_0_t);
-    case KERN_Q8_0: return n % KERN_QK ? 0 : n / KERN_QK * sizeof(kern_block_q8_0_t);
+    case KERN_F32:
+        return n * 4;
+    case KERN_F16:
+        return n * 2;
+    case KERN_Q4_0:
+        return n % KERN_QK ? 0 : n / KERN_QK * sizeof(kern_block_q4_0_t);
+    case KERN_Q8_0:
+        return n % KERN_QK ? 0 : n / KERN_QK * sizeof(kern_block_q8_0_t);
     }
     return 0;
 }
@@ -109,7 +117,8 @@ static void quantize_row_q8_0(const float *x, kern_block_q8_0_t *y, size_t n)
 {
     for (size_t i = 0; i < n / KERN_QK; i++) {
         float amax = 0.0f;
-        for (int j = 0; j < KERN_QK; j++) amax = fmaxf(amax, fabsf(x[i * KERN_QK + j]));
+        for (int j = 0; j < KERN_QK; j++)
+            amax = fmaxf(amax, fabsf(x[i * KERN_QK + j]));
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = kern_f32_to_f16(d);
@@ -150,27 +159,38 @@ static void quantize_row_q4_0(const float *x, kern_block_q4_0_t *y, size_t n)
 void kern_quantize_row(kern_type_t t, const float *src, void *dst, size_t n)
 {
     switch (t) {
-    case KERN_F32: memcpy(dst, src, n * 4); break;
-    case KERN_F16:
-        for (size_t i = 0; i < n; i++) ((kern_f16_t *)dst)[i] = kern_f32_to_f16(src[i]);
+    case KERN_F32:
+        memcpy(dst, src, n * 4);
         break;
-    case KERN_Q8_0: quantize_row_q8_0(src, dst, n); break;
-    case KERN_Q4_0: quantize_row_q4_0(src, dst, n); break;
+    case KERN_F16:
+        for (size_t i = 0; i < n; i++)
+            ((kern_f16_t *)dst)[i] = kern_f32_to_f16(src[i]);
+        break;
+    case KERN_Q8_0:
+        quantize_row_q8_0(src, dst, n);
+        break;
+    case KERN_Q4_0:
+        quantize_row_q4_0(src, dst, n);
+        break;
     }
 }
 
 void kern_dequantize_row(kern_type_t t, const void *src, float *dst, size_t n)
 {
     switch (t) {
-    case KERN_F32: memcpy(dst, src, n * 4); break;
+    case KERN_F32:
+        memcpy(dst, src, n * 4);
+        break;
     case KERN_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = kern_f16_to_f32(((const kern_f16_t *)src)[i]);
+        for (size_t i = 0; i < n; i++)
+            dst[i] = kern_f16_to_f32(((const kern_f16_t *)src)[i]);
         break;
     case KERN_Q8_0: {
         const kern_block_q8_0_t *b = src;
         for (size_t i = 0; i < n / KERN_QK; i++) {
             const float d = kern_f16_to_f32(b[i].d);
-            for (int j = 0; j < KERN_QK; j++) dst[i * KERN_QK + j] = b[i].qs[j] * d;
+            for (int j = 0; j < KERN_QK; j++)
+                dst[i * KERN_QK + j] = b[i].qs[j] * d;
         }
         break;
     }
@@ -193,14 +213,16 @@ void kern_dequantize_row(kern_type_t t, const void *src, float *dst, size_t n)
 static float dot_f32(const float *w, const float *x, size_t n)
 {
     float s = 0.0f;
-    for (size_t i = 0; i < n; i++) s += w[i] * x[i];
+    for (size_t i = 0; i < n; i++)
+        s += w[i] * x[i];
     return s;
 }
 
 static float dot_f16(const kern_f16_t *w, const float *x, size_t n)
 {
     float s = 0.0f;
-    for (size_t i = 0; i < n; i++) s += kern_f16_to_f32(w[i]) * x[i];
+    for (size_t i = 0; i < n; i++)
+        s += kern_f16_to_f32(w[i]) * x[i];
     return s;
 }
 
@@ -209,7 +231,8 @@ static float dot_q8_0(const kern_block_q8_0_t *w, const int8_t *xq, const float 
     float s = 0.0f;
     for (size_t i = 0; i < nb; i++) {
         int32_t sumi = 0;
-        for (int j = 0; j < KERN_QK; j++) sumi += w[i].qs[j] * xq[i * KERN_QK + j];
+        for (int j = 0; j < KERN_QK; j++)
+            sumi += w[i].qs[j] * xq[i * KERN_QK + j];
         s += (float)sumi * (kern_f16_to_f32(w[i].d) * xd[i]);
     }
     return s;
@@ -238,10 +261,18 @@ void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
         for (size_t b = 0; b < j->n; b++) {
             float v = 0.0f;
             switch (j->type) {
-            case KERN_F32: v = dot_f32(w, j->X + b * j->cols, j->cols); break;
-            case KERN_F16: v = dot_f16(w, j->X + b * j->cols, j->cols); break;
-            case KERN_Q8_0: v = dot_q8_0(w, j->XQ + b * j->cols, j->XD + b * nb, nb); break;
-            case KERN_Q4_0: v = dot_q4_0(w, j->XQ + b * j->cols, j->XD + b * nb, nb); break;
+            case KERN_F32:
+                v = dot_f32(w, j->X + b * j->cols, j->cols);
+                break;
+            case KERN_F16:
+                v = dot_f16(w, j->X + b * j->cols, j->cols);
+                break;
+            case KERN_Q8_0:
+                v = dot_q8_0(w, j->XQ + b * j->cols, j->XD + b * nb, nb);
+                break;
+            case KERN_Q4_0:
+                v = dot_q4_0(w, j->XQ + b * j->cols, j->XD + b * nb, nb);
+                break;
             }
             j->Y[b * j->rows + r] = v;
         }
@@ -370,8 +401,8 @@ void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X
 {
     const int simd = use_simd();
     rows_fn_t fn = simd ? kern_avx2_rows : kern_scalar_rows;
-    kern_job_t j = {.type = t, .W = W, .row_bytes = kern_row_size(t, cols), .rows = rows,
-                    .cols = cols};
+    kern_job_t j = {
+        .type = t, .W = W, .row_bytes = kern_row_size(t, cols), .rows = rows, .cols = cols};
     if (t == KERN_F32 || t == KERN_F16) {
         j.X = X, j.Y = Y, j.n = n;
         run_job(pool, &j, fn);
@@ -395,7 +426,8 @@ void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X
                 else
                     quantize_row_q8_0(xr + i * KERN_QK, &blk, KERN_QK);
                 int sum = 0;
-                for (int k = 0; k < KERN_QK; k++) sum += blk.qs[k];
+                for (int k = 0; k < KERN_QK; k++)
+                    sum += blk.qs[k];
                 memcpy(xq + b * cols + i * KERN_QK, blk.qs, KERN_QK);
                 xd[b * nblk + i] = kern_f16_to_f32(blk.d);
                 xs[b * nblk + i] = 8.0f * xd[b * nblk + i] * (float)sum;

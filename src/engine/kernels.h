@@ -31,14 +31,14 @@ typedef enum {
 typedef uint16_t kern_f16_t; /* IEEE half, raw bits */
 
 typedef struct {
-    kern_f16_t d;           /* scale */
-    int8_t qs[KERN_QK];     /* quants */
+    kern_f16_t d;       /* scale */
+    int8_t qs[KERN_QK]; /* quants */
 } kern_block_q8_0_t;
 _Static_assert(sizeof(kern_block_q8_0_t) == 34, "q8_0 block must be 34 bytes (ggml)");
 
 typedef struct {
-    kern_f16_t d;               /* scale */
-    uint8_t qs[KERN_QK / 2];    /* nibbles */
+    kern_f16_t d;            /* scale */
+    uint8_t qs[KERN_QK / 2]; /* nibbles */
 } kern_block_q4_0_t;
 _Static_assert(sizeof(kern_block_q4_0_t) == 18, "q4_0 block must be 18 bytes (ggml)");
 
@@ -84,14 +84,14 @@ void kern_force_scalar(int on);
  * it: Y[b * rows + r] = dot(W row r, X row b) for b < n and r in a row range. */
 typedef struct kern_job {
     kern_type_t type;
-    const void *W;                /* (rows, cols) in type's row layout */
-    size_t row_bytes;             /* bytes of one W row */
-    const float *X;               /* (n, cols) f32 activations: F32/F16 weights */
-    const int8_t *XQ;             /* (n, cols) Q8_0 quants of X: Q8_0/Q4_0 weights */
-    const float *XD;              /* (n, cols / 32) their block scales (f16 values) as f32 */
-    const float *XS;              /* (n, cols / 32) 8 * scale * sum of the block's quants
-                                     (Q4_0: the -8 offset of the weights, applied once) */
-    float *Y;                     /* (n, rows) */
+    const void *W;    /* (rows, cols) in type's row layout */
+    size_t row_bytes; /* bytes of one W row */
+    const float *X;   /* (n, cols) f32 activations: F32/F16 weights */
+    const int8_t *XQ; /* (n, cols) Q8_0 quants of X: Q8_0/Q4_0 weights */
+    const float *XD;  /* (n, cols / 32) their block scales (f16 values) as f32 */
+    const float *XS;  /* (n, cols / 32) 8 * scale * sum of the block's quants
+                         (Q4_0: the -8 offset of the weights, applied once) */
+    float *Y;         /* (n, rows) */
     size_t n, rows, cols;
 } kern_job_t;
 

@@ -16,7 +16,7 @@
 
 #include "engine/kernels.h"
 
-#define TILE 4      /* tokens per pass over a weight row (AVX2: 16 registers) */
+#define TILE      4 /* tokens per pass over a weight row (AVX2: 16 registers) */
 #define TILE_VNNI 8 /* the same with AVX-512's 32 registers */
 
 static inline float hsum8(__m256 v)
@@ -86,8 +86,8 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
     __m256 acc[TILE], corr[TILE];
     float tail_corr[TILE];
     float sc[TILE][8] __attribute__((aligned(32)));
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T; t++) {
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+    {
         x[t] = j->XQ + (b0 + t) * j->cols;
         xd[t] = j->XD + (b0 + t) * nb;
         xs[t] = j->XS + (b0 + t) * nb;
@@ -97,13 +97,13 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
     size_t i = 0;
     for (; i + 8 <= nb; i += 8) {
         const __m256 dw = load_d8(w + i * bs, bs);
-        _Pragma("GCC unroll 4")
-        for (int t = 0; t < T; t++) {
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+        {
             _mm256_store_ps(sc[t], _mm256_mul_ps(dw, _mm256_loadu_ps(xd[t] + i)));
             if (q4) corr[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(xs[t] + i), corr[t]);
         }
-        _Pragma("GCC unroll 8")
-        for (int k = 0; k < 8; k++) {
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
+        {
             const uint8_t *qs = w + (i + k) * bs + 2;
             __m256i wv, aw;
             if (q4) {
@@ -112,12 +112,13 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
                 wv = _mm256_loadu_si256((const __m256i *)qs);
                 aw = _mm256_sign_epi8(wv, wv);
             }
-            _Pragma("GCC unroll 4")
-            for (int t = 0; t < T; t++) {
+            _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+            {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(x[t] + (i + k) * KERN_QK));
                 if (!q4) xv = _mm256_sign_epi8(xv, wv);
                 __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xv), ones);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&sc[t][k]), acc[t]);
+                acc[t] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&sc[t][k]), acc[t]);
             }
         }
     }
@@ -126,8 +127,8 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
         const float dw = h2f(ld16(w + i * bs));
         __m256i wv = q4 ? nibbles_q4_0(qs) : _mm256_loadu_si256((const __m256i *)qs);
         __m256i aw = q4 ? wv : _mm256_sign_epi8(wv, wv);
-        _Pragma("GCC unroll 4")
-        for (int t = 0; t < T; t++) {
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+        {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(x[t] + i * KERN_QK));
             if (!q4) xv = _mm256_sign_epi8(xv, wv);
             __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xv), ones);
@@ -135,8 +136,8 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
             if (q4) tail_corr[t] += dw * xs[t][i];
         }
     }
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T; t++) {
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+    {
         float v = hsum8(acc[t]);
         if (q4) v -= hsum8(corr[t]) + tail_corr[t];
         j->Y[(b0 + t) * j->rows + r] = v;
@@ -166,8 +167,8 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
     __m512 acc[TILE_VNNI];
     __m256 corr[TILE_VNNI];
     float tail[TILE_VNNI];
-    _Pragma("GCC unroll 8")
-    for (int t = 0; t < T; t++) {
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+    {
         x[t] = j->XQ + (b0 + t) * j->cols;
         xd[t] = j->XD + (b0 + t) * nb;
         xs[t] = j->XS + (b0 + t) * nb;
@@ -179,35 +180,38 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
     for (; i + 8 <= nb; i += 8) {
         const __m256 dw = load_d8(w + i * bs, bs);
         __m512 sc[TILE_VNNI];
-        _Pragma("GCC unroll 8")
-        for (int t = 0; t < T; t++) {
+        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+        {
             sc[t] = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(xd[t] + i)));
             if (q4) corr[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(xs[t] + i), corr[t]);
         }
-        _Pragma("GCC unroll 8")
-        for (int k = 0; k < 8; k += 2) {
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k += 2)
+        {
             const uint8_t *q0 = w + (i + k) * bs + 2, *q1 = q0 + bs;
             __m512i wv;
             __mmask64 neg = 0;
             if (q4) {
                 wv = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q0))),
+                    _mm512_castsi256_si512(
+                        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q0))),
                     _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q1)), 1);
                 wv = _mm512_and_si512(_mm512_srlv_epi64(wv, shift), mask);
             } else {
-                wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q0)),
-                                        _mm256_loadu_si256((const __m256i *)q1), 1);
+                wv = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q0)),
+                    _mm256_loadu_si256((const __m256i *)q1), 1);
                 neg = _mm512_movepi8_mask(wv);
                 wv = _mm512_abs_epi8(wv);
             }
-            const __m512i idx = _mm512_setr_epi32(k, k, k, k, k, k, k, k, k + 1, k + 1, k + 1, k + 1,
-                                                  k + 1, k + 1, k + 1, k + 1);
-            _Pragma("GCC unroll 8")
-            for (int t = 0; t < T; t++) {
+            const __m512i idx = _mm512_setr_epi32(k, k, k, k, k, k, k, k, k + 1, k + 1, k + 1,
+                                                  k + 1, k + 1, k + 1, k + 1, k + 1);
+            _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+            {
                 __m512i xv = _mm512_loadu_si512((const void *)(x[t] + (i + k) * KERN_QK));
                 if (!q4) xv = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
                 __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, sc[t]), acc[t]);
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(idx, sc[t]),
+                                         acc[t]);
             }
         }
     }
@@ -216,8 +220,8 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
         const float dw = h2f(ld16(w + i * bs));
         __m256i wv = q4 ? nibbles_q4_0(qs) : _mm256_loadu_si256((const __m256i *)qs);
         __m256i aw = q4 ? wv : _mm256_sign_epi8(wv, wv);
-        _Pragma("GCC unroll 8")
-        for (int t = 0; t < T; t++) {
+        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+        {
             __m256i xv = _mm256_loadu_si256((const __m256i *)(x[t] + i * KERN_QK));
             if (!q4) xv = _mm256_sign_epi8(xv, wv);
             __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, xv);
@@ -225,8 +229,8 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
             if (q4) tail[t] -= dw * xs[t][i];
         }
     }
-    _Pragma("GCC unroll 8")
-    for (int t = 0; t < T; t++) {
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+    {
         float v = _mm512_reduce_add_ps(acc[t]) + tail[t];
         if (q4) v -= hsum8(corr[t]);
         j->Y[(b0 + t) * j->rows + r] = v;
@@ -237,15 +241,30 @@ static VNNI_TARGET void quant_rows_vnni(const kern_job_t *j, size_t r0, size_t r
 {
     for (size_t r = r0; r < r1; r++) {
         size_t b = 0;
-        for (; b + TILE_VNNI <= j->n; b += TILE_VNNI) quant_row_tile_vnni(j, r, b, TILE_VNNI);
+        for (; b + TILE_VNNI <= j->n; b += TILE_VNNI)
+            quant_row_tile_vnni(j, r, b, TILE_VNNI);
         switch (j->n - b) {
-        case 7: quant_row_tile_vnni(j, r, b, 7); break;
-        case 6: quant_row_tile_vnni(j, r, b, 6); break;
-        case 5: quant_row_tile_vnni(j, r, b, 5); break;
-        case 4: quant_row_tile_vnni(j, r, b, 4); break;
-        case 3: quant_row_tile_vnni(j, r, b, 3); break;
-        case 2: quant_row_tile_vnni(j, r, b, 2); break;
-        case 1: quant_row_tile_vnni(j, r, b, 1); break;
+        case 7:
+            quant_row_tile_vnni(j, r, b, 7);
+            break;
+        case 6:
+            quant_row_tile_vnni(j, r, b, 6);
+            break;
+        case 5:
+            quant_row_tile_vnni(j, r, b, 5);
+            break;
+        case 4:
+            quant_row_tile_vnni(j, r, b, 4);
+            break;
+        case 3:
+            quant_row_tile_vnni(j, r, b, 3);
+            break;
+        case 2:
+            quant_row_tile_vnni(j, r, b, 2);
+            break;
+        case 1:
+            quant_row_tile_vnni(j, r, b, 1);
+            break;
         }
     }
 }
@@ -272,11 +291,18 @@ static void quant_rows(const kern_job_t *j, size_t r0, size_t r1)
     }
     for (size_t r = r0; r < r1; r++) {
         size_t b = 0;
-        for (; b + TILE <= j->n; b += TILE) quant_row_tile(j, r, b, TILE);
+        for (; b + TILE <= j->n; b += TILE)
+            quant_row_tile(j, r, b, TILE);
         switch (j->n - b) {
-        case 3: quant_row_tile(j, r, b, 3); break;
-        case 2: quant_row_tile(j, r, b, 2); break;
-        case 1: quant_row_tile(j, r, b, 1); break;
+        case 3:
+            quant_row_tile(j, r, b, 3);
+            break;
+        case 2:
+            quant_row_tile(j, r, b, 2);
+            break;
+        case 1:
+            quant_row_tile(j, r, b, 1);
+            break;
         }
     }
 }
@@ -302,27 +328,29 @@ static inline __attribute__((always_inline)) void float_row_tile(const kern_job_
     const size_t n = j->cols;
     const float *x[TILE];
     __m256 acc[TILE];
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T; t++) {
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+    {
         x[t] = j->X + (b0 + t) * n;
         acc[t] = _mm256_setzero_ps();
     }
     size_t k = 0;
     for (; k + 8 <= n; k += 8) {
         __m256 wv = load8(w, k, f16);
-        _Pragma("GCC unroll 4")
-        for (int t = 0; t < T; t++) acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + k), acc[t]);
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] =
+            _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + k), acc[t]);
     }
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T; t++) {
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+    {
         float s = hsum8(acc[t]);
-        for (size_t kk = k; kk < n; kk++) s += load1(w, kk, f16) * x[t][kk];
+        for (size_t kk = k; kk < n; kk++)
+            s += load1(w, kk, f16) * x[t][kk];
         j->Y[(b0 + t) * j->rows + r] = s;
     }
 }
 
 /* Decode with float weights: four independent accumulators hide the FMA latency. */
-static inline __attribute__((always_inline)) void float_row_1(const kern_job_t *j, size_t r, int f16)
+static inline __attribute__((always_inline)) void float_row_1(const kern_job_t *j, size_t r,
+                                                              int f16)
 {
     const void *w = (const char *)j->W + r * j->row_bytes;
     const float *x = j->X;
@@ -335,9 +363,11 @@ static inline __attribute__((always_inline)) void float_row_1(const kern_job_t *
         a2 = _mm256_fmadd_ps(load8(w, k + 16, f16), _mm256_loadu_ps(x + k + 16), a2);
         a3 = _mm256_fmadd_ps(load8(w, k + 24, f16), _mm256_loadu_ps(x + k + 24), a3);
     }
-    for (; k + 8 <= n; k += 8) a0 = _mm256_fmadd_ps(load8(w, k, f16), _mm256_loadu_ps(x + k), a0);
+    for (; k + 8 <= n; k += 8)
+        a0 = _mm256_fmadd_ps(load8(w, k, f16), _mm256_loadu_ps(x + k), a0);
     float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; k < n; k++) s += load1(w, k, f16) * x[k];
+    for (; k < n; k++)
+        s += load1(w, k, f16) * x[k];
     j->Y[r] = s;
 }
 
@@ -351,23 +381,23 @@ static inline __attribute__((always_inline)) void float_row2_tile(const kern_job
     const size_t n = j->cols;
     const float *x[TILE];
     __m256 a0[TILE], a1[TILE];
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T; t++) {
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+    {
         x[t] = j->X + (b0 + t) * n;
         a0[t] = a1[t] = _mm256_setzero_ps();
     }
     size_t k = 0;
     for (; k + 8 <= n; k += 8) {
         __m256 v0 = load8(w0, k, f16), v1 = load8(w1, k, f16);
-        _Pragma("GCC unroll 4")
-        for (int t = 0; t < T; t++) {
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+        {
             __m256 xv = _mm256_loadu_ps(x[t] + k);
             a0[t] = _mm256_fmadd_ps(v0, xv, a0[t]);
             a1[t] = _mm256_fmadd_ps(v1, xv, a1[t]);
         }
     }
-    _Pragma("GCC unroll 4")
-    for (int t = 0; t < T; t++) {
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+    {
         float s0 = hsum8(a0[t]), s1 = hsum8(a1[t]);
         for (size_t kk = k; kk < n; kk++) {
             s0 += load1(w0, kk, f16) * x[t][kk];
@@ -382,26 +412,41 @@ static inline __attribute__((always_inline)) void float_rows(const kern_job_t *j
                                                              size_t r1, int f16)
 {
     if (j->n == 1) {
-        for (size_t r = r0; r < r1; r++) float_row_1(j, r, f16);
+        for (size_t r = r0; r < r1; r++)
+            float_row_1(j, r, f16);
         return;
     }
     size_t r = r0;
     for (; r + 2 <= r1; r += 2) {
         size_t b = 0;
-        for (; b + TILE <= j->n; b += TILE) float_row2_tile(j, r, b, TILE, f16);
+        for (; b + TILE <= j->n; b += TILE)
+            float_row2_tile(j, r, b, TILE, f16);
         switch (j->n - b) {
-        case 3: float_row2_tile(j, r, b, 3, f16); break;
-        case 2: float_row2_tile(j, r, b, 2, f16); break;
-        case 1: float_row2_tile(j, r, b, 1, f16); break;
+        case 3:
+            float_row2_tile(j, r, b, 3, f16);
+            break;
+        case 2:
+            float_row2_tile(j, r, b, 2, f16);
+            break;
+        case 1:
+            float_row2_tile(j, r, b, 1, f16);
+            break;
         }
     }
     for (; r < r1; r++) {
         size_t b = 0;
-        for (; b + TILE <= j->n; b += TILE) float_row_tile(j, r, b, TILE, f16);
+        for (; b + TILE <= j->n; b += TILE)
+            float_row_tile(j, r, b, TILE, f16);
         switch (j->n - b) {
-        case 3: float_row_tile(j, r, b, 3, f16); break;
-        case 2: float_row_tile(j, r, b, 2, f16); break;
-        case 1: float_row_tile(j, r, b, 1, f16); break;
+        case 3:
+            float_row_tile(j, r, b, 3, f16);
+            break;
+        case 2:
+            float_row_tile(j, r, b, 2, f16);
+            break;
+        case 1:
+            float_row_tile(j, r, b, 1, f16);
+            break;
         }
     }
 }
@@ -411,10 +456,16 @@ static inline __attribute__((always_inline)) void float_rows(const kern_job_t *j
 void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
     switch (j->type) {
-    case KERN_F32: float_rows(j, r0, r1, 0); break;
-    case KERN_F16: float_rows(j, r0, r1, 1); break;
+    case KERN_F32:
+        float_rows(j, r0, r1, 0);
+        break;
+    case KERN_F16:
+        float_rows(j, r0, r1, 1);
+        break;
     case KERN_Q8_0:
-    case KERN_Q4_0: quant_rows(j, r0, r1); break;
+    case KERN_Q4_0:
+        quant_rows(j, r0, r1);
+        break;
     }
 }
 
@@ -430,8 +481,9 @@ void kern_avx2_quantize_q8_0(const float *x, kern_block_q8_0_t *y, size_t n)
         const float *xb = x + i * KERN_QK;
         __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
         __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m256 m =
+            _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                          _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
         __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));

@@ -23,19 +23,19 @@
 #define SPIN_ITERS 50000 /* pause loops (about a millisecond) before a worker sleeps */
 
 struct kern_pool {
-    int n_threads;              /* workers + the caller */
-    pthread_t *threads;         /* (n_threads - 1) */
-    pthread_mutex_t run_lock;   /* one run at a time */
-    pthread_mutex_t lock;       /* guards sleeping and the condition variables */
+    int n_threads;            /* workers + the caller */
+    pthread_t *threads;       /* (n_threads - 1) */
+    pthread_mutex_t run_lock; /* one run at a time */
+    pthread_mutex_t lock;     /* guards sleeping and the condition variables */
     pthread_cond_t wake;
-    int sleeping;               /* workers waiting on wake */
+    int sleeping; /* workers waiting on wake */
     /* the current run */
     void (*fn)(void *arg, int i, int n);
     void *arg;
     int n;
-    atomic_int next;            /* next task index */
-    atomic_int pending;         /* workers not yet done with this generation */
-    atomic_uint gen;            /* bumped per run */
+    atomic_int next;    /* next task index */
+    atomic_int pending; /* workers not yet done with this generation */
+    atomic_uint gen;    /* bumped per run */
     atomic_bool stop;
 };
 
@@ -116,7 +116,8 @@ void kern_pool_free(kern_pool_t *p)
     atomic_store(&p->stop, true);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    for (int i = 0; i < p->n_threads - 1; i++) pthread_join(p->threads[i], NULL);
+    for (int i = 0; i < p->n_threads - 1; i++)
+        pthread_join(p->threads[i], NULL);
     mem_free(p->threads);
     pthread_mutex_destroy(&p->run_lock);
     pthread_mutex_destroy(&p->lock);
@@ -135,7 +136,8 @@ void kern_pool_run(kern_pool_t *p, void (*fn)(void *arg, int i, int n), void *ar
 {
     if (n <= 0) return;
     if (!p || p->n_threads == 1 || n == 1) {
-        for (int i = 0; i < n; i++) fn(arg, i, n);
+        for (int i = 0; i < n; i++)
+            fn(arg, i, n);
         return;
     }
     pthread_mutex_lock(&p->run_lock);

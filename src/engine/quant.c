@@ -14,10 +14,14 @@
 uint32_t quant_file_type(kern_type_t t)
 {
     switch (t) {
-    case KERN_F32: return 0;
-    case KERN_F16: return 1;
-    case KERN_Q4_0: return 2;
-    case KERN_Q8_0: return 7;
+    case KERN_F32:
+        return 0;
+    case KERN_F16:
+        return 1;
+    case KERN_Q4_0:
+        return 2;
+    case KERN_Q8_0:
+        return 7;
     }
     return 0;
 }
@@ -33,7 +37,8 @@ kern_type_t quant_target_type(const char *name, int n_dims, const uint64_t *ne, 
 {
     /* dimensions as ggml counts them: trailing ones do not count */
     int nd = n_dims;
-    while (nd > 1 && ne[nd - 1] == 1) nd--;
+    while (nd > 1 && ne[nd - 1] == 1)
+        nd--;
     if (nd < 2) return cur;
     if (!ends_with(name, "weight") || strstr(name, "_norm.weight")) return cur;
     /* tensors llama.cpp never quantizes that a Llama-family file could hold */
@@ -105,7 +110,8 @@ int quant_file(const char *in_path, const char *out_path, kern_type_t type, int 
 
     const gguf_tensor_t **order = mem_calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*order));
     uint8_t **bufs = mem_calloc(g->n_tensors ? g->n_tensors : 1, sizeof(*bufs));
-    for (size_t i = 0; i < g->n_tensors; i++) order[i] = &g->tensors[i];
+    for (size_t i = 0; i < g->n_tensors; i++)
+        order[i] = &g->tensors[i];
     qsort(order, g->n_tensors, sizeof(*order), cmp_tensor);
 
     /* metadata: everything but the two keys that move to the end */
@@ -139,7 +145,10 @@ int quant_file(const char *in_path, const char *out_path, kern_type_t type, int 
             rc = SY_EUNSUPPORTED;
             break;
         } else {
-            conv_task_t c = {.t = t, .to = to, .cols = t->ne[0], .rows = t->n_elements / t->ne[0],
+            conv_task_t c = {.t = t,
+                             .to = to,
+                             .cols = t->ne[0],
+                             .rows = t->n_elements / t->ne[0],
                              .in_row = kern_row_size(t->type, t->ne[0]),
                              .out_row = kern_row_size(to, t->ne[0])};
             nbytes = c.out_row * c.rows;
@@ -147,7 +156,8 @@ int quant_file(const char *in_path, const char *out_path, kern_type_t type, int 
             int nt = kern_pool_size(pool);
             c.rows_per_task = (c.rows + (size_t)nt * 4 - 1) / ((size_t)nt * 4);
             if (c.rows_per_task == 0) c.rows_per_task = 1;
-            kern_pool_run(pool, conv_rows, &c, (int)((c.rows + c.rows_per_task - 1) / c.rows_per_task));
+            kern_pool_run(pool, conv_rows, &c,
+                          (int)((c.rows + c.rows_per_task - 1) / c.rows_per_task));
             data = c.out;
             if (to == KERN_F16)
                 st.n_f16++;
@@ -156,7 +166,8 @@ int quant_file(const char *in_path, const char *out_path, kern_type_t type, int 
         }
         st.bytes_out += nbytes;
         int nd = t->n_dims; /* written as ggml counts dimensions: trailing ones dropped */
-        while (nd > 1 && t->ne[nd - 1] == 1) nd--;
+        while (nd > 1 && t->ne[nd - 1] == 1)
+            nd--;
         rc = gguf_writer_add_tensor(w, t->name, to, nd, t->ne, data, nbytes);
         if (rc) snprintf(err, errlen, "%s: cannot add tensor '%s'", out_path, t->name);
     }
@@ -166,7 +177,8 @@ int quant_file(const char *in_path, const char *out_path, kern_type_t type, int 
         if (rc) snprintf(err, errlen, "%s: %s", out_path, sy_strerror(rc));
     }
     gguf_writer_free(w);
-    for (size_t i = 0; i < g->n_tensors; i++) mem_free(bufs[i]);
+    for (size_t i = 0; i < g->n_tensors; i++)
+        mem_free(bufs[i]);
     mem_free(bufs);
     mem_free(order);
     gguf_free(g);

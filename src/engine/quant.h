@@ -26,11 +26,11 @@
 
 typedef struct quant_stats {
     size_t n_tensors;
-    size_t n_quantized;   /* converted to the target type */
-    size_t n_f16;         /* fell back to F16 (row length not a multiple of 32) */
-    size_t n_copied;      /* kept as they were */
-    uint64_t bytes_in;    /* tensor bytes read */
-    uint64_t bytes_out;   /* tensor bytes written */
+    size_t n_quantized; /* converted to the target type */
+    size_t n_f16;       /* fell back to F16 (row length not a multiple of 32) */
+    size_t n_copied;    /* kept as they were */
+    uint64_t bytes_in;  /* tensor bytes read */
+    uint64_t bytes_out; /* tensor bytes written */
 } quant_stats_t;
 
 /* Writes in_path quantized to type (KERN_Q8_0 or KERN_Q4_0) as out_path. n_threads

@@ -52,7 +52,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "llama_quantize: cannot load llama.cpp from %s: %s\n", argv[1], dlerror());
         return 3;
     }
-    void (*load_all)(const char *) = (void (*)(const char *))dlsym(ggml, "ggml_backend_load_all_from_path");
+    void (*load_all)(const char *) =
+        (void (*)(const char *))dlsym(ggml, "ggml_backend_load_all_from_path");
     void (*backend_init)(void) = (void (*)(void))dlsym(llama, "llama_backend_init");
     llama_quantize_params_abi_t (*defaults)(void) =
         (llama_quantize_params_abi_t(*)(void))dlsym(llama, "llama_model_quantize_default_params");
