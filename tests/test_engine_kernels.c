@@ -428,7 +428,7 @@ static void test_pool_runs_each_index_once(void **state)
     (void)state;
     static count_arg_t a;
     kern_pool_t *p = kern_pool_new(3);
-    for (int round = 0; round < 2000; round++) {
+    for (int round = 0; round < 600; round++) {
         int n = round % 100;
         memset(&a, 0, sizeof a);
         a.expect_n = n;
