@@ -72,8 +72,10 @@ int main(int argc, char **argv)
     int iters = 200000;
     const char *dir = "models";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--models") && i + 1 < argc) dir = argv[++i];
+        if (!strcmp(argv[i], "--iters") && i + 1 < argc)
+            iters = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--models") && i + 1 < argc)
+            dir = argv[++i];
         else {
             fprintf(stderr, "usage: route [--iters N] [--models DIR]\n");
             return 2;
@@ -101,8 +103,8 @@ int main(int argc, char **argv)
     uint64_t *t = mem_alloc((size_t)iters * sizeof *t);
     printf("one decision, %zu-byte prompt + system message, %d iterations\n\n", strlen(prompt),
            iters);
-    printf("%-24s %9s %9s %9s %9s %8s\n", "configuration", "p50_us", "p99_us", "p999_us",
-           "mean_us", "ratio");
+    printf("%-24s %9s %9s %9s %9s %8s\n", "configuration", "p50_us", "p99_us", "p999_us", "mean_us",
+           "ratio");
     double base = 0;
     for (size_t c = 0; c < sizeof setups / sizeof *setups; c++) {
         const setup_t *st = &setups[c];
@@ -123,7 +125,8 @@ int main(int argc, char **argv)
         router_scratch_t *s = router_scratch_new(r);
         route_decision_t d;
         route_input_t in = {.texts = texts, .n_texts = 2, .n_messages = 2, .max_tokens = 512};
-        for (int i = 0; i < 2000; i++) router_decide(r, s, &in, tiers, 2, &d); /* warm */
+        for (int i = 0; i < 2000; i++)
+            router_decide(r, s, &in, tiers, 2, &d); /* warm */
         double sum = 0;
         for (int i = 0; i < iters; i++) {
             in.rand_seed = (uint64_t)i;
@@ -137,8 +140,8 @@ int main(int argc, char **argv)
         double mean = sum / iters / 1e3;
         if (c == 0) base = mean;
         printf("%-24s %9.2f %9.2f %9.2f %9.2f %7.1fx\n", st->name, (double)t[iters / 2] / 1e3,
-               (double)t[(size_t)iters * 99 / 100] / 1e3, (double)t[(size_t)iters * 999 / 1000] / 1e3,
-               mean, mean / base);
+               (double)t[(size_t)iters * 99 / 100] / 1e3,
+               (double)t[(size_t)iters * 999 / 1000] / 1e3, mean, mean / base);
         router_scratch_free(s);
         router_free(r);
     }

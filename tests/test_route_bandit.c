@@ -86,7 +86,8 @@ static void test_masks(void **state)
     route_bandit_t *b = route_bandit_new(3, NULL);
     float x[DIM] = {1};
     /* Make arm 2 clearly the best... */
-    for (int i = 0; i < 200; i++) route_bandit_update(b, 2, x, 1.0), route_bandit_update(b, 0, x, 0);
+    for (int i = 0; i < 200; i++)
+        route_bandit_update(b, 2, x, 1.0), route_bandit_update(b, 0, x, 0);
     assert_int_equal(route_bandit_choose(b, x, 0x7, 1, NULL), 2);
     /* ...and mask it: never chosen, whatever its value. */
     double sc[3];

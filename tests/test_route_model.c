@@ -22,8 +22,10 @@ static void test_model_roundtrip(void **state)
 {
     (void)state;
     route_model_t *m = route_model_new(ROUTE_MODEL_CLASSIFIER, 3, 256, 4, 1234);
-    for (size_t i = 0; i < 256 * 3; i++) m->w_sparse[i] = (float)i * 0.01f - 3.0f;
-    for (size_t i = 0; i < 12; i++) m->w_dense[i] = (float)i;
+    for (size_t i = 0; i < 256 * 3; i++)
+        m->w_sparse[i] = (float)i * 0.01f - 3.0f;
+    for (size_t i = 0; i < 12; i++)
+        m->w_dense[i] = (float)i;
     m->bias[1] = 0.25f;
     m->threshold = 0.61f;
     m->digest = 0xabcdef;
@@ -56,7 +58,8 @@ static void test_model_roundtrip(void **state)
 static void test_train_toy(void **state)
 {
     (void)state;
-    static const char *const a[] = {"please translate this", "translate to french", "a translate b"};
+    static const char *const a[] = {"please translate this", "translate to french",
+                                    "a translate b"};
     static const char *const b[] = {"solve the integral", "solve for x now", "we solve it"};
     route_model_t *m = route_model_new(ROUTE_MODEL_CLASSIFIER, 2, 1024, 0, 9);
     uint32_t idx[6][ROUTE_NGRAM_MAX];
@@ -87,14 +90,16 @@ static void test_ngrams(void **state)
     /* Case and runs of spaces do not change the features. */
     assert_int_equal(n1, n2);
     assert_memory_equal(x, y, n1 * sizeof *x);
-    for (size_t i = 0; i < n1; i++) assert_true(x[i] < 4096);
+    for (size_t i = 0; i < n1; i++)
+        assert_true(x[i] < 4096);
     size_t n3 = route_ngrams("Hello World", 11, 4, 4096, y, ROUTE_NGRAM_MAX);
     assert_int_equal(n3, n1);
     assert_memory_not_equal(x, y, n1 * sizeof *x); /* the seed matters */
     /* The cap holds on long input. */
     char *big = mem_alloc(20000);
     memset(big, 'a', 20000);
-    for (int i = 0; i < 20000; i += 3) big[i] = ' ';
+    for (int i = 0; i < 20000; i += 3)
+        big[i] = ' ';
     size_t n4 = route_ngrams(big, 20000, 1, 4096, x, 100);
     assert_true(n4 <= 100);
     mem_free(big);
@@ -112,7 +117,8 @@ static void test_text_stats(void **state)
         route_features_text(&f, &t, 1, &t);
         assert_int_equal(f.est_tokens_in, route_tokens_estimate(s, n) + 4);
         size_t hi = 0;
-        for (size_t i = 0; i < n; i++) hi += (unsigned char)s[i] >= 0x80;
+        for (size_t i = 0; i < n; i++)
+            hi += (unsigned char)s[i] >= 0x80;
         assert_true(fabsf(f.non_ascii - (n ? (float)hi / (float)n : 0.0f)) < 1e-6f);
     }
     route_text_t t = {"user", s, strlen(s)};
@@ -231,8 +237,10 @@ static void test_committed_models(void **state)
     route_config_t cfg;
     route_config_defaults(&cfg);
     router_t *r = router_new(&cfg, NULL, err, sizeof err);
-    assert_int_equal(router_set_classifier(r, route_model_parse(cls_blob, ncls, err, sizeof err)), 0);
-    assert_int_equal(router_set_cloud_model(r, route_model_parse(rt_blob, nrt, err, sizeof err)), 0);
+    assert_int_equal(router_set_classifier(r, route_model_parse(cls_blob, ncls, err, sizeof err)),
+                     0);
+    assert_int_equal(router_set_cloud_model(r, route_model_parse(rt_blob, nrt, err, sizeof err)),
+                     0);
     assert_non_null(router_classifier(r));
     assert_non_null(router_cloud_model(r));
     router_scratch_t *s = router_scratch_new(r);
@@ -240,8 +248,10 @@ static void test_committed_models(void **state)
     static const struct {
         const char *cat;
         int cls;
-    } map[] = {{"translation", ROUTE_TASK_TRANSLATION}, {"summarization", ROUTE_TASK_SUMMARIZATION},
-               {"math_reasoning", ROUTE_TASK_MATH},     {"coding", ROUTE_TASK_CODE}};
+    } map[] = {{"translation", ROUTE_TASK_TRANSLATION},
+               {"summarization", ROUTE_TASK_SUMMARIZATION},
+               {"math_reasoning", ROUTE_TASK_MATH},
+               {"coding", ROUTE_TASK_CODE}};
     size_t ok = 0, tot = 0;
     for (char *line = spec, *end; line && *line; line = end ? end + 1 : NULL) {
         end = strchr(line, '\n');
@@ -278,10 +288,13 @@ static void test_committed_models(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model_roundtrip), cmocka_unit_test(test_train_toy),
-        cmocka_unit_test(test_ngrams),          cmocka_unit_test(test_text_stats),
+        cmocka_unit_test(test_model_roundtrip),
+        cmocka_unit_test(test_train_toy),
+        cmocka_unit_test(test_ngrams),
+        cmocka_unit_test(test_text_stats),
         cmocka_unit_test(test_csv),
-        cmocka_unit_test(test_metrics),         cmocka_unit_test(test_committed_models),
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_committed_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,13 +16,13 @@
 
 static route_tier_t edge(void)
 {
-    return (route_tier_t){"edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, true,
-                          0.05, 0.2, 0};
+    return (route_tier_t){
+        "edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, true, 0.05, 0.2, 0};
 }
 static route_tier_t cloud(void)
 {
-    return (route_tier_t){"cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false,
-                          2.5, 10, 0};
+    return (route_tier_t){
+        "cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 2.5, 10, 0};
 }
 
 typedef struct fx {
@@ -168,7 +168,8 @@ static void test_client_and_session_flags(void **state)
     assert_true(d.local_only);
     assert_true(has_reason(&d, "client:privacy->local_only"));
     assert_int_equal(d.n_order, 2);
-    for (int i = 0; i < d.n_order; i++) assert_int_not_equal(d.order[i], 0);
+    for (int i = 0; i < d.n_order; i++)
+        assert_int_not_equal(d.order[i], 0);
     in = (route_input_t){.session_private = true};
     assert_int_equal(decide(&f, "hi", &in, t, 3, &d), 0);
     assert_true(has_reason(&d, "session:private->local_only"));
@@ -191,9 +192,8 @@ static void test_budget_and_task(void **state)
 
     /* Code markers without a classifier: complex, cloud. */
     in = (route_input_t){0};
-    assert_int_equal(decide(&f, "```python\ndef f(x):\n    return x+1;\n```\nfix this code", &in,
-                            t, 2, &d),
-                     0);
+    assert_int_equal(
+        decide(&f, "```python\ndef f(x):\n    return x+1;\n```\nfix this code", &in, t, 2, &d), 0);
     assert_true(has_reason(&d, "task:code->cloud"));
     assert_int_equal(d.tier, 1);
     assert_string_equal(d.reasons[d.n_reasons - 1], "tier:cloud");
@@ -262,10 +262,13 @@ static void check_invariants(const route_decision_t *d, const route_tier_t *t, s
     for (int i = 0; i < d->n_order; i++) {
         assert_true(d->order[i] >= 0 && (size_t)d->order[i] < n);
         assert_true(t[d->order[i]].healthy && !t[d->order[i]].saturated);
-        for (int j = 0; j < i; j++) assert_int_not_equal(d->order[i], d->order[j]);
+        for (int j = 0; j < i; j++)
+            assert_int_not_equal(d->order[i], d->order[j]);
     }
-    if (d->status == 0) assert_int_equal(d->tier, d->order[0]);
-    else assert_int_equal(d->n_order, 0);
+    if (d->status == 0)
+        assert_int_equal(d->tier, d->order[0]);
+    else
+        assert_int_equal(d->n_order, 0);
 }
 
 static void test_privacy_property(void **state)
@@ -287,13 +290,21 @@ static void test_privacy_property(void **state)
         size_t n = 1 + hash_mix(++rs) % 8;
         for (size_t i = 0; i < n; i++) {
             uint64_t h = hash_mix(++rs);
-            t[i] = (route_tier_t){"t", (route_privacy_t)(h % 3), (route_role_t)((h >> 2) & 1),
-                                  ((h >> 3) & 3) != 0, ((h >> 5) & 3) == 0, (h >> 7) & 1,
-                                  1, 1, 0};
+            t[i] = (route_tier_t){"t",
+                                  (route_privacy_t)(h % 3),
+                                  (route_role_t)((h >> 2) & 1),
+                                  ((h >> 3) & 3) != 0,
+                                  ((h >> 5) & 3) == 0,
+                                  (h >> 7) & 1,
+                                  1,
+                                  1,
+                                  0};
         }
         uint64_t h = hash_mix(++rs);
-        route_input_t in = {.privacy_local_only = h & 1, .session_private = (h >> 1) & 1 && (h >> 2) & 1,
-                            .max_tokens = (h >> 3) & 1 ? 4000 : 0, .rand_seed = h};
+        route_input_t in = {.privacy_local_only = h & 1,
+                            .session_private = (h >> 1) & 1 && (h >> 2) & 1,
+                            .max_tokens = (h >> 3) & 1 ? 4000 : 0,
+                            .rand_seed = h};
         const char *txt = texts[(h >> 8) % 4];
         route_text_t tx = {"user", txt, strlen(txt)};
         in.texts = &tx;

@@ -15,16 +15,16 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: switchyard calibrate (--cloud-share S | --quality Q) [--model FILE]\n"
-            "                            [--classifier FILE] [--exclude JSONL] [-o OUT] DATA.csv\n\n"
-            "  --cloud-share S  threshold so that a share S (0..1) of rows goes to the cloud\n"
-            "  --quality Q      smallest cloud share whose quality reaches Q x all-strong\n"
-            "                   quality (e.g. 0.95)\n"
-            "  --model FILE     need-of-cloud model to calibrate (default models/router.bin)\n"
-            "  -o OUT           where to write it (default: in place)\n"
-            "Calibrate on data the model was not trained on where you can: on its own\n"
-            "training rows the scores are over-confident.\n");
+    fprintf(
+        f, "usage: switchyard calibrate (--cloud-share S | --quality Q) [--model FILE]\n"
+           "                            [--classifier FILE] [--exclude JSONL] [-o OUT] DATA.csv\n\n"
+           "  --cloud-share S  threshold so that a share S (0..1) of rows goes to the cloud\n"
+           "  --quality Q      smallest cloud share whose quality reaches Q x all-strong\n"
+           "                   quality (e.g. 0.95)\n"
+           "  --model FILE     need-of-cloud model to calibrate (default models/router.bin)\n"
+           "  -o OUT           where to write it (default: in place)\n"
+           "Calibrate on data the model was not trained on where you can: on its own\n"
+           "training rows the scores are over-confident.\n");
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -43,16 +43,23 @@ int cmd_calibrate(int argc, char **argv)
                *data = NULL, *exclude = NULL;
     double share = -1, quality = -1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--cloud-share") && i + 1 < argc) share = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--quality") && i + 1 < argc) quality = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--classifier") && i + 1 < argc) cls = argv[++i];
-        else if (!strcmp(argv[i], "--exclude") && i + 1 < argc) exclude = argv[++i];
-        else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+        if (!strcmp(argv[i], "--cloud-share") && i + 1 < argc)
+            share = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--quality") && i + 1 < argc)
+            quality = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i];
+        else if (!strcmp(argv[i], "--classifier") && i + 1 < argc)
+            cls = argv[++i];
+        else if (!strcmp(argv[i], "--exclude") && i + 1 < argc)
+            exclude = argv[++i];
+        else if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            out = argv[++i];
         else if (argv[i][0] == '-' || data) {
             fprintf(stderr, "switchyard calibrate: unexpected '%s'\n", argv[i]);
             return 2;
-        } else data = argv[i];
+        } else
+            data = argv[i];
     }
     if (!data || (share < 0) == (quality < 0) || share > 1 || quality > 1) {
         usage(stderr);
@@ -115,8 +122,10 @@ int cmd_calibrate(int argc, char **argv)
     int rc2 = route_model_write(mm, &b);
     const char *path = out ? out : model;
     if (!rc2) rc2 = routedata_write_file(path, b.data, b.len);
-    if (rc2) fprintf(stderr, "%s: %s\n", path, sy_strerror(rc2));
-    else fprintf(stderr, "wrote %s\n", path);
+    if (rc2)
+        fprintf(stderr, "%s: %s\n", path, sy_strerror(rc2));
+    else
+        fprintf(stderr, "wrote %s\n", path);
     buf_deinit(&b);
     mem_free(sc);
     mem_free(w);

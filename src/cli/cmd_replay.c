@@ -21,21 +21,20 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: switchyard replay [-c CONFIG] [--policy rules|bandit] [--model FILE]\n"
-            "                         [--classifier FILE] [--exclude JSONL] [--svg OUT.svg]\n"
-            "                         [--scores] [--seed N] [--lambda L] DATA.csv\n\n"
-            "Runs the router over every row (prompt, weak_score, strong_score[, costs]) with\n"
-            "an edge tier standing for the weak model and a cloud tier for the strong one.\n"
-            "  -c CONFIG       routing settings and router model from a switchyard config\n"
-            "  --policy P      rules (need-of-cloud threshold) or bandit (learns from the\n"
-            "                  replayed rewards: quality - lambda x cost in USD)\n"
-            "  --lambda L      bandit cost weight (default 20 per USD)\n"
-            "  --model FILE    need-of-cloud model (default models/router.bin)\n"
-            "  --classifier F  task classifier (default models/taskclass.bin)\n"
-            "  --exclude JSONL drop these prompts (contaminated_prompts.jsonl)\n"
-            "  --svg OUT       write the cost-quality curve\n"
-            "  --scores        print one need-of-cloud score per row, in row order, only\n");
+    fprintf(f, "usage: switchyard replay [-c CONFIG] [--policy rules|bandit] [--model FILE]\n"
+               "                         [--classifier FILE] [--exclude JSONL] [--svg OUT.svg]\n"
+               "                         [--scores] [--seed N] [--lambda L] DATA.csv\n\n"
+               "Runs the router over every row (prompt, weak_score, strong_score[, costs]) with\n"
+               "an edge tier standing for the weak model and a cloud tier for the strong one.\n"
+               "  -c CONFIG       routing settings and router model from a switchyard config\n"
+               "  --policy P      rules (need-of-cloud threshold) or bandit (learns from the\n"
+               "                  replayed rewards: quality - lambda x cost in USD)\n"
+               "  --lambda L      bandit cost weight (default 20 per USD)\n"
+               "  --model FILE    need-of-cloud model (default models/router.bin)\n"
+               "  --classifier F  task classifier (default models/taskclass.bin)\n"
+               "  --exclude JSONL drop these prompts (contaminated_prompts.jsonl)\n"
+               "  --svg OUT       write the cost-quality curve\n"
+               "  --scores        print one need-of-cloud score per row, in row order, only\n");
 }
 
 typedef struct point {
@@ -50,7 +49,8 @@ static void print_point(const point_t *p)
     if (p->ev)
         printf(" %7.3f %7.3f %7.3f %8.3f\n", p->ev->apgr, p->ev->cpt50, p->ev->cpt80,
                p->ev->share95);
-    else printf(" %7s %7s %7s %8s\n", "-", "-", "-", "-");
+    else
+        printf(" %7s %7s %7s %8s\n", "-", "-", "-", "-");
 }
 
 /* The cost–quality plane: cloud share on x, quality on y; the router's curve, the
@@ -65,11 +65,12 @@ static int write_svg(const char *path, const double *curve, const point_t *pts, 
     }
     const double W = 640, H = 440, L = 60, T = 30, PW = 540, PH = 340;
     double lo = qmin - 0.02, hi = qmax + 0.02;
-#define X(c) (L + (c) * PW)
-#define Y(q) (T + PH - ((q) - lo) / (hi - lo) * PH)
-    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' "
-               "font-family='sans-serif' font-size='12'>\n<rect width='100%%' height='100%%' "
-               "fill='white'/>\n",
+#define X(c) (L + (c)*PW)
+#define Y(q) (T + PH - ((q)-lo) / (hi - lo) * PH)
+    fprintf(f,
+            "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' "
+            "font-family='sans-serif' font-size='12'>\n<rect width='100%%' height='100%%' "
+            "fill='white'/>\n",
             W, H);
     fprintf(f, "<rect x='%.0f' y='%.0f' width='%.0f' height='%.0f' fill='none' stroke='#444'/>\n",
             L, T, PW, PH);
@@ -81,11 +82,13 @@ static int write_svg(const char *path, const double *curve, const point_t *pts, 
     }
     fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle'>cloud (strong model) share</text>\n",
             L + PW / 2, H - 8);
-    fprintf(f, "<text x='14' y='%.1f' transform='rotate(-90 14 %.1f)' "
-               "text-anchor='middle'>quality</text>\n",
+    fprintf(f,
+            "<text x='14' y='%.1f' transform='rotate(-90 14 %.1f)' "
+            "text-anchor='middle'>quality</text>\n",
             T + PH / 2, T + PH / 2);
-    fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#999' "
-               "stroke-dasharray='4 3'/>\n",
+    fprintf(f,
+            "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#999' "
+            "stroke-dasharray='4 3'/>\n",
             X(0), Y(qmin), X(1), Y(qmax));
     fprintf(f, "<polyline fill='none' stroke='#1f77b4' stroke-width='2' points='");
     for (int i = 0; i < CURVE_POINTS; i++)
@@ -112,7 +115,8 @@ static double row_cost(const route_row_t *r, bool strong, const route_decision_t
     double c = strong ? r->strong_cost : r->weak_cost;
     if (isfinite(c)) return c;
     return ((double)d->est_tokens_in * t->usd_per_mtok_in +
-            (double)d->est_tokens_out * t->usd_per_mtok_out) / 1e6;
+            (double)d->est_tokens_out * t->usd_per_mtok_out) /
+           1e6;
 }
 
 int cmd_replay(int argc, char **argv)
@@ -128,27 +132,38 @@ int cmd_replay(int argc, char **argv)
     uint64_t seed = 1;
     double lambda = 20.0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-c") && i + 1 < argc) conf = argv[++i];
+        if (!strcmp(argv[i], "-c") && i + 1 < argc)
+            conf = argv[++i];
         else if (!strcmp(argv[i], "--policy") && i + 1 < argc) {
             i++;
-            if (!strcmp(argv[i], "rules")) policy = ROUTE_POLICY_RULES;
-            else if (!strcmp(argv[i], "bandit")) policy = ROUTE_POLICY_BANDIT;
+            if (!strcmp(argv[i], "rules"))
+                policy = ROUTE_POLICY_RULES;
+            else if (!strcmp(argv[i], "bandit"))
+                policy = ROUTE_POLICY_BANDIT;
             else {
                 fprintf(stderr, "switchyard replay: --policy rules or bandit\n");
                 return 2;
             }
-        } else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i], model_set = true;
-        else if (!strcmp(argv[i], "--classifier") && i + 1 < argc) cls = argv[++i];
-        else if (!strcmp(argv[i], "--exclude") && i + 1 < argc) exclude = argv[++i];
-        else if (!strcmp(argv[i], "--svg") && i + 1 < argc) svg = argv[++i];
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--lambda") && i + 1 < argc) lambda = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--scores")) scores_only = true;
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i], model_set = true;
+        else if (!strcmp(argv[i], "--classifier") && i + 1 < argc)
+            cls = argv[++i];
+        else if (!strcmp(argv[i], "--exclude") && i + 1 < argc)
+            exclude = argv[++i];
+        else if (!strcmp(argv[i], "--svg") && i + 1 < argc)
+            svg = argv[++i];
+        else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--lambda") && i + 1 < argc)
+            lambda = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--scores"))
+            scores_only = true;
         else if (argv[i][0] == '-' || data) {
             fprintf(stderr, "switchyard replay: unexpected '%s'\n", argv[i]);
             usage(stderr);
             return 2;
-        } else data = argv[i];
+        } else
+            data = argv[i];
     }
     if (!data) {
         usage(stderr);
@@ -215,8 +230,11 @@ int cmd_replay(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         const route_row_t *row = &ds.rows[i];
         route_text_t t = {"user", row->prompt, row->len};
-        route_input_t in = {.texts = &t, .n_texts = 1, .n_messages = 1,
-                            .rand_seed = hash_mix(seed + i), .now_us = i};
+        route_input_t in = {.texts = &t,
+                            .n_texts = 1,
+                            .n_messages = 1,
+                            .rand_seed = hash_mix(seed + i),
+                            .now_us = i};
         if (router_decide(r, s, &in, tiers, 2, &d) || d.status) {
             fails++;
             d.tier = 0;
@@ -244,16 +262,19 @@ int cmd_replay(int argc, char **argv)
 
     int ret = 0;
     if (scores_only) {
-        for (size_t i = 0; i < n; i++) printf("%.6f\n", score[i]);
+        for (size_t i = 0; i < n; i++)
+            printf("%.6f\n", score[i]);
     } else {
         double dn = (double)n;
         route_eval_t ev, ev_rand, ev_oracle;
         double curve[CURVE_POINTS];
         route_eval_scores(score, w, st, n, &ev, curve, CURVE_POINTS);
         double *aux = mem_alloc(n * sizeof *aux);
-        for (size_t i = 0; i < n; i++) aux[i] = (double)(hash_mix(seed ^ (i * 7919)) >> 11);
+        for (size_t i = 0; i < n; i++)
+            aux[i] = (double)(hash_mix(seed ^ (i * 7919)) >> 11);
         route_eval_scores(aux, w, st, n, &ev_rand, NULL, 0);
-        for (size_t i = 0; i < n; i++) aux[i] = st[i] - w[i];
+        for (size_t i = 0; i < n; i++)
+            aux[i] = st[i] - w[i];
         route_eval_scores(aux, w, st, n, &ev_oracle, NULL, 0);
         mem_free(aux);
         double share = (double)n_cloud / dn;
@@ -272,12 +293,14 @@ int cmd_replay(int argc, char **argv)
                fails ? " (some decisions failed: counted as edge)" : "");
         printf("%-24s %7s %8s %10s %7s %7s %7s %8s\n", "policy", "cloud", "quality", "cost_usd",
                "APGR", "CPT50", "CPT80", "share95");
-        for (size_t i = 0; i < sizeof pts / sizeof *pts; i++) print_point(&pts[i]);
+        for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
+            print_point(&pts[i]);
         if (svg && router_cloud_model(r)) {
             point_t op[] = {pts[3], pts[4]};
             if (write_svg(svg, curve, op, 2, ev.q_weak, fmax(ev.q_strong, q_oracle / dn)))
                 ret = 1;
-            else fprintf(stderr, "wrote %s\n", svg);
+            else
+                fprintf(stderr, "wrote %s\n", svg);
         }
     }
     mem_free(score);

@@ -14,23 +14,22 @@
 #include "route/dataset.h"
 #include "route/router.h"
 
-#define CLS_BUCKETS 8192u
+#define CLS_BUCKETS   8192u
 #define CLOUD_BUCKETS 16384u
-#define PER_CLASS 3000
-#define SEED 0x5357594152444d31ull
+#define PER_CLASS     3000
+#define SEED          0x5357594152444d31ull
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: switchyard train classifier [-o models/taskclass.bin] [--shared DIR]\n"
-            "       switchyard train router [-o models/router.bin] [--classifier FILE]\n"
-            "                               [--data CSV] [--shared DIR] [--folds-only]\n\n"
-            "classifier: task classes from shared/data/taskclass and the routing benchmarks;\n"
-            "  prints accuracy on a fifth held back, then trains on everything.\n"
-            "router: need-of-cloud model (P[strong beats weak]) on routing_train.csv minus\n"
-            "  contaminated prompts; prints 5-fold cross-validated APGR, CPT and the strong\n"
-            "  share for 95%% quality, then trains on everything with the threshold at the\n"
-            "  cross-validated 95%%-quality point (switchyard calibrate picks another).\n");
+    fprintf(f, "usage: switchyard train classifier [-o models/taskclass.bin] [--shared DIR]\n"
+               "       switchyard train router [-o models/router.bin] [--classifier FILE]\n"
+               "                               [--data CSV] [--shared DIR] [--folds-only]\n\n"
+               "classifier: task classes from shared/data/taskclass and the routing benchmarks;\n"
+               "  prints accuracy on a fifth held back, then trains on everything.\n"
+               "router: need-of-cloud model (P[strong beats weak]) on routing_train.csv minus\n"
+               "  contaminated prompts; prints 5-fold cross-validated APGR, CPT and the strong\n"
+               "  share for 95%% quality, then trains on everything with the threshold at the\n"
+               "  cross-validated 95%%-quality point (switchyard calibrate picks another).\n");
 }
 
 static int save_model(const route_model_t *m, const char *path)
@@ -39,8 +38,10 @@ static int save_model(const route_model_t *m, const char *path)
     buf_init(&b, 256u << 20);
     int rc = route_model_write(m, &b);
     if (!rc) rc = routedata_write_file(path, b.data, b.len);
-    if (rc) fprintf(stderr, "%s: %s\n", path, sy_strerror(rc));
-    else fprintf(stderr, "wrote %s (%zu KB)\n", path, (b.len + 1023) / 1024);
+    if (rc)
+        fprintf(stderr, "%s: %s\n", path, sy_strerror(rc));
+    else
+        fprintf(stderr, "wrote %s (%zu KB)\n", path, (b.len + 1023) / 1024);
     buf_deinit(&b);
     return rc;
 }
@@ -90,10 +91,13 @@ static int train_classifier(const char *shared, const char *outp)
     printf("%-15s %7s %7s\n", "class", "n", "recall");
     for (int c = 0; c < ROUTE_TASK_COUNT; c++) {
         size_t n = 0;
-        for (int d = 0; d < ROUTE_TASK_COUNT; d++) n += conf[c][d];
-        if (n) printf("%-15s %7zu %7.3f\n", route_task_name((route_task_t)c), n,
-                      (double)conf[c][c] / (double)n);
-        else printf("%-15s %7zu %7s\n", route_task_name((route_task_t)c), n, "-");
+        for (int d = 0; d < ROUTE_TASK_COUNT; d++)
+            n += conf[c][d];
+        if (n)
+            printf("%-15s %7zu %7.3f\n", route_task_name((route_task_t)c), n,
+                   (double)conf[c][c] / (double)n);
+        else
+            printf("%-15s %7zu %7s\n", route_task_name((route_task_t)c), n, "-");
     }
     mem_free(idx);
     route_model_free(m);
@@ -115,7 +119,8 @@ static int train_classifier(const char *shared, const char *outp)
 static route_model_t *fit_cloud(const route_dataset_t *ds, const route_features_t *feat,
                                 const bool *train, uint64_t digest)
 {
-    route_model_t *m = route_model_new(ROUTE_MODEL_CLOUD, 1, CLOUD_BUCKETS, ROUTE_DENSE_CLOUD, SEED);
+    route_model_t *m =
+        route_model_new(ROUTE_MODEL_CLOUD, 1, CLOUD_BUCKETS, ROUTE_DENSE_CLOUD, SEED);
     route_example_t *ex = mem_alloc(ds->n * sizeof *ex);
     float *dense = mem_alloc(ds->n * ROUTE_DENSE_DIM * sizeof(float));
     uint32_t *idx = mem_alloc(ROUTE_NGRAM_MAX * sizeof *idx);
@@ -134,7 +139,8 @@ static route_model_t *fit_cloud(const route_dataset_t *ds, const route_features_
     route_train_opts_t o = {.epochs = 8, .lr = 0.05f, .l2 = 1e-5f, .seed = SEED, .average = true};
     route_model_train(m, ex, n, &o);
     m->digest = digest;
-    for (size_t i = 0; i < n; i++) mem_free((void *)ex[i].idx);
+    for (size_t i = 0; i < n; i++)
+        mem_free((void *)ex[i].idx);
     mem_free(idx);
     mem_free(dense);
     mem_free(ex);
@@ -203,7 +209,8 @@ static int train_router(const char *shared, const char *data, const char *cls_pa
         route_model_t *cls = routedata_train_classifier(&t, -1, CLS_BUCKETS, SEED);
         routedata_texts_free(&t);
         all_features(&ds, cls, feat);
-        for (size_t i = 0; i < n; i++) train[i] = fold[i] != f;
+        for (size_t i = 0; i < n; i++)
+            train[i] = fold[i] != f;
         route_model_t *m = fit_cloud(&ds, feat, train, digest);
         uint32_t *idx = mem_alloc(ROUTE_NGRAM_MAX * sizeof *idx);
         for (size_t i = 0; i < n; i++) {
@@ -223,10 +230,12 @@ static int train_router(const char *shared, const char *data, const char *cls_pa
     route_eval_scores(oof, w, st, n, &e_m, NULL, 0);
     route_eval_scores(len, w, st, n, &e_len, NULL, 0);
     double *rnd = mem_alloc(n * sizeof *rnd);
-    for (size_t i = 0; i < n; i++) rnd[i] = (double)(hash_mix(i + 12345) >> 11);
+    for (size_t i = 0; i < n; i++)
+        rnd[i] = (double)(hash_mix(i + 12345) >> 11);
     route_eval_scores(rnd, w, st, n, &e_rand, NULL, 0);
     printf("need-of-cloud model, 5-fold cross-validation on %zu rows\n\n", n);
-    printf("%-22s %7s %7s %7s %7s %9s\n", "router", "APGR", "CPT50", "CPT80", "share95", "q_strong");
+    printf("%-22s %7s %7s %7s %7s %9s\n", "router", "APGR", "CPT50", "CPT80", "share95",
+           "q_strong");
     print_eval("need-of-cloud (CV)", &e_m);
     print_eval("prompt length", &e_len);
     print_eval("random", &e_rand);
@@ -245,7 +254,8 @@ static int train_router(const char *shared, const char *data, const char *cls_pa
             rc = 1;
         } else {
             all_features(&ds, cls, feat);
-            for (size_t i = 0; i < n; i++) train[i] = true;
+            for (size_t i = 0; i < n; i++)
+                train[i] = true;
             route_model_t *m = fit_cloud(&ds, feat, train, digest);
             m->threshold = th;
             printf("\nthreshold %.4f (cloud share %.3f in cross-validation)\n", th, e_m.share95);
@@ -275,11 +285,16 @@ int cmd_train(int argc, char **argv)
                *data = NULL;
     bool folds_only = false;
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--shared") && i + 1 < argc) shared = argv[++i];
-        else if (!strcmp(argv[i], "--classifier") && i + 1 < argc) cls = argv[++i];
-        else if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
-        else if (!strcmp(argv[i], "--folds-only")) folds_only = true;
+        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--shared") && i + 1 < argc)
+            shared = argv[++i];
+        else if (!strcmp(argv[i], "--classifier") && i + 1 < argc)
+            cls = argv[++i];
+        else if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            data = argv[++i];
+        else if (!strcmp(argv[i], "--folds-only"))
+            folds_only = true;
         else {
             fprintf(stderr, "switchyard train: unknown option '%s'\n", argv[i]);
             usage(stderr);

@@ -128,7 +128,8 @@ route_model_t *routedata_load_model(const char *path)
 static void add_text(routedata_texts_t *t, const char *s, size_t len, int label)
 {
     if (!len || label < 0) return;
-    if (t->n == t->cap) t->v = mem_realloc(t->v, (t->cap = t->cap ? t->cap * 2 : 4096) * sizeof *t->v);
+    if (t->n == t->cap)
+        t->v = mem_realloc(t->v, (t->cap = t->cap ? t->cap * 2 : 4096) * sizeof *t->v);
     routedata_text_t *e = &t->v[t->n++];
     e->text = mem_strndup(s, len);
     e->label = label;
@@ -137,7 +138,8 @@ static void add_text(routedata_texts_t *t, const char *s, size_t len, int label)
 
 void routedata_texts_free(routedata_texts_t *t)
 {
-    for (size_t i = 0; i < t->n; i++) mem_free(t->v[i].text);
+    for (size_t i = 0; i < t->n; i++)
+        mem_free(t->v[i].text);
     mem_free(t->v);
     memset(t, 0, sizeof *t);
 }
@@ -149,12 +151,18 @@ static int category_class(const char *c)
         const char *name;
         int cls;
     } map[] = {
-        {"translation", ROUTE_TASK_TRANSLATION}, {"summarization", ROUTE_TASK_SUMMARIZATION},
-        {"qa", ROUTE_TASK_KNOWLEDGE_QA},         {"math_reasoning", ROUTE_TASK_MATH},
-        {"rag", ROUTE_TASK_EXTRACTION},          {"writing", ROUTE_TASK_WRITING},
-        {"roleplay", ROUTE_TASK_CHAT},           {"reasoning", ROUTE_TASK_REASONING},
-        {"math", ROUTE_TASK_MATH},               {"coding", ROUTE_TASK_CODE},
-        {"extraction", ROUTE_TASK_EXTRACTION},   {"stem", ROUTE_TASK_KNOWLEDGE_QA},
+        {"translation", ROUTE_TASK_TRANSLATION},
+        {"summarization", ROUTE_TASK_SUMMARIZATION},
+        {"qa", ROUTE_TASK_KNOWLEDGE_QA},
+        {"math_reasoning", ROUTE_TASK_MATH},
+        {"rag", ROUTE_TASK_EXTRACTION},
+        {"writing", ROUTE_TASK_WRITING},
+        {"roleplay", ROUTE_TASK_CHAT},
+        {"reasoning", ROUTE_TASK_REASONING},
+        {"math", ROUTE_TASK_MATH},
+        {"coding", ROUTE_TASK_CODE},
+        {"extraction", ROUTE_TASK_EXTRACTION},
+        {"stem", ROUTE_TASK_KNOWLEDGE_QA},
         {"humanities", ROUTE_TASK_KNOWLEDGE_QA},
     };
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
@@ -245,18 +253,21 @@ int routedata_taskclass(const char *shared, const route_dataset_t *ds, int skip_
     /* Cap each class, keeping the examples with the smallest hash (a fixed random
      * sample): intent queries alone outnumber everything else. */
     size_t count[ROUTE_TASK_COUNT] = {0};
-    for (size_t i = 0; i < all.n; i++) count[all.v[i].label]++;
+    for (size_t i = 0; i < all.n; i++)
+        count[all.v[i].label]++;
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < all.n; i++) {
         routedata_text_t *e = &all.v[i];
         size_t c = count[e->label];
         uint64_t h = hash_bytes(e->text, strlen(e->text), 77);
-        if (c > per_class && (double)(h >> 11) / 9007199254740992.0 >= (double)per_class / (double)c) {
+        if (c > per_class &&
+            (double)(h >> 11) / 9007199254740992.0 >= (double)per_class / (double)c) {
             mem_free(e->text);
             continue;
         }
         if (out->n == out->cap)
-            out->v = mem_realloc(out->v, (out->cap = out->cap ? out->cap * 2 : 4096) * sizeof *out->v);
+            out->v =
+                mem_realloc(out->v, (out->cap = out->cap ? out->cap * 2 : 4096) * sizeof *out->v);
         out->v[out->n++] = *e;
     }
     mem_free(all.v);
@@ -287,9 +298,11 @@ route_model_t *routedata_train_classifier(const routedata_texts_t *t, int hold_f
     uint64_t digest = 0;
     for (size_t i = 0; i < t->n; i++)
         if (t->v[i].fold != hold_fold) count[t->v[i].label]++;
-    for (int k = 0; k < ROUTE_TASK_COUNT; k++) present += count[k] > 0;
+    for (int k = 0; k < ROUTE_TASK_COUNT; k++)
+        present += count[k] > 0;
     size_t total = 0;
-    for (int k = 0; k < ROUTE_TASK_COUNT; k++) total += count[k];
+    for (int k = 0; k < ROUTE_TASK_COUNT; k++)
+        total += count[k];
     for (size_t i = 0; i < t->n; i++) {
         const routedata_text_t *e = &t->v[i];
         if (e->fold == hold_fold) continue;
@@ -301,13 +314,16 @@ route_model_t *routedata_train_classifier(const routedata_texts_t *t, int hold_f
         uint32_t *copy = mem_dup(idx, (k ? k : 1) * sizeof *idx);
         double w = (double)total / ((double)present * (double)count[e->label]);
         ex[n++] = (route_example_t){copy, (uint32_t)k, d, (float)e->label,
-                                    (float)(w < 0.3 ? 0.3 : w > 5 ? 5 : w)};
+                                    (float)(w < 0.3 ? 0.3
+                                            : w > 5 ? 5
+                                                    : w)};
         digest = hash_mix(digest ^ hash_bytes(e->text, len, (uint64_t)e->label));
     }
     route_train_opts_t o = {.epochs = 8, .lr = 0.5f, .l2 = 1e-6f, .seed = seed};
     route_model_train(m, ex, n, &o);
     m->digest = digest;
-    for (size_t i = 0; i < n; i++) mem_free((void *)ex[i].idx);
+    for (size_t i = 0; i < n; i++)
+        mem_free((void *)ex[i].idx);
     mem_free(idx);
     mem_free(dense);
     mem_free(ex);

@@ -43,16 +43,19 @@ static int cholesky(double *a, int n)
 {
     for (int j = 0; j < n; j++) {
         double s = a[j * n + j];
-        for (int k = 0; k < j; k++) s -= a[j * n + k] * a[j * n + k];
+        for (int k = 0; k < j; k++)
+            s -= a[j * n + k] * a[j * n + k];
         if (s <= 1e-12) return -1;
         double l = sqrt(s);
         a[j * n + j] = l;
         for (int i = j + 1; i < n; i++) {
             double t = a[i * n + j];
-            for (int k = 0; k < j; k++) t -= a[i * n + k] * a[j * n + k];
+            for (int k = 0; k < j; k++)
+                t -= a[i * n + k] * a[j * n + k];
             a[i * n + j] = t / l;
         }
-        for (int i = 0; i < j; i++) a[i * n + j] = 0;
+        for (int i = 0; i < j; i++)
+            a[i * n + j] = 0;
     }
     return 0;
 }
@@ -61,36 +64,43 @@ static int cholesky(double *a, int n)
 static void arm_derive(arm_t *a, double ridge)
 {
     double l[D * D];
-    for (int i = 0; i < D * D; i++) l[i] = a->s[i];
-    for (int i = 0; i < D; i++) l[i * D + i] += ridge;
+    for (int i = 0; i < D * D; i++)
+        l[i] = a->s[i];
+    for (int i = 0; i < D; i++)
+        l[i * D + i] += ridge;
     if (cholesky(l, D)) { /* cannot happen with ridge > 0; keep the prior */
         memset(a->ainv, 0, sizeof a->ainv);
-        for (int i = 0; i < D; i++) a->ainv[i * D + i] = 1.0 / ridge;
+        for (int i = 0; i < D; i++)
+            a->ainv[i * D + i] = 1.0 / ridge;
     } else {
         /* A⁻¹ column by column: solve L Lᵀ x = e_c. */
         for (int c = 0; c < D; c++) {
             double y[D];
             for (int i = 0; i < D; i++) {
                 double t = i == c ? 1.0 : 0.0;
-                for (int k = 0; k < i; k++) t -= l[i * D + k] * y[k];
+                for (int k = 0; k < i; k++)
+                    t -= l[i * D + k] * y[k];
                 y[i] = t / l[i * D + i];
             }
             for (int i = D - 1; i >= 0; i--) {
                 double t = y[i];
-                for (int k = i + 1; k < D; k++) t -= l[k * D + i] * a->ainv[k * D + c];
+                for (int k = i + 1; k < D; k++)
+                    t -= l[k * D + i] * a->ainv[k * D + c];
                 a->ainv[i * D + c] = t / l[i * D + i];
             }
         }
     }
     for (int i = 0; i < D; i++) {
         double t = 0;
-        for (int k = 0; k < D; k++) t += a->ainv[i * D + k] * a->b[k];
+        for (int k = 0; k < D; k++)
+            t += a->ainv[i * D + k] * a->b[k];
         a->theta[i] = t;
     }
     memcpy(a->chol, a->ainv, sizeof a->chol);
     if (cholesky(a->chol, D)) {
         memset(a->chol, 0, sizeof a->chol);
-        for (int i = 0; i < D; i++) a->chol[i * D + i] = sqrt(fmax(a->ainv[i * D + i], 0));
+        for (int i = 0; i < D; i++)
+            a->chol[i * D + i] = sqrt(fmax(a->ainv[i * D + i], 0));
     }
 }
 
@@ -101,8 +111,10 @@ route_bandit_t *route_bandit_new(int n_arms, const route_bandit_opts_t *o)
     if (n_arms < 1 || n_arms > ROUTE_BANDIT_MAX_ARMS) return NULL;
     route_bandit_t *b = mem_calloc(1, sizeof *b);
     b->n_arms = n_arms;
-    if (o) b->o = *o;
-    else route_bandit_opts_defaults(&b->o);
+    if (o)
+        b->o = *o;
+    else
+        route_bandit_opts_defaults(&b->o);
     if (b->o.ridge <= 0) b->o.ridge = 1.0;
     route_bandit_reset(b);
     return b;
@@ -124,7 +136,8 @@ void route_bandit_set_opts(route_bandit_t *b, const route_bandit_opts_t *o)
     b->o = *o;
     if (b->o.ridge <= 0) b->o.ridge = 1.0;
     if (b->o.ridge != old)
-        for (int i = 0; i < b->n_arms; i++) arm_derive(&b->arm[i], b->o.ridge);
+        for (int i = 0; i < b->n_arms; i++)
+            arm_derive(&b->arm[i], b->o.ridge);
 }
 
 void route_bandit_reset(route_bandit_t *b)
@@ -157,7 +170,8 @@ int route_bandit_choose(const route_bandit_t *b, const float xf[D], uint32_t mas
                         double *scores)
 {
     double x[D];
-    for (int i = 0; i < D; i++) x[i] = xf[i];
+    for (int i = 0; i < D; i++)
+        x[i] = xf[i];
     int best = -1;
     double best_s = -INFINITY;
     uint64_t rs = seed;
@@ -168,23 +182,27 @@ int route_bandit_choose(const route_bandit_t *b, const float xf[D], uint32_t mas
         }
         const arm_t *a = &b->arm[k];
         double mean = 0;
-        for (int i = 0; i < D; i++) mean += a->theta[i] * x[i];
+        for (int i = 0; i < D; i++)
+            mean += a->theta[i] * x[i];
         double s = mean;
         if (b->o.explore && b->o.algo == ROUTE_BANDIT_LINUCB) {
             double q = 0;
             for (int i = 0; i < D; i++) {
                 double t = 0;
-                for (int j = 0; j < D; j++) t += a->ainv[i * D + j] * x[j];
+                for (int j = 0; j < D; j++)
+                    t += a->ainv[i * D + j] * x[j];
                 q += x[i] * t;
             }
             s += b->o.alpha * sqrt(fmax(q, 0));
         } else if (b->o.explore) {
             /* θ̃·x = θ·x + v·(L z)·x with z standard normal. */
             double z[D], e = 0;
-            for (int i = 0; i < D; i++) z[i] = gauss(&rs);
+            for (int i = 0; i < D; i++)
+                z[i] = gauss(&rs);
             for (int i = 0; i < D; i++) {
                 double t = 0;
-                for (int j = 0; j <= i; j++) t += a->chol[i * D + j] * z[j];
+                for (int j = 0; j <= i; j++)
+                    t += a->chol[i * D + j] * z[j];
                 e += t * x[i];
             }
             s += b->o.v * e;
@@ -207,7 +225,8 @@ int route_bandit_update(route_bandit_t *b, int arm, const float xf[D], double r)
         x[i] = xf[i];
     }
     for (int i = 0; i < D; i++) {
-        for (int j = 0; j < D; j++) a->s[i * D + j] += x[i] * x[j];
+        for (int j = 0; j < D; j++)
+            a->s[i * D + j] += x[i] * x[j];
         a->b[i] += r * x[i];
     }
     a->n++;
@@ -276,8 +295,10 @@ int route_bandit_merge(route_bandit_t *dst, const route_bandit_t *delta)
         arm_t *a = &dst->arm[k];
         const arm_t *d = &delta->arm[k];
         if (!d->n) continue;
-        for (int i = 0; i < D * D; i++) a->s[i] += d->s[i];
-        for (int i = 0; i < D; i++) a->b[i] += d->b[i];
+        for (int i = 0; i < D * D; i++)
+            a->s[i] += d->s[i];
+        for (int i = 0; i < D; i++)
+            a->b[i] += d->b[i];
         a->n += d->n;
         arm_derive(a, dst->o.ridge);
     }

@@ -24,10 +24,10 @@
 #include "base/buf.h"
 #include "route/features.h"
 
-#define ROUTE_BANDIT_DIM ROUTE_DENSE_DIM
+#define ROUTE_BANDIT_DIM      ROUTE_DENSE_DIM
 #define ROUTE_BANDIT_MAX_ARMS 16
-#define ROUTE_BANDIT_MAGIC "SYBN"
-#define ROUTE_BANDIT_VERSION 1
+#define ROUTE_BANDIT_MAGIC    "SYBN"
+#define ROUTE_BANDIT_VERSION  1
 
 typedef enum { ROUTE_BANDIT_LINUCB, ROUTE_BANDIT_THOMPSON } route_bandit_algo_t;
 

@@ -38,13 +38,15 @@ int route_csv_record(const char *p, size_t n, size_t *off, buf_t *cells, size_t 
                     break;
                 }
                 size_t j = i;
-                while (j < n && p[j] != '"') j++;
+                while (j < n && p[j] != '"')
+                    j++;
                 if ((rc = buf_append(cells, p + i, j - i))) return rc;
                 i = j;
             }
         } else {
             size_t j = i;
-            while (j < n && p[j] != ',' && p[j] != '\n' && p[j] != '\r') j++;
+            while (j < n && p[j] != ',' && p[j] != '\n' && p[j] != '\r')
+                j++;
             if ((rc = buf_append(cells, p + i, j - i))) return rc;
             i = j;
         }
@@ -71,8 +73,7 @@ static double num(const char *s)
     return *e ? NAN : v;
 }
 
-int route_dataset_parse_csv(route_dataset_t *ds, const char *p, size_t n, char *err,
-                            size_t errlen)
+int route_dataset_parse_csv(route_dataset_t *ds, const char *p, size_t n, char *err, size_t errlen)
 {
     memset(ds, 0, sizeof *ds);
     buf_t cells;
@@ -227,7 +228,8 @@ void route_eval_scores(const double *score, const double *weak, const double *st
     for (size_t a = 0; a < n;) {
         size_t b = a;
         double gain = 0;
-        while (b < n && v[b].s == v[a].s) gain += strong[v[b].i] - weak[v[b].i], b++;
+        while (b < n && v[b].s == v[a].s)
+            gain += strong[v[b].i] - weak[v[b].i], b++;
         for (size_t k = a + 1; k <= b; k++)
             q[k] = q[a] + gain / (double)n * (double)(k - a) / (double)(b - a);
         a = b;

@@ -36,8 +36,8 @@ int route_csv_record(const char *p, size_t n, size_t *off, buf_t *cells, size_t 
 typedef struct route_row {
     char *prompt; /* owned, NUL-terminated */
     size_t len;
-    char *benchmark; /* owned; a label, never a router input */
-    char *subset;    /* owned; a label */
+    char *benchmark;               /* owned; a label, never a router input */
+    char *subset;                  /* owned; a label */
     double weak, strong;           /* quality scores (0..1) */
     double weak_cost, strong_cost; /* USD, NaN where unknown */
 } route_row_t;
@@ -51,8 +51,7 @@ typedef struct route_dataset {
  * strong_score and optionally benchmark, subset, weak_cost, strong_cost). Returns 0,
  * or SY_EPARSE with the record number in err. ds is caller-allocated and must be
  * freed with route_dataset_deinit even on error. */
-int route_dataset_parse_csv(route_dataset_t *ds, const char *p, size_t n, char *err,
-                            size_t errlen);
+int route_dataset_parse_csv(route_dataset_t *ds, const char *p, size_t n, char *err, size_t errlen);
 void route_dataset_deinit(route_dataset_t *ds);
 /* Drops rows whose prompt hashes (hash_bytes, seed 0) are in drop[] (any order).
  * Returns the number dropped. */
@@ -65,8 +64,8 @@ uint64_t route_dataset_digest(const route_dataset_t *ds);
 typedef struct route_eval {
     double q_weak, q_strong; /* mean quality, all-weak and all-strong */
     double apgr;
-    double cpt50, cpt80;  /* strong share for 50% / 80% of the gap */
-    double share95;       /* strong share for 95% of all-strong quality */
+    double cpt50, cpt80; /* strong share for 50% / 80% of the gap */
+    double share95;      /* strong share for 95% of all-strong quality */
 } route_eval_t;
 
 /* Metrics of score[] over rows weak[], strong[] (n rows). If curve is not NULL it

@@ -52,8 +52,10 @@ uint32_t route_tokens_estimate(const char *s, size_t n)
     size_t ascii = 0, cps = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x80) ascii++;
-        else if (c >= 0xc0) cps++;
+        if (c < 0x80)
+            ascii++;
+        else if (c >= 0xc0)
+            cps++;
     }
     return (uint32_t)((ascii + 3) / 4 + cps);
 }
@@ -78,9 +80,9 @@ static bool is_alnum(unsigned char c)
 /* Marker words; the first MARK_CODE are code markers, the rest math markers. */
 #define MARK_CODE 12
 static const char *const mark_words[] = {
-    "def ", "return", "function", "#include", "import ", "class ", "public ", "const ",
-    "python", "program", "code", "=>", "solve", "calculate", "how many", "how much",
-    "equation", "sum", "percent", "compute",
+    "def ",     "return",   "function", "#include", "import ", "class ",  "public ",
+    "const ",   "python",   "program",  "code",     "=>",      "solve",   "calculate",
+    "how many", "how much", "equation", "sum",      "percent", "compute",
 };
 #define MARK_N (sizeof mark_words / sizeof *mark_words)
 
@@ -92,8 +94,8 @@ static const char *const mark_words[] = {
 #define FM_S ((1u << 12) | (1u << 17))
 #define FM_H ((1u << 14) | (1u << 15))
 static const uint32_t first_mask[256] = {
-    ['d'] = 1u << 0, ['D'] = 1u << 0, ['r'] = 1u << 1, ['R'] = 1u << 1, ['f'] = 1u << 2,
-    ['F'] = 1u << 2, ['#'] = 1u << 3, ['i'] = 1u << 4, ['I'] = 1u << 4, ['c'] = FM_C,
+    ['d'] = 1u << 0, ['D'] = 1u << 0, ['r'] = 1u << 1, ['R'] = 1u << 1,  ['f'] = 1u << 2,
+    ['F'] = 1u << 2, ['#'] = 1u << 3, ['i'] = 1u << 4, ['I'] = 1u << 4,  ['c'] = FM_C,
     ['C'] = FM_C,    ['p'] = FM_P,    ['P'] = FM_P,    ['='] = 1u << 11, ['s'] = FM_S,
     ['S'] = FM_S,    ['h'] = FM_H,    ['H'] = FM_H,    ['e'] = 1u << 16, ['E'] = 1u << 16,
 };
@@ -117,24 +119,35 @@ static void markers(route_features_t *f, const char *s, size_t n)
     bool prev_alnum = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= '0' && c <= '9') digits++;
-        else if (c == '+' || c == '*' || c == '/' || c == '=' || c == '^') ops++;
-        else if (c == '{' || c == '}' || c == ';') code++;
-        else if (c == '`' && i + 2 < n && s[i + 1] == '`' && s[i + 2] == '`') code += 8;
+        if (c >= '0' && c <= '9')
+            digits++;
+        else if (c == '+' || c == '*' || c == '/' || c == '=' || c == '^')
+            ops++;
+        else if (c == '{' || c == '}' || c == ';')
+            code++;
+        else if (c == '`' && i + 2 < n && s[i + 1] == '`' && s[i + 2] == '`')
+            code += 8;
         else if (c >= 0xc0) {
             /* Lead byte: 0xd0-0xd3 Cyrillic, 0xd8-0xdb Arabic, 0xe3-0xe9 CJK and kana. */
-            if (c >= 0xd0 && c <= 0xd3) scr[ROUTE_SCRIPT_CYRILLIC]++;
-            else if (c >= 0xd8 && c <= 0xdb) scr[ROUTE_SCRIPT_ARABIC]++;
-            else if (c >= 0xe3 && c <= 0xe9) scr[ROUTE_SCRIPT_CJK]++;
-            else if (c < 0xd0) scr[ROUTE_SCRIPT_LATIN]++;
-            else scr[ROUTE_SCRIPT_OTHER]++;
+            if (c >= 0xd0 && c <= 0xd3)
+                scr[ROUTE_SCRIPT_CYRILLIC]++;
+            else if (c >= 0xd8 && c <= 0xdb)
+                scr[ROUTE_SCRIPT_ARABIC]++;
+            else if (c >= 0xe3 && c <= 0xe9)
+                scr[ROUTE_SCRIPT_CJK]++;
+            else if (c < 0xd0)
+                scr[ROUTE_SCRIPT_LATIN]++;
+            else
+                scr[ROUTE_SCRIPT_OTHER]++;
         }
         if (!prev_alnum) {
             for (uint32_t m = first_mask[c]; m; m &= m - 1) {
                 size_t w = (size_t)__builtin_ctz(m);
                 if (word_at(s, n, i, mark_words[w], mark_len(w))) {
-                    if (w < MARK_CODE) code += 3;
-                    else math += 3;
+                    if (w < MARK_CODE)
+                        code += 3;
+                    else
+                        math += 3;
                 }
             }
         }
@@ -155,9 +168,10 @@ static void markers(route_features_t *f, const char *s, size_t n)
     while (e > 0 && (s[e - 1] == ' ' || s[e - 1] == '\n' || s[e - 1] == '\t' || s[e - 1] == '\r'))
         e--;
     size_t b = 0;
-    while (b < n && (s[b] == ' ' || s[b] == '\n')) b++;
-    static const char *const qw[] = {"what ", "why ", "how ", "who ", "when ", "where ",
-                                     "which ", "is ", "are ", "can ", "does ", "do "};
+    while (b < n && (s[b] == ' ' || s[b] == '\n'))
+        b++;
+    static const char *const qw[] = {"what ",  "why ", "how ", "who ", "when ", "where ",
+                                     "which ", "is ",  "are ", "can ", "does ", "do "};
     f->question = e > 0 && s[e - 1] == '?';
     for (size_t k = 0; !f->question && k < sizeof qw / sizeof *qw; k++)
         if (word_at(s, n, b, qw[k], strlen(qw[k]))) f->question = true;
@@ -182,7 +196,8 @@ void route_features_text(route_features_t *f, const route_text_t *texts, size_t 
             hi += (size_t)((h * 0x0101010101010101ull) >> 56);
             lead += (size_t)((l * 0x0101010101010101ull) >> 56);
         }
-        for (; j < n; j++) hi += s[j] >= 0x80, lead += s[j] >= 0xc0;
+        for (; j < n; j++)
+            hi += s[j] >= 0x80, lead += s[j] >= 0xc0;
         bytes += n;
         non_ascii += hi;
         /* route_tokens_estimate, from the same pass; 4 tokens of message framing */
@@ -207,7 +222,8 @@ void route_features_dense(const route_features_t *f, float out[ROUTE_DENSE_DIM])
     out[8] = f->question ? 1.0f : 0.0f;
     out[9] = f->non_ascii;
     out[10] = f->pii_types ? 1.0f : 0.0f;
-    for (int k = 0; k < ROUTE_TASK_COUNT; k++) out[ROUTE_DENSE_BASE + k] = f->task_prob[k];
+    for (int k = 0; k < ROUTE_TASK_COUNT; k++)
+        out[ROUTE_DENSE_BASE + k] = f->task_prob[k];
     out[ROUTE_DENSE_CLOUD] = f->cloud_score >= 0 ? f->cloud_score : 0.0f;
 }
 

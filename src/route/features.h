@@ -49,8 +49,8 @@ uint32_t route_task_typical_out(route_task_t t);
 /* The seed's simple-vs-complex split: simple classes prefer the edge. */
 static inline bool route_task_is_simple(route_task_t t)
 {
-    return t == ROUTE_TASK_EXTRACTION || t == ROUTE_TASK_CLASSIFICATION ||
-           t == ROUTE_TASK_INTENT || t == ROUTE_TASK_SUMMARIZATION || t == ROUTE_TASK_TRANSLATION;
+    return t == ROUTE_TASK_EXTRACTION || t == ROUTE_TASK_CLASSIFICATION || t == ROUTE_TASK_INTENT ||
+           t == ROUTE_TASK_SUMMARIZATION || t == ROUTE_TASK_TRANSLATION;
 }
 static inline bool route_task_is_complex(route_task_t t)
 {
@@ -70,31 +70,32 @@ const char *route_script_name(route_script_t s);
 /* ------------------------------------------------------------ features ---- */
 
 typedef struct route_features {
-    uint32_t pii_types;      /* bitmask of pii_type_t at or above the score threshold */
-    float pii_max_score;     /* 0..1 */
-    uint32_t prompt_bytes;   /* all texts */
-    uint32_t est_tokens_in;  /* estimate: ~4 bytes per token, 1 per non-ASCII codepoint */
-    uint32_t max_tokens;     /* requested output cap (0 = not given) */
+    uint32_t pii_types;       /* bitmask of pii_type_t at or above the score threshold */
+    float pii_max_score;      /* 0..1 */
+    uint32_t prompt_bytes;    /* all texts */
+    uint32_t est_tokens_in;   /* estimate: ~4 bytes per token, 1 per non-ASCII codepoint */
+    uint32_t max_tokens;      /* requested output cap (0 = not given) */
     uint32_t pred_tokens_out; /* predicted answer length from the task class */
-    uint32_t est_tokens_out;  /* what the budget stage compares: max_tokens if given, else predicted */
-    uint32_t n_messages;     /* conversation depth */
-    float code_score;        /* 0..1: code markers (fences, keywords, braces) */
-    float math_score;        /* 0..1: digits, operators, math words */
-    bool question;           /* ends with '?' or opens with a question word */
-    route_script_t script;   /* dominant non-ASCII script */
-    float non_ascii;         /* share of non-ASCII bytes, 0..1 */
-    bool has_classifier;     /* task_prob is a model output (else uniform) */
-    int task;                /* argmax of task_prob */
+    uint32_t
+        est_tokens_out;    /* what the budget stage compares: max_tokens if given, else predicted */
+    uint32_t n_messages;   /* conversation depth */
+    float code_score;      /* 0..1: code markers (fences, keywords, braces) */
+    float math_score;      /* 0..1: digits, operators, math words */
+    bool question;         /* ends with '?' or opens with a question word */
+    route_script_t script; /* dominant non-ASCII script */
+    float non_ascii;       /* share of non-ASCII bytes, 0..1 */
+    bool has_classifier;   /* task_prob is a model output (else uniform) */
+    int task;              /* argmax of task_prob */
     float task_prob[ROUTE_TASK_COUNT];
-    float cloud_score;       /* need-of-cloud probability 0..1, or -1 without a model */
+    float cloud_score; /* need-of-cloud probability 0..1, or -1 without a model */
 } route_features_t;
 
 /* Dense view used by the linear models and the bandit: fixed order, roughly unit
  * scale. Index ROUTE_DENSE_CLOUD holds cloud_score (0 when absent); the
  * need-of-cloud model itself reads only the first ROUTE_DENSE_CLOUD entries. */
-#define ROUTE_DENSE_BASE 11
+#define ROUTE_DENSE_BASE  11
 #define ROUTE_DENSE_CLOUD (ROUTE_DENSE_BASE + ROUTE_TASK_COUNT)
-#define ROUTE_DENSE_DIM (ROUTE_DENSE_CLOUD + 1)
+#define ROUTE_DENSE_DIM   (ROUTE_DENSE_CLOUD + 1)
 void route_features_dense(const route_features_t *f, float out[ROUTE_DENSE_DIM]);
 
 /* Text statistics of one request: fills prompt_bytes, est_tokens_in, code_score,
@@ -115,7 +116,7 @@ uint32_t route_tokens_estimate(const char *s, size_t n);
 /* Character trigrams come from the first bytes only: they carry the format of a
  * prompt (its opening), and they are most of the model's cost per request. */
 #define ROUTE_NGRAM_CHAR_BYTES 256
-#define ROUTE_NGRAM_MAX (3 * ROUTE_NGRAM_MAX_BYTES + 8)
+#define ROUTE_NGRAM_MAX        (3 * ROUTE_NGRAM_MAX_BYTES + 8)
 /* The task classifier reads the first features only (they come in text order):
  * a task shows in the opening of a prompt, and this bounds its cost. */
 #define ROUTE_CLASS_NGRAMS 384
@@ -123,8 +124,8 @@ uint32_t route_tokens_estimate(const char *s, size_t n);
 /* Hashes (seeded FNV-1a steps finished by hash_mix, and hash_mix of packed bytes for
  * the trigrams) word unigrams and bigrams (lowercased alphanumeric runs; each punctuation
  * byte is a token of its own) and character trigrams (whitespace collapsed, first
- * ROUTE_NGRAM_CHAR_BYTES) of text into bucket indices (hash & (n_buckets-1), n_buckets a power of two). Writes
- * at most max indices into out and returns how many. */
+ * ROUTE_NGRAM_CHAR_BYTES) of text into bucket indices (hash & (n_buckets-1), n_buckets a power of
+ * two). Writes at most max indices into out and returns how many. */
 size_t route_ngrams(const char *text, size_t len, uint64_t seed, uint32_t n_buckets, uint32_t *out,
                     size_t max);
 

@@ -49,7 +49,8 @@ static uint64_t rd64(const unsigned char *p)
 }
 static void wr32(unsigned char *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static void wr64(unsigned char *p, uint64_t v)
 {
@@ -86,8 +87,9 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
     if ((kind != ROUTE_MODEL_CLASSIFIER && kind != ROUTE_MODEL_CLOUD) || k == 0 ||
         k > ROUTE_MODEL_MAX_OUT || nb == 0 || (nb & (nb - 1)) || nb > ROUTE_MODEL_MAX_BUCKETS ||
         nd > ROUTE_DENSE_DIM) {
-        snprintf(err, errlen, "model header out of range (kind %u, outputs %u, buckets %u, dense %u)",
-                 kind, k, nb, nd);
+        snprintf(err, errlen,
+                 "model header out of range (kind %u, outputs %u, buckets %u, dense %u)", kind, k,
+                 nb, nd);
         return NULL;
     }
     size_t need = ROUTE_MODEL_HEADER + payload_floats(k, nb, nd) * 4 + 8;
@@ -111,9 +113,12 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
     m->threshold = rdf(p + 40);
     m->n_train = rd32(p + 44);
     const unsigned char *q = p + ROUTE_MODEL_HEADER;
-    for (size_t i = 0; i < (size_t)nb * k; i++, q += 4) m->w_sparse[i] = rdf(q);
-    for (size_t i = 0; i < (size_t)nd * k; i++, q += 4) m->w_dense[i] = rdf(q);
-    for (size_t i = 0; i < k; i++, q += 4) m->bias[i] = rdf(q);
+    for (size_t i = 0; i < (size_t)nb * k; i++, q += 4)
+        m->w_sparse[i] = rdf(q);
+    for (size_t i = 0; i < (size_t)nd * k; i++, q += 4)
+        m->w_dense[i] = rdf(q);
+    for (size_t i = 0; i < k; i++, q += 4)
+        m->bias[i] = rdf(q);
     return m;
 }
 
@@ -169,7 +174,8 @@ void route_model_logits(const route_model_t *m, const uint32_t *idx, size_t n_id
     if (k == 1) {
         float a0 = 0, a1 = 0;
         size_t i = 0;
-        for (; i + 1 < n_idx; i += 2) a0 += m->w_sparse[idx[i]], a1 += m->w_sparse[idx[i + 1]];
+        for (; i + 1 < n_idx; i += 2)
+            a0 += m->w_sparse[idx[i]], a1 += m->w_sparse[idx[i + 1]];
         if (i < n_idx) a0 += m->w_sparse[idx[i]];
         acc[0] = a0 + a1;
     } else if (k == 11) {
@@ -189,22 +195,26 @@ void route_model_logits(const route_model_t *m, const uint32_t *idx, size_t n_id
             c9 += w[9];
             c10 += w[10];
         }
-        for (int j = 0; j < 4; j++) acc[j] = a[j], acc[4 + j] = b[j];
+        for (int j = 0; j < 4; j++)
+            acc[j] = a[j], acc[4 + j] = b[j];
         acc[8] = c8;
         acc[9] = c9;
         acc[10] = c10;
     } else {
         for (size_t i = 0; i < n_idx; i++) {
             const float *w = m->w_sparse + (size_t)idx[i] * k;
-            for (uint32_t j = 0; j < k; j++) acc[j] += w[j];
+            for (uint32_t j = 0; j < k; j++)
+                acc[j] += w[j];
         }
     }
-    for (uint32_t j = 0; j < k; j++) out[j] = acc[j] * scale + m->bias[j];
+    for (uint32_t j = 0; j < k; j++)
+        out[j] = acc[j] * scale + m->bias[j];
     for (uint32_t d = 0; d < m->n_dense; d++) {
         const float *w = m->w_dense + (size_t)d * k;
         float x = dense[d];
         if (x == 0.0f) continue;
-        for (uint32_t j = 0; j < k; j++) out[j] += w[j] * x;
+        for (uint32_t j = 0; j < k; j++)
+            out[j] += w[j] * x;
     }
 }
 
@@ -220,9 +230,12 @@ static void squash(uint32_t k, float *out)
         return;
     }
     float mx = out[0], sum = 0;
-    for (uint32_t j = 1; j < k; j++) mx = fmaxf(mx, out[j]);
-    for (uint32_t j = 0; j < k; j++) sum += out[j] = expf(out[j] - mx);
-    for (uint32_t j = 0; j < k; j++) out[j] /= sum;
+    for (uint32_t j = 1; j < k; j++)
+        mx = fmaxf(mx, out[j]);
+    for (uint32_t j = 0; j < k; j++)
+        sum += out[j] = expf(out[j] - mx);
+    for (uint32_t j = 0; j < k; j++)
+        out[j] /= sum;
 }
 
 void route_model_predict(const route_model_t *m, const uint32_t *idx, size_t n_idx,
@@ -247,7 +260,8 @@ void route_model_train(route_model_t *m, const route_example_t *ex, size_t n,
 {
     uint32_t k = m->n_out;
     size_t *order = mem_alloc((n ? n : 1) * sizeof *order);
-    for (size_t i = 0; i < n; i++) order[i] = i;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
     uint64_t rs = o->seed;
     size_t t = 0;
     float p[ROUTE_MODEL_MAX_OUT], g[ROUTE_MODEL_MAX_OUT];
@@ -273,25 +287,34 @@ void route_model_train(route_model_t *m, const route_example_t *ex, size_t n,
             float decay = 1.0f - lr * o->l2;
             for (uint32_t i = 0; i < e->n_idx; i++) {
                 float *w = m->w_sparse + (size_t)e->idx[i] * k;
-                for (uint32_t j = 0; j < k; j++) w[j] = w[j] * decay - g[j] * sc;
+                for (uint32_t j = 0; j < k; j++)
+                    w[j] = w[j] * decay - g[j] * sc;
             }
             for (uint32_t d = 0; d < m->n_dense; d++) {
                 float *w = m->w_dense + (size_t)d * k;
-                for (uint32_t j = 0; j < k; j++) w[j] -= g[j] * e->dense[d];
+                for (uint32_t j = 0; j < k; j++)
+                    w[j] -= g[j] * e->dense[d];
             }
-            for (uint32_t j = 0; j < k; j++) m->bias[j] -= g[j];
+            for (uint32_t j = 0; j < k; j++)
+                m->bias[j] -= g[j];
         }
         if (avg) {
-            for (size_t i = 0; i < ns; i++) avg[i] += m->w_sparse[i];
-            for (size_t i = 0; i < nd; i++) avg[ns + i] += m->w_dense[i];
-            for (size_t i = 0; i < k; i++) avg[ns + nd + i] += m->bias[i];
+            for (size_t i = 0; i < ns; i++)
+                avg[i] += m->w_sparse[i];
+            for (size_t i = 0; i < nd; i++)
+                avg[ns + i] += m->w_dense[i];
+            for (size_t i = 0; i < k; i++)
+                avg[ns + nd + i] += m->bias[i];
         }
     }
     if (avg && o->epochs) {
         float inv = 1.0f / (float)o->epochs;
-        for (size_t i = 0; i < ns; i++) m->w_sparse[i] = avg[i] * inv;
-        for (size_t i = 0; i < nd; i++) m->w_dense[i] = avg[ns + i] * inv;
-        for (size_t i = 0; i < k; i++) m->bias[i] = avg[ns + nd + i] * inv;
+        for (size_t i = 0; i < ns; i++)
+            m->w_sparse[i] = avg[i] * inv;
+        for (size_t i = 0; i < nd; i++)
+            m->w_dense[i] = avg[ns + i] * inv;
+        for (size_t i = 0; i < k; i++)
+            m->bias[i] = avg[ns + nd + i] * inv;
     }
     mem_free(avg);
     m->n_train = (uint32_t)n;

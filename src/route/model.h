@@ -36,10 +36,10 @@
 #include "base/buf.h"
 #include "route/features.h"
 
-#define ROUTE_MODEL_MAGIC "SYRM"
-#define ROUTE_MODEL_VERSION 1
-#define ROUTE_MODEL_HEADER 64
-#define ROUTE_MODEL_MAX_OUT 32
+#define ROUTE_MODEL_MAGIC       "SYRM"
+#define ROUTE_MODEL_VERSION     1
+#define ROUTE_MODEL_HEADER      64
+#define ROUTE_MODEL_MAX_OUT     32
 #define ROUTE_MODEL_MAX_BUCKETS (1u << 20)
 
 typedef enum { ROUTE_MODEL_CLASSIFIER = 1, ROUTE_MODEL_CLOUD = 2 } route_model_kind_t;
@@ -90,8 +90,8 @@ typedef struct route_example {
 
 typedef struct route_train_opts {
     uint32_t epochs;
-    float lr;     /* initial step, decays as lr / (1 + t/n) */
-    float l2;     /* weight decay per step */
+    float lr;      /* initial step, decays as lr / (1 + t/n) */
+    float l2;      /* weight decay per step */
     uint64_t seed; /* shuffle order */
     bool average;  /* return the mean of the weights after each epoch (lower variance) */
 } route_train_opts_t;

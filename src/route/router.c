@@ -33,7 +33,8 @@ struct router_scratch {
 void route_config_defaults(route_config_t *c)
 {
     memset(c, 0, sizeof *c);
-    for (int i = 0; i < PII_TYPE_COUNT; i++) c->pii_action[i] = ROUTE_PII_LOCAL_ONLY;
+    for (int i = 0; i < PII_TYPE_COUNT; i++)
+        c->pii_action[i] = ROUTE_PII_LOCAL_ONLY;
     c->pii_min_score = 0.5f;
     c->cloud_above_tokens = 1024;
     c->policy = ROUTE_POLICY_RULES;
@@ -134,11 +135,15 @@ static const route_text_t *last_text(const route_input_t *in)
  * simple-vs-complex rule on code and math. */
 static void heuristic_task(route_features_t *f)
 {
-    for (int k = 0; k < ROUTE_TASK_COUNT; k++) f->task_prob[k] = 0.0f;
+    for (int k = 0; k < ROUTE_TASK_COUNT; k++)
+        f->task_prob[k] = 0.0f;
     int t = ROUTE_TASK_CHAT;
-    if (f->code_score >= 0.35f) t = ROUTE_TASK_CODE;
-    else if (f->math_score >= 0.35f) t = ROUTE_TASK_MATH;
-    else if (f->question) t = ROUTE_TASK_KNOWLEDGE_QA;
+    if (f->code_score >= 0.35f)
+        t = ROUTE_TASK_CODE;
+    else if (f->math_score >= 0.35f)
+        t = ROUTE_TASK_MATH;
+    else if (f->question)
+        t = ROUTE_TASK_KNOWLEDGE_QA;
     f->task_prob[t] = 1.0f;
     f->task = t;
 }
@@ -164,7 +169,8 @@ static const uint32_t *ngram_view(router_scratch_t *s, size_t n, uint32_t nb, ui
     if (m->seed != seed || m->n_buckets > nb) return NULL;
     if (m->n_buckets == nb) return s->idx;
     uint32_t mask = m->n_buckets - 1;
-    for (size_t i = 0; i < n; i++) s->idx2[i] = s->idx[i] & mask;
+    for (size_t i = 0; i < n; i++)
+        s->idx2[i] = s->idx[i] & mask;
     return s->idx2;
 }
 
@@ -205,15 +211,19 @@ int router_features(const router_t *r, router_scratch_t *s, const route_input_t 
     uint32_t nb = 0;
     uint64_t seed = 0;
     if (last && (cls || cl)) {
-        const route_model_t *big = !cls ? cl : !cl ? cls : cl->n_buckets > cls->n_buckets ? cl : cls;
+        const route_model_t *big = !cls                             ? cl
+                                   : !cl                            ? cls
+                                   : cl->n_buckets > cls->n_buckets ? cl
+                                                                    : cls;
         nb = big->n_buckets;
         seed = big->seed;
         n_idx = route_ngrams(last->text, last->len, big->seed, nb, s->idx, ROUTE_NGRAM_MAX);
     }
     if (cls && last) {
         const uint32_t *idx = ngram_view(s, n_idx, nb, seed, cls);
-        if (!idx) idx = s->idx2, n_idx = route_ngrams(last->text, last->len, cls->seed,
-                                                      cls->n_buckets, s->idx2, ROUTE_NGRAM_MAX);
+        if (!idx)
+            idx = s->idx2, n_idx = route_ngrams(last->text, last->len, cls->seed, cls->n_buckets,
+                                                s->idx2, ROUTE_NGRAM_MAX);
         route_features_dense(f, dense);
         route_model_predict(cls, idx, n_idx < ROUTE_CLASS_NGRAMS ? n_idx : ROUTE_CLASS_NGRAMS,
                             dense, f->task_prob);
@@ -227,8 +237,9 @@ int router_features(const router_t *r, router_scratch_t *s, const route_input_t 
     predict_out(f);
     if (cl && last) {
         const uint32_t *idx = ngram_view(s, n_idx, nb, seed, cl);
-        if (!idx) idx = s->idx2, n_idx = route_ngrams(last->text, last->len, cl->seed,
-                                                      cl->n_buckets, s->idx2, ROUTE_NGRAM_MAX);
+        if (!idx)
+            idx = s->idx2, n_idx = route_ngrams(last->text, last->len, cl->seed, cl->n_buckets,
+                                                s->idx2, ROUTE_NGRAM_MAX);
         route_features_dense(f, dense);
         route_model_predict(cl, idx, n_idx, dense, &f->cloud_score);
     }
@@ -250,10 +261,14 @@ static void reason(route_decision_t *d, const char *fmt, ...)
 static const char *pii_action_name(route_pii_action_t a)
 {
     switch (a) {
-    case ROUTE_PII_LOCAL_ONLY: return "local_only";
-    case ROUTE_PII_MASK: return "mask";
-    case ROUTE_PII_BLOCK: return "block";
-    default: return "allow";
+    case ROUTE_PII_LOCAL_ONLY:
+        return "local_only";
+    case ROUTE_PII_MASK:
+        return "mask";
+    case ROUTE_PII_BLOCK:
+        return "block";
+    default:
+        return "allow";
     }
 }
 
@@ -263,9 +278,12 @@ static void policy_rules(const router_t *r, const route_features_t *f, route_dec
                          bool *cloud)
 {
     route_task_t t = (route_task_t)f->task;
-    if (route_task_is_simple(t)) reason(d, "task:%s->edge", route_task_name(t));
-    else if (route_task_is_complex(t)) reason(d, "task:%s->cloud", route_task_name(t));
-    else reason(d, "task:%s", route_task_name(t));
+    if (route_task_is_simple(t))
+        reason(d, "task:%s->edge", route_task_name(t));
+    else if (route_task_is_complex(t))
+        reason(d, "task:%s->cloud", route_task_name(t));
+    else
+        reason(d, "task:%s", route_task_name(t));
     if (r->cloud && f->cloud_score >= 0) {
         float th = r->cfg.policy_threshold >= 0 ? r->cfg.policy_threshold : r->cloud->threshold;
         *cloud = f->cloud_score > th;
@@ -395,9 +413,12 @@ int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *i
     }
     for (int k = 0; k < nc; k++) {
         const route_tier_t *t = &tiers[cand[k]];
-        if (!t->healthy) reason(d, "skip:%s(unhealthy)", t->name);
-        else if (t->saturated) reason(d, "skip:%s(saturated)", t->name);
-        else d->order[d->n_order++] = cand[k];
+        if (!t->healthy)
+            reason(d, "skip:%s(unhealthy)", t->name);
+        else if (t->saturated)
+            reason(d, "skip:%s(saturated)", t->name);
+        else
+            d->order[d->n_order++] = cand[k];
     }
     if (d->n_order == 0) {
         d->status = SY_EUNAVAILABLE;
@@ -486,8 +507,8 @@ void route_confidence(const float *lp, size_t n, const float *ent, route_confide
     out->mean_logprob = (float)(sum / (double)n);
     out->min_logprob = mn;
     out->mean_entropy = ent && m ? (float)(se / (double)m) : -out->mean_logprob;
-    float z = CONF_A * out->mean_logprob + CONF_B * fmaxf(mn, -20.0f) +
-              CONF_C * out->mean_entropy + CONF_D;
+    float z = CONF_A * out->mean_logprob + CONF_B * fmaxf(mn, -20.0f) + CONF_C * out->mean_entropy +
+              CONF_D;
     out->confidence = 1.0f / (1.0f + expf(-z));
 }
 
@@ -498,13 +519,17 @@ void route_decision_write_json(const route_decision_t *d, const route_tier_t *ti
 {
     jsonw_obj_begin(w);
     jsonw_key(w, "tier");
-    if (d->tier >= 0 && tiers && tiers[d->tier].name) jsonw_str(w, tiers[d->tier].name);
-    else jsonw_null(w);
+    if (d->tier >= 0 && tiers && tiers[d->tier].name)
+        jsonw_str(w, tiers[d->tier].name);
+    else
+        jsonw_null(w);
     jsonw_key(w, "order");
     jsonw_arr_begin(w);
     for (int i = 0; i < d->n_order; i++)
-        if (tiers && tiers[d->order[i]].name) jsonw_str(w, tiers[d->order[i]].name);
-        else jsonw_int(w, d->order[i]);
+        if (tiers && tiers[d->order[i]].name)
+            jsonw_str(w, tiers[d->order[i]].name);
+        else
+            jsonw_int(w, d->order[i]);
     jsonw_arr_end(w);
     jsonw_key(w, "status");
     jsonw_str(w, d->status ? sy_strerror(d->status) : "ok");
@@ -529,7 +554,8 @@ void route_decision_write_json(const route_decision_t *d, const route_tier_t *ti
     jsonw_uint(w, d->est_tokens_out);
     jsonw_key(w, "reasons");
     jsonw_arr_begin(w);
-    for (int i = 0; i < d->n_reasons; i++) jsonw_str(w, d->reasons[i]);
+    for (int i = 0; i < d->n_reasons; i++)
+        jsonw_str(w, d->reasons[i]);
     jsonw_arr_end(w);
 
     const route_features_t *f = &d->features;
@@ -568,8 +594,10 @@ void route_decision_write_json(const route_decision_t *d, const route_tier_t *ti
         }
     jsonw_obj_end(w);
     jsonw_key(w, "cloud_score");
-    if (f->cloud_score >= 0) jsonw_double(w, f->cloud_score);
-    else jsonw_null(w);
+    if (f->cloud_score >= 0)
+        jsonw_double(w, f->cloud_score);
+    else
+        jsonw_null(w);
     jsonw_obj_end(w);
     jsonw_obj_end(w);
 }

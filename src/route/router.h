@@ -21,13 +21,17 @@
 #include "route/model.h"
 #include "route/pii/pii.h"
 
-#define ROUTE_MAX_TIERS 16
+#define ROUTE_MAX_TIERS   16
 #define ROUTE_MAX_REASONS 16
-#define ROUTE_REASON_LEN 64
+#define ROUTE_REASON_LEN  64
 
 /* ---------------------------------------------------------------- tiers ---- */
 
-typedef enum { ROUTE_PRIVACY_ON_DEVICE, ROUTE_PRIVACY_ON_PREM, ROUTE_PRIVACY_EXTERNAL } route_privacy_t;
+typedef enum {
+    ROUTE_PRIVACY_ON_DEVICE,
+    ROUTE_PRIVACY_ON_PREM,
+    ROUTE_PRIVACY_EXTERNAL
+} route_privacy_t;
 /* Edge tiers are the cheap/local ones; cloud tiers the strong/expensive ones. */
 typedef enum { ROUTE_ROLE_EDGE, ROUTE_ROLE_CLOUD } route_role_t;
 
@@ -46,7 +50,12 @@ typedef struct route_tier {
 
 /* ------------------------------------------------------------- settings ---- */
 
-typedef enum { ROUTE_PII_LOCAL_ONLY, ROUTE_PII_MASK, ROUTE_PII_BLOCK, ROUTE_PII_ALLOW } route_pii_action_t;
+typedef enum {
+    ROUTE_PII_LOCAL_ONLY,
+    ROUTE_PII_MASK,
+    ROUTE_PII_BLOCK,
+    ROUTE_PII_ALLOW
+} route_pii_action_t;
 typedef enum { ROUTE_POLICY_RULES, ROUTE_POLICY_BANDIT } route_policy_kind_t;
 
 typedef struct route_config {
@@ -91,18 +100,20 @@ typedef struct route_input {
 /* ------------------------------------------------------------- decision ---- */
 
 typedef struct route_decision {
-    int status;    /* 0, SY_EUNAVAILABLE (answer 503), SY_EPRIVACY (403 block), SY_EINVAL (unknown forced tier) */
-    int tier;      /* chosen tier index, or -1 */
+    int status; /* 0, SY_EUNAVAILABLE (answer 503), SY_EPRIVACY (403 block), SY_EINVAL (unknown
+                   forced tier) */
+    int tier;   /* chosen tier index, or -1 */
     int order[ROUTE_MAX_TIERS]; /* eligible tiers in preference order (order[0] == tier) */
     int n_order;                /* failover/spillover walk this list, nothing else */
     bool local_only;            /* hard constraint: no external tier may see this request */
     bool cascade;               /* answer on the edge, escalate below min_confidence */
     float min_confidence;
-    bool degraded;              /* preferred a cloud tier but must use an edge tier */
-    uint32_t pii_types;         /* bitmask of pii_type_t found */
+    bool degraded;      /* preferred a cloud tier but must use an edge tier */
+    uint32_t pii_types; /* bitmask of pii_type_t found */
     uint32_t est_tokens_in;
     uint32_t est_tokens_out;
-    char reasons[ROUTE_MAX_REASONS][ROUTE_REASON_LEN]; /* trace, e.g. "pii:EMAIL_ADDRESS->local_only" */
+    char reasons[ROUTE_MAX_REASONS]
+                [ROUTE_REASON_LEN]; /* trace, e.g. "pii:EMAIL_ADDRESS->local_only" */
     int n_reasons;
     route_features_t features; /* the feature vector every stage read (keep it per request
                                   id for router_feedback) */
