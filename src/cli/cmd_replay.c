@@ -127,7 +127,7 @@ int cmd_replay(int argc, char **argv)
     }
     const char *conf = NULL, *model = "models/router.bin", *cls = "models/taskclass.bin",
                *svg = NULL, *data = NULL, *exclude = NULL;
-    bool scores_only = false, model_set = false;
+    bool scores_only = false, model_set = false, cls_set = false;
     int policy = -1;
     uint64_t seed = 1;
     double lambda = 20.0;
@@ -147,7 +147,7 @@ int cmd_replay(int argc, char **argv)
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i], model_set = true;
         else if (!strcmp(argv[i], "--classifier") && i + 1 < argc)
-            cls = argv[++i];
+            cls = argv[++i], cls_set = true;
         else if (!strcmp(argv[i], "--exclude") && i + 1 < argc)
             exclude = argv[++i];
         else if (!strcmp(argv[i], "--svg") && i + 1 < argc)
@@ -181,10 +181,14 @@ int cmd_replay(int argc, char **argv)
             return 1;
         }
         rc = cfg.route;
+        static char path[4096], cpath[4096];
         if (!model_set && cfg.router_model && *cfg.router_model) {
-            static char path[4096];
             snprintf(path, sizeof path, "%s", cfg.router_model);
             model = path;
+        }
+        if (!cls_set && cfg.classifier_model && *cfg.classifier_model) {
+            snprintf(cpath, sizeof cpath, "%s", cfg.classifier_model);
+            cls = cpath;
         }
         config_deinit(&cfg);
     }
