@@ -218,14 +218,14 @@ static const char *const ctx_ip[] = {"ip", "address", "server", "host", "ping", 
                                      "router", "gateway", "subnet", NULL};
 static const char *const ctx_addr[] = {"address", "live", "lives", "located", "ship", "deliver",
                                        "meet", "corner", "at", NULL};
-static const char *const ctx_person_strong[] = {
-    "name", "names", "mr", "mrs", "ms", "miss", "dr", "dear", "hi", "hello", "hey", "call me",
-    "named", "called", "user:", "sincerely", "regards", "signed", "attn", "cc:", "from:", "to:",
-    "speak to", "contact", "guardian", "beneficiary", NULL};
-static const char *const ctx_person_weak[] = {
-    "by", "with", "said", "says", "ask", "told", "meet", "met", "under", "partner", "wife",
-    "husband", "son", "daughter", "kid", "child", "tribute", "starring", "directed", "producer",
-    "commenter", "assistant", "add", "follow up", "heard", "shouted", "at", "leave me", NULL};
+/* Word lists with their lengths, for the name pass (hot). */
+typedef struct ctx_word {
+    const char *s;
+    unsigned char n;
+} ctx_word_t;
+#define W(x) {x, sizeof(x) - 1}
+static const ctx_word_t ctx_person_strong[] = {W("name"), W("names"), W("name:"), W("names:"), W("mr"), W("mrs"), W("ms"), W("miss"), W("dr"), W("dear"), W("hi"), W("hello"), W("hey"), W("call me"), W("named"), W("called"), W("user:"), W("sincerely"), W("regards"), W("signed"), W("attn"), W("cc:"), W("from:"), W("to:"), W("speak to"), W("contact"), W("guardian"), W("beneficiary"), {NULL, 0}};
+static const ctx_word_t ctx_person_weak[] = {W("by"), W("with"), W("said"), W("says"), W("ask"), W("told"), W("meet"), W("met"), W("under"), W("partner"), W("wife"), W("husband"), W("son"), W("daughter"), W("kid"), W("child"), W("tribute"), W("starring"), W("directed"), W("producer"), W("commenter"), W("assistant"), W("add"), W("follow up"), W("heard"), W("shouted"), W("at"), W("leave me"), {NULL, 0}};
 
 /* ================================================================== extractors */
 
@@ -705,6 +705,7 @@ static void x_address_eu(scan_ctx_t *c, size_t en)
     size_t st = num - 1;
     while (st > 0 && (is_alpha(at(c, st - 1)) || at(c, st - 1) >= 0x80 || at(c, st - 1) == '-')) st--;
     if (!is_upper(at(c, st)) && at(c, st) < 0x80) return;
+    if (en - num == 4 && (at(c, num) == '1' || at(c, num) == '2')) return; /* a year */
     cand_add(c, PII_STREET_ADDRESS, 0.75f, st, en);
 }
 
@@ -717,7 +718,7 @@ static const char *const street_sfx[] = {
 /* Endings of street names written as one word ("Koskikatu", "Auerstrasse"). */
 static const char *const street_eu[] = {
     "strasse", "straße", "gasse", "katu", "tie", "vej", "gata", "gatan", "weg", "laan",
-    "straat", "vägen", "väg", "utca", "ulica", "allee", "platz", "ring", "vegen", "veien", NULL};
+    "straat", "vägen", "väg", "utca", "ulica", "allee", "platz", "vegen", "veien", NULL};
 
 /* True when s[0..n) equals (whole) or ends with (!whole) one of list, ASCII case folded. */
 static bool word_in(const char *s, size_t n, const char *const *list, bool whole)
@@ -889,6 +890,28 @@ static bool surname_shape(const char *s, size_t n)
     return false;
 }
 
+/* Person context: true when one of words (lowercase; may hold spaces or end in ':')
+ * ends exactly where one of the three words before st ends. Cheaper than ctx_has on the
+ * hot path of the name pass: a handful of compares per list entry. */
+static bool ctx_before(const scan_ctx_t *c, size_t st, const ctx_word_t *words)
+{
+    size_t p = st, lo = st > 32 ? st - 32 : 0;
+    for (int w = 0; w < 3 && p > lo; w++) {
+        while (p > lo && !is_alpha(at(c, p - 1)) && at(c, p - 1) != ':') p--;
+        unsigned char last = fold(at(c, p - 1));
+        for (const ctx_word_t *x = words; x->s; x++) {
+            size_t l = x->n;
+            if ((unsigned char)x->s[l - 1] != last || l > p || (p - l > 0 && is_alpha(at(c, p - l - 1))))
+                continue;
+            size_t j = 0;
+            while (j < l && fold(at(c, p - l + j)) == (unsigned char)x->s[j]) j++;
+            if (j == l) return true;
+        }
+        while (p > lo && (is_alpha(at(c, p - 1)) || at(c, p - 1) == ':')) p--;
+    }
+    return false;
+}
+
 /* True when a census name token sits next to position p in a list: after p (skipping
  * ", " or " and ") when forward, else before p. */
 static bool neighbour_name(const scan_ctx_t *c, size_t p, bool forward)
@@ -974,9 +997,28 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     if (label1) score += 0.35f;
     float thr = c->s->thr[PII_PERSON];
     /* Context only matters when it can move the score across the threshold. */
-    if (score < thr && score + 0.35f >= thr) {
-        if (ctx_has(c, st, en, 20, 0, ctx_person_strong)) score += 0.35f;
-        else if (score + 0.2f >= thr && ctx_has(c, st, en, 20, 0, ctx_person_weak)) score += 0.2f;
+    /* A sentence start cannot take context from before it (except after a title:
+     * "Dr. Ubul"); most capitalised words in prose are sentence starts. */
+    bool sent = true;
+    {
+        size_t q2 = st;
+        while (q2 > 0 && (at(c, q2 - 1) == ' ' || at(c, q2 - 1) == '"' || at(c, q2 - 1) == '\'')) q2--;
+        if (q2 > 0) {
+            unsigned char pc = at(c, q2 - 1);
+            if (pc == '.') {
+                size_t w0 = q2 - 1;
+                while (w0 > 0 && is_alpha(at(c, w0 - 1))) w0--;
+                sent = q2 - 1 - w0 > 3;
+            } else if (pc == '\n') {
+                sent = q2 < 2 || (at(c, q2 - 2) != ':' && at(c, q2 - 2) != ',');
+            } else {
+                sent = pc == '!' || pc == '?';
+            }
+        }
+    }
+    if (score < thr && score + 0.35f >= thr && !sent) {
+        if (ctx_before(c, st, ctx_person_strong)) score += 0.35f;
+        else if (score + 0.2f >= thr && ctx_before(c, st, ctx_person_weak)) score += 0.2f;
     }
     cand_add(c, PII_PERSON, score, st, en);
 }
