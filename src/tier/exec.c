@@ -181,7 +181,7 @@ static bool digest_body(exec_t *x)
     cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
     cJSON *lp = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "logprobs") : NULL;
     if (cJSON_IsObject(lp)) {
-        double vals[4096];
+        float vals[4096];
         size_t n = 0;
         cJSON *content = cJSON_GetObjectItemCaseSensitive(lp, "content");
         cJSON *tl = cJSON_GetObjectItemCaseSensitive(lp, "token_logprobs");
@@ -190,15 +190,19 @@ static bool digest_body(exec_t *x)
             cJSON_ArrayForEach(it, content)
             {
                 cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "logprob");
-                if (cJSON_IsNumber(v) && n < 4096) vals[n++] = v->valuedouble;
+                if (cJSON_IsNumber(v) && n < 4096) vals[n++] = (float)v->valuedouble;
             }
         } else if (cJSON_IsArray(tl)) {
             cJSON_ArrayForEach(it, tl) if (cJSON_IsNumber(it) && n < 4096) vals[n++] =
-                it->valuedouble;
+                (float)it->valuedouble;
         }
         if (n > 0) {
+            /* The router's calibrated confidence, so online escalation and offline
+             * evaluation use the same number. */
+            route_confidence_t rc;
+            route_confidence(vals, n, NULL, &rc);
             x->r.has_confidence = true;
-            x->r.confidence = exec_confidence(vals, n);
+            x->r.confidence = rc.confidence;
         }
     }
     cJSON_Delete(j);
@@ -546,13 +550,4 @@ void exec_abort(exec_t *x)
     }
     release_slot(x);
     fail_all(x, 499, "client_closed", "the client closed the connection");
-}
-
-float exec_confidence(const double *lp, size_t n)
-{
-    if (n == 0) return 0;
-    double s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += lp[i];
-    return (float)exp(s / (double)n);
 }

@@ -84,7 +84,4 @@ exec_t *exec_start(exec_env_t *env, const route_decision_t *d, struct cJSON *req
  * calls done (status 499) before returning. */
 void exec_abort(exec_t *x);
 
-/* Confidence from token logprobs: exp(mean logprob), in 0..1. */
-float exec_confidence(const double *logprobs, size_t n);
-
 #endif
