@@ -409,7 +409,8 @@ void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X
         return;
     }
     const size_t nblk = cols / KERN_QK;
-    const size_t per_row = cols + 2 * nblk * sizeof(float);
+    const int want_xp = simd && t == KERN_Q4_0 && kern_avx2_use_vnni(-1);
+    const size_t per_row = cols * (want_xp ? 2 : 1) + 2 * nblk * sizeof(float);
     size_t per_pass = SCRATCH_MAX / per_row;
     if (per_pass == 0) per_pass = 1;
     for (size_t b0 = 0; b0 < n; b0 += per_pass) {
@@ -432,6 +433,21 @@ void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X
                 xd[b * nblk + i] = kern_f16_to_f32(blk.d);
                 xs[b * nblk + i] = 8.0f * xd[b * nblk + i] * (float)sum;
             }
+        }
+        if (want_xp) { /* the 4-block half-interleaved copy (see kern_job_t) */
+            int8_t *xp = xq + nb * cols;
+            for (size_t b = 0; b < nb; b++) {
+                const int8_t *src = xq + b * cols;
+                int8_t *dst = xp + b * cols;
+                size_t i = 0;
+                for (; i + 4 <= nblk; i += 4)
+                    for (size_t k = 0; k < 4; k++) {
+                        memcpy(dst + i * KERN_QK + k * 16, src + (i + k) * KERN_QK, 16);
+                        memcpy(dst + i * KERN_QK + 64 + k * 16, src + (i + k) * KERN_QK + 16, 16);
+                    }
+                memcpy(dst + i * KERN_QK, src + i * KERN_QK, (nblk - i) * KERN_QK);
+            }
+            j.XP = xp;
         }
         j.XQ = xq, j.XD = xd, j.XS = xs, j.Y = Y + b0 * rows, j.n = nb;
         run_job(pool, &j, fn);

@@ -89,6 +89,9 @@ typedef struct kern_job {
     const float *X;   /* (n, cols) f32 activations: F32/F16 weights */
     const int8_t *XQ; /* (n, cols) Q8_0 quants of X: Q8_0/Q4_0 weights */
     const float *XD;  /* (n, cols / 32) their block scales (f16 values) as f32 */
+    const int8_t *XP; /* (n, cols) XQ for the VNNI Q4_0 kernel: each group of 4 blocks
+                         as their 4 x 16 first-half quants, then their 4 x 16 second-half
+                         quants (the nibble order of 4 Q4_0 blocks); tail blocks as in XQ */
     const float *XS;  /* (n, cols / 32) 8 * scale * sum of the block's quants
                          (Q4_0: the -8 offset of the weights, applied once) */
     float *Y;         /* (n, rows) */

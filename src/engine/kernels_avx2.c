@@ -151,7 +151,8 @@ static inline __attribute__((always_inline)) void quant_row_tile(const kern_job_
  * the two blocks' activation quants are one contiguous 64-byte load, and the two
  * scales are spread over the halves by one permute. Q8_0 weights: |w| times x negated
  * where w < 0 (a masked subtract). */
-#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define VNNI_TARGET                                                                                \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")))
 
 static inline VNNI_TARGET __attribute__((always_inline)) void
 quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
@@ -162,7 +163,14 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
     const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
     const __m512i shift = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
     const __m512i mask = _mm512_set1_epi8(0x0f);
-    const int8_t *x[TILE_VNNI];
+    /* bytes 0-15, 18-33, 36-51 of a 64-byte load and 0-15 of a second load 54 bytes in:
+       the quants of 4 consecutive Q4_0 blocks */
+    static const uint8_t gather4_bytes[64] __attribute__((aligned(64))) = {
+        0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 18, 19, 20, 21, 22, 23,
+        24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+        48, 49, 50, 51, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79};
+    const __m512i gather4 = _mm512_load_si512((const void *)gather4_bytes);
+    const int8_t *x[TILE_VNNI], *xpp[TILE_VNNI];
     const float *xd[TILE_VNNI], *xs[TILE_VNNI];
     __m512 acc[TILE_VNNI];
     __m256 corr[TILE_VNNI];
@@ -170,20 +178,59 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
     {
         x[t] = j->XQ + (b0 + t) * j->cols;
+        xpp[t] = q4 ? j->XP + (b0 + t) * j->cols : NULL;
         xd[t] = j->XD + (b0 + t) * nb;
         xs[t] = j->XS + (b0 + t) * nb;
         acc[t] = _mm512_setzero_ps();
         corr[t] = _mm256_setzero_ps();
         tail[t] = 0.0f;
     }
+    /* Q4_0: the 8 scales of a group are words 0, 9, ..., 63 of its 144 bytes */
+    const __m512i gather_d = _mm512_setr_epi32(0 | 9 << 16, 18 | 27 << 16, 36 | 45 << 16,
+                                               54 | 63 << 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     size_t i = 0;
     for (; i + 8 <= nb; i += 8) {
-        const __m256 dw = load_d8(w + i * bs, bs);
+        __m256 dw;
+        if (q4) {
+            const uint8_t *g = w + i * bs;
+            __m512i d16 = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)g), gather_d,
+                                                    _mm512_loadu_si512((const void *)(g + 64)));
+            dw = _mm256_cvtph_ps(_mm512_castsi512_si128(d16));
+        } else {
+            dw = load_d8(w + i * bs, bs);
+        }
         __m512 sc[TILE_VNNI];
         _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
         {
             sc[t] = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(xd[t] + i)));
             if (q4) corr[t] = _mm256_fmadd_ps(dw, _mm256_loadu_ps(xs[t] + i), corr[t]);
+        }
+        if (q4) {
+            /* four blocks per vector: their 64 quant bytes gathered by one byte permute,
+               low nibbles and high nibbles each meet the matching XP half */
+            _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)
+            {
+                const uint8_t *base = w + (i + 4 * h) * bs + 2;
+                __m512i a = _mm512_loadu_si512((const void *)base);
+                __m512i b = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(base + 54)));
+                __m512i v = _mm512_permutex2var_epi8(a, gather4, b);
+                __m512i lo = _mm512_and_si512(v, mask);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
+                const __m512i idx =
+                    _mm512_setr_epi32(4 * h, 4 * h, 4 * h, 4 * h, 4 * h + 1, 4 * h + 1, 4 * h + 1,
+                                      4 * h + 1, 4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2,
+                                      4 * h + 3, 4 * h + 3, 4 * h + 3, 4 * h + 3);
+                _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
+                {
+                    const int8_t *xp = xpp[t] + (i + 4 * h) * KERN_QK;
+                    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo,
+                                                    _mm512_loadu_si512((const void *)xp));
+                    p = _mm512_dpbusd_epi32(p, hi, _mm512_loadu_si512((const void *)(xp + 64)));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
+                                             _mm512_permutexvar_ps(idx, sc[t]), acc[t]);
+                }
+            }
+            continue;
         }
         _Pragma("GCC unroll 8") for (int k = 0; k < 8; k += 2)
         {
@@ -276,7 +323,8 @@ int kern_avx2_use_vnni(int on)
     if (vnni < 0 || on >= 0) {
         __builtin_cpu_init();
         int has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+                  __builtin_cpu_supports("avx512vbmi");
         const char *e = getenv("SWITCHYARD_KERNELS"); /* "avx2": no AVX-512 */
         vnni = has && on != 0 && !(on < 0 && e && strcmp(e, "avx2") == 0);
     }
