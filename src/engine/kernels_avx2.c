@@ -188,6 +188,10 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
     /* Q4_0: the 8 scales of a group are words 0, 9, ..., 63 of its 144 bytes */
     const __m512i gather_d = _mm512_setr_epi32(0 | 9 << 16, 18 | 27 << 16, 36 | 45 << 16,
                                                54 | 63 << 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i gather_d8a =
+        _mm512_setr_epi32(0 | 17 << 16, 34 | 51 << 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i gather_d8b =
+        _mm512_setr_epi32(0, 0, 4 | 21 << 16, 38 | 55 << 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     size_t i = 0;
     for (; i + 8 <= nb; i += 8) {
         __m256 dw;
@@ -196,8 +200,14 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
             __m512i d16 = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)g), gather_d,
                                                     _mm512_loadu_si512((const void *)(g + 64)));
             dw = _mm256_cvtph_ps(_mm512_castsi512_si128(d16));
-        } else {
-            dw = load_d8(w + i * bs, bs);
+        } else { /* Q8_0: words 0, 17, ..., 119 of the group's 272 bytes, from 4 loads */
+            const uint8_t *g = w + i * bs;
+            __m512i lo = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)g), gather_d8a,
+                                                   _mm512_loadu_si512((const void *)(g + 64)));
+            __m512i hi =
+                _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)(g + 128)), gather_d8b,
+                                          _mm512_loadu_si512((const void *)(g + 192)));
+            dw = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_mask_mov_epi16(lo, 0xf0, hi)));
         }
         __m512 sc[TILE_VNNI];
         _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
