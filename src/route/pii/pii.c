@@ -94,6 +94,7 @@ struct pii_scratch {
     char *norm;           /* normalised copy (slow path) */
     size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
     size_t norm_cap;
+    uint64_t hot[1u << PII_HOT_BITS]; /* gazetteer lookup cache */
 };
 
 typedef struct scan_ctx {
@@ -218,15 +219,6 @@ static const char *const ctx_ip[] = {"ip", "address", "server", "host", "ping", 
                                      "router", "gateway", "subnet", NULL};
 static const char *const ctx_addr[] = {"address", "live", "lives", "located", "ship", "deliver",
                                        "meet", "corner", "at", NULL};
-/* Word lists with their lengths, for the name pass (hot). */
-typedef struct ctx_word {
-    const char *s;
-    unsigned char n;
-} ctx_word_t;
-#define W(x) {x, sizeof(x) - 1}
-static const ctx_word_t ctx_person_strong[] = {W("name"), W("names"), W("name:"), W("names:"), W("mr"), W("mrs"), W("ms"), W("miss"), W("dr"), W("dear"), W("hi"), W("hello"), W("hey"), W("call me"), W("named"), W("called"), W("user:"), W("sincerely"), W("regards"), W("signed"), W("attn"), W("cc:"), W("from:"), W("to:"), W("speak to"), W("contact"), W("guardian"), W("beneficiary"), {NULL, 0}};
-static const ctx_word_t ctx_person_weak[] = {W("by"), W("with"), W("said"), W("says"), W("ask"), W("told"), W("meet"), W("met"), W("under"), W("partner"), W("wife"), W("husband"), W("son"), W("daughter"), W("kid"), W("child"), W("tribute"), W("starring"), W("directed"), W("producer"), W("commenter"), W("assistant"), W("add"), W("follow up"), W("heard"), W("shouted"), W("at"), W("leave me"), {NULL, 0}};
-
 /* ================================================================== extractors */
 
 /* Email: the trigger ends two letters into the TLD after an '@'. Walks left over the
@@ -890,24 +882,18 @@ static bool surname_shape(const char *s, size_t n)
     return false;
 }
 
-/* Person context: true when one of words (lowercase; may hold spaces or end in ':')
- * ends exactly where one of the three words before st ends. Cheaper than ctx_has on the
- * hot path of the name pass: a handful of compares per list entry. */
-static bool ctx_before(const scan_ctx_t *c, size_t st, const ctx_word_t *words)
+/* Person context: true when one of the three words before st carries a context flag
+ * in the gazetteer (PII_CTX_STRONG or PII_CTX_WEAK, see pii_names.c). One cached hash
+ * probe per word. */
+static bool ctx_before(const scan_ctx_t *c, size_t st, uint8_t flag)
 {
     size_t p = st, lo = st > 32 ? st - 32 : 0;
     for (int w = 0; w < 3 && p > lo; w++) {
-        while (p > lo && !is_alpha(at(c, p - 1)) && at(c, p - 1) != ':') p--;
-        unsigned char last = fold(at(c, p - 1));
-        for (const ctx_word_t *x = words; x->s; x++) {
-            size_t l = x->n;
-            if ((unsigned char)x->s[l - 1] != last || l > p || (p - l > 0 && is_alpha(at(c, p - l - 1))))
-                continue;
-            size_t j = 0;
-            while (j < l && fold(at(c, p - l + j)) == (unsigned char)x->s[j]) j++;
-            if (j == l) return true;
-        }
-        while (p > lo && (is_alpha(at(c, p - 1)) || at(c, p - 1) == ':')) p--;
+        while (p > lo && !is_alpha(at(c, p - 1))) p--;
+        size_t e = p;
+        while (p > lo && is_alpha(at(c, p - 1))) p--;
+        if (e == p) break;
+        if (pii_names_lookup_hot(&c->s->names, c->sc->hot, c->t + p, e - p) & flag) return true;
     }
     return false;
 }
@@ -1017,8 +1003,8 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
         }
     }
     if (score < thr && score + 0.35f >= thr && !sent) {
-        if (ctx_before(c, st, ctx_person_strong)) score += 0.35f;
-        else if (score + 0.2f >= thr && ctx_before(c, st, ctx_person_weak)) score += 0.2f;
+        if (ctx_before(c, st, PII_CTX_STRONG)) score += 0.35f;
+        else if (score + 0.2f >= thr && ctx_before(c, st, PII_CTX_WEAK)) score += 0.2f;
     }
     cand_add(c, PII_PERSON, score, st, en);
 }
@@ -1067,7 +1053,7 @@ static void scan_names(scan_ctx_t *c)
             tk[nt].st = k;
             tk[nt].en = e;
             tk[nt].initial = ini;
-            tk[nt].flags = ini ? 0 : pii_names_lookup(g, c->t + k, e - k);
+            tk[nt].flags = ini ? 0 : pii_names_lookup_hot(g, c->sc->hot, c->t + k, e - k);
             nt++;
             if (e + 1 < len && p[e] == ' ' && (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1)))
                 k = e + 1;

@@ -12,6 +12,8 @@
 #define PII_NAME_LAST 0x02  /* census last name */
 #define PII_NAME_RARE 0x04  /* only rare entries (low census rank) */
 #define PII_NAME_STOP 0x08  /* a common word: never a name on its own */
+#define PII_CTX_STRONG 0x10 /* a word that announces a name ("Mr", "Dear", "named") */
+#define PII_CTX_WEAK 0x20   /* a word often before a name ("by", "with", "said") */
 
 typedef struct pii_names {
     uint64_t *slots; /* (mask+1) entries: hash with low byte = flags; 0 = empty */
@@ -22,5 +24,9 @@ typedef struct pii_names {
 int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen);
 void pii_names_deinit(pii_names_t *g);
 uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n);
+/* Same, through a per-thread direct-mapped cache of (1 << PII_HOT_BITS) entries: the
+ * frequent words of a text ("The", "She", "Lily") then cost an L1 hit. */
+#define PII_HOT_BITS 11
+uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n);
 
 #endif

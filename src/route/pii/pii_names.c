@@ -123,6 +123,38 @@ uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n)
     }
 }
 
+/* Context words for person names, stored in the same set with PII_CTX_* flags. */
+static const char *const ctx_strong[] = {
+    "name", "names", "mr", "mrs", "ms", "miss", "dr", "dear", "hi", "hello", "hey", "named",
+    "called", "call", "user", "sincerely", "regards", "signed", "attn", "cc", "speak", "contact",
+    "guardian", "beneficiary", NULL};
+static const char *const ctx_weak[] = {
+    "by", "with", "said", "says", "ask", "asked", "told", "meet", "met", "under", "partner",
+    "wife", "husband", "son", "daughter", "kid", "child", "tribute", "starring", "directed",
+    "producer", "commenter", "assistant", "add", "follow", "heard", "shouted", "at", "leave",
+    NULL};
+
+uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n)
+{
+    if (!g->slots || n == 0 || n > 40) return 0;
+    uint64_t k = name_key(s, n);
+    uint64_t *e = &hot[(k >> 8) & ((1u << PII_HOT_BITS) - 1)];
+    if ((*e & ~0xffull) == k) return (uint8_t)(*e & 0xff);
+    size_t i = (size_t)(k >> 8) & g->mask;
+    uint8_t f = 0;
+    for (;;) {
+        uint64_t x = g->slots[i];
+        if (!x) break;
+        if ((x & ~0xffull) == k) {
+            f = (uint8_t)(x & 0xff);
+            break;
+        }
+        i = (i + 1) & g->mask;
+    }
+    *e = k | f;
+    return f;
+}
+
 /* Reads one census file (NAME FREQ CUMFREQ RANK per line) into the set with flags;
  * names ranked above max_rank get PII_NAME_RARE as well. Returns 0 or -errno/SY_EPARSE
  * with a message in err. */
@@ -176,6 +208,8 @@ int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
     }
     for (size_t i = 0; i < sizeof stop_words / sizeof stop_words[0]; i++)
         set_add(g, stop_words[i], strlen(stop_words[i]), PII_NAME_STOP);
+    for (int i = 0; ctx_strong[i]; i++) set_add(g, ctx_strong[i], strlen(ctx_strong[i]), PII_CTX_STRONG);
+    for (int i = 0; ctx_weak[i]; i++) set_add(g, ctx_weak[i], strlen(ctx_weak[i]), PII_CTX_WEAK);
     return 0;
 }
 
