@@ -8,7 +8,10 @@
  *         low nibbles hold weights 0..15 of the block, high nibbles 16..31.
  *
  * Every kernel has a scalar reference; AVX2/FMA versions (kernels_avx2.c) are chosen
- * at run time when the CPU has them, unless SWITCHYARD_KERNELS=scalar.
+ * at run time when the CPU has them, unless SWITCHYARD_KERNELS=scalar, and the quantized
+ * ones have AVX-512 VNNI variants used where the CPU has AVX512BW/VL/VNNI/VBMI (unless
+ * SWITCHYARD_KERNELS=avx2). Threads: kern_matvec/kern_matmul split weight rows over the
+ * pool; each output is summed by one thread, so results do not depend on the count.
  * Matrices are row-major: W has shape (rows, cols), each row is cols elements stored
  * in the row's type (cols a multiple of 32 for quantized types).
  */
