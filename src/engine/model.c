@@ -182,6 +182,11 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
     rc = tokenizer_from_gguf(g, &m->tok, err, errlen);
     if (rc) goto fail;
     const gguf_tensor_t *emb = gguf_find_tensor(g, "token_embd.weight");
+    if (!emb || emb->n_dims != 2) {
+        rc = failf(err, errlen, SY_ENOTFOUND,
+                   "%s: no 2-D tensor 'token_embd.weight' (a vocabulary-only file?)", path);
+        goto fail;
+    }
     c->n_vocab = emb ? (int)emb->ne[1] : 0;
     if (emb && emb->ne[1] > (1u << 24)) c->n_vocab = 0;
     if ((rc = check_config(c, path, err, errlen))) goto fail;
