@@ -26,7 +26,7 @@ void pii_names_deinit(pii_names_t *g);
 uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n);
 /* Same, through a per-thread direct-mapped cache of (1 << PII_HOT_BITS) entries: the
  * frequent words of a text ("The", "She", "Lily") then cost an L1 hit. */
-#define PII_HOT_BITS 11
+#define PII_HOT_BITS 12
 uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n);
 
 #endif

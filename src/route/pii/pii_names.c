@@ -76,16 +76,26 @@ static const char *const stop_words[] = {
     "both", "either", "neither", "nor", "yet", "why", "wherefore", "whence", "hence", "well",
 };
 
-/* Maps a token to its set key: FNV-1a of the ASCII-lowercased bytes, low byte 0. */
+/* Maps a token to its set key (low byte 0 for the flags). Tokens up to 16 bytes are
+ * hashed as two words with ASCII case folded by OR 0x20 (which also folds a few
+ * punctuation and UTF-8 bytes: harmless, census names are plain letters); longer ones
+ * byte by byte. */
 static uint64_t name_key(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 'A' && c <= 'Z') c += 32;
-        h = (h ^ c) * 0x100000001b3ull;
+    uint64_t h;
+    if (n <= 16) {
+        uint64_t w[2] = {0, 0};
+        memcpy(w, s, n);
+        uint64_t fold = 0x2020202020202020ull;
+        uint64_t m0 = n >= 8 ? ~0ull : (1ull << (8 * n)) - 1;
+        uint64_t m1 = n <= 8 ? 0 : n >= 16 ? ~0ull : (1ull << (8 * (n - 8))) - 1;
+        h = hash_mix(((w[0] | fold) & m0) * 0x9E3779B97F4A7C15ull ^ ((w[1] | fold) & m1) ^ (uint64_t)n);
+    } else {
+        h = 0xcbf29ce484222325ull;
+        for (size_t i = 0; i < n; i++) h = (h ^ ((unsigned char)s[i] | 0x20)) * 0x100000001b3ull;
+        h = hash_mix(h);
     }
-    h = hash_mix(h) & ~0xffull;
+    h &= ~0xffull;
     return h ? h : 0x100;
 }
 
