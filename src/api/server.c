@@ -658,8 +658,8 @@ static const char *forced_tier(api_app_t *app, api_request_t *r)
 }
 
 /* Runs the router for a parsed request. Returns the HTTP status to refuse with,
- * or 0 to go on. */
-static int decide(api_worker_t *w, api_call_t *c, char *msg, size_t msglen)
+ * or 0 to go on. dry (POST /v1/route): decide only, leave session state alone. */
+static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t msglen)
 {
     api_app_t *app = w->app;
     route_tier_t views[ROUTE_MAX_TIERS];
@@ -704,7 +704,7 @@ static int decide(api_worker_t *w, api_call_t *c, char *msg, size_t msglen)
         metrics_count_reason(&app->metrics, c->d.reasons[i]);
     for (int p = 0; p < PII_TYPE_COUNT; p++)
         if (c->d.pii_types & (1u << p)) atomic_fetch_add(&app->metrics.pii_hits[p], 1);
-    if (c->d.pii_types && c->req.session[0]) {
+    if (c->d.pii_types && c->req.session[0] && !dry) {
         bool was_private = known && si.private_;
         session_record(app->sessions, c->req.session, true, -1, c->ts_ms);
         if (!was_private && app->store) {
@@ -780,7 +780,7 @@ static void handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool 
         call_put(c);
         return;
     }
-    int st = decide(w, c, err, sizeof err);
+    int st = decide(w, c, route_only, err, sizeof err);
     if (route_only) {
         buf_t *b = &w->scratch;
         buf_reset(b);

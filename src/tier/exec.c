@@ -44,6 +44,9 @@ struct exec {
     /* current response */
     int status;
     buf_t body; /* non-stream body or error body */
+    buf_t edge_body;        /* the edge's answer kept while its escalation runs */
+    int edge_tier;          /* the tier that gave edge_body */
+    uint32_t edge_in, edge_out;
     sse_parser_t sse;
     bool sse_bad; /* an event that is not JSON */
     bool begun;   /* stream_begin called */
@@ -85,6 +88,7 @@ static void finish(exec_t *x)
     x->sink->done(x->arg, &x->r);
     sse_parser_deinit(&x->sse);
     buf_deinit(&x->body);
+    buf_deinit(&x->edge_body);
     if (!x->wake_pending) mem_free(x);
 }
 
@@ -261,6 +265,14 @@ static void call_succeeded(exec_t *x)
                      x->env->tiers[x->d.order[nc]].s.name);
                 x->r.escalated = true;
                 x->escalating = true;
+                /* Keep the edge answer: if no cloud tier can answer, it still stands. */
+                buf_t tmp = x->edge_body;
+                x->edge_body = x->body;
+                x->body = tmp;
+                buf_reset(&x->body);
+                x->edge_tier = x->tier;
+                x->edge_in = x->r.tokens_in;
+                x->edge_out = x->r.tokens_out;
                 x->pos = nc;
                 x->tries_here = 0;
                 x->r.has_confidence = true;
@@ -505,8 +517,18 @@ static void next_tier(exec_t *x)
         start_call(x);
         return;
     }
-    if (x->r.escalated && x->body.len == 0) {
-        fail_all(x, 503, "tier_unavailable", "escalation failed: no cloud tier could answer");
+    if (x->r.escalated && x->edge_body.len) {
+        /* Escalation found no cloud tier that answers: the edge answer stands, marked. */
+        note(x, "escalate:failed->%s", x->env->tiers[x->edge_tier].s.name);
+        x->r.escalated = false;
+        x->r.low_confidence = true;
+        x->r.tier = x->edge_tier;
+        x->r.tokens_in = x->edge_in;
+        x->r.tokens_out = x->edge_out;
+        x->r.status = 200;
+        x->r.body = x->edge_body.data;
+        x->r.body_len = x->edge_body.len;
+        finish(x);
         return;
     }
     char msg[256];
@@ -531,6 +553,7 @@ exec_t *exec_start(exec_env_t *env, const route_decision_t *d, cJSON *req, bool 
     x->r.tier = -1;
     x->start_us = clock_mono_us();
     buf_init(&x->body, EXEC_MAX_BODY);
+    buf_init(&x->edge_body, EXEC_MAX_BODY);
     sse_parser_init(&x->sse, EXEC_MAX_SSE_LINE);
     next_tier(x);
     return x;

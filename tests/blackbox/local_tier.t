@@ -146,6 +146,14 @@ test('cascade: a confident edge answer stands, below the threshold the cloud re-
   const ev = L.sseEvents(hs.text);
   const sy = ev.find((e) => e !== '[DONE]' && e.switchyard);
   eq(sy.switchyard.escalated, true, 'streamed escalation');
+  // The cloud cannot answer: the edge answer still stands, marked low-confidence.
+  await cloud.control({ down: true });
+  const down = await post(`${gw2.url}/v1/chat/completions`, easy);
+  eq(down.status, 200, 'edge answer served: ' + down.text);
+  eq(down.json.switchyard.tier, 'edge', 'edge');
+  eq(down.json.switchyard.low_confidence, true, 'marked');
+  assert(down.json.switchyard.reasons.some((x) => x.startsWith('escalate:failed')), 'reason: ' + down.json.switchyard.reasons);
+  await cloud.control({ down: false });
   // Personal data never escalates to an external tier: the local answer stands, marked.
   await cloud.reset();
   const pii = await post(`${gw2.url}/v1/chat/completions`, chat('Once upon a time jane.doe@example.com', { max_tokens: 8, temperature: 0 }));
