@@ -67,7 +67,7 @@ static void test_train_toy(void **state)
     for (int i = 0; i < 6; i++) {
         const char *s = i < 3 ? a[i] : b[i - 3];
         size_t k = route_ngrams(s, strlen(s), 9, 1024, idx[i], ROUTE_NGRAM_MAX);
-        ex[i] = (route_example_t){idx[i], (uint32_t)k, NULL, (float)(i >= 3), 1.0f};
+        ex[i] = (route_example_t){idx[i], (uint32_t)k, NULL, (float)(i >= 3), 1.0f, NULL};
     }
     route_train_opts_t o = {.epochs = 30, .lr = 0.5f, .l2 = 0, .seed = 1};
     route_model_train(m, ex, 6, &o);
@@ -78,6 +78,62 @@ static void test_train_toy(void **state)
     assert_true(p[0] > 0.6f);
     route_model_predict(m, qi, route_ngrams(q2, strlen(q2), 9, 1024, qi, ROUTE_NGRAM_MAX), NULL, p);
     assert_true(p[1] > 0.6f);
+    route_model_free(m);
+}
+
+/* Two-head need-of-cloud model: prompts where only the strong model answers well
+ * must score above prompts both answer well and prompts only the weak one does;
+ * the score stays in 0..1 and the heads learn their own targets. */
+static void test_train_cloud_heads(void **state)
+{
+    (void)state;
+    static const char *const t[] = {"prove the hard theorem",  "hard proof of the lemma",
+                                    "list three easy colours", "easy colours to name",
+                                    "odd riddle for fun",      "an odd riddle again"};
+    /* strong, weak targets per prompt: hard (strong only), easy (both), odd (weak only) */
+    static const float y[6][2] = {{1, 0}, {1, 0}, {1, 1}, {1, 1}, {0, 1}, {0, 1}};
+    route_model_t *m = route_model_new(ROUTE_MODEL_CLOUD, 2, 1024, ROUTE_CLOUD_DENSE_DIM, 9);
+    uint32_t idx[6][ROUTE_NGRAM_MAX];
+    float dense[ROUTE_CLOUD_DENSE_DIM] = {1.0f};
+    route_example_t ex[6];
+    for (int i = 0; i < 6; i++) {
+        size_t k = route_ngrams(t[i], strlen(t[i]), 9, 1024, idx[i], ROUTE_NGRAM_MAX);
+        ex[i] = (route_example_t){idx[i], (uint32_t)k, dense, 0.0f, 1.0f, y[i]};
+    }
+    route_train_opts_t o = {.epochs = 40, .lr = 0.5f, .l2 = 0, .seed = 3, .average = false};
+    route_model_train(m, ex, 6, &o);
+    static const char *const q[] = {"a hard theorem", "easy colours", "odd riddle"};
+    float sc[3];
+    uint32_t qi[ROUTE_NGRAM_MAX];
+    for (int i = 0; i < 3; i++) {
+        size_t k = route_ngrams(q[i], strlen(q[i]), 9, 1024, qi, ROUTE_NGRAM_MAX);
+        sc[i] = route_model_cloud_score(m, qi, k, dense);
+        printf("# %s: %.3f\n", q[i], sc[i]);
+        assert_true(sc[i] >= 0.0f && sc[i] <= 1.0f);
+        float p[2];
+        route_model_predict(m, qi, k, dense, p);
+        /* independent sigmoids, not a softmax: "easy" has both heads high */
+        if (i == 1) assert_true(p[0] > 0.6f && p[1] > 0.6f);
+    }
+    assert_true(sc[0] > 0.6f);
+    assert_true(sc[0] > sc[1] && sc[1] > sc[2]);
+    assert_true(sc[2] < 0.4f);
+
+    /* The file round-trips with the wider dense input, and an old-format file is
+     * refused with a message that says to retrain. */
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    assert_int_equal(route_model_write(m, &b), 0);
+    char err[160];
+    route_model_t *p = route_model_parse(b.data, b.len, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(p->n_dense, ROUTE_CLOUD_DENSE_DIM);
+    assert_memory_equal(p->w_dense, m->w_dense, ROUTE_CLOUD_DENSE_DIM * 2 * sizeof(float));
+    route_model_free(p);
+    b.data[4] = 1; /* format version 1 */
+    assert_null(route_model_parse(b.data, b.len, err, sizeof err));
+    assert_non_null(strstr(err, "retrain"));
+    buf_deinit(&b);
     route_model_free(m);
 }
 
@@ -288,13 +344,10 @@ static void test_committed_models(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model_roundtrip),
-        cmocka_unit_test(test_train_toy),
-        cmocka_unit_test(test_ngrams),
-        cmocka_unit_test(test_text_stats),
-        cmocka_unit_test(test_csv),
-        cmocka_unit_test(test_metrics),
-        cmocka_unit_test(test_committed_models),
+        cmocka_unit_test(test_model_roundtrip),   cmocka_unit_test(test_train_toy),
+        cmocka_unit_test(test_train_cloud_heads), cmocka_unit_test(test_ngrams),
+        cmocka_unit_test(test_text_stats),        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_metrics),           cmocka_unit_test(test_committed_models),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

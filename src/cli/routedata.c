@@ -313,10 +313,8 @@ route_model_t *routedata_train_classifier(const routedata_texts_t *t, int hold_f
         text_dense(e->text, len, d);
         uint32_t *copy = mem_dup(idx, (k ? k : 1) * sizeof *idx);
         double w = (double)total / ((double)present * (double)count[e->label]);
-        ex[n++] = (route_example_t){copy, (uint32_t)k, d, (float)e->label,
-                                    (float)(w < 0.3 ? 0.3
-                                            : w > 5 ? 5
-                                                    : w)};
+        ex[n++] = (route_example_t){
+            copy, (uint32_t)k, d, (float)e->label, (float)(w < 0.3 ? 0.3 : w > 5 ? 5 : w), NULL};
         digest = hash_mix(digest ^ hash_bytes(e->text, len, (uint64_t)e->label));
     }
     route_train_opts_t o = {.epochs = 8, .lr = 0.5f, .l2 = 1e-6f, .seed = seed};

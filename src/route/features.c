@@ -227,6 +227,19 @@ void route_features_dense(const route_features_t *f, float out[ROUTE_DENSE_DIM])
     out[ROUTE_DENSE_CLOUD] = f->cloud_score >= 0 ? f->cloud_score : 0.0f;
 }
 
+_Static_assert(ROUTE_CLOUD_STATS + 1 == ROUTE_DENSE_BASE, "every request statistic interacts");
+
+void route_features_dense_cloud(const route_features_t *f, float out[ROUTE_CLOUD_DENSE_DIM])
+{
+    float d[ROUTE_DENSE_DIM];
+    route_features_dense(f, d);
+    memcpy(out, d, ROUTE_DENSE_CLOUD * sizeof *out);
+    float *x = out + ROUTE_DENSE_CLOUD;
+    for (int j = 0; j < ROUTE_CLOUD_STATS; j++)
+        for (int k = 0; k < ROUTE_TASK_COUNT; k++)
+            x[j * ROUTE_TASK_COUNT + k] = d[1 + j] * f->task_prob[k];
+}
+
 /* ---------------------------------------------------------------- n-grams --- */
 
 static inline unsigned char lower(unsigned char c)

@@ -15,7 +15,7 @@
 
 /* Bumped whenever feature extraction changes (n-gram rules, caps, dense entries):
  * model files record it, and a model trained on other features is refused. */
-#define ROUTE_FEATURES_VERSION 3
+#define ROUTE_FEATURES_VERSION 4
 
 /* ------------------------------------------------------------ taxonomy ---- */
 
@@ -97,6 +97,15 @@ typedef struct route_features {
 #define ROUTE_DENSE_CLOUD (ROUTE_DENSE_BASE + ROUTE_TASK_COUNT)
 #define ROUTE_DENSE_DIM   (ROUTE_DENSE_CLOUD + 1)
 void route_features_dense(const route_features_t *f, float out[ROUTE_DENSE_DIM]);
+
+/* The need-of-cloud model's dense inputs: the first ROUTE_DENSE_CLOUD entries of the
+ * dense view, then each of the ten request statistics (dense entries 1..10: lengths,
+ * token counts, depth, markers, script, PII) times each task-class probability, so
+ * one linear model can weigh length or math markers differently per kind of task
+ * (a long math prompt and a long chat prompt differ in what they need). */
+#define ROUTE_CLOUD_STATS     10
+#define ROUTE_CLOUD_DENSE_DIM (ROUTE_DENSE_CLOUD + ROUTE_CLOUD_STATS * ROUTE_TASK_COUNT)
+void route_features_dense_cloud(const route_features_t *f, float out[ROUTE_CLOUD_DENSE_DIM]);
 
 /* Text statistics of one request: fills prompt_bytes, est_tokens_in, code_score,
  * math_score, question, script, non_ascii from the texts (the question form and the

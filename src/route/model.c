@@ -80,13 +80,14 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
     uint32_t ver = rd32(p + 4), kind = rd32(p + 8), k = rd32(p + 12), nb = rd32(p + 16),
              nd = rd32(p + 20);
     if (ver != ROUTE_MODEL_VERSION) {
-        snprintf(err, errlen, "model format version %u, this build reads %u", ver,
+        snprintf(err, errlen,
+                 "model format version %u, this build reads %u: retrain it (switchyard train)", ver,
                  ROUTE_MODEL_VERSION);
         return NULL;
     }
     if ((kind != ROUTE_MODEL_CLASSIFIER && kind != ROUTE_MODEL_CLOUD) || k == 0 ||
         k > ROUTE_MODEL_MAX_OUT || nb == 0 || (nb & (nb - 1)) || nb > ROUTE_MODEL_MAX_BUCKETS ||
-        nd > ROUTE_DENSE_DIM) {
+        nd > (kind == ROUTE_MODEL_CLOUD ? ROUTE_CLOUD_DENSE_DIM : ROUTE_DENSE_DIM)) {
         snprintf(err, errlen,
                  "model header out of range (kind %u, outputs %u, buckets %u, dense %u)", kind, k,
                  nb, nd);
@@ -178,6 +179,22 @@ void route_model_logits(const route_model_t *m, const uint32_t *idx, size_t n_id
             a0 += m->w_sparse[idx[i]], a1 += m->w_sparse[idx[i + 1]];
         if (i < n_idx) a0 += m->w_sparse[idx[i]];
         acc[0] = a0 + a1;
+    } else if (k == 2) {
+        /* Two rows per step into two pairs of sums: shorter add chains. */
+        float a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+        size_t i = 0;
+        for (; i + 1 < n_idx; i += 2) {
+            const float *w = m->w_sparse + (size_t)idx[i] * 2;
+            const float *v = m->w_sparse + (size_t)idx[i + 1] * 2;
+            a0 += w[0], a1 += w[1];
+            b0 += v[0], b1 += v[1];
+        }
+        if (i < n_idx) {
+            const float *w = m->w_sparse + (size_t)idx[i] * 2;
+            a0 += w[0], a1 += w[1];
+        }
+        acc[0] = a0 + b0;
+        acc[1] = a1 + b1;
     } else if (k == 11) {
         /* Rows of 11 floats: two 4-wide vectors and three scalars, all in
          * registers (an array accumulator makes every add wait on a store). */
@@ -223,10 +240,14 @@ static float ngram_scale(size_t n)
     return n ? 1.0f / sqrtf((float)n) : 0.0f;
 }
 
-static void squash(uint32_t k, float *out)
+/* Logits to probabilities: one sigmoid per output for the need-of-cloud kind (its
+ * heads are independent), softmax for the classifier. */
+static void squash(const route_model_t *m, float *out)
 {
-    if (k == 1) {
-        out[0] = 1.0f / (1.0f + expf(-out[0]));
+    uint32_t k = m->n_out;
+    if (k == 1 || m->kind == ROUTE_MODEL_CLOUD) {
+        for (uint32_t j = 0; j < k; j++)
+            out[j] = 1.0f / (1.0f + expf(-out[j]));
         return;
     }
     float mx = out[0], sum = 0;
@@ -242,7 +263,15 @@ void route_model_predict(const route_model_t *m, const uint32_t *idx, size_t n_i
                          const float *dense, float *out)
 {
     route_model_logits(m, idx, n_idx, ngram_scale(n_idx), dense, out);
-    squash(m->n_out, out);
+    squash(m, out);
+}
+
+float route_model_cloud_score(const route_model_t *m, const uint32_t *idx, size_t n_idx,
+                              const float *dense)
+{
+    float p[ROUTE_MODEL_MAX_OUT];
+    route_model_predict(m, idx, n_idx, dense, p);
+    return m->n_out >= 2 ? 0.5f * (1.0f + p[0] - p[1]) : p[0];
 }
 
 /* ---------------------------------------------------------------- training --- */
@@ -279,9 +308,12 @@ void route_model_train(route_model_t *m, const route_example_t *ex, size_t n,
             float lr = o->lr / (1.0f + (float)t / (float)(n ? n : 1));
             float sc = ngram_scale(e->n_idx);
             route_model_logits(m, e->idx, e->n_idx, sc, e->dense, p);
-            squash(k, p);
+            squash(m, p);
             for (uint32_t j = 0; j < k; j++) {
-                float y = k == 1 ? e->label : ((uint32_t)e->label == j ? 1.0f : 0.0f);
+                float y = k == 1                                       ? e->label
+                          : m->kind == ROUTE_MODEL_CLOUD && e->targets ? e->targets[j]
+                          : (uint32_t)e->label == j                    ? 1.0f
+                                                                       : 0.0f;
                 g[j] = (p[j] - y) * e->weight * lr;
             }
             float decay = 1.0f - lr * o->l2;

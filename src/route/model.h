@@ -1,18 +1,23 @@
 /* model.h — small linear models over hashed n-grams plus the dense feature vector.
  *
  * Two kinds share one format: the task classifier (multinomial logistic regression,
- * K = ROUTE_TASK_COUNT outputs, softmax) and the need-of-cloud model (binary
- * logistic regression, K = 1, sigmoid; P(strong model beats weak model)).
+ * K = ROUTE_TASK_COUNT outputs, softmax) and the need-of-cloud model: K = 2
+ * independent sigmoid heads, P(the strong model answers well) and P(the weak model
+ * does), whose difference is the expected gain of the strong model (K = 1, one
+ * sigmoid P(strong beats weak), is still read). Its dense inputs are
+ * route_features_dense_cloud (ROUTE_CLOUD_DENSE_DIM entries).
  *
- * File format (little-endian, version 1):
+ * File format (little-endian, version 2; version 1 had K = 1 cloud models over
+ * at most ROUTE_DENSE_DIM dense inputs and is refused: retrain):
  *
  *   off  size  field
  *     0     4  magic "SYRM"
- *     4     4  u32 format version (1)
+ *     4     4  u32 format version (2)
  *     8     4  u32 kind (1 classifier, 2 need-of-cloud)
  *    12     4  u32 n_out K
  *    16     4  u32 n_buckets (power of two)
- *    20     4  u32 n_dense (dense inputs read, <= ROUTE_DENSE_DIM)
+ *    20     4  u32 n_dense (dense inputs read: classifier <= ROUTE_DENSE_DIM,
+ *              need-of-cloud <= ROUTE_CLOUD_DENSE_DIM)
  *    24     8  u64 hash seed of the n-grams
  *    32     8  u64 digest of the training data (hash of every example's text and label)
  *    40     4  f32 threshold (need-of-cloud: cloud when score > threshold)
@@ -37,7 +42,7 @@
 #include "route/features.h"
 
 #define ROUTE_MODEL_MAGIC       "SYRM"
-#define ROUTE_MODEL_VERSION     1
+#define ROUTE_MODEL_VERSION     2
 #define ROUTE_MODEL_HEADER      64
 #define ROUTE_MODEL_MAX_OUT     32
 #define ROUTE_MODEL_MAX_BUCKETS (1u << 20)
@@ -77,15 +82,22 @@ void route_model_logits(const route_model_t *m, const uint32_t *idx, size_t n_id
 void route_model_predict(const route_model_t *m, const uint32_t *idx, size_t n_idx,
                          const float *dense, float *out);
 
+/* Need-of-cloud score of a ROUTE_MODEL_CLOUD model, 0..1: (1 + P(strong) − P(weak))
+ * / 2 for two heads, the sigmoid for one. dense is route_features_dense_cloud. */
+float route_model_cloud_score(const route_model_t *m, const uint32_t *idx, size_t n_idx,
+                              const float *dense);
+
 /* ---------------------------------------------------------------- training --- */
 
 /* One training example (borrowed arrays). */
 typedef struct route_example {
     const uint32_t *idx; /* n-gram buckets */
     uint32_t n_idx;
-    const float *dense; /* n_dense entries */
-    float label;        /* class index (classifier) or 0/1 target (need-of-cloud) */
-    float weight;       /* example weight (class balance) */
+    const float *dense;   /* n_dense entries */
+    float label;          /* class index (classifier) or 0/1 target (one-head need-of-cloud) */
+    float weight;         /* example weight (class balance) */
+    const float *targets; /* need-of-cloud with K > 1: K targets in 0..1, one per
+                             independent sigmoid head (NULL otherwise) */
 } route_example_t;
 
 typedef struct route_train_opts {
@@ -96,8 +108,9 @@ typedef struct route_train_opts {
     bool average;  /* return the mean of the weights after each epoch (lower variance) */
 } route_train_opts_t;
 
-/* Stochastic gradient descent on the log loss over ex[0..n). Deterministic for a
- * given opts->seed. Sets n_train. */
+/* Stochastic gradient descent on the log loss over ex[0..n): softmax for the
+ * classifier, one sigmoid per output for the need-of-cloud kind. Deterministic for
+ * a given opts->seed. Sets n_train. */
 void route_model_train(route_model_t *m, const route_example_t *ex, size_t n,
                        const route_train_opts_t *opts);
 

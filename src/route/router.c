@@ -89,7 +89,8 @@ int router_set_classifier(router_t *r, route_model_t *m)
 
 int router_set_cloud_model(router_t *r, route_model_t *m)
 {
-    if (m && (m->kind != ROUTE_MODEL_CLOUD || m->n_out != 1 || m->n_dense > ROUTE_DENSE_CLOUD))
+    if (m && (m->kind != ROUTE_MODEL_CLOUD || m->n_out < 1 || m->n_out > 2 ||
+              m->n_dense > ROUTE_CLOUD_DENSE_DIM))
         return SY_EINVAL;
     route_model_free(r->cloud);
     r->cloud = m;
@@ -240,8 +241,9 @@ int router_features(const router_t *r, router_scratch_t *s, const route_input_t 
         if (!idx)
             idx = s->idx2, n_idx = route_ngrams(last->text, last->len, cl->seed, cl->n_buckets,
                                                 s->idx2, ROUTE_NGRAM_MAX);
-        route_features_dense(f, dense);
-        route_model_predict(cl, idx, n_idx, dense, &f->cloud_score);
+        float cd[ROUTE_CLOUD_DENSE_DIM];
+        route_features_dense_cloud(f, cd);
+        f->cloud_score = route_model_cloud_score(cl, idx, n_idx, cd);
     }
     return 0;
 }
