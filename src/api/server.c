@@ -935,6 +935,33 @@ static bool query_get(const char *q, const char *key, char *out, size_t n)
     return false;
 }
 
+/* One cost group (or the total, with saved_pct and no key) as a JSON object. */
+static void write_cost_row(jsonw_t *j, const store_cost_row_t *r, bool keyed)
+{
+    jsonw_obj_begin(j);
+    if (keyed) {
+        jsonw_key(j, "key");
+        jsonw_str(j, r->key);
+    }
+    jsonw_key(j, "requests");
+    jsonw_uint(j, r->requests);
+    jsonw_key(j, "tokens_in");
+    jsonw_uint(j, r->tokens_in);
+    jsonw_key(j, "tokens_out");
+    jsonw_uint(j, r->tokens_out);
+    jsonw_key(j, "cost_usd");
+    jsonw_double(j, r->cost_usd);
+    jsonw_key(j, "cloud_cost_usd");
+    jsonw_double(j, r->cloud_cost_usd);
+    jsonw_key(j, "saved_usd");
+    jsonw_double(j, r->saved_usd);
+    if (!keyed) {
+        jsonw_key(j, "saved_pct");
+        jsonw_double(j, r->cloud_cost_usd > 0 ? 100.0 * r->saved_usd / r->cloud_cost_usd : 0);
+    }
+    jsonw_obj_end(j);
+}
+
 static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
 {
     api_app_t *app = w->app;
@@ -982,22 +1009,7 @@ static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
     jsonw_arr_begin(&j);
     store_cost_row_t tot = {0};
     for (size_t i = 0; i < n; i++) {
-        jsonw_obj_begin(&j);
-        jsonw_key(&j, "key");
-        jsonw_str(&j, rows[i].key);
-        jsonw_key(&j, "requests");
-        jsonw_uint(&j, rows[i].requests);
-        jsonw_key(&j, "tokens_in");
-        jsonw_uint(&j, rows[i].tokens_in);
-        jsonw_key(&j, "tokens_out");
-        jsonw_uint(&j, rows[i].tokens_out);
-        jsonw_key(&j, "cost_usd");
-        jsonw_double(&j, rows[i].cost_usd);
-        jsonw_key(&j, "cloud_cost_usd");
-        jsonw_double(&j, rows[i].cloud_cost_usd);
-        jsonw_key(&j, "saved_usd");
-        jsonw_double(&j, rows[i].saved_usd);
-        jsonw_obj_end(&j);
+        write_cost_row(&j, &rows[i], true);
         tot.requests += rows[i].requests;
         tot.tokens_in += rows[i].tokens_in;
         tot.tokens_out += rows[i].tokens_out;
@@ -1007,22 +1019,7 @@ static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
     }
     jsonw_arr_end(&j);
     jsonw_key(&j, "total");
-    jsonw_obj_begin(&j);
-    jsonw_key(&j, "requests");
-    jsonw_uint(&j, tot.requests);
-    jsonw_key(&j, "tokens_in");
-    jsonw_uint(&j, tot.tokens_in);
-    jsonw_key(&j, "tokens_out");
-    jsonw_uint(&j, tot.tokens_out);
-    jsonw_key(&j, "cost_usd");
-    jsonw_double(&j, tot.cost_usd);
-    jsonw_key(&j, "cloud_cost_usd");
-    jsonw_double(&j, tot.cloud_cost_usd);
-    jsonw_key(&j, "saved_usd");
-    jsonw_double(&j, tot.saved_usd);
-    jsonw_key(&j, "saved_pct");
-    jsonw_double(&j, tot.cloud_cost_usd > 0 ? 100.0 * tot.saved_usd / tot.cloud_cost_usd : 0);
-    jsonw_obj_end(&j);
+    write_cost_row(&j, &tot, false);
     jsonw_obj_end(&j);
     free(rows);
     send_json(res, 200, b);
