@@ -865,6 +865,14 @@ static size_t cap_token(const scan_ctx_t *c, size_t i, bool *initial)
     return k;
 }
 
+/* True when a token holds a non-ASCII letter (Latin-1 or Extended-A lead byte). */
+static int nonascii(const scan_ctx_t *c, tok_t t)
+{
+    for (size_t i = t.st; i < t.en; i++)
+        if (at(c, i) >= 0xC3 && at(c, i) <= 0xC5) return 1;
+    return 0;
+}
+
 /* True when a token ends like a surname in many languages (Slavic, Baltic, Nordic,
  * Georgian, Armenian, Greek, Romanian, Icelandic): "-ová", "-ić", "-ski", "-dze". */
 static bool surname_shape(const char *s, size_t n)
@@ -928,8 +936,19 @@ static bool neighbour_name(const scan_ctx_t *c, size_t p, bool forward)
 }
 
 /* Scores one run of capitalised tokens and records it. */
+/* Last words that make a capitalised run an organisation or a place. */
+static const char *const org_place_sfx[] = {
+    "inc", "ltd", "llc", "plc", "corp", "corporation", "company", "group", "research",
+    "agency", "associates", "partners", "holdings", "technologies", "systems", "solutions",
+    "orchestra", "force", "bank", "university", "institute", "foundation", "unlimited",
+    "bay", "isle", "island", "harbor", "harbour", "hills", "beach", "park", "bypass",
+    "turnpike", "street", "avenue", "road", "drive", "lane", "court", "place", "square",
+    "river", "lake", "mountain", "valley", "springs", "city", "county", "act", NULL};
+
 static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
 {
+    if (nt >= 2 && word_in(c->t + tk[nt - 1].st, tk[nt - 1].en - tk[nt - 1].st, org_place_sfx, true))
+        return;
     int a = 0, b = nt;
     while (a < b && (tk[a].initial || (tk[a].flags & PII_NAME_STOP))) a++;
     while (b > a && (tk[b - 1].initial || (tk[b - 1].flags & PII_NAME_STOP))) b--;
@@ -945,7 +964,7 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     for (int i = a + 1; i < b - 1; i++) mid_initial |= tk[i].initial;
     bool morph = n >= 2 && surname_shape(c->t + tk[b - 1].st, tk[b - 1].en - tk[b - 1].st);
     float score;
-    if (n >= 2 && (f0 & PII_NAME_FIRST) && !(f0 & PII_NAME_RARE) && ((fl & PII_NAME_LAST) || !fl))
+    if (n >= 2 && (f0 & PII_NAME_FIRST) && (f0 & PII_NAME_COMMON) && ((fl & PII_NAME_LAST) || !fl))
         score = 0.85f;
     else if (n >= 3 && mid_initial && n <= 4)
         score = 0.8f; /* "Faina D. Yefremova" */
@@ -953,10 +972,12 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
         score = 0.75f; /* "Wisława Szczepańska" */
     else if (n >= 2 && known)
         score = 0.6f;
+    else if (n == 2 && nonascii(c, tk[a]) + nonascii(c, tk[b - 1]) >= 1)
+        score = 0.55f; /* "Krisztián Szöllösy": Latin letters with diacritics */
     else if (n >= 2)
         score = 0.35f;
     else if (known)
-        score = (f0 & PII_NAME_RARE) ? 0.3f : 0.4f;
+        score = (f0 & PII_NAME_COMMON) ? 0.4f : 0.3f;
     else
         score = 0.2f;
     size_t st = tk[a].st, en = tk[b - 1].en;
@@ -976,8 +997,8 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
             list = neighbour_name(c, en, true);
         if (!list && st >= 2 && (at(c, st - 2) == ',' || (st >= 5 && !memcmp(c->t + st - 5, " and ", 5))))
             list = neighbour_name(c, st, false);
-        if (list) score += 0.25f;
-        else if ((f0 & PII_NAME_FIRST) && !(f0 & PII_NAME_RARE)) score += 0.15f;
+        if (list && (f0 & PII_NAME_FIRST)) score += 0.25f;
+        else if ((f0 & PII_NAME_FIRST) && (f0 & PII_NAME_COMMON)) score += 0.15f;
     }
     /* A speaker label at a line start ("Mary: ...", "Halldór: ..."). */
     if (label1) score += 0.35f;

@@ -73,6 +73,7 @@ static const char *const stop_words[] = {
     "airport", "station", "museum", "library", "cafe", "market", "mall", "plaza", "tower",
     "note", "notes", "summary", "subject", "warning", "error", "info", "tip", "example",
     "input", "output", "result", "status", "total", "step", "update", "source", "reason",
+    "website", "royal", "border", "upper", "lower", "cite", "harbor", "harbour", "isle",
     "both", "either", "neither", "nor", "yet", "why", "wherefore", "whence", "hence", "well",
 };
 
@@ -166,7 +167,7 @@ uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s,
 }
 
 /* Reads one census file (NAME FREQ CUMFREQ RANK per line) into the set with flags;
- * names ranked above max_rank get PII_NAME_RARE as well. Returns 0 or -errno/SY_EPARSE
+ * names ranked at most max_rank get PII_NAME_COMMON as well. Returns 0 or -errno/SY_EPARSE
  * with a message in err. */
 static int load_file(pii_names_t *g, const char *dir, const char *file, uint8_t flags,
                      long max_rank, char *err, size_t errlen)
@@ -196,7 +197,7 @@ static int load_file(pii_names_t *g, const char *dir, const char *file, uint8_t 
             rc = SY_EPARSE;
             break;
         }
-        set_add(g, line, n, (uint8_t)(flags | (rank > max_rank ? PII_NAME_RARE : 0)));
+        set_add(g, line, n, (uint8_t)(flags | (rank <= max_rank ? PII_NAME_COMMON : 0)));
     }
     fclose(f);
     return rc;
@@ -208,9 +209,9 @@ int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
     memset(g, 0, sizeof *g);
     g->mask = (1u << 18) - 1; /* 262144 slots for ~95k names: load factor < 0.4 */
     g->slots = mem_calloc(g->mask + 1, sizeof *g->slots);
-    int rc = load_file(g, dir, "census1990_female_first.txt", PII_NAME_FIRST, 2000, err, errlen);
+    int rc = load_file(g, dir, "census1990_female_first.txt", PII_NAME_FIRST, 3000, err, errlen);
     if (!rc)
-        rc = load_file(g, dir, "census1990_male_first.txt", PII_NAME_FIRST, 800, err, errlen);
+        rc = load_file(g, dir, "census1990_male_first.txt", PII_NAME_FIRST, 1219, err, errlen);
     if (!rc) rc = load_file(g, dir, "census1990_last.txt", PII_NAME_LAST, 40000, err, errlen);
     if (rc) {
         pii_names_deinit(g);
