@@ -87,7 +87,8 @@ typedef struct route_features {
     bool has_classifier;   /* task_prob is a model output (else uniform) */
     int task;              /* argmax of task_prob */
     float task_prob[ROUTE_TASK_COUNT];
-    float cloud_score; /* need-of-cloud probability 0..1, or -1 without a model */
+    float cloud_score; /* need-of-cloud score 0..1 (expected gain of the strong model
+                          mapped to 0..1), or -1 without a model */
 } route_features_t;
 
 /* Dense view used by the linear models and the bandit: fixed order, roughly unit
