@@ -877,16 +877,21 @@ static int nonascii(const scan_ctx_t *c, tok_t t)
  * Georgian, Armenian, Greek, Romanian, Icelandic): "-ová", "-ić", "-ski", "-dze". */
 static bool surname_shape(const char *s, size_t n)
 {
-    static const char *const sfx[] = {
-        "ov", "ova", "ev", "eva", "ová", "ić", "ic", "ski", "ska", "sky", "cki", "cka", "dze",
-        "shvili", "yan", "ian", "enko", "chuk", "uk", "sson", "sen", "dóttir", "dottir", "escu",
-        "poulos", "akis", "idis", "oglu", "oğlu", "ovich", "evich", "ovna", "evna", "inen",
-        "nen", "lä", "vá", "ská", "ný", "ák", "ek", "czyk", "wicz", "ez", NULL};
+#define S(x) {x, sizeof(x) - 1}
+    static const struct {
+        const char *s;
+        size_t n;
+    } sfx[] = {
+        S("ov"), S("ova"), S("ev"), S("eva"), S("ová"), S("ić"), S("ic"), S("ski"), S("ska"),
+        S("sky"), S("cki"), S("cka"), S("dze"), S("shvili"), S("yan"), S("ian"), S("enko"),
+        S("chuk"), S("uk"), S("sson"), S("sen"), S("dóttir"), S("dottir"), S("escu"),
+        S("poulos"), S("akis"), S("idis"), S("oglu"), S("oğlu"), S("ovich"), S("evich"),
+        S("ovna"), S("evna"), S("inen"), S("nen"), S("lä"), S("vá"), S("ská"), S("ný"),
+        S("ák"), S("ek"), S("czyk"), S("wicz"), S("ez")};
+#undef S
     if (n < 5) return false;
-    for (int i = 0; sfx[i]; i++) {
-        size_t l = strlen(sfx[i]);
-        if (l < n && !memcmp(s + n - l, sfx[i], l)) return true;
-    }
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++)
+        if (sfx[i].n < n && !memcmp(s + n - sfx[i].n, sfx[i].s, sfx[i].n)) return true;
     return false;
 }
 
@@ -936,19 +941,10 @@ static bool neighbour_name(const scan_ctx_t *c, size_t p, bool forward)
 }
 
 /* Scores one run of capitalised tokens and records it. */
-/* Last words that make a capitalised run an organisation or a place. */
-static const char *const org_place_sfx[] = {
-    "inc", "ltd", "llc", "plc", "corp", "corporation", "company", "group", "research",
-    "agency", "associates", "partners", "holdings", "technologies", "systems", "solutions",
-    "orchestra", "force", "bank", "university", "institute", "foundation", "unlimited",
-    "bay", "isle", "island", "harbor", "harbour", "hills", "beach", "park", "bypass",
-    "turnpike", "street", "avenue", "road", "drive", "lane", "court", "place", "square",
-    "river", "lake", "mountain", "valley", "springs", "city", "county", "act", NULL};
-
 static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
 {
-    if (nt >= 2 && word_in(c->t + tk[nt - 1].st, tk[nt - 1].en - tk[nt - 1].st, org_place_sfx, true))
-        return;
+    /* "Johnson Inc", "Cockle Bay", "Berg Hills Street": an organisation or a place. */
+    if (nt >= 2 && (tk[nt - 1].flags & PII_NAME_ORG)) return;
     int a = 0, b = nt;
     while (a < b && (tk[a].initial || (tk[a].flags & PII_NAME_STOP))) a++;
     while (b > a && (tk[b - 1].initial || (tk[b - 1].flags & PII_NAME_STOP))) b--;

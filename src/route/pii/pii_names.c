@@ -145,6 +145,15 @@ static const char *const ctx_weak[] = {
     "producer", "commenter", "assistant", "add", "follow", "heard", "shouted", "at", "leave",
     NULL};
 
+/* Last words that make a capitalised run an organisation or a place. */
+static const char *const org_place[] = {
+    "inc", "ltd", "llc", "plc", "corp", "corporation", "company", "group", "research",
+    "agency", "associates", "partners", "holdings", "technologies", "systems", "solutions",
+    "orchestra", "force", "bank", "university", "institute", "foundation", "unlimited",
+    "bay", "isle", "island", "harbor", "harbour", "hills", "beach", "park", "bypass",
+    "turnpike", "street", "avenue", "road", "drive", "lane", "court", "place", "square",
+    "river", "lake", "mountain", "valley", "springs", "city", "county", "act", NULL};
+
 uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n)
 {
     if (!g->slots || n == 0 || n > 40) return 0;
@@ -221,6 +230,7 @@ int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
         set_add(g, stop_words[i], strlen(stop_words[i]), PII_NAME_STOP);
     for (int i = 0; ctx_strong[i]; i++) set_add(g, ctx_strong[i], strlen(ctx_strong[i]), PII_CTX_STRONG);
     for (int i = 0; ctx_weak[i]; i++) set_add(g, ctx_weak[i], strlen(ctx_weak[i]), PII_CTX_WEAK);
+    for (int i = 0; org_place[i]; i++) set_add(g, org_place[i], strlen(org_place[i]), PII_NAME_ORG);
     return 0;
 }
 
