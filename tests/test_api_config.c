@@ -110,6 +110,8 @@ static void test_errors(void **state)
     expect_error(buf, "routing.pii.types.SHOE_SIZE, line 6", "entity type");
     snprintf(buf, sizeof buf, "%srouting:\n  escalation: { min_confidence: 2 }\n", tiers);
     expect_error(buf, "routing.escalation.min_confidence", "range");
+    snprintf(buf, sizeof buf, "%srouting:\n  speculative: { enabled: true }\n", tiers);
+    expect_error(buf, "routing.speculative.enabled", "not available");
     snprintf(buf, sizeof buf, "%srouting:\n  reference_tier: moon\n", tiers);
     expect_error(buf, "reference_tier", "moon");
     expect_error("workers: 2\n", "tiers", "at least one");

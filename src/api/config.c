@@ -585,6 +585,14 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
         snprintf(err, errlen, "%s: tiers: at least one tier is required", name);
         return SY_ECONFIG;
     }
+    if (c->route.speculative_enabled) {
+        snprintf(err, errlen,
+                 "%s: routing.speculative.enabled: speculative decoding between tiers is not "
+                 "available in this version (the verify step is: POST /v1/completions with "
+                 "echo and logprobs); set it to false",
+                 name);
+        return SY_ECONFIG;
+    }
     if (*c->reference_tier && config_tier_find(c, c->reference_tier) < 0) {
         snprintf(err, errlen, "%s: routing.reference_tier: no tier named '%s'", name,
                  c->reference_tier);
