@@ -72,6 +72,25 @@ test('streamed chat from the local tier arrives token by token', async () => {
   eq(ev[ev.length - 1], '[DONE]', '[DONE]');
 });
 
+test('a client that leaves mid-stream cancels generation and frees its slot', async () => {
+  const http = await import('node:http');
+  for (let i = 0; i < 4; i++) {
+    await new Promise((resolve) => {
+      const req = http.request(`${V1}`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.once('data', () => { req.destroy(); resolve(); });
+      });
+      req.on('error', () => resolve());
+      req.end(JSON.stringify(chat('Once upon a time', { model: 'edge', max_tokens: 400, stream: true })));
+    });
+  }
+  // Both slots must be free again: two concurrent requests complete.
+  const [a, b] = await Promise.all([1, 2].map(() => post(V1, chat('Lily', { model: 'edge', max_tokens: 8 }))));
+  eq(a.status, 200, 'a');
+  eq(b.status, 200, 'b');
+  const m = await L.get(`${gw.url}/metrics`);
+  assert(/switchyard_tier_inflight\{tier="edge"\} 0/.test(m.text), 'no slot leaked');
+});
+
 test('a prompt longer than the local context is a clear 400', async () => {
   const long = 'the cat sat on the mat. '.repeat(400);
   const r = await post(V1, chat(long, { model: 'edge', max_tokens: 5 }));
