@@ -59,7 +59,8 @@ static void texts_add(texts_t *t, const char *s, size_t n)
 
 static void texts_free(texts_t *t)
 {
-    for (size_t i = 0; i < t->n; i++) mem_free(t->v[i]);
+    for (size_t i = 0; i < t->n; i++)
+        mem_free(t->v[i]);
     mem_free(t->v);
     mem_free(t->len);
 }
@@ -72,7 +73,8 @@ static void cut_messages(texts_t *out, const char *s, size_t n)
         size_t e = i + MSG_BYTES < n ? i + MSG_BYTES : n;
         if (e < n) {
             size_t k = e;
-            while (k > i + MSG_BYTES / 2 && !(s[k - 1] == '\n' && s[k - 2] == '\n')) k--;
+            while (k > i + MSG_BYTES / 2 && !(s[k - 1] == '\n' && s[k - 2] == '\n'))
+                k--;
             if (k > i + MSG_BYTES / 2) e = k;
         }
         texts_add(out, s + i, e - i);
@@ -87,7 +89,8 @@ static double measure(const pii_scanner_t *s, pii_scratch_t *sc, const texts_t *
     uint64_t t0 = clock_mono_ns(), el;
     size_t rounds = 0, found;
     do {
-        for (size_t i = 0; i < t->n; i++) pii_scan(s, sc, t->v[i], t->len[i], sp, MAX_SPANS, &found);
+        for (size_t i = 0; i < t->n; i++)
+            pii_scan(s, sc, t->v[i], t->len[i], sp, MAX_SPANS, &found);
         rounds++;
         el = clock_mono_ns() - t0;
     } while ((double)el / 1e9 < min_s);
@@ -99,7 +102,8 @@ static size_t cp_to_byte(const char *s, size_t len, size_t cp)
     size_t i = 0;
     while (i < len && cp > 0) {
         i++;
-        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+            i++;
         cp--;
     }
     return i;
@@ -107,9 +111,10 @@ static size_t cp_to_byte(const char *s, size_t len, size_t cp)
 
 static bool targeted(const char *t)
 {
-    static const char *const v[] = {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN",
-                                    "IBAN_CODE", "IP_ADDRESS", "PERSON", "STREET_ADDRESS",
-                                    "ADDRESS", "US_DRIVER_LICENSE", NULL};
+    static const char *const v[] = {
+        "EMAIL_ADDRESS", "PHONE_NUMBER",      "CREDIT_CARD", "US_SSN",
+        "IBAN_CODE",     "IP_ADDRESS",        "PERSON",      "STREET_ADDRESS",
+        "ADDRESS",       "US_DRIVER_LICENSE", NULL};
     for (int i = 0; v[i]; i++)
         if (!strcmp(v[i], t)) return true;
     return false;
@@ -173,7 +178,8 @@ static void f1_presidio(const pii_scanner_t *s, pii_scratch_t *sc, char **files,
 static int write_json_list(const char *path, const texts_t *t)
 {
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < t->n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(t->v[i]));
+    for (size_t i = 0; i < t->n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(t->v[i]));
     char *s = cJSON_PrintUnformatted(arr);
     cJSON_Delete(arr);
     FILE *f = fopen(path, "w");
@@ -203,8 +209,10 @@ int main(int argc, char **argv)
     bool npm = true;
     double secs = 1.0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--no-npm")) npm = false;
-        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) secs = atof(argv[++i]);
+        if (!strcmp(argv[i], "--no-npm"))
+            npm = false;
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            secs = atof(argv[++i]);
     }
     const char *sh = getenv("SY_SHARED") ? getenv("SY_SHARED") : "../shared";
     char path[4096], names[4096];
@@ -230,7 +238,8 @@ int main(int argc, char **argv)
 
     char err[256];
     pii_options_t on = {names, 0.5f}, off = {NULL, 0.5f};
-    pii_scanner_t *s_on = pii_scanner_new(&on, err, sizeof err), *s_off = pii_scanner_new(&off, err, sizeof err);
+    pii_scanner_t *s_on = pii_scanner_new(&on, err, sizeof err),
+                  *s_off = pii_scanner_new(&off, err, sizeof err);
     if (!s_on || !s_off) {
         fprintf(stderr, "bench/pii: %s\n", err);
         return 1;
@@ -281,11 +290,13 @@ int main(int argc, char **argv)
             }
             if (access("bench/pii-npm/node_modules", F_OK) != 0) {
                 fprintf(stderr, "bench/pii: installing npm packages into bench/pii-npm\n");
-                if (system("cd bench/pii-npm && npm install --no-audit --no-fund --silent >/dev/null 2>&1"))
+                if (system("cd bench/pii-npm && npm install --no-audit --no-fund --silent "
+                           ">/dev/null 2>&1"))
                     fprintf(stderr, "bench/pii: npm install failed; npm rows skipped\n");
             }
             char cmd[16384];
-            snprintf(cmd, sizeof cmd, "node bench/pii-npm/run.mjs %s %s %s 2>/dev/null", dir, f_synth, f_small);
+            snprintf(cmd, sizeof cmd, "node bench/pii-npm/run.mjs %s %s %s 2>/dev/null", dir,
+                     f_synth, f_small);
             FILE *pp = popen(cmd, "r");
             char line[4096];
             while (pp && fgets(line, sizeof line, pp) && nr < 8) {
@@ -306,16 +317,19 @@ int main(int argc, char **argv)
             }
             if (pp) pclose(pp);
             snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-            if (system(cmd)) {}
+            if (system(cmd)) {
+            }
         }
     }
 
-    printf("PII scan, single core. clean: %zu msgs of ~2 KB (%.1f MB); mixed: 1 in 10 with PII; long: "
-           "%zu documents (%.1f MB)\n",
-           clean.n, (double)clean.bytes / 1e6, lng.n, (double)lng.bytes / 1e6);
-    printf("F1: overlap, any type, presidio synth_dataset_v2 + generated_small (targeted labels)\n\n");
-    printf("%-30s %10s %10s %10s %7s %7s %7s %9s\n", "engine", "clean MB/s", "mixed MB/s", "long MB/s", "P",
-           "R", "F1", "vs ours");
+    printf(
+        "PII scan, single core. clean: %zu msgs of ~2 KB (%.1f MB); mixed: 1 in 10 with PII; long: "
+        "%zu documents (%.1f MB)\n",
+        clean.n, (double)clean.bytes / 1e6, lng.n, (double)lng.bytes / 1e6);
+    printf(
+        "F1: overlap, any type, presidio synth_dataset_v2 + generated_small (targeted labels)\n\n");
+    printf("%-30s %10s %10s %10s %7s %7s %7s %9s\n", "engine", "clean MB/s", "mixed MB/s",
+           "long MB/s", "P", "R", "F1", "vs ours");
     for (int i = 0; i < nr; i++) {
         if (!rows[i].ok) {
             printf("%-30s (failed)\n", rows[i].name);

@@ -104,14 +104,14 @@ static void test_luhn_and_cards(void **state)
     assert_true(pii_card_valid("4111 1111 1111 1111", 19));
     assert_true(pii_card_valid("4111-1111-1111-1111", 19));
     assert_false(pii_card_valid("4111-1111 1111-1111", 19)); /* mixed separators */
-    assert_false(pii_card_valid("4111111111111112", 16));   /* Luhn */
-    assert_true(pii_card_valid("378282246310005", 15));     /* Amex */
-    assert_false(pii_card_valid("3782822463100050", 16));   /* Amex length */
-    assert_true(pii_card_valid("5555555555554444", 16));    /* Mastercard */
-    assert_true(pii_card_valid("2221000000000009", 16));    /* Mastercard 2-series */
-    assert_true(pii_card_valid("6011111111111117", 16));    /* Discover */
-    assert_false(pii_card_valid("1234567812345670", 16));   /* Luhn ok, no issuer */
-    assert_false(pii_card_valid("41111111111", 11));        /* too short */
+    assert_false(pii_card_valid("4111111111111112", 16));    /* Luhn */
+    assert_true(pii_card_valid("378282246310005", 15));      /* Amex */
+    assert_false(pii_card_valid("3782822463100050", 16));    /* Amex length */
+    assert_true(pii_card_valid("5555555555554444", 16));     /* Mastercard */
+    assert_true(pii_card_valid("2221000000000009", 16));     /* Mastercard 2-series */
+    assert_true(pii_card_valid("6011111111111117", 16));     /* Discover */
+    assert_false(pii_card_valid("1234567812345670", 16));    /* Luhn ok, no issuer */
+    assert_false(pii_card_valid("41111111111", 11));         /* too short */
 }
 
 static void test_iban(void **state)
@@ -179,30 +179,37 @@ static void test_ip_email_phone_validators(void **state)
 static void test_detects_each_type(void **state)
 {
     fx_t *f = *state;
-    assert_true(found(f, "mail me at jane.doe@example.com today", PII_EMAIL_ADDRESS, "jane.doe@example.com"));
-    assert_true(found(f, "card 4111 1111 1111 1111 expired", PII_CREDIT_CARD, "4111 1111 1111 1111"));
+    assert_true(found(f, "mail me at jane.doe@example.com today", PII_EMAIL_ADDRESS,
+                      "jane.doe@example.com"));
+    assert_true(
+        found(f, "card 4111 1111 1111 1111 expired", PII_CREDIT_CARD, "4111 1111 1111 1111"));
     assert_true(found(f, "my ssn is 460-89-9847.", PII_US_SSN, "460-89-9847"));
     assert_true(found(f, "SSN: 460899847", PII_US_SSN, "460899847"));
-    assert_true(found(f, "IBAN GB82 WEST 1234 5698 7654 32 thanks", PII_IBAN_CODE, "GB82 WEST 1234 5698 7654 32"));
+    assert_true(found(f, "IBAN GB82 WEST 1234 5698 7654 32 thanks", PII_IBAN_CODE,
+                      "GB82 WEST 1234 5698 7654 32"));
     assert_true(found(f, "server 10.20.30.40 is down", PII_IP_ADDRESS, "10.20.30.40"));
-    assert_true(found(f, "v6 2001:db8::8a2e:370:7334 ok", PII_IP_ADDRESS, "2001:db8::8a2e:370:7334"));
+    assert_true(
+        found(f, "v6 2001:db8::8a2e:370:7334 ok", PII_IP_ADDRESS, "2001:db8::8a2e:370:7334"));
     assert_true(found(f, "call me at (555) 123-4567 please", PII_PHONE_NUMBER, "(555) 123-4567"));
     assert_true(found(f, "Phone: 0490 75 40 81", PII_PHONE_NUMBER, "0490 75 40 81"));
     assert_true(found(f, "Mobile: +447700 921 916\n", PII_PHONE_NUMBER, "+447700 921 916"));
     assert_true(found(f, "She was born on 12/05/1980 in Ohio", PII_DATE_OF_BIRTH, "12/05/1980"));
     assert_true(found(f, "Date of birth: March 5, 1980.", PII_DATE_OF_BIRTH, "March 5, 1980"));
-    assert_true(found(f, "My driver's license number is F162823540116", PII_US_DRIVER_LICENSE, "F162823540116"));
+    assert_true(found(f, "My driver's license number is F162823540116", PII_US_DRIVER_LICENSE,
+                      "F162823540116"));
     assert_true(found(f, "passport number 123456789", PII_US_PASSPORT, "123456789"));
     assert_true(found(f, "key AKIAIOSFODNN7EXAMPLE in env", PII_SECRET, "AKIAIOSFODNN7EXAMPLE"));
     assert_true(found(f, "k=AIzaSyA1234567890abcdefghijklmnopqrstuv;", PII_SECRET,
                       "AIzaSyA1234567890abcdefghijklmnopqrstuv"));
     assert_true(found(f, "token ghp_abcdefghijklmnopqrstuvwxyz0123456789 x", PII_SECRET,
                       "ghp_abcdefghijklmnopqrstuvwxyz0123456789"));
-    assert_true(found(f, "xoxb-1234567890-abcdefghij here", PII_SECRET, "xoxb-1234567890-abcdefghij"));
+    assert_true(
+        found(f, "xoxb-1234567890-abcdefghij here", PII_SECRET, "xoxb-1234567890-abcdefghij"));
     assert_true(found(f, "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc.def\n", PII_SECRET,
                       "eyJhbGciOiJIUzI1NiJ9.abc.def"));
-    assert_true(found(f, "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\ny",
-                      PII_SECRET, "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"));
+    assert_true(found(
+        f, "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\ny",
+        PII_SECRET, "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"));
     assert_true(found(f, "We live at 1755 Nelson Mandela Drive, Apt 4 now", PII_STREET_ADDRESS,
                       "1755 Nelson Mandela Drive, Apt 4"));
 }
@@ -239,15 +246,26 @@ static void test_adversarial(void **state)
     assert_int_equal(sp[0].start, 4);
     assert_int_equal(sp[0].end, strlen(fw) - 4);
     /* Zero-width spaces inside an email and a card. */
-    const char *zw = "a\xE2\x80\x8B" "b@example.com and 4111\xE2\x80\x8B" "111111111111";
+    const char *zw = "a\xE2\x80\x8B"
+                     "b@example.com and 4111\xE2\x80\x8B"
+                     "111111111111";
     assert_true(any_of(f, zw, PII_EMAIL_ADDRESS));
     assert_true(any_of(f, zw, PII_CREDIT_CARD));
     /* Unicode dashes and no-break spaces as separators. */
-    assert_true(any_of(f, "call 555\xE2\x80\x91" "123\xE2\x80\x91" "4567 now, phone", PII_PHONE_NUMBER));
-    assert_true(any_of(f, "SSN 460\xC2\xA0" "89\xC2\xA0" "9847", PII_US_SSN));
+    assert_true(any_of(f,
+                       "call 555\xE2\x80\x91"
+                       "123\xE2\x80\x91"
+                       "4567 now, phone",
+                       PII_PHONE_NUMBER));
+    assert_true(any_of(f,
+                       "SSN 460\xC2\xA0"
+                       "89\xC2\xA0"
+                       "9847",
+                       PII_US_SSN));
     /* Arabic-Indic digits. */
-    assert_true(any_of(f, "card \xD9\xA4\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1"
-                          "\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1",
+    assert_true(any_of(f,
+                       "card \xD9\xA4\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1"
+                       "\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1\xD9\xA1",
                        PII_CREDIT_CARD));
     /* NUL bytes around a value; invalid UTF-8 before it. */
     const char nul[] = "\0\0x@example.com\0\xff\xfe\xc3";
@@ -261,7 +279,8 @@ static void test_adversarial(void **state)
     size_t big = 1u << 20;
     char *b = mem_alloc(big + 1);
     memset(b, 'a', big);
-    for (size_t i = 80; i < big; i += 80) b[i] = ' ';
+    for (size_t i = 80; i < big; i += 80)
+        b[i] = ' ';
     memcpy(b, "x@example.com ", 14);
     memcpy(b + big / 2, " 460-89-9847 ", 13);
     memcpy(b + big - 14, " y@example.org", 14);
@@ -274,7 +293,8 @@ static void test_adversarial(void **state)
     memset(b, '7', big);
     assert_int_equal(pii_scan(f->s, f->sc, b, big, many, 16, &nf), 0);
     /* a run of digits: separators and checks fail, and the scan stays bounded */
-    for (size_t i = 0; i < big; i += 3) b[i] = ' ';
+    for (size_t i = 0; i < big; i += 3)
+        b[i] = ' ';
     assert_int_equal(pii_scan(f->s, f->sc, b, big, many, 16, &nf), 0);
     mem_free(many);
     mem_free(b);
@@ -292,17 +312,23 @@ static void test_redact_and_mask(void **state)
     buf_t out;
     buf_init(&out, 4096);
     assert_int_equal(pii_redact(t, strlen(t), sp, n, &out), 0);
-    assert_string_equal(out.data, "mail <EMAIL_ADDRESS> or <EMAIL_ADDRESS>, again <EMAIL_ADDRESS>; ssn <US_SSN>");
+    assert_string_equal(
+        out.data, "mail <EMAIL_ADDRESS> or <EMAIL_ADDRESS>, again <EMAIL_ADDRESS>; ssn <US_SSN>");
     buf_reset(&out);
     pii_mask_t *m = pii_mask_new(0);
     assert_int_equal(pii_mask_apply(m, t, strlen(t), sp, n, &out), 0);
-    assert_string_equal(out.data, "mail <EMAIL_ADDRESS_1> or <EMAIL_ADDRESS_2>, again <EMAIL_ADDRESS_1>; ssn <US_SSN_1>");
+    assert_string_equal(
+        out.data,
+        "mail <EMAIL_ADDRESS_1> or <EMAIL_ADDRESS_2>, again <EMAIL_ADDRESS_1>; ssn <US_SSN_1>");
     assert_int_equal(pii_mask_count(m), 3);
-    const char *answer = "I wrote to <EMAIL_ADDRESS_2> and <EMAIL_ADDRESS_1>; <US_SSN_1> ok; <EMAIL_ADDRESS_9> <x";
+    const char *answer =
+        "I wrote to <EMAIL_ADDRESS_2> and <EMAIL_ADDRESS_1>; <US_SSN_1> ok; <EMAIL_ADDRESS_9> <x";
     buf_t back;
     buf_init(&back, 4096);
     assert_int_equal(pii_mask_restore(m, answer, strlen(answer), &back), 0);
-    assert_string_equal(back.data, "I wrote to b@example.com and a@example.com; 460-89-9847 ok; <EMAIL_ADDRESS_9> <x");
+    assert_string_equal(
+        back.data,
+        "I wrote to b@example.com and a@example.com; 460-89-9847 ok; <EMAIL_ADDRESS_9> <x");
     /* Round trip of the masked request gives the original back. */
     buf_reset(&back);
     assert_int_equal(pii_mask_restore(m, out.data, out.len, &back), 0);
@@ -346,7 +372,8 @@ static void test_pcre2_oracle(void **state)
         pii_type_t t;
         const char *re;
     } ora[] = {
-        {PII_EMAIL_ADDRESS, "(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)*\\.(com|org|net|de|uk)(?![A-Za-z0-9.-])"},
+        {PII_EMAIL_ADDRESS, "(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(\\.[A-"
+                            "Za-z0-9-]+)*\\.(com|org|net|de|uk)(?![A-Za-z0-9.-])"},
         /* digit groups joined by up to 3 separator bytes form one cluster */
         {PII_US_SSN, "(?<![\\w.+()/-])(?<![0-9][ ./()-])(?<![0-9][ ./()-]{2})(?<![0-9][ ./()-]{3})"
                      "\\d{3}-\\d{2}-\\d{4}(?![\\w.-])(?![ ./()-]{1,3}\\d)"},
@@ -360,10 +387,27 @@ static void test_pcre2_oracle(void **state)
         assert_non_null(code[i]);
     }
     pcre2_match_data *md = pcre2_match_data_create(8, NULL);
-    static const char *const frag[] = {"a@b.com", "john.smith@mail.example.org", "460-89-9847",
-                                       "123-45-6789", "10.0.0.1", "256.1.1.1", "x", " ", "  ",
-                                       "foo", "bar.", "-", "@", "99 ", "555-12-1234", "1.2.3.4",
-                                       "\n", "z@q.de", "e@f.uk", ", ", "7"};
+    static const char *const frag[] = {"a@b.com",
+                                       "john.smith@mail.example.org",
+                                       "460-89-9847",
+                                       "123-45-6789",
+                                       "10.0.0.1",
+                                       "256.1.1.1",
+                                       "x",
+                                       " ",
+                                       "  ",
+                                       "foo",
+                                       "bar.",
+                                       "-",
+                                       "@",
+                                       "99 ",
+                                       "555-12-1234",
+                                       "1.2.3.4",
+                                       "\n",
+                                       "z@q.de",
+                                       "e@f.uk",
+                                       ", ",
+                                       "7"};
     unsigned seed = 12345;
     char text[512];
     pii_span_t sp[64];
@@ -402,12 +446,16 @@ static void test_pcre2_oracle(void **state)
                 start = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
             }
             size_t got = 0;
-            for (size_t j = 0; j < n && j < 64; j++) got += sp[j].type == ora[i].t;
-            if (got != want) fail_msg("type %s: scanner %zu, oracle %zu in '%s'", pii_type_name(ora[i].t), got, want, text);
+            for (size_t j = 0; j < n && j < 64; j++)
+                got += sp[j].type == ora[i].t;
+            if (got != want)
+                fail_msg("type %s: scanner %zu, oracle %zu in '%s'", pii_type_name(ora[i].t), got,
+                         want, text);
         }
     }
     pcre2_match_data_free(md);
-    for (int i = 0; i < 3; i++) pcre2_code_free(code[i]);
+    for (int i = 0; i < 3; i++)
+        pcre2_code_free(code[i]);
 }
 
 /* ================================================================== shared data */
@@ -422,7 +470,8 @@ static size_t cp_to_byte(const char *s, size_t len, size_t cp)
     size_t i = 0;
     while (i < len && cp > 0) {
         i++;
-        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+            i++;
         cp--;
     }
     return i;
@@ -436,7 +485,8 @@ static void eval_file(fx_t *f, const char *path, prc_t c[PII_TYPE_COUNT])
     buf_init(&b, 64u << 20);
     char tmp[65536];
     size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0) assert_int_equal(buf_append(&b, tmp, k), 0);
+    while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
+        assert_int_equal(buf_append(&b, tmp, k), 0);
     fclose(fp);
     cJSON *root = cJSON_ParseWithLength(b.data, b.len);
     buf_deinit(&b);
@@ -459,8 +509,10 @@ static void eval_file(fx_t *f, const char *path, prc_t c[PII_TYPE_COUNT])
             pii_type_t ty;
             if (pii_type_parse(et, &ty) || ng == 128) continue;
             g[ng].t = ty;
-            g[ng].a = cp_to_byte(t, len, (size_t)cJSON_GetObjectItem(x, "start_position")->valuedouble);
-            g[ng].b = cp_to_byte(t, len, (size_t)cJSON_GetObjectItem(x, "end_position")->valuedouble);
+            g[ng].a =
+                cp_to_byte(t, len, (size_t)cJSON_GetObjectItem(x, "start_position")->valuedouble);
+            g[ng].b =
+                cp_to_byte(t, len, (size_t)cJSON_GetObjectItem(x, "end_position")->valuedouble);
             ng++;
         }
         for (size_t i = 0; i < ng; i++) {
@@ -504,8 +556,8 @@ static void test_eval_presidio(void **state)
     prc_t c[PII_TYPE_COUNT] = {0};
     eval_file(&f, p1, c);
     eval_file(&f, p2, c);
-    static const pii_type_t core[] = {PII_EMAIL_ADDRESS, PII_CREDIT_CARD, PII_US_SSN, PII_IBAN_CODE,
-                                      PII_IP_ADDRESS, PII_PHONE_NUMBER};
+    static const pii_type_t core[] = {PII_EMAIL_ADDRESS, PII_CREDIT_CARD, PII_US_SSN,
+                                      PII_IBAN_CODE,     PII_IP_ADDRESS,  PII_PHONE_NUMBER};
     for (size_t i = 0; i < sizeof core / sizeof core[0]; i++) {
         prc_t *x = &c[core[i]];
         double p = x->pred ? (double)x->pred_hit / (double)x->pred : 0;
@@ -539,7 +591,8 @@ static void test_flag_rate_clean_prose(void **state)
     buf_init(&b, 64u << 20);
     char tmp[65536];
     size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0) assert_int_equal(buf_append(&b, tmp, k), 0);
+    while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
+        assert_int_equal(buf_append(&b, tmp, k), 0);
     fclose(fp);
     fx_t f;
     pii_options_t o = {NULL, 0.5f};

@@ -69,7 +69,7 @@ typedef struct gold {
 
 typedef struct counts {
     size_t gold, pred;
-    size_t tp_exact;          /* predictions equal to a gold span */
+    size_t tp_exact;           /* predictions equal to a gold span */
     size_t pred_hit, gold_hit; /* overlap: predictions / golds that overlap the other side */
 } counts_t;
 
@@ -79,7 +79,8 @@ static size_t cp_to_byte(const char *s, size_t len, size_t cp)
     size_t i = 0;
     while (i < len && cp > 0) {
         i++;
-        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80)
+            i++;
         cp--;
     }
     return i;
@@ -150,7 +151,8 @@ static int eval_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
             c->gold++;
             bool hit = false;
             for (size_t j = 0; j < np; j++)
-                if (pred[j].type == gold[i].type && pred[j].start < gold[i].end && gold[i].start < pred[j].end)
+                if (pred[j].type == gold[i].type && pred[j].start < gold[i].end &&
+                    gold[i].start < pred[j].end)
                     hit = true;
             c->gold_hit += hit;
         }
@@ -173,7 +175,8 @@ static int eval_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
 }
 
 /* Prints the evaluation table (or JSON) for the accumulated counts. */
-static void eval_print(const counts_t cnt[PII_TYPE_COUNT], size_t skipped, size_t records, bool json)
+static void eval_print(const counts_t cnt[PII_TYPE_COUNT], size_t skipped, size_t records,
+                       bool json)
 {
     if (json) {
         buf_t b;
@@ -210,19 +213,20 @@ static void eval_print(const counts_t cnt[PII_TYPE_COUNT], size_t skipped, size_
         buf_deinit(&b);
         return;
     }
-    printf("%-18s %6s %6s | %6s %6s %6s | %6s %6s %6s\n", "entity", "gold", "pred", "P", "R",
-           "F1", "P~", "R~", "F1~");
+    printf("%-18s %6s %6s | %6s %6s %6s | %6s %6s %6s\n", "entity", "gold", "pred", "P", "R", "F1",
+           "P~", "R~", "F1~");
     printf("%-18s %6s %6s | %-20s | %-20s\n", "", "", "", "  exact span", "  overlap");
     for (int t = 0; t < PII_TYPE_COUNT; t++) {
         const counts_t *c = &cnt[t];
         if (!c->gold && !c->pred) continue;
         double pe = ratio(c->tp_exact, c->pred), re = ratio(c->tp_exact, c->gold);
         double po = ratio(c->pred_hit, c->pred), ro = ratio(c->gold_hit, c->gold);
-        printf("%-18s %6zu %6zu | %6.3f %6.3f %6.3f | %6.3f %6.3f %6.3f\n", pii_type_name((pii_type_t)t),
-               c->gold, c->pred, pe, re, f1(pe, re), po, ro, f1(po, ro));
+        printf("%-18s %6zu %6zu | %6.3f %6.3f %6.3f | %6.3f %6.3f %6.3f\n",
+               pii_type_name((pii_type_t)t), c->gold, c->pred, pe, re, f1(pe, re), po, ro,
+               f1(po, ro));
     }
-    printf("records: %zu; gold labels not targeted (DATE_TIME, GPE, ORGANIZATION, ...): %zu\n", records,
-           skipped);
+    printf("records: %zu; gold labels not targeted (DATE_TIME, GPE, ORGANIZATION, ...): %zu\n",
+           records, skipped);
 }
 
 /* ================================================================== flag rate */
@@ -256,19 +260,21 @@ static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scrat
                     seen[sp[i].type] = true;
                     any_np |= sp[i].type != PII_PERSON;
                 }
-                for (int t = 0; t < PII_TYPE_COUNT; t++) by_type[t] += seen[t];
+                for (int t = 0; t < PII_TYPE_COUNT; t++)
+                    by_type[t] += seen[t];
                 flagged += np > 0;
                 flagged_np += any_np;
             }
             p = q + (q < end ? 2 : 0);
-            while (p < end && *p == '\n') p++;
+            while (p < end && *p == '\n')
+                p++;
         }
         buf_deinit(&raw);
     }
     mem_free(sp);
     printf("messages: %zu\n", msgs);
-    printf("flagged (any type):        %6zu  rate %.5f (1 in %.0f)\n", flagged, ratio(flagged, msgs),
-           flagged ? (double)msgs / (double)flagged : 0.0);
+    printf("flagged (any type):        %6zu  rate %.5f (1 in %.0f)\n", flagged,
+           ratio(flagged, msgs), flagged ? (double)msgs / (double)flagged : 0.0);
     printf("flagged (excluding PERSON): %5zu  rate %.5f\n", flagged_np, ratio(flagged_np, msgs));
     for (int t = 0; t < PII_TYPE_COUNT; t++)
         if (by_type[t]) printf("  %-18s %6zu\n", pii_type_name((pii_type_t)t), by_type[t]);
@@ -277,7 +283,8 @@ static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scrat
 
 /* ================================================================== scan */
 
-static int scan_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc, bool json, bool redact)
+static int scan_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc, bool json,
+                     bool redact)
 {
     buf_t raw;
     buf_init(&raw, PII_CLI_MAX_INPUT);
@@ -310,7 +317,8 @@ static int scan_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
             jsonw_key(&w, "type"), jsonw_str(&w, pii_type_name(sp[i].type));
             jsonw_key(&w, "start"), jsonw_uint(&w, sp[i].start);
             jsonw_key(&w, "end"), jsonw_uint(&w, sp[i].end);
-            jsonw_key(&w, "score"), jsonw_double(&w, (double)((int)(sp[i].score * 1000 + 0.5f)) / 1000);
+            jsonw_key(&w, "score"),
+                jsonw_double(&w, (double)((int)(sp[i].score * 1000 + 0.5f)) / 1000);
             jsonw_key(&w, "text"), jsonw_strn(&w, text + sp[i].start, sp[i].end - sp[i].start);
             jsonw_obj_end(&w);
         }
@@ -323,8 +331,9 @@ static int scan_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
             int n = (int)(sp[i].end - sp[i].start);
             const char *v = text + sp[i].start;
             const char *nl = memchr(v, '\n', (size_t)n);
-            printf("%8zu %8zu  %-18s %.2f  %.*s%s\n", sp[i].start, sp[i].end, pii_type_name(sp[i].type),
-                   (double)sp[i].score, nl ? (int)(nl - v) : n, v, nl ? " ..." : "");
+            printf("%8zu %8zu  %-18s %.2f  %.*s%s\n", sp[i].start, sp[i].end,
+                   pii_type_name(sp[i].type), (double)sp[i].score, nl ? (int)(nl - v) : n, v,
+                   nl ? " ..." : "");
         }
     }
     buf_deinit(&out);
@@ -335,12 +344,13 @@ static int scan_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: switchyard pii [--json] [--redact] [--names DIR] [FILE|-]\n"
-               "       switchyard pii --eval FILE.json [--eval FILE.json ...] [--json] [--names DIR]\n"
-               "       switchyard pii --flag-rate FILE.txt [FILE.txt ...] [--names DIR]\n"
-               "  --names DIR   census1990_*.txt name lists (default $SY_SHARED/data/names);\n"
-               "                --names none disables PERSON detection\n"
-               "  --min-score X threshold for every type (default 0.5)\n");
+    fprintf(f,
+            "usage: switchyard pii [--json] [--redact] [--names DIR] [FILE|-]\n"
+            "       switchyard pii --eval FILE.json [--eval FILE.json ...] [--json] [--names DIR]\n"
+            "       switchyard pii --flag-rate FILE.txt [FILE.txt ...] [--names DIR]\n"
+            "  --names DIR   census1990_*.txt name lists (default $SY_SHARED/data/names);\n"
+            "                --names none disables PERSON detection\n"
+            "  --min-score X threshold for every type (default 0.5)\n");
 }
 
 int cmd_pii(int argc, char **argv)
@@ -354,18 +364,27 @@ int cmd_pii(int argc, char **argv)
     char tmp[4096];
     bool names_set = false;
     float min_score = 0.5f;
-    char **evals = mem_calloc((size_t)argc + 1, sizeof *evals), **rates = mem_calloc((size_t)argc + 1, sizeof *rates);
+    char **evals = mem_calloc((size_t)argc + 1, sizeof *evals),
+         **rates = mem_calloc((size_t)argc + 1, sizeof *rates);
     int ne = 0, nr = 0, status = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--redact")) redact = true;
-        else if (!strcmp(a, "--names") && i + 1 < argc) names = argv[++i], names_set = true;
-        else if (!strcmp(a, "--min-score") && i + 1 < argc) min_score = strtof(argv[++i], NULL);
-        else if (!strcmp(a, "--eval") && i + 1 < argc) evals[ne++] = argv[++i];
-        else if (!strcmp(a, "--flag-rate")) rate = true;
-        else if (rate && a[0] != '-') rates[nr++] = argv[i];
-        else if (!input && (a[0] != '-' || !strcmp(a, "-"))) input = a;
+        if (!strcmp(a, "--json"))
+            json = true;
+        else if (!strcmp(a, "--redact"))
+            redact = true;
+        else if (!strcmp(a, "--names") && i + 1 < argc)
+            names = argv[++i], names_set = true;
+        else if (!strcmp(a, "--min-score") && i + 1 < argc)
+            min_score = strtof(argv[++i], NULL);
+        else if (!strcmp(a, "--eval") && i + 1 < argc)
+            evals[ne++] = argv[++i];
+        else if (!strcmp(a, "--flag-rate"))
+            rate = true;
+        else if (rate && a[0] != '-')
+            rates[nr++] = argv[i];
+        else if (!input && (a[0] != '-' || !strcmp(a, "-")))
+            input = a;
         else {
             usage(stderr);
             status = 2;
@@ -383,7 +402,8 @@ int cmd_pii(int argc, char **argv)
         goto done;
     }
     pii_scratch_t *sc = pii_scratch_new(s);
-    if (!names) fprintf(stderr, "pii: no name lists found: PERSON detection is off (see --names)\n");
+    if (!names)
+        fprintf(stderr, "pii: no name lists found: PERSON detection is off (see --names)\n");
     if (ne) {
         counts_t cnt[PII_TYPE_COUNT] = {0};
         size_t skipped = 0, records = 0;

@@ -79,7 +79,7 @@ static const struct {
 
 struct pii_scanner {
     hs_database_t *db;
-    pii_names_t names;      /* empty (slots NULL) when no names_dir */
+    pii_names_t names;         /* empty (slots NULL) when no names_dir */
     float thr[PII_TYPE_COUNT]; /* per-type threshold */
 };
 
@@ -105,8 +105,9 @@ typedef struct scan_ctx {
 } scan_ctx_t;
 
 static const char *const type_names[PII_TYPE_COUNT] = {
-    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD",       "US_SSN",      "IBAN_CODE", "IP_ADDRESS",
-    "PERSON",        "STREET_ADDRESS", "DATE_OF_BIRTH", "US_DRIVER_LICENSE", "US_PASSPORT", "SECRET",
+    "EMAIL_ADDRESS", "PHONE_NUMBER",      "CREDIT_CARD", "US_SSN",
+    "IBAN_CODE",     "IP_ADDRESS",        "PERSON",      "STREET_ADDRESS",
+    "DATE_OF_BIRTH", "US_DRIVER_LICENSE", "US_PASSPORT", "SECRET",
 };
 
 const char *pii_type_name(pii_type_t t)
@@ -199,7 +200,8 @@ static bool ctx_has(const scan_ctx_t *c, size_t st, size_t en, size_t before, si
         for (const char *const *w = words; *w; w++) {
             if ((unsigned char)(*w)[0] != ch) continue;
             size_t k = 1;
-            while ((*w)[k] && i + k < c->len && (at(c, i + k) | 0x20) == (unsigned char)(*w)[k]) k++;
+            while ((*w)[k] && i + k < c->len && (at(c, i + k) | 0x20) == (unsigned char)(*w)[k])
+                k++;
             /* whole words only ("to" must not match "top"), unless the entry ends in
              * punctuation ("cc:") */
             if (!(*w)[k] && (!is_alpha((unsigned char)(*w)[k - 1]) || !is_alpha(at(c, i + k))))
@@ -210,15 +212,16 @@ static bool ctx_has(const scan_ctx_t *c, size_t st, size_t en, size_t before, si
 }
 
 static const char *const ctx_phone[] = {
-    "phone", "tel", "call", "mobile", "cell", "fax", "desk", "office", "contact", "reach",
-    "text me", "sms", "whatsapp", "messages", "registered", "dial", "ring", "answering", "landline",
-    "home:", "work:", "number:", "ph:", "ph.", "mob", NULL};
-static const char *const ctx_card[] = {"card", "visa", "mastercard", "amex", "credit", "debit",
-                                       "cc", "payment", NULL};
-static const char *const ctx_ip[] = {"ip", "address", "server", "host", "ping", "connect",
-                                     "router", "gateway", "subnet", NULL};
-static const char *const ctx_addr[] = {"address", "live", "lives", "located", "ship", "deliver",
-                                       "meet", "corner", "at", NULL};
+    "phone",      "tel",     "call",  "mobile",    "cell",     "fax",      "desk",
+    "office",     "contact", "reach", "text me",   "sms",      "whatsapp", "messages",
+    "registered", "dial",    "ring",  "answering", "landline", "home:",    "work:",
+    "number:",    "ph:",     "ph.",   "mob",       NULL};
+static const char *const ctx_card[] = {"card",  "visa", "mastercard", "amex", "credit",
+                                       "debit", "cc",   "payment",    NULL};
+static const char *const ctx_ip[] = {"ip",      "address", "server",  "host",   "ping",
+                                     "connect", "router",  "gateway", "subnet", NULL};
+static const char *const ctx_addr[] = {"address", "live", "lives",  "located", "ship",
+                                       "deliver", "meet", "corner", "at",      NULL};
 /* ================================================================== extractors */
 
 /* Email: the trigger ends two letters into the TLD after an '@'. Walks left over the
@@ -226,22 +229,28 @@ static const char *const ctx_addr[] = {"address", "live", "lives", "located", "s
 static void x_email(scan_ctx_t *c, size_t to)
 {
     size_t a = to;
-    while (a > 0 && at(c, a - 1) != '@') a--;
+    while (a > 0 && at(c, a - 1) != '@')
+        a--;
     if (a == 0) return;
     size_t atp = a - 1;
     size_t st = atp;
-    while (st > 0 && is_email_local(at(c, st - 1))) st--;
-    while (st < atp && at(c, st) == '.') st++;
+    while (st > 0 && is_email_local(at(c, st - 1)))
+        st--;
+    while (st < atp && at(c, st) == '.')
+        st++;
     size_t en = atp + 1;
-    while (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '.' || at(c, en) == '-')) en++;
+    while (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '.' || at(c, en) == '-'))
+        en++;
     c->sc->done[T_EMAIL] = en;
-    while (en > atp && (at(c, en - 1) == '.' || at(c, en - 1) == '-')) en--;
+    while (en > atp && (at(c, en - 1) == '.' || at(c, en - 1) == '-'))
+        en--;
     while (en > atp + 1) {
         if (pii_email_valid(c->t + st, en - st)) {
             cand_add(c, PII_EMAIL_ADDRESS, 0.95f, st, en);
             return;
         }
-        while (en > atp + 1 && at(c, en - 1) != '.') en--;
+        while (en > atp + 1 && at(c, en - 1) != '.')
+            en--;
         if (en > atp + 1) en--;
     }
 }
@@ -287,9 +296,11 @@ static void x_num(scan_ctx_t *c, size_t to)
     size_t st = to - 1, en = to, lo = c->sc->done[T_NUM];
     /* Left: digit runs joined by 1..3 separator bytes. */
     for (;;) {
-        while (st > lo && is_digit(at(c, st - 1))) st--;
+        while (st > lo && is_digit(at(c, st - 1)))
+            st--;
         size_t k = st;
-        while (k > lo && st - k < 3 && is_num_sep(at(c, k - 1))) k--;
+        while (k > lo && st - k < 3 && is_num_sep(at(c, k - 1)))
+            k--;
         if (k < st && k > lo && is_digit(at(c, k - 1))) {
             st = k;
             continue;
@@ -297,9 +308,11 @@ static void x_num(scan_ctx_t *c, size_t to)
         break;
     }
     for (;;) {
-        while (en < c->len && is_digit(at(c, en))) en++;
+        while (en < c->len && is_digit(at(c, en)))
+            en++;
         size_t k = en;
-        while (k < c->len && k - en < 3 && is_num_sep(at(c, k))) k++;
+        while (k < c->len && k - en < 3 && is_num_sep(at(c, k)))
+            k++;
         if (k > en && is_digit(at(c, k))) {
             en = k;
             continue;
@@ -312,10 +325,13 @@ static void x_num(scan_ctx_t *c, size_t to)
         return;
     }
     for (size_t i = st; i < en;) {
-        while (i < en && !is_digit(at(c, i))) i++;
+        while (i < en && !is_digit(at(c, i)))
+            i++;
         size_t j = i;
-        while (j < en && at(c, j) != ' ') j++;
-        while (j > i && !is_digit(at(c, j - 1))) j--;
+        while (j < en && at(c, j) != ' ')
+            j++;
+        while (j > i && !is_digit(at(c, j - 1)))
+            j--;
         if (j > i) x_num_at(c, i, j);
         i = j + 1;
     }
@@ -331,8 +347,10 @@ static void x_num_at(scan_ctx_t *c, size_t st, size_t en)
     {
         size_t k = en;
         if (at(c, k) == ' ') k++;
-        if ((at(c, k) | 0x20) == 'x') k++;
-        else if ((at(c, k) | 0x20) == 'e' && (at(c, k + 1) | 0x20) == 'x' && (at(c, k + 2) | 0x20) == 't') {
+        if ((at(c, k) | 0x20) == 'x')
+            k++;
+        else if ((at(c, k) | 0x20) == 'e' && (at(c, k + 1) | 0x20) == 'x' &&
+                 (at(c, k + 2) | 0x20) == 't') {
             k += 3;
             if (at(c, k) == '.') k++;
             if (at(c, k) == ' ') k++;
@@ -340,17 +358,20 @@ static void x_num_at(scan_ctx_t *c, size_t st, size_t en)
             k = en;
         if (k > en) {
             size_t d = k;
-            while (d < c->len && is_digit(at(c, d)) && d - k < 7) d++;
+            while (d < c->len && is_digit(at(c, d)) && d - k < 7)
+                d++;
             if (d > k && d - k <= 6 && !is_alnum(at(c, d))) xe = d;
         }
     }
     if (xe == en && en - st <= 6 && is_digit(at(c, st))) {
         bool one = true;
-        for (size_t i = st; i < en; i++) one &= is_digit(at(c, i));
+        for (size_t i = st; i < en; i++)
+            one &= is_digit(at(c, i));
         if (one) x_house_number(c, st, en);
     }
     /* Two letters glued on the left at a word start: maybe an IBAN ("GB29 NWBK ..."). */
-    if (st >= 2 && is_alpha(at(c, st - 1)) && is_alpha(at(c, st - 2)) && (st == 2 || !is_alnum(at(c, st - 3))))
+    if (st >= 2 && is_alpha(at(c, st - 1)) && is_alpha(at(c, st - 2)) &&
+        (st == 2 || !is_alnum(at(c, st - 3))))
         x_iban(c, st - 2);
     /* Part of a longer token (letters glued on): not ours. */
     if (st > 0 && (is_alnum(at(c, st - 1)) || at(c, st - 1) == '_')) return;
@@ -379,11 +400,12 @@ static void x_num_at(scan_ctx_t *c, size_t st, size_t en)
                 continue;
             }
             size_t j = i;
-            while (j < n && (is_digit((unsigned char)s[j]) || (s[j] == '.' && j + 1 < n && is_digit((unsigned char)s[j + 1]))))
+            while (j < n && (is_digit((unsigned char)s[j]) ||
+                             (s[j] == '.' && j + 1 < n && is_digit((unsigned char)s[j + 1]))))
                 j++;
             if (pii_ipv4_valid(s + i, j - i) && (st + j != en || at(c, en) != '.')) {
-                cand_add(c, PII_IP_ADDRESS, ctx_has(c, st + i, st + j, 40, 0, ctx_ip) ? 0.95f : 0.6f,
-                         st + i, st + j);
+                cand_add(c, PII_IP_ADDRESS,
+                         ctx_has(c, st + i, st + j, 40, 0, ctx_ip) ? 0.95f : 0.6f, st + i, st + j);
                 any = true;
             }
             i = j;
@@ -391,9 +413,12 @@ static void x_num_at(scan_ctx_t *c, size_t st, size_t en)
         if (any || (groups == 4 && dots == 3 && other == 0)) return;
     }
     if (xe == en && (n == 11 || n == 9) && pii_ssn_valid(s, n)) {
-        bool ctx = ctx_has(c, st, en, 48, 0, (const char *const[]){"ssn", "social", "security", NULL});
-        if (n == 11) cand_add(c, PII_US_SSN, ctx ? 1.0f : 0.85f, st, en);
-        else if (ctx) cand_add(c, PII_US_SSN, 0.75f, st, en);
+        bool ctx =
+            ctx_has(c, st, en, 48, 0, (const char *const[]){"ssn", "social", "security", NULL});
+        if (n == 11)
+            cand_add(c, PII_US_SSN, ctx ? 1.0f : 0.85f, st, en);
+        else if (ctx)
+            cand_add(c, PII_US_SSN, 0.75f, st, en);
         if (n == 11) return;
     }
     if (xe == en && digits >= 12 && digits <= 19 && pii_card_valid(s, n)) {
@@ -442,11 +467,15 @@ static void x_ipv6(scan_ctx_t *c, size_t to)
 {
     if (to <= c->sc->done[T_IPV6]) return;
     size_t st = to, en = to;
-    while (st > 0 && (is_hex(at(c, st - 1)) || at(c, st - 1) == ':')) st--;
-    while (en < c->len && (is_hex(at(c, en)) || at(c, en) == ':' || at(c, en) == '.')) en++;
+    while (st > 0 && (is_hex(at(c, st - 1)) || at(c, st - 1) == ':'))
+        st--;
+    while (en < c->len && (is_hex(at(c, en)) || at(c, en) == ':' || at(c, en) == '.'))
+        en++;
     c->sc->done[T_IPV6] = en;
-    while (en > st && at(c, en - 1) == '.') en--;
-    if ((st > 0 && (is_alnum(at(c, st - 1)) || at(c, st - 1) == '_')) || is_alpha(at(c, en))) return;
+    while (en > st && at(c, en - 1) == '.')
+        en--;
+    if ((st > 0 && (is_alnum(at(c, st - 1)) || at(c, st - 1) == '_')) || is_alpha(at(c, en)))
+        return;
     if (pii_ipv6_valid(c->t + st, en - st))
         cand_add(c, PII_IP_ADDRESS, ctx_has(c, st, en, 40, 0, ctx_ip) ? 0.95f : 0.7f, st, en);
 }
@@ -455,9 +484,9 @@ static void x_ipv6(scan_ctx_t *c, size_t to)
  * follow it and extends variable-length tokens to their end. */
 static void x_secret(scan_ctx_t *c, int id, size_t to)
 {
-    static const unsigned char plen[T_COUNT] = {[T_AWS] = 4, [T_GCP] = 4, [T_GITHUB] = 4,
-                                                [T_GITHUB_PAT] = 11, [T_SLACK] = 5, [T_PRIVKEY] = 11,
-                                                [T_BEARER] = 7};
+    static const unsigned char plen[T_COUNT] = {
+        [T_AWS] = 4,   [T_GCP] = 4,      [T_GITHUB] = 4, [T_GITHUB_PAT] = 11,
+        [T_SLACK] = 5, [T_PRIVKEY] = 11, [T_BEARER] = 7};
     size_t st = to - plen[id], en = to;
     if (st < c->sc->done[T_AWS]) return;
     size_t body = to;
@@ -474,26 +503,39 @@ static void x_secret(scan_ctx_t *c, int id, size_t to)
             en = c->len; /* a truncated key is still a key */
         }
     } else if (id == T_BEARER) {
-        while (at(c, body) == ' ') body++;
+        while (at(c, body) == ' ')
+            body++;
         st = body;
         en = body;
-        while (en < c->len && is_token_char(at(c, en))) en++;
-        while (en < c->len && at(c, en) == '=') en++;
+        while (en < c->len && is_token_char(at(c, en)))
+            en++;
+        while (en < c->len && at(c, en) == '=')
+            en++;
         if (en - body < 16) return;
     } else {
         if (st > 0 && is_alnum(at(c, st - 1))) return;
-        while (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '_' || at(c, en) == '-')) en++;
+        while (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '_' || at(c, en) == '-'))
+            en++;
         size_t n = en - body;
         bool ok;
         switch (id) {
         case T_AWS:
             ok = n == 16;
-            for (size_t i = body; ok && i < en; i++) ok = is_upper(at(c, i)) || is_digit(at(c, i));
+            for (size_t i = body; ok && i < en; i++)
+                ok = is_upper(at(c, i)) || is_digit(at(c, i));
             break;
-        case T_GCP: ok = n == 35; break;
-        case T_GITHUB: ok = n == 36; break;
-        case T_GITHUB_PAT: ok = n >= 22; break;
-        default: ok = n >= 10; break; /* Slack */
+        case T_GCP:
+            ok = n == 35;
+            break;
+        case T_GITHUB:
+            ok = n == 36;
+            break;
+        case T_GITHUB_PAT:
+            ok = n >= 22;
+            break;
+        default:
+            ok = n >= 10;
+            break; /* Slack */
         }
         if (!ok) return;
     }
@@ -504,13 +546,14 @@ static void x_secret(scan_ctx_t *c, int id, size_t to)
 /* Month names for written dates of birth. */
 static int month_len(const scan_ctx_t *c, size_t i)
 {
-    static const char *const m[] = {"january", "february", "march", "april", "may", "june", "july",
-                                    "august", "september", "october", "november", "december",
-                                    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
-                                    "sept", "oct", "nov", "dec", NULL};
+    static const char *const m[] = {
+        "january", "february", "march",    "april", "may", "june", "july", "august", "september",
+        "october", "november", "december", "jan",   "feb", "mar",  "apr",  "jun",    "jul",
+        "aug",     "sep",      "sept",     "oct",   "nov", "dec",  NULL};
     for (int k = 0; m[k]; k++) {
         size_t l = strlen(m[k]), j = 0;
-        while (j < l && (at(c, i + j) | 0x20) == (unsigned char)m[k][j]) j++;
+        while (j < l && (at(c, i + j) | 0x20) == (unsigned char)m[k][j])
+            j++;
         if (j == l && !is_alpha(at(c, i + l))) return (int)l;
     }
     return 0;
@@ -525,7 +568,8 @@ static size_t date_at(const scan_ctx_t *c, size_t i)
     char sep = 0;
     while (ng < 3) {
         size_t d = k;
-        while (is_digit(at(c, k)) && k - d < 4) k++;
+        while (is_digit(at(c, k)) && k - d < 4)
+            k++;
         if (k == d) break;
         g[ng++] = (int)(k - d);
         if (ng == 3) break;
@@ -535,12 +579,14 @@ static size_t date_at(const scan_ctx_t *c, size_t i)
         k++;
     }
     if (ng == 3 && !is_digit(at(c, k)) &&
-        ((g[0] == 4 && g[1] <= 2 && g[2] <= 2) || (g[0] <= 2 && g[1] <= 2 && (g[2] == 4 || g[2] == 2))))
+        ((g[0] == 4 && g[1] <= 2 && g[2] <= 2) ||
+         (g[0] <= 2 && g[1] <= 2 && (g[2] == 4 || g[2] == 2))))
         return k;
     /* "March 5, 1980" / "5 March 1980" / "5th of March 1980" */
     k = i;
     size_t d = k;
-    while (is_digit(at(c, k)) && k - d < 2) k++;
+    while (is_digit(at(c, k)) && k - d < 2)
+        k++;
     if (k > d) {
         if (is_alpha(at(c, k))) k += 2; /* st, nd, rd, th */
         if (at(c, k) == ' ') k++;
@@ -553,7 +599,8 @@ static size_t date_at(const scan_ctx_t *c, size_t i)
     if (at(c, k) == ' ') k++;
     if (d == i && k > i) {
         size_t e = k;
-        while (is_digit(at(c, e)) && e - k < 2) e++;
+        while (is_digit(at(c, e)) && e - k < 2)
+            e++;
         if (e == k) return 0;
         if (is_alpha(at(c, e))) e += 2;
         k = e;
@@ -561,7 +608,8 @@ static size_t date_at(const scan_ctx_t *c, size_t i)
         if (at(c, k) == ' ') k++;
     }
     size_t y = k;
-    while (is_digit(at(c, k)) && k - y < 4) k++;
+    while (is_digit(at(c, k)) && k - y < 4)
+        k++;
     return k - y == 4 && !is_digit(at(c, k)) ? k : 0;
 }
 
@@ -615,7 +663,8 @@ static void x_keyword(scan_ctx_t *c, int id, size_t to)
 static void x_address(scan_ctx_t *c, size_t to)
 {
     size_t sfx = to;
-    while (sfx > 0 && is_alpha(at(c, sfx - 1))) sfx--;
+    while (sfx > 0 && is_alpha(at(c, sfx - 1)))
+        sfx--;
     if (sfx == 0 || at(c, sfx - 1) != ' ') return;
     size_t k = sfx - 1; /* at the space before the suffix */
     int words = 0;
@@ -623,17 +672,20 @@ static void x_address(scan_ctx_t *c, size_t to)
     bool found = false;
     while (words <= 4 && k > 0) {
         size_t e = k;
-        while (k > 0 && at(c, k - 1) != ' ' && at(c, k - 1) != '\n' && e - k < 30) k--;
+        while (k > 0 && at(c, k - 1) != ' ' && at(c, k - 1) != '\n' && e - k < 30)
+            k--;
         size_t w = k;
         bool num = e > w;
-        for (size_t j = w; j < e; j++) num &= is_digit(at(c, j)) || (j == e - 1 && is_alpha(at(c, j)));
+        for (size_t j = w; j < e; j++)
+            num &= is_digit(at(c, j)) || (j == e - 1 && is_alpha(at(c, j)));
         if (num && is_digit(at(c, w)) && e - w <= 6) {
             st = w;
             found = words >= 1;
             break;
         }
         bool word = e > w;
-        for (size_t j = w; j < e; j++) word &= is_alpha(at(c, j)) || at(c, j) >= 0x80 || at(c, j) == '.' || at(c, j) == '\'';
+        for (size_t j = w; j < e; j++)
+            word &= is_alpha(at(c, j)) || at(c, j) >= 0x80 || at(c, j) == '.' || at(c, j) == '\'';
         if (!word || k == 0 || at(c, k - 1) != ' ') return;
         words++;
         k--;
@@ -645,16 +697,19 @@ static void x_address(scan_ctx_t *c, size_t to)
     size_t u = en;
     if (at(c, u) == ',') u++;
     if (at(c, u) == ' ') u++;
-    static const char *const units[] = {"apt", "apartment", "suite", "ste", "unit", "#", "floor", "fl", "room", NULL};
+    static const char *const units[] = {"apt", "apartment", "suite", "ste",  "unit",
+                                        "#",   "floor",     "fl",    "room", NULL};
     for (int i = 0; units[i]; i++) {
         size_t l = strlen(units[i]), j = 0;
-        while (j < l && (at(c, u + j) | 0x20) == (unsigned char)units[i][j]) j++;
+        while (j < l && (at(c, u + j) | 0x20) == (unsigned char)units[i][j])
+            j++;
         if (j < l) continue;
         size_t v = u + l;
         if (at(c, v) == '.') v++;
         if (at(c, v) == ' ') v++;
         size_t d = v;
-        while (is_alnum(at(c, v)) && v - d < 6) v++;
+        while (is_alnum(at(c, v)) && v - d < 6)
+            v++;
         if (v > d && is_digit(at(c, d))) en = v;
         break;
     }
@@ -664,10 +719,13 @@ static void x_address(scan_ctx_t *c, size_t to)
         size_t v = ci + 2;
         int w = 0;
         while (w < 3 && is_upper(at(c, v))) {
-            while (is_alpha(at(c, v)) || at(c, v) >= 0x80) v++;
+            while (is_alpha(at(c, v)) || at(c, v) >= 0x80)
+                v++;
             w++;
-            if (at(c, v) == ' ' && is_upper(at(c, v + 1))) v++;
-            else break;
+            if (at(c, v) == ' ' && is_upper(at(c, v + 1)))
+                v++;
+            else
+                break;
         }
         size_t city_end = v;
         if (at(c, v) == ',') v++;
@@ -676,7 +734,8 @@ static void x_address(scan_ctx_t *c, size_t to)
             v += 2;
             if (at(c, v) == ' ') v++;
             size_t z = v;
-            while (is_digit(at(c, v)) && v - z < 5) v++;
+            while (is_digit(at(c, v)) && v - z < 5)
+                v++;
             en = v - z == 5 && !is_digit(at(c, v)) ? v : z - 1;
             if (en < city_end) en = city_end;
         } else {
@@ -692,10 +751,12 @@ static void x_address(scan_ctx_t *c, size_t to)
 static void x_address_eu(scan_ctx_t *c, size_t en)
 {
     size_t num = en;
-    while (num > 0 && is_digit(at(c, num - 1))) num--;
+    while (num > 0 && is_digit(at(c, num - 1)))
+        num--;
     if (num < 2) return;
     size_t st = num - 1;
-    while (st > 0 && (is_alpha(at(c, st - 1)) || at(c, st - 1) >= 0x80 || at(c, st - 1) == '-')) st--;
+    while (st > 0 && (is_alpha(at(c, st - 1)) || at(c, st - 1) >= 0x80 || at(c, st - 1) == '-'))
+        st--;
     if (!is_upper(at(c, st)) && at(c, st) < 0x80) return;
     if (en - num == 4 && (at(c, num) == '1' || at(c, num) == '2')) return; /* a year */
     cand_add(c, PII_STREET_ADDRESS, 0.75f, st, en);
@@ -703,14 +764,16 @@ static void x_address_eu(scan_ctx_t *c, size_t en)
 
 /* Street-type words that end a street name ("Drive", "St."). */
 static const char *const street_sfx[] = {
-    "street", "st", "avenue", "ave", "road", "rd", "boulevard", "blvd", "lane", "ln", "drive",
-    "dr", "court", "ct", "place", "pl", "way", "terrace", "square", "sq", "highway", "hwy",
-    "parkway", "pkwy", "circle", "cir", "trail", "crescent", "close", "grove", "gardens",
-    "alley", "plaza", "crossing", "streets", "squares", "route", "row", "walk", "mews", NULL};
+    "street",  "st",      "avenue",  "ave",     "road",   "rd",       "boulevard",
+    "blvd",    "lane",    "ln",      "drive",   "dr",     "court",    "ct",
+    "place",   "pl",      "way",     "terrace", "square", "sq",       "highway",
+    "hwy",     "parkway", "pkwy",    "circle",  "cir",    "trail",    "crescent",
+    "close",   "grove",   "gardens", "alley",   "plaza",  "crossing", "streets",
+    "squares", "route",   "row",     "walk",    "mews",   NULL};
 /* Endings of street names written as one word ("Koskikatu", "Auerstrasse"). */
 static const char *const street_eu[] = {
-    "strasse", "straße", "gasse", "katu", "tie", "vej", "gata", "gatan", "weg", "laan",
-    "straat", "vägen", "väg", "utca", "ulica", "allee", "platz", "vegen", "veien", NULL};
+    "strasse", "straße", "gasse", "katu", "tie",   "vej",   "gata",  "gatan", "weg",   "laan",
+    "straat",  "vägen",  "väg",   "utca", "ulica", "allee", "platz", "vegen", "veien", NULL};
 
 /* True when s[0..n) equals (whole) or ends with (!whole) one of list, ASCII case folded. */
 static bool word_in(const char *s, size_t n, const char *const *list, bool whole)
@@ -719,7 +782,8 @@ static bool word_in(const char *s, size_t n, const char *const *list, bool whole
         size_t l = strlen(list[i]);
         if (l > n || (whole && l != n)) continue;
         size_t j = 0;
-        while (j < l && fold((unsigned char)s[n - l + j]) == (unsigned char)list[i][j]) j++;
+        while (j < l && fold((unsigned char)s[n - l + j]) == (unsigned char)list[i][j])
+            j++;
         if (j == l) return true;
     }
     return false;
@@ -731,13 +795,16 @@ static void x_house_number(scan_ctx_t *c, size_t st, size_t en)
 {
     /* Unit or box before the number: "Apt. 595", "Suite 501", "PSC 0413, Box 8144",
      * "APO AA 42323". */
-    static const char *const unit_words[] = {"apt", "apartment", "suite", "ste", "unit", "room",
-                                             "floor", "fl", "box", "psc", "postbox", NULL};
+    static const char *const unit_words[] = {"apt",  "apartment", "suite",   "ste",
+                                             "unit", "room",      "floor",   "fl",
+                                             "box",  "psc",       "postbox", NULL};
     size_t b = st;
-    while (b > 0 && (at(c, b - 1) == ' ' || at(c, b - 1) == '#') && st - b < 3) b--;
+    while (b > 0 && (at(c, b - 1) == ' ' || at(c, b - 1) == '#') && st - b < 3)
+        b--;
     if (b > 0 && at(c, b - 1) == '.') b--;
     size_t we = b;
-    while (b > 0 && is_alpha(at(c, b - 1))) b--;
+    while (b > 0 && is_alpha(at(c, b - 1)))
+        b--;
     if (we > b && b < st && (b == 0 || !is_alnum(at(c, b - 1)))) {
         if (word_in(c->t + b, we - b, unit_words, true)) {
             cand_add(c, PII_STREET_ADDRESS, 0.6f, b, en);
@@ -747,8 +814,8 @@ static void x_house_number(scan_ctx_t *c, size_t st, size_t en)
         if (we - b == 2 && b >= 4 && at(c, b - 1) == ' ' && en - st == 5) {
             size_t m = b - 4;
             char x = (char)fold(at(c, m));
-            if ((x == 'a' || x == 'f' || x == 'd') && fold(at(c, m + 1)) == 'p' && fold(at(c, m + 2)) == 'o' &&
-                (m == 0 || !is_alnum(at(c, m - 1)))) {
+            if ((x == 'a' || x == 'f' || x == 'd') && fold(at(c, m + 1)) == 'p' &&
+                fold(at(c, m + 2)) == 'o' && (m == 0 || !is_alnum(at(c, m - 1)))) {
                 cand_add(c, PII_STREET_ADDRESS, 0.7f, m, en);
                 return;
             }
@@ -757,20 +824,23 @@ static void x_house_number(scan_ctx_t *c, size_t st, size_t en)
     size_t k = en;
     for (int w = 0; w < 6 && at(c, k) == ' '; w++) {
         size_t ws = ++k;
-        while (k < c->len && (is_alpha(at(c, k)) || at(c, k) >= 0x80 || at(c, k) == '\'' || at(c, k) == '-' ||
-                              (at(c, k) == '.' && k > ws)))
+        while (k < c->len && (is_alpha(at(c, k)) || at(c, k) >= 0x80 || at(c, k) == '\'' ||
+                              at(c, k) == '-' || (at(c, k) == '.' && k > ws)))
             k++;
         if (k == ws) {
             /* "<number> <name words> <number>": building and street number around a
              * street name ("28245 Puruntie 82", "3482 Via Franscini 71"). */
             size_t d = k;
-            while (is_digit(at(c, k)) && k - d < 6) k++;
-            if (w >= 1 && w <= 3 && k - d >= 1 && k - d <= 4 && !is_alnum(at(c, k)) && at(c, k) != '%' &&
-                at(c, k) != ':' && !(at(c, k) == '.' && is_digit(at(c, k + 1)))) {
+            while (is_digit(at(c, k)) && k - d < 6)
+                k++;
+            if (w >= 1 && w <= 3 && k - d >= 1 && k - d <= 4 && !is_alnum(at(c, k)) &&
+                at(c, k) != '%' && at(c, k) != ':' &&
+                !(at(c, k) == '.' && is_digit(at(c, k + 1)))) {
                 unsigned char w0 = at(c, en + 1);
                 bool named = is_upper(w0) || w0 >= 0x80 || en - st >= 4;
                 size_t w0e = en + 1;
-                while (w0e < c->len && at(c, w0e) != ' ') w0e++;
+                while (w0e < c->len && at(c, w0e) != ' ')
+                    w0e++;
                 uint8_t fl = pii_names_lookup(&c->s->names, c->t + en + 1, w0e - en - 1);
                 if (named && !(fl & PII_NAME_STOP) && !month_len(c, en + 1) && w0e - en - 1 >= 3)
                     cand_add(c, PII_STREET_ADDRESS, 0.65f, st, k);
@@ -778,7 +848,8 @@ static void x_house_number(scan_ctx_t *c, size_t st, size_t en)
             break;
         }
         size_t we2 = k;
-        while (we2 > ws && at(c, we2 - 1) == '.') we2--;
+        while (we2 > ws && at(c, we2 - 1) == '.')
+            we2--;
         if (w > 0 && word_in(c->t + ws, we2 - ws, street_sfx, true)) {
             x_address(c, we2);
             return;
@@ -786,7 +857,8 @@ static void x_house_number(scan_ctx_t *c, size_t st, size_t en)
     }
     if (st >= 2 && at(c, st - 1) == ' ') {
         size_t e = st - 1, b2 = e;
-        while (b2 > 0 && (is_alpha(at(c, b2 - 1)) || at(c, b2 - 1) >= 0x80 || at(c, b2 - 1) == '-')) b2--;
+        while (b2 > 0 && (is_alpha(at(c, b2 - 1)) || at(c, b2 - 1) >= 0x80 || at(c, b2 - 1) == '-'))
+            b2--;
         if (e - b2 >= 5 && word_in(c->t + b2, e - b2, street_eu, false)) x_address_eu(c, en);
     }
 }
@@ -805,19 +877,27 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
     case T_NUM:
         if (t > c->sc->done[T_NUM]) x_num(c, t);
         break;
-    case T_IPV6: x_ipv6(c, t); break;
+    case T_IPV6:
+        x_ipv6(c, t);
+        break;
     case T_AWS:
     case T_GCP:
     case T_GITHUB:
     case T_GITHUB_PAT:
     case T_SLACK:
     case T_PRIVKEY:
-    case T_BEARER: x_secret(c, (int)id, t); break;
+    case T_BEARER:
+        x_secret(c, (int)id, t);
+        break;
     case T_KEY_LICENSE:
     case T_KEY_PASSPORT:
     case T_KEY_BIRTH:
-    case T_KEY_SSN: x_keyword(c, (int)id, t); break;
-    case T_LOOKALIKE: c->sc->lookalike = true; break;
+    case T_KEY_SSN:
+        x_keyword(c, (int)id, t);
+        break;
+    case T_LOOKALIKE:
+        c->sc->lookalike = true;
+        break;
     }
     return 0;
 }
@@ -851,8 +931,9 @@ static size_t cap_token(const scan_ctx_t *c, size_t i, bool *initial)
     if (!u) return i;
     k += u;
     size_t body = k;
-    while (k < c->len && (is_lower(p[k]) || (p[k] >= 0x80 && !utf8_upper(p + k, c->len - k)) ||
-                          ((p[k] == '\'' || p[k] == '-') && k + 1 < c->len && is_upper(p[k + 1]) && k > body)))
+    while (k < c->len &&
+           (is_lower(p[k]) || (p[k] >= 0x80 && !utf8_upper(p + k, c->len - k)) ||
+            ((p[k] == '\'' || p[k] == '-') && k + 1 < c->len && is_upper(p[k + 1]) && k > body)))
         k++;
     *initial = false;
     if (k == body) {
@@ -877,17 +958,20 @@ static int nonascii(const scan_ctx_t *c, tok_t t)
  * Georgian, Armenian, Greek, Romanian, Icelandic): "-ová", "-ić", "-ski", "-dze". */
 static bool surname_shape(const char *s, size_t n)
 {
-#define S(x) {x, sizeof(x) - 1}
+#define S(x)                                                                                       \
+    {                                                                                              \
+        x, sizeof(x) - 1                                                                           \
+    }
     static const struct {
         const char *s;
         size_t n;
-    } sfx[] = {
-        S("ov"), S("ova"), S("ev"), S("eva"), S("ová"), S("ić"), S("ic"), S("ski"), S("ska"),
-        S("sky"), S("cki"), S("cka"), S("dze"), S("shvili"), S("yan"), S("ian"), S("enko"),
-        S("chuk"), S("uk"), S("sson"), S("sen"), S("dóttir"), S("dottir"), S("escu"),
-        S("poulos"), S("akis"), S("idis"), S("oglu"), S("oğlu"), S("ovich"), S("evich"),
-        S("ovna"), S("evna"), S("inen"), S("nen"), S("lä"), S("vá"), S("ská"), S("ný"),
-        S("ák"), S("ek"), S("czyk"), S("wicz"), S("ez")};
+    } sfx[] = {S("ov"),     S("ova"),    S("ev"),    S("eva"),    S("ová"),  S("ić"),   S("ic"),
+               S("ski"),    S("ska"),    S("sky"),   S("cki"),    S("cka"),  S("dze"),  S("shvili"),
+               S("yan"),    S("ian"),    S("enko"),  S("chuk"),   S("uk"),   S("sson"), S("sen"),
+               S("dóttir"), S("dottir"), S("escu"),  S("poulos"), S("akis"), S("idis"), S("oglu"),
+               S("oğlu"),   S("ovich"),  S("evich"), S("ovna"),   S("evna"), S("inen"), S("nen"),
+               S("lä"),     S("vá"),     S("ská"),   S("ný"),     S("ák"),   S("ek"),   S("czyk"),
+               S("wicz"),   S("ez")};
 #undef S
     if (n < 5) return false;
     for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++)
@@ -902,9 +986,11 @@ static bool ctx_before(const scan_ctx_t *c, size_t st, uint8_t flag)
 {
     size_t p = st, lo = st > 32 ? st - 32 : 0;
     for (int w = 0; w < 3 && p > lo; w++) {
-        while (p > lo && !is_alpha(at(c, p - 1))) p--;
+        while (p > lo && !is_alpha(at(c, p - 1)))
+            p--;
         size_t e = p;
-        while (p > lo && is_alpha(at(c, p - 1))) p--;
+        while (p > lo && is_alpha(at(c, p - 1)))
+            p--;
         if (e == p) break;
         if (pii_names_lookup_hot(&c->s->names, c->sc->hot, c->t + p, e - p) & flag) return true;
     }
@@ -923,18 +1009,22 @@ static bool neighbour_name(const scan_ctx_t *c, size_t p, bool forward)
         if (!memcmp(c->t + k, "and ", k + 4 <= c->len ? 4 : 0) && k + 4 <= c->len) k += 4;
         if (!is_upper(at(c, k))) return false;
         size_t e = k;
-        while (e < c->len && (is_alpha(at(c, e)) || at(c, e) >= 0x80)) e++;
+        while (e < c->len && (is_alpha(at(c, e)) || at(c, e) >= 0x80))
+            e++;
         uint8_t f = pii_names_lookup(g, c->t + k, e - k);
         return (f & (PII_NAME_FIRST | PII_NAME_LAST)) && !(f & PII_NAME_STOP);
     }
     size_t k = p;
-    while (k > 0 && (at(c, k - 1) == ' ' || at(c, k - 1) == ',')) k--;
+    while (k > 0 && (at(c, k - 1) == ' ' || at(c, k - 1) == ','))
+        k--;
     if (k >= 3 && !memcmp(c->t + k - 3, "and", 3)) {
         k -= 3;
-        while (k > 0 && (at(c, k - 1) == ' ' || at(c, k - 1) == ',')) k--;
+        while (k > 0 && (at(c, k - 1) == ' ' || at(c, k - 1) == ','))
+            k--;
     }
     size_t e = k;
-    while (k > 0 && (is_alpha(at(c, k - 1)) || at(c, k - 1) >= 0x80)) k--;
+    while (k > 0 && (is_alpha(at(c, k - 1)) || at(c, k - 1) >= 0x80))
+        k--;
     if (e == k || !is_upper(at(c, k))) return false;
     uint8_t f = pii_names_lookup(g, c->t + k, e - k);
     return (f & (PII_NAME_FIRST | PII_NAME_LAST)) && !(f & PII_NAME_STOP);
@@ -946,18 +1036,23 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     /* "Johnson Inc", "Cockle Bay", "Berg Hills Street": an organisation or a place. */
     if (nt >= 2 && (tk[nt - 1].flags & PII_NAME_ORG)) return;
     int a = 0, b = nt;
-    while (a < b && (tk[a].initial || (tk[a].flags & PII_NAME_STOP))) a++;
-    while (b > a && (tk[b - 1].initial || (tk[b - 1].flags & PII_NAME_STOP))) b--;
+    while (a < b && (tk[a].initial || (tk[a].flags & PII_NAME_STOP)))
+        a++;
+    while (b > a && (tk[b - 1].initial || (tk[b - 1].flags & PII_NAME_STOP)))
+        b--;
     if (a >= b) return;
     int n = b - a, known = 0, unknown = 0;
     for (int i = a; i < b; i++) {
         if (tk[i].initial) continue;
-        if (tk[i].flags & (PII_NAME_FIRST | PII_NAME_LAST)) known++;
-        else unknown++;
+        if (tk[i].flags & (PII_NAME_FIRST | PII_NAME_LAST))
+            known++;
+        else
+            unknown++;
     }
     uint8_t f0 = tk[a].flags, fl = tk[b - 1].flags;
     bool mid_initial = false;
-    for (int i = a + 1; i < b - 1; i++) mid_initial |= tk[i].initial;
+    for (int i = a + 1; i < b - 1; i++)
+        mid_initial |= tk[i].initial;
     bool morph = n >= 2 && surname_shape(c->t + tk[b - 1].st, tk[b - 1].en - tk[b - 1].st);
     float score;
     if (n >= 2 && (f0 & PII_NAME_FIRST) && (f0 & PII_NAME_COMMON) && ((fl & PII_NAME_LAST) || !fl))
@@ -979,7 +1074,8 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     size_t st = tk[a].st, en = tk[b - 1].en;
     /* A house number before or after: a street name, not a person. */
     size_t q = st;
-    while (q > 0 && at(c, q - 1) == ' ') q--;
+    while (q > 0 && at(c, q - 1) == ' ')
+        q--;
     if (q < st && q > 0 && is_digit(at(c, q - 1))) return;
     if (at(c, en) == ' ' && is_digit(at(c, en + 1))) return;
     if (at(c, en) == '\'' && (at(c, en + 1) | 0x20) == 't') return; /* "Don't" */
@@ -991,10 +1087,13 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
         if (at(c, en) == ',' || (at(c, en) == ' ' && at(c, en + 1) == 'a' && at(c, en + 2) == 'n' &&
                                  at(c, en + 3) == 'd' && at(c, en + 4) == ' '))
             list = neighbour_name(c, en, true);
-        if (!list && st >= 2 && (at(c, st - 2) == ',' || (st >= 5 && !memcmp(c->t + st - 5, " and ", 5))))
+        if (!list && st >= 2 &&
+            (at(c, st - 2) == ',' || (st >= 5 && !memcmp(c->t + st - 5, " and ", 5))))
             list = neighbour_name(c, st, false);
-        if (list && (f0 & PII_NAME_FIRST)) score += 0.25f;
-        else if ((f0 & PII_NAME_FIRST) && (f0 & PII_NAME_COMMON)) score += 0.15f;
+        if (list && (f0 & PII_NAME_FIRST))
+            score += 0.25f;
+        else if ((f0 & PII_NAME_FIRST) && (f0 & PII_NAME_COMMON))
+            score += 0.15f;
     }
     /* A speaker label at a line start ("Mary: ...", "Halldór: ..."). */
     if (label1) score += 0.35f;
@@ -1005,12 +1104,14 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     bool sent = true;
     {
         size_t q2 = st;
-        while (q2 > 0 && (at(c, q2 - 1) == ' ' || at(c, q2 - 1) == '"' || at(c, q2 - 1) == '\'')) q2--;
+        while (q2 > 0 && (at(c, q2 - 1) == ' ' || at(c, q2 - 1) == '"' || at(c, q2 - 1) == '\''))
+            q2--;
         if (q2 > 0) {
             unsigned char pc = at(c, q2 - 1);
             if (pc == '.') {
                 size_t w0 = q2 - 1;
-                while (w0 > 0 && is_alpha(at(c, w0 - 1))) w0--;
+                while (w0 > 0 && is_alpha(at(c, w0 - 1)))
+                    w0--;
                 sent = q2 - 1 - w0 > 3;
             } else if (pc == '\n') {
                 sent = q2 < 2 || (at(c, q2 - 2) != ':' && at(c, q2 - 2) != ',');
@@ -1020,8 +1121,10 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
         }
     }
     if (score < thr && score + 0.35f >= thr && !sent) {
-        if (ctx_before(c, st, PII_CTX_STRONG)) score += 0.35f;
-        else if (score + 0.2f >= thr && ctx_before(c, st, PII_CTX_WEAK)) score += 0.2f;
+        if (ctx_before(c, st, PII_CTX_STRONG))
+            score += 0.35f;
+        else if (score + 0.2f >= thr && ctx_before(c, st, PII_CTX_WEAK))
+            score += 0.2f;
     }
     cand_add(c, PII_PERSON, score, st, en);
 }
@@ -1056,7 +1159,8 @@ static void scan_names(scan_ctx_t *c)
             i++;
             continue;
         }
-        if (i > 0 && (is_alnum(p[i - 1]) || p[i - 1] >= 0x80 || p[i - 1] == '_' || p[i - 1] == '@')) {
+        if (i > 0 &&
+            (is_alnum(p[i - 1]) || p[i - 1] >= 0x80 || p[i - 1] == '_' || p[i - 1] == '@')) {
             i++;
             continue;
         }
@@ -1072,7 +1176,8 @@ static void scan_names(scan_ctx_t *c)
             tk[nt].initial = ini;
             tk[nt].flags = ini ? 0 : pii_names_lookup_hot(g, c->sc->hot, c->t + k, e - k);
             nt++;
-            if (e + 1 < len && p[e] == ' ' && (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1)))
+            if (e + 1 < len && p[e] == ' ' &&
+                (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1)))
                 k = e + 1;
             else {
                 k = e;
@@ -1109,8 +1214,9 @@ static size_t merge_spans(pii_span_t *v, size_t n)
     for (size_t i = 1; i < n; i++) {
         pii_span_t *last = &v[k];
         if (v[i].start < last->end) {
-            bool better = v[i].score > last->score ||
-                          (v[i].score == last->score && v[i].end - v[i].start > last->end - last->start);
+            bool better =
+                v[i].score > last->score ||
+                (v[i].score == last->score && v[i].end - v[i].start > last->end - last->start);
             if (better) *last = v[i];
             continue;
         }
@@ -1149,8 +1255,8 @@ static size_t lookalike_at(const unsigned char *p, size_t left, char *out)
         *out = 0;
         return 3;
     }
-    if (left >= 3 && p[0] == 0xE2 && ((p[1] == 0x80 && p[2] >= 0x90 && p[2] <= 0x95) ||
-                                      (p[1] == 0x88 && p[2] == 0x92))) {
+    if (left >= 3 && p[0] == 0xE2 &&
+        ((p[1] == 0x80 && p[2] >= 0x90 && p[2] <= 0x95) || (p[1] == 0x88 && p[2] == 0x92))) {
         *out = '-';
         return 3;
     }
@@ -1257,7 +1363,8 @@ pii_scanner_t *pii_scanner_new(const pii_options_t *opts, char *err, size_t errl
     }
     pii_scanner_t *s = mem_calloc(1, sizeof *s);
     float thr = opts && opts->min_score > 0 ? opts->min_score : 0.5f;
-    for (int i = 0; i < PII_TYPE_COUNT; i++) s->thr[i] = thr;
+    for (int i = 0; i < PII_TYPE_COUNT; i++)
+        s->thr[i] = thr;
     const char *exprs[N_TRIGGERS];
     unsigned flags[N_TRIGGERS], ids[N_TRIGGERS];
     for (size_t i = 0; i < N_TRIGGERS; i++) {
@@ -1266,8 +1373,8 @@ pii_scanner_t *pii_scanner_new(const pii_options_t *opts, char *err, size_t errl
         ids[i] = (unsigned)triggers[i].id;
     }
     hs_compile_error_t *ce = NULL;
-    if (hs_compile_multi(exprs, flags, ids, N_TRIGGERS, HS_MODE_BLOCK,
-                         NULL, &s->db, &ce) != HS_SUCCESS) {
+    if (hs_compile_multi(exprs, flags, ids, N_TRIGGERS, HS_MODE_BLOCK, NULL, &s->db, &ce) !=
+        HS_SUCCESS) {
         snprintf(err, errlen, "pattern %d: %s", ce ? ce->expression : -1,
                  ce ? ce->message : "compile failed");
         hs_free_compile_error(ce);

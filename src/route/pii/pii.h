@@ -72,13 +72,13 @@ int pii_redact(const char *text, size_t len, const pii_span_t *spans, size_t n, 
 
 /* Digits-only views: each takes the raw candidate text (digits plus the separators
  * the detector accepted) and returns true when it passes the checksum and shape rules. */
-bool pii_luhn_valid(const char *s, size_t n);     /* Luhn over the digits of s */
-bool pii_card_valid(const char *s, size_t n);     /* 12..19 digits, issuer prefix, Luhn */
-bool pii_iban_valid(const char *s, size_t n);     /* country length table, mod 97 == 1 */
-bool pii_ssn_valid(const char *s, size_t n);      /* AAA-GG-SSSS area/group/serial rules */
-bool pii_ipv4_valid(const char *s, size_t n);     /* dotted quad, octets 0..255 */
-bool pii_ipv6_valid(const char *s, size_t n);     /* RFC 4291 text forms */
-bool pii_email_valid(const char *s, size_t n);    /* local@domain.tld, sane TLD */
+bool pii_luhn_valid(const char *s, size_t n);  /* Luhn over the digits of s */
+bool pii_card_valid(const char *s, size_t n);  /* 12..19 digits, issuer prefix, Luhn */
+bool pii_iban_valid(const char *s, size_t n);  /* country length table, mod 97 == 1 */
+bool pii_ssn_valid(const char *s, size_t n);   /* AAA-GG-SSSS area/group/serial rules */
+bool pii_ipv4_valid(const char *s, size_t n);  /* dotted quad, octets 0..255 */
+bool pii_ipv6_valid(const char *s, size_t n);  /* RFC 4291 text forms */
+bool pii_email_valid(const char *s, size_t n); /* local@domain.tld, sane TLD */
 /* Phone: returns a base score in 0..1 for the shape (E.164, US, UK, DE, FR, IN,
  * generic grouped digits), 0 when it cannot be a phone number. */
 float pii_phone_shape(const char *s, size_t n);
@@ -96,8 +96,8 @@ pii_mask_t *pii_mask_new(size_t max_bytes);
 void pii_mask_free(pii_mask_t *m);
 /* Appends text to out with each span replaced by its placeholder, recording the
  * values. 0, SY_ETOOBIG (mask or out cap). */
-int pii_mask_apply(pii_mask_t *m, const char *text, size_t len, const pii_span_t *spans,
-                   size_t n, buf_t *out);
+int pii_mask_apply(pii_mask_t *m, const char *text, size_t len, const pii_span_t *spans, size_t n,
+                   buf_t *out);
 /* Appends text to out with every placeholder this mask issued replaced by its value;
  * unknown placeholders are copied as they are. 0 or SY_ETOOBIG. */
 int pii_mask_restore(const pii_mask_t *m, const char *text, size_t len, buf_t *out);

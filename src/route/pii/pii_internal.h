@@ -8,13 +8,13 @@
 #include "route/pii/pii.h"
 
 /* Flags stored with each gazetteer entry. */
-#define PII_NAME_FIRST 0x01 /* census first name (female or male) */
-#define PII_NAME_LAST 0x02  /* census last name */
+#define PII_NAME_FIRST  0x01 /* census first name (female or male) */
+#define PII_NAME_LAST   0x02 /* census last name */
 #define PII_NAME_COMMON 0x04 /* frequent in at least one list (census rank) */
-#define PII_NAME_STOP 0x08  /* a common word: never a name on its own */
-#define PII_CTX_STRONG 0x10 /* a word that announces a name ("Mr", "Dear", "named") */
-#define PII_CTX_WEAK 0x20   /* a word often before a name ("by", "with", "said") */
-#define PII_NAME_ORG 0x40   /* ends organisation and place names ("Inc", "Bay", "Street") */
+#define PII_NAME_STOP   0x08 /* a common word: never a name on its own */
+#define PII_CTX_STRONG  0x10 /* a word that announces a name ("Mr", "Dear", "named") */
+#define PII_CTX_WEAK    0x20 /* a word often before a name ("by", "with", "said") */
+#define PII_NAME_ORG    0x40 /* ends organisation and place names ("Inc", "Bay", "Street") */
 
 typedef struct pii_names {
     uint64_t *slots; /* (mask+1) entries: hash with low byte = flags; 0 = empty */

@@ -20,8 +20,8 @@ typedef struct mask_entry {
 } mask_entry_t;
 
 struct pii_mask {
-    buf_t values;        /* all values, concatenated; capped */
-    mask_entry_t *ent;   /* n entries */
+    buf_t values;      /* all values, concatenated; capped */
+    mask_entry_t *ent; /* n entries */
     size_t n, cap;
     unsigned per_type[PII_TYPE_COUNT];
 };
@@ -51,7 +51,8 @@ size_t pii_mask_count(const pii_mask_t *m)
 static const mask_entry_t *mask_intern(pii_mask_t *m, pii_type_t type, const char *v, size_t n)
 {
     for (size_t i = 0; i < m->n; i++)
-        if (m->ent[i].type == type && m->ent[i].len == n && !memcmp(m->values.data + m->ent[i].off, v, n))
+        if (m->ent[i].type == type && m->ent[i].len == n &&
+            !memcmp(m->values.data + m->ent[i].off, v, n))
             return &m->ent[i];
     size_t off = m->values.len;
     if (buf_append(&m->values, v, n)) return NULL;
@@ -63,8 +64,8 @@ static const mask_entry_t *mask_intern(pii_mask_t *m, pii_type_t type, const cha
     return &m->ent[m->n++];
 }
 
-int pii_mask_apply(pii_mask_t *m, const char *text, size_t len, const pii_span_t *spans,
-                   size_t n, buf_t *out)
+int pii_mask_apply(pii_mask_t *m, const char *text, size_t len, const pii_span_t *spans, size_t n,
+                   buf_t *out)
 {
     size_t pos = 0;
     for (size_t i = 0; i < n; i++) {
@@ -82,14 +83,17 @@ int pii_mask_apply(pii_mask_t *m, const char *text, size_t len, const pii_span_t
 }
 
 /* Parses "<TYPE_N>" at p (p[0] == '<'); returns its length and the entry, or 0. */
-static size_t placeholder_at(const pii_mask_t *m, const char *p, size_t left, const mask_entry_t **out)
+static size_t placeholder_at(const pii_mask_t *m, const char *p, size_t left,
+                             const mask_entry_t **out)
 {
     size_t k = 1;
-    while (k < left && k < 40 && ((p[k] >= 'A' && p[k] <= 'Z') || p[k] == '_' || (p[k] >= '0' && p[k] <= '9')))
+    while (k < left && k < 40 &&
+           ((p[k] >= 'A' && p[k] <= 'Z') || p[k] == '_' || (p[k] >= '0' && p[k] <= '9')))
         k++;
     if (k >= left || p[k] != '>') return 0;
     size_t us = k;
-    while (us > 1 && p[us - 1] != '_') us--;
+    while (us > 1 && p[us - 1] != '_')
+        us--;
     if (us <= 2 || us == k) return 0;
     unsigned idx = 0;
     for (size_t j = us; j < k; j++) {

@@ -18,6 +18,7 @@
 
 /* Capitalised words that are census names but far more often ordinary words, plus
  * words that start sentences or name places and organisations. */
+/* clang-format off */
 static const char *const stop_words[] = {
     "the", "a", "an", "and", "or", "but", "if", "then", "so", "for", "of", "in", "on", "at",
     "to", "by", "with", "from", "as", "is", "are", "was", "were", "be", "been", "am", "do",
@@ -76,6 +77,7 @@ static const char *const stop_words[] = {
     "website", "royal", "border", "upper", "lower", "cite", "harbor", "harbour", "isle",
     "both", "either", "neither", "nor", "yet", "why", "wherefore", "whence", "hence", "well",
 };
+/* clang-format on */
 
 /* Maps a token to its set key (low byte 0 for the flags). Tokens up to 16 bytes are
  * hashed as two words with ASCII case folded by OR 0x20 (which also folds a few
@@ -90,10 +92,12 @@ static uint64_t name_key(const char *s, size_t n)
         uint64_t fold = 0x2020202020202020ull;
         uint64_t m0 = n >= 8 ? ~0ull : (1ull << (8 * n)) - 1;
         uint64_t m1 = n <= 8 ? 0 : n >= 16 ? ~0ull : (1ull << (8 * (n - 8))) - 1;
-        h = hash_mix(((w[0] | fold) & m0) * 0x9E3779B97F4A7C15ull ^ ((w[1] | fold) & m1) ^ (uint64_t)n);
+        h = hash_mix(((w[0] | fold) & m0) * 0x9E3779B97F4A7C15ull ^ ((w[1] | fold) & m1) ^
+                     (uint64_t)n);
     } else {
         h = 0xcbf29ce484222325ull;
-        for (size_t i = 0; i < n; i++) h = (h ^ ((unsigned char)s[i] | 0x20)) * 0x100000001b3ull;
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ ((unsigned char)s[i] | 0x20)) * 0x100000001b3ull;
         h = hash_mix(h);
     }
     h &= ~0xffull;
@@ -135,6 +139,7 @@ uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n)
 }
 
 /* Context words for person names, stored in the same set with PII_CTX_* flags. */
+/* clang-format off */
 static const char *const ctx_strong[] = {
     "name", "names", "mr", "mrs", "ms", "miss", "dr", "dear", "hi", "hello", "hey", "named",
     "called", "call", "user", "sincerely", "regards", "signed", "attn", "cc", "speak", "contact",
@@ -144,8 +149,10 @@ static const char *const ctx_weak[] = {
     "wife", "husband", "son", "daughter", "kid", "child", "tribute", "starring", "directed",
     "producer", "commenter", "assistant", "add", "follow", "heard", "shouted", "at", "leave",
     NULL};
+/* clang-format on */
 
 /* Last words that make a capitalised run an organisation or a place. */
+/* clang-format off */
 static const char *const org_place[] = {
     "inc", "ltd", "llc", "plc", "corp", "corporation", "company", "group", "research",
     "agency", "associates", "partners", "holdings", "technologies", "systems", "solutions",
@@ -153,6 +160,7 @@ static const char *const org_place[] = {
     "bay", "isle", "island", "harbor", "harbour", "hills", "beach", "park", "bypass",
     "turnpike", "street", "avenue", "road", "drive", "lane", "court", "place", "square",
     "river", "lake", "mountain", "valley", "springs", "city", "county", "act", NULL};
+/* clang-format on */
 
 uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n)
 {
@@ -193,7 +201,8 @@ static int load_file(pii_names_t *g, const char *dir, const char *file, uint8_t 
     int rc = 0;
     while (fgets(line, sizeof line, f)) {
         size_t n = 0;
-        while (line[n] >= 'A' && line[n] <= 'Z') n++;
+        while (line[n] >= 'A' && line[n] <= 'Z')
+            n++;
         if (n == 0) continue;
         if (line[n] != ' ') {
             snprintf(err, errlen, "%s: malformed line '%.40s'", path, line);
@@ -219,8 +228,7 @@ int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
     g->mask = (1u << 18) - 1; /* 262144 slots for ~95k names: load factor < 0.4 */
     g->slots = mem_calloc(g->mask + 1, sizeof *g->slots);
     int rc = load_file(g, dir, "census1990_female_first.txt", PII_NAME_FIRST, 3000, err, errlen);
-    if (!rc)
-        rc = load_file(g, dir, "census1990_male_first.txt", PII_NAME_FIRST, 1219, err, errlen);
+    if (!rc) rc = load_file(g, dir, "census1990_male_first.txt", PII_NAME_FIRST, 1219, err, errlen);
     if (!rc) rc = load_file(g, dir, "census1990_last.txt", PII_NAME_LAST, 40000, err, errlen);
     if (rc) {
         pii_names_deinit(g);
@@ -228,9 +236,12 @@ int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
     }
     for (size_t i = 0; i < sizeof stop_words / sizeof stop_words[0]; i++)
         set_add(g, stop_words[i], strlen(stop_words[i]), PII_NAME_STOP);
-    for (int i = 0; ctx_strong[i]; i++) set_add(g, ctx_strong[i], strlen(ctx_strong[i]), PII_CTX_STRONG);
-    for (int i = 0; ctx_weak[i]; i++) set_add(g, ctx_weak[i], strlen(ctx_weak[i]), PII_CTX_WEAK);
-    for (int i = 0; org_place[i]; i++) set_add(g, org_place[i], strlen(org_place[i]), PII_NAME_ORG);
+    for (int i = 0; ctx_strong[i]; i++)
+        set_add(g, ctx_strong[i], strlen(ctx_strong[i]), PII_CTX_STRONG);
+    for (int i = 0; ctx_weak[i]; i++)
+        set_add(g, ctx_weak[i], strlen(ctx_weak[i]), PII_CTX_WEAK);
+    for (int i = 0; org_place[i]; i++)
+        set_add(g, org_place[i], strlen(org_place[i]), PII_NAME_ORG);
     return 0;
 }
 

@@ -42,7 +42,8 @@ static size_t digits_of(const char *s, size_t n, char *d, size_t cap)
 static unsigned prefix_num(const char *d, size_t k)
 {
     unsigned v = 0;
-    for (size_t i = 0; i < k; i++) v = v * 10 + (unsigned)(d[i] - '0');
+    for (size_t i = 0; i < k; i++)
+        v = v * 10 + (unsigned)(d[i] - '0');
     return v;
 }
 
@@ -82,18 +83,30 @@ bool pii_card_valid(const char *s, size_t n)
     unsigned p1 = prefix_num(d, 1), p2 = prefix_num(d, 2), p3 = prefix_num(d, 3);
     unsigned p4 = prefix_num(d, 4), p6 = prefix_num(d, 6);
     bool ok = false;
-    if (p1 == 4) ok = k == 13 || k == 16 || k == 19;                       /* Visa */
-    else if (p2 >= 51 && p2 <= 55) ok = k == 16;                          /* Mastercard */
-    else if (p4 >= 2221 && p4 <= 2720) ok = k == 16;                      /* Mastercard 2-series */
-    else if (p2 == 34 || p2 == 37) ok = k == 15;                          /* Amex */
-    else if (p4 == 6011 || p2 == 65 || (p3 >= 644 && p3 <= 649)) ok = k >= 16; /* Discover */
-    else if (p6 >= 622126 && p6 <= 622925) ok = k >= 16;                  /* Discover/UnionPay */
-    else if (p2 == 62) ok = k >= 16;                                      /* UnionPay */
-    else if ((p3 >= 300 && p3 <= 305) || p2 == 36 || p2 == 38 || p2 == 39) ok = k >= 14; /* Diners */
-    else if (p2 == 35) ok = k >= 16;                                      /* JCB */
-    else if (p4 == 604 && d[0] == '0') ok = k >= 12;                      /* Maestro (UK, 0604) */
-    else if (p4 == 2131 || p4 == 1800) ok = k == 15;                      /* JCB (old) */
-    else if (p2 == 50 || (p2 >= 56 && p2 <= 69)) ok = k >= 12;            /* Maestro */
+    if (p1 == 4)
+        ok = k == 13 || k == 16 || k == 19; /* Visa */
+    else if (p2 >= 51 && p2 <= 55)
+        ok = k == 16; /* Mastercard */
+    else if (p4 >= 2221 && p4 <= 2720)
+        ok = k == 16; /* Mastercard 2-series */
+    else if (p2 == 34 || p2 == 37)
+        ok = k == 15; /* Amex */
+    else if (p4 == 6011 || p2 == 65 || (p3 >= 644 && p3 <= 649))
+        ok = k >= 16; /* Discover */
+    else if (p6 >= 622126 && p6 <= 622925)
+        ok = k >= 16; /* Discover/UnionPay */
+    else if (p2 == 62)
+        ok = k >= 16; /* UnionPay */
+    else if ((p3 >= 300 && p3 <= 305) || p2 == 36 || p2 == 38 || p2 == 39)
+        ok = k >= 14; /* Diners */
+    else if (p2 == 35)
+        ok = k >= 16; /* JCB */
+    else if (p4 == 604 && d[0] == '0')
+        ok = k >= 12; /* Maestro (UK, 0604) */
+    else if (p4 == 2131 || p4 == 1800)
+        ok = k == 15; /* JCB (old) */
+    else if (p2 == 50 || (p2 >= 56 && p2 <= 69))
+        ok = k >= 12; /* Maestro */
     return ok && pii_luhn_valid(s, n);
 }
 
@@ -104,17 +117,16 @@ static const struct {
     char cc[3];
     unsigned char len;
 } iban_lens[] = {
-    {"AD", 24}, {"AE", 23}, {"AL", 28}, {"AT", 20}, {"AZ", 28}, {"BA", 20}, {"BE", 16},
-    {"BG", 22}, {"BH", 22}, {"BR", 29}, {"BY", 28}, {"CH", 21}, {"CR", 22}, {"CY", 28},
-    {"CZ", 24}, {"DE", 22}, {"DK", 18}, {"DO", 28}, {"EE", 20}, {"EG", 29}, {"ES", 24},
-    {"FI", 18}, {"FO", 18}, {"FR", 27}, {"GB", 22}, {"GE", 22}, {"GI", 23}, {"GL", 18},
-    {"GR", 27}, {"GT", 28}, {"HR", 21}, {"HU", 28}, {"IE", 22}, {"IL", 23}, {"IQ", 23},
-    {"IS", 26}, {"IT", 27}, {"JO", 30}, {"KW", 30}, {"KZ", 20}, {"LB", 28}, {"LC", 32},
-    {"LI", 21}, {"LT", 20}, {"LU", 20}, {"LV", 21}, {"MC", 27}, {"MD", 24}, {"ME", 22},
-    {"MK", 19}, {"MR", 27}, {"MT", 31}, {"MU", 30}, {"NL", 18}, {"NO", 15}, {"PK", 24},
-    {"PL", 28}, {"PS", 29}, {"PT", 25}, {"QA", 29}, {"RO", 24}, {"RS", 22}, {"SA", 24},
-    {"SC", 31}, {"SE", 24}, {"SI", 19}, {"SK", 24}, {"SM", 27}, {"ST", 25}, {"SV", 28},
-    {"TL", 23}, {"TN", 24}, {"TR", 26}, {"UA", 29}, {"VA", 22}, {"VG", 24}, {"XK", 20},
+    {"AD", 24}, {"AE", 23}, {"AL", 28}, {"AT", 20}, {"AZ", 28}, {"BA", 20}, {"BE", 16}, {"BG", 22},
+    {"BH", 22}, {"BR", 29}, {"BY", 28}, {"CH", 21}, {"CR", 22}, {"CY", 28}, {"CZ", 24}, {"DE", 22},
+    {"DK", 18}, {"DO", 28}, {"EE", 20}, {"EG", 29}, {"ES", 24}, {"FI", 18}, {"FO", 18}, {"FR", 27},
+    {"GB", 22}, {"GE", 22}, {"GI", 23}, {"GL", 18}, {"GR", 27}, {"GT", 28}, {"HR", 21}, {"HU", 28},
+    {"IE", 22}, {"IL", 23}, {"IQ", 23}, {"IS", 26}, {"IT", 27}, {"JO", 30}, {"KW", 30}, {"KZ", 20},
+    {"LB", 28}, {"LC", 32}, {"LI", 21}, {"LT", 20}, {"LU", 20}, {"LV", 21}, {"MC", 27}, {"MD", 24},
+    {"ME", 22}, {"MK", 19}, {"MR", 27}, {"MT", 31}, {"MU", 30}, {"NL", 18}, {"NO", 15}, {"PK", 24},
+    {"PL", 28}, {"PS", 29}, {"PT", 25}, {"QA", 29}, {"RO", 24}, {"RS", 22}, {"SA", 24}, {"SC", 31},
+    {"SE", 24}, {"SI", 19}, {"SK", 24}, {"SM", 27}, {"ST", 25}, {"SV", 28}, {"TL", 23}, {"TN", 24},
+    {"TR", 26}, {"UA", 29}, {"VA", 22}, {"VG", 24}, {"XK", 20},
 };
 
 /* IBAN: letters+digits with optional single spaces, country length, mod 97 == 1.
@@ -172,7 +184,8 @@ bool pii_ssn_valid(const char *s, size_t n)
     if (!memcmp(d, "078051120", 9) || !memcmp(d, "219099999", 9) || !memcmp(d, "123456789", 9))
         return false;
     bool same = true;
-    for (int i = 1; i < 9; i++) same &= d[i] == d[0];
+    for (int i = 1; i < 9; i++)
+        same &= d[i] == d[0];
     return !same;
 }
 
@@ -186,7 +199,8 @@ bool pii_ipv4_valid(const char *s, size_t n)
     while (parts < 4) {
         size_t st = i;
         unsigned v = 0;
-        while (i < n && is_digit(s[i]) && i - st < 4) v = v * 10 + (unsigned)(s[i++] - '0');
+        while (i < n && is_digit(s[i]) && i - st < 4)
+            v = v * 10 + (unsigned)(s[i++] - '0');
         size_t len = i - st;
         if (len == 0 || len > 3 || v > 255 || (len > 1 && s[st] == '0')) return false;
         parts++;
@@ -220,13 +234,13 @@ bool pii_ipv6_valid(const char *s, size_t n)
 
 /* Generic top-level domains accepted besides every two-letter country code. */
 static const char *const gtlds[] = {
-    "com",    "org",    "net",   "edu",   "gov",   "mil",    "int",   "info",  "biz",
-    "name",   "pro",    "app",   "dev",   "xyz",   "online", "site",  "tech",  "store",
-    "cloud",  "email",  "mobi",  "aero",  "coop",  "jobs",   "travel", "museum", "asia",
-    "tel",    "blog",   "shop",  "live",  "news",  "agency", "company", "digital", "group",
-    "io",     "global", "world", "space", "media", "network", "solutions", "services",
-    "center", "systems", "works", "life", "today", "design", "club",  "team",  "mail",
-    "academy", "bank",  "law",   "health", "page", "art",    "one",   "top",   "link",
+    "com",     "org",    "net",    "edu",   "gov",    "mil",     "int",       "info",     "biz",
+    "name",    "pro",    "app",    "dev",   "xyz",    "online",  "site",      "tech",     "store",
+    "cloud",   "email",  "mobi",   "aero",  "coop",   "jobs",    "travel",    "museum",   "asia",
+    "tel",     "blog",   "shop",   "live",  "news",   "agency",  "company",   "digital",  "group",
+    "io",      "global", "world",  "space", "media",  "network", "solutions", "services", "center",
+    "systems", "works",  "life",   "today", "design", "club",    "team",      "mail",     "academy",
+    "bank",    "law",    "health", "page",  "art",    "one",     "top",       "link",
 };
 
 static bool tld_ok(const char *t, size_t n)
@@ -238,7 +252,8 @@ static bool tld_ok(const char *t, size_t n)
         size_t l = strlen(gtlds[i]);
         if (l != n) continue;
         size_t j = 0;
-        while (j < n && lower(t[j]) == gtlds[i][j]) j++;
+        while (j < n && lower(t[j]) == gtlds[i][j])
+            j++;
         if (j == n) return true;
     }
     return false;
@@ -289,13 +304,17 @@ float pii_phone_shape(const char *s, size_t n)
     for (size_t i = 0; i + 1 < n; i++) {
         if (lower(s[i]) == 'x' || (lower(s[i]) == 'e' && i + 2 < n && lower(s[i + 1]) == 'x')) {
             size_t j = i;
-            while (j < n && is_alpha(s[j])) j++;
-            while (j < n && (s[j] == '.' || s[j] == ' ')) j++;
+            while (j < n && is_alpha(s[j]))
+                j++;
+            while (j < n && (s[j] == '.' || s[j] == ' '))
+                j++;
             size_t ds = j;
-            while (j < n && is_digit(s[j])) j++;
+            while (j < n && is_digit(s[j]))
+                j++;
             if (j != n || j - ds == 0 || j - ds > 6) return 0;
             end = i;
-            while (end > 0 && s[end - 1] == ' ') end--;
+            while (end > 0 && s[end - 1] == ' ')
+                end--;
             break;
         }
     }
@@ -343,7 +362,8 @@ float pii_phone_shape(const char *s, size_t n)
     if (k < 7 || k > 15) return 0;
     /* One separator style (besides parentheses): "12-34 56.78" is not a phone. */
     bool mixed = false;
-    for (int i = 1; i < nseps; i++) mixed |= seps[i] != seps[0];
+    for (int i = 1; i < nseps; i++)
+        mixed |= seps[i] != seps[0];
     char sep = nseps ? seps[0] : 0;
 
     if (plus) {
@@ -370,24 +390,27 @@ float pii_phone_shape(const char *s, size_t n)
         /* UK 0 + 10 digits, DE 0 + 6..11 digits, FR 0[1-9] + 4 pairs. */
         if (k == 10 && ng == 5 && sep != '/') {
             bool pairs = true;
-            for (int i = 0; i < 5; i++) pairs &= groups[i] == 2;
+            for (int i = 0; i < 5; i++)
+                pairs &= groups[i] == 2;
             if (pairs) return 0.7f;
         }
         if (k == 11 && d[1] == '7' && ng >= 2 && ng <= 3) return 0.7f; /* UK mobile */
         if (k == 11 && ng >= 2 && ng <= 4) return 0.6f;
-    if (k >= 9 && ng >= 3) return 0.5f;
+        if (k >= 9 && ng >= 3) return 0.5f;
         if (k >= 7 && k <= 12 && ng >= 2) return 0.45f;
     }
     /* India: 10 digits starting 6-9, as 5-5 or bare. */
     if (k == 10 && d[0] >= '6' && ng == 2 && groups[0] == 5 && groups[1] == 5) return 0.6f;
-    if (ng == 2 && groups[0] >= 2 && groups[0] <= 5 && groups[1] >= 3 && groups[1] <= 8) return 0.4f;
+    if (ng == 2 && groups[0] >= 2 && groups[0] <= 5 && groups[1] >= 3 && groups[1] <= 8)
+        return 0.4f;
     if (ng >= 3 && ng <= 6) {
         for (int i = 0; i < ng; i++)
             if (groups[i] < 2 || groups[i] > 5) return 0;
         /* Three or more groups and 8+ digits is a phone layout; dotted thousands
          * ("1.000.000") are not. */
         bool thousands = sep == '.' && groups[0] <= 3;
-        for (int i = 1; i < ng; i++) thousands &= groups[i] == 3;
+        for (int i = 1; i < ng; i++)
+            thousands &= groups[i] == 3;
         return k >= 8 && !thousands ? 0.5f : 0.4f;
     }
     if (ng == 1 && (k == 10 || k == 11)) return 0.35f;
