@@ -8,6 +8,8 @@
  */
 #include "engine/kernels.h"
 
+#include <cpuid.h>
+
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -290,8 +292,11 @@ static int detect_avx2(void)
 {
     if (cpu_has_avx2 < 0) {
         __builtin_cpu_init();
-        cpu_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                       __builtin_cpu_supports("f16c");
+        /* F16C straight from CPUID leaf 1 (ECX bit 29): clang's builtin does not
+         * know the name. */
+        unsigned a, b, c, d;
+        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+        cpu_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     }
     return cpu_has_avx2;
 }

@@ -35,6 +35,10 @@ void route_config_defaults(route_config_t *c)
     memset(c, 0, sizeof *c);
     for (int i = 0; i < PII_TYPE_COUNT; i++)
         c->pii_action[i] = ROUTE_PII_LOCAL_ONLY;
+    /* Names are everywhere in ordinary prose (stories, support mail): keeping every
+     * such request local would route on names rather than need; masking them keeps
+     * them off the wire and lets the rest of the policy decide. */
+    c->pii_action[PII_PERSON] = ROUTE_PII_MASK;
     c->pii_min_score = 0.5f;
     c->cloud_above_tokens = 1024;
     c->policy = ROUTE_POLICY_RULES;
