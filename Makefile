@@ -130,13 +130,16 @@ fuzz:
 	  clang $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined $(INC) -o build/fuzz/bin/$$n $$f \
 	    $(call rev,$(foreach l,$(LAYERS),build/fuzz/lib$(l).a)) $(LIBS) || exit 1; done
 
+# The project's own C files (tracked by git; never node_modules or build output).
+OWN_C = $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' 'fuzz/*.[ch]')
+
 lint:
-	@bad=0; for f in $$(find src tests bench fuzz -name '*.[ch]'); do \
+	@bad=0; for f in $(OWN_C); do \
 	  clang-format --dry-run --Werror $$f 2>/dev/null || { echo "lint: $$f is not clang-formatted"; bad=1; }; \
 	done; exit $$bad
 
 format:
-	@find src tests bench fuzz -name '*.[ch]' | xargs clang-format -i
+	@clang-format -i $(OWN_C)
 
 run:
 	./scripts/install-deps.sh

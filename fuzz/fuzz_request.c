@@ -16,8 +16,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(body, data + 1, size - 1);
     body[size - 1] = 0;
     http_header_t hdr = {"x-switchyard-team", 17, (const char *)data, size < 8 ? size : 8};
-    http_req_t hr = {.method = "POST", .path = "/v1/chat/completions", .query = "",
-                     .headers = &hdr, .n_headers = 1, .body = body, .body_len = size - 1};
+    http_req_t hr = {.method = "POST",
+                     .path = "/v1/chat/completions",
+                     .query = "",
+                     .headers = &hdr,
+                     .n_headers = 1,
+                     .body = body,
+                     .body_len = size - 1};
     arena_t a;
     arena_init(&a, 4096);
     api_request_t r;

@@ -65,14 +65,14 @@ static void test_f16_values(void **state)
     (void)state;
     assert_true(kern_f16_to_f32(0x3c00) == 1.0f);
     assert_true(kern_f16_to_f32(0xc000) == -2.0f);
-    assert_true(kern_f16_to_f32(0x0001) == 0x1p-24f);  /* smallest subnormal */
+    assert_true(kern_f16_to_f32(0x0001) == 0x1p-24f);        /* smallest subnormal */
     assert_true(kern_f16_to_f32(0x03ff) == 1023 * 0x1p-24f); /* largest subnormal */
     assert_true(kern_f16_to_f32(0x7bff) == 65504.0f);
     assert_true(isinf(kern_f16_to_f32(0x7c00)) && kern_f16_to_f32(0xfc00) < 0);
     assert_true(signbit(kern_f16_to_f32(0x8000)));
     /* rounding to nearest, ties to even */
-    assert_int_equal(kern_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);           /* tie -> even */
-    assert_int_equal(kern_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);       /* tie -> even */
+    assert_int_equal(kern_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);            /* tie -> even */
+    assert_int_equal(kern_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3c02);        /* tie -> even */
     assert_int_equal(kern_f32_to_f16(1.0f + 0x1p-11f + 0x1p-20f), 0x3c01); /* above tie */
     assert_int_equal(kern_f32_to_f16(65504.0f), 0x7bff);
     assert_int_equal(kern_f32_to_f16(65519.99f), 0x7bff);
@@ -80,9 +80,9 @@ static void test_f16_values(void **state)
     assert_int_equal(kern_f32_to_f16(-1e30f), 0xfc00);
     assert_int_equal(kern_f32_to_f16(INFINITY), 0x7c00);
     assert_int_equal(kern_f32_to_f16(NAN) & 0x7fff, 0x7e00);
-    assert_int_equal(kern_f32_to_f16(0x1p-25f), 0x0000);          /* tie -> even zero */
+    assert_int_equal(kern_f32_to_f16(0x1p-25f), 0x0000);           /* tie -> even zero */
     assert_int_equal(kern_f32_to_f16(0x1p-25f * 1.0001f), 0x0001); /* above tie */
-    assert_int_equal(kern_f32_to_f16(3 * 0x1p-25f), 0x0002);      /* 1.5 ulp tie -> even */
+    assert_int_equal(kern_f32_to_f16(3 * 0x1p-25f), 0x0002);       /* 1.5 ulp tie -> even */
     assert_int_equal(kern_f32_to_f16(-0x1p-24f), 0x8001);
     assert_int_equal(kern_f32_to_f16(0x1p-14f - 0x1p-25f), 0x0400); /* rounds up to normal */
     assert_int_equal(kern_f32_to_f16(1e-10f), 0x0000);
@@ -133,7 +133,8 @@ static void test_q8_0_rounding(void **state)
     memset(x, 0, sizeof x);
     kern_quantize_row(KERN_Q8_0, x, &b, 32);
     assert_int_equal(b.d, 0);
-    for (int j = 0; j < 32; j++) assert_int_equal(b.qs[j], 0);
+    for (int j = 0; j < 32; j++)
+        assert_int_equal(b.qs[j], 0);
 }
 
 static void test_q4_0_rounding(void **state)
@@ -141,11 +142,11 @@ static void test_q4_0_rounding(void **state)
     (void)state;
     float x[32] = {0};
     kern_block_q4_0_t b;
-    x[0] = -8.0f; /* signed max by magnitude: d = -8 / -8 = 1, id = 1 */
-    x[1] = 0.5f;  /* trunc(0.5 + 8.5) = 9 */
-    x[2] = -0.5f; /* trunc(8) = 8 */
-    x[3] = 7.5f;  /* 16 -> clamped to 15 */
-    x[4] = 7.4f;  /* 15.9 -> 15 */
+    x[0] = -8.0f;  /* signed max by magnitude: d = -8 / -8 = 1, id = 1 */
+    x[1] = 0.5f;   /* trunc(0.5 + 8.5) = 9 */
+    x[2] = -0.5f;  /* trunc(8) = 8 */
+    x[3] = 7.5f;   /* 16 -> clamped to 15 */
+    x[4] = 7.4f;   /* 15.9 -> 15 */
     x[16] = -7.6f; /* 0.9 -> 0: weight 16 sits in the high nibble of byte 0 */
     x[17] = 3.0f;  /* 11.5 -> 11 */
     kern_quantize_row(KERN_Q4_0, x, &b, 32);
@@ -176,21 +177,25 @@ static void test_quantize_error_bounds(void **state)
     enum { N = 4096 };
     float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
     void *q = malloc(N * 2);
-    for (int k = 0; k < N; k++) x[k] = rnd_f() * ((k / 32) % 7 + 1) * 0.1f;
+    for (int k = 0; k < N; k++)
+        x[k] = rnd_f() * ((k / 32) % 7 + 1) * 0.1f;
     kern_quantize_row(KERN_Q8_0, x, q, N);
     kern_dequantize_row(KERN_Q8_0, q, y, N);
     for (int i = 0; i < N / 32; i++) {
         float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[i * 32 + j]));
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(x[i * 32 + j]));
         float d = amax / 127;
         for (int j = 0; j < 32; j++)
-            assert_true(fabsf(y[i * 32 + j] - x[i * 32 + j]) <= d * (0.5f + 127 * 0x1p-11f) + 1e-12f);
+            assert_true(fabsf(y[i * 32 + j] - x[i * 32 + j]) <=
+                        d * (0.5f + 127 * 0x1p-11f) + 1e-12f);
     }
     kern_quantize_row(KERN_Q4_0, x, q, N);
     kern_dequantize_row(KERN_Q4_0, q, y, N);
     for (int i = 0; i < N / 32; i++) {
         float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[i * 32 + j]));
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(x[i * 32 + j]));
         float d = amax / 8;
         for (int j = 0; j < 32; j++)
             assert_true(fabsf(y[i * 32 + j] - x[i * 32 + j]) <= d * (1.0f + 8 * 0x1p-11f) + 1e-12f);
@@ -198,7 +203,8 @@ static void test_quantize_error_bounds(void **state)
     /* F16 rows: relative 2^-11 */
     kern_quantize_row(KERN_F16, x, q, N);
     kern_dequantize_row(KERN_F16, q, y, N);
-    for (int k = 0; k < N; k++) assert_true(fabsf(y[k] - x[k]) <= fabsf(x[k]) * 0x1p-11f + 0x1p-25f);
+    for (int k = 0; k < N; k++)
+        assert_true(fabsf(y[k] - x[k]) <= fabsf(x[k]) * 0x1p-11f + 0x1p-25f);
     free(x), free(y), free(q);
 }
 
@@ -214,7 +220,8 @@ static void test_simd_activation_quantizer(void **state)
     enum { N = 4096 + 32 };
     float *x = malloc(N * sizeof(float));
     kern_block_q8_0_t a[N / 32], b[N / 32];
-    for (int k = 0; k < N; k++) x[k] = rnd_f();
+    for (int k = 0; k < N; k++)
+        x[k] = rnd_f();
     kern_quantize_row(KERN_Q8_0, x, a, N);
     kern_avx2_quantize_q8_0(x, b, N);
     assert_memory_equal(a, b, sizeof a);
@@ -228,9 +235,9 @@ static const kern_type_t types[] = {KERN_F32, KERN_F16, KERN_Q8_0, KERN_Q4_0};
 typedef struct mm_case {
     kern_type_t t;
     size_t rows, cols, n;
-    void *W;          /* (rows, cols) in t */
-    float *X;         /* (n, cols) */
-    float *Wd;        /* W dequantized */
+    void *W;   /* (rows, cols) in t */
+    float *X;  /* (n, cols) */
+    float *Wd; /* W dequantized */
 } mm_case_t;
 
 static void case_init(mm_case_t *c, kern_type_t t, size_t rows, size_t cols, size_t n)
@@ -242,11 +249,13 @@ static void case_init(mm_case_t *c, kern_type_t t, size_t rows, size_t cols, siz
     c->X = malloc(n * cols * sizeof(float));
     float *tmp = malloc(cols * sizeof(float));
     for (size_t r = 0; r < rows; r++) {
-        for (size_t k = 0; k < cols; k++) tmp[k] = rnd_f();
+        for (size_t k = 0; k < cols; k++)
+            tmp[k] = rnd_f();
         kern_quantize_row(t, tmp, (char *)c->W + r * rb, cols);
         kern_dequantize_row(t, (char *)c->W + r * rb, c->Wd + r * cols, cols);
     }
-    for (size_t k = 0; k < n * cols; k++) c->X[k] = rnd_f();
+    for (size_t k = 0; k < n * cols; k++)
+        c->X[k] = rnd_f();
     free(tmp);
 }
 
@@ -264,7 +273,8 @@ static double dot_bound(const mm_case_t *c, size_t r, size_t b)
 {
     const float *w = c->Wd + r * c->cols, *x = c->X + b * c->cols;
     double s = 0, qerr = 0;
-    for (size_t k = 0; k < c->cols; k++) s += fabs((double)w[k] * x[k]);
+    for (size_t k = 0; k < c->cols; k++)
+        s += fabs((double)w[k] * x[k]);
     if (c->t == KERN_Q8_0 || c->t == KERN_Q4_0) {
         for (size_t i = 0; i < c->cols / 32; i++) {
             double amax = 0, sw = 0;
@@ -282,7 +292,8 @@ static double dot_bound(const mm_case_t *c, size_t r, size_t b)
 static double exact_dot(const mm_case_t *c, size_t r, size_t b)
 {
     double s = 0;
-    for (size_t k = 0; k < c->cols; k++) s += (double)c->Wd[r * c->cols + k] * c->X[b * c->cols + k];
+    for (size_t k = 0; k < c->cols; k++)
+        s += (double)c->Wd[r * c->cols + k] * c->X[b * c->cols + k];
     return s;
 }
 
@@ -342,7 +353,8 @@ static void test_kernels_awkward_shapes(void **state)
             for (size_t ri = 0; ri < 4; ri++)
                 for (size_t ci = 0; ci < 4; ci++)
                     for (size_t n = 1; n <= 7; n++) {
-                        if (cols[ci] > 96 && n > 2 && n != 5) continue; /* keep the big ones quick */
+                        if (cols[ci] > 96 && n > 2 && n != 5)
+                            continue;                   /* keep the big ones quick */
                         if (v == 1 && ti < 2) continue; /* float kernels have no VNNI variant */
                         check_shape(types[ti], rows[ri], cols[ci], n, simd);
                     }
@@ -433,7 +445,8 @@ static void test_pool_runs_each_index_once(void **state)
         memset(&a, 0, sizeof a);
         a.expect_n = n;
         kern_pool_run(round % 7 == 0 ? NULL : p, count_fn, &a, n);
-        for (int i = 0; i < 100; i++) assert_int_equal(atomic_load(&a.hits[i]), i < n ? 1 : 0);
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(atomic_load(&a.hits[i]), i < n ? 1 : 0);
         assert_int_equal(atomic_load(&a.bad_n), 0);
     }
     kern_pool_free(p);

@@ -56,7 +56,7 @@ static const src_tensor_t src_tensors[] = {
     {"blk.2.ffn_down.weight", KERN_F32, 2, {40, 4}}, /* rows of 40: F16 */
     {"blk.2.attn_k.weight", KERN_F16, 2, {32, 3}},   /* F16 source */
     {"output_norm.weight", KERN_F32, 1, {64, 1}},
-    {"blk.2.extra.bias", KERN_F32, 2, {32, 2}},      /* not a weight: copied */
+    {"blk.2.extra.bias", KERN_F32, 2, {32, 2}}, /* not a weight: copied */
 };
 #define N_SRC (sizeof src_tensors / sizeof src_tensors[0])
 
@@ -78,18 +78,21 @@ static void write_synthetic(const char *path)
         const src_tensor_t *s = &src_tensors[t];
         size_t n = s->ne[0] * s->ne[1];
         float *f = malloc(n * sizeof(float));
-        for (size_t k = 0; k < n; k++) f[k] = src_value(t, k);
+        for (size_t k = 0; k < n; k++)
+            f[k] = src_value(t, k);
         size_t nbytes = kern_row_size(s->type, s->ne[0]) * s->ne[1];
         bufs[t] = malloc(nbytes);
         for (size_t r = 0; r < s->ne[1]; r++)
             kern_quantize_row(s->type, f + r * s->ne[0],
                               (char *)bufs[t] + r * kern_row_size(s->type, s->ne[0]), s->ne[0]);
         free(f);
-        assert_int_equal(gguf_writer_add_tensor(w, s->name, s->type, s->n_dims, s->ne, bufs[t], nbytes), 0);
+        assert_int_equal(
+            gguf_writer_add_tensor(w, s->name, s->type, s->n_dims, s->ne, bufs[t], nbytes), 0);
     }
     assert_int_equal(gguf_writer_write(w, path), 0);
     gguf_writer_free(w);
-    for (size_t t = 0; t < N_SRC; t++) free(bufs[t]);
+    for (size_t t = 0; t < N_SRC; t++)
+        free(bufs[t]);
 }
 
 static void test_synthetic_q4_0(void **state)
@@ -110,12 +113,13 @@ static void test_synthetic_q4_0(void **state)
     gguf_t *g;
     assert_int_equal(gguf_open(out, &g, err, sizeof err), 0);
     /* llama.cpp's order: outside blk.N by name, then by layer number, then by name */
-    static const char *order[] = {"output_norm.weight",   "token_embd.weight",
-                                  "blk.2.attn_k.weight",  "blk.2.attn_norm.weight",
-                                  "blk.2.extra.bias",     "blk.2.ffn_down.weight",
+    static const char *order[] = {"output_norm.weight",  "token_embd.weight",
+                                  "blk.2.attn_k.weight", "blk.2.attn_norm.weight",
+                                  "blk.2.extra.bias",    "blk.2.ffn_down.weight",
                                   "blk.10.attn_q.weight"};
     assert_int_equal(g->n_tensors, N_SRC);
-    for (size_t i = 0; i < N_SRC; i++) assert_string_equal(g->tensors[i].name, order[i]);
+    for (size_t i = 0; i < N_SRC; i++)
+        assert_string_equal(g->tensors[i].name, order[i]);
     /* metadata order kept, the two version keys moved to the end */
     assert_int_equal(g->n_kv, 4);
     assert_string_equal(g->kv[0].key, "general.architecture");
@@ -139,7 +143,8 @@ static void test_synthetic_q4_0(void **state)
         float *f = malloc(s->ne[0] * sizeof(float)), *back = malloc(s->ne[0] * sizeof(float));
         void *row = malloc(s->ne[0] * sizeof(float)); /* fits any row type */
         for (size_t r = 0; r < s->ne[1]; r++) {
-            for (size_t k = 0; k < s->ne[0]; k++) f[k] = src_value(t, r * s->ne[0] + k);
+            for (size_t k = 0; k < s->ne[0]; k++)
+                f[k] = src_value(t, r * s->ne[0] + k);
             if (s->type == KERN_F16) { /* the source itself was rounded to f16 */
                 kern_quantize_row(KERN_F16, f, row, s->ne[0]);
                 kern_dequantize_row(KERN_F16, row, back, s->ne[0]);
@@ -201,7 +206,8 @@ static void test_identical_to_llama_cpp(void **state)
         skip();
     }
     if (access(lib, R_OK) || access(tool, X_OK)) {
-        print_message("# skip: llama.cpp not installed (cd bench && npm i) or %s not built\n", tool);
+        print_message("# skip: llama.cpp not installed (cd bench && npm i) or %s not built\n",
+                      tool);
         skip();
     }
     char f32[128], err[512] = "";
@@ -215,13 +221,15 @@ static void test_identical_to_llama_cpp(void **state)
         char ours[128], theirs[160], cmd[2048];
         tmp_path(ours, sizeof ours, types[i]);
         snprintf(theirs, sizeof theirs, "%s-llama", ours);
-        assert_int_equal(quant_file(f32, ours, i == 0 ? KERN_Q8_0 : KERN_Q4_0, 2, NULL, err, sizeof err), 0);
+        assert_int_equal(
+            quant_file(f32, ours, i == 0 ? KERN_Q8_0 : KERN_Q4_0, 2, NULL, err, sizeof err), 0);
         /* the tool loads a C++ library we do not own: no leak check in the child */
-        snprintf(cmd, sizeof cmd, "ASAN_OPTIONS=detect_leaks=0 %s %s %s %s %s >/dev/null 2>&1", tool,
-                 llama_libdir, f32, theirs, types[i]);
+        snprintf(cmd, sizeof cmd, "ASAN_OPTIONS=detect_leaks=0 %s %s %s %s %s >/dev/null 2>&1",
+                 tool, llama_libdir, f32, theirs, types[i]);
         int rc = system(cmd);
         if (rc != 0) fail_msg("llama.cpp quantizer failed (%d): %s", rc, cmd);
-        if (!files_equal(ours, theirs)) fail_msg("%s: %s differs from llama.cpp's %s", types[i], ours, theirs);
+        if (!files_equal(ours, theirs))
+            fail_msg("%s: %s differs from llama.cpp's %s", types[i], ours, theirs);
         print_message("# %s: identical to llama.cpp's llama_model_quantize --pure\n", types[i]);
     }
 }

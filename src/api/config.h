@@ -72,9 +72,9 @@ typedef struct config {
     config_tier_t tiers[ROUTE_MAX_TIERS];
     size_t n_tiers;
     route_config_t route;
-    char *pii_names_dir;  /* owned; "" = no PERSON gazetteer */
-    char *router_model;   /* owned; "" = built-in rules only */
-    char *reference_tier; /* owned; tier whose prices give the all-cloud counterfactual */
+    char *pii_names_dir;    /* owned; "" = no PERSON gazetteer */
+    char *router_model;     /* owned; "" = built-in rules only */
+    char *reference_tier;   /* owned; tier whose prices give the all-cloud counterfactual */
     char *classifier_model; /* owned; task classifier model file ("" = built-in heuristics) */
     double bandit_lambda;   /* reward weight per USD of cost */
     double bandit_mu;       /* reward weight per second of latency */

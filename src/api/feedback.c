@@ -18,9 +18,9 @@ typedef struct entry {
 
 struct feedback_ring {
     pthread_mutex_t mu;
-    entry_t *ring;   /* FEEDBACK_RING entries */
-    uint32_t next;   /* slot to overwrite */
-    int32_t *index;  /* IDX_CAP: ring slot + 1, or 0 */
+    entry_t *ring;  /* FEEDBACK_RING entries */
+    uint32_t next;  /* slot to overwrite */
+    int32_t *index; /* IDX_CAP: ring slot + 1, or 0 */
 };
 
 feedback_ring_t *feedback_ring_new(void)
@@ -87,7 +87,8 @@ void feedback_ring_put(feedback_ring_t *r, const char *id, const route_features_
     e->f = *f;
     e->tier = tier;
     uint32_t i = (uint32_t)e->h & (IDX_CAP - 1);
-    while (r->index[i]) i = (i + 1) & (IDX_CAP - 1);
+    while (r->index[i])
+        i = (i + 1) & (IDX_CAP - 1);
     r->index[i] = (int32_t)r->next + 1;
     r->next = (r->next + 1) % FEEDBACK_RING;
     pthread_mutex_unlock(&r->mu);

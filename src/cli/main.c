@@ -16,7 +16,7 @@
     X(perplexity, "perplexity of a model on a text file")                                          \
     X(train, "train the task classifier or the need-of-cloud router model")                        \
     X(replay, "evaluate a routing policy offline over a routing CSV (APGR, CPT, SVG curve)")       \
-    X(calibrate, "set the need-of-cloud threshold for a target cloud share or quality")          \
+    X(calibrate, "set the need-of-cloud threshold for a target cloud share or quality")            \
     X(pii, "find personal data in text; evaluate the detector (--eval)")                           \
     X(quantize, "write a GGUF model with its weights quantized to q8_0 or q4_0")                   \
     X(version, "print the version")
@@ -48,11 +48,13 @@ int cmd_version(int argc, char **argv)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "switchyard %s: the routing layer between edge and cloud LLM tiers\n\n"
-               "usage: switchyard COMMAND [options]   (switchyard COMMAND --help for more)\n\n"
-               "commands:\n",
+    fprintf(f,
+            "switchyard %s: the routing layer between edge and cloud LLM tiers\n\n"
+            "usage: switchyard COMMAND [options]   (switchyard COMMAND --help for more)\n\n"
+            "commands:\n",
             SY_VERSION);
-    for (const cli_cmd_t *c = commands; c->name; c++) fprintf(f, "  %-12s %s\n", c->name, c->summary);
+    for (const cli_cmd_t *c = commands; c->name; c++)
+        fprintf(f, "  %-12s %s\n", c->name, c->summary);
 }
 
 int main(int argc, char **argv)

@@ -43,9 +43,9 @@ struct exec {
 
     /* current response */
     int status;
-    buf_t body; /* non-stream body or error body */
-    buf_t edge_body;        /* the edge's answer kept while its escalation runs */
-    int edge_tier;          /* the tier that gave edge_body */
+    buf_t body;      /* non-stream body or error body */
+    buf_t edge_body; /* the edge's answer kept while its escalation runs */
+    int edge_tier;   /* the tier that gave edge_body */
     uint32_t edge_in, edge_out;
     sse_parser_t sse;
     bool sse_bad; /* an event that is not JSON */

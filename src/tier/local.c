@@ -55,11 +55,11 @@ struct local_call {
     int status;
     atomic_bool canceled;
     /* engine thread state */
-    buf_t json; /* event assembly */
-    buf_t text; /* generated text (non-stream) */
-    buf_t lp;   /* logprobs array entries (non-stream chat) */
+    buf_t json;                   /* event assembly */
+    buf_t text;                   /* generated text (non-stream) */
+    buf_t lp;                     /* logprobs array entries (non-stream chat) */
     buf_t ltok, lval, ltop, loff; /* legacy completions logprobs: tokens, values, tops, offsets */
-    size_t text_off; /* bytes of completion text so far (text_offset) */
+    size_t text_off;              /* bytes of completion text so far (text_offset) */
     int prev_id;
     int n_prompt, n_gen;
     engine_finish_t finish;
@@ -452,7 +452,8 @@ static bool echo_prompt(local_backend_t *b, engine_session_t *s, local_call_t *c
             buf_append(&c->text, piece, (size_t)m);
             if (c->logprobs) {
                 sample_alt_t alt = {i > 0 ? am[i - 1] : 0, 0};
-                legacy_add(c, b->e, ids[i], piece, (size_t)m, i > 0, i > 0 ? lps[i - 1] : 0, &alt, 0);
+                legacy_add(c, b->e, ids[i], piece, (size_t)m, i > 0, i > 0 ? lps[i - 1] : 0, &alt,
+                           0);
             }
         }
     }
