@@ -1,10 +1,12 @@
 /* cmd_perplexity.c — `switchyard perplexity`: how well a model predicts a text.
  *
- * The text is tokenized once and cut into chunks of ctx - 1 tokens; each chunk is
- * scored after a BOS with a fresh context, every token given the tokens before it in
- * its chunk (teacher-forced, batched). Perplexity = exp(mean negative log likelihood)
- * over all scored tokens. (llama.cpp's perplexity scores only the second half of each
- * chunk, so its figures run somewhat lower at the same --ctx.)
+ * The text is tokenized once and cut into chunks of --ctx tokens, each scored after a
+ * BOS in a fresh context (teacher-forced, batched). Perplexity = exp(mean negative
+ * log likelihood) over the scored tokens. By default chunks are cut and scored as
+ * llama.cpp's llama-perplexity does: only the second half of each chunk counts, the
+ * first half being context, so figures compare with llama.cpp's. --all-tokens scores
+ * every token of each chunk instead (lower context on average, so higher figures).
+ * The layouts are engine_ppl_* in the engine.
  */
 #include <getopt.h>
 #include <math.h>
@@ -30,6 +32,8 @@ static void perplexity_usage(FILE *f)
                "      --ctx N            tokens per chunk, BOS included (default: the model's\n"
                "                         context, at most 512)\n"
                "      --chunks N         score only the first N chunks (default: all)\n"
+               "      --all-tokens       score every token of each chunk (default: only the\n"
+               "                         second half, as llama.cpp's llama-perplexity)\n"
                "  -t, --threads N        threads (default 1)\n");
 }
 
@@ -51,15 +55,14 @@ int cmd_perplexity(int argc, char **argv)
         perplexity_usage(stdout);
         return 0;
     }
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"tokenizer", required_argument, 0, 'T'},
-                                         {"file", required_argument, 0, 'f'},
-                                         {"ctx", required_argument, 0, 'c'},
-                                         {"chunks", required_argument, 0, 'k'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},  {"tokenizer", required_argument, 0, 'T'},
+        {"file", required_argument, 0, 'f'},   {"ctx", required_argument, 0, 'c'},
+        {"chunks", required_argument, 0, 'k'}, {"threads", required_argument, 0, 't'},
+        {"all-tokens", no_argument, 0, 'a'},   {0, 0, 0, 0}};
     const char *model = NULL, *tok = NULL, *file = NULL;
     int ctx = 0, max_chunks = 0, threads = 1, c;
+    engine_ppl_mode_t mode = ENGINE_PPL_HALF;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:f:t:", opts, NULL)) != -1) {
         switch (c) {
@@ -81,12 +84,15 @@ int cmd_perplexity(int argc, char **argv)
         case 't':
             threads = atoi(optarg);
             break;
+        case 'a':
+            mode = ENGINE_PPL_ALL;
+            break;
         default:
             perplexity_usage(stderr);
             return 2;
         }
     }
-    if (!model || !file || ctx < 0 || ctx == 1 || threads < 1) {
+    if (!model || !file || ctx < 0 || (ctx > 0 && ctx < 4) || threads < 1) {
         perplexity_usage(stderr);
         return 2;
     }
@@ -112,20 +118,23 @@ int cmd_perplexity(int argc, char **argv)
     int *toks = mem_alloc((len + 2) * sizeof *toks);
     int n_tok = engine_tokenize(e, text, len, false, false, toks, (int)(len + 2));
     mem_free(text);
-    int per = ctx - 1;
-    int n_chunks = n_tok / per;
+    if (n_tok < 0) {
+        fprintf(stderr, "perplexity: tokenizing %s: %s\n", file, sy_strerror(n_tok));
+        mem_free(toks);
+        engine_free(e);
+        return 1;
+    }
+    int n_chunks = engine_ppl_n_chunks(n_tok, ctx, mode);
     if (max_chunks > 0 && max_chunks < n_chunks) n_chunks = max_chunks;
-    int bos = tokenizer_bos(e->model->tok);
-    if (n_chunks == 0 || bos < 0) {
+    if (n_chunks == 0 || tokenizer_bos(e->model->tok) < 0) {
         fprintf(stderr, "perplexity: %s\n",
-                bos < 0 ? "the model has no BOS token" : "text shorter than one chunk");
+                n_chunks ? "the model has no BOS token" : "text shorter than one chunk");
         mem_free(toks);
         engine_free(e);
         return 1;
     }
     engine_session_t *s =
         engine_session_new(e, &(engine_session_opts_t){.n_ctx = ctx, .n_threads = threads});
-    float *lp = mem_alloc((size_t)per * sizeof *lp);
     double nll = 0.0;
     long scored = 0;
     progress_t pr;
@@ -133,10 +142,7 @@ int cmd_perplexity(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int ch = 0; ch < n_chunks && !rc; ch++) {
-        rc = engine_score(s, &bos, 1, toks + (size_t)ch * per, per, lp, NULL);
-        for (int i = 0; i < per && !rc; i++)
-            nll -= lp[i];
-        scored += per;
+        rc = engine_ppl_chunk(s, toks, n_tok, ctx, ch, mode, &nll, &scored);
         progress_update(&pr, (uint64_t)ch + 1);
     }
     progress_finish(&pr);
@@ -145,13 +151,13 @@ int cmd_perplexity(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "perplexity: %s\n", sy_strerror(rc));
     } else {
-        printf("%-24s %-6s %8s %7s %6s %10s %9s\n", "model", "type", "tokens", "chunks", "ctx",
-               "perplexity", "tok/s");
-        printf("%-24s %-6s %8ld %7d %6d %10.4f %9.0f\n", e->model->name,
-               kern_type_name(e->model->weight_type), scored, n_chunks, ctx, exp(nll / scored),
+        printf("%-24s %-6s %-6s %8s %7s %6s %10s %9s\n", "model", "type", "scored", "tokens",
+               "chunks", "ctx", "perplexity", "tok/s");
+        printf("%-24s %-6s %-6s %8ld %7d %6d %10.4f %9.0f\n", e->model->name,
+               kern_type_name(e->model->weight_type), mode == ENGINE_PPL_HALF ? "half" : "all",
+               scored, n_chunks, ctx, exp(nll / (double)scored),
                secs > 0 ? (double)scored / secs : 0.0);
     }
-    mem_free(lp);
     mem_free(toks);
     engine_session_free(s);
     engine_free(e);

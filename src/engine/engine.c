@@ -330,3 +330,43 @@ int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int
     }
     return 0;
 }
+
+/* ============================================================ perplexity ==== */
+
+int engine_ppl_n_chunks(int n_tok, int ctx, engine_ppl_mode_t mode)
+{
+    if (ctx < 2 || n_tok <= 0) return 0;
+    /* HALF counts the BOS that starts the stream, as llama.cpp does. */
+    return mode == ENGINE_PPL_HALF ? (n_tok + 1) / ctx : n_tok / (ctx - 1);
+}
+
+/* Either layout is BOS + ctx - 1 text tokens; they differ in where a chunk's text
+ * starts (HALF skips the token its BOS replaces) and in how much of it is scored.
+ * The unscored part goes in as prompt, so it costs one batched prefill and no logit
+ * rows. Returns 0 or an engine_score error; *nll / *n_scored only grow on success. */
+int engine_ppl_chunk(engine_session_t *s, const int *toks, int n_tok, int ctx, int chunk,
+                     engine_ppl_mode_t mode, double *nll, long *n_scored)
+{
+    if (chunk < 0 || chunk >= engine_ppl_n_chunks(n_tok, ctx, mode)) return SY_EINVAL;
+    int bos = tokenizer_bos(s->e->model->tok);
+    if (bos < 0) return SY_EINVAL;
+    int per = ctx - 1;
+    const int *text = toks + (size_t)chunk * (mode == ENGINE_PPL_HALF ? ctx : per);
+    int first = mode == ENGINE_PPL_HALF ? ctx / 2 : 0; /* text tokens given as context */
+    int n_cont = per - first;
+    int *prompt = mem_alloc((size_t)ctx * sizeof *prompt);
+    prompt[0] = bos;
+    memcpy(prompt + 1, text, (size_t)first * sizeof *text);
+    float *lp = mem_alloc((size_t)(n_cont > 0 ? n_cont : 1) * sizeof *lp);
+    int rc = engine_score(s, prompt, first + 1, text + first, n_cont, lp, NULL);
+    if (!rc) {
+        double sum = 0.0;
+        for (int i = 0; i < n_cont; i++)
+            sum -= lp[i];
+        *nll += sum;
+        *n_scored += n_cont;
+    }
+    mem_free(lp);
+    mem_free(prompt);
+    return rc;
+}

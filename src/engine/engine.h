@@ -134,4 +134,23 @@ int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
 int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int *cont, int n_cont,
                  float *logprobs, int *argmax);
 
+/* ------------------------------------------------------------- perplexity ---- */
+
+/* How a tokenized text (ids without BOS) is cut into chunks and scored.
+ *   HALF  llama.cpp's llama-perplexity: the stream BOS + text cut into chunks of ctx
+ *         tokens, each chunk's first token replaced by BOS (so one text token between
+ *         chunks is never seen), and only chunk positions ctx/2 + 1 .. ctx - 1 scored:
+ *         the first half is context. ctx - 1 - ctx/2 tokens per chunk.
+ *   ALL   chunks of ctx - 1 text tokens after a BOS, every token scored. */
+typedef enum { ENGINE_PPL_HALF, ENGINE_PPL_ALL } engine_ppl_mode_t;
+
+/* Whole chunks of ctx tokens in n_tok text tokens under mode (0 when ctx < 2). */
+int engine_ppl_n_chunks(int n_tok, int ctx, engine_ppl_mode_t mode);
+/* Scores chunk number `chunk` of toks (n_tok text ids) on s (whose context must hold
+ * ctx tokens): adds the negative log likelihood of its scored tokens to *nll and
+ * their count to *n_scored. Returns 0, SY_EINVAL (bad chunk, no BOS, bad ids) or
+ * SY_ECONTEXT. */
+int engine_ppl_chunk(engine_session_t *s, const int *toks, int n_tok, int ctx, int chunk,
+                     engine_ppl_mode_t mode, double *nll, long *n_scored);
+
 #endif
