@@ -1169,6 +1169,7 @@ static void worker_deinit(void *ctx)
         w->free_calls = c->next_free;
         call_free(c);
     }
+    exec_env_deinit(&w->env);
     upstream_free(w->env.up);
     router_scratch_free(w->rs);
     pii_scratch_free(w->pii);

@@ -28,6 +28,14 @@ void sse_parser_deinit(sse_parser_t *p)
     buf_deinit(&p->event);
 }
 
+void sse_parser_reset(sse_parser_t *p)
+{
+    buf_reset(&p->line);
+    buf_reset(&p->data);
+    buf_reset(&p->event);
+    p->saw_cr = 0;
+}
+
 /* Handles one complete line (without its terminator). 0 or SY_ETOOBIG. */
 static int sse_line(sse_parser_t *p, const char *s, size_t n, sse_event_fn fn, void *arg)
 {

@@ -22,6 +22,8 @@ typedef struct sse_parser {
 
 void sse_parser_init(sse_parser_t *p, size_t max_line);
 void sse_parser_deinit(sse_parser_t *p);
+/* Back to the state after init, keeping the buffers' memory for the next stream. */
+void sse_parser_reset(sse_parser_t *p);
 /* 0 or SY_ETOOBIG. Calls fn for each complete event. */
 int sse_parser_feed(sse_parser_t *p, const char *data, size_t n, sse_event_fn fn, void *arg);
 

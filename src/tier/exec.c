@@ -19,6 +19,10 @@
 #define EXEC_MAX_BODY     (16u << 20) /* cap on one upstream answer */
 #define EXEC_MAX_ERR_BODY (64u << 10)
 #define EXEC_MAX_SSE_LINE (1u << 20)
+#define EXEC_POOL_MAX     64           /* finished execs kept per worker */
+#define EXEC_KEEP_BYTES   (256u << 10) /* buffers larger than this are not kept */
+#define EXEC_PRINT_MAX    (8u << 20)   /* largest kept request print buffer */
+#define EXEC_JSON_DEPTH   512          /* fast validator nesting (cJSON allows 1000) */
 
 struct exec {
     exec_env_t *env;
@@ -57,6 +61,7 @@ struct exec {
     uint64_t call_start_us;
 
     exec_result_t r;
+    exec_t *next_free; /* in env->pool */
 };
 
 static void next_tier(exec_t *x);
@@ -86,6 +91,18 @@ static void finish(exec_t *x)
     if (x->r.tier >= 0 && x->d.tier >= 0 && x->r.tier != x->d.tier && !x->r.escalated)
         x->r.failover = true;
     x->sink->done(x->arg, &x->r);
+    exec_env_t *env = x->env;
+    bool keep = !x->wake_pending && env->n_pool < EXEC_POOL_MAX && x->body.cap <= EXEC_KEEP_BYTES &&
+                x->edge_body.cap <= EXEC_KEEP_BYTES && x->sse.line.cap <= EXEC_KEEP_BYTES &&
+                x->sse.data.cap <= EXEC_KEEP_BYTES;
+    if (keep) {
+        /* Back to the worker's pool with its buffers: the next request allocates
+         * neither the exec nor its body while it grows. */
+        x->next_free = env->pool;
+        env->pool = x;
+        env->n_pool++;
+        return;
+    }
     sse_parser_deinit(&x->sse);
     buf_deinit(&x->body);
     buf_deinit(&x->edge_body);
@@ -165,10 +182,274 @@ static void retry_fire(loop_t *loop, void *arg)
     next_tier(x);
 }
 
+/* ------------------------------------------- fast answer validation ---- */
+
+/* A strict RFC 8259 scan of an upstream answer that also picks out what
+ * digest_body needs, without building a cJSON tree. It decides only what it is sure
+ * cJSON would decide the same way: everything it accepts cJSON parses to the same
+ * structure (no \u escapes that cJSON may reject, numbers within cJSON's 63-char
+ * limit, nesting below cJSON's), and object keys it matches contain no escapes.
+ * Anything else (invalid or lenient JSON, escaped keys where they matter, an edge
+ * answer with logprobs to score) leaves "sure" false and digest_body parses the
+ * answer with cJSON as before. */
+enum { JS_ANY, JS_TOP, JS_CHOICES, JS_CHOICE0, JS_USAGE };
+
+typedef struct jscan {
+    const char *p, *end;
+    bool sure;         /* cleared when cJSON must decide */
+    bool top_obj;      /* the document is an object */
+    bool seen_choices; /* a top-level "choices" key was met (the first counts) */
+    bool choices_arr;  /* ... and its value is an array */
+    bool seen_usage, seen_pt, seen_ct, seen_lp;
+    bool has_pt, has_ct; /* usage.prompt_tokens / completion_tokens are numbers */
+    double pt, ct;
+} jscan_t;
+
+static bool js_value(jscan_t *s, int depth, int ctx);
+
+static void js_ws(jscan_t *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+static int js_hex4(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* A string at s->p ('"'); *esc tells whether it held escapes. False if invalid or
+ * an escape cJSON might treat differently (a \u outside proper UTF-16 pairs). */
+static bool js_string(jscan_t *s, const char **str, size_t *len, bool *esc)
+{
+    const char *p = s->p + 1;
+    *esc = false;
+    *str = p;
+    for (;;) {
+        if (p >= s->end) return false;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') break;
+        if (c < 0x20) return false;
+        if (c != '\\') {
+            p++;
+            continue;
+        }
+        *esc = true;
+        if (p + 1 >= s->end) return false;
+        char e = p[1];
+        if (e == 'u') {
+            if (s->end - p < 6) return false;
+            int u = js_hex4(p + 2);
+            if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF)) return false;
+            p += 6;
+            if (u >= 0xD800 && u <= 0xDBFF) {
+                if (s->end - p < 6 || p[0] != '\\' || p[1] != 'u') return false;
+                int lo = js_hex4(p + 2);
+                if (lo < 0xDC00 || lo > 0xDFFF) return false;
+                p += 6;
+            }
+            continue;
+        }
+        if (!strchr("\"\\/bfnrt", e) || !e) return false;
+        p += 2;
+    }
+    *len = (size_t)(p - *str);
+    s->p = p + 1;
+    return true;
+}
+
+/* A number at s->p; *out gets its value when out is not NULL. */
+static bool js_number(jscan_t *s, double *out)
+{
+    const char *p = s->p, *b = p;
+    if (p < s->end && *p == '-') p++;
+    if (p >= s->end) return false;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    } else {
+        return false;
+    }
+    if (p < s->end && *p == '.') {
+        p++;
+        if (p >= s->end || *p < '0' || *p > '9') return false;
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < s->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < s->end && (*p == '+' || *p == '-')) p++;
+        if (p >= s->end || *p < '0' || *p > '9') return false;
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    size_t n = (size_t)(p - b);
+    if (n > 63) return false; /* cJSON reads at most 63 characters of a number */
+    if (out) {
+        char tmp[64];
+        memcpy(tmp, b, n);
+        tmp[n] = 0;
+        *out = strtod(tmp, NULL);
+    }
+    s->p = p;
+    return true;
+}
+
+static bool js_object(jscan_t *s, int depth, int ctx)
+{
+    s->p++; /* '{' */
+    js_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return true;
+    }
+    for (;;) {
+        js_ws(s);
+        if (s->p >= s->end || *s->p != '"') return false;
+        const char *k;
+        size_t kn;
+        bool esc;
+        if (!js_string(s, &k, &kn, &esc)) return false;
+        if (esc && ctx != JS_ANY) s->sure = false; /* cJSON would match the unescaped key */
+        js_ws(s);
+        if (s->p >= s->end || *s->p != ':') return false;
+        s->p++;
+        js_ws(s);
+        if (s->p >= s->end) return false;
+        char first = *s->p;
+        int child = JS_ANY;
+#define KEY_IS(lit) (kn == sizeof lit - 1 && !memcmp(k, lit, kn))
+        if (ctx == JS_TOP && !s->seen_choices && KEY_IS("choices")) {
+            s->seen_choices = true;
+            s->choices_arr = first == '[';
+            child = JS_CHOICES;
+        } else if (ctx == JS_TOP && !s->seen_usage && KEY_IS("usage")) {
+            s->seen_usage = true;
+            child = JS_USAGE;
+        } else if (ctx == JS_CHOICE0 && !s->seen_lp && KEY_IS("logprobs")) {
+            s->seen_lp = true;
+            if (first == '{') s->sure = false; /* confidence to compute: cJSON path */
+        } else if (ctx == JS_USAGE && !s->seen_pt && KEY_IS("prompt_tokens")) {
+            s->seen_pt = true;
+            if (first == '-' || (first >= '0' && first <= '9')) {
+                s->has_pt = true;
+                if (!js_number(s, &s->pt)) return false;
+                goto next;
+            }
+        } else if (ctx == JS_USAGE && !s->seen_ct && KEY_IS("completion_tokens")) {
+            s->seen_ct = true;
+            if (first == '-' || (first >= '0' && first <= '9')) {
+                s->has_ct = true;
+                if (!js_number(s, &s->ct)) return false;
+                goto next;
+            }
+        }
+#undef KEY_IS
+        if (!js_value(s, depth + 1, child)) return false;
+    next:
+        js_ws(s);
+        if (s->p >= s->end) return false;
+        if (*s->p == '}') {
+            s->p++;
+            return true;
+        }
+        if (*s->p != ',') return false;
+        s->p++;
+    }
+}
+
+static bool js_array(jscan_t *s, int depth, int ctx)
+{
+    s->p++; /* '[' */
+    js_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        return true;
+    }
+    for (int i = 0;; i++) {
+        js_ws(s);
+        int child = ctx == JS_CHOICES && i == 0 ? JS_CHOICE0 : JS_ANY;
+        if (!js_value(s, depth + 1, child)) return false;
+        js_ws(s);
+        if (s->p >= s->end) return false;
+        if (*s->p == ']') {
+            s->p++;
+            return true;
+        }
+        if (*s->p != ',') return false;
+        s->p++;
+    }
+}
+
+static bool js_lit(jscan_t *s, const char *lit, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n)) return false;
+    s->p += n;
+    return true;
+}
+
+static bool js_value(jscan_t *s, int depth, int ctx)
+{
+    if (depth > EXEC_JSON_DEPTH || s->p >= s->end) return false;
+    const char *str;
+    size_t n;
+    bool esc;
+    switch (*s->p) {
+    case '{':
+        return js_object(s, depth, ctx);
+    case '[':
+        return js_array(s, depth, ctx);
+    case '"':
+        return js_string(s, &str, &n, &esc);
+    case 't':
+        return js_lit(s, "true", 4);
+    case 'f':
+        return js_lit(s, "false", 5);
+    case 'n':
+        return js_lit(s, "null", 4);
+    default:
+        return js_number(s, NULL);
+    }
+}
+
+/* Scans body; true when the scan is sure (s filled), false when cJSON must decide. */
+static bool js_scan(jscan_t *s, const char *body, size_t len)
+{
+    memset(s, 0, sizeof *s);
+    s->p = body;
+    s->end = body + len;
+    s->sure = true;
+    js_ws(s);
+    if (s->p >= s->end) return false;
+    s->top_obj = *s->p == '{';
+    if (!js_value(s, 0, s->top_obj ? JS_TOP : JS_ANY)) return false;
+    js_ws(s);
+    return s->p == s->end && s->sure;
+}
+
 /* Parses a complete non-streamed answer: usage, and the confidence of the edge's
  * token logprobs. Returns false if it is not an OpenAI-shaped JSON object. */
 static bool digest_body(exec_t *x)
 {
+    jscan_t s;
+    if (js_scan(&s, x->body.data ? x->body.data : "", x->body.len)) {
+        if (!s.top_obj || !s.choices_arr) return false;
+        if (s.has_pt) x->r.tokens_in = (uint32_t)s.pt;
+        if (s.has_ct) x->r.tokens_out = (uint32_t)s.ct;
+        return true;
+    }
     cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
     if (!cJSON_IsObject(j) || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "choices"))) {
         cJSON_Delete(j);
@@ -388,7 +669,27 @@ static void start_openai(exec_t *x, tier_t *t)
         cJSON_DeleteItemFromObjectCaseSensitive(req, "logprobs");
         cJSON_AddBoolToObject(req, "logprobs", true);
     }
-    char *body = cJSON_PrintUnformatted(req);
+    /* Printed into the worker's reusable buffer; a request that does not fit is
+     * printed by cJSON into its own allocation and the buffer grows for the next. */
+    exec_env_t *env = x->env;
+    char *owned = NULL;
+    const char *body;
+    if (!env->print) {
+        env->print_cap = 16384;
+        env->print = mem_alloc(env->print_cap);
+    }
+    if (cJSON_PrintPreallocated(req, env->print, (int)env->print_cap, false)) {
+        body = env->print;
+    } else {
+        owned = cJSON_PrintUnformatted(req);
+        body = owned ? owned : "";
+        size_t want = 2 * strlen(body) + 64;
+        if (want > env->print_cap && want <= EXEC_PRINT_MAX) {
+            mem_free(env->print);
+            env->print_cap = want;
+            env->print = mem_alloc(want);
+        }
+    }
     const char *hdrs[4];
     int nh = 0;
     hdrs[nh++] = "Content-Type: application/json";
@@ -407,11 +708,10 @@ static void start_openai(exec_t *x, tier_t *t)
     };
     x->status = 0;
     buf_reset(&x->body);
-    sse_parser_deinit(&x->sse);
-    sse_parser_init(&x->sse, EXEC_MAX_SSE_LINE);
+    sse_parser_reset(&x->sse);
     x->sse_bad = false;
     int rc = upstream_call_start(x->env->up, &ur, &up_cb, x, &x->call);
-    free(body);
+    free(owned);
     if (add_lp) cJSON_DeleteItemFromObjectCaseSensitive(req, "logprobs");
     if (rc) {
         x->call = NULL;
@@ -438,8 +738,7 @@ static void start_call(exec_t *x)
         bool streaming = x->stream && !x->cascade_phase;
         x->status = 0;
         buf_reset(&x->body);
-        sse_parser_deinit(&x->sse);
-        sse_parser_init(&x->sse, EXEC_MAX_SSE_LINE);
+        sse_parser_reset(&x->sse);
         x->sse_bad = false;
         int rc = local_call_start(t, x->env->loop, x->req, streaming, x->completions,
                                   x->cascade_phase, &up_cb, x, &x->lcall);
@@ -541,7 +840,27 @@ exec_t *exec_start(exec_env_t *env, const route_decision_t *d, cJSON *req, bool 
                    bool completions, const exec_sink_t *sink, void *arg)
 {
     if (d->tier < 0 || d->n_order <= 0) return NULL;
-    exec_t *x = mem_calloc(1, sizeof *x);
+    exec_t *x = env->pool;
+    if (x) {
+        env->pool = x->next_free;
+        env->n_pool--;
+        buf_t body = x->body, edge = x->edge_body;
+        sse_parser_t sse = x->sse;
+        memset(x, 0, sizeof *x);
+        x->body = body;
+        x->edge_body = edge;
+        x->sse = sse;
+        buf_reset(&x->body);
+        buf_reset(&x->edge_body);
+        x->body.max = EXEC_MAX_BODY; /* up_head lowers it for error bodies */
+        x->edge_body.max = EXEC_MAX_BODY;
+        sse_parser_reset(&x->sse);
+    } else {
+        x = mem_calloc(1, sizeof *x);
+        buf_init(&x->body, EXEC_MAX_BODY);
+        buf_init(&x->edge_body, EXEC_MAX_BODY);
+        sse_parser_init(&x->sse, EXEC_MAX_SSE_LINE);
+    }
     x->env = env;
     x->d = *d;
     x->req = req;
@@ -552,9 +871,6 @@ exec_t *exec_start(exec_env_t *env, const route_decision_t *d, cJSON *req, bool 
     x->tier = -1;
     x->r.tier = -1;
     x->start_us = clock_mono_us();
-    buf_init(&x->body, EXEC_MAX_BODY);
-    buf_init(&x->edge_body, EXEC_MAX_BODY);
-    sse_parser_init(&x->sse, EXEC_MAX_SSE_LINE);
     next_tier(x);
     return x;
 }
@@ -573,4 +889,20 @@ void exec_abort(exec_t *x)
     }
     release_slot(x);
     fail_all(x, 499, "client_closed", "the client closed the connection");
+}
+
+void exec_env_deinit(exec_env_t *env)
+{
+    while (env->pool) {
+        exec_t *x = env->pool;
+        env->pool = x->next_free;
+        sse_parser_deinit(&x->sse);
+        buf_deinit(&x->body);
+        buf_deinit(&x->edge_body);
+        mem_free(x);
+    }
+    env->n_pool = 0;
+    mem_free(env->print);
+    env->print = NULL;
+    env->print_cap = 0;
 }

@@ -37,7 +37,16 @@ typedef struct exec_env {
     loop_t *loop;   /* this worker's loop */
     upstream_t *up; /* this worker's HTTP client */
     uint64_t rand;  /* jitter state */
+    /* Reused across this worker's requests (start zeroed; exec_env_deinit frees). */
+    struct exec *pool; /* finished execs keeping their buffers */
+    int n_pool;
+    char *print; /* the rewritten upstream request body */
+    size_t print_cap;
 } exec_env_t;
+
+/* Frees what env keeps for reuse; call on the worker's thread after its last exec
+ * has finished. */
+void exec_env_deinit(exec_env_t *env);
 
 #define EXEC_MAX_NOTES 8
 
