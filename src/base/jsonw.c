@@ -133,20 +133,33 @@ void jsonw_key(jsonw_t *w, const char *k)
     w->after_key = true;
 }
 
+/* Decimal digits of v (with a leading '-' when neg) written to the end of
+ * tmp[32]; returns the first character. Cheaper than snprintf on every number. */
+static char *fmt_dec(char tmp[32], uint64_t v, bool neg)
+{
+    char *p = tmp + 32;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg) *--p = '-';
+    return p;
+}
+
 void jsonw_int(jsonw_t *w, int64_t v)
 {
     char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
+    char *p = fmt_dec(tmp, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0);
     sep(w);
-    put(w, tmp, (size_t)n);
+    put(w, p, (size_t)(tmp + 32 - p));
 }
 
 void jsonw_uint(jsonw_t *w, uint64_t v)
 {
     char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
+    char *p = fmt_dec(tmp, v, false);
     sep(w);
-    put(w, tmp, (size_t)n);
+    put(w, p, (size_t)(tmp + 32 - p));
 }
 
 void jsonw_double(jsonw_t *w, double v)
@@ -157,6 +170,11 @@ void jsonw_double(jsonw_t *w, double v)
     }
     /* 15 significant digits are exact for most values people write ("0.1"); when
      * they do not round-trip, 17 always do. One or two formats, never a search. */
+    if (v == trunc(v) && fabs(v) < 1e15 && !(v == 0 && signbit(v))) {
+        /* Whole numbers below 1e15 print as their digits under %.15g too. */
+        jsonw_int(w, (int64_t)v);
+        return;
+    }
     char tmp[40];
     int n = snprintf(tmp, sizeof tmp, "%.15g", v);
     if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.17g", v);

@@ -33,7 +33,9 @@ struct upstream_call {
     upstream_t *u;
     upstream_call_t *prev, *next; /* live calls */
     CURL *easy;
-    struct curl_slist *headers;
+    struct curl_slist *headers; /* kept by a pooled call, reused when unchanged */
+    char *post;                 /* request body given to curl without a copy */
+    size_t post_cap;
     upstream_cb_t cb;
     void *arg;
     uint64_t ttft_timer;
@@ -258,6 +260,8 @@ void upstream_free(upstream_t *u)
     }
     for (int i = 0; i < u->n_pool; i++) {
         curl_easy_cleanup(u->pool[i]->easy);
+        curl_slist_free_all(u->pool[i]->headers);
+        mem_free(u->pool[i]->post);
         mem_free(u->pool[i]);
     }
     curl_multi_cleanup(u->multi);
@@ -355,15 +359,14 @@ static void call_release(upstream_call_t *c)
     call_unlink(c);
     loop_timer_del(u->loop, c->ttft_timer);
     loop_timer_del(u->loop, c->add_timer);
-    curl_slist_free_all(c->headers);
-    c->headers = NULL;
     if (u->n_pool < UPSTREAM_POOL_MAX) {
-        /* Kept with its handle configured: the next call overwrites every per-call
-         * option, so neither is allocated again. */
-        curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
+        /* Kept with its handle configured, its header list and body buffer: the
+         * next call overwrites every per-call option, so none is allocated again. */
         u->pool[u->n_pool++] = c;
     } else {
         curl_easy_cleanup(c->easy);
+        curl_slist_free_all(c->headers);
+        mem_free(c->post);
         mem_free(c);
     }
 }
@@ -461,6 +464,16 @@ static void deferred_add(loop_t *loop, void *arg)
     }
 }
 
+/* True when list is "Expect:" followed by exactly the lines of hdrs. */
+static bool headers_equal(const struct curl_slist *list, const char *const *hdrs)
+{
+    if (!list || strcmp(list->data, "Expect:")) return false;
+    list = list->next;
+    for (const char *const *h = hdrs; h && *h; h++, list = list->next)
+        if (!list || strcmp(list->data, *h)) return false;
+    return list == NULL;
+}
+
 /* Starts req. Copies everything it needs from req. 0 and callbacks will follow, or
  * a negative error and no callback. */
 int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream_cb_t *cb,
@@ -473,9 +486,15 @@ int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream
     if (u->n_pool) {
         c = u->pool[--u->n_pool];
         CURL *e = c->easy;
+        struct curl_slist *hl = c->headers;
+        char *post = c->post;
+        size_t post_cap = c->post_cap;
         memset(c, 0, offsetof(upstream_call_t, errbuf));
         c->errbuf[0] = 0;
         c->easy = e;
+        c->headers = hl;
+        c->post = post;
+        c->post_cap = post_cap;
     } else {
         c = mem_calloc(1, sizeof *c);
         c->easy = curl_easy_init();
@@ -512,13 +531,26 @@ int upstream_call_start(upstream_t *u, const upstream_req_t *req, const upstream
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* clears a previous POST */
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, post || get ? NULL : method);
     if (post || (!get && req->body)) {
+        /* Copied into the call's own buffer, which outlives the transfer (curl may
+         * send it again on a fresh connection), instead of a copy by curl. */
+        if (req->body_len + 1 > c->post_cap) {
+            mem_free(c->post);
+            c->post_cap = req->body_len + 1 > 4096 ? req->body_len + 1 : 4096;
+            c->post = mem_alloc(c->post_cap);
+        }
+        if (req->body_len) memcpy(c->post, req->body, req->body_len);
+        c->post[req->body_len] = 0;
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->post);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
     }
-    /* No "Expect: 100-continue" round trip for large bodies. */
-    c->headers = curl_slist_append(NULL, "Expect:");
-    for (const char *const *h = req->headers; h && *h; h++)
-        c->headers = curl_slist_append(c->headers, *h);
+    /* No "Expect: 100-continue" round trip for large bodies. The list of the
+     * handle's previous call is reused when it is the same. */
+    if (!headers_equal(c->headers, req->headers)) {
+        curl_slist_free_all(c->headers);
+        c->headers = curl_slist_append(NULL, "Expect:");
+        for (const char *const *h = req->headers; h && *h; h++)
+            c->headers = curl_slist_append(c->headers, *h);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
 
     c->next = u->live;
