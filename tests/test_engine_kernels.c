@@ -365,6 +365,11 @@ static void test_kernels_awkward_shapes(void **state)
     check_shape(KERN_F16, 9, 13, 1, simd);
     check_shape(KERN_Q4_0, 7, 32 * 11, 6, simd);
     check_shape(KERN_Q4_0, 5, 32 * 9, 19, simd); /* two full VNNI tiles of 8 tokens and a tail */
+    /* batches run over blocks of rows per token tile (VNNI): several blocks, the last
+       one partial, with full tiles and a tail, for short and long rows */
+    check_shape(KERN_Q4_0, 211, 32 * 9, 19, simd);
+    check_shape(KERN_Q4_0, 17, 4096 + 32, 9, simd);
+    check_shape(KERN_Q8_0, 150, 32 * 9, 17, simd);
     check_shape(KERN_Q8_0, 3, 32 * 8, 16, simd);
     check_shape(KERN_Q8_0, 7, 32 * 19, 3, simd);
 }

@@ -16,9 +16,10 @@
 
 #include "engine/kernels.h"
 
-#define TILE      4    /* tokens per pass over a weight row (AVX2: 16 registers) */
-#define PF_AHEAD  2048 /* bytes of a weight row prefetched ahead (VNNI Q4_0) */
-#define TILE_VNNI 8    /* the same with AVX-512's 32 registers */
+#define TILE            4           /* tokens per pass over a weight row (AVX2: 16 registers) */
+#define PF_AHEAD        2048        /* bytes of a weight row prefetched ahead (VNNI Q4_0) */
+#define TILE_VNNI       8           /* the same with AVX-512's 32 registers */
+#define ROW_BLOCK_BYTES (16 * 1024) /* W bytes that meet one token tile in turn (VNNI) */
 
 static inline float hsum8(__m256 v)
 {
@@ -299,35 +300,55 @@ quant_row_tile_vnni(const kern_job_t *j, size_t r, size_t b0, int T)
     }
 }
 
+/* Row r against the tokens b .. n-1 (fewer than TILE_VNNI). */
+static VNNI_TARGET void quant_rows_vnni_rest(const kern_job_t *j, size_t r, size_t b)
+{
+    switch (j->n - b) {
+    case 7:
+        quant_row_tile_vnni(j, r, b, 7);
+        break;
+    case 6:
+        quant_row_tile_vnni(j, r, b, 6);
+        break;
+    case 5:
+        quant_row_tile_vnni(j, r, b, 5);
+        break;
+    case 4:
+        quant_row_tile_vnni(j, r, b, 4);
+        break;
+    case 3:
+        quant_row_tile_vnni(j, r, b, 3);
+        break;
+    case 2:
+        quant_row_tile_vnni(j, r, b, 2);
+        break;
+    case 1:
+        quant_row_tile_vnni(j, r, b, 1);
+        break;
+    }
+}
+
 static VNNI_TARGET void quant_rows_vnni(const kern_job_t *j, size_t r0, size_t r1)
 {
-    for (size_t r = r0; r < r1; r++) {
+    /* Batches of more than one tile go over a block of rows (ROW_BLOCK_BYTES of W) per
+       token tile, so the tile's activations are reused from L1 by every row of the
+       block while the block's rows stay in L2, instead of all the activations streaming
+       from L2 once per row. W still comes from memory once. */
+    if (j->n == 1) { /* decode: streams W */
+        for (size_t r = r0; r < r1; r++)
+            quant_row_tile_vnni(j, r, 0, 1);
+        return;
+    }
+    size_t rb = j->n > TILE_VNNI ? ROW_BLOCK_BYTES / j->row_bytes : 1;
+    if (rb == 0) rb = 1;
+    for (size_t ra = r0; ra < r1; ra += rb) {
+        size_t re = ra + rb < r1 ? ra + rb : r1;
         size_t b = 0;
         for (; b + TILE_VNNI <= j->n; b += TILE_VNNI)
-            quant_row_tile_vnni(j, r, b, TILE_VNNI);
-        switch (j->n - b) {
-        case 7:
-            quant_row_tile_vnni(j, r, b, 7);
-            break;
-        case 6:
-            quant_row_tile_vnni(j, r, b, 6);
-            break;
-        case 5:
-            quant_row_tile_vnni(j, r, b, 5);
-            break;
-        case 4:
-            quant_row_tile_vnni(j, r, b, 4);
-            break;
-        case 3:
-            quant_row_tile_vnni(j, r, b, 3);
-            break;
-        case 2:
-            quant_row_tile_vnni(j, r, b, 2);
-            break;
-        case 1:
-            quant_row_tile_vnni(j, r, b, 1);
-            break;
-        }
+            for (size_t r = ra; r < re; r++)
+                quant_row_tile_vnni(j, r, b, TILE_VNNI);
+        for (size_t r = ra; r < re; r++)
+            quant_rows_vnni_rest(j, r, b);
     }
 }
 
