@@ -162,6 +162,45 @@ void jsonw_uint(jsonw_t *w, uint64_t v)
     put(w, p, (size_t)(tmp + 32 - p));
 }
 
+/* The %.15g text of v when v is the double nearest to a decimal of at most 15
+ * significant digits printed without exponent (1e-4 <= |v| < 1e15): that decimal
+ * is then exactly what %.15g prints and it reads back as v. Found by trying k
+ * decimals, smallest first, and checking M / 10^k (both exact doubles, one
+ * correctly rounded division) against v. Returns the length, or 0 when v is not
+ * such a number (the caller falls back to snprintf). */
+static size_t short_decimal(double v, char out[40])
+{
+    static const double p10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e15)) return 0;
+    for (int k = 1; k <= 17; k++) {
+        double m = nearbyint(a * p10[k]);
+        if (m >= 1e15) return 0; /* more than 15 significant digits */
+        if (m / p10[k] != a) continue;
+        char tmp[32];
+        char *d = fmt_dec(tmp, (uint64_t)m, false);
+        size_t n = (size_t)(tmp + 32 - d), o = 0;
+        if (v < 0) out[o++] = '-';
+        if (n <= (size_t)k) {
+            out[o++] = '0';
+            out[o++] = '.';
+            for (size_t z = n; z < (size_t)k; z++)
+                out[o++] = '0';
+            memcpy(out + o, d, n);
+            o += n;
+        } else {
+            memcpy(out + o, d, n - (size_t)k);
+            o += n - (size_t)k;
+            out[o++] = '.';
+            memcpy(out + o, d + n - k, (size_t)k);
+            o += (size_t)k;
+        }
+        return o;
+    }
+    return 0;
+}
+
 void jsonw_double(jsonw_t *w, double v)
 {
     if (!isfinite(v)) {
@@ -176,6 +215,12 @@ void jsonw_double(jsonw_t *w, double v)
         return;
     }
     char tmp[40];
+    size_t sn = short_decimal(v, tmp);
+    if (sn) {
+        sep(w);
+        put(w, tmp, sn);
+        return;
+    }
     int n = snprintf(tmp, sizeof tmp, "%.15g", v);
     if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.17g", v);
     sep(w);
