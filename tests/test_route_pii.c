@@ -535,8 +535,47 @@ static void eval_file(fx_t *f, const char *path, prc_t c[PII_TYPE_COUNT])
     cJSON_Delete(root);
 }
 
+/* Person cues beyond the gazetteer: names announced by a phrase (any case), the
+ * subject of a person's verb, repeats of a name already found, lists of people, and
+ * capitals of Latin Extended-A ("Ł" starts a word, "ł" does not). */
+static void test_person_cues(void **state)
+{
+    (void)state;
+    if (!have_names()) {
+        print_message("name lists absent (SY_SHARED): skipped\n");
+        skip();
+    }
+    fx_t f;
+    char err[256];
+    pii_options_t o = {names_dir, 0.5f};
+    f.s = pii_scanner_new(&o, err, sizeof err);
+    assert_non_null(f.s);
+    f.sc = pii_scratch_new(f.s);
+    assert_true(found(&f, "hi, my name is lena andersson.", PII_PERSON, "lena andersson"));
+    assert_true(found(&f, "What's your last name? Magnusson", PII_PERSON, "Magnusson"));
+    assert_false(any_of(&f, "the file name is config and it works", PII_PERSON));
+    assert_true(found(&f, "Tomomi is from the north.", PII_PERSON, "Tomomi"));
+    assert_true(found(&f, "\"It rains,\" says Hartvigsson.", PII_PERSON, "Hartvigsson"));
+    assert_true(found(&f, "As promised, here's Arne's address:", PII_PERSON, "Arne"));
+    assert_true(found(&f, "Vide, can I please speak to your boss?", PII_PERSON, "Vide"));
+    assert_true(found(&f, "Producer Liviana Palerma explained it.", PII_PERSON, "Liviana Palerma"));
+    assert_true(found(&f, "Westgard starred in the film directed by Joakim Westgard.", PII_PERSON,
+                      "Westgard"));
+    assert_true(found(&f, "Our founders: Eklund, Michael and Hodge.", PII_PERSON, "Hodge"));
+    assert_true(found(&f, "Our founders: Eklund, Michael and Hodge.", PII_PERSON, "Eklund"));
+    assert_false(any_of(&f, "I worked at Jones, Mitchell and Williams for a year.", PII_PERSON));
+    assert_false(any_of(&f, "The Clark, Romero and Hall Orchestra was founded.", PII_PERSON));
+    assert_false(any_of(&f, "Words like Wisdom and Discipline are not names.", PII_PERSON));
+    assert_false(any_of(&f,
+                        "The restaurant is at ul. Mi\xc5\x82"
+                        "a 57 in town.",
+                        PII_PERSON));
+    pii_scratch_free(f.sc);
+    pii_scanner_free(f.s);
+}
+
 /* The targets: recall >= 0.98 and precision >= 0.95 for the validated types, PERSON
- * at the level reached when this test was written (a regression fails). */
+ * recall >= 0.80 at precision >= 0.80 (both files together). */
 static void test_eval_presidio(void **state)
 {
     (void)state;
@@ -570,8 +609,8 @@ static void test_eval_presidio(void **state)
     prc_t *x = &c[PII_PERSON];
     double p = (double)x->pred_hit / (double)x->pred, r = (double)x->gold_hit / (double)x->gold;
     print_message("PERSON         P %.3f R %.3f\n", p, r);
-    assert_true(p >= 0.85);
-    assert_true(r >= 0.72);
+    assert_true(p >= 0.80);
+    assert_true(r >= 0.80);
     pii_scratch_free(f.sc);
     pii_scanner_free(f.s);
 }
@@ -631,6 +670,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_adversarial, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_redact_and_mask, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_pcre2_oracle, setup_plain, teardown),
+        cmocka_unit_test(test_person_cues),
         cmocka_unit_test(test_eval_presidio),
         cmocka_unit_test(test_flag_rate_clean_prose),
     };

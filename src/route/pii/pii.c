@@ -42,6 +42,7 @@ enum {
     T_KEY_PASSPORT,
     T_KEY_BIRTH,
     T_KEY_SSN,
+    T_KEY_NAME,
     T_LOOKALIKE,
     T_COUNT
 };
@@ -68,6 +69,7 @@ static const struct {
     {T_KEY_PASSPORT, HS_FLAG_CASELESS, "passport"},
     {T_KEY_BIRTH, HS_FLAG_CASELESS, "\\bborn\\b|birth|\\bdob\\b|d\\.o\\.b"},
     {T_KEY_SSN, HS_FLAG_CASELESS, "\\bssn\\b|social security"},
+    {T_KEY_NAME, HS_FLAG_CASELESS, "name is |name's |name\\? |\\bname: |call(s|ed)? me |\\bnamed "},
     {T_LOOKALIKE, 0,
      "\\xEF\\xBC[\\x90-\\x99\\xA0-\\xBF]|\\xEF\\xBD[\\x80-\\x9A]|\\xD9[\\xA0-\\xA9]|"
      "\\xDB[\\xB0-\\xB9]|\\xE2\\x80[\\x8B-\\x8D]|\\xE2\\x81\\xA0|\\xEF\\xBB\\xBF|"
@@ -102,6 +104,7 @@ typedef struct scan_ctx {
     pii_scratch_t *sc;
     const char *t;
     size_t len;
+    struct name_memo *memo; /* name pass only: runs kept and runs left, see person_run */
 } scan_ctx_t;
 
 static const char *const type_names[PII_TYPE_COUNT] = {
@@ -863,6 +866,8 @@ static void x_house_number(scan_ctx_t *c, size_t st, size_t en)
     }
 }
 
+static void x_name_key(scan_ctx_t *c, size_t to);
+
 /* Hyperscan callback: dispatches each trigger to its extractor. */
 static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
                     unsigned int flags, void *vctx)
@@ -895,6 +900,9 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
     case T_KEY_SSN:
         x_keyword(c, (int)id, t);
         break;
+    case T_KEY_NAME:
+        if (c->s->names.slots) x_name_key(c, t);
+        break;
     case T_LOOKALIKE:
         c->sc->lookalike = true;
         break;
@@ -910,7 +918,14 @@ static size_t utf8_upper(const unsigned char *p, size_t left)
 {
     if (left < 2) return 0;
     if (p[0] == 0xC3 && p[1] >= 0x80 && p[1] <= 0x9E && p[1] != 0x97) return 2;
-    if ((p[0] == 0xC4 || p[0] == 0xC5) && p[1] >= 0x80 && p[1] <= 0xBF && !(p[1] & 1)) return 2;
+    if ((p[0] == 0xC4 || p[0] == 0xC5) && p[1] >= 0x80 && p[1] <= 0xBF) {
+        /* U+0100..U+017F: capitals are even code points except U+0139..U+0148 and
+         * U+0179..U+017E, where they are odd ("Ł" U+0141, "ł" U+0142). */
+        unsigned cp = ((unsigned)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+        bool odd_caps = (cp >= 0x139 && cp <= 0x148) || cp >= 0x179;
+        if (cp == 0x138 || cp == 0x149 || cp == 0x17F) return 0;
+        return ((cp & 1) != 0) == odd_caps ? 2 : 0;
+    }
     return 0;
 }
 
@@ -1030,13 +1045,149 @@ static bool neighbour_name(const scan_ctx_t *c, size_t p, bool forward)
     return (f & (PII_NAME_FIRST | PII_NAME_LAST)) && !(f & PII_NAME_STOP);
 }
 
+/* A word of letters (ASCII or UTF-8) at i, with inner ' or -; returns its end. */
+static size_t word_end(const scan_ctx_t *c, size_t i)
+{
+    size_t k = i;
+    while (k < c->len &&
+           (is_alpha(at(c, k)) || at(c, k) >= 0x80 ||
+            ((at(c, k) == '\'' || at(c, k) == '-') && k > i && is_alpha(at(c, k + 1)))))
+        k++;
+    return k;
+}
+
+/* After a phrase that announces a name ("my name is", "call me", "named", "Name:"):
+ * the next one to three words are the name, in any case ("my name is lena
+ * andersson"). Stops at punctuation, a line end or a common word. */
+static void x_name_key(scan_ctx_t *c, size_t to)
+{
+    size_t k = to;
+    while (at(c, k) == ' ' || at(c, k) == '"')
+        k++;
+    size_t st = k, en = k;
+    for (int w = 0; w < 3; w++) {
+        size_t e = word_end(c, k);
+        if (e == k) break;
+        bool ini = e - k == 1 && is_alpha(at(c, k));
+        if (!ini) {
+            uint8_t f = pii_names_lookup_hot(&c->s->names, c->sc->hot, c->t + k, e - k);
+            if (f & (PII_NAME_STOP | PII_CTX_STRONG | PII_CTX_WEAK | PII_CTX_AFTER)) break;
+            en = e;
+        } else if (w == 0) {
+            break;
+        }
+        if (at(c, e) == '.' && ini) e++;
+        if (at(c, e) != ' ') break;
+        k = e + 1;
+    }
+    if (en <= st) return;
+    /* A lowercase word is taken only after "my name is", "call me": elsewhere ("the
+     * file name is config") it is more often not a name. */
+    if (!is_upper(at(c, st)) && at(c, st) < 0x80 &&
+        !(pii_names_lookup_hot(&c->s->names, c->sc->hot, c->t + st, word_end(c, st) - st) &
+          (PII_NAME_FIRST | PII_NAME_LAST))) {
+        bool mine = false;
+        size_t lo = to > 24 ? to - 24 : 0;
+        for (size_t i = lo; i + 3 <= to && !mine; i++)
+            mine = (fold(at(c, i)) == 'm' &&
+                    (fold(at(c, i + 1)) == 'y' || fold(at(c, i + 1)) == 'e') &&
+                    at(c, i + 2) == ' ' && (i == 0 || !is_alpha(at(c, i - 1))));
+        if (!mine) return;
+    }
+    cand_add(c, PII_PERSON, 0.75f, st, en);
+}
+
+/* What the name pass remembers within one text: the tokens of runs it kept as
+ * names, and the runs it left below the threshold. A run left alone that repeats a
+ * token of a kept name ("Adam McDowell ... McDowell was") is the same person. */
+#define MEMO_MAX 128
+typedef struct name_memo {
+    size_t kept[MEMO_MAX][2];
+    size_t left[MEMO_MAX][2];
+    int nkept, nleft;
+} name_memo_t;
+
+/* Records the result of one scored run in the memo. */
+static void memo_note(scan_ctx_t *c, const tok_t *tk, int a, int b, float score)
+{
+    name_memo_t *m = c->memo;
+    if (!m) return;
+    if (score >= c->s->thr[PII_PERSON]) {
+        for (int i = a; i < b && m->nkept < MEMO_MAX; i++) {
+            if (tk[i].initial || (tk[i].flags & PII_NAME_STOP)) continue;
+            m->kept[m->nkept][0] = tk[i].st;
+            m->kept[m->nkept++][1] = tk[i].en;
+        }
+    } else if (score >= 0.2f && m->nleft < MEMO_MAX) {
+        m->left[m->nleft][0] = tk[a].st;
+        m->left[m->nleft++][1] = tk[b - 1].en;
+    }
+}
+
+/* Second look at the runs left below the threshold: one whose words repeat a word
+ * of a kept name is recorded as a name too. */
+static void memo_resolve(scan_ctx_t *c)
+{
+    name_memo_t *m = c->memo;
+    float score = c->s->thr[PII_PERSON] + 0.05f;
+    for (int i = 0; i < m->nleft; i++) {
+        size_t k = m->left[i][0], en = m->left[i][1];
+        bool hit = false;
+        while (k < en && !hit) {
+            size_t e = word_end(c, k);
+            if (e > en) e = en;
+            for (int j = 0; j < m->nkept && !hit; j++)
+                hit = m->kept[j][1] - m->kept[j][0] == e - k && e - k >= 3 &&
+                      !memcmp(c->t + k, c->t + m->kept[j][0], e - k);
+            k = e + 1;
+            while (k < en && !is_alpha(at(c, k)) && at(c, k) < 0x80)
+                k++;
+        }
+        if (hit) cand_add(c, PII_PERSON, score, m->left[i][0], en);
+    }
+}
+
+/* True when the word after position en announces a person in the subject of a
+ * verb ("Tomomi is from", "Enrico shouted", "Sofie lives"). */
+static bool ctx_after(const scan_ctx_t *c, size_t en)
+{
+    /* "Arne's address", "Sumaya's kid": a possessive before a word for a person's
+     * belongings or relatives. */
+    if (at(c, en) == '\'' && at(c, en + 1) == 's' && at(c, en + 2) == ' ') {
+        static const char *const owned[] = {
+            "address",  "kid",    "kids",    "daughter", "son",    "wife",   "husband",
+            "mother",   "father", "brother", "sister",   "friend", "phone",  "email",
+            "birthday", "family", "killers", "house",    "home",   "number", NULL};
+        size_t k = en + 3, e = word_end(c, k);
+        return e > k && word_in(c->t + k, e - k, owned, true);
+    }
+    /* A vocative: "Jakobine, can I please speak to your boss?" */
+    if (at(c, en) == ',' && at(c, en + 1) == ' ') {
+        static const char *const asks[] = {"can", "could", "would", "will", "please", NULL};
+        size_t k = en + 2, e = word_end(c, k);
+        return e > k && word_in(c->t + k, e - k, asks, true);
+    }
+    if (at(c, en) != ' ') return false;
+    size_t k = en + 1, e = k;
+    while (is_lower(at(c, e)))
+        e++;
+    if (e == k) return false;
+    if (e - k == 2 && at(c, k) == 'i' && at(c, k + 1) == 's' && e + 5 <= c->len &&
+        !memcmp(c->t + e, " from", 5))
+        return true;
+    return (pii_names_lookup_hot(&c->s->names, c->sc->hot, c->t + k, e - k) & PII_CTX_AFTER) != 0;
+}
+
 /* Scores one run of capitalised tokens and records it. */
 static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
 {
     /* "Johnson Inc", "Cockle Bay", "Berg Hills Street": an organisation or a place. */
     if (nt >= 2 && (tk[nt - 1].flags & PII_NAME_ORG)) return;
     int a = 0, b = nt;
-    while (a < b && (tk[a].initial || (tk[a].flags & PII_NAME_STOP)))
+    /* Leading titles and context words stay out of the name ("Producer Liviana
+     * Palerma", "Dear Ann"); they count as context below. */
+    while (a < b &&
+           (tk[a].initial || (tk[a].flags & (PII_NAME_STOP | PII_CTX_STRONG | PII_CTX_WEAK))))
         a++;
     while (b > a && (tk[b - 1].initial || (tk[b - 1].flags & PII_NAME_STOP)))
         b--;
@@ -1126,7 +1277,91 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
         else if (score + 0.2f >= thr && ctx_before(c, st, PII_CTX_WEAK))
             score += 0.2f;
     }
+    /* A verb of a person right after the run: "Tomomi is from", "Enrico shouted". */
+    if (score < thr && score + 0.35f >= thr && n <= 3 && ctx_after(c, en)) score += 0.35f;
+    memo_note(c, tk, a, b, score);
     cand_add(c, PII_PERSON, score, st, en);
+}
+
+/* Skips a list separator at k (", ", ", and ", " and "); returns the next item's
+ * start, or 0 when there is none. *and_seen is set by " and ". */
+static size_t list_sep(const scan_ctx_t *c, size_t k, bool *and_seen)
+{
+    size_t j = k;
+    if (at(c, j) == ',') j++;
+    if (at(c, j) != ' ') return 0;
+    j++;
+    if (j + 4 <= c->len && !memcmp(c->t + j, "and ", 4)) {
+        j += 4;
+        *and_seen = true;
+    }
+    return j > k + 1 || at(c, k) == ',' ? j : 0;
+}
+
+/* A list of single capitalised words joined by commas and "and" ("founders: Eklund,
+ * Michael and Hodge", "Marrero and Murphy were"): when at least half are census
+ * names and nothing marks it as a firm or a place (a preposition before it, "Inc" or
+ * "is a" after it, alone on its line), every item is a person. Returns the end of
+ * the list when it was decided (its items recorded, or all left out as a firm or a
+ * place), else 0. */
+static size_t list_run(scan_ctx_t *c, size_t i)
+{
+    const pii_names_t *g = &c->s->names;
+    /* Only from the head of a list: the rest was decided with it. */
+    if (i >= 2 && (at(c, i - 2) == ',' || (i >= 5 && !memcmp(c->t + i - 5, " and ", 5)))) return 0;
+    size_t it[8][2];
+    int n = 0, known = 0;
+    bool and_seen = false, ini = false, firm = false;
+    size_t k = i;
+    while (n < 8) {
+        size_t e = cap_token(c, k, &ini);
+        if (e == k || ini) break;
+        uint8_t f = pii_names_lookup_hot(g, c->sc->hot, c->t + k, e - k);
+        firm |= (f & (PII_NAME_STOP | PII_NAME_ORG)) != 0;
+        known += (f & (PII_NAME_FIRST | PII_NAME_LAST)) || surname_shape(c->t + k, e - k);
+        it[n][0] = k;
+        it[n++][1] = e;
+        if (and_seen) break; /* the item after "and" is the last */
+        size_t nx = list_sep(c, e, &and_seen);
+        if (!nx) break;
+        k = nx;
+    }
+    if (n < 2 || !and_seen) return 0;
+    size_t st = it[0][0], en = it[n - 1][1];
+    if (firm) return en; /* "Clark, Romero and Hall": a common word among the items */
+    if (2 * known < n || (n == 2 && known < 2)) return 0;
+    /* Alone on its line: a firm in a signature or address block. */
+    size_t q = st;
+    while (q > 0 && (at(c, q - 1) == ' ' || at(c, q - 1) == '>'))
+        q--;
+    if ((q == 0 || at(c, q - 1) == '\n') && (en == c->len || at(c, en) == '\n')) return en;
+    /* Followed by an organisation word or "is a/an": a firm. */
+    if (at(c, en) == ' ') {
+        size_t w = en + 1, we = word_end(c, en + 1);
+        if (we > w && (pii_names_lookup_hot(g, c->sc->hot, c->t + w, we - w) & PII_NAME_ORG))
+            return en;
+        if (w + 5 <= c->len && !memcmp(c->t + w, "is a", 4) &&
+            !is_alpha(at(c, w + 4 + (at(c, w + 4) == 'n'))))
+            return en;
+    }
+    /* After "at", "from", "of", "for", "with", "to", "by": a firm or a place. */
+    size_t p = st;
+    while (p > 0 && at(c, p - 1) == ' ')
+        p--;
+    size_t ws = p;
+    while (ws > 0 && is_alpha(at(c, ws - 1)))
+        ws--;
+    static const char *const preps[] = {"at", "from", "of", "for", "with",
+                                        "to", "by",   "in", "the", NULL};
+    if (ws < p && word_in(c->t + ws, p - ws, preps, true)) return en;
+    for (int j = 0; j < n; j++)
+        cand_add(c, PII_PERSON, 0.6f, it[j][0], it[j][1]);
+    if (c->memo)
+        for (int j = 0; j < n && c->memo->nkept < MEMO_MAX; j++) {
+            c->memo->kept[c->memo->nkept][0] = it[j][0];
+            c->memo->kept[c->memo->nkept++][1] = it[j][1];
+        }
+    return en;
 }
 
 /* Finds runs of capitalised tokens (up to four, single spaces, initials allowed) and
@@ -1137,6 +1372,9 @@ static void scan_names(scan_ctx_t *c)
     const unsigned char *p = (const unsigned char *)c->t;
     size_t len = c->len;
     const pii_names_t *g = &c->s->names;
+    name_memo_t memo;
+    memo.nkept = memo.nleft = 0;
+    c->memo = &memo;
     size_t i = 0;
     const __m128i a_ = _mm_set1_epi8('A'), c3 = _mm_set1_epi8((char)0xC3);
     const __m128i r25 = _mm_set1_epi8(25), r2 = _mm_set1_epi8(2);
@@ -1188,9 +1426,21 @@ static void scan_names(scan_ctx_t *c)
             i++;
             continue;
         }
+        /* A list head: one word, or one after a common word ("The Clark, Romero and
+         * Hall Orchestra"). */
+        if ((nt == 1 || (nt == 2 && (tk[0].flags & PII_NAME_STOP))) && !tk[nt - 1].initial &&
+            (at(c, tk[nt - 1].en) == ',' || at(c, tk[nt - 1].en) == ' ')) {
+            size_t le = list_run(c, tk[nt - 1].st);
+            if (le) {
+                i = le;
+                continue;
+            }
+        }
         person_run(c, tk, nt);
         i = tk[nt - 1].en > i ? tk[nt - 1].en : i + 1;
     }
+    if (memo.nkept && memo.nleft) memo_resolve(c);
+    c->memo = NULL;
 }
 
 /* ================================================================== merge */
@@ -1312,7 +1562,7 @@ static int scan_lookalikes(const pii_scanner_t *s, pii_scratch_t *sc, const char
 /* One Hyperscan pass plus the name pass over text, appending candidates. */
 static int scan_pass(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len)
 {
-    scan_ctx_t c = {s, sc, text, len};
+    scan_ctx_t c = {s, sc, text, len, NULL};
     memset(sc->done, 0, sizeof sc->done);
     /* hs_scan takes an unsigned int length: scan huge inputs in overlapping blocks. */
     const size_t block = 1u << 30, overlap = 4096;

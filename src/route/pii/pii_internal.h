@@ -15,6 +15,7 @@
 #define PII_CTX_STRONG  0x10 /* a word that announces a name ("Mr", "Dear", "named") */
 #define PII_CTX_WEAK    0x20 /* a word often before a name ("by", "with", "said") */
 #define PII_NAME_ORG    0x40 /* ends organisation and place names ("Inc", "Bay", "Street") */
+#define PII_CTX_AFTER   0x80 /* a verb often after a name ("said", "lives", "shouted") */
 
 typedef struct pii_names {
     uint64_t *slots; /* (mask+1) entries: hash with low byte = flags; 0 = empty */

@@ -76,6 +76,8 @@ static const char *const stop_words[] = {
     "input", "output", "result", "status", "total", "step", "update", "source", "reason",
     "website", "royal", "border", "upper", "lower", "cite", "harbor", "harbour", "isle",
     "both", "either", "neither", "nor", "yet", "why", "wherefore", "whence", "hence", "well",
+    "everyone", "everybody", "nobody", "someone", "somebody", "anyone", "anybody", "nothing",
+    "something", "everything", "suddenly", "finally", "later", "soon", "together", "today",
 };
 /* clang-format on */
 
@@ -143,12 +145,22 @@ uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n)
 static const char *const ctx_strong[] = {
     "name", "names", "mr", "mrs", "ms", "miss", "dr", "dear", "hi", "hello", "hey", "named",
     "called", "call", "user", "sincerely", "regards", "signed", "attn", "cc", "speak", "contact",
+    "said", "says", "asked", "told", "shouted", "replied", "whispered",
     "guardian", "beneficiary", NULL};
 static const char *const ctx_weak[] = {
     "by", "with", "said", "says", "ask", "asked", "told", "meet", "met", "under", "partner",
     "wife", "husband", "son", "daughter", "kid", "child", "tribute", "starring", "directed",
     "producer", "commenter", "assistant", "add", "follow", "heard", "shouted", "at", "leave",
     NULL};
+/* clang-format on */
+
+/* Verbs that often follow a person's name as its subject. */
+/* clang-format off */
+static const char *const ctx_after_words[] = {
+    "said", "says", "shouted", "asked", "replied", "told", "whispered", "answered", "lives",
+    "lived", "spent", "began", "wrote", "explained", "smiled", "laughed", "nodded", "cried",
+    "thinks", "thought", "wants", "wanted", "loves", "loved", "works", "worked", "joined",
+    "married", "graduated", "studied", "founded", "resigned", "died", NULL};
 /* clang-format on */
 
 /* Last words that make a capitalised run an organisation or a place. */
@@ -240,6 +252,8 @@ int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
         set_add(g, ctx_strong[i], strlen(ctx_strong[i]), PII_CTX_STRONG);
     for (int i = 0; ctx_weak[i]; i++)
         set_add(g, ctx_weak[i], strlen(ctx_weak[i]), PII_CTX_WEAK);
+    for (int i = 0; ctx_after_words[i]; i++)
+        set_add(g, ctx_after_words[i], strlen(ctx_after_words[i]), PII_CTX_AFTER);
     for (int i = 0; org_place[i]; i++)
         set_add(g, org_place[i], strlen(org_place[i]), PII_NAME_ORG);
     return 0;
