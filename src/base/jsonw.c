@@ -163,18 +163,20 @@ void jsonw_uint(jsonw_t *w, uint64_t v)
 }
 
 /* The %.15g text of v when v is the double nearest to a decimal of at most 15
- * significant digits printed without exponent (1e-4 <= |v| < 1e15): that decimal
+ * significant digits and 1e-7 <= |v| < 1e15 (fixed notation from 1e-4): that decimal
  * is then exactly what %.15g prints and it reads back as v. Found by trying k
  * decimals, smallest first, and checking M / 10^k (both exact doubles, one
  * correctly rounded division) against v. Returns the length, or 0 when v is not
  * such a number (the caller falls back to snprintf). */
 static size_t short_decimal(double v, char out[40])
 {
-    static const double p10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
-                                 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     double a = fabs(v);
-    if (!(a >= 1e-4 && a < 1e15)) return 0;
-    for (int k = 1; k <= 17; k++) {
+    if (!(a >= 1e-7 && a < 1e15)) return 0;
+    bool sci = a < 1e-4; /* %g switches to d.ddde-XX below 1e-4 */
+    for (int k = 1; k <= 22; k++) {
         double m = nearbyint(a * p10[k]);
         if (m >= 1e15) return 0; /* more than 15 significant digits */
         if (m / p10[k] != a) continue;
@@ -182,6 +184,20 @@ static size_t short_decimal(double v, char out[40])
         char *d = fmt_dec(tmp, (uint64_t)m, false);
         size_t n = (size_t)(tmp + 32 - d), o = 0;
         if (v < 0) out[o++] = '-';
+        if (sci) {
+            int x = k - (int)n + 1; /* v = d.ddd * 10^-x, 5 <= x <= 7 here */
+            out[o++] = d[0];
+            if (n > 1) {
+                out[o++] = '.';
+                memcpy(out + o, d + 1, n - 1);
+                o += n - 1;
+            }
+            out[o++] = 'e';
+            out[o++] = '-';
+            out[o++] = (char)('0' + x / 10);
+            out[o++] = (char)('0' + x % 10);
+            return o;
+        }
         if (n <= (size_t)k) {
             out[o++] = '0';
             out[o++] = '.';
