@@ -86,6 +86,7 @@ struct pii_scanner {
 };
 
 #define PII_MAX_CANDS (1u << 20) /* cap on candidates per scan */
+#define WORD_BITS     11         /* short-word cache entries (log2) */
 
 struct pii_scratch {
     hs_scratch_t *hs;
@@ -97,6 +98,8 @@ struct pii_scratch {
     size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
     size_t norm_cap;
     uint64_t hot[1u << PII_HOT_BITS]; /* gazetteer lookup cache */
+    uint64_t word[1u << WORD_BITS];   /* short-word cache: folded word (0 = empty) */
+    uint8_t word_flags[1u << WORD_BITS];
 };
 
 typedef struct scan_ctx {
@@ -169,6 +172,27 @@ static inline bool is_token_char(unsigned char c)
 static inline unsigned char at(const scan_ctx_t *c, size_t i)
 {
     return i < c->len ? (unsigned char)c->t[i] : 0;
+}
+
+/* Gazetteer flags of the word s[0..n) inside the text. Words of up to 8 bytes with 8
+ * readable bytes from s (nearly every capitalised word in prose) are looked up in a
+ * direct-mapped cache keyed by the word itself, ASCII case folded: one load, one
+ * multiply, one compare on a hit. Others go through the hashed lookup. */
+static inline uint8_t name_flags(const scan_ctx_t *c, const char *s, size_t n)
+{
+    if (n - 1 < 8 && s + 8 <= c->t + c->len) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        w = (w | 0x2020202020202020ull) & (~0ull >> (64 - 8 * n));
+        size_t h = (size_t)((w * 0x9E3779B97F4A7C15ull) >> (64 - WORD_BITS));
+        pii_scratch_t *sc = c->sc;
+        if (sc->word[h] == w) return sc->word_flags[h];
+        uint8_t f = pii_names_lookup(&c->s->names, s, n);
+        sc->word[h] = w;
+        sc->word_flags[h] = f;
+        return f;
+    }
+    return pii_names_lookup_hot(&c->s->names, c->sc->hot, s, n);
 }
 
 /* ================================================================== candidates */
@@ -553,7 +577,9 @@ static int month_len(const scan_ctx_t *c, size_t i)
         "january", "february", "march",    "april", "may", "june", "july", "august", "september",
         "october", "november", "december", "jan",   "feb", "mar",  "apr",  "jun",    "jul",
         "aug",     "sep",      "sept",     "oct",   "nov", "dec",  NULL};
+    if (!is_alpha(at(c, i))) return 0;
     for (int k = 0; m[k]; k++) {
+        if (fold(at(c, i)) != (unsigned char)m[k][0]) continue;
         size_t l = strlen(m[k]), j = 0;
         while (j < l && (at(c, i + j) | 0x20) == (unsigned char)m[k][j])
             j++;
@@ -782,6 +808,7 @@ static const char *const street_eu[] = {
 static bool word_in(const char *s, size_t n, const char *const *list, bool whole)
 {
     for (int i = 0; list[i]; i++) {
+        if (whole && fold((unsigned char)s[0]) != (unsigned char)list[i][0]) continue;
         size_t l = strlen(list[i]);
         if (l > n || (whole && l != n)) continue;
         size_t j = 0;
@@ -990,7 +1017,12 @@ static bool surname_shape(const char *s, size_t n)
 #undef S
     if (n < 5) return false;
     for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++)
-        if (sfx[i].n < n && !memcmp(s + n - sfx[i].n, sfx[i].s, sfx[i].n)) return true;
+        if (sfx[i].n < n && s[n - 1] == sfx[i].s[sfx[i].n - 1]) {
+            size_t j = 0;
+            while (j < sfx[i].n && s[n - sfx[i].n + j] == sfx[i].s[j])
+                j++;
+            if (j == sfx[i].n) return true;
+        }
     return false;
 }
 
@@ -1007,7 +1039,7 @@ static bool ctx_before(const scan_ctx_t *c, size_t st, uint8_t flag)
         while (p > lo && is_alpha(at(c, p - 1)))
             p--;
         if (e == p) break;
-        if (pii_names_lookup_hot(&c->s->names, c->sc->hot, c->t + p, e - p) & flag) return true;
+        if (pii_ctx_lookup(&c->s->names, c->t + p, e - p) & flag) return true;
     }
     return false;
 }
@@ -1021,7 +1053,7 @@ static bool neighbour_name(const scan_ctx_t *c, size_t p, bool forward)
         size_t k = p;
         if (at(c, k) == ',') k++;
         if (at(c, k) == ' ') k++;
-        if (!memcmp(c->t + k, "and ", k + 4 <= c->len ? 4 : 0) && k + 4 <= c->len) k += 4;
+        if (k + 4 <= c->len && !memcmp(c->t + k, "and ", 4)) k += 4;
         if (!is_upper(at(c, k))) return false;
         size_t e = k;
         while (e < c->len && (is_alpha(at(c, e)) || at(c, e) >= 0x80))
@@ -1070,7 +1102,7 @@ static void x_name_key(scan_ctx_t *c, size_t to)
         if (e == k) break;
         bool ini = e - k == 1 && is_alpha(at(c, k));
         if (!ini) {
-            uint8_t f = pii_names_lookup_hot(&c->s->names, c->sc->hot, c->t + k, e - k);
+            uint8_t f = name_flags(c, c->t + k, e - k);
             if (f & (PII_NAME_STOP | PII_CTX_STRONG | PII_CTX_WEAK | PII_CTX_AFTER)) break;
             en = e;
         } else if (w == 0) {
@@ -1084,8 +1116,7 @@ static void x_name_key(scan_ctx_t *c, size_t to)
     /* A lowercase word is taken only after "my name is", "call me": elsewhere ("the
      * file name is config") it is more often not a name. */
     if (!is_upper(at(c, st)) && at(c, st) < 0x80 &&
-        !(pii_names_lookup_hot(&c->s->names, c->sc->hot, c->t + st, word_end(c, st) - st) &
-          (PII_NAME_FIRST | PII_NAME_LAST))) {
+        !(name_flags(c, c->t + st, word_end(c, st) - st) & (PII_NAME_FIRST | PII_NAME_LAST))) {
         bool mine = false;
         size_t lo = to > 24 ? to - 24 : 0;
         for (size_t i = lo; i + 3 <= to && !mine; i++)
@@ -1175,7 +1206,7 @@ static bool ctx_after(const scan_ctx_t *c, size_t en)
     if (e - k == 2 && at(c, k) == 'i' && at(c, k + 1) == 's' && e + 5 <= c->len &&
         !memcmp(c->t + e, " from", 5))
         return true;
-    return (pii_names_lookup_hot(&c->s->names, c->sc->hot, c->t + k, e - k) & PII_CTX_AFTER) != 0;
+    return (pii_ctx_lookup(&c->s->names, c->t + k, e - k) & PII_CTX_AFTER) != 0;
 }
 
 /* Scores one run of capitalised tokens and records it. */
@@ -1204,13 +1235,12 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     bool mid_initial = false;
     for (int i = a + 1; i < b - 1; i++)
         mid_initial |= tk[i].initial;
-    bool morph = n >= 2 && surname_shape(c->t + tk[b - 1].st, tk[b - 1].en - tk[b - 1].st);
     float score;
     if (n >= 2 && (f0 & PII_NAME_FIRST) && (f0 & PII_NAME_COMMON) && ((fl & PII_NAME_LAST) || !fl))
         score = 0.85f;
     else if (n >= 3 && mid_initial && n <= 4)
         score = 0.8f; /* "Faina D. Yefremova" */
-    else if (morph && n <= 3)
+    else if (n >= 2 && n <= 3 && surname_shape(c->t + tk[b - 1].st, tk[b - 1].en - tk[b - 1].st))
         score = 0.75f; /* "Wisława Szczepańska" */
     else if (n >= 2 && known)
         score = 0.6f;
@@ -1306,7 +1336,6 @@ static size_t list_sep(const scan_ctx_t *c, size_t k, bool *and_seen)
  * place), else 0. */
 static size_t list_run(scan_ctx_t *c, size_t i)
 {
-    const pii_names_t *g = &c->s->names;
     /* Only from the head of a list: the rest was decided with it. */
     if (i >= 2 && (at(c, i - 2) == ',' || (i >= 5 && !memcmp(c->t + i - 5, " and ", 5)))) return 0;
     size_t it[8][2];
@@ -1316,7 +1345,7 @@ static size_t list_run(scan_ctx_t *c, size_t i)
     while (n < 8) {
         size_t e = cap_token(c, k, &ini);
         if (e == k || ini) break;
-        uint8_t f = pii_names_lookup_hot(g, c->sc->hot, c->t + k, e - k);
+        uint8_t f = name_flags(c, c->t + k, e - k);
         firm |= (f & (PII_NAME_STOP | PII_NAME_ORG)) != 0;
         known += (f & (PII_NAME_FIRST | PII_NAME_LAST)) || surname_shape(c->t + k, e - k);
         it[n][0] = k;
@@ -1338,8 +1367,7 @@ static size_t list_run(scan_ctx_t *c, size_t i)
     /* Followed by an organisation word or "is a/an": a firm. */
     if (at(c, en) == ' ') {
         size_t w = en + 1, we = word_end(c, en + 1);
-        if (we > w && (pii_names_lookup_hot(g, c->sc->hot, c->t + w, we - w) & PII_NAME_ORG))
-            return en;
+        if (we > w && (pii_ctx_lookup(&c->s->names, c->t + w, we - w) & PII_NAME_ORG)) return en;
         if (w + 5 <= c->len && !memcmp(c->t + w, "is a", 4) &&
             !is_alpha(at(c, w + 4 + (at(c, w + 4) == 'n'))))
             return en;
@@ -1371,7 +1399,6 @@ static void scan_names(scan_ctx_t *c)
 {
     const unsigned char *p = (const unsigned char *)c->t;
     size_t len = c->len;
-    const pii_names_t *g = &c->s->names;
     name_memo_t memo;
     memo.nkept = memo.nleft = 0;
     c->memo = &memo;
@@ -1412,7 +1439,7 @@ static void scan_names(scan_ctx_t *c)
             tk[nt].st = k;
             tk[nt].en = e;
             tk[nt].initial = ini;
-            tk[nt].flags = ini ? 0 : pii_names_lookup_hot(g, c->sc->hot, c->t + k, e - k);
+            tk[nt].flags = ini ? 0 : name_flags(c, c->t + k, e - k);
             nt++;
             if (e + 1 < len && p[e] == ' ' &&
                 (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1)))

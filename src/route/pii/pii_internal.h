@@ -17,11 +17,44 @@
 #define PII_NAME_ORG    0x40 /* ends organisation and place names ("Inc", "Bay", "Street") */
 #define PII_CTX_AFTER   0x80 /* a verb often after a name ("said", "lives", "shouted") */
 
+/* Context words (PII_CTX_*, PII_NAME_ORG), a few hundred bytes: looked up for the
+ * lowercase words around a capitalised run without touching the big set. Key: the
+ * first 8 bytes of the word, ASCII case folded, zero padded; len: its length. */
+#define PII_CTX_SLOTS 256
+typedef struct pii_ctx_slot {
+    uint64_t key;
+    uint8_t len, flags;
+} pii_ctx_slot_t;
+
 typedef struct pii_names {
     uint64_t *slots; /* (mask+1) entries: hash with low byte = flags; 0 = empty */
     size_t mask;     /* table size - 1 (power of two) */
     size_t count;    /* entries stored */
+    pii_ctx_slot_t ctx[PII_CTX_SLOTS];
 } pii_names_t;
+
+/* Folded first 8 bytes of s[0..n) (n >= 1), zero padded. */
+static inline uint64_t pii_ctx_key(const char *s, size_t n)
+{
+    uint64_t w = 0;
+    for (size_t i = 0; i < n && i < 8; i++)
+        w |= (uint64_t)((unsigned char)s[i] | 0x20) << (8 * i);
+    return w;
+}
+
+/* Context flags of the word s[0..n), 0 when it is none. */
+static inline uint8_t pii_ctx_lookup(const pii_names_t *g, const char *s, size_t n)
+{
+    if (n == 0 || n > 255) return 0;
+    uint64_t k = pii_ctx_key(s, n);
+    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 56);
+    for (;;) {
+        const pii_ctx_slot_t *e = &g->ctx[i];
+        if (!e->len) return 0;
+        if (e->key == k && e->len == n) return e->flags;
+        i = (i + 1) & (PII_CTX_SLOTS - 1);
+    }
+}
 
 int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen);
 void pii_names_deinit(pii_names_t *g);

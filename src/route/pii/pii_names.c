@@ -195,6 +195,27 @@ uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s,
     return f;
 }
 
+/* Adds context flags for word s to the small context table (about 100 words in 256
+ * slots, so a free slot is always found). */
+static void ctx_add(pii_names_t *g, const char *s, uint8_t flags)
+{
+    size_t n = strlen(s);
+    uint64_t k = pii_ctx_key(s, n);
+    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 56);
+    for (;;) {
+        pii_ctx_slot_t *e = &g->ctx[i];
+        if (!e->len) {
+            *e = (pii_ctx_slot_t){k, (uint8_t)n, flags};
+            return;
+        }
+        if (e->key == k && e->len == n) {
+            e->flags |= flags;
+            return;
+        }
+        i = (i + 1) & (PII_CTX_SLOTS - 1);
+    }
+}
+
 /* Reads one census file (NAME FREQ CUMFREQ RANK per line) into the set with flags;
  * names ranked at most max_rank get PII_NAME_COMMON as well. Returns 0 or -errno/SY_EPARSE
  * with a message in err. */
@@ -248,14 +269,22 @@ int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
     }
     for (size_t i = 0; i < sizeof stop_words / sizeof stop_words[0]; i++)
         set_add(g, stop_words[i], strlen(stop_words[i]), PII_NAME_STOP);
-    for (int i = 0; ctx_strong[i]; i++)
+    for (int i = 0; ctx_strong[i]; i++) {
         set_add(g, ctx_strong[i], strlen(ctx_strong[i]), PII_CTX_STRONG);
-    for (int i = 0; ctx_weak[i]; i++)
+        ctx_add(g, ctx_strong[i], PII_CTX_STRONG);
+    }
+    for (int i = 0; ctx_weak[i]; i++) {
         set_add(g, ctx_weak[i], strlen(ctx_weak[i]), PII_CTX_WEAK);
-    for (int i = 0; ctx_after_words[i]; i++)
+        ctx_add(g, ctx_weak[i], PII_CTX_WEAK);
+    }
+    for (int i = 0; ctx_after_words[i]; i++) {
         set_add(g, ctx_after_words[i], strlen(ctx_after_words[i]), PII_CTX_AFTER);
-    for (int i = 0; org_place[i]; i++)
+        ctx_add(g, ctx_after_words[i], PII_CTX_AFTER);
+    }
+    for (int i = 0; org_place[i]; i++) {
         set_add(g, org_place[i], strlen(org_place[i]), PII_NAME_ORG);
+        ctx_add(g, org_place[i], PII_NAME_ORG);
+    }
     return 0;
 }
 
