@@ -86,7 +86,7 @@ struct pii_scanner {
 };
 
 #define PII_MAX_CANDS (1u << 20) /* cap on candidates per scan */
-#define WORD_BITS     11         /* short-word cache entries (log2) */
+#define WORD_BITS     12         /* short-word cache entries (log2) */
 
 struct pii_scratch {
     hs_scratch_t *hs;
@@ -98,8 +98,7 @@ struct pii_scratch {
     size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
     size_t norm_cap;
     uint64_t hot[1u << PII_HOT_BITS]; /* gazetteer lookup cache */
-    uint64_t word[1u << WORD_BITS];   /* short-word cache: folded word (0 = empty) */
-    uint8_t word_flags[1u << WORD_BITS];
+    uint64_t word[1u << WORD_BITS];   /* short-word cache: folded word | flags << 56 */
 };
 
 typedef struct scan_ctx {
@@ -174,22 +173,21 @@ static inline unsigned char at(const scan_ctx_t *c, size_t i)
     return i < c->len ? (unsigned char)c->t[i] : 0;
 }
 
-/* Gazetteer flags of the word s[0..n) inside the text. Words of up to 8 bytes with 8
+/* Gazetteer flags of the word s[0..n) inside the text. Words of up to 7 bytes with 8
  * readable bytes from s (nearly every capitalised word in prose) are looked up in a
  * direct-mapped cache keyed by the word itself, ASCII case folded: one load, one
  * multiply, one compare on a hit. Others go through the hashed lookup. */
 static inline uint8_t name_flags(const scan_ctx_t *c, const char *s, size_t n)
 {
-    if (n - 1 < 8 && s + 8 <= c->t + c->len) {
+    if (n - 1 < 7 && s + 8 <= c->t + c->len) {
         uint64_t w;
         memcpy(&w, s, 8);
         w = (w | 0x2020202020202020ull) & (~0ull >> (64 - 8 * n));
         size_t h = (size_t)((w * 0x9E3779B97F4A7C15ull) >> (64 - WORD_BITS));
-        pii_scratch_t *sc = c->sc;
-        if (sc->word[h] == w) return sc->word_flags[h];
+        uint64_t e = c->sc->word[h];
+        if ((e & 0x00FFFFFFFFFFFFFFull) == w) return (uint8_t)(e >> 56);
         uint8_t f = pii_names_lookup(&c->s->names, s, n);
-        sc->word[h] = w;
-        sc->word_flags[h] = f;
+        c->sc->word[h] = w | (uint64_t)f << 56;
         return f;
     }
     return pii_names_lookup_hot(&c->s->names, c->sc->hot, s, n);
@@ -1101,6 +1099,8 @@ static void x_name_key(scan_ctx_t *c, size_t to)
         size_t e = word_end(c, k);
         if (e == k) break;
         bool ini = e - k == 1 && is_alpha(at(c, k));
+        /* "a dog named Spot ran": a capitalised name ends at a lowercase word. */
+        if (w > 0 && is_upper(at(c, st)) && !is_upper(at(c, k)) && at(c, k) < 0x80) break;
         if (!ini) {
             uint8_t f = name_flags(c, c->t + k, e - k);
             if (f & (PII_NAME_STOP | PII_CTX_STRONG | PII_CTX_WEAK | PII_CTX_AFTER)) break;
@@ -1347,7 +1347,7 @@ static size_t list_run(scan_ctx_t *c, size_t i)
         if (e == k || ini) break;
         uint8_t f = name_flags(c, c->t + k, e - k);
         firm |= (f & (PII_NAME_STOP | PII_NAME_ORG)) != 0;
-        known += (f & (PII_NAME_FIRST | PII_NAME_LAST)) || surname_shape(c->t + k, e - k);
+        known += (f & (PII_NAME_FIRST | PII_NAME_LAST)) ? 1 : surname_shape(c->t + k, e - k);
         it[n][0] = k;
         it[n++][1] = e;
         if (and_seen) break; /* the item after "and" is the last */
@@ -1392,9 +1392,78 @@ static size_t list_run(scan_ctx_t *c, size_t i)
     return en;
 }
 
-/* Finds runs of capitalised tokens (up to four, single spaces, initials allowed) and
- * scores them against the gazetteer. Only bytes 'A'..'Z' and UTF-8 capitals at a word
- * start cost more than a compare, which keeps clean prose fast. */
+/* Reads the run of capitalised tokens starting at i (a capital or UTF-8 capital lead
+ * byte), scores it and returns where the scan goes on. */
+static size_t name_at(scan_ctx_t *c, size_t i)
+{
+    const unsigned char *p = (const unsigned char *)c->t;
+    size_t len = c->len;
+    if (i > 0 && (is_alnum(p[i - 1]) || p[i - 1] >= 0x80 || p[i - 1] == '_' || p[i - 1] == '@')) {
+        /* Inside a word ("ROMEO", "McDonald", "iPhone"): skip the rest of it. */
+        i++;
+        while (i < len && (is_alnum(p[i]) || p[i] >= 0x80))
+            i++;
+        return i;
+    }
+    tok_t tk[5];
+    int nt = 0;
+    size_t k = i;
+    while (nt < 5) {
+        bool ini;
+        size_t e = cap_token(c, k, &ini);
+        if (e == k) break;
+        tk[nt].st = k;
+        tk[nt].en = e;
+        tk[nt].initial = ini;
+        tk[nt].flags = ini ? 0 : name_flags(c, c->t + k, e - k);
+        nt++;
+        if (e + 1 < len && p[e] == ' ' &&
+            (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1)))
+            k = e + 1;
+        else
+            break;
+    }
+    if (nt == 0) {
+        /* Not a capitalised word ("ROMEO", "X1"): skip the rest of it. */
+        i++;
+        while (i < len && (is_alnum(p[i]) || p[i] >= 0x80))
+            i++;
+        return i;
+    }
+    /* A list head: one word, or one after a common word ("The Clark, Romero and Hall
+     * Orchestra"). */
+    size_t le = tk[nt - 1].en;
+    if ((nt == 1 || (nt == 2 && (tk[0].flags & PII_NAME_STOP))) && !tk[nt - 1].initial &&
+        (at(c, le) == ',' || (at(c, le) == ' ' && at(c, le + 1) == 'a' && at(c, le + 2) == 'n' &&
+                              at(c, le + 3) == 'd'))) {
+        size_t lr = list_run(c, tk[nt - 1].st);
+        if (lr) return lr;
+    }
+    person_run(c, tk, nt);
+    return le > i ? le : i + 1;
+}
+
+/* Bit j set when p[j] is 'A'..'Z' or a UTF-8 Latin capital lead byte (0xC3..0xC5), for
+ * the 64 bytes at p. */
+static inline uint64_t caps64(const unsigned char *p)
+{
+    const __m128i a_ = _mm_set1_epi8('A'), c3 = _mm_set1_epi8((char)0xC3);
+    const __m128i r25 = _mm_set1_epi8(25), r2 = _mm_set1_epi8(2);
+    uint64_t m = 0;
+    for (int q = 0; q < 4; q++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+        __m128i x = _mm_sub_epi8(v, a_), y = _mm_sub_epi8(v, c3);
+        __m128i b = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, r25), x),
+                                 _mm_cmpeq_epi8(_mm_min_epu8(y, r2), y));
+        m |= (uint64_t)(unsigned)_mm_movemask_epi8(b) << (16 * q);
+    }
+    return m;
+}
+
+/* Finds runs of capitalised tokens (up to five, single spaces, initials allowed) and
+ * scores them against the gazetteer. The text is classified 64 bytes at a time into a
+ * bit mask of capitals; only those bytes cost more than a few vector instructions,
+ * and one branch per 64 bytes is left for clean prose to mispredict. */
 static void scan_names(scan_ctx_t *c)
 {
     const unsigned char *p = (const unsigned char *)c->t;
@@ -1403,68 +1472,21 @@ static void scan_names(scan_ctx_t *c)
     memo.nkept = memo.nleft = 0;
     c->memo = &memo;
     size_t i = 0;
-    const __m128i a_ = _mm_set1_epi8('A'), c3 = _mm_set1_epi8((char)0xC3);
-    const __m128i r25 = _mm_set1_epi8(25), r2 = _mm_set1_epi8(2);
-    while (i < len) {
-        /* Skip 16 bytes at a time while none is 'A'..'Z' or a UTF-8 Latin capital lead. */
-        if (i + 16 <= len) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
-            __m128i x = _mm_sub_epi8(v, a_), y = _mm_sub_epi8(v, c3);
-            __m128i m = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, r25), x),
-                                     _mm_cmpeq_epi8(_mm_min_epu8(y, r2), y));
-            unsigned bits = (unsigned)_mm_movemask_epi8(m);
-            if (!bits) {
-                i += 16;
-                continue;
-            }
-            i += (size_t)__builtin_ctz(bits);
-        }
-        unsigned char ch = p[i];
-        if (!((ch >= 'A' && ch <= 'Z') || ch == 0xC3 || ch == 0xC4 || ch == 0xC5)) {
-            i++;
-            continue;
-        }
-        if (i > 0 &&
-            (is_alnum(p[i - 1]) || p[i - 1] >= 0x80 || p[i - 1] == '_' || p[i - 1] == '@')) {
-            i++;
-            continue;
-        }
-        tok_t tk[5];
-        int nt = 0;
-        size_t k = i;
-        while (nt < 5) {
-            bool ini;
-            size_t e = cap_token(c, k, &ini);
-            if (e == k) break;
-            tk[nt].st = k;
-            tk[nt].en = e;
-            tk[nt].initial = ini;
-            tk[nt].flags = ini ? 0 : name_flags(c, c->t + k, e - k);
-            nt++;
-            if (e + 1 < len && p[e] == ' ' &&
-                (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1)))
-                k = e + 1;
-            else {
-                k = e;
-                break;
+    for (size_t blk = 0; blk < len; blk += 64) {
+        uint64_t m = 0;
+        if (blk + 64 <= len) {
+            m = caps64(p + blk);
+        } else {
+            for (size_t j = 0; blk + j < len; j++) {
+                unsigned char ch = p[blk + j];
+                if ((ch >= 'A' && ch <= 'Z') || (ch >= 0xC3 && ch <= 0xC5)) m |= 1ull << j;
             }
         }
-        if (nt == 0) {
-            i++;
-            continue;
+        if (i > blk) m &= i - blk >= 64 ? 0 : ~0ull << (i - blk);
+        while (m) {
+            i = name_at(c, blk + (size_t)__builtin_ctzll(m));
+            m &= i - blk >= 64 ? 0 : ~0ull << (i - blk);
         }
-        /* A list head: one word, or one after a common word ("The Clark, Romero and
-         * Hall Orchestra"). */
-        if ((nt == 1 || (nt == 2 && (tk[0].flags & PII_NAME_STOP))) && !tk[nt - 1].initial &&
-            (at(c, tk[nt - 1].en) == ',' || at(c, tk[nt - 1].en) == ' ')) {
-            size_t le = list_run(c, tk[nt - 1].st);
-            if (le) {
-                i = le;
-                continue;
-            }
-        }
-        person_run(c, tk, nt);
-        i = tk[nt - 1].en > i ? tk[nt - 1].en : i + 1;
     }
     if (memo.nkept && memo.nleft) memo_resolve(c);
     c->memo = NULL;

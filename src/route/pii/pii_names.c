@@ -78,6 +78,7 @@ static const char *const stop_words[] = {
     "both", "either", "neither", "nor", "yet", "why", "wherefore", "whence", "hence", "well",
     "everyone", "everybody", "nobody", "someone", "somebody", "anyone", "anybody", "nothing",
     "something", "everything", "suddenly", "finally", "later", "soon", "together", "today",
+    "okay", "ok", "wow", "yay", "oops", "hooray", "kids", "second", "third",
 };
 /* clang-format on */
 
