@@ -1024,22 +1024,23 @@ static bool surname_shape(const char *s, size_t n)
     return false;
 }
 
-/* Person context: true when one of the three words before st carries a context flag
- * in the gazetteer (PII_CTX_STRONG or PII_CTX_WEAK, see pii_names.c). One cached hash
- * probe per word. */
-static bool ctx_before(const scan_ctx_t *c, size_t st, uint8_t flag)
+/* Person context: the context flags (PII_CTX_STRONG, PII_CTX_WEAK, see pii_names.c)
+ * of the three words before st, OR-ed; one probe of the small context table per word. */
+static uint8_t ctx_before(const scan_ctx_t *c, size_t st)
 {
+    const unsigned char *t = (const unsigned char *)c->t;
     size_t p = st, lo = st > 32 ? st - 32 : 0;
+    uint8_t f = 0;
     for (int w = 0; w < 3 && p > lo; w++) {
-        while (p > lo && !is_alpha(at(c, p - 1)))
+        while (p > lo && !is_alpha(t[p - 1]))
             p--;
         size_t e = p;
-        while (p > lo && is_alpha(at(c, p - 1)))
+        while (p > lo && is_alpha(t[p - 1]))
             p--;
         if (e == p) break;
-        if (pii_ctx_lookup(&c->s->names, c->t + p, e - p) & flag) return true;
+        if (e - p <= 12) f |= pii_ctx_lookup(&c->s->names, c->t + p, e - p);
     }
-    return false;
+    return f;
 }
 
 /* True when a census name token sits next to position p in a list: after p (skipping
@@ -1302,9 +1303,10 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
         }
     }
     if (score < thr && score + 0.35f >= thr && !sent) {
-        if (ctx_before(c, st, PII_CTX_STRONG))
+        uint8_t cf = ctx_before(c, st);
+        if (cf & PII_CTX_STRONG)
             score += 0.35f;
-        else if (score + 0.2f >= thr && ctx_before(c, st, PII_CTX_WEAK))
+        else if (score + 0.2f >= thr && (cf & PII_CTX_WEAK))
             score += 0.2f;
     }
     /* A verb of a person right after the run: "Tomomi is from", "Enrico shouted". */
