@@ -4,7 +4,9 @@
  * Every (weight row, token tile) pair is one pass over the row: the row's blocks are
  * loaded and unpacked once and meet up to TILE tokens, so a prefill batch reads W
  * once per call and the unpacking cost is shared by the tile. Decode (one token) is
- * the TILE = 1 case; it streams W once and is bound by memory bandwidth.
+ * the TILE = 1 case; it streams W once and is bound by memory bandwidth. The VNNI code
+ * takes a batch of several tiles a block of rows at a time, each tile meeting every
+ * row of the block before the next tile, so a tile's activations stay in L1.
  *
  * Integer dots run through maddubs (unsigned x signed bytes to exact 16-bit pair sums)
  * and madd (to 32 bits); per block the integer sum is scaled by d_w * d_x in f32.
