@@ -193,6 +193,28 @@ static inline uint8_t name_flags(const scan_ctx_t *c, const char *s, size_t n)
     return pii_names_lookup_hot(&c->s->names, c->sc->hot, s, n);
 }
 
+/* Context flags of the word s[0..n) inside the text (pii_ctx_lookup with one 8-byte
+ * load for the key where the text allows it). */
+static inline uint8_t ctx_flags(const scan_ctx_t *c, const char *s, size_t n)
+{
+    const pii_names_t *g = &c->s->names;
+    if (n - 1 >= 255) return 0;
+    uint64_t k;
+    if (s + 8 <= c->t + c->len) {
+        memcpy(&k, s, 8);
+        k = (k | 0x2020202020202020ull) & (n >= 8 ? ~0ull : ~0ull >> (64 - 8 * n));
+    } else {
+        k = pii_ctx_key(s, n);
+    }
+    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 56);
+    for (;;) {
+        const pii_ctx_slot_t *e = &g->ctx[i];
+        if (!e->len) return 0;
+        if (e->key == k && e->len == n) return e->flags;
+        i = (i + 1) & (PII_CTX_SLOTS - 1);
+    }
+}
+
 /* ================================================================== candidates */
 
 /* Records a candidate if it passes its type's threshold. Candidates past the cap are
@@ -1038,7 +1060,7 @@ static uint8_t ctx_before(const scan_ctx_t *c, size_t st)
         while (p > lo && is_alpha(t[p - 1]))
             p--;
         if (e == p) break;
-        if (e - p <= 12) f |= pii_ctx_lookup(&c->s->names, c->t + p, e - p);
+        if (e - p <= 12) f |= ctx_flags(c, c->t + p, e - p);
     }
     return f;
 }
@@ -1207,7 +1229,7 @@ static bool ctx_after(const scan_ctx_t *c, size_t en)
     if (e - k == 2 && at(c, k) == 'i' && at(c, k + 1) == 's' && e + 5 <= c->len &&
         !memcmp(c->t + e, " from", 5))
         return true;
-    return (pii_ctx_lookup(&c->s->names, c->t + k, e - k) & PII_CTX_AFTER) != 0;
+    return (ctx_flags(c, c->t + k, e - k) & PII_CTX_AFTER) != 0;
 }
 
 /* Scores one run of capitalised tokens and records it. */
@@ -1369,7 +1391,7 @@ static size_t list_run(scan_ctx_t *c, size_t i)
     /* Followed by an organisation word or "is a/an": a firm. */
     if (at(c, en) == ' ') {
         size_t w = en + 1, we = word_end(c, en + 1);
-        if (we > w && (pii_ctx_lookup(&c->s->names, c->t + w, we - w) & PII_NAME_ORG)) return en;
+        if (we > w && (ctx_flags(c, c->t + w, we - w) & PII_NAME_ORG)) return en;
         if (w + 5 <= c->len && !memcmp(c->t + w, "is a", 4) &&
             !is_alpha(at(c, w + 4 + (at(c, w + 4) == 'n'))))
             return en;
