@@ -993,6 +993,17 @@ static size_t cap_token(const scan_ctx_t *c, size_t i, bool *initial)
     if (!u) return i;
     k += u;
     size_t body = k;
+    /* The lowercase ASCII body 16 bytes at a time; the loop below does the rest. */
+    while (k + 16 <= c->len) {
+        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(p + k)), _mm_set1_epi8('a'));
+        unsigned low =
+            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(25)), v));
+        if (low != 0xFFFF) {
+            k += (size_t)__builtin_ctz(~low);
+            break;
+        }
+        k += 16;
+    }
     while (k < c->len &&
            (is_lower(p[k]) || (p[k] >= 0x80 && !utf8_upper(p + k, c->len - k)) ||
             ((p[k] == '\'' || p[k] == '-') && k + 1 < c->len && is_upper(p[k + 1]) && k > body)))
