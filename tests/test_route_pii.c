@@ -566,6 +566,9 @@ static void test_person_cues(void **state)
     assert_false(any_of(&f, "I worked at Jones, Mitchell and Williams for a year.", PII_PERSON));
     assert_false(any_of(&f, "The Clark, Romero and Hall Orchestra was founded.", PII_PERSON));
     assert_false(any_of(&f, "Words like Wisdom and Discipline are not names.", PII_PERSON));
+    pii_span_t sp[64];
+    static const char tail[] = {'B', '\xb6', '\xb9', ' ', 'a', 'n', 'd', ' '}; /* list at the end */
+    (void)scan(&f, tail, sizeof tail, sp);
     assert_false(any_of(&f,
                         "The restaurant is at ul. Mi\xc5\x82"
                         "a 57 in town.",

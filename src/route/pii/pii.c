@@ -989,6 +989,7 @@ static size_t cap_token(const scan_ctx_t *c, size_t i, bool *initial)
 {
     const unsigned char *p = (const unsigned char *)c->t;
     size_t k = i;
+    if (i >= c->len) return i; /* a list separator at the very end */
     size_t u = is_upper(p[i]) ? 1 : utf8_upper(p + i, c->len - i);
     if (!u) return i;
     k += u;
