@@ -1,7 +1,8 @@
 /* test_engine_quant.c — GGUF file quantization: which tensors convert to what, the
  * tensor and metadata order llama.cpp writes, the converted bytes, refusals; and,
  * when llama.cpp's library from node-llama-cpp is installed under bench/, byte
- * identity with llama_model_quantize (--pure) on stories260K converted to GGUF. */
+ * identity with llama_model_quantize (--pure) on stories260K converted to GGUF, and
+ * the mix mode's tensor types against llama.cpp's default Q4_0 mix. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,6 +165,96 @@ static void test_synthetic_q4_0(void **state)
     gguf_free(g);
 }
 
+/* Squared error of one row of type t against the f32 source. */
+static double row_error(kern_type_t t, const void *row, const float *f, size_t n)
+{
+    float *back = malloc(n * sizeof(float));
+    kern_dequantize_row(t, row, back, n);
+    double e = 0;
+    for (size_t k = 0; k < n; k++)
+        e += ((double)f[k] - back[k]) * ((double)f[k] - back[k]);
+    free(back);
+    return e;
+}
+
+/* The mix mode's type rules, tensor by tensor. */
+static void test_mix_types(void **state)
+{
+    (void)state;
+    const uint64_t ok[2] = {64, 8}, odd[2] = {40, 8};
+    assert_int_equal(quant_mix_type("output.weight", 2, ok, KERN_F32, KERN_Q4_0, 1), KERN_Q8_0);
+    assert_int_equal(quant_mix_type("token_embd.weight", 2, ok, KERN_F32, KERN_Q4_0, 0),
+                     KERN_Q8_0);
+    assert_int_equal(quant_mix_type("token_embd.weight", 2, ok, KERN_F32, KERN_Q4_0, 1),
+                     KERN_Q4_0);
+    assert_int_equal(quant_mix_type("blk.3.attn_v.weight", 2, ok, KERN_F32, KERN_Q4_0, 1),
+                     KERN_Q8_0);
+    assert_int_equal(quant_mix_type("blk.3.attn_q.weight", 2, ok, KERN_F32, KERN_Q4_0, 1),
+                     KERN_Q4_0);
+    assert_int_equal(quant_mix_type("blk.3.attn_v.weight", 2, odd, KERN_F32, KERN_Q4_0, 1),
+                     KERN_F16);
+    assert_int_equal(quant_mix_type("blk.3.attn_norm.weight", 1, ok, KERN_F32, KERN_Q4_0, 1),
+                     KERN_F32);
+    /* a Q8_0 file is the same in both modes */
+    assert_int_equal(quant_mix_type("output.weight", 2, ok, KERN_F32, KERN_Q8_0, 1), KERN_Q8_0);
+    assert_int_equal(quant_mix_type("blk.3.attn_q.weight", 2, ok, KERN_F32, KERN_Q8_0, 1),
+                     KERN_Q8_0);
+}
+
+/* Mix mode on the synthetic file: the tied embedding stays Q8_0 (reference
+ * rounding), and every Q4_0 row is no worse than ggml's reference rounding of the same
+ * values (up to the f16 rounding of the scale), and better on the whole tensor. */
+static void test_synthetic_q4_0_mix(void **state)
+{
+    (void)state;
+    char in[128], out[128], err[256] = "";
+    tmp_path(in, sizeof in, "synm.gguf");
+    tmp_path(out, sizeof out, "synm-q4.gguf");
+    write_synthetic(in);
+    quant_stats_t st;
+    quant_opts_t o = {.type = KERN_Q4_0, .n_threads = 2, .pure = 0};
+    int rc = quant_file_opts(in, out, &o, &st, err, sizeof err);
+    if (rc) fail_msg("quant_file_opts: %s", err);
+    assert_int_equal(st.n_quantized, 2);
+    assert_int_equal(st.n_kept, 1);
+    assert_int_equal(st.n_f16, 1);
+    gguf_t *g;
+    assert_int_equal(gguf_open(out, &g, err, sizeof err), 0);
+    assert_int_equal(gguf_find_tensor(g, "token_embd.weight")->type, KERN_Q8_0);
+    double ours_total = 0, ref_total = 0;
+    for (size_t t = 0; t < N_SRC; t++) {
+        const src_tensor_t *s = &src_tensors[t];
+        const gguf_tensor_t *ot = gguf_find_tensor(g, s->name);
+        if (ot->type != KERN_Q4_0 && ot->type != KERN_Q8_0) continue;
+        size_t rb = kern_row_size(ot->type, s->ne[0]);
+        float *f = malloc(s->ne[0] * sizeof(float));
+        void *row = malloc(s->ne[0] * sizeof(float));
+        for (size_t r = 0; r < s->ne[1]; r++) {
+            for (size_t k = 0; k < s->ne[0]; k++)
+                f[k] = src_value(t, r * s->ne[0] + k);
+            if (s->type == KERN_F16) { /* the source itself was rounded to f16 */
+                kern_quantize_row(KERN_F16, f, row, s->ne[0]);
+                kern_dequantize_row(KERN_F16, row, f, s->ne[0]);
+            }
+            kern_quantize_row(ot->type, f, row, s->ne[0]);
+            const void *mine = (const char *)ot->data + r * rb;
+            if (ot->type == KERN_Q8_0) {
+                assert_memory_equal(mine, row, rb);
+                continue;
+            }
+            double e_ours = row_error(KERN_Q4_0, mine, f, s->ne[0]);
+            double e_ref = row_error(KERN_Q4_0, row, f, s->ne[0]);
+            assert_true(e_ours <= e_ref * 1.001 + 1e-12);
+            ours_total += e_ours;
+            ref_total += e_ref;
+        }
+        free(f), free(row);
+    }
+    assert_true(ours_total < ref_total * 0.95);
+    print_message("# q4_0 squared error: searched %.4g, reference %.4g\n", ours_total, ref_total);
+    gguf_free(g);
+}
+
 /* Already-quantized input is refused (llama-quantize needs --allow-requantize), as are
  * other targets and missing files. */
 static void test_refusals(void **state)
@@ -232,6 +323,38 @@ static void test_identical_to_llama_cpp(void **state)
             fail_msg("%s: %s differs from llama.cpp's %s", types[i], ours, theirs);
         print_message("# %s: identical to llama.cpp's llama_model_quantize --pure\n", types[i]);
     }
+
+    /* mix mode: the tensor types llama.cpp's default Q4_0 mix picks, plus attn_v */
+    char ours[128], theirs[160], cmd[2048];
+    tmp_path(ours, sizeof ours, "q4_0-mix");
+    snprintf(theirs, sizeof theirs, "%s-llama", ours);
+    quant_opts_t o = {.type = KERN_Q4_0, .n_threads = 2, .pure = 0};
+    assert_int_equal(quant_file_opts(f32, ours, &o, NULL, err, sizeof err), 0);
+    snprintf(cmd, sizeof cmd, "ASAN_OPTIONS=detect_leaks=0 %s %s %s %s q4_0 --mix >/dev/null 2>&1",
+             tool, llama_libdir, f32, theirs);
+    int rc = system(cmd);
+    if (rc != 0) fail_msg("llama.cpp quantizer failed (%d): %s", rc, cmd);
+    gguf_t *a, *b;
+    assert_int_equal(gguf_open(ours, &a, err, sizeof err), 0);
+    assert_int_equal(gguf_open(theirs, &b, err, sizeof err), 0);
+    assert_int_equal(a->n_tensors, b->n_tensors);
+    int n_v = 0;
+    for (size_t i = 0; i < a->n_tensors; i++) {
+        const gguf_tensor_t *tb = gguf_find_tensor(b, a->tensors[i].name);
+        assert_non_null(tb);
+        if (strstr(a->tensors[i].name, ".attn_v.weight")) {
+            assert_int_equal(tb->type, KERN_Q4_0);
+            assert_int_equal(a->tensors[i].type, KERN_Q8_0);
+            n_v++;
+        } else if (a->tensors[i].type != tb->type) {
+            fail_msg("%s: ours %s, llama.cpp %s", a->tensors[i].name,
+                     kern_type_name(a->tensors[i].type), kern_type_name(tb->type));
+        }
+    }
+    assert_int_equal(n_v, 5);
+    assert_int_equal(gguf_find_tensor(a, "token_embd.weight")->type, KERN_Q8_0);
+    gguf_free(a);
+    gguf_free(b);
 }
 
 static int setup(void **state)
@@ -257,6 +380,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_synthetic_q4_0),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_mix_types),
+        cmocka_unit_test(test_synthetic_q4_0_mix),
         cmocka_unit_test(test_identical_to_llama_cpp),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,6 +1,6 @@
-/* cmd_quantize.c — `switchyard quantize IN.gguf OUT.gguf --type q8_0|q4_0 [-t N]`:
- * writes a GGUF model with its weight matrices quantized, as llama.cpp's
- * `llama-quantize --pure` does (see engine/quant.h). */
+/* cmd_quantize.c — `switchyard quantize IN.gguf OUT.gguf --type q8_0|q4_0 [--pure]
+ * [-t N]`: writes a GGUF model with its weight matrices quantized (see engine/quant.h
+ * for the two modes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +13,13 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: switchyard quantize IN.gguf OUT.gguf --type q8_0|q4_0 [-t THREADS]\n"
-               "  Converts every weight matrix (token embedding and output included) to the\n"
-               "  type; norms stay as they are, matrices with rows not a multiple of 32 become\n"
-               "  F16. The output matches llama.cpp's `llama-quantize --pure` byte for byte.\n");
+    fprintf(f, "usage: switchyard quantize IN.gguf OUT.gguf --type q8_0|q4_0 [--pure] [-t THREADS]\n"
+               "  Converts the weight matrices to the type; norms stay as they are, matrices\n"
+               "  with rows not a multiple of 32 become F16. For q4_0 the output matrix (or\n"
+               "  the tied token embedding) and attn_v stay q8_0 and each block's scale is\n"
+               "  the one of least squared error.\n"
+               "  --pure  every matrix to the type with ggml's reference rounding: the file\n"
+               "          matches llama.cpp's `llama-quantize --pure` byte for byte.\n");
 }
 
 int cmd_quantize(int argc, char **argv)
@@ -26,9 +29,11 @@ int cmd_quantize(int argc, char **argv)
         return 0;
     }
     const char *in = NULL, *out = NULL, *type = NULL;
-    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = (int)sysconf(_SC_NPROCESSORS_ONLN), pure = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--type") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--pure")) {
+            pure = 1;
+        } else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
             type = argv[++i];
         } else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
             threads = atoi(argv[++i]);
@@ -61,14 +66,16 @@ int cmd_quantize(int argc, char **argv)
     char err[512] = "";
     quant_stats_t st;
     uint64_t t0 = clock_mono_ns();
-    int rc = quant_file(in, out, t, threads, &st, err, sizeof err);
+    quant_opts_t o = {.type = t, .n_threads = threads, .pure = pure};
+    int rc = quant_file_opts(in, out, &o, &st, err, sizeof err);
     if (rc) {
         fprintf(stderr, "quantize: %s\n", err[0] ? err : sy_strerror(rc));
         return 1;
     }
-    printf("%s -> %s (%s): %zu tensors, %zu quantized, %zu as f16, %zu copied; "
+    printf("%s -> %s (%s%s): %zu tensors, %zu quantized, %zu kept q8_0, %zu as f16, %zu copied; "
            "%.2f MiB -> %.2f MiB in %.2f s\n",
-           in, out, type, st.n_tensors, st.n_quantized, st.n_f16, st.n_copied,
+           in, out, type, pure ? ", pure" : "", st.n_tensors, st.n_quantized, st.n_kept, st.n_f16,
+           st.n_copied,
            st.bytes_in / 1048576.0, st.bytes_out / 1048576.0, (clock_mono_ns() - t0) / 1e9);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* quant.c — GGUF file quantization (see quant.h for the rules it follows). */
 #include "engine/quant.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,76 @@ kern_type_t quant_target_type(const char *name, int n_dims, const uint64_t *ne, 
     return target;
 }
 
+/* ================================================== Q4_0 scale search ==== */
+
+/* One Q4_0 block chosen to minimise the squared error sum (x - d q)^2 instead of
+ * ggml's reference rounding (largest magnitude -> -8, d = max / -8). Candidate inverse
+ * scales map the largest magnitude to -7..-9 or to +6..+8 in steps of 0.05 (the
+ * reference one among them); for each, the quants are rounded, the least-squares scale
+ * for those quants is computed and rounded to f16, and the error is measured with that
+ * f16 scale, so the block written is the best one tried. The format is unchanged: any
+ * Q4_0 reader decodes it. */
+static void q4_0_block_search(const float *x, kern_block_q4_0_t *y)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < KERN_QK; j++) {
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    int8_t best_q[KERN_QK] = {0};
+    kern_f16_t best_d = 0;
+    if (amax > 0.0f) {
+        float best_err = INFINITY;
+        for (int c = 0; c < 2 * 41; c++) {
+            int is = c % 41 - 20;
+            float iscale = c < 41 ? -(8.0f + 0.05f * (float)is) / max
+                                  : (7.0f + 0.05f * (float)is) / max;
+            int8_t q[KERN_QK];
+            float sxq = 0.0f, sqq = 0.0f;
+            for (int j = 0; j < KERN_QK; j++) {
+                int v = (int)lrintf(x[j] * iscale);
+                v = v < -8 ? -8 : v > 7 ? 7 : v;
+                q[j] = (int8_t)v;
+                sxq += x[j] * (float)v;
+                sqq += (float)v * (float)v;
+            }
+            if (sqq <= 0.0f) continue;
+            kern_f16_t dh = kern_f32_to_f16(sxq / sqq);
+            float d = kern_f16_to_f32(dh), err = 0.0f;
+            for (int j = 0; j < KERN_QK; j++) {
+                float e = x[j] - d * (float)q[j];
+                err += e * e;
+            }
+            if (err < best_err) {
+                best_err = err;
+                best_d = dh;
+                memcpy(best_q, q, sizeof q);
+            }
+        }
+    }
+    y->d = best_d;
+    for (int j = 0; j < KERN_QK / 2; j++)
+        y->qs[j] = (uint8_t)((best_q[j] + 8) | (best_q[j + KERN_QK / 2] + 8) << 4);
+}
+
+/* llama.cpp's default tensor mix for a Q4_0 file, in the types this engine has:
+ * the output matrix (or the token embedding when it doubles as the output) is kept at
+ * Q8_0 (llama.cpp uses Q6_K where rows are a multiple of 256 and Q8_0 elsewhere), and
+ * attn_v at Q8_0 as llama.cpp's K-quant mixes give it more bits: under grouped-query
+ * attention it is a small share of the weights and the one quantization hurts most. */
+kern_type_t quant_mix_type(const char *name, int n_dims, const uint64_t *ne, kern_type_t cur,
+                           kern_type_t target, int has_output)
+{
+    kern_type_t t = quant_target_type(name, n_dims, ne, cur, target);
+    if (t != KERN_Q4_0) return t;
+    if (!strcmp(name, "output.weight") || (!has_output && !strcmp(name, "token_embd.weight")) ||
+        ends_with(name, ".attn_v.weight"))
+        return KERN_Q8_0;
+    return t;
+}
+
 /* ===================================================== tensor order ==== */
 
 /* llama.cpp's loader sorts weights by layer (blk.N., -1 for the rest), then by name. */
@@ -73,6 +144,7 @@ static int cmp_tensor(const void *a, const void *b)
 typedef struct conv_task {
     const gguf_tensor_t *t;
     kern_type_t to;
+    int search; /* Q4_0 blocks by error search instead of reference rounding */
     uint8_t *out;
     size_t in_row, out_row, cols, rows;
     size_t rows_per_task;
@@ -89,7 +161,13 @@ static void conv_rows(void *arg, int i, int n)
     float *tmp = mem_alloc(c->cols * sizeof(float));
     for (size_t r = r0; r < r1; r++) {
         kern_dequantize_row(c->t->type, (const uint8_t *)c->t->data + r * c->in_row, tmp, c->cols);
-        kern_quantize_row(c->to, tmp, c->out + r * c->out_row, c->cols);
+        if (c->to == KERN_Q4_0 && c->search) {
+            kern_block_q4_0_t *y = (kern_block_q4_0_t *)(c->out + r * c->out_row);
+            for (size_t b = 0; b < c->cols / KERN_QK; b++)
+                q4_0_block_search(tmp + b * KERN_QK, y + b);
+        } else {
+            kern_quantize_row(c->to, tmp, c->out + r * c->out_row, c->cols);
+        }
     }
     mem_free(tmp);
 }
@@ -99,6 +177,15 @@ static void conv_rows(void *arg, int i, int n)
 int quant_file(const char *in_path, const char *out_path, kern_type_t type, int n_threads,
                quant_stats_t *stats, char *err, size_t errlen)
 {
+    quant_opts_t o = {.type = type, .n_threads = n_threads, .pure = 1};
+    return quant_file_opts(in_path, out_path, &o, stats, err, errlen);
+}
+
+int quant_file_opts(const char *in_path, const char *out_path, const quant_opts_t *o,
+                    quant_stats_t *stats, char *err, size_t errlen)
+{
+    kern_type_t type = o->type;
+    int n_threads = o->n_threads;
     if (type != KERN_Q8_0 && type != KERN_Q4_0) {
         snprintf(err, errlen, "quantize: target type must be q8_0 or q4_0");
         return SY_EINVAL;
@@ -129,10 +216,15 @@ int quant_file(const char *in_path, const char *out_path, kern_type_t type, int 
     gguf_writer_set_u32(w, "general.quantization_version", 2);
     gguf_writer_set_u32(w, "general.file_type", quant_file_type(type));
 
+    int has_output = 0;
+    for (size_t i = 0; i < g->n_tensors; i++)
+        has_output |= !strcmp(g->tensors[i].name, "output.weight");
     kern_pool_t *pool = n_threads > 1 ? kern_pool_new(n_threads) : NULL;
     for (size_t i = 0; i < g->n_tensors && !rc; i++) {
         const gguf_tensor_t *t = order[i];
-        kern_type_t to = quant_target_type(t->name, t->n_dims, t->ne, t->type, type);
+        kern_type_t to =
+            o->pure ? quant_target_type(t->name, t->n_dims, t->ne, t->type, type)
+                    : quant_mix_type(t->name, t->n_dims, t->ne, t->type, type, has_output);
         const void *data = t->data;
         size_t nbytes = t->nbytes;
         st.n_tensors++;
@@ -147,6 +239,7 @@ int quant_file(const char *in_path, const char *out_path, kern_type_t type, int 
         } else {
             conv_task_t c = {.t = t,
                              .to = to,
+                             .search = !o->pure,
                              .cols = t->ne[0],
                              .rows = t->n_elements / t->ne[0],
                              .in_row = kern_row_size(t->type, t->ne[0]),
@@ -161,6 +254,8 @@ int quant_file(const char *in_path, const char *out_path, kern_type_t type, int 
             data = c.out;
             if (to == KERN_F16)
                 st.n_f16++;
+            else if (to != type)
+                st.n_kept++;
             else
                 st.n_quantized++;
         }

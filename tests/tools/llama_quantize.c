@@ -3,7 +3,11 @@
  * so tests and benchmarks can compare switchyard's quantized files with llama.cpp's
  * byte for byte. Nothing is linked: the libraries are opened at run time.
  *
- *   llama_quantize LIBDIR IN.gguf OUT.gguf q8_0|q4_0
+ *   llama_quantize LIBDIR IN.gguf OUT.gguf q8_0|q4_0 [--mix]
+ *
+ * --mix leaves `pure` off: llama.cpp's default tensor mix for the file type (the
+ * output matrix, or the token embedding when it doubles as the output, kept at a
+ * higher precision).
  *
  * LIBDIR holds libllama.v0.4.0.so and libggml*.so (node-llama-cpp 3.21.1:
  * bench/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64). Exit status 0 on
@@ -39,8 +43,9 @@ typedef struct llama_quantize_params_abi {
 
 int main(int argc, char **argv)
 {
-    if (argc != 5 || (strcmp(argv[4], "q8_0") && strcmp(argv[4], "q4_0"))) {
-        fprintf(stderr, "usage: llama_quantize LIBDIR IN.gguf OUT.gguf q8_0|q4_0\n");
+    bool mix = argc == 6 && !strcmp(argv[5], "--mix");
+    if ((argc != 5 && !mix) || (strcmp(argv[4], "q8_0") && strcmp(argv[4], "q4_0"))) {
+        fprintf(stderr, "usage: llama_quantize LIBDIR IN.gguf OUT.gguf q8_0|q4_0 [--mix]\n");
         return 2;
     }
     char path[4096];
@@ -68,7 +73,7 @@ int main(int argc, char **argv)
     backend_init();
     llama_quantize_params_abi_t p = defaults();
     p.ftype = strcmp(argv[4], "q8_0") == 0 ? 7 : 2; /* LLAMA_FTYPE_MOSTLY_Q8_0 / Q4_0 */
-    p.pure = true;
+    p.pure = !mix;
     p.nthread = 1;
     uint32_t rc = quantize(argv[2], argv[3], &p);
     if (rc != 0) {
