@@ -183,10 +183,8 @@ static void test_mix_types(void **state)
     (void)state;
     const uint64_t ok[2] = {64, 8}, odd[2] = {40, 8};
     assert_int_equal(quant_mix_type("output.weight", 2, ok, KERN_F32, KERN_Q4_0, 1), KERN_Q8_0);
-    assert_int_equal(quant_mix_type("token_embd.weight", 2, ok, KERN_F32, KERN_Q4_0, 0),
-                     KERN_Q8_0);
-    assert_int_equal(quant_mix_type("token_embd.weight", 2, ok, KERN_F32, KERN_Q4_0, 1),
-                     KERN_Q4_0);
+    assert_int_equal(quant_mix_type("token_embd.weight", 2, ok, KERN_F32, KERN_Q4_0, 0), KERN_Q8_0);
+    assert_int_equal(quant_mix_type("token_embd.weight", 2, ok, KERN_F32, KERN_Q4_0, 1), KERN_Q4_0);
     assert_int_equal(quant_mix_type("blk.3.attn_v.weight", 2, ok, KERN_F32, KERN_Q4_0, 1),
                      KERN_Q8_0);
     assert_int_equal(quant_mix_type("blk.3.attn_q.weight", 2, ok, KERN_F32, KERN_Q4_0, 1),

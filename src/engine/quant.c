@@ -74,8 +74,8 @@ static void q4_0_block_search(const float *x, kern_block_q4_0_t *y)
         float best_err = INFINITY;
         for (int c = 0; c < 2 * 41; c++) {
             int is = c % 41 - 20;
-            float iscale = c < 41 ? -(8.0f + 0.05f * (float)is) / max
-                                  : (7.0f + 0.05f * (float)is) / max;
+            float iscale =
+                c < 41 ? -(8.0f + 0.05f * (float)is) / max : (7.0f + 0.05f * (float)is) / max;
             int8_t q[KERN_QK];
             float sxq = 0.0f, sqq = 0.0f;
             for (int j = 0; j < KERN_QK; j++) {
@@ -222,9 +222,9 @@ int quant_file_opts(const char *in_path, const char *out_path, const quant_opts_
     kern_pool_t *pool = n_threads > 1 ? kern_pool_new(n_threads) : NULL;
     for (size_t i = 0; i < g->n_tensors && !rc; i++) {
         const gguf_tensor_t *t = order[i];
-        kern_type_t to =
-            o->pure ? quant_target_type(t->name, t->n_dims, t->ne, t->type, type)
-                    : quant_mix_type(t->name, t->n_dims, t->ne, t->type, type, has_output);
+        kern_type_t to = o->pure
+                             ? quant_target_type(t->name, t->n_dims, t->ne, t->type, type)
+                             : quant_mix_type(t->name, t->n_dims, t->ne, t->type, type, has_output);
         const void *data = t->data;
         size_t nbytes = t->nbytes;
         st.n_tensors++;
