@@ -13,13 +13,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: switchyard quantize IN.gguf OUT.gguf --type q8_0|q4_0 [--pure] [-t THREADS]\n"
-               "  Converts the weight matrices to the type; norms stay as they are, matrices\n"
-               "  with rows not a multiple of 32 become F16. For q4_0 the output matrix (or\n"
-               "  the tied token embedding) and attn_v stay q8_0 and each block's scale is\n"
-               "  the one of least squared error.\n"
-               "  --pure  every matrix to the type with ggml's reference rounding: the file\n"
-               "          matches llama.cpp's `llama-quantize --pure` byte for byte.\n");
+    fprintf(f,
+            "usage: switchyard quantize IN.gguf OUT.gguf --type q8_0|q4_0 [--pure] [-t THREADS]\n"
+            "  Converts the weight matrices to the type; norms stay as they are, matrices\n"
+            "  with rows not a multiple of 32 become F16. For q4_0 the output matrix (or\n"
+            "  the tied token embedding) and attn_v stay q8_0 and each block's scale is\n"
+            "  the one of least squared error.\n"
+            "  --pure  every matrix to the type with ggml's reference rounding: the file\n"
+            "          matches llama.cpp's `llama-quantize --pure` byte for byte.\n");
 }
 
 int cmd_quantize(int argc, char **argv)
@@ -75,7 +76,7 @@ int cmd_quantize(int argc, char **argv)
     printf("%s -> %s (%s%s): %zu tensors, %zu quantized, %zu kept q8_0, %zu as f16, %zu copied; "
            "%.2f MiB -> %.2f MiB in %.2f s\n",
            in, out, type, pure ? ", pure" : "", st.n_tensors, st.n_quantized, st.n_kept, st.n_f16,
-           st.n_copied,
-           st.bytes_in / 1048576.0, st.bytes_out / 1048576.0, (clock_mono_ns() - t0) / 1e9);
+           st.n_copied, st.bytes_in / 1048576.0, st.bytes_out / 1048576.0,
+           (clock_mono_ns() - t0) / 1e9);
     return 0;
 }
