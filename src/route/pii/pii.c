@@ -106,7 +106,8 @@ typedef struct scan_ctx {
     pii_scratch_t *sc;
     const char *t;
     size_t len;
-    struct name_memo *memo; /* name pass only: runs kept and runs left, see person_run */
+    struct name_memo *memo; /* runs kept and left, lone given names held: see lone_add */
+    size_t first;           /* sc->n when this pass began: candidates past it identify */
 } scan_ctx_t;
 
 static const char *const type_names[PII_TYPE_COUNT] = {
@@ -1121,6 +1122,8 @@ static size_t word_end(const scan_ctx_t *c, size_t i)
     return k;
 }
 
+static void lone_add(scan_ctx_t *c, float score, size_t st, size_t en);
+
 /* After a phrase that announces a name ("my name is", "call me", "named", "Name:"):
  * the next one to three words are the name, in any case ("my name is lena
  * andersson"). Stops at punctuation, a line end or a common word. */
@@ -1160,18 +1163,54 @@ static void x_name_key(scan_ctx_t *c, size_t to)
                     at(c, i + 2) == ' ' && (i == 0 || !is_alpha(at(c, i - 1))));
         if (!mine) return;
     }
-    cand_add(c, PII_PERSON, 0.75f, st, en);
+    /* "a girl named Sarah": a story introducing someone, not identifying on its own;
+     * "my name is Sarah", "call me Sarah", "last name? Sarah" are. */
+    if (to >= 6 && !memcmp(c->t + to - 6, "named ", 6) && word_end(c, st) == en &&
+        (name_flags(c, c->t + st, en - st) & PII_NAME_FIRST))
+        lone_add(c, 0.75f, st, en);
+    else
+        cand_add(c, PII_PERSON, 0.75f, st, en);
 }
 
 /* What the name pass remembers within one text: the tokens of runs it kept as
  * names, and the runs it left below the threshold. A run left alone that repeats a
  * token of a kept name ("Adam McDowell ... McDowell was") is the same person. */
 #define MEMO_MAX 128
+#define PEND_MAX 128
+#define LAB_MAX  16
 typedef struct name_memo {
     size_t kept[MEMO_MAX][2];
     size_t left[MEMO_MAX][2];
     int nkept, nleft;
+    size_t pend[PEND_MAX][2]; /* lone given names waiting for identifying context */
+    float pend_score[PEND_MAX];
+    int npend;
+    bool pend_over; /* more than PEND_MAX held: the pass is run again if needed */
+    size_t lab[LAB_MAX][2]; /* speaker labels that are no given name ("Leverett:") */
+    int nlab, nlab_all;     /* those, and all speaker labels */
 } name_memo_t;
+
+/* A lone given name ("Lily", "Timmy", "Romeo"): a given name on the census lists is
+ * shared by thousands of people, so on its own it does not identify anyone. It is
+ * recorded at once when the text already holds identifying context (another
+ * entity, a full name, a titled or announced name), else held in the memo until
+ * such context turns up; scan_names drops what is still held at the end. */
+static void lone_add(scan_ctx_t *c, float score, size_t st, size_t en)
+{
+    if (score < c->s->thr[PII_PERSON]) return;
+    if (c->sc->n > c->first) {
+        cand_add(c, PII_PERSON, score, st, en);
+        return;
+    }
+    name_memo_t *m = c->memo;
+    if (m->npend == PEND_MAX) {
+        m->pend_over = true;
+        return;
+    }
+    m->pend[m->npend][0] = st;
+    m->pend[m->npend][1] = en;
+    m->pend_score[m->npend++] = score;
+}
 
 /* Records the result of one scored run in the memo. */
 static void memo_note(scan_ctx_t *c, const tok_t *tk, int a, int b, float score)
@@ -1244,6 +1283,57 @@ static bool ctx_after(const scan_ctx_t *c, size_t en)
     return (ctx_flags(c, c->t + k, e - k) & PII_CTX_AFTER) != 0;
 }
 
+/* True when the word right before a lone given name at st makes it identifying: a
+ * title ("Mr. Ellis", "Dr. Ana"), a role in a record ("customer Ana", "Contact:
+ * Ana"), a closing above a signature ("Regards,\nAna"), "Dear" opening a line, or a
+ * relative of the writer ("my kid Selma", "our landlord Ana"). */
+static bool id_before(const scan_ctx_t *c, size_t st)
+{
+    size_t p = st;
+    bool dot = false, nl = false;
+    while (p > 0 && st - p < 4 &&
+           (at(c, p - 1) == ' ' || at(c, p - 1) == ',' || at(c, p - 1) == ':' ||
+            at(c, p - 1) == '.' || at(c, p - 1) == '\n')) {
+        dot |= at(c, p - 1) == '.';
+        nl |= at(c, p - 1) == '\n';
+        p--;
+    }
+    size_t e = p;
+    while (p > 0 && is_alpha(at(c, p - 1)))
+        p--;
+    if (e == p || e - p > 12 || (p > 0 && at(c, p - 1) >= 0x80)) return false;
+    uint8_t f = ctx_flags(c, c->t + p, e - p);
+    if (f & PII_CTX_ID) {
+        if (dot) return e - p <= 4 && !nl; /* "Mr.", "Dr.", not "the customer. Ana" */
+        if (e - p == 4 && (at(c, p) | 0x20) == 'd' && (at(c, p + 1) | 0x20) == 'e') {
+            /* "Dear Ana" opening a letter, not "my dear Juliet" */
+            while (p > 0 && (at(c, p - 1) == ' ' || at(c, p - 1) == '\t'))
+                p--;
+            return p == 0 || at(c, p - 1) == '\n';
+        }
+        return true;
+    }
+    if ((f & PII_CTX_REL) && st - e == 1 && at(c, e) == ' ' && p >= 3 && at(c, p - 1) == ' ') {
+        size_t q = p - 1, w = q;
+        while (w > 0 && is_alpha(at(c, w - 1)))
+            w--;
+        return (q - w == 2 && fold(at(c, w)) == 'm' && fold(at(c, w + 1)) == 'y') ||
+               (q - w == 3 && fold(at(c, w)) == 'o' && fold(at(c, w + 1)) == 'u' &&
+                fold(at(c, w + 2)) == 'r');
+    }
+    return false;
+}
+
+/* True when st starts a line that goes on from the line before (verse, wrapped
+ * text): the line before ends in a letter, a comma or a semicolon. A capital there
+ * says nothing about the word. */
+static bool line_goes_on(const scan_ctx_t *c, size_t st)
+{
+    if (st < 2 || at(c, st - 1) != '\n') return false;
+    unsigned char pc = at(c, st - 2);
+    return is_alpha(pc) || pc == ',' || pc == ';' || pc == '-';
+}
+
 /* Scores one run of capitalised tokens and records it. */
 static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
 {
@@ -1255,7 +1345,15 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     while (a < b &&
            (tk[a].initial || (tk[a].flags & (PII_NAME_STOP | PII_CTX_STRONG | PII_CTX_WEAK))))
         a++;
-    while (b > a && (tk[b - 1].initial || (tk[b - 1].flags & PII_NAME_STOP)))
+    /* "Plough Rome and harrow Italy" at the start of a verse line: a word that is no
+     * census name is only capitalised by its place. */
+    if (a == 0 && b > 0 && !(tk[0].flags & (PII_NAME_FIRST | PII_NAME_LAST)) && line_goes_on(c, tk[0].st))
+        a++;
+    /* "Ivan King", "Zoe Young": a given name and a surname that is also a common
+     * word is a full name; elsewhere a trailing common word is not part of it. */
+    bool stop_surname = b - a == 2 && !tk[a].initial && (tk[a].flags & PII_NAME_FIRST) &&
+                        !(tk[a].flags & PII_NAME_STOP) && (tk[b - 1].flags & PII_NAME_LAST);
+    while (!stop_surname && b > a && (tk[b - 1].initial || (tk[b - 1].flags & PII_NAME_STOP)))
         b--;
     if (a >= b) return;
     int n = b - a, known = 0, unknown = 0;
@@ -1295,7 +1393,20 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     if (q < st && q > 0 && is_digit(at(c, q - 1))) return;
     if (at(c, en) == ' ' && is_digit(at(c, en + 1))) return;
     if (at(c, en) == '\'' && (at(c, en + 1) | 0x20) == 't') return; /* "Don't" */
+    /* A speaker label of a given name ("Mary: ..."); role labels ("Provost:",
+     * "Clown:") are not names. */
     bool label1 = n == 1 && at(c, en) == ':' && (st == 0 || at(c, st - 1) == '\n');
+    if (label1 && c->memo) {
+        /* Other labels count when the text has two or more: a dialogue between named
+         * people ("Leverett: ...\nDanielle: ..."), not a play's single speech. */
+        name_memo_t *m = c->memo;
+        if (!(f0 & PII_NAME_FIRST) && m->nlab < LAB_MAX) {
+            m->lab[m->nlab][0] = st;
+            m->lab[m->nlab++][1] = en;
+        }
+        m->nlab_all++;
+    }
+    label1 &= (f0 & PII_NAME_FIRST) != 0;
     if (n == 1 && known) {
         /* Neighbours in a list ("Eklund, Michael and Hodge") make a single known name
          * much more likely; a common first name alone is likely too. */
@@ -1345,6 +1456,14 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     }
     /* A verb of a person right after the run: "Tomomi is from", "Enrico shouted". */
     if (score < thr && score + 0.35f >= thr && n <= 3 && ctx_after(c, en)) score += 0.35f;
+    /* A lone given name without a title, a speaker label or a word of a record
+     * before it waits for identifying context elsewhere in the text (lone_add). */
+    if (n == 1 && !tk[a].initial && (f0 & PII_NAME_FIRST) && !label1 && score >= thr &&
+        !id_before(c, st)) {
+        memo_note(c, tk, a, b, 0.0f);
+        lone_add(c, score, st, en);
+        return;
+    }
     memo_note(c, tk, a, b, score);
     cand_add(c, PII_PERSON, score, st, en);
 }
@@ -1418,8 +1537,15 @@ static size_t list_run(scan_ctx_t *c, size_t i)
     static const char *const preps[] = {"at", "from", "of", "for", "with",
                                         "to", "by",   "in", "the", NULL};
     if (ws < p && word_in(c->t + ws, p - ws, preps, true)) return en;
-    for (int j = 0; j < n; j++)
-        cand_add(c, PII_PERSON, 0.6f, it[j][0], it[j][1]);
+    /* Three or more names together (a family, the founders of a firm) narrow down who
+     * is meant; a pair ("Tom and Sue") is two lone names. */
+    for (int j = 0; j < n; j++) {
+        uint8_t f = name_flags(c, c->t + it[j][0], it[j][1] - it[j][0]);
+        if (n == 2 && (f & PII_NAME_FIRST))
+            lone_add(c, 0.6f, it[j][0], it[j][1]);
+        else
+            cand_add(c, PII_PERSON, 0.6f, it[j][0], it[j][1]);
+    }
     if (c->memo)
         for (int j = 0; j < n && c->memo->nkept < MEMO_MAX; j++) {
             c->memo->kept[c->memo->nkept][0] = it[j][0];
@@ -1504,9 +1630,8 @@ static void scan_names(scan_ctx_t *c)
 {
     const unsigned char *p = (const unsigned char *)c->t;
     size_t len = c->len;
-    name_memo_t memo;
-    memo.nkept = memo.nleft = 0;
-    c->memo = &memo;
+    name_memo_t *memo = c->memo;
+    memo->nkept = memo->nleft = memo->nlab = memo->nlab_all = 0;
     size_t i = 0;
     for (size_t blk = 0; blk < len; blk += 64) {
         uint64_t m = 0;
@@ -1524,8 +1649,22 @@ static void scan_names(scan_ctx_t *c)
             m &= i - blk >= 64 ? 0 : ~0ull << (i - blk);
         }
     }
-    if (memo.nkept && memo.nleft) memo_resolve(c);
-    c->memo = NULL;
+    if (memo->nlab_all >= 2)
+        for (int k = 0; k < memo->nlab; k++)
+            cand_add(c, PII_PERSON, 0.55f, memo->lab[k][0], memo->lab[k][1]);
+    if (memo->nkept && memo->nleft) memo_resolve(c);
+    /* Identifying context was found after some lone names were held: record them
+     * (or, when more were seen than the memo holds, read the text again: every lone
+     * name now goes straight in, and the merge folds the repeats). */
+    if (c->sc->n > c->first && memo->npend) {
+        for (int k = 0; k < memo->npend; k++)
+            cand_add(c, PII_PERSON, memo->pend_score[k], memo->pend[k][0], memo->pend[k][1]);
+        memo->npend = 0;
+        if (memo->pend_over) {
+            memo->pend_over = false;
+            scan_names(c);
+        }
+    }
 }
 
 /* ================================================================== merge */
@@ -1647,7 +1786,10 @@ static int scan_lookalikes(const pii_scanner_t *s, pii_scratch_t *sc, const char
 /* One Hyperscan pass plus the name pass over text, appending candidates. */
 static int scan_pass(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len)
 {
-    scan_ctx_t c = {s, sc, text, len, NULL};
+    name_memo_t memo;
+    memo.nkept = memo.nleft = memo.npend = 0;
+    memo.pend_over = false;
+    scan_ctx_t c = {s, sc, text, len, &memo, sc->n};
     memset(sc->done, 0, sizeof sc->done);
     /* hs_scan takes an unsigned int length: scan huge inputs in overlapping blocks. */
     const size_t block = 1u << 30, overlap = 4096;

@@ -16,6 +16,12 @@
 #define PII_CTX_WEAK    0x20 /* a word often before a name ("by", "with", "said") */
 #define PII_NAME_ORG    0x40 /* ends organisation and place names ("Inc", "Bay", "Street") */
 #define PII_CTX_AFTER   0x80 /* a verb often after a name ("said", "lives", "shouted") */
+/* Context table only (the census bits have no use there): a word that makes a lone
+ * given name identifying: a title ("Mr"), a word for the person's role in a record
+ * ("customer", "contact"), "name" ("last name"), a closing ("regards"). */
+#define PII_CTX_ID      0x01
+/* Context table only: a word for a relative or someone close ("my kid Selma"). */
+#define PII_CTX_REL     0x02
 
 /* Context words (PII_CTX_*, PII_NAME_ORG), a few hundred bytes: looked up for the
  * lowercase words around a capitalised run without touching the big set. Key: the

@@ -164,6 +164,20 @@ static const char *const ctx_after_words[] = {
     "married", "graduated", "studied", "founded", "resigned", "died", NULL};
 /* clang-format on */
 
+/* Words that make a lone given name identifying (PII_CTX_ID) and words for relatives
+ * (PII_CTX_REL, identifying after "my"/"our"); context table only. */
+/* clang-format off */
+static const char *const ctx_id_words[] = {
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "attn", "cc", "contact", "regards",
+    "sincerely", "signed", "cheers", "name", "names", "surname", "user", "customer",
+    "client", "patient", "guardian", "beneficiary", "employee", "applicant", "tenant",
+    "dear", NULL};
+static const char *const ctx_rel_words[] = {
+    "kid", "kids", "son", "daughter", "child", "wife", "husband", "partner", "boyfriend",
+    "girlfriend", "fiance", "fiancee", "boss", "colleague", "coworker", "manager",
+    "neighbour", "neighbor", "landlord", "doctor", "lawyer", "tenant", "ex", NULL};
+/* clang-format on */
+
 /* Last words that make a capitalised run an organisation or a place. */
 /* clang-format off */
 static const char *const org_place[] = {
@@ -282,6 +296,10 @@ int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
         set_add(g, ctx_after_words[i], strlen(ctx_after_words[i]), PII_CTX_AFTER);
         ctx_add(g, ctx_after_words[i], PII_CTX_AFTER);
     }
+    for (int i = 0; ctx_id_words[i]; i++)
+        ctx_add(g, ctx_id_words[i], PII_CTX_ID);
+    for (int i = 0; ctx_rel_words[i]; i++)
+        ctx_add(g, ctx_rel_words[i], PII_CTX_REL);
     for (int i = 0; org_place[i]; i++) {
         set_add(g, org_place[i], strlen(org_place[i]), PII_NAME_ORG);
         ctx_add(g, org_place[i], PII_NAME_ORG);
