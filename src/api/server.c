@@ -19,6 +19,7 @@
 
 #include "api/feedback.h"
 #include "api/metrics.h"
+#include "api/offload.h"
 #include "api/request.h"
 #include "api/session.h"
 #include "base/arena.h"
@@ -43,6 +44,8 @@
  * pushes over more cold memory (and first-touch page faults). */
 #define API_LEDGER_QUEUE    16384
 #define API_LEDGER_FLUSH_MS 200
+/* Cost reports waiting for the offload thread before new ones get a 503. */
+#define API_MAX_REPORTS 16
 
 struct api_app {
     const config_t *cfg;
@@ -53,8 +56,10 @@ struct api_app {
     pii_scanner_t *pii;
     router_t *router;
     store_ledger_writer_t *ledger;
-    store_t *store; /* reads for /v1/costs, under store_mu */
+    store_t *store; /* sessions, feedback, bandit state: under store_mu */
     pthread_mutex_t store_mu;
+    store_t *report_store; /* ledger reports: used by the offload thread only */
+    offload_t *offload;    /* runs reports off the worker loops */
     session_table_t *sessions;
     feedback_ring_t *feedback;
     atomic_uint_fast64_t n_feedback;
@@ -965,6 +970,68 @@ static void write_cost_row(jsonw_t *j, const store_cost_row_t *r, bool keyed)
     jsonw_obj_end(j);
 }
 
+/* A /v1/costs query in flight: parsed on the worker loop, run on the offload thread
+ * (a report over the whole ledger takes as long as the ledger is big: it must not
+ * stall the loop's other connections), answered back on the loop. */
+typedef struct costs_job {
+    api_worker_t *w;
+    http_res_t *res;
+    store_group_t by;
+    int64_t since;
+    char by_s[32];
+    int rc;
+    buf_t body;
+} costs_job_t;
+
+/* Offload thread: waits for the rows already queued to the ledger (so a report sees
+ * every request answered before it), queries, and writes the JSON answer. */
+static void costs_work(void *arg)
+{
+    costs_job_t *jb = arg;
+    api_app_t *app = jb->w->app;
+    store_ledger_writer_flush(app->ledger);
+    store_cost_row_t *rows = NULL;
+    size_t n = 0;
+    jb->rc = store_costs_query(app->report_store, jb->by, jb->since, &rows, &n);
+    if (jb->rc) return;
+    jsonw_t j;
+    jsonw_init(&j, &jb->body);
+    jsonw_obj_begin(&j);
+    jsonw_key(&j, "group_by");
+    jsonw_str(&j, jb->by_s);
+    jsonw_key(&j, "since_ms");
+    jsonw_int(&j, jb->since);
+    jsonw_key(&j, "groups");
+    jsonw_arr_begin(&j);
+    store_cost_row_t tot = {0};
+    for (size_t i = 0; i < n; i++) {
+        write_cost_row(&j, &rows[i], true);
+        tot.requests += rows[i].requests;
+        tot.tokens_in += rows[i].tokens_in;
+        tot.tokens_out += rows[i].tokens_out;
+        tot.cost_usd += rows[i].cost_usd;
+        tot.cloud_cost_usd += rows[i].cloud_cost_usd;
+        tot.saved_usd += rows[i].saved_usd;
+    }
+    jsonw_arr_end(&j);
+    jsonw_key(&j, "total");
+    write_cost_row(&j, &tot, false);
+    jsonw_obj_end(&j);
+    free(rows);
+}
+
+/* Worker loop: answers (a client that left meanwhile just releases the response). */
+static void costs_done(void *arg)
+{
+    costs_job_t *jb = arg;
+    if (jb->rc)
+        send_error(jb->w, jb->res, 500, "store_error", sy_strerror(jb->rc), NULL, NULL);
+    else
+        send_json(jb->res, 200, &jb->body);
+    buf_deinit(&jb->body);
+    mem_free(jb);
+}
+
 static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
 {
     api_app_t *app = w->app;
@@ -985,47 +1052,24 @@ static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
                    "since", NULL);
         return;
     }
-    if (!app->store) {
+    if (!app->report_store || !app->offload) {
         send_error(w, res, 503, "store_unavailable", "the store is not open", NULL, NULL);
         return;
     }
-    store_ledger_writer_flush(app->ledger);
-    store_cost_row_t *rows = NULL;
-    size_t n = 0;
-    pthread_mutex_lock(&app->store_mu);
-    int rc = store_costs_query(app->store, by, since, &rows, &n);
-    pthread_mutex_unlock(&app->store_mu);
-    if (rc) {
-        send_error(w, res, 500, "store_error", sy_strerror(rc), NULL, NULL);
-        return;
+    costs_job_t *jb = mem_calloc(1, sizeof *jb);
+    jb->w = w;
+    jb->res = res;
+    jb->by = by;
+    jb->since = since;
+    snprintf(jb->by_s, sizeof jb->by_s, "%s", by_s);
+    buf_init(&jb->body, 64u << 20);
+    if (offload_submit(app->offload, http_res_loop(res), costs_work, costs_done, jb)) {
+        buf_deinit(&jb->body);
+        mem_free(jb);
+        http_res_header(res, "Retry-After", "1");
+        send_error(w, res, 503, "server_busy", "too many cost reports are running; retry shortly",
+                   NULL, NULL);
     }
-    buf_t *b = &w->scratch;
-    buf_reset(b);
-    jsonw_t j;
-    jsonw_init(&j, b);
-    jsonw_obj_begin(&j);
-    jsonw_key(&j, "group_by");
-    jsonw_str(&j, by_s);
-    jsonw_key(&j, "since_ms");
-    jsonw_int(&j, since);
-    jsonw_key(&j, "groups");
-    jsonw_arr_begin(&j);
-    store_cost_row_t tot = {0};
-    for (size_t i = 0; i < n; i++) {
-        write_cost_row(&j, &rows[i], true);
-        tot.requests += rows[i].requests;
-        tot.tokens_in += rows[i].tokens_in;
-        tot.tokens_out += rows[i].tokens_out;
-        tot.cost_usd += rows[i].cost_usd;
-        tot.cloud_cost_usd += rows[i].cloud_cost_usd;
-        tot.saved_usd += rows[i].saved_usd;
-    }
-    jsonw_arr_end(&j);
-    jsonw_key(&j, "total");
-    write_cost_row(&j, &tot, false);
-    jsonw_obj_end(&j);
-    free(rows);
-    send_json(res, 200, b);
 }
 
 static void save_bandit(api_app_t *app);
@@ -1369,6 +1413,16 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "store %s: %s", cfg->store, e2);
         goto fail;
     }
+    app->report_store = store_open(cfg->store, e2, sizeof e2);
+    if (!app->report_store) {
+        snprintf(err, errlen, "store %s: %s", cfg->store, e2);
+        goto fail;
+    }
+    app->offload = offload_new(API_MAX_REPORTS);
+    if (!app->offload) {
+        snprintf(err, errlen, "cannot start the report thread");
+        goto fail;
+    }
     load_bandit(app);
     app->ledger =
         store_ledger_writer_new(cfg->store, API_LEDGER_QUEUE, API_LEDGER_FLUSH_MS, e2, sizeof e2);
@@ -1422,11 +1476,13 @@ void api_app_stop(api_app_t *app)
 void api_app_free(api_app_t *app)
 {
     if (!app) return;
+    offload_free(app->offload); /* before the loops its answers go to are freed */
     http_server_free(app->http);
     if (app->router) save_bandit(app);
     feedback_ring_free(app->feedback);
     store_ledger_writer_free(app->ledger);
     store_close(app->store);
+    store_close(app->report_store);
     router_free(app->router);
     pii_scanner_free(app->pii);
     session_table_free(app->sessions);

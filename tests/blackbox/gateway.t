@@ -329,6 +329,45 @@ test('ledger rows and /v1/costs totals are right', async () => {
   eq(await g4.stop(), 0, 'clean exit');
 });
 
+test('a cost report over a big ledger does not hold up other requests on its worker', async () => {
+  await resetAll();
+  const { execFileSync } = await import('node:child_process');
+  const path = await import('node:path');
+  const g = await L.startGateway(config({ db: 'bigledger.db' }).replace('workers: 2', 'workers: 1'), 'bigledger');
+  eq((await post(`${g.url}/v1/chat/completions`, chat('hello there', { model: 'cloud' }))).status, 200, 'one request');
+  // 400k rows written beside the gateway (WAL: the gateway's own connections stay open).
+  const rows = 400000;
+  execFileSync('sqlite3', [path.join(L.tmp(), 'bigledger.db'),
+    `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows})
+     INSERT INTO ledger (id, ts_ms, team, tier, tokens_in, tokens_out, cost_nusd)
+     SELECT 'bulk-' || x, ${Date.now()}, 'team' || (x % 50), 'cloud', 10, 20, 1000 FROM c;`]);
+  // Separate connections (no pooling), so only the server can order the answers.
+  const http = await import('node:http');
+  const order = [];
+  const fresh = (p, tag) => new Promise((resolve, reject) => {
+    http.get(`${g.url}${p}`, { agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        order.push(tag);
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, text, json });
+      });
+    }).on('error', reject);
+  });
+  const report = fresh('/v1/costs?group_by=team', 'costs');
+  await sleep(20);
+  const health = fresh('/healthz', 'healthz');
+  const [rc, rh] = await Promise.all([report, health]);
+  eq(rh.status, 200, 'healthz');
+  eq(rc.status, 200, 'costs: ' + rc.text);
+  eq(rc.json.total.requests, rows + 1, 'every row counted');
+  eq(rc.json.groups.length, 51, 'groups');
+  eq(order.join(','), 'healthz,costs', 'the worker kept serving while the report ran');
+  eq(await g.stop(), 0, 'clean exit');
+});
+
 test('bandit feedback: rewards by request id, validated, counted once, state kept across a restart', async () => {
   await resetAll();
   const bandit = config({ db: 'bandit.db', log: 'info' }).replace('policy: rules', 'policy: bandit\n  bandit: { algorithm: linucb, alpha: 0.5, explore: true }');

@@ -1,0 +1,32 @@
+/* offload.h — one background thread for blocking work that must not hold up a
+ * worker's event loop (reports over the whole ledger, for instance).
+ *
+ * A job's work() runs on the offload thread; its done() then runs on the loop that
+ * submitted it (through loop_post), where it may answer an HTTP response. Jobs run one
+ * at a time in submission order; at most max_pending wait, so a flood of slow
+ * requests gets a clear "busy" instead of an unbounded queue.
+ *
+ * Shutdown: offload_free() lets queued jobs run, then joins the thread. It must be
+ * called while the loops that submitted jobs are still allocated (before the HTTP
+ * server is freed); the server's drain keeps a loop running while a response is
+ * pending, so done() normally runs before the loop stops.
+ */
+#ifndef SY_API_OFFLOAD_H
+#define SY_API_OFFLOAD_H
+
+#include <stddef.h>
+
+#include "net/loop.h"
+
+typedef struct offload offload_t;
+typedef void (*offload_fn)(void *arg);
+
+/* Starts the thread. Returns NULL if it cannot be started. */
+offload_t *offload_new(size_t max_pending);
+/* Runs the jobs still queued, stops and joins the thread, frees o. NULL is fine. */
+void offload_free(offload_t *o);
+/* Queues work(arg) for the thread, then done(arg) on loop. Returns 0, or SY_EFULL
+ * when max_pending jobs already wait (nothing is queued; the caller still owns arg). */
+int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done, void *arg);
+
+#endif

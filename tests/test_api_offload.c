@@ -1,0 +1,116 @@
+/* test_api_offload.c — the offload thread: work runs off the loop thread, done runs
+ * on the loop that submitted the job, jobs keep their order, a full queue says so, and
+ * queued jobs still run when the offload is freed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/offload.h"
+#include "base/err.h"
+#include "net/loop.h"
+
+#define N_JOBS 8
+
+typedef struct job {
+    int idx;
+    pthread_t loop_thread;
+    pthread_t work_thread, done_thread;
+    atomic_int started; /* set by work, read by the test thread */
+    int *done_order, *n_done;
+    atomic_int *gate; /* work waits until it is set */
+    loop_t *loop;
+} job_t;
+
+static void work(void *arg)
+{
+    job_t *j = arg;
+    j->work_thread = pthread_self();
+    atomic_store(&j->started, 1);
+    while (j->gate && !atomic_load(j->gate))
+        usleep(1000);
+}
+
+static void done(void *arg)
+{
+    job_t *j = arg;
+    j->done_thread = pthread_self();
+    j->done_order[(*j->n_done)++] = j->idx;
+    if (*j->n_done == N_JOBS) loop_stop(j->loop);
+}
+
+static void test_work_off_loop_done_on_loop(void **state)
+{
+    (void)state;
+    loop_t *loop = loop_new();
+    assert_non_null(loop);
+    offload_t *o = offload_new(N_JOBS);
+    assert_non_null(o);
+    job_t jobs[N_JOBS];
+    int order[N_JOBS], n_done = 0;
+    for (int i = 0; i < N_JOBS; i++) {
+        jobs[i] = (job_t){.idx = i,
+                          .loop_thread = pthread_self(),
+                          .done_order = order,
+                          .n_done = &n_done,
+                          .loop = loop};
+        assert_int_equal(offload_submit(o, loop, work, done, &jobs[i]), 0);
+    }
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(n_done, N_JOBS);
+    for (int i = 0; i < N_JOBS; i++) {
+        assert_int_equal(order[i], i);
+        assert_false(pthread_equal(jobs[i].work_thread, pthread_self()));
+        assert_true(pthread_equal(jobs[i].done_thread, pthread_self()));
+    }
+    offload_free(o);
+    loop_free(loop);
+}
+
+static void noop_done(void *arg)
+{
+    (void)arg;
+}
+
+/* One job holds the thread; max_pending more wait; the next is refused with SY_EFULL.
+ * Freeing the offload runs what is queued (done is posted to the loop, run below). */
+static void test_full_queue(void **state)
+{
+    (void)state;
+    loop_t *loop = loop_new();
+    offload_t *o = offload_new(2);
+    atomic_int gate = 0;
+    job_t jobs[4];
+    int order[N_JOBS], n_done = 0;
+    for (int i = 0; i < 4; i++)
+        jobs[i] =
+            (job_t){.idx = i, .done_order = order, .n_done = &n_done, .gate = &gate, .loop = loop};
+    assert_int_equal(offload_submit(o, loop, work, noop_done, &jobs[0]), 0);
+    /* wait until the thread has taken job 0, so exactly two can wait behind it */
+    for (int k = 0; k < 5000 && !atomic_load(&jobs[0].started); k++)
+        usleep(1000);
+    assert_true(atomic_load(&jobs[0].started));
+    assert_int_equal(offload_submit(o, loop, work, noop_done, &jobs[1]), 0);
+    assert_int_equal(offload_submit(o, loop, work, noop_done, &jobs[2]), 0);
+    assert_int_equal(offload_submit(o, loop, work, noop_done, &jobs[3]), SY_EFULL);
+    atomic_store(&gate, 1);
+    offload_free(o);
+    assert_true(atomic_load(&jobs[1].started));
+    assert_true(atomic_load(&jobs[2].started));
+    assert_false(atomic_load(&jobs[3].started));
+    loop_free(loop);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_work_off_loop_done_on_loop),
+        cmocka_unit_test(test_full_queue),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
