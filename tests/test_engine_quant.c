@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "base/err.h"
 #include "engine/convert.h"
+#include "engine/engine.h"
 #include "engine/gguf.h"
 #include "engine/model.h"
 #include "engine/quant.h"
@@ -355,6 +357,72 @@ static void test_identical_to_llama_cpp(void **state)
     gguf_free(b);
 }
 
+/* Perplexity (llama.cpp's chunk layout, ctx 256) of a model over the start of the
+ * TinyStories validation text. */
+#define PPL_CTX    256
+#define PPL_CHUNKS 24
+static double ppl_of(const char *path, const char *text, size_t len)
+{
+    char err[256] = "";
+    engine_t *e;
+    if (engine_load(path, NULL, &e, err, sizeof err)) fail_msg("%s: %s", path, err);
+    int max = (int)len + 16;
+    int *ids = malloc((size_t)max * sizeof(int));
+    int n = engine_tokenize(e, text, len, false, false, ids, max);
+    assert_true(engine_ppl_n_chunks(n, PPL_CTX, ENGINE_PPL_HALF) >= PPL_CHUNKS);
+    engine_session_t *s =
+        engine_session_new(e, &(engine_session_opts_t){.n_ctx = PPL_CTX, .n_threads = 2});
+    double nll = 0;
+    long scored = 0;
+    for (int c = 0; c < PPL_CHUNKS; c++)
+        assert_int_equal(engine_ppl_chunk(s, ids, n, PPL_CTX, c, ENGINE_PPL_HALF, &nll, &scored),
+                         0);
+    engine_session_free(s);
+    engine_free(e);
+    free(ids);
+    return exp(nll / (double)scored);
+}
+
+/* The serving mix keeps Q4_0 stories260K within 5% of F32's perplexity, where the
+ * pure file (ggml's reference rounding everywhere) loses about 10%. */
+static void test_mix_perplexity(void **state)
+{
+    (void)state;
+    char bin[600], tok[600], txt[600];
+    snprintf(bin, sizeof bin, "%s/data/models/llama2c/stories260K.bin", shared);
+    snprintf(tok, sizeof tok, "%s/data/models/llama2c/tok512.bin", shared);
+    snprintf(txt, sizeof txt, "%s/data/corpora/tinystories_val_subset.txt", shared);
+    if (access(bin, R_OK) || access(tok, R_OK) || access(txt, R_OK)) {
+        print_message("# skip: stories260K or the TinyStories text not under %s\n", shared);
+        skip();
+    }
+    static char text[64 << 10];
+    FILE *f = fopen(txt, "rb");
+    assert_non_null(f);
+    size_t len = fread(text, 1, sizeof text, f);
+    fclose(f);
+    char f32[128], mix[128], pure[128], err[512] = "";
+    tmp_path(f32, sizeof f32, "ppl-f32.gguf");
+    tmp_path(mix, sizeof mix, "ppl-q4-mix.gguf");
+    tmp_path(pure, sizeof pure, "ppl-q4-pure.gguf");
+    model_t *m;
+    assert_int_equal(model_load_llama2c(bin, tok, &m, err, sizeof err), 0);
+    assert_int_equal(convert_model_to_gguf(m, f32), 0);
+    model_free(m);
+    quant_opts_t o = {.type = KERN_Q4_0, .n_threads = 2, .pure = 0};
+    assert_int_equal(quant_file_opts(f32, mix, &o, NULL, err, sizeof err), 0);
+    o.pure = 1;
+    assert_int_equal(quant_file_opts(f32, pure, &o, NULL, err, sizeof err), 0);
+    double p_f32 = ppl_of(f32, text, len), p_mix = ppl_of(mix, text, len),
+           p_pure = ppl_of(pure, text, len);
+    print_message("# perplexity (%d chunks of %d): f32 %.4f, q4_0 mix %.4f (%+.2f%%), "
+                  "q4_0 pure %.4f (%+.2f%%)\n",
+                  PPL_CHUNKS, PPL_CTX, p_f32, p_mix, 100 * (p_mix / p_f32 - 1), p_pure,
+                  100 * (p_pure / p_f32 - 1));
+    assert_true(p_mix < p_f32 * 1.05);
+    assert_true(p_mix < p_pure);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -376,11 +444,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_synthetic_q4_0),
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_mix_types),
-        cmocka_unit_test(test_synthetic_q4_0_mix),
-        cmocka_unit_test(test_identical_to_llama_cpp),
+        cmocka_unit_test(test_synthetic_q4_0), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_mix_types),      cmocka_unit_test(test_synthetic_q4_0_mix),
+        cmocka_unit_test(test_mix_perplexity), cmocka_unit_test(test_identical_to_llama_cpp),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
