@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/config.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/jsonw.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "cli/report.h"
 #include "store/store.h"
 
 #define COSTS_JSON_MAX (256u << 20)
@@ -134,23 +134,6 @@ static void print_table(store_group_t by, int64_t since_ms, const store_cost_row
     print_line("total", total);
 }
 
-/* The store to read: --store, else the config file's store:, else the default.
- * Writes the URL into out[cap]; 0, or 2 after printing why the config failed. */
-static int costs_store_url(const char *opt_url, const char *cfg_path, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s", opt_url ? opt_url : "sqlite:switchyard.db");
-    if (opt_url || !cfg_path) return 0;
-    config_t cfg;
-    char err[512];
-    if (config_load(&cfg, cfg_path, err, sizeof err)) {
-        fprintf(stderr, "costs: %s\n", err);
-        return 2;
-    }
-    if (cfg.store && *cfg.store) snprintf(out, cap, "%s", cfg.store);
-    config_deinit(&cfg);
-    return 0;
-}
-
 int cmd_costs(int argc, char **argv)
 {
     const char *url = NULL, *cfg_path = NULL;
@@ -184,13 +167,7 @@ int cmd_costs(int argc, char **argv)
             }
             break;
         case 't':
-            if (store_since_parse(optarg, clock_wall_ms(), &since_ms)) {
-                fprintf(stderr,
-                        "costs: --since '%s': expected a date (2026-11-28), a time "
-                        "(2026-11-28T10:00:00Z), Unix seconds or a duration (24h, 7d)\n",
-                        optarg);
-                return 2;
-            }
+            if (report_since("costs", optarg, &since_ms)) return 2;
             break;
         case 'j':
             json = 1;
@@ -207,14 +184,9 @@ int cmd_costs(int argc, char **argv)
         fprintf(stderr, "costs: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    char store_url[1024];
-    if (costs_store_url(url, cfg_path, store_url, sizeof store_url)) return 2;
-    char err[512];
-    store_t *s = store_open_existing(store_url, err, sizeof err);
-    if (!s) {
-        fprintf(stderr, "costs: %s\n", err);
-        return 1;
-    }
+    store_t *s;
+    int orc = report_store_open("costs", url, cfg_path, &s);
+    if (orc) return orc == REPORT_ECONFIG ? 2 : 1;
     store_cost_row_t *rows = NULL;
     size_t n = 0;
     int rc = store_costs_query(s, by, since_ms, &rows, &n);
