@@ -26,7 +26,8 @@
 /* Context words (PII_CTX_*, PII_NAME_ORG), a few hundred bytes: looked up for the
  * lowercase words around a capitalised run without touching the big set. Key: the
  * first 8 bytes of the word, ASCII case folded, zero padded; len: its length. */
-#define PII_CTX_SLOTS 256
+#define PII_CTX_BITS  10
+#define PII_CTX_SLOTS (1u << PII_CTX_BITS)
 typedef struct pii_ctx_slot {
     uint64_t key;
     uint8_t len, flags;
@@ -53,7 +54,7 @@ static inline uint8_t pii_ctx_lookup(const pii_names_t *g, const char *s, size_t
 {
     if (n == 0 || n > 255) return 0;
     uint64_t k = pii_ctx_key(s, n);
-    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 56);
+    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> (64 - PII_CTX_BITS));
     for (;;) {
         const pii_ctx_slot_t *e = &g->ctx[i];
         if (!e->len) return 0;
