@@ -1322,7 +1322,7 @@ static int read_file(const char *path, size_t max, buf_t *out)
 }
 
 /* Installs a model file into the router (the router itself does no I/O). */
-static int load_model(api_app_t *app, const char *path, bool classifier, char *err, size_t errlen)
+static int load_model(router_t *r, const char *path, bool classifier, char *err, size_t errlen)
 {
     buf_t b;
     int rc = read_file(path, 256u << 20, &b);
@@ -1337,14 +1337,23 @@ static int load_model(api_app_t *app, const char *path, bool classifier, char *e
         snprintf(err, errlen, "%s: %s", path, e2);
         return SY_ECORRUPT;
     }
-    rc =
-        classifier ? router_set_classifier(app->router, m) : router_set_cloud_model(app->router, m);
+    rc = classifier ? router_set_classifier(r, m) : router_set_cloud_model(r, m);
     if (rc) {
         route_model_free(m);
         snprintf(err, errlen, "%s: not a %s model", path,
                  classifier ? "task classifier" : "need-of-cloud");
     }
     return rc;
+}
+
+int api_router_load_models(router_t *r, const config_t *cfg, char *err, size_t errlen)
+{
+    if (*cfg->classifier_model) {
+        int rc = load_model(r, cfg->classifier_model, true, err, errlen);
+        if (rc) return rc;
+    }
+    if (*cfg->router_model) return load_model(r, cfg->router_model, false, err, errlen);
+    return 0;
 }
 
 #define BANDIT_KV_NS  "bandit"
@@ -1404,9 +1413,7 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "router: %s", e2);
         goto fail;
     }
-    if (*cfg->classifier_model && load_model(app, cfg->classifier_model, true, err, errlen))
-        goto fail;
-    if (*cfg->router_model && load_model(app, cfg->router_model, false, err, errlen)) goto fail;
+    if (api_router_load_models(app->router, cfg, err, errlen)) goto fail;
     app->feedback = feedback_ring_new();
     app->store = store_open(cfg->store, e2, sizeof e2);
     if (!app->store) {

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "api/config.h"
+#include "route/router.h"
 
 typedef struct api_app api_app_t;
 
@@ -22,5 +23,10 @@ int api_app_run(api_app_t *app);
 /* Async-signal-safe: begins graceful drain. */
 void api_app_stop(api_app_t *app);
 void api_app_free(api_app_t *app);
+
+/* Installs the models cfg names (routing.classifier, routing.model) into r, as the
+ * gateway does at start, so offline tools decide as the server would. 0, or an
+ * error with the file and the reason in err. */
+int api_router_load_models(router_t *r, const config_t *cfg, char *err, size_t errlen);
 
 #endif

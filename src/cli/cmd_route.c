@@ -1,14 +1,16 @@
 /* cmd_route.c — `switchyard route`: explain one routing decision offline.
  *
  * Reads a chat completion request (JSON) on stdin, runs the same validation and
- * router_decide() the server runs, with every configured tier taken as healthy,
- * and prints the decision with its reasons as JSON. No request is sent anywhere. */
+ * router_decide() the server runs (with the models the config names), with every
+ * configured tier taken as healthy, and prints the decision with its reasons as JSON. No request is
+ * sent anywhere. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/config.h"
 #include "api/request.h"
+#include "api/server.h"
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -16,6 +18,7 @@
 #include "base/mem.h"
 #include "cli/cli.h"
 #include "route/router.h"
+#include "tier/tier.h"
 
 int cmd_route(int argc, char **argv)
 {
@@ -73,6 +76,10 @@ int cmd_route(int argc, char **argv)
     pii_options_t po = {*cfg.pii_names_dir ? cfg.pii_names_dir : NULL, cfg.route.pii_min_score};
     pii_scanner_t *pii = pii_scanner_new(&po, err, sizeof err);
     router_t *r = pii ? router_new(&cfg.route, pii, err, sizeof err) : NULL;
+    if (r && api_router_load_models(r, &cfg, err, sizeof err)) {
+        router_free(r);
+        r = NULL;
+    }
     if (!r) {
         fprintf(stderr, "switchyard route: %s\n", err);
         pii_scanner_free(pii);
@@ -84,16 +91,16 @@ int cmd_route(int argc, char **argv)
     route_tier_t tiers[ROUTE_MAX_TIERS];
     for (size_t i = 0; i < cfg.n_tiers; i++) {
         const config_tier_t *t = &cfg.tiers[i];
-        double hw = t->usd_per_hour > 0 ? t->usd_per_hour / 3600.0 / t->tokens_per_second * 1e6 : 0;
-        tiers[i] = (route_tier_t){t->name,
-                                  t->privacy,
-                                  t->role,
-                                  true,
-                                  false,
-                                  t->logprobs,
-                                  t->usd_per_mtok_in + hw,
-                                  t->usd_per_mtok_out + hw,
-                                  t->context};
+        tier_settings_t ts = {.name = t->name,
+                              .privacy = t->privacy,
+                              .role = t->role,
+                              .logprobs = t->logprobs,
+                              .usd_per_hour = t->usd_per_hour,
+                              .tokens_per_second = t->tokens_per_second,
+                              .usd_per_mtok_in = t->usd_per_mtok_in,
+                              .usd_per_mtok_out = t->usd_per_mtok_out,
+                              .max_context = t->context};
+        tier_settings_route_view(&ts, &tiers[i]);
     }
     const char *forced = req.forced_tier[0] ? req.forced_tier : NULL;
     for (size_t i = 0; !forced && i < cfg.n_tiers; i++)

@@ -194,24 +194,31 @@ uint32_t tier_queued(tier_t *t)
     return n;
 }
 
+void tier_settings_route_view(const tier_settings_t *s, route_tier_t *out)
+{
+    out->name = s->name;
+    out->privacy = s->privacy;
+    out->role = s->role;
+    out->healthy = true;
+    out->saturated = false;
+    out->has_logprobs = s->logprobs;
+    double per_tok_hw = 0;
+    if (s->usd_per_hour > 0 && s->tokens_per_second > 0)
+        per_tok_hw = s->usd_per_hour / 3600.0 / s->tokens_per_second * 1e6;
+    out->usd_per_mtok_in = s->usd_per_mtok_in + per_tok_hw;
+    out->usd_per_mtok_out = s->usd_per_mtok_out + per_tok_hw;
+    out->max_context = s->max_context;
+}
+
 void tier_route_view(tier_t *t, uint64_t now_ms, route_tier_t *out)
 {
+    tier_settings_route_view(&t->s, out);
     pthread_mutex_lock(&t->mu);
     breaker_tick(t, now_ms);
     out->healthy = !t->disabled && t->circuit != TIER_OPEN &&
                    !(t->circuit == TIER_HALF_OPEN && t->probe_inflight);
     out->saturated = t->inflight >= t->s.max_concurrency && t->queued >= t->s.max_queue;
     pthread_mutex_unlock(&t->mu);
-    out->name = t->s.name;
-    out->privacy = t->s.privacy;
-    out->role = t->s.role;
-    out->has_logprobs = t->s.logprobs;
-    double per_tok_hw = 0;
-    if (t->s.usd_per_hour > 0 && t->s.tokens_per_second > 0)
-        per_tok_hw = t->s.usd_per_hour / 3600.0 / t->s.tokens_per_second * 1e6;
-    out->usd_per_mtok_in = t->s.usd_per_mtok_in + per_tok_hw;
-    out->usd_per_mtok_out = t->s.usd_per_mtok_out + per_tok_hw;
-    out->max_context = t->s.max_context;
 }
 
 double tier_cost_usd(const tier_t *t, uint32_t tokens_in, uint32_t tokens_out)

@@ -109,6 +109,10 @@ void tier_release(tier_t *t);
 bool tier_wait_cancel(tier_t *t, tier_waiter_t *w);
 
 /* Current state for the router. */
+/* The router's view of a tier from its settings alone (healthy, not saturated):
+ * name, privacy, role, logprobs, context, and prices per million tokens with the
+ * edge's hardware time (usd_per_hour at tokens_per_second) folded in. */
+void tier_settings_route_view(const tier_settings_t *s, route_tier_t *out);
 void tier_route_view(tier_t *t, uint64_t now_ms, route_tier_t *out);
 uint32_t tier_inflight(tier_t *t);
 uint32_t tier_queued(tier_t *t);

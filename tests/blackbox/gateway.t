@@ -120,6 +120,37 @@ test('/v1/route explains a decision without inference', async () => {
   eq((await edge.received()).count, 0, 'edge received nothing');
 });
 
+test('switchyard route decides offline as the gateway does, with the configured models', async () => {
+  await resetAll();
+  const path = await import('node:path');
+  const { spawnSync } = await import('node:child_process');
+  const models = config({ db: 'models.db' }).replace('  policy: rules',
+    `  policy: rules\n  model: ${path.join(L.ROOT, 'models/router.bin')}\n  classifier: ${path.join(L.ROOT, 'models/taskclass.bin')}`);
+  const g = await L.startGateway(models, 'models');
+  const cfgFile = path.join(L.tmp(), 'route-models.yaml');
+  fs.writeFileSync(cfgFile, models);
+  for (const text of ['Write a Python function that parses a CSV file and explains each step.',
+    'What is the capital of France?', 'Prove that the square root of 2 is irrational, step by step.']) {
+    const body = chat(text);
+    const online = await post(`${g.url}/v1/route`, body);
+    eq(online.status, 200, 'gateway /v1/route');
+    const off = spawnSync(L.SWITCHYARD, ['route', '-c', cfgFile], { input: JSON.stringify(body), encoding: 'utf8' });
+    eq(off.status, 0, 'switchyard route: ' + off.stderr);
+    const d = JSON.parse(off.stdout).decision;
+    eq(d.features.task_source, 'model', 'the task classifier is loaded');
+    assert(typeof d.features.cloud_score === 'number', 'the need-of-cloud model is loaded');
+    eq(d.tier, online.json.decision.tier, 'same tier: ' + text);
+    eq(JSON.stringify(d.reasons), JSON.stringify(online.json.decision.reasons), 'same reasons: ' + text);
+    eq(d.features.cloud_score, online.json.decision.features.cloud_score, 'same score');
+  }
+  const bad = spawnSync(L.SWITCHYARD, ['route', '-c', cfgFile.replace('.yaml', '-bad.yaml')], { input: '{}', encoding: 'utf8' });
+  assert(bad.status !== 0, 'a missing config fails');
+  fs.writeFileSync(cfgFile, models.replace(path.join(L.ROOT, 'models/router.bin'), '/nonexistent/router.bin'));
+  const missing = spawnSync(L.SWITCHYARD, ['route', '-c', cfgFile], { input: JSON.stringify(chat('hi')), encoding: 'utf8' });
+  assert(missing.status !== 0 && /nonexistent\/router.bin/.test(missing.stderr), 'a missing model is named: ' + missing.stderr);
+  eq(await g.stop(), 0, 'clean exit');
+});
+
 test('a PII request is served only by the on-prem tier, even when forced to the cloud', async () => {
   await resetAll();
   for (const body of [
