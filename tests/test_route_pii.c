@@ -537,7 +537,9 @@ static void eval_file(fx_t *f, const char *path, prc_t c[PII_TYPE_COUNT])
 
 /* Person cues beyond the gazetteer: names announced by a phrase (any case), the
  * subject of a person's verb, repeats of a name already found, lists of people, and
- * capitals of Latin Extended-A ("Ł" starts a word, "ł" does not). */
+ * capitals of Latin Extended-A ("Ł" starts a word, "ł" does not). A lone given name
+ * is a person only with identifying context: a title, a word of a record, a speaker
+ * label, a relative of the writer, another entity or a full name in the text. */
 static void test_person_cues(void **state)
 {
     (void)state;
@@ -566,6 +568,22 @@ static void test_person_cues(void **state)
     assert_false(any_of(&f, "I worked at Jones, Mitchell and Williams for a year.", PII_PERSON));
     assert_false(any_of(&f, "The Clark, Romero and Hall Orchestra was founded.", PII_PERSON));
     assert_false(any_of(&f, "Words like Wisdom and Discipline are not names.", PII_PERSON));
+    assert_false(any_of(&f, "Sarah went to the park with her mom. Sarah was happy.", PII_PERSON));
+    assert_false(any_of(&f, "Once upon a time there was a girl named Sarah.", PII_PERSON));
+    assert_false(any_of(&f, "\"Tom, can you help me?\" asked Sarah.", PII_PERSON));
+    assert_false(any_of(&f, "O, give me leave,\nRetain that dear perfection", PII_PERSON));
+    assert_false(any_of(&f, "Provost:\nIt was commanded so.", PII_PERSON));
+    assert_true(found(&f, "Please ask Dr. Sarah about the results.", PII_PERSON, "Sarah"));
+    assert_true(found(&f, "Best regards,\nSarah", PII_PERSON, "Sarah"));
+    assert_true(found(&f, "I would like to remove my kid Selma from the will.", PII_PERSON,
+                      "Selma"));
+    assert_true(found(&f, "Sarah wrote from sarah.k@example.com yesterday.", PII_PERSON, "Sarah"));
+    assert_true(found(&f, "Sarah Miller met Tom at noon; Tom paid.", PII_PERSON, "Tom"));
+    assert_true(found(&f, "Sometimes people call me Roland", PII_PERSON, "Roland"));
+    assert_true(found(&f, "Leverett: What a wife.\nDanielle: Remember me?", PII_PERSON,
+                      "Leverett"));
+    assert_true(found(&f, "If this is not correct, please change it to Ivan King", PII_PERSON,
+                      "Ivan King"));
     pii_span_t sp[64];
     static const char tail[] = {'B', '\xb6', '\xb9', ' ', 'a', 'n', 'd', ' '}; /* list at the end */
     (void)scan(&f, tail, sizeof tail, sp);
@@ -596,8 +614,23 @@ static void test_eval_presidio(void **state)
     assert_non_null(f.s);
     f.sc = pii_scratch_new(f.s);
     prc_t c[PII_TYPE_COUNT] = {0};
-    eval_file(&f, p1, c);
-    eval_file(&f, p2, c);
+    /* PERSON on each file alone: the small file must not hide behind the big one. */
+    const char *files[] = {p1, p2};
+    for (int k = 0; k < 2; k++) {
+        prc_t one[PII_TYPE_COUNT] = {0};
+        eval_file(&f, files[k], one);
+        prc_t *y = &one[PII_PERSON];
+        double py = (double)y->pred_hit / (double)y->pred, ry = (double)y->gold_hit / (double)y->gold;
+        print_message("PERSON (%s) P %.3f R %.3f\n", k ? "generated_small" : "synth", py, ry);
+        assert_true(py >= 0.80);
+        assert_true(ry >= 0.80);
+        for (int t = 0; t < PII_TYPE_COUNT; t++) {
+            c[t].gold += one[t].gold;
+            c[t].pred += one[t].pred;
+            c[t].gold_hit += one[t].gold_hit;
+            c[t].pred_hit += one[t].pred_hit;
+        }
+    }
     static const pii_type_t core[] = {PII_EMAIL_ADDRESS, PII_CREDIT_CARD, PII_US_SSN,
                                       PII_IBAN_CODE,     PII_IP_ADDRESS,  PII_PHONE_NUMBER};
     for (size_t i = 0; i < sizeof core / sizeof core[0]; i++) {
@@ -618,46 +651,64 @@ static void test_eval_presidio(void **state)
     pii_scanner_free(f.s);
 }
 
-/* Clean prose: validated types flag at most 1 message in 1000. */
+/* Clean prose (TinyStories and Shakespeare, split at blank lines), names on: the
+ * types other than PERSON flag at most 1 message in 1000; PERSON, which gates lone
+ * given names on identifying context, at most 1 in 16 (5.5% measured: fiction full
+ * names and lone surnames remain, see docs/pii.md). */
 static void test_flag_rate_clean_prose(void **state)
 {
     (void)state;
+    static const char *const corpora[] = {"tinystories_val_subset.txt",
+                                          "tinyshakespeare_input.txt"};
     char path[4200];
-    snprintf(path, sizeof path, "%s/data/corpora/tinystories_val_subset.txt", shared_dir());
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        print_message("shared corpora absent (SY_SHARED): skipped\n");
+    snprintf(path, sizeof path, "%s/data/corpora/%s", shared_dir(), corpora[0]);
+    if (access(path, R_OK) || !have_names()) {
+        print_message("shared corpora or name lists absent (SY_SHARED): skipped\n");
         skip();
     }
-    buf_t b;
-    buf_init(&b, 64u << 20);
-    char tmp[65536];
-    size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
-        assert_int_equal(buf_append(&b, tmp, k), 0);
-    fclose(fp);
     fx_t f;
-    pii_options_t o = {NULL, 0.5f};
+    pii_options_t o = {names_dir, 0.5f};
     f.s = pii_scanner_new(&o, NULL, 0);
+    assert_non_null(f.s);
     f.sc = pii_scratch_new(f.s);
-    size_t msgs = 0, flagged = 0;
-    const char *p = b.data, *end = b.data + b.len;
-    pii_span_t sp[64];
-    while (p < end) {
-        const char *q = strstr(p, "\n\n");
-        if (!q) q = end;
-        if (q > p) {
-            msgs++;
-            flagged += scan(&f, p, (size_t)(q - p), sp) > 0;
+    size_t msgs = 0, flagged = 0, flagged_np = 0;
+    for (int c = 0; c < 2; c++) {
+        snprintf(path, sizeof path, "%s/data/corpora/%s", shared_dir(), corpora[c]);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        buf_t b;
+        buf_init(&b, 64u << 20);
+        char tmp[65536];
+        size_t k;
+        while ((k = fread(tmp, 1, sizeof tmp, fp)) > 0)
+            assert_int_equal(buf_append(&b, tmp, k), 0);
+        fclose(fp);
+        const char *p = b.data, *end = b.data + b.len;
+        pii_span_t sp[64];
+        while (p < end) {
+            const char *q = strstr(p, "\n\n");
+            if (!q) q = end;
+            if (q > p) {
+                msgs++;
+                size_t n = scan(&f, p, (size_t)(q - p), sp), np = 0;
+                for (size_t i = 0; i < n && i < 64; i++)
+                    np += sp[i].type != PII_PERSON;
+                flagged += n > 0;
+                flagged_np += np > 0;
+            }
+            p = q + (q < end ? 2 : 0);
+            while (p < end && *p == '\n')
+                p++;
         }
-        p = q + (q < end ? 2 : 0);
+        buf_deinit(&b);
     }
-    print_message("clean prose: %zu of %zu messages flagged\n", flagged, msgs);
-    assert_true(msgs > 1000);
-    assert_true(flagged * 1000 <= msgs);
+    print_message("clean prose: %zu of %zu messages flagged (%zu by types other than PERSON)\n",
+                  flagged, msgs, flagged_np);
+    assert_true(msgs > 10000);
+    assert_true(flagged_np * 1000 <= msgs);
+    assert_true(flagged * 16 <= msgs);
     pii_scratch_free(f.sc);
     pii_scanner_free(f.s);
-    buf_deinit(&b);
 }
 
 int main(void)

@@ -962,9 +962,9 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 
 /* Length of the UTF-8 uppercase Latin letter at p (Latin-1 Supplement and Extended-A
  * capitals), else 0. */
-static size_t utf8_upper(const unsigned char *p, size_t left)
+static inline size_t utf8_upper(const unsigned char *p, size_t left)
 {
-    if (left < 2) return 0;
+    if (left < 2 || p[0] < 0xC3 || p[0] > 0xC5) return 0;
     if (p[0] == 0xC3 && p[1] >= 0x80 && p[1] <= 0x9E && p[1] != 0x97) return 2;
     if ((p[0] == 0xC4 || p[0] == 0xC5) && p[1] >= 0x80 && p[1] <= 0xBF) {
         /* U+0100..U+017F: capitals are even code points except U+0139..U+0148 and
@@ -1586,11 +1586,14 @@ static size_t name_at(scan_ctx_t *c, size_t i)
         return i;
     }
     /* Fast path for the capitals that cannot start a name, most of them in prose:
-     * a common word alone ("The", "And", "Then"), the pronoun "I", an all-capitals
-     * word ("ROMEO:"). The lowercase body is measured 16 bytes at a time; a short word
-     * ending at plain punctuation or a space is looked up in the word cache, and when
-     * it is a common word not followed by another capitalised word the scan moves on
-     * without reading the run. */
+     * a common word alone ("The", "And", "That's"), the pronoun "I", an all-capitals
+     * word ("ROMEO:"), a word that is no census name at the start of a verse line.
+     * The lowercase body is measured 16 bytes at a time and the word looked up in the
+     * word cache; such a word not followed by another capitalised word is passed
+     * over without reading a run. Any other single word goes on to scoring without
+     * being read again. */
+    tok_t tk[5];
+    int nt = 0;
     if (i + 17 <= len && is_upper(p[i])) {
         __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(p + i + 1)), _mm_set1_epi8('a'));
         unsigned low =
@@ -1603,37 +1606,40 @@ static size_t name_at(scan_ctx_t *c, size_t i)
                 e++;
             return e;
         }
-        bool plain = t < 0x80 && !is_alnum(t) && t != '\'' && t != '-' && t != '_' && t != '@' &&
-                     !(body == 0 && t == '.');
-        if (plain && body < 7) {
-            bool next_cap = t == ' ' && (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1));
-            if (!next_cap) {
-                /* A word that is no census name at the start of a verse line is only
-                 * capitalised by its place (see person_run). */
-                uint8_t f = body ? name_flags(c, c->t + i, e - i) : PII_NAME_STOP;
+        /* Where cap_token would end the word too: not inside "Jean-Luc", "Krisztián". */
+        bool ends = body < 16 && t < 0x80 && !is_alnum(t) && t != '_' && t != '@' &&
+                    !(body > 0 && (t == '\'' || t == '-') && is_upper(at(c, e + 1)));
+        if (ends) {
+            bool next_cap = t == ' ' && (is_upper(at(c, e + 1)) || utf8_upper(p + e + 1, len - e - 1));
+            if (body == 0) {
+                if (t != '.' && !next_cap) return e; /* "I", "I'll", "A" */
+            } else if (!next_cap) {
+                uint8_t f = name_flags(c, c->t + i, e - i);
                 if ((f & PII_NAME_STOP) ||
                     (!(f & (PII_NAME_FIRST | PII_NAME_LAST)) && line_goes_on(c, i)))
                     return e;
+                tk[0] = (tok_t){i, e, f, false};
+                nt = 1;
             }
         }
     }
-    tok_t tk[5];
-    int nt = 0;
-    size_t k = i;
-    while (nt < 5) {
-        bool ini;
-        size_t e = cap_token(c, k, &ini);
-        if (e == k) break;
-        tk[nt].st = k;
-        tk[nt].en = e;
-        tk[nt].initial = ini;
-        tk[nt].flags = ini ? 0 : name_flags(c, c->t + k, e - k);
-        nt++;
-        if (e + 1 < len && p[e] == ' ' &&
-            (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1)))
-            k = e + 1;
-        else
-            break;
+    if (nt == 0) {
+        size_t k = i;
+        while (nt < 5) {
+            bool ini;
+            size_t e = cap_token(c, k, &ini);
+            if (e == k) break;
+            tk[nt].st = k;
+            tk[nt].en = e;
+            tk[nt].initial = ini;
+            tk[nt].flags = ini ? 0 : name_flags(c, c->t + k, e - k);
+            nt++;
+            if (e + 1 < len && p[e] == ' ' &&
+                (is_upper(p[e + 1]) || utf8_upper(p + e + 1, len - e - 1)))
+                k = e + 1;
+            else
+                break;
+        }
     }
     if (nt == 0) {
         /* Not a capitalised word ("ROMEO", "X1"): skip the rest of it. */
