@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "base/mem.h"
 
 /* =============================================================== types ==== */
@@ -31,7 +32,7 @@ const char *kern_type_name(kern_type_t t)
     case KERN_Q8_0:
         return "q8_0";
     }
-    return NULL;
+    return t == KERN_Q4_0_X16 ? "q4_0x16" : NULL;
 }
 
 int kern_type_valid(uint32_t t)
@@ -41,6 +42,7 @@ int kern_type_valid(uint32_t t)
 
 size_t kern_row_size(kern_type_t t, size_t n)
 {
+    if (t == KERN_Q4_0_X16) t = KERN_Q4_0; /* same bytes, rows interleaved */
     switch (t) {
     case KERN_F32:
         return n * 4;
@@ -254,6 +256,29 @@ static float dot_q4_0(const kern_block_q4_0_t *w, const int8_t *xq, const float 
     return s;
 }
 
+/* Block i of row r of a KERN_Q4_0_X16 matrix of nb blocks per row, back in ggml's
+ * layout (see KERN_Q4_0_X16 in kernels.h). */
+static void x16_block(const void *W, size_t nb, size_t r, size_t i, kern_block_q4_0_t *out)
+{
+    const uint8_t *g = (const uint8_t *)W + (r / KERN_X16_ROWS) * nb * KERN_X16_BLOCK +
+                       i * KERN_X16_BLOCK;
+    const size_t l = r % KERN_X16_ROWS;
+    memcpy(&out->d, g + 2 * l, 2);
+    for (int q = 0; q < 4; q++)
+        memcpy(out->qs + 4 * q, g + 32 + 64 * q + 4 * l, 4);
+}
+
+static float dot_q4_0_x16(const void *W, size_t nb, size_t r, const int8_t *xq, const float *xd)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < nb; i++) {
+        kern_block_q4_0_t blk;
+        x16_block(W, nb, r, i, &blk);
+        s += dot_q4_0(&blk, xq + i * KERN_QK, xd + i, 1);
+    }
+    return s;
+}
+
 /* The reference for rows [r0, r1) of a job: one plain dot product per (token, row). */
 void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
@@ -262,6 +287,11 @@ void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
         const void *w = (const char *)j->W + r * j->row_bytes;
         for (size_t b = 0; b < j->n; b++) {
             float v = 0.0f;
+            if (j->type == KERN_Q4_0_X16) {
+                v = dot_q4_0_x16(j->W, nb, r, j->XQ + b * j->cols, j->XD + b * nb);
+                j->Y[b * j->rows + r] = v;
+                continue;
+            }
             switch (j->type) {
             case KERN_F32:
                 v = dot_f32(w, j->X + b * j->cols, j->cols);
@@ -279,6 +309,37 @@ void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
             j->Y[b * j->rows + r] = v;
         }
     }
+}
+
+/* ========================================================== repacking ==== */
+
+kern_type_t kern_repack_type(kern_type_t t, size_t rows, size_t cols)
+{
+    if (t == KERN_Q4_0 && rows % KERN_X16_ROWS == 0 && cols % KERN_QK == 0 && cols >= 512 &&
+        strcmp(kern_impl_name(), "avx512vnni") == 0)
+        return KERN_Q4_0_X16;
+    return t;
+}
+
+/* Q4_0 -> Q4_0_X16: each group of 16 rows block by block, scales first, then the
+ * quant bytes in 4-byte slices (the layout in kernels.h). */
+int kern_repack(kern_type_t from, kern_type_t to, const void *src, void *dst, size_t rows,
+                size_t cols)
+{
+    if (from != KERN_Q4_0 || to != KERN_Q4_0_X16 || rows % KERN_X16_ROWS || cols % KERN_QK)
+        return SY_EINVAL;
+    const size_t nb = cols / KERN_QK;
+    const kern_block_q4_0_t *in = src;
+    uint8_t *out = dst;
+    for (size_t g = 0; g < rows / KERN_X16_ROWS; g++)
+        for (size_t i = 0; i < nb; i++, out += KERN_X16_BLOCK)
+            for (size_t l = 0; l < KERN_X16_ROWS; l++) {
+                const kern_block_q4_0_t *b = &in[(g * KERN_X16_ROWS + l) * nb + i];
+                memcpy(out + 2 * l, &b->d, 2);
+                for (int q = 0; q < 4; q++)
+                    memcpy(out + 32 + 64 * q + 4 * l, b->qs + 4 * q, 4);
+            }
+    return 0;
 }
 
 /* ============================================================ dispatch ==== */
@@ -369,7 +430,7 @@ static void *scratch_get(size_t n)
 typedef struct matmul_task {
     const kern_job_t *job;
     rows_fn_t fn;
-    size_t chunk; /* rows per task, a multiple of 8 */
+    size_t chunk; /* rows per task, a multiple of 16 */
 } matmul_task_t;
 
 static void matmul_task_run(void *arg, int i, int n)
@@ -381,7 +442,8 @@ static void matmul_task_run(void *arg, int i, int n)
     if (r0 < r1) t->fn(t->job, r0, r1);
 }
 
-/* Splits rows across the pool: one contiguous range per thread (rounded to 8 rows),
+/* Splits rows across the pool: one contiguous range per thread (rounded to 16 rows,
+ * whole groups of a repacked matrix),
  * so each thread streams its own part of W once. Small jobs run on the caller. */
 static void run_job(kern_pool_t *pool, const kern_job_t *j, rows_fn_t fn)
 {
@@ -392,7 +454,7 @@ static void run_job(kern_pool_t *pool, const kern_job_t *j, rows_fn_t fn)
         return;
     }
     size_t chunk = (j->rows + (size_t)nt - 1) / (size_t)nt;
-    chunk = (chunk + 7) & ~(size_t)7;
+    chunk = (chunk + 15) & ~(size_t)15;
     int tasks = (int)((j->rows + chunk - 1) / chunk);
     matmul_task_t t = {j, fn, chunk};
     kern_pool_run(pool, matmul_task_run, &t, tasks);
@@ -406,6 +468,9 @@ void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X
 {
     const int simd = use_simd();
     rows_fn_t fn = simd ? kern_avx2_rows : kern_scalar_rows;
+    /* the repacked layout has VNNI code only; the reference reads it otherwise */
+    if (t == KERN_Q4_0_X16)
+        fn = simd && kern_avx2_use_vnni(-1) ? kern_avx2_x16_rows : kern_scalar_rows;
     kern_job_t j = {
         .type = t, .W = W, .row_bytes = kern_row_size(t, cols), .rows = rows, .cols = cols};
     if (t == KERN_F32 || t == KERN_F16) {

@@ -29,6 +29,19 @@ typedef enum {
     KERN_Q8_0 = 8,
 } kern_type_t;
 
+/* Not a file type (so not an enumerator: switches over file types stay complete):
+ * Q4_0 rows repacked 16 at a time for the AVX-512 VNNI kernels (kern_repack); the
+ * same bytes per row as Q4_0, rows no longer addressable one by one. Block i of a
+ * group of 16 rows is 288 bytes: the 16 rows' f16 scales, then for each 4-byte slice
+ * q = 0..3 of the 16 quant bytes, that slice of rows 0..15 (64 bytes). One 64-byte
+ * load then holds 4 quant bytes of each of 16 rows, which is what dpbusd multiplies
+ * by 4 broadcast activation quants. Only kern_matmul/kern_matvec, kern_row_size and
+ * kern_type_name accept it. */
+#define KERN_Q4_0_X16 ((kern_type_t)0x102)
+
+#define KERN_X16_ROWS  16  /* rows per repacked group */
+#define KERN_X16_BLOCK 288 /* bytes of one block of a repacked group (16 x 18) */
+
 #define KERN_QK 32 /* weights per quant block */
 
 typedef uint16_t kern_f16_t; /* IEEE half, raw bits */
@@ -49,13 +62,23 @@ typedef struct kern_pool kern_pool_t; /* thread pool, see below */
 
 /* --------------------------------------------------------------- types ---- */
 
-const char *kern_type_name(kern_type_t t); /* "f32", "f16", "q4_0", "q8_0" or NULL */
+const char *kern_type_name(kern_type_t t); /* "f32", "f16", "q4_0", "q8_0", "q4_0x16" or NULL */
 /* 0 if t is one of the supported types. */
 int kern_type_valid(uint32_t t);
 /* Bytes of one row of n elements; 0 if n is not a valid length for the type. */
 size_t kern_row_size(kern_type_t t, size_t n);
 float kern_f16_to_f32(kern_f16_t h);
 kern_f16_t kern_f32_to_f16(float f); /* round to nearest even, as ggml */
+
+/* The type a (rows, cols) matrix of type t is best kept in for the kernels in use:
+ * KERN_Q4_0_X16 for Q4_0 when the AVX-512 VNNI kernels are in use, rows % 16 == 0 and
+ * the matrix is large enough for the layout to pay (cols >= 512), else t. */
+kern_type_t kern_repack_type(kern_type_t t, size_t rows, size_t cols);
+/* Writes the (rows, cols) matrix src of type from into dst in type to (one of the
+ * pairs kern_repack_type returns; dst holds kern_row_size(to, cols) * rows bytes,
+ * the same as src). Returns 0, or SY_EINVAL for a pair it does not convert. */
+int kern_repack(kern_type_t from, kern_type_t to, const void *src, void *dst, size_t rows,
+                size_t cols);
 
 /* Row conversion, reference-exact (ggml's quantize_row_*_ref rounding). */
 void kern_quantize_row(kern_type_t t, const float *src, void *dst, size_t n);
@@ -109,6 +132,9 @@ void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1);
  * VNNI code where the CPU has it, on < 0 only asks (first time: SWITCHYARD_KERNELS=avx2
  * turns it off). Returns whether VNNI is in use. */
 int kern_avx2_use_vnni(int on);
+/* Rows [r0, r1) of a KERN_Q4_0_X16 job (r0, r1 multiples of 16) with AVX-512 VNNI;
+ * only called where kern_avx2_use_vnni says the CPU has it. */
+void kern_avx2_x16_rows(const kern_job_t *j, size_t r0, size_t r1);
 /* Quantizes n floats (n % 32 == 0) to Q8_0 activation blocks; the AVX2 version
  * rounds ties to even where the reference rounds them away from zero. */
 void kern_avx2_quantize_q8_0(const float *x, kern_block_q8_0_t *y, size_t n);

@@ -116,6 +116,56 @@ static int gguf_vector(const gguf_t *g, const char *name, int n, float *slot, co
     return 0;
 }
 
+/* Moves the matrices the kernels in use want in another layout (kern_repack_type:
+ * Q4_0 in groups of 16 rows for AVX-512 VNNI) into one anonymous mapping, kept in
+ * m->map (unused by GGUF models otherwise, unmapped by model_free). Each source
+ * range's file pages are dropped after its copy, so resident memory holds one copy of
+ * the weights, not two, and peak RSS reports what the model really uses. The tied
+ * output stays in the file layout (the embedding lookup reads its rows). Returns 0 or
+ * -errno. */
+static int repack_weights(model_t *m)
+{
+    model_tensor_t *ts[7 * MODEL_MAX_LAYERS + 1];
+    size_t n = 0, total = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        model_layer_t *L = &m->layers[l];
+        model_tensor_t *mats[] = {&L->wq,     &L->wk,     &L->wv,  &L->wo,
+                                  &L->w_gate, &L->w_down, &L->w_up};
+        for (size_t i = 0; i < 7; i++)
+            ts[n++] = mats[i];
+    }
+    if (!m->tied_output) ts[n++] = &m->output;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        model_tensor_t *t = ts[i];
+        if (kern_repack_type(t->type, (size_t)t->rows, (size_t)t->cols) == t->type) continue;
+        ts[k++] = t;
+        total += (kern_row_size(t->type, (size_t)t->cols) * (size_t)t->rows + 63) & ~(size_t)63;
+    }
+    if (!k) return 0;
+    void *map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) return -errno;
+    const long page = sysconf(_SC_PAGESIZE);
+    uint8_t *dst = map;
+    for (size_t i = 0; i < k; i++) {
+        model_tensor_t *t = ts[i];
+        kern_type_t to = kern_repack_type(t->type, (size_t)t->rows, (size_t)t->cols);
+        size_t bytes = kern_row_size(t->type, (size_t)t->cols) * (size_t)t->rows;
+        kern_repack(t->type, to, t->data, dst, (size_t)t->rows, (size_t)t->cols);
+        /* whole pages inside the source only: neighbours may still be in use */
+        uintptr_t a = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+        uintptr_t e = ((uintptr_t)t->data + bytes) & ~((uintptr_t)page - 1);
+        if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+        t->data = dst;
+        t->type = to;
+        dst += (bytes + 63) & ~(size_t)63;
+    }
+    mprotect(map, total, PROT_READ);
+    m->map = map;
+    m->map_size = total;
+    return 0;
+}
+
 /* Reads an integer hyperparameter "<arch>.<key>". */
 static int arch_u32(const gguf_t *g, const char *arch, const char *key, int *out, bool required)
 {
@@ -254,6 +304,10 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
         m->tied_output = true;
     }
     m->weight_type = m->layers[0].wq.type;
+    if ((rc = repack_weights(m))) {
+        failf(err, errlen, rc, "%s: no memory for repacked weights", path);
+        goto fail;
+    }
     const char *s;
     size_t sl;
     if (!gguf_get_str(g, "tokenizer.chat_template", &s, &sl)) m->chat_template = mem_strndup(s, sl);
