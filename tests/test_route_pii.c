@@ -575,16 +575,22 @@ static void test_person_cues(void **state)
     assert_false(any_of(&f, "Provost:\nIt was commanded so.", PII_PERSON));
     assert_true(found(&f, "Please ask Dr. Sarah about the results.", PII_PERSON, "Sarah"));
     assert_true(found(&f, "Best regards,\nSarah", PII_PERSON, "Sarah"));
-    assert_true(found(&f, "I would like to remove my kid Selma from the will.", PII_PERSON,
-                      "Selma"));
+    assert_true(
+        found(&f, "I would like to remove my kid Selma from the will.", PII_PERSON, "Selma"));
     assert_true(found(&f, "Sarah wrote from sarah.k@example.com yesterday.", PII_PERSON, "Sarah"));
     assert_true(found(&f, "Sarah Miller met Tom at noon; Tom paid.", PII_PERSON, "Tom"));
     assert_true(found(&f, "Sometimes people call me Roland", PII_PERSON, "Roland"));
-    assert_true(found(&f, "Leverett: What a wife.\nDanielle: Remember me?", PII_PERSON,
-                      "Leverett"));
+    assert_true(
+        found(&f, "Leverett: What a wife.\nDanielle: Remember me?", PII_PERSON, "Leverett"));
     assert_true(found(&f, "If this is not correct, please change it to Ivan King", PII_PERSON,
                       "Ivan King"));
     pii_span_t sp[64];
+    /* A capital and 16 lowercase letters ending the text: the word is measured 16
+     * bytes at a time and the byte after it must not be read (found by fuzz_pii). */
+    char *w16 = mem_alloc(17);
+    memcpy(w16, "Abcdefghijklmnopq", 17);
+    (void)scan(&f, w16, 17, sp);
+    mem_free(w16);
     static const char tail[] = {'B', '\xb6', '\xb9', ' ', 'a', 'n', 'd', ' '}; /* list at the end */
     (void)scan(&f, tail, sizeof tail, sp);
     assert_false(any_of(&f,
@@ -620,7 +626,8 @@ static void test_eval_presidio(void **state)
         prc_t one[PII_TYPE_COUNT] = {0};
         eval_file(&f, files[k], one);
         prc_t *y = &one[PII_PERSON];
-        double py = (double)y->pred_hit / (double)y->pred, ry = (double)y->gold_hit / (double)y->gold;
+        double py = (double)y->pred_hit / (double)y->pred,
+               ry = (double)y->gold_hit / (double)y->gold;
         print_message("PERSON (%s) P %.3f R %.3f\n", k ? "generated_small" : "synth", py, ry);
         assert_true(py >= 0.80);
         assert_true(ry >= 0.80);

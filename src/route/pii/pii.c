@@ -1068,8 +1068,10 @@ static uint8_t ctx_before(const scan_ctx_t *c, size_t st)
         /* The 32 bytes before st as a bit mask of ASCII letters; the words are the
          * runs of ones, read from the top without a branch per byte. */
         const __m128i a_ = _mm_set1_epi8('a'), r25 = _mm_set1_epi8(25), f = _mm_set1_epi8(0x20);
-        __m128i v0 = _mm_sub_epi8(_mm_or_si128(_mm_loadu_si128((const __m128i *)(t + st - 32)), f), a_);
-        __m128i v1 = _mm_sub_epi8(_mm_or_si128(_mm_loadu_si128((const __m128i *)(t + st - 16)), f), a_);
+        __m128i v0 =
+            _mm_sub_epi8(_mm_or_si128(_mm_loadu_si128((const __m128i *)(t + st - 32)), f), a_);
+        __m128i v1 =
+            _mm_sub_epi8(_mm_or_si128(_mm_loadu_si128((const __m128i *)(t + st - 16)), f), a_);
         uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v0, r25), v0)) |
                      (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v1, r25), v1)) << 16;
         uint8_t fl = 0;
@@ -1202,7 +1204,7 @@ typedef struct name_memo {
     size_t pend[PEND_MAX][2]; /* lone given names waiting for identifying context */
     float pend_score[PEND_MAX];
     int npend;
-    bool pend_over; /* more than PEND_MAX held: the pass is run again if needed */
+    bool pend_over;         /* more than PEND_MAX held: the pass is run again if needed */
     size_t lab[LAB_MAX][2]; /* speaker labels that are no given name ("Leverett:") */
     int nlab, nlab_all;     /* those, and all speaker labels */
 } name_memo_t;
@@ -1364,7 +1366,8 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
         a++;
     /* "Plough Rome and harrow Italy" at the start of a verse line: a word that is no
      * census name is only capitalised by its place. */
-    if (a == 0 && b > 0 && !(tk[0].flags & (PII_NAME_FIRST | PII_NAME_LAST)) && line_goes_on(c, tk[0].st))
+    if (a == 0 && b > 0 && !(tk[0].flags & (PII_NAME_FIRST | PII_NAME_LAST)) &&
+        line_goes_on(c, tk[0].st))
         a++;
     /* "Ivan King", "Zoe Young": a given name and a surname that is also a common
      * word is a full name; elsewhere a trailing common word is not part of it. */
@@ -1594,7 +1597,7 @@ static size_t name_at(scan_ctx_t *c, size_t i)
      * being read again. */
     tok_t tk[5];
     int nt = 0;
-    if (i + 17 <= len && is_upper(p[i])) {
+    if (i + 18 <= len && is_upper(p[i])) { /* p[e] below is at most p[i + 17] */
         __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(p + i + 1)), _mm_set1_epi8('a'));
         unsigned low =
             (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(25)), v));
@@ -1610,7 +1613,8 @@ static size_t name_at(scan_ctx_t *c, size_t i)
         bool ends = body < 16 && t < 0x80 && !is_alnum(t) && t != '_' && t != '@' &&
                     !(body > 0 && (t == '\'' || t == '-') && is_upper(at(c, e + 1)));
         if (ends) {
-            bool next_cap = t == ' ' && (is_upper(at(c, e + 1)) || utf8_upper(p + e + 1, len - e - 1));
+            bool next_cap =
+                t == ' ' && (is_upper(at(c, e + 1)) || utf8_upper(p + e + 1, len - e - 1));
             if (body == 0) {
                 if (t != '.' && !next_cap) return e; /* "I", "I'll", "A" */
             } else if (!next_cap) {

@@ -19,9 +19,9 @@
 /* Context table only (the census bits have no use there): a word that makes a lone
  * given name identifying: a title ("Mr"), a word for the person's role in a record
  * ("customer", "contact"), "name" ("last name"), a closing ("regards"). */
-#define PII_CTX_ID      0x01
+#define PII_CTX_ID 0x01
 /* Context table only: a word for a relative or someone close ("my kid Selma"). */
-#define PII_CTX_REL     0x02
+#define PII_CTX_REL 0x02
 
 /* Context words (PII_CTX_*, PII_NAME_ORG), a few hundred bytes: looked up for the
  * lowercase words around a capitalised run without touching the big set. Key: the
