@@ -1576,8 +1576,10 @@ static size_t list_run(scan_ctx_t *c, size_t i)
 }
 
 /* Reads the run of capitalised tokens starting at i (a capital or UTF-8 capital lead
- * byte), scores it and returns where the scan goes on. */
-static size_t name_at(scan_ctx_t *c, size_t i)
+ * byte), scores it and returns where the scan goes on. Inlined into the scan loop:
+ * most capitals leave by the fast path below without a call. */
+static size_t name_run(scan_ctx_t *c, size_t i, tok_t *tk, int nt);
+static inline size_t name_at(scan_ctx_t *c, size_t i)
 {
     const unsigned char *p = (const unsigned char *)c->t;
     size_t len = c->len;
@@ -1595,7 +1597,7 @@ static size_t name_at(scan_ctx_t *c, size_t i)
      * word cache; such a word not followed by another capitalised word is passed
      * over without reading a run. Any other single word goes on to scoring without
      * being read again. */
-    tok_t tk[5];
+    tok_t tk[1];
     int nt = 0;
     if (i + 18 <= len && is_upper(p[i])) { /* p[e] below is at most p[i + 17] */
         __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(p + i + 1)), _mm_set1_epi8('a'));
@@ -1627,6 +1629,17 @@ static size_t name_at(scan_ctx_t *c, size_t i)
             }
         }
     }
+    return name_run(c, i, tk, nt);
+}
+
+/* The rest of name_at: reads the run (unless the fast path has read its one word
+ * into tk[0], nt = 1), then scores it as a list or a run of tokens. */
+static __attribute__((noinline)) size_t name_run(scan_ctx_t *c, size_t i, tok_t *tk0, int nt)
+{
+    const unsigned char *p = (const unsigned char *)c->t;
+    size_t len = c->len;
+    tok_t tk[5];
+    if (nt) tk[0] = *tk0;
     if (nt == 0) {
         size_t k = i;
         while (nt < 5) {
