@@ -585,6 +585,15 @@ static void test_person_cues(void **state)
     assert_true(found(&f, "If this is not correct, please change it to Ivan King", PII_PERSON,
                       "Ivan King"));
     pii_span_t sp[64];
+    /* More lone names than the memo holds before the context that identifies them
+     * ("Mr. Ellis" at the end): every one is still found. */
+    buf_t many;
+    buf_init(&many, 1 << 20);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(buf_puts(&many, "Sarah went home. "), 0);
+    assert_int_equal(buf_puts(&many, "Ask Mr. Ellis."), 0);
+    assert_true(scan(&f, many.data, many.len, sp) == 301);
+    buf_deinit(&many);
     /* A capital and 16 lowercase letters ending the text: the word is measured 16
      * bytes at a time and the byte after it must not be read (found by fuzz_pii). */
     char *w16 = mem_alloc(17);
