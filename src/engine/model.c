@@ -120,9 +120,10 @@ static int gguf_vector(const gguf_t *g, const char *name, int n, float *slot, co
  * Q4_0 in groups of 16 rows for AVX-512 VNNI) into one anonymous mapping, kept in
  * m->map (unused by GGUF models otherwise, unmapped by model_free). Each source
  * range's file pages are dropped after its copy, so resident memory holds one copy of
- * the weights, not two, and peak RSS reports what the model really uses. The tied
- * output stays in the file layout (the embedding lookup reads its rows). Returns 0 or
- * -errno. */
+ * the weights, not two, and peak RSS reports what the model really uses. A tied
+ * output gets its own repacked copy while tok_embd keeps pointing into the file (the
+ * embedding lookup reads single rows there, so only the looked-up pages come back).
+ * Returns 0 or -errno. */
 static int repack_weights(model_t *m)
 {
     model_tensor_t *ts[7 * MODEL_MAX_LAYERS + 1];
@@ -134,7 +135,7 @@ static int repack_weights(model_t *m)
         for (size_t i = 0; i < 7; i++)
             ts[n++] = mats[i];
     }
-    if (!m->tied_output) ts[n++] = &m->output;
+    ts[n++] = &m->output;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         model_tensor_t *t = ts[i];
@@ -150,12 +151,24 @@ static int repack_weights(model_t *m)
     for (size_t i = 0; i < k; i++) {
         model_tensor_t *t = ts[i];
         kern_type_t to = kern_repack_type(t->type, (size_t)t->rows, (size_t)t->cols);
-        size_t bytes = kern_row_size(t->type, (size_t)t->cols) * (size_t)t->rows;
-        kern_repack(t->type, to, t->data, dst, (size_t)t->rows, (size_t)t->cols);
-        /* whole pages inside the source only: neighbours may still be in use */
-        uintptr_t a = ((uintptr_t)t->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-        uintptr_t e = ((uintptr_t)t->data + bytes) & ~((uintptr_t)page - 1);
-        if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+        const size_t rb = kern_row_size(t->type, (size_t)t->cols), rows = (size_t)t->rows;
+        const uint8_t *src = t->data;
+        /* 8 MiB of source at a time, its pages dropped as soon as they are copied, so
+           the peak is the repacked weights plus one chunk; whole pages inside the
+           source only (neighbouring tensors may still be in use) */
+        size_t step = ((size_t)8 << 20) / rb / KERN_X16_ROWS * KERN_X16_ROWS;
+        if (step == 0) step = KERN_X16_ROWS;
+        uintptr_t a = ((uintptr_t)src + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+        for (size_t r = 0; r < rows; r += step) {
+            size_t nr = rows - r < step ? rows - r : step;
+            kern_repack(t->type, to, src + r * rb, dst + r * rb, nr, (size_t)t->cols);
+            uintptr_t e = ((uintptr_t)src + (r + nr) * rb) & ~((uintptr_t)page - 1);
+            if (e > a) {
+                madvise((void *)a, e - a, MADV_DONTNEED);
+                a = e;
+            }
+        }
+        const size_t bytes = rb * rows;
         t->data = dst;
         t->type = to;
         dst += (bytes + 63) & ~(size_t)63;
