@@ -23,14 +23,16 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: switchyard train classifier [-o models/taskclass.bin] [--shared DIR]\n"
                "       switchyard train router [-o models/router.bin] [--classifier FILE]\n"
-               "                               [--data CSV] [--shared DIR] [--folds-only]\n\n"
+               "                               [--data CSV] [--shared DIR] [--folds-only]\n"
+               "                               [--dump CSV]\n\n"
                "classifier: task classes from shared/data/taskclass and the routing benchmarks;\n"
                "  prints accuracy on a fifth held back, then trains on everything.\n"
                "router: need-of-cloud model (expected gain of the strong model) on\n"
                "  routing_train.csv minus contaminated prompts; prints 5-fold cross-validated\n"
                "  APGR, CPT and the strong share for 95%% quality, then trains on everything\n"
                "  with the threshold at the cross-validated 95%%-quality point (switchyard\n"
-               "  calibrate picks another).\n");
+               "  calibrate picks another). --dump writes one line per row: fold, out-of-fold\n"
+               "  score, the row's need-of-cloud dense inputs (for analysis).\n");
 }
 
 static int save_model(const route_model_t *m, const char *path)
@@ -187,7 +189,7 @@ static void print_eval(const char *name, const route_eval_t *e)
 }
 
 static int train_router(const char *shared, const char *data, const char *cls_path,
-                        const char *outp, bool folds_only)
+                        const char *outp, bool folds_only, const char *dump)
 {
     char csv[4096], cont[4096];
     snprintf(csv, sizeof csv, "%s/data/routing/routing_train.csv", shared);
@@ -211,6 +213,7 @@ static int train_router(const char *shared, const char *data, const char *cls_pa
     }
     uint64_t digest = route_dataset_digest(&ds);
 
+    float *oofd = dump ? mem_alloc(n * ROUTE_CLOUD_DENSE_DIM * sizeof *oofd) : NULL;
     /* 5-fold cross-validation; each fold's classifier is retrained without the
      * fold's rows, so no test prompt is seen by either model. */
     for (int f = 0; f < 5; f++) {
@@ -230,10 +233,28 @@ static int train_router(const char *shared, const char *data, const char *cls_pa
             float dense[ROUTE_CLOUD_DENSE_DIM];
             route_features_dense_cloud(&feat[i], dense);
             oof[i] = route_model_cloud_score(m, idx, k, dense);
+            if (oofd) memcpy(oofd + i * ROUTE_CLOUD_DENSE_DIM, dense, sizeof dense);
         }
         mem_free(idx);
         route_model_free(m);
         fprintf(stderr, "fold %d/5 done\n", f + 1);
+    }
+    /* --dump: the out-of-fold scores and dense inputs, row order, for analysis
+     * outside this program (what a variant would add over the model). */
+    if (dump) {
+        FILE *df = fopen(dump, "w");
+        if (!df) {
+            perror(dump);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                fprintf(df, "%d,%.6f", fold[i], oof[i]);
+                for (int j = 0; j < ROUTE_CLOUD_DENSE_DIM; j++)
+                    fprintf(df, ",%.5g", (double)oofd[i * ROUTE_CLOUD_DENSE_DIM + j]);
+                fputc('\n', df);
+            }
+            fclose(df);
+        }
+        mem_free(oofd);
     }
     route_eval_t e_m, e_len, e_rand;
     route_eval_scores(oof, w, st, n, &e_m, NULL, 0);
@@ -291,7 +312,7 @@ int cmd_train(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *shared = routedata_shared(), *out = NULL, *cls = "models/taskclass.bin",
-               *data = NULL;
+               *data = NULL, *dump = NULL;
     bool folds_only = false;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc)
@@ -302,6 +323,8 @@ int cmd_train(int argc, char **argv)
             cls = argv[++i];
         else if (!strcmp(argv[i], "--data") && i + 1 < argc)
             data = argv[++i];
+        else if (!strcmp(argv[i], "--dump") && i + 1 < argc)
+            dump = argv[++i];
         else if (!strcmp(argv[i], "--folds-only"))
             folds_only = true;
         else {
@@ -313,7 +336,8 @@ int cmd_train(int argc, char **argv)
     if (!strcmp(argv[1], "classifier"))
         return train_classifier(shared, out ? out : "models/taskclass.bin");
     if (!strcmp(argv[1], "router"))
-        return train_router(shared, data, cls, out ? out : "models/router.bin", folds_only);
+        return train_router(shared, data, cls, out ? out : "models/router.bin", folds_only,
+                            dump);
     fprintf(stderr, "switchyard train: unknown model '%s' (classifier or router)\n", argv[1]);
     return 2;
 }

@@ -207,6 +207,66 @@ void route_features_text(route_features_t *f, const route_text_t *texts, size_t 
     f->est_tokens_in = toks;
     f->non_ascii = bytes ? (float)non_ascii / (float)bytes : 0.0f;
     if (last) markers(f, last->text, last->len);
+    if (last) route_features_choices(f, last->text, last->len);
+}
+
+/* Whether s[0..n) holds the word w (uppercase, bounded by non-letters). */
+static bool has_upper_word(const char *s, size_t n, const char *w)
+{
+    size_t wl = strlen(w);
+    for (const char *p = s; n >= wl && (p = memmem(p, n - (size_t)(p - s), w, wl));) {
+        bool lb = p == s || !(p[-1] >= 'A' && p[-1] <= 'Z');
+        bool rb = (size_t)(p - s) + wl == n || !(p[wl] >= 'A' && p[wl] <= 'Z');
+        if (lb && rb) return true;
+        p += wl;
+        if ((size_t)(p - s) >= n) break;
+    }
+    return false;
+}
+
+void route_features_choices(route_features_t *f, const char *text, size_t len)
+{
+    memset(f->choice, 0, sizeof f->choice);
+    if (len > 16384) return; /* no multiple-choice question is that long */
+    size_t stem = len, n = 0, nnum = 0, above = 0;
+    double sum = 0, sum2 = 0, mx = 0, mn = 1e9;
+    for (const char *p = text, *end = text + len; p && p + 3 < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) break;
+        p = nl + 1;
+        if (p + 3 > end || p[0] < 'A' || p[0] > 'H' || p[1] != '.' || p[2] != ' ') continue;
+        if (p[0] != (char)('A' + n)) continue; /* options come in order */
+        if (!n) stem = (size_t)(nl - text);
+        const char *o = p + 3, *oe = memchr(o, '\n', (size_t)(end - o));
+        if (!oe) oe = end;
+        double l = (double)(oe - o);
+        bool num = l > 0;
+        for (const char *c = o; c < oe && num; c++)
+            num = (*c >= '0' && *c <= '9') || strchr(" .,-+/%$()", *c);
+        nnum += num;
+        if (l >= 14 && memmem(o, (size_t)(oe - o), "of the above", 12)) above++;
+        sum += l, sum2 += l * l;
+        if (l > mx) mx = l;
+        if (l < mn) mn = l;
+        n++;
+        p = oe;
+    }
+    if (n < 2) return;
+    double mean = sum / (double)n, var = sum2 / (double)n - mean * mean;
+    float *c = f->choice;
+    c[0] = 1.0f;
+    c[1] = (float)n / 4.0f;
+    c[2] = (float)(log1p(mean) / 5.0);
+    c[3] = (float)(log1p(mx / (mn + 1.0)) / 3.0);
+    c[4] = (float)(mean > 0 && var > 0 ? sqrt(var) / mean : 0.0);
+    c[5] = (float)nnum / (float)n;
+    c[6] = above ? 1.0f : 0.0f;
+    c[7] = has_upper_word(text, stem, "NOT") || has_upper_word(text, stem, "EXCEPT") ||
+                   has_upper_word(text, stem, "LEAST")
+               ? 1.0f
+               : 0.0f;
+    c[8] = memmem(text, stem, "Statement 1", 11) ? 1.0f : 0.0f;
+    c[9] = (float)(log1p((double)stem) / 8.0);
 }
 
 void route_features_dense(const route_features_t *f, float out[ROUTE_DENSE_DIM])
@@ -228,6 +288,8 @@ void route_features_dense(const route_features_t *f, float out[ROUTE_DENSE_DIM])
 }
 
 _Static_assert(ROUTE_CLOUD_STATS + 1 == ROUTE_DENSE_BASE, "every request statistic interacts");
+_Static_assert(sizeof(((route_features_t *)0)->choice) == ROUTE_CHOICE_DIM * sizeof(float),
+               "one slot per choice feature");
 
 void route_features_dense_cloud(const route_features_t *f, float out[ROUTE_CLOUD_DENSE_DIM])
 {
@@ -238,6 +300,7 @@ void route_features_dense_cloud(const route_features_t *f, float out[ROUTE_CLOUD
     for (int j = 0; j < ROUTE_CLOUD_STATS; j++)
         for (int k = 0; k < ROUTE_TASK_COUNT; k++)
             x[j * ROUTE_TASK_COUNT + k] = d[1 + j] * f->task_prob[k];
+    memcpy(x + ROUTE_CLOUD_STATS * ROUTE_TASK_COUNT, f->choice, sizeof f->choice);
 }
 
 /* ---------------------------------------------------------------- n-grams --- */

@@ -15,7 +15,7 @@
 
 /* Bumped whenever feature extraction changes (n-gram rules, caps, dense entries):
  * model files record it, and a model trained on other features is refused. */
-#define ROUTE_FEATURES_VERSION 4
+#define ROUTE_FEATURES_VERSION 5
 
 /* ------------------------------------------------------------ taxonomy ---- */
 
@@ -89,6 +89,8 @@ typedef struct route_features {
     float task_prob[ROUTE_TASK_COUNT];
     float cloud_score; /* need-of-cloud score 0..1 (expected gain of the strong model
                           mapped to 0..1), or -1 without a model */
+    float choice[10];  /* answer-choice structure of the last text (ROUTE_CHOICE_DIM,
+                          route_features_choices) */
 } route_features_t;
 
 /* Dense view used by the linear models and the bandit: fixed order, roughly unit
@@ -105,7 +107,9 @@ void route_features_dense(const route_features_t *f, float out[ROUTE_DENSE_DIM])
  * one linear model can weigh length or math markers differently per kind of task
  * (a long math prompt and a long chat prompt differ in what they need). */
 #define ROUTE_CLOUD_STATS     10
-#define ROUTE_CLOUD_DENSE_DIM (ROUTE_DENSE_CLOUD + ROUTE_CLOUD_STATS * ROUTE_TASK_COUNT)
+#define ROUTE_CHOICE_DIM      10
+#define ROUTE_CLOUD_DENSE_DIM                                                                      \
+    (ROUTE_DENSE_CLOUD + ROUTE_CLOUD_STATS * ROUTE_TASK_COUNT + ROUTE_CHOICE_DIM)
 void route_features_dense_cloud(const route_features_t *f, float out[ROUTE_CLOUD_DENSE_DIM]);
 
 /* Text statistics of one request: fills prompt_bytes, est_tokens_in, code_score,
@@ -114,6 +118,14 @@ void route_features_dense_cloud(const route_features_t *f, float out[ROUTE_CLOUD
 struct route_text;
 void route_features_text(route_features_t *f, const struct route_text *texts, size_t n_texts,
                          const struct route_text *last);
+
+/* Answer-choice structure of a multiple-choice prompt (lines "A. ..." to "H. ..."),
+ * into f->choice: has options, option count / 4, log mean and log max/min option
+ * length, their spread, share of numeric options, "of the above" among them, a
+ * NOT / EXCEPT / LEAST in the stem, paired statements ("Statement 1"), log stem
+ * length. All zero when the text has fewer than two options. Reads the whole text
+ * (the options close it). Called by route_features_text. Pure. */
+void route_features_choices(route_features_t *f, const char *text, size_t len);
 
 /* Token estimate of n bytes of text. */
 uint32_t route_tokens_estimate(const char *s, size_t n);
