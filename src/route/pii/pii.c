@@ -1615,10 +1615,14 @@ static inline size_t name_at(scan_ctx_t *c, size_t i)
         bool ends = body < 16 && t < 0x80 && !is_alnum(t) && t != '_' && t != '@' &&
                     !(body > 0 && (t == '\'' || t == '-') && is_upper(at(c, e + 1)));
         if (ends) {
-            bool next_cap =
+            bool cap_after =
                 t == ' ' && (is_upper(at(c, e + 1)) || utf8_upper(p + e + 1, len - e - 1));
+            /* Only another capitalised word continues the run. A common word at the
+             * head of a list ("Well, Tom and Sue went") is passed over like any other,
+             * and the list is read from its next item. */
+            bool next_cap = cap_after;
             if (body == 0) {
-                if (t != '.' && !next_cap) return e; /* "I", "I'll", "A" */
+                if (t != '.' && !cap_after) return e; /* "I", "I'll", "A:" */
             } else if (!next_cap) {
                 uint8_t f = name_flags(c, c->t + i, e - i);
                 if ((f & PII_NAME_STOP) ||
