@@ -441,6 +441,50 @@ static void test_repacked_q4_0(void **state)
     kern_force_scalar(0);
 }
 
+/* kern_matmul_many gives each matrix exactly what kern_matmul gives it alone, with
+ * and without a pool, for quantized matrices sharing one activation quantization
+ * (Q4_0 in both layouts, Q8_0), float matrices, and a mix (run one by one). */
+static void test_matmul_many_matches_single(void **state)
+{
+    (void)state;
+    const size_t cols = 512;
+    static const size_t rows[] = {48, 16, 203, 64};
+    static const kern_type_t ts[] = {KERN_Q4_0, KERN_Q8_0, KERN_Q4_0, KERN_F16};
+    mm_case_t c[4];
+    void *P = NULL;
+    for (int k = 0; k < 4; k++)
+        case_init(&c[k], ts[k], rows[k], cols, 9);
+    kern_type_t t0 = kern_repack_type(KERN_Q4_0, rows[0], cols);
+    if (t0 != KERN_Q4_0) {
+        P = malloc(kern_row_size(t0, cols) * rows[0]);
+        assert_int_equal(kern_repack(KERN_Q4_0, t0, c[0].W, P, rows[0], cols), 0);
+    }
+    kern_pool_t *pool = kern_pool_new(2);
+    for (size_t n = 1; n <= 9; n += 8)
+        for (int count = 1; count <= 4; count++) {
+            kern_mat_t m[4];
+            float *one[4], *many[4];
+            for (int k = 0; k < count; k++) {
+                one[k] = calloc(n * rows[k], sizeof(float));
+                many[k] = calloc(n * rows[k], sizeof(float));
+                m[k] = (kern_mat_t){.type = k == 0 ? t0 : ts[k],
+                                    .W = k == 0 && P ? P : c[k].W,
+                                    .rows = rows[k],
+                                    .Y = many[k]};
+                kern_matmul(NULL, m[k].type, m[k].W, c[0].X, one[k], n, rows[k], cols);
+            }
+            kern_matmul_many(count > 2 ? pool : NULL, m, count, c[0].X, n, cols);
+            for (int k = 0; k < count; k++) {
+                assert_memory_equal(one[k], many[k], n * rows[k] * sizeof(float));
+                free(one[k]), free(many[k]);
+            }
+        }
+    kern_pool_free(pool);
+    free(P);
+    for (int k = 0; k < 4; k++)
+        case_free(&c[k]);
+}
+
 /* Matvec and a one-token matmul agree exactly; and matmul row b equals matvec of
  * token b (the tile code and the decode code compute the same sums). */
 static void test_matmul_rows_match_matvec(void **state)
@@ -554,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_types_and_dispatch),
         cmocka_unit_test(test_kernels_awkward_shapes),
         cmocka_unit_test(test_repacked_q4_0),
+        cmocka_unit_test(test_matmul_many_matches_single),
         cmocka_unit_test(test_matmul_rows_match_matvec),
         cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_pool_runs_each_index_once),

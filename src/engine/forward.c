@@ -91,6 +91,18 @@ static void project(const forward_state_t *s, const model_tensor_t *w, const flo
         kern_matmul(s->pool, w->type, w->data, X, Y, (size_t)n, (size_t)w->rows, (size_t)w->cols);
 }
 
+/* Several projections of the same X (n, cols) in one kernel call: X is quantized once
+ * and the pool is handed the matrices together (q, k, v; gate, up). */
+static void project_many(const forward_state_t *s, const model_tensor_t *const *w, float *const *Y,
+                         int count, const float *X, int n)
+{
+    kern_mat_t mats[3];
+    for (int i = 0; i < count; i++)
+        mats[i] = (kern_mat_t){.type = w[i]->type, .W = w[i]->data, .rows = (size_t)w[i]->rows,
+                               .Y = Y[i]};
+    kern_matmul_many(s->pool, mats, count, X, (size_t)n, (size_t)w[0]->cols);
+}
+
 /* Rotates pairs of each head's first rope_dim dimensions by pos * inv_freq[i]: adjacent
  * pairs (v[2i], v[2i+1]) as llama2.c and llama.cpp's llama architecture do, or with
  * rope_neox the pairs (v[i], v[i + rope_dim/2]) (qwen2). */
@@ -234,9 +246,9 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
         for (int b = 0; b < n; b++)
             rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, L->attn_norm, dim,
                     c->norm_eps);
-        project(s, &L->wq, s->xb, s->q, n);
-        project(s, &L->wk, s->xb, s->k, n);
-        project(s, &L->wv, s->xb, s->v, n);
+        const model_tensor_t *qkv[3] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[3] = {s->q, s->k, s->v};
+        project_many(s, qkv, qkv_out, 3, s->xb, n);
         if (L->bq) add_bias(s->q, L->bq, n, q_dim);
         if (L->bk) add_bias(s->k, L->bk, n, kv_dim);
         if (L->bv) add_bias(s->v, L->bv, n, kv_dim);
@@ -256,8 +268,9 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
         /* Feed-forward: norm, SwiGLU, project back. */
         for (int b = 0; b < n; b++)
             rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, L->ffn_norm, dim, c->norm_eps);
-        project(s, &L->w_gate, s->xb, s->hb, n);
-        project(s, &L->w_up, s->xb, s->hb2, n);
+        const model_tensor_t *gate_up[2] = {&L->w_gate, &L->w_up};
+        float *gate_up_out[2] = {s->hb, s->hb2};
+        project_many(s, gate_up, gate_up_out, 2, s->xb, n);
         for (size_t i = 0; i < (size_t)n * hid; i++) {
             float g = s->hb[i];
             s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];

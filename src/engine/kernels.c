@@ -427,59 +427,141 @@ static void *scratch_get(size_t n)
 
 /* ------------------------------------------------------------- matmul ---- */
 
+#define MANY_MAX 8 /* matrices per kern_matmul_many call */
+
 typedef struct matmul_task {
-    const kern_job_t *job;
-    rows_fn_t fn;
-    size_t chunk; /* rows per task, a multiple of 16 */
+    kern_job_t jobs[MANY_MAX];
+    rows_fn_t fn[MANY_MAX];
+    size_t chunk[MANY_MAX]; /* rows per task of each job, a multiple of 16 */
+    int first[MANY_MAX + 1]; /* task index where each job's tasks start */
+    int count;
 } matmul_task_t;
 
 static void matmul_task_run(void *arg, int i, int n)
 {
     (void)n;
     const matmul_task_t *t = arg;
-    size_t r0 = (size_t)i * t->chunk;
-    size_t r1 = r0 + t->chunk < t->job->rows ? r0 + t->chunk : t->job->rows;
-    if (r0 < r1) t->fn(t->job, r0, r1);
+    int k = 0;
+    while (i >= t->first[k + 1])
+        k++;
+    const kern_job_t *j = &t->jobs[k];
+    size_t r0 = (size_t)(i - t->first[k]) * t->chunk[k];
+    size_t r1 = r0 + t->chunk[k] < j->rows ? r0 + t->chunk[k] : j->rows;
+    if (r0 < r1) t->fn[k](j, r0, r1);
 }
 
-/* Splits rows across the pool: one contiguous range per thread (rounded to 16 rows,
- * whole groups of a repacked matrix),
- * so each thread streams its own part of W once. Small jobs run on the caller. */
-static void run_job(kern_pool_t *pool, const kern_job_t *j, rows_fn_t fn)
+/* Runs the jobs of t in one pass of the pool: each job's rows in one contiguous range
+ * per thread (rounded to 16 rows, whole groups of a repacked matrix), so each thread
+ * streams its own part of every W once, and one hand-off serves all the matrices that
+ * share an input. Small work runs on the caller. */
+static void run_jobs(kern_pool_t *pool, matmul_task_t *t)
 {
     int nt = pool ? kern_pool_size(pool) : 1;
+    size_t work = 0;
+    for (int k = 0; k < t->count; k++)
+        work += t->jobs[k].rows * t->jobs[k].cols * t->jobs[k].n;
     /* below ~64K multiply-adds the hand-off to other threads costs more than it saves */
-    if (nt <= 1 || j->rows < 16 || j->rows * j->cols * j->n < ((size_t)1 << 16)) {
-        fn(j, 0, j->rows);
+    if (nt <= 1 || work < ((size_t)1 << 16)) {
+        for (int k = 0; k < t->count; k++)
+            t->fn[k](&t->jobs[k], 0, t->jobs[k].rows);
         return;
     }
-    size_t chunk = (j->rows + (size_t)nt - 1) / (size_t)nt;
-    chunk = (chunk + 15) & ~(size_t)15;
-    int tasks = (int)((j->rows + chunk - 1) / chunk);
-    matmul_task_t t = {j, fn, chunk};
-    kern_pool_run(pool, matmul_task_run, &t, tasks);
+    t->first[0] = 0;
+    for (int k = 0; k < t->count; k++) {
+        size_t rows = t->jobs[k].rows;
+        size_t chunk = rows < 16 ? rows : (rows + (size_t)nt - 1) / (size_t)nt;
+        chunk = (chunk + 15) & ~(size_t)15;
+        t->chunk[k] = chunk;
+        t->first[k + 1] = t->first[k] + (int)((rows + chunk - 1) / chunk);
+    }
+    kern_pool_run(pool, matmul_task_run, t, t->first[t->count]);
 }
 
-/* Y[n, rows] = X[n, cols] . W^T. Quantized weights: X is quantized to Q8_0 (by the
- * reference routine when scalar, so the scalar path is ggml's exactly), in passes of
- * at most SCRATCH_MAX bytes of activations. */
-void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X, float *Y,
-                 size_t n, size_t rows, size_t cols)
+/* Quantizes activation rows X[0..nb) (cols each) to Q8_0 into the scratch layout
+ * kern_job_t describes (XD, XS, XQ, then XP when want_xp), by the reference routine
+ * when !simd so the scalar path is ggml's exactly. */
+static void quantize_acts(const float *X, size_t nb, size_t cols, int simd, int want_xp,
+                          float *xd, float *xs, int8_t *xq)
 {
-    const int simd = use_simd();
-    rows_fn_t fn = simd ? kern_avx2_rows : kern_scalar_rows;
+    const size_t nblk = cols / KERN_QK;
+    for (size_t b = 0; b < nb; b++) {
+        const float *xr = X + b * cols;
+        for (size_t i = 0; i < nblk; i++) {
+            kern_block_q8_0_t blk;
+            if (simd)
+                kern_avx2_quantize_q8_0(xr + i * KERN_QK, &blk, KERN_QK);
+            else
+                quantize_row_q8_0(xr + i * KERN_QK, &blk, KERN_QK);
+            int sum = 0;
+            for (int k = 0; k < KERN_QK; k++)
+                sum += blk.qs[k];
+            memcpy(xq + b * cols + i * KERN_QK, blk.qs, KERN_QK);
+            xd[b * nblk + i] = kern_f16_to_f32(blk.d);
+            xs[b * nblk + i] = 8.0f * xd[b * nblk + i] * (float)sum;
+        }
+    }
+    if (!want_xp) return;
+    int8_t *xp = xq + nb * cols; /* the 4-block half-interleaved copy (see kern_job_t) */
+    for (size_t b = 0; b < nb; b++) {
+        const int8_t *src = xq + b * cols;
+        int8_t *dst = xp + b * cols;
+        size_t i = 0;
+        for (; i + 4 <= nblk; i += 4)
+            for (size_t k = 0; k < 4; k++) {
+                memcpy(dst + i * KERN_QK + k * 16, src + (i + k) * KERN_QK, 16);
+                memcpy(dst + i * KERN_QK + 64 + k * 16, src + (i + k) * KERN_QK + 16, 16);
+            }
+        memcpy(dst + i * KERN_QK, src + i * KERN_QK, (nblk - i) * KERN_QK);
+    }
+}
+
+/* The implementation for rows of type t. */
+static rows_fn_t rows_fn(kern_type_t t, int simd)
+{
     /* the repacked layout has VNNI code only; the reference reads it otherwise */
     if (t == KERN_Q4_0_X16)
-        fn = simd && kern_avx2_use_vnni(-1) ? kern_avx2_x16_rows : kern_scalar_rows;
-    kern_job_t j = {
-        .type = t, .W = W, .row_bytes = kern_row_size(t, cols), .rows = rows, .cols = cols};
-    if (t == KERN_F32 || t == KERN_F16) {
-        j.X = X, j.Y = Y, j.n = n;
-        run_job(pool, &j, fn);
+        return simd && kern_avx2_use_vnni(-1) ? kern_avx2_x16_rows : kern_scalar_rows;
+    return simd ? kern_avx2_rows : kern_scalar_rows;
+}
+
+static int is_quant(kern_type_t t)
+{
+    return t == KERN_Q8_0 || t == KERN_Q4_0 || t == KERN_Q4_0_X16;
+}
+
+/* Y_k[n, rows_k] = X[n, cols] . W_k^T for every matrix. Quantized weights: X is
+ * quantized to Q8_0 once for all of them, in passes of at most SCRATCH_MAX bytes of
+ * activations. Mixed float and quantized matrices go one call at a time. */
+void kern_matmul_many(kern_pool_t *pool, const kern_mat_t *mats, int count, const float *X,
+                      size_t n, size_t cols)
+{
+    int mixed = 0;
+    for (int k = 1; k < count; k++)
+        mixed |= is_quant(mats[k].type) != is_quant(mats[0].type);
+    if (count > MANY_MAX || mixed) {
+        for (int k = 0; k < count; k++)
+            kern_matmul_many(pool, &mats[k], 1, X, n, cols);
+        return;
+    }
+    const int simd = use_simd();
+    matmul_task_t t = {.count = count};
+    int want_xp = 0;
+    for (int k = 0; k < count; k++) {
+        t.fn[k] = rows_fn(mats[k].type, simd);
+        t.jobs[k] = (kern_job_t){.type = mats[k].type,
+                                 .W = mats[k].W,
+                                 .row_bytes = kern_row_size(mats[k].type, cols),
+                                 .rows = mats[k].rows,
+                                 .cols = cols};
+        want_xp |= simd && mats[k].type == KERN_Q4_0 && kern_avx2_use_vnni(-1);
+    }
+    if (!is_quant(mats[0].type)) {
+        for (int k = 0; k < count; k++)
+            t.jobs[k].X = X, t.jobs[k].Y = mats[k].Y, t.jobs[k].n = n;
+        run_jobs(pool, &t);
         return;
     }
     const size_t nblk = cols / KERN_QK;
-    const int want_xp = simd && t == KERN_Q4_0 && kern_avx2_use_vnni(-1);
     const size_t per_row = cols * (want_xp ? 2 : 1) + 2 * nblk * sizeof(float);
     size_t per_pass = SCRATCH_MAX / per_row;
     if (per_pass == 0) per_pass = 1;
@@ -488,40 +570,21 @@ void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X
         float *xd = scratch_get(nb * per_row);
         float *xs = xd + nb * nblk;
         int8_t *xq = (int8_t *)(xs + nb * nblk);
-        for (size_t b = 0; b < nb; b++) {
-            const float *xr = X + (b0 + b) * cols;
-            for (size_t i = 0; i < nblk; i++) {
-                kern_block_q8_0_t blk;
-                if (simd)
-                    kern_avx2_quantize_q8_0(xr + i * KERN_QK, &blk, KERN_QK);
-                else
-                    quantize_row_q8_0(xr + i * KERN_QK, &blk, KERN_QK);
-                int sum = 0;
-                for (int k = 0; k < KERN_QK; k++)
-                    sum += blk.qs[k];
-                memcpy(xq + b * cols + i * KERN_QK, blk.qs, KERN_QK);
-                xd[b * nblk + i] = kern_f16_to_f32(blk.d);
-                xs[b * nblk + i] = 8.0f * xd[b * nblk + i] * (float)sum;
-            }
+        quantize_acts(X + b0 * cols, nb, cols, simd, want_xp, xd, xs, xq);
+        for (int k = 0; k < count; k++) {
+            kern_job_t *j = &t.jobs[k];
+            j->XQ = xq, j->XD = xd, j->XS = xs, j->XP = want_xp ? xq + nb * cols : NULL;
+            j->Y = mats[k].Y + b0 * mats[k].rows, j->n = nb;
         }
-        if (want_xp) { /* the 4-block half-interleaved copy (see kern_job_t) */
-            int8_t *xp = xq + nb * cols;
-            for (size_t b = 0; b < nb; b++) {
-                const int8_t *src = xq + b * cols;
-                int8_t *dst = xp + b * cols;
-                size_t i = 0;
-                for (; i + 4 <= nblk; i += 4)
-                    for (size_t k = 0; k < 4; k++) {
-                        memcpy(dst + i * KERN_QK + k * 16, src + (i + k) * KERN_QK, 16);
-                        memcpy(dst + i * KERN_QK + 64 + k * 16, src + (i + k) * KERN_QK + 16, 16);
-                    }
-                memcpy(dst + i * KERN_QK, src + i * KERN_QK, (nblk - i) * KERN_QK);
-            }
-            j.XP = xp;
-        }
-        j.XQ = xq, j.XD = xd, j.XS = xs, j.Y = Y + b0 * rows, j.n = nb;
-        run_job(pool, &j, fn);
+        run_jobs(pool, &t);
     }
+}
+
+void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X, float *Y,
+                 size_t n, size_t rows, size_t cols)
+{
+    kern_mat_t m = {.type = t, .W = W, .rows = rows, .Y = Y};
+    kern_matmul_many(pool, &m, 1, X, n, cols);
 }
 
 void kern_matvec(kern_pool_t *pool, kern_type_t t, const void *W, const float *x, float *y,

@@ -94,6 +94,19 @@ void kern_matvec(kern_pool_t *pool, kern_type_t t, const void *W, const float *x
 void kern_matmul(kern_pool_t *pool, kern_type_t t, const void *W, const float *X, float *Y,
                  size_t n, size_t rows, size_t cols);
 
+/* One matrix of a kern_matmul_many call: W (rows, cols) of type, output Y (n, rows). */
+typedef struct kern_mat {
+    kern_type_t type;
+    const void *W;
+    size_t rows;
+    float *Y;
+} kern_mat_t;
+/* kern_matmul for count matrices (at most 8 in one pass) that read the same X (q, k, v;
+ * gate, up): X is quantized once and all of them go through the pool in one hand-off.
+ * Each output is summed exactly as kern_matmul sums it. */
+void kern_matmul_many(kern_pool_t *pool, const kern_mat_t *mats, int count, const float *X,
+                      size_t n, size_t cols);
+
 /* Which implementation is in use: "avx2" or "scalar". */
 const char *kern_impl_name(void);
 /* Forces the scalar reference (tests); also set by SWITCHYARD_KERNELS=scalar. */
