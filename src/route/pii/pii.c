@@ -86,7 +86,7 @@ struct pii_scanner {
 };
 
 #define PII_MAX_CANDS (1u << 20) /* cap on candidates per scan */
-#define WORD_BITS     12         /* short-word cache entries (log2) */
+#define WORD_BITS     13         /* short-word cache entries (log2) */
 
 struct pii_scratch {
     hs_scratch_t *hs;
