@@ -207,7 +207,9 @@ static inline uint8_t ctx_flags(const scan_ctx_t *c, const char *s, size_t n)
     } else {
         k = pii_ctx_key(s, n);
     }
-    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> (64 - PII_CTX_BITS));
+    uint64_t h = k * 0x9E3779B97F4A7C15ull;
+    if (!(g->ctx_filter[h >> 58] >> ((h >> 52) & 63) & 1)) return 0;
+    size_t i = (size_t)(h >> (64 - PII_CTX_BITS));
     for (;;) {
         const pii_ctx_slot_t *e = &g->ctx[i];
         if (!e->len) return 0;

@@ -38,6 +38,9 @@ typedef struct pii_names {
     size_t mask;     /* table size - 1 (power of two) */
     size_t count;    /* entries stored */
     pii_ctx_slot_t ctx[PII_CTX_SLOTS];
+    /* One bit per 12-bit hash of the context words: most words looked up are none,
+     * and this 512-byte filter answers them without touching the 16 KB table. */
+    uint64_t ctx_filter[64];
 } pii_names_t;
 
 /* Folded first 8 bytes of s[0..n) (n >= 1), zero padded. */
@@ -53,8 +56,9 @@ static inline uint64_t pii_ctx_key(const char *s, size_t n)
 static inline uint8_t pii_ctx_lookup(const pii_names_t *g, const char *s, size_t n)
 {
     if (n == 0 || n > 255) return 0;
-    uint64_t k = pii_ctx_key(s, n);
-    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> (64 - PII_CTX_BITS));
+    uint64_t k = pii_ctx_key(s, n), h = k * 0x9E3779B97F4A7C15ull;
+    if (!(g->ctx_filter[h >> 58] >> ((h >> 52) & 63) & 1)) return 0;
+    size_t i = (size_t)(h >> (64 - PII_CTX_BITS));
     for (;;) {
         const pii_ctx_slot_t *e = &g->ctx[i];
         if (!e->len) return 0;

@@ -216,7 +216,9 @@ static void ctx_add(pii_names_t *g, const char *s, uint8_t flags)
 {
     size_t n = strlen(s);
     uint64_t k = pii_ctx_key(s, n);
-    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> (64 - PII_CTX_BITS));
+    uint64_t h = k * 0x9E3779B97F4A7C15ull;
+    g->ctx_filter[h >> 58] |= 1ull << ((h >> 52) & 63);
+    size_t i = (size_t)(h >> (64 - PII_CTX_BITS));
     for (;;) {
         pii_ctx_slot_t *e = &g->ctx[i];
         if (!e->len) {
