@@ -373,8 +373,7 @@ static void bench_kernels(const int *threads, int n_threads, const double *bw)
             /* GB per CPU-second: the kernel's own speed when the machine is shared (the
                caller's and workers' CPU time, spinning included) */
             printf("%-7s %4d %10.1f %10.1f %12.1f %8.0f%% %12.1f\n", kern_type_name(run_t),
-                   threads[ni],
-                   token_bytes / best / 1e9, 1 / best, limit, 100.0 / best / limit,
+                   threads[ni], token_bytes / best / 1e9, 1 / best, limit, 100.0 / best / limit,
                    token_bytes / best_cpu / 1e9);
             kern_pool_free(p);
         }

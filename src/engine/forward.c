@@ -98,8 +98,8 @@ static void project_many(const forward_state_t *s, const model_tensor_t *const *
 {
     kern_mat_t mats[3];
     for (int i = 0; i < count; i++)
-        mats[i] = (kern_mat_t){.type = w[i]->type, .W = w[i]->data, .rows = (size_t)w[i]->rows,
-                               .Y = Y[i]};
+        mats[i] = (kern_mat_t){
+            .type = w[i]->type, .W = w[i]->data, .rows = (size_t)w[i]->rows, .Y = Y[i]};
     kern_matmul_many(s->pool, mats, count, X, (size_t)n, (size_t)w[0]->cols);
 }
 

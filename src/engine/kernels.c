@@ -260,8 +260,8 @@ static float dot_q4_0(const kern_block_q4_0_t *w, const int8_t *xq, const float 
  * layout (see KERN_Q4_0_X16 in kernels.h). */
 static void x16_block(const void *W, size_t nb, size_t r, size_t i, kern_block_q4_0_t *out)
 {
-    const uint8_t *g = (const uint8_t *)W + (r / KERN_X16_ROWS) * nb * KERN_X16_BLOCK +
-                       i * KERN_X16_BLOCK;
+    const uint8_t *g =
+        (const uint8_t *)W + (r / KERN_X16_ROWS) * nb * KERN_X16_BLOCK + i * KERN_X16_BLOCK;
     const size_t l = r % KERN_X16_ROWS;
     memcpy(&out->d, g + 2 * l, 2);
     for (int q = 0; q < 4; q++)
@@ -432,7 +432,7 @@ static void *scratch_get(size_t n)
 typedef struct matmul_task {
     kern_job_t jobs[MANY_MAX];
     rows_fn_t fn[MANY_MAX];
-    size_t chunk[MANY_MAX]; /* rows per task of each job, a multiple of 16 */
+    size_t chunk[MANY_MAX];  /* rows per task of each job, a multiple of 16 */
     int first[MANY_MAX + 1]; /* task index where each job's tasks start */
     int count;
 } matmul_task_t;
@@ -480,8 +480,8 @@ static void run_jobs(kern_pool_t *pool, matmul_task_t *t)
 /* Quantizes activation rows X[0..nb) (cols each) to Q8_0 into the scratch layout
  * kern_job_t describes (XD, XS, XQ, then XP when want_xp), by the reference routine
  * when !simd so the scalar path is ggml's exactly. */
-static void quantize_acts(const float *X, size_t nb, size_t cols, int simd, int want_xp,
-                          float *xd, float *xs, int8_t *xq)
+static void quantize_acts(const float *X, size_t nb, size_t cols, int simd, int want_xp, float *xd,
+                          float *xs, int8_t *xq)
 {
     const size_t nblk = cols / KERN_QK;
     for (size_t b = 0; b < nb; b++) {

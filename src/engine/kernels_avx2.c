@@ -372,7 +372,7 @@ static inline VNNI_TARGET __attribute__((always_inline)) __m512i bcast4(const in
 }
 
 static inline VNNI_TARGET __attribute__((always_inline)) void x16_tile(const kern_job_t *j,
-                                                                      size_t g, size_t b0, int T)
+                                                                       size_t g, size_t b0, int T)
 {
     const size_t nb = j->cols / KERN_QK;
     const uint8_t *w = (const uint8_t *)j->W + g * nb * KERN_X16_BLOCK;

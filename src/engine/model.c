@@ -130,8 +130,7 @@ static int repack_weights(model_t *m)
     size_t n = 0, total = 0;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         model_layer_t *L = &m->layers[l];
-        model_tensor_t *mats[] = {&L->wq,     &L->wk,     &L->wv,  &L->wo,
-                                  &L->w_gate, &L->w_down, &L->w_up};
+        model_tensor_t *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_down, &L->w_up};
         for (size_t i = 0; i < 7; i++)
             ts[n++] = mats[i];
     }
