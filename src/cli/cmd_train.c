@@ -114,6 +114,70 @@ static int train_classifier(const char *shared, const char *outp)
 
 /* ------------------------------------------------------------------ router --- */
 
+/* Gain lexicon settings, chosen by cross-validation (docs/routing.md): weight 1 /
+ * 2 / 3 / 4 gave APGR 0.677 / 0.679 / 0.680 / 0.679; 2 / 10 pseudo-rows and a
+ * minimum of 8 prompts within 0.002. */
+#define LEX_WEIGHT 3.0
+#define LEX_PRIOR  5.0
+#define LEX_MIN    5
+
+/* 64-bit keys, ascending (qsort). */
+static int cmpu64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Gives m the gain lexicon of the rows with train[i] set: for each word unigram
+ * and bigram (route_words) in at least LEX_MIN of those prompts, the mean of
+ * (strong − weak − the rows' mean gain) over them, shrunk toward 0 by LEX_PRIOR
+ * pseudo-rows. Each prompt counts a word once. Rarer words are left out (their
+ * means are noise, and the table must stay small enough for the cache). */
+static void fit_lexicon(route_model_t *m, const route_dataset_t *ds, const bool *train)
+{
+    size_t cap = 0, n = 0, nt = 0;
+    double mean = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        if (train[i]) cap += ROUTE_WORDS_MAX, mean += ds->rows[i].strong - ds->rows[i].weak, nt++;
+    mean /= nt ? (double)nt : 1.0;
+    /* (key, row) pairs: sort every prompt's distinct keys into one list, then
+     * sort the list and sum runs. */
+    uint64_t *all = mem_alloc((cap ? cap : 1) * sizeof *all);
+    float *gain = mem_alloc((cap ? cap : 1) * sizeof *gain);
+    uint64_t *h = mem_alloc(ROUTE_WORDS_MAX * sizeof *h);
+    typedef struct { uint64_t k; float g; } kg_t;
+    for (size_t i = 0; i < ds->n; i++) {
+        if (!train[i]) continue;
+        size_t k = route_words(ds->rows[i].prompt, ds->rows[i].len, m->seed, h, ROUTE_WORDS_MAX);
+        qsort(h, k, sizeof *h, cmpu64);
+        float g = (float)(ds->rows[i].strong - ds->rows[i].weak - mean);
+        for (size_t j = 0; j < k; j++)
+            if (!j || h[j] != h[j - 1]) all[n] = h[j], gain[n++] = g;
+    }
+    kg_t *v = mem_alloc((n ? n : 1) * sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (kg_t){all[i], gain[i]};
+    qsort(v, n, sizeof *v, cmpu64); /* k is the first member */
+    size_t ne = 0;
+    for (size_t a = 0; a < n;) {
+        size_t b = a;
+        double sum = 0;
+        while (b < n && v[b].k == v[a].k)
+            sum += v[b].g, b++;
+        if (b - a >= LEX_MIN) all[ne] = v[a].k, gain[ne++] = (float)(sum / ((double)(b - a) + LEX_PRIOR));
+        a = b;
+    }
+    if (ne > ROUTE_LEX_MAX_SLOTS / 2) { /* the table's cap: keep the first keys */
+        fprintf(stderr, "gain lexicon: %zu entries, keeping %u\n", ne, ROUTE_LEX_MAX_SLOTS / 2);
+        ne = ROUTE_LEX_MAX_SLOTS / 2;
+    }
+    route_model_lexicon_set(m, all, gain, ne, (float)LEX_WEIGHT);
+    mem_free(v);
+    mem_free(h);
+    mem_free(gain);
+    mem_free(all);
+}
+
 /* Fits the need-of-cloud model on the rows with train[i] set, given each row's
  * feature vector. Two independent sigmoid heads learn how well each model answers,
  * P(strong score) and P(weak score); the score is their difference mapped to 0..1,
@@ -150,6 +214,7 @@ static route_model_t *fit_cloud(const route_dataset_t *ds, const route_features_
     route_train_opts_t o = {.epochs = 8, .lr = 0.05f, .l2 = 1e-5f, .seed = SEED, .average = true};
     route_model_train(m, ex, n, &o);
     m->digest = digest;
+    fit_lexicon(m, ds, train);
     for (size_t i = 0; i < n; i++)
         mem_free((void *)ex[i].idx);
     mem_free(idx);
@@ -232,7 +297,8 @@ static int train_router(const char *shared, const char *data, const char *cls_pa
                                     ROUTE_NGRAM_MAX);
             float dense[ROUTE_CLOUD_DENSE_DIM];
             route_features_dense_cloud(&feat[i], dense);
-            oof[i] = route_model_cloud_score(m, idx, k, dense);
+            oof[i] = route_model_cloud_text(m, route_model_cloud_score(m, idx, k, dense),
+                                            ds.rows[i].prompt, ds.rows[i].len);
             if (oofd) memcpy(oofd + i * ROUTE_CLOUD_DENSE_DIM, dense, sizeof dense);
         }
         mem_free(idx);

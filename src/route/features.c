@@ -1,6 +1,7 @@
 /* features.c — text statistics and hashed n-grams of a request (pure). */
 #include "route/features.h"
 
+#include <emmintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -363,6 +364,94 @@ size_t route_ngrams(const char *text, size_t len, uint64_t seed, uint32_t n_buck
         out[k++] = (uint32_t)h & mask;
         out[k++] = (uint32_t)hash_mix(prev * 31 + h) & mask;
         prev = h;
+    }
+    return k;
+}
+
+/* Alphanumeric bytes (is_alnum) of 16 bytes as a bit mask: letters and digits by
+ * signed compares (bytes >= 0x80 are negative, so neither), bytes >= 0x80 by their
+ * sign bit. SSE2 is part of baseline x86-64. */
+static inline uint32_t alnum16(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+                                   _mm_cmpgt_epi8(_mm_set1_epi8('z' + 1), l));
+    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                  _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), v));
+    return (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), v));
+}
+
+/* Hash of the word s[0..l) lowercased (bit 5 set in every byte: letters; digits
+ * have it; bytes >= 0x80 change the same way in training and at decision time),
+ * eight bytes per step; avail = readable bytes from s (loads past the word are
+ * masked off). */
+static inline uint64_t word_hash(const unsigned char *s, size_t l, size_t avail, uint64_t seed)
+{
+    uint64_t h = seed;
+    size_t p = 0;
+    for (; l - p > 8; p += 8) { /* all but the last eight bytes or fewer */
+        uint64_t x;
+        memcpy(&x, s + p, 8);
+        h = (h ^ (x | 0x2020202020202020ull)) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 29;
+    }
+    size_t r = l - p;
+    uint64_t x = 0;
+    if (avail - p >= 8)
+        memcpy(&x, s + p, 8);
+    else
+        memcpy(&x, s + p, r);
+    x &= ~0ull >> (64 - 8 * r); /* words are alphanumeric: no zero byte, so x
+                                   also says where the word ends */
+    return hash_mix(h ^ (x | (0x2020202020202020ull >> (64 - 8 * r))));
+}
+
+size_t route_words(const char *text, size_t len, uint64_t seed, uint64_t *out, size_t max)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t avail = len;
+    if (len > ROUTE_WORDS_MAX_BYTES) len = ROUTE_WORDS_MAX_BYTES;
+    /* One bit per byte, 64 bytes per mask word; a partial last block is copied
+     * into zeroed bytes first. The bit past the end stays clear. */
+    uint64_t mk[ROUTE_WORDS_MAX_BYTES / 64 + 1];
+    size_t nb = (len + 63) / 64;
+    for (size_t b = 0; b < nb; b++) {
+        const unsigned char *p = s + b * 64;
+        unsigned char tmp[64];
+        if (len - b * 64 < 64) {
+            memset(tmp, 0, sizeof tmp);
+            memcpy(tmp, p, len - b * 64);
+            p = tmp;
+        }
+        mk[b] = (uint64_t)alnum16(p) | (uint64_t)alnum16(p + 16) << 16 |
+                (uint64_t)alnum16(p + 32) << 32 | (uint64_t)alnum16(p + 48) << 48;
+    }
+    mk[nb] = 0;
+    uint64_t wseed = hash_mix(seed ^ 0x6c65786963616c31ull), prev = 0;
+    size_t k = 0, i = 0;
+    while (i < len && k + 2 <= max) {
+        /* next set bit at or after i: a word's start */
+        size_t b = i / 64;
+        uint64_t m = mk[b] & (~0ull << (i % 64));
+        while (!m && ++b < nb)
+            m = mk[b];
+        if (!m) break;
+        i = b * 64 + (size_t)__builtin_ctzll(m);
+        /* next clear bit after it: the word's end */
+        uint64_t z = ~mk[b] & (~0ull << (i % 64));
+        while (!z)
+            z = ~mk[++b]; /* mk[nb] = 0 stops it */
+        size_t j = b * 64 + (size_t)__builtin_ctzll(z);
+        if (j > len) j = len;
+        if (j - i >= 2) {
+            uint64_t h = word_hash(s + i, j - i, avail - i, wseed);
+            out[k++] = h;
+            /* both halves already mixed: one multiply pairs them */
+            if (prev) out[k++] = prev * 0x9e3779b97f4a7c15ull ^ (h >> 7 | h << 57);
+            prev = h;
+        }
+        i = j;
     }
     return k;
 }

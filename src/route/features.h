@@ -132,6 +132,15 @@ uint32_t route_tokens_estimate(const char *s, size_t n);
 
 /* ---------------------------------------------------------------- n-grams ---- */
 
+/* Word unigrams and bigrams of the first ROUTE_WORDS_MAX_BYTES of a text as 64-bit
+ * hashes (words: alphanumeric runs of two or more bytes, lowercased; a bigram is
+ * two such words in a row), for the need-of-cloud model's gain lexicon, which
+ * needs exact keys (hashed into a few thousand buckets its entries collide and
+ * cancel). Writes at most max; returns the count. Pure. */
+#define ROUTE_WORDS_MAX_BYTES 2048
+#define ROUTE_WORDS_MAX       (2 * (ROUTE_WORDS_MAX_BYTES / 3) + 4)
+size_t route_words(const char *text, size_t len, uint64_t seed, uint64_t *out, size_t max);
+
 /* Upper bound on features one text yields (longer texts are cut at
  * ROUTE_NGRAM_MAX_BYTES: the head of a prompt carries its task). */
 #define ROUTE_NGRAM_MAX_BYTES 512

@@ -34,6 +34,8 @@ void route_model_free(route_model_t *m)
     mem_free(m->w_sparse);
     mem_free(m->w_dense);
     mem_free(m->bias);
+    mem_free(m->lex_key);
+    mem_free(m->lex_val);
     mem_free(m);
 }
 
@@ -79,10 +81,11 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
     }
     uint32_t ver = rd32(p + 4), kind = rd32(p + 8), k = rd32(p + 12), nb = rd32(p + 16),
              nd = rd32(p + 20);
-    if (ver != ROUTE_MODEL_VERSION) {
+    if (ver != ROUTE_MODEL_VERSION && ver != ROUTE_MODEL_VERSION_MIN) {
         snprintf(err, errlen,
-                 "model format version %u, this build reads %u: retrain it (switchyard train)", ver,
-                 ROUTE_MODEL_VERSION);
+                 "model format version %u, this build reads %u and %u: retrain it (switchyard "
+                 "train)",
+                 ver, ROUTE_MODEL_VERSION_MIN, ROUTE_MODEL_VERSION);
         return NULL;
     }
     if ((kind != ROUTE_MODEL_CLASSIFIER && kind != ROUTE_MODEL_CLOUD) || k == 0 ||
@@ -93,7 +96,12 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
                  nb, nd);
         return NULL;
     }
-    size_t need = ROUTE_MODEL_HEADER + payload_floats(k, nb, nd) * 4 + 8;
+    uint32_t ls = ver >= 3 ? rd32(p + 52) : 0;
+    if (ls && ((ls & (ls - 1)) || ls < 64 || ls > ROUTE_LEX_MAX_SLOTS || kind != ROUTE_MODEL_CLOUD)) {
+        snprintf(err, errlen, "model lexicon of %u slots out of range", ls);
+        return NULL;
+    }
+    size_t need = ROUTE_MODEL_HEADER + (payload_floats(k, nb, nd) + 2 * (size_t)ls) * 4 + 8;
     if (n != need) {
         snprintf(err, errlen, "model file is %zu bytes, its header says %zu (truncated?)", n, need);
         return NULL;
@@ -120,6 +128,16 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
         m->w_dense[i] = rdf(q);
     for (size_t i = 0; i < k; i++, q += 4)
         m->bias[i] = rdf(q);
+    if (ls) {
+        m->lex_slots = ls;
+        m->lex_weight = rdf(p + 56);
+        m->lex_key = mem_alloc((size_t)ls * sizeof *m->lex_key);
+        m->lex_val = mem_alloc((size_t)ls * sizeof *m->lex_val);
+        for (size_t i = 0; i < ls; i++, q += 4)
+            m->lex_key[i] = rd32(q);
+        for (size_t i = 0; i < ls; i++, q += 4)
+            m->lex_val[i] = rdf(q);
+    }
     return m;
 }
 
@@ -153,10 +171,19 @@ int route_model_write(const route_model_t *m, buf_t *out)
     wr32(h + 40, t);
     wr32(h + 44, m->n_train);
     wr32(h + 48, ROUTE_FEATURES_VERSION);
+    wr32(h + 52, m->lex_slots);
+    memcpy(&t, &m->lex_weight, 4);
+    wr32(h + 56, t);
     int rc = buf_append(out, h, sizeof h);
     if (!rc) rc = put_floats(out, m->w_sparse, (size_t)m->n_buckets * m->n_out);
     if (!rc) rc = put_floats(out, m->w_dense, (size_t)m->n_dense * m->n_out);
     if (!rc) rc = put_floats(out, m->bias, m->n_out);
+    for (size_t i = 0; !rc && i < m->lex_slots; i++) {
+        unsigned char b[4];
+        wr32(b, m->lex_key[i]);
+        rc = buf_append(out, b, 4);
+    }
+    if (!rc && m->lex_slots) rc = put_floats(out, m->lex_val, m->lex_slots);
     if (rc) return rc;
     unsigned char d[8];
     wr64(d, hash_bytes(out->data + start, out->len - start, 0));
@@ -272,6 +299,70 @@ float route_model_cloud_score(const route_model_t *m, const uint32_t *idx, size_
     float p[ROUTE_MODEL_MAX_OUT];
     route_model_predict(m, idx, n_idx, dense, p);
     return m->n_out >= 2 ? 0.5f * (1.0f + p[0] - p[1]) : p[0];
+}
+
+/* ----------------------------------------------------------------- lexicon --- */
+
+static inline uint32_t lex_tag(uint64_t h)
+{
+    uint32_t t = (uint32_t)(h >> 32);
+    return t ? t : 1;
+}
+
+int route_model_lexicon_set(route_model_t *m, const uint64_t *keys, const float *vals, size_t n,
+                            float weight)
+{
+    uint32_t slots = 0;
+    if (n) {
+        slots = 64;
+        while (slots < 2 * n && slots < ROUTE_LEX_MAX_SLOTS)
+            slots <<= 1;
+        if (slots < 2 * n) return SY_ETOOBIG;
+    }
+    mem_free(m->lex_key);
+    mem_free(m->lex_val);
+    m->lex_slots = slots;
+    m->lex_weight = weight;
+    m->lex_key = slots ? mem_calloc(slots, sizeof *m->lex_key) : NULL;
+    m->lex_val = slots ? mem_calloc(slots, sizeof *m->lex_val) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = (uint32_t)keys[i] & (slots - 1), t = lex_tag(keys[i]);
+        while (m->lex_key[s] && m->lex_key[s] != t)
+            s = (s + 1) & (slots - 1);
+        m->lex_key[s] = t; /* a tag already there (a 32-bit collision) is overwritten */
+        m->lex_val[s] = vals[i];
+    }
+    return 0;
+}
+
+/* Lookups probe from the key's low bits; a slot found is marked in a bitmap over
+ * the slots (ROUTE_LEX_MAX_SLOTS bits on the stack) so a prompt that repeats a word
+ * counts it once, as the lexicon was built. */
+float route_model_lexicon(const route_model_t *m, const uint64_t *h, size_t n)
+{
+    if (!m->lex_slots || !n) return 0.0f;
+    uint32_t mask = m->lex_slots - 1;
+    uint64_t seen[ROUTE_LEX_MAX_SLOTS / 64];
+    memset(seen, 0, (m->lex_slots + 63) / 64 * sizeof *seen);
+    float sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = (uint32_t)h[i] & mask, t = lex_tag(h[i]);
+        while (m->lex_key[s] && m->lex_key[s] != t)
+            s = (s + 1) & mask;
+        if (!m->lex_key[s] || (seen[s / 64] >> (s % 64) & 1)) continue;
+        seen[s / 64] |= 1ull << (s % 64);
+        sum += m->lex_val[s];
+    }
+    return m->lex_weight * sum / (float)n;
+}
+
+float route_model_cloud_text(const route_model_t *m, float score, const char *text, size_t len)
+{
+    if (!m->lex_slots || score < 0) return score;
+    uint64_t h[ROUTE_WORDS_MAX];
+    size_t n = route_words(text, len, m->seed, h, ROUTE_WORDS_MAX);
+    float s = score + route_model_lexicon(m, h, n);
+    return s < 0.0f ? 0.0f : s > 1.0f ? 1.0f : s;
 }
 
 /* ---------------------------------------------------------------- training --- */

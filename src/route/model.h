@@ -7,8 +7,14 @@
  * sigmoid P(strong beats weak), is still read). Its dense inputs are
  * route_features_dense_cloud (ROUTE_CLOUD_DENSE_DIM entries).
  *
- * File format (little-endian, version 2; version 1 had K = 1 cloud models over
- * at most ROUTE_DENSE_DIM dense inputs and is refused: retrain):
+ * A need-of-cloud model may carry a gain lexicon: exact word unigram and bigram
+ * keys (route_words) with the smoothed mean gain of the training prompts holding
+ * each; the mean over a prompt's n-grams, times lex_weight, is added to the score
+ * (route_model_cloud_text).
+ *
+ * File format (little-endian, version 3; version 2 is version 3 without a lexicon
+ * and is still read; version 1 had K = 1 cloud models over at most
+ * ROUTE_DENSE_DIM dense inputs and is refused: retrain):
  *
  *   off  size  field
  *     0     4  magic "SYRM"
@@ -24,8 +30,12 @@
  *    44     4  u32 n_train (examples trained on)
  *    48     4  u32 feature version (ROUTE_FEATURES_VERSION: how n-grams and dense
  *              features were computed; a model of another version is refused)
- *    52    12  reserved (zero)
- *    64   ...  f32 w_sparse[n_buckets][K], f32 w_dense[n_dense][K], f32 bias[K]
+ *    52     4  u32 lexicon slots L (0, or a power of two in 64 .. ROUTE_LEX_MAX_SLOTS;
+ *              version 3)
+ *    56     4  f32 lexicon weight (version 3)
+ *    60     4  reserved (zero)
+ *    64   ...  f32 w_sparse[n_buckets][K], f32 w_dense[n_dense][K], f32 bias[K],
+ *              u32 lex_key[L] (0 = empty slot), f32 lex_val[L]
  *   end     8  u64 hash_bytes of everything before it (seed 0): corruption check
  *
  * Parsing copies the weights, so the blob may be freed afterwards. The model is
@@ -42,10 +52,12 @@
 #include "route/features.h"
 
 #define ROUTE_MODEL_MAGIC       "SYRM"
-#define ROUTE_MODEL_VERSION     2
+#define ROUTE_MODEL_VERSION     3 /* written */
+#define ROUTE_MODEL_VERSION_MIN 2 /* oldest read (no lexicon) */
 #define ROUTE_MODEL_HEADER      64
 #define ROUTE_MODEL_MAX_OUT     32
 #define ROUTE_MODEL_MAX_BUCKETS (1u << 20)
+#define ROUTE_LEX_MAX_SLOTS     (1u << 16) /* lexicon: at most half of them used */
 
 typedef enum { ROUTE_MODEL_CLASSIFIER = 1, ROUTE_MODEL_CLOUD = 2 } route_model_kind_t;
 
@@ -61,6 +73,10 @@ typedef struct route_model {
     float *w_sparse; /* (n_buckets, K), owned */
     float *w_dense;  /* (n_dense, K), owned */
     float *bias;     /* (K), owned */
+    uint32_t lex_slots; /* gain lexicon: 0 (none) or a power of two */
+    float lex_weight;
+    uint32_t *lex_key; /* (lex_slots), owned: high half of the key's hash, 0 = empty */
+    float *lex_val;    /* (lex_slots), owned */
 } route_model_t;
 
 /* Returns an owned, zero-weight model (free with route_model_free). */
@@ -86,6 +102,20 @@ void route_model_predict(const route_model_t *m, const uint32_t *idx, size_t n_i
  * / 2 for two heads, the sigmoid for one. dense is route_features_dense_cloud. */
 float route_model_cloud_score(const route_model_t *m, const uint32_t *idx, size_t n_idx,
                               const float *dense);
+
+/* Gain lexicon of a need-of-cloud model. route_model_lexicon_set replaces it with
+ * n entries (keys are route_words hashes, distinct; vals their mean gains) in an
+ * open-addressing table of at least twice n slots (64 .. ROUTE_LEX_MAX_SLOTS).
+ * 0 or SY_ETOOBIG (more than ROUTE_LEX_MAX_SLOTS / 2 entries). */
+int route_model_lexicon_set(route_model_t *m, const uint64_t *keys, const float *vals, size_t n,
+                            float weight);
+/* Mean lexicon value over the n hashes of a prompt (each distinct entry counted
+ * once, keys not in the lexicon as 0), times lex_weight; 0 without a lexicon. */
+float route_model_lexicon(const route_model_t *m, const uint64_t *h, size_t n);
+/* The need-of-cloud score of a prompt given the heads' score (route_model_cloud_score):
+ * adds the lexicon term over text's words, clamped to 0..1; returns score as is
+ * without a lexicon. */
+float route_model_cloud_text(const route_model_t *m, float score, const char *text, size_t len);
 
 /* ---------------------------------------------------------------- training --- */
 

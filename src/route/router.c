@@ -248,6 +248,7 @@ int router_features(const router_t *r, router_scratch_t *s, const route_input_t 
         float cd[ROUTE_CLOUD_DENSE_DIM];
         route_features_dense_cloud(f, cd);
         f->cloud_score = route_model_cloud_score(cl, idx, n_idx, cd);
+        f->cloud_score = route_model_cloud_text(cl, f->cloud_score, last->text, last->len);
     }
     return 0;
 }
