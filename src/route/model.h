@@ -18,7 +18,7 @@
  *
  *   off  size  field
  *     0     4  magic "SYRM"
- *     4     4  u32 format version (2)
+ *     4     4  u32 format version (3 written; 2 read)
  *     8     4  u32 kind (1 classifier, 2 need-of-cloud)
  *    12     4  u32 n_out K
  *    16     4  u32 n_buckets (power of two)
