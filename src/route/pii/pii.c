@@ -1701,6 +1701,19 @@ static inline uint64_t caps64(const unsigned char *p)
     return m;
 }
 
+/* Bit j set when p[j] is 'A'..'Z', for the 64 bytes at p. */
+static inline uint64_t upper64(const unsigned char *p)
+{
+    const __m128i a_ = _mm_set1_epi8('A'), r25 = _mm_set1_epi8(25);
+    uint64_t u = 0;
+    for (int q = 0; q < 4; q++) {
+        __m128i x = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * q)), a_);
+        u |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(x, r25), x))
+             << (16 * q);
+    }
+    return u;
+}
+
 /* Finds runs of capitalised tokens (up to five, single spaces, initials allowed) and
  * scores them against the gazetteer. The text is classified 64 bytes at a time into a
  * bit mask of capitals; only those bytes cost more than a few vector instructions,
@@ -1716,6 +1729,20 @@ static void scan_names(scan_ctx_t *c)
         uint64_t m = 0;
         if (blk + 64 <= len) {
             m = caps64(p + blk);
+            if ((m & m >> 1) && blk + 64 + 17 <= len) {
+                /* Capitals next to another ASCII capital ("ROMEO:", "KING", "NASA")
+                 * are passed over by name_at with no other effect: the first as an
+                 * all-capitals word, the rest as capitals inside a word. Where the
+                 * block has two capitals in a row (verse speaker labels; rare in
+                 * prose), they are dropped here for a few instructions instead of a
+                 * branchy call each; the next capital that starts a word is the same
+                 * either way. */
+                uint64_t up = upper64(p + blk);
+                uint64_t nx = up >> 1 | (uint64_t)(p[blk + 64] >= 'A' && p[blk + 64] <= 'Z') << 63;
+                uint64_t pv =
+                    up << 1 | (uint64_t)(blk > 0 && p[blk - 1] >= 'A' && p[blk - 1] <= 'Z');
+                m &= ~((up & nx) | pv);
+            }
         } else {
             for (size_t j = 0; blk + j < len; j++) {
                 unsigned char ch = p[blk + j];
