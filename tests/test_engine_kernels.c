@@ -374,68 +374,79 @@ static void test_kernels_awkward_shapes(void **state)
     check_shape(KERN_Q8_0, 7, 32 * 19, 3, simd);
 }
 
-/* The repacked Q4_0 layout (KERN_Q4_0_X16): the reference reading it, and the VNNI
- * kernel where the CPU has it, each within dot_bound of the exact dot of the stored
- * weights, and within twice that of the row-major reference; the reference on the
- * repacked layout equals the row-major reference bit for bit (same blocks, same
+/* The repacked layouts (KERN_Q4_0_X16, KERN_Q8_0_X16): the reference reading them,
+ * and the VNNI kernel where the CPU has it, each within dot_bound of the exact dot of
+ * the stored weights, and within twice that of the row-major reference; the reference
+ * on a repacked layout equals the row-major reference bit for bit (same blocks, same
  * order). Shapes: one and several groups of 16 rows, rows of 1, 3, 8, 9 and 129
  * blocks, token counts around the tile of 8, 1 to 3 threads. */
-static void check_x16(size_t rows, size_t cols, size_t n, kern_pool_t *pool)
+static void check_x16(kern_type_t from, size_t rows, size_t cols, size_t n, kern_pool_t *pool)
 {
+    const kern_type_t to = from == KERN_Q4_0 ? KERN_Q4_0_X16 : KERN_Q8_0_X16;
     mm_case_t c;
-    case_init(&c, KERN_Q4_0, rows, cols, n);
-    void *P = malloc(kern_row_size(KERN_Q4_0_X16, cols) * rows);
-    assert_int_equal(kern_repack(KERN_Q4_0, KERN_Q4_0_X16, c.W, P, rows, cols), 0);
+    case_init(&c, from, rows, cols, n);
+    void *P = malloc(kern_row_size(to, cols) * rows);
+    assert_int_equal(kern_repack(from, to, c.W, P, rows, cols), 0);
     float *ref = malloc(n * rows * sizeof(float)), *refp = malloc(n * rows * sizeof(float));
     float *got = malloc(n * rows * sizeof(float));
     kern_force_scalar(1);
-    kern_matmul(NULL, KERN_Q4_0, c.W, c.X, ref, n, rows, cols);
-    kern_matmul(NULL, KERN_Q4_0_X16, P, c.X, refp, n, rows, cols);
+    kern_matmul(NULL, from, c.W, c.X, ref, n, rows, cols);
+    kern_matmul(NULL, to, P, c.X, refp, n, rows, cols);
     kern_force_scalar(0);
     assert_memory_equal(ref, refp, n * rows * sizeof(float));
     if (n == 1)
-        kern_matvec(pool, KERN_Q4_0_X16, P, c.X, got, rows, cols);
+        kern_matvec(pool, to, P, c.X, got, rows, cols);
     else
-        kern_matmul(pool, KERN_Q4_0_X16, P, c.X, got, n, rows, cols);
+        kern_matmul(pool, to, P, c.X, got, n, rows, cols);
     for (size_t b = 0; b < n; b++)
         for (size_t r = 0; r < rows; r++) {
             double e = exact_dot(&c, r, b), bound = dot_bound(&c, r, b);
             float vg = got[b * rows + r], vr = ref[b * rows + r];
             if (fabs(vg - e) > bound || fabs(vg - vr) > 2 * bound)
-                fail_msg("q4_0x16 (%s) rows %zu cols %zu n %zu row %zu tok %zu: %g vs ref %g "
+                fail_msg("%s (%s) rows %zu cols %zu n %zu row %zu tok %zu: %g vs ref %g "
                          "exact %g bound %g",
-                         kern_impl_name(), rows, cols, n, r, b, vg, vr, e, bound);
+                         kern_type_name(to), kern_impl_name(), rows, cols, n, r, b, vg, vr, e,
+                         bound);
         }
     free(ref), free(refp), free(got), free(P);
     case_free(&c);
 }
 
-static void test_repacked_q4_0(void **state)
+static void test_repacked_layouts(void **state)
 {
     (void)state;
     static const size_t rows[] = {16, 48};
     static const size_t cols[] = {32, 96, 256, 288, 32 * 129};
     static const size_t ns[] = {1, 2, 3, 7, 8, 9, 17};
     kern_force_scalar(0);
-    print_message("# repacked q4_0 with %s kernels\n", kern_impl_name());
-    for (size_t ri = 0; ri < 2; ri++)
-        for (size_t ci = 0; ci < 5; ci++)
-            for (size_t ni = 0; ni < 7; ni++)
-                check_x16(rows[ri], cols[ci], ns[ni], NULL);
-    for (int nt = 2; nt <= 3; nt++) {
-        kern_pool_t *p = kern_pool_new(nt);
-        check_x16(208, 512, 1, p); /* 13 groups over the threads */
-        check_x16(208, 512, 11, p);
-        kern_pool_free(p);
+    print_message("# repacked q4_0 and q8_0 with %s kernels\n", kern_impl_name());
+    for (int ti = 0; ti < 2; ti++) {
+        kern_type_t from = ti ? KERN_Q8_0 : KERN_Q4_0;
+        for (size_t ri = 0; ri < 2; ri++)
+            for (size_t ci = 0; ci < 5; ci++)
+                for (size_t ni = 0; ni < 7; ni++)
+                    check_x16(from, rows[ri], cols[ci], ns[ni], NULL);
+        for (int nt = 2; nt <= 3; nt++) {
+            kern_pool_t *p = kern_pool_new(nt);
+            check_x16(from, 208, 512, 1, p); /* 13 groups over the threads */
+            check_x16(from, 208, 512, 11, p);
+            kern_pool_free(p);
+        }
     }
-    /* only Q4_0 with whole groups of 16 rows is repacked */
+    /* only Q4_0 and Q8_0 with whole groups of 16 rows are repacked */
     assert_int_equal(kern_repack_type(KERN_Q4_0, 24, 512), KERN_Q4_0);
-    assert_int_equal(kern_repack_type(KERN_Q8_0, 32, 512), KERN_Q8_0);
+    assert_int_equal(kern_repack_type(KERN_Q8_0, 40, 512), KERN_Q8_0);
+    assert_int_equal(kern_repack_type(KERN_F16, 32, 512), KERN_F16);
     assert_true(kern_repack(KERN_Q4_0, KERN_Q4_0_X16, NULL, NULL, 24, 512) < 0);
+    assert_true(kern_repack(KERN_Q4_0, KERN_Q8_0_X16, NULL, NULL, 32, 512) < 0);
     assert_int_equal(kern_row_size(KERN_Q4_0_X16, 64), 36);
+    assert_int_equal(kern_row_size(KERN_Q8_0_X16, 64), 68);
     assert_string_equal(kern_type_name(KERN_Q4_0_X16), "q4_0x16");
-    if (strcmp(kern_impl_name(), "avx512vnni") == 0)
+    assert_string_equal(kern_type_name(KERN_Q8_0_X16), "q8_0x16");
+    if (strcmp(kern_impl_name(), "avx512vnni") == 0) {
         assert_int_equal(kern_repack_type(KERN_Q4_0, 32, 512), KERN_Q4_0_X16);
+        assert_int_equal(kern_repack_type(KERN_Q8_0, 32, 512), KERN_Q8_0_X16);
+    }
     kern_force_scalar(1);
     assert_int_equal(kern_repack_type(KERN_Q4_0, 32, 512), KERN_Q4_0);
     kern_force_scalar(0);
@@ -597,7 +608,7 @@ int main(void)
         cmocka_unit_test(test_simd_activation_quantizer),
         cmocka_unit_test(test_types_and_dispatch),
         cmocka_unit_test(test_kernels_awkward_shapes),
-        cmocka_unit_test(test_repacked_q4_0),
+        cmocka_unit_test(test_repacked_layouts),
         cmocka_unit_test(test_matmul_many_matches_single),
         cmocka_unit_test(test_matmul_rows_match_matvec),
         cmocka_unit_test(test_threads_identical),

@@ -32,7 +32,7 @@ const char *kern_type_name(kern_type_t t)
     case KERN_Q8_0:
         return "q8_0";
     }
-    return t == KERN_Q4_0_X16 ? "q4_0x16" : NULL;
+    return t == KERN_Q4_0_X16 ? "q4_0x16" : t == KERN_Q8_0_X16 ? "q8_0x16" : NULL;
 }
 
 int kern_type_valid(uint32_t t)
@@ -43,6 +43,7 @@ int kern_type_valid(uint32_t t)
 size_t kern_row_size(kern_type_t t, size_t n)
 {
     if (t == KERN_Q4_0_X16) t = KERN_Q4_0; /* same bytes, rows interleaved */
+    if (t == KERN_Q8_0_X16) t = KERN_Q8_0;
     switch (t) {
     case KERN_F32:
         return n * 4;
@@ -268,6 +269,29 @@ static void x16_block(const void *W, size_t nb, size_t r, size_t i, kern_block_q
         memcpy(out->qs + 4 * q, g + 32 + 64 * q + 4 * l, 4);
 }
 
+/* The same for KERN_Q8_0_X16 (quants stored plus 128). */
+static void x16_block8(const void *W, size_t nb, size_t r, size_t i, kern_block_q8_0_t *out)
+{
+    const uint8_t *g =
+        (const uint8_t *)W + (r / KERN_X16_ROWS) * nb * KERN_X16_BLOCK8 + i * KERN_X16_BLOCK8;
+    const size_t l = r % KERN_X16_ROWS;
+    memcpy(&out->d, g + 2 * l, 2);
+    for (int q = 0; q < 8; q++)
+        for (int k = 0; k < 4; k++)
+            out->qs[4 * q + k] = (int8_t)(g[32 + 64 * q + 4 * l + k] - 128);
+}
+
+static float dot_q8_0_x16(const void *W, size_t nb, size_t r, const int8_t *xq, const float *xd)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < nb; i++) {
+        kern_block_q8_0_t blk;
+        x16_block8(W, nb, r, i, &blk);
+        s += dot_q8_0(&blk, xq + i * KERN_QK, xd + i, 1);
+    }
+    return s;
+}
+
 static float dot_q4_0_x16(const void *W, size_t nb, size_t r, const int8_t *xq, const float *xd)
 {
     float s = 0.0f;
@@ -287,8 +311,10 @@ void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
         const void *w = (const char *)j->W + r * j->row_bytes;
         for (size_t b = 0; b < j->n; b++) {
             float v = 0.0f;
-            if (j->type == KERN_Q4_0_X16) {
-                v = dot_q4_0_x16(j->W, nb, r, j->XQ + b * j->cols, j->XD + b * nb);
+            if (j->type == KERN_Q4_0_X16 || j->type == KERN_Q8_0_X16) {
+                v = j->type == KERN_Q4_0_X16
+                        ? dot_q4_0_x16(j->W, nb, r, j->XQ + b * j->cols, j->XD + b * nb)
+                        : dot_q8_0_x16(j->W, nb, r, j->XQ + b * j->cols, j->XD + b * nb);
                 j->Y[b * j->rows + r] = v;
                 continue;
             }
@@ -315,9 +341,9 @@ void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
 
 kern_type_t kern_repack_type(kern_type_t t, size_t rows, size_t cols)
 {
-    if (t == KERN_Q4_0 && rows % KERN_X16_ROWS == 0 && cols % KERN_QK == 0 && cols >= 512 &&
-        strcmp(kern_impl_name(), "avx512vnni") == 0)
-        return KERN_Q4_0_X16;
+    if ((t == KERN_Q4_0 || t == KERN_Q8_0) && rows % KERN_X16_ROWS == 0 && cols % KERN_QK == 0 &&
+        cols >= 512 && strcmp(kern_impl_name(), "avx512vnni") == 0)
+        return t == KERN_Q4_0 ? KERN_Q4_0_X16 : KERN_Q8_0_X16;
     return t;
 }
 
@@ -326,9 +352,25 @@ kern_type_t kern_repack_type(kern_type_t t, size_t rows, size_t cols)
 int kern_repack(kern_type_t from, kern_type_t to, const void *src, void *dst, size_t rows,
                 size_t cols)
 {
-    if (from != KERN_Q4_0 || to != KERN_Q4_0_X16 || rows % KERN_X16_ROWS || cols % KERN_QK)
+    if (!((from == KERN_Q4_0 && to == KERN_Q4_0_X16) ||
+          (from == KERN_Q8_0 && to == KERN_Q8_0_X16)) ||
+        rows % KERN_X16_ROWS || cols % KERN_QK)
         return SY_EINVAL;
     const size_t nb = cols / KERN_QK;
+    if (from == KERN_Q8_0) {
+        const kern_block_q8_0_t *in8 = src;
+        uint8_t *o = dst;
+        for (size_t g = 0; g < rows / KERN_X16_ROWS; g++)
+            for (size_t i = 0; i < nb; i++, o += KERN_X16_BLOCK8)
+                for (size_t l = 0; l < KERN_X16_ROWS; l++) {
+                    const kern_block_q8_0_t *b = &in8[(g * KERN_X16_ROWS + l) * nb + i];
+                    memcpy(o + 2 * l, &b->d, 2);
+                    for (int q = 0; q < 8; q++)
+                        for (int k = 0; k < 4; k++)
+                            o[32 + 64 * q + 4 * l + k] = (uint8_t)(b->qs[4 * q + k] + 128);
+                }
+        return 0;
+    }
     const kern_block_q4_0_t *in = src;
     uint8_t *out = dst;
     for (size_t g = 0; g < rows / KERN_X16_ROWS; g++)
@@ -519,14 +561,14 @@ static void quantize_acts(const float *X, size_t nb, size_t cols, int simd, int 
 static rows_fn_t rows_fn(kern_type_t t, int simd)
 {
     /* the repacked layout has VNNI code only; the reference reads it otherwise */
-    if (t == KERN_Q4_0_X16)
+    if (t == KERN_Q4_0_X16 || t == KERN_Q8_0_X16)
         return simd && kern_avx2_use_vnni(-1) ? kern_avx2_x16_rows : kern_scalar_rows;
     return simd ? kern_avx2_rows : kern_scalar_rows;
 }
 
 static int is_quant(kern_type_t t)
 {
-    return t == KERN_Q8_0 || t == KERN_Q4_0 || t == KERN_Q4_0_X16;
+    return t == KERN_Q8_0 || t == KERN_Q4_0 || t == KERN_Q4_0_X16 || t == KERN_Q8_0_X16;
 }
 
 /* Y_k[n, rows_k] = X[n, cols] . W_k^T for every matrix. Quantized weights: X is

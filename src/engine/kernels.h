@@ -38,9 +38,14 @@ typedef enum {
  * by 4 broadcast activation quants. Only kern_matmul/kern_matvec, kern_row_size and
  * kern_type_name accept it. */
 #define KERN_Q4_0_X16 ((kern_type_t)0x102)
+/* The same for Q8_0: a block of a group is 544 bytes, the 16 scales, then 8 slices of
+ * 4 quant bytes of rows 0..15, each quant stored plus 128 (an unsigned byte, so it is
+ * dpbusd's unsigned operand as it stands; the 128 offset is taken off per block). */
+#define KERN_Q8_0_X16 ((kern_type_t)0x108)
 
-#define KERN_X16_ROWS  16  /* rows per repacked group */
-#define KERN_X16_BLOCK 288 /* bytes of one block of a repacked group (16 x 18) */
+#define KERN_X16_ROWS   16  /* rows per repacked group */
+#define KERN_X16_BLOCK  288 /* bytes of one Q4_0 block of a repacked group (16 x 18) */
+#define KERN_X16_BLOCK8 544 /* bytes of one Q8_0 block of a repacked group (16 x 34) */
 
 #define KERN_QK 32 /* weights per quant block */
 
@@ -62,7 +67,8 @@ typedef struct kern_pool kern_pool_t; /* thread pool, see below */
 
 /* --------------------------------------------------------------- types ---- */
 
-const char *kern_type_name(kern_type_t t); /* "f32", "f16", "q4_0", "q8_0", "q4_0x16" or NULL */
+/* "f32", "f16", "q4_0", "q8_0", "q4_0x16", "q8_0x16" or NULL */
+const char *kern_type_name(kern_type_t t);
 /* 0 if t is one of the supported types. */
 int kern_type_valid(uint32_t t);
 /* Bytes of one row of n elements; 0 if n is not a valid length for the type. */
@@ -71,8 +77,9 @@ float kern_f16_to_f32(kern_f16_t h);
 kern_f16_t kern_f32_to_f16(float f); /* round to nearest even, as ggml */
 
 /* The type a (rows, cols) matrix of type t is best kept in for the kernels in use:
- * KERN_Q4_0_X16 for Q4_0 when the AVX-512 VNNI kernels are in use, rows % 16 == 0 and
- * the matrix is large enough for the layout to pay (cols >= 512), else t. */
+ * KERN_Q4_0_X16 for Q4_0 (KERN_Q8_0_X16 for Q8_0) when the AVX-512 VNNI kernels are in
+ * use, rows % 16 == 0 and the matrix is large enough for the layout to pay
+ * (cols >= 512), else t. */
 kern_type_t kern_repack_type(kern_type_t t, size_t rows, size_t cols);
 /* Writes the (rows, cols) matrix src of type from into dst in type to (one of the
  * pairs kern_repack_type returns; dst holds kern_row_size(to, cols) * rows bytes,
@@ -145,7 +152,7 @@ void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1);
  * VNNI code where the CPU has it, on < 0 only asks (first time: SWITCHYARD_KERNELS=avx2
  * turns it off). Returns whether VNNI is in use. */
 int kern_avx2_use_vnni(int on);
-/* Rows [r0, r1) of a KERN_Q4_0_X16 job (r0, r1 multiples of 16) with AVX-512 VNNI;
+/* Rows [r0, r1) of a KERN_Q4_0_X16 or KERN_Q8_0_X16 job (r0, r1 multiples of 16) with AVX-512 VNNI;
  * only called where kern_avx2_use_vnni says the CPU has it. */
 void kern_avx2_x16_rows(const kern_job_t *j, size_t r0, size_t r1);
 /* Quantizes n floats (n % 32 == 0) to Q8_0 activation blocks; the AVX2 version

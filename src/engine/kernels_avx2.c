@@ -354,16 +354,8 @@ static VNNI_TARGET void quant_rows_vnni(const kern_job_t *j, size_t r0, size_t r
     }
 }
 
-/* ------------------------------------------- repacked Q4_0 (VNNI) ---- */
+/* ---------------------------------------- repacked Q4_0 / Q8_0 (VNNI) ---- */
 
-/* Group g (rows 16g .. 16g+15) of a KERN_Q4_0_X16 matrix against tokens b0 ..
- * b0+T-1. Each int32 lane of a vector belongs to one row, so a block is 8 dpbusd per
- * token (4 weight bytes of 16 rows times 4 broadcast activation quants each), and the
- * block's integer sums are scaled by one f32 multiply-add for 16 rows at once, not
- * one per row as in the row-major kernels. The 16 rows' nibbles are unpacked once per
- * block for all T tokens. The -8 offset is applied per block as d_w * XS. With one or
- * two tokens the low and high nibbles run as two dpbusd chains (latency); with more,
- * the tokens' chains interleave. */
 /* 4 bytes at p broadcast to every 32-bit lane, straight from memory (no detour
  * through a general register). */
 static inline VNNI_TARGET __attribute__((always_inline)) __m512i bcast4(const int8_t *p)
@@ -371,11 +363,21 @@ static inline VNNI_TARGET __attribute__((always_inline)) __m512i bcast4(const in
     return _mm512_broadcastd_epi32(_mm_loadu_si32(p));
 }
 
-static inline VNNI_TARGET __attribute__((always_inline)) void x16_tile(const kern_job_t *j,
-                                                                       size_t g, size_t b0, int T)
+/* Group g (rows 16g .. 16g+15) of a KERN_Q4_0_X16 (q8 = 0) or KERN_Q8_0_X16 (q8 = 1)
+ * matrix against tokens b0 .. b0+T-1. Each int32 lane of a vector belongs to one row,
+ * so a block is 8 dpbusd per token (4 weight bytes of 16 rows times 4 broadcast
+ * activation quants each), and the block's integer sums are scaled by one f32
+ * multiply-add for 16 rows at once, not one per row as in the row-major kernels. Q4_0
+ * nibbles are unpacked once per block for all T tokens; Q8_0 quants are stored plus
+ * 128 and go in as they are. The offset (8 or 128) is taken off per block as
+ * d_w * XS (times 16 for 128). With one or two tokens the block's dpbusd run as two
+ * chains (latency); with more, the tokens' chains interleave. */
+static inline VNNI_TARGET __attribute__((always_inline)) void
+x16_tile(const kern_job_t *j, size_t g, size_t b0, int T, int q8)
 {
     const size_t nb = j->cols / KERN_QK;
-    const uint8_t *w = (const uint8_t *)j->W + g * nb * KERN_X16_BLOCK;
+    const size_t bb = q8 ? KERN_X16_BLOCK8 : KERN_X16_BLOCK;
+    const uint8_t *w = (const uint8_t *)j->W + g * nb * bb;
     const __m512i mask = _mm512_set1_epi8(0x0f);
     const int8_t *x[TILE_VNNI];
     const float *xd[TILE_VNNI], *xs[TILE_VNNI];
@@ -387,78 +389,90 @@ static inline VNNI_TARGET __attribute__((always_inline)) void x16_tile(const ker
         xs[t] = j->XS + (b0 + t) * nb;
         acc[t] = _mm512_setzero_ps();
     }
-    for (size_t i = 0; i < nb; i++, w += KERN_X16_BLOCK) {
+    for (size_t i = 0; i < nb; i++, w += bb) {
         if (T <= 2) { /* decode streams W: the hardware prefetcher alone falls short */
-            _mm_prefetch((const char *)w + PF_AHEAD, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + PF_AHEAD + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + PF_AHEAD + 128, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + PF_AHEAD + 192, _MM_HINT_T0);
-            _mm_prefetch((const char *)w + PF_AHEAD + 256, _MM_HINT_T0);
+            for (size_t o = 0; o < bb; o += 64)
+                _mm_prefetch((const char *)w + PF_AHEAD + o, _MM_HINT_T0);
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)w));
-        __m512i lo[4], hi[4];
-        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
-        {
-            __m512i v = _mm512_loadu_si512((const void *)(w + 32 + 64 * q));
-            lo[q] = _mm512_and_si512(v, mask);
-            hi[q] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
+        const __m512 dc = q8 ? _mm512_mul_ps(dw, _mm512_set1_ps(16.0f)) : dw;
+        __m512i v[8]; /* slices of 4 weights of the 16 rows, in weight order */
+        if (q8) {
+            _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) v[q] =
+                _mm512_loadu_si512((const void *)(w + 32 + 64 * q));
+        } else {
+            _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+            {
+                __m512i raw = _mm512_loadu_si512((const void *)(w + 32 + 64 * q));
+                v[q] = _mm512_and_si512(raw, mask);
+                v[q + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+            }
         }
         _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
         {
             const int8_t *xb = x[t] + i * KERN_QK;
-            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[0], bcast4(xb));
+            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], bcast4(xb));
             __m512i s1 = T <= 2 ? _mm512_setzero_si512() : s0;
-            s0 = _mm512_dpbusd_epi32(s0, lo[1], bcast4(xb + 4));
-            s0 = _mm512_dpbusd_epi32(s0, lo[2], bcast4(xb + 8));
-            s0 = _mm512_dpbusd_epi32(s0, lo[3], bcast4(xb + 12));
+            s0 = _mm512_dpbusd_epi32(s0, v[1], bcast4(xb + 4));
+            s0 = _mm512_dpbusd_epi32(s0, v[2], bcast4(xb + 8));
+            s0 = _mm512_dpbusd_epi32(s0, v[3], bcast4(xb + 12));
             if (T > 2) s1 = s0;
-            s1 = _mm512_dpbusd_epi32(s1, hi[0], bcast4(xb + 16));
-            s1 = _mm512_dpbusd_epi32(s1, hi[1], bcast4(xb + 20));
-            s1 = _mm512_dpbusd_epi32(s1, hi[2], bcast4(xb + 24));
-            s1 = _mm512_dpbusd_epi32(s1, hi[3], bcast4(xb + 28));
+            s1 = _mm512_dpbusd_epi32(s1, v[4], bcast4(xb + 16));
+            s1 = _mm512_dpbusd_epi32(s1, v[5], bcast4(xb + 20));
+            s1 = _mm512_dpbusd_epi32(s1, v[6], bcast4(xb + 24));
+            s1 = _mm512_dpbusd_epi32(s1, v[7], bcast4(xb + 28));
             if (T <= 2) s1 = _mm512_add_epi32(s0, s1);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1),
                                      _mm512_mul_ps(dw, _mm512_set1_ps(xd[t][i])), acc[t]);
-            acc[t] = _mm512_fnmadd_ps(dw, _mm512_set1_ps(xs[t][i]), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(dc, _mm512_set1_ps(xs[t][i]), acc[t]);
         }
     }
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
         _mm512_storeu_ps(j->Y + (b0 + t) * j->rows + g * KERN_X16_ROWS, acc[t]);
 }
 
-/* Rows [r0, r1) (whole groups): decode walks the groups once; a batch takes each
- * group (all its blocks, 18 KiB for 2048 columns, kept in L1/L2) through every token
- * tile before the next group, so W comes from memory once per call. */
-VNNI_TARGET void kern_avx2_x16_rows(const kern_job_t *j, size_t r0, size_t r1)
+/* Groups [g0, g1) of one type: decode walks the groups once; a batch takes each group
+ * (all its blocks, 18 KiB of Q4_0 for 2048 columns, kept in L1/L2) through every
+ * token tile before the next group, so W comes from memory once per call. */
+static inline VNNI_TARGET __attribute__((always_inline)) void
+x16_groups(const kern_job_t *j, size_t g0, size_t g1, int q8)
 {
-    for (size_t g = r0 / KERN_X16_ROWS; g < r1 / KERN_X16_ROWS; g++) {
+    for (size_t g = g0; g < g1; g++) {
         size_t b = 0;
         for (; b + TILE_VNNI <= j->n; b += TILE_VNNI)
-            x16_tile(j, g, b, TILE_VNNI);
+            x16_tile(j, g, b, TILE_VNNI, q8);
         switch (j->n - b) {
         case 7:
-            x16_tile(j, g, b, 7);
+            x16_tile(j, g, b, 7, q8);
             break;
         case 6:
-            x16_tile(j, g, b, 6);
+            x16_tile(j, g, b, 6, q8);
             break;
         case 5:
-            x16_tile(j, g, b, 5);
+            x16_tile(j, g, b, 5, q8);
             break;
         case 4:
-            x16_tile(j, g, b, 4);
+            x16_tile(j, g, b, 4, q8);
             break;
         case 3:
-            x16_tile(j, g, b, 3);
+            x16_tile(j, g, b, 3, q8);
             break;
         case 2:
-            x16_tile(j, g, b, 2);
+            x16_tile(j, g, b, 2, q8);
             break;
         case 1:
-            x16_tile(j, g, b, 1);
+            x16_tile(j, g, b, 1, q8);
             break;
         }
     }
+}
+
+VNNI_TARGET void kern_avx2_x16_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    if (j->type == KERN_Q8_0_X16)
+        x16_groups(j, r0 / KERN_X16_ROWS, r1 / KERN_X16_ROWS, 1);
+    else
+        x16_groups(j, r0 / KERN_X16_ROWS, r1 / KERN_X16_ROWS, 0);
 }
 
 static _Atomic int vnni = -1; /* -1: not decided; atomic: the first matmul of any thread decides */
@@ -660,7 +674,7 @@ void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
         quant_rows(j, r0, r1);
         break;
     }
-    if (j->type == KERN_Q4_0_X16) /* kern_matmul sends these to kern_avx2_x16_rows */
+    if (j->type == KERN_Q4_0_X16 || j->type == KERN_Q8_0_X16) /* sent to kern_avx2_x16_rows */
         kern_scalar_rows(j, r0, r1);
 }
 
