@@ -1250,21 +1250,56 @@ static void memo_note(scan_ctx_t *c, const tok_t *tk, int a, int b, float score)
     }
 }
 
+/* The first min(n, 8) bytes at k, as they are (no folding), zero padded: with the
+ * length, a cheap first test for equal words. */
+static inline uint64_t raw_key(const scan_ctx_t *c, size_t k, size_t n)
+{
+    uint64_t w = 0;
+    if (k + 8 <= c->len) {
+        memcpy(&w, c->t + k, 8);
+        if (n < 8) w &= ~0ull >> (64 - 8 * n);
+    } else {
+        for (size_t i = 0; i < n && i < 8; i++)
+            w |= (uint64_t)(unsigned char)c->t[k + i] << (8 * i);
+    }
+    return w;
+}
+
 /* Second look at the runs left below the threshold: one whose words repeat a word
- * of a kept name is recorded as a name too. */
+ * of a kept name is recorded as a name too. The kept words (3 bytes or more) are
+ * summarised first (key and length, and a 256-bit filter of both), so the words of
+ * the runs left, mostly no kept word, are answered by one filter test. */
 static void memo_resolve(scan_ctx_t *c)
 {
     name_memo_t *m = c->memo;
     float score = c->s->thr[PII_PERSON] + 0.05f;
+    uint64_t key[MEMO_MAX], filt[4] = {0};
+    size_t kst[MEMO_MAX], kn[MEMO_MAX];
+    int nk = 0;
+    for (int j = 0; j < m->nkept; j++) {
+        size_t n = m->kept[j][1] - m->kept[j][0];
+        if (n < 3) continue;
+        kst[nk] = m->kept[j][0];
+        kn[nk] = n;
+        key[nk] = raw_key(c, kst[nk], n);
+        uint64_t h = (key[nk] ^ n) * 0x9E3779B97F4A7C15ull;
+        filt[h >> 62] |= 1ull << ((h >> 56) & 63);
+        nk++;
+    }
+    if (!nk) return;
     for (int i = 0; i < m->nleft; i++) {
         size_t k = m->left[i][0], en = m->left[i][1];
         bool hit = false;
         while (k < en && !hit) {
             size_t e = word_end(c, k);
             if (e > en) e = en;
-            for (int j = 0; j < m->nkept && !hit; j++)
-                hit = m->kept[j][1] - m->kept[j][0] == e - k && e - k >= 3 &&
-                      !memcmp(c->t + k, c->t + m->kept[j][0], e - k);
+            size_t n = e - k;
+            if (n >= 3) {
+                uint64_t w = raw_key(c, k, n), h = (w ^ n) * 0x9E3779B97F4A7C15ull;
+                if (filt[h >> 62] >> ((h >> 56) & 63) & 1)
+                    for (int j = 0; j < nk && !hit; j++)
+                        hit = kn[j] == n && key[j] == w && !memcmp(c->t + k, c->t + kst[j], n);
+            }
             k = e + 1;
             while (k < en && !is_alpha(at(c, k)) && at(c, k) < 0x80)
                 k++;
@@ -1789,7 +1824,22 @@ static int span_cmp(const void *a, const void *b)
 static size_t merge_spans(pii_span_t *v, size_t n)
 {
     if (n == 0) return 0;
-    qsort(v, n, sizeof *v, span_cmp);
+    if (n <= 32) {
+        /* A 2 KB message holds a handful of candidates, mostly in order already: an
+         * insertion sort beats qsort's calls through span_cmp. span_cmp orders all
+         * but identical candidates, so the result is the same. */
+        for (size_t i = 1; i < n; i++) {
+            pii_span_t x = v[i];
+            size_t j = i;
+            while (j > 0 && span_cmp(&x, &v[j - 1]) < 0) {
+                v[j] = v[j - 1];
+                j--;
+            }
+            v[j] = x;
+        }
+    } else {
+        qsort(v, n, sizeof *v, span_cmp);
+    }
     size_t k = 0;
     for (size_t i = 1; i < n; i++) {
         pii_span_t *last = &v[k];
