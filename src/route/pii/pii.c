@@ -1390,6 +1390,26 @@ static bool line_goes_on(const scan_ctx_t *c, size_t st)
     return is_alpha(pc) || pc == ',' || pc == ';' || pc == '-';
 }
 
+/* True when a run at st starts a sentence, which cannot take context from before it
+ * (except after a title: "Dr. Ubul"); most capitalised words in prose are sentence
+ * starts. */
+static bool sentence_start(const scan_ctx_t *c, size_t st)
+{
+    size_t q2 = st;
+    while (q2 > 0 && (at(c, q2 - 1) == ' ' || at(c, q2 - 1) == '"' || at(c, q2 - 1) == '\''))
+        q2--;
+    if (q2 == 0) return true;
+    unsigned char pc = at(c, q2 - 1);
+    if (pc == '.') {
+        size_t w0 = q2 - 1;
+        while (w0 > 0 && is_alpha(at(c, w0 - 1)))
+            w0--;
+        return q2 - 1 - w0 > 3;
+    }
+    if (pc == '\n') return q2 < 2 || (at(c, q2 - 2) != ':' && at(c, q2 - 2) != ',');
+    return pc == '!' || pc == '?';
+}
+
 /* Scores one run of capitalised tokens and records it. */
 static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
 {
@@ -1483,31 +1503,10 @@ static void person_run(scan_ctx_t *c, tok_t *tk, int nt)
     if (label1) score += 0.35f;
     float thr = c->s->thr[PII_PERSON];
     /* Context only matters when it can move the score across the threshold. */
-    /* A sentence start cannot take context from before it (except after a title:
-     * "Dr. Ubul"); most capitalised words in prose are sentence starts. */
-    bool sent = true;
-    {
-        size_t q2 = st;
-        while (q2 > 0 && (at(c, q2 - 1) == ' ' || at(c, q2 - 1) == '"' || at(c, q2 - 1) == '\''))
-            q2--;
-        if (q2 > 0) {
-            unsigned char pc = at(c, q2 - 1);
-            if (pc == '.') {
-                size_t w0 = q2 - 1;
-                while (w0 > 0 && is_alpha(at(c, w0 - 1)))
-                    w0--;
-                sent = q2 - 1 - w0 > 3;
-            } else if (pc == '\n') {
-                sent = q2 < 2 || (at(c, q2 - 2) != ':' && at(c, q2 - 2) != ',');
-            } else {
-                sent = pc == '!' || pc == '?';
-            }
-        }
-    }
     /* A verb of a person right after the run: "Tomomi is from", "Enrico shouted".
      * Looked at first: one word forward is cheaper than three words back. */
     if (score < thr && score + 0.35f >= thr && n <= 3 && ctx_after(c, en)) score += 0.35f;
-    if (score < thr && score + 0.35f >= thr && !sent) {
+    if (score < thr && score + 0.35f >= thr && !sentence_start(c, st)) {
         uint8_t cf = ctx_before(c, st);
         if (cf & PII_CTX_STRONG)
             score += 0.35f;
