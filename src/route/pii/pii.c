@@ -1783,10 +1783,14 @@ static void scan_names(scan_ctx_t *c)
                 if ((ch >= 'A' && ch <= 'Z') || (ch >= 0xC3 && ch <= 0xC5)) m |= 1ull << j;
             }
         }
-        if (i > blk) m &= i - blk >= 64 ? 0 : ~0ull << (i - blk);
+        /* The next capital is taken from the mask before the word at the last one
+         * is decided, so its loads can start early; one read past it (below i) is
+         * skipped by a branch that is nearly always not taken. */
         while (m) {
-            i = name_at(c, blk + (size_t)__builtin_ctzll(m));
-            m &= i - blk >= 64 ? 0 : ~0ull << (i - blk);
+            size_t j = blk + (size_t)__builtin_ctzll(m);
+            m &= m - 1;
+            if (j < i) continue;
+            i = name_at(c, j);
         }
     }
     if (memo->nlab_all >= 2)
