@@ -316,17 +316,18 @@ static result_t run_llama(const char *path, int threads, int n_gen)
 /* ============================================================= kernels ==== */
 
 /* Matvec alone over one token's matrices of the 1B shape (random weights in memory),
- * bytes streamed per second and tokens/s if the whole token were these matvecs. Q4_0
- * runs twice: in the file's row layout, then in the layout model loading repacks it
- * into for the kernels in use (q4_0x16 with AVX-512 VNNI; the same as the first
- * otherwise). */
+ * bytes streamed per second and tokens/s if the whole token were these matvecs. Q8_0
+ * and Q4_0 run twice: in the file's row layout, then in the layout model loading
+ * repacks them into for the kernels in use (q8_0x16, q4_0x16 with AVX-512 VNNI; the
+ * same as the first otherwise). */
 static void bench_kernels(const int *threads, int n_threads, const double *bw)
 {
     const int kv = L1B_DIM / L1B_HEADS * L1B_KV;
     const size_t shapes[][2] = {{L1B_DIM, L1B_DIM}, {kv, L1B_DIM},      {kv, L1B_DIM},
                                 {L1B_DIM, L1B_DIM}, {L1B_FFN, L1B_DIM}, {L1B_FFN, L1B_DIM},
                                 {L1B_DIM, L1B_FFN}};
-    const kern_type_t types[] = {KERN_F32, KERN_Q8_0, KERN_Q4_0, KERN_Q4_0};
+    const kern_type_t types[] = {KERN_F32, KERN_Q8_0, KERN_Q8_0, KERN_Q4_0, KERN_Q4_0};
+    const int repacked[] = {0, 0, 1, 0, 1};
     printf("\nmatvec alone, one layer of the 1B shape x 16 + output (%s kernels)\n",
            kern_impl_name());
     printf("%-7s %4s %10s %10s %12s %9s %12s\n", "type", "thr", "GB/s", "tok/s", "limit tok/s",
@@ -334,10 +335,11 @@ static void bench_kernels(const int *threads, int n_threads, const double *bw)
     float *x = mem_alloc(L1B_FFN * sizeof(float)), *y = mem_alloc(L1B_VOCAB * sizeof(float));
     for (int i = 0; i < L1B_FFN; i++)
         x[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < 5; ti++) {
         kern_type_t t = types[ti];
-        /* the last entry as loaded models keep it (all 1B shapes repack alike) */
-        kern_type_t run_t = ti == 3 ? kern_repack_type(t, L1B_DIM, L1B_DIM) : t;
+        /* the second of each quantized type as loaded models keep it (all 1B shapes
+           repack alike) */
+        kern_type_t run_t = repacked[ti] ? kern_repack_type(t, L1B_DIM, L1B_DIM) : t;
         /* distinct buffers per layer so nothing stays in cache */
         void *W[L1B_LAYERS][7];
         size_t layer_bytes = 0;
