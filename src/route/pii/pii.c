@@ -1777,6 +1777,9 @@ static void scan_names(scan_ctx_t *c)
                     up << 1 | (uint64_t)(blk > 0 && p[blk - 1] >= 'A' && p[blk - 1] <= 'Z');
                 m &= ~((up & nx) | pv);
             }
+        } else if (len >= 64) {
+            /* The tail of a longer text: the last 64 bytes, shifted to this block. */
+            m = caps64(p + len - 64) >> (blk + 64 - len);
         } else {
             for (size_t j = 0; blk + j < len; j++) {
                 unsigned char ch = p[blk + j];
