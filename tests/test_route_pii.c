@@ -600,6 +600,39 @@ static void test_person_cues(void **state)
     memcpy(w16, "Abcdefghijklmnopq", 17);
     (void)scan(&f, w16, 17, sp);
     mem_free(w16);
+    /* Capitals next to another capital are dropped from the 64-byte mask, and the
+     * last partial block of a text is read from its last 64 bytes: a full name is
+     * found at every offset after all-capitals words and at the end of texts of
+     * every length, across block edges. */
+    char txt[256];
+    for (int pad = 0; pad < 140; pad++) {
+        int n = 0;
+        for (int k = 0; k < pad; k++)
+            txt[n++] = k % 7 == 6 ? ' ' : (char)('K' + k % 3);
+        n += snprintf(txt + n, sizeof txt - (size_t)n, " Sarah Miller wrote. ROMEO:");
+        char *dup = mem_alloc((size_t)n);
+        memcpy(dup, txt, (size_t)n);
+        size_t k = scan(&f, dup, (size_t)n, sp);
+        assert_int_equal(k, 1);
+        assert_int_equal(sp[0].type, PII_PERSON);
+        assert_int_equal(sp[0].start, (size_t)pad + 1);
+        assert_int_equal(sp[0].end, (size_t)pad + 13);
+        mem_free(dup);
+    }
+    for (int len = 13; len < 200; len++) {
+        int n = 0;
+        for (; n < len - 13; n++)
+            txt[n] = n % 5 == 4 ? ' ' : 'a';
+        memcpy(txt + n, " Sarah Miller", 13);
+        n += 13;
+        char *dup = mem_alloc((size_t)n);
+        memcpy(dup, txt, (size_t)n);
+        size_t k = scan(&f, dup, (size_t)n, sp);
+        assert_int_equal(k, 1);
+        assert_int_equal(sp[0].start, (size_t)n - 12);
+        assert_int_equal(sp[0].end, (size_t)n);
+        mem_free(dup);
+    }
     static const char tail[] = {'B', '\xb6', '\xb9', ' ', 'a', 'n', 'd', ' '}; /* list at the end */
     (void)scan(&f, tail, sizeof tail, sp);
     assert_false(any_of(&f,
