@@ -26,10 +26,10 @@ static void test_numeric_options(void **state)
     const char *q = "Which of these is NOT a prime?\nA. 2\nB. 3\nC. 9\nD. 11\nAnswer:";
     route_features_t f = choices_of(q);
     assert_float_equal(f.choice[0], 1.0f, 0);
-    assert_float_equal(f.choice[1], 1.0f, 1e-6);  /* 4 options / 4 */
-    assert_float_equal(f.choice[5], 1.0f, 1e-6);  /* all numeric */
-    assert_float_equal(f.choice[6], 0.0f, 0);     /* no "of the above" */
-    assert_float_equal(f.choice[7], 1.0f, 0);     /* NOT in the stem */
+    assert_float_equal(f.choice[1], 1.0f, 1e-6); /* 4 options / 4 */
+    assert_float_equal(f.choice[5], 1.0f, 1e-6); /* all numeric */
+    assert_float_equal(f.choice[6], 0.0f, 0);    /* no "of the above" */
+    assert_float_equal(f.choice[7], 1.0f, 0);    /* NOT in the stem */
     assert_float_equal(f.choice[8], 0.0f, 0);
     /* mean option length 1.25 bytes; stem 30 bytes */
     assert_float_equal(f.choice[2], (float)(log1p(1.25) / 5.0), 1e-6);

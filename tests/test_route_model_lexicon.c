@@ -39,10 +39,10 @@ static void test_words(void **state)
     assert_int_equal(n2, 5);
     assert_memory_equal(a, b, 5 * sizeof *a);
     assert_int_equal(n3, 5);
-    assert_int_equal(c[0], a[3]);   /* "sat" */
-    assert_int_equal(c[1], a[0]);   /* "the" */
+    assert_int_equal(c[0], a[3]);     /* "sat" */
+    assert_int_equal(c[1], a[0]);     /* "the" */
     assert_int_not_equal(c[2], a[2]); /* sat_the is not the_cat */
-    assert_int_equal(c[4], a[2]);   /* the_cat */
+    assert_int_equal(c[4], a[2]);     /* the_cat */
     /* the cap holds: no more than max keys written */
     uint64_t small[3];
     assert_true(route_words("one two three four", 18, SEED, small, 3) <= 3);

@@ -145,7 +145,10 @@ static void fit_lexicon(route_model_t *m, const route_dataset_t *ds, const bool 
     uint64_t *all = mem_alloc((cap ? cap : 1) * sizeof *all);
     float *gain = mem_alloc((cap ? cap : 1) * sizeof *gain);
     uint64_t *h = mem_alloc(ROUTE_WORDS_MAX * sizeof *h);
-    typedef struct { uint64_t k; float g; } kg_t;
+    typedef struct {
+        uint64_t k;
+        float g;
+    } kg_t;
     for (size_t i = 0; i < ds->n; i++) {
         if (!train[i]) continue;
         size_t k = route_words(ds->rows[i].prompt, ds->rows[i].len, m->seed, h, ROUTE_WORDS_MAX);
@@ -164,7 +167,8 @@ static void fit_lexicon(route_model_t *m, const route_dataset_t *ds, const bool 
         double sum = 0;
         while (b < n && v[b].k == v[a].k)
             sum += v[b].g, b++;
-        if (b - a >= LEX_MIN) all[ne] = v[a].k, gain[ne++] = (float)(sum / ((double)(b - a) + LEX_PRIOR));
+        if (b - a >= LEX_MIN)
+            all[ne] = v[a].k, gain[ne++] = (float)(sum / ((double)(b - a) + LEX_PRIOR));
         a = b;
     }
     if (ne > ROUTE_LEX_MAX_SLOTS / 2) { /* the table's cap: keep the first keys */
@@ -402,8 +406,7 @@ int cmd_train(int argc, char **argv)
     if (!strcmp(argv[1], "classifier"))
         return train_classifier(shared, out ? out : "models/taskclass.bin");
     if (!strcmp(argv[1], "router"))
-        return train_router(shared, data, cls, out ? out : "models/router.bin", folds_only,
-                            dump);
+        return train_router(shared, data, cls, out ? out : "models/router.bin", folds_only, dump);
     fprintf(stderr, "switchyard train: unknown model '%s' (classifier or router)\n", argv[1]);
     return 2;
 }

@@ -106,8 +106,8 @@ void route_features_dense(const route_features_t *f, float out[ROUTE_DENSE_DIM])
  * token counts, depth, markers, script, PII) times each task-class probability, so
  * one linear model can weigh length or math markers differently per kind of task
  * (a long math prompt and a long chat prompt differ in what they need). */
-#define ROUTE_CLOUD_STATS     10
-#define ROUTE_CHOICE_DIM      10
+#define ROUTE_CLOUD_STATS 10
+#define ROUTE_CHOICE_DIM  10
 #define ROUTE_CLOUD_DENSE_DIM                                                                      \
     (ROUTE_DENSE_CLOUD + ROUTE_CLOUD_STATS * ROUTE_TASK_COUNT + ROUTE_CHOICE_DIM)
 void route_features_dense_cloud(const route_features_t *f, float out[ROUTE_CLOUD_DENSE_DIM]);

@@ -97,7 +97,8 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
         return NULL;
     }
     uint32_t ls = ver >= 3 ? rd32(p + 52) : 0;
-    if (ls && ((ls & (ls - 1)) || ls < 64 || ls > ROUTE_LEX_MAX_SLOTS || kind != ROUTE_MODEL_CLOUD)) {
+    if (ls &&
+        ((ls & (ls - 1)) || ls < 64 || ls > ROUTE_LEX_MAX_SLOTS || kind != ROUTE_MODEL_CLOUD)) {
         snprintf(err, errlen, "model lexicon of %u slots out of range", ls);
         return NULL;
     }

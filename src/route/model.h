@@ -70,9 +70,9 @@ typedef struct route_model {
     uint64_t digest; /* training data digest */
     float threshold; /* need-of-cloud decision threshold, 0..1 */
     uint32_t n_train;
-    float *w_sparse; /* (n_buckets, K), owned */
-    float *w_dense;  /* (n_dense, K), owned */
-    float *bias;     /* (K), owned */
+    float *w_sparse;    /* (n_buckets, K), owned */
+    float *w_dense;     /* (n_dense, K), owned */
+    float *bias;        /* (K), owned */
     uint32_t lex_slots; /* gain lexicon: 0 (none) or a power of two */
     float lex_weight;
     uint32_t *lex_key; /* (lex_slots), owned: high half of the key's hash, 0 = empty */
