@@ -1,6 +1,7 @@
 /* test_api_offload.c — the offload thread: work runs off the loop thread, done runs
  * on the loop that submitted the job, jobs keep their order, a full queue says so, and
- * queued jobs still run when the offload is freed. */
+ * queued jobs still run when the offload is freed, and a job whose loop stopped
+ * before answering is dropped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -59,7 +61,7 @@ static void test_work_off_loop_done_on_loop(void **state)
                           .done_order = order,
                           .n_done = &n_done,
                           .loop = loop};
-        assert_int_equal(offload_submit(o, loop, work, done, &jobs[i]), 0);
+        assert_int_equal(offload_submit(o, loop, work, done, NULL, &jobs[i]), 0);
     }
     assert_int_equal(loop_run(loop), 0);
     assert_int_equal(n_done, N_JOBS);
@@ -90,14 +92,14 @@ static void test_full_queue(void **state)
     for (int i = 0; i < 4; i++)
         jobs[i] =
             (job_t){.idx = i, .done_order = order, .n_done = &n_done, .gate = &gate, .loop = loop};
-    assert_int_equal(offload_submit(o, loop, work, noop_done, &jobs[0]), 0);
+    assert_int_equal(offload_submit(o, loop, work, noop_done, NULL, &jobs[0]), 0);
     /* wait until the thread has taken job 0, so exactly two can wait behind it */
     for (int k = 0; k < 5000 && !atomic_load(&jobs[0].started); k++)
         usleep(1000);
     assert_true(atomic_load(&jobs[0].started));
-    assert_int_equal(offload_submit(o, loop, work, noop_done, &jobs[1]), 0);
-    assert_int_equal(offload_submit(o, loop, work, noop_done, &jobs[2]), 0);
-    assert_int_equal(offload_submit(o, loop, work, noop_done, &jobs[3]), SY_EFULL);
+    assert_int_equal(offload_submit(o, loop, work, noop_done, NULL, &jobs[1]), 0);
+    assert_int_equal(offload_submit(o, loop, work, noop_done, NULL, &jobs[2]), 0);
+    assert_int_equal(offload_submit(o, loop, work, noop_done, NULL, &jobs[3]), SY_EFULL);
     atomic_store(&gate, 1);
     offload_free(o);
     assert_true(atomic_load(&jobs[1].started));
@@ -106,11 +108,59 @@ static void test_full_queue(void **state)
     loop_free(loop);
 }
 
+typedef struct owned {
+    loop_t *loop;
+    int *n_done, *n_dropped;
+} owned_t;
+
+static void owned_work(void *arg)
+{
+    (void)arg;
+}
+
+static void owned_done(void *arg)
+{
+    owned_t *a = arg;
+    (*a->n_done)++;
+    loop_stop(a->loop);
+    free(a);
+}
+
+static void owned_drop(void *arg)
+{
+    owned_t *a = arg;
+    (*a->n_dropped)++;
+    free(a);
+}
+
+/* A job answered by its loop is not dropped; one whose loop has stopped for good gets
+ * drop() from offload_free(), so what it owns is released (ASan reports it if not). */
+static void test_drop_after_loop_stopped(void **state)
+{
+    (void)state;
+    loop_t *loop = loop_new();
+    offload_t *o = offload_new(4);
+    int n_done = 0, n_dropped = 0;
+    owned_t *a = malloc(sizeof *a);
+    *a = (owned_t){loop, &n_done, &n_dropped};
+    assert_int_equal(offload_submit(o, loop, owned_work, owned_done, owned_drop, a), 0);
+    assert_int_equal(loop_run(loop), 0); /* a's done stops the loop */
+    assert_int_equal(n_done, 1);
+    owned_t *b = malloc(sizeof *b);
+    *b = (owned_t){loop, &n_done, &n_dropped};
+    assert_int_equal(offload_submit(o, loop, owned_work, owned_done, owned_drop, b), 0);
+    offload_free(o); /* b is worked and posted, but the loop never runs again */
+    assert_int_equal(n_done, 1);
+    assert_int_equal(n_dropped, 1);
+    loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_work_off_loop_done_on_loop),
         cmocka_unit_test(test_full_queue),
+        cmocka_unit_test(test_drop_after_loop_stopped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,9 +9,10 @@
 #include "base/mem.h"
 
 typedef struct job {
-    struct job *next;
+    struct job *next, *prev; /* the queue (next only), then the posted list */
+    offload_t *o;
     loop_t *loop;
-    offload_fn work, done;
+    offload_fn work, done, drop;
     void *arg;
 } job_t;
 
@@ -20,13 +21,35 @@ struct offload {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     job_t *head, *tail;
+    job_t *posted; /* worked, done() posted to its loop, not yet run; under mu */
     size_t n_pending, max_pending;
     bool stopping;
 };
 
+static void unlink_posted(offload_t *o, job_t *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        o->posted = j->next;
+    if (j->next) j->next->prev = j->prev;
+}
+
+/* Runs on the job's loop: done(), then the job is forgotten. */
+static void job_done(void *arg)
+{
+    job_t *j = arg;
+    pthread_mutex_lock(&j->o->mu);
+    unlink_posted(j->o, j);
+    pthread_mutex_unlock(&j->o->mu);
+    j->done(j->arg);
+    mem_free(j);
+}
+
 /* The thread: takes jobs in order until stopped and the queue is empty; each job's
  * done() is posted to its loop (run in place if the post fails, which only happens
- * when the loop's wake-up fd is broken). */
+ * when the loop's wake-up fd is broken). A posted job stays on the posted list until
+ * its loop runs it, so offload_free() can drop the ones a stopped loop never will. */
 static void *offload_main(void *arg)
 {
     offload_t *o = arg;
@@ -43,11 +66,16 @@ static void *offload_main(void *arg)
         pthread_mutex_unlock(&o->mu);
         if (!j) break;
         j->work(j->arg);
-        if (loop_post(j->loop, j->done, j->arg)) {
+        pthread_mutex_lock(&o->mu);
+        j->prev = NULL;
+        j->next = o->posted;
+        if (o->posted) o->posted->prev = j;
+        o->posted = j;
+        pthread_mutex_unlock(&o->mu);
+        if (loop_post(j->loop, job_done, j)) {
             log_error("offload: cannot wake the worker loop");
-            j->done(j->arg);
+            job_done(j);
         }
-        mem_free(j);
     }
     log_thread_cleanup();
     return NULL;
@@ -76,12 +104,19 @@ void offload_free(offload_t *o)
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
     pthread_join(o->thread, NULL);
+    /* The loops have stopped (see offload.h): what is still posted never runs. */
+    for (job_t *j = o->posted, *next; j; j = next) {
+        next = j->next;
+        if (j->drop) j->drop(j->arg);
+        mem_free(j);
+    }
     pthread_mutex_destroy(&o->mu);
     pthread_cond_destroy(&o->cv);
     mem_free(o);
 }
 
-int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done, void *arg)
+int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done, offload_fn drop,
+                   void *arg)
 {
     pthread_mutex_lock(&o->mu);
     if (o->n_pending >= o->max_pending || o->stopping) {
@@ -89,7 +124,7 @@ int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done,
         return SY_EFULL;
     }
     job_t *j = mem_alloc(sizeof *j);
-    *j = (job_t){NULL, loop, work, done, arg};
+    *j = (job_t){.o = o, .loop = loop, .work = work, .done = done, .drop = drop, .arg = arg};
     if (o->tail)
         o->tail->next = j;
     else

@@ -7,9 +7,11 @@
  * requests gets a clear "busy" instead of an unbounded queue.
  *
  * Shutdown: offload_free() lets queued jobs run, then joins the thread. It must be
- * called while the loops that submitted jobs are still allocated (before the HTTP
- * server is freed); the server's drain keeps a loop running while a response is
- * pending, so done() normally runs before the loop stops.
+ * called after the loops that submitted jobs have stopped running and before they are
+ * freed. The server's drain keeps a loop running while a response is pending, so
+ * done() normally runs before the loop stops; a job whose done() a stopped loop will
+ * never run (a report still running when the drain timed out) gets drop(arg) from
+ * offload_free() instead, to release what it holds.
  */
 #ifndef SY_API_OFFLOAD_H
 #define SY_API_OFFLOAD_H
@@ -25,8 +27,10 @@ typedef void (*offload_fn)(void *arg);
 offload_t *offload_new(size_t max_pending);
 /* Runs the jobs still queued, stops and joins the thread, frees o. NULL is fine. */
 void offload_free(offload_t *o);
-/* Queues work(arg) for the thread, then done(arg) on loop. Returns 0, or SY_EFULL
- * when max_pending jobs already wait (nothing is queued; the caller still owns arg). */
-int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done, void *arg);
+/* Queues work(arg) for the thread, then done(arg) on loop; drop(arg) (may be NULL)
+ * runs instead of done() if the loop stopped first. Returns 0, or SY_EFULL when
+ * max_pending jobs already wait (nothing is queued; the caller still owns arg). */
+int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done, offload_fn drop,
+                   void *arg);
 
 #endif

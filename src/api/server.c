@@ -1032,6 +1032,15 @@ static void costs_done(void *arg)
     mem_free(jb);
 }
 
+/* At shutdown, for a report whose loop stopped before it could answer (the drain timed
+ * out): the connection and its response go with the loop; only the job is ours. */
+static void costs_drop(void *arg)
+{
+    costs_job_t *jb = arg;
+    buf_deinit(&jb->body);
+    mem_free(jb);
+}
+
 static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
 {
     api_app_t *app = w->app;
@@ -1063,7 +1072,7 @@ static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
     jb->since = since;
     snprintf(jb->by_s, sizeof jb->by_s, "%s", by_s);
     buf_init(&jb->body, 64u << 20);
-    if (offload_submit(app->offload, http_res_loop(res), costs_work, costs_done, jb)) {
+    if (offload_submit(app->offload, http_res_loop(res), costs_work, costs_done, costs_drop, jb)) {
         buf_deinit(&jb->body);
         mem_free(jb);
         http_res_header(res, "Retry-After", "1");
