@@ -109,6 +109,39 @@ static void test_jsonw_cap_sticky(void **state)
     buf_deinit(&b);
 }
 
+/* The writer's in-place copies stop exactly where buf_append would: a value that
+ * fits the cap to the byte is written, one byte more is refused, also once the
+ * buffer has room (a reused buffer), and keys with escapes read the same. */
+static void test_jsonw_fast_path_cap(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b, 10);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_str(&w, "abcdefgh");
+    assert_int_equal(jsonw_error(&w), 0);
+    assert_string_equal(b.data, "\"abcdefgh\"");
+    buf_reset(&b);
+    jsonw_init(&w, &b);
+    jsonw_str(&w, "abcdefghi");
+    assert_int_equal(jsonw_error(&w), SY_ETOOBIG);
+    buf_deinit(&b);
+
+    buf_init(&b, 1024);
+    buf_reserve(&b, 512);
+    jsonw_init(&w, &b);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "k\"q");
+    jsonw_str(&w, "plain");
+    jsonw_key(&w, "t");
+    jsonw_strn(&w, "a\tb", 3);
+    jsonw_obj_end(&w);
+    assert_int_equal(jsonw_error(&w), 0);
+    assert_string_equal(b.data, "{\"k\\\"q\":\"plain\",\"t\":\"a\\tb\"}");
+    buf_deinit(&b);
+}
+
 static void test_hash_stable(void **state)
 {
     (void)state;
@@ -152,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_jsonw),
         cmocka_unit_test(test_jsonw_cap_sticky),
+        cmocka_unit_test(test_jsonw_fast_path_cap),
         cmocka_unit_test(test_hash_stable),
         cmocka_unit_test(test_clock_parse),
         cmocka_unit_test(test_strerror),

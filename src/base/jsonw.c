@@ -16,11 +16,32 @@ void jsonw_init(jsonw_t *w, buf_t *out)
     w->first[0] = true;
 }
 
-static void put(jsonw_t *w, const char *s, size_t n)
+static void put_slow(jsonw_t *w, const char *s, size_t n)
 {
     if (w->err) return;
     int rc = buf_append(w->out, s, n);
     if (rc) w->err = rc;
+}
+
+/* True when the buffer already has room for n more bytes (and its NUL) within its
+ * cap, so they can be copied without a call into buf. */
+static inline bool room(const buf_t *b, size_t n)
+{
+    return b->len + n < b->cap && b->len + n <= b->max;
+}
+
+/* Appends n bytes. Most values are a few bytes into a buffer that has long had
+ * room: that case is inline (a response object is a hundred such appends). */
+static inline void put(jsonw_t *w, const char *s, size_t n)
+{
+    buf_t *b = w->out;
+    if (!w->err && room(b, n)) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = 0;
+        return;
+    }
+    put_slow(w, s, n);
 }
 
 /* Writes the separator a new value needs at the current depth. */
@@ -106,15 +127,41 @@ int jsonw_escape(buf_t *out, const char *s, size_t n)
     return rc;
 }
 
-void jsonw_strn(jsonw_t *w, const char *s, size_t n)
+/* Writes s as a quoted JSON string followed by `tail` (0 or 1 bytes: the key's
+ * colon). A string with nothing to escape (keys, names, ids) is one copy into a
+ * buffer with room; anything else goes through jsonw_escape. */
+static void quoted(jsonw_t *w, const char *s, size_t n, const char *tail, size_t tn)
 {
-    sep(w);
+    buf_t *b = w->out;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\') break;
+        i++;
+    }
+    if (i == n && !w->err && room(b, n + 2 + tn)) {
+        char *d = b->data + b->len;
+        d[0] = '"';
+        memcpy(d + 1, s, n);
+        d[n + 1] = '"';
+        if (tn) d[n + 2] = tail[0];
+        b->len += n + 2 + tn;
+        b->data[b->len] = 0;
+        return;
+    }
     put(w, "\"", 1);
     if (!w->err) {
-        int rc = jsonw_escape(w->out, s, n);
+        int rc = jsonw_escape(b, s, n);
         if (rc) w->err = rc;
     }
     put(w, "\"", 1);
+    if (tn) put(w, tail, tn);
+}
+
+void jsonw_strn(jsonw_t *w, const char *s, size_t n)
+{
+    sep(w);
+    quoted(w, s, n, NULL, 0);
 }
 
 void jsonw_str(jsonw_t *w, const char *s)
@@ -128,8 +175,13 @@ void jsonw_str(jsonw_t *w, const char *s)
 
 void jsonw_key(jsonw_t *w, const char *k)
 {
-    jsonw_str(w, k);
-    put(w, ":", 1);
+    if (!k) {
+        jsonw_null(w);
+        put(w, ":", 1);
+    } else {
+        sep(w);
+        quoted(w, k, strlen(k), ":", 1);
+    }
     w->after_key = true;
 }
 
