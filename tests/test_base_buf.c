@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +144,81 @@ static void test_jsonw_fast_path_cap(void **state)
     buf_deinit(&b);
 }
 
+/* What jsonw_double promises: %.15g when that reads back as v, else %.17g. */
+static void ref_double(double v, char *out, size_t n)
+{
+    snprintf(out, n, "%.15g", v);
+    if (strtod(out, NULL) != v) snprintf(out, n, "%.17g", v);
+}
+
+static void check_double(double v)
+{
+    buf_t b;
+    buf_init(&b, 64);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_double(&w, v);
+    char want[64];
+    if (!isfinite(v))
+        snprintf(want, sizeof want, "null");
+    else
+        ref_double(v, want, sizeof want);
+    if (strcmp(b.data, want)) fail_msg("jsonw_double(%a): got %s, want %s", v, b.data, want);
+    buf_deinit(&b);
+}
+
+/* The integer paths of jsonw_double against printf, over costs (price * tokens /
+ * 1e6), latencies, short decimals, random bit patterns of every magnitude the fast
+ * path covers and its edges, both signs. */
+static void test_jsonw_double_matches_printf(void **state)
+{
+    (void)state;
+    const double prices[] = {0.15, 0.6, 2.5, 10, 0.075, 1.1, 3, 0.35, 0.19};
+    for (int p = 0; p < 9; p++)
+        for (int q = 0; q < 9; q++)
+            for (unsigned t = 0; t < 3000; t += 7) {
+                check_double(prices[p] * t / 1e6 + prices[q] * (t / 3 + 1) / 1e6);
+                check_double(prices[p] * (double)t / 1e6);
+            }
+    for (int i = 1; i < 200000; i += 3) {
+        check_double(i / 1000.0);
+        check_double(-i / 1e7);
+        check_double(i * 0.1);
+        check_double((double)i / 3.0);
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 300000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        /* exponents of 1e-9 .. 1e16 */
+        uint64_t e = 1023 - 30 + (x >> 58) % 84;
+        uint64_t bits = (e << 52) | (x & ((1ull << 52) - 1));
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        check_double((x & 1) ? -v : v);
+    }
+    const double edges[] = {1e-7, 1e-5, 1e-4, 1e-3, 0.1, 1, 10, 1e14, 1e15, 1e16, 0.5, 0.25};
+    for (int i = 0; i < 12; i++) {
+        double v = edges[i];
+        for (int s = 0; s < 40; s++) {
+            check_double(v);
+            check_double(-v);
+            v = nextafter(v, 0);
+        }
+        v = edges[i];
+        for (int s = 0; s < 40; s++, v = nextafter(v, INFINITY))
+            check_double(v);
+    }
+    check_double(0.0);
+    check_double(-0.0);
+    check_double(NAN);
+    check_double(INFINITY);
+    check_double(5e-324);
+    check_double(1.7976931348623157e308);
+    check_double(999999999999999.9);
+    check_double(99999.999999999999);
+    check_double(0.000099999999999999999);
+}
+
 static void test_hash_stable(void **state)
 {
     (void)state;
@@ -186,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_jsonw),
         cmocka_unit_test(test_jsonw_cap_sticky),
         cmocka_unit_test(test_jsonw_fast_path_cap),
+        cmocka_unit_test(test_jsonw_double_matches_printf),
         cmocka_unit_test(test_hash_stable),
         cmocka_unit_test(test_clock_parse),
         cmocka_unit_test(test_strerror),

@@ -214,59 +214,139 @@ void jsonw_uint(jsonw_t *w, uint64_t v)
     put(w, p, (size_t)(tmp + 32 - p));
 }
 
-/* The %.15g text of v when v is the double nearest to a decimal of at most 15
- * significant digits and 1e-7 <= |v| < 1e15 (fixed notation from 1e-4): that decimal
- * is then exactly what %.15g prints and it reads back as v. Found by trying k
- * decimals, smallest first, and checking M / 10^k (both exact doubles, one
- * correctly rounded division) against v. Returns the length, or 0 when v is not
- * such a number (the caller falls back to snprintf). */
-static size_t short_decimal(double v, char out[40])
+/* a * 10^k rounded to the nearest integer, exactly: a = mant * 2^exp2, so
+ * a * 10^k = mant * 5^k * 2^(k + exp2), one 64x64-bit product and a shift in 128
+ * bits. *floor_out gets the value before rounding (to check the digit count).
+ * Returns false on an exact tie (left to printf's rounding) or k out of range. */
+static bool scaled_round(uint64_t mant, int exp2, int k, uint64_t *out, uint64_t *floor_out)
+{
+    static const uint64_t p5[] = {1ull,
+                                  5ull,
+                                  25ull,
+                                  125ull,
+                                  625ull,
+                                  3125ull,
+                                  15625ull,
+                                  78125ull,
+                                  390625ull,
+                                  1953125ull,
+                                  9765625ull,
+                                  48828125ull,
+                                  244140625ull,
+                                  1220703125ull,
+                                  6103515625ull,
+                                  30517578125ull,
+                                  152587890625ull,
+                                  762939453125ull,
+                                  3814697265625ull,
+                                  19073486328125ull,
+                                  95367431640625ull,
+                                  476837158203125ull,
+                                  2384185791015625ull,
+                                  11920928955078125ull};
+    if (k < 0 || k > 23) return false;
+    unsigned __int128 t = (unsigned __int128)mant * p5[k];
+    int sh = k + exp2;
+    if (sh >= 0) {
+        if (sh > 20 || (t << sh) >> 64) return false;
+        *out = *floor_out = (uint64_t)(t << sh);
+        return true;
+    }
+    int s = -sh;
+    if (s > 120) return false;
+    unsigned __int128 n = t >> s, rem = t - (n << s), half = (unsigned __int128)1 << (s - 1);
+    if (rem == half || n >> 63) return false;
+    *floor_out = (uint64_t)n;
+    *out = (uint64_t)n + (rem > half);
+    return true;
+}
+
+/* Writes n (exactly p digits) as printf's %.<p>g does with decimal exponent x:
+ * fixed notation when -4 <= x < p, else d.ddde[+-]XX; trailing zeros dropped. */
+static size_t fmt_g(bool neg, uint64_t n, int p, int x, char *out)
+{
+    char d[24];
+    for (int i = p - 1; i >= 0; i--) {
+        d[i] = (char)('0' + n % 10);
+        n /= 10;
+    }
+    int nd = p; /* significant digits left after dropping trailing zeros */
+    while (nd > 1 && d[nd - 1] == '0')
+        nd--;
+    size_t o = 0;
+    if (neg) out[o++] = '-';
+    if (x >= -4 && x < p) {
+        if (x >= 0) {
+            memcpy(out + o, d, (size_t)x + 1);
+            o += (size_t)x + 1;
+            if (nd > x + 1) {
+                out[o++] = '.';
+                memcpy(out + o, d + x + 1, (size_t)(nd - x - 1));
+                o += (size_t)(nd - x - 1);
+            }
+        } else {
+            out[o++] = '0';
+            out[o++] = '.';
+            for (int z = 0; z < -x - 1; z++)
+                out[o++] = '0';
+            memcpy(out + o, d, (size_t)nd);
+            o += (size_t)nd;
+        }
+        return o;
+    }
+    out[o++] = d[0];
+    if (nd > 1) {
+        out[o++] = '.';
+        memcpy(out + o, d + 1, (size_t)nd - 1);
+        o += (size_t)nd - 1;
+    }
+    out[o++] = 'e';
+    out[o++] = x < 0 ? '-' : '+';
+    int ax = x < 0 ? -x : x;
+    if (ax >= 100) out[o++] = (char)('0' + ax / 100);
+    out[o++] = (char)('0' + ax / 10 % 10);
+    out[o++] = (char)('0' + ax % 10);
+    return o;
+}
+
+/* The text "%.15g" gives for v when it reads back as v, else the "%.17g" text,
+ * for 1e-7 <= |v| < 1e15, computed exactly in integers instead of printf's
+ * multi-precision path. The 15-digit text reads back iff (double)N / 10^k == v
+ * (N < 2^53 and 10^k exact, so that division is correctly rounded like strtod).
+ * Returns the length, or 0 to leave v to snprintf (outside the range, or an
+ * exact tie where printf's rounding rule would decide). */
+static size_t g_exact(double v, char out[40])
 {
     static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     double a = fabs(v);
     if (!(a >= 1e-7 && a < 1e15)) return 0;
-    bool sci = a < 1e-4; /* %g switches to d.ddde-XX below 1e-4 */
-    for (int k = 1; k <= 22; k++) {
-        double m = nearbyint(a * p10[k]);
-        if (m >= 1e15) return 0; /* more than 15 significant digits */
-        if (m / p10[k] != a) continue;
-        char tmp[32];
-        char *d = fmt_dec(tmp, (uint64_t)m, false);
-        size_t n = (size_t)(tmp + 32 - d), o = 0;
-        if (v < 0) out[o++] = '-';
-        if (sci) {
-            int x = k - (int)n + 1; /* v = d.ddd * 10^-x, 5 <= x <= 7 here */
-            out[o++] = d[0];
-            if (n > 1) {
-                out[o++] = '.';
-                memcpy(out + o, d + 1, n - 1);
-                o += n - 1;
-            }
-            out[o++] = 'e';
-            out[o++] = '-';
-            out[o++] = (char)('0' + x / 10);
-            out[o++] = (char)('0' + x % 10);
-            return o;
-        }
-        if (n <= (size_t)k) {
-            out[o++] = '0';
-            out[o++] = '.';
-            for (size_t z = n; z < (size_t)k; z++)
-                out[o++] = '0';
-            memcpy(out + o, d, n);
-            o += n;
-        } else {
-            memcpy(out + o, d, n - (size_t)k);
-            o += n - (size_t)k;
-            out[o++] = '.';
-            memcpy(out + o, d + n - k, (size_t)k);
-            o += (size_t)k;
-        }
-        return o;
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    uint64_t mant = (bits & ((1ull << 52) - 1)) | (1ull << 52); /* normal in this range */
+    int exp2 = (int)((bits >> 52) & 0x7ff) - 1075;
+    int e = (int)floor(log10(a)); /* decimal exponent, corrected below */
+    uint64_t n17 = 0, f17 = 0;
+    for (int tries = 0;; tries++) {
+        if (tries > 2 || !scaled_round(mant, exp2, 16 - e, &n17, &f17)) return 0;
+        if (f17 < 10000000000000000ull)
+            e--;
+        else if (f17 >= 100000000000000000ull)
+            e++;
+        else
+            break;
     }
-    return 0;
+    bool neg = v < 0;
+    uint64_t n15, f15;
+    int k15 = 14 - e;
+    if (k15 >= 0 && k15 <= 22 && scaled_round(mant, exp2, k15, &n15, &f15) &&
+        (double)n15 / p10[k15] == a) {
+        if (n15 == 1000000000000000ull) return fmt_g(neg, n15 / 10, 15, e + 1, out);
+        return fmt_g(neg, n15, 15, e, out);
+    }
+    if (n17 == 100000000000000000ull) return fmt_g(neg, n17 / 10, 17, e + 1, out);
+    return fmt_g(neg, n17, 17, e, out);
 }
 
 void jsonw_double(jsonw_t *w, double v)
@@ -283,7 +363,7 @@ void jsonw_double(jsonw_t *w, double v)
         return;
     }
     char tmp[40];
-    size_t sn = short_decimal(v, tmp);
+    size_t sn = g_exact(v, tmp);
     if (sn) {
         sep(w);
         put(w, tmp, sn);
