@@ -18,9 +18,11 @@ typedef struct entry {
 
 struct feedback_ring {
     pthread_mutex_t mu;
-    entry_t *ring;  /* FEEDBACK_RING entries */
-    uint32_t next;  /* slot to overwrite */
-    int32_t *index; /* IDX_CAP: ring slot + 1, or 0 */
+    entry_t *ring;   /* FEEDBACK_RING entries */
+    uint32_t next;   /* slot to overwrite */
+    int32_t *index;  /* IDX_CAP: ring slot + 1, or 0 */
+    uint64_t *ihash; /* IDX_CAP: h of the entry at each used index position, so
+                        probing and back-shifting never touch the (cold) ring */
 };
 
 feedback_ring_t *feedback_ring_new(void)
@@ -29,6 +31,7 @@ feedback_ring_t *feedback_ring_new(void)
     pthread_mutex_init(&r->mu, NULL);
     r->ring = mem_calloc(FEEDBACK_RING, sizeof(entry_t));
     r->index = mem_calloc(IDX_CAP, sizeof(int32_t));
+    r->ihash = mem_calloc(IDX_CAP, sizeof(uint64_t));
     return r;
 }
 
@@ -38,6 +41,7 @@ void feedback_ring_free(feedback_ring_t *r)
     pthread_mutex_destroy(&r->mu);
     mem_free(r->ring);
     mem_free(r->index);
+    mem_free(r->ihash);
     mem_free(r);
 }
 
@@ -52,8 +56,7 @@ static int64_t find_pos(feedback_ring_t *r, uint64_t h, const char *id)
 {
     uint32_t i = (uint32_t)h & (IDX_CAP - 1);
     while (r->index[i]) {
-        entry_t *e = &r->ring[r->index[i] - 1];
-        if (e->h == h && !strcmp(e->id, id)) return i;
+        if (r->ihash[i] == h && !strcmp(r->ring[r->index[i] - 1].id, id)) return i;
         i = (i + 1) & (IDX_CAP - 1);
     }
     return -1;
@@ -64,9 +67,10 @@ static void index_delete(feedback_ring_t *r, uint32_t i)
 {
     r->index[i] = 0;
     for (uint32_t j = (i + 1) & (IDX_CAP - 1); r->index[j]; j = (j + 1) & (IDX_CAP - 1)) {
-        uint32_t home = (uint32_t)r->ring[r->index[j] - 1].h & (IDX_CAP - 1);
+        uint32_t home = (uint32_t)r->ihash[j] & (IDX_CAP - 1);
         if (((j - home) & (IDX_CAP - 1)) >= ((j - i) & (IDX_CAP - 1))) {
             r->index[i] = r->index[j];
+            r->ihash[i] = r->ihash[j];
             r->index[j] = 0;
             i = j;
         }
@@ -90,6 +94,7 @@ void feedback_ring_put(feedback_ring_t *r, const char *id, const route_features_
     while (r->index[i])
         i = (i + 1) & (IDX_CAP - 1);
     r->index[i] = (int32_t)r->next + 1;
+    r->ihash[i] = e->h;
     r->next = (r->next + 1) % FEEDBACK_RING;
     pthread_mutex_unlock(&r->mu);
 }

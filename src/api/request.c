@@ -88,6 +88,30 @@ static int bad(pctx_t *p, int code, const char *param, const char *fmt, ...)
     return code;
 }
 
+/* snprintf(out, cap, "%s[%d]%s", base, i, tail) for i >= 0, without printf: the
+ * path of every message and part is built but only read by an error message. */
+static void path_at(char *out, size_t cap, const char *base, int i, const char *tail)
+{
+    size_t nb = strlen(base), nt = strlen(tail);
+    if (i < 0 || nb + nt + 13 > cap) {
+        snprintf(out, cap, "%s[%d]%s", base, i, tail);
+        return;
+    }
+    char dig[12], *d = dig + sizeof dig;
+    unsigned v = (unsigned)i;
+    do {
+        *--d = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t nd = (size_t)(dig + sizeof dig - d), o = nb;
+    memcpy(out, base, nb);
+    out[o++] = '[';
+    memcpy(out + o, d, nd);
+    o += nd;
+    out[o++] = ']';
+    memcpy(out + o, tail, nt + 1);
+}
+
 static bool in_list(const char *s, const char *const *list)
 {
     for (; *list; list++)
@@ -120,7 +144,7 @@ static int parse_content(pctx_t *p, const char *role, cJSON *c, const char *path
     cJSON_ArrayForEach(part, c)
     {
         char pp[96];
-        snprintf(pp, sizeof pp, "%s[%d]", path, i++);
+        path_at(pp, sizeof pp, path, i++, "");
         if (!cJSON_IsObject(part)) return bad(p, SY_EINVAL, pp, "%s must be an object", pp);
         cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
         if (!cJSON_IsString(type)) return bad(p, SY_EINVAL, pp, "%s.type must be a string", pp);
@@ -152,7 +176,7 @@ static int parse_messages(pctx_t *p, cJSON *msgs)
     cJSON_ArrayForEach(m, msgs)
     {
         char path[64];
-        snprintf(path, sizeof path, "messages[%d]", i++);
+        path_at(path, sizeof path, "messages", i, "");
         if (!cJSON_IsObject(m)) return bad(p, SY_EINVAL, path, "%s must be an object", path);
         cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         if (!cJSON_IsString(role))
@@ -165,7 +189,7 @@ static int parse_messages(pctx_t *p, cJSON *msgs)
         cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         cJSON *tool_calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
         char cp[80];
-        snprintf(cp, sizeof cp, "%s.content", path);
+        path_at(cp, sizeof cp, "messages", i++, ".content");
         if (!content && !tool_calls && strcmp(rl, "assistant"))
             return bad(p, SY_EINVAL, cp, "%s is required", cp);
         int rc = parse_content(p, rl, content, cp);

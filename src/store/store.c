@@ -108,9 +108,9 @@ int64_t store_usd_to_nusd(double usd)
     return llround(usd * 1e9);
 }
 
-void store_copy_str(char *dst, size_t cap, const char *s)
+size_t store_copy_str(char *dst, size_t cap, const char *s)
 {
-    if (!cap) return;
+    if (!cap) return 0;
     size_t n = s ? strlen(s) : 0;
     if (n >= cap) {
         n = cap - 1;
@@ -120,6 +120,7 @@ void store_copy_str(char *dst, size_t cap, const char *s)
     }
     if (n) memcpy(dst, s, n);
     dst[n] = 0;
+    return n;
 }
 
 /* ======================================================== dispatch ===== */
@@ -375,8 +376,7 @@ struct store_ledger_writer {
 static const char *slot_str(char **p, const char *s, size_t cap)
 {
     char *d = *p;
-    store_copy_str(d, cap, s);
-    *p += strlen(d) + 1;
+    *p += store_copy_str(d, cap, s) + 1;
     return d;
 }
 

@@ -58,8 +58,9 @@ static inline double store_nusd_to_usd(int64_t nusd)
     return (double)nusd / 1e9;
 }
 
-/* Copies s (NULL = "") into dst[cap], truncated at a UTF-8 boundary. */
-void store_copy_str(char *dst, size_t cap, const char *s);
+/* Copies s (NULL = "") into dst[cap], truncated at a UTF-8 boundary. Returns the
+ * length copied (0 when cap is 0). */
+size_t store_copy_str(char *dst, size_t cap, const char *s);
 
 /* Schema history: STORE_SCHEMA_VERSION steps, each a list of statements that takes
  * the schema from version i to i+1. Written in the SQL both backends accept; the
