@@ -273,12 +273,18 @@ static void account(api_call_t *c, const exec_result_t *r, int status, double co
     int ref = reference_tier(app);
     double cloud_cost = ref >= 0 ? tier_cost_usd(&app->tiers[ref], tin, tout) : cost;
     char model[256] = "";
-    if (t)
-        snprintf(model, sizeof model, "%s%s%s", t->s.model, *t->s.version ? "@" : "", t->s.version);
+    if (t && *t->s.version)
+        snprintf(model, sizeof model, "%s@%s", t->s.model, t->s.version);
+    else if (t) {
+        size_t n = strnlen(t->s.model, sizeof model - 1); /* as snprintf "%s" truncates */
+        memcpy(model, t->s.model, n);
+        model[n] = 0;
+    }
 
     if (app->ledger) {
         store_ledger_row_t row = {0};
-        snprintf(row.id, sizeof row.id, "%s", c->id);
+        size_t idn = strnlen(c->id, sizeof row.id - 1);
+        memcpy(row.id, c->id, idn); /* row is zeroed: NUL-terminated */
         row.ts_ms = c->ts_ms;
         row.tenant = c->req.tenant;
         row.team = c->req.team;
@@ -765,7 +771,13 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t ms
 static void make_id(api_app_t *app, char out[40])
 {
     uint64_t n = atomic_fetch_add(&app->seq, 1) + 1;
-    snprintf(out, 40, "chatcmpl-sy%016" PRIx64, hash_mix(n ^ app->id_salt));
+    uint64_t h = hash_mix(n ^ app->id_salt);
+    /* "chatcmpl-sy%016" PRIx64, without printf */
+    static const char hex[] = "0123456789abcdef";
+    memcpy(out, "chatcmpl-sy", 11);
+    for (int i = 15; i >= 0; i--, h >>= 4)
+        out[11 + i] = hex[h & 15];
+    out[27] = 0;
 }
 
 /* POST /v1/chat/completions, /v1/completions, /v1/route. */

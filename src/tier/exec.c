@@ -236,6 +236,17 @@ static bool js_string(jscan_t *s, const char **str, size_t *len, bool *esc)
     *esc = false;
     *str = p;
     for (;;) {
+        /* Skip 8 plain bytes at a time (no '"', '\\' or control byte among them);
+         * the byte loop below decides everything else. */
+        while (s->end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+            uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x);
+            if (hit & highs) break;
+            p += 8;
+        }
         if (p >= s->end) return false;
         unsigned char c = (unsigned char)*p;
         if (c == '"') break;
