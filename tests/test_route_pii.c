@@ -214,6 +214,35 @@ static void test_detects_each_type(void **state)
                       "1755 Nelson Mandela Drive, Apt 4"));
 }
 
+/* The IPv6 trigger is found in C from colon pairs (64 bytes at a time), and a text
+ * without a digit is scanned with the triggers that need none: an address with and
+ * without digits, at every offset across the 64-byte steps, after colons that are
+ * no address, and keywords that need digits in texts with and without them. */
+static void test_ipv6_and_digit_free_texts(void **state)
+{
+    fx_t *f = *state;
+    static const char *const addrs[] = {"dead:beef::cafe", "fe80::1ff:fe23:4567:890a",
+                                        "2001:db8::8a2e:370:7334", "a:b:c:d:e:f:a:b"};
+    for (size_t a = 0; a < sizeof addrs / sizeof addrs[0]; a++)
+        for (size_t off = 0; off < 150; off++) {
+            char t[512];
+            size_t n = 0;
+            for (size_t i = 0; i < off; i++) /* "KING: zz zz" ...: colons, no hex pair */
+                t[n++] = "KING: zz\n"[i % 9];
+            n += (size_t)snprintf(t + n, sizeof t - n, " host %s ok", addrs[a]);
+            for (size_t tail = 0; tail < 70; tail += 23) {
+                t[n + tail] = 0;
+                memset(t + n, 'z', tail);
+                t[n + tail] = 0;
+                assert_true(found(f, t, PII_IP_ADDRESS, addrs[a]));
+            }
+        }
+    assert_false(any_of(f, "ROMEO: ab:cd: and then a:b: ok", PII_IP_ADDRESS));
+    assert_true(found(f, "passport number 123456789", PII_US_PASSPORT, "123456789"));
+    assert_false(
+        any_of(f, "passport number unknown, born in a licensed DL office", PII_US_PASSPORT));
+}
+
 static void test_rejects_lookalikes_of_pii(void **state)
 {
     fx_t *f = *state;
@@ -769,6 +798,7 @@ int main(void)
         cmocka_unit_test(test_ip_email_phone_validators),
         cmocka_unit_test(test_type_names),
         cmocka_unit_test_setup_teardown(test_detects_each_type, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_ipv6_and_digit_free_texts, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_rejects_lookalikes_of_pii, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_adversarial, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_redact_and_mask, setup_plain, teardown),

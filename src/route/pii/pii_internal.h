@@ -41,6 +41,10 @@ typedef struct pii_names {
     /* One bit per 12-bit hash of the context words: most words looked up are none,
      * and this 512-byte filter answers them without touching the 16 KB table. */
     uint64_t ctx_filter[64];
+    /* The same for the words with PII_CTX_STRONG, with PII_CTX_STRONG or PII_CTX_WEAK,
+     * and with PII_CTX_AFTER, for the lookups where only those count: fewer words
+     * pass them ("with", "by" and "at", frequent in prose, are weak context words). */
+    uint64_t ctx_filter_strong[64], ctx_filter_near[64], ctx_filter_after[64];
 } pii_names_t;
 
 /* Folded first 8 bytes of s[0..n) (n >= 1), zero padded. */

@@ -217,7 +217,11 @@ static void ctx_add(pii_names_t *g, const char *s, uint8_t flags)
     size_t n = strlen(s);
     uint64_t k = pii_ctx_key(s, n);
     uint64_t h = k * 0x9E3779B97F4A7C15ull;
-    g->ctx_filter[h >> 58] |= 1ull << ((h >> 52) & 63);
+    uint64_t bit = 1ull << ((h >> 52) & 63);
+    g->ctx_filter[h >> 58] |= bit;
+    if (flags & PII_CTX_STRONG) g->ctx_filter_strong[h >> 58] |= bit;
+    if (flags & (PII_CTX_STRONG | PII_CTX_WEAK)) g->ctx_filter_near[h >> 58] |= bit;
+    if (flags & PII_CTX_AFTER) g->ctx_filter_after[h >> 58] |= bit;
     size_t i = (size_t)(h >> (64 - PII_CTX_BITS));
     for (;;) {
         pii_ctx_slot_t *e = &g->ctx[i];
