@@ -96,7 +96,8 @@ static double f1(double p, double r)
 }
 
 /* Evaluates one dataset file, adding to counts; not-targeted gold labels are counted
- * in skipped. 0 or an error with a message printed. */
+ * in skipped. 0 or an error with a message printed (naming the record, 1-based, for
+ * a malformed one: positions are code points within full_text). */
 static int eval_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc,
                      counts_t cnt[PII_TYPE_COUNT], size_t *skipped, size_t *records)
 {
@@ -118,11 +119,20 @@ static int eval_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
     pii_span_t *pred = mem_alloc(PII_CLI_MAX_SPANS * sizeof *pred);
     gold_t gold[256];
     const cJSON *rec;
+    size_t ri = 0;
+    rc = 0;
     cJSON_ArrayForEach(rec, root)
     {
+        ri++;
         const cJSON *ft = cJSON_GetObjectItemCaseSensitive(rec, "full_text");
         const cJSON *sp = cJSON_GetObjectItemCaseSensitive(rec, "spans");
-        if (!cJSON_IsString(ft)) continue;
+        if (!cJSON_IsString(ft) || (sp && !cJSON_IsArray(sp))) {
+            fprintf(stderr,
+                    "pii: %s: record %zu: needs a \"full_text\" string and a \"spans\" list\n",
+                    path, ri);
+            rc = SY_EPARSE;
+            break;
+        }
         const char *text = ft->valuestring;
         size_t len = strlen(text);
         size_t ng = 0;
@@ -132,18 +142,37 @@ static int eval_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
             const cJSON *et = cJSON_GetObjectItemCaseSensitive(g, "entity_type");
             const cJSON *a = cJSON_GetObjectItemCaseSensitive(g, "start_position");
             const cJSON *b = cJSON_GetObjectItemCaseSensitive(g, "end_position");
-            if (!cJSON_IsString(et) || !cJSON_IsNumber(a) || !cJSON_IsNumber(b)) continue;
+            if (!cJSON_IsString(et) || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) ||
+                !(a->valuedouble >= 0) || !(b->valuedouble >= a->valuedouble) ||
+                b->valuedouble > (double)len) {
+                fprintf(stderr,
+                        "pii: %s: record %zu: a span needs entity_type (a string) and "
+                        "start_position <= end_position within the text\n",
+                        path, ri);
+                rc = SY_EPARSE;
+                break;
+            }
             pii_type_t t;
             if (map_presidio(et->valuestring, &t)) {
                 (*skipped)++;
                 continue;
             }
-            if (ng == sizeof gold / sizeof gold[0]) continue;
+            if (ng == sizeof gold / sizeof gold[0]) {
+                fprintf(stderr, "pii: %s: record %zu: more than %zu spans\n", path, ri,
+                        sizeof gold / sizeof gold[0]);
+                rc = SY_EPARSE;
+                break;
+            }
             gold[ng++] = (gold_t){t, cp_to_byte(text, len, (size_t)a->valuedouble),
                                   cp_to_byte(text, len, (size_t)b->valuedouble)};
         }
+        if (rc) break;
         size_t np = 0;
-        if (pii_scan(s, sc, text, len, pred, PII_CLI_MAX_SPANS, &np)) continue;
+        rc = pii_scan(s, sc, text, len, pred, PII_CLI_MAX_SPANS, &np);
+        if (rc) {
+            fprintf(stderr, "pii: %s: record %zu: scan failed: %s\n", path, ri, sy_strerror(rc));
+            break;
+        }
         if (np > PII_CLI_MAX_SPANS) np = PII_CLI_MAX_SPANS;
         (*records)++;
         for (size_t i = 0; i < ng; i++) {
@@ -171,7 +200,7 @@ static int eval_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
     }
     mem_free(pred);
     cJSON_Delete(root);
-    return 0;
+    return rc;
 }
 
 /* Prints the evaluation table (or JSON) for the accumulated counts. */

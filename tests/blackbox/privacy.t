@@ -207,6 +207,37 @@ test('mask: values leave as placeholders and come back in the answer, streamed o
   eq(await g4.stop(), 0, 'clean exit');
 });
 
+test('switchyard pii: spans from stdin; --eval scores a file and names a malformed record', async () => {
+  const spans = spawnSync(L.SWITCHYARD, ['pii', '--json', '-'],
+    { input: 'write to jane.doe@example.com or 536-90-4399', encoding: 'utf8' });
+  eq(spans.status, 0, 'scanned: ' + spans.stderr);
+  const types = JSON.parse(spans.stdout).spans.map((x) => x.type).sort();
+  eq(types.join(','), 'EMAIL_ADDRESS,US_SSN', 'both found');
+  const good = path.join(L.tmp(), 'eval-good.json');
+  fs.writeFileSync(good, JSON.stringify([
+    { full_text: 'mail jane.doe@example.com now', spans: [{ entity_type: 'EMAIL_ADDRESS', entity_value: 'jane.doe@example.com', start_position: 5, end_position: 25 }] },
+    { full_text: 'nothing here', spans: [] },
+  ]));
+  const ev = spawnSync(L.SWITCHYARD, ['pii', '--json', '--eval', good], { encoding: 'utf8' });
+  eq(ev.status, 0, 'evaluated: ' + ev.stderr);
+  const rep = JSON.parse(ev.stdout);
+  eq(rep.records, 2, 'two records');
+  eq(rep.entities.EMAIL_ADDRESS.overlap_r, 1, 'the email found at its place');
+  const bad = [
+    [[{ full_text: 'a' }, { spans: [] }], /record 2: needs a "full_text" string/],
+    [[{ full_text: 'call 555', spans: [{ entity_type: 'PHONE_NUMBER', start_position: -1, end_position: 3 }] }], /record 1: a span needs/],
+    [[{ full_text: 'abc', spans: [{ entity_type: 'PERSON', start_position: 1, end_position: 99 }] }], /record 1: a span needs/],
+    [{ not: 'a list' }, /not a JSON list of records/],
+  ];
+  for (const [doc, why] of bad) {
+    const f = path.join(L.tmp(), 'eval-bad.json');
+    fs.writeFileSync(f, JSON.stringify(doc));
+    const r = spawnSync(L.SWITCHYARD, ['pii', '--eval', f], { encoding: 'utf8' });
+    assert(r.status !== 0, 'refused: ' + JSON.stringify(doc));
+    assert(why.test(r.stderr), 'says why: ' + r.stderr);
+  }
+});
+
 await run();
 if (gw.proc.exitCode === null) await gw.stop();
 await edge.stop(); await cloud.stop();
