@@ -74,6 +74,8 @@ typedef struct pctx {
     size_t errlen;
     char *param;
     size_t paramlen;
+    int msg, part; /* indexes of the message and content part being parsed (part -1: none) */
+    char path[96]; /* where()'s text */
 } pctx_t;
 
 static int bad(pctx_t *p, int code, const char *param, const char *fmt, ...)
@@ -88,28 +90,16 @@ static int bad(pctx_t *p, int code, const char *param, const char *fmt, ...)
     return code;
 }
 
-/* snprintf(out, cap, "%s[%d]%s", base, i, tail) for i >= 0, without printf: the
- * path of every message and part is built but only read by an error message. */
-static void path_at(char *out, size_t cap, const char *base, int i, const char *tail)
+/* The path of the message (and content part) being parsed, as errors name it:
+ * "messages[2]" + tail, or "messages[2].content[0]" + tail while a part is read.
+ * Formatted only when an error is reported; written into p->path. */
+static const char *where(pctx_t *p, const char *tail)
 {
-    size_t nb = strlen(base), nt = strlen(tail);
-    if (i < 0 || nb + nt + 13 > cap) {
-        snprintf(out, cap, "%s[%d]%s", base, i, tail);
-        return;
-    }
-    char dig[12], *d = dig + sizeof dig;
-    unsigned v = (unsigned)i;
-    do {
-        *--d = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    size_t nd = (size_t)(dig + sizeof dig - d), o = nb;
-    memcpy(out, base, nb);
-    out[o++] = '[';
-    memcpy(out + o, d, nd);
-    o += nd;
-    out[o++] = ']';
-    memcpy(out + o, tail, nt + 1);
+    if (p->part >= 0)
+        snprintf(p->path, sizeof p->path, "messages[%d].content[%d]%s", p->msg, p->part, tail);
+    else
+        snprintf(p->path, sizeof p->path, "messages[%d]%s", p->msg, tail);
+    return p->path;
 }
 
 static bool in_list(const char *s, const char *const *list)
@@ -133,33 +123,46 @@ static int add_text(pctx_t *p, const char *role, const char *s, size_t n)
 
 /* Content: a string, null, or an array of parts ({"type":"text","text":...}, image,
  * audio, file parts pass through unscanned except their text fields). */
-static int parse_content(pctx_t *p, const char *role, cJSON *c, const char *path)
+static int parse_content(pctx_t *p, const char *role, cJSON *c)
 {
     if (cJSON_IsString(c)) return add_text(p, role, c->valuestring, strlen(c->valuestring));
     if (cJSON_IsNull(c) || !c) return 0;
-    if (!cJSON_IsArray(c))
-        return bad(p, SY_EINVAL, path, "%s must be a string or an array of content parts", path);
-    int i = 0;
+    const char *w;
+    if (!cJSON_IsArray(c)) {
+        w = where(p, ".content");
+        return bad(p, SY_EINVAL, w, "%s must be a string or an array of content parts", w);
+    }
+    p->part = 0;
     cJSON *part;
     cJSON_ArrayForEach(part, c)
     {
-        char pp[96];
-        path_at(pp, sizeof pp, path, i++, "");
-        if (!cJSON_IsObject(part)) return bad(p, SY_EINVAL, pp, "%s must be an object", pp);
+        if (!cJSON_IsObject(part)) {
+            w = where(p, "");
+            return bad(p, SY_EINVAL, w, "%s must be an object", w);
+        }
         cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-        if (!cJSON_IsString(type)) return bad(p, SY_EINVAL, pp, "%s.type must be a string", pp);
+        if (!cJSON_IsString(type)) {
+            w = where(p, "");
+            return bad(p, SY_EINVAL, w, "%s.type must be a string", w);
+        }
         if (!strcmp(type->valuestring, "text")) {
             cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
-            if (!cJSON_IsString(t)) return bad(p, SY_EINVAL, pp, "%s.text must be a string", pp);
+            if (!cJSON_IsString(t)) {
+                w = where(p, "");
+                return bad(p, SY_EINVAL, w, "%s.text must be a string", w);
+            }
             int rc = add_text(p, role, t->valuestring, strlen(t->valuestring));
             if (rc) return rc;
         } else if (strcmp(type->valuestring, "image_url") &&
                    strcmp(type->valuestring, "input_audio") && strcmp(type->valuestring, "file") &&
                    strcmp(type->valuestring, "refusal")) {
-            return bad(p, SY_EINVAL, pp, "%s.type '%s' is not a known content part type", pp,
+            w = where(p, "");
+            return bad(p, SY_EINVAL, w, "%s.type '%s' is not a known content part type", w,
                        type->valuestring);
         }
+        p->part++;
     }
+    p->part = -1;
     return 0;
 }
 
@@ -171,47 +174,59 @@ static int parse_messages(pctx_t *p, cJSON *msgs)
     if (n == 0) return bad(p, SY_EINVAL, "messages", "'messages' must not be empty");
     if (n > API_MAX_MESSAGES)
         return bad(p, SY_ETOOBIG, "messages", "at most %d messages", API_MAX_MESSAGES);
-    int i = 0;
+    p->msg = 0;
+    p->part = -1;
+    const char *w;
     cJSON *m;
     cJSON_ArrayForEach(m, msgs)
     {
-        char path[64];
-        path_at(path, sizeof path, "messages", i, "");
-        if (!cJSON_IsObject(m)) return bad(p, SY_EINVAL, path, "%s must be an object", path);
+        if (!cJSON_IsObject(m)) {
+            w = where(p, "");
+            return bad(p, SY_EINVAL, w, "%s must be an object", w);
+        }
         cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        if (!cJSON_IsString(role))
-            return bad(p, SY_EINVAL, path, "%s.role is required and must be a string", path);
-        if (!in_list(role->valuestring, roles))
-            return bad(p, SY_EINVAL, path,
-                       "%s.role '%s' must be one of system, developer, user, assistant, tool", path,
+        if (!cJSON_IsString(role)) {
+            w = where(p, "");
+            return bad(p, SY_EINVAL, w, "%s.role is required and must be a string", w);
+        }
+        if (!in_list(role->valuestring, roles)) {
+            w = where(p, "");
+            return bad(p, SY_EINVAL, w,
+                       "%s.role '%s' must be one of system, developer, user, assistant, tool", w,
                        role->valuestring);
+        }
         const char *rl = role->valuestring;
         cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         cJSON *tool_calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-        char cp[80];
-        path_at(cp, sizeof cp, "messages", i++, ".content");
-        if (!content && !tool_calls && strcmp(rl, "assistant"))
-            return bad(p, SY_EINVAL, cp, "%s is required", cp);
-        int rc = parse_content(p, rl, content, cp);
+        if (!content && !tool_calls && strcmp(rl, "assistant")) {
+            w = where(p, ".content");
+            return bad(p, SY_EINVAL, w, "%s is required", w);
+        }
+        int rc = parse_content(p, rl, content);
         if (rc) return rc;
         cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
         if (name) {
-            if (!cJSON_IsString(name))
-                return bad(p, SY_EINVAL, path, "%s.name must be a string", path);
+            if (!cJSON_IsString(name)) {
+                w = where(p, "");
+                return bad(p, SY_EINVAL, w, "%s.name must be a string", w);
+            }
             if ((rc = add_text(p, rl, name->valuestring, strlen(name->valuestring)))) return rc;
         }
         if (tool_calls) {
-            if (!cJSON_IsArray(tool_calls))
-                return bad(p, SY_EINVAL, path, "%s.tool_calls must be an array", path);
+            if (!cJSON_IsArray(tool_calls)) {
+                w = where(p, "");
+                return bad(p, SY_EINVAL, w, "%s.tool_calls must be an array", w);
+            }
             cJSON *tc;
             cJSON_ArrayForEach(tc, tool_calls)
             {
                 cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
                 cJSON *args = fn ? cJSON_GetObjectItemCaseSensitive(fn, "arguments") : NULL;
                 cJSON *fname = fn ? cJSON_GetObjectItemCaseSensitive(fn, "name") : NULL;
-                if (!cJSON_IsObject(tc) || !cJSON_IsObject(fn))
-                    return bad(p, SY_EINVAL, path, "%s.tool_calls[] must hold a function object",
-                               path);
+                if (!cJSON_IsObject(tc) || !cJSON_IsObject(fn)) {
+                    w = where(p, "");
+                    return bad(p, SY_EINVAL, w, "%s.tool_calls[] must hold a function object", w);
+                }
                 if (cJSON_IsString(args) &&
                     (rc = add_text(p, "tool_call", args->valuestring, strlen(args->valuestring))))
                     return rc;
@@ -221,6 +236,7 @@ static int parse_messages(pctx_t *p, cJSON *msgs)
             }
         }
         p->r->n_messages++;
+        p->msg++;
     }
     return 0;
 }
@@ -309,7 +325,13 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
 {
     memset(r, 0, sizeof *r);
     r->completions = completions;
-    pctx_t p = {r, a, err, errlen, param, paramlen};
+    pctx_t p = {.r = r,
+                .a = a,
+                .err = err,
+                .errlen = errlen,
+                .param = param,
+                .paramlen = paramlen,
+                .part = -1};
     param[0] = 0;
     if (hr->body_len == 0)
         return bad(&p, SY_EPARSE, "", "the request body is empty: send a JSON object");

@@ -244,6 +244,23 @@ test('at least 30 malformed requests each get a clear 4xx, and the server still 
     assert(r.json && r.json.error && typeof r.json.error.message === 'string' && r.json.error.message.length > 5,
       `OpenAI error object for ${JSON.stringify(b)}: ${r.text}`);
   }
+  // Errors name the message and content part they are about, as param and in the text.
+  const where = [
+    ['{"messages": [{"role": "user"}]}', 'messages[0].content', 'messages[0].content is required'],
+    ['{"messages": [{"role": "user", "content": "x"}, {"role": "wizard", "content": "x"}]}', 'messages[1]', "messages[1].role 'wizard'"],
+    ['{"messages": [{"role": "user", "content": "x"}, {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text"}]}]}',
+      'messages[1].content[1]', 'messages[1].content[1].text must be a string'],
+    ['{"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}, {"role": "user", "content": 5}]}',
+      'messages[1].content', 'messages[1].content must be a string or an array'],
+    ['{"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}, {"role": "user", "content": "x", "name": 5}]}',
+      'messages[1]', 'messages[1].name must be a string'],
+  ];
+  for (const [b, param, text] of where) {
+    const r = await post(V1, b);
+    eq(r.status, 400, 'status for ' + b);
+    eq(r.json.error.param, param, 'param for ' + b);
+    assert(r.json.error.message.includes(text), `message for ${b}: ${r.json.error.message}`);
+  }
   const wrongType = await post(V1, '{"messages":[{"role":"user","content":"x"}]}', { 'content-type': 'text/plain' });
   eq(wrongType.status, 400, 'wrong content type');
   const big = await post(V1, JSON.stringify(chat('x'.repeat(5 * 1024 * 1024))));
