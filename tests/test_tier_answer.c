@@ -6,11 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "answer_agrees.h"
 #include "tier/answer.h"
 
 static bool scan(const char *s, answer_scan_t *a)
@@ -87,30 +87,6 @@ static void test_left_to_cjson(void **state)
     assert_false(answer_scan("{\"a\":\"x\0y\"}", 11, &a));
 }
 
-/* The facts cJSON reads from the same bytes; false when it rejects them. */
-static bool agrees(const char *s, size_t n, const answer_scan_t *a)
-{
-    cJSON *j = cJSON_ParseWithLength(s, n);
-    if (!j) return false;
-    bool ok = a->top_obj == (bool)cJSON_IsObject(j);
-    if (ok && a->top_obj) {
-        cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "choices");
-        cJSON *us = cJSON_GetObjectItemCaseSensitive(j, "usage");
-        cJSON *pt =
-            cJSON_IsObject(us) ? cJSON_GetObjectItemCaseSensitive(us, "prompt_tokens") : NULL;
-        cJSON *ct =
-            cJSON_IsObject(us) ? cJSON_GetObjectItemCaseSensitive(us, "completion_tokens") : NULL;
-        cJSON *c0 = cJSON_IsArray(ch) ? cJSON_GetArrayItem(ch, 0) : NULL;
-        ok = a->choices_arr == (bool)cJSON_IsArray(ch) && a->has_pt == (bool)cJSON_IsNumber(pt) &&
-             a->has_ct == (bool)cJSON_IsNumber(ct) && (!a->has_pt || a->pt == pt->valuedouble) &&
-             (!a->has_ct || a->ct == ct->valuedouble) &&
-             !(cJSON_IsObject(c0) &&
-               cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c0, "logprobs")));
-    }
-    cJSON_Delete(j);
-    return ok;
-}
-
 /* Seeds mutated by byte flips, insertions of JSON punctuation and deletions; every
  * mutant the scan is sure of must read the same through cJSON. */
 static void test_mutants_agree_with_cjson(void **state)
@@ -162,7 +138,8 @@ static void test_mutants_agree_with_cjson(void **state)
             total++;
             if (!answer_scan(buf, len, &a)) continue;
             sure++;
-            if (!agrees(buf, len, &a)) fail_msg("scan and cJSON differ on %.*s", (int)len, buf);
+            if (!answer_agrees_with_cjson(buf, len, &a))
+                fail_msg("scan and cJSON differ on %.*s", (int)len, buf);
         }
     }
     /* the comparison is not vacuous: a good share of mutants stay valid JSON */

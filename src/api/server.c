@@ -1032,6 +1032,16 @@ static void costs_work(void *arg)
     free(rows);
 }
 
+/* Frees the job. Also its offload drop(): at shutdown, a report whose loop stopped
+ * before it could answer (the drain timed out) leaves the connection and its response
+ * to the loop; only the job is ours. */
+static void costs_drop(void *arg)
+{
+    costs_job_t *jb = arg;
+    buf_deinit(&jb->body);
+    mem_free(jb);
+}
+
 /* Worker loop: answers (a client that left meanwhile just releases the response). */
 static void costs_done(void *arg)
 {
@@ -1040,17 +1050,7 @@ static void costs_done(void *arg)
         send_error(jb->w, jb->res, 500, "store_error", sy_strerror(jb->rc), NULL, NULL);
     else
         send_json(jb->res, 200, &jb->body);
-    buf_deinit(&jb->body);
-    mem_free(jb);
-}
-
-/* At shutdown, for a report whose loop stopped before it could answer (the drain timed
- * out): the connection and its response go with the loop; only the job is ours. */
-static void costs_drop(void *arg)
-{
-    costs_job_t *jb = arg;
-    buf_deinit(&jb->body);
-    mem_free(jb);
+    costs_drop(jb);
 }
 
 static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
@@ -1085,8 +1085,7 @@ static void handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
     snprintf(jb->by_s, sizeof jb->by_s, "%s", by_s);
     buf_init(&jb->body, 64u << 20);
     if (offload_submit(app->offload, http_res_loop(res), costs_work, costs_done, costs_drop, jb)) {
-        buf_deinit(&jb->body);
-        mem_free(jb);
+        costs_drop(jb);
         http_res_header(res, "Retry-After", "1");
         send_error(w, res, 503, "server_busy", "too many cost reports are running; retry shortly",
                    NULL, NULL);

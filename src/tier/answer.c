@@ -18,12 +18,9 @@ enum { JS_ANY, JS_TOP, JS_CHOICES, JS_CHOICE0, JS_USAGE };
 typedef struct jscan {
     const char *p, *end;
     bool sure;         /* cleared when cJSON must decide */
-    bool top_obj;      /* the document is an object */
     bool seen_choices; /* a top-level "choices" key was met (the first counts) */
-    bool choices_arr;  /* ... and its value is an array */
     bool seen_usage, seen_pt, seen_ct, seen_lp;
-    bool has_pt, has_ct; /* usage.prompt_tokens / completion_tokens are numbers */
-    double pt, ct;
+    answer_scan_t a; /* what the caller gets */
 } jscan_t;
 
 static bool js_value(jscan_t *s, int depth, int ctx);
@@ -165,7 +162,7 @@ static bool js_object(jscan_t *s, int depth, int ctx)
 #define KEY_IS(lit) (kn == sizeof lit - 1 && !memcmp(k, lit, kn))
         if (ctx == JS_TOP && !s->seen_choices && KEY_IS("choices")) {
             s->seen_choices = true;
-            s->choices_arr = first == '[';
+            s->a.choices_arr = first == '[';
             child = JS_CHOICES;
         } else if (ctx == JS_TOP && !s->seen_usage && KEY_IS("usage")) {
             s->seen_usage = true;
@@ -176,15 +173,15 @@ static bool js_object(jscan_t *s, int depth, int ctx)
         } else if (ctx == JS_USAGE && !s->seen_pt && KEY_IS("prompt_tokens")) {
             s->seen_pt = true;
             if (first == '-' || (first >= '0' && first <= '9')) {
-                s->has_pt = true;
-                if (!js_number(s, &s->pt)) return false;
+                s->a.has_pt = true;
+                if (!js_number(s, &s->a.pt)) return false;
                 goto next;
             }
         } else if (ctx == JS_USAGE && !s->seen_ct && KEY_IS("completion_tokens")) {
             s->seen_ct = true;
             if (first == '-' || (first >= '0' && first <= '9')) {
-                s->has_ct = true;
-                if (!js_number(s, &s->ct)) return false;
+                s->a.has_ct = true;
+                if (!js_number(s, &s->a.ct)) return false;
                 goto next;
             }
         }
@@ -265,15 +262,10 @@ bool answer_scan(const char *body, size_t len, answer_scan_t *out)
     s->sure = true;
     js_ws(s);
     if (s->p >= s->end) return false;
-    s->top_obj = *s->p == '{';
-    if (!js_value(s, 0, s->top_obj ? JS_TOP : JS_ANY)) return false;
+    s->a.top_obj = *s->p == '{';
+    if (!js_value(s, 0, s->a.top_obj ? JS_TOP : JS_ANY)) return false;
     js_ws(s);
     if (s->p != s->end || !s->sure) return false;
-    *out = (answer_scan_t){.top_obj = s->top_obj,
-                           .choices_arr = s->seen_choices && s->choices_arr,
-                           .has_pt = s->has_pt,
-                           .has_ct = s->has_ct,
-                           .pt = s->pt,
-                           .ct = s->ct};
+    *out = s->a;
     return true;
 }

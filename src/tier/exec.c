@@ -73,6 +73,17 @@ static uint32_t token_count(double v)
     return (uint32_t)v;
 }
 
+/* The usage counts of an answer or stream event (root may be NULL), when present. */
+static void read_usage(exec_t *x, const cJSON *root)
+{
+    const cJSON *us = cJSON_GetObjectItemCaseSensitive(root, "usage");
+    if (!cJSON_IsObject(us)) return;
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(us, "prompt_tokens");
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(us, "completion_tokens");
+    if (cJSON_IsNumber(pt)) x->r.tokens_in = token_count(pt->valuedouble);
+    if (cJSON_IsNumber(ct)) x->r.tokens_out = token_count(ct->valuedouble);
+}
+
 static void next_tier(exec_t *x);
 static void start_call(exec_t *x);
 
@@ -160,13 +171,7 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     const char *u = memmem(data, n, "\"usage\":{", 9);
     if (u) {
         cJSON *j = cJSON_ParseWithLength(data, n);
-        cJSON *us = j ? cJSON_GetObjectItemCaseSensitive(j, "usage") : NULL;
-        if (cJSON_IsObject(us)) {
-            cJSON *pt = cJSON_GetObjectItemCaseSensitive(us, "prompt_tokens");
-            cJSON *ct = cJSON_GetObjectItemCaseSensitive(us, "completion_tokens");
-            if (cJSON_IsNumber(pt)) x->r.tokens_in = token_count(pt->valuedouble);
-            if (cJSON_IsNumber(ct)) x->r.tokens_out = token_count(ct->valuedouble);
-        }
+        read_usage(x, j);
         cJSON_Delete(j);
     }
     if (memmem(data, n, "\"content\":\"", 11) || memmem(data, n, "\"text\":\"", 8))
@@ -207,13 +212,7 @@ static bool digest_body(exec_t *x)
         cJSON_Delete(j);
         return false;
     }
-    cJSON *us = cJSON_GetObjectItemCaseSensitive(j, "usage");
-    if (cJSON_IsObject(us)) {
-        cJSON *pt = cJSON_GetObjectItemCaseSensitive(us, "prompt_tokens");
-        cJSON *ct = cJSON_GetObjectItemCaseSensitive(us, "completion_tokens");
-        if (cJSON_IsNumber(pt)) x->r.tokens_in = token_count(pt->valuedouble);
-        if (cJSON_IsNumber(ct)) x->r.tokens_out = token_count(ct->valuedouble);
-    }
+    read_usage(x, j);
     /* choices[0].logprobs.content[].logprob (chat) or .token_logprobs[] (completions). */
     cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
     cJSON *lp = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "logprobs") : NULL;
