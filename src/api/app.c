@@ -72,6 +72,8 @@ static void *worker_init(loop_t *loop, int idx, void *arg)
     w->env.rand = hash_mix((uint64_t)idx + 1 + app->id_salt);
     w->rs = router_scratch_new(app->router);
     w->pii = pii_scratch_new(app->pii);
+    w->scan = api_scan_new(app->pii, app->cfg->route.pii_min_score);
+    buf_init(&w->render, 1u << 30);
     buf_init(&w->scratch, 64u << 20);
     return w;
 }
@@ -88,6 +90,8 @@ static void worker_deinit(void *ctx)
     upstream_free(w->env.up);
     router_scratch_free(w->rs);
     pii_scratch_free(w->pii);
+    api_scan_free(w->scan);
+    buf_deinit(&w->render);
     buf_deinit(&w->scratch);
     log_thread_cleanup();
     mem_free(w);

@@ -12,6 +12,8 @@
 #include "api/feedback.h"
 #include "api/metrics.h"
 #include "api/offload.h"
+#include "api/privacy.h"
+#include "api/render.h"
 #include "api/request.h"
 #include "api/server.h"
 #include "api/session.h"
@@ -60,6 +62,8 @@ typedef struct api_worker {
     exec_env_t env;
     router_scratch_t *rs;
     pii_scratch_t *pii;          /* for the mask action's second scan */
+    api_scan_t *scan;            /* the privacy scan of what leaves */
+    buf_t render;                /* upstream request bodies */
     struct api_call *free_calls; /* reusable request states */
     buf_t scratch;               /* response building */
 } api_worker_t;
@@ -80,7 +84,13 @@ typedef struct api_call {
     buf_t out; /* SSE event assembly */
     bool aborted;
     pii_mask_t *mask; /* values masked before the request left, or NULL */
-    buf_t restored;   /* the answer with masked values put back */
+    api_privacy_t pv; /* the scan of what the request would send to a tier */
+    /* Parse and scan outcome (chat.c's prepare step): HTTP status to refuse with, or 0. */
+    int prep_status;
+    const char *prep_type, *prep_code;
+    char prep_err[512];
+    char prep_param[96];
+    buf_t restored; /* the answer with masked values put back */
 } api_call_t;
 
 /* ---------------------------------------------------------- respond.c ---- */

@@ -78,7 +78,12 @@ typedef struct config {
     char *classifier_model; /* owned; task classifier model file ("" = built-in heuristics) */
     double bandit_lambda;   /* reward weight per USD of cost */
     double bandit_mu;       /* reward weight per second of latency */
+    int forward_unknown;    /* config_forward_t: request fields switchyard does not know */
 } config_t;
+
+/* What happens to request fields switchyard does not know: forwarded after every
+ * string inside them (keys too) passed the PII scan, or dropped. */
+typedef enum { CONFIG_FORWARD_SCAN, CONFIG_FORWARD_DROP } config_forward_t;
 
 /* Loads and validates path into cfg (caller-allocated; config_deinit frees).
  * 0, or SY_ECONFIG / -errno with a message naming key and line in err. */

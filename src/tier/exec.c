@@ -400,10 +400,27 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
 
 static const upstream_cb_t up_cb = {up_head, up_data, up_done};
 
-/* Rewrites the request for tier t and starts the HTTP call. */
+static void start_http(exec_t *x, tier_t *t, const char *body, size_t len);
+
+/* Renders (or rewrites) the request for tier t and starts the HTTP call. */
 static void start_openai(exec_t *x, tier_t *t)
 {
     bool streaming = x->stream && !x->cascade_phase;
+    if (x->sink->render) {
+        const char *body = NULL;
+        size_t len = 0;
+        int rc = x->sink->render(x->arg, t->s.model, streaming, x->cascade_phase && !x->completions,
+                                 &body, &len);
+        if (rc) {
+            x->status = 0;
+            buf_reset(&x->body);
+            x->call = NULL;
+            up_done(x, UPSTREAM_CONNECT, 0, sy_strerror(rc));
+            return;
+        }
+        start_http(x, t, body, len);
+        return;
+    }
     cJSON *req = x->req;
     cJSON_DeleteItemFromObjectCaseSensitive(req, "model");
     cJSON_AddStringToObject(req, "model", t->s.model);
@@ -441,6 +458,14 @@ static void start_openai(exec_t *x, tier_t *t)
             env->print = mem_alloc(want);
         }
     }
+    start_http(x, t, body, strlen(body));
+    free(owned);
+    if (add_lp) cJSON_DeleteItemFromObjectCaseSensitive(req, "logprobs");
+}
+
+/* Starts the HTTP call to tier t with a request body (copied by the upstream). */
+static void start_http(exec_t *x, tier_t *t, const char *body, size_t len)
+{
     const char *hdrs[4];
     int nh = 0;
     hdrs[nh++] = "Content-Type: application/json";
@@ -451,7 +476,7 @@ static void start_openai(exec_t *x, tier_t *t)
         .method = "POST",
         .headers = hdrs,
         .body = body,
-        .body_len = strlen(body),
+        .body_len = len,
         .connect_timeout_ms = t->s.connect_timeout_ms,
         .ttft_timeout_ms = t->s.ttft_timeout_ms,
         .total_timeout_ms = t->s.timeout_ms,
@@ -462,8 +487,6 @@ static void start_openai(exec_t *x, tier_t *t)
     sse_parser_reset(&x->sse);
     x->sse_bad = false;
     int rc = upstream_call_start(x->env->up, &ur, &up_cb, x, &x->call);
-    free(owned);
-    if (add_lp) cJSON_DeleteItemFromObjectCaseSensitive(req, "logprobs");
     if (rc) {
         x->call = NULL;
         up_done(x, UPSTREAM_CONNECT, 0, sy_strerror(rc));
