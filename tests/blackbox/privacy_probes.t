@@ -264,6 +264,13 @@ test(`${P.length} probes: refused, kept local or masked; nothing planted reaches
     }
   }
   assert(failures.length === 0, `${failures.length} probes failed:\n  ` + failures.join('\n  '));
+  const count = (f) => outcomes.filter(f).length;
+  console.log(`# outcomes: ${count((o) => o[1] >= 400)} refused, ${count((o) => o[1] === 200 && o[2] === 'edge')} kept local, ` +
+    `${count((o) => o[1] === 200 && o[2] === 'cloud')} sent to the external tier without the value`);
+  if (process.env.SY_PROBES_VERBOSE) for (const o of outcomes) console.log(`# ${o.join(' | ')}`);
+  // Masking is a way out, not a side door to local: these placements are masked and sent.
+  for (const o of outcomes.filter((x) => /^(stream: )?phone \(mask\) in (content|message name|tool function name|tool arguments|a tool description|user|an unknown value)$/.test(x[0])))
+    eq(o[2], 'cloud', `${o[0]}: sent masked`);
 });
 
 test('each forwarded placement is live: a harmless value there reaches the external tier', async () => {
