@@ -156,7 +156,20 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     size_t i = 0;
     while (i < n && (data[i] == ' ' || data[i] == '\t'))
         i++;
-    if (i == n || data[i] != '{') {
+    if (x->sse_bad) return; /* nothing after a malformed event is forwarded */
+    /* Every event must be a JSON object: one that is not would make the client's
+     * stream skip text and still end as a success. */
+    answer_scan_t as;
+    cJSON *j = NULL;
+    bool ok;
+    if (i < n && data[i] == '{' && answer_scan(data, n, &as)) {
+        ok = as.top_obj;
+    } else {
+        j = i < n && data[i] == '{' ? cJSON_ParseWithLength(data, n) : NULL;
+        ok = cJSON_IsObject(j);
+    }
+    if (!ok) {
+        cJSON_Delete(j);
         x->sse_bad = true;
         return;
     }
@@ -170,10 +183,10 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     /* Usage (stream_options.include_usage) when present. */
     const char *u = memmem(data, n, "\"usage\":{", 9);
     if (u) {
-        cJSON *j = cJSON_ParseWithLength(data, n);
+        if (!j) j = cJSON_ParseWithLength(data, n);
         read_usage(x, j);
-        cJSON_Delete(j);
     }
+    cJSON_Delete(j);
     if (memmem(data, n, "\"content\":\"", 11) || memmem(data, n, "\"text\":\"", 8))
         x->stream_tokens++;
     x->sink->stream_event(x->arg, data, n);
@@ -342,6 +355,13 @@ static void up_data(void *arg, const char *p, size_t n)
     }
     if (x->r.ttft_us == 0) x->r.ttft_us = clock_mono_us() - x->start_us;
     if (sse_parser_feed(&x->sse, p, n, stream_event, x)) x->sse_bad = true;
+    if (x->sse_bad && x->begun && x->call) {
+        /* A malformed event mid-stream: end the client's stream with an error now and
+         * count a failure of the tier (its breaker sees it). */
+        upstream_call_cancel(x->call);
+        x->call = NULL;
+        call_failed(x, UPSTREAM_OTHER, 0, "bad_stream_event");
+    }
 }
 
 static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
