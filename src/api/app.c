@@ -221,6 +221,10 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the report thread");
         goto fail;
     }
+    if (api_big_start(app)) {
+        snprintf(err, errlen, "cannot start the large-request threads");
+        goto fail;
+    }
     load_bandit(app);
     app->ledger =
         store_ledger_writer_new(cfg->store, API_LEDGER_QUEUE, API_LEDGER_FLUSH_MS, e2, sizeof e2);
@@ -275,6 +279,7 @@ void api_app_free(api_app_t *app)
 {
     if (!app) return;
     offload_free(app->offload); /* before the loops its answers go to are freed */
+    api_big_stop(app);
     http_server_free(app->http);
     if (app->router) api_bandit_save(app);
     feedback_ring_free(app->feedback);

@@ -6,6 +6,8 @@
  * (account.c).
  */
 #include "api/app_impl.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +23,7 @@ api_call_t *api_call_get(api_worker_t *w)
         arena_init(&c->arena, 16384);
         buf_init(&c->out, 32u << 20);
         buf_init(&c->restored, 32u << 20);
+        buf_init(&c->rest, 1u << 30);
     }
     c->next_free = NULL;
     c->w = w;
@@ -29,9 +32,21 @@ api_call_t *api_call_get(api_worker_t *w)
     return c;
 }
 
+static void big_free_tree(void *arg);
+static void big_nop(void *arg);
+
 void api_call_put(api_call_t *c)
 {
     api_worker_t *w = c->w;
+    /* A large request's tree (millions of nodes, possibly) is freed on the pool too. */
+    if (c->big && c->req.json && w->app->big[0] &&
+        !offload_submit(w->app->big[0], w->env.loop, big_free_tree, big_nop, big_free_tree,
+                        c->req.json))
+        c->req.json = NULL;
+    c->big = false;
+    c->rest_ok = false;
+    buf_reset(&c->rest);
+    if (c->rest.cap > (1u << 20)) buf_deinit(&c->rest), buf_init(&c->rest, 1u << 30);
     api_request_deinit(&c->req);
     pii_mask_free(c->mask);
     c->mask = NULL;
@@ -48,6 +63,7 @@ void api_call_free(api_call_t *c)
     arena_deinit(&c->arena);
     buf_deinit(&c->out);
     buf_deinit(&c->restored);
+    buf_deinit(&c->rest);
     mem_free(c);
 }
 
@@ -271,6 +287,87 @@ static void add_reason(route_decision_t *d, const char *what, uint32_t types, bo
              unknown && names[0] ? "," : "", unknown ? "unknown" : "", what);
 }
 
+/* Routing, masking and execution after the prepare step, on the worker loop. */
+static void infer_continue(api_worker_t *w, api_call_t *c);
+
+/* --------------------------------------------------- large bodies ---- */
+
+/* A large body's prepare step runs on the pool: a multi-megabyte body of tiny JSON
+ * nodes takes a loop hundreds of milliseconds to parse and scan, which every other
+ * connection of that worker would wait for. */
+typedef struct big_job {
+    api_call_t *c;
+    http_req_t *hr;
+    api_scan_t *scan;
+    bool fwd;
+} big_job_t;
+
+static void big_work(void *arg)
+{
+    big_job_t *jb = arg;
+    api_call_t *c = jb->c;
+    infer_prepare(c, jb->scan, jb->hr, c->completions, jb->fwd);
+    /* What every attempt sends but its head, rendered here rather than on the loop. */
+    if (!c->prep_status && !c->route_only) {
+        buf_reset(&c->rest);
+        c->rest_ok = !api_render_rest(&c->req, jb->fwd, &c->rest);
+    }
+}
+
+static void big_done(void *arg)
+{
+    big_job_t *jb = arg;
+    api_call_t *c = jb->c;
+    mem_free(jb);
+    if (c->aborted) {
+        /* The client left while its body was scanned: just release the response. */
+        api_send_error(c->w, c->res, 499, "client_closed", "the client went away", NULL, NULL);
+        api_call_put(c);
+        return;
+    }
+    infer_continue(c->w, c);
+}
+
+/* The loop stopped first (shutdown past the drain): release the call only. */
+static void big_drop(void *arg)
+{
+    big_job_t *jb = arg;
+    api_request_deinit(&jb->c->req);
+    pii_mask_free(jb->c->mask);
+    api_call_free(jb->c);
+    mem_free(jb);
+}
+
+static void big_free_tree(void *arg)
+{
+    cJSON_Delete(arg);
+}
+
+static void big_nop(void *arg)
+{
+    (void)arg;
+}
+
+int api_big_start(api_app_t *app)
+{
+    for (int i = 0; i < API_BIG_THREADS; i++) {
+        app->big[i] = offload_new(API_BIG_PENDING);
+        if (!app->big[i]) return -EAGAIN;
+        app->big_scan[i] = api_scan_new(app->pii, app->cfg->route.pii_min_score);
+    }
+    return 0;
+}
+
+void api_big_stop(api_app_t *app)
+{
+    for (int i = 0; i < API_BIG_THREADS; i++) {
+        offload_free(app->big[i]);
+        app->big[i] = NULL;
+        api_scan_free(app->big_scan[i]);
+        app->big_scan[i] = NULL;
+    }
+}
+
 /* POST /v1/chat/completions, /v1/completions, /v1/route. */
 void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
                       bool route_only)
@@ -280,9 +377,37 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
     c->res = res;
     c->start_us = hr->start_us ? hr->start_us : clock_mono_us();
     c->ts_ms = clock_wall_ms();
+    c->completions = completions;
+    c->route_only = route_only;
     make_id(app, c->id);
     bool fwd = app->cfg->forward_unknown == CONFIG_FORWARD_SCAN;
+    if (hr->body_len > API_BIG_BODY && app->big[0]) {
+        unsigned i = atomic_fetch_add(&app->big_next, 1) % API_BIG_THREADS;
+        c->big = true;
+        big_job_t *jb = mem_calloc(1, sizeof *jb);
+        *jb = (big_job_t){c, hr, app->big_scan[i], fwd};
+        http_res_on_abort(res, on_client_abort, c);
+        if (offload_submit(app->big[i], http_res_loop(res), big_work, big_done, big_drop, jb)) {
+            mem_free(jb);
+            http_res_on_abort(res, NULL, NULL);
+            http_res_header(res, "Retry-After", "1");
+            api_send_error(w, res, 503, "server_busy",
+                           "too many large requests are being read; retry shortly", NULL, NULL);
+            metrics_count_request(&app->metrics, -1, 503);
+            api_call_put(c);
+        }
+        return;
+    }
     infer_prepare(c, w->scan, hr, completions, fwd);
+    infer_continue(w, c);
+}
+
+static void infer_continue(api_worker_t *w, api_call_t *c)
+{
+    api_app_t *app = w->app;
+    http_res_t *res = c->res;
+    bool completions = c->completions, route_only = c->route_only;
+    bool fwd = app->cfg->forward_unknown == CONFIG_FORWARD_SCAN;
     if (c->prep_status) {
         api_send_error(w, res, c->prep_status, c->prep_type, c->prep_err, c->prep_param,
                        c->prep_code);

@@ -58,6 +58,7 @@ static int mask_tree(api_worker_t *w, api_call_t *c, cJSON *j, uint32_t types)
 int api_mask_request(api_worker_t *w, api_call_t *c, uint32_t types)
 {
     if (!c->mask) c->mask = pii_mask_new(0);
+    c->rest_ok = false; /* rendered before masking */
     return mask_tree(w, c, c->req.json->child, types);
 }
 

@@ -37,18 +37,31 @@ static void str(rw_t *w, api_str_kind_t kind, const cJSON *v)
     if (w->j) jsonw_strn(w->j, s, n);
 }
 
-/* A number as JSON text: integers exactly (below 2^53), others round-trip. */
+/* A number as JSON text: integers exactly (below 2^53, without printf: a body may
+ * hold millions), others round-trip. */
 static void number(rw_t *w, double x)
 {
     char t[40];
-    if (!isfinite(x))
-        snprintf(t, sizeof t, "null");
-    else if (x == floor(x) && fabs(x) < 9007199254740992.0)
-        snprintf(t, sizeof t, "%.0f", x);
-    else
-        snprintf(t, sizeof t, "%.17g", x);
-    visit(w, API_STR_OTHER, t, strlen(t));
-    if (w->j) jsonw_raw(w->j, t, strlen(t));
+    size_t n;
+    if (!isfinite(x)) {
+        n = (size_t)snprintf(t, sizeof t, "null");
+    } else if (x == floor(x) && fabs(x) < 9007199254740992.0) {
+        uint64_t v = (uint64_t)fabs(x);
+        char rev[24];
+        size_t k = 0;
+        do
+            rev[k++] = (char)('0' + v % 10);
+        while ((v /= 10));
+        n = 0;
+        if (x < 0) t[n++] = '-';
+        while (k)
+            t[n++] = rev[--k];
+        t[n] = 0;
+    } else {
+        n = (size_t)snprintf(t, sizeof t, "%.17g", x);
+    }
+    visit(w, API_STR_OTHER, t, n);
+    if (w->j) jsonw_raw(w->j, t, n);
 }
 
 /* Any JSON value, free-form: every key and scalar is visited. */
@@ -189,9 +202,36 @@ static void messages(rw_t *w, const api_request_t *r)
     if (w->j) jsonw_arr_end(w->j);
 }
 
-static void walk(rw_t *w, const api_request_t *r, const api_render_opts_t *o)
+/* The fields that depend on the tier and the attempt: model, stream, stream_options
+ * and logprobs (the cascade asks for them). o NULL: visit the client's logprobs only. */
+static void walk_head(rw_t *w, const api_request_t *r, const api_render_opts_t *o)
 {
-    if (w->j) jsonw_obj_begin(w->j);
+    const cJSON *lp = r->field[API_F_LOGPROBS];
+    if (o) {
+        key(w, "model");
+        jsonw_str(w->j, o->model);
+        key(w, "stream");
+        jsonw_bool(w->j, o->stream);
+        if (o->stream) {
+            key(w, "stream_options");
+            jsonw_obj_begin(w->j);
+            jsonw_key(w->j, "include_usage");
+            jsonw_bool(w->j, true);
+            jsonw_obj_end(w->j);
+        }
+    }
+    if (o && o->logprobs && !r->completions) {
+        key(w, "logprobs");
+        jsonw_bool(w->j, true);
+    } else if (lp && !cJSON_IsNull(lp)) {
+        key(w, "logprobs");
+        value(w, lp);
+    }
+}
+
+/* Every other field, the same for each attempt. */
+static void walk_rest(rw_t *w, const api_request_t *r)
+{
     unsigned want = r->completions ? API_FF_COMP : API_FF_CHAT;
     for (int f = 0; f < API_F_COUNT; f++) {
         const api_field_t *d = &api_fields[f];
@@ -199,11 +239,10 @@ static void walk(rw_t *w, const api_request_t *r, const api_render_opts_t *o)
         if (!(d->flags & want)) continue;
         switch (f) {
         case API_F_MODEL:
-            if (o) {
-                key(w, "model");
-                jsonw_str(w->j, o->model);
-            }
-            continue;
+        case API_F_STREAM:
+        case API_F_STREAM_OPTIONS:
+        case API_F_LOGPROBS:
+            continue; /* walk_head's */
         case API_F_MESSAGES:
             key(w, "messages");
             messages(w, r);
@@ -218,30 +257,6 @@ static void walk(rw_t *w, const api_request_t *r, const api_render_opts_t *o)
             key(w, "suffix");
             w->msg = 0;
             str(w, API_STR_FLOW, v);
-            continue;
-        case API_F_STREAM:
-            if (o) {
-                key(w, "stream");
-                jsonw_bool(w->j, o->stream);
-            }
-            continue;
-        case API_F_STREAM_OPTIONS:
-            if (o && o->stream) {
-                key(w, "stream_options");
-                jsonw_obj_begin(w->j);
-                jsonw_key(w->j, "include_usage");
-                jsonw_bool(w->j, true);
-                jsonw_obj_end(w->j);
-            }
-            continue;
-        case API_F_LOGPROBS:
-            if (o && o->logprobs && !r->completions) {
-                key(w, "logprobs");
-                jsonw_bool(w->j, true);
-            } else if (v && !cJSON_IsNull(v)) {
-                key(w, "logprobs");
-                value(w, v);
-            }
             continue;
         case API_F_METADATA:
             continue; /* switchyard's own labels: never forwarded */
@@ -263,7 +278,17 @@ static void walk(rw_t *w, const api_request_t *r, const api_render_opts_t *o)
         key(w, u->string);
         value(w, u);
     }
-    if (w->j) jsonw_obj_end(w->j);
+}
+
+int api_render_rest(const api_request_t *r, bool forward_unknown, buf_t *out)
+{
+    jsonw_t j;
+    jsonw_init(&j, out);
+    rw_t w = {.j = &j, .unknown = forward_unknown};
+    jsonw_obj_begin(&j);
+    walk_rest(&w, r);
+    jsonw_obj_end(&j);
+    return jsonw_error(&j) ? SY_ETOOBIG : 0;
 }
 
 int api_render_body(const api_request_t *r, const api_render_opts_t *o, buf_t *out)
@@ -271,13 +296,25 @@ int api_render_body(const api_request_t *r, const api_render_opts_t *o, buf_t *o
     jsonw_t j;
     jsonw_init(&j, out);
     rw_t w = {.j = &j, .unknown = o->forward_unknown};
-    walk(&w, r, o);
+    jsonw_obj_begin(&j);
+    walk_head(&w, r, o);
+    if (o->rest) {
+        /* The pre-rendered object's members, after the head's (never empty). */
+        if (jsonw_error(&j)) return SY_ETOOBIG;
+        if (o->rest_len > 2 &&
+            (buf_putc(out, ',') || buf_append(out, o->rest + 1, o->rest_len - 2)))
+            return SY_ETOOBIG;
+        return buf_putc(out, '}') ? SY_ETOOBIG : 0;
+    }
+    walk_rest(&w, r);
+    jsonw_obj_end(&j);
     return jsonw_error(&j) ? SY_ETOOBIG : 0;
 }
 
 int api_render_strings(const api_request_t *r, bool forward_unknown, api_str_fn fn, void *arg)
 {
     rw_t w = {.fn = fn, .arg = arg, .unknown = forward_unknown};
-    walk(&w, r, NULL);
+    walk_head(&w, r, NULL);
+    walk_rest(&w, r);
     return w.rc;
 }

@@ -22,6 +22,8 @@ typedef struct api_render_opts {
     bool stream;          /* ask the tier for a stream (with usage) */
     bool logprobs;        /* ask for token logprobs (the cascade's edge answer) */
     bool forward_unknown; /* render fields outside the schema (else they are dropped) */
+    const char *rest;     /* api_render_rest's output for this request, or NULL */
+    size_t rest_len;
 } api_render_opts_t;
 
 /* Where a visited string sits: text the model reads as one flow (message contents,
@@ -32,6 +34,10 @@ typedef enum { API_STR_FLOW, API_STR_OTHER } api_str_kind_t;
 /* Called for each string; a non-zero return stops the walk and is returned. */
 typedef int (*api_str_fn)(void *arg, api_str_kind_t kind, int message, const char *s, size_t n);
 
+/* Renders the fields that are the same for every attempt (all but model, stream,
+ * stream_options, logprobs) as one JSON object: a large request renders them once,
+ * off the worker loop, and each attempt only adds its head. 0 or SY_ETOOBIG. */
+int api_render_rest(const api_request_t *r, bool forward_unknown, buf_t *out);
 /* Appends the upstream body to out. 0 or SY_ETOOBIG (out's cap). */
 int api_render_body(const api_request_t *r, const api_render_opts_t *o, buf_t *out);
 /* Visits every string api_render_body would write for the same forward_unknown (the

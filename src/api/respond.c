@@ -328,6 +328,8 @@ static int on_render(void *arg, const char *model, bool stream, bool logprobs, c
         .stream = stream,
         .logprobs = logprobs,
         .forward_unknown = c->w->app->cfg->forward_unknown == CONFIG_FORWARD_SCAN,
+        .rest = c->rest_ok ? c->rest.data : NULL,
+        .rest_len = c->rest.len,
     };
     int rc = api_render_body(&c->req, &o, b);
     *body = b->data ? b->data : "";

@@ -186,6 +186,13 @@ fwd('phone (mask) after 300 names', phone, (v) => ({ body: msg(`${people(300)} a
 fwd('phone (mask) after 300 names in tool arguments', phone, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }, toolMsg({ name: 'f', arguments: JSON.stringify({ who: people(300), tel: v }) }), { role: 'tool', tool_call_id: 'call_1', content: 'd' }] } }));
 probe('email in the 500th message', email, (v) => ({ body: { model: 'auto', messages: [...Array.from({ length: 499 }, (_, i) => ({ role: 'user', content: `line ${i}` })), { role: 'user', content: v }] } }));
 
+// Large bodies (parsed and scanned off the worker loop, rendered there once).
+const pad = (n) => Array.from({ length: n }, (_, i) => i % 10);
+fwd('large body: value in an unknown field after 300k nodes', email, (v) => ({ body: msg('hi', { x_pad: pad(300000), x_note: v }) }));
+fwd('large body: value in the last message', card, (v) => ({ body: { model: 'auto', x_pad: pad(300000), messages: [{ role: 'user', content: 'hi' }, { role: 'user', content: `card ${v}` }] } }));
+fwd('large body: phone (mask) in tool arguments', phone, (v) => ({ body: { model: 'auto', x_pad: pad(300000), messages: [{ role: 'user', content: 'hi' }, toolMsg({ name: 'f', arguments: JSON.stringify({ tel: v }) }), { role: 'tool', tool_call_id: 'call_1', content: 'd' }] } }));
+probe('large body: duplicate key deep inside', email, (v) => ({ body: `{"model":"auto","x_pad":[${pad(300000).join(',')}],"messages":[{"role":"user","content":"hi","content":"${v}"}]}`, expect: 'refused400' }));
+
 // Under mask: every place a value is masked, no count limit, restored in the answer.
 fwd('phone (mask) in content', phone, (v) => ({ body: msg(`call ${v}`) }));
 fwd('phone (mask) in message name', phone, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi', name: v }] } }));
