@@ -33,6 +33,13 @@ typedef struct store_ops {
     int (*kv_put)(store_t *s, const char *ns, const char *key, const void *blob, size_t len);
     int (*kv_get)(store_t *s, const char *ns, const char *key, void **blob, size_t *len);
     int (*kv_delete)(store_t *s, const char *ns, const char *key);
+    /* Budgets in integer nano-USD; reserve returns SY_EFULL when it does not fit. */
+    int (*budget_reserve)(store_t *s, const char *key, int64_t period_ms, int64_t limit_nusd,
+                          int64_t amount_nusd, int64_t *spent, int64_t *reserved);
+    int (*budget_settle)(store_t *s, const char *key, int64_t period_ms, int64_t reserved_nusd,
+                         int64_t actual_nusd, int64_t *spent, int64_t *reserved);
+    int (*budget_get)(store_t *s, const char *key, int64_t period_ms, int64_t *spent,
+                      int64_t *reserved);
 } store_ops_t;
 
 struct store {
