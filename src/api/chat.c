@@ -26,6 +26,10 @@ api_call_t *api_call_get(api_worker_t *w)
     c->w = w;
     c->exec = NULL;
     c->aborted = false;
+    c->key = -1;
+    c->tpm_taken = 0;
+    c->budget_want = c->budget_reserved = 0;
+    c->limits_cont = NULL;
     return c;
 }
 
@@ -181,6 +185,8 @@ static void make_id(api_app_t *app, char out[40])
     out[27] = 0;
 }
 
+static void dispatch(api_call_t *c);
+
 /* POST /v1/chat/completions, /v1/completions, /v1/route. */
 void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
                       bool route_only)
@@ -191,6 +197,7 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
     c->start_us = hr->start_us ? hr->start_us : clock_mono_us();
     c->ts_ms = clock_wall_ms();
     make_id(app, c->id);
+    c->key = w->caller_key;
     char err[512], param[64];
     int rc = api_request_parse(&c->req, hr, completions, &c->arena, err, sizeof err, param,
                                sizeof param);
@@ -200,6 +207,12 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
         metrics_count_request(&app->metrics, -1, 400);
         api_call_put(c);
         return;
+    }
+    if (c->key >= 0) {
+        /* The key fixes team and tenant: client metadata cannot charge another team. */
+        const config_key_t *k = &app->cfg->auth.keys[c->key];
+        if (*k->team) snprintf(c->req.team, sizeof c->req.team, "%s", k->team);
+        if (*k->tenant) snprintf(c->req.tenant, sizeof c->req.tenant, "%s", k->tenant);
     }
     int st = decide(w, c, route_only, err, sizeof err);
     if (route_only) {
@@ -239,6 +252,19 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
         api_call_put(c);
         return;
     }
+    http_res_on_abort(res, on_client_abort, c);
+    if (api_limits_begin(c, dispatch)) return; /* refused, or resumed once reserved */
+    dispatch(c);
+}
+
+/* Sends a decided call to its tier(s): masks what policy masks, then exec. */
+static void dispatch(api_call_t *c)
+{
+    api_worker_t *w = c->w;
+    api_app_t *app = w->app;
+    http_res_t *res = c->res;
+    bool completions = c->req.completions;
+    char err[512];
     uint32_t mask_types = 0;
     for (int p = 0; p < PII_TYPE_COUNT; p++)
         if ((c->d.pii_types & (1u << p)) && app->cfg->route.pii_action[p] == ROUTE_PII_MASK)
@@ -256,7 +282,6 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
          * it, and replay it as a stream. */
         stream = false;
     }
-    http_res_on_abort(res, on_client_abort, c);
     c->exec = exec_start(&w->env, &c->d, c->req.json, stream, completions, &api_exec_sink, c);
     if (!c->exec && !c->aborted) {
         /* exec_start refuses only a decision without a tier, which decide() caught. */

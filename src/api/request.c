@@ -503,3 +503,10 @@ void api_request_deinit(api_request_t *r)
     cJSON_Delete(r->json);
     r->json = NULL;
 }
+
+void api_request_set_max_tokens(api_request_t *r, uint32_t n)
+{
+    r->max_tokens = n;
+    cJSON_DeleteItemFromObjectCaseSensitive(r->json, "max_tokens");
+    cJSON_AddNumberToObject(r->json, "max_tokens", n);
+}

@@ -48,5 +48,7 @@ typedef struct api_request {
 int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, arena_t *a,
                       char *err, size_t errlen, char *param, size_t paramlen);
 void api_request_deinit(api_request_t *r);
+/* Sets max_tokens, in the typed field and in the body sent upstream. */
+void api_request_set_max_tokens(api_request_t *r, uint32_t n);
 
 #endif
