@@ -6,6 +6,9 @@ wrk.headers["Content-Type"] = "application/json"
 
 function init(args)
   local stream = args[1] == "stream"
+  -- switchyard-auth: the key of the config's auth section.
+  local key = os.getenv("BENCH_KEY")
+  if key and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
   wrk.body = '{"model":"bench","messages":[{"role":"user","content":' ..
              '"Summarize the benefits of keep-alive connections in one line."}]' ..
              (stream and ',"stream":true' or '') .. '}'

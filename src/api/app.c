@@ -228,7 +228,7 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
     app->auth = auth_new(&cfg->auth);
     for (size_t i = 0; i < cfg->auth.n_keys && !app->budget; i++)
         if (cfg->auth.keys[i].budget_set) {
-            app->budget = budget_new(cfg->store, e2, sizeof e2);
+            app->budget = budget_new(&cfg->auth, cfg->store, e2, sizeof e2);
             if (!app->budget) {
                 snprintf(err, errlen, "%s", e2);
                 goto fail;

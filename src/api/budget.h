@@ -1,18 +1,28 @@
 /* budget.h — spend budgets per API key, enforced before a request is dispatched.
  *
- * A request made with a key that has a budget reserves its maximum cost (prompt
- * tokens at the input price plus max_tokens at the output price of the most
- * expensive tier the decision may use) before anything is sent, and settles its
- * real cost when it ends. Reservations and totals live in the store
- * (store_budget_reserve: one atomic statement), so the spent total never exceeds
- * the budget under any concurrency, and gateways sharing a PostgreSQL share it.
+ * A request made with a key that has a budget reserves its maximum cost before
+ * anything is sent and settles its real cost when it ends. The store holds the
+ * truth shared by every gateway: per (key, period) the spent total and what is
+ * reserved, changed only by atomic statements that keep spent + reserved within
+ * the limit (store_budget_reserve).
  *
- * The store is only touched from one background thread with its own connection;
- * the worker loop submits a reservation and resumes the request in a callback on
- * the same loop (offload.h), so no store round trip runs on a loop.
+ * To keep a store round trip off every request, a gateway reserves budget from the
+ * store in leases (1% of the limit, or the request's own amount when more) and
+ * grants requests from its lease in memory. Settled costs are written back in
+ * batches (spent += costs, reserved -= the same), and the rest of a lease is given
+ * back whenever the key has no request in flight, so near the limit the leases
+ * shrink to single requests and other gateways can use what is left. Whatever the
+ * concurrency and however many gateways: settled spending never exceeds the limit
+ * (as long as upstreams honour max_tokens; a request that cost more than its
+ * reservation is logged).
  *
- * Limits: a gateway killed between a reservation and its settlement leaves that
- * reservation counted until the period ends (the budget errs on the safe side).
+ * Store calls run on one background thread with its own connection; a request
+ * that needs a new lease waits for it in a callback on its own loop (offload.h).
+ *
+ * Limits: a gateway killed with a lease outstanding leaves it counted as reserved
+ * until the period ends (the budget errs on the safe side); spending settled in
+ * the last moments before such a kill is counted in the reservation, not in
+ * spent.
  */
 #ifndef SY_API_BUDGET_H
 #define SY_API_BUDGET_H
@@ -26,30 +36,33 @@
 
 typedef struct budget budget_t;
 
-/* Opens the thread and its own store connection to url. Returns owned, or NULL
- * with a message (an in-memory SQLite store cannot be shared, so it is refused). */
-budget_t *budget_new(const char *store_url, char *err, size_t errlen);
-/* Runs queued settlements, stops the thread, frees. NULL is fine. Call after the
- * loops that submitted work stopped. */
+/* Opens the thread and its own store connection to url, for the keys of auth
+ * (borrowed; must outlive b). Returns owned, or NULL with a message (an in-memory
+ * SQLite store cannot be shared, so it is refused). */
+budget_t *budget_new(const config_auth_t *auth, const char *store_url, char *err, size_t errlen);
+/* Runs queued work, gives back every lease (settling what was spent), stops the
+ * thread, frees. NULL is fine. Call after the loops that used b stopped. */
 void budget_free(budget_t *b);
 
 /* Start (Unix ms, UTC) of the period holding now_ms: midnight, Monday midnight,
  * the 1st of the month, or 0 for `total`. */
 int64_t budget_period_start(config_period_t p, int64_t now_ms);
 
-/* Called on the submitting loop with the outcome of a reservation: 0 (reserved),
- * SY_EFULL (does not fit; spent_usd and reserved_usd tell why), SY_EFULL with
- * busy = true (the queue is full), or another negative store error. */
+/* Outcome of a reservation that had to ask the store, on the submitting loop: 0
+ * (reserved), SY_EFULL (it does not fit: spent_usd / reserved_usd are the store's
+ * totals for the key), or another negative store error. */
 typedef void (*budget_done_fn)(void *arg, int rc, double spent_usd, double reserved_usd);
 
-/* Reserves amount_usd of key's budget (limit_usd per period_ms). done(arg, ...)
- * runs later on loop, unless this returns an error (then it never runs):
- * SY_EFULL when too many reservations wait already. key is copied. */
-int budget_reserve(budget_t *b, loop_t *loop, const char *key, int64_t period_ms, double limit_usd,
-                   double amount_usd, budget_done_fn done, void *arg);
-/* Settles a reservation with the real cost, in the background (fire and forget;
- * a failure is logged). key is copied. */
-void budget_settle(budget_t *b, loop_t *loop, const char *key, int64_t period_ms,
-                   double reserved_usd, double actual_usd);
+/* Reserves amount_usd of key's budget (cfg->keys[key]) for the period holding
+ * now_ms (its start goes to *period_ms, to settle with). Returns 0 when the lease
+ * covered it (done never runs), 1 when the store is asked (done(arg, ...) runs
+ * later on loop), or SY_EFULL when too many store calls wait already (done never
+ * runs). */
+int budget_reserve(budget_t *b, loop_t *loop, int key, int64_t now_ms, double amount_usd,
+                   int64_t *period_ms, budget_done_fn done, void *arg);
+/* Settles a granted reservation with the real cost (in memory; the store gets it
+ * in a batch). */
+void budget_settle(budget_t *b, loop_t *loop, int key, int64_t period_ms, double reserved_usd,
+                   double actual_usd);
 
 #endif

@@ -121,12 +121,15 @@ int api_limits_begin(api_call_t *c, void (*cont)(api_call_t *c))
         c->tpm_taken = k->tpm ? tokens : 0;
     }
     if (!k->budget_set) return 0;
-    c->budget_period = budget_period_start(k->budget_period, c->ts_ms);
     c->budget_want = max_cost(app, &c->d, in, out);
     c->limits_cont = cont;
-    int rc = budget_reserve(app->budget, http_res_loop(c->res), k->name, c->budget_period,
-                            k->budget_usd, c->budget_want, on_reserved, c);
-    if (rc) {
+    int rc = budget_reserve(app->budget, http_res_loop(c->res), c->key, c->ts_ms, c->budget_want,
+                            &c->budget_period, on_reserved, c);
+    if (rc == 0) {
+        c->budget_reserved = c->budget_want; /* from this gateway's lease */
+        return 0;
+    }
+    if (rc < 0) {
         if (c->tpm_taken) auth_limit_refund(app->auth, c->key, c->tpm_taken);
         c->tpm_taken = 0;
         refuse(c, "budget_busy", "too many budget reservations are waiting; retry shortly", 1);
@@ -151,7 +154,7 @@ void api_limits_end(api_call_t *c, const exec_result_t *r, double cost)
             log_warn("budget: request %s cost %.6f USD, more than the %.6f USD reserved for key "
                      "'%s' (an upstream ignored max_tokens?)",
                      c->id, cost, c->budget_reserved, k->name);
-        budget_settle(app->budget, http_res_loop(c->res), k->name, c->budget_period,
+        budget_settle(app->budget, http_res_loop(c->res), c->key, c->budget_period,
                       c->budget_reserved, cost);
         c->budget_reserved = 0;
     }
