@@ -336,6 +336,13 @@ int store_kv_delete(store_t *s, const char *ns, const char *key)
     return s->ops->kv_delete(s, ns, key);
 }
 
+int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->traffic_query(s, since_ms, out, n_out);
+}
+
 /* ========================================================= budgets ===== */
 
 static void budget_out(store_budget_t *out, int64_t spent, int64_t reserved)

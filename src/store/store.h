@@ -101,6 +101,21 @@ typedef struct store_audit_row {
 } store_audit_row_t;
 int store_audit_query(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
 
+/* Ledger rows since since_ms, oldest first, with what `switchyard plan` needs to
+ * price the same traffic on other tiers. *out is owned (free()). */
+typedef struct store_traffic_row {
+    int64_t ts_ms;
+    char tier[64];
+    char status[16];
+    uint32_t tokens_in;
+    uint32_t tokens_out;
+    double cost_usd;
+    double cloud_cost_usd;
+    bool escalated;
+    char reasons[192]; /* truncated at a UTF-8 boundary */
+} store_traffic_row_t;
+int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out);
+
 /* Queries return at most this many rows; more is SY_ETOOBIG. */
 #define STORE_QUERY_MAX_ROWS (1u << 20)
 #define STORE_SCHEMA_VERSION 2

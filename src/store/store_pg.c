@@ -45,6 +45,7 @@ enum {
     PQ_KV_PUT,
     PQ_KV_GET,
     PQ_KV_DELETE,
+    PQ_TRAFFIC,
     PQ_BUDGET_RESERVE,
     PQ_BUDGET_SETTLE,
     PQ_BUDGET_GET,
@@ -100,6 +101,9 @@ static const struct {
                                 " ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value"},
     [PQ_KV_GET] = {"sy_kv_get", "SELECT value FROM kv WHERE ns = $1 AND key = $2"},
     [PQ_KV_DELETE] = {"sy_kv_delete", "DELETE FROM kv WHERE ns = $1 AND key = $2"},
+    [PQ_TRAFFIC] = {"sy_traffic", "SELECT ts_ms, tier, status, tokens_in, tokens_out, cost_nusd,"
+                                  " cloud_cost_nusd, escalated, reasons FROM ledger"
+                                  " WHERE ts_ms >= $1::bigint ORDER BY ts_ms"},
     [PQ_BUDGET_RESERVE] = {"sy_budget_reserve",
                            "INSERT INTO budgets AS b (key, period_ms, spent_nusd, reserved_nusd)"
                            " VALUES ($1, $2::bigint, 0, $3::bigint) ON CONFLICT (key, period_ms)"
@@ -168,7 +172,8 @@ static int ensure_prepared(pg_store_t *s, int which);
 static bool stmt_is_read(int which)
 {
     return (which >= PQ_COSTS_TEAM && which <= PQ_AUDIT) || which == PQ_SESSION_GET ||
-           which == PQ_FEEDBACK_LIST || which == PQ_KV_GET || which == PQ_BUDGET_GET;
+           which == PQ_FEEDBACK_LIST || which == PQ_KV_GET || which == PQ_BUDGET_GET ||
+           which == PQ_TRAFFIC;
 }
 
 /* Runs prepared statement `which` with n text parameters (binary where fmts says
@@ -513,6 +518,38 @@ static int pg_audit_query(store_t *base, int64_t since_ms, store_audit_row_t **o
     return 0;
 }
 
+static int pg_traffic_query(store_t *base, int64_t since_ms, store_traffic_row_t **out,
+                            size_t *n_out)
+{
+    num_t n;
+    const char *v[1] = {num_i64(&n, since_ms > 0 ? since_ms : INT64_MIN)};
+    int err;
+    PGresult *r = run(pg(base), PQ_TRAFFIC, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > STORE_QUERY_MAX_ROWS) {
+        PQclear(r);
+        return SY_ETOOBIG;
+    }
+    store_traffic_row_t *o = mem_calloc(rows ? rows : 1, sizeof *o);
+    for (size_t i = 0; i < rows; i++) {
+        int k = (int)i;
+        o[i].ts_ms = val_i64(r, k, 0);
+        val_str(r, k, 1, o[i].tier, sizeof o[i].tier);
+        val_str(r, k, 2, o[i].status, sizeof o[i].status);
+        o[i].tokens_in = (uint32_t)val_i64(r, k, 3);
+        o[i].tokens_out = (uint32_t)val_i64(r, k, 4);
+        o[i].cost_usd = store_nusd_to_usd(val_i64(r, k, 5));
+        o[i].cloud_cost_usd = store_nusd_to_usd(val_i64(r, k, 6));
+        o[i].escalated = val_i64(r, k, 7) != 0;
+        val_str(r, k, 8, o[i].reasons, sizeof o[i].reasons);
+    }
+    PQclear(r);
+    *out = o;
+    *n_out = rows;
+    return 0;
+}
+
 static void session_cols(const PGresult *r, const char *id, store_session_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -700,6 +737,7 @@ static const store_ops_t pg_ops = {
     .ledger_insert = pg_ledger_insert,
     .costs_query = pg_costs_query,
     .audit_query = pg_audit_query,
+    .traffic_query = pg_traffic_query,
     .session_get = pg_session_get,
     .session_put = pg_session_put,
     .session_turn = pg_session_turn,

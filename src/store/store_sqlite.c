@@ -40,6 +40,7 @@ enum {
     ST_KV_PUT,
     ST_KV_GET,
     ST_KV_DELETE,
+    ST_TRAFFIC,
     ST_BUDGET_RESERVE,
     ST_BUDGET_SETTLE,
     ST_BUDGET_GET,
@@ -88,6 +89,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_KV_DELETE] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
     /* One statement each, so a reservation is atomic across processes sharing the
      * file; the caller has checked amount <= limit for the insert case. */
+    [ST_TRAFFIC] = "SELECT ts_ms, tier, status, tokens_in, tokens_out, cost_nusd, cloud_cost_nusd,"
+                   " escalated, reasons FROM ledger WHERE ts_ms >= ?1 ORDER BY ts_ms",
     [ST_BUDGET_RESERVE] =
         "INSERT INTO budgets (key, period_ms, spent_nusd, reserved_nusd) VALUES (?1, ?2, 0, ?3)"
         " ON CONFLICT (key, period_ms) DO UPDATE SET reserved_nusd = reserved_nusd + ?3"
@@ -386,6 +389,42 @@ static int sqlite_audit_query(store_t *base, int64_t since_ms, store_audit_row_t
     return 0;
 }
 
+static int sqlite_traffic_query(store_t *base, int64_t since_ms, store_traffic_row_t **out,
+                                size_t *n_out)
+{
+    sqlite_store_t *s = sq(base);
+    int err = 0;
+    sqlite3_stmt *st = stmt(s, ST_TRAFFIC, &err);
+    if (!st) return err;
+    sqlite3_bind_int64(st, 1, since_ms > 0 ? since_ms : INT64_MIN);
+    store_traffic_row_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
+        store_traffic_row_t *t = &rows[n++];
+        memset(t, 0, sizeof *t);
+        t->ts_ms = sqlite3_column_int64(st, 0);
+        col_text(st, 1, t->tier, sizeof t->tier);
+        col_text(st, 2, t->status, sizeof t->status);
+        t->tokens_in = (uint32_t)sqlite3_column_int64(st, 3);
+        t->tokens_out = (uint32_t)sqlite3_column_int64(st, 4);
+        t->cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 5));
+        t->cloud_cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 6));
+        t->escalated = sqlite3_column_int(st, 7) != 0;
+        col_text(st, 8, t->reasons, sizeof t->reasons);
+    }
+    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
+    sqlite3_reset(st);
+    if (err) {
+        mem_free(rows);
+        return err;
+    }
+    *out = rows;
+    *n_out = n;
+    return 0;
+}
+
 /* Reads (turns, tiers, private, updated_ms) from the current row into out. */
 static void session_cols(sqlite3_stmt *st, store_session_t *out)
 {
@@ -626,6 +665,7 @@ static const store_ops_t sqlite_ops = {
     .ledger_insert = sqlite_ledger_insert,
     .costs_query = sqlite_costs_query,
     .audit_query = sqlite_audit_query,
+    .traffic_query = sqlite_traffic_query,
     .session_get = sqlite_session_get,
     .session_put = sqlite_session_put,
     .session_turn = sqlite_session_turn,
