@@ -254,7 +254,7 @@ void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res)
     } else {
         route_features_t f;
         int tier;
-        if (!feedback_ring_take(app->feedback, id->valuestring, &f, &tier)) {
+        if (!feedback_ring_take(app->feedback, id->valuestring, w->caller_key, &f, &tier)) {
             snprintf(msg, sizeof msg,
                      "no recent request with id '%.60s' awaits feedback (unknown, too old, or "
                      "already rated)",

@@ -21,6 +21,7 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
 {
     api_worker_t *w = ctx;
     api_app_t *app = w->app;
+    if (api_gate(w, hr, res)) return;
     const char *p = hr->path;
     bool post = !strcmp(hr->method, "POST"), get = !strcmp(hr->method, "GET");
     if (!strcmp(p, "/v1/chat/completions") || !strcmp(p, "/chat/completions")) {
@@ -232,6 +233,15 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "ledger %s: %s", cfg->store, e2);
         goto fail;
     }
+    app->auth = auth_new(&cfg->auth);
+    for (size_t i = 0; i < cfg->auth.n_keys && !app->budget; i++)
+        if (cfg->auth.keys[i].budget_set) {
+            app->budget = budget_new(&cfg->auth, cfg->store, e2, sizeof e2);
+            if (!app->budget) {
+                snprintf(err, errlen, "%s", e2);
+                goto fail;
+            }
+        }
     http_server_opts_t ho = {
         .host = cfg->listen_host,
         .port = cfg->listen_port,
@@ -280,7 +290,9 @@ void api_app_free(api_app_t *app)
     if (!app) return;
     offload_free(app->offload); /* before the loops its answers go to are freed */
     api_big_stop(app);
+    budget_free(app->budget); /* likewise; settles what is queued */
     http_server_free(app->http);
+    auth_free(app->auth);
     if (app->router) api_bandit_save(app);
     feedback_ring_free(app->feedback);
     store_ledger_writer_free(app->ledger);

@@ -29,6 +29,10 @@ api_call_t *api_call_get(api_worker_t *w)
     c->w = w;
     c->exec = NULL;
     c->aborted = false;
+    c->key = -1;
+    c->tpm_taken = 0;
+    c->budget_want = c->budget_reserved = 0;
+    c->limits_cont = NULL;
     return c;
 }
 
@@ -289,6 +293,7 @@ static void add_reason(route_decision_t *d, const char *what, uint32_t types, bo
 
 /* Routing, masking and execution after the prepare step, on the worker loop. */
 static void infer_continue(api_worker_t *w, api_call_t *c);
+static void dispatch(api_call_t *c);
 
 /* --------------------------------------------------- large bodies ---- */
 
@@ -380,6 +385,7 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
     c->completions = completions;
     c->route_only = route_only;
     make_id(app, c->id);
+    c->key = w->caller_key;
     bool fwd = app->cfg->forward_unknown == CONFIG_FORWARD_SCAN;
     if (hr->body_len > API_BIG_BODY && app->big[0]) {
         unsigned i = atomic_fetch_add(&app->big_next, 1) % API_BIG_THREADS;
@@ -406,7 +412,7 @@ static void infer_continue(api_worker_t *w, api_call_t *c)
 {
     api_app_t *app = w->app;
     http_res_t *res = c->res;
-    bool completions = c->completions, route_only = c->route_only;
+    bool route_only = c->route_only;
     bool fwd = app->cfg->forward_unknown == CONFIG_FORWARD_SCAN;
     if (c->prep_status) {
         api_send_error(w, res, c->prep_status, c->prep_type, c->prep_err, c->prep_param,
@@ -414,6 +420,12 @@ static void infer_continue(api_worker_t *w, api_call_t *c)
         metrics_count_request(&app->metrics, -1, 400);
         api_call_put(c);
         return;
+    }
+    if (c->key >= 0) {
+        /* The key fixes team and tenant: client metadata cannot charge another team. */
+        const config_key_t *k = &app->cfg->auth.keys[c->key];
+        if (*k->team) snprintf(c->req.team, sizeof c->req.team, "%s", k->team);
+        if (*k->tenant) snprintf(c->req.tenant, sizeof c->req.tenant, "%s", k->tenant);
     }
     char err[512];
     bool scan_local = false;
@@ -494,8 +506,19 @@ static void infer_continue(api_worker_t *w, api_call_t *c)
         api_call_put(c);
         return;
     }
+    c->send_stream = stream;
     http_res_on_abort(res, on_client_abort, c);
-    c->exec = exec_start(&w->env, &c->d, c->req.json, stream, completions, &api_exec_sink, c);
+    if (api_limits_begin(c, dispatch)) return; /* refused, or resumed once reserved */
+    dispatch(c);
+}
+
+/* Sends a decided call to its tier(s). */
+static void dispatch(api_call_t *c)
+{
+    api_worker_t *w = c->w;
+    http_res_t *res = c->res;
+    c->exec =
+        exec_start(&w->env, &c->d, c->req.json, c->send_stream, c->completions, &api_exec_sink, c);
     if (!c->exec && !c->aborted) {
         /* exec_start refuses only a decision without a tier, which decide() caught. */
         api_send_error(w, res, 500, "internal_error", "routing produced no tier", NULL, NULL);

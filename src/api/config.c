@@ -6,6 +6,7 @@
  * and the line, and stop the load: a bad config never starts a server.
  */
 #include "api/config.h"
+#include "api/auth.h"
 
 #include <errno.h>
 #include <math.h>
@@ -514,6 +515,125 @@ static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
     }
 }
 
+/* ------------------------------------------------------------- auth ---- */
+
+static const char *const period_names[] = {"day", "week", "month", "total", NULL};
+
+#define K(f) offsetof(config_key_t, f)
+static const field_t key_fields[] = {
+    STR("name", K(name)),
+    STR("key_env", K(key_env)),
+    STR("key_sha256", K(key_sha256)),
+    STR("team", K(team)),
+    STR("tenant", K(tenant)),
+    NUM("budget_usd", F_F64, K(budget_usd), 0, 1e12),
+    ENUM("budget_period", K(budget_period), period_names),
+    NUM("rpm", F_U32, K(rpm), 1, 1e9),
+    NUM("tpm", F_U32, K(tpm), 1, 4e9),
+    END,
+};
+
+/* Resolves a key given as an env var or a hex SHA-256 into its digest. Exactly
+ * one of the two must be set; path and node name the place for errors. */
+static void key_digest(walk_t *w, const yaml_node_t *n, const char *path, const char *env_key,
+                       const char *env, const char *hex_key, const char *hex, uint8_t out[32])
+{
+    if (*env && *hex) {
+        fail(w, n, path, "give %s or %s, not both", env_key, hex_key);
+    } else if (*env) {
+        const char *v = getenv(env);
+        if (!v || !*v)
+            fail(w, n, path, "%s: environment variable %s is not set", env_key, env);
+        else
+            auth_digest(v, strlen(v), out);
+    } else if (*hex) {
+        if (strlen(hex) != 64 || auth_hex_decode(hex, out, 32))
+            fail(w, n, path, "%s: expected 64 hex digits (sha256sum of the key)", hex_key);
+    } else {
+        fail(w, n, path, "missing key '%s' or '%s'", env_key, hex_key);
+    }
+}
+
+static void walk_auth(walk_t *w, config_t *c, const yaml_node_t *map)
+{
+    config_auth_t *a = &c->auth;
+    a->enabled = true;
+    if (map->type != YAML_MAPPING_NODE) {
+        fail(w, map, "auth", "expected a mapping (admin_key_env, keys)");
+        return;
+    }
+    const yaml_node_t *keys = NULL;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+         pr < map->data.mapping.pairs.top && !w->failed; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
+        const char *key = scalar(k);
+        char path[64];
+        snprintf(path, sizeof path, "auth.%s", key ? key : "?");
+        if (key && !strcmp(key, "admin_key_env")) {
+            field_t f = STR("admin_key_env", offsetof(config_auth_t, admin_key_env));
+            read_value(w, &f, v, path, a);
+        } else if (key && !strcmp(key, "admin_key_sha256")) {
+            field_t f = STR("admin_key_sha256", offsetof(config_auth_t, admin_key_sha256));
+            read_value(w, &f, v, path, a);
+        } else if (key && !strcmp(key, "keys")) {
+            keys = v;
+        } else {
+            fail(w, k, path, "unknown key (admin_key_env, admin_key_sha256, keys)");
+        }
+    }
+    if (w->failed) return;
+    if (*a->admin_key_env || *a->admin_key_sha256) {
+        key_digest(w, map, "auth", "admin_key_env", a->admin_key_env, "admin_key_sha256",
+                   a->admin_key_sha256, a->admin_digest);
+        a->admin_set = !w->failed;
+    }
+    if (!keys || w->failed) return;
+    if (keys->type != YAML_SEQUENCE_NODE) {
+        fail(w, keys, "auth.keys", "expected a list of keys ({ name, key_env, team, ... })");
+        return;
+    }
+    size_t n = (size_t)(keys->data.sequence.items.top - keys->data.sequence.items.start);
+    if (n > CONFIG_MAX_KEYS) {
+        fail(w, keys, "auth.keys", "at most %d keys", CONFIG_MAX_KEYS);
+        return;
+    }
+    a->keys = mem_calloc(n ? n : 1, sizeof *a->keys);
+    for (size_t i = 0; i < n && !w->failed; i++) {
+        const yaml_node_t *v = yaml_document_get_node(w->doc, keys->data.sequence.items.start[i]);
+        config_key_t *k = &a->keys[a->n_keys++];
+        k->name = mem_strdup("");
+        k->key_env = mem_strdup("");
+        k->key_sha256 = mem_strdup("");
+        k->team = mem_strdup("");
+        k->tenant = mem_strdup("");
+        k->budget_period = CONFIG_PERIOD_MONTH;
+        k->line = (int)v->start_mark.line + 1;
+        char path[64];
+        snprintf(path, sizeof path, "auth.keys[%zu]", i);
+        walk_map(w, v, key_fields, path, k);
+        if (w->failed) return;
+        if (!*k->name) {
+            fail(w, v, path, "missing key 'name'");
+            return;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(a->keys[j].name, k->name)) {
+                fail(w, v, path, "key name '%s' used twice", k->name);
+                return;
+            }
+        k->budget_set = map_get(w, v, "budget_usd") != NULL;
+        if (map_get(w, v, "budget_period") && !k->budget_set) {
+            fail(w, v, path, "budget_period without budget_usd");
+            return;
+        }
+        key_digest(w, v, path, "key_env", k->key_env, "key_sha256", k->key_sha256, k->digest);
+        for (size_t j = 0; j < i && !w->failed; j++)
+            if (!memcmp(a->keys[j].digest, k->digest, 32))
+                fail(w, v, path, "same key as auth.keys[%zu] ('%s')", j, a->keys[j].name);
+    }
+}
+
 /* ------------------------------------------------------------- load ---- */
 
 static void config_defaults(config_t *c)
@@ -536,6 +656,8 @@ static void config_defaults(config_t *c)
     c->classifier_model = mem_strdup("");
     c->bandit_lambda = 100; /* a cent costs 1.0 of reward */
     c->bandit_mu = 0.05;
+    c->auth.admin_key_env = mem_strdup("");
+    c->auth.admin_key_sha256 = mem_strdup("");
 }
 
 static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *err, size_t errlen)
@@ -557,6 +679,8 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
         const char *key = scalar(k);
         if (key && !strcmp(key, "tiers")) {
             walk_tiers(&w, c, v);
+        } else if (key && !strcmp(key, "auth")) {
+            walk_auth(&w, c, v);
         } else if (key && !strcmp(key, "routing")) {
             if (v->type != YAML_MAPPING_NODE) {
                 fail(&w, v, "routing", "expected a mapping");
@@ -688,6 +812,17 @@ void config_deinit(config_t *c)
     mem_free(c->router_model);
     mem_free(c->reference_tier);
     mem_free(c->classifier_model);
+    for (size_t i = 0; i < c->auth.n_keys; i++) {
+        config_key_t *k = &c->auth.keys[i];
+        mem_free(k->name);
+        mem_free(k->key_env);
+        mem_free(k->key_sha256);
+        mem_free(k->team);
+        mem_free(k->tenant);
+    }
+    mem_free(c->auth.keys);
+    mem_free(c->auth.admin_key_env);
+    mem_free(c->auth.admin_key_sha256);
     memset(c, 0, sizeof *c);
 }
 

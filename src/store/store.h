@@ -101,9 +101,24 @@ typedef struct store_audit_row {
 } store_audit_row_t;
 int store_audit_query(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
 
+/* Ledger rows since since_ms, oldest first, with what `switchyard plan` needs to
+ * price the same traffic on other tiers. *out is owned (free()). */
+typedef struct store_traffic_row {
+    int64_t ts_ms;
+    char tier[64];
+    char status[16];
+    uint32_t tokens_in;
+    uint32_t tokens_out;
+    double cost_usd;
+    double cloud_cost_usd;
+    bool escalated;
+    char reasons[192]; /* truncated at a UTF-8 boundary */
+} store_traffic_row_t;
+int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out);
+
 /* Queries return at most this many rows; more is SY_ETOOBIG. */
 #define STORE_QUERY_MAX_ROWS (1u << 20)
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* ------------------------------------------------------------ sessions ---- */
 
@@ -154,6 +169,31 @@ int store_kv_put(store_t *s, const char *ns, const char *key, const void *blob, 
 int store_kv_get(store_t *s, const char *ns, const char *key, void **blob, size_t *len);
 /* 0 whether or not the key existed. */
 int store_kv_delete(store_t *s, const char *ns, const char *key);
+
+/* ------------------------------------------------------------- budgets ---- */
+
+/* Spend budgets per API key and period (a day, week, month, or all time; the
+ * period is named by its start in Unix ms). A request reserves its maximum cost
+ * before it is sent anywhere and settles the real cost afterwards, so the spent
+ * total plus what is reserved never exceeds the limit, whatever the concurrency and
+ * however many gateways share the store: each call is one atomic statement. */
+typedef struct store_budget {
+    double spent_usd;    /* settled costs */
+    double reserved_usd; /* reservations not settled yet */
+} store_budget_t;
+
+/* Reserves amount_usd against (key, period_ms) if spent + reserved + amount_usd <=
+ * limit_usd. 0 (reserved), SY_EFULL (it does not fit: nothing changed), or another
+ * negative error. *after (may be NULL) gets the totals after the call (on SY_EFULL:
+ * as they are, when the row exists). */
+int store_budget_reserve(store_t *s, const char *key, int64_t period_ms, double limit_usd,
+                         double amount_usd, store_budget_t *after);
+/* Turns a reservation into spending: reserved -= reserved_usd (not below 0),
+ * spent += actual_usd. A missing row is created. 0 or a negative error. */
+int store_budget_settle(store_t *s, const char *key, int64_t period_ms, double reserved_usd,
+                        double actual_usd, store_budget_t *after);
+/* Totals of (key, period_ms); zeros and 0 when nothing was recorded. */
+int store_budget_get(store_t *s, const char *key, int64_t period_ms, store_budget_t *out);
 
 /* ------------------------------------------------------ batched writer ---- */
 
