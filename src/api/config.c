@@ -536,6 +536,65 @@ static void config_defaults(config_t *c)
     c->bandit_mu = 0.05;
 }
 
+/* ------------------------------------------------------ file paths ---- */
+
+/* Resolves a relative path in *p against dir (the config file's folder, with its
+ * trailing '/'); absolute paths, "" and a dir of "" are left alone. */
+static void resolve_one(char **p, const char *dir)
+{
+    if (!**p || **p == '/' || !*dir) return;
+    size_t n = strlen(dir) + strlen(*p) + 1;
+    char *out = mem_alloc(n);
+    snprintf(out, n, "%s%s", dir, *p);
+    mem_free(*p);
+    *p = out;
+}
+
+/* The line of the value at root.k1[.k2[.k3]], or 0 if absent. */
+static int line_of(walk_t *w, const yaml_node_t *root, const char *k1, const char *k2,
+                   const char *k3)
+{
+    const yaml_node_t *n = map_get(w, root, k1);
+    if (n && k2) n = map_get(w, n, k2);
+    if (n && k3) n = map_get(w, n, k3);
+    return n ? (int)n->start_mark.line + 1 : 0;
+}
+
+/* Resolves every file path the config names from the config file's folder (a
+ * config read by a service manager from /etc must not depend on its cwd) and
+ * records the line of each key for the file checks of serve --check. */
+static void resolve_paths(walk_t *w, config_t *c, const yaml_node_t *root)
+{
+    const char *slash = strrchr(w->file, '/');
+    char *dir = slash ? mem_strndup(w->file, (size_t)(slash - w->file) + 1) : mem_strdup("");
+    for (size_t i = 0; i < c->n_tiers; i++) {
+        config_tier_t *t = &c->tiers[i];
+        t->model_line = line_of(w, root, "tiers", t->name, "model");
+        t->tokenizer_line = line_of(w, root, "tiers", t->name, "tokenizer");
+        if (t->kind != CONFIG_TIER_LOCAL) continue; /* an upstream's model is a name */
+        resolve_one(&t->model, dir);
+        resolve_one(&t->tokenizer, dir);
+    }
+    c->pii_names_dir_line = line_of(w, root, "routing", "pii", "names_dir");
+    c->router_model_line = line_of(w, root, "routing", "model", NULL);
+    c->classifier_model_line = line_of(w, root, "routing", "classifier", NULL);
+    c->store_line = line_of(w, root, "store", NULL, NULL);
+    resolve_one(&c->pii_names_dir, dir);
+    resolve_one(&c->router_model, dir);
+    resolve_one(&c->classifier_model, dir);
+    if (!strncmp(c->store, "sqlite:", 7) && strcmp(c->store, "sqlite::memory:") &&
+        strncmp(c->store, "sqlite://", 9)) {
+        char *p = mem_strdup(c->store + 7);
+        resolve_one(&p, dir);
+        size_t n = strlen(p) + 8;
+        mem_free(c->store);
+        c->store = mem_alloc(n);
+        snprintf(c->store, n, "sqlite:%s", p);
+        mem_free(p);
+    }
+    mem_free(dir);
+}
+
 static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *err, size_t errlen)
 {
     walk_t w = {doc, name, err, errlen, 0};
@@ -575,6 +634,7 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
         }
     }
     if (w.failed) return SY_ECONFIG;
+    resolve_paths(&w, c, root);
     log_level_t lvl;
     if (log_level_parse(c->log_level, &lvl)) {
         snprintf(err, errlen, "%s: log_level: '%s' is not one of debug, info, warn, error, off",

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/check.h"
 #include "api/config.h"
 #include "api/server.h"
 #include "base/err.h"
@@ -25,7 +26,8 @@ static void serve_usage(FILE *f)
     fprintf(f, "usage: switchyard serve -c FILE [--check] [--listen HOST:PORT] [--port-file F]\n\n"
                "Serves the OpenAI-compatible API and routes each request to a tier.\n\n"
                "  -c, --config FILE   configuration (YAML); see configs/default.yaml\n"
-               "  --check             validate the configuration and exit (0 if valid)\n"
+               "  --check             validate the configuration and load every file it names\n"
+               "                      (models, tokenizers, name lists), then exit (0 if valid)\n"
                "  --listen HOST:PORT  override 'listen' (port 0 = any free port)\n"
                "  --port-file F       write the bound port to F once listening\n"
                "SIGTERM or SIGINT drains in-flight requests, then exits.\n");
@@ -80,7 +82,12 @@ int cmd_serve(int argc, char **argv)
         cfg.listen_port = (int)p;
     }
     if (check) {
-        printf("%s: valid (%zu tiers)\n", path, cfg.n_tiers);
+        if (api_config_check(&cfg, err, sizeof err)) {
+            fprintf(stderr, "switchyard: invalid configuration: %s\n", err);
+            config_deinit(&cfg);
+            return 1;
+        }
+        printf("%s: valid (%zu tiers; every file it names loads)\n", path, cfg.n_tiers);
         config_deinit(&cfg);
         return 0;
     }

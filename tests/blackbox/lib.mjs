@@ -149,3 +149,31 @@ export function assert(cond, msg) {
 export function eq(a, b, msg) {
   if (a !== b) throw new Error(`${msg}: expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`);
 }
+
+// The real gateway on an existing config file, started from cwd (default: the
+// temporary folder), with extra arguments and environment.
+export async function startGatewayFile(cfg, { cwd = tmp(), args = [], env = {} } = {}) {
+  const pf = path.join(tmp(), `gwf-${Date.now()}-${Math.random()}.port`);
+  const proc = track(spawn(SWITCHYARD, ['serve', '-c', cfg, '--listen', '127.0.0.1:0', '--port-file', pf, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd, env: { ...process.env, ...env } }));
+  const port = await waitPortFile(pf, proc, 'switchyard');
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    port, url, proc, cfg,
+    async stop(sig = 'SIGTERM') {
+      proc.kill(sig);
+      return new Promise((r) => proc.exitCode !== null || proc.signalCode ? r(proc.exitCode) : proc.on('exit', (c) => r(c)));
+    },
+  };
+}
+
+// Runs the switchyard binary to completion: { code, stdout, stderr }.
+export function runSwitchyard(args, { cwd = tmp(), env = {} } = {}) {
+  return new Promise((resolve) => {
+    const proc = spawn(SWITCHYARD, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd, env: { ...process.env, ...env } });
+    let out = '', err = '';
+    proc.stdout.on('data', (d) => { out += d; });
+    proc.stderr.on('data', (d) => { err += d; });
+    proc.on('exit', (code) => resolve({ code, stdout: out, stderr: err }));
+  });
+}
