@@ -128,6 +128,8 @@ static const field_t limits_fields[] = {
     NUM("max_header_bytes", F_SIZE, C(max_header_bytes), 1024, 1 << 20),
     NUM("header_timeout_ms", F_U32, C(header_timeout_ms), 1, 3.6e6),
     NUM("idle_timeout_ms", F_U32, C(idle_timeout_ms), 1, 3.6e6),
+    NUM("body_timeout_ms", F_U32, C(body_timeout_ms), 1, 3.6e6),
+    NUM("body_min_rate", F_U32, C(body_min_rate), 0, 1e9),
     NUM("drain_ms", F_U32, C(drain_ms), 0, 3.6e6),
     END,
 };
@@ -526,6 +528,8 @@ static void config_defaults(config_t *c)
     c->max_header_bytes = 32 << 10;
     c->header_timeout_ms = 10000;
     c->idle_timeout_ms = 60000;
+    c->body_timeout_ms = 30000;
+    c->body_min_rate = 1024;
     c->drain_ms = 10000;
     route_config_defaults(&c->route);
     c->pii_names_dir = mem_strdup("");

@@ -70,6 +70,8 @@ typedef struct config {
     size_t max_header_bytes;
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
+    uint32_t body_timeout_ms; /* time to receive a whole request body */
+    uint32_t body_min_rate;   /* bytes/s a body must average (0 = no check) */
     uint32_t drain_ms;
     config_tier_t tiers[ROUTE_MAX_TIERS];
     size_t n_tiers;
