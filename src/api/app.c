@@ -232,6 +232,8 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         .max_body_bytes = cfg->max_body_bytes,
         .header_timeout_ms = cfg->header_timeout_ms,
         .idle_timeout_ms = cfg->idle_timeout_ms,
+        .body_timeout_ms = cfg->body_timeout_ms,
+        .body_min_rate = cfg->body_min_rate,
         .drain_ms = cfg->drain_ms,
         .max_conns_per_worker = 10000,
         .handler = handler,

@@ -152,10 +152,14 @@ export function eq(a, b, msg) {
 
 // The real gateway on an existing config file, started from cwd (default: the
 // temporary folder), with extra arguments and environment.
-export async function startGatewayFile(cfg, { cwd = tmp(), args = [], env = {} } = {}) {
+// nofile: start it under that descriptor limit (ulimit -n, then exec).
+export async function startGatewayFile(cfg, { cwd = tmp(), args = [], env = {}, nofile = 0, listen = '127.0.0.1:0' } = {}) {
   const pf = path.join(tmp(), `gwf-${Date.now()}-${Math.random()}.port`);
-  const proc = track(spawn(SWITCHYARD, ['serve', '-c', cfg, '--listen', '127.0.0.1:0', '--port-file', pf, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'], cwd, env: { ...process.env, ...env } }));
+  const argv = ['serve', '-c', cfg, '--listen', listen, '--port-file', pf, ...args];
+  const opts = { stdio: ['ignore', 'pipe', 'pipe'], cwd, env: { ...process.env, ...env } };
+  const proc = track(nofile
+    ? spawn('sh', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, SWITCHYARD, ...argv], opts)
+    : spawn(SWITCHYARD, argv, opts));
   const port = await waitPortFile(pf, proc, 'switchyard');
   const url = `http://127.0.0.1:${port}`;
   return {
@@ -167,13 +171,15 @@ export async function startGatewayFile(cfg, { cwd = tmp(), args = [], env = {} }
   };
 }
 
-// Runs the switchyard binary to completion: { code, stdout, stderr }.
-export function runSwitchyard(args, { cwd = tmp(), env = {} } = {}) {
+// Runs the switchyard binary to completion: { code, stdout, stderr }; killed (code
+// null) after timeoutMs.
+export function runSwitchyard(args, { cwd = tmp(), env = {}, timeoutMs = 120000 } = {}) {
   return new Promise((resolve) => {
     const proc = spawn(SWITCHYARD, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd, env: { ...process.env, ...env } });
     let out = '', err = '';
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
     proc.stdout.on('data', (d) => { out += d; });
     proc.stderr.on('data', (d) => { err += d; });
-    proc.on('exit', (code) => resolve({ code, stdout: out, stderr: err }));
+    proc.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout: out, stderr: err }); });
   });
 }
