@@ -53,6 +53,16 @@ struct api_app {
     atomic_bool draining;
     atomic_uint_fast64_t seq;
     uint64_t id_salt;
+    /* Reload (app.c): each configuration applied is one api_app_t, the "generation".
+     * Workers, calls and reports hold the generation they started on, so a reload
+     * leaves in-flight requests on the old tiers. The HTTP server, ledger writer,
+     * report store, offload thread and session table belong to the root and are
+     * shared by every generation. */
+    struct api_app *root;  /* the app api_app_new returned */
+    atomic_int refs;       /* being current + workers built on it + pending switches */
+    config_t *owned_cfg;   /* a reloaded config (the first one is borrowed) */
+    bool closed;           /* this generation's own parts are released */
+    struct api_reload *rl; /* root only: reload thread and worker slots */
 };
 
 typedef struct api_worker {
@@ -62,6 +72,10 @@ typedef struct api_worker {
     pii_scratch_t *pii;          /* for the mask action's second scan */
     struct api_call *free_calls; /* reusable request states */
     buf_t scratch;               /* response building */
+    atomic_uint inflight;        /* calls and reports that hold this worker */
+    bool retired;                /* a newer generation serves this loop */
+    struct api_worker *next_retired;
+    struct api_slot *slot;
 } api_worker_t;
 
 /* One in-flight inference request. */
@@ -128,6 +142,11 @@ void api_handle_ready(api_worker_t *w, http_res_t *res);
 /* ------------------------------------------------------- tiers.c, app.c ---- */
 
 int api_tiers_open(api_app_t *app, char *err, size_t errlen);
+/* A call or report holds its worker (and so its generation) until released; a
+ * retired worker is freed, on its loop, once the last holder releases it. Both run
+ * on the worker's loop. */
+void api_worker_hold(api_worker_t *w);
+void api_worker_release(api_worker_t *w);
 /* Persists the bandit's sums so learning survives a restart. */
 void api_bandit_save(api_app_t *app);
 

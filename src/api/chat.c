@@ -26,6 +26,7 @@ api_call_t *api_call_get(api_worker_t *w)
     c->w = w;
     c->exec = NULL;
     c->aborted = false;
+    api_worker_hold(w);
     return c;
 }
 
@@ -41,6 +42,7 @@ void api_call_put(api_call_t *c)
     if (c->out.cap > (1u << 20)) buf_deinit(&c->out), buf_init(&c->out, 32u << 20);
     c->next_free = w->free_calls;
     w->free_calls = c;
+    api_worker_release(w);
 }
 
 void api_call_free(api_call_t *c)

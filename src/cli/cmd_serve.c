@@ -17,8 +17,11 @@ static api_app_t *g_app;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (g_app) api_app_stop(g_app);
+    if (!g_app) return;
+    if (sig == SIGHUP)
+        api_app_reload(g_app);
+    else
+        api_app_stop(g_app);
 }
 
 static void serve_usage(FILE *f)
@@ -30,7 +33,9 @@ static void serve_usage(FILE *f)
                "                      (models, tokenizers, name lists), then exit (0 if valid)\n"
                "  --listen HOST:PORT  override 'listen' (port 0 = any free port)\n"
                "  --port-file F       write the bound port to F once listening\n"
-               "SIGTERM or SIGINT drains in-flight requests, then exits.\n");
+               "SIGTERM or SIGINT drains in-flight requests, then exits. SIGHUP re-reads the\n"
+               "configuration: a valid file applies to new requests, an invalid one is logged\n"
+               "and the running configuration stays.\n");
 }
 
 int cmd_serve(int argc, char **argv)
@@ -103,6 +108,7 @@ int cmd_serve(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     int port = api_app_port(app);
     log_info("switchyard %s listening on %s:%d (%zu tiers, config %s)", SY_VERSION, cfg.listen_host,
