@@ -10,7 +10,9 @@
  * theirs. A generation is freed when nothing holds it any more.
  */
 #include "api/app_impl.h"
+#include "store/journal.h"
 #include <errno.h>
+#include <inttypes.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,8 @@
  * pushes over more cold memory (and first-touch page faults). */
 #define API_LEDGER_QUEUE    16384
 #define API_LEDGER_FLUSH_MS 200
+/* How often a worker seals its ledger journal and deletes what the store has. */
+#define API_JOURNAL_ROTATE_MS 1000
 /* Cost reports waiting for the offload thread before new ones get a 503. */
 #define API_MAX_REPORTS 16
 
@@ -33,7 +37,9 @@ typedef struct api_slot {
     loop_t *loop;
     int idx;
     api_worker_t *cur;
-    api_worker_t *retired; /* list through next_retired */
+    api_worker_t *retired;    /* list through next_retired */
+    store_journal_t *journal; /* this loop's ledger journal, or NULL */
+    store_ledger_writer_t *ledger;
 } api_slot_t;
 
 typedef struct api_reload {
@@ -45,6 +51,7 @@ typedef struct api_reload {
     _Atomic(api_app_t *) cur; /* the generation new requests get */
     api_slot_t *slots;
     int n_slots;
+    int journal_lock; /* fd holding the journal folder's lock, or -1 */
 } api_reload_t;
 
 static void handler(http_req_t *hr, http_res_t *res, void *ctx)
@@ -156,6 +163,29 @@ void api_worker_release(api_worker_t *w)
         loop_timer_add(w->env.loop, 0, retired_free_fn, w);
 }
 
+void api_ledger_record(api_worker_t *w, const store_ledger_row_t *row)
+{
+    api_slot_t *slot = w->slot;
+    if (slot->journal) {
+        int rc = store_journal_append(slot->journal, row);
+        if (rc) log_error("ledger journal: %s (the row is only queued)", sy_strerror(rc));
+    }
+    if (store_ledger_writer_push(slot->ledger, row)) {
+        atomic_fetch_add(&w->app->metrics.ledger_dropped, 1);
+        if (slot->journal) store_journal_keep(slot->journal); /* replayed at next start */
+    }
+}
+
+/* Loop timer: seals the journal and deletes the sealed files the store has. */
+static void journal_rotate_fn(loop_t *loop, void *arg)
+{
+    api_slot_t *slot = arg;
+    uint64_t pushed, settled, dropped;
+    store_ledger_writer_counts(slot->ledger, &pushed, &settled, &dropped);
+    store_journal_rotate(slot->journal, pushed, settled, dropped);
+    loop_timer_add(loop, API_JOURNAL_ROTATE_MS, journal_rotate_fn, slot);
+}
+
 /* HTTP worker_init: the loop's slot, with a worker state on the current generation. */
 static void *worker_init(loop_t *loop, int idx, void *arg)
 {
@@ -169,6 +199,8 @@ static void *worker_init(loop_t *loop, int idx, void *arg)
     atomic_fetch_add(&g->refs, 1);
     pthread_mutex_unlock(&rl->mu);
     slot->cur = worker_new(g, slot, loop, idx);
+    slot->ledger = root->ledger;
+    if (slot->journal) loop_timer_add(loop, API_JOURNAL_ROTATE_MS, journal_rotate_fn, slot);
     return slot;
 }
 
@@ -188,6 +220,8 @@ static void worker_deinit(void *ctx)
     }
     worker_free(slot->cur);
     slot->cur = NULL;
+    store_journal_close(slot->journal);
+    slot->journal = NULL;
     log_thread_cleanup();
 }
 
@@ -460,6 +494,7 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
     sem_init(&rl->wake, 0, 0);
     atomic_init(&rl->cur, app);
     rl->n_slots = (int)cfg->workers;
+    rl->journal_lock = -1;
     rl->slots = mem_calloc((size_t)rl->n_slots, sizeof *rl->slots);
     app->sessions = session_table_new(API_MAX_SESSIONS);
     if (gen_open(app, err, errlen)) goto fail;
@@ -502,6 +537,31 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
     if (!app->http) {
         snprintf(err, errlen, "listen %s:%d: %s", cfg->listen_host, cfg->listen_port, e2);
         goto fail;
+    }
+    /* Rows a crash left in the journals reach the store before anything else (after
+     * the listener: a second instance must fail on its port, not touch the journals
+     * of the one serving). */
+    rl->journal_lock = store_journal_lock(cfg->ledger_journal, e2, sizeof e2);
+    if (rl->journal_lock < 0) {
+        snprintf(err, errlen, "%s", e2);
+        goto fail;
+    }
+    uint64_t n_rows, n_dup, n_bad;
+    if (store_journal_replay(cfg->ledger_journal, app->report_store, &n_rows, &n_dup, &n_bad, e2,
+                             sizeof e2))
+        log_error("ledger journal %s not replayed: %s (kept for the next start)",
+                  cfg->ledger_journal, e2);
+    else if (n_rows || n_dup || n_bad)
+        log_info("ledger journal: %" PRIu64 " rows replayed into the store, %" PRIu64
+                 " already there, %" PRIu64 " files ended in a torn record",
+                 n_rows, n_dup, n_bad);
+    for (int i = 0; i < rl->n_slots; i++) {
+        rl->slots[i].journal =
+            store_journal_open(cfg->ledger_journal, i, cfg->ledger_fsync, e2, sizeof e2);
+        if (!rl->slots[i].journal) {
+            snprintf(err, errlen, "%s", e2);
+            goto fail;
+        }
     }
     if (pthread_create(&rl->thr, NULL, reload_main, app)) {
         snprintf(err, errlen, "cannot start the reload thread");
@@ -547,7 +607,19 @@ void api_app_free(api_app_t *app)
     }
     offload_free(app->offload); /* before the loops its answers go to are freed */
     http_server_free(app->http);
+    bool all_in = false;
+    if (app->ledger) {
+        uint64_t pushed, settled, dropped;
+        store_ledger_writer_flush(app->ledger);
+        store_ledger_writer_counts(app->ledger, &pushed, &settled, &dropped);
+        all_in = dropped == 0;
+    }
     store_ledger_writer_free(app->ledger);
+    for (int i = 0; i < rl->n_slots; i++) /* never started: journals still open */
+        store_journal_close(rl->slots[i].journal);
+    if (all_in && rl->journal_lock >= 0)
+        store_journal_clear(app->cfg->ledger_journal); /* every row is committed */
+    if (rl->journal_lock >= 0) close(rl->journal_lock);
     store_close(app->report_store);
     session_table_free(app->sessions);
     api_app_t *cur = atomic_load(&rl->cur);

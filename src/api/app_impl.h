@@ -146,6 +146,9 @@ int api_tiers_open(api_app_t *app, char *err, size_t errlen);
  * retired worker is freed, on its loop, once the last holder releases it. Both run
  * on the worker's loop. */
 void api_worker_hold(api_worker_t *w);
+/* Hands a ledger row off durably: appended to the loop's journal (write(2)), then
+ * queued for the ledger writer. Call before the answer's last byte is sent. */
+void api_ledger_record(api_worker_t *w, const store_ledger_row_t *row);
 void api_worker_release(api_worker_t *w);
 /* Persists the bandit's sums so learning survives a restart. */
 void api_bandit_save(api_app_t *app);

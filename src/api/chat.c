@@ -232,12 +232,12 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
         exec_result_t none = {0};
         none.tier = -1;
         api_set_sy_headers(c, &none, -1);
+        api_account(c, &none, st, 0); /* journaled before the answer leaves */
         api_send_error(w, res, st,
                        st == 403   ? "privacy_blocked"
                        : st == 503 ? "tier_unavailable"
                                    : "invalid_request_error",
                        err, st == 400 ? "tier" : NULL, NULL);
-        api_account(c, &none, st, 0);
         api_call_put(c);
         return;
     }

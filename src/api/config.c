@@ -182,6 +182,8 @@ static const field_t top_fields[] = {
     STR("store", C(store)),
     STR("log_level", C(log_level)),
     MAP("limits", limits_fields),
+    STR("ledger_journal", C(ledger_journal)),
+    NUM("ledger_fsync", F_BOOL, C(ledger_fsync), 0, 0),
     END,
 };
 
@@ -536,6 +538,7 @@ static void config_defaults(config_t *c)
     c->router_model = mem_strdup("");
     c->reference_tier = mem_strdup("");
     c->classifier_model = mem_strdup("");
+    c->ledger_journal = mem_strdup("");
     c->bandit_lambda = 100; /* a cent costs 1.0 of reward */
     c->bandit_mu = 0.05;
 }
@@ -595,6 +598,17 @@ static void resolve_paths(walk_t *w, config_t *c, const yaml_node_t *root)
         c->store = mem_alloc(n);
         snprintf(c->store, n, "sqlite:%s", p);
         mem_free(p);
+    }
+    if (!*c->ledger_journal) { /* beside a sqlite file, else in the config's folder */
+        bool file = !strncmp(c->store, "sqlite:", 7) && strcmp(c->store, "sqlite::memory:");
+        size_t n = strlen(c->store) + 32;
+        mem_free(c->ledger_journal);
+        c->ledger_journal = mem_alloc(n);
+        snprintf(c->ledger_journal, n, "%s", file ? c->store + 7 : "");
+        if (!file) snprintf(c->ledger_journal, n, "%sswitchyard", dir);
+        strcat(c->ledger_journal, ".journal");
+    } else {
+        resolve_one(&c->ledger_journal, dir);
     }
     mem_free(dir);
 }
@@ -750,6 +764,7 @@ void config_deinit(config_t *c)
     mem_free(c->router_model);
     mem_free(c->reference_tier);
     mem_free(c->classifier_model);
+    mem_free(c->ledger_journal);
     memset(c, 0, sizeof *c);
 }
 

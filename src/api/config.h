@@ -84,6 +84,8 @@ typedef struct config {
     double bandit_mu;       /* reward weight per second of latency */
     /* Lines of the keys that name files (0 = not in the file), for --check messages. */
     int pii_names_dir_line, router_model_line, classifier_model_line, store_line;
+    char *ledger_journal; /* owned; folder of the per-worker ledger journals */
+    bool ledger_fsync;    /* fdatasync each journal append (power-loss durability) */
 } config_t;
 
 /* Loads and validates path into cfg (caller-allocated; config_deinit frees).

@@ -101,6 +101,13 @@ typedef struct store_audit_row {
 } store_audit_row_t;
 int store_audit_query(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
 
+/* Ids of the ledger rows with ts_ms >= since_ms (the journal replay skips rows the
+ * store already has). *out is owned (free()). */
+typedef struct store_ledger_id {
+    char id[40];
+} store_ledger_id_t;
+int store_ledger_ids_since(store_t *s, int64_t since_ms, store_ledger_id_t **out, size_t *n_out);
+
 /* Queries return at most this many rows; more is SY_ETOOBIG. */
 #define STORE_QUERY_MAX_ROWS (1u << 20)
 #define STORE_SCHEMA_VERSION 1
@@ -175,5 +182,9 @@ void store_ledger_writer_free(store_ledger_writer_t *w);
 uint64_t store_ledger_writer_dropped(const store_ledger_writer_t *w);
 /* Rows committed so far. */
 uint64_t store_ledger_writer_committed(const store_ledger_writer_t *w);
+/* One consistent read of the counters: rows pushed, settled (committed or lost:
+ * pushed rows leave the queue in order) and dropped. */
+void store_ledger_writer_counts(const store_ledger_writer_t *w, uint64_t *pushed, uint64_t *settled,
+                                uint64_t *dropped);
 
 #endif
