@@ -266,12 +266,8 @@ void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res)
             api_send_error(w, res, 404, "not_found", msg, "id", NULL);
         } else {
             int rc = router_feedback(app->router, &f, tier, reward->valuedouble);
-            if (app->store) {
-                pthread_mutex_lock(&app->store_mu);
-                store_feedback_put(app->store, id->valuestring, reward->valuedouble,
-                                   clock_wall_ms());
-                pthread_mutex_unlock(&app->store_mu);
-            }
+            /* Stored by the store thread: never a store call on the loop. */
+            storesync_feedback(app->sync, id->valuestring, reward->valuedouble, clock_wall_ms());
             if ((atomic_fetch_add(&app->n_feedback, 1) + 1) % 256 == 0) api_bandit_save(app);
             buf_t *b = &w->scratch;
             buf_reset(b);

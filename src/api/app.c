@@ -27,6 +27,8 @@
 #define API_LEDGER_FLUSH_MS 200
 /* How often a worker seals its ledger journal and deletes what the store has. */
 #define API_JOURNAL_ROTATE_MS 1000
+/* How often private sessions other gateways marked are read from the store. */
+#define API_SESSION_SYNC_MS 1000
 /* Cost reports waiting for the offload thread before new ones get a 503. */
 #define API_MAX_REPORTS 16
 
@@ -51,7 +53,6 @@ typedef struct api_reload {
     _Atomic(api_app_t *) cur; /* the generation new requests get */
     api_slot_t *slots;
     int n_slots;
-    int journal_lock; /* fd holding the journal folder's lock, or -1 */
 } api_reload_t;
 
 static void handler(http_req_t *hr, http_res_t *res, void *ctx)
@@ -304,15 +305,12 @@ int api_router_load_models(router_t *r, const config_t *cfg, char *err, size_t e
 /* Persists the bandit's sums so learning survives a restart. */
 void api_bandit_save(api_app_t *app)
 {
-    if (!app->store || app->cfg->route.policy != ROUTE_POLICY_BANDIT) return;
+    if (!app->sync || !app->served || app->cfg->route.policy != ROUTE_POLICY_BANDIT) return;
     buf_t b;
     buf_init(&b, 64u << 20);
-    if (router_bandit_save(app->router, &b) == 0) {
-        pthread_mutex_lock(&app->store_mu);
-        int rc = store_kv_put(app->store, BANDIT_KV_NS, BANDIT_KV_KEY, b.data, b.len);
-        pthread_mutex_unlock(&app->store_mu);
-        if (rc) log_warn("cannot save the bandit state: %s", sy_strerror(rc));
-    }
+    if (router_bandit_save(app->router, &b) == 0 &&
+        storesync_kv_put(app->sync, BANDIT_KV_NS, BANDIT_KV_KEY, b.data, b.len))
+        log_warn("cannot save the bandit state: the store queue is full");
     buf_deinit(&b);
 }
 
@@ -341,7 +339,6 @@ static int gen_open(api_app_t *app, char *err, size_t errlen)
     const config_t *cfg = app->cfg;
     app->id_salt =
         hash_mix((uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)app);
-    pthread_mutex_init(&app->store_mu, NULL);
     log_level_t lvl;
     if (!log_level_parse(cfg->log_level, &lvl)) log_set_level(lvl);
     api_tiers_open(app, err, errlen);
@@ -387,7 +384,6 @@ static void gen_close(api_app_t *app)
         mem_free(app->api_keys[i]);
         mem_free(app->base_urls[i]);
     }
-    pthread_mutex_destroy(&app->store_mu);
 }
 
 /* Drops one reference; the last closes the generation (and frees a reloaded one;
@@ -441,13 +437,16 @@ static void reload_once(api_app_t *root)
     g->report_store = root->report_store;
     g->offload = root->offload;
     g->sessions = root->sessions;
+    g->sync = root->sync;
     atomic_store(&g->seq, atomic_load(&cur->seq));
     api_bandit_save(cur); /* the new router starts from what the old one learnt */
+    storesync_flush(root->sync);
     if (gen_open(g, err, sizeof err)) {
         log_error("reload: cannot apply %s: %s; the running configuration stays", cfg->path, err);
         gen_release(g);
         return;
     }
+    g->served = true;
     pthread_mutex_lock(&rl->mu);
     atomic_store(&rl->cur, g);
     for (int i = 0; i < rl->n_slots; i++) {
@@ -494,11 +493,15 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
     sem_init(&rl->wake, 0, 0);
     atomic_init(&rl->cur, app);
     rl->n_slots = (int)cfg->workers;
-    rl->journal_lock = -1;
     rl->slots = mem_calloc((size_t)rl->n_slots, sizeof *rl->slots);
     app->sessions = session_table_new(API_MAX_SESSIONS);
-    if (gen_open(app, err, errlen)) goto fail;
     char e2[256];
+    app->sync = storesync_new(cfg->store, app->sessions, API_SESSION_SYNC_MS, e2, sizeof e2);
+    if (!app->sync) {
+        snprintf(err, errlen, "store %s: %s", cfg->store, e2);
+        goto fail;
+    }
+    if (gen_open(app, err, errlen)) goto fail;
     app->report_store = store_open(cfg->store, e2, sizeof e2);
     if (!app->report_store) {
         snprintf(err, errlen, "store %s: %s", cfg->store, e2);
@@ -539,13 +542,7 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     /* Rows a crash left in the journals reach the store before anything else (after
-     * the listener: a second instance must fail on its port, not touch the journals
-     * of the one serving). */
-    rl->journal_lock = store_journal_lock(cfg->ledger_journal, e2, sizeof e2);
-    if (rl->journal_lock < 0) {
-        snprintf(err, errlen, "%s", e2);
-        goto fail;
-    }
+     * the listener: a second instance fails on its port before it reads anything). */
     uint64_t n_rows, n_dup, n_bad;
     if (store_journal_replay(cfg->ledger_journal, app->report_store, &n_rows, &n_dup, &n_bad, e2,
                              sizeof e2))
@@ -568,6 +565,7 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     rl->started = true;
+    app->served = true;
     return app;
 fail:
     api_app_free(app);
@@ -617,14 +615,13 @@ void api_app_free(api_app_t *app)
     store_ledger_writer_free(app->ledger);
     for (int i = 0; i < rl->n_slots; i++) /* never started: journals still open */
         store_journal_close(rl->slots[i].journal);
-    if (all_in && rl->journal_lock >= 0)
-        store_journal_clear(app->cfg->ledger_journal); /* every row is committed */
-    if (rl->journal_lock >= 0) close(rl->journal_lock);
+    if (all_in) store_journal_clear(app->cfg->ledger_journal); /* every row is committed */
     store_close(app->report_store);
     session_table_free(app->sessions);
     api_app_t *cur = atomic_load(&rl->cur);
     if (cur != app) gen_release(cur); /* its workers are gone: this is its last reference */
     gen_close(app);
+    storesync_free(app->sync); /* after the last bandit save is queued */
     sem_destroy(&rl->wake);
     pthread_mutex_destroy(&rl->mu);
     mem_free(rl->slots);

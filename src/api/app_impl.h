@@ -15,6 +15,7 @@
 #include "api/request.h"
 #include "api/server.h"
 #include "api/session.h"
+#include "api/storesync.h"
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -40,10 +41,11 @@ struct api_app {
     pii_scanner_t *pii;
     router_t *router;
     store_ledger_writer_t *ledger;
-    store_t *store; /* sessions, feedback, bandit state: under store_mu */
-    pthread_mutex_t store_mu;
-    store_t *report_store; /* ledger reports: used by the offload thread only */
-    offload_t *offload;    /* runs reports off the worker loops */
+    store_t *store;         /* read at build time only (the bandit state) */
+    struct storesync *sync; /* every store call of the loops (root's, shared) */
+    bool served;            /* became current: its bandit state is worth saving */
+    store_t *report_store;  /* ledger reports: used by the offload thread only */
+    offload_t *offload;     /* runs reports off the worker loops */
     session_table_t *sessions;
     feedback_ring_t *feedback;
     atomic_uint_fast64_t n_feedback;

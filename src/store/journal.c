@@ -25,6 +25,7 @@
 
 typedef struct sealed {
     char path[512];
+    int fd;           /* kept open: its lock tells a starting process the owner lives */
     uint64_t mark;    /* writer's pushed count at the seal */
     uint64_t dropped; /* writer's dropped count at the seal */
     bool keep;        /* a row never reached the writer: leave for replay */
@@ -148,7 +149,9 @@ static int open_next(store_journal_t *j)
     j->fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
     j->bytes = 0;
     j->keep = false;
-    return j->fd < 0 ? -errno : 0;
+    if (j->fd < 0) return -errno;
+    flock(j->fd, LOCK_EX | LOCK_NB); /* a new file: nobody else holds it */
+    return 0;
 }
 
 store_journal_t *store_journal_open(const char *dir, int idx, bool sync, char *err, size_t errlen)
@@ -199,7 +202,7 @@ void store_journal_rotate(store_journal_t *j, uint64_t pushed, uint64_t settled,
         s->mark = pushed;
         s->dropped = dropped;
         s->keep = j->keep;
-        close(j->fd);
+        s->fd = j->fd; /* still locked until deleted or given up */
         if (open_next(j)) {
             log_error("ledger journal %s: %s; rows are no longer journaled", j->path,
                       strerror(errno));
@@ -211,8 +214,10 @@ void store_journal_rotate(store_journal_t *j, uint64_t pushed, uint64_t settled,
         sealed_t *s = &j->sealed[i];
         if (settled >= s->mark && !s->keep && dropped == s->dropped) {
             unlink(s->path); /* every row of it is in the store */
+            close(s->fd);
         } else if (settled >= s->mark) {
             /* A row of it may have missed the store: the next start replays it. */
+            close(s->fd);
         } else {
             j->sealed[k++] = *s;
         }
@@ -224,34 +229,12 @@ void store_journal_close(store_journal_t *j)
 {
     if (!j) return;
     if (j->fd >= 0) close(j->fd);
+    for (size_t i = 0; i < j->n_sealed; i++)
+        close(j->sealed[i].fd);
     mem_free(j);
 }
 
 /* ------------------------------------------------------------- replay ---- */
-
-int store_journal_lock(const char *dir, char *err, size_t errlen)
-{
-    char path[512];
-    if (mkdir(dir, 0700) && errno != EEXIST) {
-        snprintf(err, errlen, "ledger journal %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "ledger journal %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB)) {
-        snprintf(err, errlen,
-                 "ledger journal folder %s is in use by another switchyard (one process per "
-                 "folder: give each its own 'ledger_journal')",
-                 dir);
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 static bool is_journal(const char *name)
 {
@@ -319,6 +302,7 @@ int store_journal_replay(const char *dir, store_t *s, uint64_t *n_rows, uint64_t
     char(*paths)[512] = NULL;
     size_t n_paths = 0;
     unsigned char **bufs = NULL;
+    int *locks = NULL;
     store_ledger_row_t *rows = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
@@ -327,12 +311,21 @@ int store_journal_replay(const char *dir, store_t *s, uint64_t *n_rows, uint64_t
         if (!is_journal(e->d_name)) continue;
         paths = mem_realloc(paths, (n_paths + 1) * sizeof *paths);
         bufs = mem_realloc(bufs, (n_paths + 1) * sizeof *bufs);
+        locks = mem_realloc(locks, (n_paths + 1) * sizeof *locks);
         snprintf(paths[n_paths], sizeof paths[0], "%s/%s", dir, e->d_name);
+        /* A file whose lock is held belongs to a live gateway sharing the folder. */
+        locks[n_paths] = open(paths[n_paths], O_RDONLY | O_CLOEXEC);
+        if (locks[n_paths] < 0 || flock(locks[n_paths], LOCK_EX | LOCK_NB)) {
+            if (locks[n_paths] >= 0) close(locks[n_paths]);
+            continue;
+        }
         size_t len = 0;
         bufs[n_paths] = slurp(paths[n_paths], &len);
         if (!bufs[n_paths]) {
             rc = -errno;
             snprintf(err, errlen, "%s: %s", paths[n_paths], strerror(errno));
+            close(locks[n_paths]);
+            bufs[n_paths] = NULL;
             n_paths++;
             break;
         }
@@ -375,7 +368,9 @@ int store_journal_replay(const char *dir, store_t *s, uint64_t *n_rows, uint64_t
     for (size_t i = 0; i < n_paths; i++) {
         if (!rc) unlink(paths[i]);
         mem_free(bufs[i]);
+        if (bufs[i]) close(locks[i]);
     }
+    mem_free(locks);
     mem_free(bufs);
     mem_free(paths);
     mem_free(rows);
@@ -387,9 +382,12 @@ void store_journal_clear(const char *dir)
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
-    char path[800];
+    char path[800], own[32];
+    snprintf(own, sizeof own, "-%ld%s", (long)getpid(), JOURNAL_SUFFIX);
+    size_t ol = strlen(own);
     while ((e = readdir(d)))
-        if (is_journal(e->d_name)) {
+        if (is_journal(e->d_name) && strlen(e->d_name) > ol &&
+            !strcmp(e->d_name + strlen(e->d_name) - ol, own)) {
             snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
             unlink(path);
         }

@@ -17,7 +17,9 @@
  *
  * File: dir/ledger-<worker>-<n>.journal; records are
  * [u32 payload length][u32 checksum][payload], little-endian; a torn or corrupt
- * record ends the replay of that file. One process per folder.
+ * record ends the replay of that file. Gateways may share a folder: each holds an
+ * flock on its files (current and sealed) while it lives, and a replay takes only
+ * files whose lock it can get, i.e. those of processes that are gone.
  */
 #ifndef SY_STORE_JOURNAL_H
 #define SY_STORE_JOURNAL_H
@@ -47,17 +49,14 @@ void store_journal_rotate(store_journal_t *j, uint64_t pushed, uint64_t settled,
 /* Closes the current file (kept on disk) and frees j. NULL is a no-op. */
 void store_journal_close(store_journal_t *j);
 
-/* Creates dir if missing and takes its lock (dir/lock, flock): one process per
- * folder. Returns the fd that holds it (close to release) or -1 with err. */
-int store_journal_lock(const char *dir, char *err, size_t errlen);
 /* Replays every journal file in dir into s and deletes the files it replayed.
  * *n_rows: rows inserted; *n_dup: rows the store already had; *n_bad: files that
  * ended in a torn or corrupt record (their good rows are replayed). 0, or an error
  * with a message in err (files are then kept). A missing dir is not an error. */
 int store_journal_replay(const char *dir, store_t *s, uint64_t *n_rows, uint64_t *n_dup,
                          uint64_t *n_bad, char *err, size_t errlen);
-/* Deletes every journal file in dir (after a clean stop whose rows are all
- * committed). */
+/* Deletes this process's journal files in dir (after a clean stop whose rows are
+ * all committed). */
 void store_journal_clear(const char *dir);
 
 #endif

@@ -265,6 +265,13 @@ int store_ledger_ids_since(store_t *s, int64_t since_ms, store_ledger_id_t **out
     return s->ops->ledger_ids(s, since_ms, out, n_out);
 }
 
+int store_sessions_private_since(store_t *s, int64_t since_ms, store_session_t **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->sessions_private(s, since_ms, out, n_out);
+}
+
 int store_audit_query(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out)
 {
     *out = NULL;

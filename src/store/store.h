@@ -133,6 +133,10 @@ int store_session_put(store_t *s, const store_session_t *sess);
  * out (may be NULL) receives the record after the update. */
 int store_session_turn(store_t *s, const char *id, const char *tier, bool had_pii, int64_t now_ms,
                        store_session_t *out);
+/* Private sessions updated at or after since_ms (the gateway's in-memory view is
+ * synced from these). *out is owned (free()). */
+int store_sessions_private_since(store_t *s, int64_t since_ms, store_session_t **out,
+                                 size_t *n_out);
 /* Deletes sessions last updated before before_ms; *n_deleted (may be NULL) = count. */
 int store_session_prune(store_t *s, int64_t before_ms, uint64_t *n_deleted);
 
