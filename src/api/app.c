@@ -115,6 +115,8 @@ static api_worker_t *worker_new(api_app_t *app, api_slot_t *slot, loop_t *loop, 
     w->env.rand = hash_mix((uint64_t)idx + 1 + app->id_salt);
     w->rs = router_scratch_new(app->router);
     w->pii = pii_scratch_new(app->pii);
+    w->scan = api_scan_new(app->pii, app->cfg->route.pii_min_score);
+    buf_init(&w->render, 1u << 30);
     buf_init(&w->scratch, 64u << 20);
     return w;
 }
@@ -133,6 +135,8 @@ static void worker_free(api_worker_t *w)
     upstream_free(w->env.up);
     router_scratch_free(w->rs);
     pii_scratch_free(w->pii);
+    api_scan_free(w->scan);
+    buf_deinit(&w->render);
     buf_deinit(&w->scratch);
     mem_free(w);
     gen_release(app);
@@ -393,6 +397,8 @@ static void gen_release(api_app_t *g)
     if (atomic_fetch_sub(&g->refs, 1) != 1) return;
     gen_close(g);
     if (g == g->root) return;
+    for (int i = 0; i < API_BIG_THREADS; i++)
+        api_scan_free(g->big_scan[i]);
     config_deinit(g->owned_cfg);
     mem_free(g->owned_cfg);
     mem_free(g);
@@ -446,6 +452,11 @@ static void reload_once(api_app_t *root)
         gen_release(g);
         return;
     }
+    /* The large-request threads are shared; each generation scans with its own
+     * scanner (a scan is used only by its thread, one job at a time). */
+    for (int i = 0; i < API_BIG_THREADS; i++)
+        if ((g->big[i] = root->big[i]))
+            g->big_scan[i] = api_scan_new(g->pii, cfg->route.pii_min_score);
     g->served = true;
     pthread_mutex_lock(&rl->mu);
     atomic_store(&rl->cur, g);
@@ -510,6 +521,10 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
     app->offload = offload_new(API_MAX_REPORTS);
     if (!app->offload) {
         snprintf(err, errlen, "cannot start the report thread");
+        goto fail;
+    }
+    if (api_big_start(app)) {
+        snprintf(err, errlen, "cannot start the large-request threads");
         goto fail;
     }
     app->ledger =
@@ -604,6 +619,7 @@ void api_app_free(api_app_t *app)
         pthread_join(rl->thr, NULL);
     }
     offload_free(app->offload); /* before the loops its answers go to are freed */
+    api_big_stop(app);
     http_server_free(app->http);
     bool all_in = false;
     if (app->ledger) {

@@ -12,6 +12,8 @@
 #include "api/feedback.h"
 #include "api/metrics.h"
 #include "api/offload.h"
+#include "api/privacy.h"
+#include "api/render.h"
 #include "api/request.h"
 #include "api/server.h"
 #include "api/session.h"
@@ -32,6 +34,12 @@
 #include "tier/local.h"
 #include "tier/tier.h"
 
+/* Request bodies above API_BIG_BODY are parsed and scanned on a pool of
+ * API_BIG_THREADS threads, at most API_BIG_PENDING waiting per thread. */
+#define API_BIG_BODY    (256u << 10)
+#define API_BIG_THREADS 2
+#define API_BIG_PENDING 8
+
 struct api_app {
     const config_t *cfg;
     tier_t tiers[ROUTE_MAX_TIERS];
@@ -46,6 +54,10 @@ struct api_app {
     bool served;            /* became current: its bandit state is worth saving */
     store_t *report_store;  /* ledger reports: used by the offload thread only */
     offload_t *offload;     /* runs reports off the worker loops */
+    /* Parse and scan of large request bodies, off the worker loops (chat.c). */
+    offload_t *big[API_BIG_THREADS];
+    api_scan_t *big_scan[API_BIG_THREADS]; /* big[i]'s thread only */
+    atomic_uint big_next;
     session_table_t *sessions;
     feedback_ring_t *feedback;
     atomic_uint_fast64_t n_feedback;
@@ -72,6 +84,8 @@ typedef struct api_worker {
     exec_env_t env;
     router_scratch_t *rs;
     pii_scratch_t *pii;          /* for the mask action's second scan */
+    api_scan_t *scan;            /* the privacy scan of what leaves */
+    buf_t render;                /* upstream request bodies */
     struct api_call *free_calls; /* reusable request states */
     buf_t scratch;               /* response building */
     atomic_uint inflight;        /* calls and reports that hold this worker */
@@ -95,8 +109,18 @@ typedef struct api_call {
     uint64_t decision_ns;
     buf_t out; /* SSE event assembly */
     bool aborted;
-    pii_mask_t *mask; /* values masked before the request left, or NULL */
-    buf_t restored;   /* the answer with masked values put back */
+    bool completions, route_only; /* the endpoint */
+    bool big;                     /* prepared on the large-body pool */
+    buf_t rest;                   /* api_render_rest's output, rendered on the pool */
+    bool rest_ok;                 /* rest is valid for the request as it stands */
+    pii_mask_t *mask;             /* values masked before the request left, or NULL */
+    api_privacy_t pv;             /* the scan of what the request would send to a tier */
+    /* Parse and scan outcome (chat.c's prepare step): HTTP status to refuse with, or 0. */
+    int prep_status;
+    const char *prep_type, *prep_code;
+    char prep_err[512];
+    char prep_param[96];
+    buf_t restored; /* the answer with masked values put back */
 } api_call_t;
 
 /* ---------------------------------------------------------- respond.c ---- */
@@ -130,6 +154,9 @@ void api_mask_restore(api_call_t *c, exec_result_t *r);
 api_call_t *api_call_get(api_worker_t *w);
 void api_call_put(api_call_t *c);
 void api_call_free(api_call_t *c);
+/* Starts and stops the large-body pool (0, or -EAGAIN when a thread cannot start). */
+int api_big_start(api_app_t *app);
+void api_big_stop(api_app_t *app);
 /* POST /v1/chat/completions, /v1/completions, /v1/route. */
 void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
                       bool route_only);

@@ -53,6 +53,7 @@ typedef struct walk {
 
 static const char *const kind_names[] = {"openai", "local", NULL};
 static const char *const privacy_names[] = {"on_device", "on_prem", "external", NULL};
+static const char *const forward_unknown_names[] = {"scan", "drop", NULL};
 static const char *const role_names[] = {"edge", "cloud", NULL};
 static const char *const policy_names[] = {"rules", "bandit", NULL};
 static const char *const bandit_algo_names[] = {"linucb", "thompson", NULL};
@@ -181,6 +182,7 @@ static const field_t top_fields[] = {
     NUM("workers", F_U32, C(workers), 1, 256),
     STR("store", C(store)),
     STR("log_level", C(log_level)),
+    ENUM("forward_unknown", C(forward_unknown), forward_unknown_names),
     MAP("limits", limits_fields),
     STR("ledger_journal", C(ledger_journal)),
     NUM("ledger_fsync", F_BOOL, C(ledger_fsync), 0, 0),

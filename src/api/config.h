@@ -86,7 +86,12 @@ typedef struct config {
     int pii_names_dir_line, router_model_line, classifier_model_line, store_line;
     char *ledger_journal; /* owned; folder of the per-worker ledger journals */
     bool ledger_fsync;    /* fdatasync each journal append (power-loss durability) */
+    int forward_unknown;  /* config_forward_t: request fields switchyard does not know */
 } config_t;
+
+/* What happens to request fields switchyard does not know: forwarded after every
+ * string inside them (keys too) passed the PII scan, or dropped. */
+typedef enum { CONFIG_FORWARD_SCAN, CONFIG_FORWARD_DROP } config_forward_t;
 
 /* Loads and validates path into cfg (caller-allocated; config_deinit frees).
  * Relative file paths in the file (local tier model and tokenizer, routing.model,

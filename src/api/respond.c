@@ -318,4 +318,25 @@ static void on_done(void *arg, exec_result_t *r)
     api_call_put(c);
 }
 
-const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event, on_done};
+/* The upstream body, rendered from the typed request (never the client's bytes). */
+static int on_render(void *arg, const char *model, bool stream, bool logprobs, const char **body,
+                     size_t *len)
+{
+    api_call_t *c = arg;
+    buf_t *b = &c->w->render;
+    buf_reset(b);
+    api_render_opts_t o = {
+        .model = model,
+        .stream = stream,
+        .logprobs = logprobs,
+        .forward_unknown = c->w->app->cfg->forward_unknown == CONFIG_FORWARD_SCAN,
+        .rest = c->rest_ok ? c->rest.data : NULL,
+        .rest_len = c->rest.len,
+    };
+    int rc = api_render_body(&c->req, &o, b);
+    *body = b->data ? b->data : "";
+    *len = b->len;
+    return rc;
+}
+
+const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event, on_done, on_render};
