@@ -10,6 +10,7 @@ PKGS=(
   libsqlite3-dev sqlite3 libpq-dev postgresql
   libcmocka-dev perl
   wrk nginx-light nghttp2-client hyperfine
+  systemd
 )
 
 missing=()

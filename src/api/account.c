@@ -84,8 +84,7 @@ void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
         row.pii_types = c->d.pii_types;
         row.pii_names = pii;
         row.reasons = reasons;
-        if (store_ledger_writer_push(app->ledger, &row))
-            atomic_fetch_add(&app->metrics.ledger_dropped, 1);
+        api_ledger_record(c->w, &row);
     }
     jsonw_t *j = log_event_begin(LOG_INFO, "request");
     if (j) {

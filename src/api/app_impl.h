@@ -19,6 +19,7 @@
 #include "api/request.h"
 #include "api/server.h"
 #include "api/session.h"
+#include "api/storesync.h"
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -50,10 +51,11 @@ struct api_app {
     pii_scanner_t *pii;
     router_t *router;
     store_ledger_writer_t *ledger;
-    store_t *store; /* sessions, feedback, bandit state: under store_mu */
-    pthread_mutex_t store_mu;
-    store_t *report_store; /* ledger reports: used by the offload thread only */
-    offload_t *offload;    /* runs reports off the worker loops */
+    store_t *store;         /* read at build time only (the bandit state) */
+    struct storesync *sync; /* every store call of the loops (root's, shared) */
+    bool served;            /* became current: its bandit state is worth saving */
+    store_t *report_store;  /* ledger reports: used by the offload thread only */
+    offload_t *offload;     /* runs reports off the worker loops */
     /* Parse and scan of large request bodies, off the worker loops (chat.c). */
     offload_t *big[API_BIG_THREADS];
     api_scan_t *big_scan[API_BIG_THREADS]; /* big[i]'s thread only */
@@ -69,6 +71,16 @@ struct api_app {
     uint64_t id_salt;
     auth_t *auth;     /* API keys and rate limits; NULL without an auth section */
     budget_t *budget; /* budget reservations; NULL when no key has a budget */
+    /* Reload (app.c): each configuration applied is one api_app_t, the "generation".
+     * Workers, calls and reports hold the generation they started on, so a reload
+     * leaves in-flight requests on the old tiers. The HTTP server, ledger writer,
+     * report store, offload thread and session table belong to the root and are
+     * shared by every generation. */
+    struct api_app *root;  /* the app api_app_new returned */
+    atomic_int refs;       /* being current + workers built on it + pending switches */
+    config_t *owned_cfg;   /* a reloaded config (the first one is borrowed) */
+    bool closed;           /* this generation's own parts are released */
+    struct api_reload *rl; /* root only: reload thread and worker slots */
 };
 
 typedef struct api_worker {
@@ -84,6 +96,10 @@ typedef struct api_worker {
      * handler call): a key index or -1, and whether it was the admin key. */
     int caller_key;
     bool caller_admin;
+    atomic_uint inflight; /* calls and reports that hold this worker */
+    bool retired;         /* a newer generation serves this loop */
+    struct api_worker *next_retired;
+    struct api_slot *slot;
 } api_worker_t;
 
 /* One in-flight inference request. */
@@ -183,6 +199,14 @@ void api_limits_end(api_call_t *c, const exec_result_t *r, double cost);
 /* ------------------------------------------------------- tiers.c, app.c ---- */
 
 int api_tiers_open(api_app_t *app, char *err, size_t errlen);
+/* A call or report holds its worker (and so its generation) until released; a
+ * retired worker is freed, on its loop, once the last holder releases it. Both run
+ * on the worker's loop. */
+void api_worker_hold(api_worker_t *w);
+/* Hands a ledger row off durably: appended to the loop's journal (write(2)), then
+ * queued for the ledger writer. Call before the answer's last byte is sent. */
+void api_ledger_record(api_worker_t *w, const store_ledger_row_t *row);
+void api_worker_release(api_worker_t *w);
 /* Persists the bandit's sums so learning survives a restart. */
 void api_bandit_save(api_app_t *app);
 

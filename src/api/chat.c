@@ -33,6 +33,7 @@ api_call_t *api_call_get(api_worker_t *w)
     c->tpm_taken = 0;
     c->budget_want = c->budget_reserved = 0;
     c->limits_cont = NULL;
+    api_worker_hold(w);
     return c;
 }
 
@@ -60,6 +61,7 @@ void api_call_put(api_call_t *c)
     if (c->out.cap > (1u << 20)) buf_deinit(&c->out), buf_init(&c->out, 32u << 20);
     c->next_free = w->free_calls;
     w->free_calls = c;
+    api_worker_release(w);
 }
 
 void api_call_free(api_call_t *c)
@@ -103,19 +105,9 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t ms
         tier_route_view(&app->tiers[i], now_ms, &views[i]);
     session_info_t si = {0};
     bool known = c->req.session[0] && session_get(app->sessions, c->req.session, &si);
-    if (c->req.session[0] && !known && app->store) {
-        /* Not seen by this instance: another gateway sharing the store (or this one
-         * before a restart) may have marked it private. */
-        store_session_t ss;
-        pthread_mutex_lock(&app->store_mu);
-        int src = store_session_get(app->store, c->req.session, &ss);
-        pthread_mutex_unlock(&app->store_mu);
-        if (src == 0) {
-            known = true;
-            si.private_ = ss.is_private;
-            session_record(app->sessions, c->req.session, ss.is_private, -1, c->ts_ms);
-        }
-    }
+    /* Sessions marked private by another gateway sharing the store (or by this one
+     * before a restart) reach the table through the store thread (storesync.h): no
+     * store call on the loop. */
     route_input_t in = {
         .texts = c->req.texts,
         .n_texts = c->req.n_texts,
@@ -142,13 +134,10 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t ms
     if (c->d.pii_types && c->req.session[0] && !dry) {
         bool was_private = known && si.private_;
         session_record(app->sessions, c->req.session, true, -1, c->ts_ms);
-        if (!was_private && app->store) {
-            /* Write through at once: the private mark must outlive this process and be
-             * seen by every gateway sharing the store. */
-            store_session_t ss;
-            pthread_mutex_lock(&app->store_mu);
-            store_session_turn(app->store, c->req.session, "", true, c->ts_ms, &ss);
-            pthread_mutex_unlock(&app->store_mu);
+        if (!was_private) {
+            /* Written through by the store thread at once: the private mark must
+             * outlive this process and be seen by every gateway sharing the store. */
+            storesync_session_private(app->sync, c->req.session, c->ts_ms);
         }
     }
     int forced = in.forced_tier ? config_tier_find(app->cfg, in.forced_tier) : -1;
@@ -497,12 +486,12 @@ static void infer_continue(api_worker_t *w, api_call_t *c)
         exec_result_t none = {0};
         none.tier = -1;
         api_set_sy_headers(c, &none, -1);
+        api_account(c, &none, st, 0); /* journaled before the answer leaves */
         api_send_error(w, res, st,
                        st == 403   ? "privacy_blocked"
                        : st == 503 ? "tier_unavailable"
                                    : "invalid_request_error",
                        err, st == 400 ? "tier" : NULL, NULL);
-        api_account(c, &none, st, 0);
         api_call_put(c);
         return;
     }

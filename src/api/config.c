@@ -130,6 +130,8 @@ static const field_t limits_fields[] = {
     NUM("max_header_bytes", F_SIZE, C(max_header_bytes), 1024, 1 << 20),
     NUM("header_timeout_ms", F_U32, C(header_timeout_ms), 1, 3.6e6),
     NUM("idle_timeout_ms", F_U32, C(idle_timeout_ms), 1, 3.6e6),
+    NUM("body_timeout_ms", F_U32, C(body_timeout_ms), 1, 3.6e6),
+    NUM("body_min_rate", F_U32, C(body_min_rate), 0, 1e9),
     NUM("drain_ms", F_U32, C(drain_ms), 0, 3.6e6),
     END,
 };
@@ -183,6 +185,8 @@ static const field_t top_fields[] = {
     STR("log_level", C(log_level)),
     ENUM("forward_unknown", C(forward_unknown), forward_unknown_names),
     MAP("limits", limits_fields),
+    STR("ledger_journal", C(ledger_journal)),
+    NUM("ledger_fsync", F_BOOL, C(ledger_fsync), 0, 0),
     END,
 };
 
@@ -648,16 +652,89 @@ static void config_defaults(config_t *c)
     c->max_header_bytes = 32 << 10;
     c->header_timeout_ms = 10000;
     c->idle_timeout_ms = 60000;
+    c->body_timeout_ms = 30000;
+    c->body_min_rate = 1024;
     c->drain_ms = 10000;
     route_config_defaults(&c->route);
     c->pii_names_dir = mem_strdup("");
     c->router_model = mem_strdup("");
     c->reference_tier = mem_strdup("");
     c->classifier_model = mem_strdup("");
+    c->ledger_journal = mem_strdup("");
     c->bandit_lambda = 100; /* a cent costs 1.0 of reward */
     c->bandit_mu = 0.05;
     c->auth.admin_key_env = mem_strdup("");
     c->auth.admin_key_sha256 = mem_strdup("");
+}
+
+/* ------------------------------------------------------ file paths ---- */
+
+/* Resolves a relative path in *p against dir (the config file's folder, with its
+ * trailing '/'); absolute paths, "" and a dir of "" are left alone. */
+static void resolve_one(char **p, const char *dir)
+{
+    if (!**p || **p == '/' || !*dir) return;
+    size_t n = strlen(dir) + strlen(*p) + 1;
+    char *out = mem_alloc(n);
+    snprintf(out, n, "%s%s", dir, *p);
+    mem_free(*p);
+    *p = out;
+}
+
+/* The line of the value at root.k1[.k2[.k3]], or 0 if absent. */
+static int line_of(walk_t *w, const yaml_node_t *root, const char *k1, const char *k2,
+                   const char *k3)
+{
+    const yaml_node_t *n = map_get(w, root, k1);
+    if (n && k2) n = map_get(w, n, k2);
+    if (n && k3) n = map_get(w, n, k3);
+    return n ? (int)n->start_mark.line + 1 : 0;
+}
+
+/* Resolves every file path the config names from the config file's folder (a
+ * config read by a service manager from /etc must not depend on its cwd) and
+ * records the line of each key for the file checks of serve --check. */
+static void resolve_paths(walk_t *w, config_t *c, const yaml_node_t *root)
+{
+    const char *slash = strrchr(w->file, '/');
+    char *dir = slash ? mem_strndup(w->file, (size_t)(slash - w->file) + 1) : mem_strdup("");
+    for (size_t i = 0; i < c->n_tiers; i++) {
+        config_tier_t *t = &c->tiers[i];
+        t->model_line = line_of(w, root, "tiers", t->name, "model");
+        t->tokenizer_line = line_of(w, root, "tiers", t->name, "tokenizer");
+        if (t->kind != CONFIG_TIER_LOCAL) continue; /* an upstream's model is a name */
+        resolve_one(&t->model, dir);
+        resolve_one(&t->tokenizer, dir);
+    }
+    c->pii_names_dir_line = line_of(w, root, "routing", "pii", "names_dir");
+    c->router_model_line = line_of(w, root, "routing", "model", NULL);
+    c->classifier_model_line = line_of(w, root, "routing", "classifier", NULL);
+    c->store_line = line_of(w, root, "store", NULL, NULL);
+    resolve_one(&c->pii_names_dir, dir);
+    resolve_one(&c->router_model, dir);
+    resolve_one(&c->classifier_model, dir);
+    if (!strncmp(c->store, "sqlite:", 7) && strcmp(c->store, "sqlite::memory:") &&
+        strncmp(c->store, "sqlite://", 9)) {
+        char *p = mem_strdup(c->store + 7);
+        resolve_one(&p, dir);
+        size_t n = strlen(p) + 8;
+        mem_free(c->store);
+        c->store = mem_alloc(n);
+        snprintf(c->store, n, "sqlite:%s", p);
+        mem_free(p);
+    }
+    if (!*c->ledger_journal) { /* beside a sqlite file, else in the config's folder */
+        bool file = !strncmp(c->store, "sqlite:", 7) && strcmp(c->store, "sqlite::memory:");
+        size_t n = strlen(c->store) + 32;
+        mem_free(c->ledger_journal);
+        c->ledger_journal = mem_alloc(n);
+        snprintf(c->ledger_journal, n, "%s", file ? c->store + 7 : "");
+        if (!file) snprintf(c->ledger_journal, n, "%sswitchyard", dir);
+        strcat(c->ledger_journal, ".journal");
+    } else {
+        resolve_one(&c->ledger_journal, dir);
+    }
+    mem_free(dir);
 }
 
 static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *err, size_t errlen)
@@ -701,6 +778,7 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
         }
     }
     if (w.failed) return SY_ECONFIG;
+    resolve_paths(&w, c, root);
     log_level_t lvl;
     if (log_level_parse(c->log_level, &lvl)) {
         snprintf(err, errlen, "%s: log_level: '%s' is not one of debug, info, warn, error, off",
@@ -823,6 +901,7 @@ void config_deinit(config_t *c)
     mem_free(c->auth.keys);
     mem_free(c->auth.admin_key_env);
     mem_free(c->auth.admin_key_sha256);
+    mem_free(c->ledger_journal);
     memset(c, 0, sizeof *c);
 }
 

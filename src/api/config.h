@@ -52,9 +52,11 @@ typedef struct config_tier {
     uint32_t retries;         /* extra attempts on connect error, 429, 5xx (before any byte) */
     uint32_t retry_backoff_ms;
     config_breaker_t breaker;
-    uint32_t threads; /* kind local: engine threads */
-    uint32_t context; /* kind local: context length (0 = model's) */
-    bool logprobs;    /* tier returns token logprobs (kind local: always) */
+    uint32_t threads;   /* kind local: engine threads */
+    uint32_t context;   /* kind local: context length (0 = model's) */
+    bool logprobs;      /* tier returns token logprobs (kind local: always) */
+    int model_line;     /* line of 'model' (0 = not in the file) */
+    int tokenizer_line; /* line of 'tokenizer' (0 = not in the file) */
 } config_tier_t;
 
 /* auth: API keys, each fixing a team and tenant, with optional limits and budget. */
@@ -103,6 +105,8 @@ typedef struct config {
     size_t max_header_bytes;
     uint32_t header_timeout_ms;
     uint32_t idle_timeout_ms;
+    uint32_t body_timeout_ms; /* time to receive a whole request body */
+    uint32_t body_min_rate;   /* bytes/s a body must average (0 = no check) */
     uint32_t drain_ms;
     config_tier_t tiers[ROUTE_MAX_TIERS];
     size_t n_tiers;
@@ -113,7 +117,11 @@ typedef struct config {
     char *classifier_model; /* owned; task classifier model file ("" = built-in heuristics) */
     double bandit_lambda;   /* reward weight per USD of cost */
     double bandit_mu;       /* reward weight per second of latency */
-    int forward_unknown;    /* config_forward_t: request fields switchyard does not know */
+    /* Lines of the keys that name files (0 = not in the file), for --check messages. */
+    int pii_names_dir_line, router_model_line, classifier_model_line, store_line;
+    char *ledger_journal; /* owned; folder of the per-worker ledger journals */
+    bool ledger_fsync;    /* fdatasync each journal append (power-loss durability) */
+    int forward_unknown;  /* config_forward_t: request fields switchyard does not know */
     config_auth_t auth;
 } config_t;
 
@@ -122,6 +130,9 @@ typedef struct config {
 typedef enum { CONFIG_FORWARD_SCAN, CONFIG_FORWARD_DROP } config_forward_t;
 
 /* Loads and validates path into cfg (caller-allocated; config_deinit frees).
+ * Relative file paths in the file (local tier model and tokenizer, routing.model,
+ * routing.classifier, routing.pii.names_dir, a sqlite store) are resolved from the
+ * folder of path, not the current directory.
  * 0, or SY_ECONFIG / -errno with a message naming key and line in err. */
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
 /* Same, from a string (tests). name is used in messages. */

@@ -271,6 +271,9 @@ static void on_done(void *arg, exec_result_t *r)
                             route_bandit_reward(0.0, 0.0, 0.0, 0, 0));
     }
     if (c->mask && r->status == 200 && !r->streamed) api_mask_restore(c, r);
+    /* The ledger row is journaled before the answer's last byte leaves: a client
+     * that got an answer has its row even if the process dies next. */
+    api_account(c, r, r->status, cost);
     if (r->streamed) {
         if (r->status != 200) {
             char msg[400];
@@ -312,7 +315,6 @@ static void on_done(void *arg, exec_result_t *r)
         api_set_sy_headers(c, r, r->tier);
         api_send_error(c->w, c->res, r->status, r->err_type, r->message, NULL, NULL);
     }
-    api_account(c, r, r->status, cost);
     api_call_put(c);
 }
 

@@ -269,6 +269,20 @@ const char *store_group_name(store_group_t g)
     return (unsigned)g <= STORE_GROUP_TIER ? group_names[g] : "?";
 }
 
+int store_ledger_ids_since(store_t *s, int64_t since_ms, store_ledger_id_t **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->ledger_ids(s, since_ms, out, n_out);
+}
+
+int store_sessions_private_since(store_t *s, int64_t since_ms, store_session_t **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->sessions_private(s, since_ms, out, n_out);
+}
+
 int store_audit_query(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out)
 {
     *out = NULL;
@@ -714,4 +728,15 @@ uint64_t store_ledger_writer_committed(const store_ledger_writer_t *w)
     uint64_t v = m->committed;
     pthread_mutex_unlock(&m->mu);
     return v;
+}
+
+void store_ledger_writer_counts(const store_ledger_writer_t *w, uint64_t *pushed, uint64_t *settled,
+                                uint64_t *dropped)
+{
+    store_ledger_writer_t *m = (store_ledger_writer_t *)w;
+    pthread_mutex_lock(&m->mu);
+    *pushed = m->pushed;
+    *settled = m->settled;
+    *dropped = m->dropped;
+    pthread_mutex_unlock(&m->mu);
 }

@@ -115,6 +115,12 @@ typedef struct store_traffic_row {
     char reasons[192]; /* truncated at a UTF-8 boundary */
 } store_traffic_row_t;
 int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out);
+/* Ids of the ledger rows with ts_ms >= since_ms (the journal replay skips rows the
+ * store already has). *out is owned (free()). */
+typedef struct store_ledger_id {
+    char id[40];
+} store_ledger_id_t;
+int store_ledger_ids_since(store_t *s, int64_t since_ms, store_ledger_id_t **out, size_t *n_out);
 
 /* Queries return at most this many rows; more is SY_ETOOBIG. */
 #define STORE_QUERY_MAX_ROWS (1u << 20)
@@ -141,6 +147,10 @@ int store_session_put(store_t *s, const store_session_t *sess);
  * out (may be NULL) receives the record after the update. */
 int store_session_turn(store_t *s, const char *id, const char *tier, bool had_pii, int64_t now_ms,
                        store_session_t *out);
+/* Private sessions updated at or after since_ms (the gateway's in-memory view is
+ * synced from these). *out is owned (free()). */
+int store_sessions_private_since(store_t *s, int64_t since_ms, store_session_t **out,
+                                 size_t *n_out);
 /* Deletes sessions last updated before before_ms; *n_deleted (may be NULL) = count. */
 int store_session_prune(store_t *s, int64_t before_ms, uint64_t *n_deleted);
 
@@ -215,5 +225,9 @@ void store_ledger_writer_free(store_ledger_writer_t *w);
 uint64_t store_ledger_writer_dropped(const store_ledger_writer_t *w);
 /* Rows committed so far. */
 uint64_t store_ledger_writer_committed(const store_ledger_writer_t *w);
+/* One consistent read of the counters: rows pushed, settled (committed or lost:
+ * pushed rows leave the queue in order) and dropped. */
+void store_ledger_writer_counts(const store_ledger_writer_t *w, uint64_t *pushed, uint64_t *settled,
+                                uint64_t *dropped);
 
 #endif

@@ -24,6 +24,8 @@ typedef struct store_ops {
                        size_t *n_out);
     int (*audit_query)(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
     int (*traffic_query)(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out);
+    int (*ledger_ids)(store_t *s, int64_t since_ms, store_ledger_id_t **out, size_t *n_out);
+    int (*sessions_private)(store_t *s, int64_t since_ms, store_session_t **out, size_t *n_out);
     int (*session_get)(store_t *s, const char *id, store_session_t *out);
     int (*session_put)(store_t *s, const store_session_t *sess);
     int (*session_turn)(store_t *s, const char *id, const char *tier, bool had_pii, int64_t now_ms,

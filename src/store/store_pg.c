@@ -36,6 +36,8 @@ enum {
     PQ_COSTS_FEATURE,
     PQ_COSTS_TIER,
     PQ_AUDIT,
+    PQ_LEDGER_IDS,
+    PQ_SESSIONS_PRIVATE,
     PQ_SESSION_GET,
     PQ_SESSION_PUT,
     PQ_SESSION_TURN,
@@ -75,6 +77,10 @@ static const struct {
     [PQ_AUDIT] = {"sy_audit", "SELECT id, ts_ms, tier, pii_types, pii_names FROM ledger"
                               " WHERE pii_types <> 0 AND external <> 0 AND ts_ms >= $1::bigint"
                               " ORDER BY ts_ms, id"},
+    [PQ_LEDGER_IDS] = {"sy_ledger_ids", "SELECT id FROM ledger WHERE ts_ms >= $1::bigint"},
+    [PQ_SESSIONS_PRIVATE] = {"sy_sessions_private",
+                             "SELECT id, turns, tiers, private, updated_ms FROM sessions"
+                             " WHERE updated_ms >= $1::bigint AND private <> 0"},
     [PQ_SESSION_GET] = {"sy_session_get",
                         "SELECT turns, tiers, private, updated_ms FROM sessions WHERE id = $1"},
     [PQ_SESSION_PUT] = {"sy_session_put",
@@ -171,7 +177,7 @@ static int ensure_prepared(pg_store_t *s, int which);
 /* Statements that change nothing, so repeating one is always safe. */
 static bool stmt_is_read(int which)
 {
-    return (which >= PQ_COSTS_TEAM && which <= PQ_AUDIT) || which == PQ_SESSION_GET ||
+    return (which >= PQ_COSTS_TEAM && which <= PQ_SESSIONS_PRIVATE) || which == PQ_SESSION_GET ||
            which == PQ_FEEDBACK_LIST || which == PQ_KV_GET || which == PQ_BUDGET_GET ||
            which == PQ_TRAFFIC;
 }
@@ -518,6 +524,55 @@ static int pg_audit_query(store_t *base, int64_t since_ms, store_audit_row_t **o
     return 0;
 }
 
+static int pg_ledger_ids(store_t *base, int64_t since_ms, store_ledger_id_t **out, size_t *n_out)
+{
+    num_t n;
+    const char *v[1] = {num_i64(&n, since_ms)};
+    int err;
+    PGresult *r = run(pg(base), PQ_LEDGER_IDS, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > STORE_QUERY_MAX_ROWS) {
+        PQclear(r);
+        return SY_ETOOBIG;
+    }
+    store_ledger_id_t *o = mem_calloc(rows ? rows : 1, sizeof *o);
+    for (size_t i = 0; i < rows; i++)
+        val_str(r, (int)i, 0, o[i].id, sizeof o[i].id);
+    PQclear(r);
+    *out = o;
+    *n_out = rows;
+    return 0;
+}
+
+static int pg_sessions_private(store_t *base, int64_t since_ms, store_session_t **out,
+                               size_t *n_out)
+{
+    num_t n;
+    const char *v[1] = {num_i64(&n, since_ms)};
+    int err;
+    PGresult *r = run(pg(base), PQ_SESSIONS_PRIVATE, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > STORE_QUERY_MAX_ROWS) {
+        PQclear(r);
+        return SY_ETOOBIG;
+    }
+    store_session_t *o = mem_calloc(rows ? rows : 1, sizeof *o);
+    for (size_t i = 0; i < rows; i++) {
+        int k = (int)i;
+        val_str(r, k, 0, o[i].id, sizeof o[i].id);
+        o[i].turns = (uint32_t)val_i64(r, k, 1);
+        val_str(r, k, 2, o[i].tiers, sizeof o[i].tiers);
+        o[i].is_private = val_i64(r, k, 3) != 0;
+        o[i].updated_ms = val_i64(r, k, 4);
+    }
+    PQclear(r);
+    *out = o;
+    *n_out = rows;
+    return 0;
+}
+
 static int pg_traffic_query(store_t *base, int64_t since_ms, store_traffic_row_t **out,
                             size_t *n_out)
 {
@@ -738,6 +793,8 @@ static const store_ops_t pg_ops = {
     .costs_query = pg_costs_query,
     .audit_query = pg_audit_query,
     .traffic_query = pg_traffic_query,
+    .ledger_ids = pg_ledger_ids,
+    .sessions_private = pg_sessions_private,
     .session_get = pg_session_get,
     .session_put = pg_session_put,
     .session_turn = pg_session_turn,

@@ -31,6 +31,8 @@ enum {
     ST_COSTS_FEATURE,
     ST_COSTS_TIER,
     ST_AUDIT,
+    ST_LEDGER_IDS,
+    ST_SESSIONS_PRIVATE,
     ST_SESSION_GET,
     ST_SESSION_PUT,
     ST_SESSION_TURN,
@@ -66,6 +68,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COSTS_TENANT] = COSTS_SQL("tenant"),
     [ST_COSTS_FEATURE] = COSTS_SQL("feature"),
     [ST_COSTS_TIER] = COSTS_SQL("tier"),
+    [ST_LEDGER_IDS] = "SELECT id FROM ledger WHERE ts_ms >= ?1",
+    [ST_SESSIONS_PRIVATE] = "SELECT id, turns, tiers, private, updated_ms FROM sessions"
+                            " WHERE updated_ms >= ?1 AND private <> 0",
     [ST_AUDIT] = "SELECT id, ts_ms, tier, pii_types, pii_names FROM ledger"
                  " WHERE pii_types <> 0 AND external <> 0 AND ts_ms >= ?1 ORDER BY ts_ms, rowid",
     [ST_SESSION_GET] = "SELECT turns, tiers, private, updated_ms FROM sessions WHERE id = ?1",
@@ -389,6 +394,65 @@ static int sqlite_audit_query(store_t *base, int64_t since_ms, store_audit_row_t
     return 0;
 }
 
+static int sqlite_ledger_ids(store_t *base, int64_t since_ms, store_ledger_id_t **out,
+                             size_t *n_out)
+{
+    sqlite_store_t *s = sq(base);
+    int err = 0;
+    sqlite3_stmt *st = stmt(s, ST_LEDGER_IDS, &err);
+    if (!st) return err;
+    sqlite3_bind_int64(st, 1, since_ms);
+    store_ledger_id_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
+        col_text(st, 0, rows[n++].id, sizeof rows->id);
+    }
+    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
+    sqlite3_reset(st);
+    if (err) {
+        mem_free(rows);
+        return err;
+    }
+    *out = rows;
+    *n_out = n;
+    return 0;
+}
+
+static void session_cols(sqlite3_stmt *st, store_session_t *out);
+
+static int sqlite_sessions_private(store_t *base, int64_t since_ms, store_session_t **out,
+                                   size_t *n_out)
+{
+    sqlite_store_t *s = sq(base);
+    int err = 0;
+    sqlite3_stmt *st = stmt(s, ST_SESSIONS_PRIVATE, &err);
+    if (!st) return err;
+    sqlite3_bind_int64(st, 1, since_ms);
+    store_session_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
+        store_session_t *r = &rows[n++];
+        col_text(st, 0, r->id, sizeof r->id);
+        r->turns = (uint32_t)sqlite3_column_int64(st, 1);
+        col_text(st, 2, r->tiers, sizeof r->tiers);
+        r->is_private = sqlite3_column_int(st, 3) != 0;
+        r->updated_ms = sqlite3_column_int64(st, 4);
+    }
+    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
+    sqlite3_reset(st);
+    if (err) {
+        mem_free(rows);
+        return err;
+    }
+    *out = rows;
+    *n_out = n;
+    return 0;
+}
+
 static int sqlite_traffic_query(store_t *base, int64_t since_ms, store_traffic_row_t **out,
                                 size_t *n_out)
 {
@@ -666,6 +730,8 @@ static const store_ops_t sqlite_ops = {
     .costs_query = sqlite_costs_query,
     .audit_query = sqlite_audit_query,
     .traffic_query = sqlite_traffic_query,
+    .ledger_ids = sqlite_ledger_ids,
+    .sessions_private = sqlite_sessions_private,
     .session_get = sqlite_session_get,
     .session_put = sqlite_session_put,
     .session_turn = sqlite_session_turn,
