@@ -13,6 +13,8 @@
 // not raw logits: under the greedy sampler they are the softmax of the raw logits in
 // float32, so log p = logit - logsumexp(logits), the logits up to one constant; the
 // comparison centres both sides (subtracts the mean), which removes that constant.
+// Greedy decoding goes on through end-of-generation tokens (yieldEogToken), as the
+// comparison's own decoding does.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 
 import fs from "node:fs";
@@ -40,7 +42,8 @@ for (const job of jobs) {
     const seq = ctx.getSequence();
     const greedy = [];
     let logprobs = null, nVocab = 0;
-    const it = seq.evaluateWithMetadata(job.ids, { probabilities: true }, { temperature: 0 });
+    const it = seq.evaluateWithMetadata(job.ids, { probabilities: true },
+        { temperature: 0, yieldEogToken: true });
     for await (const out of it) {
         if (!logprobs) { /* the whole vocabulary, sorted by probability */
             nVocab = out.probabilities.size;

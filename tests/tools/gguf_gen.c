@@ -10,7 +10,7 @@
  *   llama    llama 2 shape: adjacent-pair RoPE, grouped-query attention, own output
  *   llama3   rope_freqs computed as llama.cpp's converter does for rope_type llama3
  *            (factor 8, low 1, high 4, original context 64), tied output
- *   mistral  llama with llama.attention.sliding_window 8
+ *   mistral  llama (the same weights) with llama.attention.sliding_window 8
  *   qwen2    q/k/v biases
  *   qwen3    attn_q_norm / attn_k_norm, key_length 32 (heads wider than dim / heads)
  *   gemma2   key_length 32, post norms, GeGLU, soft-capping 8 / 6, window 4 every other
@@ -19,6 +19,11 @@
  *            base 10000, global base 1e6 with linear scaling factor 8
  *   phi3     attn_qkv and gate|up fused, LongRoPE long/short factors, attn_factor,
  *            original context 32
+ *   llama3-keys  llama3's weights with rope.scaling.type "llama3" and its keys instead
+ *            of the rope_freqs tensor (llama.cpp does not read this form)
+ *   bad-yarn, bad-vlen, bad-post  files the engine must refuse with a message: YaRN
+ *            scaling (llama), value_length != key_length (qwen3), gemma2 without
+ *            post_ffw_norm
  *
  * Matrices are F32, F16, or Q8_0/Q4_0 by the engine's reference quantizer (rows of 32
  * columns); norms and RoPE factors stay F32, as llama.cpp's converter writes them.
@@ -46,17 +51,29 @@ typedef struct spec {
     int ctx;      /* context_length */
     float rope_base;
     bool tied, qkv_bias, qk_norm, gemma, fused;
+    const char *weights; /* the variant whose random weights these are (seed) */
 } spec_t;
 
+/* Shapes shared by several variants. */
+#define LLAMA  "llama", 64, 128, 2, 4, 2, 0, 512, 10000.0f, false, false, false, false, false
+#define LLAMA3 "llama", 64, 128, 2, 4, 2, 0, 512, 500000.0f, true, false, false, false, false
+#define QWEN3  "qwen3", 64, 128, 2, 4, 2, 32, 512, 1000000.0f, true, false, true, false, false
+#define GEMMA2 "gemma2", 64, 128, 2, 4, 2, 32, 512, 10000.0f, true, false, false, true, false
 static const spec_t SPECS[] = {
-    {"llama", "llama", 64, 128, 2, 4, 2, 0, 512, 10000.0f, false, false, false, false, false},
-    {"llama3", "llama", 64, 128, 2, 4, 2, 0, 512, 500000.0f, true, false, false, false, false},
-    {"mistral", "llama", 64, 128, 2, 4, 2, 0, 512, 10000.0f, false, false, false, false, false},
-    {"qwen2", "qwen2", 64, 128, 2, 4, 2, 0, 512, 1000000.0f, true, true, false, false, false},
-    {"qwen3", "qwen3", 64, 128, 2, 4, 2, 32, 512, 1000000.0f, true, false, true, false, false},
-    {"gemma2", "gemma2", 64, 128, 2, 4, 2, 32, 512, 10000.0f, true, false, false, true, false},
-    {"gemma3", "gemma3", 64, 128, 6, 4, 1, 32, 512, 1000000.0f, true, false, true, true, false},
-    {"phi3", "phi3", 64, 128, 2, 4, 4, 0, 4096, 10000.0f, false, false, false, false, true},
+    {"llama", LLAMA, "llama"},
+    {"llama3", LLAMA3, "llama3"},
+    {"mistral", LLAMA, "llama"},
+    {"qwen2", "qwen2", 64, 128, 2, 4, 2, 0, 512, 1000000.0f, true, true, false, false, false,
+     "qwen2"},
+    {"qwen3", QWEN3, "qwen3"},
+    {"gemma2", GEMMA2, "gemma2"},
+    {"gemma3", "gemma3", 64, 128, 6, 4, 1, 32, 512, 1000000.0f, true, false, true, true, false,
+     "gemma3"},
+    {"phi3", "phi3", 64, 128, 2, 4, 4, 0, 4096, 10000.0f, false, false, false, false, true, "phi3"},
+    {"llama3-keys", LLAMA3, "llama3"},
+    {"bad-yarn", LLAMA, "llama"},
+    {"bad-vlen", QWEN3, "qwen3"},
+    {"bad-post", GEMMA2, "gemma2"},
 };
 
 /* The file being built: the writer and the buffers it borrows until written. */
@@ -122,6 +139,11 @@ static void add_matrix(gen_t *g, const char *name, int rows, int cols, float gai
     mem_free(f);
     uint64_t ne[2] = {(uint64_t)cols, (uint64_t)rows};
     if (!g->rc) g->rc = gguf_writer_add_tensor(g->w, name, g->type, 2, ne, q, rb * (size_t)rows);
+}
+
+static bool is(const spec_t *s, const char *name)
+{
+    return !strcmp(s->name, name);
 }
 
 /* "<arch>.<key>" setters. */
@@ -218,7 +240,9 @@ int main(int argc, char **argv)
     }
     gen_t g = {.w = gguf_writer_new(0), .type = tt[ti]};
     g.rng = argc == 6 ? strtoull(argv[5], NULL, 10) : 1;
-    g.rng = g.rng * 1000003u + (uint64_t)(s - SPECS) * 7919u + (uint64_t)ti;
+    for (const char *p = s->weights; *p; p++) /* the weights' variant, not the file's */
+        g.rng = g.rng * 131u + (uint8_t)*p;
+    g.rng = g.rng * 1000003u + (uint64_t)ti;
     const int n_vocab = 512;
     const int hd = s->head_dim ? s->head_dim : s->dim / s->heads;
     const int q_dim = s->heads * hd, kv_dim = s->kv_heads * hd;
@@ -242,15 +266,26 @@ int main(int argc, char **argv)
     set_u32(&g, s, "rope.dimension_count", (uint32_t)hd);
     if (s->head_dim) {
         set_u32(&g, s, "attention.key_length", (uint32_t)hd);
-        set_u32(&g, s, "attention.value_length", (uint32_t)hd);
+        set_u32(&g, s, "attention.value_length", (uint32_t)(is(s, "bad-vlen") ? hd / 2 : hd));
     }
-    if (!strcmp(s->name, "mistral")) set_u32(&g, s, "attention.sliding_window", 8);
-    if (!strcmp(s->name, "gemma2")) {
+    if (is(s, "bad-yarn")) {
+        gguf_writer_set_str(g.w, "llama.rope.scaling.type", "yarn");
+        set_f32(&g, s, "rope.scaling.factor", 4.0f);
+    }
+    if (is(s, "llama3-keys")) { /* what add_llama3_freqs computes, as keys */
+        gguf_writer_set_str(g.w, "llama.rope.scaling.type", "llama3");
+        set_f32(&g, s, "rope.scaling.factor", 8.0f);
+        set_f32(&g, s, "rope.scaling.low_freq_factor", 1.0f);
+        set_f32(&g, s, "rope.scaling.high_freq_factor", 4.0f);
+        set_u32(&g, s, "rope.scaling.original_context_length", 64);
+    }
+    if (is(s, "mistral")) set_u32(&g, s, "attention.sliding_window", 8);
+    if (s->gemma && !strcmp(s->arch, "gemma2")) {
         set_u32(&g, s, "attention.sliding_window", 4);
         set_f32(&g, s, "attn_logit_softcapping", 8.0f);
         set_f32(&g, s, "final_logit_softcapping", 6.0f);
     }
-    if (!strcmp(s->name, "gemma3")) {
+    if (is(s, "gemma3")) {
         set_u32(&g, s, "attention.sliding_window", 4);
         set_f32(&g, s, "rope.freq_base_swa", 10000.0f);
         gguf_writer_set_str(g.w, "gemma3.rope.scaling.type", "linear");
@@ -295,12 +330,13 @@ int main(int argc, char **argv)
             add_matrix(&g, NM("ffn_up.weight"), s->hidden, s->dim, 1.5f);
         }
         add_matrix(&g, NM("ffn_down.weight"), s->dim, s->hidden, 1.0f);
-        if (s->gemma) add_vector(&g, NM("post_ffw_norm.weight"), s->dim, nc, ns);
+        if (s->gemma && !is(s, "bad-post"))
+            add_vector(&g, NM("post_ffw_norm.weight"), s->dim, nc, ns);
 #undef NM
     }
     add_vector(&g, "output_norm.weight", s->dim, nc, ns);
     if (!s->tied) add_matrix(&g, "output.weight", n_vocab, s->dim, 3.0f);
-    if (!strcmp(s->name, "llama3")) add_llama3_freqs(&g, hd, s->rope_base);
+    if (is(s, "llama3")) add_llama3_freqs(&g, hd, s->rope_base);
     if (s->fused) {
         add_vector(&g, "rope_factors_long.weight", hd / 2, 3.0f, 2.0f);
         add_vector(&g, "rope_factors_short.weight", hd / 2, 1.2f, 0.2f);
