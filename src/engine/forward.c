@@ -207,8 +207,13 @@ static void attn_task(void *arg, int task, int n_tasks)
             float d = 0.0f;
             for (int i = 0; i < hd; i++)
                 d += q[i] * k[i];
-            sc[t] = cap > 0.0f ? cap * tanhf(d * scale / cap) : d * scale;
+            sc[t] = d * scale;
             bmx = sc[t] > bmx ? sc[t] : bmx;
+        }
+        if (cap > 0.0f) { /* soft-capping (gemma2): monotonic, so caps the maximum too */
+            for (int t = 0; t < nb; t++)
+                sc[t] = cap * tanhf(sc[t] / cap);
+            bmx = cap * tanhf(bmx / cap);
         }
         if (bmx > mx) { /* rescale what was accumulated under the old maximum */
             float r = fast_exp(mx - bmx);
