@@ -303,21 +303,22 @@ static int read_hparams(const gguf_t *g, const arch_info_t *a, model_config_t *c
     const char *type = "linear";
     size_t tlen = 6;
     snprintf(key, sizeof key, "%s.rope.scaling.type", ar);
-    gguf_get_str(g, key, &type, &tlen);
-    c->rope_scale = 1.0f;
-    if (tlen == 4 && !memcmp(type, "none", 4)) {
-    } else if ((tlen == 6 && !memcmp(type, "linear", 6)) ||
-               (tlen == 8 && !memcmp(type, "longrope", 8))) {
-        if (has_factor && factor != 0.0f) c->rope_scale = 1.0f / factor;
-    } else if (!(tlen == 6 && !memcmp(type, "llama3", 6))) {
+    if (gguf_get_str(g, key, &type, &tlen) == SY_EINVAL)
+        return failf(err, errlen, SY_ECORRUPT, "%s: %s is not a string", path, key);
+#define TYPE_IS(s) (tlen == sizeof(s) - 1 && !memcmp(type, s, tlen))
+    if (!TYPE_IS("none") && !TYPE_IS("linear") && !TYPE_IS("longrope") && !TYPE_IS("llama3"))
         return failf(err, errlen, SY_EUNSUPPORTED,
-                     "%s: %s.rope.scaling.type '%.*s' is not supported (none, linear, longrope, "
-                     "llama3)",
-                     path, ar, (int)(tlen < 32 ? tlen : 32), type);
-    }
+                     "%s: %s '%.*s' is not supported (none, linear, longrope, llama3)", path, key,
+                     (int)(tlen < 32 ? tlen : 32), type);
+    c->rope_scale = 1.0f;
+    if ((TYPE_IS("linear") || TYPE_IS("longrope")) && has_factor && factor != 0.0f)
+        c->rope_scale = 1.0f / factor;
+#undef TYPE_IS
 
-    /* Sliding window and soft-capping, with llama.cpp's per-architecture defaults. */
-    int period = 1;
+    /* Sliding window and soft-capping, with llama.cpp's per-architecture defaults.
+     * Pattern as llama.cpp's: layer l is windowed when l % period < period - 1, every
+     * layer when period is 0 (Mistral), none when it is 1. */
+    int period = 0;
     c->n_swa = 0;
     c->rope_base_swa = c->rope_base;
     c->rope_scale_swa = c->rope_scale;
@@ -358,7 +359,7 @@ static int read_hparams(const gguf_t *g, const arch_info_t *a, model_config_t *c
     bool big_gemma = (!strcmp(ar, "gemma2") && c->n_layers == 46) ||
                      (!strcmp(ar, "gemma3") && c->n_layers == 62);
     c->attn_scale = 1.0f / sqrtf((float)(big_gemma ? c->dim / c->n_heads : c->head_dim));
-    c->swa_period = c->n_swa > 0 ? period : 0;
+    c->swa_period = period;
     return 0;
 }
 
@@ -487,8 +488,8 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
         }
 #undef MAT
 #undef VEC
-        L->swa = c->swa_period > 0 && l % c->swa_period < c->swa_period - 1;
-        if (c->swa_period == 1) L->swa = true;
+        const int p = c->swa_period;
+        L->swa = c->n_swa > 0 && (p == 0 || l % p < p - 1);
     }
     if ((rc = gguf_vector(g, "output_norm.weight", dim, owned_take(&next, dim), &m->out_norm, path,
                           err, errlen)))

@@ -58,7 +58,7 @@ typedef struct model_config {
     int rope_orig_ctx;    /* rope.scaling.original_context_length: LongRoPE uses the long
                              factors for sessions longer than this */
     int n_swa;            /* sliding window: positions a windowed layer sees (0: none) */
-    int swa_period;       /* layer l is windowed when l % period < period - 1 (period 1: all) */
+    int swa_period;       /* layer l windowed when l % period < period - 1; 0: every layer */
     float rope_base_swa;  /* RoPE theta of windowed layers */
     float rope_scale_swa; /* linear scaling of windowed layers */
     float attn_scale;     /* query scale, 1/sqrt(head_dim) (Gemma 27B shapes: 1/sqrt(dim/heads)) */
