@@ -129,7 +129,8 @@ static void test_flags(void **state)
 static void test_batched_equals_stepwise(void **state)
 {
     (void)state;
-    static const char *variants[] = {"llama3", "mistral", "qwen3", "gemma2", "gemma3", "phi3"};
+    static const char *variants[] = {"llama3", "mistral", "qwen3", "gemma2",
+                                     "gemma3", "phi3",    "phi4"};
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
         model_t *m = load(variants[v], "f32");
         size_t n = 12 * (size_t)m->cfg.n_vocab;

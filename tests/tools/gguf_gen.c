@@ -19,6 +19,8 @@
  *            base 10000, global base 1e6 with linear scaling factor 8
  *   phi3     attn_qkv and gate|up fused, LongRoPE long/short factors, attn_factor,
  *            original context 32
+ *   phi4     phi3 with grouped-query attention and RoPE on 3/4 of each head
+ *            (Phi-4-mini's partial rotary factor)
  *   llama3-keys  llama3's weights with rope.scaling.type "llama3" and its keys instead
  *            of the rope_freqs tensor (llama.cpp does not read this form)
  *   bad-yarn, bad-vlen, bad-post  files the engine must refuse with a message: YaRN
@@ -70,6 +72,7 @@ static const spec_t SPECS[] = {
     {"gemma3", "gemma3", 64, 128, 6, 4, 1, 32, 512, 1000000.0f, true, false, true, true, false,
      "gemma3"},
     {"phi3", "phi3", 64, 128, 2, 4, 4, 0, 4096, 10000.0f, false, false, false, false, true, "phi3"},
+    {"phi4", "phi3", 64, 128, 2, 4, 2, 0, 4096, 10000.0f, false, false, false, false, true, "phi4"},
     {"llama3-keys", LLAMA3, "llama3"},
     {"bad-yarn", LLAMA, "llama"},
     {"bad-vlen", QWEN3, "qwen3"},
@@ -263,7 +266,8 @@ int main(int argc, char **argv)
     set_u32(&g, s, "attention.head_count_kv", (uint32_t)s->kv_heads);
     set_f32(&g, s, "rope.freq_base", s->rope_base);
     set_f32(&g, s, "attention.layer_norm_rms_epsilon", s->gemma ? 1e-6f : 1e-5f);
-    set_u32(&g, s, "rope.dimension_count", (uint32_t)hd);
+    const int rope_dim = is(s, "phi4") ? hd * 3 / 4 : hd; /* Phi-4-mini: partial rotary */
+    set_u32(&g, s, "rope.dimension_count", (uint32_t)rope_dim);
     if (s->head_dim) {
         set_u32(&g, s, "attention.key_length", (uint32_t)hd);
         set_u32(&g, s, "attention.value_length", (uint32_t)(is(s, "bad-vlen") ? hd / 2 : hd));
@@ -338,8 +342,8 @@ int main(int argc, char **argv)
     if (!s->tied) add_matrix(&g, "output.weight", n_vocab, s->dim, 3.0f);
     if (is(s, "llama3")) add_llama3_freqs(&g, hd, s->rope_base);
     if (s->fused) {
-        add_vector(&g, "rope_factors_long.weight", hd / 2, 3.0f, 2.0f);
-        add_vector(&g, "rope_factors_short.weight", hd / 2, 1.2f, 0.2f);
+        add_vector(&g, "rope_factors_long.weight", rope_dim / 2, 3.0f, 2.0f);
+        add_vector(&g, "rope_factors_short.weight", rope_dim / 2, 1.2f, 0.2f);
     }
 
     int rc = g.rc ? g.rc : gguf_writer_write(g.w, argv[4]);
