@@ -16,6 +16,7 @@
 
 #include "base/err.h"
 #include "engine/forward.h"
+#include "engine/gguf.h"
 #include "engine/model.h"
 
 static char shared[512], tool[512], dir[64];
@@ -228,6 +229,29 @@ static void test_refused(void **state)
     }
 }
 
+/* A Gemma-27B-shaped layer count with zero heads once divided by the head count
+ * while choosing the query scale; now the file is refused. */
+static void test_zero_heads(void **state)
+{
+    (void)state;
+    char path[128], err[512] = "";
+    snprintf(path, sizeof path, "%s/zero-heads.gguf", dir);
+    gguf_writer_t *w = gguf_writer_new(0);
+    gguf_writer_set_str(w, "general.architecture", "gemma2");
+    const char *keys[] = {"gemma2.embedding_length", "gemma2.feed_forward_length",
+                          "gemma2.block_count",      "gemma2.attention.head_count",
+                          "gemma2.context_length",   "gemma2.attention.key_length"};
+    const uint32_t vals[] = {64, 128, 46, 0, 512, 32};
+    for (int i = 0; i < 6; i++)
+        gguf_writer_set_u32(w, keys[i], vals[i]);
+    assert_int_equal(gguf_writer_write(w, path), 0);
+    gguf_writer_free(w);
+    model_t *m = NULL;
+    assert_true(model_load(path, NULL, &m, err, sizeof err) < 0);
+    assert_null(m);
+    assert_true(err[0] != 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -255,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_llama3_keys),
         cmocka_unit_test(test_longrope_by_context),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_zero_heads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

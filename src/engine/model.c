@@ -356,8 +356,8 @@ static int read_hparams(const gguf_t *g, const arch_info_t *a, model_config_t *c
     }
     /* Gemma's query_pre_attn_scalar is dim / heads for the 27B shapes, head_dim
        otherwise; llama.cpp knows the 27B models by their layer count. */
-    bool big_gemma = (!strcmp(ar, "gemma2") && c->n_layers == 46) ||
-                     (!strcmp(ar, "gemma3") && c->n_layers == 62);
+    bool big_gemma = c->n_heads > 0 && ((!strcmp(ar, "gemma2") && c->n_layers == 46) ||
+                                        (!strcmp(ar, "gemma3") && c->n_layers == 62));
     c->attn_scale = 1.0f / sqrtf((float)(big_gemma ? c->dim / c->n_heads : c->head_dim));
     c->swa_period = period;
     return 0;
