@@ -215,7 +215,7 @@ static void test_refused(void **state)
         int rc;
         const char *says;
     } cases[] = {
-        {"bad-yarn", SY_EUNSUPPORTED, "rope.scaling.type 'yarn'"},
+        {"bad-rope", SY_EUNSUPPORTED, "rope.scaling.type 'dynamic'"},
         {"bad-vlen", SY_EUNSUPPORTED, "value_length"},
         {"bad-post", SY_ENOTFOUND, "post_ffw_norm"},
     };

@@ -32,6 +32,33 @@
 
 /* ============================================================ state ===== */
 
+/* RoPE angle per position of each pair i: base^(-2i/d), divided by the file's
+ * frequency factors (Llama 3.x rope_freqs, LongRoPE), times the linear scale. With
+ * YaRN the scale applies fully to the low-frequency pairs only: between the pairs
+ * whose wavelength fits beta_fast (32) and beta_slow (1) turns in the original
+ * context, it ramps to none (llama.cpp's corr_dims and ramp, ext_factor 1). */
+static void rope_table(const model_config_t *c, float base, float scale, const float *factors,
+                       float *out)
+{
+    const int d = c->rope_dim;
+    float lo = 0.0f, hi = 0.0f;
+    if (c->rope_yarn) {
+        const float orig = (float)c->rope_orig_ctx, two_pi = 2.0f * (float)M_PI;
+        lo = floorf((float)d * logf(orig / (32.0f * two_pi)) / (2.0f * logf(base)));
+        hi = ceilf((float)d * logf(orig / (1.0f * two_pi)) / (2.0f * logf(base)));
+        lo = fmaxf(0.0f, lo);
+        hi = fminf((float)(d - 1), hi);
+    }
+    for (int i = 0; i < d / 2; i++) {
+        float theta = 1.0f / powf(base, (float)(2 * i) / (float)d);
+        if (factors) theta /= factors[i];
+        float keep = 0.0f; /* share of the unscaled angle (YaRN's ramp) */
+        if (c->rope_yarn)
+            keep = 1.0f - fminf(1.0f, fmaxf(0.0f, ((float)i - lo) / fmaxf(0.001f, hi - lo)));
+        out[i] = theta * (scale * (1.0f - keep) + keep);
+    }
+}
+
 forward_state_t *forward_state_new(const model_t *m, int n_ctx, int max_batch, kern_pool_t *pool)
 {
     const model_config_t *c = &m->cfg;
@@ -52,21 +79,16 @@ forward_state_t *forward_state_new(const model_t *m, int n_ctx, int max_batch, k
     s->hb = mem_alloc(B * (size_t)c->hidden_dim * sizeof(float));
     s->hb2 = mem_alloc(B * (size_t)c->hidden_dim * sizeof(float));
     s->logits = mem_alloc(B * (size_t)c->n_vocab * sizeof(float));
-    /* RoPE angles per position: base^(-2i/d), divided by the file's frequency factors
-     * (Llama 3.x rope_freqs; LongRoPE's long ones when the session is longer than the
-     * original context, as llama.cpp picks them), times the linear scale. Windowed
-     * layers have their own base and scale (gemma3) and no factors. */
+    /* RoPE tables; LongRoPE's long factors when the session is longer than the
+     * original context, as llama.cpp picks them. Windowed layers have their own base
+     * and scale (gemma3) and no factors. */
     const float *factors = m->rope_freqs;
     if (!factors && m->rope_long)
         factors = s->n_ctx > c->rope_orig_ctx ? m->rope_long : m->rope_short;
     s->inv_freq = mem_alloc((size_t)(c->rope_dim / 2 + 1) * sizeof(float));
     s->inv_freq_swa = mem_alloc((size_t)(c->rope_dim / 2 + 1) * sizeof(float));
-    for (int i = 0; i < c->rope_dim / 2; i++) {
-        float e = (float)(2 * i) / (float)c->rope_dim;
-        s->inv_freq[i] = c->rope_scale / powf(c->rope_base, e);
-        if (factors) s->inv_freq[i] /= factors[i];
-        s->inv_freq_swa[i] = c->rope_scale_swa / powf(c->rope_base_swa, e);
-    }
+    rope_table(c, c->rope_base, c->rope_scale, factors, s->inv_freq);
+    rope_table(c, c->rope_base_swa, c->rope_scale_swa, NULL, s->inv_freq_swa);
     size_t cache = (size_t)c->n_layers * (size_t)s->n_ctx * kv_dim;
     s->key_cache = mem_calloc(cache, sizeof(float));
     s->value_cache = mem_calloc(cache, sizeof(float));

@@ -297,8 +297,9 @@ static int read_hparams(const gguf_t *g, const arch_info_t *a, model_config_t *c
     arch_u32(g, ar, "rope.scaling.original_context_length", &c->rope_orig_ctx, false);
 
     /* Scaling type as llama.cpp reads it: "linear" when absent, the factor applies
-     * unless "none"; YaRN is not implemented here. "llama3" is handled by the caller
-     * (frequency divisors). */
+     * unless "none". "llama3" is handled by the caller (frequency divisors). YaRN's
+     * cos/sin factor is 1 + 0.1 ln(factor) (llama.cpp's, with its beta 32 / 1 and
+     * extrapolation factor 1, which these architectures never override). */
     char key[96];
     const char *type = "linear";
     size_t tlen = 6;
@@ -306,13 +307,17 @@ static int read_hparams(const gguf_t *g, const arch_info_t *a, model_config_t *c
     if (gguf_get_str(g, key, &type, &tlen) == SY_EINVAL)
         return failf(err, errlen, SY_ECORRUPT, "%s: %s is not a string", path, key);
 #define TYPE_IS(s) (tlen == sizeof(s) - 1 && !memcmp(type, s, tlen))
-    if (!TYPE_IS("none") && !TYPE_IS("linear") && !TYPE_IS("longrope") && !TYPE_IS("llama3"))
+    if (!TYPE_IS("none") && !TYPE_IS("linear") && !TYPE_IS("longrope") && !TYPE_IS("llama3") &&
+        !TYPE_IS("yarn"))
         return failf(err, errlen, SY_EUNSUPPORTED,
-                     "%s: %s '%.*s' is not supported (none, linear, longrope, llama3)", path, key,
-                     (int)(tlen < 32 ? tlen : 32), type);
+                     "%s: %s '%.*s' is not supported (none, linear, yarn, longrope, llama3)", path,
+                     key, (int)(tlen < 32 ? tlen : 32), type);
     c->rope_scale = 1.0f;
-    if ((TYPE_IS("linear") || TYPE_IS("longrope")) && has_factor && factor != 0.0f)
+    if ((TYPE_IS("linear") || TYPE_IS("longrope") || TYPE_IS("yarn")) && has_factor &&
+        factor != 0.0f)
         c->rope_scale = 1.0f / factor;
+    c->rope_yarn = TYPE_IS("yarn");
+    if (c->rope_yarn && has_factor && factor > 1.0f) c->rope_mscale *= 1.0f + 0.1f * logf(factor);
 #undef TYPE_IS
 
     /* Sliding window and soft-capping, with llama.cpp's per-architecture defaults.

@@ -54,9 +54,10 @@ typedef struct model_config {
     float norm_eps;       /* RMSNorm epsilon */
     bool rope_neox;       /* rotate (i, i + rope_dim/2) pairs (qwen2), not adjacent ones */
     float rope_scale;     /* linear scaling: angles times 1 / rope.scaling.factor; else 1 */
-    float rope_mscale;    /* cos and sin times this (LongRoPE's rope.scaling.attn_factor) */
+    float rope_mscale;    /* cos and sin times this (rope.scaling.attn_factor; YaRN's too) */
+    bool rope_yarn;       /* YaRN: the scale ramps off for high-frequency pairs */
     int rope_orig_ctx;    /* rope.scaling.original_context_length: LongRoPE uses the long
-                             factors for sessions longer than this */
+                             factors for sessions longer than this; YaRN's ramp */
     int n_swa;            /* sliding window: positions a windowed layer sees (0: none) */
     int swa_period;       /* layer l windowed when l % period < period - 1; 0: every layer */
     float rope_base_swa;  /* RoPE theta of windowed layers */

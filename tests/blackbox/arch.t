@@ -40,7 +40,7 @@ if (!fs.existsSync(path.join(L.ROOT, 'bench', 'node_modules', 'node-llama-cpp'))
   return;
 }
 
-const VARIANTS = ['llama', 'llama3', 'mistral', 'qwen2', 'qwen3', 'gemma2', 'gemma3', 'phi3', 'phi4'];
+const VARIANTS = ['llama', 'llama3', 'mistral', 'qwen2', 'qwen3', 'gemma2', 'gemma3', 'phi3', 'phi4', 'qwen2-yarn'];
 const TYPES = ['f32', 'f16', 'q8_0', 'q4_0'];
 const IDS = [1, 45, 300, 12, 99, 7, 260, 400, 33, 5, 128, 77];
 const N_CTX = 64; // past phi3's original context of 32: LongRoPE's long factors

@@ -23,9 +23,10 @@
  *            (Phi-4-mini's partial rotary factor)
  *   llama3-keys  llama3's weights with rope.scaling.type "llama3" and its keys instead
  *            of the rope_freqs tensor (llama.cpp does not read this form)
- *   bad-yarn, bad-vlen, bad-post  files the engine must refuse with a message: YaRN
- *            scaling (llama), value_length != key_length (qwen3), gemma2 without
- *            post_ffw_norm
+ *   qwen2-yarn  qwen2's weights with YaRN scaling (factor 8, original context 4096)
+ *   bad-rope, bad-vlen, bad-post  files the engine must refuse with a message:
+ *            rope.scaling.type "dynamic" (llama), value_length != key_length (qwen3), gemma2
+ * without post_ffw_norm
  *
  * Matrices are F32, F16, or Q8_0/Q4_0 by the engine's reference quantizer (rows of 32
  * columns); norms and RoPE factors stay F32, as llama.cpp's converter writes them.
@@ -74,7 +75,9 @@ static const spec_t SPECS[] = {
     {"phi3", "phi3", 64, 128, 2, 4, 4, 0, 4096, 10000.0f, false, false, false, false, true, "phi3"},
     {"phi4", "phi3", 64, 128, 2, 4, 2, 0, 4096, 10000.0f, false, false, false, false, true, "phi4"},
     {"llama3-keys", LLAMA3, "llama3"},
-    {"bad-yarn", LLAMA, "llama"},
+    {"qwen2-yarn", "qwen2", 64, 128, 2, 4, 2, 0, 32768, 1000000.0f, true, true, false, false, false,
+     "qwen2"},
+    {"bad-rope", LLAMA, "llama"},
     {"bad-vlen", QWEN3, "qwen3"},
     {"bad-post", GEMMA2, "gemma2"},
 };
@@ -272,9 +275,14 @@ int main(int argc, char **argv)
         set_u32(&g, s, "attention.key_length", (uint32_t)hd);
         set_u32(&g, s, "attention.value_length", (uint32_t)(is(s, "bad-vlen") ? hd / 2 : hd));
     }
-    if (is(s, "bad-yarn")) {
-        gguf_writer_set_str(g.w, "llama.rope.scaling.type", "yarn");
+    if (is(s, "bad-rope")) {
+        gguf_writer_set_str(g.w, "llama.rope.scaling.type", "dynamic");
         set_f32(&g, s, "rope.scaling.factor", 4.0f);
+    }
+    if (is(s, "qwen2-yarn")) {
+        gguf_writer_set_str(g.w, "qwen2.rope.scaling.type", "yarn");
+        set_f32(&g, s, "rope.scaling.factor", 8.0f);
+        set_u32(&g, s, "rope.scaling.original_context_length", 4096);
     }
     if (is(s, "llama3-keys")) { /* what add_llama3_freqs computes, as keys */
         gguf_writer_set_str(g.w, "llama.rope.scaling.type", "llama3");
