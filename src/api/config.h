@@ -55,6 +55,10 @@ typedef struct config_tier {
     uint32_t threads; /* kind local: engine threads */
     uint32_t context; /* kind local: context length (0 = model's) */
     bool logprobs;    /* tier returns token logprobs (kind local: always) */
+    uint32_t caps;    /* bitmask of route_cap_t (default: openai all, local none) */
+    bool caps_set;
+    uint32_t max_context; /* tokens the tier holds, prompt + output (0 = unknown; kind local:
+                             context when unset) */
 } config_tier_t;
 
 typedef struct config {
