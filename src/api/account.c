@@ -1,0 +1,121 @@
+/* account.c — after each inference request: metrics, one ledger row and one log
+ * line. Personal data never reaches logs or the ledger: only entity type names do.
+ */
+#include "api/app_impl.h"
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------- costs ---- */
+
+static int reference_tier(const api_app_t *app)
+{
+    return app->ref_tier;
+}
+
+void api_pii_names(uint32_t mask, char *out, size_t n)
+{
+    out[0] = 0;
+    for (int t = 0; t < PII_TYPE_COUNT; t++)
+        if (mask & (1u << t)) {
+            if (out[0]) strncat(out, ",", n - strlen(out) - 1);
+            strncat(out, pii_type_name((pii_type_t)t), n - strlen(out) - 1);
+        }
+}
+
+/* ---------------------------------------------------- accounting ---- */
+
+void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
+{
+    api_app_t *app = c->w->app;
+    uint64_t total_us = clock_mono_us() - c->start_us;
+    int tier = r ? r->tier : -1;
+    metrics_count_request(&app->metrics, tier, status);
+    if (tier >= 0) {
+        metrics_hist_observe(&app->metrics.total[tier], total_us * 1000);
+        if (r->ttft_us) metrics_hist_observe(&app->metrics.ttft[tier], r->ttft_us * 1000);
+    }
+    if (r && r->escalated) atomic_fetch_add(&app->metrics.escalations, 1);
+    if (r && r->degraded) atomic_fetch_add(&app->metrics.degraded, 1);
+    if (r && r->failover && c->d.tier >= 0) atomic_fetch_add(&app->metrics.failovers[c->d.tier], 1);
+
+    char reasons[1024], pii[256];
+    api_join_reasons(c, r, reasons, sizeof reasons);
+    api_pii_names(c->d.pii_types, pii, sizeof pii);
+    const tier_t *t = tier >= 0 ? &app->tiers[tier] : NULL;
+    uint32_t tin = r && r->tokens_in ? r->tokens_in : c->d.est_tokens_in;
+    uint32_t tout = r ? r->tokens_out : 0;
+    int ref = reference_tier(app);
+    double cloud_cost = ref >= 0 ? tier_cost_usd(&app->tiers[ref], tin, tout) : cost;
+    char model[256] = "";
+    if (t && *t->s.version)
+        snprintf(model, sizeof model, "%s@%s", t->s.model, t->s.version);
+    else if (t) {
+        size_t n = strnlen(t->s.model, sizeof model - 1); /* as snprintf "%s" truncates */
+        memcpy(model, t->s.model, n);
+        model[n] = 0;
+    }
+
+    if (app->ledger) {
+        store_ledger_row_t row = {0};
+        size_t idn = strnlen(c->id, sizeof row.id - 1);
+        memcpy(row.id, c->id, idn); /* row is zeroed: NUL-terminated */
+        row.ts_ms = c->ts_ms;
+        row.tenant = c->req.tenant;
+        row.team = c->req.team;
+        row.feature = c->req.feature;
+        row.session = c->req.session;
+        row.tier = t ? t->s.name : "";
+        row.model = model;
+        row.status = status == 200                            ? "ok"
+                     : (status == 403 || status == 503) && !t ? "refused"
+                                                              : "error";
+        row.http_status = status;
+        row.tokens_in = t ? tin : 0;
+        row.tokens_out = tout;
+        row.cost_usd = cost;
+        row.cloud_cost_usd = t ? cloud_cost : 0;
+        row.latency_ms = (uint32_t)(total_us / 1000);
+        row.ttft_ms = r ? (uint32_t)(r->ttft_us / 1000) : 0;
+        row.failover = r && r->failover;
+        row.escalated = r && r->escalated;
+        row.degraded = r && r->degraded;
+        row.external = r && r->attempts > 0 && t && t->s.privacy == ROUTE_PRIVACY_EXTERNAL;
+        row.pii_types = c->d.pii_types;
+        row.pii_names = pii;
+        row.reasons = reasons;
+        if (store_ledger_writer_push(app->ledger, &row))
+            atomic_fetch_add(&app->metrics.ledger_dropped, 1);
+    }
+    jsonw_t *j = log_event_begin(LOG_INFO, "request");
+    if (j) {
+        jsonw_key(j, "id");
+        jsonw_str(j, c->id);
+        jsonw_key(j, "status");
+        jsonw_int(j, status);
+        jsonw_key(j, "tier");
+        jsonw_str(j, t ? t->s.name : NULL);
+        jsonw_key(j, "tenant");
+        jsonw_str(j, c->req.tenant);
+        jsonw_key(j, "team");
+        jsonw_str(j, c->req.team);
+        jsonw_key(j, "feature");
+        jsonw_str(j, c->req.feature);
+        jsonw_key(j, "stream");
+        jsonw_bool(j, c->req.stream);
+        jsonw_key(j, "pii");
+        jsonw_str(j, pii);
+        jsonw_key(j, "reasons");
+        jsonw_str(j, reasons);
+        jsonw_key(j, "tokens_in");
+        jsonw_uint(j, tin);
+        jsonw_key(j, "tokens_out");
+        jsonw_uint(j, tout);
+        jsonw_key(j, "cost_usd");
+        jsonw_double(j, cost);
+        jsonw_key(j, "latency_ms");
+        jsonw_double(j, (double)total_us / 1000.0);
+        jsonw_key(j, "decision_us");
+        jsonw_double(j, (double)c->decision_ns / 1000.0);
+        log_event_end();
+    }
+}

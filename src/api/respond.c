@@ -1,0 +1,319 @@
+/* respond.c — answers to inference requests: OpenAI-shaped errors, the switchyard
+ * object and headers, SSE events (live or replayed from a whole answer), and the
+ * exec sink that finishes every call.
+ */
+#include "api/app_impl.h"
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ replies ---- */
+
+void api_send_json(http_res_t *res, int status, buf_t *b)
+{
+    http_res_send(res, status, "application/json", b->data ? b->data : "", b->len);
+}
+
+/* An OpenAI-shaped error object. */
+void api_send_error(api_worker_t *w, http_res_t *res, int status, const char *type, const char *msg,
+                    const char *param, const char *code)
+{
+    buf_t *b = &w->scratch;
+    buf_reset(b);
+    jsonw_t j;
+    jsonw_init(&j, b);
+    jsonw_obj_begin(&j);
+    jsonw_key(&j, "error");
+    jsonw_obj_begin(&j);
+    jsonw_key(&j, "message");
+    jsonw_str(&j, msg);
+    jsonw_key(&j, "type");
+    jsonw_str(&j, type);
+    jsonw_key(&j, "param");
+    if (param && *param)
+        jsonw_str(&j, param);
+    else
+        jsonw_null(&j);
+    jsonw_key(&j, "code");
+    if (code)
+        jsonw_str(&j, code);
+    else
+        jsonw_null(&j);
+    jsonw_obj_end(&j);
+    jsonw_obj_end(&j);
+    api_send_json(res, status, b);
+}
+
+const char *api_privacy_name(route_privacy_t p)
+{
+    return p == ROUTE_PRIVACY_ON_DEVICE ? "on_device"
+           : p == ROUTE_PRIVACY_ON_PREM ? "on_prem"
+                                        : "external";
+}
+
+/* ----------------------------------------------- the switchyard object ---- */
+
+void api_join_reasons(const api_call_t *c, const exec_result_t *r, char *out, size_t n)
+{
+    out[0] = 0;
+    for (int i = 0; i < c->d.n_reasons; i++) {
+        if (out[0]) strncat(out, ",", n - strlen(out) - 1);
+        strncat(out, c->d.reasons[i], n - strlen(out) - 1);
+    }
+    for (int i = 0; r && i < r->n_notes; i++) {
+        if (out[0]) strncat(out, ",", n - strlen(out) - 1);
+        strncat(out, r->notes[i], n - strlen(out) - 1);
+    }
+}
+
+static void write_sy_object(api_call_t *c, const exec_result_t *r, double cost, jsonw_t *j)
+{
+    api_app_t *app = c->w->app;
+    const tier_t *t = r->tier >= 0 ? &app->tiers[r->tier] : NULL;
+    jsonw_obj_begin(j);
+    jsonw_key(j, "id");
+    jsonw_str(j, c->id);
+    jsonw_key(j, "tier");
+    jsonw_str(j, t ? t->s.name : NULL);
+    jsonw_key(j, "model");
+    jsonw_str(j, t ? t->s.model : NULL);
+    jsonw_key(j, "version");
+    jsonw_str(j, t && t->s.version && *t->s.version ? t->s.version : NULL);
+    jsonw_key(j, "privacy");
+    jsonw_str(j, t ? api_privacy_name(t->s.privacy) : NULL);
+    jsonw_key(j, "reasons");
+    jsonw_arr_begin(j);
+    for (int i = 0; i < c->d.n_reasons; i++)
+        jsonw_str(j, c->d.reasons[i]);
+    for (int i = 0; i < r->n_notes; i++)
+        jsonw_str(j, r->notes[i]);
+    jsonw_arr_end(j);
+    jsonw_key(j, "pii");
+    jsonw_arr_begin(j);
+    for (int p = 0; p < PII_TYPE_COUNT; p++)
+        if (c->d.pii_types & (1u << p)) jsonw_str(j, pii_type_name((pii_type_t)p));
+    jsonw_arr_end(j);
+    jsonw_key(j, "local_only");
+    jsonw_bool(j, c->d.local_only);
+    jsonw_key(j, "confidence");
+    if (r->has_confidence)
+        jsonw_double(j, r->confidence);
+    else
+        jsonw_null(j);
+    jsonw_key(j, "escalated");
+    jsonw_bool(j, r->escalated);
+    jsonw_key(j, "low_confidence");
+    jsonw_bool(j, r->low_confidence);
+    jsonw_key(j, "failover");
+    jsonw_bool(j, r->failover);
+    jsonw_key(j, "degraded");
+    jsonw_bool(j, r->degraded);
+    if (r->degraded) {
+        jsonw_key(j, "warning");
+        jsonw_str(j, "degraded quality: the preferred cloud tier was unavailable, so a smaller "
+                     "edge model answered");
+    }
+    jsonw_key(j, "attempts");
+    jsonw_int(j, r->attempts);
+    jsonw_key(j, "tokens_in");
+    jsonw_uint(j, r->tokens_in);
+    jsonw_key(j, "tokens_out");
+    jsonw_uint(j, r->tokens_out);
+    jsonw_key(j, "cost_usd");
+    jsonw_double(j, cost);
+    jsonw_key(j, "decision_us");
+    jsonw_double(j, (double)c->decision_ns / 1000.0);
+    jsonw_obj_end(j);
+}
+
+void api_set_sy_headers(api_call_t *c, const exec_result_t *r, int tier)
+{
+    api_app_t *app = c->w->app;
+    char reasons[1024];
+    api_join_reasons(c, r, reasons, sizeof reasons);
+    http_res_header(c->res, "X-Request-Id", c->id);
+    if (tier >= 0) http_res_header(c->res, "X-Switchyard-Tier", app->tiers[tier].s.name);
+    http_res_header(c->res, "X-Switchyard-Reason", reasons);
+    if ((r && r->degraded) || c->d.degraded)
+        http_res_header(c->res, "X-Switchyard-Degraded",
+                        "edge answered in place of an unavailable cloud tier");
+}
+
+/* -------------------------------------------------- exec callbacks ---- */
+
+static void on_stream_begin(void *arg, int tier)
+{
+    api_call_t *c = arg;
+    exec_result_t none = {0};
+    none.tier = tier;
+    api_set_sy_headers(c, &none, tier);
+    http_res_header(c->res, "Cache-Control", "no-cache");
+    http_res_stream_begin(c->res, 200, "text/event-stream");
+}
+
+static void write_event(api_call_t *c, const char *data, size_t n)
+{
+    buf_reset(&c->out);
+    buf_append(&c->out, "data: ", 6);
+    buf_append(&c->out, data, n);
+    buf_append(&c->out, "\n\n", 2);
+    http_res_stream_write(c->res, c->out.data, c->out.len);
+}
+
+static void on_stream_event(void *arg, const char *data, size_t n)
+{
+    api_call_t *c = arg;
+    /* The usage-only chunk switchyard asked for: pass it on only if the client did. */
+    if (!c->req.include_usage && memmem(data, n, "\"choices\":[]", 12) &&
+        memmem(data, n, "\"usage\"", 7))
+        return;
+    write_event(c, data, n);
+}
+
+/* The final stream chunk carrying the switchyard object. */
+static void write_sy_event(api_call_t *c, const exec_result_t *r, double cost)
+{
+    buf_t *b = &c->w->scratch;
+    buf_reset(b);
+    jsonw_t j;
+    jsonw_init(&j, b);
+    jsonw_obj_begin(&j);
+    jsonw_key(&j, "id");
+    jsonw_str(&j, c->id);
+    jsonw_key(&j, "object");
+    jsonw_str(&j, c->req.completions ? "text_completion" : "chat.completion.chunk");
+    jsonw_key(&j, "created");
+    jsonw_int(&j, c->ts_ms / 1000);
+    jsonw_key(&j, "model");
+    jsonw_str(&j, r->tier >= 0 ? c->w->app->tiers[r->tier].s.model : "");
+    jsonw_key(&j, "choices");
+    jsonw_arr_begin(&j);
+    jsonw_arr_end(&j);
+    jsonw_key(&j, "switchyard");
+    write_sy_object(c, r, cost, &j);
+    jsonw_obj_end(&j);
+    write_event(c, b->data, b->len);
+}
+
+/* A complete (non-streamed) answer re-sent as SSE: the client asked for a stream
+ * but the cascade needed the whole edge answer first. */
+static void replay_as_stream(api_call_t *c, const exec_result_t *r)
+{
+    cJSON *j = cJSON_ParseWithLength(r->body, r->body_len);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    cJSON *msg = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
+    cJSON *content = msg ? cJSON_GetObjectItemCaseSensitive(msg, "content") : NULL;
+    cJSON *text = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "text") : NULL;
+    cJSON *fr = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "finish_reason") : NULL;
+    const char *model = r->tier >= 0 ? c->w->app->tiers[r->tier].s.model : "";
+    for (int phase = 0; phase < 2; phase++) {
+        buf_t *b = &c->w->scratch;
+        buf_reset(b);
+        jsonw_t w;
+        jsonw_init(&w, b);
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "id");
+        jsonw_str(&w, c->id);
+        jsonw_key(&w, "object");
+        jsonw_str(&w, c->req.completions ? "text_completion" : "chat.completion.chunk");
+        jsonw_key(&w, "created");
+        jsonw_int(&w, c->ts_ms / 1000);
+        jsonw_key(&w, "model");
+        jsonw_str(&w, model);
+        jsonw_key(&w, "choices");
+        jsonw_arr_begin(&w);
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "index");
+        jsonw_int(&w, 0);
+        if (c->req.completions) {
+            jsonw_key(&w, "text");
+            jsonw_str(&w, phase == 0 && cJSON_IsString(text) ? text->valuestring : "");
+        } else {
+            jsonw_key(&w, "delta");
+            jsonw_obj_begin(&w);
+            if (phase == 0) {
+                jsonw_key(&w, "role");
+                jsonw_str(&w, "assistant");
+                jsonw_key(&w, "content");
+                jsonw_str(&w, cJSON_IsString(content) ? content->valuestring : "");
+            }
+            jsonw_obj_end(&w);
+        }
+        jsonw_key(&w, "finish_reason");
+        if (phase == 1)
+            jsonw_str(&w, cJSON_IsString(fr) ? fr->valuestring : "stop");
+        else
+            jsonw_null(&w);
+        jsonw_obj_end(&w);
+        jsonw_arr_end(&w);
+        jsonw_obj_end(&w);
+        write_event(c, b->data, b->len);
+    }
+    cJSON_Delete(j);
+}
+
+static void on_done(void *arg, exec_result_t *r)
+{
+    api_call_t *c = arg;
+    api_app_t *app = c->w->app;
+    c->exec = NULL;
+    double cost = r->tier >= 0 ? tier_cost_usd(&app->tiers[r->tier],
+                                               r->tokens_in ? r->tokens_in : c->d.est_tokens_in,
+                                               r->tokens_out)
+                               : 0;
+    if (r->tier >= 0 && r->status == 200 && c->req.session[0])
+        session_record(app->sessions, c->req.session, c->d.pii_types != 0, r->tier, c->ts_ms);
+    if (r->tier >= 0 && r->status == 200) {
+        feedback_ring_put(app->feedback, c->id, &c->d.features, r->tier);
+        /* Implicit feedback: an escalated edge answer was not good enough. */
+        if (r->escalated && app->cfg->route.policy == ROUTE_POLICY_BANDIT && c->d.tier >= 0)
+            router_feedback(app->router, &c->d.features, c->d.tier,
+                            route_bandit_reward(0.0, 0.0, 0.0, 0, 0));
+    }
+    if (c->mask && r->status == 200 && !r->streamed) api_mask_restore(c, r);
+    if (r->streamed) {
+        if (r->status != 200) {
+            char msg[400];
+            snprintf(msg, sizeof msg,
+                     "{\"error\":{\"message\":\"the tier failed mid-stream: %s\","
+                     "\"type\":\"upstream_error\",\"param\":null,\"code\":null}}",
+                     r->err_type);
+            write_event(c, msg, strlen(msg));
+        } else {
+            write_sy_event(c, r, cost);
+        }
+        http_res_stream_write(c->res, "data: [DONE]\n\n", 14);
+        http_res_stream_end(c->res);
+    } else if (r->status == 200 && c->req.stream) {
+        api_set_sy_headers(c, r, r->tier);
+        http_res_header(c->res, "Cache-Control", "no-cache");
+        http_res_stream_begin(c->res, 200, "text/event-stream");
+        replay_as_stream(c, r);
+        write_sy_event(c, r, cost);
+        http_res_stream_write(c->res, "data: [DONE]\n\n", 14);
+        http_res_stream_end(c->res);
+    } else if (r->status == 200) {
+        /* Splice the switchyard object into the upstream's JSON object (validated by
+         * exec), which saves a parse and print of the whole answer. */
+        buf_t *b = &c->w->scratch;
+        buf_reset(b);
+        size_t end = r->body_len;
+        while (end > 0 && r->body[end - 1] != '}')
+            end--;
+        buf_append(b, r->body, end - 1);
+        buf_puts(b, ",\"switchyard\":");
+        jsonw_t j;
+        jsonw_init(&j, b);
+        write_sy_object(c, r, cost, &j);
+        buf_puts(b, "}");
+        api_set_sy_headers(c, r, r->tier);
+        api_send_json(c->res, 200, b);
+    } else {
+        api_set_sy_headers(c, r, r->tier);
+        api_send_error(c->w, c->res, r->status, r->err_type, r->message, NULL, NULL);
+    }
+    api_account(c, r, r->status, cost);
+    api_call_put(c);
+}
+
+const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event, on_done};
