@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/decide.h"
 #include "api/feedback.h"
 #include "api/metrics.h"
 #include "api/offload.h"

@@ -1,9 +1,9 @@
 /* chat.c — POST /v1/chat/completions, /v1/completions and /v1/route.
  *
  * A chat request flows: parse and validate (request.c) -> session state ->
- * router_decide (pure) -> exec (tiers, failover, cascade) -> response with the
- * switchyard object and headers (respond.c) -> ledger row, metrics, one log line
- * (account.c).
+ * api_decide (decide.c: the one decision path, router_decide inside) -> exec (tiers, failover,
+ * cascade) -> response with the switchyard object and headers (respond.c) -> ledger row, metrics,
+ * one log line (account.c).
  */
 #include "api/app_impl.h"
 #include <stdio.h>
@@ -60,24 +60,15 @@ static void on_client_abort(void *arg)
 
 /* --------------------------------------------------------- routing ---- */
 
-/* Resolves the tier a request forces: metadata/header "tier", or a model name that
- * is a tier name or "switchyard/<tier>". */
-static const char *forced_tier(api_app_t *app, api_request_t *r)
-{
-    if (r->forced_tier[0]) return r->forced_tier;
-    const char *m = r->model;
-    if (!strncmp(m, "switchyard/", 11)) m += 11;
-    for (size_t i = 0; i < app->n_tiers; i++)
-        if (!strcmp(app->tiers[i].s.name, m)) return app->tiers[i].s.name;
-    return NULL;
-}
-
-/* Runs the router for a parsed request. Returns the HTTP status to refuse with,
- * or 0 to go on. dry (POST /v1/route): decide only, leave session state alone. */
-static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t msglen)
+/* Decides a parsed request through the one decision path (decide.h), around it
+ * the I/O the pure path does not do: live tier state, the session's private mark
+ * (this instance's table, else the shared store), metrics, and, unless dry (POST
+ * /v1/route), marking the session private when the request holds personal data.
+ * Fills *a with the answer for a refusal (http_status 200 when a tier serves);
+ * returns 0, or a negative error when routing itself failed. */
+static int decide(api_worker_t *w, api_call_t *c, bool dry, route_tier_t *views, api_refusal_t *a)
 {
     api_app_t *app = w->app;
-    route_tier_t views[ROUTE_MAX_TIERS];
     uint64_t now_ms = clock_mono_ms();
     for (size_t i = 0; i < app->n_tiers; i++)
         tier_route_view(&app->tiers[i], now_ms, &views[i]);
@@ -96,25 +87,13 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t ms
             session_record(app->sessions, c->req.session, ss.is_private, -1, c->ts_ms);
         }
     }
-    route_input_t in = {
-        .texts = c->req.texts,
-        .n_texts = c->req.n_texts,
-        .n_messages = c->req.n_messages,
-        .max_tokens = c->req.max_tokens,
-        .forced_tier = forced_tier(app, &c->req),
-        .privacy_local_only = c->req.privacy_local_only,
-        .session_private = known && si.private_,
-        .now_us = clock_mono_us(),
-        .rand_seed = atomic_load(&app->seq) * 0x9e3779b97f4a7c15ull ^ app->id_salt,
-    };
+    api_session_state_t state = {.is_private = known && si.private_};
     uint64_t t0 = clock_mono_ns();
-    int rc = router_decide(app->router, w->rs, &in, views, app->n_tiers, &c->d);
+    int rc = api_decide(app->cfg, app->router, w->rs, &c->req, &state, views, clock_mono_us(),
+                        atomic_load(&app->seq) * 0x9e3779b97f4a7c15ull ^ app->id_salt, &c->d);
     c->decision_ns = clock_mono_ns() - t0;
     metrics_hist_observe(&app->metrics.decision, c->decision_ns);
-    if (rc) {
-        snprintf(msg, msglen, "routing failed: %s", sy_strerror(rc));
-        return 500;
-    }
+    if (rc) return rc;
     for (int i = 0; i < c->d.n_reasons; i++)
         metrics_count_reason(&app->metrics, c->d.reasons[i]);
     for (int p = 0; p < PII_TYPE_COUNT; p++)
@@ -131,42 +110,8 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t ms
             pthread_mutex_unlock(&app->store_mu);
         }
     }
-    int forced = in.forced_tier ? config_tier_find(app->cfg, in.forced_tier) : -1;
-    if (c->d.status && c->d.local_only && forced >= 0 &&
-        app->tiers[forced].s.privacy == ROUTE_PRIVACY_EXTERNAL) {
-        snprintf(msg, msglen,
-                 "the request must stay on this machine (personal data or a private "
-                 "session), but it forces the external tier '%s'",
-                 in.forced_tier);
-        return 403;
-    }
-    /* Under local_only no cloud tier is eligible, so nothing can escalate; the edge
-     * still scores its answer so a low-confidence one is marked as such. */
-    if (c->d.status == 0 && !c->d.cascade && app->cfg->route.escalation_enabled && c->d.tier >= 0 &&
-        app->tiers[c->d.tier].s.role == ROUTE_ROLE_EDGE && app->tiers[c->d.tier].s.logprobs &&
-        c->d.local_only && !in.forced_tier) {
-        c->d.cascade = true;
-        c->d.min_confidence = app->cfg->route.escalation_min_confidence;
-    }
-    switch (c->d.status) {
-    case 0:
-        return 0;
-    case SY_EINVAL:
-        snprintf(msg, msglen, "unknown tier '%s' (GET /v1/models lists them)", in.forced_tier);
-        return 400;
-    case SY_EPRIVACY: {
-        char types[256];
-        api_pii_names(c->d.pii_types, types, sizeof types);
-        snprintf(msg, msglen, "the request holds personal data (%s) that policy blocks", types);
-        return 403;
-    }
-    default:
-        snprintf(msg, msglen, "no eligible tier can serve this request%s",
-                 c->d.local_only ? ": it must stay on this machine (personal data or a private "
-                                   "session) and no local tier is available"
-                                 : "");
-        return 503;
-    }
+    api_decision_http(&c->d, views, a);
+    return 0;
 }
 
 static void make_id(api_app_t *app, char out[40])
@@ -201,41 +146,31 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
         api_call_put(c);
         return;
     }
-    int st = decide(w, c, route_only, err, sizeof err);
+    route_tier_t views[ROUTE_MAX_TIERS];
+    api_refusal_t a;
+    rc = decide(w, c, route_only, views, &a);
+    if (rc) {
+        snprintf(err, sizeof err, "routing failed: %s", sy_strerror(rc));
+        api_send_error(w, res, 500, "internal_error", err, NULL, NULL);
+        api_call_put(c);
+        return;
+    }
     if (route_only) {
         buf_t *b = &w->scratch;
         buf_reset(b);
         jsonw_t j;
         jsonw_init(&j, b);
-        route_tier_t views[ROUTE_MAX_TIERS];
-        for (size_t i = 0; i < app->n_tiers; i++)
-            tier_route_view(&app->tiers[i], clock_mono_ms(), &views[i]);
-        jsonw_obj_begin(&j);
-        jsonw_key(&j, "decision");
-        route_decision_write_json(&c->d, views, &j);
-        jsonw_key(&j, "status");
-        jsonw_int(&j, st ? st : 200);
-        if (st) {
-            jsonw_key(&j, "message");
-            jsonw_str(&j, err);
-        }
-        jsonw_key(&j, "decision_us");
-        jsonw_double(&j, (double)c->decision_ns / 1000.0);
-        jsonw_obj_end(&j);
+        api_decision_write_json(&c->d, views, &a, (double)c->decision_ns / 1000.0, &j);
         api_send_json(res, 200, b);
         api_call_put(c);
         return;
     }
-    if (st) {
+    if (a.http_status != 200) {
         exec_result_t none = {0};
         none.tier = -1;
         api_set_sy_headers(c, &none, -1);
-        api_send_error(w, res, st,
-                       st == 403   ? "privacy_blocked"
-                       : st == 503 ? "tier_unavailable"
-                                   : "invalid_request_error",
-                       err, st == 400 ? "tier" : NULL, NULL);
-        api_account(c, &none, st, 0);
+        api_send_error(w, res, a.http_status, a.type, a.message, a.param, a.code);
+        api_account(c, &none, a.http_status, 0);
         api_call_put(c);
         return;
     }
