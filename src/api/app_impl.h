@@ -80,8 +80,9 @@ typedef struct api_call {
     uint64_t decision_ns;
     buf_t out; /* SSE event assembly */
     bool aborted;
-    pii_mask_t *mask; /* values masked before the request left, or NULL */
-    buf_t restored;   /* the answer with masked values put back */
+    pii_mask_t *mask;      /* values masked before the request left, or NULL */
+    uint32_t masked_types; /* PII types replaced by placeholders before it left */
+    buf_t restored;        /* the answer with masked values put back */
 } api_call_t;
 
 /* ---------------------------------------------------------- respond.c ---- */

@@ -26,6 +26,7 @@ api_call_t *api_call_get(api_worker_t *w)
     c->w = w;
     c->exec = NULL;
     c->aborted = false;
+    c->masked_types = 0;
     return c;
 }
 
@@ -187,6 +188,7 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
             api_call_put(c);
             return;
         }
+        c->masked_types = mask_types;
         /* Placeholders can split across stream chunks: take the whole answer, restore
          * it, and replay it as a stream. */
         stream = false;

@@ -230,3 +230,20 @@ void api_decision_write_json(const route_decision_t *d, const route_tier_t *tier
     jsonw_double(w, decision_us);
     jsonw_obj_end(w);
 }
+
+/* ------------------------------------------------------------ accounting --- */
+
+void api_pii_outcome(const route_decision_t *d, uint32_t masked, bool sent_external,
+                     api_pii_outcome_t *out)
+{
+    uint32_t found = d->pii_types;
+    memset(out, 0, sizeof *out);
+    if (d->refusal == ROUTE_REFUSE_PII_BLOCKED || d->refusal == ROUTE_REFUSE_FORCED_EXTERNAL)
+        out->blocked = found;
+    else if (!sent_external)
+        out->kept_local = found;
+    else {
+        out->masked = found & masked;
+        out->allowed = found & ~masked;
+    }
+}

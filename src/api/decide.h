@@ -68,4 +68,17 @@ void api_decision_http(const route_decision_t *d, const route_tier_t *tiers, api
 void api_decision_write_json(const route_decision_t *d, const route_tier_t *tiers,
                              const api_refusal_t *a, double decision_us, struct jsonw *w);
 
+/* What was done with each personal-data type a decided request held (the ledger's
+ * per-type record, the audit's input): each type of d->pii_types lands in exactly
+ * one mask. masked: the types replaced by placeholders in every string before the
+ * request left; sent_external: an external tier was sent the request. */
+typedef struct api_pii_outcome {
+    uint32_t kept_local; /* no external tier was sent the request */
+    uint32_t masked;     /* an external tier got placeholders only */
+    uint32_t allowed;    /* an external tier got the values in clear */
+    uint32_t blocked;    /* refused for its personal data (block, or external forced) */
+} api_pii_outcome_t;
+void api_pii_outcome(const route_decision_t *d, uint32_t masked, bool sent_external,
+                     api_pii_outcome_t *out);
+
 #endif

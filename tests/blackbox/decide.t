@@ -19,9 +19,9 @@ const edge = await L.startUpstream('edge');
 const mid = await L.startUpstream('mid');
 const cloud = await L.startUpstream('cloud');
 const dbPath = path.join(L.tmp(), 'decide.db');
-const config = `
+const config = (db = dbPath) => `
 listen: 127.0.0.1:0
-store: sqlite:${dbPath}
+store: sqlite:${db}
 log_level: warn
 tiers:
   edge:
@@ -47,11 +47,11 @@ tiers:
     privacy: external
     cost: { usd_per_mtok_in: 2.5, usd_per_mtok_out: 10 }
 routing:
-  pii: { action: local_only, types: { US_SSN: block, IP_ADDRESS: allow } }
+  pii: { action: local_only, types: { US_SSN: block, IP_ADDRESS: allow, PHONE_NUMBER: mask } }
   token_budget: { cloud_above: 1024 }
   escalation: { enabled: true, min_confidence: 0.55 }
 `;
-const gw = await L.startGateway(config);
+const gw = await L.startGateway(config());
 const V1 = `${gw.url}/v1`;
 
 // ------------------------------------------------------------ requests ----
@@ -66,7 +66,7 @@ const TEXTS = [
   'Prove that the square root of 2 is irrational.', 'Explain TCP slow start to a new engineer.',
 ];
 const PII = ['mail jane.doe@example.com about it', 'my card is 4111 1111 1111 1111',
-  'SSN 078-05-1120 on file', 'ping 203.0.113.77 please', 'call +1 415 555 0132 tonight',
+  'SSN 536-22-8751 on file', 'ping 203.0.113.77 please', 'call +1 415 555 0132 tonight',
   Array.from({ length: 70 }, (_, i) => `user${i}@example.com`).join(', ')];
 function body(i) {
   const msgs = [];
@@ -225,6 +225,35 @@ test('a forced external tier under local_only is a privacy refusal; switchyard/<
   eq(u.status, 400, 'unknown tier: ' + u.text);
   eq(u.json.error.param, 'tier', 'param');
   eq((await cloud.received()).count, 0, 'the cloud saw nothing');
+});
+
+test('the ledger records per type what was done; audit reports only data sent in clear', async () => {
+  const db = path.join(L.tmp(), 'audit.db');
+  const g = await L.startGateway(config(db), 'audit');
+  await reset();
+  const send = (b) => post(`${g.url}/v1/chat/completions`, b);
+  const masked = await send(chat('call +1 415 555 0132 tonight', { model: 'switchyard/cloud' }));
+  eq(masked.status, 200, 'masked and served: ' + masked.text);
+  assert(!JSON.stringify(await cloud.received()).includes('555 0132'), 'the cloud got a placeholder');
+  const clear = await send(chat('ping 203.0.113.77 please', { model: 'switchyard/cloud' }));
+  eq(clear.status, 200, 'allowed and served: ' + clear.text);
+  const local = await send(chat('mail jane.doe@example.com today'));
+  eq(local.status, 200, 'kept local: ' + local.text);
+  const blocked = await send(chat('SSN 536-22-8751 on file'));
+  eq(blocked.status, 403, 'blocked: ' + blocked.text);
+  eq(await g.stop(), 0, 'clean exit (ledger flushed)');
+  const a = spawnSync(L.SWITCHYARD, ['audit', '--store', `sqlite:${db}`, '--json'], { encoding: 'utf8' });
+  eq(a.status, 1, 'violations found: ' + a.stderr);
+  const v = JSON.parse(a.stdout).violations;
+  eq(v.length, 1, 'only the value sent in clear: ' + a.stdout);
+  eq(v[0].pii_types, 'IP_ADDRESS', 'the type in clear');
+  eq(v[0].tier, 'cloud', 'where it went');
+  // The per-type record itself, where the sqlite3 shell is at hand.
+  const q = spawnSync('sqlite3', [db, 'SELECT pii_kept_local, pii_masked, pii_allowed, pii_blocked FROM ledger ORDER BY ts_ms, rowid'], { encoding: 'utf8' });
+  if (q.status === 0) {
+    const bit = (t) => String(1 << ['EMAIL_ADDRESS', 'PHONE_NUMBER', 'CREDIT_CARD', 'US_SSN', 'IBAN_CODE', 'IP_ADDRESS'].indexOf(t));
+    eq(q.stdout.trim(), [`0|${bit('PHONE_NUMBER')}|0|0`, `0|0|${bit('IP_ADDRESS')}|0`, `${bit('EMAIL_ADDRESS')}|0|0|0`, `0|0|0|${bit('US_SSN')}`].join('\n'), 'per-type actions');
+  } else console.log('# sqlite3 shell not found: per-type columns checked through audit only');
 });
 
 await run();
