@@ -217,6 +217,17 @@ test('no eligible tier has the capability: 400 capability_unavailable naming it'
   assert(/context length/.test(r.json.error.message), 'names the context length: ' + r.json.error.message);
 });
 
+test('GET /v1/models lists what each tier serves', async () => {
+  const m = await L.get(`${V1}/models`);
+  eq(m.status, 200, 'models');
+  const by = Object.fromEntries(m.json.data.filter((x) => x.switchyard).map((x) => [x.id, x.switchyard]));
+  eq(JSON.stringify(by.edge.capabilities), '[]', 'edge: none');
+  eq(by.edge.max_context, 2048, 'edge context');
+  eq(JSON.stringify(by.mid.capabilities), '["tools","json"]', 'mid');
+  eq(JSON.stringify(by.cloud.capabilities), '["tools","json","vision","audio","embeddings"]', 'cloud: all (kind openai)');
+  eq(by.cloud.max_context, null, 'cloud: no limit known');
+});
+
 test('a forced external tier under local_only is a privacy refusal; switchyard/<unknown> a 400', async () => {
   const f = await post(`${V1}/chat/completions`, chat('mail jane.doe@example.com', { model: 'switchyard/cloud' }));
   eq(f.status, 403, 'refused: ' + f.text);
