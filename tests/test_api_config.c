@@ -70,7 +70,8 @@ static void test_good(void **state)
     assert_int_equal(c.tiers[0].caps, 0);
     assert_int_equal(c.tiers[1].caps, ROUTE_CAPS_ALL);
     assert_int_equal(c.tiers[0].max_context, 0);
-    assert_int_equal(c.route.pii_action[PII_UNKNOWN], ROUTE_PII_LOCAL_ONLY);
+    /* A type is blocked: findings of unknown type are too. */
+    assert_int_equal(c.route.pii_action[PII_UNKNOWN], ROUTE_PII_BLOCK);
     config_deinit(&c);
 }
 
@@ -189,6 +190,39 @@ static void test_missing_file(void **state)
     config_deinit(&c);
 }
 
+/* Relative file paths resolve from the config file's folder; upstream model names,
+ * absolute paths and an in-memory store are left alone. */
+static void test_paths_resolve_from_config_folder(void **state)
+{
+    (void)state;
+    static const char *yaml =
+        "store: sqlite:ledger.db\n"
+        "tiers:\n"
+        "  edge: { kind: local, model: m/edge.bin, tokenizer: /abs/tok.bin }\n"
+        "  cloud: { kind: openai, base_url: http://x/v1, model: gpt-4o }\n"
+        "routing:\n"
+        "  pii: { names_dir: ../names }\n"
+        "  model: r.bin\n";
+    config_t c;
+    char err[256] = "";
+    int rc = config_load_string(&c, yaml, strlen(yaml), "/etc/sy/conf.yaml", err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_string_equal(c.store, "sqlite:/etc/sy/ledger.db");
+    assert_string_equal(c.tiers[0].model, "/etc/sy/m/edge.bin");
+    assert_int_equal(c.tiers[0].model_line, 3);
+    assert_string_equal(c.tiers[0].tokenizer, "/abs/tok.bin");
+    assert_string_equal(c.tiers[1].model, "gpt-4o");
+    assert_string_equal(c.pii_names_dir, "/etc/sy/../names");
+    assert_int_equal(c.pii_names_dir_line, 6);
+    assert_string_equal(c.router_model, "/etc/sy/r.bin");
+    assert_string_equal(c.classifier_model, "");
+    config_deinit(&c);
+    rc = config_load_string(&c, yaml, strlen(yaml), "conf.yaml", err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_string_equal(c.tiers[0].model, "m/edge.bin"); /* a file in the cwd: its folder */
+    config_deinit(&c);
+}
+
 static void test_default_config_parses(void **state)
 {
     (void)state;
@@ -207,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_capabilities),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_paths_resolve_from_config_folder),
         cmocka_unit_test(test_default_config_parses),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -141,7 +141,7 @@ static void decide(fx_t *f, const char *body, bool priv, route_decision_t *d, ap
     route_tier_t tiers[ROUTE_MAX_TIERS];
     api_tier_views(&f->cfg, tiers);
     api_session_state_t ss = {priv};
-    assert_int_equal(api_decide(&f->cfg, r, rs, parse(f, body), &ss, tiers, 1, 1, d), 0);
+    assert_int_equal(api_decide(&f->cfg, r, rs, parse(f, body), &ss, NULL, 0, tiers, 1, 1, d), 0);
     api_decision_http(d, tiers, a);
     router_scratch_free(rs);
     router_free(r);

@@ -8,12 +8,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -166,6 +168,9 @@ static void *srv_main(void *arg)
     return NULL;
 }
 
+static uint32_t g_body_timeout_ms; /* for the next srv_start (0 = the default) */
+static uint32_t g_body_min_rate;
+
 static srv_t *srv_start(int workers, uint32_t header_ms, uint32_t idle_ms)
 {
     srv_t *t = mem_calloc(1, sizeof *t);
@@ -177,6 +182,8 @@ static srv_t *srv_start(int workers, uint32_t header_ms, uint32_t idle_ms)
         .max_body_bytes = 65536,
         .header_timeout_ms = header_ms,
         .idle_timeout_ms = idle_ms,
+        .body_timeout_ms = g_body_timeout_ms,
+        .body_min_rate = g_body_min_rate,
         .drain_ms = 300,
         .max_conns_per_worker = 1000,
         .handler = handler,
@@ -739,6 +746,99 @@ static void test_many_connections(void **state)
     srv_stop(t);
 }
 
+/* A body trickled a byte at a time, each byte well inside the idle timeout, is cut
+ * with a 408 at body_timeout_ms (each byte used to extend its life). */
+static void test_body_timeout(void **state)
+{
+    g_body_timeout_ms = 300;
+    srv_t *t = srv_start(1, 2000, 2000);
+    g_body_timeout_ms = 0;
+    int fd = cli_connect(t->port);
+    reader_t r = {.fd = fd};
+    uint64_t t0 = clock_mono_ms();
+    SEND(fd, "POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n");
+    int sent = 0;
+    while (sent < 100 && clock_mono_ms() - t0 < 1500) {
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1) break;
+        sent++;
+        usleep(30000);
+        struct timeval tv = {0};
+        fd_set rf;
+        FD_ZERO(&rf);
+        FD_SET(fd, &rf);
+        if (select(fd + 1, &rf, NULL, NULL, &tv) > 0) break; /* the answer is in */
+    }
+    resp_t resp;
+    assert_int_equal(read_resp(&r, &resp), 0);
+    assert_int_equal(resp.status, 408);
+    uint64_t dt = clock_mono_ms() - t0;
+    assert_true(dt >= 280 && dt < 1500);
+    assert_true(sent < 100);
+    buf_deinit(&resp.body);
+    close(fd);
+    srv_stop(t);
+}
+
+/* A body that keeps arriving but under body_min_rate bytes/s over a 5 s window is
+ * cut there, before its (longer) body timeout. */
+static void test_body_min_rate(void **state)
+{
+    g_body_timeout_ms = 20000;
+    g_body_min_rate = 100;
+    srv_t *t = srv_start(1, 2000, 2000);
+    g_body_timeout_ms = g_body_min_rate = 0;
+    int fd = cli_connect(t->port);
+    reader_t r = {.fd = fd};
+    uint64_t t0 = clock_mono_ms();
+    SEND(fd, "POST /echo HTTP/1.1\r\nContent-Length: 60000\r\n\r\n");
+    for (;;) { /* 10 bytes every 200 ms: 50 bytes/s */
+        if (send(fd, "xxxxxxxxxx", 10, MSG_NOSIGNAL) != 10) break;
+        usleep(200000);
+        struct timeval tv = {0};
+        fd_set rf;
+        FD_ZERO(&rf);
+        FD_SET(fd, &rf);
+        if (select(fd + 1, &rf, NULL, NULL, &tv) > 0 || clock_mono_ms() - t0 > 9000) break;
+    }
+    resp_t resp;
+    assert_int_equal(read_resp(&r, &resp), 0);
+    assert_int_equal(resp.status, 408);
+    uint64_t dt = clock_mono_ms() - t0;
+    assert_true(dt >= 4900 && dt < 9000);
+    buf_deinit(&resp.body);
+    close(fd);
+    srv_stop(t);
+}
+
+/* A port another listener holds (SO_REUSEPORT or not) is refused with EADDRINUSE,
+ * instead of silently sharing it. */
+static void test_port_in_use(void **state)
+{
+    srv_t *t = srv_start(2, 2000, 2000);
+    http_server_opts_t o = {
+        .host = "127.0.0.1",
+        .port = t->port,
+        .n_workers = 2,
+        .handler = handler,
+    };
+    int err = 0;
+    char msg[300] = "";
+    http_server_t *s2 = http_server_new(&o, &err, msg, sizeof msg);
+    assert_null(s2);
+    assert_int_equal(err, -EADDRINUSE);
+    assert_non_null(strstr(msg, "already in use"));
+    /* The first server still answers. */
+    int fd = cli_connect(t->port);
+    reader_t r = {.fd = fd};
+    SEND(fd, "GET /echo HTTP/1.1\r\n\r\n");
+    resp_t resp;
+    assert_int_equal(read_resp(&r, &resp), 0);
+    assert_int_equal(resp.status, 200);
+    buf_deinit(&resp.body);
+    close(fd);
+    srv_stop(t);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -757,6 +857,9 @@ int main(void)
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_drain_forced),
         cmocka_unit_test(test_many_connections),
+        cmocka_unit_test(test_body_timeout),
+        cmocka_unit_test(test_body_min_rate),
+        cmocka_unit_test(test_port_in_use),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

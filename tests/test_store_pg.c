@@ -20,6 +20,7 @@
 
 #include "base/err.h"
 #include "store/store.h"
+#include "budget_race.h"
 
 typedef struct pgfx {
     char dir[64];
@@ -136,7 +137,7 @@ static int setup(void **state)
     (void)state;
     sh("%s%s/psql -q -h %s -p %d -U sy -d postgres -c "
        "'DO $$ BEGIN IF to_regclass($q$ledger$q$) IS NOT NULL THEN "
-       "TRUNCATE ledger, sessions, feedback, kv; END IF; END $$' >/dev/null 2>&1",
+       "TRUNCATE ledger, sessions, feedback, kv, budgets; END IF; END $$' >/dev/null 2>&1",
        G.as_user, G.bindir, G.dir, G.port);
     return 0;
 }
@@ -413,6 +414,15 @@ static void *produce(void *arg)
     return NULL;
 }
 
+static void test_pg_budgets(void **state)
+{
+    (void)state;
+    store_t *s = open_pg();
+    budget_basic_check(s);
+    store_close(s);
+    budget_race_check(G.url);
+}
+
 static void test_pg_writer(void **state)
 {
     (void)state;
@@ -524,6 +534,7 @@ int main(void)
         cmocka_unit_test_setup(test_pg_migrate_v1, setup),
         cmocka_unit_test_setup(test_pg_sessions_kv_feedback, setup),
         cmocka_unit_test_setup(test_pg_concurrent_instances, setup),
+        cmocka_unit_test_setup(test_pg_budgets, setup),
         cmocka_unit_test_setup(test_pg_writer, setup),
         cmocka_unit_test_setup(test_pg_bad_text, setup),
         cmocka_unit_test_setup(test_pg_reconnect, setup),

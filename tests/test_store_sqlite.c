@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "store/store.h"
+#include "budget_race.h"
 
 /* ------------------------------------------------------------ fixture ---- */
 
@@ -123,7 +124,7 @@ static void test_schema_created(void **state)
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
     sqlite3_close(db);
-    const char *tables[] = {"ledger", "sessions", "feedback", "kv", "schema_version"};
+    const char *tables[] = {"ledger", "sessions", "feedback", "kv", "schema_version", "budgets"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char sql[160];
         snprintf(sql, sizeof sql,
@@ -661,6 +662,23 @@ static void test_kv(void **state)
     store_close(s);
 }
 
+/* ------------------------------------------------------------ budgets ---- */
+
+static void test_budget_basic(void **state)
+{
+    fx_t *f = *state;
+    store_t *s = open_ok(f);
+    budget_basic_check(s);
+    store_close(s);
+}
+
+static void test_budget_race(void **state)
+{
+    fx_t *f = *state;
+    store_close(open_ok(f));
+    budget_race_check(f->url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -682,6 +700,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_tiers_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feedback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_race, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

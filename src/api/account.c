@@ -27,6 +27,7 @@ void api_pii_names(uint32_t mask, char *out, size_t n)
 void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
 {
     api_app_t *app = c->w->app;
+    api_limits_end(c, r, cost);
     uint64_t total_us = clock_mono_us() - c->start_us;
     int tier = r ? r->tier : -1;
     metrics_count_request(&app->metrics, tier, status);
@@ -95,8 +96,7 @@ void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
         row.pii_allowed = po.allowed;
         row.pii_blocked = po.blocked;
         row.reasons = reasons;
-        if (store_ledger_writer_push(app->ledger, &row))
-            atomic_fetch_add(&app->metrics.ledger_dropped, 1);
+        api_ledger_record(c->w, &row);
     }
     jsonw_t *j = log_event_begin(LOG_INFO, "request");
     if (j) {

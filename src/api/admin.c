@@ -197,11 +197,13 @@ static void costs_drop(void *arg)
 static void costs_done(void *arg)
 {
     costs_job_t *jb = arg;
+    api_worker_t *w = jb->w;
     if (jb->rc)
-        api_send_error(jb->w, jb->res, 500, "store_error", sy_strerror(jb->rc), NULL, NULL);
+        api_send_error(w, jb->res, 500, "store_error", sy_strerror(jb->rc), NULL, NULL);
     else
         api_send_json(jb->res, 200, &jb->body);
     costs_drop(jb);
+    api_worker_release(w);
 }
 
 void api_handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
@@ -235,8 +237,10 @@ void api_handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
     jb->since = since;
     snprintf(jb->by_s, sizeof jb->by_s, "%s", by_s);
     buf_init(&jb->body, 64u << 20);
+    api_worker_hold(w); /* the report reads this worker's generation */
     if (offload_submit(app->offload, http_res_loop(res), costs_work, costs_done, costs_drop, jb)) {
         costs_drop(jb);
+        api_worker_release(w);
         http_res_header(res, "Retry-After", "1");
         api_send_error(w, res, 503, "server_busy",
                        "too many cost reports are running; retry shortly", NULL, NULL);
@@ -264,7 +268,7 @@ void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res)
     } else {
         route_features_t f;
         int tier;
-        if (!feedback_ring_take(app->feedback, id->valuestring, &f, &tier)) {
+        if (!feedback_ring_take(app->feedback, id->valuestring, w->caller_key, &f, &tier)) {
             snprintf(msg, sizeof msg,
                      "no recent request with id '%.60s' awaits feedback (unknown, too old, or "
                      "already rated)",
@@ -272,12 +276,8 @@ void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res)
             api_send_error(w, res, 404, "not_found", msg, "id", NULL);
         } else {
             int rc = router_feedback(app->router, &f, tier, reward->valuedouble);
-            if (app->store) {
-                pthread_mutex_lock(&app->store_mu);
-                store_feedback_put(app->store, id->valuestring, reward->valuedouble,
-                                   clock_wall_ms());
-                pthread_mutex_unlock(&app->store_mu);
-            }
+            /* Stored by the store thread: never a store call on the loop. */
+            storesync_feedback(app->sync, id->valuestring, reward->valuedouble, clock_wall_ms());
             if ((atomic_fetch_add(&app->n_feedback, 1) + 1) % 256 == 0) api_bandit_save(app);
             buf_t *b = &w->scratch;
             buf_reset(b);

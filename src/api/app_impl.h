@@ -10,12 +10,17 @@
 #include <stdint.h>
 
 #include "api/decide.h"
+#include "api/auth.h"
+#include "api/budget.h"
 #include "api/feedback.h"
 #include "api/metrics.h"
 #include "api/offload.h"
+#include "api/privacy.h"
+#include "api/render.h"
 #include "api/request.h"
 #include "api/server.h"
 #include "api/session.h"
+#include "api/storesync.h"
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -32,6 +37,12 @@
 #include "tier/local.h"
 #include "tier/tier.h"
 
+/* Request bodies above API_BIG_BODY are parsed and scanned on a pool of
+ * API_BIG_THREADS threads, at most API_BIG_PENDING waiting per thread. */
+#define API_BIG_BODY    (256u << 10)
+#define API_BIG_THREADS 2
+#define API_BIG_PENDING 8
+
 struct api_app {
     const config_t *cfg;
     tier_t tiers[ROUTE_MAX_TIERS];
@@ -41,10 +52,15 @@ struct api_app {
     pii_scanner_t *pii;
     router_t *router;
     store_ledger_writer_t *ledger;
-    store_t *store; /* sessions, feedback, bandit state: under store_mu */
-    pthread_mutex_t store_mu;
-    store_t *report_store; /* ledger reports: used by the offload thread only */
-    offload_t *offload;    /* runs reports off the worker loops */
+    store_t *store;         /* read at build time only (the bandit state) */
+    struct storesync *sync; /* every store call of the loops (root's, shared) */
+    bool served;            /* became current: its bandit state is worth saving */
+    store_t *report_store;  /* ledger reports: used by the offload thread only */
+    offload_t *offload;     /* runs reports off the worker loops */
+    /* Parse and scan of large request bodies, off the worker loops (chat.c). */
+    offload_t *big[API_BIG_THREADS];
+    api_scan_t *big_scan[API_BIG_THREADS]; /* big[i]'s thread only */
+    atomic_uint big_next;
     session_table_t *sessions;
     feedback_ring_t *feedback;
     atomic_uint_fast64_t n_feedback;
@@ -54,6 +70,18 @@ struct api_app {
     atomic_bool draining;
     atomic_uint_fast64_t seq;
     uint64_t id_salt;
+    auth_t *auth;     /* API keys and rate limits; NULL without an auth section */
+    budget_t *budget; /* budget reservations; NULL when no key has a budget */
+    /* Reload (app.c): each configuration applied is one api_app_t, the "generation".
+     * Workers, calls and reports hold the generation they started on, so a reload
+     * leaves in-flight requests on the old tiers. The HTTP server, ledger writer,
+     * report store, offload thread and session table belong to the root and are
+     * shared by every generation. */
+    struct api_app *root;  /* the app api_app_new returned */
+    atomic_int refs;       /* being current + workers built on it + pending switches */
+    config_t *owned_cfg;   /* a reloaded config (the first one is borrowed) */
+    bool closed;           /* this generation's own parts are released */
+    struct api_reload *rl; /* root only: reload thread and worker slots */
 };
 
 typedef struct api_worker {
@@ -61,8 +89,18 @@ typedef struct api_worker {
     exec_env_t env;
     router_scratch_t *rs;
     pii_scratch_t *pii;          /* for the mask action's second scan */
+    api_scan_t *scan;            /* the privacy scan of what leaves */
+    buf_t render;                /* upstream request bodies */
     struct api_call *free_calls; /* reusable request states */
     buf_t scratch;               /* response building */
+    /* Who sent the request being handled (set by api_gate for the synchronous
+     * handler call): a key index or -1, and whether it was the admin key. */
+    int caller_key;
+    bool caller_admin;
+    atomic_uint inflight; /* calls and reports that hold this worker */
+    bool retired;         /* a newer generation serves this loop */
+    struct api_worker *next_retired;
+    struct api_slot *slot;
 } api_worker_t;
 
 /* One in-flight inference request. */
@@ -80,9 +118,27 @@ typedef struct api_call {
     uint64_t decision_ns;
     buf_t out; /* SSE event assembly */
     bool aborted;
-    pii_mask_t *mask;      /* values masked before the request left, or NULL */
-    uint32_t masked_types; /* PII types replaced by placeholders before it left */
-    buf_t restored;        /* the answer with masked values put back */
+    bool completions, route_only; /* the endpoint */
+    bool big;                     /* prepared on the large-body pool */
+    buf_t rest;                   /* api_render_rest's output, rendered on the pool */
+    bool rest_ok;                 /* rest is valid for the request as it stands */
+    pii_mask_t *mask;             /* values masked before the request left, or NULL */
+    uint32_t masked_types;        /* PII types replaced by placeholders before it left */
+    api_privacy_t pv;             /* the scan of what the request would send to a tier */
+    /* Parse and scan outcome (chat.c's prepare step): HTTP status to refuse with, or 0. */
+    int prep_status;
+    const char *prep_type, *prep_code;
+    char prep_err[512];
+    char prep_param[96];
+    buf_t restored;   /* the answer with masked values put back */
+    bool send_stream; /* stream from the tier (false when masked: replayed as a stream) */
+    /* Limits of the key that sent it (limits.c). */
+    int key;                                 /* index in cfg->auth.keys, or -1 */
+    uint32_t tpm_taken;                      /* tokens taken from the key's tpm bucket */
+    double budget_want;                      /* maximum cost, to reserve */
+    double budget_reserved;                  /* reserved and not settled yet */
+    int64_t budget_period;                   /* start of the budget period, Unix ms */
+    void (*limits_cont)(struct api_call *c); /* resumes the call once reserved */
 } api_call_t;
 
 /* ---------------------------------------------------------- respond.c ---- */
@@ -116,6 +172,9 @@ void api_mask_restore(api_call_t *c, exec_result_t *r);
 api_call_t *api_call_get(api_worker_t *w);
 void api_call_put(api_call_t *c);
 void api_call_free(api_call_t *c);
+/* Starts and stops the large-body pool (0, or -EAGAIN when a thread cannot start). */
+int api_big_start(api_app_t *app);
+void api_big_stop(api_app_t *app);
 /* POST /v1/chat/completions, /v1/completions, /v1/route. */
 void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
                       bool route_only);
@@ -127,9 +186,29 @@ void api_handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_ready(api_worker_t *w, http_res_t *res);
 
+/* ------------------------------------------------- gate.c, limits.c ---- */
+
+/* Checks the key a request presents (when auth is on) and sets w->caller_key /
+ * caller_admin. 0 to go on, or -1 after answering 401/403. */
+int api_gate(api_worker_t *w, const http_req_t *hr, http_res_t *res);
+/* Applies the calling key's rate limits and budget to a decided call. 0: go on
+ * now; 1: waiting for the budget store, cont(c) runs later (or the call is
+ * refused then); -1: refused and finished. */
+int api_limits_begin(api_call_t *c, void (*cont)(api_call_t *c));
+/* Gives back unused rate-limit tokens and settles the budget with the real cost. */
+void api_limits_end(api_call_t *c, const exec_result_t *r, double cost);
+
 /* ------------------------------------------------------- tiers.c, app.c ---- */
 
 int api_tiers_open(api_app_t *app, char *err, size_t errlen);
+/* A call or report holds its worker (and so its generation) until released; a
+ * retired worker is freed, on its loop, once the last holder releases it. Both run
+ * on the worker's loop. */
+void api_worker_hold(api_worker_t *w);
+/* Hands a ledger row off durably: appended to the loop's journal (write(2)), then
+ * queued for the ledger writer. Call before the answer's last byte is sent. */
+void api_ledger_record(api_worker_t *w, const store_ledger_row_t *row);
+void api_worker_release(api_worker_t *w);
 /* Persists the bandit's sums so learning survives a restart. */
 void api_bandit_save(api_app_t *app);
 

@@ -6,6 +6,7 @@
  * and the line, and stop the load: a bad config never starts a server.
  */
 #include "api/config.h"
+#include "api/auth.h"
 
 #include <errno.h>
 #include <math.h>
@@ -54,6 +55,7 @@ typedef struct walk {
 
 static const char *const kind_names[] = {"openai", "local", NULL};
 static const char *const privacy_names[] = {"on_device", "on_prem", "external", NULL};
+static const char *const forward_unknown_names[] = {"scan", "drop", NULL};
 static const char *const role_names[] = {"edge", "cloud", NULL};
 static const char *const policy_names[] = {"rules", "bandit", NULL};
 static const char *const bandit_algo_names[] = {"linucb", "thompson", NULL};
@@ -131,6 +133,8 @@ static const field_t limits_fields[] = {
     NUM("max_header_bytes", F_SIZE, C(max_header_bytes), 1024, 1 << 20),
     NUM("header_timeout_ms", F_U32, C(header_timeout_ms), 1, 3.6e6),
     NUM("idle_timeout_ms", F_U32, C(idle_timeout_ms), 1, 3.6e6),
+    NUM("body_timeout_ms", F_U32, C(body_timeout_ms), 1, 3.6e6),
+    NUM("body_min_rate", F_U32, C(body_min_rate), 0, 1e9),
     NUM("drain_ms", F_U32, C(drain_ms), 0, 3.6e6),
     END,
 };
@@ -182,7 +186,10 @@ static const field_t top_fields[] = {
     NUM("workers", F_U32, C(workers), 1, 256),
     STR("store", C(store)),
     STR("log_level", C(log_level)),
+    ENUM("forward_unknown", C(forward_unknown), forward_unknown_names),
     MAP("limits", limits_fields),
+    STR("ledger_journal", C(ledger_journal)),
+    NUM("ledger_fsync", F_BOOL, C(ledger_fsync), 0, 0),
     END,
 };
 
@@ -492,6 +499,7 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
 
 static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
 {
+    bool unknown_set = false;
     if (map->type != YAML_MAPPING_NODE) {
         fail(w, map, "routing.pii", "expected a mapping");
         return;
@@ -548,10 +556,139 @@ static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
                     return;
                 }
                 c->route.pii_action[ty] = a;
+                if (ty == PII_UNKNOWN) unknown_set = true;
             }
         } else {
             fail(w, k, path, "unknown key");
         }
+    }
+    /* Findings past a scan limit are of unknown type: unless configured, they are
+     * refused when any type is blocked (any of them may be that type), else kept
+     * local. */
+    if (!unknown_set) {
+        bool any_block = false;
+        for (int t = 0; t < PII_UNKNOWN; t++)
+            any_block |= c->route.pii_action[t] == ROUTE_PII_BLOCK;
+        c->route.pii_action[PII_UNKNOWN] = any_block ? ROUTE_PII_BLOCK : ROUTE_PII_LOCAL_ONLY;
+    }
+}
+
+/* ------------------------------------------------------------- auth ---- */
+
+static const char *const period_names[] = {"day", "week", "month", "total", NULL};
+
+#define K(f) offsetof(config_key_t, f)
+static const field_t key_fields[] = {
+    STR("name", K(name)),
+    STR("key_env", K(key_env)),
+    STR("key_sha256", K(key_sha256)),
+    STR("team", K(team)),
+    STR("tenant", K(tenant)),
+    NUM("budget_usd", F_F64, K(budget_usd), 0, 1e12),
+    ENUM("budget_period", K(budget_period), period_names),
+    NUM("rpm", F_U32, K(rpm), 1, 1e9),
+    NUM("tpm", F_U32, K(tpm), 1, 4e9),
+    END,
+};
+
+/* Resolves a key given as an env var or a hex SHA-256 into its digest. Exactly
+ * one of the two must be set; path and node name the place for errors. */
+static void key_digest(walk_t *w, const yaml_node_t *n, const char *path, const char *env_key,
+                       const char *env, const char *hex_key, const char *hex, uint8_t out[32])
+{
+    if (*env && *hex) {
+        fail(w, n, path, "give %s or %s, not both", env_key, hex_key);
+    } else if (*env) {
+        const char *v = getenv(env);
+        if (!v || !*v)
+            fail(w, n, path, "%s: environment variable %s is not set", env_key, env);
+        else
+            auth_digest(v, strlen(v), out);
+    } else if (*hex) {
+        if (strlen(hex) != 64 || auth_hex_decode(hex, out, 32))
+            fail(w, n, path, "%s: expected 64 hex digits (sha256sum of the key)", hex_key);
+    } else {
+        fail(w, n, path, "missing key '%s' or '%s'", env_key, hex_key);
+    }
+}
+
+static void walk_auth(walk_t *w, config_t *c, const yaml_node_t *map)
+{
+    config_auth_t *a = &c->auth;
+    a->enabled = true;
+    if (map->type != YAML_MAPPING_NODE) {
+        fail(w, map, "auth", "expected a mapping (admin_key_env, keys)");
+        return;
+    }
+    const yaml_node_t *keys = NULL;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+         pr < map->data.mapping.pairs.top && !w->failed; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
+        const char *key = scalar(k);
+        char path[64];
+        snprintf(path, sizeof path, "auth.%s", key ? key : "?");
+        if (key && !strcmp(key, "admin_key_env")) {
+            field_t f = STR("admin_key_env", offsetof(config_auth_t, admin_key_env));
+            read_value(w, &f, v, path, a);
+        } else if (key && !strcmp(key, "admin_key_sha256")) {
+            field_t f = STR("admin_key_sha256", offsetof(config_auth_t, admin_key_sha256));
+            read_value(w, &f, v, path, a);
+        } else if (key && !strcmp(key, "keys")) {
+            keys = v;
+        } else {
+            fail(w, k, path, "unknown key (admin_key_env, admin_key_sha256, keys)");
+        }
+    }
+    if (w->failed) return;
+    if (*a->admin_key_env || *a->admin_key_sha256) {
+        key_digest(w, map, "auth", "admin_key_env", a->admin_key_env, "admin_key_sha256",
+                   a->admin_key_sha256, a->admin_digest);
+        a->admin_set = !w->failed;
+    }
+    if (!keys || w->failed) return;
+    if (keys->type != YAML_SEQUENCE_NODE) {
+        fail(w, keys, "auth.keys", "expected a list of keys ({ name, key_env, team, ... })");
+        return;
+    }
+    size_t n = (size_t)(keys->data.sequence.items.top - keys->data.sequence.items.start);
+    if (n > CONFIG_MAX_KEYS) {
+        fail(w, keys, "auth.keys", "at most %d keys", CONFIG_MAX_KEYS);
+        return;
+    }
+    a->keys = mem_calloc(n ? n : 1, sizeof *a->keys);
+    for (size_t i = 0; i < n && !w->failed; i++) {
+        const yaml_node_t *v = yaml_document_get_node(w->doc, keys->data.sequence.items.start[i]);
+        config_key_t *k = &a->keys[a->n_keys++];
+        k->name = mem_strdup("");
+        k->key_env = mem_strdup("");
+        k->key_sha256 = mem_strdup("");
+        k->team = mem_strdup("");
+        k->tenant = mem_strdup("");
+        k->budget_period = CONFIG_PERIOD_MONTH;
+        k->line = (int)v->start_mark.line + 1;
+        char path[64];
+        snprintf(path, sizeof path, "auth.keys[%zu]", i);
+        walk_map(w, v, key_fields, path, k);
+        if (w->failed) return;
+        if (!*k->name) {
+            fail(w, v, path, "missing key 'name'");
+            return;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(a->keys[j].name, k->name)) {
+                fail(w, v, path, "key name '%s' used twice", k->name);
+                return;
+            }
+        k->budget_set = map_get(w, v, "budget_usd") != NULL;
+        if (map_get(w, v, "budget_period") && !k->budget_set) {
+            fail(w, v, path, "budget_period without budget_usd");
+            return;
+        }
+        key_digest(w, v, path, "key_env", k->key_env, "key_sha256", k->key_sha256, k->digest);
+        for (size_t j = 0; j < i && !w->failed; j++)
+            if (!memcmp(a->keys[j].digest, k->digest, 32))
+                fail(w, v, path, "same key as auth.keys[%zu] ('%s')", j, a->keys[j].name);
     }
 }
 
@@ -569,14 +706,89 @@ static void config_defaults(config_t *c)
     c->max_header_bytes = 32 << 10;
     c->header_timeout_ms = 10000;
     c->idle_timeout_ms = 60000;
+    c->body_timeout_ms = 30000;
+    c->body_min_rate = 1024;
     c->drain_ms = 10000;
     route_config_defaults(&c->route);
     c->pii_names_dir = mem_strdup("");
     c->router_model = mem_strdup("");
     c->reference_tier = mem_strdup("");
     c->classifier_model = mem_strdup("");
+    c->ledger_journal = mem_strdup("");
     c->bandit_lambda = 100; /* a cent costs 1.0 of reward */
     c->bandit_mu = 0.05;
+    c->auth.admin_key_env = mem_strdup("");
+    c->auth.admin_key_sha256 = mem_strdup("");
+}
+
+/* ------------------------------------------------------ file paths ---- */
+
+/* Resolves a relative path in *p against dir (the config file's folder, with its
+ * trailing '/'); absolute paths, "" and a dir of "" are left alone. */
+static void resolve_one(char **p, const char *dir)
+{
+    if (!**p || **p == '/' || !*dir) return;
+    size_t n = strlen(dir) + strlen(*p) + 1;
+    char *out = mem_alloc(n);
+    snprintf(out, n, "%s%s", dir, *p);
+    mem_free(*p);
+    *p = out;
+}
+
+/* The line of the value at root.k1[.k2[.k3]], or 0 if absent. */
+static int line_of(walk_t *w, const yaml_node_t *root, const char *k1, const char *k2,
+                   const char *k3)
+{
+    const yaml_node_t *n = map_get(w, root, k1);
+    if (n && k2) n = map_get(w, n, k2);
+    if (n && k3) n = map_get(w, n, k3);
+    return n ? (int)n->start_mark.line + 1 : 0;
+}
+
+/* Resolves every file path the config names from the config file's folder (a
+ * config read by a service manager from /etc must not depend on its cwd) and
+ * records the line of each key for the file checks of serve --check. */
+static void resolve_paths(walk_t *w, config_t *c, const yaml_node_t *root)
+{
+    const char *slash = strrchr(w->file, '/');
+    char *dir = slash ? mem_strndup(w->file, (size_t)(slash - w->file) + 1) : mem_strdup("");
+    for (size_t i = 0; i < c->n_tiers; i++) {
+        config_tier_t *t = &c->tiers[i];
+        t->model_line = line_of(w, root, "tiers", t->name, "model");
+        t->tokenizer_line = line_of(w, root, "tiers", t->name, "tokenizer");
+        if (t->kind != CONFIG_TIER_LOCAL) continue; /* an upstream's model is a name */
+        resolve_one(&t->model, dir);
+        resolve_one(&t->tokenizer, dir);
+    }
+    c->pii_names_dir_line = line_of(w, root, "routing", "pii", "names_dir");
+    c->router_model_line = line_of(w, root, "routing", "model", NULL);
+    c->classifier_model_line = line_of(w, root, "routing", "classifier", NULL);
+    c->store_line = line_of(w, root, "store", NULL, NULL);
+    resolve_one(&c->pii_names_dir, dir);
+    resolve_one(&c->router_model, dir);
+    resolve_one(&c->classifier_model, dir);
+    if (!strncmp(c->store, "sqlite:", 7) && strcmp(c->store, "sqlite::memory:") &&
+        strncmp(c->store, "sqlite://", 9)) {
+        char *p = mem_strdup(c->store + 7);
+        resolve_one(&p, dir);
+        size_t n = strlen(p) + 8;
+        mem_free(c->store);
+        c->store = mem_alloc(n);
+        snprintf(c->store, n, "sqlite:%s", p);
+        mem_free(p);
+    }
+    if (!*c->ledger_journal) { /* beside a sqlite file, else in the config's folder */
+        bool file = !strncmp(c->store, "sqlite:", 7) && strcmp(c->store, "sqlite::memory:");
+        size_t n = strlen(c->store) + 32;
+        mem_free(c->ledger_journal);
+        c->ledger_journal = mem_alloc(n);
+        snprintf(c->ledger_journal, n, "%s", file ? c->store + 7 : "");
+        if (!file) snprintf(c->ledger_journal, n, "%sswitchyard", dir);
+        strcat(c->ledger_journal, ".journal");
+    } else {
+        resolve_one(&c->ledger_journal, dir);
+    }
+    mem_free(dir);
 }
 
 static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *err, size_t errlen)
@@ -598,6 +810,8 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
         const char *key = scalar(k);
         if (key && !strcmp(key, "tiers")) {
             walk_tiers(&w, c, v);
+        } else if (key && !strcmp(key, "auth")) {
+            walk_auth(&w, c, v);
         } else if (key && !strcmp(key, "routing")) {
             if (v->type != YAML_MAPPING_NODE) {
                 fail(&w, v, "routing", "expected a mapping");
@@ -618,6 +832,7 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
         }
     }
     if (w.failed) return SY_ECONFIG;
+    resolve_paths(&w, c, root);
     log_level_t lvl;
     if (log_level_parse(c->log_level, &lvl)) {
         snprintf(err, errlen, "%s: log_level: '%s' is not one of debug, info, warn, error, off",
@@ -729,6 +944,18 @@ void config_deinit(config_t *c)
     mem_free(c->router_model);
     mem_free(c->reference_tier);
     mem_free(c->classifier_model);
+    for (size_t i = 0; i < c->auth.n_keys; i++) {
+        config_key_t *k = &c->auth.keys[i];
+        mem_free(k->name);
+        mem_free(k->key_env);
+        mem_free(k->key_sha256);
+        mem_free(k->team);
+        mem_free(k->tenant);
+    }
+    mem_free(c->auth.keys);
+    mem_free(c->auth.admin_key_env);
+    mem_free(c->auth.admin_key_sha256);
+    mem_free(c->ledger_journal);
     memset(c, 0, sizeof *c);
 }
 

@@ -105,11 +105,57 @@ const char *api_request_forced_tier(const config_t *cfg, const api_request_t *r)
     return i >= 0 ? cfg->tiers[i].name : NULL;
 }
 
+/* ---------------------------------------------------------------- labels --- */
+
+/* The labels a request carries (tenant, team, feature, session, forced tier) are
+ * identifiers written to the ledger, the log and cost reports: one holding personal
+ * data is refused, and cleared so that nothing writes it. */
+int api_request_check_labels(api_scan_t *scan, api_request_t *r, char *err, size_t errlen,
+                             char *param, size_t paramlen)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } labels[] = {
+        {"tenant", offsetof(api_request_t, tenant)},
+        {"team", offsetof(api_request_t, team)},
+        {"feature", offsetof(api_request_t, feature)},
+        {"session", offsetof(api_request_t, session)},
+        {"tier", offsetof(api_request_t, forced_tier)},
+    };
+    int bad = -1;
+    api_privacy_t pv = {0};
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0] && bad < 0; i++) {
+        const char *v = (const char *)r + labels[i].off;
+        if (!*v) continue;
+        api_privacy_scan_text(scan, v, strlen(v), &pv);
+        if (pv.types || pv.unknown) bad = (int)i;
+    }
+    if (bad < 0) return 0;
+    char types[256];
+    types[0] = 0;
+    for (int t = 0; t < PII_TYPE_COUNT; t++)
+        if (pv.types & (1u << t)) {
+            if (types[0]) strncat(types, ",", sizeof types - strlen(types) - 1);
+            strncat(types, pii_type_name((pii_type_t)t), sizeof types - strlen(types) - 1);
+        }
+    snprintf(err, errlen,
+             "the %s label (metadata.%s or X-Switchyard-%c%s) holds personal data (%s): labels "
+             "are identifiers and must not carry personal data",
+             labels[bad].name, labels[bad].name, labels[bad].name[0] - 32, labels[bad].name + 1,
+             pv.unknown ? "unknown" : types);
+    snprintf(param, paramlen, "metadata.%s", labels[bad].name);
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+        *((char *)r + labels[i].off) = 0;
+    return 400;
+}
+
 /* -------------------------------------------------------------- decision --- */
 
 int api_decide(const config_t *cfg, const router_t *rt, router_scratch_t *rs,
-               const api_request_t *r, const api_session_state_t *ss, const route_tier_t *tiers,
-               uint64_t now_us, uint64_t rand_seed, route_decision_t *d)
+               const api_request_t *r, const api_session_state_t *ss, const api_privacy_t *scan,
+               uint32_t unmasked, const route_tier_t *tiers, uint64_t now_us, uint64_t rand_seed,
+               route_decision_t *d)
 {
     if (!cfg || !r || !d) return SY_EINVAL;
     route_input_t in = {
@@ -123,6 +169,9 @@ int api_decide(const config_t *cfg, const router_t *rt, router_scratch_t *rs,
         .now_us = now_us,
         .rand_seed = rand_seed,
         .needs = api_request_needs(r),
+        .pii_extra = scan ? scan->types : 0,
+        .pii_unknown = scan && scan->unknown,
+        .pii_unmasked = unmasked,
     };
     return router_decide(rt, rs, &in, tiers, cfg->n_tiers, d);
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "api/config.h"
+#include "api/privacy.h"
 #include "api/request.h"
 #include "route/router.h"
 #include "tier/tier.h"
@@ -39,17 +40,27 @@ uint32_t api_request_needs(const api_request_t *r);
  * else a model name equal to a tier name. Borrowed from r or cfg. */
 const char *api_request_forced_tier(const config_t *cfg, const api_request_t *r);
 
+/* The labels a request carries (tenant, team, feature, session, forced tier) are
+ * identifiers written to the ledger, the log and cost reports: one holding personal
+ * data is refused (returns 400 with the message and param filled), and every label
+ * is cleared so that nothing writes it. 0 when none holds any. */
+int api_request_check_labels(api_scan_t *scan, api_request_t *r, char *err, size_t errlen,
+                             char *param, size_t paramlen);
+
 /* State of the request's session that the decision reads. */
 typedef struct api_session_state {
     bool is_private; /* the session held personal data earlier */
 } api_session_state_t;
 
 /* Builds the route input for r (borrowed; in points into r) and decides over
- * tiers[cfg->n_tiers]. now_us and rand_seed are passed through. Returns 0 with d
- * filled (a refusal is d->status), or a negative error for bad arguments. */
+ * tiers[cfg->n_tiers]. scan: api_privacy_scan of what r would send (NULL = none
+ * done); unmasked: types under mask whose masking did not hold (0 before masking).
+ * now_us and rand_seed are passed through. Returns 0 with d filled (a refusal is
+ * d->status), or a negative error for bad arguments. */
 int api_decide(const config_t *cfg, const router_t *rt, router_scratch_t *rs,
-               const api_request_t *r, const api_session_state_t *ss, const route_tier_t *tiers,
-               uint64_t now_us, uint64_t rand_seed, route_decision_t *d);
+               const api_request_t *r, const api_session_state_t *ss, const api_privacy_t *scan,
+               uint32_t unmasked, const route_tier_t *tiers, uint64_t now_us, uint64_t rand_seed,
+               route_decision_t *d);
 
 /* What the client is answered for a decision: the HTTP status (200 when a tier
  * serves it), and for a refusal the message, OpenAI error type, code (NULL when

@@ -1,69 +1,65 @@
-/* request.c — OpenAI request validation and metadata extraction. */
+/* request.c — parse an OpenAI request body once into the typed api_request_t. */
 #include "api/request.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "base/err.h"
 
-/* Top-level fields OpenAI accepts for chat completions (anything else is a 400,
- * as OpenAI itself answers "Unrecognized request argument supplied"). */
-static const char *const chat_fields[] = {"messages",
-                                          "model",
-                                          "frequency_penalty",
-                                          "logit_bias",
-                                          "logprobs",
-                                          "top_logprobs",
-                                          "max_tokens",
-                                          "max_completion_tokens",
-                                          "n",
-                                          "presence_penalty",
-                                          "response_format",
-                                          "seed",
-                                          "service_tier",
-                                          "stop",
-                                          "stream",
-                                          "stream_options",
-                                          "temperature",
-                                          "top_p",
-                                          "tools",
-                                          "tool_choice",
-                                          "parallel_tool_calls",
-                                          "user",
-                                          "metadata",
-                                          "store",
-                                          "modalities",
-                                          "prediction",
-                                          "audio",
-                                          "reasoning_effort",
-                                          "functions",
-                                          "function_call",
-                                          "web_search_options",
-                                          NULL};
-static const char *const completion_fields[] = {"prompt",
-                                                "model",
-                                                "best_of",
-                                                "echo",
-                                                "frequency_penalty",
-                                                "logit_bias",
-                                                "logprobs",
-                                                "max_tokens",
-                                                "n",
-                                                "presence_penalty",
-                                                "seed",
-                                                "stop",
-                                                "stream",
-                                                "stream_options",
-                                                "suffix",
-                                                "temperature",
-                                                "top_p",
-                                                "user",
-                                                "metadata",
-                                                NULL};
+#define C_ API_FF_CHAT
+#define P_ API_FF_COMP
+#define I_ API_FF_INT
+const api_field_t api_fields[API_F_COUNT] = {
+    [API_F_MODEL] = {"model", API_FK_OWN, C_ | P_, 0, 0, API_SHAPE_ANY},
+    [API_F_MESSAGES] = {"messages", API_FK_OWN, C_, 0, 0, API_SHAPE_ANY},
+    [API_F_PROMPT] = {"prompt", API_FK_OWN, P_, 0, 0, API_SHAPE_ANY},
+    [API_F_SUFFIX] = {"suffix", API_FK_STR, P_, 0, 0, API_SHAPE_ANY},
+    [API_F_ECHO] = {"echo", API_FK_BOOL, P_, 0, 0, API_SHAPE_ANY},
+    [API_F_BEST_OF] = {"best_of", API_FK_NUM, P_ | I_, 0, 20, API_SHAPE_ANY},
+    [API_F_TEMPERATURE] = {"temperature", API_FK_NUM, C_ | P_, 0, 2, API_SHAPE_ANY},
+    [API_F_TOP_P] = {"top_p", API_FK_NUM, C_ | P_, 0, 1, API_SHAPE_ANY},
+    [API_F_MAX_TOKENS] = {"max_tokens", API_FK_NUM, C_ | P_ | I_, 0, 1 << 24, API_SHAPE_ANY},
+    [API_F_MAX_COMPLETION_TOKENS] = {"max_completion_tokens", API_FK_NUM, C_ | I_, 1, 1 << 24,
+                                     API_SHAPE_ANY},
+    [API_F_N] = {"n", API_FK_NUM, C_ | P_ | I_, 1, 128, API_SHAPE_ANY},
+    [API_F_SEED] = {"seed", API_FK_NUM, C_ | P_ | I_, -9.2e18, 9.2e18, API_SHAPE_ANY},
+    [API_F_PRESENCE_PENALTY] = {"presence_penalty", API_FK_NUM, C_ | P_, -2, 2, API_SHAPE_ANY},
+    [API_F_FREQUENCY_PENALTY] = {"frequency_penalty", API_FK_NUM, C_ | P_, -2, 2, API_SHAPE_ANY},
+    [API_F_LOGPROBS] = {"logprobs", API_FK_OWN, C_ | P_, 0, 20, API_SHAPE_ANY},
+    [API_F_TOP_LOGPROBS] = {"top_logprobs", API_FK_NUM, C_ | I_, 0, 20, API_SHAPE_ANY},
+    [API_F_LOGIT_BIAS] = {"logit_bias", API_FK_VALUE, C_ | P_, 0, 0, API_SHAPE_OBJECT},
+    [API_F_STOP] = {"stop", API_FK_VALUE, C_ | P_, 0, 0, API_SHAPE_STR_OR_ARRAY},
+    [API_F_STREAM] = {"stream", API_FK_OWN, C_ | P_, 0, 0, API_SHAPE_ANY},
+    [API_F_STREAM_OPTIONS] = {"stream_options", API_FK_OWN, C_ | P_, 0, 0, API_SHAPE_ANY},
+    [API_F_TOOLS] = {"tools", API_FK_VALUE, C_, 0, 0, API_SHAPE_ARRAY},
+    [API_F_TOOL_CHOICE] = {"tool_choice", API_FK_VALUE, C_, 0, 0, API_SHAPE_STR_OR_OBJECT},
+    [API_F_PARALLEL_TOOL_CALLS] = {"parallel_tool_calls", API_FK_BOOL, C_, 0, 0, API_SHAPE_ANY},
+    [API_F_FUNCTIONS] = {"functions", API_FK_VALUE, C_, 0, 0, API_SHAPE_ARRAY},
+    [API_F_FUNCTION_CALL] = {"function_call", API_FK_VALUE, C_, 0, 0, API_SHAPE_STR_OR_OBJECT},
+    [API_F_RESPONSE_FORMAT] = {"response_format", API_FK_VALUE, C_, 0, 0, API_SHAPE_OBJECT},
+    [API_F_USER] = {"user", API_FK_STR, C_ | P_, 0, 0, API_SHAPE_ANY},
+    [API_F_METADATA] = {"metadata", API_FK_OWN, C_ | P_, 0, 0, API_SHAPE_ANY},
+    [API_F_STORE] = {"store", API_FK_BOOL, C_, 0, 0, API_SHAPE_ANY},
+    [API_F_SERVICE_TIER] = {"service_tier", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
+    [API_F_MODALITIES] = {"modalities", API_FK_VALUE, C_, 0, 0, API_SHAPE_ARRAY},
+    [API_F_AUDIO] = {"audio", API_FK_VALUE, C_, 0, 0, API_SHAPE_OBJECT},
+    [API_F_PREDICTION] = {"prediction", API_FK_VALUE, C_, 0, 0, API_SHAPE_OBJECT},
+    [API_F_REASONING_EFFORT] = {"reasoning_effort", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
+    [API_F_WEB_SEARCH_OPTIONS] = {"web_search_options", API_FK_VALUE, C_, 0, 0, API_SHAPE_OBJECT},
+    [API_F_VERBOSITY] = {"verbosity", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
+    [API_F_PROMPT_CACHE_KEY] = {"prompt_cache_key", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
+    [API_F_SAFETY_IDENTIFIER] = {"safety_identifier", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
+};
+#undef C_
+#undef P_
+#undef I_
+_Static_assert(API_F_COUNT <= 64, "num_set is a 64-bit mask");
+
 static const char *const roles[] = {"system", "developer", "user", "assistant",
                                     "tool",   "function",  NULL};
 
@@ -109,6 +105,88 @@ static bool in_list(const char *s, const char *const *list)
     return false;
 }
 
+/* ------------------------------------------------------- duplicate keys ---- */
+
+static int key_cmp(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    return strcmp(x->string, y->string);
+}
+
+/* Appends ".key" or "[i]" to path (truncated with "..." when it does not fit). */
+static void path_push(char *path, size_t n, size_t at, const char *key, int idx)
+{
+    if (at >= n) return;
+    int w = key ? snprintf(path + at, n - at, "%s%s", at ? "." : "", key)
+                : snprintf(path + at, n - at, "[%d]", idx);
+    if (w < 0 || (size_t)w >= n - at) {
+        if (n > 4) memcpy(path + n - 4, "...", 4);
+    }
+}
+
+/* Small objects are checked pairwise; larger ones sorted by key (a body of many
+ * keys must not cost n^2). */
+static const cJSON *dup_in_object(const cJSON *j)
+{
+    size_t n = 0;
+    const cJSON *c;
+    for (c = j->child; c; c = c->next)
+        n++;
+    if (n < 2) return NULL;
+    if (n <= 16) {
+        for (const cJSON *a = j->child; a; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (!strcmp(a->string, b->string)) return b;
+        return NULL;
+    }
+    const cJSON **v = malloc(n * sizeof *v);
+    if (!v) abort();
+    size_t i = 0;
+    for (c = j->child; c; c = c->next)
+        v[i++] = c;
+    qsort(v, n, sizeof *v, key_cmp);
+    const cJSON *hit = NULL;
+    for (i = 1; i < n && !hit; i++)
+        if (!strcmp(v[i - 1]->string, v[i]->string)) hit = v[i];
+    free(v);
+    return hit;
+}
+
+static int find_dup(const cJSON *j, char *path, size_t n, size_t at)
+{
+    if (cJSON_IsObject(j)) {
+        const cJSON *d = dup_in_object(j);
+        if (d) {
+            path_push(path, n, at, d->string, 0);
+            return SY_EINVAL;
+        }
+        for (const cJSON *c = j->child; c; c = c->next) {
+            if (!cJSON_IsObject(c) && !cJSON_IsArray(c)) continue;
+            path_push(path, n, at, c->string, 0);
+            if (find_dup(c, path, n, strnlen(path, n))) return SY_EINVAL;
+            if (at < n) path[at] = 0;
+        }
+    } else if (cJSON_IsArray(j)) {
+        int i = 0;
+        for (const cJSON *c = j->child; c; c = c->next, i++) {
+            if (!cJSON_IsObject(c) && !cJSON_IsArray(c)) continue;
+            path_push(path, n, at, NULL, i);
+            if (find_dup(c, path, n, strnlen(path, n))) return SY_EINVAL;
+            if (at < n) path[at] = 0;
+        }
+    }
+    return 0;
+}
+
+int api_json_find_duplicate(const cJSON *j, char *path, size_t pathlen)
+{
+    if (!pathlen) return SY_EINVAL;
+    path[0] = 0;
+    return find_dup(j, path, pathlen, 0);
+}
+
+/* ------------------------------------------------------------- messages ---- */
+
 static int add_text(pctx_t *p, const char *role, const char *s, size_t n)
 {
     api_request_t *r = p->r;
@@ -121,17 +199,52 @@ static int add_text(pctx_t *p, const char *role, const char *s, size_t n)
     return 0;
 }
 
-/* Content: a string, null, or an array of parts ({"type":"text","text":...}, image,
- * audio, file parts pass through unscanned except their text fields). */
-static int parse_content(pctx_t *p, const char *role, cJSON *c)
+/* A string member of o, or NULL when absent or null; a 400 when of another type. */
+static int opt_str(pctx_t *p, cJSON *o, const char *key, cJSON **out)
 {
-    if (cJSON_IsString(c)) return add_text(p, role, c->valuestring, strlen(c->valuestring));
-    if (cJSON_IsNull(c) || !c) return 0;
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsString(v)) {
+        const char *w = where(p, "");
+        return bad(p, SY_EINVAL, w, "%s.%s must be a string", w, key);
+    }
+    *out = v;
+    return 0;
+}
+
+static const struct {
+    const char *type;
+    api_part_kind_t kind;
+    bool is_string; /* value is a string (else an object) */
+} part_kinds[] = {
+    {"text", API_PART_TEXT, true},
+    {"refusal", API_PART_REFUSAL, true},
+    {"image_url", API_PART_IMAGE_URL, false},
+    {"input_audio", API_PART_INPUT_AUDIO, false},
+    {"file", API_PART_FILE, false},
+};
+
+/* Content: a string, null, or an array of typed parts. */
+static int parse_content(pctx_t *p, api_message_t *m, cJSON *c)
+{
+    if (!c) return 0;
+    if (cJSON_IsString(c)) {
+        m->content = c;
+        return add_text(p, m->role, c->valuestring, strlen(c->valuestring));
+    }
+    if (cJSON_IsNull(c)) {
+        m->content = c;
+        return 0;
+    }
     const char *w;
     if (!cJSON_IsArray(c)) {
         w = where(p, ".content");
         return bad(p, SY_EINVAL, w, "%s must be a string or an array of content parts", w);
     }
+    int n = cJSON_GetArraySize(c);
+    m->has_parts = true;
+    m->parts = n ? arena_alloc(p->a, sizeof(api_part_t) * (size_t)n) : NULL;
     p->part = 0;
     cJSON *part;
     cJSON_ArrayForEach(part, c)
@@ -145,24 +258,65 @@ static int parse_content(pctx_t *p, const char *role, cJSON *c)
             w = where(p, "");
             return bad(p, SY_EINVAL, w, "%s.type must be a string", w);
         }
-        if (!strcmp(type->valuestring, "text")) {
-            cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
-            if (!cJSON_IsString(t)) {
-                w = where(p, "");
-                return bad(p, SY_EINVAL, w, "%s.text must be a string", w);
-            }
-            int rc = add_text(p, role, t->valuestring, strlen(t->valuestring));
-            if (rc) return rc;
-        } else if (strcmp(type->valuestring, "image_url") &&
-                   strcmp(type->valuestring, "input_audio") && strcmp(type->valuestring, "file") &&
-                   strcmp(type->valuestring, "refusal")) {
+        size_t k = 0, nk = sizeof part_kinds / sizeof part_kinds[0];
+        while (k < nk && strcmp(type->valuestring, part_kinds[k].type))
+            k++;
+        if (k == nk) {
             w = where(p, "");
             return bad(p, SY_EINVAL, w, "%s.type '%s' is not a known content part type", w,
                        type->valuestring);
         }
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(part, part_kinds[k].type);
+        if (part_kinds[k].is_string ? !cJSON_IsString(v) : !cJSON_IsObject(v)) {
+            w = where(p, "");
+            return bad(p, SY_EINVAL, w, "%s.%s must be %s", w, part_kinds[k].type,
+                       part_kinds[k].is_string ? "a string" : "an object");
+        }
+        m->parts[m->n_parts++] = (api_part_t){part_kinds[k].kind, v, part};
+        if (part_kinds[k].is_string) {
+            int rc = add_text(p, m->role, v->valuestring, strlen(v->valuestring));
+            if (rc) return rc;
+        }
         p->part++;
     }
     p->part = -1;
+    return 0;
+}
+
+static int parse_tool_calls(pctx_t *p, api_message_t *m, cJSON *tool_calls)
+{
+    const char *w;
+    if (!cJSON_IsArray(tool_calls)) {
+        w = where(p, "");
+        return bad(p, SY_EINVAL, w, "%s.tool_calls must be an array", w);
+    }
+    int n = cJSON_GetArraySize(tool_calls);
+    m->has_tool_calls = true;
+    m->tool_calls = n ? arena_alloc(p->a, sizeof(api_tool_call_t) * (size_t)n) : NULL;
+    cJSON *tc;
+    int rc;
+    cJSON_ArrayForEach(tc, tool_calls)
+    {
+        cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        if (!cJSON_IsObject(tc) || !cJSON_IsObject(fn)) {
+            w = where(p, "");
+            return bad(p, SY_EINVAL, w, "%s.tool_calls[] must hold a function object", w);
+        }
+        api_tool_call_t *t = &m->tool_calls[m->n_tool_calls++];
+        memset(t, 0, sizeof *t);
+        t->node = tc;
+        t->function = fn;
+        if ((rc = opt_str(p, tc, "id", &t->id)) || (rc = opt_str(p, tc, "type", &t->type)) ||
+            (rc = opt_str(p, fn, "name", &t->name)) ||
+            (rc = opt_str(p, fn, "arguments", &t->arguments)))
+            return rc;
+        if (t->arguments && (rc = add_text(p, "tool_call", t->arguments->valuestring,
+                                           strlen(t->arguments->valuestring))))
+            return rc;
+        if (t->name &&
+            (rc = add_text(p, "tool_call", t->name->valuestring, strlen(t->name->valuestring))))
+            return rc;
+    }
     return 0;
 }
 
@@ -174,17 +328,21 @@ static int parse_messages(pctx_t *p, cJSON *msgs)
     if (n == 0) return bad(p, SY_EINVAL, "messages", "'messages' must not be empty");
     if (n > API_MAX_MESSAGES)
         return bad(p, SY_ETOOBIG, "messages", "at most %d messages", API_MAX_MESSAGES);
+    p->r->messages = arena_alloc(p->a, sizeof(api_message_t) * (size_t)n);
     p->msg = 0;
     p->part = -1;
     const char *w;
-    cJSON *m;
-    cJSON_ArrayForEach(m, msgs)
+    cJSON *j;
+    cJSON_ArrayForEach(j, msgs)
     {
-        if (!cJSON_IsObject(m)) {
+        if (!cJSON_IsObject(j)) {
             w = where(p, "");
             return bad(p, SY_EINVAL, w, "%s must be an object", w);
         }
-        cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        api_message_t *m = &p->r->messages[p->r->n_messages];
+        memset(m, 0, sizeof *m);
+        m->node = j;
+        cJSON *role = cJSON_GetObjectItemCaseSensitive(j, "role");
         if (!cJSON_IsString(role)) {
             w = where(p, "");
             return bad(p, SY_EINVAL, w, "%s.role is required and must be a string", w);
@@ -195,62 +353,38 @@ static int parse_messages(pctx_t *p, cJSON *msgs)
                        "%s.role '%s' must be one of system, developer, user, assistant, tool", w,
                        role->valuestring);
         }
-        const char *rl = role->valuestring;
-        cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        cJSON *tool_calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-        if (!content && !tool_calls && strcmp(rl, "assistant")) {
+        m->role = role->valuestring;
+        cJSON *content = cJSON_GetObjectItemCaseSensitive(j, "content");
+        cJSON *tool_calls = cJSON_GetObjectItemCaseSensitive(j, "tool_calls");
+        if (!content && !tool_calls && strcmp(m->role, "assistant")) {
             w = where(p, ".content");
             return bad(p, SY_EINVAL, w, "%s is required", w);
         }
-        int rc = parse_content(p, rl, content);
+        int rc = parse_content(p, m, content);
         if (rc) return rc;
-        cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
-        if (name) {
-            if (!cJSON_IsString(name)) {
+        if ((rc = opt_str(p, j, "name", &m->name)) ||
+            (rc = opt_str(p, j, "tool_call_id", &m->tool_call_id)) ||
+            (rc = opt_str(p, j, "refusal", &m->refusal)))
+            return rc;
+        if (m->name &&
+            (rc = add_text(p, m->role, m->name->valuestring, strlen(m->name->valuestring))))
+            return rc;
+        if (m->refusal &&
+            (rc = add_text(p, m->role, m->refusal->valuestring, strlen(m->refusal->valuestring))))
+            return rc;
+        cJSON *fc = cJSON_GetObjectItemCaseSensitive(j, "function_call");
+        if (fc && !cJSON_IsNull(fc)) {
+            if (!cJSON_IsObject(fc)) {
                 w = where(p, "");
-                return bad(p, SY_EINVAL, w, "%s.name must be a string", w);
+                return bad(p, SY_EINVAL, w, "%s.function_call must be an object", w);
             }
-            if ((rc = add_text(p, rl, name->valuestring, strlen(name->valuestring)))) return rc;
+            m->function_call = fc;
         }
-        if (tool_calls) {
-            if (!cJSON_IsArray(tool_calls)) {
-                w = where(p, "");
-                return bad(p, SY_EINVAL, w, "%s.tool_calls must be an array", w);
-            }
-            cJSON *tc;
-            cJSON_ArrayForEach(tc, tool_calls)
-            {
-                cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
-                cJSON *args = fn ? cJSON_GetObjectItemCaseSensitive(fn, "arguments") : NULL;
-                cJSON *fname = fn ? cJSON_GetObjectItemCaseSensitive(fn, "name") : NULL;
-                if (!cJSON_IsObject(tc) || !cJSON_IsObject(fn)) {
-                    w = where(p, "");
-                    return bad(p, SY_EINVAL, w, "%s.tool_calls[] must hold a function object", w);
-                }
-                if (cJSON_IsString(args) &&
-                    (rc = add_text(p, "tool_call", args->valuestring, strlen(args->valuestring))))
-                    return rc;
-                if (cJSON_IsString(fname) &&
-                    (rc = add_text(p, "tool_call", fname->valuestring, strlen(fname->valuestring))))
-                    return rc;
-            }
-        }
+        if (tool_calls && !cJSON_IsNull(tool_calls) && (rc = parse_tool_calls(p, m, tool_calls)))
+            return rc;
         p->r->n_messages++;
         p->msg++;
     }
-    return 0;
-}
-
-static int num_field(pctx_t *p, cJSON *j, const char *k, double lo, double hi, bool integer,
-                     double *out)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (!v || cJSON_IsNull(v)) return 1; /* absent */
-    if (!cJSON_IsNumber(v)) return bad(p, SY_EINVAL, k, "'%s' must be a number", k);
-    double d = v->valuedouble;
-    if (integer && d != floor(d)) return bad(p, SY_EINVAL, k, "'%s' must be an integer", k);
-    if (d < lo || d > hi) return bad(p, SY_EINVAL, k, "'%s' must be between %g and %g", k, lo, hi);
-    *out = d;
     return 0;
 }
 
@@ -261,8 +395,9 @@ static void copy_meta(char *dst, const char *s, size_t n)
     dst[n] = 0;
 }
 
-/* Metadata from the body's "metadata" object; X-Switchyard-* headers override. */
-static int parse_meta(pctx_t *p, cJSON *j, const http_req_t *hr)
+/* switchyard's metadata from the body's "metadata" object and X-Switchyard-* headers:
+ * a header overrides the body's label; for privacy, local_only from either wins. */
+static int parse_meta(pctx_t *p, cJSON *md, const http_req_t *hr)
 {
     api_request_t *r = p->r;
     static const struct {
@@ -275,8 +410,7 @@ static int parse_meta(pctx_t *p, cJSON *j, const http_req_t *hr)
         {"session", "x-switchyard-session", offsetof(api_request_t, session)},
         {"tier", "x-switchyard-tier", offsetof(api_request_t, forced_tier)},
     };
-    char privacy[API_META_LEN] = "";
-    cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "metadata");
+    char privacy[2][API_META_LEN] = {"", ""}; /* body, header */
     if (md && !cJSON_IsNull(md)) {
         if (!cJSON_IsObject(md))
             return bad(p, SY_EINVAL, "metadata", "'metadata' must be an object");
@@ -284,15 +418,15 @@ static int parse_meta(pctx_t *p, cJSON *j, const http_req_t *hr)
         cJSON_ArrayForEach(it, md)
         {
             if (!cJSON_IsString(it))
-                return bad(p, SY_EINVAL, "metadata", "metadata.%s must be a string", it->string);
+                return bad(p, SY_EINVAL, "metadata", "metadata.%.60s must be a string", it->string);
             if (strlen(it->valuestring) >= API_META_LEN)
-                return bad(p, SY_EINVAL, "metadata", "metadata.%s is longer than %d bytes",
+                return bad(p, SY_EINVAL, "metadata", "metadata.%.60s is longer than %d bytes",
                            it->string, API_META_LEN - 1);
             for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
                 if (!strcmp(it->string, keys[k].key))
                     copy_meta((char *)r + keys[k].off, it->valuestring, strlen(it->valuestring));
             if (!strcmp(it->string, "privacy"))
-                copy_meta(privacy, it->valuestring, strlen(it->valuestring));
+                copy_meta(privacy[0], it->valuestring, strlen(it->valuestring));
         }
     }
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
@@ -306,17 +440,79 @@ static int parse_meta(pctx_t *p, cJSON *j, const http_req_t *hr)
     }
     size_t n;
     const char *v = http_req_header(hr, "x-switchyard-privacy", &n);
-    if (v) copy_meta(privacy, v, n);
-    if (privacy[0]) {
-        if (!strcmp(privacy, "local_only"))
+    if (v) copy_meta(privacy[1], v, n);
+    for (int i = 0; i < 2; i++) {
+        if (!privacy[i][0]) continue;
+        if (!strcmp(privacy[i], "local_only"))
             r->privacy_local_only = true;
-        else if (strcmp(privacy, "default"))
-            return bad(p, SY_EINVAL, "metadata", "privacy '%s' must be 'local_only' or 'default'",
-                       privacy);
+        else if (strcmp(privacy[i], "default"))
+            return bad(p, SY_EINVAL, i ? "x-switchyard-privacy" : "metadata",
+                       "privacy '%s' must be 'local_only' or 'default'", privacy[i]);
     }
-    /* The model field may name a tier: "switchyard/<tier>" or the tier name itself is
-     * resolved by the caller; keep what the client asked. */
-    cJSON_DeleteItemFromObjectCaseSensitive(j, "metadata");
+    return 0;
+}
+
+/* ---------------------------------------------------------- top level ---- */
+
+static bool shape_ok(const cJSON *v, api_shape_t s)
+{
+    switch (s) {
+    case API_SHAPE_OBJECT:
+        return cJSON_IsObject(v);
+    case API_SHAPE_ARRAY:
+        return cJSON_IsArray(v);
+    case API_SHAPE_STR_OR_ARRAY:
+        return cJSON_IsString(v) || cJSON_IsArray(v);
+    case API_SHAPE_STR_OR_OBJECT:
+        return cJSON_IsString(v) || cJSON_IsObject(v);
+    default:
+        return true;
+    }
+}
+
+static const char *shape_name(api_shape_t s)
+{
+    return s == API_SHAPE_OBJECT          ? "an object"
+           : s == API_SHAPE_ARRAY         ? "an array"
+           : s == API_SHAPE_STR_OR_ARRAY  ? "a string or an array"
+           : s == API_SHAPE_STR_OR_OBJECT ? "a string or an object"
+                                          : "a JSON value";
+}
+
+/* Checks one table field (kinds NUM, BOOL, STR, VALUE) and records it typed. */
+static int check_field(pctx_t *p, int f, cJSON *v)
+{
+    const api_field_t *d = &api_fields[f];
+    api_request_t *r = p->r;
+    if (cJSON_IsNull(v)) return 0; /* null: as if absent (not forwarded) */
+    switch (d->kind) {
+    case API_FK_NUM: {
+        if (!cJSON_IsNumber(v)) return bad(p, SY_EINVAL, d->name, "'%s' must be a number", d->name);
+        double x = v->valuedouble;
+        if ((d->flags & API_FF_INT) && x != floor(x))
+            return bad(p, SY_EINVAL, d->name, "'%s' must be an integer", d->name);
+        if (x < d->lo || x > d->hi)
+            return bad(p, SY_EINVAL, d->name, "'%s' must be between %g and %g", d->name, d->lo,
+                       d->hi);
+        r->num[f] = x;
+        r->num_set |= 1ull << f;
+        break;
+    }
+    case API_FK_BOOL:
+        if (!cJSON_IsBool(v))
+            return bad(p, SY_EINVAL, d->name, "'%s' must be true or false", d->name);
+        break;
+    case API_FK_STR:
+        if (!cJSON_IsString(v)) return bad(p, SY_EINVAL, d->name, "'%s' must be a string", d->name);
+        break;
+    case API_FK_VALUE:
+        if (!shape_ok(v, d->shape))
+            return bad(p, SY_EINVAL, d->name, "'%s' must be %s", d->name, shape_name(d->shape));
+        break;
+    default:
+        break;
+    }
+    r->field[f] = v;
     return 0;
 }
 
@@ -362,42 +558,64 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
         rc = bad(&p, SY_EINVAL, "", "the body must be a JSON object");
         goto out;
     }
-    const char *const *allowed = completions ? completion_fields : chat_fields;
+    char dpath[256];
+    if (api_json_find_duplicate(j, dpath, sizeof dpath)) {
+        rc = bad(&p, SY_EINVAL, dpath,
+                 "duplicate key at %s: each key may appear once per object (parsers disagree "
+                 "on which copy counts)",
+                 dpath);
+        goto out;
+    }
+    /* Sort the top-level fields into the table and the unknown bag. */
+    unsigned want = completions ? API_FF_COMP : API_FF_CHAT;
+    size_t n_top = 0;
     cJSON *it;
+    cJSON_ArrayForEach(it, j) n_top++;
+    r->unknown = arena_alloc(a, sizeof(cJSON *) * (n_top ? n_top : 1));
     cJSON_ArrayForEach(it, j)
     {
-        if (!in_list(it->string, allowed)) {
-            rc = bad(&p, SY_EINVAL, it->string, "Unrecognized request argument supplied: %s",
-                     it->string);
+        int f = 0;
+        while (f < API_F_COUNT && strcmp(it->string, api_fields[f].name))
+            f++;
+        if (f == API_F_COUNT || !(api_fields[f].flags & want)) {
+            r->unknown[r->n_unknown++] = it;
+            continue;
+        }
+        if (api_fields[f].kind == API_FK_OWN) {
+            r->field[f] = it;
+        } else if ((rc = check_field(&p, f, it))) {
             goto out;
         }
     }
     /* Texts: reserve the maximum in the arena once (pointers only). */
     r->texts = arena_alloc(a, sizeof(route_text_t) * API_MAX_TEXTS);
-    cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
+    cJSON *model = r->field[API_F_MODEL];
     if (model && !cJSON_IsString(model)) {
         rc = bad(&p, SY_EINVAL, "model", "'model' must be a string");
         goto out;
     }
     if (model) copy_meta(r->model, model->valuestring, strlen(model->valuestring));
     if (completions) {
-        cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+        cJSON *prompt = r->field[API_F_PROMPT];
         if (!cJSON_IsString(prompt)) {
             rc = bad(&p, SY_EINVAL, "prompt", "'prompt' is required and must be a string");
             goto out;
         }
         if ((rc = add_text(&p, "user", prompt->valuestring, strlen(prompt->valuestring)))) goto out;
+        cJSON *suffix = r->field[API_F_SUFFIX];
+        if (suffix && (rc = add_text(&p, "user", suffix->valuestring, strlen(suffix->valuestring))))
+            goto out;
         r->n_messages = 1;
-    } else if ((rc = parse_messages(&p, cJSON_GetObjectItemCaseSensitive(j, "messages")))) {
+    } else if ((rc = parse_messages(&p, r->field[API_F_MESSAGES]))) {
         goto out;
     }
-    cJSON *stream = cJSON_GetObjectItemCaseSensitive(j, "stream");
+    cJSON *stream = r->field[API_F_STREAM];
     if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream)) {
         rc = bad(&p, SY_EINVAL, "stream", "'stream' must be true or false");
         goto out;
     }
     r->stream = cJSON_IsTrue(stream);
-    cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
+    cJSON *so = r->field[API_F_STREAM_OPTIONS];
     if (so && !cJSON_IsNull(so)) {
         if (!cJSON_IsObject(so)) {
             rc = bad(&p, SY_EINVAL, "stream_options", "'stream_options' must be an object");
@@ -405,56 +623,24 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
         }
         r->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
     }
-    double d;
-    int k;
-    if ((k = num_field(&p, j, "max_tokens", completions ? 0 : 1, 1 << 24, true, &d)) < 0) {
-        rc = k;
+    if (!completions && (r->num_set >> API_F_MAX_TOKENS & 1) && r->num[API_F_MAX_TOKENS] < 1) {
+        rc = bad(&p, SY_EINVAL, "max_tokens", "'max_tokens' must be between 1 and %d", 1 << 24);
         goto out;
     }
-    if (k == 0) r->max_tokens = (uint32_t)d;
-    if ((k = num_field(&p, j, "max_completion_tokens", 1, 1 << 24, true, &d)) < 0) {
-        rc = k;
-        goto out;
-    }
-    if (k == 0) r->max_tokens = (uint32_t)d;
-    if ((k = num_field(&p, j, "temperature", 0, 2, false, &d)) < 0) {
-        rc = k;
-        goto out;
-    }
-    if ((k = num_field(&p, j, "top_p", 0, 1, false, &d)) < 0) {
-        rc = k;
-        goto out;
-    }
-    if ((k = num_field(&p, j, "presence_penalty", -2, 2, false, &d)) < 0) {
-        rc = k;
-        goto out;
-    }
-    if ((k = num_field(&p, j, "frequency_penalty", -2, 2, false, &d)) < 0) {
-        rc = k;
-        goto out;
-    }
-    if ((k = num_field(&p, j, "seed", -9.2e18, 9.2e18, true, &d)) < 0) {
-        rc = k;
-        goto out;
-    }
-    if ((k = num_field(&p, j, "top_logprobs", 0, 20, true, &d)) < 0) {
-        rc = k;
-        goto out;
-    }
-    if ((k = num_field(&p, j, "n", 1, 128, true, &d)) < 0) {
-        rc = k;
-        goto out;
-    }
-    if (k == 0 && d != 1) {
+    if (r->num_set >> API_F_MAX_TOKENS & 1) r->max_tokens = (uint32_t)r->num[API_F_MAX_TOKENS];
+    if (r->num_set >> API_F_MAX_COMPLETION_TOKENS & 1)
+        r->max_tokens = (uint32_t)r->num[API_F_MAX_COMPLETION_TOKENS];
+    if ((r->num_set >> API_F_N & 1) && r->num[API_F_N] != 1) {
         rc =
             bad(&p, SY_EINVAL, "n", "only n=1 is supported: each choice may be routed differently");
         goto out;
     }
-    cJSON *lp = cJSON_GetObjectItemCaseSensitive(j, "logprobs");
+    cJSON *lp = r->field[API_F_LOGPROBS];
     if (lp && !cJSON_IsNull(lp)) {
         if (completions) {
-            if ((k = num_field(&p, j, "logprobs", 0, 20, true, &d)) < 0) {
-                rc = k;
+            if (!cJSON_IsNumber(lp) || lp->valuedouble != floor(lp->valuedouble) ||
+                lp->valuedouble < 0 || lp->valuedouble > 20) {
+                rc = bad(&p, SY_EINVAL, "logprobs", "'logprobs' must be an integer in 0..20");
                 goto out;
             }
         } else if (!cJSON_IsBool(lp)) {
@@ -462,34 +648,19 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
             goto out;
         }
     }
-    cJSON *stop = cJSON_GetObjectItemCaseSensitive(j, "stop");
-    if (stop && !cJSON_IsNull(stop)) {
-        if (cJSON_IsArray(stop)) {
-            if (cJSON_GetArraySize(stop) > 4) {
-                rc = bad(&p, SY_EINVAL, "stop", "'stop' holds at most 4 sequences");
-                goto out;
-            }
-            cJSON_ArrayForEach(it, stop) if (!cJSON_IsString(it))
-            {
-                rc = bad(&p, SY_EINVAL, "stop", "'stop' must be a string or an array of strings");
-                goto out;
-            }
-        } else if (!cJSON_IsString(stop)) {
+    cJSON *stop = r->field[API_F_STOP];
+    if (cJSON_IsArray(stop)) {
+        if (cJSON_GetArraySize(stop) > 4) {
+            rc = bad(&p, SY_EINVAL, "stop", "'stop' holds at most 4 sequences");
+            goto out;
+        }
+        cJSON_ArrayForEach(it, stop) if (!cJSON_IsString(it))
+        {
             rc = bad(&p, SY_EINVAL, "stop", "'stop' must be a string or an array of strings");
             goto out;
         }
     }
-    cJSON *user = cJSON_GetObjectItemCaseSensitive(j, "user");
-    if (user && !cJSON_IsString(user)) {
-        rc = bad(&p, SY_EINVAL, "user", "'user' must be a string");
-        goto out;
-    }
-    cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
-    if (tools && !cJSON_IsArray(tools)) {
-        rc = bad(&p, SY_EINVAL, "tools", "'tools' must be an array");
-        goto out;
-    }
-    rc = parse_meta(&p, j, hr);
+    rc = parse_meta(&p, r->field[API_F_METADATA], hr);
 out:
     if (rc) {
         cJSON_Delete(j);
@@ -502,4 +673,16 @@ void api_request_deinit(api_request_t *r)
 {
     cJSON_Delete(r->json);
     r->json = NULL;
+}
+
+void api_request_set_max_tokens(api_request_t *r, uint32_t n)
+{
+    r->max_tokens = n;
+    r->num[API_F_MAX_TOKENS] = n; /* what the body is rendered from */
+    r->num_set |= 1ull << API_F_MAX_TOKENS;
+    cJSON *node = r->field[API_F_MAX_TOKENS];
+    if (node)
+        cJSON_SetNumberValue(node, n);
+    else
+        r->field[API_F_MAX_TOKENS] = cJSON_AddNumberToObject(r->json, "max_tokens", n);
 }

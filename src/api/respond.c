@@ -264,13 +264,16 @@ static void on_done(void *arg, exec_result_t *r)
     if (r->tier >= 0 && r->status == 200 && c->req.session[0])
         session_record(app->sessions, c->req.session, c->d.pii_types != 0, r->tier, c->ts_ms);
     if (r->tier >= 0 && r->status == 200) {
-        feedback_ring_put(app->feedback, c->id, &c->d.features, r->tier);
+        feedback_ring_put(app->feedback, c->id, &c->d.features, r->tier, c->key);
         /* Implicit feedback: an escalated edge answer was not good enough. */
         if (r->escalated && app->cfg->route.policy == ROUTE_POLICY_BANDIT && c->d.tier >= 0)
             router_feedback(app->router, &c->d.features, c->d.tier,
                             route_bandit_reward(0.0, 0.0, 0.0, 0, 0));
     }
     if (c->mask && r->status == 200 && !r->streamed) api_mask_restore(c, r);
+    /* The ledger row is journaled before the answer's last byte leaves: a client
+     * that got an answer has its row even if the process dies next. */
+    api_account(c, r, r->status, cost);
     if (r->streamed) {
         if (r->status != 200) {
             char msg[400];
@@ -312,8 +315,28 @@ static void on_done(void *arg, exec_result_t *r)
         api_set_sy_headers(c, r, r->tier);
         api_send_error(c->w, c->res, r->status, r->err_type, r->message, NULL, NULL);
     }
-    api_account(c, r, r->status, cost);
     api_call_put(c);
 }
 
-const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event, on_done};
+/* The upstream body, rendered from the typed request (never the client's bytes). */
+static int on_render(void *arg, const char *model, bool stream, bool logprobs, const char **body,
+                     size_t *len)
+{
+    api_call_t *c = arg;
+    buf_t *b = &c->w->render;
+    buf_reset(b);
+    api_render_opts_t o = {
+        .model = model,
+        .stream = stream,
+        .logprobs = logprobs,
+        .forward_unknown = c->w->app->cfg->forward_unknown == CONFIG_FORWARD_SCAN,
+        .rest = c->rest_ok ? c->rest.data : NULL,
+        .rest_len = c->rest.len,
+    };
+    int rc = api_render_body(&c->req, &o, b);
+    *body = b->data ? b->data : "";
+    *len = b->len;
+    return rc;
+}
+
+const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event, on_done, on_render};

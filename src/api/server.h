@@ -22,6 +22,11 @@ int api_app_port(const api_app_t *app);
 int api_app_run(api_app_t *app);
 /* Async-signal-safe: begins graceful drain. */
 void api_app_stop(api_app_t *app);
+/* Async-signal-safe: re-reads the config file on the reload thread. A valid file
+ * is applied atomically (new requests see the new tiers and routing; requests in
+ * flight finish on the old); an invalid one is logged and the running config stays.
+ * listen, workers, store and limits are kept until a restart. */
+void api_app_reload(api_app_t *app);
 void api_app_free(api_app_t *app);
 
 /* Installs the models cfg names (routing.classifier, routing.model) into r, as the

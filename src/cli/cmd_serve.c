@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/check.h"
 #include "api/config.h"
 #include "api/server.h"
 #include "base/err.h"
@@ -16,8 +17,11 @@ static api_app_t *g_app;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (g_app) api_app_stop(g_app);
+    if (!g_app) return;
+    if (sig == SIGHUP)
+        api_app_reload(g_app);
+    else
+        api_app_stop(g_app);
 }
 
 static void serve_usage(FILE *f)
@@ -25,10 +29,13 @@ static void serve_usage(FILE *f)
     fprintf(f, "usage: switchyard serve -c FILE [--check] [--listen HOST:PORT] [--port-file F]\n\n"
                "Serves the OpenAI-compatible API and routes each request to a tier.\n\n"
                "  -c, --config FILE   configuration (YAML); see configs/default.yaml\n"
-               "  --check             validate the configuration and exit (0 if valid)\n"
+               "  --check             validate the configuration and load every file it names\n"
+               "                      (models, tokenizers, name lists), then exit (0 if valid)\n"
                "  --listen HOST:PORT  override 'listen' (port 0 = any free port)\n"
                "  --port-file F       write the bound port to F once listening\n"
-               "SIGTERM or SIGINT drains in-flight requests, then exits.\n");
+               "SIGTERM or SIGINT drains in-flight requests, then exits. SIGHUP re-reads the\n"
+               "configuration: a valid file applies to new requests, an invalid one is logged\n"
+               "and the running configuration stays.\n");
 }
 
 int cmd_serve(int argc, char **argv)
@@ -80,7 +87,12 @@ int cmd_serve(int argc, char **argv)
         cfg.listen_port = (int)p;
     }
     if (check) {
-        printf("%s: valid (%zu tiers)\n", path, cfg.n_tiers);
+        if (api_config_check(&cfg, err, sizeof err)) {
+            fprintf(stderr, "switchyard: invalid configuration: %s\n", err);
+            config_deinit(&cfg);
+            return 1;
+        }
+        printf("%s: valid (%zu tiers; every file it names loads)\n", path, cfg.n_tiers);
         config_deinit(&cfg);
         return 0;
     }
@@ -96,6 +108,7 @@ int cmd_serve(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     int port = api_app_port(app);
     log_info("switchyard %s listening on %s:%d (%zu tiers, config %s)", SY_VERSION, cfg.listen_host,

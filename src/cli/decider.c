@@ -63,6 +63,7 @@ int cli_decider_build(cli_decider_t *x, const char *store_url)
         return -1;
     }
     x->rs = router_scratch_new(x->router);
+    x->scan = api_scan_new(x->pii, x->cfg.route.pii_min_score);
     api_tier_views(&x->cfg, x->tiers);
     return open_sessions(x, store_url);
 }
@@ -81,6 +82,7 @@ int cli_decider_open(cli_decider_t *x, const char *cmd, const char *cfg_path, co
 void cli_decider_close(cli_decider_t *x)
 {
     store_close(x->store);
+    api_scan_free(x->scan);
     router_scratch_free(x->rs);
     router_free(x->router);
     pii_scanner_free(x->pii);
@@ -102,9 +104,11 @@ int cli_decider_run(cli_decider_t *x, const char *body, size_t len, uint64_t ran
     jsonw_init(&w, out);
     arena_reset(&x->arena);
     int rc = api_request_parse(&req, &hr, false, &x->arena, err, sizeof err, param, sizeof param);
-    if (rc) {
-        /* What the server answers a body it cannot parse. */
-        int st = rc == SY_ETOOBIG ? 413 : 400;
+    int st = rc == SY_ETOOBIG ? 413 : rc ? 400 : 0;
+    if (!rc && (st = api_request_check_labels(x->scan, &req, err, sizeof err, param, sizeof param)))
+        api_request_deinit(&req);
+    if (st) {
+        /* What the server answers a body it cannot parse or whose labels hold PII. */
         jsonw_obj_begin(&w);
         jsonw_key(&w, "status");
         jsonw_int(&w, st);
@@ -123,8 +127,12 @@ int cli_decider_run(cli_decider_t *x, const char *body, size_t len, uint64_t ran
             fprintf(stderr, "%s: session '%s': %s (%s)\n", x->cmd, req.session, sy_strerror(rc),
                     store_errmsg(x->store));
     }
+    /* An error of the scan itself leaves pv.unknown set: fail closed, as the server. */
+    api_privacy_t pv = {0};
+    api_privacy_scan(x->scan, &req, x->cfg.forward_unknown == CONFIG_FORWARD_SCAN, &pv);
     uint64_t t0 = clock_mono_ns();
-    rc = api_decide(&x->cfg, x->router, x->rs, &req, &ss, x->tiers, clock_mono_us(), rand_seed, d);
+    rc = api_decide(&x->cfg, x->router, x->rs, &req, &ss, &pv, 0, x->tiers, clock_mono_us(),
+                    rand_seed, d);
     uint64_t dt = clock_mono_ns() - t0;
     api_request_deinit(&req);
     if (rc) return rc;

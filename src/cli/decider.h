@@ -20,6 +20,7 @@ typedef struct cli_decider {
     pii_scanner_t *pii;
     router_t *router;
     router_scratch_t *rs;
+    api_scan_t *scan; /* the scan of what a request would send, as the server's */
     route_tier_t tiers[ROUTE_MAX_TIERS];
     store_t *store; /* sessions' private marks; NULL = none known */
     arena_t arena;  /* per request */

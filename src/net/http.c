@@ -28,7 +28,9 @@
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +54,10 @@
 #define HTTP_LINGER_MS      2000
 #define HTTP_FORCE_GRACE_MS 1000
 #define HTTP_KEEP_BUF       (256u << 10) /* larger per-conn buffers are freed between requests */
+#define HTTP_RATE_WINDOW_MS 5000         /* a body's minimum rate is checked per window */
+#define HTTP_ACCEPT_MIN_MS  10           /* first pause after accept runs out of fds */
+#define HTTP_ACCEPT_MAX_MS  1000         /* longest pause (doubling from the first) */
+#define HTTP_ACCEPT_LOG_MS  1000         /* accept errors are logged at most this often */
 
 typedef enum {
     CS_IDLE,    /* between requests */
@@ -111,6 +117,10 @@ struct conn {
     uint64_t abort_timer;  /* deliver the abort callback after a failed write */
     uint64_t flush_timer;  /* send queued stream output at the end of this iteration */
     uint64_t last_read_ms;
+    uint64_t rx_bytes;      /* bytes received on this conn */
+    uint64_t body_start_ms; /* the current request's head completed (body reading) */
+    uint64_t win_start_ms;  /* start of the current body-rate window */
+    uint64_t win_rx;        /* rx_bytes at the start of that window */
     http_req_t req;
     http_res_t res;
     char peer[64];
@@ -128,6 +138,8 @@ struct worker {
     bool draining;
     bool forced;
     uint64_t drain_timer;
+    uint64_t accept_timer;      /* resumes accepting after a pause */
+    uint32_t accept_backoff_ms; /* current pause; 0 when accepting normally */
 };
 
 struct http_server {
@@ -748,6 +760,49 @@ static void conn_fail(conn_t *c, int status)
     http_res_send(&c->res, status, "application/json", body, (size_t)n);
 }
 
+/* ---------------------------------------------------------------- body limits */
+
+/* When the body-reading conn c must next be looked at: the earliest of its
+ * deadline (body_timeout_ms from the end of the head), the end of its rate window,
+ * and idle_timeout_ms after its last byte. */
+static uint64_t body_next_check(const conn_t *c, uint64_t now)
+{
+    const http_server_opts_t *o = &c->w->srv->o;
+    uint64_t t = c->body_start_ms + o->body_timeout_ms;
+    uint64_t idle = c->last_read_ms + o->idle_timeout_ms;
+    if (idle < t) t = idle;
+    if (o->body_min_rate) {
+        uint64_t win = c->win_start_ms + HTTP_RATE_WINDOW_MS;
+        if (win < t) t = win;
+    }
+    return t > now ? t : now + 1;
+}
+
+/* The body timer: a body that is not complete within body_timeout_ms, that
+ * averaged under body_min_rate bytes/s over the last window, or that stalled for
+ * idle_timeout_ms gets a 408 and the connection is closed. Each byte no longer
+ * extends a body's life, so a client trickling bytes cannot hold a body buffer
+ * (up to max_body_bytes) for ever. */
+static void conn_check_body(conn_t *c, uint64_t now)
+{
+    const http_server_opts_t *o = &c->w->srv->o;
+    if (now >= c->body_start_ms + o->body_timeout_ms ||
+        now >= c->last_read_ms + o->idle_timeout_ms) {
+        conn_fail(c, 408);
+        return;
+    }
+    if (o->body_min_rate && now >= c->win_start_ms + HTTP_RATE_WINDOW_MS) {
+        uint64_t want = (uint64_t)o->body_min_rate * (now - c->win_start_ms) / 1000;
+        if (c->rx_bytes - c->win_rx < want) {
+            conn_fail(c, 408);
+            return;
+        }
+        c->win_start_ms = now;
+        c->win_rx = c->rx_bytes;
+    }
+    conn_set_timer(c, body_next_check(c, now) - now);
+}
+
 /* ---------------------------------------------------------------- parser callbacks */
 
 static int header_room(conn_t *c, size_t n)
@@ -839,7 +894,14 @@ static int on_headers_complete(llhttp_t *p)
         return -1;
     }
     c->state = CS_BODY;
-    c->last_read_ms = loop_now_ms(c->w->loop);
+    uint64_t now = loop_now_ms(c->w->loop);
+    c->last_read_ms = now;
+    if ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length)) {
+        /* A body follows: from here the body limits time it, not the head's. */
+        c->body_start_ms = c->win_start_ms = now;
+        c->win_rx = c->rx_bytes;
+        conn_set_timer(c, body_next_check(c, now) - now);
+    }
     if (p->http_major == 1 && p->http_minor >= 1 &&
         ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length))) {
         for (size_t i = 0; i < c->n_hdr; i++)
@@ -990,6 +1052,7 @@ static int conn_read(conn_t *c)
         if (r > 0) {
             c->in.len += (size_t)r;
             c->in.data[c->in.len] = 0;
+            c->rx_bytes += (uint64_t)r;
             c->last_read_ms = loop_now_ms(c->w->loop);
             if ((size_t)r < room) return 0;
             continue;
@@ -1035,7 +1098,6 @@ static void conn_timer_fn(loop_t *loop, void *arg)
     conn_t *c = arg;
     c->timer = 0;
     if (c->fd < 0) return;
-    const http_server_opts_t *o = &c->w->srv->o;
     c->busy = true;
     switch (c->state) {
     case CS_IDLE:
@@ -1047,14 +1109,9 @@ static void conn_timer_fn(loop_t *loop, void *arg)
     case CS_HEAD:
         conn_fail(c, 408);
         break;
-    case CS_BODY: {
-        uint64_t now = loop_now_ms(loop), idle = o->idle_timeout_ms;
-        if (now - c->last_read_ms < idle)
-            conn_set_timer(c, c->last_read_ms + idle - now);
-        else
-            conn_fail(c, 408);
+    case CS_BODY:
+        conn_check_body(c, loop_now_ms(loop));
         break;
-    }
     case CS_HANDLER:
         break;
     case CS_LINGER:
@@ -1105,6 +1162,8 @@ static void worker_begin_drain(worker_t *w)
     if (w->draining) return;
     w->draining = true;
     loop_io_del(w->loop, w->srv->stopfd);
+    loop_timer_del(w->loop, w->accept_timer);
+    w->accept_timer = 0;
     if (w->lfd >= 0) {
         loop_io_del(w->loop, w->lfd);
         close(w->lfd);
@@ -1126,6 +1185,50 @@ static void stop_io(loop_t *loop, int fd, unsigned events, void *arg)
     worker_begin_drain(arg);
 }
 
+static void accept_io(loop_t *loop, int fd, unsigned events, void *arg);
+
+/* Logs an accept error, at most once per HTTP_ACCEPT_LOG_MS for the whole process
+ * (every worker hits the same limit at once), with the count of those not logged. */
+static void accept_log(int err, uint32_t pause_ms)
+{
+    static _Atomic uint64_t last_ms;
+    static _Atomic uint64_t suppressed;
+    uint64_t now = clock_mono_ms(), prev = atomic_load(&last_ms);
+    if (prev && now - prev < HTTP_ACCEPT_LOG_MS) {
+        atomic_fetch_add(&suppressed, 1);
+        return;
+    }
+    if (!atomic_compare_exchange_strong(&last_ms, &prev, now)) {
+        atomic_fetch_add(&suppressed, 1);
+        return;
+    }
+    uint64_t n = atomic_exchange(&suppressed, 0);
+    log_warn("http: accept: %s; not accepting for %u ms (%" PRIu64
+             " more accept errors since the last message)",
+             strerror(err), pause_ms, n);
+}
+
+static void accept_resume_fn(loop_t *loop, void *arg)
+{
+    worker_t *w = arg;
+    w->accept_timer = 0;
+    if (w->draining || w->lfd < 0) return;
+    loop_io_add(loop, w->lfd, LOOP_READ, accept_io, w);
+    accept_io(loop, w->lfd, LOOP_READ, w);
+}
+
+/* Out of descriptors or kernel memory: the pending connection stays in the backlog
+ * and the listener stays readable, so retrying at once would spin. Stop watching
+ * the listener and retry after a pause that doubles while the error persists. */
+static void accept_pause(worker_t *w, int err)
+{
+    uint32_t b = w->accept_backoff_ms ? w->accept_backoff_ms * 2 : HTTP_ACCEPT_MIN_MS;
+    w->accept_backoff_ms = b > HTTP_ACCEPT_MAX_MS ? HTTP_ACCEPT_MAX_MS : b;
+    accept_log(err, w->accept_backoff_ms);
+    loop_io_del(w->loop, w->lfd);
+    w->accept_timer = loop_timer_add(w->loop, w->accept_backoff_ms, accept_resume_fn, w);
+}
+
 static void accept_io(loop_t *loop, int fd, unsigned events, void *arg)
 {
     worker_t *w = arg;
@@ -1135,9 +1238,14 @@ static void accept_io(loop_t *loop, int fd, unsigned events, void *arg)
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN) log_warn("http: accept: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                accept_pause(w, errno);
+                return;
+            }
+            if (errno != EAGAIN) accept_log(errno, 0);
             break;
         }
+        w->accept_backoff_ms = 0;
         if (w->srv->o.max_conns_per_worker && w->n_open >= w->srv->o.max_conns_per_worker) {
             close(cfd);
             continue;
@@ -1174,31 +1282,61 @@ static void *worker_main(void *arg)
 
 /* ---------------------------------------------------------------- server */
 
-/* Makes one SO_REUSEPORT listener on host:port. Returns fd or -errno. */
-static int listen_on(const char *host, int port)
+/* Fills ss for host:port. 0 or SY_EINVAL. */
+static int sock_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *sl,
+                     int *fam)
 {
-    struct sockaddr_storage ss = {0};
-    socklen_t sl;
-    int fam;
+    memset(ss, 0, sizeof *ss);
     if (!strcmp(host, "localhost"))
         host = "127.0.0.1";
     else if (!*host || !strcmp(host, "*"))
         host = "0.0.0.0";
     if (strchr(host, ':')) {
-        struct sockaddr_in6 *a = (void *)&ss;
+        struct sockaddr_in6 *a = (void *)ss;
         a->sin6_family = AF_INET6;
         a->sin6_port = htons((uint16_t)port);
         if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) return SY_EINVAL;
-        sl = sizeof *a;
-        fam = AF_INET6;
+        *sl = sizeof *a;
+        *fam = AF_INET6;
     } else {
-        struct sockaddr_in *a = (void *)&ss;
+        struct sockaddr_in *a = (void *)ss;
         a->sin_family = AF_INET;
         a->sin_port = htons((uint16_t)port);
         if (inet_pton(AF_INET, host, &a->sin_addr) != 1) return SY_EINVAL;
-        sl = sizeof *a;
-        fam = AF_INET;
+        *sl = sizeof *a;
+        *fam = AF_INET;
     }
+    return 0;
+}
+
+/* Binds a socket without SO_REUSEPORT to host:port and closes it: that bind fails
+ * with EADDRINUSE while any process listens there, also one that set
+ * SO_REUSEPORT itself (which would otherwise let a second switchyard join the port
+ * silently and take half its connections). 0 or -errno. A second instance started
+ * in the same instant as the first can still pass this check (the window between
+ * the probe and the real binds); a service manager starts one at a time. */
+static int probe_port(const char *host, int port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fam;
+    if (sock_addr(host, port, &ss, &sl, &fam)) return SY_EINVAL;
+    int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* TIME_WAIT is no owner */
+    int rc = bind(fd, (struct sockaddr *)&ss, sl) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Makes one SO_REUSEPORT listener on host:port. Returns fd or -errno. */
+static int listen_on(const char *host, int port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fam;
+    if (sock_addr(host, port, &ss, &sl, &fam)) return SY_EINVAL;
     int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int one = 1;
@@ -1229,6 +1367,7 @@ http_server_t *http_server_new(const http_server_opts_t *opts, int *err, char *e
     if (!s->o.max_body_bytes) s->o.max_body_bytes = 1 << 20;
     if (!s->o.header_timeout_ms) s->o.header_timeout_ms = 10000;
     if (!s->o.idle_timeout_ms) s->o.idle_timeout_ms = 60000;
+    if (!s->o.body_timeout_ms) s->o.body_timeout_ms = 30000;
     snprintf(s->host, sizeof s->host, "%s", opts->host);
     s->o.host = s->host;
     s->n = opts->n_workers;
@@ -1237,6 +1376,20 @@ http_server_t *http_server_new(const http_server_opts_t *opts, int *err, char *e
     for (int i = 0; i < s->n; i++)
         s->w[i].lfd = -1;
     int port = opts->port;
+    int perr = port ? probe_port(s->host, port) : 0;
+    if (perr) {
+        *err = perr;
+        if (perr == -EADDRINUSE)
+            snprintf(errbuf, errlen,
+                     "http: %s:%d is already in use by another process (another switchyard "
+                     "or another server); stop it or choose another 'listen' address",
+                     s->host, port);
+        else
+            snprintf(errbuf, errlen, "http: cannot listen on %s:%d: %s", s->host, port,
+                     sy_strerror(perr));
+        http_server_free(s);
+        return NULL;
+    }
     for (int i = 0; i < s->n; i++) {
         worker_t *w = &s->w[i];
         w->srv = s;

@@ -8,8 +8,13 @@
  * Requests: keep-alive, pipelined requests answered in order (the next request is
  * not dispatched until the current response has ended), chunked request bodies,
  * caps on header bytes and body bytes (431 / 413 answered by the server itself),
- * header-read and idle timeouts, 400 on malformed HTTP. The handler receives a
- * complete request (body fully read).
+ * header-read, body and idle timeouts, 400 on malformed HTTP. The handler receives
+ * a complete request (body fully read).
+ *
+ * Listening: the workers share one port through SO_REUSEPORT, but a port another
+ * process already listens on is refused (EADDRINUSE), switchyard or not. Accept
+ * errors from running out of descriptors or memory pause accepting with a backoff
+ * (10 ms doubling to 1 s) and are logged at most once a second.
  *
  * Responses: the handler owns the http_res_t until it finishes it with
  * http_res_send() or http_res_stream_end(); it may finish it later, from another
@@ -64,6 +69,8 @@ typedef struct http_server_opts {
     size_t max_body_bytes;      /* 413 above */
     uint32_t header_timeout_ms; /* time to receive a full request head */
     uint32_t idle_timeout_ms;   /* keep-alive idle connection close */
+    uint32_t body_timeout_ms;   /* time to receive a whole body after its head (0 = 30000) */
+    uint32_t body_min_rate;     /* bytes/s a body must average per 5 s window (0 = no check) */
     uint32_t drain_ms;          /* graceful drain limit on stop */
     size_t max_conns_per_worker;
     http_handler_fn handler;
@@ -73,7 +80,8 @@ typedef struct http_server_opts {
 } http_server_opts_t;
 
 /* Binds and listens (does not start threads). Returns owned server or NULL with
- * err set (-errno or SY_E*) and a message in errbuf. */
+ * err set (-errno or SY_E*) and a message in errbuf; -EADDRINUSE when another
+ * process (another switchyard included) listens on host:port. */
 http_server_t *http_server_new(const http_server_opts_t *opts, int *err, char *errbuf,
                                size_t errlen);
 /* The bound port (useful with port 0). */

@@ -367,7 +367,8 @@ int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *i
     int rc = router_features(r, s, in, &d->features);
     if (rc) return rc;
     const route_features_t *f = &d->features;
-    d->pii_types = f->pii_types;
+    d->pii_types = f->pii_types | (in->pii_extra & ((1u << PII_TYPE_COUNT) - 1));
+    if (in->pii_unknown) d->pii_types |= 1u << PII_UNKNOWN;
     d->est_tokens_in = f->est_tokens_in;
     d->est_tokens_out = f->est_tokens_out;
 
@@ -385,9 +386,15 @@ int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *i
     }
     bool blocked = false;
     for (int t = 0; t < PII_TYPE_COUNT; t++) {
-        if (!(f->pii_types & (1u << t))) continue;
+        if (!(d->pii_types & (1u << t))) continue;
         route_pii_action_t a = r->cfg.pii_action[t];
         if (a == ROUTE_PII_ALLOW) continue;
+        if (a == ROUTE_PII_MASK && (in->pii_unmasked & (1u << t))) {
+            /* The gateway could not mask every value of it: it stays on this machine. */
+            reason(d, "pii:%s->mask->local_only", pii_type_name((pii_type_t)t));
+            d->local_only = true;
+            continue;
+        }
         reason(d, "pii:%s->%s", pii_type_name((pii_type_t)t), pii_action_name(a));
         if (a == ROUTE_PII_BLOCK) blocked = true;
         if (a == ROUTE_PII_LOCAL_ONLY) d->local_only = true;

@@ -117,6 +117,11 @@ typedef struct route_input {
     uint64_t now_us;         /* time, passed in (the router reads no clock) */
     uint64_t rand_seed;      /* randomness, passed in */
     uint32_t needs;          /* bitmask of route_cap_t the request needs */
+    /* Findings of the gateway's own scan of everything the request would send (fields
+     * beyond texts, text split across parts), applied like the router's findings. */
+    uint32_t pii_extra;    /* bitmask of pii_type_t */
+    bool pii_unknown;      /* that scan hit a limit: the request holds PII_UNKNOWN */
+    uint32_t pii_unmasked; /* types under mask whose masking did not hold: kept local */
 } route_input_t;
 
 /* ------------------------------------------------------------- decision ---- */

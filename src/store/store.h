@@ -110,9 +110,30 @@ typedef struct store_audit_row {
 } store_audit_row_t;
 int store_audit_query(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
 
+/* Ledger rows since since_ms, oldest first, with what `switchyard plan` needs to
+ * price the same traffic on other tiers. *out is owned (free()). */
+typedef struct store_traffic_row {
+    int64_t ts_ms;
+    char tier[64];
+    char status[16];
+    uint32_t tokens_in;
+    uint32_t tokens_out;
+    double cost_usd;
+    double cloud_cost_usd;
+    bool escalated;
+    char reasons[192]; /* truncated at a UTF-8 boundary */
+} store_traffic_row_t;
+int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out);
+/* Ids of the ledger rows with ts_ms >= since_ms (the journal replay skips rows the
+ * store already has). *out is owned (free()). */
+typedef struct store_ledger_id {
+    char id[40];
+} store_ledger_id_t;
+int store_ledger_ids_since(store_t *s, int64_t since_ms, store_ledger_id_t **out, size_t *n_out);
+
 /* Queries return at most this many rows; more is SY_ETOOBIG. */
 #define STORE_QUERY_MAX_ROWS (1u << 20)
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* ------------------------------------------------------------ sessions ---- */
 
@@ -135,6 +156,10 @@ int store_session_put(store_t *s, const store_session_t *sess);
  * out (may be NULL) receives the record after the update. */
 int store_session_turn(store_t *s, const char *id, const char *tier, bool had_pii, int64_t now_ms,
                        store_session_t *out);
+/* Private sessions updated at or after since_ms (the gateway's in-memory view is
+ * synced from these). *out is owned (free()). */
+int store_sessions_private_since(store_t *s, int64_t since_ms, store_session_t **out,
+                                 size_t *n_out);
 /* Deletes sessions last updated before before_ms; *n_deleted (may be NULL) = count. */
 int store_session_prune(store_t *s, int64_t before_ms, uint64_t *n_deleted);
 
@@ -164,6 +189,31 @@ int store_kv_get(store_t *s, const char *ns, const char *key, void **blob, size_
 /* 0 whether or not the key existed. */
 int store_kv_delete(store_t *s, const char *ns, const char *key);
 
+/* ------------------------------------------------------------- budgets ---- */
+
+/* Spend budgets per API key and period (a day, week, month, or all time; the
+ * period is named by its start in Unix ms). A request reserves its maximum cost
+ * before it is sent anywhere and settles the real cost afterwards, so the spent
+ * total plus what is reserved never exceeds the limit, whatever the concurrency and
+ * however many gateways share the store: each call is one atomic statement. */
+typedef struct store_budget {
+    double spent_usd;    /* settled costs */
+    double reserved_usd; /* reservations not settled yet */
+} store_budget_t;
+
+/* Reserves amount_usd against (key, period_ms) if spent + reserved + amount_usd <=
+ * limit_usd. 0 (reserved), SY_EFULL (it does not fit: nothing changed), or another
+ * negative error. *after (may be NULL) gets the totals after the call (on SY_EFULL:
+ * as they are, when the row exists). */
+int store_budget_reserve(store_t *s, const char *key, int64_t period_ms, double limit_usd,
+                         double amount_usd, store_budget_t *after);
+/* Turns a reservation into spending: reserved -= reserved_usd (not below 0),
+ * spent += actual_usd. A missing row is created. 0 or a negative error. */
+int store_budget_settle(store_t *s, const char *key, int64_t period_ms, double reserved_usd,
+                        double actual_usd, store_budget_t *after);
+/* Totals of (key, period_ms); zeros and 0 when nothing was recorded. */
+int store_budget_get(store_t *s, const char *key, int64_t period_ms, store_budget_t *out);
+
 /* ------------------------------------------------------ batched writer ---- */
 
 typedef struct store_ledger_writer store_ledger_writer_t;
@@ -184,5 +234,9 @@ void store_ledger_writer_free(store_ledger_writer_t *w);
 uint64_t store_ledger_writer_dropped(const store_ledger_writer_t *w);
 /* Rows committed so far. */
 uint64_t store_ledger_writer_committed(const store_ledger_writer_t *w);
+/* One consistent read of the counters: rows pushed, settled (committed or lost:
+ * pushed rows leave the queue in order) and dropped. */
+void store_ledger_writer_counts(const store_ledger_writer_t *w, uint64_t *pushed, uint64_t *settled,
+                                uint64_t *dropped);
 
 #endif

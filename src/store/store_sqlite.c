@@ -31,6 +31,8 @@ enum {
     ST_COSTS_FEATURE,
     ST_COSTS_TIER,
     ST_AUDIT,
+    ST_LEDGER_IDS,
+    ST_SESSIONS_PRIVATE,
     ST_SESSION_GET,
     ST_SESSION_PUT,
     ST_SESSION_TURN,
@@ -40,6 +42,10 @@ enum {
     ST_KV_PUT,
     ST_KV_GET,
     ST_KV_DELETE,
+    ST_TRAFFIC,
+    ST_BUDGET_RESERVE,
+    ST_BUDGET_SETTLE,
+    ST_BUDGET_GET,
     ST_COUNT
 };
 
@@ -63,6 +69,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COSTS_TENANT] = COSTS_SQL("tenant"),
     [ST_COSTS_FEATURE] = COSTS_SQL("feature"),
     [ST_COSTS_TIER] = COSTS_SQL("tier"),
+    [ST_LEDGER_IDS] = "SELECT id FROM ledger WHERE ts_ms >= ?1",
+    [ST_SESSIONS_PRIVATE] = "SELECT id, turns, tiers, private, updated_ms FROM sessions"
+                            " WHERE updated_ms >= ?1 AND private <> 0",
     [ST_AUDIT] = "SELECT id, ts_ms, tier, pii_types, pii_names, pii_allowed, pii_masked"
                  " FROM ledger WHERE pii_allowed <> 0 AND ts_ms >= ?1 ORDER BY ts_ms, rowid",
     [ST_SESSION_GET] = "SELECT turns, tiers, private, updated_ms FROM sessions WHERE id = ?1",
@@ -84,6 +93,21 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_KV_PUT] = "INSERT OR REPLACE INTO kv (ns, key, value) VALUES (?1, ?2, ?3)",
     [ST_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
     [ST_KV_DELETE] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
+    /* One statement each, so a reservation is atomic across processes sharing the
+     * file; the caller has checked amount <= limit for the insert case. */
+    [ST_TRAFFIC] = "SELECT ts_ms, tier, status, tokens_in, tokens_out, cost_nusd, cloud_cost_nusd,"
+                   " escalated, reasons FROM ledger WHERE ts_ms >= ?1 ORDER BY ts_ms",
+    [ST_BUDGET_RESERVE] =
+        "INSERT INTO budgets (key, period_ms, spent_nusd, reserved_nusd) VALUES (?1, ?2, 0, ?3)"
+        " ON CONFLICT (key, period_ms) DO UPDATE SET reserved_nusd = reserved_nusd + ?3"
+        " WHERE spent_nusd + reserved_nusd + ?3 <= ?4 RETURNING spent_nusd, reserved_nusd",
+    [ST_BUDGET_SETTLE] =
+        "INSERT INTO budgets (key, period_ms, spent_nusd, reserved_nusd) VALUES (?1, ?2, ?4, 0)"
+        " ON CONFLICT (key, period_ms) DO UPDATE SET"
+        " reserved_nusd = MAX(reserved_nusd - ?3, 0), spent_nusd = spent_nusd + ?4"
+        " RETURNING spent_nusd, reserved_nusd",
+    [ST_BUDGET_GET] =
+        "SELECT spent_nusd, reserved_nusd FROM budgets WHERE key = ?1 AND period_ms = ?2",
 };
 
 typedef struct sqlite_store {
@@ -377,6 +401,101 @@ static int sqlite_audit_query(store_t *base, int64_t since_ms, store_audit_row_t
     return 0;
 }
 
+static int sqlite_ledger_ids(store_t *base, int64_t since_ms, store_ledger_id_t **out,
+                             size_t *n_out)
+{
+    sqlite_store_t *s = sq(base);
+    int err = 0;
+    sqlite3_stmt *st = stmt(s, ST_LEDGER_IDS, &err);
+    if (!st) return err;
+    sqlite3_bind_int64(st, 1, since_ms);
+    store_ledger_id_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
+        col_text(st, 0, rows[n++].id, sizeof rows->id);
+    }
+    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
+    sqlite3_reset(st);
+    if (err) {
+        mem_free(rows);
+        return err;
+    }
+    *out = rows;
+    *n_out = n;
+    return 0;
+}
+
+static void session_cols(sqlite3_stmt *st, store_session_t *out);
+
+static int sqlite_sessions_private(store_t *base, int64_t since_ms, store_session_t **out,
+                                   size_t *n_out)
+{
+    sqlite_store_t *s = sq(base);
+    int err = 0;
+    sqlite3_stmt *st = stmt(s, ST_SESSIONS_PRIVATE, &err);
+    if (!st) return err;
+    sqlite3_bind_int64(st, 1, since_ms);
+    store_session_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
+        store_session_t *r = &rows[n++];
+        col_text(st, 0, r->id, sizeof r->id);
+        r->turns = (uint32_t)sqlite3_column_int64(st, 1);
+        col_text(st, 2, r->tiers, sizeof r->tiers);
+        r->is_private = sqlite3_column_int(st, 3) != 0;
+        r->updated_ms = sqlite3_column_int64(st, 4);
+    }
+    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
+    sqlite3_reset(st);
+    if (err) {
+        mem_free(rows);
+        return err;
+    }
+    *out = rows;
+    *n_out = n;
+    return 0;
+}
+
+static int sqlite_traffic_query(store_t *base, int64_t since_ms, store_traffic_row_t **out,
+                                size_t *n_out)
+{
+    sqlite_store_t *s = sq(base);
+    int err = 0;
+    sqlite3_stmt *st = stmt(s, ST_TRAFFIC, &err);
+    if (!st) return err;
+    sqlite3_bind_int64(st, 1, since_ms > 0 ? since_ms : INT64_MIN);
+    store_traffic_row_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
+        store_traffic_row_t *t = &rows[n++];
+        memset(t, 0, sizeof *t);
+        t->ts_ms = sqlite3_column_int64(st, 0);
+        col_text(st, 1, t->tier, sizeof t->tier);
+        col_text(st, 2, t->status, sizeof t->status);
+        t->tokens_in = (uint32_t)sqlite3_column_int64(st, 3);
+        t->tokens_out = (uint32_t)sqlite3_column_int64(st, 4);
+        t->cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 5));
+        t->cloud_cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 6));
+        t->escalated = sqlite3_column_int(st, 7) != 0;
+        col_text(st, 8, t->reasons, sizeof t->reasons);
+    }
+    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
+    sqlite3_reset(st);
+    if (err) {
+        mem_free(rows);
+        return err;
+    }
+    *out = rows;
+    *n_out = n;
+    return 0;
+}
+
 /* Reads (turns, tiers, private, updated_ms) from the current row into out. */
 static void session_cols(sqlite3_stmt *st, store_session_t *out)
 {
@@ -550,6 +669,63 @@ static int sqlite_kv_delete(store_t *base, const char *ns, const char *key)
     return exec_stmt(s, st);
 }
 
+/* ========================================================= budgets ===== */
+
+/* Runs a budget statement bound as (key, period, a, b) and reads the one row it
+ * returns, if any. 0 with a row, SY_ENOTFOUND without, or an error. */
+static int budget_step(sqlite_store_t *s, int which, const char *key, int64_t period_ms, int64_t a,
+                       int64_t b, int64_t *spent, int64_t *reserved)
+{
+    int err = 0;
+    sqlite3_stmt *st = stmt(s, which, &err);
+    if (!st) return err;
+    bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, period_ms);
+    if (which != ST_BUDGET_GET) {
+        sqlite3_bind_int64(st, 3, a);
+        sqlite3_bind_int64(st, 4, b);
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *spent = sqlite3_column_int64(st, 0);
+        *reserved = sqlite3_column_int64(st, 1);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        }
+        err = rc == SQLITE_DONE ? 0 : fail(s, rc);
+    } else {
+        err = rc == SQLITE_DONE ? SY_ENOTFOUND : fail(s, rc);
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sqlite_budget_get(store_t *base, const char *key, int64_t period_ms, int64_t *spent,
+                             int64_t *reserved)
+{
+    int rc = budget_step(sq(base), ST_BUDGET_GET, key, period_ms, 0, 0, spent, reserved);
+    return rc == SY_ENOTFOUND ? 0 : rc;
+}
+
+static int sqlite_budget_reserve(store_t *base, const char *key, int64_t period_ms,
+                                 int64_t limit_nusd, int64_t amount_nusd, int64_t *spent,
+                                 int64_t *reserved)
+{
+    int rc = budget_step(sq(base), ST_BUDGET_RESERVE, key, period_ms, amount_nusd, limit_nusd,
+                         spent, reserved);
+    if (rc != SY_ENOTFOUND) return rc;
+    /* The conflict update's WHERE refused it: report the totals as they stand. */
+    rc = sqlite_budget_get(base, key, period_ms, spent, reserved);
+    return rc ? rc : SY_EFULL;
+}
+
+static int sqlite_budget_settle(store_t *base, const char *key, int64_t period_ms,
+                                int64_t reserved_nusd, int64_t actual_nusd, int64_t *spent,
+                                int64_t *reserved)
+{
+    return budget_step(sq(base), ST_BUDGET_SETTLE, key, period_ms, reserved_nusd, actual_nusd,
+                       spent, reserved);
+}
+
 static const store_ops_t sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -560,6 +736,9 @@ static const store_ops_t sqlite_ops = {
     .ledger_insert = sqlite_ledger_insert,
     .costs_query = sqlite_costs_query,
     .audit_query = sqlite_audit_query,
+    .traffic_query = sqlite_traffic_query,
+    .ledger_ids = sqlite_ledger_ids,
+    .sessions_private = sqlite_sessions_private,
     .session_get = sqlite_session_get,
     .session_put = sqlite_session_put,
     .session_turn = sqlite_session_turn,
@@ -569,6 +748,9 @@ static const store_ops_t sqlite_ops = {
     .kv_put = sqlite_kv_put,
     .kv_get = sqlite_kv_get,
     .kv_delete = sqlite_kv_delete,
+    .budget_reserve = sqlite_budget_reserve,
+    .budget_settle = sqlite_budget_settle,
+    .budget_get = sqlite_budget_get,
 };
 
 /* ============================================================ open ======= */

@@ -156,7 +156,20 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     size_t i = 0;
     while (i < n && (data[i] == ' ' || data[i] == '\t'))
         i++;
-    if (i == n || data[i] != '{') {
+    if (x->sse_bad) return; /* nothing after a malformed event is forwarded */
+    /* Every event must be a JSON object: one that is not would make the client's
+     * stream skip text and still end as a success. */
+    answer_scan_t as;
+    cJSON *j = NULL;
+    bool ok;
+    if (i < n && data[i] == '{' && answer_scan(data, n, &as)) {
+        ok = as.top_obj;
+    } else {
+        j = i < n && data[i] == '{' ? cJSON_ParseWithLength(data, n) : NULL;
+        ok = cJSON_IsObject(j);
+    }
+    if (!ok) {
+        cJSON_Delete(j);
         x->sse_bad = true;
         return;
     }
@@ -170,10 +183,10 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     /* Usage (stream_options.include_usage) when present. */
     const char *u = memmem(data, n, "\"usage\":{", 9);
     if (u) {
-        cJSON *j = cJSON_ParseWithLength(data, n);
+        if (!j) j = cJSON_ParseWithLength(data, n);
         read_usage(x, j);
-        cJSON_Delete(j);
     }
+    cJSON_Delete(j);
     if (memmem(data, n, "\"content\":\"", 11) || memmem(data, n, "\"text\":\"", 8))
         x->stream_tokens++;
     x->sink->stream_event(x->arg, data, n);
@@ -342,6 +355,13 @@ static void up_data(void *arg, const char *p, size_t n)
     }
     if (x->r.ttft_us == 0) x->r.ttft_us = clock_mono_us() - x->start_us;
     if (sse_parser_feed(&x->sse, p, n, stream_event, x)) x->sse_bad = true;
+    if (x->sse_bad && x->begun && x->call) {
+        /* A malformed event mid-stream: end the client's stream with an error now and
+         * count a failure of the tier (its breaker sees it). */
+        upstream_call_cancel(x->call);
+        x->call = NULL;
+        call_failed(x, UPSTREAM_OTHER, 0, "bad_stream_event");
+    }
 }
 
 static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
@@ -400,10 +420,27 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
 
 static const upstream_cb_t up_cb = {up_head, up_data, up_done};
 
-/* Rewrites the request for tier t and starts the HTTP call. */
+static void start_http(exec_t *x, tier_t *t, const char *body, size_t len);
+
+/* Renders (or rewrites) the request for tier t and starts the HTTP call. */
 static void start_openai(exec_t *x, tier_t *t)
 {
     bool streaming = x->stream && !x->cascade_phase;
+    if (x->sink->render) {
+        const char *body = NULL;
+        size_t len = 0;
+        int rc = x->sink->render(x->arg, t->s.model, streaming, x->cascade_phase && !x->completions,
+                                 &body, &len);
+        if (rc) {
+            x->status = 0;
+            buf_reset(&x->body);
+            x->call = NULL;
+            up_done(x, UPSTREAM_CONNECT, 0, sy_strerror(rc));
+            return;
+        }
+        start_http(x, t, body, len);
+        return;
+    }
     cJSON *req = x->req;
     cJSON_DeleteItemFromObjectCaseSensitive(req, "model");
     cJSON_AddStringToObject(req, "model", t->s.model);
@@ -441,6 +478,14 @@ static void start_openai(exec_t *x, tier_t *t)
             env->print = mem_alloc(want);
         }
     }
+    start_http(x, t, body, strlen(body));
+    free(owned);
+    if (add_lp) cJSON_DeleteItemFromObjectCaseSensitive(req, "logprobs");
+}
+
+/* Starts the HTTP call to tier t with a request body (copied by the upstream). */
+static void start_http(exec_t *x, tier_t *t, const char *body, size_t len)
+{
     const char *hdrs[4];
     int nh = 0;
     hdrs[nh++] = "Content-Type: application/json";
@@ -451,7 +496,7 @@ static void start_openai(exec_t *x, tier_t *t)
         .method = "POST",
         .headers = hdrs,
         .body = body,
-        .body_len = strlen(body),
+        .body_len = len,
         .connect_timeout_ms = t->s.connect_timeout_ms,
         .ttft_timeout_ms = t->s.ttft_timeout_ms,
         .total_timeout_ms = t->s.timeout_ms,
@@ -462,8 +507,6 @@ static void start_openai(exec_t *x, tier_t *t)
     sse_parser_reset(&x->sse);
     x->sse_bad = false;
     int rc = upstream_call_start(x->env->up, &ur, &up_cb, x, &x->call);
-    free(owned);
-    if (add_lp) cJSON_DeleteItemFromObjectCaseSensitive(req, "logprobs");
     if (rc) {
         x->call = NULL;
         up_done(x, UPSTREAM_CONNECT, 0, sy_strerror(rc));

@@ -79,6 +79,12 @@ typedef struct exec_sink {
     void (*stream_event)(void *arg, const char *data, size_t n);
     /* The end, exactly once. */
     void (*done)(void *arg, exec_result_t *r);
+    /* The body for an openai-kind tier (model: its upstream model name; stream: ask for
+     * a stream with usage; logprobs: ask for token logprobs), in *body (the sink's
+     * memory, valid until the next call). 0, or an error that fails the attempt. NULL:
+     * req is printed with the fields rewritten. */
+    int (*render)(void *arg, const char *model, bool stream, bool logprobs, const char **body,
+                  size_t *len);
 } exec_sink_t;
 
 typedef struct exec exec_t;

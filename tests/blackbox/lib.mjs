@@ -149,3 +149,37 @@ export function assert(cond, msg) {
 export function eq(a, b, msg) {
   if (a !== b) throw new Error(`${msg}: expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`);
 }
+
+// The real gateway on an existing config file, started from cwd (default: the
+// temporary folder), with extra arguments and environment.
+// nofile: start it under that descriptor limit (ulimit -n, then exec).
+export async function startGatewayFile(cfg, { cwd = tmp(), args = [], env = {}, nofile = 0, listen = '127.0.0.1:0' } = {}) {
+  const pf = path.join(tmp(), `gwf-${Date.now()}-${Math.random()}.port`);
+  const argv = ['serve', '-c', cfg, '--listen', listen, '--port-file', pf, ...args];
+  const opts = { stdio: ['ignore', 'pipe', 'pipe'], cwd, env: { ...process.env, ...env } };
+  const proc = track(nofile
+    ? spawn('sh', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, SWITCHYARD, ...argv], opts)
+    : spawn(SWITCHYARD, argv, opts));
+  const port = await waitPortFile(pf, proc, 'switchyard');
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    port, url, proc, cfg,
+    async stop(sig = 'SIGTERM') {
+      proc.kill(sig);
+      return new Promise((r) => proc.exitCode !== null || proc.signalCode ? r(proc.exitCode) : proc.on('exit', (c) => r(c)));
+    },
+  };
+}
+
+// Runs the switchyard binary to completion: { code, stdout, stderr }; killed (code
+// null) after timeoutMs.
+export function runSwitchyard(args, { cwd = tmp(), env = {}, timeoutMs = 120000 } = {}) {
+  return new Promise((resolve) => {
+    const proc = spawn(SWITCHYARD, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd, env: { ...process.env, ...env } });
+    let out = '', err = '';
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.stdout.on('data', (d) => { out += d; });
+    proc.stderr.on('data', (d) => { err += d; });
+    proc.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout: out, stderr: err }); });
+  });
+}
