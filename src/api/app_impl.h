@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/decide.h"
 #include "api/auth.h"
 #include "api/budget.h"
 #include "api/feedback.h"
@@ -122,6 +123,7 @@ typedef struct api_call {
     buf_t rest;                   /* api_render_rest's output, rendered on the pool */
     bool rest_ok;                 /* rest is valid for the request as it stands */
     pii_mask_t *mask;             /* values masked before the request left, or NULL */
+    uint32_t masked_types;        /* PII types replaced by placeholders before it left */
     api_privacy_t pv;             /* the scan of what the request would send to a tier */
     /* Parse and scan outcome (chat.c's prepare step): HTTP status to refuse with, or 0. */
     int prep_status;

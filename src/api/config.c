@@ -32,6 +32,7 @@ typedef enum {
     F_ENUM,   /* int-sized enum from a name table */
     F_MAP,    /* nested fixed mapping */
     F_LISTEN, /* "host:port" */
+    F_CAPS,   /* uint32_t bitmask of route_cap_t, from a list of names */
 } ftype_t;
 
 typedef struct field {
@@ -122,6 +123,8 @@ static const field_t tier_fields[] = {
     NUM("threads", F_U32, T(threads), 1, 256),
     NUM("context", F_U32, T(context), 0, 1 << 24),
     NUM("logprobs", F_BOOL, T(logprobs), 0, 0),
+    {"capabilities", F_CAPS, T(caps), 0, 0, NULL, NULL, T(caps_set)},
+    NUM("max_context", F_U32, T(max_context), 0, 1 << 24),
     END,
 };
 
@@ -328,6 +331,32 @@ static void read_value(walk_t *w, const field_t *f, const yaml_node_t *v, const 
 static void walk_map(walk_t *w, const yaml_node_t *map, const field_t *fields, const char *path,
                      void *base);
 
+/* Reads a list of capability names ("[tools, json]", "[]" for none) into a bitmask. */
+static void read_caps(walk_t *w, const field_t *f, const yaml_node_t *v, const char *path,
+                      void *base)
+{
+    if (v->type != YAML_SEQUENCE_NODE) {
+        fail(w, v, path, "expected a list of capabilities, e.g. [tools, json, vision]");
+        return;
+    }
+    uint32_t caps = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *n = yaml_document_get_node(w->doc, *it);
+        const char *s = scalar(n);
+        route_cap_t c;
+        if (!s || route_cap_parse(s, &c)) {
+            char opts[96];
+            route_caps_names(ROUTE_CAPS_ALL, ", ", opts, sizeof opts);
+            fail(w, n, path, "'%s' is not one of: %s", s ? s : "(not a name)", opts);
+            return;
+        }
+        caps |= 1u << c;
+    }
+    *(uint32_t *)((char *)base + f->off) = caps;
+    *((bool *)base + f->set_off) = true;
+}
+
 static void walk_pair(walk_t *w, const yaml_node_t *k, const yaml_node_t *v, const field_t *fields,
                       const char *path, void *base)
 {
@@ -342,6 +371,8 @@ static void walk_pair(walk_t *w, const yaml_node_t *k, const yaml_node_t *v, con
         if (strcmp(f->key, key)) continue;
         if (f->type == F_MAP) {
             walk_map(w, v, f->sub, sub, base);
+        } else if (f->type == F_CAPS) {
+            read_caps(w, f, v, sub, base);
         } else if (f->type == F_LISTEN) {
             config_t *c = base;
             const char *s = scalar(v);
@@ -455,7 +486,12 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
             if (!*t->model) fail(w, v, path, "missing key 'model' (a GGUF or llama2.c model file)");
             if (!map_get(w, v, "privacy")) t->privacy = ROUTE_PRIVACY_ON_DEVICE;
             t->logprobs = true;
+            if (!t->max_context) t->max_context = t->context;
         }
+        /* An OpenAI-compatible upstream is taken to serve every capability unless the
+         * list says otherwise; the in-process engine serves none of them today (it
+         * answers text from text: no tools, no response_format, no images or audio). */
+        if (!t->caps_set) t->caps = t->kind == CONFIG_TIER_OPENAI ? ROUTE_CAPS_ALL : 0;
         if (!t->role_set)
             t->role = t->privacy == ROUTE_PRIVACY_EXTERNAL ? ROUTE_ROLE_CLOUD : ROUTE_ROLE_EDGE;
     }
@@ -463,6 +499,7 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
 
 static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
 {
+    bool unknown_set = false;
     if (map->type != YAML_MAPPING_NODE) {
         fail(w, map, "routing.pii", "expected a mapping");
         return;
@@ -511,11 +548,28 @@ static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
                 int a = 0;
                 field_t f = ENUM("action", 0, pii_action_names);
                 read_value(w, &f, tv, tp, &a);
+                if (!w->failed && ty == PII_UNKNOWN && a != ROUTE_PII_LOCAL_ONLY &&
+                    a != ROUTE_PII_BLOCK) {
+                    fail(w, tv, tp,
+                         "UNKNOWN (findings past a scan limit) fails closed: "
+                         "local_only or block");
+                    return;
+                }
                 c->route.pii_action[ty] = a;
+                if (ty == PII_UNKNOWN) unknown_set = true;
             }
         } else {
             fail(w, k, path, "unknown key");
         }
+    }
+    /* Findings past a scan limit are of unknown type: unless configured, they are
+     * refused when any type is blocked (any of them may be that type), else kept
+     * local. */
+    if (!unknown_set) {
+        bool any_block = false;
+        for (int t = 0; t < PII_UNKNOWN; t++)
+            any_block |= c->route.pii_action[t] == ROUTE_PII_BLOCK;
+        c->route.pii_action[PII_UNKNOWN] = any_block ? ROUTE_PII_BLOCK : ROUTE_PII_LOCAL_ONLY;
     }
 }
 

@@ -57,6 +57,10 @@ typedef struct config_tier {
     bool logprobs;      /* tier returns token logprobs (kind local: always) */
     int model_line;     /* line of 'model' (0 = not in the file) */
     int tokenizer_line; /* line of 'tokenizer' (0 = not in the file) */
+    uint32_t caps;      /* bitmask of route_cap_t (default: openai all, local none) */
+    bool caps_set;
+    uint32_t max_context; /* tokens the tier holds, prompt + output (0 = unknown; kind local:
+                             context when unset) */
 } config_tier_t;
 
 /* auth: API keys, each fixing a team and tenant, with optional limits and budget. */

@@ -86,7 +86,27 @@ static const char *const schema_v2[] = {
     NULL,
 };
 
-const char *const *const store_migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
+/* Version 3: what was done with each PII type found (kept local, masked, allowed in
+ * clear, blocked), so the audit reports only data that left in clear. Rows written
+ * before recorded no action: an external one is taken as allowed (what the audit
+ * reported until then), a refused one (403) as blocked, any other as kept local. */
+static const char *const schema_v3[] = {
+    "ALTER TABLE ledger ADD COLUMN pii_kept_local BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE ledger ADD COLUMN pii_masked BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE ledger ADD COLUMN pii_allowed BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE ledger ADD COLUMN pii_blocked BIGINT NOT NULL DEFAULT 0",
+    "UPDATE ledger SET pii_allowed = pii_types WHERE pii_types <> 0 AND external <> 0",
+    "UPDATE ledger SET pii_blocked = pii_types"
+    " WHERE pii_types <> 0 AND external = 0 AND http_status = 403",
+    "UPDATE ledger SET pii_kept_local = pii_types"
+    " WHERE pii_types <> 0 AND external = 0 AND http_status <> 403",
+    /* The audit reads only the (rare) rows where personal data left in clear. */
+    "DROP INDEX ledger_pii_external",
+    "CREATE INDEX ledger_pii_allowed ON ledger (ts_ms) WHERE pii_allowed <> 0",
+    NULL,
+};
+
+const char *const *const store_migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 /* ========================================================== helpers ===== */
 

@@ -45,6 +45,12 @@ typedef struct store_ledger_row {
     /* The same PII types as names joined by ',' ("EMAIL_ADDRESS,US_SSN"), for
      * `switchyard audit`; NULL or "" = none given (the audit then shows the mask). */
     const char *pii_names;
+    /* What was done with each type found: each bit of pii_types is in exactly one of
+     * these masks (docs/store.md, "Audit"). */
+    uint32_t pii_kept_local; /* no external tier was sent the request */
+    uint32_t pii_masked;     /* sent to an external tier as placeholders only */
+    uint32_t pii_allowed;    /* sent to an external tier in clear */
+    uint32_t pii_blocked;    /* the request was refused for its personal data */
 } store_ledger_row_t;
 
 typedef enum {
@@ -90,14 +96,17 @@ int store_costs_query(store_t *s, store_group_t by, int64_t since_ms, store_cost
 int store_group_parse(const char *s, store_group_t *out);
 const char *store_group_name(store_group_t g);
 
-/* Ledger rows with PII (pii_types != 0) that reached an external tier, since
- * since_ms (0 = all time), oldest first. *out is owned (free()). */
+/* Ledger rows where personal data reached an external tier in clear (pii_allowed
+ * != 0), since since_ms (0 = all time), oldest first. A type that left only as
+ * placeholders (pii_masked) is no such row. *out is owned (free()). */
 typedef struct store_audit_row {
     char id[40];
     int64_t ts_ms;
     char tier[64];
-    uint32_t pii_types;  /* bitmask of pii_type_t */
-    char pii_names[256]; /* names as the gateway logged them, "" if it gave none */
+    uint32_t pii_types;   /* bitmask of pii_type_t: every type found */
+    uint32_t pii_allowed; /* the types that reached the external tier in clear */
+    uint32_t pii_masked;  /* the types that reached it as placeholders */
+    char pii_names[256];  /* names of pii_types as the gateway logged them, "" if none */
 } store_audit_row_t;
 int store_audit_query(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
 
@@ -124,7 +133,7 @@ int store_ledger_ids_since(store_t *s, int64_t since_ms, store_ledger_id_t **out
 
 /* Queries return at most this many rows; more is SY_ETOOBIG. */
 #define STORE_QUERY_MAX_ROWS (1u << 20)
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* ------------------------------------------------------------ sessions ---- */
 

@@ -67,16 +67,17 @@ static const struct {
                           "INSERT INTO ledger (id, ts_ms, tenant, team, feature, session, tier,"
                           " model, status, http_status, tokens_in, tokens_out, cost_nusd,"
                           " cloud_cost_nusd, latency_ms, ttft_ms, failover, escalated, degraded,"
-                          " external, pii_types, pii_names, reasons) VALUES ($1, $2, $3, $4, $5,"
-                          " $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
-                          " $21, $22, $23)"},
+                          " external, pii_types, pii_names, reasons, pii_kept_local, pii_masked,"
+                          " pii_allowed, pii_blocked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                          " $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,"
+                          " $24, $25, $26, $27)"},
     [PQ_COSTS_TEAM] = {"sy_costs_team", PG_COSTS_SQL("team")},
     [PQ_COSTS_TENANT] = {"sy_costs_tenant", PG_COSTS_SQL("tenant")},
     [PQ_COSTS_FEATURE] = {"sy_costs_feature", PG_COSTS_SQL("feature")},
     [PQ_COSTS_TIER] = {"sy_costs_tier", PG_COSTS_SQL("tier")},
-    [PQ_AUDIT] = {"sy_audit", "SELECT id, ts_ms, tier, pii_types, pii_names FROM ledger"
-                              " WHERE pii_types <> 0 AND external <> 0 AND ts_ms >= $1::bigint"
-                              " ORDER BY ts_ms, id"},
+    [PQ_AUDIT] = {"sy_audit", "SELECT id, ts_ms, tier, pii_types, pii_names, pii_allowed,"
+                              " pii_masked FROM ledger WHERE pii_allowed <> 0"
+                              " AND ts_ms >= $1::bigint ORDER BY ts_ms, id"},
     [PQ_LEDGER_IDS] = {"sy_ledger_ids", "SELECT id FROM ledger WHERE ts_ms >= $1::bigint"},
     [PQ_SESSIONS_PRIVATE] = {"sy_sessions_private",
                              "SELECT id, turns, tiers, private, updated_ms FROM sessions"
@@ -430,10 +431,10 @@ static void pg_rollback(store_t *base)
 
 static int pg_ledger_insert(store_t *base, const store_ledger_row_t *r)
 {
-    num_t n[14];
+    num_t n[18];
     char id[sizeof r->id + 1];
     store_copy_str(id, sizeof id, r->id);
-    const char *v[23] = {
+    const char *v[27] = {
         id,
         num_i64(&n[0], r->ts_ms),
         nz(r->tenant),
@@ -457,11 +458,15 @@ static int pg_ledger_insert(store_t *base, const store_ledger_row_t *r)
         num_i64(&n[12], r->pii_types),
         nz(r->pii_names),
         nz(r->reasons),
+        num_i64(&n[14], r->pii_kept_local),
+        num_i64(&n[15], r->pii_masked),
+        num_i64(&n[16], r->pii_allowed),
+        num_i64(&n[17], r->pii_blocked),
     };
     pg_store_t *s = pg(base);
-    if (!s->in_pipe) return run_cmd(s, PQ_LEDGER_INSERT, 23, v);
+    if (!s->in_pipe) return run_cmd(s, PQ_LEDGER_INSERT, 27, v);
     if (s->pipe_err) return s->pipe_err;
-    if (PQsendQueryPrepared(s->conn, pq_stmts[PQ_LEDGER_INSERT].name, 23, v, NULL, NULL, 0) != 1)
+    if (PQsendQueryPrepared(s->conn, pq_stmts[PQ_LEDGER_INSERT].name, 27, v, NULL, NULL, 0) != 1)
         pipe_send_failed(s);
     return s->pipe_err;
 }
@@ -517,6 +522,8 @@ static int pg_audit_query(store_t *base, int64_t since_ms, store_audit_row_t **o
         val_str(r, k, 2, o[i].tier, sizeof o[i].tier);
         o[i].pii_types = (uint32_t)val_i64(r, k, 3);
         val_str(r, k, 4, o[i].pii_names, sizeof o[i].pii_names);
+        o[i].pii_allowed = (uint32_t)val_i64(r, k, 5);
+        o[i].pii_masked = (uint32_t)val_i64(r, k, 6);
     }
     PQclear(r);
     *out = o;

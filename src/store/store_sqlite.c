@@ -61,9 +61,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LEDGER_INSERT] =
         "INSERT INTO ledger (id, ts_ms, tenant, team, feature, session, tier, model, status,"
         " http_status, tokens_in, tokens_out, cost_nusd, cloud_cost_nusd, latency_ms, ttft_ms,"
-        " failover, escalated, degraded, external, pii_types, pii_names, reasons)"
+        " failover, escalated, degraded, external, pii_types, pii_names, reasons,"
+        " pii_kept_local, pii_masked, pii_allowed, pii_blocked)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-        " ?18, ?19, ?20, ?21, ?22, ?23)",
+        " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
     [ST_COSTS_TEAM] = COSTS_SQL("team"),
     [ST_COSTS_TENANT] = COSTS_SQL("tenant"),
     [ST_COSTS_FEATURE] = COSTS_SQL("feature"),
@@ -71,8 +72,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LEDGER_IDS] = "SELECT id FROM ledger WHERE ts_ms >= ?1",
     [ST_SESSIONS_PRIVATE] = "SELECT id, turns, tiers, private, updated_ms FROM sessions"
                             " WHERE updated_ms >= ?1 AND private <> 0",
-    [ST_AUDIT] = "SELECT id, ts_ms, tier, pii_types, pii_names FROM ledger"
-                 " WHERE pii_types <> 0 AND external <> 0 AND ts_ms >= ?1 ORDER BY ts_ms, rowid",
+    [ST_AUDIT] = "SELECT id, ts_ms, tier, pii_types, pii_names, pii_allowed, pii_masked"
+                 " FROM ledger WHERE pii_allowed <> 0 AND ts_ms >= ?1 ORDER BY ts_ms, rowid",
     [ST_SESSION_GET] = "SELECT turns, tiers, private, updated_ms FROM sessions WHERE id = ?1",
     [ST_SESSION_PUT] = "INSERT OR REPLACE INTO sessions (id, turns, tiers, private, updated_ms)"
                        " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -326,6 +327,10 @@ static int sqlite_ledger_insert(store_t *base, const store_ledger_row_t *r)
     sqlite3_bind_int64(st, 21, r->pii_types);
     bind_text(st, 22, r->pii_names);
     bind_text(st, 23, r->reasons);
+    sqlite3_bind_int64(st, 24, r->pii_kept_local);
+    sqlite3_bind_int64(st, 25, r->pii_masked);
+    sqlite3_bind_int64(st, 26, r->pii_allowed);
+    sqlite3_bind_int64(st, 27, r->pii_blocked);
     return exec_stmt(s, st);
 }
 
@@ -382,6 +387,8 @@ static int sqlite_audit_query(store_t *base, int64_t since_ms, store_audit_row_t
         col_text(st, 2, a->tier, sizeof a->tier);
         a->pii_types = (uint32_t)sqlite3_column_int64(st, 3);
         col_text(st, 4, a->pii_names, sizeof a->pii_names);
+        a->pii_allowed = (uint32_t)sqlite3_column_int64(st, 5);
+        a->pii_masked = (uint32_t)sqlite3_column_int64(st, 6);
     }
     if (!err && rc != SQLITE_DONE) err = fail(s, rc);
     sqlite3_reset(st);
