@@ -688,22 +688,44 @@ static void bpe_encode(const tokenizer_t *t, const char *text, size_t len, sink_
 
 /* ============================================================ encode ==== */
 
-int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
-                     bool parse_special, int *ids, int max)
+/* True when [a, a + n) overlaps one of the plain spans (sorted, disjoint, so their
+ * ends are sorted too: binary search for the first span ending after a). */
+static bool in_plain(const tokenizer_span_t *plain, size_t n_plain, size_t a, size_t n)
 {
+    size_t lo = 0, hi = n_plain;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (plain[mid].off + plain[mid].len <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n_plain && plain[lo].off < a + n;
+}
+
+int tokenizer_encode_spans(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
+                           bool parse_special, const tokenizer_span_t *plain, size_t n_plain,
+                           int *ids, int max)
+{
+    for (size_t k = 0; k < n_plain; k++)
+        if (plain[k].off > len || plain[k].len > len - plain[k].off ||
+            (k && plain[k].off < plain[k - 1].off + plain[k - 1].len))
+            return SY_EINVAL;
     sink_t out = {.ids = ids, .max = max < 0 ? 0 : max};
     if (add_bos && t->add_bos && t->bos >= 0) emit(&out, t->bos);
     bool prev_special = true; /* SentencePiece prefixes a space at the start */
     size_t i = 0;
     while (i < len) {
-        /* Next special piece, if parsing them. */
+        /* Next special piece outside the plain spans, if parsing them. */
         size_t j = i;
         int sp = -1;
         if (parse_special && t->n_special) {
             for (; j < len && sp < 0; j++)
                 for (int k = 0; k < t->n_special; k++) {
                     int id = t->special[k];
-                    if (t->len[id] <= len - j && !memcmp(text + j, t->piece[id], t->len[id])) {
+                    if (t->len[id] <= len - j && text[j] == t->piece[id][0] &&
+                        !memcmp(text + j, t->piece[id], t->len[id]) &&
+                        !in_plain(plain, n_plain, j, t->len[id])) {
                         sp = id;
                         break;
                     }
@@ -727,6 +749,12 @@ int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, bool ad
         i = j;
     }
     return out.n;
+}
+
+int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
+                     bool parse_special, int *ids, int max)
+{
+    return tokenizer_encode_spans(t, text, len, add_bos, parse_special, NULL, 0, ids, max);
 }
 
 /* ============================================================ decode ==== */

@@ -55,6 +55,22 @@ void tokenizer_free(tokenizer_t *t);
 int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
                      bool parse_special, int *ids, int max);
 
+/* A byte range of a text. */
+typedef struct tokenizer_span {
+    size_t off, len;
+} tokenizer_span_t;
+
+/* tokenizer_encode where special pieces are parsed (when parse_special) everywhere
+ * except where they would overlap one of the n_plain spans: text that came from a
+ * user (message contents in a rendered chat prompt) is tokenized as plain text, so
+ * "<|im_end|>" typed by a user never becomes a control token, while the same piece
+ * written by the chat template does. Spans are sorted and disjoint. The text is
+ * otherwise tokenized exactly as tokenizer_encode would. Returns as tokenizer_encode,
+ * or SY_EINVAL for spans outside the text, out of order or overlapping. */
+int tokenizer_encode_spans(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
+                           bool parse_special, const tokenizer_span_t *plain, size_t n_plain,
+                           int *ids, int max);
+
 /* The text of token id, following prev (-1 at the start): ▁ becomes a space, byte
  * tokens their byte, control tokens nothing; a leading space right after BOS is
  * dropped, as SentencePiece does. Writes at most cap bytes (not NUL-terminated) and
