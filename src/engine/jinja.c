@@ -166,14 +166,17 @@ static char *preprocess(const char *src, size_t len, size_t *out_len)
         a[w++] = src[i++];
     }
     size_t n = w;
+    char *b = mem_alloc(n + 1);
     w = 0;
     for (size_t i = 0; i < n; i++) {
         if (a[i] == '\n' && i >= 2 && a[i - 1] == '}' &&
             (a[i - 2] == '%' || a[i - 2] == '#' || a[i - 2] == '-'))
             continue;
-        a[w++] = a[i];
+        b[w++] = a[i];
     }
-    a[w] = 0;
+    b[w] = 0;
+    mem_free(a);
+    a = b;
     *out_len = w;
     return a;
 }
@@ -1345,8 +1348,8 @@ static void dict_set_c(rt_t *R, jdict_t *d, const char *k, jv_t v)
     dict_set(R, d, vstr_c(R, k).s, v);
 }
 
-/* Converts a cJSON value into a value: every string tainted. */
-static jv_t from_json(rt_t *R, const cJSON *j, int depth)
+/* Converts a cJSON value into a value: every string tainted when taint. */
+static jv_t from_json(rt_t *R, const cJSON *j, int depth, bool taint)
 {
     if (depth > 64) rfail(R, SY_EINVAL, NULL, "the context nests deeper than 64 levels");
     if (!j || cJSON_IsNull(j)) return V_NONE;
@@ -1356,11 +1359,11 @@ static jv_t from_json(rt_t *R, const cJSON *j, int depth)
         if (d == floor(d) && fabs(d) < 9007199254740992.0) return vint((int64_t)d);
         return vfloat(d);
     }
-    if (cJSON_IsString(j)) return vstr_copy(R, j->valuestring, strlen(j->valuestring), true);
+    if (cJSON_IsString(j)) return vstr_copy(R, j->valuestring, strlen(j->valuestring), taint);
     if (cJSON_IsArray(j)) {
         jlist_t *l = list_new(R, (size_t)cJSON_GetArraySize(j));
         const cJSON *x;
-        cJSON_ArrayForEach(x, j) list_add(R, l, from_json(R, x, depth + 1));
+        cJSON_ArrayForEach(x, j) list_add(R, l, from_json(R, x, depth + 1, taint));
         return vlist(l, false);
     }
     if (cJSON_IsObject(j)) {
@@ -1369,7 +1372,7 @@ static jv_t from_json(rt_t *R, const cJSON *j, int depth)
         cJSON_ArrayForEach(x, j)
         {
             jstr_t *k = vstr_copy(R, x->string, strlen(x->string), false).s;
-            dict_set(R, d, k, from_json(R, x, depth + 1));
+            dict_set(R, d, k, from_json(R, x, depth + 1, taint));
         }
         return (jv_t){.k = JV_DICT, .d = d};
     }
@@ -2847,8 +2850,8 @@ void jinja_out_reset(jinja_out_t *o)
     o->n_spans = 0;
 }
 
-int jinja_render(const jinja_tmpl_t *t, const cJSON *ctx, const jinja_limits_t *lim,
-                 jinja_out_t *out, char *err, size_t errlen)
+int jinja_render(const jinja_tmpl_t *t, const cJSON *ctx, const cJSON *trusted,
+                 const jinja_limits_t *lim, jinja_out_t *out, char *err, size_t errlen)
 {
     char dummy[8];
     if (!err || !errlen) err = dummy, errlen = sizeof dummy;
@@ -2878,12 +2881,13 @@ int jinja_render(const jinja_tmpl_t *t, const cJSON *ctx, const jinja_limits_t *
         dict_set_c(R, g, "range", vfn(R, FN_RANGE, NULL, V_NONE));
         dict_set_c(R, g, "namespace", vfn(R, FN_NAMESPACE, NULL, V_NONE));
         dict_set_c(R, g, "strftime_now", vfn(R, FN_STRFTIME, NULL, V_NONE));
-        if (ctx && cJSON_IsObject(ctx)) {
-            const cJSON *x;
-            cJSON_ArrayForEach(x, ctx)
+        for (int pass = 0; pass < 2; pass++) {
+            const cJSON *src = pass ? trusted : ctx, *x;
+            if (!src || !cJSON_IsObject(src)) continue;
+            cJSON_ArrayForEach(x, src)
             {
                 jstr_t *k = vstr_copy(R, x->string, strlen(x->string), false).s;
-                dict_set(R, g, k, from_json(R, x, 0));
+                dict_set(R, g, k, from_json(R, x, 0, pass == 0));
             }
         }
         exec_body(R, t->root, scope_new(R, R->global));

@@ -69,10 +69,12 @@ void jinja_out_deinit(jinja_out_t *o);
 void jinja_out_reset(jinja_out_t *o);
 
 /* Renders t with the variables of ctx (a cJSON object; borrowed; all its strings are
- * tainted), appending to out. lim may be NULL (defaults). Returns 0; SY_EINVAL for a
- * runtime error (raise_exception, a bad operand, an unknown filter) with the message
- * in err; SY_ETOOBIG when a limit is passed. out holds partial output on error. */
-int jinja_render(const jinja_tmpl_t *t, const cJSON *ctx, const jinja_limits_t *lim,
-                 jinja_out_t *out, char *err, size_t errlen);
+ * tainted) and of trusted (may be NULL; strings not tainted: the vocabulary's
+ * bos_token and eos_token, which the template writes as control pieces), appending to
+ * out. lim may be NULL (defaults). Returns 0; SY_EINVAL for a runtime error
+ * (raise_exception, a bad operand, an unknown filter) with the message in err;
+ * SY_ETOOBIG when a limit is passed. out holds partial output on error. */
+int jinja_render(const jinja_tmpl_t *t, const cJSON *ctx, const cJSON *trusted,
+                 const jinja_limits_t *lim, jinja_out_t *out, char *err, size_t errlen);
 
 #endif

@@ -57,7 +57,15 @@ int main(int argc, char **argv)
     if (!rc) {
         jinja_out_t o;
         jinja_out_init(&o, 16u << 20);
-        rc = jinja_render(t, ctx, NULL, &o, err, sizeof err);
+        /* The vocabulary's pieces are template-side, as the engine passes them. */
+        cJSON *trusted = cJSON_CreateObject();
+        static const char *const keys[] = {"bos_token", "eos_token"};
+        for (int k = 0; k < 2; k++) {
+            cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(ctx, keys[k]);
+            if (v) cJSON_AddItemToObject(trusted, keys[k], v);
+        }
+        rc = jinja_render(t, ctx, trusted, NULL, &o, err, sizeof err);
+        cJSON_Delete(trusted);
         if (!rc && argc > 3 && !strcmp(argv[3], "--spans"))
             for (size_t i = 0; i < o.n_spans; i++)
                 printf("%zu %zu\n", o.spans[i].off, o.spans[i].len);
