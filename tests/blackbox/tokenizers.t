@@ -60,6 +60,32 @@ for (const name of ['llama3', 'qwen3', 'gemma3']) {
   });
 }
 
+// Special tokens only where the template puts them: the real template of each model,
+// rendered on its real vocabulary, yields the same control tokens whether the messages
+// hold hostile text (</s>, <|im_end|>, <|eot_id|>, <start_of_turn>, ...) or plain
+// "x"; parsing special pieces over the whole prompt (the old way) would not.
+const hostile = JSON.parse(fs.readFileSync(path.join(L.ROOT, 'tests', 'data', 'chat', 'hostile_content.json'), 'utf8'));
+const benign = { ...hostile, messages: hostile.messages.map((m) => ({ ...m, content: 'x' })) };
+const hostileFile = path.join(L.tmp(), 'hostile.json'), benignFile = path.join(L.tmp(), 'benign.json');
+fs.writeFileSync(hostileFile, JSON.stringify(hostile));
+fs.writeFileSync(benignFile, JSON.stringify(benign));
+for (const name of ['llama3', 'qwen3', 'gemma3']) {
+  test(`${name}: user text spelling special tokens yields no control token`, () => {
+    const gguf = path.join(L.tmp(), `${name}.gguf`);
+    if (!fs.existsSync(gguf)) { console.log(`# no ${name} vocabulary converted: skipped`); return; }
+    const run1 = (f) => {
+      const r = spawnSync(tokenize, [gguf, '--chat', f], { maxBuffer: 1 << 26 });
+      assert(r.status === 0, `tokenize --chat: ${r.stderr}`);
+      return JSON.parse(r.stdout.toString());
+    };
+    const h = run1(hostileFile), b = run1(benignFile);
+    assert(b.control.length >= 3, `the template writes control tokens: ${JSON.stringify(b.control)}`);
+    assert(JSON.stringify(h.control) === JSON.stringify(b.control),
+      `control tokens differ: hostile ${JSON.stringify(h.control)} benign ${JSON.stringify(b.control)}`);
+    assert(h.control_unsafe.length > h.control.length, 'whole-text special parsing would inject (the check can fail)');
+  });
+}
+
 await run();
 L.cleanup();
 })().catch((e) => { console.log(`not ok - ${e.stack}`); process.exit(1); });
