@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+/* clang-format off */
 /* Letters: categories Lu Ll Lt Lm Lo, as inclusive ranges. */
 static const uint32_t unicode_letter[][2] = {
     {0x41, 0x5a}, {0x61, 0x7a}, {0xaa, 0xaa}, {0xb5, 0xb5}, {0xba, 0xba}, {0xc0, 0xd6},
@@ -1176,5 +1177,6 @@ static const uint32_t unicode_comp[][3] = {
     {0x114b9, 0x114bd, 0x114be}, {0x115b8, 0x115af, 0x115ba}, {0x115b9, 0x115af, 0x115bb},
     {0x11935, 0x11930, 0x11938},
 };
+/* clang-format on */
 
 #endif
