@@ -298,6 +298,20 @@ static void test_chat_render(void **state)
     for (int i = 0; i < n; i++)
         eos |= ids[i] == tokenizer_eos(e->model->tok);
     assert_true(eos);
+    /* OpenAI-shaped messages with tool calls, and tools, reach the template. */
+    mem_free(e->model->chat_template);
+    e->model->chat_template = mem_strdup(
+        "{% for t in tools %}{{ t.function.name }};{% endfor %}{% for m in messages %}"
+        "{% for c in m.tool_calls %}{{ c.function.arguments | tojson }}{% endfor %}{% endfor %}");
+    cJSON *jm = cJSON_Parse("[{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{"
+                            "\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1}}}]}]");
+    cJSON *jt = cJSON_Parse("[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}]");
+    jinja_out_reset(&p);
+    assert_int_equal(engine_chat_render_json(e, jm, jt, true, &p, err, sizeof err), 0);
+    assert_string_equal(p.text.data, "get_weather;{\"a\": 1}");
+    assert_int_equal(p.n_spans, 2); /* the tool name and the arguments are request text */
+    cJSON_Delete(jm);
+    cJSON_Delete(jt);
     /* A template that refuses the conversation, and one beyond the subset. */
     mem_free(e->model->chat_template);
     e->model->chat_template = mem_strdup("{{ raise_exception('roles must alternate') }}");

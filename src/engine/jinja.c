@@ -1371,7 +1371,7 @@ static jv_t from_json(rt_t *R, const cJSON *j, int depth, bool taint)
         const cJSON *x;
         cJSON_ArrayForEach(x, j)
         {
-            jstr_t *k = vstr_copy(R, x->string, strlen(x->string), false).s;
+            jstr_t *k = vstr_copy(R, x->string, strlen(x->string), taint).s;
             dict_set(R, d, k, from_json(R, x, depth + 1, taint));
         }
         return (jv_t){.k = JV_DICT, .d = d};
