@@ -196,24 +196,23 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "generate: %s\n", err[0] ? err : sy_strerror(rc));
         return 1;
     }
-    buf_t text;
-    buf_init(&text, 16u << 20);
+    engine_prompt_t pr;
+    engine_prompt_init(&pr, 16u << 20);
     if (chat) {
         engine_msg_t msg = {"user", prompt};
-        rc = engine_chat_render(e, &msg, 1, true, &text);
+        rc = engine_chat_render(e, &msg, 1, true, &pr, err, sizeof err);
+        if (rc) fprintf(stderr, "generate: %s\n", err);
     } else {
-        rc = buf_puts(&text, prompt);
+        rc = engine_prompt_append(&pr, prompt, strlen(prompt), true);
     }
     int *ids = mem_alloc(GEN_MAX_PROMPT_TOKENS * sizeof *ids);
-    int n = rc ? rc
-               : engine_tokenize(e, text.data ? text.data : "", text.len, true, chat != 0, ids,
-                                 GEN_MAX_PROMPT_TOKENS);
+    int n = rc ? rc : engine_prompt_tokenize(e, &pr, true, ids, GEN_MAX_PROMPT_TOKENS);
     if (n > GEN_MAX_PROMPT_TOKENS) n = SY_ECONTEXT;
     engine_session_t *s = NULL;
     engine_gen_result_t res;
     if (n > 0) {
         s = engine_session_new(e, &so);
-        if (!gp.n_logprobs) fwrite(text.data ? text.data : "", 1, text.len, stdout);
+        if (!gp.n_logprobs) fwrite(pr.text.data ? pr.text.data : "", 1, pr.text.len, stdout);
         gen_out_t o = {.e = e, .n_logprobs = gp.n_logprobs, .prev = ids[n - 1]};
         rc = engine_generate(s, ids, n, &gp, on_token, &o, &res);
     } else {
@@ -238,7 +237,7 @@ int cmd_generate(int argc, char **argv)
     }
     engine_session_free(s);
     mem_free(ids);
-    buf_deinit(&text);
+    engine_prompt_deinit(&pr);
     engine_free(e);
     return rc ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-/* engine.c — model loading, chat rendering, sessions, generation and scoring. */
+/* engine.c — model loading, sessions, generation and scoring (chat rendering: chat.c). */
 #include "engine/engine.h"
 
 #include <string.h>
@@ -59,75 +59,6 @@ int engine_tokenize(const engine_t *e, const char *text, size_t len, bool add_bo
 int engine_token_text(const engine_t *e, int prev, int id, char *out, size_t cap)
 {
     return tokenizer_decode(e->model->tok, prev, id, out, cap);
-}
-
-/* ================================================================= chat ==== */
-
-engine_chat_t engine_chat_kind(const engine_t *e)
-{
-    const char *t = e->model->chat_template;
-    if (!t) return ENGINE_CHAT_PLAIN;
-    if (strstr(t, "<|start_header_id|>")) return ENGINE_CHAT_LLAMA3;
-    if (strstr(t, "<|im_start|>")) return ENGINE_CHAT_CHATML;
-    if (strstr(t, "[INST]")) return ENGINE_CHAT_LLAMA2;
-    return ENGINE_CHAT_PLAIN;
-}
-
-/* Llama-2: the system message folds into the first user turn; each exchange is
- * "[INST] user [/INST] assistant </s>", later turns open with <s>. BOS itself comes
- * from tokenization. */
-static int render_llama2(const engine_msg_t *msgs, size_t n, buf_t *out)
-{
-    int rc = 0;
-    const char *sys = NULL;
-    bool first = true;
-    for (size_t i = 0; i < n && !rc; i++) {
-        const engine_msg_t *m = &msgs[i];
-        if (!strcmp(m->role, "system")) {
-            sys = m->content;
-        } else if (!strcmp(m->role, "user")) {
-            if (!first) rc = buf_puts(out, "<s>");
-            if (!rc) rc = buf_puts(out, "[INST] ");
-            if (!rc && sys) rc = buf_printf(out, "<<SYS>>\n%s\n<</SYS>>\n\n", sys), sys = NULL;
-            if (!rc) rc = buf_printf(out, "%s [/INST]", m->content);
-            first = false;
-        } else {
-            rc = buf_printf(out, " %s </s>", m->content);
-        }
-    }
-    return rc;
-}
-
-int engine_chat_render(const engine_t *e, const engine_msg_t *msgs, size_t n, bool add_assistant,
-                       buf_t *out)
-{
-    int rc = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!msgs[i].role || !msgs[i].content) return SY_EINVAL;
-    switch (engine_chat_kind(e)) {
-    case ENGINE_CHAT_LLAMA2:
-        return render_llama2(msgs, n, out);
-    case ENGINE_CHAT_LLAMA3:
-        for (size_t i = 0; i < n && !rc; i++)
-            rc = buf_printf(out, "<|start_header_id|>%s<|end_header_id|>\n\n%s<|eot_id|>",
-                            msgs[i].role, msgs[i].content);
-        if (!rc && add_assistant)
-            rc = buf_puts(out, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-        return rc;
-    case ENGINE_CHAT_CHATML:
-        for (size_t i = 0; i < n && !rc; i++)
-            rc = buf_printf(out, "<|im_start|>%s\n%s<|im_end|>\n", msgs[i].role, msgs[i].content);
-        if (!rc && add_assistant) rc = buf_puts(out, "<|im_start|>assistant\n");
-        return rc;
-    case ENGINE_CHAT_PLAIN:
-    default:
-        /* A base model continues text: the contents, one per line. */
-        for (size_t i = 0; i < n && !rc; i++) {
-            if (i) rc = buf_putc(out, '\n');
-            if (!rc) rc = buf_puts(out, msgs[i].content);
-        }
-        return rc;
-    }
 }
 
 /* ============================================================== session ==== */

@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "base/buf.h"
+#include "engine/jinja.h"
 #include "engine/model.h"
 #include "engine/sample.h"
 
@@ -31,13 +32,15 @@ typedef struct engine_session engine_session_t;
 
 #define ENGINE_DEFAULT_CTX 4096 /* session context when none is asked for, tokens */
 
-/* Chat template families recognised in tokenizer.chat_template. */
+/* How chat messages become a prompt. */
 typedef enum {
-    ENGINE_CHAT_PLAIN,  /* no template: contents joined by newlines (base models) */
-    ENGINE_CHAT_LLAMA2, /* [INST] ... [/INST] with <<SYS>> */
-    ENGINE_CHAT_LLAMA3, /* <|start_header_id|>role<|end_header_id|> ... <|eot_id|> */
-    ENGINE_CHAT_CHATML, /* <|im_start|>role ... <|im_end|> */
+    ENGINE_CHAT_PLAIN,    /* the model has no template: contents joined by newlines */
+    ENGINE_CHAT_TEMPLATE, /* the model's own tokenizer.chat_template, executed */
 } engine_chat_t;
+
+/* A rendered prompt: the text, and the byte ranges of it that came from the request
+ * (message contents, tool schemas). Special pieces are parsed only outside them. */
+typedef jinja_out_t engine_prompt_t;
 
 typedef struct engine_msg {
     const char *role; /* "system", "user", "assistant" */
@@ -97,13 +100,37 @@ int engine_load(const char *path, const char *tokenizer_path, engine_t **out, ch
                 size_t errlen);
 void engine_free(engine_t *e);
 
-/* Which chat form the model's template is, PLAIN when it has none we recognise. */
+/* Whether the model has a chat template (PLAIN: none, contents joined by newlines). */
 engine_chat_t engine_chat_kind(const engine_t *e);
-/* Renders messages into out (appended; capped by out's max) in the model's chat form,
- * ending with the assistant's header when add_assistant. The text contains special
- * pieces: tokenize it with parse_special. Returns 0 or SY_ETOOBIG / SY_EINVAL. */
+
+#define ENGINE_MAX_PROMPT_BYTES (4u << 20) /* a rendered prompt, bytes */
+
+/* Prompt buffers: init with a cap on the text's bytes, deinit frees. */
+void engine_prompt_init(engine_prompt_t *p, size_t max_bytes);
+void engine_prompt_deinit(engine_prompt_t *p);
+/* Appends text; from_request marks it as request text (never parsed for special
+ * pieces). Returns 0 or SY_ETOOBIG. */
+int engine_prompt_append(engine_prompt_t *p, const char *text, size_t len, bool from_request);
+
+/* Renders messages (a cJSON array of {role, content, tool_calls, ...} objects, as the
+ * OpenAI API carries them) and tools (a cJSON array or NULL) with the model's chat
+ * template into out (appended), ending with the assistant's header when
+ * add_assistant. bos_token and eos_token are the vocabulary's pieces. A model without
+ * a template gets the contents joined by newlines. Returns 0; SY_EINVAL when the
+ * template refuses the conversation (raise_exception) or fails at run time,
+ * SY_EUNSUPPORTED when it uses Jinja beyond the supported subset (see jinja.h),
+ * SY_ETOOBIG past a limit, each with a message in err. */
+int engine_chat_render_json(const engine_t *e, const cJSON *messages, const cJSON *tools,
+                            bool add_assistant, engine_prompt_t *out, char *err, size_t errlen);
+/* engine_chat_render_json for plain {role, content} messages. */
 int engine_chat_render(const engine_t *e, const engine_msg_t *msgs, size_t n, bool add_assistant,
-                       buf_t *out);
+                       engine_prompt_t *out, char *err, size_t errlen);
+
+/* A rendered prompt to ids: special pieces parsed where the template wrote them, never
+ * inside request text; BOS prepended when the vocabulary adds one, unless the template
+ * already wrote it. Returns as tokenizer_encode. */
+int engine_prompt_tokenize(const engine_t *e, const engine_prompt_t *p, bool add_bos, int *ids,
+                           int max);
 
 /* Text to ids (see tokenizer_encode). */
 int engine_tokenize(const engine_t *e, const char *text, size_t len, bool add_bos,

@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
 #include "base/hash.h"
 #include "base/mem.h"
+#include "engine/unicode_tables.h"
 
 #define SPACE_MARK "\xe2\x96\x81" /* U+2581 ▁ */
 
@@ -25,8 +27,9 @@ struct tokenizer {
     int bos, eos, unk, eot;
     bool add_bos, add_space_prefix;
     int byte_id[256]; /* id of each byte's token (<0xXX> or byte-level char), -1 */
-    int *special;     /* ids of control/user pieces, longest first (n_special) */
+    int *special;     /* ids of control/user pieces by first byte, longest first (n_special) */
     int n_special;
+    int sp_first[257]; /* special[sp_first[b] .. sp_first[b + 1]) start with byte b */
     /* byte-level BPE only */
     char **merge; /* (n_merges) "left right" strings, owned by mblob */
     char *mblob;
@@ -35,6 +38,9 @@ struct tokenizer {
     size_t n_mslots;
     uint32_t byte_cp[256]; /* byte -> code point of the byte-level alphabet */
     bool llama3_pre;       /* pre-tokenizer variant */
+    int pre_digits;        /* Llama-3 style split: digits per pre-token (3; qwen2: 1); 0: GPT-2 */
+    bool ignore_merges;    /* a pre-token that is a whole piece is not merged (llama-bpe) */
+    bool nfc;              /* text is NFC-normalised first (Qwen2's normalizer) */
 };
 
 /* ====================================================== construction ==== */
@@ -90,6 +96,19 @@ static void alloc_vocab(tokenizer_t *t, int n, size_t total_bytes)
     t->bos = t->eos = t->unk = t->eot = -1;
 }
 
+static _Thread_local const tokenizer_t *sort_vocab; /* for special_cmp */
+
+static int special_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    unsigned char fx = (unsigned char)sort_vocab->piece[x][0],
+                  fy = (unsigned char)sort_vocab->piece[y][0];
+    if (fx != fy) return fx < fy ? -1 : 1;
+    if (sort_vocab->len[x] != sort_vocab->len[y])
+        return sort_vocab->len[x] > sort_vocab->len[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
 /* Builds the hash table, byte table and special list once pieces and types are set. */
 static void finish_vocab(tokenizer_t *t)
 {
@@ -129,12 +148,14 @@ static void finish_vocab(tokenizer_t *t)
         if ((t->type[id] == TOKENIZER_TYPE_CONTROL || t->type[id] == TOKENIZER_TYPE_USER) &&
             t->len[id] > 0)
             t->special[t->n_special++] = id;
-    for (int i = 1; i < t->n_special; i++) /* insertion sort: few specials */
-        for (int j = i; j > 0 && t->len[t->special[j]] > t->len[t->special[j - 1]]; j--) {
-            int x = t->special[j];
-            t->special[j] = t->special[j - 1];
-            t->special[j - 1] = x;
-        }
+    /* By first byte, then longest first, so "<|im_start|>" wins over a shorter prefix. */
+    sort_vocab = t;
+    qsort(t->special, (size_t)t->n_special, sizeof *t->special, special_cmp);
+    for (int b = 0, k = 0; b <= 256; b++) {
+        while (k < t->n_special && (unsigned char)t->piece[t->special[k]][0] < b)
+            k++;
+        t->sp_first[b] = k;
+    }
     static const char *eot_pieces[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>"};
     for (size_t i = 0; i < sizeof eot_pieces / sizeof *eot_pieces && t->eot < 0; i++)
         t->eot = tokenizer_find(t, eot_pieces[i], strlen(eot_pieces[i]));
@@ -202,8 +223,10 @@ int tokenizer_from_gguf(const gguf_t *g, tokenizer_t **out, char *err, size_t er
         (types->n != toks->n || types->type == GGUF_TYPE_STRING || types->type == GGUF_TYPE_ARRAY ||
          types->type == GGUF_TYPE_F32 || types->type == GGUF_TYPE_F64))
         return fail(err, errlen, SY_ECORRUPT, "tokenizer: token types do not match the tokens");
-    if (kind == TOKENIZER_BPE &&
-        (gguf_get_arr(g, "tokenizer.ggml.merges", &merges) || merges->type != GGUF_TYPE_STRING))
+    if (gguf_get_arr(g, "tokenizer.ggml.merges", &merges)) merges = NULL;
+    if (merges && merges->type != GGUF_TYPE_STRING)
+        return fail(err, errlen, SY_ECORRUPT, "tokenizer: merges are not strings");
+    if (kind == TOKENIZER_BPE && !merges)
         return fail(err, errlen, SY_ECORRUPT, "tokenizer: gpt2 vocabulary without merges");
 
     size_t total = 0;
@@ -245,11 +268,17 @@ int tokenizer_from_gguf(const gguf_t *g, tokenizer_t **out, char *err, size_t er
         init_byte_alphabet(t);
         const char *pre;
         size_t plen;
-        if (!gguf_get_str(g, "tokenizer.ggml.pre", &pre, &plen))
-            t->llama3_pre = (plen == 9 && !memcmp(pre, "llama-bpe", 9)) ||
-                            (plen == 6 && !memcmp(pre, "llama3", 6)) ||
-                            (plen == 4 && !memcmp(pre, "qwen2", 4)) ||
-                            (plen == 7 && !memcmp(pre, "smollm", 7));
+        if (!gguf_get_str(g, "tokenizer.ggml.pre", &pre, &plen)) {
+            bool l3 = (plen == 9 && !memcmp(pre, "llama-bpe", 9)) ||
+                      (plen == 6 && !memcmp(pre, "llama3", 6));
+            bool qw = plen == 5 && !memcmp(pre, "qwen2", 5);
+            t->llama3_pre = l3 || qw || (plen == 6 && !memcmp(pre, "smollm", 6));
+            t->pre_digits = l3 ? 3 : qw ? 1 : 0;
+            t->nfc = qw;
+            t->ignore_merges = l3;
+        }
+    }
+    if (merges) {
         if (merges->n > TOKENIZER_MAX_VOCAB) {
             tokenizer_free(t);
             return fail(err, errlen, SY_ECORRUPT, "tokenizer: too many merges");
@@ -470,7 +499,11 @@ static bigram_t heap_pop(heap_t *h)
     return top;
 }
 
-/* Queues the pair (l, r) when their concatenation is a vocabulary piece. */
+static int merge_rank(const tokenizer_t *t, const char *a, size_t na, const char *b, size_t nb);
+
+/* Queues the pair (l, r) when their concatenation is a vocabulary piece: by the
+ * piece's score, or, when the vocabulary has merges (a BPE converted from
+ * tokenizer.json, such as Gemma's), only listed pairs, lowest rank first. */
 static void try_bigram(const tokenizer_t *t, const char *txt, const sym_t *s, heap_t *h, int l,
                        int r)
 {
@@ -478,7 +511,13 @@ static void try_bigram(const tokenizer_t *t, const char *txt, const sym_t *s, he
     size_t n = s[l].n + s[r].n;
     int id = tokenizer_find(t, txt + s[l].off, n);
     if (id < 0) return;
-    heap_push(h, (bigram_t){.left = l, .right = r, .score = t->score[id], .n = n});
+    float score = t->score[id];
+    if (t->n_merges) {
+        int rank = merge_rank(t, txt + s[l].off, s[l].n, txt + s[r].off, s[r].n);
+        if (rank < 0) return;
+        score = -(float)rank;
+    }
+    heap_push(h, (bigram_t){.left = l, .right = r, .score = score, .n = n});
 }
 
 /* Tokenizes one run of plain text with the SentencePiece rules: escape spaces,
@@ -578,6 +617,17 @@ static void bpe_word(const tokenizer_t *t, const char *word, size_t len, sink_t 
         sz[n] = w - off[n];
         n++;
     }
+    /* A pre-token that is a whole piece is that piece (Llama-3's ignore_merges). */
+    if (t->ignore_merges && n > 1) {
+        int id = tokenizer_find(t, m, w);
+        if (id >= 0) {
+            emit(out, id);
+            mem_free(m);
+            mem_free(off);
+            mem_free(sz);
+            return;
+        }
+    }
     /* Merge adjacent parts while any pair is a known merge (lowest rank first). Parts
      * stay contiguous in m, so merging is widening one part and removing the next. */
     for (;;) {
@@ -625,11 +675,302 @@ static size_t contraction(const char *p, size_t n, bool icase)
     return 0;
 }
 
+/* ---- Llama-3 / Qwen2 pre-tokenizer, on Unicode classes --------------------- */
+
+static bool in_ranges(const uint32_t (*r)[2], size_t n, uint32_t cp)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cp < r[mid][0])
+            hi = mid;
+        else if (cp > r[mid][1])
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
+enum { U_OTHER, U_LETTER, U_NUMBER, U_SPACE, U_NL };
+
+/* Class of a code point as the pattern's \p{L}, \p{N}, \s (JavaScript's) and [\r\n]. */
+static int u_class(uint32_t cp)
+{
+    if (cp == '\n' || cp == '\r') return U_NL;
+    if (cp == ' ' || (cp >= 0x09 && cp <= 0x0d) || cp == 0xa0 || cp == 0x1680 ||
+        (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f ||
+        cp == 0x205f || cp == 0x3000 || cp == 0xfeff)
+        return U_SPACE;
+    if (cp < 0x80) {
+        if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return U_LETTER;
+        if (cp >= '0' && cp <= '9') return U_NUMBER;
+        return U_OTHER;
+    }
+    if (in_ranges(unicode_letter, sizeof unicode_letter / sizeof *unicode_letter, cp))
+        return U_LETTER;
+    if (in_ranges(unicode_number, sizeof unicode_number / sizeof *unicode_number, cp))
+        return U_NUMBER;
+    return U_OTHER;
+}
+
+/* Decodes the UTF-8 sequence at p (n bytes left) into *cp; returns its length. A
+ * malformed byte stands alone as U+FFFD (class other). */
+static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    size_t l = utf8_len(p[0]);
+    if (l == 1 || l > n) {
+        *cp = p[0] < 0x80 ? p[0] : 0xfffd;
+        return 1;
+    }
+    uint32_t c = p[0] & (0x7f >> l);
+    for (size_t k = 1; k < l; k++) {
+        if ((p[k] & 0xc0) != 0x80) {
+            *cp = 0xfffd;
+            return 1;
+        }
+        c = (c << 6) | (p[k] & 0x3f);
+    }
+    *cp = c;
+    return l;
+}
+
+/* ---- NFC ------------------------------------------------------------------ */
+
+/* Row of a {key, ...} table sorted by key, or NULL. */
+static const uint32_t *find3(const uint32_t (*tab)[3], size_t n, uint32_t key)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (tab[mid][0] == key) return tab[mid];
+        if (tab[mid][0] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int ccc_of(uint32_t cp)
+{
+    if (cp < 0x300) return 0;
+    size_t lo = 0, hi = sizeof unicode_ccc / sizeof *unicode_ccc;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cp < unicode_ccc[mid][0])
+            hi = mid;
+        else if (cp > unicode_ccc[mid][1])
+            lo = mid + 1;
+        else
+            return (int)unicode_ccc[mid][2];
+    }
+    return 0;
+}
+
+enum { H_SBASE = 0xac00, H_LBASE = 0x1100, H_VBASE = 0x1161, H_TBASE = 0x11a7 };
+enum { H_LCOUNT = 19, H_VCOUNT = 21, H_TCOUNT = 28, H_NCOUNT = 588, H_SCOUNT = 11172 };
+
+/* Appends the full canonical decomposition of cp to d (at most 4 code points per
+ * level; depth bounded by the data). */
+static void decompose(uint32_t cp, uint32_t *d, size_t *n, int depth)
+{
+    if (cp >= H_SBASE && cp < H_SBASE + H_SCOUNT) {
+        uint32_t si = cp - H_SBASE;
+        d[(*n)++] = H_LBASE + si / H_NCOUNT;
+        d[(*n)++] = H_VBASE + (si % H_NCOUNT) / H_TCOUNT;
+        if (si % H_TCOUNT) d[(*n)++] = H_TBASE + si % H_TCOUNT;
+        return;
+    }
+    const uint32_t *r =
+        cp < 0xc0 || depth > 8
+            ? NULL
+            : find3(unicode_decomp, sizeof unicode_decomp / sizeof *unicode_decomp, cp);
+    if (!r) {
+        d[(*n)++] = cp;
+        return;
+    }
+    decompose(r[1], d, n, depth + 1);
+    if (r[2]) decompose(r[2], d, n, depth + 1);
+}
+
+/* The primary composite of a + b, or 0. */
+static uint32_t compose(uint32_t a, uint32_t b)
+{
+    if (a >= H_LBASE && a < H_LBASE + H_LCOUNT && b >= H_VBASE && b < H_VBASE + H_VCOUNT)
+        return H_SBASE + ((a - H_LBASE) * H_VCOUNT + (b - H_VBASE)) * H_TCOUNT;
+    if (a >= H_SBASE && a < H_SBASE + H_SCOUNT && (a - H_SBASE) % H_TCOUNT == 0 && b > H_TBASE &&
+        b < H_TBASE + H_TCOUNT)
+        return a + (b - H_TBASE);
+    size_t lo = 0, hi = sizeof unicode_comp / sizeof *unicode_comp;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const uint32_t *r = unicode_comp[mid];
+        if (r[0] == a && r[1] == b) return r[2];
+        if (r[0] < a || (r[0] == a && r[1] < b))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+static size_t utf8_put(uint32_t cp, char *o)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xc0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xe0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        o[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    o[0] = (char)(0xf0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    o[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* NFC of text (UAX #15: decompose, order marks by combining class, compose). Returns
+ * NULL when the text is NFC by the quick check (nothing at or above U+0300), else an
+ * owned buffer of *out_len bytes. Malformed bytes pass through unchanged. */
+static char *nfc(const char *text, size_t len, size_t *out_len)
+{
+    size_t k = 0;
+    while (k < len && (unsigned char)text[k] < 0xcc) /* U+0300 is 0xcc 0x80 */
+        k++;
+    if (k == len) return NULL;
+    uint32_t *d = mem_alloc((4 * len + 4) * sizeof *d);
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t l = utf8_next((const unsigned char *)text + i, len - i, &cp);
+        if (cp == 0xfffd && l == 1 && (unsigned char)text[i] >= 0x80)
+            d[n++] = 0x80000000u | (unsigned char)text[i]; /* a raw byte, kept as is */
+        else
+            decompose(cp, d, &n, 0);
+        i += l;
+    }
+    for (size_t i = 1; i < n; i++) /* stable: marks between starters by class */
+        for (size_t j = i; j > 0; j--) {
+            int c = ccc_of(d[j]), p = ccc_of(d[j - 1]);
+            if (!c || p <= c) break;
+            uint32_t x = d[j];
+            d[j] = d[j - 1];
+            d[j - 1] = x;
+        }
+    size_t w = n ? 1 : 0, starter = 0;
+    int last = n ? ccc_of(d[0]) : 0;
+    if (last) last = 256;
+    for (size_t i = 1; i < n; i++) {
+        uint32_t ch = d[i];
+        int c = ccc_of(ch);
+        uint32_t comp = compose(d[starter], ch);
+        if (comp && (last < c || last == 0) && !(d[starter] & 0x80000000u)) {
+            d[starter] = comp;
+            continue;
+        }
+        if (c == 0) starter = w;
+        last = c;
+        d[w++] = ch;
+    }
+    char *o = mem_alloc(4 * w + 1);
+    size_t ol = 0;
+    for (size_t i = 0; i < w; i++) {
+        if (d[i] & 0x80000000u)
+            o[ol++] = (char)(d[i] & 0xff);
+        else
+            ol += utf8_put(d[i], o + ol);
+    }
+    mem_free(d);
+    *out_len = ol;
+    return o;
+}
+
+/* Splits text the way the Llama-3 pattern does (Qwen2's differs only in taking one
+ * digit at a time):
+ *   (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N}{1,3}
+ *   | ?[^\s\p{L}\p{N}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+
+ * trying the alternatives in order at each position, and byte-pair-encodes each. */
+static void bpe_encode_l3(const tokenizer_t *t, const char *text, size_t len, sink_t *out)
+{
+    const unsigned char *u = (const unsigned char *)text;
+    size_t ncp = 0;
+    uint32_t *cp = mem_alloc((len + 1) * sizeof *cp);
+    size_t *off = mem_alloc((len + 1) * sizeof *off);
+    uint8_t *cls = mem_alloc(len + 1);
+    for (size_t i = 0; i < len;) {
+        off[ncp] = i;
+        i += utf8_next(u + i, len - i, &cp[ncp]);
+        cls[ncp] = (uint8_t)u_class(cp[ncp]);
+        ncp++;
+    }
+    off[ncp] = len;
+#define CLS(k) ((k) < ncp ? cls[k] : -1)
+#define WS(k)  (CLS(k) == U_SPACE || CLS(k) == U_NL)
+    size_t i = 0;
+    while (i < ncp) {
+        size_t j = i, c;
+        if ((c = contraction(text + off[i], len - off[i], true))) {
+            j = i + c; /* contractions are ASCII: one code point per byte */
+        } else if (CLS(i) == U_LETTER ||
+                   (CLS(i + 1) == U_LETTER && CLS(i) != U_NL && CLS(i) != U_NUMBER)) {
+            j = CLS(i) == U_LETTER ? i : i + 1;
+            while (CLS(j) == U_LETTER)
+                j++;
+        } else if (CLS(i) == U_NUMBER) {
+            while (CLS(j) == U_NUMBER && (int)(j - i) < t->pre_digits)
+                j++;
+        } else if ((CLS(i) == U_OTHER) || (cp[i] == ' ' && CLS(i + 1) == U_OTHER)) {
+            if (cp[i] == ' ') j++;
+            while (CLS(j) == U_OTHER)
+                j++;
+            while (CLS(j) == U_NL)
+                j++;
+        } else {
+            size_t e = i, last_nl = SIZE_MAX;
+            while (WS(e)) {
+                if (CLS(e) == U_NL) last_nl = e;
+                e++;
+            }
+            if (last_nl != SIZE_MAX)
+                j = last_nl + 1; /* \s*[\r\n]+ */
+            else if (e == ncp || e - i < 2)
+                j = e; /* \s+(?!\S) at the end, or a single \s+ */
+            else
+                j = e - 1; /* leave the last space to the next word */
+        }
+        if (j <= i) j = i + 1;
+        bpe_word(t, text + off[i], off[j] - off[i], out);
+        i = j;
+    }
+#undef CLS
+#undef WS
+    mem_free(cp);
+    mem_free(off);
+    mem_free(cls);
+}
+
 /* Splits text into pre-tokens following the GPT-2 pattern (or the Llama-3 variant:
  * case-insensitive contractions, digits in runs of at most three, a letter run may
  * take one leading non-letter) and byte-pair-encodes each. */
 static void bpe_encode(const tokenizer_t *t, const char *text, size_t len, sink_t *out)
 {
+    if (t->pre_digits) {
+        size_t nl;
+        char *norm = t->nfc ? nfc(text, len, &nl) : NULL;
+        bpe_encode_l3(t, norm ? norm : text, norm ? nl : len, out);
+        mem_free(norm);
+        return;
+    }
     const unsigned char *u = (const unsigned char *)text;
     size_t i = 0;
     while (i < len) {
@@ -688,30 +1029,53 @@ static void bpe_encode(const tokenizer_t *t, const char *text, size_t len, sink_
 
 /* ============================================================ encode ==== */
 
-int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
-                     bool parse_special, int *ids, int max)
+/* True when [a, a + n) overlaps one of the plain spans (sorted, disjoint, so their
+ * ends are sorted too: binary search for the first span ending after a). */
+static bool in_plain(const tokenizer_span_t *plain, size_t n_plain, size_t a, size_t n)
 {
+    size_t lo = 0, hi = n_plain;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (plain[mid].off + plain[mid].len <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n_plain && plain[lo].off < a + n;
+}
+
+int tokenizer_encode_spans(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
+                           bool parse_special, const tokenizer_span_t *plain, size_t n_plain,
+                           int *ids, int max)
+{
+    for (size_t k = 0; k < n_plain; k++)
+        if (plain[k].off > len || plain[k].len > len - plain[k].off ||
+            (k && plain[k].off < plain[k - 1].off + plain[k - 1].len))
+            return SY_EINVAL;
     sink_t out = {.ids = ids, .max = max < 0 ? 0 : max};
     if (add_bos && t->add_bos && t->bos >= 0) emit(&out, t->bos);
     bool prev_special = true; /* SentencePiece prefixes a space at the start */
     size_t i = 0;
     while (i < len) {
-        /* Next special piece, if parsing them. */
+        /* Next special piece: user-defined pieces anywhere (as the reference
+         * tokenizers split on every added token), control pieces only when parsing
+         * them and outside the plain spans. */
         size_t j = i;
         int sp = -1;
-        if (parse_special && t->n_special) {
-            for (; j < len && sp < 0; j++)
-                for (int k = 0; k < t->n_special; k++) {
-                    int id = t->special[k];
-                    if (t->len[id] <= len - j && !memcmp(text + j, t->piece[id], t->len[id])) {
-                        sp = id;
-                        break;
-                    }
-                }
-            if (sp >= 0) j--;
-        } else {
-            j = len;
+        for (; j < len && sp < 0 && t->n_special; j++) {
+            unsigned char b = (unsigned char)text[j];
+            for (int k = t->sp_first[b]; k < t->sp_first[b + 1]; k++) {
+                int id = t->special[k];
+                if (t->len[id] > len - j || memcmp(text + j, t->piece[id], t->len[id])) continue;
+                if (t->type[id] != TOKENIZER_TYPE_USER &&
+                    (!parse_special || in_plain(plain, n_plain, j, t->len[id])))
+                    continue;
+                sp = id;
+                break;
+            }
         }
+        if (sp >= 0) j--;
+        if (!t->n_special) j = len;
         if (j > i) {
             if (t->kind == TOKENIZER_SPM)
                 spm_encode(t, text + i, j - i, t->add_space_prefix && prev_special, &out);
@@ -727,6 +1091,12 @@ int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, bool ad
         i = j;
     }
     return out.n;
+}
+
+int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
+                     bool parse_special, int *ids, int max)
+{
+    return tokenizer_encode_spans(t, text, len, add_bos, parse_special, NULL, 0, ids, max);
 }
 
 /* ============================================================ decode ==== */

@@ -6,9 +6,14 @@
  *            the text, then adjacent symbols (UTF-8 characters to begin with) are
  *            merged highest vocabulary score first (ties: leftmost). Characters not
  *            in the vocabulary fall back to their bytes as <0xXX> tokens.
- *   "gpt2":  byte-level BPE. Text is split into words by a pre-tokenizer, each byte
- *            is mapped to a printable code point, and pairs are merged in the rank
- *            order of tokenizer.ggml.merges.
+ *            With tokenizer.ggml.merges (a BPE converted from tokenizer.json, such as
+ *            Gemma's), only listed pairs merge, lowest rank first.
+ *   "gpt2":  byte-level BPE. Text is split into words by a pre-tokenizer (the
+ *            Llama-3 / Qwen2 patterns on Unicode classes, Qwen2 after NFC, or GPT-2's),
+ *            each byte is mapped to a printable code point, and pairs are merged in
+ *            the rank order of tokenizer.ggml.merges.
+ * User-defined added pieces are split out of any text (as Hugging Face's tokenizers
+ * do); control pieces only when asked to parse special pieces.
  * A llama2.c tokenizer.bin is read into the "llama" kind with the same conventions a
  * conversion to GGUF uses: spaces as ▁, BOS/EOS pieces as <s>/</s>, byte pieces typed
  * as bytes, so both paths tokenize alike.
@@ -48,12 +53,28 @@ int tokenizer_from_llama2c(const char *path, int n_vocab, tokenizer_t **out, cha
 void tokenizer_free(tokenizer_t *t);
 
 /* Text (len bytes, any bytes) to ids. add_bos prepends BOS when the vocabulary says
- * BOS is added; parse_special matches control and user-defined pieces (such as
- * "<|im_start|>") in the text as single tokens. Writes at most max ids; returns the
- * number of ids the text needs (may exceed max: call again with more room), or a
- * negative error. */
+ * BOS is added; parse_special matches control pieces (such as "<|im_start|>") in the
+ * text as single tokens; user-defined pieces are always matched. Writes at most max ids; returns
+ * the number of ids the text needs (may exceed max: call again with more room), or a negative
+ * error. */
 int tokenizer_encode(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
                      bool parse_special, int *ids, int max);
+
+/* A byte range of a text. */
+typedef struct tokenizer_span {
+    size_t off, len;
+} tokenizer_span_t;
+
+/* tokenizer_encode where special pieces are parsed (when parse_special) everywhere
+ * except where they would overlap one of the n_plain spans: text that came from a
+ * user (message contents in a rendered chat prompt) is tokenized as plain text, so
+ * "<|im_end|>" typed by a user never becomes a control token, while the same piece
+ * written by the chat template does. Spans are sorted and disjoint. The text is
+ * otherwise tokenized exactly as tokenizer_encode would. Returns as tokenizer_encode,
+ * or SY_EINVAL for spans outside the text, out of order or overlapping. */
+int tokenizer_encode_spans(const tokenizer_t *t, const char *text, size_t len, bool add_bos,
+                           bool parse_special, const tokenizer_span_t *plain, size_t n_plain,
+                           int *ids, int max);
 
 /* The text of token id, following prev (-1 at the start): ▁ becomes a space, byte
  * tokens their byte, control tokens nothing; a leading space right after BOS is

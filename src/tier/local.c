@@ -39,7 +39,7 @@ struct local_call {
     const upstream_cb_t *cb;
     void *arg;
     /* request, owned copies */
-    char *prompt; /* rendered prompt text */
+    engine_prompt_t *prompt; /* rendered prompt: text and the request's spans of it */
     bool completions, stream, logprobs, echo;
     int top_logprobs;
     engine_gen_params_t gp;
@@ -80,6 +80,7 @@ typedef struct local_backend {
 
 static void call_free(local_call_t *c)
 {
+    if (c->prompt) engine_prompt_deinit(c->prompt);
     mem_free(c->prompt);
     for (int i = 0; i < ENGINE_MAX_STOPS; i++)
         mem_free(c->stops[i]);
@@ -470,8 +471,7 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
     }
     int n_ctx = engine_session_n_ctx(s);
     int *ids = mem_alloc(sizeof(int) * (size_t)(n_ctx + 1));
-    int n =
-        engine_tokenize(b->e, c->prompt, strlen(c->prompt), true, !c->completions, ids, n_ctx + 1);
+    int n = engine_prompt_tokenize(b->e, c->prompt, true, ids, n_ctx + 1);
     if (n < 0 || n >= n_ctx) {
         char msg[200];
         snprintf(msg, sizeof msg,
@@ -608,15 +608,17 @@ static void content_text(cJSON *content, buf_t *out)
     }
 }
 
-/* Renders the request's prompt with the model's chat form. */
-static int render_prompt(local_backend_t *b, cJSON *req, bool completions, char **out)
+/* Renders the request's prompt with the model's chat template: request text is kept
+ * apart from template text, so it is never parsed for special pieces. */
+static int render_prompt(local_backend_t *b, cJSON *req, bool completions, engine_prompt_t **out)
 {
-    buf_t p;
-    buf_init(&p, LOCAL_MAX_PROMPT_BYTES);
+    engine_prompt_t *p = mem_alloc(sizeof *p);
+    engine_prompt_init(p, LOCAL_MAX_PROMPT_BYTES);
     int rc = 0;
     if (completions) {
         cJSON *prompt = cJSON_GetObjectItemCaseSensitive(req, "prompt");
-        rc = buf_puts(&p, cJSON_IsString(prompt) ? prompt->valuestring : "");
+        const char *s = cJSON_IsString(prompt) ? prompt->valuestring : "";
+        rc = engine_prompt_append(p, s, strlen(s), true);
     } else {
         cJSON *msgs = cJSON_GetObjectItemCaseSensitive(req, "messages");
         int n = cJSON_GetArraySize(msgs);
@@ -634,17 +636,20 @@ static int render_prompt(local_backend_t *b, cJSON *req, bool completions, char 
             em[i].content = texts[i].data ? texts[i].data : "";
             i++;
         }
-        rc = engine_chat_render(b->e, em, (size_t)i, true, &p);
+        char err[256];
+        rc = engine_chat_render(b->e, em, (size_t)i, true, p, err, sizeof err);
+        if (rc) log_warn("local: chat template: %s", err);
         for (int k = 0; k < i; k++)
             buf_deinit(&texts[k]);
         mem_free(texts);
         mem_free(em);
     }
     if (rc) {
-        buf_deinit(&p);
+        engine_prompt_deinit(p);
+        mem_free(p);
         return rc;
     }
-    *out = buf_steal(&p);
+    *out = p;
     return 0;
 }
 
