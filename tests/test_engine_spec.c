@@ -18,8 +18,10 @@
 #include "base/mem.h"
 #include "engine/convert.h"
 #include "engine/engine.h"
+#include "engine/prune.h"
 #include "engine/quant.h"
 #include "engine/spec.h"
+#include "engine/distill.h"
 
 static char shared[512];
 static char tmpdir[64];
@@ -152,6 +154,38 @@ static void test_greedy_q4(void **state)
     assert_true(acc > 0.5); /* the same model at 4 bits mostly agrees */
 }
 
+/* A student distilled for a few steps and a pruned copy of the target: weak drafts,
+ * so most rounds reject, and the output must still be the target's. */
+static void test_greedy_student_and_pruned(void **state)
+{
+    (void)state;
+    if (!target) skip_no_data();
+    char path[160], err[256];
+    distill_opts_t o;
+    distill_opts_default(&o);
+    o.dim = 32, o.n_layers = 2, o.n_heads = 4, o.steps = 3, o.batch = 2, o.seq_len = 32;
+    o.quiet = true;
+    snprintf(path, sizeof path, "%s/student.gguf", tmpdir);
+    assert_int_equal(distill_run(target, &o, path, NULL, err, sizeof err), 0);
+    engine_t *st;
+    assert_int_equal(engine_load(path, NULL, &st, err, sizeof err), 0);
+    assert_int_equal(spec_check(target, st, err, sizeof err), 0);
+    double acc;
+    check_greedy_identity(st, "distilled", &acc);
+    engine_free(st);
+
+    prune_opts_t po;
+    prune_opts_default(&po);
+    po.ffn = 0.5f, po.heads = 0.5f, po.calib_tokens = 64;
+    snprintf(path, sizeof path, "%s/pruned.gguf", tmpdir);
+    assert_int_equal(prune_model(target, &po, path, NULL, err, sizeof err), 0);
+    engine_t *pr;
+    assert_int_equal(engine_load(path, NULL, &pr, err, sizeof err), 0);
+    assert_int_equal(spec_check(target, pr, err, sizeof err), 0);
+    check_greedy_identity(pr, "pruned", &acc);
+    engine_free(pr);
+}
+
 /* Upper critical value of chi-square with df degrees of freedom at significance
  * 0.001 (Wilson-Hilferty; z = 3.0902). */
 static double chi2_crit_001(int df)
@@ -249,6 +283,20 @@ static void test_sampling_keeps_distribution(void **state)
 {
     (void)state;
     if (!target) skip_no_data();
+    /* A barely trained student: a draft far from the target, so rejections and
+     * resampling from max(0, p - q) carry most of the mass. */
+    char path[160], err[256];
+    distill_opts_t o;
+    distill_opts_default(&o);
+    o.dim = 32, o.n_layers = 1, o.n_heads = 2, o.steps = 2, o.batch = 1, o.seq_len = 16;
+    o.quiet = true;
+    snprintf(path, sizeof path, "%s/weak.gguf", tmpdir);
+    assert_int_equal(distill_run(target, &o, path, NULL, err, sizeof err), 0);
+    engine_t *weak;
+    assert_int_equal(engine_load(path, NULL, &weak, err, sizeof err), 0);
+    check_distribution(weak, "weak");
+    engine_free(weak);
+    /* and a close draft, where most tokens are accepted */
     check_distribution(draft_q4, "q4_0");
 }
 
@@ -324,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_context_end),
         cmocka_unit_test(test_sampling_keeps_distribution),
+        cmocka_unit_test(test_greedy_student_and_pruned),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -97,21 +97,18 @@ static int on_token(void *ud, const engine_token_t *t)
     return 0;
 }
 
-/* Callback of the speculative run and its baseline: text to stdout (when print), ids
- * kept for the comparison. */
+/* Callback of the speculative run and its baseline: ids kept for the comparison, the
+ * text kept to print afterwards (so that neither timing includes terminal output). */
 typedef struct spec_out {
     int *ids;
     int n, cap;
-    bool print;
+    buf_t *text; /* NULL: ids only */
 } spec_out_t;
 
 static int spec_on_token(void *ud, const engine_token_t *t)
 {
     spec_out_t *o = ud;
-    if (o->print) {
-        fwrite(t->text, 1, t->len, stdout);
-        fflush(stdout);
-    }
+    if (o->text) buf_append(o->text, t->text, t->len);
     if (o->n < o->cap) o->ids[o->n++] = t->id;
     return 0;
 }
@@ -143,14 +140,18 @@ static int generate_speculative(const engine_t *e, const engine_t *d, const char
         return n == 0 ? SY_EINVAL : n;
     }
     int cap = gp->max_tokens + 1;
-    spec_out_t a = {.ids = mem_alloc((size_t)cap * sizeof(int)), .cap = cap, .print = true};
+    buf_t gen;
+    buf_init(&gen, 16u << 20);
+    spec_out_t a = {.ids = mem_alloc((size_t)cap * sizeof(int)), .cap = cap, .text = &gen};
     spec_out_t b = {.ids = mem_alloc((size_t)cap * sizeof(int)), .cap = cap};
     engine_session_t *ts = engine_session_new(e, so), *ds = engine_session_new(d, so);
     engine_gen_result_t rs, rb;
     spec_stats_t st;
     fwrite(text.data ? text.data : "", 1, text.len, stdout);
     rc = spec_generate(ts, ds, ids, n, gp, draft_max, spec_on_token, &a, &rs, &st);
+    fwrite(gen.data ? gen.data : "", 1, gen.len, stdout);
     putchar('\n');
+    buf_deinit(&gen);
     if (!rc) {
         engine_session_free(ts);
         ts = engine_session_new(e, so);

@@ -72,7 +72,7 @@ static int check_config(const model_config_t *c, const char *path, char *err, si
                      "vocab %d, ctx %d)",
                      path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
                      c->n_vocab, c->n_ctx);
-    if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads || c->head_dim % 2 ||
+    if (c->head_dim <= 0 || c->n_heads % c->n_kv_heads || c->head_dim % 2 ||
         c->rope_dim > c->head_dim || c->rope_dim % 2 || c->head_dim > 1024)
         return failf(err, errlen, SY_ECORRUPT,
                      "%s: heads do not divide the model (dim %d, heads %d, kv heads %d)", path,
@@ -230,6 +230,7 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
     c->n_kv_heads = c->n_heads;
     arch_u32(g, ar, "attention.head_count_kv", &c->n_kv_heads, false);
     c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    arch_u32(g, ar, "attention.key_length", &c->head_dim, false); /* pruned heads */
     c->rope_dim = c->head_dim;
     arch_u32(g, ar, "rope.dimension_count", &c->rope_dim, false);
     char key[96];
@@ -274,10 +275,10 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
 #define MAT(field, suffix, r, cl)                                                                  \
     snprintf(nm, sizeof nm, "blk.%d." suffix ".weight", l);                                        \
     if ((rc = gguf_matrix(g, nm, r, cl, &L->field, path, err, errlen))) goto fail;
-        MAT(wq, "attn_q", dim, dim);
+        MAT(wq, "attn_q", c->n_heads * c->head_dim, dim);
         MAT(wk, "attn_k", kv_dim, dim);
         MAT(wv, "attn_v", kv_dim, dim);
-        MAT(wo, "attn_output", dim, dim);
+        MAT(wo, "attn_output", dim, c->n_heads * c->head_dim);
         MAT(w_gate, "ffn_gate", hid, dim);
         MAT(w_down, "ffn_down", dim, hid);
         MAT(w_up, "ffn_up", hid, dim);
@@ -384,7 +385,7 @@ int model_load_llama2c(const char *path, const char *tokenizer_path, model_t **o
                           .rope_base = 10000.0f,
                           .norm_eps = 1e-5f};
     bool shared = h[5] > 0;
-    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    c->head_dim = c->n_heads > 0 && c->dim % c->n_heads == 0 ? c->dim / c->n_heads : 0;
     c->rope_dim = c->head_dim;
     int rc = check_config(c, path, err, errlen);
     if (rc) goto fail;
