@@ -51,7 +51,7 @@ static double now_ms(void)
 /* ============================================================ costs ==== */
 
 /* Milliseconds per decoded token: 16 single-token appends after a 32-token prompt,
- * best of 3. */
+ * best of 5 (the least disturbed by other load). */
 static double cost_decode(const engine_t *e, int threads)
 {
     engine_session_t *s =
@@ -60,7 +60,7 @@ static double cost_decode(const engine_t *e, int threads)
     for (int i = 0; i < 64; i++)
         ids[i] = 3 + (i * 37) % 200;
     double best = 1e300;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 5; rep++) {
         engine_session_rewind(s, 0);
         engine_session_append(s, ids, 32, false);
         double t0 = now_ms();
@@ -74,7 +74,7 @@ static double cost_decode(const engine_t *e, int threads)
 }
 
 /* Milliseconds of one verify pass of n tokens (logits at every position) after a
- * 32-token prompt, best of 3. */
+ * 32-token prompt, best of 5. */
 static double cost_verify(const engine_t *e, int n, int threads)
 {
     engine_session_t *s =
@@ -84,7 +84,7 @@ static double cost_verify(const engine_t *e, int n, int threads)
         ids[i] = 3 + (i * 37) % 200;
     engine_session_append(s, ids, 32, false);
     double best = 1e300;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 5; rep++) {
         engine_session_rewind(s, 32);
         double t0 = now_ms();
         engine_session_append(s, ids + 32, n, true);

@@ -102,6 +102,7 @@ static void test_distill_seeded(void **state)
     assert_int_equal(engine_load(p1, NULL, &st, err, sizeof err), 0);
     assert_int_equal(st->model->cfg.dim, 16);
     assert_int_equal(st->model->cfg.n_vocab, 512);
+    assert_int_equal(st->model->cfg.n_ctx, 24); /* the positions it was trained on */
     engine_free(st);
 
     /* a corpus mixed in */

@@ -40,8 +40,10 @@ void distill_opts_default(distill_opts_t *o)
 int distill_student_config(const model_config_t *t, const distill_opts_t *o, model_config_t *out,
                            char *err, size_t errlen)
 {
+    /* The context is what the student is trained on: RoPE positions it never saw
+     * would give it no useful distribution. */
     model_config_t c = {.n_vocab = t->n_vocab,
-                        .n_ctx = t->n_ctx,
+                        .n_ctx = o->seq_len > 0 && o->seq_len < t->n_ctx ? o->seq_len : t->n_ctx,
                         .rope_base = t->rope_base,
                         .norm_eps = t->norm_eps};
     c.dim = o->dim > 0 ? o->dim : (t->dim / 2 + 7) / 8 * 8;

@@ -42,9 +42,10 @@ typedef struct distill_opts {
  * decay 0.01, clip 1, teacher temperature 1, seed 1. */
 void distill_opts_default(distill_opts_t *o);
 
-/* The student's shape for teacher shape t under o (vocabulary and context the
- * teacher's). Returns 0 or SY_EINVAL (with a message) for a shape that does not fit:
- * heads not dividing the width, odd head width, kv heads not dividing heads. */
+/* The student's shape for teacher shape t under o: the teacher's vocabulary, a
+ * context of seq_len (the positions it is trained on; at most the teacher's). Returns 0 or
+ * SY_EINVAL (with a message) for a shape that does not fit: heads not dividing the width, odd head
+ * width, kv heads not dividing heads. */
 int distill_student_config(const model_config_t *t, const distill_opts_t *o, model_config_t *out,
                            char *err, size_t errlen);
 

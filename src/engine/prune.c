@@ -286,6 +286,7 @@ int prune_model(const engine_t *in, const prune_opts_t *o, const char *path, pru
         d.quiet = o->quiet;
         if (!d.corpus) d.corpus = o->calib;
         if (d.warmup > d.steps / 5) d.warmup = d.steps / 5;
+        if (d.seq_len > c->n_ctx - 1) d.seq_len = c->n_ctx - 1; /* a short-context student */
         rc = distill_train(in, pm, &d, &r.rec, err, errlen);
     }
     if (!rc) {
