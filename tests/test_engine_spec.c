@@ -361,6 +361,29 @@ static void test_context_end(void **state)
     engine_session_free(ts);
     engine_session_free(ds);
     engine_session_free(bs);
+
+    /* A draft context shorter than the prompt: the target decodes alone. */
+    ts = engine_session_new(target, NULL);
+    ds = engine_session_new(draft_q4, &(engine_session_opts_t){.n_ctx = 8});
+    bs = engine_session_new(target, NULL);
+    int long_ids[12] = {1, 400, 261, 298, 370, 315, 432, 376, 317, 261, 298, 370};
+    memset(&a, 0, sizeof a), memset(&b, 0, sizeof b);
+    p.max_tokens = 20;
+    assert_int_equal(spec_generate(ts, ds, long_ids, 12, &p, 4, collect, &a, &ra, &st), 0);
+    assert_int_equal(st.drafted, 0);
+    assert_int_equal(engine_generate(bs, long_ids, 12, &p, collect, &b, &rb), 0);
+    assert_int_equal(a.n, 20);
+    assert_memory_equal(a.v, b.v, (size_t)a.n * sizeof(int));
+    /* and one that holds the prompt but runs out while generating drafts until then */
+    engine_session_free(ds);
+    ds = engine_session_new(draft_q4, &(engine_session_opts_t){.n_ctx = 16});
+    memset(&a, 0, sizeof a);
+    assert_int_equal(spec_generate(ts, ds, long_ids, 12, &p, 4, collect, &a, &ra, &st), 0);
+    assert_true(st.drafted > 0);
+    assert_memory_equal(a.v, b.v, (size_t)a.n * sizeof(int));
+    engine_session_free(ts);
+    engine_session_free(ds);
+    engine_session_free(bs);
 }
 
 int main(void)

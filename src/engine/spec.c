@@ -117,7 +117,7 @@ int spec_generate(engine_session_t *ts, engine_session_t *ds, const int *prompt,
     for (int i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= V) return SY_EINVAL;
     const int t_ctx = engine_session_n_ctx(ts), d_ctx = engine_session_n_ctx(ds);
-    if (n_prompt >= t_ctx || n_prompt >= d_ctx) return SY_ECONTEXT;
+    if (n_prompt >= t_ctx) return SY_ECONTEXT;
 
     spec_run_t r = {.tok = tm->tok, .V = V, .p = p, .cb = cb, .ud = ud, .res = res};
     r.ts = sample_new(V, &p->sample);
@@ -133,8 +133,9 @@ int spec_generate(engine_session_t *ts, engine_session_t *ds, const int *prompt,
     /* Both caches hold every token but the last, which each round feeds. */
     double t0 = now_ms();
     if (r.n > 1) {
+        /* a draft whose context cannot hold the prompt drafts nothing (K = 0 below) */
         if (!engine_session_prefill(ts, r.seq, r.n - 1, &res->n_reused) ||
-            !engine_session_prefill(ds, r.seq, r.n - 1, NULL))
+            (r.n < d_ctx && !engine_session_prefill(ds, r.seq, r.n - 1, NULL)))
             r.done = true;
     } else {
         engine_session_rewind(ts, 0);
@@ -151,6 +152,7 @@ int spec_generate(engine_session_t *ts, engine_session_t *ds, const int *prompt,
         int K = draft_max;
         if (K > t_ctx - n0) K = t_ctx - n0;
         if (K > d_ctx - n0 + 1) K = d_ctx - n0 + 1;
+        if (n0 > d_ctx) K = 0; /* the draft never held this prompt */
         if (K > p->max_tokens - res->n_generated - 1) K = p->max_tokens - res->n_generated - 1;
         if (K < 0) K = 0;
 

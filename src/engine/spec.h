@@ -45,8 +45,9 @@ int spec_check(const engine_t *target, const engine_t *draft, char *err, size_t 
  * the draft session ds. Sessions are borrowed; their engines must pass spec_check.
  * The callback sees each kept token with its text and its logprob and entropy under
  * the target (no alternatives). Stop strings and n_logprobs are not supported
- * (SY_EUNSUPPORTED). Returns 0 (res and st filled), SY_ECONTEXT when the prompt does
- * not fit either context, SY_EINVAL for bad ids or parameters. */
+ * (SY_EUNSUPPORTED). Where the draft's context ends (a short-context student), the
+ * target decodes alone. Returns 0 (res and st filled), SY_ECONTEXT when the prompt
+ * does not fit the target's context, SY_EINVAL for bad ids or parameters. */
 int spec_generate(engine_session_t *ts, engine_session_t *ds, const int *prompt, int n_prompt,
                   const engine_gen_params_t *p, int draft_max, engine_token_cb cb, void *ud,
                   engine_gen_result_t *res, spec_stats_t *st);
