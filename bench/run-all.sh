@@ -15,6 +15,7 @@ for b in $SEL; do
     pii) if [ -x bench/pii.sh ]; then bench/pii.sh "$B" || rc=1; else "$B/bench/pii" || rc=1; fi ;;
     engine) if [ -x bench/engine.sh ]; then bench/engine.sh "$B" || rc=1; else "$B/bench/engine" || rc=1; fi ;;
     overhead) bench/overhead.sh "$B" || rc=1 ;;
+    speculative) "$B/bench/speculative" || rc=1 ;;
     *) echo "unknown benchmark '$b' (route, pii, engine, overhead)"; rc=1 ;;
   esac
 done

@@ -1,6 +1,7 @@
 /* cmd_generate.c — `switchyard generate`: run the edge engine on one prompt, streaming
  * the text, with optional per-token logprobs and a speed/confidence summary. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "base/mem.h"
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "engine/spec.h"
 
 #define GEN_MAX_PROMPT_TOKENS (1 << 16)
 
@@ -33,7 +35,13 @@ static void generate_usage(FILE *f)
                "      --stop TEXT         stop string (repeatable, up to 8)\n"
                "      --logprobs K        print each token's logprob and K alternatives\n"
                "  -t, --threads N         threads (default 1)\n"
-               "      --ctx N             context size (default: the model's, at most 4096)\n");
+               "      --ctx N             context size (default: the model's, at most 4096)\n"
+               "      --draft PATH        speculative decoding: a smaller model with the same\n"
+               "                          vocabulary drafts, MODEL verifies; the target alone\n"
+               "                          runs after it for tokens/s with and without\n"
+               "      --draft-tokenizer PATH  tokenizer.bin of a llama2.c draft (default:\n"
+               "                          --tokenizer)\n"
+               "      --draft-max K       tokens drafted per round, 1..32 (default 4)\n");
 }
 
 typedef struct gen_out {
@@ -89,13 +97,105 @@ static int on_token(void *ud, const engine_token_t *t)
     return 0;
 }
 
+/* Callback of the speculative run and its baseline: ids kept for the comparison, the
+ * text kept to print afterwards (so that neither timing includes terminal output). */
+typedef struct spec_out {
+    int *ids;
+    int n, cap;
+    buf_t *text; /* NULL: ids only */
+} spec_out_t;
+
+static int spec_on_token(void *ud, const engine_token_t *t)
+{
+    spec_out_t *o = ud;
+    if (o->text) buf_append(o->text, t->text, t->len);
+    if (o->n < o->cap) o->ids[o->n++] = t->id;
+    return 0;
+}
+
+/* --draft: generates with speculative decoding, then with the target alone on a fresh
+ * session, and reports the draft's counts, acceptance and both speeds on stderr. */
+static int generate_speculative(const engine_t *e, const engine_t *d, const char *prompt, int chat,
+                                const engine_gen_params_t *gp, const engine_session_opts_t *so,
+                                int draft_max)
+{
+    engine_prompt_t pr;
+    engine_prompt_init(&pr, 16u << 20);
+    char err[256] = "";
+    int rc = 0;
+    if (chat) {
+        engine_msg_t msg = {"user", prompt};
+        rc = engine_chat_render(e, &msg, 1, true, &pr, err, sizeof err);
+        if (rc) fprintf(stderr, "generate: %s\n", err);
+    } else {
+        rc = engine_prompt_append(&pr, prompt, strlen(prompt), true);
+    }
+    int *ids = mem_alloc(GEN_MAX_PROMPT_TOKENS * sizeof *ids);
+    int n = rc ? rc : engine_prompt_tokenize(e, &pr, true, ids, GEN_MAX_PROMPT_TOKENS);
+    if (n > GEN_MAX_PROMPT_TOKENS) n = SY_ECONTEXT;
+    if (n <= 0) {
+        fprintf(stderr, "generate: %s\n", sy_strerror(n == 0 ? SY_EINVAL : n));
+        mem_free(ids);
+        engine_prompt_deinit(&pr);
+        return n == 0 ? SY_EINVAL : n;
+    }
+    int cap = gp->max_tokens + 1;
+    buf_t gen;
+    buf_init(&gen, 16u << 20);
+    spec_out_t a = {.ids = mem_alloc((size_t)cap * sizeof(int)), .cap = cap, .text = &gen};
+    spec_out_t b = {.ids = mem_alloc((size_t)cap * sizeof(int)), .cap = cap};
+    engine_session_t *ts = engine_session_new(e, so), *ds = engine_session_new(d, so);
+    engine_gen_result_t rs, rb;
+    spec_stats_t st;
+    fwrite(pr.text.data ? pr.text.data : "", 1, pr.text.len, stdout);
+    rc = spec_generate(ts, ds, ids, n, gp, draft_max, spec_on_token, &a, &rs, &st);
+    fwrite(gen.data ? gen.data : "", 1, gen.len, stdout);
+    putchar('\n');
+    buf_deinit(&gen);
+    if (!rc) {
+        engine_session_free(ts);
+        ts = engine_session_new(e, so);
+        rc = engine_generate(ts, ids, n, gp, spec_on_token, &b, &rb);
+    }
+    if (rc) {
+        fprintf(stderr, "generate: %s\n", sy_strerror(rc));
+    } else {
+        double sp = rs.decode_ms > 0 ? 1e3 * rs.n_generated / rs.decode_ms : 0.0;
+        double bp = rb.decode_ms > 0 ? 1e3 * rb.n_generated / rb.decode_ms : 0.0;
+        fprintf(stderr,
+                "\nspeculative: target %s, draft %s (%s), up to %d tokens per round\n"
+                "drafted %d, accepted %d in %d rounds (%.2f tokens per round)\n"
+                "acceptance %.2f\n"
+                "with draft: %d tokens in %.1f ms, %.1f tok/s (draft %.1f ms, verify %.1f ms)\n"
+                "target alone: %d tokens in %.1f ms, %.1f tok/s; speedup %.2fx\n",
+                e->model->name, d->model->name, kern_type_name(d->model->weight_type), draft_max,
+                st.drafted, st.accepted, st.rounds,
+                st.rounds ? (double)rs.n_generated / st.rounds : 0.0, spec_acceptance(&st),
+                rs.n_generated, rs.decode_ms, sp, st.draft_ms, st.verify_ms, rb.n_generated,
+                rb.decode_ms, bp, bp > 0 ? sp / bp : 0.0);
+        if (gp->sample.temperature <= 0.0f)
+            fprintf(stderr, "greedy output %s the target alone's\n",
+                    a.n == b.n && !memcmp(a.ids, b.ids, (size_t)a.n * sizeof(int))
+                        ? "identical to"
+                        : "DIFFERS from");
+    }
+    engine_session_free(ts);
+    engine_session_free(ds);
+    mem_free(a.ids);
+    mem_free(b.ids);
+    mem_free(ids);
+    engine_prompt_deinit(&pr);
+    return rc;
+}
+
 int cmd_generate(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
         generate_usage(stdout);
         return 0;
     }
-    const char *model = NULL, *tok = NULL, *prompt = "";
+    const char *model = NULL, *tok = NULL, *prompt = "", *draft = NULL, *dtok = NULL;
+    int draft_max = 4;
     int chat = 0, n_stop = 0;
     engine_gen_params_t gp = {.max_tokens = 128};
     sample_params_default(&gp.sample);
@@ -111,17 +211,30 @@ int cmd_generate(int argc, char **argv)
         O_STOP,
         O_LP,
         O_CTX,
-        O_CHAT
+        O_CHAT,
+        O_DRAFT,
+        O_DTOK,
+        O_DMAX
     };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},    {"tokenizer", required_argument, 0, O_TOK},
-        {"prompt", required_argument, 0, 'p'},   {"tokens", required_argument, 0, 'n'},
-        {"temp", required_argument, 0, O_TEMP},  {"seed", required_argument, 0, O_SEED},
-        {"top-k", required_argument, 0, O_TOPK}, {"top-p", required_argument, 0, O_TOPP},
-        {"min-p", required_argument, 0, O_MINP}, {"repeat-penalty", required_argument, 0, O_REP},
-        {"stop", required_argument, 0, O_STOP},  {"logprobs", required_argument, 0, O_LP},
-        {"threads", required_argument, 0, 't'},  {"ctx", required_argument, 0, O_CTX},
-        {"chat", no_argument, 0, O_CHAT},        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"tokenizer", required_argument, 0, O_TOK},
+                                         {"prompt", required_argument, 0, 'p'},
+                                         {"tokens", required_argument, 0, 'n'},
+                                         {"temp", required_argument, 0, O_TEMP},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"top-k", required_argument, 0, O_TOPK},
+                                         {"top-p", required_argument, 0, O_TOPP},
+                                         {"min-p", required_argument, 0, O_MINP},
+                                         {"repeat-penalty", required_argument, 0, O_REP},
+                                         {"stop", required_argument, 0, O_STOP},
+                                         {"logprobs", required_argument, 0, O_LP},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"ctx", required_argument, 0, O_CTX},
+                                         {"chat", no_argument, 0, O_CHAT},
+                                         {"draft", required_argument, 0, O_DRAFT},
+                                         {"draft-tokenizer", required_argument, 0, O_DTOK},
+                                         {"draft-max", required_argument, 0, O_DMAX},
+                                         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:p:n:t:", opts, NULL)) != -1) {
@@ -175,6 +288,15 @@ int cmd_generate(int argc, char **argv)
         case O_CHAT:
             chat = 1;
             break;
+        case O_DRAFT:
+            draft = optarg;
+            break;
+        case O_DTOK:
+            dtok = optarg;
+            break;
+        case O_DMAX:
+            draft_max = atoi(optarg);
+            break;
         default:
             generate_usage(stderr);
             return 2;
@@ -189,12 +311,32 @@ int cmd_generate(int argc, char **argv)
                     SAMPLE_MAX_ALTS);
         return 2;
     }
+    if (draft && (draft_max < 1 || draft_max > SPEC_MAX_DRAFT)) {
+        fprintf(stderr, "generate: --draft-max must be 1..%d\n", SPEC_MAX_DRAFT);
+        return 2;
+    }
+    if (draft && (n_stop || gp.n_logprobs)) {
+        fprintf(stderr, "generate: --stop and --logprobs are not supported with --draft\n");
+        return 2;
+    }
     char err[512];
     engine_t *e;
     int rc = engine_load(model, tok, &e, err, sizeof err);
     if (rc) {
         fprintf(stderr, "generate: %s\n", err[0] ? err : sy_strerror(rc));
         return 1;
+    }
+    if (draft) {
+        engine_t *d;
+        rc = engine_load(draft, dtok ? dtok : tok, &d, err, sizeof err);
+        if (!rc) rc = spec_check(e, d, err, sizeof err);
+        if (!rc)
+            rc = generate_speculative(e, d, prompt, chat, &gp, &so, draft_max);
+        else
+            fprintf(stderr, "generate: %s\n", err[0] ? err : sy_strerror(rc));
+        engine_free(d);
+        engine_free(e);
+        return rc ? 1 : 0;
     }
     engine_prompt_t pr;
     engine_prompt_init(&pr, 16u << 20);

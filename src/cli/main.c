@@ -20,6 +20,8 @@
     X(calibrate, "set the need-of-cloud threshold for a target cloud share or quality")            \
     X(pii, "find personal data in text; evaluate the detector (--eval)")                           \
     X(quantize, "write a GGUF model with its weights quantized to q8_0 or q4_0")                   \
+    X(distill, "train a small student on a teacher's next-token distributions")                    \
+    X(prune, "remove FFN channels and attention heads by measured importance")                     \
     X(version, "print the version")
 
 #define CLI_DECL(name, summary) int cmd_##name(int argc, char **argv);

@@ -19,6 +19,10 @@ void convert_write_metadata(gguf_writer_t *w, const model_t *m, int file_type)
     gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads);
     gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
     gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->rope_dim);
+    if (c->head_dim * c->n_heads != c->dim) { /* heads pruned: no longer dim / n_heads */
+        gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)c->head_dim);
+        gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)c->head_dim);
+    }
     gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_base);
     gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
     gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)c->n_vocab);

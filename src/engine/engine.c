@@ -262,6 +262,51 @@ int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int
     return 0;
 }
 
+/* ============================================================ stepping ==== */
+
+const float *engine_session_prefill(engine_session_t *s, const int *tokens, int n, int *reused)
+{
+    int keep = 0;
+    if (n <= 0) return NULL;
+    const float *lg = feed(s, tokens, n, &keep);
+    if (reused) *reused = keep;
+    return lg;
+}
+
+const float *engine_session_append(engine_session_t *s, const int *tokens, int n, bool all_logits)
+{
+    const float *lg = forward_run(s->fs, tokens, n, s->n_cached, all_logits);
+    if (!lg) return NULL;
+    memcpy(s->cached + s->n_cached, tokens, (size_t)n * sizeof *tokens);
+    s->n_cached += n;
+    return all_logits ? s->fs->logits : lg;
+}
+
+void engine_session_rewind(engine_session_t *s, int n)
+{
+    if (n >= 0 && n < s->n_cached) s->n_cached = n;
+}
+
+int engine_session_n_cached(const engine_session_t *s)
+{
+    return s->n_cached;
+}
+
+const int *engine_session_tokens(const engine_session_t *s)
+{
+    return s->cached;
+}
+
+int engine_session_max_batch(const engine_session_t *s)
+{
+    return s->fs->max_batch;
+}
+
+const engine_t *engine_session_engine(const engine_session_t *s)
+{
+    return s->e;
+}
+
 /* ============================================================ perplexity ==== */
 
 int engine_ppl_n_chunks(int n_tok, int ctx, engine_ppl_mode_t mode)

@@ -161,6 +161,27 @@ int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
 int engine_score(engine_session_t *s, const int *prompt, int n_prompt, const int *cont, int n_cont,
                  float *logprobs, int *argmax);
 
+/* Step by step, for drivers that interleave two models on one sequence (speculative
+ * decoding, distillation): the session's cache is a prefix of tokens the driver
+ * extends and cuts back. Bad ids or positions past the context give NULL. */
+
+/* Brings the cache to hold exactly tokens[0..n) (reusing the common prefix, always
+ * recomputing the last token) and returns the last token's logits (n_vocab, valid
+ * until the next call), or NULL. *reused (may be NULL) gets the positions kept. */
+const float *engine_session_prefill(engine_session_t *s, const int *tokens, int n, int *reused);
+/* Appends n tokens after the cached ones in one batched pass. With all_logits (n at
+ * most engine_session_max_batch) the result holds n rows of n_vocab logits, row i
+ * predicting the token after tokens[i]; otherwise the last token's row. NULL when
+ * they do not fit the context or an id is out of range (the cache is unchanged). */
+const float *engine_session_append(engine_session_t *s, const int *tokens, int n, bool all_logits);
+/* Keeps the first n cached tokens (n <= engine_session_n_cached): later positions are
+ * overwritten by the next append. */
+void engine_session_rewind(engine_session_t *s, int n);
+int engine_session_n_cached(const engine_session_t *s);
+const int *engine_session_tokens(const engine_session_t *s); /* (n_cached) */
+int engine_session_max_batch(const engine_session_t *s);
+const engine_t *engine_session_engine(const engine_session_t *s);
+
 /* ------------------------------------------------------------- perplexity ---- */
 
 /* How a tokenized text (ids without BOS) is cut into chunks and scored.

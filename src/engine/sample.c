@@ -130,11 +130,81 @@ static void partial_sort(cand_t *c, int n, int k)
     }
 }
 
+/* The sampling transforms (penalty, temperature, top-k, top-p, min-p) of logits:
+ * leaves the surviving candidates in s->cand[0..n), most likely first, with
+ * unnormalised probabilities in s->prob[0..n), and returns n; greedy (temperature 0)
+ * returns 0 with the argmax of the penalised logits in *chosen. */
+static int candidates(sampler_t *s, const float *logits, const int *recent, int n_recent,
+                      int *chosen)
+{
+    int nv = s->n_vocab;
+    const sample_params_t *p = &s->p;
+    float *w = s->work;
+    memcpy(w, logits, (size_t)nv * sizeof *w);
+    if (p->repeat_penalty != 1.0f && recent) {
+        int from = n_recent > p->repeat_last_n ? n_recent - p->repeat_last_n : 0;
+        for (int i = from; i < n_recent; i++) {
+            int id = recent[i];
+            if (id < 0 || id >= nv) continue;
+            /* a token repeated in the window is penalised once */
+            bool seen = false;
+            for (int j = from; j < i && !seen; j++)
+                seen = recent[j] == id;
+            if (seen) continue;
+            w[id] = w[id] > 0 ? w[id] / p->repeat_penalty : w[id] * p->repeat_penalty;
+        }
+    }
+    if (p->temperature <= 0.0f) {
+        int best = 0;
+        for (int i = 1; i < nv; i++)
+            if (w[i] > w[best]) best = i;
+        *chosen = best;
+        return 0;
+    }
+    float wmx = w[0];
+    for (int i = 1; i < nv; i++)
+        if (w[i] > wmx) wmx = w[i];
+    /* Candidates: tokens within a factor e^-40 of the best after temperature carry no
+     * measurable mass; dropping them keeps sorting cheap on large vocabularies. */
+    int n = 0;
+    float cut = wmx - 40.0f * p->temperature;
+    for (int i = 0; i < nv; i++)
+        if (w[i] >= cut) s->cand[n++] = (cand_t){.v = w[i] / p->temperature, .id = i};
+    if (p->top_k > 0 && p->top_k < n) {
+        partial_sort(s->cand, n, p->top_k);
+        n = p->top_k;
+    } else {
+        qsort(s->cand, (size_t)n, sizeof *s->cand, cmp_desc);
+    }
+    float top = s->cand[0].v;
+    double z = 0.0;
+    for (int i = 0; i < n; i++)
+        z += (s->prob[i] = expf(s->cand[i].v - top));
+    /* top-p: the smallest prefix whose mass reaches p */
+    if (p->top_p > 0.0f && p->top_p < 1.0f) {
+        double c = 0.0;
+        for (int i = 0; i < n; i++) {
+            c += s->prob[i] / z;
+            if (c >= p->top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    /* min-p: drop tokens less likely than min_p times the best */
+    if (p->min_p > 0.0f) {
+        int k = 1;
+        while (k < n && s->prob[k] >= p->min_p * s->prob[0])
+            k++;
+        n = k;
+    }
+    return n;
+}
+
 int sample_token(sampler_t *s, const float *logits, const int *recent, int n_recent, int n_alts,
                  sample_info_t *info)
 {
     int nv = s->n_vocab;
-    const sample_params_t *p = &s->p;
 
     /* What the model itself says: logprob base and entropy from the raw logits, with
      * one exp per token: H = log Z - sum q (l - max), q = exp(l - max) / Z. */
@@ -151,65 +221,10 @@ int sample_token(sampler_t *s, const float *logits, const int *recent, int n_rec
     float lse = (float)((double)mx + log(sum));
     double h = log(sum) - wsum / sum;
 
-    /* Transforms. */
-    float *w = s->work;
-    memcpy(w, logits, (size_t)nv * sizeof *w);
-    if (p->repeat_penalty != 1.0f && recent) {
-        int from = n_recent > p->repeat_last_n ? n_recent - p->repeat_last_n : 0;
-        for (int i = from; i < n_recent; i++) {
-            int id = recent[i];
-            if (id < 0 || id >= nv) continue;
-            /* a token repeated in the window is penalised once */
-            bool seen = false;
-            for (int j = from; j < i && !seen; j++)
-                seen = recent[j] == id;
-            if (seen) continue;
-            w[id] = w[id] > 0 ? w[id] / p->repeat_penalty : w[id] * p->repeat_penalty;
-        }
-    }
     int chosen = 0;
-    if (p->temperature <= 0.0f) {
-        for (int i = 1; i < nv; i++)
-            if (w[i] > w[chosen]) chosen = i;
-    } else {
-        float wmx = w[0];
-        for (int i = 1; i < nv; i++)
-            if (w[i] > wmx) wmx = w[i];
-        /* Candidates: tokens within a factor e^-40 of the best after temperature carry no
-         * measurable mass; dropping them keeps sorting cheap on large vocabularies. */
-        int n = 0;
-        float cut = wmx - 40.0f * p->temperature;
-        for (int i = 0; i < nv; i++)
-            if (w[i] >= cut) s->cand[n++] = (cand_t){.v = w[i] / p->temperature, .id = i};
-        if (p->top_k > 0 && p->top_k < n) {
-            partial_sort(s->cand, n, p->top_k);
-            n = p->top_k;
-        } else {
-            qsort(s->cand, (size_t)n, sizeof *s->cand, cmp_desc);
-        }
-        float top = s->cand[0].v;
+    int n = candidates(s, logits, recent, n_recent, &chosen);
+    if (n > 0) {
         double z = 0.0;
-        for (int i = 0; i < n; i++)
-            z += (s->prob[i] = expf(s->cand[i].v - top));
-        /* top-p: the smallest prefix whose mass reaches p */
-        if (p->top_p > 0.0f && p->top_p < 1.0f) {
-            double c = 0.0;
-            for (int i = 0; i < n; i++) {
-                c += s->prob[i] / z;
-                if (c >= p->top_p) {
-                    n = i + 1;
-                    break;
-                }
-            }
-        }
-        /* min-p: drop tokens less likely than min_p times the best */
-        if (p->min_p > 0.0f) {
-            int k = 1;
-            while (k < n && s->prob[k] >= p->min_p * s->prob[0])
-                k++;
-            n = k;
-        }
-        z = 0.0;
         for (int i = 0; i < n; i++)
             z += s->prob[i];
         double r = rng_next(s) * z;
@@ -227,6 +242,27 @@ int sample_token(sampler_t *s, const float *logits, const int *recent, int n_rec
     info->entropy = (float)h;
     top_alts(logits, nv, n_alts, lse, info);
     return chosen;
+}
+
+void sample_dist(sampler_t *s, const float *logits, const int *recent, int n_recent, float *probs)
+{
+    int chosen = 0;
+    int n = candidates(s, logits, recent, n_recent, &chosen);
+    memset(probs, 0, (size_t)s->n_vocab * sizeof *probs);
+    if (n == 0) {
+        probs[chosen] = 1.0f;
+        return;
+    }
+    double z = 0.0;
+    for (int i = 0; i < n; i++)
+        z += s->prob[i];
+    for (int i = 0; i < n; i++)
+        probs[s->cand[i].id] = (float)(s->prob[i] / z);
+}
+
+double sample_uniform(sampler_t *s)
+{
+    return rng_next(s);
 }
 
 void sample_conf_init(sample_conf_t *c)

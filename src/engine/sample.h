@@ -65,6 +65,13 @@ void sample_reset(sampler_t *s, const sample_params_t *p);
 int sample_token(sampler_t *s, const float *logits, const int *recent, int n_recent, int n_alts,
                  sample_info_t *info);
 
+/* The distribution sample_token draws from, over all n_vocab ids (zeros outside the
+ * candidates; one-hot at the choice when greedy), written to probs (n_vocab). The
+ * exact form speculative sampling needs to keep a target model's distribution. */
+void sample_dist(sampler_t *s, const float *logits, const int *recent, int n_recent, float *probs);
+/* The next uniform number in [0, 1) of the sampler's seeded stream. */
+double sample_uniform(sampler_t *s);
+
 /* log softmax(logits)[id] over n logits; also the entropy when ent is non-NULL. */
 float sample_logprob(const float *logits, int n, int id, float *ent);
 

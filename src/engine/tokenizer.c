@@ -1150,3 +1150,31 @@ int tokenizer_decode(const tokenizer_t *t, int prev, int id, char *out, size_t c
     memcpy(out, tmp, n < cap ? n : cap);
     return (int)n;
 }
+
+/* ======================================================== fingerprint ==== */
+
+/* FNV-1a over n bytes, continuing from h. */
+static uint64_t fp_mix(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t tokenizer_fingerprint(const tokenizer_t *t)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    int head[] = {
+        (int)tokenizer_kind(t), t->n_vocab, t->n_merges, t->bos, t->eos, t->unk, t->eot, t->add_bos,
+        t->add_space_prefix};
+    h = fp_mix(h, head, sizeof head);
+    for (int i = 0; i < t->n_vocab; i++) {
+        h = fp_mix(h, t->piece[i], t->len[i] + 1); /* the NUL separates pieces */
+        h = fp_mix(h, &t->score[i], sizeof t->score[i]);
+        h = fp_mix(h, &t->type[i], 1);
+    }
+    for (int i = 0; i < t->n_merges; i++)
+        h = fp_mix(h, t->merge[i], strlen(t->merge[i]) + 1);
+    return h;
+}

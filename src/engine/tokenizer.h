@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "engine/gguf.h"
 
@@ -95,5 +96,9 @@ int tokenizer_bos(const tokenizer_t *t); /* -1 when none */
 int tokenizer_eos(const tokenizer_t *t); /* -1 when none */
 /* True for ids that end generation (EOS, and end-of-turn pieces such as <|eot_id|>). */
 bool tokenizer_is_eog(const tokenizer_t *t, int id);
+/* A hash of everything that decides how text maps to ids and back: kind, pieces,
+ * scores, types, merges, special ids. Equal fingerprints: interchangeable ids (a
+ * draft model for speculative decoding must share its target's). */
+uint64_t tokenizer_fingerprint(const tokenizer_t *t);
 
 #endif
