@@ -452,26 +452,37 @@ static void test_unknown_past_cap(void **state)
     f.s = router_scratch_new(f.r);
     route_tier_t t[2] = {edge(), cloud()};
     route_decision_t d;
-    char text[8192];
+    /* 70 findings: past the scratch's first buffer, which grows: every one is seen,
+     * all allowed, the cloud may serve. */
+    size_t cap = 70000 * 24;
+    char *text = malloc(cap);
     size_t used = 0;
-    for (int i = 0; i < 70; i++) {
-        used +=
-            (size_t)snprintf(text + used, sizeof text - used, "write to user%d@example.com. ", i);
-        if (i == 9) {
-            /* Ten findings: all allowed, the cloud may serve. */
-            route_input_t in = {.forced_tier = "cloud"};
-            assert_int_equal(decide(&f, text, &in, t, 2, &d), 0);
-            assert_int_equal(d.status, 0);
-            assert_false(d.pii_types & (1u << PII_UNKNOWN));
-        }
-    }
-    route_input_t in = {0};
+    for (int i = 0; i < 70; i++)
+        used += (size_t)snprintf(text + used, cap - used, "write to user%d@example.com. ", i);
+    route_input_t in = {.forced_tier = "cloud"};
+    assert_int_equal(decide(&f, text, &in, t, 2, &d), 0);
+    assert_int_equal(d.status, 0);
+    assert_false(d.pii_types & (1u << PII_UNKNOWN));
+    /* Past the largest buffer (65536 findings in one text) the rest are unseen. */
+    for (int i = 70; i < 65600; i++)
+        used += (size_t)snprintf(text + used, cap - used, "u%d@x.io ", i);
+    in = (route_input_t){0};
     assert_int_equal(decide(&f, text, &in, t, 2, &d), 0);
     assert_true(d.pii_types & (1u << PII_EMAIL_ADDRESS));
     assert_true(d.pii_types & (1u << PII_UNKNOWN));
     assert_true(d.local_only);
     assert_true(has_reason(&d, "pii:UNKNOWN->local_only"));
     assert_int_equal(d.tier, 0);
+    /* The gateway's own scan past its limit says the same through the input. */
+    in = (route_input_t){.pii_unknown = true};
+    assert_int_equal(decide(&f, "hello", &in, t, 2, &d), 0);
+    assert_true(d.pii_types & (1u << PII_UNKNOWN));
+    assert_true(d.local_only);
+    /* A masked type whose masking did not hold stays local. */
+    in = (route_input_t){.pii_extra = 1u << PII_PERSON, .pii_unmasked = 1u << PII_PERSON};
+    assert_int_equal(decide(&f, "hello", &in, t, 2, &d), 0);
+    assert_true(d.local_only);
+    assert_true(has_reason(&d, "pii:PERSON->mask->local_only"));
     in = (route_input_t){.forced_tier = "cloud"};
     assert_int_equal(decide(&f, text, &in, t, 2, &d), 0);
     assert_int_equal(d.refusal, ROUTE_REFUSE_FORCED_EXTERNAL);
@@ -490,6 +501,7 @@ static void test_unknown_past_cap(void **state)
     assert_int_equal(d.status, SY_EPRIVACY);
     assert_int_equal(d.refusal, ROUTE_REFUSE_PII_BLOCKED);
     fx_deinit(&f);
+    free(text);
 }
 
 /* ---------------------------------------------------------------- JSON --- */

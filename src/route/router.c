@@ -12,9 +12,12 @@
 #include "base/jsonw.h"
 #include "base/mem.h"
 
-/* Findings kept per text. Past it the scan still counts them (pii_scan's n_found):
- * the request is then taken to hold PII_UNKNOWN too, which fails closed. */
-#define ROUTE_MAX_SPANS 64
+/* Findings held per text: the scratch starts with ROUTE_SPANS_INIT and grows, once
+ * per thread, up to ROUTE_MAX_SPANS (a text with more is rescanned into the larger
+ * buffer). Past ROUTE_MAX_SPANS the rest are unseen: the request is then taken to
+ * hold PII_UNKNOWN too, which fails closed. */
+#define ROUTE_SPANS_INIT 64
+#define ROUTE_MAX_SPANS  (1u << 16)
 
 struct router {
     route_config_t cfg;
@@ -27,7 +30,8 @@ struct router {
 
 struct router_scratch {
     pii_scratch_t *pii;
-    pii_span_t spans[ROUTE_MAX_SPANS];
+    pii_span_t *spans; /* (cap) findings of one text */
+    size_t cap;
     uint32_t idx[ROUTE_NGRAM_MAX];  /* n-gram buckets of the last user text */
     uint32_t idx2[ROUTE_NGRAM_MAX]; /* the same, masked to a smaller model's buckets */
 };
@@ -157,6 +161,8 @@ router_scratch_t *router_scratch_new(const router_t *r)
 {
     router_scratch_t *s = mem_calloc(1, sizeof *s);
     if (r && r->pii) s->pii = pii_scratch_new(r->pii);
+    s->cap = ROUTE_SPANS_INIT;
+    s->spans = mem_alloc(s->cap * sizeof *s->spans);
     return s;
 }
 
@@ -164,6 +170,7 @@ void router_scratch_free(router_scratch_t *s)
 {
     if (!s) return;
     if (s->pii) pii_scratch_free(s->pii);
+    mem_free(s->spans);
     mem_free(s);
 }
 
@@ -234,13 +241,20 @@ int router_features(const router_t *r, router_scratch_t *s, const route_input_t 
     if (r->pii && s->pii) {
         for (size_t i = 0; i < in->n_texts; i++) {
             size_t found = 0;
-            int rc = pii_scan(r->pii, s->pii, in->texts[i].text, in->texts[i].len, s->spans,
-                              ROUTE_MAX_SPANS, &found);
+            int rc = pii_scan(r->pii, s->pii, in->texts[i].text, in->texts[i].len, s->spans, s->cap,
+                              &found);
             if (rc) return rc;
-            if (found > ROUTE_MAX_SPANS) {
+            if (found > s->cap && s->cap < ROUTE_MAX_SPANS) {
+                s->cap = found < ROUTE_MAX_SPANS ? found : ROUTE_MAX_SPANS;
+                s->spans = mem_realloc(s->spans, s->cap * sizeof *s->spans);
+                rc = pii_scan(r->pii, s->pii, in->texts[i].text, in->texts[i].len, s->spans, s->cap,
+                              &found);
+                if (rc) return rc;
+            }
+            if (found > s->cap) {
                 /* The findings past the buffer are unseen: their types are unknown. */
                 f->pii_types |= 1u << PII_UNKNOWN;
-                found = ROUTE_MAX_SPANS;
+                found = s->cap;
             }
             for (size_t k = 0; k < found; k++) {
                 if (s->spans[k].score < r->cfg.pii_min_score) continue;
