@@ -15,7 +15,8 @@
 # seconds and prints requests/s, p50/p99 latency, the latency added over calling the
 # upstream directly, and proxy CPU time per request (from /proc/PID/stat
 # utime+stime), with ratios against nginx. Env: DURATION (5), CONNS ("1 16 64"),
-# MODES ("plain stream"), PROXY_CPU (0), LOAD_CPU (1), TARGETS.
+# MODES ("plain stream"), PROXY_CPU (0), LOAD_CPU (1), TARGETS, BASELINE (a build
+# directory whose switchyard runs too, as "baseline").
 set -euo pipefail
 
 B=${1:-build/rel}
@@ -119,6 +120,19 @@ EOF
     else
         echo "overhead: $B/switchyard not built; skipping it" >&2
     fi
+fi
+
+# BASELINE=DIR: a second switchyard built from another tree (DIR holds its binary),
+# same config, as target "baseline": a change measured against its parent in one run.
+if [ -n "${BASELINE:-}" ] && [ -x "$BASELINE/switchyard" ] && [ -n "${PORT[switchyard]:-}" ]; then
+    taskset -c "$PROXY_CPU" "$BASELINE/switchyard" serve -c "${SWITCHYARD_BENCH_CONFIG:-$tmp/switchyard.yaml}" \
+        --listen 127.0.0.1:0 --port-file "$tmp/base.port" 2>"$tmp/baseline.log" &
+    p=$!
+    pids+=($p)
+    wait_file "$tmp/base.port" "$p" "baseline switchyard"
+    PORT[baseline]=$(cat "$tmp/base.port")
+    CPUPIDS[baseline]=$p
+    active+=(baseline)
 fi
 
 if [[ " $TARGETS " == *" netlayer "* ]] && [ -x "$B/bench/overhead_proxy" ]; then
