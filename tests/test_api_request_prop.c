@@ -397,23 +397,28 @@ static void test_duplicate_paths(void **state)
     (void)state;
     static const struct {
         const char *json, *path;
+        int rc; /* a duplicate is SY_EINVAL, bytes that are not UTF-8 SY_EPARSE */
     } cases[] = {
-        {"{\"a\":1,\"a\":2}", "a"},
-        {"{\"m\":[{\"x\":1},{\"c\":1,\"c\":2}]}", "m[1].c"},
-        {"{\"t\":{\"f\":{\"p\":{\"q\":[[{\"d\":1,\"e\":2,\"d\":3}]]}}}}", "t.f.p.q[0][0].d"},
-        {"{\"a\":1,\"b\":2}", NULL},
-        {"[{\"a\":{\"a\":{\"a\":1}}}]", NULL},
+        {"{\"a\":1,\"a\":2}", "a", SY_EINVAL},
+        {"{\"m\":[{\"x\":1},{\"c\":1,\"c\":2}]}", "m[1].c", SY_EINVAL},
+        {"{\"t\":{\"f\":{\"p\":{\"q\":[[{\"d\":1,\"e\":2,\"d\":3}]]}}}}", "t.f.p.q[0][0].d",
+         SY_EINVAL},
+        {"{\"a\":1,\"b\":2}", NULL, 0},
+        {"{\"m\":[{\"t\":\"41\xff"
+         "11\"}]}",
+         "m[0].t", SY_EPARSE},
+        {"{\"m\":{\"k\xc0\x80\":1}}", "m.(a key)", SY_EPARSE},
+        {"{\"s\":\"\xed\xa0\x80\"}", "s", SY_EPARSE},
+        {"{\"s\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}", NULL, 0},
+        {"[{\"a\":{\"a\":{\"a\":1}}}]", NULL, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *j = cJSON_Parse(cases[i].json);
+        assert_non_null(j);
         char path[128];
         int rc = api_json_find_duplicate(j, path, sizeof path);
-        if (cases[i].path) {
-            assert_int_equal(rc, SY_EINVAL);
-            assert_string_equal(path, cases[i].path);
-        } else {
-            assert_int_equal(rc, 0);
-        }
+        assert_int_equal(rc, cases[i].rc);
+        if (cases[i].path) assert_string_equal(path, cases[i].path);
         cJSON_Delete(j);
     }
     /* A large object (sorted check): 5,000 keys, one repeated far apart. */

@@ -180,7 +180,8 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
 void api_request_deinit(api_request_t *r);
 
 /* The first key that appears twice in one object of j, at any depth: 0, or SY_EINVAL
- * with its path ("messages[1].content[0].text") in path. Pure; used by parse. */
+ * with its path ("messages[1].content[0].text") in path; SY_EPARSE with the path of
+ * the first string or key that is not valid UTF-8. Pure; used by parse. */
 int api_json_find_duplicate(const struct cJSON *j, char *path, size_t pathlen);
 
 #endif

@@ -166,6 +166,13 @@ probe('duplicate image url', email, (v) => ({ body: dupMsg(`"content":[{"type":"
 probe('duplicate prompt (completions)', email, (v) => ({ url: COMP, body: `{"model":"auto","prompt":"hi","prompt":"${v}"}`, expect: 'refused400' }));
 probe('duplicate stop', card, (v) => ({ body: `{"model":"auto","messages":[{"role":"user","content":"hi"}],"stop":"a","stop":"${v}"}`, expect: 'refused400' }));
 
+// Bytes that are not UTF-8: an upstream decoding leniently would drop them and read a
+// value the scan never saw.
+probe('card with invalid UTF-8 separators', card, (v) => ({ body: Buffer.concat([Buffer.from('{"model":"auto","messages":[{"role":"user","content":"card '),
+  ...v.split(' ').flatMap((g, i) => (i ? [Buffer.from([0xff]), Buffer.from(g)] : [Buffer.from(g)])), Buffer.from('"}]}')]), expect: 'refused400' }));
+probe('email with an overlong @ in a key', email, (v) => ({ body: Buffer.concat([Buffer.from('{"model":"auto","messages":[{"role":"user","content":"hi"}],"x":{"'),
+  Buffer.from(v.split('@')[0]), Buffer.from([0xc0, 0x80]), Buffer.from(v.split('@')[1]), Buffer.from('":1}}')]), expect: 'refused400' }));
+
 // Values split across content parts and adjacent messages (the model reads one text).
 const split2 = (v, at) => [v.slice(0, at), v.slice(at)];
 probe('card split across parts', card, (v) => { const [a, b] = split2(v, 10); return { body: msg([{ type: 'text', text: `card ${a}` }, { type: 'text', text: b }]) }; });
