@@ -416,6 +416,9 @@ static void infer_continue(api_worker_t *w, api_call_t *c)
         return;
     }
     char err[512];
+    /* The gateway's scan covers every string that leaves; the router's only message
+     * texts (its first findings of each). A type the scan found keeps the request
+     * local through the router's input; a blocked one is refused here. */
     bool scan_local = false;
     uint32_t block = scan_verdict(app, &c->pv, &scan_local);
     if (scan_local) c->req.privacy_local_only = true;
