@@ -198,6 +198,8 @@ const pad = (n) => Array.from({ length: n }, (_, i) => i % 10);
 fwd('large body: value in an unknown field after 300k nodes', email, (v) => ({ body: msg('hi', { x_pad: pad(300000), x_note: v }) }));
 fwd('large body: value in the last message', card, (v) => ({ body: { model: 'auto', x_pad: pad(300000), messages: [{ role: 'user', content: 'hi' }, { role: 'user', content: `card ${v}` }] } }));
 fwd('large body: phone (mask) in tool arguments', phone, (v) => ({ body: { model: 'auto', x_pad: pad(300000), messages: [{ role: 'user', content: 'hi' }, toolMsg({ name: 'f', arguments: JSON.stringify({ tel: v }) }), { role: 'tool', tool_call_id: 'call_1', content: 'd' }] } }));
+fwd('large body: email at the end of one 600 KiB string', email, (v) => ({ body: msg(`${'lorem ipsum '.repeat(51200)} mail ${v}`) }));
+fwd('large body: card across the 256 KiB window edge', card, (v) => ({ body: msg(`${'x'.repeat(256 * 1024 - 8)} card ${v} end`) }));
 probe('large body: duplicate key deep inside', email, (v) => ({ body: `{"model":"auto","x_pad":[${pad(300000).join(',')}],"messages":[{"role":"user","content":"hi","content":"${v}"}]}`, expect: 'refused400' }));
 
 // Under mask: every place a value is masked, no count limit, restored in the answer.
