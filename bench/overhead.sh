@@ -15,8 +15,9 @@
 # seconds and prints requests/s, p50/p99 latency, the latency added over calling the
 # upstream directly, and proxy CPU time per request (from /proc/PID/stat
 # utime+stime), with ratios against nginx. switchyard-auth is the gateway with API
-# keys, rate limits and a budget on (compare its cpu_us/req with switchyard's). Env: DURATION (5), CONNS ("1 16 64"),
-# MODES ("plain stream"), PROXY_CPU (0), LOAD_CPU (1), TARGETS.
+# keys, rate limits and a budget on (compare its cpu_us/req with switchyard's). Env:
+# DURATION (5), CONNS ("1 16 64"), MODES ("plain stream"), PROXY_CPU (0), LOAD_CPU (1),
+# TARGETS, BASELINE (a build directory whose switchyard runs too, as "baseline").
 set -euo pipefail
 
 B=${1:-build/rel}
@@ -146,6 +147,19 @@ EOF
     else
         tail -5 "$tmp/switchyard-auth.log" >&2
     fi
+fi
+
+# BASELINE=DIR: a second switchyard built from another tree (DIR holds its binary),
+# same config, as target "baseline": a change measured against its parent in one run.
+if [ -n "${BASELINE:-}" ] && [ -x "$BASELINE/switchyard" ] && [ -n "${PORT[switchyard]:-}" ]; then
+    taskset -c "$PROXY_CPU" "$BASELINE/switchyard" serve -c "${SWITCHYARD_BENCH_CONFIG:-$tmp/switchyard.yaml}" \
+        --listen 127.0.0.1:0 --port-file "$tmp/base.port" 2>"$tmp/baseline.log" &
+    p=$!
+    pids+=($p)
+    wait_file "$tmp/base.port" "$p" "baseline switchyard"
+    PORT[baseline]=$(cat "$tmp/base.port")
+    CPUPIDS[baseline]=$p
+    active+=(baseline)
 fi
 
 if [[ " $TARGETS " == *" netlayer "* ]] && [ -x "$B/bench/overhead_proxy" ]; then

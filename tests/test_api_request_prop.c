@@ -9,6 +9,8 @@
  *   - the privacy scan finds personal data (the gateway keeps it local or refuses), or
  *   - the rendered upstream body holds no byte sequence of the planted value
  *     (and a split value, which no rendered string holds whole, must be found).
+ * Every rendered body must also be the same JSON document as the client's (model
+ * aside): the render drops and invents nothing.
  * Also checks that a body with a duplicate key is always refused, with its path.
  *
  * PROP_CASES (default 3000) sets the number of cases and PROP_SEED the seed, so the
@@ -263,7 +265,7 @@ static void body(gen_t *g)
 /* ------------------------------------------------------------ property ---- */
 
 typedef struct stats {
-    uint64_t cases, refused, found, clean, split, dups, controls;
+    uint64_t cases, refused, found, clean, split, dups, controls, faithful;
 } stats_t;
 
 static pii_scanner_t *scanner;
@@ -321,6 +323,19 @@ static void prop_run(uint64_t seed, uint64_t n, stats_t *st)
         buf_reset(&out);
         api_render_opts_t o = {.model = "m", .forward_unknown = true};
         assert_int_equal(api_render_body(&r, &o, &out), 0);
+        /* The render is faithful: the same document, model aside. */
+        cJSON *in = cJSON_Parse(g.b.data), *back = cJSON_Parse(out.data);
+        cJSON_DeleteItemFromObjectCaseSensitive(in, "model");
+        cJSON_DeleteItemFromObjectCaseSensitive(back, "model");
+        cJSON_DeleteItemFromObjectCaseSensitive(back, "stream");
+        bool same = back && cJSON_Compare(in, back, true);
+        cJSON_Delete(in);
+        cJSON_Delete(back);
+        if (!same) {
+            print_message("render differs from the body:\n%s\n%s\n", g.b.data, out.data);
+            fail();
+        }
+        st->faithful++;
         if (g.kind == PLANT_CONTROL) {
             st->controls++;
             if (!contains(&out, g.value)) {
@@ -364,12 +379,13 @@ static void test_property(void **state)
     prop_run(seed, n, &st);
     double sec = (double)(clock() - t0) / CLOCKS_PER_SEC;
     print_message("# %llu cases (seed %llu, %.1f s CPU): %llu refused (%llu with a duplicate key), "
-                  "%llu found, %llu rendered clean, %llu split, %llu harmless controls rendered; "
-                  "0 counterexamples\n",
+                  "%llu found, %llu rendered clean, %llu split, %llu harmless controls rendered, "
+                  "%llu renders equal to their body; 0 counterexamples\n",
                   (unsigned long long)st.cases, (unsigned long long)seed, sec,
                   (unsigned long long)st.refused, (unsigned long long)st.dups,
                   (unsigned long long)st.found, (unsigned long long)st.clean,
-                  (unsigned long long)st.split, (unsigned long long)st.controls);
+                  (unsigned long long)st.split, (unsigned long long)st.controls,
+                  (unsigned long long)st.faithful);
     /* The generator must exercise every outcome, or the property says little. */
     assert_true(st.cases > n / 2);
     assert_true(st.refused > 0 && st.found > 0 && st.split > 0 && st.controls > 0);
@@ -381,23 +397,28 @@ static void test_duplicate_paths(void **state)
     (void)state;
     static const struct {
         const char *json, *path;
+        int rc; /* a duplicate is SY_EINVAL, bytes that are not UTF-8 SY_EPARSE */
     } cases[] = {
-        {"{\"a\":1,\"a\":2}", "a"},
-        {"{\"m\":[{\"x\":1},{\"c\":1,\"c\":2}]}", "m[1].c"},
-        {"{\"t\":{\"f\":{\"p\":{\"q\":[[{\"d\":1,\"e\":2,\"d\":3}]]}}}}", "t.f.p.q[0][0].d"},
-        {"{\"a\":1,\"b\":2}", NULL},
-        {"[{\"a\":{\"a\":{\"a\":1}}}]", NULL},
+        {"{\"a\":1,\"a\":2}", "a", SY_EINVAL},
+        {"{\"m\":[{\"x\":1},{\"c\":1,\"c\":2}]}", "m[1].c", SY_EINVAL},
+        {"{\"t\":{\"f\":{\"p\":{\"q\":[[{\"d\":1,\"e\":2,\"d\":3}]]}}}}", "t.f.p.q[0][0].d",
+         SY_EINVAL},
+        {"{\"a\":1,\"b\":2}", NULL, 0},
+        {"{\"m\":[{\"t\":\"41\xff"
+         "11\"}]}",
+         "m[0].t", SY_EPARSE},
+        {"{\"m\":{\"k\xc0\x80\":1}}", "m.(a key)", SY_EPARSE},
+        {"{\"s\":\"\xed\xa0\x80\"}", "s", SY_EPARSE},
+        {"{\"s\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"}", NULL, 0},
+        {"[{\"a\":{\"a\":{\"a\":1}}}]", NULL, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cJSON *j = cJSON_Parse(cases[i].json);
+        assert_non_null(j);
         char path[128];
         int rc = api_json_find_duplicate(j, path, sizeof path);
-        if (cases[i].path) {
-            assert_int_equal(rc, SY_EINVAL);
-            assert_string_equal(path, cases[i].path);
-        } else {
-            assert_int_equal(rc, 0);
-        }
+        assert_int_equal(rc, cases[i].rc);
+        if (cases[i].path) assert_string_equal(path, cases[i].path);
         cJSON_Delete(j);
     }
     /* A large object (sorted check): 5,000 keys, one repeated far apart. */

@@ -9,11 +9,14 @@
 
 /* Short strings are scanned in batches joined by a separator no detector spans (a
  * NUL between line breaks), which saves a scan call per tiny JSON node. */
-#define SCAN_BATCH     (64u << 10)
-#define SCAN_SEP       "\n\0\n"
-#define SCAN_SEP_N     3
-#define FLOW_WINDOW    (1u << 20)  /* the joined flow is scanned in windows this long... */
-#define FLOW_OVERLAP   (64u << 10) /* ...overlapping by this much */
+#define SCAN_BATCH (64u << 10)
+#define SCAN_SEP   "\n\0\n"
+#define SCAN_SEP_N 3
+/* A text longer than a window is scanned in windows overlapping by SCAN_OVERLAP: the
+ * engine keeps at most 2^20 candidates per call, which a 256 KiB window cannot reach
+ * (it would take four per byte), and a value is far shorter than the overlap. */
+#define SCAN_WINDOW    (256u << 10)
+#define SCAN_OVERLAP   (64u << 10)
 #define SCAN_MAX_BYTES (1u << 30)
 
 struct api_scan {
@@ -50,9 +53,9 @@ void api_scan_free(api_scan_t *s)
     mem_free(s);
 }
 
-/* Scans one text with every finding kept: the span buffer grows to what the engine
+/* Scans one window with every finding kept: the span buffer grows to what the engine
  * reports, up to API_SCAN_MAX_SPANS; past that the result is unknown. */
-static int scan(api_scan_t *s, const char *text, size_t len)
+static int scan_window(api_scan_t *s, const char *text, size_t len)
 {
     if (!s->pii || !len) return 0;
     size_t n = 0;
@@ -77,6 +80,18 @@ static int scan(api_scan_t *s, const char *text, size_t len)
     return 0;
 }
 
+static int scan(api_scan_t *s, const char *text, size_t len)
+{
+    if (len <= SCAN_WINDOW) return scan_window(s, text, len);
+    for (size_t at = 0; at < len; at += SCAN_WINDOW - SCAN_OVERLAP) {
+        size_t n = len - at < SCAN_WINDOW ? len - at : SCAN_WINDOW;
+        int rc = scan_window(s, text + at, n);
+        if (rc) return rc;
+        if (at + n == len) break;
+    }
+    return 0;
+}
+
 static int flush_batch(api_scan_t *s)
 {
     int rc = scan(s, s->batch.data, s->batch.len);
@@ -98,20 +113,6 @@ static int on_string(void *arg, api_str_kind_t kind, int message, const char *st
     return s->batch.len >= SCAN_BATCH ? flush_batch(s) : 0;
 }
 
-static int scan_flow(api_scan_t *s)
-{
-    const char *t = s->flow.data;
-    size_t len = s->flow.len;
-    if (len <= FLOW_WINDOW) return scan(s, t, len);
-    for (size_t at = 0; at < len; at += FLOW_WINDOW - FLOW_OVERLAP) {
-        size_t n = len - at < FLOW_WINDOW ? len - at : FLOW_WINDOW;
-        int rc = scan(s, t + at, n);
-        if (rc) return rc;
-        if (at + n == len) break;
-    }
-    return 0;
-}
-
 int api_privacy_scan(api_scan_t *s, const api_request_t *r, bool forward_unknown,
                      api_privacy_t *out)
 {
@@ -121,7 +122,7 @@ int api_privacy_scan(api_scan_t *s, const api_request_t *r, bool forward_unknown
     buf_reset(&s->flow);
     int rc = api_render_strings(r, forward_unknown, on_string, s);
     if (!rc) rc = flush_batch(s);
-    if (!rc) rc = scan_flow(s);
+    if (!rc) rc = scan(s, s->flow.data, s->flow.len);
     if (rc) out->unknown = true;
     /* Do not keep a multi-megabyte body's copies between requests. */
     if (s->batch.cap > (1u << 20)) buf_deinit(&s->batch), buf_init(&s->batch, SCAN_MAX_BYTES);

@@ -152,26 +152,61 @@ static const cJSON *dup_in_object(const cJSON *j)
     return hit;
 }
 
+/* Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF). An
+ * upstream decoding invalid bytes leniently (dropping them, say) would read a value
+ * the scan never saw: "4111\xff1111..." becomes a card number. */
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        int n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : -1;
+        if (n < 0 || c > 0xf4 || c == 0xc0 || c == 0xc1) return false;
+        unsigned cp = c & (0x3fu >> n);
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) return false;
+            cp = cp << 6 | (p[i] & 0x3fu);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
 static int find_dup(const cJSON *j, char *path, size_t n, size_t at)
 {
+    if (cJSON_IsString(j) && !utf8_valid(j->valuestring)) return SY_EPARSE;
     if (cJSON_IsObject(j)) {
+        for (const cJSON *c = j->child; c; c = c->next)
+            if (!utf8_valid(c->string)) {
+                path_push(path, n, at, "(a key)", 0);
+                return SY_EPARSE;
+            }
         const cJSON *d = dup_in_object(j);
         if (d) {
             path_push(path, n, at, d->string, 0);
             return SY_EINVAL;
         }
         for (const cJSON *c = j->child; c; c = c->next) {
-            if (!cJSON_IsObject(c) && !cJSON_IsArray(c)) continue;
+            if (!cJSON_IsObject(c) && !cJSON_IsArray(c) && !cJSON_IsString(c)) continue;
             path_push(path, n, at, c->string, 0);
-            if (find_dup(c, path, n, strnlen(path, n))) return SY_EINVAL;
+            int rc = find_dup(c, path, n, strnlen(path, n));
+            if (rc) return rc;
             if (at < n) path[at] = 0;
         }
     } else if (cJSON_IsArray(j)) {
         int i = 0;
         for (const cJSON *c = j->child; c; c = c->next, i++) {
-            if (!cJSON_IsObject(c) && !cJSON_IsArray(c)) continue;
+            if (!cJSON_IsObject(c) && !cJSON_IsArray(c) && !cJSON_IsString(c)) continue;
             path_push(path, n, at, NULL, i);
-            if (find_dup(c, path, n, strnlen(path, n))) return SY_EINVAL;
+            int rc = find_dup(c, path, n, strnlen(path, n));
+            if (rc) return rc;
             if (at < n) path[at] = 0;
         }
     }
@@ -559,7 +594,12 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
         goto out;
     }
     char dpath[256];
-    if (api_json_find_duplicate(j, dpath, sizeof dpath)) {
+    int drc = api_json_find_duplicate(j, dpath, sizeof dpath);
+    if (drc == SY_EPARSE) {
+        rc = bad(&p, SY_EINVAL, dpath, "invalid UTF-8 at %s: JSON text must be UTF-8", dpath);
+        goto out;
+    }
+    if (drc) {
         rc = bad(&p, SY_EINVAL, dpath,
                  "duplicate key at %s: each key may appear once per object (parsers disagree "
                  "on which copy counts)",

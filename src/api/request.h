@@ -182,7 +182,8 @@ void api_request_deinit(api_request_t *r);
 void api_request_set_max_tokens(api_request_t *r, uint32_t n);
 
 /* The first key that appears twice in one object of j, at any depth: 0, or SY_EINVAL
- * with its path ("messages[1].content[0].text") in path. Pure; used by parse. */
+ * with its path ("messages[1].content[0].text") in path; SY_EPARSE with the path of
+ * the first string or key that is not valid UTF-8. Pure; used by parse. */
 int api_json_find_duplicate(const struct cJSON *j, char *path, size_t pathlen);
 
 #endif

@@ -166,6 +166,13 @@ probe('duplicate image url', email, (v) => ({ body: dupMsg(`"content":[{"type":"
 probe('duplicate prompt (completions)', email, (v) => ({ url: COMP, body: `{"model":"auto","prompt":"hi","prompt":"${v}"}`, expect: 'refused400' }));
 probe('duplicate stop', card, (v) => ({ body: `{"model":"auto","messages":[{"role":"user","content":"hi"}],"stop":"a","stop":"${v}"}`, expect: 'refused400' }));
 
+// Bytes that are not UTF-8: an upstream decoding leniently would drop them and read a
+// value the scan never saw.
+probe('card with invalid UTF-8 separators', card, (v) => ({ body: Buffer.concat([Buffer.from('{"model":"auto","messages":[{"role":"user","content":"card '),
+  ...v.split(' ').flatMap((g, i) => (i ? [Buffer.from([0xff]), Buffer.from(g)] : [Buffer.from(g)])), Buffer.from('"}]}')]), expect: 'refused400' }));
+probe('email with an overlong @ in a key', email, (v) => ({ body: Buffer.concat([Buffer.from('{"model":"auto","messages":[{"role":"user","content":"hi"}],"x":{"'),
+  Buffer.from(v.split('@')[0]), Buffer.from([0xc0, 0x80]), Buffer.from(v.split('@')[1]), Buffer.from('":1}}')]), expect: 'refused400' }));
+
 // Values split across content parts and adjacent messages (the model reads one text).
 const split2 = (v, at) => [v.slice(0, at), v.slice(at)];
 probe('card split across parts', card, (v) => { const [a, b] = split2(v, 10); return { body: msg([{ type: 'text', text: `card ${a}` }, { type: 'text', text: b }]) }; });
@@ -191,6 +198,8 @@ const pad = (n) => Array.from({ length: n }, (_, i) => i % 10);
 fwd('large body: value in an unknown field after 300k nodes', email, (v) => ({ body: msg('hi', { x_pad: pad(300000), x_note: v }) }));
 fwd('large body: value in the last message', card, (v) => ({ body: { model: 'auto', x_pad: pad(300000), messages: [{ role: 'user', content: 'hi' }, { role: 'user', content: `card ${v}` }] } }));
 fwd('large body: phone (mask) in tool arguments', phone, (v) => ({ body: { model: 'auto', x_pad: pad(300000), messages: [{ role: 'user', content: 'hi' }, toolMsg({ name: 'f', arguments: JSON.stringify({ tel: v }) }), { role: 'tool', tool_call_id: 'call_1', content: 'd' }] } }));
+fwd('large body: email at the end of one 600 KiB string', email, (v) => ({ body: msg(`${'lorem ipsum '.repeat(51200)} mail ${v}`) }));
+fwd('large body: card across the 256 KiB window edge', card, (v) => ({ body: msg(`${'x'.repeat(256 * 1024 - 8)} card ${v} end`) }));
 probe('large body: duplicate key deep inside', email, (v) => ({ body: `{"model":"auto","x_pad":[${pad(300000).join(',')}],"messages":[{"role":"user","content":"hi","content":"${v}"}]}`, expect: 'refused400' }));
 
 // Under mask: every place a value is masked, no count limit, restored in the answer.
