@@ -7,73 +7,95 @@
 
 /* ----------------------------------------------------- other routes ---- */
 
-void api_handle_models(api_worker_t *w, http_res_t *res)
+/* One entry of GET /v1/models: "auto" (tier < 0) or a tier with its switchyard
+ * details (kind, model, version, privacy, role, health, capabilities). */
+static void write_model(api_app_t *app, int tier, uint64_t now, jsonw_t *j)
+{
+    jsonw_obj_begin(j);
+    jsonw_key(j, "id");
+    jsonw_str(j, tier < 0 ? "auto" : app->tiers[tier].s.name);
+    jsonw_key(j, "object");
+    jsonw_str(j, "model");
+    jsonw_key(j, "created");
+    jsonw_int(j, 0);
+    jsonw_key(j, "owned_by");
+    jsonw_str(j, "switchyard");
+    if (tier < 0) {
+        jsonw_obj_end(j);
+        return;
+    }
+    tier_t *t = &app->tiers[tier];
+    route_tier_t v;
+    tier_route_view(t, now, &v);
+    jsonw_key(j, "switchyard");
+    jsonw_obj_begin(j);
+    jsonw_key(j, "kind");
+    jsonw_str(j, t->s.kind == TIER_KIND_LOCAL ? "local" : "openai");
+    jsonw_key(j, "model");
+    jsonw_str(j, t->s.model);
+    jsonw_key(j, "version");
+    jsonw_str(j, *t->s.version ? t->s.version : NULL);
+    jsonw_key(j, "privacy");
+    jsonw_str(j, api_privacy_name(t->s.privacy));
+    jsonw_key(j, "role");
+    jsonw_str(j, t->s.role == ROUTE_ROLE_EDGE ? "edge" : "cloud");
+    jsonw_key(j, "healthy");
+    jsonw_bool(j, v.healthy);
+    jsonw_key(j, "capabilities"); /* what requests it may be routed (docs/routing.md) */
+    jsonw_arr_begin(j);
+    for (int k = 0; k < ROUTE_CAP_COUNT; k++)
+        if (v.caps & (1u << k)) jsonw_str(j, route_cap_name((route_cap_t)k));
+    jsonw_arr_end(j);
+    jsonw_key(j, "max_context");
+    if (v.max_context)
+        jsonw_uint(j, v.max_context);
+    else
+        jsonw_null(j);
+    if (t->disabled) {
+        jsonw_key(j, "unavailable");
+        jsonw_str(j, t->disabled_why);
+    }
+    jsonw_obj_end(j);
+    jsonw_obj_end(j);
+}
+
+void api_handle_models(api_worker_t *w, http_res_t *res, const char *id)
 {
     api_app_t *app = w->app;
     buf_t *b = &w->scratch;
     buf_reset(b);
     jsonw_t j;
     jsonw_init(&j, b);
+    uint64_t now = clock_mono_ms();
+    if (id) {
+        /* GET /v1/models/{id}: "auto", a tier name, or "switchyard/<tier>". */
+        const char *name = !strncmp(id, "switchyard/", 11) ? id + 11 : id;
+        int tier = -2;
+        if (!strcmp(name, "auto"))
+            tier = -1;
+        else
+            for (size_t i = 0; i < app->n_tiers && tier == -2; i++)
+                if (!strcmp(app->tiers[i].s.name, name)) tier = (int)i;
+        if (tier == -2) {
+            char msg[300];
+            snprintf(msg, sizeof msg,
+                     "The model '%.200s' does not exist (GET /v1/models lists auto and the tiers)",
+                     id);
+            api_send_error(w, res, 404, "invalid_request_error", msg, "model", "model_not_found");
+            return;
+        }
+        write_model(app, tier, now, &j);
+        api_send_json(res, 200, b);
+        return;
+    }
     jsonw_obj_begin(&j);
     jsonw_key(&j, "object");
     jsonw_str(&j, "list");
     jsonw_key(&j, "data");
     jsonw_arr_begin(&j);
-    jsonw_obj_begin(&j);
-    jsonw_key(&j, "id");
-    jsonw_str(&j, "auto");
-    jsonw_key(&j, "object");
-    jsonw_str(&j, "model");
-    jsonw_key(&j, "created");
-    jsonw_int(&j, 0);
-    jsonw_key(&j, "owned_by");
-    jsonw_str(&j, "switchyard");
-    jsonw_obj_end(&j);
-    uint64_t now = clock_mono_ms();
-    for (size_t i = 0; i < app->n_tiers; i++) {
-        tier_t *t = &app->tiers[i];
-        route_tier_t v;
-        tier_route_view(t, now, &v);
-        jsonw_obj_begin(&j);
-        jsonw_key(&j, "id");
-        jsonw_str(&j, t->s.name);
-        jsonw_key(&j, "object");
-        jsonw_str(&j, "model");
-        jsonw_key(&j, "created");
-        jsonw_int(&j, 0);
-        jsonw_key(&j, "owned_by");
-        jsonw_str(&j, "switchyard");
-        jsonw_key(&j, "switchyard");
-        jsonw_obj_begin(&j);
-        jsonw_key(&j, "kind");
-        jsonw_str(&j, t->s.kind == TIER_KIND_LOCAL ? "local" : "openai");
-        jsonw_key(&j, "model");
-        jsonw_str(&j, t->s.model);
-        jsonw_key(&j, "version");
-        jsonw_str(&j, *t->s.version ? t->s.version : NULL);
-        jsonw_key(&j, "privacy");
-        jsonw_str(&j, api_privacy_name(t->s.privacy));
-        jsonw_key(&j, "role");
-        jsonw_str(&j, t->s.role == ROUTE_ROLE_EDGE ? "edge" : "cloud");
-        jsonw_key(&j, "healthy");
-        jsonw_bool(&j, v.healthy);
-        jsonw_key(&j, "capabilities"); /* what requests it may be routed (docs/routing.md) */
-        jsonw_arr_begin(&j);
-        for (int k = 0; k < ROUTE_CAP_COUNT; k++)
-            if (v.caps & (1u << k)) jsonw_str(&j, route_cap_name((route_cap_t)k));
-        jsonw_arr_end(&j);
-        jsonw_key(&j, "max_context");
-        if (v.max_context)
-            jsonw_uint(&j, v.max_context);
-        else
-            jsonw_null(&j);
-        if (t->disabled) {
-            jsonw_key(&j, "unavailable");
-            jsonw_str(&j, t->disabled_why);
-        }
-        jsonw_obj_end(&j);
-        jsonw_obj_end(&j);
-    }
+    write_model(app, -1, now, &j);
+    for (size_t i = 0; i < app->n_tiers; i++)
+        write_model(app, (int)i, now, &j);
     jsonw_arr_end(&j);
     jsonw_obj_end(&j);
     api_send_json(res, 200, b);

@@ -70,7 +70,9 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
     } else if (!strcmp(p, "/v1/route")) {
         if (post) return api_handle_infer(w, hr, res, false, true);
     } else if (!strcmp(p, "/v1/models") || !strcmp(p, "/models")) {
-        if (get) return api_handle_models(w, res);
+        if (get) return api_handle_models(w, res, NULL);
+    } else if (!strncmp(p, "/v1/models/", 11) && p[11]) {
+        if (get) return api_handle_models(w, res, p + 11);
     } else if (!strcmp(p, "/v1/feedback")) {
         if (post) return api_handle_feedback(w, hr, res);
     } else if (!strcmp(p, "/v1/costs")) {

@@ -551,6 +551,19 @@ static int check_field(pctx_t *p, int f, cJSON *v)
     return 0;
 }
 
+/* A JSON media type: application/json, any other "x/json" or "x/y+json", with or
+ * without parameters (as the OpenAI server accepts). */
+static bool content_type_is_json(const char *ct, size_t n)
+{
+    size_t len = 0;
+    while (len < n && ct[len] != ';')
+        len++;
+    while (len && (ct[len - 1] == ' ' || ct[len - 1] == '\t'))
+        len--;
+    return (len >= 5 && !strncasecmp(ct + len - 5, "/json", 5)) ||
+           (len >= 5 && !strncasecmp(ct + len - 5, "+json", 5));
+}
+
 int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, arena_t *a,
                       char *err, size_t errlen, char *param, size_t paramlen)
 {
@@ -568,8 +581,10 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
         return bad(&p, SY_EPARSE, "", "the request body is empty: send a JSON object");
     size_t ctl;
     const char *ct = http_req_header(hr, "content-type", &ctl);
-    if (ct && !(ctl >= 16 && !strncasecmp(ct, "application/json", 16)))
-        return bad(&p, SY_EINVAL, "", "Content-Type must be application/json");
+    if (ct && !content_type_is_json(ct, ctl))
+        return bad(&p, SY_EINVAL, "",
+                   "Content-Type must be JSON (application/json, or none), not '%.*s'",
+                   (int)(ctl > 80 ? 80 : ctl), ct);
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(hr->body, hr->body_len, &end, false);
     if (!j) {

@@ -149,6 +149,27 @@ test('40 concurrent requests against a small budget never overspend it', async (
     `spent ${fin.cost_usd} within and near the budget ${BUDGET}`);
 });
 
+test('GET /v1/models/{id}; JSON media types other than application/json are accepted', async () => {
+  let r = await get(`${U}/v1/models/cloud`, SEARCH);
+  eq(r.status, 200, r.text);
+  eq(r.json.id, 'cloud', 'id');
+  eq(r.json.object, 'model', 'object');
+  eq(r.json.switchyard.model, 'big-model', 'upstream model');
+  eq((await get(`${U}/v1/models/auto`, SEARCH)).json.id, 'auto', 'auto');
+  eq((await get(`${U}/v1/models/switchyard/cloud`, SEARCH)).json.id, 'cloud', 'switchyard/ prefix');
+  r = await get(`${U}/v1/models/gpt-9`, SEARCH);
+  eq(r.status, 404, r.text);
+  eq(r.json.error.code, 'model_not_found', 'code');
+  eq((await get(`${U}/v1/models/cloud`)).status, 401, 'needs a key');
+  for (const ct of ['application/json; charset=utf-8', 'text/json', 'application/vnd.api+json']) {
+    r = await post(`${U}/v1/chat/completions`, JSON.stringify(chat('hi')), { ...SEARCH, 'content-type': ct });
+    eq(r.status, 200, `${ct}: ${r.text}`);
+  }
+  r = await post(`${U}/v1/chat/completions`, JSON.stringify(chat('hi')), { ...SEARCH, 'content-type': 'text/plain' });
+  eq(r.status, 400, 'text/plain refused');
+  assert(/Content-Type must be JSON/.test(r.json.error.message), r.text);
+});
+
 test('the official OpenAI client with a key; a wrong key raises AuthenticationError', async () => {
   const nodeDir = path.join(L.ROOT, 'tests', 'node');
   if (!fs.existsSync(path.join(nodeDir, 'node_modules', 'openai'))) return; // covered elsewhere
@@ -162,6 +183,8 @@ test('the official OpenAI client with a key; a wrong key raises AuthenticationEr
   try { await bad.chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'hi' }] }); } catch (e) { err = e; }
   assert(err && err.status === 401, 'status 401: ' + err);
   assert(err instanceof OpenAI.AuthenticationError, 'AuthenticationError');
+  const m = await good.models.retrieve('cloud');
+  eq(m.id, 'cloud', 'client.models.retrieve');
 });
 
 await run();
