@@ -13,7 +13,7 @@
 # so a layer can be built and tested on its own.
 
 LAYERS  := base engine route net tier store api
-PKGS    := libcurl libcjson yaml-0.1 libhs sqlite3 libpq
+PKGS    := libcurl libcjson yaml-0.1 libhs sqlite3 libpq libcrypto
 CC      ?= cc
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CSTD    := -std=gnu11 -D_GNU_SOURCE

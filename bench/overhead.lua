@@ -6,8 +6,15 @@ wrk.headers["Content-Type"] = "application/json"
 
 function init(args)
   local stream = args[1] == "stream"
+  -- switchyard-auth: the key of the config's auth section. A budgeted request
+  -- without max_tokens gets one, which changes its route, so with a key every
+  -- target is sent the same explicit max_tokens.
+  local key = os.getenv("BENCH_KEY")
+  local keyed = key and key ~= ""
+  if keyed then wrk.headers["Authorization"] = "Bearer " .. key end
   wrk.body = '{"model":"bench","messages":[{"role":"user","content":' ..
              '"Summarize the benefits of keep-alive connections in one line."}]' ..
+             (keyed and ',"max_tokens":256' or '') ..
              (stream and ',"stream":true' or '') .. '}'
 end
 

@@ -14,7 +14,8 @@
 # For concurrency 1, 16 and 64, non-streamed and streamed, each cell runs DURATION
 # seconds and prints requests/s, p50/p99 latency, the latency added over calling the
 # upstream directly, and proxy CPU time per request (from /proc/PID/stat
-# utime+stime), with ratios against nginx. Env: DURATION (5), CONNS ("1 16 64"),
+# utime+stime), with ratios against nginx. switchyard-auth is the gateway with API
+# keys, rate limits and a budget on (compare its cpu_us/req with switchyard's). Env: DURATION (5), CONNS ("1 16 64"),
 # MODES ("plain stream"), PROXY_CPU (0), LOAD_CPU (1), TARGETS.
 set -euo pipefail
 
@@ -78,7 +79,7 @@ wait_file "$tmp/up.port" "$!" "stand-in upstream"
 UP=$(cat "$tmp/up.port")
 
 declare -A PORT CPUPIDS
-TARGETS=${TARGETS:-"switchyard netlayer nginx"}
+TARGETS=${TARGETS:-"switchyard switchyard-auth netlayer nginx"}
 active=()
 
 if [[ " $TARGETS " == *" switchyard "* ]]; then
@@ -118,6 +119,32 @@ EOF
         fi
     else
         echo "overhead: $B/switchyard not built; skipping it" >&2
+    fi
+fi
+
+# switchyard-auth: the same gateway with a key whose limits and budget are all on
+# (rpm, tpm, a budget far from exhausted), to price auth + rate limits + budget
+# reservations; every wrk request then carries the key (BENCH_KEY).
+if [[ " $TARGETS " == *" switchyard-auth "* ]] && [ -x "$B/switchyard" ]; then
+    export BENCH_KEY=sk-bench-overhead SY_BENCH_KEY=sk-bench-overhead SY_BENCH_ADMIN=admin-bench
+    sed -e "s#ledger.db#ledger-auth.db#" "$tmp/switchyard.yaml" >"$tmp/switchyard-auth.yaml"
+    cat >>"$tmp/switchyard-auth.yaml" <<EOF
+auth:
+  admin_key_env: SY_BENCH_ADMIN
+  keys:
+    - { name: bench, key_env: SY_BENCH_KEY, team: bench, tenant: bench,
+        budget_usd: 1000000, budget_period: month, rpm: 100000000, tpm: 4000000000 }
+EOF
+    taskset -c "$PROXY_CPU" "$B/switchyard" serve -c "$tmp/switchyard-auth.yaml" \
+        --listen 127.0.0.1:0 --port-file "$tmp/sya.port" 2>"$tmp/switchyard-auth.log" &
+    p=$!
+    pids+=($p)
+    if wait_file "$tmp/sya.port" "$p" "switchyard-auth"; then
+        PORT[switchyard-auth]=$(cat "$tmp/sya.port")
+        CPUPIDS[switchyard-auth]=$p
+        active+=(switchyard-auth)
+    else
+        tail -5 "$tmp/switchyard-auth.log" >&2
     fi
 fi
 

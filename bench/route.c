@@ -86,8 +86,9 @@ int main(int argc, char **argv)
     route_text_t texts[2] = {{"system", "You are a helpful assistant.", 28},
                              {"user", prompt, strlen(prompt)}};
     route_tier_t tiers[2] = {
-        {"edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, true, 0.05, 0.2, 0},
-        {"cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 2.5, 10, 0},
+        {"edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, true, 0.05, 0.2, 0, 0},
+        {"cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 2.5, 10, 0,
+         ROUTE_CAPS_ALL},
     };
     char err[256];
     pii_options_t po = {NULL, 0.5f};

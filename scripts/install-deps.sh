@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential pkg-config clang clang-format libclang-rt-14-dev
-  libcurl4-openssl-dev libcjson-dev libcyaml-dev node-llhttp
+  libcurl4-openssl-dev libssl-dev libcjson-dev libcyaml-dev node-llhttp
   libhyperscan-dev libpcre2-dev
   libsqlite3-dev sqlite3 libpq-dev postgresql
   libcmocka-dev perl

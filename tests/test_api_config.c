@@ -66,7 +66,60 @@ static void test_good(void **state)
     assert_int_equal(c.route.pii_action[PII_EMAIL_ADDRESS], ROUTE_PII_LOCAL_ONLY);
     assert_int_equal(config_tier_find(&c, "cloud"), 1);
     assert_int_equal(config_tier_find(&c, "nope"), -1);
+    /* Capabilities by kind: the engine serves none, an OpenAI upstream all. */
+    assert_int_equal(c.tiers[0].caps, 0);
+    assert_int_equal(c.tiers[1].caps, ROUTE_CAPS_ALL);
+    assert_int_equal(c.tiers[0].max_context, 0);
+    /* A type is blocked: findings of unknown type are too. */
+    assert_int_equal(c.route.pii_action[PII_UNKNOWN], ROUTE_PII_BLOCK);
     config_deinit(&c);
+}
+
+static void expect_error(const char *yaml, const char *frag1, const char *frag2);
+
+static void test_capabilities(void **state)
+{
+    (void)state;
+    const char *yaml = "tiers:\n"
+                       "  edge:\n"
+                       "    kind: local\n"
+                       "    model: m.gguf\n"
+                       "    context: 4096\n"
+                       "    capabilities: [json]\n"
+                       "  small:\n"
+                       "    kind: openai\n"
+                       "    base_url: http://127.0.0.1:1/v1\n"
+                       "    model: s\n"
+                       "    capabilities: []\n"
+                       "    max_context: 8192\n"
+                       "  cloud:\n"
+                       "    kind: openai\n"
+                       "    base_url: http://127.0.0.1:1/v1\n"
+                       "    model: c\n"
+                       "    capabilities: [tools, vision]\n"
+                       "routing:\n"
+                       "  pii: { types: { UNKNOWN: block } }\n";
+    config_t c;
+    char err[256] = "";
+    if (config_load_string(&c, yaml, strlen(yaml), "caps.yaml", err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(c.tiers[0].caps, 1u << ROUTE_CAP_JSON);
+    assert_int_equal(c.tiers[0].max_context, 4096); /* a local tier's context */
+    assert_int_equal(c.tiers[1].caps, 0);
+    assert_int_equal(c.tiers[1].max_context, 8192);
+    assert_int_equal(c.tiers[2].caps, 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_VISION);
+    assert_int_equal(c.route.pii_action[PII_UNKNOWN], ROUTE_PII_BLOCK);
+    config_deinit(&c);
+    const char *t = "tiers:\n  e:\n    kind: local\n    model: m\n";
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s    capabilities: [tools, telepathy]\n", t);
+    expect_error(buf, "tiers.e.capabilities, line 5", "'telepathy' is not one of: tools, json");
+    snprintf(buf, sizeof buf, "%s    capabilities: tools\n", t);
+    expect_error(buf, "tiers.e.capabilities", "list");
+    snprintf(buf, sizeof buf, "%s    max_context: -1\n", t);
+    expect_error(buf, "tiers.e.max_context", "range");
+    snprintf(buf, sizeof buf, "%srouting:\n  pii: { types: { UNKNOWN: allow } }\n", t);
+    expect_error(buf, "routing.pii.types.UNKNOWN", "fails closed");
 }
 
 /* Each bad config must fail with a message that holds every listed fragment. */
@@ -187,6 +240,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_capabilities),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_paths_resolve_from_config_folder),
         cmocka_unit_test(test_default_config_parses),

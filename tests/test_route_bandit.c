@@ -163,8 +163,8 @@ static void test_router_feedback_restart(void **state)
     router_t *r = router_new(&cfg, NULL, err, sizeof err);
     router_scratch_t *s = router_scratch_new(r);
     route_tier_t t[2] = {
-        {"edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, false, 0, 0, 0},
-        {"cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 1, 1, 0},
+        {"edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, false, 0, 0, 0, 0},
+        {"cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 1, 1, 0, 0},
     };
     const char *code = "```c\nint main(void) { return 0; }\n```\nwhy does this code crash?";
     route_text_t tx = {"user", code, strlen(code)};

@@ -17,12 +17,13 @@
 static route_tier_t edge(void)
 {
     return (route_tier_t){
-        "edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, true, 0.05, 0.2, 0};
+        "edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, true, 0.05, 0.2, 0, 0};
 }
 static route_tier_t cloud(void)
 {
     return (route_tier_t){
-        "cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 2.5, 10, 0};
+        "cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 2.5, 10,
+        0,       ROUTE_CAPS_ALL};
 }
 
 typedef struct fx {
@@ -93,6 +94,19 @@ static void test_forced(void **state)
     assert_int_equal(d.status, SY_EINVAL);
     assert_int_equal(d.n_order, 0);
 
+    /* An external tier forced under local_only: a privacy refusal, never a reroute. */
+    in = (route_input_t){.forced_tier = "cloud", .privacy_local_only = true};
+    assert_int_equal(decide(&f, "hello", &in, t, 2, &d), 0);
+    assert_int_equal(d.status, SY_EPRIVACY);
+    assert_int_equal(d.refusal, ROUTE_REFUSE_FORCED_EXTERNAL);
+    assert_int_equal(d.n_order, 0);
+    assert_true(has_reason(&d, "skip:cloud(external)"));
+    /* A forced tier is still no cascade: the client named the tier that answers. */
+    in = (route_input_t){.forced_tier = "edge", .privacy_local_only = true};
+    assert_int_equal(decide(&f, "hello", &in, t, 2, &d), 0);
+    assert_int_equal(d.status, 0);
+    assert_false(d.cascade);
+
     /* Forced and unhealthy: nothing else may serve. */
     t[1].healthy = false;
     in = (route_input_t){.forced_tier = "cloud"};
@@ -118,7 +132,9 @@ static void test_pii_local_only(void **state)
     assert_int_equal(d.n_order, 1);
     assert_int_equal(d.order[0], 0);
     assert_true(d.degraded); /* cloud preferred, edge must serve */
-    assert_false(d.cascade); /* no cloud tier eligible to escalate to */
+    /* No cloud tier is eligible to escalate to, but the edge still scores its answer
+     * so a low-confidence one is marked (the order holds no other tier). */
+    assert_true(d.cascade);
 
     /* Edge down: a clear refusal, never the external tier. */
     t[0].healthy = false;
@@ -271,6 +287,27 @@ static void check_invariants(const route_decision_t *d, const route_tier_t *t, s
         assert_int_equal(d->n_order, 0);
 }
 
+/* Every tier in the order has what the request needs and holds its context; a
+ * capability or context refusal names only what was truly missing. */
+static void check_caps(const route_decision_t *d, const route_input_t *in, const route_tier_t *t,
+                       size_t n)
+{
+    for (int i = 0; i < d->n_order; i++) {
+        const route_tier_t *x = &t[d->order[i]];
+        assert_int_equal(in->needs & ~x->caps, 0);
+        assert_true(!x->max_context || d->need_context <= x->max_context);
+    }
+    if (d->refusal == ROUTE_REFUSE_CAPABILITY) {
+        assert_int_equal(d->status, SY_EUNSUPPORTED);
+        assert_int_not_equal(d->caps_missing, 0);
+        assert_int_equal(d->caps_missing & ~in->needs, 0);
+        /* No tier the privacy rules allow has every needed capability. */
+        for (size_t i = 0; i < n; i++)
+            if (!d->local_only || t[i].privacy != ROUTE_PRIVACY_EXTERNAL)
+                assert_int_not_equal(in->needs & ~t[i].caps, 0);
+    }
+}
+
 static void test_privacy_property(void **state)
 {
     (void)state;
@@ -284,7 +321,7 @@ static void test_privacy_property(void **state)
     static const char *const texts[] = {"call me at +1 415 555 0199 tomorrow", "hello there",
                                         "def f(): return 1", "SSN 078-05-1120 on file"};
     uint64_t rs = 42;
-    size_t local_cases = 0;
+    size_t local_cases = 0, cap_refusals = 0, ctx_refusals = 0;
     for (int it = 0; it < 3000; it++) {
         route_tier_t t[ROUTE_MAX_TIERS];
         size_t n = 1 + hash_mix(++rs) % 8;
@@ -298,13 +335,15 @@ static void test_privacy_property(void **state)
                                   (h >> 7) & 1,
                                   1,
                                   1,
-                                  0};
+                                  (h >> 9) & 1 ? 0 : 100 + (uint32_t)((h >> 10) % 4000),
+                                  (uint32_t)(h >> 20) & ROUTE_CAPS_ALL};
         }
         uint64_t h = hash_mix(++rs);
         route_input_t in = {.privacy_local_only = h & 1,
                             .session_private = (h >> 1) & 1 && (h >> 2) & 1,
                             .max_tokens = (h >> 3) & 1 ? 4000 : 0,
-                            .rand_seed = h};
+                            .rand_seed = h,
+                            .needs = (h >> 13) & 1 ? (uint32_t)(h >> 20) & ROUTE_CAPS_ALL : 0};
         const char *txt = texts[(h >> 8) % 4];
         route_text_t tx = {"user", txt, strlen(txt)};
         in.texts = &tx;
@@ -313,14 +352,143 @@ static void test_privacy_property(void **state)
         bool bandit = (h >> 12) & 1;
         assert_int_equal(router_decide(bandit ? rb : f.r, bandit ? sb : f.s, &in, t, n, &d), 0);
         check_invariants(&d, t, n);
+        check_caps(&d, &in, t, n);
         local_cases += d.local_only;
+        cap_refusals += d.refusal == ROUTE_REFUSE_CAPABILITY;
+        ctx_refusals += d.refusal == ROUTE_REFUSE_CONTEXT;
         if (bandit && d.status == 0) /* feedback that favours external arms */
             router_feedback(rb, &d.features, d.tier,
                             t[d.tier].privacy == ROUTE_PRIVACY_EXTERNAL ? 1.0 : -1.0);
     }
     assert_true(local_cases > 1000); /* the property was exercised */
+    assert_true(cap_refusals > 50);
+    assert_true(ctx_refusals > 20);
     router_scratch_free(sb);
     router_free(rb);
+    fx_deinit(&f);
+}
+
+/* ------------------------------------------------------- capabilities --- */
+
+static void test_capabilities(void **state)
+{
+    (void)state;
+    fx_t f;
+    fx_init(&f, true);
+    route_tier_t t[2] = {edge(), cloud()};
+    route_decision_t d;
+
+    /* Tools only on the cloud: the edge is skipped, whatever the policy prefers. */
+    route_input_t in = {.needs = 1u << ROUTE_CAP_TOOLS};
+    assert_int_equal(decide(&f, "hi", &in, t, 2, &d), 0);
+    assert_int_equal(d.status, 0);
+    assert_int_equal(d.tier, 1);
+    assert_int_equal(d.n_order, 1);
+    assert_true(has_reason(&d, "cap:tools"));
+    assert_true(has_reason(&d, "skip:edge(no tools)"));
+    assert_false(d.cascade); /* the edge cannot answer it, so it cannot start a cascade */
+
+    /* Personal data keeps it local, and the local tier lacks tools: a refusal naming
+     * the capability, never an answer that ignored the tools. */
+    in = (route_input_t){.needs = 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_JSON};
+    assert_int_equal(decide(&f, "mail jane.roe@example.com", &in, t, 2, &d), 0);
+    assert_int_equal(d.status, SY_EUNSUPPORTED);
+    assert_int_equal(d.refusal, ROUTE_REFUSE_CAPABILITY);
+    assert_int_equal(d.caps_missing, 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_JSON);
+    assert_int_equal(d.n_order, 0);
+    assert_true(d.local_only);
+
+    /* A forced tier without the capability is refused too. */
+    in = (route_input_t){.forced_tier = "edge", .needs = 1u << ROUTE_CAP_VISION};
+    assert_int_equal(decide(&f, "what is in this picture", &in, t, 2, &d), 0);
+    assert_int_equal(d.refusal, ROUTE_REFUSE_CAPABILITY);
+    assert_int_equal(d.caps_missing, 1u << ROUTE_CAP_VISION);
+
+    /* Each capability somewhere, no tier with both: both are named. */
+    t[0].caps = 1u << ROUTE_CAP_TOOLS;
+    t[1].caps = 1u << ROUTE_CAP_VISION;
+    in = (route_input_t){.needs = 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_VISION};
+    assert_int_equal(decide(&f, "hi", &in, t, 2, &d), 0);
+    assert_int_equal(d.refusal, ROUTE_REFUSE_CAPABILITY);
+    assert_int_equal(d.caps_missing, 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_VISION);
+
+    /* The edge with the capability serves personal data that needs it. */
+    t[0].caps = ROUTE_CAPS_ALL;
+    in = (route_input_t){.needs = 1u << ROUTE_CAP_TOOLS};
+    assert_int_equal(decide(&f, "mail jane.roe@example.com", &in, t, 2, &d), 0);
+    assert_int_equal(d.status, 0);
+    assert_int_equal(d.tier, 0);
+
+    /* Context length: a tier that cannot hold prompt + max_tokens is skipped; when
+     * none can, a refusal of its own. */
+    t[0].max_context = 512;
+    in = (route_input_t){.max_tokens = 600};
+    assert_int_equal(decide(&f, "hi", &in, t, 2, &d), 0);
+    assert_int_equal(d.status, 0);
+    assert_int_equal(d.tier, 1);
+    assert_true(has_reason(&d, "skip:edge(context "));
+    in = (route_input_t){.max_tokens = 600, .privacy_local_only = true};
+    assert_int_equal(decide(&f, "hi", &in, t, 2, &d), 0);
+    assert_int_equal(d.status, SY_ECONTEXT);
+    assert_int_equal(d.refusal, ROUTE_REFUSE_CONTEXT);
+    assert_true(d.need_context > 600);
+    fx_deinit(&f);
+}
+
+/* Past the findings the router keeps per text, the rest are of unknown type: the
+ * request fails closed even when every type it saw is allowed. */
+static void test_unknown_past_cap(void **state)
+{
+    (void)state;
+    fx_t f;
+    memset(&f, 0, sizeof f);
+    route_config_defaults(&f.cfg);
+    f.cfg.pii_action[PII_EMAIL_ADDRESS] = ROUTE_PII_ALLOW;
+    f.cfg.pii_action[PII_UNKNOWN] = ROUTE_PII_ALLOW; /* cannot be loosened */
+    char err[256];
+    pii_options_t po = {NULL, 0.5f};
+    f.pii = pii_scanner_new(&po, err, sizeof err);
+    f.r = router_new(&f.cfg, f.pii, err, sizeof err);
+    f.s = router_scratch_new(f.r);
+    route_tier_t t[2] = {edge(), cloud()};
+    route_decision_t d;
+    char text[8192];
+    size_t used = 0;
+    for (int i = 0; i < 70; i++) {
+        used +=
+            (size_t)snprintf(text + used, sizeof text - used, "write to user%d@example.com. ", i);
+        if (i == 9) {
+            /* Ten findings: all allowed, the cloud may serve. */
+            route_input_t in = {.forced_tier = "cloud"};
+            assert_int_equal(decide(&f, text, &in, t, 2, &d), 0);
+            assert_int_equal(d.status, 0);
+            assert_false(d.pii_types & (1u << PII_UNKNOWN));
+        }
+    }
+    route_input_t in = {0};
+    assert_int_equal(decide(&f, text, &in, t, 2, &d), 0);
+    assert_true(d.pii_types & (1u << PII_EMAIL_ADDRESS));
+    assert_true(d.pii_types & (1u << PII_UNKNOWN));
+    assert_true(d.local_only);
+    assert_true(has_reason(&d, "pii:UNKNOWN->local_only"));
+    assert_int_equal(d.tier, 0);
+    in = (route_input_t){.forced_tier = "cloud"};
+    assert_int_equal(decide(&f, text, &in, t, 2, &d), 0);
+    assert_int_equal(d.refusal, ROUTE_REFUSE_FORCED_EXTERNAL);
+    fx_deinit(&f);
+
+    /* Under block, unknown findings are refused. */
+    memset(&f, 0, sizeof f);
+    route_config_defaults(&f.cfg);
+    f.cfg.pii_action[PII_EMAIL_ADDRESS] = ROUTE_PII_ALLOW;
+    f.cfg.pii_action[PII_UNKNOWN] = ROUTE_PII_BLOCK;
+    f.pii = pii_scanner_new(&po, err, sizeof err);
+    f.r = router_new(&f.cfg, f.pii, err, sizeof err);
+    f.s = router_scratch_new(f.r);
+    in = (route_input_t){0};
+    assert_int_equal(decide(&f, text, &in, t, 2, &d), 0);
+    assert_int_equal(d.status, SY_EPRIVACY);
+    assert_int_equal(d.refusal, ROUTE_REFUSE_PII_BLOCKED);
     fx_deinit(&f);
 }
 
@@ -381,6 +549,8 @@ int main(void)
         cmocka_unit_test(test_tier_state_and_degraded),
         cmocka_unit_test(test_policy_score),
         cmocka_unit_test(test_privacy_property),
+        cmocka_unit_test(test_capabilities),
+        cmocka_unit_test(test_unknown_past_cap),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_confidence),
     };

@@ -64,9 +64,19 @@ static int setup(void **state)
         f->req[t]++;
     }
     rows[10].pii_types = 1, rows[10].external = true, rows[10].pii_names = "EMAIL_ADDRESS";
+    rows[10].pii_allowed = 1;
     rows[11].pii_types = 1, rows[11].external = false, rows[11].pii_names = "EMAIL_ADDRESS";
-    /* No names given: the audit names the mask's bits itself. */
+    rows[11].pii_kept_local = 1;
+    /* The audit names the in-clear types' bits itself (the names column lists all). */
     rows[12].pii_types = (1u << PII_EMAIL_ADDRESS) | (1u << PII_US_SSN), rows[12].external = true;
+    rows[12].pii_allowed = rows[12].pii_types;
+    /* A name masked, an email in clear: only the email is reported. */
+    rows[13].pii_types = (1u << PII_EMAIL_ADDRESS) | (1u << PII_PERSON), rows[13].external = true;
+    rows[13].pii_names = "EMAIL_ADDRESS,PERSON";
+    rows[13].pii_allowed = 1u << PII_EMAIL_ADDRESS, rows[13].pii_masked = 1u << PII_PERSON;
+    /* Masked only: the value left as a placeholder, no violation. */
+    rows[14].pii_types = 1u << PII_PERSON, rows[14].external = true;
+    rows[14].pii_masked = 1u << PII_PERSON;
     int rc = store_ledger_append(s, rows, 40);
     store_close(s);
     *state = f;
@@ -199,19 +209,25 @@ static void test_audit(void **state)
     assert_null(strstr(out, "chatcmpl-11")); /* PII that stayed local is fine */
     assert_non_null(strstr(out, "chatcmpl-12"));
     assert_non_null(strstr(out, "EMAIL_ADDRESS,US_SSN"));
-    assert_non_null(strstr(out, "2 requests with PII"));
-    /* Rows 10 and 12 are at 2000 and 2200 ms; from 3 s on the ledger is clean. */
+    assert_non_null(strstr(out, "chatcmpl-13"));
+    assert_null(strstr(out, "PERSON"));      /* masked: left as a placeholder */
+    assert_null(strstr(out, "chatcmpl-14")); /* masked only: no violation */
+    assert_non_null(strstr(out, "3 requests sent personal data to an external tier in clear"));
+    /* Rows 10 to 13 are at 2000 to 2300 ms; from 3 s on the ledger is clean. */
     snprintf(args, sizeof args, "audit --store sqlite:%s --since 00003", f->path);
     assert_int_equal(run(f, args, out, sizeof out), 0);
-    assert_non_null(strstr(out, "no request with PII"));
+    assert_non_null(strstr(out, "no personal data reached an external tier in clear"));
     snprintf(args, sizeof args, "audit --store sqlite:%s --json", f->path);
     assert_int_equal(run(f, args, out, sizeof out), 1);
     cJSON *j = cJSON_Parse(out);
     assert_non_null(j);
     cJSON *v = cJSON_GetObjectItem(j, "violations");
-    assert_int_equal(cJSON_GetArraySize(v), 2);
+    assert_int_equal(cJSON_GetArraySize(v), 3);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(v, 0), "id")->valuestring,
                         "chatcmpl-10");
+    cJSON *v2 = cJSON_GetArrayItem(v, 2);
+    assert_string_equal(cJSON_GetObjectItem(v2, "pii_types")->valuestring, "EMAIL_ADDRESS");
+    assert_string_equal(cJSON_GetObjectItem(v2, "masked")->valuestring, "PERSON");
     cJSON_Delete(j);
     snprintf(args, sizeof args, "audit --store sqlite:%s/none.db", f->dir);
     assert_int_equal(run(f, args, out, sizeof out), 2);

@@ -13,12 +13,14 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/err.h"
 #include "store/store.h"
+#include "budget_race.h"
 
 typedef struct pgfx {
     char dir[64];
@@ -135,7 +137,7 @@ static int setup(void **state)
     (void)state;
     sh("%s%s/psql -q -h %s -p %d -U sy -d postgres -c "
        "'DO $$ BEGIN IF to_regclass($q$ledger$q$) IS NOT NULL THEN "
-       "TRUNCATE ledger, sessions, feedback, kv; END IF; END $$' >/dev/null 2>&1",
+       "TRUNCATE ledger, sessions, feedback, kv, budgets; END IF; END $$' >/dev/null 2>&1",
        G.as_user, G.bindir, G.dir, G.port);
     return 0;
 }
@@ -206,7 +208,9 @@ static void test_pg_group_totals(void **state)
         want_cost[t] += cost, want_cloud[t] += cloud;
     }
     rows[5].pii_types = 3, rows[5].external = true, rows[5].pii_names = "EMAIL_ADDRESS,PHONE";
-    rows[6].pii_types = 3, rows[6].external = false;
+    rows[5].pii_allowed = 1, rows[5].pii_masked = 2;
+    rows[6].pii_types = 3, rows[6].external = false, rows[6].pii_kept_local = 3;
+    rows[7].pii_types = 2, rows[7].external = true, rows[7].pii_masked = 2; /* not in clear */
     assert_int_equal(store_ledger_append(s, rows, N), 0);
     store_cost_row_t *out;
     size_t n;
@@ -234,6 +238,79 @@ static void test_pg_group_totals(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(a[0].id, "chatcmpl-5");
     assert_string_equal(a[0].pii_names, "EMAIL_ADDRESS,PHONE");
+    assert_int_equal(a[0].pii_allowed, 1);
+    assert_int_equal(a[0].pii_masked, 2);
+    free(a);
+    store_close(s);
+}
+
+/* A database at schema version 1 (no per-type PII actions) is migrated in place:
+ * PII on an external tier stays a violation, refused rows count as blocked. */
+static void test_pg_migrate_v1(void **state)
+{
+    (void)state;
+    static const char v1[] =
+        "CREATE TABLE schema_version (version INTEGER NOT NULL, applied_ms BIGINT NOT NULL);\n"
+        "INSERT INTO schema_version VALUES (1, 0);\n"
+        "CREATE TABLE ledger (id TEXT NOT NULL, ts_ms BIGINT NOT NULL, tenant TEXT NOT NULL"
+        " DEFAULT '', team TEXT NOT NULL DEFAULT '', feature TEXT NOT NULL DEFAULT '', session"
+        " TEXT NOT NULL DEFAULT '', tier TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT"
+        " '', status TEXT NOT NULL DEFAULT '', http_status INTEGER NOT NULL DEFAULT 0, tokens_in"
+        " BIGINT NOT NULL DEFAULT 0, tokens_out BIGINT NOT NULL DEFAULT 0, cost_nusd BIGINT NOT"
+        " NULL DEFAULT 0, cloud_cost_nusd BIGINT NOT NULL DEFAULT 0, latency_ms BIGINT NOT NULL"
+        " DEFAULT 0, ttft_ms BIGINT NOT NULL DEFAULT 0, failover INTEGER NOT NULL DEFAULT 0,"
+        " escalated INTEGER NOT NULL DEFAULT 0, degraded INTEGER NOT NULL DEFAULT 0, external"
+        " INTEGER NOT NULL DEFAULT 0, pii_types BIGINT NOT NULL DEFAULT 0, pii_names TEXT NOT"
+        " NULL DEFAULT '', reasons TEXT NOT NULL DEFAULT '');\n"
+        "CREATE INDEX ledger_ts ON ledger (ts_ms);\n"
+        "CREATE INDEX ledger_pii_external ON ledger (ts_ms) WHERE pii_types <> 0 AND external"
+        " <> 0;\n"
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, turns BIGINT NOT NULL DEFAULT 0, tiers TEXT"
+        " NOT NULL DEFAULT '', private INTEGER NOT NULL DEFAULT 0, updated_ms BIGINT NOT NULL"
+        " DEFAULT 0);\n"
+        "CREATE TABLE feedback (request_id TEXT NOT NULL, reward DOUBLE PRECISION NOT NULL,"
+        " ts_ms BIGINT NOT NULL);\n"
+        "CREATE TABLE kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL,"
+        " PRIMARY KEY (ns, key));\n"
+        "INSERT INTO ledger (id, ts_ms, http_status, external, pii_types, pii_names) VALUES"
+        " ('a', 1, 200, 1, 1, 'EMAIL_ADDRESS'), ('b', 2, 200, 0, 2, 'PHONE_NUMBER'),"
+        " ('c', 3, 403, 0, 8, 'US_SSN');\n";
+    char path[400];
+    snprintf(path, sizeof path, "%s/v1.sql", G.dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(v1, f);
+    fclose(f);
+    chmod(path, 0644);
+    sh("%s%s/psql -q -h %s -p %d -U sy -d postgres -c 'DROP DATABASE IF EXISTS v1db' >/dev/null "
+       "2>&1",
+       G.as_user, G.bindir, G.dir, G.port);
+    assert_int_equal(sh("%s%s/psql -q -h %s -p %d -U sy -d postgres -c 'CREATE DATABASE v1db' "
+                        ">/dev/null 2>&1",
+                        G.as_user, G.bindir, G.dir, G.port),
+                     0);
+    assert_int_equal(sh("%s%s/psql -q -v ON_ERROR_STOP=1 -h %s -p %d -U sy -d v1db -f %s "
+                        ">/dev/null 2>&1",
+                        G.as_user, G.bindir, G.dir, G.port, path),
+                     0);
+    char url[400], err[512] = "";
+    snprintf(url, sizeof url, "postgresql://sy@/v1db?host=%s&port=%d", G.dir, G.port);
+    store_t *s = store_open(url, err, sizeof err);
+    if (!s) fail_msg("store_open: %s", err);
+    assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+    store_audit_row_t *a;
+    size_t n;
+    assert_int_equal(store_audit_query(s, 0, &a, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(a[0].id, "a");
+    assert_int_equal(a[0].pii_allowed, 1);
+    free(a);
+    /* New rows carry their actions. */
+    store_ledger_row_t r = row_make(9, "t", 10, 1, 1);
+    r.pii_types = 2, r.external = true, r.pii_masked = 2;
+    assert_int_equal(store_ledger_append(s, &r, 1), 0);
+    assert_int_equal(store_audit_query(s, 0, &a, &n), 0);
+    assert_int_equal(n, 1);
     free(a);
     store_close(s);
 }
@@ -335,6 +412,15 @@ static void *produce(void *arg)
         if (store_ledger_writer_push(p->w, &r)) p->refused++;
     }
     return NULL;
+}
+
+static void test_pg_budgets(void **state)
+{
+    (void)state;
+    store_t *s = open_pg();
+    budget_basic_check(s);
+    store_close(s);
+    budget_race_check(G.url);
 }
 
 static void test_pg_writer(void **state)
@@ -445,8 +531,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_pg_schema, setup),
         cmocka_unit_test_setup(test_pg_group_totals, setup),
+        cmocka_unit_test_setup(test_pg_migrate_v1, setup),
         cmocka_unit_test_setup(test_pg_sessions_kv_feedback, setup),
         cmocka_unit_test_setup(test_pg_concurrent_instances, setup),
+        cmocka_unit_test_setup(test_pg_budgets, setup),
         cmocka_unit_test_setup(test_pg_writer, setup),
         cmocka_unit_test_setup(test_pg_bad_text, setup),
         cmocka_unit_test_setup(test_pg_reconnect, setup),

@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "store/store.h"
+#include "budget_race.h"
 
 /* ------------------------------------------------------------ fixture ---- */
 
@@ -123,14 +124,14 @@ static void test_schema_created(void **state)
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
     sqlite3_close(db);
-    const char *tables[] = {"ledger", "sessions", "feedback", "kv", "schema_version"};
+    const char *tables[] = {"ledger", "sessions", "feedback", "kv", "schema_version", "budgets"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char sql[160];
         snprintf(sql, sizeof sql,
                  "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='%s'", tables[i]);
         assert_int_equal(raw_int(f->path, sql), 1);
     }
-    const char *indexes[] = {"ledger_ts", "ledger_pii_external", "sessions_updated", "feedback_ts",
+    const char *indexes[] = {"ledger_ts", "ledger_pii_allowed", "sessions_updated", "feedback_ts",
                              "feedback_request"};
     for (size_t i = 0; i < sizeof indexes / sizeof indexes[0]; i++) {
         char sql[160];
@@ -141,7 +142,7 @@ static void test_schema_created(void **state)
     /* Opening again does not migrate twice. */
     s = open_ok(f);
     store_close(s);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_version"), STORE_SCHEMA_VERSION);
 }
 
 static void test_bad_urls(void **state)
@@ -444,16 +445,22 @@ static void test_audit_selection(void **state)
 {
     fx_t *f = *state;
     store_t *s = open_ok(f);
-    store_ledger_row_t r[6];
-    for (int i = 0; i < 6; i++)
+    store_ledger_row_t r[7];
+    for (int i = 0; i < 7; i++)
         r[i] = row_make(i, "t", 100 * (i + 1), 1, 1);
-    r[0].pii_types = 1, r[0].external = true, r[0].pii_names = "EMAIL_ADDRESS"; /* hit, old */
-    r[1].pii_types = 2, r[1].external = false; /* PII kept local: fine */
-    r[2].pii_types = 0, r[2].external = true;  /* external, no PII: fine */
+    /* In clear on an external tier: a violation. */
+    r[0].pii_types = 1, r[0].external = true, r[0].pii_names = "EMAIL_ADDRESS";
+    r[0].pii_allowed = 1;
+    r[1].pii_types = 2, r[1].pii_kept_local = 2; /* kept local: fine */
+    r[2].pii_types = 0, r[2].external = true;    /* external, no PII: fine */
+    /* One type in clear, one masked: only the one in clear is reported. */
     r[3].pii_types = 6, r[3].external = true, r[3].pii_names = "PHONE_NUMBER,CREDIT_CARD";
+    r[3].pii_allowed = 4, r[3].pii_masked = 2;
     r[4].pii_types = 0, r[4].external = false;
-    r[5].pii_types = 1u << 11, r[5].external = true; /* no names given */
-    assert_int_equal(store_ledger_append(s, r, 6), 0);
+    r[5].pii_types = 1u << 11, r[5].external = true, r[5].pii_allowed = 1u << 11;
+    /* Masked only: the value left as a placeholder, not a violation. */
+    r[6].pii_types = 1u << 6, r[6].external = true, r[6].pii_masked = 1u << 6;
+    assert_int_equal(store_ledger_append(s, r, 7), 0);
     store_audit_row_t *out;
     size_t n;
     assert_int_equal(store_audit_query(s, 0, &out, &n), 0);
@@ -461,8 +468,11 @@ static void test_audit_selection(void **state)
     assert_string_equal(out[0].id, "chatcmpl-0");
     assert_int_equal(out[0].ts_ms, 100);
     assert_string_equal(out[0].pii_names, "EMAIL_ADDRESS");
+    assert_int_equal(out[0].pii_allowed, 1);
     assert_string_equal(out[1].id, "chatcmpl-3");
     assert_int_equal(out[1].pii_types, 6);
+    assert_int_equal(out[1].pii_allowed, 4);
+    assert_int_equal(out[1].pii_masked, 2);
     assert_string_equal(out[1].tier, r[3].tier);
     assert_string_equal(out[2].id, "chatcmpl-5");
     assert_string_equal(out[2].pii_names, "");
@@ -474,7 +484,65 @@ static void test_audit_selection(void **state)
     assert_int_equal(store_audit_query(s, 601, &out, &n), 0);
     assert_int_equal(n, 0);
     free(out);
+    /* Every action lands in its column. */
+    assert_int_equal(raw_int(f->path, "SELECT SUM(pii_kept_local) FROM ledger"), 2);
+    assert_int_equal(raw_int(f->path, "SELECT SUM(pii_masked) FROM ledger"), 2 + 64);
     store_close(s);
+}
+
+/* A database written at schema version 1 (no per-type actions) is migrated in
+ * place: its rows keep what the audit reported before (PII on an external tier
+ * counts as in clear), refused ones count as blocked, others as kept local. */
+static void test_migrate_v1(void **state)
+{
+    fx_t *f = *state;
+    static const char *const v1[] = {
+        "CREATE TABLE schema_version (version INTEGER NOT NULL, applied_ms INTEGER NOT NULL)",
+        "INSERT INTO schema_version VALUES (1, 0)",
+        "CREATE TABLE ledger (id TEXT NOT NULL, ts_ms BIGINT NOT NULL, tenant TEXT NOT NULL"
+        " DEFAULT '', team TEXT NOT NULL DEFAULT '', feature TEXT NOT NULL DEFAULT '', session"
+        " TEXT NOT NULL DEFAULT '', tier TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT"
+        " '', status TEXT NOT NULL DEFAULT '', http_status INTEGER NOT NULL DEFAULT 0, tokens_in"
+        " BIGINT NOT NULL DEFAULT 0, tokens_out BIGINT NOT NULL DEFAULT 0, cost_nusd BIGINT NOT"
+        " NULL DEFAULT 0, cloud_cost_nusd BIGINT NOT NULL DEFAULT 0, latency_ms BIGINT NOT NULL"
+        " DEFAULT 0, ttft_ms BIGINT NOT NULL DEFAULT 0, failover INTEGER NOT NULL DEFAULT 0,"
+        " escalated INTEGER NOT NULL DEFAULT 0, degraded INTEGER NOT NULL DEFAULT 0, external"
+        " INTEGER NOT NULL DEFAULT 0, pii_types BIGINT NOT NULL DEFAULT 0, pii_names TEXT NOT"
+        " NULL DEFAULT '', reasons TEXT NOT NULL DEFAULT '')",
+        "CREATE INDEX ledger_ts ON ledger (ts_ms)",
+        "CREATE INDEX ledger_pii_external ON ledger (ts_ms) WHERE pii_types <> 0 AND external <> 0",
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, turns BIGINT NOT NULL DEFAULT 0, tiers TEXT"
+        " NOT NULL DEFAULT '', private INTEGER NOT NULL DEFAULT 0, updated_ms BIGINT NOT NULL"
+        " DEFAULT 0)",
+        "CREATE TABLE feedback (request_id TEXT NOT NULL, reward DOUBLE PRECISION NOT NULL,"
+        " ts_ms BIGINT NOT NULL)",
+        "CREATE TABLE kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
+        " PRIMARY KEY (ns, key))",
+        "INSERT INTO ledger (id, ts_ms, http_status, external, pii_types, pii_names) VALUES"
+        " ('a', 1, 200, 1, 1, 'EMAIL_ADDRESS'), ('b', 2, 200, 0, 2, 'PHONE_NUMBER'),"
+        " ('c', 3, 403, 0, 8, 'US_SSN'), ('d', 4, 200, 1, 0, '')",
+    };
+    for (size_t i = 0; i < sizeof v1 / sizeof v1[0]; i++)
+        raw_exec(f->path, v1[i]);
+    store_t *s = open_ok(f);
+    assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+    store_audit_row_t *out;
+    size_t n;
+    assert_int_equal(store_audit_query(s, 0, &out, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0].id, "a");
+    assert_int_equal(out[0].pii_allowed, 1);
+    assert_string_equal(out[0].pii_names, "EMAIL_ADDRESS");
+    free(out);
+    store_close(s);
+    assert_int_equal(raw_int(f->path, "SELECT pii_kept_local FROM ledger WHERE id = 'b'"), 2);
+    assert_int_equal(raw_int(f->path, "SELECT pii_blocked FROM ledger WHERE id = 'c'"), 8);
+    assert_int_equal(raw_int(f->path, "SELECT pii_allowed + pii_kept_local + pii_blocked"
+                                      " FROM ledger WHERE id = 'd'"),
+                     0);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE"
+                                      " name = 'ledger_pii_external'"),
+                     0);
 }
 
 /* ------------------------------------------------------------ sessions ---- */
@@ -594,6 +662,23 @@ static void test_kv(void **state)
     store_close(s);
 }
 
+/* ------------------------------------------------------------ budgets ---- */
+
+static void test_budget_basic(void **state)
+{
+    fx_t *f = *state;
+    store_t *s = open_ok(f);
+    budget_basic_check(s);
+    store_close(s);
+}
+
+static void test_budget_race(void **state)
+{
+    fx_t *f = *state;
+    store_close(open_ok(f));
+    budget_race_check(f->url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,10 +695,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_selection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_tiers_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feedback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_basic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_race, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@ void api_pii_names(uint32_t mask, char *out, size_t n)
 void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
 {
     api_app_t *app = c->w->app;
+    api_limits_end(c, r, cost);
     uint64_t total_us = clock_mono_us() - c->start_us;
     int tier = r ? r->tier : -1;
     metrics_count_request(&app->metrics, tier, status);
@@ -79,9 +80,21 @@ void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
         row.failover = r && r->failover;
         row.escalated = r && r->escalated;
         row.degraded = r && r->degraded;
-        row.external = r && r->attempts > 0 && t && t->s.privacy == ROUTE_PRIVACY_EXTERNAL;
+        /* Any external tier that was sent the request counts, not only the one that
+         * answered: a failover or an escalation sends it to more than one. */
+        bool sent_external = false;
+        for (size_t i = 0; r && i < app->n_tiers; i++)
+            if ((r->tiers_sent & (1u << i)) && app->tiers[i].s.privacy == ROUTE_PRIVACY_EXTERNAL)
+                sent_external = true;
+        api_pii_outcome_t po;
+        api_pii_outcome(&c->d, c->masked_types, sent_external, &po);
+        row.external = sent_external;
         row.pii_types = c->d.pii_types;
         row.pii_names = pii;
+        row.pii_kept_local = po.kept_local;
+        row.pii_masked = po.masked;
+        row.pii_allowed = po.allowed;
+        row.pii_blocked = po.blocked;
         row.reasons = reasons;
         api_ledger_record(c->w, &row);
     }

@@ -57,6 +57,16 @@ void api_handle_models(api_worker_t *w, http_res_t *res)
         jsonw_str(&j, t->s.role == ROUTE_ROLE_EDGE ? "edge" : "cloud");
         jsonw_key(&j, "healthy");
         jsonw_bool(&j, v.healthy);
+        jsonw_key(&j, "capabilities"); /* what requests it may be routed (docs/routing.md) */
+        jsonw_arr_begin(&j);
+        for (int k = 0; k < ROUTE_CAP_COUNT; k++)
+            if (v.caps & (1u << k)) jsonw_str(&j, route_cap_name((route_cap_t)k));
+        jsonw_arr_end(&j);
+        jsonw_key(&j, "max_context");
+        if (v.max_context)
+            jsonw_uint(&j, v.max_context);
+        else
+            jsonw_null(&j);
         if (t->disabled) {
             jsonw_key(&j, "unavailable");
             jsonw_str(&j, t->disabled_why);
@@ -258,7 +268,7 @@ void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res)
     } else {
         route_features_t f;
         int tier;
-        if (!feedback_ring_take(app->feedback, id->valuestring, &f, &tier)) {
+        if (!feedback_ring_take(app->feedback, id->valuestring, w->caller_key, &f, &tier)) {
             snprintf(msg, sizeof msg,
                      "no recent request with id '%.60s' awaits feedback (unknown, too old, or "
                      "already rated)",

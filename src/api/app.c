@@ -60,6 +60,7 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
     api_slot_t *slot = ctx;
     api_worker_t *w = slot->cur;
     api_app_t *app = w->app;
+    if (api_gate(w, hr, res)) return;
     const char *p = hr->path;
     bool post = !strcmp(hr->method, "POST"), get = !strcmp(hr->method, "GET");
     if (!strcmp(p, "/v1/chat/completions") || !strcmp(p, "/chat/completions")) {
@@ -368,6 +369,17 @@ static int gen_open(api_app_t *app, char *err, size_t errlen)
         return SY_ECONFIG;
     }
     load_bandit(app);
+    /* Keys and budgets belong to a generation: a reload applies new keys, and the
+     * old generation's budget leases go back to the store when it closes. */
+    app->auth = auth_new(&cfg->auth);
+    for (size_t i = 0; i < cfg->auth.n_keys && !app->budget; i++)
+        if (cfg->auth.keys[i].budget_set) {
+            app->budget = budget_new(&cfg->auth, cfg->store, e2, sizeof e2);
+            if (!app->budget) {
+                snprintf(err, errlen, "%s", e2);
+                return SY_ECONFIG;
+            }
+        }
     return 0;
 }
 
@@ -377,6 +389,10 @@ static void gen_close(api_app_t *app)
 {
     if (app->closed) return;
     app->closed = true;
+    budget_free(app->budget); /* settles what is queued, gives the leases back */
+    auth_free(app->auth);
+    app->budget = NULL;
+    app->auth = NULL;
     if (app->router) api_bandit_save(app);
     feedback_ring_free(app->feedback);
     store_close(app->store);

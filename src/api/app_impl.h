@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/decide.h"
+#include "api/auth.h"
+#include "api/budget.h"
 #include "api/feedback.h"
 #include "api/metrics.h"
 #include "api/offload.h"
@@ -67,6 +70,8 @@ struct api_app {
     atomic_bool draining;
     atomic_uint_fast64_t seq;
     uint64_t id_salt;
+    auth_t *auth;     /* API keys and rate limits; NULL without an auth section */
+    budget_t *budget; /* budget reservations; NULL when no key has a budget */
     /* Reload (app.c): each configuration applied is one api_app_t, the "generation".
      * Workers, calls and reports hold the generation they started on, so a reload
      * leaves in-flight requests on the old tiers. The HTTP server, ledger writer,
@@ -88,8 +93,12 @@ typedef struct api_worker {
     buf_t render;                /* upstream request bodies */
     struct api_call *free_calls; /* reusable request states */
     buf_t scratch;               /* response building */
-    atomic_uint inflight;        /* calls and reports that hold this worker */
-    bool retired;                /* a newer generation serves this loop */
+    /* Who sent the request being handled (set by api_gate for the synchronous
+     * handler call): a key index or -1, and whether it was the admin key. */
+    int caller_key;
+    bool caller_admin;
+    atomic_uint inflight; /* calls and reports that hold this worker */
+    bool retired;         /* a newer generation serves this loop */
     struct api_worker *next_retired;
     struct api_slot *slot;
 } api_worker_t;
@@ -114,13 +123,22 @@ typedef struct api_call {
     buf_t rest;                   /* api_render_rest's output, rendered on the pool */
     bool rest_ok;                 /* rest is valid for the request as it stands */
     pii_mask_t *mask;             /* values masked before the request left, or NULL */
+    uint32_t masked_types;        /* PII types replaced by placeholders before it left */
     api_privacy_t pv;             /* the scan of what the request would send to a tier */
     /* Parse and scan outcome (chat.c's prepare step): HTTP status to refuse with, or 0. */
     int prep_status;
     const char *prep_type, *prep_code;
     char prep_err[512];
     char prep_param[96];
-    buf_t restored; /* the answer with masked values put back */
+    buf_t restored;   /* the answer with masked values put back */
+    bool send_stream; /* stream from the tier (false when masked: replayed as a stream) */
+    /* Limits of the key that sent it (limits.c). */
+    int key;                                 /* index in cfg->auth.keys, or -1 */
+    uint32_t tpm_taken;                      /* tokens taken from the key's tpm bucket */
+    double budget_want;                      /* maximum cost, to reserve */
+    double budget_reserved;                  /* reserved and not settled yet */
+    int64_t budget_period;                   /* start of the budget period, Unix ms */
+    void (*limits_cont)(struct api_call *c); /* resumes the call once reserved */
 } api_call_t;
 
 /* ---------------------------------------------------------- respond.c ---- */
@@ -167,6 +185,18 @@ void api_handle_models(api_worker_t *w, http_res_t *res);
 void api_handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_ready(api_worker_t *w, http_res_t *res);
+
+/* ------------------------------------------------- gate.c, limits.c ---- */
+
+/* Checks the key a request presents (when auth is on) and sets w->caller_key /
+ * caller_admin. 0 to go on, or -1 after answering 401/403. */
+int api_gate(api_worker_t *w, const http_req_t *hr, http_res_t *res);
+/* Applies the calling key's rate limits and budget to a decided call. 0: go on
+ * now; 1: waiting for the budget store, cont(c) runs later (or the call is
+ * refused then); -1: refused and finished. */
+int api_limits_begin(api_call_t *c, void (*cont)(api_call_t *c));
+/* Gives back unused rate-limit tokens and settles the budget with the real cost. */
+void api_limits_end(api_call_t *c, const exec_result_t *r, double cost);
 
 /* ------------------------------------------------------- tiers.c, app.c ---- */
 

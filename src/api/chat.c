@@ -1,9 +1,9 @@
 /* chat.c — POST /v1/chat/completions, /v1/completions and /v1/route.
  *
  * A chat request flows: parse and validate (request.c) -> session state ->
- * router_decide (pure) -> exec (tiers, failover, cascade) -> response with the
- * switchyard object and headers (respond.c) -> ledger row, metrics, one log line
- * (account.c).
+ * api_decide (decide.c: the one decision path, router_decide inside) -> exec (tiers, failover,
+ * cascade) -> response with the switchyard object and headers (respond.c) -> ledger row, metrics,
+ * one log line (account.c).
  */
 #include "api/app_impl.h"
 #include <cjson/cJSON.h>
@@ -29,6 +29,11 @@ api_call_t *api_call_get(api_worker_t *w)
     c->w = w;
     c->exec = NULL;
     c->aborted = false;
+    c->masked_types = 0;
+    c->key = -1;
+    c->tpm_taken = 0;
+    c->budget_want = c->budget_reserved = 0;
+    c->limits_cont = NULL;
     api_worker_hold(w);
     return c;
 }
@@ -78,24 +83,17 @@ static void on_client_abort(void *arg)
 
 /* --------------------------------------------------------- routing ---- */
 
-/* Resolves the tier a request forces: metadata/header "tier", or a model name that
- * is a tier name or "switchyard/<tier>". */
-static const char *forced_tier(api_app_t *app, api_request_t *r)
-{
-    if (r->forced_tier[0]) return r->forced_tier;
-    const char *m = r->model;
-    if (!strncmp(m, "switchyard/", 11)) m += 11;
-    for (size_t i = 0; i < app->n_tiers; i++)
-        if (!strcmp(app->tiers[i].s.name, m)) return app->tiers[i].s.name;
-    return NULL;
-}
-
-/* Runs the router for a parsed request. Returns the HTTP status to refuse with,
- * or 0 to go on. dry (POST /v1/route): decide only, leave session state alone. */
-static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t msglen)
+/* Decides a prepared request through the one decision path (decide.h): the scan of
+ * what would leave (c->pv) and the types whose masking did not hold (unmasked) are
+ * inputs, like the session's private mark; around it the I/O the pure path does not
+ * do: live tier state, metrics, and, unless dry (POST /v1/route), marking the
+ * session private when the request holds personal data. Fills *a with the answer
+ * for a refusal (http_status 200 when a tier serves); 0, or a negative error when
+ * routing itself failed. */
+static int decide(api_worker_t *w, api_call_t *c, bool dry, uint32_t unmasked, route_tier_t *views,
+                  api_refusal_t *a)
 {
     api_app_t *app = w->app;
-    route_tier_t views[ROUTE_MAX_TIERS];
     uint64_t now_ms = clock_mono_ms();
     for (size_t i = 0; i < app->n_tiers; i++)
         tier_route_view(&app->tiers[i], now_ms, &views[i]);
@@ -104,25 +102,14 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t ms
     /* Sessions marked private by another gateway sharing the store (or by this one
      * before a restart) reach the table through the store thread (storesync.h): no
      * store call on the loop. */
-    route_input_t in = {
-        .texts = c->req.texts,
-        .n_texts = c->req.n_texts,
-        .n_messages = c->req.n_messages,
-        .max_tokens = c->req.max_tokens,
-        .forced_tier = forced_tier(app, &c->req),
-        .privacy_local_only = c->req.privacy_local_only,
-        .session_private = known && si.private_,
-        .now_us = clock_mono_us(),
-        .rand_seed = atomic_load(&app->seq) * 0x9e3779b97f4a7c15ull ^ app->id_salt,
-    };
+    api_session_state_t state = {.is_private = known && si.private_};
     uint64_t t0 = clock_mono_ns();
-    int rc = router_decide(app->router, w->rs, &in, views, app->n_tiers, &c->d);
+    int rc = api_decide(app->cfg, app->router, w->rs, &c->req, &state, &c->pv, unmasked, views,
+                        clock_mono_us(),
+                        atomic_load(&app->seq) * 0x9e3779b97f4a7c15ull ^ app->id_salt, &c->d);
     c->decision_ns = clock_mono_ns() - t0;
     metrics_hist_observe(&app->metrics.decision, c->decision_ns);
-    if (rc) {
-        snprintf(msg, msglen, "routing failed: %s", sy_strerror(rc));
-        return 500;
-    }
+    if (rc) return rc;
     for (int i = 0; i < c->d.n_reasons; i++)
         metrics_count_reason(&app->metrics, c->d.reasons[i]);
     for (int p = 0; p < PII_TYPE_COUNT; p++)
@@ -136,42 +123,8 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, char *msg, size_t ms
             storesync_session_private(app->sync, c->req.session, c->ts_ms);
         }
     }
-    int forced = in.forced_tier ? config_tier_find(app->cfg, in.forced_tier) : -1;
-    if (c->d.status && c->d.local_only && forced >= 0 &&
-        app->tiers[forced].s.privacy == ROUTE_PRIVACY_EXTERNAL) {
-        snprintf(msg, msglen,
-                 "the request must stay on this machine (personal data or a private "
-                 "session), but it forces the external tier '%s'",
-                 in.forced_tier);
-        return 403;
-    }
-    /* Under local_only no cloud tier is eligible, so nothing can escalate; the edge
-     * still scores its answer so a low-confidence one is marked as such. */
-    if (c->d.status == 0 && !c->d.cascade && app->cfg->route.escalation_enabled && c->d.tier >= 0 &&
-        app->tiers[c->d.tier].s.role == ROUTE_ROLE_EDGE && app->tiers[c->d.tier].s.logprobs &&
-        c->d.local_only && !in.forced_tier) {
-        c->d.cascade = true;
-        c->d.min_confidence = app->cfg->route.escalation_min_confidence;
-    }
-    switch (c->d.status) {
-    case 0:
-        return 0;
-    case SY_EINVAL:
-        snprintf(msg, msglen, "unknown tier '%s' (GET /v1/models lists them)", in.forced_tier);
-        return 400;
-    case SY_EPRIVACY: {
-        char types[256];
-        api_pii_names(c->d.pii_types, types, sizeof types);
-        snprintf(msg, msglen, "the request holds personal data (%s) that policy blocks", types);
-        return 403;
-    }
-    default:
-        snprintf(msg, msglen, "no eligible tier can serve this request%s",
-                 c->d.local_only ? ": it must stay on this machine (personal data or a private "
-                                   "session) and no local tier is available"
-                                 : "");
-        return 503;
-    }
+    api_decision_http(&c->d, views, a);
+    return 0;
 }
 
 static void make_id(api_app_t *app, char out[40])
@@ -188,41 +141,11 @@ static void make_id(api_app_t *app, char out[40])
 
 /* ------------------------------------------------------- privacy ---- */
 
-/* The labels a request carries (tenant, team, feature, session, forced tier) are
- * identifiers written to the ledger, the log and cost reports: one holding personal
- * data is refused, and cleared so that nothing writes it. */
+/* The label check (decide.c), its outcome in c->prep_*. */
 static int check_labels(api_scan_t *scan, api_call_t *c)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-    } labels[] = {
-        {"tenant", offsetof(api_request_t, tenant)},
-        {"team", offsetof(api_request_t, team)},
-        {"feature", offsetof(api_request_t, feature)},
-        {"session", offsetof(api_request_t, session)},
-        {"tier", offsetof(api_request_t, forced_tier)},
-    };
-    int bad = -1;
-    api_privacy_t pv = {0};
-    for (size_t i = 0; i < sizeof labels / sizeof labels[0] && bad < 0; i++) {
-        const char *v = (const char *)&c->req + labels[i].off;
-        if (!*v) continue;
-        api_privacy_scan_text(scan, v, strlen(v), &pv);
-        if (pv.types || pv.unknown) bad = (int)i;
-    }
-    if (bad < 0) return 0;
-    char types[256];
-    api_pii_names(pv.types, types, sizeof types);
-    snprintf(c->prep_err, sizeof c->prep_err,
-             "the %s label (metadata.%s or X-Switchyard-%c%s) holds personal data (%s): labels "
-             "are identifiers and must not carry personal data",
-             labels[bad].name, labels[bad].name, labels[bad].name[0] - 32, labels[bad].name + 1,
-             pv.unknown ? "unknown" : types);
-    snprintf(c->prep_param, sizeof c->prep_param, "metadata.%s", labels[bad].name);
-    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
-        *((char *)&c->req + labels[i].off) = 0;
-    return 400;
+    return api_request_check_labels(scan, &c->req, c->prep_err, sizeof c->prep_err, c->prep_param,
+                                    sizeof c->prep_param);
 }
 
 /* Parse, label check and the privacy scan of everything that would leave: CPU work
@@ -246,38 +169,9 @@ static void infer_prepare(api_call_t *c, api_scan_t *scan, const http_req_t *hr,
     api_privacy_scan(scan, &c->req, forward_unknown, &c->pv);
 }
 
-/* What the scan's findings require before routing: the types whose action is block
- * (a 403), and whether the request must stay local. A scan past a limit (unknown) is
- * treated as holding every type: blocked if any type's action is block, else local. */
-static uint32_t scan_verdict(api_app_t *app, const api_privacy_t *pv, bool *local)
-{
-    uint32_t block = 0;
-    bool any_block = false;
-    for (int t = 0; t < PII_TYPE_COUNT; t++) {
-        route_pii_action_t a = app->cfg->route.pii_action[t];
-        any_block |= a == ROUTE_PII_BLOCK;
-        if (!(pv->types & (1u << t))) continue;
-        if (a == ROUTE_PII_BLOCK) block |= 1u << t;
-        if (a == ROUTE_PII_LOCAL_ONLY) *local = true;
-    }
-    if (pv->unknown) {
-        *local = true;
-        if (any_block) block |= 1u << PII_TYPE_COUNT;
-    }
-    return block;
-}
-
-static void add_reason(route_decision_t *d, const char *what, uint32_t types, bool unknown)
-{
-    if (d->n_reasons >= ROUTE_MAX_REASONS) return;
-    char names[200];
-    api_pii_names(types & ((1u << PII_TYPE_COUNT) - 1), names, sizeof names);
-    snprintf(d->reasons[d->n_reasons++], ROUTE_REASON_LEN, "scan:%.30s%s%s->%s", names,
-             unknown && names[0] ? "," : "", unknown ? "unknown" : "", what);
-}
-
 /* Routing, masking and execution after the prepare step, on the worker loop. */
 static void infer_continue(api_worker_t *w, api_call_t *c);
+static void dispatch(api_call_t *c);
 
 /* --------------------------------------------------- large bodies ---- */
 
@@ -369,6 +263,7 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
     c->completions = completions;
     c->route_only = route_only;
     make_id(app, c->id);
+    c->key = w->caller_key;
     bool fwd = app->cfg->forward_unknown == CONFIG_FORWARD_SCAN;
     if (hr->body_len > API_BIG_BODY && app->big[0]) {
         unsigned i = atomic_fetch_add(&app->big_next, 1) % API_BIG_THREADS;
@@ -395,7 +290,7 @@ static void infer_continue(api_worker_t *w, api_call_t *c)
 {
     api_app_t *app = w->app;
     http_res_t *res = c->res;
-    bool completions = c->completions, route_only = c->route_only;
+    bool route_only = c->route_only;
     bool fwd = app->cfg->forward_unknown == CONFIG_FORWARD_SCAN;
     if (c->prep_status) {
         api_send_error(w, res, c->prep_status, c->prep_type, c->prep_err, c->prep_param,
@@ -404,45 +299,28 @@ static void infer_continue(api_worker_t *w, api_call_t *c)
         api_call_put(c);
         return;
     }
+    if (c->key >= 0) {
+        /* The key fixes team and tenant: client metadata cannot charge another team. */
+        const config_key_t *k = &app->cfg->auth.keys[c->key];
+        if (*k->team) snprintf(c->req.team, sizeof c->req.team, "%s", k->team);
+        if (*k->tenant) snprintf(c->req.tenant, sizeof c->req.tenant, "%s", k->tenant);
+    }
     char err[512];
-    bool scan_local = false;
-    uint32_t block = scan_verdict(app, &c->pv, &scan_local);
-    if (scan_local) c->req.privacy_local_only = true;
-    int st = decide(w, c, route_only, err, sizeof err);
-    c->d.pii_types |= c->pv.types;
-    if (scan_local) add_reason(&c->d, "local_only", c->pv.types, c->pv.unknown);
-    if (block && st != 400) {
-        add_reason(&c->d, "block", block, c->pv.unknown);
-        char types[256];
-        api_pii_names(block, types, sizeof types);
-        snprintf(err, sizeof err, "the request holds personal data (%s%s%s) that policy blocks",
-                 types, types[0] && block >> PII_TYPE_COUNT ? "," : "",
-                 block >> PII_TYPE_COUNT ? "unknown: a scan limit was reached" : "");
-        c->d.status = SY_EPRIVACY;
-        c->d.tier = -1;
-        c->d.n_order = 0;
-        st = 403;
+    route_tier_t views[ROUTE_MAX_TIERS];
+    api_refusal_t a;
+    int rc = decide(w, c, route_only, 0, views, &a);
+    if (rc) {
+        snprintf(err, sizeof err, "routing failed: %s", sy_strerror(rc));
+        api_send_error(w, res, 500, "internal_error", err, NULL, NULL);
+        api_call_put(c);
+        return;
     }
     if (route_only) {
         buf_t *b = &w->scratch;
         buf_reset(b);
         jsonw_t j;
         jsonw_init(&j, b);
-        route_tier_t views[ROUTE_MAX_TIERS];
-        for (size_t i = 0; i < app->n_tiers; i++)
-            tier_route_view(&app->tiers[i], clock_mono_ms(), &views[i]);
-        jsonw_obj_begin(&j);
-        jsonw_key(&j, "decision");
-        route_decision_write_json(&c->d, views, &j);
-        jsonw_key(&j, "status");
-        jsonw_int(&j, st ? st : 200);
-        if (st) {
-            jsonw_key(&j, "message");
-            jsonw_str(&j, err);
-        }
-        jsonw_key(&j, "decision_us");
-        jsonw_double(&j, (double)c->decision_ns / 1000.0);
-        jsonw_obj_end(&j);
+        api_decision_write_json(&c->d, views, &a, (double)c->decision_ns / 1000.0, &j);
         api_send_json(res, 200, b);
         api_call_put(c);
         return;
@@ -452,39 +330,51 @@ static void infer_continue(api_worker_t *w, api_call_t *c)
         if ((c->d.pii_types & (1u << p)) && app->cfg->route.pii_action[p] == ROUTE_PII_MASK)
             mask_types |= 1u << p;
     bool stream = c->req.stream;
-    if (!st && mask_types && !c->d.local_only) {
+    if (a.http_status == 200 && mask_types && !c->d.local_only) {
         /* Mask, then scan again what would leave: a value that could not be masked (in
-         * a key, a number, split across strings, past the mask's cap) keeps the request
-         * on this machine. */
+         * a key, a number, split across strings, past the mask's cap) is an input of a
+         * new decision, which keeps those types on this machine. */
         int mrc = api_mask_request(w, c, mask_types);
         api_privacy_t after = {0};
         if (!mrc) api_privacy_scan(w->scan, &c->req, fwd, &after);
-        if (mrc || after.unknown || (after.types & mask_types)) {
-            c->req.privacy_local_only = true;
-            st = decide(w, c, false, err, sizeof err);
-            c->d.pii_types |= c->pv.types;
-            add_reason(&c->d, "local_only", mrc ? mask_types : after.types & mask_types,
-                       mrc || after.unknown);
+        uint32_t unmasked = mrc || after.unknown ? mask_types : after.types & mask_types;
+        if (unmasked) {
+            rc = decide(w, c, false, unmasked, views, &a);
+            if (rc) {
+                snprintf(err, sizeof err, "routing failed: %s", sy_strerror(rc));
+                api_send_error(w, res, 500, "internal_error", err, NULL, NULL);
+                api_call_put(c);
+                return;
+            }
+        } else {
+            c->masked_types = mask_types;
         }
         /* Placeholders can split across stream chunks: take the whole answer, restore
          * it, and replay it as a stream. */
         stream = false;
     }
-    if (st) {
+    if (a.http_status != 200) {
         exec_result_t none = {0};
         none.tier = -1;
         api_set_sy_headers(c, &none, -1);
-        api_account(c, &none, st, 0); /* journaled before the answer leaves */
-        api_send_error(w, res, st,
-                       st == 403   ? "privacy_blocked"
-                       : st == 503 ? "tier_unavailable"
-                                   : "invalid_request_error",
-                       err, st == 400 ? "tier" : NULL, NULL);
+        api_account(c, &none, a.http_status, 0); /* journaled before the answer leaves */
+        api_send_error(w, res, a.http_status, a.type, a.message, a.param, a.code);
         api_call_put(c);
         return;
     }
+    c->send_stream = stream;
     http_res_on_abort(res, on_client_abort, c);
-    c->exec = exec_start(&w->env, &c->d, c->req.json, stream, completions, &api_exec_sink, c);
+    if (api_limits_begin(c, dispatch)) return; /* refused, or resumed once reserved */
+    dispatch(c);
+}
+
+/* Sends a decided call to its tier(s). */
+static void dispatch(api_call_t *c)
+{
+    api_worker_t *w = c->w;
+    http_res_t *res = c->res;
+    c->exec =
+        exec_start(&w->env, &c->d, c->req.json, c->send_stream, c->completions, &api_exec_sink, c);
     if (!c->exec && !c->aborted) {
         /* exec_start refuses only a decision without a tier, which decide() caught. */
         api_send_error(w, res, 500, "internal_error", "routing produced no tier", NULL, NULL);

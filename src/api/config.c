@@ -6,6 +6,7 @@
  * and the line, and stop the load: a bad config never starts a server.
  */
 #include "api/config.h"
+#include "api/auth.h"
 
 #include <errno.h>
 #include <math.h>
@@ -31,6 +32,7 @@ typedef enum {
     F_ENUM,   /* int-sized enum from a name table */
     F_MAP,    /* nested fixed mapping */
     F_LISTEN, /* "host:port" */
+    F_CAPS,   /* uint32_t bitmask of route_cap_t, from a list of names */
 } ftype_t;
 
 typedef struct field {
@@ -121,6 +123,8 @@ static const field_t tier_fields[] = {
     NUM("threads", F_U32, T(threads), 1, 256),
     NUM("context", F_U32, T(context), 0, 1 << 24),
     NUM("logprobs", F_BOOL, T(logprobs), 0, 0),
+    {"capabilities", F_CAPS, T(caps), 0, 0, NULL, NULL, T(caps_set)},
+    NUM("max_context", F_U32, T(max_context), 0, 1 << 24),
     END,
 };
 
@@ -327,6 +331,32 @@ static void read_value(walk_t *w, const field_t *f, const yaml_node_t *v, const 
 static void walk_map(walk_t *w, const yaml_node_t *map, const field_t *fields, const char *path,
                      void *base);
 
+/* Reads a list of capability names ("[tools, json]", "[]" for none) into a bitmask. */
+static void read_caps(walk_t *w, const field_t *f, const yaml_node_t *v, const char *path,
+                      void *base)
+{
+    if (v->type != YAML_SEQUENCE_NODE) {
+        fail(w, v, path, "expected a list of capabilities, e.g. [tools, json, vision]");
+        return;
+    }
+    uint32_t caps = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        const yaml_node_t *n = yaml_document_get_node(w->doc, *it);
+        const char *s = scalar(n);
+        route_cap_t c;
+        if (!s || route_cap_parse(s, &c)) {
+            char opts[96];
+            route_caps_names(ROUTE_CAPS_ALL, ", ", opts, sizeof opts);
+            fail(w, n, path, "'%s' is not one of: %s", s ? s : "(not a name)", opts);
+            return;
+        }
+        caps |= 1u << c;
+    }
+    *(uint32_t *)((char *)base + f->off) = caps;
+    *((bool *)base + f->set_off) = true;
+}
+
 static void walk_pair(walk_t *w, const yaml_node_t *k, const yaml_node_t *v, const field_t *fields,
                       const char *path, void *base)
 {
@@ -341,6 +371,8 @@ static void walk_pair(walk_t *w, const yaml_node_t *k, const yaml_node_t *v, con
         if (strcmp(f->key, key)) continue;
         if (f->type == F_MAP) {
             walk_map(w, v, f->sub, sub, base);
+        } else if (f->type == F_CAPS) {
+            read_caps(w, f, v, sub, base);
         } else if (f->type == F_LISTEN) {
             config_t *c = base;
             const char *s = scalar(v);
@@ -454,7 +486,12 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
             if (!*t->model) fail(w, v, path, "missing key 'model' (a GGUF or llama2.c model file)");
             if (!map_get(w, v, "privacy")) t->privacy = ROUTE_PRIVACY_ON_DEVICE;
             t->logprobs = true;
+            if (!t->max_context) t->max_context = t->context;
         }
+        /* An OpenAI-compatible upstream is taken to serve every capability unless the
+         * list says otherwise; the in-process engine serves none of them today (it
+         * answers text from text: no tools, no response_format, no images or audio). */
+        if (!t->caps_set) t->caps = t->kind == CONFIG_TIER_OPENAI ? ROUTE_CAPS_ALL : 0;
         if (!t->role_set)
             t->role = t->privacy == ROUTE_PRIVACY_EXTERNAL ? ROUTE_ROLE_CLOUD : ROUTE_ROLE_EDGE;
     }
@@ -462,6 +499,7 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
 
 static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
 {
+    bool unknown_set = false;
     if (map->type != YAML_MAPPING_NODE) {
         fail(w, map, "routing.pii", "expected a mapping");
         return;
@@ -510,11 +548,147 @@ static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
                 int a = 0;
                 field_t f = ENUM("action", 0, pii_action_names);
                 read_value(w, &f, tv, tp, &a);
+                if (!w->failed && ty == PII_UNKNOWN && a != ROUTE_PII_LOCAL_ONLY &&
+                    a != ROUTE_PII_BLOCK) {
+                    fail(w, tv, tp,
+                         "UNKNOWN (findings past a scan limit) fails closed: "
+                         "local_only or block");
+                    return;
+                }
                 c->route.pii_action[ty] = a;
+                if (ty == PII_UNKNOWN) unknown_set = true;
             }
         } else {
             fail(w, k, path, "unknown key");
         }
+    }
+    /* Findings past a scan limit are of unknown type: unless configured, they are
+     * refused when any type is blocked (any of them may be that type), else kept
+     * local. */
+    if (!unknown_set) {
+        bool any_block = false;
+        for (int t = 0; t < PII_UNKNOWN; t++)
+            any_block |= c->route.pii_action[t] == ROUTE_PII_BLOCK;
+        c->route.pii_action[PII_UNKNOWN] = any_block ? ROUTE_PII_BLOCK : ROUTE_PII_LOCAL_ONLY;
+    }
+}
+
+/* ------------------------------------------------------------- auth ---- */
+
+static const char *const period_names[] = {"day", "week", "month", "total", NULL};
+
+#define K(f) offsetof(config_key_t, f)
+static const field_t key_fields[] = {
+    STR("name", K(name)),
+    STR("key_env", K(key_env)),
+    STR("key_sha256", K(key_sha256)),
+    STR("team", K(team)),
+    STR("tenant", K(tenant)),
+    NUM("budget_usd", F_F64, K(budget_usd), 0, 1e12),
+    ENUM("budget_period", K(budget_period), period_names),
+    NUM("rpm", F_U32, K(rpm), 1, 1e9),
+    NUM("tpm", F_U32, K(tpm), 1, 4e9),
+    END,
+};
+
+/* Resolves a key given as an env var or a hex SHA-256 into its digest. Exactly
+ * one of the two must be set; path and node name the place for errors. */
+static void key_digest(walk_t *w, const yaml_node_t *n, const char *path, const char *env_key,
+                       const char *env, const char *hex_key, const char *hex, uint8_t out[32])
+{
+    if (*env && *hex) {
+        fail(w, n, path, "give %s or %s, not both", env_key, hex_key);
+    } else if (*env) {
+        const char *v = getenv(env);
+        if (!v || !*v)
+            fail(w, n, path, "%s: environment variable %s is not set", env_key, env);
+        else
+            auth_digest(v, strlen(v), out);
+    } else if (*hex) {
+        if (strlen(hex) != 64 || auth_hex_decode(hex, out, 32))
+            fail(w, n, path, "%s: expected 64 hex digits (sha256sum of the key)", hex_key);
+    } else {
+        fail(w, n, path, "missing key '%s' or '%s'", env_key, hex_key);
+    }
+}
+
+static void walk_auth(walk_t *w, config_t *c, const yaml_node_t *map)
+{
+    config_auth_t *a = &c->auth;
+    a->enabled = true;
+    if (map->type != YAML_MAPPING_NODE) {
+        fail(w, map, "auth", "expected a mapping (admin_key_env, keys)");
+        return;
+    }
+    const yaml_node_t *keys = NULL;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+         pr < map->data.mapping.pairs.top && !w->failed; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
+        const char *key = scalar(k);
+        char path[64];
+        snprintf(path, sizeof path, "auth.%s", key ? key : "?");
+        if (key && !strcmp(key, "admin_key_env")) {
+            field_t f = STR("admin_key_env", offsetof(config_auth_t, admin_key_env));
+            read_value(w, &f, v, path, a);
+        } else if (key && !strcmp(key, "admin_key_sha256")) {
+            field_t f = STR("admin_key_sha256", offsetof(config_auth_t, admin_key_sha256));
+            read_value(w, &f, v, path, a);
+        } else if (key && !strcmp(key, "keys")) {
+            keys = v;
+        } else {
+            fail(w, k, path, "unknown key (admin_key_env, admin_key_sha256, keys)");
+        }
+    }
+    if (w->failed) return;
+    if (*a->admin_key_env || *a->admin_key_sha256) {
+        key_digest(w, map, "auth", "admin_key_env", a->admin_key_env, "admin_key_sha256",
+                   a->admin_key_sha256, a->admin_digest);
+        a->admin_set = !w->failed;
+    }
+    if (!keys || w->failed) return;
+    if (keys->type != YAML_SEQUENCE_NODE) {
+        fail(w, keys, "auth.keys", "expected a list of keys ({ name, key_env, team, ... })");
+        return;
+    }
+    size_t n = (size_t)(keys->data.sequence.items.top - keys->data.sequence.items.start);
+    if (n > CONFIG_MAX_KEYS) {
+        fail(w, keys, "auth.keys", "at most %d keys", CONFIG_MAX_KEYS);
+        return;
+    }
+    a->keys = mem_calloc(n ? n : 1, sizeof *a->keys);
+    for (size_t i = 0; i < n && !w->failed; i++) {
+        const yaml_node_t *v = yaml_document_get_node(w->doc, keys->data.sequence.items.start[i]);
+        config_key_t *k = &a->keys[a->n_keys++];
+        k->name = mem_strdup("");
+        k->key_env = mem_strdup("");
+        k->key_sha256 = mem_strdup("");
+        k->team = mem_strdup("");
+        k->tenant = mem_strdup("");
+        k->budget_period = CONFIG_PERIOD_MONTH;
+        k->line = (int)v->start_mark.line + 1;
+        char path[64];
+        snprintf(path, sizeof path, "auth.keys[%zu]", i);
+        walk_map(w, v, key_fields, path, k);
+        if (w->failed) return;
+        if (!*k->name) {
+            fail(w, v, path, "missing key 'name'");
+            return;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(a->keys[j].name, k->name)) {
+                fail(w, v, path, "key name '%s' used twice", k->name);
+                return;
+            }
+        k->budget_set = map_get(w, v, "budget_usd") != NULL;
+        if (map_get(w, v, "budget_period") && !k->budget_set) {
+            fail(w, v, path, "budget_period without budget_usd");
+            return;
+        }
+        key_digest(w, v, path, "key_env", k->key_env, "key_sha256", k->key_sha256, k->digest);
+        for (size_t j = 0; j < i && !w->failed; j++)
+            if (!memcmp(a->keys[j].digest, k->digest, 32))
+                fail(w, v, path, "same key as auth.keys[%zu] ('%s')", j, a->keys[j].name);
     }
 }
 
@@ -543,6 +717,8 @@ static void config_defaults(config_t *c)
     c->ledger_journal = mem_strdup("");
     c->bandit_lambda = 100; /* a cent costs 1.0 of reward */
     c->bandit_mu = 0.05;
+    c->auth.admin_key_env = mem_strdup("");
+    c->auth.admin_key_sha256 = mem_strdup("");
 }
 
 /* ------------------------------------------------------ file paths ---- */
@@ -634,6 +810,8 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
         const char *key = scalar(k);
         if (key && !strcmp(key, "tiers")) {
             walk_tiers(&w, c, v);
+        } else if (key && !strcmp(key, "auth")) {
+            walk_auth(&w, c, v);
         } else if (key && !strcmp(key, "routing")) {
             if (v->type != YAML_MAPPING_NODE) {
                 fail(&w, v, "routing", "expected a mapping");
@@ -766,6 +944,17 @@ void config_deinit(config_t *c)
     mem_free(c->router_model);
     mem_free(c->reference_tier);
     mem_free(c->classifier_model);
+    for (size_t i = 0; i < c->auth.n_keys; i++) {
+        config_key_t *k = &c->auth.keys[i];
+        mem_free(k->name);
+        mem_free(k->key_env);
+        mem_free(k->key_sha256);
+        mem_free(k->team);
+        mem_free(k->tenant);
+    }
+    mem_free(c->auth.keys);
+    mem_free(c->auth.admin_key_env);
+    mem_free(c->auth.admin_key_sha256);
     mem_free(c->ledger_journal);
     memset(c, 0, sizeof *c);
 }

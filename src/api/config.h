@@ -57,7 +57,46 @@ typedef struct config_tier {
     bool logprobs;      /* tier returns token logprobs (kind local: always) */
     int model_line;     /* line of 'model' (0 = not in the file) */
     int tokenizer_line; /* line of 'tokenizer' (0 = not in the file) */
+    uint32_t caps;      /* bitmask of route_cap_t (default: openai all, local none) */
+    bool caps_set;
+    uint32_t max_context; /* tokens the tier holds, prompt + output (0 = unknown; kind local:
+                             context when unset) */
 } config_tier_t;
+
+/* auth: API keys, each fixing a team and tenant, with optional limits and budget. */
+typedef enum {
+    CONFIG_PERIOD_DAY,
+    CONFIG_PERIOD_WEEK,
+    CONFIG_PERIOD_MONTH,
+    CONFIG_PERIOD_TOTAL
+} config_period_t;
+
+#define CONFIG_MAX_KEYS 4096
+
+typedef struct config_key {
+    char *name; /* owned; unique; shown in logs and the ledger, never the key itself */
+    int line;
+    char *key_env;      /* owned; env var holding the key ("" = use key_sha256) */
+    char *key_sha256;   /* owned; hex SHA-256 of the key ("" = use key_env) */
+    uint8_t digest[32]; /* SHA-256 of the key, resolved at load */
+    char *team;         /* owned; fixed for every request made with this key ("" = none) */
+    char *tenant;       /* owned */
+    double budget_usd;  /* spend limit per period; 0 with budget_set false = none */
+    bool budget_set;
+    config_period_t budget_period;
+    uint32_t rpm; /* requests per minute; 0 = unlimited */
+    uint32_t tpm; /* tokens per minute (prompt + max output); 0 = unlimited */
+} config_key_t;
+
+typedef struct config_auth {
+    bool enabled;           /* an auth section is present: every /v1 call needs a key */
+    char *admin_key_env;    /* owned ("" = none) */
+    char *admin_key_sha256; /* owned ("" = none) */
+    bool admin_set;         /* an admin key is configured */
+    uint8_t admin_digest[32];
+    config_key_t *keys; /* owned array */
+    size_t n_keys;
+} config_auth_t;
 
 typedef struct config {
     char *path;        /* owned; file loaded */
@@ -87,6 +126,7 @@ typedef struct config {
     char *ledger_journal; /* owned; folder of the per-worker ledger journals */
     bool ledger_fsync;    /* fdatasync each journal append (power-loss durability) */
     int forward_unknown;  /* config_forward_t: request fields switchyard does not know */
+    config_auth_t auth;
 } config_t;
 
 /* What happens to request fields switchyard does not know: forwarded after every

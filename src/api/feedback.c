@@ -14,6 +14,7 @@ typedef struct entry {
     uint64_t h; /* 0 = empty */
     route_features_t f;
     int tier;
+    int owner; /* API key index that made the request, or -1 */
 } entry_t;
 
 struct feedback_ring {
@@ -77,7 +78,8 @@ static void index_delete(feedback_ring_t *r, uint32_t i)
     }
 }
 
-void feedback_ring_put(feedback_ring_t *r, const char *id, const route_features_t *f, int tier)
+void feedback_ring_put(feedback_ring_t *r, const char *id, const route_features_t *f, int tier,
+                       int owner)
 {
     if (strlen(id) >= sizeof r->ring[0].id) return;
     pthread_mutex_lock(&r->mu);
@@ -90,6 +92,7 @@ void feedback_ring_put(feedback_ring_t *r, const char *id, const route_features_
     e->h = key(id);
     e->f = *f;
     e->tier = tier;
+    e->owner = owner;
     uint32_t i = (uint32_t)e->h & (IDX_CAP - 1);
     while (r->index[i])
         i = (i + 1) & (IDX_CAP - 1);
@@ -99,13 +102,14 @@ void feedback_ring_put(feedback_ring_t *r, const char *id, const route_features_
     pthread_mutex_unlock(&r->mu);
 }
 
-bool feedback_ring_take(feedback_ring_t *r, const char *id, route_features_t *f, int *tier)
+bool feedback_ring_take(feedback_ring_t *r, const char *id, int owner, route_features_t *f,
+                        int *tier)
 {
     if (strlen(id) >= sizeof r->ring[0].id) return false;
     uint64_t h = key(id);
     pthread_mutex_lock(&r->mu);
     int64_t pos = find_pos(r, h, id);
-    bool ok = pos >= 0;
+    bool ok = pos >= 0 && (owner < 0 || r->ring[r->index[pos] - 1].owner == owner);
     if (ok) {
         entry_t *e = &r->ring[r->index[pos] - 1];
         *f = e->f;

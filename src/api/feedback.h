@@ -18,10 +18,14 @@ typedef struct feedback_ring feedback_ring_t;
 
 feedback_ring_t *feedback_ring_new(void);
 void feedback_ring_free(feedback_ring_t *r);
-/* Remembers the decision of request id (copied). */
-void feedback_ring_put(feedback_ring_t *r, const char *id, const route_features_t *f, int tier);
+/* Remembers the decision of request id (copied), made with API key `owner` (-1:
+ * none). */
+void feedback_ring_put(feedback_ring_t *r, const char *id, const route_features_t *f, int tier,
+                       int owner);
 /* Finds id: copies its features and tier, and forgets it so feedback counts once.
- * false if unknown or already forgotten. */
-bool feedback_ring_take(feedback_ring_t *r, const char *id, route_features_t *f, int *tier);
+ * owner >= 0 finds only that key's requests (another key's look unknown); -1 finds
+ * any. false if unknown, not the owner's, or already forgotten. */
+bool feedback_ring_take(feedback_ring_t *r, const char *id, int owner, route_features_t *f,
+                        int *tier);
 
 #endif

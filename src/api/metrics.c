@@ -137,6 +137,17 @@ int metrics_write(metrics_t *m, tier_t *tiers, size_t n_tiers, buf_t *o)
         "# HELP switchyard_ledger_dropped_total Ledger rows dropped on a full queue.\n"
         "# TYPE switchyard_ledger_dropped_total counter\nswitchyard_ledger_dropped_total %llu\n",
         (unsigned long long)atomic_load(&m->ledger_dropped));
+    buf_printf(o,
+               "# HELP switchyard_auth_refused_total Requests refused for a missing, unknown or "
+               "non-admin key.\n"
+               "# TYPE switchyard_auth_refused_total counter\nswitchyard_auth_refused_total %llu\n"
+               "# HELP switchyard_limited_total Requests refused by a key's limits.\n"
+               "# TYPE switchyard_limited_total counter\n"
+               "switchyard_limited_total{limit=\"rate\"} %llu\n"
+               "switchyard_limited_total{limit=\"budget\"} %llu\n",
+               (unsigned long long)atomic_load(&m->auth_refused),
+               (unsigned long long)atomic_load(&m->rate_limited),
+               (unsigned long long)atomic_load(&m->budget_refused));
     buf_puts(o,
              "# HELP switchyard_circuit_state Circuit state per tier (1 for the current state).\n"
              "# TYPE switchyard_circuit_state gauge\n");

@@ -37,6 +37,9 @@ typedef struct metrics {
     atomic_uint_fast64_t degraded;
     atomic_uint_fast64_t pii_hits[PII_TYPE_COUNT];
     atomic_uint_fast64_t ledger_dropped;
+    atomic_uint_fast64_t auth_refused;     /* 401/403 for a missing, unknown or non-admin key */
+    atomic_uint_fast64_t rate_limited;     /* 429 rate_limit_exceeded */
+    atomic_uint_fast64_t budget_refused;   /* 429 budget_exceeded */
     metrics_hist_t decision;               /* router time */
     metrics_hist_t ttft[ROUTE_MAX_TIERS];  /* per tier */
     metrics_hist_t total[ROUTE_MAX_TIERS]; /* per tier */

@@ -674,3 +674,15 @@ void api_request_deinit(api_request_t *r)
     cJSON_Delete(r->json);
     r->json = NULL;
 }
+
+void api_request_set_max_tokens(api_request_t *r, uint32_t n)
+{
+    r->max_tokens = n;
+    r->num[API_F_MAX_TOKENS] = n; /* what the body is rendered from */
+    r->num_set |= 1ull << API_F_MAX_TOKENS;
+    cJSON *node = r->field[API_F_MAX_TOKENS];
+    if (node)
+        cJSON_SetNumberValue(node, n);
+    else
+        r->field[API_F_MAX_TOKENS] = cJSON_AddNumberToObject(r->json, "max_tokens", n);
+}

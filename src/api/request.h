@@ -178,6 +178,8 @@ typedef struct api_request {
 int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, arena_t *a,
                       char *err, size_t errlen, char *param, size_t paramlen);
 void api_request_deinit(api_request_t *r);
+/* Sets max_tokens, in the typed field and in the body sent upstream. */
+void api_request_set_max_tokens(api_request_t *r, uint32_t n);
 
 /* The first key that appears twice in one object of j, at any depth: 0, or SY_EINVAL
  * with its path ("messages[1].content[0].text") in path. Pure; used by parse. */

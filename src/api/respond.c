@@ -264,7 +264,7 @@ static void on_done(void *arg, exec_result_t *r)
     if (r->tier >= 0 && r->status == 200 && c->req.session[0])
         session_record(app->sessions, c->req.session, c->d.pii_types != 0, r->tier, c->ts_ms);
     if (r->tier >= 0 && r->status == 200) {
-        feedback_ring_put(app->feedback, c->id, &c->d.features, r->tier);
+        feedback_ring_put(app->feedback, c->id, &c->d.features, r->tier, c->key);
         /* Implicit feedback: an escalated edge answer was not good enough. */
         if (r->escalated && app->cfg->route.policy == ROUTE_POLICY_BANDIT && c->d.tier >= 0)
             router_feedback(app->router, &c->d.features, c->d.tier,

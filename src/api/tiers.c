@@ -25,35 +25,10 @@ int api_tiers_open(api_app_t *app, char *err, size_t errlen)
         while (ul > 0 && url[ul - 1] == '/')
             ul--;
         app->base_urls[i] = mem_strndup(url, ul);
-        tier_settings_t s = {
-            .name = ct->name,
-            .kind = ct->kind == CONFIG_TIER_LOCAL ? TIER_KIND_LOCAL : TIER_KIND_OPENAI,
-            .model = ct->model,
-            .tokenizer = *ct->tokenizer ? ct->tokenizer : NULL,
-            .threads = ct->threads,
-            .version = ct->version,
-            .base_url = app->base_urls[i],
-            .api_key = app->api_keys[i],
-            .privacy = ct->privacy,
-            .role = ct->role,
-            .max_concurrency = ct->max_concurrency,
-            .max_queue = ct->max_queue,
-            .usd_per_hour = ct->usd_per_hour,
-            .usd_per_mtok_in = ct->usd_per_mtok_in,
-            .usd_per_mtok_out = ct->usd_per_mtok_out,
-            .tokens_per_second = ct->tokens_per_second,
-            .connect_timeout_ms = ct->connect_timeout_ms,
-            .timeout_ms = ct->timeout_ms,
-            .ttft_timeout_ms = ct->ttft_timeout_ms,
-            .retries = ct->retries,
-            .retry_backoff_ms = ct->retry_backoff_ms,
-            .brk_failures = ct->breaker.failures,
-            .brk_error_rate = ct->breaker.error_rate,
-            .brk_window = ct->breaker.window,
-            .brk_open_ms = ct->breaker.open_ms,
-            .logprobs = ct->logprobs,
-            .max_context = ct->context,
-        };
+        tier_settings_t s;
+        api_tier_settings(ct, &s); /* what `switchyard route` and `replay` see too */
+        s.base_url = app->base_urls[i];
+        s.api_key = app->api_keys[i];
         tier_t *t = &app->tiers[i];
         tier_init(t, (int)i, &s);
         if (s.kind == TIER_KIND_OPENAI) {

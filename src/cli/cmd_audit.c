@@ -1,8 +1,9 @@
 /* cmd_audit.c — `switchyard audit`: the privacy check over the ledger. Lists every
- * request that carried PII and still reached a tier whose privacy class is
- * external. The routing promise is that this list is empty; the exit status makes
- * it scriptable (0 clean, 1 violations found, 2 usage or store error). Entity
- * types only: the ledger never holds the values. */
+ * request whose personal data reached a tier whose privacy class is external in
+ * clear; a type that left only as placeholders (the mask action) is not listed.
+ * The routing promise is that this list is empty; the exit status makes it
+ * scriptable (0 clean, 1 violations found, 2 usage or store error). Entity types
+ * only: the ledger never holds the values. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,8 +23,9 @@
 static void audit_usage(FILE *f)
 {
     fprintf(f, "usage: switchyard audit [-c FILE | --store URL] [--since T] [--json]\n\n"
-               "Lists requests with PII that reached an external tier (entity types, never\n"
-               "values). Exit status: 0 none found, 1 some found, 2 usage or store error.\n\n"
+               "Lists requests whose personal data reached an external tier in clear (entity\n"
+               "types, never values); data that left as placeholders (masked) is not listed.\n"
+               "Exit status: 0 none found, 1 some found, 2 usage or store error.\n\n"
                "  -c FILE         take the store from this config file's store: key\n"
                "  --store URL     sqlite:PATH or postgresql://... (default sqlite:switchyard.db)\n"
                "  --since T       2026-11-28, 2026-11-28T10:00:00Z, Unix seconds, or a duration\n"
@@ -31,16 +33,17 @@ static void audit_usage(FILE *f)
                "  --json          one JSON object instead of the table\n");
 }
 
-/* The names the gateway stored; when it stored none, the names of the mask's bits
- * (and any bit this build does not know, as hex). */
-static const char *types_text(const store_audit_row_t *r, char *tmp, size_t cap)
+/* Names of the types in mask, joined by ','; a bit this build does not know as hex.
+ * The names the gateway stored are used when they name exactly these types (rows
+ * from before per-type actions were recorded). */
+static const char *types_text(const store_audit_row_t *r, uint32_t mask, char *tmp, size_t cap)
 {
-    if (r->pii_names[0]) return r->pii_names;
+    if (mask == r->pii_types && r->pii_names[0]) return r->pii_names;
     size_t used = 0;
     tmp[0] = 0;
     uint32_t unknown = 0;
     for (unsigned b = 0; b < 32; b++) {
-        if (!(r->pii_types & (1u << b))) continue;
+        if (!(mask & (1u << b))) continue;
         if (b >= PII_TYPE_COUNT) {
             unknown |= 1u << b;
             continue;
@@ -81,10 +84,12 @@ static int print_json(int64_t since_ms, const store_audit_row_t *rows, size_t n)
         jsonw_str(&w, ts);
         jsonw_key(&w, "tier");
         jsonw_str(&w, rows[i].tier);
-        jsonw_key(&w, "pii_types");
-        jsonw_str(&w, types_text(&rows[i], tmp, sizeof tmp));
+        jsonw_key(&w, "pii_types"); /* in clear */
+        jsonw_str(&w, types_text(&rows[i], rows[i].pii_allowed, tmp, sizeof tmp));
         jsonw_key(&w, "pii_mask");
-        jsonw_uint(&w, rows[i].pii_types);
+        jsonw_uint(&w, rows[i].pii_allowed);
+        jsonw_key(&w, "masked");
+        jsonw_str(&w, types_text(&rows[i], rows[i].pii_masked, tmp, sizeof tmp));
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
@@ -106,17 +111,17 @@ static void print_table(int64_t since_ms, const store_audit_row_t *rows, size_t 
         span = since;
     }
     if (n == 0) {
-        printf("audit: no request with PII reached an external tier%s\n", span);
+        printf("audit: no personal data reached an external tier in clear%s\n", span);
         return;
     }
-    printf("%-40s %-24s %-16s %s\n", "id", "time", "tier", "pii_types");
+    printf("%-40s %-24s %-16s %s\n", "id", "time", "tier", "pii_types (in clear)");
     for (size_t i = 0; i < n; i++) {
         clock_fmt_rfc3339(rows[i].ts_ms, ts);
         printf("%-40s %-24s %-16s %s\n", rows[i].id, ts, rows[i].tier[0] ? rows[i].tier : "(none)",
-               types_text(&rows[i], tmp, sizeof tmp));
+               types_text(&rows[i], rows[i].pii_allowed, tmp, sizeof tmp));
     }
-    printf("\naudit: %zu request%s with PII reached an external tier%s\n", n, n == 1 ? "" : "s",
-           span);
+    printf("\naudit: %zu request%s sent personal data to an external tier in clear%s\n", n,
+           n == 1 ? "" : "s", span);
 }
 
 int cmd_audit(int argc, char **argv)

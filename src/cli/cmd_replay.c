@@ -1,7 +1,11 @@
-/* cmd_replay.c — `switchyard replay`: run router_decide() (the code the server
- * runs) over every row of a routing CSV and compare the policy with the baselines:
- * quality, cost, cloud share, APGR, CPT(50%), CPT(80%), strong share for 95%
- * quality; the cost–quality curve as an SVG; or one need-of-cloud score per row. */
+/* cmd_replay.c — `switchyard replay`: run the server's decision path (cli/decider.h:
+ * api_decide() and router_decide(), tiers from the config) over many requests.
+ *
+ * Over logged requests (--requests, one body per line): one decision per line, as
+ * POST /v1/route answers it. Over a routing CSV (prompt, weak and strong quality):
+ * each row becomes a one-message request; the policy is compared with the
+ * baselines: quality, cost, cloud share, APGR, CPT(50%), CPT(80%), strong share for
+ * 95% quality; the cost–quality curve as an SVG; or one need-of-cloud score per row. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,24 +13,46 @@
 
 #include "api/config.h"
 #include "base/err.h"
+#include "base/jsonw.h"
 #include "base/hash.h"
 #include "base/mem.h"
 #include "base/progress.h"
 #include "cli/cli.h"
+#include "cli/decider.h"
 #include "cli/routedata.h"
 #include "route/dataset.h"
 #include "route/router.h"
 
 #define CURVE_POINTS 101
 
+/* Without -c: an edge tier standing for the weak model, a cloud tier for the
+ * strong one, at the list prices the seed figures use. */
+static const char builtin_config[] = "tiers:\n"
+                                     "  edge:\n"
+                                     "    kind: local\n"
+                                     "    model: models/edge.gguf\n"
+                                     "    cost: { usd_per_mtok_in: 0.05, usd_per_mtok_out: 0.2 }\n"
+                                     "  cloud:\n"
+                                     "    kind: openai\n"
+                                     "    base_url: http://127.0.0.1:1/v1\n"
+                                     "    model: cloud\n"
+                                     "    privacy: external\n"
+                                     "    cost: { usd_per_mtok_in: 2.5, usd_per_mtok_out: 10 }\n";
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: switchyard replay [-c CONFIG] [--policy rules|bandit] [--model FILE]\n"
                "                         [--classifier FILE] [--exclude JSONL] [--svg OUT.svg]\n"
-               "                         [--scores] [--seed N] [--lambda L] DATA.csv\n\n"
-               "Runs the router over every row (prompt, weak_score, strong_score[, costs]) with\n"
-               "an edge tier standing for the weak model and a cloud tier for the strong one.\n"
-               "  -c CONFIG       routing settings and router model from a switchyard config\n"
+               "                         [--scores] [--seed N] [--lambda L] DATA.csv\n"
+               "       switchyard replay [-c CONFIG] [--store URL|none] --requests FILE.jsonl\n\n"
+               "Runs the server's decision path over every row (prompt, weak_score,\n"
+               "strong_score[, costs]): a tier of role edge stands for the weak model, one of\n"
+               "role cloud for the strong one. With --requests, over request bodies (one per\n"
+               "line), printing one POST /v1/route answer per line.\n"
+               "  -c CONFIG       tiers, routing settings and router model from a config\n"
+               "                  (default: a built-in edge and cloud tier)\n"
+               "  --store URL     --requests: sessions' private marks (default: the config's\n"
+               "                  store when it exists; none: no session store)\n"
                "  --policy P      rules (need-of-cloud threshold) or bandit (learns from the\n"
                "                  replayed rewards: quality - lambda x cost in USD)\n"
                "  --lambda L      bandit cost weight (default 20 per USD)\n"
@@ -119,6 +145,84 @@ static double row_cost(const route_row_t *r, bool strong, const route_decision_t
            1e6;
 }
 
+/* --requests: one decision per request body line; a tier count on stderr. */
+static int replay_requests(cli_decider_t *x, const char *path, uint64_t seed)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        perror(path);
+        return 1;
+    }
+    buf_t out;
+    buf_init(&out, 16u << 20);
+    char *line = NULL;
+    size_t cap = 0, n_req = 0, n_refused = 0, per_tier[ROUTE_MAX_TIERS] = {0};
+    ssize_t n;
+    int ret = 0;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        if (!n) continue;
+        route_decision_t d;
+        buf_reset(&out);
+        int st = cli_decider_run(x, line, (size_t)n, hash_mix(seed + n_req), &d, &out);
+        if (st < 0) {
+            fprintf(stderr, "switchyard replay: %s: request %zu: %s\n", path, n_req + 1,
+                    sy_strerror(st));
+            ret = 1;
+            break;
+        }
+        fwrite(out.data, 1, out.len, stdout);
+        fputc('\n', stdout);
+        n_req++;
+        if (st == 200 && d.tier >= 0)
+            per_tier[d.tier]++;
+        else
+            n_refused++;
+    }
+    free(line);
+    if (ferror(f)) {
+        perror(path);
+        ret = 1;
+    }
+    fclose(f);
+    buf_deinit(&out);
+    fprintf(stderr, "replay: %zu requests:", n_req);
+    for (size_t i = 0; i < x->cfg.n_tiers; i++)
+        fprintf(stderr, " %s %zu,", x->tiers[i].name, per_tier[i]);
+    fprintf(stderr, " refused %zu\n", n_refused);
+    return ret;
+}
+
+/* The first tier of a role, or -1. */
+static int tier_of_role(const cli_decider_t *x, route_role_t role)
+{
+    for (size_t i = 0; i < x->cfg.n_tiers; i++)
+        if (x->tiers[i].role == role) return (int)i;
+    return -1;
+}
+
+/* A routing CSV row as the request body a client would send. */
+static void row_body(const route_row_t *row, buf_t *b)
+{
+    buf_reset(b);
+    jsonw_t w;
+    jsonw_init(&w, b);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "model");
+    jsonw_str(&w, "auto");
+    jsonw_key(&w, "messages");
+    jsonw_arr_begin(&w);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "role");
+    jsonw_str(&w, "user");
+    jsonw_key(&w, "content");
+    jsonw_strn(&w, row->prompt, row->len);
+    jsonw_obj_end(&w);
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+}
+
 int cmd_replay(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -126,7 +230,7 @@ int cmd_replay(int argc, char **argv)
         return 0;
     }
     const char *conf = NULL, *model = "models/router.bin", *cls = "models/taskclass.bin",
-               *svg = NULL, *data = NULL, *exclude = NULL;
+               *svg = NULL, *data = NULL, *exclude = NULL, *requests = NULL, *store = NULL;
     bool scores_only = false, model_set = false, cls_set = false;
     int policy = -1;
     uint64_t seed = 1;
@@ -158,55 +262,64 @@ int cmd_replay(int argc, char **argv)
             lambda = atof(argv[++i]);
         else if (!strcmp(argv[i], "--scores"))
             scores_only = true;
-        else if (argv[i][0] == '-' || data) {
+        else if (!strcmp(argv[i], "--requests") && i + 1 < argc)
+            requests = argv[++i];
+        else if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+            store = argv[++i];
+            if (!strcmp(store, "none")) store = "";
+        } else if (argv[i][0] == '-' || data) {
             fprintf(stderr, "switchyard replay: unexpected '%s'\n", argv[i]);
             usage(stderr);
             return 2;
         } else
             data = argv[i];
     }
+    if (requests) {
+        if (data || policy >= 0 || model_set || cls_set || svg || scores_only || exclude) {
+            fprintf(stderr, "switchyard replay: --requests decides as the server does: only -c "
+                            "and --store apply\n");
+            return 2;
+        }
+        cli_decider_t x;
+        if (cli_decider_open(&x, "switchyard replay", conf, builtin_config, store)) return 1;
+        int ret = replay_requests(&x, requests, seed);
+        cli_decider_close(&x);
+        return ret;
+    }
     if (!data) {
         usage(stderr);
         return 2;
     }
 
-    route_config_t rc;
-    route_config_defaults(&rc);
-    if (conf) {
-        config_t cfg;
-        char err[512];
-        if (config_load(&cfg, conf, err, sizeof err)) {
-            fprintf(stderr, "%s\n", err);
-            config_deinit(&cfg);
-            return 1;
-        }
-        rc = cfg.route;
-        static char path[4096], cpath[4096];
-        if (!model_set && cfg.router_model && *cfg.router_model) {
-            snprintf(path, sizeof path, "%s", cfg.router_model);
-            model = path;
-        }
-        if (!cls_set && cfg.classifier_model && *cfg.classifier_model) {
-            snprintf(cpath, sizeof cpath, "%s", cfg.classifier_model);
-            cls = cpath;
-        }
-        config_deinit(&cfg);
-    }
-    if (policy >= 0) rc.policy = (route_policy_kind_t)policy;
-    rc.cloud_above_tokens = 0; /* benchmark rows carry no max_tokens */
-
-    route_dataset_t ds;
-    if (routedata_load_routing(data, exclude, &ds) || !ds.n) {
+    cli_decider_t x;
+    if (cli_decider_load(&x, "switchyard replay", conf, builtin_config)) return 1;
+    if (policy >= 0) x.cfg.route.policy = (route_policy_kind_t)policy;
+    x.cfg.route.cloud_above_tokens = 0; /* benchmark rows carry no max_tokens */
+    /* The rows' models come from the flags, the config, or the committed files. */
+    if (!model_set && *x.cfg.router_model) model = x.cfg.router_model;
+    if (!cls_set && *x.cfg.classifier_model) cls = x.cfg.classifier_model;
+    static char path[4096], cpath[4096];
+    snprintf(path, sizeof path, "%s", model);
+    snprintf(cpath, sizeof cpath, "%s", cls);
+    model = path;
+    cls = cpath;
+    x.cfg.router_model[0] = 0;
+    x.cfg.classifier_model[0] = 0;
+    route_dataset_t ds = {0};
+    if (cli_decider_build(&x, "") || routedata_load_routing(data, exclude, &ds) || !ds.n) {
         route_dataset_deinit(&ds);
+        cli_decider_close(&x);
         return 1;
     }
-    char err[256];
-    router_t *r = router_new(&rc, NULL, err, sizeof err);
-    if (!r) {
-        fprintf(stderr, "router: %s\n", err);
+    int weak = tier_of_role(&x, ROUTE_ROLE_EDGE), strong_t = tier_of_role(&x, ROUTE_ROLE_CLOUD);
+    if (weak < 0 || strong_t < 0) {
+        fprintf(stderr, "switchyard replay: the config needs a tier of role edge (the weak model) "
+                        "and one of role cloud (the strong one)\n");
         route_dataset_deinit(&ds);
+        cli_decider_close(&x);
         return 1;
     }
+    router_t *r = x.router;
     route_model_t *m = routedata_load_model(cls);
     if (m) router_set_classifier(r, m);
     m = routedata_load_model(model);
@@ -214,14 +327,9 @@ int cmd_replay(int argc, char **argv)
         fprintf(stderr, "%s: not a need-of-cloud model\n", model);
         route_model_free(m);
     }
-    if (!router_cloud_model(r) && rc.policy == ROUTE_POLICY_RULES)
+    if (!router_cloud_model(r) && x.cfg.route.policy == ROUTE_POLICY_RULES)
         fprintf(stderr, "no need-of-cloud model: rules use the task class alone\n");
-    router_scratch_t *s = router_scratch_new(r);
-
-    route_tier_t tiers[2] = {
-        {"edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, false, 0.05, 0.2, 0},
-        {"cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 2.5, 10.0, 0},
-    };
+    const route_tier_t *tiers = x.tiers;
     size_t n = ds.n;
     double *score = mem_alloc(n * sizeof *score), *w = mem_alloc(n * sizeof *w),
            *st = mem_alloc(n * sizeof *st);
@@ -231,39 +339,39 @@ int cmd_replay(int argc, char **argv)
     progress_init(&pr, "replay", n);
     pr.quiet = scores_only;
     route_decision_t d;
+    buf_t body, out;
+    buf_init(&body, x.cfg.max_body_bytes);
+    buf_init(&out, 16u << 20);
     for (size_t i = 0; i < n; i++) {
         const route_row_t *row = &ds.rows[i];
-        route_text_t t = {"user", row->prompt, row->len};
-        route_input_t in = {.texts = &t,
-                            .n_texts = 1,
-                            .n_messages = 1,
-                            .rand_seed = hash_mix(seed + i),
-                            .now_us = i};
-        if (router_decide(r, s, &in, tiers, 2, &d) || d.status) {
+        row_body(row, &body);
+        buf_reset(&out);
+        if (cli_decider_run(&x, body.data, body.len, hash_mix(seed + i), &d, &out) != 200) {
             fails++;
-            d.tier = 0;
+            d.tier = weak;
         }
-        bool strong = d.tier == 1;
+        bool strong = tiers[d.tier].role == ROUTE_ROLE_CLOUD;
         double qi = strong ? row->strong : row->weak;
         double ci = row_cost(row, strong, &d, &tiers[d.tier]);
         q += qi;
         cost += ci;
         n_cloud += strong;
-        cost_w += row_cost(row, false, &d, &tiers[0]);
-        cost_s += row_cost(row, true, &d, &tiers[1]);
+        cost_w += row_cost(row, false, &d, &tiers[weak]);
+        cost_s += row_cost(row, true, &d, &tiers[strong_t]);
         bool o = row->strong > row->weak;
         q_oracle += o ? row->strong : row->weak;
-        cost_oracle += row_cost(row, o, &d, &tiers[o]);
+        cost_oracle += row_cost(row, o, &d, &tiers[o ? strong_t : weak]);
         n_oracle += o;
         score[i] = d.features.cloud_score;
         w[i] = row->weak;
         st[i] = row->strong;
-        if (rc.policy == ROUTE_POLICY_BANDIT)
+        if (x.cfg.route.policy == ROUTE_POLICY_BANDIT)
             router_feedback(r, &d.features, d.tier, route_bandit_reward(qi, ci, 0, lambda, 0));
         if (!scores_only) progress_update(&pr, i + 1);
     }
+    buf_deinit(&body);
+    buf_deinit(&out);
     if (!scores_only) progress_finish(&pr);
-
     int ret = 0;
     if (scores_only) {
         for (size_t i = 0; i < n; i++)
@@ -283,7 +391,8 @@ int cmd_replay(int argc, char **argv)
         mem_free(aux);
         double share = (double)n_cloud / dn;
         char pname[64];
-        snprintf(pname, sizeof pname, "%s%s", rc.policy == ROUTE_POLICY_BANDIT ? "bandit" : "rules",
+        snprintf(pname, sizeof pname, "%s%s",
+                 x.cfg.route.policy == ROUTE_POLICY_BANDIT ? "bandit" : "rules",
                  router_cloud_model(r) ? "" : " (task only)");
         point_t pts[] = {
             {"all-weak", 0, ev.q_weak, cost_w, NULL},
@@ -310,8 +419,7 @@ int cmd_replay(int argc, char **argv)
     mem_free(score);
     mem_free(w);
     mem_free(st);
-    router_scratch_free(s);
-    router_free(r);
     route_dataset_deinit(&ds);
+    cli_decider_close(&x);
     return ret;
 }

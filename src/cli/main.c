@@ -11,6 +11,7 @@
     X(route, "explain the routing decision for one request (JSON on stdin)")                       \
     X(costs, "cost attribution from the ledger: totals and saved vs all-cloud")                    \
     X(audit, "requests with PII that reached an external tier (exit 1 if any)")                    \
+    X(plan, "edge vs cloud per task and prompt length; when a dedicated edge box pays off")        \
     X(generate, "generate text with the in-process edge engine")                                   \
     X(convert, "write a llama2.c checkpoint and tokenizer as a GGUF file")                         \
     X(perplexity, "perplexity of a model on a text file")                                          \

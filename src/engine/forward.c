@@ -1,13 +1,19 @@
 /* forward.c — the Llama forward pass, readable top to bottom.
  *
- *   x = embed(token)
+ *   x = embed(token)                                  (gemma: times sqrt(dim))
  *   for each layer:
  *       h = rmsnorm(x) * attn_norm
- *       q, k, v = Wq h, Wk h, Wv h;  rotate q and k (RoPE, adjacent pairs)
- *       append k, v to the cache;  x += Wo attention(q, cache)
+ *       q, k, v = Wq h, Wk h, Wv h                    (qwen2: + biases)
+ *       q, k = rmsnorm per head * q_norm, k_norm      (qwen3, gemma3)
+ *       rotate q and k (RoPE: adjacent pairs, or halves; windowed layers' own base)
+ *       append k, v to the cache
+ *       a = Wo attention(q, cache)                    (soft-capped scores: gemma2;
+ *                                                      windowed layers: last n_swa)
+ *       x += a                                        (gemma: rmsnorm(a) * post_attn_norm)
  *       h = rmsnorm(x) * ffn_norm
- *       x += Wdown (silu(Wgate h) * (Wup h))
- *   logits = Wout (rmsnorm(x) * out_norm)
+ *       f = Wdown (act(Wgate h) * (Wup h))            (act: silu, or gelu for gemma)
+ *       x += f                                        (gemma: rmsnorm(f) * post_ffn_norm)
+ *   logits = Wout (rmsnorm(x) * out_norm)             (soft-capped: gemma2)
  *
  * A batch of tokens (prefill) goes through each matrix in one kern_matmul, so weights
  * are streamed once per batch instead of once per token; a single token (decode) uses
@@ -25,6 +31,33 @@
 #define FORWARD_DEFAULT_BATCH 64
 
 /* ============================================================ state ===== */
+
+/* RoPE angle per position of each pair i: base^(-2i/d), divided by the file's
+ * frequency factors (Llama 3.x rope_freqs, LongRoPE), times the linear scale. With
+ * YaRN the scale applies fully to the low-frequency pairs only: between the pairs
+ * whose wavelength fits beta_fast (32) and beta_slow (1) turns in the original
+ * context, it ramps to none (llama.cpp's corr_dims and ramp, ext_factor 1). */
+static void rope_table(const model_config_t *c, float base, float scale, const float *factors,
+                       float *out)
+{
+    const int d = c->rope_dim;
+    float lo = 0.0f, hi = 0.0f;
+    if (c->rope_yarn) {
+        const float orig = (float)c->rope_orig_ctx, two_pi = 2.0f * (float)M_PI;
+        lo = floorf((float)d * logf(orig / (32.0f * two_pi)) / (2.0f * logf(base)));
+        hi = ceilf((float)d * logf(orig / (1.0f * two_pi)) / (2.0f * logf(base)));
+        lo = fmaxf(0.0f, lo);
+        hi = fminf((float)(d - 1), hi);
+    }
+    for (int i = 0; i < d / 2; i++) {
+        float theta = 1.0f / powf(base, (float)(2 * i) / (float)d);
+        if (factors) theta /= factors[i];
+        float keep = 0.0f; /* share of the unscaled angle (YaRN's ramp) */
+        if (c->rope_yarn)
+            keep = 1.0f - fminf(1.0f, fmaxf(0.0f, ((float)i - lo) / fmaxf(0.001f, hi - lo)));
+        out[i] = theta * (scale * (1.0f - keep) + keep);
+    }
+}
 
 forward_state_t *forward_state_new(const model_t *m, int n_ctx, int max_batch, kern_pool_t *pool)
 {
@@ -46,12 +79,16 @@ forward_state_t *forward_state_new(const model_t *m, int n_ctx, int max_batch, k
     s->hb = mem_alloc(B * (size_t)c->hidden_dim * sizeof(float));
     s->hb2 = mem_alloc(B * (size_t)c->hidden_dim * sizeof(float));
     s->logits = mem_alloc(B * (size_t)c->n_vocab * sizeof(float));
+    /* RoPE tables; LongRoPE's long factors when the session is longer than the
+     * original context, as llama.cpp picks them. Windowed layers have their own base
+     * and scale (gemma3) and no factors. */
+    const float *factors = m->rope_freqs;
+    if (!factors && m->rope_long)
+        factors = s->n_ctx > c->rope_orig_ctx ? m->rope_long : m->rope_short;
     s->inv_freq = mem_alloc((size_t)(c->rope_dim / 2 + 1) * sizeof(float));
-    for (int i = 0; i < c->rope_dim / 2; i++) {
-        s->inv_freq[i] = 1.0f / powf(c->rope_base, (float)(2 * i) / (float)c->rope_dim);
-        if (m->rope_freqs) /* Llama-3.1 long-context scaling */
-            s->inv_freq[i] /= m->rope_freqs[i];
-    }
+    s->inv_freq_swa = mem_alloc((size_t)(c->rope_dim / 2 + 1) * sizeof(float));
+    rope_table(c, c->rope_base, c->rope_scale, factors, s->inv_freq);
+    rope_table(c, c->rope_base_swa, c->rope_scale_swa, NULL, s->inv_freq_swa);
     size_t cache = (size_t)c->n_layers * (size_t)s->n_ctx * kv_dim;
     s->key_cache = mem_calloc(cache, sizeof(float));
     s->value_cache = mem_calloc(cache, sizeof(float));
@@ -61,8 +98,9 @@ forward_state_t *forward_state_new(const model_t *m, int n_ctx, int max_batch, k
 void forward_state_free(forward_state_t *s)
 {
     if (!s) return;
-    float *bufs[] = {s->x,  s->xb,  s->xb2,    s->q,        s->k,         s->v,
-                     s->hb, s->hb2, s->logits, s->inv_freq, s->key_cache, s->value_cache};
+    float *bufs[] = {
+        s->x,      s->xb,       s->xb2,          s->q,         s->k,          s->v, s->hb, s->hb2,
+        s->logits, s->inv_freq, s->inv_freq_swa, s->key_cache, s->value_cache};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         mem_free(bufs[i]);
     mem_free(s);
@@ -105,13 +143,14 @@ static void project_many(const forward_state_t *s, const model_tensor_t *const *
 
 /* Rotates pairs of each head's first rope_dim dimensions by pos * inv_freq[i]: adjacent
  * pairs (v[2i], v[2i+1]) as llama2.c and llama.cpp's llama architecture do, or with
- * rope_neox the pairs (v[i], v[i + rope_dim/2]) (qwen2). */
-static void rope(const forward_state_t *s, float *v, int n_heads, int pos)
+ * rope_neox the pairs (v[i], v[i + rope_dim/2]) (qwen2 and later). cos and sin are
+ * scaled by rope_mscale (LongRoPE's attention factor; 1 otherwise). */
+static void rope(const forward_state_t *s, const float *inv_freq, float *v, int n_heads, int pos)
 {
     const model_config_t *c = &s->m->cfg;
     for (int i = 0; i < c->rope_dim / 2; i++) {
-        float a = (float)pos * s->inv_freq[i];
-        float cs = cosf(a), sn = sinf(a);
+        float a = (float)pos * inv_freq[i];
+        float cs = cosf(a) * c->rope_mscale, sn = sinf(a) * c->rope_mscale;
         for (int h = 0; h < n_heads; h++) {
             float *p = v + (size_t)h * c->head_dim;
             float *pa = c->rope_neox ? p + i : p + 2 * i;
@@ -153,10 +192,12 @@ static inline float fast_exp(float x)
 }
 
 /* One attention task: token b of the batch (at position pos0 + b), query head h,
- * over cached positions 0..pos with an online softmax (no score buffer). */
+ * over cached positions 0..pos (the last `window` of them when window > 0) with an
+ * online softmax (no score buffer). */
 typedef struct attn_job {
     const forward_state_t *s;
     int layer, pos0, n_heads;
+    int window; /* positions seen, 0: all */
 } attn_job_t;
 
 static void attn_task(void *arg, int task, int n_tasks)
@@ -172,14 +213,15 @@ static void attn_task(void *arg, int task, int n_tasks)
     const float *q = s->q + (size_t)b * c->n_heads * hd + (size_t)h * hd;
     size_t base = (size_t)j->layer * (size_t)s->n_ctx * kv_dim + (size_t)kvh * hd;
     float *out = s->xb + (size_t)b * c->n_heads * hd + (size_t)h * hd;
-    float scale = 1.0f / sqrtf((float)hd);
+    const float scale = c->attn_scale, cap = c->attn_softcap;
     float acc[1024], sc[ATTN_BLOCK];
     float mx = -INFINITY, sum = 0.0f;
     for (int i = 0; i < hd; i++)
         acc[i] = 0.0f;
+    int first = j->window > 0 && pos >= j->window ? pos - j->window + 1 : 0;
     /* Positions in blocks: scores, one rescale per block when the maximum grows, then
      * the block's weights in one exp loop and the weighted values. */
-    for (int t0 = 0; t0 <= pos; t0 += ATTN_BLOCK) {
+    for (int t0 = first; t0 <= pos; t0 += ATTN_BLOCK) {
         int nb = pos + 1 - t0 < ATTN_BLOCK ? pos + 1 - t0 : ATTN_BLOCK;
         float bmx = -INFINITY;
         for (int t = 0; t < nb; t++) {
@@ -189,6 +231,11 @@ static void attn_task(void *arg, int task, int n_tasks)
                 d += q[i] * k[i];
             sc[t] = d * scale;
             bmx = sc[t] > bmx ? sc[t] : bmx;
+        }
+        if (cap > 0.0f) { /* soft-capping (gemma2): monotonic, so caps the maximum too */
+            for (int t = 0; t < nb; t++)
+                sc[t] = cap * tanhf(sc[t] / cap);
+            bmx = cap * tanhf(bmx / cap);
         }
         if (bmx > mx) { /* rescale what was accumulated under the old maximum */
             float r = fast_exp(mx - bmx);
@@ -225,6 +272,22 @@ static void run_tasks(kern_pool_t *pool, void (*fn)(void *, int, int), void *arg
 
 /* ========================================================= the pass ====== */
 
+/* x[i] += w ? rmsnorm(y) * w : y, for n rows of dim: a residual add, with the output
+ * normalised first where the architecture has a post-norm (gemma). y is overwritten. */
+static void residual_add(float *x, float *y, const float *w, int n, int dim, float eps)
+{
+    for (int b = 0; b < n && w; b++)
+        rmsnorm(y + (size_t)b * dim, y + (size_t)b * dim, w, dim, eps);
+    for (size_t i = 0; i < (size_t)n * dim; i++)
+        x[i] += y[i];
+}
+
+/* gelu, tanh approximation (as llama.cpp's GeGLU). */
+static inline float gelu(float x)
+{
+    return 0.5f * x * (1.0f + tanhf(0.7978845608f * x * (1.0f + 0.044715f * x * x)));
+}
+
 /* One chunk of n <= max_batch tokens at positions pos..pos+n-1. */
 static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos, bool all_logits)
 {
@@ -238,6 +301,9 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
     for (int b = 0; b < n; b++)
         kern_dequantize_row(m->tok_embd.type, (const char *)m->tok_embd.data + row * tokens[b],
                             s->x + (size_t)b * dim, (size_t)dim);
+    if (c->embd_scale)
+        for (size_t i = 0; i < (size_t)n * dim; i++)
+            s->x[i] *= sqrtf((float)dim);
 
     for (int l = 0; l < c->n_layers; l++) {
         const model_layer_t *L = &m->layers[l];
@@ -252,32 +318,46 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
         if (L->bq) add_bias(s->q, L->bq, n, q_dim);
         if (L->bk) add_bias(s->k, L->bk, n, kv_dim);
         if (L->bv) add_bias(s->v, L->bv, n, kv_dim);
+        if (L->q_norm) /* each head on its own */
+            for (int h = 0; h < n * c->n_heads; h++)
+                rmsnorm(s->q + (size_t)h * hd, s->q + (size_t)h * hd, L->q_norm, hd, c->norm_eps);
+        if (L->k_norm)
+            for (int h = 0; h < n * c->n_kv_heads; h++)
+                rmsnorm(s->k + (size_t)h * hd, s->k + (size_t)h * hd, L->k_norm, hd, c->norm_eps);
+        const float *freq = L->swa ? s->inv_freq_swa : s->inv_freq;
         for (int b = 0; b < n; b++) {
-            rope(s, s->q + (size_t)b * q_dim, c->n_heads, pos + b);
-            rope(s, s->k + (size_t)b * kv_dim, c->n_kv_heads, pos + b);
+            rope(s, freq, s->q + (size_t)b * q_dim, c->n_heads, pos + b);
+            rope(s, freq, s->k + (size_t)b * kv_dim, c->n_kv_heads, pos + b);
             size_t at = ((size_t)l * s->n_ctx + (size_t)(pos + b)) * kv_dim;
             memcpy(s->key_cache + at, s->k + (size_t)b * kv_dim, (size_t)kv_dim * sizeof(float));
             memcpy(s->value_cache + at, s->v + (size_t)b * kv_dim, (size_t)kv_dim * sizeof(float));
         }
-        attn_job_t job = {.s = s, .layer = l, .pos0 = pos, .n_heads = c->n_heads};
+        attn_job_t job = {.s = s,
+                          .layer = l,
+                          .pos0 = pos,
+                          .n_heads = c->n_heads,
+                          .window = L->swa ? c->n_swa : 0};
         run_tasks(s->pool, attn_task, &job, n * c->n_heads);
         project(s, &L->wo, s->xb, s->xb2, n);
-        for (size_t i = 0; i < (size_t)n * dim; i++)
-            s->x[i] += s->xb2[i];
+        residual_add(s->x, s->xb2, L->post_attn_norm, n, dim, c->norm_eps);
 
-        /* Feed-forward: norm, SwiGLU, project back. */
+        /* Feed-forward: norm, SwiGLU (GeGLU), project back. */
         for (int b = 0; b < n; b++)
             rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, L->ffn_norm, dim, c->norm_eps);
         const model_tensor_t *gate_up[2] = {&L->w_gate, &L->w_up};
         float *gate_up_out[2] = {s->hb, s->hb2};
         project_many(s, gate_up, gate_up_out, 2, s->xb, n);
-        for (size_t i = 0; i < (size_t)n * hid; i++) {
-            float g = s->hb[i];
-            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+        if (c->ffn_gelu) {
+            for (size_t i = 0; i < (size_t)n * hid; i++)
+                s->hb[i] = gelu(s->hb[i]) * s->hb2[i];
+        } else {
+            for (size_t i = 0; i < (size_t)n * hid; i++) {
+                float g = s->hb[i];
+                s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
+            }
         }
         project(s, &L->w_down, s->hb, s->xb2, n);
-        for (size_t i = 0; i < (size_t)n * dim; i++)
-            s->x[i] += s->xb2[i];
+        residual_add(s->x, s->xb2, L->post_ffn_norm, n, dim, c->norm_eps);
     }
 
     /* Final norm and classifier: every row, or only the last token's. */
@@ -286,6 +366,9 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
         rmsnorm(s->xb + (size_t)(b - first) * dim, s->x + (size_t)b * dim, m->out_norm, dim,
                 c->norm_eps);
     project(s, &m->output, s->xb, s->logits, rows);
+    if (c->final_softcap > 0.0f)
+        for (size_t i = 0; i < (size_t)rows * c->n_vocab; i++)
+            s->logits[i] = c->final_softcap * tanhf(s->logits[i] / c->final_softcap);
 }
 
 const float *forward_run(forward_state_t *s, const int *tokens, int n, int pos, bool all_logits)

@@ -19,7 +19,7 @@ typedef struct forward_state {
     int max_batch;     /* tokens per forward_run call chunk */
     /* activations, one row per token of a batch */
     float *x;        /* (max_batch, dim) residual stream */
-    float *xb;       /* (max_batch, dim) normed input / attention output */
+    float *xb;       /* (max_batch, max(dim, n_heads * head_dim)) normed input / attention out */
     float *xb2;      /* (max_batch, dim) projection output */
     float *q;        /* (max_batch, n_heads * head_dim) */
     float *k;        /* (max_batch, kv_dim) */
@@ -27,7 +27,8 @@ typedef struct forward_state {
     float *hb;       /* (max_batch, hidden_dim) gate */
     float *hb2;      /* (max_batch, hidden_dim) up */
     float *logits;   /* (max_batch, n_vocab) */
-    float *inv_freq; /* (rope_dim / 2) RoPE frequencies */
+    float *inv_freq; /* (rope_dim / 2) RoPE angle per position */
+    float *inv_freq_swa; /* (rope_dim / 2) the same for windowed layers */
     /* KV cache */
     float *key_cache;   /* (n_layers, n_ctx, kv_dim) */
     float *value_cache; /* (n_layers, n_ctx, kv_dim) */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,11 +73,13 @@ static int check_config(const model_config_t *c, const char *path, char *err, si
                      "vocab %d, ctx %d)",
                      path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
                      c->n_vocab, c->n_ctx);
-    if (c->dim % c->n_heads || c->n_heads % c->n_kv_heads || c->head_dim % 2 ||
-        c->rope_dim > c->head_dim || c->rope_dim % 2 || c->head_dim > 1024)
+    if (c->n_heads % c->n_kv_heads || c->head_dim <= 0 || c->head_dim % 2 ||
+        c->rope_dim > c->head_dim || c->rope_dim % 2 || c->head_dim > 1024 ||
+        (size_t)c->n_heads * (size_t)c->head_dim > 8 * MODEL_MAX_DIM || c->n_swa < 0)
         return failf(err, errlen, SY_ECORRUPT,
-                     "%s: heads do not divide the model (dim %d, heads %d, kv heads %d)", path,
-                     c->dim, c->n_heads, c->n_kv_heads);
+                     "%s: heads do not fit the model (dim %d, heads %d, kv heads %d, head size "
+                     "%d, rope %d)",
+                     path, c->dim, c->n_heads, c->n_kv_heads, c->head_dim, c->rope_dim);
     return 0;
 }
 
@@ -178,6 +181,22 @@ static int repack_weights(model_t *m)
     return 0;
 }
 
+/* What an architecture changes in the llama graph (model.h lists them). */
+typedef struct arch_info {
+    const char *name;
+    bool rope_neox; /* half-split RoPE */
+    bool qkv_bias;  /* blk.N.attn_{q,k,v}.bias */
+    bool qk_norm;   /* blk.N.attn_{q,k}_norm */
+    bool gemma;     /* embedding scale, GeGLU, post-attention and post-FFN norms */
+    bool fused;     /* blk.N.attn_qkv (or separate q/k/v), gate|up stacked in blk.N.ffn_up */
+} arch_info_t;
+
+static const arch_info_t ARCHS[] = {
+    {"llama", false, false, false, false, false}, {"qwen2", true, true, false, false, false},
+    {"qwen3", true, false, true, false, false},   {"gemma2", true, false, false, true, false},
+    {"gemma3", true, false, true, true, false},   {"phi3", true, false, false, false, true},
+};
+
 /* Reads an integer hyperparameter "<arch>.<key>". */
 static int arch_u32(const gguf_t *g, const char *arch, const char *key, int *out, bool required)
 {
@@ -185,10 +204,186 @@ static int arch_u32(const gguf_t *g, const char *arch, const char *key, int *out
     snprintf(full, sizeof full, "%s.%s", arch, key);
     uint32_t v;
     int rc = gguf_get_u32(g, full, &v);
-    if (rc) return required ? rc : 0;
+    if (rc) return required || rc != SY_ENOTFOUND ? rc : 0;
     if (v > (1u << 30)) return SY_EINVAL;
     *out = (int)v;
     return 0;
+}
+
+/* Reads a float hyperparameter "<arch>.<key>" if present; *found says whether. */
+static int arch_f32(const gguf_t *g, const char *arch, const char *key, float *out, bool *found)
+{
+    char full[160];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    int rc = gguf_get_f32(g, full, out);
+    if (found) *found = rc == 0;
+    return rc == SY_ENOTFOUND ? 0 : rc;
+}
+
+/* Llama 3.x frequency divisors from rope.scaling.{factor, low_freq_factor,
+ * high_freq_factor, original_context_length}, as llama.cpp's converter computes the
+ * rope_freqs tensor: wavelengths shorter than orig/high kept, longer than orig/low
+ * divided by factor, a smooth blend between. */
+static void llama3_rope_factors(const model_config_t *c, float factor, float lo, float hi,
+                                float orig, float *out)
+{
+    const float lo_wavelen = orig / lo, hi_wavelen = orig / hi;
+    for (int i = 0; i < c->rope_dim / 2; i++) {
+        float freq = 1.0f / powf(c->rope_base, (float)(2 * i) / (float)c->rope_dim);
+        float wavelen = 2.0f * (float)M_PI / freq;
+        if (wavelen < hi_wavelen) {
+            out[i] = 1.0f;
+        } else if (wavelen > lo_wavelen) {
+            out[i] = factor;
+        } else {
+            float smooth = (orig / wavelen - lo) / (hi - lo);
+            out[i] = 1.0f / ((1.0f - smooth) / factor + smooth);
+        }
+    }
+}
+
+/* Reads the hyperparameters of architecture a into c (shape, RoPE and its scaling,
+ * sliding window, soft-capping). Each missing required key or unsupported setting is
+ * an error naming the key. */
+static int read_hparams(const gguf_t *g, const arch_info_t *a, model_config_t *c, const char *path,
+                        char *err, size_t errlen)
+{
+    const char *ar = a->name;
+    const char *keys[] = {"embedding_length", "feed_forward_length", "block_count",
+                          "attention.head_count", "context_length"};
+    int *dst[] = {&c->dim, &c->hidden_dim, &c->n_layers, &c->n_heads, &c->n_ctx};
+    for (size_t i = 0; i < 5; i++)
+        if (arch_u32(g, ar, keys[i], dst[i], true))
+            return failf(err, errlen, SY_ECORRUPT, "%s: %s.%s is missing or invalid", path, ar,
+                         keys[i]);
+    c->n_kv_heads = c->n_heads;
+    c->head_dim = 0;
+    int v_len = 0;
+    if (arch_u32(g, ar, "attention.head_count_kv", &c->n_kv_heads, false) ||
+        arch_u32(g, ar, "attention.key_length", &c->head_dim, false) ||
+        arch_u32(g, ar, "attention.value_length", &v_len, false))
+        return failf(err, errlen, SY_ECORRUPT, "%s: %s.attention.* head sizes are invalid", path,
+                     ar);
+    if (c->head_dim == 0) {
+        if (c->n_heads <= 0 || c->dim % c->n_heads)
+            return failf(err, errlen, SY_ECORRUPT,
+                         "%s: heads do not divide the model (dim %d, heads %d)", path, c->dim,
+                         c->n_heads);
+        c->head_dim = c->dim / c->n_heads;
+    }
+    if (v_len && v_len != c->head_dim)
+        return failf(err, errlen, SY_EUNSUPPORTED,
+                     "%s: %s.attention.value_length %d differs from key_length %d", path, ar, v_len,
+                     c->head_dim);
+    c->rope_dim = c->head_dim;
+    if (arch_u32(g, ar, "rope.dimension_count", &c->rope_dim, false))
+        return failf(err, errlen, SY_ECORRUPT, "%s: %s.rope.dimension_count is invalid", path, ar);
+    c->rope_base = 10000.0f;
+    c->norm_eps = 1e-5f;
+    float factor = 0.0f, mscale = 1.0f;
+    bool has_factor = false;
+    int rc = arch_f32(g, ar, "rope.freq_base", &c->rope_base, NULL);
+    if (!rc) rc = arch_f32(g, ar, "attention.layer_norm_rms_epsilon", &c->norm_eps, NULL);
+    if (!rc) rc = arch_f32(g, ar, "rope.scaling.factor", &factor, &has_factor);
+    if (!rc && !has_factor) rc = arch_f32(g, ar, "rope.scale_linear", &factor, &has_factor);
+    if (!rc) rc = arch_f32(g, ar, "rope.scaling.attn_factor", &mscale, NULL);
+    if (rc || !(c->rope_base > 0.0f) || !(c->norm_eps >= 0.0f) || !(mscale > 0.0f) ||
+        (has_factor && !(factor >= 0.0f)))
+        return failf(err, errlen, SY_ECORRUPT, "%s: a %s.rope.* or epsilon value is invalid", path,
+                     ar);
+    c->rope_neox = a->rope_neox;
+    c->rope_mscale = mscale;
+    c->rope_orig_ctx = c->n_ctx;
+    arch_u32(g, ar, "rope.scaling.original_context_length", &c->rope_orig_ctx, false);
+
+    /* Scaling type as llama.cpp reads it: "linear" when absent, the factor applies
+     * unless "none". "llama3" is handled by the caller (frequency divisors). YaRN's
+     * cos/sin factor is 1 + 0.1 ln(factor) (llama.cpp's, with its beta 32 / 1 and
+     * extrapolation factor 1, which these architectures never override). */
+    char key[96];
+    const char *type = "linear";
+    size_t tlen = 6;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", ar);
+    if (gguf_get_str(g, key, &type, &tlen) == SY_EINVAL)
+        return failf(err, errlen, SY_ECORRUPT, "%s: %s is not a string", path, key);
+#define TYPE_IS(s) (tlen == sizeof(s) - 1 && !memcmp(type, s, tlen))
+    if (!TYPE_IS("none") && !TYPE_IS("linear") && !TYPE_IS("longrope") && !TYPE_IS("llama3") &&
+        !TYPE_IS("yarn"))
+        return failf(err, errlen, SY_EUNSUPPORTED,
+                     "%s: %s '%.*s' is not supported (none, linear, yarn, longrope, llama3)", path,
+                     key, (int)(tlen < 32 ? tlen : 32), type);
+    c->rope_scale = 1.0f;
+    if ((TYPE_IS("linear") || TYPE_IS("longrope") || TYPE_IS("yarn")) && has_factor &&
+        factor != 0.0f)
+        c->rope_scale = 1.0f / factor;
+    c->rope_yarn = TYPE_IS("yarn");
+    if (c->rope_yarn && has_factor && factor > 1.0f) c->rope_mscale *= 1.0f + 0.1f * logf(factor);
+#undef TYPE_IS
+
+    /* Sliding window and soft-capping, with llama.cpp's per-architecture defaults.
+     * Pattern as llama.cpp's: layer l is windowed when l % period < period - 1, every
+     * layer when period is 0 (Mistral), none when it is 1. */
+    int period = 0;
+    c->n_swa = 0;
+    c->rope_base_swa = c->rope_base;
+    c->rope_scale_swa = c->rope_scale;
+    if (!strcmp(ar, "gemma2")) {
+        c->n_swa = 4096;
+        period = 2;
+        c->attn_softcap = 50.0f;
+        c->final_softcap = 30.0f;
+    } else if (!strcmp(ar, "gemma3")) {
+        period = 6;
+        c->rope_base_swa = 10000.0f;
+        c->rope_scale_swa = 1.0f;
+    }
+    bool windowed = !strcmp(ar, "llama") || a->gemma; /* phi3's window is off in llama.cpp too */
+    if (windowed) {
+        rc = arch_u32(g, ar, "attention.sliding_window", &c->n_swa, false);
+        if (!rc) rc = arch_u32(g, ar, "attention.sliding_window_pattern", &period, false);
+        if (!rc) rc = arch_f32(g, ar, "rope.freq_base_swa", &c->rope_base_swa, NULL);
+        if (rc || !(c->rope_base_swa > 0.0f))
+            return failf(err, errlen, rc == SY_EINVAL ? SY_EUNSUPPORTED : SY_ECORRUPT,
+                         "%s: %s.attention.sliding_window* or rope.freq_base_swa is invalid "
+                         "(a per-layer pattern array is not supported)",
+                         path, ar);
+    }
+    if (a->gemma) {
+        rc = 0;
+        if (!strcmp(ar, "gemma2"))
+            rc = arch_f32(g, ar, "attn_logit_softcapping", &c->attn_softcap, NULL);
+        if (!rc) rc = arch_f32(g, ar, "final_logit_softcapping", &c->final_softcap, NULL);
+        if (rc || !(c->attn_softcap >= 0.0f) || !(c->final_softcap >= 0.0f))
+            return failf(err, errlen, SY_ECORRUPT, "%s: a %s soft-capping value is invalid", path,
+                         ar);
+        c->embd_scale = true;
+        c->ffn_gelu = true;
+    }
+    /* Gemma's query_pre_attn_scalar is dim / heads for the 27B shapes, head_dim
+       otherwise; llama.cpp knows the 27B models by their layer count. */
+    bool big_gemma = c->n_heads > 0 && ((!strcmp(ar, "gemma2") && c->n_layers == 46) ||
+                                        (!strcmp(ar, "gemma3") && c->n_layers == 62));
+    c->attn_scale = 1.0f / sqrtf((float)(big_gemma ? c->dim / c->n_heads : c->head_dim));
+    c->swa_period = period;
+    return 0;
+}
+
+/* A view of rows [first, first + n) of t (fused tensors split without copying). */
+static model_tensor_t tensor_rows(const model_tensor_t *t, int first, int n)
+{
+    size_t rb = kern_row_size(t->type, (size_t)t->cols);
+    return (model_tensor_t){.type = t->type,
+                            .data = (const char *)t->data + rb * (size_t)first,
+                            .rows = n,
+                            .cols = t->cols};
+}
+
+/* Next n floats of m->owned (sized by the loader for every vector it may convert). */
+static float *owned_take(float **next, int n)
+{
+    float *p = *next;
+    *next += n;
+    return p;
 }
 
 int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
@@ -206,40 +401,19 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
         rc = failf(err, errlen, SY_ECORRUPT, "%s: no general.architecture", path);
         goto fail;
     }
-    char ar[16];
-    if (alen == 5 && (!memcmp(arch, "llama", 5) || !memcmp(arch, "qwen2", 5))) {
-        memcpy(ar, arch, 5);
-        ar[5] = 0;
-    } else {
+    const arch_info_t *a = NULL;
+    for (size_t i = 0; i < sizeof ARCHS / sizeof *ARCHS; i++)
+        if (strlen(ARCHS[i].name) == alen && !memcmp(arch, ARCHS[i].name, alen)) a = &ARCHS[i];
+    if (!a) {
         rc = failf(err, errlen, SY_EUNSUPPORTED,
-                   "%s: architecture '%.*s' is not supported (llama, qwen2)", path,
-                   (int)(alen < 64 ? alen : 64), arch);
+                   "%s: architecture '%.*s' is not supported (llama, qwen2, qwen3, gemma2, "
+                   "gemma3, phi3)",
+                   path, (int)(alen < 64 ? alen : 64), arch);
         goto fail;
     }
-    bool qwen = !strcmp(ar, "qwen2");
+    snprintf(m->arch, sizeof m->arch, "%s", a->name);
     model_config_t *c = &m->cfg;
-    const char *keys[] = {"embedding_length", "feed_forward_length", "block_count",
-                          "attention.head_count", "context_length"};
-    int *dst[] = {&c->dim, &c->hidden_dim, &c->n_layers, &c->n_heads, &c->n_ctx};
-    for (size_t i = 0; i < 5; i++)
-        if (arch_u32(g, ar, keys[i], dst[i], true)) {
-            rc = failf(err, errlen, SY_ECORRUPT, "%s: %s.%s is missing or invalid", path, ar,
-                       keys[i]);
-            goto fail;
-        }
-    c->n_kv_heads = c->n_heads;
-    arch_u32(g, ar, "attention.head_count_kv", &c->n_kv_heads, false);
-    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
-    c->rope_dim = c->head_dim;
-    arch_u32(g, ar, "rope.dimension_count", &c->rope_dim, false);
-    char key[96];
-    c->rope_base = 10000.0f;
-    snprintf(key, sizeof key, "%s.rope.freq_base", ar);
-    gguf_get_f32(g, key, &c->rope_base);
-    c->norm_eps = 1e-5f;
-    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", ar);
-    gguf_get_f32(g, key, &c->norm_eps);
-    c->rope_neox = qwen;
+    if ((rc = read_hparams(g, a, c, path, err, errlen))) goto fail;
 
     rc = tokenizer_from_gguf(g, &m->tok, err, errlen);
     if (rc) goto fail;
@@ -258,12 +432,14 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
         goto fail;
     }
 
-    int dim = c->dim, kv_dim = c->n_kv_heads * c->head_dim, hid = c->hidden_dim;
-    /* f32 copies where the file stores vectors otherwise: two norms per layer and the
-     * output norm first, then q/k/v biases and RoPE frequency factors. */
-    size_t spare_n = 3 * (size_t)dim * (size_t)c->n_layers + (size_t)c->rope_dim;
-    m->owned = mem_alloc(((size_t)(2 * c->n_layers + 1) * (size_t)dim + spare_n) * sizeof(float));
-    float *spare = m->owned + (size_t)(2 * c->n_layers + 1) * dim;
+    int dim = c->dim, hd = c->head_dim, hid = c->hidden_dim;
+    int q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd, half = c->rope_dim / 2;
+    /* f32 copies where the file stores vectors otherwise: per layer four norms of dim,
+     * two head norms and the q/k/v biases; the output norm; three RoPE vectors. */
+    size_t per_layer = 4 * (size_t)dim + 2 * (size_t)hd + (size_t)q_dim + 2 * (size_t)kv_dim;
+    m->owned = mem_alloc((per_layer * (size_t)c->n_layers + (size_t)dim + 3 * (size_t)half) *
+                         sizeof(float));
+    float *next = m->owned;
     m->layers = mem_calloc((size_t)c->n_layers, sizeof *m->layers);
     if ((rc =
              gguf_matrix(g, "token_embd.weight", c->n_vocab, dim, &m->tok_embd, path, err, errlen)))
@@ -273,41 +449,92 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
         char nm[GGUF_MAX_NAME];
 #define MAT(field, suffix, r, cl)                                                                  \
     snprintf(nm, sizeof nm, "blk.%d." suffix ".weight", l);                                        \
-    if ((rc = gguf_matrix(g, nm, r, cl, &L->field, path, err, errlen))) goto fail;
-        MAT(wq, "attn_q", dim, dim);
-        MAT(wk, "attn_k", kv_dim, dim);
-        MAT(wv, "attn_v", kv_dim, dim);
-        MAT(wo, "attn_output", dim, dim);
-        MAT(w_gate, "ffn_gate", hid, dim);
-        MAT(w_down, "ffn_down", dim, hid);
-        MAT(w_up, "ffn_up", hid, dim);
-#undef MAT
-        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
-        if ((rc = gguf_vector(g, nm, dim, m->owned + (size_t)(2 * l) * dim, &L->attn_norm, path,
-                              err, errlen)))
-            goto fail;
-        snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
-        if ((rc = gguf_vector(g, nm, dim, m->owned + (size_t)(2 * l + 1) * dim, &L->ffn_norm, path,
-                              err, errlen)))
-            goto fail;
-        if (qwen) {
-            const char *bn[3] = {"attn_q", "attn_k", "attn_v"};
-            const float **bd[3] = {&L->bq, &L->bk, &L->bv};
-            int bl[3] = {dim, kv_dim, kv_dim};
-            for (int i = 0; i < 3; i++) {
-                snprintf(nm, sizeof nm, "blk.%d.%s.bias", l, bn[i]);
-                if ((rc = gguf_vector(g, nm, bl[i], spare, bd[i], path, err, errlen))) goto fail;
-                spare += bl[i];
-            }
+    if ((rc = gguf_matrix(g, nm, r, cl, field, path, err, errlen))) goto fail;
+#define VEC(field, suffix, n)                                                                      \
+    snprintf(nm, sizeof nm, "blk.%d." suffix, l);                                                  \
+    if ((rc = gguf_vector(g, nm, n, owned_take(&next, n), &L->field, path, err, errlen))) goto fail;
+        snprintf(nm, sizeof nm, "blk.%d.attn_qkv.weight", l);
+        if (a->fused && gguf_find_tensor(g, nm)) {
+            model_tensor_t qkv;
+            MAT(&qkv, "attn_qkv", q_dim + 2 * kv_dim, dim);
+            L->wq = tensor_rows(&qkv, 0, q_dim);
+            L->wk = tensor_rows(&qkv, q_dim, kv_dim);
+            L->wv = tensor_rows(&qkv, q_dim + kv_dim, kv_dim);
+        } else {
+            MAT(&L->wq, "attn_q", q_dim, dim);
+            MAT(&L->wk, "attn_k", kv_dim, dim);
+            MAT(&L->wv, "attn_v", kv_dim, dim);
         }
+        MAT(&L->wo, "attn_output", dim, q_dim);
+        if (a->fused) { /* gate rows first, then up, as llama.cpp's fused SwiGLU splits */
+            model_tensor_t gate_up;
+            MAT(&gate_up, "ffn_up", 2 * hid, dim);
+            L->w_gate = tensor_rows(&gate_up, 0, hid);
+            L->w_up = tensor_rows(&gate_up, hid, hid);
+        } else {
+            MAT(&L->w_gate, "ffn_gate", hid, dim);
+            MAT(&L->w_up, "ffn_up", hid, dim);
+        }
+        MAT(&L->w_down, "ffn_down", dim, hid);
+        VEC(attn_norm, "attn_norm.weight", dim);
+        VEC(ffn_norm, "ffn_norm.weight", dim);
+        if (a->qkv_bias) {
+            VEC(bq, "attn_q.bias", q_dim);
+            VEC(bk, "attn_k.bias", kv_dim);
+            VEC(bv, "attn_v.bias", kv_dim);
+        }
+        if (a->qk_norm) {
+            VEC(q_norm, "attn_q_norm.weight", hd);
+            VEC(k_norm, "attn_k_norm.weight", hd);
+        }
+        if (a->gemma) {
+            VEC(post_attn_norm, "post_attention_norm.weight", dim);
+            VEC(post_ffn_norm, "post_ffw_norm.weight", dim);
+        }
+#undef MAT
+#undef VEC
+        const int p = c->swa_period;
+        L->swa = c->n_swa > 0 && (p == 0 || l % p < p - 1);
     }
-    if ((rc = gguf_vector(g, "output_norm.weight", dim, m->owned + (size_t)(2 * c->n_layers) * dim,
-                          &m->out_norm, path, err, errlen)))
+    if ((rc = gguf_vector(g, "output_norm.weight", dim, owned_take(&next, dim), &m->out_norm, path,
+                          err, errlen)))
         goto fail;
-    if (gguf_find_tensor(g, "rope_freqs.weight") &&
-        (rc = gguf_vector(g, "rope_freqs.weight", c->rope_dim / 2, spare, &m->rope_freqs, path, err,
-                          errlen)))
+    /* RoPE frequency divisors: rope_freqs (Llama 3.x as converted), the llama3 scaling
+     * keys, or LongRoPE's pair. */
+    const char *rv[] = {"rope_freqs.weight", "rope_factors_long.weight",
+                        "rope_factors_short.weight"};
+    const float **rd[] = {&m->rope_freqs, &m->rope_long, &m->rope_short};
+    for (int i = 0; i < 3; i++)
+        if (gguf_find_tensor(g, rv[i]) &&
+            (rc = gguf_vector(g, rv[i], half, owned_take(&next, half), rd[i], path, err, errlen)))
+            goto fail;
+    if ((m->rope_long != NULL) != (m->rope_short != NULL)) {
+        rc = failf(err, errlen, SY_ECORRUPT, "%s: only one of rope_factors_long/short", path);
         goto fail;
+    }
+    const char *st;
+    size_t sl;
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a->name);
+    if (!m->rope_freqs && !gguf_get_str(g, key, &st, &sl) && sl == 6 && !memcmp(st, "llama3", 6)) {
+        float f[4] = {8.0f, 1.0f, 4.0f, 8192.0f};
+        const char *fk[4] = {"rope.scaling.factor", "rope.scaling.low_freq_factor",
+                             "rope.scaling.high_freq_factor",
+                             "rope.scaling.original_context_length"};
+        int orig = 0;
+        bool ok = !arch_u32(g, a->name, fk[3], &orig, false);
+        if (orig) f[3] = (float)orig;
+        for (int i = 0; i < 3 && ok; i++)
+            ok = !arch_f32(g, a->name, fk[i], &f[i], NULL) && f[i] > 0.0f;
+        if (!ok || f[2] == f[1]) {
+            rc = failf(err, errlen, SY_ECORRUPT, "%s: %s.rope.scaling.* (llama3) is invalid", path,
+                       a->name);
+            goto fail;
+        }
+        float *fr = owned_take(&next, half);
+        llama3_rope_factors(c, f[0], f[1], f[2], f[3], fr);
+        m->rope_freqs = fr;
+    }
     if (gguf_find_tensor(g, "output.weight")) {
         if ((rc = gguf_matrix(g, "output.weight", c->n_vocab, dim, &m->output, path, err, errlen)))
             goto fail;
@@ -320,11 +547,10 @@ int model_load_gguf(const char *path, model_t **out, char *err, size_t errlen)
         failf(err, errlen, rc, "%s: no memory for repacked weights", path);
         goto fail;
     }
-    const char *s;
-    size_t sl;
-    if (!gguf_get_str(g, "tokenizer.chat_template", &s, &sl)) m->chat_template = mem_strndup(s, sl);
-    if (!gguf_get_str(g, "general.name", &s, &sl))
-        snprintf(m->name, sizeof m->name, "%.*s", (int)(sl < 127 ? sl : 127), s);
+    if (!gguf_get_str(g, "tokenizer.chat_template", &st, &sl))
+        m->chat_template = mem_strndup(st, sl);
+    if (!gguf_get_str(g, "general.name", &st, &sl))
+        snprintf(m->name, sizeof m->name, "%.*s", (int)(sl < 127 ? sl : 127), st);
     else {
         const char *b = strrchr(path, '/');
         snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : path);
@@ -382,10 +608,15 @@ int model_load_llama2c(const char *path, const char *tokenizer_path, model_t **o
                           .n_vocab = h[5] < 0 ? -h[5] : h[5],
                           .n_ctx = h[6],
                           .rope_base = 10000.0f,
+                          .rope_scale = 1.0f,
+                          .rope_mscale = 1.0f,
                           .norm_eps = 1e-5f};
     bool shared = h[5] > 0;
-    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    snprintf(m->arch, sizeof m->arch, "llama");
+    c->head_dim = c->n_heads > 0 && c->dim % c->n_heads == 0 ? c->dim / c->n_heads : 0;
     c->rope_dim = c->head_dim;
+    c->rope_orig_ctx = c->n_ctx;
+    c->attn_scale = c->head_dim > 0 ? 1.0f / sqrtf((float)c->head_dim) : 0.0f;
     int rc = check_config(c, path, err, errlen);
     if (rc) goto fail;
     /* Expected size, in floats, computed in 64 bits (all factors are bounded above). */

@@ -12,6 +12,8 @@
 #include "base/jsonw.h"
 #include "base/mem.h"
 
+/* Findings kept per text. Past it the scan still counts them (pii_scan's n_found):
+ * the request is then taken to hold PII_UNKNOWN too, which fails closed. */
 #define ROUTE_MAX_SPANS 64
 
 struct router {
@@ -50,6 +52,45 @@ void route_config_defaults(route_config_t *c)
     route_bandit_opts_defaults(&c->bandit);
 }
 
+/* A finding of unknown type fails closed: kept local, or refused under block. */
+static route_pii_action_t unknown_action(route_pii_action_t a)
+{
+    return a == ROUTE_PII_BLOCK ? ROUTE_PII_BLOCK : ROUTE_PII_LOCAL_ONLY;
+}
+
+/* ----------------------------------------------------------- capabilities --- */
+
+static const char *const cap_names[ROUTE_CAP_COUNT] = {"tools", "json", "vision", "audio",
+                                                       "embeddings"};
+
+const char *route_cap_name(route_cap_t c)
+{
+    return (unsigned)c < ROUTE_CAP_COUNT ? cap_names[c] : "?";
+}
+
+int route_cap_parse(const char *name, route_cap_t *out)
+{
+    for (int i = 0; name && i < ROUTE_CAP_COUNT; i++)
+        if (!strcmp(name, cap_names[i])) {
+            *out = (route_cap_t)i;
+            return 0;
+        }
+    return SY_EINVAL;
+}
+
+void route_caps_names(uint32_t caps, const char *sep, char *out, size_t cap)
+{
+    size_t used = 0;
+    if (!cap) return;
+    out[0] = 0;
+    for (int i = 0; i < ROUTE_CAP_COUNT; i++) {
+        if (!(caps & (1u << i))) continue;
+        int n = snprintf(out + used, cap - used, "%s%s", used ? sep : "", cap_names[i]);
+        if (n < 0 || (size_t)n >= cap - used) return;
+        used += (size_t)n;
+    }
+}
+
 /* ------------------------------------------------------------------- life --- */
 
 router_t *router_new(const route_config_t *cfg, const pii_scanner_t *pii, char *err, size_t errlen)
@@ -65,6 +106,7 @@ router_t *router_new(const route_config_t *cfg, const pii_scanner_t *pii, char *
     }
     router_t *r = mem_calloc(1, sizeof *r);
     r->cfg = *cfg;
+    r->cfg.pii_action[PII_UNKNOWN] = unknown_action(cfg->pii_action[PII_UNKNOWN]);
     r->pii = pii;
     r->bandit = route_bandit_new(ROUTE_MAX_TIERS, &cfg->bandit);
     pthread_rwlock_init(&r->lock, NULL);
@@ -195,7 +237,11 @@ int router_features(const router_t *r, router_scratch_t *s, const route_input_t 
             int rc = pii_scan(r->pii, s->pii, in->texts[i].text, in->texts[i].len, s->spans,
                               ROUTE_MAX_SPANS, &found);
             if (rc) return rc;
-            if (found > ROUTE_MAX_SPANS) found = ROUTE_MAX_SPANS;
+            if (found > ROUTE_MAX_SPANS) {
+                /* The findings past the buffer are unseen: their types are unknown. */
+                f->pii_types |= 1u << PII_UNKNOWN;
+                found = ROUTE_MAX_SPANS;
+            }
             for (size_t k = 0; k < found; k++) {
                 if (s->spans[k].score < r->cfg.pii_min_score) continue;
                 f->pii_types |= 1u << s->spans[k].type;
@@ -265,6 +311,12 @@ static void reason(route_decision_t *d, const char *fmt, ...)
     va_end(ap);
 }
 
+static void refuse(route_decision_t *d, route_refusal_t why, int status)
+{
+    d->refusal = why;
+    d->status = status;
+}
+
 static const char *pii_action_name(route_pii_action_t a)
 {
     switch (a) {
@@ -315,33 +367,40 @@ int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *i
     int rc = router_features(r, s, in, &d->features);
     if (rc) return rc;
     const route_features_t *f = &d->features;
-    d->pii_types = f->pii_types;
+    d->pii_types = f->pii_types | (in->pii_extra & ((1u << PII_TYPE_COUNT) - 1));
+    if (in->pii_unknown) d->pii_types |= 1u << PII_UNKNOWN;
     d->est_tokens_in = f->est_tokens_in;
     d->est_tokens_out = f->est_tokens_out;
 
-    /* 1. Hard constraints: forced tier, then privacy. */
+    /* 1. Hard constraints: forced tier, privacy, capabilities, context length. */
     int forced = -1;
     if (in->forced_tier) {
         for (size_t i = 0; i < n_tiers; i++)
             if (tiers[i].name && !strcmp(tiers[i].name, in->forced_tier)) forced = (int)i;
         if (forced < 0) {
             reason(d, "forced:%.40s(unknown)", in->forced_tier);
-            d->status = SY_EINVAL;
+            refuse(d, ROUTE_REFUSE_UNKNOWN_TIER, SY_EINVAL);
             return 0;
         }
         reason(d, "forced:%s", tiers[forced].name);
     }
     bool blocked = false;
     for (int t = 0; t < PII_TYPE_COUNT; t++) {
-        if (!(f->pii_types & (1u << t))) continue;
+        if (!(d->pii_types & (1u << t))) continue;
         route_pii_action_t a = r->cfg.pii_action[t];
         if (a == ROUTE_PII_ALLOW) continue;
+        if (a == ROUTE_PII_MASK && (in->pii_unmasked & (1u << t))) {
+            /* The gateway could not mask every value of it: it stays on this machine. */
+            reason(d, "pii:%s->mask->local_only", pii_type_name((pii_type_t)t));
+            d->local_only = true;
+            continue;
+        }
         reason(d, "pii:%s->%s", pii_type_name((pii_type_t)t), pii_action_name(a));
         if (a == ROUTE_PII_BLOCK) blocked = true;
         if (a == ROUTE_PII_LOCAL_ONLY) d->local_only = true;
     }
     if (blocked) {
-        d->status = SY_EPRIVACY;
+        refuse(d, ROUTE_REFUSE_PII_BLOCKED, SY_EPRIVACY);
         return 0;
     }
     if (in->privacy_local_only) {
@@ -356,8 +415,48 @@ int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *i
     for (size_t i = 0; i < n_tiers; i++)
         if (!d->local_only || tiers[i].privacy != ROUTE_PRIVACY_EXTERNAL) allowed |= 1u << i;
     if (forced >= 0) {
-        allowed &= 1u << forced;
-        if (!allowed) reason(d, "skip:%s(external)", tiers[forced].name);
+        if (!(allowed & (1u << forced))) {
+            /* The client named a tier the data may not reach: refuse, never reroute. */
+            reason(d, "skip:%s(external)", tiers[forced].name);
+            refuse(d, ROUTE_REFUSE_FORCED_EXTERNAL, SY_EPRIVACY);
+            return 0;
+        }
+        allowed = 1u << forced;
+    }
+    d->needs = in->needs & ROUTE_CAPS_ALL;
+    if (d->needs) {
+        char names[64];
+        route_caps_names(d->needs, "+", names, sizeof names);
+        reason(d, "cap:%s", names);
+        uint32_t before = allowed, have = 0;
+        for (size_t i = 0; i < n_tiers; i++) {
+            if (!(allowed & (1u << i))) continue;
+            have |= tiers[i].caps;
+            uint32_t lack = d->needs & ~tiers[i].caps;
+            if (!lack) continue;
+            route_caps_names(lack, "+", names, sizeof names);
+            reason(d, "skip:%s(no %s)", tiers[i].name, names);
+            allowed &= ~(1u << i);
+        }
+        if (before && !allowed) {
+            d->caps_missing = d->needs & ~have;
+            if (!d->caps_missing) d->caps_missing = d->needs; /* each on some tier, none all */
+            refuse(d, ROUTE_REFUSE_CAPABILITY, SY_EUNSUPPORTED);
+            return 0;
+        }
+    }
+    uint64_t need = (uint64_t)f->est_tokens_in + in->max_tokens;
+    d->need_context = need > UINT32_MAX ? UINT32_MAX : (uint32_t)need;
+    uint32_t before = allowed;
+    for (size_t i = 0; i < n_tiers; i++)
+        if ((allowed & (1u << i)) && tiers[i].max_context && need > tiers[i].max_context) {
+            reason(d, "skip:%s(context %u>%u)", tiers[i].name, d->need_context,
+                   tiers[i].max_context);
+            allowed &= ~(1u << i);
+        }
+    if (before && !allowed) {
+        refuse(d, ROUTE_REFUSE_CONTEXT, SY_ECONTEXT);
+        return 0;
     }
 
     /* 2. Token budget; 3. policy. A forced tier needs neither. */
@@ -428,7 +527,7 @@ int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *i
             d->order[d->n_order++] = cand[k];
     }
     if (d->n_order == 0) {
-        d->status = SY_EUNAVAILABLE;
+        refuse(d, ROUTE_REFUSE_UNAVAILABLE, SY_EUNAVAILABLE);
         return 0;
     }
     d->tier = d->order[0];
@@ -438,8 +537,12 @@ int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *i
     for (int k = 0; k < d->n_order; k++)
         if (tiers[d->order[k]].role == ROUTE_ROLE_CLOUD) cloud_in_order = true;
     d->degraded = cloud && chosen->role == ROUTE_ROLE_EDGE;
+    /* Cascade: the edge answers and scores its answer; below min_confidence it is
+     * re-run on a cloud tier of the order. Under local_only (not forced) no cloud tier
+     * is eligible, yet the edge still scores its answer so a low-confidence one is
+     * marked as such. */
     d->cascade = r->cfg.escalation_enabled && chosen->role == ROUTE_ROLE_EDGE &&
-                 chosen->has_logprobs && cloud_in_order;
+                 chosen->has_logprobs && (cloud_in_order || (d->local_only && forced < 0));
     return 0;
 }
 
@@ -540,6 +643,17 @@ void route_decision_write_json(const route_decision_t *d, const route_tier_t *ti
     jsonw_arr_end(w);
     jsonw_key(w, "status");
     jsonw_str(w, d->status ? sy_strerror(d->status) : "ok");
+    char caps[96];
+    if (d->needs) {
+        route_caps_names(d->needs, ",", caps, sizeof caps);
+        jsonw_key(w, "needs");
+        jsonw_str(w, caps);
+    }
+    if (d->caps_missing) {
+        route_caps_names(d->caps_missing, ",", caps, sizeof caps);
+        jsonw_key(w, "missing");
+        jsonw_str(w, caps);
+    }
     jsonw_key(w, "local_only");
     jsonw_bool(w, d->local_only);
     jsonw_key(w, "cascade");

@@ -6,8 +6,10 @@
  * in `switchyard route` and in `switchyard replay`.
  *
  * Order of stages (DESIGN.md §2.3): hard constraints (forced tier, PII / private
- * session under local_only, blocked types), token budget, policy (rules or bandit),
- * tier state (unhealthy or saturated tiers skipped, never past a hard constraint).
+ * session under local_only, blocked types, capabilities and context length the
+ * request needs), token budget, policy (rules or bandit), tier state (unhealthy or
+ * saturated tiers skipped, never past a hard constraint). Every rule that shapes
+ * the decision lives here: callers execute it, they never adjust it.
  */
 #ifndef SY_ROUTE_ROUTER_H
 #define SY_ROUTE_ROUTER_H
@@ -35,6 +37,24 @@ typedef enum {
 /* Edge tiers are the cheap/local ones; cloud tiers the strong/expensive ones. */
 typedef enum { ROUTE_ROLE_EDGE, ROUTE_ROLE_CLOUD } route_role_t;
 
+/* What a tier can do beyond plain text in, text out. A request that needs a
+ * capability is routed only to tiers that declare it (a hard constraint). */
+typedef enum {
+    ROUTE_CAP_TOOLS,      /* tools / functions, tool calls in the answer */
+    ROUTE_CAP_JSON,       /* response_format json_object / json_schema */
+    ROUTE_CAP_VISION,     /* image parts */
+    ROUTE_CAP_AUDIO,      /* input_audio parts, audio output */
+    ROUTE_CAP_EMBEDDINGS, /* POST /v1/embeddings */
+    ROUTE_CAP_COUNT
+} route_cap_t;
+#define ROUTE_CAPS_ALL ((1u << ROUTE_CAP_COUNT) - 1u)
+
+/* "tools", "json", "vision", "audio", "embeddings"; route_cap_parse: 0 or SY_EINVAL. */
+const char *route_cap_name(route_cap_t c);
+int route_cap_parse(const char *name, route_cap_t *out);
+/* Writes the names of the bits of caps joined by sep ("tools, json") into out. */
+void route_caps_names(uint32_t caps, const char *sep, char *out, size_t cap);
+
 /* What the router may know about a tier at decision time (filled by tier/). */
 typedef struct route_tier {
     const char *name;        /* config key, e.g. "edge" */
@@ -46,6 +66,7 @@ typedef struct route_tier {
     double usd_per_mtok_in;  /* effective cost per million input tokens */
     double usd_per_mtok_out; /* effective cost per million output tokens */
     uint32_t max_context;    /* tokens; 0 = unknown/unlimited */
+    uint32_t caps;           /* bitmask of route_cap_t the tier serves */
 } route_tier_t;
 
 /* ------------------------------------------------------------- settings ---- */
@@ -95,14 +116,32 @@ typedef struct route_input {
     bool session_private;    /* the session held PII earlier */
     uint64_t now_us;         /* time, passed in (the router reads no clock) */
     uint64_t rand_seed;      /* randomness, passed in */
+    uint32_t needs;          /* bitmask of route_cap_t the request needs */
+    /* Findings of the gateway's own scan of everything the request would send (fields
+     * beyond texts, text split across parts), applied like the router's findings. */
+    uint32_t pii_extra;    /* bitmask of pii_type_t */
+    bool pii_unknown;      /* that scan hit a limit: the request holds PII_UNKNOWN */
+    uint32_t pii_unmasked; /* types under mask whose masking did not hold: kept local */
 } route_input_t;
 
 /* ------------------------------------------------------------- decision ---- */
 
+/* Why a decision has no tier (status != 0). */
+typedef enum {
+    ROUTE_REFUSE_NONE,
+    ROUTE_REFUSE_UNKNOWN_TIER,    /* SY_EINVAL: the forced tier is not configured */
+    ROUTE_REFUSE_PII_BLOCKED,     /* SY_EPRIVACY: a found type's action is block */
+    ROUTE_REFUSE_FORCED_EXTERNAL, /* SY_EPRIVACY: local_only, but an external tier is forced */
+    ROUTE_REFUSE_CAPABILITY,      /* SY_EUNSUPPORTED: no eligible tier has caps_missing */
+    ROUTE_REFUSE_CONTEXT,         /* SY_ECONTEXT: no eligible tier holds the prompt + output */
+    ROUTE_REFUSE_UNAVAILABLE      /* SY_EUNAVAILABLE: eligible tiers exist, none healthy */
+} route_refusal_t;
+
 typedef struct route_decision {
-    int status; /* 0, SY_EUNAVAILABLE (answer 503), SY_EPRIVACY (403 block), SY_EINVAL (unknown
-                   forced tier) */
-    int tier;   /* chosen tier index, or -1 */
+    int status; /* 0 or the error of `refusal`: SY_EINVAL, SY_EPRIVACY, SY_EUNSUPPORTED,
+                   SY_ECONTEXT, SY_EUNAVAILABLE */
+    route_refusal_t refusal;
+    int tier;                   /* chosen tier index, or -1 */
     int order[ROUTE_MAX_TIERS]; /* eligible tiers in preference order (order[0] == tier) */
     int n_order;                /* failover/spillover walk this list, nothing else */
     bool local_only;            /* hard constraint: no external tier may see this request */
@@ -112,6 +151,10 @@ typedef struct route_decision {
     uint32_t pii_types; /* bitmask of pii_type_t found */
     uint32_t est_tokens_in;
     uint32_t est_tokens_out;
+    uint32_t needs;        /* route_cap_t bitmask the request needs */
+    uint32_t caps_missing; /* ROUTE_REFUSE_CAPABILITY: needed caps no eligible tier has (all
+                              needed caps when each exists, but on different tiers) */
+    uint32_t need_context; /* tokens: prompt estimate + max_tokens */
     char reasons[ROUTE_MAX_REASONS]
                 [ROUTE_REASON_LEN]; /* trace, e.g. "pii:EMAIL_ADDRESS->local_only" */
     int n_reasons;

@@ -75,7 +75,38 @@ static const char *const schema_v1[] = {
     NULL,
 };
 
-const char *const *const store_migrations[STORE_SCHEMA_VERSION] = {schema_v1};
+/* Version 2: spend budgets per API key and period (see store_budget_reserve). */
+static const char *const schema_v2[] = {
+    "CREATE TABLE budgets ("
+    " key TEXT NOT NULL,"
+    " period_ms BIGINT NOT NULL,"
+    " spent_nusd BIGINT NOT NULL DEFAULT 0,"
+    " reserved_nusd BIGINT NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (key, period_ms))",
+    NULL,
+};
+
+/* Version 3: what was done with each PII type found (kept local, masked, allowed in
+ * clear, blocked), so the audit reports only data that left in clear. Rows written
+ * before recorded no action: an external one is taken as allowed (what the audit
+ * reported until then), a refused one (403) as blocked, any other as kept local. */
+static const char *const schema_v3[] = {
+    "ALTER TABLE ledger ADD COLUMN pii_kept_local BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE ledger ADD COLUMN pii_masked BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE ledger ADD COLUMN pii_allowed BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE ledger ADD COLUMN pii_blocked BIGINT NOT NULL DEFAULT 0",
+    "UPDATE ledger SET pii_allowed = pii_types WHERE pii_types <> 0 AND external <> 0",
+    "UPDATE ledger SET pii_blocked = pii_types"
+    " WHERE pii_types <> 0 AND external = 0 AND http_status = 403",
+    "UPDATE ledger SET pii_kept_local = pii_types"
+    " WHERE pii_types <> 0 AND external = 0 AND http_status <> 403",
+    /* The audit reads only the (rare) rows where personal data left in clear. */
+    "DROP INDEX ledger_pii_external",
+    "CREATE INDEX ledger_pii_allowed ON ledger (ts_ms) WHERE pii_allowed <> 0",
+    NULL,
+};
+
+const char *const *const store_migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 /* ========================================================== helpers ===== */
 
@@ -337,6 +368,60 @@ int store_kv_delete(store_t *s, const char *ns, const char *key)
 {
     if (!ns || !key) return SY_EINVAL;
     return s->ops->kv_delete(s, ns, key);
+}
+
+int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->traffic_query(s, since_ms, out, n_out);
+}
+
+/* ========================================================= budgets ===== */
+
+static void budget_out(store_budget_t *out, int64_t spent, int64_t reserved)
+{
+    if (!out) return;
+    out->spent_usd = store_nusd_to_usd(spent);
+    out->reserved_usd = store_nusd_to_usd(reserved);
+}
+
+int store_budget_reserve(store_t *s, const char *key, int64_t period_ms, double limit_usd,
+                         double amount_usd, store_budget_t *after)
+{
+    budget_out(after, 0, 0);
+    if (!key || !(limit_usd >= 0) || !(amount_usd >= 0)) return SY_EINVAL;
+    int64_t limit = store_usd_to_nusd(limit_usd), amount = store_usd_to_nusd(amount_usd);
+    int64_t spent = 0, reserved = 0;
+    int rc;
+    if (amount > limit) /* never fits: the row (if any) is only read */
+        rc = s->ops->budget_get(s, key, period_ms, &spent, &reserved), rc = rc ? rc : SY_EFULL;
+    else
+        rc = s->ops->budget_reserve(s, key, period_ms, limit, amount, &spent, &reserved);
+    if (rc == 0 || rc == SY_EFULL) budget_out(after, spent, reserved);
+    return rc;
+}
+
+int store_budget_settle(store_t *s, const char *key, int64_t period_ms, double reserved_usd,
+                        double actual_usd, store_budget_t *after)
+{
+    budget_out(after, 0, 0);
+    if (!key || !(reserved_usd >= 0) || !(actual_usd >= 0)) return SY_EINVAL;
+    int64_t spent = 0, reserved = 0;
+    int rc = s->ops->budget_settle(s, key, period_ms, store_usd_to_nusd(reserved_usd),
+                                   store_usd_to_nusd(actual_usd), &spent, &reserved);
+    if (rc == 0) budget_out(after, spent, reserved);
+    return rc;
+}
+
+int store_budget_get(store_t *s, const char *key, int64_t period_ms, store_budget_t *out)
+{
+    budget_out(out, 0, 0);
+    if (!key) return SY_EINVAL;
+    int64_t spent = 0, reserved = 0;
+    int rc = s->ops->budget_get(s, key, period_ms, &spent, &reserved);
+    if (rc == 0) budget_out(out, spent, reserved);
+    return rc;
 }
 
 /* =================================================== ledger writer ===== */

@@ -45,6 +45,12 @@ typedef struct store_ledger_row {
     /* The same PII types as names joined by ',' ("EMAIL_ADDRESS,US_SSN"), for
      * `switchyard audit`; NULL or "" = none given (the audit then shows the mask). */
     const char *pii_names;
+    /* What was done with each type found: each bit of pii_types is in exactly one of
+     * these masks (docs/store.md, "Audit"). */
+    uint32_t pii_kept_local; /* no external tier was sent the request */
+    uint32_t pii_masked;     /* sent to an external tier as placeholders only */
+    uint32_t pii_allowed;    /* sent to an external tier in clear */
+    uint32_t pii_blocked;    /* the request was refused for its personal data */
 } store_ledger_row_t;
 
 typedef enum {
@@ -90,17 +96,34 @@ int store_costs_query(store_t *s, store_group_t by, int64_t since_ms, store_cost
 int store_group_parse(const char *s, store_group_t *out);
 const char *store_group_name(store_group_t g);
 
-/* Ledger rows with PII (pii_types != 0) that reached an external tier, since
- * since_ms (0 = all time), oldest first. *out is owned (free()). */
+/* Ledger rows where personal data reached an external tier in clear (pii_allowed
+ * != 0), since since_ms (0 = all time), oldest first. A type that left only as
+ * placeholders (pii_masked) is no such row. *out is owned (free()). */
 typedef struct store_audit_row {
     char id[40];
     int64_t ts_ms;
     char tier[64];
-    uint32_t pii_types;  /* bitmask of pii_type_t */
-    char pii_names[256]; /* names as the gateway logged them, "" if it gave none */
+    uint32_t pii_types;   /* bitmask of pii_type_t: every type found */
+    uint32_t pii_allowed; /* the types that reached the external tier in clear */
+    uint32_t pii_masked;  /* the types that reached it as placeholders */
+    char pii_names[256];  /* names of pii_types as the gateway logged them, "" if none */
 } store_audit_row_t;
 int store_audit_query(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
 
+/* Ledger rows since since_ms, oldest first, with what `switchyard plan` needs to
+ * price the same traffic on other tiers. *out is owned (free()). */
+typedef struct store_traffic_row {
+    int64_t ts_ms;
+    char tier[64];
+    char status[16];
+    uint32_t tokens_in;
+    uint32_t tokens_out;
+    double cost_usd;
+    double cloud_cost_usd;
+    bool escalated;
+    char reasons[192]; /* truncated at a UTF-8 boundary */
+} store_traffic_row_t;
+int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out);
 /* Ids of the ledger rows with ts_ms >= since_ms (the journal replay skips rows the
  * store already has). *out is owned (free()). */
 typedef struct store_ledger_id {
@@ -110,7 +133,7 @@ int store_ledger_ids_since(store_t *s, int64_t since_ms, store_ledger_id_t **out
 
 /* Queries return at most this many rows; more is SY_ETOOBIG. */
 #define STORE_QUERY_MAX_ROWS (1u << 20)
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 3
 
 /* ------------------------------------------------------------ sessions ---- */
 
@@ -165,6 +188,31 @@ int store_kv_put(store_t *s, const char *ns, const char *key, const void *blob, 
 int store_kv_get(store_t *s, const char *ns, const char *key, void **blob, size_t *len);
 /* 0 whether or not the key existed. */
 int store_kv_delete(store_t *s, const char *ns, const char *key);
+
+/* ------------------------------------------------------------- budgets ---- */
+
+/* Spend budgets per API key and period (a day, week, month, or all time; the
+ * period is named by its start in Unix ms). A request reserves its maximum cost
+ * before it is sent anywhere and settles the real cost afterwards, so the spent
+ * total plus what is reserved never exceeds the limit, whatever the concurrency and
+ * however many gateways share the store: each call is one atomic statement. */
+typedef struct store_budget {
+    double spent_usd;    /* settled costs */
+    double reserved_usd; /* reservations not settled yet */
+} store_budget_t;
+
+/* Reserves amount_usd against (key, period_ms) if spent + reserved + amount_usd <=
+ * limit_usd. 0 (reserved), SY_EFULL (it does not fit: nothing changed), or another
+ * negative error. *after (may be NULL) gets the totals after the call (on SY_EFULL:
+ * as they are, when the row exists). */
+int store_budget_reserve(store_t *s, const char *key, int64_t period_ms, double limit_usd,
+                         double amount_usd, store_budget_t *after);
+/* Turns a reservation into spending: reserved -= reserved_usd (not below 0),
+ * spent += actual_usd. A missing row is created. 0 or a negative error. */
+int store_budget_settle(store_t *s, const char *key, int64_t period_ms, double reserved_usd,
+                        double actual_usd, store_budget_t *after);
+/* Totals of (key, period_ms); zeros and 0 when nothing was recorded. */
+int store_budget_get(store_t *s, const char *key, int64_t period_ms, store_budget_t *out);
 
 /* ------------------------------------------------------ batched writer ---- */
 

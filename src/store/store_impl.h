@@ -23,6 +23,7 @@ typedef struct store_ops {
     int (*costs_query)(store_t *s, store_group_t by, int64_t since_ms, store_cost_row_t **out,
                        size_t *n_out);
     int (*audit_query)(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
+    int (*traffic_query)(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out);
     int (*ledger_ids)(store_t *s, int64_t since_ms, store_ledger_id_t **out, size_t *n_out);
     int (*sessions_private)(store_t *s, int64_t since_ms, store_session_t **out, size_t *n_out);
     int (*session_get)(store_t *s, const char *id, store_session_t *out);
@@ -35,6 +36,13 @@ typedef struct store_ops {
     int (*kv_put)(store_t *s, const char *ns, const char *key, const void *blob, size_t len);
     int (*kv_get)(store_t *s, const char *ns, const char *key, void **blob, size_t *len);
     int (*kv_delete)(store_t *s, const char *ns, const char *key);
+    /* Budgets in integer nano-USD; reserve returns SY_EFULL when it does not fit. */
+    int (*budget_reserve)(store_t *s, const char *key, int64_t period_ms, int64_t limit_nusd,
+                          int64_t amount_nusd, int64_t *spent, int64_t *reserved);
+    int (*budget_settle)(store_t *s, const char *key, int64_t period_ms, int64_t reserved_nusd,
+                         int64_t actual_nusd, int64_t *spent, int64_t *reserved);
+    int (*budget_get)(store_t *s, const char *key, int64_t period_ms, int64_t *spent,
+                      int64_t *reserved);
 } store_ops_t;
 
 struct store {

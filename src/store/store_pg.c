@@ -47,6 +47,10 @@ enum {
     PQ_KV_PUT,
     PQ_KV_GET,
     PQ_KV_DELETE,
+    PQ_TRAFFIC,
+    PQ_BUDGET_RESERVE,
+    PQ_BUDGET_SETTLE,
+    PQ_BUDGET_GET,
     PQ_COUNT
 };
 
@@ -63,16 +67,17 @@ static const struct {
                           "INSERT INTO ledger (id, ts_ms, tenant, team, feature, session, tier,"
                           " model, status, http_status, tokens_in, tokens_out, cost_nusd,"
                           " cloud_cost_nusd, latency_ms, ttft_ms, failover, escalated, degraded,"
-                          " external, pii_types, pii_names, reasons) VALUES ($1, $2, $3, $4, $5,"
-                          " $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
-                          " $21, $22, $23)"},
+                          " external, pii_types, pii_names, reasons, pii_kept_local, pii_masked,"
+                          " pii_allowed, pii_blocked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                          " $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,"
+                          " $24, $25, $26, $27)"},
     [PQ_COSTS_TEAM] = {"sy_costs_team", PG_COSTS_SQL("team")},
     [PQ_COSTS_TENANT] = {"sy_costs_tenant", PG_COSTS_SQL("tenant")},
     [PQ_COSTS_FEATURE] = {"sy_costs_feature", PG_COSTS_SQL("feature")},
     [PQ_COSTS_TIER] = {"sy_costs_tier", PG_COSTS_SQL("tier")},
-    [PQ_AUDIT] = {"sy_audit", "SELECT id, ts_ms, tier, pii_types, pii_names FROM ledger"
-                              " WHERE pii_types <> 0 AND external <> 0 AND ts_ms >= $1::bigint"
-                              " ORDER BY ts_ms, id"},
+    [PQ_AUDIT] = {"sy_audit", "SELECT id, ts_ms, tier, pii_types, pii_names, pii_allowed,"
+                              " pii_masked FROM ledger WHERE pii_allowed <> 0"
+                              " AND ts_ms >= $1::bigint ORDER BY ts_ms, id"},
     [PQ_LEDGER_IDS] = {"sy_ledger_ids", "SELECT id FROM ledger WHERE ts_ms >= $1::bigint"},
     [PQ_SESSIONS_PRIVATE] = {"sy_sessions_private",
                              "SELECT id, turns, tiers, private, updated_ms FROM sessions"
@@ -103,6 +108,23 @@ static const struct {
                                 " ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value"},
     [PQ_KV_GET] = {"sy_kv_get", "SELECT value FROM kv WHERE ns = $1 AND key = $2"},
     [PQ_KV_DELETE] = {"sy_kv_delete", "DELETE FROM kv WHERE ns = $1 AND key = $2"},
+    [PQ_TRAFFIC] = {"sy_traffic", "SELECT ts_ms, tier, status, tokens_in, tokens_out, cost_nusd,"
+                                  " cloud_cost_nusd, escalated, reasons FROM ledger"
+                                  " WHERE ts_ms >= $1::bigint ORDER BY ts_ms"},
+    [PQ_BUDGET_RESERVE] = {"sy_budget_reserve",
+                           "INSERT INTO budgets AS b (key, period_ms, spent_nusd, reserved_nusd)"
+                           " VALUES ($1, $2::bigint, 0, $3::bigint) ON CONFLICT (key, period_ms)"
+                           " DO UPDATE SET reserved_nusd = b.reserved_nusd + $3::bigint"
+                           " WHERE b.spent_nusd + b.reserved_nusd + $3::bigint <= $4::bigint"
+                           " RETURNING spent_nusd, reserved_nusd"},
+    [PQ_BUDGET_SETTLE] = {"sy_budget_settle",
+                          "INSERT INTO budgets AS b (key, period_ms, spent_nusd, reserved_nusd)"
+                          " VALUES ($1, $2::bigint, $4::bigint, 0) ON CONFLICT (key, period_ms)"
+                          " DO UPDATE SET reserved_nusd = GREATEST(b.reserved_nusd - $3::bigint,"
+                          " 0), spent_nusd = b.spent_nusd + $4::bigint"
+                          " RETURNING spent_nusd, reserved_nusd"},
+    [PQ_BUDGET_GET] = {"sy_budget_get", "SELECT spent_nusd, reserved_nusd FROM budgets"
+                                        " WHERE key = $1 AND period_ms = $2::bigint"},
 };
 
 typedef struct pg_store {
@@ -157,7 +179,8 @@ static int ensure_prepared(pg_store_t *s, int which);
 static bool stmt_is_read(int which)
 {
     return (which >= PQ_COSTS_TEAM && which <= PQ_SESSIONS_PRIVATE) || which == PQ_SESSION_GET ||
-           which == PQ_FEEDBACK_LIST || which == PQ_KV_GET;
+           which == PQ_FEEDBACK_LIST || which == PQ_KV_GET || which == PQ_BUDGET_GET ||
+           which == PQ_TRAFFIC;
 }
 
 /* Runs prepared statement `which` with n text parameters (binary where fmts says
@@ -408,10 +431,10 @@ static void pg_rollback(store_t *base)
 
 static int pg_ledger_insert(store_t *base, const store_ledger_row_t *r)
 {
-    num_t n[14];
+    num_t n[18];
     char id[sizeof r->id + 1];
     store_copy_str(id, sizeof id, r->id);
-    const char *v[23] = {
+    const char *v[27] = {
         id,
         num_i64(&n[0], r->ts_ms),
         nz(r->tenant),
@@ -435,11 +458,15 @@ static int pg_ledger_insert(store_t *base, const store_ledger_row_t *r)
         num_i64(&n[12], r->pii_types),
         nz(r->pii_names),
         nz(r->reasons),
+        num_i64(&n[14], r->pii_kept_local),
+        num_i64(&n[15], r->pii_masked),
+        num_i64(&n[16], r->pii_allowed),
+        num_i64(&n[17], r->pii_blocked),
     };
     pg_store_t *s = pg(base);
-    if (!s->in_pipe) return run_cmd(s, PQ_LEDGER_INSERT, 23, v);
+    if (!s->in_pipe) return run_cmd(s, PQ_LEDGER_INSERT, 27, v);
     if (s->pipe_err) return s->pipe_err;
-    if (PQsendQueryPrepared(s->conn, pq_stmts[PQ_LEDGER_INSERT].name, 23, v, NULL, NULL, 0) != 1)
+    if (PQsendQueryPrepared(s->conn, pq_stmts[PQ_LEDGER_INSERT].name, 27, v, NULL, NULL, 0) != 1)
         pipe_send_failed(s);
     return s->pipe_err;
 }
@@ -495,6 +522,8 @@ static int pg_audit_query(store_t *base, int64_t since_ms, store_audit_row_t **o
         val_str(r, k, 2, o[i].tier, sizeof o[i].tier);
         o[i].pii_types = (uint32_t)val_i64(r, k, 3);
         val_str(r, k, 4, o[i].pii_names, sizeof o[i].pii_names);
+        o[i].pii_allowed = (uint32_t)val_i64(r, k, 5);
+        o[i].pii_masked = (uint32_t)val_i64(r, k, 6);
     }
     PQclear(r);
     *out = o;
@@ -544,6 +573,38 @@ static int pg_sessions_private(store_t *base, int64_t since_ms, store_session_t 
         val_str(r, k, 2, o[i].tiers, sizeof o[i].tiers);
         o[i].is_private = val_i64(r, k, 3) != 0;
         o[i].updated_ms = val_i64(r, k, 4);
+    }
+    PQclear(r);
+    *out = o;
+    *n_out = rows;
+    return 0;
+}
+
+static int pg_traffic_query(store_t *base, int64_t since_ms, store_traffic_row_t **out,
+                            size_t *n_out)
+{
+    num_t n;
+    const char *v[1] = {num_i64(&n, since_ms > 0 ? since_ms : INT64_MIN)};
+    int err;
+    PGresult *r = run(pg(base), PQ_TRAFFIC, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > STORE_QUERY_MAX_ROWS) {
+        PQclear(r);
+        return SY_ETOOBIG;
+    }
+    store_traffic_row_t *o = mem_calloc(rows ? rows : 1, sizeof *o);
+    for (size_t i = 0; i < rows; i++) {
+        int k = (int)i;
+        o[i].ts_ms = val_i64(r, k, 0);
+        val_str(r, k, 1, o[i].tier, sizeof o[i].tier);
+        val_str(r, k, 2, o[i].status, sizeof o[i].status);
+        o[i].tokens_in = (uint32_t)val_i64(r, k, 3);
+        o[i].tokens_out = (uint32_t)val_i64(r, k, 4);
+        o[i].cost_usd = store_nusd_to_usd(val_i64(r, k, 5));
+        o[i].cloud_cost_usd = store_nusd_to_usd(val_i64(r, k, 6));
+        o[i].escalated = val_i64(r, k, 7) != 0;
+        val_str(r, k, 8, o[i].reasons, sizeof o[i].reasons);
     }
     PQclear(r);
     *out = o;
@@ -683,6 +744,51 @@ static int pg_kv_delete(store_t *base, const char *ns, const char *key)
     return run_cmd(pg(base), PQ_KV_DELETE, 2, v);
 }
 
+/* Runs a budget statement with (key, period[, a, b]) and reads its one row, if any:
+ * 0 with a row, SY_ENOTFOUND without, or an error. */
+static int pg_budget_run(store_t *base, int which, const char *key, int64_t period_ms, int64_t a,
+                         int64_t b, int64_t *spent, int64_t *reserved)
+{
+    num_t n[3];
+    const char *v[4] = {key, num_i64(&n[0], period_ms), num_i64(&n[1], a), num_i64(&n[2], b)};
+    int err;
+    PGresult *r = run(pg(base), which, which == PQ_BUDGET_GET ? 2 : 4, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    if (PQntuples(r) > 0) {
+        *spent = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        *reserved = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    } else {
+        err = SY_ENOTFOUND;
+    }
+    PQclear(r);
+    return err;
+}
+
+static int pg_budget_get(store_t *base, const char *key, int64_t period_ms, int64_t *spent,
+                         int64_t *reserved)
+{
+    int rc = pg_budget_run(base, PQ_BUDGET_GET, key, period_ms, 0, 0, spent, reserved);
+    return rc == SY_ENOTFOUND ? 0 : rc;
+}
+
+static int pg_budget_reserve(store_t *base, const char *key, int64_t period_ms, int64_t limit_nusd,
+                             int64_t amount_nusd, int64_t *spent, int64_t *reserved)
+{
+    int rc = pg_budget_run(base, PQ_BUDGET_RESERVE, key, period_ms, amount_nusd, limit_nusd, spent,
+                           reserved);
+    if (rc != SY_ENOTFOUND) return rc;
+    rc = pg_budget_get(base, key, period_ms, spent, reserved);
+    return rc ? rc : SY_EFULL;
+}
+
+static int pg_budget_settle(store_t *base, const char *key, int64_t period_ms,
+                            int64_t reserved_nusd, int64_t actual_nusd, int64_t *spent,
+                            int64_t *reserved)
+{
+    return pg_budget_run(base, PQ_BUDGET_SETTLE, key, period_ms, reserved_nusd, actual_nusd, spent,
+                         reserved);
+}
+
 static const store_ops_t pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -693,6 +799,7 @@ static const store_ops_t pg_ops = {
     .ledger_insert = pg_ledger_insert,
     .costs_query = pg_costs_query,
     .audit_query = pg_audit_query,
+    .traffic_query = pg_traffic_query,
     .ledger_ids = pg_ledger_ids,
     .sessions_private = pg_sessions_private,
     .session_get = pg_session_get,
@@ -704,6 +811,9 @@ static const store_ops_t pg_ops = {
     .kv_put = pg_kv_put,
     .kv_get = pg_kv_get,
     .kv_delete = pg_kv_delete,
+    .budget_reserve = pg_budget_reserve,
+    .budget_settle = pg_budget_settle,
+    .budget_get = pg_budget_get,
 };
 
 /* Connects with the URL as libpq reads it (host, port, user, dbname, sslmode,

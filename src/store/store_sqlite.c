@@ -42,6 +42,10 @@ enum {
     ST_KV_PUT,
     ST_KV_GET,
     ST_KV_DELETE,
+    ST_TRAFFIC,
+    ST_BUDGET_RESERVE,
+    ST_BUDGET_SETTLE,
+    ST_BUDGET_GET,
     ST_COUNT
 };
 
@@ -57,9 +61,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LEDGER_INSERT] =
         "INSERT INTO ledger (id, ts_ms, tenant, team, feature, session, tier, model, status,"
         " http_status, tokens_in, tokens_out, cost_nusd, cloud_cost_nusd, latency_ms, ttft_ms,"
-        " failover, escalated, degraded, external, pii_types, pii_names, reasons)"
+        " failover, escalated, degraded, external, pii_types, pii_names, reasons,"
+        " pii_kept_local, pii_masked, pii_allowed, pii_blocked)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-        " ?18, ?19, ?20, ?21, ?22, ?23)",
+        " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
     [ST_COSTS_TEAM] = COSTS_SQL("team"),
     [ST_COSTS_TENANT] = COSTS_SQL("tenant"),
     [ST_COSTS_FEATURE] = COSTS_SQL("feature"),
@@ -67,8 +72,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LEDGER_IDS] = "SELECT id FROM ledger WHERE ts_ms >= ?1",
     [ST_SESSIONS_PRIVATE] = "SELECT id, turns, tiers, private, updated_ms FROM sessions"
                             " WHERE updated_ms >= ?1 AND private <> 0",
-    [ST_AUDIT] = "SELECT id, ts_ms, tier, pii_types, pii_names FROM ledger"
-                 " WHERE pii_types <> 0 AND external <> 0 AND ts_ms >= ?1 ORDER BY ts_ms, rowid",
+    [ST_AUDIT] = "SELECT id, ts_ms, tier, pii_types, pii_names, pii_allowed, pii_masked"
+                 " FROM ledger WHERE pii_allowed <> 0 AND ts_ms >= ?1 ORDER BY ts_ms, rowid",
     [ST_SESSION_GET] = "SELECT turns, tiers, private, updated_ms FROM sessions WHERE id = ?1",
     [ST_SESSION_PUT] = "INSERT OR REPLACE INTO sessions (id, turns, tiers, private, updated_ms)"
                        " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -88,6 +93,21 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_KV_PUT] = "INSERT OR REPLACE INTO kv (ns, key, value) VALUES (?1, ?2, ?3)",
     [ST_KV_GET] = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
     [ST_KV_DELETE] = "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
+    /* One statement each, so a reservation is atomic across processes sharing the
+     * file; the caller has checked amount <= limit for the insert case. */
+    [ST_TRAFFIC] = "SELECT ts_ms, tier, status, tokens_in, tokens_out, cost_nusd, cloud_cost_nusd,"
+                   " escalated, reasons FROM ledger WHERE ts_ms >= ?1 ORDER BY ts_ms",
+    [ST_BUDGET_RESERVE] =
+        "INSERT INTO budgets (key, period_ms, spent_nusd, reserved_nusd) VALUES (?1, ?2, 0, ?3)"
+        " ON CONFLICT (key, period_ms) DO UPDATE SET reserved_nusd = reserved_nusd + ?3"
+        " WHERE spent_nusd + reserved_nusd + ?3 <= ?4 RETURNING spent_nusd, reserved_nusd",
+    [ST_BUDGET_SETTLE] =
+        "INSERT INTO budgets (key, period_ms, spent_nusd, reserved_nusd) VALUES (?1, ?2, ?4, 0)"
+        " ON CONFLICT (key, period_ms) DO UPDATE SET"
+        " reserved_nusd = MAX(reserved_nusd - ?3, 0), spent_nusd = spent_nusd + ?4"
+        " RETURNING spent_nusd, reserved_nusd",
+    [ST_BUDGET_GET] =
+        "SELECT spent_nusd, reserved_nusd FROM budgets WHERE key = ?1 AND period_ms = ?2",
 };
 
 typedef struct sqlite_store {
@@ -307,6 +327,10 @@ static int sqlite_ledger_insert(store_t *base, const store_ledger_row_t *r)
     sqlite3_bind_int64(st, 21, r->pii_types);
     bind_text(st, 22, r->pii_names);
     bind_text(st, 23, r->reasons);
+    sqlite3_bind_int64(st, 24, r->pii_kept_local);
+    sqlite3_bind_int64(st, 25, r->pii_masked);
+    sqlite3_bind_int64(st, 26, r->pii_allowed);
+    sqlite3_bind_int64(st, 27, r->pii_blocked);
     return exec_stmt(s, st);
 }
 
@@ -363,6 +387,8 @@ static int sqlite_audit_query(store_t *base, int64_t since_ms, store_audit_row_t
         col_text(st, 2, a->tier, sizeof a->tier);
         a->pii_types = (uint32_t)sqlite3_column_int64(st, 3);
         col_text(st, 4, a->pii_names, sizeof a->pii_names);
+        a->pii_allowed = (uint32_t)sqlite3_column_int64(st, 5);
+        a->pii_masked = (uint32_t)sqlite3_column_int64(st, 6);
     }
     if (!err && rc != SQLITE_DONE) err = fail(s, rc);
     sqlite3_reset(st);
@@ -422,6 +448,42 @@ static int sqlite_sessions_private(store_t *base, int64_t since_ms, store_sessio
         col_text(st, 2, r->tiers, sizeof r->tiers);
         r->is_private = sqlite3_column_int(st, 3) != 0;
         r->updated_ms = sqlite3_column_int64(st, 4);
+    }
+    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
+    sqlite3_reset(st);
+    if (err) {
+        mem_free(rows);
+        return err;
+    }
+    *out = rows;
+    *n_out = n;
+    return 0;
+}
+
+static int sqlite_traffic_query(store_t *base, int64_t since_ms, store_traffic_row_t **out,
+                                size_t *n_out)
+{
+    sqlite_store_t *s = sq(base);
+    int err = 0;
+    sqlite3_stmt *st = stmt(s, ST_TRAFFIC, &err);
+    if (!st) return err;
+    sqlite3_bind_int64(st, 1, since_ms > 0 ? since_ms : INT64_MIN);
+    store_traffic_row_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
+        store_traffic_row_t *t = &rows[n++];
+        memset(t, 0, sizeof *t);
+        t->ts_ms = sqlite3_column_int64(st, 0);
+        col_text(st, 1, t->tier, sizeof t->tier);
+        col_text(st, 2, t->status, sizeof t->status);
+        t->tokens_in = (uint32_t)sqlite3_column_int64(st, 3);
+        t->tokens_out = (uint32_t)sqlite3_column_int64(st, 4);
+        t->cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 5));
+        t->cloud_cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 6));
+        t->escalated = sqlite3_column_int(st, 7) != 0;
+        col_text(st, 8, t->reasons, sizeof t->reasons);
     }
     if (!err && rc != SQLITE_DONE) err = fail(s, rc);
     sqlite3_reset(st);
@@ -607,6 +669,63 @@ static int sqlite_kv_delete(store_t *base, const char *ns, const char *key)
     return exec_stmt(s, st);
 }
 
+/* ========================================================= budgets ===== */
+
+/* Runs a budget statement bound as (key, period, a, b) and reads the one row it
+ * returns, if any. 0 with a row, SY_ENOTFOUND without, or an error. */
+static int budget_step(sqlite_store_t *s, int which, const char *key, int64_t period_ms, int64_t a,
+                       int64_t b, int64_t *spent, int64_t *reserved)
+{
+    int err = 0;
+    sqlite3_stmt *st = stmt(s, which, &err);
+    if (!st) return err;
+    bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, period_ms);
+    if (which != ST_BUDGET_GET) {
+        sqlite3_bind_int64(st, 3, a);
+        sqlite3_bind_int64(st, 4, b);
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *spent = sqlite3_column_int64(st, 0);
+        *reserved = sqlite3_column_int64(st, 1);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        }
+        err = rc == SQLITE_DONE ? 0 : fail(s, rc);
+    } else {
+        err = rc == SQLITE_DONE ? SY_ENOTFOUND : fail(s, rc);
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+static int sqlite_budget_get(store_t *base, const char *key, int64_t period_ms, int64_t *spent,
+                             int64_t *reserved)
+{
+    int rc = budget_step(sq(base), ST_BUDGET_GET, key, period_ms, 0, 0, spent, reserved);
+    return rc == SY_ENOTFOUND ? 0 : rc;
+}
+
+static int sqlite_budget_reserve(store_t *base, const char *key, int64_t period_ms,
+                                 int64_t limit_nusd, int64_t amount_nusd, int64_t *spent,
+                                 int64_t *reserved)
+{
+    int rc = budget_step(sq(base), ST_BUDGET_RESERVE, key, period_ms, amount_nusd, limit_nusd,
+                         spent, reserved);
+    if (rc != SY_ENOTFOUND) return rc;
+    /* The conflict update's WHERE refused it: report the totals as they stand. */
+    rc = sqlite_budget_get(base, key, period_ms, spent, reserved);
+    return rc ? rc : SY_EFULL;
+}
+
+static int sqlite_budget_settle(store_t *base, const char *key, int64_t period_ms,
+                                int64_t reserved_nusd, int64_t actual_nusd, int64_t *spent,
+                                int64_t *reserved)
+{
+    return budget_step(sq(base), ST_BUDGET_SETTLE, key, period_ms, reserved_nusd, actual_nusd,
+                       spent, reserved);
+}
+
 static const store_ops_t sqlite_ops = {
     .name = "sqlite",
     .close = sqlite_close,
@@ -617,6 +736,7 @@ static const store_ops_t sqlite_ops = {
     .ledger_insert = sqlite_ledger_insert,
     .costs_query = sqlite_costs_query,
     .audit_query = sqlite_audit_query,
+    .traffic_query = sqlite_traffic_query,
     .ledger_ids = sqlite_ledger_ids,
     .sessions_private = sqlite_sessions_private,
     .session_get = sqlite_session_get,
@@ -628,6 +748,9 @@ static const store_ops_t sqlite_ops = {
     .kv_put = sqlite_kv_put,
     .kv_get = sqlite_kv_get,
     .kv_delete = sqlite_kv_delete,
+    .budget_reserve = sqlite_budget_reserve,
+    .budget_settle = sqlite_budget_settle,
+    .budget_get = sqlite_budget_get,
 };
 
 /* ============================================================ open ======= */

@@ -528,6 +528,7 @@ static void start_call(exec_t *x)
         next_tier(x);
         return;
     }
+    x->r.tiers_sent |= 1u << t->idx;
     if (t->s.kind == TIER_KIND_LOCAL) {
         bool streaming = x->stream && !x->cascade_phase;
         x->status = 0;

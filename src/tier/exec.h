@@ -56,6 +56,7 @@ typedef struct exec_result {
     char message[256];   /* error message when status != 200 */
     int tier;            /* tier that produced the answer, or -1 */
     int attempts;        /* upstream calls made */
+    uint32_t tiers_sent; /* bit i: tier i was sent the request (called at least once) */
     bool failover;       /* served by another tier than the decision's first */
     bool escalated;      /* cascade re-answered on a cloud tier */
     bool degraded;       /* an edge tier answered in place of a preferred cloud tier */

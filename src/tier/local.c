@@ -554,14 +554,15 @@ int local_tier_open(tier_t *t, char *err, size_t errlen)
     b->sessions = mem_calloc((size_t)b->n_slots, sizeof(engine_session_t *));
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
-    engine_session_opts_t so = {(int)t->s.max_context, (int)(t->s.threads ? t->s.threads : 1), 0};
+    engine_session_opts_t so = {(int)t->s.engine_context, (int)(t->s.threads ? t->s.threads : 1),
+                                0};
     for (int i = 0; i < b->n_slots; i++) {
         b->sessions[i] = engine_session_new(e, &so);
         slot_arg_t *sa = mem_alloc(sizeof *sa);
         *sa = (slot_arg_t){b, i};
         pthread_create(&b->threads[i], NULL, slot_main, sa);
     }
-    if (!t->s.max_context) t->s.max_context = (uint32_t)engine_session_n_ctx(b->sessions[0]);
+    if (!t->s.engine_context) t->s.engine_context = (uint32_t)engine_session_n_ctx(b->sessions[0]);
     t->s.logprobs = true;
     /* The tier's limit is the slot count: never more calls in flight than slots. */
     t->s.max_concurrency = (uint32_t)b->n_slots;

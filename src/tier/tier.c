@@ -208,6 +208,7 @@ void tier_settings_route_view(const tier_settings_t *s, route_tier_t *out)
     out->usd_per_mtok_in = s->usd_per_mtok_in + per_tok_hw;
     out->usd_per_mtok_out = s->usd_per_mtok_out + per_tok_hw;
     out->max_context = s->max_context;
+    out->caps = s->caps;
 }
 
 void tier_route_view(tier_t *t, uint64_t now_ms, route_tier_t *out)

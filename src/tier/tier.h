@@ -46,7 +46,10 @@ typedef struct tier_settings {
     uint32_t brk_window;
     uint32_t brk_open_ms;
     bool logprobs;
-    uint32_t max_context;
+    uint32_t max_context;    /* tokens the router lets in (0 = no limit), from the config only,
+                                so offline tools decide as the server does */
+    uint32_t engine_context; /* kind local: engine context (0 = the model's; set at open) */
+    uint32_t caps;           /* bitmask of route_cap_t */
 } tier_settings_t;
 
 /* A queued request; embedded in the caller's request state. */

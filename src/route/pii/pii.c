@@ -122,9 +122,9 @@ typedef struct scan_ctx {
 } scan_ctx_t;
 
 static const char *const type_names[PII_TYPE_COUNT] = {
-    "EMAIL_ADDRESS", "PHONE_NUMBER",      "CREDIT_CARD", "US_SSN",
-    "IBAN_CODE",     "IP_ADDRESS",        "PERSON",      "STREET_ADDRESS",
-    "DATE_OF_BIRTH", "US_DRIVER_LICENSE", "US_PASSPORT", "SECRET",
+    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD",    "US_SSN",        "IBAN_CODE",
+    "IP_ADDRESS",    "PERSON",       "STREET_ADDRESS", "DATE_OF_BIRTH", "US_DRIVER_LICENSE",
+    "US_PASSPORT",   "SECRET",       "UNKNOWN",
 };
 
 const char *pii_type_name(pii_type_t t)

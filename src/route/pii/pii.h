@@ -28,6 +28,7 @@ typedef enum {
     PII_US_DRIVER_LICENSE,
     PII_US_PASSPORT,
     PII_SECRET,
+    PII_UNKNOWN, /* never detected: a finding past an internal limit, whose type is not known */
     PII_TYPE_COUNT
 } pii_type_t;
 
