@@ -216,6 +216,7 @@ static void test_paths_resolve_from_config_folder(void **state)
     assert_int_equal(c.pii_names_dir_line, 6);
     assert_string_equal(c.router_model, "/etc/sy/r.bin");
     assert_string_equal(c.classifier_model, "");
+    assert_string_equal(c.ledger_journal, "/etc/sy/ledger.db.journal"); /* beside the store */
     config_deinit(&c);
     rc = config_load_string(&c, yaml, strlen(yaml), "conf.yaml", err, sizeof err);
     if (rc) fail_msg("%s", err);

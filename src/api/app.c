@@ -651,11 +651,11 @@ void api_app_free(api_app_t *app)
         store_journal_close(rl->slots[i].journal);
     if (all_in) store_journal_clear(app->cfg->ledger_journal); /* every row is committed */
     store_close(app->report_store);
-    session_table_free(app->sessions);
     api_app_t *cur = atomic_load(&rl->cur);
     if (cur != app) gen_release(cur); /* its workers are gone: this is its last reference */
     gen_close(app);
-    storesync_free(app->sync); /* after the last bandit save is queued */
+    storesync_free(app->sync);         /* after the last bandit save is queued */
+    session_table_free(app->sessions); /* after the thread that syncs into it */
     sem_destroy(&rl->wake);
     pthread_mutex_destroy(&rl->mu);
     mem_free(rl->slots);

@@ -77,6 +77,8 @@ export async function startGateway(yaml, name = 'gw') {
     async stop() {
       proc.kill('SIGTERM');
       const code = await new Promise((r) => proc.exitCode !== null ? r(proc.exitCode) : proc.on('exit', (c) => r(c)));
+      /* A failed exit shows why (a sanitizer report, an error) in the TAP output. */
+      if (code !== 0) for (const l of proc.stderrText.slice(-3000).split('\n')) console.log('# ' + l);
       return code;
     },
   };
