@@ -23,8 +23,9 @@ uint32_t quant_file_type(kern_type_t t)
         return 2;
     case KERN_Q8_0:
         return 7;
+    default:
+        return 0;
     }
-    return 0;
 }
 
 static int ends_with(const char *s, const char *suffix)

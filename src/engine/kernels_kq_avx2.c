@@ -1,0 +1,212 @@
+/* kernels_kq_avx2.c — AVX2 dot products of Q4_K, Q5_K and Q6_K weight rows with Q8_K
+ * activations (compiled with -mavx2 -mfma -mf16c; called only after kernels.c saw
+ * those features at run time). Other types of kquants.h go to the reference.
+ *
+ * Per super-block of 256 weights the integer dot is exact: quants are unpacked to
+ * unsigned bytes (0..15, 0..31 or 0..63), maddubs multiplies them with the signed
+ * activation bytes into 16-bit pair sums (at most 2 * 63 * 127, no saturation), madd
+ * by the sub-block scales widens to 32 bits. Offsets (Q4_K/Q5_K mins, Q6_K's -32) come
+ * from the activation block's 16-element sums. Then, as in the reference, the block
+ * adds d_w * d_x * sumi - dmin_w * d_x * summ in f32; only the order of those block
+ * sums differs from kquants.c.
+ *
+ * A row meets up to KQ_TILE tokens per pass, so prefill unpacks each weight block
+ * once per tile of tokens.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "engine/kernels.h"
+#include "engine/kquants.h"
+
+#define KQ_TILE 4 /* tokens per pass over a weight row */
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int32_t hsum8i(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float h2f(kern_f16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* 16 x i16: a in the low 8, b in the high 8 (the scales of two sub-blocks of 16). */
+static inline __m256i pair16(int a, int b)
+{
+    return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
+}
+
+/* The 8 scales and 8 mins of a Q4_K/Q5_K block (6 bits each, see kquants.c). */
+static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8])
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        m[j] = q[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((q[j + 8] & 0xF) | ((q[j] >> 6) << 4));
+        m[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
+    }
+}
+
+/* sum over sub-blocks of m_j * (bsum_2j + bsum_2j+1): the mins as 16 x i16 (each
+ * twice) against the 16 bsums. */
+static inline int32_t k4_summ(const uint8_t m[8], const int16_t *bsums)
+{
+    __m128i mm = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
+    __m256i m16 = _mm256_cvtepu16_epi32(mm); /* 8 x i32: m_j in the low half of each */
+    m16 = _mm256_or_si256(m16, _mm256_slli_epi32(m16, 16));
+    __m256i bs = _mm256_loadu_si256((const __m256i *)bsums);
+    return hsum8i(_mm256_madd_epi16(m16, bs));
+}
+
+/* Row w (nb Q4_K or Q5_K blocks; hi5 selects Q5_K) against T tokens' Q8_K rows xs[t]. */
+static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w, size_t nb, int hi5,
+                                                               const kern_block_q8_k_t *const *xs,
+                                                               int T, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    __m256 acc[KQ_TILE];
+    float accm[KQ_TILE];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps(), accm[t] = 0.0f;
+    const size_t bb = hi5 ? sizeof(kern_block_q5_k_t) : sizeof(kern_block_q4_k_t);
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = w + i * bb;
+        kern_f16_t dh, mh;
+        memcpy(&dh, b, 2);
+        memcpy(&mh, b + 2, 2);
+        const uint8_t *qs = b + 16 + (hi5 ? 32 : 0);
+        uint8_t sc[8], mn[8];
+        k4_scales(b + 4, sc, mn);
+        __m256i qh = hi5 ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
+        __m256i lo[4], hi[4];
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            lo[j] = _mm256_and_si256(q, m4);
+            hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (hi5) {
+                __m256i b0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one);
+                __m256i b1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one);
+                lo[j] = _mm256_or_si256(lo[j], _mm256_slli_epi16(b0, 4));
+                hi[j] = _mm256_or_si256(hi[j], _mm256_slli_epi16(b1, 4));
+            }
+        }
+        const float d = h2f(dh), dmin = h2f(mh);
+        for (int t = 0; t < T; t++) {
+            const kern_block_q8_k_t *x = &xs[t][i];
+            __m256i sumi = _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) {
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(x->qs + 64 * j));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(x->qs + 64 * j + 32));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[j], x0),
+                                               _mm256_set1_epi16(sc[2 * j]));
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[j], x1),
+                                               _mm256_set1_epi16(sc[2 * j + 1]));
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            }
+            const int32_t summ = k4_summ(mn, x->bsums);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+            accm[t] += dmin * x->d * (float)summ;
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = hsum8(acc[t]) - accm[t];
+}
+
+/* Row w (nb Q6_K blocks) against T tokens. */
+static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block_q6_k_t *w,
+                                                                size_t nb,
+                                                                const kern_block_q8_k_t *const *xs,
+                                                                int T, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    __m256 acc[KQ_TILE];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const kern_block_q6_k_t *b = &w[i];
+        __m256i q[8], s[8];
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4);
+            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4);
+            __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4);
+            __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4);
+            q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
+            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
+            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
+            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
+            for (int k = 0; k < 4; k++)
+                s[4 * h + k] = pair16(b->scales[8 * h + 2 * k], b->scales[8 * h + 2 * k + 1]);
+        }
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)); /* 16 x i16 */
+        const float d = h2f(b->d);
+        for (int t = 0; t < T; t++) {
+            const kern_block_q8_k_t *x = &xs[t][i];
+            __m256i sumi = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
+                sumi =
+                    _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s[k]));
+            }
+            /* the -32 offset: 32 * sum of sc_g * bsum_g */
+            __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums));
+            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = hsum8(acc[t]);
+}
+
+/* Rows [r0, r1) against all tokens, KQ_TILE tokens per pass. */
+static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    const size_t nb = j->cols / KERN_QK_K;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
+        for (size_t b = 0; b < j->n; b += KQ_TILE) {
+            const int T = j->n - b < KQ_TILE ? (int)(j->n - b) : KQ_TILE;
+            const kern_block_q8_k_t *xs[KQ_TILE];
+            float out[KQ_TILE];
+            for (int t = 0; t < T; t++)
+                xs[t] = j->XK + (b + (size_t)t) * nb;
+            if (j->type == KERN_Q6_K) {
+                if (T == 1)
+                    dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, 1, out);
+                else
+                    dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, T, out);
+            } else {
+                const int hi5 = j->type == KERN_Q5_K;
+                if (T == 1)
+                    dot_k45_tile(w, nb, hi5, xs, 1, out);
+                else
+                    dot_k45_tile(w, nb, hi5, xs, T, out);
+            }
+            for (int t = 0; t < T; t++)
+                j->Y[(b + (size_t)t) * j->rows + r] = out[t];
+        }
+    }
+}
+
+void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K)
+        kq_rows(j, r0, r1);
+    else
+        kern_scalar_rows(j, r0, r1);
+}
