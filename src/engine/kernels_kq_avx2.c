@@ -29,99 +29,100 @@ static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-static inline int32_t hsum8i(__m256i v)
-{
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 static inline float h2f(kern_f16_t h)
 {
     return _cvtsh_ss(h);
 }
 
-/* 16 x i16: a in the low 8, b in the high 8 (the scales of two sub-blocks of 16). */
-static inline __m256i pair16(int a, int b)
+/* The 8 scales and 8 mins of a Q4_K/Q5_K block (6 bits each, see kquants.c) as 16
+ * bytes, scales first: four 32-bit words rearranged with masks and shifts (the top 2
+ * bits of sub-blocks 4..7 sit in the top bits of bytes 0..7). */
+static inline __m128i k4_scales_mins(const uint8_t *q)
 {
-    return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4..7 */
+    const uint32_t mins03 = u[1] & m6;
+    u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4); /* scales 4..7 */
+    u[2] = mins03;
+    u[0] &= m6; /* scales 0..3 */
+    return _mm_loadu_si128((const __m128i *)u);
 }
 
-/* The 8 scales and 8 mins of a Q4_K/Q5_K block (6 bits each, see kquants.c). */
-static inline void k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8])
+/* Shuffle masks that broadcast 16-bit element k of a 128-bit lane to all 8 of its
+ * 16-bit slots. */
+static inline __m256i bcast16_mask(int k)
 {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        m[j] = q[j + 4] & 63;
-        sc[j + 4] = (uint8_t)((q[j + 8] & 0xF) | ((q[j] >> 6) << 4));
-        m[j + 4] = (uint8_t)((q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4));
-    }
+    return _mm256_set1_epi16((short)(0x0100 * (2 * k + 1) + 2 * k));
 }
 
-/* sum over sub-blocks of m_j * (bsum_2j + bsum_2j+1): the mins as 16 x i16 (each
- * twice) against the 16 bsums. */
-static inline int32_t k4_summ(const uint8_t m[8], const int16_t *bsums)
-{
-    __m128i mm = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)m));
-    __m256i m16 = _mm256_cvtepu16_epi32(mm); /* 8 x i32: m_j in the low half of each */
-    m16 = _mm256_or_si256(m16, _mm256_slli_epi32(m16, 16));
-    __m256i bs = _mm256_loadu_si256((const __m256i *)bsums);
-    return hsum8i(_mm256_madd_epi16(m16, bs));
-}
-
-/* Row w (nb Q4_K or Q5_K blocks; hi5 selects Q5_K) against T tokens' Q8_K rows xs[t]. */
-static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w, size_t nb, int hi5,
+/* Row w (nb Q4_K or Q5_K blocks; HI5 selects Q5_K) against T tokens' Q8_K rows xs[t]. */
+static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w, size_t nb,
+                                                               const int HI5,
                                                                const kern_block_q8_k_t *const *xs,
                                                                int T, float *out)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     __m256 acc[KQ_TILE];
-    float accm[KQ_TILE];
+    __m128 accm[KQ_TILE];
     for (int t = 0; t < T; t++)
-        acc[t] = _mm256_setzero_ps(), accm[t] = 0.0f;
-    const size_t bb = hi5 ? sizeof(kern_block_q5_k_t) : sizeof(kern_block_q4_k_t);
+        acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps();
+    const size_t bb = HI5 ? sizeof(kern_block_q5_k_t) : sizeof(kern_block_q4_k_t);
     for (size_t i = 0; i < nb; i++) {
         const uint8_t *b = w + i * bb;
         kern_f16_t dh, mh;
         memcpy(&dh, b, 2);
         memcpy(&mh, b + 2, 2);
-        const uint8_t *qs = b + 16 + (hi5 ? 32 : 0);
-        uint8_t sc[8], mn[8];
-        k4_scales(b + 4, sc, mn);
-        __m256i qh = hi5 ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
-        __m256i lo[4], hi[4];
+        const uint8_t *qs = b + 16 + (HI5 ? 32 : 0);
+        /* 16 x i16: scales 0..7 then mins 0..7 */
+        const __m256i sm = _mm256_cvtepu8_epi16(k4_scales_mins(b + 4));
+        const __m128i mins = _mm256_extracti128_si256(sm, 1);
+        const __m256i scales = _mm256_permute2x128_si256(sm, sm, 0x00);
+        const __m256i qh =
+            HI5 ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
+        const float d = h2f(dh), dmin = h2f(mh);
+        __m256i sumi[KQ_TILE];
+        for (int t = 0; t < T; t++)
+            sumi[t] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-            lo[j] = _mm256_and_si256(q, m4);
-            hi[j] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            if (hi5) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (HI5) {
                 __m256i b0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one);
                 __m256i b1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one);
-                lo[j] = _mm256_or_si256(lo[j], _mm256_slli_epi16(b0, 4));
-                hi[j] = _mm256_or_si256(hi[j], _mm256_slli_epi16(b1, 4));
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(b0, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(b1, 4));
+            }
+            const __m256i sl = _mm256_shuffle_epi8(scales, bcast16_mask(2 * j));
+            const __m256i sh = _mm256_shuffle_epi8(scales, bcast16_mask(2 * j + 1));
+            for (int t = 0; t < T; t++) {
+                const int8_t *xq = xs[t][i].qs + 64 * j;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)xq);
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + 32));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), sl);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), sh);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
             }
         }
-        const float d = h2f(dh), dmin = h2f(mh);
         for (int t = 0; t < T; t++) {
             const kern_block_q8_k_t *x = &xs[t][i];
-            __m256i sumi = _mm256_setzero_si256();
-            for (int j = 0; j < 4; j++) {
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)(x->qs + 64 * j));
-                __m256i x1 = _mm256_loadu_si256((const __m256i *)(x->qs + 64 * j + 32));
-                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[j], x0),
-                                               _mm256_set1_epi16(sc[2 * j]));
-                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[j], x1),
-                                               _mm256_set1_epi16(sc[2 * j + 1]));
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-            }
-            const int32_t summ = k4_summ(mn, x->bsums);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
-            accm[t] += dmin * x->d * (float)summ;
+            /* m_j * (bsum_2j + bsum_2j+1): the pairs of bsums added first */
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+            const __m128i bs8 =
+                _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            const __m128i summ = _mm_madd_epi16(mins, bs8);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * x->d), _mm_cvtepi32_ps(summ), accm[t]);
         }
     }
-    for (int t = 0; t < T; t++)
-        out[t] = hsum8(acc[t]) - accm[t];
+    for (int t = 0; t < T; t++) {
+        __m128 m = accm[t];
+        m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[t] = hsum8(acc[t]) - _mm_cvtss_f32(m);
+    }
 }
 
 /* Row w (nb Q6_K blocks) against T tokens. */
@@ -137,7 +138,12 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
     for (size_t i = 0; i < nb; i++) {
         const kern_block_q6_k_t *b = &w[i];
         __m256i q[8], s[8];
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)); /* 16 x i16 */
         for (int h = 0; h < 2; h++) {
+            /* scales 8h .. 8h+7 in both lanes */
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                                  : _mm256_permute2x128_si256(sc16, sc16, 0x00);
             __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
@@ -149,11 +155,11 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
             q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
             q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
             q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
-            for (int k = 0; k < 4; k++)
-                s[4 * h + k] = pair16(b->scales[8 * h + 2 * k], b->scales[8 * h + 2 * k + 1]);
+            for (int k = 0; k < 4; k++) /* scale 2k in the low lane, 2k + 1 in the high */
+                s[4 * h + k] = _mm256_shuffle_epi8(
+                    sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
+                                          _mm256_castsi256_si128(bcast16_mask(2 * k))));
         }
-        const __m256i sc16 =
-            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)); /* 16 x i16 */
         const float d = h2f(b->d);
         for (int t = 0; t < T; t++) {
             const kern_block_q8_k_t *x = &xs[t][i];
@@ -190,12 +196,16 @@ static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
                     dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, 1, out);
                 else
                     dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, T, out);
-            } else {
-                const int hi5 = j->type == KERN_Q5_K;
+            } else if (j->type == KERN_Q5_K) {
                 if (T == 1)
-                    dot_k45_tile(w, nb, hi5, xs, 1, out);
+                    dot_k45_tile(w, nb, 1, xs, 1, out);
                 else
-                    dot_k45_tile(w, nb, hi5, xs, T, out);
+                    dot_k45_tile(w, nb, 1, xs, T, out);
+            } else {
+                if (T == 1)
+                    dot_k45_tile(w, nb, 0, xs, 1, out);
+                else
+                    dot_k45_tile(w, nb, 0, xs, T, out);
             }
             for (int t = 0; t < T; t++)
                 j->Y[(b + (size_t)t) * j->rows + r] = out[t];
