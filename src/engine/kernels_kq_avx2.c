@@ -1,6 +1,7 @@
 /* kernels_kq_avx2.c — AVX2 dot products of Q4_K, Q5_K and Q6_K weight rows with Q8_K
- * activations (compiled with -mavx2 -mfma -mf16c; called only after kernels.c saw
- * those features at run time). Other types of kquants.h go to the reference.
+ * activations, and of Q5_0/Q5_1 rows with Q8_0 activations (compiled with -mavx2 -mfma -mf16c;
+ * called only after kernels.c saw those features at run time). Other types of kquants.h go to the
+ * reference.
  *
  * Per super-block of 256 weights the integer dot is exact: quants are unpacked to
  * unsigned bytes (0..15, 0..31 or 0..63), maddubs multiplies them with the signed
@@ -179,6 +180,57 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
         out[t] = hsum8(acc[t]);
 }
 
+/* The 32 quants of a Q5_0/Q5_1 block as unsigned bytes 0..31 in weight order: the
+ * nibbles (low ones are weights 0..15) plus the fifth bits of qh (bit j: weight j),
+ * spread to one byte each by a byte shuffle, a bit mask and a compare. */
+static inline __m256i q5_quants(const uint8_t *qs, const uint8_t *qh4)
+{
+    __m256i nib = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    nib = _mm256_and_si256(_mm256_srlv_epi64(nib, _mm256_setr_epi64x(0, 0, 4, 4)),
+                           _mm256_set1_epi8(0x0f));
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    const __m256i spread =
+        _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                            _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                                             2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+}
+
+/* Row r of a Q5_0 or Q5_1 job against every token (Q8_0 activations): per block the
+ * unsigned quants meet the activation bytes through maddubs; Q5_0's -16 offset is
+ * 16 * d_w * d_x * sum(x) = 2 * d_w * XS, Q5_1's min m * d_x * sum(x) = m * XS / 8. */
+static void q5_row(const kern_job_t *j, size_t r)
+{
+    const size_t nb = j->cols / KERN_QK;
+    const int q51 = j->type == KERN_Q5_1;
+    const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
+    const size_t bb = q51 ? sizeof(kern_block_q5_1_t) : sizeof(kern_block_q5_0_t);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t b = 0; b < j->n; b++) {
+        const int8_t *xq = j->XQ + b * j->cols;
+        const float *xd = j->XD + b * nb, *xs = j->XS + b * nb;
+        __m256 acc = _mm256_setzero_ps();
+        float off = 0.0f;
+        for (size_t i = 0; i < nb; i++) {
+            const uint8_t *blk = w + i * bb;
+            kern_f16_t dh, mh = 0;
+            memcpy(&dh, blk, 2);
+            if (q51) memcpy(&mh, blk + 2, 2);
+            const uint8_t *qh = blk + (q51 ? 4 : 2), *qs = qh + 4;
+            const __m256i q = q5_quants(qs, qh);
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + i * KERN_QK));
+            const __m256i sumi = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
+            const float dw = h2f(dh);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[i]), _mm256_cvtepi32_ps(sumi), acc);
+            off += q51 ? h2f(mh) * xs[i] * 0.125f : -2.0f * dw * xs[i];
+        }
+        j->Y[b * j->rows + r] = hsum8(acc) + off;
+    }
+}
+
 /* Rows [r0, r1) against all tokens, KQ_TILE tokens per pass. */
 static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
@@ -215,8 +267,12 @@ static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
 
 void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
-    if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K)
+    if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K) {
         kq_rows(j, r0, r1);
-    else
+    } else if (j->type == KERN_Q5_0 || j->type == KERN_Q5_1) {
+        for (size_t r = r0; r < r1; r++)
+            q5_row(j, r);
+    } else {
         kern_scalar_rows(j, r0, r1);
+    }
 }
