@@ -5,11 +5,13 @@
  *   engine [--threads 1,2] [--gen N] [--models DIR] [--no-llama] [--only NAME-PART]
  *       stories260K (converted and quantized in a temporary directory) and, when DIR
  *       (default bench/out) holds them, the Llama-3.2-1B-shaped files below.
- *   engine --make-model DIR
- *       writes DIR/llama1b-{f32,q8_0,q4_0}.gguf: Llama-3.2-1B dimensions (dim 2048,
- *       16 layers, 32 heads, 8 kv heads, ffn 8192, vocab 128256, tied output) with
- *       random weights, the quantized files written directly (speed does not depend on
- *       the weight values). About 5 GiB + 1.3 GiB + 0.7 GiB of disk.
+ *   engine --make-model DIR [TYPE,...]
+ *       writes DIR/llama1b-{f32,q8_0,q4_0,q4_k_m}.gguf (or the TYPEs named):
+ *       Llama-3.2-1B dimensions (dim 2048, 16 layers, 32 heads, 8 kv heads, ffn 8192,
+ *       vocab 128256, tied output) with random weights, the quantized files written
+ *       directly (speed does not depend on the weight values; q4_k_m with
+ *       llama-quantize's tensor mix: Q4_K, Q6_K tied embedding/output, Q6_K attn_v and
+ *       ffn_down on 10 of 16 layers). About 5 GiB + 1.3 GiB + 0.7 GiB + 0.8 GiB of disk.
  *   engine --kernels
  *       matvec alone on the 1B shapes (one token's worth of matrices) against the
  *       bandwidth limit, no model needed.
@@ -133,13 +135,15 @@ static void *make_tensor(gguf_writer_t *w, const char *name, kern_type_t t, uint
     return data;
 }
 
-/* Writes one 1B-shaped file of weight type t (norms F32). */
-static int make_model(const char *path, kern_type_t t)
+/* Writes one 1B-shaped file of weight type t (norms F32), or of the K-quant mix ftype
+ * (a QUANT_FTYPE_*, then t is ignored): each matrix the type quant_kmix_type gives. */
+static int make_model(const char *path, kern_type_t t, int ftype)
 {
+    quant_kmix_t ks = {.n_attn_v = L1B_LAYERS, .n_ffn_down = L1B_LAYERS};
     gguf_writer_t *w = gguf_writer_new(0);
     gguf_writer_set_str(w, "general.architecture", "llama");
     gguf_writer_set_str(w, "general.name", "llama-3.2-1b-shaped-random");
-    gguf_writer_set_u32(w, "general.file_type", quant_file_type(t));
+    gguf_writer_set_u32(w, "general.file_type", ftype ? (uint32_t)ftype : quant_file_type(t));
     gguf_writer_set_u32(w, "llama.context_length", L1B_CTX);
     gguf_writer_set_u32(w, "llama.embedding_length", L1B_DIM);
     gguf_writer_set_u32(w, "llama.feed_forward_length", L1B_FFN);
@@ -180,23 +184,28 @@ static int make_model(const char *path, kern_type_t t)
     void *bufs[3 + 9 * L1B_LAYERS];
     int nb = 0;
     const int kv = L1B_DIM / L1B_HEADS * L1B_KV;
-    bufs[nb++] = make_tensor(w, "token_embd.weight", t, L1B_DIM, L1B_VOCAB, 0);
+    /* the matrix type of a tensor: t, or the mix's choice */
+#define MT(name, cols, rows)                                                                       \
+    (ftype ? quant_kmix_type(&ks, name, 2, (uint64_t[]){cols, rows}, KERN_F32, ftype, 0, 0) : t)
+    bufs[nb++] = make_tensor(w, "token_embd.weight", MT("token_embd.weight", L1B_DIM, L1B_VOCAB),
+                             L1B_DIM, L1B_VOCAB, 0);
     bufs[nb++] = make_tensor(w, "output_norm.weight", KERN_F32, L1B_DIM, 1, 1);
     for (int l = 0; l < L1B_LAYERS; l++) {
         char n[64];
-#define T(name, type, cols, rows, norm)                                                            \
+#define T(name, norm, cols, rows)                                                                  \
     snprintf(n, sizeof n, "blk.%d." name, l);                                                      \
-    bufs[nb++] = make_tensor(w, n, type, cols, rows, norm)
-        T("attn_norm.weight", KERN_F32, L1B_DIM, 1, 1);
-        T("attn_q.weight", t, L1B_DIM, L1B_DIM, 0);
-        T("attn_k.weight", t, L1B_DIM, kv, 0);
-        T("attn_v.weight", t, L1B_DIM, kv, 0);
-        T("attn_output.weight", t, L1B_DIM, L1B_DIM, 0);
-        T("ffn_norm.weight", KERN_F32, L1B_DIM, 1, 1);
-        T("ffn_gate.weight", t, L1B_DIM, L1B_FFN, 0);
-        T("ffn_up.weight", t, L1B_DIM, L1B_FFN, 0);
-        T("ffn_down.weight", t, L1B_FFN, L1B_DIM, 0);
+    bufs[nb++] = make_tensor(w, n, norm ? KERN_F32 : MT(n, cols, rows), cols, rows, norm)
+        T("attn_norm.weight", 1, L1B_DIM, 1);
+        T("attn_q.weight", 0, L1B_DIM, L1B_DIM);
+        T("attn_k.weight", 0, L1B_DIM, kv);
+        T("attn_v.weight", 0, L1B_DIM, kv);
+        T("attn_output.weight", 0, L1B_DIM, L1B_DIM);
+        T("ffn_norm.weight", 1, L1B_DIM, 1);
+        T("ffn_gate.weight", 0, L1B_DIM, L1B_FFN);
+        T("ffn_up.weight", 0, L1B_DIM, L1B_FFN);
+        T("ffn_down.weight", 0, L1B_FFN, L1B_DIM);
 #undef T
+#undef MT
     }
     int rc = gguf_writer_write(w, path);
     gguf_writer_free(w);
@@ -316,18 +325,19 @@ static result_t run_llama(const char *path, int threads, int n_gen)
 /* ============================================================= kernels ==== */
 
 /* Matvec alone over one token's matrices of the 1B shape (random weights in memory),
- * bytes streamed per second and tokens/s if the whole token were these matvecs. Q8_0
- * and Q4_0 run twice: in the file's row layout, then in the layout model loading
- * repacks them into for the kernels in use (q8_0x16, q4_0x16 with AVX-512 VNNI; the
- * same as the first otherwise). */
+ * bytes streamed per second and tokens/s if the whole token were these matvecs (Q4_K
+ * and Q6_K: every matrix in that type). Q8_0 and Q4_0 run twice: in the file's row layout, then in
+ * the layout model loading repacks them into for the kernels in use (q8_0x16, q4_0x16 with AVX-512
+ * VNNI; the same as the first otherwise). */
 static void bench_kernels(const int *threads, int n_threads, const double *bw)
 {
     const int kv = L1B_DIM / L1B_HEADS * L1B_KV;
     const size_t shapes[][2] = {{L1B_DIM, L1B_DIM}, {kv, L1B_DIM},      {kv, L1B_DIM},
                                 {L1B_DIM, L1B_DIM}, {L1B_FFN, L1B_DIM}, {L1B_FFN, L1B_DIM},
                                 {L1B_DIM, L1B_FFN}};
-    const kern_type_t types[] = {KERN_F32, KERN_Q8_0, KERN_Q8_0, KERN_Q4_0, KERN_Q4_0};
-    const int repacked[] = {0, 0, 1, 0, 1};
+    const kern_type_t types[] = {KERN_F32,  KERN_Q8_0, KERN_Q8_0, KERN_Q4_0,
+                                 KERN_Q4_0, KERN_Q4_K, KERN_Q6_K};
+    const int repacked[] = {0, 0, 1, 0, 1, 0, 0};
     printf("\nmatvec alone, one layer of the 1B shape x 16 + output (%s kernels)\n",
            kern_impl_name());
     printf("%-7s %4s %10s %10s %12s %9s %12s\n", "type", "thr", "GB/s", "tok/s", "limit tok/s",
@@ -335,7 +345,7 @@ static void bench_kernels(const int *threads, int n_threads, const double *bw)
     float *x = mem_alloc(L1B_FFN * sizeof(float)), *y = mem_alloc(L1B_VOCAB * sizeof(float));
     for (int i = 0; i < L1B_FFN; i++)
         x[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
-    for (int ti = 0; ti < 5; ti++) {
+    for (int ti = 0; ti < 7; ti++) {
         kern_type_t t = types[ti];
         /* the second of each quantized type as loaded models keep it (all 1B shapes
            repack alike) */
@@ -424,13 +434,22 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--make-model") && i + 1 < argc) {
             const char *d = argv[++i];
+            const char *want = i + 1 < argc && argv[i + 1][0] != '-' ? argv[++i] : NULL;
             mkdir(d, 0755);
-            const kern_type_t ts[] = {KERN_Q4_0, KERN_Q8_0, KERN_F32};
-            for (int k = 0; k < 3; k++) {
+            static const struct {
+                const char *name;
+                kern_type_t t;
+                int ftype;
+            } ts[] = {{"q4_0", KERN_Q4_0, 0},
+                      {"q8_0", KERN_Q8_0, 0},
+                      {"f32", KERN_F32, 0},
+                      {"q4_k_m", KERN_Q4_K, QUANT_FTYPE_Q4_K_M}};
+            for (int k = 0; k < 4; k++) {
+                if (want && !strstr(want, ts[k].name)) continue;
                 char p[1024];
-                snprintf(p, sizeof p, "%s/llama1b-%s.gguf", d, kern_type_name(ts[k]));
+                snprintf(p, sizeof p, "%s/llama1b-%s.gguf", d, ts[k].name);
                 uint64_t t0 = clock_mono_ns();
-                int rc = make_model(p, ts[k]);
+                int rc = make_model(p, ts[k].t, ts[k].ftype);
                 printf("%s: %s (%.1f s)\n", p, rc ? "FAILED" : "written",
                        (clock_mono_ns() - t0) / 1e9);
                 if (rc) return 1;
@@ -450,7 +469,7 @@ int main(int argc, char **argv)
             kernels_only = 1;
         } else {
             fprintf(stderr, "usage: engine [--threads 1,2] [--gen N] [--models DIR] [--no-llama] "
-                            "[--only NAME-PART] [--kernels] | --make-model DIR\n");
+                            "[--only NAME-PART] [--kernels] | --make-model DIR [TYPE,...]\n");
             return 2;
         }
     }
@@ -469,7 +488,7 @@ int main(int argc, char **argv)
     /* the model list: stories260K in three types (made here), then the 1B files */
     char tmp[] = "/tmp/sy-bench-XXXXXX";
     if (!mkdtemp(tmp)) return 1;
-    char paths[6][1024], names[6][48];
+    char paths[8][1024], names[8][48];
     int n_models = 0;
     const char *shared = getenv("SY_SHARED") ? getenv("SY_SHARED") : "../shared";
     char bin[1024], tok[1024], err[512];
@@ -488,11 +507,16 @@ int main(int argc, char **argv)
             if (quant_file(paths[0], paths[n_models], qt[k], 1, NULL, err, sizeof err) == 0)
                 snprintf(names[n_models++], 48, "stories260K %s", kern_type_name(qt[k]));
         }
+        /* llama-quantize's Q4_K_M mix; 64-wide rows: Q5_0, Q8_0 and F16, no K blocks */
+        quant_opts_t qo = {.ftype = QUANT_FTYPE_Q4_K_M, .n_threads = 1};
+        snprintf(paths[n_models], sizeof paths[0], "%s/s260k-q4_k_m.gguf", tmp);
+        if (quant_file_opts(paths[0], paths[n_models], &qo, NULL, err, sizeof err) == 0)
+            snprintf(names[n_models++], 48, "stories260K q4_k_m");
     } else {
         printf("(stories260K not found: %s)\n", err);
     }
-    static const char *t1b[] = {"f32", "q8_0", "q4_0"};
-    for (int k = 0; k < 3; k++) {
+    static const char *t1b[] = {"f32", "q8_0", "q4_0", "q4_k_m"};
+    for (int k = 0; k < 4; k++) {
         snprintf(paths[n_models], sizeof paths[0], "%.900s/llama1b-%s.gguf", dir, t1b[k]);
         if (access(paths[n_models], R_OK) == 0)
             snprintf(names[n_models++], 48, "1B-shaped %s", t1b[k]);

@@ -319,7 +319,7 @@ static int parse(gguf_t *g, cursor_t *c)
         if (kern_type_valid(ty) != 0) {
             cur_fail(c, SY_EUNSUPPORTED,
                      "gguf: tensor '%s' has type %u (supported: f32, f16, "
-                     "q4_0, q8_0)",
+                     "q4_0, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K)",
                      t->name, ty);
             return c->err;
         }

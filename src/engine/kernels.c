@@ -17,6 +17,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "engine/kquants.h"
 
 /* =============================================================== types ==== */
 
@@ -31,13 +32,30 @@ const char *kern_type_name(kern_type_t t)
         return "q4_0";
     case KERN_Q8_0:
         return "q8_0";
+    case KERN_Q5_0:
+        return "q5_0";
+    case KERN_Q5_1:
+        return "q5_1";
+    case KERN_Q2_K:
+        return "q2_K";
+    case KERN_Q3_K:
+        return "q3_K";
+    case KERN_Q4_K:
+        return "q4_K";
+    case KERN_Q5_K:
+        return "q5_K";
+    case KERN_Q6_K:
+        return "q6_K";
     }
     return t == KERN_Q4_0_X16 ? "q4_0x16" : t == KERN_Q8_0_X16 ? "q8_0x16" : NULL;
 }
 
 int kern_type_valid(uint32_t t)
 {
-    return (t == KERN_F32 || t == KERN_F16 || t == KERN_Q4_0 || t == KERN_Q8_0) ? 0 : -1;
+    return (t == KERN_F32 || t == KERN_F16 || t == KERN_Q4_0 || t == KERN_Q8_0 ||
+            kern_kq_is_kq((kern_type_t)t))
+               ? 0
+               : -1;
 }
 
 size_t kern_row_size(kern_type_t t, size_t n)
@@ -53,6 +71,14 @@ size_t kern_row_size(kern_type_t t, size_t n)
         return n % KERN_QK ? 0 : n / KERN_QK * sizeof(kern_block_q4_0_t);
     case KERN_Q8_0:
         return n % KERN_QK ? 0 : n / KERN_QK * sizeof(kern_block_q8_0_t);
+    case KERN_Q5_0:
+    case KERN_Q5_1:
+    case KERN_Q2_K:
+    case KERN_Q3_K:
+    case KERN_Q4_K:
+    case KERN_Q5_K:
+    case KERN_Q6_K:
+        return n % kern_kq_block_len(t) ? 0 : n / kern_kq_block_len(t) * kern_kq_block_bytes(t);
     }
     return 0;
 }
@@ -177,6 +203,9 @@ void kern_quantize_row(kern_type_t t, const float *src, void *dst, size_t n)
     case KERN_Q4_0:
         quantize_row_q4_0(src, dst, n);
         break;
+    default:
+        kern_kq_quantize_row(t, src, dst, n);
+        break;
     }
 }
 
@@ -210,6 +239,9 @@ void kern_dequantize_row(kern_type_t t, const void *src, float *dst, size_t n)
         }
         break;
     }
+    default:
+        kern_kq_dequantize_row(t, src, dst, n);
+        break;
     }
 }
 
@@ -330,6 +362,12 @@ void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
                 break;
             case KERN_Q4_0:
                 v = dot_q4_0(w, j->XQ + b * j->cols, j->XD + b * nb, nb);
+                break;
+            default: /* Q5_0/Q5_1 (Q8_0 activations), K-quants (Q8_K) */
+                v = kern_kq_is_k(j->type)
+                        ? kern_kq_dot(j->type, w, j->XK + b * (j->cols / KERN_QK_K), NULL, NULL,
+                                      j->cols / KERN_QK_K)
+                        : kern_kq_dot(j->type, w, NULL, j->XQ + b * j->cols, j->XD + b * nb, nb);
                 break;
             }
             j->Y[b * j->rows + r] = v;
@@ -563,23 +601,30 @@ static rows_fn_t rows_fn(kern_type_t t, int simd)
     /* the repacked layout has VNNI code only; the reference reads it otherwise */
     if (t == KERN_Q4_0_X16 || t == KERN_Q8_0_X16)
         return simd && kern_avx2_use_vnni(-1) ? kern_avx2_x16_rows : kern_scalar_rows;
+    if (kern_kq_is_kq(t)) return simd ? kern_kq_avx2_rows : kern_scalar_rows;
     return simd ? kern_avx2_rows : kern_scalar_rows;
 }
 
-static int is_quant(kern_type_t t)
+/* What a matrix of type t wants its activations in: 0 f32, 1 Q8_0, 2 Q8_K. */
+static int act_kind(kern_type_t t)
 {
-    return t == KERN_Q8_0 || t == KERN_Q4_0 || t == KERN_Q4_0_X16 || t == KERN_Q8_0_X16;
+    if (kern_kq_is_k(t)) return 2;
+    return t == KERN_Q8_0 || t == KERN_Q4_0 || t == KERN_Q4_0_X16 || t == KERN_Q8_0_X16 ||
+                   t == KERN_Q5_0 || t == KERN_Q5_1
+               ? 1
+               : 0;
 }
 
 /* Y_k[n, rows_k] = X[n, cols] . W_k^T for every matrix. Quantized weights: X is
- * quantized to Q8_0 once for all of them, in passes of at most SCRATCH_MAX bytes of
- * activations. Mixed float and quantized matrices go one call at a time. */
+ * quantized to Q8_0 (Q8_K for K-quants) once for all of them, in passes of at most
+ * SCRATCH_MAX bytes of activations. Matrices wanting different activations go one call
+ * at a time. */
 void kern_matmul_many(kern_pool_t *pool, const kern_mat_t *mats, int count, const float *X,
                       size_t n, size_t cols)
 {
     int mixed = 0;
     for (int k = 1; k < count; k++)
-        mixed |= is_quant(mats[k].type) != is_quant(mats[0].type);
+        mixed |= act_kind(mats[k].type) != act_kind(mats[0].type);
     if (count > MANY_MAX || mixed) {
         for (int k = 0; k < count; k++)
             kern_matmul_many(pool, &mats[k], 1, X, n, cols);
@@ -597,10 +642,28 @@ void kern_matmul_many(kern_pool_t *pool, const kern_mat_t *mats, int count, cons
                                  .cols = cols};
         want_xp |= simd && mats[k].type == KERN_Q4_0 && kern_avx2_use_vnni(-1);
     }
-    if (!is_quant(mats[0].type)) {
+    if (act_kind(mats[0].type) == 0) {
         for (int k = 0; k < count; k++)
             t.jobs[k].X = X, t.jobs[k].Y = mats[k].Y, t.jobs[k].n = n;
         run_jobs(pool, &t);
+        return;
+    }
+    if (act_kind(mats[0].type) == 2) {
+        const size_t nbk = cols / KERN_QK_K, per_row = nbk * sizeof(kern_block_q8_k_t);
+        size_t per_pass = SCRATCH_MAX / per_row;
+        if (per_pass == 0) per_pass = 1;
+        for (size_t b0 = 0; b0 < n; b0 += per_pass) {
+            size_t nb = n - b0 < per_pass ? n - b0 : per_pass;
+            kern_block_q8_k_t *xk = scratch_get(nb * per_row);
+            for (size_t b = 0; b < nb; b++)
+                kern_kq_quantize_q8_k(X + (b0 + b) * cols, xk + b * nbk, cols);
+            for (int k = 0; k < count; k++) {
+                kern_job_t *j = &t.jobs[k];
+                j->XK = xk;
+                j->Y = mats[k].Y + b0 * mats[k].rows, j->n = nb;
+            }
+            run_jobs(pool, &t);
+        }
         return;
     }
     const size_t nblk = cols / KERN_QK;

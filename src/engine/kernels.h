@@ -26,7 +26,14 @@ typedef enum {
     KERN_F32 = 0,
     KERN_F16 = 1,
     KERN_Q4_0 = 2,
+    KERN_Q5_0 = 6,
+    KERN_Q5_1 = 7,
     KERN_Q8_0 = 8,
+    KERN_Q2_K = 10,
+    KERN_Q3_K = 11,
+    KERN_Q4_K = 12,
+    KERN_Q5_K = 13,
+    KERN_Q6_K = 14,
 } kern_type_t;
 
 /* Not a file type (so not an enumerator: switches over file types stay complete):
@@ -63,15 +70,97 @@ typedef struct {
 } kern_block_q4_0_t;
 _Static_assert(sizeof(kern_block_q4_0_t) == 18, "q4_0 block must be 18 bytes (ggml)");
 
+/* Q5_0 / Q5_1 (what llama.cpp writes for K-quant targets whose rows are not a multiple
+ * of 256): 32 weights, fp16 d (and m), 32 fifth bits (bit j: weight j), 16 bytes of
+ * nibbles as Q4_0. Q5_0: w = d * (q - 16); Q5_1: w = d * q + m. */
+typedef struct {
+    kern_f16_t d;
+    uint8_t qh[4];
+    uint8_t qs[KERN_QK / 2];
+} kern_block_q5_0_t;
+_Static_assert(sizeof(kern_block_q5_0_t) == 22, "q5_0 block must be 22 bytes (ggml)");
+
+typedef struct {
+    kern_f16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[KERN_QK / 2];
+} kern_block_q5_1_t;
+_Static_assert(sizeof(kern_block_q5_1_t) == 24, "q5_1 block must be 24 bytes (ggml)");
+
+/* K-quants: super-blocks of 256 weights (KERN_QK_K) made of sub-blocks of 16 or 32
+ * weights, each sub-block with its own small integer scale (and min) that multiplies
+ * the super-block's fp16 d (dmin). Layouts (bytes in order) and values:
+ *   Q2_K  84: scales[16] (low nibble scale, high nibble min of each 16), qs[64] (2 bits,
+ *             4 weights per byte), d, dmin;      w = d * sc * q - dmin * m
+ *   Q3_K 110: hmask[32] (third bit), qs[64] (low 2 bits), scales[12] (16 x 6 bits), d;
+ *             w = d * (sc - 32) * (q - 4 * !hbit)
+ *   Q4_K 144: d, dmin, scales[12] (8 x 6-bit scale and 8 x 6-bit min), qs[128];
+ *             w = d * sc * q - dmin * m, sub-blocks of 32
+ *   Q5_K 176: as Q4_K plus qh[32] (fifth bit) before qs
+ *   Q6_K 210: ql[128] (low 4 bits), qh[64] (high 2 bits), int8 scales[16], d;
+ *             w = d * sc * (q - 32), sub-blocks of 16
+ * The bit orders are ggml's (kquants.c spells them out). */
+#define KERN_QK_K     256
+#define KERN_K_SCALES 12
+
+typedef struct {
+    uint8_t scales[KERN_QK_K / 16];
+    uint8_t qs[KERN_QK_K / 4];
+    kern_f16_t d, dmin;
+} kern_block_q2_k_t;
+_Static_assert(sizeof(kern_block_q2_k_t) == 84, "q2_K block must be 84 bytes (ggml)");
+
+typedef struct {
+    uint8_t hmask[KERN_QK_K / 8];
+    uint8_t qs[KERN_QK_K / 4];
+    uint8_t scales[KERN_K_SCALES];
+    kern_f16_t d;
+} kern_block_q3_k_t;
+_Static_assert(sizeof(kern_block_q3_k_t) == 110, "q3_K block must be 110 bytes (ggml)");
+
+typedef struct {
+    kern_f16_t d, dmin;
+    uint8_t scales[KERN_K_SCALES];
+    uint8_t qs[KERN_QK_K / 2];
+} kern_block_q4_k_t;
+_Static_assert(sizeof(kern_block_q4_k_t) == 144, "q4_K block must be 144 bytes (ggml)");
+
+typedef struct {
+    kern_f16_t d, dmin;
+    uint8_t scales[KERN_K_SCALES];
+    uint8_t qh[KERN_QK_K / 8];
+    uint8_t qs[KERN_QK_K / 2];
+} kern_block_q5_k_t;
+_Static_assert(sizeof(kern_block_q5_k_t) == 176, "q5_K block must be 176 bytes (ggml)");
+
+typedef struct {
+    uint8_t ql[KERN_QK_K / 2];
+    uint8_t qh[KERN_QK_K / 4];
+    int8_t scales[KERN_QK_K / 16];
+    kern_f16_t d;
+} kern_block_q6_k_t;
+_Static_assert(sizeof(kern_block_q6_k_t) == 210, "q6_K block must be 210 bytes (ggml)");
+
+/* Activations for K-quant weights (not a file type): 256 int8 quants with one f32
+ * scale, and the sums of each 16 quants (for the mins and offsets of the weights). */
+typedef struct {
+    float d;
+    int8_t qs[KERN_QK_K];
+    int16_t bsums[KERN_QK_K / 16];
+} kern_block_q8_k_t;
+_Static_assert(sizeof(kern_block_q8_k_t) == 292, "q8_K block must be 292 bytes (ggml)");
+
 typedef struct kern_pool kern_pool_t; /* thread pool, see below */
 
 /* --------------------------------------------------------------- types ---- */
 
-/* "f32", "f16", "q4_0", "q8_0", "q4_0x16", "q8_0x16" or NULL */
+/* "f32", "f16", "q4_0", "q5_0", "q5_1", "q8_0", "q2_K" .. "q6_K", "q4_0x16", "q8_0x16" or
+ * NULL */
 const char *kern_type_name(kern_type_t t);
 /* 0 if t is one of the supported types. */
 int kern_type_valid(uint32_t t);
-/* Bytes of one row of n elements; 0 if n is not a valid length for the type. */
+/* Bytes of one row of n elements; 0 if n is not a valid length for the type (a
+ * multiple of 32, of 256 for K-quants). */
 size_t kern_row_size(kern_type_t t, size_t n);
 float kern_f16_to_f32(kern_f16_t h);
 kern_f16_t kern_f32_to_f16(float f); /* round to nearest even, as ggml */
@@ -130,17 +219,18 @@ void kern_force_scalar(int on);
  * it: Y[b * rows + r] = dot(W row r, X row b) for b < n and r in a row range. */
 typedef struct kern_job {
     kern_type_t type;
-    const void *W;    /* (rows, cols) in type's row layout */
-    size_t row_bytes; /* bytes of one W row */
-    const float *X;   /* (n, cols) f32 activations: F32/F16 weights */
-    const int8_t *XQ; /* (n, cols) Q8_0 quants of X: Q8_0/Q4_0 weights */
-    const float *XD;  /* (n, cols / 32) their block scales (f16 values) as f32 */
-    const int8_t *XP; /* (n, cols) XQ for the VNNI Q4_0 kernel: each group of 4 blocks
-                         as their 4 x 16 first-half quants, then their 4 x 16 second-half
-                         quants (the nibble order of 4 Q4_0 blocks); tail blocks as in XQ */
-    const float *XS;  /* (n, cols / 32) 8 * scale * sum of the block's quants
-                         (Q4_0: the -8 offset of the weights, applied once) */
-    float *Y;         /* (n, rows) */
+    const void *W;               /* (rows, cols) in type's row layout */
+    size_t row_bytes;            /* bytes of one W row */
+    const float *X;              /* (n, cols) f32 activations: F32/F16 weights */
+    const int8_t *XQ;            /* (n, cols) Q8_0 quants of X: Q8_0/Q4_0 weights */
+    const float *XD;             /* (n, cols / 32) their block scales (f16 values) as f32 */
+    const int8_t *XP;            /* (n, cols) XQ for the VNNI Q4_0 kernel: each group of 4 blocks
+                                    as their 4 x 16 first-half quants, then their 4 x 16 second-half
+                                    quants (the nibble order of 4 Q4_0 blocks); tail blocks as in XQ */
+    const float *XS;             /* (n, cols / 32) 8 * scale * sum of the block's quants
+                                    (Q4_0: the -8 offset of the weights, applied once) */
+    const kern_block_q8_k_t *XK; /* (n, cols / 256) Q8_K activations: K-quant weights */
+    float *Y;                    /* (n, rows) */
     size_t n, rows, cols;
 } kern_job_t;
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "engine/kernels.h"
+#include "engine/kquants.h"
 
 #define TILE            4           /* tokens per pass over a weight row (AVX2: 16 registers) */
 #define PF_AHEAD        2048        /* bytes of a weight row prefetched ahead (VNNI Q4_0) */
@@ -672,6 +673,12 @@ void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
     case KERN_Q8_0:
     case KERN_Q4_0:
         quant_rows(j, r0, r1);
+        break;
+    default: /* Q5_0/Q5_1 and K-quants: kernels_kq_avx2.c */
+        if (kern_kq_is_kq(j->type)) {
+            kern_kq_avx2_rows(j, r0, r1);
+            return;
+        }
         break;
     }
     if (j->type == KERN_Q4_0_X16 || j->type == KERN_Q8_0_X16) /* sent to kern_avx2_x16_rows */

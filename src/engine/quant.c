@@ -23,6 +23,20 @@ uint32_t quant_file_type(kern_type_t t)
         return 2;
     case KERN_Q8_0:
         return 7;
+    case KERN_Q5_0:
+        return 8;
+    case KERN_Q5_1:
+        return 9;
+    case KERN_Q2_K:
+        return 10;
+    case KERN_Q3_K:
+        return 11; /* Q3_K_S */
+    case KERN_Q4_K:
+        return QUANT_FTYPE_Q4_K_S;
+    case KERN_Q5_K:
+        return QUANT_FTYPE_Q5_K_S;
+    case KERN_Q6_K:
+        return QUANT_FTYPE_Q6_K;
     }
     return 0;
 }
@@ -33,21 +47,97 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
-kern_type_t quant_target_type(const char *name, int n_dims, const uint64_t *ne, kern_type_t cur,
-                              kern_type_t target)
+/* Whether llama.cpp quantizes a tensor of this name and shape at all. */
+static int is_quantizable(const char *name, int n_dims, const uint64_t *ne)
 {
     /* dimensions as ggml counts them: trailing ones do not count */
     int nd = n_dims;
     while (nd > 1 && ne[nd - 1] == 1)
         nd--;
-    if (nd < 2) return cur;
-    if (!ends_with(name, "weight") || strstr(name, "_norm.weight")) return cur;
+    if (nd < 2) return 0;
+    if (!ends_with(name, "weight") || strstr(name, "_norm.weight")) return 0;
     /* tensors llama.cpp never quantizes that a Llama-family file could hold */
     if (strstr(name, "ffn_gate_inp.weight") || !strcmp(name, "position_embd.weight") ||
         !strcmp(name, "token_types.weight"))
-        return cur;
+        return 0;
+    return 1;
+}
+
+kern_type_t quant_target_type(const char *name, int n_dims, const uint64_t *ne, kern_type_t cur,
+                              kern_type_t target)
+{
+    if (!is_quantizable(name, n_dims, ne)) return cur;
     if (ne[0] % KERN_QK != 0) return KERN_F16;
     return target;
+}
+
+/* ================================================= K-quant mixes ==== */
+
+kern_type_t quant_ftype_base(int ftype)
+{
+    switch (ftype) {
+    case QUANT_FTYPE_Q4_K_S:
+    case QUANT_FTYPE_Q4_K_M:
+        return KERN_Q4_K;
+    case QUANT_FTYPE_Q5_K_S:
+    case QUANT_FTYPE_Q5_K_M:
+        return KERN_Q5_K;
+    case QUANT_FTYPE_Q6_K:
+        return KERN_Q6_K;
+    default:
+        return KERN_F32;
+    }
+}
+
+/* llama.cpp's choice of layers that get more bits: the first and last eighth, and
+ * every third layer between. */
+static int use_more_bits(int i, int n)
+{
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+/* A K-quant type where the rows are not whole super-blocks becomes the 32-block type
+ * of about the same size (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), and F16 where the
+ * rows are not whole blocks of 32 either. */
+static kern_type_t fallback(kern_type_t t, uint64_t cols)
+{
+    if (kern_row_size(t, (size_t)cols)) return t;
+    t = t == KERN_Q4_K ? KERN_Q5_0 : t == KERN_Q5_K ? KERN_Q5_1 : KERN_Q8_0;
+    return kern_row_size(t, (size_t)cols) ? t : KERN_F16;
+}
+
+kern_type_t quant_kmix_type(quant_kmix_t *s, const char *name, int n_dims, const uint64_t *ne,
+                            kern_type_t cur, int ftype, int has_output, int pure)
+{
+    if (!is_quantizable(name, n_dims, ne)) return cur;
+    kern_type_t t = quant_ftype_base(ftype);
+    const int m = ftype == QUANT_FTYPE_Q4_K_M || ftype == QUANT_FTYPE_Q5_K_M;
+    if (pure) {
+        /* every matrix the same type */
+    } else if (!strcmp(name, "output.weight") ||
+               (!has_output && !strcmp(name, "token_embd.weight"))) {
+        t = ne[0] % KERN_QK_K ? KERN_Q8_0 : KERN_Q6_K;
+    } else if (!strcmp(name, "token_embd.weight")) {
+        /* the file's type */
+    } else if (strstr(name, "attn_v.weight")) {
+        if (m && use_more_bits(s->i_attn_v, s->n_attn_v))
+            t = KERN_Q6_K;
+        else if (ftype == QUANT_FTYPE_Q4_K_S && s->i_attn_v < 4)
+            t = KERN_Q5_K;
+        s->i_attn_v++;
+    } else if (strstr(name, "ffn_down")) {
+        if (m && use_more_bits(s->i_ffn_down, s->n_ffn_down))
+            t = KERN_Q6_K;
+        else if (ftype == QUANT_FTYPE_Q4_K_S && s->i_ffn_down < s->n_ffn_down / 8)
+            t = KERN_Q5_K;
+        s->i_ffn_down++;
+    } else if (strstr(name, "attn_qkv.weight")) {
+        if (ftype == QUANT_FTYPE_Q4_K_M)
+            t = KERN_Q5_K;
+        else if (ftype == QUANT_FTYPE_Q5_K_M)
+            t = KERN_Q6_K;
+    }
+    return fallback(t, ne[0]);
 }
 
 /* ================================================== Q4_0 scale search ==== */
@@ -184,10 +274,13 @@ int quant_file(const char *in_path, const char *out_path, kern_type_t type, int 
 int quant_file_opts(const char *in_path, const char *out_path, const quant_opts_t *o,
                     quant_stats_t *stats, char *err, size_t errlen)
 {
-    kern_type_t type = o->type;
+    const int ftype = o->ftype;
+    kern_type_t type = ftype ? quant_ftype_base(ftype) : o->type;
     int n_threads = o->n_threads;
-    if (type != KERN_Q8_0 && type != KERN_Q4_0) {
-        snprintf(err, errlen, "quantize: target type must be q8_0 or q4_0");
+    if (type != KERN_Q8_0 && type != KERN_Q4_0 && !(ftype && type != KERN_F32)) {
+        snprintf(err, errlen,
+                 "quantize: target must be q8_0, q4_0 or a K-quant file type "
+                 "(q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k)");
         return SY_EINVAL;
     }
     quant_stats_t st = {0};
@@ -214,15 +307,23 @@ int quant_file_opts(const char *in_path, const char *out_path, const quant_opts_
     gguf_writer_copy_kv(w, &view);
     mem_free(kept);
     gguf_writer_set_u32(w, "general.quantization_version", 2);
-    gguf_writer_set_u32(w, "general.file_type", quant_file_type(type));
+    gguf_writer_set_u32(w, "general.file_type", ftype ? (uint32_t)ftype : quant_file_type(type));
 
     int has_output = 0;
-    for (size_t i = 0; i < g->n_tensors; i++)
-        has_output |= !strcmp(g->tensors[i].name, "output.weight");
+    quant_kmix_t ks = {0};
+    for (size_t i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor_t *t = &g->tensors[i];
+        has_output |= !strcmp(t->name, "output.weight");
+        if (!is_quantizable(t->name, t->n_dims, t->ne)) continue;
+        ks.n_attn_v += strstr(t->name, "attn_v.weight") != NULL;
+        ks.n_ffn_down += strstr(t->name, "ffn_down") != NULL;
+    }
     kern_pool_t *pool = n_threads > 1 ? kern_pool_new(n_threads) : NULL;
     for (size_t i = 0; i < g->n_tensors && !rc; i++) {
         const gguf_tensor_t *t = order[i];
-        kern_type_t to = o->pure
+        kern_type_t to = ftype ? quant_kmix_type(&ks, t->name, t->n_dims, t->ne, t->type, ftype,
+                                                 has_output, o->pure)
+                         : o->pure
                              ? quant_target_type(t->name, t->n_dims, t->ne, t->type, type)
                              : quant_mix_type(t->name, t->n_dims, t->ne, t->type, type, has_output);
         const void *data = t->data;
@@ -239,7 +340,7 @@ int quant_file_opts(const char *in_path, const char *out_path, const quant_opts_
         } else {
             conv_task_t c = {.t = t,
                              .to = to,
-                             .search = !o->pure,
+                             .search = !o->pure && !ftype,
                              .cols = t->ne[0],
                              .rows = t->n_elements / t->ne[0],
                              .in_row = kern_row_size(t->type, t->ne[0]),
@@ -254,6 +355,8 @@ int quant_file_opts(const char *in_path, const char *out_path, const quant_opts_
             data = c.out;
             if (to == KERN_F16)
                 st.n_f16++;
+            else if (ftype && to != type)
+                st.n_kept++; /* the mix's other types, fallbacks included */
             else if (to != type)
                 st.n_kept++;
             else

@@ -34,14 +34,25 @@ typedef struct quant_stats {
     size_t n_tensors;
     size_t n_quantized; /* converted to the target type */
     size_t n_f16;       /* fell back to F16 (row length not a multiple of 32) */
-    size_t n_kept;      /* mix: kept at Q8_0 in a Q4_0 file */
+    size_t n_kept;      /* mix: kept at Q8_0 in a Q4_0 file; K mixes: another type than
+                           the file's (Q6_K/Q5_K layers, Q5_0/Q5_1/Q8_0 fallbacks) */
     size_t n_copied;    /* kept as they were */
     uint64_t bytes_in;  /* tensor bytes read */
     uint64_t bytes_out; /* tensor bytes written */
 } quant_stats_t;
 
+/* llama.cpp's file types (general.file_type) of the K-quant mixes. */
+enum {
+    QUANT_FTYPE_Q4_K_S = 14,
+    QUANT_FTYPE_Q4_K_M = 15,
+    QUANT_FTYPE_Q5_K_S = 16,
+    QUANT_FTYPE_Q5_K_M = 17,
+    QUANT_FTYPE_Q6_K = 18,
+};
+
 typedef struct quant_opts {
-    kern_type_t type; /* KERN_Q8_0 or KERN_Q4_0 */
+    kern_type_t type; /* KERN_Q8_0 or KERN_Q4_0 (ignored when ftype is set) */
+    int ftype;        /* a QUANT_FTYPE_* K-quant mix, or 0 */
     int n_threads;    /* <= 1: one */
     int pure;         /* 1: as llama-quantize --pure; 0: the serving mix above */
 } quant_opts_t;
@@ -66,7 +77,33 @@ kern_type_t quant_target_type(const char *name, int n_dims, const uint64_t *ne, 
 kern_type_t quant_mix_type(const char *name, int n_dims, const uint64_t *ne, kern_type_t cur,
                            kern_type_t target, int has_output);
 
-/* ftype of general.file_type for a target type: 7 Q8_0, 2 Q4_0, 1 F16, 0 F32. */
+/* The K-quant mix rules of llama.cpp's llama_tensor_get_type (no importance matrix,
+ * one expert, not Falcon), per tensor in the file's tensor order. Counters of the
+ * attn_v and ffn_down matrices seen so far; n_* are the totals in the file. */
+typedef struct quant_kmix {
+    int n_attn_v, i_attn_v;
+    int n_ffn_down, i_ffn_down;
+} quant_kmix_t;
+
+/* The type of a tensor in a K-quant file of ftype (a QUANT_FTYPE_*):
+ *   - not a weight matrix (norms): cur, unchanged;
+ *   - output.weight (or token_embd.weight when has_output is 0): Q6_K (Q8_0 where rows
+ *     are not a multiple of 256);
+ *   - attn_v: Q6_K in the layers use_more_bits picks (first and last eighth, every
+ *     third between) for the _M mixes; Q5_K in the first 4 layers for Q4_K_S;
+ *   - ffn_down: the same layers Q6_K for _M; Q5_K in the first eighth for Q4_K_S;
+ *   - fused attn_qkv: Q5_K (Q4_K_M) or Q6_K (Q5_K_M);
+ *   - every other matrix the mix's type (Q4_K, Q5_K or Q6_K);
+ * then, where rows are not a multiple of 256: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,
+ * and F16 where not a multiple of 32 either. pure: every matrix the mix's type, the
+ * same fallbacks. Updates s. */
+kern_type_t quant_kmix_type(quant_kmix_t *s, const char *name, int n_dims, const uint64_t *ne,
+                            kern_type_t cur, int ftype, int has_output, int pure);
+/* The main weight type of a K-quant ftype (Q4_K, Q5_K or Q6_K); KERN_F32 for others. */
+kern_type_t quant_ftype_base(int ftype);
+
+/* ftype of general.file_type for a target type: 7 Q8_0, 2 Q4_0, 1 F16, 0 F32; the
+ * 32-block and K types as llama.cpp numbers them (a K type alone: its _S mix). */
 uint32_t quant_file_type(kern_type_t t);
 
 #endif

@@ -3,11 +3,13 @@
  * so tests and benchmarks can compare switchyard's quantized files with llama.cpp's
  * byte for byte. Nothing is linked: the libraries are opened at run time.
  *
- *   llama_quantize LIBDIR IN.gguf OUT.gguf q8_0|q4_0 [--mix]
+ *   llama_quantize LIBDIR IN.gguf OUT.gguf TYPE [--mix]
  *
- * --mix leaves `pure` off: llama.cpp's default tensor mix for the file type (the
- * output matrix, or the token embedding when it doubles as the output, kept at a
- * higher precision).
+ * TYPE is q8_0, q4_0, q4_k_s, q4_k_m, q5_k_s, q5_k_m or q6_k (llama.cpp's file types
+ * of those names). --mix leaves `pure` off: llama.cpp's default tensor mix for the
+ * file type (the output matrix, or the token embedding when it doubles as the output,
+ * kept at a higher precision; for the K-quant types also attn_v and ffn_down of some
+ * layers).
  *
  * LIBDIR holds libllama.v0.4.0.so and libggml*.so (node-llama-cpp 3.21.1:
  * bench/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64). Exit status 0 on
@@ -41,11 +43,22 @@ typedef struct llama_quantize_params_abi {
     size_t max_buf_size;
 } llama_quantize_params_abi_t;
 
+/* llama.h's LLAMA_FTYPE_MOSTLY_* values */
+static const struct {
+    const char *name;
+    int ftype;
+} ftypes[] = {{"q8_0", 7},    {"q4_0", 2},    {"q4_k_s", 14}, {"q4_k_m", 15},
+              {"q5_k_s", 16}, {"q5_k_m", 17}, {"q6_k", 18}};
+
 int main(int argc, char **argv)
 {
     bool mix = argc == 6 && !strcmp(argv[5], "--mix");
-    if ((argc != 5 && !mix) || (strcmp(argv[4], "q8_0") && strcmp(argv[4], "q4_0"))) {
-        fprintf(stderr, "usage: llama_quantize LIBDIR IN.gguf OUT.gguf q8_0|q4_0 [--mix]\n");
+    int ftype = -1;
+    for (size_t i = 0; argc >= 5 && i < sizeof ftypes / sizeof ftypes[0]; i++)
+        if (!strcmp(argv[4], ftypes[i].name)) ftype = ftypes[i].ftype;
+    if ((argc != 5 && !mix) || ftype < 0) {
+        fprintf(stderr, "usage: llama_quantize LIBDIR IN.gguf OUT.gguf "
+                        "q8_0|q4_0|q4_k_s|q4_k_m|q5_k_s|q5_k_m|q6_k [--mix]\n");
         return 2;
     }
     char path[4096];
@@ -72,7 +85,7 @@ int main(int argc, char **argv)
     load_all(argv[1]);
     backend_init();
     llama_quantize_params_abi_t p = defaults();
-    p.ftype = strcmp(argv[4], "q8_0") == 0 ? 7 : 2; /* LLAMA_FTYPE_MOSTLY_Q8_0 / Q4_0 */
+    p.ftype = ftype;
     p.pure = !mix;
     p.nthread = 1;
     uint32_t rc = quantize(argv[2], argv[3], &p);

@@ -1,0 +1,278 @@
+/* kernels_kq_avx2.c — AVX2 dot products of Q4_K, Q5_K and Q6_K weight rows with Q8_K
+ * activations, and of Q5_0/Q5_1 rows with Q8_0 activations (compiled with -mavx2 -mfma -mf16c;
+ * called only after kernels.c saw those features at run time). Other types of kquants.h go to the
+ * reference.
+ *
+ * Per super-block of 256 weights the integer dot is exact: quants are unpacked to
+ * unsigned bytes (0..15, 0..31 or 0..63), maddubs multiplies them with the signed
+ * activation bytes into 16-bit pair sums (at most 2 * 63 * 127, no saturation), madd
+ * by the sub-block scales widens to 32 bits. Offsets (Q4_K/Q5_K mins, Q6_K's -32) come
+ * from the activation block's 16-element sums. Then, as in the reference, the block
+ * adds d_w * d_x * sumi - dmin_w * d_x * summ in f32; only the order of those block
+ * sums differs from kquants.c.
+ *
+ * A row meets up to KQ_TILE tokens per pass, so prefill unpacks each weight block
+ * once per tile of tokens.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "engine/kernels.h"
+#include "engine/kquants.h"
+
+#define KQ_TILE 4 /* tokens per pass over a weight row */
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float h2f(kern_f16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* The 8 scales and 8 mins of a Q4_K/Q5_K block (6 bits each, see kquants.c) as 16
+ * bytes, scales first: four 32-bit words rearranged with masks and shifts (the top 2
+ * bits of sub-blocks 4..7 sit in the top bits of bytes 0..7). */
+static inline __m128i k4_scales_mins(const uint8_t *q)
+{
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4..7 */
+    const uint32_t mins03 = u[1] & m6;
+    u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4); /* scales 4..7 */
+    u[2] = mins03;
+    u[0] &= m6; /* scales 0..3 */
+    return _mm_loadu_si128((const __m128i *)u);
+}
+
+/* Shuffle masks that broadcast 16-bit element k of a 128-bit lane to all 8 of its
+ * 16-bit slots. */
+static inline __m256i bcast16_mask(int k)
+{
+    return _mm256_set1_epi16((short)(0x0100 * (2 * k + 1) + 2 * k));
+}
+
+/* Row w (nb Q4_K or Q5_K blocks; HI5 selects Q5_K) against T tokens' Q8_K rows xs[t]. */
+static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w, size_t nb,
+                                                               const int HI5,
+                                                               const kern_block_q8_k_t *const *xs,
+                                                               int T, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    __m256 acc[KQ_TILE];
+    __m128 accm[KQ_TILE];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps();
+    const size_t bb = HI5 ? sizeof(kern_block_q5_k_t) : sizeof(kern_block_q4_k_t);
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = w + i * bb;
+        kern_f16_t dh, mh;
+        memcpy(&dh, b, 2);
+        memcpy(&mh, b + 2, 2);
+        const uint8_t *qs = b + 16 + (HI5 ? 32 : 0);
+        /* 16 x i16: scales 0..7 then mins 0..7 */
+        const __m256i sm = _mm256_cvtepu8_epi16(k4_scales_mins(b + 4));
+        const __m128i mins = _mm256_extracti128_si256(sm, 1);
+        const __m256i scales = _mm256_permute2x128_si256(sm, sm, 0x00);
+        const __m256i qh =
+            HI5 ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
+        const float d = h2f(dh), dmin = h2f(mh);
+        __m256i sumi[KQ_TILE];
+        for (int t = 0; t < T; t++)
+            sumi[t] = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (HI5) {
+                __m256i b0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one);
+                __m256i b1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(b0, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(b1, 4));
+            }
+            const __m256i sl = _mm256_shuffle_epi8(scales, bcast16_mask(2 * j));
+            const __m256i sh = _mm256_shuffle_epi8(scales, bcast16_mask(2 * j + 1));
+            for (int t = 0; t < T; t++) {
+                const int8_t *xq = xs[t][i].qs + 64 * j;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)xq);
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + 32));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), sl);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), sh);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const kern_block_q8_k_t *x = &xs[t][i];
+            /* m_j * (bsum_2j + bsum_2j+1): the pairs of bsums added first */
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+            const __m128i bs8 =
+                _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            const __m128i summ = _mm_madd_epi16(mins, bs8);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * x->d), _mm_cvtepi32_ps(summ), accm[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        __m128 m = accm[t];
+        m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[t] = hsum8(acc[t]) - _mm_cvtss_f32(m);
+    }
+}
+
+/* Row w (nb Q6_K blocks) against T tokens. */
+static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block_q6_k_t *w,
+                                                                size_t nb,
+                                                                const kern_block_q8_k_t *const *xs,
+                                                                int T, float *out)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    __m256 acc[KQ_TILE];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const kern_block_q6_k_t *b = &w[i];
+        __m256i q[8], s[8];
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)); /* 16 x i16 */
+        for (int h = 0; h < 2; h++) {
+            /* scales 8h .. 8h+7 in both lanes */
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                                  : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4);
+            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4);
+            __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4);
+            __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4);
+            q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
+            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
+            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
+            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
+            for (int k = 0; k < 4; k++) /* scale 2k in the low lane, 2k + 1 in the high */
+                s[4 * h + k] = _mm256_shuffle_epi8(
+                    sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
+                                          _mm256_castsi256_si128(bcast16_mask(2 * k))));
+        }
+        const float d = h2f(b->d);
+        for (int t = 0; t < T; t++) {
+            const kern_block_q8_k_t *x = &xs[t][i];
+            __m256i sumi = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
+                sumi =
+                    _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s[k]));
+            }
+            /* the -32 offset: 32 * sum of sc_g * bsum_g */
+            __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums));
+            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = hsum8(acc[t]);
+}
+
+/* The 32 quants of a Q5_0/Q5_1 block as unsigned bytes 0..31 in weight order: the
+ * nibbles (low ones are weights 0..15) plus the fifth bits of qh (bit j: weight j),
+ * spread to one byte each by a byte shuffle, a bit mask and a compare. */
+static inline __m256i q5_quants(const uint8_t *qs, const uint8_t *qh4)
+{
+    __m256i nib = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    nib = _mm256_and_si256(_mm256_srlv_epi64(nib, _mm256_setr_epi64x(0, 0, 4, 4)),
+                           _mm256_set1_epi8(0x0f));
+    uint32_t qh;
+    memcpy(&qh, qh4, 4);
+    const __m256i spread =
+        _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                            _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                                             2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+}
+
+/* Row r of a Q5_0 or Q5_1 job against every token (Q8_0 activations): per block the
+ * unsigned quants meet the activation bytes through maddubs; Q5_0's -16 offset is
+ * 16 * d_w * d_x * sum(x) = 2 * d_w * XS, Q5_1's min m * d_x * sum(x) = m * XS / 8. */
+static void q5_row(const kern_job_t *j, size_t r)
+{
+    const size_t nb = j->cols / KERN_QK;
+    const int q51 = j->type == KERN_Q5_1;
+    const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
+    const size_t bb = q51 ? sizeof(kern_block_q5_1_t) : sizeof(kern_block_q5_0_t);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t b = 0; b < j->n; b++) {
+        const int8_t *xq = j->XQ + b * j->cols;
+        const float *xd = j->XD + b * nb, *xs = j->XS + b * nb;
+        __m256 acc = _mm256_setzero_ps();
+        float off = 0.0f;
+        for (size_t i = 0; i < nb; i++) {
+            const uint8_t *blk = w + i * bb;
+            kern_f16_t dh, mh = 0;
+            memcpy(&dh, blk, 2);
+            if (q51) memcpy(&mh, blk + 2, 2);
+            const uint8_t *qh = blk + (q51 ? 4 : 2), *qs = qh + 4;
+            const __m256i q = q5_quants(qs, qh);
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(xq + i * KERN_QK));
+            const __m256i sumi = _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), ones);
+            const float dw = h2f(dh);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[i]), _mm256_cvtepi32_ps(sumi), acc);
+            off += q51 ? h2f(mh) * xs[i] * 0.125f : -2.0f * dw * xs[i];
+        }
+        j->Y[b * j->rows + r] = hsum8(acc) + off;
+    }
+}
+
+/* Rows [r0, r1) against all tokens, KQ_TILE tokens per pass. */
+static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    const size_t nb = j->cols / KERN_QK_K;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
+        for (size_t b = 0; b < j->n; b += KQ_TILE) {
+            const int T = j->n - b < KQ_TILE ? (int)(j->n - b) : KQ_TILE;
+            const kern_block_q8_k_t *xs[KQ_TILE];
+            float out[KQ_TILE];
+            for (int t = 0; t < T; t++)
+                xs[t] = j->XK + (b + (size_t)t) * nb;
+            if (j->type == KERN_Q6_K) {
+                if (T == 1)
+                    dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, 1, out);
+                else
+                    dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, T, out);
+            } else if (j->type == KERN_Q5_K) {
+                if (T == 1)
+                    dot_k45_tile(w, nb, 1, xs, 1, out);
+                else
+                    dot_k45_tile(w, nb, 1, xs, T, out);
+            } else {
+                if (T == 1)
+                    dot_k45_tile(w, nb, 0, xs, 1, out);
+                else
+                    dot_k45_tile(w, nb, 0, xs, T, out);
+            }
+            for (int t = 0; t < T; t++)
+                j->Y[(b + (size_t)t) * j->rows + r] = out[t];
+        }
+    }
+}
+
+void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K) {
+        kq_rows(j, r0, r1);
+    } else if (j->type == KERN_Q5_0 || j->type == KERN_Q5_1) {
+        for (size_t r = r0; r < r1; r++)
+            q5_row(j, r);
+    } else {
+        kern_scalar_rows(j, r0, r1);
+    }
+}
