@@ -37,6 +37,40 @@ static bool have_names(void)
     return access(p, R_OK) == 0;
 }
 
+/* Reads path whole into an owned string (the test side of "route/ takes bytes"). */
+static char *read_whole(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    buf_t b;
+    buf_init(&b, 64u << 20);
+    char tmp[65536];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
+        assert_int_equal(buf_append(&b, tmp, k), 0);
+    fclose(f);
+    *n = b.len;
+    return buf_steal(&b);
+}
+
+/* A scanner with the census lists of names_dir (have_names() first). */
+static pii_scanner_t *names_scanner_new(void)
+{
+    pii_census_t c;
+    for (int i = 0; i < PII_CENSUS_COUNT; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", names_dir, pii_census_files[i]);
+        c.data[i] = read_whole(p, &c.len[i]);
+        assert_non_null(c.data[i]);
+    }
+    char err[256];
+    pii_options_t o = {&c, 0.5f};
+    pii_scanner_t *s = pii_scanner_new(&o, err, sizeof err);
+    for (int i = 0; i < PII_CENSUS_COUNT; i++)
+        mem_free((void *)c.data[i]);
+    return s;
+}
+
 typedef struct fx {
     pii_scanner_t *s;
     pii_scratch_t *sc;
@@ -577,9 +611,7 @@ static void test_person_cues(void **state)
         skip();
     }
     fx_t f;
-    char err[256];
-    pii_options_t o = {names_dir, 0.5f};
-    f.s = pii_scanner_new(&o, err, sizeof err);
+    f.s = names_scanner_new();
     assert_non_null(f.s);
     f.sc = pii_scratch_new(f.s);
     assert_true(found(&f, "hi, my name is lena andersson.", PII_PERSON, "lena andersson"));
@@ -685,9 +717,7 @@ static void test_eval_presidio(void **state)
         skip();
     }
     fx_t f;
-    char err[256];
-    pii_options_t o = {names_dir, 0.5f};
-    f.s = pii_scanner_new(&o, err, sizeof err);
+    f.s = names_scanner_new();
     assert_non_null(f.s);
     f.sc = pii_scratch_new(f.s);
     prc_t c[PII_TYPE_COUNT] = {0};
@@ -745,8 +775,7 @@ static void test_flag_rate_clean_prose(void **state)
         skip();
     }
     fx_t f;
-    pii_options_t o = {names_dir, 0.5f};
-    f.s = pii_scanner_new(&o, NULL, 0);
+    f.s = names_scanner_new();
     assert_non_null(f.s);
     f.sc = pii_scratch_new(f.s);
     size_t msgs = 0, flagged = 0, flagged_np = 0;
@@ -789,6 +818,35 @@ static void test_flag_rate_clean_prose(void **state)
     pii_scanner_free(f.s);
 }
 
+/* The census lists come as bytes: a malformed or missing list is an error naming
+ * the list, and well-formed bytes (no file anywhere) give a working gazetteer. */
+static void test_census_bytes(void **state)
+{
+    (void)state;
+    static const char female[] =
+        "MARY           2.629  2.629      1\nLENA           0.010 40.0     300\n";
+    static const char male[] = "JAMES          3.318  3.318      1\n";
+    static const char last[] =
+        "SMITH          1.006  1.006      1\nANDERSSON      0.001 80.000  20000\n";
+    pii_census_t c = {{female, male, last}, {sizeof female - 1, sizeof male - 1, sizeof last - 1}};
+    char err[256] = "";
+    pii_options_t o = {&c, 0.5f};
+    pii_scanner_t *s = pii_scanner_new(&o, err, sizeof err);
+    assert_non_null(s);
+    fx_t f = {s, pii_scratch_new(s)};
+    assert_true(found(&f, "Please call Lena Andersson tomorrow.", PII_PERSON, "Lena Andersson"));
+    pii_scratch_free(f.sc);
+    pii_scanner_free(s);
+    static const char bad[] = "SMITH          1.006  oops      1\n";
+    c.data[PII_CENSUS_LAST] = bad;
+    c.len[PII_CENSUS_LAST] = sizeof bad - 1;
+    assert_null(pii_scanner_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "census1990_last.txt: malformed line"));
+    c.data[PII_CENSUS_MALE_FIRST] = NULL;
+    assert_null(pii_scanner_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "census1990_male_first.txt"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -797,6 +855,7 @@ int main(void)
         cmocka_unit_test(test_ssn),
         cmocka_unit_test(test_ip_email_phone_validators),
         cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_census_bytes),
         cmocka_unit_test_setup_teardown(test_detects_each_type, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_ipv6_and_digit_free_texts, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_rejects_lookalikes_of_pii, setup_plain, teardown),

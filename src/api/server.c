@@ -20,6 +20,7 @@
 #include "api/feedback.h"
 #include "api/metrics.h"
 #include "api/offload.h"
+#include "api/piiload.h"
 #include "api/request.h"
 #include "api/session.h"
 #include "base/arena.h"
@@ -1421,9 +1422,8 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
     metrics_init(&app->metrics, app->n_tiers);
     app->sessions = session_table_new(API_MAX_SESSIONS);
 
-    pii_options_t po = {*cfg->pii_names_dir ? cfg->pii_names_dir : NULL, cfg->route.pii_min_score};
     char e2[256];
-    app->pii = pii_scanner_new(&po, e2, sizeof e2);
+    app->pii = piiload_scanner_new(cfg->pii_names_dir, cfg->route.pii_min_score, e2, sizeof e2);
     if (!app->pii) {
         snprintf(err, errlen, "PII scanner: %s", e2);
         goto fail;

@@ -22,6 +22,7 @@
 #include "base/jsonw.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "api/piiload.h"
 #include "route/pii/pii.h"
 
 #define PII_CLI_MAX_INPUT (256u << 20) /* bytes read from one file */
@@ -423,8 +424,7 @@ int cmd_pii(int argc, char **argv)
     if (!names_set) names = default_names_dir(tmp, sizeof tmp);
     if (names && !strcmp(names, "none")) names = NULL;
     char err[512] = "";
-    pii_options_t opts = {names, min_score};
-    pii_scanner_t *s = pii_scanner_new(&opts, err, sizeof err);
+    pii_scanner_t *s = piiload_scanner_new(names, min_score, err, sizeof err);
     if (!s) {
         fprintf(stderr, "pii: %s\n", err);
         status = 1;

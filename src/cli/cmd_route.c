@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/config.h"
+#include "api/piiload.h"
 #include "api/request.h"
 #include "api/server.h"
 #include "base/arena.h"
@@ -73,8 +74,8 @@ int cmd_route(int argc, char **argv)
         arena_deinit(&arena);
         goto out;
     }
-    pii_options_t po = {*cfg.pii_names_dir ? cfg.pii_names_dir : NULL, cfg.route.pii_min_score};
-    pii_scanner_t *pii = pii_scanner_new(&po, err, sizeof err);
+    pii_scanner_t *pii =
+        piiload_scanner_new(cfg.pii_names_dir, cfg.route.pii_min_score, err, sizeof err);
     router_t *r = pii ? router_new(&cfg.route, pii, err, sizeof err) : NULL;
     if (r && api_router_load_models(r, &cfg, err, sizeof err)) {
         router_free(r);

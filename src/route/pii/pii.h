@@ -38,9 +38,19 @@ typedef struct pii_span {
     size_t end;   /* byte offset, exclusive */
 } pii_span_t;
 
+/* The census name lists, as bytes the caller read (route/ does no I/O): one
+ * "NAME FREQ CUMFREQ RANK" line per name, as in $SY_SHARED/data/names. */
+enum { PII_CENSUS_FEMALE_FIRST, PII_CENSUS_MALE_FIRST, PII_CENSUS_LAST, PII_CENSUS_COUNT };
+/* The file names of the lists, indexed as above ("census1990_last.txt", ...). */
+extern const char *const pii_census_files[PII_CENSUS_COUNT];
+typedef struct pii_census {
+    const char *data[PII_CENSUS_COUNT]; /* borrowed during pii_scanner_new only */
+    size_t len[PII_CENSUS_COUNT];       /* bytes */
+} pii_census_t;
+
 typedef struct pii_options {
-    const char *names_dir; /* folder with census1990_*.txt; NULL = no PERSON detection */
-    float min_score;       /* default threshold for every type (e.g. 0.5) */
+    const pii_census_t *census; /* name lists; NULL = no PERSON detection */
+    float min_score;            /* default threshold for every type (e.g. 0.5) */
 } pii_options_t;
 
 typedef struct pii_scanner pii_scanner_t;
