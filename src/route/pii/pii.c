@@ -10,8 +10,8 @@
  * by a separate pass over capitalised tokens with one hash probe each. Candidates that
  * overlap are merged (the higher score wins, then the longer span).
  *
- * Text with look-alike characters (fullwidth digits, Arabic-Indic digits, zero-width
- * characters, Unicode dashes between digits) is also normalised into a copy with an
+ * Text with look-alike characters (decimal digits of any script, fullwidth forms,
+ * zero-width characters, Unicode dashes between digits) is also normalised into a copy with an
  * offset map and scanned again, so "４６０-８９-９８４７" is found at its true offsets.
  */
 
@@ -22,6 +22,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
+#include "route/pii/pii_digits.h"
 #include "route/pii/pii_internal.h"
 
 /* ================================================================== triggers */
@@ -41,7 +42,7 @@ static const struct {
     bool rare;
     const char *re;
 } triggers[] = {
-    {T_EMAIL, 0, true, "@[A-Za-z0-9\\-]+\\.[A-Za-z]{2}"},
+    {T_EMAIL, 0, true, "@[A-Za-z0-9\\-\\x80-\\xFF]+\\.(?:[A-Za-z]{2}|[\\xC2-\\xF4])"},
     {T_NUM, 0, true, "\\d[\\-./ ]?\\d"},
     {T_AWS, 0, false, "AKIA|ASIA|AGPA|AIDA|AROA"},
     {T_GCP, 0, false, "AIza"},
@@ -58,9 +59,9 @@ static const struct {
      "name is |name's |name\\? |\\bname: |call(s|ed)? me |\\bnamed "},
     /* the digit alternative cannot match without digits; the others can */
     {T_LOOKALIKE, 0, false,
-     "\\xEF\\xBC[\\x90-\\x99\\xA0-\\xBF]|\\xEF\\xBD[\\x80-\\x9A]|\\xD9[\\xA0-\\xA9]|"
-     "\\xDB[\\xB0-\\xB9]|\\xE2\\x80[\\x8B-\\x8D]|\\xE2\\x81\\xA0|\\xEF\\xBB\\xBF|"
-     "\\d(?:\\xE2\\x80[\\x90-\\x95]|\\xE2\\x88\\x92|\\xC2\\xA0)\\d"},
+     PII_ND_TRIGGER "|\\xEF\\xBC[\\x90-\\x99\\xA0-\\xBF]|\\xEF\\xBD[\\x80-\\x9A]|"
+                    "\\xE2\\x80[\\x8B-\\x8D]|\\xE2\\x81\\xA0|\\xEF\\xBB\\xBF|"
+                    "\\d(?:\\xE2\\x80[\\x90-\\x95]|\\xE2\\x88\\x92|\\xC2\\xA0)\\d"},
 };
 #define N_TRIGGERS (sizeof triggers / sizeof triggers[0])
 
@@ -187,13 +188,15 @@ static size_t lookalike_at(const unsigned char *p, size_t left, char *out)
             return 3;
         }
     }
-    if (left >= 2 && p[0] == 0xD9 && p[1] >= 0xA0 && p[1] <= 0xA9) {
-        *out = (char)('0' + p[1] - 0xA0);
-        return 2;
-    }
-    if (left >= 2 && p[0] == 0xDB && p[1] >= 0xB0 && p[1] <= 0xB9) {
-        *out = (char)('0' + p[1] - 0xB0);
-        return 2;
+    if (p[0] >= 0xC2) {
+        /* a decimal digit of any script: Arabic-Indic, Devanagari, Thai, Bengali,
+         * mathematical bold, ... */
+        int v;
+        size_t l = pii_utf8_digit(p, left, &v);
+        if (l) {
+            *out = (char)('0' + v);
+            return l;
+        }
     }
     if (left >= 3 && p[0] == 0xE2 && p[1] == 0x80 && p[2] >= 0x8B && p[2] <= 0x8D) {
         *out = 0;
@@ -297,18 +300,33 @@ static int scan_pass(const pii_scanner_t *s, pii_scratch_t *sc, const char *text
     return 0;
 }
 
-int pii_scan(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len,
-             pii_span_t *out, size_t max, size_t *n_found)
+int pii_scan_all(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len,
+                 const pii_span_t **spans, size_t *n)
 {
-    if (!s || !sc || (!text && len)) return SY_EINVAL;
+    if (!s || !sc || (!text && len) || !spans || !n) return SY_EINVAL;
     if (!text) text = "";
     sc->n = 0;
     sc->lookalike = false;
+    sc->over = false;
+    *spans = NULL;
+    *n = 0;
     int rc = scan_pass(s, sc, text, len);
     if (!rc && sc->lookalike) rc = scan_lookalikes(s, sc, text, len);
+    if (!rc && sc->over) rc = SY_ETOOBIG;
     if (rc) return rc;
-    size_t n = merge_spans(sc->cand, sc->n);
-    if (out && n && max) memcpy(out, sc->cand, (n < max ? n : max) * sizeof *out);
+    *n = merge_spans(sc->cand, sc->n);
+    *spans = sc->cand;
+    return 0;
+}
+
+int pii_scan(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len,
+             pii_span_t *out, size_t max, size_t *n_found)
+{
+    const pii_span_t *all;
+    size_t n;
+    int rc = pii_scan_all(s, sc, text, len, &all, &n);
+    if (rc) return rc;
+    if (out && n && max) memcpy(out, all, (n < max ? n : max) * sizeof *out);
     if (n_found) *n_found = n;
     return 0;
 }

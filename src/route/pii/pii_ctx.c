@@ -4,15 +4,19 @@
 #include "base/mem.h"
 #include "route/pii/pii_internal.h"
 
-/* Records a candidate if it passes its type's threshold. Candidates past the cap are
- * dropped (the cap is far above anything a request body can hold). */
+/* Records a candidate if it passes its type's threshold. Past the cap (far above
+ * anything a request body holds) the scan is marked over: pii_scan then fails with
+ * SY_ETOOBIG rather than report part of what the text holds. */
 void pii_cand_add(scan_ctx_t *c, pii_type_t type, float score, size_t st, size_t en)
 {
     if (score > 1.0f) score = 1.0f;
     if (score < c->s->thr[type] || en <= st) return;
     pii_scratch_t *sc = c->sc;
     if (sc->n == sc->cap) {
-        if (sc->cap >= PII_MAX_CANDS) return;
+        if (sc->cap >= PII_MAX_CANDS) {
+            sc->over = true; /* pii_scan fails closed */
+            return;
+        }
         sc->cap = sc->cap ? sc->cap * 2 : 64;
         sc->cand = mem_realloc(sc->cand, sc->cap * sizeof *sc->cand);
     }

@@ -23,8 +23,22 @@ static const char *const ctx_card[] = {"card",  "visa", "mastercard", "amex", "c
 static const char *const ctx_ip[] = {"ip",      "address", "server",  "host",   "ping",
                                      "connect", "router",  "gateway", "subnet", NULL};
 
-/* Email: the trigger ends two letters into the TLD after an '@'. Walks left over the
- * local part and right over the domain; on a bad TLD, drops trailing labels. */
+/* Length of the UTF-8 letter, mark or digit ending at e (the character before e),
+ * 0 when the character there is none or is ASCII. */
+static size_t word_before(const scan_ctx_t *c, size_t e)
+{
+    size_t b = e;
+    while (b > 0 && e - b < 4 && (at(c, b - 1) & 0xC0) == 0x80)
+        b--;
+    if (b == 0 || at(c, b - 1) < 0xC2) return 0;
+    b--;
+    size_t l = pii_utf8_word((const unsigned char *)c->t + b, e - b);
+    return l == e - b ? l : 0;
+}
+
+/* Email: the trigger ends two letters (or one UTF-8 lead byte) into the TLD after an
+ * '@'. Walks left over the local part and right over the domain, both may hold UTF-8
+ * letters (internationalised addresses); on a bad TLD, drops trailing labels. */
 void pii_extract_email(scan_ctx_t *c, size_t to)
 {
     size_t a = to;
@@ -33,13 +47,28 @@ void pii_extract_email(scan_ctx_t *c, size_t to)
     if (a == 0) return;
     size_t atp = a - 1;
     size_t st = atp;
-    while (st > 0 && is_email_local(at(c, st - 1)))
-        st--;
+    for (;;) {
+        size_t l;
+        if (st > 0 && is_email_local(at(c, st - 1)))
+            st--;
+        else if (st > 0 && at(c, st - 1) >= 0x80 && (l = word_before(c, st)))
+            st -= l;
+        else
+            break;
+    }
     while (st < atp && at(c, st) == '.')
         st++;
     size_t en = atp + 1;
-    while (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '.' || at(c, en) == '-'))
-        en++;
+    for (;;) {
+        size_t l;
+        if (en < c->len && (is_alnum(at(c, en)) || at(c, en) == '.' || at(c, en) == '-'))
+            en++;
+        else if (en < c->len && at(c, en) >= 0x80 &&
+                 (l = pii_utf8_word((const unsigned char *)c->t + en, c->len - en)))
+            en += l;
+        else
+            break;
+    }
     c->sc->done[T_EMAIL] = en;
     while (en > atp && (at(c, en - 1) == '.' || at(c, en - 1) == '-'))
         en--;
@@ -86,37 +115,10 @@ static bool looks_like_date(const scan_ctx_t *c, size_t st, size_t en)
  * as IPv4, SSN, card, date and phone, in that order of specificity. */
 static void x_num_at(scan_ctx_t *c, size_t st, size_t en);
 
-/* Finds the whole cluster around a digit-pair trigger. Clusters longer than a phone
- * number (tables, digit dumps) are classified piece by piece between spaces. */
-void pii_extract_num(scan_ctx_t *c, size_t to)
+/* Classifies the cluster [st, en): short ones whole, longer ones (tables, digit dumps)
+ * piece by piece between spaces. */
+static void num_cluster(scan_ctx_t *c, size_t st, size_t en)
 {
-    size_t st = to - 1, en = to, lo = c->sc->done[T_NUM];
-    /* Left: digit runs joined by 1..3 separator bytes. */
-    for (;;) {
-        while (st > lo && is_digit(at(c, st - 1)))
-            st--;
-        size_t k = st;
-        while (k > lo && st - k < 3 && is_num_sep(at(c, k - 1)))
-            k--;
-        if (k < st && k > lo && is_digit(at(c, k - 1))) {
-            st = k;
-            continue;
-        }
-        break;
-    }
-    for (;;) {
-        while (en < c->len && is_digit(at(c, en)))
-            en++;
-        size_t k = en;
-        while (k < c->len && k - en < 3 && is_num_sep(at(c, k)))
-            k++;
-        if (k > en && is_digit(at(c, k))) {
-            en = k;
-            continue;
-        }
-        break;
-    }
-    c->sc->done[T_NUM] = en;
     if (en - st <= 40) {
         x_num_at(c, st, en);
         return;
@@ -130,6 +132,83 @@ void pii_extract_num(scan_ctx_t *c, size_t to)
         while (j > i && !is_digit(at(c, j - 1)))
             j--;
         if (j > i) x_num_at(c, i, j);
+        i = j + 1;
+    }
+}
+
+/* True when [st, en) is a card number wrapped across lines: 12..19 digits that
+ * validate, nothing glued on either side. */
+static bool wrapped_card(const scan_ctx_t *c, size_t st, size_t en)
+{
+    int digits = 0;
+    for (size_t i = st; i < en; i++)
+        digits += is_digit(at(c, i));
+    return digits >= 12 && digits <= 19 && (st == 0 || !is_alnum(at(c, st - 1))) &&
+           !is_alnum(at(c, en)) && pii_card_valid(c->t + st, en - st);
+}
+
+/* Finds the whole cluster around a digit-pair trigger: digit runs joined by short
+ * separator runs, which may hold one line break. A cluster over a line break is one
+ * candidate only as a card number wrapped across lines; otherwise each line's part
+ * is classified on its own (two phone numbers on two lines stay two). */
+void pii_extract_num(scan_ctx_t *c, size_t to)
+{
+    size_t st = to - 1, en = to, lo = c->sc->done[T_NUM];
+    bool nl = false;
+    /* Left: digit runs joined by 1..3 separator bytes. */
+    for (;;) {
+        while (st > lo && is_digit(at(c, st - 1)))
+            st--;
+        size_t k = st;
+        bool brk = false;
+        while (k > lo && st - k < 3 &&
+               (is_num_sep(at(c, k - 1)) || at(c, k - 1) == '\n' || at(c, k - 1) == '\r')) {
+            brk |= at(c, k - 1) == '\n';
+            k--;
+        }
+        if (k < st && k > lo && is_digit(at(c, k - 1))) {
+            st = k;
+            nl |= brk;
+            continue;
+        }
+        break;
+    }
+    for (;;) {
+        while (en < c->len && is_digit(at(c, en)))
+            en++;
+        size_t k = en;
+        bool brk = false;
+        while (k < c->len && k - en < 3 &&
+               (is_num_sep(at(c, k)) || at(c, k) == '\n' || at(c, k) == '\r')) {
+            brk |= at(c, k) == '\n';
+            k++;
+        }
+        if (k > en && is_digit(at(c, k))) {
+            en = k;
+            nl |= brk;
+            continue;
+        }
+        break;
+    }
+    c->sc->done[T_NUM] = en;
+    if (!nl) {
+        num_cluster(c, st, en);
+        return;
+    }
+    if (wrapped_card(c, st, en)) {
+        pii_cand_add(c, PII_CREDIT_CARD, pii_ctx_has(c, st, en, 48, 0, ctx_card) ? 1.0f : 0.9f, st,
+                     en);
+        return;
+    }
+    for (size_t i = st; i < en;) {
+        const char *e = memchr(c->t + i, '\n', en - i);
+        size_t j = e ? (size_t)(e - c->t) : en;
+        size_t a = i, b = j;
+        while (a < b && !is_digit(at(c, a)))
+            a++;
+        while (b > a && !is_digit(at(c, b - 1)))
+            b--;
+        if (b > a) num_cluster(c, a, b);
         i = j + 1;
     }
 }
@@ -208,7 +287,8 @@ static void x_num_at(scan_ctx_t *c, size_t st, size_t en)
             }
             i = j;
         }
-        if (any || (groups == 4 && dots == 3 && other == 0)) return;
+        bool card = xe == en && digits >= 12 && digits <= 19 && pii_card_valid(s, n);
+        if (any || (groups == 4 && dots == 3 && other == 0 && !card)) return;
     }
     if (xe == en && (n == 11 || n == 9) && pii_ssn_valid(s, n)) {
         bool ctx =

@@ -132,6 +132,7 @@ struct pii_scratch {
     size_t n, cap;
     size_t done[T_COUNT]; /* per trigger: text read up to here */
     bool lookalike;       /* saw look-alike characters: normalise and rescan */
+    bool over;            /* a candidate was dropped at PII_MAX_CANDS */
     char *norm;           /* normalised copy (slow path) */
     size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
     size_t norm_cap;
@@ -265,6 +266,17 @@ bool pii_ctx_has(const scan_ctx_t *c, size_t st, size_t en, size_t before, size_
                  const char *const *words);
 /* True when s[0..n) equals (whole) or ends with (!whole) a word of list. */
 bool pii_word_in(const char *s, size_t n, const char *const *list, bool whole);
+
+/* ---- UTF-8 (pii_valid.c, tables in pii_digits.h) ---------------------------------- */
+
+/* Decodes the UTF-8 character at p (left bytes); returns its length with the code
+ * point in *cp, or 0 when the bytes are malformed. */
+size_t pii_utf8_decode(const unsigned char *p, size_t left, uint32_t *cp);
+/* Length of the decimal digit of any script (Unicode Nd) at p with its value in
+ * *value, 0 when p holds none. */
+size_t pii_utf8_digit(const unsigned char *p, size_t left, int *value);
+/* Length of the non-ASCII letter, mark or decimal digit at p, 0 when none. */
+size_t pii_utf8_word(const unsigned char *p, size_t left);
 
 /* ---- Structured types (pii_extract.c) ---------------------------------------------- */
 
