@@ -59,9 +59,12 @@ static const struct {
      "name is |name's |name\\? |\\bname: |call(s|ed)? me |\\bnamed "},
     /* the digit alternative cannot match without digits; the others can */
     {T_LOOKALIKE, 0, false,
-     PII_ND_TRIGGER "|\\xEF\\xBC[\\x90-\\x99\\xA0-\\xBF]|\\xEF\\xBD[\\x80-\\x9A]|"
-                    "\\xE2\\x80[\\x8B-\\x8D]|\\xE2\\x81\\xA0|\\xEF\\xBB\\xBF|"
-                    "\\d(?:\\xE2\\x80[\\x90-\\x95]|\\xE2\\x88\\x92|\\xC2\\xA0)\\d"},
+     "\\xEF\\xBC[\\x90-\\x99\\xA0-\\xBF]|\\xEF\\xBD[\\x80-\\x9A]|\\xD9[\\xA0-\\xA9]|"
+     "\\xDB[\\xB0-\\xB9]|\\xE2\\x80[\\x8B-\\x8D]|\\xE2\\x81\\xA0|\\xEF\\xBB\\xBF|"
+     "\\d(?:\\xE2\\x80[\\x90-\\x95]|\\xE2\\x88\\x92|\\xC2\\xA0)\\d"},
+    /* decimal digits of the other scripts: the text survey counts their lead bytes as
+     * digits, so prose without them is scanned without this */
+    {T_ND, 0, true, PII_ND_TRIGGER},
 };
 #define N_TRIGGERS (sizeof triggers / sizeof triggers[0])
 
@@ -122,6 +125,7 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
         if (c->s->names.slots) pii_person_name_key(c, t);
         break;
     case T_LOOKALIKE:
+    case T_ND:
         c->sc->lookalike = true;
         break;
     }

@@ -375,8 +375,9 @@ static bool v6_end_at(const unsigned char *p, size_t q)
     return (r >= 1 && is_hex(p[r - 1])) || (r >= 2 && p[r - 1] == ':' && is_hex(p[r - 2]));
 }
 
-/* One pass over p[0, n) before the triggers: sets *rare when it holds a digit or an
- * '@', and returns the offset of the first colon with another colon two to five bytes
+/* One pass over p[0, n) before the triggers: sets *rare when it holds a digit (of any
+ * script: an ASCII digit or a byte that may lead another script's digit) or an '@',
+ * and returns the offset of the first colon with another colon two to five bytes
  * before it, or n when there is none. Every IPv6 trigger match ends at such a colon;
  * prose has a colon every hundred bytes or so but almost never two that close, and
  * mostly no digit or '@', so 64 bytes at a time one mask test passes over them. */
@@ -385,16 +386,36 @@ size_t pii_text_survey(const unsigned char *p, size_t n, bool *rare)
     const __m128i colon = _mm_set1_epi8(':'), at_ = _mm_set1_epi8('@');
     const __m128i to_min = _mm_set1_epi8((char)(0x80 - '0'));
     const __m128i ten = _mm_set1_epi8((char)(-128 + 10)); /* '0'..'9' become -128..-119 */
+    const __m128i d9 = _mm_set1_epi8((char)0xD9), eight = _mm_set1_epi8(8);
+    const __m128i ea = _mm_set1_epi8((char)0xEA);
+    /* Bytes that may lead a non-ASCII decimal digit (PII_ND_TRIGGER) count as digits:
+     * 0xD9..0xE1 (Arabic-Indic to Khmer and Mongolian), 0xEA, and 0xF0 (the
+     * supplementary planes; with 0xF1, 0xF4, 0xF5, harmless: b | 5 == 0xF5).
+     * Fullwidth digits (0xEF) have a trigger that is never left out. A superset:
+     * most of these bytes lead letters too. */
+    const __m128i five = _mm_set1_epi8(5), f5 = _mm_set1_epi8((char)0xF5);
     uint64_t prev = 0;
     size_t pair = n, b = 0;
     bool dig = false;
-    for (; b + 64 <= n; b += 64) {
+    unsigned char tail[64]; /* the last, partial block, padded with spaces */
+    for (; b < n; b += 64) {
+        const unsigned char *blk = p + b;
+        if (b + 64 > n) {
+            memset(tail, ' ', sizeof tail);
+            memcpy(tail, p + b, n - b);
+            blk = tail;
+        }
         __m128i cl[4], dg = _mm_setzero_si128();
         for (int q = 0; q < 4; q++) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(p + b + 16 * q));
+            __m128i v = _mm_loadu_si128((const __m128i *)(blk + 16 * q));
             cl[q] = _mm_cmpeq_epi8(v, colon);
             dg = _mm_or_si128(dg, _mm_or_si128(_mm_cmpeq_epi8(v, at_),
                                                _mm_cmplt_epi8(_mm_add_epi8(v, to_min), ten)));
+            __m128i x = _mm_sub_epi8(v, d9);
+            dg = _mm_or_si128(
+                dg, _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, eight), x),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, ea),
+                                              _mm_cmpeq_epi8(_mm_or_si128(v, five), f5))));
         }
         __m128i any = _mm_or_si128(_mm_or_si128(cl[0], cl[1]), _mm_or_si128(cl[2], cl[3]));
         if (!_mm_movemask_epi8(_mm_or_si128(any, dg))) {
@@ -418,14 +439,6 @@ size_t pii_text_survey(const unsigned char *p, size_t n, bool *rare)
         if (dig && pair < n) {
             *rare = true;
             return pair;
-        }
-    }
-    size_t last = prev ? b - 1 - (size_t)__builtin_clzll(prev) : (size_t)-8;
-    for (; b < n; b++) {
-        dig |= is_digit(p[b]) || p[b] == '@';
-        if (p[b] == ':' && pair == n) {
-            if (b - last - 2 <= 3) pair = b;
-            last = b;
         }
     }
     *rare = dig;

@@ -113,6 +113,7 @@ enum {
     T_KEY_SSN,
     T_KEY_NAME,
     T_LOOKALIKE,
+    T_ND,
     T_COUNT
 };
 
