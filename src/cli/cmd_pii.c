@@ -24,6 +24,7 @@
 #include "base/mem.h"
 #include "cli/cli.h"
 #include "api/piiload.h"
+#include "cli/pii_gen.h"
 #include "route/pii/pii.h"
 
 #define PII_CLI_MAX_INPUT (256u << 20) /* bytes read from one file */
@@ -444,17 +445,55 @@ static int scan_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
     return rc ? 1 : 0;
 }
 
+/* --generate: reads the templates and the census lists, writes n records. */
+static int generate(const char *templates, const char *names, long n, unsigned long seed)
+{
+    char tpath[4096], err[512];
+    if (!templates) {
+        const char *sh = getenv("SY_SHARED");
+        snprintf(tpath, sizeof tpath, "%s/data/pii/templates.txt", sh ? sh : "../shared");
+        templates = tpath;
+    }
+    if (n < 0 || !names) {
+        fprintf(stderr, "pii --generate: %s\n",
+                n < 0 ? "N must be 0 or more" : "needs the census name lists (--names DIR)");
+        return 2;
+    }
+    buf_t t;
+    buf_init(&t, 16u << 20);
+    int rc = read_all(templates, &t);
+    if (rc) {
+        fprintf(stderr, "pii --generate: %s: %s\n", templates, sy_strerror(rc));
+        buf_deinit(&t);
+        return 1;
+    }
+    pii_census_t census;
+    if (piiload_census_read(names, &census, err, sizeof err)) {
+        fprintf(stderr, "pii --generate: %s\n", err);
+        buf_deinit(&t);
+        return 1;
+    }
+    rc = pii_gen_write(stdout, t.data ? t.data : "", t.len, &census, n, seed);
+    piiload_census_free(&census);
+    buf_deinit(&t);
+    return rc ? 1 : 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: switchyard pii [--json] [--redact] [--names DIR] [FILE|-]\n"
                "       switchyard pii --eval FILE.json [--eval FILE.json ...] [--json] [--errors]\n"
                "                      [--names DIR]\n"
                "       switchyard pii --flag-rate FILE.txt [FILE.txt ...] [--names DIR]\n"
+               "       switchyard pii --generate N [--seed S] [--templates FILE] [--names DIR]\n"
                "  --names DIR   census1990_*.txt name lists (default $SY_SHARED/data/names);\n"
                "                --names none disables PERSON detection\n"
                "  --min-score X threshold for every type (default 0.5)\n"
                "  --errors      with --eval: print each missed gold span and each finding that\n"
-               "                overlaps none (\"miss\"/\"false\", type, value, text)\n");
+               "                overlaps none (\"miss\"/\"false\", type, value, text)\n"
+               "  --generate N  write N labelled records (the --eval format) to stdout: the\n"
+               "                templates ($SY_SHARED/data/pii/templates.txt) and sentences of\n"
+               "                our own filled with census names, addresses and negatives\n");
 }
 
 int cmd_pii(int argc, char **argv)
@@ -466,7 +505,10 @@ int cmd_pii(int argc, char **argv)
     bool json = false, redact = false, rate = false;
     const char *names = NULL, *input = NULL;
     char tmp[4096];
-    bool names_set = false;
+    bool names_set = false, gen = false;
+    const char *templates = NULL;
+    long gen_n = 0;
+    unsigned long gen_seed = 1;
     float min_score = 0.5f;
     char **evals = mem_calloc((size_t)argc + 1, sizeof *evals),
          **rates = mem_calloc((size_t)argc + 1, sizeof *rates);
@@ -479,6 +521,12 @@ int cmd_pii(int argc, char **argv)
             redact = true;
         else if (!strcmp(a, "--errors"))
             show_errors = true;
+        else if (!strcmp(a, "--generate") && i + 1 < argc)
+            gen_n = strtol(argv[++i], NULL, 10), gen = true;
+        else if (!strcmp(a, "--seed") && i + 1 < argc)
+            gen_seed = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--templates") && i + 1 < argc)
+            templates = argv[++i];
         else if (!strcmp(a, "--names") && i + 1 < argc)
             names = argv[++i], names_set = true;
         else if (!strcmp(a, "--min-score") && i + 1 < argc)
@@ -500,6 +548,10 @@ int cmd_pii(int argc, char **argv)
     if (!names_set) names = default_names_dir(tmp, sizeof tmp);
     if (names && !strcmp(names, "none")) names = NULL;
     char err[512] = "";
+    if (gen) {
+        status = generate(templates, names, gen_n, gen_seed);
+        goto done;
+    }
     pii_scanner_t *s = piiload_scanner_new(names, min_score, err, sizeof err);
     if (!s) {
         fprintf(stderr, "pii: %s\n", err);
