@@ -375,25 +375,47 @@ static bool v6_end_at(const unsigned char *p, size_t q)
     return (r >= 1 && is_hex(p[r - 1])) || (r >= 2 && p[r - 1] == ':' && is_hex(p[r - 2]));
 }
 
-/* One pass over p[0, n) before the triggers: sets *rare when it holds a digit (of any
- * script: an ASCII digit or a byte that may lead another script's digit) or an '@',
- * and returns the offset of the first colon with another colon two to five bytes
+/* One pass over p[0, n) before the triggers: sets *rare when it holds a digit or an
+ * '@', and returns the offset of the first colon with another colon two to five bytes
  * before it, or n when there is none. Every IPv6 trigger match ends at such a colon;
  * prose has a colon every hundred bytes or so but almost never two that close, and
  * mostly no digit or '@', so 64 bytes at a time one mask test passes over them. */
+bool pii_text_has_nd(const unsigned char *p, size_t n)
+{
+    /* Bytes that may lead a non-ASCII decimal digit: 0xD9..0xE1 (Arabic-Indic to
+     * Khmer and Mongolian), 0xEA, 0xEF (fullwidth) and 0xF0 (the supplementary
+     * planes). Prose in English holds none of them (curly quotes and dashes lead
+     * with 0xE2, Latin accents with 0xC3), so one vector test per 16 bytes passes. */
+    const __m128i d9 = _mm_set1_epi8((char)0xD9), eight = _mm_set1_epi8(8);
+    const __m128i ea = _mm_set1_epi8((char)0xEA), ef = _mm_set1_epi8((char)0xEF);
+    const __m128i f0 = _mm_set1_epi8((char)0xF0);
+    size_t b = 0;
+    for (; b + 16 <= n; b += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + b)), x = _mm_sub_epi8(v, d9);
+        __m128i m =
+            _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, eight), x),
+                         _mm_or_si128(_mm_cmpeq_epi8(v, ea),
+                                      _mm_or_si128(_mm_cmpeq_epi8(v, ef), _mm_cmpeq_epi8(v, f0))));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        while (bits) {
+            size_t k = b + (size_t)__builtin_ctz(bits);
+            bits &= bits - 1;
+            int v10;
+            if (pii_utf8_digit(p + k, n - k, &v10)) return true;
+        }
+    }
+    for (; b < n; b++) {
+        int v10;
+        if (p[b] >= 0xD9 && pii_utf8_digit(p + b, n - b, &v10)) return true;
+    }
+    return false;
+}
+
 size_t pii_text_survey(const unsigned char *p, size_t n, bool *rare)
 {
     const __m128i colon = _mm_set1_epi8(':'), at_ = _mm_set1_epi8('@');
     const __m128i to_min = _mm_set1_epi8((char)(0x80 - '0'));
     const __m128i ten = _mm_set1_epi8((char)(-128 + 10)); /* '0'..'9' become -128..-119 */
-    const __m128i d9 = _mm_set1_epi8((char)0xD9), eight = _mm_set1_epi8(8);
-    const __m128i ea = _mm_set1_epi8((char)0xEA);
-    /* Bytes that may lead a non-ASCII decimal digit (PII_ND_TRIGGER) count as digits:
-     * 0xD9..0xE1 (Arabic-Indic to Khmer and Mongolian), 0xEA, and 0xF0 (the
-     * supplementary planes; with 0xF1, 0xF4, 0xF5, harmless: b | 5 == 0xF5).
-     * Fullwidth digits (0xEF) have a trigger that is never left out. A superset:
-     * most of these bytes lead letters too. */
-    const __m128i five = _mm_set1_epi8(5), f5 = _mm_set1_epi8((char)0xF5);
     uint64_t prev = 0;
     size_t pair = n, b = 0;
     bool dig = false;
@@ -411,11 +433,6 @@ size_t pii_text_survey(const unsigned char *p, size_t n, bool *rare)
             cl[q] = _mm_cmpeq_epi8(v, colon);
             dg = _mm_or_si128(dg, _mm_or_si128(_mm_cmpeq_epi8(v, at_),
                                                _mm_cmplt_epi8(_mm_add_epi8(v, to_min), ten)));
-            __m128i x = _mm_sub_epi8(v, d9);
-            dg = _mm_or_si128(
-                dg, _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, eight), x),
-                                 _mm_or_si128(_mm_cmpeq_epi8(v, ea),
-                                              _mm_cmpeq_epi8(_mm_or_si128(v, five), f5))));
         }
         __m128i any = _mm_or_si128(_mm_or_si128(cl[0], cl[1]), _mm_or_si128(cl[2], cl[3]));
         if (!_mm_movemask_epi8(_mm_or_si128(any, dg))) {

@@ -113,7 +113,6 @@ enum {
     T_KEY_SSN,
     T_KEY_NAME,
     T_LOOKALIKE,
-    T_ND,
     T_COUNT
 };
 
@@ -288,6 +287,8 @@ void pii_extract_keyword(scan_ctx_t *c, int id, size_t to);
 /* IPv6 candidates ending before to (found in C, not by the trigger database). */
 void pii_extract_v6(scan_ctx_t *c, size_t to);
 /* Sets *rare when p[0, n) holds a digit or an '@'; returns the first colon pair. */
+/* True when p[0, n) holds a decimal digit of a script other than ASCII. */
+bool pii_text_has_nd(const unsigned char *p, size_t n);
 size_t pii_text_survey(const unsigned char *p, size_t n, bool *rare);
 /* Length of the month name at i, 0 when there is none. */
 int pii_month_len(const scan_ctx_t *c, size_t i);
