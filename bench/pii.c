@@ -19,6 +19,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "api/piiload.h"
 #include "route/pii/pii.h"
 
 #define MSG_BYTES 2048
@@ -237,9 +238,9 @@ int main(int argc, char **argv)
     char *dsets[] = {f_synth, f_small};
 
     char err[256];
-    pii_options_t on = {names, 0.5f}, off = {NULL, 0.5f};
-    pii_scanner_t *s_on = pii_scanner_new(&on, err, sizeof err),
-                  *s_off = pii_scanner_new(&off, err, sizeof err);
+
+    pii_scanner_t *s_on = piiload_scanner_new(names, 0.5f, err, sizeof err),
+                  *s_off = piiload_scanner_new(NULL, 0.5f, err, sizeof err);
     if (!s_on || !s_off) {
         fprintf(stderr, "bench/pii: %s\n", err);
         return 1;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/piiload.h"
 #include "api/privacy.h"
 #include "api/render.h"
 #include "api/request.h"
@@ -51,13 +52,9 @@ int main(int argc, char **argv)
     const char *sh = getenv("SY_SHARED");
     char names[512];
     snprintf(names, sizeof names, "%s/data/names", sh ? sh : "../shared");
-    pii_options_t po = {names, 0.5f};
     char err[256];
-    pii_scanner_t *pii = pii_scanner_new(&po, err, sizeof err);
-    if (!pii) {
-        po.names_dir = NULL;
-        pii = pii_scanner_new(&po, err, sizeof err);
-    }
+    pii_scanner_t *pii = piiload_scanner_new(names, 0.5f, err, sizeof err);
+    if (!pii) pii = piiload_scanner_new(NULL, 0.5f, err, sizeof err);
     if (!pii) {
         fprintf(stderr, "reqpath: %s\n", err);
         return 1;

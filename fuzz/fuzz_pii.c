@@ -12,6 +12,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "api/piiload.h"
 #include "route/pii/pii.h"
 
 static pii_scanner_t *scanner;
@@ -26,9 +27,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(probe, sizeof probe, "%s/census1990_last.txt", dir);
     FILE *f = fopen(probe, "r");
     if (f) fclose(f);
-    pii_options_t o = {f ? dir : NULL, 0.5f};
     char err[256];
-    scanner = pii_scanner_new(&o, err, sizeof err);
+    scanner = piiload_scanner_new(f ? dir : NULL, 0.5f, err, sizeof err);
     if (!scanner) {
         fprintf(stderr, "fuzz_pii: %s\n", err);
         abort();

@@ -18,6 +18,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "route/pii/pii.h"
+#include "route/pii/pii_internal.h"
 
 /* ================================================================== fixtures */
 
@@ -35,6 +36,40 @@ static bool have_names(void)
     char p[4200];
     snprintf(p, sizeof p, "%s/census1990_last.txt", names_dir);
     return access(p, R_OK) == 0;
+}
+
+/* Reads path whole into an owned string (the test side of "route/ takes bytes"). */
+static char *read_whole(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    buf_t b;
+    buf_init(&b, 64u << 20);
+    char tmp[65536];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
+        assert_int_equal(buf_append(&b, tmp, k), 0);
+    fclose(f);
+    *n = b.len;
+    return buf_steal(&b);
+}
+
+/* A scanner with the census lists of names_dir (have_names() first). */
+static pii_scanner_t *names_scanner_new(void)
+{
+    pii_census_t c;
+    for (int i = 0; i < PII_CENSUS_COUNT; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", names_dir, pii_census_files[i]);
+        c.data[i] = read_whole(p, &c.len[i]);
+        assert_non_null(c.data[i]);
+    }
+    char err[256];
+    pii_options_t o = {&c, 0.5f};
+    pii_scanner_t *s = pii_scanner_new(&o, err, sizeof err);
+    for (int i = 0; i < PII_CENSUS_COUNT; i++)
+        mem_free((void *)c.data[i]);
+    return s;
 }
 
 typedef struct fx {
@@ -487,6 +522,322 @@ static void test_pcre2_oracle(void **state)
         pcre2_code_free(code[i]);
 }
 
+/* ================================================================== digit scripts */
+
+/* Appends code point cp to b as UTF-8. */
+static size_t put_utf8(char *b, uint32_t cp)
+{
+    if (cp < 0x80) {
+        b[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        b[0] = (char)(0xC0 | cp >> 6);
+        b[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        b[0] = (char)(0xE0 | cp >> 12);
+        b[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        b[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    b[0] = (char)(0xF0 | cp >> 18);
+    b[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    b[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    b[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* The generated Unicode tables against PCRE2's own (same Unicode version): every code
+ * point is a decimal digit for the scanner exactly when PCRE2 says \p{Nd}, with a
+ * value that puts it in a run of ten; a word character for email domains exactly
+ * when it is [\p{L}\p{M}\p{Nd}]. */
+static void test_unicode_tables_vs_pcre2(void **state)
+{
+    (void)state;
+    int e;
+    PCRE2_SIZE off;
+    pcre2_code *nd = pcre2_compile((PCRE2_SPTR) "^\\p{Nd}$", PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP, &e, &off, NULL);
+    pcre2_code *wd = pcre2_compile((PCRE2_SPTR) "^[\\p{L}\\p{M}\\p{Nd}]$", PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP, &e, &off, NULL);
+    assert_non_null(nd);
+    assert_non_null(wd);
+    pcre2_match_data *md = pcre2_match_data_create(2, NULL);
+    size_t digits = 0;
+    for (uint32_t cp = 1; cp <= 0x10FFFF; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+        char b[4];
+        size_t l = put_utf8(b, cp);
+        bool want = pcre2_match(nd, (PCRE2_SPTR)b, l, 0, 0, md, NULL) >= 0;
+        int v = -1;
+        size_t got = pii_utf8_digit((const unsigned char *)b, l, &v);
+        if ((got != 0) != want) fail_msg("U+%04X: scanner digit %zu, PCRE2 Nd %d", cp, got, want);
+        if (got) {
+            assert_int_equal(got, l);
+            assert_true(v >= 0 && v <= 9);
+            char z[4];
+            size_t zl = put_utf8(z, cp - (uint32_t)v), nl = put_utf8(b, cp - (uint32_t)v + 9);
+            assert_true(pcre2_match(nd, (PCRE2_SPTR)z, zl, 0, 0, md, NULL) >= 0);
+            assert_true(pcre2_match(nd, (PCRE2_SPTR)b, nl, 0, 0, md, NULL) >= 0);
+            digits++;
+            l = put_utf8(b, cp);
+        }
+        if (cp >= 0x80) {
+            bool w = pcre2_match(wd, (PCRE2_SPTR)b, l, 0, 0, md, NULL) >= 0;
+            if ((pii_utf8_word((const unsigned char *)b, l) != 0) != w)
+                fail_msg("U+%04X: scanner word %d, PCRE2 %d", cp, !w, w);
+        }
+    }
+    assert_int_equal(digits % 10, 0);
+    assert_true(digits >= 600);
+    /* malformed UTF-8 is no digit and no word character */
+    int v;
+    assert_int_equal(pii_utf8_digit((const unsigned char *)"\xE0\xA5", 2, &v), 0);
+    assert_int_equal(pii_utf8_word((const unsigned char *)"\xC0\x80", 2), 0);
+    assert_int_equal(pii_utf8_word((const unsigned char *)"\xED\xA0\x80", 3), 0);
+    pcre2_match_data_free(md);
+    pcre2_code_free(nd);
+    pcre2_code_free(wd);
+}
+
+/* Zeros of the digit scripts the property test writes values in: ASCII, Arabic-Indic,
+ * Extended Arabic-Indic, N'Ko, Devanagari, Bengali, Gujarati, Tamil, Thai, Lao,
+ * Tibetan, Myanmar, Khmer, Mongolian, fullwidth, Osmanya, mathematical bold, double
+ * struck, sans-serif, sans-serif bold and monospace. */
+static const uint32_t test_zeros[] = {0x30,   0x660,   0x6F0,   0x7C0,   0x966,   0x9E6,   0xAE6,
+                                      0xBE6,  0xE50,   0xED0,   0xF20,   0x1040,  0x17E0,  0x1810,
+                                      0xFF10, 0x104A0, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6};
+#define N_ZEROS (sizeof test_zeros / sizeof test_zeros[0])
+
+static unsigned prop_next(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return *seed >> 8;
+}
+
+/* Writes the ASCII value v into b with each digit in a script drawn at random (one
+ * script for the whole value, or, one time in four, a script per digit). */
+static size_t put_digits(char *b, const char *v, unsigned *seed)
+{
+    bool mixed = prop_next(seed) % 4 == 0;
+    uint32_t z = test_zeros[prop_next(seed) % N_ZEROS];
+    size_t k = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (mixed) z = test_zeros[prop_next(seed) % N_ZEROS];
+            k += put_utf8(b + k, z + (uint32_t)(*p - '0'));
+        } else {
+            b[k++] = *p;
+        }
+    }
+    return k;
+}
+
+/* A Luhn-valid 16-digit Visa or Mastercard number into d (17 bytes). */
+static void make_card(char *d, unsigned *seed)
+{
+    d[0] = prop_next(seed) & 1 ? '4' : '5';
+    d[1] = d[0] == '5' ? (char)('1' + prop_next(seed) % 5) : (char)('0' + prop_next(seed) % 10);
+    for (int i = 2; i < 15; i++)
+        d[i] = (char)('0' + prop_next(seed) % 10);
+    for (int c = 0; c < 10; c++) {
+        d[15] = (char)('0' + c);
+        d[16] = 0;
+        if (pii_luhn_valid(d, 16)) return;
+    }
+    fail();
+}
+
+/* Property: a card, SSN or IBAN written in random digit scripts, grouped by a random
+ * separator (cards: space, dash, dot, slash, a line break), planted at a random offset
+ * of random prose, is found at exactly its bytes. PCRE2 (\p{Nd} with UCP) is the
+ * oracle for where a digit-group value lies in the text. */
+static void test_planted_digit_scripts(void **state)
+{
+    fx_t *f = *state;
+    static const char *const words[] = {"the",     "order", "was",  "sent", "to",     "our",
+                                        "office",  "and",   "then", "we",   "called", "back",
+                                        "Tuesday", "é",     "—",    "“ok”", "ไทย",    "नमस्ते"};
+    static const char *const seps[] = {" ", "-", ".", "/", "\n", " \n", "\r\n"};
+    int e;
+    PCRE2_SIZE off;
+    /* four groups of four digits of any script, joined by the separators above */
+    pcre2_code *card_re =
+        pcre2_compile((PCRE2_SPTR) "(?<![\\p{Nd}\\w])\\p{Nd}{4}(?:(?:[ ./-]| "
+                                   "?\\r?\\n)\\p{Nd}{4}){3}(?![\\p{Nd}\\w])",
+                      PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &e, &off, NULL);
+    assert_non_null(card_re);
+    pcre2_match_data *md = pcre2_match_data_create(4, NULL);
+    unsigned seed = 777;
+    char text[1024];
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t len = 0, vst = 0, ven = 0;
+        int nw = (int)(prop_next(&seed) % 12),
+            at_w = nw ? (int)(prop_next(&seed) % (unsigned)nw) : 0;
+        int kind = (int)(prop_next(&seed) % 3);
+        for (int w = 0; w <= nw; w++) {
+            if (w == at_w) {
+                char v[64];
+                if (kind == 0) {
+                    char d[17];
+                    make_card(d, &seed);
+                    const char *sp = seps[prop_next(&seed) % (sizeof seps / sizeof seps[0])];
+                    snprintf(v, sizeof v, "%.4s%s%.4s%s%.4s%s%.4s", d, sp, d + 4,
+                             prop_next(&seed) % 3 ? sp : (sp[0] == '\n' ? " " : sp), d + 8, sp,
+                             d + 12);
+                    if (strchr(sp, '\n') == NULL && strchr(v, '\n') == NULL) {
+                        /* one separator throughout */
+                        snprintf(v, sizeof v, "%.4s%s%.4s%s%.4s%s%.4s", d, sp, d + 4, sp, d + 8, sp,
+                                 d + 12);
+                    }
+                } else if (kind == 1) {
+                    static const char *const ssn[] = {"460-89-9847", "123-45-6780", "078-05-1121",
+                                                      "219-09-9998", "536 90 4399"};
+                    snprintf(v, sizeof v, "%s", ssn[prop_next(&seed) % 5]);
+                } else {
+                    static const char *const iban[] = {"GB82 WEST 1234 5698 7654 32",
+                                                       "DE89 3704 0044 0532 0130 00",
+                                                       "FR14 2004 1010 0505 0001 3M02 606"};
+                    snprintf(v, sizeof v, "%s", iban[prop_next(&seed) % 3]);
+                }
+                if (len) text[len++] = ' ';
+                vst = len;
+                len += put_digits(text + len, v, &seed);
+                ven = len;
+                text[len++] = prop_next(&seed) % 2 ? ' ' : '.';
+                continue;
+            }
+            const char *wd = words[prop_next(&seed) % (sizeof words / sizeof words[0])];
+            if (len) text[len++] = ' ';
+            memcpy(text + len, wd, strlen(wd));
+            len += strlen(wd);
+        }
+        text[len] = 0;
+        pii_type_t want = kind == 0 ? PII_CREDIT_CARD : kind == 1 ? PII_US_SSN : PII_IBAN_CODE;
+        pii_span_t sp[64];
+        size_t n = scan(f, text, len, sp);
+        bool hit = false;
+        for (size_t j = 0; j < n && j < 64; j++)
+            hit |= sp[j].type == want && sp[j].start == vst && sp[j].end == ven;
+        if (!hit) fail_msg("%s at [%zu, %zu) missed in '%s'", pii_type_name(want), vst, ven, text);
+        if (kind == 0) {
+            /* the oracle finds the same bytes */
+            int rc = pcre2_match(card_re, (PCRE2_SPTR)text, len, 0, 0, md, NULL);
+            assert_true(rc >= 0);
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+            assert_int_equal(ov[0], vst);
+            assert_int_equal(ov[1], ven);
+        }
+    }
+    pcre2_match_data_free(md);
+    pcre2_code_free(card_re);
+}
+
+/* Internationalised email addresses: UTF-8 local parts and labels, punycode labels
+ * and TLDs, next to punctuation that is not part of them. */
+static void test_idn_email(void **state)
+{
+    fx_t *f = *state;
+    assert_true(found(f, "write to jörg@münchen.de today", PII_EMAIL_ADDRESS, "jörg@münchen.de"));
+    assert_true(
+        found(f, "mail: δοκιμή@παράδειγμα.δοκιμή.", PII_EMAIL_ADDRESS, "δοκιμή@παράδειγμα.δοκιμή"));
+    assert_true(found(f, "“user@例え.テスト”", PII_EMAIL_ADDRESS, "user@例え.テスト"));
+    assert_true(found(f, "a@xn--mnchen-3ya.de", PII_EMAIL_ADDRESS, "a@xn--mnchen-3ya.de"));
+    assert_true(found(f, "(b@example.xn--p1ai)", PII_EMAIL_ADDRESS, "b@example.xn--p1ai"));
+    assert_true(found(f, "иван@почта.рф, ok", PII_EMAIL_ADDRESS, "иван@почта.рф"));
+    assert_true(found(f, "x@example.com—then", PII_EMAIL_ADDRESS, "x@example.com"));
+    assert_false(pii_email_valid("a@b.\xE2\x80\x94\xE2\x80\x94", 9)); /* em dashes: no TLD */
+    assert_false(pii_email_valid("a@\xC0\x80x.de", 8));               /* malformed UTF-8 */
+}
+
+/* Cards grouped by dots, slashes or wrapped across lines; two phone numbers on two
+ * lines stay two phone numbers. */
+static void test_card_separators(void **state)
+{
+    fx_t *f = *state;
+    assert_true(found(f, "card 4111.1111.1111.1111 ok", PII_CREDIT_CARD, "4111.1111.1111.1111"));
+    assert_true(found(f, "card 4111/1111/1111/1111 ok", PII_CREDIT_CARD, "4111/1111/1111/1111"));
+    assert_true(found(f, "card 5200 8282\n8282 8210 ok", PII_CREDIT_CARD, "5200 8282\n8282 8210"));
+    assert_true(
+        found(f, "card 5200-8282-\r\n8282-8210.", PII_CREDIT_CARD, "5200-8282-\r\n8282-8210"));
+    assert_false(any_of(f, "card 4111.1111-1111/1111", PII_CREDIT_CARD)); /* mixed */
+    assert_true(found(f, "call 555-123-4567\n555-987-6543 x", PII_PHONE_NUMBER, "555-123-4567"));
+    assert_true(found(f, "call 555-123-4567\n555-987-6543 x", PII_PHONE_NUMBER, "555-987-6543"));
+    assert_true(found(f, "ip 10.0.0.1 up", PII_IP_ADDRESS, "10.0.0.1"));
+}
+
+/* The mask has no limit that lets a value through: thousands of distinct values are
+ * all masked and restored, and past its caps it fails (SY_ETOOBIG) instead. */
+static void test_mask_no_silent_cap(void **state)
+{
+    (void)state;
+    buf_t text, out, back;
+    buf_init(&text, 1u << 24);
+    buf_init(&out, 1u << 24);
+    buf_init(&back, 1u << 24);
+    size_t nv = 5000;
+    pii_span_t *sp = mem_calloc(nv, sizeof *sp);
+    for (size_t i = 0; i < nv; i++) {
+        sp[i].type = i % 2 ? PII_PERSON : PII_EMAIL_ADDRESS;
+        sp[i].score = 1;
+        sp[i].start = text.len;
+        assert_int_equal(buf_printf(&text, "v%zu@x.example", i % 4000), 0);
+        sp[i].end = text.len;
+        assert_int_equal(buf_append(&text, " and ", 5), 0);
+    }
+    pii_mask_t *m = pii_mask_new(0);
+    assert_int_equal(pii_mask_apply(m, text.data, text.len, sp, nv, &out), 0);
+    assert_null(strstr(out.data, "@x.example")); /* no value left in clear */
+    assert_int_equal(pii_mask_restore(m, out.data, out.len, &back), 0);
+    assert_int_equal(back.len, text.len);
+    assert_memory_equal(back.data, text.data, text.len);
+    pii_mask_free(m);
+    /* the value cap: PII_MASK_MAX_VALUES distinct values, then an error */
+    m = pii_mask_new(64u << 20);
+    char v[32];
+    pii_span_t one = {PII_PERSON, 1, 0, 0};
+    int rc = 0;
+    size_t i;
+    for (i = 0; i <= PII_MASK_MAX_VALUES && !rc; i++) {
+        int l = snprintf(v, sizeof v, "n%zu", i);
+        one.end = (size_t)l;
+        buf_reset(&out);
+        rc = pii_mask_apply(m, v, (size_t)l, &one, 1, &out);
+    }
+    assert_int_equal(rc, SY_ETOOBIG);
+    assert_int_equal(i, PII_MASK_MAX_VALUES + 1);
+    assert_int_equal(pii_mask_count(m), PII_MASK_MAX_VALUES);
+    pii_mask_free(m);
+    mem_free(sp);
+    buf_deinit(&text);
+    buf_deinit(&out);
+    buf_deinit(&back);
+}
+
+/* pii_scan_all reports every finding of a text however many there are (pii_scan's
+ * max only caps what is copied). */
+static void test_scan_all_uncapped(void **state)
+{
+    fx_t *f = *state;
+    buf_t t;
+    buf_init(&t, 1u << 22);
+    for (int i = 0; i < 3000; i++)
+        assert_int_equal(buf_printf(&t, "mail u%d@example.com now; ", i), 0);
+    const pii_span_t *sp;
+    size_t n = 0;
+    assert_int_equal(pii_scan_all(f->s, f->sc, t.data, t.len, &sp, &n), 0);
+    assert_int_equal(n, 3000);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(sp[i].type, PII_EMAIL_ADDRESS);
+    size_t nf = 0;
+    pii_span_t few[4];
+    assert_int_equal(pii_scan(f->s, f->sc, t.data, t.len, few, 4, &nf), 0);
+    assert_int_equal(nf, 3000);
+    buf_deinit(&t);
+}
+
 /* ================================================================== shared data */
 
 /* Per-type overlap precision/recall on a presidio-format file (code point offsets). */
@@ -577,9 +928,7 @@ static void test_person_cues(void **state)
         skip();
     }
     fx_t f;
-    char err[256];
-    pii_options_t o = {names_dir, 0.5f};
-    f.s = pii_scanner_new(&o, err, sizeof err);
+    f.s = names_scanner_new();
     assert_non_null(f.s);
     f.sc = pii_scratch_new(f.s);
     assert_true(found(&f, "hi, my name is lena andersson.", PII_PERSON, "lena andersson"));
@@ -685,9 +1034,7 @@ static void test_eval_presidio(void **state)
         skip();
     }
     fx_t f;
-    char err[256];
-    pii_options_t o = {names_dir, 0.5f};
-    f.s = pii_scanner_new(&o, err, sizeof err);
+    f.s = names_scanner_new();
     assert_non_null(f.s);
     f.sc = pii_scratch_new(f.s);
     prc_t c[PII_TYPE_COUNT] = {0};
@@ -745,8 +1092,7 @@ static void test_flag_rate_clean_prose(void **state)
         skip();
     }
     fx_t f;
-    pii_options_t o = {names_dir, 0.5f};
-    f.s = pii_scanner_new(&o, NULL, 0);
+    f.s = names_scanner_new();
     assert_non_null(f.s);
     f.sc = pii_scratch_new(f.s);
     size_t msgs = 0, flagged = 0, flagged_np = 0;
@@ -789,6 +1135,35 @@ static void test_flag_rate_clean_prose(void **state)
     pii_scanner_free(f.s);
 }
 
+/* The census lists come as bytes: a malformed or missing list is an error naming
+ * the list, and well-formed bytes (no file anywhere) give a working gazetteer. */
+static void test_census_bytes(void **state)
+{
+    (void)state;
+    static const char female[] =
+        "MARY           2.629  2.629      1\nLENA           0.010 40.0     300\n";
+    static const char male[] = "JAMES          3.318  3.318      1\n";
+    static const char last[] =
+        "SMITH          1.006  1.006      1\nANDERSSON      0.001 80.000  20000\n";
+    pii_census_t c = {{female, male, last}, {sizeof female - 1, sizeof male - 1, sizeof last - 1}};
+    char err[256] = "";
+    pii_options_t o = {&c, 0.5f};
+    pii_scanner_t *s = pii_scanner_new(&o, err, sizeof err);
+    assert_non_null(s);
+    fx_t f = {s, pii_scratch_new(s)};
+    assert_true(found(&f, "Please call Lena Andersson tomorrow.", PII_PERSON, "Lena Andersson"));
+    pii_scratch_free(f.sc);
+    pii_scanner_free(s);
+    static const char bad[] = "SMITH          1.006  oops      1\n";
+    c.data[PII_CENSUS_LAST] = bad;
+    c.len[PII_CENSUS_LAST] = sizeof bad - 1;
+    assert_null(pii_scanner_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "census1990_last.txt: malformed line"));
+    c.data[PII_CENSUS_MALE_FIRST] = NULL;
+    assert_null(pii_scanner_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "census1990_male_first.txt"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -797,12 +1172,19 @@ int main(void)
         cmocka_unit_test(test_ssn),
         cmocka_unit_test(test_ip_email_phone_validators),
         cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_census_bytes),
         cmocka_unit_test_setup_teardown(test_detects_each_type, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_ipv6_and_digit_free_texts, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_rejects_lookalikes_of_pii, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_adversarial, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_redact_and_mask, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_pcre2_oracle, setup_plain, teardown),
+        cmocka_unit_test(test_unicode_tables_vs_pcre2),
+        cmocka_unit_test_setup_teardown(test_planted_digit_scripts, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_idn_email, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_card_separators, setup_plain, teardown),
+        cmocka_unit_test(test_mask_no_silent_cap),
+        cmocka_unit_test_setup_teardown(test_scan_all_uncapped, setup_plain, teardown),
         cmocka_unit_test(test_person_cues),
         cmocka_unit_test(test_eval_presidio),
         cmocka_unit_test(test_flag_rate_clean_prose),

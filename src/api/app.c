@@ -9,6 +9,7 @@
  * worker state built on the new generation, while the calls already running keep
  * theirs. A generation is freed when nothing holds it any more.
  */
+#include "api/piiload.h"
 #include "api/app_impl.h"
 #include "store/journal.h"
 #include <errno.h>
@@ -350,9 +351,8 @@ static int gen_open(api_app_t *app, char *err, size_t errlen)
     if (!log_level_parse(cfg->log_level, &lvl)) log_set_level(lvl);
     api_tiers_open(app, err, errlen);
     metrics_init(&app->metrics, app->n_tiers);
-    pii_options_t po = {*cfg->pii_names_dir ? cfg->pii_names_dir : NULL, cfg->route.pii_min_score};
     char e2[256];
-    app->pii = pii_scanner_new(&po, e2, sizeof e2);
+    app->pii = piiload_scanner_new(cfg->pii_names_dir, cfg->route.pii_min_score, e2, sizeof e2);
     if (!app->pii) {
         snprintf(err, errlen, "PII scanner: %s", e2);
         return SY_ECONFIG;

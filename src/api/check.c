@@ -1,4 +1,5 @@
 /* check.c — load every file a configuration names (serve --check). */
+#include "api/piiload.h"
 #include "api/check.h"
 
 #include <errno.h>
@@ -113,9 +114,9 @@ int api_config_check(const config_t *cfg, char *err, size_t errlen)
                           true, err, errlen);
         if (rc) return rc;
     }
-    pii_options_t po = {*cfg->pii_names_dir ? cfg->pii_names_dir : NULL, cfg->route.pii_min_score};
     char e2[300];
-    pii_scanner_t *pii = pii_scanner_new(&po, e2, sizeof e2);
+    pii_scanner_t *pii =
+        piiload_scanner_new(cfg->pii_names_dir, cfg->route.pii_min_score, e2, sizeof e2);
     if (!pii)
         return fail(SY_ECONFIG, cfg, "routing.pii.names_dir", cfg->pii_names_dir_line, err, errlen,
                     "%s", e2);

@@ -20,8 +20,11 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/jsonw.h"
+#include "base/hash.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "api/piiload.h"
+#include "cli/pii_gen.h"
 #include "route/pii/pii.h"
 
 #define PII_CLI_MAX_INPUT (256u << 20) /* bytes read from one file */
@@ -61,6 +64,8 @@ static int map_presidio(const char *name, pii_type_t *t)
     if (!strcmp(name, "DATE_TIME") || !strcmp(name, "DATE_OF_BIRTH")) return SY_ENOTFOUND;
     return pii_type_parse(name, t) ? SY_ENOTFOUND : 0;
 }
+
+static bool show_errors; /* --errors: print each miss and false finding of --eval */
 
 typedef struct gold {
     pii_type_t type;
@@ -184,6 +189,9 @@ static int eval_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
                     gold[i].start < pred[j].end)
                     hit = true;
             c->gold_hit += hit;
+            if (!hit && show_errors)
+                printf("miss  %-15s %.*s  | %.120s\n", pii_type_name(gold[i].type),
+                       (int)(gold[i].end - gold[i].start), text + gold[i].start, text);
         }
         for (size_t j = 0; j < np; j++) {
             counts_t *c = &cnt[pred[j].type];
@@ -196,6 +204,9 @@ static int eval_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
             }
             c->pred_hit += hit;
             c->tp_exact += exact;
+            if (!hit && show_errors)
+                printf("false %-15s %.*s  | %.120s\n", pii_type_name(pred[j].type),
+                       (int)(pred[j].end - pred[j].start), text + pred[j].start, text);
         }
     }
     mem_free(pred);
@@ -262,8 +273,61 @@ static void eval_print(const counts_t cnt[PII_TYPE_COUNT], size_t skipped, size_
 
 /* Splits each file into messages at blank lines, scans each, prints per-type counts
  * of flagged messages and the rate with and without PERSON. */
+/* Distinct flagged PERSON strings, counted (--flag-rate prints the most frequent). */
+#define TALLY_SLOTS (1u << 16)
+typedef struct tally {
+    char *str[TALLY_SLOTS]; /* owned; NULL = empty */
+    size_t count[TALLY_SLOTS];
+    size_t n, dropped; /* distinct strings held; flags not counted once full */
+} tally_t;
+
+static void tally_add(tally_t *t, const char *s, size_t n)
+{
+    if (n > 80) n = 80;
+    size_t h = (size_t)hash_bytes(s, n, 7) & (TALLY_SLOTS - 1);
+    for (; t->str[h]; h = (h + 1) & (TALLY_SLOTS - 1))
+        if (strlen(t->str[h]) == n && !memcmp(t->str[h], s, n)) {
+            t->count[h]++;
+            return;
+        }
+    if (t->n >= TALLY_SLOTS / 2) {
+        t->dropped++;
+        return;
+    }
+    t->str[h] = mem_strndup(s, n);
+    t->count[h] = 1;
+    t->n++;
+}
+
+static void tally_free(tally_t *t)
+{
+    for (size_t i = 0; i < TALLY_SLOTS; i++)
+        mem_free(t->str[i]);
+    mem_free(t);
+}
+
+/* Prints the k most frequent strings of t, with newlines shown as "\n". */
+static void tally_print(const tally_t *t, int k)
+{
+    bool *shown = mem_calloc(TALLY_SLOTS, sizeof *shown);
+    for (int r = 0; r < k; r++) {
+        size_t best = TALLY_SLOTS;
+        for (size_t i = 0; i < TALLY_SLOTS; i++)
+            if (t->str[i] && !shown[i] && (best == TALLY_SLOTS || t->count[i] > t->count[best]))
+                best = i;
+        if (best == TALLY_SLOTS) break;
+        shown[best] = true;
+        printf("  %5zu  ", t->count[best]);
+        for (const char *c = t->str[best]; *c; c++)
+            fputs(*c == '\n' ? "\\n" : (char[2]){*c, 0}, stdout);
+        putchar('\n');
+    }
+    mem_free(shown);
+}
+
 static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scratch_t *sc)
 {
+    tally_t *persons = mem_calloc(1, sizeof *persons);
     size_t msgs = 0, flagged = 0, flagged_np = 0, by_type[PII_TYPE_COUNT] = {0};
     pii_span_t *sp = mem_alloc(PII_CLI_MAX_SPANS * sizeof *sp);
     for (int f = 0; f < nfiles; f++) {
@@ -274,6 +338,7 @@ static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scrat
             fprintf(stderr, "pii: %s: %s\n", files[f], sy_strerror(rc));
             buf_deinit(&raw);
             mem_free(sp);
+            tally_free(persons);
             return rc;
         }
         const char *p = raw.data ? raw.data : "", *end = p + raw.len;
@@ -288,6 +353,8 @@ static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scrat
                 for (size_t i = 0; i < np && i < PII_CLI_MAX_SPANS; i++) {
                     seen[sp[i].type] = true;
                     any_np |= sp[i].type != PII_PERSON;
+                    if (sp[i].type == PII_PERSON)
+                        tally_add(persons, p + sp[i].start, sp[i].end - sp[i].start);
                 }
                 for (int t = 0; t < PII_TYPE_COUNT; t++)
                     by_type[t] += seen[t];
@@ -305,8 +372,15 @@ static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scrat
     printf("flagged (any type):        %6zu  rate %.5f (1 in %.0f)\n", flagged,
            ratio(flagged, msgs), flagged ? (double)msgs / (double)flagged : 0.0);
     printf("flagged (excluding PERSON): %5zu  rate %.5f\n", flagged_np, ratio(flagged_np, msgs));
+    printf("messages flagged per type:\n");
     for (int t = 0; t < PII_TYPE_COUNT; t++)
-        if (by_type[t]) printf("  %-18s %6zu\n", pii_type_name((pii_type_t)t), by_type[t]);
+        if (by_type[t])
+            printf("  %-18s %6zu  rate %.5f\n", pii_type_name((pii_type_t)t), by_type[t],
+                   ratio(by_type[t], msgs));
+    printf("most frequent PERSON strings (%zu distinct%s):\n", persons->n,
+           persons->dropped ? ", more not counted" : "");
+    tally_print(persons, 20);
+    tally_free(persons);
     return 0;
 }
 
@@ -371,15 +445,55 @@ static int scan_file(const char *path, const pii_scanner_t *s, pii_scratch_t *sc
     return rc ? 1 : 0;
 }
 
+/* --generate: reads the templates and the census lists, writes n records. */
+static int generate(const char *templates, const char *names, long n, unsigned long seed)
+{
+    char tpath[4096], err[512];
+    if (!templates) {
+        const char *sh = getenv("SY_SHARED");
+        snprintf(tpath, sizeof tpath, "%s/data/pii/templates.txt", sh ? sh : "../shared");
+        templates = tpath;
+    }
+    if (n < 0 || !names) {
+        fprintf(stderr, "pii --generate: %s\n",
+                n < 0 ? "N must be 0 or more" : "needs the census name lists (--names DIR)");
+        return 2;
+    }
+    buf_t t;
+    buf_init(&t, 16u << 20);
+    int rc = read_all(templates, &t);
+    if (rc) {
+        fprintf(stderr, "pii --generate: %s: %s\n", templates, sy_strerror(rc));
+        buf_deinit(&t);
+        return 1;
+    }
+    pii_census_t census;
+    if (piiload_census_read(names, &census, err, sizeof err)) {
+        fprintf(stderr, "pii --generate: %s\n", err);
+        buf_deinit(&t);
+        return 1;
+    }
+    rc = pii_gen_write(stdout, t.data ? t.data : "", t.len, &census, n, seed);
+    piiload_census_free(&census);
+    buf_deinit(&t);
+    return rc ? 1 : 0;
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: switchyard pii [--json] [--redact] [--names DIR] [FILE|-]\n"
-            "       switchyard pii --eval FILE.json [--eval FILE.json ...] [--json] [--names DIR]\n"
-            "       switchyard pii --flag-rate FILE.txt [FILE.txt ...] [--names DIR]\n"
-            "  --names DIR   census1990_*.txt name lists (default $SY_SHARED/data/names);\n"
-            "                --names none disables PERSON detection\n"
-            "  --min-score X threshold for every type (default 0.5)\n");
+    fprintf(f, "usage: switchyard pii [--json] [--redact] [--names DIR] [FILE|-]\n"
+               "       switchyard pii --eval FILE.json [--eval FILE.json ...] [--json] [--errors]\n"
+               "                      [--names DIR]\n"
+               "       switchyard pii --flag-rate FILE.txt [FILE.txt ...] [--names DIR]\n"
+               "       switchyard pii --generate N [--seed S] [--templates FILE] [--names DIR]\n"
+               "  --names DIR   census1990_*.txt name lists (default $SY_SHARED/data/names);\n"
+               "                --names none disables PERSON detection\n"
+               "  --min-score X threshold for every type (default 0.5)\n"
+               "  --errors      with --eval: print each missed gold span and each finding that\n"
+               "                overlaps none (\"miss\"/\"false\", type, value, text)\n"
+               "  --generate N  write N labelled records (the --eval format) to stdout: the\n"
+               "                templates ($SY_SHARED/data/pii/templates.txt) and sentences of\n"
+               "                our own filled with census names, addresses and negatives\n");
 }
 
 int cmd_pii(int argc, char **argv)
@@ -391,7 +505,10 @@ int cmd_pii(int argc, char **argv)
     bool json = false, redact = false, rate = false;
     const char *names = NULL, *input = NULL;
     char tmp[4096];
-    bool names_set = false;
+    bool names_set = false, gen = false;
+    const char *templates = NULL;
+    long gen_n = 0;
+    unsigned long gen_seed = 1;
     float min_score = 0.5f;
     char **evals = mem_calloc((size_t)argc + 1, sizeof *evals),
          **rates = mem_calloc((size_t)argc + 1, sizeof *rates);
@@ -402,6 +519,14 @@ int cmd_pii(int argc, char **argv)
             json = true;
         else if (!strcmp(a, "--redact"))
             redact = true;
+        else if (!strcmp(a, "--errors"))
+            show_errors = true;
+        else if (!strcmp(a, "--generate") && i + 1 < argc)
+            gen_n = strtol(argv[++i], NULL, 10), gen = true;
+        else if (!strcmp(a, "--seed") && i + 1 < argc)
+            gen_seed = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--templates") && i + 1 < argc)
+            templates = argv[++i];
         else if (!strcmp(a, "--names") && i + 1 < argc)
             names = argv[++i], names_set = true;
         else if (!strcmp(a, "--min-score") && i + 1 < argc)
@@ -423,8 +548,11 @@ int cmd_pii(int argc, char **argv)
     if (!names_set) names = default_names_dir(tmp, sizeof tmp);
     if (names && !strcmp(names, "none")) names = NULL;
     char err[512] = "";
-    pii_options_t opts = {names, min_score};
-    pii_scanner_t *s = pii_scanner_new(&opts, err, sizeof err);
+    if (gen) {
+        status = generate(templates, names, gen_n, gen_seed);
+        goto done;
+    }
+    pii_scanner_t *s = piiload_scanner_new(names, min_score, err, sizeof err);
     if (!s) {
         fprintf(stderr, "pii: %s\n", err);
         status = 1;

@@ -1,4 +1,5 @@
 /* decider.c — the server's decision path, offline (see decider.h). */
+#include "api/piiload.h"
 #include "cli/decider.h"
 
 #include <stdio.h>
@@ -50,9 +51,7 @@ int cli_decider_load(cli_decider_t *x, const char *cmd, const char *cfg_path, co
 int cli_decider_build(cli_decider_t *x, const char *store_url)
 {
     char err[512];
-    pii_options_t po = {*x->cfg.pii_names_dir ? x->cfg.pii_names_dir : NULL,
-                        x->cfg.route.pii_min_score};
-    x->pii = pii_scanner_new(&po, err, sizeof err);
+    x->pii = piiload_scanner_new(x->cfg.pii_names_dir, x->cfg.route.pii_min_score, err, sizeof err);
     x->router = x->pii ? router_new(&x->cfg.route, x->pii, err, sizeof err) : NULL;
     if (x->router && api_router_load_models(x->router, &x->cfg, err, sizeof err)) {
         router_free(x->router);

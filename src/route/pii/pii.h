@@ -39,9 +39,19 @@ typedef struct pii_span {
     size_t end;   /* byte offset, exclusive */
 } pii_span_t;
 
+/* The census name lists, as bytes the caller read (route/ does no I/O): one
+ * "NAME FREQ CUMFREQ RANK" line per name, as in $SY_SHARED/data/names. */
+enum { PII_CENSUS_FEMALE_FIRST, PII_CENSUS_MALE_FIRST, PII_CENSUS_LAST, PII_CENSUS_COUNT };
+/* The file names of the lists, indexed as above ("census1990_last.txt", ...). */
+extern const char *const pii_census_files[PII_CENSUS_COUNT];
+typedef struct pii_census {
+    const char *data[PII_CENSUS_COUNT]; /* borrowed during pii_scanner_new only */
+    size_t len[PII_CENSUS_COUNT];       /* bytes */
+} pii_census_t;
+
 typedef struct pii_options {
-    const char *names_dir; /* folder with census1990_*.txt; NULL = no PERSON detection */
-    float min_score;       /* default threshold for every type (e.g. 0.5) */
+    const pii_census_t *census; /* name lists; NULL = no PERSON detection */
+    float min_score;            /* default threshold for every type (e.g. 0.5) */
 } pii_options_t;
 
 typedef struct pii_scanner pii_scanner_t;
@@ -58,9 +68,17 @@ pii_scratch_t *pii_scratch_new(const pii_scanner_t *s);
 void pii_scratch_free(pii_scratch_t *sc);
 
 /* Scans text; writes up to max spans (sorted by start) into out and the total
- * found into *n_found (may exceed max). 0 or negative error. */
+ * found into *n_found (may exceed max: a caller that keeps only max must treat the
+ * text as holding more, or use pii_scan_all). 0, SY_EINVAL, or SY_ETOOBIG when the
+ * text holds more candidates than a scratch keeps (over a million): then nothing is
+ * reported and the caller must fail closed (treat the text as holding unknown
+ * personal data). */
 int pii_scan(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len,
              pii_span_t *out, size_t max, size_t *n_found);
+/* Same, with no cap on the spans reported: *spans points into sc (borrowed, valid
+ * until the next scan with sc) and holds *n spans sorted by start. Same errors. */
+int pii_scan_all(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len,
+                 const pii_span_t **spans, size_t *n);
 
 /* "EMAIL_ADDRESS", ...; pii_type_parse returns 0 or SY_EINVAL. */
 const char *pii_type_name(pii_type_t t);
@@ -91,12 +109,19 @@ float pii_phone_shape(const char *s, size_t n);
  * the answer text. A mask lives for one request (or one session). */
 typedef struct pii_mask pii_mask_t;
 
+/* Distinct values one mask holds at most. */
+#define PII_MASK_MAX_VALUES 65536
+
 /* Returns an owned, empty mask (free with pii_mask_free). max_bytes caps the values
  * it may hold (0 = 1 MiB). */
 pii_mask_t *pii_mask_new(size_t max_bytes);
 void pii_mask_free(pii_mask_t *m);
 /* Appends text to out with each span replaced by its placeholder, recording the
- * values. 0, SY_ETOOBIG (mask or out cap). */
+ * values; every span is masked, however many there are. 0, SY_EINVAL (spans not
+ * sorted, overlapping or out of text), or SY_ETOOBIG (the mask's byte cap,
+ * PII_MASK_MAX_VALUES distinct values, or out's cap). On an error out holds a partial
+ * text that must not be sent anywhere: fail closed (keep the request local or refuse
+ * it). */
 int pii_mask_apply(pii_mask_t *m, const char *text, size_t len, const pii_span_t *spans, size_t n,
                    buf_t *out);
 /* Appends text to out with every placeholder this mask issued replaced by its value;

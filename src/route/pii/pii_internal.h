@@ -56,12 +56,14 @@ static inline uint64_t pii_ctx_key(const char *s, size_t n)
     return w;
 }
 
-/* Context flags of the word s[0..n), 0 when it is none. */
-static inline uint8_t pii_ctx_lookup(const pii_names_t *g, const char *s, size_t n)
+/* Context flags of the word with key k (pii_ctx_key) and length n, 0 when it is none
+ * or when it does not pass filter (g->ctx_filter, or one of the narrower filters:
+ * then only the flags that filter was built from can be trusted). */
+static inline uint8_t pii_ctx_probe(const pii_names_t *g, const uint64_t *filter, uint64_t k,
+                                    size_t n)
 {
-    if (n == 0 || n > 255) return 0;
-    uint64_t k = pii_ctx_key(s, n), h = k * 0x9E3779B97F4A7C15ull;
-    if (!(g->ctx_filter[h >> 58] >> ((h >> 52) & 63) & 1)) return 0;
+    uint64_t h = k * 0x9E3779B97F4A7C15ull;
+    if (!(filter[h >> 58] >> ((h >> 52) & 63) & 1)) return 0;
     size_t i = (size_t)(h >> (64 - PII_CTX_BITS));
     for (;;) {
         const pii_ctx_slot_t *e = &g->ctx[i];
@@ -71,12 +73,236 @@ static inline uint8_t pii_ctx_lookup(const pii_names_t *g, const char *s, size_t
     }
 }
 
-int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen);
+/* Context flags of the word s[0..n), 0 when it is none. */
+static inline uint8_t pii_ctx_lookup(const pii_names_t *g, const char *s, size_t n)
+{
+    if (n == 0 || n > 255) return 0;
+    return pii_ctx_probe(g, g->ctx_filter, pii_ctx_key(s, n), n);
+}
+
+int pii_names_load(pii_names_t *g, const pii_census_t *c, char *err, size_t errlen);
 void pii_names_deinit(pii_names_t *g);
 uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n);
 /* Same, through a per-thread direct-mapped cache of (1 << PII_HOT_BITS) entries: the
  * frequent words of a text ("The", "She", "Lily") then cost an L1 hit. */
 #define PII_HOT_BITS 12
 uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n);
+
+/* ---- Scanner state shared by the files of the module ------------------------------ */
+
+#include <hs/hs.h>
+#include <stdbool.h>
+#include <string.h>
+
+/* Trigger ids of the Hyperscan database (pii.c); extractors keep per-trigger state. */
+enum {
+    T_EMAIL = 1,
+    T_NUM,
+    T_IBAN,
+    T_IPV6,
+    T_AWS,
+    T_GCP,
+    T_GITHUB,
+    T_GITHUB_PAT,
+    T_SLACK,
+    T_PRIVKEY,
+    T_BEARER,
+    T_KEY_LICENSE,
+    T_KEY_PASSPORT,
+    T_KEY_BIRTH,
+    T_KEY_SSN,
+    T_KEY_NAME,
+    T_LOOKALIKE,
+    T_COUNT
+};
+
+struct pii_scanner {
+    hs_database_t *db;         /* every trigger */
+    hs_database_t *db_prose;   /* the triggers that fire without a digit or an '@' */
+    pii_names_t names;         /* empty (slots NULL) without census lists */
+    float thr[PII_TYPE_COUNT]; /* per-type threshold */
+};
+
+#define PII_MAX_CANDS (1u << 20) /* cap on candidates per scan */
+#define PII_WORD_BITS 13         /* short-word cache entries (log2) */
+
+struct pii_scratch {
+    hs_scratch_t *hs;
+    pii_span_t *cand; /* candidates before merging */
+    size_t n, cap;
+    size_t done[T_COUNT]; /* per trigger: text read up to here */
+    bool lookalike;       /* saw look-alike characters: normalise and rescan */
+    bool over;            /* a candidate was dropped at PII_MAX_CANDS */
+    char *norm;           /* normalised copy (slow path) */
+    size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
+    size_t norm_cap;
+    uint64_t hot[1u << PII_HOT_BITS];   /* gazetteer lookup cache */
+    uint64_t word[1u << PII_WORD_BITS]; /* short-word cache: folded word | flags << 56 */
+};
+
+typedef struct scan_ctx {
+    const pii_scanner_t *s;
+    pii_scratch_t *sc;
+    const char *t;
+    size_t len;
+    struct name_memo *memo;     /* runs kept and left, lone given names held: see lone_add */
+    size_t first;               /* sc->n when this pass began: candidates past it identify */
+    size_t v6_q, v6_prev, v6_n; /* IPv6 trigger: colons before v6_q done, the last of
+                                   them (or far back), block length */
+} scan_ctx_t;
+
+/* What the name pass remembers within one text: the tokens of runs it kept as
+ * names, and the runs it left below the threshold. A run left alone that repeats a
+ * token of a kept name ("Adam McDowell ... McDowell was") is the same person. */
+#define MEMO_MAX 128
+#define PEND_MAX 128
+#define LAB_MAX  16
+typedef struct name_memo {
+    size_t kept[MEMO_MAX][2];
+    size_t left[MEMO_MAX][2];
+    int nkept, nleft;
+    size_t pend[PEND_MAX][2]; /* lone given names waiting for identifying context */
+    float pend_score[PEND_MAX];
+    int npend;
+    bool pend_over;         /* more than PEND_MAX held: the pass is run again if needed */
+    size_t lab[LAB_MAX][2]; /* speaker labels that are no given name ("Leverett:") */
+    int nlab, nlab_all;     /* those, and all speaker labels */
+} name_memo_t;
+
+/* ---- Character classes and word lookups -------------------------------------------- */
+
+static inline bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+static inline bool is_alpha(unsigned char c)
+{
+    return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+static inline bool is_alnum(unsigned char c)
+{
+    return is_digit(c) || is_alpha(c);
+}
+static inline bool is_hex(unsigned char c)
+{
+    return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+static inline bool is_upper(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+static inline bool is_lower(unsigned char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+static inline unsigned char fold(unsigned char c)
+{
+    return is_upper(c) ? (unsigned char)(c + 32) : c;
+}
+static inline bool is_email_local(unsigned char c)
+{
+    return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+static inline bool is_token_char(unsigned char c)
+{
+    return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+static inline unsigned char at(const scan_ctx_t *c, size_t i)
+{
+    return i < c->len ? (unsigned char)c->t[i] : 0;
+}
+
+/* Gazetteer flags of the word s[0..n) inside the text. Words of up to 7 bytes with 8
+ * readable bytes from s (nearly every capitalised word in prose) are looked up in a
+ * direct-mapped cache keyed by the word itself, ASCII case folded: one load, one
+ * multiply, one compare on a hit. Others go through the hashed lookup. */
+static inline uint8_t pii_name_flags(const scan_ctx_t *c, const char *s, size_t n)
+{
+    if (n - 1 < 7 && s + 8 <= c->t + c->len) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        w = (w | 0x2020202020202020ull) & (~0ull >> (64 - 8 * n));
+        size_t h = (size_t)((w * 0x9E3779B97F4A7C15ull) >> (64 - PII_WORD_BITS));
+        uint64_t e = c->sc->word[h];
+        if ((e & 0x00FFFFFFFFFFFFFFull) == w) return (uint8_t)(e >> 56);
+        uint8_t f = pii_names_lookup(&c->s->names, s, n);
+        c->sc->word[h] = w | (uint64_t)f << 56;
+        return f;
+    }
+    return pii_names_lookup_hot(&c->s->names, c->sc->hot, s, n);
+}
+
+/* Context flags of the word s[0..n) inside the text (pii_ctx_probe with one 8-byte
+ * load for the key where the text allows it), 0 for words that do not pass filter
+ * (g->ctx_filter or one of the narrower ones: then only the flags it was built from
+ * can be trusted). */
+static inline uint8_t pii_ctx_flags_in(const scan_ctx_t *c, const uint64_t *filter, const char *s,
+                                       size_t n)
+{
+    const pii_names_t *g = &c->s->names;
+    if (n - 1 >= 255) return 0;
+    uint64_t k;
+    if (s + 8 <= c->t + c->len) {
+        memcpy(&k, s, 8);
+        k = (k | 0x2020202020202020ull) & (n >= 8 ? ~0ull : ~0ull >> (64 - 8 * n));
+    } else {
+        k = pii_ctx_key(s, n);
+    }
+    return pii_ctx_probe(g, filter, k, n);
+}
+
+static inline uint8_t pii_ctx_flags(const scan_ctx_t *c, const char *s, size_t n)
+{
+    return pii_ctx_flags_in(c, c->s->names.ctx_filter, s, n);
+}
+
+/* ---- Candidates and context (pii_ctx.c) -------------------------------------------- */
+
+/* Records a candidate of type at [st, en) when score passes the type's threshold. */
+void pii_cand_add(scan_ctx_t *c, pii_type_t type, float score, size_t st, size_t en);
+/* True when one of words (lowercase, NULL-terminated) starts a word within before
+ * bytes before st or after bytes after en. */
+bool pii_ctx_has(const scan_ctx_t *c, size_t st, size_t en, size_t before, size_t after,
+                 const char *const *words);
+/* True when s[0..n) equals (whole) or ends with (!whole) a word of list. */
+bool pii_word_in(const char *s, size_t n, const char *const *list, bool whole);
+
+/* ---- UTF-8 (pii_valid.c, tables in pii_digits.h) ---------------------------------- */
+
+/* Decodes the UTF-8 character at p (left bytes); returns its length with the code
+ * point in *cp, or 0 when the bytes are malformed. */
+size_t pii_utf8_decode(const unsigned char *p, size_t left, uint32_t *cp);
+/* Length of the decimal digit of any script (Unicode Nd) at p with its value in
+ * *value, 0 when p holds none. */
+size_t pii_utf8_digit(const unsigned char *p, size_t left, int *value);
+/* Length of the non-ASCII letter, mark or decimal digit at p, 0 when none. */
+size_t pii_utf8_word(const unsigned char *p, size_t left);
+
+/* ---- Structured types (pii_extract.c) ---------------------------------------------- */
+
+void pii_extract_email(scan_ctx_t *c, size_t to);
+void pii_extract_num(scan_ctx_t *c, size_t to);
+void pii_extract_secret(scan_ctx_t *c, int id, size_t to);
+void pii_extract_keyword(scan_ctx_t *c, int id, size_t to);
+/* IPv6 candidates ending before to (found in C, not by the trigger database). */
+void pii_extract_v6(scan_ctx_t *c, size_t to);
+/* Sets *rare when p[0, n) holds a digit or an '@'; returns the first colon pair. */
+/* True when p[0, n) holds a decimal digit of a script other than ASCII. */
+bool pii_text_has_nd(const unsigned char *p, size_t n);
+size_t pii_text_survey(const unsigned char *p, size_t n, bool *rare);
+/* Length of the month name at i, 0 when there is none. */
+int pii_month_len(const scan_ctx_t *c, size_t i);
+
+/* ---- Street addresses (pii_address.c) ---------------------------------------------- */
+
+/* A house number at [st, en): looks for the street around it. */
+void pii_address_number(scan_ctx_t *c, size_t st, size_t en);
+
+/* ---- Person names (pii_person.c) --------------------------------------------------- */
+
+/* After a phrase announcing a name ("my name is"), ending at to. */
+void pii_person_name_key(scan_ctx_t *c, size_t to);
+/* The name pass over the whole text. */
+void pii_person_scan(scan_ctx_t *c);
 
 #endif

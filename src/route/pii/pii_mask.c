@@ -3,12 +3,18 @@
  * Each distinct (type, value) gets a placeholder "<TYPE_N>" with N counting per type
  * from 1, so a model sees "<PERSON_1> wrote to <PERSON_2>" and can still refer to them;
  * the answer is restored by swapping the placeholders back. Values are kept in one
- * capped buffer; the mask is per request (or per session) and never logged.
+ * capped buffer and found again through a hash index; the mask is per request (or per
+ * session) and never logged.
+ *
+ * Fail closed: no limit lets a value through. Past the byte cap or PII_MASK_MAX_VALUES
+ * distinct values, pii_mask_apply returns SY_ETOOBIG and its output must not be sent
+ * (the caller treats the request as holding unknown personal data).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
+#include "base/hash.h"
 #include "base/mem.h"
 #include "route/pii/pii.h"
 
@@ -22,8 +28,12 @@ typedef struct mask_entry {
 struct pii_mask {
     buf_t values;      /* all values, concatenated; capped */
     mask_entry_t *ent; /* n entries */
-    size_t n, cap;
-    unsigned per_type[PII_TYPE_COUNT];
+    size_t n, cap;     /* n <= PII_MASK_MAX_VALUES */
+    uint32_t *index;   /* (index_mask + 1) slots: entry + 1, 0 = empty; load <= 1/2 */
+    size_t index_mask;
+    unsigned per_type[PII_TYPE_COUNT];  /* placeholders issued per type */
+    uint32_t *of_type[PII_TYPE_COUNT];  /* entry of <TYPE_N> at [N - 1], per_type[t] used */
+    size_t of_type_cap[PII_TYPE_COUNT]; /* entries */
 };
 
 pii_mask_t *pii_mask_new(size_t max_bytes)
@@ -33,11 +43,35 @@ pii_mask_t *pii_mask_new(size_t max_bytes)
     return m;
 }
 
+static uint64_t value_hash(pii_type_t type, const char *v, size_t n)
+{
+    return hash_bytes(v, n, 0x5EED0000u + (uint64_t)type);
+}
+
+/* Doubles the hash index (or makes the first one) and reinserts every entry. */
+static void index_grow(pii_mask_t *m)
+{
+    size_t slots = m->index ? 2 * (m->index_mask + 1) : 64;
+    mem_free(m->index);
+    m->index = mem_calloc(slots, sizeof *m->index);
+    m->index_mask = slots - 1;
+    for (size_t i = 0; i < m->n; i++) {
+        const mask_entry_t *e = &m->ent[i];
+        size_t h = (size_t)value_hash(e->type, m->values.data + e->off, e->len) & m->index_mask;
+        while (m->index[h])
+            h = (h + 1) & m->index_mask;
+        m->index[h] = (uint32_t)i + 1;
+    }
+}
+
 void pii_mask_free(pii_mask_t *m)
 {
     if (!m) return;
     buf_deinit(&m->values);
     mem_free(m->ent);
+    mem_free(m->index);
+    for (int t = 0; t < PII_TYPE_COUNT; t++)
+        mem_free(m->of_type[t]);
     mem_free(m);
 }
 
@@ -46,22 +80,33 @@ size_t pii_mask_count(const pii_mask_t *m)
     return m ? m->n : 0;
 }
 
-/* Returns the entry for (type, value), adding it when new; NULL when the value cap
- * is reached. */
+/* Returns the entry for (type, value), adding it when new; NULL when the byte cap or
+ * the value cap is reached. */
 static const mask_entry_t *mask_intern(pii_mask_t *m, pii_type_t type, const char *v, size_t n)
 {
-    for (size_t i = 0; i < m->n; i++)
-        if (m->ent[i].type == type && m->ent[i].len == n &&
-            !memcmp(m->values.data + m->ent[i].off, v, n))
-            return &m->ent[i];
+    if (!m->index || 2 * (m->n + 1) > m->index_mask + 1) index_grow(m);
+    size_t h = (size_t)value_hash(type, v, n) & m->index_mask;
+    for (; m->index[h]; h = (h + 1) & m->index_mask) {
+        const mask_entry_t *e = &m->ent[m->index[h] - 1];
+        if (e->type == type && e->len == n && !memcmp(m->values.data + e->off, v, n)) return e;
+    }
+    if (m->n >= PII_MASK_MAX_VALUES) return NULL;
     size_t off = m->values.len;
     if (buf_append(&m->values, v, n)) return NULL;
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 16;
         m->ent = mem_realloc(m->ent, m->cap * sizeof *m->ent);
     }
-    m->ent[m->n] = (mask_entry_t){type, ++m->per_type[type], off, n};
-    return &m->ent[m->n++];
+    unsigned idx = ++m->per_type[type];
+    if (idx > m->of_type_cap[type]) {
+        m->of_type_cap[type] = m->of_type_cap[type] ? 2 * m->of_type_cap[type] : 16;
+        m->of_type[type] =
+            mem_realloc(m->of_type[type], m->of_type_cap[type] * sizeof *m->of_type[type]);
+    }
+    m->of_type[type][idx - 1] = (uint32_t)m->n;
+    m->ent[m->n] = (mask_entry_t){type, idx, off, n};
+    m->index[h] = (uint32_t)++m->n;
+    return &m->ent[m->n - 1];
 }
 
 int pii_mask_apply(pii_mask_t *m, const char *text, size_t len, const pii_span_t *spans, size_t n,
@@ -99,7 +144,7 @@ static size_t placeholder_at(const pii_mask_t *m, const char *p, size_t left,
     for (size_t j = us; j < k; j++) {
         if (p[j] < '0' || p[j] > '9') return 0;
         idx = idx * 10 + (unsigned)(p[j] - '0');
-        if (idx > 1000000) return 0;
+        if (idx > PII_MASK_MAX_VALUES) return 0;
     }
     char name[40];
     size_t nl = us - 2;
@@ -107,12 +152,9 @@ static size_t placeholder_at(const pii_mask_t *m, const char *p, size_t left,
     name[nl] = 0;
     pii_type_t t;
     if (pii_type_parse(name, &t)) return 0;
-    for (size_t i = 0; i < m->n; i++)
-        if (m->ent[i].type == t && m->ent[i].index == idx) {
-            *out = &m->ent[i];
-            return k + 1;
-        }
-    return 0;
+    if (idx == 0 || idx > m->per_type[t]) return 0;
+    *out = &m->ent[m->of_type[t][idx - 1]];
+    return k + 1;
 }
 
 int pii_mask_restore(const pii_mask_t *m, const char *text, size_t len, buf_t *out)

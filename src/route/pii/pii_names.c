@@ -1,6 +1,7 @@
 /* pii_names.c — person-name gazetteer (US Census 1990 first and last names).
  *
- * The lists are loaded once at scanner construction into an open-addressing set of
+ * The lists (bytes the caller read: route/ does no I/O) are loaded once at scanner
+ * construction into an open-addressing set of
  * 64-bit hashes (low byte: flags). A small built-in list of common English words
  * that are also census names ("Will", "May", "King") is stored in the same set with
  * PII_NAME_STOP so that one probe answers both questions. Lookups take the token as
@@ -8,7 +9,6 @@
  */
 #include "route/pii/pii_internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -237,53 +237,73 @@ static void ctx_add(pii_names_t *g, const char *s, uint8_t flags)
     }
 }
 
-/* Reads one census file (NAME FREQ CUMFREQ RANK per line) into the set with flags;
- * names ranked at most max_rank get PII_NAME_COMMON as well. Returns 0 or -errno/SY_EPARSE
- * with a message in err. */
-static int load_file(pii_names_t *g, const char *dir, const char *file, uint8_t flags,
+/* Reads one census list (NAME FREQ CUMFREQ RANK per line) from the bytes p[0, n) into
+ * the set with flags; names ranked at most max_rank get PII_NAME_COMMON as well.
+ * Returns 0, or SY_EPARSE with a message naming the list in err. */
+static int load_list(pii_names_t *g, const char *p, size_t n, const char *what, uint8_t flags,
                      long max_rank, char *err, size_t errlen)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        int e = errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        return -e;
-    }
-    char line[256];
-    int rc = 0;
-    while (fgets(line, sizeof line, f)) {
-        size_t n = 0;
-        while (line[n] >= 'A' && line[n] <= 'Z')
-            n++;
-        if (n == 0) continue;
-        if (line[n] != ' ') {
-            snprintf(err, errlen, "%s: malformed line '%.40s'", path, line);
-            rc = SY_EPARSE;
-            break;
+    size_t i = 0;
+    while (i < n) {
+        const char *line = p + i;
+        const char *nl = memchr(line, '\n', n - i);
+        size_t ll = nl ? (size_t)(nl - line) : n - i;
+        i += ll + (nl != NULL);
+        size_t k = 0;
+        while (k < ll && line[k] >= 'A' && line[k] <= 'Z')
+            k++;
+        if (k == 0) continue;
+        /* the rank is the fourth field: skip two numbers, read the third */
+        size_t q = k;
+        long rank = -1;
+        int field = 0;
+        while (q < ll && line[q] == ' ') {
+            while (q < ll && line[q] == ' ')
+                q++;
+            size_t d = q;
+            long v = 0;
+            bool dot = false;
+            while (q < ll && ((line[q] >= '0' && line[q] <= '9') || (line[q] == '.' && !dot))) {
+                dot |= line[q] == '.';
+                if (!dot && v < 100000000) v = v * 10 + (line[q] - '0');
+                q++;
+            }
+            if (q == d) break;
+            if (++field == 3 && !dot) rank = v;
         }
-        long rank = 0;
-        if (sscanf(line + n, "%*f %*f %ld", &rank) != 1) {
-            snprintf(err, errlen, "%s: malformed line '%.40s'", path, line);
-            rc = SY_EPARSE;
-            break;
+        while (q < ll && (line[q] == ' ' || line[q] == '\r'))
+            q++;
+        if (k > 40 || field != 3 || rank < 0 || q != ll) {
+            snprintf(err, errlen, "%s: malformed line '%.*s'", what, (int)(ll < 40 ? ll : 40),
+                     line);
+            return SY_EPARSE;
         }
-        set_add(g, line, n, (uint8_t)(flags | (rank <= max_rank ? PII_NAME_COMMON : 0)));
+        set_add(g, line, k, (uint8_t)(flags | (rank <= max_rank ? PII_NAME_COMMON : 0)));
     }
-    fclose(f);
-    return rc;
+    return 0;
 }
 
-/* Loads the three census lists from dir. 0 or a negative error with err filled. */
-int pii_names_load(pii_names_t *g, const char *dir, char *err, size_t errlen)
+const char *const pii_census_files[PII_CENSUS_COUNT] = {
+    "census1990_female_first.txt", "census1990_male_first.txt", "census1990_last.txt"};
+
+/* Loads the three census lists from the caller's bytes. 0 or a negative error with
+ * err filled. */
+int pii_names_load(pii_names_t *g, const pii_census_t *c, char *err, size_t errlen)
 {
+    static const uint8_t flags[PII_CENSUS_COUNT] = {PII_NAME_FIRST, PII_NAME_FIRST, PII_NAME_LAST};
+    static const long common[PII_CENSUS_COUNT] = {3000, 1219, 40000};
     memset(g, 0, sizeof *g);
+    for (int i = 0; i < PII_CENSUS_COUNT; i++)
+        if (!c->data[i] || !c->len[i]) {
+            snprintf(err, errlen, "%s: empty or missing", pii_census_files[i]);
+            return SY_EINVAL;
+        }
     g->mask = (1u << 18) - 1; /* 262144 slots for ~95k names: load factor < 0.4 */
     g->slots = mem_calloc(g->mask + 1, sizeof *g->slots);
-    int rc = load_file(g, dir, "census1990_female_first.txt", PII_NAME_FIRST, 3000, err, errlen);
-    if (!rc) rc = load_file(g, dir, "census1990_male_first.txt", PII_NAME_FIRST, 1219, err, errlen);
-    if (!rc) rc = load_file(g, dir, "census1990_last.txt", PII_NAME_LAST, 40000, err, errlen);
+    int rc = 0;
+    for (int i = 0; i < PII_CENSUS_COUNT && !rc; i++)
+        rc = load_list(g, c->data[i], c->len[i], pii_census_files[i], flags[i], common[i], err,
+                       errlen);
     if (rc) {
         pii_names_deinit(g);
         return rc;

@@ -7,19 +7,13 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-#include "route/pii/pii.h"
+#define PII_DIGITS_TABLES
+#include "route/pii/pii_digits.h"
+#include "route/pii/pii_internal.h"
 
 /* ===================================================================== helpers */
 
-static inline bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static inline bool is_alpha(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
+/* is_digit, is_alpha: pii_internal.h (ASCII only) */
 
 static inline char lower(char c)
 {
@@ -47,6 +41,71 @@ static unsigned prefix_num(const char *d, size_t k)
     return v;
 }
 
+/* ===================================================================== UTF-8 */
+
+size_t pii_utf8_decode(const unsigned char *p, size_t left, uint32_t *cp)
+{
+    if (!left) return 0;
+    unsigned char b = p[0];
+    size_t n;
+    uint32_t v, min;
+    if (b < 0x80) {
+        *cp = b;
+        return 1;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+        n = 2, v = b & 0x1F, min = 0x80;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        n = 3, v = b & 0x0F, min = 0x800;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        n = 4, v = b & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (left < n) return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        v = v << 6 | (p[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+    *cp = v;
+    return n;
+}
+
+size_t pii_utf8_digit(const unsigned char *p, size_t left, int *value)
+{
+    uint32_t cp;
+    size_t n = pii_utf8_decode(p, left, &cp);
+    if (!n || cp < 0x30) return 0;
+    /* the last run whose zero is at or below cp */
+    size_t lo = 0, hi = PII_ND_RUNS;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (pii_nd_zeros[mid] <= cp)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if (cp - pii_nd_zeros[lo] >= 10) return 0;
+    *value = (int)(cp - pii_nd_zeros[lo]);
+    return n;
+}
+
+size_t pii_utf8_word(const unsigned char *p, size_t left)
+{
+    uint32_t cp;
+    size_t n = pii_utf8_decode(p, left, &cp);
+    if (n < 2) return 0;
+    size_t lo = 0, hi = PII_WORD_RANGES;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (pii_word_ranges[mid][1] < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < PII_WORD_RANGES && pii_word_ranges[lo][0] <= cp ? n : 0;
+}
+
 /* ===================================================================== cards */
 
 /* Luhn checksum over the digits of s; false when s holds fewer than 2 digits. */
@@ -67,16 +126,35 @@ bool pii_luhn_valid(const char *s, size_t n)
 }
 
 /* Card number: 12..19 digits, a known issuer prefix with a length that issuer uses,
- * and a Luhn checksum. Separators must be consistent (all spaces or all dashes). */
+ * and a Luhn checksum. Groups are joined by one separator used throughout (space,
+ * dash, dot or slash); a line break, with spaces around it, may stand in for it
+ * anywhere (a number wrapped across lines). */
 bool pii_card_valid(const char *s, size_t n)
 {
     char d[24];
     char sep = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (is_digit(s[i])) continue;
-        if (s[i] != ' ' && s[i] != '-') return false;
-        if (sep && s[i] != sep) return false;
-        sep = s[i];
+    for (size_t i = 0; i < n;) {
+        if (is_digit(s[i])) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        bool nl = false;
+        while (j < n && !is_digit(s[j])) {
+            if (s[j] == '\n') {
+                if (nl) return false;
+                nl = true;
+            } else if (s[j] != ' ' && s[j] != '\r' && s[j] != '-' && s[j] != '.' && s[j] != '/') {
+                return false;
+            }
+            j++;
+        }
+        if (j - i > 3) return false;
+        if (!nl) {
+            if (j - i != 1 || (sep && s[i] != sep)) return false;
+            sep = s[i];
+        }
+        i = j;
     }
     size_t k = digits_of(s, n, d, sizeof d);
     if (k < 12 || k > 19) return false;
@@ -243,8 +321,32 @@ static const char *const gtlds[] = {
     "bank",    "law",    "health", "page",  "art",    "one",     "top",       "link",
 };
 
+/* True when t[0, n) is an internationalised label: UTF-8 letters, marks and digits
+ * (at least two characters, one of them not ASCII), or punycode ("xn--" then
+ * [a-z0-9-]). */
+static bool idn_label(const char *t, size_t n)
+{
+    if (n > 4 && lower(t[0]) == 'x' && lower(t[1]) == 'n' && t[2] == '-' && t[3] == '-') {
+        for (size_t i = 4; i < n; i++)
+            if (!is_alpha(t[i]) && !is_digit(t[i]) && t[i] != '-') return false;
+        return true;
+    }
+    size_t chars = 0;
+    bool wide = false;
+    for (size_t i = 0; i < n;) {
+        size_t l = (unsigned char)t[i] < 0x80 ? (is_alpha(t[i]) || is_digit(t[i]))
+                                              : pii_utf8_word((const unsigned char *)t + i, n - i);
+        if (!l) return false;
+        wide |= l > 1;
+        chars++;
+        i += l;
+    }
+    return wide && chars >= 2;
+}
+
 static bool tld_ok(const char *t, size_t n)
 {
+    if (idn_label(t, n)) return true;
     for (size_t i = 0; i < n; i++)
         if (!is_alpha(t[i])) return false;
     if (n == 2) return true;
@@ -259,9 +361,10 @@ static bool tld_ok(const char *t, size_t n)
     return false;
 }
 
-/* local@label(.label)+ where local is [A-Za-z0-9._%+-] (no leading/trailing dot, no
- * "..") up to 64 bytes, labels are [A-Za-z0-9-] not starting or ending with '-', and
- * the last label is a known TLD. */
+/* local@label(.label)+ where local is [A-Za-z0-9._%+-] or UTF-8 letters (no
+ * leading/trailing dot, no "..") up to 64 bytes, labels are [A-Za-z0-9-] or UTF-8
+ * letters, marks and digits, not starting or ending with '-', and the last label is
+ * a known TLD, a country code, or an internationalised one (UTF-8 or punycode). */
 bool pii_email_valid(const char *s, size_t n)
 {
     const char *at = memchr(s, '@', n);
@@ -271,6 +374,12 @@ bool pii_email_valid(const char *s, size_t n)
     if (s[0] == '.' || s[ll - 1] == '.') return false;
     for (size_t i = 0; i < ll; i++) {
         char c = s[i];
+        if ((unsigned char)c >= 0x80) {
+            size_t l = pii_utf8_word((const unsigned char *)s + i, ll - i);
+            if (!l) return false;
+            i += l - 1;
+            continue;
+        }
         if (!(is_alpha(c) || is_digit(c) || strchr("._%+-", c))) return false;
         if (c == '.' && i + 1 < ll && s[i + 1] == '.') return false;
     }
@@ -282,6 +391,13 @@ bool pii_email_valid(const char *s, size_t n)
             nlabels++;
             last = i - lab;
             lab = 0;
+            continue;
+        }
+        if ((unsigned char)d[i] >= 0x80) {
+            size_t l = pii_utf8_word((const unsigned char *)d + i, dl - i);
+            if (!l) return false;
+            lab += l;
+            i += l - 1;
             continue;
         }
         if (!(is_alpha(d[i]) || is_digit(d[i]) || d[i] == '-')) return false;

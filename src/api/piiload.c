@@ -1,0 +1,68 @@
+/* piiload.c — the file side of the PII scanner (see piiload.h). */
+#include "api/piiload.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/mem.h"
+
+#define CENSUS_MAX (16u << 20) /* bytes per list; the 1990 lists are under 3 MiB */
+
+/* Reads a whole file into an owned buffer of at most max bytes. 0, -errno or
+ * SY_ETOOBIG. */
+static int read_all(const char *path, size_t max, buf_t *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -errno;
+    buf_init(out, max);
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = buf_append(out, chunk, n);
+    if (!rc && ferror(f)) rc = -EIO;
+    fclose(f);
+    if (rc) buf_deinit(out);
+    return rc;
+}
+
+int piiload_census_read(const char *dir, pii_census_t *c, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < PII_CENSUS_COUNT; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, pii_census_files[i]);
+        buf_t b;
+        int rc = read_all(path, CENSUS_MAX, &b);
+        if (rc) {
+            snprintf(err, errlen, "%s: %s", path, sy_strerror(rc));
+            piiload_census_free(c);
+            return rc;
+        }
+        c->len[i] = b.len;
+        c->data[i] = buf_steal(&b);
+    }
+    return 0;
+}
+
+void piiload_census_free(pii_census_t *c)
+{
+    for (int i = 0; i < PII_CENSUS_COUNT; i++)
+        mem_free((void *)c->data[i]);
+    memset(c, 0, sizeof *c);
+}
+
+pii_scanner_t *piiload_scanner_new(const char *names_dir, float min_score, char *err, size_t errlen)
+{
+    pii_census_t census;
+    bool names = names_dir && *names_dir;
+    if (names && piiload_census_read(names_dir, &census, err, errlen)) return NULL;
+    pii_options_t o = {names ? &census : NULL, min_score};
+    pii_scanner_t *s = pii_scanner_new(&o, err, errlen);
+    if (names) piiload_census_free(&census);
+    return s;
+}

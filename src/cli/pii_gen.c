@@ -1,0 +1,464 @@
+/* pii_gen.c — labelled text for the PII detector (see pii_gen.h). */
+#include "cli/pii_gen.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/jsonw.h"
+#include "base/mem.h"
+
+#define GEN_MAX_SPANS 32
+#define GEN_MAX_TEXT  4096 /* bytes of one record */
+
+/* ================================================================== word lists */
+
+/* One census list: names in title case, most frequent first. */
+typedef struct names {
+    char **v;
+    size_t n;
+} names_t;
+
+typedef struct gen {
+    uint64_t rng;
+    names_t first[2], last; /* female, male; surnames */
+    buf_t text;
+    size_t cps; /* code points in text */
+    struct {
+        const char *type;
+        size_t st, en; /* code points */
+    } span[GEN_MAX_SPANS];
+    int nspan;
+} gen_t;
+
+static const char *const titles[] = {"Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Miss", "Mr", "Dr"};
+static const char *const street_sfx[] = {
+    "Street", "St.",   "Avenue",    "Ave",     "Road",  "Rd.",      "Lane",    "Drive", "Court",
+    "Way",    "Place", "Boulevard", "Terrace", "Close", "Crescent", "Parkway", "Row"};
+static const char *const street_words[] = {"Oak",   "Maple",  "Cedar",    "Park",    "Hill",
+                                           "Lake",  "Church", "Mill",     "River",   "Elm",
+                                           "Pine",  "Sunset", "Highland", "Spring",  "Forest",
+                                           "Union", "Market", "Bridge",   "Station", "Orchard"};
+static const char *const eu_streets[] = {"Koskikatu",   "Hauptstraße", "Mellemvej",   "Skogstien",
+                                         "Dalbraut",    "Kirkegata",   "Rua Augusta", "Via Roma",
+                                         "Calle Mayor", "ulica Długa", "Lindenweg",   "Storgatan"};
+static const char *const cities[] = {"Springfield", "Toronto", "Berlin",  "Lyon",    "Austin",
+                                     "Leeds",       "Porto",   "Uppsala", "Denver",  "Madison",
+                                     "Helsinki",    "Dublin",  "Oslo",    "Chester", "Salem"};
+static const char *const states[] = {"CA", "NY", "TX", "WA", "OR", "MA", "IL", "CO"};
+static const char *const countries[] = {"Canada", "Germany", "Brazil", "Finland", "Kenya",
+                                        "Japan",  "Norway",  "Chile",  "Ireland", "Poland"};
+static const char *const orgs_sfx[] = {"Inc",      "LLC",          "Ltd",  "Group",     "Partners",
+                                       "Holdings", "Technologies", "Bank", "Foundation"};
+static const char *const products[] = {"iPhone",   "Kindle",  "Galaxy Note", "PlayStation",
+                                       "Echo Dot", "Model Y", "Surface Pro", "ThinkPad"};
+static const char *const pets[] = {"Spot",    "Fluffy", "Mittens",  "Whiskers",  "Tweetie", "Ducky",
+                                   "Bubbles", "Sparky", "Snowball", "Mr. Teddy", "Patches"};
+static const char *const jobs[] = {"nurse", "engineer", "teacher", "accountant", "pilot"};
+static const char *const nations[] = {"Canadian", "German", "Brazilian", "Finnish", "Kenyan"};
+static const char *const days[] = {"Monday", "Tuesday", "Wednesday", "Friday", "Sunday"};
+static const char *const ibans[] = {"GB82 WEST 1234 5698 7654 32", "DE89 3704 0044 0532 0130 00",
+                                    "FR14 2004 1010 0505 0001 3M02 606"};
+/* Surname endings of other languages, built onto census surnames' stems. */
+static const char *const foreign_sfx[] = {"ová",  "ski",  "sson",   "escu", "enko", "ić",
+                                          "idis", "oğlu", "dottir", "nen",  "ez"};
+static const char *const particles[] = {"van", "de", "von", "da", "de la", "van der", "di"};
+
+/* Own sentences: contexts the templates lack, and negatives (no personal data). */
+static const char *const own[] = {
+    "{{person}} wrote back the next morning.",
+    "Please ask {{first_name}} to call me.",
+    "Yesterday {{person}} moved to {{address}}.",
+    "The parcel for {{person}} goes to {{address}}.",
+    "Send the invoice to {{person}}, {{address}}.",
+    "Regards,\n{{person}}",
+    "From: {{person}}\nTo: {{person}}",
+    "My neighbour {{first_name}} {{last_name}} lives at {{address}}.",
+    "{{last_name}} said the meeting was moved.",
+    "Is {{person}} still at {{street_name}}?",
+    "Spot and Fluffy played in the garden all day.",
+    "Sure, the {{product}} ships from {{city}} on {{day_of_week}}.",
+    "However, {{organization}} opened an office in {{city}}.",
+    "Tweetie the bird sang while Mittens slept.",
+    "Thanks! The new {{product}} works great.",
+    "The river near {{city}} floods every spring.",
+    "Timmy the toy train went round and round.",
+    "We visited {{country}} and {{city}} last {{day_of_week}}.",
+    "Order 12 units of the {{product}} for the {{city}} store.",
+    "Mommy said the cake was ready.",
+};
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ================================================================== helpers */
+
+static uint64_t rnd(gen_t *g)
+{
+    g->rng ^= g->rng << 13;
+    g->rng ^= g->rng >> 7;
+    g->rng ^= g->rng << 17;
+    return g->rng;
+}
+static size_t pick(gen_t *g, size_t n)
+{
+    return (size_t)(rnd(g) % n);
+}
+static bool chance(gen_t *g, int pct)
+{
+    return (int)(rnd(g) % 100) < pct;
+}
+
+/* Appends s (n bytes) to the record, as a span of type unless type is NULL. */
+static void emit(gen_t *g, const char *s, size_t n, const char *type)
+{
+    size_t st = g->cps;
+    for (size_t i = 0; i < n; i++)
+        g->cps += ((unsigned char)s[i] & 0xC0) != 0x80;
+    if (buf_append(&g->text, s, n)) return; /* over the record cap: cut short */
+    if (type && g->nspan < GEN_MAX_SPANS && g->cps > st)
+        g->span[g->nspan].type = type, g->span[g->nspan].st = st, g->span[g->nspan++].en = g->cps;
+}
+static void emits(gen_t *g, const char *s, const char *type)
+{
+    emit(g, s, strlen(s), type);
+}
+
+/* A name drawn from a list: mostly from the frequent ones, sometimes from all. */
+static const char *name_of(gen_t *g, const names_t *l)
+{
+    size_t top = l->n < 3000 ? l->n : 3000;
+    return l->v[chance(g, 70) ? pick(g, top) : pick(g, l->n)];
+}
+
+/* Writes name into b (cap bytes) in the form the variant asks: 0 as is, 1 lower case,
+ * 2 all capitals, 3 with diacritics on its vowels. */
+static void styled(char *b, size_t cap, const char *name, int variant)
+{
+    static const char *const acc[] = {"á", "é", "í", "ö", "ü"};
+    size_t k = 0;
+    bool done = false;
+    for (const char *p = name; *p && k + 3 < cap; p++) {
+        char c = *p;
+        if (variant == 1 && c >= 'A' && c <= 'Z') c = (char)(c + 32);
+        if (variant == 2 && c >= 'a' && c <= 'z') c = (char)(c - 32);
+        const char *v = strchr("aeiou", c);
+        if (variant == 3 && v && p != name && !done) {
+            const char *a = acc[v - "aeiou"];
+            memcpy(b + k, a, 2);
+            k += 2;
+            done = true;
+            continue;
+        }
+        b[k++] = c;
+    }
+    b[k] = 0;
+}
+
+/* ================================================================== fillers */
+
+/* A person's full name in one of many forms, as one PERSON span (a title, when drawn,
+ * stays outside it). */
+static void fill_person(gen_t *g, int sex)
+{
+    char b[256], f1[64], l1[96];
+    const char *first = name_of(g, &g->first[sex < 0 ? (int)pick(g, 2) : sex]);
+    const char *last = name_of(g, &g->last);
+    int v = (int)pick(g, 12), style = chance(g, 8) ? 1 : chance(g, 5) ? 2 : chance(g, 8) ? 3 : 0;
+    if (chance(g, 12)) {
+        emits(g, titles[pick(g, N(titles))], NULL);
+        emits(g, " ", NULL);
+    }
+    styled(f1, sizeof f1, first, style);
+    styled(l1, sizeof l1, last, style);
+    switch (v) {
+    case 0:
+        snprintf(b, sizeof b, "%s %c. %s", f1, f1[0], l1); /* a middle initial */
+        break;
+    case 1:
+        snprintf(b, sizeof b, "%c. %s", f1[0], l1);
+        break;
+    case 2:
+        snprintf(b, sizeof b, "%s %s-%s", f1, l1, name_of(g, &g->last));
+        break;
+    case 3:
+        snprintf(b, sizeof b, "%s %s %s", f1, name_of(g, &g->first[pick(g, 2)]), l1);
+        break;
+    case 4:
+        snprintf(b, sizeof b, "%s %s %s", f1, particles[pick(g, N(particles))], l1);
+        break;
+    case 5: {
+        /* a surname of another language from a census surname's stem */
+        size_t n = strlen(l1);
+        if (n > 5) n -= 2;
+        snprintf(b, sizeof b, "%s %.*s%s", f1, (int)n, l1, foreign_sfx[pick(g, N(foreign_sfx))]);
+        break;
+    }
+    default:
+        snprintf(b, sizeof b, "%s %s", f1, l1);
+        break;
+    }
+    emits(g, b, "PERSON");
+}
+
+/* A street address: "<number> <name> <type>", sometimes with a unit and a
+ * "City, ST zip" tail on the same or the next line, or a European form. */
+static void fill_address(gen_t *g)
+{
+    char b[256];
+    int k = 0;
+    if (chance(g, 20)) {
+        k = snprintf(b, sizeof b, "%s %u", eu_streets[pick(g, N(eu_streets))],
+                     (unsigned)(1 + pick(g, 120)));
+    } else {
+        const char *name =
+            chance(g, 50) ? street_words[pick(g, N(street_words))] : name_of(g, &g->last);
+        k = snprintf(b, sizeof b, "%u %s %s", (unsigned)(1 + pick(g, 9999)), name,
+                     street_sfx[pick(g, N(street_sfx))]);
+    }
+    if (chance(g, 25))
+        k += snprintf(b + k, sizeof b - (size_t)k, ", %s %u", chance(g, 50) ? "Apt." : "Suite",
+                      (unsigned)(1 + pick(g, 900)));
+    if (chance(g, 40))
+        snprintf(b + k, sizeof b - (size_t)k, "%s%s, %s %05u", chance(g, 30) ? "\n" : ", ",
+                 cities[pick(g, N(cities))], states[pick(g, N(states))],
+                 (unsigned)(1000 + pick(g, 98000)));
+    emits(g, b, "STREET_ADDRESS");
+}
+
+/* A Luhn-valid 16-digit card number in groups of four. */
+static void fill_card(gen_t *g)
+{
+    char d[17], b[32];
+    d[0] = '4';
+    for (int i = 1; i < 15; i++)
+        d[i] = (char)('0' + pick(g, 10));
+    for (int c = 0; c < 10; c++) {
+        d[15] = (char)('0' + c);
+        d[16] = 0;
+        if (pii_luhn_valid(d, 16)) break;
+    }
+    snprintf(b, sizeof b, "%.4s %.4s %.4s %.4s", d, d + 4, d + 8, d + 12);
+    emits(g, b, "CREDIT_CARD");
+}
+
+/* Fills one placeholder; unknown ones get a capitalised common word (a negative). */
+static void fill(gen_t *g, const char *key, size_t n)
+{
+    char b[128];
+#define IS(s) (n == sizeof(s) - 1 && !memcmp(key, s, n))
+    if (IS("person") || IS("name"))
+        fill_person(g, -1);
+    else if (IS("name_female"))
+        fill_person(g, 0);
+    else if (IS("name_male"))
+        fill_person(g, 1);
+    else if (n >= 10 && !memcmp(key, "first_name", 10)) {
+        styled(b, sizeof b, name_of(g, &g->first[strstr(key, "male") == key + 11]),
+               chance(g, 5) ? 1 : 0);
+        emits(g, b, "PERSON");
+    } else if (n >= 9 && !memcmp(key, "last_name", 9)) {
+        styled(b, sizeof b, name_of(g, &g->last), chance(g, 5) ? 2 : 0);
+        emits(g, b, "PERSON");
+    } else if (n >= 6 && !memcmp(key, "prefix", 6))
+        emits(g, titles[pick(g, N(titles))], NULL);
+    else if (IS("address"))
+        fill_address(g);
+    else if (IS("street_name")) {
+        snprintf(b, sizeof b, "%s %s", street_words[pick(g, N(street_words))],
+                 street_sfx[pick(g, N(street_sfx))]);
+        emits(g, b, "STREET_ADDRESS");
+    } else if (IS("building_number")) {
+        snprintf(b, sizeof b, "%u", (unsigned)(1 + pick(g, 9999)));
+        emits(g, b, "STREET_ADDRESS");
+    } else if (IS("secondary_address")) {
+        snprintf(b, sizeof b, "%s %u", chance(g, 50) ? "Apt." : "Suite", (unsigned)pick(g, 999));
+        emits(g, b, "STREET_ADDRESS");
+    } else if (IS("city"))
+        emits(g, cities[pick(g, N(cities))], "LOCATION");
+    else if (IS("country"))
+        emits(g, countries[pick(g, N(countries))], "LOCATION");
+    else if (IS("organization")) {
+        if (chance(g, 50))
+            snprintf(b, sizeof b, "%s %s", name_of(g, &g->last), orgs_sfx[pick(g, N(orgs_sfx))]);
+        else
+            snprintf(b, sizeof b, "%s, %s and %s", name_of(g, &g->last), name_of(g, &g->last),
+                     name_of(g, &g->last));
+        emits(g, b, "ORGANIZATION");
+    } else if (IS("product"))
+        emits(g, products[pick(g, N(products))], NULL);
+    else if (IS("credit_card_number"))
+        fill_card(g);
+    else if (IS("phone_number")) {
+        snprintf(b, sizeof b, "(%u) 555-%04u", (unsigned)(201 + pick(g, 700)),
+                 (unsigned)pick(g, 10000));
+        emits(g, b, "PHONE_NUMBER");
+    } else if (IS("email")) {
+        styled(b, sizeof b, name_of(g, &g->first[pick(g, 2)]), 1);
+        strcat(b, "@example.com");
+        emits(g, b, "EMAIL_ADDRESS");
+    } else if (IS("iban"))
+        emits(g, ibans[pick(g, N(ibans))], "IBAN_CODE");
+    else if (IS("ssn")) {
+        snprintf(b, sizeof b, "%03u-%02u-%04u", (unsigned)(100 + pick(g, 500)),
+                 (unsigned)(10 + pick(g, 89)), (unsigned)(1000 + pick(g, 8999)));
+        emits(g, b, "US_SSN");
+    } else if (IS("ip_address")) {
+        snprintf(b, sizeof b, "10.%u.%u.%u", (unsigned)pick(g, 256), (unsigned)pick(g, 256),
+                 (unsigned)(1 + pick(g, 254)));
+        emits(g, b, "IP_ADDRESS");
+    } else if (IS("job"))
+        emits(g, jobs[pick(g, N(jobs))], NULL);
+    else if (IS("nationality") || IS("nation_woman") || IS("nation_plural"))
+        emits(g, nations[pick(g, N(nations))], "NRP");
+    else if (IS("day_of_week"))
+        emits(g, days[pick(g, N(days))], "DATE_TIME");
+    else if (IS("state_abbr"))
+        emits(g, states[pick(g, N(states))], "LOCATION");
+    else if (IS("postcode") || IS("zipcode")) {
+        snprintf(b, sizeof b, "%05u", (unsigned)(1000 + pick(g, 98000)));
+        emits(g, b, "ZIP_CODE");
+    } else if (IS("age")) {
+        snprintf(b, sizeof b, "%u", (unsigned)(18 + pick(g, 70)));
+        emits(g, b, "AGE");
+    } else if (IS("year") || IS("date_time") || IS("date_of_birth")) {
+        snprintf(b, sizeof b, "%u", (unsigned)(1950 + pick(g, 70)));
+        emits(g, b, "DATE_TIME");
+    } else if (IS("url"))
+        emits(g, "https://example.org/page", "URL");
+    else if (IS("us_driver_license")) {
+        snprintf(b, sizeof b, "D%07u", (unsigned)pick(g, 10000000));
+        emits(g, b, "US_DRIVER_LICENSE");
+    } else
+        emits(g, pets[pick(g, N(pets))], NULL);
+#undef IS
+}
+
+/* Expands one template line into the record. */
+static void expand(gen_t *g, const char *t, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        const char *o = i + 1 < n ? memmem(t + i, n - i, "{{", 2) : NULL;
+        const char *c = o ? memmem(o + 2, (size_t)(t + n - o - 2), "}}", 2) : NULL;
+        if (!o || !c) {
+            emit(g, t + i, n - i, NULL);
+            return;
+        }
+        emit(g, t + i, (size_t)(o - (t + i)), NULL);
+        fill(g, o + 2, (size_t)(c - o - 2));
+        i = (size_t)(c + 2 - t);
+    }
+}
+
+/* ================================================================== lists and output */
+
+/* Reads a census list ("NAME FREQ CUMFREQ RANK" lines, most frequent first) into l in
+ * title case. */
+static void names_read(names_t *l, const char *p, size_t n)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < n;) {
+        const char *nl = memchr(p + i, '\n', n - i);
+        size_t e = nl ? (size_t)(nl - p) : n, k = i;
+        while (k < e && p[k] >= 'A' && p[k] <= 'Z')
+            k++;
+        if (k - i >= 2) {
+            if (l->n == cap) {
+                cap = cap ? 2 * cap : 1024;
+                l->v = mem_realloc(l->v, cap * sizeof *l->v);
+            }
+            char *s = mem_strndup(p + i, k - i);
+            for (size_t j = 1; s[j]; j++)
+                s[j] = (char)(s[j] + 32);
+            l->v[l->n++] = s;
+        }
+        i = e + 1;
+    }
+}
+
+static void names_free(names_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        mem_free(l->v[i]);
+    mem_free(l->v);
+}
+
+/* Writes the current record as one JSON object. */
+static void record_write(FILE *out, const gen_t *g, long id, bool first)
+{
+    buf_t b;
+    buf_init(&b, 1u << 20);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "full_text");
+    jsonw_strn(&w, g->text.data ? g->text.data : "", g->text.len);
+    jsonw_key(&w, "spans");
+    jsonw_arr_begin(&w);
+    for (int i = 0; i < g->nspan; i++) {
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "entity_type");
+        jsonw_str(&w, g->span[i].type);
+        jsonw_key(&w, "start_position");
+        jsonw_int(&w, (int64_t)g->span[i].st);
+        jsonw_key(&w, "end_position");
+        jsonw_int(&w, (int64_t)g->span[i].en);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "template_id");
+    jsonw_int(&w, id);
+    jsonw_obj_end(&w);
+    fprintf(out, "%s%.*s\n", first ? "[\n" : ",\n", (int)b.len, b.data);
+    buf_deinit(&b);
+}
+
+int pii_gen_write(FILE *out, const char *tmpl, size_t tlen, const pii_census_t *census, long n,
+                  unsigned long seed)
+{
+    gen_t g = {.rng = seed * 0x9E3779B97F4A7C15ull | 1};
+    names_read(&g.first[0], census->data[PII_CENSUS_FEMALE_FIRST],
+               census->len[PII_CENSUS_FEMALE_FIRST]);
+    names_read(&g.first[1], census->data[PII_CENSUS_MALE_FIRST],
+               census->len[PII_CENSUS_MALE_FIRST]);
+    names_read(&g.last, census->data[PII_CENSUS_LAST], census->len[PII_CENSUS_LAST]);
+    /* template lines: those with a placeholder or text, numbered from 1 */
+    const char **line = NULL;
+    size_t *llen = NULL, nl = 0;
+    for (size_t i = 0; i < tlen;) {
+        const char *e = memchr(tmpl + i, '\n', tlen - i);
+        size_t k = e ? (size_t)(e - tmpl) : tlen;
+        line = mem_realloc(line, (nl + 1) * sizeof *line);
+        llen = mem_realloc(llen, (nl + 1) * sizeof *llen);
+        line[nl] = tmpl + i;
+        llen[nl++] = k - i;
+        i = k + 1;
+    }
+    int rc = 0;
+    if (!nl || !g.first[0].n || !g.first[1].n || !g.last.n) {
+        fprintf(stderr, "pii --generate: no templates or no names to draw from\n");
+        rc = SY_EINVAL;
+    }
+    buf_init(&g.text, GEN_MAX_TEXT);
+    for (long r = 0; r < n && !rc; r++) {
+        buf_reset(&g.text);
+        g.cps = 0;
+        g.nspan = 0;
+        /* one record in four from the sentences of our own: ids after the templates */
+        size_t t = chance(&g, 25) ? nl + pick(&g, N(own)) : pick(&g, nl);
+        if (t < nl)
+            expand(&g, line[t], llen[t]);
+        else
+            expand(&g, own[t - nl], strlen(own[t - nl]));
+        record_write(out, &g, (long)t + 1, r == 0);
+    }
+    if (!rc) fputs(n ? "]\n" : "[]\n", out);
+    buf_deinit(&g.text);
+    mem_free(line);
+    mem_free(llen);
+    names_free(&g.first[0]);
+    names_free(&g.first[1]);
+    names_free(&g.last);
+    return rc;
+}

@@ -1,0 +1,29 @@
+/* pii_gen.h — labelled text for the PII detector, generated (`switchyard pii
+ * --generate`).
+ *
+ * Fills the sentence templates of shared/data/pii/templates.txt (Faker-style
+ * placeholders: {{person}}, {{address}}, {{city}}, ...) and sentences of its own with
+ * names drawn from the census lists in many forms (initials, middle names, titles
+ * outside the span, hyphenated and multi-part surnames, particles, lower case, all
+ * capitals, diacritics and non-English surname endings built from the lists'
+ * surnames), street addresses built from street names and numbers, and negatives
+ * (places, firms made of surnames, products, pets and toys, capitalised common words
+ * at sentence starts). Writes the presidio-research JSON format that `switchyard pii
+ * --eval` reads (positions in code points), with the template's number in
+ * template_id, so a learner can be cross-validated by template. It never reads the
+ * labelled evaluation files.
+ */
+#ifndef SY_CLI_PII_GEN_H
+#define SY_CLI_PII_GEN_H
+
+#include <stdio.h>
+
+#include "route/pii/pii.h"
+
+/* Writes n records to out from the templates text (tmpl, tlen bytes) and the census
+ * lists, drawn with seed. Returns 0, or SY_EINVAL with a message on stderr when the
+ * templates or lists hold nothing usable. */
+int pii_gen_write(FILE *out, const char *tmpl, size_t tlen, const pii_census_t *census, long n,
+                  unsigned long seed);
+
+#endif

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// switchyard pii --generate: labelled records in the --eval format, every span inside
+// its text and holding a value of its type, the same records for the same seed, and
+// --eval reading them back.
+'use strict';
+let L;
+(async () => {
+L = await import('./lib.mjs');
+const { test, run, eq, assert } = L;
+const fs = await import('node:fs');
+const path = await import('node:path');
+const { spawnSync } = await import('node:child_process');
+if (!fs.existsSync(L.SWITCHYARD)) { L.skipAll('build first'); return; }
+const names = path.join(L.SHARED, 'data', 'names');
+const templates = path.join(L.SHARED, 'data', 'pii', 'templates.txt');
+if (!fs.existsSync(names) || !fs.existsSync(templates)) { L.skipAll('no shared data (SY_SHARED)'); return; }
+
+const gen = (n, seed) => spawnSync(L.SWITCHYARD,
+  ['pii', '--generate', String(n), '--seed', String(seed), '--names', names, '--templates', templates],
+  { encoding: 'utf8', maxBuffer: 1 << 26 });
+
+test('records are well formed, spans hold their values, the seed fixes them', async () => {
+  const a = gen(300, 5);
+  eq(a.status, 0, 'generated: ' + a.stderr);
+  const recs = JSON.parse(a.stdout);
+  eq(recs.length, 300, '300 records');
+  const seen = new Set();
+  for (const r of recs) {
+    const cps = [...r.full_text];
+    assert(Number.isInteger(r.template_id) && r.template_id >= 1, 'template id');
+    for (const s of r.spans) {
+      assert(s.start_position >= 0 && s.end_position > s.start_position &&
+             s.end_position <= cps.length, 'span inside its text: ' + JSON.stringify(s));
+      const v = cps.slice(s.start_position, s.end_position).join('');
+      seen.add(s.entity_type);
+      if (s.entity_type === 'PERSON') assert(/^[\p{L}][\p{L}\p{M} .'-]*$/u.test(v), 'a name: ' + v);
+      if (s.entity_type === 'CREDIT_CARD') assert(/^\d{4} \d{4} \d{4} \d{4}$/.test(v), 'a card: ' + v);
+      if (s.entity_type === 'STREET_ADDRESS') assert(/\S/.test(v) && v === v.trim(), 'an address: ' + v);
+    }
+  }
+  for (const t of ['PERSON', 'STREET_ADDRESS', 'CREDIT_CARD']) assert(seen.has(t), 'some ' + t);
+  eq(gen(300, 5).stdout, a.stdout, 'same seed, same records');
+  assert(gen(300, 6).stdout !== a.stdout, 'another seed, other records');
+});
+
+test('--eval reads them; a card generated is a card found', async () => {
+  const f = path.join(L.tmp(), 'gen.json');
+  fs.writeFileSync(f, gen(200, 9).stdout);
+  const ev = spawnSync(L.SWITCHYARD, ['pii', '--json', '--eval', f, '--names', names], { encoding: 'utf8' });
+  eq(ev.status, 0, 'evaluated: ' + ev.stderr);
+  const rep = JSON.parse(ev.stdout);
+  eq(rep.records, 200, '200 records');
+  eq(rep.entities.CREDIT_CARD.overlap_r, 1, 'every generated card found');
+  const bad = spawnSync(L.SWITCHYARD, ['pii', '--generate', '5', '--names', names, '--templates', '/nonexistent/t.txt'], { encoding: 'utf8' });
+  assert(bad.status !== 0 && /nonexistent/.test(bad.stderr), 'a missing template file is named: ' + bad.stderr);
+});
+
+await run();
+})();
