@@ -95,7 +95,7 @@ enum { N_START, N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
 enum { STEP_OK, STEP_BAD, STEP_REFEED };
 
 #define MAX_INT_DIGITS 15
-#define MAX_EXP_DIGITS 3
+#define MAX_EXP_DIGITS 2 /* keeps every number a finite double */
 
 static bool is_ws(int c)
 {
@@ -123,6 +123,8 @@ static void push_value(grammar_state_t *s, const grammar_node_t *n)
 /* The top frame finished its value: pop it and tell the parent. */
 static void pop_done(grammar_state_t *s)
 {
+    const grammar_frame_t *top = &s->f[s->depth - 1];
+    if (top->kind == F_OBJ) s->n_keys = top->count; /* its keys are forgotten */
     s->depth--;
     if (s->depth == 0) {
         s->done = true;
@@ -207,11 +209,24 @@ static int step_num(grammar_state_t *s, grammar_frame_t *f, int c)
     return STEP_REFEED;
 }
 
+/* Records a free object's key hash; nonzero when it repeats one or there is no room. */
+static int key_add(grammar_state_t *s, uint32_t h)
+{
+    const grammar_frame_t *obj = &s->f[s->depth - 2];
+    for (int i = obj->count; i < s->n_keys; i++)
+        if (s->keys[i] == h) return 1;
+    if (s->n_keys >= GRAMMAR_MAX_KEYS) return 1;
+    s->keys[s->n_keys++] = h;
+    return 0;
+}
+
 static int step_str(grammar_state_t *s, grammar_frame_t *f, int c)
 {
     switch (f->st) {
     case S_IN:
+        if (c == '"' && f->key && key_add(s, (uint32_t)f->alive)) return STEP_BAD;
         if (c == '"') return pop_done(s), STEP_OK;
+        if (f->key) f->alive = ((uint32_t)f->alive ^ (uint32_t)c) * 16777619u;
         if (c == '\\') return f->st = S_ESC, STEP_OK;
         if (c < 0x20 || c == 0x7f) return STEP_BAD;
         if (c < 0x80) return STEP_OK;
@@ -261,9 +276,10 @@ static bool obj_required_met(const grammar_frame_t *f)
     return (f->n->required & ~f->seen) == 0;
 }
 
-static bool obj_has_unseen(const grammar_frame_t *f)
+static bool obj_has_unseen(const grammar_state_t *s, const grammar_frame_t *f)
 {
-    return f->n->free_obj || (all_bits(f->n->n_props) & ~f->seen) != 0;
+    if (f->n->free_obj) return s->n_keys < GRAMMAR_MAX_KEYS;
+    return (all_bits(f->n->n_props) & ~f->seen) != 0;
 }
 
 /* A key starts (its opening quote was read). */
@@ -278,6 +294,7 @@ static int obj_key_start(grammar_state_t *s, grammar_frame_t *f)
         k->kind = F_STR;
         k->st = S_IN;
         k->key = 1;
+        k->alive = 2166136261u; /* FNV-1a of the key's bytes */
         return STEP_OK;
     }
     f->alive = all_bits(f->n->n_props) & ~f->seen;
@@ -334,7 +351,7 @@ static int step_obj(grammar_state_t *s, grammar_frame_t *f, int c)
     case O_AFTER:
         f->ws = 0;
         if (c == '}' && obj_required_met(f)) return pop_done(s), STEP_OK;
-        if (c == ',' && obj_has_unseen(f)) return f->st = O_COMMA, STEP_OK;
+        if (c == ',' && obj_has_unseen(s, f)) return f->st = O_COMMA, STEP_OK;
         return STEP_BAD;
     }
     return STEP_BAD;
@@ -390,7 +407,12 @@ static int step_value(grammar_state_t *s, grammar_frame_t *f, int c)
     }
     /* room for this container and the string or scalar inside it */
     bool room = s->depth + 2 <= GRAMMAR_MAX_DEPTH;
-    if (c == '{' && t & GRAMMAR_OBJECT && room) return f->kind = F_OBJ, f->st = O_OPEN, STEP_OK;
+    if (c == '{' && t & GRAMMAR_OBJECT && room) {
+        f->kind = F_OBJ;
+        f->st = O_OPEN;
+        f->count = s->n_keys; /* where this object's keys start */
+        return STEP_OK;
+    }
     if (c == '[' && t & GRAMMAR_ARRAY && room) {
         f->kind = F_ARR;
         f->st = A_OPEN;
@@ -457,6 +479,7 @@ void grammar_state_init(grammar_state_t *s, const grammar_t *g)
 {
     s->depth = 0;
     s->done = false;
+    s->n_keys = 0;
     push_value(s, g->root);
 }
 
@@ -508,7 +531,7 @@ static int frame_cost(const grammar_frame_t *f)
     case F_NUM:
         return f->st == N_ZERO || f->st == N_INT || f->st == N_FRAC || f->st == N_EXP ? 0 : 1;
     case F_STR:
-        if (f->st == S_IN) return 1;
+        if (f->st == S_IN) return f->key ? 2 : 1; /* a repeated key needs one more byte */
         if (f->st == S_UTF) return f->count + 1;
         if (f->st == S_ESC) return 2;
         return 4 - f->pos + 1;
@@ -526,7 +549,7 @@ static int frame_cost(const grammar_frame_t *f)
             return tail > 1 ? tail - 1 : 1;
         case O_COMMA: {
             if (tail > 1) return tail - 1;
-            if (n->free_obj) return 4 + 1 + 1; /* "":0} */
+            if (n->free_obj) return 6; /* "x":0} (x: not a repeated key) */
             int best = 1 << 30;
             for (int i = 0; i < n->n_props; i++)
                 if (!(f->seen >> i & 1) && entry_cost(n, i) < best) best = entry_cost(n, i);
@@ -630,6 +653,8 @@ static void state_copy(grammar_state_t *d, const grammar_state_t *s)
 {
     d->depth = s->depth;
     d->done = s->done;
+    d->n_keys = s->n_keys;
+    memcpy(d->keys, s->keys, (size_t)s->n_keys * sizeof *s->keys);
     memcpy(d->f, s->f, (size_t)s->depth * sizeof *s->f);
 }
 

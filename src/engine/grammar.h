@@ -19,8 +19,9 @@
  *
  * Output form: compact JSON with at most one whitespace byte in each gap; objects of
  * a schema with properties carry declared properties only, each at most once, in any
- * order; numbers have at most 15 integer and 15 fraction digits; strings are valid
- * UTF-8 without \u escapes of surrogates.
+ * order; a free object (no properties declared) never repeats a key (compared as
+ * raw bytes: "\u0041" and "A" count as different); numbers have at most 15 integer and 15 fraction
+ * digits; strings are valid UTF-8 without \u escapes of surrogates.
  */
 #ifndef SY_ENGINE_GRAMMAR_H
 #define SY_ENGINE_GRAMMAR_H
@@ -47,6 +48,7 @@ enum {
 #define GRAMMAR_MAX_PROPS        64 /* properties per object, literals per enum */
 #define GRAMMAR_MAX_DEPTH        32 /* frames: nesting of values, strings included */
 #define GRAMMAR_MAX_SCHEMA_DEPTH 12
+#define GRAMMAR_MAX_KEYS         32 /* keys of open free objects, all together */
 
 /* One value of the grammar. */
 typedef struct grammar_node {
@@ -106,7 +108,9 @@ typedef struct grammar_frame {
 
 typedef struct grammar_state {
     int depth;
-    bool done; /* the root value is complete */
+    bool done;  /* the root value is complete */
+    int n_keys; /* hashes of the keys of the open free objects (no repeated key) */
+    uint32_t keys[GRAMMAR_MAX_KEYS];
     grammar_frame_t f[GRAMMAR_MAX_DEPTH];
 } grammar_state_t;
 
