@@ -588,14 +588,58 @@ int grammar_state_close_cost(const grammar_state_t *s)
 
 struct grammar_vocab {
     int n;
-    char *bytes;    /* all token strings, back to back */
-    uint32_t *off;  /* (n + 1) */
-    bool *eog;      /* (n) ends generation */
-    int *by_first;  /* (n) token ids grouped by first byte */
-    int first[257]; /* by_first[first[b] .. first[b+1]) start with byte b */
-    int *cost;      /* (n) scratch: close cost after the token, -1 not allowed */
-    grammar_state_t tmp, probe;
+    char *bytes;     /* all token strings, back to back */
+    uint32_t *off;   /* (n + 1) */
+    bool *eog;       /* (n) ends generation */
+    int *by_first;   /* (n) token ids grouped by first, then second byte */
+    int *first;      /* (256 * 257 + 1) bucket starts: b0 * 257 + (one byte ? 0 : 1 + b1) */
+    uint16_t *plain; /* (n) leading bytes that are whole characters of string content */
+    int *cost;       /* (n) scratch: close cost after the token, -1 not allowed */
+    grammar_state_t tmp, probe, probe2;
 };
+
+/* Bytes at the start of b that are whole characters of string content (step_str's
+ * rules: printable ASCII but " and \\, or complete valid UTF-8 sequences). */
+static int plain_prefix(const char *b, int k)
+{
+    int i = 0;
+    while (i < k && i < 65000) {
+        int c = (uint8_t)b[i], need, lo = 0x80, hi = 0xbf;
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            need = 1;
+        else if (c >= 0xe0 && c <= 0xef)
+            need = 2;
+        else if (c >= 0xf0 && c <= 0xf4)
+            need = 3;
+        else
+            break;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+        else if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+        if (i + need >= k) break;
+        bool ok = (uint8_t)b[i + 1] >= lo && (uint8_t)b[i + 1] <= hi;
+        for (int j = 2; j <= need && ok; j++)
+            ok = ((uint8_t)b[i + j] & 0xc0) == 0x80;
+        if (!ok) break;
+        i += need + 1;
+    }
+    return i;
+}
+
+/* Index bucket of a token's bytes: first byte, then second (single bytes first). */
+static int bucket_of(const char *b, int k)
+{
+    return (uint8_t)b[0] * 257 + (k > 1 ? 1 + (uint8_t)b[1] : 0);
+}
 
 grammar_vocab_t *grammar_vocab_new(const tokenizer_t *t)
 {
@@ -609,7 +653,9 @@ grammar_vocab_t *grammar_vocab_new(const tokenizer_t *t)
     size_t cap = 4096, len = 0;
     v->bytes = mem_alloc(cap);
     char piece[TOKENIZER_MAX_PIECE + 4];
-    int counts[256] = {0};
+    int *counts = mem_calloc(256 * 257 + 1, sizeof *counts);
+    v->first = mem_alloc((256 * 257 + 1) * sizeof *v->first);
+    v->plain = mem_alloc((size_t)(n ? n : 1) * sizeof *v->plain);
     for (int i = 0; i < n; i++) {
         v->off[i] = (uint32_t)len;
         v->eog[i] = tokenizer_is_eog(t, i);
@@ -622,16 +668,19 @@ grammar_vocab_t *grammar_vocab_new(const tokenizer_t *t)
         }
         memcpy(v->bytes + len, piece, (size_t)k);
         len += (size_t)k;
-        if (k) counts[(uint8_t)piece[0]]++;
+        v->plain[i] = (uint16_t)plain_prefix(piece, k);
+        if (k) counts[bucket_of(piece, k)]++;
     }
     v->off[n] = (uint32_t)len;
     v->first[0] = 0;
-    for (int b = 0; b < 256; b++)
+    for (int b = 0; b < 256 * 257; b++)
         v->first[b + 1] = v->first[b] + counts[b];
-    int fill[256];
-    memcpy(fill, v->first, sizeof fill);
-    for (int i = 0; i < n; i++)
-        if (v->off[i + 1] > v->off[i]) v->by_first[fill[(uint8_t)v->bytes[v->off[i]]]++] = i;
+    memcpy(counts, v->first, 256 * 257 * sizeof *counts);
+    for (int i = 0; i < n; i++) {
+        uint32_t o = v->off[i], k = v->off[i + 1] - o;
+        if (k) v->by_first[counts[bucket_of(v->bytes + o, (int)k)]++] = i;
+    }
+    mem_free(counts);
     return v;
 }
 
@@ -642,6 +691,8 @@ void grammar_vocab_free(grammar_vocab_t *v)
     mem_free(v->off);
     mem_free(v->eog);
     mem_free(v->by_first);
+    mem_free(v->first);
+    mem_free(v->plain);
     mem_free(v->cost);
     mem_free(v);
 }
@@ -658,28 +709,66 @@ static void state_copy(grammar_state_t *d, const grammar_state_t *s)
     memcpy(d->f, s->f, (size_t)s->depth * sizeof *s->f);
 }
 
+/* Feeds token id's bytes from offset `from` on to a copy of st; its close cost after
+ * them goes to v->cost[id] (left -1 when rejected). */
+static void try_token(grammar_vocab_t *v, const grammar_state_t *st, int id, uint32_t from)
+{
+    uint32_t o = v->off[id] + from, e = v->off[id + 1];
+    state_copy(&v->tmp, st);
+    for (uint32_t k = o; k < e; k++)
+        if (feed_byte(&v->tmp, (uint8_t)v->bytes[k])) return;
+    v->cost[id] = grammar_state_close_cost(&v->tmp);
+}
+
+/* Inside string content, plain bytes leave the state as it is: a token of plain bytes
+ * only is allowed at the current cost, others are tried from their first special
+ * byte. */
+static void mask_string(const grammar_state_t *s, grammar_vocab_t *v)
+{
+    int c0 = grammar_state_close_cost(s);
+    for (int id = 0; id < v->n; id++) {
+        uint32_t len = v->off[id + 1] - v->off[id];
+        if (!len) continue;
+        if (v->plain[id] == len)
+            v->cost[id] = c0;
+        else
+            try_token(v, s, id, v->plain[id]);
+    }
+}
+
+/* Elsewhere few first bytes fit: probe each first byte, then each second byte, and
+ * try only the tokens in buckets that survive both. */
+static void mask_buckets(const grammar_state_t *s, grammar_vocab_t *v)
+{
+    for (int b0 = 0; b0 < 256; b0++) {
+        const int *fb = v->first + b0 * 257;
+        if (fb[0] == fb[257]) continue;
+        state_copy(&v->probe, s);
+        if (feed_byte(&v->probe, b0)) continue; /* no token starting with b0 can follow */
+        for (int j = fb[0]; j < fb[1]; j++)
+            v->cost[v->by_first[j]] = grammar_state_close_cost(&v->probe);
+        for (int b1 = 0; b1 < 256; b1++) {
+            if (fb[1 + b1] == fb[2 + b1]) continue;
+            state_copy(&v->probe2, &v->probe);
+            if (feed_byte(&v->probe2, b1)) continue;
+            for (int j = fb[1 + b1]; j < fb[2 + b1]; j++)
+                try_token(v, &v->probe2, v->by_first[j], 2);
+        }
+    }
+}
+
 int grammar_mask(const grammar_state_t *s, grammar_vocab_t *v, int budget, float *logits)
 {
     for (int i = 0; i < v->n; i++)
         v->cost[i] = -1;
+    const grammar_frame_t *top = s->depth ? &s->f[s->depth - 1] : NULL;
+    if (top && top->kind == F_STR && top->st == S_IN && !top->key)
+        mask_string(s, v);
+    else
+        mask_buckets(s, v);
     int min_cost = 1 << 30;
-    for (int b = 0; b < 256; b++) {
-        if (v->first[b] == v->first[b + 1]) continue;
-        state_copy(&v->probe, s);
-        if (feed_byte(&v->probe, b)) continue; /* no token starting with b can follow */
-        for (int j = v->first[b]; j < v->first[b + 1]; j++) {
-            int id = v->by_first[j];
-            uint32_t o = v->off[id], e = v->off[id + 1];
-            state_copy(&v->tmp, &v->probe);
-            bool ok = true;
-            for (uint32_t k = o + 1; k < e && ok; k++)
-                ok = feed_byte(&v->tmp, (uint8_t)v->bytes[k]) == 0;
-            if (!ok) continue;
-            int c = grammar_state_close_cost(&v->tmp);
-            v->cost[id] = c;
-            if (c < min_cost) min_cost = c;
-        }
-    }
+    for (int i = 0; i < v->n; i++)
+        if (v->cost[i] >= 0 && v->cost[i] < min_cost) min_cost = v->cost[i];
     bool complete = grammar_state_complete(s);
     /* Tokens after this one: the rest must fit, else keep the ones closing soonest. */
     int limit = budget > 0 ? budget - 1 : 1 << 30;
