@@ -6,7 +6,7 @@
 set -uo pipefail
 B=${1:-build/rel}
 cd "$(dirname "$0")/.."
-SEL=${BENCH:-"route pii engine overhead"}
+SEL=${BENCH:-"route pii engine overhead grammar"}
 rc=0
 for b in $SEL; do
   echo "=== bench/$b ==="
@@ -15,7 +15,8 @@ for b in $SEL; do
     pii) if [ -x bench/pii.sh ]; then bench/pii.sh "$B" || rc=1; else "$B/bench/pii" || rc=1; fi ;;
     engine) if [ -x bench/engine.sh ]; then bench/engine.sh "$B" || rc=1; else "$B/bench/engine" || rc=1; fi ;;
     overhead) bench/overhead.sh "$B" || rc=1 ;;
-    *) echo "unknown benchmark '$b' (route, pii, engine, overhead)"; rc=1 ;;
+    grammar) "$B/bench/grammar" || rc=1 ;;
+    *) echo "unknown benchmark '$b' (route, pii, engine, overhead, grammar)"; rc=1 ;;
   esac
 done
 exit $rc
