@@ -6,7 +6,7 @@
 set -uo pipefail
 B=${1:-build/rel}
 cd "$(dirname "$0")/.."
-SEL=${BENCH:-"route pii engine overhead"}
+SEL=${BENCH:-"route pii engine overhead grammar"}
 rc=0
 for b in $SEL; do
   echo "=== bench/$b ==="
@@ -16,7 +16,8 @@ for b in $SEL; do
     engine) if [ -x bench/engine.sh ]; then bench/engine.sh "$B" || rc=1; else "$B/bench/engine" || rc=1; fi ;;
     overhead) bench/overhead.sh "$B" || rc=1 ;;
     speculative) "$B/bench/speculative" || rc=1 ;;
-    *) echo "unknown benchmark '$b' (route, pii, engine, overhead)"; rc=1 ;;
+    grammar) "$B/bench/grammar" || rc=1 ;;
+    *) echo "unknown benchmark '$b' (route, pii, engine, overhead, speculative, grammar)"; rc=1 ;;
   esac
 done
 exit $rc

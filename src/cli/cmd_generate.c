@@ -1,5 +1,6 @@
 /* cmd_generate.c — `switchyard generate`: run the edge engine on one prompt, streaming
  * the text, with optional per-token logprobs and a speed/confidence summary. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "engine/spec.h"
+#include "engine/jsonschema.h"
 
 #define GEN_MAX_PROMPT_TOKENS (1 << 16)
 
@@ -41,7 +43,10 @@ static void generate_usage(FILE *f)
                "                          runs after it for tokens/s with and without\n"
                "      --draft-tokenizer PATH  tokenizer.bin of a llama2.c draft (default:\n"
                "                          --tokenizer)\n"
-               "      --draft-max K       tokens drafted per round, 1..32 (default 4)\n");
+               "      --draft-max K       tokens drafted per round, 1..32 (default 4)\n"
+               "      --json              constrain the output to a JSON object\n"
+               "      --json-schema FILE  constrain the output to FILE's JSON Schema (subset:\n"
+               "                          docs/engine.md); --strict requires every property\n");
 }
 
 typedef struct gen_out {
@@ -67,6 +72,35 @@ static void print_quoted(FILE *f, const char *s, size_t n)
             fputc(c, f);
     }
     fputc('"', f);
+}
+
+/* The grammar asked for on the command line, or NULL. Returns 0 or nonzero after
+ * printing why. */
+static int gen_grammar(int json, const char *path, int strict, grammar_t **out)
+{
+    *out = NULL;
+    if (json && path) {
+        fprintf(stderr, "generate: --json and --json-schema exclude each other\n");
+        return 1;
+    }
+    if (json) *out = grammar_new_json_object();
+    if (!path) return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "generate: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text, f);
+    fclose(f);
+    if (n == sizeof text) {
+        fprintf(stderr, "generate: %s: schema larger than 1 MiB\n", path);
+        return 1;
+    }
+    char err[512];
+    int rc = jsonschema_compile(text, n, strict != 0, out, err, sizeof err);
+    if (rc) fprintf(stderr, "generate: %s: %s\n", path, err);
+    return rc ? 1 : 0;
 }
 
 /* Per-token callback: text to stdout, or one table row per token with --logprobs. */
@@ -214,8 +248,13 @@ int cmd_generate(int argc, char **argv)
         O_CHAT,
         O_DRAFT,
         O_DTOK,
-        O_DMAX
+        O_DMAX,
+        O_JSON,
+        O_SCHEMA,
+        O_STRICT
     };
+    int json = 0, strict = 0;
+    const char *schema_path = NULL;
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"tokenizer", required_argument, 0, O_TOK},
                                          {"prompt", required_argument, 0, 'p'},
@@ -234,6 +273,9 @@ int cmd_generate(int argc, char **argv)
                                          {"draft", required_argument, 0, O_DRAFT},
                                          {"draft-tokenizer", required_argument, 0, O_DTOK},
                                          {"draft-max", required_argument, 0, O_DMAX},
+                                         {"json", no_argument, 0, O_JSON},
+                                         {"json-schema", required_argument, 0, O_SCHEMA},
+                                         {"strict", no_argument, 0, O_STRICT},
                                          {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -297,6 +339,15 @@ int cmd_generate(int argc, char **argv)
         case O_DMAX:
             draft_max = atoi(optarg);
             break;
+        case O_JSON:
+            json = 1;
+            break;
+        case O_SCHEMA:
+            schema_path = optarg;
+            break;
+        case O_STRICT:
+            strict = 1;
+            break;
         default:
             generate_usage(stderr);
             return 2;
@@ -319,11 +370,19 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "generate: --stop and --logprobs are not supported with --draft\n");
         return 2;
     }
+    if (draft && (json || schema_path)) {
+        fprintf(stderr, "generate: --json and --json-schema are not supported with --draft\n");
+        return 2;
+    }
     char err[512];
+    grammar_t *g = NULL;
+    if (gen_grammar(json, schema_path, strict, &g)) return 2;
+    gp.grammar = g;
     engine_t *e;
     int rc = engine_load(model, tok, &e, err, sizeof err);
     if (rc) {
         fprintf(stderr, "generate: %s\n", err[0] ? err : sy_strerror(rc));
+        grammar_free(g);
         return 1;
     }
     if (draft) {
@@ -376,7 +435,9 @@ int cmd_generate(int argc, char **argv)
                 res.decode_ms > 0 ? 1e3 * res.n_generated / res.decode_ms : 0.0, fin[res.finish],
                 sample_conf_mean_logprob(&res.conf), (double)res.conf.min_logprob,
                 sample_conf_mean_entropy(&res.conf));
+        if (g) fprintf(stderr, "grammar: %s\n", res.complete ? "complete" : "incomplete");
     }
+    grammar_free(g);
     engine_session_free(s);
     mem_free(ids);
     engine_prompt_deinit(&pr);

@@ -7,6 +7,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "engine/forward.h"
+#include "engine/grammar.h"
 #include "engine/tokenizer.h"
 
 #define ENGINE_MAX_TEXT (1 << 20) /* generated text kept for stop matching, bytes */
@@ -18,7 +19,10 @@ struct engine_session {
     sampler_t *sampler;
     int *cached; /* (n_ctx) tokens whose keys/values are in the cache */
     int n_cached;
-    buf_t text; /* generated text of the current call */
+    buf_t text;              /* generated text of the current call */
+    grammar_vocab_t *gvocab; /* token bytes for constrained decoding, built on first use */
+    float *masked;           /* (n_vocab) logits under the grammar */
+    grammar_state_t gstate;
 };
 
 static double now_ms(void)
@@ -89,6 +93,8 @@ void engine_session_free(engine_session_t *s)
     forward_state_free(s->fs);
     if (s->pool) kern_pool_free(s->pool);
     sample_free(s->sampler);
+    grammar_vocab_free(s->gvocab);
+    mem_free(s->masked);
     mem_free(s->cached);
     buf_deinit(&s->text);
     mem_free(s);
@@ -151,6 +157,24 @@ static long stop_find(const char *text, size_t len, const engine_gen_params_t *p
     return best;
 }
 
+/* Starts constrained decoding under g: the vocabulary's bytes on first use. */
+static void grammar_begin(engine_session_t *s, const grammar_t *g)
+{
+    if (!s->gvocab) {
+        s->gvocab = grammar_vocab_new(s->e->model->tok);
+        s->masked = mem_alloc((size_t)s->e->model->cfg.n_vocab * sizeof *s->masked);
+    }
+    grammar_state_init(&s->gstate, g);
+}
+
+/* The logits with every token the grammar forbids pushed down, or NULL when none is
+ * left. left: tokens that may still be generated, this one included. */
+static const float *grammar_logits(engine_session_t *s, const float *logits, int left)
+{
+    memcpy(s->masked, logits, (size_t)s->e->model->cfg.n_vocab * sizeof *logits);
+    return grammar_mask(&s->gstate, s->gvocab, left, s->masked) ? s->masked : NULL;
+}
+
 int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
                     const engine_gen_params_t *p, engine_token_cb cb, void *ud,
                     engine_gen_result_t *res)
@@ -175,9 +199,17 @@ int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
     size_t released = 0; /* bytes of s->text given to the callback */
     res->finish = ENGINE_FINISH_LENGTH;
     int n_alts = p->n_logprobs < 0 ? 0 : p->n_logprobs;
+    if (p->grammar) grammar_begin(s, p->grammar);
     for (int i = 0; i < p->max_tokens; i++) {
         sample_info_t info;
-        int tok = sample_token(s->sampler, logits, s->cached, s->n_cached, n_alts, &info);
+        const float *lg = logits;
+        if (p->grammar) {
+            int left = s->fs->n_ctx - s->n_cached + 1; /* tokens the context still takes */
+            if (left > p->max_tokens - i) left = p->max_tokens - i;
+            lg = grammar_logits(s, logits, left);
+            if (!lg) break; /* the vocabulary cannot continue the value */
+        }
+        int tok = sample_token(s->sampler, lg, s->cached, s->n_cached, n_alts, &info);
         sample_conf_add(&res->conf, &info);
         res->n_generated++;
         bool eog = tokenizer_is_eog(m->tok, tok);
@@ -185,6 +217,7 @@ int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
             char piece[TOKENIZER_MAX_PIECE + 4];
             int prev = s->n_cached ? s->cached[s->n_cached - 1] : -1;
             int k = tokenizer_decode(m->tok, prev, tok, piece, sizeof piece);
+            if (p->grammar && grammar_state_feed(&s->gstate, piece, (size_t)k)) break;
             if (buf_append(&s->text, piece, (size_t)k)) buf_reset(&s->text), released = 0;
         }
         /* What may be released now: up to a matched stop string, else all but a tail
@@ -219,6 +252,7 @@ int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
         s->cached[s->n_cached++] = tok;
     }
     res->decode_ms = now_ms() - t1;
+    res->complete = p->grammar && grammar_state_complete(&s->gstate);
     return 0;
 }
 

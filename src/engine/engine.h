@@ -67,6 +67,11 @@ typedef struct engine_gen_params {
     int max_tokens;                     /* tokens to generate at most */
     int n_logprobs;                     /* alternatives per token, 0..SAMPLE_MAX_ALTS */
     const char *stop[ENGINE_MAX_STOPS]; /* stop strings (NULL-terminated list) */
+    /* Constrained decoding (grammar.h; borrowed, NULL: free text): only tokens that
+     * continue a valid value are sampled, end-of-generation only once it is complete,
+     * and the value is closed within max_tokens. Logprobs are then those of the masked
+     * distribution that was sampled. */
+    const struct grammar *grammar;
 } engine_gen_params_t;
 
 /* What the per-token callback sees. text is the output released by this token: it
@@ -88,6 +93,7 @@ typedef struct engine_gen_result {
     int n_generated;
     engine_finish_t finish;
     sample_conf_t conf; /* confidence summary of the generated tokens */
+    bool complete;      /* with a grammar: the output is a complete value */
     double prefill_ms, decode_ms;
 } engine_gen_result_t;
 

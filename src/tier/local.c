@@ -27,6 +27,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "engine/engine.h"
+#include "engine/jsonschema.h"
 
 #define LOCAL_MAX_PROMPT_BYTES   (8u << 20)
 #define LOCAL_MAX_OUT            (16u << 20)
@@ -45,6 +46,8 @@ struct local_call {
     engine_gen_params_t gp;
     bool max_tokens_zero; /* echo with max_tokens 0: score only */
     char *stops[ENGINE_MAX_STOPS];
+    grammar_t *grammar; /* response_format, NULL: free text */
+    char *grammar_err;  /* why response_format cannot be served (answered 400) */
     char model_name[128];
     char id[48];
     int64_t created;
@@ -82,6 +85,8 @@ static void call_free(local_call_t *c)
 {
     if (c->prompt) engine_prompt_deinit(c->prompt);
     mem_free(c->prompt);
+    grammar_free(c->grammar);
+    mem_free(c->grammar_err);
     for (int i = 0; i < ENGINE_MAX_STOPS; i++)
         mem_free(c->stops[i]);
     buf_deinit(&c->out);
@@ -469,6 +474,10 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
         emit(c, NULL, 0, true);
         return;
     }
+    if (c->grammar_err) {
+        fail_call(c, 400, "invalid_request_error", c->grammar_err);
+        return;
+    }
     int n_ctx = engine_session_n_ctx(s);
     int *ids = mem_alloc(sizeof(int) * (size_t)(n_ctx + 1));
     int n = engine_prompt_tokenize(b->e, c->prompt, true, ids, n_ctx + 1);
@@ -490,6 +499,17 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
         c->gp.max_tokens = c->gp.max_tokens <= 0
                                ? (room < LOCAL_DEFAULT_MAX_TOKENS ? room : LOCAL_DEFAULT_MAX_TOKENS)
                                : room;
+    }
+    if (c->grammar && c->gp.max_tokens < c->grammar->root->min_len) {
+        /* one token per byte at worst: below this the value may not close in time */
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "max_tokens %d is below what the response_format's shortest value may need "
+                 "(%d tokens)",
+                 c->gp.max_tokens, c->grammar->root->min_len);
+        mem_free(ids);
+        fail_call(c, 400, "invalid_request_error", msg);
+        return;
     }
     gen_ctx_t g = {c, b->e};
     engine_gen_result_t res;
@@ -653,6 +673,38 @@ static int render_prompt(local_backend_t *b, cJSON *req, bool completions, engin
     return 0;
 }
 
+/* response_format: the grammar the engine decodes under (json_object, or json_schema
+ * with its strict flag). A schema outside the supported subset is kept as a message
+ * that the engine slot answers with a 400 naming the keyword. */
+static void call_response_format(local_call_t *c, cJSON *req)
+{
+    cJSON *rf = cJSON_GetObjectItemCaseSensitive(req, "response_format");
+    if (!rf) return;
+    cJSON *type = cJSON_GetObjectItemCaseSensitive(rf, "type");
+    const char *ty = cJSON_IsString(type) ? type->valuestring : "";
+    char err[400] = "";
+    if (!strcmp(ty, "text")) return;
+    if (!strcmp(ty, "json_object")) {
+        c->grammar = grammar_new_json_object();
+    } else if (!strcmp(ty, "json_schema")) {
+        cJSON *js = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+        cJSON *schema = cJSON_GetObjectItemCaseSensitive(js, "schema");
+        bool strict = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(js, "strict"));
+        char why[300];
+        if (!schema)
+            snprintf(err, sizeof err, "response_format.json_schema.schema is missing");
+        else if (jsonschema_compile_json(schema, strict, &c->grammar, why, sizeof why))
+            snprintf(err, sizeof err, "response_format.json_schema.schema: %s", why);
+    } else {
+        snprintf(err, sizeof err,
+                 "response_format.type \"%.64s\" is not supported (text, json_object, "
+                 "json_schema)",
+                 ty);
+    }
+    if (err[0]) c->grammar_err = mem_strdup(err);
+    c->gp.grammar = c->grammar;
+}
+
 static double num(cJSON *req, const char *k, double def)
 {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(req, k);
@@ -703,6 +755,7 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
     }
     for (int i = 0; i < ENGINE_MAX_STOPS; i++)
         c->gp.stop[i] = c->stops[i];
+    call_response_format(c, req);
     snprintf(c->model_name, sizeof c->model_name, "%s", t->s.name);
     snprintf(c->id, sizeof c->id, "%s-local-%016llx", completions ? "cmpl" : "chatcmpl",
              (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c));

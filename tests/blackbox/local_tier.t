@@ -91,6 +91,38 @@ test('a client that leaves mid-stream cancels generation and frees its slot', as
   assert(/switchyard_tier_inflight\{tier="edge"\} 0/.test(m.text), 'no slot leaked');
 });
 
+test('response_format json_schema / json_object: the edge answers parse and validate', async () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      name: { type: 'string' }, age: { type: 'integer' },
+      tags: { type: 'array', items: { enum: ['a', 'b', 3] }, minItems: 1, maxItems: 3 },
+      ok: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
+    },
+    required: ['name', 'age', 'tags', 'ok'], additionalProperties: false,
+  };
+  const rf = { type: 'json_schema', json_schema: { name: 'person', schema, strict: true } };
+  for (let i = 0; i < 6; i++) {
+    const r = await post(V1, chat('Once upon a time', { model: 'edge', max_tokens: 48 + 8 * i, temperature: 1, seed: i, response_format: rf }));
+    eq(r.status, 200, 'status: ' + r.text.slice(0, 300));
+    const v = JSON.parse(r.json.choices[0].message.content);
+    eq(Object.keys(v).sort().join(','), 'age,name,ok,tags', 'all properties: ' + r.json.choices[0].message.content);
+    assert(Number.isInteger(v.age) && typeof v.name === 'string', 'types');
+    assert(v.tags.length >= 1 && v.tags.length <= 3 && v.tags.every((t) => ['a', 'b', 3].includes(t)), 'tags');
+    assert(v.ok === null || typeof v.ok === 'boolean', 'anyOf');
+  }
+  const o = await post(V1, chat('Once upon a time', { model: 'edge', max_tokens: 40, temperature: 1, response_format: { type: 'json_object' } }));
+  eq(o.status, 200, 'status');
+  const v = JSON.parse(o.json.choices[0].message.content);
+  assert(v && typeof v === 'object' && !Array.isArray(v), 'an object');
+  const short = await post(V1, chat('Once', { model: 'edge', max_tokens: 10, response_format: rf }));
+  eq(short.status, 400, 'budget below the shortest value: ' + short.text.slice(0, 300));
+  assert(/max_tokens/.test(short.json.error.message), 'says why: ' + short.json.error.message);
+  const bad = await post(V1, chat('Once', { model: 'edge', response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } } } }));
+  eq(bad.status, 400, 'unsupported keyword: ' + bad.text.slice(0, 300));
+  assert(/pattern/.test(bad.json.error.message), 'names the keyword: ' + bad.json.error.message);
+});
+
 test('a prompt longer than the local context is a clear 400', async () => {
   const long = 'the cat sat on the mat. '.repeat(400);
   const r = await post(V1, chat(long, { model: 'edge', max_tokens: 5 }));
