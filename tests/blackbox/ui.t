@@ -143,6 +143,13 @@ test('headless Chromium renders the charts from the live data', async () => {
     assert(new RegExp(`<div class="tier" data-tier="${t.name}" data-circuit="closed">`).test(dom), `${t.name} card`);
   }
   eq(bars.find((x) => x['data-tier'] === 'none')['data-count'], '0', 'no unserved requests');
+  const reasons = [...dom.matchAll(/<g [^>]*class="reason"[^>]*>/g)].map((m) => attrs(m[0]));
+  eq(reasons.length, Object.keys(now.reasons).length, 'a bar per reason kind');
+  for (const [kind, n] of Object.entries(now.reasons)) {
+    const r = reasons.find((x) => x['data-kind'] === kind);
+    eq(Number(r && r['data-count']), n, `reason ${kind}`);
+  }
+  assert(now.reasons.pii >= 2 && now.reasons.budget >= 3, `reason kinds counted: ${JSON.stringify(now.reasons)}`);
   const latRects = [...dom.matchAll(/<rect [^>]*data-metric="latency_s"[^>]*>/g)].length;
   eq(latRects, 3 * now.tiers.length, 'p50/p95/p99 bars per tier');
   const rows = [...dom.matchAll(/<tr data-id="([^"]+)">/g)].map((m) => m[1]);
