@@ -77,6 +77,13 @@ $(B)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
 
+# The dashboard page (ui/index.html) is compiled in as a byte array (xxd -i).
+$(B)/gen/ui_page.h: ui/index.html
+	@mkdir -p $(dir $@)
+	xxd -i $< > $@.tmp && mv $@.tmp $@
+$(B)/obj/api/ui.o: $(B)/gen/ui_page.h
+$(B)/obj/api/ui.o: CFLAGS_ALL += -I$(B)/gen
+
 # llhttp is compiled in from the C sources Debian ships (node-llhttp).
 $(B)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)

@@ -11,6 +11,7 @@ PKGS=(
   libcmocka-dev perl
   wrk nginx-light nghttp2-client hyperfine
   systemd
+  xxd chromium
 )
 
 missing=()

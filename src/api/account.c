@@ -47,6 +47,8 @@ void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
     uint32_t tout = r ? r->tokens_out : 0;
     int ref = reference_tier(app);
     double cloud_cost = ref >= 0 ? tier_cost_usd(&app->tiers[ref], tin, tout) : cost;
+    dash_record(&app->dash, clock_wall_ms(), c->id, c->ts_ms, tier, status, reasons, pii, cost,
+                t ? cloud_cost : 0);
     char model[256] = "";
     if (t && *t->s.version)
         snprintf(model, sizeof model, "%s@%s", t->s.model, t->s.version);

@@ -90,6 +90,10 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
             return (void)http_res_send(res, 200, "application/json", "{\"status\":\"ok\"}", 15);
     } else if (!strcmp(p, "/readyz")) {
         if (get) return api_handle_ready(w, res);
+    } else if (!strcmp(p, "/v1/admin/dashboard")) {
+        if (get) return api_handle_dashboard(w, res);
+    } else if (!strcmp(p, "/ui")) {
+        if (get) return api_handle_ui(w, res);
     } else {
         char msg[300];
         snprintf(msg, sizeof msg, "no route for %s %.200s", hr->method, p);
@@ -351,6 +355,7 @@ static int gen_open(api_app_t *app, char *err, size_t errlen)
     if (!log_level_parse(cfg->log_level, &lvl)) log_set_level(lvl);
     api_tiers_open(app, err, errlen);
     metrics_init(&app->metrics, app->n_tiers);
+    dash_init(&app->dash, app->n_tiers);
     char e2[256];
     app->pii = piiload_scanner_new(cfg->pii_names_dir, cfg->route.pii_min_score, e2, sizeof e2);
     if (!app->pii) {

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/dash.h"
 #include "api/decide.h"
 #include "api/auth.h"
 #include "api/budget.h"
@@ -65,6 +66,7 @@ struct api_app {
     feedback_ring_t *feedback;
     atomic_uint_fast64_t n_feedback;
     metrics_t metrics;
+    dash_t dash; /* the dashboard's recent decisions, mix and cost */
     http_server_t *http;
     int ref_tier; /* the all-cloud counterfactual's tier, or -1 */
     atomic_bool draining;
@@ -186,6 +188,8 @@ void api_handle_models(api_worker_t *w, http_res_t *res, const char *id);
 void api_handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_ready(api_worker_t *w, http_res_t *res);
+void api_handle_dashboard(api_worker_t *w, http_res_t *res);
+void api_handle_ui(api_worker_t *w, http_res_t *res);
 
 /* ------------------------------------------------- gate.c, limits.c ---- */
 
