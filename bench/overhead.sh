@@ -101,6 +101,7 @@ tiers:
     cost: { usd_per_mtok_in: 0.15, usd_per_mtok_out: 0.6 }
     timeout_ms: 30000
     ttft_timeout_ms: 10000
+models: { bench: auto }
 routing:
   pii: { action: local_only, min_score: 0.5 }
   token_budget: { cloud_above: 1024 }

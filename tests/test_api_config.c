@@ -235,9 +235,44 @@ static void test_default_config_parses(void **state)
     config_deinit(&c);
 }
 
+/* models: an alias map to auto or a tier; names and targets checked with lines. */
+static void test_models_map(void **state)
+{
+    (void)state;
+    const char *head = "tiers:\n"
+                       "  cloud: { kind: openai, base_url: http://x/v1, model: big }\n";
+    char yaml[1024], err[256] = "";
+    config_t c;
+    snprintf(yaml, sizeof yaml, "%smodels: { gpt-4o-mini: auto, fast: cloud }\n", head);
+    if (config_load_string(&c, yaml, strlen(yaml), "m.yaml", err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(c.n_aliases, 2);
+    assert_string_equal(c.aliases[0].name, "gpt-4o-mini");
+    assert_string_equal(c.aliases[0].target, "auto");
+    assert_string_equal(c.aliases[1].target, "cloud");
+    config_deinit(&c);
+    struct {
+        const char *models, *want;
+    } bad[] = {
+        {"models: { fast: gpu9 }\n", "models.fast, line 3: 'gpu9' is neither auto nor a tier"},
+        {"models: { cloud: auto }\n", "models.cloud, line 3: 'cloud' already names auto or a tier"},
+        {"models: { auto: cloud }\n", "already names auto or a tier"},
+        {"models: [a, b]\n", "models, line 3: expected a mapping"},
+        {"models: { a: auto, a: cloud }\n", "models.a, line 3: model name given twice"},
+        {"models: { a: [x] }\n", "models.a, line 3: expected auto or a tier name"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(yaml, sizeof yaml, "%s%s", head, bad[i].models);
+        int rc = config_load_string(&c, yaml, strlen(yaml), "m.yaml", err, sizeof err);
+        if (rc != SY_ECONFIG || !strstr(err, bad[i].want))
+            fail_msg("case %zu: rc %d, '%s', want '%s'", i, rc, err, bad[i].want);
+        config_deinit(&c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_models_map),
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_capabilities),

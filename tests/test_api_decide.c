@@ -114,6 +114,11 @@ static void test_forced_tier(void **state)
     fx_t *f = *state;
     assert_null(api_request_forced_tier(&f->cfg, parse(f, "{\"model\":\"auto\"," MSG "}")));
     assert_null(api_request_forced_tier(&f->cfg, parse(f, "{\"model\":\"gpt-4o\"," MSG "}")));
+    /* Not a tier, not switchyard/, no alias: refused by the router as model_not_found. */
+    assert_string_equal(
+        api_request_unknown_model(&f->cfg, parse(f, "{\"model\":\"gpt-4o\"," MSG "}")), "gpt-4o");
+    assert_null(api_request_unknown_model(&f->cfg, parse(f, "{\"model\":\"auto\"," MSG "}")));
+    assert_null(api_request_unknown_model(&f->cfg, parse(f, "{\"model\":\"cloud\"," MSG "}")));
     assert_string_equal(api_request_forced_tier(&f->cfg, parse(f, "{\"model\":\"cloud\"," MSG "}")),
                         "cloud");
     assert_string_equal(

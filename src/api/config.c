@@ -695,6 +695,42 @@ static void walk_auth(walk_t *w, config_t *c, const yaml_node_t *map)
     }
 }
 
+/* ----------------------------------------------------------- models ---- */
+
+/* models: { NAME: auto | TIER, ... } — targets are checked once tiers are known. */
+static void walk_models(walk_t *w, config_t *c, const yaml_node_t *map)
+{
+    if (map->type != YAML_MAPPING_NODE) {
+        fail(w, map, "models", "expected a mapping of model name to auto or a tier");
+        return;
+    }
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start;
+         pr < map->data.mapping.pairs.top && !w->failed; pr++) {
+        const yaml_node_t *k = yaml_document_get_node(w->doc, pr->key);
+        const yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
+        const char *name = scalar(k), *target = scalar(v);
+        char path[200];
+        snprintf(path, sizeof path, "models.%s", name ? name : "?");
+        if (!name || !*name) {
+            fail(w, k, "models", "model names must be plain, non-empty names");
+        } else if (!target || !*target) {
+            fail(w, v, path, "expected auto or a tier name");
+        } else if (c->n_aliases == CONFIG_MAX_ALIASES) {
+            fail(w, k, path, "at most %d model names", CONFIG_MAX_ALIASES);
+        } else {
+            for (size_t i = 0; i < c->n_aliases; i++)
+                if (!strcmp(c->aliases[i].name, name)) {
+                    fail(w, k, path, "model name given twice");
+                    return;
+                }
+            config_alias_t *a = &c->aliases[c->n_aliases++];
+            a->name = mem_strdup(name);
+            a->target = mem_strdup(target);
+            a->line = (int)k->start_mark.line + 1;
+        }
+    }
+}
+
 /* ------------------------------------------------------------- load ---- */
 
 static void config_defaults(config_t *c)
@@ -815,6 +851,8 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
             walk_tiers(&w, c, v);
         } else if (key && !strcmp(key, "auth")) {
             walk_auth(&w, c, v);
+        } else if (key && !strcmp(key, "models")) {
+            walk_models(&w, c, v);
         } else if (key && !strcmp(key, "routing")) {
             if (v->type != YAML_MAPPING_NODE) {
                 fail(&w, v, "routing", "expected a mapping");
@@ -845,6 +883,22 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
     if (c->n_tiers == 0) {
         snprintf(err, errlen, "%s: tiers: at least one tier is required", name);
         return SY_ECONFIG;
+    }
+    for (size_t i = 0; i < c->n_aliases; i++) {
+        const config_alias_t *a = &c->aliases[i];
+        if (!strcmp(a->name, "auto") || config_tier_find(c, a->name) >= 0 ||
+            !strncmp(a->name, "switchyard/", 11)) {
+            snprintf(err, errlen,
+                     "%s: models.%s, line %d: '%s' already names auto or a tier and cannot be "
+                     "an alias",
+                     name, a->name, a->line, a->name);
+            return SY_ECONFIG;
+        }
+        if (strcmp(a->target, "auto") && config_tier_find(c, a->target) < 0) {
+            snprintf(err, errlen, "%s: models.%s, line %d: '%s' is neither auto nor a tier", name,
+                     a->name, a->line, a->target);
+            return SY_ECONFIG;
+        }
     }
     if (c->route.speculative_enabled) {
         snprintf(err, errlen,
@@ -956,6 +1010,10 @@ void config_deinit(config_t *c)
         mem_free(k->tenant);
     }
     mem_free(c->auth.keys);
+    for (size_t i = 0; i < c->n_aliases; i++) {
+        mem_free(c->aliases[i].name);
+        mem_free(c->aliases[i].target);
+    }
     mem_free(c->auth.admin_key_env);
     mem_free(c->auth.admin_key_sha256);
     mem_free(c->ledger_journal);

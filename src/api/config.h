@@ -98,6 +98,14 @@ typedef struct config_auth {
     size_t n_keys;
 } config_auth_t;
 
+/* models: a client-facing model name and what it routes to ("auto" or a tier). */
+#define CONFIG_MAX_ALIASES 256
+typedef struct config_alias {
+    char *name;   /* owned */
+    char *target; /* owned; "auto" or a tier name */
+    int line;
+} config_alias_t;
+
 typedef struct config {
     char *path;        /* owned; file loaded */
     char *listen_host; /* owned */
@@ -127,6 +135,8 @@ typedef struct config {
     bool ledger_fsync;    /* fdatasync each journal append (power-loss durability) */
     int forward_unknown;  /* config_forward_t: request fields switchyard does not know */
     config_auth_t auth;
+    config_alias_t aliases[CONFIG_MAX_ALIASES]; /* the models: map */
+    size_t n_aliases;
 } config_t;
 
 /* What happens to request fields switchyard does not know: forwarded after every

@@ -97,12 +97,29 @@ uint32_t api_request_needs(const api_request_t *r)
     return needs;
 }
 
+/* The alias map's target for a model name ("auto" or a tier), or NULL. */
+static const char *alias_target(const config_t *cfg, const char *model)
+{
+    for (size_t i = 0; i < cfg->n_aliases; i++)
+        if (!strcmp(cfg->aliases[i].name, model)) return cfg->aliases[i].target;
+    return NULL;
+}
+
 const char *api_request_forced_tier(const config_t *cfg, const api_request_t *r)
 {
     if (r->forced_tier[0]) return r->forced_tier;
     if (!strncmp(r->model, "switchyard/", 11)) return r->model + 11;
     int i = config_tier_find(cfg, r->model);
-    return i >= 0 ? cfg->tiers[i].name : NULL;
+    if (i >= 0) return cfg->tiers[i].name;
+    const char *a = alias_target(cfg, r->model);
+    return a && strcmp(a, "auto") ? a : NULL;
+}
+
+const char *api_request_unknown_model(const config_t *cfg, const api_request_t *r)
+{
+    if (r->forced_tier[0] || !r->model[0] || !strcmp(r->model, "auto")) return NULL;
+    if (!strncmp(r->model, "switchyard/", 11) || config_tier_find(cfg, r->model) >= 0) return NULL;
+    return alias_target(cfg, r->model) ? NULL : r->model;
 }
 
 /* ---------------------------------------------------------------- labels --- */
@@ -164,6 +181,7 @@ int api_decide(const config_t *cfg, const router_t *rt, router_scratch_t *rs,
         .n_messages = r->n_messages,
         .max_tokens = r->max_tokens,
         .forced_tier = api_request_forced_tier(cfg, r),
+        .unknown_model = api_request_unknown_model(cfg, r),
         .privacy_local_only = r->privacy_local_only,
         .session_private = ss && ss->is_private,
         .now_us = now_us,
@@ -204,6 +222,20 @@ void api_decision_http(const route_decision_t *d, const route_tier_t *tiers, api
         out->param = "tier";
         snprintf(out->message, sizeof out->message,
                  "unknown tier '%.*s' (GET /v1/models lists them)", len, name);
+        return;
+    }
+    case ROUTE_REFUSE_UNKNOWN_MODEL: {
+        /* The trace's first reason is "model:NAME(unknown)". */
+        const char *name = d->n_reasons ? d->reasons[0] + strlen("model:") : "";
+        int len = (int)strcspn(name, "(");
+        out->http_status = 404;
+        out->type = "invalid_request_error";
+        out->code = "model_not_found";
+        out->param = "model";
+        snprintf(out->message, sizeof out->message,
+                 "The model '%.*s' does not exist: use auto, a tier name (GET /v1/models), "
+                 "switchyard/<tier>, or an alias from the config's models: map",
+                 len, name);
         return;
     }
     case ROUTE_REFUSE_PII_BLOCKED:

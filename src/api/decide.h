@@ -39,6 +39,11 @@ uint32_t api_request_needs(const api_request_t *r);
  * "switchyard/<name>" (whatever name: an unknown one is refused by the router),
  * else a model name equal to a tier name. Borrowed from r or cfg. */
 const char *api_request_forced_tier(const config_t *cfg, const api_request_t *r);
+/* The request's model name when it resolves to nothing (not "auto" or empty, a tier,
+ * "switchyard/<name>" or an alias of the config's `models:` map) and no metadata or
+ * header forces a tier; else NULL. The router refuses such a request (404
+ * model_not_found). Borrowed from r. */
+const char *api_request_unknown_model(const config_t *cfg, const api_request_t *r);
 
 /* The labels a request carries (tenant, team, feature, session, forced tier) are
  * identifiers written to the ledger, the log and cost reports: one holding personal

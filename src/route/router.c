@@ -386,7 +386,12 @@ int router_decide(const router_t *r, router_scratch_t *s, const route_input_t *i
     d->est_tokens_in = f->est_tokens_in;
     d->est_tokens_out = f->est_tokens_out;
 
-    /* 1. Hard constraints: forced tier, privacy, capabilities, context length. */
+    /* 1. Hard constraints: model name, forced tier, privacy, capabilities, context. */
+    if (in->unknown_model) {
+        reason(d, "model:%.40s(unknown)", in->unknown_model);
+        refuse(d, ROUTE_REFUSE_UNKNOWN_MODEL, SY_ENOTFOUND);
+        return 0;
+    }
     int forced = -1;
     if (in->forced_tier) {
         for (size_t i = 0; i < n_tiers; i++)

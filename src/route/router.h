@@ -112,6 +112,9 @@ typedef struct route_input {
     uint32_t n_messages;
     uint32_t max_tokens;     /* requested output cap; 0 = not given */
     const char *forced_tier; /* tier name or NULL */
+    /* A `model` the gateway could not resolve (not auto, a tier, switchyard/<tier> or
+     * a configured alias), or NULL: the request is refused as model_not_found. */
+    const char *unknown_model;
     bool privacy_local_only; /* client asked for local-only handling */
     bool session_private;    /* the session held PII earlier */
     uint64_t now_us;         /* time, passed in (the router reads no clock) */
@@ -130,6 +133,7 @@ typedef struct route_input {
 typedef enum {
     ROUTE_REFUSE_NONE,
     ROUTE_REFUSE_UNKNOWN_TIER,    /* SY_EINVAL: the forced tier is not configured */
+    ROUTE_REFUSE_UNKNOWN_MODEL,   /* SY_ENOTFOUND: the model name resolves to nothing */
     ROUTE_REFUSE_PII_BLOCKED,     /* SY_EPRIVACY: a found type's action is block */
     ROUTE_REFUSE_FORCED_EXTERNAL, /* SY_EPRIVACY: local_only, but an external tier is forced */
     ROUTE_REFUSE_CAPABILITY,      /* SY_EUNSUPPORTED: no eligible tier has caps_missing */

@@ -37,6 +37,7 @@ tiers:
     privacy: external
     retries: 0
     cost: { usd_per_mtok_in: 2.5, usd_per_mtok_out: 10 }
+models: { gpt-4o-mini: auto, fast: cloud }
 auth:
   admin_key_env: SY_T_ADMIN
   keys:
@@ -170,6 +171,24 @@ test('GET /v1/models/{id}; JSON media types other than application/json are acce
   assert(/Content-Type must be JSON/.test(r.json.error.message), r.text);
 });
 
+test('model names: auto, tiers, aliases of the models: map; anything else is 404 model_not_found', async () => {
+  let r = await post(`${U}/v1/chat/completions`, chat('hi', { model: 'gpt-4o-mini' }), SEARCH);
+  eq(r.status, 200, 'alias to auto: ' + r.text);
+  assert(!r.json.switchyard.reasons.some((x) => x.startsWith('forced:')), 'routed, not forced');
+  r = await post(`${U}/v1/chat/completions`, chat('hi', { model: 'fast' }), SEARCH);
+  eq(r.status, 200, 'alias to a tier: ' + r.text);
+  assert(r.json.switchyard.reasons.includes('forced:cloud'), 'forced by the alias: ' + r.json.switchyard.reasons);
+  r = await post(`${U}/v1/chat/completions`, chat('hi', { model: 'gpt-4o-minii' }), SEARCH);
+  eq(r.status, 404, 'a misspelt model: ' + r.text);
+  eq(r.json.error.code, 'model_not_found', 'code');
+  eq(r.json.error.param, 'model', 'param');
+  assert(/gpt-4o-minii/.test(r.json.error.message), r.text);
+  r = await post(`${U}/v1/route`, chat('hi', { model: 'gpt-4o-minii' }), SEARCH);
+  eq(r.json.status, 404, '/v1/route explains the same refusal');
+  r = await post(`${U}/v1/chat/completions`, chat('hi', { model: 'gpt-4o-minii', metadata: { tier: 'cloud' } }), SEARCH);
+  eq(r.status, 200, 'a forced tier makes the model name irrelevant');
+});
+
 test('the official OpenAI client with a key; a wrong key raises AuthenticationError', async () => {
   const nodeDir = path.join(L.ROOT, 'tests', 'node');
   if (!fs.existsSync(path.join(nodeDir, 'node_modules', 'openai'))) return; // covered elsewhere
@@ -185,6 +204,9 @@ test('the official OpenAI client with a key; a wrong key raises AuthenticationEr
   assert(err instanceof OpenAI.AuthenticationError, 'AuthenticationError');
   const m = await good.models.retrieve('cloud');
   eq(m.id, 'cloud', 'client.models.retrieve');
+  err = null;
+  try { await good.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'hi' }] }); } catch (e) { err = e; }
+  assert(err instanceof OpenAI.NotFoundError, 'unknown model: NotFoundError, got ' + err);
 });
 
 await run();
