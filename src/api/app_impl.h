@@ -132,8 +132,9 @@ typedef struct api_call {
     const char *prep_type, *prep_code;
     char prep_err[512];
     char prep_param[96];
-    buf_t restored;   /* the answer with masked values put back */
-    bool send_stream; /* stream from the tier (false when masked: replayed as a stream) */
+    buf_t restored;    /* the answer with masked values put back */
+    bool send_stream;  /* stream from the tier (false when masked: replayed as a stream) */
+    size_t body_bytes; /* the client's body: bounds every string any tier is sent */
     /* Limits of the key that sent it (limits.c). */
     int key;                                 /* index in cfg->auth.keys, or -1 */
     uint32_t tpm_taken;                      /* tokens taken from the key's tpm bucket */

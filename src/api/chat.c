@@ -259,6 +259,7 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
     api_call_t *c = api_call_get(w);
     c->res = res;
     c->start_us = hr->start_us ? hr->start_us : clock_mono_us();
+    c->body_bytes = hr->body_len;
     c->ts_ms = clock_wall_ms();
     c->completions = completions;
     c->route_only = route_only;

@@ -1,8 +1,8 @@
 /* limits.c — a key's rate limits and budget around one inference request.
  *
  * api_limits_begin runs after the routing decision and before anything is sent:
- * it fixes the request's most expensive outcome (prompt bytes as an upper bound on
- * prompt tokens, max_tokens of output, at the price of the dearest tier the
+ * it fixes the request's most expensive outcome (the body's bytes as an upper bound
+ * on prompt tokens, max_tokens of output, at the price of the dearest tier the
  * decision could end on, twice when a cascade may pay for two answers), takes the
  * rate-limit tokens, and reserves that cost from the key's budget in the store.
  * api_limits_end gives back the unused tokens and settles the real cost.
@@ -17,11 +17,14 @@
  * request is then sent with this max_tokens so the reservation stays a bound. */
 #define LIMITS_DEFAULT_MAX_TOKENS 4096u
 
-/* Prompt tokens never exceed prompt bytes (every token covers at least one byte)
- * plus what a chat template adds per message. */
-static uint32_t prompt_token_bound(const api_request_t *r)
+/* Prompt tokens never exceed the bytes of what is sent (every token covers at least
+ * one byte), plus what a chat template adds per message. Everything a tier is sent
+ * (messages, tools and their schemas, stop strings, unknown fields...) is rendered
+ * from strings of the client's body, and a JSON string decodes to no more bytes
+ * than its encoding, so the body's size bounds them all. */
+static uint32_t prompt_token_bound(const api_call_t *c)
 {
-    uint64_t n = (uint64_t)r->prompt_bytes + 16u * (uint64_t)r->n_messages + 16u;
+    uint64_t n = (uint64_t)c->body_bytes + 16u * (uint64_t)c->req.n_messages + 16u;
     return n > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)n;
 }
 
@@ -105,7 +108,7 @@ int api_limits_begin(api_call_t *c, void (*cont)(api_call_t *c))
         api_request_set_max_tokens(&c->req, out);
         c->rest_ok = false; /* a body rendered ahead no longer matches */
     }
-    uint32_t in = prompt_token_bound(&c->req);
+    uint32_t in = prompt_token_bound(c);
     if (k->rpm || k->tpm) {
         uint32_t retry = 0;
         const char *which = "";

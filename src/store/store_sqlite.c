@@ -334,28 +334,32 @@ static int sqlite_ledger_insert(store_t *base, const store_ledger_row_t *r)
     return exec_stmt(s, st);
 }
 
-static int sqlite_costs_query(store_t *base, store_group_t by, int64_t since_ms,
-                              store_cost_row_t **out, size_t *n_out)
+/* The bound for a "since" parameter: 0 (or less) means all time. */
+static int64_t since_bound(int64_t since_ms)
 {
-    sqlite_store_t *s = sq(base);
+    return since_ms > 0 ? since_ms : INT64_MIN;
+}
+
+/* Reads the current result row into row (zeroed by the caller). */
+typedef void (*row_read_fn)(sqlite3_stmt *st, void *row);
+
+/* Runs statement `which` with ?1 bound to since and reads every row with read into
+ * a grown array of elem-sized, zeroed rows. 0 with *out owned (free()) and *n_out
+ * set, or a negative error (SY_ETOOBIG past STORE_QUERY_MAX_ROWS). */
+static int query_rows(sqlite_store_t *s, int which, int64_t since, size_t elem, row_read_fn read,
+                      void **out, size_t *n_out)
+{
     int err = 0;
-    sqlite3_stmt *st = stmt(s, ST_COSTS_TEAM + (int)by, &err);
+    sqlite3_stmt *st = stmt(s, which, &err);
     if (!st) return err;
-    sqlite3_bind_int64(st, 1, since_ms > 0 ? since_ms : INT64_MIN);
-    store_cost_row_t *rows = NULL;
+    sqlite3_bind_int64(st, 1, since);
+    char *rows = NULL;
     size_t n = 0, cap = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
-        store_cost_row_t *c = &rows[n++];
-        col_text(st, 0, c->key, sizeof c->key);
-        c->requests = (uint64_t)sqlite3_column_int64(st, 1);
-        c->tokens_in = (uint64_t)sqlite3_column_int64(st, 2);
-        c->tokens_out = (uint64_t)sqlite3_column_int64(st, 3);
-        int64_t cost = sqlite3_column_int64(st, 4), cloud = sqlite3_column_int64(st, 5);
-        c->cost_usd = store_nusd_to_usd(cost);
-        c->cloud_cost_usd = store_nusd_to_usd(cloud);
-        c->saved_usd = store_nusd_to_usd(cloud - cost);
+        if ((err = store_grow((void **)&rows, &cap, n + 1, elem))) break;
+        memset(rows + n * elem, 0, elem);
+        read(st, rows + n++ * elem);
     }
     if (!err && rc != SQLITE_DONE) err = fail(s, rc);
     sqlite3_reset(st);
@@ -366,134 +370,98 @@ static int sqlite_costs_query(store_t *base, store_group_t by, int64_t since_ms,
     *out = rows;
     *n_out = n;
     return 0;
+}
+
+static void cost_row(sqlite3_stmt *st, void *row)
+{
+    store_cost_row_t *c = row;
+    col_text(st, 0, c->key, sizeof c->key);
+    c->requests = (uint64_t)sqlite3_column_int64(st, 1);
+    c->tokens_in = (uint64_t)sqlite3_column_int64(st, 2);
+    c->tokens_out = (uint64_t)sqlite3_column_int64(st, 3);
+    int64_t cost = sqlite3_column_int64(st, 4), cloud = sqlite3_column_int64(st, 5);
+    c->cost_usd = store_nusd_to_usd(cost);
+    c->cloud_cost_usd = store_nusd_to_usd(cloud);
+    c->saved_usd = store_nusd_to_usd(cloud - cost);
+}
+
+static int sqlite_costs_query(store_t *base, store_group_t by, int64_t since_ms,
+                              store_cost_row_t **out, size_t *n_out)
+{
+    return query_rows(sq(base), ST_COSTS_TEAM + (int)by, since_bound(since_ms), sizeof **out,
+                      cost_row, (void **)out, n_out);
+}
+
+static void audit_row(sqlite3_stmt *st, void *row)
+{
+    store_audit_row_t *a = row;
+    col_text(st, 0, a->id, sizeof a->id);
+    a->ts_ms = sqlite3_column_int64(st, 1);
+    col_text(st, 2, a->tier, sizeof a->tier);
+    a->pii_types = (uint32_t)sqlite3_column_int64(st, 3);
+    col_text(st, 4, a->pii_names, sizeof a->pii_names);
+    a->pii_allowed = (uint32_t)sqlite3_column_int64(st, 5);
+    a->pii_masked = (uint32_t)sqlite3_column_int64(st, 6);
 }
 
 static int sqlite_audit_query(store_t *base, int64_t since_ms, store_audit_row_t **out,
                               size_t *n_out)
 {
-    sqlite_store_t *s = sq(base);
-    int err = 0;
-    sqlite3_stmt *st = stmt(s, ST_AUDIT, &err);
-    if (!st) return err;
-    sqlite3_bind_int64(st, 1, since_ms > 0 ? since_ms : INT64_MIN);
-    store_audit_row_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
-        store_audit_row_t *a = &rows[n++];
-        col_text(st, 0, a->id, sizeof a->id);
-        a->ts_ms = sqlite3_column_int64(st, 1);
-        col_text(st, 2, a->tier, sizeof a->tier);
-        a->pii_types = (uint32_t)sqlite3_column_int64(st, 3);
-        col_text(st, 4, a->pii_names, sizeof a->pii_names);
-        a->pii_allowed = (uint32_t)sqlite3_column_int64(st, 5);
-        a->pii_masked = (uint32_t)sqlite3_column_int64(st, 6);
-    }
-    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
-    sqlite3_reset(st);
-    if (err) {
-        mem_free(rows);
-        return err;
-    }
-    *out = rows;
-    *n_out = n;
-    return 0;
+    return query_rows(sq(base), ST_AUDIT, since_bound(since_ms), sizeof **out, audit_row,
+                      (void **)out, n_out);
+}
+
+static void ledger_id_row(sqlite3_stmt *st, void *row)
+{
+    store_ledger_id_t *r = row;
+    col_text(st, 0, r->id, sizeof r->id);
 }
 
 static int sqlite_ledger_ids(store_t *base, int64_t since_ms, store_ledger_id_t **out,
                              size_t *n_out)
 {
-    sqlite_store_t *s = sq(base);
-    int err = 0;
-    sqlite3_stmt *st = stmt(s, ST_LEDGER_IDS, &err);
-    if (!st) return err;
-    sqlite3_bind_int64(st, 1, since_ms);
-    store_ledger_id_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
-        col_text(st, 0, rows[n++].id, sizeof rows->id);
-    }
-    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
-    sqlite3_reset(st);
-    if (err) {
-        mem_free(rows);
-        return err;
-    }
-    *out = rows;
-    *n_out = n;
-    return 0;
+    return query_rows(sq(base), ST_LEDGER_IDS, since_ms, sizeof **out, ledger_id_row, (void **)out,
+                      n_out);
 }
 
 static void session_cols(sqlite3_stmt *st, store_session_t *out);
 
+static void private_session_row(sqlite3_stmt *st, void *row)
+{
+    store_session_t *r = row;
+    col_text(st, 0, r->id, sizeof r->id);
+    r->turns = (uint32_t)sqlite3_column_int64(st, 1);
+    col_text(st, 2, r->tiers, sizeof r->tiers);
+    r->is_private = sqlite3_column_int(st, 3) != 0;
+    r->updated_ms = sqlite3_column_int64(st, 4);
+}
+
 static int sqlite_sessions_private(store_t *base, int64_t since_ms, store_session_t **out,
                                    size_t *n_out)
 {
-    sqlite_store_t *s = sq(base);
-    int err = 0;
-    sqlite3_stmt *st = stmt(s, ST_SESSIONS_PRIVATE, &err);
-    if (!st) return err;
-    sqlite3_bind_int64(st, 1, since_ms);
-    store_session_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
-        store_session_t *r = &rows[n++];
-        col_text(st, 0, r->id, sizeof r->id);
-        r->turns = (uint32_t)sqlite3_column_int64(st, 1);
-        col_text(st, 2, r->tiers, sizeof r->tiers);
-        r->is_private = sqlite3_column_int(st, 3) != 0;
-        r->updated_ms = sqlite3_column_int64(st, 4);
-    }
-    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
-    sqlite3_reset(st);
-    if (err) {
-        mem_free(rows);
-        return err;
-    }
-    *out = rows;
-    *n_out = n;
-    return 0;
+    return query_rows(sq(base), ST_SESSIONS_PRIVATE, since_ms, sizeof **out, private_session_row,
+                      (void **)out, n_out);
+}
+
+static void traffic_row(sqlite3_stmt *st, void *row)
+{
+    store_traffic_row_t *t = row;
+    t->ts_ms = sqlite3_column_int64(st, 0);
+    col_text(st, 1, t->tier, sizeof t->tier);
+    col_text(st, 2, t->status, sizeof t->status);
+    t->tokens_in = (uint32_t)sqlite3_column_int64(st, 3);
+    t->tokens_out = (uint32_t)sqlite3_column_int64(st, 4);
+    t->cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 5));
+    t->cloud_cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 6));
+    t->escalated = sqlite3_column_int(st, 7) != 0;
+    col_text(st, 8, t->reasons, sizeof t->reasons);
 }
 
 static int sqlite_traffic_query(store_t *base, int64_t since_ms, store_traffic_row_t **out,
                                 size_t *n_out)
 {
-    sqlite_store_t *s = sq(base);
-    int err = 0;
-    sqlite3_stmt *st = stmt(s, ST_TRAFFIC, &err);
-    if (!st) return err;
-    sqlite3_bind_int64(st, 1, since_ms > 0 ? since_ms : INT64_MIN);
-    store_traffic_row_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
-        store_traffic_row_t *t = &rows[n++];
-        memset(t, 0, sizeof *t);
-        t->ts_ms = sqlite3_column_int64(st, 0);
-        col_text(st, 1, t->tier, sizeof t->tier);
-        col_text(st, 2, t->status, sizeof t->status);
-        t->tokens_in = (uint32_t)sqlite3_column_int64(st, 3);
-        t->tokens_out = (uint32_t)sqlite3_column_int64(st, 4);
-        t->cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 5));
-        t->cloud_cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 6));
-        t->escalated = sqlite3_column_int(st, 7) != 0;
-        col_text(st, 8, t->reasons, sizeof t->reasons);
-    }
-    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
-    sqlite3_reset(st);
-    if (err) {
-        mem_free(rows);
-        return err;
-    }
-    *out = rows;
-    *n_out = n;
-    return 0;
+    return query_rows(sq(base), ST_TRAFFIC, since_bound(since_ms), sizeof **out, traffic_row,
+                      (void **)out, n_out);
 }
 
 /* Reads (turns, tiers, private, updated_ms) from the current row into out. */
@@ -591,33 +559,19 @@ static int sqlite_feedback_put(store_t *base, const char *request_id, double rew
     return exec_stmt(s, st);
 }
 
+static void feedback_row(sqlite3_stmt *st, void *row)
+{
+    store_feedback_t *f = row;
+    col_text(st, 0, f->request_id, sizeof f->request_id);
+    f->reward = sqlite3_column_double(st, 1);
+    f->ts_ms = sqlite3_column_int64(st, 2);
+}
+
 static int sqlite_feedback_list(store_t *base, int64_t since_ms, store_feedback_t **out,
                                 size_t *n_out)
 {
-    sqlite_store_t *s = sq(base);
-    int err = 0;
-    sqlite3_stmt *st = stmt(s, ST_FEEDBACK_LIST, &err);
-    if (!st) return err;
-    sqlite3_bind_int64(st, 1, since_ms > 0 ? since_ms : INT64_MIN);
-    store_feedback_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((err = store_grow((void **)&rows, &cap, n + 1, sizeof *rows))) break;
-        store_feedback_t *f = &rows[n++];
-        col_text(st, 0, f->request_id, sizeof f->request_id);
-        f->reward = sqlite3_column_double(st, 1);
-        f->ts_ms = sqlite3_column_int64(st, 2);
-    }
-    if (!err && rc != SQLITE_DONE) err = fail(s, rc);
-    sqlite3_reset(st);
-    if (err) {
-        mem_free(rows);
-        return err;
-    }
-    *out = rows;
-    *n_out = n;
-    return 0;
+    return query_rows(sq(base), ST_FEEDBACK_LIST, since_bound(since_ms), sizeof **out, feedback_row,
+                      (void **)out, n_out);
 }
 
 static int sqlite_kv_put(store_t *base, const char *ns, const char *key, const void *blob,
