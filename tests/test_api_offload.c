@@ -7,10 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "api/offload.h"
@@ -155,12 +158,53 @@ static void test_drop_after_loop_stopped(void **state)
     loop_free(loop);
 }
 
+/* Background work: the thread runs at the process's nice value plus the one asked
+ * for; the caller's own priority is untouched. */
+typedef struct prio {
+    int nice; /* seen by work */
+    loop_t *loop;
+} prio_t;
+
+static void prio_work(void *arg)
+{
+    prio_t *p = arg;
+    errno = 0;
+    p->nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    if (errno) p->nice = -100;
+}
+
+static void prio_done(void *arg)
+{
+    loop_stop(((prio_t *)arg)->loop);
+}
+
+static void test_nice_thread(void **state)
+{
+    (void)state;
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    assert_int_equal(errno, 0);
+    if (base > 9) skip(); /* already near the floor: nothing to tell apart */
+    loop_t *loop = loop_new();
+    for (int k = 0; k < 2; k++) {
+        offload_t *o = k ? offload_new_nice(2, 10) : offload_new(2);
+        prio_t p = {.nice = -100, .loop = loop};
+        assert_int_equal(offload_submit(o, loop, prio_work, prio_done, NULL, &p), 0);
+        assert_int_equal(loop_run(loop), 0);
+        assert_int_equal(p.nice, base + (k ? 10 : 0));
+        offload_free(o);
+    }
+    assert_int_equal(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), base);
+    loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_work_off_loop_done_on_loop),
         cmocka_unit_test(test_full_queue),
         cmocka_unit_test(test_drop_after_loop_stopped),
+        cmocka_unit_test(test_nice_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -234,7 +234,7 @@ static void big_nop(void *arg)
 int api_big_start(api_app_t *app)
 {
     for (int i = 0; i < API_BIG_THREADS; i++) {
-        app->big[i] = offload_new(API_BIG_PENDING);
+        app->big[i] = offload_new_nice(API_BIG_PENDING, API_BIG_NICE);
         if (!app->big[i]) return -EAGAIN;
         app->big_scan[i] = api_scan_new(app->pii, app->cfg->route.pii_min_score);
     }

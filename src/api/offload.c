@@ -2,7 +2,12 @@
 #include "api/offload.h"
 
 #include <pthread.h>
+#include <errno.h>
 #include <stdbool.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base/err.h"
 #include "base/log.h"
@@ -23,6 +28,7 @@ struct offload {
     job_t *head, *tail;
     job_t *posted; /* worked, done() posted to its loop, not yet run; under mu */
     size_t n_pending, max_pending;
+    int nice; /* added to the process's nice value on the thread, 0..19 */
     bool stopping;
 };
 
@@ -53,6 +59,15 @@ static void job_done(void *arg)
 static void *offload_main(void *arg)
 {
     offload_t *o = arg;
+    if (o->nice > 0) {
+        /* Linux applies a nice value per thread (by tid); raising it needs no
+         * privilege. A failure leaves the thread at the process's priority. */
+        pid_t tid = (pid_t)syscall(SYS_gettid);
+        errno = 0;
+        int base = getpriority(PRIO_PROCESS, (id_t)tid);
+        if (!errno && setpriority(PRIO_PROCESS, (id_t)tid, base + o->nice))
+            log_warn("offload: cannot lower the thread's priority: %s", strerror(errno));
+    }
     for (;;) {
         pthread_mutex_lock(&o->mu);
         while (!o->head && !o->stopping)
@@ -83,8 +98,14 @@ static void *offload_main(void *arg)
 
 offload_t *offload_new(size_t max_pending)
 {
+    return offload_new_nice(max_pending, 0);
+}
+
+offload_t *offload_new_nice(size_t max_pending, int nice)
+{
     offload_t *o = mem_calloc(1, sizeof *o);
     o->max_pending = max_pending ? max_pending : 1;
+    o->nice = nice < 0 ? 0 : nice > 19 ? 19 : nice;
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->cv, NULL);
     if (pthread_create(&o->thread, NULL, offload_main, o)) {
