@@ -172,6 +172,12 @@ void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
 int api_mask_request(api_worker_t *w, api_call_t *c, uint32_t types);
 void api_mask_restore(api_call_t *c, exec_result_t *r);
 
+/* ----------------------------------------------------------- replay.c ---- */
+
+/* Writes a whole answer's message (msg, borrowed; NULL for none) as the members of
+ * one stream delta: role, content, and every other member (tool calls indexed). */
+void api_replay_delta(jsonw_t *w, const struct cJSON *msg);
+
 /* ------------------------------------------------------------- chat.c ---- */
 
 /* Call states, pooled per worker. */

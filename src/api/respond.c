@@ -202,7 +202,6 @@ static void replay_as_stream(api_call_t *c, const exec_result_t *r)
     cJSON *j = cJSON_ParseWithLength(r->body, r->body_len);
     cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
     cJSON *msg = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
-    cJSON *content = msg ? cJSON_GetObjectItemCaseSensitive(msg, "content") : NULL;
     cJSON *text = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "text") : NULL;
     cJSON *fr = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "finish_reason") : NULL;
     const char *model = r->tier >= 0 ? c->w->app->tiers[r->tier].s.model : "";
@@ -231,12 +230,7 @@ static void replay_as_stream(api_call_t *c, const exec_result_t *r)
         } else {
             jsonw_key(&w, "delta");
             jsonw_obj_begin(&w);
-            if (phase == 0) {
-                jsonw_key(&w, "role");
-                jsonw_str(&w, "assistant");
-                jsonw_key(&w, "content");
-                jsonw_str(&w, cJSON_IsString(content) ? content->valuestring : "");
-            }
+            if (phase == 0) api_replay_delta(&w, msg); /* tool calls too */
             jsonw_obj_end(&w);
         }
         jsonw_key(&w, "finish_reason");
