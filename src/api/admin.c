@@ -30,7 +30,9 @@ static void write_model(api_app_t *app, int tier, uint64_t now, jsonw_t *j)
     jsonw_key(j, "switchyard");
     jsonw_obj_begin(j);
     jsonw_key(j, "kind");
-    jsonw_str(j, t->s.kind == TIER_KIND_LOCAL ? "local" : "openai");
+    jsonw_str(j, t->s.kind == TIER_KIND_LOCAL       ? "local"
+                 : t->s.kind == TIER_KIND_ANTHROPIC ? "anthropic"
+                                                    : "openai");
     jsonw_key(j, "model");
     jsonw_str(j, t->s.model);
     jsonw_key(j, "version");

@@ -70,6 +70,8 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
         if (post) return api_handle_infer(w, hr, res, true, false);
     } else if (!strcmp(p, "/v1/route")) {
         if (post) return api_handle_infer(w, hr, res, false, true);
+    } else if (!strcmp(p, "/v1/messages")) {
+        if (post) return api_handle_messages(w, hr, res);
     } else if (!strcmp(p, "/v1/models") || !strcmp(p, "/models")) {
         if (get) return api_handle_models(w, res, NULL);
     } else if (!strncmp(p, "/v1/models/", 11) && p[11]) {

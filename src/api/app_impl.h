@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/anthropic.h"
 #include "api/dash.h"
 #include "api/decide.h"
 #include "api/auth.h"
@@ -106,6 +107,7 @@ typedef struct api_worker {
     bool retired;         /* a newer generation serves this loop */
     struct api_worker *next_retired;
     struct api_slot *slot;
+    struct api_call *anth_calls; /* live /v1/messages calls (anthropic_reply.c) */
 } api_worker_t;
 
 /* One in-flight inference request. */
@@ -145,6 +147,10 @@ typedef struct api_call {
     double budget_reserved;                  /* reserved and not settled yet */
     int64_t budget_period;                   /* start of the budget period, Unix ms */
     void (*limits_cont)(struct api_call *c); /* resumes the call once reserved */
+    /* POST /v1/messages: answered in Anthropic's shapes (anthropic_reply.c). */
+    bool anthropic;
+    struct api_call *anth_prev, *anth_next; /* the worker's anth_calls list */
+    api_anth_stream_t anth;                 /* the client's stream state */
 } api_call_t;
 
 /* ---------------------------------------------------------- respond.c ---- */
@@ -159,6 +165,22 @@ void api_join_reasons(const api_call_t *c, const exec_result_t *r, char *out, si
 void api_set_sy_headers(api_call_t *c, const exec_result_t *r, int tier);
 /* Finishes every call that reached exec: the answer, accounting, the call freed. */
 extern const exec_sink_t api_exec_sink;
+/* Writes the switchyard object of a finished call as one JSON value. */
+void api_sy_object_write(api_call_t *c, const exec_result_t *r, double cost, jsonw_t *j);
+
+/* -------------------------------------------------- anthropic_reply.c ---- */
+
+/* A /v1/messages call joins (and leaves) its worker's list of Anthropic-shaped calls. */
+void api_anthropic_link(api_call_t *c);
+void api_anthropic_unlink(api_call_t *c);
+/* Whether res answers a live /v1/messages call of w (its errors take that shape). */
+bool api_anthropic_owns(api_worker_t *w, const http_res_t *res);
+/* {"type":"error","error":{"type":<for status>,"message":msg}}. */
+void api_anthropic_send_error(api_worker_t *w, http_res_t *res, int status, const char *msg);
+/* One OpenAI chunk from exec, written as the Anthropic events it amounts to. */
+void api_anthropic_stream_chunk(api_call_t *c, const char *data, size_t n);
+/* The end of a /v1/messages call that reached exec: message, stream end or error. */
+void api_anthropic_finish(api_call_t *c, exec_result_t *r, double cost);
 
 /* ---------------------------------------------------------- account.c ---- */
 
@@ -190,6 +212,8 @@ void api_big_stop(api_app_t *app);
 /* POST /v1/chat/completions, /v1/completions, /v1/route. */
 void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
                       bool route_only);
+/* POST /v1/messages (Anthropic Messages), through the same path. */
+void api_handle_messages(api_worker_t *w, http_req_t *hr, http_res_t *res);
 
 /* ------------------------------------------------------------ admin.c ---- */
 

@@ -34,6 +34,7 @@ api_call_t *api_call_get(api_worker_t *w)
     c->tpm_taken = 0;
     c->budget_want = c->budget_reserved = 0;
     c->limits_cont = NULL;
+    c->anthropic = false;
     api_worker_hold(w);
     return c;
 }
@@ -44,6 +45,7 @@ static void big_nop(void *arg);
 void api_call_put(api_call_t *c)
 {
     api_worker_t *w = c->w;
+    api_anthropic_unlink(c);
     /* A large request's tree (millions of nodes, possibly) is freed on the pool too. */
     if (c->big && c->req.json && w->app->big[0] &&
         !offload_submit(w->app->big[0], w->env.loop, big_free_tree, big_nop, big_free_tree,
@@ -157,8 +159,11 @@ static void infer_prepare(api_call_t *c, api_scan_t *scan, const http_req_t *hr,
     c->prep_code = NULL;
     c->prep_type = "invalid_request_error";
     memset(&c->pv, 0, sizeof c->pv);
-    int rc = api_request_parse(&c->req, hr, completions, &c->arena, c->prep_err, sizeof c->prep_err,
-                               c->prep_param, sizeof c->prep_param);
+    int rc = c->anthropic
+                 ? api_anthropic_parse(&c->req, hr, &c->arena, c->prep_err, sizeof c->prep_err,
+                                       c->prep_param, sizeof c->prep_param)
+                 : api_request_parse(&c->req, hr, completions, &c->arena, c->prep_err,
+                                     sizeof c->prep_err, c->prep_param, sizeof c->prep_param);
     if (rc) {
         c->prep_status = rc == SY_ETOOBIG ? 413 : 400;
         c->prep_code = rc == SY_EPARSE ? "invalid_json" : NULL;
@@ -215,6 +220,7 @@ static void big_done(void *arg)
 static void big_drop(void *arg)
 {
     big_job_t *jb = arg;
+    api_anthropic_unlink(jb->c);
     api_request_deinit(&jb->c->req);
     pii_mask_free(jb->c->mask);
     api_call_free(jb->c);
@@ -251,12 +257,28 @@ void api_big_stop(api_app_t *app)
     }
 }
 
+static void infer_start(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
+                        bool route_only, bool anthropic);
+
 /* POST /v1/chat/completions, /v1/completions, /v1/route. */
 void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
                       bool route_only)
 {
+    infer_start(w, hr, res, completions, route_only, false);
+}
+
+/* POST /v1/messages: an Anthropic body onto the same typed request and path. */
+void api_handle_messages(api_worker_t *w, http_req_t *hr, http_res_t *res)
+{
+    infer_start(w, hr, res, false, false, true);
+}
+
+static void infer_start(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
+                        bool route_only, bool anthropic)
+{
     api_app_t *app = w->app;
     api_call_t *c = api_call_get(w);
+    if (anthropic) api_anthropic_link(c);
     c->res = res;
     c->start_us = hr->start_us ? hr->start_us : clock_mono_us();
     c->body_bytes = hr->body_len;

@@ -53,7 +53,7 @@ typedef struct walk {
     int failed;
 } walk_t;
 
-static const char *const kind_names[] = {"openai", "local", NULL};
+static const char *const kind_names[] = {"openai", "local", "anthropic", NULL};
 static const char *const privacy_names[] = {"on_device", "on_prem", "external", NULL};
 static const char *const forward_unknown_names[] = {"scan", "drop", NULL};
 static const char *const role_names[] = {"edge", "cloud", NULL};
@@ -470,10 +470,10 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
         walk_map(w, v, tier_fields, path, t);
         if (w->failed) return;
         if (!map_get(w, v, "kind")) {
-            fail(w, v, path, "missing key 'kind' (openai or local)");
+            fail(w, v, path, "missing key 'kind' (openai, anthropic or local)");
             return;
         }
-        if (t->kind == CONFIG_TIER_OPENAI) {
+        if (t->kind != CONFIG_TIER_LOCAL) {
             if (!*t->base_url && !*t->base_url_env)
                 fail(w, v, path, "missing key 'base_url' or 'base_url_env' (kind openai)");
             else if (*t->base_url && strncmp(t->base_url, "http://", 7) &&
@@ -495,6 +495,10 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
          * tools, images and audio it does not do. */
         if (!t->caps_set)
             t->caps = t->kind == CONFIG_TIER_OPENAI ? ROUTE_CAPS_ALL : 1u << ROUTE_CAP_JSON;
+        /* The Messages API takes tools and images; no response_format, audio or
+         * embeddings. */
+        if (!t->caps_set && t->kind == CONFIG_TIER_ANTHROPIC)
+            t->caps = 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_VISION;
         if (!t->role_set)
             t->role = t->privacy == ROUTE_PRIVACY_EXTERNAL ? ROUTE_ROLE_CLOUD : ROUTE_ROLE_EDGE;
     }

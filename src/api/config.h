@@ -18,7 +18,7 @@
 
 #include "route/router.h"
 
-typedef enum { CONFIG_TIER_OPENAI, CONFIG_TIER_LOCAL } config_tier_kind_t;
+typedef enum { CONFIG_TIER_OPENAI, CONFIG_TIER_LOCAL, CONFIG_TIER_ANTHROPIC } config_tier_kind_t;
 
 typedef struct config_breaker {
     uint32_t failures; /* consecutive failures that open the circuit */

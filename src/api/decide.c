@@ -15,7 +15,9 @@ void api_tier_settings(const config_tier_t *ct, tier_settings_t *out)
 {
     *out = (tier_settings_t){
         .name = ct->name,
-        .kind = ct->kind == CONFIG_TIER_LOCAL ? TIER_KIND_LOCAL : TIER_KIND_OPENAI,
+        .kind = ct->kind == CONFIG_TIER_LOCAL       ? TIER_KIND_LOCAL
+                : ct->kind == CONFIG_TIER_ANTHROPIC ? TIER_KIND_ANTHROPIC
+                                                    : TIER_KIND_OPENAI,
         .model = ct->model,
         .tokenizer = *ct->tokenizer ? ct->tokenizer : NULL,
         .threads = ct->threads,

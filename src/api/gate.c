@@ -40,6 +40,16 @@ static const char *presented_key(const http_req_t *hr, size_t *n)
     return NULL;
 }
 
+/* A refusal in the shape the endpoint's clients read (Anthropic's on /v1/messages). */
+static void refuse(api_worker_t *w, const http_req_t *hr, http_res_t *res, int status,
+                   const char *type, const char *msg, const char *code)
+{
+    if (!strcmp(hr->path, "/v1/messages"))
+        api_anthropic_send_error(w, res, status, msg);
+    else
+        api_send_error(w, res, status, type, msg, NULL, code);
+}
+
 int api_gate(api_worker_t *w, const http_req_t *hr, http_res_t *res)
 {
     api_app_t *app = w->app;
@@ -55,17 +65,17 @@ int api_gate(api_worker_t *w, const http_req_t *hr, http_res_t *res)
     if (k < 0 && !admin) {
         atomic_fetch_add(&app->metrics.auth_refused, 1);
         http_res_header(res, "WWW-Authenticate", "Bearer");
-        api_send_error(w, res, 401, "invalid_request_error",
-                       key ? "Incorrect API key provided."
-                           : "Missing API key: send it as 'Authorization: Bearer <key>'.",
-                       NULL, "invalid_api_key");
+        refuse(w, hr, res, 401, "invalid_request_error",
+               key ? "Incorrect API key provided."
+                   : "Missing API key: send it as 'Authorization: Bearer <key>' (or "
+                     "'x-api-key: <key>').",
+               "invalid_api_key");
         return -1;
     }
     if (!admin && is_admin_path(p)) {
         atomic_fetch_add(&app->metrics.auth_refused, 1);
-        api_send_error(w, res, 403, "permission_error",
-                       "this endpoint needs the admin key (auth.admin_key_env)", NULL,
-                       "admin_key_required");
+        refuse(w, hr, res, 403, "permission_error",
+               "this endpoint needs the admin key (auth.admin_key_env)", "admin_key_required");
         return -1;
     }
     w->caller_key = k;

@@ -18,6 +18,8 @@ void api_send_json(http_res_t *res, int status, buf_t *b)
 void api_send_error(api_worker_t *w, http_res_t *res, int status, const char *type, const char *msg,
                     const char *param, const char *code)
 {
+    if (w->anth_calls && api_anthropic_owns(w, res))
+        return api_anthropic_send_error(w, res, status, msg);
     buf_t *b = &w->scratch;
     buf_reset(b);
     jsonw_t j;
@@ -126,6 +128,11 @@ static void write_sy_object(api_call_t *c, const exec_result_t *r, double cost, 
     jsonw_obj_end(j);
 }
 
+void api_sy_object_write(api_call_t *c, const exec_result_t *r, double cost, jsonw_t *j)
+{
+    write_sy_object(c, r, cost, j);
+}
+
 void api_set_sy_headers(api_call_t *c, const exec_result_t *r, int tier)
 {
     api_app_t *app = c->w->app;
@@ -163,6 +170,7 @@ static void write_event(api_call_t *c, const char *data, size_t n)
 static void on_stream_event(void *arg, const char *data, size_t n)
 {
     api_call_t *c = arg;
+    if (c->anthropic) return api_anthropic_stream_chunk(c, data, n);
     /* The usage-only chunk switchyard asked for: pass it on only if the client did. */
     if (!c->req.include_usage && memmem(data, n, "\"choices\":[]", 12) &&
         memmem(data, n, "\"usage\"", 7))
@@ -268,7 +276,9 @@ static void on_done(void *arg, exec_result_t *r)
     /* The ledger row is journaled before the answer's last byte leaves: a client
      * that got an answer has its row even if the process dies next. */
     api_account(c, r, r->status, cost);
-    if (r->streamed) {
+    if (c->anthropic) {
+        api_anthropic_finish(c, r, cost);
+    } else if (r->streamed) {
         if (r->status != 200) {
             char msg[400];
             snprintf(msg, sizeof msg,
@@ -333,4 +343,19 @@ static int on_render(void *arg, const char *model, bool stream, bool logprobs, c
     return rc;
 }
 
-const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event, on_done, on_render};
+/* The upstream body for an anthropic tier, from the same typed request. */
+static int on_render_anthropic(void *arg, const char *model, bool stream, const char **body,
+                               size_t *len)
+{
+    api_call_t *c = arg;
+    buf_t *b = &c->w->render;
+    buf_reset(b);
+    int rc = api_anthropic_render(&c->req, model, stream,
+                                  c->w->app->cfg->forward_unknown == CONFIG_FORWARD_SCAN, b);
+    *body = b->data ? b->data : "";
+    *len = b->len;
+    return rc;
+}
+
+const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event, on_done, on_render,
+                                   on_render_anthropic};

@@ -31,7 +31,7 @@ int api_tiers_open(api_app_t *app, char *err, size_t errlen)
         s.api_key = app->api_keys[i];
         tier_t *t = &app->tiers[i];
         tier_init(t, (int)i, &s);
-        if (s.kind == TIER_KIND_OPENAI) {
+        if (s.kind != TIER_KIND_LOCAL) {
             if (*ct->api_key_env && !key) {
                 t->disabled = true;
                 snprintf(t->disabled_why, sizeof t->disabled_why, "unavailable: %s is not set",
@@ -52,8 +52,10 @@ int api_tiers_open(api_app_t *app, char *err, size_t errlen)
             log_warn("tier %s %s", ct->name, t->disabled_why);
         else
             log_info("tier %s ready (%s, %s, %s)", ct->name,
-                     s.kind == TIER_KIND_LOCAL ? "local" : "openai", api_privacy_name(s.privacy),
-                     s.role == ROUTE_ROLE_EDGE ? "edge" : "cloud");
+                     s.kind == TIER_KIND_LOCAL       ? "local"
+                     : s.kind == TIER_KIND_ANTHROPIC ? "anthropic"
+                                                     : "openai",
+                     api_privacy_name(s.privacy), s.role == ROUTE_ROLE_EDGE ? "edge" : "cloud");
     }
     if (*cfg->reference_tier) app->ref_tier = config_tier_find(cfg, cfg->reference_tier);
     for (size_t i = 0; i < app->n_tiers && app->ref_tier < 0; i++)

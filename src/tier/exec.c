@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "net/sse.h"
+#include "tier/anthropic.h"
 #include "tier/answer.h"
 #include "tier/local.h"
 
@@ -59,6 +60,8 @@ struct exec {
     uint32_t stream_tokens;
     uint64_t start_us;
     uint64_t call_start_us;
+    tier_anthropic_stream_t anth; /* kind anthropic: the stream's translation state */
+    bool anth_emitting;           /* stream_event is passing on a translated chunk */
 
     exec_result_t r;
     exec_t *next_free; /* in env->pool */
@@ -148,10 +151,25 @@ static void release_slot(exec_t *x)
 /* ------------------------------------------------------------ streams ---- */
 
 /* Counts content deltas as tokens when the upstream sends no usage. */
+static void anth_emit(void *arg, const char *json, size_t n);
+
 static void stream_event(void *arg, const char *event, const char *data, size_t n)
 {
     exec_t *x = arg;
-    (void)event;
+    if (x->tier >= 0 && cur(x)->s.kind == TIER_KIND_ANTHROPIC && !x->anth_emitting) {
+        /* An Anthropic stream: its events become OpenAI chunks, checked below. */
+        if (x->sse_bad) return;
+        char err[200];
+        x->anth_emitting = true;
+        int rc = tier_anthropic_stream_event(&x->anth, event, data, n, &x->body, anth_emit, x, err,
+                                             sizeof err);
+        x->anth_emitting = false;
+        if (rc) {
+            x->sse_bad = true;
+            if (rc == SY_EUPSTREAM) snprintf(x->r.message, sizeof x->r.message, "%s", err);
+        }
+        return;
+    }
     if (n == 6 && !memcmp(data, "[DONE]", 6)) return;
     size_t i = 0;
     while (i < n && (data[i] == ' ' || data[i] == '\t'))
@@ -190,6 +208,11 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     if (memmem(data, n, "\"content\":\"", 11) || memmem(data, n, "\"text\":\"", 8))
         x->stream_tokens++;
     x->sink->stream_event(x->arg, data, n);
+}
+
+static void anth_emit(void *arg, const char *json, size_t n)
+{
+    stream_event(arg, NULL, json, n);
 }
 
 /* ----------------------------------------------------- upstream calls ---- */
@@ -410,6 +433,15 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
         call_succeeded(x);
         return;
     }
+    if (cur(x)->s.kind == TIER_KIND_ANTHROPIC && !x->sse_bad) {
+        /* An Anthropic message becomes an OpenAI chat completion: one reader below. */
+        buf_t oa;
+        buf_init(&oa, EXEC_MAX_BODY);
+        int trc = tier_anthropic_answer(x->body.data, x->body.len, clock_wall_ms() / 1000, &oa);
+        buf_reset(&x->body);
+        if (trc || buf_append(&x->body, oa.data ? oa.data : "", oa.len)) x->sse_bad = true;
+        buf_deinit(&oa);
+    }
     if (x->sse_bad || !digest_body(x)) {
         call_failed(x, UPSTREAM_OTHER, 0, "bad_json");
         return;
@@ -426,6 +458,24 @@ static void start_http(exec_t *x, tier_t *t, const char *body, size_t len);
 static void start_openai(exec_t *x, tier_t *t)
 {
     bool streaming = x->stream && !x->cascade_phase;
+    if (t->s.kind == TIER_KIND_ANTHROPIC) {
+        /* Rendered by the caller from its typed request as a Messages body; a request
+         * the Messages API cannot carry fails this tier (no retry) and fails over. */
+        const char *body = NULL;
+        size_t len = 0;
+        int rc = x->sink->render_anthropic
+                     ? x->sink->render_anthropic(x->arg, t->s.model, streaming, &body, &len)
+                     : SY_EUNSUPPORTED;
+        if (rc) {
+            x->status = 0;
+            buf_reset(&x->body);
+            x->call = NULL;
+            up_done(x, UPSTREAM_OTHER, 0, sy_strerror(rc));
+            return;
+        }
+        start_http(x, t, body, len);
+        return;
+    }
     if (x->sink->render) {
         const char *body = NULL;
         size_t len = 0;
@@ -490,6 +540,7 @@ static void start_http(exec_t *x, tier_t *t, const char *body, size_t len)
     int nh = 0;
     hdrs[nh++] = "Content-Type: application/json";
     if (t->auth_header[0]) hdrs[nh++] = t->auth_header;
+    if (t->s.kind == TIER_KIND_ANTHROPIC) hdrs[nh++] = TIER_ANTHROPIC_VERSION_HEADER;
     hdrs[nh] = NULL;
     upstream_req_t ur = {
         .url = x->completions ? t->completions_url : t->chat_url,
@@ -506,6 +557,7 @@ static void start_http(exec_t *x, tier_t *t, const char *body, size_t len)
     buf_reset(&x->body);
     sse_parser_reset(&x->sse);
     x->sse_bad = false;
+    tier_anthropic_stream_reset(&x->anth, clock_wall_ms() / 1000);
     int rc = upstream_call_start(x->env->up, &ur, &up_cb, x, &x->call);
     if (rc) {
         x->call = NULL;

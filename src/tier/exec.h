@@ -85,6 +85,10 @@ typedef struct exec_sink {
      * req is printed with the fields rewritten. */
     int (*render)(void *arg, const char *model, bool stream, bool logprobs, const char **body,
                   size_t *len);
+    /* The body for an anthropic-kind tier: an Anthropic Messages request, as render.
+     * NULL: such tiers fail (and fail over). */
+    int (*render_anthropic)(void *arg, const char *model, bool stream, const char **body,
+                            size_t *len);
 } exec_sink_t;
 
 typedef struct exec exec_t;

@@ -17,6 +17,12 @@ void tier_init(tier_t *t, int idx, const tier_settings_t *s)
     }
     if (s->api_key && *s->api_key)
         snprintf(t->auth_header, sizeof t->auth_header, "Authorization: Bearer %s", s->api_key);
+    if (s->kind == TIER_KIND_ANTHROPIC) {
+        /* The Messages API: one endpoint, its own key header. */
+        if (s->base_url) snprintf(t->chat_url, sizeof t->chat_url, "%s/messages", s->base_url);
+        if (s->api_key && *s->api_key)
+            snprintf(t->auth_header, sizeof t->auth_header, "x-api-key: %s", s->api_key);
+    }
     if (t->s.brk_window > TIER_OUTCOME_WINDOW) t->s.brk_window = TIER_OUTCOME_WINDOW;
     if (t->s.brk_window == 0) t->s.brk_window = 1;
     pthread_mutex_init(&t->mu, NULL);

@@ -22,7 +22,7 @@
 #include "route/router.h"
 
 typedef enum { TIER_CLOSED, TIER_OPEN, TIER_HALF_OPEN } tier_circuit_t;
-typedef enum { TIER_KIND_OPENAI, TIER_KIND_LOCAL } tier_kind_t;
+typedef enum { TIER_KIND_OPENAI, TIER_KIND_LOCAL, TIER_KIND_ANTHROPIC } tier_kind_t;
 
 /* Settings the tier needs, copied from the config. */
 typedef struct tier_settings {
@@ -66,9 +66,9 @@ typedef struct tier_waiter {
 typedef struct tier {
     tier_settings_t s;
     int idx;
-    char chat_url[512]; /* base_url + /chat/completions */
+    char chat_url[512]; /* base_url + /chat/completions (kind anthropic: + /messages) */
     char completions_url[512];
-    char auth_header[512]; /* "Authorization: Bearer ..." or "" */
+    char auth_header[512]; /* "Authorization: Bearer ..." (anthropic: "x-api-key: ...") or "" */
     pthread_mutex_t mu;
     /* breaker (under mu) */
     tier_circuit_t circuit;

@@ -241,6 +241,53 @@ probe('SSN (block) in an unknown field', () => '536-90-4399', (v) => ({ body: ms
 probe('SSN (block) in a tool description', () => '536-90-4399', (v) => ({ body: msg('hi', { tools: [tool({ description: `ssn ${v}` })] }), expect: 'refused403' }), { fixed: true });
 probe('SSN (block) in stop', () => '536-90-4399', (v) => ({ body: msg('hi', { stop: v }), expect: 'refused403' }), { fixed: true });
 
+// Anthropic Messages (POST /v1/messages): the same guarantees through the other
+// API shape, for every place its body holds a string.
+const MSG = `${gw.url}/v1/messages`;
+const am = (content, extra = {}) => ({ url: MSG, body: { model: 'auto', max_tokens: 32, messages: [{ role: 'user', content }], ...extra } });
+const aTool = (extra = {}) => ({ name: 'lookup', description: 'look up a record', input_schema: { type: 'object', properties: { q: { type: 'string' } } }, ...extra });
+const aTurns = (input, result, id = 'toolu_1') => [{ role: 'user', content: 'hi' },
+  { role: 'assistant', content: [{ type: 'text', text: 'looking' }, { type: 'tool_use', id, name: 'lookup', input }] },
+  { role: 'user', content: [{ type: 'tool_result', tool_use_id: id, content: result }, { type: 'text', text: 'thanks' }] }];
+const amT = (input, result, extra = {}, id) => ({ url: MSG, body: { model: 'auto', max_tokens: 32, messages: aTurns(input, result, id), ...extra } });
+fwd('messages: user content', email, (v) => am(`write to ${v} please`));
+fwd('messages: system string', card, (v) => am('hi', { system: `card ${v}` }));
+fwd('messages: system blocks', email, (v) => am('hi', { system: [{ type: 'text', text: 'be brief' }, { type: 'text', text: `contact ${v}` }] }));
+fwd('messages: text block', email, (v) => am([{ type: 'text', text: 'hello' }, { type: 'text', text: `mail ${v}` }]));
+fwd('messages: assistant text block', email, (v) => ({ url: MSG, body: { model: 'auto', max_tokens: 32, messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: [{ type: 'text', text: `noted ${v}` }] }, { role: 'user', content: 'ok' }] } }));
+fwd('messages: image url source', email, (v) => am([{ type: 'text', text: 'see' }, { type: 'image', source: { type: 'url', url: `https://img.test/a?owner=${v}` } }]));
+fwd('messages: image base64 data', card, (v) => am([{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: `iVBOR ${v}` } }]));
+fwd('messages: tool_use input value', email, (v) => amT({ q: v }, 'done'));
+fwd('messages: tool_use input key', email, (v) => amT({ [v]: 1 }, 'done'));
+fwd('messages: tool_use input number', cardDigits, (v) => ({ url: MSG, body: `{"model":"auto","max_tokens":32,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":{"n":${v}}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"ok"}]}]}` }));
+fwd('messages: tool_use id and tool_use_id', email, (v) => amT({ q: 'x' }, 'done', {}, v));
+fwd('messages: tool_result string', card, (v) => amT({ q: 'x' }, `card ${v}`));
+fwd('messages: tool_result blocks', email, (v) => amT({ q: 'x' }, [{ type: 'text', text: `mail ${v}` }]));
+fwd('messages: tool description', email, (v) => am('hi', { tools: [aTool({ description: `mail ${v}` })] }));
+fwd('messages: tool input_schema', card, (v) => am('hi', { tools: [aTool({ input_schema: { type: 'object', description: `card ${v}` } })] }));
+fwd('messages: tool name and tool_choice', email, (v) => am('hi', { tools: [aTool({ name: v })], tool_choice: { type: 'tool', name: v } }));
+fwd('messages: metadata.user_id', email, (v) => am('hi', { metadata: { user_id: v } }));
+fwd('messages: stop_sequences', card, (v) => am('hi', { stop_sequences: ['END', v] }));
+fwd('messages: unknown top-level field', email, (v) => am('hi', { x_extra: { note: v } }));
+fwd('messages: stream, content', email, (v) => am(`mail ${v}`, { stream: true }));
+fwd('messages: stream, tool_result', card, (v) => amT({ q: 'x' }, `card ${v}`, { stream: true }));
+fwd('messages: phone (mask) in content', phone, (v) => am(`call ${v}`));
+fwd('messages: phone (mask) in system', phone, (v) => am('hi', { system: `call ${v}` }));
+fwd('messages: phone (mask) in tool_use input', phone, (v) => amT({ tel: v }, 'done'));
+fwd('messages: phone (mask) in tool_result', phone, (v) => amT({ q: 'x' }, `call ${v}`));
+fwd('messages: phone (mask) in metadata.user_id', phone, (v) => am('hi', { metadata: { user_id: v } }));
+fwd('messages: stream, phone (mask) in content', phone, (v) => am(`call ${v}`, { stream: true }));
+probe('messages: card split across text blocks', card, (v) => am([{ type: 'text', text: `card ${v.slice(0, 9)}` }, { type: 'text', text: v.slice(9) }]));
+probe('messages: email split across system and user', email, (v) => { const at = v.indexOf('@'); return am(v.slice(at), { system: `mail ${v.slice(0, at)}` }); });
+probe('messages: metadata.team label', email, (v) => ({ ...am('hi', { metadata: { team: v } }), expect: 'refused400' }));
+probe('messages: unknown metadata key', email, (v) => ({ ...am('hi', { metadata: { note: v } }), expect: 'refused400' }));
+probe('messages: duplicate system', email, (v) => ({ url: MSG, body: `{"model":"auto","max_tokens":8,"system":"hi","system":"${v}","messages":[{"role":"user","content":"hi"}]}`, expect: 'refused400' }));
+probe('messages: duplicate tool_use input key', email, (v) => ({ url: MSG, body: `{"model":"auto","max_tokens":8,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{"q":"a","q":"${v}"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"ok"}]}]}`, expect: 'refused400' }));
+probe('messages: unsupported block type', email, (v) => ({ ...am([{ type: 'document', source: { type: 'text', media_type: 'text/plain', data: v } }]), expect: 'refused400' }));
+probe('messages: forced cloud, tool_result', email, (v) => ({ ...amT({ q: 'x' }, `mail ${v}`, { model: 'cloud' }), expect: 'refused403' }));
+probe('messages: forced cloud by header, system', card, (v) => ({ ...am('hi', { system: `card ${v}` }), headers: { 'x-switchyard-tier': 'cloud' }, expect: 'refused403' }));
+probe('messages: SSN (block) in tool_use input', () => '536-90-4399', (v) => ({ ...amT({ ssn: v }, 'done'), expect: 'refused403' }), { fixed: true });
+
 function haystack(bodies) {
   let h = '';
   for (const b of bodies) {
@@ -285,7 +332,7 @@ test(`${P.length} probes: refused, kept local or masked; nothing planted reaches
     `${count((o) => o[1] === 200 && o[2] === 'cloud')} sent to the external tier without the value`);
   if (process.env.SY_PROBES_VERBOSE) for (const o of outcomes) console.log(`# ${o.join(' | ')}`);
   // Masking is a way out, not a side door to local: these placements are masked and sent.
-  for (const o of outcomes.filter((x) => /^(stream: )?phone \(mask\) in (content|message name|tool function name|tool arguments|a tool description|user|an unknown value)$/.test(x[0])))
+  for (const o of outcomes.filter((x) => /^(messages: )?(stream(: |, ))?phone \(mask\) in (content|message name|tool function name|tool arguments|a tool description|user|an unknown value|system|tool_use input|tool_result|metadata.user_id)$/.test(x[0])))
     eq(o[2], 'cloud', `${o[0]}: sent masked`);
 });
 
