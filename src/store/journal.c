@@ -75,7 +75,7 @@ static uint64_t get_u64(const unsigned char *p)
 
 /* The caps of the ledger writer's slots (what a row keeps of each string). */
 static const size_t str_caps[10] = {40, 128, 128, 128, 128, 64, 128, 32, 1024, 256};
-#define FIXED_BYTES (8 + 4 + 4 + 4 + 8 + 8 + 4 + 4 + 4 + 1)
+#define FIXED_BYTES  (8 + 4 + 4 + 4 + 8 + 8 + 4 + 4 + 4 + 1)
 #define TAIL_FIXED   (4 * 4 + 4 + 1)
 #define TAIL_STR_CAP 64
 

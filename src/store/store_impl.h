@@ -79,7 +79,7 @@ size_t store_copy_str(char *dst, size_t cap, const char *s);
     "SELECT first_tier, first_version, tier, version, cloud_tier, cloud_version, MIN(ts_ms),"      \
     " MAX(ts_ms), COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(escalated),"    \
     " COUNT(confidence), COALESCE(SUM(confidence), 0), SUM(cost_nusd) FROM ledger"                 \
-    " WHERE ts_ms >= " since " AND (first_tier <> '' OR tier <> '')"                              \
+    " WHERE ts_ms >= " since " AND (first_tier <> '' OR tier <> '')"                               \
     " GROUP BY first_tier, first_version, tier, version, cloud_tier, cloud_version"
 
 /* Schema history: STORE_SCHEMA_VERSION steps, each a list of statements that takes
