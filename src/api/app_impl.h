@@ -79,11 +79,12 @@ struct api_app {
      * leaves in-flight requests on the old tiers. The HTTP server, ledger writer,
      * report store, offload thread and session table belong to the root and are
      * shared by every generation. */
-    struct api_app *root;  /* the app api_app_new returned */
-    atomic_int refs;       /* being current + workers built on it + pending switches */
-    config_t *owned_cfg;   /* a reloaded config (the first one is borrowed) */
-    bool closed;           /* this generation's own parts are released */
-    struct api_reload *rl; /* root only: reload thread and worker slots */
+    struct api_app *root;            /* the app api_app_new returned */
+    atomic_int refs;                 /* being current + workers built on it + pending switches */
+    config_t *owned_cfg;             /* a reloaded config (the first one is borrowed) */
+    bool closed;                     /* this generation's own parts are released */
+    struct api_reload *rl;           /* root only: reload thread and worker slots */
+    struct versions_state *versions; /* root's: drift flags, the last versions report */
 };
 
 typedef struct api_worker {
@@ -161,6 +162,10 @@ extern const exec_sink_t api_exec_sink;
 
 /* Entity type names of a PII type mask, comma-separated, into out. */
 void api_pii_names(uint32_t mask, char *out, size_t n);
+/* Sets row's version fields (docs/versions.md) from the decision d and the
+ * result r (may be NULL): strings borrowed from app's tiers. */
+void api_version_fields(const api_app_t *app, const route_decision_t *d, const exec_result_t *r,
+                        store_ledger_row_t *row);
 /* Metrics, ledger row and log line for a finished (or refused) call. */
 void api_account(api_call_t *c, const exec_result_t *r, int status, double cost);
 
@@ -191,6 +196,13 @@ void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_ready(api_worker_t *w, http_res_t *res);
 void api_handle_dashboard(api_worker_t *w, http_res_t *res);
 void api_handle_ui(api_worker_t *w, http_res_t *res);
+/* One query parameter, percent-decoded, into out (n bytes); false if absent. */
+bool api_query_get(const char *query, const char *key, char *out, size_t n);
+
+/* ---------------------------------------------------- versions_http.c ---- */
+
+/* GET /v1/versions?since=... (docs/versions.md). */
+void api_handle_versions(api_worker_t *w, http_req_t *hr, http_res_t *res);
 
 /* ------------------------------------------------- gate.c, limits.c ---- */
 
