@@ -79,12 +79,13 @@ struct api_app {
      * leaves in-flight requests on the old tiers. The HTTP server, ledger writer,
      * report store, offload thread and session table belong to the root and are
      * shared by every generation. */
-    struct api_app *root;            /* the app api_app_new returned */
-    atomic_int refs;                 /* being current + workers built on it + pending switches */
-    config_t *owned_cfg;             /* a reloaded config (the first one is borrowed) */
-    bool closed;                     /* this generation's own parts are released */
-    struct api_reload *rl;           /* root only: reload thread and worker slots */
-    struct versions_state *versions; /* root's: drift flags, the last versions report */
+    struct api_app *root;  /* the app api_app_new returned */
+    atomic_int refs;       /* being current + workers built on it + pending switches */
+    config_t *owned_cfg;   /* a reloaded config (the first one is borrowed) */
+    bool closed;           /* this generation's own parts are released */
+    struct api_reload *rl; /* root only: reload thread and worker slots */
+    /* Root only: drift flags and the last versions report (versions.h). */
+    struct versions_state *versions;
 };
 
 typedef struct api_worker {
