@@ -244,6 +244,50 @@ static void test_pg_group_totals(void **state)
     store_close(s);
 }
 
+/* Version cells on PostgreSQL: the same grouping and sums as SQLite, NULL
+ * confidences out of the count, a 0/1 column summed as an integer. */
+static void test_pg_versions(void **state)
+{
+    (void)state;
+    store_t *s = open_pg();
+    store_ledger_row_t rows[4];
+    for (int i = 0; i < 4; i++) {
+        rows[i] = row_make(i, "t", 5000 + i, 1000, 0);
+        rows[i].tier = "edge";
+        rows[i].version = "v1";
+        rows[i].first_tier = "edge";
+        rows[i].first_version = "v1";
+        rows[i].cloud_tier = "cloud";
+        rows[i].cloud_version = "c1";
+        rows[i].has_confidence = i != 3;
+        rows[i].confidence = 0.75f;
+    }
+    rows[2].status = "error";
+    rows[1].tier = "cloud", rows[1].version = "c1", rows[1].escalated = true;
+    assert_int_equal(store_ledger_append(s, rows, 4), 0);
+    store_version_cell_t *c;
+    size_t n;
+    assert_int_equal(store_versions_query(s, 5000, &c, &n), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(c[i].first_version, "v1");
+        if (!strcmp(c[i].tier, "cloud")) {
+            assert_int_equal(c[i].escalated, 1);
+            assert_int_equal(c[i].requests, 1);
+        } else {
+            assert_int_equal(c[i].requests, 3);
+            assert_int_equal(c[i].errors, 1);
+            assert_int_equal(c[i].confidences, 2);
+            assert_true(fabs(c[i].confidence_sum - 1.5) < 1e-6);
+            assert_int_equal(llround(c[i].cost_usd * 1e9), 3000);
+            assert_int_equal(c[i].first_ms, 5000);
+            assert_int_equal(c[i].last_ms, 5003);
+        }
+    }
+    free(c);
+    store_close(s);
+}
+
 /* A database at schema version 1 (no per-type PII actions) is migrated in place:
  * PII on an external tier stays a violation, refused rows count as blocked. */
 static void test_pg_migrate_v1(void **state)
@@ -532,6 +576,7 @@ int main(void)
         cmocka_unit_test_setup(test_pg_schema, setup),
         cmocka_unit_test_setup(test_pg_group_totals, setup),
         cmocka_unit_test_setup(test_pg_migrate_v1, setup),
+        cmocka_unit_test_setup(test_pg_versions, setup),
         cmocka_unit_test_setup(test_pg_sessions_kv_feedback, setup),
         cmocka_unit_test_setup(test_pg_concurrent_instances, setup),
         cmocka_unit_test_setup(test_pg_budgets, setup),

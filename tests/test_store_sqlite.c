@@ -545,6 +545,78 @@ static void test_migrate_v1(void **state)
                      0);
 }
 
+/* Version cells: rows group by (first tier/version, serving tier/version, cascade
+ * target/version); errors, escalations, confidences and cost are summed per cell,
+ * NULL confidences left out of the count and the sum, refused rows left out. */
+static void test_versions_cells(void **state)
+{
+    fx_t *f = *state;
+    store_t *s = open_ok(f);
+    store_ledger_row_t rows[6];
+    for (int i = 0; i < 6; i++) {
+        rows[i] = row_make(i, "t", 1000 + i, 1000 * (i + 1), 0);
+        rows[i].tier = "edge";
+        rows[i].version = "v1";
+        rows[i].first_tier = "edge";
+        rows[i].first_version = "v1";
+        rows[i].cloud_tier = "cloud";
+        rows[i].cloud_version = "c1";
+        rows[i].has_confidence = true;
+        rows[i].confidence = 0.5f;
+    }
+    rows[1].tier = "cloud"; /* escalated */
+    rows[1].version = "c1";
+    rows[1].escalated = true;
+    rows[2].status = "error";
+    rows[3].has_confidence = false;
+    rows[4].first_version = "v2"; /* a later version */
+    rows[4].version = "v2";
+    rows[4].confidence = 0.25f;
+    rows[5].tier = ""; /* refused before any tier */
+    rows[5].first_tier = "";
+    assert_int_equal(store_ledger_append(s, rows, 6), 0);
+    store_version_cell_t *c;
+    size_t n;
+    assert_int_equal(store_versions_query(s, 0, &c, &n), 0);
+    assert_int_equal(n, 3);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(c[i].first_tier, "edge");
+        assert_string_equal(c[i].cloud_version, "c1");
+        if (!strcmp(c[i].tier, "cloud")) { /* the escalated row */
+            assert_string_equal(c[i].first_version, "v1");
+            assert_int_equal(c[i].requests, 1);
+            assert_int_equal(c[i].escalated, 1);
+            assert_int_equal(nusd(c[i].cost_usd), 2000);
+            seen |= 1;
+        } else if (!strcmp(c[i].first_version, "v1")) { /* rows 0, 2, 3 */
+            assert_string_equal(c[i].version, "v1");
+            assert_int_equal(c[i].requests, 3);
+            assert_int_equal(c[i].errors, 1);
+            assert_int_equal(c[i].escalated, 0);
+            assert_int_equal(c[i].confidences, 2);
+            assert_true(fabs(c[i].confidence_sum - 1.0) < 1e-6);
+            assert_int_equal(nusd(c[i].cost_usd), 1000 + 3000 + 4000);
+            assert_int_equal(c[i].first_ms, 1000);
+            assert_int_equal(c[i].last_ms, 1003);
+            seen |= 2;
+        } else {
+            assert_string_equal(c[i].first_version, "v2");
+            assert_int_equal(c[i].requests, 1);
+            assert_true(fabs(c[i].confidence_sum - 0.25) < 1e-6);
+            seen |= 4;
+        }
+    }
+    assert_int_equal(seen, 7);
+    free(c);
+    /* The since bound applies. */
+    assert_int_equal(store_versions_query(s, 1004, &c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].first_version, "v2");
+    free(c);
+    store_close(s);
+}
+
 /* ------------------------------------------------------------ sessions ---- */
 
 static void test_sessions(void **state)
@@ -696,6 +768,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_selection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versions_cells, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_tiers_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feedback, setup, teardown),

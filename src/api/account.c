@@ -22,6 +22,32 @@ void api_pii_names(uint32_t mask, char *out, size_t n)
         }
 }
 
+/* ------------------------------------------------------ versions ---- */
+
+void api_version_fields(const api_app_t *app, const route_decision_t *d, const exec_result_t *r,
+                        store_ledger_row_t *row)
+{
+    const tier_t *served = r && r->tier >= 0 ? &app->tiers[r->tier] : NULL;
+    row->version = served ? served->s.version : "";
+    if (!r || d->tier < 0 || (size_t)d->tier >= app->n_tiers) return;
+    const tier_t *first = &app->tiers[d->tier];
+    row->first_tier = first->s.name;
+    row->first_version = first->s.version;
+    row->has_confidence = r->has_confidence;
+    row->confidence = r->confidence;
+    if (!d->cascade || first->s.role != ROUTE_ROLE_EDGE) return;
+    /* The escalation target: where it went, or where it would have gone. */
+    int target = -1;
+    if (r->escalated)
+        target = r->tier;
+    else
+        for (int i = 1; i < d->n_order && target < 0; i++)
+            if (app->tiers[d->order[i]].s.role == ROUTE_ROLE_CLOUD) target = d->order[i];
+    if (target < 0) return;
+    row->cloud_tier = app->tiers[target].s.name;
+    row->cloud_version = app->tiers[target].s.version;
+}
+
 /* ---------------------------------------------------- accounting ---- */
 
 void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
@@ -98,6 +124,7 @@ void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
         row.pii_allowed = po.allowed;
         row.pii_blocked = po.blocked;
         row.reasons = reasons;
+        api_version_fields(app, &c->d, r, &row);
         api_ledger_record(c->w, &row);
     }
     jsonw_t *j = log_event_begin(LOG_INFO, "request");

@@ -341,3 +341,8 @@ void api_handle_ready(api_worker_t *w, http_res_t *res)
     jsonw_obj_end(&j);
     api_send_json(res, !draining && any ? 200 : 503, b);
 }
+
+bool api_query_get(const char *query, const char *key, char *out, size_t n)
+{
+    return query_get(query, key, out, n);
+}

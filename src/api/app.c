@@ -12,6 +12,7 @@
 #include "api/piiload.h"
 #include "api/app_impl.h"
 #include "store/journal.h"
+#include "api/versions.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <semaphore.h>
@@ -80,11 +81,14 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
         if (post) return api_handle_feedback(w, hr, res);
     } else if (!strcmp(p, "/v1/costs")) {
         if (get) return api_handle_costs(w, hr, res);
+    } else if (!strcmp(p, "/v1/versions")) {
+        if (get) return api_handle_versions(w, hr, res);
     } else if (!strcmp(p, "/metrics")) {
         if (get) {
             buf_t *b = &w->scratch;
             buf_reset(b);
             metrics_write(&app->metrics, app->tiers, app->n_tiers, b);
+            if (app->root->versions) versions_state_write_metrics(app->root->versions, b);
             return (void)http_res_send(res, 200, "text/plain; version=0.0.4", b->data, b->len);
         }
     } else if (!strcmp(p, "/healthz")) {
@@ -348,6 +352,16 @@ static void load_bandit(api_app_t *app)
 /* Builds what one configuration describes into app: tiers, PII scanner, router
  * and its models, feedback ring, metrics, and a store connection for sessions,
  * feedback and bandit state (restored from it). 0 or an error in err. */
+/* The dashboard's versions section: the gateway's last versions report. */
+static void dash_versions(void *arg, jsonw_t *j)
+{
+    api_app_t *root = arg;
+    if (root->versions)
+        versions_state_write_json(root->versions, j);
+    else
+        jsonw_null(j);
+}
+
 static int gen_open(api_app_t *app, char *err, size_t errlen)
 {
     const config_t *cfg = app->cfg;
@@ -358,6 +372,8 @@ static int gen_open(api_app_t *app, char *err, size_t errlen)
     api_tiers_open(app, err, errlen);
     metrics_init(&app->metrics, app->n_tiers);
     dash_init(&app->dash, app->n_tiers);
+    app->dash.versions = dash_versions;
+    app->dash.versions_arg = app->root;
     char e2[256];
     app->pii = piiload_scanner_new(cfg->pii_names_dir, cfg->route.pii_min_score, e2, sizeof e2);
     if (!app->pii) {
@@ -558,6 +574,11 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "ledger %s: %s", cfg->store, e2);
         goto fail;
     }
+    app->versions = versions_state_new(cfg->store, app->ledger, &cfg->drift, e2, sizeof e2);
+    if (!app->versions) {
+        snprintf(err, errlen, "versions %s: %s", cfg->store, e2);
+        goto fail;
+    }
     http_server_opts_t ho = {
         .host = cfg->listen_host,
         .port = cfg->listen_port,
@@ -653,6 +674,7 @@ void api_app_free(api_app_t *app)
         store_ledger_writer_counts(app->ledger, &pushed, &settled, &dropped);
         all_in = dropped == 0;
     }
+    versions_state_free(app->versions); /* its thread flushes the ledger writer */
     store_ledger_writer_free(app->ledger);
     for (int i = 0; i < rl->n_slots; i++) /* never started: journals still open */
         store_journal_close(rl->slots[i].journal);

@@ -88,6 +88,8 @@ struct api_app {
     config_t *owned_cfg;   /* a reloaded config (the first one is borrowed) */
     bool closed;           /* this generation's own parts are released */
     struct api_reload *rl; /* root only: reload thread and worker slots */
+    /* Root only: drift flags and the last versions report (versions.h). */
+    struct versions_state *versions;
 };
 
 typedef struct api_worker {
@@ -186,6 +188,10 @@ void api_anthropic_finish(api_call_t *c, exec_result_t *r, double cost);
 
 /* Entity type names of a PII type mask, comma-separated, into out. */
 void api_pii_names(uint32_t mask, char *out, size_t n);
+/* Sets row's version fields (docs/versions.md) from the decision d and the
+ * result r (may be NULL): strings borrowed from app's tiers. */
+void api_version_fields(const api_app_t *app, const route_decision_t *d, const exec_result_t *r,
+                        store_ledger_row_t *row);
 /* Metrics, ledger row and log line for a finished (or refused) call. */
 void api_account(api_call_t *c, const exec_result_t *r, int status, double cost);
 
@@ -224,6 +230,13 @@ void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_ready(api_worker_t *w, http_res_t *res);
 void api_handle_dashboard(api_worker_t *w, http_res_t *res);
 void api_handle_ui(api_worker_t *w, http_res_t *res);
+/* One query parameter, percent-decoded, into out (n bytes); false if absent. */
+bool api_query_get(const char *query, const char *key, char *out, size_t n);
+
+/* ---------------------------------------------------- versions_http.c ---- */
+
+/* GET /v1/versions?since=... (docs/versions.md). */
+void api_handle_versions(api_worker_t *w, http_req_t *hr, http_res_t *res);
 
 /* ------------------------------------------------- gate.c, limits.c ---- */
 

@@ -181,6 +181,26 @@ static const field_t routing_fields[] = {
     END,
 };
 
+static const field_t drift_fields[] = {
+    NUM("min_requests", F_U32, C(drift.min_requests), 1, 1e9),
+    NUM("escalation_rate", F_F64, C(drift.escalation_rate), 0, 1),
+    NUM("confidence", F_F64, C(drift.confidence), 0, 1),
+    NUM("error_rate", F_F64, C(drift.error_rate), 0, 1),
+    NUM("cost_per_request", F_F64, C(drift.cost_per_request), 0, 1000),
+    NUM("interval_s", F_U32, C(drift.interval_s), 0, 86400),
+    END,
+};
+
+static const field_t telemetry_fields[] = {
+    STR("otlp_endpoint", C(telemetry.otlp_endpoint)),
+    STR("service_name", C(telemetry.service_name)),
+    NUM("queue", F_U32, C(telemetry.queue), 1, 1000000),
+    NUM("batch", F_U32, C(telemetry.batch), 1, 10000),
+    NUM("interval_ms", F_U32, C(telemetry.interval_ms), 1, 3.6e6),
+    NUM("timeout_ms", F_U32, C(telemetry.timeout_ms), 1, 3.6e6),
+    END,
+};
+
 static const field_t top_fields[] = {
     {"listen", F_LISTEN, 0, 0, 0, NULL, NULL, 0},
     NUM("workers", F_U32, C(workers), 1, 256),
@@ -190,6 +210,8 @@ static const field_t top_fields[] = {
     MAP("limits", limits_fields),
     STR("ledger_journal", C(ledger_journal)),
     NUM("ledger_fsync", F_BOOL, C(ledger_fsync), 0, 0),
+    MAP("drift", drift_fields),
+    MAP("telemetry", telemetry_fields),
     END,
 };
 
@@ -762,6 +784,13 @@ static void config_defaults(config_t *c)
     c->bandit_mu = 0.05;
     c->auth.admin_key_env = mem_strdup("");
     c->auth.admin_key_sha256 = mem_strdup("");
+    config_drift_defaults(&c->drift);
+    c->telemetry.otlp_endpoint = mem_strdup("");
+    c->telemetry.service_name = mem_strdup("switchyard");
+    c->telemetry.queue = 4096;
+    c->telemetry.batch = 256;
+    c->telemetry.interval_ms = 1000;
+    c->telemetry.timeout_ms = 5000;
 }
 
 /* ------------------------------------------------------ file paths ---- */
@@ -917,6 +946,17 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
                  c->reference_tier);
         return SY_ECONFIG;
     }
+    if (*c->telemetry.otlp_endpoint && strncmp(c->telemetry.otlp_endpoint, "http://", 7)) {
+        snprintf(err, errlen,
+                 "%s: telemetry.otlp_endpoint: '%s' must be http://host:port[/path] (OTLP/HTTP;"
+                 " put a local collector in front for TLS)",
+                 name, c->telemetry.otlp_endpoint);
+        return SY_ECONFIG;
+    }
+    if (!*c->telemetry.service_name) {
+        snprintf(err, errlen, "%s: telemetry.service_name: must not be empty", name);
+        return SY_ECONFIG;
+    }
     if (strncmp(c->store, "sqlite:", 7) && strncmp(c->store, "postgresql://", 13) &&
         strncmp(c->store, "postgres://", 11)) {
         snprintf(err, errlen, "%s: store: '%s' must be sqlite:PATH or postgresql://...", name,
@@ -1021,7 +1061,19 @@ void config_deinit(config_t *c)
     mem_free(c->auth.admin_key_env);
     mem_free(c->auth.admin_key_sha256);
     mem_free(c->ledger_journal);
+    mem_free(c->telemetry.otlp_endpoint);
+    mem_free(c->telemetry.service_name);
     memset(c, 0, sizeof *c);
+}
+
+void config_drift_defaults(config_drift_t *d)
+{
+    *d = (config_drift_t){.min_requests = 200,
+                          .escalation_rate = 0.1,
+                          .confidence = 0.1,
+                          .error_rate = 0.05,
+                          .cost_per_request = 0.25,
+                          .interval_s = 60};
 }
 
 int config_tier_find(const config_t *c, const char *name)

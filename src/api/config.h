@@ -106,6 +106,28 @@ typedef struct config_alias {
     int line;
 } config_alias_t;
 
+/* drift: when a model version's figures differ from the previous version of the
+ * same tier by more than these, it is flagged (docs/versions.md). */
+typedef struct config_drift {
+    uint32_t min_requests;   /* each of the two versions needs this many requests */
+    double escalation_rate;  /* absolute change of the escalation rate */
+    double confidence;       /* absolute change of the mean confidence */
+    double error_rate;       /* absolute change of the error rate */
+    double cost_per_request; /* relative change of the cost per request (0.25 = 25%) */
+    uint32_t interval_s;     /* how often the gateway checks the ledger (0 = only on
+                                GET /v1/versions) */
+} config_drift_t;
+
+/* telemetry: OpenTelemetry trace export (docs/telemetry.md). */
+typedef struct config_telemetry {
+    char *otlp_endpoint;  /* owned; "http://host:port[/prefix]" ("" = export off) */
+    char *service_name;   /* owned; service.name of the resource */
+    uint32_t queue;       /* spans waiting at most; more are dropped and counted */
+    uint32_t batch;       /* spans per POST at most */
+    uint32_t interval_ms; /* a partial batch is sent after this long */
+    uint32_t timeout_ms;  /* one POST */
+} config_telemetry_t;
+
 typedef struct config {
     char *path;        /* owned; file loaded */
     char *listen_host; /* owned */
@@ -137,6 +159,8 @@ typedef struct config {
     config_auth_t auth;
     config_alias_t aliases[CONFIG_MAX_ALIASES]; /* the models: map */
     size_t n_aliases;
+    config_drift_t drift;
+    config_telemetry_t telemetry;
 } config_t;
 
 /* What happens to request fields switchyard does not know: forwarded after every
@@ -153,6 +177,8 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
 int config_load_string(config_t *cfg, const char *yaml, size_t len, const char *name, char *err,
                        size_t errlen);
 void config_deinit(config_t *cfg);
+/* The drift section's defaults (docs/versions.md). */
+void config_drift_defaults(config_drift_t *d);
 /* Index of a tier by name or -1. */
 int config_tier_find(const config_t *cfg, const char *name);
 

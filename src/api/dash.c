@@ -277,5 +277,10 @@ void dash_write(dash_t *d, metrics_t *m, tier_t *tiers, size_t n_tiers, int64_t 
     jsonw_obj_end(&j);
     write_mix(&j, &s, tiers, n_tiers, now_ms);
     write_recent(&j, &s, tiers);
+    jsonw_key(&j, "versions");
+    if (s.versions)
+        s.versions(s.versions_arg, &j);
+    else
+        jsonw_null(&j);
     jsonw_obj_end(&j);
 }

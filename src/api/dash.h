@@ -13,6 +13,7 @@
 
 #include "api/metrics.h"
 #include "base/buf.h"
+#include "base/jsonw.h"
 #include "tier/tier.h"
 
 #define DASH_RECENT   50  /* recent decisions kept */
@@ -41,6 +42,10 @@ typedef struct dash {
     size_t n_tiers;
     double cost_usd;      /* what the served requests cost */
     double all_cloud_usd; /* what they would have cost on the reference cloud tier */
+    /* Writes the "versions" section (the versions report, api/versions.h); NULL:
+     * null. Set once after dash_init. */
+    void (*versions)(void *arg, jsonw_t *j);
+    void *versions_arg;
 } dash_t;
 
 void dash_init(dash_t *d, size_t n_tiers);

@@ -107,6 +107,11 @@ int metrics_write(metrics_t *m, tier_t *tiers, size_t n_tiers, buf_t *o)
             buf_printf(o, "switchyard_requests_total{tier=\"%s\",status=\"%s\"} %llu\n",
                        t < n_tiers ? tiers[t].s.name : "none", classes[c], (unsigned long long)v);
         }
+    buf_puts(o, "# HELP switchyard_tier_info The model and version each tier serves (always 1).\n"
+                "# TYPE switchyard_tier_info gauge\n");
+    for (size_t t = 0; t < n_tiers; t++)
+        buf_printf(o, "switchyard_tier_info{tier=\"%s\",model=\"%s\",version=\"%s\"} 1\n",
+                   tiers[t].s.name, tiers[t].s.model, tiers[t].s.version ? tiers[t].s.version : "");
     buf_puts(o, "# HELP switchyard_decisions_total Routing decision reasons by kind.\n"
                 "# TYPE switchyard_decisions_total counter\n");
     int nk = atomic_load(&m->n_reason_kinds);

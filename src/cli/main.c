@@ -12,6 +12,7 @@
     X(costs, "cost attribution from the ledger: totals and saved vs all-cloud")                    \
     X(audit, "requests with PII that reached an external tier (exit 1 if any)")                    \
     X(plan, "edge vs cloud per task and prompt length; when a dedicated edge box pays off")        \
+    X(versions, "figures per model version from the ledger; drift against the previous version")   \
     X(generate, "generate text with the in-process edge engine")                                   \
     X(convert, "write a llama2.c checkpoint and tokenizer as a GGUF file")                         \
     X(perplexity, "perplexity of a model on a text file")                                          \

@@ -75,7 +75,9 @@ static uint64_t get_u64(const unsigned char *p)
 
 /* The caps of the ledger writer's slots (what a row keeps of each string). */
 static const size_t str_caps[10] = {40, 128, 128, 128, 128, 64, 128, 32, 1024, 256};
-#define FIXED_BYTES (8 + 4 + 4 + 4 + 8 + 8 + 4 + 4 + 4 + 1)
+#define FIXED_BYTES  (8 + 4 + 4 + 4 + 8 + 8 + 4 + 4 + 4 + 1)
+#define TAIL_FIXED   (4 * 4 + 4 + 1)
+#define TAIL_STR_CAP 64
 
 /* Serialises row into out (at least JOURNAL_REC_MAX + 8 bytes); returns the
  * record's length. */
@@ -100,6 +102,22 @@ static size_t rec_encode(const store_ledger_row_t *r, unsigned char *out)
                             r->tier, r->model,  r->status, r->reasons, r->pii_names};
     for (int i = 0; i < 10; i++)
         p += store_copy_str((char *)p, str_caps[i], strs[i]) + 1;
+    /* Tail added with schema version 4 (a record without it decodes as before):
+     * the PII action masks, the confidence and the version strings. */
+    put_u32(p, r->pii_kept_local);
+    put_u32(p + 4, r->pii_masked);
+    put_u32(p + 8, r->pii_allowed);
+    put_u32(p + 12, r->pii_blocked);
+    uint32_t conf;
+    float cf = r->confidence;
+    memcpy(&conf, &cf, 4);
+    put_u32(p + 16, conf);
+    p[20] = r->has_confidence;
+    p += TAIL_FIXED;
+    const char *vs[5] = {r->version, r->first_tier, r->first_version, r->cloud_tier,
+                         r->cloud_version};
+    for (int i = 0; i < 5; i++)
+        p += store_copy_str((char *)p, TAIL_STR_CAP, vs[i]) + 1;
     size_t len = (size_t)(p - (out + 8));
     put_u32(out, (uint32_t)len);
     put_u32(out + 4, checksum(out + 8, len));
@@ -135,6 +153,25 @@ static int rec_decode(const unsigned char *p, size_t len, store_ledger_row_t *r)
             memcpy(r->id, s, (size_t)(nul - s) + 1);
         else
             *dst[i - 1] = s;
+        s = nul + 1;
+    }
+    if (s == end) return 0; /* written before the tail existed */
+    if ((size_t)(end - s) < TAIL_FIXED + 5) return SY_ECORRUPT;
+    const unsigned char *t = (const unsigned char *)s;
+    r->pii_kept_local = get_u32(t);
+    r->pii_masked = get_u32(t + 4);
+    r->pii_allowed = get_u32(t + 8);
+    r->pii_blocked = get_u32(t + 12);
+    uint32_t conf = get_u32(t + 16);
+    memcpy(&r->confidence, &conf, 4);
+    r->has_confidence = t[20] != 0;
+    s += TAIL_FIXED;
+    const char **vd[5] = {&r->version, &r->first_tier, &r->first_version, &r->cloud_tier,
+                          &r->cloud_version};
+    for (int i = 0; i < 5; i++) {
+        const char *nul = memchr(s, 0, (size_t)(end - s));
+        if (!nul || (size_t)(nul - s) >= TAIL_STR_CAP) return SY_ECORRUPT;
+        *vd[i] = s;
         s = nul + 1;
     }
     return s == end ? 0 : SY_ECORRUPT;

@@ -106,7 +106,23 @@ static const char *const schema_v3[] = {
     NULL,
 };
 
-const char *const *const store_migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3};
+/* Version 4: model versions. `version` is the serving tier's; `first_tier` and
+ * `first_version` name the tier the decision sent the request to first (whose
+ * figures an escalation or an error count against); `cloud_tier` and
+ * `cloud_version` the escalation target of a cascade; `confidence` the first
+ * answer's score (NULL: none). Earlier rows carry none of these. */
+static const char *const schema_v4[] = {
+    "ALTER TABLE ledger ADD COLUMN version TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE ledger ADD COLUMN first_tier TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE ledger ADD COLUMN first_version TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE ledger ADD COLUMN cloud_tier TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE ledger ADD COLUMN cloud_version TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE ledger ADD COLUMN confidence DOUBLE PRECISION",
+    NULL,
+};
+
+const char *const *const store_migrations[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
+                                                                   schema_v4};
 
 /* ========================================================== helpers ===== */
 
@@ -370,6 +386,14 @@ int store_kv_delete(store_t *s, const char *ns, const char *key)
     return s->ops->kv_delete(s, ns, key);
 }
 
+int store_versions_query(store_t *s, int64_t since_ms, store_version_cell_t **out, size_t *n_out)
+{
+    if (!s || !out || !n_out) return SY_EINVAL;
+    *out = NULL;
+    *n_out = 0;
+    return s->ops->versions_query(s, since_ms, out, n_out);
+}
+
 int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out)
 {
     *out = NULL;
@@ -438,8 +462,9 @@ enum {
     WCAP_STATUS = 32,
     WCAP_REASONS = 1024,
     WCAP_PII = 256,
+    WCAP_VERSION = 64, /* each of version, first_tier, first_version, cloud_tier, cloud_version */
     WCAP_TOTAL = WCAP_TENANT + WCAP_TEAM + WCAP_FEATURE + WCAP_SESSION + WCAP_TIER + WCAP_MODEL +
-                 WCAP_STATUS + WCAP_REASONS + WCAP_PII,
+                 WCAP_STATUS + WCAP_REASONS + WCAP_PII + 5 * WCAP_VERSION,
 };
 
 #define WRITER_BATCH_MAX  1024 /* rows per transaction at most */
@@ -496,6 +521,11 @@ static void slot_fill(writer_slot_t *slot, const store_ledger_row_t *row)
     slot->row.status = slot_str(&p, row->status, WCAP_STATUS);
     slot->row.reasons = slot_str(&p, row->reasons, WCAP_REASONS);
     slot->row.pii_names = slot_str(&p, row->pii_names, WCAP_PII);
+    slot->row.version = slot_str(&p, row->version, WCAP_VERSION);
+    slot->row.first_tier = slot_str(&p, row->first_tier, WCAP_VERSION);
+    slot->row.first_version = slot_str(&p, row->first_version, WCAP_VERSION);
+    slot->row.cloud_tier = slot_str(&p, row->cloud_tier, WCAP_VERSION);
+    slot->row.cloud_version = slot_str(&p, row->cloud_version, WCAP_VERSION);
 }
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes there are not
@@ -542,7 +572,7 @@ static void utf8_fix(char *s)
 static void slot_sanitize(writer_slot_t *slot)
 {
     utf8_fix(slot->row.id);
-    for (char *p = slot->str; p < slot->str + sizeof slot->str && p <= slot->row.pii_names;) {
+    for (char *p = slot->str; p < slot->str + sizeof slot->str && p <= slot->row.cloud_version;) {
         utf8_fix(p);
         p += strlen(p) + 1;
     }

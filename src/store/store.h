@@ -51,6 +51,14 @@ typedef struct store_ledger_row {
     uint32_t pii_masked;     /* sent to an external tier as placeholders only */
     uint32_t pii_allowed;    /* sent to an external tier in clear */
     uint32_t pii_blocked;    /* the request was refused for its personal data */
+    /* Model versions (schema version 4, docs/versions.md). */
+    const char *version;       /* version of `tier` ("" = unset) */
+    const char *first_tier;    /* the decision's first tier ("" = none) */
+    const char *first_version; /* its version */
+    const char *cloud_tier;    /* a cascade's escalation target ("" = no cascade) */
+    const char *cloud_version; /* its version */
+    bool has_confidence;       /* the first tier's answer was scored */
+    float confidence;          /* 0..1, from the edge answer's token logprobs */
 } store_ledger_row_t;
 
 typedef enum {
@@ -124,6 +132,22 @@ typedef struct store_traffic_row {
     char reasons[192]; /* truncated at a UTF-8 boundary */
 } store_traffic_row_t;
 int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out);
+/* Ledger totals since since_ms per (first tier, first version, serving tier,
+ * serving version, escalation target, its version): the cells that per-version and
+ * per-pair figures are summed from (api/versions.c). *out is owned (free()). */
+typedef struct store_version_cell {
+    char first_tier[64], first_version[64];
+    char tier[64], version[64];
+    char cloud_tier[64], cloud_version[64];
+    int64_t first_ms, last_ms; /* wall-clock Unix ms of the first and last row */
+    uint64_t requests;
+    uint64_t errors;      /* status "error" */
+    uint64_t escalated;   /* re-answered by the escalation target */
+    uint64_t confidences; /* rows with a confidence */
+    double confidence_sum;
+    double cost_usd;
+} store_version_cell_t;
+int store_versions_query(store_t *s, int64_t since_ms, store_version_cell_t **out, size_t *n_out);
 /* Ids of the ledger rows with ts_ms >= since_ms (the journal replay skips rows the
  * store already has). *out is owned (free()). */
 typedef struct store_ledger_id {
@@ -133,7 +157,7 @@ int store_ledger_ids_since(store_t *s, int64_t since_ms, store_ledger_id_t **out
 
 /* Queries return at most this many rows; more is SY_ETOOBIG. */
 #define STORE_QUERY_MAX_ROWS (1u << 20)
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* ------------------------------------------------------------ sessions ---- */
 
@@ -219,7 +243,7 @@ int store_budget_get(store_t *s, const char *key, int64_t period_ms, store_budge
 typedef struct store_ledger_writer store_ledger_writer_t;
 
 /* Starts a writer thread that owns a second connection to url. queue_max bounds
- * memory (about 2.2 KB per slot, allocated here once); flush_ms bounds the delay
+ * memory (about 2.5 KB per slot, allocated here once); flush_ms bounds the delay
  * before rows are committed. Refuses sqlite::memory: (private to one connection). */
 store_ledger_writer_t *store_ledger_writer_new(const char *url, size_t queue_max, uint32_t flush_ms,
                                                char *err, size_t errlen);

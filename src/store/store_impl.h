@@ -24,6 +24,7 @@ typedef struct store_ops {
                        size_t *n_out);
     int (*audit_query)(store_t *s, int64_t since_ms, store_audit_row_t **out, size_t *n_out);
     int (*traffic_query)(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out);
+    int (*versions_query)(store_t *s, int64_t since_ms, store_version_cell_t **out, size_t *n_out);
     int (*ledger_ids)(store_t *s, int64_t since_ms, store_ledger_id_t **out, size_t *n_out);
     int (*sessions_private)(store_t *s, int64_t since_ms, store_session_t **out, size_t *n_out);
     int (*session_get)(store_t *s, const char *id, store_session_t *out);
@@ -71,6 +72,15 @@ static inline double store_nusd_to_usd(int64_t nusd)
 /* Copies s (NULL = "") into dst[cap], truncated at a UTF-8 boundary. Returns the
  * length copied (0 when cap is 0). */
 size_t store_copy_str(char *dst, size_t cap, const char *s);
+
+/* The per-version cells (store_versions_query), with the since bound's parameter
+ * written the backend's way. Sums of 0/1 columns and counts are integers in both. */
+#define STORE_VERSIONS_SQL(since)                                                                  \
+    "SELECT first_tier, first_version, tier, version, cloud_tier, cloud_version, MIN(ts_ms),"      \
+    " MAX(ts_ms), COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(escalated),"    \
+    " COUNT(confidence), COALESCE(SUM(confidence), 0), SUM(cost_nusd) FROM ledger"                 \
+    " WHERE ts_ms >= " since " AND (first_tier <> '' OR tier <> '')"                               \
+    " GROUP BY first_tier, first_version, tier, version, cloud_tier, cloud_version"
 
 /* Schema history: STORE_SCHEMA_VERSION steps, each a list of statements that takes
  * the schema from version i to i+1. Written in the SQL both backends accept; the

@@ -48,6 +48,7 @@ enum {
     PQ_KV_GET,
     PQ_KV_DELETE,
     PQ_TRAFFIC,
+    PQ_VERSIONS,
     PQ_BUDGET_RESERVE,
     PQ_BUDGET_SETTLE,
     PQ_BUDGET_GET,
@@ -68,9 +69,11 @@ static const struct {
                           " model, status, http_status, tokens_in, tokens_out, cost_nusd,"
                           " cloud_cost_nusd, latency_ms, ttft_ms, failover, escalated, degraded,"
                           " external, pii_types, pii_names, reasons, pii_kept_local, pii_masked,"
-                          " pii_allowed, pii_blocked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-                          " $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,"
-                          " $24, $25, $26, $27)"},
+                          " pii_allowed, pii_blocked, version, first_tier, first_version,"
+                          " cloud_tier, cloud_version, confidence) VALUES ($1, $2, $3, $4, $5, $6,"
+                          " $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,"
+                          " $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32,"
+                          " $33::double precision)"},
     [PQ_COSTS_TEAM] = {"sy_costs_team", PG_COSTS_SQL("team")},
     [PQ_COSTS_TENANT] = {"sy_costs_tenant", PG_COSTS_SQL("tenant")},
     [PQ_COSTS_FEATURE] = {"sy_costs_feature", PG_COSTS_SQL("feature")},
@@ -111,6 +114,7 @@ static const struct {
     [PQ_TRAFFIC] = {"sy_traffic", "SELECT ts_ms, tier, status, tokens_in, tokens_out, cost_nusd,"
                                   " cloud_cost_nusd, escalated, reasons FROM ledger"
                                   " WHERE ts_ms >= $1::bigint ORDER BY ts_ms"},
+    [PQ_VERSIONS] = {"sy_versions", STORE_VERSIONS_SQL("$1::bigint")},
     [PQ_BUDGET_RESERVE] = {"sy_budget_reserve",
                            "INSERT INTO budgets AS b (key, period_ms, spent_nusd, reserved_nusd)"
                            " VALUES ($1, $2::bigint, 0, $3::bigint) ON CONFLICT (key, period_ms)"
@@ -434,7 +438,7 @@ static int pg_ledger_insert(store_t *base, const store_ledger_row_t *r)
     num_t n[18];
     char id[sizeof r->id + 1];
     store_copy_str(id, sizeof id, r->id);
-    const char *v[27] = {
+    const char *v[33] = {
         id,
         num_i64(&n[0], r->ts_ms),
         nz(r->tenant),
@@ -462,11 +466,22 @@ static int pg_ledger_insert(store_t *base, const store_ledger_row_t *r)
         num_i64(&n[15], r->pii_masked),
         num_i64(&n[16], r->pii_allowed),
         num_i64(&n[17], r->pii_blocked),
+        nz(r->version),
+        nz(r->first_tier),
+        nz(r->first_version),
+        nz(r->cloud_tier),
+        nz(r->cloud_version),
+        NULL, /* confidence: SQL NULL unless scored */
     };
+    char conf[32];
+    if (r->has_confidence) {
+        snprintf(conf, sizeof conf, "%.9g", (double)r->confidence);
+        v[32] = conf;
+    }
     pg_store_t *s = pg(base);
-    if (!s->in_pipe) return run_cmd(s, PQ_LEDGER_INSERT, 27, v);
+    if (!s->in_pipe) return run_cmd(s, PQ_LEDGER_INSERT, 33, v);
     if (s->pipe_err) return s->pipe_err;
-    if (PQsendQueryPrepared(s->conn, pq_stmts[PQ_LEDGER_INSERT].name, 27, v, NULL, NULL, 0) != 1)
+    if (PQsendQueryPrepared(s->conn, pq_stmts[PQ_LEDGER_INSERT].name, 33, v, NULL, NULL, 0) != 1)
         pipe_send_failed(s);
     return s->pipe_err;
 }
@@ -605,6 +620,43 @@ static int pg_traffic_query(store_t *base, int64_t since_ms, store_traffic_row_t
         o[i].cloud_cost_usd = store_nusd_to_usd(val_i64(r, k, 6));
         o[i].escalated = val_i64(r, k, 7) != 0;
         val_str(r, k, 8, o[i].reasons, sizeof o[i].reasons);
+    }
+    PQclear(r);
+    *out = o;
+    *n_out = rows;
+    return 0;
+}
+
+static int pg_versions_query(store_t *base, int64_t since_ms, store_version_cell_t **out,
+                             size_t *n_out)
+{
+    num_t n;
+    const char *v[1] = {num_i64(&n, since_ms > 0 ? since_ms : INT64_MIN)};
+    int err;
+    PGresult *r = run(pg(base), PQ_VERSIONS, 1, v, NULL, NULL, 0, &err);
+    if (!r) return err;
+    size_t rows = (size_t)PQntuples(r);
+    if (rows > STORE_QUERY_MAX_ROWS) {
+        PQclear(r);
+        return SY_ETOOBIG;
+    }
+    store_version_cell_t *o = mem_calloc(rows ? rows : 1, sizeof *o);
+    for (size_t i = 0; i < rows; i++) {
+        int k = (int)i;
+        val_str(r, k, 0, o[i].first_tier, sizeof o[i].first_tier);
+        val_str(r, k, 1, o[i].first_version, sizeof o[i].first_version);
+        val_str(r, k, 2, o[i].tier, sizeof o[i].tier);
+        val_str(r, k, 3, o[i].version, sizeof o[i].version);
+        val_str(r, k, 4, o[i].cloud_tier, sizeof o[i].cloud_tier);
+        val_str(r, k, 5, o[i].cloud_version, sizeof o[i].cloud_version);
+        o[i].first_ms = val_i64(r, k, 6);
+        o[i].last_ms = val_i64(r, k, 7);
+        o[i].requests = (uint64_t)val_i64(r, k, 8);
+        o[i].errors = (uint64_t)val_i64(r, k, 9);
+        o[i].escalated = (uint64_t)val_i64(r, k, 10);
+        o[i].confidences = (uint64_t)val_i64(r, k, 11);
+        o[i].confidence_sum = strtod(PQgetvalue(r, k, 12), NULL);
+        o[i].cost_usd = store_nusd_to_usd(val_i64(r, k, 13));
     }
     PQclear(r);
     *out = o;
@@ -800,6 +852,7 @@ static const store_ops_t pg_ops = {
     .costs_query = pg_costs_query,
     .audit_query = pg_audit_query,
     .traffic_query = pg_traffic_query,
+    .versions_query = pg_versions_query,
     .ledger_ids = pg_ledger_ids,
     .sessions_private = pg_sessions_private,
     .session_get = pg_session_get,

@@ -43,6 +43,7 @@ enum {
     ST_KV_GET,
     ST_KV_DELETE,
     ST_TRAFFIC,
+    ST_VERSIONS,
     ST_BUDGET_RESERVE,
     ST_BUDGET_SETTLE,
     ST_BUDGET_GET,
@@ -62,9 +63,10 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO ledger (id, ts_ms, tenant, team, feature, session, tier, model, status,"
         " http_status, tokens_in, tokens_out, cost_nusd, cloud_cost_nusd, latency_ms, ttft_ms,"
         " failover, escalated, degraded, external, pii_types, pii_names, reasons,"
-        " pii_kept_local, pii_masked, pii_allowed, pii_blocked)"
+        " pii_kept_local, pii_masked, pii_allowed, pii_blocked, version, first_tier,"
+        " first_version, cloud_tier, cloud_version, confidence)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-        " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+        " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)",
     [ST_COSTS_TEAM] = COSTS_SQL("team"),
     [ST_COSTS_TENANT] = COSTS_SQL("tenant"),
     [ST_COSTS_FEATURE] = COSTS_SQL("feature"),
@@ -97,6 +99,7 @@ static const char *const stmt_sql[ST_COUNT] = {
      * file; the caller has checked amount <= limit for the insert case. */
     [ST_TRAFFIC] = "SELECT ts_ms, tier, status, tokens_in, tokens_out, cost_nusd, cloud_cost_nusd,"
                    " escalated, reasons FROM ledger WHERE ts_ms >= ?1 ORDER BY ts_ms",
+    [ST_VERSIONS] = STORE_VERSIONS_SQL("?1"),
     [ST_BUDGET_RESERVE] =
         "INSERT INTO budgets (key, period_ms, spent_nusd, reserved_nusd) VALUES (?1, ?2, 0, ?3)"
         " ON CONFLICT (key, period_ms) DO UPDATE SET reserved_nusd = reserved_nusd + ?3"
@@ -331,6 +334,15 @@ static int sqlite_ledger_insert(store_t *base, const store_ledger_row_t *r)
     sqlite3_bind_int64(st, 25, r->pii_masked);
     sqlite3_bind_int64(st, 26, r->pii_allowed);
     sqlite3_bind_int64(st, 27, r->pii_blocked);
+    bind_text(st, 28, r->version);
+    bind_text(st, 29, r->first_tier);
+    bind_text(st, 30, r->first_version);
+    bind_text(st, 31, r->cloud_tier);
+    bind_text(st, 32, r->cloud_version);
+    if (r->has_confidence)
+        sqlite3_bind_double(st, 33, r->confidence);
+    else
+        sqlite3_bind_null(st, 33);
     return exec_stmt(s, st);
 }
 
@@ -461,6 +473,32 @@ static int sqlite_traffic_query(store_t *base, int64_t since_ms, store_traffic_r
                                 size_t *n_out)
 {
     return query_rows(sq(base), ST_TRAFFIC, since_bound(since_ms), sizeof **out, traffic_row,
+                      (void **)out, n_out);
+}
+
+static void version_cell(sqlite3_stmt *st, void *row)
+{
+    store_version_cell_t *c = row;
+    col_text(st, 0, c->first_tier, sizeof c->first_tier);
+    col_text(st, 1, c->first_version, sizeof c->first_version);
+    col_text(st, 2, c->tier, sizeof c->tier);
+    col_text(st, 3, c->version, sizeof c->version);
+    col_text(st, 4, c->cloud_tier, sizeof c->cloud_tier);
+    col_text(st, 5, c->cloud_version, sizeof c->cloud_version);
+    c->first_ms = sqlite3_column_int64(st, 6);
+    c->last_ms = sqlite3_column_int64(st, 7);
+    c->requests = (uint64_t)sqlite3_column_int64(st, 8);
+    c->errors = (uint64_t)sqlite3_column_int64(st, 9);
+    c->escalated = (uint64_t)sqlite3_column_int64(st, 10);
+    c->confidences = (uint64_t)sqlite3_column_int64(st, 11);
+    c->confidence_sum = sqlite3_column_double(st, 12);
+    c->cost_usd = store_nusd_to_usd(sqlite3_column_int64(st, 13));
+}
+
+static int sqlite_versions_query(store_t *base, int64_t since_ms, store_version_cell_t **out,
+                                 size_t *n_out)
+{
+    return query_rows(sq(base), ST_VERSIONS, since_bound(since_ms), sizeof **out, version_cell,
                       (void **)out, n_out);
 }
 
@@ -691,6 +729,7 @@ static const store_ops_t sqlite_ops = {
     .costs_query = sqlite_costs_query,
     .audit_query = sqlite_audit_query,
     .traffic_query = sqlite_traffic_query,
+    .versions_query = sqlite_versions_query,
     .ledger_ids = sqlite_ledger_ids,
     .sessions_private = sqlite_sessions_private,
     .session_get = sqlite_session_get,

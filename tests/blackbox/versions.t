@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+// Model versions and drift: traffic on edge version v1, a SIGHUP reload to v2 whose
+// stand-in upstream answers with low-confidence logprobs (so the cascade escalates),
+// then GET /v1/versions, /metrics, the dashboard and `switchyard versions` show both
+// versions with their figures and flag v2's drift, logged once.
+'use strict';
+let L;
+(async () => {
+L = await import('./lib.mjs');
+const { test, run, assert, eq, post, get, chat, sleep } = L;
+const fs = await import('node:fs');
+const path = await import('node:path');
+
+if (!fs.existsSync(L.SWITCHYARD) || !fs.existsSync(L.UPSTREAM)) {
+  L.skipAll(`build ${L.SWITCHYARD} and ${L.UPSTREAM} first (make asan)`);
+  return;
+}
+const edge = await L.startUpstream('edge');
+const cloud = await L.startUpstream('cloud');
+const N = 24;
+const config = (edgeVersion) => `
+listen: 127.0.0.1:0
+workers: 2
+store: sqlite:versions.db
+log_level: warn
+tiers:
+  edge:
+    kind: openai
+    base_url: ${edge.url}/v1
+    model: edge-small
+    version: "${edgeVersion}"
+    privacy: on_prem
+    role: edge
+    logprobs: true
+    retries: 0
+    cost: { usd_per_hour: 0.36, tokens_per_second: 100 }
+  cloud:
+    kind: openai
+    base_url: ${cloud.url}/v1
+    model: big-model
+    version: "c1"
+    privacy: external
+    retries: 0
+    cost: { usd_per_mtok_in: 2.5, usd_per_mtok_out: 10 }
+routing:
+  pii: { action: local_only, min_score: 0.5 }
+  policy: rules
+  escalation: { enabled: true, min_confidence: 0.55 }
+drift: { min_requests: ${N}, escalation_rate: 0.1, confidence: 0.1, error_rate: 0.05, cost_per_request: 0.25, interval_s: 0 }
+`;
+const cfg = path.join(L.tmp(), 'versions.yaml');
+fs.writeFileSync(cfg, config('v1'));
+const gw = await L.startGatewayFile(cfg);
+const V1 = `${gw.url}/v1/chat/completions`;
+const edgeVersion = async () => (await get(`${gw.url}/v1/models/edge`)).json;
+const near = (a, b, eps = 1e-9) => Math.abs(a - b) <= eps;
+let report;
+
+test('traffic on v1, a reload to v2 that escalates more, and /v1/versions flags the drift', async () => {
+  await edge.control({ logprob: -0.05 }); // confident: the edge answer stands
+  for (let i = 0; i < N; i++) {
+    const r = await post(V1, chat(`Hello there, how are you? ${i}`, { max_tokens: 20 }));
+    eq(r.status, 200, 'v1 request: ' + r.text);
+    eq(r.json.switchyard.tier, 'edge', 'v1 answered on the edge');
+  }
+  fs.writeFileSync(cfg, config('v2'));
+  gw.proc.kill('SIGHUP');
+  for (let i = 0; i < 200 && JSON.stringify(await edgeVersion()).indexOf('"v2"') < 0; i++) await sleep(25);
+  assert(JSON.stringify(await edgeVersion()).includes('"v2"'), 'the reload applied');
+  await edge.control({ logprob: -3 }); // v2 is unsure of itself: escalations
+  let escalated = 0;
+  for (let i = 0; i < N; i++) {
+    const r = await post(V1, chat(`Hello there, how are you? again ${i}`, { max_tokens: 20 }));
+    eq(r.status, 200, 'v2 request: ' + r.text);
+    if (r.json.switchyard.escalated) escalated++;
+  }
+  eq(escalated, N, 'every v2 answer escalated');
+
+  const r = await get(`${gw.url}/v1/versions`);
+  eq(r.status, 200, 'GET /v1/versions: ' + r.text);
+  report = r.json;
+  const v = (tier, ver) => report.versions.find((e) => e.tier === tier && e.version === ver);
+  const e1 = v('edge', 'v1'), e2 = v('edge', 'v2'), c1 = v('cloud', 'c1');
+  assert(e1 && e2 && c1, 'edge v1, edge v2 and cloud c1 listed: ' + r.text);
+  eq(e1.requests, N, 'v1 requests');
+  eq(e1.served, N, 'v1 served');
+  eq(e1.escalation_rate, 0, 'v1 escalation rate');
+  eq(e1.error_rate, 0, 'v1 error rate');
+  assert(e1.mean_confidence > 0.55, 'v1 confident: ' + e1.mean_confidence);
+  eq(e1.speculative_acceptance, null, 'no speculative pair: acceptance null');
+  eq(e1.drift, false, 'v1 is the baseline');
+  eq(e1.previous, null, 'v1 has no previous version');
+  eq(e2.requests, N, 'v2 requests');
+  eq(e2.served, 0, 'v2 answered none itself');
+  eq(e2.escalation_rate, 1, 'v2 escalation rate');
+  assert(e2.mean_confidence < 0.55, 'v2 unsure: ' + e2.mean_confidence);
+  assert(e2.cost_per_request > e1.cost_per_request, 'escalations cost more');
+  assert(e1.first_seen_ms <= e1.last_seen_ms && e1.last_seen_ms <= e2.first_seen_ms, 'v1 came first');
+  eq(e2.previous, 'v1', 'v2 compared against v1');
+  eq(e2.drift, true, 'v2 drifted');
+  const reasons = e2.drift_reasons.join(' ');
+  for (const k of ['escalation_rate', 'mean_confidence', 'cost_per_request'])
+    assert(reasons.includes(k), `reason ${k}: ${reasons}`);
+  assert(!reasons.includes('error_rate'), 'errors did not move: ' + reasons);
+  eq(c1.requests, 0, 'no request was sent to the cloud first');
+  eq(c1.served, N, 'the cloud answered the escalations');
+  const p = (ev) => report.pairs.find((x) => x.edge_version === ev && x.cloud_version === 'c1');
+  eq(p('v1').requests, N, 'pair (v1, c1) requests');
+  eq(p('v1').escalation_rate, 0, 'pair (v1, c1) escalation rate');
+  eq(p('v2').escalation_rate, 1, 'pair (v2, c1) escalation rate');
+  eq(p('v2').acceptance_rate, null, 'pair acceptance null');
+  assert(near(report.thresholds.escalation_rate, 0.1), 'thresholds shown');
+});
+
+test('the drift metric, one log line, the dashboard section and a bad since', async () => {
+  await get(`${gw.url}/v1/versions`); // a second look logs nothing new
+  const m = (await get(`${gw.url}/metrics`)).text;
+  assert(m.includes('switchyard_version_drift{tier="edge",version="v2"} 1'), 'drift metric v2: ' + m.split('\n').filter((l) => l.includes('drift')).join('\n'));
+  assert(m.includes('switchyard_version_drift{tier="edge",version="v1"} 0'), 'drift metric v1');
+  assert(m.includes('switchyard_tier_info{tier="edge",model="edge-small",version="v2"} 1'), 'tier info');
+  const lines = gw.proc.stderrText.split('\n').filter((l) => l.includes('version_drift'));
+  eq(lines.length, 1, 'one drift log line: ' + lines.join('\n'));
+  const logged = JSON.parse(lines[0]);
+  eq(logged.tier, 'edge', 'log tier');
+  eq(logged.version, 'v2', 'log version');
+  eq(logged.previous, 'v1', 'log previous');
+  const d = (await get(`${gw.url}/v1/admin/dashboard`)).json;
+  eq(JSON.stringify(d.versions.versions), JSON.stringify(report.versions), 'the dashboard shows the same report');
+  const bad = await get(`${gw.url}/v1/versions?since=yesterdayish`);
+  eq(bad.status, 400, 'bad since: ' + bad.text);
+});
+
+test('switchyard versions prints the same from the store', async () => {
+  eq(await gw.stop(), 0, 'switchyard exit code');
+  assert(!/ERROR: (AddressSanitizer|LeakSanitizer)/.test(gw.proc.stderrText), 'sanitizers clean');
+  const j = L.runSwitchyard(['versions', '-c', cfg, '--json'], { cwd: path.dirname(cfg) });
+  const t = L.runSwitchyard(['versions', '-c', cfg], { cwd: path.dirname(cfg) });
+  const [rj, rt] = await Promise.all([j, t]);
+  eq(rj.code, 3, 'exit 3 when a version drifted: ' + rj.stderr);
+  eq(JSON.stringify(JSON.parse(rj.stdout).versions), JSON.stringify(report.versions), 'CLI JSON = /v1/versions');
+  eq(rt.code, 3, 'table exit: ' + rt.stderr);
+  console.log(rt.stdout.trimEnd().split('\n').map((l) => '# ' + l).join('\n'));
+  const row = rt.stdout.split('\n').find((l) => /^edge\s+v2\s/.test(l));
+  assert(row && row.includes('DRIFT vs v1') && row.includes('escalation_rate 0->1'), 'table row: ' + rt.stdout);
+  assert(/^edge\s+v2\s+cloud\s+c1\s+24\s+1\.000/m.test(rt.stdout), 'pair row: ' + rt.stdout);
+});
+
+await run();
+await edge.stop();
+await cloud.stop();
+L.cleanup();
+})().catch((e) => { console.log(`not ok - harness: ${e.stack}`); process.exitCode = 1; if (L) L.cleanup(); });
