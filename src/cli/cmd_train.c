@@ -294,6 +294,13 @@ static route_model_t *fit_cloud(const route_dataset_t *ds, const route_features_
     route_model_train(m, ex, n, &o);
     m->digest = digest;
     fit_lexicon(m, ds, train);
+    /* Fingerprints of the prompts trained on: replay warns when it scores them. */
+    uint32_t *fp = mem_alloc((ds->n ? ds->n : 1) * sizeof *fp);
+    size_t nfp = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        if (train[i]) fp[nfp++] = route_model_fingerprint(ds->rows[i].prompt, ds->rows[i].len);
+    route_model_fingerprints_set(m, fp, nfp);
+    mem_free(fp);
     for (size_t i = 0; i < n; i++)
         mem_free((void *)ex[i].idx);
     mem_free(idx);

@@ -315,7 +315,7 @@ static void pool_add_question(pools_t *ps, const char *p, size_t len)
 /* Fillers from the shared data: TinyStories paragraphs and sentences, Spec-Bench
  * articles, presidio texts, MBPP tasks, benchmark questions, banking77 intents,
  * census first names. Queries ({q}) are added while the intent sets load. */
-static void load_fillers(const char *shared, const route_dataset_t *ds, pools_t *ps)
+static void load_fillers(const char *shared, const route_dataset_t *ds, int skip_fold, pools_t *ps)
 {
     size_t n;
     char *p;
@@ -392,6 +392,7 @@ static void load_fillers(const char *shared, const route_dataset_t *ds, pools_t 
     }
     for (size_t i = 0; ds && i < ds->n; i++) {
         const route_row_t *r = &ds->rows[i];
+        if (skip_fold >= 0 && routedata_fold(r->prompt, r->len) == skip_fold) continue;
         if (!strcmp(r->benchmark, "mbpp")) {
             const char *to = strstr(r->prompt, " to ");
             if (to && to - r->prompt < 40) pool_add(ps, "task", to + 4, strlen(to + 4), 300);
@@ -608,7 +609,7 @@ int routedata_taskclass(const char *shared, const char *instructions, const rout
     }
     int rc = 0;
     if (instructions) {
-        load_fillers(shared, ds, &ps);
+        load_fillers(shared, ds, skip_fold, &ps);
         rc = add_templates(instructions, &ps, ROUTEDATA_PER_TEMPLATE, &all);
     }
     pools_free(&ps);
