@@ -29,6 +29,13 @@ static void test_model_roundtrip(void **state)
     m->bias[1] = 0.25f;
     m->threshold = 0.61f;
     m->digest = 0xabcdef;
+    /* Fingerprints of the training texts: duplicates collapse, order is kept. */
+    static const char *const texts[] = {"solve for x", "translate this", "solve for x", "hi"};
+    uint32_t fp[4];
+    for (int i = 0; i < 4; i++)
+        fp[i] = route_model_fingerprint(texts[i], strlen(texts[i]));
+    assert_int_equal(route_model_fingerprints_set(m, fp, 4), 0);
+    assert_int_equal(m->n_fp, 3);
     buf_t b;
     buf_init(&b, 1 << 20);
     assert_int_equal(route_model_write(m, &b), 0);
@@ -37,6 +44,12 @@ static void test_model_roundtrip(void **state)
     assert_non_null(p);
     assert_int_equal(p->seed, 1234);
     assert_int_equal(p->digest, 0xabcdef);
+    assert_int_equal(p->n_fp, 3);
+    for (int i = 0; i < 4; i++)
+        assert_true(route_model_trained_on(p, texts[i], strlen(texts[i])));
+    assert_false(route_model_trained_on(p, "solve for y", 11));
+    assert_false(route_model_trained_on(p, "hi ", 3));
+    assert_false(route_model_trained_on(NULL, "hi", 2));
     assert_true(p->threshold == 0.61f);
     assert_memory_equal(p->w_sparse, m->w_sparse, 256 * 3 * sizeof(float));
     assert_memory_equal(p->w_dense, m->w_dense, 12 * sizeof(float));
@@ -50,6 +63,31 @@ static void test_model_roundtrip(void **state)
     b.data[100] ^= 4;
     b.data[4] = 9; /* version */
     assert_null(route_model_parse(b.data, b.len, err, sizeof err));
+    b.data[4] = 4;
+    /* Fingerprints out of order are refused (checksum recomputed so only the
+     * order is wrong). The list is the last 12 bytes before the checksum. */
+    size_t at = b.len - 8 - 12;
+    unsigned char tmp[4];
+    memcpy(tmp, b.data + at, 4);
+    memcpy(b.data + at, b.data + at + 4, 4);
+    memcpy(b.data + at + 4, tmp, 4);
+    uint64_t sum = hash_bytes(b.data, b.len - 8, 0);
+    for (int i = 0; i < 8; i++)
+        b.data[b.len - 8 + i] = (char)(sum >> (8 * i));
+    assert_null(route_model_parse(b.data, b.len, err, sizeof err));
+    assert_non_null(strstr(err, "ascending"));
+    /* A version-3 file (no fingerprints) still reads: same bytes without the list. */
+    route_model_fingerprints_set(m, NULL, 0);
+    buf_reset(&b);
+    assert_int_equal(route_model_write(m, &b), 0);
+    b.data[4] = 3;
+    sum = hash_bytes(b.data, b.len - 8, 0);
+    for (int i = 0; i < 8; i++)
+        b.data[b.len - 8 + i] = (char)(sum >> (8 * i));
+    p = route_model_parse(b.data, b.len, err, sizeof err);
+    assert_non_null(p);
+    assert_int_equal(p->n_fp, 0);
+    route_model_free(p);
     buf_deinit(&b);
     route_model_free(m);
 }
@@ -341,13 +379,102 @@ static void test_committed_models(void **state)
     mem_free(rt_blob);
 }
 
+/* The committed classifier on hand-written prompts it was never trained on
+ * (tests/data/taskclass/heldout.tsv, ten per class), through the router's own
+ * feature path. Bounds: accuracy >= 0.75 and at least 9 of the 11 classes with
+ * recall >= 0.7 (docs/routing.md has the figures); the three prompts that the
+ * intent-dominated classifier got wrong must be right. */
+static void test_committed_classifier_heldout(void **state)
+{
+    (void)state;
+    size_t ncls, n;
+    char *cls_blob = slurp("models/taskclass.bin", &ncls);
+    char *tsv = slurp("tests/data/taskclass/heldout.tsv", &n);
+    assert_non_null(tsv);
+    if (!cls_blob) {
+        mem_free(tsv);
+        skip(); /* committed model absent */
+    }
+    char err[128];
+    route_config_t cfg;
+    route_config_defaults(&cfg);
+    router_t *r = router_new(&cfg, NULL, err, sizeof err);
+    route_model_t *m = route_model_parse(cls_blob, ncls, err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(router_set_classifier(r, m), 0);
+    router_scratch_t *s = router_scratch_new(r);
+    size_t ok[ROUTE_TASK_COUNT] = {0}, tot[ROUTE_TASK_COUNT] = {0}, all_ok = 0, all = 0;
+    for (char *line = tsv, *end; line && *line; line = end ? end + 1 : NULL) {
+        end = strchr(line, '\n');
+        if (end) *end = 0;
+        if (!*line || *line == '#') continue;
+        char *tab = strchr(line, '\t');
+        assert_non_null(tab);
+        *tab = 0;
+        int want = route_task_parse(line);
+        assert_true(want >= 0);
+        char *t = tab + 1, *o = t;
+        for (char *i = t; *i; i++)
+            if (i[0] == '\\' && i[1] == 'n')
+                *o++ = '\n', i++;
+            else
+                *o++ = *i;
+        *o = 0;
+        route_text_t tx = {"user", t, strlen(t)};
+        route_input_t in = {.texts = &tx, .n_texts = 1, .n_messages = 1};
+        route_features_t f;
+        assert_int_equal(router_features(r, s, &in, &f), 0);
+        tot[want]++, all++;
+        if (f.task == want) ok[want]++, all_ok++;
+    }
+    size_t good = 0;
+    for (int k = 0; k < ROUTE_TASK_COUNT; k++) {
+        assert_int_equal(tot[k], 10);
+        good += ok[k] >= 7;
+        printf("# held-out %-14s %zu/10\n", route_task_name((route_task_t)k), ok[k]);
+    }
+    printf("# held-out accuracy %.3f on %zu prompts, %zu classes with recall >= 0.7\n",
+           (double)all_ok / (double)all, all, good);
+    assert_true((double)all_ok / (double)all >= 0.75);
+    assert_true(good >= 9);
+
+    static const struct {
+        const char *text;
+        route_task_t want;
+    } issue[] = {
+        {"Prove that there are infinitely many primes", ROUTE_TASK_MATH},
+        {"Prove that there are infinitely many primes.", ROUTE_TASK_MATH},
+        {"Translate to French: Where is the nearest train station?", ROUTE_TASK_TRANSLATION},
+        {"Translate to French: I would like a coffee, please.", ROUTE_TASK_TRANSLATION},
+        {"Summarize the causes of WWI", ROUTE_TASK_SUMMARIZATION},
+        {"Summarize the causes of WWI.", ROUTE_TASK_SUMMARIZATION}};
+    for (size_t i = 0; i < sizeof issue / sizeof *issue; i++) {
+        route_text_t tx = {"user", issue[i].text, strlen(issue[i].text)};
+        route_input_t in = {.texts = &tx, .n_texts = 1, .n_messages = 1};
+        route_features_t f;
+        assert_int_equal(router_features(r, s, &in, &f), 0);
+        if (f.task != (int)issue[i].want)
+            fail_msg("'%s': %s, want %s", issue[i].text, route_task_name((route_task_t)f.task),
+                     route_task_name(issue[i].want));
+    }
+    router_scratch_free(s);
+    router_free(r);
+    mem_free(tsv);
+    mem_free(cls_blob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model_roundtrip),   cmocka_unit_test(test_train_toy),
-        cmocka_unit_test(test_train_cloud_heads), cmocka_unit_test(test_ngrams),
-        cmocka_unit_test(test_text_stats),        cmocka_unit_test(test_csv),
-        cmocka_unit_test(test_metrics),           cmocka_unit_test(test_committed_models),
+        cmocka_unit_test(test_model_roundtrip),
+        cmocka_unit_test(test_train_toy),
+        cmocka_unit_test(test_train_cloud_heads),
+        cmocka_unit_test(test_ngrams),
+        cmocka_unit_test(test_text_stats),
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_committed_models),
+        cmocka_unit_test(test_committed_classifier_heldout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

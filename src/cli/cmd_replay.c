@@ -43,7 +43,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: switchyard replay [-c CONFIG] [--policy rules|bandit] [--model FILE]\n"
                "                         [--classifier FILE] [--exclude JSONL] [--svg OUT.svg]\n"
-               "                         [--scores] [--seed N] [--lambda L] DATA.csv\n"
+               "                         [--scores | --json] [--seed N] [--lambda L] DATA.csv\n"
                "       switchyard replay [-c CONFIG] [--store URL|none] --requests FILE.jsonl\n\n"
                "Runs the server's decision path over every row (prompt, weak_score,\n"
                "strong_score[, costs]): a tier of role edge stands for the weak model, one of\n"
@@ -60,7 +60,11 @@ static void usage(FILE *f)
                "  --classifier F  task classifier (default models/taskclass.bin)\n"
                "  --exclude JSONL drop these prompts (contaminated_prompts.jsonl)\n"
                "  --svg OUT       write the cost-quality curve\n"
-               "  --scores        print one need-of-cloud score per row, in row order, only\n");
+               "  --scores        print one need-of-cloud score per row, in row order, only\n"
+               "  --json          print the table as one JSON object\n\n"
+               "Rows the need-of-cloud model was trained on (fingerprints in its file) make\n"
+               "the APGR / CPT / share95 figures in-sample: replay says so on stderr and in\n"
+               "the JSON's in_sample field.\n");
 }
 
 typedef struct point {
@@ -223,6 +227,93 @@ static void row_body(const route_row_t *row, buf_t *b)
     jsonw_obj_end(&w);
 }
 
+/* How much of the replayed data the models were trained on. */
+typedef struct in_sample {
+    size_t rows;     /* rows whose prompt the need-of-cloud model was trained on */
+    size_t cls_rows; /* ... the task classifier was trained on */
+    bool digest;     /* the data set's digest equals the model's training digest */
+} in_sample_t;
+
+/* Counts the rows of ds in the models' training fingerprints and warns on stderr
+ * when the need-of-cloud figures would be in-sample. */
+static void check_in_sample(const router_t *r, const route_dataset_t *ds, const char *model,
+                            in_sample_t *o)
+{
+    memset(o, 0, sizeof *o);
+    const route_model_t *cl = router_cloud_model(r), *cls = router_classifier(r);
+    for (size_t i = 0; i < ds->n; i++) {
+        o->rows += route_model_trained_on(cl, ds->rows[i].prompt, ds->rows[i].len);
+        o->cls_rows += route_model_trained_on(cls, ds->rows[i].prompt, ds->rows[i].len);
+    }
+    o->digest = cl && cl->digest == route_dataset_digest(ds);
+    if (o->rows || o->digest)
+        fprintf(stderr,
+                "replay: warning: %zu of %zu rows (%.1f%%) are prompts the need-of-cloud model "
+                "%s was trained on%s: APGR, CPT and share95 are in-sample and overstate how it "
+                "ranks new prompts (cross-validated figures: switchyard train router)\n",
+                o->rows, ds->n, 100.0 * (double)o->rows / (double)ds->n, model,
+                o->digest ? " (this is its training data set)" : "");
+}
+
+/* --json: the table as one object. */
+static void print_json(const point_t *pts, size_t n_pts, size_t rows, size_t fails,
+                       const in_sample_t *ins, const char *model)
+{
+    buf_t b;
+    buf_init(&b, 1u << 20);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "rows");
+    jsonw_uint(&w, rows);
+    jsonw_key(&w, "failed");
+    jsonw_uint(&w, fails);
+    jsonw_key(&w, "policies");
+    jsonw_arr_begin(&w);
+    for (size_t i = 0; i < n_pts; i++) {
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "name");
+        jsonw_str(&w, pts[i].name);
+        jsonw_key(&w, "cloud_share");
+        jsonw_double(&w, pts[i].share);
+        jsonw_key(&w, "quality");
+        jsonw_double(&w, pts[i].quality);
+        jsonw_key(&w, "cost_usd");
+        jsonw_double(&w, pts[i].cost);
+        if (pts[i].ev) {
+            jsonw_key(&w, "apgr");
+            jsonw_double(&w, pts[i].ev->apgr);
+            jsonw_key(&w, "cpt50");
+            jsonw_double(&w, pts[i].ev->cpt50);
+            jsonw_key(&w, "cpt80");
+            jsonw_double(&w, pts[i].ev->cpt80);
+            jsonw_key(&w, "share95");
+            jsonw_double(&w, pts[i].ev->share95);
+        }
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "in_sample");
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "warning");
+    jsonw_bool(&w, ins->rows || ins->digest);
+    jsonw_key(&w, "model");
+    jsonw_str(&w, model);
+    jsonw_key(&w, "rows");
+    jsonw_uint(&w, ins->rows);
+    jsonw_key(&w, "share");
+    jsonw_double(&w, rows ? (double)ins->rows / (double)rows : 0.0);
+    jsonw_key(&w, "training_set");
+    jsonw_bool(&w, ins->digest);
+    jsonw_key(&w, "classifier_rows");
+    jsonw_uint(&w, ins->cls_rows);
+    jsonw_obj_end(&w);
+    jsonw_obj_end(&w);
+    fwrite(b.data, 1, b.len, stdout);
+    fputc('\n', stdout);
+    buf_deinit(&b);
+}
+
 int cmd_replay(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -231,7 +322,7 @@ int cmd_replay(int argc, char **argv)
     }
     const char *conf = NULL, *model = "models/router.bin", *cls = "models/taskclass.bin",
                *svg = NULL, *data = NULL, *exclude = NULL, *requests = NULL, *store = NULL;
-    bool scores_only = false, model_set = false, cls_set = false;
+    bool scores_only = false, model_set = false, cls_set = false, json = false;
     int policy = -1;
     uint64_t seed = 1;
     double lambda = 20.0;
@@ -262,6 +353,8 @@ int cmd_replay(int argc, char **argv)
             lambda = atof(argv[++i]);
         else if (!strcmp(argv[i], "--scores"))
             scores_only = true;
+        else if (!strcmp(argv[i], "--json"))
+            json = true;
         else if (!strcmp(argv[i], "--requests") && i + 1 < argc)
             requests = argv[++i];
         else if (!strcmp(argv[i], "--store") && i + 1 < argc) {
@@ -275,7 +368,7 @@ int cmd_replay(int argc, char **argv)
             data = argv[i];
     }
     if (requests) {
-        if (data || policy >= 0 || model_set || cls_set || svg || scores_only || exclude) {
+        if (data || policy >= 0 || model_set || cls_set || svg || scores_only || exclude || json) {
             fprintf(stderr, "switchyard replay: --requests decides as the server does: only -c "
                             "and --store apply\n");
             return 2;
@@ -288,6 +381,10 @@ int cmd_replay(int argc, char **argv)
     }
     if (!data) {
         usage(stderr);
+        return 2;
+    }
+    if (json && scores_only) {
+        fprintf(stderr, "switchyard replay: --scores and --json are exclusive\n");
         return 2;
     }
 
@@ -329,6 +426,8 @@ int cmd_replay(int argc, char **argv)
     }
     if (!router_cloud_model(r) && x.cfg.route.policy == ROUTE_POLICY_RULES)
         fprintf(stderr, "no need-of-cloud model: rules use the task class alone\n");
+    in_sample_t ins;
+    check_in_sample(r, &ds, model, &ins);
     const route_tier_t *tiers = x.tiers;
     size_t n = ds.n;
     double *score = mem_alloc(n * sizeof *score), *w = mem_alloc(n * sizeof *w),
@@ -337,7 +436,7 @@ int cmd_replay(int argc, char **argv)
     size_t n_cloud = 0, n_oracle = 0, fails = 0;
     progress_t pr;
     progress_init(&pr, "replay", n);
-    pr.quiet = scores_only;
+    pr.quiet = scores_only || json;
     route_decision_t d;
     buf_t body, out;
     buf_init(&body, x.cfg.max_body_bytes);
@@ -367,11 +466,11 @@ int cmd_replay(int argc, char **argv)
         st[i] = row->strong;
         if (x.cfg.route.policy == ROUTE_POLICY_BANDIT)
             router_feedback(r, &d.features, d.tier, route_bandit_reward(qi, ci, 0, lambda, 0));
-        if (!scores_only) progress_update(&pr, i + 1);
+        if (!pr.quiet) progress_update(&pr, i + 1);
     }
     buf_deinit(&body);
     buf_deinit(&out);
-    if (!scores_only) progress_finish(&pr);
+    if (!pr.quiet) progress_finish(&pr);
     int ret = 0;
     if (scores_only) {
         for (size_t i = 0; i < n; i++)
@@ -402,12 +501,17 @@ int cmd_replay(int argc, char **argv)
             {"oracle", (double)n_oracle / dn, q_oracle / dn, cost_oracle, &ev_oracle},
             {pname, share, q / dn, cost, router_cloud_model(r) ? &ev : NULL},
         };
-        printf("\n%zu rows%s; APGR/CPT columns rank rows by the need-of-cloud score\n\n", n,
-               fails ? " (some decisions failed: counted as edge)" : "");
-        printf("%-24s %7s %8s %10s %7s %7s %7s %8s\n", "policy", "cloud", "quality", "cost_usd",
-               "APGR", "CPT50", "CPT80", "share95");
-        for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
-            print_point(&pts[i]);
+        if (json) {
+            print_json(pts, sizeof pts / sizeof *pts, n, fails, &ins, model);
+        } else {
+            printf("\n%zu rows%s; APGR/CPT columns rank rows by the need-of-cloud score%s\n\n", n,
+                   fails ? " (some decisions failed: counted as edge)" : "",
+                   ins.rows ? " (IN-SAMPLE: the model was trained on these rows)" : "");
+            printf("%-24s %7s %8s %10s %7s %7s %7s %8s\n", "policy", "cloud", "quality", "cost_usd",
+                   "APGR", "CPT50", "CPT80", "share95");
+            for (size_t i = 0; i < sizeof pts / sizeof *pts; i++)
+                print_point(&pts[i]);
+        }
         if (svg && router_cloud_model(r)) {
             point_t op[] = {pts[3], pts[4]};
             if (write_svg(svg, curve, op, 2, ev.q_weak, fmax(ev.q_strong, q_oracle / dn)))

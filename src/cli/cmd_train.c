@@ -22,11 +22,16 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: switchyard train classifier [-o models/taskclass.bin] [--shared DIR]\n"
+               "                                   [--cv N] [--eval TSV] [--no-write]\n"
+               "                                   [--instructions TSV]\n"
                "       switchyard train router [-o models/router.bin] [--classifier FILE]\n"
                "                               [--data CSV] [--shared DIR] [--folds-only]\n"
                "                               [--dump CSV]\n\n"
-               "classifier: task classes from shared/data/taskclass and the routing benchmarks;\n"
-               "  prints accuracy on a fifth held back, then trains on everything.\n"
+               "classifier (or task): task classes from shared/data (Spec-Bench, banking77,\n"
+               "  CLINC150, the routing benchmarks) and requests built from the instruction\n"
+               "  templates (default data/taskclass/instructions.tsv; '' for none); prints\n"
+               "  N-fold (default 5, 0 none) cross-validated precision and recall per class,\n"
+               "  then trains on everything; --eval scores the model on a class<TAB>prompt file.\n"
                "router: need-of-cloud model (expected gain of the strong model) on\n"
                "  routing_train.csv minus contaminated prompts; prints 5-fold cross-validated\n"
                "  APGR, CPT and the strong share for 95%% quality, then trains on everything\n"
@@ -51,7 +56,99 @@ static int save_model(const route_model_t *m, const char *path)
 
 /* -------------------------------------------------------------- classifier --- */
 
-static int train_classifier(const char *shared, const char *outp)
+#define K ROUTE_TASK_COUNT
+
+/* Per-class precision and recall of a confusion matrix (rows: true class,
+ * columns: predicted), each class's most frequent confusion, macro averages. */
+static double print_confusion(size_t conf[K][K], size_t conf_data[K][K])
+{
+    printf("%-15s %6s %6s %6s %6s %12s  %s\n", "class", "n", "prec", "recall", "F1", "recall(data)",
+           "most taken for");
+    double macro_r = 0, macro_p = 0;
+    size_t ok = 0, tot = 0;
+    int present = 0;
+    for (int c = 0; c < K; c++) {
+        size_t n = 0, pred = 0, nd = 0;
+        int worst = -1;
+        for (int d = 0; d < K; d++) {
+            n += conf[c][d];
+            pred += conf[d][c];
+            nd += conf_data[c][d];
+            if (d != c && conf[c][d] && (worst < 0 || conf[c][d] > conf[c][worst])) worst = d;
+        }
+        ok += conf[c][c];
+        tot += n;
+        if (!n) {
+            printf("%-15s %6zu %6s %6s %6s %12s\n", route_task_name((route_task_t)c), n, "-", "-",
+                   "-", "-");
+            continue;
+        }
+        double r = (double)conf[c][c] / (double)n,
+               pr = pred ? (double)conf[c][c] / (double)pred : 0;
+        macro_r += r;
+        macro_p += pr;
+        present++;
+        char rd[32] = "-", wt[64] = "";
+        if (nd) snprintf(rd, sizeof rd, "%.3f (%zu)", (double)conf_data[c][c] / (double)nd, nd);
+        if (worst >= 0)
+            snprintf(wt, sizeof wt, "%s %zu", route_task_name((route_task_t)worst), conf[c][worst]);
+        printf("%-15s %6zu %6.3f %6.3f %6.3f %12s  %s\n", route_task_name((route_task_t)c), n, pr,
+               r, pr + r > 0 ? 2 * pr * r / (pr + r) : 0.0, rd, wt);
+    }
+    macro_r /= present ? present : 1;
+    macro_p /= present ? present : 1;
+    printf("\naccuracy %.3f, macro precision %.3f, macro recall %.3f (%d classes)\n",
+           tot ? (double)ok / (double)tot : 0.0, macro_p, macro_r, present);
+    return macro_r;
+}
+
+/* Accuracy of m on a file of hand-written prompts (class<TAB>prompt per line, "#"
+ * comments, "\n" a newline). */
+static int eval_file(const route_model_t *m, const char *path)
+{
+    char *p;
+    size_t n;
+    int rc = routedata_read_file(path, 1u << 24, &p, &n);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", path, sy_strerror(rc));
+        return 1;
+    }
+    size_t conf[K][K] = {{0}}, none[K][K] = {{0}};
+    int lineno = 0;
+    for (char *line = p, *end; line && *line; line = end ? end + 1 : NULL) {
+        end = strchr(line, '\n');
+        if (end) *end = 0;
+        lineno++;
+        if (!*line || *line == '#') continue;
+        char *tab = strchr(line, '\t');
+        if (tab) *tab = 0;
+        int want = tab ? route_task_parse(line) : -1;
+        if (want < 0) {
+            fprintf(stderr, "%s:%d: expected class<TAB>prompt\n", path, lineno);
+            mem_free(p);
+            return 1;
+        }
+        char *t = tab + 1, *o = t;
+        for (char *i = t; *i; i++)
+            if (i[0] == '\\' && i[1] == 'n')
+                *o++ = '\n', i++;
+            else
+                *o++ = *i;
+        *o = 0;
+        int got = routedata_classify(m, t, strlen(t), NULL);
+        conf[want][got]++;
+        if (got != want)
+            printf("  %-14s -> %-14s %.70s\n", route_task_name((route_task_t)want),
+                   route_task_name((route_task_t)got), t);
+    }
+    mem_free(p);
+    printf("\n%s:\n", path);
+    print_confusion(conf, none);
+    return 0;
+}
+
+static int train_classifier(const char *shared, const char *instructions, const char *outp, int cv,
+                            const char *eval)
 {
     char csv[4096], cont[4096];
     snprintf(csv, sizeof csv, "%s/data/routing/routing_train.csv", shared);
@@ -59,56 +156,34 @@ static int train_classifier(const char *shared, const char *outp)
     route_dataset_t ds;
     if (routedata_load_routing(csv, cont, &ds)) route_dataset_deinit(&ds);
     routedata_texts_t t;
-    int rc = routedata_taskclass(shared, &ds, -1, PER_CLASS, &t);
+    int rc = routedata_taskclass(shared, instructions, &ds, -1, PER_CLASS, &t);
     route_dataset_deinit(&ds);
     if (rc) return 1;
 
-    /* Held-out accuracy: fold 0 back, the rest trained on. */
-    route_model_t *m = routedata_train_classifier(&t, 0, CLS_BUCKETS, SEED);
-    uint32_t *idx = mem_alloc(ROUTE_NGRAM_MAX * sizeof *idx);
-    size_t conf[ROUTE_TASK_COUNT][ROUTE_TASK_COUNT] = {{0}};
-    size_t ok = 0, tot = 0;
-    for (size_t i = 0; i < t.n; i++) {
-        if (t.v[i].fold != 0) continue;
-        const char *s = t.v[i].text;
-        size_t len = strlen(s);
-        size_t k = route_ngrams(s, len, m->seed, m->n_buckets, idx, ROUTE_NGRAM_MAX);
-        if (k > ROUTE_CLASS_NGRAMS) k = ROUTE_CLASS_NGRAMS; /* as router_features */
-        route_features_t f = {0};
-        route_text_t tx = {"user", s, len};
-        f.n_messages = 1;
-        f.cloud_score = -1;
-        route_features_text(&f, &tx, 1, &tx);
-        float dense[ROUTE_DENSE_DIM], p[ROUTE_TASK_COUNT];
-        route_features_dense(&f, dense);
-        route_model_predict(m, idx, k, dense, p);
-        int best = 0;
-        for (int c = 1; c < ROUTE_TASK_COUNT; c++)
-            if (p[c] > p[best]) best = c;
-        conf[t.v[i].label][best]++;
-        ok += best == t.v[i].label;
-        tot++;
+    /* Cross-validation over the text folds (data: by hash; templates: by
+     * template, so a fold's phrasings are unseen). */
+    if (cv > 0) {
+        size_t conf[K][K] = {{0}}, conf_data[K][K] = {{0}};
+        for (int f = 0; f < 5 && f < cv; f++) {
+            route_model_t *m = routedata_train_classifier(&t, f, CLS_BUCKETS, SEED);
+            for (size_t i = 0; i < t.n; i++) {
+                if (t.v[i].fold != f) continue;
+                int got = routedata_classify(m, t.v[i].text, strlen(t.v[i].text), NULL);
+                conf[t.v[i].label][got]++;
+                if (t.v[i].source == ROUTEDATA_SRC_DATA) conf_data[t.v[i].label][got]++;
+            }
+            route_model_free(m);
+        }
+        printf("task classifier: %zu examples, %d-fold cross-validation%s\n\n", t.n,
+               cv < 5 ? cv : 5, cv < 5 ? " (first folds of 5)" : "");
+        print_confusion(conf, conf_data);
     }
-    printf("task classifier: %zu examples, held-out fifth %zu, accuracy %.3f\n\n", t.n, tot,
-           tot ? (double)ok / (double)tot : 0.0);
-    printf("%-15s %7s %7s\n", "class", "n", "recall");
-    for (int c = 0; c < ROUTE_TASK_COUNT; c++) {
-        size_t n = 0;
-        for (int d = 0; d < ROUTE_TASK_COUNT; d++)
-            n += conf[c][d];
-        if (n)
-            printf("%-15s %7zu %7.3f\n", route_task_name((route_task_t)c), n,
-                   (double)conf[c][c] / (double)n);
-        else
-            printf("%-15s %7zu %7s\n", route_task_name((route_task_t)c), n, "-");
-    }
-    mem_free(idx);
-    route_model_free(m);
 
-    m = routedata_train_classifier(&t, -1, CLS_BUCKETS, SEED);
-    rc = save_model(m, outp);
-    route_model_free(m);
+    route_model_t *m = routedata_train_classifier(&t, -1, CLS_BUCKETS, SEED);
     routedata_texts_free(&t);
+    if (eval && eval_file(m, eval)) rc = 1;
+    if (!rc && outp) rc = save_model(m, outp);
+    route_model_free(m);
     return rc ? 1 : 0;
 }
 
@@ -219,6 +294,13 @@ static route_model_t *fit_cloud(const route_dataset_t *ds, const route_features_
     route_model_train(m, ex, n, &o);
     m->digest = digest;
     fit_lexicon(m, ds, train);
+    /* Fingerprints of the prompts trained on: replay warns when it scores them. */
+    uint32_t *fp = mem_alloc((ds->n ? ds->n : 1) * sizeof *fp);
+    size_t nfp = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        if (train[i]) fp[nfp++] = route_model_fingerprint(ds->rows[i].prompt, ds->rows[i].len);
+    route_model_fingerprints_set(m, fp, nfp);
+    mem_free(fp);
     for (size_t i = 0; i < n; i++)
         mem_free((void *)ex[i].idx);
     mem_free(idx);
@@ -257,8 +339,8 @@ static void print_eval(const char *name, const route_eval_t *e)
            e->q_strong);
 }
 
-static int train_router(const char *shared, const char *data, const char *cls_path,
-                        const char *outp, bool folds_only, const char *dump)
+static int train_router(const char *shared, const char *instructions, const char *data,
+                        const char *cls_path, const char *outp, bool folds_only, const char *dump)
 {
     char csv[4096], cont[4096];
     snprintf(csv, sizeof csv, "%s/data/routing/routing_train.csv", shared);
@@ -287,7 +369,7 @@ static int train_router(const char *shared, const char *data, const char *cls_pa
      * fold's rows, so no test prompt is seen by either model. */
     for (int f = 0; f < 5; f++) {
         routedata_texts_t t;
-        if (routedata_taskclass(shared, &ds, f, PER_CLASS, &t)) return 1;
+        if (routedata_taskclass(shared, instructions, &ds, f, PER_CLASS, &t)) return 1;
         route_model_t *cls = routedata_train_classifier(&t, -1, CLS_BUCKETS, SEED);
         routedata_texts_free(&t);
         all_features(&ds, cls, feat);
@@ -382,8 +464,9 @@ int cmd_train(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *shared = routedata_shared(), *out = NULL, *cls = "models/taskclass.bin",
-               *data = NULL, *dump = NULL;
-    bool folds_only = false;
+               *data = NULL, *dump = NULL, *instr = "data/taskclass/instructions.tsv", *eval = NULL;
+    bool folds_only = false, no_write = false;
+    int cv = 5;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc)
             out = argv[++i];
@@ -395,6 +478,20 @@ int cmd_train(int argc, char **argv)
             data = argv[++i];
         else if (!strcmp(argv[i], "--dump") && i + 1 < argc)
             dump = argv[++i];
+        else if (!strcmp(argv[i], "--instructions") && i + 1 < argc)
+            instr = argv[++i];
+        else if (!strcmp(argv[i], "--eval") && i + 1 < argc)
+            eval = argv[++i];
+        else if (!strcmp(argv[i], "--cv") && i + 1 < argc) {
+            char *e;
+            long v = strtol(argv[++i], &e, 10);
+            if (*e || v < 0 || v > 5) {
+                fprintf(stderr, "switchyard train: --cv takes 0 (none) to 5 folds\n");
+                return 2;
+            }
+            cv = (int)v;
+        } else if (!strcmp(argv[i], "--no-write"))
+            no_write = true;
         else if (!strcmp(argv[i], "--folds-only"))
             folds_only = true;
         else {
@@ -403,10 +500,16 @@ int cmd_train(int argc, char **argv)
             return 2;
         }
     }
-    if (!strcmp(argv[1], "classifier"))
-        return train_classifier(shared, out ? out : "models/taskclass.bin");
+    if (!*instr) instr = NULL;
+    if (!strcmp(argv[1], "classifier") || !strcmp(argv[1], "task"))
+        return train_classifier(shared, instr,
+                                no_write ? NULL
+                                : out    ? out
+                                         : "models/taskclass.bin",
+                                cv, eval);
     if (!strcmp(argv[1], "router"))
-        return train_router(shared, data, cls, out ? out : "models/router.bin", folds_only, dump);
+        return train_router(shared, instr, data, cls, out ? out : "models/router.bin", folds_only,
+                            dump);
     fprintf(stderr, "switchyard train: unknown model '%s' (classifier or router)\n", argv[1]);
     return 2;
 }

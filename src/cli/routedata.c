@@ -125,7 +125,8 @@ route_model_t *routedata_load_model(const char *path)
 
 /* ------------------------------------------------------------- taskclass --- */
 
-static void add_text(routedata_texts_t *t, const char *s, size_t len, int label)
+static void add_text_src(routedata_texts_t *t, const char *s, size_t len, int label, int fold,
+                         int source)
 {
     if (!len || label < 0) return;
     if (t->n == t->cap)
@@ -133,7 +134,13 @@ static void add_text(routedata_texts_t *t, const char *s, size_t len, int label)
     routedata_text_t *e = &t->v[t->n++];
     e->text = mem_strndup(s, len);
     e->label = label;
-    e->fold = routedata_fold(s, len);
+    e->fold = fold >= 0 ? fold : routedata_fold(s, len);
+    e->source = source;
+}
+
+static void add_text(routedata_texts_t *t, const char *s, size_t len, int label)
+{
+    add_text_src(t, s, len, label, -1, ROUTEDATA_SRC_DATA);
 }
 
 void routedata_texts_free(routedata_texts_t *t)
@@ -170,44 +177,375 @@ static int category_class(const char *c)
     return -1;
 }
 
+/* MMLU subjects that are a task of their own rather than recall: mathematics and
+ * statistics are math, formal logic and fallacies reasoning. */
+static int mmlu_class(const char *subject)
+{
+    static const char *const math[] = {"abstract_algebra", "college_mathematics",
+                                       "elementary_mathematics", "high_school_mathematics",
+                                       "high_school_statistics"};
+    for (size_t i = 0; i < sizeof math / sizeof *math; i++)
+        if (!strcmp(subject, math[i])) return ROUTE_TASK_MATH;
+    if (!strcmp(subject, "formal_logic") || !strcmp(subject, "logical_fallacies"))
+        return ROUTE_TASK_REASONING;
+    return ROUTE_TASK_KNOWLEDGE_QA;
+}
+
 int routedata_benchmark_class(const char *b, const char *subset)
 {
     if (!strcmp(b, "gsm8k")) return ROUTE_TASK_MATH;
     if (!strcmp(b, "mbpp")) return ROUTE_TASK_CODE;
-    if (!strcmp(b, "mmlu") || !strcmp(b, "arc-challenge")) return ROUTE_TASK_KNOWLEDGE_QA;
+    if (!strcmp(b, "mmlu")) return mmlu_class(subset ? subset : "");
+    if (!strcmp(b, "arc-challenge")) return ROUTE_TASK_KNOWLEDGE_QA;
     if (!strcmp(b, "winogrande")) return ROUTE_TASK_REASONING;
-    if (!strcmp(b, "mt_bench")) return category_class(subset);
+    if (!strcmp(b, "mt_bench")) return category_class(subset ? subset : "");
     return -1;
+}
+
+/* CLINC150 intents that are a task of their own: small talk is chat, "translate"
+ * translation, "calculator" math, "definition" knowledge; the rest are assistant
+ * commands (intent). */
+static int clinc_class(const char *intent)
+{
+    static const char *const chat[] = {"who_made_you",
+                                       "meaning_of_life",
+                                       "who_do_you_work_for",
+                                       "do_you_have_pets",
+                                       "what_are_your_hobbies",
+                                       "fun_fact",
+                                       "what_is_your_name",
+                                       "where_are_you_from",
+                                       "goodbye",
+                                       "thank_you",
+                                       "greeting",
+                                       "tell_joke",
+                                       "are_you_a_bot",
+                                       "how_old_are_you",
+                                       "what_can_i_ask_you"};
+    for (size_t i = 0; i < sizeof chat / sizeof *chat; i++)
+        if (!strcmp(intent, chat[i])) return ROUTE_TASK_CHAT;
+    if (!strcmp(intent, "translate")) return ROUTE_TASK_TRANSLATION;
+    if (!strcmp(intent, "calculator")) return ROUTE_TASK_MATH;
+    if (!strcmp(intent, "definition")) return ROUTE_TASK_KNOWLEDGE_QA;
+    return ROUTE_TASK_INTENT;
 }
 
 static char *read_opt(const char *shared, const char *rel, size_t *n)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/data/taskclass/%s", shared, rel);
+    snprintf(path, sizeof path, "%s/data/%s", shared, rel);
     char *p = NULL;
     int rc = routedata_read_file(path, 1u << 28, &p, n);
     if (rc) fprintf(stderr, "%s: %s (skipped)\n", path, sy_strerror(rc));
     return rc ? NULL : p;
 }
 
-static void load_csv_texts(routedata_texts_t *t, const char *p, size_t n)
+/* ------------------------------------------------ instruction templates --- */
+
+/* A list of slot fillers (owned strings). */
+typedef struct pool {
+    char *name;
+    char **v;
+    size_t n, cap;
+} pool_t;
+
+typedef struct pools {
+    pool_t *v;
+    size_t n, cap;
+} pools_t;
+
+static pool_t *pool_get(pools_t *ps, const char *name, size_t nlen, bool create)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        if (strlen(ps->v[i].name) == nlen && !memcmp(ps->v[i].name, name, nlen)) return &ps->v[i];
+    if (!create) return NULL;
+    if (ps->n == ps->cap)
+        ps->v = mem_realloc(ps->v, (ps->cap = ps->cap ? ps->cap * 2 : 16) * sizeof *ps->v);
+    pool_t *p = &ps->v[ps->n++];
+    memset(p, 0, sizeof *p);
+    p->name = mem_strndup(name, nlen);
+    return p;
+}
+
+/* Adds s[0..len) to pool name, cut at the last space before max bytes. */
+static void pool_add(pools_t *ps, const char *name, const char *s, size_t len, size_t max)
+{
+    while (len && (*s == ' ' || *s == '\n'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\n'))
+        len--;
+    if (len > max) {
+        size_t cut = max;
+        while (cut > max / 2 && s[cut] != ' ')
+            cut--;
+        len = cut;
+    }
+    if (!len) return;
+    pool_t *p = pool_get(ps, name, strlen(name), true);
+    if (p->n == p->cap)
+        p->v = mem_realloc(p->v, (p->cap = p->cap ? p->cap * 2 : 256) * sizeof *p->v);
+    p->v[p->n++] = mem_strndup(s, len);
+}
+
+static void pools_free(pools_t *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        for (size_t j = 0; j < ps->v[i].n; j++)
+            mem_free(ps->v[i].v[j]);
+        mem_free(ps->v[i].v);
+        mem_free(ps->v[i].name);
+    }
+    mem_free(ps->v);
+    memset(ps, 0, sizeof *ps);
+}
+
+/* The question of a benchmark prompt without its few-shot examples and answer
+ * options: the text after the last blank line, up to its first "\nA" option. */
+static void pool_add_question(pools_t *ps, const char *p, size_t len)
+{
+    const char *start = p;
+    for (const char *q = p; (q = memmem(q, len - (size_t)(q - p), "\n\n", 2)) != NULL; q += 2)
+        if ((size_t)(q + 2 - p) < len && q[2] != '\n') start = q + 2;
+    size_t n = len - (size_t)(start - p);
+    const char *opt = memmem(start, n, "\nA", 2);
+    if (opt) n = (size_t)(opt - start);
+    if (n > 20) pool_add(ps, "question", start, n, 600);
+}
+
+/* Fillers from the shared data: TinyStories paragraphs and sentences, Spec-Bench
+ * articles, presidio texts, MBPP tasks, benchmark questions, banking77 intents,
+ * census first names. Queries ({q}) are added while the intent sets load. */
+static void load_fillers(const char *shared, const route_dataset_t *ds, int skip_fold, pools_t *ps)
+{
+    size_t n;
+    char *p;
+    if ((p = read_opt(shared, "corpora/tinystories_val_subset.txt", &n))) {
+        for (char *s = p, *e; s && *s; s = e ? e + 2 : NULL) {
+            e = strstr(s, "\n\n");
+            size_t len = e ? (size_t)(e - s) : strlen(s);
+            if (len < 80) continue;
+            pool_add(ps, "para", s, len, 700);
+            const char *dot = memchr(s, '.', len);
+            if (dot && dot - s > 15) pool_add(ps, "sent", s, (size_t)(dot + 1 - s), 300);
+        }
+        mem_free(p);
+    }
+    if ((p = read_opt(shared, "taskclass/specbench/spec_bench_question.jsonl", &n))) {
+        for (char *line = p, *end; line && *line; line = end ? end + 1 : NULL) {
+            end = strchr(line, '\n');
+            if (end) *end = 0;
+            cJSON *j = cJSON_Parse(line);
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "category");
+            const cJSON *turns = cJSON_GetObjectItemCaseSensitive(j, "turns");
+            const cJSON *t0 = cJSON_IsArray(turns) ? cJSON_GetArrayItem(turns, 0) : NULL;
+            if (cJSON_IsString(c) && cJSON_IsString(t0) &&
+                !strcmp(c->valuestring, "summarization")) {
+                const char *a = t0->valuestring;
+                if (!strncmp(a, "Summarize: ", 11)) a += 11;
+                pool_add(ps, "article", a, strlen(a), 900);
+            }
+            cJSON_Delete(j);
+        }
+        mem_free(p);
+    }
+    if ((p = read_opt(shared, "pii/synth_dataset_v2.json", &n))) {
+        cJSON *j = cJSON_Parse(p);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, j)
+        {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "full_text");
+            if (cJSON_IsString(t)) pool_add(ps, "pii", t->valuestring, strlen(t->valuestring), 600);
+        }
+        cJSON_Delete(j);
+        mem_free(p);
+    }
+    if ((p = read_opt(shared, "taskclass/banking77/categories.json", &n))) {
+        cJSON *j = cJSON_Parse(p);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, j)
+        {
+            if (!cJSON_IsString(e)) continue;
+            char tmp[128];
+            snprintf(tmp, sizeof tmp, "%s", e->valuestring);
+            for (char *c = tmp; *c; c++)
+                if (*c == '_') *c = ' ';
+            pool_add(ps, "category", tmp, strlen(tmp), 100);
+        }
+        cJSON_Delete(j);
+        mem_free(p);
+    }
+    static const char *const names[] = {"names/census1990_female_first.txt",
+                                        "names/census1990_male_first.txt"};
+    for (int f = 0; f < 2; f++) {
+        if (!(p = read_opt(shared, names[f], &n))) continue;
+        int k = 0;
+        for (char *line = p, *end; line && *line && k < 300; line = end ? end + 1 : NULL, k++) {
+            end = strchr(line, '\n');
+            size_t len = strcspn(line, " \n");
+            char tmp[64];
+            if (len < 2 || len >= sizeof tmp) continue;
+            for (size_t i = 0; i < len; i++)
+                tmp[i] = (char)(i ? line[i] - 'A' + 'a' : line[i]);
+            pool_add(ps, "name", tmp, len, 64);
+        }
+        mem_free(p);
+    }
+    for (size_t i = 0; ds && i < ds->n; i++) {
+        const route_row_t *r = &ds->rows[i];
+        if (skip_fold >= 0 && routedata_fold(r->prompt, r->len) == skip_fold) continue;
+        if (!strcmp(r->benchmark, "mbpp")) {
+            const char *to = strstr(r->prompt, " to ");
+            if (to && to - r->prompt < 40) pool_add(ps, "task", to + 4, strlen(to + 4), 300);
+        } else if (!strcmp(r->benchmark, "mmlu") || !strcmp(r->benchmark, "arc-challenge")) {
+            if (routedata_benchmark_class(r->benchmark, r->subset) == ROUTE_TASK_KNOWLEDGE_QA)
+                pool_add_question(ps, r->prompt, r->len);
+        }
+    }
+}
+
+/* Appends the filler of slot name[0..nlen) for request k of template tpl. */
+static int fill_slot(const pools_t *ps, const char *name, size_t nlen, uint64_t h, buf_t *out)
+{
+    char tmp[32];
+    if (nlen == 3 && !memcmp(name, "num", 3)) {
+        snprintf(tmp, sizeof tmp, "%u", (unsigned)(2 + h % 48));
+        return buf_puts(out, tmp);
+    }
+    if (nlen == 4 && !memcmp(name, "num2", 4)) {
+        snprintf(tmp, sizeof tmp, "%u", (unsigned)(3 + h % 250));
+        return buf_puts(out, tmp);
+    }
+    if (nlen == 4 && !memcmp(name, "cats", 4)) {
+        const pool_t *c = pool_get((pools_t *)ps, "category", 8, false);
+        if (!c || !c->n) return SY_ENOTFOUND;
+        int k = 3 + (int)(h % 3);
+        for (int i = 0; i < k; i++) {
+            if (i) buf_puts(out, ", ");
+            buf_puts(out, c->v[hash_mix(h + (uint64_t)i) % c->n]);
+        }
+        return 0;
+    }
+    /* name2, noun3: the list without its digit, another draw. */
+    size_t base = nlen;
+    if (base > 1 && name[base - 1] >= '2' && name[base - 1] <= '3') base--;
+    const pool_t *p = pool_get((pools_t *)ps, name, base, false);
+    if (!p || !p->n) return SY_ENOTFOUND;
+    return buf_puts(out, p->v[h % p->n]);
+}
+
+/* Reads the instruction templates (data/taskclass/instructions.tsv: "@list<TAB>
+ * item" lines add to a filler list, "class<TAB>template" lines are templates) and
+ * adds per_template requests of each to out. The requests of one template share
+ * a fold (its rank within its class, mod 5), so cross-validation holds out whole
+ * phrasings. 0 or an error (message printed). */
+static int add_templates(const char *path, pools_t *ps, size_t per_template, routedata_texts_t *out)
+{
+    char *p;
+    size_t n;
+    int rc = routedata_read_file(path, 1u << 24, &p, &n);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", path, sy_strerror(rc));
+        return rc;
+    }
+    /* Lists first (a template may precede the list it names). */
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        int rank[ROUTE_TASK_COUNT] = {0}, lineno = 0;
+        for (char *line = p, *end; line && *line && !rc; line = end ? end + 1 : NULL) {
+            end = strchr(line, '\n');
+            size_t len = end ? (size_t)(end - line) : strlen(line);
+            lineno++;
+            if (!len || *line == '#') continue;
+            const char *tab = memchr(line, '\t', len);
+            if (!tab) {
+                fprintf(stderr, "%s:%d: expected class<TAB>template\n", path, lineno);
+                rc = SY_EPARSE;
+                break;
+            }
+            const char *body = tab + 1;
+            size_t blen = len - (size_t)(body - line);
+            if (*line == '@') {
+                if (!pass) {
+                    char name[32];
+                    snprintf(name, sizeof name, "%.*s", (int)(tab - line - 1), line + 1);
+                    pool_add(ps, name, body, blen, 200);
+                }
+                continue;
+            }
+            char cls[32];
+            snprintf(cls, sizeof cls, "%.*s", (int)(tab - line), line);
+            int label = route_task_parse(cls);
+            if (label < 0) {
+                fprintf(stderr, "%s:%d: unknown task class '%s'\n", path, lineno, cls);
+                rc = SY_EPARSE;
+                break;
+            }
+            int fold = rank[label]++ % 5;
+            if (!pass) continue;
+            buf_t b;
+            buf_init(&b, 1u << 16);
+            for (size_t k = 0; k < per_template && !rc; k++) {
+                buf_reset(&b);
+                for (size_t i = 0; i < blen && !rc; i++) {
+                    if (body[i] == '\\' && i + 1 < blen && body[i + 1] == 'n') {
+                        buf_putc(&b, '\n');
+                        i++;
+                    } else if (body[i] == '{') {
+                        const char *close = memchr(body + i, '}', blen - i);
+                        if (!close) {
+                            fprintf(stderr, "%s:%d: unclosed {\n", path, lineno);
+                            rc = SY_EPARSE;
+                            break;
+                        }
+                        size_t nlen = (size_t)(close - body - i - 1);
+                        uint64_t h = hash_mix(((uint64_t)lineno << 32) ^ (k << 8) ^ i);
+                        if (fill_slot(ps, body + i + 1, nlen, h, &b)) {
+                            fprintf(stderr, "%s:%d: no fillers for {%.*s}\n", path, lineno,
+                                    (int)nlen, body + i + 1);
+                            rc = SY_EPARSE;
+                            break;
+                        }
+                        i += nlen + 1;
+                    } else {
+                        buf_putc(&b, body[i]);
+                    }
+                }
+                if (!rc) add_text_src(out, b.data, b.len, label, fold, ROUTEDATA_SRC_TEMPLATE);
+            }
+            buf_deinit(&b);
+        }
+    }
+    mem_free(p);
+    return rc;
+}
+
+/* One intent-set query: its class (clinc_class for CLINC150) and a {q} filler
+ * when it is an assistant command. */
+static void add_query(routedata_texts_t *t, pools_t *ps, const char *s, int label)
+{
+    add_text(t, s, strlen(s), label);
+    if (label == ROUTE_TASK_INTENT) pool_add(ps, "q", s, strlen(s), 300);
+}
+
+static void load_csv_texts(routedata_texts_t *t, pools_t *ps, const char *p, size_t n)
 {
     buf_t cells;
     buf_init(&cells, 1u << 20);
     size_t st[ROUTE_CSV_MAX_FIELDS], off = 0;
     int nf = route_csv_record(p, n, &off, &cells, st, ROUTE_CSV_MAX_FIELDS); /* header */
     while (nf > 0 && (nf = route_csv_record(p, n, &off, &cells, st, ROUTE_CSV_MAX_FIELDS)) > 0)
-        add_text(t, cells.data + st[0], strlen(cells.data + st[0]), ROUTE_TASK_INTENT);
+        add_query(t, ps, cells.data + st[0], ROUTE_TASK_INTENT);
     buf_deinit(&cells);
 }
 
-int routedata_taskclass(const char *shared, const route_dataset_t *ds, int skip_fold,
-                        size_t per_class, routedata_texts_t *out)
+int routedata_taskclass(const char *shared, const char *instructions, const route_dataset_t *ds,
+                        int skip_fold, size_t per_class, routedata_texts_t *out)
 {
     routedata_texts_t all = {0};
+    pools_t ps = {0};
     size_t n;
     char *p;
-    if ((p = read_opt(shared, "specbench/spec_bench_question.jsonl", &n))) {
+    memset(out, 0, sizeof *out);
+    if ((p = read_opt(shared, "taskclass/specbench/spec_bench_question.jsonl", &n))) {
         for (char *line = p, *end; line && *line; line = end ? end + 1 : NULL) {
             end = strchr(line, '\n');
             if (end) *end = 0;
@@ -223,19 +561,22 @@ int routedata_taskclass(const char *shared, const route_dataset_t *ds, int skip_
         }
         mem_free(p);
     }
-    if ((p = read_opt(shared, "banking77/train.csv", &n))) load_csv_texts(&all, p, n), mem_free(p);
-    if ((p = read_opt(shared, "banking77/test.csv", &n))) load_csv_texts(&all, p, n), mem_free(p);
-    if ((p = read_opt(shared, "clinc150/data_full.json", &n))) {
+    if ((p = read_opt(shared, "taskclass/banking77/train.csv", &n)))
+        load_csv_texts(&all, &ps, p, n), mem_free(p);
+    if ((p = read_opt(shared, "taskclass/banking77/test.csv", &n)))
+        load_csv_texts(&all, &ps, p, n), mem_free(p);
+    if ((p = read_opt(shared, "taskclass/clinc150/data_full.json", &n))) {
         cJSON *j = cJSON_Parse(p);
         const cJSON *split;
         cJSON_ArrayForEach(split, j)
         {
+            if (!split->string || !strncmp(split->string, "oos", 3)) continue; /* out of scope */
             const cJSON *e;
             cJSON_ArrayForEach(e, split)
             {
-                const cJSON *s = cJSON_GetArrayItem(e, 0);
-                if (cJSON_IsString(s))
-                    add_text(&all, s->valuestring, strlen(s->valuestring), ROUTE_TASK_INTENT);
+                const cJSON *s = cJSON_GetArrayItem(e, 0), *in = cJSON_GetArrayItem(e, 1);
+                if (cJSON_IsString(s) && cJSON_IsString(in))
+                    add_query(&all, &ps, s->valuestring, clinc_class(in->valuestring));
             }
         }
         cJSON_Delete(j);
@@ -243,19 +584,48 @@ int routedata_taskclass(const char *shared, const route_dataset_t *ds, int skip_
     }
     for (size_t i = 0; ds && i < ds->n; i++) {
         const route_row_t *r = &ds->rows[i];
-        if (skip_fold >= 0 && routedata_fold(r->prompt, r->len) == skip_fold) continue;
-        add_text(&all, r->prompt, r->len, routedata_benchmark_class(r->benchmark, r->subset));
+        int fold = routedata_fold(r->prompt, r->len);
+        if (skip_fold >= 0 && fold == skip_fold) continue;
+        int label = routedata_benchmark_class(r->benchmark, r->subset);
+        add_text(&all, r->prompt, r->len, label);
+        /* Few-shot prompts (ARC, Winogrande) open with the same examples: their
+         * last question alone is a second example, in the row's fold. */
+        const char *last = NULL;
+        for (const char *q = r->prompt; (q = strstr(q, "\n\n")) != NULL; q += 2)
+            if (q[2] && q[2] != '\n') last = q + 2;
+        bool few_shot =
+            !strcmp(r->benchmark, "arc-challenge") || !strcmp(r->benchmark, "winogrande");
+        if (last && few_shot)
+            add_text_src(&all, last, strlen(last), label, fold, ROUTEDATA_SRC_DATA);
+        /* A multiple-choice question asked without its options (as people ask
+         * them): the stem, in the row's fold. */
+        if (few_shot || !strcmp(r->benchmark, "mmlu")) {
+            const char *q = last && few_shot ? last : r->prompt;
+            const char *opt = strstr(q, "\nA");
+            size_t len = opt ? (size_t)(opt - q) : strlen(q);
+            if (opt && len > 20 && len < 600)
+                add_text_src(&all, q, len, label, fold, ROUTEDATA_SRC_DATA);
+        }
     }
-    if (!all.n) {
+    int rc = 0;
+    if (instructions) {
+        load_fillers(shared, ds, skip_fold, &ps);
+        rc = add_templates(instructions, &ps, ROUTEDATA_PER_TEMPLATE, &all);
+    }
+    pools_free(&ps);
+    if (!rc && !all.n) {
         fprintf(stderr, "no task-classifier data under %s/data\n", shared);
-        return SY_ENOTFOUND;
+        rc = SY_ENOTFOUND;
+    }
+    if (rc) {
+        routedata_texts_free(&all);
+        return rc;
     }
     /* Cap each class, keeping the examples with the smallest hash (a fixed random
      * sample): intent queries alone outnumber everything else. */
     size_t count[ROUTE_TASK_COUNT] = {0};
     for (size_t i = 0; i < all.n; i++)
         count[all.v[i].label]++;
-    memset(out, 0, sizeof *out);
     for (size_t i = 0; i < all.n; i++) {
         routedata_text_t *e = &all.v[i];
         size_t c = count[e->label];
@@ -294,6 +664,7 @@ route_model_t *routedata_train_classifier(const routedata_texts_t *t, int hold_f
     route_example_t *ex = mem_alloc((t->n ? t->n : 1) * sizeof *ex);
     float *dense = mem_alloc((t->n ? t->n : 1) * ROUTE_DENSE_DIM * sizeof(float));
     uint32_t *idx = mem_alloc(ROUTE_NGRAM_MAX * sizeof *idx);
+    uint32_t *fp = mem_alloc((t->n ? t->n : 1) * sizeof *fp);
     size_t count[ROUTE_TASK_COUNT] = {0}, n = 0, present = 0;
     uint64_t digest = 0;
     for (size_t i = 0; i < t->n; i++)
@@ -316,16 +687,34 @@ route_model_t *routedata_train_classifier(const routedata_texts_t *t, int hold_f
         ex[n++] = (route_example_t){
             copy, (uint32_t)k, d, (float)e->label, (float)(w < 0.3 ? 0.3 : w > 5 ? 5 : w), NULL};
         digest = hash_mix(digest ^ hash_bytes(e->text, len, (uint64_t)e->label));
+        fp[n - 1] = route_model_fingerprint(e->text, len);
     }
     route_train_opts_t o = {.epochs = 8, .lr = 0.5f, .l2 = 1e-6f, .seed = seed};
     route_model_train(m, ex, n, &o);
     m->digest = digest;
+    route_model_fingerprints_set(m, fp, n);
+    mem_free(fp);
     for (size_t i = 0; i < n; i++)
         mem_free((void *)ex[i].idx);
     mem_free(idx);
     mem_free(dense);
     mem_free(ex);
     return m;
+}
+
+int routedata_classify(const route_model_t *m, const char *s, size_t len, float *p)
+{
+    uint32_t idx[ROUTE_NGRAM_MAX];
+    size_t k = route_ngrams(s, len, m->seed, m->n_buckets, idx, ROUTE_NGRAM_MAX);
+    if (k > ROUTE_CLASS_NGRAMS) k = ROUTE_CLASS_NGRAMS; /* as router_features */
+    float dense[ROUTE_DENSE_DIM], tmp[ROUTE_TASK_COUNT];
+    text_dense(s, len, dense);
+    if (!p) p = tmp;
+    route_model_predict(m, idx, k, dense, p);
+    int best = 0;
+    for (int c = 1; c < ROUTE_TASK_COUNT; c++)
+        if (p[c] > p[best]) best = c;
+    return best;
 }
 
 int routedata_features(const router_t *r, router_scratch_t *s, const char *prompt, size_t len,

@@ -27,10 +27,14 @@ int routedata_load_routing(const char *csv, const char *contaminated, route_data
 route_model_t *routedata_load_model(const char *path);
 
 /* Labelled texts for the task classifier. */
+enum { ROUTEDATA_SRC_DATA = 0, ROUTEDATA_SRC_TEMPLATE = 1 };
+#define ROUTEDATA_PER_TEMPLATE 40 /* requests built from each instruction template */
+
 typedef struct routedata_text {
     char *text; /* owned */
     int label;  /* route_task_t */
-    int fold;   /* 0..4 from the text's hash: held-out split and CV folds */
+    int fold;   /* 0..4: the text's hash (data), its template's rank (templates) */
+    int source; /* ROUTEDATA_SRC_DATA: a prompt of the shared data; _TEMPLATE: built */
 } routedata_text_t;
 
 typedef struct routedata_texts {
@@ -38,12 +42,14 @@ typedef struct routedata_texts {
     size_t n, cap;
 } routedata_texts_t;
 
-/* Assembles the classifier set from shared/data/taskclass and the benchmark labels
- * of the routing rows (docs/routing.md has the mapping), capping each class at
- * per_class examples (chosen by hash, deterministic). Rows of ds whose fold equals
- * skip_fold are left out (-1 keeps all). 0 or an error (message printed). */
-int routedata_taskclass(const char *shared, const route_dataset_t *ds, int skip_fold,
-                        size_t per_class, routedata_texts_t *out);
+/* Assembles the classifier set from shared/data (Spec-Bench, banking77, CLINC150,
+ * the benchmark labels of the routing rows; docs/routing.md has the mapping) and
+ * the requests built from the instruction templates at path instructions (NULL:
+ * none), capping each class at per_class examples (chosen by hash,
+ * deterministic). Rows of ds whose fold equals skip_fold are left out (-1 keeps
+ * all). 0 or an error (message printed). */
+int routedata_taskclass(const char *shared, const char *instructions, const route_dataset_t *ds,
+                        int skip_fold, size_t per_class, routedata_texts_t *out);
 void routedata_texts_free(routedata_texts_t *t);
 /* The task class a routing row's benchmark/subset maps to, or -1. */
 int routedata_benchmark_class(const char *benchmark, const char *subset);
@@ -53,6 +59,11 @@ int routedata_fold(const char *text, size_t len);
 /* Trains a classifier on t (rows with fold == hold_fold held back; -1 = none). */
 route_model_t *routedata_train_classifier(const routedata_texts_t *t, int hold_fold,
                                           uint32_t n_buckets, uint64_t seed);
+
+/* Task class of one prompt as a one-message request under classifier m (what
+ * router_features computes); p (may be NULL) receives the ROUTE_TASK_COUNT
+ * probabilities. */
+int routedata_classify(const route_model_t *m, const char *s, size_t len, float *p);
 
 /* Features of one prompt as a one-message request (what the router computes). */
 int routedata_features(const router_t *r, router_scratch_t *s, const char *prompt, size_t len,

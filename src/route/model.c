@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -36,6 +37,7 @@ void route_model_free(route_model_t *m)
     mem_free(m->bias);
     mem_free(m->lex_key);
     mem_free(m->lex_val);
+    mem_free(m->fp);
     mem_free(m);
 }
 
@@ -81,9 +83,9 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
     }
     uint32_t ver = rd32(p + 4), kind = rd32(p + 8), k = rd32(p + 12), nb = rd32(p + 16),
              nd = rd32(p + 20);
-    if (ver != ROUTE_MODEL_VERSION && ver != ROUTE_MODEL_VERSION_MIN) {
+    if (ver > ROUTE_MODEL_VERSION || ver < ROUTE_MODEL_VERSION_MIN) {
         snprintf(err, errlen,
-                 "model format version %u, this build reads %u and %u: retrain it (switchyard "
+                 "model format version %u, this build reads %u to %u: retrain it (switchyard "
                  "train)",
                  ver, ROUTE_MODEL_VERSION_MIN, ROUTE_MODEL_VERSION);
         return NULL;
@@ -102,7 +104,12 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
         snprintf(err, errlen, "model lexicon of %u slots out of range", ls);
         return NULL;
     }
-    size_t need = ROUTE_MODEL_HEADER + (payload_floats(k, nb, nd) + 2 * (size_t)ls) * 4 + 8;
+    uint32_t nfp = ver >= 4 ? rd32(p + 60) : 0;
+    if (nfp > ROUTE_FP_MAX) {
+        snprintf(err, errlen, "model fingerprint count %u out of range", nfp);
+        return NULL;
+    }
+    size_t need = ROUTE_MODEL_HEADER + (payload_floats(k, nb, nd) + 2 * (size_t)ls + nfp) * 4 + 8;
     if (n != need) {
         snprintf(err, errlen, "model file is %zu bytes, its header says %zu (truncated?)", n, need);
         return NULL;
@@ -138,6 +145,18 @@ route_model_t *route_model_parse(const void *blob, size_t n, char *err, size_t e
             m->lex_key[i] = rd32(q);
         for (size_t i = 0; i < ls; i++, q += 4)
             m->lex_val[i] = rdf(q);
+    }
+    if (nfp) {
+        m->n_fp = nfp;
+        m->fp = mem_alloc((size_t)nfp * sizeof *m->fp);
+        for (size_t i = 0; i < nfp; i++, q += 4) {
+            m->fp[i] = rd32(q);
+            if (i && m->fp[i] <= m->fp[i - 1]) {
+                route_model_free(m);
+                snprintf(err, errlen, "model fingerprints not in ascending order (corrupt)");
+                return NULL;
+            }
+        }
     }
     return m;
 }
@@ -175,6 +194,7 @@ int route_model_write(const route_model_t *m, buf_t *out)
     wr32(h + 52, m->lex_slots);
     memcpy(&t, &m->lex_weight, 4);
     wr32(h + 56, t);
+    wr32(h + 60, m->n_fp);
     int rc = buf_append(out, h, sizeof h);
     if (!rc) rc = put_floats(out, m->w_sparse, (size_t)m->n_buckets * m->n_out);
     if (!rc) rc = put_floats(out, m->w_dense, (size_t)m->n_dense * m->n_out);
@@ -185,10 +205,67 @@ int route_model_write(const route_model_t *m, buf_t *out)
         rc = buf_append(out, b, 4);
     }
     if (!rc && m->lex_slots) rc = put_floats(out, m->lex_val, m->lex_slots);
+    for (size_t i = 0; !rc && i < m->n_fp; i++) {
+        unsigned char b[4];
+        wr32(b, m->fp[i]);
+        rc = buf_append(out, b, 4);
+    }
     if (rc) return rc;
     unsigned char d[8];
     wr64(d, hash_bytes(out->data + start, out->len - start, 0));
     return buf_append(out, d, 8);
+}
+
+/* ----------------------------------------------------------- fingerprints --- */
+
+uint32_t route_model_fingerprint(const char *text, size_t len)
+{
+    return (uint32_t)(hash_bytes(text, len, 0x66696e6765727072ull) >> 32);
+}
+
+/* Ascending order of u32 (qsort). */
+static int cmpu32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int route_model_fingerprints_set(route_model_t *m, const uint32_t *h, size_t n)
+{
+    if (!n) {
+        mem_free(m->fp);
+        m->fp = NULL;
+        m->n_fp = 0;
+        return 0;
+    }
+    uint32_t *v = mem_dup(h, n * sizeof *h);
+    qsort(v, n, sizeof *v, cmpu32);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!k || v[i] != v[k - 1]) v[k++] = v[i];
+    if (k > ROUTE_FP_MAX) {
+        mem_free(v);
+        return SY_ETOOBIG;
+    }
+    mem_free(m->fp);
+    m->fp = v;
+    m->n_fp = (uint32_t)k;
+    return 0;
+}
+
+bool route_model_trained_on(const route_model_t *m, const char *text, size_t len)
+{
+    if (!m || !m->n_fp) return false;
+    uint32_t h = route_model_fingerprint(text, len);
+    size_t lo = 0, hi = m->n_fp;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->fp[mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->n_fp && m->fp[lo] == h;
 }
 
 /* --------------------------------------------------------------- inference --- */

@@ -12,13 +12,18 @@
  * each; the mean over a prompt's n-grams, times lex_weight, is added to the score
  * (route_model_cloud_text).
  *
- * File format (little-endian, version 3; version 2 is version 3 without a lexicon
- * and is still read; version 1 had K = 1 cloud models over at most
- * ROUTE_DENSE_DIM dense inputs and is refused: retrain):
+ * Either kind may carry the fingerprints of its training texts (a 32-bit hash of
+ * each, route_model_fingerprint), so a tool scoring a data set can tell how much
+ * of it the model was trained on (`switchyard replay` warns: in-sample figures).
+ *
+ * File format (little-endian, version 4; version 3 is version 4 without
+ * fingerprints and version 2 version 3 without a lexicon, both still read;
+ * version 1 had K = 1 cloud models over at most ROUTE_DENSE_DIM dense inputs and
+ * is refused: retrain):
  *
  *   off  size  field
  *     0     4  magic "SYRM"
- *     4     4  u32 format version (3 written; 2 read)
+ *     4     4  u32 format version (4 written; 2 and 3 read)
  *     8     4  u32 kind (1 classifier, 2 need-of-cloud)
  *    12     4  u32 n_out K
  *    16     4  u32 n_buckets (power of two)
@@ -33,9 +38,10 @@
  *    52     4  u32 lexicon slots L (0, or a power of two in 64 .. ROUTE_LEX_MAX_SLOTS;
  *              version 3)
  *    56     4  f32 lexicon weight (version 3)
- *    60     4  reserved (zero)
+ *    60     4  u32 fingerprints F (0 .. ROUTE_FP_MAX; version 4, else reserved zero)
  *    64   ...  f32 w_sparse[n_buckets][K], f32 w_dense[n_dense][K], f32 bias[K],
- *              u32 lex_key[L] (0 = empty slot), f32 lex_val[L]
+ *              u32 lex_key[L] (0 = empty slot), f32 lex_val[L],
+ *              u32 fp[F] (strictly ascending)
  *   end     8  u64 hash_bytes of everything before it (seed 0): corruption check
  *
  * Parsing copies the weights, so the blob may be freed afterwards. The model is
@@ -52,12 +58,13 @@
 #include "route/features.h"
 
 #define ROUTE_MODEL_MAGIC       "SYRM"
-#define ROUTE_MODEL_VERSION     3 /* written */
+#define ROUTE_MODEL_VERSION     4 /* written */
 #define ROUTE_MODEL_VERSION_MIN 2 /* oldest read (no lexicon) */
 #define ROUTE_MODEL_HEADER      64
 #define ROUTE_MODEL_MAX_OUT     32
 #define ROUTE_MODEL_MAX_BUCKETS (1u << 20)
 #define ROUTE_LEX_MAX_SLOTS     (1u << 16) /* lexicon: at most half of them used */
+#define ROUTE_FP_MAX            (1u << 22) /* training-text fingerprints */
 
 typedef enum { ROUTE_MODEL_CLASSIFIER = 1, ROUTE_MODEL_CLOUD = 2 } route_model_kind_t;
 
@@ -77,6 +84,8 @@ typedef struct route_model {
     float lex_weight;
     uint32_t *lex_key; /* (lex_slots), owned: high half of the key's hash, 0 = empty */
     float *lex_val;    /* (lex_slots), owned */
+    uint32_t n_fp;     /* training-text fingerprints: 0 (none recorded) or their count */
+    uint32_t *fp;      /* (n_fp), owned, strictly ascending */
 } route_model_t;
 
 /* Returns an owned, zero-weight model (free with route_model_free). */
@@ -116,6 +125,15 @@ float route_model_lexicon(const route_model_t *m, const uint64_t *h, size_t n);
  * adds the lexicon term over text's words, clamped to 0..1; returns score as is
  * without a lexicon. */
 float route_model_cloud_text(const route_model_t *m, float score, const char *text, size_t len);
+
+/* Training-text fingerprints. route_model_fingerprint is the 32-bit hash of one
+ * text (its bytes as given, no normalisation); route_model_fingerprints_set replaces
+ * the model's set with the distinct values of h[0..n) (sorted here): 0 or
+ * SY_ETOOBIG (more than ROUTE_FP_MAX distinct). route_model_trained_on is true
+ * when the text's fingerprint is in the set (false positives about n / 2^32). */
+uint32_t route_model_fingerprint(const char *text, size_t len);
+int route_model_fingerprints_set(route_model_t *m, const uint32_t *h, size_t n);
+bool route_model_trained_on(const route_model_t *m, const char *text, size_t len);
 
 /* ---------------------------------------------------------------- training --- */
 
