@@ -228,14 +228,10 @@ static void attn_task(void *arg, int task, int n_tasks)
     for (int t0 = first; t0 <= pos; t0 += ATTN_BLOCK) {
         int nb = pos + 1 - t0 < ATTN_BLOCK ? pos + 1 - t0 : ATTN_BLOCK;
         float bmx = -INFINITY;
-        for (int t = 0; t < nb; t++) {
-            const float *k = seq->key_cache + base + (size_t)(t0 + t) * kv_dim;
-            float d = 0.0f;
-            for (int i = 0; i < hd; i++)
-                d += q[i] * k[i];
-            sc[t] = d * scale;
+        kern_attn_scores(q, seq->key_cache + base + (size_t)t0 * kv_dim, (size_t)kv_dim, nb, hd,
+                         scale, sc);
+        for (int t = 0; t < nb; t++)
             bmx = sc[t] > bmx ? sc[t] : bmx;
-        }
         if (cap > 0.0f) { /* soft-capping (gemma2): monotonic, so caps the maximum too */
             for (int t = 0; t < nb; t++)
                 sc[t] = cap * tanhf(sc[t] / cap);
@@ -252,12 +248,8 @@ static void attn_task(void *arg, int task, int n_tasks)
             sc[t] = fast_exp(sc[t] - mx);
             sum += sc[t];
         }
-        for (int t = 0; t < nb; t++) {
-            const float *v = seq->value_cache + base + (size_t)(t0 + t) * kv_dim;
-            float w = sc[t];
-            for (int i = 0; i < hd; i++)
-                acc[i] += w * v[i];
-        }
+        kern_attn_accum(acc, sc, seq->value_cache + base + (size_t)t0 * kv_dim, (size_t)kv_dim, nb,
+                        hd);
     }
     for (int i = 0; i < hd; i++)
         out[i] = acc[i] / sum;

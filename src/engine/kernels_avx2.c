@@ -621,6 +621,44 @@ void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
         kern_scalar_rows(j, r0, r1);
 }
 
+/* ------------------------------------------------------------ attention ---- */
+
+/* q . K row t for n rows: two accumulators per row over strides of 16 floats. */
+void kern_avx2_attn_scores(const float *q, const float *K, size_t stride, int n, int hd,
+                           float scale, float *out)
+{
+    for (int t = 0; t < n; t++) {
+        const float *k = K + (size_t)t * stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(k + i + 8), a1);
+        }
+        if (i < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+        out[t] = hsum8(_mm256_add_ps(a0, a1)) * scale;
+    }
+}
+
+/* acc += w[t] * V row t, 64 floats of acc in registers per pass over the rows. */
+void kern_avx2_attn_accum(float *acc, const float *w, const float *V, size_t stride, int n, int hd)
+{
+    for (int i0 = 0; i0 < hd; i0 += 64) {
+        const int m = hd - i0 < 64 ? (hd - i0) / 8 : 8;
+        __m256 a[8];
+        for (int k = 0; k < m; k++)
+            a[k] = _mm256_loadu_ps(acc + i0 + 8 * k);
+        for (int t = 0; t < n; t++) {
+            const float *v = V + (size_t)t * stride + i0;
+            const __m256 wt = _mm256_set1_ps(w[t]);
+            for (int k = 0; k < m; k++)
+                a[k] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(v + 8 * k), a[k]);
+        }
+        for (int k = 0; k < m; k++)
+            _mm256_storeu_ps(acc + i0 + 8 * k, a[k]);
+    }
+}
+
 /* Activation quantization, 32 floats per block: d = amax / 127 (as the reference),
  * q = x / d rounded to nearest even (the reference rounds ties away from zero, so the
  * two differ by one step on exact ties), packed back into order after the saturating
