@@ -15,6 +15,13 @@
  *   engine --kernels
  *       matvec alone on the 1B shapes (one token's worth of matrices) against the
  *       bandwidth limit, no model needed.
+ *   engine --batch 1,2,4,8,16 [--threads T] [--gen N] [--models DIR] [--only NAME-PART]
+ *       continuous batching: N sequences (16-token prompts, N greedy tokens each)
+ *       started together on one engine scheduler, aggregate decode tokens/s while all
+ *       N decode, against llama.cpp with N sequences in one context (node-llama-cpp
+ *       `sequences: N`, bench/engine-llamacpp-batch.mjs) in the same run; default
+ *       model the 1B-shaped q4_0. Also checks that each sequence's tokens are the same
+ *       whatever the number of sequences beside it.
  *
  * Each (model, threads) measurement runs in a forked child so its peak RSS is its
  * own. llama.cpp runs through bench/engine-llamacpp.mjs (node-llama-cpp 3.21.1,
@@ -35,6 +42,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "engine/convert.h"
+#include "engine/engine.h"
 #include "engine/forward.h"
 #include "engine/gguf.h"
 #include "engine/kernels.h"
@@ -427,9 +435,177 @@ static void fmt_num(char *b, size_t n, double v, int ok)
         snprintf(b, n, "-");
 }
 
+/* ============================================================ batching ==== */
+
+#define B_PROMPT 16
+#define B_MAXGEN 256
+#define B_MAXSEQ 64
+
+typedef struct bseq {
+    engine_sched_t *sc;
+    engine_session_t *s;
+    int prompt[B_PROMPT];
+    engine_gen_params_t p;
+    double t[B_MAXGEN];
+    int ids[B_MAXGEN];
+    int n, rc;
+    engine_gen_result_t r;
+} bseq_t;
+
+static int bseq_token(void *ud, const engine_token_t *t)
+{
+    bseq_t *q = ud;
+    if (q->n < B_MAXGEN) {
+        q->t[q->n] = clock_mono_ns() / 1e9;
+        q->ids[q->n] = t->id;
+    }
+    q->n++;
+    return 0;
+}
+
+static void *bseq_main(void *arg)
+{
+    bseq_t *q = arg;
+    q->rc = engine_sched_generate(q->sc, q->s, q->prompt, B_PROMPT, &q->p, bseq_token, q, &q->r);
+    return NULL;
+}
+
+/* Sequence i's prompt (the same ids engine-llamacpp-batch.mjs gives its sequence i). */
+static void bseq_prompt(int i, int *out)
+{
+    uint32_t s = 12345u + 7919u * (uint32_t)i;
+    for (int k = 0; k < B_PROMPT; k++) {
+        s = s * 1103515245u + 12345u;
+        out[k] = 3 + (int)(s % 509u);
+    }
+}
+
+/* Decode tokens per second over all sequences while every one of them was decoding:
+ * from the last first token to the first last token. */
+static double bseq_aggregate(bseq_t *q, int nseq)
+{
+    double ta = 0, tb = 1e300;
+    for (int i = 0; i < nseq; i++) {
+        int n = q[i].n < B_MAXGEN ? q[i].n : B_MAXGEN;
+        if (n < 2) return 0;
+        if (q[i].t[0] > ta) ta = q[i].t[0];
+        if (q[i].t[n - 1] < tb) tb = q[i].t[n - 1];
+    }
+    long count = 0;
+    for (int i = 0; i < nseq; i++)
+        for (int k = 0; k < q[i].n && k < B_MAXGEN; k++)
+            count += q[i].t[k] > ta && q[i].t[k] <= tb;
+    return tb > ta ? count / (tb - ta) : 0;
+}
+
+/* nseq sequences at once on a fresh scheduler; their ids into ids[i]. */
+static double run_batch_ours(const engine_t *e, int threads, int nseq, int n_gen,
+                             int (*ids)[B_MAXGEN])
+{
+    engine_sched_t *sc =
+        engine_sched_new(e, &(engine_sched_opts_t){.n_threads = threads, .max_seqs = nseq});
+    static bseq_t q[B_MAXSEQ];
+    pthread_t th[B_MAXSEQ];
+    for (int i = 0; i < nseq; i++) {
+        memset(&q[i], 0, sizeof q[i]);
+        q[i].sc = sc;
+        q[i].s = engine_session_new(
+            e, &(engine_session_opts_t){.n_ctx = B_PROMPT + n_gen + 16, .n_threads = 1});
+        bseq_prompt(i, q[i].prompt);
+        sample_params_default(&q[i].p.sample);
+        q[i].p.sample.temperature = 0;
+        q[i].p.max_tokens = n_gen;
+    }
+    for (int i = 0; i < nseq; i++)
+        pthread_create(&th[i], NULL, bseq_main, &q[i]);
+    for (int i = 0; i < nseq; i++)
+        pthread_join(th[i], NULL);
+    double agg = bseq_aggregate(q, nseq);
+    for (int i = 0; i < nseq; i++) {
+        memset(ids[i], 0xff, sizeof ids[i]);
+        memcpy(ids[i], q[i].ids, sizeof(int) * (size_t)(q[i].n < n_gen ? q[i].n : n_gen));
+        if (q[i].rc || q[i].n < n_gen) agg = -1; /* failed or stopped early (EOS) */
+        engine_session_free(q[i].s);
+    }
+    engine_sched_free(sc);
+    return agg;
+}
+
+static double run_batch_llama(const char *path, int threads, int nseq, int n_gen)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "node bench/engine-llamacpp-batch.mjs '%s' %d %d %d %d 2>/dev/null",
+             path, threads, nseq, B_PROMPT, n_gen);
+    FILE *f = popen(cmd, "r");
+    if (!f) return 0;
+    char line[1024];
+    double v = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "{\"agg_tps\":%lf", &v) == 1) break;
+    pclose(f);
+    return v;
+}
+
+static void bench_batch(const char *path, const char *name, const int *counts, int n_counts,
+                        int threads, int n_gen, int use_llama, int rounds)
+{
+    char err[512];
+    engine_t *e;
+    if (engine_load(path, NULL, &e, err, sizeof err)) {
+        printf("%s: %s\n", path, err);
+        return;
+    }
+    if (n_gen > B_MAXGEN) n_gen = B_MAXGEN;
+    static int ids[8][B_MAXSEQ][B_MAXGEN];
+    double ours[8] = {0}, theirs[8] = {0}, load[8][2];
+    for (int c = 0; c < n_counts; c++) {
+        double la[3];
+        getloadavg(la, 3);
+        load[c][0] = la[0];
+        for (int r = 0; r < rounds; r++) { /* alternate, keep the best of each */
+            double a = run_batch_ours(e, threads, counts[c], n_gen, ids[c]);
+            if (a < 0) printf("(%d sequences: a sequence failed or ended early)\n", counts[c]);
+            if (a > ours[c]) ours[c] = a;
+            if (use_llama) {
+                double b = run_batch_llama(path, threads, counts[c], n_gen);
+                if (b > theirs[c]) theirs[c] = b;
+            }
+        }
+        getloadavg(la, 3);
+        load[c][1] = la[0];
+    }
+    printf("\ncontinuous batching, %s, %d thread%s, %d-token prompts, %d greedy tokens per "
+           "sequence, best of %d alternating rounds\n",
+           name, threads, threads > 1 ? "s" : "", B_PROMPT, n_gen, rounds);
+    printf("aggregate decode tokens/s while all sequences decode; x1 = over one sequence\n");
+    printf("%5s | %10s %7s | %10s %7s | %7s | %9s | %s\n", "seqs", "ours", "x1", "llama.cpp", "x1",
+           "ratio", "same ids", "load avg (before, after)");
+    for (int c = 0; c < n_counts; c++) {
+        /* sequence i's tokens against the same sequence in every other run */
+        int same = 0;
+        for (int i = 0; i < counts[c]; i++) {
+            int ok = 1;
+            for (int d = 0; d < n_counts; d++)
+                if (i < counts[d] && memcmp(ids[c][i], ids[d][i], sizeof ids[c][i])) ok = 0;
+            same += ok;
+        }
+        char l1[32], l2[32], l3[32], o1[32], o2[32];
+        fmt_num(l1, 32, theirs[c], theirs[c] > 0);
+        fmt_ratio(l2, 32, theirs[c], theirs[0], theirs[c] > 0 && theirs[0] > 0);
+        fmt_ratio(l3, 32, ours[c], theirs[c], theirs[c] > 0 && ours[c] > 0);
+        fmt_num(o1, 32, ours[c], ours[c] > 0);
+        fmt_ratio(o2, 32, ours[c], ours[0], ours[c] > 0 && ours[0] > 0);
+        printf("%5d | %10s %7s | %10s %7s | %7s | %4d/%-4d | %.1f, %.1f\n", counts[c], o1, o2, l1,
+               l2, l3, same, counts[c], load[c][0], load[c][1]);
+    }
+    fflush(stdout);
+    engine_free(e);
+}
+
 int main(int argc, char **argv)
 {
     int threads[8] = {1, 2}, n_threads = 2, n_gen = 32, use_llama = 1, kernels_only = 0;
+    int counts[8], n_counts = 0, rounds = 2;
     const char *dir = "bench/out", *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--make-model") && i + 1 < argc) {
@@ -467,11 +643,34 @@ int main(int argc, char **argv)
             use_llama = 0;
         } else if (!strcmp(argv[i], "--kernels")) {
             kernels_only = 1;
+        } else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
+            n_counts = parse_threads(argv[++i], counts, 8);
+            for (int k = 0; k < n_counts; k++)
+                if (counts[k] < 1 || counts[k] > B_MAXSEQ) {
+                    fprintf(stderr, "engine: --batch counts are 1..%d\n", B_MAXSEQ);
+                    return 2;
+                }
+        } else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
+            rounds = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         } else {
             fprintf(stderr, "usage: engine [--threads 1,2] [--gen N] [--models DIR] [--no-llama] "
-                            "[--only NAME-PART] [--kernels] | --make-model DIR [TYPE,...]\n");
+                            "[--only NAME-PART] [--kernels] [--batch 1,2,4,8,16 [--rounds R]] | "
+                            "--make-model DIR [TYPE,...]\n");
             return 2;
         }
+    }
+    if (n_counts) {
+        char path[1024], name[64];
+        const char *want = only ? only : "q4_0";
+        snprintf(path, sizeof path, "%.900s/llama1b-%s.gguf", dir, want);
+        snprintf(name, sizeof name, "1B-shaped %s", want);
+        if (access(path, R_OK)) {
+            printf("%s missing: make it with `engine --make-model %s %s`\n", path, dir, want);
+            return 1;
+        }
+        for (int ti = 0; ti < n_threads; ti++)
+            bench_batch(path, name, counts, n_counts, threads[ti], n_gen, use_llama, rounds);
+        return 0;
     }
     double bw[8];
     printf("read bandwidth (1 GiB streamed, best of 5):");

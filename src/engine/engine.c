@@ -6,26 +6,11 @@
 
 #include "base/err.h"
 #include "base/mem.h"
-#include "engine/forward.h"
 #include "engine/grammar.h"
+#include "engine/session.h"
 #include "engine/tokenizer.h"
 
-#define ENGINE_MAX_TEXT (1 << 20) /* generated text kept for stop matching, bytes */
-
-struct engine_session {
-    const engine_t *e;
-    forward_state_t *fs;
-    kern_pool_t *pool; /* owned, NULL with one thread */
-    sampler_t *sampler;
-    int *cached; /* (n_ctx) tokens whose keys/values are in the cache */
-    int n_cached;
-    buf_t text;              /* generated text of the current call */
-    grammar_vocab_t *gvocab; /* token bytes for constrained decoding, built on first use */
-    float *masked;           /* (n_vocab) logits under the grammar */
-    grammar_state_t gstate;
-};
-
-static double now_ms(void)
+double engine_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -110,15 +95,21 @@ int engine_session_n_ctx(const engine_session_t *s)
     return s->fs->n_ctx;
 }
 
+int engine_session_keep(const engine_session_t *s, const int *tokens, int n)
+{
+    int keep = 0;
+    while (keep < s->n_cached && keep < n - 1 && s->cached[keep] == tokens[keep])
+        keep++;
+    return keep;
+}
+
 /* Brings the cache to hold exactly tokens[0..n): reuses the common prefix with what
  * is cached (always recomputing at least the last token, whose logits we need), runs
  * the rest as batches. Returns the last token's logits, or NULL on bad ids. *reused
  * gets the number of positions kept. */
 static const float *feed(engine_session_t *s, const int *tokens, int n, int *reused)
 {
-    int keep = 0;
-    while (keep < s->n_cached && keep < n - 1 && s->cached[keep] == tokens[keep])
-        keep++;
+    int keep = engine_session_keep(s, tokens, n);
     *reused = keep;
     const float *lg = forward_run(s->fs, tokens + keep, n - keep, keep, false);
     if (!lg) {
@@ -175,9 +166,8 @@ static const float *grammar_logits(engine_session_t *s, const float *logits, int
     return grammar_mask(&s->gstate, s->gvocab, left, s->masked) ? s->masked : NULL;
 }
 
-int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
-                    const engine_gen_params_t *p, engine_token_cb cb, void *ud,
-                    engine_gen_result_t *res)
+int engine_gen_check(const engine_session_t *s, const int *prompt, int n_prompt,
+                     engine_gen_result_t *res)
 {
     const model_t *m = s->e->model;
     memset(res, 0, sizeof *res);
@@ -187,72 +177,108 @@ int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
     if (n_prompt >= s->fs->n_ctx) return SY_ECONTEXT; /* no room for one new token */
     for (int i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= m->cfg.n_vocab) return SY_EINVAL;
+    return 0;
+}
 
-    double t0 = now_ms();
-    const float *logits = feed(s, prompt, n_prompt, &res->n_reused);
-    if (!logits) return SY_EINVAL;
-    double t1 = now_ms();
-    res->prefill_ms = t1 - t0;
-
+void engine_gen_start(engine_session_t *s, const engine_gen_params_t *p, engine_token_cb cb,
+                      void *ud, engine_gen_result_t *res, double t0)
+{
+    engine_gen_t *g = &s->gen;
+    g->p = p, g->cb = cb, g->ud = ud, g->res = res;
+    g->t1 = engine_now_ms();
+    res->prefill_ms = g->t1 - t0;
     sample_reset(s->sampler, &p->sample);
     buf_reset(&s->text);
-    size_t released = 0; /* bytes of s->text given to the callback */
+    g->released = 0;
+    g->i = 0;
     res->finish = ENGINE_FINISH_LENGTH;
-    int n_alts = p->n_logprobs < 0 ? 0 : p->n_logprobs;
+    g->n_alts = p->n_logprobs < 0 ? 0 : p->n_logprobs;
     if (p->grammar) grammar_begin(s, p->grammar);
-    for (int i = 0; i < p->max_tokens; i++) {
-        sample_info_t info;
-        const float *lg = logits;
-        if (p->grammar) {
-            int left = s->fs->n_ctx - s->n_cached + 1; /* tokens the context still takes */
-            if (left > p->max_tokens - i) left = p->max_tokens - i;
-            lg = grammar_logits(s, logits, left);
-            if (!lg) break; /* the vocabulary cannot continue the value */
-        }
-        int tok = sample_token(s->sampler, lg, s->cached, s->n_cached, n_alts, &info);
-        sample_conf_add(&res->conf, &info);
-        res->n_generated++;
-        bool eog = tokenizer_is_eog(m->tok, tok);
-        if (!eog) {
-            char piece[TOKENIZER_MAX_PIECE + 4];
-            int prev = s->n_cached ? s->cached[s->n_cached - 1] : -1;
-            int k = tokenizer_decode(m->tok, prev, tok, piece, sizeof piece);
-            if (p->grammar && grammar_state_feed(&s->gstate, piece, (size_t)k)) break;
-            if (buf_append(&s->text, piece, (size_t)k)) buf_reset(&s->text), released = 0;
-        }
-        /* What may be released now: up to a matched stop string, else all but a tail
-         * that could begin one. */
-        long hit = stop_find(s->text.data ? s->text.data : "", s->text.len, p);
-        size_t upto = hit >= 0 ? (size_t)hit
-                               : s->text.len - stop_holdback(s->text.data ? s->text.data : "",
-                                                             s->text.len, p);
-        if (eog) upto = s->text.len;
-        if (upto < released) upto = released;
-        engine_token_t et = {.id = tok,
-                             .text = s->text.data ? s->text.data + released : "",
-                             .len = upto - released,
-                             .info = &info};
-        released = upto;
-        int stop = cb ? cb(ud, &et) : 0;
-        if (eog) {
-            res->finish = ENGINE_FINISH_EOS;
-            break;
-        }
-        if (hit >= 0) {
-            res->finish = ENGINE_FINISH_STOP;
-            break;
-        }
-        if (stop) {
-            res->finish = ENGINE_FINISH_CALLBACK;
-            break;
-        }
-        if (s->n_cached >= s->fs->n_ctx || i + 1 == p->max_tokens) break; /* context full */
+}
+
+bool engine_gen_step(engine_session_t *s, const float *logits, int *next)
+{
+    engine_gen_t *g = &s->gen;
+    const engine_gen_params_t *p = g->p;
+    engine_gen_result_t *res = g->res;
+    const model_t *m = s->e->model;
+    int i = g->i;
+    if (i >= p->max_tokens) return false;
+    sample_info_t info;
+    const float *lg = logits;
+    if (p->grammar) {
+        int left = s->fs->n_ctx - s->n_cached + 1; /* tokens the context still takes */
+        if (left > p->max_tokens - i) left = p->max_tokens - i;
+        lg = grammar_logits(s, logits, left);
+        if (!lg) return false; /* the vocabulary cannot continue the value */
+    }
+    int tok = sample_token(s->sampler, lg, s->cached, s->n_cached, g->n_alts, &info);
+    sample_conf_add(&res->conf, &info);
+    res->n_generated++;
+    g->i++;
+    bool eog = tokenizer_is_eog(m->tok, tok);
+    if (!eog) {
+        char piece[TOKENIZER_MAX_PIECE + 4];
+        int prev = s->n_cached ? s->cached[s->n_cached - 1] : -1;
+        int k = tokenizer_decode(m->tok, prev, tok, piece, sizeof piece);
+        if (p->grammar && grammar_state_feed(&s->gstate, piece, (size_t)k)) return false;
+        if (buf_append(&s->text, piece, (size_t)k)) buf_reset(&s->text), g->released = 0;
+    }
+    /* What may be released now: up to a matched stop string, else all but a tail that
+     * could begin one. */
+    long hit = stop_find(s->text.data ? s->text.data : "", s->text.len, p);
+    size_t upto =
+        hit >= 0 ? (size_t)hit
+                 : s->text.len - stop_holdback(s->text.data ? s->text.data : "", s->text.len, p);
+    if (eog) upto = s->text.len;
+    if (upto < g->released) upto = g->released;
+    engine_token_t et = {.id = tok,
+                         .text = s->text.data ? s->text.data + g->released : "",
+                         .len = upto - g->released,
+                         .info = &info};
+    g->released = upto;
+    int stop = g->cb ? g->cb(g->ud, &et) : 0;
+    if (eog) {
+        res->finish = ENGINE_FINISH_EOS;
+        return false;
+    }
+    if (hit >= 0) {
+        res->finish = ENGINE_FINISH_STOP;
+        return false;
+    }
+    if (stop) {
+        res->finish = ENGINE_FINISH_CALLBACK;
+        return false;
+    }
+    if (s->n_cached >= s->fs->n_ctx || g->i == p->max_tokens) return false; /* context full */
+    *next = tok;
+    return true;
+}
+
+void engine_gen_end(engine_session_t *s)
+{
+    engine_gen_t *g = &s->gen;
+    g->res->decode_ms = engine_now_ms() - g->t1;
+    g->res->complete = g->p->grammar && grammar_state_complete(&s->gstate);
+}
+
+int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,
+                    const engine_gen_params_t *p, engine_token_cb cb, void *ud,
+                    engine_gen_result_t *res)
+{
+    int rc = engine_gen_check(s, prompt, n_prompt, res);
+    if (rc) return rc;
+    double t0 = engine_now_ms();
+    const float *logits = feed(s, prompt, n_prompt, &res->n_reused);
+    if (!logits) return SY_EINVAL;
+    engine_gen_start(s, p, cb, ud, res, t0);
+    int tok;
+    while (engine_gen_step(s, logits, &tok)) {
         logits = forward_run(s->fs, &tok, 1, s->n_cached, false);
         if (!logits) break;
         s->cached[s->n_cached++] = tok;
     }
-    res->decode_ms = now_ms() - t1;
-    res->complete = p->grammar && grammar_state_complete(&s->gstate);
+    engine_gen_end(s);
     return 0;
 }
 

@@ -188,6 +188,44 @@ const int *engine_session_tokens(const engine_session_t *s); /* (n_cached) */
 int engine_session_max_batch(const engine_session_t *s);
 const engine_t *engine_session_engine(const engine_session_t *s);
 
+/* ------------------------------------------------------ continuous batching ---- */
+
+/* One scheduler runs the next token of every active sequence in one batched forward
+ * pass (every weight matrix read once per step for all of them), and folds new
+ * prompts' prefill into the same passes in chunks. A sequence is a session: its KV
+ * cache, cached tokens (prefix reuse), sampler and grammar state stay its own, so a
+ * sequence's output is exactly what engine_generate gives on that session alone (bit
+ * for bit: the kernels sum each token the same way whatever the batch). */
+typedef struct engine_sched engine_sched_t;
+
+typedef struct engine_sched_opts {
+    int n_threads; /* the scheduler's pool; 1: its own thread only */
+    int max_seqs;  /* sequences decoded together; more wait their turn. 0: 8 */
+    int max_batch; /* tokens per pass (decode rows plus prefill chunks); 0: 64, at
+                      least max_seqs + 1 */
+} engine_sched_opts_t;
+
+/* A scheduler on e (borrowed), with its thread. NULL on bad options. */
+engine_sched_t *engine_sched_new(const engine_t *e, const engine_sched_opts_t *opts);
+/* Stops the thread; no engine_sched_generate may be in flight. */
+void engine_sched_free(engine_sched_t *sc);
+
+/* engine_generate on session s (made on the same engine; one call per session at a
+ * time; best made with n_threads 1: the scheduler's pool does the work), run by the
+ * scheduler among the other active sequences. Blocks until the sequence is done; cb
+ * runs on the scheduler's thread, between passes. A callback that returns nonzero
+ * ends its own sequence only. Returns as engine_generate. */
+int engine_sched_generate(engine_sched_t *sc, engine_session_t *s, const int *prompt, int n_prompt,
+                          const engine_gen_params_t *p, engine_token_cb cb, void *ud,
+                          engine_gen_result_t *res);
+
+typedef struct engine_sched_stats {
+    long passes;      /* forward passes run */
+    long rows;        /* token rows in them */
+    long decode_rows; /* of which decode steps */
+} engine_sched_stats_t;
+void engine_sched_stats(engine_sched_t *sc, engine_sched_stats_t *out);
+
 /* ------------------------------------------------------------- perplexity ---- */
 
 /* How a tokenized text (ids without BOS) is cut into chunks and scored.

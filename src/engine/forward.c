@@ -79,6 +79,7 @@ forward_state_t *forward_state_new(const model_t *m, int n_ctx, int max_batch, k
     s->hb = mem_alloc(B * (size_t)c->hidden_dim * sizeof(float));
     s->hb2 = mem_alloc(B * (size_t)c->hidden_dim * sizeof(float));
     s->logits = mem_alloc(B * (size_t)c->n_vocab * sizeof(float));
+    s->rows = mem_alloc(B * sizeof *s->rows);
     /* RoPE tables; LongRoPE's long factors when the session is longer than the
      * original context, as llama.cpp picks them. Windowed layers have their own base
      * and scale (gemma3) and no factors. */
@@ -103,6 +104,7 @@ void forward_state_free(forward_state_t *s)
         s->logits, s->inv_freq, s->inv_freq_swa, s->key_cache, s->value_cache};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         mem_free(bufs[i]);
+    mem_free(s->rows);
     mem_free(s);
 }
 
@@ -191,12 +193,13 @@ static inline float fast_exp(float x)
     return p * sc.f;
 }
 
-/* One attention task: token b of the batch (at position pos0 + b), query head h,
- * over cached positions 0..pos (the last `window` of them when window > 0) with an
- * online softmax (no score buffer). */
+/* One attention task: row b of the batch (its sequence's cache, at its position
+ * pos), query head h, over cached positions 0..pos (the last `window` of them when
+ * window > 0) with an online softmax (no score buffer). */
 typedef struct attn_job {
-    const forward_state_t *s;
-    int layer, pos0, n_heads;
+    const forward_state_t *s; /* activations */
+    const forward_row_t *rows;
+    int layer, n_heads;
     int window; /* positions seen, 0: all */
 } attn_job_t;
 
@@ -209,9 +212,10 @@ static void attn_task(void *arg, int task, int n_tasks)
     int b = task / j->n_heads, h = task % j->n_heads;
     int hd = c->head_dim, kv_dim = c->n_kv_heads * hd;
     int kvh = h / (c->n_heads / c->n_kv_heads); /* grouped-query: heads share a kv head */
-    int pos = j->pos0 + b;
+    const forward_state_t *seq = j->rows[b].seq;
+    int pos = j->rows[b].pos;
     const float *q = s->q + (size_t)b * c->n_heads * hd + (size_t)h * hd;
-    size_t base = (size_t)j->layer * (size_t)s->n_ctx * kv_dim + (size_t)kvh * hd;
+    size_t base = (size_t)j->layer * (size_t)seq->n_ctx * kv_dim + (size_t)kvh * hd;
     float *out = s->xb + (size_t)b * c->n_heads * hd + (size_t)h * hd;
     const float scale = c->attn_scale, cap = c->attn_softcap;
     float acc[1024], sc[ATTN_BLOCK];
@@ -224,14 +228,10 @@ static void attn_task(void *arg, int task, int n_tasks)
     for (int t0 = first; t0 <= pos; t0 += ATTN_BLOCK) {
         int nb = pos + 1 - t0 < ATTN_BLOCK ? pos + 1 - t0 : ATTN_BLOCK;
         float bmx = -INFINITY;
-        for (int t = 0; t < nb; t++) {
-            const float *k = s->key_cache + base + (size_t)(t0 + t) * kv_dim;
-            float d = 0.0f;
-            for (int i = 0; i < hd; i++)
-                d += q[i] * k[i];
-            sc[t] = d * scale;
+        kern_attn_scores(q, seq->key_cache + base + (size_t)t0 * kv_dim, (size_t)kv_dim, nb, hd,
+                         scale, sc);
+        for (int t = 0; t < nb; t++)
             bmx = sc[t] > bmx ? sc[t] : bmx;
-        }
         if (cap > 0.0f) { /* soft-capping (gemma2): monotonic, so caps the maximum too */
             for (int t = 0; t < nb; t++)
                 sc[t] = cap * tanhf(sc[t] / cap);
@@ -248,12 +248,8 @@ static void attn_task(void *arg, int task, int n_tasks)
             sc[t] = fast_exp(sc[t] - mx);
             sum += sc[t];
         }
-        for (int t = 0; t < nb; t++) {
-            const float *v = s->value_cache + base + (size_t)(t0 + t) * kv_dim;
-            float w = sc[t];
-            for (int i = 0; i < hd; i++)
-                acc[i] += w * v[i];
-        }
+        kern_attn_accum(acc, sc, seq->value_cache + base + (size_t)t0 * kv_dim, (size_t)kv_dim, nb,
+                        hd);
     }
     for (int i = 0; i < hd; i++)
         out[i] = acc[i] / sum;
@@ -288,8 +284,9 @@ static inline float gelu(float x)
     return 0.5f * x * (1.0f + tanhf(0.7978845608f * x * (1.0f + 0.044715f * x * x)));
 }
 
-/* One chunk of n <= max_batch tokens at positions pos..pos+n-1. */
-static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos, bool all_logits)
+/* n <= max_batch rows through s's activations, each row's keys and values into its
+ * sequence's cache; the logits of the rows that want them, in row order. */
+static void forward_rows(forward_state_t *s, const forward_row_t *rows, int n)
 {
     const model_t *m = s->m;
     const model_config_t *c = &m->cfg;
@@ -299,7 +296,8 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
 
     /* Embedding lookup. */
     for (int b = 0; b < n; b++)
-        kern_dequantize_row(m->tok_embd.type, (const char *)m->tok_embd.data + row * tokens[b],
+        kern_dequantize_row(m->tok_embd.type,
+                            (const char *)m->tok_embd.data + row * (size_t)rows[b].token,
                             s->x + (size_t)b * dim, (size_t)dim);
     if (c->embd_scale)
         for (size_t i = 0; i < (size_t)n * dim; i++)
@@ -324,17 +322,20 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
         if (L->k_norm)
             for (int h = 0; h < n * c->n_kv_heads; h++)
                 rmsnorm(s->k + (size_t)h * hd, s->k + (size_t)h * hd, L->k_norm, hd, c->norm_eps);
-        const float *freq = L->swa ? s->inv_freq_swa : s->inv_freq;
         for (int b = 0; b < n; b++) {
-            rope(s, freq, s->q + (size_t)b * q_dim, c->n_heads, pos + b);
-            rope(s, freq, s->k + (size_t)b * kv_dim, c->n_kv_heads, pos + b);
-            size_t at = ((size_t)l * s->n_ctx + (size_t)(pos + b)) * kv_dim;
-            memcpy(s->key_cache + at, s->k + (size_t)b * kv_dim, (size_t)kv_dim * sizeof(float));
-            memcpy(s->value_cache + at, s->v + (size_t)b * kv_dim, (size_t)kv_dim * sizeof(float));
+            forward_state_t *seq = rows[b].seq;
+            const float *freq = L->swa ? seq->inv_freq_swa : seq->inv_freq;
+            int pos = rows[b].pos;
+            rope(s, freq, s->q + (size_t)b * q_dim, c->n_heads, pos);
+            rope(s, freq, s->k + (size_t)b * kv_dim, c->n_kv_heads, pos);
+            size_t at = ((size_t)l * seq->n_ctx + (size_t)pos) * kv_dim;
+            memcpy(seq->key_cache + at, s->k + (size_t)b * kv_dim, (size_t)kv_dim * sizeof(float));
+            memcpy(seq->value_cache + at, s->v + (size_t)b * kv_dim,
+                   (size_t)kv_dim * sizeof(float));
         }
         attn_job_t job = {.s = s,
+                          .rows = rows,
                           .layer = l,
-                          .pos0 = pos,
                           .n_heads = c->n_heads,
                           .window = L->swa ? c->n_swa : 0};
         run_tasks(s->pool, attn_task, &job, n * c->n_heads);
@@ -360,14 +361,16 @@ static void forward_chunk(forward_state_t *s, const int *tokens, int n, int pos,
         residual_add(s->x, s->xb2, L->post_ffn_norm, n, dim, c->norm_eps);
     }
 
-    /* Final norm and classifier: every row, or only the last token's. */
-    int first = all_logits ? 0 : n - 1, rows = n - first;
-    for (int b = first; b < n; b++)
-        rmsnorm(s->xb + (size_t)(b - first) * dim, s->x + (size_t)b * dim, m->out_norm, dim,
-                c->norm_eps);
-    project(s, &m->output, s->xb, s->logits, rows);
+    /* Final norm and classifier, for the rows that want logits. */
+    int out = 0;
+    for (int b = 0; b < n; b++)
+        if (rows[b].logits)
+            rmsnorm(s->xb + (size_t)out++ * dim, s->x + (size_t)b * dim, m->out_norm, dim,
+                    c->norm_eps);
+    if (!out) return;
+    project(s, &m->output, s->xb, s->logits, out);
     if (c->final_softcap > 0.0f)
-        for (size_t i = 0; i < (size_t)rows * c->n_vocab; i++)
+        for (size_t i = 0; i < (size_t)out * c->n_vocab; i++)
             s->logits[i] = c->final_softcap * tanhf(s->logits[i] / c->final_softcap);
 }
 
@@ -380,9 +383,28 @@ const float *forward_run(forward_state_t *s, const int *tokens, int n, int pos, 
     const float *last = NULL;
     for (int done = 0; done < n;) {
         int k = n - done < s->max_batch ? n - done : s->max_batch;
-        forward_chunk(s, tokens + done, k, pos + done, all_logits);
+        for (int b = 0; b < k; b++)
+            s->rows[b] = (forward_row_t){.seq = s,
+                                         .token = tokens[done + b],
+                                         .pos = pos + done + b,
+                                         .logits = all_logits || done + b == n - 1};
+        forward_rows(s, s->rows, k);
         last = all_logits ? s->logits + (size_t)(k - 1) * c->n_vocab : s->logits;
         done += k;
     }
     return last;
+}
+
+int forward_batch(forward_state_t *ws, const forward_row_t *rows, int n)
+{
+    const model_config_t *c = &ws->m->cfg;
+    if (n <= 0 || n > ws->max_batch) return -1;
+    for (int b = 0; b < n; b++) {
+        const forward_row_t *r = &rows[b];
+        if (!r->seq || r->seq->m != ws->m || r->pos < 0 || r->pos >= r->seq->n_ctx ||
+            r->token < 0 || r->token >= c->n_vocab)
+            return -1;
+    }
+    forward_rows(ws, rows, n);
+    return 0;
 }

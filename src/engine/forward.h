@@ -12,7 +12,16 @@
 #include "engine/kernels.h"
 #include "engine/model.h"
 
-typedef struct forward_state {
+typedef struct forward_state forward_state_t;
+
+/* One row of a batched pass: a token of some sequence at a position. */
+typedef struct forward_row {
+    forward_state_t *seq; /* whose KV cache (and RoPE tables) the row uses */
+    int token, pos;
+    bool logits; /* wants its logits */
+} forward_row_t;
+
+struct forward_state {
     const model_t *m;  /* borrowed */
     kern_pool_t *pool; /* borrowed, may be NULL */
     int n_ctx;         /* positions the KV cache holds */
@@ -30,9 +39,10 @@ typedef struct forward_state {
     float *inv_freq; /* (rope_dim / 2) RoPE angle per position */
     float *inv_freq_swa; /* (rope_dim / 2) the same for windowed layers */
     /* KV cache */
-    float *key_cache;   /* (n_layers, n_ctx, kv_dim) */
-    float *value_cache; /* (n_layers, n_ctx, kv_dim) */
-} forward_state_t;
+    float *key_cache;    /* (n_layers, n_ctx, kv_dim) */
+    float *value_cache;  /* (n_layers, n_ctx, kv_dim) */
+    forward_row_t *rows; /* (max_batch) forward_run's rows */
+};
 
 /* Allocates the run state for m. n_ctx <= 0 means the model's trained context;
  * max_batch <= 0 means 64. pool is borrowed (NULL: one thread). Returns owned state
@@ -46,5 +56,16 @@ void forward_state_free(forward_state_t *s);
  * first row. Returns a pointer to the last token's logits, or NULL when the positions
  * do not fit the context or a token id is out of range. */
 const float *forward_run(forward_state_t *s, const int *tokens, int n, int pos, bool all_logits);
+
+/* Continuous batching: n rows (n <= ws->max_batch) of any sequences through ws's
+ * activations and pool in one pass, so every weight matrix is read once for all of
+ * them. Each row's key and value go into its sequence's cache at its position and its
+ * attention reads that cache up to there, so a sequence's rows must come in increasing
+ * positions with the earlier positions already cached (or earlier in the batch). A
+ * row's results are bit for bit those of the same token run alone through
+ * forward_run (the kernels sum each token's outputs the same way whatever the batch).
+ * The logits of the rows that want them go to ws->logits in row order. Returns 0, or
+ * -1 (nothing run) for a bad token, position or sequence. */
+int forward_batch(forward_state_t *ws, const forward_row_t *rows, int n);
 
 #endif

@@ -462,6 +462,37 @@ void kern_force_scalar(int on)
     force_scalar = on ? 1 : 0;
 }
 
+/* ------------------------------------------------------------ attention ---- */
+
+void kern_attn_scores(const float *q, const float *K, size_t stride, int n, int hd, float scale,
+                      float *out)
+{
+    if (hd % 8 == 0 && use_simd()) {
+        kern_avx2_attn_scores(q, K, stride, n, hd, scale, out);
+        return;
+    }
+    for (int t = 0; t < n; t++) {
+        const float *k = K + (size_t)t * stride;
+        float d = 0.0f;
+        for (int i = 0; i < hd; i++)
+            d += q[i] * k[i];
+        out[t] = d * scale;
+    }
+}
+
+void kern_attn_accum(float *acc, const float *w, const float *V, size_t stride, int n, int hd)
+{
+    if (hd % 8 == 0 && hd <= 256 && use_simd()) {
+        kern_avx2_attn_accum(acc, w, V, stride, n, hd);
+        return;
+    }
+    for (int t = 0; t < n; t++) {
+        const float *v = V + (size_t)t * stride;
+        for (int i = 0; i < hd; i++)
+            acc[i] += w[t] * v[i];
+    }
+}
+
 /* --------------------------------------------------- activation scratch ---- */
 
 /* Quantized activations live in a per-thread buffer that only grows, so a decode step

@@ -203,6 +203,16 @@ typedef struct kern_mat {
 void kern_matmul_many(kern_pool_t *pool, const kern_mat_t *mats, int count, const float *X,
                       size_t n, size_t cols);
 
+/* Attention over n cached positions whose rows are `stride` floats apart, each of
+ * width hd: out[t] = scale * dot(q, K row t), and acc[0..hd) += sum_t w[t] * V row t
+ * (positions in order). AVX2 where in use (hd a multiple of 8), else scalar. */
+void kern_attn_scores(const float *q, const float *K, size_t stride, int n, int hd, float scale,
+                      float *out);
+void kern_attn_accum(float *acc, const float *w, const float *V, size_t stride, int n, int hd);
+void kern_avx2_attn_scores(const float *q, const float *K, size_t stride, int n, int hd,
+                           float scale, float *out);
+void kern_avx2_attn_accum(float *acc, const float *w, const float *V, size_t stride, int n, int hd);
+
 /* Which implementation is in use: "avx2" or "scalar". */
 const char *kern_impl_name(void);
 /* Forces the scalar reference (tests); also set by SWITCHYARD_KERNELS=scalar. */

@@ -528,127 +528,63 @@ static inline __attribute__((always_inline)) float load1(const void *w, size_t k
     return f16 ? h2f(((const kern_f16_t *)w)[k]) : ((const float *)w)[k];
 }
 
-/* Row r against tokens b0 .. b0+T-1 with float weights (f16: widened on load). */
+#define FTILE 3 /* tokens per pass with float weights: 4 accumulators each */
+
+/* Row r against tokens b0 .. b0+T-1 (T <= FTILE) with float weights (f16: widened on
+ * load). Each token has four independent accumulators over strides of 32 (they hide
+ * the FMA latency when T is 1) and is summed in the same order whatever T is, so a
+ * token's output does not depend on the batch it came in: a sequence decoded in a
+ * batch of sequences gets the bits it gets decoded alone, and prefill the bits of
+ * token-by-token decoding. */
 static inline __attribute__((always_inline)) void float_row_tile(const kern_job_t *j, size_t r,
                                                                  size_t b0, int T, int f16)
 {
     const void *w = (const char *)j->W + r * j->row_bytes;
     const size_t n = j->cols;
-    const float *x[TILE];
-    __m256 acc[TILE];
-    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+    const float *x[FTILE];
+    __m256 a0[FTILE], a1[FTILE], a2[FTILE], a3[FTILE];
+    _Pragma("GCC unroll 3") for (int t = 0; t < T; t++)
     {
         x[t] = j->X + (b0 + t) * n;
-        acc[t] = _mm256_setzero_ps();
+        a0[t] = a1[t] = a2[t] = a3[t] = _mm256_setzero_ps();
     }
     size_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-        __m256 wv = load8(w, k, f16);
-        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] =
-            _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[t] + k), acc[t]);
+    for (; k + 32 <= n; k += 32) {
+        __m256 w0 = load8(w, k, f16);
+        _Pragma("GCC unroll 3") for (int t = 0; t < T; t++) a0[t] =
+            _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + k), a0[t]);
+        __m256 w1 = load8(w, k + 8, f16);
+        _Pragma("GCC unroll 3") for (int t = 0; t < T; t++) a1[t] =
+            _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[t] + k + 8), a1[t]);
+        __m256 w2 = load8(w, k + 16, f16);
+        _Pragma("GCC unroll 3") for (int t = 0; t < T; t++) a2[t] =
+            _mm256_fmadd_ps(w2, _mm256_loadu_ps(x[t] + k + 16), a2[t]);
+        __m256 w3 = load8(w, k + 24, f16);
+        _Pragma("GCC unroll 3") for (int t = 0; t < T; t++) a3[t] =
+            _mm256_fmadd_ps(w3, _mm256_loadu_ps(x[t] + k + 24), a3[t]);
     }
-    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+    for (; k + 8 <= n; k += 8) {
+        __m256 w0 = load8(w, k, f16);
+        _Pragma("GCC unroll 3") for (int t = 0; t < T; t++) a0[t] =
+            _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[t] + k), a0[t]);
+    }
+    _Pragma("GCC unroll 3") for (int t = 0; t < T; t++)
     {
-        float s = hsum8(acc[t]);
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0[t], a1[t]), _mm256_add_ps(a2[t], a3[t])));
         for (size_t kk = k; kk < n; kk++)
             s += load1(w, kk, f16) * x[t][kk];
         j->Y[(b0 + t) * j->rows + r] = s;
     }
 }
 
-/* Decode with float weights: four independent accumulators hide the FMA latency. */
-static inline __attribute__((always_inline)) void float_row_1(const kern_job_t *j, size_t r,
-                                                              int f16)
-{
-    const void *w = (const char *)j->W + r * j->row_bytes;
-    const float *x = j->X;
-    const size_t n = j->cols;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    size_t k = 0;
-    for (; k + 32 <= n; k += 32) {
-        a0 = _mm256_fmadd_ps(load8(w, k, f16), _mm256_loadu_ps(x + k), a0);
-        a1 = _mm256_fmadd_ps(load8(w, k + 8, f16), _mm256_loadu_ps(x + k + 8), a1);
-        a2 = _mm256_fmadd_ps(load8(w, k + 16, f16), _mm256_loadu_ps(x + k + 16), a2);
-        a3 = _mm256_fmadd_ps(load8(w, k + 24, f16), _mm256_loadu_ps(x + k + 24), a3);
-    }
-    for (; k + 8 <= n; k += 8)
-        a0 = _mm256_fmadd_ps(load8(w, k, f16), _mm256_loadu_ps(x + k), a0);
-    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; k < n; k++)
-        s += load1(w, k, f16) * x[k];
-    j->Y[r] = s;
-}
-
-/* Rows r and r+1 against tokens b0 .. b0+T-1: each activation load feeds two FMAs and
- * each weight load T, so the loop is bound by FMAs rather than loads. */
-static inline __attribute__((always_inline)) void float_row2_tile(const kern_job_t *j, size_t r,
-                                                                  size_t b0, int T, int f16)
-{
-    const void *w0 = (const char *)j->W + r * j->row_bytes;
-    const void *w1 = (const char *)w0 + j->row_bytes;
-    const size_t n = j->cols;
-    const float *x[TILE];
-    __m256 a0[TILE], a1[TILE];
-    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
-    {
-        x[t] = j->X + (b0 + t) * n;
-        a0[t] = a1[t] = _mm256_setzero_ps();
-    }
-    size_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-        __m256 v0 = load8(w0, k, f16), v1 = load8(w1, k, f16);
-        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
-        {
-            __m256 xv = _mm256_loadu_ps(x[t] + k);
-            a0[t] = _mm256_fmadd_ps(v0, xv, a0[t]);
-            a1[t] = _mm256_fmadd_ps(v1, xv, a1[t]);
-        }
-    }
-    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
-    {
-        float s0 = hsum8(a0[t]), s1 = hsum8(a1[t]);
-        for (size_t kk = k; kk < n; kk++) {
-            s0 += load1(w0, kk, f16) * x[t][kk];
-            s1 += load1(w1, kk, f16) * x[t][kk];
-        }
-        j->Y[(b0 + t) * j->rows + r] = s0;
-        j->Y[(b0 + t) * j->rows + r + 1] = s1;
-    }
-}
-
 static inline __attribute__((always_inline)) void float_rows(const kern_job_t *j, size_t r0,
                                                              size_t r1, int f16)
 {
-    if (j->n == 1) {
-        for (size_t r = r0; r < r1; r++)
-            float_row_1(j, r, f16);
-        return;
-    }
-    size_t r = r0;
-    for (; r + 2 <= r1; r += 2) {
+    for (size_t r = r0; r < r1; r++) {
         size_t b = 0;
-        for (; b + TILE <= j->n; b += TILE)
-            float_row2_tile(j, r, b, TILE, f16);
+        for (; b + FTILE <= j->n; b += FTILE)
+            float_row_tile(j, r, b, FTILE, f16);
         switch (j->n - b) {
-        case 3:
-            float_row2_tile(j, r, b, 3, f16);
-            break;
-        case 2:
-            float_row2_tile(j, r, b, 2, f16);
-            break;
-        case 1:
-            float_row2_tile(j, r, b, 1, f16);
-            break;
-        }
-    }
-    for (; r < r1; r++) {
-        size_t b = 0;
-        for (; b + TILE <= j->n; b += TILE)
-            float_row_tile(j, r, b, TILE, f16);
-        switch (j->n - b) {
-        case 3:
-            float_row_tile(j, r, b, 3, f16);
-            break;
         case 2:
             float_row_tile(j, r, b, 2, f16);
             break;
@@ -683,6 +619,44 @@ void kern_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
     }
     if (j->type == KERN_Q4_0_X16 || j->type == KERN_Q8_0_X16) /* sent to kern_avx2_x16_rows */
         kern_scalar_rows(j, r0, r1);
+}
+
+/* ------------------------------------------------------------ attention ---- */
+
+/* q . K row t for n rows: two accumulators per row over strides of 16 floats. */
+void kern_avx2_attn_scores(const float *q, const float *K, size_t stride, int n, int hd,
+                           float scale, float *out)
+{
+    for (int t = 0; t < n; t++) {
+        const float *k = K + (size_t)t * stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(k + i + 8), a1);
+        }
+        if (i < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), a0);
+        out[t] = hsum8(_mm256_add_ps(a0, a1)) * scale;
+    }
+}
+
+/* acc += w[t] * V row t, 64 floats of acc in registers per pass over the rows. */
+void kern_avx2_attn_accum(float *acc, const float *w, const float *V, size_t stride, int n, int hd)
+{
+    for (int i0 = 0; i0 < hd; i0 += 64) {
+        const int m = hd - i0 < 64 ? (hd - i0) / 8 : 8;
+        __m256 a[8];
+        for (int k = 0; k < m; k++)
+            a[k] = _mm256_loadu_ps(acc + i0 + 8 * k);
+        for (int t = 0; t < n; t++) {
+            const float *v = V + (size_t)t * stride + i0;
+            const __m256 wt = _mm256_set1_ps(w[t]);
+            for (int k = 0; k < m; k++)
+                a[k] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(v + 8 * k), a[k]);
+        }
+        for (int k = 0; k < m; k++)
+            _mm256_storeu_ps(acc + i0 + 8 * k, a[k]);
+    }
 }
 
 /* Activation quantization, 32 floats per block: d = amax / 127 (as the reference),

@@ -2,9 +2,10 @@
  *
  * The model is loaded once per tier and shared read-only. The tier's concurrency
  * limit (max_concurrency) is the number of engine slots: each slot is a thread with
- * its own engine session (KV cache, sampler), so a request never waits for another
- * one's tokens. Output flows back to the worker loop through a per-call buffer and
- * a single pending loop_post at a time: no allocation per token.
+ * its own engine session (KV cache, sampler). The slots' sequences are decoded by one
+ * scheduler (engine_sched, continuous batching): every active request's next token
+ * in one forward pass on the tier's threads, new prompts folded in. Output flows back to the worker
+ * loop through a per-call buffer and a single pending loop_post at a time: no allocation per token.
  *
  * The answer is OpenAI-shaped (chat.completion / chat.completion.chunk /
  * text_completion, usage, logprobs), so exec treats this tier exactly like an HTTP
@@ -73,6 +74,7 @@ typedef struct local_backend {
     int n_slots;
     pthread_t *threads;
     engine_session_t **sessions;
+    engine_sched_t *sched; /* runs the slots' sequences together */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     local_call_t *head, *tail;
@@ -523,7 +525,7 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
     if (c->echo && c->max_tokens_zero) {
         res.finish = ENGINE_FINISH_LENGTH;
     } else {
-        rc = engine_generate(s, ids, n, &c->gp, on_token, &g, &res);
+        rc = engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res);
     }
     mem_free(ids);
     if (rc) {
@@ -574,8 +576,21 @@ int local_tier_open(tier_t *t, char *err, size_t errlen)
     b->sessions = mem_calloc((size_t)b->n_slots, sizeof(engine_session_t *));
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
-    engine_session_opts_t so = {(int)t->s.engine_context, (int)(t->s.threads ? t->s.threads : 1),
-                                0};
+    /* the sessions hold the slots' caches; the scheduler's pool does the work */
+    engine_session_opts_t so = {(int)t->s.engine_context, 1, 0};
+    b->sched = engine_sched_new(
+        e, &(engine_sched_opts_t){.n_threads = (int)(t->s.threads ? t->s.threads : 1),
+                                  .max_seqs = b->n_slots});
+    if (!b->sched) {
+        snprintf(err, errlen, "local tier: cannot start the engine scheduler");
+        mem_free(b->threads);
+        mem_free(b->sessions);
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+        mem_free(b);
+        engine_free(e);
+        return SY_EINVAL;
+    }
     for (int i = 0; i < b->n_slots; i++) {
         b->sessions[i] = engine_session_new(e, &so);
         slot_arg_t *sa = mem_alloc(sizeof *sa);
@@ -600,6 +615,7 @@ void local_tier_close(tier_t *t)
     pthread_mutex_unlock(&b->mu);
     for (int i = 0; i < b->n_slots; i++)
         pthread_join(b->threads[i], NULL);
+    engine_sched_free(b->sched);
     for (int i = 0; i < b->n_slots; i++)
         engine_session_free(b->sessions[i]);
     mem_free(b->threads);

@@ -63,6 +63,21 @@ test('chat completion from the local tier with logprobs (raw HTTP)', async () =>
   eq(r2.json.choices[0].message.content, content, 'same greedy text');
 });
 
+test('concurrent requests are decoded together and each answer is its answer alone', async () => {
+  // Both slots decode in the same forward passes (continuous batching); greedy and
+  // seeded answers must equal those of the same requests sent one at a time.
+  const prompts = ['Once upon a time', 'The cat sat', 'Tom and Lily went to the park', 'One day a bird', 'Sue had a red ball', 'The sun was'];
+  const body = (p, i) => chat(p, { model: 'edge', max_tokens: 16 + 5 * i, temperature: i % 2 ? 0.8 : 0, seed: 11 + i, logprobs: true });
+  const alone = [];
+  for (let i = 0; i < prompts.length; i++) alone.push(await post(V1, body(prompts[i], i)));
+  const together = await Promise.all(prompts.map((p, i) => post(V1, body(p, i))));
+  for (let i = 0; i < prompts.length; i++) {
+    eq(together[i].status, 200, 'status: ' + together[i].text.slice(0, 200));
+    eq(together[i].json.choices[0].message.content, alone[i].json.choices[0].message.content, `answer ${i}`);
+    eq(JSON.stringify(together[i].json.choices[0].logprobs), JSON.stringify(alone[i].json.choices[0].logprobs), `logprobs ${i}`);
+  }
+});
+
 test('streamed chat from the local tier arrives token by token', async () => {
   const r = await post(V1, chat('Once upon a time', { model: 'edge', max_tokens: 20, temperature: 0, stream: true }));
   eq(r.status, 200, 'status');
