@@ -31,6 +31,7 @@
 #include "base/mem.h"
 #include "cli/cli.h"
 #include "cli/report.h"
+#include "route/features.h"
 #include "store/store.h"
 
 #define PLAN_HOURS_PER_MONTH 730.0
@@ -178,6 +179,17 @@ static int plan_from_file(plan_t *p, const char *path)
                     "\"tokens_in\": n >= 0, \"tokens_out\": n >= 0, \"escalation\": 0..1 "
                     "(optional)}\n",
                     path, lineno);
+            cJSON_Delete(j);
+            rc = -1;
+            break;
+        }
+        if (route_task_parse(task->valuestring) < 0) {
+            /* The router's class names only, so the matrix lines up with the ledger's. */
+            fprintf(stderr, "plan: %s, line %d: unknown task \"%.40s\" (one of:", path, lineno,
+                    task->valuestring);
+            for (int k = 0; k < ROUTE_TASK_COUNT; k++)
+                fprintf(stderr, " %s", route_task_name((route_task_t)k));
+            fprintf(stderr, ")\n");
             cJSON_Delete(j);
             rc = -1;
             break;

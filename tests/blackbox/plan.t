@@ -134,6 +134,11 @@ test('bad input: clear errors', async () => {
   let r = plan('--traffic', f);
   eq(r.status, 2, 'bad traffic line');
   assert(/bad.jsonl, line 1: expected/.test(r.stderr), r.stderr);
+  // A task the router never reports (a spelling of its own) would be a row of its own.
+  fs.writeFileSync(f, '{"task":"summarisation","requests":1,"tokens_in":1,"tokens_out":1}\n');
+  r = plan('--traffic', f);
+  eq(r.status, 2, 'unknown task name');
+  assert(/line 1: unknown task "summarisation" \(one of: extraction classification intent summarization/.test(r.stderr), r.stderr);
   r = plan('--edge', 'nope');
   eq(r.status, 2, 'unknown tier');
   assert(/--edge nope: no such tier/.test(r.stderr), r.stderr);
