@@ -242,3 +242,17 @@ uint32_t tier_queued(tier_t *t)
     pthread_mutex_unlock(&t->mu);
     return n;
 }
+
+void tier_queue_stats(tier_t *t, tier_queue_stats_t *out)
+{
+    pthread_mutex_lock(&t->mu);
+    *out = (tier_queue_stats_t){
+        .pinned = t->n_class[TIER_Q_PINNED],
+        .spillable = t->n_class[TIER_Q_SPILLABLE],
+        .spilled_priority = t->n_spilled_priority,
+        .spilled_eta = t->n_spilled_eta,
+        .ttft_ms = t->ttft.n ? t->ttft.mean_ms : 0,
+        .service_ms = t->service.n ? t->service.mean_ms : 0,
+    };
+    pthread_mutex_unlock(&t->mu);
+}

@@ -161,6 +161,13 @@ double tier_eta_ms(tier_t *t, uint32_t ahead);
  * it held its slot (microseconds). */
 void tier_ttft_observe(tier_t *t, uint64_t us);
 void tier_service_observe(tier_t *t, uint64_t us);
+/* A consistent snapshot of the queue for metrics. */
+typedef struct tier_queue_stats {
+    uint32_t pinned, spillable;             /* waiting, per class */
+    uint64_t spilled_priority, spilled_eta; /* counters since start */
+    double ttft_ms, service_ms;             /* measured means, 0 until measured */
+} tier_queue_stats_t;
+void tier_queue_stats(tier_t *t, tier_queue_stats_t *out);
 
 /* Current state for the router. */
 /* The router's view of a tier from its settings alone (healthy, not saturated):

@@ -95,6 +95,10 @@ test('PII requests are served by a saturated edge; spillable work gives way', as
   eq(other.ok, other.n, 'every other request answered: ' + other.bad.slice(0, 3).join(' | '));
   assert(other.priority >= 1, 'spillable requests gave their places to PII requests');
   assert(other.cloud >= other.priority, 'those went on to the cloud');
+  const m = (await get(`${gw.url}/metrics`)).text;
+  const pr = /switchyard_spilled_total\{tier="edge",why="priority"\} (\d+)/.exec(m);
+  assert(pr && +pr[1] >= other.priority, 'the metric counts the places given up: ' + (pr && pr[0]));
+  assert(/switchyard_tier_estimate_seconds\{tier="cloud",what="ttft"\} [1-9]/.test(m), 'the cloud TTFT is measured');
   const rec = await cloud.received();
   assert(!rec.requests.some((x) => /@example\.com/.test(x.body)), 'no personal data reached the cloud');
 });
