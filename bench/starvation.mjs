@@ -15,7 +15,7 @@
 // the spill reasons the gateway gave. Several builds in one run compare a change
 // on the same loaded machine.
 //
-// Environment: CLIENTS (48), PII (300), PII_EVERY_MS (40), PII_TIMEOUT_MS (30000),
+// Environment: CLIENTS (48), PII (300), PII_EVERY_MS (50), PII_TIMEOUT_MS (30000),
 // MAX_TOKENS (128), EDGE_CONC (2), EDGE_QUEUE (16), CLOUD_MS (300), SY_SHARED.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,7 +28,7 @@ const SHARED = process.env.SY_SHARED || path.resolve(ROOT, '../shared');
 const MODEL = path.join(SHARED, 'data/models/llama2c/stories260K.bin');
 const TOK = path.join(SHARED, 'data/models/llama2c/tok512.bin');
 const env = (k, d) => +(process.env[k] || d);
-const CLIENTS = env('CLIENTS', 48), PII = env('PII', 300), PII_EVERY_MS = env('PII_EVERY_MS', 40);
+const CLIENTS = env('CLIENTS', 48), PII = env('PII', 300), PII_EVERY_MS = env('PII_EVERY_MS', 50);
 const PII_TIMEOUT_MS = env('PII_TIMEOUT_MS', 30000), MAX_TOKENS = env('MAX_TOKENS', 128);
 const EDGE_CONC = env('EDGE_CONC', 2), EDGE_QUEUE = env('EDGE_QUEUE', 16), CLOUD_MS = env('CLOUD_MS', 300);
 
