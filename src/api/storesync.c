@@ -191,8 +191,9 @@ static int run_job(storesync_t *s, job_t *j)
     return SY_EINVAL;
 }
 
-/* The thread: runs queued writes in order, and syncs the session view every
- * sync_ms. Exits once stopped with the queue empty. */
+/* The thread: runs queued writes in order, and syncs the session view and the
+ * bandit's statistics every sync_ms, writes or not. Exits once stopped with the
+ * queue empty. */
 static void *sync_main(void *arg)
 {
     storesync_t *s = arg;
@@ -223,9 +224,10 @@ static void *sync_main(void *arg)
             s->settled++;
             if (rc) s->dropped++;
             pthread_cond_broadcast(&s->done);
-            continue;
+            /* Under a steady stream of writes the periodic sync still runs. */
+            if (clock_wall_ms() - s->synced_ms < (int64_t)s->sync_ms || s->stop) continue;
         }
-        if (s->stop) break;
+        if (s->stop && s->count == 0) break;
         if (s->bandit_req != s->bandit_done) {
             uint64_t req = s->bandit_req;
             pthread_mutex_unlock(&s->mu);

@@ -115,6 +115,22 @@ test('rewards flushed by both gateways at the same time are all counted', async 
   }, 'concurrent');
 });
 
+test('a steady stream of rewards is shared while it lasts, not only after it', async () => {
+  // Every reward is also a store write; the store thread must still run its
+  // periodic rounds between writes.
+  const base = (await arms(b)).cloud.n;
+  let seen = 0, sent = 0;
+  const t0 = Date.now();
+  while (Date.now() - t0 < 30000 && seen < 5) {
+    await rate(a, 'cloud', 1, 0.5);
+    sent++;
+    seen = (await arms(b)).cloud.n - base;
+  }
+  console.log(`# b saw ${seen} of ${sent} rewards given to a while they were streaming`);
+  assert(seen >= 5, 'b saw the rewards given to a during the stream');
+  await converge({ cloud: [base + sent, (await arms(a)).cloud.reward_sum] }, 'after the stream');
+});
+
 test('a restarted gateway starts from the shared totals', async () => {
   const before = await arms(b);
   eq(await a.stop(), 0, 'a exits cleanly');
