@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -197,6 +198,94 @@ static void test_router_feedback_restart(void **state)
     router_free(r);
 }
 
+/* Two gateways' routers share statistics as the store thread does: each takes its
+ * pending delta, the deltas are added (the store's job), and each is set to the
+ * total plus what it gathered meanwhile; both then decide as one router that saw
+ * every reward. */
+static void test_router_shared_sums(void **state)
+{
+    (void)state;
+    route_config_t cfg;
+    route_config_defaults(&cfg);
+    cfg.policy = ROUTE_POLICY_BANDIT;
+    cfg.bandit.explore = false;
+    char err[128];
+    router_t *ga = router_new(&cfg, NULL, err, sizeof err);
+    router_t *gb = router_new(&cfg, NULL, err, sizeof err);
+    router_t *whole = router_new(&cfg, NULL, err, sizeof err);
+    router_scratch_t *s = router_scratch_new(ga);
+    route_tier_t t[2] = {
+        {"edge", ROUTE_PRIVACY_ON_DEVICE, ROUTE_ROLE_EDGE, true, false, false, 0, 0, 0, 0},
+        {"cloud", ROUTE_PRIVACY_EXTERNAL, ROUTE_ROLE_CLOUD, true, false, false, 1, 1, 0, 0},
+    };
+    const char *texts[3] = {"```c\nint x = 1 / 0;\n```\nwhy does this crash?",
+                            "Translate to French: the cat sleeps", "What is 17 * 23?"};
+    double rewards_a = 0;
+    for (int i = 0; i < 60; i++) {
+        route_text_t tx = {"user", texts[i % 3], strlen(texts[i % 3])};
+        route_input_t in = {.texts = &tx, .n_texts = 1, .n_messages = 1};
+        route_decision_t d;
+        assert_int_equal(router_decide(whole, s, &in, t, 2, &d), 0);
+        double r = (i % 3 == 0) == (i % 2 == 1) ? 0.9 : 0.1;
+        router_t *g = i < 25 ? ga : gb; /* gateway A gets 25 rewards, B 35 */
+        assert_int_equal(router_feedback(g, &d.features, i % 2, r), 0);
+        assert_int_equal(router_feedback(whole, &d.features, i % 2, r), 0);
+        if (g == ga && i % 2 == 1) rewards_a += r;
+    }
+    uint64_t n, pending;
+    double sum;
+    router_bandit_arm_totals(ga, 1, &n, &sum, &pending);
+    assert_int_equal(n, 12);
+    assert_int_equal(pending, 12);
+    assert_true(fabs(sum - rewards_a) < 1e-9); /* the first feature is the constant 1 */
+    size_t len = router_bandit_sums_len(ga);
+    assert_int_equal(len, (size_t)ROUTE_MAX_TIERS * (1 + DIM * DIM + DIM));
+    double *da = calloc(len, sizeof(double)), *db = calloc(len, sizeof(double));
+    double *total = calloc(len, sizeof(double));
+    assert_true(router_bandit_take(ga, da));
+    assert_false(router_bandit_take(ga, da)); /* taken: nothing pending */
+    assert_true(router_bandit_take(gb, db));
+    for (size_t i = 0; i < len; i++)
+        total[i] = da[i] + db[i];
+    /* B has a reward more before its totals come back: it keeps it. */
+    route_text_t tx = {"user", texts[1], strlen(texts[1])};
+    route_input_t in = {.texts = &tx, .n_texts = 1, .n_messages = 1};
+    route_decision_t d;
+    assert_int_equal(router_decide(gb, s, &in, t, 2, &d), 0);
+    assert_int_equal(router_feedback(gb, &d.features, 0, 0.5), 0);
+    assert_int_equal(router_bandit_set_total(ga, total, len), 0);
+    assert_int_equal(router_bandit_set_total(gb, total, len), 0);
+    router_bandit_arm_totals(ga, 0, &n, &sum, &pending);
+    assert_int_equal(n, 30);
+    assert_int_equal(pending, 0);
+    router_bandit_arm_totals(gb, 0, &n, &sum, &pending);
+    assert_int_equal(n, 31);
+    assert_int_equal(pending, 1);
+    /* A decides exactly as the router that saw all 60 rewards. */
+    for (int k = 0; k < 3; k++) {
+        route_text_t q = {"user", texts[k], strlen(texts[k])};
+        route_input_t qi = {.texts = &q, .n_texts = 1, .n_messages = 1};
+        route_decision_t d1, d2;
+        assert_int_equal(router_decide(ga, s, &qi, t, 2, &d1), 0);
+        assert_int_equal(router_decide(whole, s, &qi, t, 2, &d2), 0);
+        assert_int_equal(d1.tier, d2.tier);
+        assert_string_equal(d1.reasons[0], d2.reasons[0]); /* bandit:TIER(score) */
+    }
+    /* Vectors of another shape, or with a count that is not whole, are refused. */
+    assert_int_equal(router_bandit_set_total(ga, total, len - 1), SY_EINVAL);
+    total[0] += 0.5;
+    assert_int_equal(router_bandit_set_total(ga, total, len), SY_EINVAL);
+    total[0] = -1;
+    assert_int_equal(router_bandit_set_total(ga, total, len), SY_EINVAL);
+    free(da);
+    free(db);
+    free(total);
+    router_scratch_free(s);
+    router_free(ga);
+    router_free(gb);
+    router_free(whole);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_masks),
         cmocka_unit_test(test_state_roundtrip_and_merge),
         cmocka_unit_test(test_router_feedback_restart),
+        cmocka_unit_test(test_router_shared_sums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include "base/err.h"
 #include "store/store.h"
 #include "budget_race.h"
+#include "kv_sums_race.h"
 
 typedef struct pgfx {
     char dir[64];
@@ -467,6 +468,13 @@ static void test_pg_budgets(void **state)
     budget_race_check(G.url);
 }
 
+static void test_pg_kv_sums(void **state)
+{
+    (void)state;
+    store_close(open_pg());
+    kv_sums_check(G.url);
+}
+
 static void test_pg_writer(void **state)
 {
     (void)state;
@@ -580,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup(test_pg_sessions_kv_feedback, setup),
         cmocka_unit_test_setup(test_pg_concurrent_instances, setup),
         cmocka_unit_test_setup(test_pg_budgets, setup),
+        cmocka_unit_test_setup(test_pg_kv_sums, setup),
         cmocka_unit_test_setup(test_pg_writer, setup),
         cmocka_unit_test_setup(test_pg_bad_text, setup),
         cmocka_unit_test_setup(test_pg_reconnect, setup),

@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "store/store.h"
 #include "budget_race.h"
+#include "kv_sums_race.h"
 
 /* ------------------------------------------------------------ fixture ---- */
 
@@ -751,6 +752,13 @@ static void test_budget_race(void **state)
     budget_race_check(f->url);
 }
 
+static void test_kv_sums_race(void **state)
+{
+    fx_t *f = *state;
+    store_close(open_ok(f));
+    kv_sums_check(f->url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -775,6 +783,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget_basic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kv_sums_race, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

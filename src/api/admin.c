@@ -302,7 +302,7 @@ void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res)
             int rc = router_feedback(app->router, &f, tier, reward->valuedouble);
             /* Stored by the store thread: never a store call on the loop. */
             storesync_feedback(app->sync, id->valuestring, reward->valuedouble, clock_wall_ms());
-            if ((atomic_fetch_add(&app->n_feedback, 1) + 1) % 256 == 0) api_bandit_save(app);
+            atomic_fetch_add(&app->n_feedback, 1); /* shared by the store thread */
             buf_t *b = &w->scratch;
             buf_reset(b);
             buf_printf(b, "{\"ok\":true,\"tier\":\"%s\",\"applied\":%s}", app->tiers[tier].s.name,
@@ -311,6 +311,41 @@ void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res)
         }
     }
     cJSON_Delete(j);
+}
+
+/* GET /v1/admin/bandit: per tier (arm), the observations and reward sum in this
+ * gateway's bandit state — the totals merged from every gateway on the store, as of
+ * the last sync, plus this one's since — and how many of them are not shared yet. */
+void api_handle_bandit(api_worker_t *w, http_res_t *res)
+{
+    api_app_t *app = w->app;
+    buf_t *b = &w->scratch;
+    buf_reset(b);
+    jsonw_t j;
+    jsonw_init(&j, b);
+    jsonw_obj_begin(&j);
+    jsonw_key(&j, "policy");
+    jsonw_str(&j, app->cfg->route.policy == ROUTE_POLICY_BANDIT ? "bandit" : "rules");
+    jsonw_key(&j, "arms");
+    jsonw_arr_begin(&j);
+    for (size_t i = 0; i < app->n_tiers; i++) {
+        uint64_t n, pending;
+        double sum;
+        router_bandit_arm_totals(app->router, (int)i, &n, &sum, &pending);
+        jsonw_obj_begin(&j);
+        jsonw_key(&j, "tier");
+        jsonw_str(&j, app->tiers[i].s.name);
+        jsonw_key(&j, "n");
+        jsonw_int(&j, (int64_t)n);
+        jsonw_key(&j, "reward_sum");
+        jsonw_double(&j, sum);
+        jsonw_key(&j, "pending");
+        jsonw_int(&j, (int64_t)pending);
+        jsonw_obj_end(&j);
+    }
+    jsonw_arr_end(&j);
+    jsonw_obj_end(&j);
+    api_send_json(res, 200, b);
 }
 
 void api_handle_ready(api_worker_t *w, http_res_t *res)

@@ -98,6 +98,8 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
         if (get) return api_handle_ready(w, res);
     } else if (!strcmp(p, "/v1/admin/dashboard")) {
         if (get) return api_handle_dashboard(w, res);
+    } else if (!strcmp(p, "/v1/admin/bandit")) {
+        if (get) return api_handle_bandit(w, res);
     } else if (!strcmp(p, "/ui")) {
         if (get) return api_handle_ui(w, res);
     } else {
@@ -320,29 +322,38 @@ int api_router_load_models(router_t *r, const config_t *cfg, char *err, size_t e
 #define BANDIT_KV_NS  "bandit"
 #define BANDIT_KV_KEY "state"
 
-/* Persists the bandit's sums so learning survives a restart. */
+/* The bandit's statistics are shared through the store by the store thread
+ * (storesync.h): this waits until what the serving router gathered is in the
+ * store's totals (reload: the new router starts from them). Not on a loop. */
 void api_bandit_save(api_app_t *app)
 {
     if (!app->sync || !app->served || app->cfg->route.policy != ROUTE_POLICY_BANDIT) return;
-    buf_t b;
-    buf_init(&b, 64u << 20);
-    if (router_bandit_save(app->router, &b) == 0 &&
-        storesync_kv_put(app->sync, BANDIT_KV_NS, BANDIT_KV_KEY, b.data, b.len))
-        log_warn("cannot save the bandit state: the store queue is full");
-    buf_deinit(&b);
+    storesync_bandit_sync(app->sync);
 }
 
+/* Starts the router from the store's merged totals; a state saved whole by an
+ * older version (BANDIT_KV_KEY) is taken as a delta still to share. */
 static void load_bandit(api_app_t *app)
 {
     if (!app->store || app->cfg->route.policy != ROUTE_POLICY_BANDIT) return;
     void *blob = NULL;
     size_t n = 0;
-    if (store_kv_get(app->store, BANDIT_KV_NS, BANDIT_KV_KEY, &blob, &n) == 0) {
-        char e2[200];
-        if (router_bandit_load(app->router, blob, n, e2, sizeof e2))
+    char key[64], e2[200];
+    storesync_bandit_key(app->router, key, sizeof key);
+    if (store_kv_get(app->store, STORESYNC_BANDIT_NS, key, &blob, &n) == 0) {
+        double *v = NULL;
+        size_t nv = 0;
+        if (store_f64_add(blob, n, NULL, 0, &v, &nv) || router_bandit_set_total(app->router, v, nv))
+            log_warn("bandit statistics in the store not restored: %zu bytes, not %zu sums", n,
+                     router_bandit_sums_len(app->router));
+        else
+            log_info("bandit state restored (%zu sums shared through the store)", nv);
+        free(v);
+    } else if (store_kv_get(app->store, BANDIT_KV_NS, BANDIT_KV_KEY, &blob, &n) == 0) {
+        if (router_bandit_load_pending(app->router, blob, n, e2, sizeof e2))
             log_warn("bandit state in the store not restored: %s", e2);
         else
-            log_info("bandit state restored (%zu bytes)", n);
+            log_info("bandit state restored (%zu bytes, to be shared through the store)", n);
     }
     free(blob);
 }
@@ -418,7 +429,7 @@ static void gen_close(api_app_t *app)
     auth_free(app->auth);
     app->budget = NULL;
     app->auth = NULL;
-    if (app->router) api_bandit_save(app);
+    if (app->router) storesync_bandit_detach(app->sync, app->router); /* its last delta */
     feedback_ring_free(app->feedback);
     store_close(app->store);
     router_free(app->router);
@@ -514,6 +525,7 @@ static void reload_once(api_app_t *root)
     }
     pthread_mutex_unlock(&rl->mu);
     if (atomic_load(&root->draining)) atomic_store(&g->draining, true);
+    if (cfg->route.policy == ROUTE_POLICY_BANDIT) storesync_bandit_attach(root->sync, g->router);
     gen_release(cur); /* no longer current */
     log_info("configuration reloaded from %s (%zu tiers)", cfg->path, cfg->n_tiers);
 }
@@ -554,6 +566,7 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (gen_open(app, err, errlen)) goto fail;
+    if (cfg->route.policy == ROUTE_POLICY_BANDIT) storesync_bandit_attach(app->sync, app->router);
     app->report_store = store_open(cfg->store, e2, sizeof e2);
     if (!app->report_store) {
         snprintf(err, errlen, "store %s: %s", cfg->store, e2);

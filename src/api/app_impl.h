@@ -227,6 +227,7 @@ void api_handle_messages(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_models(api_worker_t *w, http_res_t *res, const char *id);
 void api_handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res);
 void api_handle_feedback(api_worker_t *w, http_req_t *hr, http_res_t *res);
+void api_handle_bandit(api_worker_t *w, http_res_t *res);
 void api_handle_ready(api_worker_t *w, http_res_t *res);
 void api_handle_dashboard(api_worker_t *w, http_res_t *res);
 void api_handle_ui(api_worker_t *w, http_res_t *res);

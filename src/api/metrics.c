@@ -91,6 +91,42 @@ static void write_hist(buf_t *o, const char *name, const char *labels, metrics_h
     buf_printf(o, "%s_count{%s} %llu\n", name, labels, (unsigned long long)atomic_load(&h->n));
 }
 
+/* The queue's classes, spills and the estimates spillover decides with
+ * (tier/queue.c). */
+static void metrics_write_queues(tier_t *tiers, size_t n_tiers, buf_t *o)
+{
+    buf_puts(o, "# HELP switchyard_queue_pinned Waiters that may only run on the tier.\n"
+                "# TYPE switchyard_queue_pinned gauge\n");
+    for (size_t t = 0; t < n_tiers; t++) {
+        tier_queue_stats_t q;
+        tier_queue_stats(&tiers[t], &q);
+        buf_printf(o, "switchyard_queue_pinned{tier=\"%s\"} %u\n", tiers[t].s.name, q.pinned);
+    }
+    buf_puts(o, "# HELP switchyard_spilled_total Requests sent on from a tier's queue: priority "
+                "(gave way to a request that may only run there), eta (predicted TTFT above "
+                "the next tier's).\n"
+                "# TYPE switchyard_spilled_total counter\n");
+    for (size_t t = 0; t < n_tiers; t++) {
+        tier_queue_stats_t q;
+        tier_queue_stats(&tiers[t], &q);
+        buf_printf(o, "switchyard_spilled_total{tier=\"%s\",why=\"priority\"} %llu\n",
+                   tiers[t].s.name, (unsigned long long)q.spilled_priority);
+        buf_printf(o, "switchyard_spilled_total{tier=\"%s\",why=\"eta\"} %llu\n", tiers[t].s.name,
+                   (unsigned long long)q.spilled_eta);
+    }
+    buf_puts(o, "# HELP switchyard_tier_estimate_seconds Measured means (EWMA) spillover "
+                "predicts with: ttft (call start to first byte), service (slot held).\n"
+                "# TYPE switchyard_tier_estimate_seconds gauge\n");
+    for (size_t t = 0; t < n_tiers; t++) {
+        tier_queue_stats_t q;
+        tier_queue_stats(&tiers[t], &q);
+        buf_printf(o, "switchyard_tier_estimate_seconds{tier=\"%s\",what=\"ttft\"} %.6f\n",
+                   tiers[t].s.name, q.ttft_ms / 1000.0);
+        buf_printf(o, "switchyard_tier_estimate_seconds{tier=\"%s\",what=\"service\"} %.6f\n",
+                   tiers[t].s.name, q.service_ms / 1000.0);
+    }
+}
+
 int metrics_write(metrics_t *m, tier_t *tiers, size_t n_tiers, buf_t *o)
 {
     static const char *classes[METRICS_STATUS_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx", "499"};
@@ -172,6 +208,7 @@ int metrics_write(metrics_t *m, tier_t *tiers, size_t n_tiers, buf_t *o)
     for (size_t t = 0; t < n_tiers; t++)
         buf_printf(o, "switchyard_queue_depth{tier=\"%s\"} %u\n", tiers[t].s.name,
                    tier_queued(&tiers[t]));
+    metrics_write_queues(tiers, n_tiers, o);
     buf_puts(o, "# HELP switchyard_decision_seconds Router decision time.\n"
                 "# TYPE switchyard_decision_seconds histogram\n");
     write_hist(o, "switchyard_decision_seconds", "", &m->decision);

@@ -1,5 +1,5 @@
-/* storesync.c — one thread for the store: queued writes and the private-session
- * view (see storesync.h). */
+/* storesync.c — one thread for the store: queued writes, the private-session
+ * view and the shared bandit statistics (see storesync.h). */
 #include "api/storesync.h"
 
 #include <errno.h>
@@ -45,6 +45,16 @@ struct storesync {
     uint64_t queued, settled, dropped;
     int64_t synced_ms; /* wall time the last sync started */
     bool stop;
+    /* bandit sharing (see storesync.h) */
+    pthread_mutex_t bmu;  /* guards router and handoff; never held across I/O */
+    router_t *router;     /* attached, borrowed */
+    double *handoff;      /* deltas taken from routers, for the next round */
+    double *carry;        /* the thread's: deltas not yet in the store */
+    size_t n_sums;        /* length of handoff and carry */
+    bool handoff_any;     /* handoff holds a delta */
+    bool carry_any;       /* carry holds a delta */
+    uint64_t bandit_req;  /* rounds asked for (under mu) */
+    uint64_t bandit_done; /* rounds run (under mu) */
 };
 
 /* Adds the private sessions updated since since_ms to the table (those it already
@@ -66,6 +76,106 @@ static void sync_sessions(storesync_t *s, int64_t since_ms)
     free(rows);
 }
 
+/* ------------------------------------------------------------ bandit ---- */
+
+void storesync_bandit_key(const router_t *r, char *out, size_t cap)
+{
+    snprintf(out, cap, "sums/d%d/n%zu", ROUTE_BANDIT_DIM, router_bandit_sums_len(r));
+}
+
+/* Under bmu: takes r's delta into handoff (sized for r on first use). */
+static void bandit_take(storesync_t *s, router_t *r)
+{
+    size_t n = router_bandit_sums_len(r);
+    if (!s->handoff) {
+        s->n_sums = n;
+        s->handoff = mem_calloc(n, sizeof(double));
+        s->carry = mem_calloc(n, sizeof(double));
+    }
+    if (n != s->n_sums) return; /* every router of one process has the same shape */
+    if (router_bandit_take(r, s->handoff)) s->handoff_any = true;
+}
+
+/* One round on the thread: take the attached router's delta, add what is owed to
+ * the store's totals (or just read them when nothing is), and set the router to
+ * the totals plus what it gathered meanwhile. */
+static void bandit_round(storesync_t *s)
+{
+    char key[64];
+    pthread_mutex_lock(&s->bmu);
+    if (s->router) {
+        bandit_take(s, s->router);
+        storesync_bandit_key(s->router, key, sizeof key);
+    }
+    bool attached = s->router != NULL;
+    if (s->handoff_any) {
+        for (size_t i = 0; i < s->n_sums; i++)
+            s->carry[i] += s->handoff[i];
+        memset(s->handoff, 0, s->n_sums * sizeof(double));
+        s->handoff_any = false;
+        s->carry_any = true;
+    }
+    pthread_mutex_unlock(&s->bmu);
+    if (!s->carry) return; /* no router ever attached */
+    if (!attached) snprintf(key, sizeof key, "sums/d%d/n%zu", ROUTE_BANDIT_DIM, s->n_sums);
+    double *total = NULL;
+    size_t n = 0;
+    int rc;
+    if (s->carry_any) {
+        rc = store_kv_add_f64(s->st, STORESYNC_BANDIT_NS, key, s->carry, s->n_sums, &total, &n);
+        if (!rc) {
+            memset(s->carry, 0, s->n_sums * sizeof(double));
+            s->carry_any = false;
+        }
+    } else {
+        void *blob = NULL;
+        size_t len = 0;
+        rc = store_kv_get(s->st, STORESYNC_BANDIT_NS, key, &blob, &len);
+        if (!rc) rc = store_f64_add(blob, len, NULL, 0, &total, &n);
+        free(blob);
+        if (rc == SY_ENOTFOUND) return; /* nothing shared yet */
+    }
+    if (rc) {
+        log_warn("bandit sync: %s (%s); the delta is kept for the next round", sy_strerror(rc),
+                 store_errmsg(s->st));
+        return;
+    }
+    pthread_mutex_lock(&s->bmu);
+    if (s->router && n == s->n_sums && router_bandit_set_total(s->router, total, n))
+        log_warn("bandit sync: the shared totals were refused (a count is not whole)");
+    pthread_mutex_unlock(&s->bmu);
+    free(total);
+}
+
+void storesync_bandit_attach(storesync_t *s, router_t *r)
+{
+    pthread_mutex_lock(&s->bmu);
+    if (s->router && s->router != r) bandit_take(s, s->router);
+    s->router = r;
+    pthread_mutex_unlock(&s->bmu);
+}
+
+void storesync_bandit_detach(storesync_t *s, router_t *r)
+{
+    if (!s || !r) return;
+    pthread_mutex_lock(&s->bmu);
+    bandit_take(s, r);
+    if (s->router == r) s->router = NULL;
+    pthread_mutex_unlock(&s->bmu);
+}
+
+void storesync_bandit_sync(storesync_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t want = ++s->bandit_req;
+    pthread_cond_signal(&s->wake);
+    while (s->bandit_done < want && !s->stop)
+        pthread_cond_wait(&s->done, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------- writes ---- */
+
 static int run_job(storesync_t *s, job_t *j)
 {
     switch (j->kind) {
@@ -81,14 +191,15 @@ static int run_job(storesync_t *s, job_t *j)
     return SY_EINVAL;
 }
 
-/* The thread: runs queued writes in order, and syncs the session view every
- * sync_ms. Exits once stopped with the queue empty. */
+/* The thread: runs queued writes in order, and syncs the session view and the
+ * bandit's statistics every sync_ms, writes or not. Exits once stopped with the
+ * queue empty. */
 static void *sync_main(void *arg)
 {
     storesync_t *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->stop && s->count == 0) {
+        while (!s->stop && s->count == 0 && s->bandit_req == s->bandit_done) {
             struct timespec dl;
             clock_gettime(CLOCK_REALTIME, &dl);
             dl.tv_sec += s->sync_ms / 1000;
@@ -113,19 +224,31 @@ static void *sync_main(void *arg)
             s->settled++;
             if (rc) s->dropped++;
             pthread_cond_broadcast(&s->done);
+            /* Under a steady stream of writes the periodic sync still runs. */
+            if (clock_wall_ms() - s->synced_ms < (int64_t)s->sync_ms || s->stop) continue;
+        }
+        if (s->stop && s->count == 0) break;
+        if (s->bandit_req != s->bandit_done) {
+            uint64_t req = s->bandit_req;
+            pthread_mutex_unlock(&s->mu);
+            bandit_round(s);
+            pthread_mutex_lock(&s->mu);
+            s->bandit_done = req;
+            pthread_cond_broadcast(&s->done);
             continue;
         }
-        if (s->stop) break;
         int64_t now = clock_wall_ms();
         if (now - s->synced_ms >= (int64_t)s->sync_ms) {
             int64_t since = s->synced_ms - SYNC_OVERLAP_MS;
             s->synced_ms = now;
             pthread_mutex_unlock(&s->mu);
             sync_sessions(s, since);
+            bandit_round(s);
             pthread_mutex_lock(&s->mu);
         }
     }
     pthread_mutex_unlock(&s->mu);
+    bandit_round(s); /* what the routers detached at shutdown still owe */
     log_thread_cleanup();
     return NULL;
 }
@@ -140,6 +263,7 @@ storesync_t *storesync_new(const char *url, session_table_t *sessions, uint32_t 
     s->sessions = sessions;
     s->sync_ms = sync_ms ? sync_ms : 1000;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->bmu, NULL);
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->done, NULL);
     s->synced_ms = clock_wall_ms();
@@ -150,6 +274,7 @@ storesync_t *storesync_new(const char *url, session_table_t *sessions, uint32_t 
         pthread_cond_destroy(&s->wake);
         pthread_cond_destroy(&s->done);
         pthread_mutex_destroy(&s->mu);
+        pthread_mutex_destroy(&s->bmu);
         store_close(st);
         mem_free(s);
         return NULL;
@@ -168,6 +293,9 @@ void storesync_free(storesync_t *s)
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->done);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->bmu);
+    mem_free(s->handoff);
+    mem_free(s->carry);
     store_close(s->st);
     mem_free(s);
 }

@@ -14,6 +14,11 @@
  *   updated since the last sync (with a minute of overlap for clock skew between
  *   gateways). A session marked private by another gateway is seen here within
  *   about sync_ms; one this gateway marks is in its table at once.
+ * - the bandit's statistics, merged across gateways: every sync_ms the thread takes
+ *   the delta the attached router gathered since the last round, adds it to the
+ *   store's totals in one atomic step (store_kv_add_f64, under ("bandit",
+ *   STORESYNC_BANDIT_KEY)) and sets the router to the new totals plus what it
+ *   gathered meanwhile. A delta the store refused is kept and added next round.
  */
 #ifndef SY_API_STORESYNC_H
 #define SY_API_STORESYNC_H
@@ -22,6 +27,12 @@
 #include <stdint.h>
 
 #include "api/session.h"
+#include "route/router.h"
+
+/* The key of the shared bandit sums: their shape (feature dimension, arms) is in
+ * it, so gateways whose feature vectors differ never add into each other's. */
+#define STORESYNC_BANDIT_NS "bandit"
+void storesync_bandit_key(const router_t *r, char *out, size_t cap);
 
 typedef struct storesync storesync_t;
 
@@ -41,5 +52,14 @@ int storesync_kv_put(storesync_t *s, const char *ns, const char *key, const void
 void storesync_flush(storesync_t *s);
 /* Writes refused (ring full) or failed so far. */
 uint64_t storesync_dropped(storesync_t *s);
+
+/* The router whose bandit statistics the thread shares (borrowed until
+ * storesync_bandit_detach). Attaching another takes the previous one's delta. */
+void storesync_bandit_attach(storesync_t *s, router_t *r);
+/* Takes r's last delta (shared at the next round) and, if r is attached, detaches
+ * it: the thread does not touch r after this returns. */
+void storesync_bandit_detach(storesync_t *s, router_t *r);
+/* Runs one bandit round on the thread now and waits for it (reload, tests). */
+void storesync_bandit_sync(storesync_t *s);
 
 #endif

@@ -304,3 +304,51 @@ int route_bandit_merge(route_bandit_t *dst, const route_bandit_t *delta)
     }
     return 0;
 }
+
+/* ------------------------------------------------------------ shared sums --- */
+
+#define ARM_SUMS (1 + D * D + D) /* n, S, b */
+
+size_t route_bandit_sums_len(const route_bandit_t *b)
+{
+    return (size_t)b->n_arms * ARM_SUMS;
+}
+
+void route_bandit_sums_add_to(const route_bandit_t *b, double *acc)
+{
+    for (int k = 0; k < b->n_arms; k++, acc += ARM_SUMS) {
+        const arm_t *a = &b->arm[k];
+        if (!a->n) continue;
+        acc[0] += (double)a->n;
+        for (int i = 0; i < D * D; i++)
+            acc[1 + i] += a->s[i];
+        for (int i = 0; i < D; i++)
+            acc[1 + D * D + i] += a->b[i];
+    }
+}
+
+int route_bandit_sums_set(route_bandit_t *b, const double *v, size_t n)
+{
+    if (n != route_bandit_sums_len(b)) return SY_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return SY_EINVAL;
+    for (int k = 0; k < b->n_arms; k++) {
+        double c = v[(size_t)k * ARM_SUMS];
+        if (c < 0 || c != floor(c) || c > 9007199254740992.0) return SY_EINVAL;
+    }
+    for (int k = 0; k < b->n_arms; k++, v += ARM_SUMS) {
+        arm_t *a = &b->arm[k];
+        a->n = (uint64_t)v[0];
+        memcpy(a->s, v + 1, sizeof a->s);
+        memcpy(a->b, v + 1 + D * D, sizeof a->b);
+        arm_derive(a, b->o.ridge);
+    }
+    return 0;
+}
+
+void route_bandit_arm_totals(const route_bandit_t *b, int arm, uint64_t *n, double *reward_sum)
+{
+    bool ok = arm >= 0 && arm < b->n_arms;
+    *n = ok ? b->arm[arm].n : 0;
+    *reward_sum = ok ? b->arm[arm].b[0] : 0;
+}

@@ -78,4 +78,16 @@ int route_bandit_merge(route_bandit_t *dst, const route_bandit_t *delta);
 /* Zeroes all sums. */
 void route_bandit_reset(route_bandit_t *b);
 
+/* The sums as one vector of doubles, per arm (n, S row by row, b), for stores that
+ * add vectors (gateways sharing statistics add their deltas). Length in doubles. */
+size_t route_bandit_sums_len(const route_bandit_t *b);
+/* Adds b's sums into acc[route_bandit_sums_len(b)]. */
+void route_bandit_sums_add_to(const route_bandit_t *b, double *acc);
+/* Replaces b's sums with v[n] (n == route_bandit_sums_len(b)). 0, or SY_EINVAL
+ * (wrong length, a count that is negative or not whole, a value not finite). */
+int route_bandit_sums_set(route_bandit_t *b, const double *v, size_t n);
+/* An arm's observations and the sum of its rewards (b's first entry: the first
+ * feature is the constant 1). */
+void route_bandit_arm_totals(const route_bandit_t *b, int arm, uint64_t *n, double *reward_sum);
+
 #endif

@@ -25,7 +25,8 @@ struct router {
     route_model_t *cls;       /* owned, may be NULL */
     route_model_t *cloud;     /* owned, may be NULL */
     route_bandit_t *bandit;   /* owned; arms = tier indexes */
-    pthread_rwlock_t lock;    /* guards bandit: decide reads, feedback writes */
+    route_bandit_t *pending;  /* owned; feedback not yet taken by router_bandit_take */
+    pthread_rwlock_t lock;    /* guards bandit and pending: decide reads, feedback writes */
 };
 
 struct router_scratch {
@@ -113,6 +114,7 @@ router_t *router_new(const route_config_t *cfg, const pii_scanner_t *pii, char *
     r->cfg.pii_action[PII_UNKNOWN] = unknown_action(cfg->pii_action[PII_UNKNOWN]);
     r->pii = pii;
     r->bandit = route_bandit_new(ROUTE_MAX_TIERS, &cfg->bandit);
+    r->pending = route_bandit_new(ROUTE_MAX_TIERS, &cfg->bandit);
     pthread_rwlock_init(&r->lock, NULL);
     return r;
 }
@@ -123,6 +125,7 @@ void router_free(router_t *r)
     route_model_free(r->cls);
     route_model_free(r->cloud);
     route_bandit_free(r->bandit);
+    route_bandit_free(r->pending);
     pthread_rwlock_destroy(&r->lock);
     mem_free(r);
 }
@@ -574,6 +577,7 @@ int router_feedback(router_t *r, const route_features_t *f, int tier, double rew
     route_features_dense(f, x);
     pthread_rwlock_wrlock(&r->lock);
     int rc = route_bandit_update(r->bandit, tier, x, reward);
+    if (!rc) route_bandit_update(r->pending, tier, x, reward);
     pthread_rwlock_unlock(&r->lock);
     return rc;
 }
@@ -605,6 +609,53 @@ int router_bandit_merge(router_t *r, const void *blob, size_t n, char *err, size
     }
     route_bandit_free(delta);
     return rc;
+}
+
+size_t router_bandit_sums_len(const router_t *r)
+{
+    return route_bandit_sums_len(r->bandit);
+}
+
+bool router_bandit_take(router_t *r, double *acc)
+{
+    bool any = false;
+    pthread_rwlock_wrlock(&r->lock);
+    for (int k = 0; k < route_bandit_arms(r->pending) && !any; k++)
+        any = route_bandit_count(r->pending, k) > 0;
+    if (any) {
+        route_bandit_sums_add_to(r->pending, acc);
+        route_bandit_reset(r->pending);
+    }
+    pthread_rwlock_unlock(&r->lock);
+    return any;
+}
+
+int router_bandit_set_total(router_t *r, const double *total, size_t n)
+{
+    pthread_rwlock_wrlock(&r->lock);
+    int rc = route_bandit_sums_set(r->bandit, total, n);
+    if (!rc) rc = route_bandit_merge(r->bandit, r->pending);
+    pthread_rwlock_unlock(&r->lock);
+    return rc;
+}
+
+int router_bandit_load_pending(router_t *r, const void *blob, size_t n, char *err, size_t errlen)
+{
+    pthread_rwlock_wrlock(&r->lock);
+    int rc = route_bandit_load(r->pending, blob, n, err, errlen);
+    if (!rc) rc = route_bandit_merge(r->bandit, r->pending);
+    pthread_rwlock_unlock(&r->lock);
+    return rc;
+}
+
+void router_bandit_arm_totals(const router_t *r, int arm, uint64_t *n, double *reward_sum,
+                              uint64_t *pending)
+{
+    double ignored;
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&r->lock);
+    route_bandit_arm_totals(r->bandit, arm, n, reward_sum);
+    route_bandit_arm_totals(r->pending, arm, pending, &ignored);
+    pthread_rwlock_unlock((pthread_rwlock_t *)&r->lock);
 }
 
 /* ------------------------------------------------------------- confidence --- */

@@ -212,6 +212,21 @@ int router_bandit_save(const router_t *r, buf_t *out);
 int router_bandit_load(router_t *r, const void *blob, size_t n, char *err, size_t errlen);
 int router_bandit_merge(router_t *r, const void *blob, size_t n, char *err, size_t errlen);
 
+/* Statistics shared by gateways on one store. Each gateway adds its feedback to its
+ * own state and to a pending delta; something off the decision path periodically
+ * takes the delta (adds it into acc[router_bandit_sums_len(r)], clears it; false
+ * when it was empty), adds it to the store's totals atomically, and sets the state
+ * to the merged totals plus the delta gathered meanwhile (router_bandit_set_total;
+ * 0 or SY_EINVAL for a vector of another shape). router_bandit_load_pending loads a
+ * saved blob as a delta still to share. The sums layout: route_bandit_sums_*. */
+size_t router_bandit_sums_len(const router_t *r);
+bool router_bandit_take(router_t *r, double *acc);
+int router_bandit_set_total(router_t *r, const double *total, size_t n);
+int router_bandit_load_pending(router_t *r, const void *blob, size_t n, char *err, size_t errlen);
+/* An arm's observations and reward sum in the state, and its observations pending. */
+void router_bandit_arm_totals(const router_t *r, int arm, uint64_t *n, double *reward_sum,
+                              uint64_t *pending);
+
 /* ------------------------------------------------------------- confidence ---- */
 
 /* Confidence of an answer from its token logprobs (natural log) and, optionally,

@@ -394,6 +394,37 @@ int store_versions_query(store_t *s, int64_t since_ms, store_version_cell_t **ou
     return s->ops->versions_query(s, since_ms, out, n_out);
 }
 
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "kv sums are stored little-endian");
+
+int store_f64_add(const void *blob, size_t len, const double *delta, size_t n, double **out,
+                  size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (len % sizeof(double) || len > STORE_KV_MAX_BLOB) return SY_ECORRUPT;
+    size_t have = len / sizeof(double), m = have > n ? have : n;
+    double *v = calloc(m ? m : 1, sizeof *v);
+    if (!v) abort();
+    if (have) memcpy(v, blob, len);
+    for (size_t i = 0; i < n; i++)
+        v[i] += delta[i];
+    *out = v;
+    *n_out = m;
+    return 0;
+}
+
+int store_kv_add_f64(store_t *s, const char *ns, const char *key, const double *delta, size_t n,
+                     double **total, size_t *n_total)
+{
+    *total = NULL;
+    *n_total = 0;
+    if (!ns || !key || (!delta && n)) return SY_EINVAL;
+    if (n > STORE_KV_MAX_BLOB / sizeof(double)) return SY_ETOOBIG;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(delta[i])) return SY_EINVAL;
+    return s->ops->kv_add_f64(s, ns, key, delta, n, total, n_total);
+}
+
 int store_traffic_query(store_t *s, int64_t since_ms, store_traffic_row_t **out, size_t *n_out)
 {
     *out = NULL;

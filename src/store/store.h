@@ -212,6 +212,20 @@ int store_kv_put(store_t *s, const char *ns, const char *key, const void *blob, 
 int store_kv_get(store_t *s, const char *ns, const char *key, void **blob, size_t *len);
 /* 0 whether or not the key existed. */
 int store_kv_delete(store_t *s, const char *ns, const char *key);
+/* Sums shared by many writers: the blob under (ns, key) is a vector of doubles
+ * (IEEE 754, little-endian; absent = empty = all zero) to which delta[n] is added
+ * element by element in one transaction holding the row's lock, so concurrent adds
+ * from any number of connections and processes are never lost. A shorter stored
+ * vector is extended with zeros. *total (owned, free()) gets the vector after the
+ * add, *n_total its length. SY_ECORRUPT when the stored blob is not a whole number
+ * of doubles; SY_EINVAL on a non-finite delta. */
+int store_kv_add_f64(store_t *s, const char *ns, const char *key, const double *delta, size_t n,
+                     double **total, size_t *n_total);
+/* Its arithmetic, also the way to read such a blob (delta NULL, n 0): *out (owned,
+ * free()) = the blob as doubles plus delta[n]; 0 or SY_ECORRUPT (not a whole
+ * number of doubles, or past STORE_KV_MAX_BLOB). */
+int store_f64_add(const void *blob, size_t len, const double *delta, size_t n, double **out,
+                  size_t *n_out);
 
 /* ------------------------------------------------------------- budgets ---- */
 

@@ -37,6 +37,9 @@ typedef struct store_ops {
     int (*kv_put)(store_t *s, const char *ns, const char *key, const void *blob, size_t len);
     int (*kv_get)(store_t *s, const char *ns, const char *key, void **blob, size_t *len);
     int (*kv_delete)(store_t *s, const char *ns, const char *key);
+    /* store_kv_add_f64 (arguments checked), with store_f64_add for the arithmetic. */
+    int (*kv_add_f64)(store_t *s, const char *ns, const char *key, const double *delta, size_t n,
+                      double **total, size_t *n_total);
     /* Budgets in integer nano-USD; reserve returns SY_EFULL when it does not fit. */
     int (*budget_reserve)(store_t *s, const char *key, int64_t period_ms, int64_t limit_nusd,
                           int64_t amount_nusd, int64_t *spent, int64_t *reserved);

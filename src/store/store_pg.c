@@ -52,6 +52,8 @@ enum {
     PQ_BUDGET_RESERVE,
     PQ_BUDGET_SETTLE,
     PQ_BUDGET_GET,
+    PQ_KV_ENSURE,
+    PQ_KV_LOCK,
     PQ_COUNT
 };
 
@@ -129,6 +131,11 @@ static const struct {
                           " RETURNING spent_nusd, reserved_nusd"},
     [PQ_BUDGET_GET] = {"sy_budget_get", "SELECT spent_nusd, reserved_nusd FROM budgets"
                                         " WHERE key = $1 AND period_ms = $2::bigint"},
+    /* store_kv_add_f64: the row exists (a second inserter waits for the first to
+     * commit), then is locked until the transaction ends. */
+    [PQ_KV_ENSURE] = {"sy_kv_ensure", "INSERT INTO kv (ns, key, value) VALUES ($1, $2, '')"
+                                      " ON CONFLICT (ns, key) DO NOTHING"},
+    [PQ_KV_LOCK] = {"sy_kv_lock", "SELECT value FROM kv WHERE ns = $1 AND key = $2 FOR UPDATE"},
 };
 
 typedef struct pg_store {
@@ -796,6 +803,40 @@ static int pg_kv_delete(store_t *base, const char *ns, const char *key)
     return run_cmd(pg(base), PQ_KV_DELETE, 2, v);
 }
 
+/* Read, add and write back in one transaction holding the row's lock: concurrent
+ * adds from other connections wait for it, so none is lost. */
+static int pg_kv_add_f64(store_t *base, const char *ns, const char *key, const double *delta,
+                         size_t n, double **total, size_t *n_total)
+{
+    pg_store_t *s = pg(base);
+    const char *v[2] = {ns, key};
+    maybe_reconnect(s);
+    int err = exec_sql(s, "BEGIN");
+    if (err) return err;
+    if ((err = run_cmd(s, PQ_KV_ENSURE, 2, v))) goto out;
+    PGresult *r = run(s, PQ_KV_LOCK, 2, v, NULL, NULL, 1, &err);
+    if (!r) goto out;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        store_set_err(base, "postgresql: the kv row vanished inside its transaction");
+        err = SY_EIO;
+        goto out;
+    }
+    err =
+        store_f64_add(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), delta, n, total, n_total);
+    PQclear(r);
+    if (err) goto out;
+    if ((err = pg_kv_put(base, ns, key, *total, *n_total * sizeof(double)))) goto out;
+    if ((err = exec_sql(s, "COMMIT"))) goto out;
+    return 0;
+out:
+    if (PQtransactionStatus(s->conn) != PQTRANS_IDLE) PQclear(PQexec(s->conn, "ROLLBACK"));
+    free(*total);
+    *total = NULL;
+    *n_total = 0;
+    return err;
+}
+
 /* Runs a budget statement with (key, period[, a, b]) and reads its one row, if any:
  * 0 with a row, SY_ENOTFOUND without, or an error. */
 static int pg_budget_run(store_t *base, int which, const char *key, int64_t period_ms, int64_t a,
@@ -864,6 +905,7 @@ static const store_ops_t pg_ops = {
     .kv_put = pg_kv_put,
     .kv_get = pg_kv_get,
     .kv_delete = pg_kv_delete,
+    .kv_add_f64 = pg_kv_add_f64,
     .budget_reserve = pg_budget_reserve,
     .budget_settle = pg_budget_settle,
     .budget_get = pg_budget_get,

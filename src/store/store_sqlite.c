@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/clock.h"
@@ -661,6 +662,30 @@ static int sqlite_kv_delete(store_t *base, const char *ns, const char *key)
     return exec_stmt(s, st);
 }
 
+/* One write transaction (BEGIN IMMEDIATE takes the file's write lock, so another
+ * connection's add waits for it): read, add, write back. */
+static int sqlite_kv_add_f64(store_t *base, const char *ns, const char *key, const double *delta,
+                             size_t n, double **total, size_t *n_total)
+{
+    int rc = sqlite_begin(base);
+    if (rc) return rc;
+    void *blob = NULL;
+    size_t len = 0;
+    rc = sqlite_kv_get(base, ns, key, &blob, &len);
+    if (rc == SY_ENOTFOUND) rc = 0, len = 0;
+    if (!rc) rc = store_f64_add(blob, len, delta, n, total, n_total);
+    mem_free(blob);
+    if (!rc) rc = sqlite_kv_put(base, ns, key, *total, *n_total * sizeof(double));
+    if (!rc) rc = sqlite_commit(base);
+    if (rc) {
+        sqlite_rollback(base);
+        free(*total);
+        *total = NULL;
+        *n_total = 0;
+    }
+    return rc;
+}
+
 /* ========================================================= budgets ===== */
 
 /* Runs a budget statement bound as (key, period, a, b) and reads the one row it
@@ -741,6 +766,7 @@ static const store_ops_t sqlite_ops = {
     .kv_put = sqlite_kv_put,
     .kv_get = sqlite_kv_get,
     .kv_delete = sqlite_kv_delete,
+    .kv_add_f64 = sqlite_kv_add_f64,
     .budget_reserve = sqlite_budget_reserve,
     .budget_settle = sqlite_budget_settle,
     .budget_get = sqlite_budget_get,

@@ -318,6 +318,7 @@ static void call_succeeded(exec_t *x)
 {
     tier_t *t = cur(x);
     tier_breaker_record(t, true, clock_mono_ms());
+    tier_service_observe(t, clock_mono_us() - x->call_start_us);
     release_slot(x);
     x->r.tier = x->tier;
     if (x->r.tier != x->d.tier && t->s.role == ROUTE_ROLE_EDGE && x->d.tier >= 0 &&
@@ -364,6 +365,7 @@ static void up_head(void *arg, int status)
 {
     exec_t *x = arg;
     x->status = status;
+    if (status == 200) tier_ttft_observe(cur(x), clock_mono_us() - x->call_start_us);
     buf_reset(&x->body);
     x->body.max = status == 200 ? EXEC_MAX_BODY : EXEC_MAX_ERR_BODY;
 }
@@ -629,6 +631,27 @@ static void slot_ready(void *arg)
     start_call(x);
 }
 
+/* A pinned request took this waiter's place in the queue, or moved ahead of it
+ * past what its next tier takes to answer: go on to that tier. */
+static void slot_spilled(void *arg)
+{
+    exec_t *x = arg;
+    x->waiter.state = 0;
+    if (x->wait_timer) loop_timer_del(x->env->loop, x->wait_timer), x->wait_timer = 0;
+    if (x->wake_pending) {
+        mem_free(x); /* the client left meanwhile; no slot is held */
+        return;
+    }
+    if (x->waiter.eta_ms)
+        note(x, "spill:%s(priority,eta=%u>%ums)", cur(x)->s.name, x->waiter.eta_ms,
+             x->waiter.alt_ttft_ms);
+    else
+        note(x, "spill:%s(priority)", cur(x)->s.name);
+    x->pos++;
+    x->tries_here = 0;
+    next_tier(x);
+}
+
 static void next_tier(exec_t *x)
 {
     uint64_t now = clock_mono_ms();
@@ -645,16 +668,24 @@ static void next_tier(exec_t *x)
         }
         x->waiter.loop = x->env->loop;
         x->waiter.ready = slot_ready;
+        x->waiter.spilled = slot_spilled;
         x->waiter.arg = x;
+        /* Pinned unless a later tier of the order can take it (tier/queue.c). */
+        tier_waiter_prepare(&x->waiter, x->env->tiers, x->d.order + x->pos + 1,
+                            x->d.n_order - x->pos - 1, now);
         int rc = tier_acquire(t, &x->waiter);
-        if (rc == SY_EFULL) {
+        if (rc == SY_EFULL || rc == TIER_SPILL_ETA) {
             tier_breaker_cancel_probe(t);
-            note(x, "spill:%s(queue_full)", t->s.name);
+            if (rc == SY_EFULL)
+                note(x, "spill:%s(queue_full)", t->s.name);
+            else
+                note(x, "spill:%s(eta=%u>%ums)", t->s.name, x->waiter.eta_ms,
+                     x->waiter.alt_ttft_ms);
             x->pos++;
             x->tries_here = 0;
             continue;
         }
-        if (rc == 1) {
+        if (rc == TIER_QUEUED) {
             uint32_t wait = t->s.ttft_timeout_ms ? t->s.ttft_timeout_ms : t->s.timeout_ms;
             x->wait_timer = loop_timer_add(x->env->loop, wait, wait_timeout, x);
             return;

@@ -4,7 +4,10 @@
  * local_only can never reach an external tier), and applies, in this order:
  *   - circuit breakers: an open tier is skipped;
  *   - spillover: a tier whose concurrency limit and queue are full is skipped; a
- *     request that waited in a queue past the tier's ttft timeout moves on;
+ *     request another tier of the order can take is not queued where its
+ *     predicted time to first token exceeds that tier's measured one, gives its
+ *     place up to a request that can only run there, and moves on after waiting
+ *     past the tier's ttft timeout (tier/queue.c);
  *   - retries with exponential backoff and jitter on connect errors, 429 and 5xx,
  *     while nothing has been sent to the client;
  *   - failover to the next tier in the order, in either direction, under the same

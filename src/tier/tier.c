@@ -1,4 +1,4 @@
-/* tier.c — circuit breaker, concurrency limit with a FIFO queue, cost model. */
+/* tier.c — circuit breaker, route view, cost model (the queue: tier/queue.c). */
 #include "tier/tier.h"
 
 #include <stdio.h>
@@ -118,88 +118,6 @@ tier_circuit_t tier_circuit(tier_t *t, uint64_t now_ms)
     return c;
 }
 
-int tier_acquire(tier_t *t, tier_waiter_t *w)
-{
-    int rc;
-    pthread_mutex_lock(&t->mu);
-    if (t->inflight < t->s.max_concurrency) {
-        t->inflight++;
-        rc = 0;
-    } else if (t->queued < t->s.max_queue) {
-        w->state = 1;
-        w->next = NULL;
-        w->prev = t->tail;
-        if (t->tail)
-            t->tail->next = w;
-        else
-            t->head = w;
-        t->tail = w;
-        t->queued++;
-        rc = 1;
-    } else {
-        rc = SY_EFULL;
-    }
-    pthread_mutex_unlock(&t->mu);
-    return rc;
-}
-
-static void unlink_waiter(tier_t *t, tier_waiter_t *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        t->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        t->tail = w->prev;
-    w->prev = w->next = NULL;
-    t->queued--;
-}
-
-void tier_release(tier_t *t)
-{
-    pthread_mutex_lock(&t->mu);
-    tier_waiter_t *w = t->head;
-    if (w) {
-        /* Hand the slot straight to the next waiter: inflight stays the same. */
-        unlink_waiter(t, w);
-        w->state = 2;
-    } else if (t->inflight > 0) {
-        t->inflight--;
-    }
-    pthread_mutex_unlock(&t->mu);
-    if (w && loop_post(w->loop, w->ready, w->arg) != 0) w->ready(w->arg);
-}
-
-bool tier_wait_cancel(tier_t *t, tier_waiter_t *w)
-{
-    pthread_mutex_lock(&t->mu);
-    bool was_queued = w->state == 1;
-    if (was_queued) {
-        unlink_waiter(t, w);
-        w->state = 0;
-    }
-    pthread_mutex_unlock(&t->mu);
-    return was_queued;
-}
-
-uint32_t tier_inflight(tier_t *t)
-{
-    pthread_mutex_lock(&t->mu);
-    uint32_t n = t->inflight;
-    pthread_mutex_unlock(&t->mu);
-    return n;
-}
-
-uint32_t tier_queued(tier_t *t)
-{
-    pthread_mutex_lock(&t->mu);
-    uint32_t n = t->queued;
-    pthread_mutex_unlock(&t->mu);
-    return n;
-}
-
 void tier_settings_route_view(const tier_settings_t *s, route_tier_t *out)
 {
     out->name = s->name;
@@ -224,7 +142,8 @@ void tier_route_view(tier_t *t, uint64_t now_ms, route_tier_t *out)
     breaker_tick(t, now_ms);
     out->healthy = !t->disabled && t->circuit != TIER_OPEN &&
                    !(t->circuit == TIER_HALF_OPEN && t->probe_inflight);
-    out->saturated = t->inflight >= t->s.max_concurrency && t->queued >= t->s.max_queue;
+    out->saturated =
+        t->inflight >= t->s.max_concurrency && t->n_class[TIER_Q_PINNED] >= t->s.max_queue;
     pthread_mutex_unlock(&t->mu);
 }
 
