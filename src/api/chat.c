@@ -30,6 +30,8 @@ api_call_t *api_call_get(api_worker_t *w)
     c->exec = NULL;
     c->aborted = false;
     c->masked_types = 0;
+    c->stream_id[0] = c->stream_model[0] = 0;
+    c->embeddings = false;
     c->key = -1;
     c->tpm_taken = 0;
     c->budget_want = c->budget_reserved = 0;
@@ -157,8 +159,12 @@ static void infer_prepare(api_call_t *c, api_scan_t *scan, const http_req_t *hr,
     c->prep_code = NULL;
     c->prep_type = "invalid_request_error";
     memset(&c->pv, 0, sizeof c->pv);
-    int rc = api_request_parse(&c->req, hr, completions, &c->arena, c->prep_err, sizeof c->prep_err,
-                               c->prep_param, sizeof c->prep_param);
+    int rc =
+        c->embeddings
+            ? api_request_parse_embeddings(&c->req, hr, &c->arena, c->prep_err, sizeof c->prep_err,
+                                           c->prep_param, sizeof c->prep_param)
+            : api_request_parse(&c->req, hr, completions, &c->arena, c->prep_err,
+                                sizeof c->prep_err, c->prep_param, sizeof c->prep_param);
     if (rc) {
         c->prep_status = rc == SY_ETOOBIG ? 413 : 400;
         c->prep_code = rc == SY_EPARSE ? "invalid_json" : NULL;
@@ -251,12 +257,30 @@ void api_big_stop(api_app_t *app)
     }
 }
 
+static void handle(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
+                   bool route_only, bool embeddings);
+
 /* POST /v1/chat/completions, /v1/completions, /v1/route. */
 void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
                       bool route_only)
 {
+    handle(w, hr, res, completions, route_only, false);
+}
+
+/* POST /v1/embeddings: the same way as chat (parse, scan, decide under the privacy
+ * policy and the embeddings capability, mask, limits, exec, ledger), with its own
+ * typed parse (request.c) and body (render.c). */
+void api_handle_embeddings(api_worker_t *w, http_req_t *hr, http_res_t *res)
+{
+    handle(w, hr, res, false, false, true);
+}
+
+static void handle(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
+                   bool route_only, bool embeddings)
+{
     api_app_t *app = w->app;
     api_call_t *c = api_call_get(w);
+    c->embeddings = embeddings;
     c->res = res;
     c->start_us = hr->start_us ? hr->start_us : clock_mono_us();
     c->body_bytes = hr->body_len;
@@ -374,8 +398,10 @@ static void dispatch(api_call_t *c)
 {
     api_worker_t *w = c->w;
     http_res_t *res = c->res;
-    c->exec =
-        exec_start(&w->env, &c->d, c->req.json, c->send_stream, c->completions, &api_exec_sink, c);
+    exec_endpoint_t ep = c->embeddings    ? EXEC_EP_EMBEDDINGS
+                         : c->completions ? EXEC_EP_COMPLETIONS
+                                          : EXEC_EP_CHAT;
+    c->exec = exec_start_ep(&w->env, &c->d, c->req.json, c->send_stream, ep, &api_exec_sink, c);
     if (!c->exec && !c->aborted) {
         /* exec_start refuses only a decision without a tier, which decide() caught. */
         api_send_error(w, res, 500, "internal_error", "routing produced no tier", NULL, NULL);

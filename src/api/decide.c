@@ -64,6 +64,7 @@ uint32_t api_request_needs(const api_request_t *r)
     const cJSON *j = r->json;
     uint32_t needs = 0;
     if (!j) return 0;
+    if (r->embeddings) return 1u << ROUTE_CAP_EMBEDDINGS;
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
     const cJSON *fns = cJSON_GetObjectItemCaseSensitive(j, "functions");
     if (cJSON_GetArraySize(tools) > 0 || cJSON_GetArraySize(fns) > 0)
@@ -199,6 +200,7 @@ static const char *cap_param(uint32_t caps)
 {
     if (caps & (1u << ROUTE_CAP_TOOLS)) return "tools";
     if (caps & (1u << ROUTE_CAP_JSON)) return "response_format";
+    if (caps & (1u << ROUTE_CAP_EMBEDDINGS)) return "input";
     return "messages";
 }
 
