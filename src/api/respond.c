@@ -177,6 +177,20 @@ static void chunk_field(const char *data, size_t n, const char *key, char *out, 
     out[k] = 0;
 }
 
+/* Whether a chunk's "choices" is an empty array (whitespace allowed around it). */
+static bool choices_empty(const char *data, size_t n)
+{
+    const char *p = memmem(data, n, "\"choices\"", 9), *end = data + n;
+    if (!p) return false;
+    p += 9;
+    const char *want = ":[]";
+    for (; p < end && *want; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') continue;
+        if (*p != *want++) return false;
+    }
+    return !*want;
+}
+
 static void on_stream_event(void *arg, const char *data, size_t n)
 {
     api_call_t *c = arg;
@@ -186,7 +200,7 @@ static void on_stream_event(void *arg, const char *data, size_t n)
     }
     /* The usage-only chunk switchyard asked for is held back: the usage goes on the
      * last chunk, with the switchyard object (write_sy_event). */
-    if (memmem(data, n, "\"choices\":[]", 12) && memmem(data, n, "\"usage\"", 7)) return;
+    if (memmem(data, n, "\"usage\"", 7) && choices_empty(data, n)) return;
     write_event(c, data, n);
 }
 
