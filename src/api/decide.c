@@ -282,14 +282,31 @@ void api_decision_http(const route_decision_t *d, const route_tier_t *tiers, api
                  d->need_context, stay);
         return;
     case ROUTE_REFUSE_UNAVAILABLE:
-    default:
+    default: {
+        /* The cause of each tier skipped, from the trace's "skip:NAME(why)". */
+        char causes[256] = "";
+        for (int i = 0; i < d->n_reasons; i++) {
+            const char *r = d->reasons[i];
+            if (strncmp(r, "skip:", 5)) continue;
+            int len = (int)strcspn(r + 5, "(");
+            const char *why = strstr(r, "(unhealthy)")   ? "circuit open"
+                              : strstr(r, "(saturated)") ? "queue full"
+                                                         : NULL;
+            if (!why) continue;
+            size_t at = strlen(causes);
+            snprintf(causes + at, sizeof causes - at, "%s%.*s: %s", at ? "; " : " (", len, r + 5,
+                     why);
+        }
+        if (causes[0] && strlen(causes) + 2 < sizeof causes) strcat(causes, ")");
         out->http_status = 503;
         out->type = "tier_unavailable";
-        snprintf(out->message, sizeof out->message, "no eligible tier can serve this request%s",
+        snprintf(out->message, sizeof out->message, "no eligible tier can serve this request%s%s",
+                 causes,
                  d->local_only ? ": it must stay on this machine (personal data or a private "
                                  "session) and no local tier is available"
                                : "");
         return;
+    }
     }
 }
 

@@ -67,6 +67,13 @@ tiers:
     model: gone-model
     privacy: external
     ${noBreak}
+  fragile:
+    kind: openai
+    base_url: ${goneUrl}/v1
+    model: fragile-model
+    privacy: external
+    retries: 0
+    breaker: { failures: 1, open_ms: 600000 }
 routing:
   pii:
     action: local_only
@@ -254,6 +261,14 @@ test('errors name the cause: connection refused', async () => {
   const r = await post(`${V1}/chat/completions`, forced('gone'));
   eq(r.status, 503, 'status');
   eq(r.json.error.message, 'gone: connection refused', 'message');
+});
+
+test('a tier skipped at decision time is named with its state', async () => {
+  const first = await post(`${V1}/chat/completions`, forced('fragile'));
+  eq(first.json.error.message, 'fragile: connection refused', 'the failure that opens the breaker');
+  const r = await post(`${V1}/chat/completions`, forced('fragile'));
+  eq(r.status, 503, 'status');
+  eq(r.json.error.message, 'no eligible tier can serve this request (fragile: circuit open)', 'message');
 });
 
 test('errors name the cause: HTTP 500 with the upstream message', async () => {
