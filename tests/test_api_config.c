@@ -116,6 +116,8 @@ static void test_capabilities(void **state)
     expect_error(buf, "tiers.e.capabilities, line 5", "'telepathy' is not one of: tools, json");
     snprintf(buf, sizeof buf, "%s    capabilities: tools\n", t);
     expect_error(buf, "tiers.e.capabilities", "list");
+    snprintf(buf, sizeof buf, "%s    capabilities: [json, embeddings]\n", t);
+    expect_error(buf, "tiers.e.capabilities, line 5", "cannot declare 'embeddings'");
     snprintf(buf, sizeof buf, "%s    max_context: -1\n", t);
     expect_error(buf, "tiers.e.max_context", "range");
     snprintf(buf, sizeof buf, "%srouting:\n  pii: { types: { UNKNOWN: allow } }\n", t);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api/decide.h"
+#include "api/render.h"
 #include "base/err.h"
 
 static const char *yaml = "tiers:\n"
@@ -153,6 +154,97 @@ static void decide(fx_t *f, const char *body, bool priv, route_decision_t *d, ap
     pii_scanner_free(pii);
 }
 
+/* Parses body as POST /v1/embeddings does: 0 or the error, with param. */
+static int parse_embed(fx_t *f, const char *body, char *param, size_t paramlen)
+{
+    if (f->parsed) api_request_deinit(&f->req);
+    f->parsed = false;
+    arena_reset(&f->arena);
+    http_req_t hr = {.method = "POST",
+                     .path = "/v1/embeddings",
+                     .query = "",
+                     .body = body,
+                     .body_len = strlen(body)};
+    char err[256];
+    int rc =
+        api_request_parse_embeddings(&f->req, &hr, &f->arena, err, sizeof err, param, paramlen);
+    f->parsed = rc == 0;
+    return rc;
+}
+
+static int collect(void *arg, api_str_kind_t kind, int message, const char *s, size_t n)
+{
+    buf_t *b = arg;
+    buf_printf(b, "%s%d:%.*s|", kind == API_STR_FLOW ? "F" : "O", message, (int)n, s);
+    return 0;
+}
+
+/* The embeddings request: typed, each string a text of the router's and of the scan's
+ * walk, rendered from the type, needing the capability; token ids are opaque. */
+static void test_embeddings(void **state)
+{
+    fx_t *f = *state;
+    char param[96];
+    assert_int_equal(parse_embed(f,
+                                 "{\"model\":\"auto\",\"input\":[\"one\",\"two\"],\"dimensions\":"
+                                 "3,\"user\":\"u1\",\"encoding_format\":\"float\",\"extra\":1}",
+                                 param, sizeof param),
+                     0);
+    api_request_t *r = &f->req;
+    assert_true(r->embeddings);
+    assert_false(r->input_tokens);
+    assert_int_equal(r->n_texts, 2);
+    assert_string_equal(r->texts[1].text, "two");
+    assert_int_equal(r->dimensions, 3);
+    assert_int_equal(api_request_needs(r), 1u << ROUTE_CAP_EMBEDDINGS);
+    buf_t b;
+    buf_init(&b, 1 << 16);
+    api_render_opts_t o = {.model = "big", .forward_unknown = true};
+    assert_int_equal(api_render_body(r, &o, &b), 0);
+    assert_string_equal(b.data,
+                        "{\"model\":\"big\",\"input\":[\"one\",\"two\"],\"encoding_format\":"
+                        "\"float\",\"dimensions\":3,\"user\":\"u1\",\"extra\":1}");
+    buf_reset(&b);
+    assert_int_equal(api_render_strings(r, false, collect, &b), 0);
+    assert_string_equal(b.data, "F0:one|F1:two|O2:float|O2:3|O2:u1|");
+    buf_deinit(&b);
+
+    assert_int_equal(parse_embed(f, "{\"input\":[[1,2],[3]]}", param, sizeof param), 0);
+    assert_true(f->req.input_tokens);
+    assert_int_equal(f->req.n_texts, 0);
+    assert_int_equal(parse_embed(f, "{\"input\":[5,6]}", param, sizeof param), 0);
+    assert_true(f->req.input_tokens);
+
+    static const struct {
+        const char *body, *param;
+    } bad[] = {
+        {"{}", "input"},
+        {"{\"input\":\"\"}", "input"},
+        {"{\"input\":[]}", "input"},
+        {"{\"input\":[\"a\",[1]]}", "input[1]"},
+        {"{\"input\":[1.5]}", "input"},
+        {"{\"input\":\"a\",\"encoding_format\":\"hex\"}", "encoding_format"},
+        {"{\"input\":\"a\",\"dimensions\":-1}", "dimensions"},
+        {"{\"input\":\"a\",\"user\":false}", "user"},
+        {"{\"input\":\"a\",\"metadata\":{\"team\":3}}", "metadata"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(parse_embed(f, bad[i].body, param, sizeof param), SY_EINVAL);
+        assert_string_equal(param, bad[i].param);
+    }
+
+    /* The capability refusal names input. */
+    route_decision_t d;
+    memset(&d, 0, sizeof d);
+    d.refusal = ROUTE_REFUSE_CAPABILITY;
+    d.caps_missing = 1u << ROUTE_CAP_EMBEDDINGS;
+    api_refusal_t a;
+    api_decision_http(&d, NULL, &a);
+    assert_int_equal(a.http_status, 400);
+    assert_string_equal(a.param, "input");
+    assert_non_null(strstr(a.message, "embeddings"));
+}
+
 static void test_refusals(void **state)
 {
     fx_t *f = *state;
@@ -222,6 +314,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_needs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forced_tier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embeddings, setup, teardown),
         cmocka_unit_test(test_pii_outcome),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

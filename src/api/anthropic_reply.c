@@ -405,7 +405,7 @@ void api_anthropic_finish(api_call_t *c, exec_result_t *r, double cost)
 {
     if (r->streamed) {
         if (r->status != 200) {
-            char msg[400];
+            char msg[sizeof r->message + 40];
             snprintf(msg, sizeof msg, "the tier failed mid-stream: %s", r->message);
             jsonw_t j = ev_begin(c, "error");
             jsonw_key(&j, "error");

@@ -69,6 +69,8 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
         if (post) return api_handle_infer(w, hr, res, false, false);
     } else if (!strcmp(p, "/v1/completions") || !strcmp(p, "/completions")) {
         if (post) return api_handle_infer(w, hr, res, true, false);
+    } else if (!strcmp(p, "/v1/embeddings") || !strcmp(p, "/embeddings")) {
+        if (post) return api_handle_embeddings(w, hr, res);
     } else if (!strcmp(p, "/v1/route")) {
         if (post) return api_handle_infer(w, hr, res, false, true);
     } else if (!strcmp(p, "/v1/messages")) {

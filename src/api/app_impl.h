@@ -139,9 +139,12 @@ typedef struct api_call {
     const char *prep_type, *prep_code;
     char prep_err[512];
     char prep_param[96];
-    buf_t restored;    /* the answer with masked values put back */
-    bool send_stream;  /* stream from the tier (false when masked: replayed as a stream) */
-    size_t body_bytes; /* the client's body: bounds every string any tier is sent */
+    char stream_id[64];     /* the id of the stream's chunks (the tier's), "" before the first */
+    char stream_model[128]; /* and their model */
+    bool embeddings;        /* POST /v1/embeddings (embed.c) */
+    buf_t restored;         /* the answer with masked values put back */
+    bool send_stream;       /* stream from the tier (false when masked: replayed as a stream) */
+    size_t body_bytes;      /* the client's body: bounds every string any tier is sent */
     /* Limits of the key that sent it (limits.c). */
     int key;                                 /* index in cfg->auth.keys, or -1 */
     uint32_t tpm_taken;                      /* tokens taken from the key's tpm bucket */
@@ -220,6 +223,8 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
                       bool route_only);
 /* POST /v1/messages (Anthropic Messages), through the same path. */
 void api_handle_messages(api_worker_t *w, http_req_t *hr, http_res_t *res);
+/* POST /v1/embeddings. */
+void api_handle_embeddings(api_worker_t *w, http_req_t *hr, http_res_t *res);
 
 /* ------------------------------------------------------------ admin.c ---- */
 

@@ -30,6 +30,8 @@ api_call_t *api_call_get(api_worker_t *w)
     c->exec = NULL;
     c->aborted = false;
     c->masked_types = 0;
+    c->stream_id[0] = c->stream_model[0] = 0;
+    c->embeddings = false;
     c->key = -1;
     c->tpm_taken = 0;
     c->budget_want = c->budget_reserved = 0;
@@ -162,6 +164,10 @@ static void infer_prepare(api_call_t *c, api_scan_t *scan, const http_req_t *hr,
     int rc = c->anthropic
                  ? api_anthropic_parse(&c->req, hr, &c->arena, c->prep_err, sizeof c->prep_err,
                                        c->prep_param, sizeof c->prep_param)
+             : c->embeddings
+                 ? api_request_parse_embeddings(&c->req, hr, &c->arena, c->prep_err,
+                                                sizeof c->prep_err, c->prep_param,
+                                                sizeof c->prep_param)
                  : api_request_parse(&c->req, hr, completions, &c->arena, c->prep_err,
                                      sizeof c->prep_err, c->prep_param, sizeof c->prep_param);
     if (rc) {
@@ -258,27 +264,36 @@ void api_big_stop(api_app_t *app)
 }
 
 static void infer_start(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
-                        bool route_only, bool anthropic);
+                        bool route_only, bool anthropic, bool embeddings);
 
 /* POST /v1/chat/completions, /v1/completions, /v1/route. */
 void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
                       bool route_only)
 {
-    infer_start(w, hr, res, completions, route_only, false);
+    infer_start(w, hr, res, completions, route_only, false, false);
 }
 
 /* POST /v1/messages: an Anthropic body onto the same typed request and path. */
 void api_handle_messages(api_worker_t *w, http_req_t *hr, http_res_t *res)
 {
-    infer_start(w, hr, res, false, false, true);
+    infer_start(w, hr, res, false, false, true, false);
+}
+
+/* POST /v1/embeddings: the same way as chat (parse, scan, decide under the privacy
+ * policy and the embeddings capability, mask, limits, exec, ledger), with its own
+ * typed parse (request.c) and body (render.c). */
+void api_handle_embeddings(api_worker_t *w, http_req_t *hr, http_res_t *res)
+{
+    infer_start(w, hr, res, false, false, false, true);
 }
 
 static void infer_start(api_worker_t *w, http_req_t *hr, http_res_t *res, bool completions,
-                        bool route_only, bool anthropic)
+                        bool route_only, bool anthropic, bool embeddings)
 {
     api_app_t *app = w->app;
     api_call_t *c = api_call_get(w);
     if (anthropic) api_anthropic_link(c);
+    c->embeddings = embeddings;
     c->res = res;
     c->start_us = hr->start_us ? hr->start_us : clock_mono_us();
     c->body_bytes = hr->body_len;
@@ -396,8 +411,10 @@ static void dispatch(api_call_t *c)
 {
     api_worker_t *w = c->w;
     http_res_t *res = c->res;
-    c->exec =
-        exec_start(&w->env, &c->d, c->req.json, c->send_stream, c->completions, &api_exec_sink, c);
+    exec_endpoint_t ep = c->embeddings    ? EXEC_EP_EMBEDDINGS
+                         : c->completions ? EXEC_EP_COMPLETIONS
+                                          : EXEC_EP_CHAT;
+    c->exec = exec_start_ep(&w->env, &c->d, c->req.json, c->send_stream, ep, &api_exec_sink, c);
     if (!c->exec && !c->aborted) {
         /* exec_start refuses only a decision without a tier, which decide() caught. */
         api_send_error(w, res, 500, "internal_error", "routing produced no tier", NULL, NULL);

@@ -521,6 +521,15 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
          * embeddings. */
         if (!t->caps_set && t->kind == CONFIG_TIER_ANTHROPIC)
             t->caps = 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_VISION;
+        /* The in-process engine computes no embeddings: declaring them would route
+         * POST /v1/embeddings to a tier that can only fail it. */
+        if (t->kind == CONFIG_TIER_LOCAL && (t->caps & (1u << ROUTE_CAP_EMBEDDINGS))) {
+            char sub[192];
+            snprintf(sub, sizeof sub, "%s.capabilities", path);
+            fail(w, map_get(w, v, "capabilities"), sub,
+                 "a local tier cannot declare 'embeddings' (the in-process engine does not "
+                 "compute them)");
+        }
         if (!t->role_set)
             t->role = t->privacy == ROUTE_PRIVACY_EXTERNAL ? ROUTE_ROLE_CLOUD : ROUTE_ROLE_EDGE;
     }

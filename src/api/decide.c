@@ -66,6 +66,7 @@ uint32_t api_request_needs(const api_request_t *r)
     const cJSON *j = r->json;
     uint32_t needs = 0;
     if (!j) return 0;
+    if (r->embeddings) return 1u << ROUTE_CAP_EMBEDDINGS;
     const cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
     const cJSON *fns = cJSON_GetObjectItemCaseSensitive(j, "functions");
     if (cJSON_GetArraySize(tools) > 0 || cJSON_GetArraySize(fns) > 0)
@@ -201,6 +202,7 @@ static const char *cap_param(uint32_t caps)
 {
     if (caps & (1u << ROUTE_CAP_TOOLS)) return "tools";
     if (caps & (1u << ROUTE_CAP_JSON)) return "response_format";
+    if (caps & (1u << ROUTE_CAP_EMBEDDINGS)) return "input";
     return "messages";
 }
 
@@ -282,14 +284,31 @@ void api_decision_http(const route_decision_t *d, const route_tier_t *tiers, api
                  d->need_context, stay);
         return;
     case ROUTE_REFUSE_UNAVAILABLE:
-    default:
+    default: {
+        /* The cause of each tier skipped, from the trace's "skip:NAME(why)". */
+        char causes[256] = "";
+        for (int i = 0; i < d->n_reasons; i++) {
+            const char *r = d->reasons[i];
+            if (strncmp(r, "skip:", 5)) continue;
+            int len = (int)strcspn(r + 5, "(");
+            const char *why = strstr(r, "(unhealthy)")   ? "circuit open"
+                              : strstr(r, "(saturated)") ? "queue full"
+                                                         : NULL;
+            if (!why) continue;
+            size_t at = strlen(causes);
+            snprintf(causes + at, sizeof causes - at, "%s%.*s: %s", at ? "; " : " (", len, r + 5,
+                     why);
+        }
+        if (causes[0] && strlen(causes) + 2 < sizeof causes) strcat(causes, ")");
         out->http_status = 503;
         out->type = "tier_unavailable";
-        snprintf(out->message, sizeof out->message, "no eligible tier can serve this request%s",
+        snprintf(out->message, sizeof out->message, "no eligible tier can serve this request%s%s",
+                 causes,
                  d->local_only ? ": it must stay on this machine (personal data or a private "
                                  "session) and no local tier is available"
                                : "");
         return;
+    }
     }
 }
 

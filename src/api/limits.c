@@ -103,11 +103,18 @@ int api_limits_begin(api_call_t *c, void (*cont)(api_call_t *c))
     if (c->key < 0) return 0;
     const config_key_t *k = &app->cfg->auth.keys[c->key];
     uint32_t out = c->req.max_tokens;
-    if (!out && (k->budget_set || k->tpm)) {
+    if (!out && !c->embeddings && (k->budget_set || k->tpm)) {
         out = LIMITS_DEFAULT_MAX_TOKENS;
         api_request_set_max_tokens(&c->req, out);
         c->rest_ok = false; /* a body rendered ahead no longer matches */
     }
+    /* n choices: each may run to max_tokens (embeddings generate nothing). */
+    if (c->embeddings)
+        out = 0;
+    else if (c->req.num_set >> API_F_N & 1)
+        out = (uint32_t)((uint64_t)out * (uint32_t)c->req.num[API_F_N] > UINT32_MAX / 2
+                             ? UINT32_MAX / 2
+                             : (uint64_t)out * (uint32_t)c->req.num[API_F_N]);
     uint32_t in = prompt_token_bound(c);
     if (k->rpm || k->tpm) {
         uint32_t retry = 0;

@@ -124,6 +124,8 @@ int api_privacy_scan(api_scan_t *s, const api_request_t *r, bool forward_unknown
     if (!rc) rc = flush_batch(s);
     if (!rc) rc = scan(s, s->flow.data, s->flow.len);
     if (rc) out->unknown = true;
+    /* Token ids read as text only under the tier's tokenizer: not scannable here. */
+    if (r->embeddings && r->input_tokens) out->unknown = true;
     /* Do not keep a multi-megabyte body's copies between requests. */
     if (s->batch.cap > (1u << 20)) buf_deinit(&s->batch), buf_init(&s->batch, SCAN_MAX_BYTES);
     if (s->flow.cap > (1u << 20)) buf_deinit(&s->flow), buf_init(&s->flow, SCAN_MAX_BYTES);

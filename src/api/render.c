@@ -207,6 +207,11 @@ static void messages(rw_t *w, const api_request_t *r)
 static void walk_head(rw_t *w, const api_request_t *r, const api_render_opts_t *o)
 {
     const cJSON *lp = r->field[API_F_LOGPROBS];
+    if (o && r->embeddings) {
+        key(w, "model");
+        jsonw_str(w->j, o->model);
+        return;
+    }
     if (o) {
         key(w, "model");
         jsonw_str(w->j, o->model);
@@ -229,9 +234,50 @@ static void walk_head(rw_t *w, const api_request_t *r, const api_render_opts_t *
     }
 }
 
+/* An embeddings body: input (each string its own text), encoding_format, dimensions,
+ * user, and the unknown fields. */
+static void walk_embeddings(rw_t *w, const api_request_t *r)
+{
+    key(w, "input");
+    if (cJSON_IsString(r->input)) {
+        w->msg = 0;
+        str(w, API_STR_FLOW, r->input);
+    } else if (r->input_tokens) {
+        value(w, r->input); /* token ids: the caller treats them as unscannable */
+    } else {
+        if (w->j) jsonw_arr_begin(w->j);
+        w->msg = 0;
+        for (const cJSON *c = r->input ? r->input->child : NULL; c; c = c->next, w->msg++)
+            str(w, API_STR_FLOW, c);
+        if (w->j) jsonw_arr_end(w->j);
+    }
+    if (r->encoding_format) {
+        key(w, "encoding_format");
+        str(w, API_STR_OTHER, r->encoding_format);
+    }
+    if (r->dimensions) {
+        key(w, "dimensions");
+        number(w, r->dimensions);
+    }
+    if (r->field[API_F_USER]) {
+        key(w, "user");
+        str(w, API_STR_OTHER, r->field[API_F_USER]);
+    }
+    for (size_t i = 0; w->unknown && i < r->n_unknown; i++) {
+        const cJSON *u = r->unknown[i];
+        visit(w, API_STR_OTHER, u->string, strlen(u->string));
+        key(w, u->string);
+        value(w, u);
+    }
+}
+
 /* Every other field, the same for each attempt. */
 static void walk_rest(rw_t *w, const api_request_t *r)
 {
+    if (r->embeddings) {
+        walk_embeddings(w, r);
+        return;
+    }
     unsigned want = r->completions ? API_FF_COMP : API_FF_CHAT;
     for (int f = 0; f < API_F_COUNT; f++) {
         const api_field_t *d = &api_fields[f];

@@ -564,6 +564,10 @@ static bool content_type_is_json(const char *ct, size_t n)
            (len >= 5 && !strncasecmp(ct + len - 5, "+json", 5));
 }
 
+/* Reads the body into r->json: a JSON media type (or none), one JSON object and
+ * nothing after it, no duplicate key, UTF-8 throughout. 0, or an error in p. */
+static int read_body(pctx_t *p, const http_req_t *hr);
+
 int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, arena_t *a,
                       char *err, size_t errlen, char *param, size_t paramlen)
 {
@@ -577,50 +581,9 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
                 .paramlen = paramlen,
                 .part = -1};
     param[0] = 0;
-    if (hr->body_len == 0)
-        return bad(&p, SY_EPARSE, "", "the request body is empty: send a JSON object");
-    size_t ctl;
-    const char *ct = http_req_header(hr, "content-type", &ctl);
-    if (ct && !content_type_is_json(ct, ctl))
-        return bad(&p, SY_EINVAL, "",
-                   "Content-Type must be JSON (application/json, or none), not '%.*s'",
-                   (int)(ctl > 80 ? 80 : ctl), ct);
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(hr->body, hr->body_len, &end, false);
-    if (!j) {
-        size_t off = end && end >= hr->body ? (size_t)(end - hr->body) : 0;
-        return bad(&p, SY_EPARSE, "", "the body is not valid JSON (error near byte %zu)", off);
-    }
-    /* Trailing garbage after the object. */
-    if (end) {
-        const char *q = end;
-        while (q < hr->body + hr->body_len && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t'))
-            q++;
-        if (q < hr->body + hr->body_len) {
-            cJSON_Delete(j);
-            return bad(&p, SY_EPARSE, "", "the body has data after the JSON value (byte %zu)",
-                       (size_t)(q - hr->body));
-        }
-    }
-    r->json = j;
-    int rc = 0;
-    if (!cJSON_IsObject(j)) {
-        rc = bad(&p, SY_EINVAL, "", "the body must be a JSON object");
-        goto out;
-    }
-    char dpath[256];
-    int drc = api_json_find_duplicate(j, dpath, sizeof dpath);
-    if (drc == SY_EPARSE) {
-        rc = bad(&p, SY_EINVAL, dpath, "invalid UTF-8 at %s: JSON text must be UTF-8", dpath);
-        goto out;
-    }
-    if (drc) {
-        rc = bad(&p, SY_EINVAL, dpath,
-                 "duplicate key at %s: each key may appear once per object (parsers disagree "
-                 "on which copy counts)",
-                 dpath);
-        goto out;
-    }
+    int rc = read_body(&p, hr);
+    if (rc) return rc;
+    cJSON *j = r->json;
     /* Sort the top-level fields into the table and the unknown bag. */
     unsigned want = completions ? API_FF_COMP : API_FF_CHAT;
     size_t n_top = 0;
@@ -685,11 +648,6 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
     if (r->num_set >> API_F_MAX_TOKENS & 1) r->max_tokens = (uint32_t)r->num[API_F_MAX_TOKENS];
     if (r->num_set >> API_F_MAX_COMPLETION_TOKENS & 1)
         r->max_tokens = (uint32_t)r->num[API_F_MAX_COMPLETION_TOKENS];
-    if ((r->num_set >> API_F_N & 1) && r->num[API_F_N] != 1) {
-        rc =
-            bad(&p, SY_EINVAL, "n", "only n=1 is supported: each choice may be routed differently");
-        goto out;
-    }
     cJSON *lp = r->field[API_F_LOGPROBS];
     if (lp && !cJSON_IsNull(lp)) {
         if (completions) {
@@ -716,6 +674,182 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
         }
     }
     rc = parse_meta(&p, r->field[API_F_METADATA], hr);
+out:
+    if (rc) {
+        cJSON_Delete(j);
+        r->json = NULL;
+    }
+    return rc;
+}
+
+static int read_body(pctx_t *p, const http_req_t *hr)
+{
+    api_request_t *r = p->r;
+    if (hr->body_len == 0)
+        return bad(p, SY_EPARSE, "", "the request body is empty: send a JSON object");
+    size_t ctl;
+    const char *ct = http_req_header(hr, "content-type", &ctl);
+    if (ct && !content_type_is_json(ct, ctl))
+        return bad(p, SY_EINVAL, "",
+                   "Content-Type must be JSON (application/json, or none), not '%.*s'",
+                   (int)(ctl > 80 ? 80 : ctl), ct);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(hr->body, hr->body_len, &end, false);
+    if (!j) {
+        size_t off = end && end >= hr->body ? (size_t)(end - hr->body) : 0;
+        return bad(p, SY_EPARSE, "", "the body is not valid JSON (error near byte %zu)", off);
+    }
+    /* Trailing garbage after the object. */
+    if (end) {
+        const char *q = end;
+        while (q < hr->body + hr->body_len && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t'))
+            q++;
+        if (q < hr->body + hr->body_len) {
+            cJSON_Delete(j);
+            return bad(p, SY_EPARSE, "", "the body has data after the JSON value (byte %zu)",
+                       (size_t)(q - hr->body));
+        }
+    }
+    r->json = j;
+    int rc = 0;
+    if (!cJSON_IsObject(j)) {
+        rc = bad(p, SY_EINVAL, "", "the body must be a JSON object");
+        goto fail;
+    }
+    char dpath[256];
+    int drc = api_json_find_duplicate(j, dpath, sizeof dpath);
+    if (drc == SY_EPARSE) {
+        rc = bad(p, SY_EINVAL, dpath, "invalid UTF-8 at %s: JSON text must be UTF-8", dpath);
+        goto fail;
+    }
+    if (drc) {
+        rc = bad(p, SY_EINVAL, dpath,
+                 "duplicate key at %s: each key may appear once per object (parsers disagree "
+                 "on which copy counts)",
+                 dpath);
+        goto fail;
+    }
+    return 0;
+fail:
+    cJSON_Delete(j);
+    r->json = NULL;
+    return rc;
+}
+
+/* ------------------------------------------------------------ embeddings ---- */
+
+/* A token id array: non-empty, every element an integer in [0, 2^31). */
+static bool token_ids(const cJSON *a)
+{
+    if (!cJSON_IsArray(a) || !a->child) return false;
+    for (const cJSON *t = a->child; t; t = t->next)
+        if (!cJSON_IsNumber(t) || t->valuedouble != floor(t->valuedouble) || t->valuedouble < 0 ||
+            t->valuedouble >= 2147483648.0)
+            return false;
+    return true;
+}
+
+/* input: a string, or an array of strings, of token ids, or of token id arrays. */
+static int parse_input(pctx_t *p, cJSON *in)
+{
+    api_request_t *r = p->r;
+    static const char shape[] = "'input' must be a non-empty string, or an array of non-empty "
+                                "strings, of token ids, or of non-empty token id arrays";
+    if (!in || cJSON_IsNull(in)) return bad(p, SY_EINVAL, "input", "'input' is required");
+    r->input = in;
+    if (cJSON_IsString(in)) {
+        if (!in->valuestring[0]) return bad(p, SY_EINVAL, "input", "%s", shape);
+        return add_text(p, "user", in->valuestring, strlen(in->valuestring));
+    }
+    int n = cJSON_GetArraySize(in);
+    if (!cJSON_IsArray(in) || n == 0) return bad(p, SY_EINVAL, "input", "%s", shape);
+    if (n > API_EMBED_MAX_INPUTS)
+        return bad(p, SY_EINVAL, "input", "'input' holds at most %d items", API_EMBED_MAX_INPUTS);
+    if (cJSON_IsNumber(in->child)) {
+        if (!token_ids(in)) return bad(p, SY_EINVAL, "input", "%s", shape);
+        r->input_tokens = true;
+        return 0;
+    }
+    int i = 0;
+    for (cJSON *it = in->child; it; it = it->next, i++) {
+        bool ok =
+            cJSON_IsString(in->child) ? cJSON_IsString(it) && it->valuestring[0] : token_ids(it);
+        if (!ok) {
+            snprintf(p->path, sizeof p->path, "input[%d]", i);
+            return bad(p, SY_EINVAL, p->path, "%s (input[%d] is not)", shape, i);
+        }
+        if (cJSON_IsString(it)) {
+            int rc = add_text(p, "user", it->valuestring, strlen(it->valuestring));
+            if (rc) return rc;
+        }
+    }
+    r->input_tokens = !cJSON_IsString(in->child);
+    return 0;
+}
+
+int api_request_parse_embeddings(api_request_t *r, const http_req_t *hr, arena_t *a, char *err,
+                                 size_t errlen, char *param, size_t paramlen)
+{
+    memset(r, 0, sizeof *r);
+    r->embeddings = true;
+    pctx_t p = {.r = r,
+                .a = a,
+                .err = err,
+                .errlen = errlen,
+                .param = param,
+                .paramlen = paramlen,
+                .part = -1};
+    param[0] = 0;
+    int rc = read_body(&p, hr);
+    if (rc) return rc;
+    cJSON *j = r->json, *it, *input = NULL, *md = NULL;
+    size_t n_top = 0;
+    cJSON_ArrayForEach(it, j) n_top++;
+    r->unknown = arena_alloc(a, sizeof(cJSON *) * (n_top ? n_top : 1));
+    r->texts = arena_alloc(a, sizeof(route_text_t) * API_MAX_TEXTS);
+    r->n_messages = 1;
+    cJSON_ArrayForEach(it, j)
+    {
+        const char *k = it->string;
+        bool null = cJSON_IsNull(it);
+        if (!strcmp(k, "input")) {
+            input = it;
+        } else if (!strcmp(k, "model")) {
+            if (!cJSON_IsString(it)) {
+                rc = bad(&p, SY_EINVAL, "model", "'model' must be a string");
+                goto out;
+            }
+            r->field[API_F_MODEL] = it;
+            copy_meta(r->model, it->valuestring, strlen(it->valuestring));
+        } else if (!strcmp(k, "encoding_format")) {
+            if (null) continue;
+            if (!cJSON_IsString(it) ||
+                (strcmp(it->valuestring, "float") && strcmp(it->valuestring, "base64"))) {
+                rc = bad(&p, SY_EINVAL, "encoding_format",
+                         "'encoding_format' must be 'float' or 'base64'");
+                goto out;
+            }
+            r->encoding_format = it;
+        } else if (!strcmp(k, "dimensions")) {
+            if (null) continue;
+            if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
+                it->valuedouble < 1 || it->valuedouble > 65536) {
+                rc = bad(&p, SY_EINVAL, "dimensions",
+                         "'dimensions' must be an integer between 1 and 65536");
+                goto out;
+            }
+            r->dimensions = (uint32_t)it->valuedouble;
+        } else if (!strcmp(k, "user")) {
+            if (null) continue;
+            if ((rc = check_field(&p, API_F_USER, it))) goto out;
+        } else if (!strcmp(k, "metadata")) {
+            md = it;
+        } else {
+            r->unknown[r->n_unknown++] = it;
+        }
+    }
+    if ((rc = parse_input(&p, input))) goto out;
+    rc = parse_meta(&p, md, hr);
 out:
     if (rc) {
         cJSON_Delete(j);

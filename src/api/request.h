@@ -167,6 +167,13 @@ typedef struct api_request {
     char session[API_META_LEN];
     char forced_tier[API_META_LEN];
     bool privacy_local_only;
+    /* POST /v1/embeddings (api_request_parse_embeddings): model and user in field[]. */
+    bool embeddings;
+    struct cJSON *input;           /* a string, or an array of strings, of token ids, or of
+                                      arrays of token ids */
+    bool input_tokens;             /* input holds token ids: opaque to the PII scan */
+    struct cJSON *encoding_format; /* "float" or "base64", or NULL */
+    uint32_t dimensions;           /* 0 = not given */
     /* What the router reads: message contents, names, tool calls (arena-owned). */
     route_text_t *texts;
     size_t n_texts;
@@ -177,6 +184,14 @@ typedef struct api_request {
  * and the param name or path (or "") in param. On error r->json is NULL. */
 int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, arena_t *a,
                       char *err, size_t errlen, char *param, size_t paramlen);
+/* Parses hr's body as POST /v1/embeddings: model, input (a string, or 1 to
+ * API_EMBED_MAX_INPUTS strings, token ids, or arrays of token ids; none empty),
+ * encoding_format (float, base64), dimensions (a positive integer), user, switchyard's
+ * metadata as for chat; other fields go to the unknown bag. The input strings are the
+ * router's texts. Returns as api_request_parse. */
+#define API_EMBED_MAX_INPUTS 2048
+int api_request_parse_embeddings(api_request_t *r, const http_req_t *hr, arena_t *a, char *err,
+                                 size_t errlen, char *param, size_t paramlen);
 void api_request_deinit(api_request_t *r);
 /* Sets max_tokens, in the typed field and in the body sent upstream. */
 void api_request_set_max_tokens(api_request_t *r, uint32_t n);

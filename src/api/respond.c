@@ -167,18 +167,54 @@ static void write_event(api_call_t *c, const char *data, size_t n)
     http_res_stream_write(c->res, c->out.data, c->out.len);
 }
 
+/* A string field of a chunk's envelope ("id", "model": keys the first 256 bytes
+ * hold in every OpenAI-shaped chunk), when plain (no escapes) and fits; else nothing. */
+static void chunk_field(const char *data, size_t n, const char *key, char *out, size_t cap)
+{
+    char pat[24];
+    int pn = snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = memmem(data, n < 256 ? n : 256, pat, (size_t)pn);
+    if (!p) return;
+    p += pn;
+    size_t k = 0;
+    while (p + k < data + n && p[k] != '"' && p[k] != '\\' && k + 1 < cap)
+        k++;
+    if (p + k >= data + n || p[k] != '"') return;
+    memcpy(out, p, k);
+    out[k] = 0;
+}
+
+/* Whether a chunk's "choices" is an empty array (whitespace allowed around it). */
+static bool choices_empty(const char *data, size_t n)
+{
+    const char *p = memmem(data, n, "\"choices\"", 9), *end = data + n;
+    if (!p) return false;
+    p += 9;
+    const char *want = ":[]";
+    for (; p < end && *want; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') continue;
+        if (*p != *want++) return false;
+    }
+    return !*want;
+}
+
 static void on_stream_event(void *arg, const char *data, size_t n)
 {
     api_call_t *c = arg;
     if (c->anthropic) return api_anthropic_stream_chunk(c, data, n);
-    /* The usage-only chunk switchyard asked for: pass it on only if the client did. */
-    if (!c->req.include_usage && memmem(data, n, "\"choices\":[]", 12) &&
-        memmem(data, n, "\"usage\"", 7))
-        return;
+    if (!c->stream_id[0]) {
+        chunk_field(data, n, "id", c->stream_id, sizeof c->stream_id);
+        chunk_field(data, n, "model", c->stream_model, sizeof c->stream_model);
+    }
+    /* The usage-only chunk switchyard asked for is held back: the usage goes on the
+     * last chunk, with the switchyard object (write_sy_event). */
+    if (memmem(data, n, "\"usage\"", 7) && choices_empty(data, n)) return;
     write_event(c, data, n);
 }
 
-/* The final stream chunk carrying the switchyard object. */
+/* The final stream chunk: no choices, the usage when the client asked for it
+ * (stream_options.include_usage) and the switchyard object, under the id every
+ * other chunk of the stream carries. */
 static void write_sy_event(api_call_t *c, const exec_result_t *r, double cost)
 {
     buf_t *b = &c->w->scratch;
@@ -187,16 +223,29 @@ static void write_sy_event(api_call_t *c, const exec_result_t *r, double cost)
     jsonw_init(&j, b);
     jsonw_obj_begin(&j);
     jsonw_key(&j, "id");
-    jsonw_str(&j, c->id);
+    jsonw_str(&j, c->stream_id[0] ? c->stream_id : c->id);
     jsonw_key(&j, "object");
     jsonw_str(&j, c->req.completions ? "text_completion" : "chat.completion.chunk");
     jsonw_key(&j, "created");
     jsonw_int(&j, c->ts_ms / 1000);
     jsonw_key(&j, "model");
-    jsonw_str(&j, r->tier >= 0 ? c->w->app->tiers[r->tier].s.model : "");
+    jsonw_str(&j, c->stream_model[0] ? c->stream_model
+                  : r->tier >= 0     ? c->w->app->tiers[r->tier].s.model
+                                     : "");
     jsonw_key(&j, "choices");
     jsonw_arr_begin(&j);
     jsonw_arr_end(&j);
+    if (c->req.include_usage) {
+        jsonw_key(&j, "usage");
+        jsonw_obj_begin(&j);
+        jsonw_key(&j, "prompt_tokens");
+        jsonw_uint(&j, r->tokens_in);
+        jsonw_key(&j, "completion_tokens");
+        jsonw_uint(&j, r->tokens_out);
+        jsonw_key(&j, "total_tokens");
+        jsonw_uint(&j, (uint64_t)r->tokens_in + r->tokens_out);
+        jsonw_obj_end(&j);
+    }
     jsonw_key(&j, "switchyard");
     write_sy_object(c, r, cost, &j);
     jsonw_obj_end(&j);
@@ -204,52 +253,60 @@ static void write_sy_event(api_call_t *c, const exec_result_t *r, double cost)
 }
 
 /* A complete (non-streamed) answer re-sent as SSE: the client asked for a stream
- * but the cascade needed the whole edge answer first. */
+ * but the cascade (or masking) needed the whole answer first. Each choice opens with
+ * its text, indexed as in the answer; then each closes with its finish_reason. */
 static void replay_as_stream(api_call_t *c, const exec_result_t *r)
 {
     cJSON *j = cJSON_ParseWithLength(r->body, r->body_len);
-    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    cJSON *msg = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
-    cJSON *text = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "text") : NULL;
-    cJSON *fr = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "finish_reason") : NULL;
+    cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
     const char *model = r->tier >= 0 ? c->w->app->tiers[r->tier].s.model : "";
     for (int phase = 0; phase < 2; phase++) {
-        buf_t *b = &c->w->scratch;
-        buf_reset(b);
-        jsonw_t w;
-        jsonw_init(&w, b);
-        jsonw_obj_begin(&w);
-        jsonw_key(&w, "id");
-        jsonw_str(&w, c->id);
-        jsonw_key(&w, "object");
-        jsonw_str(&w, c->req.completions ? "text_completion" : "chat.completion.chunk");
-        jsonw_key(&w, "created");
-        jsonw_int(&w, c->ts_ms / 1000);
-        jsonw_key(&w, "model");
-        jsonw_str(&w, model);
-        jsonw_key(&w, "choices");
-        jsonw_arr_begin(&w);
-        jsonw_obj_begin(&w);
-        jsonw_key(&w, "index");
-        jsonw_int(&w, 0);
-        if (c->req.completions) {
-            jsonw_key(&w, "text");
-            jsonw_str(&w, phase == 0 && cJSON_IsString(text) ? text->valuestring : "");
-        } else {
-            jsonw_key(&w, "delta");
+        int i = 0;
+        cJSON *ch;
+        cJSON_ArrayForEach(ch, choices)
+        {
+            cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");
+            cJSON *text = cJSON_GetObjectItemCaseSensitive(ch, "text");
+            cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+            cJSON *idx = cJSON_GetObjectItemCaseSensitive(ch, "index");
+            buf_t *b = &c->w->scratch;
+            buf_reset(b);
+            jsonw_t w;
+            jsonw_init(&w, b);
             jsonw_obj_begin(&w);
-            if (phase == 0) api_replay_delta(&w, msg); /* tool calls too */
+            jsonw_key(&w, "id");
+            jsonw_str(&w, c->id);
+            jsonw_key(&w, "object");
+            jsonw_str(&w, c->req.completions ? "text_completion" : "chat.completion.chunk");
+            jsonw_key(&w, "created");
+            jsonw_int(&w, c->ts_ms / 1000);
+            jsonw_key(&w, "model");
+            jsonw_str(&w, model);
+            jsonw_key(&w, "choices");
+            jsonw_arr_begin(&w);
+            jsonw_obj_begin(&w);
+            jsonw_key(&w, "index");
+            jsonw_int(&w, cJSON_IsNumber(idx) ? idx->valueint : i);
+            if (c->req.completions) {
+                jsonw_key(&w, "text");
+                jsonw_str(&w, phase == 0 && cJSON_IsString(text) ? text->valuestring : "");
+            } else {
+                jsonw_key(&w, "delta");
+                jsonw_obj_begin(&w);
+                if (phase == 0) api_replay_delta(&w, msg); /* tool calls too */
+                jsonw_obj_end(&w);
+            }
+            jsonw_key(&w, "finish_reason");
+            if (phase == 1)
+                jsonw_str(&w, cJSON_IsString(fr) ? fr->valuestring : "stop");
+            else
+                jsonw_null(&w);
             jsonw_obj_end(&w);
+            jsonw_arr_end(&w);
+            jsonw_obj_end(&w);
+            write_event(c, b->data, b->len);
+            i++;
         }
-        jsonw_key(&w, "finish_reason");
-        if (phase == 1)
-            jsonw_str(&w, cJSON_IsString(fr) ? fr->valuestring : "stop");
-        else
-            jsonw_null(&w);
-        jsonw_obj_end(&w);
-        jsonw_arr_end(&w);
-        jsonw_obj_end(&w);
-        write_event(c, b->data, b->len);
     }
     cJSON_Delete(j);
 }
@@ -265,7 +322,7 @@ static void on_done(void *arg, exec_result_t *r)
                                : 0;
     if (r->tier >= 0 && r->status == 200 && c->req.session[0])
         session_record(app->sessions, c->req.session, c->d.pii_types != 0, r->tier, c->ts_ms);
-    if (r->tier >= 0 && r->status == 200) {
+    if (r->tier >= 0 && r->status == 200 && !c->embeddings) {
         feedback_ring_put(app->feedback, c->id, &c->d.features, r->tier, c->key);
         /* Implicit feedback: an escalated edge answer was not good enough. */
         if (r->escalated && app->cfg->route.policy == ROUTE_POLICY_BANDIT && c->d.tier >= 0)
@@ -280,12 +337,26 @@ static void on_done(void *arg, exec_result_t *r)
         api_anthropic_finish(c, r, cost);
     } else if (r->streamed) {
         if (r->status != 200) {
-            char msg[400];
-            snprintf(msg, sizeof msg,
-                     "{\"error\":{\"message\":\"the tier failed mid-stream: %s\","
-                     "\"type\":\"upstream_error\",\"param\":null,\"code\":null}}",
-                     r->err_type);
-            write_event(c, msg, strlen(msg));
+            buf_t *b = &c->w->scratch;
+            buf_reset(b);
+            jsonw_t j;
+            jsonw_init(&j, b);
+            char msg[sizeof r->message + 40];
+            snprintf(msg, sizeof msg, "the tier failed mid-stream: %s", r->message);
+            jsonw_obj_begin(&j);
+            jsonw_key(&j, "error");
+            jsonw_obj_begin(&j);
+            jsonw_key(&j, "message");
+            jsonw_str(&j, msg);
+            jsonw_key(&j, "type");
+            jsonw_str(&j, r->err_type);
+            jsonw_key(&j, "param");
+            jsonw_null(&j);
+            jsonw_key(&j, "code");
+            jsonw_null(&j);
+            jsonw_obj_end(&j);
+            jsonw_obj_end(&j);
+            write_event(c, b->data, b->len);
         } else {
             write_sy_event(c, r, cost);
         }
@@ -357,5 +428,18 @@ static int on_render_anthropic(void *arg, const char *model, bool stream, const 
     return rc;
 }
 
+
+/* An upstream's error text goes to the client only when the request held no
+ * personal data (the text may echo the prompt, and a masked request's placeholders
+ * are no business of the client's error) and the text itself scans clean. */
+static bool on_cause(void *arg, const char *text, size_t n)
+{
+    api_call_t *c = arg;
+    if (c->d.pii_types || c->pv.unknown) return false;
+    api_privacy_t pv = {0};
+    if (api_privacy_scan_text(c->w->scan, text, n, &pv)) return false;
+    return !pv.types && !pv.unknown;
+}
+
 const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event, on_done, on_render,
-                                   on_render_anthropic};
+                                   on_render_anthropic, on_cause};

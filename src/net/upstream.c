@@ -440,6 +440,15 @@ static void check_done(upstream_t *u)
                         : err == UPSTREAM_TOOBIG ? "upstream response exceeds the size limit"
                         : c->errbuf[0]           ? c->errbuf
                                                  : curl_easy_strerror(rc);
+        /* The system's reason ("Connection refused"), which curl's text may lack. */
+        long os_err = 0;
+        char with_os[CURL_ERROR_SIZE + 64];
+        if (err != UPSTREAM_OK && err != UPSTREAM_TOOBIG &&
+            curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_err) == CURLE_OK && os_err > 0) {
+            snprintf(with_os, sizeof with_os, "%.*s: %s", CURL_ERROR_SIZE, m,
+                     strerror((int)os_err));
+            m = with_os;
+        }
         call_finish(c, err, m);
     }
 }

@@ -24,6 +24,8 @@
 #define EXEC_POOL_MAX     64           /* finished execs kept per worker */
 #define EXEC_KEEP_BYTES   (256u << 10) /* buffers larger than this are not kept */
 #define EXEC_PRINT_MAX    (8u << 20)   /* largest kept request print buffer */
+#define EXEC_CHAIN_LEN    400          /* the failover chain in an error message */
+#define EXEC_CAUSE_TEXT   160          /* an upstream's own error message, at most */
 
 struct exec {
     exec_env_t *env;
@@ -58,6 +60,9 @@ struct exec {
     bool done_called;
     bool wake_pending; /* aborted while a queue wake-up was in flight */
     uint32_t stream_tokens;
+    char chain[EXEC_CHAIN_LEN]; /* "tier: cause; tier: cause" of the tiers that failed */
+    char url[512];              /* the embeddings endpoint of the tier called */
+    exec_endpoint_t ep;
     uint64_t start_us;
     uint64_t call_start_us;
     tier_anthropic_stream_t anth; /* kind anthropic: the stream's translation state */
@@ -103,6 +108,97 @@ static void note(exec_t *x, const char *fmt, ...)
 static tier_t *cur(exec_t *x)
 {
     return &x->env->tiers[x->tier];
+}
+
+/* Appends "tier: cause" to the failover chain (cut with "..." when full). */
+static void chain_add(exec_t *x, const char *tier, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void chain_add(exec_t *x, const char *tier, const char *fmt, ...)
+{
+    size_t at = strlen(x->chain), n = sizeof x->chain;
+    if (at + 4 >= n) return;
+    int w = snprintf(x->chain + at, n - at, "%s%s: ", at ? "; " : "", tier);
+    if (w > 0 && (size_t)w < n - at) {
+        at += (size_t)w;
+        va_list ap;
+        va_start(ap, fmt);
+        w = vsnprintf(x->chain + at, n - at, fmt, ap);
+        va_end(ap);
+    }
+    if (w < 0 || (size_t)w >= n - at) memcpy(x->chain + n - 4, "...", 4);
+}
+
+/* The upstream's own error text from an error body: error.message, error (a string)
+ * or message; else the body itself when it is short printable text (a proxy's "Bad
+ * Gateway"). Control bytes become spaces; cut at EXEC_CAUSE_TEXT. "" when none. */
+static void upstream_text(const buf_t *body, char *out, size_t n)
+{
+    out[0] = 0;
+    if (!body->len) return;
+    cJSON *j = cJSON_ParseWithLength(body->data, body->len);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *m = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message") : e;
+    if (!cJSON_IsString(m)) m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    const char *src = cJSON_IsString(m) ? m->valuestring : j ? NULL : body->data;
+    size_t len = cJSON_IsString(m) ? strlen(src) : j ? 0 : body->len;
+    if (src && !cJSON_IsString(m) && memchr(src, '<', len)) src = NULL; /* an HTML page */
+    size_t k = 0;
+    for (size_t i = 0; src && i < len && k + 1 < n && k < EXEC_CAUSE_TEXT; i++)
+        out[k++] = (unsigned char)src[i] < 0x20 ? ' ' : src[i];
+    /* Never end inside a UTF-8 sequence. */
+    if (k && src && k < len) {
+        while (k && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k && (unsigned char)out[k - 1] >= 0xC0) k--;
+    }
+    while (k && out[k - 1] == ' ')
+        k--;
+    out[k] = 0;
+    cJSON_Delete(j);
+}
+
+/* What went wrong with a call, as the client's error message names it. */
+static void describe(exec_t *x, upstream_err_t e, int status, const char *msg, char *out, size_t n)
+{
+    const tier_settings_t *s = &cur(x)->s;
+    switch (e) {
+    case UPSTREAM_OK:
+        if (status == 0) {
+            snprintf(out, n, "malformed response");
+            return;
+        }
+        char text[EXEC_CAUSE_TEXT + 8];
+        upstream_text(&x->body, text, sizeof text);
+        if (text[0] && !(x->sink->cause_ok && x->sink->cause_ok(x->arg, text, strlen(text))))
+            snprintf(text, sizeof text, "(message withheld)");
+        snprintf(out, n, "HTTP %d%s%s", status, text[0] ? ": " : "", text);
+        return;
+    case UPSTREAM_CONNECT:
+        if (msg && strstr(msg, "refused"))
+            snprintf(out, n, "connection refused");
+        else if (msg && (strstr(msg, "resolve") || strstr(msg, "Resolve")))
+            snprintf(out, n, "cannot resolve the host");
+        else if (msg && (strstr(msg, "timed out") || strstr(msg, "Timeout")))
+            snprintf(out, n, "connect timeout after %u ms", s->connect_timeout_ms);
+        else
+            snprintf(out, n, "cannot connect");
+        return;
+    case UPSTREAM_TTFT_TIMEOUT:
+        snprintf(out, n, "timeout after %u ms (no first byte)", s->ttft_timeout_ms);
+        return;
+    case UPSTREAM_TIMEOUT:
+        snprintf(out, n, "timeout after %u ms", s->timeout_ms);
+        return;
+    case UPSTREAM_CUT:
+        snprintf(out, n, "connection closed mid-response");
+        return;
+    case UPSTREAM_TOOBIG:
+        snprintf(out, n, "response larger than %u MiB", EXEC_MAX_BODY >> 20);
+        return;
+    default:
+        snprintf(out, n, "%s", msg && *msg ? msg : upstream_err_name(e));
+        return;
+    }
 }
 
 static void finish(exec_t *x)
@@ -249,10 +345,14 @@ static bool digest_body(exec_t *x)
         return false;
     }
     read_usage(x, j);
-    /* choices[0].logprobs.content[].logprob (chat) or .token_logprobs[] (completions). */
-    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    cJSON *lp = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "logprobs") : NULL;
-    if (cJSON_IsObject(lp)) {
+    /* choices[i].logprobs.content[].logprob (chat) or .token_logprobs[] (completions).
+     * With n > 1 the answer's confidence is its least confident choice's: all choices
+     * come from one tier, so one weak choice escalates the whole answer. */
+    cJSON *c0;
+    cJSON_ArrayForEach(c0, cJSON_GetObjectItemCaseSensitive(j, "choices"))
+    {
+        cJSON *lp = cJSON_GetObjectItemCaseSensitive(c0, "logprobs");
+        if (!cJSON_IsObject(lp)) continue;
         float vals[4096];
         size_t n = 0;
         cJSON *content = cJSON_GetObjectItemCaseSensitive(lp, "content");
@@ -273,12 +373,25 @@ static bool digest_body(exec_t *x)
              * evaluation use the same number. */
             route_confidence_t rc;
             route_confidence(vals, n, NULL, &rc);
+            if (!x->r.has_confidence || rc.confidence < x->r.confidence)
+                x->r.confidence = rc.confidence;
             x->r.has_confidence = true;
-            x->r.confidence = rc.confidence;
         }
     }
     cJSON_Delete(j);
     return true;
+}
+
+/* An embeddings answer: an object whose "data" is an array; usage.prompt_tokens is
+ * the tokens read (nothing is generated). */
+static bool digest_embeddings(exec_t *x)
+{
+    cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
+    bool ok = cJSON_IsObject(j) && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "data"));
+    if (ok) read_usage(x, j);
+    x->r.tokens_out = 0;
+    cJSON_Delete(j);
+    return ok;
 }
 
 /* Index in d.order of the next cloud tier after pos, or -1. */
@@ -289,14 +402,18 @@ static int next_cloud(exec_t *x)
     return -1;
 }
 
-static void call_failed(exec_t *x, upstream_err_t e, int status, const char *why)
+/* A call failed: why is the short code of the reason trace ("http_500"), cause the
+ * client's words for it ("HTTP 500: overloaded"). */
+static void call_failed(exec_t *x, upstream_err_t e, int status, const char *why, const char *cause)
 {
     tier_t *t = cur(x);
     tier_breaker_record(t, false, clock_mono_ms());
     release_slot(x);
     if (x->begun) {
         /* Bytes already reached the client: no failover, end the stream with an error. */
-        fail_all(x, 502, "upstream_error", why);
+        char msg[EXEC_CHAIN_LEN];
+        snprintf(msg, sizeof msg, "%s: %s", t->s.name, cause);
+        fail_all(x, 502, "upstream_error", msg);
         return;
     }
     if (retryable(e, status) && (uint32_t)x->tries_here <= t->s.retries) {
@@ -309,6 +426,7 @@ static void call_failed(exec_t *x, upstream_err_t e, int status, const char *why
         return;
     }
     note(x, "failover:%s(%s)", t->s.name, why);
+    chain_add(x, t->s.name, "%s", cause);
     x->pos++;
     x->tries_here = 0;
     next_tier(x);
@@ -385,7 +503,7 @@ static void up_data(void *arg, const char *p, size_t n)
          * count a failure of the tier (its breaker sees it). */
         upstream_call_cancel(x->call);
         x->call = NULL;
-        call_failed(x, UPSTREAM_OTHER, 0, "bad_stream_event");
+        call_failed(x, UPSTREAM_OTHER, 0, "bad_stream_event", "malformed stream event");
     }
 }
 
@@ -393,16 +511,17 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
 {
     exec_t *x = arg;
     x->call = NULL;
-    char why[48];
+    char why[48], cause[EXEC_CAUSE_TEXT + 64];
     if (e != UPSTREAM_OK) {
         snprintf(why, sizeof why, "%s", upstream_err_name(e));
-        if (x->begun) snprintf(x->r.message, sizeof x->r.message, "%s", msg ? msg : why);
-        call_failed(x, e, status, why);
+        describe(x, e, status, msg, cause, sizeof cause);
+        call_failed(x, e, status, why, cause);
         return;
     }
     if (status == 429 || status >= 500) {
         snprintf(why, sizeof why, "http_%d", status);
-        call_failed(x, e, status, why);
+        describe(x, e, status, msg, cause, sizeof cause);
+        call_failed(x, e, status, why, cause);
         return;
     }
     if (status != 200) {
@@ -416,8 +535,12 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
         cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(
                            cJSON_GetObjectItemCaseSensitive(j, "error"), "message")
                      : NULL;
+        const char *text = cJSON_IsString(m) ? m->valuestring : "no message";
+        if (cJSON_IsString(m) &&
+            !(x->sink->cause_ok && x->sink->cause_ok(x->arg, text, strlen(text))))
+            text = "(message withheld)";
         snprintf(x->r.message, sizeof x->r.message, "tier '%s' rejected the request (HTTP %d): %s",
-                 cur(x)->s.name, status, cJSON_IsString(m) ? m->valuestring : "no message");
+                 cur(x)->s.name, status, text);
         cJSON_Delete(j);
         finish(x);
         return;
@@ -425,11 +548,11 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
     bool streaming = x->stream && !x->cascade_phase;
     if (streaming) {
         if (x->sse_bad && !x->begun) {
-            call_failed(x, UPSTREAM_OTHER, 0, "bad_stream");
+            call_failed(x, UPSTREAM_OTHER, 0, "bad_stream", "malformed response");
             return;
         }
         if (!x->begun) {
-            call_failed(x, UPSTREAM_CUT, 0, "empty_stream");
+            call_failed(x, UPSTREAM_CUT, 0, "empty_stream", "empty stream");
             return;
         }
         call_succeeded(x);
@@ -444,8 +567,8 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
         if (trc || buf_append(&x->body, oa.data ? oa.data : "", oa.len)) x->sse_bad = true;
         buf_deinit(&oa);
     }
-    if (x->sse_bad || !digest_body(x)) {
-        call_failed(x, UPSTREAM_OTHER, 0, "bad_json");
+    if (x->sse_bad || !(x->ep == EXEC_EP_EMBEDDINGS ? digest_embeddings(x) : digest_body(x))) {
+        call_failed(x, UPSTREAM_OTHER, 0, "bad_json", "malformed response");
         return;
     }
     if (x->r.ttft_us == 0) x->r.ttft_us = clock_mono_us() - x->start_us;
@@ -487,7 +610,9 @@ static void start_openai(exec_t *x, tier_t *t)
             x->status = 0;
             buf_reset(&x->body);
             x->call = NULL;
-            up_done(x, UPSTREAM_CONNECT, 0, sy_strerror(rc));
+            char m[96];
+            snprintf(m, sizeof m, "the request cannot be rendered: %s", sy_strerror(rc));
+            up_done(x, UPSTREAM_OTHER, 0, m);
             return;
         }
         start_http(x, t, body, len);
@@ -544,8 +669,12 @@ static void start_http(exec_t *x, tier_t *t, const char *body, size_t len)
     if (t->auth_header[0]) hdrs[nh++] = t->auth_header;
     if (t->s.kind == TIER_KIND_ANTHROPIC) hdrs[nh++] = TIER_ANTHROPIC_VERSION_HEADER;
     hdrs[nh] = NULL;
+    if (x->ep == EXEC_EP_EMBEDDINGS)
+        snprintf(x->url, sizeof x->url, "%s/embeddings", t->s.base_url ? t->s.base_url : "");
     upstream_req_t ur = {
-        .url = x->completions ? t->completions_url : t->chat_url,
+        .url = x->ep == EXEC_EP_EMBEDDINGS ? x->url
+               : x->completions            ? t->completions_url
+                                           : t->chat_url,
         .method = "POST",
         .headers = hdrs,
         .body = body,
@@ -589,11 +718,19 @@ static void start_call(exec_t *x)
         buf_reset(&x->body);
         sse_parser_reset(&x->sse);
         x->sse_bad = false;
+        char m[96];
+        if (x->ep == EXEC_EP_EMBEDDINGS) {
+            /* The router orders only tiers declaring the capability; config refuses it
+             * on a local tier. */
+            up_done(x, UPSTREAM_OTHER, 0, "the local engine does not serve embeddings");
+            return;
+        }
         int rc = local_call_start(t, x->env->loop, x->req, streaming, x->completions,
                                   x->cascade_phase, &up_cb, x, &x->lcall);
         if (rc) {
             x->lcall = NULL;
-            up_done(x, UPSTREAM_CONNECT, 0, sy_strerror(rc));
+            snprintf(m, sizeof m, "the local engine cannot start: %s", sy_strerror(rc));
+            up_done(x, UPSTREAM_OTHER, 0, m);
         }
         return;
     }
@@ -609,6 +746,9 @@ static void wait_timeout(loop_t *loop, void *arg)
     x->wait_timer = 0;
     if (tier_wait_cancel(cur(x), &x->waiter)) {
         note(x, "spill:%s(queue_wait)", cur(x)->s.name);
+        tier_t *t = cur(x);
+        chain_add(x, t->s.name, "queue wait over %u ms",
+                  t->s.ttft_timeout_ms ? t->s.ttft_timeout_ms : t->s.timeout_ms);
         x->pos++;
         x->tries_here = 0;
         next_tier(x);
@@ -647,6 +787,7 @@ static void slot_spilled(void *arg)
              x->waiter.alt_ttft_ms);
     else
         note(x, "spill:%s(priority)", cur(x)->s.name);
+    chain_add(x, cur(x)->s.name, "queue full");
     x->pos++;
     x->tries_here = 0;
     next_tier(x);
@@ -659,9 +800,10 @@ static void next_tier(exec_t *x)
         x->tier = x->d.order[x->pos];
         tier_t *t = cur(x);
         x->cascade_phase = x->d.cascade && !x->escalating && t->s.role == ROUTE_ROLE_EDGE &&
-                           t->s.logprobs && !x->completions;
+                           t->s.logprobs && x->ep == EXEC_EP_CHAT;
         if (!tier_breaker_allow(t, now)) {
             note(x, "skip:%s(circuit_open)", t->s.name);
+            chain_add(x, t->s.name, "circuit open");
             x->pos++;
             x->tries_here = 0;
             continue;
@@ -676,11 +818,14 @@ static void next_tier(exec_t *x)
         int rc = tier_acquire(t, &x->waiter);
         if (rc == SY_EFULL || rc == TIER_SPILL_ETA) {
             tier_breaker_cancel_probe(t);
-            if (rc == SY_EFULL)
+            if (rc == SY_EFULL) {
                 note(x, "spill:%s(queue_full)", t->s.name);
-            else
+                chain_add(x, t->s.name, "queue full");
+            } else {
                 note(x, "spill:%s(eta=%u>%ums)", t->s.name, x->waiter.eta_ms,
                      x->waiter.alt_ttft_ms);
+                chain_add(x, t->s.name, "spilled (slow queue)");
+            }
             x->pos++;
             x->tries_here = 0;
             continue;
@@ -708,15 +853,28 @@ static void next_tier(exec_t *x)
         finish(x);
         return;
     }
-    char msg[256];
-    snprintf(msg, sizeof msg, "no eligible tier could serve the request%s",
-             x->d.local_only ? " (personal data: only local tiers are eligible)" : "");
+    char msg[sizeof x->r.message];
+    const char *local = x->d.local_only ? " (personal data: only local tiers are eligible)" : "";
+    if (!x->chain[0])
+        snprintf(msg, sizeof msg, "no eligible tier could serve the request%s", local);
+    else if (strchr(x->chain, ';'))
+        snprintf(msg, sizeof msg, "all tiers failed: %s%s", x->chain, local);
+    else
+        snprintf(msg, sizeof msg, "%s%s", x->chain, local);
     fail_all(x, 503, "tier_unavailable", msg);
 }
 
 exec_t *exec_start(exec_env_t *env, const route_decision_t *d, cJSON *req, bool stream,
                    bool completions, const exec_sink_t *sink, void *arg)
 {
+    return exec_start_ep(env, d, req, stream, completions ? EXEC_EP_COMPLETIONS : EXEC_EP_CHAT,
+                         sink, arg);
+}
+
+exec_t *exec_start_ep(exec_env_t *env, const route_decision_t *d, cJSON *req, bool stream,
+                      exec_endpoint_t ep, const exec_sink_t *sink, void *arg)
+{
+    bool completions = ep == EXEC_EP_COMPLETIONS;
     if (d->tier < 0 || d->n_order <= 0) return NULL;
     exec_t *x = env->pool;
     if (x) {
@@ -744,6 +902,8 @@ exec_t *exec_start(exec_env_t *env, const route_decision_t *d, cJSON *req, bool 
     x->req = req;
     x->stream = stream;
     x->completions = completions;
+    x->ep = ep;
+    x->stream = stream && ep != EXEC_EP_EMBEDDINGS;
     x->sink = sink;
     x->arg = arg;
     x->tier = -1;

@@ -53,10 +53,20 @@ void exec_env_deinit(exec_env_t *env);
 
 #define EXEC_MAX_NOTES 8
 
+/* ---- Errors -----------------------------------------------------------------
+ * A request no tier answered fails with 503 tier_unavailable and a message naming
+ * each tier's cause, in the order tried: "cloud: connection refused", "cloud: HTTP
+ * 500: overloaded", "cloud: timeout after 4000 ms", "cloud: malformed response",
+ * "edge: queue full", "edge: circuit open"; with several, "all tiers failed: cloud:
+ * HTTP 500: overloaded; edge: queue full". An upstream's own error text (which may
+ * echo the prompt) is included only when the sink's cause_ok accepts it, else
+ * "(message withheld)". */
+
 typedef struct exec_result {
     int status;          /* HTTP status for the client (200 on success) */
     char err_type[40];   /* OpenAI error type when status != 200 */
-    char message[256];   /* error message when status != 200 */
+    char message[512];   /* error message when status != 200: the cause of each tier
+                            that failed ("cloud: HTTP 500: overloaded; edge: queue full") */
     int tier;            /* tier that produced the answer, or -1 */
     int attempts;        /* upstream calls made */
     uint32_t tiers_sent; /* bit i: tier i was sent the request (called at least once) */
@@ -92,7 +102,17 @@ typedef struct exec_sink {
      * NULL: such tiers fail (and fail over). */
     int (*render_anthropic)(void *arg, const char *model, bool stream, const char **body,
                             size_t *len);
+    /* May an upstream's own error text (n bytes, which may echo the prompt) go into the
+     * client's error message? NULL: never; it is then replaced by "(message withheld)". */
+    bool (*cause_ok)(void *arg, const char *text, size_t n);
 } exec_sink_t;
+
+/* What the request asks for: the upstream path and the answer's shape. */
+typedef enum {
+    EXEC_EP_CHAT,        /* /chat/completions: choices[].message or .delta */
+    EXEC_EP_COMPLETIONS, /* /completions: choices[].text */
+    EXEC_EP_EMBEDDINGS   /* /embeddings: data[].embedding; never streamed or cascaded */
+} exec_endpoint_t;
 
 typedef struct exec exec_t;
 
@@ -103,6 +123,10 @@ typedef struct exec exec_t;
  * (then done is not called). */
 exec_t *exec_start(exec_env_t *env, const route_decision_t *d, struct cJSON *req, bool stream,
                    bool completions, const exec_sink_t *sink, void *arg);
+/* The same for any endpoint (exec_start: chat or completions). An embeddings request
+ * goes only to openai-kind tiers (a local tier in d.order is skipped as failed). */
+exec_t *exec_start_ep(exec_env_t *env, const route_decision_t *d, struct cJSON *req, bool stream,
+                      exec_endpoint_t ep, const exec_sink_t *sink, void *arg);
 /* The client went away: cancels upstream work and waits, releases slots, and
  * calls done (status 499) before returning. */
 void exec_abort(exec_t *x);

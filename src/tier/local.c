@@ -67,6 +67,13 @@ struct local_call {
     int prev_id;
     int n_prompt, n_gen;
     engine_finish_t finish;
+    /* n > 1: choices generated one after another, each with its own seed. */
+    int n_choices;  /* the request's n (1..128) */
+    int choice;     /* index of the choice being generated */
+    int choice_gen; /* tokens of that choice */
+    buf_t choices;  /* non-stream: the finished choices' JSON objects, comma-separated */
+    double prefill_ms, decode_ms, sum_logprob, sum_entropy; /* over all choices */
+    int n_conf;
 };
 
 typedef struct local_backend {
@@ -99,6 +106,7 @@ static void call_free(local_call_t *c)
     buf_deinit(&c->lval);
     buf_deinit(&c->ltop);
     buf_deinit(&c->loff);
+    buf_deinit(&c->choices);
     pthread_mutex_destroy(&c->mu);
     mem_free(c);
 }
@@ -247,6 +255,7 @@ static int on_token(void *ud, const engine_token_t *tok)
     local_call_t *c = g->c;
     if (atomic_load(&c->canceled)) return 1;
     c->n_gen++;
+    c->choice_gen++;
     if (!c->stream) {
         buf_append(&c->text, tok->text, tok->len);
         if (c->logprobs && c->completions) {
@@ -270,14 +279,14 @@ static int on_token(void *ud, const engine_token_t *tok)
     jsonw_arr_begin(&w);
     jsonw_obj_begin(&w);
     jsonw_key(&w, "index");
-    jsonw_int(&w, 0);
+    jsonw_int(&w, c->choice);
     if (c->completions) {
         jsonw_key(&w, "text");
         jsonw_strn(&w, tok->text, tok->len);
     } else {
         jsonw_key(&w, "delta");
         jsonw_obj_begin(&w);
-        if (c->n_gen == 1) {
+        if (c->choice_gen == 1) {
             jsonw_key(&w, "role");
             jsonw_str(&w, "assistant");
         }
@@ -319,12 +328,18 @@ static void write_usage(local_call_t *c, jsonw_t *w)
     jsonw_obj_end(w);
 }
 
-static void finish_answer(local_call_t *c, const engine_gen_result_t *res)
+/* One choice is done. Streamed: its closing chunk goes out. Else its JSON object is
+ * added to c->choices. Either way the per-choice buffers are emptied for the next. */
+static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
 {
-    buf_reset(&c->json);
+    c->prefill_ms += res->prefill_ms;
+    c->decode_ms += res->decode_ms;
+    c->sum_logprob += res->conf.sum_logprob;
+    c->sum_entropy += res->conf.sum_entropy;
+    c->n_conf += res->conf.n;
     jsonw_t w;
     if (c->stream) {
-        /* The closing chunk, then usage, then [DONE]. */
+        buf_reset(&c->json);
         buf_puts(&c->json, "data: ");
         jsonw_init(&w, &c->json);
         json_head(c, &w, true);
@@ -332,7 +347,7 @@ static void finish_answer(local_call_t *c, const engine_gen_result_t *res)
         jsonw_arr_begin(&w);
         jsonw_obj_begin(&w);
         jsonw_key(&w, "index");
-        jsonw_int(&w, 0);
+        jsonw_int(&w, c->choice);
         if (c->completions) {
             jsonw_key(&w, "text");
             jsonw_str(&w, "");
@@ -346,25 +361,15 @@ static void finish_answer(local_call_t *c, const engine_gen_result_t *res)
         jsonw_obj_end(&w);
         jsonw_arr_end(&w);
         jsonw_obj_end(&w);
-        buf_puts(&c->json, "\n\ndata: ");
-        jsonw_init(&w, &c->json);
-        json_head(c, &w, true);
-        jsonw_key(&w, "choices");
-        jsonw_arr_begin(&w);
-        jsonw_arr_end(&w);
-        write_usage(c, &w);
-        jsonw_obj_end(&w);
-        buf_puts(&c->json, "\n\ndata: [DONE]\n\n");
-        emit(c, c->json.data, c->json.len, true);
+        buf_puts(&c->json, "\n\n");
+        emit(c, c->json.data, c->json.len, false);
         return;
     }
-    jsonw_init(&w, &c->json);
-    json_head(c, &w, false);
-    jsonw_key(&w, "choices");
-    jsonw_arr_begin(&w);
+    if (c->choices.len) buf_putc(&c->choices, ',');
+    jsonw_init(&w, &c->choices);
     jsonw_obj_begin(&w);
     jsonw_key(&w, "index");
-    jsonw_int(&w, 0);
+    jsonw_int(&w, c->choice);
     if (c->completions) {
         jsonw_key(&w, "text");
         jsonw_strn(&w, c->text.data ? c->text.data : "", c->text.len);
@@ -382,8 +387,8 @@ static void finish_answer(local_call_t *c, const engine_gen_result_t *res)
         jsonw_obj_begin(&w);
         jsonw_key(&w, "content");
         jsonw_raw(&w, "[", 1);
-        buf_append(&c->json, c->lp.data ? c->lp.data : "", c->lp.len);
-        buf_puts(&c->json, "]");
+        buf_append(&c->choices, c->lp.data ? c->lp.data : "", c->lp.len);
+        buf_puts(&c->choices, "]");
         jsonw_obj_end(&w);
     } else if (c->logprobs) {
         const buf_t *arrs[4] = {&c->ltok, &c->lval, &c->ltop, &c->loff};
@@ -392,8 +397,8 @@ static void finish_answer(local_call_t *c, const engine_gen_result_t *res)
         for (int k = 0; k < 4; k++) {
             jsonw_key(&w, keys[k]);
             jsonw_raw(&w, "[", 1);
-            buf_append(&c->json, arrs[k]->data ? arrs[k]->data : "", arrs[k]->len);
-            buf_puts(&c->json, "]");
+            buf_append(&c->choices, arrs[k]->data ? arrs[k]->data : "", arrs[k]->len);
+            buf_puts(&c->choices, "]");
         }
         jsonw_obj_end(&w);
     } else {
@@ -402,18 +407,51 @@ static void finish_answer(local_call_t *c, const engine_gen_result_t *res)
     jsonw_key(&w, "finish_reason");
     jsonw_str(&w, finish_name(res->finish));
     jsonw_obj_end(&w);
-    jsonw_arr_end(&w);
+    buf_reset(&c->text);
+    buf_reset(&c->lp);
+    buf_reset(&c->ltok);
+    buf_reset(&c->lval);
+    buf_reset(&c->ltop);
+    buf_reset(&c->loff);
+    c->text_off = 0;
+}
+
+/* After the last choice: the stream's usage chunk and [DONE], or the whole answer
+ * (usage summed over the choices). */
+static void finish_answer(local_call_t *c)
+{
+    buf_reset(&c->json);
+    jsonw_t w;
+    if (c->stream) {
+        buf_puts(&c->json, "data: ");
+        jsonw_init(&w, &c->json);
+        json_head(c, &w, true);
+        jsonw_key(&w, "choices");
+        jsonw_arr_begin(&w);
+        jsonw_arr_end(&w);
+        write_usage(c, &w);
+        jsonw_obj_end(&w);
+        buf_puts(&c->json, "\n\ndata: [DONE]\n\n");
+        emit(c, c->json.data, c->json.len, true);
+        return;
+    }
+    jsonw_init(&w, &c->json);
+    json_head(c, &w, false);
+    jsonw_key(&w, "choices");
+    jsonw_raw(&w, "[", 1);
+    buf_append(&c->json, c->choices.data ? c->choices.data : "", c->choices.len);
+    buf_puts(&c->json, "]");
     write_usage(c, &w);
     jsonw_key(&w, "switchyard_engine");
     jsonw_obj_begin(&w);
     jsonw_key(&w, "prefill_ms");
-    jsonw_double(&w, res->prefill_ms);
+    jsonw_double(&w, c->prefill_ms);
     jsonw_key(&w, "decode_ms");
-    jsonw_double(&w, res->decode_ms);
+    jsonw_double(&w, c->decode_ms);
     jsonw_key(&w, "mean_logprob");
-    jsonw_double(&w, res->conf.n ? res->conf.sum_logprob / res->conf.n : 0);
+    jsonw_double(&w, c->n_conf ? c->sum_logprob / c->n_conf : 0);
     jsonw_key(&w, "mean_entropy");
-    jsonw_double(&w, res->conf.n ? res->conf.sum_entropy / res->conf.n : 0);
+    jsonw_double(&w, c->n_conf ? c->sum_entropy / c->n_conf : 0);
     jsonw_obj_end(&w);
     jsonw_obj_end(&w);
     emit(c, c->json.data, c->json.len, true);
@@ -514,25 +552,34 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
         return;
     }
     gen_ctx_t g = {c, b->e};
-    engine_gen_result_t res;
-    memset(&res, 0, sizeof res);
-    if (c->echo && !echo_prompt(b, s, c, ids, n)) {
-        mem_free(ids);
-        fail_call(c, 500, "engine_error", "scoring the prompt failed");
-        return;
-    }
-    int rc = 0;
-    if (c->echo && c->max_tokens_zero) {
-        res.finish = ENGINE_FINISH_LENGTH;
-    } else {
-        rc = engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res);
+    uint64_t seed = c->gp.sample.seed;
+    for (c->choice = 0; c->choice < c->n_choices; c->choice++) {
+        engine_gen_result_t res;
+        memset(&res, 0, sizeof res);
+        if (c->echo && !echo_prompt(b, s, c, ids, n)) {
+            mem_free(ids);
+            fail_call(c, 500, "engine_error", "scoring the prompt failed");
+            return;
+        }
+        /* Distinct seeds: the choices are independent samples of one request. */
+        c->gp.sample.seed = seed + (uint64_t)c->choice * 0x9e3779b97f4a7c15ull;
+        c->choice_gen = 0;
+        int rc = 0;
+        if (c->echo && c->max_tokens_zero) {
+            res.finish = ENGINE_FINISH_LENGTH;
+        } else {
+            rc = engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res);
+        }
+        if (rc) {
+            mem_free(ids);
+            fail_call(c, rc == SY_ECONTEXT ? 400 : 500, "engine_error", sy_strerror(rc));
+            return;
+        }
+        if (atomic_load(&c->canceled)) break;
+        finish_choice(c, &res);
     }
     mem_free(ids);
-    if (rc) {
-        fail_call(c, rc == SY_ECONTEXT ? 400 : 500, "engine_error", sy_strerror(rc));
-        return;
-    }
-    finish_answer(c, &res);
+    finish_answer(c);
 }
 
 typedef struct slot_arg {
@@ -786,6 +833,9 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
     buf_init(&c->lval, LOCAL_MAX_OUT);
     buf_init(&c->ltop, LOCAL_MAX_OUT);
     buf_init(&c->loff, LOCAL_MAX_OUT);
+    buf_init(&c->choices, LOCAL_MAX_OUT);
+    double nc = num(req, "n", 1);
+    c->n_choices = nc >= 1 && nc <= 128 ? (int)nc : 1;
     c->echo = completions && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "echo"));
     c->logprobs = c->logprobs || (completions && cJSON_IsNumber(lp));
     pthread_mutex_lock(&b->mu);

@@ -219,7 +219,7 @@ test('at least 30 malformed requests each get a clear 4xx, and the server still 
     '{"messages": [{"role": "user", "content": 5}]}', '{"messages": [{"role": "user", "content": [5]}]}',
     '{"messages": [{"role": "user", "content": [{"type": "text"}]}]}',
     '{"messages": [{"role": "user", "content": [{"type": "video", "x": 1}]}]}',
-    '{"messages": [{"role": "user", "content": "x"}], "n": 2}',
+    '{"messages": [{"role": "user", "content": "x"}], "n": 129}',
     '{"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
     '{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1.5}',
     '{"messages": [{"role": "user", "content": "x"}], "temperature": 9}',

@@ -64,6 +64,28 @@ test('chat.completions.create (stream)', async () => {
   eq(sy && sy.tier, 'cloud', 'switchyard chunk');
 });
 
+test('stream with include_usage: one id on every chunk, usage and switchyard on the last', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'auto', stream: true, stream_options: { include_usage: true },
+    messages: [{ role: 'user', content: 'Count my tokens' }],
+  });
+  const all = [];
+  for await (const chunk of stream) all.push(chunk);
+  eq(new Set(all.map((c) => c.id)).size, 1, 'one id: ' + all.map((c) => c.id));
+  const last = all[all.length - 1];
+  assert(last.usage && last.usage.total_tokens > 0, 'usage on the last chunk: ' + JSON.stringify(last));
+  eq(last.usage.total_tokens, last.usage.prompt_tokens + last.usage.completion_tokens, 'usage adds up');
+  eq(last.switchyard && last.switchyard.tokens_out, last.usage.completion_tokens, 'switchyard on the last chunk');
+  eq(all.filter((c) => c.usage).length, 1, 'usage once');
+  eq(all.filter((c) => c.switchyard).length, 1, 'switchyard once');
+  /* Without include_usage no chunk carries usage, as OpenAI does. */
+  const plain = await client.chat.completions.create({ model: 'auto', stream: true, messages: [{ role: 'user', content: 'x' }] });
+  const ps = [];
+  for await (const chunk of plain) ps.push(chunk);
+  assert(!ps.some((c) => c.usage), 'no usage unasked');
+  eq(new Set(ps.map((c) => c.id)).size, 1, 'one id unasked too');
+});
+
 test('errors surface as OpenAI APIError with status and message', async () => {
   let err = null;
   try {

@@ -1,9 +1,12 @@
 /* upstream.c — a stand-in OpenAI-compatible upstream for tests and benchmarks.
  *
- * Serves POST /v1/chat/completions and /v1/completions (streamed or not, with usage
- * and optional logprobs), GET /v1/models and GET /healthz on switchyard's own HTTP
+ * Serves POST /v1/chat/completions and /v1/completions (streamed or not, with usage,
+ * optional logprobs and n choices), POST /v1/embeddings (a vector per input, derived
+ * from a hash of its text), GET /v1/models and GET /healthz on switchyard's own HTTP
  * server. The answer is deterministic: "[<name>] " followed by the last user message
- * (or the prompt), so a test can tell which upstream answered.
+ * (or the prompt), so a test can tell which upstream answered; with n > 1 every
+ * choice holds that text. A failure's error message can be set ("message"; "@prompt"
+ * echoes the request's last text, as some servers do).
  *
  * Behaviour is set three ways, later ones winning: command-line defaults, POST
  * /_control (JSON, for black-box tests that cannot add headers), and per-request
@@ -13,6 +16,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,9 +43,10 @@ typedef struct behaviour {
     int chunk_ms;   /* delay between streamed chunks */
     int chunks;     /* streamed content chunks */
     fail_t fail;
-    int fail_count; /* requests left to fail; -1 = every request */
-    double logprob; /* value of every token logprob */
-    bool down;      /* answer 503 to everything but /_control */
+    int fail_count;    /* requests left to fail; -1 = every request */
+    double logprob;    /* value of every token logprob */
+    bool down;         /* answer 503 to everything but /_control */
+    char message[200]; /* error message of a 500/429 ("" = the default; "@prompt") */
 } behaviour_t;
 
 typedef struct record {
@@ -73,6 +78,7 @@ typedef struct job {
     size_t cut[MAX_CHUNKS + 1]; /* chunk boundaries in answer */
     int n_chunks, next;
     int prompt_tokens;
+    int n; /* choices */
     char model[128];
     char id[48];
     long created;
@@ -108,13 +114,26 @@ static void send_json(http_res_t *res, int status, buf_t *b)
 
 static void send_error(http_res_t *res, int status, const char *type, const char *msg)
 {
-    char body[512];
-    int n = snprintf(body, sizeof body,
-                     "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,"
-                     "\"code\":null}}",
-                     msg, type);
+    buf_t b;
+    buf_init(&b, 1 << 20);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "error");
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "message");
+    jsonw_str(&w, msg);
+    jsonw_key(&w, "type");
+    jsonw_str(&w, type);
+    jsonw_key(&w, "param");
+    jsonw_null(&w);
+    jsonw_key(&w, "code");
+    jsonw_null(&w);
+    jsonw_obj_end(&w);
+    jsonw_obj_end(&w);
     if (status == 429) http_res_header(res, "Retry-After", "1");
-    http_res_send(res, status, "application/json", body, (size_t)n);
+    http_res_send(res, status, "application/json", b.data, b.len);
+    buf_deinit(&b);
 }
 
 /* Records one request (thread-safe); the oldest are kept, later ones only counted. */
@@ -242,7 +261,7 @@ static void write_logprobs(jsonw_t *w, const job_t *j, size_t from, size_t to)
 
 static void write_usage(jsonw_t *w, const job_t *j)
 {
-    int ct = j->n_chunks;
+    int ct = j->n_chunks * (j->n > 1 ? j->n : 1);
     jsonw_key(w, "usage");
     jsonw_obj_begin(w);
     jsonw_key(w, "prompt_tokens");
@@ -274,6 +293,12 @@ static void job_free(job_t *j)
     mem_free(j);
 }
 
+/* A stalled embeddings answer: released when the client leaves. */
+static void stall_abort(void *arg)
+{
+    http_res_send(arg, 499, NULL, NULL, 0);
+}
+
 static void on_abort(void *arg)
 {
     job_t *j = arg;
@@ -298,30 +323,32 @@ static void answer_whole(job_t *j)
         write_envelope(&w, j, false);
         jsonw_key(&w, "choices");
         jsonw_arr_begin(&w);
-        jsonw_obj_begin(&w);
-        jsonw_key(&w, "index");
-        jsonw_int(&w, 0);
-        if (j->chat) {
-            jsonw_key(&w, "message");
+        for (int ch = 0; ch < (j->n > 1 ? j->n : 1); ch++) {
             jsonw_obj_begin(&w);
-            jsonw_key(&w, "role");
-            jsonw_str(&w, "assistant");
-            jsonw_key(&w, "content");
-            jsonw_strn(&w, j->answer, j->alen);
+            jsonw_key(&w, "index");
+            jsonw_int(&w, ch);
+            if (j->chat) {
+                jsonw_key(&w, "message");
+                jsonw_obj_begin(&w);
+                jsonw_key(&w, "role");
+                jsonw_str(&w, "assistant");
+                jsonw_key(&w, "content");
+                jsonw_strn(&w, j->answer, j->alen);
+                jsonw_obj_end(&w);
+            } else {
+                jsonw_key(&w, "text");
+                jsonw_strn(&w, j->answer, j->alen);
+            }
+            if (j->want_logprobs)
+                write_logprobs(&w, j, 0, j->alen);
+            else {
+                jsonw_key(&w, "logprobs");
+                jsonw_null(&w);
+            }
+            jsonw_key(&w, "finish_reason");
+            jsonw_str(&w, "stop");
             jsonw_obj_end(&w);
-        } else {
-            jsonw_key(&w, "text");
-            jsonw_strn(&w, j->answer, j->alen);
         }
-        if (j->want_logprobs)
-            write_logprobs(&w, j, 0, j->alen);
-        else {
-            jsonw_key(&w, "logprobs");
-            jsonw_null(&w);
-        }
-        jsonw_key(&w, "finish_reason");
-        jsonw_str(&w, "stop");
-        jsonw_obj_end(&w);
         jsonw_arr_end(&w);
         write_usage(&w, j);
         jsonw_obj_end(&w);
@@ -352,43 +379,45 @@ static void stream_step(loop_t *loop, void *arg)
     } else if (j->next < j->n_chunks + (j->chat ? 1 : 0)) {
         /* Chat streams open with a role-only delta like OpenAI's. */
         int ci = j->chat ? j->next - 1 : j->next;
-        jsonw_t w;
-        jsonw_init(&w, &b);
-        buf_puts(&b, "data: ");
-        jsonw_obj_begin(&w);
-        write_envelope(&w, j, true);
-        jsonw_key(&w, "choices");
-        jsonw_arr_begin(&w);
-        jsonw_obj_begin(&w);
-        jsonw_key(&w, "index");
-        jsonw_int(&w, 0);
-        if (j->chat) {
-            jsonw_key(&w, "delta");
+        for (int ch = 0; ch < (j->n > 1 ? j->n : 1); ch++) {
+            jsonw_t w;
+            jsonw_init(&w, &b);
+            buf_puts(&b, "data: ");
             jsonw_obj_begin(&w);
-            if (ci < 0) {
-                jsonw_key(&w, "role");
-                jsonw_str(&w, "assistant");
-                jsonw_key(&w, "content");
-                jsonw_str(&w, "");
+            write_envelope(&w, j, true);
+            jsonw_key(&w, "choices");
+            jsonw_arr_begin(&w);
+            jsonw_obj_begin(&w);
+            jsonw_key(&w, "index");
+            jsonw_int(&w, ch);
+            if (j->chat) {
+                jsonw_key(&w, "delta");
+                jsonw_obj_begin(&w);
+                if (ci < 0) {
+                    jsonw_key(&w, "role");
+                    jsonw_str(&w, "assistant");
+                    jsonw_key(&w, "content");
+                    jsonw_str(&w, "");
+                } else {
+                    jsonw_key(&w, "content");
+                    jsonw_strn(&w, j->answer + j->cut[ci], j->cut[ci + 1] - j->cut[ci]);
+                }
+                jsonw_obj_end(&w);
             } else {
-                jsonw_key(&w, "content");
+                jsonw_key(&w, "text");
                 jsonw_strn(&w, j->answer + j->cut[ci], j->cut[ci + 1] - j->cut[ci]);
             }
+            if (j->want_logprobs && ci >= 0) write_logprobs(&w, j, j->cut[ci], j->cut[ci + 1]);
+            jsonw_key(&w, "finish_reason");
+            if (ci == j->n_chunks - 1)
+                jsonw_str(&w, "stop");
+            else
+                jsonw_null(&w);
             jsonw_obj_end(&w);
-        } else {
-            jsonw_key(&w, "text");
-            jsonw_strn(&w, j->answer + j->cut[ci], j->cut[ci + 1] - j->cut[ci]);
+            jsonw_arr_end(&w);
+            jsonw_obj_end(&w);
+            buf_puts(&b, "\n\n");
         }
-        if (j->want_logprobs && ci >= 0) write_logprobs(&w, j, j->cut[ci], j->cut[ci + 1]);
-        jsonw_key(&w, "finish_reason");
-        if (ci == j->n_chunks - 1)
-            jsonw_str(&w, "stop");
-        else
-            jsonw_null(&w);
-        jsonw_obj_end(&w);
-        jsonw_arr_end(&w);
-        jsonw_obj_end(&w);
-        buf_puts(&b, "\n\n");
     } else {
         if (j->include_usage) {
             jsonw_t w;
@@ -450,6 +479,8 @@ static void handle_completion(http_req_t *req, http_res_t *res, behaviour_t b, b
     j->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
     j->want_logprobs = cJSON_IsTrue(lp) || (cJSON_IsNumber(lp) && lp->valuedouble > 0);
+    const cJSON *nv = cJSON_GetObjectItemCaseSensitive(root, "n");
+    j->n = cJSON_IsNumber(nv) && nv->valueint > 1 && nv->valueint <= 128 ? nv->valueint : 1;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     snprintf(j->model, sizeof j->model, "%s",
              g.model                 ? g.model
@@ -508,6 +539,134 @@ static void handle_completion(http_req_t *req, http_res_t *res, behaviour_t b, b
     }
 }
 
+/* A deterministic unit-length vector for a text: dims values from a hash stream. */
+static void embed_text(const char *t, size_t n, float *v, int dims)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
+    double norm = 0;
+    for (int i = 0; i < dims; i++) {
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+        v[i] = (float)((double)(h >> 11) / 9007199254740992.0 - 0.5);
+        norm += (double)v[i] * v[i];
+    }
+    norm = norm > 0 ? sqrt(norm) : 1;
+    for (int i = 0; i < dims; i++)
+        v[i] = (float)(v[i] / norm);
+}
+
+static void base64(buf_t *out, const unsigned char *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned x = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = {tab[x >> 18 & 63], tab[x >> 12 & 63], i + 1 < n ? tab[x >> 6 & 63] : '=',
+                     i + 2 < n ? tab[x & 63] : '='};
+        buf_append(out, q, 4);
+    }
+}
+
+/* POST /v1/embeddings: one vector per input (a string, strings, or token id arrays,
+ * whose ids are hashed as their decimal text), float or base64. */
+static void handle_embeddings(http_req_t *req, http_res_t *res)
+{
+    cJSON *root = cJSON_ParseWithLength(req->body, req->body_len);
+    cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "input");
+    if (!cJSON_IsObject(root) || !in) {
+        cJSON_Delete(root);
+        send_error(res, 400, "invalid_request_error", "input is required");
+        return;
+    }
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
+    int dims = cJSON_IsNumber(dv) && dv->valueint > 0 && dv->valueint <= 4096 ? dv->valueint : 8;
+    const cJSON *ef = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+    bool b64 = cJSON_IsString(ef) && !strcmp(ef->valuestring, "base64");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    buf_t b, t;
+    buf_init(&b, 64u << 20);
+    buf_init(&t, 16u << 20);
+    float *v = mem_alloc(sizeof(float) * (size_t)dims);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "object");
+    jsonw_str(&w, "list");
+    jsonw_key(&w, "data");
+    jsonw_arr_begin(&w);
+    /* A single string or a single token array is one input. */
+    bool one = cJSON_IsString(in) || (cJSON_IsArray(in) && cJSON_IsNumber(in->child));
+    int idx = 0, tokens = 0;
+    for (const cJSON *it = one ? in : in->child; it; it = one ? NULL : it->next, idx++) {
+        buf_reset(&t);
+        if (cJSON_IsString(it)) {
+            buf_puts(&t, it->valuestring);
+        } else {
+            const cJSON *x;
+            cJSON_ArrayForEach(x, it) buf_printf(&t, "%d ", x->valueint);
+        }
+        tokens += (int)((t.len + 3) / 4);
+        embed_text(t.data ? t.data : "", t.len, v, dims);
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "object");
+        jsonw_str(&w, "embedding");
+        jsonw_key(&w, "index");
+        jsonw_int(&w, idx);
+        jsonw_key(&w, "embedding");
+        if (b64) {
+            buf_t e;
+            buf_init(&e, 1u << 20);
+            base64(&e, (const unsigned char *)v, sizeof(float) * (size_t)dims);
+            jsonw_strn(&w, e.data, e.len);
+            buf_deinit(&e);
+        } else {
+            jsonw_arr_begin(&w);
+            for (int i = 0; i < dims; i++)
+                jsonw_double(&w, v[i]);
+            jsonw_arr_end(&w);
+        }
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "model");
+    jsonw_str(&w, g.model ? g.model : cJSON_IsString(model) ? model->valuestring : "stand-in");
+    jsonw_key(&w, "usage");
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "prompt_tokens");
+    jsonw_int(&w, tokens);
+    jsonw_key(&w, "total_tokens");
+    jsonw_int(&w, tokens);
+    jsonw_obj_end(&w);
+    jsonw_obj_end(&w);
+    send_json(res, 200, &b);
+    mem_free(v);
+    buf_deinit(&b);
+    buf_deinit(&t);
+    cJSON_Delete(root);
+}
+
+/* The error message of a failure: the configured one, or the request's last text
+ * ("@prompt": a server that echoes its input in errors). */
+static void fail_message(const http_req_t *req, const behaviour_t *b, const char *dflt, buf_t *out)
+{
+    if (strcmp(b->message, "@prompt")) {
+        buf_puts(out, b->message[0] ? b->message : dflt);
+        return;
+    }
+    cJSON *root = cJSON_ParseWithLength(req->body, req->body_len);
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages"), *m, *last = NULL;
+    cJSON_ArrayForEach(m, msgs) last = cJSON_GetObjectItemCaseSensitive(m, "content");
+    if (!last) last = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+    if (!last) last = cJSON_GetObjectItemCaseSensitive(root, "input");
+    if (cJSON_IsArray(last)) last = last->child;
+    buf_puts(out, "cannot process: ");
+    if (cJSON_IsString(last)) buf_puts(out, last->valuestring);
+    cJSON_Delete(root);
+}
+
 /* ---------------------------------------------------------------- admin */
 
 static void handle_control(http_req_t *req, http_res_t *res)
@@ -539,6 +698,8 @@ static void handle_control(http_req_t *req, http_res_t *res)
         b->chunks = v->valueint;
     if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(root, "logprob")))
         b->logprob = v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(root, "message")))
+        snprintf(b->message, sizeof b->message, "%s", cJSON_IsString(v) ? v->valuestring : "");
     pthread_mutex_unlock(&g.mu);
     cJSON_Delete(root);
     http_res_send(res, 200, "application/json", "{\"ok\":true}", 11);
@@ -582,8 +743,8 @@ static void handler(http_req_t *req, http_res_t *res, void *ctx)
     }
     record(req);
     /* Only completion requests use up a counted failure (not health probes). */
-    bool completion =
-        !strcmp(req->path, "/v1/chat/completions") || !strcmp(req->path, "/v1/completions");
+    bool completion = !strcmp(req->path, "/v1/chat/completions") ||
+                      !strcmp(req->path, "/v1/completions") || !strcmp(req->path, "/v1/embeddings");
     pthread_mutex_lock(&g.mu);
     behaviour_t b = g.b;
     if (!completion)
@@ -609,7 +770,8 @@ static void handler(http_req_t *req, http_res_t *res, void *ctx)
         return;
     }
     bool chat = !strcmp(req->path, "/v1/chat/completions");
-    if (!post || (!chat && strcmp(req->path, "/v1/completions"))) {
+    bool embed = !strcmp(req->path, "/v1/embeddings");
+    if (!post || (!chat && !embed && strcmp(req->path, "/v1/completions"))) {
         send_error(res, 404, "invalid_request_error", "unknown endpoint");
         return;
     }
@@ -627,16 +789,32 @@ static void handler(http_req_t *req, http_res_t *res, void *ctx)
         tmp[n] = 0;
         b.logprob = strtod(tmp, NULL);
     }
+    buf_t msg;
+    buf_init(&msg, 1 << 20);
     switch (b.fail) {
     case FAIL_500:
-        send_error(res, 500, "server_error", "stand-in failure");
+        fail_message(req, &b, "stand-in failure", &msg);
+        send_error(res, 500, "server_error", msg.data);
+        buf_deinit(&msg);
         return;
     case FAIL_429:
-        send_error(res, 429, "rate_limit_error", "stand-in rate limit");
+        fail_message(req, &b, "stand-in rate limit", &msg);
+        send_error(res, 429, "rate_limit_error", msg.data);
+        buf_deinit(&msg);
         return;
     default:
         break;
     }
+    buf_deinit(&msg);
+    if (embed && b.fail == FAIL_GARBAGE) {
+        http_res_send(res, 200, "application/json", "{\"data\": [oops", 14);
+        return;
+    }
+    if (embed && b.fail == FAIL_STALL) {
+        http_res_on_abort(res, stall_abort, res);
+        return;
+    }
+    if (embed) return handle_embeddings(req, res);
     handle_completion(req, res, b, chat);
 }
 
