@@ -428,7 +428,6 @@ static int on_render_anthropic(void *arg, const char *model, bool stream, const 
     return rc;
 }
 
-
 /* An upstream's error text goes to the client only when the request held no
  * personal data (the text may echo the prompt, and a masked request's placeholders
  * are no business of the client's error) and the text itself scans clean. */
@@ -441,5 +440,5 @@ static bool on_cause(void *arg, const char *text, size_t n)
     return !pv.types && !pv.unknown;
 }
 
-const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event, on_done, on_render,
-                                   on_render_anthropic, on_cause};
+const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event,     on_done,
+                                   on_render,       on_render_anthropic, on_cause};
