@@ -446,7 +446,7 @@ typedef struct bseq {
     engine_session_t *s;
     int prompt[B_PROMPT];
     engine_gen_params_t p;
-    double t[B_MAXGEN];
+    double t[B_MAXGEN], cpu[B_MAXGEN]; /* wall and process CPU seconds at each token */
     int ids[B_MAXGEN];
     int n, rc;
     engine_gen_result_t r;
@@ -456,6 +456,9 @@ static int bseq_token(void *ud, const engine_token_t *t)
 {
     bseq_t *q = ud;
     if (q->n < B_MAXGEN) {
+        struct timespec c;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c);
+        q->cpu[q->n] = (double)c.tv_sec + c.tv_nsec / 1e9;
         q->t[q->n] = clock_mono_ns() / 1e9;
         q->ids[q->n] = t->id;
     }
@@ -481,26 +484,29 @@ static void bseq_prompt(int i, int *out)
 }
 
 /* Decode tokens per second over all sequences while every one of them was decoding:
- * from the last first token to the first last token. */
-static double bseq_aggregate(bseq_t *q, int nseq)
+ * from the last first token to the first last token; *per_cpu: the same tokens per
+ * second of CPU time the process got in that window (steadier on a shared machine). */
+static double bseq_aggregate(bseq_t *q, int nseq, double *per_cpu)
 {
-    double ta = 0, tb = 1e300;
+    double ta = 0, tb = 1e300, ca = 0, cb = 0;
+    *per_cpu = 0;
     for (int i = 0; i < nseq; i++) {
         int n = q[i].n < B_MAXGEN ? q[i].n : B_MAXGEN;
         if (n < 2) return 0;
-        if (q[i].t[0] > ta) ta = q[i].t[0];
-        if (q[i].t[n - 1] < tb) tb = q[i].t[n - 1];
+        if (q[i].t[0] > ta) ta = q[i].t[0], ca = q[i].cpu[0];
+        if (q[i].t[n - 1] < tb) tb = q[i].t[n - 1], cb = q[i].cpu[n - 1];
     }
     long count = 0;
     for (int i = 0; i < nseq; i++)
         for (int k = 0; k < q[i].n && k < B_MAXGEN; k++)
             count += q[i].t[k] > ta && q[i].t[k] <= tb;
+    if (cb > ca) *per_cpu = count / (cb - ca);
     return tb > ta ? count / (tb - ta) : 0;
 }
 
 /* nseq sequences at once on a fresh scheduler; their ids into ids[i]. */
 static double run_batch_ours(const engine_t *e, int threads, int nseq, int n_gen,
-                             int (*ids)[B_MAXGEN])
+                             int (*ids)[B_MAXGEN], double *per_cpu)
 {
     engine_sched_t *sc =
         engine_sched_new(e, &(engine_sched_opts_t){.n_threads = threads, .max_seqs = nseq});
@@ -520,7 +526,7 @@ static double run_batch_ours(const engine_t *e, int threads, int nseq, int n_gen
         pthread_create(&th[i], NULL, bseq_main, &q[i]);
     for (int i = 0; i < nseq; i++)
         pthread_join(th[i], NULL);
-    double agg = bseq_aggregate(q, nseq);
+    double agg = bseq_aggregate(q, nseq, per_cpu);
     for (int i = 0; i < nseq; i++) {
         memset(ids[i], 0xff, sizeof ids[i]);
         memcpy(ids[i], q[i].ids, sizeof(int) * (size_t)(q[i].n < n_gen ? q[i].n : n_gen));
@@ -531,7 +537,7 @@ static double run_batch_ours(const engine_t *e, int threads, int nseq, int n_gen
     return agg;
 }
 
-static double run_batch_llama(const char *path, int threads, int nseq, int n_gen)
+static double run_batch_llama(const char *path, int threads, int nseq, int n_gen, double *per_cpu)
 {
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "node bench/engine-llamacpp-batch.mjs '%s' %d %d %d %d 2>/dev/null",
@@ -540,8 +546,9 @@ static double run_batch_llama(const char *path, int threads, int nseq, int n_gen
     if (!f) return 0;
     char line[1024];
     double v = 0;
+    *per_cpu = 0;
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "{\"agg_tps\":%lf", &v) == 1) break;
+        if (sscanf(line, "{\"agg_tps\":%lf,\"cpu_tps\":%lf", &v, per_cpu) == 2) break;
     pclose(f);
     return v;
 }
@@ -557,18 +564,21 @@ static void bench_batch(const char *path, const char *name, const int *counts, i
     }
     if (n_gen > B_MAXGEN) n_gen = B_MAXGEN;
     static int ids[8][B_MAXSEQ][B_MAXGEN];
-    double ours[8] = {0}, theirs[8] = {0}, load[8][2];
+    double ours[8] = {0}, theirs[8] = {0}, ocpu[8] = {0}, lcpu[8] = {0}, load[8][2];
     for (int c = 0; c < n_counts; c++) {
         double la[3];
         getloadavg(la, 3);
         load[c][0] = la[0];
         for (int r = 0; r < rounds; r++) { /* alternate, keep the best of each */
-            double a = run_batch_ours(e, threads, counts[c], n_gen, ids[c]);
+            double ac, bc;
+            double a = run_batch_ours(e, threads, counts[c], n_gen, ids[c], &ac);
             if (a < 0) printf("(%d sequences: a sequence failed or ended early)\n", counts[c]);
             if (a > ours[c]) ours[c] = a;
+            if (a > 0 && ac > ocpu[c]) ocpu[c] = ac;
             if (use_llama) {
-                double b = run_batch_llama(path, threads, counts[c], n_gen);
+                double b = run_batch_llama(path, threads, counts[c], n_gen, &bc);
                 if (b > theirs[c]) theirs[c] = b;
+                if (bc > lcpu[c]) lcpu[c] = bc;
             }
         }
         getloadavg(la, 3);
@@ -577,9 +587,11 @@ static void bench_batch(const char *path, const char *name, const int *counts, i
     printf("\ncontinuous batching, %s, %d thread%s, %d-token prompts, %d greedy tokens per "
            "sequence, best of %d alternating rounds\n",
            name, threads, threads > 1 ? "s" : "", B_PROMPT, n_gen, rounds);
-    printf("aggregate decode tokens/s while all sequences decode; x1 = over one sequence\n");
-    printf("%5s | %10s %7s | %10s %7s | %7s | %9s | %s\n", "seqs", "ours", "x1", "llama.cpp", "x1",
-           "ratio", "same ids", "load avg (before, after)");
+    printf("aggregate decode tokens/s while all sequences decode (wall clock; then per second "
+           "of CPU the process got);\nx1 = over one sequence, ratio = ours / llama.cpp\n");
+    printf("%5s | %8s %6s %8s %6s %6s | %8s %6s %8s %6s %6s | %9s | %s\n", "seqs", "ours", "x1",
+           "llama", "x1", "ratio", "ours/cpu", "x1", "llama", "x1", "ratio", "same ids",
+           "load avg (before, after)");
     for (int c = 0; c < n_counts; c++) {
         /* sequence i's tokens against the same sequence in every other run */
         int same = 0;
@@ -589,14 +601,18 @@ static void bench_batch(const char *path, const char *name, const int *counts, i
                 if (i < counts[d] && memcmp(ids[c][i], ids[d][i], sizeof ids[c][i])) ok = 0;
             same += ok;
         }
-        char l1[32], l2[32], l3[32], o1[32], o2[32];
-        fmt_num(l1, 32, theirs[c], theirs[c] > 0);
-        fmt_ratio(l2, 32, theirs[c], theirs[0], theirs[c] > 0 && theirs[0] > 0);
-        fmt_ratio(l3, 32, ours[c], theirs[c], theirs[c] > 0 && ours[c] > 0);
-        fmt_num(o1, 32, ours[c], ours[c] > 0);
-        fmt_ratio(o2, 32, ours[c], ours[0], ours[c] > 0 && ours[0] > 0);
-        printf("%5d | %10s %7s | %10s %7s | %7s | %4d/%-4d | %.1f, %.1f\n", counts[c], o1, o2, l1,
-               l2, l3, same, counts[c], load[c][0], load[c][1]);
+        char f[2][5][32];
+        for (int k = 0; k < 2; k++) {
+            const double *o = k ? ocpu : ours, *l = k ? lcpu : theirs;
+            fmt_num(f[k][0], 32, o[c], o[c] > 0);
+            fmt_ratio(f[k][1], 32, o[c], o[0], o[c] > 0 && o[0] > 0);
+            fmt_num(f[k][2], 32, l[c], l[c] > 0);
+            fmt_ratio(f[k][3], 32, l[c], l[0], l[c] > 0 && l[0] > 0);
+            fmt_ratio(f[k][4], 32, o[c], l[c], l[c] > 0 && o[c] > 0);
+        }
+        printf("%5d | %8s %6s %8s %6s %6s | %8s %6s %8s %6s %6s | %4d/%-4d | %.1f, %.1f\n",
+               counts[c], f[0][0], f[0][1], f[0][2], f[0][3], f[0][4], f[1][0], f[1][1], f[1][2],
+               f[1][3], f[1][4], same, counts[c], load[c][0], load[c][1]);
     }
     fflush(stdout);
     engine_free(e);
