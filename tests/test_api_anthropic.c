@@ -111,7 +111,11 @@ static void test_round_trip(void **state)
     assert_int_equal(parse(&f, FULL), 0);
     buf_t out;
     buf_init(&out, 1u << 20);
+    /* forward_unknown: drop keeps top_k (in the unknown bag) home. */
     assert_int_equal(api_anthropic_render(&f.r, "claude-x", true, false, &out), 0);
+    assert_null(strstr(out.data, "top_k"));
+    buf_reset(&out);
+    assert_int_equal(api_anthropic_render(&f.r, "claude-x", true, true, &out), 0);
     cJSON *got = cJSON_ParseWithLength(out.data, out.len);
     cJSON *want = cJSON_Parse(FULL);
     assert_non_null(got);
