@@ -194,6 +194,21 @@ test('an overloaded anthropic tier fails over to the edge', async () => {
   assert(r.json.switchyard.reasons.some((x) => /failover:claude/.test(x)), 'reason: ' + r.json.switchyard.reasons);
 });
 
+test('an error event mid-stream ends the client stream with an error, in either shape', async () => {
+  up.errorMidStream(1);
+  const s = await post(MSG, { model: 'claude', max_tokens: 20, stream: true, messages: [{ role: 'user', content: 'break please' }] }, KEY);
+  eq(s.status, 200, 'the stream had begun');
+  const evs = sseEvents(s.text);
+  eq(evs[evs.length - 1].type, 'error', 'last event: ' + s.text.slice(-300));
+  assert(/Overloaded mid-stream/.test(evs[evs.length - 1].error.message), 'the cause: ' + JSON.stringify(evs[evs.length - 1]));
+  assert(!evs.some((e) => e.type === 'message_stop'), 'no message_stop');
+  up.errorMidStream(1);
+  const c = await post(CHAT, { model: 'claude', stream: true, messages: [{ role: 'user', content: 'break please' }] }, bearer);
+  const chunks = sseEvents(c.text).filter((e) => e !== '[DONE]');
+  const last = chunks[chunks.length - 1];
+  assert(last.error && /mid-stream/.test(last.error.message), 'OpenAI error chunk: ' + c.text.slice(-300));
+});
+
 test("errors in Anthropic's shape: 400, 401, 404; keys as x-api-key or Bearer", async () => {
   const shape = (r, status, type) => {
     eq(r.status, status, r.text);

@@ -9,6 +9,7 @@ import http from 'node:http';
 export async function startAnthropicUpstream(name = 'claude') {
   const received = [];
   let failNext = 0; // answer the next N requests with a 529 overloaded error
+  let errorMid = 0; // end the next N streams with an error event after the first delta
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (d) => chunks.push(d));
@@ -64,6 +65,12 @@ export async function startAnthropicUpstream(name = 'claude') {
         ev('content_block_stop', { index: 0 });
       } else {
         ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+        if (errorMid > 0) {
+          errorMid--;
+          ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: answer.slice(0, 6) } });
+          ev('error', { error: { type: 'overloaded_error', message: 'Overloaded mid-stream' } });
+          return res.end();
+        }
         for (const piece of answer.match(/.{1,6}/gs) || []) ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: piece } });
         ev('content_block_stop', { index: 0 });
       }
@@ -77,6 +84,7 @@ export async function startAnthropicUpstream(name = 'claude') {
   return {
     name, url, received,
     failNext(n) { failNext = n; },
+    errorMidStream(n) { errorMid = n; },
     reset() { received.length = 0; },
     stop() { return new Promise((r) => { server.closeAllConnections?.(); server.close(r); }); },
   };
