@@ -284,6 +284,41 @@ test('personal data through /v1/messages and to the anthropic tier: kept local o
   for (const x of up.received) for (const p of planted) assert(!x.text.includes(p), 'leaked ' + p);
 });
 
+test("a key's rate limit and budget answer 429 in Anthropic's shape", async () => {
+  process.env.SY_T_SLOW_KEY = 'sk-slow-0123456789';
+  process.env.SY_T_POOR_KEY = 'sk-poor-0123456789';
+  const g2 = await L.startGateway(`
+listen: 127.0.0.1:0
+store: sqlite:anthropic-limits.db
+log_level: warn
+auth:
+  keys:
+    - { name: slow, key_env: SY_T_SLOW_KEY, rpm: 1 }
+    - { name: poor, key_env: SY_T_POOR_KEY, budget_usd: 0.000001, budget_period: day }
+tiers:
+  claude:
+    kind: anthropic
+    base_url: ${up.url}/v1
+    api_key_env: SY_T_ANTH_UP
+    model: claude-standin
+    privacy: external
+    cost: { usd_per_mtok_in: 3, usd_per_mtok_out: 15 }
+`, 'limits');
+  const m = { model: 'auto', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] };
+  const url = `${g2.url}/v1/messages`;
+  eq((await post(url, m, { 'x-api-key': process.env.SY_T_SLOW_KEY })).status, 200, 'first');
+  const r = await post(url, m, { 'x-api-key': process.env.SY_T_SLOW_KEY });
+  eq(r.status, 429, r.text);
+  eq(r.json.type, 'error', 'Anthropic shape');
+  eq(r.json.error.type, 'rate_limit_error', 'type');
+  assert(r.headers.get('retry-after'), 'Retry-After');
+  const b = await post(url, m, { 'x-api-key': process.env.SY_T_POOR_KEY });
+  eq(b.status, 429, b.text);
+  eq(b.json.error.type, 'rate_limit_error', 'budget: type');
+  assert(/budget/.test(b.json.error.message), 'budget: message ' + b.text);
+  eq(await g2.stop(), 0, 'clean exit');
+});
+
 test('the ledger has a row per /v1/messages request, charged to the key', async () => {
   const r = await L.get(`${gw.url}/v1/costs?group_by=team`, { authorization: `Bearer ${process.env.SY_T_ADMIN}` });
   eq(r.status, 200, r.text);
