@@ -284,6 +284,54 @@ test('personal data through /v1/messages and to the anthropic tier: kept local o
   for (const x of up.received) for (const p of planted) assert(!x.text.includes(p), 'leaked ' + p);
 });
 
+test('a matched stop sequence comes back as stop_reason stop_sequence, streamed and not', async () => {
+  const m = { model: 'claude', max_tokens: 40, stop_sequences: ['HALT'], messages: [{ role: 'user', content: 'go on HALT and stop' }] };
+  const r = await post(MSG, m, KEY);
+  eq(r.json.stop_reason, 'stop_sequence', r.text);
+  eq(r.json.stop_sequence, 'HALT', 'which one');
+  eq(r.json.content[0].text, '[claude] go on ', 'text before it');
+  const s = await post(MSG, { ...m, stream: true }, KEY);
+  const md = sseEvents(s.text).find((e) => e.type === 'message_delta');
+  eq(md.delta.stop_reason, 'stop_sequence', 'stream stop_reason');
+  eq(md.delta.stop_sequence, 'HALT', 'stream stop_sequence');
+  const c = await post(CHAT, { model: 'claude', stop: ['HALT'], messages: [{ role: 'user', content: 'go on HALT and stop' }] }, bearer);
+  eq(c.json.choices[0].finish_reason, 'stop', 'OpenAI clients: stop');
+});
+
+test('the cascade: the edge answers first, a low-confidence answer is re-asked of the anthropic tier', async () => {
+  const g3 = await L.startGateway(`
+listen: 127.0.0.1:0
+store: sqlite:anthropic-cascade.db
+log_level: warn
+tiers:
+  edge:
+    kind: local
+    model: ${model}
+    tokenizer: ${tok}
+    privacy: on_device
+    threads: 1
+  claude:
+    kind: anthropic
+    base_url: ${up.url}/v1
+    api_key_env: SY_T_ANTH_UP
+    model: claude-standin
+    privacy: external
+routing:
+  escalation: { enabled: true, min_confidence: 0.999 }
+`, 'cascade');
+  for (const stream of [false, true]) {
+    up.reset();
+    const r = await post(`${g3.url}/v1/messages`, { model: 'auto', max_tokens: 8, stream, messages: [{ role: 'user', content: 'Once upon a time there was' }] });
+    eq(r.status, 200, r.text);
+    const sy = stream ? sseEvents(r.text).find((e) => e.type === 'message_delta').switchyard : r.json.switchyard;
+    eq(sy.tier, 'claude', 'escalated to the anthropic tier');
+    eq(sy.escalated, true, 'escalated');
+    assert(sy.reasons.some((x) => /^escalate:conf=/.test(x)), 'reasons ' + sy.reasons);
+    eq(up.received.length, 1, 'one upstream call');
+  }
+  eq(await g3.stop(), 0, 'clean exit');
+});
+
 test("a key's rate limit and budget answer 429 in Anthropic's shape", async () => {
   process.env.SY_T_SLOW_KEY = 'sk-slow-0123456789';
   process.env.SY_T_POOR_KEY = 'sk-poor-0123456789';
