@@ -820,7 +820,8 @@ int api_anthropic_render(const api_request_t *r, const char *model, bool stream,
         jsonw_key(&j, "top_p");
         jsonw_double(&j, r->num[API_F_TOP_P]);
     }
-    const cJSON *top_k = unknown_field(r, "top_k");
+    /* top_k sits in the unknown bag: it leaves under the same policy (and scan). */
+    const cJSON *top_k = forward_unknown ? unknown_field(r, "top_k") : NULL;
     if (cJSON_IsNumber(top_k) && top_k->valuedouble >= 0 &&
         top_k->valuedouble == floor(top_k->valuedouble) && top_k->valuedouble <= (1 << 20)) {
         jsonw_key(&j, "top_k");

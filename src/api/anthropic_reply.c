@@ -406,7 +406,8 @@ void api_anthropic_finish(api_call_t *c, exec_result_t *r, double cost)
     if (r->streamed) {
         if (r->status != 200) {
             char msg[sizeof r->message + 40];
-            snprintf(msg, sizeof msg, "the tier failed mid-stream: %s", r->message);
+            snprintf(msg, sizeof msg, "the tier failed mid-stream: %s",
+                     r->message[0] ? r->message : r->err_type);
             jsonw_t j = ev_begin(c, "error");
             jsonw_key(&j, "error");
             jsonw_obj_begin(&j);

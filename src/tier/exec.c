@@ -67,6 +67,7 @@ struct exec {
     uint64_t call_start_us;
     tier_anthropic_stream_t anth; /* kind anthropic: the stream's translation state */
     bool anth_emitting;           /* stream_event is passing on a translated chunk */
+    char anth_err[160];           /* an error event's type and message */
 
     exec_result_t r;
     exec_t *next_free; /* in env->pool */
@@ -255,14 +256,14 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     if (x->tier >= 0 && cur(x)->s.kind == TIER_KIND_ANTHROPIC && !x->anth_emitting) {
         /* An Anthropic stream: its events become OpenAI chunks, checked below. */
         if (x->sse_bad) return;
-        char err[200];
+        char err[160];
         x->anth_emitting = true;
         int rc = tier_anthropic_stream_event(&x->anth, event, data, n, &x->body, anth_emit, x, err,
                                              sizeof err);
         x->anth_emitting = false;
         if (rc) {
             x->sse_bad = true;
-            if (rc == SY_EUPSTREAM) snprintf(x->r.message, sizeof x->r.message, "%s", err);
+            if (rc == SY_EUPSTREAM) snprintf(x->anth_err, sizeof x->anth_err, "%s", err);
         }
         return;
     }
@@ -503,7 +504,14 @@ static void up_data(void *arg, const char *p, size_t n)
          * count a failure of the tier (its breaker sees it). */
         upstream_call_cancel(x->call);
         x->call = NULL;
-        call_failed(x, UPSTREAM_OTHER, 0, "bad_stream_event", "malformed stream event");
+        /* An Anthropic error event's text may echo the prompt: the sink judges it. */
+        const char *cause = "malformed stream event";
+        if (x->anth_err[0])
+            cause = x->sink->cause_ok && x->sink->cause_ok(x->arg, x->anth_err, strlen(x->anth_err))
+                        ? x->anth_err
+                        : "error event (message withheld)";
+        call_failed(x, UPSTREAM_OTHER, 0, x->anth_err[0] ? "error_event" : "bad_stream_event",
+                    cause);
     }
 }
 
@@ -689,6 +697,7 @@ static void start_http(exec_t *x, tier_t *t, const char *body, size_t len)
     sse_parser_reset(&x->sse);
     x->sse_bad = false;
     tier_anthropic_stream_reset(&x->anth, clock_wall_ms() / 1000);
+    x->anth_err[0] = 0;
     int rc = upstream_call_start(x->env->up, &ur, &up_cb, x, &x->call);
     if (rc) {
         x->call = NULL;

@@ -194,6 +194,21 @@ test('an overloaded anthropic tier fails over to the edge', async () => {
   assert(r.json.switchyard.reasons.some((x) => /failover:claude/.test(x)), 'reason: ' + r.json.switchyard.reasons);
 });
 
+test('an error event mid-stream ends the client stream with an error, in either shape', async () => {
+  up.errorMidStream(1);
+  const s = await post(MSG, { model: 'claude', max_tokens: 20, stream: true, messages: [{ role: 'user', content: 'break please' }] }, KEY);
+  eq(s.status, 200, 'the stream had begun');
+  const evs = sseEvents(s.text);
+  eq(evs[evs.length - 1].type, 'error', 'last event: ' + s.text.slice(-300));
+  assert(/Overloaded mid-stream/.test(evs[evs.length - 1].error.message), 'the cause: ' + JSON.stringify(evs[evs.length - 1]));
+  assert(!evs.some((e) => e.type === 'message_stop'), 'no message_stop');
+  up.errorMidStream(1);
+  const c = await post(CHAT, { model: 'claude', stream: true, messages: [{ role: 'user', content: 'break please' }] }, bearer);
+  const chunks = sseEvents(c.text).filter((e) => e !== '[DONE]');
+  const last = chunks[chunks.length - 1];
+  assert(last.error && /mid-stream/.test(last.error.message), 'OpenAI error chunk: ' + c.text.slice(-300));
+});
+
 test("errors in Anthropic's shape: 400, 401, 404; keys as x-api-key or Bearer", async () => {
   const shape = (r, status, type) => {
     eq(r.status, status, r.text);
@@ -267,6 +282,89 @@ test('personal data through /v1/messages and to the anthropic tier: kept local o
   const text = sseEvents(ms.text).filter((e) => e.type === 'content_block_delta').map((e) => e.delta.text).join('');
   assert(text.includes(phone), 'restored in the replayed stream: ' + text);
   for (const x of up.received) for (const p of planted) assert(!x.text.includes(p), 'leaked ' + p);
+});
+
+test('a matched stop sequence comes back as stop_reason stop_sequence, streamed and not', async () => {
+  const m = { model: 'claude', max_tokens: 40, stop_sequences: ['HALT'], messages: [{ role: 'user', content: 'go on HALT and stop' }] };
+  const r = await post(MSG, m, KEY);
+  eq(r.json.stop_reason, 'stop_sequence', r.text);
+  eq(r.json.stop_sequence, 'HALT', 'which one');
+  eq(r.json.content[0].text, '[claude] go on ', 'text before it');
+  const s = await post(MSG, { ...m, stream: true }, KEY);
+  const md = sseEvents(s.text).find((e) => e.type === 'message_delta');
+  eq(md.delta.stop_reason, 'stop_sequence', 'stream stop_reason');
+  eq(md.delta.stop_sequence, 'HALT', 'stream stop_sequence');
+  const c = await post(CHAT, { model: 'claude', stop: ['HALT'], messages: [{ role: 'user', content: 'go on HALT and stop' }] }, bearer);
+  eq(c.json.choices[0].finish_reason, 'stop', 'OpenAI clients: stop');
+});
+
+test('the cascade: the edge answers first, a low-confidence answer is re-asked of the anthropic tier', async () => {
+  const g3 = await L.startGateway(`
+listen: 127.0.0.1:0
+store: sqlite:anthropic-cascade.db
+log_level: warn
+tiers:
+  edge:
+    kind: local
+    model: ${model}
+    tokenizer: ${tok}
+    privacy: on_device
+    threads: 1
+  claude:
+    kind: anthropic
+    base_url: ${up.url}/v1
+    api_key_env: SY_T_ANTH_UP
+    model: claude-standin
+    privacy: external
+routing:
+  escalation: { enabled: true, min_confidence: 0.999 }
+`, 'cascade');
+  for (const stream of [false, true]) {
+    up.reset();
+    const r = await post(`${g3.url}/v1/messages`, { model: 'auto', max_tokens: 8, stream, messages: [{ role: 'user', content: 'Once upon a time there was' }] });
+    eq(r.status, 200, r.text);
+    const sy = stream ? sseEvents(r.text).find((e) => e.type === 'message_delta').switchyard : r.json.switchyard;
+    eq(sy.tier, 'claude', 'escalated to the anthropic tier');
+    eq(sy.escalated, true, 'escalated');
+    assert(sy.reasons.some((x) => /^escalate:conf=/.test(x)), 'reasons ' + sy.reasons);
+    eq(up.received.length, 1, 'one upstream call');
+  }
+  eq(await g3.stop(), 0, 'clean exit');
+});
+
+test("a key's rate limit and budget answer 429 in Anthropic's shape", async () => {
+  process.env.SY_T_SLOW_KEY = 'sk-slow-0123456789';
+  process.env.SY_T_POOR_KEY = 'sk-poor-0123456789';
+  const g2 = await L.startGateway(`
+listen: 127.0.0.1:0
+store: sqlite:anthropic-limits.db
+log_level: warn
+auth:
+  keys:
+    - { name: slow, key_env: SY_T_SLOW_KEY, rpm: 1 }
+    - { name: poor, key_env: SY_T_POOR_KEY, budget_usd: 0.000001, budget_period: day }
+tiers:
+  claude:
+    kind: anthropic
+    base_url: ${up.url}/v1
+    api_key_env: SY_T_ANTH_UP
+    model: claude-standin
+    privacy: external
+    cost: { usd_per_mtok_in: 3, usd_per_mtok_out: 15 }
+`, 'limits');
+  const m = { model: 'auto', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] };
+  const url = `${g2.url}/v1/messages`;
+  eq((await post(url, m, { 'x-api-key': process.env.SY_T_SLOW_KEY })).status, 200, 'first');
+  const r = await post(url, m, { 'x-api-key': process.env.SY_T_SLOW_KEY });
+  eq(r.status, 429, r.text);
+  eq(r.json.type, 'error', 'Anthropic shape');
+  eq(r.json.error.type, 'rate_limit_error', 'type');
+  assert(r.headers.get('retry-after'), 'Retry-After');
+  const b = await post(url, m, { 'x-api-key': process.env.SY_T_POOR_KEY });
+  eq(b.status, 429, b.text);
+  eq(b.json.error.type, 'rate_limit_error', 'budget: type');
+  assert(/budget/.test(b.json.error.message), 'budget: message ' + b.text);
+  eq(await g2.stop(), 0, 'clean exit');
 });
 
 test('the ledger has a row per /v1/messages request, charged to the key', async () => {

@@ -9,6 +9,7 @@ import http from 'node:http';
 export async function startAnthropicUpstream(name = 'claude') {
   const received = [];
   let failNext = 0; // answer the next N requests with a 529 overloaded error
+  let errorMid = 0; // end the next N streams with an error event after the first delta
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (d) => chunks.push(d));
@@ -37,7 +38,11 @@ export async function startAnthropicUpstream(name = 'claude') {
       const useTool = Array.isArray(body.tools) && body.tools.length && /use a tool/.test(said);
       const id = `msg_standin_${received.length}`;
       const model = body.model;
-      const answer = `[${name}] ${said}`;
+      let answer = `[${name}] ${said}`;
+      // A stop sequence found in the answer ends it there, as Anthropic reports it.
+      const seq = (body.stop_sequences || []).find((x) => answer.includes(x)) || null;
+      if (seq) answer = answer.slice(0, answer.indexOf(seq));
+      const stopReason = seq ? 'stop_sequence' : 'end_turn';
       const inTok = Math.max(1, Math.round(text.length / 4));
       const outTok = answer.split(/\s+/).length;
       if (!body.stream) {
@@ -47,7 +52,7 @@ export async function startAnthropicUpstream(name = 'claude') {
         res.writeHead(200, { 'content-type': 'application/json' });
         return res.end(JSON.stringify({
           id, type: 'message', role: 'assistant', model, content,
-          stop_reason: useTool ? 'tool_use' : 'end_turn', stop_sequence: null,
+          stop_reason: useTool ? 'tool_use' : stopReason, stop_sequence: useTool ? null : seq,
           usage: { input_tokens: inTok, output_tokens: outTok },
         }));
       }
@@ -64,10 +69,16 @@ export async function startAnthropicUpstream(name = 'claude') {
         ev('content_block_stop', { index: 0 });
       } else {
         ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+        if (errorMid > 0) {
+          errorMid--;
+          ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: answer.slice(0, 6) } });
+          ev('error', { error: { type: 'overloaded_error', message: 'Overloaded mid-stream' } });
+          return res.end();
+        }
         for (const piece of answer.match(/.{1,6}/gs) || []) ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: piece } });
         ev('content_block_stop', { index: 0 });
       }
-      ev('message_delta', { delta: { stop_reason: useTool ? 'tool_use' : 'end_turn', stop_sequence: null }, usage: { output_tokens: outTok } });
+      ev('message_delta', { delta: { stop_reason: useTool ? 'tool_use' : stopReason, stop_sequence: useTool ? null : seq }, usage: { output_tokens: outTok } });
       ev('message_stop', {});
       res.end();
     });
@@ -77,6 +88,7 @@ export async function startAnthropicUpstream(name = 'claude') {
   return {
     name, url, received,
     failNext(n) { failNext = n; },
+    errorMidStream(n) { errorMid = n; },
     reset() { received.length = 0; },
     stop() { return new Promise((r) => { server.closeAllConnections?.(); server.close(r); }); },
   };
