@@ -142,6 +142,37 @@ static void opt_str(rw_t *w, const char *k, const cJSON *v)
     str(w, API_STR_OTHER, v);
 }
 
+/* Every key and string inside v, decoded. */
+static void visit_decoded(rw_t *w, const cJSON *v, int depth)
+{
+    for (; v && depth < 4096; v = v->next) {
+        if (v->string) visit(w, API_STR_OTHER, v->string, strlen(v->string));
+        if (cJSON_IsString(v)) visit(w, API_STR_OTHER, v->valuestring, strlen(v->valuestring));
+        if (v->child) visit_decoded(w, v->child, depth + 1);
+    }
+}
+
+/* Tool-call arguments: JSON text, sent as it is, which a tier may decode (an
+ * Anthropic tier's tool_use input is that text parsed). An escape such as \u0040
+ * hides a value from the scan of the raw text, so the walk also visits the decoded
+ * strings when the text has escapes (text that is not JSON is visited raw only, and
+ * an Anthropic render refuses it). */
+static void arguments_decoded(rw_t *w, const cJSON *v)
+{
+    if (!w->fn || !cJSON_IsString(v) || !strchr(v->valuestring, '\\')) return;
+    cJSON *j = cJSON_Parse(v->valuestring);
+    if (j) visit_decoded(w, j, 0);
+    cJSON_Delete(j);
+}
+
+static void arguments(rw_t *w, const cJSON *v)
+{
+    if (!v) return;
+    key(w, "arguments");
+    str(w, API_STR_OTHER, v);
+    arguments_decoded(w, v);
+}
+
 static void tool_calls(rw_t *w, const api_message_t *m)
 {
     static const char *const tc_known[] = {"id", "type", "function", NULL};
@@ -155,7 +186,7 @@ static void tool_calls(rw_t *w, const api_message_t *m)
         key(w, "function");
         if (w->j) jsonw_obj_begin(w->j);
         opt_str(w, "name", t->name);
-        opt_str(w, "arguments", t->arguments);
+        arguments(w, t->arguments);
         unknown_members(w, t->function, fn_known);
         if (w->j) jsonw_obj_end(w->j);
         unknown_members(w, t->node, tc_known);
@@ -191,6 +222,7 @@ static void messages(rw_t *w, const api_request_t *r)
         if (m->function_call) {
             key(w, "function_call");
             value(w, m->function_call);
+            arguments_decoded(w, cJSON_GetObjectItemCaseSensitive(m->function_call, "arguments"));
         }
         if (m->has_tool_calls) {
             key(w, "tool_calls");

@@ -94,6 +94,8 @@ fwd('refusal part', email, (v) => ({ body: { model: 'auto', messages: [{ role: '
 fwd('message refusal', card, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'x', refusal: `card ${v}` }, { role: 'user', content: 'ok' }] } }));
 fwd('message name', email, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi', name: v }] } }));
 fwd('tool call arguments', email, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }, toolMsg({ name: 'lookup', arguments: JSON.stringify({ q: v }) }), { role: 'tool', tool_call_id: 'call_1', content: 'done' }] } }));
+fwd('tool call arguments with a \\u escape', email, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }, toolMsg({ name: 'lookup', arguments: `{"q":"${v.replace('example', '\\u0065xample')}"}` }), { role: 'tool', tool_call_id: 'call_1', content: 'done' }] } }));
+fwd('legacy function_call arguments with a \\u escape', email, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, function_call: { name: 'f', arguments: `{"c":"${v.replace('example', '\\u0065xample')}"}` } }, { role: 'user', content: 'ok' }] } }));
 fwd('tool call function name', email, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }, toolMsg({ name: v, arguments: '{}' }), { role: 'tool', tool_call_id: 'call_1', content: 'done' }] } }));
 fwd('tool call id', email, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: null, tool_calls: [{ id: v, type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c', content: 'done' }] } }));
 fwd('tool_call_id', email, (v) => ({ body: { model: 'auto', messages: [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: v, content: 'done' }] } }));
@@ -288,11 +290,28 @@ probe('messages: forced cloud, tool_result', email, (v) => ({ ...amT({ q: 'x' },
 probe('messages: forced cloud by header, system', card, (v) => ({ ...am('hi', { system: `card ${v}` }), headers: { 'x-switchyard-tier': 'cloud' }, expect: 'refused403' }));
 probe('messages: SSN (block) in tool_use input', () => '536-90-4399', (v) => ({ ...amT({ ssn: v }, 'done'), expect: 'refused403' }), { fixed: true });
 
+// Every string of a body, decoded, and the strings inside strings that are JSON
+// text themselves (tool-call arguments), as a tier that parses them reads them.
+function decodedStrings(v, out, depth = 0) {
+  if (depth > 64) return;
+  if (typeof v === 'string') {
+    out.push(v);
+    if (/^\s*[[{]/.test(v)) { try { decodedStrings(JSON.parse(v), out, depth + 1); } catch { /* text */ } }
+  } else if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) { out.push(k); decodedStrings(x, out, depth + 1); }
+  }
+}
 function haystack(bodies) {
   let h = '';
   for (const b of bodies) {
     h += b + '\n';
-    try { h += JSON.stringify(JSON.parse(b)) + '\n'; } catch { /* raw only */ }
+    try {
+      const o = JSON.parse(b);
+      h += JSON.stringify(o) + '\n';
+      const all = [];
+      decodedStrings(o, all);
+      h += all.join('\n') + '\n';
+    } catch { /* raw only */ }
   }
   return h;
 }
