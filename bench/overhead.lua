@@ -12,7 +12,9 @@ function init(args)
   local key = os.getenv("BENCH_KEY")
   local keyed = key and key ~= ""
   if keyed then wrk.headers["Authorization"] = "Bearer " .. key end
-  wrk.body = '{"model":"bench","messages":[{"role":"user","content":' ..
+  local model = os.getenv("BENCH_MODEL")
+  if not model or model == "" then model = "bench" end
+  wrk.body = '{"model":"' .. model .. '","messages":[{"role":"user","content":' ..
              '"Summarize the benefits of keep-alive connections in one line."}]' ..
              (keyed and ',"max_tokens":256' or '') ..
              (stream and ',"stream":true' or '') .. '}'

@@ -15,15 +15,20 @@
 # seconds and prints requests/s, p50/p99 latency, the latency added over calling the
 # upstream directly, and proxy CPU time per request (from /proc/PID/stat
 # utime+stime), with ratios against nginx. switchyard-auth is the gateway with API
-# keys, rate limits and a budget on (compare its cpu_us/req with switchyard's). Env:
+# keys, rate limits and a budget on, switchyard-key the gateway with a key and nothing
+# else (compare their cpu_us/req with switchyard's). Env:
 # DURATION (5), CONNS ("1 16 64"), MODES ("plain stream"), PROXY_CPU (0), LOAD_CPU (1),
-# TARGETS, BASELINE (a build directory whose switchyard runs too, as "baseline").
+# TARGETS, BASELINE (a build directory whose switchyard runs too, as "baseline"),
+# ROUNDS (1; more repeats every cell with the targets in rotated order and prints the
+# median CPU per request of each target and its difference to switchyard's),
+# BENCH_MODEL (the body's model, "bench"; "auto" for a BASELINE without aliases).
 set -euo pipefail
 
 B=${1:-build/rel}
 DUR=${DURATION:-5}
 CONNS=${CONNS:-"1 16 64"}
 MODES=${MODES:-"plain stream"}
+ROUNDS=${ROUNDS:-1}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -80,7 +85,7 @@ wait_file "$tmp/up.port" "$!" "stand-in upstream"
 UP=$(cat "$tmp/up.port")
 
 declare -A PORT CPUPIDS
-TARGETS=${TARGETS:-"switchyard switchyard-auth netlayer nginx"}
+TARGETS=${TARGETS:-"switchyard switchyard-key switchyard-auth netlayer nginx"}
 active=()
 
 if [[ " $TARGETS " == *" switchyard "* ]]; then
@@ -124,11 +129,35 @@ EOF
     fi
 fi
 
-# switchyard-auth: the same gateway with a key whose limits and budget are all on
-# (rpm, tpm, a budget far from exhausted), to price auth + rate limits + budget
-# reservations; every wrk request then carries the key (BENCH_KEY).
-if [[ " $TARGETS " == *" switchyard-auth "* ]] && [ -x "$B/switchyard" ]; then
+# switchyard-key: the same gateway with API keys on and a key without limits or
+# budget (the price of authentication alone). switchyard-auth: a key whose limits and
+# budget are all on (rpm, tpm, a budget far from exhausted), to price auth + rate
+# limits + budget reservations. With either, every wrk request carries the key
+# (BENCH_KEY), to every target.
+if [[ " $TARGETS " == *" switchyard-key "* || " $TARGETS " == *" switchyard-auth "* ]]; then
     export BENCH_KEY=sk-bench-overhead SY_BENCH_KEY=sk-bench-overhead SY_BENCH_ADMIN=admin-bench
+fi
+if [[ " $TARGETS " == *" switchyard-key "* ]] && [ -x "$B/switchyard" ]; then
+    sed -e "s#ledger.db#ledger-key.db#" "$tmp/switchyard.yaml" >"$tmp/switchyard-key.yaml"
+    cat >>"$tmp/switchyard-key.yaml" <<EOF
+auth:
+  admin_key_env: SY_BENCH_ADMIN
+  keys:
+    - { name: bench, key_env: SY_BENCH_KEY, team: bench, tenant: bench }
+EOF
+    taskset -c "$PROXY_CPU" "$B/switchyard" serve -c "$tmp/switchyard-key.yaml" \
+        --listen 127.0.0.1:0 --port-file "$tmp/syk.port" 2>"$tmp/switchyard-key.log" &
+    p=$!
+    pids+=($p)
+    if wait_file "$tmp/syk.port" "$p" "switchyard-key"; then
+        PORT[switchyard-key]=$(cat "$tmp/syk.port")
+        CPUPIDS[switchyard-key]=$p
+        active+=(switchyard-key)
+    else
+        tail -5 "$tmp/switchyard-key.log" >&2
+    fi
+fi
+if [[ " $TARGETS " == *" switchyard-auth "* ]] && [ -x "$B/switchyard" ]; then
     sed -e "s#ledger.db#ledger-auth.db#" "$tmp/switchyard.yaml" >"$tmp/switchyard-auth.yaml"
     cat >>"$tmp/switchyard-auth.yaml" <<EOF
 auth:
@@ -153,7 +182,12 @@ fi
 # BASELINE=DIR: a second switchyard built from another tree (DIR holds its binary),
 # same config, as target "baseline": a change measured against its parent in one run.
 if [ -n "${BASELINE:-}" ] && [ -x "$BASELINE/switchyard" ] && [ -n "${PORT[switchyard]:-}" ]; then
-    taskset -c "$PROXY_CPU" "$BASELINE/switchyard" serve -c "${SWITCHYARD_BENCH_CONFIG:-$tmp/switchyard.yaml}" \
+    # A baseline older than model aliases refuses the models: key; with
+    # BENCH_MODEL=auto neither needs it.
+    # Its own ledger file: an older build may not open a newer schema.
+    sed -e "s#ledger.db#ledger-base.db#" "${SWITCHYARD_BENCH_CONFIG:-$tmp/switchyard.yaml}" |
+        if [ "${BENCH_MODEL:-}" = auto ]; then grep -v '^models:'; else cat; fi >"$tmp/baseline.yaml"
+    taskset -c "$PROXY_CPU" "$BASELINE/switchyard" serve -c "$tmp/baseline.yaml" \
         --listen 127.0.0.1:0 --port-file "$tmp/base.port" 2>"$tmp/baseline.log" &
     p=$!
     pids+=($p)
@@ -207,8 +241,13 @@ for mode in $MODES; do
         drps=$(awk -v n="$dn" -v s="$dsec" 'BEGIN{printf "%.0f", n/s}')
         printf '%-6s %4s %-11s %9s %8s %8s %8s %8s %10s %6s\n' \
             "$mode" "$c" direct "$drps" "$dp50" "$dp99" - - - "$((derr + dnon))"
-        declare -A R=() C=() A50=() A99=()
-        for t in "${active[@]}"; do
+        declare -A R=() C=() A50=() A99=() CS=()
+        n_act=${#active[@]}
+        for ((round = 0; round < ROUNDS; round++)); do
+        # Each round starts one target later: on a loaded machine the order of the
+        # cells matters (the second one measured was faster in every run).
+        for ((k = 0; k < n_act; k++)); do
+            t=${active[$(((k + round) % n_act))]}
             t0=$(ticks ${CPUPIDS[$t]})
             read -r n sec p50 p99 err non <<<"$(run_wrk "${PORT[$t]}" "$mode" "$c" "$DUR")"
             t1=$(ticks ${CPUPIDS[$t]})
@@ -216,11 +255,25 @@ for mode in $MODES; do
             cpu=$(awk -v d=$((t1 - t0)) -v hz="$TICK" -v n="$n" 'BEGIN{printf "%.1f", n ? d*1e6/hz/n : 0}')
             R[$t]=$rps
             C[$t]=$cpu
+            CS[$t]="${CS[$t]:-} $cpu"
             A50[$t]=$((p50 - dp50))
             A99[$t]=$((p99 - dp99))
             printf '%-6s %4s %-11s %9s %8s %8s %8s %8s %10s %6s\n' \
                 "$mode" "$c" "$t" "$rps" "$p50" "$p99" "${A50[$t]}" "${A99[$t]}" \
                 "$cpu" "$((err + non))"
+        done
+        done
+        if [ "$ROUNDS" -gt 1 ]; then
+            # The median of the rounds, and each target against switchyard.
+            for t in "${active[@]}"; do
+                C[$t]=$(echo ${CS[$t]} | tr ' ' '\n' | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')
+            done
+        fi
+        for t in "${active[@]}"; do
+            awk -v m="$mode" -v c="$c" -v t="$t" -v cp="${C[$t]}" -v cs="${C[switchyard]:-0}" -v all="${CS[$t]}" \
+                'BEGIN{printf "%-6s %4s %-11s cpu_us/req median %.1f (rounds:%s)", m, c, t, cp, all;
+                       if (cs > 0 && t != "switchyard") printf ", %+.1f%% vs switchyard", (cp / cs - 1) * 100;
+                       printf "\n"}'
         done
         if [ -n "${R[nginx]:-}" ]; then
             for t in "${active[@]}"; do

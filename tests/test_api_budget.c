@@ -16,6 +16,7 @@
 
 #include "api/budget.h"
 #include "api/config.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "net/loop.h"
 #include "store/store.h"
@@ -161,10 +162,85 @@ static void test_two_gateways_one_budget(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* One request at a time on a key far from its limit: the lease is kept while the key
+ * is idle (no store call per request), and budget_tick gives it back once the key
+ * has been idle for a second, settling what was spent. */
+static void tick_done(void *arg, int rc, double spent, double reserved)
+{
+    (void)spent, (void)reserved;
+    *(int *)arg = rc == 0 ? 1 : -1;
+}
+
+static void stop_fn(loop_t *loop, void *arg)
+{
+    (void)arg;
+    loop_stop(loop);
+}
+
+/* Runs loop until the budget thread's answers are in (they are posted to it). */
+static void settle_loop(loop_t *loop)
+{
+    loop_timer_add(loop, 50, stop_fn, NULL);
+    loop_run(loop);
+}
+
+static void test_idle_lease_kept_then_given_back(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sy-budget-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char url[128], err[256];
+    snprintf(url, sizeof url, "sqlite:%s/b.db", dir);
+    config_key_t key = {
+        .name = "k", .budget_usd = 100, .budget_set = true, .budget_period = CONFIG_PERIOD_MONTH};
+    config_auth_t auth = {.enabled = true, .keys = &key, .n_keys = 1};
+    budget_t *b = budget_new(&auth, url, err, sizeof err);
+    if (!b) fail_msg("%s", err);
+    loop_t *loop = loop_new();
+    store_t *s = store_open(url, err, sizeof err);
+    assert_non_null(s);
+    const int64_t now = 1796578200000LL;
+    int64_t period = 0;
+    int got = 0;
+    /* The first request grows a lease (1 USD) from the store. */
+    assert_int_equal(budget_reserve(b, loop, 0, now, 0.01, &period, tick_done, &got), 1);
+    while (!got)
+        settle_loop(loop);
+    assert_int_equal(got, 1);
+    budget_settle(b, loop, 0, period, 0.01, 0.004);
+    /* The next ones come one at a time and are granted from memory. */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(budget_reserve(b, loop, 0, now, 0.01, &period, tick_done, &got), 0);
+        budget_settle(b, loop, 0, period, 0.01, 0.004);
+    }
+    settle_loop(loop);
+    store_budget_t t;
+    assert_int_equal(store_budget_get(s, "k", period, &t), 0);
+    assert_true(fabs(t.reserved_usd - 1.0) < 1e-9); /* still leased */
+    assert_true(t.spent_usd < 1e-9);
+    uint64_t mono = clock_mono_ms();
+    budget_tick(b, loop, mono); /* idle for less than a second: kept */
+    settle_loop(loop);
+    assert_int_equal(store_budget_get(s, "k", period, &t), 0);
+    assert_true(fabs(t.reserved_usd - 1.0) < 1e-9);
+    budget_tick(b, loop, mono + 1500); /* idle long enough: given back, spending settled */
+    settle_loop(loop);
+    assert_int_equal(store_budget_get(s, "k", period, &t), 0);
+    if (fabs(t.reserved_usd) > 1e-9 || fabs(t.spent_usd - 21 * 0.004) > 1e-9)
+        fail_msg("store spent %.9f reserved %.9f", t.spent_usd, t.reserved_usd);
+    budget_free(b);
+    loop_free(loop);
+    store_close(s);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_gateways_one_budget),
+        cmocka_unit_test(test_idle_lease_kept_then_given_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test_api_offload.c — the offload thread: work runs off the loop thread, done runs
  * on the loop that submitted the job, jobs keep their order, a full queue says so, and
  * queued jobs still run when the offload is freed, and a job whose loop stopped
- * before answering is dropped. */
+ * before answering is dropped; release jobs pass the bound; a nice offload's thread
+ * runs at the lower priority. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,9 +91,9 @@ static void test_full_queue(void **state)
     loop_t *loop = loop_new();
     offload_t *o = offload_new(2);
     atomic_int gate = 0;
-    job_t jobs[4];
+    job_t jobs[5];
     int order[N_JOBS], n_done = 0;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         jobs[i] =
             (job_t){.idx = i, .done_order = order, .n_done = &n_done, .gate = &gate, .loop = loop};
     assert_int_equal(offload_submit(o, loop, work, noop_done, NULL, &jobs[0]), 0);
@@ -103,11 +104,14 @@ static void test_full_queue(void **state)
     assert_int_equal(offload_submit(o, loop, work, noop_done, NULL, &jobs[1]), 0);
     assert_int_equal(offload_submit(o, loop, work, noop_done, NULL, &jobs[2]), 0);
     assert_int_equal(offload_submit(o, loop, work, noop_done, NULL, &jobs[3]), SY_EFULL);
+    /* A job that only releases what it holds is queued past the bound. */
+    assert_int_equal(offload_submit_release(o, loop, work, noop_done, NULL, &jobs[4]), 0);
     atomic_store(&gate, 1);
     offload_free(o);
     assert_true(atomic_load(&jobs[1].started));
     assert_true(atomic_load(&jobs[2].started));
     assert_false(atomic_load(&jobs[3].started));
+    assert_true(atomic_load(&jobs[4].started));
     loop_free(loop);
 }
 

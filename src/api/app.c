@@ -29,6 +29,8 @@
 #define API_LEDGER_FLUSH_MS 200
 /* How often a worker seals its ledger journal and deletes what the store has. */
 #define API_JOURNAL_ROTATE_MS 1000
+/* How often each loop gives back the budget leases of idle keys (budget_tick). */
+#define API_BUDGET_TICK_MS 250
 /* How often private sessions other gateways marked are read from the store. */
 #define API_SESSION_SYNC_MS 1000
 /* Cost reports waiting for the offload thread before new ones get a 503. */
@@ -209,6 +211,14 @@ static void journal_rotate_fn(loop_t *loop, void *arg)
     loop_timer_add(loop, API_JOURNAL_ROTATE_MS, journal_rotate_fn, slot);
 }
 
+/* Loop timer: the current generation's idle budget leases go back to the store. */
+static void budget_tick_fn(loop_t *loop, void *arg)
+{
+    api_slot_t *slot = arg;
+    budget_tick(slot->cur->app->budget, loop, clock_mono_ms());
+    loop_timer_add(loop, API_BUDGET_TICK_MS, budget_tick_fn, slot);
+}
+
 /* HTTP worker_init: the loop's slot, with a worker state on the current generation. */
 static void *worker_init(loop_t *loop, int idx, void *arg)
 {
@@ -224,6 +234,7 @@ static void *worker_init(loop_t *loop, int idx, void *arg)
     slot->cur = worker_new(g, slot, loop, idx);
     slot->ledger = root->ledger;
     if (slot->journal) loop_timer_add(loop, API_JOURNAL_ROTATE_MS, journal_rotate_fn, slot);
+    loop_timer_add(loop, API_BUDGET_TICK_MS, budget_tick_fn, slot);
     return slot;
 }
 

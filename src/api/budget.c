@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "api/offload.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -14,6 +15,11 @@
 
 #define BUDGET_MAX_PENDING 4096
 #define BUDGET_LEASE_SHARE 0.01 /* of the limit, per store round trip */
+/* An idle key keeps its lease while the store had room for this many more leases at
+ * its last grow, for BUDGET_IDLE_MS of idleness (budget_tick); nearer the limit it
+ * goes back at once, so other gateways can use what is left. */
+#define BUDGET_KEEP_LEASES 10
+#define BUDGET_IDLE_MS     1000
 
 /* This gateway's share of one key's budget in one period. All amounts USD. */
 typedef struct lease {
@@ -22,6 +28,8 @@ typedef struct lease {
     double leased;     /* reserved in the store for this gateway */
     double granted;    /* reservations of requests in flight */
     double spent;      /* settled costs not yet written back to the store */
+    double headroom;   /* limit - spent - reserved in the store after the last grow */
+    uint64_t idle_ms;  /* monotonic time the key went idle with its lease kept; 0: not */
 } lease_t;
 
 struct budget {
@@ -150,6 +158,8 @@ static void job_work(void *arg)
     if (l->period_ms == j->period_ms) {
         l->leased += need;
         l->granted += j->amount;
+        l->headroom = k->budget_usd - j->totals.spent_usd - j->totals.reserved_usd;
+        l->idle_ms = 0;
     } else {
         /* The period turned while we asked: this reservation stands alone. */
         pthread_mutex_unlock(&l->mu);
@@ -206,10 +216,12 @@ int budget_reserve(budget_t *b, loop_t *loop, int key, int64_t now_ms, double am
         /* A new period: write back and give back the old lease. */
         if (l->period_ms >= 0) lease_return(b, loop, key, l, true);
         l->period_ms = period;
-        l->leased = l->granted = l->spent = 0;
+        l->leased = l->granted = l->spent = l->headroom = 0;
+        l->idle_ms = 0;
     }
     if (amount_usd <= l->leased - l->granted - l->spent) {
         l->granted += amount_usd;
+        l->idle_ms = 0;
         pthread_mutex_unlock(&l->mu);
         return 0;
     }
@@ -242,11 +254,16 @@ void budget_settle(budget_t *b, loop_t *loop, int key, int64_t period_ms, double
         l->granted -= reserved_usd;
         if (l->granted < 1e-12) l->granted = 0;
         l->spent += actual_usd;
-        /* Idle key: everything goes back. Busy: costs go back in batches. */
-        if (l->granted == 0)
+        /* Idle key near its limit: everything goes back. Idle with room to spare: the
+         * lease is kept a moment (budget_tick gives it back), so a key whose requests
+         * come one at a time does not pay two store writes per request. Busy: costs
+         * go back in batches. */
+        double share = k->budget_usd * BUDGET_LEASE_SHARE;
+        if (l->granted == 0 && l->headroom < share * BUDGET_KEEP_LEASES)
             lease_return(b, loop, key, l, true);
-        else if (l->spent >= k->budget_usd * BUDGET_LEASE_SHARE / 2)
-            lease_return(b, loop, key, l, false);
+        else if (l->granted == 0 && !l->idle_ms)
+            l->idle_ms = clock_mono_ms() | 1;
+        if (l->granted > 0 && l->spent >= share / 2) lease_return(b, loop, key, l, false);
         pthread_mutex_unlock(&l->mu);
         return;
     }
@@ -261,6 +278,20 @@ void budget_settle(budget_t *b, loop_t *loop, int key, int64_t period_ms, double
                  .spent = actual_usd,
                  .release = reserved_usd};
     if (offload_submit(b->thread, loop, job_work, job_done, job_drop, j)) mem_free(j);
+}
+
+void budget_tick(budget_t *b, loop_t *loop, uint64_t now_ms)
+{
+    if (!b) return;
+    for (size_t i = 0; i < b->auth->n_keys; i++) {
+        lease_t *l = &b->leases[i];
+        pthread_mutex_lock(&l->mu);
+        if (l->idle_ms && l->granted == 0 && now_ms - l->idle_ms >= BUDGET_IDLE_MS) {
+            lease_return(b, loop, (int)i, l, true);
+            l->idle_ms = 0;
+        }
+        pthread_mutex_unlock(&l->mu);
+    }
 }
 
 void budget_free(budget_t *b)

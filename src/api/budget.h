@@ -10,8 +10,11 @@
  * store in leases (1% of the limit, or the request's own amount when more) and
  * grants requests from its lease in memory. Settled costs are written back in
  * batches (spent += costs, reserved -= the same), and the rest of a lease is given
- * back whenever the key has no request in flight, so near the limit the leases
- * shrink to single requests and other gateways can use what is left. Whatever the
+ * back when the key has no request in flight: at once when the store had less than
+ * ten leases of room at the last grow, so near the limit the leases shrink to
+ * single requests and other gateways can use what is left; otherwise after a second
+ * of idleness (budget_tick), so requests that come one at a time are granted from
+ * memory too. Whatever the
  * concurrency and however many gateways: settled spending never exceeds the limit
  * (as long as upstreams honour max_tokens; a request that cost more than its
  * reservation is logged).
@@ -43,6 +46,11 @@ budget_t *budget_new(const config_auth_t *auth, const char *store_url, char *err
 /* Runs queued work, gives back every lease (settling what was spent), stops the
  * thread, frees. NULL is fine. Call after the loops that used b stopped. */
 void budget_free(budget_t *b);
+
+/* Gives back the leases of keys idle for a second or more (now_ms: clock_mono_ms);
+ * store calls go through the thread, done on loop. Call it every few hundred ms from
+ * any loop. NULL is fine. */
+void budget_tick(budget_t *b, loop_t *loop, uint64_t now_ms);
 
 /* Start (Unix ms, UTC) of the period holding now_ms: midnight, Monday midnight,
  * the 1st of the month, or 0 for `total`. */

@@ -48,10 +48,12 @@ void api_call_put(api_call_t *c)
 {
     api_worker_t *w = c->w;
     api_anthropic_unlink(c);
-    /* A large request's tree (millions of nodes, possibly) is freed on the pool too. */
+    /* A large request's tree (millions of nodes, possibly) is freed on the pool too,
+     * even when its queues are full: freeing it here would stall the loop. */
     if (c->big && c->req.json && w->app->big[0] &&
-        !offload_submit(w->app->big[0], w->env.loop, big_free_tree, big_nop, big_free_tree,
-                        c->req.json))
+        !offload_submit_release(
+            w->app->big[atomic_fetch_add(&w->app->big_next, 1) % API_BIG_THREADS], w->env.loop,
+            big_free_tree, big_nop, big_free_tree, c->req.json))
         c->req.json = NULL;
     c->big = false;
     c->rest_ok = false;

@@ -136,11 +136,12 @@ void offload_free(offload_t *o)
     mem_free(o);
 }
 
-int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done, offload_fn drop,
-                   void *arg)
+/* Queues a job; bounded: whether max_pending applies. */
+static int submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done, offload_fn drop,
+                  void *arg, bool bounded)
 {
     pthread_mutex_lock(&o->mu);
-    if (o->n_pending >= o->max_pending || o->stopping) {
+    if ((bounded && o->n_pending >= o->max_pending) || o->stopping) {
         pthread_mutex_unlock(&o->mu);
         return SY_EFULL;
     }
@@ -155,4 +156,16 @@ int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done,
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
     return 0;
+}
+
+int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done, offload_fn drop,
+                   void *arg)
+{
+    return submit(o, loop, work, done, drop, arg, true);
+}
+
+int offload_submit_release(offload_t *o, loop_t *loop, offload_fn work, offload_fn done,
+                           offload_fn drop, void *arg)
+{
+    return submit(o, loop, work, done, drop, arg, false);
 }

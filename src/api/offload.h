@@ -37,5 +37,11 @@ void offload_free(offload_t *o);
  * max_pending jobs already wait (nothing is queued; the caller still owns arg). */
 int offload_submit(offload_t *o, loop_t *loop, offload_fn work, offload_fn done, offload_fn drop,
                    void *arg);
+/* The same without the max_pending bound, for work that only releases what arg
+ * already holds (freeing a large tree): queueing it costs nothing new, and refusing
+ * it would leave the caller to do it on its loop. Returns 0, or SY_EFULL once
+ * offload_free() began. */
+int offload_submit_release(offload_t *o, loop_t *loop, offload_fn work, offload_fn done,
+                           offload_fn drop, void *arg);
 
 #endif

@@ -46,8 +46,7 @@ void api_replay_delta(jsonw_t *w, const cJSON *msg)
     else
         jsonw_str(w, "");
     for (const cJSON *it = msg ? msg->child : NULL; it; it = it->next) {
-        if (!it->string || !strcmp(it->string, "role") || !strcmp(it->string, "content"))
-            continue;
+        if (!it->string || !strcmp(it->string, "role") || !strcmp(it->string, "content")) continue;
         jsonw_key(w, it->string);
         if (strcmp(it->string, "tool_calls") || !cJSON_IsArray(it)) {
             write_value(w, it);
