@@ -159,4 +159,5 @@ void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
         jsonw_double(j, (double)c->decision_ns / 1000.0);
         log_event_end();
     }
+    api_trace_end(c, r, status, cost, reasons, pii);
 }

@@ -108,6 +108,7 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, uint32_t unmasked, r
                         clock_mono_us(),
                         atomic_load(&app->seq) * 0x9e3779b97f4a7c15ull ^ app->id_salt, &c->d);
     c->decision_ns = clock_mono_ns() - t0;
+    c->decided_us = clock_mono_us();
     metrics_hist_observe(&app->metrics.decision, c->decision_ns);
     if (rc) return rc;
     for (int i = 0; i < c->d.n_reasons; i++)
@@ -261,6 +262,7 @@ void api_handle_infer(api_worker_t *w, http_req_t *hr, http_res_t *res, bool com
     c->start_us = hr->start_us ? hr->start_us : clock_mono_us();
     c->body_bytes = hr->body_len;
     c->ts_ms = clock_wall_ms();
+    api_trace_begin(c, hr);
     c->completions = completions;
     c->route_only = route_only;
     make_id(app, c->id);
