@@ -10,6 +10,7 @@ L = await import('./lib.mjs');
 const { test, run, assert, eq, post, get, chat, sleep } = L;
 const fs = await import('node:fs');
 const path = await import('node:path');
+const { execFileSync } = await import('node:child_process');
 
 if (!fs.existsSync(L.SWITCHYARD) || !fs.existsSync(L.UPSTREAM)) {
   L.skipAll(`build ${L.SWITCHYARD} and ${L.UPSTREAM} first (make asan)`);
@@ -128,6 +129,23 @@ test('the drift metric, one log line, the dashboard section and a bad since', as
   eq(JSON.stringify(d.versions.versions), JSON.stringify(report.versions), 'the dashboard shows the same report');
   const bad = await get(`${gw.url}/v1/versions?since=yesterdayish`);
   eq(bad.status, 400, 'bad since: ' + bad.text);
+});
+
+test('the dashboard page draws the versions table from the live report', async () => {
+  const chromium = ['chromium', 'chromium-browser', 'google-chrome'].map((c) => {
+    try { return execFileSync('sh', ['-c', `command -v ${c}`]).toString().trim(); } catch { return ''; }
+  }).find((p) => p);
+  if (!chromium) { console.log('# SKIP chromium is not installed (scripts/install-deps.sh)'); return; }
+  const prof = fs.mkdtempSync(path.join(L.tmp(), 'chr-'));
+  const dom = execFileSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+    `--user-data-dir=${prof}`, '--virtual-time-budget=5000', '--dump-dom', `${gw.url}/ui`],
+  { maxBuffer: 64 << 20, timeout: 120000, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  const rows = [...dom.matchAll(/<tr [^>]*data-version="([^"]*)"[^>]*>/g)].map((m) => m[0]);
+  const row = (v) => rows.find((r) => r.includes(`data-version="${v}"`) && r.includes('data-tier="edge"'));
+  assert(row('v1') && row('v2'), 'a row per edge version: ' + rows.join(' | '));
+  assert(row('v2').includes('data-drift="true"') && row('v1').includes('data-drift="false"'), 'drift shown');
+  assert(row('v2').includes(`data-requests="${N}"`), 'v2 requests');
+  assert(dom.includes('DRIFT vs v1'), 'drift reasons drawn');
 });
 
 test('switchyard versions prints the same from the store', async () => {
