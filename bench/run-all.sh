@@ -17,7 +17,8 @@ for b in $SEL; do
     overhead) bench/overhead.sh "$B" || rc=1 ;;
     speculative) "$B/bench/speculative" || rc=1 ;;
     grammar) "$B/bench/grammar" || rc=1 ;;
-    *) echo "unknown benchmark '$b' (route, pii, engine, overhead, speculative, grammar)"; rc=1 ;;
+    otlp) "$B/bench/otlp" || rc=1 ;;
+    *) echo "unknown benchmark '$b' (route, pii, engine, overhead, speculative, grammar, otlp)"; rc=1 ;;
   esac
 done
 exit $rc
