@@ -148,6 +148,20 @@ test('the dashboard page draws the versions table from the live report', async (
   assert(dom.includes('DRIFT vs v1'), 'drift reasons drawn');
 });
 
+test('with auth on, /v1/versions needs the admin key', async () => {
+  const acfg = path.join(L.tmp(), 'versions-auth.yaml');
+  fs.writeFileSync(acfg, config('v1').replace('sqlite:versions.db', 'sqlite:versions-auth.db') +
+    'auth:\n  admin_key_env: SY_V_ADMIN\n  keys:\n    - { name: user, key_env: SY_V_USER, team: t }\n');
+  const agw = await L.startGatewayFile(acfg, { env: { SY_V_ADMIN: 'adm-1f2e', SY_V_USER: 'sk-u-9c8b' } });
+  const url = `${agw.url}/v1/versions`;
+  eq((await get(url)).status, 401, 'no key');
+  eq((await get(url, { authorization: 'Bearer sk-u-9c8b' })).status, 403, 'a user key');
+  const r = await get(url, { authorization: 'Bearer adm-1f2e' });
+  eq(r.status, 200, 'the admin key: ' + r.text);
+  eq(r.json.versions.length, 0, 'an empty ledger lists no version');
+  eq(await agw.stop(), 0, 'exit code');
+});
+
 test('switchyard versions prints the same from the store', async () => {
   eq(await gw.stop(), 0, 'switchyard exit code');
   assert(!/ERROR: (AddressSanitizer|LeakSanitizer)/.test(gw.proc.stderrText), 'sanitizers clean');
