@@ -177,6 +177,22 @@ test('switchyard versions prints the same from the store', async () => {
   assert(/^edge\s+v2\s+cloud\s+c1\s+24\s+1\.000/m.test(rt.stdout), 'pair row: ' + rt.stdout);
 });
 
+test('a restart on the same store flags the drift again, from the periodic check', async () => {
+  fs.writeFileSync(cfg, config('v2').replace('interval_s: 0', 'interval_s: 1'));
+  const g2 = await L.startGatewayFile(cfg);
+  let m = '';
+  for (let i = 0; i < 200 && !m.includes('version="v2"} 1'); i++) {
+    m = (await get(`${g2.url}/metrics`)).text;
+    await sleep(25);
+  }
+  assert(m.includes('switchyard_version_drift{tier="edge",version="v2"} 1'), 'flagged without a GET /v1/versions');
+  const d = (await get(`${g2.url}/v1/admin/dashboard`)).json;
+  assert(d.versions && d.versions.versions.some((v) => v.version === 'v2' && v.drift), 'dashboard section filled');
+  await sleep(1500); // at least one more periodic check
+  eq(await g2.stop(), 0, 'exit code');
+  eq(g2.proc.stderrText.split('\n').filter((l) => l.includes('version_drift')).length, 1, 'logged once');
+});
+
 await run();
 await edge.stop();
 await cloud.stop();
