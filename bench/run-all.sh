@@ -18,7 +18,8 @@ for b in $SEL; do
     speculative) "$B/bench/speculative" || rc=1 ;;
     grammar) "$B/bench/grammar" || rc=1 ;;
     starvation) node bench/starvation.mjs "$B" || rc=1 ;;
-    *) echo "unknown benchmark '$b' (route, pii, engine, overhead, speculative, grammar, starvation)"; rc=1 ;;
+    otlp) "$B/bench/otlp" || rc=1 ;;
+    *) echo "unknown benchmark '$b' (route, pii, engine, overhead, speculative, grammar, starvation, otlp)"; rc=1 ;;
   esac
 done
 exit $rc

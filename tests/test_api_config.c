@@ -72,6 +72,26 @@ static void test_good(void **state)
     assert_int_equal(c.tiers[0].max_context, 0);
     /* A type is blocked: findings of unknown type are too. */
     assert_int_equal(c.route.pii_action[PII_UNKNOWN], ROUTE_PII_BLOCK);
+    /* Drift and telemetry defaults (docs/versions.md, docs/telemetry.md). */
+    assert_int_equal(c.drift.min_requests, 200);
+    assert_true(c.drift.cost_per_request == 0.25);
+    assert_int_equal(c.drift.interval_s, 60);
+    assert_string_equal(c.telemetry.otlp_endpoint, "");
+    assert_string_equal(c.telemetry.service_name, "switchyard");
+    config_deinit(&c);
+    const char *extra = "drift: { min_requests: 50, confidence: 0.2, interval_s: 0 }\n"
+                        "telemetry: { otlp_endpoint: \"http://127.0.0.1:4318\", batch: 8 }\n";
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s%s", good, extra);
+    rc = config_load_string(&c, buf, strlen(buf), "good.yaml", err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_int_equal(c.drift.min_requests, 50);
+    assert_true(c.drift.confidence == 0.2);
+    assert_true(c.drift.escalation_rate == 0.1);
+    assert_int_equal(c.drift.interval_s, 0);
+    assert_string_equal(c.telemetry.otlp_endpoint, "http://127.0.0.1:4318");
+    assert_int_equal(c.telemetry.batch, 8);
+    assert_int_equal(c.telemetry.queue, 4096);
     config_deinit(&c);
 }
 
@@ -177,6 +197,19 @@ static void test_errors(void **state)
     expect_error(buf, "store", "sqlite");
     snprintf(buf, sizeof buf, "%slog_level: chatty\n", tiers);
     expect_error(buf, "log_level", "debug");
+    snprintf(buf, sizeof buf, "%sdrift: { escalation_rate: 1.5 }\n", tiers);
+    expect_error(buf, "drift.escalation_rate, line 5", "range");
+    snprintf(buf, sizeof buf, "%sdrift: { min_requests: 0 }\n", tiers);
+    expect_error(buf, "drift.min_requests", "range");
+    snprintf(buf, sizeof buf, "%sdrift: { sensitivity: high }\n", tiers);
+    expect_error(buf, "drift.sensitivity", "unknown key");
+    snprintf(buf, sizeof buf, "%stelemetry: { otlp_endpoint: \"https://otel.example\" }\n", tiers);
+    expect_error(buf, "telemetry.otlp_endpoint", "http://");
+    snprintf(buf, sizeof buf, "%stelemetry: { otlp_endpoint: \"http://c:4318\", queue: 0 }\n",
+             tiers);
+    expect_error(buf, "telemetry.queue", "range");
+    snprintf(buf, sizeof buf, "%stelemetry: { service_name: \"\" }\n", tiers);
+    expect_error(buf, "telemetry.service_name", "empty");
     expect_error(
         "tiers:\n  e:\n    kind: local\n    model: m\n  e:\n    kind: local\n    model: m\n",
         "tiers.e, line 5", "twice");

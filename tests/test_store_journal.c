@@ -104,6 +104,53 @@ static void test_replay_once(void **state)
     store_close(s);
 }
 
+/* The version fields, the confidence and the PII action masks survive a replay. */
+static void test_replay_versions(void **state)
+{
+    char err[300] = "", id[40];
+    store_t *s = store_open(g_url, err, sizeof err);
+    assert_non_null(s);
+    store_journal_t *j = store_journal_open(g_jdir, 3, false, err, sizeof err);
+    assert_non_null(j);
+    for (int i = 0; i < 4; i++) {
+        store_ledger_row_t r = row_n(500 + i, id);
+        r.version = "c9";
+        r.first_tier = "edge";
+        r.first_version = "v7";
+        r.cloud_tier = "cloud";
+        r.cloud_version = "c9";
+        r.escalated = true;
+        r.has_confidence = i < 3;
+        r.confidence = 0.25f;
+        r.pii_allowed = 1;
+        r.pii_masked = 4;
+        assert_int_equal(store_journal_append(j, &r), 0);
+    }
+    store_journal_close(j);
+    uint64_t rows, dup, bad;
+    assert_int_equal(store_journal_replay(g_jdir, s, &rows, &dup, &bad, err, sizeof err), 0);
+    assert_int_equal(rows, 4);
+    store_version_cell_t *c;
+    size_t n;
+    assert_int_equal(store_versions_query(s, 1700000000500, &c, &n), 0); /* this test's rows */
+    assert_int_equal(n, 1);
+    assert_string_equal(c[0].first_tier, "edge");
+    assert_string_equal(c[0].first_version, "v7");
+    assert_string_equal(c[0].version, "c9");
+    assert_string_equal(c[0].cloud_version, "c9");
+    assert_int_equal(c[0].escalated, 4);
+    assert_int_equal(c[0].confidences, 3);
+    assert_true(c[0].confidence_sum > 0.749 && c[0].confidence_sum < 0.751);
+    free(c);
+    store_audit_row_t *a;
+    assert_int_equal(store_audit_query(s, 1700000000500, &a, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(a[0].pii_allowed, 1);
+    assert_int_equal(a[0].pii_masked, 4);
+    free(a);
+    store_close(s);
+}
+
 static void test_torn_tail(void **state)
 {
     char err[300] = "", id[40], path[600];
@@ -175,9 +222,8 @@ static void test_live_owner_skipped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_replay_once),
-        cmocka_unit_test(test_torn_tail),
-        cmocka_unit_test(test_rotate),
+        cmocka_unit_test(test_replay_once),        cmocka_unit_test(test_replay_versions),
+        cmocka_unit_test(test_torn_tail),          cmocka_unit_test(test_rotate),
         cmocka_unit_test(test_live_owner_skipped),
     };
     return cmocka_run_group_tests_name("journal", tests, setup, teardown);

@@ -29,7 +29,9 @@ void api_version_fields(const api_app_t *app, const route_decision_t *d, const e
 {
     const tier_t *served = r && r->tier >= 0 ? &app->tiers[r->tier] : NULL;
     row->version = served ? served->s.version : "";
-    if (!r || d->tier < 0 || (size_t)d->tier >= app->n_tiers) return;
+    /* Refused before any tier was called (a limit, no eligible tier): not a
+     * version's request. */
+    if (!r || !r->tiers_sent || d->tier < 0 || (size_t)d->tier >= app->n_tiers) return;
     const tier_t *first = &app->tiers[d->tier];
     row->first_tier = first->s.name;
     row->first_version = first->s.version;
@@ -159,4 +161,5 @@ void api_account(api_call_t *c, const exec_result_t *r, int status, double cost)
         jsonw_double(j, (double)c->decision_ns / 1000.0);
         log_event_end();
     }
+    api_trace_end(c, r, status, cost, reasons, pii);
 }

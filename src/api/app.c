@@ -12,6 +12,7 @@
 #include "api/piiload.h"
 #include "api/app_impl.h"
 #include "store/journal.h"
+#include "api/otlp.h"
 #include "api/versions.h"
 #include <errno.h>
 #include <inttypes.h>
@@ -93,6 +94,7 @@ static void handler(http_req_t *hr, http_res_t *res, void *ctx)
             buf_reset(b);
             metrics_write(&app->metrics, app->tiers, app->n_tiers, b);
             if (app->root->versions) versions_state_write_metrics(app->root->versions, b);
+            api_trace_metrics(app->root, b);
             return (void)http_res_send(res, 200, "text/plain; version=0.0.4", b->data, b->len);
         }
     } else if (!strcmp(p, "/healthz")) {
@@ -600,6 +602,16 @@ api_app_t *api_app_new(const config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "ledger %s: %s", cfg->store, e2);
         goto fail;
     }
+    if (*cfg->telemetry.otlp_endpoint) {
+        const config_telemetry_t *tc = &cfg->telemetry;
+        otlp_opts_t oo = {tc->otlp_endpoint, tc->service_name, tc->queue,
+                          tc->batch,         tc->interval_ms,  tc->timeout_ms};
+        app->otlp = otlp_new(&oo, e2, sizeof e2);
+        if (!app->otlp) {
+            snprintf(err, errlen, "telemetry: %s", e2);
+            goto fail;
+        }
+    }
     app->versions = versions_state_new(cfg->store, app->ledger, &cfg->drift, e2, sizeof e2);
     if (!app->versions) {
         snprintf(err, errlen, "versions %s: %s", cfg->store, e2);
@@ -693,6 +705,7 @@ void api_app_free(api_app_t *app)
     offload_free(app->offload); /* before the loops its answers go to are freed */
     api_big_stop(app);
     http_server_free(app->http);
+    otlp_free(app->otlp); /* after the workers that submit to it */
     bool all_in = false;
     if (app->ledger) {
         uint64_t pushed, settled, dropped;

@@ -90,6 +90,7 @@ struct api_app {
     struct api_reload *rl; /* root only: reload thread and worker slots */
     /* Root only: drift flags and the last versions report (versions.h). */
     struct versions_state *versions;
+    struct otlp *otlp; /* root only: the trace exporter, NULL when telemetry is off */
 };
 
 typedef struct api_worker {
@@ -156,6 +157,9 @@ typedef struct api_call {
     bool anthropic;
     struct api_call *anth_prev, *anth_next; /* the worker's anth_calls list */
     api_anth_stream_t anth;                 /* the client's stream state */
+    /* Trace context (trace.c): W3C ids, the client's span from traceparent or zero. */
+    uint8_t trace_id[16], trace_parent[8], span_id[8];
+    uint64_t decided_us; /* monotonic: when the decision was made (0 = not made) */
 } api_call_t;
 
 /* ---------------------------------------------------------- respond.c ---- */
@@ -197,6 +201,18 @@ void api_version_fields(const api_app_t *app, const route_decision_t *d, const e
                         store_ledger_row_t *row);
 /* Metrics, ledger row and log line for a finished (or refused) call. */
 void api_account(api_call_t *c, const exec_result_t *r, int status, double cost);
+
+/* ------------------------------------------------------------ trace.c ---- */
+
+/* Sets up c's trace context: the incoming traceparent header joined, else a new
+ * trace; a bad header is ignored (a new trace, as the W3C spec says). */
+void api_trace_begin(api_call_t *c, const http_req_t *hr);
+/* Hands c's spans (request, decision, each upstream call, first token) to the
+ * exporter when telemetry is on. reasons and pii (type names) as accounted. */
+void api_trace_end(api_call_t *c, const exec_result_t *r, int status, double cost,
+                   const char *reasons, const char *pii);
+/* switchyard_otlp_dropped_total and _exported_total (zero when telemetry is off). */
+void api_trace_metrics(api_app_t *root, buf_t *b);
 
 /* ------------------------------------------------------------- mask.c ---- */
 

@@ -114,6 +114,7 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, uint32_t unmasked, r
                         clock_mono_us(),
                         atomic_load(&app->seq) * 0x9e3779b97f4a7c15ull ^ app->id_salt, &c->d);
     c->decision_ns = clock_mono_ns() - t0;
+    c->decided_us = clock_mono_us();
     metrics_hist_observe(&app->metrics.decision, c->decision_ns);
     if (rc) return rc;
     for (int i = 0; i < c->d.n_reasons; i++)
@@ -163,15 +164,14 @@ static void infer_prepare(api_call_t *c, api_scan_t *scan, const http_req_t *hr,
     c->prep_code = NULL;
     c->prep_type = "invalid_request_error";
     memset(&c->pv, 0, sizeof c->pv);
-    int rc = c->anthropic
-                 ? api_anthropic_parse(&c->req, hr, &c->arena, c->prep_err, sizeof c->prep_err,
-                                       c->prep_param, sizeof c->prep_param)
-             : c->embeddings
-                 ? api_request_parse_embeddings(&c->req, hr, &c->arena, c->prep_err,
-                                                sizeof c->prep_err, c->prep_param,
-                                                sizeof c->prep_param)
-                 : api_request_parse(&c->req, hr, completions, &c->arena, c->prep_err,
-                                     sizeof c->prep_err, c->prep_param, sizeof c->prep_param);
+    int rc =
+        c->anthropic ? api_anthropic_parse(&c->req, hr, &c->arena, c->prep_err, sizeof c->prep_err,
+                                           c->prep_param, sizeof c->prep_param)
+        : c->embeddings
+            ? api_request_parse_embeddings(&c->req, hr, &c->arena, c->prep_err, sizeof c->prep_err,
+                                           c->prep_param, sizeof c->prep_param)
+            : api_request_parse(&c->req, hr, completions, &c->arena, c->prep_err,
+                                sizeof c->prep_err, c->prep_param, sizeof c->prep_param);
     if (rc) {
         c->prep_status = rc == SY_ETOOBIG ? 413 : 400;
         c->prep_code = rc == SY_EPARSE ? "invalid_json" : NULL;
@@ -300,6 +300,7 @@ static void infer_start(api_worker_t *w, http_req_t *hr, http_res_t *res, bool c
     c->start_us = hr->start_us ? hr->start_us : clock_mono_us();
     c->body_bytes = hr->body_len;
     c->ts_ms = clock_wall_ms();
+    api_trace_begin(c, hr);
     c->completions = completions;
     c->route_only = route_only;
     make_id(app, c->id);

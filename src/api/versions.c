@@ -357,12 +357,15 @@ static void *versions_main(void *arg)
 {
     versions_state_t *vs = arg;
     pthread_mutex_lock(&vs->mu);
+    bool first = true; /* a report right at start, then every interval_s */
     while (!vs->stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += vs->th.interval_s;
-        while (!vs->stop && pthread_cond_timedwait(&vs->wake, &vs->mu, &until) != ETIMEDOUT) {
+        while (!first && !vs->stop &&
+               pthread_cond_timedwait(&vs->wake, &vs->mu, &until) != ETIMEDOUT) {
         }
+        first = false;
         if (vs->stop) break;
         pthread_mutex_unlock(&vs->mu);
         if (vs->ledger) store_ledger_writer_flush(vs->ledger);

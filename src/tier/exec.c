@@ -202,10 +202,19 @@ static void describe(exec_t *x, upstream_err_t e, int status, const char *msg, c
     }
 }
 
+/* Closes the open call span (tracing), if any. */
+static void call_span_end(exec_t *x, bool ok)
+{
+    exec_call_span_t *s = x->r.n_calls ? &x->r.calls[x->r.n_calls - 1] : NULL;
+    if (s && !s->end_us) s->ok = ok, s->end_us = clock_mono_us();
+}
+
 static void finish(exec_t *x)
 {
     if (x->done_called) return;
     x->done_called = true;
+    call_span_end(x, false);
+    x->r.start_us = x->start_us;
     x->r.total_us = clock_mono_us() - x->start_us;
     x->r.degraded = x->r.degraded || x->d.degraded;
     if (x->r.tier >= 0 && x->d.tier >= 0 && x->r.tier != x->d.tier && !x->r.escalated)
@@ -407,6 +416,7 @@ static int next_cloud(exec_t *x)
  * client's words for it ("HTTP 500: overloaded"). */
 static void call_failed(exec_t *x, upstream_err_t e, int status, const char *why, const char *cause)
 {
+    call_span_end(x, false);
     tier_t *t = cur(x);
     tier_breaker_record(t, false, clock_mono_ms());
     release_slot(x);
@@ -435,6 +445,7 @@ static void call_failed(exec_t *x, upstream_err_t e, int status, const char *why
 
 static void call_succeeded(exec_t *x)
 {
+    call_span_end(x, true);
     tier_t *t = cur(x);
     tier_breaker_record(t, true, clock_mono_ms());
     tier_service_observe(t, clock_mono_us() - x->call_start_us);
@@ -712,6 +723,8 @@ static void start_call(exec_t *x)
     x->tries_here++;
     x->r.attempts++;
     x->call_start_us = clock_mono_us();
+    if (x->r.n_calls < EXEC_MAX_CALLS)
+        x->r.calls[x->r.n_calls++] = (exec_call_span_t){x->tier, false, x->call_start_us, 0};
     if (x->d.local_only && t->s.privacy == ROUTE_PRIVACY_EXTERNAL) {
         /* Unreachable by construction (the router never orders it); refuse anyway. */
         log_error("exec: refused to send a local_only request to external tier %s", t->s.name);

@@ -52,6 +52,14 @@ typedef struct exec_env {
 void exec_env_deinit(exec_env_t *env);
 
 #define EXEC_MAX_NOTES 8
+#define EXEC_MAX_CALLS 8 /* upstream calls kept for tracing */
+
+/* One upstream call (or local engine call), for tracing. */
+typedef struct exec_call_span {
+    int tier;
+    bool ok;                   /* answered (false: failed, timed out, cancelled) */
+    uint64_t start_us, end_us; /* monotonic */
+} exec_call_span_t;
 
 /* ---- Errors -----------------------------------------------------------------
  * A request no tier answered fails with 503 tier_unavailable and a message naming
@@ -83,6 +91,9 @@ typedef struct exec_result {
     uint64_t ttft_us, total_us;
     char notes[EXEC_MAX_NOTES][ROUTE_REASON_LEN]; /* appended reasons: failover, escalation */
     int n_notes;
+    uint64_t start_us;                      /* monotonic: when the exec started (ttft_us from) */
+    exec_call_span_t calls[EXEC_MAX_CALLS]; /* the first calls, in order */
+    int n_calls;
 } exec_result_t;
 
 typedef struct exec_sink {

@@ -10,6 +10,7 @@ L = await import('./lib.mjs');
 const { test, run, assert, eq, post, get, chat, sleep } = L;
 const fs = await import('node:fs');
 const path = await import('node:path');
+const { execFileSync } = await import('node:child_process');
 
 if (!fs.existsSync(L.SWITCHYARD) || !fs.existsSync(L.UPSTREAM)) {
   L.skipAll(`build ${L.SWITCHYARD} and ${L.UPSTREAM} first (make asan)`);
@@ -130,6 +131,37 @@ test('the drift metric, one log line, the dashboard section and a bad since', as
   eq(bad.status, 400, 'bad since: ' + bad.text);
 });
 
+test('the dashboard page draws the versions table from the live report', async () => {
+  const chromium = ['chromium', 'chromium-browser', 'google-chrome'].map((c) => {
+    try { return execFileSync('sh', ['-c', `command -v ${c}`]).toString().trim(); } catch { return ''; }
+  }).find((p) => p);
+  if (!chromium) { console.log('# SKIP chromium is not installed (scripts/install-deps.sh)'); return; }
+  const prof = fs.mkdtempSync(path.join(L.tmp(), 'chr-'));
+  const dom = execFileSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+    `--user-data-dir=${prof}`, '--virtual-time-budget=5000', '--dump-dom', `${gw.url}/ui`],
+  { maxBuffer: 64 << 20, timeout: 120000, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  const rows = [...dom.matchAll(/<tr [^>]*data-version="([^"]*)"[^>]*>/g)].map((m) => m[0]);
+  const row = (v) => rows.find((r) => r.includes(`data-version="${v}"`) && r.includes('data-tier="edge"'));
+  assert(row('v1') && row('v2'), 'a row per edge version: ' + rows.join(' | '));
+  assert(row('v2').includes('data-drift="true"') && row('v1').includes('data-drift="false"'), 'drift shown');
+  assert(row('v2').includes(`data-requests="${N}"`), 'v2 requests');
+  assert(dom.includes('DRIFT vs v1'), 'drift reasons drawn');
+});
+
+test('with auth on, /v1/versions needs the admin key', async () => {
+  const acfg = path.join(L.tmp(), 'versions-auth.yaml');
+  fs.writeFileSync(acfg, config('v1').replace('sqlite:versions.db', 'sqlite:versions-auth.db') +
+    'auth:\n  admin_key_env: SY_V_ADMIN\n  keys:\n    - { name: user, key_env: SY_V_USER, team: t }\n');
+  const agw = await L.startGatewayFile(acfg, { env: { SY_V_ADMIN: 'adm-1f2e', SY_V_USER: 'sk-u-9c8b' } });
+  const url = `${agw.url}/v1/versions`;
+  eq((await get(url)).status, 401, 'no key');
+  eq((await get(url, { authorization: 'Bearer sk-u-9c8b' })).status, 403, 'a user key');
+  const r = await get(url, { authorization: 'Bearer adm-1f2e' });
+  eq(r.status, 200, 'the admin key: ' + r.text);
+  eq(r.json.versions.length, 0, 'an empty ledger lists no version');
+  eq(await agw.stop(), 0, 'exit code');
+});
+
 test('switchyard versions prints the same from the store', async () => {
   eq(await gw.stop(), 0, 'switchyard exit code');
   assert(!/ERROR: (AddressSanitizer|LeakSanitizer)/.test(gw.proc.stderrText), 'sanitizers clean');
@@ -143,6 +175,22 @@ test('switchyard versions prints the same from the store', async () => {
   const row = rt.stdout.split('\n').find((l) => /^edge\s+v2\s/.test(l));
   assert(row && row.includes('DRIFT vs v1') && row.includes('escalation_rate 0->1'), 'table row: ' + rt.stdout);
   assert(/^edge\s+v2\s+cloud\s+c1\s+24\s+1\.000/m.test(rt.stdout), 'pair row: ' + rt.stdout);
+});
+
+test('a restart on the same store flags the drift again, from the periodic check', async () => {
+  fs.writeFileSync(cfg, config('v2').replace('interval_s: 0', 'interval_s: 1'));
+  const g2 = await L.startGatewayFile(cfg);
+  let m = '';
+  for (let i = 0; i < 200 && !m.includes('version="v2"} 1'); i++) {
+    m = (await get(`${g2.url}/metrics`)).text;
+    await sleep(25);
+  }
+  assert(m.includes('switchyard_version_drift{tier="edge",version="v2"} 1'), 'flagged without a GET /v1/versions');
+  const d = (await get(`${g2.url}/v1/admin/dashboard`)).json;
+  assert(d.versions && d.versions.versions.some((v) => v.version === 'v2' && v.drift), 'dashboard section filled');
+  await sleep(1500); // at least one more periodic check
+  eq(await g2.stop(), 0, 'exit code');
+  eq(g2.proc.stderrText.split('\n').filter((l) => l.includes('version_drift')).length, 1, 'logged once');
 });
 
 await run();
