@@ -22,6 +22,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: switchyard train classifier [-o models/taskclass.bin] [--shared DIR]\n"
+               "       switchyard train pii [--cv K] [-o data/names/pii-labeller.bin] (--help)\n"
                "       switchyard train router [-o models/router.bin] [--classifier FILE]\n"
                "                               [--data CSV] [--shared DIR] [--folds-only]\n"
                "                               [--dump CSV]\n\n"
@@ -381,6 +382,7 @@ int cmd_train(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "pii")) return cmd_train_pii(argc, argv);
     const char *shared = routedata_shared(), *out = NULL, *cls = "models/taskclass.bin",
                *data = NULL, *dump = NULL;
     bool folds_only = false;
@@ -403,6 +405,7 @@ int cmd_train(int argc, char **argv)
             return 2;
         }
     }
+    if (!strcmp(argv[1], "pii")) return cmd_train_pii(argc, argv);
     if (!strcmp(argv[1], "classifier"))
         return train_classifier(shared, out ? out : "models/taskclass.bin");
     if (!strcmp(argv[1], "router"))
