@@ -123,7 +123,7 @@ static void usage_pii(FILE *f)
                "           [--cv K]\n\n"
                "Trains the PERSON / STREET_ADDRESS labeller on N generated records (default\n"
                "30000; templates from shared/data/pii/templates.txt, names from the census\n"
-               "lists), E passes (default 6), 2^B feature buckets (default 16). --cv K first\n"
+               "lists), E passes (default 6), 2^B feature buckets (default 14). --cv K first\n"
                "prints K-fold cross-validation by template (each fold's templates unseen in\n"
                "training), overlap P / R per fold; then trains on everything and writes the\n"
                "model.\n");
@@ -134,7 +134,7 @@ int cmd_train_pii(int argc, char **argv)
     const char *out = "data/names/pii-labeller.bin", *names = "data/names", *tmpl = NULL;
     long nrec = 30000;
     int epochs = 6, cv = 0;
-    unsigned bits = 16;
+    unsigned bits = 14;
     unsigned long seed = 1;
     char tpath[4096], err[512];
     for (int i = 2; i < argc; i++) {

@@ -617,8 +617,18 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
         float alt = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
                                       (const float(*)[PII_LABEL_TAGS])m->trans, al, tg2);
         float score = 1.0f / (1.0f + expf(-(best - alt)));
-        pii_cand_add(c, t == LT_B_PER ? PII_PERSON : PII_STREET_ADDRESS, score, w->tok[w->a + i].st,
-                     w->tok[w->a + last].en);
+        size_t st = w->tok[w->a + i].st, en = w->tok[w->a + last].en;
+        /* a span over a validated value (a phone, an IBAN, a card) is the labeller
+         * reading digits as an address: the value stands, the span goes */
+        bool clash = false;
+        for (size_t q = c->first; q < c->sc->n && !clash; q++) {
+            const pii_span_t *x = &c->sc->cand[q];
+            clash = x->type != PII_PERSON && x->type != PII_STREET_ADDRESS && x->start < en &&
+                    st < x->end;
+        }
+        if (!clash)
+            pii_cand_add(c, t == LT_B_PER ? PII_PERSON : PII_STREET_ADDRESS, score,
+                         w->tok[w->a + i].st, w->tok[w->a + last].en);
         i = e;
     }
 }
