@@ -217,7 +217,11 @@ int main(int argc, char **argv)
     }
     const char *sh = getenv("SY_SHARED") ? getenv("SY_SHARED") : "../shared";
     char path[4096], names[4096];
-    snprintf(names, sizeof names, "%s/data/names", sh);
+    /* the repository's names folder holds the labeller model; the shared one may not */
+    if (access("data/names/" PIILOAD_LABELLER_FILE, R_OK) == 0)
+        snprintf(names, sizeof names, "data/names");
+    else
+        snprintf(names, sizeof names, "%s/data/names", sh);
     const char *corpora[] = {"tinystories_val_subset.txt", "tinyshakespeare_input.txt"};
     texts_t clean = {0}, mixed = {0}, lng = {0}, pii = {0};
     for (int i = 0; i < 2; i++) {
@@ -240,16 +244,24 @@ int main(int argc, char **argv)
     char err[256];
 
     pii_scanner_t *s_on = piiload_scanner_new(names, 0.5f, err, sizeof err),
-                  *s_off = piiload_scanner_new(NULL, 0.5f, err, sizeof err);
-    if (!s_on || !s_off) {
+                  *s_off = piiload_scanner_new(NULL, 0.5f, err, sizeof err), *s_rules = NULL;
+    pii_census_t census;
+    if (s_on && !piiload_census_read(names, &census, err, sizeof err)) {
+        /* the census lists without the labeller: the rules find names */
+        pii_options_t o = {&census, 0.5f};
+        s_rules = pii_scanner_new(&o, err, sizeof err);
+        piiload_census_free(&census);
+    }
+    if (!s_on || !s_off || !s_rules) {
         fprintf(stderr, "bench/pii: %s\n", err);
         return 1;
     }
-    pii_scratch_t *sc_on = pii_scratch_new(s_on), *sc_off = pii_scratch_new(s_off);
+    pii_scratch_t *sc_on = pii_scratch_new(s_on), *sc_off = pii_scratch_new(s_off),
+                  *sc_rules = pii_scratch_new(s_rules);
 
     row_t rows[8];
     int nr = 0;
-    rows[nr] = (row_t){"switchyard (names on)", 0, 0, 0, 0, 0, true};
+    rows[nr] = (row_t){"switchyard (labeller)", 0, 0, 0, 0, 0, true};
     f1_presidio(s_on, sc_on, dsets, 2, &rows[nr].p, &rows[nr].r, &pii);
     /* Mixed: every tenth message gets a PII record appended. */
     for (size_t i = 0; i < clean.n; i++) {
@@ -268,6 +280,12 @@ int main(int argc, char **argv)
     rows[nr].clean = measure(s_on, sc_on, &clean, secs);
     rows[nr].mixed = measure(s_on, sc_on, &mixed, secs);
     rows[nr].lng = measure(s_on, sc_on, &lng, secs);
+    nr++;
+    rows[nr] = (row_t){"switchyard (names by rules)", 0, 0, 0, 0, 0, true};
+    f1_presidio(s_rules, sc_rules, dsets, 2, &rows[nr].p, &rows[nr].r, NULL);
+    rows[nr].clean = measure(s_rules, sc_rules, &clean, secs);
+    rows[nr].mixed = measure(s_rules, sc_rules, &mixed, secs);
+    rows[nr].lng = measure(s_rules, sc_rules, &lng, secs);
     nr++;
     rows[nr] = (row_t){"switchyard (names off)", 0, 0, 0, 0, 0, true};
     f1_presidio(s_off, sc_off, dsets, 2, &rows[nr].p, &rows[nr].r, NULL);
@@ -342,6 +360,8 @@ int main(int argc, char **argv)
     }
     pii_scratch_free(sc_on);
     pii_scratch_free(sc_off);
+    pii_scratch_free(sc_rules);
+    pii_scanner_free(s_rules);
     pii_scanner_free(s_on);
     pii_scanner_free(s_off);
     texts_free(&clean);

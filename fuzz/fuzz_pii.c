@@ -2,8 +2,9 @@
  *
  * Scans arbitrary bytes and checks the span contract: sorted, non-overlapping, inside
  * the input, known types, scores in 0..1. Then redacts and masks with the spans and
- * checks that restoring the masked text gives the input back. The name gazetteer is
- * loaded when $SY_SHARED/data/names exists (else PERSON detection is off).
+ * checks that restoring the masked text gives the input back. The names and the
+ * labeller model come from data/names (run from the repository root), else the
+ * gazetteer from $SY_SHARED/data/names (else PERSON detection is off).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +24,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     char dir[4096], probe[4200];
     const char *sh = getenv("SY_SHARED");
-    snprintf(dir, sizeof dir, "%s/data/names", sh ? sh : "../shared");
+    /* the repository's folder holds the labeller model as well */
+    snprintf(dir, sizeof dir, "data/names");
+    snprintf(probe, sizeof probe, "%s/%s", dir, PIILOAD_LABELLER_FILE);
+    FILE *m = fopen(probe, "r");
+    if (m)
+        fclose(m);
+    else
+        snprintf(dir, sizeof dir, "%s/data/names", sh ? sh : "../shared");
     snprintf(probe, sizeof probe, "%s/census1990_last.txt", dir);
     FILE *f = fopen(probe, "r");
     if (f) fclose(f);

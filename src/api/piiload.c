@@ -10,7 +10,8 @@
 #include "base/err.h"
 #include "base/mem.h"
 
-#define CENSUS_MAX (16u << 20) /* bytes per list; the 1990 lists are under 3 MiB */
+#define CENSUS_MAX   (16u << 20) /* bytes per list; the 1990 lists are under 3 MiB */
+#define LABELLER_MAX (64u << 20) /* bytes of the labeller model (2^20 buckets: 10 MiB) */
 
 /* Reads a whole file into an owned buffer of at most max bytes. 0, -errno or
  * SY_ETOOBIG. */
@@ -56,13 +57,38 @@ void piiload_census_free(pii_census_t *c)
     memset(c, 0, sizeof *c);
 }
 
+int piiload_labeller_read(const char *dir, buf_t *out, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, PIILOAD_LABELLER_FILE);
+    int rc = read_all(path, LABELLER_MAX, out);
+    if (rc == -ENOENT) return 1;
+    if (rc) snprintf(err, errlen, "%s: %s", path, sy_strerror(rc));
+    return rc;
+}
+
 pii_scanner_t *piiload_scanner_new(const char *names_dir, float min_score, char *err, size_t errlen)
 {
     pii_census_t census;
     bool names = names_dir && *names_dir;
     if (names && piiload_census_read(names_dir, &census, err, errlen)) return NULL;
+    buf_t model = {0};
+    int mrc = names ? piiload_labeller_read(names_dir, &model, err, errlen) : 1;
+    if (mrc < 0) {
+        piiload_census_free(&census);
+        return NULL;
+    }
     pii_options_t o = {names ? &census : NULL, min_score};
     pii_scanner_t *s = pii_scanner_new(&o, err, errlen);
+    if (s && mrc == 0) {
+        char e2[400];
+        if (pii_scanner_load_labeller(s, model.data, model.len, e2, sizeof e2)) {
+            snprintf(err, errlen, "%s/%s: %s", names_dir, PIILOAD_LABELLER_FILE, e2);
+            pii_scanner_free(s);
+            s = NULL;
+        }
+    }
+    if (mrc == 0) buf_deinit(&model);
     if (names) piiload_census_free(&census);
     return s;
 }

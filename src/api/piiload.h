@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "base/buf.h"
 #include "route/pii/pii.h"
 
 /* Reads the census lists (pii_census_files) from dir into c, each at most 16 MiB.
@@ -18,8 +19,16 @@ int piiload_census_read(const char *dir, pii_census_t *c, char *err, size_t errl
 /* Frees what piiload_census_read read; zeroes c. */
 void piiload_census_free(pii_census_t *c);
 
+/* The labeller's model file, read from the names folder when it is there. */
+#define PIILOAD_LABELLER_FILE "pii-labeller.bin"
+/* Reads dir/PIILOAD_LABELLER_FILE into out (owned: buf_deinit). 0; 1 when the folder
+ * has none; or a negative error with a message naming the file in err. */
+int piiload_labeller_read(const char *dir, buf_t *out, char *err, size_t errlen);
+
 /* Builds a scanner with threshold min_score and, when names_dir is not NULL or empty,
- * the census lists from it. Returns an owned scanner (pii_scanner_free) or NULL with a
+ * the census lists from it, and the labeller model from the same folder when it holds
+ * one (PERSON and STREET_ADDRESS then come from the labeller; a corrupt model is an
+ * error). Returns an owned scanner (pii_scanner_free) or NULL with a
  * message in err. */
 pii_scanner_t *piiload_scanner_new(const char *names_dir, float min_score, char *err,
                                    size_t errlen);

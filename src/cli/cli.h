@@ -13,5 +13,7 @@ typedef struct cli_cmd {
 
 /* True if argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);
+/* `switchyard train pii` (train_pii.c), called by cmd_train. */
+int cmd_train_pii(int argc, char **argv);
 
 #endif

@@ -45,9 +45,15 @@ static int read_all(const char *path, buf_t *out)
     return rc;
 }
 
-/* Default gazetteer folder: $SY_SHARED/data/names, else ../shared/data/names. */
+/* Default gazetteer folder: the repository's data/names when it holds the labeller
+ * model, else $SY_SHARED/data/names, else ../shared/data/names. */
 static const char *default_names_dir(char *tmp, size_t n)
 {
+    if (access("data/names/" PIILOAD_LABELLER_FILE, R_OK) == 0 &&
+        access("data/names/census1990_last.txt", R_OK) == 0) {
+        snprintf(tmp, n, "data/names");
+        return tmp;
+    }
     const char *sh = getenv("SY_SHARED");
     snprintf(tmp, n, "%s/data/names", sh ? sh : "../shared");
     char probe[4200];

@@ -24,6 +24,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: switchyard train classifier [-o models/taskclass.bin] [--shared DIR]\n"
                "                                   [--cv N] [--eval TSV] [--no-write]\n"
                "                                   [--instructions TSV]\n"
+               "       switchyard train pii [--cv K] [-o data/names/pii-labeller.bin] (--help)\n"
                "       switchyard train router [-o models/router.bin] [--classifier FILE]\n"
                "                               [--data CSV] [--shared DIR] [--folds-only]\n"
                "                               [--dump CSV]\n\n"
@@ -463,6 +464,7 @@ int cmd_train(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "pii")) return cmd_train_pii(argc, argv);
     const char *shared = routedata_shared(), *out = NULL, *cls = "models/taskclass.bin",
                *data = NULL, *dump = NULL, *instr = "data/taskclass/instructions.tsv", *eval = NULL;
     bool folds_only = false, no_write = false;
@@ -510,6 +512,6 @@ int cmd_train(int argc, char **argv)
     if (!strcmp(argv[1], "router"))
         return train_router(shared, instr, data, cls, out ? out : "models/router.bin", folds_only,
                             dump);
-    fprintf(stderr, "switchyard train: unknown model '%s' (classifier or router)\n", argv[1]);
+    fprintf(stderr, "switchyard train: unknown model '%s' (classifier, pii or router)\n", argv[1]);
     return 2;
 }

@@ -2,6 +2,7 @@
 #include "cli/pii_gen.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #define GEN_MAX_SPANS 32
 #define GEN_MAX_TEXT  4096 /* bytes of one record */
+#define GEN_SYNTH     16   /* made-up names alive at once (one record uses a few) */
 
 /* ================================================================== word lists */
 
@@ -22,17 +24,23 @@ typedef struct names {
     size_t n;
 } names_t;
 
-typedef struct gen {
+struct pii_gen {
     uint64_t rng;
     names_t first[2], last; /* female, male; surnames */
     buf_t text;
     size_t cps; /* code points in text */
     struct {
         const char *type;
-        size_t st, en; /* code points */
+        size_t st, en;   /* code points */
+        size_t bst, ben; /* bytes */
     } span[GEN_MAX_SPANS];
     int nspan;
-} gen_t;
+    char synth[GEN_SYNTH][48]; /* names made up by name_of, used round robin */
+    unsigned nsynth;
+    const char **line; /* template lines */
+    size_t *llen, nl;
+};
+typedef struct pii_gen gen_t;
 
 static const char *const titles[] = {"Mr.", "Mrs.", "Ms.", "Dr.", "Prof.", "Miss", "Mr", "Dr"};
 static const char *const street_sfx[] = {
@@ -45,23 +53,73 @@ static const char *const street_words[] = {"Oak",   "Maple",  "Cedar",    "Park"
 static const char *const eu_streets[] = {"Koskikatu",   "Hauptstraße", "Mellemvej",   "Skogstien",
                                          "Dalbraut",    "Kirkegata",   "Rua Augusta", "Via Roma",
                                          "Calle Mayor", "ulica Długa", "Lindenweg",   "Storgatan"};
-static const char *const cities[] = {"Springfield", "Toronto", "Berlin",  "Lyon",    "Austin",
-                                     "Leeds",       "Porto",   "Uppsala", "Denver",  "Madison",
-                                     "Helsinki",    "Dublin",  "Oslo",    "Chester", "Salem"};
+static const char *const cities[] = {
+    "Springfield", "Toronto",   "Berlin",       "Lyon",      "Austin",      "New York",
+    "Los Angeles", "Chicago",   "Houston",      "Phoenix",   "San Diego",   "Dallas",
+    "Seattle",     "Boston",    "Miami",        "London",    "Paris",       "Madrid",
+    "Rome",        "Amsterdam", "Vienna",       "Prague",    "Warsaw",      "Stockholm",
+    "Copenhagen",  "Lisbon",    "Athens",       "Istanbul",  "Cairo",       "Lagos",
+    "Nairobi",     "Mumbai",    "Delhi",        "Beijing",   "Shanghai",    "Tokyo",
+    "Seoul",       "Sydney",    "Melbourne",    "Auckland",  "Mexico City", "Bogota",
+    "Lima",        "Santiago",  "Buenos Aires", "Sao Paulo", "Montreal",    "Vancouver",
+    "Manchester",  "Glasgow",   "Cardiff",      "Belfast",   "Leeds",       "Porto",
+    "Uppsala",     "Denver",    "Madison",      "Helsinki",  "Dublin",      "Oslo",
+    "Chester",     "Salem"};
 static const char *const states[] = {"CA", "NY", "TX", "WA", "OR", "MA", "IL", "CO"};
-static const char *const countries[] = {"Canada", "Germany", "Brazil", "Finland", "Kenya",
-                                        "Japan",  "Norway",  "Chile",  "Ireland", "Poland"};
-static const char *const orgs_sfx[] = {"Inc",      "LLC",          "Ltd",  "Group",     "Partners",
-                                       "Holdings", "Technologies", "Bank", "Foundation"};
+static const char *const countries[] = {
+    "Canada",         "Germany",   "Brazil",      "Finland",      "Kenya",       "United States",
+    "United Kingdom", "France",    "Spain",       "Italy",        "Portugal",    "Netherlands",
+    "Belgium",        "Sweden",    "Denmark",     "Austria",      "Switzerland", "Greece",
+    "Turkey",         "Egypt",     "Nigeria",     "South Africa", "India",       "China",
+    "South Korea",    "Australia", "New Zealand", "Mexico",       "Argentina",   "Peru",
+    "Colombia",       "Israel",    "Jordan",      "Vietnam",      "Thailand",    "Indonesia",
+    "Philippines",    "Georgia",   "Jamaica",     "Chad",         "Jersey",      "Virginia",
+    "Texas",          "Florida",   "Montana",     "Nevada",       "Oregon",      "Japan",
+    "Norway",         "Chile",     "Ireland",     "Poland"};
+static const char *const orgs_sfx[] = {"Inc",  "LLC",      "Ltd",          "Group", "Partners",
+                                       "PLC",  "and Sons", "Corp",         "Co.",   "Associates",
+                                       "Labs", "Holdings", "Technologies", "Bank",  "Foundation"};
 static const char *const products[] = {"iPhone",   "Kindle",  "Galaxy Note", "PlayStation",
                                        "Echo Dot", "Model Y", "Surface Pro", "ThinkPad"};
 static const char *const pets[] = {"Spot",    "Fluffy", "Mittens",  "Whiskers",  "Tweetie", "Ducky",
                                    "Bubbles", "Sparky", "Snowball", "Mr. Teddy", "Patches"};
-static const char *const jobs[] = {"nurse", "engineer", "teacher", "accountant", "pilot"};
+static const char *const jobs[] = {"nurse",
+                                   "engineer",
+                                   "teacher",
+                                   "accountant",
+                                   "pilot",
+                                   "Engineer, civil",
+                                   "Chief Executive Officer",
+                                   "Sales Manager",
+                                   "Art therapist",
+                                   "Research Scientist",
+                                   "Solicitor",
+                                   "Product Designer"};
 static const char *const nations[] = {"Canadian", "German", "Brazilian", "Finnish", "Kenyan"};
 static const char *const days[] = {"Monday", "Tuesday", "Wednesday", "Friday", "Sunday"};
 static const char *const ibans[] = {"GB82 WEST 1234 5698 7654 32", "DE89 3704 0044 0532 0130 00",
                                     "FR14 2004 1010 0505 0001 3M02 606"};
+static const char *const city_pre[] = {"North", "South", "East", "West",  "New",
+                                       "Lake",  "Port",  "Fort", "Mount", "Saint"};
+static const char *const city_sfx[] = {"town",    "ton",   "land", "ville", "berg",  "burgh",
+                                       "borough", "bury",  "view", "port",  "mouth", "stad",
+                                       "chester", "haven", "side", "shire", "field", "ford"};
+static const char *const street_sfx2[] = {
+    "Alley",   "Branch",   "Brook",     "Burg",     "Bypass",  "Camp",    "Canyon",     "Causeway",
+    "Circle",  "Cliff",    "Club",      "Common",   "Corner",  "Course",  "Cove",       "Creek",
+    "Crest",   "Crossing", "Curve",     "Dale",     "Divide",  "Estates", "Expressway", "Falls",
+    "Ferry",   "Fields",   "Flats",     "Ford",     "Forge",   "Fork",    "Freeway",    "Gardens",
+    "Gateway", "Glen",     "Green",     "Grove",    "Harbor",  "Haven",   "Heights",    "Highway",
+    "Hollow",  "Inlet",    "Island",    "Junction", "Knoll",   "Landing", "Light",      "Lodge",
+    "Loop",    "Mall",     "Manor",     "Meadow",   "Mews",    "Mission", "Motorway",   "Mount",
+    "Oval",    "Pass",     "Passage",   "Path",     "Pike",    "Plaza",   "Point",      "Port",
+    "Prairie", "Ranch",    "Rapids",    "Ridge",    "Route",   "Run",     "Shore",      "Skyway",
+    "Spur",    "Square",   "Stravenue", "Stream",   "Summit",  "Trace",   "Track",      "Trail",
+    "Tunnel",  "Turnpike", "Underpass", "Via",      "Viaduct", "View",    "Villages",   "Vista",
+    "Walk",    "Well",     "road",      "street",   "lane",    "close",   "drive",      "avenue"};
+static const char *const directions[] = {"N.",    "S.",   "E.",   "W.", "North",
+                                         "South", "East", "West", "NE", "SW"};
+static const char *const units[] = {"Apt.", "Apt", "Suite", "Unit", "#", "Flat", "Room", "Floor"};
 /* Surname endings of other languages, built onto census surnames' stems. */
 static const char *const foreign_sfx[] = {"ová",  "ski",  "sson",   "escu", "enko", "ić",
                                           "idis", "oğlu", "dottir", "nen",  "ez"};
@@ -89,10 +147,38 @@ static const char *const own[] = {
     "We visited {{country}} and {{city}} last {{day_of_week}}.",
     "Order 12 units of the {{product}} for the {{city}} store.",
     "Mommy said the cake was ready.",
+    "Attendees: {{person}}, {{person}}, {{first_name}} and {{person}}.",
+    "cc: {{person}}; {{person}}",
+    "{{first_name}}'s order ships to {{address}} on {{day_of_week}}.",
+    "I spoke with {{person}} ({{job}}) about the refund.",
+    "\"{{person}}\" is the name on the lease at {{address}}.",
+    "Ship to:\n{{person}}\n{{address}}",
+    "[{{first_name}}] can you check {{person}}'s ticket?",
+    "Signed, {{person}}, {{job}} at {{organization}}",
+    "Contact: {{last_name}}, {{first_name}} - {{phone_number}}",
+    "Hi {{first_name}},\nthanks for the update. {{first_name}}",
+    "The {{organization}} office on {{street_name}} closes at five.",
+    "Deliver to {{address}} (leave with {{first_name}}).",
+    "We drove from {{city}} to {{city}} along {{street_name}}.",
+    "North Star Diner and Lake View Hotel are near {{city}}.",
+    "The Hudson River Bridge in {{city}} is closed until Friday.",
+    "Apple, Google and Amazon reported earnings on Monday.",
+    "Mr. Smith's Bakery at {{address}} is open.",
+    "{{person}}: see you at {{address}} at 6.",
+    "According to {{person}}, the {{product}} sold out in {{country}}.",
+    "Update my mailing address to {{address}}, please. Thanks, {{first_name}}",
+    "The Grand Canyon and Yellowstone were busy this summer.",
+    "My dog Max and my cat Luna sleep all day.",
+    "Captain America and Iron Man are my favourite films.",
 };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ================================================================== helpers */
+
+static char fold(unsigned char c)
+{
+    return (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+}
 
 static uint64_t rnd(gen_t *g)
 {
@@ -113,12 +199,14 @@ static bool chance(gen_t *g, int pct)
 /* Appends s (n bytes) to the record, as a span of type unless type is NULL. */
 static void emit(gen_t *g, const char *s, size_t n, const char *type)
 {
-    size_t st = g->cps;
+    size_t st = g->cps, bst = g->text.len;
     for (size_t i = 0; i < n; i++)
         g->cps += ((unsigned char)s[i] & 0xC0) != 0x80;
     if (buf_append(&g->text, s, n)) return; /* over the record cap: cut short */
-    if (type && g->nspan < GEN_MAX_SPANS && g->cps > st)
-        g->span[g->nspan].type = type, g->span[g->nspan].st = st, g->span[g->nspan++].en = g->cps;
+    if (type && g->nspan < GEN_MAX_SPANS && g->cps > st) {
+        g->span[g->nspan].type = type, g->span[g->nspan].st = st, g->span[g->nspan].en = g->cps;
+        g->span[g->nspan].bst = bst, g->span[g->nspan++].ben = g->text.len;
+    }
 }
 static void emits(gen_t *g, const char *s, const char *type)
 {
@@ -129,7 +217,19 @@ static void emits(gen_t *g, const char *s, const char *type)
 static const char *name_of(gen_t *g, const names_t *l)
 {
     size_t top = l->n < 3000 ? l->n : 3000;
-    return l->v[chance(g, 70) ? pick(g, top) : pick(g, l->n)];
+    const char *a = l->v[chance(g, 50) ? pick(g, top) : pick(g, l->n)];
+    if (!chance(g, 15)) return a;
+    /* one in three is no census name: the head of one joined to the tail of another
+     * ("Wil" + "tze"), the shape of names from other lists and languages */
+    const char *c = l->v[pick(g, l->n)];
+    size_t na = strlen(a), nc = strlen(c);
+    if (na < 3 || nc < 3) return a;
+    size_t ka = 2 + pick(g, na - 2), kc = 1 + pick(g, nc - 2);
+    char *b = g->synth[g->nsynth++ % GEN_SYNTH];
+    if (ka + (nc - kc) >= sizeof g->synth[0]) return a;
+    memcpy(b, a, ka);
+    memcpy(b + ka, c + kc, nc - kc + 1);
+    return b;
 }
 
 /* Writes name into b (cap bytes) in the form the variant asks: 0 as is, 1 lower case,
@@ -165,7 +265,7 @@ static void fill_person(gen_t *g, int sex)
     char b[256], f1[64], l1[96];
     const char *first = name_of(g, &g->first[sex < 0 ? (int)pick(g, 2) : sex]);
     const char *last = name_of(g, &g->last);
-    int v = (int)pick(g, 12), style = chance(g, 8) ? 1 : chance(g, 5) ? 2 : chance(g, 8) ? 3 : 0;
+    int v = (int)pick(g, 13), style = chance(g, 2) ? 1 : chance(g, 4) ? 2 : chance(g, 8) ? 3 : 0;
     if (chance(g, 12)) {
         emits(g, titles[pick(g, N(titles))], NULL);
         emits(g, " ", NULL);
@@ -195,6 +295,9 @@ static void fill_person(gen_t *g, int sex)
         snprintf(b, sizeof b, "%s %.*s%s", f1, (int)n, l1, foreign_sfx[pick(g, N(foreign_sfx))]);
         break;
     }
+    case 6:
+        snprintf(b, sizeof b, "%s, %s", l1, f1); /* "Last, First" */
+        break;
     default:
         snprintf(b, sizeof b, "%s %s", f1, l1);
         break;
@@ -202,29 +305,83 @@ static void fill_person(gen_t *g, int sex)
     emits(g, b, "PERSON");
 }
 
-/* A street address: "<number> <name> <type>", sometimes with a unit and a
+static int street_name(gen_t *g, char *b, size_t cap);
+static void city_str(gen_t *g, char *b, size_t cap);
+
+/* A street address: number and street name, sometimes a unit, a direction and a
  * "City, ST zip" tail on the same or the next line, or a European form. */
 static void fill_address(gen_t *g)
 {
-    char b[256];
+    char b[320], st[128];
     int k = 0;
-    if (chance(g, 20)) {
-        k = snprintf(b, sizeof b, "%s %u", eu_streets[pick(g, N(eu_streets))],
+    size_t cap = sizeof b;
+    if (chance(g, 15)) {
+        k = snprintf(b, cap, "%s %u", eu_streets[pick(g, N(eu_streets))],
                      (unsigned)(1 + pick(g, 120)));
     } else {
-        const char *name =
-            chance(g, 50) ? street_words[pick(g, N(street_words))] : name_of(g, &g->last);
-        k = snprintf(b, sizeof b, "%u %s %s", (unsigned)(1 + pick(g, 9999)), name,
-                     street_sfx[pick(g, N(street_sfx))]);
+        street_name(g, st, sizeof st);
+        unsigned num =
+            chance(g, 50) ? (unsigned)(100 + pick(g, 99900)) : (unsigned)(1 + pick(g, 999));
+        k = snprintf(b, cap, "%u%s %s", num, chance(g, 5) ? "B" : "", st);
     }
-    if (chance(g, 25))
-        k += snprintf(b + k, sizeof b - (size_t)k, ", %s %u", chance(g, 50) ? "Apt." : "Suite",
-                      (unsigned)(1 + pick(g, 900)));
-    if (chance(g, 40))
-        snprintf(b + k, sizeof b - (size_t)k, "%s%s, %s %05u", chance(g, 30) ? "\n" : ", ",
-                 cities[pick(g, N(cities))], states[pick(g, N(states))],
-                 (unsigned)(1000 + pick(g, 98000)));
+    if (chance(g, 35)) {
+        const char *u = units[pick(g, N(units))];
+        k += snprintf(b + k, cap - (size_t)k, "%s%s%s%u", chance(g, 50) ? " " : ", ", u,
+                      u[0] == '#' ? "" : " ", (unsigned)(1 + pick(g, 999)));
+    }
+    if (chance(g, 55)) {
+        char cb[128];
+        city_str(g, cb, sizeof cb);
+        const char *city = cb;
+        const char *sep = chance(g, 35) ? "\n" : ", ";
+        if (chance(g, 70))
+            snprintf(b + k, cap - (size_t)k, "%s%s, %s %05u", sep, city, states[pick(g, N(states))],
+                     (unsigned)(1000 + pick(g, 98000)));
+        else
+            snprintf(b + k, cap - (size_t)k, "%s%s %05u", sep, city,
+                     (unsigned)(1000 + pick(g, 98000)));
+    }
     emits(g, b, "STREET_ADDRESS");
+}
+
+/* A city: a real one, or one built the way address generators build them from
+ * names ("Lake Amyborough", "Port Jacobside", "Smithton"): a negative for PERSON. */
+static void fill_city(gen_t *g)
+{
+    char b[128];
+    city_str(g, b, sizeof b);
+    emits(g, b, "LOCATION");
+}
+
+static void city_str(gen_t *g, char *b, size_t cap)
+{
+    size_t sb = cap;
+    int v = (int)pick(g, 6);
+    const char *nm = chance(g, 50) ? name_of(g, &g->first[pick(g, 2)]) : name_of(g, &g->last);
+    if (v <= 1)
+        snprintf(b, sb, "%s", cities[pick(g, N(cities))]);
+    else if (v == 2)
+        snprintf(b, sb, "%s %s%s", city_pre[pick(g, N(city_pre))], nm,
+                 city_sfx[pick(g, N(city_sfx))]);
+    else if (v == 3)
+        snprintf(b, sb, "%s%s", nm, city_sfx[pick(g, N(city_sfx))]);
+    else if (v == 4)
+        snprintf(b, sb, "%s %s", city_pre[pick(g, N(city_pre))], nm);
+    else
+        snprintf(b, sb, "%s", nm);
+}
+
+/* A street name: "<word or name> <type>", sometimes with a direction before it. */
+static int street_name(gen_t *g, char *b, size_t cap)
+{
+    const char *dir = chance(g, 12) ? directions[pick(g, N(directions))] : NULL;
+    int v = (int)pick(g, 4);
+    const char *nm = v == 0   ? street_words[pick(g, N(street_words))]
+                     : v == 1 ? name_of(g, &g->first[pick(g, 2)])
+                              : name_of(g, &g->last);
+    const char *sfx =
+        chance(g, 50) ? street_sfx[pick(g, N(street_sfx))] : street_sfx2[pick(g, N(street_sfx2))];
+    return snprintf(b, cap, "%s%s%s %s", dir ? dir : "", dir ? " " : "", nm, sfx);
 }
 
 /* A Luhn-valid 16-digit card number in groups of four. */
@@ -266,22 +423,24 @@ static void fill(gen_t *g, const char *key, size_t n)
     else if (IS("address"))
         fill_address(g);
     else if (IS("street_name")) {
-        snprintf(b, sizeof b, "%s %s", street_words[pick(g, N(street_words))],
-                 street_sfx[pick(g, N(street_sfx))]);
+        street_name(g, b, sizeof b);
         emits(g, b, "STREET_ADDRESS");
     } else if (IS("building_number")) {
         snprintf(b, sizeof b, "%u", (unsigned)(1 + pick(g, 9999)));
         emits(g, b, "STREET_ADDRESS");
     } else if (IS("secondary_address")) {
-        snprintf(b, sizeof b, "%s %u", chance(g, 50) ? "Apt." : "Suite", (unsigned)pick(g, 999));
+        snprintf(b, sizeof b, "%s %u", units[pick(g, 3)], (unsigned)(1 + pick(g, 999)));
         emits(g, b, "STREET_ADDRESS");
     } else if (IS("city"))
-        emits(g, cities[pick(g, N(cities))], "LOCATION");
+        fill_city(g);
     else if (IS("country"))
         emits(g, countries[pick(g, N(countries))], "LOCATION");
     else if (IS("organization")) {
-        if (chance(g, 50))
+        int v = (int)pick(g, 3);
+        if (v == 0)
             snprintf(b, sizeof b, "%s %s", name_of(g, &g->last), orgs_sfx[pick(g, N(orgs_sfx))]);
+        else if (v == 1)
+            snprintf(b, sizeof b, "%s-%s", name_of(g, &g->last), name_of(g, &g->last));
         else
             snprintf(b, sizeof b, "%s, %s and %s", name_of(g, &g->last), name_of(g, &g->last),
                      name_of(g, &g->last));
@@ -314,11 +473,11 @@ static void fill(gen_t *g, const char *key, size_t n)
         emits(g, nations[pick(g, N(nations))], "NRP");
     else if (IS("day_of_week"))
         emits(g, days[pick(g, N(days))], "DATE_TIME");
-    else if (IS("state_abbr"))
-        emits(g, states[pick(g, N(states))], "LOCATION");
+    else if (IS("state_abbr")) /* parts of a postal block, as the presidio data labels them */
+        emits(g, states[pick(g, N(states))], "STREET_ADDRESS");
     else if (IS("postcode") || IS("zipcode")) {
         snprintf(b, sizeof b, "%05u", (unsigned)(1000 + pick(g, 98000)));
-        emits(g, b, "ZIP_CODE");
+        emits(g, b, "STREET_ADDRESS");
     } else if (IS("age")) {
         snprintf(b, sizeof b, "%u", (unsigned)(18 + pick(g, 70)));
         emits(g, b, "AGE");
@@ -414,51 +573,98 @@ static void record_write(FILE *out, const gen_t *g, long id, bool first)
     buf_deinit(&b);
 }
 
-int pii_gen_write(FILE *out, const char *tmpl, size_t tlen, const pii_census_t *census, long n,
-                  unsigned long seed)
+pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census,
+                       unsigned long seed)
 {
-    gen_t g = {.rng = seed * 0x9E3779B97F4A7C15ull | 1};
-    names_read(&g.first[0], census->data[PII_CENSUS_FEMALE_FIRST],
+    gen_t *g = mem_calloc(1, sizeof *g);
+    g->rng = seed * 0x9E3779B97F4A7C15ull | 1;
+    names_read(&g->first[0], census->data[PII_CENSUS_FEMALE_FIRST],
                census->len[PII_CENSUS_FEMALE_FIRST]);
-    names_read(&g.first[1], census->data[PII_CENSUS_MALE_FIRST],
+    names_read(&g->first[1], census->data[PII_CENSUS_MALE_FIRST],
                census->len[PII_CENSUS_MALE_FIRST]);
-    names_read(&g.last, census->data[PII_CENSUS_LAST], census->len[PII_CENSUS_LAST]);
-    /* template lines: those with a placeholder or text, numbered from 1 */
-    const char **line = NULL;
-    size_t *llen = NULL, nl = 0;
+    names_read(&g->last, census->data[PII_CENSUS_LAST], census->len[PII_CENSUS_LAST]);
+    /* template lines, numbered from 1 */
     for (size_t i = 0; i < tlen;) {
         const char *e = memchr(tmpl + i, '\n', tlen - i);
         size_t k = e ? (size_t)(e - tmpl) : tlen;
-        line = mem_realloc(line, (nl + 1) * sizeof *line);
-        llen = mem_realloc(llen, (nl + 1) * sizeof *llen);
-        line[nl] = tmpl + i;
-        llen[nl++] = k - i;
+        g->line = mem_realloc(g->line, (g->nl + 1) * sizeof *g->line);
+        g->llen = mem_realloc(g->llen, (g->nl + 1) * sizeof *g->llen);
+        g->line[g->nl] = tmpl + i;
+        g->llen[g->nl++] = k - i;
         i = k + 1;
     }
-    int rc = 0;
-    if (!nl || !g.first[0].n || !g.first[1].n || !g.last.n) {
-        fprintf(stderr, "pii --generate: no templates or no names to draw from\n");
-        rc = SY_EINVAL;
+    buf_init(&g->text, GEN_MAX_TEXT);
+    if (!g->nl || !g->first[0].n || !g->first[1].n || !g->last.n) {
+        fprintf(stderr, "pii generator: no templates or no names to draw from\n");
+        pii_gen_free(g);
+        return NULL;
     }
-    buf_init(&g.text, GEN_MAX_TEXT);
-    for (long r = 0; r < n && !rc; r++) {
-        buf_reset(&g.text);
-        g.cps = 0;
-        g.nspan = 0;
-        /* one record in four from the sentences of our own: ids after the templates */
-        size_t t = chance(&g, 25) ? nl + pick(&g, N(own)) : pick(&g, nl);
-        if (t < nl)
-            expand(&g, line[t], llen[t]);
-        else
-            expand(&g, own[t - nl], strlen(own[t - nl]));
-        record_write(out, &g, (long)t + 1, r == 0);
+    return g;
+}
+
+void pii_gen_free(pii_gen_t *g)
+{
+    if (!g) return;
+    buf_deinit(&g->text);
+    mem_free(g->line);
+    mem_free(g->llen);
+    names_free(&g->first[0]);
+    names_free(&g->first[1]);
+    names_free(&g->last);
+    mem_free(g);
+}
+
+long pii_gen_templates(const pii_gen_t *g)
+{
+    return (long)(g->nl + N(own));
+}
+
+long pii_gen_next(pii_gen_t *g)
+{
+    buf_reset(&g->text);
+    g->cps = 0;
+    g->nspan = 0;
+    /* one record in four from the sentences of our own: ids after the templates */
+    size_t t = chance(g, 25) ? g->nl + pick(g, N(own)) : pick(g, g->nl);
+    if (t < g->nl)
+        expand(g, g->line[t], g->llen[t]);
+    else
+        expand(g, own[t - g->nl], strlen(own[t - g->nl]));
+    /* one record in twenty all in lower case, as typed in a hurry (ASCII only: the
+     * byte and code point offsets stay as they are) */
+    if (chance(g, 5))
+        for (size_t i = 0; i < g->text.len; i++)
+            g->text.data[i] = (char)fold((unsigned char)g->text.data[i]);
+    return (long)t + 1;
+}
+
+const char *pii_gen_text(const pii_gen_t *g, size_t *len)
+{
+    *len = g->text.len;
+    return g->text.data ? g->text.data : "";
+}
+
+size_t pii_gen_spans(const pii_gen_t *g, pii_span_t *out, size_t max)
+{
+    size_t k = 0;
+    for (int i = 0; i < g->nspan && k < max; i++) {
+        pii_type_t t;
+        if (pii_type_parse(g->span[i].type, &t)) continue; /* LOCATION, NRP, ... */
+        out[k++] = (pii_span_t){t, 1.0f, g->span[i].bst, g->span[i].ben};
     }
-    if (!rc) fputs(n ? "]\n" : "[]\n", out);
-    buf_deinit(&g.text);
-    mem_free(line);
-    mem_free(llen);
-    names_free(&g.first[0]);
-    names_free(&g.first[1]);
-    names_free(&g.last);
-    return rc;
+    return k;
+}
+
+int pii_gen_write(FILE *out, const char *tmpl, size_t tlen, const pii_census_t *census, long n,
+                  unsigned long seed)
+{
+    gen_t *g = pii_gen_new(tmpl, tlen, census, seed);
+    if (!g) return SY_EINVAL;
+    for (long r = 0; r < n; r++) {
+        long id = pii_gen_next(g);
+        record_write(out, g, id, r == 0);
+    }
+    fputs(n ? "]\n" : "[]\n", out);
+    pii_gen_free(g);
+    return 0;
 }

@@ -23,6 +23,23 @@
 /* Writes n records to out from the templates text (tmpl, tlen bytes) and the census
  * lists, drawn with seed. Returns 0, or SY_EINVAL with a message on stderr when the
  * templates or lists hold nothing usable. */
+typedef struct pii_gen pii_gen_t;
+
+/* An owned generator (pii_gen_free) over the templates text (borrowed: it must
+ * outlive the generator) and the census lists (copied), drawing with seed; NULL with
+ * a message on stderr when the templates or lists hold nothing usable. */
+pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census,
+                       unsigned long seed);
+void pii_gen_free(pii_gen_t *g);
+/* Number of template ids (the file's lines and the built-in sentences). */
+long pii_gen_templates(const pii_gen_t *g);
+/* Makes the next record; returns its template id (1-based). */
+long pii_gen_next(pii_gen_t *g);
+/* The record's text (borrowed until the next record) and its spans in bytes, of the
+ * types pii_type_parse knows (at most max; returns the count). */
+const char *pii_gen_text(const pii_gen_t *g, size_t *len);
+size_t pii_gen_spans(const pii_gen_t *g, pii_span_t *out, size_t max);
+
 int pii_gen_write(FILE *out, const char *tmpl, size_t tlen, const pii_census_t *census, long n,
                   unsigned long seed);
 

@@ -33,7 +33,7 @@ test('records are well formed, spans hold their values, the seed fixes them', as
              s.end_position <= cps.length, 'span inside its text: ' + JSON.stringify(s));
       const v = cps.slice(s.start_position, s.end_position).join('');
       seen.add(s.entity_type);
-      if (s.entity_type === 'PERSON') assert(/^[\p{L}][\p{L}\p{M} .'-]*$/u.test(v), 'a name: ' + v);
+      if (s.entity_type === 'PERSON') assert(/^[\p{L}][\p{L}\p{M} .,'-]*$/u.test(v), 'a name ("Last, First" too): ' + v);
       if (s.entity_type === 'CREDIT_CARD') assert(/^\d{4} \d{4} \d{4} \d{4}$/.test(v), 'a card: ' + v);
       if (s.entity_type === 'STREET_ADDRESS') assert(/\S/.test(v) && v === v.trim(), 'an address: ' + v);
     }

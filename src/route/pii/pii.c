@@ -22,7 +22,7 @@
 
 #include "base/err.h"
 #include "base/mem.h"
-#include "route/pii/pii_internal.h"
+#include "route/pii/pii_label.h"
 
 /* ================================================================== triggers */
 
@@ -298,7 +298,13 @@ static int scan_pass(const pii_scanner_t *s, pii_scratch_t *sc, const char *text
     }
     c.t = text;
     c.len = len;
-    if (s->names.slots) pii_person_scan(&c);
+    /* Names: the labeller where a model was given (it supersedes the capitalised-run
+     * rules, which are the fallback without one); street addresses: the labeller's
+     * and the house-number rule's findings together (measured better than either). */
+    if (s->label.w)
+        pii_label_scan(&c);
+    else if (s->names.slots)
+        pii_person_scan(&c);
     return 0;
 }
 
@@ -371,12 +377,11 @@ pii_scanner_t *pii_scanner_new(const pii_options_t *opts, char *err, size_t errl
     float thr = opts && opts->min_score > 0 ? opts->min_score : 0.5f;
     for (int i = 0; i < PII_TYPE_COUNT; i++)
         s->thr[i] = thr;
-    if (triggers_compile(false, &s->db, err, errlen) ||
-        triggers_compile(true, &s->db_prose, err, errlen) ||
-        (opts && opts->census && pii_names_load(&s->names, opts->census, err, errlen))) {
-        hs_free_database(s->db); /* NULL: nothing to free */
-        hs_free_database(s->db_prose);
-        mem_free(s);
+    int rc = triggers_compile(false, &s->db, err, errlen);
+    if (!rc) rc = triggers_compile(true, &s->db_prose, err, errlen);
+    if (!rc && opts && opts->census) rc = pii_names_load(&s->names, opts->census, err, errlen);
+    if (rc) {
+        pii_scanner_free(s);
         return NULL;
     }
     return s;
@@ -388,7 +393,28 @@ void pii_scanner_free(pii_scanner_t *s)
     hs_free_database(s->db);
     hs_free_database(s->db_prose);
     pii_names_deinit(&s->names);
+    pii_label_model_deinit(&s->label);
     mem_free(s);
+}
+
+int pii_scanner_load_labeller(pii_scanner_t *s, const void *bytes, size_t len, char *err,
+                              size_t errlen)
+{
+    char dummy[8];
+    if (!err) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    if (!s || !s->names.slots) {
+        snprintf(err, errlen, "labeller model needs a scanner with census lists");
+        return SY_EINVAL;
+    }
+    pii_label_model_t m;
+    int rc = pii_label_model_load(&m, bytes, len, err, errlen);
+    if (rc) return rc;
+    pii_label_model_deinit(&s->label);
+    s->label = m;
+    return 0;
 }
 
 int pii_scanner_set_threshold(pii_scanner_t *s, pii_type_t t, float min_score)

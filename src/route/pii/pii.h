@@ -60,6 +60,15 @@ typedef struct pii_scratch pii_scratch_t;
 /* Builds a scanner; returns owned scanner or NULL with a message in err. */
 pii_scanner_t *pii_scanner_new(const pii_options_t *opts, char *err, size_t errlen);
 void pii_scanner_free(pii_scanner_t *s);
+/* Gives a scanner built with census lists the sequence labeller's model file as bytes
+ * (data/names/pii-labeller.bin, made by `switchyard train pii`; borrowed, copied):
+ * PERSON then comes from the labeller instead of the capitalised-run rules, and
+ * STREET_ADDRESS from the labeller and the house-number rule together. Call before
+ * scanning starts. 0; SY_EINVAL without census lists; SY_EPARSE with a message in err
+ * for a corrupt or foreign file (bad magic, version or feature set, size, checksum),
+ * the scanner then left as it was. */
+int pii_scanner_load_labeller(pii_scanner_t *s, const void *bytes, size_t len, char *err,
+                              size_t errlen);
 /* Overrides the threshold of one type (0..1); call before scanning starts. 0 or
  * SY_EINVAL. */
 int pii_scanner_set_threshold(pii_scanner_t *s, pii_type_t t, float min_score);
@@ -79,6 +88,24 @@ int pii_scan(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t
  * until the next scan with sc) and holds *n spans sorted by start. Same errors. */
 int pii_scan_all(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, size_t len,
                  const pii_span_t **spans, size_t *n);
+
+/* ---- Training the labeller (pure; `switchyard train pii` drives it) ---------------- */
+
+typedef struct pii_label_trainer pii_label_trainer_t;
+typedef struct pii_label_stats {
+    size_t texts, windows, wrong_windows, tokens, entity_tokens;
+} pii_label_stats_t;
+/* An owned trainer (pii_label_trainer_free) with 2^bits feature buckets (10..20)
+ * reading the census lists of s (borrowed, must outlive it); NULL when s has none. */
+pii_label_trainer_t *pii_label_trainer_new(const pii_scanner_t *s, unsigned bits);
+void pii_label_trainer_free(pii_label_trainer_t *t);
+/* One perceptron pass over one labelled text: gold holds its PERSON and
+ * STREET_ADDRESS spans in bytes (other types are ignored). 0 or SY_EINVAL. */
+int pii_label_trainer_learn(pii_label_trainer_t *t, const char *text, size_t len,
+                            const pii_span_t *gold, size_t n);
+const pii_label_stats_t *pii_label_trainer_stats(const pii_label_trainer_t *t);
+/* Appends the averaged, quantised model file to out. 0 or SY_ETOOBIG. */
+int pii_label_trainer_save(const pii_label_trainer_t *t, buf_t *out);
 
 /* "EMAIL_ADDRESS", ...; pii_type_parse returns 0 or SY_EINVAL. */
 const char *pii_type_name(pii_type_t t);

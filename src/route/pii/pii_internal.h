@@ -16,6 +16,19 @@
 #define PII_CTX_WEAK    0x20 /* a word often before a name ("by", "with", "said") */
 #define PII_NAME_ORG    0x40 /* ends organisation and place names ("Inc", "Bay", "Street") */
 #define PII_CTX_AFTER   0x80 /* a verb often after a name ("said", "lives", "shouted") */
+/* Above the flags, each gazetteer entry keeps census frequency-rank buckets (1: rank
+ * <= 100, 2: <= 500, 3: <= 2000, 4: <= 8000, 5: <= 30000, 6: beyond; 0: not on the
+ * list), read by the labeller through pii_names_info. */
+#define PII_NAME_FIRST_RANK(i) (((i) >> 8) & 7)
+#define PII_NAME_LAST_RANK(i)  (((i) >> 11) & 7)
+/* Above those, the labeller's word classes (pii_label.c LC_*): particle or list
+ * joiner, street type or unit, title. */
+#define PII_NAME_CLASS_SHIFT 14
+#define PII_NAME_PART        (1u << 14)
+#define PII_NAME_STREET      (1u << 15)
+#define PII_NAME_TITLE       (1u << 16)
+#define PII_NAME_INFO_BITS   17
+#define PII_NAME_INFO_MASK   ((1ull << PII_NAME_INFO_BITS) - 1)
 /* Context table only (the census bits have no use there): a word that makes a lone
  * given name identifying: a title ("Mr"), a word for the person's role in a record
  * ("customer", "contact"), "name" ("last name"), a closing ("regards"). */
@@ -83,13 +96,19 @@ static inline uint8_t pii_ctx_lookup(const pii_names_t *g, const char *s, size_t
 int pii_names_load(pii_names_t *g, const pii_census_t *c, char *err, size_t errlen);
 void pii_names_deinit(pii_names_t *g);
 uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n);
+/* Flags, rank buckets (PII_NAME_*_RANK) and word classes (PII_NAME_PART, ...) of the word s[0..n),
+ * 0 when absent. */
+uint32_t pii_names_info(const pii_names_t *g, const char *s, size_t n);
 /* Same, through a per-thread direct-mapped cache of (1 << PII_HOT_BITS) entries: the
  * frequent words of a text ("The", "She", "Lily") then cost an L1 hit. */
 #define PII_HOT_BITS 12
 uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n);
+/* pii_names_info through the same cache. */
+uint32_t pii_names_info_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n);
 
 /* ---- Scanner state shared by the files of the module ------------------------------ */
 
+#include <emmintrin.h>
 #include <hs/hs.h>
 #include <stdbool.h>
 #include <string.h>
@@ -116,11 +135,21 @@ enum {
     T_COUNT
 };
 
+/* The labeller's model (pii_label.c), parsed from the caller's bytes. */
+#define PII_LABEL_TAGS 5
+typedef struct pii_label_model {
+    int16_t *w;                                      /* (2^bits, PII_LABEL_TAGS) */
+    unsigned bits;                                   /* hash bits of the feature table */
+    float scale;                                     /* weight = w * scale */
+    float trans[PII_LABEL_TAGS + 1][PII_LABEL_TAGS]; /* previous tag (last row: start) x tag */
+} pii_label_model_t;
+
 struct pii_scanner {
     hs_database_t *db;         /* every trigger */
     hs_database_t *db_prose;   /* the triggers that fire without a digit or an '@' */
     pii_names_t names;         /* empty (slots NULL) without census lists */
     float thr[PII_TYPE_COUNT]; /* per-type threshold */
+    pii_label_model_t label;   /* w NULL: no labeller (names by the rules) */
 };
 
 #define PII_MAX_CANDS (1u << 20) /* cap on candidates per scan */
@@ -254,6 +283,23 @@ static inline uint8_t pii_ctx_flags_in(const scan_ctx_t *c, const uint64_t *filt
 static inline uint8_t pii_ctx_flags(const scan_ctx_t *c, const char *s, size_t n)
 {
     return pii_ctx_flags_in(c, c->s->names.ctx_filter, s, n);
+}
+
+/* Bit j set when p[j] is 'A'..'Z' or a UTF-8 Latin capital lead byte (0xC3..0xC5), for
+ * the 64 bytes at p. */
+static inline uint64_t pii_caps64(const unsigned char *p)
+{
+    const __m128i a_ = _mm_set1_epi8('A'), c3 = _mm_set1_epi8((char)0xC3);
+    const __m128i r25 = _mm_set1_epi8(25), r2 = _mm_set1_epi8(2);
+    uint64_t m = 0;
+    for (int q = 0; q < 4; q++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+        __m128i x = _mm_sub_epi8(v, a_), y = _mm_sub_epi8(v, c3);
+        __m128i b = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, r25), x),
+                                 _mm_cmpeq_epi8(_mm_min_epu8(y, r2), y));
+        m |= (uint64_t)(unsigned)_mm_movemask_epi8(b) << (16 * q);
+    }
+    return m;
 }
 
 /* ---- Candidates and context (pii_ctx.c) -------------------------------------------- */

@@ -103,26 +103,45 @@ static uint64_t name_key(const char *s, size_t n)
             h = (h ^ ((unsigned char)s[i] | 0x20)) * 0x100000001b3ull;
         h = hash_mix(h);
     }
-    h &= ~0xffull;
-    return h ? h : 0x100;
+    h &= ~PII_NAME_INFO_MASK;
+    return h ? h : PII_NAME_INFO_MASK + 1;
 }
 
-/* Adds flags for token s to the set (no growth: the table is sized before loading). */
-static void set_add(pii_names_t *g, const char *s, size_t n, uint8_t flags)
+/* Adds flags (and rank buckets, PII_NAME_*_RANK bits: the better one is kept) for
+ * token s to the set (no growth: the table is sized before loading). */
+static void set_add(pii_names_t *g, const char *s, size_t n, uint32_t info)
 {
     uint64_t k = name_key(s, n);
-    size_t i = (size_t)(k >> 8) & g->mask;
+    size_t i = (size_t)(k >> PII_NAME_INFO_BITS) & g->mask;
     for (;;) {
         uint64_t e = g->slots[i];
         if (!e) {
-            g->slots[i] = k | flags;
+            g->slots[i] = k | info;
             g->count++;
             return;
         }
-        if ((e & ~0xffull) == k) {
-            g->slots[i] = e | flags;
+        if ((e & ~PII_NAME_INFO_MASK) == k) {
+            uint64_t x = e | (info & 0xff) | (info & ~0x3fffu);
+            for (int sh = 8; sh <= 11; sh += 3) {
+                unsigned old = (unsigned)(e >> sh) & 7, nw = (unsigned)(info >> sh) & 7;
+                if (nw && (!old || nw < old)) x = (x & ~(7ull << sh)) | (uint64_t)nw << sh;
+            }
+            g->slots[i] = x;
             return;
         }
+        i = (i + 1) & g->mask;
+    }
+}
+
+uint32_t pii_names_info(const pii_names_t *g, const char *s, size_t n)
+{
+    if (!g->slots || n == 0 || n > 40) return 0;
+    uint64_t k = name_key(s, n);
+    size_t i = (size_t)(k >> PII_NAME_INFO_BITS) & g->mask;
+    for (;;) {
+        uint64_t e = g->slots[i];
+        if (!e) return 0;
+        if ((e & ~PII_NAME_INFO_MASK) == k) return (uint32_t)(e & PII_NAME_INFO_MASK);
         i = (i + 1) & g->mask;
     }
 }
@@ -132,14 +151,32 @@ uint8_t pii_names_lookup(const pii_names_t *g, const char *s, size_t n)
 {
     if (!g->slots || n == 0 || n > 40) return 0;
     uint64_t k = name_key(s, n);
-    size_t i = (size_t)(k >> 8) & g->mask;
+    size_t i = (size_t)(k >> PII_NAME_INFO_BITS) & g->mask;
     for (;;) {
         uint64_t e = g->slots[i];
         if (!e) return 0;
-        if ((e & ~0xffull) == k) return (uint8_t)(e & 0xff);
+        if ((e & ~PII_NAME_INFO_MASK) == k) return (uint8_t)(e & 0xff);
         i = (i + 1) & g->mask;
     }
 }
+
+/* The labeller's word classes, stored in the same set: particles and list joiners,
+ * street types and unit words, titles (folded, no dot). */
+/* clang-format off */
+static const char *const class_part[] = {"van", "von", "de", "der", "den", "da", "di", "del",
+    "la", "le", "du", "bin", "ibn", "al", "el", "dos", "das", "ter", "ten", "y", "and", NULL};
+static const char *const class_street[] = {
+    "street", "st", "avenue", "ave", "road", "rd", "lane", "ln", "drive", "dr", "court", "ct",
+    "way", "place", "pl", "boulevard", "blvd", "terrace", "close", "crescent", "parkway", "pkwy",
+    "row", "highway", "hwy", "square", "sq", "circle", "cir", "trail", "alley", "plaza", "loop",
+    "path", "pike", "apt", "apartment", "suite", "ste", "unit", "floor", "fl", "box", "po",
+    "building", "bldg", "rue", "via", "calle", "strasse", "stra\xc3\x9f" "e", "gasse", "weg",
+    "gata", "gatan", "vej", "katu", "tie", "estate", "mews", "grove", "gardens", "hill",
+    "heights", "center", "route", "rte", NULL};
+static const char *const class_title[] = {"mr", "mrs", "ms", "miss", "dr", "prof", "sir",
+    "madam", "dame", "lord", "lady", "rev", "fr", "mx", "herr", "frau", "mme", "mlle", "sr",
+    "sra", "dear", "hon", "capt", "officer", "agent", "judge", "senor", NULL};
+/* clang-format on */
 
 /* Context words for person names, stored in the same set with PII_CTX_* flags. */
 /* clang-format off */
@@ -191,17 +228,22 @@ static const char *const org_place[] = {
 
 uint8_t pii_names_lookup_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n)
 {
+    return (uint8_t)pii_names_info_hot(g, hot, s, n);
+}
+
+uint32_t pii_names_info_hot(const pii_names_t *g, uint64_t *hot, const char *s, size_t n)
+{
     if (!g->slots || n == 0 || n > 40) return 0;
     uint64_t k = name_key(s, n);
-    uint64_t *e = &hot[(k >> 8) & ((1u << PII_HOT_BITS) - 1)];
-    if ((*e & ~0xffull) == k) return (uint8_t)(*e & 0xff);
-    size_t i = (size_t)(k >> 8) & g->mask;
-    uint8_t f = 0;
+    uint64_t *e = &hot[(k >> PII_NAME_INFO_BITS) & ((1u << PII_HOT_BITS) - 1)];
+    if ((*e & ~PII_NAME_INFO_MASK) == k) return (uint32_t)(*e & PII_NAME_INFO_MASK);
+    size_t i = (size_t)(k >> PII_NAME_INFO_BITS) & g->mask;
+    uint32_t f = 0;
     for (;;) {
         uint64_t x = g->slots[i];
         if (!x) break;
-        if ((x & ~0xffull) == k) {
-            f = (uint8_t)(x & 0xff);
+        if ((x & ~PII_NAME_INFO_MASK) == k) {
+            f = (uint32_t)(x & PII_NAME_INFO_MASK);
             break;
         }
         i = (i + 1) & g->mask;
@@ -278,7 +320,15 @@ static int load_list(pii_names_t *g, const char *p, size_t n, const char *what, 
                      line);
             return SY_EPARSE;
         }
-        set_add(g, line, k, (uint8_t)(flags | (rank <= max_rank ? PII_NAME_COMMON : 0)));
+        unsigned b = rank <= 100     ? 1
+                     : rank <= 500   ? 2
+                     : rank <= 2000  ? 3
+                     : rank <= 8000  ? 4
+                     : rank <= 30000 ? 5
+                                     : 6;
+        set_add(g, line, k,
+                (uint32_t)(flags | (rank <= max_rank ? PII_NAME_COMMON : 0) |
+                           b << (flags & PII_NAME_FIRST ? 8 : 11)));
     }
     return 0;
 }
@@ -322,6 +372,12 @@ int pii_names_load(pii_names_t *g, const pii_census_t *c, char *err, size_t errl
         set_add(g, ctx_after_words[i], strlen(ctx_after_words[i]), PII_CTX_AFTER);
         ctx_add(g, ctx_after_words[i], PII_CTX_AFTER);
     }
+    for (int i = 0; class_part[i]; i++)
+        set_add(g, class_part[i], strlen(class_part[i]), PII_NAME_PART);
+    for (int i = 0; class_street[i]; i++)
+        set_add(g, class_street[i], strlen(class_street[i]), PII_NAME_STREET);
+    for (int i = 0; class_title[i]; i++)
+        set_add(g, class_title[i], strlen(class_title[i]), PII_NAME_TITLE);
     for (int i = 0; ctx_id_words[i]; i++)
         ctx_add(g, ctx_id_words[i], PII_CTX_ID);
     for (int i = 0; ctx_rel_words[i]; i++)

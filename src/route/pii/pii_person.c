@@ -784,23 +784,6 @@ static __attribute__((noinline)) size_t name_run(scan_ctx_t *c, size_t i, size_t
     return le > i ? le : i + 1;
 }
 
-/* Bit j set when p[j] is 'A'..'Z' or a UTF-8 Latin capital lead byte (0xC3..0xC5), for
- * the 64 bytes at p. */
-static inline uint64_t caps64(const unsigned char *p)
-{
-    const __m128i a_ = _mm_set1_epi8('A'), c3 = _mm_set1_epi8((char)0xC3);
-    const __m128i r25 = _mm_set1_epi8(25), r2 = _mm_set1_epi8(2);
-    uint64_t m = 0;
-    for (int q = 0; q < 4; q++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
-        __m128i x = _mm_sub_epi8(v, a_), y = _mm_sub_epi8(v, c3);
-        __m128i b = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, r25), x),
-                                 _mm_cmpeq_epi8(_mm_min_epu8(y, r2), y));
-        m |= (uint64_t)(unsigned)_mm_movemask_epi8(b) << (16 * q);
-    }
-    return m;
-}
-
 /* Bit j set when p[j] is 'A'..'Z', for the 64 bytes at p. */
 static inline uint64_t upper64(const unsigned char *p)
 {
@@ -828,7 +811,7 @@ void pii_person_scan(scan_ctx_t *c)
     for (size_t blk = 0; blk < len; blk += 64) {
         uint64_t m = 0;
         if (blk + 64 <= len) {
-            m = caps64(p + blk);
+            m = pii_caps64(p + blk);
             if ((m & m >> 1) && blk + 64 + 17 <= len) {
                 /* Capitals next to another ASCII capital ("ROMEO:", "KING", "NASA")
                  * are passed over by name_at with no other effect: the first as an
@@ -845,7 +828,7 @@ void pii_person_scan(scan_ctx_t *c)
             }
         } else if (len >= 64) {
             /* The tail of a longer text: the last 64 bytes, shifted to this block. */
-            m = caps64(p + len - 64) >> (blk + 64 - len);
+            m = pii_caps64(p + len - 64) >> (blk + 64 - len);
         } else {
             for (size_t j = 0; blk + j < len; j++) {
                 unsigned char ch = p[blk + j];

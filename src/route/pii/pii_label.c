@@ -1,0 +1,639 @@
+/* pii_label.c — the learned sequence labeller for PERSON and STREET_ADDRESS.
+ *
+ * Design. A linear model over hashed token features, decoded with Viterbi over five
+ * tags (O, B-PER, I-PER, B-ADR, I-ADR) and trained as an averaged structured
+ * perceptron (pii_label_train.c). It runs only inside candidate windows: a window
+ * starts at a capitalised word that is not a lone common word ("The", "She"), takes
+ * the house numbers right before it, and grows over what can continue a name or an
+ * address (capitalised words, numbers, initials, particles such as "van", street
+ * types, commas and line breaks before more of the same). Text with (nearly) no
+ * capitals is read a second way, where windows start at census names, numbers and
+ * street types. Clean prose therefore costs the capital mask and one cached lookup
+ * per sentence-initial word; only windows pay for features.
+ *
+ * Features of a token (each hashed with its kind into one of 2^bits buckets of five
+ * weights): the word folded, its shape, prefix and suffixes, capitalisation, census
+ * first/last membership with frequency-rank buckets, the gazetteer's common-word,
+ * organisation and context flags, the two words either side, their shapes, sentence
+ * and line position, title cues, street-type words nearby, numbers, and the place in
+ * the window. Both training and scanning go through label_windows and label_features
+ * below, so the model sees at training exactly what the scanner gives it.
+ *
+ * Model file (little-endian), parsed from the caller's bytes:
+ *   0   "SYPIILB1"        magic
+ *   8   u32 version (1)   12  u32 bits (hash bits, 10..20)
+ *   16  u32 tags (5)      20  u32 feature set (PII_LABEL_FEATSET)
+ *   24  f32 scale         (weight = int16 * scale)
+ *   28  i16 trans[6][5]   previous tag (5 = start) x tag
+ *   88  i16 w[2^bits][5]
+ *   end u32 FNV-1a 32 of every byte before it
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "base/hash.h"
+#include "base/mem.h"
+#include "route/pii/pii_internal.h"
+#include "route/pii/pii_label.h"
+
+/* ================================================================== model bytes */
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint32_t pii_label_checksum(const unsigned char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+int pii_label_model_load(pii_label_model_t *m, const void *bytes, size_t len, char *err,
+                         size_t errlen)
+{
+    const unsigned char *p = bytes;
+    memset(m, 0, sizeof *m);
+    if (!p || len < PII_LABEL_HEADER + 4 || memcmp(p, PII_LABEL_MAGIC, 8)) {
+        snprintf(err, errlen, "labeller model: not a model file (bad magic or %zu bytes)", len);
+        return SY_EPARSE;
+    }
+    uint32_t ver = rd32(p + 8), bits = rd32(p + 12), tags = rd32(p + 16), fs = rd32(p + 20);
+    if (ver != 1 || tags != PII_LABEL_TAGS || fs != PII_LABEL_FEATSET) {
+        snprintf(err, errlen,
+                 "labeller model: version %u, %u tags, feature set %u; this build reads "
+                 "version 1, %d tags, feature set %d (retrain with `switchyard train pii`)",
+                 ver, tags, fs, PII_LABEL_TAGS, PII_LABEL_FEATSET);
+        return SY_EPARSE;
+    }
+    if (bits < 10 || bits > 20) {
+        snprintf(err, errlen, "labeller model: hash bits %u out of range 10..20", bits);
+        return SY_EPARSE;
+    }
+    size_t want = PII_LABEL_HEADER + ((size_t)1 << bits) * PII_LABEL_TAGS * 2 + 4;
+    if (len != want) {
+        snprintf(err, errlen, "labeller model: %zu bytes, expected %zu (truncated or padded)", len,
+                 want);
+        return SY_EPARSE;
+    }
+    if (pii_label_checksum(p, len - 4) != rd32(p + len - 4)) {
+        snprintf(err, errlen, "labeller model: checksum mismatch (corrupt file)");
+        return SY_EPARSE;
+    }
+    float scale;
+    memcpy(&scale, p + 24, 4);
+    if (!(scale > 0 && scale < 1e6f)) {
+        snprintf(err, errlen, "labeller model: bad weight scale");
+        return SY_EPARSE;
+    }
+    m->bits = bits;
+    m->scale = scale;
+    for (int i = 0; i < (PII_LABEL_TAGS + 1) * PII_LABEL_TAGS; i++) {
+        int16_t v;
+        memcpy(&v, p + 28 + 2 * i, 2);
+        m->trans[i / PII_LABEL_TAGS][i % PII_LABEL_TAGS] = (float)v * scale;
+    }
+    size_t nw = ((size_t)1 << bits) * PII_LABEL_TAGS;
+    m->w = mem_alloc(nw * sizeof *m->w);
+    memcpy(m->w, p + PII_LABEL_HEADER, nw * sizeof *m->w);
+    return 0;
+}
+
+void pii_label_model_deinit(pii_label_model_t *m)
+{
+    mem_free(m->w);
+    memset(m, 0, sizeof *m);
+}
+
+/* ================================================================== tokens */
+
+/* True when p[0] starts an uppercase letter (ASCII, or a Latin-1/Extended-A capital). */
+static bool cap_at(const unsigned char *p, size_t left)
+{
+    if (is_upper(p[0])) return true;
+    if (left < 2) return false;
+    if (p[0] == 0xC3) return p[1] >= 0x80 && p[1] <= 0x9E && p[1] != 0x97;
+    if (p[0] == 0xC4 || p[0] == 0xC5) {
+        unsigned cp = ((unsigned)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+        bool odd_caps = (cp >= 0x139 && cp <= 0x148) || cp >= 0x179;
+        return ((cp & 1) != 0) == odd_caps;
+    }
+    return false;
+}
+
+static bool letter_byte(unsigned char ch)
+{
+    return is_alpha(ch) || ch >= 0x80;
+}
+
+/* Reads the token at i (i not on a space): a word (letters and UTF-8, inner hyphens
+ * and apostrophes, but "'s" after a word is a token of its own), a number (digits,
+ * then letters: "4B", "12th"), a line break, or one other byte. */
+static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
+{
+    const unsigned char *p = (const unsigned char *)t;
+    size_t k = i;
+    o->st = (uint32_t)i;
+    o->info = 0;
+    if (is_digit(p[k])) {
+        while (k < len && is_digit(p[k]))
+            k++;
+        while (k < len && is_alpha(p[k]) && k - i < 12)
+            k++;
+        o->kind = LT_NUM;
+    } else if (letter_byte(p[k])) {
+        o->kind = LT_WORD;
+        o->cap = cap_at(p + k, len - k);
+        while (k < len) {
+            if (letter_byte(p[k]) || is_digit(p[k])) {
+                k++;
+                continue;
+            }
+            if ((p[k] == '-' || p[k] == '\'') && k + 1 < len && letter_byte(p[k + 1])) {
+                if (p[k] == '\'' && (p[k + 1] | 0x20) == 's' &&
+                    (k + 2 >= len || !letter_byte(p[k + 2])))
+                    break;
+                k++;
+                continue;
+            }
+            break;
+        }
+    } else if (p[k] == '\'' && k + 1 < len && (p[k + 1] | 0x20) == 's' &&
+               (k + 2 >= len || !letter_byte(p[k + 2]))) {
+        k += 2;
+        o->kind = LT_POSS;
+    } else {
+        o->kind = p[k] == '\n' ? LT_LINE : LT_PUNCT;
+        k++;
+        /* a UTF-8 character that is no letter: one token */
+        while (k < len && (p[k] & 0xC0) == 0x80)
+            k++;
+    }
+    o->en = (uint32_t)k;
+    if (o->kind != LT_WORD) o->cap = false;
+    /* a word glued to a domain, an address or a path ("smith.com", "jo@", "/smith")
+     * is part of a URL or an email: no name and no street */
+    if (o->kind == LT_WORD &&
+        ((k + 1 < len && (p[k] == '.' || p[k] == '@' || p[k] == '/') && is_alnum(p[k + 1])) ||
+         (i > 0 && (p[i - 1] == '@' || p[i - 1] == '/' || p[i - 1] == '.' || p[i - 1] == '_'))))
+        o->kind = LT_URL;
+    return k;
+}
+
+/* Next token start at or after i (skips spaces, tabs, carriage returns), or len. */
+static size_t tok_skip(const char *t, size_t len, size_t i)
+{
+    while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* Word classes the window builder and the features share, from the gazetteer: a
+ * particle or list joiner ("van", "and"), a street type or unit word, a title. */
+enum { LC_PART = 1, LC_STREET = 2, LC_TITLE = 4 };
+
+/* ================================================================== windows */
+
+static unsigned tok_class(const scan_ctx_t *c, const lab_tok_t *k);
+static uint64_t tok_shape(const scan_ctx_t *c, const lab_tok_t *k);
+static uint64_t tok_word(const scan_ctx_t *c, const lab_tok_t *k);
+
+/* Fills what the features read of a token, once per token: the gazetteer
+ * information (through the scratch's cache), the word and shape hashes, the class. */
+static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
+{
+    if (k->kind == LT_WORD) {
+        uint32_t info = pii_names_info_hot(&c->s->names, c->sc->hot, c->t + k->st, k->en - k->st);
+        k->info = (uint16_t)info;
+        k->wclass = (uint8_t)(info >> PII_NAME_CLASS_SHIFT);
+    } else {
+        k->info = 0;
+        k->wclass = 0;
+    }
+    k->wh = tok_word(c, k);
+    k->sh = tok_shape(c, k);
+    k->cls = tok_class(c, k);
+}
+
+/* True when token k may continue (or, lower, start) a window in lower-case text. */
+static bool lower_cand(const lab_tok_t *k)
+{
+    if (k->kind == LT_NUM) return true;
+    if (k->kind != LT_WORD) return false;
+    if (k->wclass & (LC_STREET | LC_TITLE)) return true;
+    return (k->info & (PII_NAME_FIRST | PII_NAME_LAST)) && !(k->info & PII_NAME_STOP);
+}
+
+/* True when token k continues a window: capitalised words, numbers, street types and,
+ * in lower-case text, census names. */
+static bool cont_tok(const lab_tok_t *k, bool lower)
+{
+    if (k->kind == LT_NUM) return true;
+    if (k->kind != LT_WORD) return false;
+    return k->cap || (k->wclass & LC_STREET) || (lower && lower_cand(k));
+}
+
+/* Builds the window whose first labelled token starts at j (a seed) and calls the
+ * consumer. back: earliest byte context may be read from. Returns the end of the
+ * window's last labelled token. */
+static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, lab_fn fn, void *arg)
+{
+    lab_win_t w;
+    w.n = 0;
+    /* context before: tokens of the bytes back..j, the last LAB_CTX kept, plus up to
+     * two numbers (and '#') right before the seed, which are labelled */
+    size_t from = j > back + 48 ? j - 48 : back;
+    while (from > back && from < j && letter_byte((unsigned char)c->t[from - 1]))
+        from++;
+    lab_tok_t before[8];
+    int nb = 0;
+    for (size_t i = tok_skip(c->t, j, from); i < j; i = tok_skip(c->t, j, i)) {
+        lab_tok_t k;
+        i = tok_read(c->t, j, i, &k);
+        if (nb == 8) {
+            memmove(before, before + 1, 7 * sizeof *before);
+            nb = 7;
+        }
+        before[nb++] = k;
+    }
+    int lab0 = nb;
+    while (lab0 > 0 && nb - lab0 < 3 &&
+           (before[lab0 - 1].kind == LT_NUM ||
+            (before[lab0 - 1].kind == LT_PUNCT && c->t[before[lab0 - 1].st] == '#')))
+        lab0--;
+    if (lab0 < nb && before[lab0].kind != LT_NUM) lab0++; /* never start at a '#' */
+    int ctx0 = lab0 > LAB_CTX ? lab0 - LAB_CTX : 0;
+    for (int i = ctx0; i < nb; i++) {
+        w.tok[w.n] = before[i];
+        tok_info(c, &w.tok[w.n++]);
+    }
+    w.a = lab0 - ctx0;
+    /* labelled tokens from the seed (none when the seed is part of a URL) */
+    size_t i = j;
+    {
+        lab_tok_t k;
+        size_t e = tok_read(c->t, c->len, j, &k);
+        if (k.kind == LT_URL) return e;
+    }
+    bool has_num = w.a < w.n, has_street = false;
+    while (i < c->len && w.n < LAB_TOKS - LAB_CTX) {
+        lab_tok_t k;
+        size_t e = tok_read(c->t, c->len, i, &k);
+        tok_info(c, &k);
+        if (w.n > w.a) {
+            const lab_tok_t *prev = &w.tok[w.n - 1];
+            bool ok = cont_tok(&k, lower);
+            if (!ok && (k.kind == LT_PUNCT || k.kind == LT_LINE ||
+                        (k.kind == LT_WORD && (k.wclass & LC_PART)))) {
+                /* a joiner: only before more of the window */
+                unsigned char ch = (unsigned char)c->t[k.st];
+                size_t n2 = tok_skip(c->t, c->len, e);
+                lab_tok_t k2;
+                bool next = false;
+                if (n2 < c->len) {
+                    tok_read(c->t, c->len, n2, &k2);
+                    tok_info(c, &k2);
+                    next = cont_tok(&k2, lower);
+                }
+                size_t pl = prev->en - prev->st;
+                if (k.kind == LT_LINE)
+                    ok = next && (has_num || has_street); /* the next line of a postal block */
+                else if (k.kind == LT_WORD)
+                    ok = next && k2.kind == LT_WORD;
+                else if (ch == '.')
+                    ok = prev->kind == LT_WORD && (pl == 1 || (pl <= 4 && prev->cap) ||
+                                                   (prev->wclass & (LC_STREET | LC_TITLE)));
+                else if (ch == ',' || ch == '-' || ch == '#' || ch == '&' || ch == '/')
+                    ok = next;
+                else if (ch == '\'')
+                    ok = next && k2.kind == LT_WORD;
+            }
+            if (!ok) break;
+        }
+        has_num |= k.kind == LT_NUM;
+        has_street |= k.kind == LT_WORD && (k.wclass & LC_STREET);
+        w.tok[w.n++] = k;
+        i = tok_skip(c->t, c->len, e);
+    }
+    w.b = w.n;
+    size_t end = w.tok[w.b - 1].en;
+    /* context after */
+    for (int q = 0; q < LAB_CTX && i < c->len; q++) {
+        lab_tok_t k;
+        size_t e = tok_read(c->t, c->len, i, &k);
+        tok_info(c, &k);
+        w.tok[w.n++] = k;
+        i = tok_skip(c->t, c->len, e);
+    }
+    /* sentence start: the token before the first labelled one ends a sentence */
+    w.sent0 = true;
+    if (w.a > 0) {
+        const lab_tok_t *pv = &w.tok[w.a - 1];
+        unsigned char ch = (unsigned char)c->t[pv->st];
+        w.sent0 = pv->kind == LT_LINE || (pv->kind == LT_PUNCT && strchr(".!?:\"", ch));
+    } else {
+        w.sent0 = from == 0; /* nothing before the seed but spaces */
+    }
+    w.lower = lower;
+    fn(c, &w, arg);
+    return end;
+}
+
+/* True when the capital at j starts a word. */
+static bool word_start(const unsigned char *p, size_t j)
+{
+    if (j == 0) return true;
+    unsigned char b = p[j - 1];
+    return !(is_alnum(b) || b >= 0x80 || b == '\'' || b == '_' || b == '-' || b == '@');
+}
+
+/* Bit j set when p[j] is 'A'..'Z' or a UTF-8 Latin capital lead byte. */
+static uint64_t caps_block(const unsigned char *p, size_t n)
+{
+    if (n >= 64) return pii_caps64(p);
+    uint64_t m = 0;
+    for (size_t j = 0; j < n; j++)
+        if ((p[j] >= 'A' && p[j] <= 'Z') || (p[j] >= 0xC3 && p[j] <= 0xC5)) m |= 1ull << j;
+    return m;
+}
+
+void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
+{
+    const unsigned char *p = (const unsigned char *)c->t;
+    size_t len = c->len, i = 0, ncaps = 0;
+    for (size_t blk = 0; blk < len; blk += 64) {
+        uint64_t m = caps_block(p + blk, len - blk < 64 ? len - blk : 64);
+        ncaps += (size_t)__builtin_popcountll(m);
+        while (m) {
+            size_t j = blk + (size_t)__builtin_ctzll(m);
+            m &= m - 1;
+            if (j < i || !word_start(p, j) || !cap_at(p + j, len - j)) continue;
+            /* a lone common word ("The", "She", "Once") seeds nothing unless a
+             * capital or a number follows it */
+            size_t e = j + 1;
+            while (e < len && (letter_byte(p[e]) || p[e] == '\''))
+                e++;
+            uint8_t f = pii_name_flags(c, c->t + j, e - j);
+            if ((f & (PII_NAME_STOP | PII_NAME_FIRST | PII_NAME_LAST)) == PII_NAME_STOP) {
+                size_t n2 = e < len && p[e] == ' ' ? e + 1 : e;
+                if (n2 >= len || !(cap_at(p + n2, len - n2) || is_digit(p[n2]))) {
+                    i = e;
+                    continue;
+                }
+            }
+            i = window_at(c, i, j, false, fn, arg);
+        }
+    }
+    /* lower-case text: windows start at census names, numbers and street types */
+    if (len < 8 || ncaps * 100 >= len) return;
+    i = 0;
+    size_t back = 0;
+    for (i = tok_skip(c->t, len, 0); i < len;) {
+        lab_tok_t k;
+        size_t e = tok_read(c->t, len, i, &k);
+        if (k.kind == LT_WORD && !k.cap) {
+            tok_info(c, &k);
+            if (lower_cand(&k) && !(k.wclass & LC_STREET)) {
+                back = window_at(c, back, i, true, fn, arg);
+                i = tok_skip(c->t, len, back > e ? back : e);
+                continue;
+            }
+        }
+        i = tok_skip(c->t, len, e);
+    }
+}
+
+/* ================================================================== features */
+
+static inline uint64_t fmix(uint64_t h, uint64_t v)
+{
+    return (h ^ v) * 0x100000001b3ull;
+}
+
+/* Hash of the folded bytes s[0..n) continuing h. */
+static uint64_t fstr(uint64_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = fmix(h, fold((unsigned char)s[i]));
+    return h;
+}
+
+/* Coarse class of a token for context features: kind, capitalisation, census. */
+static unsigned tok_class(const scan_ctx_t *c, const lab_tok_t *k)
+{
+    if (k->kind == LT_NUM) return 1 + (k->en - k->st > 4 ? 1 : 0);
+    if (k->kind == LT_LINE) return 3;
+    if (k->kind == LT_POSS) return 4;
+    if (k->kind == LT_URL) return 5 + 256 * 16;
+    if (k->kind == LT_PUNCT) return 5 + (unsigned)(unsigned char)c->t[k->st] * 16;
+    unsigned v = 6;
+    if (k->cap) v += 1;
+    if (k->info & PII_NAME_FIRST) v += 2;
+    if (k->info & PII_NAME_LAST) v += 4;
+    if (k->info & PII_NAME_STOP) v += 8;
+    return v + (unsigned)k->wclass * 16;
+}
+
+/* Shape: X/x/d/other per byte, runs collapsed, at most 6. */
+static uint64_t tok_shape(const scan_ctx_t *c, const lab_tok_t *k)
+{
+    uint64_t h = 0x5348;
+    char last = 0;
+    int n = 0;
+    for (size_t i = k->st; i < k->en && n < 6; i++) {
+        unsigned char b = (unsigned char)c->t[i];
+        char s = is_upper(b) ? 'X' : is_lower(b) ? 'x' : is_digit(b) ? 'd' : b >= 0x80 ? 'u' : b;
+        if (s == 'u' && (b & 0xC0) == 0x80) continue;
+        if (s == last) continue;
+        last = s;
+        h = fmix(h, (unsigned char)s);
+        n++;
+    }
+    return h;
+}
+
+static uint64_t tok_word(const scan_ctx_t *c, const lab_tok_t *k)
+{
+    if (k->kind == LT_NUM) return fmix(0x4e, k->en - k->st > 6 ? 6 : k->en - k->st);
+    return fstr(0x57, c->t + k->st, k->en - k->st > 24 ? 24 : k->en - k->st);
+}
+
+int pii_label_features(const scan_ctx_t *c, const lab_win_t *w, int i, unsigned bits, uint32_t *out)
+{
+    const lab_tok_t *k = &w->tok[i];
+    const lab_tok_t none = {.kind = LT_NONE, .sh = 0x5348};
+    const lab_tok_t *p1 = i >= 1 ? &w->tok[i - 1] : &none, *p2 = i >= 2 ? &w->tok[i - 2] : &none;
+    const lab_tok_t *n1 = i + 1 < w->n ? &w->tok[i + 1] : &none;
+    const lab_tok_t *n2 = i + 2 < w->n ? &w->tok[i + 2] : &none;
+    uint64_t f[PII_LABEL_NFEAT];
+    int n = 0;
+    size_t len = k->en - k->st;
+    const char *s = c->t + k->st;
+    unsigned cls = k->cls, pc1 = p1->kind ? p1->cls : 0, nc1 = n1->kind ? n1->cls : 0;
+    uint64_t word = k->wh, shape = k->sh;
+    f[n++] = 1;
+    f[n++] = fmix(1, word);
+    f[n++] = fmix(2, shape);
+    f[n++] = fmix(3, cls);
+    f[n++] = fstr(4, s + (len > 3 ? len - 3 : 0), len > 3 ? 3 : len);
+    f[n++] = fstr(5, s + (len > 2 ? len - 2 : 0), len > 2 ? 2 : len);
+    f[n++] = fstr(6, s, len > 3 ? 3 : len);
+    f[n++] = fmix(fmix(7, PII_NAME_FIRST_RANK(k->info)), PII_NAME_LAST_RANK(k->info));
+    f[n++] = fmix(8, k->info & 0xff);
+    f[n++] = p1->kind ? fmix(9, p1->wh) : 9;
+    f[n++] = p2->kind ? fmix(10, p2->wh) : 10;
+    f[n++] = n1->kind ? fmix(11, n1->wh) : 11;
+    f[n++] = n2->kind ? fmix(12, n2->wh) : 12;
+    f[n++] = fmix(fmix(13, pc1), cls);
+    f[n++] = fmix(fmix(14, nc1), cls);
+    f[n++] = fmix(15, n2->kind ? n2->cls : 0);
+    f[n++] = fmix(16, p2->kind ? p2->cls : 0);
+    bool sent = i == w->a ? w->sent0 : (p1->kind == LT_LINE);
+    f[n++] = fmix(fmix(17, sent), k->cap);
+    int pos = i - w->a, wl = w->b - w->a;
+    f[n++] = fmix(fmix(18, pos > 3 ? 3 : pos), wl > 4 ? 4 : wl);
+    bool st1 = n1->kind == LT_WORD && (n1->wclass & LC_STREET),
+         st2 = n2->kind == LT_WORD && (n2->wclass & LC_STREET);
+    f[n++] = fmix(fmix(19, st1), st2);
+    f[n++] = fmix(fmix(20, p1->kind == LT_NUM), k->cap);
+    f[n++] = fmix(21, (p1->kind == LT_WORD && (p1->wclass & LC_TITLE)) ||
+                          (p2->kind == LT_WORD && (p2->wclass & LC_TITLE) && p1->kind == LT_PUNCT));
+    f[n++] = fmix(fmix(22, PII_NAME_FIRST_RANK(k->info)),
+                  n1->kind == LT_WORD ? PII_NAME_LAST_RANK(n1->info) : 7);
+    f[n++] = fmix(fmix(23, p1->kind == LT_WORD ? PII_NAME_FIRST_RANK(p1->info) : 7),
+                  PII_NAME_LAST_RANK(k->info));
+    f[n++] = fmix(fmix(24, w->lower), cls);
+    f[n++] = fmix(fmix(25, p1->sh), shape);
+    f[n++] = fmix(26, n1->kind == LT_POSS);
+    /* what surrounds the whole window, seen from each of its tokens */
+    f[n++] = w->a > 0 ? fmix(27, w->tok[w->a - 1].wh) : 27;
+    f[n++] = w->b < w->n ? fmix(28, w->tok[w->b].wh) : 28;
+    f[n++] =
+        fmix(fmix(29, w->a > 0 ? w->tok[w->a - 1].cls : 0), w->b < w->n ? w->tok[w->b].cls : 0);
+    unsigned sh = 64 - bits;
+    for (int q = 0; q < n; q++)
+        out[q] = (uint32_t)(hash_mix(f[q] * 0x9E3779B97F4A7C15ull + (uint64_t)q) >> sh);
+    return n;
+}
+
+/* ================================================================== decoding */
+
+/* Allowed transition: I-X only after B-X or I-X. */
+static bool trans_ok(int from, int to)
+{
+    if (to == LT_I_PER) return from == LT_B_PER || from == LT_I_PER;
+    if (to == LT_I_ADR) return from == LT_B_ADR || from == LT_I_ADR;
+    return true;
+}
+
+float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
+                        const float (*trans)[PII_LABEL_TAGS], const uint8_t *allow, int *tags)
+{
+    float dp[LAB_TOKS][PII_LABEL_TAGS];
+    int bp[LAB_TOKS][PII_LABEL_TAGS];
+    const float NEG = -1e30f;
+    for (int t = 0; t < PII_LABEL_TAGS; t++) {
+        bool ok = trans_ok(PII_LABEL_TAGS, t) && t != LT_I_PER && t != LT_I_ADR;
+        dp[0][t] = ok && (allow[0] >> t & 1) ? trans[PII_LABEL_TAGS][t] + em[0][t] : NEG;
+        bp[0][t] = 0;
+    }
+    for (int i = 1; i < n; i++)
+        for (int t = 0; t < PII_LABEL_TAGS; t++) {
+            float best = NEG;
+            int arg = 0;
+            if (allow[i] >> t & 1)
+                for (int u = 0; u < PII_LABEL_TAGS; u++) {
+                    if (!trans_ok(u, t) || dp[i - 1][u] <= NEG) continue;
+                    float v = dp[i - 1][u] + trans[u][t];
+                    if (v > best) best = v, arg = u;
+                }
+            dp[i][t] = best > NEG ? best + em[i][t] : NEG;
+            bp[i][t] = arg;
+        }
+    int arg = 0;
+    for (int t = 1; t < PII_LABEL_TAGS; t++)
+        if (dp[n - 1][t] > dp[n - 1][arg]) arg = t;
+    float score = dp[n - 1][arg];
+    for (int i = n - 1; i >= 0; i--) {
+        tags[i] = arg;
+        arg = bp[i][arg];
+    }
+    return score;
+}
+
+/* ================================================================== scanning */
+
+/* Scores one window with the scanner's model and records its spans. */
+static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
+{
+    (void)arg;
+    const pii_label_model_t *m = &c->s->label;
+    int n = w->b - w->a;
+    if (n <= 0) return;
+    float em[LAB_TOKS][PII_LABEL_TAGS];
+    uint32_t feat[PII_LABEL_NFEAT];
+    for (int i = 0; i < n; i++) {
+        int nf = pii_label_features(c, w, w->a + i, m->bits, feat);
+        int32_t acc[PII_LABEL_TAGS] = {0};
+        for (int q = 0; q < nf; q++) {
+            const int16_t *x = m->w + (size_t)feat[q] * PII_LABEL_TAGS;
+            for (int t = 0; t < PII_LABEL_TAGS; t++)
+                acc[t] += x[t];
+        }
+        for (int t = 0; t < PII_LABEL_TAGS; t++)
+            em[i][t] = (float)acc[t] * m->scale;
+    }
+    uint8_t allow[LAB_TOKS];
+    memset(allow, 0x1f, (size_t)n);
+    int tags[LAB_TOKS];
+    float best = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
+                                   (const float(*)[PII_LABEL_TAGS])m->trans, allow, tags);
+    for (int i = 0; i < n;) {
+        int t = tags[i];
+        if (t != LT_B_PER && t != LT_B_ADR) {
+            i++;
+            continue;
+        }
+        int inner = t + 1, e = i + 1;
+        while (e < n && tags[e] == inner)
+            e++;
+        /* trailing punctuation is never part of a span */
+        int last = e - 1;
+        while (last > i &&
+               (w->tok[w->a + last].kind == LT_PUNCT || w->tok[w->a + last].kind == LT_LINE))
+            last--;
+        /* confidence: the margin over the best labelling with these tokens outside
+         * any entity, through a logistic */
+        uint8_t al[LAB_TOKS];
+        memset(al, 0x1f, (size_t)n);
+        for (int q = i; q < e; q++)
+            al[q] = 1u << LT_O;
+        int tg2[LAB_TOKS];
+        float alt = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
+                                      (const float(*)[PII_LABEL_TAGS])m->trans, al, tg2);
+        float score = 1.0f / (1.0f + expf(-(best - alt)));
+        size_t st = w->tok[w->a + i].st, en = w->tok[w->a + last].en;
+        /* a span over a validated value (a phone, an IBAN, a card) is the labeller
+         * reading digits as an address: the value stands, the span goes */
+        bool clash = false;
+        for (size_t q = c->first; q < c->sc->n && !clash; q++) {
+            const pii_span_t *x = &c->sc->cand[q];
+            clash = x->type != PII_PERSON && x->type != PII_STREET_ADDRESS && x->start < en &&
+                    st < x->end;
+        }
+        if (!clash)
+            pii_cand_add(c, t == LT_B_PER ? PII_PERSON : PII_STREET_ADDRESS, score,
+                         w->tok[w->a + i].st, w->tok[w->a + last].en);
+        i = e;
+    }
+}
+
+void pii_label_scan(scan_ctx_t *c)
+{
+    pii_label_windows(c, label_window, NULL);
+}

@@ -1,0 +1,301 @@
+/* test_route_pii_label.c — the PII sequence labeller: the model file's checks (every
+ * corrupt form is an error naming what is wrong), training on a few labelled texts
+ * and finding the same pattern in new text, the shipped model on names, addresses and
+ * clean prose, structured values that the labeller must not take over, and the span
+ * contract on adversarial input through the labeller's windows. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "base/mem.h"
+#include "route/pii/pii.h"
+
+/* A tiny census: enough for the gazetteer features. */
+static const char female[] = "MARY           2.629  2.629      1\n"
+                             "LENA           0.010 40.0     300\n"
+                             "ANNA           0.500 10.0      20\n";
+static const char male[] = "JAMES          3.318  3.318      1\n"
+                           "PETER          1.000  5.000     10\n";
+static const char last[] = "SMITH          1.006  1.006      1\n"
+                           "JONES          0.500  3.000     20\n"
+                           "ANDERSSON      0.001 80.000  20000\n";
+
+static pii_scanner_t *small_scanner(void)
+{
+    pii_census_t c = {{female, male, last}, {sizeof female - 1, sizeof male - 1, sizeof last - 1}};
+    pii_options_t o = {&c, 0.5f};
+    char err[256];
+    pii_scanner_t *s = pii_scanner_new(&o, err, sizeof err);
+    assert_non_null(s);
+    return s;
+}
+
+/* Adds the PERSON span at value's first occurrence in text. */
+static size_t gold_at(const char *text, const char *value, pii_type_t t, pii_span_t *g, size_t n)
+{
+    const char *v = strstr(text, value);
+    assert_non_null(v);
+    g[n] = (pii_span_t){t, 1.0f, (size_t)(v - text), (size_t)(v - text) + strlen(value)};
+    return n + 1;
+}
+
+/* Trains a small model on a handful of sentences; returns its bytes in out. */
+static void train_small(pii_scanner_t *s, buf_t *out)
+{
+    pii_label_trainer_t *t = pii_label_trainer_new(s, 12);
+    assert_non_null(t);
+    static const char *const tx[] = {
+        "Please call Lena Smith tomorrow.",  "Please call Peter Jones tomorrow.",
+        "Please call Mary Andersson today.", "The Green Park opens at noon.",
+        "The Blue Lake Hotel is closed.",    "Send it to 12 Oak Street today.",
+        "Send it to 7 Mill Road tomorrow.",  "We met at the Grand Hall.",
+        "Please call James Smith today.",    "Send it to 480 Elm Avenue now.",
+    };
+    static const char *const who[] = {"Lena Smith",  "Peter Jones",   "Mary Andersson", NULL,
+                                      NULL,          "12 Oak Street", "7 Mill Road",    NULL,
+                                      "James Smith", "480 Elm Avenue"};
+    for (int epoch = 0; epoch < 20; epoch++)
+        for (size_t i = 0; i < sizeof tx / sizeof tx[0]; i++) {
+            pii_span_t g[2];
+            size_t n = 0;
+            if (who[i])
+                n = gold_at(tx[i], who[i],
+                            isdigit((unsigned char)who[i][0]) ? PII_STREET_ADDRESS : PII_PERSON, g,
+                            n);
+            assert_int_equal(pii_label_trainer_learn(t, tx[i], strlen(tx[i]), g, n), 0);
+        }
+    const pii_label_stats_t *st = pii_label_trainer_stats(t);
+    assert_true(st->windows > 0);
+    assert_true(st->entity_tokens > 0);
+    /* bad input: a gold span past the text */
+    pii_span_t bad = {PII_PERSON, 1, 3, 400};
+    assert_int_equal(pii_label_trainer_learn(t, "short", 5, &bad, 1), SY_EINVAL);
+    assert_int_equal(pii_label_trainer_save(t, out), 0);
+    pii_label_trainer_free(t);
+}
+
+static bool has_span(const pii_scanner_t *s, const char *text, pii_type_t t, const char *value)
+{
+    pii_scratch_t *sc = pii_scratch_new(s);
+    const pii_span_t *sp;
+    size_t n;
+    assert_int_equal(pii_scan_all(s, sc, text, strlen(text), &sp, &n), 0);
+    bool hit = false;
+    for (size_t i = 0; i < n; i++) {
+        if (sp[i].type != t) continue;
+        if (!value) {
+            hit = true;
+            continue;
+        }
+        const char *v = strstr(text, value);
+        hit |= v && sp[i].start == (size_t)(v - text) && sp[i].end == sp[i].start + strlen(value);
+    }
+    pii_scratch_free(sc);
+    return hit;
+}
+
+/* ================================================================== model file */
+
+static void test_model_file_errors(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = small_scanner();
+    buf_t m;
+    buf_init(&m, 64u << 20);
+    train_small(s, &m);
+    char err[256];
+    /* the good file loads */
+    assert_int_equal(pii_scanner_load_labeller(s, m.data, m.len, err, sizeof err), 0);
+    /* not a model */
+    err[0] = 0;
+    assert_int_equal(pii_scanner_load_labeller(s, "hello", 5, err, sizeof err), SY_EPARSE);
+    assert_non_null(strstr(err, "not a model file"));
+    assert_int_equal(pii_scanner_load_labeller(s, NULL, 0, err, sizeof err), SY_EPARSE);
+    /* truncated */
+    assert_int_equal(pii_scanner_load_labeller(s, m.data, m.len - 1, err, sizeof err), SY_EPARSE);
+    assert_non_null(strstr(err, "truncated"));
+    /* one flipped byte anywhere in the weights or header fields: checksum or field error */
+    char *c = mem_dup(m.data, m.len);
+    for (size_t at = 24; at < m.len; at += m.len / 37) {
+        memcpy(c, m.data, m.len);
+        c[at] ^= 0x10;
+        err[0] = 0;
+        assert_int_equal(pii_scanner_load_labeller(s, c, m.len, err, sizeof err), SY_EPARSE);
+        assert_true(err[0] != 0);
+    }
+    /* another version: named as such */
+    memcpy(c, m.data, m.len);
+    c[8] = 2;
+    assert_int_equal(pii_scanner_load_labeller(s, c, m.len, err, sizeof err), SY_EPARSE);
+    assert_non_null(strstr(err, "version 2"));
+    mem_free(c);
+    /* a scanner without census lists takes no model */
+    pii_options_t o = {NULL, 0.5f};
+    pii_scanner_t *plain = pii_scanner_new(&o, err, sizeof err);
+    assert_int_equal(pii_scanner_load_labeller(plain, m.data, m.len, err, sizeof err), SY_EINVAL);
+    pii_scanner_free(plain);
+    /* after the failed loads the scanner still holds the good model */
+    assert_true(has_span(s, "Please call Anna Jones tomorrow.", PII_PERSON, "Anna Jones"));
+    pii_scanner_free(s);
+    buf_deinit(&m);
+}
+
+/* ================================================================== training */
+
+static void test_train_and_find(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = small_scanner();
+    assert_null(pii_label_trainer_new(s, 9)); /* bits out of range */
+    buf_t m;
+    buf_init(&m, 64u << 20);
+    train_small(s, &m);
+    /* an untrained model (all weights zero) labels everything outside: the findings
+     * below come from what was learned */
+    pii_label_trainer_t *t0 = pii_label_trainer_new(s, 12);
+    buf_t m0;
+    buf_init(&m0, 64u << 20);
+    assert_int_equal(pii_label_trainer_save(t0, &m0), 0);
+    pii_label_trainer_free(t0);
+    assert_int_equal(pii_scanner_load_labeller(s, m0.data, m0.len, NULL, 0), 0);
+    assert_false(has_span(s, "Please call Anna Jones tomorrow.", PII_PERSON, NULL));
+    buf_deinit(&m0);
+    assert_int_equal(pii_scanner_load_labeller(s, m.data, m.len, NULL, 0), 0);
+    /* names and an address not seen in training, in the trained pattern */
+    assert_true(has_span(s, "Please call Anna Jones tomorrow.", PII_PERSON, "Anna Jones"));
+    assert_true(
+        has_span(s, "Send it to 95 Oak Street today.", PII_STREET_ADDRESS, "95 Oak Street"));
+    /* the trained negatives stay negative */
+    assert_false(has_span(s, "The Blue Lake Hotel is closed.", PII_PERSON, NULL));
+    assert_false(has_span(s, "the cat sat on the mat.", PII_PERSON, NULL));
+    pii_scanner_free(s);
+    buf_deinit(&m);
+}
+
+/* ================================================================== shipped model */
+
+/* Reads path whole into an owned buffer (the test side of "route/ takes bytes"). */
+static char *read_whole(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    buf_t b;
+    buf_init(&b, 64u << 20);
+    char tmp[65536];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
+        assert_int_equal(buf_append(&b, tmp, k), 0);
+    fclose(f);
+    *n = b.len;
+    return buf_steal(&b);
+}
+
+/* The scanner with the repository's census lists and model (tests run from the
+ * repository root); NULL when they are not there. */
+static pii_scanner_t *shipped(void)
+{
+    if (access("data/names/pii-labeller.bin", R_OK) != 0) return NULL;
+    pii_census_t c;
+    for (int i = 0; i < PII_CENSUS_COUNT; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "data/names/%s", pii_census_files[i]);
+        c.data[i] = read_whole(p, &c.len[i]);
+        assert_non_null(c.data[i]);
+    }
+    pii_options_t o = {&c, 0.5f};
+    char err[512];
+    pii_scanner_t *s = pii_scanner_new(&o, err, sizeof err);
+    assert_non_null(s);
+    for (int i = 0; i < PII_CENSUS_COUNT; i++)
+        mem_free((void *)c.data[i]);
+    size_t n;
+    char *m = read_whole("data/names/pii-labeller.bin", &n);
+    assert_non_null(m);
+    if (pii_scanner_load_labeller(s, m, n, err, sizeof err)) fail_msg("%s", err);
+    mem_free(m);
+    return s;
+}
+
+static void test_shipped_model(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = shipped();
+    if (!s) {
+        skip();
+        return;
+    }
+    assert_true(has_span(s, "Please send the contract to Maria Gonzalez by Friday.", PII_PERSON,
+                         "Maria Gonzalez"));
+    assert_true(has_span(s, "My name appears incorrectly, please correct it to Mr. Wijtze Smit.",
+                         PII_PERSON, NULL));
+    assert_true(has_span(s, "Ship it to 742 Evergreen Terrace, Springfield, IL 62704 please.",
+                         PII_STREET_ADDRESS, NULL));
+    assert_false(has_span(s, "The cat sat on the mat and then it went home.", PII_PERSON, NULL));
+    /* validated values keep their type next to capitalised words */
+    assert_true(has_span(s, "Transfer from GB82 WEST 1234 5698 7654 32 to Anna Jones.",
+                         PII_IBAN_CODE, "GB82 WEST 1234 5698 7654 32"));
+    assert_true(has_span(s, "Call Peter Jones at (212) 555-0187 today.", PII_PHONE_NUMBER,
+                         "(212) 555-0187"));
+    pii_scanner_free(s);
+}
+
+/* Windows at their caps: long runs of capitals, numbers and joiners, lower-case text
+ * full of census names, arbitrary bytes; every span must keep the contract. */
+static void test_adversarial_windows(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = shipped();
+    if (!s) {
+        skip();
+        return;
+    }
+    pii_scratch_t *sc = pii_scratch_new(s);
+    size_t len = 1u << 20;
+    char *t = mem_alloc(len);
+    const char *pat[] = {"Anna Mary Smith Jones , 12 - ", "anna smith mary jones 12 oak street\n",
+                         "A. B. C. D. E. ", "\xc3\x89mile \xc3\x89tienne O'Brien-Smith's "};
+    uint64_t r = 88172645463325252ull;
+    for (int k = 0; k < 5; k++) {
+        for (size_t i = 0; i < len; i++) {
+            if (k < 4) {
+                t[i] = pat[k][i % strlen(pat[k])];
+            } else {
+                r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+                t[i] = (char)(r & 0xff);
+            }
+        }
+        const pii_span_t *sp;
+        size_t n;
+        int rc = pii_scan_all(s, sc, t, len, &sp, &n);
+        assert_true(rc == 0 || rc == SY_ETOOBIG);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            assert_true(sp[i].start < sp[i].end && sp[i].end <= len);
+            assert_true(sp[i].score >= 0 && sp[i].score <= 1);
+            if (i) assert_true(sp[i].start >= sp[i - 1].end);
+        }
+    }
+    mem_free(t);
+    pii_scratch_free(sc);
+    pii_scanner_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_file_errors),
+        cmocka_unit_test(test_train_and_find),
+        cmocka_unit_test(test_shipped_model),
+        cmocka_unit_test(test_adversarial_windows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
