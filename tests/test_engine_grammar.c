@@ -22,6 +22,7 @@
 #include "engine/engine.h"
 #include "engine/grammar.h"
 #include "engine/jsonschema.h"
+#include "engine/session.h"
 
 static char shared[512];
 
@@ -576,6 +577,85 @@ static void test_call_generations(void **state)
     engine_free(e);
 }
 
+/* tool_choice auto (grammar_optional) on steered logits: stories260K never starts
+ * with '{' by itself, so the first step's logits are set by hand (the engine's
+ * sampling step takes logits from its caller) and the later steps get random ones.
+ * A first token '{' must give a complete, valid call; any other first token free text
+ * with no grammar (a '"' right after it would be refused by the call grammar). */
+static void test_call_auto_rule(void **state)
+{
+    (void)state;
+    char bin[600], tok[600], err[256], piece[64];
+    snprintf(bin, sizeof bin, "%s/data/models/llama2c/stories260K.bin", shared);
+    snprintf(tok, sizeof tok, "%s/data/models/llama2c/tok512.bin", shared);
+    if (access(bin, R_OK) || access(tok, R_OK)) {
+        print_message("# skipped: shared data not found under %s (set SY_SHARED)\n", shared);
+        skip();
+    }
+    engine_t *e;
+    assert_int_equal(engine_load(bin, tok, &e, err, sizeof err), 0);
+    engine_session_t *s = engine_session_new(e, &(engine_session_opts_t){.n_ctx = 512});
+    int n_vocab = tokenizer_n_vocab(e->model->tok), brace = -1, quote = -1, word = -1;
+    char wtext[80] = "";
+    for (int id = 0; id < n_vocab; id++) {
+        int k = engine_token_text(e, -1, id, piece, sizeof piece - 1);
+        piece[k > 0 ? k : 0] = 0;
+        if (!strcmp(piece, "{")) brace = id;
+        if (!strcmp(piece, "\"")) quote = id;
+        if (word < 0 && k >= 3 && strspn(piece, "abcdefghijklmnopqrstuvwxyz") == (size_t)k) {
+            word = id;
+            snprintf(wtext, sizeof wtext, "%s\"", piece);
+        }
+    }
+    assert_true(brace >= 0 && quote >= 0 && word >= 0);
+    grammar_t *g;
+    assert_int_equal(compile_tools(call_tools, NULL, &g, err, sizeof err), 0);
+    float *logits = malloc((size_t)n_vocab * sizeof *logits);
+    static out_t o;
+    for (int round = 0; round < 40; round++) {
+        bool call = round % 2 == 0;
+        engine_gen_params_t gp = {.max_tokens = 60, .grammar = g, .grammar_optional = true};
+        sample_params_default(&gp.sample);
+        gp.sample.seed = (uint64_t)round;
+        engine_gen_result_t res;
+        int one = 1;
+        assert_int_equal(engine_gen_check(s, &one, 1, &res), 0);
+        o.len = 0;
+        o.text[0] = 0;
+        engine_gen_start(s, &gp, on_token, &o, &res, 0);
+        int next, step = 0;
+        do {
+            for (int i = 0; i < n_vocab; i++)
+                logits[i] = (float)rnd(1000) / 250.0f;
+            if (step == 0) logits[call ? brace : word] = 40;
+            if (step == 1 && !call) logits[quote] = 40; /* free text takes it */
+            step++;
+        } while (engine_gen_step(s, logits, &next));
+        engine_gen_end(s);
+        assert_int_equal(res.constrained, call);
+        if (!call) {
+            assert_false(res.complete);
+            if (strncmp(o.text, wtext, strlen(wtext)))
+                fail_msg("auto text %d: %s (expected it to begin %s)", round, o.text, wtext);
+            continue;
+        }
+        cJSON *v = cJSON_ParseWithOpts(o.text, NULL, true);
+        cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
+        cJSON *args = cJSON_GetObjectItemCaseSensitive(v, "arguments");
+        if (!v || !res.complete || !cJSON_IsString(name) || !cJSON_IsObject(args))
+            fail_msg("auto call %d: %s", round, o.text);
+        if (!strcmp(name->valuestring, "f"))
+            assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(args, "x")));
+        else
+            assert_int_equal(cJSON_GetArraySize(args), 0);
+        cJSON_Delete(v);
+    }
+    free(logits);
+    grammar_free(g);
+    engine_session_free(s);
+    engine_free(e);
+}
+
 int main(void)
 {
     const char *sh = getenv("SY_SHARED");
@@ -584,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_json_object),     cmocka_unit_test(test_schema_machine),
         cmocka_unit_test(test_schema_refusals), cmocka_unit_test(test_generations),
         cmocka_unit_test(test_call_machine),    cmocka_unit_test(test_call_generations),
+        cmocka_unit_test(test_call_auto_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
