@@ -66,8 +66,10 @@ static void test_good(void **state)
     assert_int_equal(c.route.pii_action[PII_EMAIL_ADDRESS], ROUTE_PII_LOCAL_ONLY);
     assert_int_equal(config_tier_find(&c, "cloud"), 1);
     assert_int_equal(config_tier_find(&c, "nope"), -1);
-    /* Capabilities by kind: the engine serves JSON (its grammar), an OpenAI upstream all. */
-    assert_int_equal(c.tiers[0].caps, 1u << ROUTE_CAP_JSON); /* local: JSON under the grammar */
+    /* Capabilities by kind: the engine serves JSON and tool calls (its grammar), an OpenAI
+     * upstream all. */
+    assert_int_equal(c.tiers[0].caps,
+                     1u << ROUTE_CAP_JSON | 1u << ROUTE_CAP_TOOLS); /* the grammar */
     assert_int_equal(c.tiers[1].caps, ROUTE_CAPS_ALL);
     assert_int_equal(c.tiers[0].max_context, 0);
     /* A type is blocked: findings of unknown type are too. */
@@ -123,8 +125,8 @@ static void test_capabilities(void **state)
     char err[256] = "";
     if (config_load_string(&c, yaml, strlen(yaml), "caps.yaml", err, sizeof err))
         fail_msg("%s", err);
-    assert_int_equal(c.tiers[0].caps, 1u << ROUTE_CAP_JSON);
-    assert_int_equal(c.tiers[0].max_context, 4096); /* a local tier's context */
+    assert_int_equal(c.tiers[0].caps, 1u << ROUTE_CAP_JSON); /* as listed */
+    assert_int_equal(c.tiers[0].max_context, 4096);          /* a local tier's context */
     assert_int_equal(c.tiers[1].caps, 0);
     assert_int_equal(c.tiers[1].max_context, 8192);
     assert_int_equal(c.tiers[2].caps, 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_VISION);

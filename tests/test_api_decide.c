@@ -263,14 +263,22 @@ static void test_refusals(void **state)
     assert_string_equal(a.type, "privacy_blocked");
     assert_non_null(strstr(a.message, "forces the external tier 'cloud'"));
 
+    /* Private with tools: the local tier serves tools (its call grammar) */
     decide(f,
            "{\"model\":\"auto\"," MSG ",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
            "\"f\"}}]}",
            true, &d, &a);
+    assert_int_equal(a.http_status, 200);
+    assert_int_equal(d.tier, 0);
+    /* ...but not images: refused, naming what is missing */
+    decide(f,
+           "{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+           "\"image_url\",\"image_url\":{\"url\":\"https://img.test/a.png\"}}]}]}",
+           true, &d, &a);
     assert_int_equal(a.http_status, 400);
     assert_string_equal(a.code, "capability_unavailable");
-    assert_string_equal(a.param, "tools");
-    assert_non_null(strstr(a.message, "needs tools"));
+    assert_string_equal(a.param, "messages");
+    assert_non_null(strstr(a.message, "needs vision"));
     assert_non_null(strstr(a.message, "stay on this machine"));
 
     decide(f, "{\"model\":\"edge\"," MSG ",\"max_tokens\":2000}", false, &d, &a);

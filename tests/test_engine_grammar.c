@@ -4,7 +4,8 @@
  * here (independent of the grammar code).
  *
  * SY_GRAMMAR_GENERATIONS=N sets how many random schemas are generated (default 150;
- * the figure in docs/engine.md comes from N=1000), SY_GRAMMAR_SEED the generator's seed. */
+ * the figure in docs/engine.md comes from N=1000), SY_GRAMMAR_TOOL_CALLS=N how many
+ * random tool sets are decoded as calls (default 200), SY_GRAMMAR_SEED the seed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "engine/engine.h"
 #include "engine/grammar.h"
 #include "engine/jsonschema.h"
+#include "engine/session.h"
 
 static char shared[512];
 
@@ -386,15 +388,283 @@ static void test_generations(void **state)
     engine_free(e);
 }
 
+/* ========================================================= tool calls ===== */
+
+static const char *call_tools =
+    "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":"
+    "\"object\",\"properties\":{\"x\":{\"type\":\"integer\"}},\"required\":[\"x\"]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"f2\"}}]";
+
+/* Compiles a tools array text; rc and err for the caller. */
+static int compile_tools(const char *tools, const char *only, grammar_t **g, char *err,
+                         size_t errlen)
+{
+    cJSON *j = cJSON_Parse(tools);
+    assert_non_null(j);
+    *g = NULL;
+    int rc = jsonschema_compile_tools(j, only, g, err, errlen);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static void test_call_machine(void **state)
+{
+    (void)state;
+    grammar_t *g;
+    char err[256];
+    assert_int_equal(compile_tools(call_tools, NULL, &g, err, sizeof err), 0);
+    assert_int_equal(run(g, "{\"name\":\"f\",\"arguments\":{\"x\":1}}"), 1);
+    assert_int_equal(run(g, " {\"name\":\"f\",\"arguments\": {\"x\":-3}}"), 1);
+    assert_int_equal(run(g, "{\"name\":\"f2\",\"arguments\":{}}"), 1);
+    assert_int_equal(run(g, "{\"name\":\"f2\",\"arguments\":{\"x\":1}}"), -1); /* no params */
+    assert_int_equal(run(g, "{\"name\":\"f\",\"arguments\":{}}"), -1);         /* x required */
+    assert_int_equal(run(g, "{\"name\":\"f\",\"arguments\":{\"x\":\"1\"}}"), -1);
+    assert_int_equal(run(g, "{\"name\":\"g\",\"arguments\":{}}"), -1);         /* unknown */
+    assert_int_equal(run(g, "{\"arguments\":{},\"name\":\"f2\"}"), -1);        /* fixed order */
+    assert_int_equal(run(g, "{\"name\":\"f\",\"arguments\":{\"x\":1} }"), -1); /* one gap */
+    assert_int_equal(run(g, "{\"name\":\"f\",\"arguments\":{\"x\":1}"), 0);
+    assert_int_equal(run(g, "{\"name\":\"f\",\"arguments\":{\"x\":1}}}"), -1);
+    assert_int_equal(run(g, "hello"), -1);
+    /* from {"name":"f the shortest end is 2","arguments":{}} (f2) */
+    grammar_state_t st;
+    grammar_state_init(&st, g);
+    assert_int_equal(grammar_state_feed(&st, "{\"name\":\"f", 10), 0);
+    assert_int_equal(grammar_state_close_cost(&st), (int)strlen("2\",\"arguments\":{}}"));
+    assert_int_equal(g->root->min_len, (int)strlen("{\"name\":\"f2\",\"arguments\":{}}"));
+    grammar_free(g);
+    /* a named function: only its calls */
+    assert_int_equal(compile_tools(call_tools, "f", &g, err, sizeof err), 0);
+    assert_int_equal(run(g, "{\"name\":\"f\",\"arguments\":{\"x\":7}}"), 1);
+    assert_int_equal(run(g, "{\"name\":\"f2\",\"arguments\":{}}"), -1);
+    grammar_free(g);
+    static const struct {
+        const char *tools, *only, *word;
+        int rc;
+    } bad[] = {
+        {"[{\"type\":\"function\",\"function\":{\"name\":\"a b\"}}]", NULL, "function.name",
+         SY_EINVAL},
+        {"[{\"type\":\"function\",\"function\":{\"name\":\"a\"}},{\"type\":\"function\","
+         "\"function\":{\"name\":\"a\"}}]",
+         NULL, "twice", SY_EINVAL},
+        {"[{\"type\":\"function\",\"function\":{\"name\":\"a\",\"parameters\":{\"type\":"
+         "\"string\"}}}]",
+         NULL, "parameters", SY_EUNSUPPORTED},
+        {"[{\"type\":\"function\",\"function\":{\"name\":\"a\",\"parameters\":{\"type\":"
+         "\"object\",\"properties\":{\"q\":{\"type\":\"string\",\"pattern\":\"x\"}}}}}]",
+         NULL, "pattern", SY_EUNSUPPORTED},
+        {"[{\"type\":\"retrieval\"}]", NULL, "function", SY_EINVAL},
+        {"[]", NULL, "non-empty", SY_EINVAL},
+        {"{}", NULL, "non-empty", SY_EINVAL},
+        {"[{\"type\":\"function\",\"function\":{\"name\":\"a\"}}]", "nope", "nope", SY_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err[0] = 0;
+        int rc = compile_tools(bad[i].tools, bad[i].only, &g, err, sizeof err);
+        if (rc != bad[i].rc || !strstr(err, bad[i].word))
+            fail_msg("%s: rc %d, err \"%s\"", bad[i].tools, rc, err);
+        assert_null(g);
+    }
+}
+
+/* A random schema whose root is an object (a function's parameters). */
+static cJSON *gen_params(void)
+{
+    for (;;) {
+        cJSON *s = gen_schema(0, true);
+        if (!strcmp(cJSON_GetObjectItem(s, "type")->valuestring, "object")) return s;
+        cJSON_Delete(s);
+    }
+}
+
+/* Random tool sets, decoded by stories260K as required, named or auto calls until n
+ * calls were made (auto answers that chose text are counted apart); each
+ * call must parse as {"name", "arguments"} with a declared name (the named one when
+ * named) and arguments valid against that function's parameters. */
+static void test_call_generations(void **state)
+{
+    (void)state;
+    char bin[600], tok[600], err[256];
+    snprintf(bin, sizeof bin, "%s/data/models/llama2c/stories260K.bin", shared);
+    snprintf(tok, sizeof tok, "%s/data/models/llama2c/tok512.bin", shared);
+    if (access(bin, R_OK) || access(tok, R_OK)) {
+        print_message("# skipped: shared data not found under %s (set SY_SHARED)\n", shared);
+        skip();
+    }
+    engine_t *e;
+    assert_int_equal(engine_load(bin, tok, &e, err, sizeof err), 0);
+    engine_session_t *s = engine_session_new(e, &(engine_session_opts_t){.n_ctx = 512});
+    const char *env = getenv("SY_GRAMMAR_TOOL_CALLS");
+    int n = env ? atoi(env) : 200;
+    static const char *names[] = {"get_weather", "search", "lookup-user", "f", "send_mail2"};
+    static const char *prompts[] = {"Once upon a time", "{", "The answer is", "Tim said"};
+    const char *seed = getenv("SY_GRAMMAR_SEED");
+    rng = (seed ? strtoull(seed, NULL, 10) : 12345) ^ 0x5eed;
+    static out_t o;
+    int n_calls = 0, n_auto = 0, n_auto_calls = 0, n_tok = 0;
+    for (int i = 0; n_calls < n; i++) {
+        int nt = 1 + (int)rnd(4);
+        unsigned first = rnd(5);
+        cJSON *tools = cJSON_CreateArray();
+        cJSON *params[4];
+        bool strict[4];
+        for (int k = 0; k < nt; k++) {
+            cJSON *t = cJSON_CreateObject();
+            cJSON_AddStringToObject(t, "type", "function");
+            cJSON *fn = cJSON_AddObjectToObject(t, "function");
+            cJSON_AddStringToObject(fn, "name", names[(first + (unsigned)k) % 5]);
+            strict[k] = rnd(2);
+            if (strict[k]) cJSON_AddTrueToObject(fn, "strict");
+            params[k] = rnd(6) ? gen_params() : NULL;
+            if (params[k]) cJSON_AddItemReferenceToObject(fn, "parameters", params[k]);
+            cJSON_AddItemToArray(tools, t);
+        }
+        unsigned mode = rnd(4); /* 0 required, 1 named, 2 auto, 3 required */
+        if (mode == 3) mode = 0;
+        int named = (int)rnd((unsigned)nt);
+        const char *only = mode == 1 ? names[(first + (unsigned)named) % 5] : NULL;
+        grammar_t *g = NULL;
+        int rc = jsonschema_compile_tools(tools, only, &g, err, sizeof err);
+        if (rc) fail_msg("compile tools: %s", err);
+        int ids[64];
+        const char *pr = prompts[rnd(4)];
+        int np = engine_tokenize(e, pr, strlen(pr), true, false, ids, 64);
+        int extra = i % 4 ? (int)rnd(160) : (int)rnd(4);
+        engine_gen_params_t gp = {
+            .max_tokens = g->root->min_len + extra, .grammar = g, .grammar_optional = mode == 2};
+        sample_params_default(&gp.sample);
+        gp.sample.temperature = rnd(4) * 0.5f;
+        gp.sample.seed = (uint64_t)i;
+        engine_gen_result_t res;
+        o.len = 0;
+        o.text[0] = 0;
+        assert_int_equal(engine_generate(s, ids, np, &gp, on_token, &o, &res), 0);
+        n_tok += res.n_generated;
+        n_auto += mode == 2;
+        if (mode == 2 && !res.constrained) { /* the model chose text: nothing to check */
+            assert_false(res.complete);
+            goto next;
+        }
+        assert_true(res.constrained);
+        n_calls++;
+        n_auto_calls += mode == 2;
+        cJSON *v = cJSON_ParseWithOpts(o.text, NULL, true);
+        cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
+        cJSON *args = cJSON_GetObjectItemCaseSensitive(v, "arguments");
+        int which = -1;
+        for (int k = 0; k < nt && cJSON_IsString(name); k++)
+            if (!strcmp(name->valuestring, names[(first + (unsigned)k) % 5])) which = k;
+        bool ok = v && res.complete && cJSON_GetArraySize(v) == 2 && which >= 0 &&
+                  (!only || which == named) && cJSON_IsObject(args);
+        if (ok && params[which]) ok = validate(params[which], args, strict[which]);
+        if (ok && !params[which]) ok = cJSON_GetArraySize(args) == 0;
+        if (!ok) {
+            char *txt = cJSON_PrintUnformatted(tools);
+            fail_msg("call %d (mode %u, %d tokens max): invalid\ntools %s\noutput %s", i, mode,
+                     gp.max_tokens, txt, o.text);
+        }
+        cJSON_Delete(v);
+    next:
+        for (int k = 0; k < nt; k++)
+            cJSON_Delete(params[k]);
+        cJSON_Delete(tools);
+        grammar_free(g);
+    }
+    print_message("# %d tool calls under random tool sets parsed and validated (%d tokens; "
+                  "tool_choice auto: %d of %d chose a call)\n",
+                  n_calls, n_tok, n_auto_calls, n_auto);
+    assert_true(n_calls > 0);
+    engine_session_free(s);
+    engine_free(e);
+}
+
+/* tool_choice auto (grammar_optional) on steered logits: stories260K never starts
+ * with '{' by itself, so the first step's logits are set by hand (the engine's
+ * sampling step takes logits from its caller) and the later steps get random ones.
+ * A first token '{' must give a complete, valid call; any other first token free text
+ * with no grammar (a '"' right after it would be refused by the call grammar). */
+static void test_call_auto_rule(void **state)
+{
+    (void)state;
+    char bin[600], tok[600], err[256], piece[64];
+    snprintf(bin, sizeof bin, "%s/data/models/llama2c/stories260K.bin", shared);
+    snprintf(tok, sizeof tok, "%s/data/models/llama2c/tok512.bin", shared);
+    if (access(bin, R_OK) || access(tok, R_OK)) {
+        print_message("# skipped: shared data not found under %s (set SY_SHARED)\n", shared);
+        skip();
+    }
+    engine_t *e;
+    assert_int_equal(engine_load(bin, tok, &e, err, sizeof err), 0);
+    engine_session_t *s = engine_session_new(e, &(engine_session_opts_t){.n_ctx = 512});
+    int n_vocab = tokenizer_n_vocab(e->model->tok), brace = -1, quote = -1, word = -1;
+    char wtext[80] = "";
+    for (int id = 0; id < n_vocab; id++) {
+        int k = engine_token_text(e, -1, id, piece, sizeof piece - 1);
+        piece[k > 0 ? k : 0] = 0;
+        if (!strcmp(piece, "{")) brace = id;
+        if (!strcmp(piece, "\"")) quote = id;
+        if (word < 0 && k >= 3 && strspn(piece, "abcdefghijklmnopqrstuvwxyz") == (size_t)k) {
+            word = id;
+            snprintf(wtext, sizeof wtext, "%s\"", piece);
+        }
+    }
+    assert_true(brace >= 0 && quote >= 0 && word >= 0);
+    grammar_t *g;
+    assert_int_equal(compile_tools(call_tools, NULL, &g, err, sizeof err), 0);
+    float *logits = malloc((size_t)n_vocab * sizeof *logits);
+    static out_t o;
+    for (int round = 0; round < 40; round++) {
+        bool call = round % 2 == 0;
+        engine_gen_params_t gp = {.max_tokens = 60, .grammar = g, .grammar_optional = true};
+        sample_params_default(&gp.sample);
+        gp.sample.seed = (uint64_t)round;
+        engine_gen_result_t res;
+        int one = 1;
+        assert_int_equal(engine_gen_check(s, &one, 1, &res), 0);
+        o.len = 0;
+        o.text[0] = 0;
+        engine_gen_start(s, &gp, on_token, &o, &res, 0);
+        int next, step = 0;
+        do {
+            for (int i = 0; i < n_vocab; i++)
+                logits[i] = (float)rnd(1000) / 250.0f;
+            if (step == 0) logits[call ? brace : word] = 40;
+            if (step == 1 && !call) logits[quote] = 40; /* free text takes it */
+            step++;
+        } while (engine_gen_step(s, logits, &next));
+        engine_gen_end(s);
+        assert_int_equal(res.constrained, call);
+        if (!call) {
+            assert_false(res.complete);
+            if (strncmp(o.text, wtext, strlen(wtext)))
+                fail_msg("auto text %d: %s (expected it to begin %s)", round, o.text, wtext);
+            continue;
+        }
+        cJSON *v = cJSON_ParseWithOpts(o.text, NULL, true);
+        cJSON *name = cJSON_GetObjectItemCaseSensitive(v, "name");
+        cJSON *args = cJSON_GetObjectItemCaseSensitive(v, "arguments");
+        if (!v || !res.complete || !cJSON_IsString(name) || !cJSON_IsObject(args))
+            fail_msg("auto call %d: %s", round, o.text);
+        if (!strcmp(name->valuestring, "f"))
+            assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(args, "x")));
+        else
+            assert_int_equal(cJSON_GetArraySize(args), 0);
+        cJSON_Delete(v);
+    }
+    free(logits);
+    grammar_free(g);
+    engine_session_free(s);
+    engine_free(e);
+}
+
 int main(void)
 {
     const char *sh = getenv("SY_SHARED");
     snprintf(shared, sizeof shared, "%s", sh ? sh : "../shared");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_object),
-        cmocka_unit_test(test_schema_machine),
-        cmocka_unit_test(test_schema_refusals),
-        cmocka_unit_test(test_generations),
+        cmocka_unit_test(test_json_object),     cmocka_unit_test(test_schema_machine),
+        cmocka_unit_test(test_schema_refusals), cmocka_unit_test(test_generations),
+        cmocka_unit_test(test_call_machine),    cmocka_unit_test(test_call_generations),
+        cmocka_unit_test(test_call_auto_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -241,6 +241,12 @@ static void test_shipped_model(void **state)
     assert_true(has_span(s, "Ship it to 742 Evergreen Terrace, Springfield, IL 62704 please.",
                          PII_STREET_ADDRESS, NULL));
     assert_false(has_span(s, "The cat sat on the mat and then it went home.", PII_PERSON, NULL));
+    /* a mask placeholder is not a name (the masked request is scanned again) */
+    assert_false(has_span(s, "My friend <PERSON_1> likes tea", PII_PERSON, NULL));
+    assert_false(has_span(s, "Dear <PERSON_12>, thanks", PII_PERSON, NULL));
+    /* lower-case text: one census word alone is a word */
+    assert_false(has_span(s, "plain words", PII_PERSON, NULL));
+    assert_false(has_span(s, "the rose will grow long and the young bird sang", PII_PERSON, NULL));
     /* validated values keep their type next to capitalised words */
     assert_true(has_span(s, "Transfer from GB82 WEST 1234 5698 7654 32 to Anna Jones.",
                          PII_IBAN_CODE, "GB82 WEST 1234 5698 7654 32"));

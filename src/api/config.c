@@ -513,10 +513,11 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
         /* An OpenAI-compatible upstream is taken to serve every capability unless the
          * list says otherwise; the in-process engine serves none of them today (it
          * answers text from text: no tools, no response_format, no images or audio). */
-        /* A local tier decodes JSON and JSON Schema under its grammar (docs/engine.md);
-         * tools, images and audio it does not do. */
+        /* A local tier decodes JSON, JSON Schema and tool calls under its grammar
+         * (docs/engine.md); images and audio it does not do. */
         if (!t->caps_set)
-            t->caps = t->kind == CONFIG_TIER_OPENAI ? ROUTE_CAPS_ALL : 1u << ROUTE_CAP_JSON;
+            t->caps = t->kind == CONFIG_TIER_OPENAI ? ROUTE_CAPS_ALL
+                                                    : 1u << ROUTE_CAP_JSON | 1u << ROUTE_CAP_TOOLS;
         /* The Messages API takes tools and images; no response_format, audio or
          * embeddings. */
         if (!t->caps_set && t->kind == CONFIG_TIER_ANTHROPIC)

@@ -193,7 +193,17 @@ void engine_gen_start(engine_session_t *s, const engine_gen_params_t *p, engine_
     g->i = 0;
     res->finish = ENGINE_FINISH_LENGTH;
     g->n_alts = p->n_logprobs < 0 ? 0 : p->n_logprobs;
+    g->constrained = p->grammar != NULL;
     if (p->grammar) grammar_begin(s, p->grammar);
+}
+
+/* grammar_optional's first step: tokens that do not lead with '{' get their free
+ * logits back (s->masked holds the grammar's mask of logits). */
+static void grammar_unmask_text(engine_session_t *s, const float *logits)
+{
+    int n = s->e->model->cfg.n_vocab;
+    for (int id = 0; id < n; id++)
+        if (grammar_vocab_lead(s->gvocab, id) != '{') s->masked[id] = logits[id];
 }
 
 bool engine_gen_step(engine_session_t *s, const float *logits, int *next)
@@ -206,13 +216,20 @@ bool engine_gen_step(engine_session_t *s, const float *logits, int *next)
     if (i >= p->max_tokens) return false;
     sample_info_t info;
     const float *lg = logits;
-    if (p->grammar) {
+    if (g->constrained) {
         int left = s->fs->n_ctx - s->n_cached + 1; /* tokens the context still takes */
         if (left > p->max_tokens - i) left = p->max_tokens - i;
         lg = grammar_logits(s, logits, left);
+        if (p->grammar_optional && i == 0) {
+            grammar_unmask_text(s, logits);
+            lg = s->masked;
+        }
         if (!lg) return false; /* the vocabulary cannot continue the value */
     }
     int tok = sample_token(s->sampler, lg, s->cached, s->n_cached, g->n_alts, &info);
+    if (g->constrained && p->grammar_optional && i == 0 &&
+        grammar_vocab_lead(s->gvocab, tok) != '{')
+        g->constrained = false; /* the model chose text */
     sample_conf_add(&res->conf, &info);
     res->n_generated++;
     g->i++;
@@ -221,7 +238,7 @@ bool engine_gen_step(engine_session_t *s, const float *logits, int *next)
         char piece[TOKENIZER_MAX_PIECE + 4];
         int prev = s->n_cached ? s->cached[s->n_cached - 1] : -1;
         int k = tokenizer_decode(m->tok, prev, tok, piece, sizeof piece);
-        if (p->grammar && grammar_state_feed(&s->gstate, piece, (size_t)k)) return false;
+        if (g->constrained && grammar_state_feed(&s->gstate, piece, (size_t)k)) return false;
         if (buf_append(&s->text, piece, (size_t)k)) buf_reset(&s->text), g->released = 0;
     }
     /* What may be released now: up to a matched stop string, else all but a tail that
@@ -259,7 +276,8 @@ void engine_gen_end(engine_session_t *s)
 {
     engine_gen_t *g = &s->gen;
     g->res->decode_ms = engine_now_ms() - g->t1;
-    g->res->complete = g->p->grammar && grammar_state_complete(&s->gstate);
+    g->res->complete = g->constrained && grammar_state_complete(&s->gstate);
+    g->res->constrained = g->constrained;
 }
 
 int engine_generate(engine_session_t *s, const int *prompt, int n_prompt,

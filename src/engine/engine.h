@@ -72,6 +72,11 @@ typedef struct engine_gen_params {
      * and the value is closed within max_tokens. Logprobs are then those of the masked
      * distribution that was sampled. */
     const struct grammar *grammar;
+    /* With a grammar: the first token chooses. One whose first non-whitespace byte is
+     * '{' must begin the grammar's value and the rest is constrained; any other first
+     * token (end of generation included) makes the whole answer free text. What a
+     * tool_choice "auto" decodes under (the grammar: a call). */
+    bool grammar_optional;
 } engine_gen_params_t;
 
 /* What the per-token callback sees. text is the output released by this token: it
@@ -94,6 +99,8 @@ typedef struct engine_gen_result {
     engine_finish_t finish;
     sample_conf_t conf; /* confidence summary of the generated tokens */
     bool complete;      /* with a grammar: the output is a complete value */
+    bool constrained;   /* the output was decoded under the grammar (grammar_optional: a
+                           first token of '{') */
     double prefill_ms, decode_ms;
 } engine_gen_result_t;
 

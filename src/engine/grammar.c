@@ -66,6 +66,10 @@ void grammar_node_finish(grammar_node_t *n)
     if (n->types & GRAMMAR_ENUM)
         for (int i = 0; i < n->n_lits; i++)
             if (n->llen[i] < best) best = n->llen[i];
+    if (n->types & GRAMMAR_CALL)
+        for (int i = 0; i < n->n_lits; i++)
+            if (n->llen[i] + n->props[i]->min_len + 1 < best)
+                best = n->llen[i] + n->props[i]->min_len + 1;
     if (n->types & (GRAMMAR_NUMBER | GRAMMAR_INTEGER)) best = 1;
     if (n->types & GRAMMAR_STRING && best > 2) best = 2;
     if (n->types & GRAMMAR_BOOLEAN && best > 4) best = 4;
@@ -86,7 +90,8 @@ void grammar_node_finish(grammar_node_t *n)
 
 /* ================================================================ state ===== */
 
-enum { F_VALUE, F_OBJ, F_ARR, F_STR, F_NUM, F_LIT };
+enum { F_VALUE, F_OBJ, F_ARR, F_STR, F_NUM, F_LIT, F_CALL };
+enum { C_PREFIX, C_VALUE, C_END };
 enum { O_OPEN, O_COMMA, O_KEY, O_FKEY, O_COLON, O_VALUE, O_AFTER };
 enum { A_OPEN, A_COMMA, A_VALUE, A_AFTER };
 enum { S_IN, S_UTF, S_ESC, S_U };
@@ -135,6 +140,8 @@ static void pop_done(grammar_state_t *s)
         p->st = p->st == O_FKEY ? O_COLON : O_AFTER;
     else if (p->kind == F_ARR)
         p->st = A_AFTER;
+    else if (p->kind == F_CALL)
+        p->st = C_END;
 }
 
 static bool lit_complete(const grammar_frame_t *f)
@@ -207,6 +214,30 @@ static int step_num(grammar_state_t *s, grammar_frame_t *f, int c)
     }
     pop_done(s); /* an accepting state followed by a byte of the parent */
     return STEP_REFEED;
+}
+
+/* A tool call: its prefix literal, then (once one is matched whole) the arguments
+ * value as a child frame, then the closing brace. */
+static int step_call(grammar_state_t *s, grammar_frame_t *f, int c)
+{
+    const grammar_node_t *n = f->n;
+    if (f->st == C_END) return c == '}' ? (pop_done(s), STEP_OK) : STEP_BAD;
+    uint64_t next = 0;
+    for (int i = 0; i < n->n_lits; i++)
+        if (f->alive >> i & 1 && n->llen[i] > f->pos && (uint8_t)n->lits[i][f->pos] == c)
+            next |= 1ull << i;
+    if (!next) return STEP_BAD;
+    f->alive = next;
+    f->pos++;
+    for (int i = 0; i < n->n_lits; i++)
+        if (f->alive >> i & 1 && n->llen[i] == f->pos) {
+            if (s->depth >= GRAMMAR_MAX_DEPTH) return STEP_BAD;
+            f->cur = (int16_t)i;
+            f->st = C_VALUE;
+            push_value(s, n->props[i]);
+            break;
+        }
+    return STEP_OK;
 }
 
 /* Records a free object's key hash; nonzero when it repeats one or there is no room. */
@@ -397,6 +428,13 @@ static int step_value(grammar_state_t *s, grammar_frame_t *f, int c)
         return STEP_OK;
     }
     f->ws = 0;
+    if (t & GRAMMAR_CALL) {
+        f->kind = F_CALL;
+        f->st = C_PREFIX;
+        f->alive = all_bits(n->n_lits);
+        f->pos = 0;
+        return step_call(s, f, c);
+    }
     if (t & GRAMMAR_ENUM) {
         f->kind = F_LIT;
         f->lits = n->lits;
@@ -466,6 +504,9 @@ static int feed_byte(grammar_state_t *s, int c)
         case F_NUM:
             r = step_num(s, f, c);
             break;
+        case F_CALL:
+            r = step_call(s, f, c);
+            break;
         default:
             r = step_lit(s, f, c);
             break;
@@ -526,6 +567,15 @@ static int frame_cost(const grammar_frame_t *f)
         int best = 1 << 30;
         for (int i = 0; i < 64; i++)
             if (f->alive >> i & 1 && f->llen[i] - f->pos < best) best = f->llen[i] - f->pos;
+        return best;
+    }
+    case F_CALL: {
+        if (f->st != C_PREFIX) return 1;
+        int best = 1 << 30;
+        for (int i = 0; i < n->n_lits; i++) {
+            int c = n->llen[i] - f->pos + n->props[i]->min_len + 1;
+            if (f->alive >> i & 1 && c < best) best = c;
+        }
         return best;
     }
     case F_NUM:
@@ -695,6 +745,14 @@ void grammar_vocab_free(grammar_vocab_t *v)
     mem_free(v->plain);
     mem_free(v->cost);
     mem_free(v);
+}
+
+int grammar_vocab_lead(const grammar_vocab_t *v, int id)
+{
+    if (id < 0 || id >= v->n) return -1;
+    for (uint32_t k = v->off[id]; k < v->off[id + 1]; k++)
+        if (!is_ws((uint8_t)v->bytes[k])) return (uint8_t)v->bytes[k];
+    return -1;
 }
 
 /* ================================================================= mask ===== */

@@ -43,6 +43,9 @@ enum {
     GRAMMAR_BOOLEAN = 1 << 5,
     GRAMMAR_NULL = 1 << 6,
     GRAMMAR_ENUM = 1 << 7, /* exactly one of lits (alone, no other type bit) */
+    /* a tool call (alone): one of lits, an object's opening up to a key's colon, then
+     * the value props[i] of the literal taken, then '}' (jsonschema_compile_tools) */
+    GRAMMAR_CALL = 1 << 8,
 };
 
 #define GRAMMAR_MAX_PROPS        64 /* properties per object, literals per enum */
@@ -63,7 +66,7 @@ typedef struct grammar_node {
     /* array */
     struct grammar_node *items; /* element schema (grammar_node_any() for any) */
     int min_items, max_items;   /* max_items -1: no limit */
-    /* enum / const: compact JSON texts */
+    /* enum / const: compact JSON texts; call: the prefixes (none a prefix of another) */
     int n_lits;
     const char **lits;
     int *llen;
@@ -93,6 +96,8 @@ typedef struct grammar_vocab grammar_vocab_t;
  * Owned (grammar_vocab_free). */
 grammar_vocab_t *grammar_vocab_new(const tokenizer_t *t);
 void grammar_vocab_free(grammar_vocab_t *v);
+/* The first byte of token id's string that is not whitespace, -1 when none. */
+int grammar_vocab_lead(const grammar_vocab_t *v, int id);
 
 /* ----------------------------------------------------------------- state ---- */
 

@@ -286,3 +286,110 @@ int jsonschema_compile(const char *text, size_t len, bool strict, grammar_t **ou
     cJSON_Delete(j);
     return rc;
 }
+
+/* A function name as OpenAI allows it: 1-64 of [A-Za-z0-9_-] (never needs escaping). */
+static bool tool_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* One function's arguments node: its parameters schema, which must describe an
+ * object (absent: only {}). */
+static int compile_params(compiler_t *c, const cJSON *params, grammar_node_t **out)
+{
+    if (!params) {
+        grammar_node_t *n = node_new(c);
+        n->types = GRAMMAR_OBJECT;
+        n->keys = arena_alloc(&c->g->arena, sizeof *n->keys);
+        n->klen = arena_alloc(&c->g->arena, sizeof *n->klen);
+        n->props = arena_alloc(&c->g->arena, sizeof *n->props);
+        grammar_node_finish(n);
+        *out = n;
+        return 0;
+    }
+    int rc = compile(c, params, 1, out);
+    if (rc) return rc;
+    if (*out == grammar_node_any()) { /* {} or true: any object */
+        grammar_node_t *n = node_new(c);
+        n->types = GRAMMAR_OBJECT;
+        n->free_obj = true;
+        grammar_node_finish(n);
+        *out = n;
+    } else if ((*out)->types != GRAMMAR_OBJECT) {
+        return fail(c, SY_EUNSUPPORTED, "%s must describe an object (type object)", "parameters");
+    }
+    return 0;
+}
+
+int jsonschema_compile_tools(const cJSON *tools, const char *only, grammar_t **out, char *err,
+                             size_t errlen)
+{
+    if (!cJSON_IsArray(tools) || cJSON_GetArraySize(tools) == 0) {
+        snprintf(err, errlen, "tools must be a non-empty array");
+        return SY_EINVAL;
+    }
+    compiler_t c = {.g = grammar_new(), .err = err, .errlen = errlen};
+    grammar_node_t *root = arena_alloc(&c.g->arena, sizeof *root);
+    memset(root, 0, sizeof *root);
+    root->types = GRAMMAR_CALL;
+    root->max_items = -1;
+    root->items = (grammar_node_t *)grammar_node_any();
+    int cnt = cJSON_GetArraySize(tools);
+    root->lits = arena_alloc(&c.g->arena, (size_t)cnt * sizeof *root->lits);
+    root->llen = arena_alloc(&c.g->arena, (size_t)cnt * sizeof *root->llen);
+    root->props = arena_alloc(&c.g->arena, (size_t)cnt * sizeof *root->props);
+    int i = 0, rc = 0;
+    for (const cJSON *t = tools->child; t && !rc; t = t->next, i++) {
+        snprintf(c.path, sizeof c.path, "tools[%d]", i);
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(t, "type");
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "function") || !cJSON_IsObject(fn)) {
+            rc = fail(&c, SY_EINVAL, "a tool must be {\"type\": \"%s\", \"function\": {...}}",
+                      "function");
+        } else if (!cJSON_IsString(name) || !tool_name_ok(name->valuestring)) {
+            rc = fail(&c, SY_EINVAL, "function.name must be 1-64 of %s", "[A-Za-z0-9_-]");
+        } else {
+            char lit[128];
+            int l = snprintf(lit, sizeof lit, "{\"name\":\"%s\",\"arguments\":", name->valuestring);
+            for (int k = 0; k < root->n_lits && !rc; k++)
+                if (!strcmp(root->lits[k], lit))
+                    rc = fail(&c, SY_EINVAL, "function name \"%s\" appears twice",
+                              name->valuestring);
+            if (rc || (only && strcmp(only, name->valuestring))) continue;
+            if (root->n_lits >= GRAMMAR_MAX_PROPS) {
+                rc = fail(&c, SY_EUNSUPPORTED, "more than %s functions", "64");
+                break;
+            }
+            const cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+            c.strict = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(fn, "strict"));
+            snprintf(c.path, sizeof c.path, "tools[%d].function.parameters", i);
+            rc = compile_params(&c, params, &root->props[root->n_lits]);
+            if (rc) break;
+            root->lits[root->n_lits] = arena_strndup(&c.g->arena, lit, (size_t)l);
+            root->llen[root->n_lits] = l;
+            root->n_lits++;
+        }
+    }
+    if (!rc && root->n_lits == 0) {
+        snprintf(err, errlen, "tool_choice names function \"%s\", which is not in tools",
+                 only ? only : "");
+        rc = SY_EINVAL;
+    }
+    if (rc) {
+        grammar_free(c.g);
+        return rc;
+    }
+    grammar_node_finish(root);
+    c.g->root = root;
+    *out = c.g;
+    return 0;
+}

@@ -32,4 +32,15 @@ struct cJSON;
 int jsonschema_compile_json(const struct cJSON *schema, bool strict, grammar_t **out, char *err,
                             size_t errlen);
 
+/* A tool call grammar from an OpenAI `tools` array (borrowed): the output is
+ * {"name":"<function name>","arguments":<object valid against that function's
+ * parameters>}, compact up to the arguments, for one of the functions, or only the one
+ * named `only` when not NULL (tool_choice naming a function). Each function's
+ * parameters compile as above with its own `strict`; absent parameters allow only {}.
+ * Names must be 1-64 of [A-Za-z0-9_-] (OpenAI's rule). Returns 0 with *out owned,
+ * SY_EINVAL (a malformed tools array, an unknown `only`) or SY_EUNSUPPORTED (a schema
+ * outside the subset, more than 64 functions), with a message in err naming the tool. */
+int jsonschema_compile_tools(const struct cJSON *tools, const char *only, grammar_t **out,
+                             char *err, size_t errlen);
+
 #endif

@@ -30,7 +30,8 @@ typedef struct engine_gen {
     size_t released; /* bytes of the session's text given to the callback */
     int i;           /* tokens sampled */
     int n_alts;
-    double t1; /* end of prefill, ms */
+    bool constrained; /* the grammar drives this call (set at the first token) */
+    double t1;        /* end of prefill, ms */
 } engine_gen_t;
 
 struct engine_session {

@@ -47,8 +47,14 @@ struct local_call {
     engine_gen_params_t gp;
     bool max_tokens_zero; /* echo with max_tokens 0: score only */
     char *stops[ENGINE_MAX_STOPS];
-    grammar_t *grammar; /* response_format, NULL: free text */
-    char *grammar_err;  /* why response_format cannot be served (answered 400) */
+    grammar_t *grammar; /* response_format or tools, NULL: free text */
+    char *grammar_err;  /* why response_format / tools cannot be served (answered 400) */
+    bool tools;         /* grammar is a tool call (tool_choice auto, required or named) */
+    bool as_call;       /* the answer is a tool call (decided at the first token) */
+    bool call_head;     /* stream: the call's id and name went out */
+    size_t args_at;     /* bytes of text before the call's arguments */
+    size_t args_sent;   /* stream: bytes of text up to which arguments went out */
+    char call_id[40];
     char model_name[128];
     char id[48];
     int64_t created;
@@ -171,6 +177,129 @@ static const char *finish_name(engine_finish_t f)
     return f == ENGINE_FINISH_LENGTH ? "length" : "stop";
 }
 
+/* ------------------------------------------------------- tool calls ---- */
+
+/* Where the arguments of the call in text begin (after {"name":"X","arguments":, the
+ * grammar's literal prefix, maybe one whitespace byte ahead), with the name's span;
+ * 0 while the prefix is not complete. */
+static size_t call_args_at(const char *text, size_t len, const char **name, size_t *nlen)
+{
+    static const char head[] = "{\"name\":\"", mid[] = "\",\"arguments\":";
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r'))
+        i++;
+    if (len - i < sizeof head - 1 || memcmp(text + i, head, sizeof head - 1)) return 0;
+    i += sizeof head - 1;
+    const char *q = memchr(text + i, '"', len - i);
+    if (!q || (size_t)(text + len - q) < sizeof mid - 1 || memcmp(q, mid, sizeof mid - 1)) return 0;
+    *name = text + i;
+    *nlen = (size_t)(q - (text + i));
+    return (size_t)(q - text) + sizeof mid - 1;
+}
+
+/* One stream chunk of the call: the head (index, id, type, name, empty arguments) or
+ * an arguments fragment. */
+static void stream_call_chunk(local_call_t *c, const char *name, size_t nlen, const char *args,
+                              size_t alen)
+{
+    buf_reset(&c->json);
+    buf_puts(&c->json, "data: ");
+    jsonw_t w;
+    jsonw_init(&w, &c->json);
+    json_head(c, &w, true);
+    jsonw_key(&w, "choices");
+    jsonw_arr_begin(&w);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "index");
+    jsonw_int(&w, c->choice);
+    jsonw_key(&w, "delta");
+    jsonw_obj_begin(&w);
+    if (name) {
+        jsonw_key(&w, "role");
+        jsonw_str(&w, "assistant");
+        jsonw_key(&w, "content");
+        jsonw_null(&w);
+    }
+    jsonw_key(&w, "tool_calls");
+    jsonw_arr_begin(&w);
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "index");
+    jsonw_int(&w, 0);
+    if (name) {
+        jsonw_key(&w, "id");
+        jsonw_str(&w, c->call_id);
+        jsonw_key(&w, "type");
+        jsonw_str(&w, "function");
+    }
+    jsonw_key(&w, "function");
+    jsonw_obj_begin(&w);
+    if (name) {
+        jsonw_key(&w, "name");
+        jsonw_strn(&w, name, nlen);
+    }
+    jsonw_key(&w, "arguments");
+    jsonw_strn(&w, args, alen);
+    jsonw_obj_end(&w);
+    jsonw_obj_end(&w);
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+    jsonw_key(&w, "logprobs");
+    jsonw_null(&w);
+    jsonw_key(&w, "finish_reason");
+    jsonw_null(&w);
+    jsonw_obj_end(&w);
+    jsonw_arr_end(&w);
+    jsonw_obj_end(&w);
+    buf_puts(&c->json, "\n\n");
+    emit(c, c->json.data, c->json.len, false);
+}
+
+/* Stream: sends what is new of the call. The last byte is held back: at the end it is
+ * the call object's closing brace, not part of the arguments. */
+static void stream_call(local_call_t *c)
+{
+    const char *text = c->text.data ? c->text.data : "";
+    if (!c->call_head) {
+        const char *name;
+        size_t nlen;
+        size_t at = call_args_at(text, c->text.len, &name, &nlen);
+        if (!at) return;
+        c->call_head = true;
+        c->args_at = c->args_sent = at;
+        stream_call_chunk(c, name, nlen, "", 0);
+    }
+    if (c->text.len > c->args_sent + 1) {
+        size_t from = c->args_sent;
+        c->args_sent = c->text.len - 1;
+        stream_call_chunk(c, NULL, 0, text + from, c->args_sent - from);
+    }
+}
+
+/* Non-stream: the message's tool_calls (one call) from the decoded text. */
+static void write_tool_calls(local_call_t *c, jsonw_t *w)
+{
+    const char *text = c->text.data ? c->text.data : "";
+    const char *name = "";
+    size_t nlen = 0;
+    size_t at = call_args_at(text, c->text.len, &name, &nlen);
+    jsonw_key(w, "tool_calls");
+    jsonw_arr_begin(w);
+    jsonw_obj_begin(w);
+    jsonw_key(w, "id");
+    jsonw_str(w, c->call_id);
+    jsonw_key(w, "type");
+    jsonw_str(w, "function");
+    jsonw_key(w, "function");
+    jsonw_obj_begin(w);
+    jsonw_key(w, "name");
+    jsonw_strn(w, name, nlen);
+    jsonw_key(w, "arguments");
+    jsonw_strn(w, text + at, c->text.len - at - 1); /* the call's closing brace left out */
+    jsonw_obj_end(w);
+    jsonw_obj_end(w);
+    jsonw_arr_end(w);
+}
+
 /* One token's logprob entry in OpenAI's chat form. */
 static void write_lp_entry(local_call_t *c, const engine_t *e, jsonw_t *w,
                            const engine_token_t *tok)
@@ -256,6 +385,20 @@ static int on_token(void *ud, const engine_token_t *tok)
     if (atomic_load(&c->canceled)) return 1;
     c->n_gen++;
     c->choice_gen++;
+    if (c->tools && c->choice_gen == 1) {
+        /* the engine's rule (grammar_optional): a first token leading with '{' */
+        char piece[256];
+        int n = engine_token_text(g->e, -1, tok->id, piece, sizeof piece), i = 0;
+        while (i < n &&
+               (piece[i] == ' ' || piece[i] == '\n' || piece[i] == '\t' || piece[i] == '\r'))
+            i++;
+        c->as_call = !c->gp.grammar_optional || (i < n && piece[i] == '{');
+    }
+    if (c->as_call) {
+        buf_append(&c->text, tok->text, tok->len);
+        if (c->stream) stream_call(c);
+        return 0;
+    }
     if (!c->stream) {
         buf_append(&c->text, tok->text, tok->len);
         if (c->logprobs && c->completions) {
@@ -337,6 +480,11 @@ static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
     c->sum_logprob += res->conf.sum_logprob;
     c->sum_entropy += res->conf.sum_entropy;
     c->n_conf += res->conf.n;
+    /* A call cut short (max_tokens below its close, a stop string) is answered as the
+     * text it is, finish_reason length/stop; streamed, its fragments already went out. */
+    bool call = c->as_call && res->complete &&
+                call_args_at(c->text.data ? c->text.data : "", c->text.len, &(const char *){NULL},
+                             &(size_t){0});
     jsonw_t w;
     if (c->stream) {
         buf_reset(&c->json);
@@ -357,7 +505,7 @@ static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
             jsonw_obj_end(&w);
         }
         jsonw_key(&w, "finish_reason");
-        jsonw_str(&w, finish_name(res->finish));
+        jsonw_str(&w, call ? "tool_calls" : finish_name(res->finish));
         jsonw_obj_end(&w);
         jsonw_arr_end(&w);
         jsonw_obj_end(&w);
@@ -379,7 +527,11 @@ static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
         jsonw_key(&w, "role");
         jsonw_str(&w, "assistant");
         jsonw_key(&w, "content");
-        jsonw_strn(&w, c->text.data ? c->text.data : "", c->text.len);
+        if (call)
+            jsonw_null(&w);
+        else
+            jsonw_strn(&w, c->text.data ? c->text.data : "", c->text.len);
+        if (call) write_tool_calls(c, &w);
         jsonw_obj_end(&w);
     }
     jsonw_key(&w, "logprobs");
@@ -405,7 +557,7 @@ static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
         jsonw_null(&w);
     }
     jsonw_key(&w, "finish_reason");
-    jsonw_str(&w, finish_name(res->finish));
+    jsonw_str(&w, call ? "tool_calls" : finish_name(res->finish));
     jsonw_obj_end(&w);
     buf_reset(&c->text);
     buf_reset(&c->lp);
@@ -540,13 +692,19 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
                                ? (room < LOCAL_DEFAULT_MAX_TOKENS ? room : LOCAL_DEFAULT_MAX_TOKENS)
                                : room;
     }
-    if (c->grammar && c->gp.max_tokens < c->grammar->root->min_len) {
+    if (c->gp.grammar_optional && c->gp.max_tokens < c->grammar->root->min_len) {
+        c->gp.grammar = NULL; /* auto: no call fits max_tokens, the answer is text */
+        c->gp.grammar_optional = false;
+        c->tools = false;
+    }
+    if (c->gp.grammar && c->gp.max_tokens < c->grammar->root->min_len) {
         /* one token per byte at worst: below this the value may not close in time */
         char msg[200];
         snprintf(msg, sizeof msg,
-                 "max_tokens %d is below what the response_format's shortest value may need "
+                 "max_tokens %d is below what the %s's shortest value may need "
                  "(%d tokens)",
-                 c->gp.max_tokens, c->grammar->root->min_len);
+                 c->gp.max_tokens, c->tools ? "tool call" : "response_format",
+                 c->grammar->root->min_len);
         mem_free(ids);
         fail_call(c, 400, "invalid_request_error", msg);
         return;
@@ -564,6 +722,14 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
         /* Distinct seeds: the choices are independent samples of one request. */
         c->gp.sample.seed = seed + (uint64_t)c->choice * 0x9e3779b97f4a7c15ull;
         c->choice_gen = 0;
+        /* Each choice decides afresh whether it is a tool call, with its own call id. */
+        c->as_call = false;
+        c->call_head = false;
+        c->args_at = c->args_sent = 0;
+        if (c->choice && c->tools)
+            snprintf(c->call_id, sizeof c->call_id, "call_%016llx%08x",
+                     (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c ^ 0x7001),
+                     (unsigned)c->choice);
         int rc = 0;
         if (c->echo && c->max_tokens_zero) {
             res.finish = ENGINE_FINISH_LENGTH;
@@ -703,29 +869,36 @@ static int render_prompt(local_backend_t *b, cJSON *req, bool completions, engin
         const char *s = cJSON_IsString(prompt) ? prompt->valuestring : "";
         rc = engine_prompt_append(p, s, strlen(s), true);
     } else {
+        /* {role, content as text} plus an assistant's tool_calls and a tool result's
+         * tool_call_id / name, for templates that render tool turns */
         cJSON *msgs = cJSON_GetObjectItemCaseSensitive(req, "messages");
-        int n = cJSON_GetArraySize(msgs);
-        engine_msg_t *em = mem_calloc((size_t)(n ? n : 1), sizeof *em);
-        buf_t *texts = mem_calloc((size_t)(n ? n : 1), sizeof *texts);
-        int i = 0;
+        cJSON *arr = cJSON_CreateArray();
+        buf_t text;
+        buf_init(&text, LOCAL_MAX_PROMPT_BYTES);
         cJSON *m;
         cJSON_ArrayForEach(m, msgs)
         {
             cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-            buf_init(&texts[i], LOCAL_MAX_PROMPT_BYTES);
-            content_text(cJSON_GetObjectItemCaseSensitive(m, "content"), &texts[i]);
-            em[i].role = cJSON_IsString(role) ? role->valuestring : "user";
-            if (!strcmp(em[i].role, "developer")) em[i].role = "system";
-            em[i].content = texts[i].data ? texts[i].data : "";
-            i++;
+            const char *r = cJSON_IsString(role) ? role->valuestring : "user";
+            buf_reset(&text);
+            content_text(cJSON_GetObjectItemCaseSensitive(m, "content"), &text);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "role", strcmp(r, "developer") ? r : "system");
+            cJSON_AddStringToObject(o, "content", text.data ? text.data : "");
+            static const char *const keep[] = {"tool_calls", "tool_call_id", "name"};
+            for (size_t k = 0; k < sizeof keep / sizeof *keep; k++) {
+                cJSON *v = cJSON_GetObjectItemCaseSensitive(m, keep[k]);
+                if (v) cJSON_AddItemReferenceToObject(o, keep[k], v);
+            }
+            cJSON_AddItemToArray(arr, o);
         }
+        buf_deinit(&text);
+        cJSON *tools = cJSON_GetObjectItemCaseSensitive(req, "tools");
         char err[256];
-        rc = engine_chat_render(b->e, em, (size_t)i, true, p, err, sizeof err);
+        rc = engine_chat_render_json(b->e, arr, cJSON_GetArraySize(tools) > 0 ? tools : NULL, true,
+                                     p, err, sizeof err);
         if (rc) log_warn("local: chat template: %s", err);
-        for (int k = 0; k < i; k++)
-            buf_deinit(&texts[k]);
-        mem_free(texts);
-        mem_free(em);
+        cJSON_Delete(arr);
     }
     if (rc) {
         engine_prompt_deinit(p);
@@ -766,6 +939,60 @@ static void call_response_format(local_call_t *c, cJSON *req)
     }
     if (err[0]) c->grammar_err = mem_strdup(err);
     c->gp.grammar = c->grammar;
+}
+
+/* tools / tool_choice: the tool call grammar (jsonschema_compile_tools). "none" decodes
+ * text (the tools still reach the template), "required" and a named function always
+ * a call, "auto" (the default with tools) lets the first token choose
+ * (grammar_optional). Problems are kept as a message answered with a 400. */
+static void call_tools(local_call_t *c, cJSON *req)
+{
+    cJSON *tools = cJSON_GetObjectItemCaseSensitive(req, "tools");
+    cJSON *choice = cJSON_GetObjectItemCaseSensitive(req, "tool_choice");
+    char err[400] = "";
+    const char *mode = cJSON_IsString(choice) ? choice->valuestring : choice ? "" : "auto";
+    const char *only = NULL;
+    if (cJSON_IsObject(choice)) {
+        cJSON *fn = cJSON_GetObjectItemCaseSensitive(choice, "function");
+        cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        cJSON *ty = cJSON_GetObjectItemCaseSensitive(choice, "type");
+        if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "function") || !cJSON_IsString(name)) {
+            snprintf(err, sizeof err,
+                     "tool_choice must be \"none\", \"auto\", \"required\" or {\"type\": "
+                     "\"function\", \"function\": {\"name\": ...}}");
+        } else {
+            mode = "required";
+            only = name->valuestring;
+        }
+    } else if (choice && strcmp(mode, "none") && strcmp(mode, "auto") && strcmp(mode, "required")) {
+        snprintf(err, sizeof err,
+                 "tool_choice \"%.64s\" is not one of none, auto, required or a function",
+                 cJSON_IsString(choice) ? choice->valuestring : "?");
+    }
+    if (cJSON_GetObjectItemCaseSensitive(req, "functions"))
+        snprintf(err, sizeof err,
+                 "functions (the legacy form) is not served by the local tier: send tools");
+    bool has = cJSON_GetArraySize(tools) > 0;
+    if (!err[0] && !has && choice && strcmp(mode, "none") && strcmp(mode, "auto"))
+        snprintf(err, sizeof err, "tool_choice %s needs tools", only ? "naming a function" : mode);
+    if (!err[0] && has && strcmp(mode, "none")) {
+        if (c->grammar || c->grammar_err) {
+            snprintf(err, sizeof err,
+                     "the local tier does not combine tools with response_format (send "
+                     "tool_choice \"none\" or leave response_format out)");
+        } else {
+            char why[300];
+            if (jsonschema_compile_tools(tools, only, &c->grammar, why, sizeof why))
+                snprintf(err, sizeof err, "%s", why);
+            c->tools = c->grammar != NULL;
+            c->gp.grammar = c->grammar;
+            c->gp.grammar_optional = !strcmp(mode, "auto");
+            snprintf(c->call_id, sizeof c->call_id, "call_%016llx%08x",
+                     (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c ^ 0x7001),
+                     (unsigned)(hash_mix((uintptr_t)c) & 0xffffffffu));
+        }
+    }
+    if (err[0] && !c->grammar_err) c->grammar_err = mem_strdup(err);
 }
 
 static double num(cJSON *req, const char *k, double def)
@@ -819,6 +1046,7 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
     for (int i = 0; i < ENGINE_MAX_STOPS; i++)
         c->gp.stop[i] = c->stops[i];
     call_response_format(c, req);
+    if (!completions) call_tools(c, req);
     snprintf(c->model_name, sizeof c->model_name, "%s", t->s.name);
     snprintf(c->id, sizeof c->id, "%s-local-%016llx", completions ? "cmpl" : "chatcmpl",
              (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c));

@@ -164,6 +164,115 @@ test('the official OpenAI client drives the local tier, streaming and not, with 
   assert(text.length > 0 && lps > 0, `streamed text and logprobs: ${text} ${lps}`);
 });
 
+// Tools answered by the edge: the call's arguments must validate against the schema
+// of the function it names (checked here, independently of the grammar).
+const WEATHER = {
+  type: 'object',
+  properties: {
+    city: { type: 'string' },
+    days: { type: 'integer' },
+    unit: { enum: ['c', 'f'] },
+    hourly: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
+  },
+  required: ['city', 'days'], additionalProperties: false,
+};
+const TOOLS = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather for a city', parameters: WEATHER } },
+  { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string' } }, required: ['zone'] }, strict: true } },
+];
+function checkCall(call, names) {
+  assert(/^call_[0-9a-f]{24}$/.test(call.id), 'call id: ' + call.id);
+  eq(call.type, 'function', 'type');
+  assert(names.includes(call.function.name), 'a declared function: ' + call.function.name);
+  const a = JSON.parse(call.function.arguments);
+  assert(a && typeof a === 'object' && !Array.isArray(a), 'arguments object: ' + call.function.arguments);
+  if (call.function.name === 'get_weather') {
+    for (const k of Object.keys(a)) assert(k in WEATHER.properties, 'declared property ' + k);
+    assert(typeof a.city === 'string' && Number.isInteger(a.days), 'required and typed: ' + call.function.arguments);
+    assert(!('unit' in a) || ['c', 'f'].includes(a.unit), 'enum');
+    assert(!('hourly' in a) || a.hourly === null || typeof a.hourly === 'boolean', 'anyOf');
+  } else {
+    eq(Object.keys(a).join(','), 'zone', 'get_time arguments: ' + call.function.arguments);
+    assert(typeof a.zone === 'string', 'zone');
+  }
+  return a;
+}
+
+test('tools: the official OpenAI client gets tool_calls from the edge, sends the result, gets an answer (streamed and not)', async () => {
+  if (!haveClient) return;
+  const req = createRequire(path.join(nodeDir, 'package.json'));
+  const OpenAI = req('openai').default || req('openai');
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  for (let i = 0; i < 4; i++) {
+    const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+    const choice = i % 2 ? { type: 'function', function: { name: 'get_weather' } } : 'required';
+    const r = await client.chat.completions.create({ model: 'edge', messages, tools: TOOLS, tool_choice: choice, max_tokens: 80, temperature: 1, seed: i });
+    eq(r.choices[0].finish_reason, 'tool_calls', 'finish_reason');
+    eq(r.choices[0].message.content, null, 'no content beside the call');
+    const call = r.choices[0].message.tool_calls[0];
+    eq(r.choices[0].message.tool_calls.length, 1, 'one call');
+    checkCall(call, i % 2 ? ['get_weather'] : ['get_weather', 'get_time']);
+    // The tool's result goes back; the edge answers it in text.
+    messages.push(r.choices[0].message, { role: 'tool', tool_call_id: call.id, content: '{"temp": 21, "sky": "sunny"}' });
+    const f = await client.chat.completions.create({ model: 'edge', messages, tools: TOOLS, tool_choice: i < 2 ? 'none' : 'auto', max_tokens: 16, temperature: 0 });
+    assert(typeof f.choices[0].message.content === 'string' && f.choices[0].message.content.length > 0, 'final answer: ' + JSON.stringify(f.choices[0].message));
+    assert(!f.choices[0].message.tool_calls, 'no call in the final answer');
+    assert(['stop', 'length'].includes(f.choices[0].finish_reason), 'finish: ' + f.choices[0].finish_reason);
+  }
+  // Streamed: the call arrives as tool_call deltas.
+  for (let i = 0; i < 3; i++) {
+    const messages = [{ role: 'user', content: 'What time is it in Tokyo?' }];
+    const s = await client.chat.completions.create({ model: 'edge', stream: true, messages, tools: TOOLS, tool_choice: i ? { type: 'function', function: { name: 'get_time' } } : 'required', max_tokens: 60, temperature: 1, seed: 40 + i });
+    let id = '', name = '', args = '', finish = null, n = 0, content = '';
+    for await (const c of s) {
+      const ch = c.choices && c.choices[0];
+      if (!ch) continue;
+      if (ch.delta.content) content += ch.delta.content;
+      for (const t of ch.delta.tool_calls || []) {
+        eq(t.index, 0, 'index');
+        if (t.id) id = t.id;
+        if (t.function && t.function.name) name += t.function.name;
+        if (t.function && t.function.arguments) args += t.function.arguments, n++;
+      }
+      if (ch.finish_reason) finish = ch.finish_reason;
+    }
+    eq(finish, 'tool_calls', 'streamed finish_reason');
+    eq(content, '', 'no content');
+    assert(n >= 2, 'arguments in several deltas: ' + n);
+    checkCall({ id, type: 'function', function: { name, arguments: args } }, i ? ['get_time'] : ['get_weather', 'get_time']);
+    messages.push({ role: 'assistant', content: null, tool_calls: [{ id, type: 'function', function: { name, arguments: args } }] });
+    messages.push({ role: 'tool', tool_call_id: id, content: '10:42' });
+    const f = await client.chat.completions.create({ model: 'edge', stream: true, messages, tools: TOOLS, tool_choice: 'none', max_tokens: 12, temperature: 0 });
+    let text = '';
+    for await (const c of f) if (c.choices && c.choices[0]) text += c.choices[0].delta.content || '';
+    assert(text.length > 0, 'streamed final answer');
+  }
+});
+
+test('tools: personal data under local_only is served by the edge; bad tool requests are clear 400s', async () => {
+  const r = await post(V1, chat('my email is jane.doe@example.com, what is the weather?', { tools: TOOLS, tool_choice: 'required', max_tokens: 80, temperature: 0 }));
+  eq(r.status, 200, 'status: ' + r.text.slice(0, 300));
+  eq(r.json.switchyard.tier, 'edge', 'served by the edge');
+  checkCall(r.json.choices[0].message.tool_calls[0], ['get_weather', 'get_time']);
+  // auto: stories260K's first token is text, so the answer is text (the rule: a first token of '{' makes a call)
+  const a = await post(V1, chat('Once upon a time', { model: 'edge', tools: TOOLS, max_tokens: 40, temperature: 0 }));
+  eq(a.status, 200, 'auto: ' + a.text.slice(0, 300));
+  const m = a.json.choices[0].message;
+  if (m.tool_calls) { eq(a.json.choices[0].finish_reason, 'tool_calls', 'a call'); checkCall(m.tool_calls[0], ['get_weather', 'get_time']); }
+  else assert(typeof m.content === 'string' && m.content.length > 0 && a.json.choices[0].finish_reason !== 'tool_calls', 'text');
+  const bad = [
+    [{ tools: TOOLS, tool_choice: { type: 'function', function: { name: 'nope' } } }, /nope/],
+    [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { q: { type: 'string', format: 'date' } } } } }], tool_choice: 'required' }, /format/],
+    [{ tools: TOOLS, tool_choice: 'required', max_tokens: 5 }, /max_tokens/],
+    [{ tools: TOOLS, tool_choice: 'required', response_format: { type: 'json_object' } }, /response_format/],
+  ];
+  for (const [extra, why] of bad) {
+    const b = await post(V1, chat('Once', { model: 'edge', ...extra }));
+    eq(b.status, 400, 'status: ' + b.text.slice(0, 300));
+    assert(why.test(b.json.error.message), 'says why: ' + b.json.error.message);
+  }
+});
+
 test('/v1/completions with echo and logprobs scores a given continuation (the verify step)', async () => {
   const C = `${gw.url}/v1/completions`;
   const gen = await post(C, { model: 'edge', prompt: 'Once upon a time', max_tokens: 12, temperature: 0, logprobs: 2 });

@@ -340,6 +340,9 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, lab_fn
         w.sent0 = from == 0; /* nothing before the seed but spaces */
     }
     w.lower = lower;
+    /* In lower-case text one census word alone ("plain", "rose") is far more often a
+     * word than a name: a window there needs two labelled tokens. */
+    if (lower && w.b - w.a < 2) return end;
     fn(c, &w, arg);
     return end;
 }
@@ -349,7 +352,8 @@ static bool word_start(const unsigned char *p, size_t j)
 {
     if (j == 0) return true;
     unsigned char b = p[j - 1];
-    return !(is_alnum(b) || b >= 0x80 || b == '\'' || b == '_' || b == '-' || b == '@');
+    /* '<' too: a mask placeholder (<PERSON_1>) is not a name */
+    return !(is_alnum(b) || b >= 0x80 || b == '\'' || b == '_' || b == '-' || b == '@' || b == '<');
 }
 
 /* Bit j set when p[j] is 'A'..'Z' or a UTF-8 Latin capital lead byte. */
