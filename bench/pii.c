@@ -243,8 +243,8 @@ int main(int argc, char **argv)
 
     char err[256];
 
-    pii_scanner_t *s_on = piiload_scanner_new(names, 0.5f, err, sizeof err),
-                  *s_off = piiload_scanner_new(NULL, 0.5f, err, sizeof err), *s_rules = NULL;
+    pii_scanner_t *s_on = piiload_scanner_new(names, true, 0.5f, err, sizeof err),
+                  *s_off = piiload_scanner_new(NULL, false, 0.5f, err, sizeof err), *s_rules = NULL;
     pii_census_t census;
     if (s_on && !piiload_census_read(names, &census, err, sizeof err)) {
         /* the census lists without the labeller: the rules find names */

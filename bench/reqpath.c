@@ -53,8 +53,8 @@ int main(int argc, char **argv)
     char names[512];
     snprintf(names, sizeof names, "%s/data/names", sh ? sh : "../shared");
     char err[256];
-    pii_scanner_t *pii = piiload_scanner_new(names, 0.5f, err, sizeof err);
-    if (!pii) pii = piiload_scanner_new(NULL, 0.5f, err, sizeof err);
+    pii_scanner_t *pii = piiload_scanner_new(names, false, 0.5f, err, sizeof err);
+    if (!pii) pii = piiload_scanner_new(NULL, false, 0.5f, err, sizeof err);
     if (!pii) {
         fprintf(stderr, "reqpath: %s\n", err);
         return 1;

@@ -36,7 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     FILE *f = fopen(probe, "r");
     if (f) fclose(f);
     char err[256];
-    scanner = piiload_scanner_new(f ? dir : NULL, 0.5f, err, sizeof err);
+    scanner = piiload_scanner_new(f ? dir : NULL, true, 0.5f, err, sizeof err);
     if (!scanner) {
         fprintf(stderr, "fuzz_pii: %s\n", err);
         abort();

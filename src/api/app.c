@@ -401,7 +401,8 @@ static int gen_open(api_app_t *app, char *err, size_t errlen)
     app->dash.versions = dash_versions;
     app->dash.versions_arg = app->root;
     char e2[256];
-    app->pii = piiload_scanner_new(cfg->pii_names_dir, cfg->route.pii_min_score, e2, sizeof e2);
+    app->pii = piiload_scanner_new(cfg->pii_names_dir, cfg->pii_labeller, cfg->route.pii_min_score,
+                                   e2, sizeof e2);
     if (!app->pii) {
         snprintf(err, errlen, "PII scanner: %s", e2);
         return SY_ECONFIG;

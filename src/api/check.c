@@ -115,8 +115,8 @@ int api_config_check(const config_t *cfg, char *err, size_t errlen)
         if (rc) return rc;
     }
     char e2[300];
-    pii_scanner_t *pii =
-        piiload_scanner_new(cfg->pii_names_dir, cfg->route.pii_min_score, e2, sizeof e2);
+    pii_scanner_t *pii = piiload_scanner_new(cfg->pii_names_dir, cfg->pii_labeller,
+                                             cfg->route.pii_min_score, e2, sizeof e2);
     if (!pii)
         return fail(SY_ECONFIG, cfg, "routing.pii.names_dir", cfg->pii_names_dir_line, err, errlen,
                     "%s", e2);

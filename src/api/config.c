@@ -561,6 +561,12 @@ static void walk_pii(walk_t *w, config_t *c, const yaml_node_t *map)
         } else if (key && !strcmp(key, "min_score")) {
             field_t f = NUM("min_score", F_F32, R(pii_min_score), 0, 1);
             read_value(w, &f, v, path, c);
+        } else if (key && !strcmp(key, "labeller")) {
+            bool b = false;
+            if (!s || parse_bool(s, &b))
+                fail(w, v, path, "expected true or false");
+            else
+                c->pii_labeller = b;
         } else if (key && !strcmp(key, "names_dir")) {
             if (!s)
                 fail(w, v, path, "expected a folder path");

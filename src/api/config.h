@@ -146,6 +146,7 @@ typedef struct config {
     size_t n_tiers;
     route_config_t route;
     char *pii_names_dir;    /* owned; "" = no PERSON gazetteer */
+    bool pii_labeller;      /* routing.pii.labeller: PERSON/STREET_ADDRESS by the model */
     char *router_model;     /* owned; "" = built-in rules only */
     char *reference_tier;   /* owned; tier whose prices give the all-cloud counterfactual */
     char *classifier_model; /* owned; task classifier model file ("" = built-in heuristics) */

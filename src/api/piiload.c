@@ -67,13 +67,14 @@ int piiload_labeller_read(const char *dir, buf_t *out, char *err, size_t errlen)
     return rc;
 }
 
-pii_scanner_t *piiload_scanner_new(const char *names_dir, float min_score, char *err, size_t errlen)
+pii_scanner_t *piiload_scanner_new(const char *names_dir, bool labeller, float min_score, char *err,
+                                   size_t errlen)
 {
     pii_census_t census;
     bool names = names_dir && *names_dir;
     if (names && piiload_census_read(names_dir, &census, err, errlen)) return NULL;
     buf_t model = {0};
-    int mrc = names ? piiload_labeller_read(names_dir, &model, err, errlen) : 1;
+    int mrc = names && labeller ? piiload_labeller_read(names_dir, &model, err, errlen) : 1;
     if (mrc < 0) {
         piiload_census_free(&census);
         return NULL;

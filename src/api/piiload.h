@@ -26,11 +26,11 @@ void piiload_census_free(pii_census_t *c);
 int piiload_labeller_read(const char *dir, buf_t *out, char *err, size_t errlen);
 
 /* Builds a scanner with threshold min_score and, when names_dir is not NULL or empty,
- * the census lists from it, and the labeller model from the same folder when it holds
- * one (PERSON and STREET_ADDRESS then come from the labeller; a corrupt model is an
- * error). Returns an owned scanner (pii_scanner_free) or NULL with a
- * message in err. */
-pii_scanner_t *piiload_scanner_new(const char *names_dir, float min_score, char *err,
+ * the census lists from it; with labeller, also the labeller model from the same
+ * folder when it holds one (PERSON and STREET_ADDRESS then come from the labeller; a
+ * corrupt model is an error). Returns an owned scanner (pii_scanner_free) or NULL
+ * with a message in err. */
+pii_scanner_t *piiload_scanner_new(const char *names_dir, bool labeller, float min_score, char *err,
                                    size_t errlen);
 
 #endif

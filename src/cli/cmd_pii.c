@@ -494,6 +494,9 @@ static void usage(FILE *f)
                "       switchyard pii --generate N [--seed S] [--templates FILE] [--names DIR]\n"
                "  --names DIR   census1990_*.txt name lists (default $SY_SHARED/data/names);\n"
                "                --names none disables PERSON detection\n"
+               "  --rules       PERSON and STREET_ADDRESS by the rules, as the gateway finds\n"
+               "                them unless routing.pii.labeller is true (default here: the\n"
+               "                labeller model of the names folder, when it holds one)\n"
                "  --min-score X threshold for every type (default 0.5)\n"
                "  --errors      with --eval: print each missed gold span and each finding that\n"
                "                overlaps none (\"miss\"/\"false\", type, value, text)\n"
@@ -508,7 +511,7 @@ int cmd_pii(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    bool json = false, redact = false, rate = false;
+    bool json = false, redact = false, rate = false, labeller = true;
     const char *names = NULL, *input = NULL;
     char tmp[4096];
     bool names_set = false, gen = false;
@@ -525,6 +528,8 @@ int cmd_pii(int argc, char **argv)
             json = true;
         else if (!strcmp(a, "--redact"))
             redact = true;
+        else if (!strcmp(a, "--rules"))
+            labeller = false;
         else if (!strcmp(a, "--errors"))
             show_errors = true;
         else if (!strcmp(a, "--generate") && i + 1 < argc)
@@ -558,7 +563,7 @@ int cmd_pii(int argc, char **argv)
         status = generate(templates, names, gen_n, gen_seed);
         goto done;
     }
-    pii_scanner_t *s = piiload_scanner_new(names, min_score, err, sizeof err);
+    pii_scanner_t *s = piiload_scanner_new(names, labeller, min_score, err, sizeof err);
     if (!s) {
         fprintf(stderr, "pii: %s\n", err);
         status = 1;

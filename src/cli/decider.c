@@ -51,7 +51,8 @@ int cli_decider_load(cli_decider_t *x, const char *cmd, const char *cfg_path, co
 int cli_decider_build(cli_decider_t *x, const char *store_url)
 {
     char err[512];
-    x->pii = piiload_scanner_new(x->cfg.pii_names_dir, x->cfg.route.pii_min_score, err, sizeof err);
+    x->pii = piiload_scanner_new(x->cfg.pii_names_dir, x->cfg.pii_labeller,
+                                 x->cfg.route.pii_min_score, err, sizeof err);
     x->router = x->pii ? router_new(&x->cfg.route, x->pii, err, sizeof err) : NULL;
     if (x->router && api_router_load_models(x->router, &x->cfg, err, sizeof err)) {
         router_free(x->router);
