@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -165,7 +166,8 @@ static void test_drop_after_loop_stopped(void **state)
 /* Background work: the thread runs at the process's nice value plus the one asked
  * for; the caller's own priority is untouched. */
 typedef struct prio {
-    int nice; /* seen by work */
+    int nice;   /* seen by work */
+    int policy; /* the thread's scheduling policy, seen by work */
     loop_t *loop;
 } prio_t;
 
@@ -175,6 +177,7 @@ static void prio_work(void *arg)
     errno = 0;
     p->nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
     if (errno) p->nice = -100;
+    p->policy = sched_getscheduler(0);
 }
 
 static void prio_done(void *arg)
@@ -196,8 +199,16 @@ static void test_nice_thread(void **state)
         assert_int_equal(offload_submit(o, loop, prio_work, prio_done, NULL, &p), 0);
         assert_int_equal(loop_run(loop), 0);
         assert_int_equal(p.nice, base + (k ? 10 : 0));
+        assert_int_equal(p.policy, SCHED_OTHER);
         offload_free(o);
     }
+    /* nice 19: the lowest there is, SCHED_IDLE */
+    offload_t *o = offload_new_nice(2, 19);
+    prio_t p = {.nice = -100, .policy = -1, .loop = loop};
+    assert_int_equal(offload_submit(o, loop, prio_work, prio_done, NULL, &p), 0);
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(p.policy, SCHED_IDLE);
+    offload_free(o);
     assert_int_equal(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), base);
     loop_free(loop);
 }

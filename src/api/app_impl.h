@@ -40,13 +40,13 @@
 #include "tier/tier.h"
 
 /* Request bodies above API_BIG_BODY are parsed and scanned on a pool of
- * API_BIG_THREADS threads, at most API_BIG_PENDING waiting per thread, running
- * API_BIG_NICE nice levels below the worker loops (weight 110 against 1024): under
- * CPU contention the small requests run first. */
+ * API_BIG_THREADS threads, at most API_BIG_PENDING waiting per thread, running at
+ * nice 19 under SCHED_IDLE (offload.c): under CPU contention the small requests run
+ * first, and multi-megabyte ones take what is left. */
 #define API_BIG_BODY    (256u << 10)
 #define API_BIG_THREADS 2
 #define API_BIG_PENDING 8
-#define API_BIG_NICE    10
+#define API_BIG_NICE    19
 
 struct api_app {
     const config_t *cfg;

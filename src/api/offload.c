@@ -2,6 +2,7 @@
 #include "api/offload.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -67,6 +68,11 @@ static void *offload_main(void *arg)
         int base = getpriority(PRIO_PROCESS, (id_t)tid);
         if (!errno && setpriority(PRIO_PROCESS, (id_t)tid, base + o->nice))
             log_warn("offload: cannot lower the thread's priority: %s", strerror(errno));
+        /* The lowest: SCHED_IDLE runs only when nothing else of the machine wants the
+         * CPU (a nice value still gets its share, ~10% at +10, against every loop). */
+        struct sched_param sp = {0};
+        if (o->nice == 19 && pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp))
+            log_warn("offload: cannot make the thread SCHED_IDLE");
     }
     for (;;) {
         pthread_mutex_lock(&o->mu);

@@ -27,8 +27,10 @@ typedef void (*offload_fn)(void *arg);
 offload_t *offload_new(size_t max_pending);
 /* The same, for background work: the thread runs at nice value `nice` (0..19) above
  * the process's, so under CPU contention the worker loops (and anything else at the
- * process's own priority) run first and the jobs take what is left. Work that one
- * client can make arbitrarily expensive (a multi-megabyte request) belongs here. */
+ * process's own priority) run first and the jobs take what is left; 19 also makes it
+ * SCHED_IDLE (a weight of 3 against a loop's 1024, where nice +10 is still 110). Work
+ * that one client can make arbitrarily expensive (a multi-megabyte request) belongs
+ * here. */
 offload_t *offload_new_nice(size_t max_pending, int nice);
 /* Runs the jobs still queued, stops and joins the thread, frees o. NULL is fine. */
 void offload_free(offload_t *o);
