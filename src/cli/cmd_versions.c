@@ -32,42 +32,12 @@ static void versions_usage(FILE *f)
 
 int cmd_versions(int argc, char **argv)
 {
-    const char *url = NULL, *cfg_path = NULL;
-    int64_t since_ms = 0;
-    int json = 0;
-    static const struct option opts[] = {
-        {"store", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
-        {"since", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
-    };
-    optind = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:s:t:jh", opts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            url = optarg;
-            break;
-        case 'c':
-            cfg_path = optarg;
-            break;
-        case 't':
-            if (report_since("versions", optarg, &since_ms)) return 2;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
-            versions_usage(stdout);
-            return 0;
-        default:
-            versions_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "versions: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
+    report_args_t a;
+    int arc = report_args_parse("versions", argc, argv, versions_usage, &a);
+    if (arc >= 0) return arc;
+    const char *url = a.url, *cfg_path = a.cfg_path;
+    int64_t since_ms = a.since_ms;
+    int json = a.json;
     /* Thresholds: the config's drift section, else its defaults. */
     config_drift_t th;
     config_drift_defaults(&th);

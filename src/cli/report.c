@@ -1,6 +1,7 @@
 /* report.c — the store and --since handling of the ledger reports (see report.h). */
 #include "cli/report.h"
 
+#include <getopt.h>
 #include <stdio.h>
 
 #include "api/config.h"
@@ -35,5 +36,45 @@ int report_since(const char *cmd, const char *arg, int64_t *since_ms)
             "%s: --since '%s': expected a date (2026-11-28), a time (2026-11-28T10:00:00Z), "
             "Unix seconds or a duration (24h, 7d)\n",
             cmd, arg);
+    return -1;
+}
+
+int report_args_parse(const char *cmd, int argc, char **argv, void (*usage)(FILE *),
+                      report_args_t *a)
+{
+    static const struct option opts[] = {
+        {"store", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
+        {"since", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    *a = (report_args_t){0};
+    optind = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:s:t:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            a->url = optarg;
+            break;
+        case 'c':
+            a->cfg_path = optarg;
+            break;
+        case 't':
+            if (report_since(cmd, optarg, &a->since_ms)) return 2;
+            break;
+        case 'j':
+            a->json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", cmd, argv[optind]);
+        return 2;
+    }
     return -1;
 }

@@ -3,7 +3,9 @@
 #ifndef SY_CLI_REPORT_H
 #define SY_CLI_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "store/store.h"
 
@@ -17,5 +19,19 @@ int report_store_open(const char *cmd, const char *opt_url, const char *cfg_path
 /* Reads a --since bound (see store_since_parse). Returns 0, or -1 after saying what
  * is expected. */
 int report_since(const char *cmd, const char *arg, int64_t *since_ms);
+
+/* The options every ledger report takes. */
+typedef struct report_args {
+    const char *url;      /* --store URL */
+    const char *cfg_path; /* --config FILE */
+    int64_t since_ms;     /* --since (0: all) */
+    bool json;            /* --json */
+} report_args_t;
+
+/* Parses argv (--store, --config, --since, --json, --help) into a. Returns -1 to go
+ * on, else the exit status: 0 after --help printed usage to stdout, 2 after a bad
+ * argument (usage or the reason on stderr). */
+int report_args_parse(const char *cmd, int argc, char **argv, void (*usage)(FILE *),
+                      report_args_t *a);
 
 #endif
