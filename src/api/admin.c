@@ -157,29 +157,90 @@ static void write_cost_row(jsonw_t *j, const store_cost_row_t *r, bool keyed)
     jsonw_obj_end(j);
 }
 
-/* A /v1/costs query in flight: parsed on the worker loop, run on the offload thread
- * (a report over the whole ledger takes as long as the ledger is big: it must not
- * stall the loop's other connections), answered back on the loop. */
-typedef struct costs_job {
-    api_worker_t *w;
-    http_res_t *res;
-    store_group_t by;
-    int64_t since;
-    char by_s[32];
-    int rc;
-    buf_t body;
-} costs_job_t;
+/* A report in flight (/v1/costs, /v1/versions): parsed on the worker loop, built on
+ * the offload thread (a report over the whole ledger takes as long as the ledger is
+ * big: it must not stall the loop's other connections), answered back on the loop. */
 
 /* Offload thread: waits for the rows already queued to the ledger (so a report sees
- * every request answered before it), queries, and writes the JSON answer. */
-static void costs_work(void *arg)
+ * every request answered before it), then builds the answer. */
+static void report_work(void *arg)
 {
-    costs_job_t *jb = arg;
-    api_app_t *app = jb->w->app;
-    store_ledger_writer_flush(app->ledger);
+    api_report_job_t *jb = arg;
+    store_ledger_writer_flush(jb->w->app->ledger);
+    jb->build(jb);
+}
+
+/* Frees the job. Also its offload drop(): at shutdown, a report whose loop stopped
+ * before it could answer (the drain timed out) leaves the connection and its response
+ * to the loop; only the job is ours. */
+static void report_drop(void *arg)
+{
+    api_report_job_t *jb = arg;
+    buf_deinit(&jb->body);
+    mem_free(jb);
+}
+
+/* Worker loop: answers (a client that left meanwhile just releases the response). */
+static void report_done(void *arg)
+{
+    api_report_job_t *jb = arg;
+    api_worker_t *w = jb->w;
+    if (jb->rc)
+        api_send_error(w, jb->res, 500, "store_error", sy_strerror(jb->rc), NULL, NULL);
+    else
+        api_send_json(jb->res, 200, &jb->body);
+    report_drop(jb);
+    api_worker_release(w);
+}
+
+api_report_job_t *api_report_job_new(api_worker_t *w, http_res_t *res,
+                                     void (*build)(api_report_job_t *), size_t body_cap)
+{
+    api_report_job_t *jb = mem_calloc(1, sizeof *jb);
+    jb->w = w;
+    jb->res = res;
+    jb->build = build;
+    buf_init(&jb->body, body_cap);
+    return jb;
+}
+
+void api_report_submit(api_report_job_t *jb, http_req_t *hr)
+{
+    api_worker_t *w = jb->w;
+    api_app_t *app = w->app;
+    http_res_t *res = jb->res;
+    char since_s[64] = "";
+    if (query_get(hr->query, "since", since_s, sizeof since_s) &&
+        store_since_parse(since_s, clock_wall_ms(), &jb->since)) {
+        report_drop(jb);
+        api_send_error(w, res, 400, "invalid_request_error",
+                       "since must be a date (2026-11-28), an RFC 3339 time, Unix seconds or a "
+                       "duration back from now (30m, 24h, 7d)",
+                       "since", NULL);
+        return;
+    }
+    if (!app->report_store || !app->offload) {
+        report_drop(jb);
+        api_send_error(w, res, 503, "store_unavailable", "the store is not open", NULL, NULL);
+        return;
+    }
+    api_worker_hold(w); /* the report reads this worker's generation */
+    if (offload_submit(app->offload, http_res_loop(res), report_work, report_done, report_drop,
+                       jb)) {
+        report_drop(jb);
+        api_worker_release(w);
+        http_res_header(res, "Retry-After", "1");
+        api_send_error(w, res, 503, "server_busy", "too many reports are running; retry shortly",
+                       NULL, NULL);
+    }
+}
+
+/* Offload thread: the costs report as JSON. */
+static void costs_build(api_report_job_t *jb)
+{
     store_cost_row_t *rows = NULL;
     size_t n = 0;
-    jb->rc = store_costs_query(app->report_store, jb->by, jb->since, &rows, &n);
+    jb->rc = store_costs_query(jb->w->app->report_store, jb->by, jb->since, &rows, &n);
     if (jb->rc) return;
     jsonw_t j;
     jsonw_init(&j, &jb->body);
@@ -207,33 +268,9 @@ static void costs_work(void *arg)
     free(rows);
 }
 
-/* Frees the job. Also its offload drop(): at shutdown, a report whose loop stopped
- * before it could answer (the drain timed out) leaves the connection and its response
- * to the loop; only the job is ours. */
-static void costs_drop(void *arg)
-{
-    costs_job_t *jb = arg;
-    buf_deinit(&jb->body);
-    mem_free(jb);
-}
-
-/* Worker loop: answers (a client that left meanwhile just releases the response). */
-static void costs_done(void *arg)
-{
-    costs_job_t *jb = arg;
-    api_worker_t *w = jb->w;
-    if (jb->rc)
-        api_send_error(w, jb->res, 500, "store_error", sy_strerror(jb->rc), NULL, NULL);
-    else
-        api_send_json(jb->res, 200, &jb->body);
-    costs_drop(jb);
-    api_worker_release(w);
-}
-
 void api_handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
 {
-    api_app_t *app = w->app;
-    char by_s[32] = "team", since_s[64] = "";
+    char by_s[32] = "team";
     query_get(hr->query, "group_by", by_s, sizeof by_s);
     store_group_t by;
     if (store_group_parse(by_s, &by)) {
@@ -241,34 +278,10 @@ void api_handle_costs(api_worker_t *w, http_req_t *hr, http_res_t *res)
                        "group_by must be one of team, tenant, feature, tier", "group_by", NULL);
         return;
     }
-    int64_t since = 0;
-    if (query_get(hr->query, "since", since_s, sizeof since_s) &&
-        store_since_parse(since_s, clock_wall_ms(), &since)) {
-        api_send_error(w, res, 400, "invalid_request_error",
-                       "since must be a date (2026-11-28), an RFC 3339 time, Unix seconds or a "
-                       "duration back from now (30m, 24h, 7d)",
-                       "since", NULL);
-        return;
-    }
-    if (!app->report_store || !app->offload) {
-        api_send_error(w, res, 503, "store_unavailable", "the store is not open", NULL, NULL);
-        return;
-    }
-    costs_job_t *jb = mem_calloc(1, sizeof *jb);
-    jb->w = w;
-    jb->res = res;
+    api_report_job_t *jb = api_report_job_new(w, res, costs_build, 64u << 20);
     jb->by = by;
-    jb->since = since;
     snprintf(jb->by_s, sizeof jb->by_s, "%s", by_s);
-    buf_init(&jb->body, 64u << 20);
-    api_worker_hold(w); /* the report reads this worker's generation */
-    if (offload_submit(app->offload, http_res_loop(res), costs_work, costs_done, costs_drop, jb)) {
-        costs_drop(jb);
-        api_worker_release(w);
-        http_res_header(res, "Retry-After", "1");
-        api_send_error(w, res, 503, "server_busy",
-                       "too many cost reports are running; retry shortly", NULL, NULL);
-    }
+    api_report_submit(jb, hr);
 }
 
 /* POST /v1/feedback {"id": "...", "reward": r}: a reward for a past request feeds the
@@ -375,9 +388,4 @@ void api_handle_ready(api_worker_t *w, http_res_t *res)
     jsonw_str(&j, draining ? "draining" : any ? "ready" : "no tier available");
     jsonw_obj_end(&j);
     api_send_json(res, !draining && any ? 200 : 503, b);
-}
-
-bool api_query_get(const char *query, const char *key, char *out, size_t n)
-{
-    return query_get(query, key, out, n);
 }

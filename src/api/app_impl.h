@@ -252,8 +252,25 @@ void api_handle_bandit(api_worker_t *w, http_res_t *res);
 void api_handle_ready(api_worker_t *w, http_res_t *res);
 void api_handle_dashboard(api_worker_t *w, http_res_t *res);
 void api_handle_ui(api_worker_t *w, http_res_t *res);
-/* One query parameter, percent-decoded, into out (n bytes); false if absent. */
-bool api_query_get(const char *query, const char *key, char *out, size_t n);
+
+/* A ledger report answered from the offload thread (admin.c): build writes the JSON
+ * answer into body (or sets rc) after the ledger rows already queued are written. */
+typedef struct api_report_job {
+    api_worker_t *w;
+    http_res_t *res;
+    void (*build)(struct api_report_job *jb);
+    int64_t since; /* ?since, 0 = all time */
+    int rc;
+    buf_t body;
+    store_group_t by; /* /v1/costs only */
+    char by_s[32];
+} api_report_job_t;
+api_report_job_t *api_report_job_new(api_worker_t *w, http_res_t *res,
+                                     void (*build)(api_report_job_t *), size_t body_cap);
+/* Reads ?since (400 on a bad one), needs the store (503), then runs the job: 200 with
+ * its body, 500 on a store error, 503 with Retry-After when the offload is full. Takes
+ * jb in every case. */
+void api_report_submit(api_report_job_t *jb, http_req_t *hr);
 
 /* ---------------------------------------------------- versions_http.c ---- */
 
