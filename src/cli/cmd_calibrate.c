@@ -43,11 +43,14 @@ int cmd_calibrate(int argc, char **argv)
                *data = NULL, *exclude = NULL;
     double share = -1, quality = -1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--cloud-share") && i + 1 < argc)
-            share = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--quality") && i + 1 < argc)
-            quality = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--model") && i + 1 < argc)
+        if ((!strcmp(argv[i], "--cloud-share") || !strcmp(argv[i], "--quality")) && i + 1 < argc) {
+            if (cli_double(argv[i + 1], 0, 1, argv[i][2] == 'c' ? &share : &quality)) {
+                fprintf(stderr, "switchyard calibrate: bad value '%s' for %s (0..1)\n", argv[i + 1],
+                        argv[i]);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
         else if (!strcmp(argv[i], "--classifier") && i + 1 < argc)
             cls = argv[++i];

@@ -37,23 +37,6 @@ static void distill_usage(FILE *f)
                "  -q, --quiet           no progress bar\n");
 }
 
-/* Whole-string number parsing: a bad value is an error, never a default. */
-static int num_int(const char *s, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 0 || v > 1 << 30) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int num_float(const char *s, float *out)
-{
-    char *end;
-    *out = strtof(s, &end);
-    return !*s || *end ? -1 : 0;
-}
-
 int cmd_distill(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -116,57 +99,54 @@ int cmd_distill(int argc, char **argv)
             o.quiet = true;
             break;
         case O_DIM:
-            bad |= num_int(optarg, &o.dim);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.dim);
             break;
         case O_LAY:
-            bad |= num_int(optarg, &o.n_layers);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.n_layers);
             break;
         case O_HEADS:
-            bad |= num_int(optarg, &o.n_heads);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.n_heads);
             break;
         case O_KV:
-            bad |= num_int(optarg, &o.n_kv_heads);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.n_kv_heads);
             break;
         case O_HID:
-            bad |= num_int(optarg, &o.hidden_dim);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.hidden_dim);
             break;
         case O_STEPS:
-            bad |= num_int(optarg, &o.steps);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.steps);
             break;
         case O_BATCH:
-            bad |= num_int(optarg, &o.batch);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.batch);
             break;
         case O_SEQ:
-            bad |= num_int(optarg, &o.seq_len);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.seq_len);
             break;
         case O_TOPK:
-            bad |= num_int(optarg, &o.top_k);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.top_k);
             break;
         case O_WARM:
-            bad |= num_int(optarg, &o.warmup);
+            bad |= cli_int(optarg, 0, 1 << 30, &o.warmup);
             break;
         case O_LR:
-            bad |= num_float(optarg, &o.lr);
+            bad |= cli_float(optarg, 0, 10, &o.lr);
             o.lr_min = o.lr / 10.0f;
             break;
         case O_GEN:
-            bad |= num_float(optarg, &o.gen_frac);
+            bad |= cli_float(optarg, 0, 1, &o.gen_frac);
             break;
         case O_CORPUS:
             o.corpus = optarg;
             break;
-        case O_SEED: {
-            char *end;
-            o.seed = strtoull(optarg, &end, 10);
-            bad |= !*optarg || *end;
+        case O_SEED:
+            bad |= cli_u64(optarg, &o.seed);
             break;
-        }
         default:
             distill_usage(stderr);
             return 2;
         }
         if (bad) {
-            fprintf(stderr, "distill: bad value '%s' for %s\n", optarg, argv[optind - 1]);
+            fprintf(stderr, "distill: bad value '%s' for %s\n", optarg, cli_optname(argv));
             return 2;
         }
     }

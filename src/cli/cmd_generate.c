@@ -277,7 +277,7 @@ int cmd_generate(int argc, char **argv)
                                          {"json-schema", required_argument, 0, O_SCHEMA},
                                          {"strict", no_argument, 0, O_STRICT},
                                          {0, 0, 0, 0}};
-    int c;
+    int c, bad = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:p:n:t:", opts, NULL)) != -1) {
         switch (c) {
@@ -291,25 +291,25 @@ int cmd_generate(int argc, char **argv)
             prompt = optarg;
             break;
         case 'n':
-            gp.max_tokens = atoi(optarg);
+            bad = cli_int(optarg, 0, 1 << 24, &gp.max_tokens);
             break;
         case O_TEMP:
-            gp.sample.temperature = strtof(optarg, NULL);
+            bad = cli_float(optarg, 0, 100, &gp.sample.temperature);
             break;
         case O_SEED:
-            gp.sample.seed = strtoull(optarg, NULL, 10);
+            bad = cli_u64(optarg, &gp.sample.seed);
             break;
         case O_TOPK:
-            gp.sample.top_k = atoi(optarg);
+            bad = cli_int(optarg, 0, 1 << 30, &gp.sample.top_k);
             break;
         case O_TOPP:
-            gp.sample.top_p = strtof(optarg, NULL);
+            bad = cli_float(optarg, 0, 1, &gp.sample.top_p);
             break;
         case O_MINP:
-            gp.sample.min_p = strtof(optarg, NULL);
+            bad = cli_float(optarg, 0, 1, &gp.sample.min_p);
             break;
         case O_REP:
-            gp.sample.repeat_penalty = strtof(optarg, NULL);
+            bad = cli_float(optarg, 0, 100, &gp.sample.repeat_penalty);
             break;
         case O_STOP:
             if (n_stop >= ENGINE_MAX_STOPS) {
@@ -319,13 +319,13 @@ int cmd_generate(int argc, char **argv)
             gp.stop[n_stop++] = optarg;
             break;
         case O_LP:
-            gp.n_logprobs = atoi(optarg);
+            bad = cli_int(optarg, 0, SAMPLE_MAX_ALTS, &gp.n_logprobs);
             break;
         case 't':
-            so.n_threads = atoi(optarg);
+            bad = cli_int(optarg, 1, 256, &so.n_threads);
             break;
         case O_CTX:
-            so.n_ctx = atoi(optarg);
+            bad = cli_int(optarg, 0, 1 << 24, &so.n_ctx);
             break;
         case O_CHAT:
             chat = 1;
@@ -337,7 +337,7 @@ int cmd_generate(int argc, char **argv)
             dtok = optarg;
             break;
         case O_DMAX:
-            draft_max = atoi(optarg);
+            bad = cli_int(optarg, 1, SPEC_MAX_DRAFT, &draft_max);
             break;
         case O_JSON:
             json = 1;
@@ -352,14 +352,13 @@ int cmd_generate(int argc, char **argv)
             generate_usage(stderr);
             return 2;
         }
+        if (bad) {
+            fprintf(stderr, "generate: bad value '%s' for %s\n", optarg, cli_optname(argv));
+            return 2;
+        }
     }
-    if (!model || gp.max_tokens < 0 || gp.n_logprobs < 0 || gp.n_logprobs > SAMPLE_MAX_ALTS ||
-        so.n_threads < 1 || so.n_threads > 256) {
-        if (!model)
-            fprintf(stderr, "generate: -m MODEL is required\n");
-        else
-            fprintf(stderr, "generate: bad option value (logprobs 0..%d, threads 1..256)\n",
-                    SAMPLE_MAX_ALTS);
+    if (!model) {
+        fprintf(stderr, "generate: -m MODEL is required\n");
         return 2;
     }
     if (draft && (draft_max < 1 || draft_max > SPEC_MAX_DRAFT)) {

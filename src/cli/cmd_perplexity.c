@@ -61,7 +61,7 @@ int cmd_perplexity(int argc, char **argv)
         {"chunks", required_argument, 0, 'k'}, {"threads", required_argument, 0, 't'},
         {"all-tokens", no_argument, 0, 'a'},   {0, 0, 0, 0}};
     const char *model = NULL, *tok = NULL, *file = NULL;
-    int ctx = 0, max_chunks = 0, threads = 1, c;
+    int ctx = 0, max_chunks = 0, threads = 1, c, bad = 0;
     engine_ppl_mode_t mode = ENGINE_PPL_HALF;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:f:t:", opts, NULL)) != -1) {
@@ -76,19 +76,23 @@ int cmd_perplexity(int argc, char **argv)
             file = optarg;
             break;
         case 'c':
-            ctx = atoi(optarg);
+            bad = cli_int(optarg, 0, 1 << 24, &ctx);
             break;
         case 'k':
-            max_chunks = atoi(optarg);
+            bad = cli_int(optarg, 0, 1 << 30, &max_chunks);
             break;
         case 't':
-            threads = atoi(optarg);
+            bad = cli_int(optarg, 1, 256, &threads);
             break;
         case 'a':
             mode = ENGINE_PPL_ALL;
             break;
         default:
             perplexity_usage(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "perplexity: bad value '%s' for %s\n", optarg, cli_optname(argv));
             return 2;
         }
     }

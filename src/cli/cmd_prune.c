@@ -28,23 +28,6 @@ static void prune_usage(FILE *f)
                "  -q, --quiet           no progress bar\n");
 }
 
-/* Whole-string parsing: a bad value is an error, never a default. */
-static int num_float(const char *s, float *out)
-{
-    char *end;
-    *out = strtof(s, &end);
-    return !*s || *end ? -1 : 0;
-}
-
-static int num_int(const char *s, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < 0 || v > 1 << 30) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 int cmd_prune(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -83,32 +66,29 @@ int cmd_prune(int argc, char **argv)
             o.quiet = true;
             break;
         case O_FFN:
-            bad = num_float(optarg, &o.ffn);
+            bad = cli_float(optarg, 0, 1, &o.ffn);
             break;
         case O_HEADS:
-            bad = num_float(optarg, &o.heads);
+            bad = cli_float(optarg, 0, 1, &o.heads);
             break;
         case O_CALIB:
             o.calib = optarg;
             break;
         case O_CTOK:
-            bad = num_int(optarg, &o.calib_tokens);
+            bad = cli_int(optarg, 0, 1 << 30, &o.calib_tokens);
             break;
         case O_REC:
-            bad = num_int(optarg, &o.recover_steps);
+            bad = cli_int(optarg, 0, 1 << 30, &o.recover_steps);
             break;
-        case O_SEED: {
-            char *end;
-            o.rec.seed = strtoull(optarg, &end, 10);
-            bad = !*optarg || *end;
+        case O_SEED:
+            bad = cli_u64(optarg, &o.rec.seed);
             break;
-        }
         default:
             prune_usage(stderr);
             return 2;
         }
         if (bad) {
-            fprintf(stderr, "prune: bad value '%s' for %s\n", optarg, argv[optind - 1]);
+            fprintf(stderr, "prune: bad value '%s' for %s\n", optarg, cli_optname(argv));
             return 2;
         }
     }

@@ -41,7 +41,10 @@ int cmd_quantize(int argc, char **argv)
         } else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
             type = argv[++i];
         } else if (!strcmp(argv[i], "-t") && i + 1 < argc) {
-            threads = atoi(argv[++i]);
+            if (cli_int(argv[++i], 1, 256, &threads)) {
+                fprintf(stderr, "quantize: bad value '%s' for -t (1..256)\n", argv[i]);
+                return 2;
+            }
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "quantize: unknown option '%s'\n", argv[i]);
             usage(stderr);

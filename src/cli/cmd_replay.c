@@ -347,11 +347,14 @@ int cmd_replay(int argc, char **argv)
             exclude = argv[++i];
         else if (!strcmp(argv[i], "--svg") && i + 1 < argc)
             svg = argv[++i];
-        else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-            seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--lambda") && i + 1 < argc)
-            lambda = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--scores"))
+        else if ((!strcmp(argv[i], "--seed") || !strcmp(argv[i], "--lambda")) && i + 1 < argc) {
+            i++;
+            if (argv[i - 1][2] == 's' ? cli_u64(argv[i], &seed)
+                                      : cli_double(argv[i], 0, 1e9, &lambda)) {
+                fprintf(stderr, "switchyard replay: bad value '%s' for %s\n", argv[i], argv[i - 1]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--scores"))
             scores_only = true;
         else if (!strcmp(argv[i], "--json"))
             json = true;

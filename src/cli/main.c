@@ -20,7 +20,8 @@
     X(replay, "evaluate a routing policy offline over a routing CSV (APGR, CPT, SVG curve)")       \
     X(calibrate, "set the need-of-cloud threshold for a target cloud share or quality")            \
     X(pii, "find personal data in text; evaluate the detector (--eval)")                           \
-    X(quantize, "write a GGUF model with its weights quantized to q8_0 or q4_0")                   \
+    X(quantize,                                                                                    \
+      "write a GGUF model with its weights quantized (q8_0, q4_0, q4_k_m, q5_k_m, q6_k ...)")      \
     X(distill, "train a small student on a teacher's next-token distributions")                    \
     X(prune, "remove FFN channels and attention heads by measured importance")                     \
     X(version, "print the version")
