@@ -516,9 +516,7 @@ static int write_svg(const crossover_t *x, const char *path)
 
 static int parse_pos(const char *opt, const char *s, double lo, double hi, double *out)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (*s && !*end && isfinite(v) && v >= lo && v <= hi) return *out = v, 0;
+    if (!cli_double(s, lo, hi, out)) return 0;
     fprintf(stderr, "plan: %s '%s': expected a number in [%g, %g]\n", opt, s, lo, hi);
     return -1;
 }
