@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "base/arena.h"
 #include "base/buf.h"
@@ -51,6 +53,43 @@ static void test_buf_printf_long(void **state)
     assert_int_equal(strlen(s), 1001);
     free(s);
     buf_deinit(&b);
+}
+
+/* buf_read_file: the whole file, bytes exact (NULs and all, past one 64 KiB chunk);
+ * a cap below the size is SY_ETOOBIG; a missing file -ENOENT; a directory SY_EIO. */
+static void test_buf_read_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sy-buf-read-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t n = 200000;
+    unsigned char *data = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)(hash_mix(i) & 0xff);
+    FILE *f = fdopen(fd, "wb");
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+
+    buf_t b;
+    buf_init(&b, n);
+    assert_int_equal(buf_read_file(&b, path), 0);
+    assert_int_equal(b.len, n);
+    assert_memory_equal(b.data, data, n);
+    buf_deinit(&b);
+
+    buf_init(&b, n - 1);
+    assert_int_equal(buf_read_file(&b, path), SY_ETOOBIG);
+    assert_true(b.len < n);
+    buf_deinit(&b);
+
+    buf_init(&b, n);
+    assert_int_equal(buf_read_file(&b, "/nonexistent/sy-buf"), -ENOENT);
+    assert_int_equal(buf_read_file(&b, "/tmp"), SY_EIO);
+    assert_int_equal(b.len, 0);
+    buf_deinit(&b);
+    unlink(path);
+    free(data);
 }
 
 static void test_arena(void **state)
@@ -259,6 +298,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_cap),
         cmocka_unit_test(test_buf_printf_long),
+        cmocka_unit_test(test_buf_read_file),
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_jsonw),
         cmocka_unit_test(test_jsonw_cap_sticky),

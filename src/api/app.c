@@ -284,27 +284,14 @@ static void slot_switch_fn(void *arg)
     }
 }
 
-static int read_file(const char *path, size_t max, buf_t *out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -errno;
-    buf_init(out, max);
-    char chunk[65536];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = buf_append(out, chunk, n);
-    fclose(f);
-    if (rc) buf_deinit(out);
-    return rc;
-}
-
 /* Installs a model file into the router (the router itself does no I/O). */
 static int load_model(router_t *r, const char *path, bool classifier, char *err, size_t errlen)
 {
     buf_t b;
-    int rc = read_file(path, 256u << 20, &b);
+    buf_init(&b, 256u << 20);
+    int rc = buf_read_file(&b, path);
     if (rc) {
+        buf_deinit(&b);
         snprintf(err, errlen, "%s: %s", path, sy_strerror(rc));
         return rc;
     }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -1010,34 +1011,21 @@ int config_load_string(config_t *c, const char *text, size_t len, const char *na
 
 int config_load(config_t *c, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
+    buf_t text;
+    buf_init(&text, 8u << 20);
+    int rc = buf_read_file(&text, path);
+    if (rc) {
+        buf_deinit(&text);
         config_defaults(c);
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
-        return -e;
+        if (rc == SY_ETOOBIG)
+            snprintf(err, errlen, "%s: larger than 8 MiB: not a config file", path);
+        else
+            snprintf(err, errlen, "%s: cannot %s: %s", path, rc == SY_EIO ? "read" : "open",
+                     sy_strerror(rc));
+        return rc == SY_ETOOBIG ? SY_ECONFIG : rc;
     }
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > (8u << 20)) {
-                fclose(f);
-                mem_free(text);
-                config_defaults(c);
-                snprintf(err, errlen, "%s: larger than 8 MiB: not a config file", path);
-                return SY_ECONFIG;
-            }
-            text = mem_realloc(text, cap);
-        }
-        size_t n = fread(text + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) break;
-    }
-    fclose(f);
-    int rc = config_load_string(c, text ? text : "", len, path, err, errlen);
-    mem_free(text);
+    rc = config_load_string(c, text.data ? text.data : "", text.len, path, err, errlen);
+    buf_deinit(&text);
     return rc;
 }
 

@@ -14,19 +14,11 @@
 #define LABELLER_MAX (64u << 20) /* bytes of the labeller model (2^20 buckets: 10 MiB) */
 
 /* Reads a whole file into an owned buffer of at most max bytes. 0, -errno or
- * SY_ETOOBIG. */
+ * SY_ETOOBIG; out is left empty on failure. */
 static int read_all(const char *path, size_t max, buf_t *out)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -errno;
     buf_init(out, max);
-    char chunk[65536];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rc = buf_append(out, chunk, n);
-    if (!rc && ferror(f)) rc = -EIO;
-    fclose(f);
+    int rc = buf_read_file(out, path);
     if (rc) buf_deinit(out);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* buf.c — growable byte buffer with a hard cap. */
 #include "base/buf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,4 +99,24 @@ char *buf_steal(buf_t *b)
     b->data = NULL;
     b->len = b->cap = 0;
     return d;
+}
+
+int buf_read_stream(buf_t *b, FILE *f)
+{
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rc = buf_append(b, chunk, n);
+    if (!rc && ferror(f)) rc = SY_EIO;
+    return rc;
+}
+
+int buf_read_file(buf_t *b, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -errno;
+    int rc = buf_read_stream(b, f);
+    fclose(f);
+    return rc;
 }

@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct buf {
     char *data; /* owned; NULL until the first append */
@@ -38,6 +39,12 @@ static inline void buf_reset(buf_t *b)
     b->len = 0;
     if (b->data) b->data[0] = 0;
 }
+/* Appends all that f holds up to its end: 0, SY_ETOOBIG past the cap (what was read
+ * stays, the rest is not read), SY_EIO on a read error. */
+int buf_read_stream(buf_t *b, FILE *f);
+/* Appends the whole file at path: as buf_read_stream, or -errno when it cannot be
+ * opened. */
+int buf_read_file(buf_t *b, const char *path);
 /* Returns the data and resets the buffer to empty; caller owns the result. */
 char *buf_steal(buf_t *b);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/err.h"
 #include "cli/cli.h"
 #include "cli/decider.h"
 
@@ -74,14 +75,14 @@ int cmd_route(int argc, char **argv)
     buf_init(&out, 16u << 20);
     int rc = 0;
     if (!jsonl) {
-        char chunk[65536];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
-            if (buf_append(&body, chunk, n)) {
-                fprintf(stderr, "switchyard route: request larger than limits.max_body_bytes\n");
-                rc = 1;
-                goto out;
-            }
+        int e = buf_read_stream(&body, stdin);
+        if (e) {
+            fprintf(stderr, "switchyard route: %s\n",
+                    e == SY_ETOOBIG ? "request larger than limits.max_body_bytes"
+                                    : "cannot read the request from stdin");
+            rc = 1;
+            goto out;
+        }
         int st = route_one(&x, body.data ? body.data : "", body.len, 42, &out);
         rc = st < 0 ? 1 : st == 200 ? 0 : 3;
     } else {

@@ -15,17 +15,9 @@
 
 int routedata_read_file(const char *path, size_t max, char **out, size_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -errno;
     buf_t b;
     buf_init(&b, max);
-    char tmp[65536];
-    size_t k;
-    int rc = 0;
-    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
-        if ((rc = buf_append(&b, tmp, k))) break;
-    if (!rc && ferror(f)) rc = SY_EIO;
-    fclose(f);
+    int rc = buf_read_file(&b, path);
     if (rc) {
         buf_deinit(&b);
         return rc;
