@@ -1317,7 +1317,8 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
     c->stream = stream;
     c->completions = completions;
     cJSON *lp = cJSON_GetObjectItemCaseSensitive(req, "logprobs");
-    c->logprobs = logprobs || cJSON_IsTrue(lp);
+    /* chat: logprobs true; completions: logprobs N (then N alternatives per token) */
+    c->logprobs = logprobs || cJSON_IsTrue(lp) || (completions && cJSON_IsNumber(lp));
     c->top_logprobs = (int)num(req, "top_logprobs", completions ? num(req, "logprobs", 0) : 0);
     if (c->top_logprobs > SAMPLE_MAX_ALTS) c->top_logprobs = SAMPLE_MAX_ALTS;
     sample_params_default(&c->gp.sample);
@@ -1379,7 +1380,6 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
         c->n_ids = np;
         if (np == 0 && !c->grammar_err) c->grammar_err = mem_strdup("'prompt' holds no token ids");
     }
-    c->logprobs = c->logprobs || (completions && cJSON_IsNumber(lp));
     pthread_mutex_lock(&b->mu);
     if (b->tail)
         b->tail->next = c;
