@@ -51,6 +51,7 @@ struct local_call {
     char cache_key[LOCAL_KEY_LEN]; /* prompt_cache_key, "" for none */
     int n_cached;                  /* prompt tokens whose KV cache was reused */
     bool completions, stream, logprobs, echo;
+    bool lp_values_only; /* logprobs only for the cascade's confidence: no alternatives needed */
     int top_logprobs;
     engine_gen_params_t gp;
     bool max_tokens_zero; /* echo with max_tokens 0: score only */
@@ -910,7 +911,7 @@ static const char *spec_why_plain(const local_call_t *c)
 {
     if (c->gp.grammar) return "response_format or tools (decoded under a grammar)";
     if (c->stops[0]) return "stop strings";
-    if (c->logprobs) return "logprobs";
+    if (c->logprobs && !c->lp_values_only) return "logprobs";
     if (c->n_choices > 1) return "n > 1";
     if (c->echo) return "echo";
     return NULL;
@@ -1002,8 +1003,11 @@ static void run_call(local_backend_t *b, engine_session_t *s, int slot, local_ca
             /* On the slot's thread, outside the scheduler: the draft and the target's
              * batched verify pass alternate on this sequence alone. */
             c->spec = true;
-            rc = spec_generate(s, b->dsessions[slot], ids, n, &c->gp, b->draft_max, on_token, &g,
-                               &res, &c->spec_st);
+            engine_gen_params_t sp = c->gp;
+            sp.n_logprobs =
+                0; /* each token's logprob (the cascade's confidence), no alternatives */
+            rc = spec_generate(s, b->dsessions[slot], ids, n, &sp, b->draft_max, on_token, &g, &res,
+                               &c->spec_st);
         } else {
             rc = engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res);
             if (!c->echo && c->choice == 0) c->n_cached = res.n_reused;
@@ -1319,6 +1323,7 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
     cJSON *lp = cJSON_GetObjectItemCaseSensitive(req, "logprobs");
     /* chat: logprobs true; completions: logprobs N (then N alternatives per token) */
     c->logprobs = logprobs || cJSON_IsTrue(lp) || (completions && cJSON_IsNumber(lp));
+    c->lp_values_only = logprobs && !cJSON_IsTrue(lp) && !(completions && cJSON_IsNumber(lp));
     c->top_logprobs = (int)num(req, "top_logprobs", completions ? num(req, "logprobs", 0) : 0);
     if (c->top_logprobs > SAMPLE_MAX_ALTS) c->top_logprobs = SAMPLE_MAX_ALTS;
     sample_params_default(&c->gp.sample);

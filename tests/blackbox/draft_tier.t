@@ -120,6 +120,37 @@ test('serve --check: a draft of another vocabulary, a larger draft, draft on a n
   eq(r.code, 0, 'a good draft: ' + r.stderr);
 });
 
+test('a cascade over a draft tier: its confidence comes from the speculative answer', async () => {
+  if (!fs.existsSync(L.UPSTREAM)) return;
+  const cloud = await L.startUpstream('cloud');
+  const g = await L.startGateway(`
+listen: 127.0.0.1:0
+store: sqlite:cascade.db
+log_level: warn
+tiers:${tier('edge', `
+    draft: ${q4}`)}
+  cloud:
+    kind: openai
+    base_url: ${cloud.url}/v1
+    model: big-model
+    privacy: external
+routing:
+  escalation: { enabled: true, min_confidence: 0.0 }
+`, 'cascade');
+  const body = { messages: [{ role: 'user', content: 'Once upon a time' }], max_tokens: 16, temperature: 0 };
+  const route = await post(`${g.url}/v1/route`, body);
+  assert(route.json.decision.cascade, 'cascades: ' + JSON.stringify(route.json.decision));
+  const r = await post(`${g.url}/v1/chat/completions`, body);
+  eq(r.status, 200, 'status: ' + r.text.slice(0, 200));
+  eq(r.json.switchyard.tier, 'edge', 'edge answer stands');
+  assert(typeof r.json.switchyard.confidence === 'number', 'confidence from the token logprobs');
+  eq(r.json.switchyard.speculative.applied, true, 'the cascade\'s logprobs do not stop the draft');
+  const p = await post(`${gw.url}/v1/chat/completions`, { ...body, model: 'plain' });
+  eq(r.json.choices[0].message.content, p.json.choices[0].message.content, 'same greedy text');
+  eq(await g.stop(), 0, 'exit');
+  await cloud.stop();
+});
+
 await run();
 eq(await gw.stop(), 0, 'switchyard exit code');
 L.cleanup();
