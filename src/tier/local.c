@@ -10,6 +10,12 @@
  * The answer is OpenAI-shaped (chat.completion / chat.completion.chunk /
  * text_completion, usage, logprobs), so exec treats this tier exactly like an HTTP
  * upstream.
+ *
+ * Two things serve speculative decoding (docs/speculative.md): a tier with a draft
+ * model decodes with spec_generate where it applies, on the slot's thread outside the
+ * scheduler; and completions with echo score a prompt (given as token ids, vLLM's
+ * form) position by position, reusing a prompt_cache_key entry's KV cache and scores
+ * so that a verifier's next round computes only its new tokens.
  */
 #include "tier/local.h"
 
