@@ -61,6 +61,10 @@ typedef struct config_tier {
     bool caps_set;
     uint32_t max_context; /* tokens the tier holds, prompt + output (0 = unknown; kind local:
                              context when unset) */
+    char *draft;          /* owned; kind local: draft model of in-process speculative decoding
+                             ("" = none) */
+    uint32_t draft_max;   /* kind local with a draft: tokens drafted per round (0 = 4) */
+    int draft_line;       /* line of 'draft' (0 = not in the file) */
 } config_tier_t;
 
 /* auth: API keys, each fixing a team and tenant, with optional limits and budget. */
