@@ -61,7 +61,15 @@ typedef struct config_tier {
     bool caps_set;
     uint32_t max_context; /* tokens the tier holds, prompt + output (0 = unknown; kind local:
                              context when unset) */
+    /* kind local: speculative: {verifier, draft_max}, the tier's drafts verified by another */
+    char *spec_verifier;       /* owned; the verifying tier's name ("" = none) */
+    char *spec_draft_max;      /* owned; "auto" or 1..CONFIG_SPEC_MAX_DRAFT as written */
+    int spec_verifier_idx;     /* resolved index of spec_verifier, -1 = none */
+    uint32_t spec_draft_max_n; /* tokens per round, 0 = auto */
+    int spec_verifier_line, spec_draft_max_line; /* lines of the keys (0 = absent) */
 } config_tier_t;
+
+#define CONFIG_SPEC_MAX_DRAFT 32 /* speculative.draft_max at most (the engine's cap) */
 
 /* auth: API keys, each fixing a team and tenant, with optional limits and budget. */
 typedef enum {

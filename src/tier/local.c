@@ -29,6 +29,7 @@
 #include "base/mem.h"
 #include "engine/engine.h"
 #include "engine/jsonschema.h"
+#include "tier/spec_remote.h"
 
 #define LOCAL_MAX_PROMPT_BYTES   (8u << 20)
 #define LOCAL_MAX_OUT            (16u << 20)
@@ -80,6 +81,10 @@ struct local_call {
     buf_t choices;  /* non-stream: the finished choices' JSON objects, comma-separated */
     double prefill_ms, decode_ms, sum_logprob, sum_entropy; /* over all choices */
     int n_conf;
+    /* speculative (t->verifier set): the verifier drafts are checked by, or why not */
+    spec_remote_opts_t spec;
+    const char *spec_skip; /* NULL: this call drafts for t->verifier */
+    spec_remote_stats_t spec_st;
 };
 
 typedef struct local_backend {
@@ -458,6 +463,49 @@ static int on_token(void *ud, const engine_token_t *tok)
     return 0;
 }
 
+/* "switchyard_speculative": what drafting for the verifier did, or why it did not
+ * (the gateway moves it into the answer's switchyard object). */
+static void write_spec(local_call_t *c, jsonw_t *w)
+{
+    if (!c->t->verifier) return;
+    const spec_remote_stats_t *st = &c->spec_st;
+    jsonw_key(w, "switchyard_speculative");
+    jsonw_obj_begin(w);
+    jsonw_key(w, "verifier");
+    jsonw_str(w, c->t->verifier->s.name);
+    if (c->spec_skip) {
+        jsonw_key(w, "skipped");
+        jsonw_str(w, c->spec_skip);
+    } else {
+        jsonw_key(w, "drafted");
+        jsonw_int(w, st->drafted);
+        jsonw_key(w, "accepted");
+        jsonw_int(w, st->accepted);
+        jsonw_key(w, "rounds");
+        jsonw_int(w, st->rounds);
+        jsonw_key(w, "acceptance");
+        if (st->drafted)
+            jsonw_double(w, (double)st->accepted / st->drafted);
+        else
+            jsonw_null(w);
+        jsonw_key(w, "draft_max");
+        if (st->draft_max)
+            jsonw_int(w, st->draft_max);
+        else
+            jsonw_str(w, "auto");
+        jsonw_key(w, "local_tokens");
+        jsonw_int(w, st->local_tokens);
+        jsonw_key(w, "degraded");
+        jsonw_bool(w, st->fell_back);
+        jsonw_key(w, "error");
+        if (st->error[0])
+            jsonw_str(w, st->error);
+        else
+            jsonw_null(w);
+    }
+    jsonw_obj_end(w);
+}
+
 static void write_usage(local_call_t *c, jsonw_t *w)
 {
     jsonw_key(w, "usage");
@@ -582,6 +630,7 @@ static void finish_answer(local_call_t *c)
         jsonw_arr_begin(&w);
         jsonw_arr_end(&w);
         write_usage(c, &w);
+        write_spec(c, &w);
         jsonw_obj_end(&w);
         buf_puts(&c->json, "\n\ndata: [DONE]\n\n");
         emit(c, c->json.data, c->json.len, true);
@@ -605,6 +654,7 @@ static void finish_answer(local_call_t *c)
     jsonw_key(&w, "mean_entropy");
     jsonw_double(&w, c->n_conf ? c->sum_entropy / c->n_conf : 0);
     jsonw_obj_end(&w);
+    write_spec(c, &w);
     jsonw_obj_end(&w);
     emit(c, c->json.data, c->json.len, true);
 }
@@ -734,7 +784,10 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
         if (c->echo && c->max_tokens_zero) {
             res.finish = ENGINE_FINISH_LENGTH;
         } else {
-            rc = engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res);
+            rc = c->spec_skip
+                     ? engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res)
+                     : spec_remote_generate(s, &c->spec, ids, n, &c->gp, on_token, &g, &res,
+                                            &c->spec_st);
         }
         if (rc) {
             mem_free(ids);
@@ -1001,8 +1054,9 @@ static double num(cJSON *req, const char *k, double def)
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
-int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool completions,
-                     bool logprobs, const upstream_cb_t *cb, void *arg, local_call_t **out)
+int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, cJSON *req,
+                     bool stream, bool completions, bool logprobs, const upstream_cb_t *cb,
+                     void *arg, local_call_t **out)
 {
     local_backend_t *b = t->backend;
     if (!b) return SY_EUNAVAILABLE;
@@ -1066,6 +1120,15 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
     c->n_choices = nc >= 1 && nc <= 128 ? (int)nc : 1;
     c->echo = completions && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "echo"));
     c->logprobs = c->logprobs || (completions && cJSON_IsNumber(lp));
+    c->spec_skip = "no verifier";
+    if (t->verifier) {
+        c->spec = (spec_remote_opts_t){t, t->verifier, loop, up, (int)t->s.spec_draft_max};
+        c->spec_skip = spec_remote_skip_reason(t, c->gp.sample.temperature, c->gp.grammar != NULL,
+                                               c->n_choices, c->echo, c->top_logprobs, local_only,
+                                               clock_mono_ms());
+        if (!c->spec_skip && !up) c->spec_skip = "no HTTP client on this worker";
+        if (c->spec_skip) spec_remote_count_skip(t->idx, t->verifier->idx);
+    }
     pthread_mutex_lock(&b->mu);
     if (b->tail)
         b->tail->next = c;
