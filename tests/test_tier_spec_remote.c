@@ -96,6 +96,15 @@ static void test_parse(void **state)
                      0);
     assert_int_equal(v.top[0], 9);
     assert_int_equal(v.next, 8);
+    /* the generated entry without a top alternative (as some servers write it) */
+    const char *gen_null =
+        "{\"choices\":[{\"logprobs\":{\"tokens\":[\"token_id:1\",\"token_id:7\","
+        "\"token_id:8\"],\"token_logprobs\":[null,-2,-0.5],\"top_logprobs\":[null,"
+        "{\"token_id:7\":-2},null]}}]}";
+    assert_int_equal(
+        spec_remote_parse(gen_null, strlen(gen_null), (int[]){1, 7}, 2, 1, &v, err, sizeof err), 0);
+    assert_int_equal(v.next, 8);
+    assert_true(v.next_lp == -0.5f);
     buf_deinit(&b);
 }
 

@@ -132,6 +132,12 @@ static int decide(api_worker_t *w, api_call_t *c, bool dry, uint32_t unmasked, r
         }
     }
     api_decision_http(&c->d, views, a);
+    if (c->req.prompt_tokens && (a->http_status == 403 || a->http_status == 503))
+        snprintf(a->message, sizeof a->message,
+                 "a prompt of token ids is served only by local tiers (ids cannot be scanned "
+                 "for personal data, so they never leave this machine), and no local tier can "
+                 "serve this request%s",
+                 a->http_status == 403 ? " (it forces an external tier)" : "");
     return 0;
 }
 

@@ -196,6 +196,19 @@ int api_decide(const config_t *cfg, const router_t *rt, router_scratch_t *rs,
         .pii_unknown = scan && scan->unknown,
         .pii_unmasked = unmasked,
     };
+    if (r->prompt_tokens) {
+        /* Token ids read as text only under a tier's own tokenizer, so they cannot be
+         * scanned for personal data: they never leave this machine. Every tier but the
+         * in-process ones counts as external, and the request as local only. */
+        route_tier_t local[ROUTE_MAX_TIERS];
+        size_t n = cfg->n_tiers < ROUTE_MAX_TIERS ? cfg->n_tiers : ROUTE_MAX_TIERS;
+        for (size_t i = 0; i < n; i++) {
+            local[i] = tiers[i];
+            if (cfg->tiers[i].kind != CONFIG_TIER_LOCAL) local[i].privacy = ROUTE_PRIVACY_EXTERNAL;
+        }
+        in.privacy_local_only = true;
+        return router_decide(rt, rs, &in, local, n, d);
+    }
     return router_decide(rt, rs, &in, tiers, cfg->n_tiers, d);
 }
 

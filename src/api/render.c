@@ -328,7 +328,10 @@ static void walk_rest(rw_t *w, const api_request_t *r)
         case API_F_PROMPT:
             key(w, "prompt");
             w->msg = 0;
-            str(w, API_STR_FLOW, v);
+            if (r->prompt_tokens)
+                value(w, v); /* token ids: numbers, never sent beyond local tiers */
+            else
+                str(w, API_STR_FLOW, v);
             continue;
         case API_F_SUFFIX:
             if (!v) continue;

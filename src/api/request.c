@@ -52,13 +52,17 @@ const api_field_t api_fields[API_F_COUNT] = {
     [API_F_REASONING_EFFORT] = {"reasoning_effort", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
     [API_F_WEB_SEARCH_OPTIONS] = {"web_search_options", API_FK_VALUE, C_, 0, 0, API_SHAPE_OBJECT},
     [API_F_VERBOSITY] = {"verbosity", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
-    [API_F_PROMPT_CACHE_KEY] = {"prompt_cache_key", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
+    [API_F_PROMPT_CACHE_KEY] = {"prompt_cache_key", API_FK_STR, C_ | P_, 0, 0, API_SHAPE_ANY},
     [API_F_SAFETY_IDENTIFIER] = {"safety_identifier", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
+    [API_F_RETURN_TOKENS_AS_TOKEN_IDS] = {"return_tokens_as_token_ids", API_FK_BOOL, P_, 0, 0,
+                                          API_SHAPE_ANY},
 };
 #undef C_
 #undef P_
 #undef I_
 _Static_assert(API_F_COUNT <= 64, "num_set is a 64-bit mask");
+
+static bool token_ids(const cJSON *a);
 
 static const char *const roles[] = {"system", "developer", "user", "assistant",
                                     "tool",   "function",  NULL};
@@ -615,11 +619,24 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
     if (model) copy_meta(r->model, model->valuestring, strlen(model->valuestring));
     if (completions) {
         cJSON *prompt = r->field[API_F_PROMPT];
-        if (!cJSON_IsString(prompt)) {
-            rc = bad(&p, SY_EINVAL, "prompt", "'prompt' is required and must be a string");
+        if (cJSON_IsArray(prompt)) {
+            /* vLLM's form: the prompt as token ids of the serving model's vocabulary
+             * (whether each id is in it, the local tier checks) */
+            if (!token_ids(prompt) || cJSON_GetArraySize(prompt) > API_MAX_PROMPT_TOKENS) {
+                rc = bad(&p, SY_EINVAL, "prompt",
+                         "'prompt' must be a string or a non-empty array of at most %d token ids "
+                         "(integers >= 0)",
+                         API_MAX_PROMPT_TOKENS);
+                goto out;
+            }
+            r->prompt_tokens = true;
+        } else if (!cJSON_IsString(prompt)) {
+            rc = bad(&p, SY_EINVAL, "prompt",
+                     "'prompt' is required and must be a string or an array of token ids");
+            goto out;
+        } else if ((rc = add_text(&p, "user", prompt->valuestring, strlen(prompt->valuestring)))) {
             goto out;
         }
-        if ((rc = add_text(&p, "user", prompt->valuestring, strlen(prompt->valuestring)))) goto out;
         cJSON *suffix = r->field[API_F_SUFFIX];
         if (suffix && (rc = add_text(&p, "user", suffix->valuestring, strlen(suffix->valuestring))))
             goto out;

@@ -28,9 +28,10 @@
 
 struct cJSON;
 
-#define API_MAX_TEXTS    4096
-#define API_MAX_MESSAGES 2048
-#define API_META_LEN     128
+#define API_MAX_TEXTS         4096
+#define API_MAX_MESSAGES      2048
+#define API_META_LEN          128
+#define API_MAX_PROMPT_TOKENS (1 << 20) /* completions prompt given as token ids */
 
 /* ------------------------------------------------------------ known fields ---- */
 
@@ -103,6 +104,7 @@ enum {
     API_F_VERBOSITY,
     API_F_PROMPT_CACHE_KEY,
     API_F_SAFETY_IDENTIFIER,
+    API_F_RETURN_TOKENS_AS_TOKEN_IDS,
     API_F_COUNT
 };
 extern const api_field_t api_fields[API_F_COUNT];
@@ -149,6 +151,8 @@ typedef struct api_request {
     struct cJSON *json; /* owned; the parsed body, duplicate-free; every pointer below
                            points into it */
     bool completions;   /* /v1/completions */
+    bool prompt_tokens; /* completions: prompt given as token ids (opaque to the PII scan:
+                           served by local tiers only) */
     /* Typed values of what the gateway itself reads. */
     bool stream;
     bool include_usage; /* client asked stream_options.include_usage */

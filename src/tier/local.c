@@ -34,6 +34,8 @@
 #define LOCAL_MAX_PROMPT_BYTES   (8u << 20)
 #define LOCAL_MAX_OUT            (16u << 20)
 #define LOCAL_DEFAULT_MAX_TOKENS 256
+#define LOCAL_KEY_LEN            128 /* prompt_cache_key bytes kept */
+#define LOCAL_VCACHE_ENTRIES     4   /* prompt_cache_key entries per tier */
 
 struct local_call {
     struct local_call *next; /* job queue link */
@@ -43,13 +45,19 @@ struct local_call {
     void *arg;
     /* request, owned copies */
     engine_prompt_t *prompt; /* rendered prompt: text and the request's spans of it */
+    int *ids;                /* (n_ids) the prompt as token ids (completions), or NULL */
+    int n_ids;
+    bool as_ids;                   /* return_tokens_as_token_ids: tokens read "token_id:N" */
+    char cache_key[LOCAL_KEY_LEN]; /* prompt_cache_key, "" for none */
+    int n_cached;                  /* prompt tokens whose KV cache was reused */
     bool completions, stream, logprobs, echo;
     int top_logprobs;
     engine_gen_params_t gp;
     bool max_tokens_zero; /* echo with max_tokens 0: score only */
     char *stops[ENGINE_MAX_STOPS];
     grammar_t *grammar; /* response_format or tools, NULL: free text */
-    char *grammar_err;  /* why response_format / tools cannot be served (answered 400) */
+    char *grammar_err;  /* why the request (response_format, tools, prompt ids) cannot be
+                           served (answered 400) */
     bool tools;         /* grammar is a tool call (tool_choice auto, required or named) */
     bool as_call;       /* the answer is a tool call (decided at the first token) */
     bool call_head;     /* stream: the call's id and name went out */
@@ -87,6 +95,22 @@ struct local_call {
     spec_remote_stats_t spec_st;
 };
 
+/* One prompt_cache_key entry: a session whose KV cache holds the key's last prompt,
+ * and the per-position scores computed for it, so that the next round of a verifying
+ * generation (the same tokens plus a few new ones) computes only what is new. An entry
+ * in use by a call is never evicted; the least recently used free one is. */
+typedef struct local_ventry {
+    char key[LOCAL_KEY_LEN]; /* "" while unused */
+    engine_session_t *s;     /* created on first use */
+    int *toks;               /* (n_ctx) the last prompt scored */
+    float *lp;               /* (n_ctx) lp[i]: logprob of toks[i] given toks[0..i) */
+    int *top;                /* (n_ctx) the most likely token at i */
+    float *top_lp;           /* (n_ctx) its logprob */
+    int n;                   /* positions of toks whose scores are valid */
+    bool busy;
+    uint64_t used; /* LRU stamp */
+} local_ventry_t;
+
 typedef struct local_backend {
     engine_t *e;
     int n_slots;
@@ -97,6 +121,9 @@ typedef struct local_backend {
     pthread_cond_t cv;
     local_call_t *head, *tail;
     bool stopping;
+    engine_session_opts_t so;                    /* the slots' session options */
+    local_ventry_t vcache[LOCAL_VCACHE_ENTRIES]; /* guarded by mu */
+    uint64_t vclock;
 } local_backend_t;
 
 /* ------------------------------------------------------- loop side ---- */
@@ -105,6 +132,7 @@ static void call_free(local_call_t *c)
 {
     if (c->prompt) engine_prompt_deinit(c->prompt);
     mem_free(c->prompt);
+    mem_free(c->ids);
     grammar_free(c->grammar);
     mem_free(c->grammar_err);
     for (int i = 0; i < ENGINE_MAX_STOPS; i++)
@@ -340,7 +368,9 @@ static void write_lp_entry(local_call_t *c, const engine_t *e, jsonw_t *w,
 
 /* One token in the legacy completions form: parallel arrays of tokens, logprobs
  * (null for the first prompt token, which has no context), top alternatives as
- * {token: logprob} objects, and byte offsets into the text. */
+ * {token: logprob} objects, and byte offsets into the text. With
+ * return_tokens_as_token_ids, tokens and alternatives read "token_id:N" (vLLM's form:
+ * exact where a piece is not valid UTF-8 on its own). */
 static void legacy_add(local_call_t *c, const engine_t *e, int id, const char *text, size_t len,
                        bool has_lp, float logprob, const sample_alt_t *alts, int n_alts)
 {
@@ -349,9 +379,12 @@ static void legacy_add(local_call_t *c, const engine_t *e, int id, const char *t
     const char *sep = c->ltok.len ? "," : "";
     buf_puts(&c->ltok, sep);
     jsonw_init(&w, &c->ltok);
-    (void)id;
-    (void)e;
-    jsonw_strn(&w, text, len);
+    if (c->as_ids) {
+        snprintf(piece, sizeof piece, "token_id:%d", id);
+        jsonw_str(&w, piece);
+    } else {
+        jsonw_strn(&w, text, len);
+    }
     buf_puts(&c->lval, sep);
     jsonw_init(&w, &c->lval);
     if (has_lp)
@@ -365,9 +398,13 @@ static void legacy_add(local_call_t *c, const engine_t *e, int id, const char *t
     } else {
         jsonw_obj_begin(&w);
         for (int a = 0; a < n_alts && a < c->top_logprobs; a++) {
-            int m = engine_token_text(e, -1, alts[a].id, piece, sizeof piece);
-            if (m < 0) m = 0;
-            piece[m] = 0;
+            if (c->as_ids) {
+                snprintf(piece, sizeof piece, "token_id:%d", alts[a].id);
+            } else {
+                int m = engine_token_text(e, -1, alts[a].id, piece, sizeof piece - 1);
+                if (m < 0) m = 0;
+                piece[m] = 0;
+            }
             jsonw_key(&w, piece);
             jsonw_double(&w, alts[a].logprob);
         }
@@ -516,6 +553,11 @@ static void write_usage(local_call_t *c, jsonw_t *w)
     jsonw_int(w, c->n_gen);
     jsonw_key(w, "total_tokens");
     jsonw_int(w, c->n_prompt + c->n_gen);
+    jsonw_key(w, "prompt_tokens_details");
+    jsonw_obj_begin(w);
+    jsonw_key(w, "cached_tokens");
+    jsonw_int(w, c->n_cached);
+    jsonw_obj_end(w);
     jsonw_obj_end(w);
 }
 
@@ -681,33 +723,208 @@ static void fail_call(local_call_t *c, int status, const char *type, const char 
 
 /* ---------------------------------------------------- engine slots ---- */
 
-/* echo: the prompt's own tokens and their logprobs under the model (teacher-forced,
- * what a speculative verifier needs), ahead of any generated text. */
-static bool echo_prompt(local_backend_t *b, engine_session_t *s, local_call_t *c, const int *ids,
-                        int n)
+/* ------------------------------------------------- prompt scoring ---- */
+
+/* Per-position scores of a prompt (echo): lp[i] the logprob of ids[i] given ids[0..i),
+ * top[i] / top_lp[i] the model's most likely token there and its logprob (what a
+ * speculative verifier compares each draft token with). Position 0 has none. */
+typedef struct local_scores {
+    float *lp, *top_lp; /* (n) */
+    int *top;           /* (n) */
+} local_scores_t;
+
+/* Scores positions from..n-1 of ids on s (from >= 1; positions below it are the
+ * caller's, already scored). The rows come from appending ids[from-1..n-1) after the
+ * first from-1 tokens, whose keys and values s keeps when its cache holds them (else
+ * from is lowered to what it holds, and more is scored). Afterwards s holds ids[0..n-1)
+ * and the generation that follows feeds only the last token. Returns the first
+ * position scored (from-1 cache positions were reused), or a negative error. */
+static int score_from(engine_session_t *s, const int *ids, int n, int from, local_scores_t *sc)
 {
-    float *lps = mem_alloc(sizeof(float) * (size_t)(n > 1 ? n : 1));
-    int *am = mem_alloc(sizeof(int) * (size_t)(n > 1 ? n : 1));
-    int rc = n > 1 ? engine_score(s, ids, 1, ids + 1, n - 1, lps, am) : 0;
-    if (!rc) {
-        int prev = -1;
-        for (int i = 0; i < n; i++) {
-            char piece[256];
-            int m = engine_token_text(b->e, prev, ids[i], piece, sizeof piece);
-            prev = ids[i];
-            if (m < 0) m = 0;
-            if (i == 0 && m == 0) continue; /* BOS has no text */
-            buf_append(&c->text, piece, (size_t)m);
-            if (c->logprobs) {
-                sample_alt_t alt = {i > 0 ? am[i - 1] : 0, 0};
-                legacy_add(c, b->e, ids[i], piece, (size_t)m, i > 0, i > 0 ? lps[i - 1] : 0, &alt,
-                           0);
-            }
+    const int V = engine_session_engine(s)->model->cfg.n_vocab;
+    const int *have = engine_session_tokens(s);
+    int kept = 0, nc = engine_session_n_cached(s);
+    while (kept < nc && kept < n && have[kept] == ids[kept])
+        kept++;
+    if (from < 1) from = 1;
+    if (from > n) from = n;
+    if (from - 1 > kept) from = kept + 1;
+    engine_session_rewind(s, from - 1);
+    int B = engine_session_max_batch(s);
+    for (int at = from - 1; at < n - 1;) {
+        int k = n - 1 - at < B ? n - 1 - at : B;
+        const float *rows = engine_session_append(s, ids + at, k, true);
+        if (!rows) return SY_EINVAL;
+        for (int j = 0; j < k; j++) {
+            const float *row = rows + (size_t)j * V;
+            int pos = at + j + 1, best = 0;
+            for (int v = 1; v < V; v++)
+                if (row[v] > row[best]) best = v;
+            sc->lp[pos] = sample_logprob(row, V, ids[pos], NULL);
+            sc->top[pos] = best;
+            sc->top_lp[pos] = sample_logprob(row, V, best, NULL);
+        }
+        at += k;
+    }
+    return from;
+}
+
+/* Adds the echoed prompt to the answer: its text, and with logprobs one legacy entry
+ * per position (a text prompt's leading BOS, which has no text, is left out: its
+ * first text token is scored with BOS as context; a prompt of ids gets an entry at
+ * every position, null at 0, as vLLM answers). */
+static void echo_write(local_backend_t *b, local_call_t *c, const int *ids, int n,
+                       const local_scores_t *sc)
+{
+    int prev = -1;
+    for (int i = 0; i < n; i++) {
+        char piece[256];
+        int m = engine_token_text(b->e, prev, ids[i], piece, sizeof piece);
+        prev = ids[i];
+        if (m < 0) m = 0;
+        if (i == 0 && m == 0 && !c->ids) continue; /* BOS has no text */
+        buf_append(&c->text, piece, (size_t)m);
+        if (c->logprobs) {
+            sample_alt_t alt = {i > 0 ? sc->top[i] : 0, i > 0 ? sc->top_lp[i] : 0};
+            legacy_add(c, b->e, ids[i], piece, (size_t)m, i > 0, i > 0 ? sc->lp[i] : 0, &alt,
+                       i > 0 ? 1 : 0);
         }
     }
-    mem_free(lps);
-    mem_free(am);
-    return rc == 0;
+}
+
+/* ------------------------------------------------ prompt cache keys ---- */
+
+/* Takes the entry of key for a call: the key's own entry, else the least recently used
+ * free one (reset: its scores no longer hold). NULL when the key's entry is busy (two
+ * calls with one key at once: the second runs uncached) or every entry is. */
+static local_ventry_t *vcache_take(local_backend_t *b, const char *key)
+{
+    local_ventry_t *e = NULL;
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; i < LOCAL_VCACHE_ENTRIES; i++)
+        if (!strcmp(b->vcache[i].key, key)) e = &b->vcache[i];
+    if (e && e->busy) {
+        e = NULL;
+    } else if (!e) {
+        for (int i = 0; i < LOCAL_VCACHE_ENTRIES; i++) {
+            local_ventry_t *x = &b->vcache[i];
+            if (!x->busy && (!e || x->used < e->used)) e = x;
+        }
+        if (e) {
+            snprintf(e->key, sizeof e->key, "%s", key);
+            e->n = 0;
+        }
+    }
+    if (e) {
+        e->busy = true;
+        e->used = ++b->vclock;
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (e && !e->s) {
+        /* busy: this thread alone touches the entry's session and arrays */
+        e->s = engine_session_new(b->e, &b->so);
+        size_t n = (size_t)engine_session_n_ctx(e->s) + 1;
+        e->toks = mem_alloc(n * sizeof *e->toks);
+        e->lp = mem_alloc(n * sizeof *e->lp);
+        e->top = mem_alloc(n * sizeof *e->top);
+        e->top_lp = mem_alloc(n * sizeof *e->top_lp);
+    }
+    return e;
+}
+
+/* Gives the entry back; valid: its scores hold for toks[0..n). */
+static void vcache_put(local_backend_t *b, local_ventry_t *e, bool valid)
+{
+    pthread_mutex_lock(&b->mu);
+    if (!valid) e->n = 0;
+    e->busy = false;
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void vcache_free(local_backend_t *b)
+{
+    for (int i = 0; i < LOCAL_VCACHE_ENTRIES; i++) {
+        local_ventry_t *e = &b->vcache[i];
+        engine_session_free(e->s);
+        mem_free(e->toks);
+        mem_free(e->lp);
+        mem_free(e->top);
+        mem_free(e->top_lp);
+    }
+}
+
+/* Scores the prompt for echo on s, reusing what the key's entry (may be NULL) holds:
+ * positions where this prompt agrees with the entry's last one keep their scores and
+ * cache. Fills sc (arrays of n) and c->n_cached. 0 or a negative error. */
+static int echo_score(local_call_t *c, engine_session_t *s, local_ventry_t *ve, const int *ids,
+                      int n, local_scores_t *sc)
+{
+    int from = 1;
+    if (ve) {
+        int same = 0;
+        while (same < ve->n && same < n && ve->toks[same] == ids[same])
+            same++;
+        from = same;
+        memcpy(sc->lp, ve->lp, (size_t)same * sizeof *sc->lp);
+        memcpy(sc->top, ve->top, (size_t)same * sizeof *sc->top);
+        memcpy(sc->top_lp, ve->top_lp, (size_t)same * sizeof *sc->top_lp);
+        /* The first differing token is most often the last round's top alternative
+         * there (a drafter's correction): its scores are known too, as they depend only
+         * on the tokens before it. */
+        if (same >= 1 && same < n && same < ve->n && ids[same] == ve->top[same]) {
+            sc->lp[same] = sc->top_lp[same] = ve->top_lp[same];
+            sc->top[same] = ve->top[same];
+            from = same + 1;
+        }
+    }
+    int at = score_from(s, ids, n, from, sc);
+    if (at < 0) return at;
+    c->n_cached = at - 1;
+    if (ve) {
+        memcpy(ve->toks, ids, (size_t)n * sizeof *ids);
+        memcpy(ve->lp, sc->lp, (size_t)n * sizeof *sc->lp);
+        memcpy(ve->top, sc->top, (size_t)n * sizeof *sc->top);
+        memcpy(ve->top_lp, sc->top_lp, (size_t)n * sizeof *sc->top_lp);
+        ve->n = n;
+    }
+    return 0;
+}
+
+/* The prompt's ids: the request's own (checked against the vocabulary) or the
+ * rendered text tokenized. Fills ids (n_ctx + 1) and returns the count, or -1 after
+ * answering the call with a 400. */
+static int call_ids(local_backend_t *b, local_call_t *c, int n_ctx, int *ids)
+{
+    char msg[200];
+    int n;
+    if (c->ids) {
+        const int V = b->e->model->cfg.n_vocab;
+        for (int i = 0; i < c->n_ids; i++)
+            if (c->ids[i] >= V) {
+                snprintf(msg, sizeof msg,
+                         "prompt[%d] is %d, not a token id of the model (its vocabulary holds "
+                         "ids 0..%d)",
+                         i, c->ids[i], V - 1);
+                fail_call(c, 400, "invalid_request_error", msg);
+                return -1;
+            }
+        n = c->n_ids;
+        if (n < n_ctx) memcpy(ids, c->ids, (size_t)n * sizeof *ids);
+    } else {
+        n = engine_prompt_tokenize(b->e, c->prompt, true, ids, n_ctx + 1);
+    }
+    if (n < 0 || n >= n_ctx) {
+        if (n >= 0)
+            snprintf(msg, sizeof msg, "the prompt is %d tokens; the local model's context is %d", n,
+                     n_ctx);
+        else
+            snprintf(msg, sizeof msg,
+                     "the prompt is too many tokens, more than the local model's context of %d",
+                     n_ctx);
+        fail_call(c, 400, "context_length_exceeded", msg);
+        return -1;
+    }
+    return n;
 }
 
 static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
@@ -722,17 +939,9 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
     }
     int n_ctx = engine_session_n_ctx(s);
     int *ids = mem_alloc(sizeof(int) * (size_t)(n_ctx + 1));
-    int n = engine_prompt_tokenize(b->e, c->prompt, true, ids, n_ctx + 1);
-    if (n < 0 || n >= n_ctx) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "the prompt is %s tokens, more than the local model's context of %d",
-                 n < 0 ? "too many" : "too many", n_ctx);
-        if (n >= 0)
-            snprintf(msg, sizeof msg, "the prompt is %d tokens; the local model's context is %d", n,
-                     n_ctx);
+    int n = call_ids(b, c, n_ctx, ids);
+    if (n < 0) {
         mem_free(ids);
-        fail_call(c, 400, "context_length_exceeded", msg);
         return;
     }
     c->n_prompt = n;
@@ -759,16 +968,33 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
         fail_call(c, 400, "invalid_request_error", msg);
         return;
     }
-    gen_ctx_t g = {c, b->e};
-    uint64_t seed = c->gp.sample.seed;
-    for (c->choice = 0; c->choice < c->n_choices; c->choice++) {
-        engine_gen_result_t res;
-        memset(&res, 0, sizeof res);
-        if (c->echo && !echo_prompt(b, s, c, ids, n)) {
+    /* prompt_cache_key: the key's session and scores stand in for the slot's */
+    local_ventry_t *ve = c->cache_key[0] ? vcache_take(b, c->cache_key) : NULL;
+    if (ve) s = ve->s;
+    local_scores_t sc = {NULL, NULL, NULL};
+    if (c->echo) {
+        sc.lp = mem_alloc(sizeof(float) * (size_t)n);
+        sc.top_lp = mem_alloc(sizeof(float) * (size_t)n);
+        sc.top = mem_alloc(sizeof(int) * (size_t)n);
+        if (echo_score(c, s, ve, ids, n, &sc)) {
+            if (ve) vcache_put(b, ve, false);
+            mem_free(sc.lp);
+            mem_free(sc.top_lp);
+            mem_free(sc.top);
             mem_free(ids);
             fail_call(c, 500, "engine_error", "scoring the prompt failed");
             return;
         }
+    } else if (ve) {
+        ve->n = 0; /* the KV cache is reused by prefix; no scores are kept */
+    }
+    gen_ctx_t g = {c, b->e};
+    uint64_t seed = c->gp.sample.seed;
+    int rc = 0;
+    for (c->choice = 0; c->choice < c->n_choices; c->choice++) {
+        engine_gen_result_t res;
+        memset(&res, 0, sizeof res);
+        if (c->echo) echo_write(b, c, ids, n, &sc);
         /* Distinct seeds: the choices are independent samples of one request. */
         c->gp.sample.seed = seed + (uint64_t)c->choice * 0x9e3779b97f4a7c15ull;
         c->choice_gen = 0;
@@ -780,7 +1006,6 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
             snprintf(c->call_id, sizeof c->call_id, "call_%016llx%08x",
                      (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c ^ 0x7001),
                      (unsigned)c->choice);
-        int rc = 0;
         if (c->echo && c->max_tokens_zero) {
             res.finish = ENGINE_FINISH_LENGTH;
         } else {
@@ -788,17 +1013,20 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
                      ? engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res)
                      : spec_remote_generate(s, &c->spec, ids, n, &c->gp, on_token, &g, &res,
                                             &c->spec_st);
+            if (!c->echo && c->choice == 0) c->n_cached = res.n_reused;
         }
-        if (rc) {
-            mem_free(ids);
-            fail_call(c, rc == SY_ECONTEXT ? 400 : 500, "engine_error", sy_strerror(rc));
-            return;
-        }
-        if (atomic_load(&c->canceled)) break;
+        if (rc || atomic_load(&c->canceled)) break;
         finish_choice(c, &res);
     }
+    if (ve) vcache_put(b, ve, !rc && c->echo);
+    mem_free(sc.lp);
+    mem_free(sc.top_lp);
+    mem_free(sc.top);
     mem_free(ids);
-    finish_answer(c);
+    if (rc)
+        fail_call(c, rc == SY_ECONTEXT ? 400 : 500, "engine_error", sy_strerror(rc));
+    else
+        finish_answer(c);
 }
 
 typedef struct slot_arg {
@@ -844,6 +1072,7 @@ int local_tier_open(tier_t *t, char *err, size_t errlen)
     pthread_cond_init(&b->cv, NULL);
     /* the sessions hold the slots' caches; the scheduler's pool does the work */
     engine_session_opts_t so = {(int)t->s.engine_context, 1, 0};
+    b->so = so;
     b->sched = engine_sched_new(
         e, &(engine_sched_opts_t){.n_threads = (int)(t->s.threads ? t->s.threads : 1),
                                   .max_seqs = b->n_slots});
@@ -884,6 +1113,7 @@ void local_tier_close(tier_t *t)
     engine_sched_free(b->sched);
     for (int i = 0; i < b->n_slots; i++)
         engine_session_free(b->sessions[i]);
+    vcache_free(b);
     mem_free(b->threads);
     mem_free(b->sessions);
     pthread_mutex_destroy(&b->mu);
@@ -1119,6 +1349,22 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, c
     double nc = num(req, "n", 1);
     c->n_choices = nc >= 1 && nc <= 128 ? (int)nc : 1;
     c->echo = completions && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "echo"));
+    c->as_ids = completions &&
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "return_tokens_as_token_ids"));
+    cJSON *key = cJSON_GetObjectItemCaseSensitive(req, "prompt_cache_key");
+    if (completions && cJSON_IsString(key))
+        snprintf(c->cache_key, sizeof c->cache_key, "%s", key->valuestring);
+    cJSON *prompt = cJSON_GetObjectItemCaseSensitive(req, "prompt");
+    if (completions && cJSON_IsArray(prompt)) {
+        /* ids (the gateway checked: integers >= 0); the vocabulary is checked at run */
+        int np = cJSON_GetArraySize(prompt), i = 0;
+        c->ids = mem_alloc(sizeof(int) * (size_t)(np ? np : 1));
+        cJSON *it;
+        cJSON_ArrayForEach(it, prompt) c->ids[i++] =
+            it->valuedouble < 2147483647.0 ? (int)it->valuedouble : 2147483647;
+        c->n_ids = np;
+        if (np == 0 && !c->grammar_err) c->grammar_err = mem_strdup("'prompt' holds no token ids");
+    }
     c->logprobs = c->logprobs || (completions && cJSON_IsNumber(lp));
     c->spec_skip = "no verifier";
     if (t->verifier) {

@@ -162,20 +162,19 @@ int spec_remote_parse(const char *body, size_t n, const int *ids, int n_sent, in
             int id;
             float v;
             cJSON *val = cJSON_GetArrayItem(vals, p);
+            if (p == n_sent) { /* the generated entry: its token is what counts */
+                out->next_lp = cJSON_IsNumber(val) ? (float)val->valuedouble : 0;
+                break;
+            }
             if (!top_of(cJSON_GetArrayItem(tops, p), &id, &v)) {
                 snprintf(err, errlen,
                          "the answer has no top alternative at position %d (send logprobs: 1)", p);
                 rc = SY_EUPSTREAM;
                 break;
             }
-            float tv = cJSON_IsNumber(val) ? (float)val->valuedouble : v;
-            if (p < n_sent) {
-                out->top[p - first] = id;
-                out->top_lp[p - first] = v;
-                out->draft_lp[p - first] = tv;
-            } else {
-                out->next_lp = tv;
-            }
+            out->top[p - first] = id;
+            out->top_lp[p - first] = v;
+            out->draft_lp[p - first] = cJSON_IsNumber(val) ? (float)val->valuedouble : v;
         }
     }
     cJSON_Delete(j);
