@@ -3,12 +3,10 @@
 //
 //   node bench/speculative-tiers.mjs [BUILD_DIR]          (default build/rel)
 //
-// Gateway A's local tier holds the Q4_0 copy of stories260K and drafts; the verifier
-// holds the F32 model behind a delaying TCP proxy (bench/delay-proxy.mjs) at round
-// trips of 0, 10, 30 and 80 ms: gateway B's local tier when B serves the verification
-// protocol (token-id prompts with prompt logprobs), else the stand-in verifier
-// (tests/tools/verifier_standin) on the same model. The baseline is B decoding alone,
-// asked over the same kind of link. For each round trip and draft setting (fixed
+// Gateway A's local tier holds the Q4_0 copy of stories260K and drafts; gateway B's
+// local tier holds the F32 model and verifies, behind a delaying TCP proxy
+// (bench/delay-proxy.mjs) at round trips of 0, 10, 30 and 80 ms. The baseline is B
+// decoding alone, asked over the same kind of link. For each round trip and draft setting (fixed
 // K = 4, auto) it prints acceptance, tokens per round, the mean draft length, tokens/s
 // through A + verifier and through B alone (non-streamed: completion tokens over the
 // client's wall time), and their ratio. Both measured in the same run, alternated per
@@ -23,7 +21,7 @@ import path from 'node:path';
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const SHARED = process.env.SY_SHARED || path.resolve(ROOT, '../shared');
 const BUILD = path.resolve(ROOT, process.argv[2] || 'build/rel');
-const SY = path.join(BUILD, 'switchyard'), STANDIN = path.join(BUILD, 'tools', 'verifier_standin');
+const SY = path.join(BUILD, 'switchyard');
 const M = path.join(SHARED, 'data/models/llama2c');
 const PROMPTS = +(process.env.PROMPTS || 16), MAX_TOKENS = +(process.env.MAX_TOKENS || 64);
 const DELAYS = (process.env.DELAYS || '0,10,30,80').split(',').map(Number);
@@ -31,8 +29,8 @@ if (!fs.existsSync(path.join(M, 'stories260K.bin'))) {
   console.log(`speculative-tiers: ${M}/stories260K.bin is absent (../shared not here); nothing measured`);
   process.exit(0);
 }
-if (!fs.existsSync(SY) || !fs.existsSync(STANDIN)) {
-  console.log(`speculative-tiers: build ${BUILD} first (switchyard, tools/verifier_standin)`);
+if (!fs.existsSync(SY)) {
+  console.log(`speculative-tiers: build ${BUILD} first`);
   process.exit(1);
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -76,16 +74,7 @@ for (const a of [['convert', path.join(M, 'stories260K.bin'), '--tokenizer', pat
   if (spawnSync(SY, a, { stdio: 'ignore' }).status !== 0) throw new Error('switchyard ' + a[0] + ' failed');
 
 const B = await gateway('b', `store: sqlite:b.db\nlog_level: warn\ntiers:\n  target:\n    kind: local\n    model: ${target}\n    max_concurrency: 1\n`);
-const probe = await fetch(`${B}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ model: 'target', prompt: [1, 403], max_tokens: 1, temperature: 0, echo: true, logprobs: 1, return_tokens_as_token_ids: true, prompt_cache_key: 'probe' }) });
-const pj = probe.status === 200 ? await probe.json() : null;
-const bVerifies = pj?.choices?.[0]?.logprobs?.tokens?.[0] === 'token_id:1';
-let vPort = +new URL(B).port, verifierName = 'gateway B';
-if (!bVerifies) {
-  const pf = path.join(tmp, 'vs.port');
-  vPort = await start(STANDIN, ['-m', target, '--port', '0', '--port-file', pf, '--quiet'], 'verifier_standin', pf);
-  verifierName = 'the stand-in verifier (gateway B does not serve token-id prompts yet)';
-}
+const vPort = +new URL(B).port, verifierName = 'gateway B';
 const bPort = +new URL(B).port;
 let tiers = '';
 const links = {};
