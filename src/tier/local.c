@@ -90,9 +90,9 @@ struct local_call {
     double prefill_ms, decode_ms, sum_logprob, sum_entropy; /* over all choices */
     int n_conf;
     /* speculative (t->verifier set): the verifier drafts are checked by, or why not */
-    spec_remote_opts_t spec;
-    const char *spec_skip; /* NULL: this call drafts for t->verifier */
-    spec_remote_stats_t spec_st;
+    spec_remote_opts_t rspec;
+    const char *rspec_skip; /* NULL: this call drafts for t->verifier */
+    spec_remote_stats_t rspec_st;
 };
 
 /* One prompt_cache_key entry: a session whose KV cache holds the key's last prompt,
@@ -505,14 +505,14 @@ static int on_token(void *ud, const engine_token_t *tok)
 static void write_spec(local_call_t *c, jsonw_t *w)
 {
     if (!c->t->verifier) return;
-    const spec_remote_stats_t *st = &c->spec_st;
+    const spec_remote_stats_t *st = &c->rspec_st;
     jsonw_key(w, "switchyard_speculative");
     jsonw_obj_begin(w);
     jsonw_key(w, "verifier");
     jsonw_str(w, c->t->verifier->s.name);
-    if (c->spec_skip) {
+    if (c->rspec_skip) {
         jsonw_key(w, "skipped");
-        jsonw_str(w, c->spec_skip);
+        jsonw_str(w, c->rspec_skip);
     } else {
         jsonw_key(w, "drafted");
         jsonw_int(w, st->drafted);
@@ -1009,10 +1009,10 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
         if (c->echo && c->max_tokens_zero) {
             res.finish = ENGINE_FINISH_LENGTH;
         } else {
-            rc = c->spec_skip
+            rc = c->rspec_skip
                      ? engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res)
-                     : spec_remote_generate(s, &c->spec, ids, n, &c->gp, on_token, &g, &res,
-                                            &c->spec_st);
+                     : spec_remote_generate(s, &c->rspec, ids, n, &c->gp, on_token, &g, &res,
+                                            &c->rspec_st);
             if (!c->echo && c->choice == 0) c->n_cached = res.n_reused;
         }
         if (rc || atomic_load(&c->canceled)) break;
@@ -1366,14 +1366,14 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, c
         if (np == 0 && !c->grammar_err) c->grammar_err = mem_strdup("'prompt' holds no token ids");
     }
     c->logprobs = c->logprobs || (completions && cJSON_IsNumber(lp));
-    c->spec_skip = "no verifier";
+    c->rspec_skip = "no verifier";
     if (t->verifier) {
-        c->spec = (spec_remote_opts_t){t, t->verifier, loop, up, (int)t->s.spec_draft_max};
-        c->spec_skip = spec_remote_skip_reason(t, c->gp.sample.temperature, c->gp.grammar != NULL,
-                                               c->n_choices, c->echo, c->top_logprobs, local_only,
-                                               clock_mono_ms());
-        if (!c->spec_skip && !up) c->spec_skip = "no HTTP client on this worker";
-        if (c->spec_skip) spec_remote_count_skip(t->idx, t->verifier->idx);
+        c->rspec = (spec_remote_opts_t){t, t->verifier, loop, up, (int)t->s.spec_draft_max};
+        c->rspec_skip = spec_remote_skip_reason(t, c->gp.sample.temperature, c->gp.grammar != NULL,
+                                                c->n_choices, c->echo, c->top_logprobs, local_only,
+                                                clock_mono_ms());
+        if (!c->rspec_skip && !up) c->rspec_skip = "no HTTP client on this worker";
+        if (c->rspec_skip) spec_remote_count_skip(t->idx, t->verifier->idx);
     }
     pthread_mutex_lock(&b->mu);
     if (b->tail)
