@@ -220,6 +220,11 @@ static void test_speculative(void **state)
              "    speculative: { verifier: c, ratio: 2 }\n%s",
              cloud);
     expect_error(buf, "tiers.e.speculative.ratio", "unknown key");
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n    draft: d.gguf\n"
+             "    speculative: { verifier: c }\n%s",
+             cloud);
+    expect_error(buf, "tiers.e.speculative, line 6", "not both");
 }
 
 static void test_errors(void **state)

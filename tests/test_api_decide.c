@@ -245,6 +245,91 @@ static void test_embeddings(void **state)
     assert_non_null(strstr(a.message, "embeddings"));
 }
 
+/* Parses body as POST /v1/completions does: 0 or the error, with param. */
+static int parse_comp(fx_t *f, const char *body, char *param, size_t paramlen)
+{
+    if (f->parsed) api_request_deinit(&f->req);
+    f->parsed = false;
+    arena_reset(&f->arena);
+    http_req_t hr = {.method = "POST",
+                     .path = "/v1/completions",
+                     .query = "",
+                     .body = body,
+                     .body_len = strlen(body)};
+    char err[256];
+    int rc = api_request_parse(&f->req, &hr, true, &f->arena, err, sizeof err, param, paramlen);
+    f->parsed = rc == 0;
+    return rc;
+}
+
+/* Decides the parsed request f->req over the config's tiers. */
+static void decide_parsed(fx_t *f, route_decision_t *d)
+{
+    char err[256];
+    router_t *r = router_new(&f->cfg.route, NULL, err, sizeof err);
+    router_scratch_t *rs = router_scratch_new(r);
+    route_tier_t tiers[ROUTE_MAX_TIERS];
+    api_tier_views(&f->cfg, tiers);
+    assert_int_equal(api_decide(&f->cfg, r, rs, &f->req, NULL, NULL, 0, tiers, 1, 1, d), 0);
+    router_scratch_free(rs);
+    router_free(r);
+}
+
+/* A completions prompt of token ids: typed, rendered as numbers (no text for the router
+ * or the scan), and decided local only: the cloud tier is never in the order, forcing
+ * it is refused. Other shapes are a 400 naming prompt. */
+static void test_prompt_tokens(void **state)
+{
+    fx_t *f = *state;
+    char param[96];
+    assert_int_equal(
+        parse_comp(f,
+                   "{\"prompt\":[1,403,7],\"max_tokens\":1,\"echo\":true,\"logprobs\":"
+                   "1,\"return_tokens_as_token_ids\":true,\"prompt_cache_key\":\"g1\"}",
+                   param, sizeof param),
+        0);
+    assert_true(f->req.prompt_tokens);
+    assert_int_equal(f->req.n_texts, 0);
+    buf_t b;
+    buf_init(&b, 1 << 16);
+    api_render_opts_t o = {.model = "m"};
+    assert_int_equal(api_render_body(&f->req, &o, &b), 0);
+    assert_non_null(strstr(b.data, "\"prompt\":[1,403,7]"));
+    assert_non_null(strstr(b.data, "\"return_tokens_as_token_ids\":true"));
+    assert_non_null(strstr(b.data, "\"prompt_cache_key\":\"g1\""));
+    buf_reset(&b);
+    assert_int_equal(api_render_strings(&f->req, false, collect, &b), 0);
+    assert_null(strstr(b.data, "F0:")); /* no flow text: ids are numbers */
+    buf_deinit(&b);
+    route_decision_t d;
+    decide_parsed(f, &d);
+    assert_int_equal(d.status, 0);
+    assert_true(d.local_only);
+    assert_int_equal(d.n_order, 1);
+    assert_string_equal(f->cfg.tiers[d.tier].name, "edge");
+    assert_int_equal(parse_comp(f, "{\"model\":\"cloud\",\"prompt\":[1,2]}", param, sizeof param),
+                     0);
+    decide_parsed(f, &d);
+    assert_int_equal(d.refusal, ROUTE_REFUSE_FORCED_EXTERNAL);
+    /* The same text prompt may go to the cloud. */
+    assert_int_equal(parse_comp(f, "{\"model\":\"cloud\",\"prompt\":\"hi\"}", param, sizeof param),
+                     0);
+    assert_false(f->req.prompt_tokens);
+    decide_parsed(f, &d);
+    assert_int_equal(d.status, 0);
+    assert_string_equal(f->cfg.tiers[d.tier].name, "cloud");
+
+    static const char *const bad[] = {
+        "{\"prompt\":[]}",        "{\"prompt\":[1,-2]}",    "{\"prompt\":[1,2.5]}",
+        "{\"prompt\":[1,\"a\"]}", "{\"prompt\":[[1,2]]}",   "{\"prompt\":3}",
+        "{\"prompt\":[1e10]}",    "{\"prompt\":{\"a\":1}}", "{}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(parse_comp(f, bad[i], param, sizeof param), SY_EINVAL);
+        assert_string_equal(param, "prompt");
+    }
+}
+
 static void test_refusals(void **state)
 {
     fx_t *f = *state;
@@ -323,6 +408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forced_tier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embeddings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prompt_tokens, setup, teardown),
         cmocka_unit_test(test_pii_outcome),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "engine/engine.h"
+#include "engine/spec.h"
 #include "route/pii/pii.h"
 #include "route/router.h"
 
@@ -72,6 +73,23 @@ static int check_tiers(const config_t *cfg, char *err, size_t errlen)
             snprintf(key, sizeof key, "tiers.%s.%s", t->name, tok ? "tokenizer" : "model");
             return fail(rc, cfg, key, tok ? t->tokenizer_line : t->model_line, err, errlen,
                         "%s does not load: %s", tok ? t->tokenizer : t->model, e2);
+        }
+        if (*t->draft) {
+            /* the draft loads (a llama2.c draft with the tier's tokenizer), shares the
+             * model's vocabulary and is smaller (spec_check) */
+            snprintf(key, sizeof key, "tiers.%s.draft", t->name);
+            rc = check_exists(cfg, key, t->draft_line, t->draft, false, err, errlen);
+            if (rc) return rc;
+            rc = engine_load(t->model, *t->tokenizer ? t->tokenizer : NULL, &e, e2, sizeof e2);
+            engine_t *d = NULL;
+            if (!rc)
+                rc = engine_load(t->draft, *t->tokenizer ? t->tokenizer : NULL, &d, e2, sizeof e2);
+            else
+                snprintf(e2, sizeof e2, "the tier's model does not load");
+            if (!rc) rc = spec_check(e, d, e2, sizeof e2);
+            engine_free(d);
+            engine_free(e);
+            if (rc) return fail(rc, cfg, key, t->draft_line, err, errlen, "%s: %s", t->draft, e2);
         }
     }
     return 0;

@@ -132,6 +132,8 @@ static const field_t tier_fields[] = {
     {"capabilities", F_CAPS, T(caps), 0, 0, NULL, NULL, T(caps_set)},
     NUM("max_context", F_U32, T(max_context), 0, 1 << 24),
     MAP("speculative", tier_speculative_fields),
+    STR("draft", T(draft)),
+    NUM("draft_max", F_U32, T(draft_max), 1, 32),
     END,
 };
 
@@ -428,6 +430,7 @@ static void tier_defaults(config_tier_t *t)
     memset(t, 0, sizeof *t);
     t->model = mem_strdup("");
     t->tokenizer = mem_strdup("");
+    t->draft = mem_strdup("");
     t->version = mem_strdup("");
     t->base_url = mem_strdup("");
     t->api_key_env = mem_strdup("");
@@ -473,6 +476,12 @@ static void walk_tier_speculative(walk_t *w, config_tier_t *t, const yaml_node_t
     if (t->kind != CONFIG_TIER_LOCAL) {
         fail(w, sp, sub,
              "only a local tier drafts (speculative decoding needs the draft model in-process)");
+        return;
+    }
+    if (*t->draft) {
+        fail(w, sp, sub,
+             "a tier drafts either for itself (draft) or for another tier (speculative), not "
+             "both");
         return;
     }
     const yaml_node_t *vn = map_get(w, sp, "verifier");
@@ -534,6 +543,21 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
         if (w->failed) return;
         if (!map_get(w, v, "kind")) {
             fail(w, v, path, "missing key 'kind' (openai, anthropic or local)");
+            return;
+        }
+        /* draft: in-process speculative decoding; the file is checked by serve --check
+         * and when the tier opens (it must share the model's vocabulary and be smaller) */
+        if (t->kind != CONFIG_TIER_LOCAL && map_get(w, v, "draft")) {
+            char sub[192];
+            snprintf(sub, sizeof sub, "%s.draft", path);
+            fail(w, map_get(w, v, "draft"), sub,
+                 "'draft' is a key of local tiers (the in-process engine drafts)");
+            return;
+        }
+        if (map_get(w, v, "draft_max") && !*t->draft) {
+            char sub[192];
+            snprintf(sub, sizeof sub, "%s.draft_max", path);
+            fail(w, map_get(w, v, "draft_max"), sub, "'draft_max' needs 'draft' (a model file)");
             return;
         }
         if (t->kind != CONFIG_TIER_LOCAL) {
@@ -886,9 +910,11 @@ static void resolve_paths(walk_t *w, config_t *c, const yaml_node_t *root)
         config_tier_t *t = &c->tiers[i];
         t->model_line = line_of(w, root, "tiers", t->name, "model");
         t->tokenizer_line = line_of(w, root, "tiers", t->name, "tokenizer");
+        t->draft_line = line_of(w, root, "tiers", t->name, "draft");
         if (t->kind != CONFIG_TIER_LOCAL) continue; /* an upstream's model is a name */
         resolve_one(&t->model, dir);
         resolve_one(&t->tokenizer, dir);
+        resolve_one(&t->draft, dir);
     }
     c->pii_names_dir_line = line_of(w, root, "routing", "pii", "names_dir");
     c->router_model_line = line_of(w, root, "routing", "model", NULL);
@@ -1104,6 +1130,7 @@ void config_deinit(config_t *c)
         mem_free(t->name);
         mem_free(t->model);
         mem_free(t->tokenizer);
+        mem_free(t->draft);
         mem_free(t->version);
         mem_free(t->base_url);
         mem_free(t->api_key_env);

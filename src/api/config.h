@@ -61,6 +61,10 @@ typedef struct config_tier {
     bool caps_set;
     uint32_t max_context; /* tokens the tier holds, prompt + output (0 = unknown; kind local:
                              context when unset) */
+    char *draft;          /* owned; kind local: draft model of in-process speculative decoding
+                             ("" = none) */
+    uint32_t draft_max;   /* kind local with a draft: tokens drafted per round (0 = 4) */
+    int draft_line;       /* line of 'draft' (0 = not in the file) */
     /* kind local: speculative: {verifier, draft_max}, the tier's drafts verified by another */
     char *spec_verifier;       /* owned; the verifying tier's name ("" = none) */
     char *spec_draft_max;      /* owned; "auto" or 1..CONFIG_SPEC_MAX_DRAFT as written */

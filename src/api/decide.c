@@ -20,6 +20,8 @@ void api_tier_settings(const config_tier_t *ct, tier_settings_t *out)
                                                     : TIER_KIND_OPENAI,
         .model = ct->model,
         .tokenizer = *ct->tokenizer ? ct->tokenizer : NULL,
+        .draft = *ct->draft ? ct->draft : NULL,
+        .draft_max = ct->draft_max,
         .threads = ct->threads,
         .version = ct->version,
         .privacy = ct->privacy,

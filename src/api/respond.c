@@ -98,6 +98,28 @@ static bool spec_span(const char *data, size_t n, const char **out, size_t *len)
     return false;
 }
 
+/* A local tier's answer ends with its "switchyard_engine" object; its "speculative"
+ * part (a tier with a draft: counts, or why it decoded plainly) goes into the
+ * switchyard object. The key is found by its bytes: inside a JSON string a quote is
+ * always escaped, so ,"switchyard_engine": can only be the key. */
+static void write_engine_speculative(const exec_result_t *r, jsonw_t *j)
+{
+    static const char key[] = ",\"switchyard_engine\":";
+    if (!r->body || r->body_len < sizeof key) return;
+    const char *at = memmem(r->body, r->body_len, key, sizeof key - 1);
+    if (!at) return;
+    at += sizeof key - 1;
+    cJSON *eng = cJSON_ParseWithLengthOpts(at, r->body_len - (size_t)(at - r->body), NULL, false);
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(eng, "speculative");
+    char *txt = cJSON_IsObject(spec) ? cJSON_PrintUnformatted(spec) : NULL;
+    if (txt) {
+        jsonw_key(j, "speculative");
+        jsonw_raw(j, txt, strlen(txt));
+        cJSON_free(txt);
+    }
+    cJSON_Delete(eng);
+}
+
 static void write_sy_object(api_call_t *c, const exec_result_t *r, double cost, jsonw_t *j)
 {
     api_app_t *app = c->w->app;
@@ -161,6 +183,8 @@ static void write_sy_object(api_call_t *c, const exec_result_t *r, double cost, 
     if (sl || (r->body && spec_span(r->body, r->body_len, &sp, &sl))) {
         jsonw_key(j, "speculative");
         jsonw_raw(j, sp, sl);
+    } else if (t && t->s.kind == TIER_KIND_LOCAL) {
+        write_engine_speculative(r, j); /* a tier with an in-process draft */
     }
     jsonw_obj_end(j);
 }

@@ -10,6 +10,12 @@
  * The answer is OpenAI-shaped (chat.completion / chat.completion.chunk /
  * text_completion, usage, logprobs), so exec treats this tier exactly like an HTTP
  * upstream.
+ *
+ * Two things serve speculative decoding (docs/speculative.md): a tier with a draft
+ * model decodes with spec_generate where it applies, on the slot's thread outside the
+ * scheduler; and completions with echo score a prompt (given as token ids, vLLM's
+ * form) position by position, reusing a prompt_cache_key entry's KV cache and scores
+ * so that a verifier's next round computes only its new tokens.
  */
 #include "tier/local.h"
 
@@ -29,6 +35,7 @@
 #include "base/mem.h"
 #include "engine/engine.h"
 #include "engine/jsonschema.h"
+#include "engine/spec.h"
 #include "tier/spec_remote.h"
 
 #define LOCAL_MAX_PROMPT_BYTES   (8u << 20)
@@ -51,6 +58,7 @@ struct local_call {
     char cache_key[LOCAL_KEY_LEN]; /* prompt_cache_key, "" for none */
     int n_cached;                  /* prompt tokens whose KV cache was reused */
     bool completions, stream, logprobs, echo;
+    bool lp_values_only; /* logprobs only for the cascade's confidence: no alternatives needed */
     int top_logprobs;
     engine_gen_params_t gp;
     bool max_tokens_zero; /* echo with max_tokens 0: score only */
@@ -89,6 +97,10 @@ struct local_call {
     buf_t choices;  /* non-stream: the finished choices' JSON objects, comma-separated */
     double prefill_ms, decode_ms, sum_logprob, sum_entropy; /* over all choices */
     int n_conf;
+    /* speculative decoding (a tier with a draft): the counts, or why it did not apply */
+    bool spec;
+    spec_stats_t spec_st;
+    const char *spec_plain; /* static text, NULL: applied or no draft */
     /* speculative (t->verifier set): the verifier drafts are checked by, or why not */
     spec_remote_opts_t rspec;
     const char *rspec_skip; /* NULL: this call drafts for t->verifier */
@@ -122,6 +134,9 @@ typedef struct local_backend {
     local_call_t *head, *tail;
     bool stopping;
     engine_session_opts_t so;                    /* the slots' session options */
+    engine_t *draft;                             /* draft model of speculative decoding, or NULL */
+    engine_session_t **dsessions;                /* (n_slots) the draft's session per slot */
+    int draft_max;                               /* tokens drafted per round */
     local_ventry_t vcache[LOCAL_VCACHE_ENTRIES]; /* guarded by mu */
     uint64_t vclock;
 } local_backend_t;
@@ -695,6 +710,24 @@ static void finish_answer(local_call_t *c)
     jsonw_double(&w, c->n_conf ? c->sum_logprob / c->n_conf : 0);
     jsonw_key(&w, "mean_entropy");
     jsonw_double(&w, c->n_conf ? c->sum_entropy / c->n_conf : 0);
+    if (c->spec || c->spec_plain) {
+        jsonw_key(&w, "speculative");
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "applied");
+        jsonw_bool(&w, c->spec);
+        if (c->spec) {
+            jsonw_key(&w, "drafted");
+            jsonw_int(&w, c->spec_st.drafted);
+            jsonw_key(&w, "accepted");
+            jsonw_int(&w, c->spec_st.accepted);
+            jsonw_key(&w, "rounds");
+            jsonw_int(&w, c->spec_st.rounds);
+        } else {
+            jsonw_key(&w, "reason");
+            jsonw_str(&w, c->spec_plain);
+        }
+        jsonw_obj_end(&w);
+    }
     jsonw_obj_end(&w);
     write_spec(c, &w);
     jsonw_obj_end(&w);
@@ -927,7 +960,21 @@ static int call_ids(local_backend_t *b, local_call_t *c, int n_ctx, int *ids)
     return n;
 }
 
-static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
+/* Why a call on a tier with a draft decodes plainly, or NULL when speculative
+ * decoding applies (spec_generate: one sequence, no stop strings, no alternatives, no
+ * grammar; echo scores the prompt first, which the verifier's rounds need plainly). */
+static const char *spec_why_plain(const local_call_t *c)
+{
+    if (c->gp.grammar) return "response_format or tools (decoded under a grammar)";
+    if (c->stops[0]) return "stop strings";
+    if (c->logprobs && !c->lp_values_only) return "logprobs";
+    if (c->n_choices > 1) return "n > 1";
+    if (c->echo) return "echo";
+    return NULL;
+}
+
+/* slot: the slot's index (its draft session). */
+static void run_call(local_backend_t *b, engine_session_t *s, int slot, local_call_t *c)
 {
     if (atomic_load(&c->canceled)) {
         emit(c, NULL, 0, true);
@@ -1008,6 +1055,15 @@ static void run_call(local_backend_t *b, engine_session_t *s, local_call_t *c)
                      (unsigned)c->choice);
         if (c->echo && c->max_tokens_zero) {
             res.finish = ENGINE_FINISH_LENGTH;
+        } else if (b->draft && !(c->spec_plain = spec_why_plain(c))) {
+            /* On the slot's thread, outside the scheduler: the draft and the target's
+             * batched verify pass alternate on this sequence alone. */
+            c->spec = true;
+            engine_gen_params_t sp = c->gp;
+            sp.n_logprobs =
+                0; /* each token's logprob (the cascade's confidence), no alternatives */
+            rc = spec_generate(s, b->dsessions[slot], ids, n, &sp, b->draft_max, on_token, &g, &res,
+                               &c->spec_st);
         } else {
             rc = c->rspec_skip
                      ? engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res)
@@ -1051,7 +1107,7 @@ static void *slot_main(void *arg)
         }
         pthread_mutex_unlock(&b->mu);
         if (!c) break;
-        run_call(b, s, c);
+        run_call(b, s, sa.idx, c);
     }
     log_thread_cleanup();
     return NULL;
@@ -1062,8 +1118,23 @@ int local_tier_open(tier_t *t, char *err, size_t errlen)
     engine_t *e = NULL;
     int rc = engine_load(t->s.model, t->s.tokenizer, &e, err, errlen);
     if (rc) return rc;
+    engine_t *draft = NULL;
+    if (t->s.draft) {
+        /* the draft must load, share the vocabulary and be the smaller (spec_check) */
+        char why[300];
+        rc = engine_load(t->s.draft, t->s.tokenizer, &draft, why, sizeof why);
+        if (!rc) rc = spec_check(e, draft, why, sizeof why);
+        if (rc) {
+            snprintf(err, errlen, "draft %s: %s", t->s.draft, why);
+            engine_free(draft);
+            engine_free(e);
+            return rc;
+        }
+    }
     local_backend_t *b = mem_calloc(1, sizeof *b);
     b->e = e;
+    b->draft = draft;
+    b->draft_max = t->s.draft_max ? (int)t->s.draft_max : 4;
     b->n_slots = (int)t->s.max_concurrency;
     if (b->n_slots > 64) b->n_slots = 64;
     b->threads = mem_calloc((size_t)b->n_slots, sizeof(pthread_t));
@@ -1083,11 +1154,14 @@ int local_tier_open(tier_t *t, char *err, size_t errlen)
         pthread_mutex_destroy(&b->mu);
         pthread_cond_destroy(&b->cv);
         mem_free(b);
+        engine_free(draft);
         engine_free(e);
         return SY_EINVAL;
     }
+    if (draft) b->dsessions = mem_calloc((size_t)b->n_slots, sizeof(engine_session_t *));
     for (int i = 0; i < b->n_slots; i++) {
         b->sessions[i] = engine_session_new(e, &so);
+        if (draft) b->dsessions[i] = engine_session_new(draft, &so);
         slot_arg_t *sa = mem_alloc(sizeof *sa);
         *sa = (slot_arg_t){b, i};
         pthread_create(&b->threads[i], NULL, slot_main, sa);
@@ -1114,6 +1188,10 @@ void local_tier_close(tier_t *t)
     for (int i = 0; i < b->n_slots; i++)
         engine_session_free(b->sessions[i]);
     vcache_free(b);
+    for (int i = 0; b->dsessions && i < b->n_slots; i++)
+        engine_session_free(b->dsessions[i]);
+    mem_free(b->dsessions);
+    engine_free(b->draft);
     mem_free(b->threads);
     mem_free(b->sessions);
     pthread_mutex_destroy(&b->mu);
@@ -1303,7 +1381,9 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, c
     c->stream = stream;
     c->completions = completions;
     cJSON *lp = cJSON_GetObjectItemCaseSensitive(req, "logprobs");
-    c->logprobs = logprobs || cJSON_IsTrue(lp);
+    /* chat: logprobs true; completions: logprobs N (then N alternatives per token) */
+    c->logprobs = logprobs || cJSON_IsTrue(lp) || (completions && cJSON_IsNumber(lp));
+    c->lp_values_only = logprobs && !cJSON_IsTrue(lp) && !(completions && cJSON_IsNumber(lp));
     c->top_logprobs = (int)num(req, "top_logprobs", completions ? num(req, "logprobs", 0) : 0);
     if (c->top_logprobs > SAMPLE_MAX_ALTS) c->top_logprobs = SAMPLE_MAX_ALTS;
     sample_params_default(&c->gp.sample);
@@ -1365,7 +1445,6 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, c
         c->n_ids = np;
         if (np == 0 && !c->grammar_err) c->grammar_err = mem_strdup("'prompt' holds no token ids");
     }
-    c->logprobs = c->logprobs || (completions && cJSON_IsNumber(lp));
     c->rspec_skip = "no verifier";
     if (t->verifier) {
         c->rspec = (spec_remote_opts_t){t, t->verifier, loop, up, (int)t->s.spec_draft_max};

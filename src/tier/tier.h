@@ -36,6 +36,8 @@ typedef struct tier_settings {
     tier_kind_t kind;
     const char *model;     /* upstream model name or model file */
     const char *tokenizer; /* kind local, llama2.c models: tokenizer file or NULL */
+    const char *draft;     /* kind local: draft model (speculative decoding) or NULL */
+    uint32_t draft_max;    /* kind local with a draft: tokens drafted per round (0 = 4) */
     uint32_t threads;      /* kind local: engine threads per request */
     const char *version;   /* "" = unset */
     const char *base_url;  /* kind openai, without trailing '/' */

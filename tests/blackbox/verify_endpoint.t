@@ -82,6 +82,8 @@ test('token-id prompt: echo, top alternative per position, equal to scoring the 
   const gen = await post(C, { model: 'edge', prompt: ids, max_tokens: 1, temperature: 0, logprobs: 1, return_tokens_as_token_ids: true });
   eq(gen.status, 200, 'generate: ' + gen.text.slice(0, 200));
   eq(lp.tokens[ids.length], gen.json.choices[0].logprobs.tokens[0], 'generated entry');
+  // ... with its top alternative: under greedy decoding, itself.
+  eq(top1(lp.top_logprobs[ids.length])[0], id(lp.tokens[ids.length]), 'generated entry: top alternative');
 });
 
 test('greedy verification of a draft reproduces the target: rounds with a cache key cost their new tokens', async () => {
