@@ -22,6 +22,7 @@ static const char *good =
     "    max_concurrency: 2\n"
     "    max_queue: 32\n"
     "    cost: { usd_per_hour: 0.05 }\n"
+    "    speculative: { verifier: cloud, draft_max: auto }\n"
     "  cloud:\n"
     "    kind: openai\n"
     "    base_url: https://api.example.com/v1\n"
@@ -35,8 +36,7 @@ static const char *good =
     "  pii: { action: local_only, min_score: 0.5, types: { PERSON: mask, US_SSN: block } }\n"
     "  token_budget: { cloud_above: 1024 }\n"
     "  policy: bandit\n"
-    "  escalation: { enabled: true, min_confidence: 0.55 }\n"
-    "  speculative: { enabled: false, draft_tokens: 6 }\n";
+    "  escalation: { enabled: true, min_confidence: 0.55 }\n";
 
 static void test_good(void **state)
 {
@@ -58,6 +58,10 @@ static void test_good(void **state)
     assert_int_equal(c.tiers[1].role, ROUTE_ROLE_CLOUD);
     assert_int_equal(c.tiers[1].ttft_timeout_ms, 4000);
     assert_true(c.tiers[1].usd_per_mtok_out == 10);
+    assert_string_equal(c.tiers[0].spec_verifier, "cloud");
+    assert_int_equal(c.tiers[0].spec_verifier_idx, 1);
+    assert_int_equal(c.tiers[0].spec_draft_max_n, 0); /* auto */
+    assert_int_equal(c.tiers[1].spec_verifier_idx, -1);
     assert_int_equal(c.route.policy, ROUTE_POLICY_BANDIT);
     assert_int_equal(c.route.cloud_above_tokens, 1024);
     assert_true(c.route.escalation_enabled);
@@ -158,6 +162,71 @@ static void expect_error(const char *yaml, const char *frag1, const char *frag2)
     if (frag2 && !strstr(err, frag2)) fail_msg("error '%s' lacks '%s'", err, frag2);
 }
 
+/* tiers.X.speculative: the verifier must be another tier of kind openai; draft_max
+ * auto or 1..32; only a local tier drafts. Errors name the key and its line. */
+static void test_speculative(void **state)
+{
+    (void)state;
+    const char *cloud =
+        "  c:\n    kind: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n";
+    char buf[1024];
+    config_t c;
+    char err[512] = "";
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n"
+             "    speculative: { verifier: c, draft_max: 6 }\n%s",
+             cloud);
+    int rc = config_load_string(&c, buf, strlen(buf), "s.yaml", err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    assert_int_equal(c.tiers[0].spec_draft_max_n, 6);
+    assert_int_equal(c.tiers[0].spec_verifier_idx, 1);
+    config_deinit(&c);
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n"
+             "    speculative:\n      verifier: moon\n%s",
+             cloud);
+    expect_error(buf, "tiers.e.speculative.verifier, line 6", "no tier has this name");
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n"
+             "    speculative: { verifier: e }\n%s",
+             cloud);
+    expect_error(buf, "tiers.e.speculative.verifier, line 5", "cannot verify itself");
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n"
+             "    speculative: { verifier: f }\n  f:\n    kind: local\n    model: n.gguf\n");
+    expect_error(buf, "tiers.e.speculative.verifier, line 5", "kind openai");
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n"
+             "    speculative:\n      verifier: c\n      draft_max: 33\n%s",
+             cloud);
+    expect_error(buf, "tiers.e.speculative.draft_max, line 7", "[1, 32]");
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n"
+             "    speculative: { verifier: c, draft_max: lots }\n%s",
+             cloud);
+    expect_error(buf, "tiers.e.speculative.draft_max, line 5", "neither auto nor");
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n"
+             "    speculative: { draft_max: 4 }\n%s",
+             cloud);
+    expect_error(buf, "tiers.e.speculative, line 5", "missing key 'verifier'");
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n%s"
+             "    speculative: { verifier: e }\n",
+             cloud);
+    expect_error(buf, "tiers.c.speculative, line 9", "only a local tier drafts");
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n"
+             "    speculative: { verifier: c, ratio: 2 }\n%s",
+             cloud);
+    expect_error(buf, "tiers.e.speculative.ratio", "unknown key");
+    snprintf(buf, sizeof buf,
+             "tiers:\n  e:\n    kind: local\n    model: m.gguf\n    draft: d.gguf\n"
+             "    speculative: { verifier: c }\n%s",
+             cloud);
+    expect_error(buf, "tiers.e.speculative, line 6", "not both");
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -188,7 +257,7 @@ static void test_errors(void **state)
     snprintf(buf, sizeof buf, "%srouting:\n  escalation: { min_confidence: 2 }\n", tiers);
     expect_error(buf, "routing.escalation.min_confidence", "range");
     snprintf(buf, sizeof buf, "%srouting:\n  speculative: { enabled: true }\n", tiers);
-    expect_error(buf, "routing.speculative.enabled", "not available");
+    expect_error(buf, "routing.speculative, line 6", "tiers.<name>.speculative");
     snprintf(buf, sizeof buf, "%srouting:\n  reference_tier: moon\n", tiers);
     expect_error(buf, "reference_tier", "moon");
     expect_error("workers: 2\n", "tiers", "at least one");
@@ -312,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_models_map),
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_speculative),
         cmocka_unit_test(test_capabilities),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_paths_resolve_from_config_folder),

@@ -31,6 +31,7 @@ api_call_t *api_call_get(api_worker_t *w)
     c->aborted = false;
     c->masked_types = 0;
     c->stream_id[0] = c->stream_model[0] = 0;
+    c->spec_json[0] = 0;
     c->embeddings = false;
     c->key = -1;
     c->tpm_taken = 0;

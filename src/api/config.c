@@ -102,6 +102,12 @@ static const field_t breaker_fields[] = {
     END,
 };
 
+static const field_t tier_speculative_fields[] = {
+    STR("verifier", T(spec_verifier)),
+    STR("draft_max", T(spec_draft_max)),
+    END,
+};
+
 static const field_t tier_fields[] = {
     ENUM("kind", T(kind), kind_names),
     STR("model", T(model)),
@@ -126,6 +132,7 @@ static const field_t tier_fields[] = {
     NUM("logprobs", F_BOOL, T(logprobs), 0, 0),
     {"capabilities", F_CAPS, T(caps), 0, 0, NULL, NULL, T(caps_set)},
     NUM("max_context", F_U32, T(max_context), 0, 1 << 24),
+    MAP("speculative", tier_speculative_fields),
     STR("draft", T(draft)),
     NUM("draft_max", F_U32, T(draft_max), 1, 32),
     END,
@@ -153,12 +160,6 @@ static const field_t escalation_fields[] = {
     END,
 };
 
-static const field_t speculative_fields[] = {
-    NUM("enabled", F_BOOL, R(speculative_enabled), 0, 0),
-    NUM("draft_tokens", F_U32, R(speculative_draft_tokens), 1, 64),
-    END,
-};
-
 static const field_t bandit_fields[] = {
     ENUM("algorithm", R(bandit.algo), bandit_algo_names),
     NUM("alpha", F_F64, R(bandit.alpha), 0, 100),
@@ -179,7 +180,6 @@ static const field_t routing_fields[] = {
     MAP("bandit", bandit_fields),
     NUM("threshold", F_F32, R(policy_threshold), -1, 1),
     MAP("escalation", escalation_fields),
-    MAP("speculative", speculative_fields),
     STR("reference_tier", C(reference_tier)),
     END,
 };
@@ -436,6 +436,9 @@ static void tier_defaults(config_tier_t *t)
     t->base_url = mem_strdup("");
     t->api_key_env = mem_strdup("");
     t->base_url_env = mem_strdup("");
+    t->spec_verifier = mem_strdup("");
+    t->spec_draft_max = mem_strdup("");
+    t->spec_verifier_idx = -1;
     t->privacy = ROUTE_PRIVACY_EXTERNAL;
     t->max_concurrency = 64;
     t->max_queue = 256;
@@ -459,6 +462,50 @@ static const yaml_node_t *map_get(walk_t *w, const yaml_node_t *map, const char 
         if (k && !strcmp(k, key)) return yaml_document_get_node(w->doc, pr->value);
     }
     return NULL;
+}
+
+/* tiers.X.speculative: only on a local tier, a verifier named, draft_max "auto" or
+ * 1..CONFIG_SPEC_MAX_DRAFT (default auto). The verifier itself is checked once every
+ * tier is known (check_speculative). */
+static void walk_tier_speculative(walk_t *w, config_tier_t *t, const yaml_node_t *v,
+                                  const char *path)
+{
+    const yaml_node_t *sp = map_get(w, v, "speculative");
+    if (!sp) return;
+    char sub[192];
+    snprintf(sub, sizeof sub, "%s.speculative", path);
+    if (t->kind != CONFIG_TIER_LOCAL) {
+        fail(w, sp, sub,
+             "only a local tier drafts (speculative decoding needs the draft model in-process)");
+        return;
+    }
+    if (*t->draft) {
+        fail(w, sp, sub,
+             "a tier drafts either for itself (draft) or for another tier (speculative), not "
+             "both");
+        return;
+    }
+    const yaml_node_t *vn = map_get(w, sp, "verifier");
+    const yaml_node_t *dn = map_get(w, sp, "draft_max");
+    if (!vn || !*t->spec_verifier) {
+        fail(w, vn ? vn : sp, sub, "missing key 'verifier' (the tier that checks the drafts)");
+        return;
+    }
+    t->spec_verifier_line = (int)vn->start_mark.line + 1;
+    t->spec_draft_max_line = dn ? (int)dn->start_mark.line + 1 : t->spec_verifier_line;
+    const char *dm = t->spec_draft_max;
+    if (!*dm || !strcmp(dm, "auto")) {
+        t->spec_draft_max_n = 0;
+        return;
+    }
+    char *end;
+    long k = strtol(dm, &end, 10);
+    snprintf(sub, sizeof sub, "%s.speculative.draft_max", path);
+    if (*end || end == dm || k < 1 || k > CONFIG_SPEC_MAX_DRAFT)
+        fail(w, dn, sub, "'%s' is neither auto nor a number of tokens in [1, %d]", dm,
+             CONFIG_SPEC_MAX_DRAFT);
+    else
+        t->spec_draft_max_n = (uint32_t)k;
 }
 
 static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
@@ -552,6 +599,7 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
         }
         if (!t->role_set)
             t->role = t->privacy == ROUTE_PRIVACY_EXTERNAL ? ROUTE_ROLE_CLOUD : ROUTE_ROLE_EDGE;
+        walk_tier_speculative(w, t, v, path);
     }
 }
 
@@ -935,6 +983,10 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
                 const char *rkey = scalar(rk);
                 if (rkey && !strcmp(rkey, "pii"))
                     walk_pii(&w, c, rv);
+                else if (rkey && !strcmp(rkey, "speculative"))
+                    fail(&w, rk, "routing.speculative",
+                         "speculative decoding is set on the drafting local tier: "
+                         "tiers.<name>.speculative: {verifier: <tier>, draft_max: N | auto}");
                 else
                     walk_pair(&w, rk, rv, routing_fields, "routing", c);
             }
@@ -970,13 +1022,23 @@ static int load_doc(config_t *c, yaml_document_t *doc, const char *name, char *e
             return SY_ECONFIG;
         }
     }
-    if (c->route.speculative_enabled) {
-        snprintf(err, errlen,
-                 "%s: routing.speculative.enabled: speculative decoding between tiers is not "
-                 "available in this version (the verify step is: POST /v1/completions with "
-                 "echo and logprobs); set it to false",
-                 name);
-        return SY_ECONFIG;
+    for (size_t i = 0; i < c->n_tiers; i++) {
+        config_tier_t *t = &c->tiers[i];
+        if (!*t->spec_verifier) continue;
+        int v = config_tier_find(c, t->spec_verifier);
+        const char *why = v < 0         ? "no tier has this name"
+                          : v == (int)i ? "a tier cannot verify itself"
+                          : c->tiers[v].kind != CONFIG_TIER_OPENAI
+                              ? "the verifier must be of kind openai (an OpenAI-compatible server "
+                                "answering /v1/completions with prompt logprobs, such as another "
+                                "switchyard whose local tier holds the target model)"
+                              : NULL;
+        if (why) {
+            snprintf(err, errlen, "%s: tiers.%s.speculative.verifier, line %d: '%s': %s", name,
+                     t->name, t->spec_verifier_line, t->spec_verifier, why);
+            return SY_ECONFIG;
+        }
+        t->spec_verifier_idx = v;
     }
     if (*c->reference_tier && config_tier_find(c, c->reference_tier) < 0) {
         snprintf(err, errlen, "%s: routing.reference_tier: no tier named '%s'", name,
@@ -1061,6 +1123,8 @@ void config_deinit(config_t *c)
         mem_free(t->base_url);
         mem_free(t->api_key_env);
         mem_free(t->base_url_env);
+        mem_free(t->spec_verifier);
+        mem_free(t->spec_draft_max);
     }
     mem_free(c->path);
     mem_free(c->listen_host);

@@ -65,7 +65,15 @@ typedef struct config_tier {
                              ("" = none) */
     uint32_t draft_max;   /* kind local with a draft: tokens drafted per round (0 = 4) */
     int draft_line;       /* line of 'draft' (0 = not in the file) */
+    /* kind local: speculative: {verifier, draft_max}, the tier's drafts verified by another */
+    char *spec_verifier;       /* owned; the verifying tier's name ("" = none) */
+    char *spec_draft_max;      /* owned; "auto" or 1..CONFIG_SPEC_MAX_DRAFT as written */
+    int spec_verifier_idx;     /* resolved index of spec_verifier, -1 = none */
+    uint32_t spec_draft_max_n; /* tokens per round, 0 = auto */
+    int spec_verifier_line, spec_draft_max_line; /* lines of the keys (0 = absent) */
 } config_tier_t;
+
+#define CONFIG_SPEC_MAX_DRAFT 32 /* speculative.draft_max at most (the engine's cap) */
 
 /* auth: API keys, each fixing a team and tenant, with optional limits and budget. */
 typedef enum {

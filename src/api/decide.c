@@ -45,6 +45,8 @@ void api_tier_settings(const config_tier_t *ct, tier_settings_t *out)
         .max_context = ct->max_context,
         .engine_context = ct->context,
         .caps = ct->caps,
+        .spec_verifier = *ct->spec_verifier ? ct->spec_verifier : NULL,
+        .spec_draft_max = ct->spec_draft_max_n,
     };
 }
 

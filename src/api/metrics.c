@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "tier/spec_remote.h"
 
 /* Router decisions take microseconds; tier latencies take milliseconds to minutes. */
 static const double decision_bounds[METRICS_BUCKETS - 1] = {
@@ -127,6 +128,63 @@ static void metrics_write_queues(tier_t *tiers, size_t n_tiers, buf_t *o)
     }
 }
 
+/* Speculative decoding across tiers, per pair (a local tier drafting, the tier that
+ * verifies its drafts): draft tokens sent and kept, rounds, generations, fallbacks,
+ * and the acceptance rate (kept / sent; NaN before the first round). */
+static void metrics_write_speculative(tier_t *tiers, size_t n_tiers, buf_t *o)
+{
+    static const char *names[] = {"generations", "rounds",   "drafted", "accepted",
+                                  "fallbacks",   "unusable", "skipped"};
+    bool any = false;
+    for (size_t t = 0; t < n_tiers; t++)
+        any |= tiers[t].verifier != NULL;
+    if (!any) return;
+    buf_puts(o, "# HELP switchyard_speculative_total Speculative decoding across tiers: "
+                "generations that drafted, verify rounds, draft tokens sent and accepted, "
+                "generations finished locally after the verifier failed (fallbacks) or "
+                "answered without what verification needs (unusable), requests decoded "
+                "alone (skipped).\n"
+                "# TYPE switchyard_speculative_total counter\n");
+    for (size_t t = 0; t < n_tiers; t++) {
+        if (!tiers[t].verifier) continue;
+        spec_remote_pair_t p;
+        spec_remote_pair_get((int)t, tiers[t].verifier->idx, &p);
+        uint64_t v[] = {p.generations, p.rounds,   p.drafted, p.accepted,
+                        p.fallbacks,   p.unusable, p.skipped};
+        for (size_t k = 0; k < sizeof v / sizeof *v; k++)
+            buf_printf(o,
+                       "switchyard_speculative_total{drafter=\"%s\",verifier=\"%s\",what=\"%s\"} "
+                       "%llu\n",
+                       tiers[t].s.name, tiers[t].verifier->s.name, names[k],
+                       (unsigned long long)v[k]);
+    }
+    buf_puts(o, "# HELP switchyard_speculative_acceptance Draft tokens the verifier kept over "
+                "those sent, since start.\n"
+                "# TYPE switchyard_speculative_acceptance gauge\n");
+    for (size_t t = 0; t < n_tiers; t++) {
+        if (!tiers[t].verifier) continue;
+        spec_remote_pair_t p;
+        spec_remote_pair_get((int)t, tiers[t].verifier->idx, &p);
+        if (p.drafted)
+            buf_printf(
+                o, "switchyard_speculative_acceptance{drafter=\"%s\",verifier=\"%s\"} %.6f\n",
+                tiers[t].s.name, tiers[t].verifier->s.name, (double)p.accepted / (double)p.drafted);
+        else
+            buf_printf(o, "switchyard_speculative_acceptance{drafter=\"%s\",verifier=\"%s\"} NaN\n",
+                       tiers[t].s.name, tiers[t].verifier->s.name);
+    }
+    buf_puts(o, "# HELP switchyard_speculative_round_seconds Measured verify round trip (EWMA) "
+                "the adaptive draft length is chosen with.\n"
+                "# TYPE switchyard_speculative_round_seconds gauge\n");
+    for (size_t t = 0; t < n_tiers; t++) {
+        if (!tiers[t].verifier) continue;
+        spec_remote_pair_t p;
+        spec_remote_pair_get((int)t, tiers[t].verifier->idx, &p);
+        buf_printf(o, "switchyard_speculative_round_seconds{drafter=\"%s\",verifier=\"%s\"} %.6f\n",
+                   tiers[t].s.name, tiers[t].verifier->s.name, p.round_ms / 1000.0);
+    }
+}
+
 int metrics_write(metrics_t *m, tier_t *tiers, size_t n_tiers, buf_t *o)
 {
     static const char *classes[METRICS_STATUS_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx", "499"};
@@ -209,6 +267,7 @@ int metrics_write(metrics_t *m, tier_t *tiers, size_t n_tiers, buf_t *o)
         buf_printf(o, "switchyard_queue_depth{tier=\"%s\"} %u\n", tiers[t].s.name,
                    tier_queued(&tiers[t]));
     metrics_write_queues(tiers, n_tiers, o);
+    metrics_write_speculative(tiers, n_tiers, o);
     buf_puts(o, "# HELP switchyard_decision_seconds Router decision time.\n"
                 "# TYPE switchyard_decision_seconds histogram\n");
     write_hist(o, "switchyard_decision_seconds", "", &m->decision);

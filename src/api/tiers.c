@@ -57,6 +57,11 @@ int api_tiers_open(api_app_t *app, char *err, size_t errlen)
                                                      : "openai",
                      api_privacy_name(s.privacy), s.role == ROUTE_ROLE_EDGE ? "edge" : "cloud");
     }
+    for (size_t i = 0; i < app->n_tiers; i++) { /* speculative: the verifying tier */
+        int v = app->tiers[i].s.spec_verifier ? config_tier_find(cfg, app->tiers[i].s.spec_verifier)
+                                              : -1;
+        if (v >= 0) app->tiers[i].verifier = &app->tiers[v];
+    }
     if (*cfg->reference_tier) app->ref_tier = config_tier_find(cfg, cfg->reference_tier);
     for (size_t i = 0; i < app->n_tiers && app->ref_tier < 0; i++)
         if (app->tiers[i].s.role == ROUTE_ROLE_CLOUD) app->ref_tier = (int)i;

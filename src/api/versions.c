@@ -57,6 +57,28 @@ static versions_pair_t *pair_get(versions_report_t *r, const store_version_cell_
     return p;
 }
 
+int versions_add_speculative(versions_report_t *r, const char *drafter, const char *dver,
+                             const char *verifier, const char *vver, uint64_t drafted,
+                             uint64_t accepted)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->v[i].tier, drafter) && !strcmp(r->v[i].version, dver)) {
+            r->v[i].spec_drafted += drafted;
+            r->v[i].spec_accepted += accepted;
+        }
+    store_version_cell_t c;
+    memset(&c, 0, sizeof c);
+    copy_field(c.first_tier, sizeof c.first_tier, drafter);
+    copy_field(c.first_version, sizeof c.first_version, dver);
+    copy_field(c.cloud_tier, sizeof c.cloud_tier, verifier);
+    copy_field(c.cloud_version, sizeof c.cloud_version, vver);
+    versions_pair_t *p = pair_get(r, &c);
+    if (!p) return SY_EFULL;
+    p->spec_drafted += drafted;
+    p->spec_accepted += accepted;
+    return 0;
+}
+
 static double rate(uint64_t k, uint64_t n)
 {
     return n ? (double)k / (double)n : NAN;
@@ -232,7 +254,10 @@ void versions_write_json(const versions_report_t *r, jsonw_t *j)
         jsonw_key(j, "mean_confidence");
         jsonw_double(j, mean_confidence(e));
         jsonw_key(j, "speculative_acceptance");
-        jsonw_null(j); /* no tier pair drafts and verifies yet */
+        if (e->spec_drafted)
+            jsonw_double(j, rate(e->spec_accepted, e->spec_drafted));
+        else
+            jsonw_null(j);
         jsonw_key(j, "cost_usd");
         jsonw_double(j, e->cost_usd);
         jsonw_key(j, "cost_per_request");
@@ -275,7 +300,10 @@ void versions_write_json(const versions_report_t *r, jsonw_t *j)
         jsonw_key(j, "escalation_rate");
         jsonw_double(j, rate(p->escalated, p->requests));
         jsonw_key(j, "acceptance_rate");
-        jsonw_null(j);
+        if (p->spec_drafted)
+            jsonw_double(j, rate(p->spec_accepted, p->spec_drafted));
+        else
+            jsonw_null(j);
         jsonw_obj_end(j);
     }
     jsonw_arr_end(j);

@@ -38,6 +38,8 @@ typedef struct versions_entry {
     int previous;                       /* index of the version compared against, or -1 */
     bool drift;                         /* beyond a threshold against previous */
     char reasons[VERSIONS_REASONS_LEN]; /* "escalation_rate 0.05->0.62; ..." */
+    /* speculative drafts it sent and the verifier kept (live counters since start) */
+    uint64_t spec_drafted, spec_accepted;
 } versions_entry_t;
 
 /* A cascade's (edge version, escalation target version). */
@@ -46,6 +48,8 @@ typedef struct versions_pair {
     char cloud_tier[64], cloud_version[64];
     uint64_t requests;  /* cascades from this edge version with this target */
     uint64_t escalated; /* of them: escalated */
+    /* speculative: the edge's drafts the cloud tier checked, and kept (live counters) */
+    uint64_t spec_drafted, spec_accepted;
 } versions_pair_t;
 
 typedef struct versions_report {
@@ -64,6 +68,12 @@ int versions_build(const store_version_cell_t *cells, size_t n, const config_dri
 /* store_versions_query + versions_build. 0 or a negative error. */
 int versions_query(store_t *s, int64_t since_ms, const config_drift_t *th, versions_report_t *out);
 void versions_report_free(versions_report_t *r);
+/* Adds a drafting tier's speculative counters (drafted, accepted; live, since start) to
+ * its entry (drafter, dver) when the report has one, and to the pair (drafter, dver,
+ * verifier, vver), added when new. 0 or SY_EFULL. */
+int versions_add_speculative(versions_report_t *r, const char *drafter, const char *dver,
+                             const char *verifier, const char *vver, uint64_t drafted,
+                             uint64_t accepted);
 /* The report as one JSON object (docs/versions.md). */
 void versions_write_json(const versions_report_t *r, jsonw_t *j);
 /* The report as the tables `switchyard versions` prints. */

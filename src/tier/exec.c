@@ -747,8 +747,8 @@ static void start_call(exec_t *x)
             up_done(x, UPSTREAM_OTHER, 0, "the local engine does not serve embeddings");
             return;
         }
-        int rc = local_call_start(t, x->env->loop, x->req, streaming, x->completions,
-                                  x->cascade_phase, &up_cb, x, &x->lcall);
+        int rc = local_call_start(t, x->env->loop, x->env->up, x->d.local_only, x->req, streaming,
+                                  x->completions, x->cascade_phase, &up_cb, x, &x->lcall);
         if (rc) {
             x->lcall = NULL;
             snprintf(m, sizeof m, "the local engine cannot start: %s", sy_strerror(rc));

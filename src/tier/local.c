@@ -36,6 +36,7 @@
 #include "engine/engine.h"
 #include "engine/jsonschema.h"
 #include "engine/spec.h"
+#include "tier/spec_remote.h"
 
 #define LOCAL_MAX_PROMPT_BYTES   (8u << 20)
 #define LOCAL_MAX_OUT            (16u << 20)
@@ -100,6 +101,10 @@ struct local_call {
     bool spec;
     spec_stats_t spec_st;
     const char *spec_plain; /* static text, NULL: applied or no draft */
+    /* speculative (t->verifier set): the verifier drafts are checked by, or why not */
+    spec_remote_opts_t rspec;
+    const char *rspec_skip; /* NULL: this call drafts for t->verifier */
+    spec_remote_stats_t rspec_st;
 };
 
 /* One prompt_cache_key entry: a session whose KV cache holds the key's last prompt,
@@ -510,6 +515,49 @@ static int on_token(void *ud, const engine_token_t *tok)
     return 0;
 }
 
+/* "switchyard_speculative": what drafting for the verifier did, or why it did not
+ * (the gateway moves it into the answer's switchyard object). */
+static void write_spec(local_call_t *c, jsonw_t *w)
+{
+    if (!c->t->verifier) return;
+    const spec_remote_stats_t *st = &c->rspec_st;
+    jsonw_key(w, "switchyard_speculative");
+    jsonw_obj_begin(w);
+    jsonw_key(w, "verifier");
+    jsonw_str(w, c->t->verifier->s.name);
+    if (c->rspec_skip) {
+        jsonw_key(w, "skipped");
+        jsonw_str(w, c->rspec_skip);
+    } else {
+        jsonw_key(w, "drafted");
+        jsonw_int(w, st->drafted);
+        jsonw_key(w, "accepted");
+        jsonw_int(w, st->accepted);
+        jsonw_key(w, "rounds");
+        jsonw_int(w, st->rounds);
+        jsonw_key(w, "acceptance");
+        if (st->drafted)
+            jsonw_double(w, (double)st->accepted / st->drafted);
+        else
+            jsonw_null(w);
+        jsonw_key(w, "draft_max");
+        if (st->draft_max)
+            jsonw_int(w, st->draft_max);
+        else
+            jsonw_str(w, "auto");
+        jsonw_key(w, "local_tokens");
+        jsonw_int(w, st->local_tokens);
+        jsonw_key(w, "degraded");
+        jsonw_bool(w, st->fell_back);
+        jsonw_key(w, "error");
+        if (st->error[0])
+            jsonw_str(w, st->error);
+        else
+            jsonw_null(w);
+    }
+    jsonw_obj_end(w);
+}
+
 static void write_usage(local_call_t *c, jsonw_t *w)
 {
     jsonw_key(w, "usage");
@@ -639,6 +687,7 @@ static void finish_answer(local_call_t *c)
         jsonw_arr_begin(&w);
         jsonw_arr_end(&w);
         write_usage(c, &w);
+        write_spec(c, &w);
         jsonw_obj_end(&w);
         buf_puts(&c->json, "\n\ndata: [DONE]\n\n");
         emit(c, c->json.data, c->json.len, true);
@@ -680,6 +729,7 @@ static void finish_answer(local_call_t *c)
         jsonw_obj_end(&w);
     }
     jsonw_obj_end(&w);
+    write_spec(c, &w);
     jsonw_obj_end(&w);
     emit(c, c->json.data, c->json.len, true);
 }
@@ -1015,7 +1065,10 @@ static void run_call(local_backend_t *b, engine_session_t *s, int slot, local_ca
             rc = spec_generate(s, b->dsessions[slot], ids, n, &sp, b->draft_max, on_token, &g, &res,
                                &c->spec_st);
         } else {
-            rc = engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res);
+            rc = c->rspec_skip
+                     ? engine_sched_generate(b->sched, s, ids, n, &c->gp, on_token, &g, &res)
+                     : spec_remote_generate(s, &c->rspec, ids, n, &c->gp, on_token, &g, &res,
+                                            &c->rspec_st);
             if (!c->echo && c->choice == 0) c->n_cached = res.n_reused;
         }
         if (rc || atomic_load(&c->canceled)) break;
@@ -1309,8 +1362,9 @@ static double num(cJSON *req, const char *k, double def)
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
-int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool completions,
-                     bool logprobs, const upstream_cb_t *cb, void *arg, local_call_t **out)
+int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, cJSON *req,
+                     bool stream, bool completions, bool logprobs, const upstream_cb_t *cb,
+                     void *arg, local_call_t **out)
 {
     local_backend_t *b = t->backend;
     if (!b) return SY_EUNAVAILABLE;
@@ -1390,6 +1444,15 @@ int local_call_start(tier_t *t, loop_t *loop, cJSON *req, bool stream, bool comp
             it->valuedouble < 2147483647.0 ? (int)it->valuedouble : 2147483647;
         c->n_ids = np;
         if (np == 0 && !c->grammar_err) c->grammar_err = mem_strdup("'prompt' holds no token ids");
+    }
+    c->rspec_skip = "no verifier";
+    if (t->verifier) {
+        c->rspec = (spec_remote_opts_t){t, t->verifier, loop, up, (int)t->s.spec_draft_max};
+        c->rspec_skip = spec_remote_skip_reason(t, c->gp.sample.temperature, c->gp.grammar != NULL,
+                                                c->n_choices, c->echo, c->top_logprobs, local_only,
+                                                clock_mono_ms());
+        if (!c->rspec_skip && !up) c->rspec_skip = "no HTTP client on this worker";
+        if (c->rspec_skip) spec_remote_count_skip(t->idx, t->verifier->idx);
     }
     pthread_mutex_lock(&b->mu);
     if (b->tail)

@@ -21,9 +21,13 @@ int local_tier_open(tier_t *t, char *err, size_t errlen);
 void local_tier_close(tier_t *t);
 
 /* Starts generating for req on an engine thread; callbacks run on loop. logprobs:
- * include token logprobs in the answer. 0 or negative (no callback then). */
-int local_call_start(tier_t *t, loop_t *loop, struct cJSON *req, bool stream, bool completions,
-                     bool logprobs, const upstream_cb_t *cb, void *arg, local_call_t **out);
+ * include token logprobs in the answer. up: the loop's HTTP client, for a tier whose
+ * drafts another tier verifies (speculative); local_only: the request holds personal
+ * data that must not leave (then an external verifier is not asked). 0 or negative
+ * (no callback then). */
+int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, struct cJSON *req,
+                     bool stream, bool completions, bool logprobs, const upstream_cb_t *cb,
+                     void *arg, local_call_t **out);
 /* Cancels; no callback runs after this returns. */
 void local_call_cancel(local_call_t *c);
 

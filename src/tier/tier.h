@@ -58,6 +58,10 @@ typedef struct tier_settings {
                                 so offline tools decide as the server does */
     uint32_t engine_context; /* kind local: engine context (0 = the model's; set at open) */
     uint32_t caps;           /* bitmask of route_cap_t */
+    /* kind local, speculative: the tier verifying its drafts (NULL = none), and the
+     * tokens drafted per round (0 = adaptive) */
+    const char *spec_verifier;
+    uint32_t spec_draft_max;
 } tier_settings_t;
 
 /* A queued request; embedded in the caller's request state. Zeroed, it is pinned. */
@@ -118,6 +122,8 @@ typedef struct tier {
     void *backend;          /* kind local: the engine handle */
     bool disabled;          /* cannot serve at all (e.g. its API key is not set) */
     char disabled_why[160]; /* said at start and by /readyz */
+    /* kind local: s.spec_verifier's tier (same array), NULL = none */
+    struct tier *verifier;
 } tier_t;
 
 /* Initialises t from settings (strings borrowed). */
