@@ -139,6 +139,38 @@ test('the continuation request: the partial answer as a final assistant message,
   eq(r.text, last.content + '[standin-cloud] ' + PROMPT, 'prefix plus continuation');
 });
 
+test('a non-streamed answer is the edge prefix plus the continuation', async () => {
+  await standin.reset();
+  const r = await post(`${gwStandin.url}/v1/chat/completions`, chat(PROMPT, { max_tokens: 30, temperature: 0 }));
+  eq(r.status, 200, 'status: ' + r.text.slice(0, 300));
+  const sy = r.json.switchyard;
+  eq(sy.tier, 'cloud', 'the cloud finished it');
+  eq(sy.continuation.reason, 'low_confidence', 'continued: ' + JSON.stringify(sy));
+  const sent = JSON.parse((await standin.received()).requests[0].body);
+  eq(sent.stream, false, 'not streamed');
+  const prefix = sent.messages[sent.messages.length - 1].content;
+  eq(Buffer.byteLength(prefix), sy.continuation.parts[0].bytes, 'the part sent is the part counted');
+  eq(r.json.choices[0].message.content, prefix + '[standin-cloud] ' + PROMPT, 'prefix plus continuation');
+  eq(r.json.usage.completion_tokens, sy.continuation.parts[0].tokens + sy.continuation.parts[1].tokens, 'usage of both');
+  // The prefix is where the edge's own answer was cut.
+  const alone = await post(`${big.url}/v1/chat/completions`, chat(PROMPT, { max_tokens: 30, temperature: 0 }));
+  assert(alone.json.choices[0].message.content.startsWith(prefix), 'the edge wrote the prefix');
+});
+
+test('bad continuation requests are refused with a clear error', async () => {
+  const a = await post(`${big.url}/v1/chat/completions`, chat(PROMPT, { continue_final_message: true }));
+  eq(a.status, 400, 'no final assistant message: ' + a.text);
+  assert(/final message of role 'assistant'/.test(a.json.error.message), a.json.error.message);
+  const b = await post(`${big.url}/v1/chat/completions`, {
+    messages: [{ role: 'user', content: PROMPT }, { role: 'assistant', content: 'Lily' }],
+    continue_final_message: true, add_generation_prompt: true,
+  });
+  eq(b.status, 400, 'both true: ' + b.text);
+  eq(b.json.error.param, 'add_generation_prompt', 'param');
+  const c = await post(`${big.url}/v1/chat/completions`, { ...chat(PROMPT), continue_final_message: 'yes' });
+  eq(c.status, 400, 'not a boolean');
+});
+
 test('personal data never continues to the cloud', async () => {
   await standin.reset();
   const r = await post(`${gwStandin.url}/v1/chat/completions`,
