@@ -502,8 +502,8 @@ static bool cont_after_failure(exec_t *x)
         note(x, "continue:failed->%s", x->env->tiers[x->d.order[pos]].s.name);
         x->r.escalated = false;
         x->r.low_confidence = true;
-        x->r.tokens_in = x->part_in;
-        x->r.tokens_out = x->r.cont_tokens;
+        x->r.tokens_in = x->r.tokens_out = 0; /* the edge's usage is read afresh */
+        x->stream_tokens = 0;
     } else {
         if (!x->part_ok || x->fin_seen || cur(x)->s.role != ROUTE_ROLE_CLOUD) return false;
         pos = cont_find(x, -1, ROUTE_ROLE_EDGE);

@@ -139,6 +139,27 @@ test('the continuation request: the partial answer as a final assistant message,
   eq(r.text, last.content + '[standin-cloud] ' + PROMPT, 'prefix plus continuation');
 });
 
+test('a continuation the cloud cannot take goes back to the edge, marked low confidence', async () => {
+  await standin.reset();
+  await standin.control({ down: true });
+  const client = new OpenAI({ baseURL: `${gwStandin.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const r = await streamText(client, { model: 'auto', messages: [{ role: 'user', content: PROMPT }], max_tokens: 30, temperature: 0 });
+  await standin.control({ down: false });
+  eq((await standin.received()).count, 1, 'the cloud was asked once');
+  assert(r.sy, 'the stream ended with the switchyard object');
+  eq(r.sy.tier, 'edge', 'the edge finished its own answer');
+  eq(r.sy.low_confidence, true, 'marked');
+  eq(r.sy.escalated, false, 'not escalated');
+  assert(r.sy.reasons.includes('continue:failed->edge'), 'reason: ' + r.sy.reasons);
+  const c = r.sy.continuation;
+  eq(c.parts[0].tier, 'edge', 'first part');
+  eq(c.parts[1].tier, 'edge', 'second part');
+  assert(Buffer.byteLength(r.text) > c.parts[0].bytes, 'the edge went on past the cut');
+  eq(r.finishes, 1, 'one finish');
+  eq(r.ids.size, 1, 'one id');
+  eq(r.usage.completion_tokens, c.parts[0].tokens + c.parts[1].tokens, 'usage of both parts');
+});
+
 test('a non-streamed answer is the edge prefix plus the continuation', async () => {
   await standin.reset();
   const r = await post(`${gwStandin.url}/v1/chat/completions`, chat(PROMPT, { max_tokens: 30, temperature: 0 }));
