@@ -73,6 +73,7 @@ struct exec {
     bool part_ok;                 /* part holds all of it (no tool call, nothing unreadable) */
     bool fin_seen;                /* a finish_reason was forwarded: the answer is complete */
     bool live;                    /* the cascade's edge answer streams, its confidence watched */
+    bool judged;                  /* the live answer fell below the threshold once */
     bool cut_pending;             /* stop this call: the next tier continues */
     bool continuing;              /* the current call continues part */
     bool cont_begun;              /* the continuation forwarded an event */
@@ -437,7 +438,7 @@ static void live_watch(exec_t *x, const char *data, size_t n)
     int nc = cont_find(x, x->pos, ROUTE_ROLE_CLOUD);
     if (nc < 0) return;
     const tier_t *t = &x->env->tiers[x->d.order[nc]];
-    x->live = false; /* judged once */
+    x->judged = true; /* once: cut, or kept here by the gate */
     if (x->sink->continue_with(x->arg, t->idx, x->part.data, x->part.len, part_tokens(x))) {
         /* The answer so far may not leave: the edge finishes it, marked. */
         note(x, "continue:blocked(pii)");
@@ -629,7 +630,7 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     }
     part_track(x, data, n);
     x->sink->stream_event(x->arg, data, n);
-    if (x->live) live_watch(x, data, n);
+    if (x->live && !x->judged) live_watch(x, data, n);
 }
 
 static void anth_emit(void *arg, const char *json, size_t n)

@@ -203,6 +203,51 @@ test('personal data never continues to the cloud', async () => {
   eq((await standin.received()).count, 0, 'the cloud received nothing');
 });
 
+test('personal data in the edge\'s own answer never continues to the cloud', async () => {
+  // A stand-in edge (named so) whose answer opens with an e-mail address it was not
+  // sent ("[<its name>] <the prompt>"), at logprob -3 per token: after 8 tokens the
+  // window falls, and the gate's scan of the continuation finds the address.
+  const edge = await L.startUpstream('jane.doe@example.com', ['--chunks', '10', '--logprob', '-3']);
+  await standin.reset();
+  const gw = await L.startGateway(`
+listen: 127.0.0.1:0
+store: sqlite:gate.db
+log_level: warn
+tiers:
+  edge:
+    kind: openai
+    base_url: ${edge.url}/v1
+    model: standin-edge
+    privacy: on_prem
+    role: edge
+    logprobs: true
+    cost: { usd_per_mtok_in: 0.05, usd_per_mtok_out: 0.2 }
+  cloud:
+    kind: openai
+    base_url: ${standin.url}/v1
+    model: auto
+    privacy: external
+    capabilities: [continue]
+    cost: { usd_per_mtok_in: 2.5, usd_per_mtok_out: 10 }
+routing:
+  pii: { action: local_only }
+  escalation: { enabled: true, min_confidence: 0.5 }
+`, 'gate');
+  const r = await post(`${gw.url}/v1/chat/completions`, chat(PROMPT, { stream: true, max_tokens: 30 }));
+  eq(r.status, 200, 'status');
+  const ev = L.sseEvents(r.text).filter((e) => e !== '[DONE]');
+  const sy = ev.find((e) => e.switchyard).switchyard;
+  assert(sy.reasons.includes('continue:blocked(pii)'), 'reason: ' + sy.reasons);
+  eq(sy.tier, 'edge', 'the edge finished its answer');
+  eq(sy.low_confidence, true, 'marked');
+  eq(sy.continuation, null, 'not continued');
+  const text = ev.filter((e) => e.choices && e.choices[0]).map((e) => e.choices[0].delta.content || '').join('');
+  eq(text, '[jane.doe@example.com] ' + PROMPT, 'the whole edge answer, streamed to its end');
+  eq((await standin.received()).count, 0, 'the cloud received nothing');
+  eq(await gw.stop(), 0, 'clean exit');
+  await edge.stop();
+});
+
 test('a cloud tier that does not declare continue regenerates, as without continuation', async () => {
   const plain = await L.startUpstream('plain-cloud', ['--chunks', '4']);
   const gw = await gwFor(plain.url, 0.999, 'no-continue', '[tools, json]');
