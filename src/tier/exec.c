@@ -74,6 +74,7 @@ struct exec {
     bool fin_seen;                /* a finish_reason was forwarded: the answer is complete */
     bool live;                    /* the cascade's edge answer streams, its confidence watched */
     bool judged;                  /* the live answer fell below the threshold once */
+    bool short_max;               /* max_tokens <= EXEC_CONT_MIN: judged whole, never live */
     bool cut_pending;             /* stop this call: the next tier continues */
     bool continuing;              /* the current call continues part */
     bool cont_begun;              /* the continuation forwarded an event */
@@ -732,9 +733,9 @@ static int next_cloud(exec_t *x)
 /* A whole (non-streamed) edge answer judged as a live one is: the first window below
  * the threshold cuts it there, and the next cloud tier that continues is sent the
  * text up to the cut (the answer is kept in edge_body should the continuation fail).
- * 1: the continuation started; -1: such a tier exists but the answer stands (no
- * window fell, it ended at the cut, or the gate kept it); 0: no continuing tier, the
- * cascade's whole-answer rule applies. */
+ * 1: the continuation started; 0: it did not (no continuing tier, no window fell, the
+ * answer ended at the cut, or the gate kept the text here): the cascade's
+ * whole-answer rule applies. */
 static int whole_continue(exec_t *x)
 {
     int nc = cont_find(x, x->pos, ROUTE_ROLE_CLOUD);
@@ -775,15 +776,12 @@ static int whole_continue(exec_t *x)
     bool ok = cut && cut < total && x->part.len &&
               !strncmp(content->valuestring, x->part.data, x->part.len);
     cJSON_Delete(j);
-    if (!ok) {
-        if (cut) x->r.low_confidence = true;
-        return -1;
-    }
+    if (!ok) return 0;
     const tier_t *t = &x->env->tiers[x->d.order[nc]];
     if (x->sink->continue_with(x->arg, t->idx, x->part.data, x->part.len, cut)) {
+        /* The text may not leave: regenerating sends none of it. */
         note(x, "continue:blocked(pii)");
-        x->r.low_confidence = true;
-        return -1;
+        return 0;
     }
     note(x, "continue:conf=%.2f<%.2f->%s", conf, thr, t->s.name);
     x->r.escalated = true;
@@ -892,14 +890,8 @@ static void call_succeeded(exec_t *x)
     } else if (x->cascade_phase) {
         x->cascade_phase = false;
         float thr = x->d.min_confidence;
-        int wc = whole_continue(x);
-        if (wc > 0) return;
-        if (wc < 0) {
-            /* A continuing cloud tier judges by windows: none fell, or the gate kept
-             * the answer here. It stands. */
-            if (!x->r.low_confidence && x->r.has_confidence)
-                note(x, "confident:%.2f>=%.2f", x->r.confidence, thr);
-        } else if (x->r.has_confidence && x->r.confidence < thr) {
+        if (whole_continue(x)) return;
+        if (x->r.has_confidence && x->r.confidence < thr) {
             int nc = next_cloud(x);
             if (nc >= 0) {
                 note(x, "escalate:conf=%.2f<%.2f->%s", x->r.confidence, thr,
@@ -1298,8 +1290,8 @@ static void next_tier(exec_t *x)
         x->cascade_phase = x->d.cascade && !x->escalating && !x->continuing &&
                            t->s.role == ROUTE_ROLE_EDGE && t->s.logprobs && x->ep == EXEC_EP_CHAT;
         /* A streamed cascade whose next cloud tier continues: the edge streams live. */
-        x->live = x->cascade_phase && x->stream && x->part_ok && x->sink->continue_with &&
-                  cont_find(x, x->pos, ROUTE_ROLE_CLOUD) >= 0;
+        x->live = x->cascade_phase && x->stream && x->part_ok && !x->short_max &&
+                  x->sink->continue_with && cont_find(x, x->pos, ROUTE_ROLE_CLOUD) >= 0;
         if (!tier_breaker_allow(t, now)) {
             note(x, "skip:%s(circuit_open)", t->s.name);
             chain_add(x, t->s.name, "circuit open");
@@ -1447,6 +1439,9 @@ exec_t *exec_start_ep(exec_env_t *env, const route_decision_t *d, cJSON *req, bo
     x->r.tier = -1;
     x->r.cont_tier = -1;
     x->part_ok = x->stream && ep == EXEC_EP_CHAT && sink->continue_with && cont_possible(req);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(req, "max_completion_tokens");
+    if (!cJSON_IsNumber(mt)) mt = cJSON_GetObjectItemCaseSensitive(req, "max_tokens");
+    x->short_max = cJSON_IsNumber(mt) && mt->valuedouble <= EXEC_CONT_MIN;
     x->start_us = clock_mono_us();
     next_tier(x);
     return x;
