@@ -314,6 +314,40 @@ static void test_render_refuses_what_messages_cannot_carry(void **state)
     }
 }
 
+/* A continuation to an anthropic tier: the text so far is the assistant's prefill,
+ * the last message of the Messages body. */
+static void test_render_prefill(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"model\":\"a\",\"messages\":[{\"role\":\"user\","
+                               "\"content\":\"Tell a story\"}]}";
+    arena_t a;
+    arena_init(&a, 16384);
+    api_request_t r;
+    char err[256], param[64];
+    http_req_t hr = {
+        .method = "POST", .path = "/v1/chat/completions", .body = body, .body_len = strlen(body)};
+    assert_int_equal(api_request_parse(&r, &hr, false, &a, err, sizeof err, param, sizeof param),
+                     0);
+    r.prefill = "Once upon a time";
+    r.prefill_len = strlen(r.prefill);
+    buf_t out;
+    buf_init(&out, 1u << 20);
+    assert_int_equal(api_anthropic_render(&r, "m", true, false, &out), 0);
+    cJSON *j = cJSON_Parse(out.data);
+    cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 2);
+    cJSON *last = cJSON_GetArrayItem(msgs, 1);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(last, "role")->valuestring, "assistant");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(last, "content")->valuestring,
+                        "Once upon a time");
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "continue_final_message"));
+    cJSON_Delete(j);
+    buf_deinit(&out);
+    api_request_deinit(&r);
+    arena_deinit(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_rendered_strings_were_scanned),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_render_refuses_what_messages_cannot_carry),
+        cmocka_unit_test(test_render_prefill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

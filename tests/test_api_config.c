@@ -70,11 +70,12 @@ static void test_good(void **state)
     assert_int_equal(c.route.pii_action[PII_EMAIL_ADDRESS], ROUTE_PII_LOCAL_ONLY);
     assert_int_equal(config_tier_find(&c, "cloud"), 1);
     assert_int_equal(config_tier_find(&c, "nope"), -1);
-    /* Capabilities by kind: the engine serves JSON and tool calls (its grammar), an OpenAI
-     * upstream all. */
+    /* Capabilities by kind: the engine serves JSON and tool calls (its grammar) and
+     * continues a partial answer, an OpenAI upstream all but continue (OpenAI's own API
+     * has no continue_final_message). */
     assert_int_equal(c.tiers[0].caps,
-                     1u << ROUTE_CAP_JSON | 1u << ROUTE_CAP_TOOLS); /* the grammar */
-    assert_int_equal(c.tiers[1].caps, ROUTE_CAPS_ALL);
+                     1u << ROUTE_CAP_JSON | 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_CONTINUE);
+    assert_int_equal(c.tiers[1].caps, ROUTE_CAPS_ALL & ~(1u << ROUTE_CAP_CONTINUE));
     assert_int_equal(c.tiers[0].max_context, 0);
     /* A type is blocked: findings of unknown type are too. */
     assert_int_equal(c.route.pii_action[PII_UNKNOWN], ROUTE_PII_BLOCK);

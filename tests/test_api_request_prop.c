@@ -436,6 +436,61 @@ static void test_duplicate_paths(void **state)
     buf_deinit(&b);
 }
 
+/* A continuation's text so far is part of what is sent: rendered as the final
+ * assistant message with vLLM's two fields (never twice), and visited by the scan. */
+static void test_prefill(void **state)
+{
+    (void)state;
+    static const char body[] = "{\"model\":\"auto\",\"max_tokens\":20,"
+                               "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
+    http_req_t hr = {.method = "POST",
+                     .path = "/v1/chat/completions",
+                     .query = "",
+                     .body = body,
+                     .body_len = sizeof body - 1};
+    arena_t a;
+    arena_init(&a, 4096);
+    api_request_t r;
+    char err[256], param[96];
+    assert_int_equal(api_request_parse(&r, &hr, false, &a, err, sizeof err, param, sizeof param),
+                     0);
+    api_privacy_t pv = {0};
+    assert_int_equal(api_privacy_scan(scan, &r, false, &pv), 0);
+    assert_false(pv.types >> PII_EMAIL_ADDRESS & 1);
+    static const char part[] = "Write to jane.doe@example.com and";
+    r.prefill = part;
+    r.prefill_len = sizeof part - 1;
+    memset(&pv, 0, sizeof pv);
+    assert_int_equal(api_privacy_scan(scan, &r, false, &pv), 0);
+    assert_true(pv.types >> PII_EMAIL_ADDRESS & 1);
+    /* Rendered whole, and past a pre-rendered rest (which lacks the prefill). */
+    buf_t rest, out;
+    buf_init(&rest, 1 << 16);
+    buf_init(&out, 1 << 16);
+    assert_int_equal(api_render_rest(&r, false, &rest), 0);
+    for (int with_rest = 0; with_rest < 2; with_rest++) {
+        buf_reset(&out);
+        api_render_opts_t o = {.model = "m", .stream = true};
+        if (with_rest) o.rest = rest.data, o.rest_len = rest.len;
+        assert_int_equal(api_render_body(&r, &o, &out), 0);
+        cJSON *j = cJSON_Parse(out.data);
+        assert_non_null(j);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "continue_final_message")));
+        assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "add_generation_prompt")));
+        cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+        assert_int_equal(cJSON_GetArraySize(msgs), 2);
+        cJSON *last = cJSON_GetArrayItem(msgs, 1);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(last, "role")->valuestring,
+                            "assistant");
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(last, "content")->valuestring, part);
+        cJSON_Delete(j);
+    }
+    buf_deinit(&rest);
+    buf_deinit(&out);
+    api_request_deinit(&r);
+    arena_deinit(&a);
+}
+
 int main(void)
 {
     pii_options_t po = {NULL, 0.5f};
@@ -449,6 +504,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duplicate_paths),
         cmocka_unit_test(test_property),
+        cmocka_unit_test(test_prefill),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     api_scan_free(scan);

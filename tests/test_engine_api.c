@@ -332,6 +332,42 @@ static void test_chat_render(void **state)
     engine_free(e);
 }
 
+/* continue_final_message: the conversation rendered without the generation prompt and
+ * cut after the final assistant content (its last occurrence in request text), before
+ * the end tokens the template wrote; a trimming template is matched without the
+ * trailing whitespace; text the template does not hold is SY_EINVAL. */
+static void test_chat_continue(void **state)
+{
+    (void)state;
+    engine_t *e = load();
+    if (!e) skip_no_data();
+    engine_msg_t msgs[] = {{"user", "Once"}, {"assistant", "Once"}};
+    char err[256];
+    engine_prompt_t p;
+    engine_prompt_init(&p, 4096);
+    /* No template: the text already ends with the final content. */
+    assert_int_equal(engine_chat_render(e, msgs, 2, false, &p, err, sizeof err), 0);
+    assert_int_equal(engine_prompt_cut_after(&p, "Once", 4), 0);
+    assert_string_equal(p.text.data, "Once\nOnce");
+    e->model->chat_template = mem_strdup(
+        "{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content'] | trim + '<|end|>' }}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}");
+    engine_msg_t open[] = {{"user", "Once upon"}, {"assistant", "Once upon "}};
+    jinja_out_reset(&p);
+    assert_int_equal(engine_chat_render(e, open, 2, false, &p, err, sizeof err), 0);
+    assert_string_equal(p.text.data, "<|user|>Once upon<|end|><|assistant|>Once upon<|end|>");
+    assert_int_equal(engine_prompt_cut_after(&p, "Once upon ", 10), SY_EINVAL); /* trimmed */
+    assert_int_equal(engine_prompt_cut_after(&p, "Once upon", 9), 0);
+    assert_string_equal(p.text.data, "<|user|>Once upon<|end|><|assistant|>Once upon");
+    assert_int_equal(p.spans[p.n_spans - 1].off + p.spans[p.n_spans - 1].len, p.text.len);
+    /* Text only the template wrote is never a cut point. */
+    jinja_out_reset(&p);
+    assert_int_equal(engine_chat_render(e, open, 2, false, &p, err, sizeof err), 0);
+    assert_int_equal(engine_prompt_cut_after(&p, "<|end|>", 7), SY_EINVAL);
+    engine_prompt_deinit(&p);
+    engine_free(e);
+}
+
 /* User text that spells control pieces stays text: with or without a template, a
  * message containing </s>, <s>, <unk> and the pieces of other families yields no
  * control token, while the same pieces written by the template do. */
@@ -450,7 +486,7 @@ int main(void)
         cmocka_unit_test(test_generate_and_score), cmocka_unit_test(test_limits_and_stops),
         cmocka_unit_test(test_sampling),           cmocka_unit_test(test_chat_render),
         cmocka_unit_test(test_chat_injection),     cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_pool_session),
+        cmocka_unit_test(test_pool_session),       cmocka_unit_test(test_chat_continue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -698,6 +698,16 @@ static int messages(jsonw_t *j, const api_request_t *r)
         }
         if (rc) return rc;
     }
+    if (r->prefill) {
+        /* A continuation: the answer so far as the assistant's prefill, which the
+         * Messages API continues. */
+        jsonw_obj_begin(j);
+        jsonw_key(j, "role");
+        jsonw_str(j, "assistant");
+        jsonw_key(j, "content");
+        jsonw_strn(j, r->prefill, r->prefill_len);
+        jsonw_obj_end(j);
+    }
     jsonw_arr_end(j);
     return 0;
 }

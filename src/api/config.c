@@ -581,13 +581,17 @@ static void walk_tiers(walk_t *w, config_t *c, const yaml_node_t *map)
          * answers text from text: no tools, no response_format, no images or audio). */
         /* A local tier decodes JSON, JSON Schema and tool calls under its grammar
          * (docs/engine.md); images and audio it does not do. */
+        /* Continuing a partial answer: the local engine and Anthropic's prefill do it;
+         * an OpenAI-compatible server declares it (vLLM, switchyard: continue_final_message),
+         * since OpenAI's own API does not. */
         if (!t->caps_set)
-            t->caps = t->kind == CONFIG_TIER_OPENAI ? ROUTE_CAPS_ALL
-                                                    : 1u << ROUTE_CAP_JSON | 1u << ROUTE_CAP_TOOLS;
+            t->caps = t->kind == CONFIG_TIER_OPENAI
+                          ? ROUTE_CAPS_ALL & ~(1u << ROUTE_CAP_CONTINUE)
+                          : 1u << ROUTE_CAP_JSON | 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_CONTINUE;
         /* The Messages API takes tools and images; no response_format, audio or
          * embeddings. */
         if (!t->caps_set && t->kind == CONFIG_TIER_ANTHROPIC)
-            t->caps = 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_VISION;
+            t->caps = 1u << ROUTE_CAP_TOOLS | 1u << ROUTE_CAP_VISION | 1u << ROUTE_CAP_CONTINUE;
         /* The in-process engine computes no embeddings: declaring them would route
          * POST /v1/embeddings to a tier that can only fail it. */
         if (t->kind == CONFIG_TIER_LOCAL && (t->caps & (1u << ROUTE_CAP_EMBEDDINGS))) {

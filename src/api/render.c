@@ -37,6 +37,12 @@ static void str(rw_t *w, api_str_kind_t kind, const cJSON *v)
     if (w->j) jsonw_strn(w->j, s, n);
 }
 
+static void strn(rw_t *w, api_str_kind_t kind, const char *s, size_t n)
+{
+    visit(w, kind, s, n);
+    if (w->j) jsonw_strn(w->j, s, n);
+}
+
 /* A number as JSON text: integers exactly (below 2^53, without printf: a body may
  * hold millions), others round-trip. */
 static void number(rw_t *w, double x)
@@ -231,6 +237,16 @@ static void messages(rw_t *w, const api_request_t *r)
         unknown_members(w, m->node, known);
         if (w->j) jsonw_obj_end(w->j);
     }
+    if (r->prefill) {
+        /* The continuation's partial answer: sent, so visited like any content. */
+        w->msg = (int)r->n_messages;
+        if (w->j) jsonw_obj_begin(w->j);
+        key(w, "role");
+        if (w->j) jsonw_str(w->j, "assistant");
+        key(w, "content");
+        strn(w, API_STR_FLOW, r->prefill, r->prefill_len);
+        if (w->j) jsonw_obj_end(w->j);
+    }
     if (w->j) jsonw_arr_end(w->j);
 }
 
@@ -256,6 +272,13 @@ static void walk_head(rw_t *w, const api_request_t *r, const api_render_opts_t *
             jsonw_bool(w->j, true);
             jsonw_obj_end(w->j);
         }
+    }
+    if (o && r->prefill) {
+        /* vLLM's names: the final assistant message is continued, not answered. */
+        key(w, "continue_final_message");
+        jsonw_bool(w->j, true);
+        key(w, "add_generation_prompt");
+        jsonw_bool(w->j, false);
     }
     if (o && o->logprobs && !r->completions) {
         key(w, "logprobs");
@@ -321,6 +344,10 @@ static void walk_rest(rw_t *w, const api_request_t *r)
         case API_F_STREAM_OPTIONS:
         case API_F_LOGPROBS:
             continue; /* walk_head's */
+        case API_F_CONTINUE_FINAL_MESSAGE:
+        case API_F_ADD_GENERATION_PROMPT:
+            if (r->prefill) continue; /* walk_head writes them for a continuation */
+            break;
         case API_F_MESSAGES:
             key(w, "messages");
             messages(w, r);
@@ -379,7 +406,7 @@ int api_render_body(const api_request_t *r, const api_render_opts_t *o, buf_t *o
     rw_t w = {.j = &j, .unknown = o->forward_unknown};
     jsonw_obj_begin(&j);
     walk_head(&w, r, o);
-    if (o->rest) {
+    if (o->rest && !r->prefill) {
         /* The pre-rendered object's members, after the head's (never empty). */
         if (jsonw_error(&j)) return SY_ETOOBIG;
         if (o->rest_len > 2 &&

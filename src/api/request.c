@@ -56,6 +56,9 @@ const api_field_t api_fields[API_F_COUNT] = {
     [API_F_SAFETY_IDENTIFIER] = {"safety_identifier", API_FK_STR, C_, 0, 0, API_SHAPE_ANY},
     [API_F_RETURN_TOKENS_AS_TOKEN_IDS] = {"return_tokens_as_token_ids", API_FK_BOOL, P_, 0, 0,
                                           API_SHAPE_ANY},
+    [API_F_CONTINUE_FINAL_MESSAGE] = {"continue_final_message", API_FK_BOOL, C_, 0, 0,
+                                      API_SHAPE_ANY},
+    [API_F_ADD_GENERATION_PROMPT] = {"add_generation_prompt", API_FK_BOOL, C_, 0, 0, API_SHAPE_ANY},
 };
 #undef C_
 #undef P_
@@ -687,6 +690,19 @@ int api_request_parse(api_request_t *r, const http_req_t *hr, bool completions, 
         cJSON_ArrayForEach(it, stop) if (!cJSON_IsString(it))
         {
             rc = bad(&p, SY_EINVAL, "stop", "'stop' must be a string or an array of strings");
+            goto out;
+        }
+    }
+    if (!completions && cJSON_IsTrue(r->field[API_F_CONTINUE_FINAL_MESSAGE])) {
+        /* vLLM's contract: the final assistant message is left open and continued. */
+        if (cJSON_IsTrue(r->field[API_F_ADD_GENERATION_PROMPT])) {
+            rc = bad(&p, SY_EINVAL, "add_generation_prompt",
+                     "'continue_final_message' and 'add_generation_prompt' cannot both be true");
+            goto out;
+        }
+        if (!r->n_messages || strcmp(r->messages[r->n_messages - 1].role, "assistant")) {
+            rc = bad(&p, SY_EINVAL, "continue_final_message",
+                     "'continue_final_message' needs a final message of role 'assistant'");
             goto out;
         }
     }

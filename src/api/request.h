@@ -105,6 +105,8 @@ enum {
     API_F_PROMPT_CACHE_KEY,
     API_F_SAFETY_IDENTIFIER,
     API_F_RETURN_TOKENS_AS_TOKEN_IDS,
+    API_F_CONTINUE_FINAL_MESSAGE, /* vLLM's: continue the final assistant message */
+    API_F_ADD_GENERATION_PROMPT,  /* vLLM's: false with continue_final_message */
     API_F_COUNT
 };
 extern const api_field_t api_fields[API_F_COUNT];
@@ -182,6 +184,11 @@ typedef struct api_request {
     route_text_t *texts;
     size_t n_texts;
     size_t prompt_bytes;
+    /* A continuation (docs/routing.md): the answer so far, rendered as a final assistant
+     * message the next tier continues (vLLM's continue_final_message, an Anthropic
+     * prefill). NULL otherwise; borrowed, set by the continuation's caller. */
+    const char *prefill;
+    size_t prefill_len;
 } api_request_t;
 
 /* Parses hr's body. 0, or SY_EPARSE / SY_EINVAL / SY_ETOOBIG with a message in err

@@ -167,6 +167,32 @@ static void write_sy_object(api_call_t *c, const exec_result_t *r, double cost, 
         jsonw_str(j, "degraded quality: the preferred cloud tier was unavailable, so a smaller "
                      "edge model answered");
     }
+    jsonw_key(j, "continuation"); /* which tier wrote which part (docs/routing.md) */
+    if (r->continued && r->cont_tier >= 0) {
+        jsonw_obj_begin(j);
+        jsonw_key(j, "reason");
+        jsonw_str(j, r->cont_why);
+        jsonw_key(j, "parts");
+        jsonw_arr_begin(j);
+        jsonw_obj_begin(j);
+        jsonw_key(j, "tier");
+        jsonw_str(j, app->tiers[r->cont_tier].s.name);
+        jsonw_key(j, "tokens");
+        jsonw_uint(j, r->cont_tokens);
+        jsonw_key(j, "bytes");
+        jsonw_uint(j, r->cont_bytes);
+        jsonw_obj_end(j);
+        jsonw_obj_begin(j);
+        jsonw_key(j, "tier");
+        jsonw_str(j, t ? t->s.name : NULL);
+        jsonw_key(j, "tokens");
+        jsonw_uint(j, r->tokens_out > r->cont_tokens ? r->tokens_out - r->cont_tokens : 0);
+        jsonw_obj_end(j);
+        jsonw_arr_end(j);
+        jsonw_obj_end(j);
+    } else {
+        jsonw_null(j);
+    }
     jsonw_key(j, "attempts");
     jsonw_int(j, r->attempts);
     jsonw_key(j, "tokens_in");
@@ -509,5 +535,37 @@ static bool on_cause(void *arg, const char *text, size_t n)
     return !pv.types && !pv.unknown;
 }
 
-const exec_sink_t api_exec_sink = {on_stream_begin, on_stream_event,     on_done,
-                                   on_render,       on_render_anthropic, on_cause};
+/* The continuation's gate: the answer so far becomes the typed request's final
+ * assistant message (what render sends), and a tier outside this machine gets it only
+ * when the scan of the whole request as it will be sent finds nothing but types the
+ * policy lets leave. max_tokens is what is left of the client's. */
+static int on_continue(void *arg, int tier, const char *text, size_t n, uint32_t tokens)
+{
+    api_call_t *c = arg;
+    api_app_t *app = c->w->app;
+    const tier_t *t = &app->tiers[tier];
+    bool external = t->s.privacy == ROUTE_PRIVACY_EXTERNAL;
+    if (external && c->d.local_only) return SY_EPRIVACY;
+    c->req.prefill = text;
+    c->req.prefill_len = n;
+    if (external) {
+        api_privacy_t pv = {0};
+        int rc = api_privacy_scan(c->w->scan, &c->req,
+                                  app->cfg->forward_unknown == CONFIG_FORWARD_SCAN, &pv);
+        uint32_t may_leave = 0;
+        for (int p = 0; p < PII_TYPE_COUNT; p++)
+            if (app->cfg->route.pii_action[p] == ROUTE_PII_ALLOW) may_leave |= 1u << p;
+        if (rc || pv.unknown || (pv.types & ~may_leave)) {
+            c->req.prefill = NULL;
+            c->req.prefill_len = 0;
+            return SY_EPRIVACY;
+        }
+    }
+    if (c->req.max_tokens)
+        api_request_set_max_tokens(&c->req,
+                                   c->req.max_tokens > tokens ? c->req.max_tokens - tokens : 1);
+    return 0;
+}
+
+const exec_sink_t api_exec_sink = {on_stream_begin,     on_stream_event, on_done,    on_render,
+                                   on_render_anthropic, on_cause,        on_continue};

@@ -42,6 +42,27 @@ int engine_prompt_append(engine_prompt_t *p, const char *text, size_t len, bool 
     return 0;
 }
 
+int engine_prompt_cut_after(engine_prompt_t *p, const char *text, size_t len)
+{
+    /* The last occurrence that lies inside request text: the template's own rendering
+     * of the message, whatever it wrote around it. */
+    for (size_t i = p->n_spans; i-- > 0;) {
+        const jinja_span_t *sp = &p->spans[i];
+        if (sp->len < len) continue;
+        const char *base = p->text.data + sp->off;
+        for (size_t at = sp->len - len + 1; at-- > 0;) {
+            if (memcmp(base + at, text, len)) continue;
+            size_t end = sp->off + at + len;
+            p->text.len = end;
+            p->text.data[end] = 0;
+            p->n_spans = i + 1;
+            p->spans[i].len = at + len;
+            return 0;
+        }
+    }
+    return SY_EINVAL;
+}
+
 /* The vocabulary's piece for id as a JSON string in ctx under key ("" when none). */
 static void add_piece(cJSON *ctx, const char *key, const tokenizer_t *t, int id)
 {

@@ -135,6 +135,11 @@ int engine_prompt_append(engine_prompt_t *p, const char *text, size_t len, bool 
  * SY_ETOOBIG past a limit, each with a message in err. */
 int engine_chat_render_json(const engine_t *e, const cJSON *messages, const cJSON *tools,
                             bool add_assistant, engine_prompt_t *out, char *err, size_t errlen);
+/* Cuts a rendered prompt right after the last occurrence of text (len > 0 bytes)
+ * inside request text: with the conversation rendered without the generation prompt,
+ * this leaves the final assistant message open to be continued (the template's own
+ * rendering of it, before its end tokens). 0, or SY_EINVAL when text is not there. */
+int engine_prompt_cut_after(engine_prompt_t *p, const char *text, size_t len);
 /* engine_chat_render_json for plain {role, content} messages. */
 int engine_chat_render(const engine_t *e, const engine_msg_t *msgs, size_t n, bool add_assistant,
                        engine_prompt_t *out, char *err, size_t errlen);

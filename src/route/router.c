@@ -65,8 +65,8 @@ static route_pii_action_t unknown_action(route_pii_action_t a)
 
 /* ----------------------------------------------------------- capabilities --- */
 
-static const char *const cap_names[ROUTE_CAP_COUNT] = {"tools", "json", "vision", "audio",
-                                                       "embeddings"};
+static const char *const cap_names[ROUTE_CAP_COUNT] = {"tools", "json",       "vision",
+                                                       "audio", "embeddings", "continue"};
 
 const char *route_cap_name(route_cap_t c)
 {

@@ -45,11 +45,13 @@ typedef enum {
     ROUTE_CAP_VISION,     /* image parts */
     ROUTE_CAP_AUDIO,      /* input_audio parts, audio output */
     ROUTE_CAP_EMBEDDINGS, /* POST /v1/embeddings */
+    ROUTE_CAP_CONTINUE,   /* continues a partial answer (docs/routing.md "Continuation");
+                             no request needs it */
     ROUTE_CAP_COUNT
 } route_cap_t;
 #define ROUTE_CAPS_ALL ((1u << ROUTE_CAP_COUNT) - 1u)
 
-/* "tools", "json", "vision", "audio", "embeddings"; route_cap_parse: 0 or SY_EINVAL. */
+/* "tools", "json", "vision", "audio", "embeddings", "continue"; route_cap_parse: 0 or SY_EINVAL. */
 const char *route_cap_name(route_cap_t c);
 int route_cap_parse(const char *name, route_cap_t *out);
 /* Writes the names of the bits of caps joined by sep ("tools, json") into out. */

@@ -26,6 +26,9 @@
 #define EXEC_PRINT_MAX    (8u << 20)   /* largest kept request print buffer */
 #define EXEC_CHAIN_LEN    400          /* the failover chain in an error message */
 #define EXEC_CAUSE_TEXT   160          /* an upstream's own error message, at most */
+#define EXEC_CONT_WINDOW  8            /* tokens the running confidence is computed over */
+#define EXEC_CONT_MIN     8            /* tokens streamed before the edge can be stopped */
+#define EXEC_MAX_PART     (1u << 20)   /* the answer so far a continuation carries, bytes */
 
 struct exec {
     exec_env_t *env;
@@ -65,6 +68,24 @@ struct exec {
     exec_endpoint_t ep;
     uint64_t start_us;
     uint64_t call_start_us;
+    /* continuation (docs/routing.md "Continuation") */
+    buf_t part;                   /* the streamed answer's text so far (chat, one choice) */
+    bool part_ok;                 /* part holds all of it (no tool call, nothing unreadable) */
+    bool fin_seen;                /* a finish_reason was forwarded: the answer is complete */
+    bool live;                    /* the cascade's edge answer streams, its confidence watched */
+    bool judged;                  /* the live answer fell below the threshold once */
+    bool short_max;               /* max_tokens <= EXEC_CONT_MIN: judged whole, never live */
+    bool cut_pending;             /* stop this call: the next tier continues */
+    bool continuing;              /* the current call continues part */
+    bool cont_begun;              /* the continuation forwarded an event */
+    bool cont_fallback;           /* the continuation moved back to the edge once */
+    int part_pos;                 /* index in d.order of the tier that wrote part */
+    int cont_pos;                 /* index in d.order of the continuing tier */
+    float win[EXEC_CONT_WINDOW];  /* the last token logprobs of the live edge answer */
+    uint32_t n_lp;                /* token logprobs seen */
+    uint32_t part_in;             /* the first part's prompt tokens, when known */
+    char sid[64];                 /* the client stream's chunk id */
+    buf_t chunk;                  /* a continuation chunk with that id */
     tier_anthropic_stream_t anth; /* kind anthropic: the stream's translation state */
     bool anth_emitting;           /* stream_event is passing on a translated chunk */
     char anth_err[160];           /* an error event's type and message */
@@ -95,6 +116,15 @@ static void read_usage(exec_t *x, const cJSON *root)
 
 static void next_tier(exec_t *x);
 static void start_call(exec_t *x);
+static bool cont_possible(const cJSON *req);
+
+/* Whether the current call streams: the client asked for a stream, and the cascade
+ * does not need the whole edge answer first (it does unless the answer is watched
+ * live for a continuation). */
+static bool call_streams(const exec_t *x)
+{
+    return x->stream && (!x->cascade_phase || x->live);
+}
 
 static void note(exec_t *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(exec_t *x, const char *fmt, ...)
@@ -223,6 +253,7 @@ static void finish(exec_t *x)
     exec_env_t *env = x->env;
     bool keep = !x->wake_pending && env->n_pool < EXEC_POOL_MAX && x->body.cap <= EXEC_KEEP_BYTES &&
                 x->edge_body.cap <= EXEC_KEEP_BYTES && x->sse.line.cap <= EXEC_KEEP_BYTES &&
+                x->part.cap <= EXEC_KEEP_BYTES && x->chunk.cap <= EXEC_KEEP_BYTES &&
                 x->sse.data.cap <= EXEC_KEEP_BYTES;
     if (keep) {
         /* Back to the worker's pool with its buffers: the next request allocates
@@ -235,6 +266,8 @@ static void finish(exec_t *x)
     sse_parser_deinit(&x->sse);
     buf_deinit(&x->body);
     buf_deinit(&x->edge_body);
+    buf_deinit(&x->part);
+    buf_deinit(&x->chunk);
     if (!x->wake_pending) mem_free(x);
 }
 
@@ -252,6 +285,266 @@ static void release_slot(exec_t *x)
         x->holding_slot = false;
         tier_release(cur(x));
     }
+}
+
+/* ------------------------------------------------------- continuation ---- */
+
+/* Appends the UTF-8 of code point cp to out. 0 or SY_ETOOBIG. */
+static int utf8_put(buf_t *out, uint32_t cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp, n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 63)), n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 63));
+        u[2] = (char)(0x80 | (cp & 63)), n = 3;
+    } else {
+        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 63));
+        u[2] = (char)(0x80 | (cp >> 6 & 63)), u[3] = (char)(0x80 | (cp & 63)), n = 4;
+    }
+    return buf_append(out, u, n);
+}
+
+static int hex4(const char *p, const char *end)
+{
+    if (end - p < 4) return -1;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* Decodes the JSON string whose text starts at p (after its opening quote) onto out.
+ * False when it is not a well-formed string before end, or out's cap is reached. */
+static bool json_str_append(const char *p, const char *end, buf_t *out)
+{
+    while (p < end && *p != '"') {
+        const char *q = p;
+        while (q < end && *q != '"' && *q != '\\')
+            q++;
+        if (q > p && buf_append(out, p, (size_t)(q - p))) return false;
+        p = q;
+        if (p >= end || *p == '"') break;
+        if (++p >= end) return false;
+        char e = *p++;
+        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+        const char *k = strchr(from, e);
+        if (e && k) {
+            if (buf_putc(out, to[k - from])) return false;
+            continue;
+        }
+        if (e != 'u') return false;
+        int cp = hex4(p, end);
+        if (cp < 0) return false;
+        p += 4;
+        if (cp >= 0xD800 && cp < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+            int lo = hex4(p + 2, end);
+            if (lo >= 0xDC00 && lo < 0xE000) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                p += 6;
+            }
+        }
+        if (utf8_put(out, (uint32_t)cp)) return false;
+    }
+    return p < end;
+}
+
+/* Where the string value of the first "key": "..." of data starts (after its quote),
+ * or NULL: a key followed by another kind of value is skipped. */
+static const char *json_str_at(const char *data, size_t n, const char *key)
+{
+    size_t kl = strlen(key);
+    const char *end = data + n, *p = data;
+    while ((p = memmem(p, (size_t)(end - p), key, kl))) {
+        p += kl;
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+            p++;
+        if (p >= end || *p != ':') continue;
+        p++;
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+            p++;
+        if (p < end && *p == '"') return p + 1;
+    }
+    return NULL;
+}
+
+/* Keeps the text of a streamed chat chunk in part (the answer so far a continuation
+ * carries), and whether the chunk finished the answer. A tool call, a function call
+ * or a text that does not decode makes part unusable. */
+static void part_track(exec_t *x, const char *data, size_t n)
+{
+    if (!x->part_ok) return;
+    if (memmem(data, n, "\"tool_calls\"", 12) || memmem(data, n, "\"function_call\"", 15)) {
+        x->part_ok = false;
+        return;
+    }
+    const char *p = json_str_at(data, n, "\"content\"");
+    if (p && !json_str_append(p, data + n, &x->part)) x->part_ok = false;
+    if (json_str_at(data, n, "\"finish_reason\"")) x->fin_seen = true;
+}
+
+/* The tokens of the answer so far: its logprobs, its content events, or its usage. */
+static uint32_t part_tokens(const exec_t *x)
+{
+    uint32_t n = x->n_lp > x->stream_tokens ? x->n_lp : x->stream_tokens;
+    return x->r.tokens_out > n ? x->r.tokens_out : n;
+}
+
+/* Index in d.order of the first tier after from that continues a partial answer and
+ * has role role, or -1. */
+static int cont_find(exec_t *x, int from, route_role_t role)
+{
+    for (int i = from + 1; i < x->d.n_order; i++) {
+        const tier_t *t = &x->env->tiers[x->d.order[i]];
+        if (t->s.role == role && (t->s.caps & (1u << ROUTE_CAP_CONTINUE))) return i;
+    }
+    return -1;
+}
+
+/* The running confidence of the live edge answer: its chunk's token logprobs join the
+ * window; past EXEC_CONT_MIN tokens a window below the threshold asks for the cut
+ * (when the privacy gate lets the answer so far go to the continuing tier). */
+static void live_watch(exec_t *x, const char *data, size_t n)
+{
+    if (!memmem(data, n, "\"logprob\"", 9)) return;
+    cJSON *j = cJSON_ParseWithLength(data, n);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    cJSON *lp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"),
+                                                 "content");
+    cJSON *it;
+    cJSON_ArrayForEach(it, lp)
+    {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "logprob");
+        if (cJSON_IsNumber(v)) x->win[x->n_lp++ % EXEC_CONT_WINDOW] = (float)v->valuedouble;
+    }
+    cJSON_Delete(j);
+    if (x->fin_seen || !x->part_ok || x->n_lp < EXEC_CONT_MIN || !x->part.len) return;
+    route_confidence_t rc;
+    route_confidence(x->win, EXEC_CONT_WINDOW, NULL, &rc);
+    /* The answer's confidence is its least confident window. */
+    if (!x->r.has_confidence || rc.confidence < x->r.confidence) x->r.confidence = rc.confidence;
+    x->r.has_confidence = true;
+    float thr = x->d.min_confidence;
+    if (rc.confidence >= thr) return;
+    int nc = cont_find(x, x->pos, ROUTE_ROLE_CLOUD);
+    if (nc < 0) return;
+    const tier_t *t = &x->env->tiers[x->d.order[nc]];
+    x->judged = true; /* once: cut, or kept here by the gate */
+    if (x->sink->continue_with(x->arg, t->idx, x->part.data, x->part.len, part_tokens(x))) {
+        /* The answer so far may not leave: the edge finishes it, marked. */
+        note(x, "continue:blocked(pii)");
+        x->r.low_confidence = true;
+        return;
+    }
+    note(x, "continue:conf=%.2f<%.2f->%s", rc.confidence, thr, t->s.name);
+    x->cut_pending = true;
+    x->r.cont_why = "low_confidence";
+    x->r.escalated = true;
+    x->part_pos = x->pos;
+    x->pos = nc;
+}
+
+/* Starts the continuation of part on the tier at x->pos (chosen and gated by the
+ * caller), after the current call stopped. */
+static void cont_start(exec_t *x)
+{
+    x->continuing = true;
+    x->cont_begun = false;
+    x->cont_pos = x->pos;
+    x->part_ok = false; /* part stays as sent: the continuation's text is not added */
+    x->r.continued = true;
+    x->r.cont_tier = x->d.order[x->part_pos];
+    x->r.cont_bytes = (uint32_t)x->part.len;
+    x->r.cont_tokens = part_tokens(x);
+    x->part_in = x->r.tokens_in;
+    x->r.tokens_in = x->r.tokens_out = 0;
+    x->stream_tokens = 0;
+    x->tries_here = 0;
+    next_tier(x);
+}
+
+/* The live edge answer fell below the threshold: stop it where the client's stream
+ * stands and let the chosen cloud tier continue. */
+static void cont_cut(exec_t *x)
+{
+    x->cut_pending = false;
+    if (x->call) upstream_call_cancel(x->call), x->call = NULL;
+    if (x->lcall) local_call_cancel(x->lcall), x->lcall = NULL;
+    call_span_end(x, true);
+    tier_breaker_record(cur(x), true, clock_mono_ms());
+    release_slot(x);
+    cont_start(x);
+}
+
+/* A stream that had begun broke (cut, error event) on the current tier: continue on
+ * an edge tier of the order (or, for a failed continuation of a live edge answer, on
+ * that edge again). True when a continuation started. */
+static bool cont_after_failure(exec_t *x)
+{
+    if (!x->sink->continue_with || !x->part.len) return false;
+    int pos = -1;
+    if (x->continuing) {
+        /* The continuing tier failed before its first event: back to the edge that
+         * wrote the first part, once. */
+        if (x->cont_begun || x->cont_fallback || x->r.cont_why == NULL ||
+            strcmp(x->r.cont_why, "low_confidence"))
+            return false;
+        x->cont_fallback = true;
+        pos = x->part_pos;
+        note(x, "continue:failed->%s", x->env->tiers[x->d.order[pos]].s.name);
+        x->r.escalated = false;
+        x->r.low_confidence = true;
+        x->r.tokens_in = x->r.tokens_out = 0; /* the edge's usage is read afresh */
+        x->stream_tokens = 0;
+    } else {
+        if (!x->part_ok || x->fin_seen || cur(x)->s.role != ROUTE_ROLE_CLOUD) return false;
+        pos = cont_find(x, -1, ROUTE_ROLE_EDGE);
+        if (pos < 0) return false;
+        const tier_t *t = &x->env->tiers[x->d.order[pos]];
+        if (x->sink->continue_with(x->arg, t->idx, x->part.data, x->part.len, part_tokens(x)))
+            return false;
+        note(x, "continue:cut(%s)->%s", cur(x)->s.name, t->s.name);
+        x->r.cont_why = "cut";
+        x->r.degraded = true;
+        x->part_pos = x->pos;
+        x->pos = pos;
+        cont_start(x);
+        return true;
+    }
+    x->pos = x->cont_pos = pos;
+    x->continuing = true;
+    x->cont_begun = false;
+    x->tries_here = 0;
+    next_tier(x);
+    return true;
+}
+
+/* A continuation chunk under the stream's id (the client sees one answer), in x->chunk;
+ * the chunk itself when its id is already that or it has none. */
+static void cont_chunk(exec_t *x, const char **data, size_t *n)
+{
+    const char *p = json_str_at(*data, *n < 256 ? *n : 256, "\"id\"");
+    if (!p || !x->sid[0]) return;
+    const char *q = memchr(p, '"', (size_t)(*data + *n - p));
+    if (!q || memchr(p, '\\', (size_t)(q - p))) return;
+    size_t il = strlen(x->sid);
+    if ((size_t)(q - p) == il && !memcmp(p, x->sid, il)) return;
+    buf_reset(&x->chunk);
+    if (buf_append(&x->chunk, *data, (size_t)(p - *data)) || buf_append(&x->chunk, x->sid, il) ||
+        buf_append(&x->chunk, q, (size_t)(*data + *n - q)))
+        return;
+    *data = x->chunk.data;
+    *n = x->chunk.len;
 }
 
 /* ------------------------------------------------------------ streams ---- */
@@ -297,6 +590,17 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
         x->sse_bad = true;
         return;
     }
+    if (x->cut_pending) {
+        cJSON_Delete(j);
+        return; /* the edge is being stopped: nothing after the cut */
+    }
+    if (memmem(data, n, "\"error\"", 7) && !memmem(data, n, "\"choices\"", 9)) {
+        /* An error event in an OpenAI-shaped stream: the tier failed mid-answer. */
+        cJSON_Delete(j);
+        x->sse_bad = true;
+        snprintf(x->anth_err, sizeof x->anth_err, "error event");
+        return;
+    }
     if (!x->begun) {
         x->begun = true;
         x->r.streamed = true;
@@ -313,7 +617,21 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
     cJSON_Delete(j);
     if (memmem(data, n, "\"content\":\"", 11) || memmem(data, n, "\"text\":\"", 8))
         x->stream_tokens++;
+    if (!x->sid[0]) {
+        const char *p = json_str_at(data, n < 256 ? n : 256, "\"id\"");
+        const char *q = p ? memchr(p, '"', (size_t)(data + n - p)) : NULL;
+        if (q && (size_t)(q - p) < sizeof x->sid && !memchr(p, '\\', (size_t)(q - p))) {
+            memcpy(x->sid, p, (size_t)(q - p));
+            x->sid[q - p] = 0;
+        }
+    }
+    if (x->continuing) {
+        x->cont_begun = true;
+        cont_chunk(x, &data, &n);
+    }
+    part_track(x, data, n);
     x->sink->stream_event(x->arg, data, n);
+    if (x->live && !x->judged) live_watch(x, data, n);
 }
 
 static void anth_emit(void *arg, const char *json, size_t n)
@@ -412,6 +730,110 @@ static int next_cloud(exec_t *x)
     return -1;
 }
 
+/* A whole (non-streamed) edge answer judged as a live one is: the first window below
+ * the threshold cuts it there, and the next cloud tier that continues is sent the
+ * text up to the cut (the answer is kept in edge_body should the continuation fail).
+ * 1: the continuation started; 0: it did not (no continuing tier, no window fell, the
+ * answer ended at the cut, or the gate kept the text here): the cascade's
+ * whole-answer rule applies. */
+static int whole_continue(exec_t *x)
+{
+    int nc = cont_find(x, x->pos, ROUTE_ROLE_CLOUD);
+    if (nc < 0 || x->stream || x->ep != EXEC_EP_CHAT || !x->sink->continue_with ||
+        !cont_possible(x->req))
+        return 0;
+    cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
+    cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
+    cJSON *c0 = cJSON_GetArrayItem(choices, 0);
+    cJSON *content = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(c0, "message"), "content");
+    cJSON *lp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"),
+                                                 "content");
+    if (cJSON_GetArraySize(choices) != 1 || !cJSON_IsString(content) || !cJSON_IsArray(lp)) {
+        cJSON_Delete(j);
+        return 0;
+    }
+    float win[EXEC_CONT_WINDOW], thr = x->d.min_confidence, conf = 1;
+    uint32_t k = 0, cut = 0, total = (uint32_t)cJSON_GetArraySize(lp);
+    buf_reset(&x->part);
+    cJSON *it;
+    cJSON_ArrayForEach(it, lp)
+    {
+        cJSON *tok = cJSON_GetObjectItemCaseSensitive(it, "token");
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "logprob");
+        if (!cJSON_IsString(tok) || !cJSON_IsNumber(v) || buf_puts(&x->part, tok->valuestring))
+            break;
+        win[k++ % EXEC_CONT_WINDOW] = (float)v->valuedouble;
+        if (k < EXEC_CONT_MIN) continue;
+        route_confidence_t rc;
+        route_confidence(win, EXEC_CONT_WINDOW, NULL, &rc);
+        if (rc.confidence < thr) {
+            cut = k, conf = rc.confidence;
+            break;
+        }
+    }
+    /* The tokens must spell the answer's start (else the cut is not where it seems). */
+    bool ok = cut && cut < total && x->part.len &&
+              !strncmp(content->valuestring, x->part.data, x->part.len);
+    cJSON_Delete(j);
+    if (!ok) return 0;
+    const tier_t *t = &x->env->tiers[x->d.order[nc]];
+    if (x->sink->continue_with(x->arg, t->idx, x->part.data, x->part.len, cut)) {
+        /* The text may not leave: regenerating sends none of it. */
+        note(x, "continue:blocked(pii)");
+        return 0;
+    }
+    note(x, "continue:conf=%.2f<%.2f->%s", conf, thr, t->s.name);
+    x->r.escalated = true;
+    x->r.cont_why = "low_confidence";
+    /* Keep the edge answer: if the continuation fails, it stands. */
+    buf_t tmp = x->edge_body;
+    x->edge_body = x->body;
+    x->body = tmp;
+    buf_reset(&x->body);
+    x->edge_tier = x->tier;
+    x->edge_in = x->r.tokens_in;
+    x->edge_out = x->r.tokens_out;
+    x->n_lp = cut;
+    x->r.tokens_out = 0;
+    x->part_pos = x->pos;
+    x->pos = nc;
+    cont_start(x);
+    return 1;
+}
+
+/* A whole continuation's answer becomes the client's: the first part's text before
+ * its content, the usage of both parts. 0, or SY_EPARSE when it is not a chat answer. */
+static int cont_merge(exec_t *x)
+{
+    cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
+    cJSON *msg = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0), "message");
+    if (!cJSON_IsObject(msg)) {
+        cJSON_Delete(j);
+        return SY_EPARSE;
+    }
+    cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+    buf_t text;
+    buf_init(&text, EXEC_MAX_BODY);
+    buf_append(&text, x->part.data ? x->part.data : "", x->part.len);
+    if (cJSON_IsString(content)) buf_puts(&text, content->valuestring);
+    cJSON_DeleteItemFromObjectCaseSensitive(msg, "content");
+    cJSON_AddStringToObject(msg, "content", text.data ? text.data : "");
+    buf_deinit(&text);
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "usage");
+    cJSON *u = cJSON_AddObjectToObject(j, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", x->r.tokens_in);
+    cJSON_AddNumberToObject(u, "completion_tokens", x->r.tokens_out);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)x->r.tokens_in + x->r.tokens_out);
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    buf_reset(&x->body);
+    int rc = out && !buf_puts(&x->body, out) ? 0 : SY_EPARSE;
+    free(out);
+    return rc;
+}
+
 /* A call failed: why is the short code of the reason trace ("http_500"), cause the
  * client's words for it ("HTTP 500: overloaded"). */
 static void call_failed(exec_t *x, upstream_err_t e, int status, const char *why, const char *cause)
@@ -420,8 +842,13 @@ static void call_failed(exec_t *x, upstream_err_t e, int status, const char *why
     tier_t *t = cur(x);
     tier_breaker_record(t, false, clock_mono_ms());
     release_slot(x);
-    if (x->begun) {
-        /* Bytes already reached the client: no failover, end the stream with an error. */
+    /* A continuation that sent nothing yet is retried like a first answer. */
+    bool cont_retry = x->continuing && !x->cont_begun && retryable(e, status) &&
+                      (uint32_t)x->tries_here <= t->s.retries;
+    if (x->begun && !cont_retry) {
+        /* Bytes already reached the client: no failover; continue on another tier from
+         * the text streamed so far where one can, else end the stream with an error. */
+        if (cont_after_failure(x)) return;
         char msg[EXEC_CHAIN_LEN];
         snprintf(msg, sizeof msg, "%s: %s", t->s.name, cause);
         fail_all(x, 502, "upstream_error", msg);
@@ -454,9 +881,16 @@ static void call_succeeded(exec_t *x)
     if (x->r.tier != x->d.tier && t->s.role == ROUTE_ROLE_EDGE && x->d.tier >= 0 &&
         x->env->tiers[x->d.tier].s.role == ROUTE_ROLE_CLOUD)
         x->r.degraded = true;
-    if (x->cascade_phase) {
+    if (x->cascade_phase && call_streams(x)) {
+        /* The live edge answer ran to its end above the threshold (or the gate kept it
+         * here): it stands. */
+        x->cascade_phase = x->live = false;
+        if (x->r.has_confidence && !x->r.low_confidence)
+            note(x, "confident:%.2f>=%.2f", x->r.confidence, x->d.min_confidence);
+    } else if (x->cascade_phase) {
         x->cascade_phase = false;
         float thr = x->d.min_confidence;
+        if (whole_continue(x)) return;
         if (x->r.has_confidence && x->r.confidence < thr) {
             int nc = next_cloud(x);
             if (nc >= 0) {
@@ -488,6 +922,17 @@ static void call_succeeded(exec_t *x)
     x->r.body = x->body.data;
     x->r.body_len = x->body.len;
     if (x->r.streamed && x->r.tokens_out == 0) x->r.tokens_out = x->stream_tokens;
+    if (x->r.continued) {
+        /* One answer, the usage of both parts. */
+        x->r.tokens_in += x->part_in;
+        x->r.tokens_out += x->r.cont_tokens;
+        if (!x->r.streamed && cont_merge(x)) {
+            call_failed(x, UPSTREAM_OTHER, 0, "bad_json", "malformed response");
+            return;
+        }
+        x->r.body = x->body.data;
+        x->r.body_len = x->body.len;
+    }
     finish(x);
 }
 
@@ -503,13 +948,17 @@ static void up_head(void *arg, int status)
 static void up_data(void *arg, const char *p, size_t n)
 {
     exec_t *x = arg;
-    bool streaming = x->stream && !x->cascade_phase && x->status == 200;
+    bool streaming = call_streams(x) && x->status == 200;
     if (!streaming) {
         if (buf_append(&x->body, p, n) && x->status == 200) x->sse_bad = true;
         return;
     }
     if (x->r.ttft_us == 0) x->r.ttft_us = clock_mono_us() - x->start_us;
     if (sse_parser_feed(&x->sse, p, n, stream_event, x)) x->sse_bad = true;
+    if (x->cut_pending) {
+        cont_cut(x);
+        return;
+    }
     if (x->sse_bad && x->begun && x->call) {
         /* A malformed event mid-stream: end the client's stream with an error now and
          * count a failure of the tier (its breaker sees it). */
@@ -564,7 +1013,7 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
         finish(x);
         return;
     }
-    bool streaming = x->stream && !x->cascade_phase;
+    bool streaming = call_streams(x);
     if (streaming) {
         if (x->sse_bad && !x->begun) {
             call_failed(x, UPSTREAM_OTHER, 0, "bad_stream", "malformed response");
@@ -601,7 +1050,7 @@ static void start_http(exec_t *x, tier_t *t, const char *body, size_t len);
 /* Renders (or rewrites) the request for tier t and starts the HTTP call. */
 static void start_openai(exec_t *x, tier_t *t)
 {
-    bool streaming = x->stream && !x->cascade_phase;
+    bool streaming = call_streams(x);
     if (t->s.kind == TIER_KIND_ANTHROPIC) {
         /* Rendered by the caller from its typed request as a Messages body; a request
          * the Messages API cannot carry fails this tier (no retry) and fails over. */
@@ -735,7 +1184,7 @@ static void start_call(exec_t *x)
     }
     x->r.tiers_sent |= 1u << t->idx;
     if (t->s.kind == TIER_KIND_LOCAL) {
-        bool streaming = x->stream && !x->cascade_phase;
+        bool streaming = call_streams(x);
         x->status = 0;
         buf_reset(&x->body);
         sse_parser_reset(&x->sse);
@@ -747,8 +1196,24 @@ static void start_call(exec_t *x)
             up_done(x, UPSTREAM_OTHER, 0, "the local engine does not serve embeddings");
             return;
         }
+        /* A continuation reaches the engine as vLLM's request would: the answer so far
+         * as a final assistant message, continue_final_message (the prompt is rendered
+         * by the time local_call_start returns, so the request is restored at once). */
+        cJSON *msgs = x->continuing ? cJSON_GetObjectItemCaseSensitive(x->req, "messages") : NULL;
+        cJSON *pm = NULL;
+        if (cJSON_IsArray(msgs)) {
+            pm = cJSON_CreateObject();
+            cJSON_AddStringToObject(pm, "role", "assistant");
+            cJSON_AddStringToObject(pm, "content", x->part.data ? x->part.data : "");
+            cJSON_AddItemToArray(msgs, pm);
+            cJSON_AddTrueToObject(x->req, "continue_final_message");
+        }
         int rc = local_call_start(t, x->env->loop, x->env->up, x->d.local_only, x->req, streaming,
                                   x->completions, x->cascade_phase, &up_cb, x, &x->lcall);
+        if (pm) {
+            cJSON_DeleteItemFromArray(msgs, cJSON_GetArraySize(msgs) - 1);
+            cJSON_DeleteItemFromObjectCaseSensitive(x->req, "continue_final_message");
+        }
         if (rc) {
             x->lcall = NULL;
             snprintf(m, sizeof m, "the local engine cannot start: %s", sy_strerror(rc));
@@ -819,10 +1284,14 @@ static void next_tier(exec_t *x)
 {
     uint64_t now = clock_mono_ms();
     while (x->pos < x->d.n_order) {
+        if (x->continuing && x->pos != x->cont_pos) break; /* only the chosen tier continues */
         x->tier = x->d.order[x->pos];
         tier_t *t = cur(x);
-        x->cascade_phase = x->d.cascade && !x->escalating && t->s.role == ROUTE_ROLE_EDGE &&
-                           t->s.logprobs && x->ep == EXEC_EP_CHAT;
+        x->cascade_phase = x->d.cascade && !x->escalating && !x->continuing &&
+                           t->s.role == ROUTE_ROLE_EDGE && t->s.logprobs && x->ep == EXEC_EP_CHAT;
+        /* A streamed cascade whose next cloud tier continues: the edge streams live. */
+        x->live = x->cascade_phase && x->stream && x->part_ok && !x->short_max &&
+                  x->sink->continue_with && cont_find(x, x->pos, ROUTE_ROLE_CLOUD) >= 0;
         if (!tier_breaker_allow(t, now)) {
             note(x, "skip:%s(circuit_open)", t->s.name);
             chain_add(x, t->s.name, "circuit open");
@@ -861,6 +1330,20 @@ static void next_tier(exec_t *x)
         start_call(x);
         return;
     }
+    if (x->continuing && !x->stream && x->edge_body.len) {
+        /* A whole answer's continuation failed: the edge answer stands, as below. */
+        x->continuing = false;
+        x->r.continued = false;
+        x->r.cont_tier = -1;
+        x->r.cont_why = NULL;
+    } else if (x->continuing) {
+        /* The continuing tier cannot be reached (circuit open, queue full). */
+        if (cont_after_failure(x)) return;
+        char msg[EXEC_CHAIN_LEN + 48];
+        snprintf(msg, sizeof msg, "the continuation found no tier: %s", x->chain);
+        fail_all(x, 502, "upstream_error", msg);
+        return;
+    }
     if (x->r.escalated && x->edge_body.len) {
         /* Escalation found no cloud tier that answers: the edge answer stands, marked. */
         note(x, "escalate:failed->%s", x->env->tiers[x->edge_tier].s.name);
@@ -886,6 +1369,24 @@ static void next_tier(exec_t *x)
     fail_all(x, 503, "tier_unavailable", msg);
 }
 
+/* Whether an answer to req can be continued by another tier: one choice, no tools or
+ * functions, no response format (a grammar-bound answer cut in the middle is not
+ * resumed elsewhere), and not itself a continuation. */
+static bool cont_possible(const cJSON *req)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "n");
+    if (cJSON_IsNumber(n) && n->valuedouble > 1) return false;
+    static const char *const no[] = {"tools", "functions", "response_format",
+                                     "continue_final_message"};
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(req, no[i]);
+        if (v && !cJSON_IsNull(v) && !cJSON_IsFalse(v) &&
+            !(cJSON_IsArray(v) && cJSON_GetArraySize(v) == 0))
+            return false;
+    }
+    return true;
+}
+
 exec_t *exec_start(exec_env_t *env, const route_decision_t *d, cJSON *req, bool stream,
                    bool completions, const exec_sink_t *sink, void *arg)
 {
@@ -902,14 +1403,18 @@ exec_t *exec_start_ep(exec_env_t *env, const route_decision_t *d, cJSON *req, bo
     if (x) {
         env->pool = x->next_free;
         env->n_pool--;
-        buf_t body = x->body, edge = x->edge_body;
+        buf_t body = x->body, edge = x->edge_body, part = x->part, chunk = x->chunk;
         sse_parser_t sse = x->sse;
         memset(x, 0, sizeof *x);
         x->body = body;
         x->edge_body = edge;
+        x->part = part;
+        x->chunk = chunk;
         x->sse = sse;
         buf_reset(&x->body);
         buf_reset(&x->edge_body);
+        buf_reset(&x->part);
+        buf_reset(&x->chunk);
         x->body.max = EXEC_MAX_BODY; /* up_head lowers it for error bodies */
         x->edge_body.max = EXEC_MAX_BODY;
         sse_parser_reset(&x->sse);
@@ -917,6 +1422,8 @@ exec_t *exec_start_ep(exec_env_t *env, const route_decision_t *d, cJSON *req, bo
         x = mem_calloc(1, sizeof *x);
         buf_init(&x->body, EXEC_MAX_BODY);
         buf_init(&x->edge_body, EXEC_MAX_BODY);
+        buf_init(&x->part, EXEC_MAX_PART);
+        buf_init(&x->chunk, EXEC_MAX_SSE_LINE + 128);
         sse_parser_init(&x->sse, EXEC_MAX_SSE_LINE);
     }
     x->env = env;
@@ -930,6 +1437,11 @@ exec_t *exec_start_ep(exec_env_t *env, const route_decision_t *d, cJSON *req, bo
     x->arg = arg;
     x->tier = -1;
     x->r.tier = -1;
+    x->r.cont_tier = -1;
+    x->part_ok = x->stream && ep == EXEC_EP_CHAT && sink->continue_with && cont_possible(req);
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(req, "max_completion_tokens");
+    if (!cJSON_IsNumber(mt)) mt = cJSON_GetObjectItemCaseSensitive(req, "max_tokens");
+    x->short_max = cJSON_IsNumber(mt) && mt->valuedouble <= EXEC_CONT_MIN;
     x->start_us = clock_mono_us();
     next_tier(x);
     return x;
@@ -959,6 +1471,8 @@ void exec_env_deinit(exec_env_t *env)
         sse_parser_deinit(&x->sse);
         buf_deinit(&x->body);
         buf_deinit(&x->edge_body);
+        buf_deinit(&x->part);
+        buf_deinit(&x->chunk);
         mem_free(x);
     }
     env->n_pool = 0;

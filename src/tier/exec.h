@@ -15,7 +15,12 @@
  *     degraded;
  *   - cascade: when decision.cascade is set, the edge answers first (non-streamed,
  *     with logprobs); below the confidence threshold the next cloud tier in the
- *     order re-answers the full conversation.
+ *     order re-answers the full conversation;
+ *   - continuation: a streamed cascade whose next cloud tier declares `continue`
+ *     streams the edge's answer live and, when its running confidence falls below
+ *     the threshold, stops it and has that tier continue the partial answer in the
+ *     same stream; a stream that breaks after some text continues on an edge tier
+ *     of the order, marked degraded (docs/routing.md "Continuation").
  *
  * Callbacks run on the worker loop. done() runs exactly once per exec_start that
  * returned 0 (also after exec_abort, synchronously, with status 499).
@@ -94,6 +99,14 @@ typedef struct exec_result {
     uint64_t start_us;                      /* monotonic: when the exec started (ttft_us from) */
     exec_call_span_t calls[EXEC_MAX_CALLS]; /* the first calls, in order */
     int n_calls;
+    /* Continuation: the answer is one tier's partial answer (the first part) continued
+     * by tier (the second); the usage counts both. */
+    bool continued;
+    const char *cont_why; /* "low_confidence" (the edge's running confidence fell) or
+                             "cut" (the stream broke); NULL when not continued */
+    int cont_tier;        /* the tier that wrote the first part, -1 when not continued */
+    uint32_t cont_tokens; /* the first part's tokens */
+    uint32_t cont_bytes;  /* the first part's text, bytes */
 } exec_result_t;
 
 typedef struct exec_sink {
@@ -116,6 +129,14 @@ typedef struct exec_sink {
     /* May an upstream's own error text (n bytes, which may echo the prompt) go into the
      * client's error message? NULL: never; it is then replaced by "(message withheld)". */
     bool (*cause_ok)(void *arg, const char *text, size_t n);
+    /* A continuation: tier (an index into env->tiers) is to continue the answer so far
+     * (text, n bytes, tokens generated; borrowed, unchanged until done; max_tokens is
+     * lowered by tokens). 0 when the request may go there
+     * with it: the text becomes the typed request's final assistant message, which
+     * render and render_anthropic send, and which the privacy gate has scanned with the
+     * rest; an error when it may not (the tier answers as without continuation). NULL:
+     * never continue. */
+    int (*continue_with)(void *arg, int tier, const char *text, size_t n, uint32_t tokens);
 } exec_sink_t;
 
 /* What the request asks for: the upstream path and the answer's shape. */

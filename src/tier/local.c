@@ -185,7 +185,9 @@ static void pump(void *arg)
             c->cb->on_head(c->arg, status);
         }
         if (chunk.len) c->cb->on_data(c->arg, chunk.data, chunk.len);
-        if (finished) c->cb->on_done(c->arg, UPSTREAM_OK, status, NULL);
+        /* on_data may have cancelled the call (a continuation cut it): no done then. */
+        if (finished && !atomic_load(&c->canceled))
+            c->cb->on_done(c->arg, UPSTREAM_OK, status, NULL);
     }
     buf_deinit(&chunk);
     if (finished) call_free(c);
@@ -1218,6 +1220,31 @@ static void content_text(cJSON *content, buf_t *out)
     }
 }
 
+/* Leaves the final assistant message last (rendered by the template without the
+ * generation prompt) open: the prompt is cut after its content, before the end tokens
+ * the template wrote. A template that trims the content is matched without the
+ * trailing whitespace. 0 or SY_EINVAL. */
+static int continue_open(engine_prompt_t *p, const cJSON *last)
+{
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(last, "role");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
+    if (!cJSON_IsString(role) || strcmp(role->valuestring, "assistant") ||
+        !cJSON_IsString(content)) {
+        log_warn("local: continue_final_message without a final assistant message");
+        return SY_EINVAL;
+    }
+    const char *t = content->valuestring;
+    size_t n = strlen(t);
+    if (!n) return 0; /* nothing to continue: the prompt as rendered */
+    if (!engine_prompt_cut_after(p, t, n)) return 0;
+    while (n && (t[n - 1] == ' ' || t[n - 1] == '\n' || t[n - 1] == '\t' || t[n - 1] == '\r'))
+        n--;
+    if (n && !engine_prompt_cut_after(p, t, n)) return 0;
+    log_warn("local: continue_final_message: the template does not render the final message "
+             "as given");
+    return SY_EINVAL;
+}
+
 /* Renders the request's prompt with the model's chat template: request text is kept
  * apart from template text, so it is never parsed for special pieces. */
 static int render_prompt(local_backend_t *b, cJSON *req, bool completions, engine_prompt_t **out)
@@ -1256,9 +1283,13 @@ static int render_prompt(local_backend_t *b, cJSON *req, bool completions, engin
         buf_deinit(&text);
         cJSON *tools = cJSON_GetObjectItemCaseSensitive(req, "tools");
         char err[256];
-        rc = engine_chat_render_json(b->e, arr, cJSON_GetArraySize(tools) > 0 ? tools : NULL, true,
+        /* continue_final_message (vLLM's): the final assistant message is left open. */
+        bool cont = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "continue_final_message"));
+        rc = engine_chat_render_json(b->e, arr, cJSON_GetArraySize(tools) > 0 ? tools : NULL, !cont,
                                      p, err, sizeof err);
         if (rc) log_warn("local: chat template: %s", err);
+        if (!rc && cont)
+            rc = continue_open(p, cJSON_GetArrayItem(arr, cJSON_GetArraySize(arr) - 1));
         cJSON_Delete(arr);
     }
     if (rc) {
