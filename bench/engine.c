@@ -437,9 +437,22 @@ static void fmt_num(char *b, size_t n, double v, int ok)
 
 /* ============================================================ batching ==== */
 
-#define B_PROMPT 16
-#define B_MAXGEN 256
-#define B_MAXSEQ 64
+#define B_PROMPT    16
+#define B_MAXGEN    256
+#define B_MAXSEQ    64
+#define B_MAXROUNDS 16
+
+/* The median of v[0..n) (sorted in place; n <= B_MAXROUNDS). */
+static double median_of(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int k = i; k > 0 && v[k - 1] > v[k]; k--) {
+            double t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 
 typedef struct bseq {
     engine_sched_t *sc;
@@ -564,34 +577,45 @@ static void bench_batch(const char *path, const char *name, const int *counts, i
     }
     if (n_gen > B_MAXGEN) n_gen = B_MAXGEN;
     static int ids[8][B_MAXSEQ][B_MAXGEN];
+    if (rounds > B_MAXROUNDS) rounds = B_MAXROUNDS;
+    /* per count and round: ours, llama.cpp, then the same per CPU second */
+    static double val[4][8][B_MAXROUNDS];
     double ours[8] = {0}, theirs[8] = {0}, ocpu[8] = {0}, lcpu[8] = {0}, load[8][2];
-    for (int c = 0; c < n_counts; c++) {
-        double la[3];
-        getloadavg(la, 3);
-        load[c][0] = la[0];
-        for (int r = 0; r < rounds; r++) { /* alternate, keep the best of each */
-            double ac, bc;
+    memset(val, 0, sizeof val);
+    for (int c = 0; c < n_counts; c++)
+        load[c][0] = 1e9, load[c][1] = 0;
+    /* rounds outermost, each count once per round, ours and llama.cpp alternating: a
+     * change of load in the middle of the run falls on every count alike */
+    for (int r = 0; r < rounds; r++)
+        for (int c = 0; c < n_counts; c++) {
+            double ac = 0, bc = 0, la[3];
+            getloadavg(la, 3);
+            load[c][0] = la[0] < load[c][0] ? la[0] : load[c][0];
+            load[c][1] = la[0] > load[c][1] ? la[0] : load[c][1];
             double a = run_batch_ours(e, threads, counts[c], n_gen, ids[c], &ac);
             if (a < 0) printf("(%d sequences: a sequence failed or ended early)\n", counts[c]);
-            if (a > ours[c]) ours[c] = a;
-            if (a > 0 && ac > ocpu[c]) ocpu[c] = ac;
+            val[0][c][r] = a > 0 ? a : 0;
+            val[2][c][r] = a > 0 ? ac : 0;
             if (use_llama) {
                 double b = run_batch_llama(path, threads, counts[c], n_gen, &bc);
-                if (b > theirs[c]) theirs[c] = b;
-                if (bc > lcpu[c]) lcpu[c] = bc;
+                val[1][c][r] = b;
+                val[3][c][r] = bc;
             }
         }
-        getloadavg(la, 3);
-        load[c][1] = la[0];
+    for (int c = 0; c < n_counts; c++) {
+        ours[c] = median_of(val[0][c], rounds);
+        theirs[c] = median_of(val[1][c], rounds);
+        ocpu[c] = median_of(val[2][c], rounds);
+        lcpu[c] = median_of(val[3][c], rounds);
     }
     printf("\ncontinuous batching, %s, %d thread%s, %d-token prompts, %d greedy tokens per "
-           "sequence, best of %d alternating rounds\n",
+           "sequence, median of %d rounds (ours and llama.cpp alternating)\n",
            name, threads, threads > 1 ? "s" : "", B_PROMPT, n_gen, rounds);
     printf("aggregate decode tokens/s while all sequences decode (wall clock; then per second "
            "of CPU the process got);\nx1 = over one sequence, ratio = ours / llama.cpp\n");
     printf("%5s | %8s %6s %8s %6s %6s | %8s %6s %8s %6s %6s | %9s | %s\n", "seqs", "ours", "x1",
            "llama", "x1", "ratio", "ours/cpu", "x1", "llama", "x1", "ratio", "same ids",
-           "load avg (before, after)");
+           "load avg (min, max)");
     for (int c = 0; c < n_counts; c++) {
         /* sequence i's tokens against the same sequence in every other run */
         int same = 0;

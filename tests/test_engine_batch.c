@@ -43,10 +43,11 @@ static float frand(void)
 }
 
 /* One type: W (rows, cols) random, X (n, cols); Y of the batch against one token at a
- * time, bit for bit. */
+ * time, bit for bit, for every batch of 1..19 tokens (the repacked kernels' tiles of 8:
+ * two full tiles and every tail). */
 static void check_type(kern_type_t t, kern_pool_t *pool)
 {
-    const size_t rows = 48, cols = 512, nmax = 11;
+    const size_t rows = 48, cols = 512, nmax = 19;
     float *wf = mem_alloc(rows * cols * sizeof(float));
     for (size_t i = 0; i < rows * cols; i++)
         wf[i] = frand();

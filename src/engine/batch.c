@@ -11,8 +11,10 @@
  *           values into its own sequence's cache
  *   after = per sequence, in row order: decode rows append their token to the
  *           cache; a prompt whose last token went through starts generating; every
- *           sequence with logits takes one engine_gen_step (grammar, sampling, stop
- *           strings, logprobs, its callback); finished ones are handed back.
+ *           sequence with logits picks its token (grammar, sampling: engine_gen_pick,
+ *           the sequences spread over the pool), then in admission order reports it
+ *           (engine_gen_emit: stop strings, logprobs, its callback, on this thread);
+ *           finished ones are handed back.
  *
  * A new prompt reuses what its session already caches (engine_session_keep), as
  * engine_generate does. Everything is allocated when the scheduler is made; a pass
@@ -49,6 +51,8 @@ typedef struct sched_seq {
     int tok;  /* decode: the token to run next */
     int rows; /* rows of the current pass */
     int lrow; /* its logits row in the pass, -1: none */
+    int pick; /* the token picked from this pass's logits (-1: none) */
+    sample_info_t info;
     int rc;
     bool done; /* guarded by the scheduler's mutex */
 } sched_seq_t;
@@ -60,6 +64,8 @@ struct engine_sched {
     int max_seqs, max_batch;
     forward_row_t *rows;  /* (max_batch) */
     sched_seq_t **active; /* (max_seqs) in admission order */
+    sched_seq_t **picks;  /* (max_seqs) sequences sampling after the current pass */
+    int n_picks;
     int n_active;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -114,6 +120,17 @@ static bool admit(engine_sched_t *sc)
     return true;
 }
 
+/* Pool task k: sequence k of the pass's picks samples from its logits row (its own
+ * session only). */
+static void pick_task(void *arg, int k, int n)
+{
+    (void)n;
+    engine_sched_t *sc = arg;
+    sched_seq_t *q = sc->picks[k];
+    const size_t V = (size_t)sc->e->model->cfg.n_vocab;
+    q->pick = engine_gen_pick(q->s, sc->ws->logits + (size_t)q->lrow * V, &q->info);
+}
+
 /* One pass: rows for every active sequence, the forward pass, a step for each. */
 static void pass(engine_sched_t *sc)
 {
@@ -150,10 +167,34 @@ static void pass(engine_sched_t *sc)
     sc->stats.rows += n;
     sc->stats.decode_rows += n_decode;
     pthread_mutex_unlock(&sc->mu);
-    const size_t V = (size_t)sc->e->model->cfg.n_vocab;
-    for (int i = 0; i < sc->n_active;) {
+    /* The pass's rows into each sequence's cache; the sequences with logits pick their
+     * next token (grammar, sampling: a full pass over the vocabulary each) across the
+     * pool; then, in admission order on this thread, each reports its token. */
+    sc->n_picks = 0;
+    for (int i = 0; i < sc->n_active && !rc; i++) {
         sched_seq_t *q = sc->active[i];
         engine_session_t *s = q->s;
+        q->pick = -1;
+        if (!q->rows) continue;
+        if (q->phase == SEQ_DECODE) {
+            s->cached[s->n_cached++] = q->tok;
+        } else {
+            memcpy(s->cached + q->fed, q->prompt + q->fed, (size_t)q->rows * sizeof *q->prompt);
+            q->fed += q->rows;
+            s->n_cached = q->fed;
+            if (q->fed < q->n_prompt) continue;
+            q->phase = SEQ_DECODE;
+            engine_gen_start(s, q->p, q->cb, q->ud, q->res, q->t0);
+        }
+        sc->picks[sc->n_picks++] = q;
+    }
+    if (sc->pool && sc->n_picks > 1)
+        kern_pool_run(sc->pool, pick_task, sc, sc->n_picks);
+    else
+        for (int k = 0; k < sc->n_picks; k++)
+            pick_task(sc, k, sc->n_picks);
+    for (int i = 0; i < sc->n_active;) {
+        sched_seq_t *q = sc->active[i];
         if (!q->rows) {
             i++;
             continue;
@@ -163,19 +204,7 @@ static void pass(engine_sched_t *sc)
             continue;
         }
         bool more = true;
-        if (q->phase == SEQ_DECODE) {
-            s->cached[s->n_cached++] = q->tok;
-            more = engine_gen_step(s, sc->ws->logits + (size_t)q->lrow * V, &q->tok);
-        } else {
-            memcpy(s->cached + q->fed, q->prompt + q->fed, (size_t)q->rows * sizeof *q->prompt);
-            q->fed += q->rows;
-            s->n_cached = q->fed;
-            if (q->fed == q->n_prompt) {
-                q->phase = SEQ_DECODE;
-                engine_gen_start(s, q->p, q->cb, q->ud, q->res, q->t0);
-                more = engine_gen_step(s, sc->ws->logits + (size_t)q->lrow * V, &q->tok);
-            }
-        }
+        if (q->lrow >= 0) more = engine_gen_emit(q->s, q->pick, &q->info, &q->tok);
         if (!more) {
             seq_finish(sc, i, 0);
             continue;
@@ -209,6 +238,7 @@ engine_sched_t *engine_sched_new(const engine_t *e, const engine_sched_opts_t *o
     sc->ws = forward_state_new(e->model, 1, o.max_batch, sc->pool);
     sc->rows = mem_alloc((size_t)o.max_batch * sizeof *sc->rows);
     sc->active = mem_alloc((size_t)o.max_seqs * sizeof *sc->active);
+    sc->picks = mem_alloc((size_t)o.max_seqs * sizeof *sc->picks);
     pthread_mutex_init(&sc->mu, NULL);
     pthread_cond_init(&sc->work, NULL);
     pthread_cond_init(&sc->done, NULL);
@@ -218,6 +248,7 @@ engine_sched_t *engine_sched_new(const engine_t *e, const engine_sched_opts_t *o
         pthread_cond_destroy(&sc->done);
         mem_free(sc->rows);
         mem_free(sc->active);
+        mem_free(sc->picks);
         forward_state_free(sc->ws);
         if (sc->pool) kern_pool_free(sc->pool);
         mem_free(sc);
@@ -239,6 +270,7 @@ void engine_sched_free(engine_sched_t *sc)
     pthread_cond_destroy(&sc->done);
     mem_free(sc->rows);
     mem_free(sc->active);
+    mem_free(sc->picks);
     forward_state_free(sc->ws);
     if (sc->pool) kern_pool_free(sc->pool);
     mem_free(sc);

@@ -206,15 +206,12 @@ static void grammar_unmask_text(engine_session_t *s, const float *logits)
         if (grammar_vocab_lead(s->gvocab, id) != '{') s->masked[id] = logits[id];
 }
 
-bool engine_gen_step(engine_session_t *s, const float *logits, int *next)
+int engine_gen_pick(engine_session_t *s, const float *logits, sample_info_t *info)
 {
     engine_gen_t *g = &s->gen;
     const engine_gen_params_t *p = g->p;
-    engine_gen_result_t *res = g->res;
-    const model_t *m = s->e->model;
     int i = g->i;
-    if (i >= p->max_tokens) return false;
-    sample_info_t info;
+    if (i >= p->max_tokens) return -1;
     const float *lg = logits;
     if (g->constrained) {
         int left = s->fs->n_ctx - s->n_cached + 1; /* tokens the context still takes */
@@ -224,13 +221,23 @@ bool engine_gen_step(engine_session_t *s, const float *logits, int *next)
             grammar_unmask_text(s, logits);
             lg = s->masked;
         }
-        if (!lg) return false; /* the vocabulary cannot continue the value */
+        if (!lg) return -1; /* the vocabulary cannot continue the value */
     }
-    int tok = sample_token(s->sampler, lg, s->cached, s->n_cached, g->n_alts, &info);
+    int tok = sample_token(s->sampler, lg, s->cached, s->n_cached, g->n_alts, info);
     if (g->constrained && p->grammar_optional && i == 0 &&
         grammar_vocab_lead(s->gvocab, tok) != '{')
         g->constrained = false; /* the model chose text */
-    sample_conf_add(&res->conf, &info);
+    return tok;
+}
+
+bool engine_gen_emit(engine_session_t *s, int tok, sample_info_t *info, int *next)
+{
+    engine_gen_t *g = &s->gen;
+    const engine_gen_params_t *p = g->p;
+    engine_gen_result_t *res = g->res;
+    const model_t *m = s->e->model;
+    if (tok < 0) return false;
+    sample_conf_add(&res->conf, info);
     res->n_generated++;
     g->i++;
     bool eog = tokenizer_is_eog(m->tok, tok);
@@ -252,7 +259,7 @@ bool engine_gen_step(engine_session_t *s, const float *logits, int *next)
     engine_token_t et = {.id = tok,
                          .text = s->text.data ? s->text.data + g->released : "",
                          .len = upto - g->released,
-                         .info = &info};
+                         .info = info};
     g->released = upto;
     int stop = g->cb ? g->cb(g->ud, &et) : 0;
     if (eog) {
@@ -270,6 +277,13 @@ bool engine_gen_step(engine_session_t *s, const float *logits, int *next)
     if (s->n_cached >= s->fs->n_ctx || g->i == p->max_tokens) return false; /* context full */
     *next = tok;
     return true;
+}
+
+bool engine_gen_step(engine_session_t *s, const float *logits, int *next)
+{
+    sample_info_t info;
+    int tok = engine_gen_pick(s, logits, &info);
+    return engine_gen_emit(s, tok, &info, next);
 }
 
 void engine_gen_end(engine_session_t *s)

@@ -588,6 +588,25 @@ static void run_jobs(kern_pool_t *pool, matmul_task_t *t)
     kern_pool_run(pool, matmul_task_run, t, t->first[t->count]);
 }
 
+/* Copies the quantized activations of nb tokens into the tiled layout of kern_job_t's
+ * XT, XTD, XTI (the repacked kernels read a whole tile's block through one pointer). */
+static void tile_acts(const int8_t *xq, const float *xd, const float *xs, size_t nb, size_t cols,
+                      int8_t *xt, float *xtd, int32_t *xti)
+{
+    const size_t nblk = cols / KERN_QK;
+    for (size_t b0 = 0; b0 < nb; b0 += KERN_X16_TILE) {
+        size_t T = nb - b0 < KERN_X16_TILE ? nb - b0 : KERN_X16_TILE;
+        for (size_t t = 0; t < T; t++)
+            for (size_t i = 0; i < nblk; i++) {
+                size_t at = b0 * nblk + i * T + t, from = (b0 + t) * nblk + i;
+                memcpy(xt + at * KERN_QK, xq + from * KERN_QK, KERN_QK);
+                xtd[at] = xd[from];
+                /* xs = 8 * xd * sum exactly (xd has 11 significant bits, sum 13) */
+                xti[at] = xd[from] != 0.0f ? -(int32_t)lrintf(xs[from] / xd[from]) : 0;
+            }
+    }
+}
+
 /* Quantizes activation rows X[0..nb) (cols each) to Q8_0 into the scratch layout
  * kern_job_t describes (XD, XS, XQ, then XP when want_xp), by the reference routine
  * when !simd so the scalar path is ggml's exactly. */
@@ -663,7 +682,7 @@ void kern_matmul_many(kern_pool_t *pool, const kern_mat_t *mats, int count, cons
     }
     const int simd = use_simd();
     matmul_task_t t = {.count = count};
-    int want_xp = 0;
+    int want_xp = 0, want_xt = 0;
     for (int k = 0; k < count; k++) {
         t.fn[k] = rows_fn(mats[k].type, simd);
         t.jobs[k] = (kern_job_t){.type = mats[k].type,
@@ -672,6 +691,7 @@ void kern_matmul_many(kern_pool_t *pool, const kern_mat_t *mats, int count, cons
                                  .rows = mats[k].rows,
                                  .cols = cols};
         want_xp |= simd && mats[k].type == KERN_Q4_0 && kern_avx2_use_vnni(-1);
+        want_xt |= t.fn[k] == kern_avx2_x16_rows;
     }
     if (act_kind(mats[0].type) == 0) {
         for (int k = 0; k < count; k++)
@@ -698,18 +718,25 @@ void kern_matmul_many(kern_pool_t *pool, const kern_mat_t *mats, int count, cons
         return;
     }
     const size_t nblk = cols / KERN_QK;
-    const size_t per_row = cols * (want_xp ? 2 : 1) + 2 * nblk * sizeof(float);
+    const size_t per_row = cols * (1 + (size_t)want_xp + (size_t)want_xt) +
+                           (2 + 2 * (size_t)want_xt) * nblk * sizeof(float);
     size_t per_pass = SCRATCH_MAX / per_row;
     if (per_pass == 0) per_pass = 1;
     for (size_t b0 = 0; b0 < n; b0 += per_pass) {
         size_t nb = n - b0 < per_pass ? n - b0 : per_pass;
         float *xd = scratch_get(nb * per_row);
         float *xs = xd + nb * nblk;
-        int8_t *xq = (int8_t *)(xs + nb * nblk);
+        float *xtd = xs + nb * nblk;                 /* want_xt only */
+        int32_t *xti = (int32_t *)(xtd + nb * nblk); /* want_xt only */
+        int8_t *xq = (int8_t *)(xd + (2 + 2 * (size_t)want_xt) * nb * nblk);
+        int8_t *xt = xq + nb * cols * (1 + (size_t)want_xp); /* want_xt only */
         quantize_acts(X + b0 * cols, nb, cols, simd, want_xp, xd, xs, xq);
+        if (want_xt) tile_acts(xq, xd, xs, nb, cols, xt, xtd, xti);
         for (int k = 0; k < count; k++) {
             kern_job_t *j = &t.jobs[k];
             j->XQ = xq, j->XD = xd, j->XS = xs, j->XP = want_xp ? xq + nb * cols : NULL;
+            j->XT = want_xt ? xt : NULL, j->XTD = want_xt ? xtd : NULL;
+            j->XTI = want_xt ? xti : NULL;
             j->Y = mats[k].Y + b0 * mats[k].rows, j->n = nb;
         }
         run_jobs(pool, &t);

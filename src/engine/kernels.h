@@ -54,6 +54,8 @@ typedef enum {
 #define KERN_X16_BLOCK  288 /* bytes of one Q4_0 block of a repacked group (16 x 18) */
 #define KERN_X16_BLOCK8 544 /* bytes of one Q8_0 block of a repacked group (16 x 34) */
 
+#define KERN_X16_TILE 8 /* tokens per pass over a repacked group (XT's tiles) */
+
 #define KERN_QK 32 /* weights per quant block */
 
 typedef uint16_t kern_f16_t; /* IEEE half, raw bits */
@@ -239,6 +241,13 @@ typedef struct kern_job {
                                     quants (the nibble order of 4 Q4_0 blocks); tail blocks as in XQ */
     const float *XS;             /* (n, cols / 32) 8 * scale * sum of the block's quants
                                     (Q4_0: the -8 offset of the weights, applied once) */
+    const int8_t *XT;            /* XQ for the repacked (X16) kernels, in tiles of KERN_X16_TILE
+                                    tokens (the last tile: what is left, T tokens): block i of
+                                    token t of the tile from token b0 at (b0 * cols / 32 + i * T
+                                    + t) * 32, so one pointer reaches a whole tile's block */
+    const float *XTD;            /* XD in the same tiles: b0 * cols / 32 + i * T + t */
+    const int32_t *XTI;          /* -8 * the sum of each block's quants, in the same tiles (the
+                                    Q4_0 offset in integers; times 16 for the Q8_0 128) */
     const kern_block_q8_k_t *XK; /* (n, cols / 256) Q8_K activations: K-quant weights */
     float *Y;                    /* (n, rows) */
     size_t n, rows, cols;

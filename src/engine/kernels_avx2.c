@@ -19,10 +19,10 @@
 #include "engine/kernels.h"
 #include "engine/kquants.h"
 
-#define TILE            4           /* tokens per pass over a weight row (AVX2: 16 registers) */
-#define PF_AHEAD        2048        /* bytes of a weight row prefetched ahead (VNNI Q4_0) */
-#define TILE_VNNI       8           /* the same with AVX-512's 32 registers */
-#define ROW_BLOCK_BYTES (16 * 1024) /* W bytes that meet one token tile in turn (VNNI) */
+#define TILE            4             /* tokens per pass over a weight row (AVX2: 16 registers) */
+#define PF_AHEAD        2048          /* bytes of a weight row prefetched ahead (VNNI Q4_0) */
+#define TILE_VNNI       KERN_X16_TILE /* the same with AVX-512's 32 registers */
+#define ROW_BLOCK_BYTES (16 * 1024)   /* W bytes that meet one token tile in turn (VNNI) */
 
 static inline float hsum8(__m256 v)
 {
@@ -357,22 +357,29 @@ static VNNI_TARGET void quant_rows_vnni(const kern_job_t *j, size_t r0, size_t r
 
 /* ---------------------------------------- repacked Q4_0 / Q8_0 (VNNI) ---- */
 
-/* 4 bytes at p broadcast to every 32-bit lane, straight from memory (no detour
- * through a general register). */
+/* The int32 at p (4 activation quants) in every lane; as the last operand of dpbusd
+ * the compiler folds it into the instruction's embedded broadcast ({1to16}), one uop
+ * with its load. */
 static inline VNNI_TARGET __attribute__((always_inline)) __m512i bcast4(const int8_t *p)
 {
-    return _mm512_broadcastd_epi32(_mm_loadu_si32(p));
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_set1_epi32(v);
 }
 
 /* Group g (rows 16g .. 16g+15) of a KERN_Q4_0_X16 (q8 = 0) or KERN_Q8_0_X16 (q8 = 1)
- * matrix against tokens b0 .. b0+T-1. Each int32 lane of a vector belongs to one row,
- * so a block is 8 dpbusd per token (4 weight bytes of 16 rows times 4 broadcast
- * activation quants each), and the block's integer sums are scaled by one f32
- * multiply-add for 16 rows at once, not one per row as in the row-major kernels. Q4_0
- * nibbles are unpacked once per block for all T tokens; Q8_0 quants are stored plus
- * 128 and go in as they are. The offset (8 or 128) is taken off per block as
- * d_w * XS (times 16 for 128). With one or two tokens the block's dpbusd run as two
- * chains (latency); with more, the tokens' chains interleave. */
+ * matrix against the tile of T tokens from b0 (kern_job_t's XT layout: one pointer
+ * reaches all T tokens' block, so the loop needs no per-token pointers). Each int32
+ * lane of a vector belongs to one row, so a block is 8 dpbusd per token (4 weight
+ * bytes of 16 rows times 4 broadcast activation quants each), and the block's integer
+ * sum is scaled by one f32 multiply-add for 16 rows at once. Q4_0 nibbles are
+ * unpacked once per block for all T tokens; Q8_0 quants are stored plus 128 and go in
+ * as they are. The offset (8 or 128) is taken off in integers: each token's dot starts
+ * from -8 (or -128) times the sum of its block's quants (XTI), so a token-block costs 8
+ * dpbusd, one broadcast, a convert, a multiply and a multiply-add. With one or two
+ * tokens the dpbusd run as two chains (latency); with more, the tokens' chains
+ * interleave. A token's sums do not depend on T (integers are exact), so a token gives
+ * the same bits in any tile. */
 static inline VNNI_TARGET __attribute__((always_inline)) void
 x16_tile(const kern_job_t *j, size_t g, size_t b0, int T, int q8)
 {
@@ -380,23 +387,16 @@ x16_tile(const kern_job_t *j, size_t g, size_t b0, int T, int q8)
     const size_t bb = q8 ? KERN_X16_BLOCK8 : KERN_X16_BLOCK;
     const uint8_t *w = (const uint8_t *)j->W + g * nb * bb;
     const __m512i mask = _mm512_set1_epi8(0x0f);
-    const int8_t *x[TILE_VNNI];
-    const float *xd[TILE_VNNI], *xs[TILE_VNNI];
+    const int8_t *xt = j->XT + b0 * j->cols;
+    const float *xd = j->XTD + b0 * nb;
+    const int32_t *xi = j->XTI + b0 * nb;
     __m512 acc[TILE_VNNI];
-    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
-    {
-        x[t] = j->XQ + (b0 + t) * j->cols;
-        xd[t] = j->XD + (b0 + t) * nb;
-        xs[t] = j->XS + (b0 + t) * nb;
-        acc[t] = _mm512_setzero_ps();
-    }
-    for (size_t i = 0; i < nb; i++, w += bb) {
-        if (T <= 2) { /* decode streams W: the hardware prefetcher alone falls short */
-            for (size_t o = 0; o < bb; o += 64)
-                _mm_prefetch((const char *)w + PF_AHEAD + o, _MM_HINT_T0);
-        }
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nb; i++, w += bb, xt += T * KERN_QK, xd += T, xi += T) {
+        /* W streams from memory: the hardware prefetcher alone falls short */
+        for (size_t o = 0; o < bb; o += 64)
+            _mm_prefetch((const char *)w + PF_AHEAD + o, _MM_HINT_T0);
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)w));
-        const __m512 dc = q8 ? _mm512_mul_ps(dw, _mm512_set1_ps(16.0f)) : dw;
         __m512i v[8]; /* slices of 4 weights of the 16 rows, in weight order */
         if (q8) {
             _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) v[q] =
@@ -411,8 +411,10 @@ x16_tile(const kern_job_t *j, size_t g, size_t b0, int T, int q8)
         }
         _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)
         {
-            const int8_t *xb = x[t] + i * KERN_QK;
-            __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[0], bcast4(xb));
+            const int8_t *xb = xt + t * KERN_QK;
+            __m512i s0 = _mm512_set1_epi32(xi[t]);
+            if (q8) s0 = _mm512_slli_epi32(s0, 4);
+            s0 = _mm512_dpbusd_epi32(s0, v[0], bcast4(xb));
             __m512i s1 = T <= 2 ? _mm512_setzero_si512() : s0;
             s0 = _mm512_dpbusd_epi32(s0, v[1], bcast4(xb + 4));
             s0 = _mm512_dpbusd_epi32(s0, v[2], bcast4(xb + 8));
@@ -424,8 +426,7 @@ x16_tile(const kern_job_t *j, size_t g, size_t b0, int T, int q8)
             s1 = _mm512_dpbusd_epi32(s1, v[7], bcast4(xb + 28));
             if (T <= 2) s1 = _mm512_add_epi32(s0, s1);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1),
-                                     _mm512_mul_ps(dw, _mm512_set1_ps(xd[t][i])), acc[t]);
-            acc[t] = _mm512_fnmadd_ps(dc, _mm512_set1_ps(xs[t][i]), acc[t]);
+                                     _mm512_mul_ps(dw, _mm512_set1_ps(xd[t])), acc[t]);
         }
     }
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++)

@@ -70,6 +70,24 @@ static double rng_next(sampler_t *s)
     return (double)(z >> 11) * (1.0 / 9007199254740992.0);
 }
 
+/* The largest of x[0..n), in 8 independent lanes (the same value as a serial scan:
+ * a maximum does not depend on the order). */
+static float max_of(const float *x, int n)
+{
+    float m[8];
+    for (int k = 0; k < 8; k++)
+        m[k] = x[0];
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    for (; i < n; i++)
+        m[0] = x[i] > m[0] ? x[i] : m[0];
+    for (int k = 1; k < 8; k++)
+        m[0] = m[k] > m[0] ? m[k] : m[0];
+    return m[0];
+}
+
 float sample_logprob(const float *logits, int n, int id, float *ent)
 {
     float mx = logits[0];
@@ -139,9 +157,11 @@ static int candidates(sampler_t *s, const float *logits, const int *recent, int 
 {
     int nv = s->n_vocab;
     const sample_params_t *p = &s->p;
-    float *w = s->work;
-    memcpy(w, logits, (size_t)nv * sizeof *w);
+    const float *w = logits; /* copied only when the penalty changes it */
     if (p->repeat_penalty != 1.0f && recent) {
+        float *pw = s->work;
+        memcpy(pw, logits, (size_t)nv * sizeof *pw);
+        w = pw;
         int from = n_recent > p->repeat_last_n ? n_recent - p->repeat_last_n : 0;
         for (int i = from; i < n_recent; i++) {
             int id = recent[i];
@@ -151,19 +171,18 @@ static int candidates(sampler_t *s, const float *logits, const int *recent, int 
             for (int j = from; j < i && !seen; j++)
                 seen = recent[j] == id;
             if (seen) continue;
-            w[id] = w[id] > 0 ? w[id] / p->repeat_penalty : w[id] * p->repeat_penalty;
+            pw[id] = pw[id] > 0 ? pw[id] / p->repeat_penalty : pw[id] * p->repeat_penalty;
         }
     }
     if (p->temperature <= 0.0f) {
         int best = 0;
+        float bv = w[0]; /* in a register: no load in the loop's dependency chain */
         for (int i = 1; i < nv; i++)
-            if (w[i] > w[best]) best = i;
+            if (w[i] > bv) bv = w[i], best = i;
         *chosen = best;
         return 0;
     }
-    float wmx = w[0];
-    for (int i = 1; i < nv; i++)
-        if (w[i] > wmx) wmx = w[i];
+    float wmx = max_of(w, nv);
     /* Candidates: tokens within a factor e^-40 of the best after temperature carry no
      * measurable mass; dropping them keeps sorting cheap on large vocabularies. */
     int n = 0;
@@ -208,9 +227,7 @@ int sample_token(sampler_t *s, const float *logits, const int *recent, int n_rec
 
     /* What the model itself says: logprob base and entropy from the raw logits, with
      * one exp per token: H = log Z - sum q (l - max), q = exp(l - max) / Z. */
-    float mx = logits[0];
-    for (int i = 1; i < nv; i++)
-        if (logits[i] > mx) mx = logits[i];
+    float mx = max_of(logits, nv);
     double sum = 0.0, wsum = 0.0;
     for (int i = 0; i < nv; i++) {
         float d = logits[i] - mx;

@@ -59,6 +59,12 @@ int engine_gen_check(const engine_session_t *s, const int *prompt, int n_prompt,
 void engine_gen_start(engine_session_t *s, const engine_gen_params_t *p, engine_token_cb cb,
                       void *ud, engine_gen_result_t *res, double t0);
 bool engine_gen_step(engine_session_t *s, const float *logits, int *next);
+/* engine_gen_step in two halves: pick (grammar and sampling; touches only s, so the
+ * picks of different sessions may run on different threads at once) returns the token,
+ * or -1 where the step ends before one (budget spent, the grammar cannot continue);
+ * emit (text, stop strings, the callback) reports it and returns as engine_gen_step. */
+int engine_gen_pick(engine_session_t *s, const float *logits, sample_info_t *info);
+bool engine_gen_emit(engine_session_t *s, int tok, sample_info_t *info, int *next);
 void engine_gen_end(engine_session_t *s);
 
 #endif
