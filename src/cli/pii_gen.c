@@ -124,6 +124,18 @@ static const char *const units[] = {"Apt.", "Apt", "Suite", "Unit", "#", "Flat",
 static const char *const foreign_sfx[] = {"ová",  "ski",  "sson",   "escu", "enko", "ić",
                                           "idis", "oğlu", "dottir", "nen",  "ez"};
 static const char *const particles[] = {"van", "de", "von", "da", "de la", "van der", "di"};
+/* Words that open a prompt or stand alone in one: commands and status words. */
+static const char *const commands[] = {
+    "Summarize", "Explain",  "Describe",   "Translate", "List",      "Compare",    "Classify",
+    "Rewrite",   "Generate", "Fix",        "Review",    "Answer",    "Calculate",  "Solve",
+    "Define",    "Outline",  "Draft",      "Continue",  "Retry",     "Calling",    "Overloaded",
+    "Pending",   "Done",     "Stop",       "Proceed",   "Completed", "Failed",     "Thinking",
+    "Loading",   "Refactor", "Paraphrase", "Proofread", "Extract",   "Categorize", "Shorten"};
+/* Stop sequences and section markers, in capitals. */
+static const char *const stop_words[] = {"END",     "HALT",    "STOP",   "DONE",  "EOF",
+                                         "FINISH",  "ANSWER",  "OUTPUT", "INPUT", "QUESTION",
+                                         "CONTEXT", "SUMMARY", "RESULT", "NOTE",  "TODO"};
+
 /* Syllables of invented brand and place names ("Lumaxa", "Ostrava"-like words that are
  * in no list): negatives for PERSON that look like nothing the gazetteer knows. */
 static const char *const syl[] = {"ver", "da",  "fe", "ro", "en",  "vee", "zo",  "tri", "lum",
@@ -227,6 +239,22 @@ static const char *const own[] = {
     "The Grand Canyon and Yellowstone were busy this summer.",
     "My dog Max and my cat Luna sleep all day.",
     "Captain America and Iron Man are my favourite films.",
+    /* prompts as a gateway sees them: commands, status words, stop sequences */
+    "{{command}}.",
+    "{{command}}: {{command}}",
+    "{{command}} the following text in three sentences.",
+    "{{command}} {{acronym}}.",
+    "{{command}} {{acronym}} and {{acronym}} for a beginner",
+    "{{stop_word}}",
+    "Stop at {{stop_word}} or {{stop_word}}.",
+    "Error: {{command}}",
+    "Status: {{command}}. Next step: {{command}}",
+    "{{command}} this email for {{person}}",
+    "Write a poem about {{city}}.",
+    "Ask {{first_name}} to bring the book.",
+    "Hi, I am {{person}}",
+    "{{stop_word}}\n{{command}}: the {{product}} from {{organization}}",
+    "{{command}} the {{acronym}} report and send it to {{first_name}}",
 };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -655,6 +683,16 @@ static void fill(gen_t *g, const char *key, size_t n)
     else if (IS("us_driver_license")) {
         snprintf(b, sizeof b, "D%07u", (unsigned)pick(g, 10000000));
         emits(g, b, "US_DRIVER_LICENSE");
+    } else if (IS("command")) {
+        emits(g, commands[pick(g, N(commands))], NULL);
+    } else if (IS("stop_word")) {
+        emits(g, stop_words[pick(g, N(stop_words))], NULL);
+    } else if (IS("acronym")) {
+        size_t k = 2 + pick(g, 3);
+        for (size_t i = 0; i < k; i++)
+            b[i] = (char)('A' + pick(g, 26));
+        b[k] = 0;
+        emits(g, b, NULL);
     } else
         emits(g, pets[pick(g, N(pets))], NULL);
 #undef IS
