@@ -447,9 +447,10 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
             uint8_t f = pii_name_flags(c, c->t + j, e - j);
             /* at a sentence's or a line's start a common word is capitalised by the
              * grammar alone: "He", "But", "You" are census surnames too, but seed
-             * nothing there unless a capital or a number follows */
-            if ((f & PII_NAME_STOP) &&
-                ((f & (PII_NAME_FIRST | PII_NAME_LAST)) == 0 || sent_start(p, j))) {
+             * nothing there unless a capital or a number follows (given names that
+             * are words, "Lily", "Will", still do) */
+            if ((f & PII_NAME_STOP) && ((f & (PII_NAME_FIRST | PII_NAME_LAST)) == 0 ||
+                                        (!(f & PII_NAME_FIRST) && sent_start(p, j)))) {
                 size_t n2 = e < len && p[e] == ' ' ? e + 1 : e;
                 if (n2 >= len || !(cap_at(p + n2, len - n2) || is_digit(p[n2]))) {
                     i = e;
@@ -799,6 +800,19 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
             st = tk[lo].st, en = tk[hi].en;
             q = c->first - 1; /* the shorter span against every value again */
         }
+        /* an address names a house number or a street: a lone capitalised word the
+         * model calls an address ("York", "Tom" in fiction) is none */
+        if (t == LT_B_ADR && lo <= hi) {
+            bool anchor = false;
+            for (int q = lo; q <= hi && !anchor; q++) {
+                const lab_tok_t *tq = &w->tok[w->a + q];
+                anchor = tq->kind == LT_NUM || (tq->kind == LT_WORD && (tq->wclass & LC_STREET));
+            }
+            if (!anchor) hi = lo - 1;
+        }
+        /* in lower-case text one word is far more often a word than a name ("the
+         * young bird sang"): a name there has two */
+        if (t == LT_B_PER && w->lower && hi == lo) hi = lo - 1;
         if (lo <= hi)
             pii_cand_add(c, t == LT_B_PER ? PII_PERSON : PII_STREET_ADDRESS, score,
                          w->tok[w->a + lo].st, w->tok[w->a + hi].en);
