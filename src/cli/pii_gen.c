@@ -255,6 +255,8 @@ static const char *const own[] = {
     "Hi, I am {{person}}",
     "{{stop_word}}\n{{command}}: the {{product}} from {{organization}}",
     "{{command}} the {{acronym}} report and send it to {{first_name}}",
+    "Invite list: {{person_list}}",
+    "{{person_list}} and {{person}} signed the petition.",
 };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -683,6 +685,12 @@ static void fill(gen_t *g, const char *key, size_t n)
     else if (IS("us_driver_license")) {
         snprintf(b, sizeof b, "D%07u", (unsigned)pick(g, 10000000));
         emits(g, b, "US_DRIVER_LICENSE");
+    } else if (IS("person_list")) { /* a long list: windows at their token cap */
+        size_t k = 6 + pick(g, 20);
+        for (size_t i = 0; i < k; i++) {
+            if (i) emits(g, ", ", NULL);
+            fill_person(g, -1);
+        }
     } else if (IS("command")) {
         emits(g, commands[pick(g, N(commands))], NULL);
     } else if (IS("stop_word")) {
