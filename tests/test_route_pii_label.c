@@ -252,6 +252,26 @@ static void test_shipped_model(void **state)
                          PII_IBAN_CODE, "GB82 WEST 1234 5698 7654 32"));
     assert_true(has_span(s, "Call Peter Jones at (212) 555-0187 today.", PII_PHONE_NUMBER,
                          "(212) 555-0187"));
+    /* short prompts as a gateway sees them: commands, status words and stop sequences
+     * are no names (they kept requests local or masked words while the labeller was
+     * opt-in), while a name in the same shape of prompt still is one */
+    const char *plain[] = {"Calling.",
+                           "END",
+                           "HALT",
+                           "Error: Overloaded",
+                           "Summarize: Overloaded servers",
+                           "Explain TCP.",
+                           "Stop when you see DONE",
+                           "Write a poem about Paris."};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        assert_false(has_span(s, plain[i], PII_PERSON, NULL));
+    assert_true(has_span(s, "Hi, I am Bob Smith", PII_PERSON, "Bob Smith"));
+    assert_true(has_span(s, "Ask Lily to bring the book.", PII_PERSON, "Lily"));
+    /* a capitalised word alone is no address: an address has a number or a street */
+    assert_false(has_span(s, "They rode to York before dawn.", PII_STREET_ADDRESS, NULL));
+    /* lower-case postal lines: the house number before the street is found */
+    assert_true(has_span(s, "billing address: jane doe\n    23 8 wressle road suite 771\n",
+                         PII_STREET_ADDRESS, NULL));
     pii_scanner_free(s);
 }
 

@@ -863,6 +863,7 @@ static void config_defaults(config_t *c)
     c->drain_ms = 10000;
     route_config_defaults(&c->route);
     c->pii_names_dir = mem_strdup("");
+    c->pii_labeller = true; /* routing.pii.labeller: the model, where names_dir holds one */
     c->router_model = mem_strdup("");
     c->reference_tier = mem_strdup("");
     c->classifier_model = mem_strdup("");

@@ -124,6 +124,75 @@ static const char *const units[] = {"Apt.", "Apt", "Suite", "Unit", "#", "Flat",
 static const char *const foreign_sfx[] = {"ová",  "ski",  "sson",   "escu", "enko", "ić",
                                           "idis", "oğlu", "dottir", "nen",  "ez"};
 static const char *const particles[] = {"van", "de", "von", "da", "de la", "van der", "di"};
+/* Words that open a prompt or stand alone in one: commands and status words. */
+static const char *const commands[] = {
+    "Summarize", "Explain",  "Describe",   "Translate", "List",      "Compare",    "Classify",
+    "Rewrite",   "Generate", "Fix",        "Review",    "Answer",    "Calculate",  "Solve",
+    "Define",    "Outline",  "Draft",      "Continue",  "Retry",     "Calling",    "Overloaded",
+    "Pending",   "Done",     "Stop",       "Proceed",   "Completed", "Failed",     "Thinking",
+    "Loading",   "Refactor", "Paraphrase", "Proofread", "Extract",   "Categorize", "Shorten"};
+/* Stop sequences and section markers, in capitals. */
+static const char *const stop_words[] = {"END",     "HALT",    "STOP",   "DONE",  "EOF",
+                                         "FINISH",  "ANSWER",  "OUTPUT", "INPUT", "QUESTION",
+                                         "CONTEXT", "SUMMARY", "RESULT", "NOTE",  "TODO"};
+
+/* Syllables of invented brand and place names ("Lumaxa", "Ostrava"-like words that are
+ * in no list): negatives for PERSON that look like nothing the gazetteer knows. */
+static const char *const syl[] = {"ver", "da",  "fe", "ro", "en",  "vee", "zo",  "tri", "lum",
+                                  "ax",  "qua", "on", "ix", "ly",  "na",  "tek", "mi",  "sol",
+                                  "va",  "ter", "bi", "o",  "vi",  "ra",  "cor", "gen", "lo",
+                                  "sta", "pex", "nu", "ka", "bra", "ste", "ul",  "ja",  "ho"};
+/* Words firms are named with besides surnames: an adjective or noun, then a trade. */
+static const char *const org_words[] = {
+    "Civic",   "Summit",   "Bright", "Apex",  "Blue",     "Data",  "Health", "Insight", "Global",
+    "Pacific", "United",   "First",  "Open",  "Smart",    "Green", "Silver", "Prime",   "Vertex",
+    "Harbor",  "Northern", "Allied", "Royal", "National", "Metro", "Digital"};
+static const char *const org_trades[] = {"Insurance",       "Bioscience",
+                                         "Markets",         "Analytics",
+                                         "Consulting",      "Economic Consulting",
+                                         "Software",        "Media",
+                                         "Energy",          "Logistics",
+                                         "Capital",         "Systems",
+                                         "Networks",        "Pharma",
+                                         "Foods",           "Motors",
+                                         "Explorer",        "Solutions",
+                                         "Ventures",        "Research",
+                                         "Insurance Group", "Life Technologies",
+                                         "Coach",           "Works"};
+/* Job titles as a CV heading writes them: a field, then a role. */
+static const char *const job_fields[] = {"Network and computer systems",
+                                         "Staff development",
+                                         "Quality assurance",
+                                         "Human resources",
+                                         "Clinical research",
+                                         "Retail sales",
+                                         "Leasing",
+                                         "Marketing",
+                                         "Payroll",
+                                         "Talking-books",
+                                         "Customer service",
+                                         "Field service",
+                                         "Software",
+                                         "Medical records",
+                                         "Loan",
+                                         "Claims",
+                                         "Construction",
+                                         "Laboratory",
+                                         "Legal",
+                                         "Insurance"};
+static const char *const job_roles[] = {"administrator", "specialist", "clerk",      "manager",
+                                        "analyst",       "officer",    "technician", "consultant",
+                                        "coordinator",   "assistant",  "agent",      "supervisor"};
+/* Street words of other languages, before or after the name they go with. */
+static const char *const street_pre[] = {"rue",     "Rue",    "Rua do", "Via",    "Calle", "ul.",
+                                         "Avenida", "Strada", "Place",  "Chemin", "Rua"};
+static const char *const street_post[] = {"vej", "gatan", "straße", "weg",  "katu",  "gata",
+                                          " u.", " utca", "plein",  "laan", "veien", " tér"};
+static const char *const countries2[] = {
+    "Cyprus",   "Hungary",   "Czech Republic", "Iceland",  "Romania",      "Croatia",
+    "Slovenia", "Serbia",    "Ukraine",        "Morocco",  "Tunisia",      "Luxembourg",
+    "Estonia",  "Latvia",    "Lithuania",      "Bulgaria", "Slovakia",     "Malta",
+    "Uruguay",  "Venezuela", "Bolivia",        "Ecuador",  "Vatican City", "Monaco"};
 
 /* Own sentences: contexts the templates lack, and negatives (no personal data). */
 static const char *const own[] = {
@@ -170,6 +239,24 @@ static const char *const own[] = {
     "The Grand Canyon and Yellowstone were busy this summer.",
     "My dog Max and my cat Luna sleep all day.",
     "Captain America and Iron Man are my favourite films.",
+    /* prompts as a gateway sees them: commands, status words, stop sequences */
+    "{{command}}.",
+    "{{command}}: {{command}}",
+    "{{command}} the following text in three sentences.",
+    "{{command}} {{acronym}}.",
+    "{{command}} {{acronym}} and {{acronym}} for a beginner",
+    "{{stop_word}}",
+    "Stop at {{stop_word}} or {{stop_word}}.",
+    "Error: {{command}}",
+    "Status: {{command}}. Next step: {{command}}",
+    "{{command}} this email for {{person}}",
+    "Write a poem about {{city}}.",
+    "Ask {{first_name}} to bring the book.",
+    "Hi, I am {{person}}",
+    "{{stop_word}}\n{{command}}: the {{product}} from {{organization}}",
+    "{{command}} the {{acronym}} report and send it to {{first_name}}",
+    "Invite list: {{person_list}}",
+    "{{person_list}} and {{person}} signed the petition.",
 };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -258,6 +345,83 @@ static void styled(char *b, size_t cap, const char *name, int variant)
 
 /* ================================================================== fillers */
 
+/* An invented word of 2-3 syllables, capitalised ("Lumaxa"): a brand or a place. */
+static void invented(gen_t *g, char *b, size_t cap)
+{
+    int n = 2 + (int)pick(g, 2);
+    size_t k = 0;
+    b[0] = 0;
+    for (int i = 0; i < n && k + 8 < cap; i++)
+        k += (size_t)snprintf(b + k, cap - k, "%s", syl[pick(g, N(syl))]);
+    if (b[0] >= 'a' && b[0] <= 'z') b[0] = (char)(b[0] - 32);
+}
+
+/* A country or large region, of either list. */
+static const char *country_of(gen_t *g)
+{
+    return chance(g, 60) ? countries[pick(g, N(countries))] : countries2[pick(g, N(countries2))];
+}
+
+/* A region code: a US state or two capitals of any region ("RS", "ON"). */
+static void region_code(gen_t *g, char *b)
+{
+    if (chance(g, 50)) {
+        memcpy(b, states[pick(g, N(states))], 3);
+        return;
+    }
+    b[0] = (char)('A' + pick(g, 26));
+    b[1] = (char)('A' + pick(g, 26));
+    b[2] = 0;
+}
+
+/* A firm's name in one of the shapes firms have: surnames, invented words, words and
+ * a trade, initials. */
+static void org_str(gen_t *g, char *b, size_t cap)
+{
+    char w[64];
+    switch ((int)pick(g, 7)) {
+    case 0:
+        snprintf(b, cap, "%s %s", name_of(g, &g->last), orgs_sfx[pick(g, N(orgs_sfx))]);
+        break;
+    case 1:
+        snprintf(b, cap, "%s-%s", name_of(g, &g->last), name_of(g, &g->last));
+        break;
+    case 2:
+        snprintf(b, cap, "%s, %s and %s", name_of(g, &g->last), name_of(g, &g->last),
+                 name_of(g, &g->last));
+        break;
+    case 3:
+        invented(g, w, sizeof w);
+        snprintf(b, cap, "%s", w);
+        break;
+    case 4:
+        invented(g, w, sizeof w);
+        snprintf(b, cap, "%s %s", w,
+                 chance(g, 50) ? org_trades[pick(g, N(org_trades))]
+                               : orgs_sfx[pick(g, N(orgs_sfx))]);
+        break;
+    case 5:
+        snprintf(b, cap, "%s %s", org_words[pick(g, N(org_words))],
+                 org_trades[pick(g, N(org_trades))]);
+        break;
+    default:
+        snprintf(b, cap, "%c%c%c %s", (char)('A' + pick(g, 26)), (char)('A' + pick(g, 26)),
+                 (char)('A' + pick(g, 26)), org_trades[pick(g, N(org_trades))]);
+        break;
+    }
+}
+
+/* A job title: from the short list, or a field and a role, capitalised as a heading. */
+static void job_str(gen_t *g, char *b, size_t cap)
+{
+    if (chance(g, 40)) {
+        snprintf(b, cap, "%s", jobs[pick(g, N(jobs))]);
+        return;
+    }
+    snprintf(b, cap, "%s %s", job_fields[pick(g, N(job_fields))], job_roles[pick(g, N(job_roles))]);
+    if (chance(g, 30) && b[0] >= 'A' && b[0] <= 'Z') b[0] = (char)(b[0] + 32);
+}
+
 /* A person's full name in one of many forms, as one PERSON span (a title, when drawn,
  * stays outside it). */
 static void fill_person(gen_t *g, int sex)
@@ -322,7 +486,12 @@ static void fill_address(gen_t *g)
         street_name(g, st, sizeof st);
         unsigned num =
             chance(g, 50) ? (unsigned)(100 + pick(g, 99900)) : (unsigned)(1 + pick(g, 999));
-        k = snprintf(b, cap, "%u%s %s", num, chance(g, 5) ? "B" : "", st);
+        if (chance(g, 10)) /* a unit number before the house number */
+            k = snprintf(b, cap, "%u %u %s", (unsigned)(1 + pick(g, 99)), num, st);
+        else
+            k = snprintf(b, cap, "%u%s %s", num, chance(g, 5) ? "B" : "", st);
+        if (chance(g, 8)) /* and a number after the street, as in other countries */
+            k += snprintf(b + k, cap - (size_t)k, " %u", (unsigned)(1 + pick(g, 400)));
     }
     if (chance(g, 35)) {
         const char *u = units[pick(g, N(units))];
@@ -330,16 +499,23 @@ static void fill_address(gen_t *g)
                       u[0] == '#' ? "" : " ", (unsigned)(1 + pick(g, 999)));
     }
     if (chance(g, 55)) {
-        char cb[128];
+        char cb[128], rc[3];
         city_str(g, cb, sizeof cb);
+        region_code(g, rc);
         const char *city = cb;
         const char *sep = chance(g, 35) ? "\n" : ", ";
-        if (chance(g, 70))
-            snprintf(b + k, cap - (size_t)k, "%s%s, %s %05u", sep, city, states[pick(g, N(states))],
-                     (unsigned)(1000 + pick(g, 98000)));
+        unsigned zip = (unsigned)(1000 + pick(g, 98000));
+        int v = (int)pick(g, 10);
+        if (v < 5)
+            snprintf(b + k, cap - (size_t)k, "%s%s, %s %05u", sep, city, rc, zip);
+        else if (v < 7)
+            snprintf(b + k, cap - (size_t)k, "%s%s %05u", sep, city, zip);
+        else if (v == 7) /* a postal block of other countries, one part a line */
+            snprintf(b + k, cap - (size_t)k, "\n%s\n, %s\n %s %05u", city, rc, country_of(g), zip);
+        else if (v == 8)
+            snprintf(b + k, cap - (size_t)k, "%s%s, %s", sep, city, country_of(g));
         else
-            snprintf(b + k, cap - (size_t)k, "%s%s %05u", sep, city,
-                     (unsigned)(1000 + pick(g, 98000)));
+            snprintf(b + k, cap - (size_t)k, "\n %s\n %s %05u", city, country_of(g), zip);
     }
     emits(g, b, "STREET_ADDRESS");
 }
@@ -356,8 +532,9 @@ static void fill_city(gen_t *g)
 static void city_str(gen_t *g, char *b, size_t cap)
 {
     size_t sb = cap;
-    int v = (int)pick(g, 6);
+    int v = (int)pick(g, 8);
     const char *nm = chance(g, 50) ? name_of(g, &g->first[pick(g, 2)]) : name_of(g, &g->last);
+    char w[64];
     if (v <= 1)
         snprintf(b, sb, "%s", cities[pick(g, N(cities))]);
     else if (v == 2)
@@ -367,18 +544,43 @@ static void city_str(gen_t *g, char *b, size_t cap)
         snprintf(b, sb, "%s%s", nm, city_sfx[pick(g, N(city_sfx))]);
     else if (v == 4)
         snprintf(b, sb, "%s %s", city_pre[pick(g, N(city_pre))], nm);
-    else
+    else if (v == 5)
         snprintf(b, sb, "%s", nm);
+    else {
+        /* a place in no list, sometimes with a district letter ("Ostrava V") */
+        invented(g, w, sizeof w);
+        styled(b, sb, w, chance(g, 30) ? 3 : 0);
+        if (v == 7) {
+            size_t k = strlen(b);
+            if (chance(g, 50))
+                snprintf(b + k, sb - k, " %c", (char)('A' + pick(g, 26)));
+            else
+                snprintf(b + k, sb - k, " %s", city_pre[pick(g, N(city_pre))]);
+        }
+    }
+    if (chance(g, 8)) { /* postal blocks write the town in capitals */
+        char t[128];
+        styled(t, sizeof t, b, 2);
+        snprintf(b, sb, "%s", t);
+    }
 }
 
-/* A street name: "<word or name> <type>", sometimes with a direction before it. */
+/* A street name: "<word or name> <type>", sometimes with a direction before it, or a
+ * form of another language ("rue Name", "Namevej", "Name u."). */
 static int street_name(gen_t *g, char *b, size_t cap)
 {
     const char *dir = chance(g, 12) ? directions[pick(g, N(directions))] : NULL;
-    int v = (int)pick(g, 4);
+    int v = (int)pick(g, 5);
+    char w[64];
+    if (v == 4) invented(g, w, sizeof w);
     const char *nm = v == 0   ? street_words[pick(g, N(street_words))]
                      : v == 1 ? name_of(g, &g->first[pick(g, 2)])
+                     : v == 4 ? w
                               : name_of(g, &g->last);
+    if (chance(g, 20)) {
+        if (chance(g, 50)) return snprintf(b, cap, "%s %s", street_pre[pick(g, N(street_pre))], nm);
+        return snprintf(b, cap, "%s%s", nm, street_post[pick(g, N(street_post))]);
+    }
     const char *sfx =
         chance(g, 50) ? street_sfx[pick(g, N(street_sfx))] : street_sfx2[pick(g, N(street_sfx2))];
     return snprintf(b, cap, "%s%s%s %s", dir ? dir : "", dir ? " " : "", nm, sfx);
@@ -434,16 +636,9 @@ static void fill(gen_t *g, const char *key, size_t n)
     } else if (IS("city"))
         fill_city(g);
     else if (IS("country"))
-        emits(g, countries[pick(g, N(countries))], "LOCATION");
+        emits(g, country_of(g), "LOCATION");
     else if (IS("organization")) {
-        int v = (int)pick(g, 3);
-        if (v == 0)
-            snprintf(b, sizeof b, "%s %s", name_of(g, &g->last), orgs_sfx[pick(g, N(orgs_sfx))]);
-        else if (v == 1)
-            snprintf(b, sizeof b, "%s-%s", name_of(g, &g->last), name_of(g, &g->last));
-        else
-            snprintf(b, sizeof b, "%s, %s and %s", name_of(g, &g->last), name_of(g, &g->last),
-                     name_of(g, &g->last));
+        org_str(g, b, sizeof b);
         emits(g, b, "ORGANIZATION");
     } else if (IS("product"))
         emits(g, products[pick(g, N(products))], NULL);
@@ -467,9 +662,10 @@ static void fill(gen_t *g, const char *key, size_t n)
         snprintf(b, sizeof b, "10.%u.%u.%u", (unsigned)pick(g, 256), (unsigned)pick(g, 256),
                  (unsigned)(1 + pick(g, 254)));
         emits(g, b, "IP_ADDRESS");
-    } else if (IS("job"))
-        emits(g, jobs[pick(g, N(jobs))], NULL);
-    else if (IS("nationality") || IS("nation_woman") || IS("nation_plural"))
+    } else if (IS("job")) {
+        job_str(g, b, sizeof b);
+        emits(g, b, NULL);
+    } else if (IS("nationality") || IS("nation_woman") || IS("nation_plural"))
         emits(g, nations[pick(g, N(nations))], "NRP");
     else if (IS("day_of_week"))
         emits(g, days[pick(g, N(days))], "DATE_TIME");
@@ -489,9 +685,41 @@ static void fill(gen_t *g, const char *key, size_t n)
     else if (IS("us_driver_license")) {
         snprintf(b, sizeof b, "D%07u", (unsigned)pick(g, 10000000));
         emits(g, b, "US_DRIVER_LICENSE");
+    } else if (IS("person_list")) { /* a long list: windows at their token cap */
+        size_t k = 6 + pick(g, 20);
+        for (size_t i = 0; i < k; i++) {
+            if (i) emits(g, ", ", NULL);
+            fill_person(g, -1);
+        }
+    } else if (IS("command")) {
+        emits(g, commands[pick(g, N(commands))], NULL);
+    } else if (IS("stop_word")) {
+        emits(g, stop_words[pick(g, N(stop_words))], NULL);
+    } else if (IS("acronym")) {
+        size_t k = 2 + pick(g, 3);
+        for (size_t i = 0; i < k; i++)
+            b[i] = (char)('A' + pick(g, 26));
+        b[k] = 0;
+        emits(g, b, NULL);
     } else
         emits(g, pets[pick(g, N(pets))], NULL);
 #undef IS
+}
+
+/* Appends template text, its "\\n" escapes as line breaks (templates.txt writes the
+ * line breaks of postal blocks and CVs that way; the labelled sets hold real ones). */
+static void emit_lit(gen_t *g, const char *t, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        const char *e = i + 1 < n ? memmem(t + i, n - i, "\\n", 2) : NULL;
+        if (!e) {
+            emit(g, t + i, n - i, NULL);
+            return;
+        }
+        emit(g, t + i, (size_t)(e - (t + i)), NULL);
+        emit(g, "\n", 1, NULL);
+        i = (size_t)(e + 2 - t);
+    }
 }
 
 /* Expands one template line into the record. */
@@ -501,10 +729,10 @@ static void expand(gen_t *g, const char *t, size_t n)
         const char *o = i + 1 < n ? memmem(t + i, n - i, "{{", 2) : NULL;
         const char *c = o ? memmem(o + 2, (size_t)(t + n - o - 2), "}}", 2) : NULL;
         if (!o || !c) {
-            emit(g, t + i, n - i, NULL);
+            emit_lit(g, t + i, n - i);
             return;
         }
-        emit(g, t + i, (size_t)(o - (t + i)), NULL);
+        emit_lit(g, t + i, (size_t)(o - (t + i)));
         fill(g, o + 2, (size_t)(c - o - 2));
         i = (size_t)(c + 2 - t);
     }

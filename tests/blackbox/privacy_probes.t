@@ -43,7 +43,7 @@ routing:
   pii:
     action: local_only
     types: { PERSON: mask, PHONE_NUMBER: mask, US_SSN: block }
-    names_dir: ${path.join(L.SHARED, 'data/names')}
+    names_dir: ${path.join(L.ROOT, 'data', 'names')}
   token_budget: { cloud_above: 1 }
   escalation: { enabled: false }
 `;

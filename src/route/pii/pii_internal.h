@@ -142,7 +142,16 @@ typedef struct pii_label_model {
     unsigned bits;                                   /* hash bits of the feature table */
     float scale;                                     /* weight = w * scale */
     float trans[PII_LABEL_TAGS + 1][PII_LABEL_TAGS]; /* previous tag (last row: start) x tag */
+    uint64_t id;                                     /* distinct per load: keys scratch caches */
 } pii_label_model_t;
+
+/* One entry of the labeller's per-scratch cache: the summed weights of a token's own
+ * features (those that read no neighbour), keyed by the token and the model. */
+#define PII_SELF_BITS 11
+typedef struct pii_self_slot {
+    uint64_t key;
+    int32_t acc[PII_LABEL_TAGS];
+} pii_self_slot_t;
 
 struct pii_scanner {
     hs_database_t *db;         /* every trigger */
@@ -165,8 +174,9 @@ struct pii_scratch {
     char *norm;           /* normalised copy (slow path) */
     size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
     size_t norm_cap;
-    uint64_t hot[1u << PII_HOT_BITS];   /* gazetteer lookup cache */
-    uint64_t word[1u << PII_WORD_BITS]; /* short-word cache: folded word | flags << 56 */
+    uint64_t hot[1u << PII_HOT_BITS];          /* gazetteer lookup cache */
+    uint64_t word[1u << PII_WORD_BITS];        /* short-word cache: folded word | flags << 56 */
+    pii_self_slot_t self[1u << PII_SELF_BITS]; /* labeller: token-only weight sums */
 };
 
 typedef struct scan_ctx {

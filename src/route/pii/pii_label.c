@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/err.h"
 #include "base/hash.h"
@@ -91,8 +92,10 @@ int pii_label_model_load(pii_label_model_t *m, const void *bytes, size_t len, ch
         snprintf(err, errlen, "labeller model: bad weight scale");
         return SY_EPARSE;
     }
+    static _Atomic uint64_t loads;
     m->bits = bits;
     m->scale = scale;
+    m->id = ++loads * 0x9E3779B97F4A7C15ull | 1; /* never 0: an empty cache slot's key */
     for (int i = 0; i < (PII_LABEL_TAGS + 1) * PII_LABEL_TAGS; i++) {
         int16_t v;
         memcpy(&v, p + 28 + 2 * i, 2);
@@ -203,6 +206,23 @@ static unsigned tok_class(const scan_ctx_t *c, const lab_tok_t *k);
 static uint64_t tok_shape(const scan_ctx_t *c, const lab_tok_t *k);
 static uint64_t tok_word(const scan_ctx_t *c, const lab_tok_t *k);
 
+/* True when the word s[0, n) is a street name by its ending, as several languages
+ * write them in one word ("Kirkegata", "Lindenweg", "Mellemvej", "Koskikatu"). */
+static bool street_suffix(const char *s, size_t n)
+{
+    static const char *const sfx[] = {"gata",   "gatan",   "vej",  "veien", "vegen", "weg",  "katu",
+                                      "straße", "strasse", "laan", "utca",  "útja",  "gasse"};
+    if (n < 6) return false;
+    /* every ending above ends in one of these letters: most words stop here */
+    unsigned char z = (unsigned char)(s[n - 1] | 0x20);
+    if (z != 'a' && z != 'j' && z != 'n' && z != 'g' && z != 'u' && z != 'e') return false;
+    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+        size_t m = strlen(sfx[i]);
+        if (n > m + 2 && !strncasecmp(s + n - m, sfx[i], m)) return true;
+    }
+    return false;
+}
+
 /* Fills what the features read of a token, once per token: the gazetteer
  * information (through the scratch's cache), the word and shape hashes, the class. */
 static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
@@ -211,6 +231,7 @@ static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
         uint32_t info = pii_names_info_hot(&c->s->names, c->sc->hot, c->t + k->st, k->en - k->st);
         k->info = (uint16_t)info;
         k->wclass = (uint8_t)(info >> PII_NAME_CLASS_SHIFT);
+        if (street_suffix(c->t + k->st, k->en - k->st)) k->wclass |= LC_STREET;
     } else {
         k->info = 0;
         k->wclass = 0;
@@ -239,9 +260,11 @@ static bool cont_tok(const lab_tok_t *k, bool lower)
 }
 
 /* Builds the window whose first labelled token starts at j (a seed) and calls the
- * consumer. back: earliest byte context may be read from. Returns the end of the
- * window's last labelled token. */
-static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, lab_fn fn, void *arg)
+ * consumer. back: earliest byte context may be read from; words starting before force
+ * continue the window whatever they are (a house number's street: "8 wressle road").
+ * Returns the end of the window's last labelled token. */
+static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t force, lab_fn fn,
+                        void *arg)
 {
     lab_win_t w;
     w.n = 0;
@@ -261,12 +284,30 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, lab_fn
         }
         before[nb++] = k;
     }
-    int lab0 = nb;
-    while (lab0 > 0 && nb - lab0 < 3 &&
-           (before[lab0 - 1].kind == LT_NUM ||
-            (before[lab0 - 1].kind == LT_PUNCT && c->t[before[lab0 - 1].st] == '#')))
+    /* labelled before the seed: up to three house numbers or '#', and a lower-case
+     * street word between them and the seed ("12 rue Name", "3 ul. Name") */
+    int lab0 = nb, nnum = 0;
+    while (lab0 > 0 && nnum < 3) {
+        lab_tok_t *q = &before[lab0 - 1];
+        if (q->kind == LT_NUM || (q->kind == LT_PUNCT && c->t[q->st] == '#')) {
+            nnum++;
+        } else if (nnum == 0 && lab0 >= 2 && lab0 >= nb - 2 &&
+                   ((q->kind == LT_WORD && !q->cap) ||
+                    (q->kind == LT_PUNCT && c->t[q->st] == '.' &&
+                     before[lab0 - 2].kind == LT_WORD && !before[lab0 - 2].cap))) {
+            lab_tok_t *wd = q->kind == LT_WORD ? q : &before[lab0 - 2];
+            tok_info(c, wd);
+            if (!(wd->wclass & LC_STREET)) break;
+            if (q->kind == LT_PUNCT) lab0--;
+            bool num = lab0 >= 2 && (before[lab0 - 2].kind == LT_NUM);
+            if (!num) break;
+        } else {
+            break;
+        }
         lab0--;
-    if (lab0 < nb && before[lab0].kind != LT_NUM) lab0++; /* never start at a '#' */
+    }
+    while (lab0 < nb && before[lab0].kind != LT_NUM)
+        lab0++; /* never start at a '#' or a street word */
     int ctx0 = lab0 > LAB_CTX ? lab0 - LAB_CTX : 0;
     for (int i = ctx0; i < nb; i++) {
         w.tok[w.n] = before[i];
@@ -287,7 +328,12 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, lab_fn
         tok_info(c, &k);
         if (w.n > w.a) {
             const lab_tok_t *prev = &w.tok[w.n - 1];
-            bool ok = cont_tok(&k, lower);
+            bool ok = cont_tok(&k, lower) || (k.kind == LT_WORD && k.st < force);
+            /* lower case: a given name takes the word after it ("tracy sukhorukova") */
+            if (!ok && lower && k.kind == LT_WORD && w.n - w.a == 1 && prev->kind == LT_WORD &&
+                (prev->info & PII_NAME_FIRST) && !(prev->info & PII_NAME_STOP) &&
+                !(k.info & PII_NAME_STOP))
+                ok = true;
             if (!ok && (k.kind == LT_PUNCT || k.kind == LT_LINE ||
                         (k.kind == LT_WORD && (k.wclass & LC_PART)))) {
                 /* a joiner: only before more of the window */
@@ -296,7 +342,12 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, lab_fn
                 lab_tok_t k2;
                 bool next = false;
                 if (n2 < c->len) {
-                    tok_read(c->t, c->len, n2, &k2);
+                    size_t e2 = tok_read(c->t, c->len, n2, &k2);
+                    /* a blank line inside a postal block: look past it */
+                    if (k.kind == LT_LINE && k2.kind == LT_LINE) {
+                        n2 = tok_skip(c->t, c->len, e2);
+                        if (n2 < c->len) tok_read(c->t, c->len, n2, &k2);
+                    }
                     tok_info(c, &k2);
                     next = cont_tok(&k2, lower);
                 }
@@ -356,6 +407,15 @@ static bool word_start(const unsigned char *p, size_t j)
     return !(is_alnum(b) || b >= 0x80 || b == '\'' || b == '_' || b == '-' || b == '@' || b == '<');
 }
 
+/* True when the word at j opens a sentence or a line: nothing before it but spaces,
+ * or a sentence end, a line break, a colon or an opening quote. */
+static bool sent_start(const unsigned char *p, size_t j)
+{
+    while (j > 0 && (p[j - 1] == ' ' || p[j - 1] == '\t' || p[j - 1] == '"' || p[j - 1] == '\''))
+        j--;
+    return j == 0 || strchr(".!?:\n\r", p[j - 1]) != NULL;
+}
+
 /* Bit j set when p[j] is 'A'..'Z' or a UTF-8 Latin capital lead byte. */
 static uint64_t caps_block(const unsigned char *p, size_t n)
 {
@@ -372,10 +432,12 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
     size_t len = c->len, i = 0, ncaps = 0;
     for (size_t blk = 0; blk < len; blk += 64) {
         uint64_t m = caps_block(p + blk, len - blk < 64 ? len - blk : 64);
-        ncaps += (size_t)__builtin_popcountll(m);
         while (m) {
             size_t j = blk + (size_t)__builtin_ctzll(m);
             m &= m - 1;
+            /* UTF-8 lead bytes of lower-case letters ("á", "ć") are in the mask too:
+             * only capitals count towards "this text is written in lower case" */
+            ncaps += p[j] < 0x80 || cap_at(p + j, len - j);
             if (j < i || !word_start(p, j) || !cap_at(p + j, len - j)) continue;
             /* a lone common word ("The", "She", "Once") seeds nothing unless a
              * capital or a number follows it */
@@ -383,14 +445,19 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
             while (e < len && (letter_byte(p[e]) || p[e] == '\''))
                 e++;
             uint8_t f = pii_name_flags(c, c->t + j, e - j);
-            if ((f & (PII_NAME_STOP | PII_NAME_FIRST | PII_NAME_LAST)) == PII_NAME_STOP) {
+            /* at a sentence's or a line's start a common word is capitalised by the
+             * grammar alone: "He", "But", "You" are census surnames too, but seed
+             * nothing there unless a capital or a number follows (given names that
+             * are words, "Lily", "Will", still do) */
+            if ((f & PII_NAME_STOP) && ((f & (PII_NAME_FIRST | PII_NAME_LAST)) == 0 ||
+                                        (!(f & PII_NAME_FIRST) && sent_start(p, j)))) {
                 size_t n2 = e < len && p[e] == ' ' ? e + 1 : e;
                 if (n2 >= len || !(cap_at(p + n2, len - n2) || is_digit(p[n2]))) {
                     i = e;
                     continue;
                 }
             }
-            i = window_at(c, i, j, false, fn, arg);
+            i = window_at(c, i, j, false, 0, fn, arg);
         }
     }
     /* lower-case text: windows start at census names, numbers and street types */
@@ -403,7 +470,27 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
         if (k.kind == LT_WORD && !k.cap) {
             tok_info(c, &k);
             if (lower_cand(&k) && !(k.wclass & LC_STREET)) {
-                back = window_at(c, back, i, true, fn, arg);
+                back = window_at(c, back, i, true, 0, fn, arg);
+                i = tok_skip(c->t, len, back > e ? back : e);
+                continue;
+            }
+        } else if (k.kind == LT_NUM) {
+            /* a number with a street word within three words after it seeds a window
+             * that runs at least to that word */
+            size_t q = tok_skip(c->t, len, e), force = 0, last = 0;
+            for (int s = 0; s < 3 && q < len && !force; s++) {
+                lab_tok_t k2;
+                size_t e2 = tok_read(c->t, len, q, &k2);
+                /* or another number after one or two words ("46 velky pruhon 426") */
+                if (k2.kind == LT_NUM && s > 0) force = last;
+                if (k2.kind != LT_WORD) break;
+                tok_info(c, &k2);
+                if (k2.wclass & LC_STREET) force = e2;
+                last = e2;
+                q = tok_skip(c->t, len, e2);
+            }
+            if (force && i >= back) {
+                back = window_at(c, back, i, true, force, fn, arg);
                 i = tok_skip(c->t, len, back > e ? back : e);
                 continue;
             }
@@ -467,7 +554,38 @@ static uint64_t tok_word(const scan_ctx_t *c, const lab_tok_t *k)
     return fstr(0x57, c->t + k->st, k->en - k->st > 24 ? 24 : k->en - k->st);
 }
 
-int pii_label_features(const scan_ctx_t *c, const lab_win_t *w, int i, unsigned bits, uint32_t *out)
+/* Bucket of feature value f, the q-th feature of a token, among 2^bits. */
+static inline uint32_t feat_bucket(uint64_t f, unsigned q, unsigned bits)
+{
+    return (uint32_t)(hash_mix(f * 0x9E3779B97F4A7C15ull + (uint64_t)q) >> (64 - bits));
+}
+
+/* The features of token k that read nothing but the token (and whether the window was
+ * found in lower-case text): buckets to out, returns their count. */
+static int feats_self(const scan_ctx_t *c, const lab_tok_t *k, bool lower, unsigned bits,
+                      uint32_t *out)
+{
+    size_t len = k->en - k->st;
+    const char *s = c->t + k->st;
+    unsigned cls = k->cls;
+    int n = 0;
+    out[n++] = feat_bucket(1, 0, bits);
+    out[n++] = feat_bucket(fmix(1, k->wh), 1, bits);
+    out[n++] = feat_bucket(fmix(2, k->sh), 2, bits);
+    out[n++] = feat_bucket(fmix(3, cls), 3, bits);
+    out[n++] = feat_bucket(fstr(4, s + (len > 3 ? len - 3 : 0), len > 3 ? 3 : len), 4, bits);
+    out[n++] = feat_bucket(fstr(5, s + (len > 2 ? len - 2 : 0), len > 2 ? 2 : len), 5, bits);
+    out[n++] = feat_bucket(fstr(6, s, len > 3 ? 3 : len), 6, bits);
+    out[n++] = feat_bucket(fmix(fmix(7, PII_NAME_FIRST_RANK(k->info)), PII_NAME_LAST_RANK(k->info)),
+                           7, bits);
+    out[n++] = feat_bucket(fmix(8, k->info & 0xff), 8, bits);
+    out[n++] = feat_bucket(fmix(fmix(24, lower), cls), 24, bits);
+    return n;
+}
+
+/* The features of token i of w that read its neighbours or the window: buckets to out,
+ * returns their count. */
+static int feats_ctx(const lab_win_t *w, int i, unsigned bits, uint32_t *out)
 {
     const lab_tok_t *k = &w->tok[i];
     const lab_tok_t none = {.kind = LT_NONE, .sh = 0x5348};
@@ -475,54 +593,90 @@ int pii_label_features(const scan_ctx_t *c, const lab_win_t *w, int i, unsigned 
     const lab_tok_t *n1 = i + 1 < w->n ? &w->tok[i + 1] : &none;
     const lab_tok_t *n2 = i + 2 < w->n ? &w->tok[i + 2] : &none;
     uint64_t f[PII_LABEL_NFEAT];
+    uint8_t q[PII_LABEL_NFEAT];
     int n = 0;
-    size_t len = k->en - k->st;
-    const char *s = c->t + k->st;
     unsigned cls = k->cls, pc1 = p1->kind ? p1->cls : 0, nc1 = n1->kind ? n1->cls : 0;
-    uint64_t word = k->wh, shape = k->sh;
-    f[n++] = 1;
-    f[n++] = fmix(1, word);
-    f[n++] = fmix(2, shape);
-    f[n++] = fmix(3, cls);
-    f[n++] = fstr(4, s + (len > 3 ? len - 3 : 0), len > 3 ? 3 : len);
-    f[n++] = fstr(5, s + (len > 2 ? len - 2 : 0), len > 2 ? 2 : len);
-    f[n++] = fstr(6, s, len > 3 ? 3 : len);
-    f[n++] = fmix(fmix(7, PII_NAME_FIRST_RANK(k->info)), PII_NAME_LAST_RANK(k->info));
-    f[n++] = fmix(8, k->info & 0xff);
-    f[n++] = p1->kind ? fmix(9, p1->wh) : 9;
-    f[n++] = p2->kind ? fmix(10, p2->wh) : 10;
-    f[n++] = n1->kind ? fmix(11, n1->wh) : 11;
-    f[n++] = n2->kind ? fmix(12, n2->wh) : 12;
-    f[n++] = fmix(fmix(13, pc1), cls);
-    f[n++] = fmix(fmix(14, nc1), cls);
-    f[n++] = fmix(15, n2->kind ? n2->cls : 0);
-    f[n++] = fmix(16, p2->kind ? p2->cls : 0);
+#define F(id, v) (q[n] = (id), f[n++] = (v))
+    F(9, p1->kind ? fmix(9, p1->wh) : 9);
+    F(10, p2->kind ? fmix(10, p2->wh) : 10);
+    F(11, n1->kind ? fmix(11, n1->wh) : 11);
+    F(12, n2->kind ? fmix(12, n2->wh) : 12);
+    F(13, fmix(fmix(13, pc1), cls));
+    F(14, fmix(fmix(14, nc1), cls));
+    F(15, fmix(15, n2->kind ? n2->cls : 0));
+    F(16, fmix(16, p2->kind ? p2->cls : 0));
     bool sent = i == w->a ? w->sent0 : (p1->kind == LT_LINE);
-    f[n++] = fmix(fmix(17, sent), k->cap);
+    F(17, fmix(fmix(17, sent), k->cap));
     int pos = i - w->a, wl = w->b - w->a;
-    f[n++] = fmix(fmix(18, pos > 3 ? 3 : pos), wl > 4 ? 4 : wl);
+    F(18, fmix(fmix(18, pos > 3 ? 3 : pos), wl > 4 ? 4 : wl));
     bool st1 = n1->kind == LT_WORD && (n1->wclass & LC_STREET),
          st2 = n2->kind == LT_WORD && (n2->wclass & LC_STREET);
-    f[n++] = fmix(fmix(19, st1), st2);
-    f[n++] = fmix(fmix(20, p1->kind == LT_NUM), k->cap);
-    f[n++] = fmix(21, (p1->kind == LT_WORD && (p1->wclass & LC_TITLE)) ||
-                          (p2->kind == LT_WORD && (p2->wclass & LC_TITLE) && p1->kind == LT_PUNCT));
-    f[n++] = fmix(fmix(22, PII_NAME_FIRST_RANK(k->info)),
-                  n1->kind == LT_WORD ? PII_NAME_LAST_RANK(n1->info) : 7);
-    f[n++] = fmix(fmix(23, p1->kind == LT_WORD ? PII_NAME_FIRST_RANK(p1->info) : 7),
-                  PII_NAME_LAST_RANK(k->info));
-    f[n++] = fmix(fmix(24, w->lower), cls);
-    f[n++] = fmix(fmix(25, p1->sh), shape);
-    f[n++] = fmix(26, n1->kind == LT_POSS);
+    F(19, fmix(fmix(19, st1), st2));
+    F(20, fmix(fmix(20, p1->kind == LT_NUM), k->cap));
+    F(21, fmix(21, (p1->kind == LT_WORD && (p1->wclass & LC_TITLE)) ||
+                       (p2->kind == LT_WORD && (p2->wclass & LC_TITLE) && p1->kind == LT_PUNCT)));
+    F(22, fmix(fmix(22, PII_NAME_FIRST_RANK(k->info)),
+               n1->kind == LT_WORD ? PII_NAME_LAST_RANK(n1->info) : 7));
+    F(23, fmix(fmix(23, p1->kind == LT_WORD ? PII_NAME_FIRST_RANK(p1->info) : 7),
+               PII_NAME_LAST_RANK(k->info)));
+    F(25, fmix(fmix(25, p1->sh), k->sh));
+    F(26, fmix(26, n1->kind == LT_POSS));
     /* what surrounds the whole window, seen from each of its tokens */
-    f[n++] = w->a > 0 ? fmix(27, w->tok[w->a - 1].wh) : 27;
-    f[n++] = w->b < w->n ? fmix(28, w->tok[w->b].wh) : 28;
-    f[n++] =
-        fmix(fmix(29, w->a > 0 ? w->tok[w->a - 1].cls : 0), w->b < w->n ? w->tok[w->b].cls : 0);
-    unsigned sh = 64 - bits;
-    for (int q = 0; q < n; q++)
-        out[q] = (uint32_t)(hash_mix(f[q] * 0x9E3779B97F4A7C15ull + (uint64_t)q) >> sh);
+    F(27, w->a > 0 ? fmix(27, w->tok[w->a - 1].wh) : 27);
+    F(28, w->b < w->n ? fmix(28, w->tok[w->b].wh) : 28);
+    F(29, fmix(fmix(29, w->a > 0 ? w->tok[w->a - 1].cls : 0), w->b < w->n ? w->tok[w->b].cls : 0));
+#undef F
+    for (int x = 0; x < n; x++)
+        out[x] = feat_bucket(f[x], q[x], bits);
     return n;
+}
+
+int pii_label_features(const scan_ctx_t *c, const lab_win_t *w, int i, unsigned bits, uint32_t *out)
+{
+    int n = feats_self(c, &w->tok[i], w->lower, bits, out);
+    return n + feats_ctx(w, i, bits, out + n);
+}
+
+/* Adds the weights of buckets feat[0, n) to acc. */
+static inline void weights_add(const pii_label_model_t *m, const uint32_t *feat, int n,
+                               int32_t *acc)
+{
+    _Static_assert(PII_LABEL_TAGS == 5, "unrolled for five tags");
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4];
+    for (int q = 0; q < n; q++) {
+        const int16_t *x = m->w + (size_t)feat[q] * PII_LABEL_TAGS;
+        a0 += x[0], a1 += x[1], a2 += x[2], a3 += x[3], a4 += x[4];
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = a4;
+}
+
+/* The summed weights of token k's own features, from the scratch's cache when it holds
+ * them. Words longer than the word hash reads (24 bytes) are not cached. */
+static void self_weights(const scan_ctx_t *c, const lab_tok_t *k, bool lower, int32_t *acc)
+{
+    const pii_label_model_t *m = &c->s->label;
+    uint32_t feat[PII_LABEL_NFEAT];
+    size_t len = k->en - k->st;
+    if (len > 24) {
+        memset(acc, 0, PII_LABEL_TAGS * sizeof *acc);
+        weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), acc);
+        return;
+    }
+    uint64_t key = fmix(fmix(fmix(fmix(m->id, k->wh), k->sh), (uint64_t)k->cls << 20 | k->info),
+                        (uint64_t)len << 1 | lower);
+    /* the affix features read bytes the word hash of a number does not hold */
+    const unsigned char *b = (const unsigned char *)c->t + k->st;
+    size_t l3 = len > 3 ? 3 : len;
+    for (size_t x = 0; x < l3; x++)
+        key = fmix(key, (uint64_t)b[x] << 8 | b[len - l3 + x]);
+    key = hash_mix(key) | 1;
+    pii_self_slot_t *e = &c->sc->self[key >> (64 - PII_SELF_BITS)];
+    if (e->key != key) {
+        memset(e->acc, 0, sizeof e->acc);
+        weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), e->acc);
+        e->key = key;
+    }
+    memcpy(acc, e->acc, sizeof e->acc);
 }
 
 /* ================================================================== decoding */
@@ -575,20 +729,16 @@ float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
 /* Scores one window with the scanner's model and records its spans. */
 static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
 {
-    (void)arg;
+    size_t values_end = *(const size_t *)arg;
     const pii_label_model_t *m = &c->s->label;
     int n = w->b - w->a;
     if (n <= 0) return;
     float em[LAB_TOKS][PII_LABEL_TAGS];
     uint32_t feat[PII_LABEL_NFEAT];
     for (int i = 0; i < n; i++) {
-        int nf = pii_label_features(c, w, w->a + i, m->bits, feat);
-        int32_t acc[PII_LABEL_TAGS] = {0};
-        for (int q = 0; q < nf; q++) {
-            const int16_t *x = m->w + (size_t)feat[q] * PII_LABEL_TAGS;
-            for (int t = 0; t < PII_LABEL_TAGS; t++)
-                acc[t] += x[t];
-        }
+        int32_t acc[PII_LABEL_TAGS];
+        self_weights(c, &w->tok[w->a + i], w->lower, acc);
+        weights_add(m, feat, feats_ctx(w, w->a + i, m->bits, feat), acc);
         for (int t = 0; t < PII_LABEL_TAGS; t++)
             em[i][t] = (float)acc[t] * m->scale;
     }
@@ -624,20 +774,56 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
         size_t st = w->tok[w->a + i].st, en = w->tok[w->a + last].en;
         /* a span over a validated value (a phone, an IBAN, a card) is the labeller
          * reading digits as an address: the value stands, the span goes */
-        bool clash = false;
-        for (size_t q = c->first; q < c->sc->n && !clash; q++) {
+        int lo = i, hi = last;
+        for (size_t q = c->first; q < values_end && lo <= hi; q++) {
             const pii_span_t *x = &c->sc->cand[q];
-            clash = x->type != PII_PERSON && x->type != PII_STREET_ADDRESS && x->start < en &&
-                    st < x->end;
+            if (x->type == PII_PERSON || x->type == PII_STREET_ADDRESS || x->start >= en ||
+                st >= x->end)
+                continue;
+            /* an address running on into the phone number of the next line keeps its
+             * part before the value (and one starting in a value, its part after) */
+            const lab_tok_t *tk = w->tok + w->a;
+            if (t == LT_B_ADR && tk[lo].st < x->start) {
+                while (hi >= lo && tk[hi].en > x->start)
+                    hi--;
+            } else if (t == LT_B_ADR && tk[hi].en > x->end) {
+                while (lo <= hi && tk[lo].st < x->end)
+                    lo++;
+            } else {
+                hi = lo - 1;
+            }
+            while (hi > lo && (tk[hi].kind == LT_PUNCT || tk[hi].kind == LT_LINE))
+                hi--;
+            while (lo < hi && (tk[lo].kind == LT_PUNCT || tk[lo].kind == LT_LINE))
+                lo++;
+            if (lo > hi) break;
+            st = tk[lo].st, en = tk[hi].en;
+            q = c->first - 1; /* the shorter span against every value again */
         }
-        if (!clash)
+        /* an address names a house number or a street: a lone capitalised word the
+         * model calls an address ("York", "Tom" in fiction) is none */
+        if (t == LT_B_ADR && lo <= hi) {
+            bool anchor = false;
+            for (int q = lo; q <= hi && !anchor; q++) {
+                const lab_tok_t *tq = &w->tok[w->a + q];
+                anchor = tq->kind == LT_NUM || (tq->kind == LT_WORD && (tq->wclass & LC_STREET));
+            }
+            if (!anchor) hi = lo - 1;
+        }
+        /* in lower-case text one word is far more often a word than a name ("the
+         * young bird sang"): a name there has two */
+        if (t == LT_B_PER && w->lower && hi == lo) hi = lo - 1;
+        if (lo <= hi)
             pii_cand_add(c, t == LT_B_PER ? PII_PERSON : PII_STREET_ADDRESS, score,
-                         w->tok[w->a + i].st, w->tok[w->a + last].en);
+                         w->tok[w->a + lo].st, w->tok[w->a + hi].en);
         i = e;
     }
 }
 
 void pii_label_scan(scan_ctx_t *c)
 {
-    pii_label_windows(c, label_window, NULL);
+    /* the values found before the labeller ran: its spans are checked against these
+     * only, not against each other (which made fiction quadratic in its names) */
+    size_t values_end = c->sc->n;
+    pii_label_windows(c, label_window, &values_end);
 }

@@ -7,7 +7,7 @@
 
 #define PII_LABEL_MAGIC   "SYPIILB1"
 #define PII_LABEL_HEADER  88 /* bytes before the weights */
-#define PII_LABEL_FEATSET 1  /* bumped whenever pii_label_features changes */
+#define PII_LABEL_FEATSET 2  /* bumped whenever pii_label_features changes */
 #define PII_LABEL_NFEAT   32 /* features per token, at most */
 _Static_assert(PII_LABEL_HEADER == 28 + 2 * (PII_LABEL_TAGS + 1) * PII_LABEL_TAGS, "header layout");
 

@@ -172,7 +172,8 @@ static const char *const class_street[] = {
     "path", "pike", "apt", "apartment", "suite", "ste", "unit", "floor", "fl", "box", "po",
     "building", "bldg", "rue", "via", "calle", "strasse", "stra\xc3\x9f" "e", "gasse", "weg",
     "gata", "gatan", "vej", "katu", "tie", "estate", "mews", "grove", "gardens", "hill",
-    "heights", "center", "route", "rte", NULL};
+    "heights", "center", "route", "rte", "ul", "rua", "utca", "avenida", "strada", "chemin",
+    NULL};
 static const char *const class_title[] = {"mr", "mrs", "ms", "miss", "dr", "prof", "sir",
     "madam", "dame", "lord", "lady", "rev", "fr", "mx", "herr", "frau", "mme", "mlle", "sr",
     "sra", "dear", "hon", "capt", "officer", "agent", "judge", "senor", NULL};
