@@ -6,12 +6,13 @@
  *       stories260K (converted and quantized in a temporary directory) and, when DIR
  *       (default bench/out) holds them, the Llama-3.2-1B-shaped files below.
  *   engine --make-model DIR [TYPE,...]
- *       writes DIR/llama1b-{f32,q8_0,q4_0,q4_k_m}.gguf (or the TYPEs named):
+ *       writes DIR/llama1b-{f32,q8_0,q4_0,q4_k_m,q5_k_m,q6_k}.gguf (or the TYPEs named):
  *       Llama-3.2-1B dimensions (dim 2048, 16 layers, 32 heads, 8 kv heads, ffn 8192,
  *       vocab 128256, tied output) with random weights, the quantized files written
  *       directly (speed does not depend on the weight values; q4_k_m with
  *       llama-quantize's tensor mix: Q4_K, Q6_K tied embedding/output, Q6_K attn_v and
- *       ffn_down on 10 of 16 layers). About 5 GiB + 1.3 GiB + 0.7 GiB + 0.8 GiB of disk.
+ *       ffn_down on 10 of 16 layers; q5_k_m and q6_k likewise). About 5 GiB + 1.3 GiB + 0.7 GiB
+ *       + 0.8 GiB (+ 0.9 GiB + 1.0 GiB) of disk.
  *   engine --kernels
  *       matvec alone on the 1B shapes (one token's worth of matrices) against the
  *       bandwidth limit, no model needed.
@@ -635,8 +636,10 @@ int main(int argc, char **argv)
             } ts[] = {{"q4_0", KERN_Q4_0, 0},
                       {"q8_0", KERN_Q8_0, 0},
                       {"f32", KERN_F32, 0},
-                      {"q4_k_m", KERN_Q4_K, QUANT_FTYPE_Q4_K_M}};
-            for (int k = 0; k < 4; k++) {
+                      {"q4_k_m", KERN_Q4_K, QUANT_FTYPE_Q4_K_M},
+                      {"q5_k_m", KERN_Q5_K, QUANT_FTYPE_Q5_K_M},
+                      {"q6_k", KERN_Q6_K, QUANT_FTYPE_Q6_K}};
+            for (int k = 0; k < (int)(sizeof ts / sizeof ts[0]); k++) {
                 if (want && !strstr(want, ts[k].name)) continue;
                 char p[1024];
                 snprintf(p, sizeof p, "%s/llama1b-%s.gguf", d, ts[k].name);
@@ -703,7 +706,7 @@ int main(int argc, char **argv)
     /* the model list: stories260K in three types (made here), then the 1B files */
     char tmp[] = "/tmp/sy-bench-XXXXXX";
     if (!mkdtemp(tmp)) return 1;
-    char paths[8][1024], names[8][48];
+    char paths[12][1024], names[12][48];
     int n_models = 0;
     const char *shared = getenv("SY_SHARED") ? getenv("SY_SHARED") : "../shared";
     char bin[1024], tok[1024], err[512];
@@ -730,8 +733,8 @@ int main(int argc, char **argv)
     } else {
         printf("(stories260K not found: %s)\n", err);
     }
-    static const char *t1b[] = {"f32", "q8_0", "q4_0", "q4_k_m"};
-    for (int k = 0; k < 4; k++) {
+    static const char *t1b[] = {"f32", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"};
+    for (int k = 0; k < 6; k++) {
         snprintf(paths[n_models], sizeof paths[0], "%.900s/llama1b-%s.gguf", dir, t1b[k]);
         if (access(paths[n_models], R_OK) == 0)
             snprintf(names[n_models++], 48, "1B-shaped %s", t1b[k]);

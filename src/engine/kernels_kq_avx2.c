@@ -265,9 +265,205 @@ static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
     }
 }
 
+/* ------------------------------------------- AVX-512 VNNI, repacked rows ---- */
+
+/* Repacked K-quant rows (KERN_Q4_K_X16 ..., layouts in kquants.c): a 64-byte load holds
+ * 4 quants of each of 16 rows, dpbusd multiplies them by 4 broadcast activation quants
+ * and sums each row's 4 products into its own 32-bit lane, so one sub-block's integer
+ * dot for 16 rows is 8 (Q4_K/Q5_K) or 4 (Q6_K) instructions; a sub-block scale is one
+ * 32-bit multiply per 16 rows, and the f32 scaling one multiply-add per super-block
+ * per 16 rows. The unpacking (nibbles, fifth and high bits) is done once per group for
+ * a tile of up to KQ_TILE tokens. */
+#define VNNI_TARGET                                                                                \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")))
+
+static inline VNNI_TARGET __m512i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* Sub-block j's 6-bit scale (or min) of 16 rows, one per lane: 4 bits from the nibble
+ * dwords lo, 2 from the top-bit dwords hi at bit hb + 2j. */
+static inline VNNI_TARGET __m512i k4_sub(__m512i lo, __m512i hi, int j, int hb)
+{
+    const __m512i a = _mm512_and_si512(_mm512_srli_epi32(lo, (unsigned)(4 * j)), _mm512_set1_epi32(15));
+    const __m512i h = _mm512_and_si512(_mm512_srli_epi32(hi, (unsigned)(hb + 2 * j)), _mm512_set1_epi32(3));
+    return _mm512_or_si512(a, _mm512_slli_epi32(h, 4));
+}
+
+/* One group of 16 Q4_K (HI5: Q5_K) rows of nb super-blocks at g against T tokens:
+ * out[16 t + l] = dot(row l, token t). */
+static inline VNNI_TARGET __attribute__((always_inline)) void
+k45_group_vnni(const uint8_t *g, size_t nb, const int HI5, const kern_block_q8_k_t *const *xs,
+               const int T, float *out)
+{
+    const size_t gb = KERN_X16_ROWS * (HI5 ? sizeof(kern_block_q5_k_t) : sizeof(kern_block_q4_k_t));
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
+    __m512 acc[KQ_TILE], accm[KQ_TILE];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_setzero_ps(), accm[t] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = g + i * gb;
+        const uint8_t *qs = b + 256 + (HI5 ? 512 : 0);
+        const __m512i SC = _mm512_loadu_si512(b + 64), MN = _mm512_loadu_si512(b + 128),
+                      HB = _mm512_loadu_si512(b + 192);
+        __m512i sumi[KQ_TILE], summ[KQ_TILE];
+        int32_t pairs[KQ_TILE][4];
+        for (int t = 0; t < T; t++) {
+            sumi[t] = _mm512_setzero_si512(), summ[t] = _mm512_setzero_si512();
+            /* the 8 sub-block sums of the activations, two per dword (the mins' pairs) */
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)xs[t][i].bsums);
+            _mm_storeu_si128((__m128i *)pairs[t], _mm_hadd_epi16(_mm256_castsi256_si128(bs),
+                                                                  _mm256_extracti128_si256(bs, 1)));
+        }
+        for (int j = 0; j < 8; j++) {
+            __m512i a[KQ_TILE];
+            for (int t = 0; t < T; t++)
+                a[t] = _mm512_setzero_si512();
+            for (int s = 0; s < 8; s++) {
+                const int q = 8 * (j / 2) + s;
+                const __m512i Q = _mm512_loadu_si512(qs + 64 * q);
+                __m512i v = j & 1 ? _mm512_and_si512(_mm512_srli_epi16(Q, 4), m4)
+                                  : _mm512_and_si512(Q, m4);
+                if (HI5) {
+                    const __m512i H = _mm512_loadu_si512(b + 256 + 64 * (q / 4));
+                    const __m512i h = j & 1 ? _mm512_srli_epi16(H, (unsigned)(q % 4))
+                                            : _mm512_slli_epi16(H, (unsigned)(4 - q % 4));
+                    v = _mm512_or_si512(v, _mm512_and_si512(h, m10));
+                }
+                for (int t = 0; t < T; t++)
+                    a[t] = _mm512_dpbusd_epi32(a[t], v, bcast4(xs[t][i].qs + 32 * j + 4 * s));
+            }
+            const __m512i sc = k4_sub(SC, HB, j, 0);
+            for (int t = 0; t < T; t++)
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a[t], sc));
+        }
+        /* mins: pairs (m_2k, m_2k+1) as 16-bit halves of each lane, one dpwssd per pair */
+        for (int k = 0; k < 4; k++) {
+            const __m512i mp = _mm512_or_si512(k4_sub(MN, HB, 2 * k, 16),
+                                               _mm512_slli_epi32(k4_sub(MN, HB, 2 * k + 1, 16), 16));
+            for (int t = 0; t < T; t++)
+                summ[t] = _mm512_dpwssd_epi32(summ[t], mp, _mm512_set1_epi32(pairs[t][k]));
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 32)));
+        for (int t = 0; t < T; t++) {
+            const __m512 xd = _mm512_set1_ps(xs[t][i].d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(d, xd), acc[t]);
+            accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ[t]), _mm512_mul_ps(dmin, xd), accm[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        _mm512_storeu_ps(out + 16 * t, _mm512_sub_ps(acc[t], accm[t]));
+}
+
+/* The same for 16 Q6_K rows: slice s (weights 4s..4s+3, sub-block s / 4) is the
+ * nibble s / 32 of low vector s % 32 and bits 2 (s / 16) of high vector s % 16; the -32
+ * offset leaves each sub-block's dot as 32 * bsum before its scale multiplies it. */
+static inline VNNI_TARGET __attribute__((always_inline)) void
+q6_group_vnni(const uint8_t *g, size_t nb, const kern_block_q8_k_t *const *xs, const int T,
+              float *out)
+{
+    const size_t gb = KERN_X16_ROWS * sizeof(kern_block_q6_k_t);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc[KQ_TILE];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = g + i * gb;
+        const uint8_t *ql = b + 288, *qh = b + 2336;
+        __m512i sumi[KQ_TILE];
+        for (int t = 0; t < T; t++)
+            sumi[t] = _mm512_setzero_si512();
+        for (int sb = 0; sb < 16; sb++) {
+            __m512i a[KQ_TILE];
+            for (int t = 0; t < T; t++)
+                a[t] = _mm512_set1_epi32(-32 * xs[t][i].bsums[sb]);
+            for (int k = 0; k < 4; k++) {
+                const int s = 4 * sb + k;
+                const __m512i L = _mm512_loadu_si512(ql + 64 * (s % 32));
+                const __m512i H = _mm512_loadu_si512(qh + 64 * (s % 16));
+                const __m512i lo = s < 32 ? _mm512_and_si512(L, m4)
+                                          : _mm512_and_si512(_mm512_srli_epi16(L, 4), m4);
+                const int hs = 2 * (s / 16); /* bits hs..hs+1 to bits 4..5 */
+                const __m512i h = hs <= 4 ? _mm512_slli_epi16(H, (unsigned)(4 - hs))
+                                          : _mm512_srli_epi16(H, (unsigned)(hs - 4));
+                const __m512i v = _mm512_or_si512(lo, _mm512_and_si512(h, m30));
+                for (int t = 0; t < T; t++)
+                    a[t] = _mm512_dpbusd_epi32(a[t], v, bcast4(xs[t][i].qs + 4 * s));
+            }
+            const __m512i sc =
+                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 32 + 16 * sb)));
+            for (int t = 0; t < T; t++)
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a[t], sc));
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
+        for (int t = 0; t < T; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]),
+                                     _mm512_mul_ps(d, _mm512_set1_ps(xs[t][i].d)), acc[t]);
+    }
+    for (int t = 0; t < T; t++)
+        _mm512_storeu_ps(out + 16 * t, acc[t]);
+}
+
+#define X16_CASES(CALL)                                                                            \
+    switch (T) {                                                                                   \
+    case 1:                                                                                        \
+        CALL(1);                                                                                   \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        CALL(2);                                                                                   \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        CALL(3);                                                                                   \
+        break;                                                                                     \
+    default:                                                                                       \
+        CALL(KQ_TILE);                                                                             \
+    }
+
+/* Rows [r0, r1) (multiples of 16) of a repacked K-quant job: each group of 16 rows
+ * against all tokens, KQ_TILE tokens per pass (the group's bytes stay in cache between
+ * passes). */
+static VNNI_TARGET void kq_x16_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    const size_t nb = j->cols / KERN_QK_K;
+    const kern_type_t base = kern_kq_x16_base(j->type);
+    const size_t gb = KERN_X16_ROWS * kern_kq_block_bytes(base);
+    for (size_t g = r0 / KERN_X16_ROWS; g < r1 / KERN_X16_ROWS; g++) {
+        const uint8_t *w = (const uint8_t *)j->W + g * nb * gb;
+        for (size_t b = 0; b < j->n; b += KQ_TILE) {
+            const int T = j->n - b < KQ_TILE ? (int)(j->n - b) : KQ_TILE;
+            const kern_block_q8_k_t *xs[KQ_TILE];
+            float out[KQ_TILE * KERN_X16_ROWS];
+            for (int t = 0; t < T; t++)
+                xs[t] = j->XK + (b + (size_t)t) * nb;
+            if (base == KERN_Q6_K) {
+#define CALL(n) q6_group_vnni(w, nb, xs, n, out)
+                X16_CASES(CALL)
+#undef CALL
+            } else if (base == KERN_Q5_K) {
+#define CALL(n) k45_group_vnni(w, nb, 1, xs, n, out)
+                X16_CASES(CALL)
+#undef CALL
+            } else {
+#define CALL(n) k45_group_vnni(w, nb, 0, xs, n, out)
+                X16_CASES(CALL)
+#undef CALL
+            }
+            for (int t = 0; t < T; t++)
+                memcpy(j->Y + (b + (size_t)t) * j->rows + g * KERN_X16_ROWS, out + 16 * t,
+                       KERN_X16_ROWS * sizeof(float));
+        }
+    }
+}
+
 void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
-    if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K) {
+    if (kern_kq_x16_base(j->type)) {
+        kq_x16_rows(j, r0, r1);
+    } else if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K) {
         kq_rows(j, r0, r1);
     } else if (j->type == KERN_Q5_0 || j->type == KERN_Q5_1) {
         for (size_t r = r0; r < r1; r++)
