@@ -335,18 +335,19 @@ static result_t run_llama(const char *path, int threads, int n_gen)
 
 /* Matvec alone over one token's matrices of the 1B shape (random weights in memory),
  * bytes streamed per second and tokens/s if the whole token were these matvecs (Q4_K
- * and Q6_K: every matrix in that type). Q8_0 and Q4_0 run twice: in the file's row layout, then in
- * the layout model loading repacks them into for the kernels in use (q8_0x16, q4_0x16 with AVX-512
- * VNNI; the same as the first otherwise). */
+ * Q5_K and Q6_K: every matrix in that type). Each quantized type runs twice: in the file's row
+ * layout, then in the layout model loading repacks it into for the kernels in use (q8_0x16,
+ * q4_0x16, q4_Kx16 ... with AVX-512 VNNI; the same as the first otherwise). */
 static void bench_kernels(const int *threads, int n_threads, const double *bw)
 {
     const int kv = L1B_DIM / L1B_HEADS * L1B_KV;
     const size_t shapes[][2] = {{L1B_DIM, L1B_DIM}, {kv, L1B_DIM},      {kv, L1B_DIM},
                                 {L1B_DIM, L1B_DIM}, {L1B_FFN, L1B_DIM}, {L1B_FFN, L1B_DIM},
                                 {L1B_DIM, L1B_FFN}};
-    const kern_type_t types[] = {KERN_F32,  KERN_Q8_0, KERN_Q8_0, KERN_Q4_0,
-                                 KERN_Q4_0, KERN_Q4_K, KERN_Q6_K};
-    const int repacked[] = {0, 0, 1, 0, 1, 0, 0};
+    const kern_type_t types[] = {KERN_F32,  KERN_Q8_0, KERN_Q8_0, KERN_Q4_0, KERN_Q4_0, KERN_Q4_K,
+                                 KERN_Q4_K, KERN_Q5_K, KERN_Q5_K, KERN_Q6_K, KERN_Q6_K};
+    const int repacked[] = {0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+    const int n_types = (int)(sizeof types / sizeof types[0]);
     printf("\nmatvec alone, one layer of the 1B shape x 16 + output (%s kernels)\n",
            kern_impl_name());
     printf("%-7s %4s %10s %10s %12s %9s %12s\n", "type", "thr", "GB/s", "tok/s", "limit tok/s",
@@ -354,7 +355,7 @@ static void bench_kernels(const int *threads, int n_threads, const double *bw)
     float *x = mem_alloc(L1B_FFN * sizeof(float)), *y = mem_alloc(L1B_VOCAB * sizeof(float));
     for (int i = 0; i < L1B_FFN; i++)
         x[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
-    for (int ti = 0; ti < 7; ti++) {
+    for (int ti = 0; ti < n_types; ti++) {
         kern_type_t t = types[ti];
         /* the second of each quantized type as loaded models keep it (all 1B shapes
            repack alike) */

@@ -821,7 +821,7 @@ static void test_kfile_loads_and_runs(void **state)
     assert_int_equal(st.n_quantized, 8 * 7 + 1 - 8); /* Q4_K: all but the Q6_K ones */
     model_t *m;
     if (model_load_gguf(out, &m, err, sizeof err)) fail_msg("load: %s", err);
-    /* the file's types, or their repacked forms where the kernels in use repack them */
+        /* the file's types, or their repacked forms where the kernels in use repack them */
 #define LOADED(t, w) kern_repack_type(t, (size_t)(w).rows, (size_t)(w).cols)
     assert_int_equal(m->layers[0].wq.type, LOADED(KERN_Q4_K, m->layers[0].wq));
     assert_int_equal(m->layers[0].wv.type, LOADED(KERN_Q6_K, m->layers[0].wv));

@@ -284,84 +284,151 @@ static inline VNNI_TARGET __m512i bcast4(const int8_t *p)
     return _mm512_set1_epi32(v);
 }
 
-/* Sub-block j's 6-bit scale (or min) of 16 rows, one per lane: 4 bits from the nibble
- * dwords lo, 2 from the top-bit dwords hi at bit hb + 2j. */
-static inline VNNI_TARGET __m512i k4_sub(__m512i lo, __m512i hi, int j, int hb)
+/* (a & c) | b, and a | (b & c), bitwise: vpternlogd truth tables */
+#define TL_AC_OR_B 0xEC
+#define TL_A_OR_BC 0xF8
+
+/* The 8 six-bit values (scales, or mins) of each of 16 rows as bytes: dword l of
+ * out[0] holds values 0..3 of row l, of out[1] values 4..7. nib: dword l the low 4
+ * bits of value j at bit 4j; hb: dword l their top 2 bits at bit hb0 + 2j. multishift
+ * picks 8 bits at any offset of each 64-bit lane (two rows): offsets 4j for the
+ * nibbles, hb0 + 2j - 4 (mod 64) for the top bits, which puts them at bits 4..5. */
+static inline VNNI_TARGET void k4_values(__m512i nib, __m512i hb, int hb0, __m512i out[2])
 {
-    const __m512i a = _mm512_and_si512(_mm512_srli_epi32(lo, (unsigned)(4 * j)), _mm512_set1_epi32(15));
-    const __m512i h = _mm512_and_si512(_mm512_srli_epi32(hi, (unsigned)(hb + 2 * j)), _mm512_set1_epi32(3));
-    return _mm512_or_si512(a, _mm512_slli_epi32(h, 4));
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+#pragma GCC unroll 16
+    for (int h = 0; h < 2; h++) {
+        uint64_t cn = 0, ch = 0;
+#pragma GCC unroll 16
+        for (int k = 0; k < 8; k++) {
+            const int row = k / 4, j = 4 * h + k % 4;
+            cn |= (uint64_t)(32 * row + 4 * j) << (8 * k);
+            ch |= (uint64_t)((32 * row + hb0 + 2 * j - 4 + 64) % 64) << (8 * k);
+        }
+        const __m512i lo = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)cn), nib);
+        const __m512i hi = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ch), hb);
+        out[h] = _mm512_ternarylogic_epi32(lo, _mm512_and_si512(hi, m30), m4, TL_AC_OR_B);
+    }
+}
+
+/* Byte k of every dword of v, zero-extended to the dword (16 rows' value k). */
+static inline VNNI_TARGET __m512i dword_byte(__m512i v, int k)
+{
+    return _mm512_maskz_permutexvar_epi8(
+        0x1111111111111111ull << 0,
+        _mm512_add_epi32(_mm512_set1_epi32(k), _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32,
+                                                                 36, 40, 44, 48, 52, 56, 60)),
+        v);
+}
+
+/* Bytes k and k + 1 of every dword as its two 16-bit halves (pairs of mins). */
+static inline VNNI_TARGET __m512i dword_pair(__m512i v, int k)
+{
+    const __m512i base = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60),
+        _mm512_set1_epi32(0x10001));
+    const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(k | (k + 1) << 16));
+    return _mm512_maskz_permutexvar_epi8(0x5555555555555555ull, idx, v);
 }
 
 /* One group of 16 Q4_K (HI5: Q5_K) rows of nb super-blocks at g against T tokens:
- * out[16 t + l] = dot(row l, token t). */
+ * out[16 t + l] = dot(row l, token t). Per 64 weights each quant vector is loaded once
+ * for its two sub-blocks; with one or two tokens each sub-block's dot runs in two
+ * chains (even and odd slices) so the dpbusd latency overlaps. */
 static inline VNNI_TARGET __attribute__((always_inline)) void
 k45_group_vnni(const uint8_t *g, size_t nb, const int HI5, const kern_block_q8_k_t *const *xs,
                const int T, float *out)
 {
     const size_t gb = KERN_X16_ROWS * (HI5 ? sizeof(kern_block_q5_k_t) : sizeof(kern_block_q4_k_t));
+    const int P = T <= 2 ? 2 : 1; /* chains per sub-block */
     const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
     __m512 acc[KQ_TILE], accm[KQ_TILE];
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++)
         acc[t] = _mm512_setzero_ps(), accm[t] = _mm512_setzero_ps();
     for (size_t i = 0; i < nb; i++) {
         const uint8_t *b = g + i * gb;
         const uint8_t *qs = b + 256 + (HI5 ? 512 : 0);
-        const __m512i SC = _mm512_loadu_si512(b + 64), MN = _mm512_loadu_si512(b + 128),
-                      HB = _mm512_loadu_si512(b + 192);
+        const __m512i HB = _mm512_loadu_si512(b + 192);
+        __m512i sc[2], mn[2];
+        k4_values(_mm512_loadu_si512(b + 64), HB, 0, sc);
+        k4_values(_mm512_loadu_si512(b + 128), HB, 16, mn);
         __m512i sumi[KQ_TILE], summ[KQ_TILE];
         int32_t pairs[KQ_TILE][4];
+#pragma GCC unroll 16
         for (int t = 0; t < T; t++) {
             sumi[t] = _mm512_setzero_si512(), summ[t] = _mm512_setzero_si512();
             /* the 8 sub-block sums of the activations, two per dword (the mins' pairs) */
             const __m256i bs = _mm256_loadu_si256((const __m256i *)xs[t][i].bsums);
             _mm_storeu_si128((__m128i *)pairs[t], _mm_hadd_epi16(_mm256_castsi256_si128(bs),
-                                                                  _mm256_extracti128_si256(bs, 1)));
+                                                                 _mm256_extracti128_si256(bs, 1)));
         }
-        for (int j = 0; j < 8; j++) {
-            __m512i a[KQ_TILE];
+#pragma GCC unroll 16
+        for (int c = 0; c < 4; c++) { /* sub-blocks 2c (low nibbles) and 2c + 1 (high) */
+            __m512i al[KQ_TILE][2], ah[KQ_TILE][2];
+#pragma GCC unroll 16
             for (int t = 0; t < T; t++)
-                a[t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+                for (int e = 0; e < P; e++)
+                    al[t][e] = ah[t][e] = _mm512_setzero_si512();
+#pragma GCC unroll 16
             for (int s = 0; s < 8; s++) {
-                const int q = 8 * (j / 2) + s;
+                const int q = 8 * c + s;
                 const __m512i Q = _mm512_loadu_si512(qs + 64 * q);
-                __m512i v = j & 1 ? _mm512_and_si512(_mm512_srli_epi16(Q, 4), m4)
-                                  : _mm512_and_si512(Q, m4);
+                __m512i lo = _mm512_and_si512(Q, m4);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(Q, 4), m4);
                 if (HI5) {
                     const __m512i H = _mm512_loadu_si512(b + 256 + 64 * (q / 4));
-                    const __m512i h = j & 1 ? _mm512_srli_epi16(H, (unsigned)(q % 4))
-                                            : _mm512_slli_epi16(H, (unsigned)(4 - q % 4));
-                    v = _mm512_or_si512(v, _mm512_and_si512(h, m10));
+                    lo = _mm512_ternarylogic_epi32(lo, _mm512_slli_epi16(H, (unsigned)(4 - q % 4)),
+                                                   m10, TL_A_OR_BC);
+                    hi = _mm512_ternarylogic_epi32(hi, _mm512_srli_epi16(H, (unsigned)(q % 4)), m10,
+                                                   TL_A_OR_BC);
                 }
-                for (int t = 0; t < T; t++)
-                    a[t] = _mm512_dpbusd_epi32(a[t], v, bcast4(xs[t][i].qs + 32 * j + 4 * s));
+                const int e = s % P;
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    const int8_t *x = xs[t][i].qs + 64 * c + 4 * s;
+                    al[t][e] = _mm512_dpbusd_epi32(al[t][e], lo, bcast4(x));
+                    ah[t][e] = _mm512_dpbusd_epi32(ah[t][e], hi, bcast4(x + 32));
+                }
             }
-            const __m512i sc = k4_sub(SC, HB, j, 0);
-            for (int t = 0; t < T; t++)
-                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a[t], sc));
+            const __m512i sl = dword_byte(sc[c / 2], 2 * (c % 2));
+            const __m512i sh = dword_byte(sc[c / 2], 2 * (c % 2) + 1);
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                __m512i l = al[t][0], h = ah[t][0];
+                if (P == 2) l = _mm512_add_epi32(l, al[t][1]), h = _mm512_add_epi32(h, ah[t][1]);
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_add_epi32(_mm512_mullo_epi32(l, sl),
+                                                                     _mm512_mullo_epi32(h, sh)));
+            }
         }
-        /* mins: pairs (m_2k, m_2k+1) as 16-bit halves of each lane, one dpwssd per pair */
+/* mins: pairs (m_2k, m_2k+1) as 16-bit halves of each lane, one dpwssd per pair */
+#pragma GCC unroll 16
         for (int k = 0; k < 4; k++) {
-            const __m512i mp = _mm512_or_si512(k4_sub(MN, HB, 2 * k, 16),
-                                               _mm512_slli_epi32(k4_sub(MN, HB, 2 * k + 1, 16), 16));
+            const __m512i mp = dword_pair(mn[k / 2], 2 * (k % 2));
+#pragma GCC unroll 16
             for (int t = 0; t < T; t++)
                 summ[t] = _mm512_dpwssd_epi32(summ[t], mp, _mm512_set1_epi32(pairs[t][k]));
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
         const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 32)));
+#pragma GCC unroll 16
         for (int t = 0; t < T; t++) {
             const __m512 xd = _mm512_set1_ps(xs[t][i].d);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(d, xd), acc[t]);
-            accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ[t]), _mm512_mul_ps(dmin, xd), accm[t]);
+            accm[t] =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ[t]), _mm512_mul_ps(dmin, xd), accm[t]);
         }
     }
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++)
         _mm512_storeu_ps(out + 16 * t, _mm512_sub_ps(acc[t], accm[t]));
 }
 
-/* The same for 16 Q6_K rows: slice s (weights 4s..4s+3, sub-block s / 4) is the
- * nibble s / 32 of low vector s % 32 and bits 2 (s / 16) of high vector s % 16; the -32
- * offset leaves each sub-block's dot as 32 * bsum before its scale multiplies it. */
+/* The same for 16 Q6_K rows. Slice s (weights 4s..4s+3, sub-block s / 4) is nibble
+ * s / 32 of low vector s % 32 and bits 2 (s / 16) of high vector s % 16, so sub-blocks
+ * g, g + 4, g + 8 and g + 12 share their vectors and are done together (four
+ * independent chains). The -32 offset starts each sub-block's dot at -32 * bsum. */
 static inline VNNI_TARGET __attribute__((always_inline)) void
 q6_group_vnni(const uint8_t *g, size_t nb, const kern_block_q8_k_t *const *xs, const int T,
               float *out)
@@ -369,41 +436,62 @@ q6_group_vnni(const uint8_t *g, size_t nb, const kern_block_q8_k_t *const *xs, c
     const size_t gb = KERN_X16_ROWS * sizeof(kern_block_q6_k_t);
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[KQ_TILE];
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++)
         acc[t] = _mm512_setzero_ps();
     for (size_t i = 0; i < nb; i++) {
         const uint8_t *b = g + i * gb;
         const uint8_t *ql = b + 288, *qh = b + 2336;
         __m512i sumi[KQ_TILE];
+#pragma GCC unroll 16
         for (int t = 0; t < T; t++)
             sumi[t] = _mm512_setzero_si512();
-        for (int sb = 0; sb < 16; sb++) {
-            __m512i a[KQ_TILE];
+#pragma GCC unroll 16
+        for (int g0 = 0; g0 < 4; g0++) {
+            __m512i a[KQ_TILE][4];
+#pragma GCC unroll 16
             for (int t = 0; t < T; t++)
-                a[t] = _mm512_set1_epi32(-32 * xs[t][i].bsums[sb]);
+#pragma GCC unroll 16
+                for (int u = 0; u < 4; u++)
+                    a[t][u] = _mm512_set1_epi32(-32 * xs[t][i].bsums[g0 + 4 * u]);
+#pragma GCC unroll 16
             for (int k = 0; k < 4; k++) {
-                const int s = 4 * sb + k;
-                const __m512i L = _mm512_loadu_si512(ql + 64 * (s % 32));
-                const __m512i H = _mm512_loadu_si512(qh + 64 * (s % 16));
-                const __m512i lo = s < 32 ? _mm512_and_si512(L, m4)
-                                          : _mm512_and_si512(_mm512_srli_epi16(L, 4), m4);
-                const int hs = 2 * (s / 16); /* bits hs..hs+1 to bits 4..5 */
-                const __m512i h = hs <= 4 ? _mm512_slli_epi16(H, (unsigned)(4 - hs))
-                                          : _mm512_srli_epi16(H, (unsigned)(hs - 4));
-                const __m512i v = _mm512_or_si512(lo, _mm512_and_si512(h, m30));
+                const int p = 4 * g0 + k; /* slices p, p + 16, p + 32, p + 48 */
+                const __m512i H = _mm512_loadu_si512(qh + 64 * p);
+                const __m512i L0 = _mm512_loadu_si512(ql + 64 * p);
+                const __m512i L1 = _mm512_loadu_si512(ql + 64 * (p + 16));
+                __m512i v[4];
+                v[0] = _mm512_ternarylogic_epi32(_mm512_and_si512(L0, m4), _mm512_slli_epi16(H, 4),
+                                                 m30, TL_A_OR_BC);
+                v[1] = _mm512_ternarylogic_epi32(_mm512_and_si512(L1, m4), _mm512_slli_epi16(H, 2),
+                                                 m30, TL_A_OR_BC);
+                v[2] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(L0, 4), m4), H,
+                                                 m30, TL_A_OR_BC);
+                v[3] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(L1, 4), m4),
+                                                 _mm512_srli_epi16(H, 2), m30, TL_A_OR_BC);
+#pragma GCC unroll 16
                 for (int t = 0; t < T; t++)
-                    a[t] = _mm512_dpbusd_epi32(a[t], v, bcast4(xs[t][i].qs + 4 * s));
+#pragma GCC unroll 16
+                    for (int u = 0; u < 4; u++)
+                        a[t][u] = _mm512_dpbusd_epi32(a[t][u], v[u],
+                                                      bcast4(xs[t][i].qs + 4 * (p + 16 * u)));
             }
-            const __m512i sc =
-                _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 32 + 16 * sb)));
-            for (int t = 0; t < T; t++)
-                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a[t], sc));
+#pragma GCC unroll 16
+            for (int u = 0; u < 4; u++) {
+                const __m512i sc = _mm512_cvtepi8_epi32(
+                    _mm_loadu_si128((const __m128i *)(b + 32 + 16 * (g0 + 4 * u))));
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++)
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a[t][u], sc));
+            }
         }
         const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
+#pragma GCC unroll 16
         for (int t = 0; t < T; t++)
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]),
                                      _mm512_mul_ps(d, _mm512_set1_ps(xs[t][i].d)), acc[t]);
     }
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++)
         _mm512_storeu_ps(out + 16 * t, acc[t]);
 }

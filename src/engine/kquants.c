@@ -1022,7 +1022,8 @@ static void x16_put_k45(const uint8_t *b, int hi5, size_t l, uint8_t *o)
             unsigned byte = 0;
             for (int i = 0; i < 4; i++) {
                 const int q = 4 * v + i, c = q / 8, pos = 4 * (q % 8) + k;
-                byte |= ((qh[pos] >> (2 * c)) & 1u) << i | ((qh[pos] >> (2 * c + 1)) & 1u) << (4 + i);
+                byte |= ((qh[pos] >> (2 * c)) & 1u) << i | ((qh[pos] >> (2 * c + 1)) & 1u)
+                                                               << (4 + i);
             }
             o[256 + 64 * v + 4 * l + k] = (uint8_t)byte;
         }
@@ -1055,8 +1056,8 @@ static void x16_get_k45(const uint8_t *o, int hi5, size_t l, uint8_t *b)
             const unsigned byte = o[256 + 64 * v + 4 * l + k];
             for (int i = 0; i < 4; i++) {
                 const int q = 4 * v + i, c = q / 8, pos = 4 * (q % 8) + k;
-                qh[pos] |= (uint8_t)(((byte >> i) & 1u) << (2 * c) |
-                                     ((byte >> (4 + i)) & 1u) << (2 * c + 1));
+                qh[pos] |= (uint8_t)(((byte >> i) & 1u) << (2 * c) | ((byte >> (4 + i)) & 1u)
+                                                                         << (2 * c + 1));
             }
         }
 }
