@@ -20,7 +20,8 @@
 #include "engine/kernels.h"
 #include "engine/kquants.h"
 
-#define KQ_TILE 4 /* tokens per pass over a weight row */
+#define KQ_TILE     4    /* tokens per pass over a weight row */
+#define KQ_PF_AHEAD 4096 /* bytes of a repacked group prefetched ahead (decode) */
 
 static inline float hsum8(__m256 v)
 {
@@ -348,6 +349,9 @@ k45_group_vnni(const uint8_t *g, size_t nb, const int HI5, const kern_block_q8_k
         acc[t] = _mm512_setzero_ps(), accm[t] = _mm512_setzero_ps();
     for (size_t i = 0; i < nb; i++) {
         const uint8_t *b = g + i * gb;
+        if (T <= 2) /* decode streams W: the hardware prefetcher alone falls short */
+            for (size_t o = 0; o < gb; o += 64)
+                _mm_prefetch((const char *)b + KQ_PF_AHEAD + o, _MM_HINT_T0);
         const uint8_t *qs = b + 256 + (HI5 ? 512 : 0);
         const __m512i HB = _mm512_loadu_si512(b + 192);
         __m512i sc[2], mn[2];
@@ -441,6 +445,9 @@ q6_group_vnni(const uint8_t *g, size_t nb, const kern_block_q8_k_t *const *xs, c
         acc[t] = _mm512_setzero_ps();
     for (size_t i = 0; i < nb; i++) {
         const uint8_t *b = g + i * gb;
+        if (T <= 2)
+            for (size_t o = 0; o < gb; o += 64)
+                _mm_prefetch((const char *)b + KQ_PF_AHEAD + o, _MM_HINT_T0);
         const uint8_t *ql = b + 288, *qh = b + 2336;
         __m512i sumi[KQ_TILE];
 #pragma GCC unroll 16
