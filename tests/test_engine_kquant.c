@@ -461,7 +461,8 @@ static void test_matmul_many_mixed(void **state)
  * block reads back byte for byte (random bytes too, so every scale, min and high bit
  * moves), the reference on the repacked layout equals the row-major reference bit for
  * bit, and the kernels in use (AVX-512 VNNI where the CPU has it) are within dot_bound
- * of the exact dot and twice that of the reference. One and three groups of 16 rows,
+ * of the exact dot and twice that of the reference, each token of a batch bit for bit
+ * the token alone. One and three groups of 16 rows,
  * 1 to 11 super-blocks, token counts around the tile of 4, 1 to 3 threads. */
 static void check_kx16(kern_type_t t, size_t rows, size_t cols, size_t n, kern_pool_t *pool)
 {
@@ -499,6 +500,13 @@ static void check_kx16(kern_type_t t, size_t rows, size_t cols, size_t n, kern_p
                          kern_type_name(to), kern_impl_name(), rows, cols, n, r, b, vg, vr, e,
                          bound);
         }
+    /* batch invariance: each token of the batch bit for bit the token alone (batched
+       decoding relies on it) */
+    for (size_t b = 0; n > 1 && b < n; b++) {
+        kern_matvec(pool, to, P, c.X + b * cols, refp, rows, cols);
+        if (memcmp(refp, got + b * rows, rows * sizeof(float)))
+            fail_msg("%s: token %zu of %zu differs from the token alone", kern_type_name(to), b, n);
+    }
     free(ref), free(refp), free(got), free(P);
     case_free(&c);
 }
