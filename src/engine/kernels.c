@@ -397,7 +397,8 @@ kern_type_t kern_repack_type(kern_type_t t, size_t rows, size_t cols)
 }
 
 /* Q4_0 -> Q4_0_X16: each group of 16 rows block by block, scales first, then the
- * quant bytes in 4-byte slices (the layout in kernels.h). */
+ * quant bytes in 4-byte slices (the layout in kernels.h); Q8_0 likewise; the K-quants
+ * in kquants.c (kern_kq_repack). */
 int kern_repack(kern_type_t from, kern_type_t to, const void *src, void *dst, size_t rows,
                 size_t cols)
 {
