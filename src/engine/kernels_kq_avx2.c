@@ -13,6 +13,10 @@
  *
  * A row meets up to KQ_TILE tokens per pass, so prefill unpacks each weight block
  * once per tile of tokens.
+ *
+ * The repacked layouts (KERN_Q4_K_X16, KERN_Q5_K_X16, KERN_Q6_K_X16) have AVX-512 VNNI
+ * kernels here (functions with their own target attribute, called only where
+ * kern_avx2_use_vnni says the CPU has it); see the section below.
  */
 #include <immintrin.h>
 #include <string.h>
