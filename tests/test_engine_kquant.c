@@ -457,6 +457,142 @@ static void test_matmul_many_mixed(void **state)
     kern_pool_free(pool);
 }
 
+/* The repacked K-quant layouts (KERN_Q4_K_X16, KERN_Q5_K_X16, KERN_Q6_K_X16): every
+ * block reads back byte for byte (random bytes too, so every scale, min and high bit
+ * moves), the reference on the repacked layout equals the row-major reference bit for
+ * bit, and the kernels in use (AVX-512 VNNI where the CPU has it) are within dot_bound
+ * of the exact dot and twice that of the reference, each token of a batch bit for bit
+ * the token alone. One and three groups of 16 rows,
+ * 1 to 11 super-blocks, token counts around the tile of 4, 1 to 3 threads. */
+static void check_kx16(kern_type_t t, size_t rows, size_t cols, size_t n, kern_pool_t *pool)
+{
+    const kern_type_t to = kern_kq_x16_type(t);
+    const size_t nb = cols / KERN_QK_K, bb = kern_kq_block_bytes(t), rb = kern_row_size(t, cols);
+    mm_case_t c;
+    case_init(&c, t, rows, cols, n);
+    assert_int_equal(kern_row_size(to, cols), rb);
+    void *P = malloc(rb * rows);
+    assert_int_equal(kern_repack(t, to, c.W, P, rows, cols), 0);
+    uint8_t blk[256];
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < nb; i++) {
+            kern_kq_x16_block(to, P, nb, r, i, blk);
+            assert_memory_equal(blk, (uint8_t *)c.W + r * rb + i * bb, bb);
+        }
+    float *ref = malloc(n * rows * sizeof(float)), *refp = malloc(n * rows * sizeof(float));
+    float *got = malloc(n * rows * sizeof(float));
+    kern_force_scalar(1);
+    kern_matmul(NULL, t, c.W, c.X, ref, n, rows, cols);
+    kern_matmul(NULL, to, P, c.X, refp, n, rows, cols);
+    kern_force_scalar(0);
+    assert_memory_equal(ref, refp, n * rows * sizeof(float));
+    if (n == 1)
+        kern_matvec(pool, to, P, c.X, got, rows, cols);
+    else
+        kern_matmul(pool, to, P, c.X, got, n, rows, cols);
+    for (size_t b = 0; b < n; b++)
+        for (size_t r = 0; r < rows; r++) {
+            double e = exact_dot(&c, r, b), bound = dot_bound(&c, r, b);
+            float vg = got[b * rows + r], vr = ref[b * rows + r];
+            if (fabs(vg - e) > bound || fabs(vg - vr) > 2 * bound)
+                fail_msg("%s (%s) rows %zu cols %zu n %zu row %zu tok %zu: %g vs ref %g "
+                         "exact %g bound %g",
+                         kern_type_name(to), kern_impl_name(), rows, cols, n, r, b, vg, vr, e,
+                         bound);
+        }
+    /* batch invariance: each token of the batch bit for bit the token alone (batched
+       decoding relies on it) */
+    for (size_t b = 0; n > 1 && b < n; b++) {
+        kern_matvec(pool, to, P, c.X + b * cols, refp, rows, cols);
+        if (memcmp(refp, got + b * rows, rows * sizeof(float)))
+            fail_msg("%s: token %zu of %zu differs from the token alone", kern_type_name(to), b, n);
+    }
+    free(ref), free(refp), free(got), free(P);
+    case_free(&c);
+}
+
+static void test_repacked_kquants(void **state)
+{
+    (void)state;
+    static const kern_type_t ts[] = {KERN_Q4_K, KERN_Q5_K, KERN_Q6_K};
+    static const size_t cols[] = {256, 768, 2816};
+    static const size_t ns[] = {1, 2, 3, 4, 5, 9};
+    kern_force_scalar(0);
+    print_message("# repacked K-quants with %s kernels\n", kern_impl_name());
+    for (int ti = 0; ti < 3; ti++) {
+        const kern_type_t t = ts[ti], to = kern_kq_x16_type(t);
+        for (size_t ci = 0; ci < 3; ci++)
+            for (size_t ni = 0; ni < 6; ni++)
+                check_kx16(t, ci == 1 ? 48 : 16, cols[ci], ns[ni], NULL);
+        for (int nt = 2; nt <= 3; nt++) {
+            kern_pool_t *p = kern_pool_new(nt);
+            check_kx16(t, 208, 512, 1, p); /* 13 groups over the threads */
+            check_kx16(t, 208, 512, 11, p);
+            kern_pool_free(p);
+        }
+        /* random bytes: every bit of the scales, mins and quants goes and comes back */
+        const size_t bb = kern_kq_block_bytes(t), rows = 32, nb = 3;
+        uint8_t *W = malloc(rows * nb * bb), *P = malloc(rows * nb * bb), blk[256];
+        for (size_t k = 0; k < rows * nb * bb; k++)
+            W[k] = (uint8_t)rnd_u32();
+        assert_int_equal(kern_repack(t, to, W, P, rows, nb * KERN_QK_K), 0);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t i = 0; i < nb; i++) {
+                kern_kq_x16_block(to, P, nb, r, i, blk);
+                assert_memory_equal(blk, W + (r * nb + i) * bb, bb);
+            }
+        free(W), free(P);
+        /* refusals: rows not in groups of 16, a pair that is not a repacking */
+        assert_true(kern_repack(t, to, NULL, NULL, 24, 512) < 0);
+        assert_true(kern_repack(t, KERN_Q4_0_X16, NULL, NULL, 32, 512) < 0);
+        assert_int_equal(kern_repack_type(t, 24, 512), t);
+        assert_int_equal(kern_repack_type(t, 32, 512),
+                         strcmp(kern_impl_name(), "avx512vnni") == 0 ? to : t);
+        assert_int_equal(kern_kq_x16_base(to), t);
+        assert_non_null(kern_type_name(to));
+        kern_force_scalar(1);
+        assert_int_equal(kern_repack_type(t, 32, 512), t);
+        kern_force_scalar(0);
+    }
+    assert_int_equal(kern_kq_x16_type(KERN_Q3_K), 0);
+    assert_string_equal(kern_type_name(KERN_Q4_K_X16), "q4_Kx16");
+}
+
+/* kern_matmul_many over repacked Q4_K and Q6_K matrices (the q/k/v of a Q4_K_M file as
+ * loaded) gives what separate calls give, bit for bit. */
+static void test_matmul_many_repacked(void **state)
+{
+    (void)state;
+    const size_t cols = 512, n = 5;
+    kern_type_t ts[3] = {KERN_Q4_K, KERN_Q6_K, KERN_Q5_K};
+    size_t rs[3] = {64, 16, 32};
+    mm_case_t c[3];
+    kern_mat_t m[3];
+    float *single[3];
+    void *P[3];
+    for (int k = 0; k < 3; k++) {
+        case_init(&c[k], ts[k], rs[k], cols, n);
+        const kern_type_t to = kern_repack_type(ts[k], rs[k], cols);
+        P[k] = malloc(kern_row_size(ts[k], cols) * rs[k]);
+        if (to != ts[k])
+            assert_int_equal(kern_repack(ts[k], to, c[k].W, P[k], rs[k], cols), 0);
+        else
+            memcpy(P[k], c[k].W, kern_row_size(ts[k], cols) * rs[k]);
+        single[k] = malloc(n * rs[k] * sizeof(float));
+        kern_matmul(NULL, to, P[k], c[0].X, single[k], n, rs[k], cols);
+        m[k] = (kern_mat_t){
+            .type = to, .W = P[k], .rows = rs[k], .Y = malloc(n * rs[k] * sizeof(float))};
+    }
+    kern_pool_t *pool = kern_pool_new(2);
+    kern_matmul_many(pool, m, 3, c[0].X, n, cols);
+    for (int k = 0; k < 3; k++) {
+        assert_memory_equal(m[k].Y, single[k], n * rs[k] * sizeof(float));
+        free(m[k].Y), free(single[k]), free(P[k]);
+        case_free(&c[k]);
+    }
+    kern_pool_free(pool);
+}
+
 /* Q8_K activations: d = amax / 127, quants within one step of x / d, bsums the sums
  * of each 16 quants; an all-zero block has d = 0. */
 static void test_q8_k_activations(void **state)
@@ -693,10 +829,13 @@ static void test_kfile_loads_and_runs(void **state)
     assert_int_equal(st.n_quantized, 8 * 7 + 1 - 8); /* Q4_K: all but the Q6_K ones */
     model_t *m;
     if (model_load_gguf(out, &m, err, sizeof err)) fail_msg("load: %s", err);
-    assert_int_equal(m->layers[0].wq.type, KERN_Q4_K);
-    assert_int_equal(m->layers[0].wv.type, KERN_Q6_K);
-    assert_int_equal(m->layers[1].wv.type, KERN_Q4_K);
-    assert_int_equal(m->output.type, KERN_Q6_K);
+        /* the file's types, or their repacked forms where the kernels in use repack them */
+#define LOADED(t, w) kern_repack_type(t, (size_t)(w).rows, (size_t)(w).cols)
+    assert_int_equal(m->layers[0].wq.type, LOADED(KERN_Q4_K, m->layers[0].wq));
+    assert_int_equal(m->layers[0].wv.type, LOADED(KERN_Q6_K, m->layers[0].wv));
+    assert_int_equal(m->layers[1].wv.type, LOADED(KERN_Q4_K, m->layers[1].wv));
+    assert_int_equal(m->output.type, LOADED(KERN_Q6_K, m->output));
+#undef LOADED
     /* 12 prompt tokens in one batch, then 4 decoded one at a time, scalar and SIMD */
     static const int toks[16] = {1,  300, 17,  260, 261, 99,  5,   318,
                                  42, 270, 280, 290, 3,   301, 302, 319};
@@ -868,6 +1007,8 @@ int main(void)
         cmocka_unit_test(test_q8_k_activations),
         cmocka_unit_test(test_kernels_awkward_shapes),
         cmocka_unit_test(test_matmul_many_mixed),
+        cmocka_unit_test(test_repacked_kquants),
+        cmocka_unit_test(test_matmul_many_repacked),
         cmocka_unit_test(test_quantize_files_identical_to_llama_cpp),
         cmocka_unit_test(test_kfile_loads_and_runs),
         cmocka_unit_test(test_greedy_matches_llama_cpp),

@@ -47,6 +47,8 @@ const char *kern_type_name(kern_type_t t)
     case KERN_Q6_K:
         return "q6_K";
     }
+    if (t == KERN_Q4_K_X16 || t == KERN_Q5_K_X16 || t == KERN_Q6_K_X16)
+        return t == KERN_Q4_K_X16 ? "q4_Kx16" : t == KERN_Q5_K_X16 ? "q5_Kx16" : "q6_Kx16";
     return t == KERN_Q4_0_X16 ? "q4_0x16" : t == KERN_Q8_0_X16 ? "q8_0x16" : NULL;
 }
 
@@ -62,6 +64,7 @@ size_t kern_row_size(kern_type_t t, size_t n)
 {
     if (t == KERN_Q4_0_X16) t = KERN_Q4_0; /* same bytes, rows interleaved */
     if (t == KERN_Q8_0_X16) t = KERN_Q8_0;
+    if (kern_kq_x16_base(t)) t = kern_kq_x16_base(t);
     switch (t) {
     case KERN_F32:
         return n * 4;
@@ -350,6 +353,11 @@ void kern_scalar_rows(const kern_job_t *j, size_t r0, size_t r1)
                 j->Y[b * j->rows + r] = v;
                 continue;
             }
+            if (kern_kq_x16_base(j->type)) {
+                const size_t nbk = j->cols / KERN_QK_K;
+                j->Y[b * j->rows + r] = kern_kq_dot_x16(j->type, j->W, nbk, r, j->XK + b * nbk);
+                continue;
+            }
             switch (j->type) {
             case KERN_F32:
                 v = dot_f32(w, j->X + b * j->cols, j->cols);
@@ -382,14 +390,20 @@ kern_type_t kern_repack_type(kern_type_t t, size_t rows, size_t cols)
     if ((t == KERN_Q4_0 || t == KERN_Q8_0) && rows % KERN_X16_ROWS == 0 && cols % KERN_QK == 0 &&
         cols >= 512 && strcmp(kern_impl_name(), "avx512vnni") == 0)
         return t == KERN_Q4_0 ? KERN_Q4_0_X16 : KERN_Q8_0_X16;
+    if (kern_kq_x16_type(t) && rows % KERN_X16_ROWS == 0 && cols % KERN_QK_K == 0 &&
+        strcmp(kern_impl_name(), "avx512vnni") == 0)
+        return kern_kq_x16_type(t);
     return t;
 }
 
 /* Q4_0 -> Q4_0_X16: each group of 16 rows block by block, scales first, then the
- * quant bytes in 4-byte slices (the layout in kernels.h). */
+ * quant bytes in 4-byte slices (the layout in kernels.h); Q8_0 likewise; the K-quants
+ * in kquants.c (kern_kq_repack). */
 int kern_repack(kern_type_t from, kern_type_t to, const void *src, void *dst, size_t rows,
                 size_t cols)
 {
+    if (kern_kq_x16_type(from) && to == kern_kq_x16_type(from))
+        return kern_kq_repack(from, src, dst, rows, cols) ? SY_EINVAL : 0;
     if (!((from == KERN_Q4_0 && to == KERN_Q4_0_X16) ||
           (from == KERN_Q8_0 && to == KERN_Q8_0_X16)) ||
         rows % KERN_X16_ROWS || cols % KERN_QK)
@@ -651,6 +665,8 @@ static rows_fn_t rows_fn(kern_type_t t, int simd)
     /* the repacked layout has VNNI code only; the reference reads it otherwise */
     if (t == KERN_Q4_0_X16 || t == KERN_Q8_0_X16)
         return simd && kern_avx2_use_vnni(-1) ? kern_avx2_x16_rows : kern_scalar_rows;
+    if (kern_kq_x16_base(t))
+        return simd && kern_avx2_use_vnni(-1) ? kern_kq_avx2_rows : kern_scalar_rows;
     if (kern_kq_is_kq(t)) return simd ? kern_kq_avx2_rows : kern_scalar_rows;
     return simd ? kern_avx2_rows : kern_scalar_rows;
 }
@@ -658,7 +674,7 @@ static rows_fn_t rows_fn(kern_type_t t, int simd)
 /* What a matrix of type t wants its activations in: 0 f32, 1 Q8_0, 2 Q8_K. */
 static int act_kind(kern_type_t t)
 {
-    if (kern_kq_is_k(t)) return 2;
+    if (kern_kq_is_k(t) || kern_kq_x16_base(t)) return 2;
     return t == KERN_Q8_0 || t == KERN_Q4_0 || t == KERN_Q4_0_X16 || t == KERN_Q8_0_X16 ||
                    t == KERN_Q5_0 || t == KERN_Q5_1
                ? 1

@@ -50,6 +50,17 @@ typedef enum {
  * dpbusd's unsigned operand as it stands; the 128 offset is taken off per block). */
 #define KERN_Q8_0_X16 ((kern_type_t)0x108)
 
+/* K-quants repacked 16 rows at a time for the AVX-512 VNNI kernels (kern_repack), the
+ * same bytes per row as the file's type; like Q4_0_X16, only the matmul entry points,
+ * kern_row_size, kern_type_name and kern_repack accept them. Per super-block of a group (16 x 144,
+ * 176 or 210 bytes): the 16 rows' f16 d (and dmin), the sub-block scales and mins spread so that a
+ * shift and a mask give one per 32-bit lane (one lane per row), then the quants in 4-byte slices of
+ * all 16 rows (64 bytes: 4 weights of each row, what dpbusd multiplies by 4 broadcast activation
+ * quants). kquants.c spells the layouts out. */
+#define KERN_Q4_K_X16 ((kern_type_t)0x10C)
+#define KERN_Q5_K_X16 ((kern_type_t)0x10D)
+#define KERN_Q6_K_X16 ((kern_type_t)0x10E)
+
 #define KERN_X16_ROWS   16  /* rows per repacked group */
 #define KERN_X16_BLOCK  288 /* bytes of one Q4_0 block of a repacked group (16 x 18) */
 #define KERN_X16_BLOCK8 544 /* bytes of one Q8_0 block of a repacked group (16 x 34) */
@@ -170,7 +181,8 @@ kern_f16_t kern_f32_to_f16(float f); /* round to nearest even, as ggml */
 /* The type a (rows, cols) matrix of type t is best kept in for the kernels in use:
  * KERN_Q4_0_X16 for Q4_0 (KERN_Q8_0_X16 for Q8_0) when the AVX-512 VNNI kernels are in
  * use, rows % 16 == 0 and the matrix is large enough for the layout to pay
- * (cols >= 512), else t. */
+ * (cols >= 512); KERN_Q4_K_X16 / KERN_Q5_K_X16 / KERN_Q6_K_X16 for Q4_K / Q5_K / Q6_K
+ * with those kernels and rows % 16 == 0; else t. */
 kern_type_t kern_repack_type(kern_type_t t, size_t rows, size_t cols);
 /* Writes the (rows, cols) matrix src of type from into dst in type to (one of the
  * pairs kern_repack_type returns; dst holds kern_row_size(to, cols) * rows bytes,

@@ -13,6 +13,10 @@
  *
  * A row meets up to KQ_TILE tokens per pass, so prefill unpacks each weight block
  * once per tile of tokens.
+ *
+ * The repacked layouts (KERN_Q4_K_X16, KERN_Q5_K_X16, KERN_Q6_K_X16) have AVX-512 VNNI
+ * kernels here (functions with their own target attribute, called only where
+ * kern_avx2_use_vnni says the CPU has it); see the section below.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -20,7 +24,8 @@
 #include "engine/kernels.h"
 #include "engine/kquants.h"
 
-#define KQ_TILE 4 /* tokens per pass over a weight row */
+#define KQ_TILE     4    /* tokens per pass over a weight row */
+#define KQ_PF_AHEAD 4096 /* bytes of a repacked group prefetched ahead (decode) */
 
 static inline float hsum8(__m256 v)
 {
@@ -265,9 +270,299 @@ static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
     }
 }
 
+/* ------------------------------------------- AVX-512 VNNI, repacked rows ---- */
+
+/* Repacked K-quant rows (KERN_Q4_K_X16 ..., layouts in kquants.c): a 64-byte load holds
+ * 4 quants of each of 16 rows, dpbusd multiplies them by 4 broadcast activation quants
+ * and sums each row's 4 products into its own 32-bit lane, so one sub-block's integer
+ * dot for 16 rows is 8 (Q4_K/Q5_K) or 4 (Q6_K) instructions; a sub-block scale is one
+ * 32-bit multiply per 16 rows, and the f32 scaling one multiply-add per super-block
+ * per 16 rows. The unpacking (nibbles, fifth and high bits) is done once per group for
+ * a tile of up to KQ_TILE tokens. */
+#define VNNI_TARGET                                                                                \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")))
+
+static inline VNNI_TARGET __m512i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* (a & c) | b, and a | (b & c), bitwise: vpternlogd truth tables */
+#define TL_AC_OR_B 0xEC
+#define TL_A_OR_BC 0xF8
+
+/* The 8 six-bit values (scales, or mins) of each of 16 rows as bytes: dword l of
+ * out[0] holds values 0..3 of row l, of out[1] values 4..7. nib: dword l the low 4
+ * bits of value j at bit 4j; hb: dword l their top 2 bits at bit hb0 + 2j. multishift
+ * picks 8 bits at any offset of each 64-bit lane (two rows): offsets 4j for the
+ * nibbles, hb0 + 2j - 4 (mod 64) for the top bits, which puts them at bits 4..5. */
+static inline VNNI_TARGET void k4_values(__m512i nib, __m512i hb, int hb0, __m512i out[2])
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+#pragma GCC unroll 16
+    for (int h = 0; h < 2; h++) {
+        uint64_t cn = 0, ch = 0;
+#pragma GCC unroll 16
+        for (int k = 0; k < 8; k++) {
+            const int row = k / 4, j = 4 * h + k % 4;
+            cn |= (uint64_t)(32 * row + 4 * j) << (8 * k);
+            ch |= (uint64_t)((32 * row + hb0 + 2 * j - 4 + 64) % 64) << (8 * k);
+        }
+        const __m512i lo = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)cn), nib);
+        const __m512i hi = _mm512_multishift_epi64_epi8(_mm512_set1_epi64((long long)ch), hb);
+        out[h] = _mm512_ternarylogic_epi32(lo, _mm512_and_si512(hi, m30), m4, TL_AC_OR_B);
+    }
+}
+
+/* Byte k of every dword of v, zero-extended to the dword (16 rows' value k). */
+static inline VNNI_TARGET __m512i dword_byte(__m512i v, int k)
+{
+    return _mm512_maskz_permutexvar_epi8(
+        0x1111111111111111ull << 0,
+        _mm512_add_epi32(_mm512_set1_epi32(k), _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32,
+                                                                 36, 40, 44, 48, 52, 56, 60)),
+        v);
+}
+
+/* Bytes k and k + 1 of every dword as its two 16-bit halves (pairs of mins). */
+static inline VNNI_TARGET __m512i dword_pair(__m512i v, int k)
+{
+    const __m512i base = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60),
+        _mm512_set1_epi32(0x10001));
+    const __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(k | (k + 1) << 16));
+    return _mm512_maskz_permutexvar_epi8(0x5555555555555555ull, idx, v);
+}
+
+/* One group of 16 Q4_K (HI5: Q5_K) rows of nb super-blocks at g against T tokens:
+ * out[16 t + l] = dot(row l, token t). Per 64 weights each quant vector is loaded once
+ * for its two sub-blocks; with one or two tokens each sub-block's dot runs in two
+ * chains (even and odd slices) so the dpbusd latency overlaps. */
+static inline VNNI_TARGET __attribute__((always_inline)) void
+k45_group_vnni(const uint8_t *g, size_t nb, const int HI5, const kern_block_q8_k_t *const *xs,
+               const int T, float *out)
+{
+    const size_t gb = KERN_X16_ROWS * (HI5 ? sizeof(kern_block_q5_k_t) : sizeof(kern_block_q4_k_t));
+    const int P = T <= 2 ? 2 : 1; /* chains per sub-block */
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10);
+    __m512 acc[KQ_TILE], accm[KQ_TILE];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_setzero_ps(), accm[t] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = g + i * gb;
+        if (T <= 2) /* decode streams W: the hardware prefetcher alone falls short */
+            for (size_t o = 0; o < gb; o += 64)
+                _mm_prefetch((const char *)b + KQ_PF_AHEAD + o, _MM_HINT_T0);
+        const uint8_t *qs = b + 256 + (HI5 ? 512 : 0);
+        const __m512i HB = _mm512_loadu_si512(b + 192);
+        __m512i sc[2], mn[2];
+        k4_values(_mm512_loadu_si512(b + 64), HB, 0, sc);
+        k4_values(_mm512_loadu_si512(b + 128), HB, 16, mn);
+        __m512i sumi[KQ_TILE], summ[KQ_TILE];
+        int32_t pairs[KQ_TILE][4];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            sumi[t] = _mm512_setzero_si512(), summ[t] = _mm512_setzero_si512();
+            /* the 8 sub-block sums of the activations, two per dword (the mins' pairs) */
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)xs[t][i].bsums);
+            _mm_storeu_si128((__m128i *)pairs[t], _mm_hadd_epi16(_mm256_castsi256_si128(bs),
+                                                                 _mm256_extracti128_si256(bs, 1)));
+        }
+#pragma GCC unroll 16
+        for (int c = 0; c < 4; c++) { /* sub-blocks 2c (low nibbles) and 2c + 1 (high) */
+            __m512i al[KQ_TILE][2], ah[KQ_TILE][2];
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 16
+                for (int e = 0; e < P; e++)
+                    al[t][e] = ah[t][e] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+            for (int s = 0; s < 8; s++) {
+                const int q = 8 * c + s;
+                const __m512i Q = _mm512_loadu_si512(qs + 64 * q);
+                __m512i lo = _mm512_and_si512(Q, m4);
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(Q, 4), m4);
+                if (HI5) {
+                    const __m512i H = _mm512_loadu_si512(b + 256 + 64 * (q / 4));
+                    lo = _mm512_ternarylogic_epi32(lo, _mm512_slli_epi16(H, (unsigned)(4 - q % 4)),
+                                                   m10, TL_A_OR_BC);
+                    hi = _mm512_ternarylogic_epi32(hi, _mm512_srli_epi16(H, (unsigned)(q % 4)), m10,
+                                                   TL_A_OR_BC);
+                }
+                const int e = s % P;
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    const int8_t *x = xs[t][i].qs + 64 * c + 4 * s;
+                    al[t][e] = _mm512_dpbusd_epi32(al[t][e], lo, bcast4(x));
+                    ah[t][e] = _mm512_dpbusd_epi32(ah[t][e], hi, bcast4(x + 32));
+                }
+            }
+            const __m512i sl = dword_byte(sc[c / 2], 2 * (c % 2));
+            const __m512i sh = dword_byte(sc[c / 2], 2 * (c % 2) + 1);
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++) {
+                __m512i l = al[t][0], h = ah[t][0];
+                if (P == 2) l = _mm512_add_epi32(l, al[t][1]), h = _mm512_add_epi32(h, ah[t][1]);
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_add_epi32(_mm512_mullo_epi32(l, sl),
+                                                                     _mm512_mullo_epi32(h, sh)));
+            }
+        }
+/* mins: pairs (m_2k, m_2k+1) as 16-bit halves of each lane, one dpwssd per pair */
+#pragma GCC unroll 16
+        for (int k = 0; k < 4; k++) {
+            const __m512i mp = dword_pair(mn[k / 2], 2 * (k % 2));
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++)
+                summ[t] = _mm512_dpwssd_epi32(summ[t], mp, _mm512_set1_epi32(pairs[t][k]));
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
+        const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + 32)));
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const __m512 xd = _mm512_set1_ps(xs[t][i].d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]), _mm512_mul_ps(d, xd), acc[t]);
+            accm[t] =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(summ[t]), _mm512_mul_ps(dmin, xd), accm[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        _mm512_storeu_ps(out + 16 * t, _mm512_sub_ps(acc[t], accm[t]));
+}
+
+/* The same for 16 Q6_K rows. Slice s (weights 4s..4s+3, sub-block s / 4) is nibble
+ * s / 32 of low vector s % 32 and bits 2 (s / 16) of high vector s % 16, so sub-blocks
+ * g, g + 4, g + 8 and g + 12 share their vectors and are done together (four
+ * independent chains). The -32 offset starts each sub-block's dot at -32 * bsum. */
+static inline VNNI_TARGET __attribute__((always_inline)) void
+q6_group_vnni(const uint8_t *g, size_t nb, const kern_block_q8_k_t *const *xs, const int T,
+              float *out)
+{
+    const size_t gb = KERN_X16_ROWS * sizeof(kern_block_q6_k_t);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc[KQ_TILE];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = g + i * gb;
+        if (T <= 2)
+            for (size_t o = 0; o < gb; o += 64)
+                _mm_prefetch((const char *)b + KQ_PF_AHEAD + o, _MM_HINT_T0);
+        const uint8_t *ql = b + 288, *qh = b + 2336;
+        __m512i sumi[KQ_TILE];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            sumi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+        for (int g0 = 0; g0 < 4; g0++) {
+            __m512i a[KQ_TILE][4];
+#pragma GCC unroll 16
+            for (int t = 0; t < T; t++)
+#pragma GCC unroll 16
+                for (int u = 0; u < 4; u++)
+                    a[t][u] = _mm512_set1_epi32(-32 * xs[t][i].bsums[g0 + 4 * u]);
+#pragma GCC unroll 16
+            for (int k = 0; k < 4; k++) {
+                const int p = 4 * g0 + k; /* slices p, p + 16, p + 32, p + 48 */
+                const __m512i H = _mm512_loadu_si512(qh + 64 * p);
+                const __m512i L0 = _mm512_loadu_si512(ql + 64 * p);
+                const __m512i L1 = _mm512_loadu_si512(ql + 64 * (p + 16));
+                __m512i v[4];
+                v[0] = _mm512_ternarylogic_epi32(_mm512_and_si512(L0, m4), _mm512_slli_epi16(H, 4),
+                                                 m30, TL_A_OR_BC);
+                v[1] = _mm512_ternarylogic_epi32(_mm512_and_si512(L1, m4), _mm512_slli_epi16(H, 2),
+                                                 m30, TL_A_OR_BC);
+                v[2] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(L0, 4), m4), H,
+                                                 m30, TL_A_OR_BC);
+                v[3] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(L1, 4), m4),
+                                                 _mm512_srli_epi16(H, 2), m30, TL_A_OR_BC);
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++)
+#pragma GCC unroll 16
+                    for (int u = 0; u < 4; u++)
+                        a[t][u] = _mm512_dpbusd_epi32(a[t][u], v[u],
+                                                      bcast4(xs[t][i].qs + 4 * (p + 16 * u)));
+            }
+#pragma GCC unroll 16
+            for (int u = 0; u < 4; u++) {
+                const __m512i sc = _mm512_cvtepi8_epi32(
+                    _mm_loadu_si128((const __m128i *)(b + 32 + 16 * (g0 + 4 * u))));
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++)
+                    sumi[t] = _mm512_add_epi32(sumi[t], _mm512_mullo_epi32(a[t][u], sc));
+            }
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b));
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi[t]),
+                                     _mm512_mul_ps(d, _mm512_set1_ps(xs[t][i].d)), acc[t]);
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        _mm512_storeu_ps(out + 16 * t, acc[t]);
+}
+
+#define X16_CASES(CALL)                                                                            \
+    switch (T) {                                                                                   \
+    case 1:                                                                                        \
+        CALL(1);                                                                                   \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        CALL(2);                                                                                   \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        CALL(3);                                                                                   \
+        break;                                                                                     \
+    default:                                                                                       \
+        CALL(KQ_TILE);                                                                             \
+    }
+
+/* Rows [r0, r1) (multiples of 16) of a repacked K-quant job: each group of 16 rows
+ * against all tokens, KQ_TILE tokens per pass (the group's bytes stay in cache between
+ * passes). */
+static VNNI_TARGET void kq_x16_rows(const kern_job_t *j, size_t r0, size_t r1)
+{
+    const size_t nb = j->cols / KERN_QK_K;
+    const kern_type_t base = kern_kq_x16_base(j->type);
+    const size_t gb = KERN_X16_ROWS * kern_kq_block_bytes(base);
+    for (size_t g = r0 / KERN_X16_ROWS; g < r1 / KERN_X16_ROWS; g++) {
+        const uint8_t *w = (const uint8_t *)j->W + g * nb * gb;
+        for (size_t b = 0; b < j->n; b += KQ_TILE) {
+            const int T = j->n - b < KQ_TILE ? (int)(j->n - b) : KQ_TILE;
+            const kern_block_q8_k_t *xs[KQ_TILE];
+            float out[KQ_TILE * KERN_X16_ROWS];
+            for (int t = 0; t < T; t++)
+                xs[t] = j->XK + (b + (size_t)t) * nb;
+            if (base == KERN_Q6_K) {
+#define CALL(n) q6_group_vnni(w, nb, xs, n, out)
+                X16_CASES(CALL)
+#undef CALL
+            } else if (base == KERN_Q5_K) {
+#define CALL(n) k45_group_vnni(w, nb, 1, xs, n, out)
+                X16_CASES(CALL)
+#undef CALL
+            } else {
+#define CALL(n) k45_group_vnni(w, nb, 0, xs, n, out)
+                X16_CASES(CALL)
+#undef CALL
+            }
+            for (int t = 0; t < T; t++)
+                memcpy(j->Y + (b + (size_t)t) * j->rows + g * KERN_X16_ROWS, out + 16 * t,
+                       KERN_X16_ROWS * sizeof(float));
+        }
+    }
+}
+
 void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
-    if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K) {
+    if (kern_kq_x16_base(j->type)) {
+        kq_x16_rows(j, r0, r1);
+    } else if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K) {
         kq_rows(j, r0, r1);
     } else if (j->type == KERN_Q5_0 || j->type == KERN_Q5_1) {
         for (size_t r = r0; r < r1; r++)

@@ -945,3 +945,208 @@ float kern_kq_dot(kern_type_t t, const void *w, const kern_block_q8_k_t *xk, con
         return 0.0f;
     }
 }
+
+/* ================================================== repacked layouts ==== */
+
+/* Layouts of a group of 16 rows, super-block i (kernels.h KERN_Q4_K_X16 ..), each
+ * super-block 16 times the file block's bytes; l is a row of the group (0..15):
+ *
+ * Q4_K_X16, Q5_K_X16:
+ *   [0, 32)     d of rows 0..15 (f16)          [32, 64)    dmin of rows 0..15
+ *   [64, 128)   dword l: the low 4 bits of scale j at bits 4j (j = 0..7)
+ *   [128, 192)  dword l: the low 4 bits of min j at bits 4j
+ *   [192, 256)  dword l: scale j's top 2 bits at bits 2j, min j's at 16 + 2j
+ *   Q5_K only, [256, 768): 8 x 64 bytes of fifth bits; byte 4l + k of vector h: bit i
+ *               (i = 0..3) the fifth bit of the low nibble of quant slice 4h + i,
+ *               position k, bit 4 + i that of its high nibble
+ *   then 32 quant slices of 64 bytes: slice 8c + s (c = 0..3, s = 0..7), byte 4l + k
+ *               = row l's qs[32c + 4s + k] (low nibble: weight 64c + 4s + k, high
+ *               nibble: weight 64c + 32 + 4s + k)
+ * Q6_K_X16 (q[e]: the 6-bit quant of weight e, 0..63):
+ *   [0, 32)     d of rows 0..15
+ *   [32, 288)   byte 16g + l: row l's scale g (int8)
+ *   [288, 2336) 32 x 64: vector p, byte 4l + k = q[4p + k] & 15 | (q[4p + 128 + k] & 15) << 4
+ *   [2336, 3360) 16 x 64: vector p, byte 4l + k: bits 2i..2i+1 = q[4p + 64i + k] >> 4
+ */
+
+kern_type_t kern_kq_x16_base(kern_type_t t)
+{
+    return t == KERN_Q4_K_X16   ? KERN_Q4_K
+           : t == KERN_Q5_K_X16 ? KERN_Q5_K
+           : t == KERN_Q6_K_X16 ? KERN_Q6_K
+                                : (kern_type_t)0;
+}
+
+kern_type_t kern_kq_x16_type(kern_type_t t)
+{
+    return t == KERN_Q4_K   ? KERN_Q4_K_X16
+           : t == KERN_Q5_K ? KERN_Q5_K_X16
+           : t == KERN_Q6_K ? KERN_Q6_K_X16
+                            : (kern_type_t)0;
+}
+
+/* The 12 scale bytes of a Q4_K/Q5_K block from the 8 scales and mins (the inverse of
+ * scale_min_k4: every bit of the 12 bytes is one bit of a scale or min). */
+static void scales_k4_encode(const uint8_t sc[8], const uint8_t m[8], uint8_t out[12])
+{
+    for (int j = 0; j < 4; j++) {
+        out[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
+        out[j + 4] = (uint8_t)(m[j] | (m[j + 4] >> 4) << 6);
+        out[j + 8] = (uint8_t)((sc[j + 4] & 0xF) | (m[j + 4] & 0xF) << 4);
+    }
+}
+
+/* Row l's Q4_K/Q5_K block b (hi5: Q5_K) into the group super-block o. */
+static void x16_put_k45(const uint8_t *b, int hi5, size_t l, uint8_t *o)
+{
+    memcpy(o + 2 * l, b, 2);
+    memcpy(o + 32 + 2 * l, b + 2, 2);
+    uint32_t a = 0, mn = 0, h = 0;
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        scale_min_k4(j, b + 4, &sc, &m);
+        a |= (uint32_t)(sc & 0xF) << (4 * j);
+        mn |= (uint32_t)(m & 0xF) << (4 * j);
+        h |= (uint32_t)(sc >> 4) << (2 * j) | (uint32_t)(m >> 4) << (16 + 2 * j);
+    }
+    memcpy(o + 64 + 4 * l, &a, 4);
+    memcpy(o + 128 + 4 * l, &mn, 4);
+    memcpy(o + 192 + 4 * l, &h, 4);
+    const uint8_t *qh = b + 16, *qs = b + 16 + (hi5 ? 32 : 0);
+    uint8_t *oq = o + 256 + (hi5 ? 512 : 0);
+    for (int q = 0; q < 32; q++)
+        memcpy(oq + 64 * q + 4 * l, qs + 32 * (q / 8) + 4 * (q % 8), 4);
+    if (!hi5) return;
+    for (int v = 0; v < 8; v++)
+        for (int k = 0; k < 4; k++) {
+            unsigned byte = 0;
+            for (int i = 0; i < 4; i++) {
+                const int q = 4 * v + i, c = q / 8, pos = 4 * (q % 8) + k;
+                byte |= ((qh[pos] >> (2 * c)) & 1u) << i | ((qh[pos] >> (2 * c + 1)) & 1u)
+                                                               << (4 + i);
+            }
+            o[256 + 64 * v + 4 * l + k] = (uint8_t)byte;
+        }
+}
+
+/* Row l's Q4_K/Q5_K block back out of the group super-block o (the inverse of
+ * x16_put_k45). */
+static void x16_get_k45(const uint8_t *o, int hi5, size_t l, uint8_t *b)
+{
+    memcpy(b, o + 2 * l, 2);
+    memcpy(b + 2, o + 32 + 2 * l, 2);
+    uint32_t a, mn, h;
+    memcpy(&a, o + 64 + 4 * l, 4);
+    memcpy(&mn, o + 128 + 4 * l, 4);
+    memcpy(&h, o + 192 + 4 * l, 4);
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; j++) {
+        sc[j] = (uint8_t)(((a >> (4 * j)) & 0xF) | ((h >> (2 * j)) & 3) << 4);
+        m[j] = (uint8_t)(((mn >> (4 * j)) & 0xF) | ((h >> (16 + 2 * j)) & 3) << 4);
+    }
+    scales_k4_encode(sc, m, b + 4);
+    uint8_t *qh = b + 16, *qs = b + 16 + (hi5 ? 32 : 0);
+    const uint8_t *oq = o + 256 + (hi5 ? 512 : 0);
+    for (int q = 0; q < 32; q++)
+        memcpy(qs + 32 * (q / 8) + 4 * (q % 8), oq + 64 * q + 4 * l, 4);
+    if (!hi5) return;
+    memset(qh, 0, 32);
+    for (int v = 0; v < 8; v++)
+        for (int k = 0; k < 4; k++) {
+            const unsigned byte = o[256 + 64 * v + 4 * l + k];
+            for (int i = 0; i < 4; i++) {
+                const int q = 4 * v + i, c = q / 8, pos = 4 * (q % 8) + k;
+                qh[pos] |= (uint8_t)(((byte >> i) & 1u) << (2 * c) | ((byte >> (4 + i)) & 1u)
+                                                                         << (2 * c + 1));
+            }
+        }
+}
+
+/* Row l's Q6_K block b into the group super-block o. */
+static void x16_put_q6_k(const kern_block_q6_k_t *b, size_t l, uint8_t *o)
+{
+    uint8_t q[KERN_QK_K];
+    for (int e = 0; e < KERN_QK_K; e++)
+        q[e] = (uint8_t)q6_k_quant(b, e);
+    memcpy(o + 2 * l, &b->d, 2);
+    for (int g = 0; g < 16; g++)
+        o[32 + 16 * g + l] = (uint8_t)b->scales[g];
+    for (int p = 0; p < 32; p++)
+        for (int k = 0; k < 4; k++)
+            o[288 + 64 * p + 4 * l + k] =
+                (uint8_t)((q[4 * p + k] & 15) | (q[4 * p + 128 + k] & 15) << 4);
+    for (int p = 0; p < 16; p++)
+        for (int k = 0; k < 4; k++) {
+            unsigned byte = 0;
+            for (int i = 0; i < 4; i++)
+                byte |= (unsigned)(q[4 * p + 64 * i + k] >> 4) << (2 * i);
+            o[2336 + 64 * p + 4 * l + k] = (uint8_t)byte;
+        }
+}
+
+/* Row l's Q6_K block back out of the group super-block o. */
+static void x16_get_q6_k(const uint8_t *o, size_t l, kern_block_q6_k_t *b)
+{
+    memcpy(&b->d, o + 2 * l, 2);
+    for (int g = 0; g < 16; g++)
+        b->scales[g] = (int8_t)o[32 + 16 * g + l];
+    memset(b->ql, 0, sizeof b->ql);
+    memset(b->qh, 0, sizeof b->qh);
+    for (int e = 0; e < KERN_QK_K; e++) {
+        const int p = (e % 128) / 4, k = e % 4, nib = e / 128;
+        const int ph = (e % 64) / 4, i = e / 64;
+        const int lo = (o[288 + 64 * p + 4 * l + k] >> (4 * nib)) & 15;
+        const int hi = (o[2336 + 64 * ph + 4 * l + k] >> (2 * i)) & 3;
+        /* ggml's places (q6_k_quant) */
+        const int half = e / 128, r = e % 128, kk = r / 32, ll = r % 32;
+        b->ql[64 * half + ll + 32 * (kk & 1)] |= (uint8_t)(kk < 2 ? lo : lo << 4);
+        b->qh[32 * half + ll] |= (uint8_t)(hi << (2 * kk));
+    }
+}
+
+int kern_kq_repack(kern_type_t from, const void *src, void *dst, size_t rows, size_t cols)
+{
+    const kern_type_t to = kern_kq_x16_type(from);
+    if (!to || rows % KERN_X16_ROWS || cols % KERN_QK_K) return -1;
+    const size_t nb = cols / KERN_QK_K, bb = kern_kq_block_bytes(from);
+    const uint8_t *in = src;
+    uint8_t *out = dst;
+    for (size_t g = 0; g < rows / KERN_X16_ROWS; g++)
+        for (size_t i = 0; i < nb; i++, out += KERN_X16_ROWS * bb)
+            for (size_t l = 0; l < KERN_X16_ROWS; l++) {
+                const uint8_t *b = in + ((g * KERN_X16_ROWS + l) * nb + i) * bb;
+                if (from == KERN_Q6_K)
+                    x16_put_q6_k((const kern_block_q6_k_t *)b, l, out);
+                else
+                    x16_put_k45(b, from == KERN_Q5_K, l, out);
+            }
+    return 0;
+}
+
+void kern_kq_x16_block(kern_type_t t, const void *W, size_t nb, size_t r, size_t i, void *out)
+{
+    const kern_type_t base = kern_kq_x16_base(t);
+    const size_t gb = KERN_X16_ROWS * kern_kq_block_bytes(base);
+    const uint8_t *o = (const uint8_t *)W + ((r / KERN_X16_ROWS) * nb + i) * gb;
+    if (base == KERN_Q6_K)
+        x16_get_q6_k(o, r % KERN_X16_ROWS, out);
+    else
+        x16_get_k45(o, base == KERN_Q5_K, r % KERN_X16_ROWS, out);
+}
+
+float kern_kq_dot_x16(kern_type_t t, const void *W, size_t nb, size_t r,
+                      const kern_block_q8_k_t *xk)
+{
+    const kern_type_t base = kern_kq_x16_base(t);
+    float s = 0.0f;
+    for (size_t i = 0; i < nb; i++) {
+        union {
+            kern_block_q4_k_t q4;
+            kern_block_q5_k_t q5;
+            kern_block_q6_k_t q6;
+        } blk;
+        kern_kq_x16_block(t, W, nb, r, i, &blk);
+        s += kern_kq_dot(base, &blk, xk + i, NULL, NULL, 1);
+    }
+    return s;
+}

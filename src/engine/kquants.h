@@ -41,8 +41,27 @@ void kern_kq_quantize_q8_k(const float *x, kern_block_q8_k_t *y, size_t n);
 float kern_kq_dot(kern_type_t t, const void *w, const kern_block_q8_k_t *xk, const int8_t *xq,
                   const float *xd, size_t nb);
 
+/* The repacked layouts (KERN_Q4_K_X16, KERN_Q5_K_X16, KERN_Q6_K_X16; kquants.c spells
+ * them out): the file type of a repacked type and the repacked type of a file type
+ * (0 where there is none). */
+kern_type_t kern_kq_x16_base(kern_type_t t);
+kern_type_t kern_kq_x16_type(kern_type_t t);
+/* Writes the (rows, cols) Q4_K/Q5_K/Q6_K matrix src in its repacked type into dst (the
+ * same bytes). Returns 0, or -1 for another type, rows not a multiple of 16 or cols not
+ * a multiple of 256. */
+int kern_kq_repack(kern_type_t from, const void *src, void *dst, size_t rows, size_t cols);
+/* Block i of row r of a repacked matrix W (type t, nb blocks per row) back in the file
+ * type's layout, byte for byte what the file held. */
+void kern_kq_x16_block(kern_type_t t, const void *W, size_t nb, size_t r, size_t i, void *out);
+/* The reference dot product of row r of a repacked matrix with nb Q8_K blocks: the
+ * blocks read back and kern_kq_dot's sums in the same order (so bit for bit the row-major
+ * reference). */
+float kern_kq_dot_x16(kern_type_t t, const void *W, size_t nb, size_t r,
+                      const kern_block_q8_k_t *xk);
+
 /* Rows [r0, r1) of a Q4_K, Q5_K or Q6_K job with AVX2 (kernels_kq_avx2.c); other types
- * go to the reference. Called only where kernels.c saw AVX2/FMA/F16C. */
+ * go to the reference. Called only where kernels.c saw AVX2/FMA/F16C; the repacked types
+ * only where kern_avx2_use_vnni says AVX-512 VNNI is in use. */
 void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1);
 
 #endif

@@ -120,13 +120,12 @@ static int gguf_vector(const gguf_t *g, const char *name, int n, float *slot, co
 }
 
 /* Moves the matrices the kernels in use want in another layout (kern_repack_type:
- * Q4_0 in groups of 16 rows for AVX-512 VNNI) into one anonymous mapping, kept in
- * m->map (unused by GGUF models otherwise, unmapped by model_free). Each source
- * range's file pages are dropped after its copy, so resident memory holds one copy of
- * the weights, not two, and peak RSS reports what the model really uses. A tied
- * output gets its own repacked copy while tok_embd keeps pointing into the file (the
- * embedding lookup reads single rows there, so only the looked-up pages come back).
- * Returns 0 or -errno. */
+ * Q4_0, Q8_0 and the K-quants in groups of 16 rows for AVX-512 VNNI) into one anonymous mapping,
+ * kept in m->map (unused by GGUF models otherwise, unmapped by model_free). Each source range's
+ * file pages are dropped after its copy, so resident memory holds one copy of the weights, not two,
+ * and peak RSS reports what the model really uses. A tied output gets its own repacked copy while
+ * tok_embd keeps pointing into the file (the embedding lookup reads single rows there, so only the
+ * looked-up pages come back). Returns 0 or -errno. */
 static int repack_weights(model_t *m)
 {
     model_tensor_t *ts[7 * MODEL_MAX_LAYERS + 1];
