@@ -2,7 +2,7 @@
  * model sizes.
  *
  *   speculative [--drafts A.gguf,B.gguf] [--prompts N] [-n TOKENS] [--k 2,4,8]
- *               [--models DIR] [--threads N]
+ *               [--models DIR] [--threads N] [--alpha NAME=A ...] [--projection-only]
  *       1. stories260K (converted in a temporary directory) as the target, drafted by
  *          its own Q8_0 and Q4_0 copies and any --drafts (same vocabulary): greedy
  *          decoding of N TinyStories prompts, acceptance, tokens per round, tokens/s
@@ -12,7 +12,8 @@
  *       2. a projection, when DIR (default bench/out) holds the shaped files: a
  *          Llama-3.2-1B-shaped target and a 100M-shaped draft (random Q4_0 weights,
  *          one 128256-token vocabulary): their decode and verify costs measured here,
- *          combined with acceptance rates, into the expected speedup per draft length.
+ *          combined with acceptance rates, into the expected speedup per draft length;
+ *          and the same with the target a verifying tier 0, 10, 30 and 80 ms away.
  *   speculative --make-model DIR
  *       writes DIR/spec-1b-q4_0.gguf (dim 2048, 16 layers, 32/8 heads, ffn 8192) and
  *       DIR/spec-100m-q4_0.gguf (dim 512, 8 layers, 8 heads, ffn 2048), both tied,
@@ -388,6 +389,33 @@ static void projection(const char *dir, const double *alphas, const char **alpha
             printf(" %.2fx |", model_speedup(alphas[i], ks[j], c_t, c_d, v[ks[j] + 1]));
         printf(" %d | %.2fx |\n", bk, best);
     }
+    /* Across tiers: the target is a verifying tier a round trip away. A round pays the
+     * K draft steps, the round trip and the verify pass; the target decoding alone over
+     * the same link streams its answer, paying the round trip once per answer (here
+     * of XT_ANSWER tokens). Drafting during a verification in flight is not counted. */
+    enum { XT_ANSWER = 128 };
+    static const double rtts[] = {0, 10, 30, 80};
+    printf("\nPROJECTION across tiers (not a measured speedup): the same costs, the target a "
+           "verifying tier a round trip away; against it decoding alone over the same link "
+           "(one round trip per %d-token answer). Speedup at the best K (1..8), K in "
+           "brackets:\n\n",
+           XT_ANSWER);
+    printf("| acceptance a | from | 0 ms | 10 ms | 30 ms | 80 ms |\n|---|---|---|---|---|---|\n");
+    for (int i = 0; i < n_a; i++) {
+        printf("| %.2f | %s |", alphas[i], alpha_names[i]);
+        for (int r = 0; r < 4; r++) {
+            double alone = c_t + rtts[r] / XT_ANSWER, best = 0;
+            int bk = 1;
+            for (int k = 1; k <= 8; k++) {
+                double a = alphas[i];
+                double E = a >= 1.0 ? k + 1 : (1.0 - pow(a, k + 1)) / (1.0 - a);
+                double sp = E * alone / (k * c_d + rtts[r] + v[k + 1]);
+                if (sp > best) best = sp, bk = k;
+            }
+            printf(" %.2fx (%d) |", best, bk);
+        }
+        printf("\n");
+    }
     engine_free(t);
     engine_free(d);
 }
@@ -398,6 +426,7 @@ int main(int argc, char **argv)
 {
     const char *models = "bench/out", *drafts = NULL;
     int n_prompts = 20, n_tokens = 128, threads = 1, ks[MAX_KS] = {2, 4, 8}, n_ks = 3;
+    int proj_only = 0;
     double alphas[16];
     const char *alpha_names[16];
     int n_a = 0;
@@ -407,6 +436,8 @@ int main(int argc, char **argv)
             return rc ? 1 : 0;
         } else if (!strcmp(argv[i], "--models") && i + 1 < argc) {
             models = argv[++i];
+        } else if (!strcmp(argv[i], "--projection-only")) {
+            proj_only = 1;
         } else if (!strcmp(argv[i], "--drafts") && i + 1 < argc) {
             drafts = argv[++i];
         } else if (!strcmp(argv[i], "--prompts") && i + 1 < argc) {
@@ -432,7 +463,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: speculative [--drafts A,B] [--prompts N] [-n TOKENS] [--k 2,4,8] "
-                    "[--threads N] [--models DIR] [--alpha NAME=A ...]\n"
+                    "[--threads N] [--models DIR] [--alpha NAME=A ...] [--projection-only]\n"
                     "       speculative --make-model DIR\n");
             return 2;
         }
@@ -457,7 +488,7 @@ int main(int argc, char **argv)
          p = strtok(NULL, ","))
         extra[n_extra++] = p;
     printf("bench/speculative (the machine is shared: figures are noisy; compare within a run)\n");
-    in_process(shared, tmp, extra, n_extra, n_prompts, n_tokens, ks, n_ks, threads);
+    if (!proj_only) in_process(shared, tmp, extra, n_extra, n_prompts, n_tokens, ks, n_ks, threads);
     static const double grid[] = {0.5, 0.6, 0.7, 0.8, 0.9};
     for (int i = 0; i < 5 && n_a < 16; i++)
         alphas[n_a] = grid[i], alpha_names[n_a++] = "grid";

@@ -146,8 +146,6 @@ typedef struct api_call {
     buf_t restored;         /* the answer with masked values put back */
     bool send_stream;       /* stream from the tier (false when masked: replayed as a stream) */
     size_t body_bytes;      /* the client's body: bounds every string any tier is sent */
-    /* a local tier's switchyard_speculative object seen in the stream ("" = none) */
-    char spec_json[768];
     /* Limits of the key that sent it (limits.c). */
     int key;                                 /* index in cfg->auth.keys, or -1 */
     uint32_t tpm_taken;                      /* tokens taken from the key's tpm bucket */

@@ -31,7 +31,6 @@ api_call_t *api_call_get(api_worker_t *w)
     c->aborted = false;
     c->masked_types = 0;
     c->stream_id[0] = c->stream_model[0] = 0;
-    c->spec_json[0] = 0;
     c->embeddings = false;
     c->key = -1;
     c->tpm_taken = 0;
@@ -416,10 +415,24 @@ static void infer_continue(api_worker_t *w, api_call_t *c)
     dispatch(c);
 }
 
+/* prompt_cache_key names a cache whose use answers reveal (usage's cached_tokens says
+ * how much of a prompt another request under the key began with): under keys, each
+ * caller's key gets its own namespace, so one key cannot probe another's prompts. */
+static void scope_cache_key(api_call_t *c)
+{
+    cJSON *k = c->req.field[API_F_PROMPT_CACHE_KEY];
+    if (c->key < 0 || !cJSON_IsString(k)) return;
+    const config_key_t *ck = &c->w->app->cfg->auth.keys[c->key];
+    char scoped[512];
+    snprintf(scoped, sizeof scoped, "%s/%s", ck->name, k->valuestring);
+    cJSON_SetValuestring(k, scoped);
+}
+
 /* Sends a decided call to its tier(s). */
 static void dispatch(api_call_t *c)
 {
     api_worker_t *w = c->w;
+    scope_cache_key(c);
     http_res_t *res = c->res;
     exec_endpoint_t ep = c->embeddings    ? EXEC_EP_EMBEDDINGS
                          : c->completions ? EXEC_EP_COMPLETIONS

@@ -68,58 +68,6 @@ void api_join_reasons(const api_call_t *c, const exec_result_t *r, char *out, si
     }
 }
 
-/* The JSON object after "switchyard_speculative": in an answer (a local tier that
- * drafts for a verifier writes it), as a span of data; false when absent. */
-static bool spec_span(const char *data, size_t n, const char **out, size_t *len)
-{
-    static const char key[] = "\"switchyard_speculative\":";
-    const char *p = data ? memmem(data, n, key, sizeof key - 1) : NULL;
-    if (!p) return false;
-    p += sizeof key - 1;
-    const char *end = data + n, *q = p;
-    int depth = 0;
-    bool str = false;
-    for (; q < end; q++) {
-        if (str) {
-            if (*q == '\\')
-                q++;
-            else if (*q == '"')
-                str = false;
-        } else if (*q == '"') {
-            str = true;
-        } else if (*q == '{') {
-            depth++;
-        } else if (*q == '}' && --depth == 0) {
-            *out = p;
-            *len = (size_t)(q + 1 - p);
-            return *p == '{';
-        }
-    }
-    return false;
-}
-
-/* A local tier's answer ends with its "switchyard_engine" object; its "speculative"
- * part (a tier with a draft: counts, or why it decoded plainly) goes into the
- * switchyard object. The key is found by its bytes: inside a JSON string a quote is
- * always escaped, so ,"switchyard_engine": can only be the key. */
-static void write_engine_speculative(const exec_result_t *r, jsonw_t *j)
-{
-    static const char key[] = ",\"switchyard_engine\":";
-    if (!r->body || r->body_len < sizeof key) return;
-    const char *at = memmem(r->body, r->body_len, key, sizeof key - 1);
-    if (!at) return;
-    at += sizeof key - 1;
-    cJSON *eng = cJSON_ParseWithLengthOpts(at, r->body_len - (size_t)(at - r->body), NULL, false);
-    cJSON *spec = cJSON_GetObjectItemCaseSensitive(eng, "speculative");
-    char *txt = cJSON_IsObject(spec) ? cJSON_PrintUnformatted(spec) : NULL;
-    if (txt) {
-        jsonw_key(j, "speculative");
-        jsonw_raw(j, txt, strlen(txt));
-        cJSON_free(txt);
-    }
-    cJSON_Delete(eng);
-}
-
 static void write_sy_object(api_call_t *c, const exec_result_t *r, double cost, jsonw_t *j)
 {
     api_app_t *app = c->w->app;
@@ -203,14 +151,10 @@ static void write_sy_object(api_call_t *c, const exec_result_t *r, double cost, 
     jsonw_double(j, cost);
     jsonw_key(j, "decision_us");
     jsonw_double(j, (double)c->decision_ns / 1000.0);
-    /* speculative: from the local tier's answer (it drafted, or says why not) */
-    const char *sp = c->spec_json;
-    size_t sl = strlen(c->spec_json);
-    if (sl || (r->body && spec_span(r->body, r->body_len, &sp, &sl))) {
+    /* speculative: the local tier's report (it drafted, or says why not) */
+    if (r->speculative[0]) {
         jsonw_key(j, "speculative");
-        jsonw_raw(j, sp, sl);
-    } else if (t && t->s.kind == TIER_KIND_LOCAL) {
-        write_engine_speculative(r, j); /* a tier with an in-process draft */
+        jsonw_raw(j, r->speculative, strlen(r->speculative));
     }
     jsonw_obj_end(j);
 }
@@ -295,15 +239,7 @@ static void on_stream_event(void *arg, const char *data, size_t n)
     }
     /* The usage-only chunk switchyard asked for is held back: the usage goes on the
      * last chunk, with the switchyard object (write_sy_event). */
-    if (memmem(data, n, "\"usage\"", 7) && choices_empty(data, n)) {
-        const char *sp;
-        size_t sl;
-        if (spec_span(data, n, &sp, &sl) && sl < sizeof c->spec_json) {
-            memcpy(c->spec_json, sp, sl);
-            c->spec_json[sl] = 0;
-        }
-        return;
-    }
+    if (memmem(data, n, "\"usage\"", 7) && choices_empty(data, n)) return;
     write_event(c, data, n);
 }
 

@@ -979,6 +979,13 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
 {
     exec_t *x = arg;
     x->call = NULL;
+    if (x->lcall) {
+        /* The local call's report travels beside its answer; the call is freed when
+         * this returns, so no later cancel may reach it. */
+        const char *rep = e == UPSTREAM_OK && status == 200 ? local_call_report(x->lcall) : NULL;
+        snprintf(x->r.speculative, sizeof x->r.speculative, "%s", rep ? rep : "");
+        x->lcall = NULL;
+    }
     char why[48], cause[EXEC_CAUSE_TEXT + 64];
     if (e != UPSTREAM_OK) {
         snprintf(why, sizeof why, "%s", upstream_err_name(e));

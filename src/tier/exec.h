@@ -107,6 +107,9 @@ typedef struct exec_result {
     int cont_tier;        /* the tier that wrote the first part, -1 when not continued */
     uint32_t cont_tokens; /* the first part's tokens */
     uint32_t cont_bytes;  /* the first part's text, bytes */
+    /* A local tier's report of what speculative decoding did (local_call_report), a
+     * JSON object, "" for none: the answer's switchyard object carries it. */
+    char speculative[768];
 } exec_result_t;
 
 typedef struct exec_sink {

@@ -95,8 +95,7 @@ struct local_call {
     int choice;     /* index of the choice being generated */
     int choice_gen; /* tokens of that choice */
     buf_t choices;  /* non-stream: the finished choices' JSON objects, comma-separated */
-    double prefill_ms, decode_ms, sum_logprob, sum_entropy; /* over all choices */
-    int n_conf;
+    buf_t report; /* local_call_report: JSON object or empty, written at the end */
     /* speculative decoding (a tier with a draft): the counts, or why it did not apply */
     bool spec;
     spec_stats_t spec_st;
@@ -161,6 +160,7 @@ static void call_free(local_call_t *c)
     buf_deinit(&c->ltop);
     buf_deinit(&c->loff);
     buf_deinit(&c->choices);
+    buf_deinit(&c->report);
     pthread_mutex_destroy(&c->mu);
     mem_free(c);
 }
@@ -517,13 +517,10 @@ static int on_token(void *ud, const engine_token_t *tok)
     return 0;
 }
 
-/* "switchyard_speculative": what drafting for the verifier did, or why it did not
- * (the gateway moves it into the answer's switchyard object). */
+/* What drafting for the verifier did, or why it did not, as a JSON object. */
 static void write_spec(local_call_t *c, jsonw_t *w)
 {
-    if (!c->t->verifier) return;
     const spec_remote_stats_t *st = &c->rspec_st;
-    jsonw_key(w, "switchyard_speculative");
     jsonw_obj_begin(w);
     jsonw_key(w, "verifier");
     jsonw_str(w, c->t->verifier->s.name);
@@ -582,11 +579,6 @@ static void write_usage(local_call_t *c, jsonw_t *w)
  * added to c->choices. Either way the per-choice buffers are emptied for the next. */
 static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
 {
-    c->prefill_ms += res->prefill_ms;
-    c->decode_ms += res->decode_ms;
-    c->sum_logprob += res->conf.sum_logprob;
-    c->sum_entropy += res->conf.sum_entropy;
-    c->n_conf += res->conf.n;
     /* A call cut short (max_tokens below its close, a stop string) is answered as the
      * text it is, finish_reason length/stop; streamed, its fragments already went out. */
     bool call = c->as_call && res->complete &&
@@ -677,43 +669,18 @@ static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
 
 /* After the last choice: the stream's usage chunk and [DONE], or the whole answer
  * (usage summed over the choices). */
-static void finish_answer(local_call_t *c)
+/* The call's report for the gateway (local_call_report): what speculative decoding
+ * did (a verifier tier: drafted/accepted/rounds or why it was skipped; a draft: tier:
+ * applied and its counts, or the reason it decoded plainly), as one JSON object, or
+ * nothing. It travels beside the answer, never inside it. */
+static void write_report(local_call_t *c)
 {
-    buf_reset(&c->json);
     jsonw_t w;
-    if (c->stream) {
-        buf_puts(&c->json, "data: ");
-        jsonw_init(&w, &c->json);
-        json_head(c, &w, true);
-        jsonw_key(&w, "choices");
-        jsonw_arr_begin(&w);
-        jsonw_arr_end(&w);
-        write_usage(c, &w);
+    buf_reset(&c->report);
+    jsonw_init(&w, &c->report);
+    if (c->t->verifier) {
         write_spec(c, &w);
-        jsonw_obj_end(&w);
-        buf_puts(&c->json, "\n\ndata: [DONE]\n\n");
-        emit(c, c->json.data, c->json.len, true);
-        return;
-    }
-    jsonw_init(&w, &c->json);
-    json_head(c, &w, false);
-    jsonw_key(&w, "choices");
-    jsonw_raw(&w, "[", 1);
-    buf_append(&c->json, c->choices.data ? c->choices.data : "", c->choices.len);
-    buf_puts(&c->json, "]");
-    write_usage(c, &w);
-    jsonw_key(&w, "switchyard_engine");
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "prefill_ms");
-    jsonw_double(&w, c->prefill_ms);
-    jsonw_key(&w, "decode_ms");
-    jsonw_double(&w, c->decode_ms);
-    jsonw_key(&w, "mean_logprob");
-    jsonw_double(&w, c->n_conf ? c->sum_logprob / c->n_conf : 0);
-    jsonw_key(&w, "mean_entropy");
-    jsonw_double(&w, c->n_conf ? c->sum_entropy / c->n_conf : 0);
-    if (c->spec || c->spec_plain) {
-        jsonw_key(&w, "speculative");
+    } else if (c->spec || c->spec_plain) {
         jsonw_obj_begin(&w);
         jsonw_key(&w, "applied");
         jsonw_bool(&w, c->spec);
@@ -730,10 +697,40 @@ static void finish_answer(local_call_t *c)
         }
         jsonw_obj_end(&w);
     }
-    jsonw_obj_end(&w);
-    write_spec(c, &w);
+}
+
+static void finish_answer(local_call_t *c)
+{
+    write_report(c);
+    buf_reset(&c->json);
+    jsonw_t w;
+    if (c->stream) {
+        buf_puts(&c->json, "data: ");
+        jsonw_init(&w, &c->json);
+        json_head(c, &w, true);
+        jsonw_key(&w, "choices");
+        jsonw_arr_begin(&w);
+        jsonw_arr_end(&w);
+        write_usage(c, &w);
+        jsonw_obj_end(&w);
+        buf_puts(&c->json, "\n\ndata: [DONE]\n\n");
+        emit(c, c->json.data, c->json.len, true);
+        return;
+    }
+    jsonw_init(&w, &c->json);
+    json_head(c, &w, false);
+    jsonw_key(&w, "choices");
+    jsonw_raw(&w, "[", 1);
+    buf_append(&c->json, c->choices.data ? c->choices.data : "", c->choices.len);
+    buf_puts(&c->json, "]");
+    write_usage(c, &w);
     jsonw_obj_end(&w);
     emit(c, c->json.data, c->json.len, true);
+}
+
+const char *local_call_report(const local_call_t *c)
+{
+    return c->report.len ? c->report.data : NULL;
 }
 
 static void fail_call(local_call_t *c, int status, const char *type, const char *msg)
@@ -1457,6 +1454,7 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, c
     buf_init(&c->ltop, LOCAL_MAX_OUT);
     buf_init(&c->loff, LOCAL_MAX_OUT);
     buf_init(&c->choices, LOCAL_MAX_OUT);
+    buf_init(&c->report, 4096);
     double nc = num(req, "n", 1);
     c->n_choices = nc >= 1 && nc <= 128 ? (int)nc : 1;
     c->echo = completions && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "echo"));

@@ -30,5 +30,8 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, s
                      void *arg, local_call_t **out);
 /* Cancels; no callback runs after this returns. */
 void local_call_cancel(local_call_t *c);
+/* Inside on_done: the call's report (what speculative decoding did, a JSON object),
+ * or NULL; borrowed until on_done returns. */
+const char *local_call_report(const local_call_t *c);
 
 #endif

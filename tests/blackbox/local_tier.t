@@ -58,6 +58,12 @@ test('chat completion from the local tier with logprobs (raw HTTP)', async () =>
     assert(t.top_logprobs[0].logprob >= t.logprob - 1e-6, 'greedy picks the most likely token');
   }
   eq(r.json.usage.completion_tokens, lp.length, 'usage matches');
+  // Only the API's own fields and the switchyard object: no engine internals.
+  const top = new Set(['id', 'object', 'created', 'model', 'choices', 'usage', 'switchyard', 'system_fingerprint']);
+  for (const k of Object.keys(r.json)) assert(top.has(k), 'unexpected top-level field in the answer: ' + k);
+  const cr = await post(`${gw.url}/v1/completions`, { model: 'edge', prompt: 'Once', max_tokens: 8 });
+  eq(cr.status, 200, 'completions');
+  for (const k of Object.keys(cr.json)) assert(top.has(k), 'unexpected top-level field in a completion: ' + k);
   // Greedy decoding is deterministic.
   const r2 = await post(V1, chat('Once upon a time', { model: 'edge', max_tokens: 24, temperature: 0 }));
   eq(r2.json.choices[0].message.content, content, 'same greedy text');

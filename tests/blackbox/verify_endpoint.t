@@ -178,6 +178,39 @@ test('token ids never reach a non-local tier', async () => {
   eq((await cloud.received()).count, 0, 'cloud received nothing');
 });
 
+test('under keys, prompt_cache_key is each key\'s own: another key cannot see what it cached', async () => {
+  Object.assign(process.env, { SY_T_VA: 'sk-va-5e1f', SY_T_VB: 'sk-vb-77c2' });
+  const g2 = await L.startGateway(`
+listen: 127.0.0.1:0
+store: sqlite:verify-keys.db
+log_level: warn
+tiers:
+  edge:
+    kind: local
+    model: ${model}
+    tokenizer: ${tok}
+    max_concurrency: 1
+auth:
+  keys:
+    - { name: va, key_env: SY_T_VA }
+    - { name: vb, key_env: SY_T_VB }
+`, 'verify-keys');
+  const C2 = `${g2.url}/v1/completions`;
+  const { ids } = await idsOf('Once upon a time there was a little dog');
+  const r2 = (auth) => post(C2, { model: 'edge', prompt: ids, max_tokens: 1, temperature: 0, echo: true,
+    logprobs: 1, return_tokens_as_token_ids: true, prompt_cache_key: 'shared' },
+    { authorization: `Bearer ${auth}` });
+  let r = await r2('sk-va-5e1f');
+  eq(r.status, 200, 'key a: ' + r.text.slice(0, 200));
+  eq(r.json.usage.prompt_tokens_details.cached_tokens, 0, 'first use');
+  r = await r2('sk-vb-77c2');
+  eq(r.status, 200, 'key b');
+  eq(r.json.usage.prompt_tokens_details.cached_tokens, 0, 'key b does not reuse key a\'s entry');
+  r = await r2('sk-va-5e1f');
+  eq(r.json.usage.prompt_tokens_details.cached_tokens, ids.length - 1, 'key a reuses its own');
+  eq(await g2.stop(), 0, 'switchyard exit code');
+});
+
 await run();
 eq(await gw.stop(), 0, 'switchyard exit code');
 
