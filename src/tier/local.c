@@ -95,7 +95,7 @@ struct local_call {
     int choice;     /* index of the choice being generated */
     int choice_gen; /* tokens of that choice */
     buf_t choices;  /* non-stream: the finished choices' JSON objects, comma-separated */
-    buf_t report; /* local_call_report: JSON object or empty, written at the end */
+    buf_t report;   /* local_call_report: JSON object or empty, written at the end */
     /* speculative decoding (a tier with a draft): the counts, or why it did not apply */
     bool spec;
     spec_stats_t spec_st;
