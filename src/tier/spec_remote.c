@@ -587,7 +587,9 @@ int spec_remote_generate(engine_session_t *s, const spec_remote_opts_t *o, const
         if (k > left) k = left;
         if (k > n_ctx - g.n_seq - 2) k = n_ctx - g.n_seq - 2;
         if (k < 1) {
-            finish_locally(&g, &em, st); /* at the context's end: nothing left to verify */
+            /* The drafting model's context is full: nothing more can be drafted, and a
+             * token it made alone would not be the verifier's. The answer ends here. */
+            res->finish = ENGINE_FINISH_LENGTH;
             break;
         }
         if (g.n_pend > k) g.n_pend = k;
@@ -595,7 +597,7 @@ int spec_remote_generate(engine_session_t *s, const spec_remote_opts_t *o, const
             ;
         k = g.n_pend;
         if (k < 1) {
-            finish_locally(&g, &em, st);
+            res->finish = ENGINE_FINISH_LENGTH; /* as above: no unverified token goes out */
             break;
         }
         int n_sent = g.n_seq + k;

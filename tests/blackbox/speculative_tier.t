@@ -29,6 +29,19 @@ let r = await L.runSwitchyard(['convert', path.join(M, 'stories260K.bin'), '--to
 if (r.code !== 0) throw new Error('convert: ' + r.stderr);
 r = await L.runSwitchyard(['quantize', target, draft, '--type', 'q4_0']);
 if (r.code !== 0) throw new Error('quantize: ' + r.stderr);
+// Weak drafts from the pipeline: a few-step distilled student (a 128-token context: the
+// prompts and their 40 tokens fit) and a pruned copy.
+const student = path.join(T, 'student.gguf'), pruned = path.join(T, 'pruned.gguf');
+r = await L.runSwitchyard(['distill', '-m', target, '-o', student, '--dim', '16', '--layers', '1', '--heads', '2',
+  '--steps', '3', '--batch', '1', '--seq', '128', '-q']);
+if (r.code !== 0) throw new Error('distill: ' + r.stderr);
+// A student with a 64-token context: longer answers end where it can no longer draft.
+const short = path.join(T, 'student64.gguf');
+r = await L.runSwitchyard(['distill', '-m', target, '-o', short, '--dim', '16', '--layers', '1', '--heads', '2',
+  '--steps', '3', '--batch', '1', '--seq', '64', '-q']);
+if (r.code !== 0) throw new Error('distill: ' + r.stderr);
+r = await L.runSwitchyard(['prune', '-m', target, '-o', pruned, '--ffn', '0.5', '--heads', '0.5', '--calib-tokens', '64', '-q']);
+if (r.code !== 0) throw new Error('prune: ' + r.stderr);
 
 // The stand-in verifier (tests/tools/verifier_standin.c) on the F32 model.
 async function standin(args = []) {
@@ -67,10 +80,10 @@ async function verifierCount() {
 }
 
 const bad = { nolp: await standin(['--drop-logprobs']), vocab: await standin(['--shift-ids']), fail: await standin(['--fail-after', '3']) };
-const edge = (name, verifier, draftMax) => `
+const edge = (name, verifier, draftMax, model = draft) => `
   ${name}:
     kind: local
-    model: ${draft}
+    model: ${model}
     version: q4
     max_concurrency: 1
     speculative: { verifier: ${verifier}, draft_max: ${draftMax} }`;
@@ -86,7 +99,7 @@ const verifierTier = (name, url) => `
 const A = await L.startGateway(`
 store: sqlite:a.db
 log_level: warn
-tiers:${edge('edge', 'big', 'auto')}${edge('edge4', 'big', 4)}${edge('nolp', 'v_nolp', 4)}${edge('vocab', 'v_vocab', 4)}${edge('fail', 'v_fail', 2)}${verifierTier('big', B.url)}${verifierTier('v_nolp', bad.nolp.url)}${verifierTier('v_vocab', bad.vocab.url)}${verifierTier('v_fail', bad.fail.url)}
+tiers:${edge('edge', 'big', 'auto')}${edge('edge4', 'big', 4)}${edge('student', 'big', 3, student)}${edge('pruned', 'big', 3, pruned)}${edge('short', 'big', 3, short)}${edge('nolp', 'v_nolp', 4)}${edge('vocab', 'v_vocab', 4)}${edge('fail', 'v_fail', 2)}${verifierTier('big', B.url)}${verifierTier('v_nolp', bad.nolp.url)}${verifierTier('v_vocab', bad.vocab.url)}${verifierTier('v_fail', bad.fail.url)}
 routing:
   pii: { action: local_only }
 `, 'a');
@@ -119,6 +132,36 @@ test('greedy identity: 50 prompts, A (Q4_0 drafting, verified) equals B alone', 
   const acc = accepted / drafted;
   console.log(`# acceptance ${acc.toFixed(3)} (${accepted}/${drafted} drafts, ${rounds} rounds, 50 prompts x 40 tokens)`);
   assert(acc > 0.3 && acc <= 1, 'acceptance of the Q4_0 copy: ' + acc);
+});
+
+test('greedy identity with the pipeline drafts: a distilled student and a pruned model, 50 prompts each', async () => {
+  for (const tier of ['student', 'pruned']) {
+    let drafted = 0, accepted = 0;
+    for (let i = 0; i < prompts.length; i++) {
+      const ref = await complete(B.url, 'target', prompts[i]);
+      const a = await complete(A.url, tier, prompts[i]);
+      eq(a.status, 200, `A (${tier}): ` + a.text);
+      const sp = a.json.switchyard.speculative;
+      assert(sp && sp.rounds > 0 && sp.error === null, 'speculative figures: ' + JSON.stringify(sp));
+      if (a.json.choices[0].text !== ref.json.choices[0].text) console.log('# mismatch: ' + JSON.stringify({a: a.json.choices[0], sp, au: a.json.usage, ref: ref.json.choices[0], ru: ref.json.usage}));
+      eq(a.json.choices[0].text, ref.json.choices[0].text, `prompt ${i} '${prompts[i]}' (${tier})`);
+      drafted += sp.drafted; accepted += sp.accepted;
+    }
+    console.log(`# ${tier}: acceptance ${(accepted / drafted).toFixed(3)} (${accepted}/${drafted} drafts)`);
+  }
+});
+
+test('at the drafting model\'s context end the answer stops: no token the verifier did not make', async () => {
+  const long = prompts.reduce((a, b) => (b.length > a.length ? b : a));
+  const ref = await complete(B.url, 'target', long, { max_tokens: 80 });
+  const a = await complete(A.url, 'short', long, { max_tokens: 80 });
+  eq(a.status, 200, 'A: ' + a.text);
+  const sp = a.json.switchyard.speculative;
+  eq(sp.local_tokens, 0, 'no token made by the edge alone');
+  eq(a.json.choices[0].finish_reason, 'length', 'finish');
+  assert(a.json.usage.prompt_tokens + a.json.usage.completion_tokens <= 64, 'within the 64-token context');
+  assert(a.json.usage.completion_tokens < ref.json.usage.completion_tokens, 'shorter than the verifier alone');
+  assert(ref.json.choices[0].text.startsWith(a.json.choices[0].text), 'a prefix of the verifier\'s answer');
 });
 
 test('streamed: the same text, the speculative figures on the last chunk', async () => {
