@@ -524,6 +524,8 @@ int cmd_pii(int argc, char **argv)
     int ne = 0, nr = 0, status = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int bad = 0, n;
+        uint64_t u;
         if (!strcmp(a, "--json"))
             json = true;
         else if (!strcmp(a, "--redact"))
@@ -533,15 +535,15 @@ int cmd_pii(int argc, char **argv)
         else if (!strcmp(a, "--errors"))
             show_errors = true;
         else if (!strcmp(a, "--generate") && i + 1 < argc)
-            gen_n = strtol(argv[++i], NULL, 10), gen = true;
+            bad = cli_int(argv[++i], 1, 10000000, &n), gen_n = n, gen = true;
         else if (!strcmp(a, "--seed") && i + 1 < argc)
-            gen_seed = strtoul(argv[++i], NULL, 10);
+            bad = cli_u64(argv[++i], &u), gen_seed = (unsigned long)u;
         else if (!strcmp(a, "--templates") && i + 1 < argc)
             templates = argv[++i];
         else if (!strcmp(a, "--names") && i + 1 < argc)
             names = argv[++i], names_set = true;
         else if (!strcmp(a, "--min-score") && i + 1 < argc)
-            min_score = strtof(argv[++i], NULL);
+            bad = cli_float(argv[++i], 0, 1, &min_score);
         else if (!strcmp(a, "--eval") && i + 1 < argc)
             evals[ne++] = argv[++i];
         else if (!strcmp(a, "--flag-rate"))
@@ -552,6 +554,11 @@ int cmd_pii(int argc, char **argv)
             input = a;
         else {
             usage(stderr);
+            status = 2;
+            goto done;
+        }
+        if (bad) {
+            fprintf(stderr, "pii: bad value '%s' for %s\n", argv[i], a);
             status = 2;
             goto done;
         }

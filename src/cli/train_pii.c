@@ -140,6 +140,8 @@ int cmd_train_pii(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         bool v = i + 1 < argc;
+        int bad = 0, n;
+        uint64_t u;
         if (!strcmp(a, "-o") && v)
             out = argv[++i];
         else if (!strcmp(a, "--names") && v)
@@ -147,21 +149,25 @@ int cmd_train_pii(int argc, char **argv)
         else if (!strcmp(a, "--templates") && v)
             tmpl = argv[++i];
         else if (!strcmp(a, "--records") && v)
-            nrec = atol(argv[++i]);
+            bad = cli_int(argv[++i], 100, 10000000, &n), nrec = n;
         else if (!strcmp(a, "--epochs") && v)
-            epochs = atoi(argv[++i]);
+            bad = cli_int(argv[++i], 1, 100, &epochs);
         else if (!strcmp(a, "--bits") && v)
-            bits = (unsigned)atoi(argv[++i]);
+            bad = cli_int(argv[++i], 10, 20, &n), bits = (unsigned)n;
         else if (!strcmp(a, "--seed") && v)
-            seed = strtoul(argv[++i], NULL, 10);
+            bad = cli_u64(argv[++i], &u), seed = (unsigned long)u;
         else if (!strcmp(a, "--cv") && v)
-            cv = atoi(argv[++i]);
+            bad = cli_int(argv[++i], 0, 20, &cv);
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage_pii(stdout);
             return 0;
         } else {
             fprintf(stderr, "switchyard train pii: unknown option '%s'\n", a);
             usage_pii(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "switchyard train pii: bad value '%s' for %s\n", argv[i], a);
             return 2;
         }
     }

@@ -29,12 +29,17 @@ cases=(
   "replay|--seed|12ab|replay --seed 12ab none.csv"
   "calibrate|--quality|2|calibrate --quality 2 none.csv"
   "calibrate|--cloud-share|half|calibrate --cloud-share half none.csv"
+  "pii|--generate|x|pii --generate x"
+  "pii|--min-score|2|pii --min-score 2"
+  "train pii|--epochs|abc|train pii --epochs abc"
+  "train pii|--records|1e5|train pii --records 1e5"
+  "train pii|--seed|-3|train pii --seed -3"
 )
 echo "1..${#cases[@]}"
 for c in "${cases[@]}"; do
   IFS='|' read -r cmd opt val args <<<"$c"
   # shellcheck disable=SC2086
-  $S $args >"$T/out" 2>"$T/err"
+  $S $args </dev/null >"$T/out" 2>"$T/err"
   rc=$?
   n=$((n + 1))
   if [ "$rc" = 2 ] && grep -qF -- "bad value '$val' for $opt" "$T/err"; then
