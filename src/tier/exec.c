@@ -289,76 +289,6 @@ static void release_slot(exec_t *x)
 
 /* ------------------------------------------------------- continuation ---- */
 
-/* Appends the UTF-8 of code point cp to out. 0 or SY_ETOOBIG. */
-static int utf8_put(buf_t *out, uint32_t cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp, n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 63)), n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 63));
-        u[2] = (char)(0x80 | (cp & 63)), n = 3;
-    } else {
-        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 63));
-        u[2] = (char)(0x80 | (cp >> 6 & 63)), u[3] = (char)(0x80 | (cp & 63)), n = 4;
-    }
-    return buf_append(out, u, n);
-}
-
-static int hex4(const char *p, const char *end)
-{
-    if (end - p < 4) return -1;
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0) return -1;
-        v = v << 4 | d;
-    }
-    return v;
-}
-
-/* Decodes the JSON string whose text starts at p (after its opening quote) onto out.
- * False when it is not a well-formed string before end, or out's cap is reached. */
-static bool json_str_append(const char *p, const char *end, buf_t *out)
-{
-    while (p < end && *p != '"') {
-        const char *q = p;
-        while (q < end && *q != '"' && *q != '\\')
-            q++;
-        if (q > p && buf_append(out, p, (size_t)(q - p))) return false;
-        p = q;
-        if (p >= end || *p == '"') break;
-        if (++p >= end) return false;
-        char e = *p++;
-        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-        const char *k = strchr(from, e);
-        if (e && k) {
-            if (buf_putc(out, to[k - from])) return false;
-            continue;
-        }
-        if (e != 'u') return false;
-        int cp = hex4(p, end);
-        if (cp < 0) return false;
-        p += 4;
-        if (cp >= 0xD800 && cp < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-            int lo = hex4(p + 2, end);
-            if (lo >= 0xDC00 && lo < 0xE000) {
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                p += 6;
-            }
-        }
-        if (utf8_put(out, (uint32_t)cp)) return false;
-    }
-    return p < end;
-}
-
 /* Where the string value of the first "key": "..." of data starts (after its quote),
  * or NULL: a key followed by another kind of value is skipped. */
 static const char *json_str_at(const char *data, size_t n, const char *key)
@@ -380,17 +310,20 @@ static const char *json_str_at(const char *data, size_t n, const char *key)
 
 /* Keeps the text of a streamed chat chunk in part (the answer so far a continuation
  * carries), and whether the chunk finished the answer. A tool call, a function call
- * or a text that does not decode makes part unusable. */
+ * or a chunk that does not parse makes part unusable. */
 static void part_track(exec_t *x, const char *data, size_t n)
 {
     if (!x->part_ok) return;
-    if (memmem(data, n, "\"tool_calls\"", 12) || memmem(data, n, "\"function_call\"", 15)) {
+    cJSON *j = cJSON_ParseWithLength(data, n);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(c0, "delta");
+    cJSON *content = cJSON_GetObjectItemCaseSensitive(d, "content");
+    if (!j || cJSON_GetObjectItemCaseSensitive(d, "tool_calls") ||
+        cJSON_GetObjectItemCaseSensitive(d, "function_call") ||
+        (cJSON_IsString(content) && buf_puts(&x->part, content->valuestring)))
         x->part_ok = false;
-        return;
-    }
-    const char *p = json_str_at(data, n, "\"content\"");
-    if (p && !json_str_append(p, data + n, &x->part)) x->part_ok = false;
-    if (json_str_at(data, n, "\"finish_reason\"")) x->fin_seen = true;
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c0, "finish_reason"))) x->fin_seen = true;
+    cJSON_Delete(j);
 }
 
 /* The tokens of the answer so far: its logprobs, its content events, or its usage. */
