@@ -51,8 +51,6 @@ void route_config_defaults(route_config_t *c)
     c->policy = ROUTE_POLICY_RULES;
     c->escalation_enabled = true;
     c->escalation_min_confidence = 0.55f;
-    c->speculative_enabled = false;
-    c->speculative_draft_tokens = 6;
     c->policy_threshold = -1.0f;
     route_bandit_opts_defaults(&c->bandit);
 }

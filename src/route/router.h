@@ -88,8 +88,6 @@ typedef struct route_config {
     route_policy_kind_t policy;
     bool escalation_enabled;
     float escalation_min_confidence; /* 0..1 */
-    bool speculative_enabled;
-    uint32_t speculative_draft_tokens;
     /* Added with the learned policies; route_config_defaults fills them. */
     float policy_threshold;     /* need-of-cloud threshold; < 0 = the model file's calibrated one */
     route_bandit_opts_t bandit; /* policy bandit: algorithm, exploration */
