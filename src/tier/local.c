@@ -222,6 +222,30 @@ static void json_head(local_call_t *c, jsonw_t *w, bool chunk)
     jsonw_str(w, c->model_name);
 }
 
+/* chunk_begin opens a stream chunk of the call's current choice (data: {head, choices:
+ * [{index, ...); chunk_end closes it and queues it for the loop. */
+static void chunk_begin(local_call_t *c, jsonw_t *w)
+{
+    buf_reset(&c->json);
+    buf_puts(&c->json, "data: ");
+    jsonw_init(w, &c->json);
+    json_head(c, w, true);
+    jsonw_key(w, "choices");
+    jsonw_arr_begin(w);
+    jsonw_obj_begin(w);
+    jsonw_key(w, "index");
+    jsonw_int(w, c->choice);
+}
+
+static void chunk_end(local_call_t *c, jsonw_t *w)
+{
+    jsonw_obj_end(w);
+    jsonw_arr_end(w);
+    jsonw_obj_end(w);
+    buf_puts(&c->json, "\n\n");
+    emit(c, c->json.data, c->json.len, false);
+}
+
 static const char *finish_name(engine_finish_t f)
 {
     return f == ENGINE_FINISH_LENGTH ? "length" : "stop";
@@ -252,16 +276,8 @@ static size_t call_args_at(const char *text, size_t len, const char **name, size
 static void stream_call_chunk(local_call_t *c, const char *name, size_t nlen, const char *args,
                               size_t alen)
 {
-    buf_reset(&c->json);
-    buf_puts(&c->json, "data: ");
     jsonw_t w;
-    jsonw_init(&w, &c->json);
-    json_head(c, &w, true);
-    jsonw_key(&w, "choices");
-    jsonw_arr_begin(&w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "index");
-    jsonw_int(&w, c->choice);
+    chunk_begin(c, &w);
     jsonw_key(&w, "delta");
     jsonw_obj_begin(&w);
     if (name) {
@@ -297,11 +313,7 @@ static void stream_call_chunk(local_call_t *c, const char *name, size_t nlen, co
     jsonw_null(&w);
     jsonw_key(&w, "finish_reason");
     jsonw_null(&w);
-    jsonw_obj_end(&w);
-    jsonw_arr_end(&w);
-    jsonw_obj_end(&w);
-    buf_puts(&c->json, "\n\n");
-    emit(c, c->json.data, c->json.len, false);
+    chunk_end(c, &w);
 }
 
 /* Stream: sends what is new of the call. The last byte is held back: at the end it is
@@ -472,16 +484,8 @@ static int on_token(void *ud, const engine_token_t *tok)
         return 0;
     }
     if (tok->len == 0 && !c->logprobs) return 0;
-    buf_reset(&c->json);
-    buf_puts(&c->json, "data: ");
     jsonw_t w;
-    jsonw_init(&w, &c->json);
-    json_head(c, &w, true);
-    jsonw_key(&w, "choices");
-    jsonw_arr_begin(&w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "index");
-    jsonw_int(&w, c->choice);
+    chunk_begin(c, &w);
     if (c->completions) {
         jsonw_key(&w, "text");
         jsonw_strn(&w, tok->text, tok->len);
@@ -509,11 +513,7 @@ static int on_token(void *ud, const engine_token_t *tok)
     }
     jsonw_key(&w, "finish_reason");
     jsonw_null(&w);
-    jsonw_obj_end(&w);
-    jsonw_arr_end(&w);
-    jsonw_obj_end(&w);
-    buf_puts(&c->json, "\n\n");
-    emit(c, c->json.data, c->json.len, false);
+    chunk_end(c, &w);
     return 0;
 }
 
@@ -586,15 +586,7 @@ static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
                              &(size_t){0});
     jsonw_t w;
     if (c->stream) {
-        buf_reset(&c->json);
-        buf_puts(&c->json, "data: ");
-        jsonw_init(&w, &c->json);
-        json_head(c, &w, true);
-        jsonw_key(&w, "choices");
-        jsonw_arr_begin(&w);
-        jsonw_obj_begin(&w);
-        jsonw_key(&w, "index");
-        jsonw_int(&w, c->choice);
+        chunk_begin(c, &w);
         if (c->completions) {
             jsonw_key(&w, "text");
             jsonw_str(&w, "");
@@ -605,11 +597,7 @@ static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
         }
         jsonw_key(&w, "finish_reason");
         jsonw_str(&w, call ? "tool_calls" : finish_name(res->finish));
-        jsonw_obj_end(&w);
-        jsonw_arr_end(&w);
-        jsonw_obj_end(&w);
-        buf_puts(&c->json, "\n\n");
-        emit(c, c->json.data, c->json.len, false);
+        chunk_end(c, &w);
         return;
     }
     if (c->choices.len) buf_putc(&c->choices, ',');
