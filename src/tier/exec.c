@@ -310,20 +310,26 @@ static const char *json_str_at(const char *data, size_t n, const char *key)
 
 /* Keeps the text of a streamed chat chunk in part (the answer so far a continuation
  * carries), and whether the chunk finished the answer. A tool call, a function call
- * or a chunk that does not parse makes part unusable. */
+ * or a text that does not decode makes part unusable. Runs on every chunk of a
+ * streamed chat answer, so the chunk is not parsed: only its content string is, by
+ * cJSON, after memmem finds it. */
 static void part_track(exec_t *x, const char *data, size_t n)
 {
     if (!x->part_ok) return;
-    cJSON *j = cJSON_ParseWithLength(data, n);
-    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    cJSON *d = cJSON_GetObjectItemCaseSensitive(c0, "delta");
-    cJSON *content = cJSON_GetObjectItemCaseSensitive(d, "content");
-    if (!j || cJSON_GetObjectItemCaseSensitive(d, "tool_calls") ||
-        cJSON_GetObjectItemCaseSensitive(d, "function_call") ||
-        (cJSON_IsString(content) && buf_puts(&x->part, content->valuestring)))
+    if (memmem(data, n, "\"tool_calls\"", 12) || memmem(data, n, "\"function_call\"", 15)) {
         x->part_ok = false;
-    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c0, "finish_reason"))) x->fin_seen = true;
-    cJSON_Delete(j);
+        return;
+    }
+    const char *p = json_str_at(data, n, "\"content\""), *end = data + n;
+    if (p) {
+        const char *q = p;
+        while (q < end && *q != '"')
+            q += *q == '\\' ? 2 : 1;
+        cJSON *str = q < end ? cJSON_ParseWithLength(p - 1, (size_t)(q + 1 - (p - 1))) : NULL;
+        if (!cJSON_IsString(str) || buf_puts(&x->part, str->valuestring)) x->part_ok = false;
+        cJSON_Delete(str);
+    }
+    if (json_str_at(data, n, "\"finish_reason\"")) x->fin_seen = true;
 }
 
 /* The tokens of the answer so far: its logprobs, its content events, or its usage. */
