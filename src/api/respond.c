@@ -53,6 +53,61 @@ const char *api_privacy_name(route_privacy_t p)
                                         : "external";
 }
 
+/* What speculative decoding did for the answer: across tiers, the verifier and its
+ * counts (or why this call was not verified); in-process, whether the draft applied
+ * and its counts (or why not). */
+static void write_spec(const tier_spec_report_t *sp, jsonw_t *j)
+{
+    jsonw_obj_begin(j);
+    if (sp->verifier) {
+        jsonw_key(j, "verifier");
+        jsonw_str(j, sp->verifier);
+        if (sp->skipped) {
+            jsonw_key(j, "skipped");
+            jsonw_str(j, sp->skipped);
+            jsonw_obj_end(j);
+            return;
+        }
+    } else {
+        jsonw_key(j, "applied");
+        jsonw_bool(j, sp->applied);
+        if (!sp->applied) {
+            jsonw_key(j, "reason");
+            jsonw_str(j, sp->reason ? sp->reason : "");
+            jsonw_obj_end(j);
+            return;
+        }
+    }
+    jsonw_key(j, "drafted");
+    jsonw_uint(j, sp->drafted);
+    jsonw_key(j, "accepted");
+    jsonw_uint(j, sp->accepted);
+    jsonw_key(j, "rounds");
+    jsonw_uint(j, sp->rounds);
+    if (sp->verifier) {
+        jsonw_key(j, "acceptance");
+        if (sp->drafted)
+            jsonw_double(j, (double)sp->accepted / sp->drafted);
+        else
+            jsonw_null(j);
+        jsonw_key(j, "draft_max");
+        if (sp->draft_max)
+            jsonw_uint(j, sp->draft_max);
+        else
+            jsonw_str(j, "auto");
+        jsonw_key(j, "local_tokens");
+        jsonw_uint(j, sp->local_tokens);
+        jsonw_key(j, "degraded");
+        jsonw_bool(j, sp->degraded);
+        jsonw_key(j, "error");
+        if (sp->error[0])
+            jsonw_str(j, sp->error);
+        else
+            jsonw_null(j);
+    }
+    jsonw_obj_end(j);
+}
+
 /* ----------------------------------------------- the switchyard object ---- */
 
 void api_join_reasons(const api_call_t *c, const exec_result_t *r, char *out, size_t n)
@@ -151,10 +206,10 @@ static void write_sy_object(api_call_t *c, const exec_result_t *r, double cost, 
     jsonw_double(j, cost);
     jsonw_key(j, "decision_us");
     jsonw_double(j, (double)c->decision_ns / 1000.0);
-    /* speculative: the local tier's report (it drafted, or says why not) */
-    if (r->speculative[0]) {
+    /* speculative: the tier's report (it drafted, or says why not) */
+    if (r->spec.present) {
         jsonw_key(j, "speculative");
-        jsonw_raw(j, r->speculative, strlen(r->speculative));
+        write_spec(&r->spec, j);
     }
     jsonw_obj_end(j);
 }

@@ -11,12 +11,14 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "net/sse.h"
 #include "tier/anthropic.h"
 #include "tier/answer.h"
-#include "tier/local.h"
+#include "tier/backend.h"
+#include "tier/oai_writer.h"
 
 #define EXEC_MAX_BODY     (16u << 20) /* cap on one upstream answer */
 #define EXEC_MAX_ERR_BODY (64u << 10)
@@ -29,6 +31,7 @@
 #define EXEC_CONT_WINDOW  8            /* tokens the running confidence is computed over */
 #define EXEC_CONT_MIN     8            /* tokens streamed before the edge can be stopped */
 #define EXEC_MAX_PART     (1u << 20)   /* the answer so far a continuation carries, bytes */
+#define EXEC_MAX_LP       4096         /* token logprobs a choice's confidence is computed over */
 
 struct exec {
     exec_env_t *env;
@@ -49,7 +52,17 @@ struct exec {
     uint64_t wait_timer;
     uint64_t retry_timer;
     upstream_call_t *call;
-    local_call_t *lcall;
+    void *tcall;                    /* a typed backend's call (backend.h) */
+    const tier_backend_ops_t *tops; /* its backend */
+    bool typed;                     /* the current call is typed (else bytes) */
+    oai_writer_t ow;                /* typed: the client's answer from the events */
+    float *lpv;                     /* typed: the current choice's logprobs (EXEC_MAX_LP) */
+    uint32_t n_lpv;
+    uint32_t n_fin;   /* typed: choices ended */
+    uint32_t w_total; /* whole cascade answer: its first choice's tokens */
+    uint32_t w_cut;   /* ... where its window first fell below, 0 none */
+    float w_conf;     /* ... the confidence there */
+    bool w_bad;       /* ... its text did not fit part */
 
     /* current response */
     int status;
@@ -62,6 +75,7 @@ struct exec {
     bool begun;   /* stream_begin called */
     bool done_called;
     bool wake_pending; /* aborted while a queue wake-up was in flight */
+    bool ttft_seen;    /* typed: the call's first event came */
     uint32_t stream_tokens;
     char chain[EXEC_CHAIN_LEN]; /* "tier: cause; tier: cause" of the tiers that failed */
     char url[512];              /* the embeddings endpoint of the tier called */
@@ -254,7 +268,8 @@ static void finish(exec_t *x)
     bool keep = !x->wake_pending && env->n_pool < EXEC_POOL_MAX && x->body.cap <= EXEC_KEEP_BYTES &&
                 x->edge_body.cap <= EXEC_KEEP_BYTES && x->sse.line.cap <= EXEC_KEEP_BYTES &&
                 x->part.cap <= EXEC_KEEP_BYTES && x->chunk.cap <= EXEC_KEEP_BYTES &&
-                x->sse.data.cap <= EXEC_KEEP_BYTES;
+                x->sse.data.cap <= EXEC_KEEP_BYTES &&
+                oai_writer_kept_bytes(&x->ow) <= EXEC_KEEP_BYTES;
     if (keep) {
         /* Back to the worker's pool with its buffers: the next request allocates
          * neither the exec nor its body while it grows. */
@@ -268,6 +283,9 @@ static void finish(exec_t *x)
     buf_deinit(&x->edge_body);
     buf_deinit(&x->part);
     buf_deinit(&x->chunk);
+    oai_writer_deinit(&x->ow);
+    mem_free(x->lpv);
+    x->lpv = NULL;
     if (!x->wake_pending) mem_free(x);
 }
 
@@ -308,6 +326,12 @@ static const char *json_str_at(const char *data, size_t n, const char *key)
     return NULL;
 }
 
+/* Adds text to the streamed answer so far (part); past its cap, part is unusable. */
+static void part_add(exec_t *x, const char *text, size_t n)
+{
+    if (x->part_ok && buf_append(&x->part, text, n)) x->part_ok = false;
+}
+
 /* Keeps the text of a streamed chat chunk in part (the answer so far a continuation
  * carries), and whether the chunk finished the answer. A tool call, a function call
  * or a text that does not decode makes part unusable. Runs on every chunk of a
@@ -326,7 +350,10 @@ static void part_track(exec_t *x, const char *data, size_t n)
         while (q < end && *q != '"')
             q += *q == '\\' ? 2 : 1;
         cJSON *str = q < end ? cJSON_ParseWithLength(p - 1, (size_t)(q + 1 - (p - 1))) : NULL;
-        if (!cJSON_IsString(str) || buf_puts(&x->part, str->valuestring)) x->part_ok = false;
+        if (cJSON_IsString(str))
+            part_add(x, str->valuestring, strlen(str->valuestring));
+        else
+            x->part_ok = false;
         cJSON_Delete(str);
     }
     if (json_str_at(data, n, "\"finish_reason\"")) x->fin_seen = true;
@@ -350,31 +377,28 @@ static int cont_find(exec_t *x, int from, route_role_t role)
     return -1;
 }
 
-/* The running confidence of the live edge answer: its chunk's token logprobs join the
- * window; past EXEC_CONT_MIN tokens a window below the threshold asks for the cut
- * (when the privacy gate lets the answer so far go to the continuing tier). */
-static void live_watch(exec_t *x, const char *data, size_t n)
+/* Adds a token logprob to the running window; returns the window's confidence once
+ * EXEC_CONT_MIN tokens are in, else 2 (not judged yet). */
+static float window_add(exec_t *x, float lp)
 {
-    if (!memmem(data, n, "\"logprob\"", 9)) return;
-    cJSON *j = cJSON_ParseWithLength(data, n);
-    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    cJSON *lp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"),
-                                                 "content");
-    cJSON *it;
-    cJSON_ArrayForEach(it, lp)
-    {
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "logprob");
-        if (cJSON_IsNumber(v)) x->win[x->n_lp++ % EXEC_CONT_WINDOW] = (float)v->valuedouble;
-    }
-    cJSON_Delete(j);
-    if (x->fin_seen || !x->part_ok || x->n_lp < EXEC_CONT_MIN || !x->part.len) return;
+    x->win[x->n_lp++ % EXEC_CONT_WINDOW] = lp;
+    if (x->n_lp < EXEC_CONT_MIN) return 2;
     route_confidence_t rc;
     route_confidence(x->win, EXEC_CONT_WINDOW, NULL, &rc);
+    return rc.confidence;
+}
+
+/* The live edge answer's window after a chunk (conf: window_add's answer for its last
+ * token): below the threshold it asks for the cut (when the privacy gate lets the
+ * answer so far go to the continuing tier). */
+static void live_judge(exec_t *x, float conf)
+{
+    if (x->fin_seen || !x->part_ok || conf > 1 || !x->part.len) return;
     /* The answer's confidence is its least confident window. */
-    if (!x->r.has_confidence || rc.confidence < x->r.confidence) x->r.confidence = rc.confidence;
+    if (!x->r.has_confidence || conf < x->r.confidence) x->r.confidence = conf;
     x->r.has_confidence = true;
     float thr = x->d.min_confidence;
-    if (rc.confidence >= thr) return;
+    if (conf >= thr) return;
     int nc = cont_find(x, x->pos, ROUTE_ROLE_CLOUD);
     if (nc < 0) return;
     const tier_t *t = &x->env->tiers[x->d.order[nc]];
@@ -385,12 +409,32 @@ static void live_watch(exec_t *x, const char *data, size_t n)
         x->r.low_confidence = true;
         return;
     }
-    note(x, "continue:conf=%.2f<%.2f->%s", rc.confidence, thr, t->s.name);
+    note(x, "continue:conf=%.2f<%.2f->%s", conf, thr, t->s.name);
     x->cut_pending = true;
     x->r.cont_why = "low_confidence";
     x->r.escalated = true;
     x->part_pos = x->pos;
     x->pos = nc;
+}
+
+/* The running confidence of a live edge answer streamed as bytes: the chunk's token
+ * logprobs join the window, then it is judged. */
+static void live_watch(exec_t *x, const char *data, size_t n)
+{
+    if (!memmem(data, n, "\"logprob\"", 9)) return;
+    cJSON *j = cJSON_ParseWithLength(data, n);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    cJSON *lp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"),
+                                                 "content");
+    cJSON *it;
+    float conf = 2;
+    cJSON_ArrayForEach(it, lp)
+    {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "logprob");
+        if (cJSON_IsNumber(v)) conf = window_add(x, (float)v->valuedouble);
+    }
+    cJSON_Delete(j);
+    live_judge(x, conf);
 }
 
 /* Starts the continuation of part on the tier at x->pos (chosen and gated by the
@@ -418,7 +462,7 @@ static void cont_cut(exec_t *x)
 {
     x->cut_pending = false;
     if (x->call) upstream_call_cancel(x->call), x->call = NULL;
-    if (x->lcall) local_call_cancel(x->lcall), x->lcall = NULL;
+    if (x->tcall) x->tops->cancel(x->tcall), x->tcall = NULL;
     call_span_end(x, true);
     tier_breaker_record(cur(x), true, clock_mono_ms());
     release_slot(x);
@@ -488,8 +532,26 @@ static void cont_chunk(exec_t *x, const char **data, size_t *n)
 
 /* ------------------------------------------------------------ streams ---- */
 
-/* Counts content deltas as tokens when the upstream sends no usage. */
 static void anth_emit(void *arg, const char *json, size_t n);
+
+/* Hands one stream payload to the client (the stream begins with the first). */
+static void forward(exec_t *x, const char *data, size_t n)
+{
+    if (!x->begun) {
+        x->begun = true;
+        x->r.streamed = true;
+        x->r.tier = x->tier;
+        x->r.ttft_us = clock_mono_us() - x->start_us;
+        x->sink->stream_begin(x->arg, x->tier);
+    }
+    if (x->continuing) x->cont_begun = true;
+    x->sink->stream_event(x->arg, data, n);
+}
+
+static void ow_emit(void *arg, const char *json, size_t n)
+{
+    forward(arg, json, n);
+}
 
 static void stream_event(void *arg, const char *event, const char *data, size_t n)
 {
@@ -540,13 +602,6 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
         snprintf(x->anth_err, sizeof x->anth_err, "error event");
         return;
     }
-    if (!x->begun) {
-        x->begun = true;
-        x->r.streamed = true;
-        x->r.tier = x->tier;
-        x->r.ttft_us = clock_mono_us() - x->start_us;
-        x->sink->stream_begin(x->arg, x->tier);
-    }
     /* Usage (stream_options.include_usage) when present. */
     const char *u = memmem(data, n, "\"usage\":{", 9);
     if (u) {
@@ -564,12 +619,9 @@ static void stream_event(void *arg, const char *event, const char *data, size_t 
             x->sid[q - p] = 0;
         }
     }
-    if (x->continuing) {
-        x->cont_begun = true;
-        cont_chunk(x, &data, &n);
-    }
+    if (x->continuing) cont_chunk(x, &data, &n);
     part_track(x, data, n);
-    x->sink->stream_event(x->arg, data, n);
+    forward(x, data, n);
     if (x->live && !x->judged) live_watch(x, data, n);
 }
 
@@ -595,6 +647,20 @@ static void retry_fire(loop_t *loop, void *arg)
     next_tier(x);
 }
 
+/* Folds a choice's token logprobs (the first EXEC_MAX_LP) into the answer's
+ * confidence: the router's calibrated confidence, so online escalation and offline
+ * evaluation use the same number. With n > 1 the answer's confidence is its least
+ * confident choice's: all choices come from one tier, so one weak choice escalates
+ * the whole answer. */
+static void choice_confidence(exec_t *x, const float *vals, size_t n)
+{
+    if (n == 0) return;
+    route_confidence_t rc;
+    route_confidence(vals, n, NULL, &rc);
+    if (!x->r.has_confidence || rc.confidence < x->r.confidence) x->r.confidence = rc.confidence;
+    x->r.has_confidence = true;
+}
+
 /* Parses a complete non-streamed answer: usage, and the confidence of the edge's
  * token logprobs. Returns false if it is not an OpenAI-shaped JSON object. */
 static bool digest_body(exec_t *x)
@@ -612,15 +678,13 @@ static bool digest_body(exec_t *x)
         return false;
     }
     read_usage(x, j);
-    /* choices[i].logprobs.content[].logprob (chat) or .token_logprobs[] (completions).
-     * With n > 1 the answer's confidence is its least confident choice's: all choices
-     * come from one tier, so one weak choice escalates the whole answer. */
+    /* choices[i].logprobs.content[].logprob (chat) or .token_logprobs[] (completions) */
     cJSON *c0;
     cJSON_ArrayForEach(c0, cJSON_GetObjectItemCaseSensitive(j, "choices"))
     {
         cJSON *lp = cJSON_GetObjectItemCaseSensitive(c0, "logprobs");
         if (!cJSON_IsObject(lp)) continue;
-        float vals[4096];
+        float vals[EXEC_MAX_LP];
         size_t n = 0;
         cJSON *content = cJSON_GetObjectItemCaseSensitive(lp, "content");
         cJSON *tl = cJSON_GetObjectItemCaseSensitive(lp, "token_logprobs");
@@ -629,21 +693,13 @@ static bool digest_body(exec_t *x)
             cJSON_ArrayForEach(it, content)
             {
                 cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "logprob");
-                if (cJSON_IsNumber(v) && n < 4096) vals[n++] = (float)v->valuedouble;
+                if (cJSON_IsNumber(v) && n < EXEC_MAX_LP) vals[n++] = (float)v->valuedouble;
             }
         } else if (cJSON_IsArray(tl)) {
-            cJSON_ArrayForEach(it, tl) if (cJSON_IsNumber(it) && n < 4096) vals[n++] =
+            cJSON_ArrayForEach(it, tl) if (cJSON_IsNumber(it) && n < EXEC_MAX_LP) vals[n++] =
                 (float)it->valuedouble;
         }
-        if (n > 0) {
-            /* The router's calibrated confidence, so online escalation and offline
-             * evaluation use the same number. */
-            route_confidence_t rc;
-            route_confidence(vals, n, NULL, &rc);
-            if (!x->r.has_confidence || rc.confidence < x->r.confidence)
-                x->r.confidence = rc.confidence;
-            x->r.has_confidence = true;
-        }
+        choice_confidence(x, vals, n);
     }
     cJSON_Delete(j);
     return true;
@@ -669,9 +725,53 @@ static int next_cloud(exec_t *x)
     return -1;
 }
 
+/* One token of a whole edge answer's first choice, judged as a live answer is: its
+ * text joins part until the first window below the threshold (the cut). */
+static void whole_feed(exec_t *x, const char *text, size_t n, float lp)
+{
+    x->w_total++;
+    if (x->w_cut || x->w_bad) return;
+    if (buf_append(&x->part, text, n)) {
+        x->w_bad = true;
+        return;
+    }
+    float conf = window_add(x, lp);
+    if (conf < x->d.min_confidence) x->w_cut = x->n_lp, x->w_conf = conf;
+}
+
+/* A whole answer received as bytes: its first choice's tokens are fed to whole_feed.
+ * False when it is not one chat choice with token logprobs, or the tokens do not
+ * spell the start of its content (then the cut is not where it seems). */
+static bool whole_tokens(exec_t *x)
+{
+    cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
+    cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
+    cJSON *c0 = cJSON_GetArrayItem(choices, 0);
+    cJSON *content = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(c0, "message"), "content");
+    cJSON *lp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"),
+                                                 "content");
+    bool ok = cJSON_GetArraySize(choices) == 1 && cJSON_IsString(content) && cJSON_IsArray(lp);
+    cJSON *it;
+    if (ok) cJSON_ArrayForEach(it, lp)
+        {
+            cJSON *tok = cJSON_GetObjectItemCaseSensitive(it, "token");
+            cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "logprob");
+            if (!cJSON_IsString(tok) || !cJSON_IsNumber(v)) {
+                ok = false;
+                break;
+            }
+            whole_feed(x, tok->valuestring, strlen(tok->valuestring), (float)v->valuedouble);
+        }
+    ok = ok && !strncmp(content->valuestring, x->part.data ? x->part.data : "", x->part.len);
+    cJSON_Delete(j);
+    return ok;
+}
+
 /* A whole (non-streamed) edge answer judged as a live one is: the first window below
  * the threshold cuts it there, and the next cloud tier that continues is sent the
  * text up to the cut (the answer is kept in edge_body should the continuation fail).
+ * A typed backend's tokens were fed as they came; an answer in bytes is read here.
  * 1: the continuation started; 0: it did not (no continuing tier, no window fell, the
  * answer ended at the cut, or the gate kept the text here): the cascade's
  * whole-answer rule applies. */
@@ -681,41 +781,10 @@ static int whole_continue(exec_t *x)
     if (nc < 0 || x->stream || x->ep != EXEC_EP_CHAT || !x->sink->continue_with ||
         !cont_possible(x->req))
         return 0;
-    cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
-    cJSON *choices = cJSON_GetObjectItemCaseSensitive(j, "choices");
-    cJSON *c0 = cJSON_GetArrayItem(choices, 0);
-    cJSON *content = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(c0, "message"), "content");
-    cJSON *lp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c0, "logprobs"),
-                                                 "content");
-    if (cJSON_GetArraySize(choices) != 1 || !cJSON_IsString(content) || !cJSON_IsArray(lp)) {
-        cJSON_Delete(j);
-        return 0;
-    }
-    float win[EXEC_CONT_WINDOW], thr = x->d.min_confidence, conf = 1;
-    uint32_t k = 0, cut = 0, total = (uint32_t)cJSON_GetArraySize(lp);
-    buf_reset(&x->part);
-    cJSON *it;
-    cJSON_ArrayForEach(it, lp)
-    {
-        cJSON *tok = cJSON_GetObjectItemCaseSensitive(it, "token");
-        cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "logprob");
-        if (!cJSON_IsString(tok) || !cJSON_IsNumber(v) || buf_puts(&x->part, tok->valuestring))
-            break;
-        win[k++ % EXEC_CONT_WINDOW] = (float)v->valuedouble;
-        if (k < EXEC_CONT_MIN) continue;
-        route_confidence_t rc;
-        route_confidence(win, EXEC_CONT_WINDOW, NULL, &rc);
-        if (rc.confidence < thr) {
-            cut = k, conf = rc.confidence;
-            break;
-        }
-    }
-    /* The tokens must spell the answer's start (else the cut is not where it seems). */
-    bool ok = cut && cut < total && x->part.len &&
-              !strncmp(content->valuestring, x->part.data, x->part.len);
-    cJSON_Delete(j);
-    if (!ok) return 0;
+    if (x->typed ? x->n_fin != 1 : !whole_tokens(x)) return 0;
+    uint32_t cut = x->w_cut;
+    if (!cut || cut >= x->w_total || x->w_bad || !x->part.len) return 0;
+    float thr = x->d.min_confidence, conf = x->w_conf;
     const tier_t *t = &x->env->tiers[x->d.order[nc]];
     if (x->sink->continue_with(x->arg, t->idx, x->part.data, x->part.len, cut)) {
         /* The text may not leave: regenerating sends none of it. */
@@ -914,17 +983,28 @@ static void up_data(void *arg, const char *p, size_t n)
     }
 }
 
+/* The tier rejected the request itself (4xx; text: its message, NULL none): the
+ * client gets that status; no failover, since any tier would refuse it alike. */
+static void call_rejected(exec_t *x, int status, const char *text)
+{
+    tier_breaker_record(cur(x), true, clock_mono_ms());
+    release_slot(x);
+    x->r.tier = x->tier;
+    x->r.status = status;
+    snprintf(x->r.err_type, sizeof x->r.err_type, "upstream_rejected");
+    if (!text)
+        text = "no message";
+    else if (!(x->sink->cause_ok && x->sink->cause_ok(x->arg, text, strlen(text))))
+        text = "(message withheld)";
+    snprintf(x->r.message, sizeof x->r.message, "tier '%s' rejected the request (HTTP %d): %s",
+             cur(x)->s.name, status, text);
+    finish(x);
+}
+
 static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
 {
     exec_t *x = arg;
     x->call = NULL;
-    if (x->lcall) {
-        /* The local call's report travels beside its answer; the call is freed when
-         * this returns, so no later cancel may reach it. */
-        const char *rep = e == UPSTREAM_OK && status == 200 ? local_call_report(x->lcall) : NULL;
-        snprintf(x->r.speculative, sizeof x->r.speculative, "%s", rep ? rep : "");
-        x->lcall = NULL;
-    }
     char why[48], cause[EXEC_CAUSE_TEXT + 64];
     if (e != UPSTREAM_OK) {
         snprintf(why, sizeof why, "%s", upstream_err_name(e));
@@ -940,23 +1020,12 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
     }
     if (status != 200) {
         /* The upstream rejected the request itself (4xx): pass its answer on. */
-        tier_breaker_record(cur(x), true, clock_mono_ms());
-        release_slot(x);
-        x->r.tier = x->tier;
-        x->r.status = status;
-        snprintf(x->r.err_type, sizeof x->r.err_type, "upstream_rejected");
         cJSON *j = cJSON_ParseWithLength(x->body.data ? x->body.data : "", x->body.len);
         cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(
                            cJSON_GetObjectItemCaseSensitive(j, "error"), "message")
                      : NULL;
-        const char *text = cJSON_IsString(m) ? m->valuestring : "no message";
-        if (cJSON_IsString(m) &&
-            !(x->sink->cause_ok && x->sink->cause_ok(x->arg, text, strlen(text))))
-            text = "(message withheld)";
-        snprintf(x->r.message, sizeof x->r.message, "tier '%s' rejected the request (HTTP %d): %s",
-                 cur(x)->s.name, status, text);
+        call_rejected(x, status, cJSON_IsString(m) ? m->valuestring : NULL);
         cJSON_Delete(j);
-        finish(x);
         return;
     }
     bool streaming = call_streams(x);
@@ -990,6 +1059,157 @@ static void up_done(void *arg, upstream_err_t e, int status, const char *msg)
 }
 
 static const upstream_cb_t up_cb = {up_head, up_data, up_done};
+
+/* ------------------------------------------------------- typed calls ---- */
+
+/* The typed call cannot go on (its answer outgrew the writer): stop it and fail. */
+static void typed_abort(exec_t *x, int rc)
+{
+    if (x->tcall) x->tops->cancel(x->tcall), x->tcall = NULL;
+    call_failed(x, UPSTREAM_TOOBIG, 0, "too_big", sy_strerror(rc));
+}
+
+/* One event of a typed backend: the facts exec needs are read from it as they are
+ * (usage, token logprobs, text), and the client's answer is written from it. */
+static void tev_event(void *arg, const tier_ev_t *ev)
+{
+    exec_t *x = arg;
+    if (x->cut_pending) return; /* the edge is being stopped: nothing after the cut */
+    if (!x->ttft_seen) {
+        x->ttft_seen = true;
+        tier_ttft_observe(cur(x), clock_mono_us() - x->call_start_us);
+    }
+    bool streaming = call_streams(x);
+    float conf = 2;
+    if (ev->kind == TIER_EV_TOKEN) {
+        if (streaming) {
+            x->stream_tokens++;
+            if (ev->call)
+                x->part_ok = false;
+            else
+                part_add(x, ev->text, ev->len);
+            if (x->live && !x->judged && ev->has_lp) conf = window_add(x, ev->logprob);
+        } else if (ev->has_lp) {
+            if (x->n_lpv < EXEC_MAX_LP) x->lpv[x->n_lpv++] = ev->logprob;
+            if (x->cascade_phase && ev->choice == 0) whole_feed(x, ev->text, ev->len, ev->logprob);
+        }
+    } else if (ev->kind == TIER_EV_FINISH) {
+        x->fin_seen = streaming;
+        x->n_fin++;
+        if (!streaming) choice_confidence(x, x->lpv, x->n_lpv);
+        x->n_lpv = 0;
+    } else if (ev->kind == TIER_EV_USAGE) {
+        x->r.tokens_in = ev->prompt_tokens;
+        x->r.tokens_out = ev->completion_tokens;
+    }
+    int rc = oai_writer_event(&x->ow, ev, ow_emit, x);
+    if (rc) {
+        typed_abort(x, rc);
+        return;
+    }
+    if (streaming && x->live && !x->judged) live_judge(x, conf);
+    if (x->cut_pending) cont_cut(x);
+}
+
+/* The end of a typed call. */
+static void tev_end(void *arg, const tier_end_t *end)
+{
+    exec_t *x = arg;
+    x->tcall = NULL;
+    if (!x->ttft_seen && end->status == 200) {
+        x->ttft_seen = true;
+        tier_ttft_observe(cur(x), clock_mono_us() - x->call_start_us);
+    }
+    if (end->status == 200 && end->spec) x->r.spec = *end->spec;
+    if (end->status >= 500) {
+        char cause[EXEC_CAUSE_TEXT + 64];
+        snprintf(cause, sizeof cause, "%s: %.*s", end->type ? end->type : "error", EXEC_CAUSE_TEXT,
+                 end->message ? end->message : "");
+        call_failed(x, UPSTREAM_OK, end->status, "engine_error", cause);
+        return;
+    }
+    if (end->status != 200) {
+        call_rejected(x, end->status, end->message);
+        return;
+    }
+    if (call_streams(x)) {
+        if (!x->begun) {
+            call_failed(x, UPSTREAM_CUT, 0, "empty_stream", "empty stream");
+            return;
+        }
+        call_succeeded(x);
+        return;
+    }
+    buf_reset(&x->body);
+    int rc = oai_writer_answer(&x->ow, &x->body);
+    if (rc) {
+        call_failed(x, UPSTREAM_TOOBIG, 0, "too_big", sy_strerror(rc));
+        return;
+    }
+    if (x->r.ttft_us == 0) x->r.ttft_us = clock_mono_us() - x->start_us;
+    call_succeeded(x);
+}
+
+static const tier_events_t tev_cb = {tev_event, tev_end};
+
+/* Whether the client asked for token logprobs: chat logprobs true, completions
+ * logprobs N. */
+static bool client_logprobs(const exec_t *x)
+{
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(x->req, "logprobs");
+    return cJSON_IsTrue(lp) || (x->completions && cJSON_IsNumber(lp));
+}
+
+/* Starts the call on a typed backend: the writer begins the client's answer (a
+ * continuation's chunks under the stream's id). */
+static void start_typed(exec_t *x, tier_t *t)
+{
+    bool streaming = call_streams(x);
+    x->typed = true;
+    x->ttft_seen = false;
+    x->n_lpv = 0;
+    x->n_fin = 0;
+    if (!x->lpv) x->lpv = mem_alloc(EXEC_MAX_LP * sizeof *x->lpv);
+    char id[64];
+    if (x->continuing && x->sid[0])
+        snprintf(id, sizeof id, "%s", x->sid);
+    else
+        snprintf(id, sizeof id, "%s-local-%016llx", x->completions ? "cmpl" : "chatcmpl",
+                 (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)x));
+    if (!x->sid[0] && streaming) snprintf(x->sid, sizeof x->sid, "%s", id);
+    oai_writer_begin(&x->ow, &(oai_writer_opts_t){.id = id,
+                                                  .model = t->s.name,
+                                                  .created = clock_wall_ms() / 1000,
+                                                  .completions = x->completions,
+                                                  .stream = streaming,
+                                                  .logprobs = client_logprobs(x)});
+    /* A continuation reaches the engine as vLLM's request would: the answer so far
+     * as a final assistant message, continue_final_message (the backend reads the
+     * request only while it starts, so the request is restored at once). */
+    cJSON *msgs = x->continuing ? cJSON_GetObjectItemCaseSensitive(x->req, "messages") : NULL;
+    cJSON *pm = NULL;
+    if (cJSON_IsArray(msgs)) {
+        pm = cJSON_CreateObject();
+        cJSON_AddStringToObject(pm, "role", "assistant");
+        cJSON_AddStringToObject(pm, "content", x->part.data ? x->part.data : "");
+        cJSON_AddItemToArray(msgs, pm);
+        cJSON_AddTrueToObject(x->req, "continue_final_message");
+    }
+    tier_call_opts_t o = {x->env->loop, x->env->up, x->d.local_only, x->completions,
+                          x->cascade_phase};
+    x->tops = t->ops;
+    int rc = t->ops->start(t, x->req, &o, &tev_cb, x, &x->tcall);
+    if (pm) {
+        cJSON_DeleteItemFromArray(msgs, cJSON_GetArraySize(msgs) - 1);
+        cJSON_DeleteItemFromObjectCaseSensitive(x->req, "continue_final_message");
+    }
+    if (rc) {
+        x->tcall = NULL;
+        char m[96];
+        snprintf(m, sizeof m, "the tier cannot start: %s", sy_strerror(rc));
+        up_done(x, UPSTREAM_OTHER, 0, m);
+    }
+}
 
 static void start_http(exec_t *x, tier_t *t, const char *body, size_t len);
 
@@ -1111,7 +1331,7 @@ static void start_http(exec_t *x, tier_t *t, const char *body, size_t len)
     }
 }
 
-/* Local engine calls report through the same three callbacks. */
+/* Starts the current attempt: on a typed backend (events) or over HTTP (bytes). */
 static void start_call(exec_t *x)
 {
     tier_t *t = cur(x);
@@ -1129,42 +1349,23 @@ static void start_call(exec_t *x)
         return;
     }
     x->r.tiers_sent |= 1u << t->idx;
-    if (t->s.kind == TIER_KIND_LOCAL) {
-        bool streaming = call_streams(x);
+    x->typed = false;
+    if (x->cascade_phase && !call_streams(x)) {
+        /* a whole cascade answer: its first choice is judged token by token */
+        buf_reset(&x->part);
+        x->n_lp = x->w_total = x->w_cut = 0;
+        x->w_bad = false;
+    }
+    if (x->ep == EXEC_EP_EMBEDDINGS && t->ops) {
+        /* The router orders only tiers declaring the capability; config refuses it on
+         * a local tier. */
         x->status = 0;
         buf_reset(&x->body);
-        sse_parser_reset(&x->sse);
-        x->sse_bad = false;
-        char m[96];
-        if (x->ep == EXEC_EP_EMBEDDINGS) {
-            /* The router orders only tiers declaring the capability; config refuses it
-             * on a local tier. */
-            up_done(x, UPSTREAM_OTHER, 0, "the local engine does not serve embeddings");
-            return;
-        }
-        /* A continuation reaches the engine as vLLM's request would: the answer so far
-         * as a final assistant message, continue_final_message (the prompt is rendered
-         * by the time local_call_start returns, so the request is restored at once). */
-        cJSON *msgs = x->continuing ? cJSON_GetObjectItemCaseSensitive(x->req, "messages") : NULL;
-        cJSON *pm = NULL;
-        if (cJSON_IsArray(msgs)) {
-            pm = cJSON_CreateObject();
-            cJSON_AddStringToObject(pm, "role", "assistant");
-            cJSON_AddStringToObject(pm, "content", x->part.data ? x->part.data : "");
-            cJSON_AddItemToArray(msgs, pm);
-            cJSON_AddTrueToObject(x->req, "continue_final_message");
-        }
-        int rc = local_call_start(t, x->env->loop, x->env->up, x->d.local_only, x->req, streaming,
-                                  x->completions, x->cascade_phase, &up_cb, x, &x->lcall);
-        if (pm) {
-            cJSON_DeleteItemFromArray(msgs, cJSON_GetArraySize(msgs) - 1);
-            cJSON_DeleteItemFromObjectCaseSensitive(x->req, "continue_final_message");
-        }
-        if (rc) {
-            x->lcall = NULL;
-            snprintf(m, sizeof m, "the local engine cannot start: %s", sy_strerror(rc));
-            up_done(x, UPSTREAM_OTHER, 0, m);
-        }
+        up_done(x, UPSTREAM_OTHER, 0, "the local engine does not serve embeddings");
+        return;
+    }
+    if (t->ops) {
+        start_typed(x, t);
         return;
     }
     start_openai(x, t);
@@ -1351,7 +1552,11 @@ exec_t *exec_start_ep(exec_env_t *env, const route_decision_t *d, cJSON *req, bo
         env->n_pool--;
         buf_t body = x->body, edge = x->edge_body, part = x->part, chunk = x->chunk;
         sse_parser_t sse = x->sse;
+        oai_writer_t ow = x->ow;
+        float *lpv = x->lpv;
         memset(x, 0, sizeof *x);
+        x->ow = ow;
+        x->lpv = lpv;
         x->body = body;
         x->edge_body = edge;
         x->part = part;
@@ -1371,6 +1576,7 @@ exec_t *exec_start_ep(exec_env_t *env, const route_decision_t *d, cJSON *req, bo
         buf_init(&x->part, EXEC_MAX_PART);
         buf_init(&x->chunk, EXEC_MAX_SSE_LINE + 128);
         sse_parser_init(&x->sse, EXEC_MAX_SSE_LINE);
+        oai_writer_init(&x->ow);
     }
     x->env = env;
     x->d = *d;
@@ -1397,7 +1603,7 @@ void exec_abort(exec_t *x)
 {
     if (x->done_called) return;
     if (x->call) upstream_call_cancel(x->call), x->call = NULL;
-    if (x->lcall) local_call_cancel(x->lcall), x->lcall = NULL;
+    if (x->tcall) x->tops->cancel(x->tcall), x->tcall = NULL;
     if (x->retry_timer) loop_timer_del(x->env->loop, x->retry_timer), x->retry_timer = 0;
     if (x->wait_timer) loop_timer_del(x->env->loop, x->wait_timer), x->wait_timer = 0;
     if (x->tier >= 0 && x->waiter.state != 0 && !tier_wait_cancel(cur(x), &x->waiter)) {
@@ -1419,6 +1625,8 @@ void exec_env_deinit(exec_env_t *env)
         buf_deinit(&x->edge_body);
         buf_deinit(&x->part);
         buf_deinit(&x->chunk);
+        oai_writer_deinit(&x->ow);
+        mem_free(x->lpv);
         mem_free(x);
     }
     env->n_pool = 0;

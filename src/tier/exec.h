@@ -34,6 +34,7 @@
 
 #include "net/upstream.h"
 #include "route/router.h"
+#include "tier/backend.h"
 #include "tier/tier.h"
 
 struct cJSON;
@@ -107,9 +108,9 @@ typedef struct exec_result {
     int cont_tier;        /* the tier that wrote the first part, -1 when not continued */
     uint32_t cont_tokens; /* the first part's tokens */
     uint32_t cont_bytes;  /* the first part's text, bytes */
-    /* A local tier's report of what speculative decoding did (local_call_report), a
-     * JSON object, "" for none: the answer's switchyard object carries it. */
-    char speculative[768];
+    /* A typed backend's report of what speculative decoding did (present false for
+     * none): the answer's switchyard object carries it. */
+    tier_spec_report_t spec;
 } exec_result_t;
 
 typedef struct exec_sink {

@@ -7,9 +7,11 @@
  * in one forward pass on the tier's threads, new prompts folded in. Output flows back to the worker
  * loop through a per-call buffer and a single pending loop_post at a time: no allocation per token.
  *
- * The answer is OpenAI-shaped (chat.completion / chat.completion.chunk /
- * text_completion, usage, logprobs), so exec treats this tier exactly like an HTTP
- * upstream.
+ * The tier is a typed backend (backend.h): each token goes to the worker loop as an
+ * event (its text, logprob and the alternatives asked for, whether it belongs to a
+ * tool call), then each choice's end, the usage and the end of the call with what
+ * speculative decoding did. The client's answer is written from those events on the
+ * loop (oai_writer.c); no JSON is made here.
  *
  * Two things serve speculative decoding (docs/speculative.md): a tier with a draft
  * model decodes with spec_generate where it applies, on the slot's thread outside the
@@ -44,11 +46,13 @@
 #define LOCAL_KEY_LEN            128 /* prompt_cache_key bytes kept */
 #define LOCAL_VCACHE_ENTRIES     4   /* prompt_cache_key entries per tier */
 
+typedef struct local_call local_call_t;
+
 struct local_call {
     struct local_call *next; /* job queue link */
     tier_t *t;
     loop_t *loop;
-    const upstream_cb_t *cb;
+    const tier_events_t *ev;
     void *arg;
     /* request, owned copies */
     engine_prompt_t *prompt; /* rendered prompt: text and the request's spans of it */
@@ -57,7 +61,7 @@ struct local_call {
     bool as_ids;                   /* return_tokens_as_token_ids: tokens read "token_id:N" */
     char cache_key[LOCAL_KEY_LEN]; /* prompt_cache_key, "" for none */
     int n_cached;                  /* prompt tokens whose KV cache was reused */
-    bool completions, stream, logprobs, echo;
+    bool completions, logprobs, echo;
     bool lp_values_only; /* logprobs only for the cascade's confidence: no alternatives needed */
     int top_logprobs;
     engine_gen_params_t gp;
@@ -68,34 +72,21 @@ struct local_call {
                            served (answered 400) */
     bool tools;         /* grammar is a tool call (tool_choice auto, required or named) */
     bool as_call;       /* the answer is a tool call (decided at the first token) */
-    bool call_head;     /* stream: the call's id and name went out */
-    size_t args_at;     /* bytes of text before the call's arguments */
-    size_t args_sent;   /* stream: bytes of text up to which arguments went out */
-    char call_id[40];
-    char model_name[128];
-    char id[48];
-    int64_t created;
-    /* output, guarded by mu */
+    /* events for the loop, and the end, guarded by mu */
     pthread_mutex_t mu;
-    buf_t out;
-    bool posted, finished, head_sent;
+    buf_t out; /* local_rec_t records */
+    bool posted, finished, overflow;
     int status;
+    const char *err_type; /* status != 200 (static) */
+    char err_msg[400];
+    tier_spec_report_t rep; /* status 200 */
     atomic_bool canceled;
     /* engine thread state */
-    buf_t json;                   /* event assembly */
-    buf_t text;                   /* generated text (non-stream) */
-    buf_t lp;                     /* logprobs array entries (non-stream chat) */
-    buf_t ltok, lval, ltop, loff; /* legacy completions logprobs: tokens, values, tops, offsets */
-    size_t text_off;              /* bytes of completion text so far (text_offset) */
-    int prev_id;
     int n_prompt, n_gen;
-    engine_finish_t finish;
     /* n > 1: choices generated one after another, each with its own seed. */
     int n_choices;  /* the request's n (1..128) */
     int choice;     /* index of the choice being generated */
     int choice_gen; /* tokens of that choice */
-    buf_t choices;  /* non-stream: the finished choices' JSON objects, comma-separated */
-    buf_t report;   /* local_call_report: JSON object or empty, written at the end */
     /* speculative decoding (a tier with a draft): the counts, or why it did not apply */
     bool spec;
     spec_stats_t spec_st;
@@ -142,6 +133,19 @@ typedef struct local_backend {
 
 /* ------------------------------------------------------- loop side ---- */
 
+/* An event as the engine thread queues it: this header, then text, tok and the
+ * alternatives' tokens, back to back. */
+typedef struct local_rec {
+    uint8_t kind, call, has_lp, complete, finish;
+    uint8_t n_alts;
+    int32_t choice;
+    float logprob;
+    uint32_t len, tok_len;
+    uint32_t prompt_tokens, completion_tokens, cached_tokens;
+    float alt_lp[SAMPLE_MAX_ALTS];
+    uint32_t alt_len[SAMPLE_MAX_ALTS];
+} local_rec_t;
+
 static void call_free(local_call_t *c)
 {
     if (c->prompt) engine_prompt_deinit(c->prompt);
@@ -152,21 +156,48 @@ static void call_free(local_call_t *c)
     for (int i = 0; i < ENGINE_MAX_STOPS; i++)
         mem_free(c->stops[i]);
     buf_deinit(&c->out);
-    buf_deinit(&c->json);
-    buf_deinit(&c->text);
-    buf_deinit(&c->lp);
-    buf_deinit(&c->ltok);
-    buf_deinit(&c->lval);
-    buf_deinit(&c->ltop);
-    buf_deinit(&c->loff);
-    buf_deinit(&c->choices);
-    buf_deinit(&c->report);
     pthread_mutex_destroy(&c->mu);
     mem_free(c);
 }
 
-/* Runs on the worker loop: hands buffered output to the callbacks; on the last
- * pump after the engine finished, reports done and frees the call. */
+/* Hands the queued events in chunk to the caller, in order; stops when the call is
+ * cancelled meanwhile (by the callback itself: a continuation cut it). */
+static void deliver(local_call_t *c, const buf_t *chunk)
+{
+    size_t at = 0;
+    tier_alt_t alts[SAMPLE_MAX_ALTS];
+    while (at + sizeof(local_rec_t) <= chunk->len && !atomic_load(&c->canceled)) {
+        local_rec_t r;
+        memcpy(&r, chunk->data + at, sizeof r);
+        const char *p = chunk->data + at + sizeof r;
+        tier_ev_t ev = {.kind = (tier_ev_kind_t)r.kind,
+                        .choice = r.choice,
+                        .text = p,
+                        .len = r.len,
+                        .tok = p + r.len,
+                        .tok_len = r.tok_len,
+                        .call = r.call,
+                        .has_lp = r.has_lp,
+                        .logprob = r.logprob,
+                        .n_alts = r.n_alts,
+                        .alts = alts,
+                        .finish = (tier_finish_t)r.finish,
+                        .complete = r.complete,
+                        .prompt_tokens = r.prompt_tokens,
+                        .completion_tokens = r.completion_tokens,
+                        .cached_tokens = r.cached_tokens};
+        p += r.len + r.tok_len;
+        for (int a = 0; a < r.n_alts; a++) {
+            alts[a] = (tier_alt_t){p, r.alt_len[a], r.alt_lp[a]};
+            p += r.alt_len[a];
+        }
+        at = (size_t)(p - chunk->data);
+        c->ev->on_event(c->arg, &ev);
+    }
+}
+
+/* Runs on the worker loop: hands queued events to the caller; on the last pump after
+ * the engine finished, reports the end and frees the call. */
 static void pump(void *arg)
 {
     local_call_t *c = arg;
@@ -176,272 +207,88 @@ static void pump(void *arg)
     buf_init(&c->out, LOCAL_MAX_OUT);
     bool finished = c->finished;
     c->posted = false;
-    int status = c->status;
     pthread_mutex_unlock(&c->mu);
-    bool canceled = atomic_load(&c->canceled);
-    if (!canceled) {
-        if (!c->head_sent && (chunk.len || finished)) {
-            c->head_sent = true;
-            c->cb->on_head(c->arg, status);
-        }
-        if (chunk.len) c->cb->on_data(c->arg, chunk.data, chunk.len);
-        /* on_data may have cancelled the call (a continuation cut it): no done then. */
-        if (finished && !atomic_load(&c->canceled))
-            c->cb->on_done(c->arg, UPSTREAM_OK, status, NULL);
+    if (!atomic_load(&c->canceled)) deliver(c, &chunk);
+    if (finished && !atomic_load(&c->canceled)) {
+        tier_end_t end = {c->status, c->err_type, c->err_msg, c->status == 200 ? &c->rep : NULL};
+        c->ev->on_end(c->arg, &end);
     }
     buf_deinit(&chunk);
     if (finished) call_free(c);
 }
 
-/* Engine thread: queues bytes for the loop. */
-static void emit(local_call_t *c, const char *p, size_t n, bool finished)
+/* Engine thread: wakes the loop for what is queued (and the end, when finished). */
+static void post(local_call_t *c, bool finished)
 {
     pthread_mutex_lock(&c->mu);
-    if (n && buf_append(&c->out, p, n)) c->status = 500; /* cap: should not happen */
     if (finished) c->finished = true;
-    bool post = !c->posted;
+    bool wake = !c->posted;
     c->posted = true;
     pthread_mutex_unlock(&c->mu);
-    if (post && loop_post(c->loop, pump, c)) log_error("local tier: cannot wake the worker loop");
+    if (wake && loop_post(c->loop, pump, c)) log_error("local tier: cannot wake the worker loop");
 }
 
-/* ------------------------------------------------- answer building ---- */
-
-static void json_head(local_call_t *c, jsonw_t *w, bool chunk)
+/* Engine thread: queues one event (r's lengths say what follows it) for the loop. */
+static void queue_ev(local_call_t *c, const local_rec_t *r, const char *text, const char *tok,
+                     const char *const *alt_tok)
 {
-    jsonw_obj_begin(w);
-    jsonw_key(w, "id");
-    jsonw_str(w, c->id);
-    jsonw_key(w, "object");
-    jsonw_str(w, c->completions ? "text_completion"
-                 : chunk        ? "chat.completion.chunk"
-                                : "chat.completion");
-    jsonw_key(w, "created");
-    jsonw_int(w, c->created);
-    jsonw_key(w, "model");
-    jsonw_str(w, c->model_name);
+    pthread_mutex_lock(&c->mu);
+    int bad = buf_append(&c->out, r, sizeof *r);
+    bad |= buf_append(&c->out, text, r->len);
+    bad |= buf_append(&c->out, tok, r->tok_len);
+    for (int a = 0; a < r->n_alts; a++)
+        bad |= buf_append(&c->out, alt_tok[a], r->alt_len[a]);
+    if (bad) c->overflow = true; /* the loop is far behind: the call fails at its end */
+    pthread_mutex_unlock(&c->mu);
+    post(c, false);
 }
 
-/* chunk_begin opens a stream chunk of the call's current choice (data: {head, choices:
- * [{index, ...); chunk_end closes it and queues it for the loop. */
-static void chunk_begin(local_call_t *c, jsonw_t *w)
-{
-    buf_reset(&c->json);
-    buf_puts(&c->json, "data: ");
-    jsonw_init(w, &c->json);
-    json_head(c, w, true);
-    jsonw_key(w, "choices");
-    jsonw_arr_begin(w);
-    jsonw_obj_begin(w);
-    jsonw_key(w, "index");
-    jsonw_int(w, c->choice);
-}
+/* -------------------------------------------------------- events ---- */
 
-static void chunk_end(local_call_t *c, jsonw_t *w)
+/* How a logprobs entry names token id (piece: its text, already decoded, or NULL to
+ * decode it): "token_id:N" under return_tokens_as_token_ids, else its text. Returns
+ * the length written to out (cap bytes). */
+static uint32_t tok_name(const local_call_t *c, const engine_t *e, int id, const char *piece,
+                         size_t plen, char *out, size_t cap)
 {
-    jsonw_obj_end(w);
-    jsonw_arr_end(w);
-    jsonw_obj_end(w);
-    buf_puts(&c->json, "\n\n");
-    emit(c, c->json.data, c->json.len, false);
-}
-
-static const char *finish_name(engine_finish_t f)
-{
-    return f == ENGINE_FINISH_LENGTH ? "length" : "stop";
-}
-
-/* ------------------------------------------------------- tool calls ---- */
-
-/* Where the arguments of the call in text begin (after {"name":"X","arguments":, the
- * grammar's literal prefix, maybe one whitespace byte ahead), with the name's span;
- * 0 while the prefix is not complete. */
-static size_t call_args_at(const char *text, size_t len, const char **name, size_t *nlen)
-{
-    static const char head[] = "{\"name\":\"", mid[] = "\",\"arguments\":";
-    size_t i = 0;
-    while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\t' || text[i] == '\r'))
-        i++;
-    if (len - i < sizeof head - 1 || memcmp(text + i, head, sizeof head - 1)) return 0;
-    i += sizeof head - 1;
-    const char *q = memchr(text + i, '"', len - i);
-    if (!q || (size_t)(text + len - q) < sizeof mid - 1 || memcmp(q, mid, sizeof mid - 1)) return 0;
-    *name = text + i;
-    *nlen = (size_t)(q - (text + i));
-    return (size_t)(q - text) + sizeof mid - 1;
-}
-
-/* One stream chunk of the call: the head (index, id, type, name, empty arguments) or
- * an arguments fragment. */
-static void stream_call_chunk(local_call_t *c, const char *name, size_t nlen, const char *args,
-                              size_t alen)
-{
-    jsonw_t w;
-    chunk_begin(c, &w);
-    jsonw_key(&w, "delta");
-    jsonw_obj_begin(&w);
-    if (name) {
-        jsonw_key(&w, "role");
-        jsonw_str(&w, "assistant");
-        jsonw_key(&w, "content");
-        jsonw_null(&w);
-    }
-    jsonw_key(&w, "tool_calls");
-    jsonw_arr_begin(&w);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "index");
-    jsonw_int(&w, 0);
-    if (name) {
-        jsonw_key(&w, "id");
-        jsonw_str(&w, c->call_id);
-        jsonw_key(&w, "type");
-        jsonw_str(&w, "function");
-    }
-    jsonw_key(&w, "function");
-    jsonw_obj_begin(&w);
-    if (name) {
-        jsonw_key(&w, "name");
-        jsonw_strn(&w, name, nlen);
-    }
-    jsonw_key(&w, "arguments");
-    jsonw_strn(&w, args, alen);
-    jsonw_obj_end(&w);
-    jsonw_obj_end(&w);
-    jsonw_arr_end(&w);
-    jsonw_obj_end(&w);
-    jsonw_key(&w, "logprobs");
-    jsonw_null(&w);
-    jsonw_key(&w, "finish_reason");
-    jsonw_null(&w);
-    chunk_end(c, &w);
-}
-
-/* Stream: sends what is new of the call. The last byte is held back: at the end it is
- * the call object's closing brace, not part of the arguments. */
-static void stream_call(local_call_t *c)
-{
-    const char *text = c->text.data ? c->text.data : "";
-    if (!c->call_head) {
-        const char *name;
-        size_t nlen;
-        size_t at = call_args_at(text, c->text.len, &name, &nlen);
-        if (!at) return;
-        c->call_head = true;
-        c->args_at = c->args_sent = at;
-        stream_call_chunk(c, name, nlen, "", 0);
-    }
-    if (c->text.len > c->args_sent + 1) {
-        size_t from = c->args_sent;
-        c->args_sent = c->text.len - 1;
-        stream_call_chunk(c, NULL, 0, text + from, c->args_sent - from);
-    }
-}
-
-/* Non-stream: the message's tool_calls (one call) from the decoded text. */
-static void write_tool_calls(local_call_t *c, jsonw_t *w)
-{
-    const char *text = c->text.data ? c->text.data : "";
-    const char *name = "";
-    size_t nlen = 0;
-    size_t at = call_args_at(text, c->text.len, &name, &nlen);
-    jsonw_key(w, "tool_calls");
-    jsonw_arr_begin(w);
-    jsonw_obj_begin(w);
-    jsonw_key(w, "id");
-    jsonw_str(w, c->call_id);
-    jsonw_key(w, "type");
-    jsonw_str(w, "function");
-    jsonw_key(w, "function");
-    jsonw_obj_begin(w);
-    jsonw_key(w, "name");
-    jsonw_strn(w, name, nlen);
-    jsonw_key(w, "arguments");
-    jsonw_strn(w, text + at, c->text.len - at - 1); /* the call's closing brace left out */
-    jsonw_obj_end(w);
-    jsonw_obj_end(w);
-    jsonw_arr_end(w);
-}
-
-/* One token's logprob entry in OpenAI's chat form. */
-static void write_lp_entry(local_call_t *c, const engine_t *e, jsonw_t *w,
-                           const engine_token_t *tok)
-{
-    char piece[256];
-    int n = engine_token_text(e, -1, tok->id, piece, sizeof piece);
-    if (n < 0) n = 0;
-    jsonw_obj_begin(w);
-    jsonw_key(w, "token");
-    jsonw_strn(w, piece, (size_t)n);
-    jsonw_key(w, "logprob");
-    jsonw_double(w, tok->info->logprob);
-    jsonw_key(w, "bytes");
-    jsonw_arr_begin(w);
-    for (int i = 0; i < n; i++)
-        jsonw_int(w, (unsigned char)piece[i]);
-    jsonw_arr_end(w);
-    jsonw_key(w, "top_logprobs");
-    jsonw_arr_begin(w);
-    for (int a = 0; a < tok->info->n_alts && a < c->top_logprobs; a++) {
-        int m = engine_token_text(e, -1, tok->info->alts[a].id, piece, sizeof piece);
-        if (m < 0) m = 0;
-        jsonw_obj_begin(w);
-        jsonw_key(w, "token");
-        jsonw_strn(w, piece, (size_t)m);
-        jsonw_key(w, "logprob");
-        jsonw_double(w, tok->info->alts[a].logprob);
-        jsonw_obj_end(w);
-    }
-    jsonw_arr_end(w);
-    jsonw_obj_end(w);
-}
-
-/* One token in the legacy completions form: parallel arrays of tokens, logprobs
- * (null for the first prompt token, which has no context), top alternatives as
- * {token: logprob} objects, and byte offsets into the text. With
- * return_tokens_as_token_ids, tokens and alternatives read "token_id:N" (vLLM's form:
- * exact where a piece is not valid UTF-8 on its own). */
-static void legacy_add(local_call_t *c, const engine_t *e, int id, const char *text, size_t len,
-                       bool has_lp, float logprob, const sample_alt_t *alts, int n_alts)
-{
-    char piece[256];
-    jsonw_t w;
-    const char *sep = c->ltok.len ? "," : "";
-    buf_puts(&c->ltok, sep);
-    jsonw_init(&w, &c->ltok);
+    int n;
     if (c->as_ids) {
-        snprintf(piece, sizeof piece, "token_id:%d", id);
-        jsonw_str(&w, piece);
+        n = snprintf(out, cap, "token_id:%d", id);
+    } else if (piece) {
+        n = (int)(plen < cap ? plen : cap);
+        memcpy(out, piece, (size_t)n);
     } else {
-        jsonw_strn(&w, text, len);
+        n = engine_token_text(e, -1, id, out, cap);
     }
-    buf_puts(&c->lval, sep);
-    jsonw_init(&w, &c->lval);
-    if (has_lp)
-        jsonw_double(&w, logprob);
-    else
-        jsonw_null(&w);
-    buf_puts(&c->ltop, sep);
-    jsonw_init(&w, &c->ltop);
-    if (!has_lp || n_alts == 0) {
-        jsonw_null(&w);
-    } else {
-        jsonw_obj_begin(&w);
-        for (int a = 0; a < n_alts && a < c->top_logprobs; a++) {
-            if (c->as_ids) {
-                snprintf(piece, sizeof piece, "token_id:%d", alts[a].id);
-            } else {
-                int m = engine_token_text(e, -1, alts[a].id, piece, sizeof piece - 1);
-                if (m < 0) m = 0;
-                piece[m] = 0;
-            }
-            jsonw_key(&w, piece);
-            jsonw_double(&w, alts[a].logprob);
+    return n < 0 ? 0 : (uint32_t)(n < (int)cap ? n : (int)cap - 1);
+}
+
+/* Queues a token (kind TOKEN or ECHO) with its logprob and the alternatives asked for. */
+static void queue_token(local_call_t *c, const engine_t *e, tier_ev_kind_t kind, int id,
+                        const char *text, size_t len, const char *tokp, size_t tokl, bool has_lp,
+                        float logprob, const sample_alt_t *alts, int n_alts)
+{
+    local_rec_t r;
+    memset(&r, 0, sizeof r);
+    r.kind = (uint8_t)kind;
+    r.choice = c->choice;
+    r.call = c->as_call;
+    r.len = (uint32_t)len;
+    char tok[256], alt[SAMPLE_MAX_ALTS][256];
+    const char *alt_tok[SAMPLE_MAX_ALTS];
+    if (c->logprobs) r.tok_len = tok_name(c, e, id, tokp, tokl, tok, sizeof tok);
+    if (has_lp && c->logprobs) {
+        r.has_lp = 1;
+        r.logprob = logprob;
+        int na = n_alts < c->top_logprobs ? n_alts : c->top_logprobs;
+        for (int a = 0; a < na; a++) {
+            r.alt_lp[a] = alts[a].logprob;
+            r.alt_len[a] = tok_name(c, e, alts[a].id, NULL, 0, alt[a], sizeof alt[a]);
+            alt_tok[a] = alt[a];
         }
-        jsonw_obj_end(&w);
+        r.n_alts = (uint8_t)(na > 0 ? na : 0);
     }
-    buf_puts(&c->loff, sep);
-    buf_printf(&c->loff, "%zu", c->text_off);
-    c->text_off += len;
+    queue_ev(c, &r, text, tok, alt_tok);
 }
 
 typedef struct gen_ctx {
@@ -465,280 +312,84 @@ static int on_token(void *ud, const engine_token_t *tok)
             i++;
         c->as_call = !c->gp.grammar_optional || (i < n && piece[i] == '{');
     }
-    if (c->as_call) {
-        buf_append(&c->text, tok->text, tok->len);
-        if (c->stream) stream_call(c);
-        return 0;
-    }
-    if (!c->stream) {
-        buf_append(&c->text, tok->text, tok->len);
-        if (c->logprobs && c->completions) {
-            legacy_add(c, g->e, tok->id, tok->text, tok->len, true, tok->info->logprob,
-                       tok->info->alts, tok->info->n_alts);
-        } else if (c->logprobs) {
-            if (c->lp.len) buf_putc(&c->lp, ',');
-            jsonw_t w;
-            jsonw_init(&w, &c->lp);
-            write_lp_entry(c, g->e, &w, tok);
-        }
-        return 0;
-    }
-    if (tok->len == 0 && !c->logprobs) return 0;
-    jsonw_t w;
-    chunk_begin(c, &w);
-    if (c->completions) {
-        jsonw_key(&w, "text");
-        jsonw_strn(&w, tok->text, tok->len);
-    } else {
-        jsonw_key(&w, "delta");
-        jsonw_obj_begin(&w);
-        if (c->choice_gen == 1) {
-            jsonw_key(&w, "role");
-            jsonw_str(&w, "assistant");
-        }
-        jsonw_key(&w, "content");
-        jsonw_strn(&w, tok->text, tok->len);
-        jsonw_obj_end(&w);
-    }
-    jsonw_key(&w, "logprobs");
-    if (c->logprobs && !c->completions) {
-        jsonw_obj_begin(&w);
-        jsonw_key(&w, "content");
-        jsonw_arr_begin(&w);
-        write_lp_entry(c, g->e, &w, tok);
-        jsonw_arr_end(&w);
-        jsonw_obj_end(&w);
-    } else {
-        jsonw_null(&w);
-    }
-    jsonw_key(&w, "finish_reason");
-    jsonw_null(&w);
-    chunk_end(c, &w);
+    /* chat entries name the token by its own text; completions by the text it added */
+    queue_token(c, g->e, TIER_EV_TOKEN, tok->id, tok->text, tok->len,
+                c->completions ? tok->text : NULL, tok->len, true, tok->info->logprob,
+                tok->info->alts, tok->info->n_alts);
     return 0;
 }
 
-/* What drafting for the verifier did, or why it did not, as a JSON object. */
-static void write_spec(local_call_t *c, jsonw_t *w)
-{
-    const spec_remote_stats_t *st = &c->rspec_st;
-    jsonw_obj_begin(w);
-    jsonw_key(w, "verifier");
-    jsonw_str(w, c->t->verifier->s.name);
-    if (c->rspec_skip) {
-        jsonw_key(w, "skipped");
-        jsonw_str(w, c->rspec_skip);
-    } else {
-        jsonw_key(w, "drafted");
-        jsonw_int(w, st->drafted);
-        jsonw_key(w, "accepted");
-        jsonw_int(w, st->accepted);
-        jsonw_key(w, "rounds");
-        jsonw_int(w, st->rounds);
-        jsonw_key(w, "acceptance");
-        if (st->drafted)
-            jsonw_double(w, (double)st->accepted / st->drafted);
-        else
-            jsonw_null(w);
-        jsonw_key(w, "draft_max");
-        if (st->draft_max)
-            jsonw_int(w, st->draft_max);
-        else
-            jsonw_str(w, "auto");
-        jsonw_key(w, "local_tokens");
-        jsonw_int(w, st->local_tokens);
-        jsonw_key(w, "degraded");
-        jsonw_bool(w, st->fell_back);
-        jsonw_key(w, "error");
-        if (st->error[0])
-            jsonw_str(w, st->error);
-        else
-            jsonw_null(w);
-    }
-    jsonw_obj_end(w);
-}
-
-static void write_usage(local_call_t *c, jsonw_t *w)
-{
-    jsonw_key(w, "usage");
-    jsonw_obj_begin(w);
-    jsonw_key(w, "prompt_tokens");
-    jsonw_int(w, c->n_prompt);
-    jsonw_key(w, "completion_tokens");
-    jsonw_int(w, c->n_gen);
-    jsonw_key(w, "total_tokens");
-    jsonw_int(w, c->n_prompt + c->n_gen);
-    jsonw_key(w, "prompt_tokens_details");
-    jsonw_obj_begin(w);
-    jsonw_key(w, "cached_tokens");
-    jsonw_int(w, c->n_cached);
-    jsonw_obj_end(w);
-    jsonw_obj_end(w);
-}
-
-/* One choice is done. Streamed: its closing chunk goes out. Else its JSON object is
- * added to c->choices. Either way the per-choice buffers are emptied for the next. */
+/* One choice is done. */
 static void finish_choice(local_call_t *c, const engine_gen_result_t *res)
 {
-    /* A call cut short (max_tokens below its close, a stop string) is answered as the
-     * text it is, finish_reason length/stop; streamed, its fragments already went out. */
-    bool call = c->as_call && res->complete &&
-                call_args_at(c->text.data ? c->text.data : "", c->text.len, &(const char *){NULL},
-                             &(size_t){0});
-    jsonw_t w;
-    if (c->stream) {
-        chunk_begin(c, &w);
-        if (c->completions) {
-            jsonw_key(&w, "text");
-            jsonw_str(&w, "");
-        } else {
-            jsonw_key(&w, "delta");
-            jsonw_obj_begin(&w);
-            jsonw_obj_end(&w);
-        }
-        jsonw_key(&w, "finish_reason");
-        jsonw_str(&w, call ? "tool_calls" : finish_name(res->finish));
-        chunk_end(c, &w);
-        return;
-    }
-    if (c->choices.len) buf_putc(&c->choices, ',');
-    jsonw_init(&w, &c->choices);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "index");
-    jsonw_int(&w, c->choice);
-    if (c->completions) {
-        jsonw_key(&w, "text");
-        jsonw_strn(&w, c->text.data ? c->text.data : "", c->text.len);
-    } else {
-        jsonw_key(&w, "message");
-        jsonw_obj_begin(&w);
-        jsonw_key(&w, "role");
-        jsonw_str(&w, "assistant");
-        jsonw_key(&w, "content");
-        if (call)
-            jsonw_null(&w);
-        else
-            jsonw_strn(&w, c->text.data ? c->text.data : "", c->text.len);
-        if (call) write_tool_calls(c, &w);
-        jsonw_obj_end(&w);
-    }
-    jsonw_key(&w, "logprobs");
-    if (c->logprobs && !c->completions) {
-        jsonw_obj_begin(&w);
-        jsonw_key(&w, "content");
-        jsonw_raw(&w, "[", 1);
-        buf_append(&c->choices, c->lp.data ? c->lp.data : "", c->lp.len);
-        buf_puts(&c->choices, "]");
-        jsonw_obj_end(&w);
-    } else if (c->logprobs) {
-        const buf_t *arrs[4] = {&c->ltok, &c->lval, &c->ltop, &c->loff};
-        const char *keys[4] = {"tokens", "token_logprobs", "top_logprobs", "text_offset"};
-        jsonw_obj_begin(&w);
-        for (int k = 0; k < 4; k++) {
-            jsonw_key(&w, keys[k]);
-            jsonw_raw(&w, "[", 1);
-            buf_append(&c->choices, arrs[k]->data ? arrs[k]->data : "", arrs[k]->len);
-            buf_puts(&c->choices, "]");
-        }
-        jsonw_obj_end(&w);
-    } else {
-        jsonw_null(&w);
-    }
-    jsonw_key(&w, "finish_reason");
-    jsonw_str(&w, call ? "tool_calls" : finish_name(res->finish));
-    jsonw_obj_end(&w);
-    buf_reset(&c->text);
-    buf_reset(&c->lp);
-    buf_reset(&c->ltok);
-    buf_reset(&c->lval);
-    buf_reset(&c->ltop);
-    buf_reset(&c->loff);
-    c->text_off = 0;
+    local_rec_t r;
+    memset(&r, 0, sizeof r);
+    r.kind = TIER_EV_FINISH;
+    r.choice = c->choice;
+    r.finish = res->finish == ENGINE_FINISH_LENGTH ? TIER_FINISH_LENGTH : TIER_FINISH_STOP;
+    r.complete = res->complete;
+    queue_ev(c, &r, "", "", NULL);
 }
 
-/* After the last choice: the stream's usage chunk and [DONE], or the whole answer
- * (usage summed over the choices). */
-/* The call's report for the gateway (local_call_report): what speculative decoding
- * did (a verifier tier: drafted/accepted/rounds or why it was skipped; a draft: tier:
- * applied and its counts, or the reason it decoded plainly), as one JSON object, or
- * nothing. It travels beside the answer, never inside it. */
-static void write_report(local_call_t *c)
+/* What speculative decoding did (a verifier tier: drafted/accepted/rounds or why it
+ * was skipped; a draft: whether it applied, its counts or why not), or nothing. */
+static void fill_report(local_call_t *c)
 {
-    jsonw_t w;
-    buf_reset(&c->report);
-    jsonw_init(&w, &c->report);
+    tier_spec_report_t *r = &c->rep;
+    memset(r, 0, sizeof *r);
     if (c->t->verifier) {
-        write_spec(c, &w);
+        const spec_remote_stats_t *st = &c->rspec_st;
+        r->present = true;
+        r->verifier = c->t->verifier->s.name;
+        r->skipped = c->rspec_skip;
+        r->drafted = (uint32_t)st->drafted;
+        r->accepted = (uint32_t)st->accepted;
+        r->rounds = (uint32_t)st->rounds;
+        r->draft_max = (uint32_t)st->draft_max;
+        r->local_tokens = (uint32_t)st->local_tokens;
+        r->degraded = st->fell_back;
+        snprintf(r->error, sizeof r->error, "%s", st->error);
     } else if (c->spec || c->spec_plain) {
-        jsonw_obj_begin(&w);
-        jsonw_key(&w, "applied");
-        jsonw_bool(&w, c->spec);
-        if (c->spec) {
-            jsonw_key(&w, "drafted");
-            jsonw_int(&w, c->spec_st.drafted);
-            jsonw_key(&w, "accepted");
-            jsonw_int(&w, c->spec_st.accepted);
-            jsonw_key(&w, "rounds");
-            jsonw_int(&w, c->spec_st.rounds);
-        } else {
-            jsonw_key(&w, "reason");
-            jsonw_str(&w, c->spec_plain);
-        }
-        jsonw_obj_end(&w);
+        r->present = true;
+        r->applied = c->spec;
+        r->reason = c->spec_plain;
+        r->drafted = (uint32_t)c->spec_st.drafted;
+        r->accepted = (uint32_t)c->spec_st.accepted;
+        r->rounds = (uint32_t)c->spec_st.rounds;
     }
 }
 
+/* After the last choice: the usage, then the end. */
 static void finish_answer(local_call_t *c)
 {
-    write_report(c);
-    buf_reset(&c->json);
-    jsonw_t w;
-    if (c->stream) {
-        buf_puts(&c->json, "data: ");
-        jsonw_init(&w, &c->json);
-        json_head(c, &w, true);
-        jsonw_key(&w, "choices");
-        jsonw_arr_begin(&w);
-        jsonw_arr_end(&w);
-        write_usage(c, &w);
-        jsonw_obj_end(&w);
-        buf_puts(&c->json, "\n\ndata: [DONE]\n\n");
-        emit(c, c->json.data, c->json.len, true);
-        return;
+    local_rec_t r;
+    memset(&r, 0, sizeof r);
+    r.kind = TIER_EV_USAGE;
+    r.prompt_tokens = (uint32_t)c->n_prompt;
+    r.completion_tokens = (uint32_t)c->n_gen;
+    r.cached_tokens = (uint32_t)c->n_cached;
+    queue_ev(c, &r, "", "", NULL);
+    fill_report(c);
+    pthread_mutex_lock(&c->mu);
+    if (c->overflow) {
+        c->status = 500;
+        c->err_type = "engine_error";
+        snprintf(c->err_msg, sizeof c->err_msg, "the answer exceeds %u MiB", LOCAL_MAX_OUT >> 20);
     }
-    jsonw_init(&w, &c->json);
-    json_head(c, &w, false);
-    jsonw_key(&w, "choices");
-    jsonw_raw(&w, "[", 1);
-    buf_append(&c->json, c->choices.data ? c->choices.data : "", c->choices.len);
-    buf_puts(&c->json, "]");
-    write_usage(c, &w);
-    jsonw_obj_end(&w);
-    emit(c, c->json.data, c->json.len, true);
+    pthread_mutex_unlock(&c->mu);
+    post(c, true);
 }
 
-const char *local_call_report(const local_call_t *c)
-{
-    return c->report.len ? c->report.data : NULL;
-}
-
+/* Ends the call with an error: status 400 (the request as sent cannot be served) or
+ * 500 (the engine failed). */
 static void fail_call(local_call_t *c, int status, const char *type, const char *msg)
 {
-    buf_reset(&c->json);
-    jsonw_t w;
-    jsonw_init(&w, &c->json);
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "error");
-    jsonw_obj_begin(&w);
-    jsonw_key(&w, "message");
-    jsonw_str(&w, msg);
-    jsonw_key(&w, "type");
-    jsonw_str(&w, type);
-    jsonw_obj_end(&w);
-    jsonw_obj_end(&w);
     pthread_mutex_lock(&c->mu);
     c->status = status;
+    c->err_type = type;
+    snprintf(c->err_msg, sizeof c->err_msg, "%s", msg);
     pthread_mutex_unlock(&c->mu);
-    emit(c, c->json.data, c->json.len, true);
+    post(c, true);
 }
 
 /* ---------------------------------------------------- engine slots ---- */
@@ -803,12 +454,9 @@ static void echo_write(local_backend_t *b, local_call_t *c, const int *ids, int 
         prev = ids[i];
         if (m < 0) m = 0;
         if (i == 0 && m == 0 && !c->ids) continue; /* BOS has no text */
-        buf_append(&c->text, piece, (size_t)m);
-        if (c->logprobs) {
-            sample_alt_t alt = {i > 0 ? sc->top[i] : 0, i > 0 ? sc->top_lp[i] : 0};
-            legacy_add(c, b->e, ids[i], piece, (size_t)m, i > 0, i > 0 ? sc->lp[i] : 0, &alt,
-                       i > 0 ? 1 : 0);
-        }
+        sample_alt_t alt = {i > 0 ? sc->top[i] : 0, i > 0 ? sc->top_lp[i] : 0};
+        queue_token(c, b->e, TIER_EV_ECHO, ids[i], piece, (size_t)m, piece, (size_t)m, i > 0,
+                    i > 0 ? sc->lp[i] : 0, &alt, i > 0 ? 1 : 0);
     }
 }
 
@@ -964,7 +612,7 @@ static const char *spec_why_plain(const local_call_t *c)
 static void run_call(local_backend_t *b, engine_session_t *s, int slot, local_call_t *c)
 {
     if (atomic_load(&c->canceled)) {
-        emit(c, NULL, 0, true);
+        post(c, true);
         return;
     }
     if (c->grammar_err) {
@@ -1032,14 +680,7 @@ static void run_call(local_backend_t *b, engine_session_t *s, int slot, local_ca
         /* Distinct seeds: the choices are independent samples of one request. */
         c->gp.sample.seed = seed + (uint64_t)c->choice * 0x9e3779b97f4a7c15ull;
         c->choice_gen = 0;
-        /* Each choice decides afresh whether it is a tool call, with its own call id. */
-        c->as_call = false;
-        c->call_head = false;
-        c->args_at = c->args_sent = 0;
-        if (c->choice && c->tools)
-            snprintf(c->call_id, sizeof c->call_id, "call_%016llx%08x",
-                     (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c ^ 0x7001),
-                     (unsigned)c->choice);
+        c->as_call = false; /* each choice decides afresh whether it is a tool call */
         if (c->echo && c->max_tokens_zero) {
             res.finish = ENGINE_FINISH_LENGTH;
         } else if (b->draft && !(c->spec_plain = spec_why_plain(c))) {
@@ -1158,6 +799,7 @@ int local_tier_open(tier_t *t, char *err, size_t errlen)
     /* The tier's limit is the slot count: never more calls in flight than slots. */
     t->s.max_concurrency = (uint32_t)b->n_slots;
     t->backend = b;
+    t->ops = &local_backend_ops;
     return 0;
 }
 
@@ -1186,6 +828,7 @@ void local_tier_close(tier_t *t)
     engine_free(b->e);
     mem_free(b);
     t->backend = NULL;
+    t->ops = NULL;
 }
 
 /* ------------------------------------------------------- requests ---- */
@@ -1364,9 +1007,6 @@ static void call_tools(local_call_t *c, cJSON *req)
             c->tools = c->grammar != NULL;
             c->gp.grammar = c->grammar;
             c->gp.grammar_optional = !strcmp(mode, "auto");
-            snprintf(c->call_id, sizeof c->call_id, "call_%016llx%08x",
-                     (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c ^ 0x7001),
-                     (unsigned)(hash_mix((uintptr_t)c) & 0xffffffffu));
         }
     }
     if (err[0] && !c->grammar_err) c->grammar_err = mem_strdup(err);
@@ -1378,12 +1018,15 @@ static double num(cJSON *req, const char *k, double def)
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
-int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, cJSON *req,
-                     bool stream, bool completions, bool logprobs, const upstream_cb_t *cb,
-                     void *arg, local_call_t **out)
+/* The typed backend's start (backend.h). */
+static int local_call_start(tier_t *t, cJSON *req, const tier_call_opts_t *o,
+                            const tier_events_t *ev, void *arg, void **out)
 {
     local_backend_t *b = t->backend;
     if (!b) return SY_EUNAVAILABLE;
+    bool completions = o->completions;
+    loop_t *loop = o->loop;
+    upstream_t *up = o->up;
     local_call_t *c = mem_calloc(1, sizeof *c);
     int rc = render_prompt(b, req, completions, &c->prompt);
     if (rc) {
@@ -1392,14 +1035,13 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, c
     }
     c->t = t;
     c->loop = loop;
-    c->cb = cb;
+    c->ev = ev;
     c->arg = arg;
-    c->stream = stream;
     c->completions = completions;
     cJSON *lp = cJSON_GetObjectItemCaseSensitive(req, "logprobs");
     /* chat: logprobs true; completions: logprobs N (then N alternatives per token) */
-    c->logprobs = logprobs || cJSON_IsTrue(lp) || (completions && cJSON_IsNumber(lp));
-    c->lp_values_only = logprobs && !cJSON_IsTrue(lp) && !(completions && cJSON_IsNumber(lp));
+    c->logprobs = o->logprobs || cJSON_IsTrue(lp) || (completions && cJSON_IsNumber(lp));
+    c->lp_values_only = o->logprobs && !cJSON_IsTrue(lp) && !(completions && cJSON_IsNumber(lp));
     c->top_logprobs = (int)num(req, "top_logprobs", completions ? num(req, "logprobs", 0) : 0);
     if (c->top_logprobs > SAMPLE_MAX_ALTS) c->top_logprobs = SAMPLE_MAX_ALTS;
     sample_params_default(&c->gp.sample);
@@ -1427,22 +1069,9 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, c
         c->gp.stop[i] = c->stops[i];
     call_response_format(c, req);
     if (!completions) call_tools(c, req);
-    snprintf(c->model_name, sizeof c->model_name, "%s", t->s.name);
-    snprintf(c->id, sizeof c->id, "%s-local-%016llx", completions ? "cmpl" : "chatcmpl",
-             (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)c));
-    c->created = clock_wall_ms() / 1000;
     c->status = 200;
     pthread_mutex_init(&c->mu, NULL);
     buf_init(&c->out, LOCAL_MAX_OUT);
-    buf_init(&c->json, LOCAL_MAX_OUT);
-    buf_init(&c->text, LOCAL_MAX_OUT);
-    buf_init(&c->lp, LOCAL_MAX_OUT);
-    buf_init(&c->ltok, LOCAL_MAX_OUT);
-    buf_init(&c->lval, LOCAL_MAX_OUT);
-    buf_init(&c->ltop, LOCAL_MAX_OUT);
-    buf_init(&c->loff, LOCAL_MAX_OUT);
-    buf_init(&c->choices, LOCAL_MAX_OUT);
-    buf_init(&c->report, 4096);
     double nc = num(req, "n", 1);
     c->n_choices = nc >= 1 && nc <= 128 ? (int)nc : 1;
     c->echo = completions && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "echo"));
@@ -1466,8 +1095,8 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, c
     if (t->verifier) {
         c->rspec = (spec_remote_opts_t){t, t->verifier, loop, up, (int)t->s.spec_draft_max};
         c->rspec_skip = spec_remote_skip_reason(t, c->gp.sample.temperature, c->gp.grammar != NULL,
-                                                c->n_choices, c->echo, c->top_logprobs, local_only,
-                                                clock_mono_ms());
+                                                c->n_choices, c->echo, c->top_logprobs,
+                                                o->local_only, clock_mono_ms());
         if (!c->rspec_skip && !up) c->rspec_skip = "no HTTP client on this worker";
         if (c->rspec_skip) spec_remote_count_skip(t->idx, t->verifier->idx);
     }
@@ -1483,8 +1112,12 @@ int local_call_start(tier_t *t, loop_t *loop, upstream_t *up, bool local_only, c
     return 0;
 }
 
-void local_call_cancel(local_call_t *c)
+/* The typed backend's cancel: the engine stops at its next token; the last pump frees
+ * the call. */
+static void local_call_cancel(void *call)
 {
-    /* The engine stops at its next token; the last pump frees the call. */
+    local_call_t *c = call;
     atomic_store(&c->canceled, true);
 }
+
+const tier_backend_ops_t local_backend_ops = {local_call_start, local_call_cancel};

@@ -119,9 +119,10 @@ typedef struct tier {
     uint64_t n_spilled_eta;              /* spillable requests sent on by prediction */
     /* counters (atomic, for metrics) */
     atomic_uint_fast64_t n_opened;
-    void *backend;          /* kind local: the engine handle */
-    bool disabled;          /* cannot serve at all (e.g. its API key is not set) */
-    char disabled_why[160]; /* said at start and by /readyz */
+    void *backend;                      /* kind local: the engine handle */
+    const struct tier_backend_ops *ops; /* typed backend (kind local), NULL: HTTP */
+    bool disabled;                      /* cannot serve at all (e.g. its API key is not set) */
+    char disabled_why[160];             /* said at start and by /readyz */
     /* kind local: s.spec_verifier's tier (same array), NULL = none */
     struct tier *verifier;
 } tier_t;
