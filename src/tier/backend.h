@@ -91,6 +91,8 @@ typedef struct tier_call_opts {
     upstream_t *up;   /* that loop's HTTP client (a backend calling another tier) */
     bool local_only;  /* the request holds personal data that must not leave */
     bool completions; /* /v1/completions instead of chat */
+    bool stream;      /* events are handed over as they come (else they may wait for the
+                         end of the call: no wake-up of the loop per token) */
     bool logprobs;    /* report each token's logprob even when the request does not ask */
 } tier_call_opts_t;
 

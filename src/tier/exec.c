@@ -1195,8 +1195,8 @@ static void start_typed(exec_t *x, tier_t *t)
         cJSON_AddItemToArray(msgs, pm);
         cJSON_AddTrueToObject(x->req, "continue_final_message");
     }
-    tier_call_opts_t o = {x->env->loop, x->env->up, x->d.local_only, x->completions,
-                          x->cascade_phase};
+    tier_call_opts_t o = {x->env->loop,   x->env->up, x->d.local_only,
+                          x->completions, streaming,  x->cascade_phase};
     x->tops = t->ops;
     int rc = t->ops->start(t, x->req, &o, &tev_cb, x, &x->tcall);
     if (pm) {

@@ -62,6 +62,7 @@ struct local_call {
     char cache_key[LOCAL_KEY_LEN]; /* prompt_cache_key, "" for none */
     int n_cached;                  /* prompt tokens whose KV cache was reused */
     bool completions, logprobs, echo;
+    bool stream;         /* wake the loop per event (else once, at the end) */
     bool lp_values_only; /* logprobs only for the cascade's confidence: no alternatives needed */
     int top_logprobs;
     engine_gen_params_t gp;
@@ -240,7 +241,7 @@ static void queue_ev(local_call_t *c, const local_rec_t *r, const char *text, co
         bad |= buf_append(&c->out, alt_tok[a], r->alt_len[a]);
     if (bad) c->overflow = true; /* the loop is far behind: the call fails at its end */
     pthread_mutex_unlock(&c->mu);
-    post(c, false);
+    if (c->stream) post(c, false);
 }
 
 /* -------------------------------------------------------- events ---- */
@@ -1038,6 +1039,7 @@ static int local_call_start(tier_t *t, cJSON *req, const tier_call_opts_t *o,
     c->ev = ev;
     c->arg = arg;
     c->completions = completions;
+    c->stream = o->stream;
     cJSON *lp = cJSON_GetObjectItemCaseSensitive(req, "logprobs");
     /* chat: logprobs true; completions: logprobs N (then N alternatives per token) */
     c->logprobs = o->logprobs || cJSON_IsTrue(lp) || (completions && cJSON_IsNumber(lp));
