@@ -303,6 +303,89 @@ static void test_completions_echo_legacy(void **state)
     oai_writer_deinit(&w);
 }
 
+/* Random event sequences with random bytes (quotes, backslashes, control bytes,
+ * broken UTF-8) in every string, in every mode: every payload and every answer is
+ * one JSON document, and the text a stream spells equals the whole answer's. */
+static void test_random_events_always_json(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "ab \"\\\n\t\x01\x1f{}[]:,\xc3\xa9\xff\xe2\x82";
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    oai_writer_t w;
+    oai_writer_init(&w);
+    for (int round = 0; round < 400; round++) {
+        bool completions = round & 1, lp = round & 2;
+        char texts[40][16], alts[40][4][8];
+        tier_alt_t at[40][4];
+        tier_ev_t evs[48];
+        int ne = 0, choices = 1 + (int)(round % 3);
+        for (int c = 0; c < choices; c++) {
+            int nt = (int)((rng >> 40) % 12);
+            for (int t = 0; t < nt && ne < 40; t++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                int len = (int)((rng >> 33) % 15);
+                for (int b = 0; b < len; b++)
+                    texts[ne][b] = alphabet[(rng >> (b % 40)) % (sizeof alphabet - 1)];
+                texts[ne][len] = 0;
+                int na = (int)((rng >> 20) % 5);
+                for (int a = 0; a < na; a++) {
+                    for (int b = 0; b < 7; b++)
+                        alts[ne][a][b] = alphabet[(rng >> (a * 7 + b)) % (sizeof alphabet - 1)];
+                    alts[ne][a][7] = 0;
+                    at[ne][a] = (tier_alt_t){alts[ne][a], 7, -(float)a};
+                }
+                evs[ne] = token(c, texts[ne], -0.3f, false);
+                evs[ne].len = (uint32_t)len; /* may hold a NUL-free cut of UTF-8 */
+                evs[ne].tok_len = (uint32_t)len;
+                evs[ne].n_alts = na;
+                evs[ne].alts = at[ne];
+                ne++;
+            }
+            evs[ne++] = fin(c, (rng & 1) ? TIER_FINISH_LENGTH : TIER_FINISH_STOP, false);
+        }
+        evs[ne++] = usage(5, 7, 1);
+        char whole_text[3][1024];
+        for (int stream = 0; stream < 2; stream++) {
+            sink_t s = {0};
+            oai_writer_begin(&w, &(oai_writer_opts_t){"id\"x", "m\\n", 3, completions, stream, lp});
+            for (int i = 0; i < ne; i++)
+                assert_int_equal(oai_writer_event(&w, &evs[i], emit, &s), 0);
+            if (!stream) {
+                buf_t out;
+                buf_init(&out, 1 << 20);
+                assert_int_equal(oai_writer_answer(&w, &out), 0);
+                cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+                assert_non_null(j);
+                assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "choices")),
+                                 choices);
+                for (int c = 0; c < choices; c++) {
+                    char path[64];
+                    snprintf(path, sizeof path,
+                             completions ? "choices.%d.text" : "choices.%d.message.content", c);
+                    const char *t = str_at(j, path);
+                    assert_non_null(t);
+                    snprintf(whole_text[c], sizeof whole_text[c], "%s", t);
+                }
+                cJSON_Delete(j);
+                buf_deinit(&out);
+            } else {
+                char got[3][1024] = {"", "", ""};
+                for (int i = 0; i < s.n; i++) {
+                    const cJSON *ch = node_at(s.chunks[i], "choices.0");
+                    if (!ch) continue;
+                    int c = (int)cJSON_GetObjectItemCaseSensitive(ch, "index")->valuedouble;
+                    const char *t = str_at(ch, completions ? "text" : "delta.content");
+                    if (t) strncat(got[c], t, sizeof got[c] - strlen(got[c]) - 1);
+                }
+                for (int c = 0; c < choices; c++)
+                    assert_string_equal(got[c], whole_text[c]);
+            }
+            sink_free(&s);
+        }
+    }
+    oai_writer_deinit(&w);
+}
+
 /* Past the cap: an error, not a cut document. */
 static void test_cap(void **state)
 {
@@ -327,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_chat_whole_and_streamed),
         cmocka_unit_test(test_tool_call_any_split),
         cmocka_unit_test(test_completions_echo_legacy),
+        cmocka_unit_test(test_random_events_always_json),
         cmocka_unit_test(test_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
