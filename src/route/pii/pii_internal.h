@@ -145,13 +145,23 @@ typedef struct pii_label_model {
     uint64_t id;                                     /* distinct per load: keys scratch caches */
 } pii_label_model_t;
 
-/* One entry of the labeller's per-scratch cache: the summed weights of a token's own
- * features (those that read no neighbour), keyed by the token and the model. */
-#define PII_SELF_BITS 11
-typedef struct pii_self_slot {
-    uint64_t key;
-    int32_t acc[PII_LABEL_TAGS];
-} pii_self_slot_t;
+/* One entry of the labeller's per-scratch token cache: what the features read of a
+ * token that depends on nothing but its bytes, its kind and its capital (gazetteer
+ * information, hashes, class), and the summed weights of its own features (those that
+ * read no neighbour) for the model the scratch last scanned with. Keyed by exactly
+ * those: tokens of up to 16 bytes. */
+#define PII_TOK_BITS  11
+#define PII_TOK_BYTES 16
+typedef struct pii_tok_slot {
+    uint64_t k0, k1;                 /* the token's bytes, zero padded */
+    uint32_t meta;                   /* length | kind << 5 | cap << 8 | 1 << 9; 0: empty */
+    uint32_t cls;                    /* coarse class (pii_label.c tok_class) */
+    uint64_t wh, sh;                 /* word and shape hashes */
+    uint16_t info;                   /* gazetteer flags and rank buckets */
+    uint8_t wclass;                  /* particle, street type, title bits */
+    uint8_t has_self;                /* bit l: self[l] holds the sums for lower == l */
+    int32_t self[2][PII_LABEL_TAGS]; /* token-only weight sums, (lower, tag) */
+} pii_tok_slot_t;
 
 struct pii_scanner {
     hs_database_t *db;         /* every trigger */
@@ -174,9 +184,10 @@ struct pii_scratch {
     char *norm;           /* normalised copy (slow path) */
     size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
     size_t norm_cap;
-    uint64_t hot[1u << PII_HOT_BITS];          /* gazetteer lookup cache */
-    uint64_t word[1u << PII_WORD_BITS];        /* short-word cache: folded word | flags << 56 */
-    pii_self_slot_t self[1u << PII_SELF_BITS]; /* labeller: token-only weight sums */
+    uint64_t hot[1u << PII_HOT_BITS];       /* gazetteer lookup cache */
+    uint64_t word[1u << PII_WORD_BITS];     /* short-word cache: folded word | flags << 56 */
+    pii_tok_slot_t tok[1u << PII_TOK_BITS]; /* labeller: token cache */
+    uint64_t tok_model;                     /* model id the cache's weight sums are of */
 };
 
 typedef struct scan_ctx {

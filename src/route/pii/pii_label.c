@@ -223,9 +223,9 @@ static bool street_suffix(const char *s, size_t n)
     return false;
 }
 
-/* Fills what the features read of a token, once per token: the gazetteer
- * information (through the scratch's cache), the word and shape hashes, the class. */
-static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
+/* Computes what the features read of a token: the gazetteer information (through the
+ * scratch's lookup cache), the word and shape hashes, the class. */
+static void tok_fill(const scan_ctx_t *c, lab_tok_t *k)
 {
     if (k->kind == LT_WORD) {
         uint32_t info = pii_names_info_hot(&c->s->names, c->sc->hot, c->t + k->st, k->en - k->st);
@@ -239,6 +239,48 @@ static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
     k->wh = tok_word(c, k);
     k->sh = tok_shape(c, k);
     k->cls = tok_class(c, k);
+}
+
+/* The token cache's slot holding token k (kind, cap and bytes read), filled on a miss
+ * (k's information then computed by tok_fill); NULL for tokens longer than the key. */
+static pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
+{
+    size_t n = k->en - k->st;
+    if (n > PII_TOK_BYTES) return NULL;
+    uint64_t w[2] = {0, 0};
+    if (k->st + PII_TOK_BYTES <= c->len) {
+        memcpy(w, c->t + k->st, PII_TOK_BYTES);
+        if (n <= 8) {
+            w[0] &= n == 8 ? ~0ull : (1ull << (8 * n)) - 1;
+            w[1] = 0;
+        } else if (n < 16) {
+            w[1] &= (1ull << (8 * (n - 8))) - 1;
+        }
+    } else {
+        memcpy(w, c->t + k->st, n);
+    }
+    uint32_t meta = (uint32_t)n | (uint32_t)k->kind << 5 | (uint32_t)k->cap << 8 | 1u << 9;
+    uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^ meta;
+    h ^= h >> 29;
+    pii_tok_slot_t *e = &c->sc->tok[(h * 0x9E3779B97F4A7C15ull) >> (64 - PII_TOK_BITS)];
+    if (e->k0 == w[0] && e->k1 == w[1] && e->meta == meta) return e;
+    lab_tok_t x = *k;
+    tok_fill(c, &x);
+    e->k0 = w[0], e->k1 = w[1], e->meta = meta;
+    e->cls = x.cls, e->wh = x.wh, e->sh = x.sh, e->info = x.info, e->wclass = x.wclass;
+    e->has_self = 0;
+    return e;
+}
+
+/* Fills what the features read of a token, from the scratch's token cache. */
+static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
+{
+    const pii_tok_slot_t *e = tok_slot(c, k);
+    if (!e) {
+        tok_fill(c, k);
+        return;
+    }
+    k->info = e->info, k->wclass = e->wclass, k->wh = e->wh, k->sh = e->sh, k->cls = e->cls;
 }
 
 /* True when token k may continue (or, lower, start) a window in lower-case text. */
@@ -650,33 +692,24 @@ static inline void weights_add(const pii_label_model_t *m, const uint32_t *feat,
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = a4;
 }
 
-/* The summed weights of token k's own features, from the scratch's cache when it holds
- * them. Words longer than the word hash reads (24 bytes) are not cached. */
+/* The summed weights of token k's own features, from the scratch's token cache when
+ * it holds the token. */
 static void self_weights(const scan_ctx_t *c, const lab_tok_t *k, bool lower, int32_t *acc)
 {
     const pii_label_model_t *m = &c->s->label;
     uint32_t feat[PII_LABEL_NFEAT];
-    size_t len = k->en - k->st;
-    if (len > 24) {
+    pii_tok_slot_t *e = tok_slot(c, k);
+    if (!e) {
         memset(acc, 0, PII_LABEL_TAGS * sizeof *acc);
         weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), acc);
         return;
     }
-    uint64_t key = fmix(fmix(fmix(fmix(m->id, k->wh), k->sh), (uint64_t)k->cls << 20 | k->info),
-                        (uint64_t)len << 1 | lower);
-    /* the affix features read bytes the word hash of a number does not hold */
-    const unsigned char *b = (const unsigned char *)c->t + k->st;
-    size_t l3 = len > 3 ? 3 : len;
-    for (size_t x = 0; x < l3; x++)
-        key = fmix(key, (uint64_t)b[x] << 8 | b[len - l3 + x]);
-    key = hash_mix(key) | 1;
-    pii_self_slot_t *e = &c->sc->self[key >> (64 - PII_SELF_BITS)];
-    if (e->key != key) {
-        memset(e->acc, 0, sizeof e->acc);
-        weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), e->acc);
-        e->key = key;
+    if (!(e->has_self >> lower & 1)) {
+        memset(e->self[lower], 0, sizeof e->self[lower]);
+        weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), e->self[lower]);
+        e->has_self |= (uint8_t)(1u << lower);
     }
-    memcpy(acc, e->acc, sizeof e->acc);
+    memcpy(acc, e->self[lower], sizeof e->self[lower]);
 }
 
 /* ================================================================== decoding */
@@ -825,5 +858,10 @@ void pii_label_scan(scan_ctx_t *c)
     /* the values found before the labeller ran: its spans are checked against these
      * only, not against each other (which made fiction quadratic in its names) */
     size_t values_end = c->sc->n;
+    /* the cache's weight sums are of one model: a scratch that meets another forgets */
+    if (c->sc->tok_model != c->s->label.id) {
+        memset(c->sc->tok, 0, sizeof c->sc->tok);
+        c->sc->tok_model = c->s->label.id;
+    }
     pii_label_windows(c, label_window, &values_end);
 }
