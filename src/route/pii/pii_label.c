@@ -301,33 +301,27 @@ static bool cont_tok(const lab_tok_t *k, bool lower)
     return k->cap || (k->wclass & LC_STREET) || (lower && lower_cand(k));
 }
 
-/* Builds the window whose first labelled token starts at j (a seed) and calls the
- * consumer. back: earliest byte context may be read from; words starting before force
- * continue the window whatever they are (a house number's street: "8 wressle road").
- * Returns the end of the window's last labelled token. */
-static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t force, lab_fn fn,
-                        void *arg)
+/* Tokens of the bytes [s, j) (s a token start), the last 8 kept in before; returns
+ * their count. */
+static int ctx_tokens(const scan_ctx_t *c, size_t s, size_t j, lab_tok_t *before)
 {
-    lab_win_t w;
-    w.n = 0;
-    /* context before: tokens of the bytes back..j, the last LAB_CTX kept, plus up to
-     * two numbers (and '#') right before the seed, which are labelled */
-    size_t from = j > back + 48 ? j - 48 : back;
-    while (from > back && from < j && letter_byte((unsigned char)c->t[from - 1]))
-        from++;
-    lab_tok_t before[8];
     int nb = 0;
-    for (size_t i = tok_skip(c->t, j, from); i < j; i = tok_skip(c->t, j, i)) {
-        lab_tok_t k;
-        i = tok_read(c->t, j, i, &k);
+    for (size_t i = tok_skip(c->t, j, s); i < j; i = tok_skip(c->t, j, i)) {
         if (nb == 8) {
             memmove(before, before + 1, 7 * sizeof *before);
             nb = 7;
         }
-        before[nb++] = k;
+        i = tok_read(c->t, j, i, &before[nb++]);
     }
-    /* labelled before the seed: up to three house numbers or '#', and a lower-case
-     * street word between them and the seed ("12 rue Name", "3 ul. Name") */
+    return nb;
+}
+
+/* Of the tokens before[0, nb) before a seed, the first to label: up to three house
+ * numbers or '#', and a lower-case street word between them and the seed ("12 rue
+ * Name", "3 ul. Name"), before the fix-up that never starts at a '#' or a street
+ * word. */
+static int ctx_labelled(scan_ctx_t *c, lab_tok_t *before, int nb)
+{
     int lab0 = nb, nnum = 0;
     while (lab0 > 0 && nnum < 3) {
         lab_tok_t *q = &before[lab0 - 1];
@@ -348,6 +342,55 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
         }
         lab0--;
     }
+    return lab0;
+}
+
+/* Reads the token at i into *k with its information, or takes it from the lookahead
+ * *nx when that one was read at i; returns its end. */
+static size_t tok_next(scan_ctx_t *c, size_t i, lab_tok_t *k, const lab_tok_t *nx)
+{
+    if (nx->kind && nx->st == i) {
+        *k = *nx;
+        return k->en;
+    }
+    size_t e = tok_read(c->t, c->len, i, k);
+    tok_info(c, k);
+    return e;
+}
+
+/* Builds the window whose first labelled token starts at j (a seed) and calls the
+ * consumer. back: earliest byte context may be read from; words starting before force
+ * continue the window whatever they are (a house number's street: "8 wressle road").
+ * Returns the end of the window's last labelled token. */
+static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t force, lab_fn fn,
+                        void *arg)
+{
+    lab_win_t w;
+    w.n = 0;
+    /* context before: tokens of the bytes back..j (at most 48 of them, from a word's
+     * start), the last LAB_CTX kept, plus up to three numbers (and '#') right before
+     * the seed, which are labelled */
+    size_t from = j > back + 48 ? j - 48 : back;
+    while (from > back && from < j && letter_byte((unsigned char)c->t[from - 1]))
+        from++;
+    /* Only the last tokens matter, and no token holds a space: tokenising from the
+     * third space-separated chunk before the seed gives the same last tokens as from
+     * `from`. Enough when the labelled part and its context stay clear of the first
+     * of them (or when 8, all that is kept, were found); else the bytes from `from`. */
+    size_t s = j;
+    for (int q = 0; q < 3 && s > from; q++) {
+        while (s > from && (c->t[s - 1] == ' ' || c->t[s - 1] == '\t' || c->t[s - 1] == '\r'))
+            s--;
+        while (s > from && c->t[s - 1] != ' ' && c->t[s - 1] != '\t' && c->t[s - 1] != '\r')
+            s--;
+    }
+    lab_tok_t before[8];
+    int nb = ctx_tokens(c, s, j, before);
+    int lab0 = ctx_labelled(c, before, nb);
+    if (s > from && nb < 8 && lab0 < LAB_CTX + 1) {
+        nb = ctx_tokens(c, from, j, before);
+        lab0 = ctx_labelled(c, before, nb);
+    }
     while (lab0 < nb && before[lab0].kind != LT_NUM)
         lab0++; /* never start at a '#' or a street word */
     int ctx0 = lab0 > LAB_CTX ? lab0 - LAB_CTX : 0;
@@ -357,17 +400,14 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     }
     w.a = lab0 - ctx0;
     /* labelled tokens from the seed (none when the seed is part of a URL) */
-    size_t i = j;
-    {
-        lab_tok_t k;
-        size_t e = tok_read(c->t, c->len, j, &k);
-        if (k.kind == LT_URL) return e;
-    }
-    bool has_num = w.a < w.n, has_street = false;
+    lab_tok_t k, nx = {.kind = LT_NONE};
+    size_t i = j, e = tok_read(c->t, c->len, j, &k);
+    if (k.kind == LT_URL) return e;
+    tok_info(c, &k);
+    bool has_num = w.a < w.n, has_street = false, have = true; /* have: k holds the token at i */
     while (i < c->len && w.n < LAB_TOKS - LAB_CTX) {
-        lab_tok_t k;
-        size_t e = tok_read(c->t, c->len, i, &k);
-        tok_info(c, &k);
+        if (!have) e = tok_next(c, i, &k, &nx);
+        have = true;
         if (w.n > w.a) {
             const lab_tok_t *prev = &w.tok[w.n - 1];
             bool ok = cont_tok(&k, lower) || (k.kind == LT_WORD && k.st < force);
@@ -384,13 +424,16 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
                 lab_tok_t k2;
                 bool next = false;
                 if (n2 < c->len) {
-                    size_t e2 = tok_read(c->t, c->len, n2, &k2);
+                    size_t e2 = tok_next(c, n2, &k2, &nx);
+                    nx = k2; /* the next token read, unless a blank line is passed */
                     /* a blank line inside a postal block: look past it */
                     if (k.kind == LT_LINE && k2.kind == LT_LINE) {
                         n2 = tok_skip(c->t, c->len, e2);
-                        if (n2 < c->len) tok_read(c->t, c->len, n2, &k2);
+                        if (n2 < c->len) {
+                            tok_read(c->t, c->len, n2, &k2);
+                            tok_info(c, &k2);
+                        }
                     }
-                    tok_info(c, &k2);
                     next = cont_tok(&k2, lower);
                 }
                 size_t pl = prev->en - prev->st;
@@ -411,15 +454,15 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
         has_num |= k.kind == LT_NUM;
         has_street |= k.kind == LT_WORD && (k.wclass & LC_STREET);
         w.tok[w.n++] = k;
+        have = false;
         i = tok_skip(c->t, c->len, e);
     }
     w.b = w.n;
     size_t end = w.tok[w.b - 1].en;
-    /* context after */
+    /* context after: the token that ended the window first */
     for (int q = 0; q < LAB_CTX && i < c->len; q++) {
-        lab_tok_t k;
-        size_t e = tok_read(c->t, c->len, i, &k);
-        tok_info(c, &k);
+        if (!have) e = tok_next(c, i, &k, &nx);
+        have = false;
         w.tok[w.n++] = k;
         i = tok_skip(c->t, c->len, e);
     }
