@@ -143,6 +143,10 @@ typedef struct pii_label_model {
     float scale;                                     /* weight = w * scale */
     float trans[PII_LABEL_TAGS + 1][PII_LABEL_TAGS]; /* previous tag (last row: start) x tag */
     uint64_t id;                                     /* distinct per load: keys scratch caches */
+    /* The weight rows of the context features with few values (sentence start,
+     * position, street words ahead, number and title before, rank pairs, possessive),
+     * copied out of w at load for every value: pii_label.c tab_* gives the layout. */
+    int16_t tab[164][PII_LABEL_TAGS];
 } pii_label_model_t;
 
 /* One entry of the labeller's per-scratch token cache: what the features read of a

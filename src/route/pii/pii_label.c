@@ -42,6 +42,8 @@
 
 /* ================================================================== model bytes */
 
+static void model_tables(pii_label_model_t *m);
+
 static uint32_t rd32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -104,6 +106,7 @@ int pii_label_model_load(pii_label_model_t *m, const void *bytes, size_t len, ch
     size_t nw = ((size_t)1 << bits) * PII_LABEL_TAGS;
     m->w = mem_alloc(nw * sizeof *m->w);
     memcpy(m->w, p + PII_LABEL_HEADER, nw * sizeof *m->w);
+    model_tables(m);
     return 0;
 }
 
@@ -722,6 +725,58 @@ int pii_label_features(const scan_ctx_t *c, const lab_win_t *w, int i, unsigned 
     return n + feats_ctx(w, i, bits, out + n);
 }
 
+/* Rows of pii_label_model_t.tab: the context features of few values, at their
+ * value's index. */
+enum {
+    TAB_SENT = 0,    /* 17: (sentence start, capital), 2 x 2 */
+    TAB_POS = 4,     /* 18: (position in the window 0..3, labelled length 1..4), 4 x 5 */
+    TAB_STREET = 24, /* 19: (street word one ahead, two ahead), 2 x 2 */
+    TAB_NUM = 28,    /* 20: (number before, capital), 2 x 2 */
+    TAB_TITLE = 32,  /* 21: title before, 2 */
+    TAB_FL = 34,     /* 22: (first-name rank, next word's last-name rank or 7), 8 x 8 */
+    TAB_LF = 98,     /* 23: (previous word's first-name rank or 7, last-name rank), 8 x 8 */
+    TAB_POSS = 162,  /* 26: possessive after, 2 */
+    TAB_N = 164
+};
+_Static_assert(sizeof((pii_label_model_t *)0)->tab / sizeof *((pii_label_model_t *)0)->tab == TAB_N,
+               "tab rows");
+
+static void tab_set(pii_label_model_t *m, int row, uint64_t f, unsigned q)
+{
+    memcpy(m->tab[row], m->w + (size_t)feat_bucket(f, q, m->bits) * PII_LABEL_TAGS,
+           sizeof m->tab[row]);
+}
+
+/* Copies the rows of every value of the few-valued context features into m->tab, with
+ * the values hashed exactly as feats_ctx hashes them. */
+static void model_tables(pii_label_model_t *m)
+{
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            tab_set(m, TAB_SENT + 2 * a + b, fmix(fmix(17, a), b), 17);
+            tab_set(m, TAB_STREET + 2 * a + b, fmix(fmix(19, a), b), 19);
+            tab_set(m, TAB_NUM + 2 * a + b, fmix(fmix(20, a), b), 20);
+        }
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b <= 4; b++)
+            tab_set(m, TAB_POS + 5 * a + b, fmix(fmix(18, a), b), 18);
+    for (int a = 0; a < 2; a++) {
+        tab_set(m, TAB_TITLE + a, fmix(21, a), 21);
+        tab_set(m, TAB_POSS + a, fmix(26, a), 26);
+    }
+    for (int a = 0; a < 8; a++)
+        for (int b = 0; b < 8; b++) {
+            tab_set(m, TAB_FL + 8 * a + b, fmix(fmix(22, a), b), 22);
+            tab_set(m, TAB_LF + 8 * a + b, fmix(fmix(23, a), b), 23);
+        }
+}
+
+/* Adds row x (PII_LABEL_TAGS weights) to acc. */
+static inline void row_add(int32_t *acc, const int16_t *x)
+{
+    acc[0] += x[0], acc[1] += x[1], acc[2] += x[2], acc[3] += x[3], acc[4] += x[4];
+}
+
 /* Adds the weights of buckets feat[0, n) to acc. */
 static inline void weights_add(const pii_label_model_t *m, const uint32_t *feat, int n,
                                int32_t *acc)
@@ -733,6 +788,61 @@ static inline void weights_add(const pii_label_model_t *m, const uint32_t *feat,
         a0 += x[0], a1 += x[1], a2 += x[2], a3 += x[3], a4 += x[4];
     }
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = a4;
+}
+
+/* The summed weights of the features every token of w shares (pii_label_features 27,
+ * 28, 29: what surrounds the window) to acc. */
+static void window_weights(const lab_win_t *w, const pii_label_model_t *m, int32_t *acc)
+{
+    uint64_t f27 = w->a > 0 ? fmix(27, w->tok[w->a - 1].wh) : 27;
+    uint64_t f28 = w->b < w->n ? fmix(28, w->tok[w->b].wh) : 28;
+    uint64_t f29 =
+        fmix(fmix(29, w->a > 0 ? w->tok[w->a - 1].cls : 0), w->b < w->n ? w->tok[w->b].cls : 0);
+    memset(acc, 0, PII_LABEL_TAGS * sizeof *acc);
+    row_add(acc, m->w + (size_t)feat_bucket(f27, 27, m->bits) * PII_LABEL_TAGS);
+    row_add(acc, m->w + (size_t)feat_bucket(f28, 28, m->bits) * PII_LABEL_TAGS);
+    row_add(acc, m->w + (size_t)feat_bucket(f29, 29, m->bits) * PII_LABEL_TAGS);
+}
+
+/* Adds the weights of token i's context features but the window's (feats_ctx 9..26)
+ * to acc: the few-valued ones from m->tab, the rest hashed as feats_ctx hashes them. */
+static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m, int32_t *acc)
+{
+    const lab_tok_t *k = &w->tok[i];
+    const lab_tok_t none = {.kind = LT_NONE, .sh = 0x5348};
+    const lab_tok_t *p1 = i >= 1 ? &w->tok[i - 1] : &none, *p2 = i >= 2 ? &w->tok[i - 2] : &none;
+    const lab_tok_t *n1 = i + 1 < w->n ? &w->tok[i + 1] : &none;
+    const lab_tok_t *n2 = i + 2 < w->n ? &w->tok[i + 2] : &none;
+    unsigned cls = k->cls, pc1 = p1->kind ? p1->cls : 0, nc1 = n1->kind ? n1->cls : 0;
+    const unsigned bits = m->bits;
+    uint32_t b[9];
+    b[0] = feat_bucket(p1->kind ? fmix(9, p1->wh) : 9, 9, bits);
+    b[1] = feat_bucket(p2->kind ? fmix(10, p2->wh) : 10, 10, bits);
+    b[2] = feat_bucket(n1->kind ? fmix(11, n1->wh) : 11, 11, bits);
+    b[3] = feat_bucket(n2->kind ? fmix(12, n2->wh) : 12, 12, bits);
+    b[4] = feat_bucket(fmix(fmix(13, pc1), cls), 13, bits);
+    b[5] = feat_bucket(fmix(fmix(14, nc1), cls), 14, bits);
+    b[6] = feat_bucket(fmix(15, n2->kind ? n2->cls : 0), 15, bits);
+    b[7] = feat_bucket(fmix(16, p2->kind ? p2->cls : 0), 16, bits);
+    b[8] = feat_bucket(fmix(fmix(25, p1->sh), k->sh), 25, bits);
+    for (int q = 0; q < 9; q++)
+        row_add(acc, m->w + (size_t)b[q] * PII_LABEL_TAGS);
+    bool sent = i == w->a ? w->sent0 : (p1->kind == LT_LINE);
+    int pos = i - w->a, wl = w->b - w->a;
+    bool st1 = n1->kind == LT_WORD && (n1->wclass & LC_STREET),
+         st2 = n2->kind == LT_WORD && (n2->wclass & LC_STREET);
+    bool title = (p1->kind == LT_WORD && (p1->wclass & LC_TITLE)) ||
+                 (p2->kind == LT_WORD && (p2->wclass & LC_TITLE) && p1->kind == LT_PUNCT);
+    row_add(acc, m->tab[TAB_SENT + 2 * sent + k->cap]);
+    row_add(acc, m->tab[TAB_POS + 5 * (pos > 3 ? 3 : pos) + (wl > 4 ? 4 : wl)]);
+    row_add(acc, m->tab[TAB_STREET + 2 * st1 + st2]);
+    row_add(acc, m->tab[TAB_NUM + 2 * (p1->kind == LT_NUM) + k->cap]);
+    row_add(acc, m->tab[TAB_TITLE + title]);
+    row_add(acc, m->tab[TAB_FL + 8 * PII_NAME_FIRST_RANK(k->info) +
+                        (n1->kind == LT_WORD ? PII_NAME_LAST_RANK(n1->info) : 7)]);
+    row_add(acc, m->tab[TAB_LF + 8 * (p1->kind == LT_WORD ? PII_NAME_FIRST_RANK(p1->info) : 7) +
+                        PII_NAME_LAST_RANK(k->info)]);
+    row_add(acc, m->tab[TAB_POSS + (n1->kind == LT_POSS)]);
 }
 
 /* The summed weights of token k's own features, from the scratch's token cache when
@@ -802,27 +912,76 @@ float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
 
 /* ================================================================== scanning */
 
-/* Scores one window with the scanner's model and records its spans. */
-static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
+/* Decodes window w with the scanner's model: the tags of its labelled tokens to tags,
+ * and at each token tagged B-X the confidence of that entity to score (the margin of
+ * the best labelling over the best with the entity's tokens outside any entity,
+ * through a logistic). Returns false when every token is outside (tags then unset). */
+static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score)
 {
-    size_t values_end = *(const size_t *)arg;
     const pii_label_model_t *m = &c->s->label;
     int n = w->b - w->a;
-    if (n <= 0) return;
     float em[LAB_TOKS][PII_LABEL_TAGS];
-    uint32_t feat[PII_LABEL_NFEAT];
+    int32_t around[PII_LABEL_TAGS];
+    window_weights(w, m, around);
     for (int i = 0; i < n; i++) {
         int32_t acc[PII_LABEL_TAGS];
         self_weights(c, &w->tok[w->a + i], w->lower, acc);
-        weights_add(m, feat, feats_ctx(w, w->a + i, m->bits, feat), acc);
+        for (int t = 0; t < PII_LABEL_TAGS; t++)
+            acc[t] += around[t];
+        ctx_weights(w, w->a + i, m, acc);
         for (int t = 0; t < PII_LABEL_TAGS; t++)
             em[i][t] = (float)acc[t] * m->scale;
     }
+    if (n == 1) {
+        /* pii_label_viterbi for one token: the best of O, B-PER, B-ADR, the first on a
+         * tie (I-X cannot start); the alternative is O */
+        float d0 = m->trans[PII_LABEL_TAGS][LT_O] + em[0][LT_O];
+        float d1 = m->trans[PII_LABEL_TAGS][LT_B_PER] + em[0][LT_B_PER];
+        float d3 = m->trans[PII_LABEL_TAGS][LT_B_ADR] + em[0][LT_B_ADR];
+        float best = d1 > d0 ? d1 : d0;
+        tags[0] = d1 > d0 ? LT_B_PER : LT_O;
+        if (d3 > best) tags[0] = LT_B_ADR, best = d3;
+        if (tags[0] == LT_O) return false;
+        score[0] = 1.0f / (1.0f + expf(-(best - d0)));
+        return true;
+    }
     uint8_t allow[LAB_TOKS];
-    memset(allow, 0x1f, (size_t)n);
-    int tags[LAB_TOKS];
+    memset(allow, 0x1f, sizeof allow);
     float best = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
                                    (const float(*)[PII_LABEL_TAGS])m->trans, allow, tags);
+    bool any = false;
+    for (int i = 0; i < n;) {
+        int t = tags[i];
+        if (t != LT_B_PER && t != LT_B_ADR) {
+            i++;
+            continue;
+        }
+        int e = i + 1;
+        while (e < n && tags[e] == t + 1)
+            e++;
+        uint8_t al[LAB_TOKS];
+        memset(al, 0x1f, (size_t)n);
+        for (int q = i; q < e; q++)
+            al[q] = 1u << LT_O;
+        int tg2[LAB_TOKS];
+        float alt = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
+                                      (const float(*)[PII_LABEL_TAGS])m->trans, al, tg2);
+        score[i] = 1.0f / (1.0f + expf(-(best - alt)));
+        any = true;
+        i = e;
+    }
+    return any;
+}
+
+/* Decodes one window and records its spans. */
+static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
+{
+    size_t values_end = *(const size_t *)arg;
+    int n = w->b - w->a;
+    if (n <= 0) return;
+    int tags[LAB_TOKS];
+    float scores[LAB_TOKS];
+    if (!window_decode(c, w, tags, scores)) return;
     for (int i = 0; i < n;) {
         int t = tags[i];
         if (t != LT_B_PER && t != LT_B_ADR) {
@@ -837,16 +996,7 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
         while (last > i &&
                (w->tok[w->a + last].kind == LT_PUNCT || w->tok[w->a + last].kind == LT_LINE))
             last--;
-        /* confidence: the margin over the best labelling with these tokens outside
-         * any entity, through a logistic */
-        uint8_t al[LAB_TOKS];
-        memset(al, 0x1f, (size_t)n);
-        for (int q = i; q < e; q++)
-            al[q] = 1u << LT_O;
-        int tg2[LAB_TOKS];
-        float alt = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
-                                      (const float(*)[PII_LABEL_TAGS])m->trans, al, tg2);
-        float score = 1.0f / (1.0f + expf(-(best - alt)));
+        float score = scores[i];
         size_t st = w->tok[w->a + i].st, en = w->tok[w->a + last].en;
         /* a span over a validated value (a phone, an IBAN, a card) is the labeller
          * reading digits as an address: the value stands, the span goes */
