@@ -132,9 +132,19 @@ static bool cap_at(const unsigned char *p, size_t left)
     return false;
 }
 
+/* Byte classes of the tokeniser: a letter byte (ASCII letters and every byte of a
+ * UTF-8 sequence), a digit. */
+enum { TC_LETTER = 1, TC_DIGIT = 2 };
+static const uint8_t tok_class_of[256] = {
+    ['0' ... '9'] = TC_DIGIT,
+    ['A' ... 'Z'] = TC_LETTER,
+    ['a' ... 'z'] = TC_LETTER,
+    [0x80 ... 0xFF] = TC_LETTER,
+};
+
 static bool letter_byte(unsigned char ch)
 {
-    return is_alpha(ch) || ch >= 0x80;
+    return tok_class_of[ch] & TC_LETTER;
 }
 
 /* Reads the token at i (i not on a space): a word (letters and UTF-8, inner hyphens
@@ -156,10 +166,9 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
         o->kind = LT_WORD;
         o->cap = cap_at(p + k, len - k);
         while (k < len) {
-            if (letter_byte(p[k]) || is_digit(p[k])) {
+            while (k < len && tok_class_of[p[k]])
                 k++;
-                continue;
-            }
+            if (k == len) break;
             if ((p[k] == '-' || p[k] == '\'') && k + 1 < len && letter_byte(p[k + 1])) {
                 if (p[k] == '\'' && (p[k + 1] | 0x20) == 's' &&
                     (k + 2 >= len || !letter_byte(p[k + 2])))
