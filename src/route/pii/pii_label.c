@@ -156,6 +156,7 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
     size_t k = i;
     o->st = (uint32_t)i;
     o->info = 0;
+    o->known = false;
     if (is_digit(p[k])) {
         while (k < len && is_digit(p[k]))
             k++;
@@ -251,6 +252,7 @@ static void tok_fill(const scan_ctx_t *c, lab_tok_t *k)
     k->wh = tok_word(c, k);
     k->sh = tok_shape(c, k);
     k->cls = tok_class(c, k);
+    k->known = true;
 }
 
 /* The token cache's slot holding token k (kind, cap and bytes read), filled on a miss
@@ -293,6 +295,7 @@ static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
         return;
     }
     k->info = e->info, k->wclass = e->wclass, k->wh = e->wh, k->sh = e->sh, k->cls = e->cls;
+    k->known = true;
 }
 
 /* True when token k may continue (or, lower, start) a window in lower-case text. */
@@ -408,7 +411,8 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     int ctx0 = lab0 > LAB_CTX ? lab0 - LAB_CTX : 0;
     for (int i = ctx0; i < nb; i++) {
         w.tok[w.n] = before[i];
-        tok_info(c, &w.tok[w.n++]);
+        if (!before[i].known) tok_info(c, &w.tok[w.n]);
+        w.n++;
     }
     w.a = lab0 - ctx0;
     /* labelled tokens from the seed (none when the seed is part of a URL) */
@@ -855,23 +859,23 @@ static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m, i
 }
 
 /* The summed weights of token k's own features, from the scratch's token cache when
- * it holds the token. */
+ * it holds the token (lower-case windows, rare, are summed each time). */
 static void self_weights(const scan_ctx_t *c, const lab_tok_t *k, bool lower, int32_t *acc)
 {
     const pii_label_model_t *m = &c->s->label;
     uint32_t feat[PII_LABEL_NFEAT];
-    pii_tok_slot_t *e = tok_slot(c, k);
+    pii_tok_slot_t *e = lower ? NULL : tok_slot(c, k);
     if (!e) {
         memset(acc, 0, PII_LABEL_TAGS * sizeof *acc);
         weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), acc);
         return;
     }
-    if (!(e->has_self >> lower & 1)) {
-        memset(e->self[lower], 0, sizeof e->self[lower]);
-        weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), e->self[lower]);
-        e->has_self |= (uint8_t)(1u << lower);
+    if (!e->has_self) {
+        memset(e->self, 0, sizeof e->self);
+        weights_add(m, feat, feats_self(c, k, false, m->bits, feat), e->self);
+        e->has_self = 1;
     }
-    memcpy(acc, e->self[lower], sizeof e->self[lower]);
+    memcpy(acc, e->self, sizeof e->self);
 }
 
 /* ================================================================== decoding */
@@ -925,22 +929,29 @@ float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
  * and at each token tagged B-X the confidence of that entity to score (the margin of
  * the best labelling over the best with the entity's tokens outside any entity,
  * through a logistic). Returns false when every token is outside (tags then unset). */
+void pii_label_emissions(scan_ctx_t *c, const lab_win_t *w, int32_t (*acc)[PII_LABEL_TAGS])
+{
+    const pii_label_model_t *m = &c->s->label;
+    int32_t around[PII_LABEL_TAGS];
+    window_weights(w, m, around);
+    for (int i = 0; i < w->b - w->a; i++) {
+        self_weights(c, &w->tok[w->a + i], w->lower, acc[i]);
+        for (int t = 0; t < PII_LABEL_TAGS; t++)
+            acc[i][t] += around[t];
+        ctx_weights(w, w->a + i, m, acc[i]);
+    }
+}
+
 static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score)
 {
     const pii_label_model_t *m = &c->s->label;
     int n = w->b - w->a;
     float em[LAB_TOKS][PII_LABEL_TAGS];
-    int32_t around[PII_LABEL_TAGS];
-    window_weights(w, m, around);
-    for (int i = 0; i < n; i++) {
-        int32_t acc[PII_LABEL_TAGS];
-        self_weights(c, &w->tok[w->a + i], w->lower, acc);
+    int32_t acc[LAB_TOKS][PII_LABEL_TAGS];
+    pii_label_emissions(c, w, acc);
+    for (int i = 0; i < n; i++)
         for (int t = 0; t < PII_LABEL_TAGS; t++)
-            acc[t] += around[t];
-        ctx_weights(w, w->a + i, m, acc);
-        for (int t = 0; t < PII_LABEL_TAGS; t++)
-            em[i][t] = (float)acc[t] * m->scale;
-    }
+            em[i][t] = (float)acc[i][t] * m->scale;
     if (n == 1) {
         /* pii_label_viterbi for one token: the best of O, B-PER, B-ADR, the first on a
          * tie (I-X cannot start); the alternative is O */
@@ -1062,7 +1073,7 @@ void pii_label_scan(scan_ctx_t *c)
     size_t values_end = c->sc->n;
     /* the cache's weight sums are of one model: a scratch that meets another forgets */
     if (c->sc->tok_model != c->s->label.id) {
-        memset(c->sc->tok, 0, sizeof c->sc->tok);
+        memset(c->sc->tok, 0, sizeof *c->sc->tok << PII_TOK_BITS);
         c->sc->tok_model = c->s->label.id;
     }
     pii_label_windows(c, label_window, &values_end);
