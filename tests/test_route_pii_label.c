@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "route/pii/pii.h"
+#include "route/pii/pii_label.h" /* the scanner's emission sums against the feature list */
 
 /* A tiny census: enough for the gazetteer features. */
 static const char female[] = "MARY           2.629  2.629      1\n"
@@ -275,6 +276,121 @@ static void test_shipped_model(void **state)
     pii_scanner_free(s);
 }
 
+/* ================================================================== scan-path sums */
+
+/* Asserts that the scanner's emission sums of every labelled token of w (token cache,
+ * tables, window-wide features) equal the sums of the rows of the buckets of the
+ * reference feature list; counts windows in *arg. */
+static void check_sums(scan_ctx_t *c, lab_win_t *w, void *arg)
+{
+    const pii_label_model_t *m = &c->s->label;
+    int32_t fast[LAB_TOKS][PII_LABEL_TAGS];
+    pii_label_emissions(c, w, fast);
+    for (int i = 0; i < w->b - w->a; i++) {
+        uint32_t feat[PII_LABEL_NFEAT];
+        int n = pii_label_features(c, w, w->a + i, m->bits, feat);
+        for (int t = 0; t < PII_LABEL_TAGS; t++) {
+            int32_t ref = 0;
+            for (int q = 0; q < n; q++)
+                ref += m->w[(size_t)feat[q] * PII_LABEL_TAGS + t];
+            assert_int_equal(fast[i][t], ref);
+        }
+    }
+    (*(int *)arg)++;
+}
+
+/* Runs check_sums over every window of text and of its lower-case copy, twice with
+ * the same scratch (the token cache cold, then warm); returns the windows seen. */
+static int check_text_sums(const pii_scanner_t *s, pii_scratch_t *sc, const char *text)
+{
+    size_t len = strlen(text);
+    char *low = mem_alloc(len + 1);
+    for (size_t i = 0; i <= len; i++)
+        low[i] = (char)tolower((unsigned char)text[i]);
+    int windows = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        scan_ctx_t c = {.s = s, .sc = sc, .t = text, .len = len};
+        pii_label_windows(&c, check_sums, &windows);
+        scan_ctx_t cl = {.s = s, .sc = sc, .t = low, .len = len};
+        pii_label_windows(&cl, check_sums, &windows);
+    }
+    mem_free(low);
+    return windows;
+}
+
+/* Spans of text with sc, as "start end type score" lines appended to out. */
+static void spans_of(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, buf_t *out)
+{
+    const pii_span_t *sp;
+    size_t n;
+    assert_int_equal(pii_scan_all(s, sc, text, strlen(text), &sp, &n), 0);
+    for (size_t i = 0; i < n; i++) {
+        char line[96];
+        snprintf(line, sizeof line, "%zu %zu %d %.6f\n", sp[i].start, sp[i].end, (int)sp[i].type,
+                 sp[i].score);
+        assert_int_equal(buf_puts(out, line), 0);
+    }
+}
+
+/* The scan path caches and tables what the features read; what it sums must be what
+ * the trainer's feature list gives, on names, addresses, titles, initials, numbers,
+ * possessives, long words, non-ASCII letters, URLs and lower-case text. A scratch that
+ * meets another model (loaded into the same scanner) must forget the first one's sums:
+ * it then finds exactly what a fresh scratch finds. */
+static void test_scan_sums(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = shipped();
+    if (!s) {
+        skip();
+        return;
+    }
+    static const char *const texts[] = {
+        "Please send the contract to Maria Gonzalez by Friday. Lily said hi to Tom's dog.",
+        "Mr. J. R. R. Tolkien-Smith and Dr. Anna van der Berg met O'Brien at 12 rue Victor "
+        "Hugo, 3 ul. Dluga, 742 Evergreen Terrace, Springfield, IL 62704.\n\nKING RICHARD "
+        "III:\nSo shall it be, Warwick.",
+        "Ship it to #4B 221 Baker Street, Apt 7\nLondon NW1 6XE\n\nCall Peter Jones at "
+        "(212) 555-0187 or peter.jones@example.com, see https://example.com/Smith.",
+        "\xc3\x89mile \xc3\x89tienne and \xc5\x81ukasz Nowakowskiewiczowski-Brzeczyszczykiewicz "
+        "visited Kirkegata 12 and Lindenweg 4; Internationalisation Committee said: HALT.",
+        "billing address: jane doe\n    23 8 wressle road suite 771\ntracy sukhorukova lives "
+        "at 46 velky pruhon 426 with anna smith",
+    };
+    pii_scratch_t *sc = pii_scratch_new(s);
+    int windows = 0;
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+        windows += check_text_sums(s, sc, texts[i]);
+    assert_true(windows > 40);
+    /* another model into the same scanner, the same scratch scanning on */
+    buf_t ref, got, m;
+    buf_init(&ref, 1 << 20);
+    buf_init(&got, 1 << 20);
+    buf_init(&m, 64u << 20);
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+        spans_of(s, sc, texts[i], &got); /* fills the caches with the shipped model */
+    train_small(s, &m);
+    assert_int_equal(pii_scanner_load_labeller(s, m.data, m.len, NULL, 0), 0);
+    buf_reset(&got);
+    pii_scratch_t *fresh = pii_scratch_new(s);
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        spans_of(s, sc, texts[i], &got);
+        spans_of(s, fresh, texts[i], &ref);
+    }
+    assert_int_equal(got.len, ref.len);
+    assert_memory_equal(got.data, ref.data, ref.len);
+    windows = 0;
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+        windows += check_text_sums(s, sc, texts[i]);
+    assert_true(windows > 40);
+    buf_deinit(&ref);
+    buf_deinit(&got);
+    buf_deinit(&m);
+    pii_scratch_free(fresh);
+    pii_scratch_free(sc);
+    pii_scanner_free(s);
+}
+
 /* Windows at their caps: long runs of capitals, numbers and joiners, lower-case text
  * full of census names, arbitrary bytes; every span must keep the contract. */
 static void test_adversarial_windows(void **state)
@@ -318,9 +434,8 @@ static void test_adversarial_windows(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model_file_errors),
-        cmocka_unit_test(test_train_and_find),
-        cmocka_unit_test(test_shipped_model),
+        cmocka_unit_test(test_model_file_errors),   cmocka_unit_test(test_train_and_find),
+        cmocka_unit_test(test_shipped_model),       cmocka_unit_test(test_scan_sums),
         cmocka_unit_test(test_adversarial_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -428,10 +428,14 @@ pii_scratch_t *pii_scratch_new(const pii_scanner_t *s)
 {
     if (!s) return NULL;
     pii_scratch_t *sc = mem_calloc(1, sizeof *sc);
+    /* the labeller's token cache: one line per slot */
+    sc->tok_mem = mem_calloc(1, (sizeof *sc->tok << PII_TOK_BITS) + 63);
+    sc->tok = (pii_tok_slot_t *)(((uintptr_t)sc->tok_mem + 63) & ~(uintptr_t)63);
     /* one scratch space large enough for both databases */
     if (hs_alloc_scratch(s->db, &sc->hs) != HS_SUCCESS ||
         hs_alloc_scratch(s->db_prose, &sc->hs) != HS_SUCCESS) {
         hs_free_scratch(sc->hs);
+        mem_free(sc->tok_mem);
         mem_free(sc);
         return NULL;
     }
@@ -445,6 +449,7 @@ void pii_scratch_free(pii_scratch_t *sc)
     mem_free(sc->cand);
     mem_free(sc->norm);
     mem_free(sc->map);
+    mem_free(sc->tok_mem);
     mem_free(sc);
 }
 

@@ -143,15 +143,30 @@ typedef struct pii_label_model {
     float scale;                                     /* weight = w * scale */
     float trans[PII_LABEL_TAGS + 1][PII_LABEL_TAGS]; /* previous tag (last row: start) x tag */
     uint64_t id;                                     /* distinct per load: keys scratch caches */
+    /* The weight rows of the context features with few values (sentence start,
+     * position, street words ahead, number and title before, rank pairs, possessive),
+     * copied out of w at load for every value: pii_label.c tab_* gives the layout. */
+    int16_t tab[164][PII_LABEL_TAGS];
 } pii_label_model_t;
 
-/* One entry of the labeller's per-scratch cache: the summed weights of a token's own
- * features (those that read no neighbour), keyed by the token and the model. */
-#define PII_SELF_BITS 11
-typedef struct pii_self_slot {
-    uint64_t key;
-    int32_t acc[PII_LABEL_TAGS];
-} pii_self_slot_t;
+/* One entry of the labeller's per-scratch token cache, one cache line: what the
+ * features read of a token that depends on nothing but its bytes, its kind and its
+ * capital (gazetteer information, hashes, class), and the summed weights of its own
+ * features (those that read no neighbour) in mixed-case text for the model the
+ * scratch last scanned with. Keyed by exactly those: tokens of up to 16 bytes. */
+#define PII_TOK_BITS  11
+#define PII_TOK_BYTES 16
+typedef struct pii_tok_slot {
+    uint64_t k0, k1;              /* the token's bytes, zero padded */
+    uint64_t wh, sh;              /* word and shape hashes */
+    uint32_t meta;                /* length | kind << 5 | cap << 8 | 1 << 9; 0: empty */
+    uint32_t cls;                 /* coarse class (pii_label.c tok_class) */
+    uint16_t info;                /* gazetteer flags and rank buckets */
+    uint8_t wclass;               /* particle, street type, title bits */
+    uint8_t has_self;             /* self holds the sums */
+    int32_t self[PII_LABEL_TAGS]; /* token-only weight sums (not lower-case), per tag */
+} pii_tok_slot_t;
+_Static_assert(sizeof(pii_tok_slot_t) == 64, "one cache line per token");
 
 struct pii_scanner {
     hs_database_t *db;         /* every trigger */
@@ -174,9 +189,11 @@ struct pii_scratch {
     char *norm;           /* normalised copy (slow path) */
     size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
     size_t norm_cap;
-    uint64_t hot[1u << PII_HOT_BITS];          /* gazetteer lookup cache */
-    uint64_t word[1u << PII_WORD_BITS];        /* short-word cache: folded word | flags << 56 */
-    pii_self_slot_t self[1u << PII_SELF_BITS]; /* labeller: token-only weight sums */
+    uint64_t hot[1u << PII_HOT_BITS];   /* gazetteer lookup cache */
+    uint64_t word[1u << PII_WORD_BITS]; /* short-word cache: folded word | flags << 56 */
+    pii_tok_slot_t *tok;                /* labeller: token cache, 64-byte aligned */
+    void *tok_mem;                      /* its allocation */
+    uint64_t tok_model;                 /* model id the cache's weight sums are of */
 };
 
 typedef struct scan_ctx {

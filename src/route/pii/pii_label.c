@@ -42,6 +42,8 @@
 
 /* ================================================================== model bytes */
 
+static void model_tables(pii_label_model_t *m);
+
 static uint32_t rd32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -104,6 +106,7 @@ int pii_label_model_load(pii_label_model_t *m, const void *bytes, size_t len, ch
     size_t nw = ((size_t)1 << bits) * PII_LABEL_TAGS;
     m->w = mem_alloc(nw * sizeof *m->w);
     memcpy(m->w, p + PII_LABEL_HEADER, nw * sizeof *m->w);
+    model_tables(m);
     return 0;
 }
 
@@ -129,9 +132,19 @@ static bool cap_at(const unsigned char *p, size_t left)
     return false;
 }
 
+/* Byte classes of the tokeniser: a letter byte (ASCII letters and every byte of a
+ * UTF-8 sequence), a digit. */
+enum { TC_LETTER = 1, TC_DIGIT = 2 };
+static const uint8_t tok_class_of[256] = {
+    ['0' ... '9'] = TC_DIGIT,
+    ['A' ... 'Z'] = TC_LETTER,
+    ['a' ... 'z'] = TC_LETTER,
+    [0x80 ... 0xFF] = TC_LETTER,
+};
+
 static bool letter_byte(unsigned char ch)
 {
-    return is_alpha(ch) || ch >= 0x80;
+    return tok_class_of[ch] & TC_LETTER;
 }
 
 /* Reads the token at i (i not on a space): a word (letters and UTF-8, inner hyphens
@@ -143,6 +156,7 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
     size_t k = i;
     o->st = (uint32_t)i;
     o->info = 0;
+    o->known = false;
     if (is_digit(p[k])) {
         while (k < len && is_digit(p[k]))
             k++;
@@ -153,10 +167,9 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
         o->kind = LT_WORD;
         o->cap = cap_at(p + k, len - k);
         while (k < len) {
-            if (letter_byte(p[k]) || is_digit(p[k])) {
+            while (k < len && tok_class_of[p[k]])
                 k++;
-                continue;
-            }
+            if (k == len) break;
             if ((p[k] == '-' || p[k] == '\'') && k + 1 < len && letter_byte(p[k + 1])) {
                 if (p[k] == '\'' && (p[k + 1] | 0x20) == 's' &&
                     (k + 2 >= len || !letter_byte(p[k + 2])))
@@ -223,9 +236,9 @@ static bool street_suffix(const char *s, size_t n)
     return false;
 }
 
-/* Fills what the features read of a token, once per token: the gazetteer
- * information (through the scratch's cache), the word and shape hashes, the class. */
-static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
+/* Computes what the features read of a token: the gazetteer information (through the
+ * scratch's lookup cache), the word and shape hashes, the class. */
+static void tok_fill(const scan_ctx_t *c, lab_tok_t *k)
 {
     if (k->kind == LT_WORD) {
         uint32_t info = pii_names_info_hot(&c->s->names, c->sc->hot, c->t + k->st, k->en - k->st);
@@ -239,6 +252,50 @@ static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
     k->wh = tok_word(c, k);
     k->sh = tok_shape(c, k);
     k->cls = tok_class(c, k);
+    k->known = true;
+}
+
+/* The token cache's slot holding token k (kind, cap and bytes read), filled on a miss
+ * (k's information then computed by tok_fill); NULL for tokens longer than the key. */
+static pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
+{
+    size_t n = k->en - k->st;
+    if (n > PII_TOK_BYTES) return NULL;
+    uint64_t w[2] = {0, 0};
+    if (k->st + PII_TOK_BYTES <= c->len) {
+        memcpy(w, c->t + k->st, PII_TOK_BYTES);
+        if (n <= 8) {
+            w[0] &= n == 8 ? ~0ull : (1ull << (8 * n)) - 1;
+            w[1] = 0;
+        } else if (n < 16) {
+            w[1] &= (1ull << (8 * (n - 8))) - 1;
+        }
+    } else {
+        memcpy(w, c->t + k->st, n);
+    }
+    uint32_t meta = (uint32_t)n | (uint32_t)k->kind << 5 | (uint32_t)k->cap << 8 | 1u << 9;
+    uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^ meta;
+    h ^= h >> 29;
+    pii_tok_slot_t *e = &c->sc->tok[(h * 0x9E3779B97F4A7C15ull) >> (64 - PII_TOK_BITS)];
+    if (e->k0 == w[0] && e->k1 == w[1] && e->meta == meta) return e;
+    lab_tok_t x = *k;
+    tok_fill(c, &x);
+    e->k0 = w[0], e->k1 = w[1], e->meta = meta;
+    e->cls = x.cls, e->wh = x.wh, e->sh = x.sh, e->info = x.info, e->wclass = x.wclass;
+    e->has_self = 0;
+    return e;
+}
+
+/* Fills what the features read of a token, from the scratch's token cache. */
+static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
+{
+    const pii_tok_slot_t *e = tok_slot(c, k);
+    if (!e) {
+        tok_fill(c, k);
+        return;
+    }
+    k->info = e->info, k->wclass = e->wclass, k->wh = e->wh, k->sh = e->sh, k->cls = e->cls;
+    k->known = true;
 }
 
 /* True when token k may continue (or, lower, start) a window in lower-case text. */
@@ -259,33 +316,27 @@ static bool cont_tok(const lab_tok_t *k, bool lower)
     return k->cap || (k->wclass & LC_STREET) || (lower && lower_cand(k));
 }
 
-/* Builds the window whose first labelled token starts at j (a seed) and calls the
- * consumer. back: earliest byte context may be read from; words starting before force
- * continue the window whatever they are (a house number's street: "8 wressle road").
- * Returns the end of the window's last labelled token. */
-static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t force, lab_fn fn,
-                        void *arg)
+/* Tokens of the bytes [s, j) (s a token start), the last 8 kept in before; returns
+ * their count. */
+static int ctx_tokens(const scan_ctx_t *c, size_t s, size_t j, lab_tok_t *before)
 {
-    lab_win_t w;
-    w.n = 0;
-    /* context before: tokens of the bytes back..j, the last LAB_CTX kept, plus up to
-     * two numbers (and '#') right before the seed, which are labelled */
-    size_t from = j > back + 48 ? j - 48 : back;
-    while (from > back && from < j && letter_byte((unsigned char)c->t[from - 1]))
-        from++;
-    lab_tok_t before[8];
     int nb = 0;
-    for (size_t i = tok_skip(c->t, j, from); i < j; i = tok_skip(c->t, j, i)) {
-        lab_tok_t k;
-        i = tok_read(c->t, j, i, &k);
+    for (size_t i = tok_skip(c->t, j, s); i < j; i = tok_skip(c->t, j, i)) {
         if (nb == 8) {
             memmove(before, before + 1, 7 * sizeof *before);
             nb = 7;
         }
-        before[nb++] = k;
+        i = tok_read(c->t, j, i, &before[nb++]);
     }
-    /* labelled before the seed: up to three house numbers or '#', and a lower-case
-     * street word between them and the seed ("12 rue Name", "3 ul. Name") */
+    return nb;
+}
+
+/* Of the tokens before[0, nb) before a seed, the first to label: up to three house
+ * numbers or '#', and a lower-case street word between them and the seed ("12 rue
+ * Name", "3 ul. Name"), before the fix-up that never starts at a '#' or a street
+ * word. */
+static int ctx_labelled(scan_ctx_t *c, lab_tok_t *before, int nb)
+{
     int lab0 = nb, nnum = 0;
     while (lab0 > 0 && nnum < 3) {
         lab_tok_t *q = &before[lab0 - 1];
@@ -306,26 +357,73 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
         }
         lab0--;
     }
+    return lab0;
+}
+
+/* Reads the token at i into *k with its information, or takes it from the lookahead
+ * *nx when that one was read at i; returns its end. */
+static size_t tok_next(scan_ctx_t *c, size_t i, lab_tok_t *k, const lab_tok_t *nx)
+{
+    if (nx->kind && nx->st == i) {
+        *k = *nx;
+        return k->en;
+    }
+    size_t e = tok_read(c->t, c->len, i, k);
+    tok_info(c, k);
+    return e;
+}
+
+/* Builds the window whose first labelled token starts at j (a seed) and calls the
+ * consumer. back: earliest byte context may be read from; words starting before force
+ * continue the window whatever they are (a house number's street: "8 wressle road").
+ * Returns the end of the window's last labelled token. */
+static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t force, lab_fn fn,
+                        void *arg)
+{
+    lab_win_t w;
+    w.n = 0;
+    /* context before: tokens of the bytes back..j (at most 48 of them, from a word's
+     * start), the last LAB_CTX kept, plus up to three numbers (and '#') right before
+     * the seed, which are labelled */
+    size_t from = j > back + 48 ? j - 48 : back;
+    while (from > back && from < j && letter_byte((unsigned char)c->t[from - 1]))
+        from++;
+    /* Only the last tokens matter, and no token holds a space: tokenising from the
+     * third space-separated chunk before the seed gives the same last tokens as from
+     * `from`. Enough when the labelled part and its context stay clear of the first
+     * of them (or when 8, all that is kept, were found); else the bytes from `from`. */
+    size_t s = j;
+    for (int q = 0; q < 3 && s > from; q++) {
+        while (s > from && (c->t[s - 1] == ' ' || c->t[s - 1] == '\t' || c->t[s - 1] == '\r'))
+            s--;
+        while (s > from && c->t[s - 1] != ' ' && c->t[s - 1] != '\t' && c->t[s - 1] != '\r')
+            s--;
+    }
+    lab_tok_t before[8];
+    int nb = ctx_tokens(c, s, j, before);
+    int lab0 = ctx_labelled(c, before, nb);
+    if (s > from && nb < 8 && lab0 < LAB_CTX + 1) {
+        nb = ctx_tokens(c, from, j, before);
+        lab0 = ctx_labelled(c, before, nb);
+    }
     while (lab0 < nb && before[lab0].kind != LT_NUM)
         lab0++; /* never start at a '#' or a street word */
     int ctx0 = lab0 > LAB_CTX ? lab0 - LAB_CTX : 0;
     for (int i = ctx0; i < nb; i++) {
         w.tok[w.n] = before[i];
-        tok_info(c, &w.tok[w.n++]);
+        if (!before[i].known) tok_info(c, &w.tok[w.n]);
+        w.n++;
     }
     w.a = lab0 - ctx0;
     /* labelled tokens from the seed (none when the seed is part of a URL) */
-    size_t i = j;
-    {
-        lab_tok_t k;
-        size_t e = tok_read(c->t, c->len, j, &k);
-        if (k.kind == LT_URL) return e;
-    }
-    bool has_num = w.a < w.n, has_street = false;
+    lab_tok_t k, nx = {.kind = LT_NONE};
+    size_t i = j, e = tok_read(c->t, c->len, j, &k);
+    if (k.kind == LT_URL) return e;
+    tok_info(c, &k);
+    bool has_num = w.a < w.n, has_street = false, have = true; /* have: k holds the token at i */
     while (i < c->len && w.n < LAB_TOKS - LAB_CTX) {
-        lab_tok_t k;
-        size_t e = tok_read(c->t, c->len, i, &k);
-        tok_info(c, &k);
+        if (!have) e = tok_next(c, i, &k, &nx);
+        have = true;
         if (w.n > w.a) {
             const lab_tok_t *prev = &w.tok[w.n - 1];
             bool ok = cont_tok(&k, lower) || (k.kind == LT_WORD && k.st < force);
@@ -342,13 +440,16 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
                 lab_tok_t k2;
                 bool next = false;
                 if (n2 < c->len) {
-                    size_t e2 = tok_read(c->t, c->len, n2, &k2);
+                    size_t e2 = tok_next(c, n2, &k2, &nx);
+                    nx = k2; /* the next token read, unless a blank line is passed */
                     /* a blank line inside a postal block: look past it */
                     if (k.kind == LT_LINE && k2.kind == LT_LINE) {
                         n2 = tok_skip(c->t, c->len, e2);
-                        if (n2 < c->len) tok_read(c->t, c->len, n2, &k2);
+                        if (n2 < c->len) {
+                            tok_read(c->t, c->len, n2, &k2);
+                            tok_info(c, &k2);
+                        }
                     }
-                    tok_info(c, &k2);
                     next = cont_tok(&k2, lower);
                 }
                 size_t pl = prev->en - prev->st;
@@ -369,15 +470,15 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
         has_num |= k.kind == LT_NUM;
         has_street |= k.kind == LT_WORD && (k.wclass & LC_STREET);
         w.tok[w.n++] = k;
+        have = false;
         i = tok_skip(c->t, c->len, e);
     }
     w.b = w.n;
     size_t end = w.tok[w.b - 1].en;
-    /* context after */
+    /* context after: the token that ended the window first */
     for (int q = 0; q < LAB_CTX && i < c->len; q++) {
-        lab_tok_t k;
-        size_t e = tok_read(c->t, c->len, i, &k);
-        tok_info(c, &k);
+        if (!have) e = tok_next(c, i, &k, &nx);
+        have = false;
         w.tok[w.n++] = k;
         i = tok_skip(c->t, c->len, e);
     }
@@ -637,6 +738,58 @@ int pii_label_features(const scan_ctx_t *c, const lab_win_t *w, int i, unsigned 
     return n + feats_ctx(w, i, bits, out + n);
 }
 
+/* Rows of pii_label_model_t.tab: the context features of few values, at their
+ * value's index. */
+enum {
+    TAB_SENT = 0,    /* 17: (sentence start, capital), 2 x 2 */
+    TAB_POS = 4,     /* 18: (position in the window 0..3, labelled length 1..4), 4 x 5 */
+    TAB_STREET = 24, /* 19: (street word one ahead, two ahead), 2 x 2 */
+    TAB_NUM = 28,    /* 20: (number before, capital), 2 x 2 */
+    TAB_TITLE = 32,  /* 21: title before, 2 */
+    TAB_FL = 34,     /* 22: (first-name rank, next word's last-name rank or 7), 8 x 8 */
+    TAB_LF = 98,     /* 23: (previous word's first-name rank or 7, last-name rank), 8 x 8 */
+    TAB_POSS = 162,  /* 26: possessive after, 2 */
+    TAB_N = 164
+};
+_Static_assert(sizeof((pii_label_model_t *)0)->tab / sizeof *((pii_label_model_t *)0)->tab == TAB_N,
+               "tab rows");
+
+static void tab_set(pii_label_model_t *m, int row, uint64_t f, unsigned q)
+{
+    memcpy(m->tab[row], m->w + (size_t)feat_bucket(f, q, m->bits) * PII_LABEL_TAGS,
+           sizeof m->tab[row]);
+}
+
+/* Copies the rows of every value of the few-valued context features into m->tab, with
+ * the values hashed exactly as feats_ctx hashes them. */
+static void model_tables(pii_label_model_t *m)
+{
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            tab_set(m, TAB_SENT + 2 * a + b, fmix(fmix(17, a), b), 17);
+            tab_set(m, TAB_STREET + 2 * a + b, fmix(fmix(19, a), b), 19);
+            tab_set(m, TAB_NUM + 2 * a + b, fmix(fmix(20, a), b), 20);
+        }
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b <= 4; b++)
+            tab_set(m, TAB_POS + 5 * a + b, fmix(fmix(18, a), b), 18);
+    for (int a = 0; a < 2; a++) {
+        tab_set(m, TAB_TITLE + a, fmix(21, a), 21);
+        tab_set(m, TAB_POSS + a, fmix(26, a), 26);
+    }
+    for (int a = 0; a < 8; a++)
+        for (int b = 0; b < 8; b++) {
+            tab_set(m, TAB_FL + 8 * a + b, fmix(fmix(22, a), b), 22);
+            tab_set(m, TAB_LF + 8 * a + b, fmix(fmix(23, a), b), 23);
+        }
+}
+
+/* Adds row x (PII_LABEL_TAGS weights) to acc. */
+static inline void row_add(int32_t *acc, const int16_t *x)
+{
+    acc[0] += x[0], acc[1] += x[1], acc[2] += x[2], acc[3] += x[3], acc[4] += x[4];
+}
+
 /* Adds the weights of buckets feat[0, n) to acc. */
 static inline void weights_add(const pii_label_model_t *m, const uint32_t *feat, int n,
                                int32_t *acc)
@@ -650,33 +803,79 @@ static inline void weights_add(const pii_label_model_t *m, const uint32_t *feat,
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3, acc[4] = a4;
 }
 
-/* The summed weights of token k's own features, from the scratch's cache when it holds
- * them. Words longer than the word hash reads (24 bytes) are not cached. */
+/* The summed weights of the features every token of w shares (pii_label_features 27,
+ * 28, 29: what surrounds the window) to acc. */
+static void window_weights(const lab_win_t *w, const pii_label_model_t *m, int32_t *acc)
+{
+    uint64_t f27 = w->a > 0 ? fmix(27, w->tok[w->a - 1].wh) : 27;
+    uint64_t f28 = w->b < w->n ? fmix(28, w->tok[w->b].wh) : 28;
+    uint64_t f29 =
+        fmix(fmix(29, w->a > 0 ? w->tok[w->a - 1].cls : 0), w->b < w->n ? w->tok[w->b].cls : 0);
+    memset(acc, 0, PII_LABEL_TAGS * sizeof *acc);
+    row_add(acc, m->w + (size_t)feat_bucket(f27, 27, m->bits) * PII_LABEL_TAGS);
+    row_add(acc, m->w + (size_t)feat_bucket(f28, 28, m->bits) * PII_LABEL_TAGS);
+    row_add(acc, m->w + (size_t)feat_bucket(f29, 29, m->bits) * PII_LABEL_TAGS);
+}
+
+/* Adds the weights of token i's context features but the window's (feats_ctx 9..26)
+ * to acc: the few-valued ones from m->tab, the rest hashed as feats_ctx hashes them. */
+static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m, int32_t *acc)
+{
+    const lab_tok_t *k = &w->tok[i];
+    const lab_tok_t none = {.kind = LT_NONE, .sh = 0x5348};
+    const lab_tok_t *p1 = i >= 1 ? &w->tok[i - 1] : &none, *p2 = i >= 2 ? &w->tok[i - 2] : &none;
+    const lab_tok_t *n1 = i + 1 < w->n ? &w->tok[i + 1] : &none;
+    const lab_tok_t *n2 = i + 2 < w->n ? &w->tok[i + 2] : &none;
+    unsigned cls = k->cls, pc1 = p1->kind ? p1->cls : 0, nc1 = n1->kind ? n1->cls : 0;
+    const unsigned bits = m->bits;
+    uint32_t b[9];
+    b[0] = feat_bucket(p1->kind ? fmix(9, p1->wh) : 9, 9, bits);
+    b[1] = feat_bucket(p2->kind ? fmix(10, p2->wh) : 10, 10, bits);
+    b[2] = feat_bucket(n1->kind ? fmix(11, n1->wh) : 11, 11, bits);
+    b[3] = feat_bucket(n2->kind ? fmix(12, n2->wh) : 12, 12, bits);
+    b[4] = feat_bucket(fmix(fmix(13, pc1), cls), 13, bits);
+    b[5] = feat_bucket(fmix(fmix(14, nc1), cls), 14, bits);
+    b[6] = feat_bucket(fmix(15, n2->kind ? n2->cls : 0), 15, bits);
+    b[7] = feat_bucket(fmix(16, p2->kind ? p2->cls : 0), 16, bits);
+    b[8] = feat_bucket(fmix(fmix(25, p1->sh), k->sh), 25, bits);
+    for (int q = 0; q < 9; q++)
+        row_add(acc, m->w + (size_t)b[q] * PII_LABEL_TAGS);
+    bool sent = i == w->a ? w->sent0 : (p1->kind == LT_LINE);
+    int pos = i - w->a, wl = w->b - w->a;
+    bool st1 = n1->kind == LT_WORD && (n1->wclass & LC_STREET),
+         st2 = n2->kind == LT_WORD && (n2->wclass & LC_STREET);
+    bool title = (p1->kind == LT_WORD && (p1->wclass & LC_TITLE)) ||
+                 (p2->kind == LT_WORD && (p2->wclass & LC_TITLE) && p1->kind == LT_PUNCT);
+    row_add(acc, m->tab[TAB_SENT + 2 * sent + k->cap]);
+    row_add(acc, m->tab[TAB_POS + 5 * (pos > 3 ? 3 : pos) + (wl > 4 ? 4 : wl)]);
+    row_add(acc, m->tab[TAB_STREET + 2 * st1 + st2]);
+    row_add(acc, m->tab[TAB_NUM + 2 * (p1->kind == LT_NUM) + k->cap]);
+    row_add(acc, m->tab[TAB_TITLE + title]);
+    row_add(acc, m->tab[TAB_FL + 8 * PII_NAME_FIRST_RANK(k->info) +
+                        (n1->kind == LT_WORD ? PII_NAME_LAST_RANK(n1->info) : 7)]);
+    row_add(acc, m->tab[TAB_LF + 8 * (p1->kind == LT_WORD ? PII_NAME_FIRST_RANK(p1->info) : 7) +
+                        PII_NAME_LAST_RANK(k->info)]);
+    row_add(acc, m->tab[TAB_POSS + (n1->kind == LT_POSS)]);
+}
+
+/* The summed weights of token k's own features, from the scratch's token cache when
+ * it holds the token (lower-case windows, rare, are summed each time). */
 static void self_weights(const scan_ctx_t *c, const lab_tok_t *k, bool lower, int32_t *acc)
 {
     const pii_label_model_t *m = &c->s->label;
     uint32_t feat[PII_LABEL_NFEAT];
-    size_t len = k->en - k->st;
-    if (len > 24) {
+    pii_tok_slot_t *e = lower ? NULL : tok_slot(c, k);
+    if (!e) {
         memset(acc, 0, PII_LABEL_TAGS * sizeof *acc);
         weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), acc);
         return;
     }
-    uint64_t key = fmix(fmix(fmix(fmix(m->id, k->wh), k->sh), (uint64_t)k->cls << 20 | k->info),
-                        (uint64_t)len << 1 | lower);
-    /* the affix features read bytes the word hash of a number does not hold */
-    const unsigned char *b = (const unsigned char *)c->t + k->st;
-    size_t l3 = len > 3 ? 3 : len;
-    for (size_t x = 0; x < l3; x++)
-        key = fmix(key, (uint64_t)b[x] << 8 | b[len - l3 + x]);
-    key = hash_mix(key) | 1;
-    pii_self_slot_t *e = &c->sc->self[key >> (64 - PII_SELF_BITS)];
-    if (e->key != key) {
-        memset(e->acc, 0, sizeof e->acc);
-        weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), e->acc);
-        e->key = key;
+    if (!e->has_self) {
+        memset(e->self, 0, sizeof e->self);
+        weights_add(m, feat, feats_self(c, k, false, m->bits, feat), e->self);
+        e->has_self = 1;
     }
-    memcpy(acc, e->acc, sizeof e->acc);
+    memcpy(acc, e->self, sizeof e->self);
 }
 
 /* ================================================================== decoding */
@@ -726,27 +925,83 @@ float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
 
 /* ================================================================== scanning */
 
-/* Scores one window with the scanner's model and records its spans. */
+/* Decodes window w with the scanner's model: the tags of its labelled tokens to tags,
+ * and at each token tagged B-X the confidence of that entity to score (the margin of
+ * the best labelling over the best with the entity's tokens outside any entity,
+ * through a logistic). Returns false when every token is outside (tags then unset). */
+void pii_label_emissions(scan_ctx_t *c, const lab_win_t *w, int32_t (*acc)[PII_LABEL_TAGS])
+{
+    const pii_label_model_t *m = &c->s->label;
+    int32_t around[PII_LABEL_TAGS];
+    window_weights(w, m, around);
+    for (int i = 0; i < w->b - w->a; i++) {
+        self_weights(c, &w->tok[w->a + i], w->lower, acc[i]);
+        for (int t = 0; t < PII_LABEL_TAGS; t++)
+            acc[i][t] += around[t];
+        ctx_weights(w, w->a + i, m, acc[i]);
+    }
+}
+
+static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score)
+{
+    const pii_label_model_t *m = &c->s->label;
+    int n = w->b - w->a;
+    float em[LAB_TOKS][PII_LABEL_TAGS];
+    int32_t acc[LAB_TOKS][PII_LABEL_TAGS];
+    pii_label_emissions(c, w, acc);
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < PII_LABEL_TAGS; t++)
+            em[i][t] = (float)acc[i][t] * m->scale;
+    if (n == 1) {
+        /* pii_label_viterbi for one token: the best of O, B-PER, B-ADR, the first on a
+         * tie (I-X cannot start); the alternative is O */
+        float d0 = m->trans[PII_LABEL_TAGS][LT_O] + em[0][LT_O];
+        float d1 = m->trans[PII_LABEL_TAGS][LT_B_PER] + em[0][LT_B_PER];
+        float d3 = m->trans[PII_LABEL_TAGS][LT_B_ADR] + em[0][LT_B_ADR];
+        float best = d1 > d0 ? d1 : d0;
+        tags[0] = d1 > d0 ? LT_B_PER : LT_O;
+        if (d3 > best) tags[0] = LT_B_ADR, best = d3;
+        if (tags[0] == LT_O) return false;
+        score[0] = 1.0f / (1.0f + expf(-(best - d0)));
+        return true;
+    }
+    uint8_t allow[LAB_TOKS];
+    memset(allow, 0x1f, sizeof allow);
+    float best = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
+                                   (const float(*)[PII_LABEL_TAGS])m->trans, allow, tags);
+    bool any = false;
+    for (int i = 0; i < n;) {
+        int t = tags[i];
+        if (t != LT_B_PER && t != LT_B_ADR) {
+            i++;
+            continue;
+        }
+        int e = i + 1;
+        while (e < n && tags[e] == t + 1)
+            e++;
+        uint8_t al[LAB_TOKS];
+        memset(al, 0x1f, (size_t)n);
+        for (int q = i; q < e; q++)
+            al[q] = 1u << LT_O;
+        int tg2[LAB_TOKS];
+        float alt = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
+                                      (const float(*)[PII_LABEL_TAGS])m->trans, al, tg2);
+        score[i] = 1.0f / (1.0f + expf(-(best - alt)));
+        any = true;
+        i = e;
+    }
+    return any;
+}
+
+/* Decodes one window and records its spans. */
 static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
 {
     size_t values_end = *(const size_t *)arg;
-    const pii_label_model_t *m = &c->s->label;
     int n = w->b - w->a;
     if (n <= 0) return;
-    float em[LAB_TOKS][PII_LABEL_TAGS];
-    uint32_t feat[PII_LABEL_NFEAT];
-    for (int i = 0; i < n; i++) {
-        int32_t acc[PII_LABEL_TAGS];
-        self_weights(c, &w->tok[w->a + i], w->lower, acc);
-        weights_add(m, feat, feats_ctx(w, w->a + i, m->bits, feat), acc);
-        for (int t = 0; t < PII_LABEL_TAGS; t++)
-            em[i][t] = (float)acc[t] * m->scale;
-    }
-    uint8_t allow[LAB_TOKS];
-    memset(allow, 0x1f, (size_t)n);
     int tags[LAB_TOKS];
-    float best = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
-                                   (const float(*)[PII_LABEL_TAGS])m->trans, allow, tags);
+    float scores[LAB_TOKS];
+    if (!window_decode(c, w, tags, scores)) return;
     for (int i = 0; i < n;) {
         int t = tags[i];
         if (t != LT_B_PER && t != LT_B_ADR) {
@@ -761,16 +1016,7 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
         while (last > i &&
                (w->tok[w->a + last].kind == LT_PUNCT || w->tok[w->a + last].kind == LT_LINE))
             last--;
-        /* confidence: the margin over the best labelling with these tokens outside
-         * any entity, through a logistic */
-        uint8_t al[LAB_TOKS];
-        memset(al, 0x1f, (size_t)n);
-        for (int q = i; q < e; q++)
-            al[q] = 1u << LT_O;
-        int tg2[LAB_TOKS];
-        float alt = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
-                                      (const float(*)[PII_LABEL_TAGS])m->trans, al, tg2);
-        float score = 1.0f / (1.0f + expf(-(best - alt)));
+        float score = scores[i];
         size_t st = w->tok[w->a + i].st, en = w->tok[w->a + last].en;
         /* a span over a validated value (a phone, an IBAN, a card) is the labeller
          * reading digits as an address: the value stands, the span goes */
@@ -825,5 +1071,10 @@ void pii_label_scan(scan_ctx_t *c)
     /* the values found before the labeller ran: its spans are checked against these
      * only, not against each other (which made fiction quadratic in its names) */
     size_t values_end = c->sc->n;
+    /* the cache's weight sums are of one model: a scratch that meets another forgets */
+    if (c->sc->tok_model != c->s->label.id) {
+        memset(c->sc->tok, 0, sizeof *c->sc->tok << PII_TOK_BITS);
+        c->sc->tok_model = c->s->label.id;
+    }
     pii_label_windows(c, label_window, &values_end);
 }

@@ -24,6 +24,7 @@ typedef struct lab_tok {
     uint8_t kind;    /* LT_WORD, ... */
     uint8_t wclass;  /* particle, street type, title bits */
     bool cap;        /* a word starting with a capital */
+    bool known;      /* info, wclass, wh, sh and cls are filled */
 } lab_tok_t;
 
 #define LAB_TOKS 40 /* tokens per window, context included */
@@ -41,6 +42,10 @@ typedef void (*lab_fn)(scan_ctx_t *c, lab_win_t *w, void *arg);
 
 /* Calls fn on every candidate window of c's text, in order, not overlapping. */
 void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg);
+/* The emission sums of the labelled tokens of w, acc[i] for token w->a + i, as the
+ * scanner computes them (cached and tabled): the sums of the weights of the buckets
+ * pii_label_features gives, exactly. */
+void pii_label_emissions(scan_ctx_t *c, const lab_win_t *w, int32_t (*acc)[PII_LABEL_TAGS]);
 /* Writes the feature buckets (of 2^bits) of token i of w to out; returns their count
  * (<= PII_LABEL_NFEAT). */
 int pii_label_features(const scan_ctx_t *c, const lab_win_t *w, int i, unsigned bits,
