@@ -263,6 +263,14 @@ static const char *const openers[] = {
     "Delivery",   "Update",     "Reminder",  "Agenda",    "Urgent",     "Quick",    "Great",
     "Nice",       "Awesome",    "Sure",      "Okay",      "Alright",    "Congrats", "Welcome",
     "Cheers",     "Oops",       "Wow",       "Nope",      "Indeed",     "Exactly",  "Absolutely"};
+/* Given names that are also words ("Lily", "Will", "Hope"): the gazetteer marks them
+ * common, and the negatives above are full of capitalised common words, so they are
+ * drawn as often as a frequent census name or the labeller forgets them. */
+static const char *const word_names[] = {
+    "Lily",  "Rose",    "Daisy", "Grace", "Hope", "Joy",      "Faith",    "Ivy",   "Violet",
+    "Iris",  "Dawn",    "Will",  "Mark",  "Bill", "Jack",     "Ruby",     "Pearl", "Amber",
+    "Holly", "Heather", "Olive", "Sunny", "Rich", "Bob",      "Hunter",   "Chase", "Grant",
+    "Dean",  "Miles",   "Frank", "Art",   "Sue",  "Patience", "Prudence", "Rusty", "June"};
 static const char *const fpo[] = {"USNS", "USNV", "USS", "USCGC"};
 
 /* Own sentences: contexts the templates lack, and negatives (no personal data). */
@@ -459,6 +467,7 @@ static const char *name_of(gen_t *g, const names_t *l)
 {
     size_t top = l->n < 3000 ? l->n : 3000;
     const char *a = l->v[chance(g, 50) ? pick(g, top) : pick(g, l->n)];
+    if (l != &g->last && chance(g, 3)) return word_names[pick(g, N(word_names))];
     if (chance(g, g->made_pct)) { /* syllables and an ending of another language */
         char *b = g->synth[g->nsynth++ % GEN_SYNTH];
         size_t k = 0;
@@ -991,14 +1000,21 @@ static void emit_words(gen_t *g, const char *t, size_t n)
             emit(g, t + from, i - from, NULL);
             from = e;
             i = e;
-            if (opens || chance(g, g->swap_name_pct)) { /* a name can stand where any word stands */
+            if (chance(g, opens ? 50 : g->swap_name_pct)) { /* a name stands where any word does */
                 emits(g, name_of(g, chance(g, 50) ? &g->last : &g->first[pick(g, 2)]), "PERSON");
                 continue;
             }
-            if (chance(g, 50))
+            int v = (int)pick(g, 6);
+            if (opens)
+                snprintf(w, sizeof w, "%s", openers[pick(g, N(openers))]);
+            else if (v == 0)
                 snprintf(w, sizeof w, "%s", cap_noun[pick(g, N(cap_noun))]);
-            else if (chance(g, 50))
+            else if (v == 1)
                 snprintf(w, sizeof w, "%s", cap_adj[pick(g, N(cap_adj))]);
+            else if (v == 2)
+                snprintf(w, sizeof w, "%s", country_of(g));
+            else if (v == 3)
+                snprintf(w, sizeof w, "%s", nations[pick(g, N(nations))]);
             else
                 invented(g, w, sizeof w);
             emits(g, w, NULL);
@@ -1110,7 +1126,7 @@ pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census
     gen_t *g = mem_calloc(1, sizeof *g);
     g->rng = seed * 0x9E3779B97F4A7C15ull | 1;
     g->made_pct = 5, g->blend_pct = 10, g->own_pct = 40, g->swap_pct = 20;
-    g->swap_name_pct = 40, g->swap_open_pct = 15;
+    g->swap_name_pct = 40, g->swap_open_pct = 30;
     names_read(&g->first[0], census->data[PII_CENSUS_FEMALE_FIRST],
                census->len[PII_CENSUS_FEMALE_FIRST]);
     names_read(&g->first[1], census->data[PII_CENSUS_MALE_FIRST],

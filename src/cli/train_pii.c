@@ -136,8 +136,8 @@ static void usage_pii(FILE *f)
                "           [--templates FILE] [--records N] [--epochs E] [--bits B] [--seed S]\n"
                "           [--cv K [--errors]]\n\n"
                "Trains the PERSON / STREET_ADDRESS labeller on N generated records (default\n"
-               "30000; templates from shared/data/pii/templates.txt, names from the census\n"
-               "lists), E passes (default 6), 2^B feature buckets (default 14). --cv K first\n"
+               "60000; templates from shared/data/pii/templates.txt, names from the census\n"
+               "lists), E passes (default 2), 2^B feature buckets (default 14). --cv K first\n"
                "prints K-fold cross-validation by template (each fold's templates unseen in\n"
                "training), overlap P / R per fold (--errors: and every missed or false name and\n"
                "address of the held-out folds); then trains on everything and writes the model.\n");
@@ -146,8 +146,8 @@ static void usage_pii(FILE *f)
 int cmd_train_pii(int argc, char **argv)
 {
     const char *out = "data/names/pii-labeller.bin", *names = "data/names", *tmpl = NULL;
-    long nrec = 30000;
-    int epochs = 6, cv = 0, errs = 0;
+    long nrec = 60000;
+    int epochs = 2, cv = 0, errs = 0;
     unsigned bits = 14;
     unsigned long seed = 1;
     char tpath[4096], err[512];
