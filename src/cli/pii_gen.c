@@ -39,7 +39,8 @@ struct pii_gen {
     unsigned nsynth;
     int made_pct, blend_pct, own_pct; /* shares of made-up names and own sentences */
     int swap_pct, swap_name_pct;      /* capitalised literal words swapped; of them, for a name */
-    int swap_open_pct;                /* a sentence's first word swapped for a name */
+    int swap_open_pct;                /* a sentence's first word swapped (half for a name) */
+    bool lower;                       /* this record goes out in lower case */
     const char **line;                /* template lines */
     size_t *llen, nl;
 };
@@ -467,7 +468,8 @@ static const char *name_of(gen_t *g, const names_t *l)
 {
     size_t top = l->n < 3000 ? l->n : 3000;
     const char *a = l->v[chance(g, 50) ? pick(g, top) : pick(g, l->n)];
-    if (l != &g->last && chance(g, 3)) return word_names[pick(g, N(word_names))];
+    /* in lower case such a name is a word ("the rose will grow"): not drawn there */
+    if (l != &g->last && !g->lower && chance(g, 3)) return word_names[pick(g, N(word_names))];
     if (chance(g, g->made_pct)) { /* syllables and an ending of another language */
         char *b = g->synth[g->nsynth++ % GEN_SYNTH];
         size_t k = 0;
@@ -1173,15 +1175,16 @@ long pii_gen_next(pii_gen_t *g)
     buf_reset(&g->text);
     g->cps = 0;
     g->nspan = 0;
+    /* one record in twenty all in lower case, as typed in a hurry (ASCII only: the
+     * byte and code point offsets stay as they are) */
+    g->lower = chance(g, 5);
     /* own_pct in a hundred records from the sentences of our own: ids after the templates */
     size_t t = chance(g, g->own_pct) ? g->nl + pick(g, N(own)) : pick(g, g->nl);
     if (t < g->nl)
         expand(g, g->line[t], g->llen[t]);
     else
         expand(g, own[t - g->nl], strlen(own[t - g->nl]));
-    /* one record in twenty all in lower case, as typed in a hurry (ASCII only: the
-     * byte and code point offsets stay as they are) */
-    if (chance(g, 5))
+    if (g->lower)
         for (size_t i = 0; i < g->text.len; i++)
             g->text.data[i] = (char)fold((unsigned char)g->text.data[i]);
     return (long)t + 1;
