@@ -79,8 +79,13 @@ static void err_print(FILE *f, const char *what, pii_type_t t, const rec_t *r, s
 {
     const char *nl = memchr(r->text, '\n', r->len);
     int tl = (int)(nl ? (size_t)(nl - r->text) : r->len);
-    fprintf(f, "%-5s %-14s %-28.*s t%-4ld | %.*s\n", what, pii_type_name(t), (int)(en - st),
-            r->text + st, r->tmpl, tl > 120 ? 120 : tl, r->text);
+    char v[64]; /* the span on one line, cut at 63 bytes */
+    size_t k = 0;
+    for (size_t i = st; i < en && k + 1 < sizeof v; i++)
+        v[k++] = r->text[i] == '\n' ? ' ' : r->text[i];
+    v[k] = 0;
+    fprintf(f, "%-5s %-14s %-28s t%-4ld | %.*s\n", what, pii_type_name(t), v, r->tmpl,
+            tl > 120 ? 120 : tl, r->text);
 }
 
 /* Scores the records of fold only (-1: all) with scanner s, by overlap; with errs, prints
