@@ -41,6 +41,7 @@ struct pii_gen {
     int swap_pct, swap_name_pct;      /* capitalised literal words swapped; of them, for a name */
     int swap_open_pct;                /* a sentence's first word swapped (half for a name) */
     bool lower;                       /* this record goes out in lower case */
+    char place[96];                   /* a country drawn by country_of */
     const char **line;                /* template lines */
     size_t *llen, nl;
 };
@@ -98,7 +99,17 @@ static const char *const jobs[] = {"nurse",
                                    "Art therapist",
                                    "Research Scientist",
                                    "Solicitor",
-                                   "Product Designer"};
+                                   "Product Designer",
+                                   "Singer",
+                                   "Packager",
+                                   "Architect",
+                                   "Photographer",
+                                   "Librarian",
+                                   "Surveyor",
+                                   "Translator",
+                                   "Economist",
+                                   "Plumber",
+                                   "Curator"};
 static const char *const nations[] = {"Canadian", "German", "Brazilian", "Finnish", "Kenyan"};
 static const char *const days[] = {"Monday", "Tuesday", "Wednesday", "Friday", "Sunday"};
 static const char *const ibans[] = {"GB82 WEST 1234 5698 7654 32", "DE89 3704 0044 0532 0130 00",
@@ -534,7 +545,14 @@ static void invented(gen_t *g, char *b, size_t cap)
 /* A country or large region, of either list. */
 static const char *country_of(gen_t *g)
 {
-    return chance(g, 60) ? countries[pick(g, N(countries))] : countries2[pick(g, N(countries2))];
+    static const char *const lang[] = {"French", "German",  "Dutch",   "Italian", "Swedish",
+                                       "Greek",  "Turkish", "English", "Spanish", "Portuguese"};
+    const char *c =
+        chance(g, 60) ? countries[pick(g, N(countries))] : countries2[pick(g, N(countries2))];
+    if (!chance(g, 8)) return c;
+    /* a country named with its language, as address generators of several locales do */
+    snprintf(g->place, sizeof g->place, "%s (%s)", c, lang[pick(g, N(lang))]);
+    return g->place;
 }
 
 /* A region code: a US state or two capitals of any region ("RS", "ON"). */
