@@ -283,6 +283,23 @@ static const char *const word_names[] = {
     "Iris",  "Dawn",    "Will",  "Mark",  "Bill", "Jack",     "Ruby",     "Pearl", "Amber",
     "Holly", "Heather", "Olive", "Sunny", "Rich", "Bob",      "Hunter",   "Chase", "Grant",
     "Dean",  "Miles",   "Frank", "Art",   "Sue",  "Patience", "Prudence", "Rusty", "June"};
+/* Lower-case prose of words that are census names too ("the young fox will grow"):
+ * text read in lower case, where two such words make a window and must stay words. */
+static const char *const plain_adj[] = {"young", "long",   "little", "small",  "rich",  "golden",
+                                        "sharp", "strong", "dark",   "bright", "good",  "fine",
+                                        "early", "gray",   "wise",   "hardy",  "noble", "green",
+                                        "brown", "white",  "black",  "sunny",  "gentle"};
+static const char *const plain_noun[] = {
+    "king",   "rose",   "stone", "hill",   "lake",  "wood",   "field",  "fox",    "wolf",
+    "house",  "garden", "tower", "gate",   "bell",  "song",   "story",  "rain",   "snow",
+    "frost",  "bay",    "marsh", "church", "baker", "miller", "hunter", "farmer", "fisher",
+    "porter", "mason",  "rider", "cherry", "olive", "holly",  "pearl",  "ivy",    "meadows"};
+static const char *const plain_verb[] = {
+    "will grow", "sang", "may fall", "stood",     "rang",   "will shine", "grew",        "hid",
+    "fell",      "ran",  "waited",   "will stay", "rested", "turned",     "hope to win", "rose"};
+static const char *const plain_tail[] = {
+    "all day",       "by the lake", "in the rain", "at night",    "near the hill", "long ago",
+    "and went home", "in june",     "with joy",    "for a price", "by the bay",    "in the fields"};
 static const char *const fpo[] = {"USNS", "USNV", "USS", "USCGC"};
 
 /* Own sentences: contexts the templates lack, and negatives (no personal data). */
@@ -429,6 +446,9 @@ static const char *const own[] = {
     "{{opener}}: {{work_title}} {{verb_phrase}}.",
     "{{opener}} - call {{first_name}} before {{day_of_week}}",
     "{{opener}} the {{cap_noun}} {{verb_phrase}}.",
+    "{{plain_prose}}",
+    "{{plain_prose}}.",
+    "ok so {{plain_prose}}",
     "Ship to {{military}}",
     "Please forward my mail to {{military}} until {{year}}.",
 };
@@ -974,7 +994,14 @@ static void fill(gen_t *g, const char *key, size_t n)
         emits(g, cap_noun[pick(g, N(cap_noun))], NULL);
     else if (IS("opener"))
         emits(g, openers[pick(g, N(openers))], NULL);
-    else if (IS("verb_phrase"))
+    else if (IS("plain_prose")) {
+        for (int i = 0, k = 2 + (int)pick(g, 2); i < k; i++) {
+            snprintf(b, sizeof b, "%sthe %s %s %s %s", i ? (chance(g, 50) ? " and " : ", ") : "",
+                     plain_adj[pick(g, N(plain_adj))], plain_noun[pick(g, N(plain_noun))],
+                     plain_verb[pick(g, N(plain_verb))], plain_tail[pick(g, N(plain_tail))]);
+            emits(g, b, NULL);
+        }
+    } else if (IS("verb_phrase"))
         emits(g, verb_phrases[pick(g, N(verb_phrases))], NULL);
     else if (IS("cap_adj"))
         emits(g, cap_adj[pick(g, N(cap_adj))], NULL);
