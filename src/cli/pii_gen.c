@@ -141,11 +141,16 @@ static const char *const foreign_sfx[] = {"ová",  "ski",  "sson",   "escu", "en
 static const char *const particles[] = {"van", "de", "von", "da", "de la", "van der", "di"};
 /* Words that open a prompt or stand alone in one: commands and status words. */
 static const char *const commands[] = {
-    "Summarize", "Explain",  "Describe",   "Translate", "List",      "Compare",    "Classify",
-    "Rewrite",   "Generate", "Fix",        "Review",    "Answer",    "Calculate",  "Solve",
-    "Define",    "Outline",  "Draft",      "Continue",  "Retry",     "Calling",    "Overloaded",
-    "Pending",   "Done",     "Stop",       "Proceed",   "Completed", "Failed",     "Thinking",
-    "Loading",   "Refactor", "Paraphrase", "Proofread", "Extract",   "Categorize", "Shorten"};
+    "Summarize", "Explain", "Describe", "Translate", "List", "Compare", "Classify", "Rewrite",
+    "Generate", "Fix", "Review", "Answer", "Calculate", "Solve", "Define", "Outline", "Draft",
+    "Continue", "Retry", "Calling", "Overloaded", "Pending", "Done", "Stop", "Proceed", "Completed",
+    "Failed", "Thinking", "Loading", "Refactor", "Paraphrase", "Proofread", "Extract", "Categorize",
+    "Shorten",
+    /* verbs that are census surnames too: a prompt opens with them */
+    "Stream", "Read", "Check", "Cook", "Bake", "Fish", "Post", "Ring", "Hunt", "Walk", "Rush",
+    "Park", "Hook", "Pack", "Wash", "Brush", "Fetch", "Gather", "Fill", "Lock", "Seal", "Stamp",
+    "Trace", "Trim", "Patch", "Pitch", "Press", "Push", "Rank", "Save", "Score", "Show", "Sing",
+    "Spell", "Sum", "Test", "Grade", "Code", "Drop", "Forward", "Dash"};
 /* Stop sequences and section markers, in capitals. */
 static const char *const stop_words[] = {"END",     "HALT",    "STOP",   "DONE",  "EOF",
                                          "FINISH",  "ANSWER",  "OUTPUT", "INPUT", "QUESTION",
@@ -446,6 +451,9 @@ static const char *const own[] = {
     "{{opener}}: {{work_title}} {{verb_phrase}}.",
     "{{opener}} - call {{first_name}} before {{day_of_week}}",
     "{{opener}} the {{cap_noun}} {{verb_phrase}}.",
+    "{{command}} me please",
+    "{{command}} it to me again, please.",
+    "{{command}} the answer for {{first_name}}",
     "{{plain_prose}}",
     "{{plain_prose}}.",
     "ok so {{plain_prose}}",
