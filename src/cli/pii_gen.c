@@ -37,7 +37,12 @@ struct pii_gen {
     int nspan;
     char synth[GEN_SYNTH][48]; /* names made up by name_of, used round robin */
     unsigned nsynth;
-    const char **line; /* template lines */
+    int made_pct, blend_pct, own_pct; /* shares of made-up names and own sentences */
+    int swap_pct, swap_name_pct;      /* capitalised literal words swapped; of them, for a name */
+    int swap_open_pct;                /* a sentence's first word swapped (half for a name) */
+    bool lower;                       /* this record goes out in lower case */
+    char place[96];                   /* a country drawn by country_of */
+    const char **line;                /* template lines */
     size_t *llen, nl;
 };
 typedef struct pii_gen gen_t;
@@ -94,7 +99,17 @@ static const char *const jobs[] = {"nurse",
                                    "Art therapist",
                                    "Research Scientist",
                                    "Solicitor",
-                                   "Product Designer"};
+                                   "Product Designer",
+                                   "Singer",
+                                   "Packager",
+                                   "Architect",
+                                   "Photographer",
+                                   "Librarian",
+                                   "Surveyor",
+                                   "Translator",
+                                   "Economist",
+                                   "Plumber",
+                                   "Curator"};
 static const char *const nations[] = {"Canadian", "German", "Brazilian", "Finnish", "Kenyan"};
 static const char *const days[] = {"Monday", "Tuesday", "Wednesday", "Friday", "Sunday"};
 static const char *const ibans[] = {"GB82 WEST 1234 5698 7654 32", "DE89 3704 0044 0532 0130 00",
@@ -126,11 +141,16 @@ static const char *const foreign_sfx[] = {"ová",  "ski",  "sson",   "escu", "en
 static const char *const particles[] = {"van", "de", "von", "da", "de la", "van der", "di"};
 /* Words that open a prompt or stand alone in one: commands and status words. */
 static const char *const commands[] = {
-    "Summarize", "Explain",  "Describe",   "Translate", "List",      "Compare",    "Classify",
-    "Rewrite",   "Generate", "Fix",        "Review",    "Answer",    "Calculate",  "Solve",
-    "Define",    "Outline",  "Draft",      "Continue",  "Retry",     "Calling",    "Overloaded",
-    "Pending",   "Done",     "Stop",       "Proceed",   "Completed", "Failed",     "Thinking",
-    "Loading",   "Refactor", "Paraphrase", "Proofread", "Extract",   "Categorize", "Shorten"};
+    "Summarize", "Explain", "Describe", "Translate", "List", "Compare", "Classify", "Rewrite",
+    "Generate", "Fix", "Review", "Answer", "Calculate", "Solve", "Define", "Outline", "Draft",
+    "Continue", "Retry", "Calling", "Overloaded", "Pending", "Done", "Stop", "Proceed", "Completed",
+    "Failed", "Thinking", "Loading", "Refactor", "Paraphrase", "Proofread", "Extract", "Categorize",
+    "Shorten",
+    /* verbs that are census surnames too: a prompt opens with them */
+    "Stream", "Read", "Check", "Cook", "Bake", "Fish", "Post", "Ring", "Hunt", "Walk", "Rush",
+    "Park", "Hook", "Pack", "Wash", "Brush", "Fetch", "Gather", "Fill", "Lock", "Seal", "Stamp",
+    "Trace", "Trim", "Patch", "Pitch", "Press", "Push", "Rank", "Save", "Score", "Show", "Sing",
+    "Spell", "Sum", "Test", "Grade", "Code", "Drop", "Forward", "Dash"};
 /* Stop sequences and section markers, in capitals. */
 static const char *const stop_words[] = {"END",     "HALT",    "STOP",   "DONE",  "EOF",
                                          "FINISH",  "ANSWER",  "OUTPUT", "INPUT", "QUESTION",
@@ -193,6 +213,99 @@ static const char *const countries2[] = {
     "Slovenia", "Serbia",    "Ukraine",        "Morocco",  "Tunisia",      "Luxembourg",
     "Estonia",  "Latvia",    "Lithuania",      "Bulgaria", "Slovakia",     "Malta",
     "Uruguay",  "Venezuela", "Bolivia",        "Ecuador",  "Vatican City", "Monaco"};
+
+/* Syllables and endings of given names and surnames of other languages, for names in
+ * no census list ("Vesmira", "Kolbrandt", "Tamiko"): the labeller must learn names by
+ * their place and shape, not only by the gazetteer. */
+static const char *const name_syl[] = {"ve",  "mi",  "ko", "ta",  "ra",  "lu", "sa",  "do",
+                                       "jan", "bo",  "ri", "na",  "hal", "ei", "sve", "al",
+                                       "ya",  "zo",  "ke", "fri", "gu",  "am", "ili", "or",
+                                       "dra", "tho", "ne", "ki",  "vla", "ma", "sig", "ai"};
+static const char *const name_end[] = {
+    "a",    "ia",  "ina",  "ika", "ela",  "ko",     "ov",  "mir", "slav", "bert",
+    "rik",  "do",  "ro",   "ja",  "ei",   "ud",     "ira", "ndt", "hild", "mund",
+    "ette", "oud", "ani",  "ayo", "emi",  "uko",    "ova", "ski", "ssen", "ström",
+    "anu",  "itz", "ahan", "ero", "inho", "dóttir", "yev", "ulu", "ović", "aki"};
+/* Capitalised words that are no names: titles of books, songs and shows, bands, plural
+ * nouns, headings (negatives in the places names take). */
+static const char *const cap_adj[] = {
+    "Silver", "Broken", "Little", "Lost",    "Golden", "Quiet",   "Endless", "Hidden", "Electric",
+    "Wild",   "Last",   "Secret", "Burning", "Frozen", "Crimson", "Lonely",  "Velvet", "Hollow"};
+static const char *const cap_noun[] = {
+    "Lantern", "Wings",   "Shadow",  "River",   "Garden",  "Machine", "Dreams",  "Mountain",
+    "Harbor",  "Kingdom", "Echoes",  "Stars",   "Thunder", "Pilgrim", "Horizon", "Voyage",
+    "Dragons", "Robots",  "Pirates", "Wizards", "Giants",  "Goblins", "Sailors", "Ghosts",
+    "Season",  "Highway", "Summer",  "Letters", "Islands", "Tides",   "Engines", "Crowns"};
+static const char *const cap_tail[] = {
+    "of the North",      "of Autumn", "in the Rain", "at Midnight",
+    "and Other Stories", "Returns",   "Rising",      "Forever"};
+static const char *const channels[] = {"TV", "Radio", "News", "FM", "Live", "Weekly", "Today"};
+static const char *const verb_phrases[] = {"is very late again",
+                                           "was right about the plan",
+                                           "has moved away",
+                                           "never answers the phone",
+                                           "will join us later",
+                                           "won the prize last year",
+                                           "looks tired today",
+                                           "forgot the keys again",
+                                           "is sorry about it",
+                                           "kept the receipt",
+                                           "said nothing at all",
+                                           "left before dinner",
+                                           "was here this morning",
+                                           "wants to talk to you",
+                                           "needs a new laptop",
+                                           "is the best choice",
+                                           "made the list again",
+                                           "sounds great to me",
+                                           "lost the match",
+                                           "has a new office",
+                                           "was closed on Sunday",
+                                           "changed everything",
+                                           "is on the second floor",
+                                           "grew up by the sea",
+                                           "got the job",
+                                           "asked about the refund",
+                                           "started in March"};
+/* Words that open sentences: adverbs, greetings, imperatives, nouns of a note's first
+ * line. Capitalised by the grammar, never names. */
+static const char *const openers[] = {
+    "Honestly",   "Sadly",      "Luckily",   "Meanwhile", "Finally",    "Tomorrow", "Tonight",
+    "Anyway",     "Actually",   "Perhaps",   "Sometimes", "Usually",    "Later",    "Soon",
+    "Besides",    "Instead",    "Otherwise", "Overall",   "Basically",  "Clearly",  "Seriously",
+    "Apparently", "Hopefully",  "Obviously", "Suddenly",  "Eventually", "Recently", "Currently",
+    "Generally",  "Personally", "Frankly",   "Naturally", "Admittedly", "Still",    "Yesterday",
+    "Check",      "Bring",      "Remind",    "Book",      "Order",      "Pick",     "Grab",
+    "Buy",        "Dinner",     "Coffee",    "Weather",   "Traffic",    "Budget",   "Invoice",
+    "Delivery",   "Update",     "Reminder",  "Agenda",    "Urgent",     "Quick",    "Great",
+    "Nice",       "Awesome",    "Sure",      "Okay",      "Alright",    "Congrats", "Welcome",
+    "Cheers",     "Oops",       "Wow",       "Nope",      "Indeed",     "Exactly",  "Absolutely"};
+/* Given names that are also words ("Lily", "Will", "Hope"): the gazetteer marks them
+ * common, and the negatives above are full of capitalised common words, so they are
+ * drawn as often as a frequent census name or the labeller forgets them. */
+static const char *const word_names[] = {
+    "Lily",  "Rose",    "Daisy", "Grace", "Hope", "Joy",      "Faith",    "Ivy",   "Violet",
+    "Iris",  "Dawn",    "Will",  "Mark",  "Bill", "Jack",     "Ruby",     "Pearl", "Amber",
+    "Holly", "Heather", "Olive", "Sunny", "Rich", "Bob",      "Hunter",   "Chase", "Grant",
+    "Dean",  "Miles",   "Frank", "Art",   "Sue",  "Patience", "Prudence", "Rusty", "June"};
+/* Lower-case prose of words that are census names too ("the young fox will grow"):
+ * text read in lower case, where two such words make a window and must stay words. */
+static const char *const plain_adj[] = {"young", "long",   "little", "small",  "rich",  "golden",
+                                        "sharp", "strong", "dark",   "bright", "good",  "fine",
+                                        "early", "gray",   "wise",   "hardy",  "noble", "green",
+                                        "brown", "white",  "black",  "sunny",  "gentle"};
+static const char *const plain_noun[] = {
+    "king",   "rose",   "stone", "hill",   "lake",  "wood",   "field",  "fox",    "wolf",
+    "house",  "garden", "tower", "gate",   "bell",  "song",   "story",  "rain",   "snow",
+    "frost",  "bay",    "marsh", "church", "baker", "miller", "hunter", "farmer", "fisher",
+    "porter", "mason",  "rider", "cherry", "olive", "holly",  "pearl",  "ivy",    "meadows"};
+static const char *const plain_verb[] = {
+    "will grow", "sang", "may fall", "stood",     "rang",   "will shine", "grew",        "hid",
+    "fell",      "ran",  "waited",   "will stay", "rested", "turned",     "hope to win", "rose"};
+static const char *const plain_tail[] = {
+    "all day",       "by the lake", "in the rain", "at night",    "near the hill", "long ago",
+    "and went home", "in june",     "with joy",    "for a price", "by the bay",    "in the fields"};
+static const char *const fpo[] = {"USNS", "USNV", "USS", "USCGC"};
 
 /* Own sentences: contexts the templates lack, and negatives (no personal data). */
 static const char *const own[] = {
@@ -257,6 +370,95 @@ static const char *const own[] = {
     "{{command}} the {{acronym}} report and send it to {{first_name}}",
     "Invite list: {{person_list}}",
     "{{person_list}} and {{person}} signed the petition.",
+    /* single names in the places a sentence puts them, and lists of them */
+    "{{first_name}} laughed and closed the door.",
+    "{{first_name}} and {{first_name}} went to the market on {{day_of_week}}.",
+    "{{last_name}} scored twice in the second half.",
+    "{{first_name}}, can you send me the file?",
+    "Thanks, {{first_name}}!",
+    "Ask {{last_name}} about the budget before noon.",
+    "{{first_name}}: are you coming tonight?",
+    "> {{first_name}} wrote:\n> I disagree with that.",
+    "Tell {{first_name}} I said hi.",
+    "We named the baby {{first_name}}.",
+    "Her daughter {{first_name}} starts school in {{city}}.",
+    "The kids were {{first_list}}.",
+    "Partners: {{last_list}}.",
+    "The firm was started by {{last_list}} in {{year}}.",
+    "{{first_name}}'s bike was stolen from {{address}}.",
+    "Did {{first_name}} finish reading {{work_title}}?",
+    "I finally read \"{{work_title}}\" by {{person}}.",
+    "{{band}} played \"{{work_title}}\" live in {{city}}.",
+    "The {{work_title}} tour by {{band}} starts on {{day_of_week}}.",
+    "{{person}} told {{channel}} the album was finished.",
+    "Watch {{work_title}} on {{channel}} tonight.",
+    "{{cap_noun}} and {{cap_noun}} fill the new season of {{work_title}}.",
+    "Welcome to {{organization}}! Your agent today is {{first_name}}.",
+    "- {{person}}\n- {{person}}\n- {{person}}",
+    "1. {{person}}\n2. {{person}}\n3. {{last_name}}",
+    "Dear {{prefix}} {{last_name}},\nyour order has shipped.",
+    "Dear {{first_name}}, thank you for your letter.",
+    "Best wishes, {{first_name}} and {{first_name}}",
+    "{{first_name}} ({{age}}) and {{first_name}} ({{age}}) share a room.",
+    "Photo by {{person}} / {{organization}}",
+    "Written by {{person}}; edited by {{person}}.",
+    "Re: {{work_title}}\n\n{{first_name}}, see the notes below.",
+    "Meeting with {{last_name}} moved to {{day_of_week}}.",
+    "{{last_name}} and {{last_name}} were the first two to arrive.",
+    "Coach {{last_name}} benched {{first_name}} for the final.",
+    "Judge {{last_name}} ruled against {{organization}}.",
+    "My cousin {{first_name}} from {{country}} is visiting.",
+    "Happy birthday {{first_name}}!!",
+    "Who is {{first_name}}?",
+    "I think {{first_name}} {{last_name}} would agree.",
+    "Nobody called, except {{first_name}}.",
+    "Is this {{first_name}}'s jacket or {{first_name}}'s?",
+    "Book club: {{work_title}}, {{work_title}} and {{work_title}}",
+    "Top picks: {{band}}, {{band}} and {{band}}.",
+    "{{cap_noun}}, {{cap_noun}} and {{cap_noun}} are in the new game.",
+    "Chapter {{age}}: {{work_title}}",
+    "New from {{organization}}: the {{product}} {{cap_adj}} Edition.",
+    "RSVP to {{first_name}} by {{day_of_week}}.",
+    "{{first_name}}?? where are you",
+    "Interview with {{person}}, {{job}} at {{organization}}.",
+    "{{person}}, {{person}} and {{person}} won the {{work_title}} award.",
+    "On {{day_of_week}}, {{first_name}} met {{first_name}} at the {{city}} station.",
+    "Lunch with {{first_name}}? Sure.",
+    "Patient {{person}}, born {{year}}, seen by Dr. {{last_name}}.",
+    "Student: {{person}}\nGrade: {{age}}",
+    "{{first_name}} was born in {{city}} and raised in {{country}}.",
+    "The {{last_name}} family lives at {{address}}.",
+    "{{work_title}} ({{year}}) stars {{person}} and {{person}}.",
+    "Breaking: {{organization}} buys {{band}} for {{age}} million.",
+    "{{cap_adj}} {{cap_noun}}\n{{work_title}}\n{{cap_noun}}",
+    "Visit the {{cap_adj}} {{cap_noun}} in {{city}} this {{day_of_week}}.",
+    "A song for {{first_name}}, and one for {{first_name}}.",
+    "Say hello to {{first_name}} and the {{cap_noun}}!",
+    "{{first_name}} {{last_name}} - {{job}} - {{city}}",
+    /* what a sentence says of its subject, whatever the subject is */
+    "{{first_name}} {{verb_phrase}}.",
+    "{{last_name}} {{verb_phrase}}.",
+    "{{person}} {{verb_phrase}}.",
+    "{{first_name}} and {{first_name}} {{verb_phrase}}.",
+    "{{organization}} {{verb_phrase}}.",
+    "{{city}} {{verb_phrase}}.",
+    "{{work_title}} {{verb_phrase}}.",
+    "Yesterday {{last_name}} {{verb_phrase}}.",
+    "I heard {{first_name}} {{verb_phrase}}.",
+    "{{opener}}, the {{product}} is out of stock.",
+    "{{opener}} {{first_name}} {{verb_phrase}}.",
+    "{{opener}}! {{first_name}} {{verb_phrase}}.",
+    "{{opener}}: {{work_title}} {{verb_phrase}}.",
+    "{{opener}} - call {{first_name}} before {{day_of_week}}",
+    "{{opener}} the {{cap_noun}} {{verb_phrase}}.",
+    "{{command}} me please",
+    "{{command}} it to me again, please.",
+    "{{command}} the answer for {{first_name}}",
+    "{{plain_prose}}",
+    "{{plain_prose}}.",
+    "ok so {{plain_prose}}",
+    "Ship to {{military}}",
+    "Please forward my mail to {{military}} until {{year}}.",
 };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -305,7 +507,19 @@ static const char *name_of(gen_t *g, const names_t *l)
 {
     size_t top = l->n < 3000 ? l->n : 3000;
     const char *a = l->v[chance(g, 50) ? pick(g, top) : pick(g, l->n)];
-    if (!chance(g, 15)) return a;
+    /* in lower case such a name is a word ("the rose will grow"): not drawn there */
+    if (l != &g->last && !g->lower && chance(g, 3)) return word_names[pick(g, N(word_names))];
+    if (chance(g, g->made_pct)) { /* syllables and an ending of another language */
+        char *b = g->synth[g->nsynth++ % GEN_SYNTH];
+        size_t k = 0;
+        for (int i = 0, m = 1 + (int)pick(g, 2); i < m; i++)
+            k += (size_t)snprintf(b + k, sizeof g->synth[0] - k, "%s",
+                                  name_syl[pick(g, N(name_syl))]);
+        snprintf(b + k, sizeof g->synth[0] - k, "%s", name_end[pick(g, N(name_end))]);
+        b[0] = (char)(b[0] - 32);
+        return b;
+    }
+    if (!chance(g, g->blend_pct)) return a;
     /* one in three is no census name: the head of one joined to the tail of another
      * ("Wil" + "tze"), the shape of names from other lists and languages */
     const char *c = l->v[pick(g, l->n)];
@@ -359,7 +573,14 @@ static void invented(gen_t *g, char *b, size_t cap)
 /* A country or large region, of either list. */
 static const char *country_of(gen_t *g)
 {
-    return chance(g, 60) ? countries[pick(g, N(countries))] : countries2[pick(g, N(countries2))];
+    static const char *const lang[] = {"French", "German",  "Dutch",   "Italian", "Swedish",
+                                       "Greek",  "Turkish", "English", "Spanish", "Portuguese"};
+    const char *c =
+        chance(g, 60) ? countries[pick(g, N(countries))] : countries2[pick(g, N(countries2))];
+    if (!chance(g, 8)) return c;
+    /* a country named with its language, as address generators of several locales do */
+    snprintf(g->place, sizeof g->place, "%s (%s)", c, lang[pick(g, N(lang))]);
+    return g->place;
 }
 
 /* A region code: a US state or two capitals of any region ("RS", "ON"). */
@@ -422,6 +643,42 @@ static void job_str(gen_t *g, char *b, size_t cap)
     if (chance(g, 30) && b[0] >= 'A' && b[0] <= 'Z') b[0] = (char)(b[0] + 32);
 }
 
+/* A title of a book, song or show in capitalised words ("The Hidden Lantern", "Lost
+ * Wings at Midnight", "Echoes"): a negative for PERSON. */
+static void work_str(gen_t *g, char *b, size_t cap)
+{
+    int v = (int)pick(g, 4);
+    const char *a = cap_adj[pick(g, N(cap_adj))], *n = cap_noun[pick(g, N(cap_noun))];
+    if (v == 0)
+        snprintf(b, cap, "The %s %s", a, n);
+    else if (v == 1)
+        snprintf(b, cap, "%s %s %s", a, n, cap_tail[pick(g, N(cap_tail))]);
+    else if (v == 2)
+        snprintf(b, cap, "%s", n);
+    else
+        snprintf(b, cap, "The %s of the %s", n, cap_noun[pick(g, N(cap_noun))]);
+}
+
+/* A military postal address as US address generators write it ("USNS Name\nFPO AE
+ * 12345", "PSC 1234, Box 5678\nAPO AA 12345"): a ship named after a person is an
+ * address, not a name. */
+static void military_str(gen_t *g, char *b, size_t cap)
+{
+    static const char *const po[] = {"APO", "FPO", "DPO"}, *const area[] = {"AA", "AE", "AP"};
+    const char *sep = chance(g, 70) ? "\n" : " ";
+    unsigned zip = (unsigned)(10000 + pick(g, 89999));
+    int v = (int)pick(g, 3);
+    if (v == 0)
+        snprintf(b, cap, "%s %s%s%s %s %05u", fpo[pick(g, N(fpo))], name_of(g, &g->last), sep,
+                 po[pick(g, 3)], area[pick(g, 3)], zip);
+    else if (v == 1)
+        snprintf(b, cap, "PSC %04u, Box %04u%s%s %s %05u", (unsigned)pick(g, 10000),
+                 (unsigned)pick(g, 10000), sep, po[pick(g, 3)], area[pick(g, 3)], zip);
+    else
+        snprintf(b, cap, "Unit %04u Box %04u%s%s %s %05u", (unsigned)pick(g, 10000),
+                 (unsigned)pick(g, 10000), sep, po[pick(g, 3)], area[pick(g, 3)], zip);
+}
+
 /* A person's full name in one of many forms, as one PERSON span (a title, when drawn,
  * stays outside it). */
 static void fill_person(gen_t *g, int sex)
@@ -479,6 +736,11 @@ static void fill_address(gen_t *g)
     char b[320], st[128];
     int k = 0;
     size_t cap = sizeof b;
+    if (chance(g, 6)) {
+        military_str(g, b, cap);
+        emits(g, b, "STREET_ADDRESS");
+        return;
+    }
     if (chance(g, 15)) {
         k = snprintf(b, cap, "%s %u", eu_streets[pick(g, N(eu_streets))],
                      (unsigned)(1 + pick(g, 120)));
@@ -544,8 +806,8 @@ static void city_str(gen_t *g, char *b, size_t cap)
         snprintf(b, sb, "%s%s", nm, city_sfx[pick(g, N(city_sfx))]);
     else if (v == 4)
         snprintf(b, sb, "%s %s", city_pre[pick(g, N(city_pre))], nm);
-    else if (v == 5)
-        snprintf(b, sb, "%s", nm);
+    else if (v == 5) /* a name alone is no town's name in the templates' data */
+        snprintf(b, sb, "%s", cities[pick(g, N(cities))]);
     else {
         /* a place in no list, sometimes with a district letter ("Ostrava V") */
         invented(g, w, sizeof w);
@@ -701,9 +963,121 @@ static void fill(gen_t *g, const char *key, size_t n)
             b[i] = (char)('A' + pick(g, 26));
         b[k] = 0;
         emits(g, b, NULL);
+    } else if (IS("first_list") || IS("last_list")) { /* "A, B, C and D", each a name */
+        size_t k = 2 + pick(g, 5);
+        bool first = key[0] == 'f';
+        int st = chance(g, 10) ? 1 : chance(g, 5) ? 2 : 0;
+        for (size_t i = 0; i < k; i++) {
+            if (i) emits(g, i + 1 == k ? (chance(g, 20) ? ", and " : " and ") : ", ", NULL);
+            styled(b, sizeof b, name_of(g, first ? &g->first[pick(g, 2)] : &g->last), st);
+            emits(g, b, "PERSON");
+        }
+    } else if (IS("work_title")) {
+        work_str(g, b, sizeof b);
+        emits(g, b, NULL);
+    } else if (IS("band")) {
+        char w[64];
+        int v = (int)pick(g, 4);
+        if (v == 0)
+            snprintf(b, sizeof b, "The %s %s", cap_adj[pick(g, N(cap_adj))],
+                     cap_noun[pick(g, N(cap_noun))]);
+        else if (v == 1)
+            snprintf(b, sizeof b, "%s-%u", cap_noun[pick(g, N(cap_noun))],
+                     (unsigned)(1 + pick(g, 999)));
+        else if (v == 2)
+            snprintf(b, sizeof b, "%s %s", cap_adj[pick(g, N(cap_adj))],
+                     cap_noun[pick(g, N(cap_noun))]);
+        else {
+            invented(g, w, sizeof w);
+            snprintf(b, sizeof b, "%s", w);
+        }
+        emits(g, b, NULL);
+    } else if (IS("channel")) {
+        char w[64];
+        invented(g, w, sizeof w);
+        if (chance(g, 50)) styled(w, sizeof w, w, 2);
+        snprintf(b, sizeof b, "%s %s", w, channels[pick(g, N(channels))]);
+        emits(g, b, NULL);
+    } else if (IS("cap_noun"))
+        emits(g, cap_noun[pick(g, N(cap_noun))], NULL);
+    else if (IS("opener"))
+        emits(g, openers[pick(g, N(openers))], NULL);
+    else if (IS("plain_prose")) {
+        for (int i = 0, k = 2 + (int)pick(g, 2); i < k; i++) {
+            snprintf(b, sizeof b, "%sthe %s %s %s %s", i ? (chance(g, 50) ? " and " : ", ") : "",
+                     plain_adj[pick(g, N(plain_adj))], plain_noun[pick(g, N(plain_noun))],
+                     plain_verb[pick(g, N(plain_verb))], plain_tail[pick(g, N(plain_tail))]);
+            emits(g, b, NULL);
+        }
+    } else if (IS("verb_phrase"))
+        emits(g, verb_phrases[pick(g, N(verb_phrases))], NULL);
+    else if (IS("cap_adj"))
+        emits(g, cap_adj[pick(g, N(cap_adj))], NULL);
+    else if (IS("military")) {
+        military_str(g, b, sizeof b);
+        emits(g, b, "STREET_ADDRESS");
     } else
         emits(g, pets[pick(g, N(pets))], NULL);
 #undef IS
+}
+
+/* Appends literal text of a template, each capitalised word of it (not a title, not
+ * in capitals) swapped with swap_pct in a hundred for another capitalised word that is
+ * no name ("Hobbits" -> "Lanterns", "Vexora"): the words a template spells out are
+ * negatives the labeller must not learn one by one, or it calls every capitalised
+ * word of an unseen sentence a name. */
+static void emit_words(gen_t *g, const char *t, size_t n)
+{
+    size_t i = 0, from = 0;
+    while (i < n) {
+        bool st = (i == 0 || !((t[i - 1] | 32) >= 'a' && (t[i - 1] | 32) <= 'z')) && t[i] >= 'A' &&
+                  t[i] <= 'Z';
+        if (!st) {
+            i++;
+            continue;
+        }
+        size_t e = i + 1;
+        bool low = false;
+        while (e < n && (t[e] | 32) >= 'a' && (t[e] | 32) <= 'z')
+            low |= t[e] >= 'a', e++;
+        bool title = false;
+        for (size_t q = 0; q < N(titles) && !title; q++)
+            title = strlen(titles[q]) >= e - i && !strncmp(titles[q], t + i, e - i);
+        /* a sentence's first word is capitalised by the grammar: it stays */
+        size_t b = i;
+        while (b > 0 && (t[b - 1] == ' ' || t[b - 1] == '"'))
+            b--;
+        bool opens = b == 0 ? g->text.len == 0 || g->text.data[g->text.len - 1] == '\n'
+                            : strchr(".!?:\n", t[b - 1]) != NULL;
+        if (e - i >= 4 && low && !title && (e == n || (unsigned char)t[e] < 0x80) &&
+            chance(g, opens ? g->swap_open_pct : g->swap_pct)) {
+            char w[64];
+            emit(g, t + from, i - from, NULL);
+            from = e;
+            i = e;
+            if (chance(g, opens ? 50 : g->swap_name_pct)) { /* a name stands where any word does */
+                emits(g, name_of(g, chance(g, 50) ? &g->last : &g->first[pick(g, 2)]), "PERSON");
+                continue;
+            }
+            int v = (int)pick(g, 6);
+            if (opens)
+                snprintf(w, sizeof w, "%s", openers[pick(g, N(openers))]);
+            else if (v == 0)
+                snprintf(w, sizeof w, "%s", cap_noun[pick(g, N(cap_noun))]);
+            else if (v == 1)
+                snprintf(w, sizeof w, "%s", cap_adj[pick(g, N(cap_adj))]);
+            else if (v == 2)
+                snprintf(w, sizeof w, "%s", country_of(g));
+            else if (v == 3)
+                snprintf(w, sizeof w, "%s", nations[pick(g, N(nations))]);
+            else
+                invented(g, w, sizeof w);
+            emits(g, w, NULL);
+            from = e;
+        }
+        i = e;
+    }
+    emit(g, t + from, n - from, NULL);
 }
 
 /* Appends template text, its "\\n" escapes as line breaks (templates.txt writes the
@@ -713,10 +1087,10 @@ static void emit_lit(gen_t *g, const char *t, size_t n)
     for (size_t i = 0; i < n;) {
         const char *e = i + 1 < n ? memmem(t + i, n - i, "\\n", 2) : NULL;
         if (!e) {
-            emit(g, t + i, n - i, NULL);
+            emit_words(g, t + i, n - i);
             return;
         }
-        emit(g, t + i, (size_t)(e - (t + i)), NULL);
+        emit_words(g, t + i, (size_t)(e - (t + i)));
         emit(g, "\n", 1, NULL);
         i = (size_t)(e + 2 - t);
     }
@@ -806,6 +1180,8 @@ pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census
 {
     gen_t *g = mem_calloc(1, sizeof *g);
     g->rng = seed * 0x9E3779B97F4A7C15ull | 1;
+    g->made_pct = 5, g->blend_pct = 10, g->own_pct = 40, g->swap_pct = 20;
+    g->swap_name_pct = 40, g->swap_open_pct = 30;
     names_read(&g->first[0], census->data[PII_CENSUS_FEMALE_FIRST],
                census->len[PII_CENSUS_FEMALE_FIRST]);
     names_read(&g->first[1], census->data[PII_CENSUS_MALE_FIRST],
@@ -852,15 +1228,16 @@ long pii_gen_next(pii_gen_t *g)
     buf_reset(&g->text);
     g->cps = 0;
     g->nspan = 0;
-    /* one record in four from the sentences of our own: ids after the templates */
-    size_t t = chance(g, 25) ? g->nl + pick(g, N(own)) : pick(g, g->nl);
+    /* one record in twenty all in lower case, as typed in a hurry (ASCII only: the
+     * byte and code point offsets stay as they are) */
+    g->lower = chance(g, 5);
+    /* own_pct in a hundred records from the sentences of our own: ids after the templates */
+    size_t t = chance(g, g->own_pct) ? g->nl + pick(g, N(own)) : pick(g, g->nl);
     if (t < g->nl)
         expand(g, g->line[t], g->llen[t]);
     else
         expand(g, own[t - g->nl], strlen(own[t - g->nl]));
-    /* one record in twenty all in lower case, as typed in a hurry (ASCII only: the
-     * byte and code point offsets stay as they are) */
-    if (chance(g, 5))
+    if (g->lower)
         for (size_t i = 0; i < g->text.len; i++)
             g->text.data[i] = (char)fold((unsigned char)g->text.data[i]);
     return (long)t + 1;

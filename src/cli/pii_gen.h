@@ -7,8 +7,11 @@
  * outside the span, hyphenated and multi-part surnames, particles, lower case, all
  * capitals, diacritics and non-English surname endings built from the lists'
  * surnames), street addresses built from street names and numbers, and negatives
- * (places, firms made of surnames, products, pets and toys, capitalised common words
- * at sentence starts). Writes the presidio-research JSON format that `switchyard pii
+ * (places, firms made of surnames, products, pets and toys, titles and bands, verbs
+ * and openers at sentence starts, lower-case prose of census words). Capitalised
+ * words of the templates' own text are sometimes swapped for a name or a non-name, so
+ * a learner cannot learn the templates' wording instead of names. Writes the presidio-research JSON
+ * format that `switchyard pii
  * --eval` reads (positions in code points), with the template's number in
  * template_id, so a learner can be cross-validated by template. It never reads the
  * labelled evaluation files.

@@ -73,9 +73,25 @@ static int train_on(const pii_scanner_t *base, const rec_t *r, size_t n, int k, 
     return rc;
 }
 
-/* Scores the records of fold only (-1: all) with scanner s, by overlap. */
+/* Prints one error of the cross-validation: what, the span, the template, the text's
+ * first line. */
+static void err_print(FILE *f, const char *what, pii_type_t t, const rec_t *r, size_t st, size_t en)
+{
+    const char *nl = memchr(r->text, '\n', r->len);
+    int tl = (int)(nl ? (size_t)(nl - r->text) : r->len);
+    char v[64]; /* the span on one line, cut at 63 bytes */
+    size_t k = 0;
+    for (size_t i = st; i < en && k + 1 < sizeof v; i++)
+        v[k++] = r->text[i] == '\n' ? ' ' : r->text[i];
+    v[k] = 0;
+    fprintf(f, "%-5s %-14s %-28s t%-4ld | %.*s\n", what, pii_type_name(t), v, r->tmpl,
+            tl > 120 ? 120 : tl, r->text);
+}
+
+/* Scores the records of fold only (-1: all) with scanner s, by overlap; with errs, prints
+ * every missed and false PERSON and STREET_ADDRESS there. */
 static void score_on(const pii_scanner_t *s, const rec_t *r, size_t n, int k, int only, pr_t *per,
-                     pr_t *adr)
+                     pr_t *adr, FILE *errs)
 {
     pii_scratch_t *sc = pii_scratch_new(s);
     for (size_t i = 0; i < n; i++) {
@@ -89,22 +105,25 @@ static void score_on(const pii_scanner_t *s, const rec_t *r, size_t n, int k, in
             for (size_t g = 0; g < r[i].ngold; g++) {
                 if (r[i].gold[g].type != T) continue;
                 c->gold++;
-                for (size_t q = 0; q < ns; q++)
-                    if (sp[q].type == T && sp[q].start < r[i].gold[g].end &&
-                        r[i].gold[g].start < sp[q].end) {
-                        c->gold_hit++;
-                        break;
-                    }
+                size_t q = 0;
+                while (q < ns && !(sp[q].type == T && sp[q].start < r[i].gold[g].end &&
+                                   r[i].gold[g].start < sp[q].end))
+                    q++;
+                c->gold_hit += q < ns;
+                if (q == ns && errs)
+                    err_print(errs, "miss", T, &r[i], r[i].gold[g].start, r[i].gold[g].end);
             }
             for (size_t q = 0; q < ns; q++) {
                 if (sp[q].type != T) continue;
                 c->pred++;
-                for (size_t g = 0; g < r[i].ngold; g++)
-                    if (r[i].gold[g].type == T && sp[q].start < r[i].gold[g].end &&
-                        r[i].gold[g].start < sp[q].end) {
-                        c->pred_hit++;
-                        break;
-                    }
+                size_t g = 0;
+                while (g < r[i].ngold &&
+                       !(r[i].gold[g].type == T && sp[q].start < r[i].gold[g].end &&
+                         r[i].gold[g].start < sp[q].end))
+                    g++;
+                c->pred_hit += g < r[i].ngold;
+                if (g == r[i].ngold && errs)
+                    err_print(errs, "false", T, &r[i], sp[q].start, sp[q].end);
             }
         }
     }
@@ -120,20 +139,20 @@ static void usage_pii(FILE *f)
 {
     fprintf(f, "usage: switchyard train pii [-o data/names/pii-labeller.bin] [--names DIR]\n"
                "           [--templates FILE] [--records N] [--epochs E] [--bits B] [--seed S]\n"
-               "           [--cv K]\n\n"
+               "           [--cv K [--errors]]\n\n"
                "Trains the PERSON / STREET_ADDRESS labeller on N generated records (default\n"
-               "30000; templates from shared/data/pii/templates.txt, names from the census\n"
-               "lists), E passes (default 6), 2^B feature buckets (default 14). --cv K first\n"
+               "60000; templates from shared/data/pii/templates.txt, names from the census\n"
+               "lists), E passes (default 2), 2^B feature buckets (default 14). --cv K first\n"
                "prints K-fold cross-validation by template (each fold's templates unseen in\n"
-               "training), overlap P / R per fold; then trains on everything and writes the\n"
-               "model.\n");
+               "training), overlap P / R per fold (--errors: and every missed or false name and\n"
+               "address of the held-out folds); then trains on everything and writes the model.\n");
 }
 
 int cmd_train_pii(int argc, char **argv)
 {
     const char *out = "data/names/pii-labeller.bin", *names = "data/names", *tmpl = NULL;
-    long nrec = 30000;
-    int epochs = 6, cv = 0;
+    long nrec = 60000;
+    int epochs = 2, cv = 0, errs = 0;
     unsigned bits = 14;
     unsigned long seed = 1;
     char tpath[4096], err[512];
@@ -158,6 +177,8 @@ int cmd_train_pii(int argc, char **argv)
             bad = cli_u64(argv[++i], &u), seed = (unsigned long)u;
         else if (!strcmp(a, "--cv") && v)
             bad = cli_int(argv[++i], 0, 20, &cv);
+        else if (!strcmp(a, "--errors"))
+            errs = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage_pii(stdout);
             return 0;
@@ -245,7 +266,7 @@ int cmd_train_pii(int argc, char **argv)
             size_t held = 0;
             for (size_t i = 0; i < n; i++)
                 held += fold_of(r[i].tmpl, cv) == k;
-            score_on(s, r, n, cv, k, &p, &a);
+            score_on(s, r, n, cv, k, &p, &a, errs ? stdout : NULL);
             printf("%-5d %8zu | %.3f / %.3f (%5zu)   | %.3f / %.3f (%5zu)\n", k, held,
                    ratio(p.pred_hit, p.pred), ratio(p.gold_hit, p.gold), p.gold,
                    ratio(a.pred_hit, a.pred), ratio(a.gold_hit, a.gold), a.gold);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // switchyard pii --generate: labelled records in the --eval format, every span inside
-// its text and holding a value of its type, the same records for the same seed, and
-// --eval reading them back.
+// its text and holding a value of its type, the same records for the same seed,
+// --eval reading them back, no text of the evaluation files among them, and train
+// pii's cross-validation errors.
 'use strict';
 let L;
 (async () => {
@@ -53,6 +54,39 @@ test('--eval reads them; a card generated is a card found', async () => {
   eq(rep.entities.CREDIT_CARD.overlap_r, 1, 'every generated card found');
   const bad = spawnSync(L.SWITCHYARD, ['pii', '--generate', '5', '--names', names, '--templates', '/nonexistent/t.txt'], { encoding: 'utf8' });
   assert(bad.status !== 0 && /nonexistent/.test(bad.stderr), 'a missing template file is named: ' + bad.stderr);
+});
+
+test('no generated text is a text of the labelled evaluation files', async () => {
+  const evalTexts = new Set();
+  for (const f of ['synth_dataset_v2.json', 'generated_small.json']) {
+    const p = path.join(L.SHARED, 'data', 'pii', f);
+    if (fs.existsSync(p)) for (const r of JSON.parse(fs.readFileSync(p, 'utf8'))) evalTexts.add(r.full_text);
+  }
+  if (!evalTexts.size) return;
+  const recs = JSON.parse(gen(3000, 11).stdout);
+  // a short template with one country can meet an evaluation text by chance; a long
+  // text with a name or an address in it cannot
+  const copied = recs.filter((r) => evalTexts.has(r.full_text) && r.full_text.length > 60 &&
+    r.spans.some((s) => s.entity_type === 'PERSON' || s.entity_type === 'STREET_ADDRESS'));
+  eq(copied.length, 0, 'records with names equal to an evaluation text: ' +
+     copied.slice(0, 3).map((r) => JSON.stringify(r.full_text)).join(', '));
+  // the military postal forms are addresses, whole
+  const mil = recs.flatMap((r) => r.spans.filter((s) => s.entity_type === 'STREET_ADDRESS')
+    .map((s) => [...r.full_text].slice(s.start_position, s.end_position).join('')))
+    .filter((v) => /^(USNS|USNV|USS|USCGC|PSC|Unit) /.test(v));
+  assert(mil.length > 0 && mil.every((v) => /[AFD]PO A[AEP] \d{5}$/.test(v)), 'military addresses: ' + mil.slice(0, 3));
+});
+
+test('train pii --cv --errors names each held-out error with its template', async () => {
+  const o = path.join(L.tmp(), 'm.bin');
+  const t = spawnSync(L.SWITCHYARD, ['train', 'pii', '--records', '600', '--epochs', '1', '--cv', '2',
+    '--errors', '--names', names, '--templates', templates, '-o', o], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  eq(t.status, 0, 'trained: ' + t.stderr);
+  const errs = t.stdout.split('\n').filter((l) => /^(miss|false) /.test(l));
+  assert(errs.length > 0, 'errors printed');
+  for (const l of errs) assert(/^(miss|false) +(PERSON|STREET_ADDRESS) .* t\d+ +\| /.test(l), 'error line: ' + l);
+  assert(/^all +600 \| /m.test(t.stdout), 'the folds\' total: ' + t.stdout.slice(-300));
+  assert(fs.statSync(o).size > 1000, 'model written');
 });
 
 await run();
