@@ -337,6 +337,36 @@ static void case_init(mm_case_t *c, kern_type_t t, size_t rows, size_t cols, siz
     free(tmp), free(blk);
 }
 
+/* The same case with every weight block random bytes and random finite f16 scales, so
+ * every scale, min, quant and high bit pattern occurs (quantized rows keep some of
+ * them rare, such as Q3_K's scale -32). */
+static void case_init_random(mm_case_t *c, kern_type_t t, size_t rows, size_t cols, size_t n)
+{
+    case_init(c, t, rows, cols, n);
+    const size_t rb = kern_row_size(t, cols), bb = kern_kq_block_bytes(t);
+    uint8_t *blk = malloc(rb);
+    for (size_t r = 0; r < rows; r++) {
+        uint8_t *w = (uint8_t *)c->W + r * rb;
+        for (size_t k = 0; k < rb; k++)
+            w[k] = (uint8_t)rnd_u32();
+        size_t off[2];
+        int nh = half_fields(t, off);
+        for (size_t b = 0; b < rb / bb; b++)
+            for (int h = 0; h < nh; h++) {
+                kern_f16_t v = rnd_half();
+                memcpy(w + b * bb + off[h], &v, 2);
+            }
+        kern_dequantize_row(t, w, c->Wd + r * cols, cols);
+        if (t == KERN_Q4_K || t == KERN_Q5_K || t == KERN_Q2_K) {
+            memcpy(blk, w, rb);
+            for (size_t b = 0; b < rb / bb; b++)
+                memset(blk + b * bb + 16, 0, t == KERN_Q2_K ? 64 : bb - 16);
+            kern_dequantize_row(t, blk, c->Wmin + r * cols, cols);
+        }
+    }
+    free(blk);
+}
+
 static void case_free(mm_case_t *c)
 {
     free(c->W), free(c->Wd), free(c->Wmin), free(c->X);
@@ -378,12 +408,17 @@ static double exact_dot(const mm_case_t *c, size_t r, size_t b)
     return s;
 }
 
-/* One shape: the reference and the SIMD kernels each within the bound of the exact
- * dot; SIMD and reference within twice the bound of each other. */
-static void check_shape(kern_type_t t, size_t rows, size_t cols, size_t n, kern_pool_t *pool)
+/* One shape (random_bytes: case_init_random's blocks): the reference and the SIMD
+ * kernels each within the bound of the exact dot; SIMD and reference within twice the
+ * bound of each other. */
+static void check_shape(kern_type_t t, size_t rows, size_t cols, size_t n, kern_pool_t *pool,
+                        int random_bytes)
 {
     mm_case_t c;
-    case_init(&c, t, rows, cols, n);
+    if (random_bytes)
+        case_init_random(&c, t, rows, cols, n);
+    else
+        case_init(&c, t, rows, cols, n);
     float *ref = malloc(n * rows * sizeof(float)), *got = malloc(n * rows * sizeof(float));
     kern_force_scalar(1);
     kern_matmul(NULL, t, c.W, c.X, ref, n, rows, cols);
@@ -423,8 +458,22 @@ static void test_kernels_awkward_shapes(void **state)
                 for (size_t ni = 0; ni < 6; ni++) {
                     if (cols[ci] == 2816 && ns[ni] > 3) continue; /* keep the run short */
                     check_shape(kq_types[ti], rows[ri], cols[ci], ns[ni],
-                                (ri + ni) % 2 ? pool : NULL);
+                                (ri + ni) % 2 ? pool : NULL, 0);
                 }
+    kern_pool_free(pool);
+}
+
+/* The K-quant row kernels on blocks of random bytes (every bit pattern of quants,
+ * scales and mins; random finite f16 d and dmin, subnormals included): within the
+ * bound of the exact dot, 1..5 tokens. */
+static void test_kernels_random_blocks(void **state)
+{
+    (void)state;
+    static const kern_type_t ts[] = {KERN_Q2_K, KERN_Q3_K, KERN_Q4_K, KERN_Q5_K, KERN_Q6_K};
+    kern_pool_t *pool = kern_pool_new(2);
+    for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++)
+        for (size_t n = 1; n <= 5; n++)
+            check_shape(ts[ti], 7, 1024, n, n % 2 ? pool : NULL, 1);
     kern_pool_free(pool);
 }
 
@@ -1006,6 +1055,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_error),
         cmocka_unit_test(test_q8_k_activations),
         cmocka_unit_test(test_kernels_awkward_shapes),
+        cmocka_unit_test(test_kernels_random_blocks),
         cmocka_unit_test(test_matmul_many_mixed),
         cmocka_unit_test(test_repacked_kquants),
         cmocka_unit_test(test_matmul_many_repacked),

@@ -1,15 +1,15 @@
-/* kernels_kq_avx2.c — AVX2 dot products of Q4_K, Q5_K and Q6_K weight rows with Q8_K
+/* kernels_kq_avx2.c — AVX2 dot products of K-quant (Q2_K .. Q6_K) weight rows with Q8_K
  * activations, and of Q5_0/Q5_1 rows with Q8_0 activations (compiled with -mavx2 -mfma -mf16c;
  * called only after kernels.c saw those features at run time). Other types of kquants.h go to the
  * reference.
  *
  * Per super-block of 256 weights the integer dot is exact: quants are unpacked to
- * unsigned bytes (0..15, 0..31 or 0..63), maddubs multiplies them with the signed
- * activation bytes into 16-bit pair sums (at most 2 * 63 * 127, no saturation), madd
- * by the sub-block scales widens to 32 bits. Offsets (Q4_K/Q5_K mins, Q6_K's -32) come
- * from the activation block's 16-element sums. Then, as in the reference, the block
- * adds d_w * d_x * sumi - dmin_w * d_x * summ in f32; only the order of those block
- * sums differs from kquants.c.
+ * unsigned bytes (0..3, 0..7, 0..15, 0..31 or 0..63), maddubs multiplies them with the
+ * signed activation bytes into 16-bit pair sums (at most 2 * 63 * 127, no saturation),
+ * madd by the sub-block scales widens to 32 bits. Offsets (Q2_K/Q4_K/Q5_K mins, Q3_K's
+ * -4, Q6_K's -32) come from the activation block's 16-element sums. Then, as in the
+ * reference, the block adds d_w * d_x * sumi - dmin_w * d_x * summ in f32; only the
+ * order of those block sums differs from kquants.c.
  *
  * A row meets up to KQ_TILE tokens per pass, so prefill unpacks each weight block
  * once per tile of tokens.
@@ -131,6 +131,20 @@ static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w,
     }
 }
 
+/* The 16 scales of a sub-block pair vector: s[k] holds scale 2k (low lane) and 2k + 1
+ * (high lane) of the 16 i16 values sc16, each in all 8 of its lane's slots. */
+static inline void k16_scales(__m256i sc16, __m256i s[8])
+{
+    for (int h = 0; h < 2; h++) {
+        const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                              : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+        for (int k = 0; k < 4; k++)
+            s[4 * h + k] = _mm256_shuffle_epi8(
+                sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
+                                      _mm256_castsi256_si128(bcast16_mask(2 * k))));
+    }
+}
+
 /* Row w (nb Q6_K blocks) against T tokens. */
 static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block_q6_k_t *w,
                                                                 size_t nb,
@@ -146,10 +160,8 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
         __m256i q[8], s[8];
         const __m256i sc16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)); /* 16 x i16 */
+        k16_scales(sc16, s);
         for (int h = 0; h < 2; h++) {
-            /* scales 8h .. 8h+7 in both lanes */
-            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
-                                  : _mm256_permute2x128_si256(sc16, sc16, 0x00);
             __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
@@ -161,10 +173,6 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
             q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
             q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
             q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
-            for (int k = 0; k < 4; k++) /* scale 2k in the low lane, 2k + 1 in the high */
-                s[4 * h + k] = _mm256_shuffle_epi8(
-                    sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
-                                          _mm256_castsi256_si128(bcast16_mask(2 * k))));
         }
         const float d = h2f(b->d);
         for (int t = 0; t < T; t++) {
@@ -178,6 +186,120 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
             /* the -32 offset: 32 * sum of sc_g * bsum_g */
             __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums));
             sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = hsum8(acc[t]);
+}
+
+/* The low 2 bits of a Q2_K/Q3_K block as 8 vectors of 32 bytes 0..3, vector k holding
+ * weights 32k .. 32k + 31 (sub-blocks 2k, 2k + 1): 128-half k / 4 of qs at shift
+ * 2 (k % 4). */
+static inline void k23_low_bits(const uint8_t *qs, __m256i q[8])
+{
+    const __m256i m2 = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; h++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+        q[4 * h + 0] = _mm256_and_si256(v, m2);
+        q[4 * h + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m2);
+        q[4 * h + 2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m2);
+        q[4 * h + 3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m2);
+    }
+}
+
+/* Row w (nb Q2_K blocks) against T tokens. Per 32 weights one maddubs of the 2-bit
+ * quants (0..3) with the activations, one madd by the two sub-blocks' 4-bit scales;
+ * the mins meet the activation block's 16-element sums in one madd. */
+static inline __attribute__((always_inline)) void dot_q2_k_tile(const kern_block_q2_k_t *w,
+                                                                size_t nb,
+                                                                const kern_block_q8_k_t *const *xs,
+                                                                int T, float *out)
+{
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m256 acc[KQ_TILE], accm[KQ_TILE];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps(), accm[t] = _mm256_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const kern_block_q2_k_t *b = &w[i];
+        __m256i q[8], s[8];
+        const __m128i sm = _mm_loadu_si128((const __m128i *)b->scales);
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
+        k16_scales(sc16, s);
+        k23_low_bits(b->qs, q);
+        const float d = h2f(b->d), dmin = h2f(b->dmin);
+        for (int t = 0; t < T; t++) {
+            const kern_block_q8_k_t *x = &xs[t][i];
+            __m256i sumi = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
+                sumi =
+                    _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s[k]));
+            }
+            const __m256i summ =
+                _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *)x->bsums));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+            accm[t] =
+                _mm256_fmadd_ps(_mm256_set1_ps(dmin * x->d), _mm256_cvtepi32_ps(summ), accm[t]);
+        }
+    }
+    for (int t = 0; t < T; t++)
+        out[t] = hsum8(acc[t]) - hsum8(accm[t]);
+}
+
+/* The 16 six-bit scales of a Q3_K block, minus 32, as bytes: scales 0..7 are the low
+ * nibbles of bytes 0..7, 8..15 their high nibbles; scale j's top 2 bits sit at bits
+ * 2 (j / 4) of byte 8 + j % 4. Done on 32-bit words: word k of the result holds
+ * scales 4k..4k+3, whose top bits are word 2 of the input shifted by 2k. */
+static inline __m128i q3_k_scales(const uint8_t *p)
+{
+    uint32_t u[3], o[4];
+    memcpy(u, p, 12);
+    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    o[0] = (u[0] & m4) | ((u[2] & m2) << 4);
+    o[1] = (u[1] & m4) | (((u[2] >> 2) & m2) << 4);
+    o[2] = ((u[0] >> 4) & m4) | (((u[2] >> 4) & m2) << 4);
+    o[3] = ((u[1] >> 4) & m4) | (((u[2] >> 6) & m2) << 4);
+    return _mm_sub_epi8(_mm_loadu_si128((const __m128i *)o), _mm_set1_epi8(32));
+}
+
+/* Row w (nb Q3_K blocks) against T tokens. Each quant is taken as u = low 2 bits | hbit
+ * << 2 (0..7), so q - 4 * !hbit = u - 4: maddubs of u with the activations, madd by the
+ * signed scales, and the -4 offset as 4 * sum of sc_g * bsum_g per token and block. */
+static inline __attribute__((always_inline)) void dot_q3_k_tile(const kern_block_q3_k_t *w,
+                                                                size_t nb,
+                                                                const kern_block_q8_k_t *const *xs,
+                                                                int T, float *out)
+{
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256 acc[KQ_TILE];
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const kern_block_q3_k_t *b = &w[i];
+        __m256i q[8], s[8];
+        const __m256i sc16 = _mm256_cvtepi8_epi16(q3_k_scales(b->scales));
+        k16_scales(sc16, s);
+        k23_low_bits(b->qs, q);
+        /* weights 32k .. 32k + 31 take bit k of hmask[0..31] */
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)b->hmask);
+        for (int k = 0; k < 8; k++) {
+            const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, k), one);
+            q[k] = _mm256_or_si256(q[k], _mm256_slli_epi16(hb, 2));
+        }
+        const float d = h2f(b->d);
+        for (int t = 0; t < T; t++) {
+            const kern_block_q8_k_t *x = &xs[t][i];
+            __m256i sumi = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
+                sumi =
+                    _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s[k]));
+            }
+            const __m256i off =
+                _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums));
+            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 2));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
         }
     }
@@ -248,7 +370,17 @@ static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
             float out[KQ_TILE];
             for (int t = 0; t < T; t++)
                 xs[t] = j->XK + (b + (size_t)t) * nb;
-            if (j->type == KERN_Q6_K) {
+            if (j->type == KERN_Q2_K) {
+                if (T == 1)
+                    dot_q2_k_tile((const kern_block_q2_k_t *)w, nb, xs, 1, out);
+                else
+                    dot_q2_k_tile((const kern_block_q2_k_t *)w, nb, xs, T, out);
+            } else if (j->type == KERN_Q3_K) {
+                if (T == 1)
+                    dot_q3_k_tile((const kern_block_q3_k_t *)w, nb, xs, 1, out);
+                else
+                    dot_q3_k_tile((const kern_block_q3_k_t *)w, nb, xs, T, out);
+            } else if (j->type == KERN_Q6_K) {
                 if (T == 1)
                     dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, 1, out);
                 else
@@ -562,7 +694,7 @@ void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
     if (kern_kq_x16_base(j->type)) {
         kq_x16_rows(j, r0, r1);
-    } else if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K) {
+    } else if (kern_kq_is_k(j->type)) {
         kq_rows(j, r0, r1);
     } else if (j->type == KERN_Q5_0 || j->type == KERN_Q5_1) {
         for (size_t r = r0; r < r1; r++)
