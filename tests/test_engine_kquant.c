@@ -685,12 +685,14 @@ static int files_equal(const char *a, const char *b)
     return eq;
 }
 
-/* Writes a random-weight F32 llama file with K-quant-sized rows: dim 256, ffn 512, 8
- * layers (so llama.cpp's "more bits" layers are 0, 2, 5, 7), 4 heads / 2 kv heads,
- * vocab 320, with or without a separate output matrix. */
-static void write_kfile(const char *path, int with_output)
+/* Writes a random-weight F32 llama file with K-quant-sized rows: dim 256, ffn 512,
+ * vocab 320, 4 heads of 64, with or without a separate output matrix; write_kfile has
+ * 8 layers (so llama.cpp's "more bits" layers are 0, 3, 6, 7) and 2 kv heads,
+ * kfile_write_shape any layer count (up to 32) and kv heads. */
+static void kfile_write_shape(const char *path, int with_output, int LAYERS, int kv_heads)
 {
-    enum { DIM = 256, FFN = 512, LAYERS = 8, KV = 128, VOCAB = 320 };
+    enum { DIM = 256, FFN = 512, VOCAB = 320 };
+    const int KV = 64 * kv_heads;
     gguf_writer_t *w = gguf_writer_new(0);
     gguf_writer_set_str(w, "general.architecture", "llama");
     gguf_writer_set_u32(w, "general.file_type", 0);
@@ -699,7 +701,7 @@ static void write_kfile(const char *path, int with_output)
     gguf_writer_set_u32(w, "llama.feed_forward_length", FFN);
     gguf_writer_set_u32(w, "llama.block_count", LAYERS);
     gguf_writer_set_u32(w, "llama.attention.head_count", 4);
-    gguf_writer_set_u32(w, "llama.attention.head_count_kv", 2);
+    gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)kv_heads);
     gguf_writer_set_u32(w, "llama.rope.dimension_count", DIM / 4);
     gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     char *pieces[VOCAB];
@@ -726,14 +728,15 @@ static void write_kfile(const char *path, int with_output)
     struct {
         char name[48];
         uint64_t ne[2];
-    } ts[3 + 9 * LAYERS];
+    } ts[3 + 9 * 32];
+    assert_true(LAYERS <= 32);
     int n = 0;
 #define ADD(nm, c, r) snprintf(ts[n].name, 48, "%s", nm), ts[n].ne[0] = c, ts[n++].ne[1] = r
     ADD("token_embd.weight", DIM, VOCAB);
     ADD("output_norm.weight", DIM, 1);
     if (with_output) ADD("output.weight", DIM, VOCAB);
     for (int l = 0; l < LAYERS; l++) {
-        static const struct {
+        const struct {
             const char *n;
             int c, r;
         } lt[] = {{"attn_norm", DIM, 1},  {"attn_q", DIM, DIM},      {"attn_k", DIM, KV},
@@ -746,7 +749,7 @@ static void write_kfile(const char *path, int with_output)
         }
     }
 #undef ADD
-    float *bufs[3 + 9 * LAYERS];
+    float *bufs[3 + 9 * 32];
     for (int i = 0; i < n; i++) {
         size_t cnt = ts[i].ne[0] * ts[i].ne[1];
         bufs[i] = malloc(cnt * sizeof(float));
@@ -760,6 +763,11 @@ static void write_kfile(const char *path, int with_output)
     gguf_writer_free(w);
     for (int i = 0; i < n; i++)
         free(bufs[i]);
+}
+
+static void write_kfile(const char *path, int with_output)
+{
+    kfile_write_shape(path, with_output, 8, 2);
 }
 
 /* The tensor types of a GGUF file by name, for the message when files differ. */
@@ -826,11 +834,10 @@ static void test_quantize_files_identical_to_llama_cpp(void **state)
     static const struct {
         const char *name;
         int ftype;
-    } mixes[] = {{"q4_k_m", QUANT_FTYPE_Q4_K_M},
-                 {"q5_k_m", QUANT_FTYPE_Q5_K_M},
-                 {"q6_k", QUANT_FTYPE_Q6_K},
-                 {"q4_k_s", QUANT_FTYPE_Q4_K_S},
-                 {"q5_k_s", QUANT_FTYPE_Q5_K_S}};
+    } mixes[] = {{"q4_k_m", QUANT_FTYPE_Q4_K_M}, {"q5_k_m", QUANT_FTYPE_Q5_K_M},
+                 {"q6_k", QUANT_FTYPE_Q6_K},     {"q4_k_s", QUANT_FTYPE_Q4_K_S},
+                 {"q5_k_s", QUANT_FTYPE_Q5_K_S}, {"q3_k_m", QUANT_FTYPE_Q3_K_M},
+                 {"q3_k_s", QUANT_FTYPE_Q3_K_S}, {"q2_k", QUANT_FTYPE_Q2_K}};
     char in[160];
     snprintf(in, sizeof in, "%s/k-out.gguf", tmpdir);
     write_kfile(in, 1);
@@ -840,6 +847,14 @@ static void test_quantize_files_identical_to_llama_cpp(void **state)
     snprintf(in, sizeof in, "%s/k-tied.gguf", tmpdir);
     write_kfile(in, 0);
     check_same_as_llama(in, "k-tied", "q4_k_m", QUANT_FTYPE_Q4_K_M, 0);
+    check_same_as_llama(in, "k-tied", "q3_k_m", QUANT_FTYPE_Q3_K_M, 0);
+    check_same_as_llama(in, "k-tied", "q2_k", QUANT_FTYPE_Q2_K, 1);
+    /* 16 layers, 4 query heads per kv head: Q3_K_M's Q5_K ffn_down (first sixteenth),
+       Q2_K's Q4_K attn_v (n_gqa >= 4) */
+    snprintf(in, sizeof in, "%s/k-gqa4.gguf", tmpdir);
+    kfile_write_shape(in, 0, 16, 1);
+    check_same_as_llama(in, "k-gqa4", "q3_k_m", QUANT_FTYPE_Q3_K_M, 0);
+    check_same_as_llama(in, "k-gqa4", "q2_k", QUANT_FTYPE_Q2_K, 0);
 
     char bin[600], tok[600], err[512];
     snprintf(bin, sizeof bin, "%s/data/models/llama2c/stories260K.bin", shared);
@@ -856,34 +871,42 @@ static void test_quantize_files_identical_to_llama_cpp(void **state)
     check_same_as_llama(in, "s260k", "q4_k_m", QUANT_FTYPE_Q4_K_M, 0);
     check_same_as_llama(in, "s260k", "q5_k_m", QUANT_FTYPE_Q5_K_M, 0);
     check_same_as_llama(in, "s260k", "q6_k", QUANT_FTYPE_Q6_K, 0);
+    /* its 64-wide rows would be IQ4_NL in llama.cpp's Q3_K/Q2_K mixes: refused */
+    char out[200];
+    snprintf(out, sizeof out, "%s/s260k-q3km.gguf", tmpdir);
+    quant_opts_t o = {.ftype = QUANT_FTYPE_Q3_K_M, .n_threads = 1};
+    assert_int_equal(quant_file_opts(in, out, &o, NULL, err, sizeof err), SY_EUNSUPPORTED);
+    assert_non_null(strstr(err, "IQ4_NL"));
+    print_message("# s260k q3_k_m: %s\n", err);
 }
 
-/* A Q4_K_M file of K-sized rows loads with the mix's types, and its forward pass
- * (batched prompt, then single-token decode) through the SIMD kernels gives the
- * logits the scalar reference gives within 5% of the largest logit. The kernels
+/* A Q4_K_M (Q3_K_M, Q2_K) file of K-sized rows loads with the mix's types, and its
+ * forward pass (batched prompt, then single-token decode) through the SIMD kernels gives
+ * the logits the scalar reference gives within 5% of the largest logit. The kernels
  * themselves differ only in the order of f32 sums (bounds above), but in this random
  * model such a difference can flip the 8-bit rounding of a downstream activation, and
  * that rounding moves its logits by up to ~2% (see test_greedy_matches_llama_cpp);
  * broken unpacking or scales give errors of the order of the logits themselves. */
-static void test_kfile_loads_and_runs(void **state)
+static void check_kfile_runs(const char *tag, int ftype, const kern_type_t want[5],
+                             size_t n_quantized)
 {
-    (void)state;
     char in[160], out[160], err[512] = "";
     snprintf(in, sizeof in, "%s/run-f32.gguf", tmpdir);
-    snprintf(out, sizeof out, "%s/run-q4km.gguf", tmpdir);
+    snprintf(out, sizeof out, "%s/run-%s.gguf", tmpdir, tag);
     write_kfile(in, 1);
-    quant_opts_t o = {.ftype = QUANT_FTYPE_Q4_K_M, .n_threads = 2};
+    quant_opts_t o = {.ftype = ftype, .n_threads = 2};
     quant_stats_t st;
     assert_int_equal(quant_file_opts(in, out, &o, &st, err, sizeof err), 0);
-    assert_int_equal(st.n_quantized, 8 * 7 + 1 - 8); /* Q4_K: all but the Q6_K ones */
+    assert_int_equal(st.n_quantized, n_quantized);
     model_t *m;
     if (model_load_gguf(out, &m, err, sizeof err)) fail_msg("load: %s", err);
         /* the file's types, or their repacked forms where the kernels in use repack them */
 #define LOADED(t, w) kern_repack_type(t, (size_t)(w).rows, (size_t)(w).cols)
-    assert_int_equal(m->layers[0].wq.type, LOADED(KERN_Q4_K, m->layers[0].wq));
-    assert_int_equal(m->layers[0].wv.type, LOADED(KERN_Q6_K, m->layers[0].wv));
-    assert_int_equal(m->layers[1].wv.type, LOADED(KERN_Q4_K, m->layers[1].wv));
-    assert_int_equal(m->output.type, LOADED(KERN_Q6_K, m->output));
+    assert_int_equal(m->layers[0].wq.type, LOADED(want[0], m->layers[0].wq));
+    assert_int_equal(m->layers[0].wv.type, LOADED(want[1], m->layers[0].wv));
+    assert_int_equal(m->layers[2].wv.type, LOADED(want[2], m->layers[2].wv));
+    assert_int_equal(m->layers[1].w_down.type, LOADED(want[3], m->layers[1].w_down));
+    assert_int_equal(m->output.type, LOADED(want[4], m->output));
 #undef LOADED
     /* 12 prompt tokens in one batch, then 4 decoded one at a time, scalar and SIMD */
     static const int toks[16] = {1,  300, 17,  260, 261, 99,  5,   318,
@@ -909,11 +932,28 @@ static void test_kfile_loads_and_runs(void **state)
         amax = fmaxf(amax, fabsf(logits[0][i]));
         dmax = fmaxf(dmax, fabsf(logits[0][i] - logits[1][i]));
     }
-    print_message("# q4_k_m forward: max |simd - scalar| %g of max |logit| %g\n", dmax, amax);
+    print_message("# %s forward: max |simd - scalar| %g of max |logit| %g\n", tag, dmax, amax);
     assert_true(amax > 0);
     assert_true(dmax <= 0.05f * amax);
     free(logits[0]), free(logits[1]);
     model_free(m);
+}
+
+static void test_kfile_loads_and_runs(void **state)
+{
+    (void)state;
+    /* 8 layers, 2 kv heads: Q4_K_M gives attn_v/ffn_down Q6_K on layers 0, 3, 6, 7;
+       Q3_K_M attn_v Q5_K on layers 0-1 and Q4_K after, ffn_down Q4_K; Q2_K attn_v and
+       ffn_down Q3_K (fewer than 4 query heads per kv head) */
+    check_kfile_runs("q4_k_m", QUANT_FTYPE_Q4_K_M,
+                     (const kern_type_t[]){KERN_Q4_K, KERN_Q6_K, KERN_Q4_K, KERN_Q4_K, KERN_Q6_K},
+                     8 * 7 + 1 - 8);
+    check_kfile_runs("q3_k_m", QUANT_FTYPE_Q3_K_M,
+                     (const kern_type_t[]){KERN_Q3_K, KERN_Q5_K, KERN_Q4_K, KERN_Q4_K, KERN_Q6_K},
+                     1 + 4 * 8);
+    check_kfile_runs("q2_k", QUANT_FTYPE_Q2_K,
+                     (const kern_type_t[]){KERN_Q2_K, KERN_Q3_K, KERN_Q3_K, KERN_Q3_K, KERN_Q6_K},
+                     1 + 4 * 8);
 }
 
 /* Our engine fed BOS (id 1) then llama.cpp's greedy tokens ref[0 .. n-2] (teacher
