@@ -193,118 +193,103 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
         out[t] = hsum8(acc[t]);
 }
 
-/* The low 2 bits of a Q2_K/Q3_K block as 8 vectors of 32 bytes 0..3, vector k holding
- * weights 32k .. 32k + 31 (sub-blocks 2k, 2k + 1): 128-half k / 4 of qs at shift
- * 2 (k % 4). */
-static inline void k23_low_bits(const uint8_t *qs, __m256i q[8])
+/* The 16 six-bit scales of a Q3_K block, minus 32, as bytes: scales 0..7 are the low
+ * nibbles of bytes 0..7, 8..15 their high nibbles; scale j's top 2 bits sit at bits
+ * 2 (j / 4) of byte 8 + j % 4, so dword k of the result takes bytes 8..11 shifted
+ * right by 2k. All in registers: a scalar unpack stored and reloaded as a vector
+ * stalls on store forwarding every block. */
+static inline __m128i q3_k_scales(const uint8_t *p)
 {
-    const __m256i m2 = _mm256_set1_epi8(3);
-    for (int h = 0; h < 2; h++) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
-        q[4 * h + 0] = _mm256_and_si256(v, m2);
-        q[4 * h + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m2);
-        q[4 * h + 2] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m2);
-        q[4 * h + 3] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m2);
-    }
+    const __m128i m4 = _mm_set1_epi8(0x0f), m2 = _mm_set1_epi8(3);
+    const __m128i a = _mm_loadl_epi64((const __m128i *)p);
+    int32_t top;
+    memcpy(&top, p + 8, 4);
+    const __m128i lo =
+        _mm_unpacklo_epi64(_mm_and_si128(a, m4), _mm_and_si128(_mm_srli_epi16(a, 4), m4));
+    const __m128i hi =
+        _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(top), _mm_setr_epi32(0, 2, 4, 6)), m2);
+    return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
 }
 
-/* Row w (nb Q2_K blocks) against T tokens. Per 32 weights one maddubs of the 2-bit
- * quants (0..3) with the activations, one madd by the two sub-blocks' 4-bit scales;
- * the mins meet the activation block's 16-element sums in one madd. */
-static inline __attribute__((always_inline)) void dot_q2_k_tile(const kern_block_q2_k_t *w,
-                                                                size_t nb,
-                                                                const kern_block_q8_k_t *const *xs,
-                                                                int T, float *out)
+/* Row w (nb Q2_K, or with Q3 Q3_K, blocks) against T tokens. The two share the low 2
+ * bits: weights 32k .. 32k + 31 (sub-blocks 2k, 2k + 1) are the 32 bytes of 128-half
+ * k / 4 of qs at shift 2 (k % 4); Q3_K adds bit k of hmask[0..31] as bit 2, so its
+ * quant q - 4 * !hbit is u - 4 with u = 0..7. Per 32 weights one maddubs of the
+ * unsigned quants with the activations and one madd by the two sub-blocks' scales
+ * (Q2_K's 4-bit ones, Q3_K's signed 6-bit ones); each vector is unpacked once for the
+ * tile and used at once, so the unpacked block never spills. Q2_K's mins and Q3_K's
+ * -4 meet the activation block's 16-element sums in one madd per token. */
+static inline __attribute__((always_inline)) void dot_k23_tile(const uint8_t *w, size_t nb,
+                                                               const int Q3,
+                                                               const kern_block_q8_k_t *const *xs,
+                                                               int T, float *out)
 {
+    const __m256i m2 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
     const __m128i m4 = _mm_set1_epi8(0x0f);
+    const size_t bb = Q3 ? sizeof(kern_block_q3_k_t) : sizeof(kern_block_q2_k_t);
     __m256 acc[KQ_TILE], accm[KQ_TILE];
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps(), accm[t] = _mm256_setzero_ps();
     for (size_t i = 0; i < nb; i++) {
-        const kern_block_q2_k_t *b = &w[i];
-        __m256i q[8], s[8];
-        const __m128i sm = _mm_loadu_si128((const __m128i *)b->scales);
-        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
-        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
-        k16_scales(sc16, s);
-        k23_low_bits(b->qs, q);
-        const float d = h2f(b->d), dmin = h2f(b->dmin);
+        const uint8_t *b = w + i * bb;
+        const uint8_t *qs =
+            Q3 ? ((const kern_block_q3_k_t *)b)->qs : ((const kern_block_q2_k_t *)b)->qs;
+        __m256i sc16, mn16 = _mm256_setzero_si256(), hm = _mm256_setzero_si256();
+        float d, dmin = 0.0f;
+        if (Q3) {
+            const kern_block_q3_k_t *b3 = (const kern_block_q3_k_t *)b;
+            sc16 = _mm256_cvtepi8_epi16(q3_k_scales(b3->scales));
+            hm = _mm256_loadu_si256((const __m256i *)b3->hmask);
+            d = h2f(b3->d);
+        } else {
+            const kern_block_q2_k_t *b2 = (const kern_block_q2_k_t *)b;
+            const __m128i sm = _mm_loadu_si128((const __m128i *)b2->scales);
+            sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
+            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
+            d = h2f(b2->d), dmin = h2f(b2->dmin);
+        }
+        __m256i sumi[KQ_TILE];
+        for (int t = 0; t < T; t++)
+            sumi[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            /* scales 8h .. 8h + 7 in both lanes */
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                                  : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+            for (int k = 0; k < 4; k++) {
+                const int g = 4 * h + k; /* 32-weight group */
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(v, 2 * k), m2);
+                if (Q3) { /* bit g of hmask to bit 2 */
+                    const __m256i hb =
+                        g < 2 ? _mm256_slli_epi16(hm, 2 - g) : _mm256_srli_epi16(hm, g - 2);
+                    q = _mm256_or_si256(q, _mm256_and_si256(hb, four));
+                }
+                /* scale 2k of the half in the low lane, 2k + 1 in the high */
+                const __m256i sc = _mm256_shuffle_epi8(
+                    sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
+                                          _mm256_castsi256_si128(bcast16_mask(2 * k))));
+                for (int t = 0; t < T; t++) {
+                    const __m256i x = _mm256_loadu_si256((const __m256i *)(xs[t][i].qs + 32 * g));
+                    sumi[t] = _mm256_add_epi32(sumi[t],
+                                               _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), sc));
+                }
+            }
+        }
         for (int t = 0; t < T; t++) {
             const kern_block_q8_k_t *x = &xs[t][i];
-            __m256i sumi = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
-                sumi =
-                    _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s[k]));
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+            if (Q3) { /* the -4: 4 * sum of sc_g * bsum_g */
+                const __m256i off = _mm256_madd_epi16(sc16, bs);
+                sumi[t] = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(off, 2));
+            } else {
+                accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * x->d),
+                                          _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, bs)), accm[t]);
             }
-            const __m256i summ =
-                _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *)x->bsums));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
-            accm[t] =
-                _mm256_fmadd_ps(_mm256_set1_ps(dmin * x->d), _mm256_cvtepi32_ps(summ), accm[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
         }
     }
     for (int t = 0; t < T; t++)
-        out[t] = hsum8(acc[t]) - hsum8(accm[t]);
-}
-
-/* The 16 six-bit scales of a Q3_K block, minus 32, as bytes: scales 0..7 are the low
- * nibbles of bytes 0..7, 8..15 their high nibbles; scale j's top 2 bits sit at bits
- * 2 (j / 4) of byte 8 + j % 4. Done on 32-bit words: word k of the result holds
- * scales 4k..4k+3, whose top bits are word 2 of the input shifted by 2k. */
-static inline __m128i q3_k_scales(const uint8_t *p)
-{
-    uint32_t u[3], o[4];
-    memcpy(u, p, 12);
-    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-    o[0] = (u[0] & m4) | ((u[2] & m2) << 4);
-    o[1] = (u[1] & m4) | (((u[2] >> 2) & m2) << 4);
-    o[2] = ((u[0] >> 4) & m4) | (((u[2] >> 4) & m2) << 4);
-    o[3] = ((u[1] >> 4) & m4) | (((u[2] >> 6) & m2) << 4);
-    return _mm_sub_epi8(_mm_loadu_si128((const __m128i *)o), _mm_set1_epi8(32));
-}
-
-/* Row w (nb Q3_K blocks) against T tokens. Each quant is taken as u = low 2 bits | hbit
- * << 2 (0..7), so q - 4 * !hbit = u - 4: maddubs of u with the activations, madd by the
- * signed scales, and the -4 offset as 4 * sum of sc_g * bsum_g per token and block. */
-static inline __attribute__((always_inline)) void dot_q3_k_tile(const kern_block_q3_k_t *w,
-                                                                size_t nb,
-                                                                const kern_block_q8_k_t *const *xs,
-                                                                int T, float *out)
-{
-    const __m256i one = _mm256_set1_epi8(1);
-    __m256 acc[KQ_TILE];
-    for (int t = 0; t < T; t++)
-        acc[t] = _mm256_setzero_ps();
-    for (size_t i = 0; i < nb; i++) {
-        const kern_block_q3_k_t *b = &w[i];
-        __m256i q[8], s[8];
-        const __m256i sc16 = _mm256_cvtepi8_epi16(q3_k_scales(b->scales));
-        k16_scales(sc16, s);
-        k23_low_bits(b->qs, q);
-        /* weights 32k .. 32k + 31 take bit k of hmask[0..31] */
-        const __m256i hm = _mm256_loadu_si256((const __m256i *)b->hmask);
-        for (int k = 0; k < 8; k++) {
-            const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, k), one);
-            q[k] = _mm256_or_si256(q[k], _mm256_slli_epi16(hb, 2));
-        }
-        const float d = h2f(b->d);
-        for (int t = 0; t < T; t++) {
-            const kern_block_q8_k_t *x = &xs[t][i];
-            __m256i sumi = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
-                sumi =
-                    _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s[k]));
-            }
-            const __m256i off =
-                _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums));
-            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 2));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
-        }
-    }
-    for (int t = 0; t < T; t++)
-        out[t] = hsum8(acc[t]);
+        out[t] = Q3 ? hsum8(acc[t]) : hsum8(acc[t]) - hsum8(accm[t]);
 }
 
 /* The 32 quants of a Q5_0/Q5_1 block as unsigned bytes 0..31 in weight order: the
@@ -372,14 +357,14 @@ static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
                 xs[t] = j->XK + (b + (size_t)t) * nb;
             if (j->type == KERN_Q2_K) {
                 if (T == 1)
-                    dot_q2_k_tile((const kern_block_q2_k_t *)w, nb, xs, 1, out);
+                    dot_k23_tile(w, nb, 0, xs, 1, out);
                 else
-                    dot_q2_k_tile((const kern_block_q2_k_t *)w, nb, xs, T, out);
+                    dot_k23_tile(w, nb, 0, xs, T, out);
             } else if (j->type == KERN_Q3_K) {
                 if (T == 1)
-                    dot_q3_k_tile((const kern_block_q3_k_t *)w, nb, xs, 1, out);
+                    dot_k23_tile(w, nb, 1, xs, 1, out);
                 else
-                    dot_q3_k_tile((const kern_block_q3_k_t *)w, nb, xs, T, out);
+                    dot_k23_tile(w, nb, 1, xs, T, out);
             } else if (j->type == KERN_Q6_K) {
                 if (T == 1)
                     dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, 1, out);
