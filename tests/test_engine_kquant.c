@@ -443,7 +443,9 @@ static void check_shape(kern_type_t t, size_t rows, size_t cols, size_t n, kern_
 }
 
 /* Odd row counts, one to many super-blocks, token counts around the kernels' tile of
- * 4, with and without a pool of threads. */
+ * 4, with and without a pool of threads: the AVX2 kernels, then (where the CPU has
+ * AVX-512) the 512-bit Q2_K/Q3_K ones (the other types' row kernels are the same
+ * code both ways). */
 static void test_kernels_awkward_shapes(void **state)
 {
     (void)state;
@@ -451,29 +453,43 @@ static void test_kernels_awkward_shapes(void **state)
     static const size_t cols[] = {256, 768, 2816};
     static const size_t ns[] = {1, 2, 3, 4, 5, 9};
     kern_pool_t *pool = kern_pool_new(3);
-    print_message("# kernels: %s\n", kern_impl_name());
-    for (size_t ti = 0; ti < N_KQ; ti++)
-        for (size_t ri = 0; ri < 4; ri++)
-            for (size_t ci = 0; ci < 3; ci++)
-                for (size_t ni = 0; ni < 6; ni++) {
-                    if (cols[ci] == 2816 && ns[ni] > 3) continue; /* keep the run short */
-                    check_shape(kq_types[ti], rows[ri], cols[ci], ns[ni],
-                                (ri + ni) % 2 ? pool : NULL, 0);
-                }
+    const int was = kern_avx2_use_vnni(-1);
+    for (int v = 0; v < 2; v++) {
+        if (kern_avx2_use_vnni(v) != v) continue;
+        print_message("# kernels: %s\n", kern_impl_name());
+        for (size_t ti = 0; ti < N_KQ; ti++) {
+            if (v && kq_types[ti] != KERN_Q2_K && kq_types[ti] != KERN_Q3_K) continue;
+            for (size_t ri = 0; ri < 4; ri++)
+                for (size_t ci = 0; ci < 3; ci++)
+                    for (size_t ni = 0; ni < 6; ni++) {
+                        if (cols[ci] == 2816 && ns[ni] > 3) continue; /* keep the run short */
+                        check_shape(kq_types[ti], rows[ri], cols[ci], ns[ni],
+                                    (ri + ni) % 2 ? pool : NULL, 0);
+                    }
+        }
+    }
+    kern_avx2_use_vnni(was);
     kern_pool_free(pool);
 }
 
 /* The K-quant row kernels on blocks of random bytes (every bit pattern of quants,
  * scales and mins; random finite f16 d and dmin, subnormals included): within the
- * bound of the exact dot, 1..5 tokens. */
+ * bound of the exact dot, 1..5 tokens, AVX2 and (Q2_K/Q3_K) 512-bit kernels. */
 static void test_kernels_random_blocks(void **state)
 {
     (void)state;
     static const kern_type_t ts[] = {KERN_Q2_K, KERN_Q3_K, KERN_Q4_K, KERN_Q5_K, KERN_Q6_K};
     kern_pool_t *pool = kern_pool_new(2);
-    for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++)
-        for (size_t n = 1; n <= 5; n++)
-            check_shape(ts[ti], 7, 1024, n, n % 2 ? pool : NULL, 1);
+    const int was = kern_avx2_use_vnni(-1);
+    for (int v = 0; v < 2; v++) {
+        if (kern_avx2_use_vnni(v) != v) continue;
+        for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++) {
+            if (v && ts[ti] != KERN_Q2_K && ts[ti] != KERN_Q3_K) continue;
+            for (size_t n = 1; n <= 5; n++)
+                check_shape(ts[ti], 7, 1024, n, n % 2 ? pool : NULL, 1);
+        }
+    }
+    kern_avx2_use_vnni(was);
     kern_pool_free(pool);
 }
 

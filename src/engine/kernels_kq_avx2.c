@@ -27,6 +27,23 @@
 #define KQ_TILE     4    /* tokens per pass over a weight row */
 #define KQ_PF_AHEAD 4096 /* bytes of a repacked group prefetched ahead (decode) */
 
+/* A call for each tile size 1 .. KQ_TILE, so the kernel is compiled with T a constant
+ * (its per-token arrays stay in registers). */
+#define TILE_CASES(CALL)                                                                           \
+    switch (T) {                                                                                   \
+    case 1:                                                                                        \
+        CALL(1);                                                                                   \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        CALL(2);                                                                                   \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        CALL(3);                                                                                   \
+        break;                                                                                     \
+    default:                                                                                       \
+        CALL(KQ_TILE);                                                                             \
+    }
+
 static inline float hsum8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -228,6 +245,7 @@ static inline __attribute__((always_inline)) void dot_k23_tile(const uint8_t *w,
     const __m128i m4 = _mm_set1_epi8(0x0f);
     const size_t bb = Q3 ? sizeof(kern_block_q3_k_t) : sizeof(kern_block_q2_k_t);
     __m256 acc[KQ_TILE], accm[KQ_TILE];
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps(), accm[t] = _mm256_setzero_ps();
     for (size_t i = 0; i < nb; i++) {
@@ -249,13 +267,16 @@ static inline __attribute__((always_inline)) void dot_k23_tile(const uint8_t *w,
             d = h2f(b2->d), dmin = h2f(b2->dmin);
         }
         __m256i sumi[KQ_TILE];
+#pragma GCC unroll 16
         for (int t = 0; t < T; t++)
             sumi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 16
         for (int h = 0; h < 2; h++) {
             const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
             /* scales 8h .. 8h + 7 in both lanes */
             const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
                                   : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+#pragma GCC unroll 16
             for (int k = 0; k < 4; k++) {
                 const int g = 4 * h + k; /* 32-weight group */
                 __m256i q = _mm256_and_si256(_mm256_srli_epi16(v, 2 * k), m2);
@@ -268,6 +289,7 @@ static inline __attribute__((always_inline)) void dot_k23_tile(const uint8_t *w,
                 const __m256i sc = _mm256_shuffle_epi8(
                     sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
                                           _mm256_castsi256_si128(bcast16_mask(2 * k))));
+#pragma GCC unroll 16
                 for (int t = 0; t < T; t++) {
                     const __m256i x = _mm256_loadu_si256((const __m256i *)(xs[t][i].qs + 32 * g));
                     sumi[t] = _mm256_add_epi32(sumi[t],
@@ -275,6 +297,7 @@ static inline __attribute__((always_inline)) void dot_k23_tile(const uint8_t *w,
                 }
             }
         }
+#pragma GCC unroll 16
         for (int t = 0; t < T; t++) {
             const kern_block_q8_k_t *x = &xs[t][i];
             const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
@@ -288,6 +311,7 @@ static inline __attribute__((always_inline)) void dot_k23_tile(const uint8_t *w,
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
         }
     }
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++)
         out[t] = Q3 ? hsum8(acc[t]) : hsum8(acc[t]) - hsum8(accm[t]);
 }
@@ -356,15 +380,13 @@ static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
             for (int t = 0; t < T; t++)
                 xs[t] = j->XK + (b + (size_t)t) * nb;
             if (j->type == KERN_Q2_K) {
-                if (T == 1)
-                    dot_k23_tile(w, nb, 0, xs, 1, out);
-                else
-                    dot_k23_tile(w, nb, 0, xs, T, out);
+#define CALL(n) dot_k23_tile(w, nb, 0, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
             } else if (j->type == KERN_Q3_K) {
-                if (T == 1)
-                    dot_k23_tile(w, nb, 1, xs, 1, out);
-                else
-                    dot_k23_tile(w, nb, 1, xs, T, out);
+#define CALL(n) dot_k23_tile(w, nb, 1, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
             } else if (j->type == KERN_Q6_K) {
                 if (T == 1)
                     dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, 1, out);
@@ -624,20 +646,127 @@ q6_group_vnni(const uint8_t *g, size_t nb, const kern_block_q8_k_t *const *xs, c
         _mm512_storeu_ps(out + 16 * t, acc[t]);
 }
 
-#define X16_CASES(CALL)                                                                            \
-    switch (T) {                                                                                   \
-    case 1:                                                                                        \
-        CALL(1);                                                                                   \
-        break;                                                                                     \
-    case 2:                                                                                        \
-        CALL(2);                                                                                   \
-        break;                                                                                     \
-    case 3:                                                                                        \
-        CALL(3);                                                                                   \
-        break;                                                                                     \
-    default:                                                                                       \
-        CALL(KQ_TILE);                                                                             \
+/* dot_k23_tile with 512-bit vectors, for the Q2_K/Q3_K rows (not repacked) where
+ * AVX-512 is in use: one vector holds two 32-weight groups (64 weights, four
+ * sub-blocks of 16, one per 128-bit lane), so per token a block is 4 maddubs and 4
+ * madd instead of 8 and 8. Both halves load the same 32 quant bytes and shift them by
+ * their own group's amount (vpsrlvw); the scales reach their lanes through one vpermw
+ * per group pair. The same integers as the AVX2 kernel; only the f32 sums' order
+ * differs. */
+static inline VNNI_TARGET __attribute__((always_inline)) void
+k23_tile_512(const uint8_t *w, size_t nb, const int Q3, const kern_block_q8_k_t *const *xs, int T,
+             float *out)
+{
+    const __m512i m2 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    const size_t bb = Q3 ? sizeof(kern_block_q3_k_t) : sizeof(kern_block_q2_k_t);
+    __m512 acc[KQ_TILE];
+    __m256 accm[KQ_TILE];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_setzero_ps(), accm[t] = _mm256_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = w + i * bb;
+        const uint8_t *qs =
+            Q3 ? ((const kern_block_q3_k_t *)b)->qs : ((const kern_block_q2_k_t *)b)->qs;
+        __m256i sc16, mn16 = _mm256_setzero_si256();
+        __m512i hm = _mm512_setzero_si512();
+        float d, dmin = 0.0f;
+        if (Q3) {
+            const kern_block_q3_k_t *b3 = (const kern_block_q3_k_t *)b;
+            sc16 = _mm256_cvtepi8_epi16(q3_k_scales(b3->scales));
+            hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b3->hmask));
+            d = h2f(b3->d);
+        } else {
+            const kern_block_q2_k_t *b2 = (const kern_block_q2_k_t *)b;
+            const __m128i sm = _mm_loadu_si128((const __m128i *)b2->scales);
+            sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
+            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
+            d = h2f(b2->d), dmin = h2f(b2->dmin);
+        }
+        const __m512i sc512 = _mm512_zextsi256_si512(sc16);
+        __m512i sumi[KQ_TILE];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            sumi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+        for (int h = 0; h < 2; h++) {
+            const __m512i v =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * h)));
+#pragma GCC unroll 16
+            for (int p = 0; p < 2; p++) {
+                const int g = 4 * h + 2 * p; /* groups g (low half) and g + 1 (high half) */
+                const __m512i cnt =
+                    _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * (2 * p))),
+                                       _mm256_set1_epi16((short)(2 * (2 * p + 1))), 1);
+                __m512i q = _mm512_and_si512(_mm512_srlv_epi16(v, cnt), m2);
+                if (Q3) { /* bit g (g + 1) of hmask as bit 2 */
+                    const __m512i hc = _mm512_inserti64x4(_mm512_set1_epi16((short)g),
+                                                          _mm256_set1_epi16((short)(g + 1)), 1);
+                    const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(hm, hc), one);
+                    q = _mm512_or_si512(q, _mm512_slli_epi16(hb, 2));
+                }
+                /* lane l: scale 2g + l in all 8 slots */
+                const __m512i idx = _mm512_setr_epi64(
+                    0x0001000100010001ll * (2 * g), 0x0001000100010001ll * (2 * g),
+                    0x0001000100010001ll * (2 * g + 1), 0x0001000100010001ll * (2 * g + 1),
+                    0x0001000100010001ll * (2 * g + 2), 0x0001000100010001ll * (2 * g + 2),
+                    0x0001000100010001ll * (2 * g + 3), 0x0001000100010001ll * (2 * g + 3));
+                const __m512i sc = _mm512_permutexvar_epi16(idx, sc512);
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    const __m512i x = _mm512_loadu_si512(xs[t][i].qs + 32 * g);
+                    sumi[t] = _mm512_add_epi32(sumi[t],
+                                               _mm512_madd_epi16(_mm512_maddubs_epi16(q, x), sc));
+                }
+            }
+        }
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const kern_block_q8_k_t *x = &xs[t][i];
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+            if (Q3) { /* the -4: 4 * sum of sc_g * bsum_g */
+                const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2);
+                sumi[t] = _mm512_sub_epi32(sumi[t], _mm512_zextsi256_si512(off));
+            } else {
+                accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * x->d),
+                                          _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, bs)), accm[t]);
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * x->d), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+        }
     }
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        out[t] = Q3 ? _mm512_reduce_add_ps(acc[t]) : _mm512_reduce_add_ps(acc[t]) - hsum8(accm[t]);
+}
+
+/* Rows [r0, r1) of a Q2_K or Q3_K job with k23_tile_512, KQ_TILE tokens per pass. */
+static VNNI_TARGET void k23_rows_512(const kern_job_t *j, size_t r0, size_t r1)
+{
+    const size_t nb = j->cols / KERN_QK_K;
+    const int q3 = j->type == KERN_Q3_K;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
+        for (size_t b = 0; b < j->n; b += KQ_TILE) {
+            const int T = j->n - b < KQ_TILE ? (int)(j->n - b) : KQ_TILE;
+            const kern_block_q8_k_t *xs[KQ_TILE];
+            float out[KQ_TILE];
+            for (int t = 0; t < T; t++)
+                xs[t] = j->XK + (b + (size_t)t) * nb;
+            if (q3) {
+#define CALL(n) k23_tile_512(w, nb, 1, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
+            } else {
+#define CALL(n) k23_tile_512(w, nb, 0, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
+            }
+            for (int t = 0; t < T; t++)
+                j->Y[(b + (size_t)t) * j->rows + r] = out[t];
+        }
+    }
+}
 
 /* Rows [r0, r1) (multiples of 16) of a repacked K-quant job: each group of 16 rows
  * against all tokens, KQ_TILE tokens per pass (the group's bytes stay in cache between
@@ -657,15 +786,15 @@ static VNNI_TARGET void kq_x16_rows(const kern_job_t *j, size_t r0, size_t r1)
                 xs[t] = j->XK + (b + (size_t)t) * nb;
             if (base == KERN_Q6_K) {
 #define CALL(n) q6_group_vnni(w, nb, xs, n, out)
-                X16_CASES(CALL)
+                TILE_CASES(CALL)
 #undef CALL
             } else if (base == KERN_Q5_K) {
 #define CALL(n) k45_group_vnni(w, nb, 1, xs, n, out)
-                X16_CASES(CALL)
+                TILE_CASES(CALL)
 #undef CALL
             } else {
 #define CALL(n) k45_group_vnni(w, nb, 0, xs, n, out)
-                X16_CASES(CALL)
+                TILE_CASES(CALL)
 #undef CALL
             }
             for (int t = 0; t < T; t++)
@@ -679,6 +808,8 @@ void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
     if (kern_kq_x16_base(j->type)) {
         kq_x16_rows(j, r0, r1);
+    } else if ((j->type == KERN_Q2_K || j->type == KERN_Q3_K) && kern_avx2_use_vnni(-1)) {
+        k23_rows_512(j, r0, r1);
     } else if (kern_kq_is_k(j->type)) {
         kq_rows(j, r0, r1);
     } else if (j->type == KERN_Q5_0 || j->type == KERN_Q5_1) {
