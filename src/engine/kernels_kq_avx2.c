@@ -15,7 +15,8 @@
  * once per tile of tokens.
  *
  * The repacked layouts (KERN_Q4_K_X16, KERN_Q5_K_X16, KERN_Q6_K_X16) have AVX-512 VNNI
- * kernels here (functions with their own target attribute, called only where
+ * kernels here, and the Q2_K/Q3_K rows (never repacked) a 512-bit variant of their
+ * AVX2 kernel (functions with their own target attribute, called only where
  * kern_avx2_use_vnni says the CPU has it); see the section below.
  */
 #include <immintrin.h>
