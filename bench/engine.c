@@ -6,13 +6,14 @@
  *       stories260K (converted and quantized in a temporary directory) and, when DIR
  *       (default bench/out) holds them, the Llama-3.2-1B-shaped files below.
  *   engine --make-model DIR [TYPE,...]
- *       writes DIR/llama1b-{f32,q8_0,q4_0,q4_k_m,q5_k_m,q6_k}.gguf (or the TYPEs named):
+ *       writes DIR/llama1b-{f32,q8_0,q4_0,q4_k_m,q5_k_m,q6_k,q3_k_m,q2_k}.gguf (or the
+ *       TYPEs named):
  *       Llama-3.2-1B dimensions (dim 2048, 16 layers, 32 heads, 8 kv heads, ffn 8192,
  *       vocab 128256, tied output) with random weights, the quantized files written
  *       directly (speed does not depend on the weight values; q4_k_m with
  *       llama-quantize's tensor mix: Q4_K, Q6_K tied embedding/output, Q6_K attn_v and
- *       ffn_down on 10 of 16 layers; q5_k_m and q6_k likewise). About 5 GiB + 1.3 GiB + 0.7 GiB
- *       + 0.8 GiB (+ 0.9 GiB + 1.0 GiB) of disk.
+ *       ffn_down on 10 of 16 layers; q5_k_m, q6_k, q3_k_m and q2_k likewise). About 5 GiB +
+ *       1.3 GiB + 0.7 GiB + 0.8 GiB (+ 0.9 GiB + 1.0 GiB + 0.6 GiB + 0.5 GiB) of disk.
  *   engine --kernels
  *       matvec alone on the 1B shapes (one token's worth of matrices) against the
  *       bandwidth limit, no model needed.
@@ -148,7 +149,8 @@ static void *make_tensor(gguf_writer_t *w, const char *name, kern_type_t t, uint
  * (a QUANT_FTYPE_*, then t is ignored): each matrix the type quant_kmix_type gives. */
 static int make_model(const char *path, kern_type_t t, int ftype)
 {
-    quant_kmix_t ks = {.n_attn_v = L1B_LAYERS, .n_ffn_down = L1B_LAYERS};
+    quant_kmix_t ks = {
+        .n_attn_v = L1B_LAYERS, .n_ffn_down = L1B_LAYERS, .n_gqa = L1B_HEADS / L1B_KV};
     gguf_writer_t *w = gguf_writer_new(0);
     gguf_writer_set_str(w, "general.architecture", "llama");
     gguf_writer_set_str(w, "general.name", "llama-3.2-1b-shaped-random");
@@ -334,8 +336,8 @@ static result_t run_llama(const char *path, int threads, int n_gen)
 /* ============================================================= kernels ==== */
 
 /* Matvec alone over one token's matrices of the 1B shape (random weights in memory),
- * bytes streamed per second and tokens/s if the whole token were these matvecs (Q4_K
- * Q5_K and Q6_K: every matrix in that type). Each quantized type runs twice: in the file's row
+ * bytes streamed per second and tokens/s if the whole token were these matvecs (Q2_K ..
+ * Q6_K: every matrix in that type). Each quantized type runs twice: in the file's row
  * layout, then in the layout model loading repacks it into for the kernels in use (q8_0x16,
  * q4_0x16, q4_Kx16 ... with AVX-512 VNNI; the same as the first otherwise). */
 static void bench_kernels(const int *threads, int n_threads, const double *bw)
@@ -344,9 +346,10 @@ static void bench_kernels(const int *threads, int n_threads, const double *bw)
     const size_t shapes[][2] = {{L1B_DIM, L1B_DIM}, {kv, L1B_DIM},      {kv, L1B_DIM},
                                 {L1B_DIM, L1B_DIM}, {L1B_FFN, L1B_DIM}, {L1B_FFN, L1B_DIM},
                                 {L1B_DIM, L1B_FFN}};
-    const kern_type_t types[] = {KERN_F32,  KERN_Q8_0, KERN_Q8_0, KERN_Q4_0, KERN_Q4_0, KERN_Q4_K,
-                                 KERN_Q4_K, KERN_Q5_K, KERN_Q5_K, KERN_Q6_K, KERN_Q6_K};
-    const int repacked[] = {0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+    const kern_type_t types[] = {KERN_F32,  KERN_Q8_0, KERN_Q8_0, KERN_Q4_0, KERN_Q4_0,
+                                 KERN_Q4_K, KERN_Q4_K, KERN_Q5_K, KERN_Q5_K, KERN_Q6_K,
+                                 KERN_Q6_K, KERN_Q3_K, KERN_Q2_K};
+    const int repacked[] = {0, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0};
     const int n_types = (int)(sizeof types / sizeof types[0]);
     printf("\nmatvec alone, one layer of the 1B shape x 16 + output (%s kernels)\n",
            kern_impl_name());
@@ -663,7 +666,9 @@ int main(int argc, char **argv)
                       {"f32", KERN_F32, 0},
                       {"q4_k_m", KERN_Q4_K, QUANT_FTYPE_Q4_K_M},
                       {"q5_k_m", KERN_Q5_K, QUANT_FTYPE_Q5_K_M},
-                      {"q6_k", KERN_Q6_K, QUANT_FTYPE_Q6_K}};
+                      {"q6_k", KERN_Q6_K, QUANT_FTYPE_Q6_K},
+                      {"q3_k_m", KERN_Q3_K, QUANT_FTYPE_Q3_K_M},
+                      {"q2_k", KERN_Q2_K, QUANT_FTYPE_Q2_K}};
             for (int k = 0; k < (int)(sizeof ts / sizeof ts[0]); k++) {
                 if (want && !strstr(want, ts[k].name)) continue;
                 char p[1024];
@@ -731,7 +736,7 @@ int main(int argc, char **argv)
     /* the model list: stories260K in three types (made here), then the 1B files */
     char tmp[] = "/tmp/sy-bench-XXXXXX";
     if (!mkdtemp(tmp)) return 1;
-    char paths[12][1024], names[12][48];
+    char paths[16][1024], names[16][48];
     int n_models = 0;
     const char *shared = getenv("SY_SHARED") ? getenv("SY_SHARED") : "../shared";
     char bin[1024], tok[1024], err[512];
@@ -758,8 +763,9 @@ int main(int argc, char **argv)
     } else {
         printf("(stories260K not found: %s)\n", err);
     }
-    static const char *t1b[] = {"f32", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"};
-    for (int k = 0; k < 6; k++) {
+    static const char *t1b[] = {"f32",    "q8_0", "q4_0",   "q4_k_m",
+                                "q5_k_m", "q6_k", "q3_k_m", "q2_k"};
+    for (int k = 0; k < 8; k++) {
         snprintf(paths[n_models], sizeof paths[0], "%.900s/llama1b-%s.gguf", dir, t1b[k]);
         if (access(paths[n_models], R_OK) == 0)
             snprintf(names[n_models++], 48, "1B-shaped %s", t1b[k]);

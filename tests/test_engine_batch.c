@@ -107,6 +107,13 @@ static void test_kernels_batch_invariant(void **state)
         }
     }
     kern_force_scalar(0);
+    /* the AVX2 Q2_K/Q3_K kernels where the CPU would use their 512-bit variant */
+    if (kern_avx2_use_vnni(-1)) {
+        kern_avx2_use_vnni(0);
+        check_type(KERN_Q2_K, pool);
+        check_type(KERN_Q3_K, pool);
+        kern_avx2_use_vnni(1);
+    }
     kern_pool_free(pool);
 }
 

@@ -337,6 +337,36 @@ static void case_init(mm_case_t *c, kern_type_t t, size_t rows, size_t cols, siz
     free(tmp), free(blk);
 }
 
+/* The same case with every weight block random bytes and random finite f16 scales, so
+ * every scale, min, quant and high bit pattern occurs (quantized rows keep some of
+ * them rare, such as Q3_K's scale -32). */
+static void case_init_random(mm_case_t *c, kern_type_t t, size_t rows, size_t cols, size_t n)
+{
+    case_init(c, t, rows, cols, n);
+    const size_t rb = kern_row_size(t, cols), bb = kern_kq_block_bytes(t);
+    uint8_t *blk = malloc(rb);
+    for (size_t r = 0; r < rows; r++) {
+        uint8_t *w = (uint8_t *)c->W + r * rb;
+        for (size_t k = 0; k < rb; k++)
+            w[k] = (uint8_t)rnd_u32();
+        size_t off[2];
+        int nh = half_fields(t, off);
+        for (size_t b = 0; b < rb / bb; b++)
+            for (int h = 0; h < nh; h++) {
+                kern_f16_t v = rnd_half();
+                memcpy(w + b * bb + off[h], &v, 2);
+            }
+        kern_dequantize_row(t, w, c->Wd + r * cols, cols);
+        if (t == KERN_Q4_K || t == KERN_Q5_K || t == KERN_Q2_K) {
+            memcpy(blk, w, rb);
+            for (size_t b = 0; b < rb / bb; b++)
+                memset(blk + b * bb + 16, 0, t == KERN_Q2_K ? 64 : bb - 16);
+            kern_dequantize_row(t, blk, c->Wmin + r * cols, cols);
+        }
+    }
+    free(blk);
+}
+
 static void case_free(mm_case_t *c)
 {
     free(c->W), free(c->Wd), free(c->Wmin), free(c->X);
@@ -378,12 +408,17 @@ static double exact_dot(const mm_case_t *c, size_t r, size_t b)
     return s;
 }
 
-/* One shape: the reference and the SIMD kernels each within the bound of the exact
- * dot; SIMD and reference within twice the bound of each other. */
-static void check_shape(kern_type_t t, size_t rows, size_t cols, size_t n, kern_pool_t *pool)
+/* One shape (random_bytes: case_init_random's blocks): the reference and the SIMD
+ * kernels each within the bound of the exact dot; SIMD and reference within twice the
+ * bound of each other. */
+static void check_shape(kern_type_t t, size_t rows, size_t cols, size_t n, kern_pool_t *pool,
+                        int random_bytes)
 {
     mm_case_t c;
-    case_init(&c, t, rows, cols, n);
+    if (random_bytes)
+        case_init_random(&c, t, rows, cols, n);
+    else
+        case_init(&c, t, rows, cols, n);
     float *ref = malloc(n * rows * sizeof(float)), *got = malloc(n * rows * sizeof(float));
     kern_force_scalar(1);
     kern_matmul(NULL, t, c.W, c.X, ref, n, rows, cols);
@@ -408,7 +443,9 @@ static void check_shape(kern_type_t t, size_t rows, size_t cols, size_t n, kern_
 }
 
 /* Odd row counts, one to many super-blocks, token counts around the kernels' tile of
- * 4, with and without a pool of threads. */
+ * 4, with and without a pool of threads: the AVX2 kernels, then (where the CPU has
+ * AVX-512) the 512-bit Q2_K/Q3_K ones (the other types' row kernels are the same
+ * code both ways). */
 static void test_kernels_awkward_shapes(void **state)
 {
     (void)state;
@@ -416,15 +453,43 @@ static void test_kernels_awkward_shapes(void **state)
     static const size_t cols[] = {256, 768, 2816};
     static const size_t ns[] = {1, 2, 3, 4, 5, 9};
     kern_pool_t *pool = kern_pool_new(3);
-    print_message("# kernels: %s\n", kern_impl_name());
-    for (size_t ti = 0; ti < N_KQ; ti++)
-        for (size_t ri = 0; ri < 4; ri++)
-            for (size_t ci = 0; ci < 3; ci++)
-                for (size_t ni = 0; ni < 6; ni++) {
-                    if (cols[ci] == 2816 && ns[ni] > 3) continue; /* keep the run short */
-                    check_shape(kq_types[ti], rows[ri], cols[ci], ns[ni],
-                                (ri + ni) % 2 ? pool : NULL);
-                }
+    const int was = kern_avx2_use_vnni(-1);
+    for (int v = 0; v < 2; v++) {
+        if (kern_avx2_use_vnni(v) != v) continue;
+        print_message("# kernels: %s\n", kern_impl_name());
+        for (size_t ti = 0; ti < N_KQ; ti++) {
+            if (v && kq_types[ti] != KERN_Q2_K && kq_types[ti] != KERN_Q3_K) continue;
+            for (size_t ri = 0; ri < 4; ri++)
+                for (size_t ci = 0; ci < 3; ci++)
+                    for (size_t ni = 0; ni < 6; ni++) {
+                        if (cols[ci] == 2816 && ns[ni] > 3) continue; /* keep the run short */
+                        check_shape(kq_types[ti], rows[ri], cols[ci], ns[ni],
+                                    (ri + ni) % 2 ? pool : NULL, 0);
+                    }
+        }
+    }
+    kern_avx2_use_vnni(was);
+    kern_pool_free(pool);
+}
+
+/* The K-quant row kernels on blocks of random bytes (every bit pattern of quants,
+ * scales and mins; random finite f16 d and dmin, subnormals included): within the
+ * bound of the exact dot, 1..5 tokens, AVX2 and (Q2_K/Q3_K) 512-bit kernels. */
+static void test_kernels_random_blocks(void **state)
+{
+    (void)state;
+    static const kern_type_t ts[] = {KERN_Q2_K, KERN_Q3_K, KERN_Q4_K, KERN_Q5_K, KERN_Q6_K};
+    kern_pool_t *pool = kern_pool_new(2);
+    const int was = kern_avx2_use_vnni(-1);
+    for (int v = 0; v < 2; v++) {
+        if (kern_avx2_use_vnni(v) != v) continue;
+        for (size_t ti = 0; ti < sizeof ts / sizeof ts[0]; ti++) {
+            if (v && ts[ti] != KERN_Q2_K && ts[ti] != KERN_Q3_K) continue;
+            for (size_t n = 1; n <= 5; n++)
+                check_shape(ts[ti], 7, 1024, n, n % 2 ? pool : NULL, 1);
+        }
+    }
+    kern_avx2_use_vnni(was);
     kern_pool_free(pool);
 }
 
@@ -636,12 +701,14 @@ static int files_equal(const char *a, const char *b)
     return eq;
 }
 
-/* Writes a random-weight F32 llama file with K-quant-sized rows: dim 256, ffn 512, 8
- * layers (so llama.cpp's "more bits" layers are 0, 2, 5, 7), 4 heads / 2 kv heads,
- * vocab 320, with or without a separate output matrix. */
-static void write_kfile(const char *path, int with_output)
+/* Writes a random-weight F32 llama file with K-quant-sized rows: dim 256, ffn 512,
+ * vocab 320, 4 heads of 64, with or without a separate output matrix; write_kfile has
+ * 8 layers (so llama.cpp's "more bits" layers are 0, 3, 6, 7) and 2 kv heads,
+ * kfile_write_shape any layer count (up to 32) and kv heads. */
+static void kfile_write_shape(const char *path, int with_output, int LAYERS, int kv_heads)
 {
-    enum { DIM = 256, FFN = 512, LAYERS = 8, KV = 128, VOCAB = 320 };
+    enum { DIM = 256, FFN = 512, VOCAB = 320 };
+    const int KV = 64 * kv_heads;
     gguf_writer_t *w = gguf_writer_new(0);
     gguf_writer_set_str(w, "general.architecture", "llama");
     gguf_writer_set_u32(w, "general.file_type", 0);
@@ -650,7 +717,7 @@ static void write_kfile(const char *path, int with_output)
     gguf_writer_set_u32(w, "llama.feed_forward_length", FFN);
     gguf_writer_set_u32(w, "llama.block_count", LAYERS);
     gguf_writer_set_u32(w, "llama.attention.head_count", 4);
-    gguf_writer_set_u32(w, "llama.attention.head_count_kv", 2);
+    gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)kv_heads);
     gguf_writer_set_u32(w, "llama.rope.dimension_count", DIM / 4);
     gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     char *pieces[VOCAB];
@@ -677,14 +744,15 @@ static void write_kfile(const char *path, int with_output)
     struct {
         char name[48];
         uint64_t ne[2];
-    } ts[3 + 9 * LAYERS];
+    } ts[3 + 9 * 32];
+    assert_true(LAYERS <= 32);
     int n = 0;
 #define ADD(nm, c, r) snprintf(ts[n].name, 48, "%s", nm), ts[n].ne[0] = c, ts[n++].ne[1] = r
     ADD("token_embd.weight", DIM, VOCAB);
     ADD("output_norm.weight", DIM, 1);
     if (with_output) ADD("output.weight", DIM, VOCAB);
     for (int l = 0; l < LAYERS; l++) {
-        static const struct {
+        const struct {
             const char *n;
             int c, r;
         } lt[] = {{"attn_norm", DIM, 1},  {"attn_q", DIM, DIM},      {"attn_k", DIM, KV},
@@ -697,7 +765,7 @@ static void write_kfile(const char *path, int with_output)
         }
     }
 #undef ADD
-    float *bufs[3 + 9 * LAYERS];
+    float *bufs[3 + 9 * 32];
     for (int i = 0; i < n; i++) {
         size_t cnt = ts[i].ne[0] * ts[i].ne[1];
         bufs[i] = malloc(cnt * sizeof(float));
@@ -711,6 +779,11 @@ static void write_kfile(const char *path, int with_output)
     gguf_writer_free(w);
     for (int i = 0; i < n; i++)
         free(bufs[i]);
+}
+
+static void write_kfile(const char *path, int with_output)
+{
+    kfile_write_shape(path, with_output, 8, 2);
 }
 
 /* The tensor types of a GGUF file by name, for the message when files differ. */
@@ -777,11 +850,10 @@ static void test_quantize_files_identical_to_llama_cpp(void **state)
     static const struct {
         const char *name;
         int ftype;
-    } mixes[] = {{"q4_k_m", QUANT_FTYPE_Q4_K_M},
-                 {"q5_k_m", QUANT_FTYPE_Q5_K_M},
-                 {"q6_k", QUANT_FTYPE_Q6_K},
-                 {"q4_k_s", QUANT_FTYPE_Q4_K_S},
-                 {"q5_k_s", QUANT_FTYPE_Q5_K_S}};
+    } mixes[] = {{"q4_k_m", QUANT_FTYPE_Q4_K_M}, {"q5_k_m", QUANT_FTYPE_Q5_K_M},
+                 {"q6_k", QUANT_FTYPE_Q6_K},     {"q4_k_s", QUANT_FTYPE_Q4_K_S},
+                 {"q5_k_s", QUANT_FTYPE_Q5_K_S}, {"q3_k_m", QUANT_FTYPE_Q3_K_M},
+                 {"q3_k_s", QUANT_FTYPE_Q3_K_S}, {"q2_k", QUANT_FTYPE_Q2_K}};
     char in[160];
     snprintf(in, sizeof in, "%s/k-out.gguf", tmpdir);
     write_kfile(in, 1);
@@ -791,6 +863,14 @@ static void test_quantize_files_identical_to_llama_cpp(void **state)
     snprintf(in, sizeof in, "%s/k-tied.gguf", tmpdir);
     write_kfile(in, 0);
     check_same_as_llama(in, "k-tied", "q4_k_m", QUANT_FTYPE_Q4_K_M, 0);
+    check_same_as_llama(in, "k-tied", "q3_k_m", QUANT_FTYPE_Q3_K_M, 0);
+    check_same_as_llama(in, "k-tied", "q2_k", QUANT_FTYPE_Q2_K, 1);
+    /* 16 layers, 4 query heads per kv head: Q3_K_M's Q5_K ffn_down (first sixteenth),
+       Q2_K's Q4_K attn_v (n_gqa >= 4) */
+    snprintf(in, sizeof in, "%s/k-gqa4.gguf", tmpdir);
+    kfile_write_shape(in, 0, 16, 1);
+    check_same_as_llama(in, "k-gqa4", "q3_k_m", QUANT_FTYPE_Q3_K_M, 0);
+    check_same_as_llama(in, "k-gqa4", "q2_k", QUANT_FTYPE_Q2_K, 0);
 
     char bin[600], tok[600], err[512];
     snprintf(bin, sizeof bin, "%s/data/models/llama2c/stories260K.bin", shared);
@@ -807,34 +887,42 @@ static void test_quantize_files_identical_to_llama_cpp(void **state)
     check_same_as_llama(in, "s260k", "q4_k_m", QUANT_FTYPE_Q4_K_M, 0);
     check_same_as_llama(in, "s260k", "q5_k_m", QUANT_FTYPE_Q5_K_M, 0);
     check_same_as_llama(in, "s260k", "q6_k", QUANT_FTYPE_Q6_K, 0);
+    /* its 64-wide rows would be IQ4_NL in llama.cpp's Q3_K/Q2_K mixes: refused */
+    char out[200];
+    snprintf(out, sizeof out, "%s/s260k-q3km.gguf", tmpdir);
+    quant_opts_t o = {.ftype = QUANT_FTYPE_Q3_K_M, .n_threads = 1};
+    assert_int_equal(quant_file_opts(in, out, &o, NULL, err, sizeof err), SY_EUNSUPPORTED);
+    assert_non_null(strstr(err, "IQ4_NL"));
+    print_message("# s260k q3_k_m: %s\n", err);
 }
 
-/* A Q4_K_M file of K-sized rows loads with the mix's types, and its forward pass
- * (batched prompt, then single-token decode) through the SIMD kernels gives the
- * logits the scalar reference gives within 5% of the largest logit. The kernels
+/* A Q4_K_M (Q3_K_M, Q2_K) file of K-sized rows loads with the mix's types, and its
+ * forward pass (batched prompt, then single-token decode) through the SIMD kernels gives
+ * the logits the scalar reference gives within 5% of the largest logit. The kernels
  * themselves differ only in the order of f32 sums (bounds above), but in this random
  * model such a difference can flip the 8-bit rounding of a downstream activation, and
  * that rounding moves its logits by up to ~2% (see test_greedy_matches_llama_cpp);
  * broken unpacking or scales give errors of the order of the logits themselves. */
-static void test_kfile_loads_and_runs(void **state)
+static void check_kfile_runs(const char *tag, int ftype, const kern_type_t want[5],
+                             size_t n_quantized)
 {
-    (void)state;
     char in[160], out[160], err[512] = "";
     snprintf(in, sizeof in, "%s/run-f32.gguf", tmpdir);
-    snprintf(out, sizeof out, "%s/run-q4km.gguf", tmpdir);
+    snprintf(out, sizeof out, "%s/run-%s.gguf", tmpdir, tag);
     write_kfile(in, 1);
-    quant_opts_t o = {.ftype = QUANT_FTYPE_Q4_K_M, .n_threads = 2};
+    quant_opts_t o = {.ftype = ftype, .n_threads = 2};
     quant_stats_t st;
     assert_int_equal(quant_file_opts(in, out, &o, &st, err, sizeof err), 0);
-    assert_int_equal(st.n_quantized, 8 * 7 + 1 - 8); /* Q4_K: all but the Q6_K ones */
+    assert_int_equal(st.n_quantized, n_quantized);
     model_t *m;
     if (model_load_gguf(out, &m, err, sizeof err)) fail_msg("load: %s", err);
         /* the file's types, or their repacked forms where the kernels in use repack them */
 #define LOADED(t, w) kern_repack_type(t, (size_t)(w).rows, (size_t)(w).cols)
-    assert_int_equal(m->layers[0].wq.type, LOADED(KERN_Q4_K, m->layers[0].wq));
-    assert_int_equal(m->layers[0].wv.type, LOADED(KERN_Q6_K, m->layers[0].wv));
-    assert_int_equal(m->layers[1].wv.type, LOADED(KERN_Q4_K, m->layers[1].wv));
-    assert_int_equal(m->output.type, LOADED(KERN_Q6_K, m->output));
+    assert_int_equal(m->layers[0].wq.type, LOADED(want[0], m->layers[0].wq));
+    assert_int_equal(m->layers[0].wv.type, LOADED(want[1], m->layers[0].wv));
+    assert_int_equal(m->layers[2].wv.type, LOADED(want[2], m->layers[2].wv));
+    assert_int_equal(m->layers[1].w_down.type, LOADED(want[3], m->layers[1].w_down));
+    assert_int_equal(m->output.type, LOADED(want[4], m->output));
 #undef LOADED
     /* 12 prompt tokens in one batch, then 4 decoded one at a time, scalar and SIMD */
     static const int toks[16] = {1,  300, 17,  260, 261, 99,  5,   318,
@@ -860,11 +948,28 @@ static void test_kfile_loads_and_runs(void **state)
         amax = fmaxf(amax, fabsf(logits[0][i]));
         dmax = fmaxf(dmax, fabsf(logits[0][i] - logits[1][i]));
     }
-    print_message("# q4_k_m forward: max |simd - scalar| %g of max |logit| %g\n", dmax, amax);
+    print_message("# %s forward: max |simd - scalar| %g of max |logit| %g\n", tag, dmax, amax);
     assert_true(amax > 0);
     assert_true(dmax <= 0.05f * amax);
     free(logits[0]), free(logits[1]);
     model_free(m);
+}
+
+static void test_kfile_loads_and_runs(void **state)
+{
+    (void)state;
+    /* 8 layers, 2 kv heads: Q4_K_M gives attn_v/ffn_down Q6_K on layers 0, 3, 6, 7;
+       Q3_K_M attn_v Q5_K on layers 0-1 and Q4_K after, ffn_down Q4_K; Q2_K attn_v and
+       ffn_down Q3_K (fewer than 4 query heads per kv head) */
+    check_kfile_runs("q4_k_m", QUANT_FTYPE_Q4_K_M,
+                     (const kern_type_t[]){KERN_Q4_K, KERN_Q6_K, KERN_Q4_K, KERN_Q4_K, KERN_Q6_K},
+                     8 * 7 + 1 - 8);
+    check_kfile_runs("q3_k_m", QUANT_FTYPE_Q3_K_M,
+                     (const kern_type_t[]){KERN_Q3_K, KERN_Q5_K, KERN_Q4_K, KERN_Q4_K, KERN_Q6_K},
+                     1 + 4 * 8);
+    check_kfile_runs("q2_k", QUANT_FTYPE_Q2_K,
+                     (const kern_type_t[]){KERN_Q2_K, KERN_Q3_K, KERN_Q3_K, KERN_Q3_K, KERN_Q6_K},
+                     1 + 4 * 8);
 }
 
 /* Our engine fed BOS (id 1) then llama.cpp's greedy tokens ref[0 .. n-2] (teacher
@@ -1006,6 +1111,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_error),
         cmocka_unit_test(test_q8_k_activations),
         cmocka_unit_test(test_kernels_awkward_shapes),
+        cmocka_unit_test(test_kernels_random_blocks),
         cmocka_unit_test(test_matmul_many_mixed),
         cmocka_unit_test(test_repacked_kquants),
         cmocka_unit_test(test_matmul_many_repacked),

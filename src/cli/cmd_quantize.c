@@ -15,14 +15,16 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: switchyard quantize IN.gguf OUT.gguf --type TYPE [--pure] [-t THREADS]\n"
-               "  TYPE: q8_0, q4_0, or the K-quant mixes q4_k_m, q5_k_m, q6_k, q4_k_s, q5_k_s\n"
-               "  (q4_k and q5_k are q4_k_m and q5_k_m, as in llama-quantize).\n"
+               "  TYPE: q8_0, q4_0, or the K-quant mixes q4_k_m, q5_k_m, q6_k, q4_k_s, q5_k_s,\n"
+               "  q3_k_m, q3_k_s, q2_k (q4_k, q5_k and q3_k are q4_k_m, q5_k_m and q3_k_m, as\n"
+               "  in llama-quantize).\n"
                "  Converts the weight matrices to the type; norms stay as they are, matrices\n"
                "  with rows not a multiple of 32 become F16. For q4_0 the output matrix (or\n"
                "  the tied token embedding) and attn_v stay q8_0 and each block's scale is\n"
                "  the one of least squared error. The K-quant mixes are llama-quantize's:\n"
                "  output q6_k, attn_v and ffn_down q6_k on some layers (_m), rows not a\n"
-               "  multiple of 256 as q5_0/q5_1/q8_0; the file matches llama-quantize's.\n"
+               "  multiple of 256 as q5_0/q5_1/q8_0 (q2_k/q3_k mixes refuse such rows: llama.cpp\n"
+               "  writes iq4_nl there); the file matches llama-quantize's.\n"
                "  --pure  every matrix to the type with ggml's reference rounding: the file\n"
                "          matches llama.cpp's `llama-quantize --pure` byte for byte.\n");
 }
@@ -74,14 +76,18 @@ int cmd_quantize(int argc, char **argv)
                  {"q5_k_m", KERN_Q5_K, QUANT_FTYPE_Q5_K_M},
                  {"q5_k", KERN_Q5_K, QUANT_FTYPE_Q5_K_M},
                  {"q5_k_s", KERN_Q5_K, QUANT_FTYPE_Q5_K_S},
-                 {"q6_k", KERN_Q6_K, QUANT_FTYPE_Q6_K}};
+                 {"q6_k", KERN_Q6_K, QUANT_FTYPE_Q6_K},
+                 {"q3_k_m", KERN_Q3_K, QUANT_FTYPE_Q3_K_M},
+                 {"q3_k", KERN_Q3_K, QUANT_FTYPE_Q3_K_M},
+                 {"q3_k_s", KERN_Q3_K, QUANT_FTYPE_Q3_K_S},
+                 {"q2_k", KERN_Q2_K, QUANT_FTYPE_Q2_K}};
     int ti = -1;
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (!strcasecmp(type, types[i].name)) ti = (int)i;
     if (ti < 0) {
         fprintf(stderr,
-                "quantize: --type must be q8_0, q4_0, q4_k_m, q4_k_s, q5_k_m, q5_k_s or q6_k, "
-                "not '%s'\n",
+                "quantize: --type must be q8_0, q4_0, q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k, "
+                "q3_k_m, q3_k_s or q2_k, not '%s'\n",
                 type);
         return 2;
     }

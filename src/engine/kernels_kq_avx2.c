@@ -1,21 +1,22 @@
-/* kernels_kq_avx2.c — AVX2 dot products of Q4_K, Q5_K and Q6_K weight rows with Q8_K
+/* kernels_kq_avx2.c — AVX2 dot products of K-quant (Q2_K .. Q6_K) weight rows with Q8_K
  * activations, and of Q5_0/Q5_1 rows with Q8_0 activations (compiled with -mavx2 -mfma -mf16c;
  * called only after kernels.c saw those features at run time). Other types of kquants.h go to the
  * reference.
  *
  * Per super-block of 256 weights the integer dot is exact: quants are unpacked to
- * unsigned bytes (0..15, 0..31 or 0..63), maddubs multiplies them with the signed
- * activation bytes into 16-bit pair sums (at most 2 * 63 * 127, no saturation), madd
- * by the sub-block scales widens to 32 bits. Offsets (Q4_K/Q5_K mins, Q6_K's -32) come
- * from the activation block's 16-element sums. Then, as in the reference, the block
- * adds d_w * d_x * sumi - dmin_w * d_x * summ in f32; only the order of those block
- * sums differs from kquants.c.
+ * unsigned bytes (0..3, 0..7, 0..15, 0..31 or 0..63), maddubs multiplies them with the
+ * signed activation bytes into 16-bit pair sums (at most 2 * 63 * 127, no saturation),
+ * madd by the sub-block scales widens to 32 bits. Offsets (Q2_K/Q4_K/Q5_K mins, Q3_K's
+ * -4, Q6_K's -32) come from the activation block's 16-element sums. Then, as in the
+ * reference, the block adds d_w * d_x * sumi - dmin_w * d_x * summ in f32; only the
+ * order of those block sums differs from kquants.c.
  *
  * A row meets up to KQ_TILE tokens per pass, so prefill unpacks each weight block
  * once per tile of tokens.
  *
  * The repacked layouts (KERN_Q4_K_X16, KERN_Q5_K_X16, KERN_Q6_K_X16) have AVX-512 VNNI
- * kernels here (functions with their own target attribute, called only where
+ * kernels here, and the Q2_K/Q3_K rows (never repacked) a 512-bit variant of their
+ * AVX2 kernel (functions with their own target attribute, called only where
  * kern_avx2_use_vnni says the CPU has it); see the section below.
  */
 #include <immintrin.h>
@@ -26,6 +27,23 @@
 
 #define KQ_TILE     4    /* tokens per pass over a weight row */
 #define KQ_PF_AHEAD 4096 /* bytes of a repacked group prefetched ahead (decode) */
+
+/* A call for each tile size 1 .. KQ_TILE, so the kernel is compiled with T a constant
+ * (its per-token arrays stay in registers). */
+#define TILE_CASES(CALL)                                                                           \
+    switch (T) {                                                                                   \
+    case 1:                                                                                        \
+        CALL(1);                                                                                   \
+        break;                                                                                     \
+    case 2:                                                                                        \
+        CALL(2);                                                                                   \
+        break;                                                                                     \
+    case 3:                                                                                        \
+        CALL(3);                                                                                   \
+        break;                                                                                     \
+    default:                                                                                       \
+        CALL(KQ_TILE);                                                                             \
+    }
 
 static inline float hsum8(__m256 v)
 {
@@ -131,6 +149,20 @@ static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w,
     }
 }
 
+/* The 16 scales of a sub-block pair vector: s[k] holds scale 2k (low lane) and 2k + 1
+ * (high lane) of the 16 i16 values sc16, each in all 8 of its lane's slots. */
+static inline void k16_scales(__m256i sc16, __m256i s[8])
+{
+    for (int h = 0; h < 2; h++) {
+        const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                              : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+        for (int k = 0; k < 4; k++)
+            s[4 * h + k] = _mm256_shuffle_epi8(
+                sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
+                                      _mm256_castsi256_si128(bcast16_mask(2 * k))));
+    }
+}
+
 /* Row w (nb Q6_K blocks) against T tokens. */
 static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block_q6_k_t *w,
                                                                 size_t nb,
@@ -146,10 +178,8 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
         __m256i q[8], s[8];
         const __m256i sc16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)); /* 16 x i16 */
+        k16_scales(sc16, s);
         for (int h = 0; h < 2; h++) {
-            /* scales 8h .. 8h+7 in both lanes */
-            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
-                                  : _mm256_permute2x128_si256(sc16, sc16, 0x00);
             __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
@@ -161,10 +191,6 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
             q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
             q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
             q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
-            for (int k = 0; k < 4; k++) /* scale 2k in the low lane, 2k + 1 in the high */
-                s[4 * h + k] = _mm256_shuffle_epi8(
-                    sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
-                                          _mm256_castsi256_si128(bcast16_mask(2 * k))));
         }
         const float d = h2f(b->d);
         for (int t = 0; t < T; t++) {
@@ -183,6 +209,112 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
     }
     for (int t = 0; t < T; t++)
         out[t] = hsum8(acc[t]);
+}
+
+/* The 16 six-bit scales of a Q3_K block, minus 32, as bytes: scales 0..7 are the low
+ * nibbles of bytes 0..7, 8..15 their high nibbles; scale j's top 2 bits sit at bits
+ * 2 (j / 4) of byte 8 + j % 4, so dword k of the result takes bytes 8..11 shifted
+ * right by 2k. All in registers: a scalar unpack stored and reloaded as a vector
+ * stalls on store forwarding every block. */
+static inline __m128i q3_k_scales(const uint8_t *p)
+{
+    const __m128i m4 = _mm_set1_epi8(0x0f), m2 = _mm_set1_epi8(3);
+    const __m128i a = _mm_loadl_epi64((const __m128i *)p);
+    int32_t top;
+    memcpy(&top, p + 8, 4);
+    const __m128i lo =
+        _mm_unpacklo_epi64(_mm_and_si128(a, m4), _mm_and_si128(_mm_srli_epi16(a, 4), m4));
+    const __m128i hi =
+        _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(top), _mm_setr_epi32(0, 2, 4, 6)), m2);
+    return _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
+}
+
+/* Row w (nb Q2_K, or with Q3 Q3_K, blocks) against T tokens. The two share the low 2
+ * bits: weights 32k .. 32k + 31 (sub-blocks 2k, 2k + 1) are the 32 bytes of 128-half
+ * k / 4 of qs at shift 2 (k % 4); Q3_K adds bit k of hmask[0..31] as bit 2, so its
+ * quant q - 4 * !hbit is u - 4 with u = 0..7. Per 32 weights one maddubs of the
+ * unsigned quants with the activations and one madd by the two sub-blocks' scales
+ * (Q2_K's 4-bit ones, Q3_K's signed 6-bit ones); each vector is unpacked once for the
+ * tile and used at once, so the unpacked block never spills. Q2_K's mins and Q3_K's
+ * -4 meet the activation block's 16-element sums in one madd per token. */
+static inline __attribute__((always_inline)) void dot_k23_tile(const uint8_t *w, size_t nb,
+                                                               const int Q3,
+                                                               const kern_block_q8_k_t *const *xs,
+                                                               int T, float *out)
+{
+    const __m256i m2 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    const size_t bb = Q3 ? sizeof(kern_block_q3_k_t) : sizeof(kern_block_q2_k_t);
+    __m256 acc[KQ_TILE], accm[KQ_TILE];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm256_setzero_ps(), accm[t] = _mm256_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = w + i * bb;
+        const uint8_t *qs =
+            Q3 ? ((const kern_block_q3_k_t *)b)->qs : ((const kern_block_q2_k_t *)b)->qs;
+        __m256i sc16, mn16 = _mm256_setzero_si256(), hm = _mm256_setzero_si256();
+        float d, dmin = 0.0f;
+        if (Q3) {
+            const kern_block_q3_k_t *b3 = (const kern_block_q3_k_t *)b;
+            sc16 = _mm256_cvtepi8_epi16(q3_k_scales(b3->scales));
+            hm = _mm256_loadu_si256((const __m256i *)b3->hmask);
+            d = h2f(b3->d);
+        } else {
+            const kern_block_q2_k_t *b2 = (const kern_block_q2_k_t *)b;
+            const __m128i sm = _mm_loadu_si128((const __m128i *)b2->scales);
+            sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
+            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
+            d = h2f(b2->d), dmin = h2f(b2->dmin);
+        }
+        __m256i sumi[KQ_TILE];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            sumi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 16
+        for (int h = 0; h < 2; h++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            /* scales 8h .. 8h + 7 in both lanes */
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                                  : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+#pragma GCC unroll 16
+            for (int k = 0; k < 4; k++) {
+                const int g = 4 * h + k; /* 32-weight group */
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(v, 2 * k), m2);
+                if (Q3) { /* bit g of hmask to bit 2 */
+                    const __m256i hb =
+                        g < 2 ? _mm256_slli_epi16(hm, 2 - g) : _mm256_srli_epi16(hm, g - 2);
+                    q = _mm256_or_si256(q, _mm256_and_si256(hb, four));
+                }
+                /* scale 2k of the half in the low lane, 2k + 1 in the high */
+                const __m256i sc = _mm256_shuffle_epi8(
+                    sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
+                                          _mm256_castsi256_si128(bcast16_mask(2 * k))));
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    const __m256i x = _mm256_loadu_si256((const __m256i *)(xs[t][i].qs + 32 * g));
+                    sumi[t] = _mm256_add_epi32(sumi[t],
+                                               _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), sc));
+                }
+            }
+        }
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const kern_block_q8_k_t *x = &xs[t][i];
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+            if (Q3) { /* the -4: 4 * sum of sc_g * bsum_g */
+                const __m256i off = _mm256_madd_epi16(sc16, bs);
+                sumi[t] = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(off, 2));
+            } else {
+                accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * x->d),
+                                          _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, bs)), accm[t]);
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        out[t] = Q3 ? hsum8(acc[t]) : hsum8(acc[t]) - hsum8(accm[t]);
 }
 
 /* The 32 quants of a Q5_0/Q5_1 block as unsigned bytes 0..31 in weight order: the
@@ -248,7 +380,15 @@ static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
             float out[KQ_TILE];
             for (int t = 0; t < T; t++)
                 xs[t] = j->XK + (b + (size_t)t) * nb;
-            if (j->type == KERN_Q6_K) {
+            if (j->type == KERN_Q2_K) {
+#define CALL(n) dot_k23_tile(w, nb, 0, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
+            } else if (j->type == KERN_Q3_K) {
+#define CALL(n) dot_k23_tile(w, nb, 1, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
+            } else if (j->type == KERN_Q6_K) {
                 if (T == 1)
                     dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, 1, out);
                 else
@@ -507,20 +647,127 @@ q6_group_vnni(const uint8_t *g, size_t nb, const kern_block_q8_k_t *const *xs, c
         _mm512_storeu_ps(out + 16 * t, acc[t]);
 }
 
-#define X16_CASES(CALL)                                                                            \
-    switch (T) {                                                                                   \
-    case 1:                                                                                        \
-        CALL(1);                                                                                   \
-        break;                                                                                     \
-    case 2:                                                                                        \
-        CALL(2);                                                                                   \
-        break;                                                                                     \
-    case 3:                                                                                        \
-        CALL(3);                                                                                   \
-        break;                                                                                     \
-    default:                                                                                       \
-        CALL(KQ_TILE);                                                                             \
+/* dot_k23_tile with 512-bit vectors, for the Q2_K/Q3_K rows (not repacked) where
+ * AVX-512 is in use: one vector holds two 32-weight groups (64 weights, four
+ * sub-blocks of 16, one per 128-bit lane), so per token a block is 4 maddubs and 4
+ * madd instead of 8 and 8. Both halves load the same 32 quant bytes and shift them by
+ * their own group's amount (vpsrlvw); the scales reach their lanes through one vpermw
+ * per group pair. The same integers as the AVX2 kernel; only the f32 sums' order
+ * differs. */
+static inline VNNI_TARGET __attribute__((always_inline)) void
+k23_tile_512(const uint8_t *w, size_t nb, const int Q3, const kern_block_q8_k_t *const *xs, int T,
+             float *out)
+{
+    const __m512i m2 = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    const size_t bb = Q3 ? sizeof(kern_block_q3_k_t) : sizeof(kern_block_q2_k_t);
+    __m512 acc[KQ_TILE];
+    __m256 accm[KQ_TILE];
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        acc[t] = _mm512_setzero_ps(), accm[t] = _mm256_setzero_ps();
+    for (size_t i = 0; i < nb; i++) {
+        const uint8_t *b = w + i * bb;
+        const uint8_t *qs =
+            Q3 ? ((const kern_block_q3_k_t *)b)->qs : ((const kern_block_q2_k_t *)b)->qs;
+        __m256i sc16, mn16 = _mm256_setzero_si256();
+        __m512i hm = _mm512_setzero_si512();
+        float d, dmin = 0.0f;
+        if (Q3) {
+            const kern_block_q3_k_t *b3 = (const kern_block_q3_k_t *)b;
+            sc16 = _mm256_cvtepi8_epi16(q3_k_scales(b3->scales));
+            hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)b3->hmask));
+            d = h2f(b3->d);
+        } else {
+            const kern_block_q2_k_t *b2 = (const kern_block_q2_k_t *)b;
+            const __m128i sm = _mm_loadu_si128((const __m128i *)b2->scales);
+            sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sm, m4));
+            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sm, 4), m4));
+            d = h2f(b2->d), dmin = h2f(b2->dmin);
+        }
+        const __m512i sc512 = _mm512_zextsi256_si512(sc16);
+        __m512i sumi[KQ_TILE];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            sumi[t] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+        for (int h = 0; h < 2; h++) {
+            const __m512i v =
+                _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * h)));
+#pragma GCC unroll 16
+            for (int p = 0; p < 2; p++) {
+                const int g = 4 * h + 2 * p; /* groups g (low half) and g + 1 (high half) */
+                const __m512i cnt =
+                    _mm512_inserti64x4(_mm512_set1_epi16((short)(2 * (2 * p))),
+                                       _mm256_set1_epi16((short)(2 * (2 * p + 1))), 1);
+                __m512i q = _mm512_and_si512(_mm512_srlv_epi16(v, cnt), m2);
+                if (Q3) { /* bit g (g + 1) of hmask as bit 2 */
+                    const __m512i hc = _mm512_inserti64x4(_mm512_set1_epi16((short)g),
+                                                          _mm256_set1_epi16((short)(g + 1)), 1);
+                    const __m512i hb = _mm512_and_si512(_mm512_srlv_epi16(hm, hc), one);
+                    q = _mm512_or_si512(q, _mm512_slli_epi16(hb, 2));
+                }
+                /* lane l: scale 2g + l in all 8 slots */
+                const __m512i idx = _mm512_setr_epi64(
+                    0x0001000100010001ll * (2 * g), 0x0001000100010001ll * (2 * g),
+                    0x0001000100010001ll * (2 * g + 1), 0x0001000100010001ll * (2 * g + 1),
+                    0x0001000100010001ll * (2 * g + 2), 0x0001000100010001ll * (2 * g + 2),
+                    0x0001000100010001ll * (2 * g + 3), 0x0001000100010001ll * (2 * g + 3));
+                const __m512i sc = _mm512_permutexvar_epi16(idx, sc512);
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    const __m512i x = _mm512_loadu_si512(xs[t][i].qs + 32 * g);
+                    sumi[t] = _mm512_add_epi32(sumi[t],
+                                               _mm512_madd_epi16(_mm512_maddubs_epi16(q, x), sc));
+                }
+            }
+        }
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++) {
+            const kern_block_q8_k_t *x = &xs[t][i];
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)x->bsums);
+            if (Q3) { /* the -4: 4 * sum of sc_g * bsum_g */
+                const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2);
+                sumi[t] = _mm512_sub_epi32(sumi[t], _mm512_zextsi256_si512(off));
+            } else {
+                accm[t] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * x->d),
+                                          _mm256_cvtepi32_ps(_mm256_madd_epi16(mn16, bs)), accm[t]);
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * x->d), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+        }
     }
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++)
+        out[t] = Q3 ? _mm512_reduce_add_ps(acc[t]) : _mm512_reduce_add_ps(acc[t]) - hsum8(accm[t]);
+}
+
+/* Rows [r0, r1) of a Q2_K or Q3_K job with k23_tile_512, KQ_TILE tokens per pass. */
+static VNNI_TARGET void k23_rows_512(const kern_job_t *j, size_t r0, size_t r1)
+{
+    const size_t nb = j->cols / KERN_QK_K;
+    const int q3 = j->type == KERN_Q3_K;
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *w = (const uint8_t *)j->W + r * j->row_bytes;
+        for (size_t b = 0; b < j->n; b += KQ_TILE) {
+            const int T = j->n - b < KQ_TILE ? (int)(j->n - b) : KQ_TILE;
+            const kern_block_q8_k_t *xs[KQ_TILE];
+            float out[KQ_TILE];
+            for (int t = 0; t < T; t++)
+                xs[t] = j->XK + (b + (size_t)t) * nb;
+            if (q3) {
+#define CALL(n) k23_tile_512(w, nb, 1, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
+            } else {
+#define CALL(n) k23_tile_512(w, nb, 0, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
+            }
+            for (int t = 0; t < T; t++)
+                j->Y[(b + (size_t)t) * j->rows + r] = out[t];
+        }
+    }
+}
 
 /* Rows [r0, r1) (multiples of 16) of a repacked K-quant job: each group of 16 rows
  * against all tokens, KQ_TILE tokens per pass (the group's bytes stay in cache between
@@ -540,15 +787,15 @@ static VNNI_TARGET void kq_x16_rows(const kern_job_t *j, size_t r0, size_t r1)
                 xs[t] = j->XK + (b + (size_t)t) * nb;
             if (base == KERN_Q6_K) {
 #define CALL(n) q6_group_vnni(w, nb, xs, n, out)
-                X16_CASES(CALL)
+                TILE_CASES(CALL)
 #undef CALL
             } else if (base == KERN_Q5_K) {
 #define CALL(n) k45_group_vnni(w, nb, 1, xs, n, out)
-                X16_CASES(CALL)
+                TILE_CASES(CALL)
 #undef CALL
             } else {
 #define CALL(n) k45_group_vnni(w, nb, 0, xs, n, out)
-                X16_CASES(CALL)
+                TILE_CASES(CALL)
 #undef CALL
             }
             for (int t = 0; t < T; t++)
@@ -562,7 +809,9 @@ void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1)
 {
     if (kern_kq_x16_base(j->type)) {
         kq_x16_rows(j, r0, r1);
-    } else if (j->type == KERN_Q4_K || j->type == KERN_Q5_K || j->type == KERN_Q6_K) {
+    } else if ((j->type == KERN_Q2_K || j->type == KERN_Q3_K) && kern_avx2_use_vnni(-1)) {
+        k23_rows_512(j, r0, r1);
+    } else if (kern_kq_is_k(j->type)) {
         kq_rows(j, r0, r1);
     } else if (j->type == KERN_Q5_0 || j->type == KERN_Q5_1) {
         for (size_t r = r0; r < r1; r++)

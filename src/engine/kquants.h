@@ -59,9 +59,10 @@ void kern_kq_x16_block(kern_type_t t, const void *W, size_t nb, size_t r, size_t
 float kern_kq_dot_x16(kern_type_t t, const void *W, size_t nb, size_t r,
                       const kern_block_q8_k_t *xk);
 
-/* Rows [r0, r1) of a Q4_K, Q5_K or Q6_K job with AVX2 (kernels_kq_avx2.c); other types
+/* Rows [r0, r1) of a K-quant, Q5_0 or Q5_1 job with AVX2 (kernels_kq_avx2.c); other types
  * go to the reference. Called only where kernels.c saw AVX2/FMA/F16C; the repacked types
- * only where kern_avx2_use_vnni says AVX-512 VNNI is in use. */
+ * only where kern_avx2_use_vnni says AVX-512 VNNI is in use (Q2_K/Q3_K rows then take a
+ * 512-bit variant). */
 void kern_kq_avx2_rows(const kern_job_t *j, size_t r0, size_t r1);
 
 #endif

@@ -76,6 +76,11 @@ kern_type_t quant_target_type(const char *name, int n_dims, const uint64_t *ne, 
 kern_type_t quant_ftype_base(int ftype)
 {
     switch (ftype) {
+    case QUANT_FTYPE_Q2_K:
+        return KERN_Q2_K;
+    case QUANT_FTYPE_Q3_K_S:
+    case QUANT_FTYPE_Q3_K_M:
+        return KERN_Q3_K;
     case QUANT_FTYPE_Q4_K_S:
     case QUANT_FTYPE_Q4_K_M:
         return KERN_Q4_K;
@@ -97,11 +102,13 @@ static int use_more_bits(int i, int n)
 }
 
 /* A K-quant type where the rows are not whole super-blocks becomes the 32-block type
- * of about the same size (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), and F16 where the
- * rows are not whole blocks of 32 either. */
+ * of about the same size (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0; Q2_K and Q3_K ->
+ * IQ4_NL, which only marks the tensor here), and F16 where the rows are not whole
+ * blocks of 32 either. */
 static kern_type_t fallback(kern_type_t t, uint64_t cols)
 {
     if (kern_row_size(t, (size_t)cols)) return t;
+    if (t == KERN_Q2_K || t == KERN_Q3_K) return cols % KERN_QK ? KERN_F16 : QUANT_TYPE_IQ4_NL;
     t = t == KERN_Q4_K ? KERN_Q5_0 : t == KERN_Q5_K ? KERN_Q5_1 : KERN_Q8_0;
     return kern_row_size(t, (size_t)cols) ? t : KERN_F16;
 }
@@ -120,19 +127,34 @@ kern_type_t quant_kmix_type(quant_kmix_t *s, const char *name, int n_dims, const
     } else if (!strcmp(name, "token_embd.weight")) {
         /* the file's type */
     } else if (strstr(name, "attn_v.weight")) {
-        if (m && use_more_bits(s->i_attn_v, s->n_attn_v))
+        if (ftype == QUANT_FTYPE_Q2_K)
+            t = s->n_gqa >= 4 ? KERN_Q4_K : KERN_Q3_K;
+        else if (ftype == QUANT_FTYPE_Q3_K_M)
+            t = s->i_attn_v < 2 ? KERN_Q5_K : KERN_Q4_K;
+        else if (m && use_more_bits(s->i_attn_v, s->n_attn_v))
             t = KERN_Q6_K;
         else if (ftype == QUANT_FTYPE_Q4_K_S && s->i_attn_v < 4)
             t = KERN_Q5_K;
         s->i_attn_v++;
     } else if (strstr(name, "ffn_down")) {
-        if (m && use_more_bits(s->i_ffn_down, s->n_ffn_down))
+        if (ftype == QUANT_FTYPE_Q2_K)
+            t = KERN_Q3_K;
+        else if (ftype == QUANT_FTYPE_Q3_K_M)
+            t = s->i_ffn_down < s->n_ffn_down / 16 ? KERN_Q5_K : KERN_Q4_K;
+        else if (m && use_more_bits(s->i_ffn_down, s->n_ffn_down))
             t = KERN_Q6_K;
         else if (ftype == QUANT_FTYPE_Q4_K_S && s->i_ffn_down < s->n_ffn_down / 8)
             t = KERN_Q5_K;
         s->i_ffn_down++;
+    } else if (strstr(name, "attn_output.weight")) {
+        if (ftype == QUANT_FTYPE_Q2_K)
+            t = KERN_Q3_K;
+        else if (ftype == QUANT_FTYPE_Q3_K_M)
+            t = KERN_Q4_K;
     } else if (strstr(name, "attn_qkv.weight")) {
-        if (ftype == QUANT_FTYPE_Q4_K_M)
+        if (ftype == QUANT_FTYPE_Q3_K_M)
+            t = KERN_Q4_K;
+        else if (ftype == QUANT_FTYPE_Q4_K_M)
             t = KERN_Q5_K;
         else if (ftype == QUANT_FTYPE_Q5_K_M)
             t = KERN_Q6_K;
@@ -262,6 +284,23 @@ static void conv_rows(void *arg, int i, int n)
     mem_free(tmp);
 }
 
+/* Query heads per kv head from the file's metadata (ARCH.attention.head_count and
+ * head_count_kv, the latter defaulting to the former, as llama.cpp reads them); 0 where
+ * either is missing or zero. */
+static int quant_file_gqa(const gguf_t *g)
+{
+    const char *arch;
+    size_t len;
+    char key[128];
+    uint32_t nh = 0, nkv = 0;
+    if (gguf_get_str(g, "general.architecture", &arch, &len) || len > 64) return 0;
+    snprintf(key, sizeof key, "%.*s.attention.head_count", (int)len, arch);
+    if (gguf_get_u32(g, key, &nh) || nh == 0) return 0;
+    snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)len, arch);
+    if (gguf_get_u32(g, key, &nkv)) nkv = nh;
+    return nkv ? (int)(nh / nkv) : 0;
+}
+
 /* Writes in_path quantized. The converted tensors are held in memory until the
  * writer has written them (the writer borrows them). */
 int quant_file(const char *in_path, const char *out_path, kern_type_t type, int n_threads,
@@ -280,7 +319,7 @@ int quant_file_opts(const char *in_path, const char *out_path, const quant_opts_
     if (type != KERN_Q8_0 && type != KERN_Q4_0 && !(ftype && type != KERN_F32)) {
         snprintf(err, errlen,
                  "quantize: target must be q8_0, q4_0 or a K-quant file type "
-                 "(q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k)");
+                 "(q2_k, q3_k_s, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k)");
         return SY_EINVAL;
     }
     quant_stats_t st = {0};
@@ -318,6 +357,7 @@ int quant_file_opts(const char *in_path, const char *out_path, const quant_opts_
         ks.n_attn_v += strstr(t->name, "attn_v.weight") != NULL;
         ks.n_ffn_down += strstr(t->name, "ffn_down") != NULL;
     }
+    ks.n_gqa = quant_file_gqa(g);
     kern_pool_t *pool = n_threads > 1 ? kern_pool_new(n_threads) : NULL;
     for (size_t i = 0; i < g->n_tensors && !rc; i++) {
         const gguf_tensor_t *t = order[i];
@@ -326,6 +366,14 @@ int quant_file_opts(const char *in_path, const char *out_path, const quant_opts_
                          : o->pure
                              ? quant_target_type(t->name, t->n_dims, t->ne, t->type, type)
                              : quant_mix_type(t->name, t->n_dims, t->ne, t->type, type, has_output);
+        if (to == QUANT_TYPE_IQ4_NL) {
+            snprintf(err, errlen,
+                     "%s: tensor '%s' has rows of %llu, not a multiple of 256: llama.cpp writes "
+                     "IQ4_NL there, which switchyard does not support (use q4_k_m or q4_0)",
+                     in_path, t->name, (unsigned long long)t->ne[0]);
+            rc = SY_EUNSUPPORTED;
+            break;
+        }
         const void *data = t->data;
         size_t nbytes = t->nbytes;
         st.n_tensors++;

@@ -43,6 +43,9 @@ typedef struct quant_stats {
 
 /* llama.cpp's file types (general.file_type) of the K-quant mixes. */
 enum {
+    QUANT_FTYPE_Q2_K = 10,
+    QUANT_FTYPE_Q3_K_S = 11,
+    QUANT_FTYPE_Q3_K_M = 12,
     QUANT_FTYPE_Q4_K_S = 14,
     QUANT_FTYPE_Q4_K_M = 15,
     QUANT_FTYPE_Q5_K_S = 16,
@@ -78,12 +81,19 @@ kern_type_t quant_mix_type(const char *name, int n_dims, const uint64_t *ne, ker
                            kern_type_t target, int has_output);
 
 /* The K-quant mix rules of llama.cpp's llama_tensor_get_type (no importance matrix,
- * one expert, not Falcon), per tensor in the file's tensor order. Counters of the
- * attn_v and ffn_down matrices seen so far; n_* are the totals in the file. */
+ * one expert, not Falcon, not a 70B), per tensor in the file's tensor order. Counters
+ * of the attn_v and ffn_down matrices seen so far; n_* are the totals in the file;
+ * n_gqa is the query heads per kv head (head_count / head_count_kv; 0 counts as 1). */
 typedef struct quant_kmix {
     int n_attn_v, i_attn_v;
     int n_ffn_down, i_ffn_down;
+    int n_gqa;
 } quant_kmix_t;
+
+/* What quant_kmix_type gives where llama.cpp writes IQ4_NL (a Q2_K or Q3_K matrix
+ * whose rows are a multiple of 32 but not of 256): a type this engine does not have,
+ * so the quantizer refuses the file. Not a kern_type_t any other function accepts. */
+#define QUANT_TYPE_IQ4_NL ((kern_type_t)20)
 
 /* The type of a tensor in a K-quant file of ftype (a QUANT_FTYPE_*):
  *   - not a weight matrix (norms): cur, unchanged;
@@ -93,13 +103,17 @@ typedef struct quant_kmix {
  *     third between) for the _M mixes; Q5_K in the first 4 layers for Q4_K_S;
  *   - ffn_down: the same layers Q6_K for _M; Q5_K in the first eighth for Q4_K_S;
  *   - fused attn_qkv: Q5_K (Q4_K_M) or Q6_K (Q5_K_M);
- *   - every other matrix the mix's type (Q4_K, Q5_K or Q6_K);
+ *   - Q3_K_M: attn_v Q5_K in the first 2 layers, Q4_K after; ffn_down Q5_K in the
+ *     first sixteenth, Q4_K after; attn_output and attn_qkv Q4_K;
+ *   - Q2_K: attn_v Q4_K where n_gqa >= 4, else Q3_K; ffn_down and attn_output Q3_K;
+ *   - Q3_K_S: nothing but the output differs;
+ *   - every other matrix the mix's type (Q2_K .. Q6_K);
  * then, where rows are not a multiple of 256: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,
- * and F16 where not a multiple of 32 either. pure: every matrix the mix's type, the
- * same fallbacks. Updates s. */
+ * Q2_K and Q3_K -> QUANT_TYPE_IQ4_NL, and F16 where not a multiple of 32 either. pure:
+ * every matrix the mix's type, the same fallbacks. Updates s. */
 kern_type_t quant_kmix_type(quant_kmix_t *s, const char *name, int n_dims, const uint64_t *ne,
                             kern_type_t cur, int ftype, int has_output, int pure);
-/* The main weight type of a K-quant ftype (Q4_K, Q5_K or Q6_K); KERN_F32 for others. */
+/* The main weight type of a K-quant ftype (Q2_K .. Q6_K); KERN_F32 for others. */
 kern_type_t quant_ftype_base(int ftype);
 
 /* ftype of general.file_type for a target type: 7 Q8_0, 2 Q4_0, 1 F16, 0 F32; the

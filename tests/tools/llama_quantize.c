@@ -5,7 +5,8 @@
  *
  *   llama_quantize LIBDIR IN.gguf OUT.gguf TYPE [--mix]
  *
- * TYPE is q8_0, q4_0, q4_k_s, q4_k_m, q5_k_s, q5_k_m or q6_k (llama.cpp's file types
+ * TYPE is q8_0, q4_0, q2_k, q3_k_s, q3_k_m, q4_k_s, q4_k_m, q5_k_s, q5_k_m or q6_k
+ * (llama.cpp's file types
  * of those names). --mix leaves `pure` off: llama.cpp's default tensor mix for the
  * file type (the output matrix, or the token embedding when it doubles as the output,
  * kept at a higher precision; for the K-quant types also attn_v and ffn_down of some
@@ -47,8 +48,8 @@ typedef struct llama_quantize_params_abi {
 static const struct {
     const char *name;
     int ftype;
-} ftypes[] = {{"q8_0", 7},    {"q4_0", 2},    {"q4_k_s", 14}, {"q4_k_m", 15},
-              {"q5_k_s", 16}, {"q5_k_m", 17}, {"q6_k", 18}};
+} ftypes[] = {{"q8_0", 7},    {"q4_0", 2},    {"q2_k", 10},   {"q3_k_s", 11}, {"q3_k_m", 12},
+              {"q4_k_s", 14}, {"q4_k_m", 15}, {"q5_k_s", 16}, {"q5_k_m", 17}, {"q6_k", 18}};
 
 int main(int argc, char **argv)
 {
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[4], ftypes[i].name)) ftype = ftypes[i].ftype;
     if ((argc != 5 && !mix) || ftype < 0) {
         fprintf(stderr, "usage: llama_quantize LIBDIR IN.gguf OUT.gguf "
-                        "q8_0|q4_0|q4_k_s|q4_k_m|q5_k_s|q5_k_m|q6_k [--mix]\n");
+                        "q8_0|q4_0|q2_k|q3_k_s|q3_k_m|q4_k_s|q4_k_m|q5_k_s|q5_k_m|q6_k [--mix]\n");
         return 2;
     }
     char path[4096];
