@@ -19,7 +19,8 @@ for b in $SEL; do
     grammar) "$B/bench/grammar" || rc=1 ;;
     starvation) node bench/starvation.mjs "$B" || rc=1 ;;
     otlp) "$B/bench/otlp" || rc=1 ;;
-    *) echo "unknown benchmark '$b' (route, pii, engine, overhead, speculative, grammar, starvation, otlp)"; rc=1 ;;
+    local-path) node bench/local-path.mjs "$B" || rc=1 ;;
+    *) echo "unknown benchmark '$b' (route, pii, engine, overhead, speculative, grammar, starvation, otlp, local-path)"; rc=1 ;;
   esac
 done
 exit $rc
