@@ -81,7 +81,8 @@ static inline __m256i bcast16_mask(int k)
     return _mm256_set1_epi16((short)(0x0100 * (2 * k + 1) + 2 * k));
 }
 
-/* Row w (nb Q4_K or Q5_K blocks; HI5 selects Q5_K) against T tokens' Q8_K rows xs[t]. */
+/* Row w (nb Q4_K or Q5_K blocks; HI5 selects Q5_K) against T tokens' Q8_K rows xs[t];
+ * called with T a constant (TILE_CASES) so the per-token sums stay in registers. */
 static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w, size_t nb,
                                                                const int HI5,
                                                                const kern_block_q8_k_t *const *xs,
@@ -90,6 +91,7 @@ static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w,
     const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     __m256 acc[KQ_TILE];
     __m128 accm[KQ_TILE];
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps(), accm[t] = _mm_setzero_ps();
     const size_t bb = HI5 ? sizeof(kern_block_q5_k_t) : sizeof(kern_block_q4_k_t);
@@ -107,8 +109,10 @@ static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w,
             HI5 ? _mm256_loadu_si256((const __m256i *)(b + 16)) : _mm256_setzero_si256();
         const float d = h2f(dh), dmin = h2f(mh);
         __m256i sumi[KQ_TILE];
+#pragma GCC unroll 16
         for (int t = 0; t < T; t++)
             sumi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 16
         for (int j = 0; j < 4; j++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
             __m256i lo = _mm256_and_si256(q, m4);
@@ -121,6 +125,7 @@ static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w,
             }
             const __m256i sl = _mm256_shuffle_epi8(scales, bcast16_mask(2 * j));
             const __m256i sh = _mm256_shuffle_epi8(scales, bcast16_mask(2 * j + 1));
+#pragma GCC unroll 16
             for (int t = 0; t < T; t++) {
                 const int8_t *xq = xs[t][i].qs + 64 * j;
                 __m256i x0 = _mm256_loadu_si256((const __m256i *)xq);
@@ -130,6 +135,7 @@ static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w,
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
             }
         }
+#pragma GCC unroll 16
         for (int t = 0; t < T; t++) {
             const kern_block_q8_k_t *x = &xs[t][i];
             /* m_j * (bsum_2j + bsum_2j+1): the pairs of bsums added first */
@@ -141,6 +147,7 @@ static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w,
             accm[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * x->d), _mm_cvtepi32_ps(summ), accm[t]);
         }
     }
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++) {
         __m128 m = accm[t];
         m = _mm_add_ps(m, _mm_movehl_ps(m, m));
@@ -149,21 +156,10 @@ static inline __attribute__((always_inline)) void dot_k45_tile(const uint8_t *w,
     }
 }
 
-/* The 16 scales of a sub-block pair vector: s[k] holds scale 2k (low lane) and 2k + 1
- * (high lane) of the 16 i16 values sc16, each in all 8 of its lane's slots. */
-static inline void k16_scales(__m256i sc16, __m256i s[8])
-{
-    for (int h = 0; h < 2; h++) {
-        const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
-                              : _mm256_permute2x128_si256(sc16, sc16, 0x00);
-        for (int k = 0; k < 4; k++)
-            s[4 * h + k] = _mm256_shuffle_epi8(
-                sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
-                                      _mm256_castsi256_si128(bcast16_mask(2 * k))));
-    }
-}
-
-/* Row w (nb Q6_K blocks) against T tokens. */
+/* Row w (nb Q6_K blocks) against T tokens, T a constant (TILE_CASES). Each 32-weight
+ * vector (sub-blocks 2k, 2k + 1 in its two lanes) is unpacked and its scales placed
+ * once for the tile and used at once, so neither the unpacked block nor the per-token
+ * sums leave the registers; the integer sums are the same, so the f32 ones are too. */
 static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block_q6_k_t *w,
                                                                 size_t nb,
                                                                 const kern_block_q8_k_t *const *xs,
@@ -171,42 +167,58 @@ static inline __attribute__((always_inline)) void dot_q6_k_tile(const kern_block
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
     __m256 acc[KQ_TILE];
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++)
         acc[t] = _mm256_setzero_ps();
     for (size_t i = 0; i < nb; i++) {
         const kern_block_q6_k_t *b = &w[i];
-        __m256i q[8], s[8];
         const __m256i sc16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)); /* 16 x i16 */
-        k16_scales(sc16, s);
+        __m256i sumi[KQ_TILE];
+#pragma GCC unroll 16
+        for (int t = 0; t < T; t++)
+            sumi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 16
         for (int h = 0; h < 2; h++) {
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
-            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4);
-            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4);
-            __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4);
-            __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4);
-            q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
-            q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
-            q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
-            q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                                  : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+#pragma GCC unroll 16
+            for (int k = 0; k < 4; k++) {
+                /* vector 4h + k: nibbles of l0 (k even) or l1 (odd), low (k < 2) or high,
+                   and bits 2k of qh as bits 4..5 */
+                const __m256i l = k % 2 ? l1 : l0;
+                const __m256i nib = _mm256_and_si256(k < 2 ? l : _mm256_srli_epi16(l, 4), m4);
+                const __m256i hb =
+                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m2), 4);
+                const __m256i q = _mm256_or_si256(nib, hb);
+                /* scale 2k of the half in the low lane, 2k + 1 in the high */
+                const __m256i s = _mm256_shuffle_epi8(
+                    sch, _mm256_set_m128i(_mm256_castsi256_si128(bcast16_mask(2 * k + 1)),
+                                          _mm256_castsi256_si128(bcast16_mask(2 * k))));
+#pragma GCC unroll 16
+                for (int t = 0; t < T; t++) {
+                    const __m256i xv =
+                        _mm256_loadu_si256((const __m256i *)(xs[t][i].qs + 32 * (4 * h + k)));
+                    sumi[t] = _mm256_add_epi32(sumi[t],
+                                               _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), s));
+                }
+            }
         }
         const float d = h2f(b->d);
+#pragma GCC unroll 16
         for (int t = 0; t < T; t++) {
             const kern_block_q8_k_t *x = &xs[t][i];
-            __m256i sumi = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * k));
-                sumi =
-                    _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s[k]));
-            }
             /* the -32 offset: 32 * sum of sc_g * bsum_g */
-            __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums));
-            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(off, 5));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi), acc[t]);
+            const __m256i off =
+                _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums));
+            sumi[t] = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(off, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
         }
     }
+#pragma GCC unroll 16
     for (int t = 0; t < T; t++)
         out[t] = hsum8(acc[t]);
 }
@@ -389,20 +401,17 @@ static void kq_rows(const kern_job_t *j, size_t r0, size_t r1)
                 TILE_CASES(CALL)
 #undef CALL
             } else if (j->type == KERN_Q6_K) {
-                if (T == 1)
-                    dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, 1, out);
-                else
-                    dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, T, out);
+#define CALL(n) dot_q6_k_tile((const kern_block_q6_k_t *)w, nb, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
             } else if (j->type == KERN_Q5_K) {
-                if (T == 1)
-                    dot_k45_tile(w, nb, 1, xs, 1, out);
-                else
-                    dot_k45_tile(w, nb, 1, xs, T, out);
+#define CALL(n) dot_k45_tile(w, nb, 1, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
             } else {
-                if (T == 1)
-                    dot_k45_tile(w, nb, 0, xs, 1, out);
-                else
-                    dot_k45_tile(w, nb, 0, xs, T, out);
+#define CALL(n) dot_k45_tile(w, nb, 0, xs, n, out)
+                TILE_CASES(CALL)
+#undef CALL
             }
             for (int t = 0; t < T; t++)
                 j->Y[(b + (size_t)t) * j->rows + r] = out[t];
