@@ -89,6 +89,18 @@ static double num_at(const cJSON *j, const char *a, const char *b)
     return cJSON_IsNumber(x) ? x->valuedouble : -1;
 }
 
+/* The writer's whole answer, parsed (it must be one JSON document). */
+static cJSON *answer(oai_writer_t *w)
+{
+    buf_t out;
+    buf_init(&out, 1 << 20);
+    assert_int_equal(oai_writer_answer(w, &out), 0);
+    cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+    buf_deinit(&out);
+    assert_non_null(j);
+    return j;
+}
+
 static void test_chat_whole_and_streamed(void **state)
 {
     (void)state;
@@ -105,10 +117,7 @@ static void test_chat_whole_and_streamed(void **state)
     assert_int_equal(oai_writer_event(&w, &ev, emit, NULL), 0);
     ev = usage(10, 4, 6);
     assert_int_equal(oai_writer_event(&w, &ev, emit, NULL), 0);
-    buf_t out;
-    buf_init(&out, 1 << 20);
-    assert_int_equal(oai_writer_answer(&w, &out), 0);
-    cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+    cJSON *j = answer(&w);
     assert_non_null(j);
     assert_string_equal(str_at(j, "object"), "chat.completion");
     assert_string_equal(str_at(j, "id"), "chatcmpl-1");
@@ -152,7 +161,6 @@ static void test_chat_whole_and_streamed(void **state)
                      0);
     assert_true(num_at(s.chunks[5], "usage", "completion_tokens") == 4);
     sink_free(&s);
-    buf_deinit(&out);
     oai_writer_deinit(&w);
 }
 
@@ -211,17 +219,13 @@ static void test_tool_call_any_split(void **state)
                 assert_string_equal(str_at(s.chunks[s.n - 1], "choices.0.finish_reason"),
                                     "tool_calls");
             } else {
-                buf_t out;
-                buf_init(&out, 1 << 20);
-                assert_int_equal(oai_writer_answer(&w, &out), 0);
-                cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+                cJSON *j = answer(&w);
                 assert_string_equal(str_at(j, "choices.0.message.tool_calls.0.function.name"),
                                     "get_weather");
                 assert_string_equal(str_at(j, "choices.0.message.tool_calls.0.function.arguments"),
                                     args);
                 assert_string_equal(str_at(j, "choices.0.finish_reason"), "tool_calls");
                 cJSON_Delete(j);
-                buf_deinit(&out);
             }
             sink_free(&s);
         }
@@ -232,14 +236,10 @@ static void test_tool_call_any_split(void **state)
     assert_int_equal(oai_writer_event(&w, &ev, emit, NULL), 0);
     ev = fin(0, TIER_FINISH_LENGTH, false);
     assert_int_equal(oai_writer_event(&w, &ev, emit, NULL), 0);
-    buf_t out;
-    buf_init(&out, 1 << 20);
-    assert_int_equal(oai_writer_answer(&w, &out), 0);
-    cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+    cJSON *j = answer(&w);
     assert_string_equal(str_at(j, "choices.0.message.content"), "{\"name\":\"get_w");
     assert_string_equal(str_at(j, "choices.0.finish_reason"), "length");
     cJSON_Delete(j);
-    buf_deinit(&out);
     oai_writer_deinit(&w);
 }
 
@@ -276,10 +276,7 @@ static void test_completions_echo_legacy(void **state)
         assert_int_equal(oai_writer_event(&w, &t, emit, NULL), 0);
         assert_int_equal(oai_writer_event(&w, &f, emit, NULL), 0);
     }
-    buf_t out;
-    buf_init(&out, 1 << 20);
-    assert_int_equal(oai_writer_answer(&w, &out), 0);
-    cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+    cJSON *j = answer(&w);
     assert_non_null(j);
     assert_string_equal(str_at(j, "object"), "text_completion");
     assert_string_equal(str_at(j, "choices.0.text"), "Hi there.");
@@ -299,7 +296,6 @@ static void test_completions_echo_legacy(void **state)
     assert_int_equal(cJSON_GetArrayItem(offs, 2)->valueint, 8);
     assert_string_equal(str_at(lp, "tokens.1"), "token_id:6");
     cJSON_Delete(j);
-    buf_deinit(&out);
     oai_writer_deinit(&w);
 }
 
@@ -351,10 +347,7 @@ static void test_random_events_always_json(void **state)
             for (int i = 0; i < ne; i++)
                 assert_int_equal(oai_writer_event(&w, &evs[i], emit, &s), 0);
             if (!stream) {
-                buf_t out;
-                buf_init(&out, 1 << 20);
-                assert_int_equal(oai_writer_answer(&w, &out), 0);
-                cJSON *j = cJSON_ParseWithLength(out.data, out.len);
+                cJSON *j = answer(&w);
                 assert_non_null(j);
                 assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "choices")),
                                  choices);
@@ -367,7 +360,6 @@ static void test_random_events_always_json(void **state)
                     snprintf(whole_text[c], sizeof whole_text[c], "%s", t);
                 }
                 cJSON_Delete(j);
-                buf_deinit(&out);
             } else {
                 char got[3][1024] = {"", "", ""};
                 for (int i = 0; i < s.n; i++) {

@@ -96,6 +96,11 @@ typedef struct tier_call_opts {
     bool logprobs;    /* report each token's logprob even when the request does not ask */
 } tier_call_opts_t;
 
+/* Whether the request asks for token logprobs in its answer: chat `logprobs: true`,
+ * completions `logprobs: N`. One reading for the backend (what it computes) and the
+ * writer (what the client gets). */
+bool tier_asks_logprobs(const struct cJSON *req, bool completions);
+
 typedef struct tier_backend_ops {
     /* Starts a call for req (read only while start runs); ev runs on o->loop. 0 with
      * *call set, or a negative error (no callback then). */

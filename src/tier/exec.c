@@ -1069,16 +1069,21 @@ static void typed_abort(exec_t *x, int rc)
     call_failed(x, UPSTREAM_TOOBIG, 0, "too_big", sy_strerror(rc));
 }
 
+/* The call's first answer: its time to first token is sampled for the queue. */
+static void typed_first(exec_t *x)
+{
+    if (x->ttft_seen) return;
+    x->ttft_seen = true;
+    tier_ttft_observe(cur(x), clock_mono_us() - x->call_start_us);
+}
+
 /* One event of a typed backend: the facts exec needs are read from it as they are
  * (usage, token logprobs, text), and the client's answer is written from it. */
 static void tev_event(void *arg, const tier_ev_t *ev)
 {
     exec_t *x = arg;
     if (x->cut_pending) return; /* the edge is being stopped: nothing after the cut */
-    if (!x->ttft_seen) {
-        x->ttft_seen = true;
-        tier_ttft_observe(cur(x), clock_mono_us() - x->call_start_us);
-    }
+    typed_first(x);
     bool streaming = call_streams(x);
     float conf = 2;
     if (ev->kind == TIER_EV_TOKEN) {
@@ -1094,7 +1099,7 @@ static void tev_event(void *arg, const tier_ev_t *ev)
             if (x->cascade_phase && ev->choice == 0) whole_feed(x, ev->text, ev->len, ev->logprob);
         }
     } else if (ev->kind == TIER_EV_FINISH) {
-        x->fin_seen = streaming;
+        if (streaming) x->fin_seen = true;
         x->n_fin++;
         if (!streaming) choice_confidence(x, x->lpv, x->n_lpv);
         x->n_lpv = 0;
@@ -1116,10 +1121,7 @@ static void tev_end(void *arg, const tier_end_t *end)
 {
     exec_t *x = arg;
     x->tcall = NULL;
-    if (!x->ttft_seen && end->status == 200) {
-        x->ttft_seen = true;
-        tier_ttft_observe(cur(x), clock_mono_us() - x->call_start_us);
-    }
+    if (end->status == 200) typed_first(x); /* an answer with no event */
     if (end->status == 200 && end->spec) x->r.spec = *end->spec;
     if (end->status >= 500) {
         char cause[EXEC_CAUSE_TEXT + 64];
@@ -1152,14 +1154,6 @@ static void tev_end(void *arg, const tier_end_t *end)
 
 static const tier_events_t tev_cb = {tev_event, tev_end};
 
-/* Whether the client asked for token logprobs: chat logprobs true, completions
- * logprobs N. */
-static bool client_logprobs(const exec_t *x)
-{
-    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(x->req, "logprobs");
-    return cJSON_IsTrue(lp) || (x->completions && cJSON_IsNumber(lp));
-}
-
 /* Starts the call on a typed backend: the writer begins the client's answer (a
  * continuation's chunks under the stream's id). */
 static void start_typed(exec_t *x, tier_t *t)
@@ -1177,12 +1171,13 @@ static void start_typed(exec_t *x, tier_t *t)
         snprintf(id, sizeof id, "%s-local-%016llx", x->completions ? "cmpl" : "chatcmpl",
                  (unsigned long long)hash_mix(clock_mono_ns() ^ (uintptr_t)x));
     if (!x->sid[0] && streaming) snprintf(x->sid, sizeof x->sid, "%s", id);
-    oai_writer_begin(&x->ow, &(oai_writer_opts_t){.id = id,
-                                                  .model = t->s.name,
-                                                  .created = clock_wall_ms() / 1000,
-                                                  .completions = x->completions,
-                                                  .stream = streaming,
-                                                  .logprobs = client_logprobs(x)});
+    oai_writer_begin(&x->ow,
+                     &(oai_writer_opts_t){.id = id,
+                                          .model = t->s.name,
+                                          .created = clock_wall_ms() / 1000,
+                                          .completions = x->completions,
+                                          .stream = streaming,
+                                          .logprobs = tier_asks_logprobs(x->req, x->completions)});
     /* A continuation reaches the engine as vLLM's request would: the answer so far
      * as a final assistant message, continue_final_message (the backend reads the
      * request only while it starts, so the request is restored at once). */

@@ -32,7 +32,6 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/hash.h"
-#include "base/jsonw.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "engine/engine.h"
@@ -1040,10 +1039,10 @@ static int local_call_start(tier_t *t, cJSON *req, const tier_call_opts_t *o,
     c->arg = arg;
     c->completions = completions;
     c->stream = o->stream;
-    cJSON *lp = cJSON_GetObjectItemCaseSensitive(req, "logprobs");
-    /* chat: logprobs true; completions: logprobs N (then N alternatives per token) */
-    c->logprobs = o->logprobs || cJSON_IsTrue(lp) || (completions && cJSON_IsNumber(lp));
-    c->lp_values_only = o->logprobs && !cJSON_IsTrue(lp) && !(completions && cJSON_IsNumber(lp));
+    /* completions: logprobs N asks for N alternatives per token */
+    bool asked = tier_asks_logprobs(req, completions);
+    c->logprobs = o->logprobs || asked;
+    c->lp_values_only = o->logprobs && !asked;
     c->top_logprobs = (int)num(req, "top_logprobs", completions ? num(req, "logprobs", 0) : 0);
     if (c->top_logprobs > SAMPLE_MAX_ALTS) c->top_logprobs = SAMPLE_MAX_ALTS;
     sample_params_default(&c->gp.sample);

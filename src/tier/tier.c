@@ -1,10 +1,18 @@
 /* tier.c — circuit breaker, route view, cost model (the queue: tier/queue.c). */
 #include "tier/tier.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
+#include "tier/backend.h"
+
+bool tier_asks_logprobs(const cJSON *req, bool completions)
+{
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(req, "logprobs");
+    return cJSON_IsTrue(lp) || (completions && cJSON_IsNumber(lp));
+}
 
 void tier_init(tier_t *t, int idx, const tier_settings_t *s)
 {
