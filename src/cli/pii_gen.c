@@ -39,8 +39,15 @@ struct pii_gen {
     unsigned nsynth;
     int made_pct, blend_pct, own_pct; /* shares of made-up names and own sentences */
     int swap_pct, swap_name_pct;      /* capitalised literal words swapped; of them, for a name */
-    int swap_open_pct;                /* a sentence's first word swapped (half for a name) */
+    int swap_open_pct;                /* a sentence's first word swapped */
+    int vocab_w;                      /* weight of common words among decoys (of 7 + it) */
+    int title_pct;                    /* work titles made of common words */
+    int opener_vocab_pct;             /* swapped sentence openers that are common words */
+    int open_min, swap_open_name_pct; /* shortest opening word swapped; of them, for a name */
+    int city_part_pct;                /* towns with a particle ("Villa del Monte") */
+    int firm_list_pct;                /* firms of surnames in the shape "A, B and C" */
     bool lower;                       /* this record goes out in lower case */
+    int lower_pct;                    /* records in lower case */
     char place[96];                   /* a country drawn by country_of */
     const char **line;                /* template lines */
     size_t *llen, nl;
@@ -81,9 +88,11 @@ static const char *const countries[] = {
     "Philippines",    "Georgia",   "Jamaica",     "Chad",         "Jersey",      "Virginia",
     "Texas",          "Florida",   "Montana",     "Nevada",       "Oregon",      "Japan",
     "Norway",         "Chile",     "Ireland",     "Poland"};
-static const char *const orgs_sfx[] = {"Inc",  "LLC",      "Ltd",          "Group", "Partners",
-                                       "PLC",  "and Sons", "Corp",         "Co.",   "Associates",
-                                       "Labs", "Holdings", "Technologies", "Bank",  "Foundation"};
+static const char *const orgs_sfx[] = {
+    "Inc",          "LLC",   "Ltd",        "Group",       "Partners",  "PLC",
+    "and Sons",     "Corp",  "Co.",        "Associates",  "Labs",      "Holdings",
+    "Technologies", "Bank",  "Foundation", "Investments", "Orchestra", "Brothers",
+    "Studios",      "Trust", "Records",    "Van Lines",   "Realty"};
 static const char *const products[] = {"iPhone",   "Kindle",  "Galaxy Note", "PlayStation",
                                        "Echo Dot", "Model Y", "Surface Pro", "ThinkPad"};
 static const char *const pets[] = {"Spot",    "Fluffy", "Mittens",  "Whiskers",  "Tweetie", "Ducky",
@@ -110,7 +119,25 @@ static const char *const jobs[] = {"nurse",
                                    "Economist",
                                    "Plumber",
                                    "Curator"};
-static const char *const nations[] = {"Canadian", "German", "Brazilian", "Finnish", "Kenyan"};
+static const char *const nations[] = {
+    "Canadian",  "German",    "Brazilian",  "Finnish",   "Kenyan",    "French",      "Italian",
+    "Spanish",   "Dutch",     "Swedish",    "Danish",    "Norwegian", "Polish",      "Czech",
+    "Hungarian", "Greek",     "Turkish",    "Egyptian",  "Nigerian",  "Ghanaian",    "Indian",
+    "Chinese",   "Japanese",  "Korean",     "Thai",      "Mexican",   "Argentinian", "Peruvian",
+    "Chilean",   "Irish",     "Scottish",   "Welsh",     "English",   "American",    "Australian",
+    "Russian",   "Ukrainian", "Austrian",   "Swiss",     "Belgian",   "Portuguese",  "Israeli",
+    "Moroccan",  "Filipino",  "Vietnamese", "Icelandic", "Estonian",  "Romanian",    "Serbian"};
+/* Acronyms and abbreviations in capitals: no names. */
+static const char *const acronyms[] = {"ASAP", "FYI", "RSVP", "CEO", "CFO", "USA", "UK", "EU",
+                                       "NASA", "FAQ", "PS",   "NB",  "ETA", "TBD", "HR", "IT",
+                                       "PR",   "QA",  "VIP",  "DIY", "AKA", "OK",  "ID", "PDF",
+                                       "BBC",  "CNN", "NATO", "UN",  "IRS", "FBI", "DJ", "TV"};
+/* Holidays and named days: capitalised, no names. */
+static const char *const holidays[] = {
+    "Labor Day",        "Christmas",       "Easter",       "Thanksgiving", "New Year's Day",
+    "Halloween",        "Memorial Day",    "Mother's Day", "Father's Day", "Boxing Day",
+    "Independence Day", "Valentine's Day", "Hanukkah",     "Ramadan",      "Diwali",
+    "Good Friday",      "Veterans Day"};
 static const char *const days[] = {"Monday", "Tuesday", "Wednesday", "Friday", "Sunday"};
 static const char *const ibans[] = {"GB82 WEST 1234 5698 7654 32", "DE89 3704 0044 0532 0130 00",
                                     "FR14 2004 1010 0505 0001 3M02 606"};
@@ -280,6 +307,96 @@ static const char *const openers[] = {
     "Delivery",   "Update",     "Reminder",  "Agenda",    "Urgent",     "Quick",    "Great",
     "Nice",       "Awesome",    "Sure",      "Okay",      "Alright",    "Congrats", "Welcome",
     "Cheers",     "Oops",       "Wow",       "Nope",      "Indeed",     "Exactly",  "Absolutely"};
+/* Common English words, in lower case: capitalised they stand where names do (a
+ * swapped word, a title, a heading, a shouted line) and are no names. */
+static const char *const vocab_noun[] = {
+    "time",         "year",         "day",       "week",       "night",      "morning",
+    "world",        "life",         "hand",      "part",       "place",      "case",
+    "point",        "home",         "water",     "room",       "money",      "story",
+    "fact",         "month",        "lot",       "right",      "study",      "book",
+    "eye",          "job",          "word",      "business",   "issue",      "side",
+    "kind",         "head",         "house",     "service",    "friend",     "power",
+    "hour",         "game",         "line",      "end",        "member",     "law",
+    "car",          "city",         "name",      "team",       "minute",     "idea",
+    "body",         "information",  "back",      "parent",     "face",       "others",
+    "level",        "office",       "door",      "health",     "art",        "war",
+    "history",      "party",        "result",    "change",     "reason",     "research",
+    "girl",         "guy",          "moment",    "air",        "teacher",    "force",
+    "education",    "foot",         "boy",       "age",        "policy",     "music",
+    "market",       "sense",        "nation",    "plan",       "college",    "interest",
+    "death",        "experience",   "effect",    "class",      "control",    "care",
+    "field",        "development",  "role",      "effort",     "rate",       "heart",
+    "drug",         "show",         "leader",    "light",      "voice",      "wife",
+    "police",       "mind",         "price",     "report",     "decision",   "son",
+    "view",         "relationship", "town",      "road",       "arm",        "difference",
+    "value",        "building",     "action",    "model",      "season",     "society",
+    "tax",          "director",     "position",  "player",     "record",     "paper",
+    "space",        "ground",       "form",      "event",      "official",   "matter",
+    "center",       "couple",       "site",      "project",    "activity",   "star",
+    "table",        "need",         "court",     "oil",        "situation",  "cost",
+    "industry",     "figure",       "street",    "image",      "phone",      "data",
+    "picture",      "practice",     "piece",     "land",       "product",    "doctor",
+    "wall",         "patient",      "worker",    "news",       "test",       "movie",
+    "north",        "love",         "support",   "technology", "step",       "baby",
+    "computer",     "type",         "attention", "film",       "tree",       "source",
+    "organization", "hair",         "window",    "evidence",   "population", "truth",
+    "song",         "ship",         "wisdom",    "discipline", "courage",    "honor",
+    "freedom",      "justice",      "glory",     "mercy",      "victory",    "silence",
+    "fortune",      "thunder",      "harvest",   "winter",     "spring",     "autumn",
+    "bridge",       "castle",       "engine",    "anchor",     "arrow",      "beacon",
+    "canyon",       "compass",      "crystal",   "feather",    "forest",     "island",
+    "meadow",
+};
+static const char *const vocab_verb[] = {
+    "carry",  "bring",    "keep",       "hold",    "turn",    "start",   "show",     "hear",
+    "play",   "run",      "move",       "live",    "believe", "happen",  "write",    "provide",
+    "sit",    "stand",    "lose",       "pay",     "meet",    "include", "continue", "set",
+    "learn",  "lead",     "understand", "watch",   "follow",  "stop",    "create",   "speak",
+    "read",   "allow",    "add",        "spend",   "grow",    "open",    "walk",     "win",
+    "offer",  "remember", "consider",   "appear",  "buy",     "wait",    "serve",    "die",
+    "send",   "expect",   "build",      "stay",    "fall",    "cut",     "reach",    "kill",
+    "remain", "suggest",  "raise",      "pass",    "sell",    "require", "report",   "decide",
+    "pull",   "return",   "explain",    "hope",    "develop", "drive",   "break",    "receive",
+    "agree",  "support",  "hit",        "produce", "eat",     "cover",   "catch",    "draw",
+    "choose", "cause",    "point",      "listen",  "realize", "place",   "close",    "involve",
+    "thank",  "forget",   "award",      "call",    "ask",     "tell",    "feel",     "leave",
+    "put",    "mean",     "let",        "begin",   "seem",    "help",    "talk",
+};
+static const char *const vocab_adj[] = {
+    "new",       "good",      "high",       "old",       "great",         "big",
+    "small",     "large",     "national",   "young",     "different",     "long",
+    "little",    "important", "political",  "bad",       "real",          "best",
+    "right",     "social",    "only",       "public",    "sure",          "low",
+    "early",     "able",      "human",      "local",     "late",          "hard",
+    "major",     "better",    "economic",   "strong",    "possible",      "whole",
+    "free",      "military",  "true",       "federal",   "international", "full",
+    "special",   "easy",      "clear",      "recent",    "certain",       "personal",
+    "open",      "red",       "difficult",  "available", "likely",        "short",
+    "single",    "medical",   "current",    "wrong",     "private",       "past",
+    "foreign",   "fine",      "common",     "poor",      "natural",       "significant",
+    "similar",   "hot",       "dead",       "central",   "happy",         "serious",
+    "ready",     "simple",    "left",       "physical",  "general",       "environmental",
+    "financial", "blue",      "democratic", "dark",      "various",       "entire",
+    "close",     "legal",     "religious",  "cold",      "final",         "main",
+    "green",     "nice",      "huge",       "popular",   "traditional",   "cultural",
+    "brave",     "bright",    "calm",       "eager",     "fancy",         "gentle",
+    "proud",     "quick",     "silent",     "sweet",     "wild",          "wise",
+};
+/* Words a sentence opens with besides openers: articles, pronouns, conjunctions,
+ * question words. */
+static const char *const start_small[] = {
+    "An",     "A",     "The",    "This",  "That", "These",  "Those",    "Some",    "Any",
+    "Every",  "Each",  "No",     "All",   "Both", "Such",   "Many",     "Most",    "Few",
+    "Other",  "Maybe", "Also",   "Then",  "Now",  "Here",   "There",    "Why",     "How",
+    "What",   "When",  "Where",  "Which", "If",   "Unless", "Although", "Because", "Since",
+    "While",  "After", "Before", "Once",  "As",   "So",     "Yet",      "Or",      "Please",
+    "Thanks", "Sorry", "Yes",    "Hey",   "Oh",   "Well",   "Just",     "Only",    "Even",
+    "Our",    "Their", "Its",    "Your",  "My",   "We",     "They",     "It"};
+/* Small words of titles ("Carry It Back To the Sea"). */
+static const char *const vocab_small[] = {
+    "me", "to",   "the", "of",   "in", "on",   "at",   "for",  "with", "and",
+    "my", "your", "our", "back", "up", "down", "over", "from", "by",
+};
 /* Given names that are also words ("Lily", "Will", "Hope"): the gazetteer marks them
  * common, and the negatives above are full of capitalised common words, so they are
  * drawn as often as a frequent census name or the labeller forgets them. */
@@ -379,6 +496,12 @@ static const char *const own[] = {
     "Ask {{last_name}} about the budget before noon.",
     "{{first_name}}: are you coming tonight?",
     "> {{first_name}} wrote:\n> I disagree with that.",
+    ">{{person}}\n>{{address}}",
+    ">{{person}}",
+    "> {{person}}\n> {{job}}",
+    ">> {{first_name}}: {{verb_phrase}}",
+    "The {{firm_of_names}} Orchestra was founded in {{year}}.",
+    "{{last_name}} Investments is a firm based in {{city}}.",
     "Tell {{first_name}} I said hi.",
     "We named the baby {{first_name}}.",
     "Her daughter {{first_name}} starts school in {{city}}.",
@@ -458,6 +581,59 @@ static const char *const own[] = {
     "{{plain_prose}}.",
     "ok so {{plain_prose}}",
     "Ship to {{military}}",
+    /* sentences opening with a word that is no name, in the places names open them */
+    "{{start_word}} {{verb_phrase}}.",
+    "{{start_word}} it was late, so {{first_name}} went home.",
+    "{{start_word}} I asked {{person}} about it.",
+    "{{start_word}}, where is it? It is at {{address}}.",
+    "{{start_word}} picks: {{work_title}} and {{title_phrase}}.",
+    "{{start_word}} by {{person}}",
+    "{{start_word}} list: {{first_name}}, {{first_name}} and {{last_name}}",
+    "{{start_word}} with {{first_name}}? Sure.",
+    "{{start_word}} the {{cap_noun}} {{verb_phrase}}. {{start_word}} {{last_name}} "
+    "{{verb_phrase}}.",
+    "{{first_name}} {{verb_phrase}}. {{start_word}} we {{verb_phrase}}.",
+    /* surnames alone and in lists, in the places a sentence puts them; firms named
+     * after surnames beside them */
+    "The {{last_name}} report was late again.",
+    "Unlike {{last_name}}, she never complained.",
+    "It seems that {{last_name}} knew about the plan.",
+    "A film starring {{last_name}} and {{last_name}}.",
+    "Produced by {{last_name}}, mixed by {{last_name}}.",
+    "The best {{last_name}} album is still the first one.",
+    "Former {{cap_noun}} singer {{last_name}} is back on tour.",
+    "She said that {{last_name}} had called twice.",
+    "Thanks to {{last_name}} for the photos.",
+    "I voted for {{last_name}} in {{year}}.",
+    "Authors: {{last_list}}",
+    "Co-founded by {{last_list}}, the studio opened in {{year}}.",
+    "The paper by {{last_list}} was cited twice.",
+    "{{last_list}} founded the company in {{year}}.",
+    "Our team: {{last_list}}.",
+    "I work for {{firm_of_names}}.",
+    "{{firm_of_names}} is a law firm in {{city}}.",
+    "Call {{firm_of_names}} LLP about the lease.",
+    /* nationalities, holidays and acronyms where names could stand */
+    "I am {{nationality}} but my husband {{first_name}} is {{nationality}}.",
+    "The {{nationality}} team beat the {{nationality}} side on {{holiday}}.",
+    "{{nationality}} and {{nationality}} food are my favourites.",
+    "She is {{nationality}}, and {{first_name}} is from {{country}}.",
+    "On {{holiday}} we visited {{first_name}} in {{city}}.",
+    "{{holiday}} falls on a {{day_of_week}} this year.",
+    "Please reply {{acronym_word}}, {{first_name}}.",
+    "{{acronym_word}}: the {{acronym_word}} meeting moved to {{day_of_week}}.",
+    "{{acronym_word}} {{last_name}} is out until {{holiday}}.",
+    "Send it {{acronym_word}} to {{person}} in {{acronym_word}}.",
+    /* titles, headings and shouted lines of common words */
+    "\"{{title_phrase}}\" was the second single from {{work_title}}.",
+    "Her song \"{{title_phrase}}\" was written by {{person}} in {{year}}.",
+    "{{title_phrase}} ({{year}}) was directed by {{last_name}}.",
+    "{{title_phrase}} of the Year: {{person}}",
+    "{{shout}}",
+    "{{shout}} {{shout}}",
+    "{{first_name}}: {{shout}}",
+    "We saw {{title_phrase}} at the {{city}} festival.",
+    "{{title_phrase}}\n{{person}}, {{job}}",
     "Please forward my mail to {{military}} until {{year}}.",
 };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -608,6 +784,10 @@ static void org_str(gen_t *g, char *b, size_t cap)
         snprintf(b, cap, "%s-%s", name_of(g, &g->last), name_of(g, &g->last));
         break;
     case 2:
+        if (!chance(g, g->firm_list_pct)) {
+            snprintf(b, cap, "%s & %s", name_of(g, &g->last), name_of(g, &g->last));
+            break;
+        }
         snprintf(b, cap, "%s, %s and %s", name_of(g, &g->last), name_of(g, &g->last),
                  name_of(g, &g->last));
         break;
@@ -643,13 +823,58 @@ static void job_str(gen_t *g, char *b, size_t cap)
     if (chance(g, 30) && b[0] >= 'A' && b[0] <= 'Z') b[0] = (char)(b[0] + 32);
 }
 
+/* A common word (noun, verb or adjective) into b, capitalised, or in capitals with
+ * caps. */
+static void vocab_word(gen_t *g, char *b, size_t cap, bool caps)
+{
+    int v = (int)pick(g, 3);
+    const char *w = v == 0   ? vocab_noun[pick(g, N(vocab_noun))]
+                    : v == 1 ? vocab_verb[pick(g, N(vocab_verb))]
+                             : vocab_adj[pick(g, N(vocab_adj))];
+    snprintf(b, cap, "%s", w);
+    for (char *p = b; *p; p++)
+        if ((p == b || caps) && *p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
+}
+
+/* A capitalised word that opens a sentence and is no name: a small word, an opener or a
+ * common word. */
+static void start_word(gen_t *g, char *b, size_t cap)
+{
+    int v = (int)pick(g, 3);
+    if (v == 0)
+        snprintf(b, cap, "%s", start_small[pick(g, N(start_small))]);
+    else if (v == 1)
+        snprintf(b, cap, "%s", openers[pick(g, N(openers))]);
+    else
+        vocab_word(g, b, cap, false);
+}
+
+/* A title of common words in title case ("Keep the Light On", "Brave New Engine"): how
+ * songs, films and headings are written, no name. */
+static void title_phrase(gen_t *g, char *b, size_t cap)
+{
+    size_t k = 0;
+    b[0] = 0;
+    for (int i = 0, m = 2 + (int)pick(g, 4); i < m && k + 24 < cap; i++) {
+        char w[32];
+        if (i && i + 1 < m && chance(g, 35)) {
+            snprintf(w, sizeof w, "%s", vocab_small[pick(g, N(vocab_small))]);
+            if (chance(g, 60)) w[0] = (char)(w[0] - 32);
+        } else
+            vocab_word(g, w, sizeof w, false);
+        k += (size_t)snprintf(b + k, cap - k, "%s%s", i ? " " : "", w);
+    }
+}
+
 /* A title of a book, song or show in capitalised words ("The Hidden Lantern", "Lost
  * Wings at Midnight", "Echoes"): a negative for PERSON. */
 static void work_str(gen_t *g, char *b, size_t cap)
 {
     int v = (int)pick(g, 4);
     const char *a = cap_adj[pick(g, N(cap_adj))], *n = cap_noun[pick(g, N(cap_noun))];
-    if (v == 0)
+    if (chance(g, g->title_pct))
+        title_phrase(g, b, cap);
+    else if (v == 0)
         snprintf(b, cap, "The %s %s", a, n);
     else if (v == 1)
         snprintf(b, cap, "%s %s %s", a, n, cap_tail[pick(g, N(cap_tail))]);
@@ -677,6 +902,27 @@ static void military_str(gen_t *g, char *b, size_t cap)
     else
         snprintf(b, cap, "Unit %04u Box %04u%s%s %s %05u", (unsigned)pick(g, 10000),
                  (unsigned)pick(g, 10000), sep, po[pick(g, 3)], area[pick(g, 3)], zip);
+}
+
+/* A capitalised word that is no name, of the kinds that stand where names do: a noun,
+ * an adjective, a country, a nationality, an invented word (b, cap bytes). */
+static void decoy(gen_t *g, char *b, size_t cap)
+{
+    int v = (int)pick(g, 7 + g->vocab_w);
+    if (v >= 7)
+        vocab_word(g, b, cap, false);
+    else if (v == 6)
+        snprintf(b, cap, "%s", acronyms[pick(g, N(acronyms))]);
+    else if (v == 0)
+        snprintf(b, cap, "%s", cap_noun[pick(g, N(cap_noun))]);
+    else if (v == 1)
+        snprintf(b, cap, "%s", cap_adj[pick(g, N(cap_adj))]);
+    else if (v == 2)
+        snprintf(b, cap, "%s", country_of(g));
+    else if (v == 3)
+        snprintf(b, cap, "%s", nations[pick(g, N(nations))]);
+    else
+        invented(g, b, cap);
 }
 
 /* A person's full name in one of many forms, as one PERSON span (a title, when drawn,
@@ -722,6 +968,11 @@ static void fill_person(gen_t *g, int sex)
     default:
         snprintf(b, sizeof b, "%s %s", f1, l1);
         break;
+    }
+    if (v != 6 && chance(g, 4)) { /* a generation or a degree, inside the name */
+        static const char *const sfx[] = {"Jr.", "Sr.", "II", "III", "IV", "MD", "PhD"};
+        size_t k = strlen(b);
+        snprintf(b + k, sizeof b - k, "%s%s", chance(g, 30) ? ", " : " ", sfx[pick(g, N(sfx))]);
     }
     emits(g, b, "PERSON");
 }
@@ -797,7 +1048,21 @@ static void city_str(gen_t *g, char *b, size_t cap)
     int v = (int)pick(g, 8);
     const char *nm = chance(g, 50) ? name_of(g, &g->first[pick(g, 2)]) : name_of(g, &g->last);
     char w[64];
-    if (v <= 1)
+    if (chance(g, g->city_part_pct)) {
+        /* towns of Romance languages: a saint's or a given name, a particle, a word
+         * ("San Leon", "Villa del Monte", "Santa Ana de Lumaxa") */
+        static const char *const head[] = {"San",   "Santa",  "Villa", "Puerto", "Monte",
+                                           "Porto", "Castel", "Vila",  "Sao",    "Torre"};
+        static const char *const part[] = {"de", "del", "di", "do", "da", "de la", "dos"};
+        invented(g, w, sizeof w);
+        int u = (int)pick(g, 3);
+        if (u == 0)
+            snprintf(b, sb, "%s %s", head[pick(g, N(head))], nm);
+        else if (u == 1)
+            snprintf(b, sb, "%s %s %s", head[pick(g, N(head))], part[pick(g, N(part))], w);
+        else
+            snprintf(b, sb, "%s %s %s", nm, part[pick(g, N(part))], w);
+    } else if (v <= 1)
         snprintf(b, sb, "%s", cities[pick(g, N(cities))]);
     else if (v == 2)
         snprintf(b, sb, "%s %s%s", city_pre[pick(g, N(city_pre))], nm,
@@ -931,6 +1196,10 @@ static void fill(gen_t *g, const char *key, size_t n)
         emits(g, nations[pick(g, N(nations))], "NRP");
     else if (IS("day_of_week"))
         emits(g, days[pick(g, N(days))], "DATE_TIME");
+    else if (IS("holiday"))
+        emits(g, holidays[pick(g, N(holidays))], "DATE_TIME");
+    else if (IS("acronym_word"))
+        emits(g, acronyms[pick(g, N(acronyms))], NULL);
     else if (IS("state_abbr")) /* parts of a postal block, as the presidio data labels them */
         emits(g, states[pick(g, N(states))], "STREET_ADDRESS");
     else if (IS("postcode") || IS("zipcode")) {
@@ -1011,7 +1280,34 @@ static void fill(gen_t *g, const char *key, size_t n)
         }
     } else if (IS("verb_phrase"))
         emits(g, verb_phrases[pick(g, N(verb_phrases))], NULL);
-    else if (IS("cap_adj"))
+    else if (IS("firm_of_names")) { /* "A, B and C" or "A & B": a firm, no person */
+        if (chance(g, g->firm_list_pct))
+            snprintf(b, sizeof b, "%s, %s and %s", name_of(g, &g->last), name_of(g, &g->last),
+                     name_of(g, &g->last));
+        else
+            snprintf(b, sizeof b, "%s & %s", name_of(g, &g->last), name_of(g, &g->last));
+        emits(g, b, "ORGANIZATION");
+    } else if (IS("start_word")) {
+        start_word(g, b, sizeof b);
+        emits(g, b, NULL);
+    } else if (IS("title_phrase")) {
+        title_phrase(g, b, sizeof b);
+        emits(g, b, NULL);
+    } else if (IS("shout")) { /* a line in capitals of common words: no name in it */
+        size_t k = 0;
+        for (int i = 0, m = 3 + (int)pick(g, 5); i < m && k + 24 < sizeof b; i++) {
+            char w[32];
+            if (i && chance(g, 30)) {
+                snprintf(w, sizeof w, "%s", vocab_small[pick(g, N(vocab_small))]);
+                for (char *q = w; *q; q++)
+                    *q = (char)(*q - 32);
+            } else
+                vocab_word(g, w, sizeof w, true);
+            k += (size_t)snprintf(b + k, sizeof b - k, "%s%s", i ? " " : "", w);
+        }
+        snprintf(b + k, sizeof b - k, "%s", chance(g, 50) ? "!" : "?!");
+        emits(g, b, NULL);
+    } else if (IS("cap_adj"))
         emits(g, cap_adj[pick(g, N(cap_adj))], NULL);
     else if (IS("military")) {
         military_str(g, b, sizeof b);
@@ -1049,29 +1345,24 @@ static void emit_words(gen_t *g, const char *t, size_t n)
             b--;
         bool opens = b == 0 ? g->text.len == 0 || g->text.data[g->text.len - 1] == '\n'
                             : strchr(".!?:\n", t[b - 1]) != NULL;
-        if (e - i >= 4 && low && !title && (e == n || (unsigned char)t[e] < 0x80) &&
+        if (e - i >= (opens ? (size_t)g->open_min : 4) && low && !title &&
+            (e == n || (unsigned char)t[e] < 0x80) &&
             chance(g, opens ? g->swap_open_pct : g->swap_pct)) {
             char w[64];
             emit(g, t + from, i - from, NULL);
             from = e;
             i = e;
-            if (chance(g, opens ? 50 : g->swap_name_pct)) { /* a name stands where any word does */
+            if (chance(g, opens ? g->swap_open_name_pct
+                                : g->swap_name_pct)) { /* a name stands where any word does */
                 emits(g, name_of(g, chance(g, 50) ? &g->last : &g->first[pick(g, 2)]), "PERSON");
                 continue;
             }
-            int v = (int)pick(g, 6);
-            if (opens)
+            if (opens && chance(g, g->opener_vocab_pct))
+                start_word(g, w, sizeof w);
+            else if (opens)
                 snprintf(w, sizeof w, "%s", openers[pick(g, N(openers))]);
-            else if (v == 0)
-                snprintf(w, sizeof w, "%s", cap_noun[pick(g, N(cap_noun))]);
-            else if (v == 1)
-                snprintf(w, sizeof w, "%s", cap_adj[pick(g, N(cap_adj))]);
-            else if (v == 2)
-                snprintf(w, sizeof w, "%s", country_of(g));
-            else if (v == 3)
-                snprintf(w, sizeof w, "%s", nations[pick(g, N(nations))]);
             else
-                invented(g, w, sizeof w);
+                decoy(g, w, sizeof w);
             emits(g, w, NULL);
             from = e;
         }
@@ -1180,8 +1471,11 @@ pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census
 {
     gen_t *g = mem_calloc(1, sizeof *g);
     g->rng = seed * 0x9E3779B97F4A7C15ull | 1;
+    g->lower_pct = 5;
     g->made_pct = 5, g->blend_pct = 10, g->own_pct = 40, g->swap_pct = 20;
-    g->swap_name_pct = 40, g->swap_open_pct = 30;
+    g->swap_name_pct = 40, g->swap_open_pct = 80, g->open_min = 2, g->swap_open_name_pct = 45;
+    g->vocab_w = 12, g->title_pct = 50, g->opener_vocab_pct = 60, g->city_part_pct = 10;
+    g->firm_list_pct = 50;
     names_read(&g->first[0], census->data[PII_CENSUS_FEMALE_FIRST],
                census->len[PII_CENSUS_FEMALE_FIRST]);
     names_read(&g->first[1], census->data[PII_CENSUS_MALE_FIRST],
@@ -1223,6 +1517,11 @@ long pii_gen_templates(const pii_gen_t *g)
     return (long)(g->nl + N(own));
 }
 
+long pii_gen_file_templates(const pii_gen_t *g)
+{
+    return (long)g->nl;
+}
+
 long pii_gen_next(pii_gen_t *g)
 {
     buf_reset(&g->text);
@@ -1230,7 +1529,7 @@ long pii_gen_next(pii_gen_t *g)
     g->nspan = 0;
     /* one record in twenty all in lower case, as typed in a hurry (ASCII only: the
      * byte and code point offsets stay as they are) */
-    g->lower = chance(g, 5);
+    g->lower = chance(g, g->lower_pct);
     /* own_pct in a hundred records from the sentences of our own: ids after the templates */
     size_t t = chance(g, g->own_pct) ? g->nl + pick(g, N(own)) : pick(g, g->nl);
     if (t < g->nl)

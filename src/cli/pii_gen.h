@@ -36,6 +36,9 @@ pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census
 void pii_gen_free(pii_gen_t *g);
 /* Number of template ids (the file's lines and the built-in sentences). */
 long pii_gen_templates(const pii_gen_t *g);
+/* Number of template ids from the templates file (1..this); the built-in sentences
+ * follow. */
+long pii_gen_file_templates(const pii_gen_t *g);
 /* Makes the next record; returns its template id (1-based). */
 long pii_gen_next(pii_gen_t *g);
 /* The record's text (borrowed until the next record) and its spans in bytes, of the

@@ -88,10 +88,12 @@ static void err_print(FILE *f, const char *what, pii_type_t t, const rec_t *r, s
             tl > 120 ? 120 : tl, r->text);
 }
 
-/* Scores the records of fold only (-1: all) with scanner s, by overlap; with errs, prints
- * every missed and false PERSON and STREET_ADDRESS there. */
-static void score_on(const pii_scanner_t *s, const rec_t *r, size_t n, int k, int only, pr_t *per,
-                     pr_t *adr, FILE *errs)
+/* Scores the records of fold only (-1: all) with scanner s, by overlap, counting into
+ * per[src] and adr[src] (src 0: a line of the templates file, id <= nfile; 1: a sentence
+ * of the generator's own); with errs, prints every missed and false PERSON and
+ * STREET_ADDRESS there. */
+static void score_on(const pii_scanner_t *s, const rec_t *r, size_t n, int k, int only, long nfile,
+                     pr_t per[2], pr_t adr[2], FILE *errs)
 {
     pii_scratch_t *sc = pii_scratch_new(s);
     for (size_t i = 0; i < n; i++) {
@@ -101,7 +103,7 @@ static void score_on(const pii_scanner_t *s, const rec_t *r, size_t n, int k, in
         if (pii_scan_all(s, sc, r[i].text, r[i].len, &sp, &ns)) continue;
         for (int ty = 0; ty < 2; ty++) {
             pii_type_t T = ty ? PII_STREET_ADDRESS : PII_PERSON;
-            pr_t *c = ty ? adr : per;
+            pr_t *c = &(ty ? adr : per)[r[i].tmpl > nfile];
             for (size_t g = 0; g < r[i].ngold; g++) {
                 if (r[i].gold[g].type != T) continue;
                 c->gold++;
@@ -130,6 +132,12 @@ static void score_on(const pii_scanner_t *s, const rec_t *r, size_t n, int k, in
     pii_scratch_free(sc);
 }
 
+static pr_t pr_sum(pr_t a, pr_t b)
+{
+    return (pr_t){a.gold + b.gold, a.gold_hit + b.gold_hit, a.pred + b.pred,
+                  a.pred_hit + b.pred_hit};
+}
+
 static double ratio(size_t a, size_t b)
 {
     return b ? (double)a / (double)b : 0;
@@ -141,17 +149,18 @@ static void usage_pii(FILE *f)
                "           [--templates FILE] [--records N] [--epochs E] [--bits B] [--seed S]\n"
                "           [--cv K [--errors]]\n\n"
                "Trains the PERSON / STREET_ADDRESS labeller on N generated records (default\n"
-               "60000; templates from shared/data/pii/templates.txt, names from the census\n"
+               "200000; templates from shared/data/pii/templates.txt, names from the census\n"
                "lists), E passes (default 2), 2^B feature buckets (default 14). --cv K first\n"
                "prints K-fold cross-validation by template (each fold's templates unseen in\n"
-               "training), overlap P / R per fold (--errors: and every missed or false name and\n"
+               "training), overlap P / R per fold and over the templates file's lines and the\n"
+               "generator's own sentences (--errors: and every missed or false name and\n"
                "address of the held-out folds); then trains on everything and writes the model.\n");
 }
 
 int cmd_train_pii(int argc, char **argv)
 {
     const char *out = "data/names/pii-labeller.bin", *names = "data/names", *tmpl = NULL;
-    long nrec = 60000;
+    long nrec = 200000;
     int epochs = 2, cv = 0, errs = 0;
     unsigned bits = 14;
     unsigned long seed = 1;
@@ -229,6 +238,7 @@ int cmd_train_pii(int argc, char **argv)
     pii_gen_t *g = base ? pii_gen_new(tb.data ? tb.data : "", tb.len, &census, seed) : NULL;
     rec_t *r = mem_calloc((size_t)nrec, sizeof *r);
     size_t n = 0;
+    long nfile = g ? pii_gen_file_templates(g) : 0;
     if (!g) {
         fprintf(stderr, "switchyard train pii: %s\n", base ? "generator failed" : err);
         rc = 1;
@@ -247,7 +257,7 @@ int cmd_train_pii(int argc, char **argv)
                cv, n, epochs, bits);
         printf("%-5s %8s | %-22s | %-22s\n", "fold", "records", "PERSON P / R (gold)",
                "STREET_ADDRESS P / R (gold)");
-        pr_t tp = {0}, ta = {0};
+        pr_t tp = {0}, ta = {0}, sp[2] = {{0}}, sa[2] = {{0}};
         for (int k = 0; k < cv && !rc; k++) {
             buf_reset(&model);
             rc = train_on(base, r, n, cv, k, epochs, bits, seed + (unsigned long)k, &model);
@@ -262,24 +272,34 @@ int cmd_train_pii(int argc, char **argv)
                 rc = 1;
                 break;
             }
-            pr_t p = {0}, a = {0};
+            pr_t pp[2] = {{0}}, aa[2] = {{0}};
             size_t held = 0;
             for (size_t i = 0; i < n; i++)
                 held += fold_of(r[i].tmpl, cv) == k;
-            score_on(s, r, n, cv, k, &p, &a, errs ? stdout : NULL);
+            score_on(s, r, n, cv, k, nfile, pp, aa, errs ? stdout : NULL);
+            pr_t p = pr_sum(pp[0], pp[1]), a = pr_sum(aa[0], aa[1]);
+            for (int q = 0; q < 2; q++)
+                sp[q] = pr_sum(sp[q], pp[q]), sa[q] = pr_sum(sa[q], aa[q]);
             printf("%-5d %8zu | %.3f / %.3f (%5zu)   | %.3f / %.3f (%5zu)\n", k, held,
                    ratio(p.pred_hit, p.pred), ratio(p.gold_hit, p.gold), p.gold,
                    ratio(a.pred_hit, a.pred), ratio(a.gold_hit, a.gold), a.gold);
-            tp.gold += p.gold, tp.gold_hit += p.gold_hit, tp.pred += p.pred,
-                tp.pred_hit += p.pred_hit;
-            ta.gold += a.gold, ta.gold_hit += a.gold_hit, ta.pred += a.pred,
-                ta.pred_hit += a.pred_hit;
+            tp = pr_sum(tp, p), ta = pr_sum(ta, a);
             pii_scanner_free(s);
         }
-        if (!rc)
+        if (!rc) {
             printf("%-5s %8zu | %.3f / %.3f (%5zu)   | %.3f / %.3f (%5zu)\n", "all", n,
                    ratio(tp.pred_hit, tp.pred), ratio(tp.gold_hit, tp.gold), tp.gold,
                    ratio(ta.pred_hit, ta.pred), ratio(ta.gold_hit, ta.gold), ta.gold);
+            size_t nf = 0;
+            for (size_t i = 0; i < n; i++)
+                nf += r[i].tmpl <= nfile;
+            for (int q = 0; q < 2; q++) /* the templates file's lines, the own sentences */
+                printf("%-5s %8zu | %.3f / %.3f (%5zu)   | %.3f / %.3f (%5zu)\n",
+                       q ? "own" : "file", q ? n - nf : nf, ratio(sp[q].pred_hit, sp[q].pred),
+                       ratio(sp[q].gold_hit, sp[q].gold), sp[q].gold,
+                       ratio(sa[q].pred_hit, sa[q].pred), ratio(sa[q].gold_hit, sa[q].gold),
+                       sa[q].gold);
+        }
     }
     if (!rc) {
         buf_reset(&model);

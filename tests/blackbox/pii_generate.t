@@ -64,10 +64,16 @@ test('no generated text is a text of the labelled evaluation files', async () =>
   }
   if (!evalTexts.size) return;
   const recs = JSON.parse(gen(3000, 11).stdout);
-  // a short template with one country can meet an evaluation text by chance; a long
-  // text with a name or an address in it cannot
-  const copied = recs.filter((r) => evalTexts.has(r.full_text) && r.full_text.length > 60 &&
-    r.spans.some((s) => s.entity_type === 'PERSON' || s.entity_type === 'STREET_ADDRESS'));
+  // a short template with one country, or one given name drawn from the most frequent
+  // ("Jennifer is ..."), can meet an evaluation text by chance; a long text with an
+  // address, a full name or two names in it cannot
+  const val = (r, s) => [...r.full_text].slice(s.start_position, s.end_position).join('');
+  const copied = recs.filter((r) => {
+    if (!evalTexts.has(r.full_text) || r.full_text.length <= 60) return false;
+    const per = r.spans.filter((s) => s.entity_type === 'PERSON');
+    return r.spans.some((s) => s.entity_type === 'STREET_ADDRESS') || per.length > 1 ||
+      per.some((s) => /\s/.test(val(r, s)));
+  });
   eq(copied.length, 0, 'records with names equal to an evaluation text: ' +
      copied.slice(0, 3).map((r) => JSON.stringify(r.full_text)).join(', '));
   // the military postal forms are addresses, whole
@@ -86,6 +92,9 @@ test('train pii --cv --errors names each held-out error with its template', asyn
   assert(errs.length > 0, 'errors printed');
   for (const l of errs) assert(/^(miss|false) +(PERSON|STREET_ADDRESS) .* t\d+ +\| /.test(l), 'error line: ' + l);
   assert(/^all +600 \| /m.test(t.stdout), 'the folds\' total: ' + t.stdout.slice(-300));
+  // the total split into the templates file's lines and the generator's own sentences
+  const f = t.stdout.match(/^file +(\d+) \| /m), w = t.stdout.match(/^own +(\d+) \| /m);
+  assert(f && w && +f[1] > 0 && +w[1] > 0 && +f[1] + +w[1] === 600, 'file and own rows: ' + t.stdout.slice(-400));
   assert(fs.statSync(o).size > 1000, 'model written');
 });
 
