@@ -48,6 +48,8 @@ struct pii_gen {
     int firm_list_pct;                /* firms of surnames in the shape "A, B and C" */
     bool lower;                       /* this record goes out in lower case */
     int lower_pct;                    /* records in lower case */
+    int swap_full_pct;                /* swapped-in names that are full names */
+    int ctx_pct;                      /* lower-case template words swapped for common words */
     char place[96];                   /* a country drawn by country_of */
     const char **line;                /* template lines */
     size_t *llen, nl;
@@ -1326,8 +1328,27 @@ static void emit_words(gen_t *g, const char *t, size_t n)
 {
     size_t i = 0, from = 0;
     while (i < n) {
-        bool st = (i == 0 || !((t[i - 1] | 32) >= 'a' && (t[i - 1] | 32) <= 'z')) && t[i] >= 'A' &&
-                  t[i] <= 'Z';
+        bool wst = i == 0 || !((t[i - 1] | 32) >= 'a' && (t[i - 1] | 32) <= 'z');
+        bool st = wst && t[i] >= 'A' && t[i] <= 'Z';
+        if (wst && t[i] >= 'a' && t[i] <= 'z' && g->ctx_pct) {
+            /* a lower-case word of the template's text swapped for a common word: the
+             * words around a name vary, so no one context word decides */
+            size_t e = i;
+            while (e < n && t[e] >= 'a' && t[e] <= 'z')
+                e++;
+            if (e - i >= 4 && (e == n || (unsigned char)t[e] < 0x80) && chance(g, g->ctx_pct)) {
+                int v = (int)pick(g, 3);
+                emit(g, t + from, i - from, NULL);
+                emits(g,
+                      v == 0   ? vocab_noun[pick(g, N(vocab_noun))]
+                      : v == 1 ? vocab_verb[pick(g, N(vocab_verb))]
+                               : vocab_adj[pick(g, N(vocab_adj))],
+                      NULL);
+                from = e;
+            }
+            i = e;
+            continue;
+        }
         if (!st) {
             i++;
             continue;
@@ -1354,7 +1375,11 @@ static void emit_words(gen_t *g, const char *t, size_t n)
             i = e;
             if (chance(g, opens ? g->swap_open_name_pct
                                 : g->swap_name_pct)) { /* a name stands where any word does */
-                emits(g, name_of(g, chance(g, 50) ? &g->last : &g->first[pick(g, 2)]), "PERSON");
+                if (chance(g, g->swap_full_pct))
+                    fill_person(g, -1);
+                else
+                    emits(g, name_of(g, chance(g, 50) ? &g->last : &g->first[pick(g, 2)]),
+                          "PERSON");
                 continue;
             }
             if (opens && chance(g, g->opener_vocab_pct))
@@ -1475,7 +1500,7 @@ pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census
     g->made_pct = 5, g->blend_pct = 10, g->own_pct = 40, g->swap_pct = 20;
     g->swap_name_pct = 40, g->swap_open_pct = 80, g->open_min = 2, g->swap_open_name_pct = 45;
     g->vocab_w = 12, g->title_pct = 50, g->opener_vocab_pct = 60, g->city_part_pct = 10;
-    g->firm_list_pct = 50;
+    g->firm_list_pct = 50, g->ctx_pct = 25, g->swap_full_pct = 15;
     names_read(&g->first[0], census->data[PII_CENSUS_FEMALE_FIRST],
                census->len[PII_CENSUS_FEMALE_FIRST]);
     names_read(&g->first[1], census->data[PII_CENSUS_MALE_FIRST],
