@@ -499,6 +499,10 @@ static const char *const own[] = {
     "{{first_name}}: are you coming tonight?",
     "> {{first_name}} wrote:\n> I disagree with that.",
     ">{{person}}\n>{{address}}",
+    "{{person}}\n{{organization}}\n{{person}}\n{{address}}",
+    ">{{person}}\n>{{organization}}\n>{{person}}\n>{{address}}",
+    "> \n> {{person}}\n> {{organization}}\n> {{person}}\n> {{address}}",
+    "{{person}}\n{{organization}}\n{{address}}\n{{phone_number}}",
     ">{{person}}",
     "> {{person}}\n> {{job}}",
     ">> {{first_name}}: {{verb_phrase}}",
@@ -1498,7 +1502,7 @@ pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census
     g->rng = seed * 0x9E3779B97F4A7C15ull | 1;
     g->lower_pct = 5;
     g->made_pct = 5, g->blend_pct = 10, g->own_pct = 40, g->swap_pct = 20;
-    g->swap_name_pct = 40, g->swap_open_pct = 80, g->open_min = 2, g->swap_open_name_pct = 45;
+    g->swap_name_pct = 40, g->swap_open_pct = 80, g->open_min = 2, g->swap_open_name_pct = 65;
     g->vocab_w = 12, g->title_pct = 50, g->opener_vocab_pct = 60, g->city_part_pct = 10;
     g->firm_list_pct = 50, g->ctx_pct = 25, g->swap_full_pct = 15;
     names_read(&g->first[0], census->data[PII_CENSUS_FEMALE_FIRST],
