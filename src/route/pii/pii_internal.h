@@ -159,8 +159,9 @@ typedef struct pii_label_model {
 typedef struct pii_tok_slot {
     uint64_t k0, k1;              /* the token's bytes, zero padded */
     uint64_t wh, sh;              /* word and shape hashes */
-    uint32_t meta;                /* length | kind << 5 | cap << 8 | 1 << 9; 0: empty */
     uint32_t cls;                 /* coarse class (pii_label.c tok_class) */
+    uint16_t meta;                /* length | kind << 5 | cap << 8 | 1 << 9; 0: empty */
+    uint16_t gen;                 /* fill count: a token pointing here checks it */
     uint16_t info;                /* gazetteer flags and rank buckets */
     uint8_t wclass;               /* particle, street type, title bits */
     uint8_t has_self;             /* self holds the sums */

@@ -157,6 +157,7 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
     o->st = (uint32_t)i;
     o->info = 0;
     o->known = false;
+    o->slot = NULL;
     if (is_digit(p[k])) {
         while (k < len && is_digit(p[k]))
             k++;
@@ -273,7 +274,7 @@ static pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
     } else {
         memcpy(w, c->t + k->st, n);
     }
-    uint32_t meta = (uint32_t)n | (uint32_t)k->kind << 5 | (uint32_t)k->cap << 8 | 1u << 9;
+    uint16_t meta = (uint16_t)(n | (unsigned)k->kind << 5 | (unsigned)k->cap << 8 | 1u << 9);
     uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^ meta;
     h ^= h >> 29;
     pii_tok_slot_t *e = &c->sc->tok[(h * 0x9E3779B97F4A7C15ull) >> (64 - PII_TOK_BITS)];
@@ -283,17 +284,20 @@ static pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
     e->k0 = w[0], e->k1 = w[1], e->meta = meta;
     e->cls = x.cls, e->wh = x.wh, e->sh = x.sh, e->info = x.info, e->wclass = x.wclass;
     e->has_self = 0;
+    e->gen++;
     return e;
 }
 
 /* Fills what the features read of a token, from the scratch's token cache. */
 static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
 {
-    const pii_tok_slot_t *e = tok_slot(c, k);
+    pii_tok_slot_t *e = tok_slot(c, k);
+    k->slot = e;
     if (!e) {
         tok_fill(c, k);
         return;
     }
+    k->gen = e->gen;
     k->info = e->info, k->wclass = e->wclass, k->wh = e->wh, k->sh = e->sh, k->cls = e->cls;
     k->known = true;
 }
@@ -360,6 +364,45 @@ static int ctx_labelled(scan_ctx_t *c, lab_tok_t *before, int nb)
     return lab0;
 }
 
+/* True for the bytes that end a chunk of tokens: no token holds one, and a token
+ * after one reads nothing before it but that byte. */
+static inline bool chunk_gap(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* The last tokens of the bytes [from, j) (from a word's start, j the seed), at most 8
+ * in before; returns their count and the first to label in *lab0. Reading the bytes
+ * from `from` gives them; so does reading from the start of any chunk (bytes between
+ * gaps, a line break a chunk of its own) once the labelled part and its context are
+ * clear of the first token read (lab0 > LAB_CTX) or 8 tokens were read: the chunks
+ * are read from the seed backwards until then. */
+static int ctx_read(scan_ctx_t *c, size_t from, size_t j, lab_tok_t *before, int *lab0)
+{
+    const char *t = c->t;
+    int nb = 0;
+    size_t s = j;
+    for (;;) {
+        while (s > from && (t[s - 1] == ' ' || t[s - 1] == '\t' || t[s - 1] == '\r'))
+            s--;
+        size_t e = s;
+        if (s > from && t[s - 1] == '\n')
+            s--;
+        else
+            while (s > from && !chunk_gap(t[s - 1]))
+                s--;
+        if (e > s) {
+            lab_tok_t chunk[8];
+            int nc = ctx_tokens(c, s, e, chunk), keep = nc + nb > 8 ? 8 - nb : nc;
+            memmove(before + keep, before, (size_t)nb * sizeof *before);
+            memcpy(before, chunk + (nc - keep), (size_t)keep * sizeof *before);
+            nb += keep;
+        }
+        *lab0 = ctx_labelled(c, before, nb);
+        if (s <= from || nb >= 8 || *lab0 > LAB_CTX) return nb;
+    }
+}
+
 /* Reads the token at i into *k with its information, or takes it from the lookahead
  * *nx when that one was read at i; returns its end. */
 static size_t tok_next(scan_ctx_t *c, size_t i, lab_tok_t *k, const lab_tok_t *nx)
@@ -388,24 +431,8 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     size_t from = j > back + 48 ? j - 48 : back;
     while (from > back && from < j && letter_byte((unsigned char)c->t[from - 1]))
         from++;
-    /* Only the last tokens matter, and no token holds a space: tokenising from the
-     * third space-separated chunk before the seed gives the same last tokens as from
-     * `from`. Enough when the labelled part and its context stay clear of the first
-     * of them (or when 8, all that is kept, were found); else the bytes from `from`. */
-    size_t s = j;
-    for (int q = 0; q < 3 && s > from; q++) {
-        while (s > from && (c->t[s - 1] == ' ' || c->t[s - 1] == '\t' || c->t[s - 1] == '\r'))
-            s--;
-        while (s > from && c->t[s - 1] != ' ' && c->t[s - 1] != '\t' && c->t[s - 1] != '\r')
-            s--;
-    }
     lab_tok_t before[8];
-    int nb = ctx_tokens(c, s, j, before);
-    int lab0 = ctx_labelled(c, before, nb);
-    if (s > from && nb < 8 && lab0 < LAB_CTX + 1) {
-        nb = ctx_tokens(c, from, j, before);
-        lab0 = ctx_labelled(c, before, nb);
-    }
+    int lab0, nb = ctx_read(c, from, j, before, &lab0);
     while (lab0 < nb && before[lab0].kind != LT_NUM)
         lab0++; /* never start at a '#' or a street word */
     int ctx0 = lab0 > LAB_CTX ? lab0 - LAB_CTX : 0;
@@ -864,7 +891,8 @@ static void self_weights(const scan_ctx_t *c, const lab_tok_t *k, bool lower, in
 {
     const pii_label_model_t *m = &c->s->label;
     uint32_t feat[PII_LABEL_NFEAT];
-    pii_tok_slot_t *e = lower ? NULL : tok_slot(c, k);
+    /* the slot the token was read with, unless another token took it since */
+    pii_tok_slot_t *e = lower ? NULL : k->slot && k->slot->gen == k->gen ? k->slot : tok_slot(c, k);
     if (!e) {
         memset(acc, 0, PII_LABEL_TAGS * sizeof *acc);
         weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), acc);

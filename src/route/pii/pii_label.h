@@ -25,6 +25,8 @@ typedef struct lab_tok {
     uint8_t wclass;  /* particle, street type, title bits */
     bool cap;        /* a word starting with a capital */
     bool known;      /* info, wclass, wh, sh and cls are filled */
+    uint16_t gen;    /* slot->gen when slot held this token */
+    pii_tok_slot_t *slot; /* its token cache slot when known (NULL: none) */
 } lab_tok_t;
 
 #define LAB_TOKS 40 /* tokens per window, context included */
