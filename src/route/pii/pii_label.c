@@ -554,6 +554,23 @@ static uint64_t caps_block(const unsigned char *p, size_t n)
     return m;
 }
 
+/* The end of the head of the contraction p[j, e) ("I" of "I'll", "Let" of "Let's",
+ * "Do" of "Don't"), or e when the word is none ("O'Brien"). */
+static size_t contraction_head(const unsigned char *p, size_t j, size_t e)
+{
+    size_t q = j;
+    while (q < e && p[q] != '\'')
+        q++;
+    if (q + 1 >= e) return e;
+    size_t n = e - q - 1;
+    unsigned char a = (unsigned char)(p[q + 1] | 0x20), b = n > 1 ? (unsigned char)(p[q + 2] | 0x20) : 0;
+    if (n == 1 && (a == 's' || a == 'm' || a == 'd')) return q;
+    if (n == 2 && ((a == 'l' && b == 'l') || (a == 'v' && b == 'e') || (a == 'r' && b == 'e')))
+        return q;
+    if (n == 1 && a == 't' && q > j + 1 && (p[q - 1] | 0x20) == 'n') return q - 1;
+    return e;
+}
+
 void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
 {
     const unsigned char *p = (const unsigned char *)c->t;
@@ -572,15 +589,22 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
             size_t e = j + 1;
             while (e < len && (letter_byte(p[e]) || p[e] == '\''))
                 e++;
+            /* a contraction is read as its head: "I'll", "Let's", "Don't" */
+            size_t h = e;
             uint8_t f = pii_name_flags(c, c->t + j, e - j);
+            if (!f && (h = contraction_head(p, j, e)) < e) f = pii_name_flags(c, c->t + j, h - j);
             /* at a sentence's or a line's start a common word is capitalised by the
              * grammar alone: "He", "But", "You" are census surnames too, but seed
              * nothing there unless a capital or a number follows (given names that
-             * are words, "Lily", "Will", still do) */
-            if ((f & PII_NAME_STOP) && ((f & (PII_NAME_FIRST | PII_NAME_LAST)) == 0 ||
-                                        (!(f & PII_NAME_FIRST) && sent_start(p, j)))) {
+             * are words, "Lily", "Will", still do; not words of two letters, "In",
+             * "My", "So", which the census holds as rare given names) */
+            bool given = (f & PII_NAME_FIRST) && h - j > 2;
+            if ((f & PII_NAME_STOP) &&
+                ((f & (PII_NAME_FIRST | PII_NAME_LAST)) == 0 || (!given && sent_start(p, j)))) {
                 size_t n2 = e < len && p[e] == ' ' ? e + 1 : e;
-                if (n2 >= len || !(cap_at(p + n2, len - n2) || is_digit(p[n2]))) {
+                /* the pronoun "I" is no name either: "And I", "If I'll" */
+                if (n2 >= len || !(cap_at(p + n2, len - n2) || is_digit(p[n2])) ||
+                    (p[n2] == 'I' && (n2 + 1 == len || !letter_byte(p[n2 + 1])))) {
                     i = e;
                     continue;
                 }
