@@ -431,12 +431,107 @@ static void test_adversarial_windows(void **state)
     pii_scanner_free(s);
 }
 
+/* The scanner reads the context before a seed a chunk at a time; it must find what
+ * reading every byte from the window's earliest byte finds (the last tokens, the
+ * first to label), at every capital of random texts of words, capitals, house
+ * numbers, '#', street words, punctuation, URLs, apostrophes, UTF-8 letters and every
+ * kind of gap, from random earlier window ends. */
+static void test_ctx_chunks(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = small_scanner();
+    pii_scratch_t *sc = pii_scratch_new(s);
+    static const char *const frag[] = {
+        "Anna", "Smith", "rue", "ul", ".", "12", "4B", "#", "7", "street", "ave", "the", "said",
+        ",", "'s", "O'Brien", "Jean-Luc", "x@y.com", "/Smith", "\xc3\x89mile", "\xe2\x80\x94",
+        "-", "&", "and", "van", "12345", "III", ":", "\"", "St"};
+    static const char *const gap[] = {" ", " ", " ", "  ", "\n", "\n\n", "\t", "\r\n", ""};
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    size_t checked = 0;
+    char text[600];
+    for (int round = 0; round < 400; round++) {
+        size_t len = 0;
+        while (len < sizeof text - 40) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            const char *f = frag[r % (sizeof frag / sizeof *frag)];
+            const char *g = gap[(r >> 20) % (sizeof gap / sizeof *gap)];
+            memcpy(text + len, f, strlen(f));
+            len += strlen(f);
+            memcpy(text + len, g, strlen(g));
+            len += strlen(g);
+        }
+        scan_ctx_t c = {.s = s, .sc = sc, .t = text, .len = len};
+        for (size_t j = 1; j < len; j++) {
+            unsigned char b = (unsigned char)text[j - 1];
+            if (!(text[j] >= 'A' && text[j] <= 'Z') || isalnum(b) || b >= 0x80) continue;
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            size_t back = (size_t)(r % (j + 1)), from = j > back + 48 ? j - 48 : back;
+            while (from > back && from < j &&
+                   (isalpha((unsigned char)text[from - 1]) || (unsigned char)text[from - 1] >= 0x80))
+                from++;
+            lab_tok_t bw[8], bc[8];
+            int lw, lc, nw = pii_label_ctx(&c, from, j, true, bw, &lw),
+                        nc = pii_label_ctx(&c, from, j, false, bc, &lc);
+            /* the labelled tokens and the LAB_CTX before them */
+            int cw = lw > LAB_CTX ? lw - LAB_CTX : 0, cc = lc > LAB_CTX ? lc - LAB_CTX : 0;
+            assert_int_equal(nw - lw, nc - lc);
+            assert_int_equal(nw - cw, nc - cc);
+            for (int q = 0; q < nw - cw; q++) {
+                assert_int_equal(bw[cw + q].st, bc[cc + q].st);
+                assert_int_equal(bw[cw + q].en, bc[cc + q].en);
+                assert_int_equal(bw[cw + q].kind, bc[cc + q].kind);
+            }
+            checked++;
+        }
+    }
+    assert_true(checked > 4000);
+    pii_scratch_free(sc);
+    pii_scanner_free(s);
+}
+
+/* Records the first labelled token of every window. */
+static void seed_words(scan_ctx_t *c, lab_win_t *w, void *arg)
+{
+    buf_t *b = arg;
+    const lab_tok_t *k = &w->tok[w->a];
+    assert_int_equal(buf_append(b, c->t + k->st, k->en - k->st), 0);
+    assert_int_equal(buf_puts(b, "|"), 0);
+}
+
+/* Common words capitalised by the grammar seed no window: contractions read as their
+ * head, two-letter words the census holds as rare given names, a common word before
+ * the pronoun "I"; given names that are words and common words before a name still
+ * do. */
+static void test_seed_rules(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = shipped();
+    if (!s) {
+        skip();
+        return;
+    }
+    pii_scratch_t *sc = pii_scratch_new(s);
+    static const char text[] = "So I went home.\nIn the park, I'll sing.\nMy dog and I ran.\n"
+                               "Don't go. You're late. And I said so.\nLily ran to Tom's "
+                               "house.\nSo Peter came.\nWill Smith waved.\n";
+    buf_t b;
+    buf_init(&b, 1 << 16);
+    scan_ctx_t c = {.s = s, .sc = sc, .t = text, .len = sizeof text - 1};
+    pii_label_windows(&c, seed_words, &b);
+    assert_int_equal(buf_puts(&b, ""), 0);
+    assert_string_equal(b.data, "Lily|Tom|So|Will|");
+    buf_deinit(&b);
+    pii_scratch_free(sc);
+    pii_scanner_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_file_errors),   cmocka_unit_test(test_train_and_find),
         cmocka_unit_test(test_shipped_model),       cmocka_unit_test(test_scan_sums),
-        cmocka_unit_test(test_adversarial_windows),
+        cmocka_unit_test(test_adversarial_windows), cmocka_unit_test(test_ctx_chunks),
+        cmocka_unit_test(test_seed_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

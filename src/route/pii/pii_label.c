@@ -371,15 +371,21 @@ static inline bool chunk_gap(char ch)
     return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
-/* The last tokens of the bytes [from, j) (from a word's start, j the seed), at most 8
- * in before; returns their count and the first to label in *lab0. Reading the bytes
- * from `from` gives them; so does reading from the start of any chunk (bytes between
- * gaps, a line break a chunk of its own) once the labelled part and its context are
- * clear of the first token read (lab0 > LAB_CTX) or 8 tokens were read: the chunks
- * are read from the seed backwards until then. */
-static int ctx_read(scan_ctx_t *c, size_t from, size_t j, lab_tok_t *before, int *lab0)
+/* Reading the bytes from `from` gives the context before a seed (the definition
+ * pii_label_ctx states); so does reading from the start of any chunk (bytes between
+ * gaps, a line break a chunk of its own) once 8 tokens were read or ctx_labelled
+ * stopped at a token with LAB_CTX before it (lab0 >= LAB_CTX: the test of `lab0 >= 2`
+ * it makes came out as it would with more tokens, and the context is whole). The
+ * chunks are read from the seed backwards until then: a few tokens instead of the 48
+ * bytes before the seed. */
+int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *before, int *lab0)
 {
     const char *t = c->t;
+    if (whole) {
+        int nb = ctx_tokens(c, from, j, before);
+        *lab0 = ctx_labelled(c, before, nb);
+        return nb;
+    }
     int nb = 0;
     size_t s = j;
     for (;;) {
@@ -399,7 +405,7 @@ static int ctx_read(scan_ctx_t *c, size_t from, size_t j, lab_tok_t *before, int
             nb += keep;
         }
         *lab0 = ctx_labelled(c, before, nb);
-        if (s <= from || nb >= 8 || *lab0 > LAB_CTX) return nb;
+        if (s <= from || nb >= 8 || *lab0 >= LAB_CTX) return nb;
     }
 }
 
@@ -432,7 +438,7 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     while (from > back && from < j && letter_byte((unsigned char)c->t[from - 1]))
         from++;
     lab_tok_t before[8];
-    int lab0, nb = ctx_read(c, from, j, before, &lab0);
+    int lab0, nb = pii_label_ctx(c, from, j, false, before, &lab0);
     while (lab0 < nb && before[lab0].kind != LT_NUM)
         lab0++; /* never start at a '#' or a street word */
     int ctx0 = lab0 > LAB_CTX ? lab0 - LAB_CTX : 0;

@@ -42,6 +42,12 @@ typedef struct lab_win {
 
 typedef void (*lab_fn)(scan_ctx_t *c, lab_win_t *w, void *arg);
 
+/* The tokens of the bytes [from, j) before the seed at j (from at a word's start),
+ * the last 8 of them in before, and in *lab0 the first of those to label (house
+ * numbers right before the seed); returns their count. By definition (whole) the
+ * bytes are read from `from`; the scanner reads chunks from j backwards until the
+ * result is the same. */
+int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *before, int *lab0);
 /* Calls fn on every candidate window of c's text, in order, not overlapping. */
 void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg);
 /* The emission sums of the labelled tokens of w, acc[i] for token w->a + i, as the
