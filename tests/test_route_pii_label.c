@@ -442,9 +442,11 @@ static void test_ctx_chunks(void **state)
     pii_scanner_t *s = small_scanner();
     pii_scratch_t *sc = pii_scratch_new(s);
     static const char *const frag[] = {
-        "Anna", "Smith", "rue", "ul", ".", "12", "4B", "#", "7", "street", "ave", "the", "said",
-        ",", "'s", "O'Brien", "Jean-Luc", "x@y.com", "/Smith", "\xc3\x89mile", "\xe2\x80\x94",
-        "-", "&", "and", "van", "12345", "III", ":", "\"", "St"};
+        "Anna", "Smith",   "rue",      "ul",      ".",      "12",           "4B",
+        "#",    "7",       "street",   "ave",     "the",    "said",         ",",
+        "'s",   "O'Brien", "Jean-Luc", "x@y.com", "/Smith", "\xc3\x89mile", "\xe2\x80\x94",
+        "-",    "&",       "and",      "van",     "12345",  "III",          ":",
+        "\"",   "St"};
     static const char *const gap[] = {" ", " ", " ", "  ", "\n", "\n\n", "\t", "\r\n", ""};
     uint64_t r = 0x9E3779B97F4A7C15ull;
     size_t checked = 0;
@@ -466,8 +468,9 @@ static void test_ctx_chunks(void **state)
             if (!(text[j] >= 'A' && text[j] <= 'Z') || isalnum(b) || b >= 0x80) continue;
             r ^= r << 13, r ^= r >> 7, r ^= r << 17;
             size_t back = (size_t)(r % (j + 1)), from = j > back + 48 ? j - 48 : back;
-            while (from > back && from < j &&
-                   (isalpha((unsigned char)text[from - 1]) || (unsigned char)text[from - 1] >= 0x80))
+            while (
+                from > back && from < j &&
+                (isalpha((unsigned char)text[from - 1]) || (unsigned char)text[from - 1] >= 0x80))
                 from++;
             lab_tok_t bw[8], bc[8];
             int lw, lc, nw = pii_label_ctx(&c, from, j, true, bw, &lw),

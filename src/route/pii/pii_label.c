@@ -569,7 +569,8 @@ static size_t contraction_head(const unsigned char *p, size_t j, size_t e)
         q++;
     if (q + 1 >= e) return e;
     size_t n = e - q - 1;
-    unsigned char a = (unsigned char)(p[q + 1] | 0x20), b = n > 1 ? (unsigned char)(p[q + 2] | 0x20) : 0;
+    unsigned char a = (unsigned char)(p[q + 1] | 0x20),
+                  b = n > 1 ? (unsigned char)(p[q + 2] | 0x20) : 0;
     if (n == 1 && (a == 's' || a == 'm' || a == 'd')) return q;
     if (n == 2 && ((a == 'l' && b == 'l') || (a == 'v' && b == 'e') || (a == 'r' && b == 'e')))
         return q;

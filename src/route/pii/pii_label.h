@@ -17,15 +17,15 @@ enum { LT_O, LT_B_PER, LT_I_PER, LT_B_ADR, LT_I_ADR };
 enum { LT_NONE, LT_WORD, LT_NUM, LT_PUNCT, LT_LINE, LT_POSS, LT_URL };
 
 typedef struct lab_tok {
-    uint64_t wh, sh; /* hashes of the folded word (numbers: of their length), of the shape */
-    uint32_t cls;    /* coarse class: kind, capital, census, word classes */
-    uint32_t st, en; /* bytes of the text */
-    uint16_t info;   /* gazetteer flags and rank buckets (words) */
-    uint8_t kind;    /* LT_WORD, ... */
-    uint8_t wclass;  /* particle, street type, title bits */
-    bool cap;        /* a word starting with a capital */
-    bool known;      /* info, wclass, wh, sh and cls are filled */
-    uint16_t gen;    /* slot->gen when slot held this token */
+    uint64_t wh, sh;      /* hashes of the folded word (numbers: of their length), of the shape */
+    uint32_t cls;         /* coarse class: kind, capital, census, word classes */
+    uint32_t st, en;      /* bytes of the text */
+    uint16_t info;        /* gazetteer flags and rank buckets (words) */
+    uint8_t kind;         /* LT_WORD, ... */
+    uint8_t wclass;       /* particle, street type, title bits */
+    bool cap;             /* a word starting with a capital */
+    bool known;           /* info, wclass, wh, sh and cls are filled */
+    uint16_t gen;         /* slot->gen when slot held this token */
     pii_tok_slot_t *slot; /* its token cache slot when known (NULL: none) */
 } lab_tok_t;
 
