@@ -256,6 +256,12 @@ static void tok_fill(const scan_ctx_t *c, lab_tok_t *k)
     k->known = true;
 }
 
+/* The window memo, after the token cache. */
+static pii_win_memo_t *memo_of(pii_scratch_t *sc)
+{
+    return (pii_win_memo_t *)(sc->tok + (1u << PII_TOK_BITS));
+}
+
 /* The token cache's slot holding token k (kind, cap and bytes read), filled on a miss
  * (k's information then computed by tok_fill); NULL for tokens longer than the key. */
 static pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
@@ -284,7 +290,8 @@ static pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
     e->k0 = w[0], e->k1 = w[1], e->meta = meta;
     e->cls = x.cls, e->wh = x.wh, e->sh = x.sh, e->info = x.info, e->wclass = x.wclass;
     e->has_self = 0;
-    e->gen++;
+    /* a fill count come round again could name another token in the window memo */
+    if (++e->gen == 0) memset(memo_of(c->sc), 0, sizeof(pii_win_memo_t) << PII_MEMO_BITS);
     return e;
 }
 
@@ -1052,6 +1059,53 @@ static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *s
     return any;
 }
 
+/* window_decode through the scratch's window memo (memo false: decodes), with the
+ * same results: every input of decoding is a function of the identities of the
+ * window's tokens (their cache slot at one fill holds their bytes, kind and capital,
+ * from which every token feature follows), its bounds, sent0 and lower, and the model,
+ * whose change clears the memo with the cache; a fill count wrapping to 0 clears it
+ * too. */
+bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, bool memo, int *tags, float *score)
+{
+    if (!memo || w->n > PII_MEMO_TOKS) return window_decode(c, w, tags, score);
+    const pii_tok_slot_t *tok = c->sc->tok;
+    uint32_t id[PII_MEMO_TOKS];
+    unsigned head =
+        (unsigned)w->n | (unsigned)w->a << 8 | (unsigned)w->b << 16 |
+        (PII_MEMO_FULL | (w->sent0 ? PII_MEMO_SENT0 : 0) | (w->lower ? PII_MEMO_LOWER : 0)) << 24;
+    uint64_t h = head;
+    for (int i = 0; i < w->n; i++) {
+        const lab_tok_t *k = &w->tok[i];
+        if (!k->slot) return window_decode(c, w, tags, score);
+        id[i] = (uint32_t)(k->slot - tok) << 16 | k->gen;
+        h = (h ^ id[i]) * 0x9E3779B97F4A7C15ull;
+    }
+    pii_win_memo_t *e = &memo_of(c->sc)[h >> (64 - PII_MEMO_BITS)];
+    unsigned eh = e->head;
+    int n = w->b - w->a;
+    if ((eh & ~(PII_MEMO_ANY << 24)) == head) {
+        int i = 0;
+        while (i < w->n && e->id[i] == id[i])
+            i++;
+        if (i == w->n) {
+            for (i = 0; i < n; i++)
+                tags[i] = e->tags[i], score[i] = e->score[i];
+            return eh >> 24 & PII_MEMO_ANY;
+        }
+    }
+    bool any = window_decode(c, w, tags, score);
+    head |= any ? PII_MEMO_ANY << 24 : 0;
+    e->head = head;
+    for (int i = 0; i < w->n; i++)
+        e->id[i] = id[i];
+    for (int i = 0; i < n; i++) {
+        int t = any ? tags[i] : LT_O;
+        e->tags[i] = (uint8_t)t;
+        e->score[i] = t == LT_B_PER || t == LT_B_ADR ? score[i] : 0;
+    }
+    return any;
+}
+
 /* Decodes one window and records its spans. */
 static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
 {
@@ -1060,7 +1114,7 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
     if (n <= 0) return;
     int tags[LAB_TOKS];
     float scores[LAB_TOKS];
-    if (!window_decode(c, w, tags, scores)) return;
+    if (!pii_label_decode(c, w, true, tags, scores)) return;
     for (int i = 0; i < n;) {
         int t = tags[i];
         if (t != LT_B_PER && t != LT_B_ADR) {
@@ -1132,7 +1186,7 @@ void pii_label_scan(scan_ctx_t *c)
     size_t values_end = c->sc->n;
     /* the cache's weight sums are of one model: a scratch that meets another forgets */
     if (c->sc->tok_model != c->s->label.id) {
-        memset(c->sc->tok, 0, sizeof *c->sc->tok << PII_TOK_BITS);
+        memset(c->sc->tok, 0, PII_TOK_MEM);
         c->sc->tok_model = c->s->label.id;
     }
     pii_label_windows(c, label_window, &values_end);

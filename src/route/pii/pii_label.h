@@ -71,6 +71,10 @@ uint32_t pii_label_checksum(const unsigned char *p, size_t n);
 int pii_label_model_load(pii_label_model_t *m, const void *bytes, size_t len, char *err,
                          size_t errlen);
 void pii_label_model_deinit(pii_label_model_t *m);
+/* Decodes window w: the tags of its labelled tokens to tags and each entity's score at
+ * its B- tag to score (other scores unset); false when every token is outside (tags
+ * then unset). memo: through the scratch's window memo, with the same results. */
+bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, bool memo, int *tags, float *score);
 /* Labels the windows of the text and records PERSON and STREET_ADDRESS candidates. */
 void pii_label_scan(scan_ctx_t *c);
 
