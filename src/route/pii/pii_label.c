@@ -224,15 +224,24 @@ static uint64_t tok_word(const scan_ctx_t *c, const lab_tok_t *k);
  * write them in one word ("Kirkegata", "Lindenweg", "Mellemvej", "Koskikatu"). */
 static bool street_suffix(const char *s, size_t n)
 {
-    static const char *const sfx[] = {"gata",   "gatan",   "vej",  "veien", "vegen", "weg",  "katu",
-                                      "straße", "strasse", "laan", "utca",  "útja",  "gasse"};
+    static const struct {
+        const char *s;
+        size_t n;
+    } sfx[] = {
+#define S(x) {x, sizeof x - 1}
+        S("gata"),   S("gatan"),   S("vej"),  S("veien"), S("vegen"), S("weg"),   S("katu"),
+        S("straße"), S("strasse"), S("laan"), S("utca"),  S("útja"),  S("gasse"),
+#undef S
+    };
     if (n < 6) return false;
     /* every ending above ends in one of these letters: most words stop here */
     unsigned char z = (unsigned char)(s[n - 1] | 0x20);
     if (z != 'a' && z != 'j' && z != 'n' && z != 'g' && z != 'u' && z != 'e') return false;
     for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-        size_t m = strlen(sfx[i]);
-        if (n > m + 2 && !strncasecmp(s + n - m, sfx[i], m)) return true;
+        size_t m = sfx[i].n;
+        if (n > m + 2 && (unsigned char)sfx[i].s[m - 1] == z &&
+            !strncasecmp(s + n - m, sfx[i].s, m))
+            return true;
     }
     return false;
 }
@@ -264,30 +273,51 @@ static pii_win_memo_t *memo_of(pii_scratch_t *sc)
 
 /* The token cache's slot holding token k (kind, cap and bytes read), filled on a miss
  * (k's information then computed by tok_fill); NULL for tokens longer than the key. */
-static pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
+static pii_tok_slot_t *tok_slot_fill(const scan_ctx_t *c, const lab_tok_t *k, pii_tok_slot_t *e,
+                                     uint64_t k0, uint64_t k1, uint16_t meta);
+
+static inline pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
 {
+    /* the bytes of a token of n bytes in the key's two words */
+#define LO_MASK(n) ((n) >= 8 ? ~0ull : (1ull << (8 * (n)&63)) - 1)
+#define HI_MASK(n) ((n) <= 8 ? 0 : (n) >= 16 ? ~0ull : (1ull << (8 * ((n)-8) & 63)) - 1)
+#define MASKS(f)                                                                                   \
+    f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8), f(9), f(10), f(11), f(12), f(13), f(14), \
+        f(15), f(16)
+    static const uint64_t lo_mask[PII_TOK_BYTES + 1] = {MASKS(LO_MASK)},
+                                                  hi_mask[PII_TOK_BYTES + 1] = {MASKS(HI_MASK)};
+#undef MASKS
+#undef HI_MASK
+#undef LO_MASK
+    _Static_assert(PII_TOK_BYTES == 16, "two words of key");
     size_t n = k->en - k->st;
     if (n > PII_TOK_BYTES) return NULL;
     uint64_t w[2] = {0, 0};
     if (k->st + PII_TOK_BYTES <= c->len) {
         memcpy(w, c->t + k->st, PII_TOK_BYTES);
-        if (n <= 8) {
-            w[0] &= n == 8 ? ~0ull : (1ull << (8 * n)) - 1;
-            w[1] = 0;
-        } else if (n < 16) {
-            w[1] &= (1ull << (8 * (n - 8))) - 1;
-        }
+        w[0] &= lo_mask[n];
+        w[1] &= hi_mask[n];
     } else {
         memcpy(w, c->t + k->st, n);
     }
     uint16_t meta = (uint16_t)(n | (unsigned)k->kind << 5 | (unsigned)k->cap << 8 | 1u << 9);
-    uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^ meta;
-    h ^= h >> 29;
-    pii_tok_slot_t *e = &c->sc->tok[(h * 0x9E3779B97F4A7C15ull) >> (64 - PII_TOK_BITS)];
+    /* the top bits of a product read every bit of its factor */
+    uint64_t h = (w[0] ^ meta) * 0x9E3779B97F4A7C15ull + w[1] * 0xC2B2AE3D27D4EB4Full;
+    pii_tok_slot_t *e = &c->sc->tok[h >> (64 - PII_TOK_BITS)];
     if (e->k0 == w[0] && e->k1 == w[1] && e->meta == meta) return e;
+    return tok_slot_fill(c, k, e, w[0], w[1], meta);
+}
+
+/* Fills slot e with token k, whose key is k0, k1, meta; returns e. Out of line: the
+ * lookup's hits stay lean. */
+__attribute__((noinline)) static pii_tok_slot_t *tok_slot_fill(const scan_ctx_t *c,
+                                                               const lab_tok_t *k,
+                                                               pii_tok_slot_t *e, uint64_t k0,
+                                                               uint64_t k1, uint16_t meta)
+{
     lab_tok_t x = *k;
     tok_fill(c, &x);
-    e->k0 = w[0], e->k1 = w[1], e->meta = meta;
+    e->k0 = k0, e->k1 = k1, e->meta = meta;
     e->cls = x.cls, e->wh = x.wh, e->sh = x.sh, e->info = x.info, e->wclass = x.wclass;
     e->has_self = 0;
     /* a fill count come round again could name another token in the window memo */
