@@ -145,8 +145,9 @@ typedef struct pii_label_model {
     uint64_t id;                                     /* distinct per load: keys scratch caches */
     /* The weight rows of the context features with few values (sentence start,
      * position, street words ahead, number and title before, rank pairs, possessive),
-     * copied out of w at load for every value: pii_label.c tab_* gives the layout. */
-    int16_t tab[164][PII_LABEL_TAGS];
+     * copied out of w at load for every value: pii_label.c tab_* gives the layout.
+     * Rows padded to 8 lanes (zeros) for vector loads. */
+    int16_t tab[164][8];
 } pii_label_model_t;
 
 /* One entry of the labeller's per-scratch token cache, one cache line: what the

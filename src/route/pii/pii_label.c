@@ -104,7 +104,8 @@ int pii_label_model_load(pii_label_model_t *m, const void *bytes, size_t len, ch
         m->trans[i / PII_LABEL_TAGS][i % PII_LABEL_TAGS] = (float)v * scale;
     }
     size_t nw = ((size_t)1 << bits) * PII_LABEL_TAGS;
-    m->w = mem_alloc(nw * sizeof *m->w);
+    /* 8 lanes of slack: the scanner loads rows 8 lanes at a time */
+    m->w = mem_calloc(nw + 8, sizeof *m->w);
     memcpy(m->w, p + PII_LABEL_HEADER, nw * sizeof *m->w);
     model_tables(m);
     return 0;
@@ -852,7 +853,7 @@ _Static_assert(sizeof((pii_label_model_t *)0)->tab / sizeof *((pii_label_model_t
 static void tab_set(pii_label_model_t *m, int row, uint64_t f, unsigned q)
 {
     memcpy(m->tab[row], m->w + (size_t)feat_bucket(f, q, m->bits) * PII_LABEL_TAGS,
-           sizeof m->tab[row]);
+           PII_LABEL_TAGS * sizeof *m->tab[row]);
 }
 
 /* Copies the rows of every value of the few-valued context features into m->tab, with
@@ -933,24 +934,39 @@ static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m, i
     b[6] = feat_bucket(fmix(15, n2->kind ? n2->cls : 0), 15, bits);
     b[7] = feat_bucket(fmix(16, p2->kind ? p2->cls : 0), 16, bits);
     b[8] = feat_bucket(fmix(fmix(25, p1->sh), k->sh), 25, bits);
-    for (int q = 0; q < 9; q++)
-        row_add(acc, m->w + (size_t)b[q] * PII_LABEL_TAGS);
     bool sent = i == w->a ? w->sent0 : (p1->kind == LT_LINE);
     int pos = i - w->a, wl = w->b - w->a;
     bool st1 = n1->kind == LT_WORD && (n1->wclass & LC_STREET),
          st2 = n2->kind == LT_WORD && (n2->wclass & LC_STREET);
     bool title = (p1->kind == LT_WORD && (p1->wclass & LC_TITLE)) ||
                  (p2->kind == LT_WORD && (p2->wclass & LC_TITLE) && p1->kind == LT_PUNCT);
-    row_add(acc, m->tab[TAB_SENT + 2 * sent + k->cap]);
-    row_add(acc, m->tab[TAB_POS + 5 * (pos > 3 ? 3 : pos) + (wl > 4 ? 4 : wl)]);
-    row_add(acc, m->tab[TAB_STREET + 2 * st1 + st2]);
-    row_add(acc, m->tab[TAB_NUM + 2 * (p1->kind == LT_NUM) + k->cap]);
-    row_add(acc, m->tab[TAB_TITLE + title]);
-    row_add(acc, m->tab[TAB_FL + 8 * PII_NAME_FIRST_RANK(k->info) +
-                        (n1->kind == LT_WORD ? PII_NAME_LAST_RANK(n1->info) : 7)]);
-    row_add(acc, m->tab[TAB_LF + 8 * (p1->kind == LT_WORD ? PII_NAME_FIRST_RANK(p1->info) : 7) +
-                        PII_NAME_LAST_RANK(k->info)]);
-    row_add(acc, m->tab[TAB_POSS + (n1->kind == LT_POSS)]);
+    static const int16_t zero[8];
+    const int16_t *r[18];
+    for (int q = 0; q < 9; q++)
+        r[q] = m->w + (size_t)b[q] * PII_LABEL_TAGS;
+    r[9] = m->tab[TAB_SENT + 2 * sent + k->cap];
+    r[10] = m->tab[TAB_POS + 5 * (pos > 3 ? 3 : pos) + (wl > 4 ? 4 : wl)];
+    r[11] = m->tab[TAB_STREET + 2 * st1 + st2];
+    r[12] = m->tab[TAB_NUM + 2 * (p1->kind == LT_NUM) + k->cap];
+    r[13] = m->tab[TAB_TITLE + title];
+    r[14] = m->tab[TAB_FL + 8 * PII_NAME_FIRST_RANK(k->info) +
+                   (n1->kind == LT_WORD ? PII_NAME_LAST_RANK(n1->info) : 7)];
+    r[15] = m->tab[TAB_LF + 8 * (p1->kind == LT_WORD ? PII_NAME_FIRST_RANK(p1->info) : 7) +
+                   PII_NAME_LAST_RANK(k->info)];
+    r[16] = m->tab[TAB_POSS + (n1->kind == LT_POSS)];
+    r[17] = zero;
+    /* two rows at a time: 8 lanes of each loaded (lanes 5..7 are not the row's), the
+     * two interleaved and their lanes pair-added into 32 bits */
+    const __m128i one = _mm_set1_epi16(1);
+    __m128i lo = _mm_loadu_si128((const __m128i *)acc), hi = _mm_setzero_si128();
+    for (int q = 0; q < 18; q += 2) {
+        __m128i x = _mm_loadu_si128((const __m128i *)r[q]),
+                y = _mm_loadu_si128((const __m128i *)r[q + 1]);
+        lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(x, y), one));
+        hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(x, y), one));
+    }
+    _mm_storeu_si128((__m128i *)acc, lo);
+    acc[4] += _mm_cvtsi128_si32(hi);
 }
 
 /* The summed weights of token k's own features, from the scratch's token cache when
