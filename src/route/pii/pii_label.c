@@ -135,12 +135,15 @@ static bool cap_at(const unsigned char *p, size_t left)
 
 /* Byte classes of the tokeniser: a letter byte (ASCII letters and every byte of a
  * UTF-8 sequence), a digit. */
-enum { TC_LETTER = 1, TC_DIGIT = 2 };
+enum { TC_LETTER = 1, TC_DIGIT = 2, TC_GAP = 4 /* a space between tokens */ };
 static const uint8_t tok_class_of[256] = {
     ['0' ... '9'] = TC_DIGIT,
     ['A' ... 'Z'] = TC_LETTER,
     ['a' ... 'z'] = TC_LETTER,
     [0x80 ... 0xFF] = TC_LETTER,
+    [' '] = TC_GAP,
+    ['\t'] = TC_GAP,
+    ['\r'] = TC_GAP,
 };
 
 static bool letter_byte(unsigned char ch)
@@ -167,9 +170,9 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
         o->kind = LT_NUM;
     } else if (letter_byte(p[k])) {
         o->kind = LT_WORD;
-        o->cap = cap_at(p + k, len - k);
+        o->cap = is_upper(p[k]) || (p[k] >= 0xC3 && cap_at(p + k, len - k));
         while (k < len) {
-            while (k < len && tok_class_of[p[k]])
+            while (k < len && (tok_class_of[p[k]] & (TC_LETTER | TC_DIGIT)))
                 k++;
             if (k == len) break;
             if ((p[k] == '-' || p[k] == '\'') && k + 1 < len && letter_byte(p[k + 1])) {
@@ -206,7 +209,7 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
 /* Next token start at or after i (skips spaces, tabs, carriage returns), or len. */
 static size_t tok_skip(const char *t, size_t len, size_t i)
 {
-    while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\r'))
+    while (i < len && (tok_class_of[(unsigned char)t[i]] & TC_GAP))
         i++;
     return i;
 }
@@ -438,8 +441,11 @@ int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *b
         if (e > s) {
             lab_tok_t chunk[8];
             int nc = ctx_tokens(c, s, e, chunk), keep = nc + nb > 8 ? 8 - nb : nc;
-            memmove(before + keep, before, (size_t)nb * sizeof *before);
-            memcpy(before, chunk + (nc - keep), (size_t)keep * sizeof *before);
+            /* a few tokens each: copied one by one, no library call */
+            for (int q = nb - 1; q >= 0; q--)
+                before[q + keep] = before[q];
+            for (int q = 0; q < keep; q++)
+                before[q] = chunk[nc - keep + q];
             nb += keep;
         }
         *lab0 = ctx_labelled(c, before, nb);
@@ -1011,13 +1017,17 @@ float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
         dp[0][t] = ok && (allow[0] >> t & 1) ? trans[PII_LABEL_TAGS][t] + em[0][t] : NEG;
         bp[0][t] = 0;
     }
+    /* the tags each tag may follow (trans_ok), in order */
+    static const uint8_t from_lo[PII_LABEL_TAGS] = {0, 0, LT_B_PER, 0, LT_B_ADR},
+                         from_hi[PII_LABEL_TAGS] = {PII_LABEL_TAGS, PII_LABEL_TAGS, LT_I_PER + 1,
+                                                    PII_LABEL_TAGS, LT_I_ADR + 1};
     for (int i = 1; i < n; i++)
         for (int t = 0; t < PII_LABEL_TAGS; t++) {
             float best = NEG;
             int arg = 0;
             if (allow[i] >> t & 1)
-                for (int u = 0; u < PII_LABEL_TAGS; u++) {
-                    if (!trans_ok(u, t) || dp[i - 1][u] <= NEG) continue;
+                for (int u = from_lo[t]; u < from_hi[t]; u++) {
+                    if (dp[i - 1][u] <= NEG) continue;
                     float v = dp[i - 1][u] + trans[u][t];
                     if (v > best) best = v, arg = u;
                 }
