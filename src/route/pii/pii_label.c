@@ -133,17 +133,34 @@ static bool cap_at(const unsigned char *p, size_t left)
     return false;
 }
 
-/* Byte classes of the tokeniser: a letter byte (ASCII letters and every byte of a
- * UTF-8 sequence), a digit. */
-enum { TC_LETTER = 1, TC_DIGIT = 2, TC_GAP = 4 /* a space between tokens */ };
+/* Byte classes of the tokeniser and the window rules, one table load each: a letter
+ * byte (ASCII letters and every byte of a UTF-8 sequence), a digit, the gaps, the
+ * apostrophe, the sentence ends. */
+enum {
+    TC_LETTER = 1,
+    TC_DIGIT = 2,
+    TC_GAP = 4,     /* a space between tokens */
+    TC_APOS = 8,    /* an apostrophe */
+    TC_CHUNK = 16,  /* ends a chunk of tokens: a gap or a line break */
+    TC_SENT0 = 32,  /* a token of it before a word starts a sentence: .!?:" (and NUL) */
+    TC_SSTART = 64, /* before a word (spaces and quotes aside) starts one: .!?: \n \r (NUL) */
+};
 static const uint8_t tok_class_of[256] = {
     ['0' ... '9'] = TC_DIGIT,
     ['A' ... 'Z'] = TC_LETTER,
     ['a' ... 'z'] = TC_LETTER,
     [0x80 ... 0xFF] = TC_LETTER,
-    [' '] = TC_GAP,
-    ['\t'] = TC_GAP,
-    ['\r'] = TC_GAP,
+    [' '] = TC_GAP | TC_CHUNK,
+    ['\t'] = TC_GAP | TC_CHUNK,
+    ['\r'] = TC_GAP | TC_CHUNK | TC_SSTART,
+    ['\n'] = TC_CHUNK | TC_SSTART,
+    ['\''] = TC_APOS,
+    ['.'] = TC_SENT0 | TC_SSTART,
+    ['!'] = TC_SENT0 | TC_SSTART,
+    ['?'] = TC_SENT0 | TC_SSTART,
+    [':'] = TC_SENT0 | TC_SSTART,
+    ['"'] = TC_SENT0,
+    [0] = TC_SENT0 | TC_SSTART, /* strchr finds the terminator: kept as it was */
 };
 
 static bool letter_byte(unsigned char ch)
@@ -409,7 +426,7 @@ static int ctx_labelled(scan_ctx_t *c, lab_tok_t *before, int nb)
  * after one reads nothing before it but that byte. */
 static inline bool chunk_gap(char ch)
 {
-    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+    return tok_class_of[(unsigned char)ch] & TC_CHUNK;
 }
 
 /* Reading the bytes from `from` gives the context before a seed (the definition
@@ -430,7 +447,7 @@ int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *b
     int nb = 0;
     size_t s = j;
     for (;;) {
-        while (s > from && (t[s - 1] == ' ' || t[s - 1] == '\t' || t[s - 1] == '\r'))
+        while (s > from && (tok_class_of[(unsigned char)t[s - 1]] & TC_GAP))
             s--;
         size_t e = s;
         if (s > from && t[s - 1] == '\n')
@@ -564,7 +581,7 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     if (w.a > 0) {
         const lab_tok_t *pv = &w.tok[w.a - 1];
         unsigned char ch = (unsigned char)c->t[pv->st];
-        w.sent0 = pv->kind == LT_LINE || (pv->kind == LT_PUNCT && strchr(".!?:\"", ch));
+        w.sent0 = pv->kind == LT_LINE || (pv->kind == LT_PUNCT && (tok_class_of[ch] & TC_SENT0));
     } else {
         w.sent0 = from == 0; /* nothing before the seed but spaces */
     }
@@ -591,7 +608,7 @@ static bool sent_start(const unsigned char *p, size_t j)
 {
     while (j > 0 && (p[j - 1] == ' ' || p[j - 1] == '\t' || p[j - 1] == '"' || p[j - 1] == '\''))
         j--;
-    return j == 0 || strchr(".!?:\n\r", p[j - 1]) != NULL;
+    return j == 0 || (tok_class_of[p[j - 1]] & TC_SSTART);
 }
 
 /* Bit j set when p[j] is 'A'..'Z' or a UTF-8 Latin capital lead byte. */
@@ -638,7 +655,7 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
             /* a lone common word ("The", "She", "Once") seeds nothing unless a
              * capital or a number follows it */
             size_t e = j + 1;
-            while (e < len && (letter_byte(p[e]) || p[e] == '\''))
+            while (e < len && (tok_class_of[p[e]] & (TC_LETTER | TC_APOS)))
                 e++;
             /* a contraction is read as its head: "I'll", "Let's", "Don't" */
             size_t h = e;
