@@ -650,8 +650,10 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
             m &= m - 1;
             /* UTF-8 lead bytes of lower-case letters ("á", "ć") are in the mask too:
              * only capitals count towards "this text is written in lower case" */
-            ncaps += p[j] < 0x80 || cap_at(p + j, len - j);
-            if (j < i || !word_start(p, j) || !cap_at(p + j, len - j)) continue;
+            /* (the mask's ASCII bytes are capitals) */
+            bool cap = p[j] < 0x80 || cap_at(p + j, len - j);
+            ncaps += cap;
+            if (j < i || !cap || !word_start(p, j)) continue;
             /* a lone common word ("The", "She", "Once") seeds nothing unless a
              * capital or a number follows it */
             size_t e = j + 1;
@@ -671,7 +673,9 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
                 ((f & (PII_NAME_FIRST | PII_NAME_LAST)) == 0 || (!given && sent_start(p, j)))) {
                 size_t n2 = e < len && p[e] == ' ' ? e + 1 : e;
                 /* the pronoun "I" is no name either: "And I", "If I'll" */
-                if (n2 >= len || !(cap_at(p + n2, len - n2) || is_digit(p[n2])) ||
+                if (n2 >= len ||
+                    !(is_upper(p[n2]) || is_digit(p[n2]) ||
+                      (p[n2] >= 0xC3 && cap_at(p + n2, len - n2))) ||
                     (p[n2] == 'I' && (n2 + 1 == len || !letter_byte(p[n2 + 1])))) {
                     i = e;
                     continue;
