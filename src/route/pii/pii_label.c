@@ -941,8 +941,10 @@ static void window_weights(const lab_win_t *w, const pii_label_model_t *m, int32
 }
 
 /* Adds the weights of token i's context features but the window's (feats_ctx 9..26)
- * to acc: the few-valued ones from m->tab, the rest hashed as feats_ctx hashes them. */
-static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m, int32_t *acc)
+ * and the window's sums around to acc: the few-valued ones from m->tab, the rest
+ * hashed as feats_ctx hashes them. */
+static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m,
+                        const int32_t *around, int32_t *acc)
 {
     const lab_tok_t *k = &w->tok[i];
     const lab_tok_t none = {.kind = LT_NONE, .sh = 0x5348};
@@ -985,7 +987,9 @@ static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m, i
     /* two rows at a time: 8 lanes of each loaded (lanes 5..7 are not the row's), the
      * two interleaved and their lanes pair-added into 32 bits */
     const __m128i one = _mm_set1_epi16(1);
-    __m128i lo = _mm_loadu_si128((const __m128i *)acc), hi = _mm_setzero_si128();
+    __m128i lo = _mm_add_epi32(_mm_loadu_si128((const __m128i *)acc),
+                               _mm_loadu_si128((const __m128i *)around)),
+            hi = _mm_setzero_si128();
     for (int q = 0; q < 18; q += 2) {
         __m128i x = _mm_loadu_si128((const __m128i *)r[q]),
                 y = _mm_loadu_si128((const __m128i *)r[q + 1]);
@@ -993,7 +997,7 @@ static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m, i
         hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(x, y), one));
     }
     _mm_storeu_si128((__m128i *)acc, lo);
-    acc[4] += _mm_cvtsi128_si32(hi);
+    acc[4] += around[4] + _mm_cvtsi128_si32(hi);
 }
 
 /* The summed weights of token k's own features, from the scratch's token cache when
@@ -1079,9 +1083,7 @@ void pii_label_emissions(scan_ctx_t *c, const lab_win_t *w, int32_t (*acc)[PII_L
     window_weights(w, m, around);
     for (int i = 0; i < w->b - w->a; i++) {
         self_weights(c, &w->tok[w->a + i], w->lower, acc[i]);
-        for (int t = 0; t < PII_LABEL_TAGS; t++)
-            acc[i][t] += around[t];
-        ctx_weights(w, w->a + i, m, acc[i]);
+        ctx_weights(w, w->a + i, m, around, acc[i]);
     }
 }
 
@@ -1092,15 +1094,12 @@ static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *s
     float em[LAB_TOKS][PII_LABEL_TAGS];
     int32_t acc[LAB_TOKS][PII_LABEL_TAGS];
     pii_label_emissions(c, w, acc);
-    for (int i = 0; i < n; i++)
-        for (int t = 0; t < PII_LABEL_TAGS; t++)
-            em[i][t] = (float)acc[i][t] * m->scale;
     if (n == 1) {
         /* pii_label_viterbi for one token: the best of O, B-PER, B-ADR, the first on a
          * tie (I-X cannot start); the alternative is O */
-        float d0 = m->trans[PII_LABEL_TAGS][LT_O] + em[0][LT_O];
-        float d1 = m->trans[PII_LABEL_TAGS][LT_B_PER] + em[0][LT_B_PER];
-        float d3 = m->trans[PII_LABEL_TAGS][LT_B_ADR] + em[0][LT_B_ADR];
+        float d0 = m->trans[PII_LABEL_TAGS][LT_O] + (float)acc[0][LT_O] * m->scale;
+        float d1 = m->trans[PII_LABEL_TAGS][LT_B_PER] + (float)acc[0][LT_B_PER] * m->scale;
+        float d3 = m->trans[PII_LABEL_TAGS][LT_B_ADR] + (float)acc[0][LT_B_ADR] * m->scale;
         float best = d1 > d0 ? d1 : d0;
         tags[0] = d1 > d0 ? LT_B_PER : LT_O;
         if (d3 > best) tags[0] = LT_B_ADR, best = d3;
@@ -1108,6 +1107,9 @@ static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *s
         score[0] = 1.0f / (1.0f + expf(-(best - d0)));
         return true;
     }
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < PII_LABEL_TAGS; t++)
+            em[i][t] = (float)acc[i][t] * m->scale;
     uint8_t allow[LAB_TOKS];
     memset(allow, 0x1f, sizeof allow);
     float best = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
