@@ -431,12 +431,171 @@ static void test_adversarial_windows(void **state)
     pii_scanner_free(s);
 }
 
+/* The scanner reads the context before a seed a chunk at a time; it must find what
+ * reading every byte from the window's earliest byte finds (the last tokens, the
+ * first to label), at every capital of random texts of words, capitals, house
+ * numbers, '#', street words, punctuation, URLs, apostrophes, UTF-8 letters and every
+ * kind of gap, from random earlier window ends. */
+static void test_ctx_chunks(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = small_scanner();
+    pii_scratch_t *sc = pii_scratch_new(s);
+    static const char *const frag[] = {
+        "Anna", "Smith",   "rue",      "ul",      ".",      "12",           "4B",
+        "#",    "7",       "street",   "ave",     "the",    "said",         ",",
+        "'s",   "O'Brien", "Jean-Luc", "x@y.com", "/Smith", "\xc3\x89mile", "\xe2\x80\x94",
+        "-",    "&",       "and",      "van",     "12345",  "III",          ":",
+        "\"",   "St"};
+    static const char *const gap[] = {" ", " ", " ", "  ", "\n", "\n\n", "\t", "\r\n", ""};
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    size_t checked = 0;
+    char text[600];
+    for (int round = 0; round < 400; round++) {
+        size_t len = 0;
+        while (len < sizeof text - 40) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            const char *f = frag[r % (sizeof frag / sizeof *frag)];
+            const char *g = gap[(r >> 20) % (sizeof gap / sizeof *gap)];
+            memcpy(text + len, f, strlen(f));
+            len += strlen(f);
+            memcpy(text + len, g, strlen(g));
+            len += strlen(g);
+        }
+        scan_ctx_t c = {.s = s, .sc = sc, .t = text, .len = len};
+        for (size_t j = 1; j < len; j++) {
+            unsigned char b = (unsigned char)text[j - 1];
+            if (!(text[j] >= 'A' && text[j] <= 'Z') || isalnum(b) || b >= 0x80) continue;
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            size_t back = (size_t)(r % (j + 1)), from = j > back + 48 ? j - 48 : back;
+            while (
+                from > back && from < j &&
+                (isalpha((unsigned char)text[from - 1]) || (unsigned char)text[from - 1] >= 0x80))
+                from++;
+            lab_tok_t bw[8], bc[8];
+            int lw, lc, nw = pii_label_ctx(&c, from, j, true, bw, &lw),
+                        nc = pii_label_ctx(&c, from, j, false, bc, &lc);
+            /* the labelled tokens and the LAB_CTX before them */
+            int cw = lw > LAB_CTX ? lw - LAB_CTX : 0, cc = lc > LAB_CTX ? lc - LAB_CTX : 0;
+            assert_int_equal(nw - lw, nc - lc);
+            assert_int_equal(nw - cw, nc - cc);
+            for (int q = 0; q < nw - cw; q++) {
+                assert_int_equal(bw[cw + q].st, bc[cc + q].st);
+                assert_int_equal(bw[cw + q].en, bc[cc + q].en);
+                assert_int_equal(bw[cw + q].kind, bc[cc + q].kind);
+            }
+            checked++;
+        }
+    }
+    assert_true(checked > 4000);
+    pii_scratch_free(sc);
+    pii_scanner_free(s);
+}
+
+/* Records the first labelled token of every window. */
+static void seed_words(scan_ctx_t *c, lab_win_t *w, void *arg)
+{
+    buf_t *b = arg;
+    const lab_tok_t *k = &w->tok[w->a];
+    assert_int_equal(buf_append(b, c->t + k->st, k->en - k->st), 0);
+    assert_int_equal(buf_puts(b, "|"), 0);
+}
+
+/* Common words capitalised by the grammar seed no window: contractions read as their
+ * head, two-letter words the census holds as rare given names, a common word before
+ * the pronoun "I"; given names that are words and common words before a name still
+ * do. */
+static void test_seed_rules(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = shipped();
+    if (!s) {
+        skip();
+        return;
+    }
+    pii_scratch_t *sc = pii_scratch_new(s);
+    static const char text[] = "So I went home.\nIn the park, I'll sing.\nMy dog and I ran.\n"
+                               "Don't go. You're late. And I said so.\nLily ran to Tom's "
+                               "house.\nSo Peter came.\nWill Smith waved.\n";
+    buf_t b;
+    buf_init(&b, 1 << 16);
+    scan_ctx_t c = {.s = s, .sc = sc, .t = text, .len = sizeof text - 1};
+    pii_label_windows(&c, seed_words, &b);
+    assert_int_equal(buf_puts(&b, ""), 0);
+    assert_string_equal(b.data, "Lily|Tom|So|Will|");
+    buf_deinit(&b);
+    pii_scratch_free(sc);
+    pii_scanner_free(s);
+}
+
+/* Asserts that decoding window w through the window memo gives what decoding it
+ * afresh gives: the same verdict, tags and entity scores; counts windows in *arg. */
+static void check_memo(scan_ctx_t *c, lab_win_t *w, void *arg)
+{
+    int ref[LAB_TOKS], got[LAB_TOKS];
+    float rs[LAB_TOKS], gs[LAB_TOKS];
+    bool any = pii_label_decode(c, w, false, ref, rs);
+    assert_int_equal(pii_label_decode(c, w, true, got, gs), any);
+    for (int i = 0; any && i < w->b - w->a; i++) {
+        assert_int_equal(got[i], ref[i]);
+        if (ref[i] == LT_B_PER || ref[i] == LT_B_ADR) assert_true(gs[i] == rs[i]);
+    }
+    (*(int *)arg)++;
+}
+
+/* The window memo is exact: windows met again (speaker labels, recurring names, in
+ * mixed and lower case) decode through it as they decode afresh, also after texts of
+ * many other words refilled the token cache's slots under the memo's entries. */
+static void test_window_memo(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = shipped();
+    if (!s) {
+        skip();
+        return;
+    }
+    static const char *const texts[] = {
+        "\n\nGLOUCESTER:\nNow is the winter.\n\nKING RICHARD III:\nSo shall it be, Warwick."
+        "\n\nGLOUCESTER:\nAy, my lord.\n\nQUEEN ELIZABETH:\nGood Gloucester, stay.\n",
+        "Lily saw Tom. Lily and Tom ran to Mr. J. R. Smith at 12 rue Victor Hugo. Lily said "
+        "hi to Tom's dog; Maria Gonzalez met Dr. Anna van der Berg.",
+        "billing address: jane doe\n    23 8 wressle road suite 771\ntracy sukhorukova "
+        "lives at 46 velky pruhon 426 with anna smith; jane doe called tracy sukhorukova",
+    };
+    static const char *const words[] = {"Amber", "Basil", "Cedar", "Dover", "Ember",  "Fable",
+                                        "Gable", "Heron", "Ivory", "Juno",  "Kestrel"};
+    pii_scratch_t *sc = pii_scratch_new(s);
+    int windows = 0;
+    uint64_t r = 0x2545F4914F6CDD1Dull;
+    char churn[4096];
+    for (int pass = 0; pass < 6; pass++) {
+        for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+            scan_ctx_t c = {.s = s, .sc = sc, .t = texts[i], .len = strlen(texts[i])};
+            pii_label_windows(&c, check_memo, &windows);
+        }
+        /* capitalised made-up words with numbers: new tokens in many slots */
+        size_t len = 0;
+        while (len < sizeof churn - 32) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            len += (size_t)snprintf(churn + len, sizeof churn - len, "%s%u %s. ",
+                                    words[r % (sizeof words / sizeof *words)],
+                                    (unsigned)(r >> 8) % 9000u, pass & 1 ? "Lily" : "said");
+        }
+        scan_ctx_t c = {.s = s, .sc = sc, .t = churn, .len = len};
+        pii_label_windows(&c, check_memo, &windows);
+    }
+    assert_true(windows > 500);
+    pii_scratch_free(sc);
+    pii_scanner_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_file_errors),   cmocka_unit_test(test_train_and_find),
         cmocka_unit_test(test_shipped_model),       cmocka_unit_test(test_scan_sums),
-        cmocka_unit_test(test_adversarial_windows),
+        cmocka_unit_test(test_adversarial_windows), cmocka_unit_test(test_ctx_chunks),
+        cmocka_unit_test(test_seed_rules),          cmocka_unit_test(test_window_memo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

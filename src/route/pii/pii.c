@@ -429,7 +429,7 @@ pii_scratch_t *pii_scratch_new(const pii_scanner_t *s)
     if (!s) return NULL;
     pii_scratch_t *sc = mem_calloc(1, sizeof *sc);
     /* the labeller's token cache: one line per slot */
-    sc->tok_mem = mem_calloc(1, (sizeof *sc->tok << PII_TOK_BITS) + 63);
+    sc->tok_mem = mem_calloc(1, PII_TOK_MEM + 63);
     sc->tok = (pii_tok_slot_t *)(((uintptr_t)sc->tok_mem + 63) & ~(uintptr_t)63);
     /* one scratch space large enough for both databases */
     if (hs_alloc_scratch(s->db, &sc->hs) != HS_SUCCESS ||

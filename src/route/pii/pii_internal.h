@@ -145,8 +145,9 @@ typedef struct pii_label_model {
     uint64_t id;                                     /* distinct per load: keys scratch caches */
     /* The weight rows of the context features with few values (sentence start,
      * position, street words ahead, number and title before, rank pairs, possessive),
-     * copied out of w at load for every value: pii_label.c tab_* gives the layout. */
-    int16_t tab[164][PII_LABEL_TAGS];
+     * copied out of w at load for every value: pii_label.c tab_* gives the layout.
+     * Rows padded to 8 lanes (zeros) for vector loads. */
+    int16_t tab[164][8];
 } pii_label_model_t;
 
 /* One entry of the labeller's per-scratch token cache, one cache line: what the
@@ -159,14 +160,39 @@ typedef struct pii_label_model {
 typedef struct pii_tok_slot {
     uint64_t k0, k1;              /* the token's bytes, zero padded */
     uint64_t wh, sh;              /* word and shape hashes */
-    uint32_t meta;                /* length | kind << 5 | cap << 8 | 1 << 9; 0: empty */
     uint32_t cls;                 /* coarse class (pii_label.c tok_class) */
+    uint16_t meta;                /* length | kind << 5 | cap << 8 | 1 << 9; 0: empty */
+    uint16_t gen;                 /* fill count: a token pointing here checks it */
     uint16_t info;                /* gazetteer flags and rank buckets */
     uint8_t wclass;               /* particle, street type, title bits */
     uint8_t has_self;             /* self holds the sums */
     int32_t self[PII_LABEL_TAGS]; /* token-only weight sums (not lower-case), per tag */
 } pii_tok_slot_t;
 _Static_assert(sizeof(pii_tok_slot_t) == 64, "one cache line per token");
+
+/* The labeller's window memo, after the token cache in the same allocation: what
+ * decoding a window gave (tags of its labelled tokens, entity scores), keyed by the
+ * identities of its tokens (cache slot and fill count: a slot's bytes, kind and capital
+ * at one fill), its bounds and its flags, so a window met again (speaker labels,
+ * recurring names) skips its sums and Viterbi. Windows of up to PII_MEMO_TOKS tokens,
+ * every one of them cached. Direct-mapped. */
+#define PII_MEMO_BITS 9
+#define PII_MEMO_TOKS 12
+typedef struct pii_win_memo {
+    uint32_t id[PII_MEMO_TOKS];  /* slot index << 16 | fill count, per token */
+    uint32_t head;               /* n | a << 8 | b << 16 | PII_MEMO_* flags << 24 */
+    uint8_t tags[PII_MEMO_TOKS]; /* of the labelled tokens [a, b) */
+    float score[PII_MEMO_TOKS];  /* entity score at each B- tag */
+    uint8_t pad[16];
+} pii_win_memo_t;
+_Static_assert(sizeof(pii_win_memo_t) == 128, "two cache lines per window");
+#define PII_MEMO_SENT0 1u /* the window's sent0 */
+#define PII_MEMO_LOWER 2u /* the window's lower */
+#define PII_MEMO_ANY   4u /* decoding found an entity */
+#define PII_MEMO_FULL  8u /* the entry holds a window */
+/* Bytes of the token cache and the window memo together. */
+#define PII_TOK_MEM                                                                                \
+    ((sizeof(pii_tok_slot_t) << PII_TOK_BITS) + (sizeof(pii_win_memo_t) << PII_MEMO_BITS))
 
 struct pii_scanner {
     hs_database_t *db;         /* every trigger */
@@ -191,7 +217,8 @@ struct pii_scratch {
     size_t norm_cap;
     uint64_t hot[1u << PII_HOT_BITS];   /* gazetteer lookup cache */
     uint64_t word[1u << PII_WORD_BITS]; /* short-word cache: folded word | flags << 56 */
-    pii_tok_slot_t *tok;                /* labeller: token cache, 64-byte aligned */
+    pii_tok_slot_t *tok;                /* labeller: token cache, 64-byte aligned, then the
+                                           window memo (PII_TOK_MEM bytes in all) */
     void *tok_mem;                      /* its allocation */
     uint64_t tok_model;                 /* model id the cache's weight sums are of */
 };

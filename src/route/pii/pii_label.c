@@ -104,7 +104,8 @@ int pii_label_model_load(pii_label_model_t *m, const void *bytes, size_t len, ch
         m->trans[i / PII_LABEL_TAGS][i % PII_LABEL_TAGS] = (float)v * scale;
     }
     size_t nw = ((size_t)1 << bits) * PII_LABEL_TAGS;
-    m->w = mem_alloc(nw * sizeof *m->w);
+    /* 8 lanes of slack: the scanner loads rows 8 lanes at a time */
+    m->w = mem_calloc(nw + 8, sizeof *m->w);
     memcpy(m->w, p + PII_LABEL_HEADER, nw * sizeof *m->w);
     model_tables(m);
     return 0;
@@ -132,14 +133,34 @@ static bool cap_at(const unsigned char *p, size_t left)
     return false;
 }
 
-/* Byte classes of the tokeniser: a letter byte (ASCII letters and every byte of a
- * UTF-8 sequence), a digit. */
-enum { TC_LETTER = 1, TC_DIGIT = 2 };
+/* Byte classes of the tokeniser and the window rules, one table load each: a letter
+ * byte (ASCII letters and every byte of a UTF-8 sequence), a digit, the gaps, the
+ * apostrophe, the sentence ends. */
+enum {
+    TC_LETTER = 1,
+    TC_DIGIT = 2,
+    TC_GAP = 4,     /* a space between tokens */
+    TC_APOS = 8,    /* an apostrophe */
+    TC_CHUNK = 16,  /* ends a chunk of tokens: a gap or a line break */
+    TC_SENT0 = 32,  /* a token of it before a word starts a sentence: .!?:" (and NUL) */
+    TC_SSTART = 64, /* before a word (spaces and quotes aside) starts one: .!?: \n \r (NUL) */
+};
 static const uint8_t tok_class_of[256] = {
     ['0' ... '9'] = TC_DIGIT,
     ['A' ... 'Z'] = TC_LETTER,
     ['a' ... 'z'] = TC_LETTER,
     [0x80 ... 0xFF] = TC_LETTER,
+    [' '] = TC_GAP | TC_CHUNK,
+    ['\t'] = TC_GAP | TC_CHUNK,
+    ['\r'] = TC_GAP | TC_CHUNK | TC_SSTART,
+    ['\n'] = TC_CHUNK | TC_SSTART,
+    ['\''] = TC_APOS,
+    ['.'] = TC_SENT0 | TC_SSTART,
+    ['!'] = TC_SENT0 | TC_SSTART,
+    ['?'] = TC_SENT0 | TC_SSTART,
+    [':'] = TC_SENT0 | TC_SSTART,
+    ['"'] = TC_SENT0,
+    [0] = TC_SENT0 | TC_SSTART, /* strchr finds the terminator: kept as it was */
 };
 
 static bool letter_byte(unsigned char ch)
@@ -157,6 +178,7 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
     o->st = (uint32_t)i;
     o->info = 0;
     o->known = false;
+    o->slot = NULL;
     if (is_digit(p[k])) {
         while (k < len && is_digit(p[k]))
             k++;
@@ -165,9 +187,9 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
         o->kind = LT_NUM;
     } else if (letter_byte(p[k])) {
         o->kind = LT_WORD;
-        o->cap = cap_at(p + k, len - k);
+        o->cap = is_upper(p[k]) || (p[k] >= 0xC3 && cap_at(p + k, len - k));
         while (k < len) {
-            while (k < len && tok_class_of[p[k]])
+            while (k < len && (tok_class_of[p[k]] & (TC_LETTER | TC_DIGIT)))
                 k++;
             if (k == len) break;
             if ((p[k] == '-' || p[k] == '\'') && k + 1 < len && letter_byte(p[k + 1])) {
@@ -204,7 +226,7 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
 /* Next token start at or after i (skips spaces, tabs, carriage returns), or len. */
 static size_t tok_skip(const char *t, size_t len, size_t i)
 {
-    while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\r'))
+    while (i < len && (tok_class_of[(unsigned char)t[i]] & TC_GAP))
         i++;
     return i;
 }
@@ -223,15 +245,24 @@ static uint64_t tok_word(const scan_ctx_t *c, const lab_tok_t *k);
  * write them in one word ("Kirkegata", "Lindenweg", "Mellemvej", "Koskikatu"). */
 static bool street_suffix(const char *s, size_t n)
 {
-    static const char *const sfx[] = {"gata",   "gatan",   "vej",  "veien", "vegen", "weg",  "katu",
-                                      "straße", "strasse", "laan", "utca",  "útja",  "gasse"};
+    static const struct {
+        const char *s;
+        size_t n;
+    } sfx[] = {
+#define S(x) {x, sizeof x - 1}
+        S("gata"),   S("gatan"),   S("vej"),  S("veien"), S("vegen"), S("weg"),   S("katu"),
+        S("straße"), S("strasse"), S("laan"), S("utca"),  S("útja"),  S("gasse"),
+#undef S
+    };
     if (n < 6) return false;
     /* every ending above ends in one of these letters: most words stop here */
     unsigned char z = (unsigned char)(s[n - 1] | 0x20);
     if (z != 'a' && z != 'j' && z != 'n' && z != 'g' && z != 'u' && z != 'e') return false;
     for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-        size_t m = strlen(sfx[i]);
-        if (n > m + 2 && !strncasecmp(s + n - m, sfx[i], m)) return true;
+        size_t m = sfx[i].n;
+        if (n > m + 2 && (unsigned char)sfx[i].s[m - 1] == z &&
+            !strncasecmp(s + n - m, sfx[i].s, m))
+            return true;
     }
     return false;
 }
@@ -255,45 +286,76 @@ static void tok_fill(const scan_ctx_t *c, lab_tok_t *k)
     k->known = true;
 }
 
+/* The window memo, after the token cache. */
+static pii_win_memo_t *memo_of(pii_scratch_t *sc)
+{
+    return (pii_win_memo_t *)(sc->tok + (1u << PII_TOK_BITS));
+}
+
 /* The token cache's slot holding token k (kind, cap and bytes read), filled on a miss
  * (k's information then computed by tok_fill); NULL for tokens longer than the key. */
-static pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
+static pii_tok_slot_t *tok_slot_fill(const scan_ctx_t *c, const lab_tok_t *k, pii_tok_slot_t *e,
+                                     uint64_t k0, uint64_t k1, uint16_t meta);
+
+static inline pii_tok_slot_t *tok_slot(const scan_ctx_t *c, const lab_tok_t *k)
 {
+    /* the bytes of a token of n bytes in the key's two words */
+#define LO_MASK(n) ((n) >= 8 ? ~0ull : (1ull << (8 * (n)&63)) - 1)
+#define HI_MASK(n) ((n) <= 8 ? 0 : (n) >= 16 ? ~0ull : (1ull << (8 * ((n)-8) & 63)) - 1)
+#define MASKS(f)                                                                                   \
+    f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8), f(9), f(10), f(11), f(12), f(13), f(14), \
+        f(15), f(16)
+    static const uint64_t lo_mask[PII_TOK_BYTES + 1] = {MASKS(LO_MASK)},
+                                                  hi_mask[PII_TOK_BYTES + 1] = {MASKS(HI_MASK)};
+#undef MASKS
+#undef HI_MASK
+#undef LO_MASK
+    _Static_assert(PII_TOK_BYTES == 16, "two words of key");
     size_t n = k->en - k->st;
     if (n > PII_TOK_BYTES) return NULL;
     uint64_t w[2] = {0, 0};
     if (k->st + PII_TOK_BYTES <= c->len) {
         memcpy(w, c->t + k->st, PII_TOK_BYTES);
-        if (n <= 8) {
-            w[0] &= n == 8 ? ~0ull : (1ull << (8 * n)) - 1;
-            w[1] = 0;
-        } else if (n < 16) {
-            w[1] &= (1ull << (8 * (n - 8))) - 1;
-        }
+        w[0] &= lo_mask[n];
+        w[1] &= hi_mask[n];
     } else {
         memcpy(w, c->t + k->st, n);
     }
-    uint32_t meta = (uint32_t)n | (uint32_t)k->kind << 5 | (uint32_t)k->cap << 8 | 1u << 9;
-    uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^ meta;
-    h ^= h >> 29;
-    pii_tok_slot_t *e = &c->sc->tok[(h * 0x9E3779B97F4A7C15ull) >> (64 - PII_TOK_BITS)];
+    uint16_t meta = (uint16_t)(n | (unsigned)k->kind << 5 | (unsigned)k->cap << 8 | 1u << 9);
+    /* the top bits of a product read every bit of its factor */
+    uint64_t h = (w[0] ^ meta) * 0x9E3779B97F4A7C15ull + w[1] * 0xC2B2AE3D27D4EB4Full;
+    pii_tok_slot_t *e = &c->sc->tok[h >> (64 - PII_TOK_BITS)];
     if (e->k0 == w[0] && e->k1 == w[1] && e->meta == meta) return e;
+    return tok_slot_fill(c, k, e, w[0], w[1], meta);
+}
+
+/* Fills slot e with token k, whose key is k0, k1, meta; returns e. Out of line: the
+ * lookup's hits stay lean. */
+__attribute__((noinline)) static pii_tok_slot_t *tok_slot_fill(const scan_ctx_t *c,
+                                                               const lab_tok_t *k,
+                                                               pii_tok_slot_t *e, uint64_t k0,
+                                                               uint64_t k1, uint16_t meta)
+{
     lab_tok_t x = *k;
     tok_fill(c, &x);
-    e->k0 = w[0], e->k1 = w[1], e->meta = meta;
+    e->k0 = k0, e->k1 = k1, e->meta = meta;
     e->cls = x.cls, e->wh = x.wh, e->sh = x.sh, e->info = x.info, e->wclass = x.wclass;
     e->has_self = 0;
+    /* a fill count come round again could name another token in the window memo */
+    if (++e->gen == 0) memset(memo_of(c->sc), 0, sizeof(pii_win_memo_t) << PII_MEMO_BITS);
     return e;
 }
 
 /* Fills what the features read of a token, from the scratch's token cache. */
 static void tok_info(const scan_ctx_t *c, lab_tok_t *k)
 {
-    const pii_tok_slot_t *e = tok_slot(c, k);
+    pii_tok_slot_t *e = tok_slot(c, k);
+    k->slot = e;
     if (!e) {
         tok_fill(c, k);
         return;
     }
+    k->gen = e->gen;
     k->info = e->info, k->wclass = e->wclass, k->wh = e->wh, k->sh = e->sh, k->cls = e->cls;
     k->known = true;
 }
@@ -360,6 +422,54 @@ static int ctx_labelled(scan_ctx_t *c, lab_tok_t *before, int nb)
     return lab0;
 }
 
+/* True for the bytes that end a chunk of tokens: no token holds one, and a token
+ * after one reads nothing before it but that byte. */
+static inline bool chunk_gap(char ch)
+{
+    return tok_class_of[(unsigned char)ch] & TC_CHUNK;
+}
+
+/* Reading the bytes from `from` gives the context before a seed (the definition
+ * pii_label_ctx states); so does reading from the start of any chunk (bytes between
+ * gaps, a line break a chunk of its own) once 8 tokens were read or ctx_labelled
+ * stopped at a token with LAB_CTX before it (lab0 >= LAB_CTX: the test of `lab0 >= 2`
+ * it makes came out as it would with more tokens, and the context is whole). The
+ * chunks are read from the seed backwards until then: a few tokens instead of the 48
+ * bytes before the seed. */
+int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *before, int *lab0)
+{
+    const char *t = c->t;
+    if (whole) {
+        int nb = ctx_tokens(c, from, j, before);
+        *lab0 = ctx_labelled(c, before, nb);
+        return nb;
+    }
+    int nb = 0;
+    size_t s = j;
+    for (;;) {
+        while (s > from && (tok_class_of[(unsigned char)t[s - 1]] & TC_GAP))
+            s--;
+        size_t e = s;
+        if (s > from && t[s - 1] == '\n')
+            s--;
+        else
+            while (s > from && !chunk_gap(t[s - 1]))
+                s--;
+        if (e > s) {
+            lab_tok_t chunk[8];
+            int nc = ctx_tokens(c, s, e, chunk), keep = nc + nb > 8 ? 8 - nb : nc;
+            /* a few tokens each: copied one by one, no library call */
+            for (int q = nb - 1; q >= 0; q--)
+                before[q + keep] = before[q];
+            for (int q = 0; q < keep; q++)
+                before[q] = chunk[nc - keep + q];
+            nb += keep;
+        }
+        *lab0 = ctx_labelled(c, before, nb);
+        if (s <= from || nb >= 8 || *lab0 >= LAB_CTX) return nb;
+    }
+}
+
 /* Reads the token at i into *k with its information, or takes it from the lookahead
  * *nx when that one was read at i; returns its end. */
 static size_t tok_next(scan_ctx_t *c, size_t i, lab_tok_t *k, const lab_tok_t *nx)
@@ -388,24 +498,8 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     size_t from = j > back + 48 ? j - 48 : back;
     while (from > back && from < j && letter_byte((unsigned char)c->t[from - 1]))
         from++;
-    /* Only the last tokens matter, and no token holds a space: tokenising from the
-     * third space-separated chunk before the seed gives the same last tokens as from
-     * `from`. Enough when the labelled part and its context stay clear of the first
-     * of them (or when 8, all that is kept, were found); else the bytes from `from`. */
-    size_t s = j;
-    for (int q = 0; q < 3 && s > from; q++) {
-        while (s > from && (c->t[s - 1] == ' ' || c->t[s - 1] == '\t' || c->t[s - 1] == '\r'))
-            s--;
-        while (s > from && c->t[s - 1] != ' ' && c->t[s - 1] != '\t' && c->t[s - 1] != '\r')
-            s--;
-    }
     lab_tok_t before[8];
-    int nb = ctx_tokens(c, s, j, before);
-    int lab0 = ctx_labelled(c, before, nb);
-    if (s > from && nb < 8 && lab0 < LAB_CTX + 1) {
-        nb = ctx_tokens(c, from, j, before);
-        lab0 = ctx_labelled(c, before, nb);
-    }
+    int lab0, nb = pii_label_ctx(c, from, j, false, before, &lab0);
     while (lab0 < nb && before[lab0].kind != LT_NUM)
         lab0++; /* never start at a '#' or a street word */
     int ctx0 = lab0 > LAB_CTX ? lab0 - LAB_CTX : 0;
@@ -487,7 +581,7 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     if (w.a > 0) {
         const lab_tok_t *pv = &w.tok[w.a - 1];
         unsigned char ch = (unsigned char)c->t[pv->st];
-        w.sent0 = pv->kind == LT_LINE || (pv->kind == LT_PUNCT && strchr(".!?:\"", ch));
+        w.sent0 = pv->kind == LT_LINE || (pv->kind == LT_PUNCT && (tok_class_of[ch] & TC_SENT0));
     } else {
         w.sent0 = from == 0; /* nothing before the seed but spaces */
     }
@@ -514,7 +608,7 @@ static bool sent_start(const unsigned char *p, size_t j)
 {
     while (j > 0 && (p[j - 1] == ' ' || p[j - 1] == '\t' || p[j - 1] == '"' || p[j - 1] == '\''))
         j--;
-    return j == 0 || strchr(".!?:\n\r", p[j - 1]) != NULL;
+    return j == 0 || (tok_class_of[p[j - 1]] & TC_SSTART);
 }
 
 /* Bit j set when p[j] is 'A'..'Z' or a UTF-8 Latin capital lead byte. */
@@ -525,6 +619,24 @@ static uint64_t caps_block(const unsigned char *p, size_t n)
     for (size_t j = 0; j < n; j++)
         if ((p[j] >= 'A' && p[j] <= 'Z') || (p[j] >= 0xC3 && p[j] <= 0xC5)) m |= 1ull << j;
     return m;
+}
+
+/* The end of the head of the contraction p[j, e) ("I" of "I'll", "Let" of "Let's",
+ * "Do" of "Don't"), or e when the word is none ("O'Brien"). */
+static size_t contraction_head(const unsigned char *p, size_t j, size_t e)
+{
+    size_t q = j;
+    while (q < e && p[q] != '\'')
+        q++;
+    if (q + 1 >= e) return e;
+    size_t n = e - q - 1;
+    unsigned char a = (unsigned char)(p[q + 1] | 0x20),
+                  b = n > 1 ? (unsigned char)(p[q + 2] | 0x20) : 0;
+    if (n == 1 && (a == 's' || a == 'm' || a == 'd')) return q;
+    if (n == 2 && ((a == 'l' && b == 'l') || (a == 'v' && b == 'e') || (a == 'r' && b == 'e')))
+        return q;
+    if (n == 1 && a == 't' && q > j + 1 && (p[q - 1] | 0x20) == 'n') return q - 1;
+    return e;
 }
 
 void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
@@ -538,22 +650,33 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
             m &= m - 1;
             /* UTF-8 lead bytes of lower-case letters ("á", "ć") are in the mask too:
              * only capitals count towards "this text is written in lower case" */
-            ncaps += p[j] < 0x80 || cap_at(p + j, len - j);
-            if (j < i || !word_start(p, j) || !cap_at(p + j, len - j)) continue;
+            /* (the mask's ASCII bytes are capitals) */
+            bool cap = p[j] < 0x80 || cap_at(p + j, len - j);
+            ncaps += cap;
+            if (j < i || !cap || !word_start(p, j)) continue;
             /* a lone common word ("The", "She", "Once") seeds nothing unless a
              * capital or a number follows it */
             size_t e = j + 1;
-            while (e < len && (letter_byte(p[e]) || p[e] == '\''))
+            while (e < len && (tok_class_of[p[e]] & (TC_LETTER | TC_APOS)))
                 e++;
+            /* a contraction is read as its head: "I'll", "Let's", "Don't" */
+            size_t h = e;
             uint8_t f = pii_name_flags(c, c->t + j, e - j);
+            if (!f && (h = contraction_head(p, j, e)) < e) f = pii_name_flags(c, c->t + j, h - j);
             /* at a sentence's or a line's start a common word is capitalised by the
              * grammar alone: "He", "But", "You" are census surnames too, but seed
              * nothing there unless a capital or a number follows (given names that
-             * are words, "Lily", "Will", still do) */
-            if ((f & PII_NAME_STOP) && ((f & (PII_NAME_FIRST | PII_NAME_LAST)) == 0 ||
-                                        (!(f & PII_NAME_FIRST) && sent_start(p, j)))) {
+             * are words, "Lily", "Will", still do; not words of two letters, "In",
+             * "My", "So", which the census holds as rare given names) */
+            bool given = (f & PII_NAME_FIRST) && h - j > 2;
+            if ((f & PII_NAME_STOP) &&
+                ((f & (PII_NAME_FIRST | PII_NAME_LAST)) == 0 || (!given && sent_start(p, j)))) {
                 size_t n2 = e < len && p[e] == ' ' ? e + 1 : e;
-                if (n2 >= len || !(cap_at(p + n2, len - n2) || is_digit(p[n2]))) {
+                /* the pronoun "I" is no name either: "And I", "If I'll" */
+                if (n2 >= len ||
+                    !(is_upper(p[n2]) || is_digit(p[n2]) ||
+                      (p[n2] >= 0xC3 && cap_at(p + n2, len - n2))) ||
+                    (p[n2] == 'I' && (n2 + 1 == len || !letter_byte(p[n2 + 1])))) {
                     i = e;
                     continue;
                 }
@@ -757,7 +880,7 @@ _Static_assert(sizeof((pii_label_model_t *)0)->tab / sizeof *((pii_label_model_t
 static void tab_set(pii_label_model_t *m, int row, uint64_t f, unsigned q)
 {
     memcpy(m->tab[row], m->w + (size_t)feat_bucket(f, q, m->bits) * PII_LABEL_TAGS,
-           sizeof m->tab[row]);
+           PII_LABEL_TAGS * sizeof *m->tab[row]);
 }
 
 /* Copies the rows of every value of the few-valued context features into m->tab, with
@@ -818,8 +941,10 @@ static void window_weights(const lab_win_t *w, const pii_label_model_t *m, int32
 }
 
 /* Adds the weights of token i's context features but the window's (feats_ctx 9..26)
- * to acc: the few-valued ones from m->tab, the rest hashed as feats_ctx hashes them. */
-static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m, int32_t *acc)
+ * and the window's sums around to acc: the few-valued ones from m->tab, the rest
+ * hashed as feats_ctx hashes them. */
+static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m,
+                        const int32_t *around, int32_t *acc)
 {
     const lab_tok_t *k = &w->tok[i];
     const lab_tok_t none = {.kind = LT_NONE, .sh = 0x5348};
@@ -838,24 +963,41 @@ static void ctx_weights(const lab_win_t *w, int i, const pii_label_model_t *m, i
     b[6] = feat_bucket(fmix(15, n2->kind ? n2->cls : 0), 15, bits);
     b[7] = feat_bucket(fmix(16, p2->kind ? p2->cls : 0), 16, bits);
     b[8] = feat_bucket(fmix(fmix(25, p1->sh), k->sh), 25, bits);
-    for (int q = 0; q < 9; q++)
-        row_add(acc, m->w + (size_t)b[q] * PII_LABEL_TAGS);
     bool sent = i == w->a ? w->sent0 : (p1->kind == LT_LINE);
     int pos = i - w->a, wl = w->b - w->a;
     bool st1 = n1->kind == LT_WORD && (n1->wclass & LC_STREET),
          st2 = n2->kind == LT_WORD && (n2->wclass & LC_STREET);
     bool title = (p1->kind == LT_WORD && (p1->wclass & LC_TITLE)) ||
                  (p2->kind == LT_WORD && (p2->wclass & LC_TITLE) && p1->kind == LT_PUNCT);
-    row_add(acc, m->tab[TAB_SENT + 2 * sent + k->cap]);
-    row_add(acc, m->tab[TAB_POS + 5 * (pos > 3 ? 3 : pos) + (wl > 4 ? 4 : wl)]);
-    row_add(acc, m->tab[TAB_STREET + 2 * st1 + st2]);
-    row_add(acc, m->tab[TAB_NUM + 2 * (p1->kind == LT_NUM) + k->cap]);
-    row_add(acc, m->tab[TAB_TITLE + title]);
-    row_add(acc, m->tab[TAB_FL + 8 * PII_NAME_FIRST_RANK(k->info) +
-                        (n1->kind == LT_WORD ? PII_NAME_LAST_RANK(n1->info) : 7)]);
-    row_add(acc, m->tab[TAB_LF + 8 * (p1->kind == LT_WORD ? PII_NAME_FIRST_RANK(p1->info) : 7) +
-                        PII_NAME_LAST_RANK(k->info)]);
-    row_add(acc, m->tab[TAB_POSS + (n1->kind == LT_POSS)]);
+    static const int16_t zero[8];
+    const int16_t *r[18];
+    for (int q = 0; q < 9; q++)
+        r[q] = m->w + (size_t)b[q] * PII_LABEL_TAGS;
+    r[9] = m->tab[TAB_SENT + 2 * sent + k->cap];
+    r[10] = m->tab[TAB_POS + 5 * (pos > 3 ? 3 : pos) + (wl > 4 ? 4 : wl)];
+    r[11] = m->tab[TAB_STREET + 2 * st1 + st2];
+    r[12] = m->tab[TAB_NUM + 2 * (p1->kind == LT_NUM) + k->cap];
+    r[13] = m->tab[TAB_TITLE + title];
+    r[14] = m->tab[TAB_FL + 8 * PII_NAME_FIRST_RANK(k->info) +
+                   (n1->kind == LT_WORD ? PII_NAME_LAST_RANK(n1->info) : 7)];
+    r[15] = m->tab[TAB_LF + 8 * (p1->kind == LT_WORD ? PII_NAME_FIRST_RANK(p1->info) : 7) +
+                   PII_NAME_LAST_RANK(k->info)];
+    r[16] = m->tab[TAB_POSS + (n1->kind == LT_POSS)];
+    r[17] = zero;
+    /* two rows at a time: 8 lanes of each loaded (lanes 5..7 are not the row's), the
+     * two interleaved and their lanes pair-added into 32 bits */
+    const __m128i one = _mm_set1_epi16(1);
+    __m128i lo = _mm_add_epi32(_mm_loadu_si128((const __m128i *)acc),
+                               _mm_loadu_si128((const __m128i *)around)),
+            hi = _mm_setzero_si128();
+    for (int q = 0; q < 18; q += 2) {
+        __m128i x = _mm_loadu_si128((const __m128i *)r[q]),
+                y = _mm_loadu_si128((const __m128i *)r[q + 1]);
+        lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(x, y), one));
+        hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(x, y), one));
+    }
+    _mm_storeu_si128((__m128i *)acc, lo);
+    acc[4] += around[4] + _mm_cvtsi128_si32(hi);
 }
 
 /* The summed weights of token k's own features, from the scratch's token cache when
@@ -864,7 +1006,8 @@ static void self_weights(const scan_ctx_t *c, const lab_tok_t *k, bool lower, in
 {
     const pii_label_model_t *m = &c->s->label;
     uint32_t feat[PII_LABEL_NFEAT];
-    pii_tok_slot_t *e = lower ? NULL : tok_slot(c, k);
+    /* the slot the token was read with, unless another token took it since */
+    pii_tok_slot_t *e = lower ? NULL : k->slot && k->slot->gen == k->gen ? k->slot : tok_slot(c, k);
     if (!e) {
         memset(acc, 0, PII_LABEL_TAGS * sizeof *acc);
         weights_add(m, feat, feats_self(c, k, lower, m->bits, feat), acc);
@@ -899,13 +1042,17 @@ float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
         dp[0][t] = ok && (allow[0] >> t & 1) ? trans[PII_LABEL_TAGS][t] + em[0][t] : NEG;
         bp[0][t] = 0;
     }
+    /* the tags each tag may follow (trans_ok), in order */
+    static const uint8_t from_lo[PII_LABEL_TAGS] = {0, 0, LT_B_PER, 0, LT_B_ADR},
+                         from_hi[PII_LABEL_TAGS] = {PII_LABEL_TAGS, PII_LABEL_TAGS, LT_I_PER + 1,
+                                                    PII_LABEL_TAGS, LT_I_ADR + 1};
     for (int i = 1; i < n; i++)
         for (int t = 0; t < PII_LABEL_TAGS; t++) {
             float best = NEG;
             int arg = 0;
             if (allow[i] >> t & 1)
-                for (int u = 0; u < PII_LABEL_TAGS; u++) {
-                    if (!trans_ok(u, t) || dp[i - 1][u] <= NEG) continue;
+                for (int u = from_lo[t]; u < from_hi[t]; u++) {
+                    if (dp[i - 1][u] <= NEG) continue;
                     float v = dp[i - 1][u] + trans[u][t];
                     if (v > best) best = v, arg = u;
                 }
@@ -936,9 +1083,7 @@ void pii_label_emissions(scan_ctx_t *c, const lab_win_t *w, int32_t (*acc)[PII_L
     window_weights(w, m, around);
     for (int i = 0; i < w->b - w->a; i++) {
         self_weights(c, &w->tok[w->a + i], w->lower, acc[i]);
-        for (int t = 0; t < PII_LABEL_TAGS; t++)
-            acc[i][t] += around[t];
-        ctx_weights(w, w->a + i, m, acc[i]);
+        ctx_weights(w, w->a + i, m, around, acc[i]);
     }
 }
 
@@ -949,15 +1094,12 @@ static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *s
     float em[LAB_TOKS][PII_LABEL_TAGS];
     int32_t acc[LAB_TOKS][PII_LABEL_TAGS];
     pii_label_emissions(c, w, acc);
-    for (int i = 0; i < n; i++)
-        for (int t = 0; t < PII_LABEL_TAGS; t++)
-            em[i][t] = (float)acc[i][t] * m->scale;
     if (n == 1) {
         /* pii_label_viterbi for one token: the best of O, B-PER, B-ADR, the first on a
          * tie (I-X cannot start); the alternative is O */
-        float d0 = m->trans[PII_LABEL_TAGS][LT_O] + em[0][LT_O];
-        float d1 = m->trans[PII_LABEL_TAGS][LT_B_PER] + em[0][LT_B_PER];
-        float d3 = m->trans[PII_LABEL_TAGS][LT_B_ADR] + em[0][LT_B_ADR];
+        float d0 = m->trans[PII_LABEL_TAGS][LT_O] + (float)acc[0][LT_O] * m->scale;
+        float d1 = m->trans[PII_LABEL_TAGS][LT_B_PER] + (float)acc[0][LT_B_PER] * m->scale;
+        float d3 = m->trans[PII_LABEL_TAGS][LT_B_ADR] + (float)acc[0][LT_B_ADR] * m->scale;
         float best = d1 > d0 ? d1 : d0;
         tags[0] = d1 > d0 ? LT_B_PER : LT_O;
         if (d3 > best) tags[0] = LT_B_ADR, best = d3;
@@ -965,6 +1107,9 @@ static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *s
         score[0] = 1.0f / (1.0f + expf(-(best - d0)));
         return true;
     }
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < PII_LABEL_TAGS; t++)
+            em[i][t] = (float)acc[i][t] * m->scale;
     uint8_t allow[LAB_TOKS];
     memset(allow, 0x1f, sizeof allow);
     float best = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
@@ -993,6 +1138,53 @@ static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *s
     return any;
 }
 
+/* window_decode through the scratch's window memo (memo false: decodes), with the
+ * same results: every input of decoding is a function of the identities of the
+ * window's tokens (their cache slot at one fill holds their bytes, kind and capital,
+ * from which every token feature follows), its bounds, sent0 and lower, and the model,
+ * whose change clears the memo with the cache; a fill count wrapping to 0 clears it
+ * too. */
+bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, bool memo, int *tags, float *score)
+{
+    if (!memo || w->n > PII_MEMO_TOKS) return window_decode(c, w, tags, score);
+    const pii_tok_slot_t *tok = c->sc->tok;
+    uint32_t id[PII_MEMO_TOKS];
+    unsigned head =
+        (unsigned)w->n | (unsigned)w->a << 8 | (unsigned)w->b << 16 |
+        (PII_MEMO_FULL | (w->sent0 ? PII_MEMO_SENT0 : 0) | (w->lower ? PII_MEMO_LOWER : 0)) << 24;
+    uint64_t h = head;
+    for (int i = 0; i < w->n; i++) {
+        const lab_tok_t *k = &w->tok[i];
+        if (!k->slot) return window_decode(c, w, tags, score);
+        id[i] = (uint32_t)(k->slot - tok) << 16 | k->gen;
+        h = (h ^ id[i]) * 0x9E3779B97F4A7C15ull;
+    }
+    pii_win_memo_t *e = &memo_of(c->sc)[h >> (64 - PII_MEMO_BITS)];
+    unsigned eh = e->head;
+    int n = w->b - w->a;
+    if ((eh & ~(PII_MEMO_ANY << 24)) == head) {
+        int i = 0;
+        while (i < w->n && e->id[i] == id[i])
+            i++;
+        if (i == w->n) {
+            for (i = 0; i < n; i++)
+                tags[i] = e->tags[i], score[i] = e->score[i];
+            return eh >> 24 & PII_MEMO_ANY;
+        }
+    }
+    bool any = window_decode(c, w, tags, score);
+    head |= any ? PII_MEMO_ANY << 24 : 0;
+    e->head = head;
+    for (int i = 0; i < w->n; i++)
+        e->id[i] = id[i];
+    for (int i = 0; i < n; i++) {
+        int t = any ? tags[i] : LT_O;
+        e->tags[i] = (uint8_t)t;
+        e->score[i] = t == LT_B_PER || t == LT_B_ADR ? score[i] : 0;
+    }
+    return any;
+}
+
 /* Decodes one window and records its spans. */
 static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
 {
@@ -1001,7 +1193,7 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
     if (n <= 0) return;
     int tags[LAB_TOKS];
     float scores[LAB_TOKS];
-    if (!window_decode(c, w, tags, scores)) return;
+    if (!pii_label_decode(c, w, true, tags, scores)) return;
     for (int i = 0; i < n;) {
         int t = tags[i];
         if (t != LT_B_PER && t != LT_B_ADR) {
@@ -1073,7 +1265,7 @@ void pii_label_scan(scan_ctx_t *c)
     size_t values_end = c->sc->n;
     /* the cache's weight sums are of one model: a scratch that meets another forgets */
     if (c->sc->tok_model != c->s->label.id) {
-        memset(c->sc->tok, 0, sizeof *c->sc->tok << PII_TOK_BITS);
+        memset(c->sc->tok, 0, PII_TOK_MEM);
         c->sc->tok_model = c->s->label.id;
     }
     pii_label_windows(c, label_window, &values_end);

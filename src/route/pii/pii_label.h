@@ -17,14 +17,16 @@ enum { LT_O, LT_B_PER, LT_I_PER, LT_B_ADR, LT_I_ADR };
 enum { LT_NONE, LT_WORD, LT_NUM, LT_PUNCT, LT_LINE, LT_POSS, LT_URL };
 
 typedef struct lab_tok {
-    uint64_t wh, sh; /* hashes of the folded word (numbers: of their length), of the shape */
-    uint32_t cls;    /* coarse class: kind, capital, census, word classes */
-    uint32_t st, en; /* bytes of the text */
-    uint16_t info;   /* gazetteer flags and rank buckets (words) */
-    uint8_t kind;    /* LT_WORD, ... */
-    uint8_t wclass;  /* particle, street type, title bits */
-    bool cap;        /* a word starting with a capital */
-    bool known;      /* info, wclass, wh, sh and cls are filled */
+    uint64_t wh, sh;      /* hashes of the folded word (numbers: of their length), of the shape */
+    uint32_t cls;         /* coarse class: kind, capital, census, word classes */
+    uint32_t st, en;      /* bytes of the text */
+    uint16_t info;        /* gazetteer flags and rank buckets (words) */
+    uint8_t kind;         /* LT_WORD, ... */
+    uint8_t wclass;       /* particle, street type, title bits */
+    bool cap;             /* a word starting with a capital */
+    bool known;           /* info, wclass, wh, sh and cls are filled */
+    uint16_t gen;         /* slot->gen when slot held this token */
+    pii_tok_slot_t *slot; /* its token cache slot when known (NULL: none) */
 } lab_tok_t;
 
 #define LAB_TOKS 40 /* tokens per window, context included */
@@ -40,6 +42,12 @@ typedef struct lab_win {
 
 typedef void (*lab_fn)(scan_ctx_t *c, lab_win_t *w, void *arg);
 
+/* The tokens of the bytes [from, j) before the seed at j (from at a word's start),
+ * the last 8 of them in before, and in *lab0 the first of those to label (house
+ * numbers right before the seed); returns their count. By definition (whole) the
+ * bytes are read from `from`; the scanner reads chunks from j backwards until the
+ * result is the same. */
+int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *before, int *lab0);
 /* Calls fn on every candidate window of c's text, in order, not overlapping. */
 void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg);
 /* The emission sums of the labelled tokens of w, acc[i] for token w->a + i, as the
@@ -63,6 +71,10 @@ uint32_t pii_label_checksum(const unsigned char *p, size_t n);
 int pii_label_model_load(pii_label_model_t *m, const void *bytes, size_t len, char *err,
                          size_t errlen);
 void pii_label_model_deinit(pii_label_model_t *m);
+/* Decodes window w: the tags of its labelled tokens to tags and each entity's score at
+ * its B- tag to score (other scores unset); false when every token is outside (tags
+ * then unset). memo: through the scratch's window memo, with the same results. */
+bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, bool memo, int *tags, float *score);
 /* Labels the windows of the text and records PERSON and STREET_ADDRESS candidates. */
 void pii_label_scan(scan_ctx_t *c);
 
