@@ -248,6 +248,10 @@ static void test_shipped_model(void **state)
     /* lower-case text: one census word alone is a word */
     assert_false(has_span(s, "plain words", PII_PERSON, NULL));
     assert_false(has_span(s, "the rose will grow long and the young bird sang", PII_PERSON, NULL));
+    assert_false(has_span(s, "she felt hurt when she found the toy", PII_PERSON, NULL));
+    /* ... but a given name alone, and every name of a list, is a name */
+    assert_true(has_span(s, "can you send the report to ben tomorrow", PII_PERSON, "ben"));
+    assert_true(has_span(s, "they had 3: silvana, adam and brian.", PII_PERSON, "adam"));
     /* validated values keep their type next to capitalised words */
     assert_true(has_span(s, "Transfer from GB82 WEST 1234 5698 7654 32 to Anna Jones.",
                          PII_IBAN_CODE, "GB82 WEST 1234 5698 7654 32"));

@@ -369,6 +369,13 @@ static bool lower_cand(const lab_tok_t *k)
     return (k->info & (PII_NAME_FIRST | PII_NAME_LAST)) && !(k->info & PII_NAME_STOP);
 }
 
+/* True when token k, in lower-case text, may be a name on its own: a census given
+ * name that is no common word. */
+static bool lower_given(const lab_tok_t *k)
+{
+    return k->kind == LT_WORD && (k->info & PII_NAME_FIRST) && !(k->info & PII_NAME_STOP);
+}
+
 /* True when token k continues a window: capitalised words, numbers, street types and,
  * in lower-case text, census names. */
 static bool cont_tok(const lab_tok_t *k, bool lower)
@@ -586,9 +593,10 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
         w.sent0 = from == 0; /* nothing before the seed but spaces */
     }
     w.lower = lower;
-    /* In lower-case text one census word alone ("plain", "rose") is far more often a
-     * word than a name: a window there needs two labelled tokens. */
-    if (lower && w.b - w.a < 2) return end;
+    /* In lower-case text a word alone that is a surname only ("plain", "found",
+     * "hurt") is far more often a word than a name: a window there needs two
+     * labelled tokens or a given name ("ben", "anna"; "rose" is a common word). */
+    if (lower && w.b - w.a < 2 && !lower_given(&w.tok[w.a])) return end;
     fn(c, &w, arg);
     return end;
 }
@@ -1248,9 +1256,9 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
             }
             if (!anchor) hi = lo - 1;
         }
-        /* in lower-case text one word is far more often a word than a name ("the
-         * young bird sang"): a name there has two */
-        if (t == LT_B_PER && w->lower && hi == lo) hi = lo - 1;
+        /* in lower-case text one word is a name only when it is a given name ("the
+         * young bird sang", "she felt hurt") */
+        if (t == LT_B_PER && w->lower && hi == lo && !lower_given(&w->tok[w->a + lo])) hi = lo - 1;
         if (lo <= hi)
             pii_cand_add(c, t == LT_B_PER ? PII_PERSON : PII_STREET_ADDRESS, score,
                          w->tok[w->a + lo].st, w->tok[w->a + hi].en);
