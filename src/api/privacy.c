@@ -17,6 +17,7 @@
  * (it would take four per byte), and a value is far shorter than the overlap. */
 #define SCAN_WINDOW    (256u << 10)
 #define SCAN_OVERLAP   (64u << 10)
+#define SCAN_ALIGN     (4u << 10)
 #define SCAN_MAX_BYTES (1u << 30)
 
 struct api_scan {
@@ -80,14 +81,32 @@ static int scan_window(api_scan_t *s, const char *text, size_t len)
     return 0;
 }
 
+static bool scan_gap(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Scans text in windows whose cut ends sit at a gap (space, tab, line break) when one
+ * is within SCAN_ALIGN bytes of the cut: half a word is another word ("lore" of
+ * "lorem" is a given name). The overlap stays far longer than a value. */
 static int scan(api_scan_t *s, const char *text, size_t len)
 {
     if (len <= SCAN_WINDOW) return scan_window(s, text, len);
     for (size_t at = 0; at < len; at += SCAN_WINDOW - SCAN_OVERLAP) {
-        size_t n = len - at < SCAN_WINDOW ? len - at : SCAN_WINDOW;
-        int rc = scan_window(s, text + at, n);
+        size_t st = at, en = len - at < SCAN_WINDOW ? len : at + SCAN_WINDOW;
+        for (size_t k = st; st > 0 && k < at + SCAN_ALIGN && k < en; k++)
+            if (scan_gap(text[k - 1])) {
+                st = k;
+                break;
+            }
+        for (size_t k = en; en < len && k > en - SCAN_ALIGN && k > st; k--)
+            if (scan_gap(text[k])) {
+                en = k;
+                break;
+            }
+        int rc = scan_window(s, text + st, en - st);
         if (rc) return rc;
-        if (at + n == len) break;
+        if (at + SCAN_WINDOW >= len) break;
     }
     return 0;
 }
