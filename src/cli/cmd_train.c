@@ -460,11 +460,12 @@ static int train_router(const char *shared, const char *instructions, const char
 
 int cmd_train(int argc, char **argv)
 {
+    /* `train pii --help` is the pii trainer's own usage */
+    if (argc >= 2 && !strcmp(argv[1], "pii")) return cmd_train_pii(argc, argv);
     if (argc < 2 || cli_wants_help(argc, argv)) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "pii")) return cmd_train_pii(argc, argv);
     const char *shared = routedata_shared(), *out = NULL, *cls = "models/taskclass.bin",
                *data = NULL, *dump = NULL, *instr = "data/taskclass/instructions.tsv", *eval = NULL;
     bool folds_only = false, no_write = false;
