@@ -120,7 +120,7 @@ void pii_label_model_deinit(pii_label_model_t *m)
 /* ================================================================== tokens */
 
 /* True when p[0] starts an uppercase letter (ASCII, or a Latin-1/Extended-A capital). */
-static bool cap_at(const unsigned char *p, size_t left)
+static inline bool cap_at(const unsigned char *p, size_t left)
 {
     if (is_upper(p[0])) return true;
     if (left < 2) return false;
@@ -187,7 +187,7 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
         o->kind = LT_NUM;
     } else if (letter_byte(p[k])) {
         o->kind = LT_WORD;
-        o->cap = is_upper(p[k]) || (p[k] >= 0xC3 && cap_at(p + k, len - k));
+        o->cap = cap_at(p + k, len - k);
         while (k < len) {
             while (k < len && (tok_class_of[p[k]] & (TC_LETTER | TC_DIGIT)))
                 k++;
@@ -681,9 +681,7 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
                 ((f & (PII_NAME_FIRST | PII_NAME_LAST)) == 0 || (!given && sent_start(p, j)))) {
                 size_t n2 = e < len && p[e] == ' ' ? e + 1 : e;
                 /* the pronoun "I" is no name either: "And I", "If I'll" */
-                if (n2 >= len ||
-                    !(is_upper(p[n2]) || is_digit(p[n2]) ||
-                      (p[n2] >= 0xC3 && cap_at(p + n2, len - n2))) ||
+                if (n2 >= len || !(cap_at(p + n2, len - n2) || is_digit(p[n2])) ||
                     (p[n2] == 'I' && (n2 + 1 == len || !letter_byte(p[n2 + 1])))) {
                     i = e;
                     continue;
