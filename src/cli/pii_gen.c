@@ -777,6 +777,17 @@ static void region_code(gen_t *g, char *b)
     b[2] = 0;
 }
 
+/* A firm named after its founders' surnames: "A, B and C" (firm_list_pct in a
+ * hundred) or "A & B". */
+static void firm_of_surnames(gen_t *g, char *b, size_t cap)
+{
+    if (chance(g, g->firm_list_pct))
+        snprintf(b, cap, "%s, %s and %s", name_of(g, &g->last), name_of(g, &g->last),
+                 name_of(g, &g->last));
+    else
+        snprintf(b, cap, "%s & %s", name_of(g, &g->last), name_of(g, &g->last));
+}
+
 /* A firm's name in one of the shapes firms have: surnames, invented words, words and
  * a trade, initials. */
 static void org_str(gen_t *g, char *b, size_t cap)
@@ -790,12 +801,7 @@ static void org_str(gen_t *g, char *b, size_t cap)
         snprintf(b, cap, "%s-%s", name_of(g, &g->last), name_of(g, &g->last));
         break;
     case 2:
-        if (!chance(g, g->firm_list_pct)) {
-            snprintf(b, cap, "%s & %s", name_of(g, &g->last), name_of(g, &g->last));
-            break;
-        }
-        snprintf(b, cap, "%s, %s and %s", name_of(g, &g->last), name_of(g, &g->last),
-                 name_of(g, &g->last));
+        firm_of_surnames(g, b, cap);
         break;
     case 3:
         invented(g, w, sizeof w);
@@ -829,15 +835,19 @@ static void job_str(gen_t *g, char *b, size_t cap)
     if (chance(g, 30) && b[0] >= 'A' && b[0] <= 'Z') b[0] = (char)(b[0] + 32);
 }
 
-/* A common word (noun, verb or adjective) into b, capitalised, or in capitals with
- * caps. */
-static void vocab_word(gen_t *g, char *b, size_t cap, bool caps)
+/* A common word, a noun, a verb or an adjective, in lower case. */
+static const char *vocab_pick(gen_t *g)
 {
     int v = (int)pick(g, 3);
-    const char *w = v == 0   ? vocab_noun[pick(g, N(vocab_noun))]
-                    : v == 1 ? vocab_verb[pick(g, N(vocab_verb))]
-                             : vocab_adj[pick(g, N(vocab_adj))];
-    snprintf(b, cap, "%s", w);
+    return v == 0   ? vocab_noun[pick(g, N(vocab_noun))]
+           : v == 1 ? vocab_verb[pick(g, N(vocab_verb))]
+                    : vocab_adj[pick(g, N(vocab_adj))];
+}
+
+/* A common word into b, capitalised, or in capitals with caps. */
+static void vocab_word(gen_t *g, char *b, size_t cap, bool caps)
+{
+    snprintf(b, cap, "%s", vocab_pick(g));
     for (char *p = b; *p; p++)
         if ((p == b || caps) && *p >= 'a' && *p <= 'z') *p = (char)(*p - 32);
 }
@@ -1286,12 +1296,8 @@ static void fill(gen_t *g, const char *key, size_t n)
         }
     } else if (IS("verb_phrase"))
         emits(g, verb_phrases[pick(g, N(verb_phrases))], NULL);
-    else if (IS("firm_of_names")) { /* "A, B and C" or "A & B": a firm, no person */
-        if (chance(g, g->firm_list_pct))
-            snprintf(b, sizeof b, "%s, %s and %s", name_of(g, &g->last), name_of(g, &g->last),
-                     name_of(g, &g->last));
-        else
-            snprintf(b, sizeof b, "%s & %s", name_of(g, &g->last), name_of(g, &g->last));
+    else if (IS("firm_of_names")) { /* a firm, no person */
+        firm_of_surnames(g, b, sizeof b);
         emits(g, b, "ORGANIZATION");
     } else if (IS("start_word")) {
         start_word(g, b, sizeof b);
@@ -1341,13 +1347,8 @@ static void emit_words(gen_t *g, const char *t, size_t n)
             while (e < n && t[e] >= 'a' && t[e] <= 'z')
                 e++;
             if (e - i >= 4 && (e == n || (unsigned char)t[e] < 0x80) && chance(g, g->ctx_pct)) {
-                int v = (int)pick(g, 3);
                 emit(g, t + from, i - from, NULL);
-                emits(g,
-                      v == 0   ? vocab_noun[pick(g, N(vocab_noun))]
-                      : v == 1 ? vocab_verb[pick(g, N(vocab_verb))]
-                               : vocab_adj[pick(g, N(vocab_adj))],
-                      NULL);
+                emits(g, vocab_pick(g), NULL);
                 from = e;
             }
             i = e;
