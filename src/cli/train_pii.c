@@ -143,6 +143,14 @@ static double ratio(size_t a, size_t b)
     return b ? (double)a / (double)b : 0;
 }
 
+/* One row of the cross-validation table: PERSON p and STREET_ADDRESS a over n records. */
+static void cv_row(const char *label, size_t n, pr_t p, pr_t a)
+{
+    printf("%-5s %8zu | %.3f / %.3f (%5zu)   | %.3f / %.3f (%5zu)\n", label, n,
+           ratio(p.pred_hit, p.pred), ratio(p.gold_hit, p.gold), p.gold, ratio(a.pred_hit, a.pred),
+           ratio(a.gold_hit, a.gold), a.gold);
+}
+
 static void usage_pii(FILE *f)
 {
     fprintf(f, "usage: switchyard train pii [-o data/names/pii-labeller.bin] [--names DIR]\n"
@@ -280,25 +288,19 @@ int cmd_train_pii(int argc, char **argv)
             pr_t p = pr_sum(pp[0], pp[1]), a = pr_sum(aa[0], aa[1]);
             for (int q = 0; q < 2; q++)
                 sp[q] = pr_sum(sp[q], pp[q]), sa[q] = pr_sum(sa[q], aa[q]);
-            printf("%-5d %8zu | %.3f / %.3f (%5zu)   | %.3f / %.3f (%5zu)\n", k, held,
-                   ratio(p.pred_hit, p.pred), ratio(p.gold_hit, p.gold), p.gold,
-                   ratio(a.pred_hit, a.pred), ratio(a.gold_hit, a.gold), a.gold);
+            char label[16];
+            snprintf(label, sizeof label, "%d", k);
+            cv_row(label, held, p, a);
             tp = pr_sum(tp, p), ta = pr_sum(ta, a);
             pii_scanner_free(s);
         }
         if (!rc) {
-            printf("%-5s %8zu | %.3f / %.3f (%5zu)   | %.3f / %.3f (%5zu)\n", "all", n,
-                   ratio(tp.pred_hit, tp.pred), ratio(tp.gold_hit, tp.gold), tp.gold,
-                   ratio(ta.pred_hit, ta.pred), ratio(ta.gold_hit, ta.gold), ta.gold);
+            cv_row("all", n, tp, ta);
             size_t nf = 0;
             for (size_t i = 0; i < n; i++)
                 nf += r[i].tmpl <= nfile;
-            for (int q = 0; q < 2; q++) /* the templates file's lines, the own sentences */
-                printf("%-5s %8zu | %.3f / %.3f (%5zu)   | %.3f / %.3f (%5zu)\n",
-                       q ? "own" : "file", q ? n - nf : nf, ratio(sp[q].pred_hit, sp[q].pred),
-                       ratio(sp[q].gold_hit, sp[q].gold), sp[q].gold,
-                       ratio(sa[q].pred_hit, sa[q].pred), ratio(sa[q].gold_hit, sa[q].gold),
-                       sa[q].gold);
+            cv_row("file", nf, sp[0], sa[0]);    /* the templates file's lines */
+            cv_row("own", n - nf, sp[1], sa[1]); /* the generator's own sentences */
         }
     }
     if (!rc) {
