@@ -1301,13 +1301,14 @@ static void free_sentence(gen_t *g)
         free_np(g, true, true, true);
         emits(g, chance(g, 50) ? ", " : ": ", NULL);
     }
-    free_np(g, true, v >= 2, false);
-    if (chance(g, 20)) { /* a list: "A, B and C" */
+    if (chance(g, 20)) { /* a list of names: "A, B and C" */
+        free_np(g, true, v >= 2, true);
         for (int i = 0, k = 1 + (int)pick(g, 3); i < k; i++) {
             emits(g, i + 1 == k ? " and " : ", ", NULL);
-            free_np(g, true, false, false);
+            free_np(g, true, false, true);
         }
-    }
+    } else
+        free_np(g, true, v >= 2, false);
     emits(g, " ", NULL);
     if (chance(g, 20)) {
         emits(g, verb_phrases[pick(g, N(verb_phrases))], NULL);
