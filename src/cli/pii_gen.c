@@ -15,6 +15,7 @@
 #define GEN_MAX_SPANS 32
 #define GEN_MAX_TEXT  4096 /* bytes of one record */
 #define GEN_SYNTH     16   /* made-up names alive at once (one record uses a few) */
+#define FREE_LINES    5    /* the last own sentences: free sentences composed at random */
 
 /* ================================================================== word lists */
 
@@ -50,6 +51,8 @@ struct pii_gen {
     int lower_pct;                    /* records in lower case */
     int swap_full_pct;                /* swapped-in names that are full names */
     int ctx_pct;                      /* lower-case template words swapped for common words */
+    int free_pct;                     /* records of free sentences (the last FREE_LINES own) */
+    int free_name_pct;                /* of their sentence-initial phrases, names */
     char place[96];                   /* a country drawn by country_of */
     const char **line;                /* template lines */
     size_t *llen, nl;
@@ -426,6 +429,56 @@ static const char *const plain_tail[] = {
     "and went home", "in june",     "with joy",    "for a price", "by the bay",    "in the fields"};
 static const char *const fpo[] = {"USNS", "USNV", "USS", "USCGC"};
 
+/* Verbs that take an object, in the forms a sentence uses them ("met", "will call",
+ * "wants to see"), and prepositions: the free sentences' glue. */
+static const char *const free_verb[] = {"met",
+                                        "called",
+                                        "asked",
+                                        "told",
+                                        "saw",
+                                        "thanked",
+                                        "visited",
+                                        "emailed",
+                                        "hired",
+                                        "invited",
+                                        "will meet",
+                                        "will call",
+                                        "wants to see",
+                                        "should ask",
+                                        "can help",
+                                        "works with",
+                                        "talked to",
+                                        "wrote to",
+                                        "waited for",
+                                        "voted for",
+                                        "replaced",
+                                        "interviewed",
+                                        "trained",
+                                        "beat",
+                                        "married",
+                                        "followed",
+                                        "introduced",
+                                        "recommended",
+                                        "signed",
+                                        "joined",
+                                        "is looking for",
+                                        "has not paid",
+                                        "sent a gift to",
+                                        "lives next to",
+                                        "argued with",
+                                        "drove",
+                                        "blamed",
+                                        "reminded",
+                                        "texted",
+                                        "paid"};
+static const char *const free_prep[] = {"with",  "for",    "to",   "at",     "from",
+                                        "about", "after",  "near", "behind", "like",
+                                        "on",    "before", "by",   "without"};
+static const char *const free_pron[] = {"I",   "We",      "They",   "She",      "He",
+                                        "You", "Someone", "Nobody", "Everyone", "It"};
+static const char *const free_obj[] = {"me", "us", "them", "her", "him", "you", "everyone", "it"};
+static const char *const free_end[] = {".", ".", ".", "!", "?", "", "...", " :)"};
+
 /* Own sentences: contexts the templates lack, and negatives (no personal data). */
 static const char *const own[] = {
     "{{person}} wrote back the next morning.",
@@ -507,7 +560,7 @@ static const char *const own[] = {
     "> {{person}}\n> {{job}}",
     ">> {{first_name}}: {{verb_phrase}}",
     "The {{firm_of_names}} Orchestra was founded in {{year}}.",
-    "{{last_name}} Investments is a firm based in {{city}}.",
+    "{{surname_firm}} is a firm based in {{city}}.",
     "Tell {{first_name}} I said hi.",
     "We named the baby {{first_name}}.",
     "Her daughter {{first_name}} starts school in {{city}}.",
@@ -619,6 +672,9 @@ static const char *const own[] = {
     "I work for {{firm_of_names}}.",
     "{{firm_of_names}} is a law firm in {{city}}.",
     "Call {{firm_of_names}} LLP about the lease.",
+    "I bought the {{product}} at {{surname_firm}} in {{city}}.",
+    "{{surname_firm}} hired {{person}} last {{day_of_week}}.",
+    "Shares of {{surname_firm}} fell after {{last_name}} resigned.",
     /* nationalities, holidays and acronyms where names could stand */
     "I am {{nationality}} but my husband {{first_name}} is {{nationality}}.",
     "The {{nationality}} team beat the {{nationality}} side on {{holiday}}.",
@@ -641,6 +697,12 @@ static const char *const own[] = {
     "We saw {{title_phrase}} at the {{city}} festival.",
     "{{title_phrase}}\n{{person}}, {{job}}",
     "Please forward my mail to {{military}} until {{year}}.",
+    /* free sentences, composed at random */
+    "{{free}}",
+    "{{free}} {{free}}",
+    ">{{free}}",
+    "{{free}}\n{{free}}",
+    "{{free}} {{free}} {{free}}",
 };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -975,6 +1037,8 @@ static void fill_person(gen_t *g, int sex)
         /* a surname of another language from a census surname's stem */
         size_t n = strlen(l1);
         if (n > 5) n -= 2;
+        while (n > 0 && ((unsigned char)l1[n] & 0xC0) == 0x80) /* never inside a letter */
+            n--;
         snprintf(b, sizeof b, "%s %.*s%s", f1, (int)n, l1, foreign_sfx[pick(g, N(foreign_sfx))]);
         break;
     }
@@ -1145,6 +1209,123 @@ static void fill_card(gen_t *g)
     emits(g, b, "CREDIT_CARD");
 }
 
+/* One noun phrase of a free sentence: a name (single or full), a common noun, a
+ * pronoun, or a capitalised word that is no name (a decoy, a title, a firm, a town, a
+ * product, a plural heading "Engines", initials and a word "ABC Business"), names
+ * free_name_pct in a hundred at a sentence's start (first) and 40 elsewhere, or always
+ * with name. subj picks the pronoun's case. */
+static void free_np(gen_t *g, bool subj, bool first, bool name)
+{
+    char b[128];
+    int v = name ? 0 : (int)pick(g, 100);
+    if (v < (first ? g->free_name_pct : 40)) {
+        if (chance(g, 40)) {
+            fill_person(g, -1);
+            return;
+        }
+        styled(b, sizeof b, name_of(g, chance(g, 50) ? &g->last : &g->first[pick(g, 2)]),
+               chance(g, 4) ? 2 : 0);
+        emits(g, b, "PERSON");
+        if (chance(g, 10)) emits(g, "'s team", NULL);
+        return;
+    }
+    if (v < 55) {
+        snprintf(b, sizeof b, "%s ", first ? "The" : "the");
+        if (chance(g, 30)) {
+            strcat(b, vocab_adj[pick(g, N(vocab_adj))]);
+            strcat(b, " ");
+        }
+        strcat(b, vocab_noun[pick(g, N(vocab_noun))]);
+        emits(g, b, NULL);
+        return;
+    }
+    if (v < 63) {
+        emits(g, subj && first ? free_pron[pick(g, N(free_pron))] : free_obj[pick(g, N(free_obj))],
+              NULL);
+        return;
+    }
+    switch ((int)pick(g, 8)) {
+    case 0: /* a capitalised common word, a country or a nationality */
+        if (chance(g, 60))
+            vocab_word(g, b, sizeof b, false);
+        else
+            snprintf(b, sizeof b, "%s",
+                     chance(g, 50) ? country_of(g) : nations[pick(g, N(nations))]);
+        emits(g, b, NULL);
+        break;
+    case 1:
+        work_str(g, b, sizeof b);
+        emits(g, b, NULL);
+        break;
+    case 2:
+        org_str(g, b, sizeof b);
+        emits(g, b, "ORGANIZATION");
+        break;
+    case 3:
+        fill_city(g);
+        break;
+    case 4:
+        emits(g, products[pick(g, N(products))], NULL);
+        break;
+    case 5: /* a plural heading or a word with a number: "Engines", "Robots-7" */
+        vocab_word(g, b, sizeof b, false);
+        strcat(b, chance(g, 70) ? "s" : "-7");
+        emits(g, b, NULL);
+        break;
+    case 6: { /* initials and a common word: "ABC Business" */
+        char w[32];
+        vocab_word(g, w, sizeof w, false);
+        snprintf(b, sizeof b, "%c%c%s %s", (char)('A' + pick(g, 26)), (char)('A' + pick(g, 26)),
+                 chance(g, 50) ? "C" : "", w);
+        emits(g, b, NULL);
+        break;
+    }
+    default: /* two capitalised common words, a heading or a character ("Iron Man") */
+        title_phrase(g, b, sizeof b);
+        emits(g, b, NULL);
+        break;
+    }
+}
+
+/* A sentence composed at random from an opener, a subject, a verb, an object and a
+ * prepositional phrase: names stand among words of every kind and in every place, so
+ * no context word of a template decides, and capitalised words that are no names stand
+ * where names do. */
+static void free_sentence(gen_t *g)
+{
+    int v = (int)pick(g, 10);
+    if (v == 0) { /* an opener before the sentence */
+        emits(g, openers[pick(g, N(openers))], NULL);
+        emits(g, ", ", NULL);
+    } else if (v == 1) { /* an address to someone */
+        free_np(g, true, true, true);
+        emits(g, chance(g, 50) ? ", " : ": ", NULL);
+    }
+    if (chance(g, 20)) { /* a list of names: "A, B and C" */
+        free_np(g, true, v >= 2, true);
+        for (int i = 0, k = 1 + (int)pick(g, 3); i < k; i++) {
+            emits(g, i + 1 == k ? " and " : ", ", NULL);
+            free_np(g, true, false, true);
+        }
+    } else
+        free_np(g, true, v >= 2, false);
+    emits(g, " ", NULL);
+    if (chance(g, 20)) {
+        emits(g, verb_phrases[pick(g, N(verb_phrases))], NULL);
+    } else {
+        emits(g, free_verb[pick(g, N(free_verb))], NULL);
+        emits(g, " ", NULL);
+        free_np(g, false, false, false);
+    }
+    if (chance(g, 50)) {
+        emits(g, " ", NULL);
+        emits(g, free_prep[pick(g, N(free_prep))], NULL);
+        emits(g, " ", NULL);
+        free_np(g, false, false, false);
+    }
+    emits(g, free_end[pick(g, N(free_end))], NULL);
+}
+
 /* Fills one placeholder; unknown ones get a capitalised common word (a negative). */
 static void fill(gen_t *g, const char *key, size_t n)
 {
@@ -1289,14 +1470,21 @@ static void fill(gen_t *g, const char *key, size_t n)
         emits(g, openers[pick(g, N(openers))], NULL);
     else if (IS("plain_prose")) {
         for (int i = 0, k = 2 + (int)pick(g, 2); i < k; i++) {
-            snprintf(b, sizeof b, "%sthe %s %s %s %s", i ? (chance(g, 50) ? " and " : ", ") : "",
+            snprintf(b, sizeof b, "%sthe %s %s %s", i ? (chance(g, 50) ? " and " : ", ") : "",
                      plain_adj[pick(g, N(plain_adj))], plain_noun[pick(g, N(plain_noun))],
-                     plain_verb[pick(g, N(plain_verb))], plain_tail[pick(g, N(plain_tail))]);
+                     plain_verb[pick(g, N(plain_verb))]);
+            if (!chance(g, 33)) { /* else the clause ends at its verb ("the young bird sang") */
+                size_t e = strlen(b);
+                snprintf(b + e, sizeof b - e, " %s", plain_tail[pick(g, N(plain_tail))]);
+            }
             emits(g, b, NULL);
         }
     } else if (IS("verb_phrase"))
         emits(g, verb_phrases[pick(g, N(verb_phrases))], NULL);
-    else if (IS("firm_of_names")) { /* a firm, no person */
+    else if (IS("surname_firm")) { /* a firm named after one surname: "Russo Investments" */
+        snprintf(b, sizeof b, "%s %s", name_of(g, &g->last), orgs_sfx[pick(g, N(orgs_sfx))]);
+        emits(g, b, "ORGANIZATION");
+    } else if (IS("firm_of_names")) { /* a firm, no person */
         firm_of_surnames(g, b, sizeof b);
         emits(g, b, "ORGANIZATION");
     } else if (IS("start_word")) {
@@ -1321,6 +1509,8 @@ static void fill(gen_t *g, const char *key, size_t n)
         emits(g, b, NULL);
     } else if (IS("cap_adj"))
         emits(g, cap_adj[pick(g, N(cap_adj))], NULL);
+    else if (IS("free"))
+        free_sentence(g);
     else if (IS("military")) {
         military_str(g, b, sizeof b);
         emits(g, b, "STREET_ADDRESS");
@@ -1506,6 +1696,7 @@ pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census
     g->swap_name_pct = 40, g->swap_open_pct = 80, g->open_min = 2, g->swap_open_name_pct = 65;
     g->vocab_w = 12, g->title_pct = 50, g->opener_vocab_pct = 60, g->city_part_pct = 10;
     g->firm_list_pct = 50, g->ctx_pct = 25, g->swap_full_pct = 15;
+    g->free_pct = 10, g->free_name_pct = 55;
     names_read(&g->first[0], census->data[PII_CENSUS_FEMALE_FIRST],
                census->len[PII_CENSUS_FEMALE_FIRST]);
     names_read(&g->first[1], census->data[PII_CENSUS_MALE_FIRST],
@@ -1560,8 +1751,11 @@ long pii_gen_next(pii_gen_t *g)
     /* one record in twenty all in lower case, as typed in a hurry (ASCII only: the
      * byte and code point offsets stay as they are) */
     g->lower = chance(g, g->lower_pct);
-    /* own_pct in a hundred records from the sentences of our own: ids after the templates */
-    size_t t = chance(g, g->own_pct) ? g->nl + pick(g, N(own)) : pick(g, g->nl);
+    /* free_pct in a hundred records of free sentences, own_pct of the rest from the other
+     * sentences of our own: ids after the templates */
+    size_t t = chance(g, g->free_pct)  ? g->nl + N(own) - FREE_LINES + pick(g, FREE_LINES)
+               : chance(g, g->own_pct) ? g->nl + pick(g, N(own) - FREE_LINES)
+                                       : pick(g, g->nl);
     if (t < g->nl)
         expand(g, g->line[t], g->llen[t]);
     else

@@ -8,7 +8,8 @@
  * capitals, diacritics and non-English surname endings built from the lists'
  * surnames), street addresses built from street names and numbers, and negatives
  * (places, firms made of surnames, products, pets and toys, titles and bands, verbs
- * and openers at sentence starts, lower-case prose of census words). Capitalised
+ * and openers at sentence starts, lower-case prose of census words), and sentences
+ * composed at random of names, common words and capitalised non-names. Capitalised
  * words of the templates' own text are sometimes swapped for a name or a non-name, so
  * a learner cannot learn the templates' wording instead of names. Writes the presidio-research JSON
  * format that `switchyard pii

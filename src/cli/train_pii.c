@@ -157,7 +157,7 @@ static void usage_pii(FILE *f)
                "           [--templates FILE] [--records N] [--epochs E] [--bits B] [--seed S]\n"
                "           [--cv K [--errors]]\n\n"
                "Trains the PERSON / STREET_ADDRESS labeller on N generated records (default\n"
-               "300000; templates from shared/data/pii/templates.txt, names from the census\n"
+               "600000; templates from shared/data/pii/templates.txt, names from the census\n"
                "lists), E passes (default 2), 2^B feature buckets (default 14). --cv K first\n"
                "prints K-fold cross-validation by template (each fold's templates unseen in\n"
                "training), overlap P / R per fold and over the templates file's lines and the\n"
@@ -168,7 +168,7 @@ static void usage_pii(FILE *f)
 int cmd_train_pii(int argc, char **argv)
 {
     const char *out = "data/names/pii-labeller.bin", *names = "data/names", *tmpl = NULL;
-    long nrec = 300000;
+    long nrec = 600000;
     int epochs = 2, cv = 0, errs = 0;
     unsigned bits = 14;
     unsigned long seed = 1;
