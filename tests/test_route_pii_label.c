@@ -593,6 +593,87 @@ static void test_window_memo(void **state)
     pii_scanner_free(s);
 }
 
+/* Asserts that window w ends at the text's end or before a line break, comma,
+ * semicolon, '&' or "and": never inside one of the list's two-word names. */
+static void check_cap_end(scan_ctx_t *c, lab_win_t *w, void *arg)
+{
+    if (w->b < w->n) {
+        const lab_tok_t *k = &w->tok[w->b];
+        char ch = c->t[k->st];
+        bool and = k->kind == LT_WORD && k->en - k->st == 3 && !strncmp(c->t + k->st, "and", 3);
+        if (!(and || k->kind == LT_LINE ||
+              (k->kind == LT_PUNCT && (ch == ',' || ch == ';' || ch == '&'))))
+            fail_msg("a window ends before \"%.*s\" at byte %u", (int)(k->en - k->st), c->t + k->st,
+                     k->st);
+    }
+    (*(int *)arg)++;
+}
+
+/* Lists far longer than a window's token cap, of random names and separators: every
+ * window ends between two names, not inside one, and the scan's PERSON spans cover all
+ * but at most 1 in 100 of the names whole. */
+static void test_window_cap(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = shipped();
+    if (!s) {
+        skip();
+        return;
+    }
+    static const char *const given[] = {"Elizabeth", "James", "Maria", "Peter", "Anna",
+                                        "Robert",    "Linda", "Tomas", "Grace", "Oliver"};
+    static const char *const surname[] = {"Brown",  "Smith",  "Garcia", "Novak", "Jensen",
+                                          "Walker", "Moreno", "Keller", "Price", "Duarte"};
+    static const char *const sep[] = {", ", "; ", " & ", " and ", "\n", ",\n"};
+    pii_scratch_t *sc = pii_scratch_new(s);
+    pii_span_t *sp = mem_alloc(4096 * sizeof *sp);
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    int total = 0, missed = 0;
+    for (int round = 0; round < 8; round++) {
+        char text[8192];
+        size_t len = 0, st[200], en[200];
+        int names = 40 + round * 20;
+        for (int i = 0; i < names; i++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            /* one separator for most of a list (line breaks end windows: never the
+             * list's own), sometimes another */
+            const char *sp1 = r % 10 ? sep[round % 4] : sep[(r >> 4) % 6];
+            if (i) len += (size_t)snprintf(text + len, sizeof text - len, "%s", sp1);
+            st[i] = len;
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s %s", given[(r >> 8) % 10],
+                                    surname[(r >> 16) % 10]);
+            en[i] = len;
+        }
+        int windows = 0;
+        scan_ctx_t c = {.s = s, .sc = sc, .t = text, .len = len};
+        pii_label_windows(&c, check_cap_end, &windows);
+        assert_true(windows >= names / (LAB_TOKS / 3) - 1);
+        size_t n = 0;
+        assert_int_equal(pii_scan(s, sc, text, len, sp, 4096, &n), 0);
+        /* a name is masked whole when every byte of it lies in a PERSON span */
+        for (int i = 0; i < names; i++) {
+            bool whole = true;
+            for (size_t b = st[i]; b < en[i] && whole; b++) {
+                bool in = text[b] == ' ';
+                for (size_t q = 0; q < n && !in; q++)
+                    in = sp[q].type == PII_PERSON && sp[q].start <= b && sp[q].end > b;
+                whole = in;
+            }
+            if (!whole)
+                print_message("not masked whole: \"%.*s\" (round %d, name %d of %d)\n",
+                              (int)(en[i] - st[i]), text + st[i], round, i, names);
+            total++;
+            missed += !whole;
+        }
+    }
+    /* the shipped model misses 2 of these 880 names; trained on lists of commas alone
+     * and with windows cut anywhere at the cap, it missed 125 */
+    assert_true(missed * 100 <= total);
+    mem_free(sp);
+    pii_scratch_free(sc);
+    pii_scanner_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_shipped_model),       cmocka_unit_test(test_scan_sums),
         cmocka_unit_test(test_adversarial_windows), cmocka_unit_test(test_ctx_chunks),
         cmocka_unit_test(test_seed_rules),          cmocka_unit_test(test_window_memo),
+        cmocka_unit_test(test_window_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1415,8 +1415,11 @@ static void fill(gen_t *g, const char *key, size_t n)
         emits(g, b, "US_DRIVER_LICENSE");
     } else if (IS("person_list")) { /* a long list: windows at their token cap */
         size_t k = 6 + pick(g, 20);
+        /* one separator for most of the list, as lists are written, sometimes mixed */
+        static const char *const seps[] = {", ", ", ", ", ", "; ", " & ", "\n", ",\n", " and "};
+        const char *sep = seps[pick(g, N(seps))];
         for (size_t i = 0; i < k; i++) {
-            if (i) emits(g, ", ", NULL);
+            if (i) emits(g, chance(g, 15) ? seps[pick(g, N(seps))] : sep, NULL);
             fill_person(g, -1);
         }
     } else if (IS("command")) {
@@ -1434,7 +1437,13 @@ static void fill(gen_t *g, const char *key, size_t n)
         bool first = key[0] == 'f';
         int st = chance(g, 10) ? 1 : chance(g, 5) ? 2 : 0;
         for (size_t i = 0; i < k; i++) {
-            if (i) emits(g, i + 1 == k ? (chance(g, 20) ? ", and " : " and ") : ", ", NULL);
+            if (i)
+                emits(g,
+                      i + 1 == k ? (chance(g, 10)   ? " & "
+                                    : chance(g, 20) ? ", and "
+                                                    : " and ")
+                                 : ", ",
+                      NULL);
             styled(b, sizeof b, name_of(g, first ? &g->first[pick(g, 2)] : &g->last), st);
             emits(g, b, "PERSON");
         }

@@ -515,6 +515,17 @@ static size_t tok_next(scan_ctx_t *c, size_t i, lab_tok_t *k, const lab_tok_t *n
     return e;
 }
 
+/* True when token k separates the items of a list or the lines of a block: a line
+ * break, a comma, semicolon or '&', or the word "and". */
+static bool cap_joiner(const scan_ctx_t *c, const lab_tok_t *k)
+{
+    if (k->kind == LT_LINE) return true;
+    if (k->kind == LT_WORD) return k->en - k->st == 3 && !strncasecmp(c->t + k->st, "and", 3);
+    if (k->kind != LT_PUNCT) return false;
+    char ch = c->t[k->st];
+    return ch == ',' || ch == ';' || ch == '&';
+}
+
 /* Builds the window whose first labelled token starts at j (a seed) and calls the
  * consumer. back: earliest byte context may be read from; words starting before force
  * continue the window whatever they are (a house number's street: "8 wressle road").
@@ -598,6 +609,19 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
         w.tok[w.n++] = k;
         have = false;
         i = tok_skip(c->t, c->len, e);
+    }
+    /* A window cut at the token cap may end inside a name ("Elizabeth | Brown" in a long
+     * list): it ends at its last line break, comma, semicolon, '&' or "and" instead, and
+     * the next window starts at the name after it. */
+    if (w.n == LAB_TOKS - LAB_CTX) {
+        int q = w.n - 1;
+        while (q > w.a && !cap_joiner(c, &w.tok[q]))
+            q--;
+        if (q > w.a) {
+            w.n = q;
+            i = w.tok[q].st;
+            have = false;
+        }
     }
     w.b = w.n;
     size_t end = w.tok[w.b - 1].en;
