@@ -7,8 +7,8 @@
  * --eval reads the presidio-research format (a JSON list of {full_text, spans:
  * [{entity_type, entity_value, start_position, end_position}]}, positions in code
  * points) and prints per-entity precision, recall and F1, exact span and overlap.
- * --flag-rate splits clean prose into messages at blank lines and prints the
- * fraction flagged per type.
+ * --flag-rate splits text into messages at blank lines and prints the fraction
+ * flagged per type and the most frequent PERSON and STREET_ADDRESS strings.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -277,9 +277,8 @@ static void eval_print(const counts_t cnt[PII_TYPE_COUNT], size_t skipped, size_
 
 /* ================================================================== flag rate */
 
-/* Splits each file into messages at blank lines, scans each, prints per-type counts
- * of flagged messages and the rate with and without PERSON. */
-/* Distinct flagged PERSON strings, counted (--flag-rate prints the most frequent). */
+/* Distinct flagged strings of one type, counted (--flag-rate prints the most
+ * frequent). */
 #define TALLY_SLOTS (1u << 16)
 typedef struct tally {
     char *str[TALLY_SLOTS]; /* owned; NULL = empty */
@@ -331,9 +330,12 @@ static void tally_print(const tally_t *t, int k)
     mem_free(shown);
 }
 
+/* Splits each file into messages at blank lines, scans each, prints per-type counts
+ * of flagged messages, the rate with and without PERSON, and the most frequent
+ * PERSON and STREET_ADDRESS strings. */
 static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scratch_t *sc)
 {
-    tally_t *persons = mem_calloc(1, sizeof *persons);
+    tally_t *persons = mem_calloc(1, sizeof *persons), *streets = mem_calloc(1, sizeof *streets);
     size_t msgs = 0, flagged = 0, flagged_np = 0, by_type[PII_TYPE_COUNT] = {0};
     pii_span_t *sp = mem_alloc(PII_CLI_MAX_SPANS * sizeof *sp);
     for (int f = 0; f < nfiles; f++) {
@@ -345,6 +347,7 @@ static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scrat
             buf_deinit(&raw);
             mem_free(sp);
             tally_free(persons);
+            tally_free(streets);
             return rc;
         }
         const char *p = raw.data ? raw.data : "", *end = p + raw.len;
@@ -359,8 +362,9 @@ static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scrat
                 for (size_t i = 0; i < np && i < PII_CLI_MAX_SPANS; i++) {
                     seen[sp[i].type] = true;
                     any_np |= sp[i].type != PII_PERSON;
-                    if (sp[i].type == PII_PERSON)
-                        tally_add(persons, p + sp[i].start, sp[i].end - sp[i].start);
+                    if (sp[i].type == PII_PERSON || sp[i].type == PII_STREET_ADDRESS)
+                        tally_add(sp[i].type == PII_PERSON ? persons : streets, p + sp[i].start,
+                                  sp[i].end - sp[i].start);
                 }
                 for (int t = 0; t < PII_TYPE_COUNT; t++)
                     by_type[t] += seen[t];
@@ -386,7 +390,11 @@ static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scrat
     printf("most frequent PERSON strings (%zu distinct%s):\n", persons->n,
            persons->dropped ? ", more not counted" : "");
     tally_print(persons, 20);
+    printf("most frequent STREET_ADDRESS strings (%zu distinct%s):\n", streets->n,
+           streets->dropped ? ", more not counted" : "");
+    tally_print(streets, 20);
     tally_free(persons);
+    tally_free(streets);
     return 0;
 }
 

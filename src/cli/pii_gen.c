@@ -92,7 +92,13 @@ static const char *const countries[] = {
     "Colombia",       "Israel",    "Jordan",      "Vietnam",      "Thailand",    "Indonesia",
     "Philippines",    "Georgia",   "Jamaica",     "Chad",         "Jersey",      "Virginia",
     "Texas",          "Florida",   "Montana",     "Nevada",       "Oregon",      "Japan",
-    "Norway",         "Chile",     "Ireland",     "Poland"};
+    "Norway",         "Chile",     "Ireland",     "Poland",       "Iran",        "Iraq",
+    "Syria",          "Russia",    "Ukraine",     "Pakistan",     "Afghanistan", "England",
+    "Scotland",       "Wales",     "Oklahoma",    "Ohio",         "Michigan",    "Arizona",
+    "Kansas",         "Kentucky",  "Alabama",     "Tennessee",    "Louisiana",   "Carolina",
+    "Hawaii",         "Alaska",    "Utah",        "Idaho",        "Vermont",     "Maine",
+    "Cuba",           "Haiti",     "Libya",       "Yemen",        "Qatar",       "Nepal",
+    "Sudan",          "Somalia",   "Ghana",       "Uganda",       "Rwanda",      "Bolivia"};
 static const char *const orgs_sfx[] = {
     "Inc",          "LLC",   "Ltd",        "Group",       "Partners",  "PLC",
     "and Sons",     "Corp",  "Co.",        "Associates",  "Labs",      "Holdings",
@@ -133,10 +139,14 @@ static const char *const nations[] = {
     "Russian",   "Ukrainian", "Austrian",   "Swiss",     "Belgian",   "Portuguese",  "Israeli",
     "Moroccan",  "Filipino",  "Vietnamese", "Icelandic", "Estonian",  "Romanian",    "Serbian"};
 /* Acronyms and abbreviations in capitals: no names. */
-static const char *const acronyms[] = {"ASAP", "FYI", "RSVP", "CEO", "CFO", "USA", "UK", "EU",
-                                       "NASA", "FAQ", "PS",   "NB",  "ETA", "TBD", "HR", "IT",
-                                       "PR",   "QA",  "VIP",  "DIY", "AKA", "OK",  "ID", "PDF",
-                                       "BBC",  "CNN", "NATO", "UN",  "IRS", "FBI", "DJ", "TV"};
+static const char *const acronyms[] = {
+    "ASAP",  "FYI",  "RSVP", "CEO", "CFO",  "USA",   "UK",  "EU",  "NASA", "FAQ",  "PS",   "NB",
+    "ETA",   "TBD",  "HR",   "IT",  "PR",   "QA",    "VIP", "DIY", "AKA",  "OK",   "ID",   "PDF",
+    "BBC",   "CNN",  "NATO", "UN",  "IRS",  "FBI",   "DJ",  "TV",  "PIN",  "ATM",  "API",  "CSV",
+    "JSON",  "SQL",  "HTML", "GPU", "CPU",  "USB",   "URL", "UTC", "GMT",  "GDP",  "VAT",  "AI",
+    "LLM",   "SMS",  "OTP",  "DNA", "WHO",  "EUR",   "USD", "GBP", "AUD",  "CAD",  "JPY",  "SEPA",
+    "SWIFT", "ISIS", "SUV",  "NBA", "NaCl", "AgNO3", "H2O", "CO2", "WBCs", "DVDs", "GPUs", "Hg",
+    "II",    "III",  "IV",   "XIV", "mRNA", "pH",    "iOS", "eBay"};
 /* Holidays and named days: capitalised, no names. */
 static const char *const holidays[] = {
     "Labor Day",        "Christmas",       "Easter",       "Thanksgiving", "New Year's Day",
@@ -182,7 +192,55 @@ static const char *const commands[] = {
     "Stream", "Read", "Check", "Cook", "Bake", "Fish", "Post", "Ring", "Hunt", "Walk", "Rush",
     "Park", "Hook", "Pack", "Wash", "Brush", "Fetch", "Gather", "Fill", "Lock", "Seal", "Stamp",
     "Trace", "Trim", "Patch", "Pitch", "Press", "Push", "Rank", "Save", "Score", "Show", "Sing",
-    "Spell", "Sum", "Test", "Grade", "Code", "Drop", "Forward", "Dash"};
+    "Spell", "Sum", "Test", "Grade", "Code", "Drop", "Forward", "Dash",
+    /* more of the verbs prompts open with, census surnames among them */
+    "Print", "Use", "Create", "Write", "Imagine", "Revise", "Craft", "Alter", "Edit", "Design",
+    "Find", "Identify", "Provide", "Consider", "Suppose", "Assume", "Determine", "Evaluate",
+    "Implement", "Convert", "Sort", "Return", "Delete", "Transfer", "Cancel", "Reset", "Change",
+    "Add", "Remove", "Tell", "Give", "Make", "Pretend", "Act", "Analyze", "Discuss", "Predict",
+    "Estimate", "Propose", "Suggest", "Recommend", "Choose", "Select", "Draw", "Count", "Plan",
+    "Play", "Rate", "Match", "Guess", "Prove", "Simplify", "Expand", "Factor", "Graph", "Verify"};
+/* Month names as dates write them. */
+static const char *const months[] = {"January",  "February", "March",  "April",     "May",
+                                     "June",     "July",     "August", "September", "October",
+                                     "November", "December", "Jan.",   "Feb.",      "Aug.",
+                                     "Sept.",    "Oct.",     "Nov.",   "Dec.",      "Mar."};
+/* Capitalised nouns a number follows in headings, questions and names of things
+ * ("Scenario 2", "Chapter 3", "Windows 10"): no house numbers. */
+static const char *const numbered[] = {
+    "Scenario", "Chapter",  "Step",    "Question", "Part",   "Option",  "Table",      "Figure",
+    "Level",    "Round",    "Week",    "Day",      "Grade",  "Season",  "Episode",    "Phase",
+    "Track",    "Exercise", "Problem", "Example",  "Lesson", "Section", "Version",    "Page",
+    "Item",     "Case",     "Game",    "Act",      "Verse",  "Rule",    "Article",    "Windows",
+    "Xbox",     "Ligue",    "Series",  "Model",    "Group",  "Class",   "Task",       "Stage",
+    "Volume",   "Issue",    "Tier",    "Sprint",   "Psalm",  "Genesis", "Formula",    "Channel",
+    "Gate",     "Terminal", "Flight",  "Bus",      "Route",  "Highway", "Interstate", "Pier"};
+/* Answers of multiple-choice questions that are words, capitalised. */
+static const char *const mc_words[] = {"Wrong, Wrong",
+                                       "Wrong, Not wrong",
+                                       "Not wrong, Wrong",
+                                       "Not wrong, Not wrong",
+                                       "True",
+                                       "False",
+                                       "Yes",
+                                       "No",
+                                       "All of the above",
+                                       "None of the above",
+                                       "Both",
+                                       "Neither",
+                                       "Increase",
+                                       "Decrease",
+                                       "Always",
+                                       "Never",
+                                       "Only I",
+                                       "I and II",
+                                       "Agree",
+                                       "Disagree",
+                                       "It depends",
+                                       "Cannot be determined",
+                                       "Mitosis",
+                                       "Photosynthesis",
+                                       "Inflation"};
 /* Stop sequences and section markers, in capitals. */
 static const char *const stop_words[] = {"END",     "HALT",    "STOP",   "DONE",  "EOF",
                                          "FINISH",  "ANSWER",  "OUTPUT", "INPUT", "QUESTION",
@@ -542,6 +600,45 @@ static const char *const own[] = {
     "{{command}} the {{acronym}} report and send it to {{first_name}}",
     "Invite list: {{person_list}}",
     "{{person_list}} and {{person}} signed the petition.",
+    /* prompts of the traffic a gateway routes: multiple-choice questions, numbered
+     * headings, dates, ages after names, questions opening with a given name that is
+     * a word ("Will", "May") and acronyms where names could stand */
+    "Which of the following is correct?{{mc_options}}",
+    "{{numbered}}: {{command}} the {{cap_noun}} of {{city}}.{{mc_options}}",
+    "For which of these two scenarios does the main character do something clearly morally "
+    "wrong? Scenario 1 | I {{verb_phrase}}. Scenario 2 | {{first_name}} {{verb_phrase}}."
+    "{{mc_options}}",
+    "Who wrote {{work_title}}?{{mc_persons}}",
+    "{{numbered}} | {{first_name}} {{verb_phrase}}.",
+    "Answer: {{mc_letter}}",
+    "The answer is ({{mc_letter}}). {{numbered}} explains why.",
+    "{{first_name}} has {{small_num}} apples and gives {{small_num}} to {{first_name}}. How "
+    "many are left?",
+    "On {{date}}, {{person}}, {{age}}, {{verb_phrase}}.",
+    "{{person}}, {{age}}, told {{channel}} on {{date}} that the {{cap_noun}} {{verb_phrase}}.",
+    "The {{cap_noun}} opened in {{year}} and closed on {{date}}.",
+    "Since {{year}} the {{cap_noun}} has played in {{numbered}}.",
+    "Book a table for {{small_num}} from {{date}} to {{date}}.",
+    "{{date}}: {{organization}} {{verb_phrase}}.",
+    "{{command}} a short story about {{first_name}} and a {{cap_noun}}.",
+    "{{command}} {{numbered}} and {{numbered}} of the report.",
+    "{{command}} your previous answer. {{command}} it in {{small_num}} words.",
+    "{{command}} the following {{acronym_word}} data:\n{{cap_noun}},{{cap_noun}},{{cap_noun}}"
+    "\n{{year}},{{small_num}},{{small_num}}",
+    "{{command}} all {{acronym_word}} entries before {{date}}.",
+    "Will I get my {{acronym_word}} by {{day_of_week}}?",
+    "Will my {{product}} arrive before {{date}}?",
+    "May I pay in {{acronym_word}}?",
+    "Can I use my {{acronym_word}} at an {{acronym_word}} in {{country}}?",
+    "Translate to French: {{person}} {{verb_phrase}} on {{date}}.",
+    "{{numbered}}\n{{command}} the {{cap_noun}}. {{command}} the {{cap_noun}}.",
+    "Which of these is a {{vocab_noun}}?{{mc_options}}\nAnswer:",
+    "{{first_name}} asked: which one is right?{{mc_options}}",
+    "Choose one:{{mc_options}}",
+    "{{country}} {{verb_phrase}}.",
+    "In {{country}}, {{person}} {{verb_phrase}}.",
+    "{{country}} beat {{country}} on {{date}}; {{last_name}} scored twice.",
+    "{{country}} and {{country}} signed the deal in {{year}}.",
     /* single names in the places a sentence puts them, and lists of them */
     "{{first_name}} laughed and closed the door.",
     "{{first_name}} and {{first_name}} went to the market on {{day_of_week}}.",
@@ -1327,6 +1424,81 @@ static void free_sentence(gen_t *g)
 }
 
 /* Fills one placeholder; unknown ones get a capitalised common word (a negative). */
+/* A date as prose and forms write it ("March 26", "Nov. 18, 2019", "3 May 2014",
+ * "the 5th of June"). */
+static void date_str(gen_t *g, char *b, size_t cap)
+{
+    const char *m = months[pick(g, N(months))];
+    unsigned d = (unsigned)(1 + pick(g, 28)), y = (unsigned)(1950 + pick(g, 76));
+    static const char *const th[] = {"th", "st", "nd", "rd"};
+    const char *o = d % 10 < 4 && (d < 11 || d > 13) ? th[d % 10] : "th";
+    switch (pick(g, 6)) {
+    case 0:
+        snprintf(b, cap, "%s %u", m, d);
+        break;
+    case 1:
+        snprintf(b, cap, "%s %u, %u", m, d, y);
+        break;
+    case 2:
+        snprintf(b, cap, "%u %s %u", d, m, y);
+        break;
+    case 3:
+        snprintf(b, cap, "%s %u%s", m, d, o);
+        break;
+    case 4:
+        snprintf(b, cap, "the %u%s of %s", d, o, m);
+        break;
+    default:
+        snprintf(b, cap, "%s %u", m, y);
+        break;
+    }
+}
+
+/* The options of a multiple-choice question, one per line, each after a letter
+ * ("A.", "B)", "(C)", "D:"): numbers, words, cities, or (persons) names. */
+static void mc_options(gen_t *g, bool persons)
+{
+    static const char *const fmt[] = {"%c. ", "%c) ", "(%c) ", "%c: ", "%c.", "%c "};
+    const char *f = fmt[pick(g, N(fmt))];
+    int kind = (int)pick(g, 5);
+    for (int i = 0, k = 2 + (int)pick(g, 4); i < k; i++) {
+        char b[96];
+        emits(g, "\n", NULL);
+        snprintf(b, sizeof b, f, 'A' + i);
+        emits(g, b, NULL);
+        if (persons) {
+            fill_person(g, -1);
+        } else if (kind == 0) {
+            snprintf(b, sizeof b, "%u", (unsigned)pick(g, chance(g, 50) ? 10 : 1000));
+            emits(g, b, NULL);
+        } else if (kind == 1) {
+            emits(g, mc_words[pick(g, N(mc_words))], NULL);
+        } else if (kind == 2) {
+            vocab_word(g, b, sizeof b, false);
+            emits(g, b, NULL);
+            if (chance(g, 50)) {
+                emits(g, " ", NULL);
+                vocab_word(g, b, sizeof b, false);
+                for (char *q = b; *q; q++)
+                    *q = fold((unsigned char)*q);
+                emits(g, b, NULL);
+            }
+        } else if (kind == 3) {
+            fill_city(g);
+        } else { /* a term the gazetteer does not know ("Pliocene", "Lamivudine") */
+            invented(g, b, sizeof b);
+            emits(g, b, NULL);
+            if (chance(g, 30)) emits(g, chance(g, 50) ? " only" : ".", NULL);
+        }
+    }
+    /* the instruction after the options, on a line of its own */
+    if (chance(g, 30)) {
+        char b[64];
+        snprintf(b, sizeof b, "\n%s only the letter.", commands[pick(g, N(commands))]);
+        emits(g, b, NULL);
+    }
+}
+
 static void fill(gen_t *g, const char *key, size_t n)
 {
     char b[128];
@@ -1422,6 +1594,23 @@ static void fill(gen_t *g, const char *key, size_t n)
             if (i) emits(g, chance(g, 15) ? seps[pick(g, N(seps))] : sep, NULL);
             fill_person(g, -1);
         }
+    } else if (IS("date")) {
+        date_str(g, b, sizeof b);
+        emits(g, b, "DATE_TIME");
+    } else if (IS("numbered")) {
+        unsigned v = (unsigned)(1 + (chance(g, 80) ? pick(g, 12) : pick(g, 400)));
+        snprintf(b, sizeof b, "%s %u", numbered[pick(g, N(numbered))], v);
+        emits(g, b, NULL);
+    } else if (IS("vocab_noun")) {
+        emits(g, vocab_noun[pick(g, N(vocab_noun))], NULL);
+    } else if (IS("small_num")) {
+        snprintf(b, sizeof b, "%u", (unsigned)(2 + pick(g, 40)));
+        emits(g, b, NULL);
+    } else if (IS("mc_letter")) {
+        b[0] = (char)('A' + pick(g, 4)), b[1] = 0;
+        emits(g, b, NULL);
+    } else if (IS("mc_options") || IS("mc_persons")) {
+        mc_options(g, key[3] == 'p');
     } else if (IS("command")) {
         emits(g, commands[pick(g, N(commands))], NULL);
     } else if (IS("stop_word")) {

@@ -696,6 +696,69 @@ static size_t contraction_head(const unsigned char *p, size_t j, size_t e)
     return e;
 }
 
+/* The option letter that opens the line starting at s: spaces, maybe '(', a capital
+ * A..J, then '.', ')' or ':' and a space or the line's end ("B. 12", "(C) none",
+ * "D: Paris"); its byte offset, with the letter and the byte after it in *ch and *pc.
+ * len (no option) otherwise. */
+static size_t option_letter(const unsigned char *p, size_t len, size_t s, unsigned char *ch,
+                            unsigned char *pc)
+{
+    while (s < len && (p[s] == ' ' || p[s] == '\t'))
+        s++;
+    if (s < len && p[s] == '(') s++;
+    if (s + 1 >= len || p[s] < 'A' || p[s] > 'J') return len;
+    unsigned char q = p[s + 1];
+    if (q != '.' && q != ')' && q != ':') return len;
+    if (s + 2 < len && p[s + 2] != ' ' && p[s + 2] != '\t' && p[s + 2] != '\n' && p[s + 2] != '\r')
+        return len;
+    *ch = p[s], *pc = q;
+    return s;
+}
+
+/* True when the capital at j is the letter of a list of options ("A. 12\nB. 15\nC. 18"):
+ * it opens its line as option_letter reads one, and the nearest line before or after
+ * it that is not blank opens with the letter before or after it, written the same
+ * way. Such a letter is no initial. */
+static bool option_marker(const unsigned char *p, size_t len, size_t j)
+{
+    const size_t reach = 1024; /* bytes searched for the line before and after */
+    size_t ls = j;
+    while (ls > 0 && p[ls - 1] != '\n' && j - ls < 8)
+        ls--;
+    unsigned char ch, pc, c2, p2;
+    if ((ls > 0 && p[ls - 1] != '\n') || option_letter(p, len, ls, &ch, &pc) != j) return false;
+    /* the next line that holds more than spaces */
+    size_t e = j;
+    while (e < len && e - j < reach) {
+        while (e < len && p[e] != '\n' && e - j < reach)
+            e++;
+        if (e >= len || p[e] != '\n') break;
+        e++;
+        size_t t = e;
+        while (t < len && (p[t] == ' ' || p[t] == '\t' || p[t] == '\r'))
+            t++;
+        if (t < len && p[t] == '\n') continue; /* a blank line */
+        if (option_letter(p, len, e, &c2, &p2) < len && c2 == ch + 1 && p2 == pc) return true;
+        break;
+    }
+    /* the line before that holds more than spaces */
+    size_t b = ls;
+    while (b > 0 && ls - b < reach) {
+        size_t s = b - 1; /* the line break ending the line before */
+        while (s > 0 && p[s - 1] != '\n' && ls - s < reach)
+            s--;
+        size_t t = s;
+        while (t < b - 1 && (p[t] == ' ' || p[t] == '\t' || p[t] == '\r'))
+            t++;
+        if (t == b - 1 && s > 0) {
+            b = s; /* a blank line */
+            continue;
+        }
+        return option_letter(p, len, s, &c2, &p2) < len && c2 + 1 == ch && p2 == pc;
+    }
+    return false;
+}
+
 void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
 {
     const unsigned char *p = (const unsigned char *)c->t;
@@ -711,6 +774,10 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
             bool cap = p[j] < 0x80 || cap_at(p + j, len - j);
             ncaps += cap;
             if (j < i || !cap || !word_start(p, j)) continue;
+            /* the letter of an option ("B. Normal saline") seeds nothing; the word
+             * after it may */
+            if (p[j] <= 'J' && j + 1 < len && !letter_byte(p[j + 1]) && option_marker(p, len, j))
+                continue;
             /* a lone common word ("The", "She", "Once") seeds nothing unless a
              * capital or a number follows it */
             size_t e = class_run_end(p, j + 1, len, TC_LETTER | TC_APOS);
