@@ -104,8 +104,10 @@ static const char *const orgs_sfx[] = {
     "and Sons",     "Corp",  "Co.",        "Associates",  "Labs",      "Holdings",
     "Technologies", "Bank",  "Foundation", "Investments", "Orchestra", "Brothers",
     "Studios",      "Trust", "Records",    "Van Lines",   "Realty"};
-static const char *const products[] = {"iPhone",   "Kindle",  "Galaxy Note", "PlayStation",
-                                       "Echo Dot", "Model Y", "Surface Pro", "ThinkPad"};
+static const char *const products[] = {
+    "iPhone",      "Kindle",   "Galaxy Note", "PlayStation", "Echo Dot",  "Model Y",
+    "Surface Pro", "ThinkPad", "Mastercard",  "Visa",        "Apple Pay", "Google Pay",
+    "PayPal",      "Xbox",     "Alexa",       "Netflix",     "Spotify",   "Uber"};
 static const char *const pets[] = {"Spot",    "Fluffy", "Mittens",  "Whiskers",  "Tweetie", "Ducky",
                                    "Bubbles", "Sparky", "Snowball", "Mr. Teddy", "Patches"};
 static const char *const jobs[] = {"nurse",
@@ -360,16 +362,20 @@ static const char *const verb_phrases[] = {"is very late again",
 /* Words that open sentences: adverbs, greetings, imperatives, nouns of a note's first
  * line. Capitalised by the grammar, never names. */
 static const char *const openers[] = {
-    "Honestly",   "Sadly",      "Luckily",   "Meanwhile", "Finally",    "Tomorrow", "Tonight",
-    "Anyway",     "Actually",   "Perhaps",   "Sometimes", "Usually",    "Later",    "Soon",
-    "Besides",    "Instead",    "Otherwise", "Overall",   "Basically",  "Clearly",  "Seriously",
-    "Apparently", "Hopefully",  "Obviously", "Suddenly",  "Eventually", "Recently", "Currently",
-    "Generally",  "Personally", "Frankly",   "Naturally", "Admittedly", "Still",    "Yesterday",
-    "Check",      "Bring",      "Remind",    "Book",      "Order",      "Pick",     "Grab",
-    "Buy",        "Dinner",     "Coffee",    "Weather",   "Traffic",    "Budget",   "Invoice",
-    "Delivery",   "Update",     "Reminder",  "Agenda",    "Urgent",     "Quick",    "Great",
-    "Nice",       "Awesome",    "Sure",      "Okay",      "Alright",    "Congrats", "Welcome",
-    "Cheers",     "Oops",       "Wow",       "Nope",      "Indeed",     "Exactly",  "Absolutely"};
+    "Honestly",     "Sadly",        "Luckily",       "Meanwhile",    "Finally",    "Tomorrow",
+    "Tonight",      "Anyway",       "Actually",      "Perhaps",      "Sometimes",  "Usually",
+    "Later",        "Soon",         "Besides",       "Instead",      "Otherwise",  "Overall",
+    "Basically",    "Clearly",      "Seriously",     "Apparently",   "Hopefully",  "Obviously",
+    "Suddenly",     "Eventually",   "Recently",      "Currently",    "Generally",  "Personally",
+    "Frankly",      "Naturally",    "Admittedly",    "Still",        "Yesterday",  "Check",
+    "Bring",        "Remind",       "Book",          "Order",        "Pick",       "Grab",
+    "Buy",          "Dinner",       "Coffee",        "Weather",      "Traffic",    "Budget",
+    "Invoice",      "Delivery",     "Update",        "Reminder",     "Agenda",     "Urgent",
+    "Quick",        "Great",        "Nice",          "Awesome",      "Sure",       "Okay",
+    "Alright",      "Congrats",     "Welcome",       "Cheers",       "Oops",       "Wow",
+    "Nope",         "Indeed",       "Exactly",       "Absolutely",   "However",    "Thereafter",
+    "Therefore",    "Moreover",     "Furthermore",   "Nevertheless", "Thus",       "Hence",
+    "Additionally", "Consequently", "Unfortunately", "Similarly",    "Nonetheless"};
 /* Common English words, in lower case: capitalised they stand where names do (a
  * swapped word, a title, a heading, a shouted line) and are no names. */
 static const char *const vocab_noun[] = {
@@ -627,6 +633,15 @@ static const char *const own[] = {
     "\n{{year}},{{small_num}},{{small_num}}",
     "{{command}} all {{acronym_word}} entries before {{date}}.",
     "Will I get my {{acronym_word}} by {{day_of_week}}?",
+    "Will I be charged for the {{product}} transfer?",
+    "Will it take long to get a new {{acronym_word}}?",
+    "Will the {{vocab_noun}} be ready by {{date}}?",
+    "Will you tell {{first_name}} about the {{vocab_noun}}?",
+    "May I ask why my {{product}} payment was declined?",
+    "Which {{acronym_word}}s take a {{product}} card in {{country}}?",
+    "My {{acronym_word}} is blocked. What now?",
+    "Can I send money to {{country}} with {{product}}?",
+    "I am in {{country}} and my {{product}} card does not work.",
     "Will my {{product}} arrive before {{date}}?",
     "May I pay in {{acronym_word}}?",
     "Can I use my {{acronym_word}} at an {{acronym_word}} in {{country}}?",
