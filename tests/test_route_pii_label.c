@@ -762,6 +762,17 @@ static void test_option_letters(void **state)
     /* names among the options are found nearly all */
     assert_true(names > 50);
     assert_true(found * 10 >= names * 9);
+    /* option letters at a text's edges, read from heap copies of their exact length
+     * (an over-read fails under ASan) */
+    static const char *const edge[] = {"A. x\nB",  "A. x\nB.", "\n\n\nB. ", "A)\n(B",
+                                       "B. x\n\n", "\nC: ",    "C.\n\nD.",  "(J) "};
+    for (int i = 0; i < 8; i++) {
+        size_t n = strlen(edge[i]), k = 0;
+        char *dup = mem_alloc(n);
+        memcpy(dup, edge[i], n);
+        assert_int_equal(pii_scan(s, sc, dup, n, sp, 256, &k), 0);
+        mem_free(dup);
+    }
     /* a letter without the letters next to it is an initial */
     static const char *const alone[] = {"Notes\nB. Smith called.\n", "B. Smith\nD. Jones\n"};
     for (int i = 0; i < 2; i++) {
