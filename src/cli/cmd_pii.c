@@ -2,13 +2,14 @@
  *
  *   switchyard pii [--json] [--redact] [--names DIR] [FILE|-]
  *   switchyard pii --eval FILE.json [--eval FILE2.json] [--names DIR] [--json]
- *   switchyard pii --flag-rate FILE.txt [...] [--names DIR]
+ *   switchyard pii --flag-rate [--prompts] FILE.txt|SET [...] [--names DIR]
  *
  * --eval reads the presidio-research format (a JSON list of {full_text, spans:
  * [{entity_type, entity_value, start_position, end_position}]}, positions in code
  * points) and prints per-entity precision, recall and F1, exact span and overlap.
- * --flag-rate splits text into messages at blank lines and prints the fraction
- * flagged per type and the most frequent PERSON and STREET_ADDRESS strings.
+ * --flag-rate splits text into messages at blank lines (with --prompts: takes each
+ * prompt of shared/data's prompt sets as one) and prints the fraction flagged per
+ * type and the most frequent PERSON and STREET_ADDRESS strings.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "cli/cli.h"
 #include "api/piiload.h"
 #include "cli/pii_gen.h"
+#include "cli/routedata.h"
 #include "route/pii/pii.h"
 
 #define PII_CLI_MAX_INPUT (256u << 20) /* bytes read from one file */
@@ -330,72 +332,99 @@ static void tally_print(const tally_t *t, int k)
     mem_free(shown);
 }
 
-/* Splits each file into messages at blank lines, scans each, prints per-type counts
- * of flagged messages, the rate with and without PERSON, and the most frequent
- * PERSON and STREET_ADDRESS strings. */
-static int flag_rate(char **files, int nfiles, const pii_scanner_t *s, pii_scratch_t *sc)
+/* What --flag-rate counts over the messages scanned. */
+typedef struct rate {
+    const pii_scanner_t *s;
+    pii_scratch_t *sc;
+    pii_span_t *sp;
+    tally_t *persons, *streets;
+    size_t msgs, flagged, flagged_np, by_type[PII_TYPE_COUNT];
+} rate_t;
+
+/* Scans one message and counts what it holds. */
+static void rate_message(rate_t *r, const char *p, size_t n)
 {
-    tally_t *persons = mem_calloc(1, sizeof *persons), *streets = mem_calloc(1, sizeof *streets);
-    size_t msgs = 0, flagged = 0, flagged_np = 0, by_type[PII_TYPE_COUNT] = {0};
-    pii_span_t *sp = mem_alloc(PII_CLI_MAX_SPANS * sizeof *sp);
-    for (int f = 0; f < nfiles; f++) {
+    size_t np = 0;
+    r->msgs++;
+    pii_scan(r->s, r->sc, p, n, r->sp, PII_CLI_MAX_SPANS, &np);
+    bool seen[PII_TYPE_COUNT] = {0}, any_np = false;
+    for (size_t i = 0; i < np && i < PII_CLI_MAX_SPANS; i++) {
+        const pii_span_t *x = &r->sp[i];
+        seen[x->type] = true;
+        any_np |= x->type != PII_PERSON;
+        if (x->type == PII_PERSON || x->type == PII_STREET_ADDRESS)
+            tally_add(x->type == PII_PERSON ? r->persons : r->streets, p + x->start,
+                      x->end - x->start);
+    }
+    for (int t = 0; t < PII_TYPE_COUNT; t++)
+        r->by_type[t] += seen[t];
+    r->flagged += np > 0;
+    r->flagged_np += any_np;
+}
+
+/* Scans the messages of each file (split at blank lines), or of each prompt set of
+ * shared/data (a prompt is a message), and prints per-type counts of flagged
+ * messages, the rate with and without PERSON, and the most frequent PERSON and
+ * STREET_ADDRESS strings. */
+static int flag_rate(char **files, int nfiles, bool prompts, const pii_scanner_t *s,
+                     pii_scratch_t *sc)
+{
+    rate_t r = {.s = s, .sc = sc};
+    r.persons = mem_calloc(1, sizeof *r.persons), r.streets = mem_calloc(1, sizeof *r.streets);
+    r.sp = mem_alloc(PII_CLI_MAX_SPANS * sizeof *r.sp);
+    int rc = 0;
+    for (int f = 0; f < nfiles && !rc; f++) {
+        if (prompts) {
+            routedata_texts_t t;
+            if ((rc = routedata_prompts(routedata_shared(), files[f], &t))) {
+                fprintf(stderr, "pii: prompt set %s: %s\n", files[f], sy_strerror(rc));
+                break;
+            }
+            for (size_t i = 0; i < t.n; i++)
+                rate_message(&r, t.v[i].text, strlen(t.v[i].text));
+            routedata_texts_free(&t);
+            continue;
+        }
         buf_t raw;
         buf_init(&raw, PII_CLI_MAX_INPUT);
-        int rc = read_all(files[f], &raw);
-        if (rc) {
+        if ((rc = read_all(files[f], &raw))) {
             fprintf(stderr, "pii: %s: %s\n", files[f], sy_strerror(rc));
             buf_deinit(&raw);
-            mem_free(sp);
-            tally_free(persons);
-            tally_free(streets);
-            return rc;
+            break;
         }
         const char *p = raw.data ? raw.data : "", *end = p + raw.len;
         while (p < end) {
             const char *q = strstr(p, "\n\n");
             if (!q) q = end;
-            size_t n = (size_t)(q - p), np = 0;
-            if (n > 0) {
-                msgs++;
-                pii_scan(s, sc, p, n, sp, PII_CLI_MAX_SPANS, &np);
-                bool seen[PII_TYPE_COUNT] = {0}, any_np = false;
-                for (size_t i = 0; i < np && i < PII_CLI_MAX_SPANS; i++) {
-                    seen[sp[i].type] = true;
-                    any_np |= sp[i].type != PII_PERSON;
-                    if (sp[i].type == PII_PERSON || sp[i].type == PII_STREET_ADDRESS)
-                        tally_add(sp[i].type == PII_PERSON ? persons : streets, p + sp[i].start,
-                                  sp[i].end - sp[i].start);
-                }
-                for (int t = 0; t < PII_TYPE_COUNT; t++)
-                    by_type[t] += seen[t];
-                flagged += np > 0;
-                flagged_np += any_np;
-            }
+            if (q > p) rate_message(&r, p, (size_t)(q - p));
             p = q + (q < end ? 2 : 0);
             while (p < end && *p == '\n')
                 p++;
         }
         buf_deinit(&raw);
     }
-    mem_free(sp);
-    printf("messages: %zu\n", msgs);
-    printf("flagged (any type):        %6zu  rate %.5f (1 in %.0f)\n", flagged,
-           ratio(flagged, msgs), flagged ? (double)msgs / (double)flagged : 0.0);
-    printf("flagged (excluding PERSON): %5zu  rate %.5f\n", flagged_np, ratio(flagged_np, msgs));
-    printf("messages flagged per type:\n");
-    for (int t = 0; t < PII_TYPE_COUNT; t++)
-        if (by_type[t])
-            printf("  %-18s %6zu  rate %.5f\n", pii_type_name((pii_type_t)t), by_type[t],
-                   ratio(by_type[t], msgs));
-    printf("most frequent PERSON strings (%zu distinct%s):\n", persons->n,
-           persons->dropped ? ", more not counted" : "");
-    tally_print(persons, 20);
-    printf("most frequent STREET_ADDRESS strings (%zu distinct%s):\n", streets->n,
-           streets->dropped ? ", more not counted" : "");
-    tally_print(streets, 20);
-    tally_free(persons);
-    tally_free(streets);
-    return 0;
+    mem_free(r.sp);
+    if (!rc) {
+        printf("messages: %zu\n", r.msgs);
+        printf("flagged (any type):        %6zu  rate %.5f (1 in %.0f)\n", r.flagged,
+               ratio(r.flagged, r.msgs), r.flagged ? (double)r.msgs / (double)r.flagged : 0.0);
+        printf("flagged (excluding PERSON): %5zu  rate %.5f\n", r.flagged_np,
+               ratio(r.flagged_np, r.msgs));
+        printf("messages flagged per type:\n");
+        for (int t = 0; t < PII_TYPE_COUNT; t++)
+            if (r.by_type[t])
+                printf("  %-18s %6zu  rate %.5f\n", pii_type_name((pii_type_t)t), r.by_type[t],
+                       ratio(r.by_type[t], r.msgs));
+        printf("most frequent PERSON strings (%zu distinct%s):\n", r.persons->n,
+               r.persons->dropped ? ", more not counted" : "");
+        tally_print(r.persons, 20);
+        printf("most frequent STREET_ADDRESS strings (%zu distinct%s):\n", r.streets->n,
+               r.streets->dropped ? ", more not counted" : "");
+        tally_print(r.streets, 20);
+    }
+    tally_free(r.persons);
+    tally_free(r.streets);
+    return rc;
 }
 
 /* ================================================================== scan */
@@ -498,7 +527,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: switchyard pii [--json] [--redact] [--names DIR] [FILE|-]\n"
                "       switchyard pii --eval FILE.json [--eval FILE.json ...] [--json] [--errors]\n"
                "                      [--names DIR]\n"
-               "       switchyard pii --flag-rate FILE.txt [FILE.txt ...] [--names DIR]\n"
+               "       switchyard pii --flag-rate [--prompts] FILE.txt|SET [...] [--names DIR]\n"
                "       switchyard pii --generate N [--seed S] [--templates FILE] [--names DIR]\n"
                "  --names DIR   census1990_*.txt name lists (default $SY_SHARED/data/names);\n"
                "                --names none disables PERSON detection\n"
@@ -506,6 +535,9 @@ static void usage(FILE *f)
                "                them unless routing.pii.labeller is true (default here: the\n"
                "                labeller model of the names folder, when it holds one)\n"
                "  --min-score X threshold for every type (default 0.5)\n"
+               "  --prompts     with --flag-rate: the arguments name prompt sets of\n"
+               "                $SY_SHARED/data (routing, specbench, banking77, clinc150),\n"
+               "                each prompt one message\n"
                "  --errors      with --eval: print each missed gold span and each finding that\n"
                "                overlaps none (\"miss\"/\"false\", type, value, text)\n"
                "  --generate N  write N labelled records (the --eval format) to stdout: the\n"
@@ -519,7 +551,7 @@ int cmd_pii(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    bool json = false, redact = false, rate = false, labeller = true;
+    bool json = false, redact = false, rate = false, prompts = false, labeller = true;
     const char *names = NULL, *input = NULL;
     char tmp[4096];
     bool names_set = false, gen = false;
@@ -556,6 +588,8 @@ int cmd_pii(int argc, char **argv)
             evals[ne++] = argv[++i];
         else if (!strcmp(a, "--flag-rate"))
             rate = true;
+        else if (!strcmp(a, "--prompts") && rate)
+            prompts = true;
         else if (rate && a[0] != '-')
             rates[nr++] = argv[i];
         else if (!input && (a[0] != '-' || !strcmp(a, "-")))
@@ -594,7 +628,7 @@ int cmd_pii(int argc, char **argv)
             if (eval_file(evals[i], s, sc, cnt, &skipped, &records)) status = 1;
         if (!status) eval_print(cnt, skipped, records, json);
     } else if (rate) {
-        status = nr && !flag_rate(rates, nr, s, sc) ? 0 : 1;
+        status = nr && !flag_rate(rates, nr, prompts, s, sc) ? 0 : 1;
     } else {
         status = scan_file(input ? input : "-", s, sc, json, redact);
     }

@@ -510,12 +510,58 @@ static int add_templates(const char *path, pools_t *ps, size_t per_template, rou
     return rc;
 }
 
-/* One intent-set query: its class (clinc_class for CLINC150) and a {q} filler
- * when it is an assistant command. */
+/* One intent-set query: its class (clinc_class for CLINC150) and, with ps, a {q}
+ * filler when it is an assistant command. */
 static void add_query(routedata_texts_t *t, pools_t *ps, const char *s, int label)
 {
     add_text(t, s, strlen(s), label);
-    if (label == ROUTE_TASK_INTENT) pool_add(ps, "q", s, strlen(s), 300);
+    if (ps && label == ROUTE_TASK_INTENT) pool_add(ps, "q", s, strlen(s), 300);
+}
+
+/* The questions of Spec-Bench's jsonl text p (NUL-terminated; its line breaks are
+ * overwritten): the first turn of each with its category's class, or (every_turn)
+ * every turn, labelled 0. */
+static void specbench_texts(routedata_texts_t *t, char *p, bool every_turn)
+{
+    for (char *line = p, *end; line && *line; line = end ? end + 1 : NULL) {
+        end = strchr(line, '\n');
+        if (end) *end = 0;
+        cJSON *j = cJSON_Parse(line);
+        if (!j) continue;
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "category");
+        const cJSON *turns = cJSON_GetObjectItemCaseSensitive(j, "turns"), *turn;
+        if (!cJSON_IsArray(turns)) turns = NULL;
+        int k = 0;
+        cJSON_ArrayForEach(turn, turns)
+        {
+            if (!every_turn && (k++ > 0 || !cJSON_IsString(c))) break;
+            if (cJSON_IsString(turn))
+                add_text(t, turn->valuestring, strlen(turn->valuestring),
+                         every_turn ? 0 : category_class(c->valuestring));
+        }
+        cJSON_Delete(j);
+    }
+}
+
+/* The queries of CLINC150's data_full.json text p: those in scope with their class
+ * (and {q} fillers into ps), or (every_query) all of them, labelled 0. */
+static void clinc_texts(routedata_texts_t *t, pools_t *ps, const char *p, bool every_query)
+{
+    cJSON *j = cJSON_Parse(p);
+    const cJSON *split;
+    cJSON_ArrayForEach(split, j)
+    {
+        /* out of scope */
+        if (!every_query && (!split->string || !strncmp(split->string, "oos", 3))) continue;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, split)
+        {
+            const cJSON *s = cJSON_GetArrayItem(e, 0), *in = cJSON_GetArrayItem(e, 1);
+            if (cJSON_IsString(s) && (every_query || cJSON_IsString(in)))
+                add_query(t, ps, s->valuestring, every_query ? 0 : clinc_class(in->valuestring));
+        }
+    }
+    cJSON_Delete(j);
 }
 
 static void load_csv_texts(routedata_texts_t *t, pools_t *ps, const char *p, size_t n)
@@ -537,43 +583,14 @@ int routedata_taskclass(const char *shared, const char *instructions, const rout
     size_t n;
     char *p;
     memset(out, 0, sizeof *out);
-    if ((p = read_opt(shared, "taskclass/specbench/spec_bench_question.jsonl", &n))) {
-        for (char *line = p, *end; line && *line; line = end ? end + 1 : NULL) {
-            end = strchr(line, '\n');
-            if (end) *end = 0;
-            cJSON *j = cJSON_Parse(line);
-            if (!j) continue;
-            const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "category");
-            const cJSON *turns = cJSON_GetObjectItemCaseSensitive(j, "turns");
-            const cJSON *t0 = cJSON_IsArray(turns) ? cJSON_GetArrayItem(turns, 0) : NULL;
-            if (cJSON_IsString(c) && cJSON_IsString(t0))
-                add_text(&all, t0->valuestring, strlen(t0->valuestring),
-                         category_class(c->valuestring));
-            cJSON_Delete(j);
-        }
-        mem_free(p);
-    }
+    if ((p = read_opt(shared, "taskclass/specbench/spec_bench_question.jsonl", &n)))
+        specbench_texts(&all, p, false), mem_free(p);
     if ((p = read_opt(shared, "taskclass/banking77/train.csv", &n)))
         load_csv_texts(&all, &ps, p, n), mem_free(p);
     if ((p = read_opt(shared, "taskclass/banking77/test.csv", &n)))
         load_csv_texts(&all, &ps, p, n), mem_free(p);
-    if ((p = read_opt(shared, "taskclass/clinc150/data_full.json", &n))) {
-        cJSON *j = cJSON_Parse(p);
-        const cJSON *split;
-        cJSON_ArrayForEach(split, j)
-        {
-            if (!split->string || !strncmp(split->string, "oos", 3)) continue; /* out of scope */
-            const cJSON *e;
-            cJSON_ArrayForEach(e, split)
-            {
-                const cJSON *s = cJSON_GetArrayItem(e, 0), *in = cJSON_GetArrayItem(e, 1);
-                if (cJSON_IsString(s) && cJSON_IsString(in))
-                    add_query(&all, &ps, s->valuestring, clinc_class(in->valuestring));
-            }
-        }
-        cJSON_Delete(j);
-        mem_free(p);
-    }
+    if ((p = read_opt(shared, "taskclass/clinc150/data_full.json", &n)))
+        clinc_texts(&all, &ps, p, false), mem_free(p);
     for (size_t i = 0; ds && i < ds->n; i++) {
         const route_row_t *r = &ds->rows[i];
         int fold = routedata_fold(r->prompt, r->len);
@@ -633,6 +650,42 @@ int routedata_taskclass(const char *shared, const char *instructions, const rout
         out->v[out->n++] = *e;
     }
     mem_free(all.v);
+    return 0;
+}
+
+int routedata_prompts(const char *shared, const char *set, routedata_texts_t *out)
+{
+    memset(out, 0, sizeof *out);
+    char *p;
+    size_t n;
+    if (!strcmp(set, "routing")) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/data/routing/routing_train.csv", shared);
+        route_dataset_t ds;
+        int rc = routedata_load_routing(path, NULL, &ds);
+        if (rc) return rc;
+        for (size_t i = 0; i < ds.n; i++)
+            add_text(out, ds.rows[i].prompt, ds.rows[i].len, 0);
+        route_dataset_deinit(&ds);
+    } else if (!strcmp(set, "specbench")) {
+        if (!(p = read_opt(shared, "taskclass/specbench/spec_bench_question.jsonl", &n)))
+            return SY_ENOTFOUND;
+        specbench_texts(out, p, true), mem_free(p);
+    } else if (!strcmp(set, "banking77")) {
+        for (int i = 0; i < 2; i++) {
+            if (!(p = read_opt(shared,
+                               i ? "taskclass/banking77/test.csv" : "taskclass/banking77/train.csv",
+                               &n)))
+                return routedata_texts_free(out), SY_ENOTFOUND;
+            load_csv_texts(out, NULL, p, n), mem_free(p);
+        }
+    } else if (!strcmp(set, "clinc150")) {
+        if (!(p = read_opt(shared, "taskclass/clinc150/data_full.json", &n))) return SY_ENOTFOUND;
+        clinc_texts(out, NULL, p, true), mem_free(p);
+    } else {
+        fprintf(stderr, "unknown prompt set '%s' (routing, specbench, banking77, clinc150)\n", set);
+        return SY_EINVAL;
+    }
     return 0;
 }
 

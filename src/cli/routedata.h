@@ -51,6 +51,12 @@ typedef struct routedata_texts {
 int routedata_taskclass(const char *shared, const char *instructions, const route_dataset_t *ds,
                         int skip_fold, size_t per_class, routedata_texts_t *out);
 void routedata_texts_free(routedata_texts_t *t);
+/* Every prompt of one prompt set of shared/data, whole, in file order, labelled 0:
+ * "routing" (the prompts of routing/routing_train.csv), "specbench" (every turn of
+ * every question), "banking77" (train, then test), "clinc150" (every split, out of
+ * scope too). 0, SY_EINVAL for another name (message printed) or the read error
+ * (message printed). */
+int routedata_prompts(const char *shared, const char *set, routedata_texts_t *out);
 /* The task class a routing row's benchmark/subset maps to, or -1. */
 int routedata_benchmark_class(const char *benchmark, const char *subset);
 /* Fold of a text (hash of its bytes mod 5). */

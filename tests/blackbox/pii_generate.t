@@ -98,5 +98,19 @@ test('train pii --cv --errors names each held-out error with its template', asyn
   assert(fs.statSync(o).size > 1000, 'model written');
 });
 
+test('--flag-rate --prompts takes every prompt of a set as one message; an unknown set is named', async () => {
+  // the oracle: CLINC150's queries counted from its JSON, every split
+  const clinc = JSON.parse(fs.readFileSync(path.join(L.SHARED, 'data', 'taskclass', 'clinc150', 'data_full.json'), 'utf8'));
+  const queries = Object.values(clinc).reduce((n, v) => n + v.length, 0);
+  const env = { ...process.env, SY_SHARED: L.SHARED };
+  const r = spawnSync(L.SWITCHYARD, ['pii', '--names', names, '--flag-rate', '--prompts', 'clinc150'], { encoding: 'utf8', env });
+  eq(r.status, 0, 'scanned: ' + r.stderr);
+  eq(r.stdout.match(/^messages: (\d+)$/m)?.[1], String(queries), 'one message per query');
+  assert(/^most frequent STREET_ADDRESS strings/m.test(r.stdout), 'addresses listed too');
+  const bad = spawnSync(L.SWITCHYARD, ['pii', '--names', names, '--flag-rate', '--prompts', 'nope'], { encoding: 'utf8', env });
+  assert(bad.status !== 0 && /prompt set 'nope'/.test(bad.stderr) && !/^messages:/m.test(bad.stdout),
+    'an unknown set fails and is named: ' + bad.stderr);
+});
+
 await run();
 })();
