@@ -1438,7 +1438,6 @@ static void free_sentence(gen_t *g)
     emits(g, free_end[pick(g, N(free_end))], NULL);
 }
 
-/* Fills one placeholder; unknown ones get a capitalised common word (a negative). */
 /* A date as prose and forms write it ("March 26", "Nov. 18, 2019", "3 May 2014",
  * "the 5th of June"). */
 static void date_str(gen_t *g, char *b, size_t cap)
@@ -1493,10 +1492,7 @@ static void mc_options(gen_t *g, bool persons)
             emits(g, b, NULL);
             if (chance(g, 50)) {
                 emits(g, " ", NULL);
-                vocab_word(g, b, sizeof b, false);
-                for (char *q = b; *q; q++)
-                    *q = fold((unsigned char)*q);
-                emits(g, b, NULL);
+                emits(g, vocab_pick(g), NULL);
             }
         } else if (kind == 3) {
             fill_city(g);
@@ -1514,6 +1510,7 @@ static void mc_options(gen_t *g, bool persons)
     }
 }
 
+/* Fills one placeholder; unknown ones get a capitalised common word (a negative). */
 static void fill(gen_t *g, const char *key, size_t n)
 {
     char b[128];

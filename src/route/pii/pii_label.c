@@ -703,14 +703,12 @@ static size_t contraction_head(const unsigned char *p, size_t j, size_t e)
 static size_t option_letter(const unsigned char *p, size_t len, size_t s, unsigned char *ch,
                             unsigned char *pc)
 {
-    while (s < len && (p[s] == ' ' || p[s] == '\t'))
-        s++;
+    s = tok_skip((const char *)p, len, s);
     if (s < len && p[s] == '(') s++;
     if (s + 1 >= len || p[s] < 'A' || p[s] > 'J') return len;
     unsigned char q = p[s + 1];
     if (q != '.' && q != ')' && q != ':') return len;
-    if (s + 2 < len && p[s + 2] != ' ' && p[s + 2] != '\t' && p[s + 2] != '\n' && p[s + 2] != '\r')
-        return len;
+    if (s + 2 < len && !chunk_gap((char)p[s + 2])) return len;
     *ch = p[s], *pc = q;
     return s;
 }
@@ -734,9 +732,7 @@ static bool option_marker(const unsigned char *p, size_t len, size_t j)
             e++;
         if (e >= len || p[e] != '\n') break;
         e++;
-        size_t t = e;
-        while (t < len && (p[t] == ' ' || p[t] == '\t' || p[t] == '\r'))
-            t++;
+        size_t t = tok_skip((const char *)p, len, e);
         if (t < len && p[t] == '\n') continue; /* a blank line */
         if (option_letter(p, len, e, &c2, &p2) < len && c2 == ch + 1 && p2 == pc) return true;
         break;
@@ -747,10 +743,7 @@ static bool option_marker(const unsigned char *p, size_t len, size_t j)
         size_t s = b - 1; /* the line break ending the line before */
         while (s > 0 && p[s - 1] != '\n' && ls - s < reach)
             s--;
-        size_t t = s;
-        while (t < b - 1 && (p[t] == ' ' || p[t] == '\t' || p[t] == '\r'))
-            t++;
-        if (t == b - 1 && s > 0) {
+        if (tok_skip((const char *)p, b - 1, s) == b - 1 && s > 0) {
             b = s; /* a blank line */
             continue;
         }
