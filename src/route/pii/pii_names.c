@@ -79,6 +79,23 @@ static const char *const stop_words[] = {
     "everyone", "everybody", "nobody", "someone", "somebody", "anyone", "anybody", "nothing",
     "something", "everything", "suddenly", "finally", "later", "soon", "together", "today",
     "okay", "ok", "wow", "yay", "oops", "hooray", "kids", "second", "third",
+    "thus", "therefore", "whose", "whom", "since", "like", "unless", "maybe", "perhaps",
+    "inside", "outside", "sure", "indeed", "besides", "lest", "however", "moreover",
+    "furthermore", "meanwhile", "instead", "otherwise", "nevertheless", "nonetheless",
+    "already", "almost", "anyway", "somehow", "sometimes", "often", "usually", "rather",
+    "quite", "really", "actually", "certainly", "surely", "probably", "possibly", "simply",
+    "merely", "welcome", "speak", "hear", "say", "said", "says", "told", "think", "thought",
+    "know", "knew", "believe", "fear", "hold", "stay", "stand", "put", "made", "turn",
+    "bring", "bid", "leave", "follow", "send", "show", "find", "found", "bear", "cry",
+    "break", "draw", "run", "sit", "set", "seek", "fetch", "teach", "lend", "away", "back",
+    "forth", "within", "without", "between", "among", "amongst", "against", "towards",
+    "toward", "until", "unto", "whereas", "whereby", "wherein", "whereof", "whether",
+    "whither", "whilst", "during", "despite", "beyond", "above", "below", "behind",
+    "beside", "across", "along", "around", "near", "far", "none", "another", "several",
+    "various", "true", "false", "right", "wrong", "great", "full", "ready", "quick", "amen",
+    "methinks", "hast", "hadst", "didst", "dost", "canst", "wouldst", "shalt", "wilt",
+    "ere", "oft", "anon", "forsooth", "prithee", "farewell", "adieu", "behold", "hark",
+    "fie", "tush", "woe", "being", "having", "making", "come", "came", "went", "gone",
 };
 /* clang-format on */
 
