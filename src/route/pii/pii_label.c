@@ -425,6 +425,39 @@ static int ctx_tokens(const scan_ctx_t *c, size_t s, size_t j, lab_tok_t *before
     return nb;
 }
 
+/* The tokens of the chunk [s, e) (bytes between gaps and line breaks) to out, as
+ * ctx_tokens reads them (at most 8); returns their count. Prose is made of chunks of
+ * one word of ASCII letters, maybe with one mark after it ("said", "Lily,", "end."),
+ * or of one mark: those are read here at once, others by ctx_tokens. */
+static int chunk_tokens(const scan_ctx_t *c, size_t s, size_t e, lab_tok_t *out)
+{
+    const unsigned char *p = (const unsigned char *)c->t;
+    size_t m = s;
+    while (m < e && is_alpha(p[m]))
+        m++;
+    if (m + 1 < e || (m < e && (p[m] >= 0x80 || is_digit(p[m])))) return ctx_tokens(c, s, e, out);
+    int n = 0;
+    if (m > s) {
+        lab_tok_t *o = &out[n++];
+        o->st = (uint32_t)s, o->en = (uint32_t)m;
+        o->info = 0, o->known = false, o->slot = NULL;
+        o->cap = is_upper(p[s]);
+        /* the mark after it ends the chunk: the word is glued to no domain after it */
+        o->kind = s > 0 && (p[s - 1] == '@' || p[s - 1] == '/' || p[s - 1] == '.' ||
+                            p[s - 1] == '_')
+                      ? LT_URL
+                      : LT_WORD;
+    }
+    if (m < e) {
+        lab_tok_t *o = &out[n++];
+        o->st = (uint32_t)m, o->en = (uint32_t)e;
+        o->info = 0, o->known = false, o->slot = NULL;
+        o->cap = false;
+        o->kind = p[m] == '\n' ? LT_LINE : LT_PUNCT;
+    }
+    return n;
+}
+
 /* Of the tokens before[0, nb) before a seed, the first to label: up to three house
  * numbers or '#', and a lower-case street word between them and the seed ("12 rue
  * Name", "3 ul. Name"), before the fix-up that never starts at a '#' or a street
@@ -489,7 +522,7 @@ int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *b
                 s--;
         if (e > s) {
             lab_tok_t chunk[8];
-            int nc = ctx_tokens(c, s, e, chunk), keep = nc + nb > 8 ? 8 - nb : nc;
+            int nc = chunk_tokens(c, s, e, chunk), keep = nc + nb > 8 ? 8 - nb : nc;
             /* a few tokens each: copied one by one, no library call */
             for (int q = nb - 1; q >= 0; q--)
                 before[q + keep] = before[q];
@@ -497,6 +530,8 @@ int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *b
                 before[q] = chunk[nc - keep + q];
             nb += keep;
         }
+        /* lab0 <= nb: with fewer than LAB_CTX tokens read, more are read */
+        if (s > from && nb < LAB_CTX) continue;
         *lab0 = ctx_labelled(c, before, nb);
         if (s <= from || nb >= 8 || *lab0 >= LAB_CTX) return nb;
     }
