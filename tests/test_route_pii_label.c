@@ -600,6 +600,90 @@ static void test_window_memo(void **state)
     pii_scanner_free(s);
 }
 
+/* Random texts of fragments that repeat (names, speaker labels, marks, URLs, glued
+ * marks, numbers and street words, UTF-8, a stray continuation byte, tabs and carriage
+ * returns), scanned with the span memo on one scratch that lives across all of them
+ * and without it on another: the candidates are the same, in the same order. Every
+ * text is scanned whole and cut short (windows at the text's end) and with bytes
+ * before it (other `back`s and `from`s for the same windows). */
+static void test_span_memo(void **state)
+{
+    (void)state;
+    pii_scanner_t *s = shipped();
+    if (!s) {
+        skip();
+        return;
+    }
+    static const char *const frag[] = {
+        "Lily",        "Tom",
+        "ROMEO",       "Maria Gonzalez",
+        "J. R. Smith", "Dr. Anna van der Berg",
+        "Jos\xc3\xa9", "O'Brien",
+        "Mary-Jane",   "KING RICHARD III",
+        " ",           "  ",
+        "\n",          "\n\n",
+        ", ",          ". ",
+        ": ",          ":\n",
+        "'s ",         "-",
+        "\t",          "\r\n",
+        " and ",       "@",
+        "/",           ".com/",
+        "\x80",        "said",
+        "the",         "went",
+        "Thus",        "But",
+        "12",          "rue",
+        "Main",        "St",
+        "Street",      "#4",
+        "Apt",         "B. ",
+        "(C) ",        "x",
+        "A.\nB.",      "Lily's",
+        "e-mail",      "42 Baker Street",
+    };
+    enum { NF = sizeof frag / sizeof *frag };
+    pii_scratch_t *on = pii_scratch_new(s), *off = pii_scratch_new(s);
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    char text[1024];
+    size_t cands = 0;
+    for (int t = 0; t < 3000; t++) {
+        size_t len = 0;
+        int nf = 4 + (int)(xorshift(&r) % 40);
+        for (int f = 0; f < nf; f++) {
+            const char *x = frag[xorshift(&r) % NF];
+            size_t n = strlen(x);
+            if (len + n >= sizeof text) break;
+            memcpy(text + len, x, n);
+            len += n;
+        }
+        for (int v = 0; v < 3; v++) {
+            /* whole, cut short, and without its first bytes */
+            size_t a = v == 2 ? (size_t)(xorshift(&r) % (len / 2 + 1)) : 0;
+            size_t b = v == 1 ? len - (size_t)(xorshift(&r) % (len / 2 + 1)) : len;
+            pii_scratch_t *sc[2] = {on, off};
+            size_t n[2];
+            for (int k = 0; k < 2; k++) {
+                sc[k]->n = 0;
+                scan_ctx_t c = {.s = s, .sc = sc[k], .t = text + a, .len = b - a};
+                pii_label_scan(&c, k == 0);
+                n[k] = sc[k]->n;
+            }
+            assert_int_equal(n[0], n[1]);
+            for (size_t i = 0; i < n[0]; i++) {
+                const pii_span_t *x = &on->cand[i], *y = &off->cand[i];
+                if (x->type != y->type || x->score != y->score || x->start != y->start ||
+                    x->end != y->end)
+                    fail_msg("text %d: span %zu differs with the memo: %zu-%zu against %zu-%zu "
+                             "in \"%.*s\"",
+                             t, i, x->start, x->end, y->start, y->end, (int)(b - a), text + a);
+            }
+            cands += n[0];
+        }
+    }
+    assert_true(cands > 10000);
+    pii_scratch_free(on);
+    pii_scratch_free(off);
+    pii_scanner_free(s);
+}
+
 /* Asserts that window w ends at the text's end or before a line break, comma,
  * semicolon, '&' or "and": never inside one of the list's two-word names. */
 static void check_cap_end(scan_ctx_t *c, lab_win_t *w, void *arg)
@@ -797,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_adversarial_windows), cmocka_unit_test(test_ctx_chunks),
         cmocka_unit_test(test_seed_rules),          cmocka_unit_test(test_window_memo),
         cmocka_unit_test(test_window_cap),          cmocka_unit_test(test_option_letters),
+        cmocka_unit_test(test_span_memo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

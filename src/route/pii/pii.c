@@ -302,7 +302,7 @@ static int scan_pass(const pii_scanner_t *s, pii_scratch_t *sc, const char *text
      * rules, which are the fallback without one); street addresses: the labeller's
      * and the house-number rule's findings together (measured better than either). */
     if (s->label.w)
-        pii_label_scan(&c);
+        pii_label_scan(&c, true);
     else if (s->names.slots)
         pii_person_scan(&c);
     return 0;

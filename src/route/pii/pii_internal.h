@@ -190,9 +190,31 @@ _Static_assert(sizeof(pii_win_memo_t) == 128, "two cache lines per window");
 #define PII_MEMO_LOWER 2u /* the window's lower */
 #define PII_MEMO_ANY   4u /* decoding found an entity */
 #define PII_MEMO_FULL  8u /* the entry holds a window */
-/* Bytes of the token cache and the window memo together. */
+/* The labeller's span memo, after the window memo: the spans a window gave, keyed by
+ * every byte building it read ([j + lo, j + hi) around its seed j), so a window met
+ * again (a speaker label, a name in the same words) is not built at all. Filled and
+ * used only where nothing validated lies in the text (the spans then depend on the
+ * window alone) and only for windows whose context reading stopped before the
+ * previous window's end and whose bytes read lie before the text's end. Direct-mapped,
+ * by the 8 bytes around the seed (which every such window reads). */
+#define PII_SPAN_MEMO_BITS  9
+#define PII_SPAN_MEMO_SPANS 3
+#define PII_SPAN_MEMO_BYTES 84
+typedef struct pii_span_memo {
+    uint64_t key;                      /* the 8 bytes at j - 2; 0 with n_bytes 0: empty */
+    int16_t lo, hi;                    /* bytes read: [j + lo, j + hi) */
+    int16_t end;                       /* what building returned, less j */
+    uint8_t n;                         /* spans recorded */
+    uint8_t type[PII_SPAN_MEMO_SPANS]; /* pii_type_t */
+    int16_t st[PII_SPAN_MEMO_SPANS], en[PII_SPAN_MEMO_SPANS]; /* less j */
+    float score[PII_SPAN_MEMO_SPANS];                         /* as given to pii_cand_add */
+    uint8_t bytes[PII_SPAN_MEMO_BYTES];                       /* the bytes read (hi - lo of them) */
+} pii_span_memo_t;
+_Static_assert(sizeof(pii_span_memo_t) == 128, "two cache lines per window");
+/* Bytes of the token cache, the window memo and the span memo together. */
 #define PII_TOK_MEM                                                                                \
-    ((sizeof(pii_tok_slot_t) << PII_TOK_BITS) + (sizeof(pii_win_memo_t) << PII_MEMO_BITS))
+    ((sizeof(pii_tok_slot_t) << PII_TOK_BITS) + (sizeof(pii_win_memo_t) << PII_MEMO_BITS) +        \
+     (sizeof(pii_span_memo_t) << PII_SPAN_MEMO_BITS))
 
 struct pii_scanner {
     hs_database_t *db;         /* every trigger */
@@ -232,6 +254,7 @@ typedef struct scan_ctx {
     size_t first;               /* sc->n when this pass began: candidates past it identify */
     size_t v6_q, v6_prev, v6_n; /* IPv6 trigger: colons before v6_q done, the last of
                                    them (or far back), block length */
+    struct lab_rec *rec;        /* labeller: where a window's spans are also recorded */
 } scan_ctx_t;
 
 /* What the name pass remembers within one text: the tokens of runs it kept as

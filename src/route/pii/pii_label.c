@@ -231,11 +231,9 @@ static size_t tok_read(const char *t, size_t len, size_t i, lab_tok_t *o)
         k += 2;
         o->kind = LT_POSS;
     } else {
+        /* one ASCII byte (every byte of UTF-8 is a letter byte) */
         o->kind = p[k] == '\n' ? LT_LINE : LT_PUNCT;
         k++;
-        /* a UTF-8 character that is no letter: one token */
-        while (k < len && (p[k] & 0xC0) == 0x80)
-            k++;
     }
     o->en = (uint32_t)k;
     if (o->kind != LT_WORD) o->cap = false;
@@ -316,6 +314,21 @@ static pii_win_memo_t *memo_of(pii_scratch_t *sc)
 {
     return (pii_win_memo_t *)(sc->tok + (1u << PII_TOK_BITS));
 }
+
+/* The span memo, after the window memo. */
+static pii_span_memo_t *span_memo_of(pii_scratch_t *sc)
+{
+    return (pii_span_memo_t *)(memo_of(sc) + (1u << PII_MEMO_BITS));
+}
+
+/* The spans label_window gave one window, as it gave them to pii_cand_add. */
+typedef struct lab_rec {
+    int n;
+    bool over; /* more than PII_SPAN_MEMO_SPANS */
+    pii_type_t type[PII_SPAN_MEMO_SPANS];
+    float score[PII_SPAN_MEMO_SPANS];
+    size_t st[PII_SPAN_MEMO_SPANS], en[PII_SPAN_MEMO_SPANS];
+} lab_rec_t;
 
 /* The token cache's slot holding token k (kind, cap and bytes read), filled on a miss
  * (k's information then computed by tok_fill); NULL for tokens longer than the key. */
@@ -443,10 +456,10 @@ static int chunk_tokens(const scan_ctx_t *c, size_t s, size_t e, lab_tok_t *out)
         o->info = 0, o->known = false, o->slot = NULL;
         o->cap = is_upper(p[s]);
         /* the mark after it ends the chunk: the word is glued to no domain after it */
-        o->kind = s > 0 && (p[s - 1] == '@' || p[s - 1] == '/' || p[s - 1] == '.' ||
-                            p[s - 1] == '_')
-                      ? LT_URL
-                      : LT_WORD;
+        o->kind =
+            s > 0 && (p[s - 1] == '@' || p[s - 1] == '/' || p[s - 1] == '.' || p[s - 1] == '_')
+                ? LT_URL
+                : LT_WORD;
     }
     if (m < e) {
         lab_tok_t *o = &out[n++];
@@ -501,9 +514,15 @@ static inline bool chunk_gap(char ch)
  * it makes came out as it would with more tokens, and the context is whole). The
  * chunks are read from the seed backwards until then: a few tokens instead of the 48
  * bytes before the seed. */
-int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *before, int *lab0)
+/* pii_label_ctx; also *seen, the first byte the reading looked at, and whether it
+ * stopped at tokens enough (settled: it would have stopped there had it been given
+ * bytes from further back). */
+static int label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *before, int *lab0,
+                     size_t *seen, bool *settled)
 {
     const char *t = c->t;
+    *seen = from > 0 ? from - 1 : 0;
+    *settled = false;
     if (whole) {
         int nb = ctx_tokens(c, from, j, before);
         *lab0 = ctx_labelled(c, before, nb);
@@ -515,7 +534,8 @@ int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *b
         while (s > from && (tok_class_of[(unsigned char)t[s - 1]] & TC_GAP))
             s--;
         size_t e = s;
-        if (s > from && t[s - 1] == '\n')
+        bool line = s > from && t[s - 1] == '\n';
+        if (line)
             s--;
         else
             while (s > from && !chunk_gap(t[s - 1]))
@@ -533,8 +553,21 @@ int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *b
         /* lab0 <= nb: with fewer than LAB_CTX tokens read, more are read */
         if (s > from && nb < LAB_CTX) continue;
         *lab0 = ctx_labelled(c, before, nb);
-        if (s <= from || nb >= 8 || *lab0 >= LAB_CTX) return nb;
+        if (s <= from || nb >= 8 || *lab0 >= LAB_CTX) {
+            /* a line break is read alone; other chunks end at the byte before them,
+             * at which a word's URL rule looks too */
+            *seen = line || s == 0 ? s : s - 1;
+            *settled = nb >= 8 || *lab0 >= LAB_CTX;
+            return nb;
+        }
     }
+}
+
+int pii_label_ctx(scan_ctx_t *c, size_t from, size_t j, bool whole, lab_tok_t *before, int *lab0)
+{
+    size_t seen;
+    bool settled;
+    return label_ctx(c, from, j, whole, before, lab0, &seen, &settled);
 }
 
 /* Reads the token at i into *k with its information, or takes it from the lookahead
@@ -561,23 +594,58 @@ static bool cap_joiner(const scan_ctx_t *c, const lab_tok_t *k)
     return ch == ',' || ch == ';' || ch == '&';
 }
 
-/* Builds the window whose first labelled token starts at j (a seed) and calls the
- * consumer. back: earliest byte context may be read from; words starting before force
- * continue the window whatever they are (a house number's street: "8 wressle road").
- * Returns the end of the window's last labelled token. */
-static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t force, lab_fn fn,
-                        void *arg)
+/* One past the last byte tok_read looked at for token k: a mark or a line break only
+ * itself; others the byte after them too, and two more after a hyphen, an apostrophe,
+ * '.', '@' or '/' there (the inner-hyphen, "'s" and URL rules). */
+static inline size_t tok_seen(const scan_ctx_t *c, const lab_tok_t *k)
 {
-    lab_win_t w;
-    w.n = 0;
-    /* context before: tokens of the bytes back..j (at most 48 of them, from a word's
-     * start), the last LAB_CTX kept, plus up to three numbers (and '#') right before
-     * the seed, which are labelled */
+    size_t e = k->en;
+    if (k->kind == LT_PUNCT || k->kind == LT_LINE) return e;
+    if (e >= c->len) return e + 1;
+    char ch = c->t[e];
+    return ch == '-' || ch == '\'' || ch == '.' || ch == '@' || ch == '/' ? e + 3 : e + 1;
+}
+
+/* The earliest byte the context of the seed at j is read from: back (the end of the
+ * window before) or 48 bytes before j, at a word's start. */
+static size_t ctx_from(const scan_ctx_t *c, size_t back, size_t j)
+{
     size_t from = j > back + 48 ? j - 48 : back;
     while (from > back && from < j && letter_byte((unsigned char)c->t[from - 1]))
         from++;
+    return from;
+}
+
+/* What building a window read: the bytes [lo, hi) of the text, and whether they are
+ * all it depends on (whole: its context reading stopped at tokens enough, not at
+ * `from`, which then matters only where it lies past lo, and it read nothing at or
+ * past the text's end). */
+typedef struct lab_ext {
+    size_t lo, hi;
+    bool whole;
+} lab_ext_t;
+
+/* Builds the window whose first labelled token starts at j (a seed) and calls the
+ * consumer. back: earliest byte context may be read from; words starting before force
+ * continue the window whatever they are (a house number's street: "8 wressle road").
+ * Returns the end of the window's last labelled token; what it read to x when not NULL. */
+static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t force, lab_fn fn,
+                        void *arg, lab_ext_t *x)
+{
+    lab_win_t w;
+    w.n = 0;
+    /* one past every byte a token read looked at (tok_seen), and the byte a gap ended
+     * at */
+    size_t hi = j;
+#define SEEN(b) (hi = (b) > hi ? (b) : hi)
+    /* context before: tokens of the bytes back..j (at most 48 of them, from a word's
+     * start), the last LAB_CTX kept, plus up to three numbers (and '#') right before
+     * the seed, which are labelled */
+    size_t from = ctx_from(c, back, j), seen;
+    bool settled;
     lab_tok_t before[8];
-    int lab0, nb = pii_label_ctx(c, from, j, false, before, &lab0);
+    int lab0, nb = label_ctx(c, from, j, false, before, &lab0, &seen, &settled);
+    if (x) x->whole = false;
     while (lab0 < nb && before[lab0].kind != LT_NUM)
         lab0++; /* never start at a '#' or a street word */
     int ctx0 = lab0 > LAB_CTX ? lab0 - LAB_CTX : 0;
@@ -590,11 +658,13 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     /* labelled tokens from the seed (none when the seed is part of a URL) */
     lab_tok_t k, nx = {.kind = LT_NONE};
     size_t i = j, e = tok_read(c->t, c->len, j, &k);
+    SEEN(tok_seen(c, &k));
     if (k.kind == LT_URL) return e;
     tok_info(c, &k);
     bool has_num = w.a < w.n, has_street = false, have = true; /* have: k holds the token at i */
     while (i < c->len && w.n < LAB_TOKS - LAB_CTX) {
         if (!have) e = tok_next(c, i, &k, &nx);
+        SEEN(tok_seen(c, &k));
         have = true;
         if (w.n > w.a) {
             const lab_tok_t *prev = &w.tok[w.n - 1];
@@ -609,16 +679,20 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
                 /* a joiner: only before more of the window */
                 unsigned char ch = (unsigned char)c->t[k.st];
                 size_t n2 = tok_skip(c->t, c->len, e);
+                SEEN(n2 + 1);
                 lab_tok_t k2;
                 bool next = false;
                 if (n2 < c->len) {
                     size_t e2 = tok_next(c, n2, &k2, &nx);
+                    SEEN(tok_seen(c, &k2));
                     nx = k2; /* the next token read, unless a blank line is passed */
                     /* a blank line inside a postal block: look past it */
                     if (k.kind == LT_LINE && k2.kind == LT_LINE) {
                         n2 = tok_skip(c->t, c->len, e2);
+                        SEEN(n2 + 1);
                         if (n2 < c->len) {
                             tok_read(c->t, c->len, n2, &k2);
+                            SEEN(tok_seen(c, &k2));
                             tok_info(c, &k2);
                         }
                     }
@@ -644,6 +718,7 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
         w.tok[w.n++] = k;
         have = false;
         i = tok_skip(c->t, c->len, e);
+        SEEN(i + 1);
     }
     /* A window cut at the token cap may end inside a name ("Elizabeth | Brown" in a long
      * list): it ends at its last line break, comma, semicolon, '&' or "and" instead, and
@@ -663,9 +738,17 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     /* context after: the token that ended the window first */
     for (int q = 0; q < LAB_CTX && i < c->len; q++) {
         if (!have) e = tok_next(c, i, &k, &nx);
+        SEEN(tok_seen(c, &k));
         have = false;
         w.tok[w.n++] = k;
         i = tok_skip(c->t, c->len, e);
+        if (q + 1 < LAB_CTX) SEEN(i + 1);
+    }
+#undef SEEN
+    if (x) {
+        x->lo = seen;
+        x->hi = hi;
+        x->whole = settled && w.a > 0 && hi <= c->len && !lower && !force;
     }
     /* sentence start: the token before the first labelled one ends a sentence */
     w.sent0 = true;
@@ -682,6 +765,54 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
      * labelled tokens or a given name ("ben", "anna"; "rose" is a common word). */
     if (lower && w.b - w.a < 2 && !lower_given(&w.tok[w.a])) return end;
     fn(c, &w, arg);
+    return end;
+}
+
+/* window_at for a seed of the mixed-case reading, through the scratch's span memo: a
+ * window whose bytes read (its context, its tokens, their neighbours) are those of a
+ * window built before gives that window's spans and end, at the same distance from
+ * its seed. Only those bytes decide a window (its tokens, their gazetteer information,
+ * its bounds and flags follow from them; `from` and `back` only where its context
+ * reading reached them, which a memoized window's did not; the text's end only where
+ * it was read), and with no validated value in the text (memo true) only the window
+ * decides its spans. */
+static size_t span_window(scan_ctx_t *c, size_t back, size_t j, lab_fn fn, void *arg, bool memo)
+{
+    const unsigned char *p = (const unsigned char *)c->t;
+    /* every window the memo holds read the 8 bytes from j - 2: two context tokens
+     * and a gap before, the seed and two tokens after */
+    if (!memo || j < 2 || j + 6 > c->len) return window_at(c, back, j, false, 0, fn, arg, NULL);
+    uint64_t key;
+    memcpy(&key, p + j - 2, 8);
+    pii_span_memo_t *m =
+        &span_memo_of(c->sc)[(key * 0x9E3779B97F4A7C15ull) >> (64 - PII_SPAN_MEMO_BITS)];
+    size_t from = ctx_from(c, back, j);
+    /* its context reading stopped at tokens enough at its first byte read, lo; with
+     * from at or before lo, reading from here stops there too */
+    if (m->key == key && m->hi > m->lo && (ptrdiff_t)j + m->lo >= (ptrdiff_t)from &&
+        j + (size_t)m->hi <= c->len && !memcmp(p + j + m->lo, m->bytes, (size_t)(m->hi - m->lo))) {
+        for (int q = 0; q < m->n; q++)
+            pii_cand_add(c, (pii_type_t)m->type[q], m->score[q], j + (size_t)m->st[q],
+                         j + (size_t)m->en[q]);
+        return j + (size_t)m->end;
+    }
+    lab_rec_t rec = {.n = 0};
+    lab_ext_t x;
+    c->rec = &rec;
+    size_t end = window_at(c, back, j, false, 0, fn, arg, &x);
+    c->rec = NULL;
+    if (x.whole && !rec.over && x.hi - x.lo <= PII_SPAN_MEMO_BYTES && end - j < 4096) {
+        m->key = key;
+        m->lo = (int16_t)((ptrdiff_t)x.lo - (ptrdiff_t)j);
+        m->hi = (int16_t)(x.hi - j);
+        m->end = (int16_t)(end - j);
+        m->n = (uint8_t)rec.n;
+        for (int q = 0; q < rec.n; q++) {
+            m->type[q] = (uint8_t)rec.type[q], m->score[q] = rec.score[q];
+            m->st[q] = (int16_t)(rec.st[q] - j), m->en[q] = (int16_t)(rec.en[q] - j);
+        }
+        memcpy(m->bytes, p + x.lo, x.hi - x.lo);
+    }
     return end;
 }
 
@@ -787,7 +918,8 @@ static bool option_marker(const unsigned char *p, size_t len, size_t j)
     return false;
 }
 
-void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
+/* pii_label_windows; memo: through the span memo (see span_window). */
+static void label_windows(scan_ctx_t *c, lab_fn fn, void *arg, bool memo)
 {
     const unsigned char *p = (const unsigned char *)c->t;
     size_t len = c->len, i = 0, ncaps = 0;
@@ -829,7 +961,7 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
                     continue;
                 }
             }
-            i = window_at(c, i, j, false, 0, fn, arg);
+            i = span_window(c, i, j, fn, arg, memo);
         }
     }
     /* lower-case text: windows start at census names, numbers and street types */
@@ -842,7 +974,7 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
         if (k.kind == LT_WORD && !k.cap) {
             tok_info(c, &k);
             if (lower_cand(&k) && !(k.wclass & LC_STREET)) {
-                back = window_at(c, back, i, true, 0, fn, arg);
+                back = window_at(c, back, i, true, 0, fn, arg, NULL);
                 i = tok_skip(c->t, len, back > e ? back : e);
                 continue;
             }
@@ -862,13 +994,18 @@ void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
                 q = tok_skip(c->t, len, e2);
             }
             if (force && i >= back) {
-                back = window_at(c, back, i, true, force, fn, arg);
+                back = window_at(c, back, i, true, force, fn, arg, NULL);
                 i = tok_skip(c->t, len, back > e ? back : e);
                 continue;
             }
         }
         i = tok_skip(c->t, len, e);
     }
+}
+
+void pii_label_windows(scan_ctx_t *c, lab_fn fn, void *arg)
+{
+    label_windows(c, fn, arg, false);
 }
 
 /* ================================================================== features */
@@ -1399,14 +1536,20 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
         /* in lower-case text one word is a name only when it is a given name ("the
          * young bird sang", "she felt hurt") */
         if (t == LT_B_PER && w->lower && hi == lo && !lower_given(&w->tok[w->a + lo])) hi = lo - 1;
-        if (lo <= hi)
-            pii_cand_add(c, t == LT_B_PER ? PII_PERSON : PII_STREET_ADDRESS, score,
-                         w->tok[w->a + lo].st, w->tok[w->a + hi].en);
+        if (lo <= hi) {
+            pii_type_t type = t == LT_B_PER ? PII_PERSON : PII_STREET_ADDRESS;
+            size_t s0 = w->tok[w->a + lo].st, e0 = w->tok[w->a + hi].en;
+            lab_rec_t *r = c->rec;
+            if (r && r->n == PII_SPAN_MEMO_SPANS) r->over = true;
+            if (r && !r->over)
+                r->type[r->n] = type, r->score[r->n] = score, r->st[r->n] = s0, r->en[r->n++] = e0;
+            pii_cand_add(c, type, score, s0, e0);
+        }
         i = e;
     }
 }
 
-void pii_label_scan(scan_ctx_t *c)
+void pii_label_scan(scan_ctx_t *c, bool memo)
 {
     /* the values found before the labeller ran: its spans are checked against these
      * only, not against each other (which made fiction quadratic in its names) */
@@ -1416,5 +1559,7 @@ void pii_label_scan(scan_ctx_t *c)
         memset(c->sc->tok, 0, PII_TOK_MEM);
         c->sc->tok_model = c->s->label.id;
     }
-    pii_label_windows(c, label_window, &values_end);
+    /* the span memo's spans are the windows' alone where nothing validated is there to
+     * cut them */
+    label_windows(c, label_window, &values_end, memo && values_end == c->first);
 }
