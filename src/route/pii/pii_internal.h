@@ -194,27 +194,29 @@ _Static_assert(sizeof(pii_win_memo_t) == 128, "two cache lines per window");
  * every byte building it read ([j + lo, j + hi) around its seed j), so a window met
  * again (a speaker label, a name in the same words) is not built at all. Filled and
  * used only where nothing validated lies in the text (the spans then depend on the
- * window alone) and only for windows whose context reading stopped before the
- * previous window's end and whose bytes read lie before the text's end. Direct-mapped,
- * by the 8 bytes around the seed (which every such window reads). */
+ * window alone) and only for windows whose context reading stopped at tokens enough
+ * and whose bytes read lie before the text's end, and only for seeds that open a line
+ * (span_window: those repeat). Direct-mapped by the 8 bytes from
+ * j - 2 (which every such window reads); those keys are kept apart, in
+ * PII_SPAN_MEMO_KEYS, so that a seed met for the first time reads 8 bytes of it. */
 #define PII_SPAN_MEMO_BITS  9
 #define PII_SPAN_MEMO_SPANS 3
-#define PII_SPAN_MEMO_BYTES 84
+#define PII_SPAN_MEMO_BYTES 92
 typedef struct pii_span_memo {
-    uint64_t key;                      /* the 8 bytes at j - 2; 0 with n_bytes 0: empty */
-    int16_t lo, hi;                    /* bytes read: [j + lo, j + hi) */
+    int16_t lo, hi;                    /* bytes read: [j + lo, j + hi); hi == lo: empty */
     int16_t end;                       /* what building returned, less j */
     uint8_t n;                         /* spans recorded */
     uint8_t type[PII_SPAN_MEMO_SPANS]; /* pii_type_t */
     int16_t st[PII_SPAN_MEMO_SPANS], en[PII_SPAN_MEMO_SPANS]; /* less j */
     float score[PII_SPAN_MEMO_SPANS];                         /* as given to pii_cand_add */
-    uint8_t bytes[PII_SPAN_MEMO_BYTES];                       /* the bytes read (hi - lo of them) */
+    uint8_t bytes[PII_SPAN_MEMO_BYTES];                       /* the bytes read (hi - lo) */
 } pii_span_memo_t;
 _Static_assert(sizeof(pii_span_memo_t) == 128, "two cache lines per window");
-/* Bytes of the token cache, the window memo and the span memo together. */
+#define PII_SPAN_MEMO_KEYS (sizeof(uint64_t) << PII_SPAN_MEMO_BITS)
+/* Bytes of the token cache, the window memo, the span memo and its keys together. */
 #define PII_TOK_MEM                                                                                \
     ((sizeof(pii_tok_slot_t) << PII_TOK_BITS) + (sizeof(pii_win_memo_t) << PII_MEMO_BITS) +        \
-     (sizeof(pii_span_memo_t) << PII_SPAN_MEMO_BITS))
+     (sizeof(pii_span_memo_t) << PII_SPAN_MEMO_BITS) + PII_SPAN_MEMO_KEYS)
 
 struct pii_scanner {
     hs_database_t *db;         /* every trigger */
