@@ -945,15 +945,19 @@ static void label_windows(scan_ctx_t *c, lab_fn fn, void *arg, bool memo)
             if (j < i || !cap || !word_start(p, j)) continue;
             /* the letter of an option ("B. Normal saline") seeds nothing; the word
              * after it may */
-            if (p[j] <= 'J' && j + 1 < len && !letter_byte(p[j + 1]) && option_marker(p, len, j))
+            if (p[j] <= 'J' && j + 1 < len &&
+                (p[j + 1] == '.' || p[j + 1] == ')' || p[j + 1] == ':') && option_marker(p, len, j))
                 continue;
             /* a lone common word ("The", "She", "Once") seeds nothing unless a
              * capital or a number follows it */
-            size_t e = class_run_end(p, j + 1, len, TC_LETTER | TC_APOS);
-            /* a contraction is read as its head: "I'll", "Let's", "Don't" */
+            size_t e = class_run_end(p, j + 1, len, TC_LETTER);
+            bool apos = e < len && p[e] == '\'';
+            if (apos) e = class_run_end(p, e, len, TC_LETTER | TC_APOS);
             size_t h = e;
             uint8_t f = pii_name_flags(c, c->t + j, e - j);
-            if (!f && (h = contraction_head(p, j, e)) < e) f = pii_name_flags(c, c->t + j, h - j);
+            /* a contraction is read as its head: "I'll", "Let's", "Don't" */
+            if (!f && apos && (h = contraction_head(p, j, e)) < e)
+                f = pii_name_flags(c, c->t + j, h - j);
             /* at a sentence's or a line's start a common word is capitalised by the
              * grammar alone: "He", "But", "You" are census surnames too, but seed
              * nothing there unless a capital or a number follows (given names that
