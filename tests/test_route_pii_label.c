@@ -539,67 +539,6 @@ static void test_seed_rules(void **state)
     pii_scanner_free(s);
 }
 
-/* Asserts that decoding window w through the window memo gives what decoding it
- * afresh gives: the same verdict, tags and entity scores; counts windows in *arg. */
-static void check_memo(scan_ctx_t *c, lab_win_t *w, void *arg)
-{
-    int ref[LAB_TOKS], got[LAB_TOKS];
-    float rs[LAB_TOKS], gs[LAB_TOKS];
-    bool any = pii_label_decode(c, w, false, ref, rs);
-    assert_int_equal(pii_label_decode(c, w, true, got, gs), any);
-    for (int i = 0; any && i < w->b - w->a; i++) {
-        assert_int_equal(got[i], ref[i]);
-        if (ref[i] == LT_B_PER || ref[i] == LT_B_ADR) assert_true(gs[i] == rs[i]);
-    }
-    (*(int *)arg)++;
-}
-
-/* The window memo is exact: windows met again (speaker labels, recurring names, in
- * mixed and lower case) decode through it as they decode afresh, also after texts of
- * many other words refilled the token cache's slots under the memo's entries. */
-static void test_window_memo(void **state)
-{
-    (void)state;
-    pii_scanner_t *s = shipped();
-    if (!s) {
-        skip();
-        return;
-    }
-    static const char *const texts[] = {
-        "\n\nGLOUCESTER:\nNow is the winter.\n\nKING RICHARD III:\nSo shall it be, Warwick."
-        "\n\nGLOUCESTER:\nAy, my lord.\n\nQUEEN ELIZABETH:\nGood Gloucester, stay.\n",
-        "Lily saw Tom. Lily and Tom ran to Mr. J. R. Smith at 12 rue Victor Hugo. Lily said "
-        "hi to Tom's dog; Maria Gonzalez met Dr. Anna van der Berg.",
-        "billing address: jane doe\n    23 8 wressle road suite 771\ntracy sukhorukova "
-        "lives at 46 velky pruhon 426 with anna smith; jane doe called tracy sukhorukova",
-    };
-    static const char *const words[] = {"Amber", "Basil", "Cedar", "Dover", "Ember",  "Fable",
-                                        "Gable", "Heron", "Ivory", "Juno",  "Kestrel"};
-    pii_scratch_t *sc = pii_scratch_new(s);
-    int windows = 0;
-    uint64_t r = 0x2545F4914F6CDD1Dull;
-    char churn[4096];
-    for (int pass = 0; pass < 6; pass++) {
-        for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
-            scan_ctx_t c = {.s = s, .sc = sc, .t = texts[i], .len = strlen(texts[i])};
-            pii_label_windows(&c, check_memo, &windows);
-        }
-        /* capitalised made-up words with numbers: new tokens in many slots */
-        size_t len = 0;
-        while (len < sizeof churn - 32) {
-            xorshift(&r);
-            len += (size_t)snprintf(churn + len, sizeof churn - len, "%s%u %s. ",
-                                    words[r % (sizeof words / sizeof *words)],
-                                    (unsigned)(r >> 8) % 9000u, pass & 1 ? "Lily" : "said");
-        }
-        scan_ctx_t c = {.s = s, .sc = sc, .t = churn, .len = len};
-        pii_label_windows(&c, check_memo, &windows);
-    }
-    assert_true(windows > 500);
-    pii_scratch_free(sc);
-    pii_scanner_free(s);
-}
-
 /* Random texts of fragments that repeat (names, speaker labels, marks, URLs, glued
  * marks, numbers and street words, UTF-8, a stray continuation byte, tabs and carriage
  * returns), scanned with the span memo on one scratch that lives across all of them
@@ -879,9 +818,8 @@ int main(void)
         cmocka_unit_test(test_model_file_errors),   cmocka_unit_test(test_train_and_find),
         cmocka_unit_test(test_shipped_model),       cmocka_unit_test(test_scan_sums),
         cmocka_unit_test(test_adversarial_windows), cmocka_unit_test(test_ctx_chunks),
-        cmocka_unit_test(test_seed_rules),          cmocka_unit_test(test_window_memo),
-        cmocka_unit_test(test_window_cap),          cmocka_unit_test(test_option_letters),
-        cmocka_unit_test(test_span_memo),
+        cmocka_unit_test(test_seed_rules),          cmocka_unit_test(test_window_cap),
+        cmocka_unit_test(test_option_letters),      cmocka_unit_test(test_span_memo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

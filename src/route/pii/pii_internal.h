@@ -170,27 +170,7 @@ typedef struct pii_tok_slot {
 } pii_tok_slot_t;
 _Static_assert(sizeof(pii_tok_slot_t) == 64, "one cache line per token");
 
-/* The labeller's window memo, after the token cache in the same allocation: what
- * decoding a window gave (tags of its labelled tokens, entity scores), keyed by the
- * identities of its tokens (cache slot and fill count: a slot's bytes, kind and capital
- * at one fill), its bounds and its flags, so a window met again (speaker labels,
- * recurring names) skips its sums and Viterbi. Windows of up to PII_MEMO_TOKS tokens,
- * every one of them cached. Direct-mapped. */
-#define PII_MEMO_BITS 9
-#define PII_MEMO_TOKS 12
-typedef struct pii_win_memo {
-    uint32_t id[PII_MEMO_TOKS];  /* slot index << 16 | fill count, per token */
-    uint32_t head;               /* n | a << 8 | b << 16 | PII_MEMO_* flags << 24 */
-    uint8_t tags[PII_MEMO_TOKS]; /* of the labelled tokens [a, b) */
-    float score[PII_MEMO_TOKS];  /* entity score at each B- tag */
-    uint8_t pad[16];
-} pii_win_memo_t;
-_Static_assert(sizeof(pii_win_memo_t) == 128, "two cache lines per window");
-#define PII_MEMO_SENT0 1u /* the window's sent0 */
-#define PII_MEMO_LOWER 2u /* the window's lower */
-#define PII_MEMO_ANY   4u /* decoding found an entity */
-#define PII_MEMO_FULL  8u /* the entry holds a window */
-/* The labeller's span memo, after the window memo: the spans a window gave, keyed by
+/* The labeller's span memo, after the token cache: the spans a window gave, keyed by
  * every byte building it read ([j + lo, j + hi) around its seed j), so a window met
  * again (a speaker label, a name in the same words) is not built at all. Filled and
  * used only where nothing validated lies in the text (the spans then depend on the
@@ -213,10 +193,10 @@ typedef struct pii_span_memo {
 } pii_span_memo_t;
 _Static_assert(sizeof(pii_span_memo_t) == 128, "two cache lines per window");
 #define PII_SPAN_MEMO_KEYS (sizeof(uint64_t) << PII_SPAN_MEMO_BITS)
-/* Bytes of the token cache, the window memo, the span memo and its keys together. */
+/* Bytes of the token cache, the span memo and its keys together. */
 #define PII_TOK_MEM                                                                                \
-    ((sizeof(pii_tok_slot_t) << PII_TOK_BITS) + (sizeof(pii_win_memo_t) << PII_MEMO_BITS) +        \
-     (sizeof(pii_span_memo_t) << PII_SPAN_MEMO_BITS) + PII_SPAN_MEMO_KEYS)
+    ((sizeof(pii_tok_slot_t) << PII_TOK_BITS) + (sizeof(pii_span_memo_t) << PII_SPAN_MEMO_BITS) +  \
+     PII_SPAN_MEMO_KEYS)
 
 struct pii_scanner {
     hs_database_t *db;         /* every trigger */
@@ -242,7 +222,7 @@ struct pii_scratch {
     uint64_t hot[1u << PII_HOT_BITS];   /* gazetteer lookup cache */
     uint64_t word[1u << PII_WORD_BITS]; /* short-word cache: folded word | flags << 56 */
     pii_tok_slot_t *tok;                /* labeller: token cache, 64-byte aligned, then the
-                                           window memo (PII_TOK_MEM bytes in all) */
+                                           span memo (PII_TOK_MEM bytes in all) */
     void *tok_mem;                      /* its allocation */
     uint64_t tok_model;                 /* model id the cache's weight sums are of */
 };

@@ -309,16 +309,10 @@ static void tok_fill(const scan_ctx_t *c, lab_tok_t *k)
     k->known = true;
 }
 
-/* The window memo, after the token cache. */
-static pii_win_memo_t *memo_of(pii_scratch_t *sc)
-{
-    return (pii_win_memo_t *)(sc->tok + (1u << PII_TOK_BITS));
-}
-
-/* The span memo, after the window memo, and its keys after it. */
+/* The span memo, after the token cache, and its keys after it. */
 static pii_span_memo_t *span_memo_of(pii_scratch_t *sc)
 {
-    return (pii_span_memo_t *)(memo_of(sc) + (1u << PII_MEMO_BITS));
+    return (pii_span_memo_t *)(sc->tok + (1u << PII_TOK_BITS));
 }
 static uint64_t *span_keys_of(pii_scratch_t *sc)
 {
@@ -383,8 +377,7 @@ __attribute__((noinline)) static pii_tok_slot_t *tok_slot_fill(const scan_ctx_t 
     e->k0 = k0, e->k1 = k1, e->meta = meta;
     e->cls = x.cls, e->wh = x.wh, e->sh = x.sh, e->info = x.info, e->wclass = x.wclass;
     e->has_self = 0;
-    /* a fill count come round again could name another token in the window memo */
-    if (++e->gen == 0) memset(memo_of(c->sc), 0, sizeof(pii_win_memo_t) << PII_MEMO_BITS);
+    e->gen++;
     return e;
 }
 
@@ -1385,7 +1378,7 @@ void pii_label_emissions(scan_ctx_t *c, const lab_win_t *w, int32_t (*acc)[PII_L
     }
 }
 
-static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score)
+bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score)
 {
     const pii_label_model_t *m = &c->s->label;
     int n = w->b - w->a;
@@ -1436,53 +1429,6 @@ static bool window_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *s
     return any;
 }
 
-/* window_decode through the scratch's window memo (memo false: decodes), with the
- * same results: every input of decoding is a function of the identities of the
- * window's tokens (their cache slot at one fill holds their bytes, kind and capital,
- * from which every token feature follows), its bounds, sent0 and lower, and the model,
- * whose change clears the memo with the cache; a fill count wrapping to 0 clears it
- * too. */
-bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, bool memo, int *tags, float *score)
-{
-    if (!memo || w->n > PII_MEMO_TOKS) return window_decode(c, w, tags, score);
-    const pii_tok_slot_t *tok = c->sc->tok;
-    uint32_t id[PII_MEMO_TOKS];
-    unsigned head =
-        (unsigned)w->n | (unsigned)w->a << 8 | (unsigned)w->b << 16 |
-        (PII_MEMO_FULL | (w->sent0 ? PII_MEMO_SENT0 : 0) | (w->lower ? PII_MEMO_LOWER : 0)) << 24;
-    uint64_t h = head;
-    for (int i = 0; i < w->n; i++) {
-        const lab_tok_t *k = &w->tok[i];
-        if (!k->slot) return window_decode(c, w, tags, score);
-        id[i] = (uint32_t)(k->slot - tok) << 16 | k->gen;
-        h = (h ^ id[i]) * 0x9E3779B97F4A7C15ull;
-    }
-    pii_win_memo_t *e = &memo_of(c->sc)[h >> (64 - PII_MEMO_BITS)];
-    unsigned eh = e->head;
-    int n = w->b - w->a;
-    if ((eh & ~(PII_MEMO_ANY << 24)) == head) {
-        int i = 0;
-        while (i < w->n && e->id[i] == id[i])
-            i++;
-        if (i == w->n) {
-            for (i = 0; i < n; i++)
-                tags[i] = e->tags[i], score[i] = e->score[i];
-            return eh >> 24 & PII_MEMO_ANY;
-        }
-    }
-    bool any = window_decode(c, w, tags, score);
-    head |= any ? PII_MEMO_ANY << 24 : 0;
-    e->head = head;
-    for (int i = 0; i < w->n; i++)
-        e->id[i] = id[i];
-    for (int i = 0; i < n; i++) {
-        int t = any ? tags[i] : LT_O;
-        e->tags[i] = (uint8_t)t;
-        e->score[i] = t == LT_B_PER || t == LT_B_ADR ? score[i] : 0;
-    }
-    return any;
-}
-
 /* Decodes one window and records its spans. */
 static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
 {
@@ -1491,7 +1437,7 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
     if (n <= 0) return;
     int tags[LAB_TOKS];
     float scores[LAB_TOKS];
-    if (!pii_label_decode(c, w, true, tags, scores)) return;
+    if (!pii_label_decode(c, w, tags, scores)) return;
     for (int i = 0; i < n;) {
         int t = tags[i];
         if (t != LT_B_PER && t != LT_B_ADR) {

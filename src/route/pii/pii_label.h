@@ -73,8 +73,8 @@ int pii_label_model_load(pii_label_model_t *m, const void *bytes, size_t len, ch
 void pii_label_model_deinit(pii_label_model_t *m);
 /* Decodes window w: the tags of its labelled tokens to tags and each entity's score at
  * its B- tag to score (other scores unset); false when every token is outside (tags
- * then unset). memo: through the scratch's window memo, with the same results. */
-bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, bool memo, int *tags, float *score);
+ * then unset). */
+bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score);
 /* Labels the windows of the text and records PERSON and STREET_ADDRESS candidates;
  * memo: windows of the mixed-case reading through the scratch's span memo where no
  * validated value was found (the same candidates). */
