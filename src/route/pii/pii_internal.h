@@ -155,7 +155,7 @@ typedef struct pii_label_model {
  * capital (gazetteer information, hashes, class), and the summed weights of its own
  * features (those that read no neighbour) in mixed-case text for the model the
  * scratch last scanned with. Keyed by exactly those: tokens of up to 16 bytes. */
-#define PII_TOK_BITS  11
+#define PII_TOK_BITS  12
 #define PII_TOK_BYTES 16
 typedef struct pii_tok_slot {
     uint64_t k0, k1;              /* the token's bytes, zero padded */
