@@ -107,8 +107,24 @@ static uint64_t name_key(const char *s, size_t n)
 {
     uint64_t h;
     if (n <= 16) {
+        /* s[0, n) into two words, zero padded, by fixed-size loads of those bytes only
+         * (a memcpy of n bytes is a library call) */
         uint64_t w[2] = {0, 0};
-        memcpy(w, s, n);
+        if (n >= 8) {
+            memcpy(&w[0], s, 8);
+            if (n > 8) {
+                memcpy(&w[1], s + n - 8, 8);
+                w[1] >>= 8 * (16 - n);
+            }
+        } else if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, s, 4);
+            memcpy(&b, s + n - 4, 4);
+            w[0] = a | (uint64_t)b << (8 * (n - 4));
+        } else {
+            for (size_t i = 0; i < n; i++)
+                w[0] |= (uint64_t)(unsigned char)s[i] << (8 * i);
+        }
         uint64_t fold = 0x2020202020202020ull;
         uint64_t m0 = n >= 8 ? ~0ull : (1ull << (8 * n)) - 1;
         uint64_t m1 = n <= 8 ? 0 : n >= 16 ? ~0ull : (1ull << (8 * (n - 8))) - 1;
