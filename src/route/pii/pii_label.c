@@ -794,8 +794,8 @@ static size_t span_window(scan_ctx_t *c, size_t back, size_t j, lab_fn fn, void 
     if (*mkey == key && m->hi > m->lo && (ptrdiff_t)j + m->lo >= (ptrdiff_t)from &&
         j + (size_t)m->hi <= c->len && !memcmp(p + j + m->lo, m->bytes, (size_t)(m->hi - m->lo))) {
         for (int q = 0; q < m->n; q++)
-            pii_cand_add(c, (pii_type_t)m->type[q], m->score[q], j + (size_t)m->st[q],
-                         j + (size_t)m->en[q]);
+            pii_cand_add(c, (pii_type_t)m->type[q], m->score[q], (size_t)((ptrdiff_t)j + m->st[q]),
+                         (size_t)((ptrdiff_t)j + m->en[q]));
         return j + (size_t)m->end;
     }
     lab_rec_t rec = {.n = 0};
@@ -811,7 +811,8 @@ static size_t span_window(scan_ctx_t *c, size_t back, size_t j, lab_fn fn, void 
         m->n = (uint8_t)rec.n;
         for (int q = 0; q < rec.n; q++) {
             m->type[q] = (uint8_t)rec.type[q], m->score[q] = rec.score[q];
-            m->st[q] = (int16_t)(rec.st[q] - j), m->en[q] = (int16_t)(rec.en[q] - j);
+            m->st[q] = (int16_t)((ptrdiff_t)rec.st[q] - (ptrdiff_t)j);
+            m->en[q] = (int16_t)((ptrdiff_t)rec.en[q] - (ptrdiff_t)j);
         }
         memcpy(m->bytes, p + x.lo, x.hi - x.lo);
     }
