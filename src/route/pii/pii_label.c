@@ -625,7 +625,8 @@ typedef struct lab_ext {
 /* Builds the window whose first labelled token starts at j (a seed) and calls the
  * consumer. back: earliest byte context may be read from; words starting before force
  * continue the window whatever they are (a house number's street: "8 wressle road").
- * Returns the end of the window's last labelled token; what it read to x when not NULL. */
+ * Returns the end of the window's last labelled token; what it read to x when not NULL
+ * (the mixed-case reading only: no force, not lower). */
 static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t force, lab_fn fn,
                         void *arg, lab_ext_t *x)
 {
@@ -745,7 +746,7 @@ static size_t window_at(scan_ctx_t *c, size_t back, size_t j, bool lower, size_t
     if (x) {
         x->lo = seen;
         x->hi = hi;
-        x->whole = settled && w.a > 0 && hi <= c->len && !lower && !force;
+        x->whole = settled && w.a > 0 && hi <= c->len;
     }
     /* sentence start: the token before the first labelled one ends a sentence */
     w.sent0 = true;
@@ -777,10 +778,10 @@ static size_t span_window(scan_ctx_t *c, size_t back, size_t j, lab_fn fn, void 
 {
     const unsigned char *p = (const unsigned char *)c->t;
     /* seeds that open a line only: speaker labels, headings, list items and
-     * signatures repeat with their neighbours (57% of such windows of the clean
-     * corpora), a name inside a sentence rarely does (8%) and would pay the memo's
-     * misses; every window the memo holds read the 8 bytes from j - 2 (two context
-     * tokens and a gap before, the seed and two tokens after) */
+     * signatures repeat with the bytes around them, a name inside a sentence seldom
+     * does and would pay the memo's misses; every window the memo holds read the 8
+     * bytes from j - 2 (two context tokens and a gap before, the seed and two tokens
+     * after) */
     if (!memo || j < 2 || j + 6 > c->len || p[j - 1] != '\n')
         return window_at(c, back, j, false, 0, fn, arg, NULL);
     uint64_t key;
