@@ -561,7 +561,7 @@ static const char *const own[] = {
     "Tweetie the bird sang while Mittens slept.",
     "Thanks! The new {{product}} works great.",
     "The river near {{city}} floods every spring.",
-    "Timmy the toy train went round and round.",
+    "{{pet}} the toy train went round and round.",
     "We visited {{country}} and {{city}} last {{day_of_week}}.",
     "Order 12 units of the {{product}} for the {{city}} store.",
     "Mommy said the cake was ready.",
@@ -586,7 +586,7 @@ static const char *const own[] = {
     "According to {{person}}, the {{product}} sold out in {{country}}.",
     "Update my mailing address to {{address}}, please. Thanks, {{first_name}}",
     "The Grand Canyon and Yellowstone were busy this summer.",
-    "My dog Max and my cat Luna sleep all day.",
+    "My dog {{pet}} and my cat {{pet}} sleep all day.",
     "Captain America and Iron Man are my favourite films.",
     /* prompts as a gateway sees them: commands, status words, stop sequences */
     "{{command}}.",
@@ -1510,7 +1510,7 @@ static void mc_options(gen_t *g, bool persons)
     }
 }
 
-/* Fills one placeholder; unknown ones get a capitalised common word (a negative). */
+/* Fills one placeholder; {{pet}} and unknown ones get a pet's name (a negative). */
 static void fill(gen_t *g, const char *key, size_t n)
 {
     char b[128];
