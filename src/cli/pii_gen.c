@@ -108,6 +108,11 @@ static const char *const products[] = {
     "iPhone",      "Kindle",   "Galaxy Note", "PlayStation", "Echo Dot",  "Model Y",
     "Surface Pro", "ThinkPad", "Mastercard",  "Visa",        "Apple Pay", "Google Pay",
     "PayPal",      "Xbox",     "Alexa",       "Netflix",     "Spotify",   "Uber"};
+/* Words of a heading or a role alone on its line before a colon ("NOTE:", "ALL:"). */
+static const char *const headings[] = {
+    "NOTE",     "SUMMARY", "ANSWER",   "QUESTION", "USER",      "ASSISTANT", "SYSTEM", "INPUT",
+    "OUTPUT",   "EXAMPLE", "CONTEXT",  "TASK",     "WARNING",   "SCENE",     "ALL",    "BOTH",
+    "PROLOGUE", "CHORUS",  "EPILOGUE", "SERVANT",  "MESSENGER", "Note",      "Answer", "Summary"};
 static const char *const pets[] = {"Spot",    "Fluffy", "Mittens",  "Whiskers",  "Tweetie", "Ducky",
                                    "Bubbles", "Sparky", "Snowball", "Mr. Teddy", "Patches"};
 static const char *const jobs[] = {"nurse",
@@ -764,6 +769,12 @@ static const char *const own[] = {
     "{{start_word}} the {{cap_noun}} {{verb_phrase}}. {{start_word}} {{last_name}} "
     "{{verb_phrase}}.",
     "{{first_name}} {{verb_phrase}}. {{start_word}} we {{verb_phrase}}.",
+    /* a script's speaker labels, alone on their line before a colon, in capitals
+     * mostly; headings and roles of the same shape are no names */
+    "{{speaker}}:\nWhy, how now, sir? What news?\n\n{{speaker}}:\nNone good, my lord.",
+    "{{speaker}}:\n{{free}}\n\n{{speaker}}:\n{{free}}",
+    "{{heading}}:\n{{free}}\n\n{{speaker}}:\n{{free}}",
+    "{{heading}}:\n{{free}}",
     /* surnames alone and in lists, in the places a sentence puts them; firms named
      * after surnames beside them */
     "The {{last_name}} report was late again.",
@@ -1721,6 +1732,17 @@ static void fill(gen_t *g, const char *key, size_t n)
         emits(g, cap_adj[pick(g, N(cap_adj))], NULL);
     else if (IS("free"))
         free_sentence(g);
+    else if (IS("speaker")) { /* a given name, a surname or both, in capitals 4 in 5 */
+        char nm[160];
+        const char *f = name_of(g, &g->first[pick(g, 2)]);
+        if (chance(g, 25))
+            snprintf(nm, sizeof nm, "%s %s", f, name_of(g, &g->last));
+        else
+            snprintf(nm, sizeof nm, "%s", chance(g, 60) ? f : name_of(g, &g->last));
+        styled(b, sizeof b, nm, chance(g, 80) ? 2 : 0);
+        emits(g, b, "PERSON");
+    } else if (IS("heading"))
+        emits(g, headings[pick(g, N(headings))], NULL);
     else if (IS("military")) {
         military_str(g, b, sizeof b);
         emits(g, b, "STREET_ADDRESS");
