@@ -96,7 +96,7 @@ static const char *const stop_words[] = {
     "methinks", "hast", "hadst", "didst", "dost", "canst", "wouldst", "shalt", "wilt",
     "ere", "oft", "anon", "forsooth", "prithee", "farewell", "adieu", "behold", "hark",
     "fie", "tush", "woe", "being", "having", "making", "come", "came", "went", "gone",
-    "ai", "delta", "yen", "ay", "yea", "alack", "marry", "till", "earth", "congress",
+    "ai", "delta", "yen", "ay", "yea", "alack", "earth", "congress",
 };
 /* clang-format on */
 
