@@ -279,6 +279,20 @@ static void test_shipped_model(void **state)
         assert_false(has_span(s, plain[i], PII_PERSON, NULL));
     assert_true(has_span(s, "Hi, I am Bob Smith", PII_PERSON, "Bob Smith"));
     assert_true(has_span(s, "Ask Lily to bring the book.", PII_PERSON, "Lily"));
+    /* a chat role, a rare census name that is a common word, is no name; the census
+     * name in its place still is one */
+    assert_false(has_span(s, "Human: hi there\nAI: hello, how can I help?", PII_PERSON, NULL));
+    assert_false(has_span(s, "what is ai and how does it work", PII_PERSON, NULL));
+    assert_true(has_span(s, "Ai Nakamura called yesterday.", PII_PERSON, "Ai Nakamura"));
+    /* a script's speakers; a surname that is a word, after a given name */
+    assert_true(
+        has_span(s, "JOHN:\nAre you coming tonight?\n\nMARY:\nYes, at eight.", PII_PERSON, "MARY"));
+    assert_true(has_span(s, "The murder of Emmett Till in 1955 shocked the nation.", PII_PERSON,
+                         "Emmett Till"));
+    /* a boy's name in a story; a word of verse and a planet opening a sentence are none */
+    assert_true(has_span(s, "There was a boy named Timmy who loved trains.", PII_PERSON, "Timmy"));
+    assert_false(has_span(s, "Ay, my lord, I will go.", PII_PERSON, NULL));
+    assert_false(has_span(s, "Earth is the third planet from the Sun.", PII_PERSON, NULL));
     /* a capitalised word alone is no address: an address has a number or a street */
     assert_false(has_span(s, "They rode to York before dawn.", PII_STREET_ADDRESS, NULL));
     /* lower-case postal lines: the house number before the street is found */
