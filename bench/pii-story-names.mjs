@@ -19,6 +19,11 @@ if (!fs.existsSync(file)) {
 }
 const NAMES = ('Lily Timmy Tom Ben Max Sue Anna Sam Jack Lucy Mia Tim Sara Amy Bob Billy Jane ' +
   'Molly Jill Mark Emma Joe Sally Kate').split(' ');
+const bin = path.join(B, 'switchyard');
+if (!fs.existsSync(bin)) {
+  console.log(`bench/pii-story-names: ${bin} absent (make MODE=rel all first)`);
+  process.exit(1);
+}
 const text = fs.readFileSync(file);
 
 // Byte offsets of the whole-word occurrences of name in text.
@@ -35,7 +40,7 @@ function occurrences(name) {
 
 // For each name, [covered, occurrences] under the detector chosen by extra args.
 function recall(extra) {
-  const out = execFileSync(path.join(B, 'switchyard'),
+  const out = execFileSync(bin,
     ['pii', '--names', 'data/names', ...extra, '--json', file], { maxBuffer: 256 << 20 });
   const spans = JSON.parse(out).spans.filter((s) => s.type === 'PERSON');
   const covered = new Uint8Array(text.length);

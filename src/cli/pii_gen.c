@@ -1521,7 +1521,7 @@ static void mc_options(gen_t *g, bool persons)
     }
 }
 
-/* Fills one placeholder; {{pet}} and unknown ones get a pet's name (a negative). */
+/* Fills one placeholder; unknown ones get a pet's name (a negative), as {{pet}} does. */
 static void fill(gen_t *g, const char *key, size_t n)
 {
     char b[128];
@@ -1743,6 +1743,8 @@ static void fill(gen_t *g, const char *key, size_t n)
         emits(g, b, "PERSON");
     } else if (IS("heading"))
         emits(g, headings[pick(g, N(headings))], NULL);
+    else if (IS("pet"))
+        emits(g, pets[pick(g, N(pets))], NULL);
     else if (IS("military")) {
         military_str(g, b, sizeof b);
         emits(g, b, "STREET_ADDRESS");
