@@ -1316,6 +1316,14 @@ static void self_weights(const scan_ctx_t *c, const lab_tok_t *k, bool lower, in
 
 /* ================================================================== decoding */
 
+/* The confidence of a margin x >= 0: logistic(x). From x = 17 on expf(-x) is below
+ * half a float's epsilon at 1 and the quotient is 1.0f exactly; expf is not called
+ * there, as its underflow path is slow and a name's margin is often that large. */
+static inline float margin_score(float x)
+{
+    return x >= 17.0f ? 1.0f : 1.0f / (1.0f + expf(-x));
+}
+
 /* Allowed transition: I-X only after B-X or I-X. */
 static bool trans_ok(int from, int to)
 {
@@ -1397,7 +1405,7 @@ bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score
         tags[0] = d1 > d0 ? LT_B_PER : LT_O;
         if (d3 > best) tags[0] = LT_B_ADR, best = d3;
         if (tags[0] == LT_O) return false;
-        score[0] = 1.0f / (1.0f + expf(-(best - d0)));
+        score[0] = margin_score(best - d0);
         return true;
     }
     for (int i = 0; i < n; i++)
@@ -1424,7 +1432,7 @@ bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score
         int tg2[LAB_TOKS];
         float alt = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
                                       (const float(*)[PII_LABEL_TAGS])m->trans, al, tg2);
-        score[i] = 1.0f / (1.0f + expf(-(best - alt)));
+        score[i] = margin_score(best - alt);
         any = true;
         i = e;
     }
