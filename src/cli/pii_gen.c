@@ -1209,6 +1209,15 @@ static void fill_address(gen_t *g)
         if (chance(g, 8)) /* and a number after the street, as in other countries */
             k += snprintf(b + k, cap - (size_t)k, " %u", (unsigned)(1 + pick(g, 400)));
     }
+    if (chance(g, 6)) {
+        /* an intersection: "the corner of Kuusiku 7 and Alexander Flat", the second
+         * street named without a number (a name and a street type: an address) */
+        emits(g, "the corner of ", NULL);
+        street_name(g, st, sizeof st);
+        snprintf(b + k, cap - (size_t)k, " and %s", st);
+        emits(g, b, "STREET_ADDRESS");
+        return;
+    }
     if (chance(g, 35)) {
         const char *u = units[pick(g, N(units))];
         k += snprintf(b + k, cap - (size_t)k, "%s%s%s%u", chance(g, 50) ? " " : ", ", u,
