@@ -29,6 +29,7 @@
  *   end u32 FNV-1a 32 of every byte before it
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1439,10 +1440,75 @@ bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score
     return any;
 }
 
+/* The values found before the labeller ran that a span of it must not cover (a phone,
+ * an IBAN, a card: every type but PERSON and STREET_ADDRESS), sorted by start; the
+ * longest one's length. A span looks only at those starting at most maxlen bytes
+ * before it, so a long text of many values and many names is not quadratic. */
+typedef struct lab_val {
+    size_t start, end, idx; /* idx: in c->sc->cand */
+} lab_val_t;
+typedef struct lab_vals {
+    lab_val_t *v;
+    size_t n, maxlen;
+} lab_vals_t;
+
+static int val_cmp(const void *a, const void *b)
+{
+    const lab_val_t *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Cuts the span of tokens [*lo, *hi] of w (tags starting with t) against the values it
+ * overlaps, the one found first each time, until none is left: an address running on
+ * into a value keeps its part before it (one starting in a value, its part after); any
+ * other span over a value is dropped (*lo > *hi). */
+static void values_cut(const scan_ctx_t *c, const lab_vals_t *vs, const lab_win_t *w, int t,
+                       int *plo, int *phi)
+{
+    const lab_tok_t *tk = w->tok + w->a;
+    int lo = *plo, hi = *phi;
+    size_t st = tk[lo].st, en = tk[hi].en;
+    /* a value overlapping the span starts at most maxlen bytes before it */
+    size_t a = 0, b = vs->n, from = st > vs->maxlen ? st - vs->maxlen : 0;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (vs->v[m].start < from)
+            a = m + 1;
+        else
+            b = m;
+    }
+    while (lo <= hi) {
+        size_t xi = SIZE_MAX;
+        for (size_t q = a; q < vs->n && vs->v[q].start < en; q++)
+            if (vs->v[q].end > st && vs->v[q].idx < xi) xi = vs->v[q].idx;
+        if (xi == SIZE_MAX) break;
+        const pii_span_t *x = &c->sc->cand[xi];
+        /* an address running on into the phone number of the next line keeps its
+         * part before the value (and one starting in a value, its part after) */
+        if (t == LT_B_ADR && tk[lo].st < x->start) {
+            while (hi >= lo && tk[hi].en > x->start)
+                hi--;
+        } else if (t == LT_B_ADR && tk[hi].en > x->end) {
+            while (lo <= hi && tk[lo].st < x->end)
+                lo++;
+        } else {
+            hi = lo - 1;
+        }
+        while (hi > lo && (tk[hi].kind == LT_PUNCT || tk[hi].kind == LT_LINE))
+            hi--;
+        while (lo < hi && (tk[lo].kind == LT_PUNCT || tk[lo].kind == LT_LINE))
+            lo++;
+        if (lo > hi) break;
+        st = tk[lo].st, en = tk[hi].en;
+    }
+    *plo = lo, *phi = hi;
+}
+
 /* Decodes one window and records its spans. */
 static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
 {
-    size_t values_end = *(const size_t *)arg;
+    const lab_vals_t *vals = arg;
     int n = w->b - w->a;
     if (n <= 0) return;
     int tags[LAB_TOKS];
@@ -1463,35 +1529,10 @@ static void label_window(scan_ctx_t *c, lab_win_t *w, void *arg)
                (w->tok[w->a + last].kind == LT_PUNCT || w->tok[w->a + last].kind == LT_LINE))
             last--;
         float score = scores[i];
-        size_t st = w->tok[w->a + i].st, en = w->tok[w->a + last].en;
         /* a span over a validated value (a phone, an IBAN, a card) is the labeller
          * reading digits as an address: the value stands, the span goes */
         int lo = i, hi = last;
-        for (size_t q = c->first; q < values_end && lo <= hi; q++) {
-            const pii_span_t *x = &c->sc->cand[q];
-            if (x->type == PII_PERSON || x->type == PII_STREET_ADDRESS || x->start >= en ||
-                st >= x->end)
-                continue;
-            /* an address running on into the phone number of the next line keeps its
-             * part before the value (and one starting in a value, its part after) */
-            const lab_tok_t *tk = w->tok + w->a;
-            if (t == LT_B_ADR && tk[lo].st < x->start) {
-                while (hi >= lo && tk[hi].en > x->start)
-                    hi--;
-            } else if (t == LT_B_ADR && tk[hi].en > x->end) {
-                while (lo <= hi && tk[lo].st < x->end)
-                    lo++;
-            } else {
-                hi = lo - 1;
-            }
-            while (hi > lo && (tk[hi].kind == LT_PUNCT || tk[hi].kind == LT_LINE))
-                hi--;
-            while (lo < hi && (tk[lo].kind == LT_PUNCT || tk[lo].kind == LT_LINE))
-                lo++;
-            if (lo > hi) break;
-            st = tk[lo].st, en = tk[hi].en;
-            q = c->first - 1; /* the shorter span against every value again */
-        }
+        if (vals->n) values_cut(c, vals, w, t, &lo, &hi);
         /* an address names a house number or a street: a lone capitalised word the
          * model calls an address ("York", "Tom" in fiction) is none */
         if (t == LT_B_ADR && lo <= hi) {
@@ -1522,13 +1563,29 @@ void pii_label_scan(scan_ctx_t *c, bool memo)
 {
     /* the values found before the labeller ran: its spans are checked against these
      * only, not against each other (which made fiction quadratic in its names) */
-    size_t values_end = c->sc->n;
+    const pii_span_t *cand = c->sc->cand;
+    size_t first = c->first, end = c->sc->n;
+    lab_vals_t vals = {.n = 0};
+    for (size_t q = first; q < end; q++)
+        vals.n += cand[q].type != PII_PERSON && cand[q].type != PII_STREET_ADDRESS;
+    if (vals.n) {
+        vals.v = mem_alloc(vals.n * sizeof *vals.v);
+        size_t k = 0;
+        for (size_t q = first; q < end; q++) {
+            if (cand[q].type == PII_PERSON || cand[q].type == PII_STREET_ADDRESS) continue;
+            vals.v[k++] = (lab_val_t){cand[q].start, cand[q].end, q};
+            if (cand[q].end - cand[q].start > vals.maxlen)
+                vals.maxlen = cand[q].end - cand[q].start;
+        }
+        qsort(vals.v, vals.n, sizeof *vals.v, val_cmp);
+    }
     /* the cache's weight sums are of one model: a scratch that meets another forgets */
     if (c->sc->tok_model != c->s->label.id) {
         memset(c->sc->tok, 0, PII_TOK_MEM);
         c->sc->tok_model = c->s->label.id;
     }
     /* the span memo's spans are the windows' alone where nothing validated is there to
-     * cut them */
-    label_windows(c, label_window, &values_end, memo && values_end == c->first);
+     * cut them (names announced before, "named Lily", cut nothing) */
+    label_windows(c, label_window, &vals, memo && vals.n == 0);
+    mem_free(vals.v);
 }
