@@ -141,6 +141,35 @@ static int span_cmp(const void *a, const void *b)
     return (int)x->type - (int)y->type;
 }
 
+/* Sorts v[0, n) by span_cmp by merging its ascending runs, stable: candidates come as
+ * a few runs (the triggers' in the order they fire, the labeller's in text order), so a
+ * long text costs a pass and a merge or two, not a full sort. */
+static void sort_spans(pii_span_t *v, size_t n)
+{
+    size_t *run = mem_alloc((n + 1) * sizeof *run), nr = 0;
+    for (size_t i = 0; i < n;) {
+        run[nr++] = i++;
+        while (i < n && span_cmp(&v[i - 1], &v[i]) <= 0)
+            i++;
+    }
+    run[nr] = n; /* runs r: [run[r], run[r + 1]) */
+    pii_span_t *tmp = nr > 1 ? mem_alloc(n * sizeof *tmp) : NULL;
+    while (nr > 1) {
+        size_t w = 0;
+        for (size_t r = 0; r < nr; r += 2) {
+            size_t a = run[r], m = run[r + 1], e = r + 1 < nr ? run[r + 2] : m, i = a, j = m;
+            for (size_t k = a; k < e; k++)
+                tmp[k] = j == e || (i < m && span_cmp(&v[i], &v[j]) <= 0) ? v[i++] : v[j++];
+            memcpy(v + a, tmp + a, (e - a) * sizeof *v);
+            run[w++] = a;
+        }
+        run[w] = n;
+        nr = w;
+    }
+    mem_free(tmp);
+    mem_free(run);
+}
+
 /* Sorts candidates and resolves overlaps in place: within a chain of overlapping
  * spans the higher score wins, then the longer one. Returns the count kept. */
 static size_t merge_spans(pii_span_t *v, size_t n)
@@ -148,8 +177,8 @@ static size_t merge_spans(pii_span_t *v, size_t n)
     if (n == 0) return 0;
     if (n <= 32) {
         /* A 2 KB message holds a handful of candidates, mostly in order already: an
-         * insertion sort beats qsort's calls through span_cmp. span_cmp orders all
-         * but identical candidates, so the result is the same. */
+         * insertion sort needs no buffers. span_cmp orders all but identical
+         * candidates, so the result is the same. */
         for (size_t i = 1; i < n; i++) {
             pii_span_t x = v[i];
             size_t j = i;
@@ -160,7 +189,7 @@ static size_t merge_spans(pii_span_t *v, size_t n)
             v[j] = x;
         }
     } else {
-        qsort(v, n, sizeof *v, span_cmp);
+        sort_spans(v, n);
     }
     size_t k = 0;
     for (size_t i = 1; i < n; i++) {
