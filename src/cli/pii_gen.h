@@ -31,7 +31,8 @@ typedef struct pii_gen pii_gen_t;
 
 /* An owned generator (pii_gen_free) over the templates text (borrowed: it must
  * outlive the generator) and the census lists (copied), drawing with seed; NULL with
- * a message on stderr when the templates or lists hold nothing usable. */
+ * a message on stderr when the templates or lists hold nothing usable or a template
+ * holds a placeholder the generator does not know (named with its line). */
 pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census,
                        unsigned long seed);
 void pii_gen_free(pii_gen_t *g);

@@ -54,6 +54,16 @@ test('--eval reads them; a card generated is a card found', async () => {
   eq(rep.entities.CREDIT_CARD.overlap_r, 1, 'every generated card found');
   const bad = spawnSync(L.SWITCHYARD, ['pii', '--generate', '5', '--names', names, '--templates', '/nonexistent/t.txt'], { encoding: 'utf8' });
   assert(bad.status !== 0 && /nonexistent/.test(bad.stderr), 'a missing template file is named: ' + bad.stderr);
+  // a misspelt placeholder is an error naming its line, not text of another kind
+  const t = path.join(L.tmp(), 'typo.txt');
+  fs.writeFileSync(t, 'Call {{first_name}} now.\nShip to {{frist_name}} at {{address}}.\n');
+  const typo = spawnSync(L.SWITCHYARD, ['pii', '--generate', '5', '--names', names, '--templates', t], { encoding: 'utf8' });
+  assert(typo.status !== 0 && /templates line 2: unknown placeholder \{\{frist_name\}\}/.test(typo.stderr),
+         'an unknown placeholder is named with its line: ' + typo.status + ' ' + typo.stderr);
+  eq(typo.stdout, '', 'no records written');
+  fs.writeFileSync(t, 'Call {{first_name}} now.\nShip to {{name}} at {{address}}.\n');
+  const good = spawnSync(L.SWITCHYARD, ['pii', '--generate', '5', '--names', names, '--templates', t], { encoding: 'utf8' });
+  eq(good.status, 0, 'known placeholders: ' + good.stderr);
 });
 
 test('no generated text is a text of the labelled evaluation files', async () => {
