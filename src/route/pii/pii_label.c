@@ -1333,22 +1333,28 @@ static bool trans_ok(int from, int to)
     return true;
 }
 
-float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
-                        const float (*trans)[PII_LABEL_TAGS], const uint8_t *allow, int *tags)
+/* Rows [from, n) of the Viterbi lattice over em under allow (dp[i][t]: the best score
+ * of a path over tokens 0..i ending in tag t; bp, when not NULL, its tag before), from
+ * row from - 1 given in dp: a path constrained from token `from` on shares the
+ * unconstrained lattice's rows before it, computed by the same operations. */
+static void lattice(const float (*em)[PII_LABEL_TAGS], int n, const float (*trans)[PII_LABEL_TAGS],
+                    const uint8_t *allow, float (*dp)[PII_LABEL_TAGS], int (*bp)[PII_LABEL_TAGS],
+                    int from)
 {
-    float dp[LAB_TOKS][PII_LABEL_TAGS];
-    int bp[LAB_TOKS][PII_LABEL_TAGS];
     const float NEG = -1e30f;
-    for (int t = 0; t < PII_LABEL_TAGS; t++) {
-        bool ok = trans_ok(PII_LABEL_TAGS, t) && t != LT_I_PER && t != LT_I_ADR;
-        dp[0][t] = ok && (allow[0] >> t & 1) ? trans[PII_LABEL_TAGS][t] + em[0][t] : NEG;
-        bp[0][t] = 0;
+    if (from == 0) {
+        for (int t = 0; t < PII_LABEL_TAGS; t++) {
+            bool ok = trans_ok(PII_LABEL_TAGS, t) && t != LT_I_PER && t != LT_I_ADR;
+            dp[0][t] = ok && (allow[0] >> t & 1) ? trans[PII_LABEL_TAGS][t] + em[0][t] : NEG;
+            if (bp) bp[0][t] = 0;
+        }
+        from = 1;
     }
     /* the tags each tag may follow (trans_ok), in order */
     static const uint8_t from_lo[PII_LABEL_TAGS] = {0, 0, LT_B_PER, 0, LT_B_ADR},
                          from_hi[PII_LABEL_TAGS] = {PII_LABEL_TAGS, PII_LABEL_TAGS, LT_I_PER + 1,
                                                     PII_LABEL_TAGS, LT_I_ADR + 1};
-    for (int i = 1; i < n; i++)
+    for (int i = from; i < n; i++)
         for (int t = 0; t < PII_LABEL_TAGS; t++) {
             float best = NEG;
             int arg = 0;
@@ -1359,17 +1365,40 @@ float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
                     if (v > best) best = v, arg = u;
                 }
             dp[i][t] = best > NEG ? best + em[i][t] : NEG;
-            bp[i][t] = arg;
+            if (bp) bp[i][t] = arg;
         }
-    int arg = 0;
+}
+
+/* The best score in the last row of a lattice of n rows, and its tag in *arg. */
+static float lattice_best(const float (*dp)[PII_LABEL_TAGS], int n, int *arg)
+{
+    int a = 0;
     for (int t = 1; t < PII_LABEL_TAGS; t++)
-        if (dp[n - 1][t] > dp[n - 1][arg]) arg = t;
-    float score = dp[n - 1][arg];
+        if (dp[n - 1][t] > dp[n - 1][a]) a = t;
+    *arg = a;
+    return dp[n - 1][a];
+}
+
+/* pii_label_viterbi, its lattice left in dp. */
+static float viterbi_dp(const float (*em)[PII_LABEL_TAGS], int n,
+                        const float (*trans)[PII_LABEL_TAGS], const uint8_t *allow, int *tags,
+                        float (*dp)[PII_LABEL_TAGS])
+{
+    int bp[LAB_TOKS][PII_LABEL_TAGS], arg;
+    lattice(em, n, trans, allow, dp, bp, 0);
+    float score = lattice_best((const float(*)[PII_LABEL_TAGS])dp, n, &arg);
     for (int i = n - 1; i >= 0; i--) {
         tags[i] = arg;
         arg = bp[i][arg];
     }
     return score;
+}
+
+float pii_label_viterbi(const float (*em)[PII_LABEL_TAGS], int n,
+                        const float (*trans)[PII_LABEL_TAGS], const uint8_t *allow, int *tags)
+{
+    float dp[LAB_TOKS][PII_LABEL_TAGS];
+    return viterbi_dp(em, n, trans, allow, tags, dp);
 }
 
 /* ================================================================== scanning */
@@ -1414,8 +1443,9 @@ bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score
             em[i][t] = (float)acc[i][t] * m->scale;
     uint8_t allow[LAB_TOKS];
     memset(allow, 0x1f, sizeof allow);
-    float best = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
-                                   (const float(*)[PII_LABEL_TAGS])m->trans, allow, tags);
+    float dp[LAB_TOKS][PII_LABEL_TAGS], alt_dp[LAB_TOKS][PII_LABEL_TAGS];
+    const float(*tr)[PII_LABEL_TAGS] = (const float(*)[PII_LABEL_TAGS])m->trans;
+    float best = viterbi_dp((const float(*)[PII_LABEL_TAGS])em, n, tr, allow, tags, dp);
     bool any = false;
     for (int i = 0; i < n;) {
         int t = tags[i];
@@ -1426,13 +1456,16 @@ bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score
         int e = i + 1;
         while (e < n && tags[e] == t + 1)
             e++;
+        /* the best path with the entity's tokens O: the lattice's rows before it are
+         * the unconstrained ones */
         uint8_t al[LAB_TOKS];
         memset(al, 0x1f, (size_t)n);
         for (int q = i; q < e; q++)
             al[q] = 1u << LT_O;
-        int tg2[LAB_TOKS];
-        float alt = pii_label_viterbi((const float(*)[PII_LABEL_TAGS])em, n,
-                                      (const float(*)[PII_LABEL_TAGS])m->trans, al, tg2);
+        if (i > 0) memcpy(alt_dp[i - 1], dp[i - 1], sizeof *dp);
+        lattice((const float(*)[PII_LABEL_TAGS])em, n, tr, al, alt_dp, NULL, i);
+        int arg;
+        float alt = lattice_best((const float(*)[PII_LABEL_TAGS])alt_dp, n, &arg);
         score[i] = margin_score(best - alt);
         any = true;
         i = e;
