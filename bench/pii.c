@@ -5,7 +5,8 @@
  *                                        labeller, for valgrind --tool=callgrind)
  *
  * Texts: 2 KB messages cut from the clean prose corpora (all clean, and "mixed": one
- * in ten carries a record of the presidio data), and the long documents whole. The
+ * in ten carries a record of the presidio data), and the long documents whole; last a
+ * dense synthetic text, every token a candidate (our scanners only: the worst case). The
  * scanner runs single-threaded with and without the name gazetteer. The same texts
  * are written to a temporary folder and run through bench/pii-npm/run.mjs (npm
  * packages installed there on first use), and every engine's F1 is measured on the
@@ -202,6 +203,36 @@ typedef struct row {
     bool ok;
 } row_t;
 
+/* The worst case measured: 256 KB in which every token opens or continues a window (full
+ * names, house numbers and streets, in both cases, joined by commas, "and", semicolons
+ * and line breaks: a contact list or postal blocks run together), one text. Fixed by
+ * its seed, so every run scans the same bytes. */
+static void dense_text(texts_t *out)
+{
+    static const char *const first[] = {"Anna", "Peter", "Maria", "John", "Lily", "james", "mary"};
+    static const char *const last[] = {"Jones", "Smith", "Lopez", "O'Neil", "brown", "Novak"};
+    static const char *const street[] = {"Main St",     "Oak Road",   "rue Victor Hugo",
+                                         "Harbor Lane", "Elm Avenue", "main street"};
+    static const char *const sep[] = {", ", " and ", "\n", " ", "; "};
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    buf_t b;
+    buf_init(&b, 1u << 20);
+    while (b.len < 256 * 1024) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        char item[96];
+        if (r % 3 == 0)
+            snprintf(item, sizeof item, "%u %s", (unsigned)(1 + (r >> 8) % 9999),
+                     street[(r >> 24) % (sizeof street / sizeof *street)]);
+        else
+            snprintf(item, sizeof item, "%s %s", first[(r >> 8) % (sizeof first / sizeof *first)],
+                     last[(r >> 24) % (sizeof last / sizeof *last)]);
+        buf_puts(&b, item);
+        buf_puts(&b, sep[(r >> 40) % (sizeof sep / sizeof *sep)]);
+    }
+    texts_add(out, b.data, b.len);
+    buf_deinit(&b);
+}
+
 static double f1(double p, double r)
 {
     return p + r > 0 ? 2 * p * r / (p + r) : 0;
@@ -378,6 +409,17 @@ int main(int argc, char **argv)
            "%.2f, mixed %.2f, long %.2f\n",
            rows[0].clean / rows[2].clean, rows[0].mixed / rows[2].mixed, rows[0].lng / rows[2].lng,
            rows[0].clean / rows[1].clean, rows[0].mixed / rows[1].mixed, rows[0].lng / rows[1].lng);
+    {
+        texts_t dense = {0};
+        dense_text(&dense);
+        double d_on = measure(s_on, sc_on, &dense, secs),
+               d_rules = measure(s_rules, sc_rules, &dense, secs),
+               d_off = measure(s_off, sc_off, &dense, secs);
+        printf("dense (worst case: %.0f KB of names, numbers and streets, one text): labeller %.1f "
+               "MB/s, rules %.1f, names off %.1f\n",
+               (double)dense.bytes / 1024, d_on, d_rules, d_off);
+        texts_free(&dense);
+    }
 done:
     pii_scratch_free(sc_on);
     pii_scratch_free(sc_off);
