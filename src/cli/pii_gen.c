@@ -1975,7 +1975,7 @@ pii_gen_t *pii_gen_new(const char *tmpl, size_t tlen, const pii_census_t *census
     g->made_pct = 5, g->blend_pct = 10, g->own_pct = 40, g->swap_pct = 20;
     g->swap_name_pct = 40, g->swap_open_pct = 80, g->open_min = 2, g->swap_open_name_pct = 65;
     g->vocab_w = 12, g->title_pct = 50, g->opener_vocab_pct = 60, g->city_part_pct = 10;
-    g->firm_list_pct = 50, g->ctx_pct = 25, g->swap_full_pct = 15;
+    g->firm_list_pct = 75, g->ctx_pct = 25, g->swap_full_pct = 15;
     g->free_pct = 10, g->free_name_pct = 55;
     names_read(&g->first[0], census->data[PII_CENSUS_FEMALE_FIRST],
                census->len[PII_CENSUS_FEMALE_FIRST]);
