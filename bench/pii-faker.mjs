@@ -80,14 +80,11 @@ const digits = (n) => Array.from({ length: n }, () => base.number.int(9)).join('
 // One placeholder: its text and the presidio type it is labelled with (null: none). A
 // value the locale's faker has no list for (a state in Danish) comes from US English.
 function fill(f, key) {
-  const r = fillIn(f, key);
-  return r === undefined ? fillIn(base, key) : r;
-}
-function fillIn(f, key) {
   try {
     return fillWith(f, key);
-  } catch {
-    return undefined;
+  } catch (e) {
+    if (f === base) throw e;
+    return fillWith(base, key);
   }
 }
 function fillWith(f, key) {

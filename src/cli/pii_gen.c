@@ -48,7 +48,8 @@ struct pii_gen {
     int city_part_pct;                /* towns with a particle ("Villa del Monte") */
     int firm_list_pct;                /* firms of surnames in the shape "A, B and C" */
     bool lower;                       /* this record goes out in lower case */
-    bool unknown;                     /* fill met a placeholder it does not know */
+    const char *unknown;              /* the first placeholder fill did not know, */
+    size_t unknown_n;                 /* and its length (in the template's text) */
     int lower_pct;                    /* records in lower case */
     int swap_full_pct;                /* swapped-in names that are full names */
     int ctx_pct;                      /* lower-case template words swapped for common words */
@@ -1531,8 +1532,8 @@ static void mc_options(gen_t *g, bool persons)
     }
 }
 
-/* Fills one placeholder; one it does not know sets g->unknown and writes nothing
- * (pii_gen_new refuses templates that hold one). */
+/* Fills one placeholder; one it does not know is noted in g->unknown and writes
+ * nothing (pii_gen_new refuses templates that hold one). */
 static void fill(gen_t *g, const char *key, size_t n)
 {
     char b[128];
@@ -1759,8 +1760,9 @@ static void fill(gen_t *g, const char *key, size_t n)
     else if (IS("military")) {
         military_str(g, b, sizeof b);
         emits(g, b, "STREET_ADDRESS");
-    } else
-        g->unknown = true;
+    } else if (!g->unknown) {
+        g->unknown = key, g->unknown_n = n;
+    }
 #undef IS
 }
 
@@ -1932,35 +1934,29 @@ static void record_write(FILE *out, const gen_t *g, long id, bool first)
 }
 
 /* True when fill knows every placeholder of the template lines and of the built-in
- * sentences: each is filled once by a probe, a copy of g with a text of its own (so g's
- * draws stay as they are); otherwise false with the first unknown one named on
+ * sentences: each line is expanded once by a probe, a copy of g with a text of its own
+ * (so g's draws stay as they are); otherwise false with the first unknown one named on
  * stderr: a misspelt placeholder is an error, not text of some other kind. */
 static bool placeholders_known(const gen_t *g)
 {
     gen_t *p = mem_alloc(sizeof *p);
     *p = *g;
     buf_init(&p->text, GEN_MAX_TEXT);
-    bool ok = true;
-    for (size_t l = 0; ok && l < g->nl + N(own); l++) {
-        const char *t = l < g->nl ? g->line[l] : own[l - g->nl];
-        size_t n = l < g->nl ? g->llen[l] : strlen(t);
-        for (size_t i = 0; ok && i + 1 < n;) {
-            /* as expand finds them */
-            const char *o = memmem(t + i, n - i, "{{", 2);
-            const char *c = o ? memmem(o + 2, (size_t)(t + n - o - 2), "}}", 2) : NULL;
-            if (!c) break;
-            buf_reset(&p->text);
-            p->cps = 0, p->nspan = 0, p->unknown = false;
-            fill(p, o + 2, (size_t)(c - o - 2));
-            if (p->unknown) {
-                fprintf(stderr, "pii generator: %s %zu: unknown placeholder {{%.*s}}\n",
-                        l < g->nl ? "templates line" : "built-in sentence",
-                        (l < g->nl ? l : l - g->nl) + 1, (int)(c - o - 2), o + 2);
-                ok = false;
-            }
-            i = (size_t)(c + 2 - t);
-        }
+    p->unknown = NULL;
+    size_t l = 0;
+    for (; !p->unknown && l < g->nl + N(own); l++) {
+        buf_reset(&p->text);
+        p->cps = 0, p->nspan = 0;
+        if (l < g->nl)
+            expand(p, g->line[l], g->llen[l]);
+        else
+            expand(p, own[l - g->nl], strlen(own[l - g->nl]));
     }
+    if (p->unknown)
+        fprintf(stderr, "pii generator: %s %zu: unknown placeholder {{%.*s}}\n",
+                l <= g->nl ? "templates line" : "built-in sentence", l <= g->nl ? l : l - g->nl,
+                (int)p->unknown_n, p->unknown);
+    bool ok = !p->unknown;
     buf_deinit(&p->text);
     mem_free(p);
     return ok;

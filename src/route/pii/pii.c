@@ -143,17 +143,18 @@ static int span_cmp(const void *a, const void *b)
 
 /* Sorts v[0, n) by span_cmp by merging its ascending runs, stable: candidates come as
  * a few runs (the triggers' in the order they fire, the labeller's in text order), so a
- * long text costs a pass and a merge or two, not a full sort. */
-static void sort_spans(pii_span_t *v, size_t n)
+ * long text costs a pass and a merge or two, not a full sort. Its buffers are the
+ * scratch's work space. */
+static void sort_spans(pii_scratch_t *sc, pii_span_t *v, size_t n)
 {
-    size_t *run = mem_alloc((n + 1) * sizeof *run), nr = 0;
+    pii_span_t *tmp = pii_scratch_work(sc, n * sizeof *tmp + (n + 1) * sizeof(size_t));
+    size_t *run = (size_t *)(tmp + n), nr = 0;
     for (size_t i = 0; i < n;) {
         run[nr++] = i++;
         while (i < n && span_cmp(&v[i - 1], &v[i]) <= 0)
             i++;
     }
     run[nr] = n; /* runs r: [run[r], run[r + 1]) */
-    pii_span_t *tmp = nr > 1 ? mem_alloc(n * sizeof *tmp) : NULL;
     while (nr > 1) {
         size_t w = 0;
         for (size_t r = 0; r < nr; r += 2) {
@@ -166,13 +167,11 @@ static void sort_spans(pii_span_t *v, size_t n)
         run[w] = n;
         nr = w;
     }
-    mem_free(tmp);
-    mem_free(run);
 }
 
 /* Sorts candidates and resolves overlaps in place: within a chain of overlapping
  * spans the higher score wins, then the longer one. Returns the count kept. */
-static size_t merge_spans(pii_span_t *v, size_t n)
+static size_t merge_spans(pii_scratch_t *sc, pii_span_t *v, size_t n)
 {
     if (n == 0) return 0;
     if (n <= 32) {
@@ -189,7 +188,7 @@ static size_t merge_spans(pii_span_t *v, size_t n)
             v[j] = x;
         }
     } else {
-        sort_spans(v, n);
+        sort_spans(sc, v, n);
     }
     size_t k = 0;
     for (size_t i = 1; i < n; i++) {
@@ -354,7 +353,7 @@ int pii_scan_all(const pii_scanner_t *s, pii_scratch_t *sc, const char *text, si
         rc = scan_lookalikes(s, sc, text, len);
     if (!rc && sc->over) rc = SY_ETOOBIG;
     if (rc) return rc;
-    *n = merge_spans(sc->cand, sc->n);
+    *n = merge_spans(sc, sc->cand, sc->n);
     *spans = sc->cand;
     return 0;
 }
@@ -478,8 +477,18 @@ void pii_scratch_free(pii_scratch_t *sc)
     mem_free(sc->cand);
     mem_free(sc->norm);
     mem_free(sc->map);
+    mem_free(sc->work);
     mem_free(sc->tok_mem);
     mem_free(sc);
+}
+
+void *pii_scratch_work(pii_scratch_t *sc, size_t bytes)
+{
+    if (bytes > sc->work_cap) {
+        sc->work = mem_realloc(sc->work, bytes);
+        sc->work_cap = bytes;
+    }
+    return sc->work;
 }
 
 /* ================================================================== redact */

@@ -219,6 +219,8 @@ struct pii_scratch {
     char *norm;           /* normalised copy (slow path) */
     size_t *map;          /* norm offset -> text offset, (norm_len + 1) */
     size_t norm_cap;
+    void *work; /* pii_scratch_work: the labeller's value index, the merge's runs */
+    size_t work_cap;
     uint64_t hot[1u << PII_HOT_BITS];   /* gazetteer lookup cache */
     uint64_t word[1u << PII_WORD_BITS]; /* short-word cache: folded word | flags << 56 */
     pii_tok_slot_t *tok;                /* labeller: token cache, 64-byte aligned, then the
@@ -362,6 +364,11 @@ static inline uint64_t pii_caps64(const unsigned char *p)
 }
 
 /* ---- Candidates and context (pii_ctx.c) -------------------------------------------- */
+
+/* At least bytes of the scratch's work space, kept between scans (its contents are not:
+ * one user at a time, the labeller's value index during the name pass, the merge's
+ * runs after it). */
+void *pii_scratch_work(pii_scratch_t *sc, size_t bytes);
 
 /* Records a candidate of type at [st, en) when score passes the type's threshold. */
 void pii_cand_add(scan_ctx_t *c, pii_type_t type, float score, size_t st, size_t en);

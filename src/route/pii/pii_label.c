@@ -1474,9 +1474,9 @@ bool pii_label_decode(scan_ctx_t *c, const lab_win_t *w, int *tags, float *score
 }
 
 /* The values found before the labeller ran that a span of it must not cover (a phone,
- * an IBAN, a card: every type but PERSON and STREET_ADDRESS), sorted by start; the
- * longest one's length. A span looks only at those starting at most maxlen bytes
- * before it, so a long text of many values and many names is not quadratic. */
+ * an IBAN, a card: every type but PERSON and STREET_ADDRESS), sorted by start, in the
+ * scratch's work space; the longest one's length. A span looks only at those starting at most
+ * maxlen bytes before it, so a long text of many values and many names is not quadratic. */
 typedef struct lab_val {
     size_t start, end, idx; /* idx: in c->sc->cand */
 } lab_val_t;
@@ -1488,8 +1488,7 @@ typedef struct lab_vals {
 static int val_cmp(const void *a, const void *b)
 {
     const lab_val_t *x = a, *y = b;
-    if (x->start != y->start) return x->start < y->start ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
+    return x->start < y->start ? -1 : x->start > y->start;
 }
 
 /* Cuts the span of tokens [*lo, *hi] of w (tags starting with t) against the values it
@@ -1602,7 +1601,7 @@ void pii_label_scan(scan_ctx_t *c, bool memo)
     for (size_t q = first; q < end; q++)
         vals.n += cand[q].type != PII_PERSON && cand[q].type != PII_STREET_ADDRESS;
     if (vals.n) {
-        vals.v = mem_alloc(vals.n * sizeof *vals.v);
+        vals.v = pii_scratch_work(c->sc, vals.n * sizeof *vals.v);
         size_t k = 0;
         for (size_t q = first; q < end; q++) {
             if (cand[q].type == PII_PERSON || cand[q].type == PII_STREET_ADDRESS) continue;
@@ -1620,5 +1619,4 @@ void pii_label_scan(scan_ctx_t *c, bool memo)
     /* the span memo's spans are the windows' alone where nothing validated is there to
      * cut them (names announced before, "named Lily", cut nothing) */
     label_windows(c, label_window, &vals, memo && vals.n == 0);
-    mem_free(vals.v);
 }
