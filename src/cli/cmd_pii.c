@@ -2,14 +2,15 @@
  *
  *   switchyard pii [--json] [--redact] [--names DIR] [FILE|-]
  *   switchyard pii --eval FILE.json [--eval FILE2.json] [--names DIR] [--json]
- *   switchyard pii --flag-rate [--prompts] FILE.txt|SET [...] [--names DIR]
+ *   switchyard pii --flag-rate [--prompts] [--seconds S] FILE.txt|SET [...] [--names DIR]
  *
  * --eval reads the presidio-research format (a JSON list of {full_text, spans:
  * [{entity_type, entity_value, start_position, end_position}]}, positions in code
  * points) and prints per-entity precision, recall and F1, exact span and overlap.
  * --flag-rate splits text into messages at blank lines (with --prompts: takes each
  * prompt of shared/data's prompt sets as one) and prints the fraction flagged per
- * type and the most frequent PERSON and STREET_ADDRESS strings.
+ * type and the most frequent PERSON and STREET_ADDRESS strings; with --seconds, the
+ * scanner's throughput on those messages.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/jsonw.h"
 #include "base/hash.h"
@@ -362,69 +364,132 @@ static void rate_message(rate_t *r, const char *p, size_t n)
     r->flagged_np += any_np;
 }
 
-/* Scans the messages of each file (split at blank lines), or of each prompt set of
- * shared/data (a prompt is a message), and prints per-type counts of flagged
- * messages, the rate with and without PERSON, and the most frequent PERSON and
- * STREET_ADDRESS strings. */
-static int flag_rate(char **files, int nfiles, bool prompts, const pii_scanner_t *s,
-                     pii_scratch_t *sc)
+/* The messages --flag-rate scans, borrowed from the buffers and prompt sets that hold
+ * them (kept until the end: the timed passes scan them again). */
+typedef struct msgs {
+    const char **v;
+    size_t *len, n, cap, bytes;
+    buf_t *raw;
+    routedata_texts_t *sets;
+    size_t nraw, nsets;
+} msgs_t;
+
+static void msgs_add(msgs_t *m, const char *p, size_t n)
 {
-    rate_t r = {.s = s, .sc = sc};
-    r.persons = mem_calloc(1, sizeof *r.persons), r.streets = mem_calloc(1, sizeof *r.streets);
-    r.sp = mem_alloc(PII_CLI_MAX_SPANS * sizeof *r.sp);
-    int rc = 0;
-    for (int f = 0; f < nfiles && !rc; f++) {
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 1024;
+        m->v = mem_realloc(m->v, m->cap * sizeof *m->v);
+        m->len = mem_realloc(m->len, m->cap * sizeof *m->len);
+    }
+    m->v[m->n] = p, m->len[m->n++] = n, m->bytes += n;
+}
+
+static void msgs_free(msgs_t *m)
+{
+    for (size_t i = 0; i < m->nraw; i++)
+        buf_deinit(&m->raw[i]);
+    for (size_t i = 0; i < m->nsets; i++)
+        routedata_texts_free(&m->sets[i]);
+    mem_free(m->raw);
+    mem_free(m->sets);
+    mem_free(m->v);
+    mem_free(m->len);
+}
+
+/* Reads the messages of each file (split at blank lines), or of each prompt set of
+ * shared/data (a prompt is a message), into m. 0 or an error (message printed). */
+static int msgs_read(msgs_t *m, char **files, int nfiles, bool prompts)
+{
+    if (prompts)
+        m->sets = mem_calloc((size_t)nfiles, sizeof *m->sets);
+    else
+        m->raw = mem_calloc((size_t)nfiles, sizeof *m->raw);
+    for (int f = 0; f < nfiles; f++) {
+        int rc;
         if (prompts) {
-            routedata_texts_t t;
-            if ((rc = routedata_prompts(routedata_shared(), files[f], &t))) {
+            routedata_texts_t *t = &m->sets[m->nsets];
+            if ((rc = routedata_prompts(routedata_shared(), files[f], t))) {
                 fprintf(stderr, "pii: prompt set %s: %s\n", files[f], sy_strerror(rc));
-                break;
+                return rc;
             }
-            for (size_t i = 0; i < t.n; i++)
-                rate_message(&r, t.v[i].text, strlen(t.v[i].text));
-            routedata_texts_free(&t);
+            m->nsets++;
+            for (size_t i = 0; i < t->n; i++)
+                msgs_add(m, t->v[i].text, strlen(t->v[i].text));
             continue;
         }
-        buf_t raw;
-        buf_init(&raw, PII_CLI_MAX_INPUT);
-        if ((rc = read_all(files[f], &raw))) {
+        buf_t *raw = &m->raw[m->nraw++];
+        buf_init(raw, PII_CLI_MAX_INPUT);
+        if ((rc = read_all(files[f], raw))) {
             fprintf(stderr, "pii: %s: %s\n", files[f], sy_strerror(rc));
-            buf_deinit(&raw);
-            break;
+            return rc;
         }
-        const char *p = raw.data ? raw.data : "", *end = p + raw.len;
+        const char *p = raw->data ? raw->data : "", *end = p + raw->len;
         while (p < end) {
             const char *q = strstr(p, "\n\n");
             if (!q) q = end;
-            if (q > p) rate_message(&r, p, (size_t)(q - p));
+            if (q > p) msgs_add(m, p, (size_t)(q - p));
             p = q + (q < end ? 2 : 0);
             while (p < end && *p == '\n')
                 p++;
         }
-        buf_deinit(&raw);
+    }
+    return 0;
+}
+
+/* Scans the messages of each file or prompt set (msgs_read) and prints per-type counts
+ * of flagged messages, the rate with and without PERSON, and the most frequent PERSON
+ * and STREET_ADDRESS strings; then, when secs > 0, the scanner's throughput over
+ * repeated passes of all messages for at least secs seconds (one thread). */
+static int flag_rate(char **files, int nfiles, bool prompts, double secs, const pii_scanner_t *s,
+                     pii_scratch_t *sc)
+{
+    msgs_t m = {0};
+    int rc = msgs_read(&m, files, nfiles, prompts);
+    if (rc) {
+        msgs_free(&m);
+        return rc;
+    }
+    rate_t r = {.s = s, .sc = sc};
+    r.persons = mem_calloc(1, sizeof *r.persons), r.streets = mem_calloc(1, sizeof *r.streets);
+    r.sp = mem_alloc(PII_CLI_MAX_SPANS * sizeof *r.sp);
+    for (size_t i = 0; i < m.n; i++)
+        rate_message(&r, m.v[i], m.len[i]);
+    printf("messages: %zu\n", r.msgs);
+    printf("flagged (any type):        %6zu  rate %.5f (1 in %.0f)\n", r.flagged,
+           ratio(r.flagged, r.msgs), r.flagged ? (double)r.msgs / (double)r.flagged : 0.0);
+    printf("flagged (excluding PERSON): %5zu  rate %.5f\n", r.flagged_np,
+           ratio(r.flagged_np, r.msgs));
+    printf("messages flagged per type:\n");
+    for (int t = 0; t < PII_TYPE_COUNT; t++)
+        if (r.by_type[t])
+            printf("  %-18s %6zu  rate %.5f\n", pii_type_name((pii_type_t)t), r.by_type[t],
+                   ratio(r.by_type[t], r.msgs));
+    printf("most frequent PERSON strings (%zu distinct%s):\n", r.persons->n,
+           r.persons->dropped ? ", more not counted" : "");
+    tally_print(r.persons, 20);
+    printf("most frequent STREET_ADDRESS strings (%zu distinct%s):\n", r.streets->n,
+           r.streets->dropped ? ", more not counted" : "");
+    tally_print(r.streets, 20);
+    if (secs > 0 && m.n) {
+        size_t np, passes = 0;
+        uint64_t t0 = clock_mono_ns(), el;
+        do {
+            for (size_t i = 0; i < m.n; i++)
+                pii_scan(s, sc, m.v[i], m.len[i], r.sp, PII_CLI_MAX_SPANS, &np);
+            passes++;
+            el = clock_mono_ns() - t0;
+        } while ((double)el < secs * 1e9);
+        double sec = (double)el / 1e9;
+        printf("throughput: %.1f MB/s, %.2f us per message (%zu bytes, %zu passes, one "
+               "thread)\n",
+               (double)m.bytes * (double)passes / 1e6 / sec,
+               sec * 1e6 / ((double)m.n * (double)passes), m.bytes, passes);
     }
     mem_free(r.sp);
-    if (!rc) {
-        printf("messages: %zu\n", r.msgs);
-        printf("flagged (any type):        %6zu  rate %.5f (1 in %.0f)\n", r.flagged,
-               ratio(r.flagged, r.msgs), r.flagged ? (double)r.msgs / (double)r.flagged : 0.0);
-        printf("flagged (excluding PERSON): %5zu  rate %.5f\n", r.flagged_np,
-               ratio(r.flagged_np, r.msgs));
-        printf("messages flagged per type:\n");
-        for (int t = 0; t < PII_TYPE_COUNT; t++)
-            if (r.by_type[t])
-                printf("  %-18s %6zu  rate %.5f\n", pii_type_name((pii_type_t)t), r.by_type[t],
-                       ratio(r.by_type[t], r.msgs));
-        printf("most frequent PERSON strings (%zu distinct%s):\n", r.persons->n,
-               r.persons->dropped ? ", more not counted" : "");
-        tally_print(r.persons, 20);
-        printf("most frequent STREET_ADDRESS strings (%zu distinct%s):\n", r.streets->n,
-               r.streets->dropped ? ", more not counted" : "");
-        tally_print(r.streets, 20);
-    }
     tally_free(r.persons);
     tally_free(r.streets);
-    return rc;
+    msgs_free(&m);
+    return 0;
 }
 
 /* ================================================================== scan */
@@ -527,7 +592,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: switchyard pii [--json] [--redact] [--names DIR] [FILE|-]\n"
                "       switchyard pii --eval FILE.json [--eval FILE.json ...] [--json] [--errors]\n"
                "                      [--names DIR]\n"
-               "       switchyard pii --flag-rate [--prompts] FILE.txt|SET [...] [--names DIR]\n"
+               "       switchyard pii --flag-rate [--prompts] [--seconds S] FILE.txt|SET [...]\n"
+               "                      [--names DIR]\n"
                "       switchyard pii --generate N [--seed S] [--templates FILE] [--names DIR]\n"
                "  --names DIR   census1990_*.txt name lists (default $SY_SHARED/data/names);\n"
                "                --names none disables PERSON detection\n"
@@ -538,6 +604,8 @@ static void usage(FILE *f)
                "  --prompts     with --flag-rate: the arguments name prompt sets of\n"
                "                $SY_SHARED/data (routing, specbench, banking77, clinc150),\n"
                "                each prompt one message\n"
+               "  --seconds S   with --flag-rate: then scan all messages again and again for S\n"
+               "                seconds and print the throughput (MB/s, us per message)\n"
                "  --errors      with --eval: print each missed gold span and each finding that\n"
                "                overlaps none (\"miss\"/\"false\", type, value, text)\n"
                "  --generate N  write N labelled records (the --eval format) to stdout: the\n"
@@ -558,7 +626,7 @@ int cmd_pii(int argc, char **argv)
     const char *templates = NULL;
     long gen_n = 0;
     unsigned long gen_seed = 1;
-    float min_score = 0.5f;
+    float min_score = 0.5f, secs = 0;
     char **evals = mem_calloc((size_t)argc + 1, sizeof *evals),
          **rates = mem_calloc((size_t)argc + 1, sizeof *rates);
     int ne = 0, nr = 0, status = 0;
@@ -590,6 +658,8 @@ int cmd_pii(int argc, char **argv)
             rate = true;
         else if (!strcmp(a, "--prompts") && rate)
             prompts = true;
+        else if (!strcmp(a, "--seconds") && rate && i + 1 < argc)
+            bad = cli_float(argv[++i], 0, 600, &secs);
         else if (rate && a[0] != '-')
             rates[nr++] = argv[i];
         else if (!input && (a[0] != '-' || !strcmp(a, "-")))
@@ -628,7 +698,7 @@ int cmd_pii(int argc, char **argv)
             if (eval_file(evals[i], s, sc, cnt, &skipped, &records)) status = 1;
         if (!status) eval_print(cnt, skipped, records, json);
     } else if (rate) {
-        status = nr && !flag_rate(rates, nr, prompts, s, sc) ? 0 : 1;
+        status = nr && !flag_rate(rates, nr, prompts, secs, s, sc) ? 0 : 1;
     } else {
         status = scan_file(input ? input : "-", s, sc, json, redact);
     }

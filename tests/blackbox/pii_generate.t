@@ -122,5 +122,30 @@ test('--flag-rate --prompts takes every prompt of a set as one message; an unkno
     'an unknown set fails and is named: ' + bad.stderr);
 });
 
+test('--flag-rate --seconds times the scanner over the messages it counted', async () => {
+  // the oracle: the messages written, cut at blank lines as --flag-rate cuts them
+  const msgs = [];
+  for (let i = 0; i < 40; i++)
+    msgs.push(i % 3 ? `Note ${i}: the meeting moved to room ${i}.` : `Call Zoë Hernández at 212-555-01${10 + i} about ticket ${i}.\nThanks.`);
+  const f = path.join(L.tmp(), 'msgs.txt');
+  fs.writeFileSync(f, msgs.join('\n\n\n') + '\n\n');
+  const bytes = msgs.reduce((n, m) => n + Buffer.byteLength(m), 0);
+  const r = spawnSync(L.SWITCHYARD, ['pii', '--names', names, '--flag-rate', '--seconds', '0.2', f], { encoding: 'utf8' });
+  eq(r.status, 0, 'scanned: ' + r.stderr);
+  eq(r.stdout.match(/^messages: (\d+)$/m)?.[1], String(msgs.length), 'messages counted');
+  eq(r.stdout.match(/^  PHONE_NUMBER +(\d+) /m)?.[1], String(msgs.filter((m) => /555/.test(m)).length), 'phones found');
+  const t = r.stdout.match(/^throughput: ([\d.]+) MB\/s, ([\d.]+) us per message \((\d+) bytes, (\d+) passes, one thread\)$/m);
+  assert(t, 'throughput printed: ' + r.stdout.slice(-300));
+  eq(t[3], String(bytes), 'the bytes of the messages, not of the file');
+  assert(+t[1] > 0 && +t[2] > 0 && +t[4] >= 1, 'a rate, a time and passes: ' + t[0]);
+  // MB/s and us per message are two readings of one measurement
+  const us = bytes / msgs.length / +t[1];
+  assert(Math.abs(us - +t[2]) / us < 0.05, `us per message ${t[2]} against ${us.toFixed(2)} from MB/s`);
+  const none = spawnSync(L.SWITCHYARD, ['pii', '--names', names, '--flag-rate', f], { encoding: 'utf8' });
+  assert(none.status === 0 && !/^throughput:/m.test(none.stdout), 'no timing without --seconds');
+  const bad = spawnSync(L.SWITCHYARD, ['pii', '--names', names, '--flag-rate', '--seconds', 'x', f], { encoding: 'utf8' });
+  assert(bad.status === 2 && /bad value 'x' for --seconds/.test(bad.stderr), 'a bad --seconds is named: ' + bad.stderr);
+});
+
 await run();
 })();
