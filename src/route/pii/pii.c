@@ -143,8 +143,8 @@ static int span_cmp(const void *a, const void *b)
 
 /* Sorts v[0, n) by span_cmp by merging its ascending runs, stable: candidates come as
  * a few runs (the triggers' in the order they fire, the labeller's in text order), so a
- * long text costs a pass and a merge or two, not a full sort. Its buffers are the
- * scratch's work space. */
+ * message or a long text costs a pass and a merge or two, not a full sort. Its buffers
+ * are the scratch's work space. */
 static void sort_spans(pii_scratch_t *sc, pii_span_t *v, size_t n)
 {
     pii_span_t *tmp = pii_scratch_work(sc, n * sizeof *tmp + (n + 1) * sizeof(size_t));
@@ -174,22 +174,7 @@ static void sort_spans(pii_scratch_t *sc, pii_span_t *v, size_t n)
 static size_t merge_spans(pii_scratch_t *sc, pii_span_t *v, size_t n)
 {
     if (n == 0) return 0;
-    if (n <= 32) {
-        /* A 2 KB message holds a handful of candidates, mostly in order already: an
-         * insertion sort needs no buffers. span_cmp orders all but identical
-         * candidates, so the result is the same. */
-        for (size_t i = 1; i < n; i++) {
-            pii_span_t x = v[i];
-            size_t j = i;
-            while (j > 0 && span_cmp(&x, &v[j - 1]) < 0) {
-                v[j] = v[j - 1];
-                j--;
-            }
-            v[j] = x;
-        }
-    } else {
-        sort_spans(sc, v, n);
-    }
+    sort_spans(sc, v, n);
     size_t k = 0;
     for (size_t i = 1; i < n; i++) {
         pii_span_t *last = &v[k];
