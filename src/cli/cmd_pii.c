@@ -343,12 +343,19 @@ typedef struct rate {
     size_t msgs, flagged, flagged_np, by_type[PII_TYPE_COUNT];
 } rate_t;
 
-/* Scans one message and counts what it holds. */
+/* Scans one message and counts what it holds. A message the scanner refuses (past its
+ * limits: it reports nothing then) counts as flagged with PII_UNKNOWN, as the gateway
+ * treats it, not as clean. */
 static void rate_message(rate_t *r, const char *p, size_t n)
 {
     size_t np = 0;
     r->msgs++;
-    pii_scan(r->s, r->sc, p, n, r->sp, PII_CLI_MAX_SPANS, &np);
+    if (pii_scan(r->s, r->sc, p, n, r->sp, PII_CLI_MAX_SPANS, &np)) {
+        r->by_type[PII_UNKNOWN]++;
+        r->flagged++;
+        r->flagged_np++;
+        return;
+    }
     bool seen[PII_TYPE_COUNT] = {0}, any_np = false;
     for (size_t i = 0; i < np && i < PII_CLI_MAX_SPANS; i++) {
         const pii_span_t *x = &r->sp[i];

@@ -147,5 +147,17 @@ test('--flag-rate --seconds times the scanner over the messages it counted', asy
   assert(bad.status === 2 && /bad value 'x' for --seconds/.test(bad.stderr), 'a bad --seconds is named: ' + bad.stderr);
 });
 
+test('--flag-rate counts a message past the scanner\'s candidate cap as flagged UNKNOWN, not clean', async () => {
+  // 1.2 million IP addresses in one message: past the 2^20 candidates of a scan
+  const f = path.join(L.tmp(), 'over.txt');
+  fs.writeFileSync(f, 'Call Ann at 212-555-0100.\n\n' + '10.0.0.1 '.repeat(1200000) + '\n\nnothing here\n');
+  const r = spawnSync(L.SWITCHYARD, ['pii', '--names', names, '--flag-rate', f], { encoding: 'utf8' });
+  eq(r.status, 0, 'scanned: ' + r.stderr);
+  eq(r.stdout.match(/^messages: (\d+)$/m)?.[1], '3', 'three messages');
+  eq(r.stdout.match(/^  UNKNOWN +(\d+) /m)?.[1], '1', 'the refused one flagged UNKNOWN: ' + r.stdout.slice(0, 400));
+  eq(r.stdout.match(/^  IP_ADDRESS +(\d+) /m), null, 'no partial findings of it');
+  eq(r.stdout.match(/^flagged \(any type\): +(\d+) /m)?.[1], '2', 'the phone and the refused one');
+});
+
 await run();
 })();
